@@ -1,2 +1,10 @@
-//! Fjord: a Kafka-protocol broker. This file lists the modules; `Broker` wiring lives in broker/.
+//! Fjord: a single-binary broker that speaks the Apache Kafka wire protocol. This file lists the
+//! modules; `broker::start` wires storage -> broker -> api -> server.
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod protocol;
+pub mod records;
+pub mod server;
+pub mod storage;
 pub mod types;

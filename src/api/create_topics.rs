@@ -1,0 +1,115 @@
+//! CreateTopics: validates names, partition counts, replication factor (one broker), replica
+//! assignments and configs as Kafka does; validate_only checks without creating.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::describe_configs::topic_configs;
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+use crate::config::topic_def;
+
+/// A per-topic refusal: Kafka error code and message.
+type Refusal = (i16, String);
+
+/// Checks one topic; returns (partitions, replication factor, config overrides).
+fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<String, String>), Refusal> {
+    let name = t.name.0.to_string();
+    broker.metadata.check_new_topic(&name).map_err(|e| (error_code::metadata(&e), e.to_string()))?;
+    let node = broker.config.node_id;
+    let (partitions, rf) = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err((E::InvalidRequest.code(), "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into()));
+        }
+        let mut seen = HashSet::new();
+        for a in &t.assignments {
+            if a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node) || !seen.insert(a.partition_index) {
+                return Err((E::InvalidReplicaAssignment.code(), format!("Invalid replica assignment for partition {}", a.partition_index)));
+            }
+            if a.broker_ids.len() > 1 {
+                return Err((E::InvalidReplicaAssignment.code(), "Duplicate brokers not allowed in replica assignment".into()));
+            }
+        }
+        let n = t.assignments.len() as i32;
+        if (0..n).any(|p| !seen.contains(&p)) {
+            return Err((E::InvalidReplicaAssignment.code(), "Partitions should be a consecutive 0-based integer sequence".into()));
+        }
+        (n, 1)
+    } else {
+        let partitions = if t.num_partitions == -1 { broker.config.num_partitions } else { t.num_partitions };
+        if partitions <= 0 {
+            return Err((E::InvalidPartitions.code(), "Number of partitions was set to an invalid non-positive value.".into()));
+        }
+        let rf = if t.replication_factor == -1 { broker.config.default_replication_factor } else { t.replication_factor };
+        if rf <= 0 {
+            return Err((E::InvalidReplicationFactor.code(), "Replication factor must be larger than 0, or -1 to use the default value.".into()));
+        }
+        if rf > 1 {
+            return Err((
+                E::InvalidReplicationFactor.code(),
+                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
+            ));
+        }
+        (partitions, rf)
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let key = c.name.to_string();
+        if topic_def(&key).is_none() {
+            return Err((E::InvalidConfig.code(), format!("Unknown topic config name: {key}")));
+        }
+        let Some(value) = &c.value else {
+            return Err((E::InvalidConfig.code(), format!("Null value not supported for topic configs: {key}")));
+        };
+        configs.insert(key, value.to_string());
+    }
+    broker.config.log_config(&configs).map_err(|e| (E::InvalidConfig.code(), e.to_string()))?;
+    Ok((partitions, rf, configs))
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &req.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let base = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+            let refuse = |(code, msg): Refusal| base.clone().with_error_code(code).with_error_message(Some(str_bytes(msg)));
+            if counts[&name] > 1 {
+                return refuse((E::InvalidRequest.code(), format!("Create topics request contains multiple entries for the topic {name}")));
+            }
+            let (partitions, rf, configs) = match check(broker, t) {
+                Ok(v) => v,
+                Err(r) => return refuse(r),
+            };
+            let described = topic_configs(broker, &configs)
+                .into_iter()
+                .map(|d| {
+                    CreatableTopicConfigs::default()
+                        .with_name(str_bytes(d.name))
+                        .with_value(d.value.map(str_bytes))
+                        .with_config_source(d.source)
+                })
+                .collect();
+            let id = if req.validate_only {
+                uuid::Uuid::nil()
+            } else {
+                match broker.create_topic(&name, partitions, configs) {
+                    Ok(meta) => meta.id,
+                    Err(e) => return refuse((error_code::metadata(&e), e.to_string())),
+                }
+            };
+            base.with_topic_id(id).with_num_partitions(partitions).with_replication_factor(rf).with_configs(Some(described))
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}

@@ -1,0 +1,44 @@
+//! DeleteTopics: by name (all versions) or by topic id (v6+). Internal topics are refused.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::{error_code, str_bytes, topic_name};
+use crate::broker::Broker;
+
+fn delete(broker: &Broker, name: Option<String>, id: uuid::Uuid) -> DeletableTopicResult {
+    let meta = match &name {
+        Some(n) => broker.metadata.topic(n),
+        None => broker.metadata.topic_by_id(id),
+    };
+    let result = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
+    let Some(meta) = meta else {
+        let code = if name.is_some() { E::UnknownTopicOrPartition.code() } else { E::UnknownTopicId.code() };
+        return result.with_error_code(code);
+    };
+    let result = result.with_name(Some(topic_name(meta.name.clone()))).with_topic_id(meta.id);
+    if !broker.config.delete_topic_enable {
+        return result.with_error_code(E::TopicDeletionDisabled.code());
+    }
+    if meta.is_internal() {
+        return result
+            .with_error_code(E::InvalidTopicException.code())
+            .with_error_message(Some(str_bytes(format!("Topic {} is an internal topic", meta.name))));
+    }
+    match broker.delete_topic(&meta.name) {
+        Ok(_) => result,
+        Err(e) => result.with_error_code(error_code::metadata(&e)).with_error_message(Some(str_bytes(e.to_string()))),
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let responses = if version >= 6 {
+        req.topics.into_iter().map(|t| delete(broker, t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+    } else {
+        req.topic_names.into_iter().map(|n| delete(broker, Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+    };
+    DeleteTopicsResponse::default().with_responses(responses)
+}

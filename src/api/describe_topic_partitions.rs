@@ -1,0 +1,92 @@
+//! DescribeTopicPartitions (kafka-topics.sh --describe in Kafka 3.8+): topics by name, or all
+//! topics when none are named, paginated by response_partition_limit and a cursor.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
+
+use super::topic_name;
+use super::metadata::ALL_TOPIC_OPERATIONS;
+use crate::broker::metadata::TopicMeta;
+use crate::broker::Broker;
+
+/// Kafka's cap on partitions per response (max.request.partition.size.limit default).
+pub const RESPONSE_PARTITION_LIMIT_MAX: i32 = 2000;
+
+pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _version: i16) -> DescribeTopicPartitionsResponse {
+    let node = BrokerId(broker.config.node_id);
+    let limit = if req.response_partition_limit <= 0 {
+        RESPONSE_PARTITION_LIMIT_MAX
+    } else {
+        req.response_partition_limit.min(RESPONSE_PARTITION_LIMIT_MAX)
+    };
+    // The topics to describe, sorted by name (pagination relies on the order).
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        broker.metadata.topics().into_iter().map(|t| t.name).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let (cursor_topic, cursor_partition) = match &req.cursor {
+        Some(c) => (Some(c.topic_name.0.to_string()), c.partition_index.max(0)),
+        None => (None, 0),
+    };
+    let mut budget = limit;
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if let Some(start) = &cursor_topic {
+            if &name < start {
+                continue;
+            }
+        }
+        let Some(meta): Option<TopicMeta> = broker.metadata.topic(&name) else {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name(name)))
+                    .with_error_code(E::UnknownTopicOrPartition.code())
+                    .with_topic_authorized_operations(i32::MIN),
+            );
+            continue;
+        };
+        if budget == 0 {
+            next_cursor = Some(Cursor::default().with_topic_name(topic_name(name)).with_partition_index(0));
+            break;
+        }
+        let first = if cursor_topic.as_deref() == Some(name.as_str()) { cursor_partition } else { 0 };
+        let mut partitions = Vec::new();
+        let mut p = first;
+        while p < meta.partitions && budget > 0 {
+            partitions.push(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_id(node)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node])
+                    .with_eligible_leader_replicas(Some(vec![]))
+                    .with_last_known_elr(Some(vec![])),
+            );
+            p += 1;
+            budget -= 1;
+        }
+        topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(topic_name(meta.name.clone())))
+                .with_topic_id(meta.id)
+                .with_is_internal(meta.is_internal())
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+        );
+        if p < meta.partitions {
+            next_cursor = Some(Cursor::default().with_topic_name(topic_name(meta.name)).with_partition_index(p));
+            break;
+        }
+    }
+    DescribeTopicPartitionsResponse::default().with_topics(topics).with_next_cursor(next_cursor)
+}

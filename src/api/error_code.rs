@@ -1,0 +1,56 @@
+//! The single place where internal errors become Kafka error codes (and messages), chosen as the
+//! Java broker chooses them. Handlers never spell numeric codes.
+
+use kafka_protocol::error::ResponseError as E;
+
+use crate::broker::metadata::MetadataError;
+use crate::broker::replica_manager::ReplicaError;
+use crate::records::RecordsError;
+use crate::storage::StorageError;
+
+pub const NONE: i16 = 0;
+
+pub fn records(e: &RecordsError) -> i16 {
+    match e {
+        RecordsError::CorruptMessage { .. } => E::CorruptMessage.code(),
+        RecordsError::MessageTooLarge { .. } => E::MessageTooLarge.code(),
+        // Produce v3+ carries only magic 2; Kafka answers older magic with INVALID_RECORD.
+        RecordsError::UnsupportedMessageFormat { .. } => E::InvalidRecord.code(),
+        RecordsError::InvalidRecord { .. } => E::InvalidRecord.code(),
+        RecordsError::InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
+    }
+}
+
+pub fn storage(e: &StorageError) -> i16 {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+        StorageError::Records(r) => records(r),
+        StorageError::DuplicateSequence { .. } => E::DuplicateSequenceNumber.code(),
+        StorageError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
+        StorageError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch.code(),
+        StorageError::Io(_) | StorageError::Corrupt(_) => E::KafkaStorageError.code(),
+        StorageError::UnknownPartition(_) => E::UnknownTopicOrPartition.code(),
+        StorageError::AlreadyExists(_) => E::UnknownServerError.code(),
+    }
+}
+
+pub fn replica(e: &ReplicaError) -> i16 {
+    match e {
+        ReplicaError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
+        ReplicaError::Storage(s) => storage(s),
+    }
+}
+
+pub fn metadata(e: &MetadataError) -> i16 {
+    match e {
+        MetadataError::TopicExists(_) => E::TopicAlreadyExists.code(),
+        MetadataError::InvalidTopic(_) => E::InvalidTopicException.code(),
+        MetadataError::UnknownTopic(_) => E::UnknownTopicOrPartition.code(),
+        MetadataError::Corrupt { .. } | MetadataError::Io(_) => E::KafkaStorageError.code(),
+    }
+}
+
+/// Errors worth a log line at warn: the broker's own faults, not a client's mistake.
+pub fn is_server_fault(code: i16) -> bool {
+    code == E::KafkaStorageError.code() || code == E::UnknownServerError.code()
+}

@@ -1,0 +1,146 @@
+//! Fetch: whole batches from the fetch offset up to the high watermark, within max_bytes (the
+//! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms, woken by
+//! appends. Topics by name before v13, by id from v13. Fetch sessions are not created: every
+//! response carries session id 0, which tells clients to keep sending full fetches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+
+use super::error_code;
+use crate::broker::replica_manager::ReplicaError;
+use crate::broker::Broker;
+use crate::types::TopicPartition;
+
+/// A partition of the request after its topic was resolved.
+struct Wanted {
+    /// Index into the response topics.
+    topic: usize,
+    tp: Option<TopicPartition>,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: i32,
+    /// Set when the topic could not be resolved.
+    error: i16,
+}
+
+fn partition_error(partition: i32, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_records(Some(Bytes::new()))
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+    if req.session_id != 0 {
+        // We never hand out session ids, so any incremental fetch names an unknown session.
+        return FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
+    }
+    let by_id = version >= 13;
+    let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
+    let mut wanted = Vec::new();
+    for t in &req.topics {
+        let meta = if by_id { broker.metadata.topic_by_id(t.topic_id) } else { broker.metadata.topic(&t.topic.0) };
+        let unknown = if by_id { E::UnknownTopicId.code() } else { E::UnknownTopicOrPartition.code() };
+        let index = topics.len();
+        topics.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_topic_id(t.topic_id));
+        for p in &t.partitions {
+            let (tp, error) = match &meta {
+                None => (None, unknown),
+                Some(m) if p.partition < 0 || p.partition >= m.partitions => (None, E::UnknownTopicOrPartition.code()),
+                Some(m) => (Some(TopicPartition::new(m.name.clone(), p.partition)), 0),
+            };
+            wanted.push(Wanted {
+                topic: index,
+                tp,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                error,
+            });
+        }
+    }
+    let max_bytes = req.max_bytes.min(broker.config.fetch_max_bytes).max(0) as usize;
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        // Register for wake-ups before reading, so an append between read and wait is not missed.
+        let notified = broker.replicas.appended.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (parts, bytes, any_error) = read_partitions(broker, &wanted, max_bytes, read_committed);
+        let expired = tokio::time::Instant::now() >= deadline;
+        if bytes >= min_bytes || any_error || expired || broker.is_shutting_down() {
+            let mut topics = topics;
+            for (w, p) in wanted.iter().zip(parts) {
+                topics[w.topic].partitions.push(p);
+            }
+            return FetchResponse::default().with_session_id(0).with_responses(topics);
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// Reads every wanted partition once: (partition data, bytes read, whether any partition failed).
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut min_one = true;
+    for w in wanted {
+        let Some(tp) = &w.tp else {
+            any_error = true;
+            out.push(partition_error(w.partition, w.error));
+            continue;
+        };
+        let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+        match broker.replicas.read(tp, w.fetch_offset, limit, min_one) {
+            Ok((offsets, data)) => {
+                if !data.is_empty() {
+                    min_one = false;
+                }
+                total += data.len();
+                out.push(
+                    PartitionData::default()
+                        .with_partition_index(w.partition)
+                        .with_high_watermark(offsets.high_watermark)
+                        .with_last_stable_offset(offsets.high_watermark)
+                        .with_log_start_offset(offsets.log_start_offset)
+                        .with_aborted_transactions(if read_committed { Some(vec![]) } else { None })
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_records(Some(data)),
+                );
+            }
+            Err(e) => {
+                any_error = true;
+                let code = match &e {
+                    ReplicaError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
+                    other => error_code::replica(other),
+                };
+                if error_code::is_server_fault(code) {
+                    tracing::error!(partition = %tp, error = %e, "fetch failed");
+                }
+                let mut p = partition_error(w.partition, code);
+                if let Ok(o) = broker.replicas.offsets(tp) {
+                    p.high_watermark = o.high_watermark;
+                    p.last_stable_offset = o.high_watermark;
+                    p.log_start_offset = o.log_start_offset;
+                }
+                out.push(p);
+            }
+        }
+    }
+    (out, total, any_error)
+}

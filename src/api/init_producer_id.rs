@@ -1,0 +1,35 @@
+//! InitProducerId for idempotent producers: a fresh producer id (never reused across restarts),
+//! or an epoch bump for a producer that presents its current id and epoch (KIP-360).
+//! Transactional ids wait for the transaction coordinator.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, _version: i16) -> InitProducerIdResponse {
+    let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if req.transactional_id.as_ref().is_some_and(|t| t.0.is_empty()) {
+        // Kafka: an empty transactional id is neither idempotent-only nor a valid id.
+        return resp.with_error_code(E::InvalidRequest.code());
+    }
+    if req.transactional_id.is_some() {
+        // No transaction coordinator yet: answer as Kafka does while it is unavailable.
+        return resp.with_error_code(E::CoordinatorNotAvailable.code());
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
+        // Bump the epoch of an existing idempotent producer; at the epoch limit, a new id.
+        if req.producer_epoch < i16::MAX - 1 {
+            return resp.with_producer_id(req.producer_id).with_producer_epoch(req.producer_epoch + 1);
+        }
+    }
+    match broker.producer_ids.next_id() {
+        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "could not reserve producer ids");
+            resp.with_error_code(E::KafkaStorageError.code())
+        }
+    }
+}

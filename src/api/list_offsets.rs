@@ -1,0 +1,70 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and by
+//! timestamp: the first offset whose timestamp is >= the target, across segments and inside
+//! compressed batches (the storage layer finds it).
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::error_code;
+use crate::broker::Broker;
+use crate::types::TopicPartition;
+
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+pub const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -6;
+
+fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, i64), crate::broker::replica_manager::ReplicaError> {
+    let offsets = broker.replicas.offsets(tp)?;
+    Ok(match timestamp {
+        LATEST_TIMESTAMP => (-1, offsets.high_watermark),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => (-1, offsets.log_start_offset),
+        MAX_TIMESTAMP => match broker.replicas.max_timestamp(tp)? {
+            Some((ts, offset)) if offset < offsets.high_watermark => (ts, offset),
+            _ => (-1, -1),
+        },
+        // No tiered storage: nothing is tiered or pending upload.
+        LATEST_TIERED_TIMESTAMP | EARLIEST_PENDING_UPLOAD_TIMESTAMP => (-1, -1),
+        ts => match broker.replicas.offset_for_timestamp(tp, ts)? {
+            Some((offset, found_ts)) if offset < offsets.high_watermark => (found_ts, offset),
+            _ => (-1, -1),
+        },
+    })
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let meta = broker.metadata.topic(&name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_leader_epoch(0);
+                    let known = meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
+                    if !known {
+                        return resp.with_error_code(E::UnknownTopicOrPartition.code()).with_timestamp(-1).with_offset(-1);
+                    }
+                    let tp = TopicPartition::new(name.clone(), p.partition_index);
+                    match lookup(broker, &tp, p.timestamp) {
+                        Ok((ts, offset)) => resp.with_timestamp(ts).with_offset(offset),
+                        Err(e) => {
+                            tracing::warn!(partition = %tp, error = %e, "list offsets failed");
+                            resp.with_error_code(error_code::replica(&e)).with_timestamp(-1).with_offset(-1)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

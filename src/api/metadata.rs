@@ -1,0 +1,111 @@
+//! Metadata: this node as the only broker, topics by name or (v10+) by id, auto-creation when
+//! allowed by the request and by auto.create.topics.enable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+
+use super::{error_code, str_bytes, topic_name, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::metadata::{validate_topic_name, TopicMeta};
+use crate::broker::Broker;
+
+/// Without authorization every operation is allowed; the bit field Kafka would report then.
+/// Topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
+fn partitions(broker: &Broker, t: &TopicMeta) -> Vec<MetadataResponsePartition> {
+    let node = BrokerId(broker.config.node_id);
+    (0..t.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect()
+}
+
+fn topic_response(broker: &Broker, t: &TopicMeta, ops: bool) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(t.name.clone())))
+        .with_topic_id(t.id)
+        .with_is_internal(t.is_internal())
+        .with_partitions(partitions(broker, t))
+        .with_topic_authorized_operations(if ops { ALL_TOPIC_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED })
+}
+
+fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_error_code(code)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let ops = req.include_topic_authorized_operations;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics;
+    let topics = match requested {
+        None => broker.metadata.topics().iter().map(|t| topic_response(broker, t, ops)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|rt| match rt.name {
+                Some(name) => {
+                    let name = name.0.to_string();
+                    if let Some(t) = broker.metadata.topic(&name) {
+                        return topic_response(broker, &t, ops);
+                    }
+                    if let Err(e) = validate_topic_name(&name) {
+                        return error_topic(Some(name), uuid::Uuid::nil(), error_code::metadata(&e));
+                    }
+                    if !allow_create {
+                        return error_topic(Some(name), uuid::Uuid::nil(), E::UnknownTopicOrPartition.code());
+                    }
+                    match broker.create_topic(&name, broker.config.num_partitions, BTreeMap::new()) {
+                        Ok(t) => topic_response(broker, &t, ops),
+                        // Another request created it meanwhile.
+                        Err(crate::broker::metadata::MetadataError::TopicExists(_)) => match broker.metadata.topic(&name) {
+                            Some(t) => topic_response(broker, &t, ops),
+                            None => error_topic(Some(name), uuid::Uuid::nil(), E::UnknownTopicOrPartition.code()),
+                        },
+                        Err(e) => {
+                            tracing::warn!(topic = %name, error = %e, "auto-creation failed");
+                            error_topic(Some(name), uuid::Uuid::nil(), error_code::metadata(&e))
+                        }
+                    }
+                }
+                None => match broker.metadata.topic_by_id(rt.topic_id) {
+                    Some(t) => topic_response(broker, &t, ops),
+                    None => error_topic(None, rt.topic_id, E::UnknownTopicId.code()),
+                },
+            })
+            .collect(),
+    };
+    let node = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.config.node_id))
+        .with_host(str_bytes(broker.advertised.host.clone()))
+        .with_port(broker.advertised.port as i32);
+    MetadataResponse::default()
+        .with_brokers(vec![node])
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            ALL_CLUSTER_OPERATIONS
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
+}

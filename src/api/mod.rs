@@ -1,0 +1,99 @@
+//! Dispatch: one match on the api key. Each handler decodes nothing itself: it receives the typed
+//! request and returns the typed response, which is encoded here at the request's version.
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_topic_partitions;
+pub mod error_code;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use crate::broker::Broker;
+use crate::protocol::header::{decode_request_header, encode_response, peek_prefix};
+use crate::protocol::versions;
+
+/// Per-connection state the handlers may need.
+pub struct Session {
+    pub peer: SocketAddr,
+    pub client_id: Option<String>,
+}
+
+impl Session {
+    pub fn new(peer: SocketAddr) -> Session {
+        Session { peer, client_id: None }
+    }
+}
+
+/// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
+/// (acks=0 produce). `Err`: the frame is malformed and the connection must be closed.
+pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> anyhow::Result<Option<BytesMut>> {
+    let prefix = peek_prefix(&frame).ok_or_else(|| anyhow!("request shorter than a header"))?;
+    let key = ApiKey::try_from(prefix.api_key).map_err(|_| anyhow!("unknown api key {}", prefix.api_key))?;
+    let version = prefix.api_version;
+    let corr = prefix.correlation_id;
+    if !versions::is_served(key, version) {
+        if key == ApiKey::ApiVersions {
+            // The client does not know our versions yet: tell it, in the v0 format all know.
+            tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
+            return Ok(Some(encode_response(key, 0, corr, &api_versions::unsupported_version())?));
+        }
+        bail!("{key:?} v{version} is not supported");
+    }
+    let mut body = frame;
+    let header = decode_request_header(key, version, &mut body)?;
+    if session.client_id.is_none() {
+        session.client_id = header.client_id.as_ref().map(|c| c.to_string());
+    }
+    macro_rules! serve {
+        ($req:ty, $handler:expr) => {{
+            let req = <$req>::decode(&mut body, version)?;
+            let resp = $handler(broker, req, version).await;
+            Ok(Some(encode_response(key, version, corr, &resp)?))
+        }};
+    }
+    match key {
+        ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
+        ApiKey::Metadata => serve!(MetadataRequest, metadata::handle),
+        ApiKey::Produce => {
+            let req = ProduceRequest::decode(&mut body, version)?;
+            match produce::handle(broker, req, version).await {
+                Some(resp) => Ok(Some(encode_response(key, version, corr, &resp)?)),
+                None => Ok(None),
+            }
+        }
+        ApiKey::Fetch => serve!(FetchRequest, fetch::handle),
+        ApiKey::ListOffsets => serve!(ListOffsetsRequest, list_offsets::handle),
+        ApiKey::CreateTopics => serve!(CreateTopicsRequest, create_topics::handle),
+        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, delete_topics::handle),
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, init_producer_id::handle),
+        ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
+        ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
+        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
+        other => bail!("{other:?} is in the version table but has no handler"),
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).
+pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -1,0 +1,85 @@
+//! Produce: per-partition validation and append, acks 0 / 1 / -1. acks=0 gets no response.
+//! Per-partition faults go into the response; one partition's error never fails the others.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+use crate::types::TopicPartition;
+
+fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let meta = broker.metadata.topic(&name);
+        let partitions = topic
+            .partition_data
+            .into_iter()
+            .map(|pd| {
+                if !matches!(acks, -1 | 0 | 1) {
+                    return failed(pd.index, E::InvalidRequiredAcks.code(), None);
+                }
+                let Some(meta) = &meta else {
+                    return failed(pd.index, E::UnknownTopicOrPartition.code(), None);
+                };
+                if pd.index < 0 || pd.index >= meta.partitions {
+                    return failed(pd.index, E::UnknownTopicOrPartition.code(), None);
+                }
+                if meta.is_internal() {
+                    return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));
+                }
+                if acks == -1 {
+                    let min_isr = broker
+                        .config
+                        .topic_value(&meta.configs, "min.insync.replicas")
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(1);
+                    if min_isr > 1 {
+                        // One replica in the ISR cannot satisfy it, as Kafka would say.
+                        return failed(pd.index, E::NotEnoughReplicas.code(), None);
+                    }
+                }
+                let Some(records) = pd.records else {
+                    return failed(pd.index, E::InvalidRecord.code(), Some("no records".into()));
+                };
+                let tp = TopicPartition::new(name.clone(), pd.index);
+                match broker.replicas.append(&tp, &records) {
+                    Ok(a) => PartitionProduceResponse::default()
+                        .with_index(pd.index)
+                        .with_base_offset(a.base_offset)
+                        .with_log_append_time_ms(a.log_append_time_ms)
+                        .with_log_start_offset(a.log_start_offset),
+                    Err(e) => {
+                        let code = error_code::replica(&e);
+                        if error_code::is_server_fault(code) {
+                            tracing::error!(partition = %tp, error = %e, "append failed");
+                        } else {
+                            tracing::debug!(partition = %tp, error = %e, "produce rejected");
+                        }
+                        failed(pd.index, code, Some(e.to_string()))
+                    }
+                }
+            })
+            .collect();
+        responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,386 @@
+//! Cluster metadata of a single node: topics (names, stable UUIDs, partition counts, config
+//! overrides), the cluster id and the producer-id block. Durable through checkpoint files written
+//! atomically; knows nothing of requests or of the logs themselves.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine;
+use uuid::Uuid;
+
+use crate::storage::checkpoint::write_atomic;
+use crate::storage::io::std::StdIo;
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic(&StdIo, path, bytes)
+}
+
+/// Kafka's limit on topic name length.
+pub const TOPIC_NAME_MAX_CHARS: usize = 249;
+
+/// One topic as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Per-topic config overrides (what DescribeConfigs reports as DYNAMIC_TOPIC_CONFIG).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMeta {
+    pub fn is_internal(&self) -> bool {
+        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("metadata file {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("metadata I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Checks a topic name as Kafka's `Topic.validate` does: non-empty, not "." or "..", at most 249
+/// characters of [a-zA-Z0-9._-].
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    let bad = |why: &str| Err(MetadataError::InvalidTopic(format!("Topic name \"{name}\" is illegal, {why}")));
+    if name.is_empty() {
+        return bad("it can't be empty");
+    }
+    if name == "." || name == ".." {
+        return bad("it can't be '.' or '..'");
+    }
+    if name.len() > TOPIC_NAME_MAX_CHARS {
+        return bad("it can't be longer than 249 characters");
+    }
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+        return bad("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// Topics whose names differ only by '.' versus '_' collide in metric names; Kafka refuses them.
+fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+const TOPICS_FILE: &str = "fjord-topics.checkpoint";
+const TOPICS_FILE_VERSION: &str = "0";
+
+/// The topic table. Reads are cheap (RwLock); changes are written to disk before they are visible.
+pub struct MetadataStore {
+    dir: PathBuf,
+    topics: RwLock<BTreeMap<String, TopicMeta>>,
+}
+
+/// Percent-escapes the bytes that would break the line format (space, '%', '=', newlines).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            ' ' | '%' | '=' | '\n' | '\r' | '\t' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn unescape(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn encode_topics(topics: &BTreeMap<String, TopicMeta>) -> String {
+    let mut s = format!("{TOPICS_FILE_VERSION}\n{}\n", topics.len());
+    for t in topics.values() {
+        s.push_str(&format!("{} {} {} {}", t.name, t.id, t.partitions, t.configs.len()));
+        for (k, v) in &t.configs {
+            s.push_str(&format!(" {}={}", escape(k), escape(v)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn decode_topics(text: &str) -> Result<BTreeMap<String, TopicMeta>, String> {
+    let mut lines = text.lines();
+    if lines.next() != Some(TOPICS_FILE_VERSION) {
+        return Err("unknown version".into());
+    }
+    let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or("bad count")?;
+    let mut topics = BTreeMap::new();
+    for line in lines {
+        let mut f = line.split(' ');
+        let name = f.next().ok_or("missing name")?.to_string();
+        let id = Uuid::parse_str(f.next().ok_or("missing id")?).map_err(|e| e.to_string())?;
+        let partitions: i32 = f.next().and_then(|p| p.parse().ok()).ok_or("bad partitions")?;
+        let n: usize = f.next().and_then(|p| p.parse().ok()).ok_or("bad config count")?;
+        let mut configs = BTreeMap::new();
+        for kv in f {
+            let (k, v) = kv.split_once('=').ok_or("bad config")?;
+            configs.insert(unescape(k).ok_or("bad escape")?, unescape(v).ok_or("bad escape")?);
+        }
+        if configs.len() != n {
+            return Err(format!("topic {name}: expected {n} configs"));
+        }
+        topics.insert(name.clone(), TopicMeta { name, id, partitions, configs });
+    }
+    if topics.len() != count {
+        return Err(format!("expected {count} topics, found {}", topics.len()));
+    }
+    Ok(topics)
+}
+
+impl MetadataStore {
+    /// Loads the topic table from `dir` (the first log dir); empty when the file does not exist.
+    pub fn open(dir: &Path) -> Result<MetadataStore, MetadataError> {
+        let path = dir.join(TOPICS_FILE);
+        let topics = match std::fs::read_to_string(&path) {
+            Ok(text) => decode_topics(&text).map_err(|reason| MetadataError::Corrupt { path, reason })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(MetadataStore { dir: dir.to_path_buf(), topics: RwLock::new(topics) })
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, TopicMeta>) -> Result<(), MetadataError> {
+        write_atomically(&self.dir.join(TOPICS_FILE), encode_topics(topics).as_bytes())?;
+        Ok(())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMeta> {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        topics.values().find(|t| t.id == id).cloned()
+    }
+
+    /// Every topic, ordered by name.
+    pub fn topics(&self) -> Vec<TopicMeta> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Checks that a topic could be created (name legal, not taken, no '.'/'_' collision).
+    pub fn check_new_topic(&self, name: &str) -> Result<(), MetadataError> {
+        validate_topic_name(name)?;
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        if topics.contains_key(name) {
+            return Err(MetadataError::TopicExists(name.to_string()));
+        }
+        let key = collision_key(name);
+        if let Some(other) = topics.values().find(|t| collision_key(&t.name) == key) {
+            return Err(MetadataError::InvalidTopic(format!(
+                "Topic '{name}' collides with existing topic: {}",
+                other.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a topic with a fresh UUID. `create_logs` runs under the write lock before the change
+    /// is persisted, so a topic is never visible without its partitions.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        create_logs: impl FnOnce(&TopicMeta) -> Result<(), MetadataError>,
+    ) -> Result<TopicMeta, MetadataError> {
+        self.check_new_topic(name)?;
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        if topics.contains_key(name) {
+            return Err(MetadataError::TopicExists(name.to_string()));
+        }
+        let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs };
+        create_logs(&meta)?;
+        let mut next = topics.clone();
+        next.insert(name.to_string(), meta.clone());
+        self.persist(&next)?;
+        *topics = next;
+        Ok(meta)
+    }
+
+    /// Removes a topic from the table (durably) and returns it; the caller deletes its logs.
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = topics.clone();
+        let meta = next.remove(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.persist(&next)?;
+        *topics = next;
+        Ok(meta)
+    }
+}
+
+/// Kafka's textual form of a UUID: URL-safe base64 without padding (22 characters).
+pub fn uuid_to_kafka_string(id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// Reads `meta.properties` from the log dir, or writes a new one with a fresh cluster id.
+pub fn load_or_create_cluster_id(dir: &Path, node_id: i32) -> Result<String, MetadataError> {
+    let path = dir.join("meta.properties");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props = crate::config::parse_properties(&text)
+                .map_err(|e| MetadataError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+            if let Some(stored) = props.get("node.id").and_then(|n| n.parse::<i32>().ok()) {
+                if stored != node_id {
+                    return Err(MetadataError::Corrupt {
+                        path,
+                        reason: format!("stored node.id {stored} does not match configured node.id {node_id}"),
+                    });
+                }
+            }
+            props
+                .get("cluster.id")
+                .cloned()
+                .ok_or(MetadataError::Corrupt { path, reason: "no cluster.id".into() })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster_id = uuid_to_kafka_string(Uuid::new_v4());
+            let directory_id = uuid_to_kafka_string(Uuid::new_v4());
+            let text = format!(
+                "#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={directory_id}\n"
+            );
+            write_atomically(&path, text.as_bytes())?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Hands out producer ids that are never reused, also across restarts: ids are reserved in
+/// blocks whose end is written to disk before any id of the block is given out.
+pub struct ProducerIdManager {
+    path: PathBuf,
+    state: std::sync::Mutex<(i64, i64)>, // (next id, end of reserved block, exclusive)
+}
+
+const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+const PRODUCER_ID_FILE: &str = "fjord-producer-id-block";
+
+impl ProducerIdManager {
+    pub fn open(dir: &Path) -> Result<ProducerIdManager, MetadataError> {
+        let path = dir.join(PRODUCER_ID_FILE);
+        let end = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|e| MetadataError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        // Ids below the stored block end may have been handed out before a crash: start after it.
+        Ok(ProducerIdManager { path, state: std::sync::Mutex::new((end, end)) })
+    }
+
+    pub fn next_id(&self) -> Result<i64, MetadataError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 >= state.1 {
+            let end = state.1 + PRODUCER_ID_BLOCK_SIZE;
+            write_atomically(&self.path, end.to_string().as_bytes())?;
+            state.1 = end;
+        }
+        let id = state.0;
+        state.0 += 1;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_checked_like_kafka() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn topics_survive_reopen_with_ids_and_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "1000".to_string());
+        configs.insert("weird key".to_string(), "a=b %c\n".to_string());
+        let t = store.create_topic("t1", 3, configs, |_| Ok(())).unwrap();
+        store.create_topic("t2", 1, BTreeMap::new(), |_| Ok(())).unwrap();
+        store.delete_topic("t2").unwrap();
+        let reopened = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.topics(), vec![t.clone()]);
+        assert_eq!(reopened.topic_by_id(t.id), Some(t));
+    }
+
+    #[test]
+    fn duplicate_and_colliding_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        store.create_topic("a.b", 1, BTreeMap::new(), |_| Ok(())).unwrap();
+        assert!(matches!(store.create_topic("a.b", 1, BTreeMap::new(), |_| Ok(())), Err(MetadataError::TopicExists(_))));
+        assert!(matches!(store.check_new_topic("a_b"), Err(MetadataError::InvalidTopic(_))));
+    }
+
+    #[test]
+    fn failed_log_creation_leaves_no_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        let r = store.create_topic("t", 1, BTreeMap::new(), |_| Err(MetadataError::InvalidTopic("disk".into())));
+        assert!(r.is_err());
+        assert!(store.topic("t").is_none());
+    }
+
+    #[test]
+    fn corrupt_topic_file_is_an_error_not_an_empty_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(TOPICS_FILE), "0\n2\nt x 1 0\n").unwrap();
+        assert!(matches!(MetadataStore::open(dir.path()), Err(MetadataError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn producer_ids_are_not_reused_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = ProducerIdManager::open(dir.path()).unwrap();
+        let a = m.next_id().unwrap();
+        let b = m.next_id().unwrap();
+        assert_eq!(b, a + 1);
+        let m2 = ProducerIdManager::open(dir.path()).unwrap();
+        assert!(m2.next_id().unwrap() > b);
+    }
+
+    #[test]
+    fn cluster_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_cluster_id(dir.path(), 1).unwrap();
+        assert_eq!(a.len(), 22);
+        assert_eq!(load_or_create_cluster_id(dir.path(), 1).unwrap(), a);
+        assert!(load_or_create_cluster_id(dir.path(), 2).is_err());
+    }
+}

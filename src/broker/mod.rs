@@ -1,0 +1,231 @@
+//! The broker: wires storage -> metadata/replicas -> api -> server, runs the background tasks
+//! (retention, flush, checkpoints) and shuts everything down in order. No request handling here.
+
+pub mod metadata;
+pub mod replica_manager;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Endpoint};
+use crate::storage::io::std::StdIo;
+use crate::storage::log_manager::LogManager;
+use crate::types::TopicPartition;
+use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
+use replica_manager::ReplicaManager;
+
+/// Everything a request handler may consult. Shared by all connections.
+pub struct Broker {
+    pub config: Config,
+    pub cluster_id: String,
+    /// The endpoint clients are told to connect to (Metadata, DescribeCluster).
+    pub advertised: Endpoint,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    pub producer_ids: ProducerIdManager,
+    shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("log dir {0}: {1}")]
+    LogDir(std::path::PathBuf, std::io::Error),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl Broker {
+    /// Creates a topic and its partition logs. Used by CreateTopics and auto-creation.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<TopicMeta, MetadataError> {
+        let log_config = self
+            .config
+            .log_config(&configs)
+            .map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let meta = self.metadata.create_topic(name, partitions, configs, |meta| {
+            for p in 0..meta.partitions {
+                let tp = TopicPartition::new(meta.name.clone(), p);
+                self.replicas
+                    .create_partition(&tp, log_config.clone())
+                    .map_err(|e| MetadataError::Io(std::io::Error::other(e.to_string())))?;
+            }
+            Ok(())
+        })?;
+        tracing::info!(topic = %meta.name, id = %meta.id, partitions = meta.partitions, "created topic");
+        Ok(meta)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
+        let meta = self.metadata.delete_topic(name)?;
+        for p in 0..meta.partitions {
+            let tp = TopicPartition::new(meta.name.clone(), p);
+            if let Err(e) = self.replicas.delete_partition(&tp) {
+                tracing::warn!(partition = %tp, error = %e, "could not delete the partition's log");
+            }
+        }
+        tracing::info!(topic = %meta.name, "deleted topic");
+        Ok(meta)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// A started broker: its bound address and the handles needed to stop it.
+pub struct RunningBroker {
+    pub broker: Arc<Broker>,
+    pub local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<()>,
+}
+
+/// Opens storage and metadata, binds the listener and starts serving.
+pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
+    }
+    let first_dir = config.log_dirs[0].clone();
+    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id)?;
+    let metadata = MetadataStore::open(&first_dir)?;
+    let producer_ids = ProducerIdManager::open(&first_dir)?;
+    let io = Arc::new(StdIo);
+    let default_log = config.log_config(&BTreeMap::new())?;
+    let started = std::time::Instant::now();
+    let logs = LogManager::open(config.log_dirs.clone(), default_log, io)?;
+    let replicas = ReplicaManager::new(logs);
+
+    // Reconcile: every partition of a known topic has a log with the topic's settings.
+    for topic in metadata.topics() {
+        let log_config = config.log_config(&topic.configs)?;
+        for p in 0..topic.partitions {
+            let tp = TopicPartition::new(topic.name.clone(), p);
+            match replicas.logs().get(&tp) {
+                Some(_) => replicas.logs().update_config(&tp, log_config.clone())?,
+                None => {
+                    tracing::warn!(partition = %tp, "log missing for a known partition; creating it empty");
+                    replicas.create_partition(&tp, log_config.clone())?;
+                }
+            }
+        }
+    }
+    for tp in replicas.logs().all_partitions() {
+        if metadata.topic(&tp.topic).is_none_or(|t| tp.partition >= t.partitions) {
+            tracing::warn!(partition = %tp, "log dir of a partition that no topic owns; leaving it untouched");
+        }
+    }
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
+
+    let listener = crate::server::listener::bind(&config).await.map_err(|source| StartError::Bind {
+        addr: config.bind_addr(),
+        source,
+    })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind_addr(), source })?;
+    let advertised = config.advertised_endpoint(local_addr);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let broker = Arc::new(Broker {
+        config,
+        cluster_id,
+        advertised,
+        metadata,
+        replicas,
+        producer_ids,
+        shutdown: shutdown_rx,
+    });
+    let tasks = spawn_background_tasks(&broker);
+    let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
+    tracing::info!(
+        addr = %local_addr,
+        advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
+        cluster_id = %broker.cluster_id,
+        node_id = broker.config.node_id,
+        "Fjord is serving"
+    );
+    Ok(RunningBroker { broker, local_addr, shutdown_tx, tasks, server })
+}
+
+/// Runs `f` every `period` on the blocking pool until shutdown.
+fn every(broker: &Arc<Broker>, period: Duration, name: &'static str, f: fn(&Broker)) -> JoinHandle<()> {
+    let broker = broker.clone();
+    let mut stop = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let b = broker.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || f(&b)).await {
+                tracing::error!(task = name, error = %e, "background task failed");
+            }
+        }
+    })
+}
+
+fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
+    let c = &broker.config;
+    vec![
+        every(broker, Duration::from_millis(c.log_retention_check_interval_ms), "retention", |b| {
+            match b.replicas.logs().run_retention(replica_manager::now_ms()) {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(segments = deleted, "retention deleted segments"),
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
+        }),
+        every(broker, Duration::from_millis(c.log_flush_scheduler_interval_ms.min(1 << 40)), "flush", |b| {
+            if let Err(e) = b.replicas.logs().flush_due(replica_manager::now_ms()) {
+                tracing::warn!(error = %e, "flush failed");
+            }
+        }),
+        every(broker, Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms), "checkpoint", |b| {
+            if let Err(e) = b.replicas.logs().checkpoint() {
+                tracing::warn!(error = %e, "could not write checkpoints");
+            }
+        }),
+    ]
+}
+
+impl RunningBroker {
+    /// Stops accepting, lets in-flight requests finish within shutdown.timeout.ms, then flushes
+    /// and closes every log (writing the clean-shutdown marker).
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.shutdown_tx.send(true);
+        let deadline = Duration::from_millis(self.broker.config.shutdown_timeout_ms);
+        if tokio::time::timeout(deadline, self.server).await.is_err() {
+            tracing::warn!("in-flight requests did not finish within shutdown.timeout.ms");
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let broker = self.broker.clone();
+        match tokio::task::spawn_blocking(move || broker.replicas.logs().close()).await {
+            Ok(Ok(())) => tracing::info!("logs closed cleanly"),
+            Ok(Err(e)) => tracing::error!(error = %e, "closing logs failed; next start recovers"),
+            Err(e) => tracing::error!(error = %e, "closing logs panicked; next start recovers"),
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Typed broker configuration under Kafka's own property names, with Kafka's defaults. Parsing of
+//! server.properties and `--override`; the table of known broker and topic configs that
+//! DescribeConfigs and CreateTopics validate against. No I/O beyond reading the properties file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::storage::LogConfig;
+
+/// How a config value is typed, as DescribeConfigs v3+ reports it (Kafka's ConfigType ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+    Class = 8,
+    Password = 9,
+}
+
+/// One known property: its name, Kafka's default (None = null), type and a one-line doc.
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+}
+
+const fn def(name: &'static str, default: Option<&'static str>, kind: ConfigType, doc: &'static str) -> ConfigDef {
+    ConfigDef { name, default, kind, doc }
+}
+
+use ConfigType as T;
+
+/// Broker properties Fjord understands. Values not in this table are accepted with a warning,
+/// as Kafka does for unknown keys.
+pub const BROKER_CONFIGS: &[ConfigDef] = &[
+    def("node.id", Some("1"), T::Int, "The node id of this broker."),
+    def("broker.id", Some("-1"), T::Int, "Legacy name of node.id."),
+    def("process.roles", Some("broker,controller"), T::List, "Roles of this node (single node: both)."),
+    def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Addresses the broker listens on."),
+    def("advertised.listeners", None, T::String, "Addresses given to clients; defaults to listeners (with the bound port)."),
+    def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
+    def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
+    def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
+    def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
+    def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
+    def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
+    def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
+    def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
+    def("log.roll.hours", Some("168"), T::Int, "Segment age in hours before a roll."),
+    def("log.retention.ms", None, T::Long, "Retention time in ms (overrides minutes/hours); -1 = unlimited."),
+    def("log.retention.minutes", None, T::Int, "Retention time in minutes (overrides hours)."),
+    def("log.retention.hours", Some("168"), T::Int, "Retention time in hours."),
+    def("log.retention.bytes", Some("-1"), T::Long, "Retention size per partition in bytes; -1 = unlimited."),
+    def("log.retention.check.interval.ms", Some("300000"), T::Long, "How often retention runs, in ms."),
+    def("log.index.interval.bytes", Some("4096"), T::Int, "Bytes between offset index entries."),
+    def("log.index.size.max.bytes", Some("10485760"), T::Int, "Maximum size of an offset index in bytes."),
+    def("log.flush.interval.messages", Some("9223372036854775807"), T::Long, "Messages appended before a forced fsync."),
+    def("log.flush.interval.ms", None, T::Long, "Ms a message may wait before a forced fsync (null: OS decides)."),
+    def("log.flush.scheduler.interval.ms", Some("9223372036854775807"), T::Long, "How often the flusher checks, in ms."),
+    def("log.flush.offset.checkpoint.interval.ms", Some("60000"), T::Int, "How often recovery points are checkpointed, in ms."),
+    def("log.message.timestamp.type", Some("CreateTime"), T::String, "CreateTime or LogAppendTime."),
+    def("log.message.timestamp.before.max.ms", Some("9223372036854775807"), T::Long, "How far in the past a record timestamp may be, in ms."),
+    def("log.message.timestamp.after.max.ms", Some("3600000"), T::Long, "How far in the future a record timestamp may be, in ms."),
+    def("log.cleanup.policy", Some("delete"), T::List, "delete and/or compact."),
+    def("log.cleaner.delete.retention.ms", Some("86400000"), T::Long, "How long tombstones are kept, in ms."),
+    def("message.max.bytes", Some("1048588"), T::Int, "Largest record batch accepted, in bytes."),
+    def("compression.type", Some("producer"), T::String, "Final compression of topic data; producer = as sent."),
+    def("min.insync.replicas", Some("1"), T::Int, "Replicas that must acknowledge acks=all."),
+    def("socket.request.max.bytes", Some("104857600"), T::Int, "Largest request frame accepted, in bytes."),
+    def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
+    def("socket.receive.buffer.bytes", Some("102400"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default."),
+    def("max.connections", Some("2147483647"), T::Int, "Most client connections at once."),
+    def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
+    def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
+    def("queued.max.requests", Some("500"), T::Int, "Most requests waiting to be handled."),
+    def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
+    def("offsets.topic.num.partitions", Some("50"), T::Int, "Partitions of __consumer_offsets."),
+    def("offsets.retention.minutes", Some("10080"), T::Int, "Committed offsets of empty groups expire after this."),
+    def("transactional.id.expiration.ms", Some("604800000"), T::Int, "Idle transactional ids expire after this."),
+    def("producer.id.expiration.ms", Some("86400000"), T::Int, "Idle producer ids expire after this."),
+    def("shutdown.timeout.ms", Some("10000"), T::Long, "Fjord: how long in-flight requests may finish at shutdown, in ms."),
+    def("io.backend", Some("auto"), T::String, "Fjord: storage I/O backend: auto, uring or std."),
+];
+
+/// Topic-level configs: name, the broker property that supplies its default, type, doc.
+pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
+    ("cleanup.policy", "log.cleanup.policy", T::List, "delete and/or compact."),
+    ("compression.type", "compression.type", T::String, "Final compression of the topic's data."),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms", T::Long, "How long tombstones are kept, in ms."),
+    ("flush.messages", "log.flush.interval.messages", T::Long, "Messages appended before a forced fsync."),
+    ("flush.ms", "log.flush.interval.ms", T::Long, "Ms before a forced fsync."),
+    ("index.interval.bytes", "log.index.interval.bytes", T::Int, "Bytes between offset index entries."),
+    ("max.message.bytes", "message.max.bytes", T::Int, "Largest record batch accepted, in bytes."),
+    ("message.timestamp.type", "log.message.timestamp.type", T::String, "CreateTime or LogAppendTime."),
+    ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", T::Long, "How far in the past a record timestamp may be, in ms."),
+    ("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", T::Long, "How far in the future a record timestamp may be, in ms."),
+    ("min.insync.replicas", "min.insync.replicas", T::Int, "Replicas that must acknowledge acks=all."),
+    ("retention.bytes", "log.retention.bytes", T::Long, "Retention size per partition in bytes."),
+    ("retention.ms", "log.retention.ms", T::Long, "Retention time in ms; -1 = unlimited."),
+    ("segment.bytes", "log.segment.bytes", T::Int, "Segment size in bytes before a roll."),
+    ("segment.index.bytes", "log.index.size.max.bytes", T::Int, "Maximum offset index size in bytes."),
+    ("segment.ms", "log.roll.ms", T::Long, "Segment age in ms before a roll."),
+];
+
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static (&'static str, &'static str, ConfigType, &'static str)> {
+    TOPIC_CONFIGS.iter().find(|d| d.0 == name)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("line {line}: expected key=value")]
+    Syntax { line: usize },
+    #[error("invalid value {value:?} for {name}: {reason}")]
+    Invalid { name: String, value: String, reason: String },
+}
+
+/// A listener endpoint: `PLAINTEXT://host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The broker's configuration: the properties explicitly set, plus typed values computed once.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Properties set by the file or overrides (what DescribeConfigs reports as STATIC_BROKER_CONFIG).
+    pub explicit: BTreeMap<String, String>,
+    pub node_id: i32,
+    pub listener: Endpoint,
+    pub advertised: Option<Endpoint>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: usize,
+    pub socket_send_buffer_bytes: i32,
+    pub socket_receive_buffer_bytes: i32,
+    pub max_connections: usize,
+    pub connections_max_idle_ms: u64,
+    pub fetch_max_bytes: i32,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    pub shutdown_timeout_ms: u64,
+    pub io_backend: String,
+}
+
+/// Parses `key=value` lines; `#` and `!` start comments, as in Java properties files.
+pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .or_else(|| line.split_once(':'))
+            .ok_or(ConfigError::Syntax { line: i + 1 })?;
+        out.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn parse_endpoint(name: &str, value: &str) -> Result<Endpoint, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    // Only the first listener is served; Fjord has one PLAINTEXT listener for now.
+    let first = value.split(',').next().unwrap_or("").trim();
+    let rest = first
+        .split_once("://")
+        .map(|(proto, rest)| (proto.to_ascii_uppercase(), rest))
+        .ok_or_else(|| invalid("expected PLAINTEXT://host:port"))?;
+    if rest.0 != "PLAINTEXT" {
+        return Err(invalid("only PLAINTEXT listeners are supported"));
+    }
+    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| invalid("missing port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| invalid("bad port"))?;
+    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host.to_string() };
+    Ok(Endpoint { host, port })
+}
+
+impl Config {
+    /// Builds the configuration from explicitly set properties; everything else takes Kafka's default.
+    pub fn from_properties(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        for key in explicit.keys() {
+            if broker_def(key).is_none() && !key.starts_with("fjord.") {
+                tracing::warn!(key = %key, "the configuration was supplied but isn't a known config");
+            }
+        }
+        let probe = Config {
+            explicit,
+            node_id: 1,
+            listener: Endpoint { host: "127.0.0.1".into(), port: 9092 },
+            advertised: None,
+            log_dirs: vec![],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics: true,
+            delete_topic_enable: true,
+            message_max_bytes: 0,
+            socket_request_max_bytes: 0,
+            socket_send_buffer_bytes: 0,
+            socket_receive_buffer_bytes: 0,
+            max_connections: 0,
+            connections_max_idle_ms: 0,
+            fetch_max_bytes: 0,
+            log_retention_check_interval_ms: 0,
+            log_flush_scheduler_interval_ms: 0,
+            log_flush_offset_checkpoint_interval_ms: 0,
+            shutdown_timeout_ms: 0,
+            io_backend: String::new(),
+        };
+        let c = &probe;
+        let node_id = match c.explicit.get("node.id") {
+            Some(_) => c.int("node.id")?,
+            None if c.int("broker.id")? >= 0 => c.int("broker.id")?,
+            None => 1,
+        };
+        let log_dirs_value = c
+            .explicit
+            .get("log.dirs")
+            .or_else(|| c.explicit.get("log.dir"))
+            .cloned()
+            .unwrap_or_else(|| "./data".into());
+        let log_dirs: Vec<PathBuf> = log_dirs_value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "log.dirs".into(),
+                value: log_dirs_value,
+                reason: "no directory".into(),
+            });
+        }
+        let listener = parse_endpoint("listeners", &c.string("listeners"))?;
+        let advertised = match c.explicit.get("advertised.listeners") {
+            Some(v) => Some(parse_endpoint("advertised.listeners", v)?),
+            None => None,
+        };
+        let io_backend = c.string("io.backend");
+        if !matches!(io_backend.as_str(), "auto" | "uring" | "std") {
+            return Err(ConfigError::Invalid {
+                name: "io.backend".into(),
+                value: io_backend,
+                reason: "expected auto, uring or std".into(),
+            });
+        }
+        let positive = |name: &str, v: i64| -> Result<i64, ConfigError> {
+            if v <= 0 {
+                return Err(ConfigError::Invalid { name: name.into(), value: v.to_string(), reason: "must be > 0".into() });
+            }
+            Ok(v)
+        };
+        let config = Config {
+            node_id,
+            listener,
+            advertised,
+            log_dirs,
+            num_partitions: positive("num.partitions", c.long("num.partitions")?)? as i32,
+            default_replication_factor: c.int("default.replication.factor")? as i16,
+            auto_create_topics: c.boolean("auto.create.topics.enable")?,
+            delete_topic_enable: c.boolean("delete.topic.enable")?,
+            message_max_bytes: positive("message.max.bytes", c.long("message.max.bytes")?)? as i32,
+            socket_request_max_bytes: positive("socket.request.max.bytes", c.long("socket.request.max.bytes")?)? as usize,
+            socket_send_buffer_bytes: c.int("socket.send.buffer.bytes")?,
+            socket_receive_buffer_bytes: c.int("socket.receive.buffer.bytes")?,
+            max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
+            connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
+            fetch_max_bytes: positive("fetch.max.bytes", c.long("fetch.max.bytes")?)? as i32,
+            log_retention_check_interval_ms: positive("log.retention.check.interval.ms", c.long("log.retention.check.interval.ms")?)? as u64,
+            log_flush_scheduler_interval_ms: positive("log.flush.scheduler.interval.ms", c.long("log.flush.scheduler.interval.ms")?)? as u64,
+            log_flush_offset_checkpoint_interval_ms: positive(
+                "log.flush.offset.checkpoint.interval.ms",
+                c.long("log.flush.offset.checkpoint.interval.ms")?,
+            )? as u64,
+            shutdown_timeout_ms: c.long("shutdown.timeout.ms")?.max(0) as u64,
+            io_backend,
+            explicit: probe.explicit.clone(),
+        };
+        // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.
+        config.log_config(&BTreeMap::new())?;
+        Ok(config)
+    }
+
+    /// Reads a properties file and applies `key=value` overrides on top.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let mut explicit = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                parse_properties(&text)?
+            }
+            None => BTreeMap::new(),
+        };
+        for (i, o) in overrides.iter().enumerate() {
+            let (k, v) = o.split_once('=').ok_or(ConfigError::Syntax { line: i + 1 })?;
+            explicit.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Config::from_properties(explicit)
+    }
+
+    /// The effective value of a broker property: explicit, else Kafka's default; None = null.
+    pub fn value(&self, name: &str) -> Option<String> {
+        if let Some(v) = self.explicit.get(name) {
+            return Some(v.clone());
+        }
+        // Properties whose default derives from another one, as in Kafka.
+        match name {
+            "log.retention.ms" => {
+                if let Some(m) = self.explicit.get("log.retention.minutes") {
+                    return m.parse::<i64>().ok().map(|m| (m * 60_000).to_string());
+                }
+                let h: i64 = self.value("log.retention.hours")?.parse().ok()?;
+                return Some((h * 3_600_000).to_string());
+            }
+            "log.roll.ms" => {
+                let h: i64 = self.value("log.roll.hours")?.parse().ok()?;
+                return Some((h * 3_600_000).to_string());
+            }
+            _ => {}
+        }
+        broker_def(name).and_then(|d| d.default.map(str::to_string))
+    }
+
+    fn string(&self, name: &str) -> String {
+        self.value(name).unwrap_or_default()
+    }
+
+    fn long(&self, name: &str) -> Result<i64, ConfigError> {
+        let v = self.string(name);
+        v.parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: v, reason: "not a number".into() })
+    }
+
+    fn int(&self, name: &str) -> Result<i32, ConfigError> {
+        let v = self.string(name);
+        v.parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: v, reason: "not an int".into() })
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, ConfigError> {
+        let v = self.string(name);
+        match v.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid { name: name.into(), value: v, reason: "expected true or false".into() }),
+        }
+    }
+
+    /// The effective value of a topic config: topic override, else the broker-level synonym.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> Option<String> {
+        if let Some(v) = overrides.get(name) {
+            return Some(v.clone());
+        }
+        let (_, synonym, _, _) = topic_def(name)?;
+        self.value(synonym)
+    }
+
+    /// The storage settings of a topic: its overrides on top of the broker defaults.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+        let get = |name: &str| -> Result<Option<i64>, ConfigError> {
+            match self.topic_value(overrides, name) {
+                None => Ok(None),
+                Some(v) => v.parse::<i64>().map(Some).map_err(|_| ConfigError::Invalid {
+                    name: name.into(),
+                    value: v,
+                    reason: "not a number".into(),
+                }),
+            }
+        };
+        let mut lc = LogConfig::default();
+        if let Some(v) = get("segment.bytes")? {
+            if v < 14 {
+                return Err(ConfigError::Invalid { name: "segment.bytes".into(), value: v.to_string(), reason: "must be >= 14".into() });
+            }
+            lc.segment_bytes = v as u64;
+        }
+        if let Some(v) = get("segment.ms")? {
+            lc.segment_ms = v;
+        }
+        if let Some(v) = get("retention.ms")? {
+            lc.retention_ms = v;
+        }
+        if let Some(v) = get("retention.bytes")? {
+            lc.retention_bytes = v;
+        }
+        if let Some(v) = get("index.interval.bytes")? {
+            lc.index_interval_bytes = v.max(0) as u64;
+        }
+        if let Some(v) = get("max.message.bytes")? {
+            if v < 0 {
+                return Err(ConfigError::Invalid { name: "max.message.bytes".into(), value: v.to_string(), reason: "must be >= 0".into() });
+            }
+            lc.max_message_bytes = v as usize;
+        }
+        if let Some(v) = get("message.timestamp.before.max.ms")? {
+            lc.message_timestamp_before_max_ms = v;
+        }
+        if let Some(v) = get("message.timestamp.after.max.ms")? {
+            lc.message_timestamp_after_max_ms = v;
+        }
+        if let Some(v) = get("flush.messages")? {
+            lc.flush_interval_messages = v;
+        }
+        if let Some(v) = get("flush.ms")? {
+            lc.flush_interval_ms = v;
+        }
+        if let Some(v) = self.topic_value(overrides, "message.timestamp.type") {
+            lc.message_timestamp_type = match v.as_str() {
+                "CreateTime" => crate::storage::TimestampType::CreateTime,
+                "LogAppendTime" => crate::storage::TimestampType::LogAppendTime,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "message.timestamp.type".into(),
+                        value: v,
+                        reason: "expected CreateTime or LogAppendTime".into(),
+                    })
+                }
+            };
+        }
+        if let Some(v) = self.topic_value(overrides, "cleanup.policy") {
+            for p in v.split(',').map(str::trim) {
+                if p != "delete" && p != "compact" {
+                    return Err(ConfigError::Invalid { name: "cleanup.policy".into(), value: v.clone(), reason: "expected delete and/or compact".into() });
+                }
+            }
+            lc.cleanup_policy = v;
+        }
+        Ok(lc)
+    }
+
+    /// The address the listener binds to.
+    pub fn bind_addr(&self) -> String {
+        format!("{}:{}", self.listener.host, self.listener.port)
+    }
+
+    /// The endpoint given to clients in Metadata: advertised.listeners, else the bound address
+    /// (a wildcard host is advertised as 127.0.0.1, a port of 0 as the port actually bound).
+    pub fn advertised_endpoint(&self, bound: SocketAddr) -> Endpoint {
+        if let Some(a) = &self.advertised {
+            return a.clone();
+        }
+        let host = match self.listener.host.as_str() {
+            "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+            h => h.to_string(),
+        };
+        Endpoint { host, port: bound.port() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!(c.listener, Endpoint { host: "127.0.0.1".into(), port: 9092 });
+        assert_eq!(c.message_max_bytes, 1048588);
+        assert_eq!(c.socket_request_max_bytes, 104857600);
+        assert_eq!(c.value("log.retention.ms").as_deref(), Some("604800000"));
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+    }
+
+    #[test]
+    fn retention_minutes_override_hours() {
+        let c = Config::from_properties(props(&[("log.retention.minutes", "5")])).unwrap();
+        assert_eq!(c.value("log.retention.ms").as_deref(), Some("300000"));
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().retention_ms, 300000);
+    }
+
+    #[test]
+    fn topic_override_beats_broker_default() {
+        let c = Config::from_properties(props(&[("log.segment.bytes", "1000")])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().segment_bytes, 1000);
+        let o = props(&[("segment.bytes", "2000")]);
+        assert_eq!(c.log_config(&o).unwrap().segment_bytes, 2000);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Config::from_properties(props(&[("num.partitions", "0")])).is_err());
+        assert!(Config::from_properties(props(&[("listeners", "SSL://x:1")])).is_err());
+        assert!(Config::from_properties(props(&[("auto.create.topics.enable", "yes")])).is_err());
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
+        assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let p = parse_properties("# c\n! c\n\na = 1\nb:2\n").unwrap();
+        assert_eq!(p.get("a").map(String::as_str), Some("1"));
+        assert_eq!(p.get("b").map(String::as_str), Some("2"));
+        assert!(parse_properties("novalue\n").is_err());
+    }
+
+    #[test]
+    fn wildcard_listener_advertises_loopback_and_bound_port() {
+        let c = Config::from_properties(props(&[("listeners", "PLAINTEXT://:0")])).unwrap();
+        let e = c.advertised_endpoint("0.0.0.0:4567".parse().unwrap());
+        assert_eq!(e, Endpoint { host: "127.0.0.1".into(), port: 4567 });
+    }
+}

@@ -1,0 +1,67 @@
+//! Request and response headers. The ApiVersions response header is always v0 (no tagged fields),
+//! whatever the request version, because clients parse it before they know our versions.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+/// The fixed first 8 bytes of every request header; readable even for versions we do not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderPrefix {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+pub fn peek_prefix(frame: &[u8]) -> Option<HeaderPrefix> {
+    if frame.len() < 8 {
+        return None;
+    }
+    let mut b = &frame[..8];
+    Some(HeaderPrefix { api_key: b.get_i16(), api_version: b.get_i16(), correlation_id: b.get_i32() })
+}
+
+/// Decodes the full request header of a known api key and version, leaving `body` at the body.
+pub fn decode_request_header(api_key: ApiKey, version: i16, body: &mut Bytes) -> anyhow::Result<RequestHeader> {
+    let header_version = api_key.request_header_version(version);
+    RequestHeader::decode(body, header_version)
+}
+
+/// Encodes a response frame (length prefix, header, body) for `api_key` at `version`.
+pub fn encode_response<M: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> anyhow::Result<BytesMut> {
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiVersionsResponse;
+
+    #[test]
+    fn api_versions_response_header_has_no_tagged_fields_even_at_v3() {
+        let frame = encode_response(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).unwrap();
+        // length(4) + correlation id(4), then the body starts with error_code (2 bytes of zero).
+        assert_eq!(&frame[4..8], &7i32.to_be_bytes());
+        assert_eq!(&frame[8..10], &[0, 0]);
+        assert_eq!(i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len() - 4);
+    }
+
+    #[test]
+    fn prefix_needs_eight_bytes() {
+        assert_eq!(peek_prefix(&[0; 7]), None);
+        let p = peek_prefix(&[0, 18, 0, 3, 0, 0, 0, 9]).unwrap();
+        assert_eq!(p, HeaderPrefix { api_key: 18, api_version: 3, correlation_id: 9 });
+    }
+}

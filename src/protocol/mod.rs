@@ -1,0 +1,5 @@
+//! Pure byte functions around kafka-protocol: frames, headers, the supported-version table.
+//! No tokio, no disk.
+pub mod frame;
+pub mod header;
+pub mod versions;

@@ -1,0 +1,65 @@
+//! The one table of APIs Fjord serves and their version ranges; ApiVersions is built from it.
+//! An API that is not in this table is not advertised, so clients do not try it.
+
+use kafka_protocol::messages::ApiKey;
+
+/// (api key, advertised min, max). Produce is advertised from v0 because librdkafka otherwise
+/// disables compression; versions below `served_min` are still refused.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+];
+
+/// The lowest version actually served (what kafka-protocol can decode).
+pub fn served_min(key: ApiKey) -> i16 {
+    match key {
+        ApiKey::Produce => 3,
+        _ => advertised(key).map(|(min, _)| min).unwrap_or(i16::MAX),
+    }
+}
+
+pub fn advertised(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether a request at this version can be decoded and answered.
+pub fn is_served(key: ApiKey, version: i16) -> bool {
+    match advertised(key) {
+        Some((_, max)) => version >= served_min(key) && version <= max,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    #[test]
+    fn every_advertised_range_is_decodable_by_the_codec() {
+        for (key, min, max) in SUPPORTED {
+            let codec = key.valid_versions();
+            assert!(served_min(*key) >= codec.min, "{key:?} min {min}");
+            assert!(*max <= codec.max, "{key:?} max {max}");
+        }
+        assert_eq!(ProduceRequest::VERSIONS.min, 3);
+    }
+
+    #[test]
+    fn produce_v0_is_advertised_but_not_served() {
+        assert_eq!(advertised(ApiKey::Produce), Some((0, 11)));
+        assert!(!is_served(ApiKey::Produce, 2));
+        assert!(is_served(ApiKey::Produce, 3));
+        assert!(!is_served(ApiKey::JoinGroup, 0));
+    }
+}

@@ -1,0 +1,34 @@
+//! The Kafka v2 RecordBatch format shared by the wire and the disk: pure functions over bytes, no files, no tokio.
+
+pub mod batch;
+pub mod validate;
+
+/// Why a produce request's records were refused. The api layer maps each variant to a Kafka error code;
+/// the mapping Kafka 4 uses is written on each variant so that layer does not have to guess.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    /// A CRC mismatch or a length that does not match the bytes. Kafka: CORRUPT_MESSAGE (2).
+    #[error("corrupt record batch at byte {position}: {reason}")]
+    CorruptMessage {
+        position: usize,
+        reason: &'static str,
+    },
+    /// A batch larger than `max.message.bytes`. Kafka: MESSAGE_TOO_LARGE (10).
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    /// A batch with magic 0 or 1 (or an unknown magic). Kafka 4 refuses these in Produce v3+ with
+    /// INVALID_RECORD (87); older brokers said UNSUPPORTED_FOR_MESSAGE_FORMAT (43). Kept distinct so the
+    /// api layer can pick per request version.
+    #[error("record batch magic {magic} is not supported (only v2)")]
+    UnsupportedMessageFormat { magic: i8 },
+    /// A well-formed batch whose content Kafka refuses (empty batch, inconsistent counts, control batch
+    /// from a client, unknown codec). Kafka: INVALID_RECORD (87).
+    #[error("invalid record batch at byte {position}: {reason}")]
+    InvalidRecord {
+        position: usize,
+        reason: &'static str,
+    },
+    /// A timestamp outside message.timestamp.before/after.max.ms. Kafka: INVALID_TIMESTAMP (32).
+    #[error("record timestamp {timestamp} outside the allowed window")]
+    InvalidTimestamp { timestamp: i64 },
+}

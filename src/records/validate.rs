@@ -1,0 +1,421 @@
+//! Append-time checks of a produce request's records (framing, magic, CRC32C, sizes, counts, timestamps) and broker offset assignment; it reads headers only and never decompresses.
+
+use super::RecordsError;
+use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, IterEnd};
+
+/// The limits validation applies; built by the caller from the topic's LogConfig.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidateConfig {
+    /// `max.message.bytes`: the largest single batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.before.max.ms`: how far in the past a timestamp may be. `None`: unchecked.
+    pub timestamp_before_max_ms: Option<i64>,
+    /// `message.timestamp.after.max.ms`: how far in the future a timestamp may be. `None`: unchecked.
+    pub timestamp_after_max_ms: Option<i64>,
+    /// Control batches (transaction markers) are written by the coordinator, never by clients.
+    pub allow_control_batches: bool,
+    /// Wall clock for the timestamp window.
+    pub now_ms: i64,
+}
+
+impl Default for ValidateConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1_048_588,
+            timestamp_before_max_ms: None,
+            timestamp_after_max_ms: None,
+            allow_control_batches: false,
+            now_ms: 0,
+        }
+    }
+}
+
+/// What the producer-state check needs from each batch, copied out of its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub last_sequence: i32,
+    pub records_count: i32,
+    pub last_offset_delta: i32,
+    pub max_timestamp: i64,
+    pub is_transactional: bool,
+    pub is_control: bool,
+    pub size_bytes: usize,
+}
+
+/// The result of [`validate`]: a summary per batch plus totals, so later stages never re-parse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidatedBatches {
+    /// One entry per batch, in order. Produce v3+ from real clients carries exactly one batch per
+    /// partition (Kafka refuses more with INVALID_RECORD); the api layer enforces that, not this module.
+    pub batches: Vec<BatchSummary>,
+    pub record_count: i64,
+    /// Offsets the request will consume: sum of (lastOffsetDelta + 1).
+    pub offset_count: i64,
+    /// Largest maxTimestamp over the batches (-1 if none carried one).
+    pub max_timestamp: i64,
+    /// Offset delta from the first assigned offset to the base of the batch holding `max_timestamp`.
+    pub max_timestamp_offset_delta: i64,
+    pub has_transactional: bool,
+    pub has_control: bool,
+    pub total_bytes: usize,
+}
+
+impl ValidatedBatches {
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+}
+
+/// Checks `records` the way the Java broker does before appending. Returns the first problem found.
+pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches, RecordsError> {
+    let mut out = ValidatedBatches {
+        max_timestamp: -1,
+        ..Default::default()
+    };
+    let mut iter = BatchIter::new(records);
+    for framed in iter.by_ref() {
+        let position = framed.position;
+        let h = match BatchHeader::parse(framed.bytes) {
+            Some(h) => h,
+            None => {
+                return Err(RecordsError::CorruptMessage {
+                    position,
+                    reason: "batch shorter than header",
+                });
+            }
+        };
+        // Magic first: an old message set has a different layout, so nothing else can be trusted.
+        if h.magic() != 2 {
+            return Err(RecordsError::UnsupportedMessageFormat { magic: h.magic() });
+        }
+        if framed.bytes.len() > cfg.max_message_bytes {
+            return Err(RecordsError::MessageTooLarge {
+                size: framed.bytes.len(),
+                max: cfg.max_message_bytes,
+            });
+        }
+        if h.computed_crc() != Some(h.crc()) {
+            return Err(RecordsError::CorruptMessage {
+                position,
+                reason: "CRC32C mismatch",
+            });
+        }
+        if let CompressionCodec::Unknown(_) = h.compression() {
+            return Err(RecordsError::InvalidRecord {
+                position,
+                reason: "unknown compression codec",
+            });
+        }
+        let count = h.records_count();
+        if count < 1 {
+            return Err(RecordsError::InvalidRecord {
+                position,
+                reason: "batch has no records",
+            });
+        }
+        // Producers write contiguous offsets; requiring it means records_count and the offset range agree,
+        // so offset assignment from the header alone is exact.
+        if h.last_offset_delta() != count - 1 {
+            return Err(RecordsError::InvalidRecord {
+                position,
+                reason: "lastOffsetDelta != recordsCount - 1",
+            });
+        }
+        if h.is_control() && !cfg.allow_control_batches {
+            return Err(RecordsError::InvalidRecord {
+                position,
+                reason: "clients may not write control batches",
+            });
+        }
+        if h.is_transactional() && h.producer_id() < 0 {
+            return Err(RecordsError::InvalidRecord {
+                position,
+                reason: "transactional batch without producer id",
+            });
+        }
+        // Header-level timestamp window: baseTimestamp is the first record's and maxTimestamp the largest;
+        // a per-record check would need decoding, which the hot path avoids.
+        if let Some(before) = cfg.timestamp_before_max_ms
+            && h.base_timestamp() >= 0
+            && cfg.now_ms.saturating_sub(h.base_timestamp()) > before
+        {
+            return Err(RecordsError::InvalidTimestamp {
+                timestamp: h.base_timestamp(),
+            });
+        }
+        if let Some(after) = cfg.timestamp_after_max_ms
+            && h.max_timestamp().saturating_sub(cfg.now_ms) > after
+        {
+            return Err(RecordsError::InvalidTimestamp {
+                timestamp: h.max_timestamp(),
+            });
+        }
+        if h.max_timestamp() > out.max_timestamp {
+            out.max_timestamp = h.max_timestamp();
+            out.max_timestamp_offset_delta = out.offset_count;
+        }
+        out.batches.push(BatchSummary {
+            producer_id: h.producer_id(),
+            producer_epoch: h.producer_epoch(),
+            base_sequence: h.base_sequence(),
+            last_sequence: h.last_sequence(),
+            records_count: count,
+            last_offset_delta: h.last_offset_delta(),
+            max_timestamp: h.max_timestamp(),
+            is_transactional: h.is_transactional(),
+            is_control: h.is_control(),
+            size_bytes: framed.bytes.len(),
+        });
+        out.record_count += count as i64;
+        out.offset_count += h.last_offset_delta() as i64 + 1;
+        out.has_transactional |= h.is_transactional();
+        out.has_control |= h.is_control();
+        out.total_bytes += framed.bytes.len();
+    }
+    match iter.end() {
+        Some(IterEnd::Clean) => {}
+        _ => {
+            return Err(RecordsError::CorruptMessage {
+                position: iter.valid_end(),
+                reason: "batchLength does not match the remaining bytes",
+            });
+        }
+    }
+    if out.batches.is_empty() {
+        return Err(RecordsError::InvalidRecord {
+            position: 0,
+            reason: "no record batches",
+        });
+    }
+    Ok(out)
+}
+
+/// Writes consecutive base offsets into already validated batches, starting at `base_offset`, and
+/// returns the last offset assigned. Only the base offset changes, so CRCs stay valid.
+pub fn assign_offsets(records: &mut [u8], base_offset: i64) -> i64 {
+    let mut next = base_offset;
+    let mut position = 0;
+    while let Some(h) = records.get(position..).and_then(BatchHeader::parse) {
+        let size = h.total_size();
+        let delta = h.last_offset_delta() as i64;
+        batch::set_base_offset(&mut records[position..], next);
+        next += delta + 1;
+        position += size.max(batch::HEADER_SIZE);
+    }
+    next - 1
+}
+
+/// For `message.timestamp.type=LogAppendTime`: stamps every batch with `now_ms` (recomputing CRCs).
+pub fn apply_log_append_time(records: &mut [u8], now_ms: i64) {
+    let mut position = 0;
+    while let Some(h) = records.get(position..).and_then(BatchHeader::parse) {
+        let size = h
+            .total_size()
+            .max(batch::HEADER_SIZE)
+            .min(records.len() - position);
+        batch::set_log_append_time(&mut records[position..position + size], now_ms);
+        position += size;
+    }
+}
+
+/// Stamps every batch with the leader epoch it was appended under.
+pub fn set_leader_epoch(records: &mut [u8], epoch: i32) {
+    let mut position = 0;
+    while let Some(h) = records.get(position..).and_then(BatchHeader::parse) {
+        let size = h.total_size().max(batch::HEADER_SIZE);
+        batch::set_partition_leader_epoch(&mut records[position..], epoch);
+        position += size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::batch::test_support::*;
+    use super::*;
+    use kafka_protocol::records::Compression;
+    use proptest::prelude::*;
+
+    fn cfg() -> ValidateConfig {
+        ValidateConfig::default()
+    }
+
+    #[test]
+    fn valid_batches_are_summarised() {
+        let mut bytes = batch_with(3, Some(&[5, 50, 7]), Compression::None, Some((4, 1, 10)));
+        bytes.extend(batch_with(
+            2,
+            Some(&[8, 9]),
+            Compression::Lz4,
+            Some((4, 1, 13)),
+        ));
+        let v = validate(&bytes, &cfg()).expect("valid");
+        assert_eq!(v.batch_count(), 2);
+        assert_eq!(v.record_count, 5);
+        assert_eq!(v.offset_count, 5);
+        assert_eq!(v.max_timestamp, 50);
+        assert_eq!(v.max_timestamp_offset_delta, 0);
+        assert_eq!(v.batches[1].base_sequence, 13);
+        assert_eq!(v.batches[1].last_sequence, 14);
+        assert_eq!(v.total_bytes, bytes.len());
+    }
+
+    #[test]
+    fn offsets_are_assigned_consecutively() {
+        let mut bytes = simple_batch(3);
+        let first = bytes.len();
+        bytes.extend(simple_batch(2));
+        assert_eq!(assign_offsets(&mut bytes, 100), 104);
+        let a = BatchHeader::parse(&bytes).expect("a");
+        let b = BatchHeader::parse(&bytes[first..]).expect("b");
+        assert_eq!((a.base_offset(), b.base_offset()), (100, 103));
+        validate(&bytes, &cfg()).expect("CRC untouched");
+    }
+
+    #[test]
+    fn log_append_time_keeps_batches_valid() {
+        let mut bytes = simple_batch(3);
+        bytes.extend(simple_batch(1));
+        apply_log_append_time(&mut bytes, 777);
+        let v = validate(&bytes, &cfg()).expect("valid");
+        assert!(v.batches.iter().all(|b| b.max_timestamp == 777));
+    }
+
+    #[test]
+    fn corrupt_crc_is_refused() {
+        let mut bytes = simple_batch(2);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(
+            validate(&bytes, &cfg()),
+            Err(RecordsError::CorruptMessage { .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        let mut bytes = simple_batch(2);
+        bytes.extend([1, 2, 3]);
+        assert!(matches!(
+            validate(&bytes, &cfg()),
+            Err(RecordsError::CorruptMessage { .. })
+        ));
+    }
+
+    #[test]
+    fn old_magic_is_refused_distinctly() {
+        let mut bytes = simple_batch(2);
+        bytes[batch::MAGIC_OFFSET] = 1;
+        assert_eq!(
+            validate(&bytes, &cfg()),
+            Err(RecordsError::UnsupportedMessageFormat { magic: 1 })
+        );
+    }
+
+    #[test]
+    fn oversized_batch_is_refused() {
+        let bytes = simple_batch(20);
+        let small = ValidateConfig {
+            max_message_bytes: bytes.len() - 1,
+            ..cfg()
+        };
+        assert!(matches!(
+            validate(&bytes, &small),
+            Err(RecordsError::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_input_and_empty_batch_are_invalid() {
+        assert!(matches!(
+            validate(&[], &cfg()),
+            Err(RecordsError::InvalidRecord { .. })
+        ));
+        let mut bytes = simple_batch(1);
+        // Zero records with a consistent CRC: the batch is well formed but empty.
+        bytes[batch::RECORDS_COUNT_OFFSET..batch::RECORDS_COUNT_OFFSET + 4]
+            .copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[batch::ATTRIBUTES_OFFSET..]);
+        bytes[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate(&bytes, &cfg()),
+            Err(RecordsError::InvalidRecord { .. })
+        ));
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_refused_only_when_configured() {
+        let bytes = batch_with(1, Some(&[1_000]), Compression::None, None);
+        let c = ValidateConfig {
+            now_ms: 100_000,
+            ..cfg()
+        };
+        validate(&bytes, &c).expect("unchecked by default");
+        let c = ValidateConfig {
+            timestamp_before_max_ms: Some(10),
+            ..c
+        };
+        assert!(matches!(
+            validate(&bytes, &c),
+            Err(RecordsError::InvalidTimestamp { .. })
+        ));
+        let c = ValidateConfig {
+            now_ms: 0,
+            timestamp_before_max_ms: None,
+            timestamp_after_max_ms: Some(10),
+            ..c
+        };
+        assert!(matches!(
+            validate(&bytes, &c),
+            Err(RecordsError::InvalidTimestamp { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = validate(&bytes, &cfg());
+            let mut copy = bytes.clone();
+            let _ = assign_offsets(&mut copy, 0);
+            set_leader_epoch(&mut copy, 1);
+            apply_log_append_time(&mut copy, 1);
+        }
+
+        #[test]
+        fn valid_batch_sequences_validate_and_get_consecutive_offsets(
+            specs in proptest::collection::vec((1usize..8, 0usize..3), 1..6),
+            base in 0i64..1_000_000,
+        ) {
+            let codecs = [Compression::None, Compression::Lz4, Compression::Gzip];
+            let mut bytes = Vec::new();
+            for (count, codec) in &specs {
+                bytes.extend(batch_with(*count, None, codecs[*codec], None));
+            }
+            let v = validate(&bytes, &cfg()).expect("valid");
+            let total: usize = specs.iter().map(|s| s.0).sum();
+            prop_assert_eq!(v.record_count, total as i64);
+            prop_assert_eq!(v.batch_count(), specs.len());
+            prop_assert_eq!(assign_offsets(&mut bytes, base), base + total as i64 - 1);
+            let mut next = base;
+            for b in BatchIter::new(&bytes) {
+                prop_assert_eq!(b.header().base_offset(), next);
+                next = b.header().last_offset() + 1;
+            }
+            validate(&bytes, &cfg()).expect("still valid after offset assignment");
+        }
+
+        #[test]
+        fn mutated_valid_batches_never_panic(count in 1usize..5, flip in 0usize..400, bit in 0u8..8) {
+            let mut bytes = simple_batch(count);
+            let i = flip % bytes.len();
+            bytes[i] ^= 1 << bit;
+            let r = validate(&bytes, &cfg());
+            // Only the base offset and leader epoch lie outside the CRC; elsewhere a flip must be caught.
+            if !(0..8).contains(&i) && !(12..16).contains(&i) {
+                prop_assert!(r.is_err());
+            }
+        }
+    }
+}

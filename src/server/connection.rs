@@ -1,0 +1,69 @@
+//! One task per client connection: read a frame, dispatch it, write the response, in request
+//! order (one request at a time, as Kafka mutes a channel while a request is in flight). A
+//! malformed frame or header closes this connection only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::api;
+use crate::broker::Broker;
+use crate::protocol::frame::check_request_len;
+
+pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let max = broker.config.socket_request_max_bytes;
+    let mut stop = broker.shutdown_signal();
+    let mut session = api::Session::new(peer);
+    loop {
+        let mut prefix = [0u8; 4];
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, stream.read_exact(&mut prefix)) => r,
+            _ = stop.changed() => return,
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // closed by the client, or reset
+            Err(_) => {
+                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                return;
+            }
+        }
+        let len = match check_request_len(prefix, max) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                return;
+            }
+        };
+        let mut frame = BytesMut::zeroed(len);
+        match tokio::time::timeout(idle, stream.read_exact(&mut frame)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "closing connection: frame body not received in time");
+                return;
+            }
+        }
+        let response = match api::handle_frame(&broker, &mut session, frame.freeze()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: malformed request");
+                return;
+            }
+        };
+        if let Some(bytes) = response {
+            if let Err(e) = stream.write_all(&bytes).await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
+        }
+    }
+}

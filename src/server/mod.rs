@@ -1,0 +1,3 @@
+//! Sockets and connection lifecycle: frames in, responses out, in request order. No business rules.
+pub mod connection;
+pub mod listener;

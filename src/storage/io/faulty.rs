@@ -1,0 +1,236 @@
+//! A FileIo wrapper for crash tests: seeded torn writes (a simulated crash after N bytes) and bit flips; it is never used in production.
+//!
+//! After the simulated crash every mutating call is silently dropped, as if the process had died; the
+//! test then reopens the directory with the real backend and checks what recovery makes of it.
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{DirEntry, FileIo, IoFile, OpenMode};
+
+/// What to break. Tests print `seed` so a failure can be replayed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaultConfig {
+    pub seed: u64,
+    /// Crash once this many bytes have been written in total; the crossing write is torn.
+    pub crash_after_bytes: Option<u64>,
+    /// Chance, in parts per million, that a write has one random bit flipped.
+    pub flip_bit_ppm: u32,
+}
+
+#[derive(Debug)]
+struct FaultState {
+    cfg: FaultConfig,
+    rng: u64,
+    written: u64,
+    crashed: bool,
+}
+
+impl FaultState {
+    /// xorshift64*: deterministic from the seed, no dependency.
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// The wrapper. Cloning shares the fault state.
+#[derive(Debug, Clone)]
+pub struct FaultyIo {
+    inner: Arc<dyn FileIo>,
+    state: Arc<Mutex<FaultState>>,
+}
+
+fn lock(state: &Mutex<FaultState>) -> MutexGuard<'_, FaultState> {
+    // A panic in another test thread must not hide this one's faults.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl FaultyIo {
+    pub fn new(inner: Arc<dyn FileIo>, cfg: FaultConfig) -> Self {
+        let rng = cfg.seed.max(1);
+        Self {
+            inner,
+            state: Arc::new(Mutex::new(FaultState {
+                cfg,
+                rng,
+                written: 0,
+                crashed: false,
+            })),
+        }
+    }
+    /// True once the simulated crash happened.
+    pub fn crashed(&self) -> bool {
+        lock(&self.state).crashed
+    }
+    /// Bytes written so far (including the torn prefix).
+    pub fn written_bytes(&self) -> u64 {
+        lock(&self.state).written
+    }
+    /// Crash now: every later mutation is dropped.
+    pub fn crash(&self) {
+        lock(&self.state).crashed = true;
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn IoFile>,
+    state: Arc<Mutex<FaultState>>,
+}
+
+impl IoFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        if st.crashed {
+            return Ok(());
+        }
+        let mut keep = buf.len();
+        if let Some(limit) = st.cfg.crash_after_bytes
+            && st.written + buf.len() as u64 > limit
+        {
+            keep = (limit - st.written.min(limit)) as usize;
+            st.crashed = true;
+        }
+        st.written += keep as u64;
+        let mut data = buf[..keep].to_vec();
+        if st.cfg.flip_bit_ppm > 0
+            && !data.is_empty()
+            && (st.next() % 1_000_000) < st.cfg.flip_bit_ppm as u64
+        {
+            let i = (st.next() % data.len() as u64) as usize;
+            data[i] ^= 1 << (st.next() % 8);
+        }
+        drop(st);
+        self.inner.write_all_at(&data, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if lock(&self.state).crashed {
+            return Ok(());
+        }
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        if lock(&self.state).crashed {
+            return Ok(());
+        }
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+}
+
+impl FaultyIo {
+    fn alive(&self) -> bool {
+        !lock(&self.state).crashed
+    }
+}
+
+impl FileIo for FaultyIo {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn IoFile>> {
+        let inner = self.inner.open(path, mode)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            state: self.state.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.alive() {
+            self.inner.rename(from, to)
+        } else {
+            Ok(())
+        }
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        if self.alive() {
+            self.inner.remove_file(path)
+        } else {
+            Ok(())
+        }
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        if self.alive() {
+            self.inner.remove_dir_all(path)
+        } else {
+            Ok(())
+        }
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.alive() {
+            self.inner.sync_dir(path)
+        } else {
+            Ok(())
+        }
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        self.inner.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::io::StdIo;
+
+    #[test]
+    fn crash_tears_the_crossing_write_and_drops_later_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = FaultyIo::new(
+            Arc::new(StdIo),
+            FaultConfig {
+                seed: 1,
+                crash_after_bytes: Some(7),
+                flip_bit_ppm: 0,
+            },
+        );
+        let f = io
+            .open(&dir.path().join("f"), OpenMode::CreateReadWrite)
+            .expect("open");
+        f.write_all_at(b"abcd", 0).expect("w1");
+        f.write_all_at(b"efgh", 4).expect("w2");
+        f.write_all_at(b"ijkl", 8).expect("w3");
+        assert!(io.crashed());
+        assert_eq!(
+            std::fs::read(dir.path().join("f")).expect("read"),
+            b"abcdefg"
+        );
+    }
+
+    #[test]
+    fn bit_flips_are_deterministic_per_seed() {
+        let run = |seed| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let io = FaultyIo::new(
+                Arc::new(StdIo),
+                FaultConfig {
+                    seed,
+                    crash_after_bytes: None,
+                    flip_bit_ppm: 1_000_000,
+                },
+            );
+            let f = io
+                .open(&dir.path().join("f"), OpenMode::CreateReadWrite)
+                .expect("open");
+            f.write_all_at(&[0u8; 32], 0).expect("write");
+            std::fs::read(dir.path().join("f")).expect("read")
+        };
+        let a = run(42);
+        assert_eq!(a, run(42));
+        assert_eq!(a.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+    }
+}

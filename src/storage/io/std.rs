@@ -1,0 +1,113 @@
+//! Portable FileIo backend on std::fs with pread/pwrite; no buffering and no policy of its own.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{DirEntry, FileIo, IoFile, OpenMode};
+
+/// std::fs backend. Stateless, so it is a unit struct.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StdIo;
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl IoFile for StdFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.0.read_at(buf, pos)
+    }
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+impl FileIo for StdIo {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn IoFile>> {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true);
+        if mode == OpenMode::CreateReadWrite {
+            o.create(true);
+        }
+        Ok(Arc::new(StdFile(o.open(path)?)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(path)? {
+            let e = e?;
+            // Names that are not UTF-8 cannot be Kafka files; skip rather than fail the whole directory.
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            out.push(DirEntry {
+                name,
+                path: e.path(),
+                is_dir: e.file_type()?.is_dir(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_io_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = StdIo;
+        let p = dir.path().join("a");
+        assert!(
+            io.open(&p, OpenMode::ReadWrite).is_err(),
+            "missing file must not be created"
+        );
+        let f = io.open(&p, OpenMode::CreateReadWrite).expect("create");
+        f.write_all_at(b"hello", 0).expect("write");
+        f.write_all_at(b"world", 5).expect("write");
+        let mut buf = [0u8; 16];
+        assert_eq!(f.read_full_at(&mut buf, 3).expect("read"), 7);
+        assert_eq!(&buf[..7], b"loworld");
+        f.set_len(4).expect("truncate");
+        assert_eq!(f.len().expect("len"), 4);
+        io.rename(&p, &dir.path().join("b")).expect("rename");
+        io.sync_dir(dir.path()).expect("sync dir");
+        let names: Vec<_> = io
+            .list_dir(dir.path())
+            .expect("list")
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, vec!["b".to_string()]);
+    }
+}

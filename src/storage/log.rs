@@ -1,0 +1,1313 @@
+//! PartitionLog: the segments of one partition, its log start / log end / flushed offsets, append with offset assignment and idempotence checks, roll, read up to a bound, timestamp lookup, truncation and retention. It knows nothing of requests or the high watermark's owner.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::io::FileIo;
+use super::producer_state::{self, BatchMetadata, ProducerStateManager, SequenceCheck};
+use super::recovery;
+use super::segment::Segment;
+use super::{LogConfig, Result, StorageError, TimestampType, parse_file_name};
+use crate::records::RecordsError;
+use crate::records::validate::{self, ValidatedBatches};
+use crate::types::TopicPartition;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches under LogAppendTime, else -1 (Kafka's produce response).
+    pub log_append_time_ms: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub log_start_offset: i64,
+    pub record_count: i64,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSlice {
+    /// Whole batches, byte-identical to what is on disk. Empty when nothing is readable.
+    pub bytes: Bytes,
+    /// Base offset of the first batch (may be below the fetch offset), -1 if empty.
+    pub first_offset: i64,
+    /// Last offset of the last batch, -1 if empty.
+    pub last_offset: i64,
+    /// Where the bytes live: (segment base offset, file position), for a zero-copy path.
+    pub file_position: Option<(i64, u64)>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// What opening the log had to do; tests use it to prove a clean open did not scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenStats {
+    pub segments: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+    pub replayed_batches: u64,
+    pub producer_snapshot_offset: Option<i64>,
+}
+
+/// The durable log of one partition. Every method blocks on disk I/O; keep it behind a
+/// `std::sync::Mutex` and call it from a thread that may block.
+#[derive(Debug)]
+pub struct PartitionLog {
+    tp: TopicPartition,
+    dir: PathBuf,
+    config: LogConfig,
+    io: Arc<dyn FileIo>,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Everything below this offset is fsynced (Kafka's recovery point).
+    recovery_point: i64,
+    /// What consumers may read; set by the replica manager once appends are acknowledged.
+    high_watermark: i64,
+    producers: ProducerStateManager,
+    last_flush_ms: i64,
+    unflushed_messages: i64,
+    leader_epoch: i32,
+    open_stats: OpenStats,
+}
+
+impl PartitionLog {
+    /// Creates a new empty partition directory and log.
+    pub fn create(
+        io: Arc<dyn FileIo>,
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Self> {
+        io.create_dir_all(dir)?;
+        if let Some(parent) = dir.parent() {
+            io.sync_dir(parent)?;
+        }
+        Self::open(io, dir, tp, config, 0, 0, true, now_ms)
+    }
+
+    /// Opens an existing partition directory. `clean_shutdown` trusts the files; otherwise segments from
+    /// the one containing `recovery_point` onwards are validated and a torn tail is cut.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        io: Arc<dyn FileIo>,
+        dir: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<Self> {
+        recovery::clean_stray_files(io.as_ref(), dir)?;
+        let mut segments = BTreeMap::new();
+        for e in io.list_dir(dir)? {
+            if let Some(base) = parse_file_name(&e.name, "log") {
+                let seg = Segment::open(
+                    io.clone(),
+                    dir,
+                    base,
+                    config.index_interval_bytes,
+                    now_ms,
+                    false,
+                )?;
+                segments.insert(base, seg);
+            }
+        }
+        let mut stats = OpenStats {
+            segments: segments.len(),
+            ..Default::default()
+        };
+        if !clean_shutdown && !segments.is_empty() {
+            let from = segments
+                .range(..=recovery_point)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(i64::MIN);
+            stats.recovered_segments = segments.range(from..).count();
+            stats.truncated_bytes = recovery::recover_log(&mut segments, recovery_point)?;
+        }
+        // Recovery rebuilt indexes in memory; only the active segment keeps them there.
+        let last_base = segments.keys().next_back().copied();
+        for (base, seg) in segments.iter_mut() {
+            seg.set_active(Some(*base) == last_base)?;
+        }
+        if segments.is_empty() {
+            let base = log_start_offset.max(0);
+            segments.insert(
+                base,
+                Segment::create(io.clone(), dir, base, config.index_interval_bytes, now_ms)?,
+            );
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        let log_end_offset = segments
+            .values()
+            .next_back()
+            .map_or(first_base, |s| s.next_offset());
+        let log_start_offset = log_start_offset.max(first_base).min(log_end_offset);
+        let recovery_point = if clean_shutdown {
+            log_end_offset
+        } else {
+            recovery_point.min(log_end_offset)
+        };
+        let mut log = Self {
+            tp,
+            dir: dir.to_path_buf(),
+            config,
+            io,
+            segments,
+            log_start_offset,
+            log_end_offset,
+            recovery_point,
+            // A single-replica leader acknowledges everything it holds; a replica manager with followers
+            // lowers this right after open.
+            high_watermark: log_end_offset,
+            producers: ProducerStateManager::new(),
+            last_flush_ms: now_ms,
+            unflushed_messages: 0,
+            leader_epoch: -1,
+            open_stats: stats,
+        };
+        log.rebuild_producer_state()?;
+        if !clean_shutdown && log.open_stats.recovered_segments > 0 {
+            // Recovered bytes were read back, not necessarily fsynced; make them durable so the recovery
+            // point can move to the log end.
+            log.flush(now_ms)?;
+        }
+        Ok(log)
+    }
+
+    /// Loads the newest usable snapshot and replays batch headers from there to the log end.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        producer_state::delete_snapshots_after(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+        let (from, state) = match ProducerStateManager::load_latest(
+            self.io.as_ref(),
+            &self.dir,
+            self.log_end_offset,
+        )? {
+            Some((off, s)) => {
+                self.open_stats.producer_snapshot_offset = Some(off);
+                (off, s)
+            }
+            None => {
+                self.open_stats.producer_snapshot_offset = None;
+                (self.log_start_offset, ProducerStateManager::new())
+            }
+        };
+        self.producers = state;
+        let mut replayed = 0u64;
+        let start_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+            let (_, pos) = seg.offset_index_lookup(from)?;
+            let producers = &mut self.producers;
+            seg.scan_headers(pos as u64, |_, h| {
+                if h.base_offset() >= from {
+                    producers.replay(&h);
+                    replayed += 1;
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        self.open_stats.replayed_batches = replayed;
+        Ok(())
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// Takes effect for later appends, rolls and retention runs.
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+    /// Offsets below this are fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    /// The high watermark: reads for consumers pass it as `upper_bound`.
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    /// Moves the high watermark, clamped to [log start, log end].
+    pub fn set_high_watermark(&mut self, offset: i64) {
+        self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset);
+    }
+    pub fn open_stats(&self) -> OpenStats {
+        self.open_stats
+    }
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    /// Stamped into every appended batch's partitionLeaderEpoch when >= 0.
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
+    fn active(&mut self) -> &mut Segment {
+        // open() and truncate_to() always leave at least one segment.
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a partition log always has an active segment")
+    }
+
+    /// Appends validated batches (from records::validate::validate on the same bytes). Offsets, and the
+    /// timestamp under LogAppendTime, are written into `batches` in place; the bytes then go to disk with
+    /// one write. A duplicate of a recent idempotent batch returns `DuplicateSequence` with the original
+    /// offsets and appends nothing.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        validated: &ValidatedBatches,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        if validated.batches.is_empty() || validated.total_bytes != batches.len() {
+            return Err(RecordsError::InvalidRecord {
+                position: 0,
+                reason: "append without validated batches",
+            }
+            .into());
+        }
+        if let SequenceCheck::Duplicate {
+            first_offset,
+            last_offset,
+        } = self.producers.check(&validated.batches)?
+        {
+            return Err(StorageError::DuplicateSequence {
+                base_offset: first_offset,
+                last_offset,
+            });
+        }
+        self.maybe_roll(batches.len() as u64, validated.offset_count, now_ms)?;
+
+        let base_offset = self.log_end_offset;
+        let last_offset = validate::assign_offsets(batches, base_offset);
+        debug_assert_eq!(last_offset, base_offset + validated.offset_count - 1);
+        if self.leader_epoch >= 0 {
+            validate::set_leader_epoch(batches, self.leader_epoch);
+        }
+        let (log_append_time_ms, max_timestamp, offset_of_max_timestamp) =
+            match self.config.message_timestamp_type {
+                TimestampType::LogAppendTime => {
+                    validate::apply_log_append_time(batches, now_ms);
+                    (now_ms, now_ms, base_offset)
+                }
+                TimestampType::CreateTime => (
+                    -1,
+                    validated.max_timestamp,
+                    base_offset + validated.max_timestamp_offset_delta,
+                ),
+            };
+        self.active().append(
+            batches,
+            base_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+        )?;
+
+        let mut first = base_offset;
+        for b in &validated.batches {
+            let last = first + b.last_offset_delta as i64;
+            let meta = BatchMetadata {
+                first_seq: b.base_sequence,
+                last_seq: b.last_sequence,
+                first_offset: first,
+                last_offset: last,
+            };
+            self.producers
+                .update(b.producer_id, b.producer_epoch, b.is_control, meta);
+            first = last + 1;
+        }
+        self.log_end_offset = last_offset + 1;
+        self.unflushed_messages += validated.record_count;
+        if self.unflushed_messages >= self.config.flush_interval_messages
+            || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms
+        {
+            self.flush(now_ms)?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_start_offset: self.log_start_offset,
+            record_count: validated.record_count,
+        })
+    }
+
+    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms, or would
+    /// push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
+    fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, now_ms: i64) -> Result<()> {
+        let cfg_bytes = self.config.segment_bytes;
+        let cfg_ms = self.config.segment_ms;
+        let leo = self.log_end_offset;
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size() + append_bytes > cfg_bytes;
+        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms;
+        let offsets_overflow = leo + offset_count - 1 - active.base_offset() > i32::MAX as i64;
+        // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
+        let positions_overflow = active.size() + append_bytes > i32::MAX as u64;
+        if too_big || too_old || offsets_overflow || positions_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment, snapshots producer state at the log end and starts a new segment there.
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let leo = self.log_end_offset;
+        if self.segments.contains_key(&leo) {
+            return Ok(());
+        }
+        let sealed = self.active();
+        sealed.seal()?;
+        sealed.set_active(false)?;
+        self.producers
+            .write_snapshot(self.io.as_ref(), &self.dir, leo)?;
+        let seg = Segment::create(
+            self.io.clone(),
+            &self.dir,
+            leo,
+            self.config.index_interval_bytes,
+            now_ms,
+        )?;
+        self.io.sync_dir(&self.dir)?;
+        self.segments.insert(leo, seg);
+        // The sealed segment was fsynced entirely.
+        self.recovery_point = self.recovery_point.max(leo);
+        tracing::debug!(partition = %self.tp, base_offset = leo, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one containing `fetch_offset`, up to `max_bytes` (but at
+    /// least one batch), and only batches entirely below `upper_bound` (the high watermark).
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize, upper_bound: i64) -> Result<ReadSlice> {
+        if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: fetch_offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        let mut out = ReadSlice {
+            bytes: Bytes::new(),
+            first_offset: -1,
+            last_offset: -1,
+            file_position: None,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        };
+        let upper = upper_bound.min(self.log_end_offset);
+        if fetch_offset >= upper {
+            return Ok(out);
+        }
+        let from = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            if let Some(r) = seg.read_batches(fetch_offset, max_bytes, upper)? {
+                out.bytes = r.bytes;
+                out.first_offset = r.first_offset;
+                out.last_offset = r.last_offset;
+                out.file_position = Some((seg.base_offset(), r.position));
+                return Ok(out);
+            }
+            if seg.next_offset() > fetch_offset {
+                // The batch holding fetch_offset exists but crosses the upper bound.
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// ListOffsets by timestamp: the first record at or after `timestamp`, as (offset, timestamp).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        for seg in self.segments.values() {
+            if seg.next_offset() <= self.log_start_offset || seg.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some(found) = seg.find_offset_by_timestamp(timestamp, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets -3 (MAX_TIMESTAMP): the largest timestamp and the offset of the first record
+    /// carrying it; None for a log without timestamps.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0 && s.next_offset() > self.log_start_offset)
+            .max_by_key(|s| (s.max_timestamp(), -s.base_offset()))
+        else {
+            return Ok(None);
+        };
+        let ts = seg.max_timestamp();
+        Ok(Some(
+            seg.find_offset_by_timestamp(ts, self.log_start_offset)?
+                .map_or((ts, seg.offset_of_max_timestamp()), |(o, t)| (t, o)),
+        ))
+    }
+
+    /// Removes every batch with an offset >= `offset` (a batch containing it goes whole), then
+    /// rebuilds producer state from the snapshots that are still valid.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        // Segments starting at or after `offset` hold nothing that survives.
+        let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete()?;
+            }
+        }
+        if let Some(seg) = self.segments.values_mut().next_back() {
+            seg.set_active(true)?;
+            seg.truncate_to(offset)?;
+        }
+        if self.segments.is_empty() {
+            let seg = Segment::create(
+                self.io.clone(),
+                &self.dir,
+                offset,
+                self.config.index_interval_bytes,
+                now_ms,
+            )?;
+            self.segments.insert(offset, seg);
+        }
+        self.log_end_offset = self
+            .segments
+            .values()
+            .next_back()
+            .map_or(offset, Segment::next_offset);
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
+        self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.high_watermark = self.high_watermark.min(self.log_end_offset);
+        self.rebuild_producer_state()?;
+        Ok(())
+    }
+
+    /// fsyncs every segment with unsynced appends and moves the recovery point to the log end.
+    pub fn flush(&mut self, now_ms: i64) -> Result<()> {
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        for seg in self.segments.range_mut(from..).map(|(_, s)| s) {
+            seg.flush()?;
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// For the background flusher: flushes when `flush.ms` has passed since the last flush and something
+    /// is unflushed. Returns whether it flushed.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool> {
+        let due = self.recovery_point < self.log_end_offset
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
+        if due {
+            self.flush(now_ms)?;
+        }
+        Ok(due)
+    }
+
+    /// Deletes sealed segments past retention.ms (by their largest timestamp, like Kafka) and then the
+    /// oldest ones while the log stays at least retention.bytes large. The active segment is never
+    /// deleted. Returns how many segments went.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let active_base = self.segments.keys().next_back().copied();
+        let mut doomed = Vec::new();
+        if self.config.retention_ms >= 0 {
+            for (base, seg) in &self.segments {
+                if Some(*base) == active_base
+                    || now_ms.saturating_sub(seg.largest_timestamp()) <= self.config.retention_ms
+                {
+                    break;
+                }
+                doomed.push(*base);
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let already: i64 = doomed
+                .iter()
+                .filter_map(|b| self.segments.get(b))
+                .map(|s| s.size() as i64)
+                .sum();
+            let mut excess = self.size_bytes() as i64 - already - self.config.retention_bytes;
+            for (base, seg) in self
+                .segments
+                .range(doomed.last().map_or(i64::MIN, |b| b + 1)..)
+            {
+                if Some(*base) == active_base || excess < seg.size() as i64 {
+                    break;
+                }
+                excess -= seg.size() as i64;
+                doomed.push(*base);
+            }
+        }
+        for base in &doomed {
+            if let Some(seg) = self.segments.remove(base) {
+                tracing::info!(partition = %self.tp, base_offset = base, "deleting segment by retention");
+                seg.delete()?;
+            }
+        }
+        if let Some(first) = self.segments.keys().next() {
+            self.log_start_offset = self.log_start_offset.max(*first);
+            self.high_watermark = self.high_watermark.max(self.log_start_offset);
+        }
+        Ok(doomed.len())
+    }
+
+    /// Clean close: seals the active segment (final time index entry), fsyncs, snapshots producer state.
+    pub fn close(&mut self) -> Result<()> {
+        self.active().seal()?;
+        for seg in self.segments.values_mut() {
+            seg.flush()?;
+        }
+        self.producers
+            .write_snapshot(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+        self.recovery_point = self.log_end_offset;
+        Ok(())
+    }
+}
+
+impl Segment {
+    pub(crate) fn offset_index_lookup(&self, offset: i64) -> std::io::Result<(i64, u32)> {
+        self.offset_index.lookup(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::test_support::{batch_with, simple_batch};
+    use crate::records::batch::{BatchHeader, BatchIter};
+    use crate::records::validate::{ValidateConfig, validate};
+    use crate::storage::io::{FaultConfig, FaultyIo, StdIo};
+    use kafka_protocol::records::Compression;
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+    fn io() -> Arc<dyn FileIo> {
+        Arc::new(StdIo)
+    }
+    fn small_cfg() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1_000,
+            index_interval_bytes: 200,
+            ..LogConfig::default()
+        }
+    }
+    fn new_log(dir: &Path, cfg: LogConfig) -> PartitionLog {
+        PartitionLog::create(io(), &dir.join("t-0"), tp(), cfg, NOW).expect("create")
+    }
+    fn reopen(dir: &Path, cfg: LogConfig, recovery_point: i64, clean: bool) -> PartitionLog {
+        PartitionLog::open(
+            io(),
+            &dir.join("t-0"),
+            tp(),
+            cfg,
+            recovery_point,
+            0,
+            clean,
+            NOW,
+        )
+        .expect("open")
+    }
+    /// Appends and returns the bytes as stored (offsets assigned).
+    fn append(log: &mut PartitionLog, mut bytes: Vec<u8>) -> (AppendInfo, Vec<u8>) {
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        let info = log.append(&mut bytes, &v, NOW).expect("append");
+        (info, bytes)
+    }
+    fn try_append(log: &mut PartitionLog, mut bytes: Vec<u8>) -> Result<AppendInfo> {
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        log.append(&mut bytes, &v, NOW)
+    }
+    fn read_all(log: &PartitionLog, from: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut next = from;
+        while next < log.log_end_offset() {
+            let r = log.read(next, 1 << 20, i64::MAX).expect("read");
+            assert!(!r.bytes.is_empty(), "no progress at {next}");
+            out.extend_from_slice(&r.bytes);
+            next = r.last_offset + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn appends_get_consecutive_offsets_and_read_back_byte_identical() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let (a, ab) = append(&mut log, simple_batch(3));
+        let (b, bb) = append(&mut log, simple_batch(2));
+        let (c, cb) = append(&mut log, simple_batch(4));
+        assert_eq!((a.base_offset, a.last_offset), (0, 2));
+        assert_eq!((b.base_offset, b.last_offset), (3, 4));
+        assert_eq!((c.base_offset, c.last_offset), (5, 8));
+        assert_eq!(a.log_append_time_ms, -1);
+        assert_eq!(log.log_end_offset(), 9);
+        let all = [ab.clone(), bb.clone(), cb.clone()].concat();
+        assert_eq!(read_all(&log, 0), all);
+        let r = log.read(0, 1 << 20, i64::MAX).expect("read");
+        assert_eq!(r.bytes.as_ref(), all.as_slice());
+        assert_eq!((r.first_offset, r.last_offset), (0, 8));
+        validate(&r.bytes, &ValidateConfig::default()).expect("stored batches keep valid CRCs");
+    }
+
+    #[test]
+    fn a_fetch_in_the_middle_of_a_batch_gets_the_whole_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        append(&mut log, simple_batch(3));
+        let (_, second) = append(&mut log, simple_batch(5));
+        let r = log.read(6, 1 << 20, i64::MAX).expect("read");
+        assert_eq!(r.first_offset, 3);
+        assert_eq!(r.bytes.as_ref(), second.as_slice());
+    }
+
+    #[test]
+    fn reads_never_include_a_batch_reaching_the_upper_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let (_, a) = append(&mut log, simple_batch(3)); // 0..=2
+        let (_, b) = append(&mut log, simple_batch(2)); // 3..=4
+        append(&mut log, simple_batch(4)); // 5..=8
+        let bytes = |upper| log.read(0, 1 << 20, upper).expect("read").bytes.to_vec();
+        assert_eq!(bytes(5), [a.clone(), b.clone()].concat());
+        assert_eq!(bytes(4), a);
+        assert_eq!(bytes(3), a);
+        assert!(bytes(2).is_empty());
+        assert!(
+            log.read(5, 1 << 20, 5).expect("read").bytes.is_empty(),
+            "fetch at the bound is empty"
+        );
+        log.set_high_watermark(100);
+        assert_eq!(log.high_watermark(), 9, "clamped to the log end");
+        assert!(
+            log.read(3, 1 << 20, 4).expect("read").bytes.is_empty(),
+            "the batch holding the bound is hidden"
+        );
+    }
+
+    #[test]
+    fn max_bytes_below_the_first_batch_still_returns_that_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let (_, a) = append(&mut log, simple_batch(3));
+        let (_, b) = append(&mut log, simple_batch(3));
+        assert_eq!(
+            log.read(0, 1, i64::MAX).expect("read").bytes.as_ref(),
+            a.as_slice()
+        );
+        assert_eq!(
+            log.read(0, a.len() + b.len() - 1, i64::MAX)
+                .expect("read")
+                .bytes
+                .as_ref(),
+            a.as_slice()
+        );
+        assert_eq!(
+            log.read(0, a.len() + b.len(), i64::MAX)
+                .expect("read")
+                .bytes
+                .len(),
+            a.len() + b.len()
+        );
+    }
+
+    #[test]
+    fn reads_outside_the_log_are_out_of_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        append(&mut log, simple_batch(2));
+        assert!(matches!(
+            log.read(-1, 100, i64::MAX),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            log.read(3, 100, i64::MAX),
+            Err(StorageError::OffsetOutOfRange { log_end: 2, .. })
+        ));
+        assert!(log.read(2, 100, i64::MAX).expect("at LEO").bytes.is_empty());
+    }
+
+    #[test]
+    fn segments_roll_by_size_and_reads_cross_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        let mut all = Vec::new();
+        for i in 0..40 {
+            all.extend(append(&mut log, simple_batch(1 + i % 4)).1);
+        }
+        assert!(
+            log.segment_count() > 3,
+            "rolled into {} segments",
+            log.segment_count()
+        );
+        let last = log.segment_base_offsets().last().copied();
+        for (base, seg) in &log.segments {
+            assert_eq!(
+                seg.offset_index.is_resident(),
+                Some(*base) == last,
+                "only the active index stays in memory"
+            );
+            assert!(seg.size() <= 1_000);
+            assert!(
+                !seg.offset_index.is_empty() || seg.size() <= 400,
+                "sparse index entries are written"
+            );
+        }
+        assert_eq!(read_all(&log, 0), all);
+        // Every offset reads from the batch containing it.
+        for off in 0..log.log_end_offset() {
+            let r = log.read(off, 1, i64::MAX).expect("read");
+            assert!(
+                r.first_offset <= off && off <= r.last_offset,
+                "offset {off} -> {}..{}",
+                r.first_offset,
+                r.last_offset
+            );
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("t-0"))
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().into_string().expect("utf8"))
+            .collect();
+        assert!(names.contains(&"00000000000000000000.log".to_string()));
+        assert!(
+            names.iter().any(|n| n.ends_with(".snapshot")),
+            "roll snapshots producer state"
+        );
+    }
+
+    #[test]
+    fn flush_moves_the_recovery_point_by_message_count_and_by_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            flush_interval_messages: 5,
+            flush_interval_ms: 1_000,
+            ..LogConfig::default()
+        };
+        let mut log = new_log(dir.path(), cfg);
+        append(&mut log, simple_batch(3));
+        assert_eq!(log.recovery_point(), 0);
+        append(&mut log, simple_batch(2));
+        assert_eq!(log.recovery_point(), 5, "flush.messages reached");
+        append(&mut log, simple_batch(1));
+        assert!(!log.flush_if_due(NOW + 999).expect("flush"));
+        assert!(log.flush_if_due(NOW + 1_000).expect("flush"));
+        assert_eq!(log.recovery_point(), 6);
+        assert!(
+            !log.flush_if_due(NOW + 5_000)
+                .expect("nothing left to flush")
+        );
+    }
+
+    #[test]
+    fn segments_roll_by_age() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(
+            dir.path(),
+            LogConfig {
+                segment_ms: 1_000,
+                ..LogConfig::default()
+            },
+        );
+        let mut b = simple_batch(1);
+        let v = validate(&b, &ValidateConfig::default()).expect("valid");
+        log.append(&mut b, &v, NOW).expect("append");
+        let mut b = simple_batch(1);
+        log.append(&mut b, &v, NOW + 500).expect("append");
+        assert_eq!(log.segment_count(), 1);
+        let mut b = simple_batch(1);
+        log.append(&mut b, &v, NOW + 1_000).expect("append");
+        assert_eq!(log.segment_base_offsets(), vec![0, 2]);
+    }
+
+    #[test]
+    fn retention_by_time_deletes_old_sealed_segments_and_moves_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            retention_ms: 10_000,
+            ..small_cfg()
+        };
+        let mut log = new_log(dir.path(), cfg);
+        for i in 0..30 {
+            let ts = if i < 20 { NOW - 100_000 } else { NOW };
+            append(
+                &mut log,
+                batch_with(2, Some(&[ts, ts]), Compression::None, None),
+            );
+        }
+        let before = log.segment_count();
+        let deleted = log.apply_retention(NOW).expect("retention");
+        assert!(deleted > 0 && log.segment_count() == before - deleted);
+        let start = log.log_start_offset();
+        assert_eq!(Some(&start), log.segment_base_offsets().first());
+        assert!(start > 0 && start <= 40);
+        assert!(matches!(
+            log.read(start - 1, 100, i64::MAX),
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        log.read(start, 100, i64::MAX)
+            .expect("first retained offset is readable");
+        assert_eq!(
+            log.apply_retention(NOW).expect("again"),
+            0,
+            "recent segments stay"
+        );
+    }
+
+    #[test]
+    fn retention_by_bytes_keeps_at_least_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            retention_bytes: 2_000,
+            retention_ms: -1,
+            ..small_cfg()
+        };
+        let mut log = new_log(dir.path(), cfg);
+        for _ in 0..60 {
+            append(&mut log, simple_batch(2));
+        }
+        let deleted = log.apply_retention(NOW).expect("retention");
+        assert!(deleted > 0);
+        assert!(log.size_bytes() >= 2_000, "size {}", log.size_bytes());
+        let first = *log.segments.values().next().map(|s| &s.size).expect("seg");
+        assert!(
+            log.size_bytes() - first < 2_000,
+            "one more deletion would have been possible"
+        );
+        assert_eq!(
+            Some(log.log_start_offset()),
+            log.segment_base_offsets().first().copied()
+        );
+    }
+
+    #[test]
+    fn offset_for_timestamp_finds_the_first_record_across_segments_and_inside_compressed_batches() {
+        for compression in [Compression::None, Compression::Lz4, Compression::Gzip] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut log = new_log(dir.path(), small_cfg());
+            // Timestamps grow by 100 per batch; inside a batch they are out of order.
+            let mut base_ts = 10_000;
+            for _ in 0..20 {
+                let ts = [base_ts + 50, base_ts + 10, base_ts + 90, base_ts + 30];
+                append(&mut log, batch_with(4, Some(&ts), compression, None));
+                base_ts += 100;
+            }
+            assert!(log.segment_count() > 1 || compression != Compression::None);
+            // Batch 7 holds offsets 28..=31 with timestamps 10750, 10710, 10790, 10730.
+            assert_eq!(
+                log.offset_for_timestamp(10_705).expect("ts"),
+                Some((28, 10_750)),
+                "{compression:?}"
+            );
+            assert_eq!(
+                log.offset_for_timestamp(10_751).expect("ts"),
+                Some((30, 10_790)),
+                "{compression:?}"
+            );
+            assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 10_050)));
+            assert_eq!(log.offset_for_timestamp(100_000).expect("ts"), None);
+            assert_eq!(log.max_timestamp().expect("max"), Some((11_990, 78)));
+        }
+    }
+
+    #[test]
+    fn log_append_time_stamps_batches() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            message_timestamp_type: TimestampType::LogAppendTime,
+            ..LogConfig::default()
+        };
+        let mut log = new_log(dir.path(), cfg);
+        let (info, stored) = append(&mut log, simple_batch(3));
+        assert_eq!(info.log_append_time_ms, NOW);
+        let h = BatchHeader::parse(&stored).expect("h");
+        assert_eq!(h.max_timestamp(), NOW);
+        validate(
+            &log.read(0, 1000, i64::MAX).expect("read").bytes,
+            &ValidateConfig::default(),
+        )
+        .expect("CRC recomputed");
+        assert_eq!(log.offset_for_timestamp(NOW).expect("ts"), Some((0, NOW)));
+    }
+
+    #[test]
+    fn idempotent_duplicates_gaps_and_epochs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let p = |seq, n| batch_with(n, None, Compression::None, Some((42, 0, seq)));
+        append(&mut log, simple_batch(2));
+        let (first, _) = append(&mut log, p(0, 3));
+        append(&mut log, p(3, 2));
+        match try_append(&mut log, p(0, 3)) {
+            Err(StorageError::DuplicateSequence {
+                base_offset,
+                last_offset,
+            }) => {
+                assert_eq!(
+                    (base_offset, last_offset),
+                    (first.base_offset, first.last_offset)
+                )
+            }
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        assert_eq!(log.log_end_offset(), 7, "a duplicate appends nothing");
+        assert!(matches!(
+            try_append(&mut log, p(9, 1)),
+            Err(StorageError::OutOfOrderSequence { expected: 5, .. })
+        ));
+        let new_epoch = batch_with(1, None, Compression::None, Some((42, 1, 0)));
+        append(&mut log, new_epoch);
+        assert!(matches!(
+            try_append(
+                &mut log,
+                batch_with(1, None, Compression::None, Some((42, 0, 5)))
+            ),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    fn producer_log(dir: &Path) -> (PartitionLog, AppendInfo) {
+        let mut log = new_log(dir, small_cfg());
+        let mut last = None;
+        for i in 0..30 {
+            let (info, _) = append(
+                &mut log,
+                batch_with(2, None, Compression::None, Some((7, 0, i * 2))),
+            );
+            last = Some(info);
+        }
+        (log, last.expect("appended"))
+    }
+
+    #[test]
+    fn producer_state_survives_a_clean_reopen_without_scanning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, last) = producer_log(dir.path());
+        log.close().expect("close");
+        drop(log);
+        let mut log = reopen(dir.path(), small_cfg(), 0, true);
+        let stats = log.open_stats();
+        assert_eq!(stats.recovered_segments, 0, "clean open must not scan");
+        assert_eq!(stats.replayed_batches, 0, "snapshot at the log end");
+        assert_eq!(stats.producer_snapshot_offset, Some(60));
+        assert!(matches!(
+            try_append(&mut log, batch_with(2, None, Compression::None, Some((7, 0, 58)))),
+            Err(StorageError::DuplicateSequence { base_offset, .. }) if base_offset == last.base_offset
+        ));
+        append(
+            &mut log,
+            batch_with(1, None, Compression::None, Some((7, 0, 60))),
+        );
+    }
+
+    #[test]
+    fn producer_state_is_rebuilt_after_an_unclean_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, last) = producer_log(dir.path());
+        drop(log); // no close: no final snapshot, no sealed time index
+        let mut log = reopen(dir.path(), small_cfg(), 0, false);
+        let stats = log.open_stats();
+        assert!(stats.recovered_segments > 0);
+        assert!(
+            stats.replayed_batches > 0,
+            "replayed from the last roll snapshot"
+        );
+        assert_eq!(log.log_end_offset(), 60);
+        assert!(matches!(
+            try_append(&mut log, batch_with(2, None, Compression::None, Some((7, 0, 58)))),
+            Err(StorageError::DuplicateSequence { base_offset, .. }) if base_offset == last.base_offset
+        ));
+        assert!(matches!(
+            try_append(
+                &mut log,
+                batch_with(1, None, Compression::None, Some((7, 0, 61)))
+            ),
+            Err(StorageError::OutOfOrderSequence { expected: 60, .. })
+        ));
+    }
+
+    /// Appends batches, returns their stored bytes, and the log dir's active segment file.
+    fn two_batch_log(dir: &Path) -> (Vec<u8>, Vec<u8>, PathBuf) {
+        let mut log = new_log(dir, LogConfig::default());
+        let (_, a) = append(&mut log, simple_batch(3));
+        let (_, b) = append(&mut log, simple_batch(4));
+        log.flush(NOW).expect("flush");
+        (a, b, Segment::log_path(&dir.join("t-0"), 0))
+    }
+
+    #[test]
+    fn a_torn_tail_at_every_byte_is_cut_back_to_the_previous_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, path) = two_batch_log(dir.path());
+        let full = std::fs::read(&path).expect("read");
+        assert_eq!(full, [a.clone(), b.clone()].concat());
+        for cut in a.len()..full.len() {
+            std::fs::write(&path, &full[..cut]).expect("tear");
+            let log = reopen(dir.path(), LogConfig::default(), 0, false);
+            assert_eq!(log.log_end_offset(), 3, "cut at {cut}");
+            assert_eq!(
+                log.read(0, 1 << 20, i64::MAX).expect("read").bytes.as_ref(),
+                a.as_slice()
+            );
+            assert_eq!(
+                std::fs::metadata(&path).expect("meta").len(),
+                a.len() as u64
+            );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_crc_in_the_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, path) = two_batch_log(dir.path());
+        let mut full = std::fs::read(&path).expect("read");
+        let i = a.len() + b.len() - 3;
+        full[i] ^= 0x10;
+        std::fs::write(&path, &full).expect("corrupt");
+        let log = reopen(dir.path(), LogConfig::default(), 0, false);
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.open_stats().truncated_bytes, b.len() as u64);
+    }
+
+    #[test]
+    fn only_segments_from_the_recovery_point_are_scanned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        for _ in 0..40 {
+            append(&mut log, simple_batch(2));
+        }
+        let segments = log.segment_count();
+        let rp = log.recovery_point();
+        assert!(segments > 3 && rp > 0);
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), rp, false);
+        assert_eq!(log.open_stats().recovered_segments, 1);
+        assert_eq!(log.log_end_offset(), 80);
+        assert_eq!(log.recovery_point(), 80, "recovered data is fsynced");
+    }
+
+    #[test]
+    fn a_corrupt_middle_segment_drops_everything_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        for _ in 0..40 {
+            append(&mut log, simple_batch(2));
+        }
+        let bases = log.segment_base_offsets();
+        drop(log);
+        let victim = Segment::log_path(&dir.path().join("t-0"), bases[1]);
+        let mut bytes = std::fs::read(&victim).expect("read");
+        bytes[100] ^= 0xff;
+        std::fs::write(&victim, &bytes).expect("write");
+        let log = reopen(dir.path(), small_cfg(), 0, false);
+        assert_eq!(log.segment_base_offsets().len(), 2);
+        assert!(log.log_end_offset() >= bases[1] && log.log_end_offset() < bases[2]);
+    }
+
+    #[test]
+    fn truncate_to_removes_later_batches_and_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        let mut stored = Vec::new();
+        for _ in 0..30 {
+            stored.push(append(&mut log, simple_batch(2)).1);
+        }
+        log.truncate_to(21, NOW).expect("truncate");
+        assert_eq!(log.log_end_offset(), 20, "the batch holding 21 goes whole");
+        assert_eq!(read_all(&log, 0), stored[..10].concat());
+        let (info, _) = append(&mut log, simple_batch(1));
+        assert_eq!(info.base_offset, 20);
+        log.truncate_to(0, NOW).expect("truncate all");
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.segment_count(), 1);
+    }
+
+    #[test]
+    fn crash_at_a_random_byte_keeps_a_prefix_of_the_appended_batches() {
+        for seed in 1..=20u64 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let crash_after = 500 + (seed * 7919) % 6_000;
+            println!("seed {seed}: crash after {crash_after} bytes");
+            let faulty = FaultyIo::new(
+                io(),
+                FaultConfig {
+                    seed,
+                    crash_after_bytes: Some(crash_after),
+                    flip_bit_ppm: 0,
+                },
+            );
+            let fio: Arc<dyn FileIo> = Arc::new(faulty.clone());
+            let mut log =
+                PartitionLog::create(fio, &dir.path().join("t-0"), tp(), small_cfg(), NOW)
+                    .expect("create");
+            let mut stored = Vec::new();
+            for i in 0..60 {
+                if faulty.crashed() {
+                    break;
+                }
+                let (_, b) = append(&mut log, simple_batch(1 + (i + seed as usize) % 3));
+                stored.extend(b);
+            }
+            assert!(faulty.crashed(), "seed {seed}");
+            drop(log);
+            let log = reopen(dir.path(), small_cfg(), 0, false);
+            let got = read_all(&log, 0);
+            assert!(
+                stored.starts_with(&got),
+                "seed {seed}: recovered bytes are not a prefix"
+            );
+            let mut it = BatchIter::new(&got);
+            assert_eq!(
+                it.by_ref()
+                    .last()
+                    .map(|b| b.header().last_offset() + 1)
+                    .unwrap_or(0),
+                log.log_end_offset()
+            );
+        }
+    }
+
+    #[test]
+    fn bit_flips_in_the_tail_are_cut_and_never_served() {
+        let mut cuts = 0;
+        for seed in 1..=12u64 {
+            println!("seed {seed}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let faulty = FaultyIo::new(
+                io(),
+                FaultConfig {
+                    seed,
+                    crash_after_bytes: None,
+                    flip_bit_ppm: 150_000,
+                },
+            );
+            let fio: Arc<dyn FileIo> = Arc::new(faulty);
+            let mut log =
+                PartitionLog::create(fio, &dir.path().join("t-0"), tp(), small_cfg(), NOW)
+                    .expect("create");
+            let mut stored = Vec::new();
+            for i in 0..30 {
+                stored.push(append(&mut log, simple_batch(1 + i % 3)).1);
+            }
+            drop(log);
+            let log = reopen(dir.path(), small_cfg(), 0, false);
+            let got = read_all(&log, 0);
+            let mut next = 0;
+            for (i, b) in BatchIter::new(&got).enumerate() {
+                let h = b.header();
+                assert_eq!(
+                    h.computed_crc(),
+                    Some(h.crc()),
+                    "seed {seed}: served a corrupt batch"
+                );
+                assert!(
+                    h.base_offset() >= next,
+                    "seed {seed}: offsets went backwards"
+                );
+                next = h.last_offset() + 1;
+                // Everything the CRC covers is what the producer sent.
+                assert_eq!(
+                    &b.bytes[21..],
+                    &stored[i][21..],
+                    "seed {seed}: batch {i} differs"
+                );
+            }
+            assert_eq!(next, log.log_end_offset(), "seed {seed}");
+            cuts += usize::from(log.open_stats().truncated_bytes > 0);
+        }
+        assert!(cuts > 0, "the flips must have hit the log somewhere");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn random_appends_read_back_byte_identical_from_any_offset(
+            counts in proptest::collection::vec(1usize..6, 1..40),
+            reads in proptest::collection::vec((any::<u16>(), 1usize..3000), 1..20),
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut log = new_log(dir.path(), small_cfg());
+            let mut batches: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+            for c in counts {
+                let (info, b) = append(&mut log, simple_batch(c));
+                batches.push((info.base_offset, info.last_offset, b));
+            }
+            prop_assert_eq!(read_all(&log, 0), batches.iter().flat_map(|b| b.2.clone()).collect::<Vec<_>>());
+            let leo = log.log_end_offset();
+            for (off, max_bytes) in reads {
+                let off = off as i64 % (leo + 1);
+                let r = log.read(off, max_bytes, leo).expect("read");
+                if off == leo {
+                    prop_assert!(r.bytes.is_empty());
+                    continue;
+                }
+                let first = batches.iter().position(|b| b.1 >= off).expect("batch");
+                prop_assert_eq!(r.first_offset, batches[first].0);
+                let mut expect = batches[first].2.clone();
+                for b in &batches[first + 1..] {
+                    let seg_of = |o: i64| log.segments.range(..=o).next_back().map(|(k, _)| *k);
+                    if expect.len() + b.2.len() > max_bytes || seg_of(b.0) != seg_of(batches[first].0) {
+                        break;
+                    }
+                    expect.extend_from_slice(&b.2);
+                }
+                prop_assert_eq!(r.bytes.as_ref(), expect.as_slice());
+            }
+        }
+    }
+}

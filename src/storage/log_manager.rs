@@ -1,0 +1,500 @@
+//! LogManager: the log.dirs, the partition directories in them (create, load, delete), checkpoints, flush, retention and the clean-shutdown marker. It holds partition logs behind std mutexes and never runs async code.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use super::io::FileIo;
+use super::log::PartitionLog;
+use super::{LogConfig, Result, StorageError};
+use crate::types::TopicPartition;
+
+/// Kafka's marker: present in a log dir only between a clean close and the next open.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// Suffix of a partition directory being deleted.
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A shared partition log. Lock it only for the duration of one call; never across an `.await`.
+pub type SharedLog = Arc<Mutex<PartitionLog>>;
+
+/// Locks a partition log. A poisoned lock means a panic in the middle of a change, so the in-memory
+/// state cannot be trusted: report it instead of carrying on.
+pub fn lock_log(log: &SharedLog) -> Result<MutexGuard<'_, PartitionLog>> {
+    log.lock().map_err(|_| {
+        StorageError::Corrupt("partition log lock poisoned by an earlier panic".into())
+    })
+}
+
+#[derive(Debug)]
+struct Entry {
+    log_dir: PathBuf,
+    log: SharedLog,
+}
+
+/// All partition logs of this broker. Every method blocks on disk I/O.
+#[derive(Debug)]
+pub struct LogManager {
+    log_dirs: Vec<PathBuf>,
+    default_config: LogConfig,
+    io: Arc<dyn FileIo>,
+    logs: RwLock<HashMap<TopicPartition, Entry>>,
+    /// Per log dir, whether the last shutdown was clean (informational).
+    clean_at_open: Vec<bool>,
+}
+
+impl LogManager {
+    /// Loads every partition in `log_dirs`, finishing interrupted deletes. If a dir holds the clean
+    /// shutdown marker its files are trusted; otherwise each partition recovers from its checkpointed
+    /// recovery point. The marker is removed once the dir is loaded, so a crash from now on is unclean.
+    pub fn open(
+        log_dirs: Vec<PathBuf>,
+        default_config: LogConfig,
+        io: Arc<dyn FileIo>,
+    ) -> Result<Self> {
+        Self::open_at(log_dirs, default_config, io, now_ms())
+    }
+
+    pub fn open_at(
+        log_dirs: Vec<PathBuf>,
+        default_config: LogConfig,
+        io: Arc<dyn FileIo>,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let mut logs: HashMap<TopicPartition, Entry> = HashMap::new();
+        let mut clean_at_open = Vec::with_capacity(log_dirs.len());
+        for dir in &log_dirs {
+            io.create_dir_all(dir)?;
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            let clean = io.exists(&marker)?;
+            clean_at_open.push(clean);
+            let recovery: HashMap<_, _> =
+                checkpoint::read_offsets(io.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT))?
+                    .into_iter()
+                    .collect();
+            let starts: HashMap<_, _> =
+                checkpoint::read_offsets(io.as_ref(), &dir.join(LOG_START_OFFSET_CHECKPOINT))?
+                    .into_iter()
+                    .collect();
+            for e in io.list_dir(dir)? {
+                if !e.is_dir {
+                    continue;
+                }
+                if e.name.ends_with(DELETE_DIR_SUFFIX) {
+                    tracing::info!(dir = %e.path.display(), "finishing deletion of partition directory");
+                    io.remove_dir_all(&e.path)?;
+                    continue;
+                }
+                let Some(tp) = TopicPartition::from_dir_name(&e.name) else {
+                    tracing::warn!(dir = %e.path.display(), "ignoring directory that is not a partition");
+                    continue;
+                };
+                if let Some(other) = logs.get(&tp) {
+                    // The same partition in two log dirs: picking one would silently hide the other's data.
+                    return Err(StorageError::Corrupt(format!(
+                        "partition {tp} exists in both {} and {}",
+                        other.log_dir.display(),
+                        dir.display()
+                    )));
+                }
+                let rp = recovery.get(&tp).copied().unwrap_or(0);
+                let start = starts.get(&tp).copied().unwrap_or(0);
+                let log = PartitionLog::open(
+                    io.clone(),
+                    &e.path,
+                    tp.clone(),
+                    default_config.clone(),
+                    rp,
+                    start,
+                    clean,
+                    now_ms,
+                )?;
+                let stats = log.open_stats();
+                if stats.truncated_bytes > 0 {
+                    tracing::warn!(partition = %tp, truncated_bytes = stats.truncated_bytes, "recovered partition");
+                }
+                logs.insert(
+                    tp,
+                    Entry {
+                        log_dir: dir.clone(),
+                        log: Arc::new(Mutex::new(log)),
+                    },
+                );
+            }
+            if clean {
+                io.remove_file(&marker)?;
+                io.sync_dir(dir)?;
+            }
+        }
+        Ok(Self {
+            log_dirs,
+            default_config,
+            io,
+            logs: RwLock::new(logs),
+            clean_at_open,
+        })
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Entry>> {
+        // The map only ever holds complete entries, so a poisoned lock still guards consistent data.
+        self.logs.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Entry>> {
+        self.logs.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.log_dirs
+    }
+    pub fn default_config(&self) -> &LogConfig {
+        &self.default_config
+    }
+    /// Whether each log dir (same order as `log_dirs`) had the clean shutdown marker at open.
+    pub fn clean_at_open(&self) -> &[bool] {
+        &self.clean_at_open
+    }
+
+    /// Creates a partition log in the log dir holding the fewest partitions.
+    pub fn create_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<SharedLog> {
+        let mut map = self.write_map();
+        if map.contains_key(tp) {
+            return Err(StorageError::AlreadyExists(tp.to_string()));
+        }
+        let log_dir = self
+            .log_dirs
+            .iter()
+            .min_by_key(|d| map.values().filter(|e| &e.log_dir == *d).count())
+            .ok_or_else(|| StorageError::Corrupt("no log.dirs configured".into()))?
+            .clone();
+        let log = PartitionLog::create(
+            self.io.clone(),
+            &log_dir.join(tp.dir_name()),
+            tp.clone(),
+            config,
+            now_ms(),
+        )?;
+        let shared = Arc::new(Mutex::new(log));
+        map.insert(
+            tp.clone(),
+            Entry {
+                log_dir,
+                log: shared.clone(),
+            },
+        );
+        Ok(shared)
+    }
+
+    /// Returns the log, creating it with `config` if it does not exist.
+    pub fn get_or_create_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<SharedLog> {
+        if let Some(l) = self.get(tp) {
+            return Ok(l);
+        }
+        match self.create_log(tp, config) {
+            Err(StorageError::AlreadyExists(_)) => self
+                .get(tp)
+                .ok_or_else(|| StorageError::UnknownPartition(tp.to_string())),
+            other => other,
+        }
+    }
+
+    pub fn get(&self, tp: &TopicPartition) -> Option<SharedLog> {
+        self.read_map().get(tp).map(|e| e.log.clone())
+    }
+
+    /// Renames the directory to `<topic>-<partition>.<uuid>-delete` (atomic, survives a crash as a
+    /// finished delete) and then removes it.
+    pub fn delete_log(&self, tp: &TopicPartition) -> Result<()> {
+        let entry = self
+            .write_map()
+            .remove(tp)
+            .ok_or_else(|| StorageError::UnknownPartition(tp.to_string()))?;
+        let dir = lock_log(&entry.log)?.dir().to_path_buf();
+        let doomed = entry.log_dir.join(format!(
+            "{}.{}{}",
+            tp.dir_name(),
+            uuid::Uuid::new_v4().simple(),
+            DELETE_DIR_SUFFIX
+        ));
+        self.io.rename(&dir, &doomed)?;
+        self.io.sync_dir(&entry.log_dir)?;
+        self.io.remove_dir_all(&doomed)?;
+        Ok(())
+    }
+
+    pub fn update_config(&self, tp: &TopicPartition, config: LogConfig) -> Result<()> {
+        let log = self
+            .get(tp)
+            .ok_or_else(|| StorageError::UnknownPartition(tp.to_string()))?;
+        lock_log(&log)?.update_config(config);
+        Ok(())
+    }
+
+    pub fn all_partitions(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<_> = self.read_map().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    fn snapshot_entries(&self) -> Vec<(TopicPartition, PathBuf, SharedLog)> {
+        self.read_map()
+            .iter()
+            .map(|(tp, e)| (tp.clone(), e.log_dir.clone(), e.log.clone()))
+            .collect()
+    }
+
+    pub fn flush_all(&self, now_ms: i64) -> Result<()> {
+        for (_, _, log) in self.snapshot_entries() {
+            lock_log(&log)?.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// For a periodic task: flushes every log whose `flush.ms` has passed. Returns how many flushed.
+    pub fn flush_due(&self, now_ms: i64) -> Result<usize> {
+        let mut flushed = 0;
+        for (_, _, log) in self.snapshot_entries() {
+            flushed += usize::from(lock_log(&log)?.flush_if_due(now_ms)?);
+        }
+        Ok(flushed)
+    }
+
+    /// Writes each log dir's recovery-point and log-start-offset checkpoints.
+    pub fn checkpoint(&self) -> Result<()> {
+        let entries = self.snapshot_entries();
+        for dir in &self.log_dirs {
+            let mut rps = Vec::new();
+            let mut starts = Vec::new();
+            for (tp, log_dir, log) in &entries {
+                if log_dir != dir {
+                    continue;
+                }
+                let l = lock_log(log)?;
+                rps.push((tp.clone(), l.recovery_point()));
+                starts.push((tp.clone(), l.log_start_offset()));
+            }
+            rps.sort();
+            starts.sort();
+            checkpoint::write_offsets(
+                self.io.as_ref(),
+                &dir.join(RECOVERY_POINT_CHECKPOINT),
+                &rps,
+            )?;
+            checkpoint::write_offsets(
+                self.io.as_ref(),
+                &dir.join(LOG_START_OFFSET_CHECKPOINT),
+                &starts,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Applies retention to every partition; returns the number of segments deleted.
+    pub fn run_retention(&self, now_ms: i64) -> Result<usize> {
+        let mut deleted = 0;
+        for (_, _, log) in self.snapshot_entries() {
+            deleted += lock_log(&log)?.apply_retention(now_ms)?;
+        }
+        if deleted > 0 {
+            self.checkpoint()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Clean close: every log is sealed, flushed and snapshotted, checkpoints are written, then the
+    /// marker. Nothing may be appended afterwards (the marker would lie).
+    pub fn close(&self) -> Result<()> {
+        for (_, _, log) in self.snapshot_entries() {
+            lock_log(&log)?.close()?;
+        }
+        self.checkpoint()?;
+        for dir in &self.log_dirs {
+            checkpoint::write_atomic(self.io.as_ref(), &dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::test_support::{batch_with, simple_batch};
+    use crate::records::validate::{ValidateConfig, validate};
+    use crate::storage::io::StdIo;
+    use kafka_protocol::records::Compression;
+
+    fn io() -> Arc<dyn FileIo> {
+        Arc::new(StdIo)
+    }
+    fn append(log: &SharedLog, mut bytes: Vec<u8>) -> i64 {
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        lock_log(log)
+            .expect("lock")
+            .append(&mut bytes, &v, now_ms())
+            .expect("append")
+            .last_offset
+    }
+
+    #[test]
+    fn clean_close_writes_the_marker_and_reopen_trusts_and_consumes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![dir.path().to_path_buf()];
+        let tp = TopicPartition::new("orders", 3);
+        {
+            let m = LogManager::open(dirs.clone(), LogConfig::default(), io()).expect("open");
+            let log = m.create_log(&tp, LogConfig::default()).expect("create");
+            assert!(matches!(
+                m.create_log(&tp, LogConfig::default()),
+                Err(StorageError::AlreadyExists(_))
+            ));
+            append(&log, simple_batch(3));
+            append(
+                &log,
+                batch_with(2, None, Compression::None, Some((5, 0, 0))),
+            );
+            m.close().expect("close");
+        }
+        let marker = dir.path().join(CLEAN_SHUTDOWN_FILE);
+        assert!(marker.exists());
+        let rp = std::fs::read_to_string(dir.path().join(RECOVERY_POINT_CHECKPOINT))
+            .expect("checkpoint");
+        assert_eq!(rp, "0\n1\norders 3 5\n");
+        let m = LogManager::open(dirs.clone(), LogConfig::default(), io()).expect("reopen");
+        assert_eq!(m.clean_at_open(), &[true]);
+        assert!(
+            !marker.exists(),
+            "a crash from now on must count as unclean"
+        );
+        let log = m.get(&tp).expect("loaded");
+        {
+            let l = lock_log(&log).expect("lock");
+            assert_eq!(l.log_end_offset(), 5);
+            assert_eq!(l.open_stats().recovered_segments, 0);
+            assert!(l.producer_state().entry(5).is_some());
+        }
+        assert_eq!(m.all_partitions(), vec![tp.clone()]);
+        drop(m);
+        // No close this time: the next open is unclean and recovers from the checkpointed point.
+        let m = LogManager::open(dirs, LogConfig::default(), io()).expect("reopen unclean");
+        assert_eq!(m.clean_at_open(), &[false]);
+        assert_eq!(
+            lock_log(&m.get(&tp).expect("loaded"))
+                .expect("lock")
+                .log_end_offset(),
+            5
+        );
+    }
+
+    #[test]
+    fn delete_log_removes_the_directory_and_open_finishes_interrupted_deletes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![dir.path().to_path_buf()];
+        let m = LogManager::open(dirs.clone(), LogConfig::default(), io()).expect("open");
+        let tp = TopicPartition::new("gone", 0);
+        let log = m.create_log(&tp, LogConfig::default()).expect("create");
+        append(&log, simple_batch(1));
+        drop(log);
+        m.delete_log(&tp).expect("delete");
+        assert!(m.get(&tp).is_none());
+        assert!(matches!(
+            m.delete_log(&tp),
+            Err(StorageError::UnknownPartition(_))
+        ));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("e").file_name())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.to_string_lossy().starts_with("gone-0")),
+            "{names:?}"
+        );
+        drop(m);
+
+        std::fs::create_dir_all(dir.path().join("half-0.0123abcd-delete")).expect("mkdir");
+        std::fs::write(
+            dir.path()
+                .join("half-0.0123abcd-delete/00000000000000000000.log"),
+            b"x",
+        )
+        .expect("write");
+        std::fs::create_dir_all(dir.path().join("not_a_partition")).expect("mkdir");
+        let m = LogManager::open(dirs, LogConfig::default(), io()).expect("reopen");
+        assert!(!dir.path().join("half-0.0123abcd-delete").exists());
+        assert!(m.all_partitions().is_empty());
+    }
+
+    #[test]
+    fn partitions_spread_over_log_dirs_and_retention_checkpoints_log_start() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let cfg = LogConfig {
+            segment_bytes: 500,
+            retention_bytes: 600,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
+        let m = LogManager::open(dirs.clone(), cfg.clone(), io()).expect("open");
+        let t0 = TopicPartition::new("x", 0);
+        let t1 = TopicPartition::new("x", 1);
+        let l0 = m.create_log(&t0, cfg.clone()).expect("create");
+        m.create_log(&t1, cfg.clone()).expect("create");
+        assert!(a.path().join("x-0").is_dir() && b.path().join("x-1").is_dir());
+        for _ in 0..20 {
+            append(&l0, simple_batch(2));
+        }
+        assert!(m.run_retention(now_ms()).expect("retention") > 0);
+        let start = lock_log(&l0).expect("lock").log_start_offset();
+        assert!(start > 0);
+        let starts = std::fs::read_to_string(a.path().join(LOG_START_OFFSET_CHECKPOINT))
+            .expect("checkpoint");
+        assert_eq!(starts, format!("0\n1\nx 0 {start}\n"));
+        m.update_config(&t1, LogConfig::default()).expect("update");
+        assert!(matches!(
+            m.update_config(&TopicPartition::new("y", 0), cfg),
+            Err(StorageError::UnknownPartition(_))
+        ));
+        m.flush_all(now_ms()).expect("flush");
+        drop(l0);
+        m.close().expect("close");
+        drop(m);
+        let m = LogManager::open(dirs, LogConfig::default(), io()).expect("reopen");
+        assert_eq!(
+            lock_log(&m.get(&t0).expect("t0"))
+                .expect("lock")
+                .log_start_offset(),
+            start
+        );
+    }
+
+    #[test]
+    fn the_same_partition_in_two_log_dirs_fails_open() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(a.path().join("dup-0")).expect("mkdir");
+        std::fs::create_dir_all(b.path().join("dup-0")).expect("mkdir");
+        let r = LogManager::open(
+            vec![a.path().to_path_buf(), b.path().to_path_buf()],
+            LogConfig::default(),
+            io(),
+        );
+        assert!(matches!(r, Err(StorageError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_malformed_checkpoint_fails_open_instead_of_resetting_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(RECOVERY_POINT_CHECKPOINT), "garbage").expect("write");
+        assert!(
+            LogManager::open(vec![dir.path().to_path_buf()], LogConfig::default(), io()).is_err()
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The durable log: Kafka's on-disk layout (segments, indexes, checkpoints), recovery and retention; it never sees request types and touches files only through `io`.
+//!
+//! How callers use it:
+//! - Everything here blocks on disk I/O. `PartitionLog`s live behind `std::sync::Mutex` (see
+//!   `LogManager::get`); lock for one call, from `spawn_blocking` or a storage thread, never across `.await`.
+//! - Produce: `records::validate::validate(bytes, &config.validate_config(now))`, then
+//!   `PartitionLog::append(&mut bytes, &validated, now)`. `DuplicateSequence` means success with the
+//!   original offsets; after a successful append the caller moves the high watermark.
+//! - Fetch: `PartitionLog::read(offset, max_bytes, upper_bound)` with the high watermark as bound.
+//! - Durability points: log end offset (appended, in the page cache), recovery point (fsynced; moved by
+//!   `flush`, `roll` and `flush.messages`/`flush.ms`), high watermark (what consumers may read).
+//! - Shutdown: `LogManager::close` seals and fsyncs every log, writes producer snapshots and checkpoints,
+//!   then `.kafka_cleanshutdown` in each log dir. `LogManager::open` trusts a dir holding the marker (no
+//!   scan) and deletes it; without it, each partition re-validates from its checkpointed recovery point.
+//!   Call `LogManager::checkpoint` periodically so an unclean start scans only the tail.
+
+pub mod checkpoint;
+pub mod io;
+pub mod log;
+pub mod log_manager;
+pub mod offset_index;
+pub mod producer_state;
+pub mod recovery;
+pub mod segment;
+pub mod time_index;
+
+pub use self::log::{AppendInfo, PartitionLog, ReadSlice};
+pub use self::log_manager::LogManager;
+
+use crate::records::RecordsError;
+use crate::records::validate::ValidateConfig;
+
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    #[default]
+    CreateTime,
+    LogAppendTime,
+}
+
+/// Kafka's per-topic log settings, with Kafka's defaults. `-1` means unlimited where Kafka says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete sealed segments whose largest timestamp is older. -1: keep forever.
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log stays at least this large. -1: no limit.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`: bytes between sparse index entries.
+    pub index_interval_bytes: u64,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `flush.messages`: fsync after this many messages. i64::MAX: leave it to the OS (Kafka's default).
+    pub flush_interval_messages: i64,
+    /// `flush.ms`: fsync when the last flush is older than this.
+    pub flush_interval_ms: i64,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms` / `after.max.ms` (Kafka's defaults: unlimited / 1 hour).
+    pub message_timestamp_before_max_ms: i64,
+    pub message_timestamp_after_max_ms: i64,
+    /// `cleanup.policy`: "delete" (compaction is not implemented).
+    pub cleanup_policy: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1_073_741_824,
+            segment_ms: 604_800_000,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            flush_interval_messages: i64::MAX,
+            flush_interval_ms: i64::MAX,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
+            cleanup_policy: "delete".to_string(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The validation limits this config implies, for records::validate::validate.
+    pub fn validate_config(&self, now_ms: i64) -> ValidateConfig {
+        let window = |ms: i64| (ms != i64::MAX && ms >= 0).then_some(ms);
+        ValidateConfig {
+            max_message_bytes: self.max_message_bytes,
+            timestamp_before_max_ms: window(self.message_timestamp_before_max_ms),
+            timestamp_after_max_ms: window(self.message_timestamp_after_max_ms),
+            allow_control_batches: false,
+            now_ms,
+        }
+    }
+}
+
+/// Storage failures. Per-partition ones go into the response; Io and Corrupt usually mean the log dir is bad.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("offset {requested} out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        requested: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    /// Already appended: answer success with these offsets and do not append again.
+    #[error("duplicate sequence; already at offsets {base_offset}..={last_offset}")]
+    DuplicateSequence { base_offset: i64, last_offset: i64 },
+    #[error(
+        "out of order sequence for producer {producer_id}: expected {expected}, got {received}"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        received: i32,
+    },
+    #[error("producer {producer_id} epoch {received} is older than {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        received: i16,
+    },
+    #[error("corrupt log: {0}")]
+    Corrupt(String),
+    #[error("partition log {0} not found")]
+    UnknownPartition(String),
+    #[error("partition log {0} already exists")]
+    AlreadyExists(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// `<20-digit zero padded offset>.<ext>`, Kafka's file naming.
+pub fn file_name(offset: i64, ext: &str) -> String {
+    format!("{offset:020}.{ext}")
+}
+
+/// Parses Kafka's file naming back: `Some(offset)` for `<digits>.<ext>`.
+pub fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_kafka_style() {
+        assert_eq!(file_name(42, "log"), "00000000000000000042.log");
+        assert_eq!(parse_file_name("00000000000000000042.log", "log"), Some(42));
+        assert_eq!(parse_file_name("00000000000000000042.index", "log"), None);
+        assert_eq!(parse_file_name("42.log", "log"), None);
+        assert_eq!(parse_file_name("0000000000000000004x.log", "log"), None);
+    }
+}

@@ -1,0 +1,476 @@
+//! Idempotent producer state of one partition (epoch and the last five batches' sequences and offsets per producer id) and its snapshot files; it checks sequences from batch summaries and never reads the log itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::checkpoint::write_atomic;
+use super::io::{FileIo, OpenMode};
+use super::{StorageError, file_name, parse_file_name};
+use crate::records::batch::BatchHeader;
+use crate::records::validate::BatchSummary;
+
+/// Kafka keeps the last five batches per producer: the Java client has at most five in flight.
+pub const MAX_CACHED_BATCHES: usize = 5;
+/// Snapshot files kept per partition; older ones are deleted.
+pub const MAX_SNAPSHOTS: usize = 2;
+
+const SNAPSHOT_MAGIC: &[u8; 4] = b"FJPS";
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// One appended batch as the dedup cache remembers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// What is known about one producer id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMetadata>,
+}
+
+/// The outcome of checking a request's batches before it is appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// Already appended at these offsets: answer success, do not append.
+    Duplicate { first_offset: i64, last_offset: i64 },
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+/// Per-partition producer state, like Kafka's ProducerStateManager (without transactions yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateManager {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Checks every batch of a request in order, as if the earlier ones had been appended. Any
+    /// duplicate makes the whole request a duplicate, as in Kafka.
+    pub fn check(&self, batches: &[BatchSummary]) -> Result<SequenceCheck, StorageError> {
+        // Earlier batches of the same request by the same producer: (pid, epoch, last seq). Tiny.
+        let mut pending: Vec<(i64, i16, i32)> = Vec::new();
+        for b in batches {
+            if b.producer_id < 0 {
+                continue;
+            }
+            let known = pending
+                .iter()
+                .rev()
+                .find(|p| p.0 == b.producer_id)
+                .map(|p| (p.1, Some(p.2)))
+                .or_else(|| {
+                    self.producers
+                        .get(&b.producer_id)
+                        .map(|e| (e.epoch, e.batches.back().map(|m| m.last_seq)))
+                });
+            if let Some((epoch, last_seq)) = known {
+                if b.producer_epoch < epoch {
+                    return Err(StorageError::InvalidProducerEpoch {
+                        producer_id: b.producer_id,
+                        current: epoch,
+                        received: b.producer_epoch,
+                    });
+                }
+                if !b.is_control {
+                    if b.producer_epoch == epoch {
+                        if let Some(e) = self.producers.get(&b.producer_id)
+                            && e.epoch == b.producer_epoch
+                            && let Some(m) = e.batches.iter().find(|m| {
+                                m.first_seq == b.base_sequence && m.last_seq == b.last_sequence
+                            })
+                        {
+                            return Ok(SequenceCheck::Duplicate {
+                                first_offset: m.first_offset,
+                                last_offset: m.last_offset,
+                            });
+                        }
+                        if let Some(last) = last_seq
+                            && b.base_sequence != next_seq(last)
+                        {
+                            return Err(StorageError::OutOfOrderSequence {
+                                producer_id: b.producer_id,
+                                expected: next_seq(last),
+                                received: b.base_sequence,
+                            });
+                        }
+                    } else if b.base_sequence != 0 {
+                        // A bumped epoch restarts sequences at zero.
+                        return Err(StorageError::OutOfOrderSequence {
+                            producer_id: b.producer_id,
+                            expected: 0,
+                            received: b.base_sequence,
+                        });
+                    }
+                }
+            }
+            // Unknown producer: accepted whatever the sequence (its state may have been lost to
+            // retention), as Kafka does.
+            // Only multi-batch requests need the running state; the common single batch allocates nothing.
+            if batches.len() > 1 {
+                let last = if b.is_control {
+                    known.and_then(|k| k.1).unwrap_or(-1)
+                } else {
+                    b.last_sequence
+                };
+                pending.push((b.producer_id, b.producer_epoch, last));
+            }
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records an appended batch.
+    pub fn update(&mut self, producer_id: i64, epoch: i16, is_control: bool, meta: BatchMetadata) {
+        if producer_id < 0 {
+            return;
+        }
+        let e = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if epoch != e.epoch {
+            e.epoch = epoch;
+            e.batches.clear();
+        }
+        if is_control {
+            return;
+        }
+        if e.batches.len() == MAX_CACHED_BATCHES {
+            e.batches.pop_front();
+        }
+        e.batches.push_back(meta);
+    }
+
+    /// Replays one batch header read from the log (rebuild after open or truncation).
+    pub fn replay(&mut self, h: &BatchHeader<'_>) {
+        self.update(
+            h.producer_id(),
+            h.producer_epoch(),
+            h.is_control(),
+            BatchMetadata {
+                first_seq: h.base_sequence(),
+                last_seq: h.last_sequence(),
+                first_offset: h.base_offset(),
+                last_offset: h.last_offset(),
+            },
+        );
+    }
+
+    /// Serialized snapshot: magic, version, count, entries, then a CRC32C of all of it.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(16 + self.producers.len() * (11 + MAX_CACHED_BATCHES * 24));
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let e = &self.producers[&id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.push(e.batches.len() as u8);
+            for m in &e.batches {
+                out.extend_from_slice(&m.first_seq.to_be_bytes());
+                out.extend_from_slice(&m.last_seq.to_be_bytes());
+                out.extend_from_slice(&m.first_offset.to_be_bytes());
+                out.extend_from_slice(&m.last_offset.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Parses a snapshot; `None` for anything malformed (the caller then falls back to an older one).
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let body_len = bytes.len().checked_sub(4)?;
+        let (body, crc) = bytes.split_at(body_len);
+        if crc32c::crc32c(body).to_be_bytes() != crc {
+            return None;
+        }
+        let mut r = Reader(body);
+        if r.take(4)? != SNAPSHOT_MAGIC || u16::from_be_bytes(r.array()?) != SNAPSHOT_VERSION {
+            return None;
+        }
+        let count = u32::from_be_bytes(r.array()?) as usize;
+        let mut producers = HashMap::with_capacity(count.min(body.len() / 11));
+        for _ in 0..count {
+            let id = i64::from_be_bytes(r.array()?);
+            let epoch = i16::from_be_bytes(r.array()?);
+            let n = r.take(1)?[0] as usize;
+            let mut batches = VecDeque::with_capacity(n.min(MAX_CACHED_BATCHES));
+            for _ in 0..n {
+                batches.push_back(BatchMetadata {
+                    first_seq: i32::from_be_bytes(r.array()?),
+                    last_seq: i32::from_be_bytes(r.array()?),
+                    first_offset: i64::from_be_bytes(r.array()?),
+                    last_offset: i64::from_be_bytes(r.array()?),
+                });
+            }
+            producers.insert(id, ProducerEntry { epoch, batches });
+        }
+        r.0.is_empty().then_some(Self { producers })
+    }
+
+    pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+        dir.join(file_name(offset, "snapshot"))
+    }
+
+    /// Writes `<offset>.snapshot` atomically and prunes old snapshots down to [`MAX_SNAPSHOTS`].
+    pub fn write_snapshot(&self, io: &dyn FileIo, dir: &Path, offset: i64) -> io::Result<()> {
+        write_atomic(io, &Self::snapshot_path(dir, offset), &self.encode())?;
+        let offsets = snapshot_offsets(io, dir)?;
+        for old in offsets.iter().rev().skip(MAX_SNAPSHOTS) {
+            io.remove_file(&Self::snapshot_path(dir, *old))?;
+        }
+        Ok(())
+    }
+
+    /// The newest readable snapshot at or below `max_offset`, with its offset.
+    pub fn load_latest(
+        io: &dyn FileIo,
+        dir: &Path,
+        max_offset: i64,
+    ) -> io::Result<Option<(i64, Self)>> {
+        for off in snapshot_offsets(io, dir)?
+            .into_iter()
+            .rev()
+            .filter(|o| *o <= max_offset)
+        {
+            let f = io.open(&Self::snapshot_path(dir, off), OpenMode::ReadWrite)?;
+            let mut buf = vec![0u8; f.len()? as usize];
+            let n = f.read_full_at(&mut buf, 0)?;
+            buf.truncate(n);
+            match Self::decode(&buf) {
+                Some(s) => return Ok(Some((off, s))),
+                None => {
+                    tracing::warn!(offset = off, dir = %dir.display(), "ignoring corrupt producer snapshot")
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Offsets of the snapshot files in `dir`, ascending.
+pub fn snapshot_offsets(io: &dyn FileIo, dir: &Path) -> io::Result<Vec<i64>> {
+    let mut v: Vec<i64> = io
+        .list_dir(dir)?
+        .iter()
+        .filter_map(|e| parse_file_name(&e.name, "snapshot"))
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// Deletes snapshots above `offset` (after a truncation they describe offsets that no longer exist).
+pub fn delete_snapshots_after(io: &dyn FileIo, dir: &Path, offset: i64) -> io::Result<()> {
+    for off in snapshot_offsets(io, dir)?
+        .into_iter()
+        .filter(|o| *o > offset)
+    {
+        io.remove_file(&ProducerStateManager::snapshot_path(dir, off))?;
+    }
+    Ok(())
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::io::StdIo;
+
+    fn summary(pid: i64, epoch: i16, base: i32, count: i32) -> BatchSummary {
+        BatchSummary {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: base,
+            last_sequence: base + (count - 1),
+            records_count: count,
+            last_offset_delta: count - 1,
+            max_timestamp: 0,
+            is_transactional: false,
+            is_control: false,
+            size_bytes: 100,
+        }
+    }
+
+    fn appended(s: &mut ProducerStateManager, b: &BatchSummary, first_offset: i64) {
+        assert_eq!(
+            s.check(std::slice::from_ref(b)).expect("check"),
+            SequenceCheck::Append
+        );
+        s.update(
+            b.producer_id,
+            b.producer_epoch,
+            false,
+            BatchMetadata {
+                first_seq: b.base_sequence,
+                last_seq: b.last_sequence,
+                first_offset,
+                last_offset: first_offset + b.last_offset_delta as i64,
+            },
+        );
+    }
+
+    #[test]
+    fn duplicates_of_any_of_the_last_five_batches_are_detected() {
+        let mut s = ProducerStateManager::new();
+        for i in 0..6 {
+            appended(&mut s, &summary(1, 0, i * 2, 2), 100 + i as i64 * 2);
+        }
+        // Batch 0 fell out of the cache, batch 1 is still there.
+        assert_eq!(
+            s.check(&[summary(1, 0, 2, 2)]).expect("dup"),
+            SequenceCheck::Duplicate {
+                first_offset: 102,
+                last_offset: 103
+            }
+        );
+        assert!(matches!(
+            s.check(&[summary(1, 0, 0, 2)]),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
+    }
+
+    #[test]
+    fn gaps_and_stale_epochs_are_refused_and_new_epochs_restart_at_zero() {
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &summary(7, 3, 0, 5), 0);
+        assert!(matches!(
+            s.check(&[summary(7, 3, 6, 1)]),
+            Err(StorageError::OutOfOrderSequence {
+                expected: 5,
+                received: 6,
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.check(&[summary(7, 2, 5, 1)]),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            s.check(&[summary(7, 4, 3, 1)]),
+            Err(StorageError::OutOfOrderSequence { .. })
+        ));
+        appended(&mut s, &summary(7, 4, 0, 1), 5);
+        assert_eq!(s.entry(7).map(|e| e.epoch), Some(4));
+    }
+
+    #[test]
+    fn unknown_producers_and_non_idempotent_batches_are_accepted() {
+        let s = ProducerStateManager::new();
+        assert_eq!(
+            s.check(&[summary(9, 0, 42, 1)]).expect("ok"),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            s.check(&[summary(-1, -1, -1, 3)]).expect("ok"),
+            SequenceCheck::Append
+        );
+    }
+
+    #[test]
+    fn batches_in_one_request_are_checked_in_sequence() {
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &summary(1, 0, 0, 2), 0);
+        assert_eq!(
+            s.check(&[summary(1, 0, 2, 2), summary(1, 0, 4, 1)])
+                .expect("ok"),
+            SequenceCheck::Append
+        );
+        assert!(
+            s.check(&[summary(1, 0, 2, 2), summary(1, 0, 5, 1)])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sequence_wraps_to_zero() {
+        let mut s = ProducerStateManager::new();
+        let mut b = summary(1, 0, i32::MAX - 1, 2);
+        b.last_sequence = i32::MAX;
+        appended(&mut s, &b, 0);
+        assert_eq!(
+            s.check(&[summary(1, 0, 0, 1)]).expect("ok"),
+            SequenceCheck::Append
+        );
+    }
+
+    #[test]
+    fn snapshots_round_trip_reject_corruption_and_are_pruned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &summary(1, 0, 0, 2), 0);
+        appended(&mut s, &summary(2, 5, 0, 1), 2);
+        let bytes = s.encode();
+        assert_eq!(ProducerStateManager::decode(&bytes), Some(s.clone()));
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(ProducerStateManager::decode(&bad), None, "flip at {i}");
+            assert_eq!(
+                ProducerStateManager::decode(&bytes[..i]),
+                None,
+                "cut at {i}"
+            );
+        }
+        for off in [3, 10, 20] {
+            s.write_snapshot(&StdIo, dir.path(), off).expect("write");
+        }
+        assert_eq!(
+            snapshot_offsets(&StdIo, dir.path()).expect("list"),
+            vec![10, 20]
+        );
+        let (off, loaded) = ProducerStateManager::load_latest(&StdIo, dir.path(), 15)
+            .expect("load")
+            .expect("some");
+        assert_eq!((off, loaded), (10, s));
+        delete_snapshots_after(&StdIo, dir.path(), 10).expect("delete");
+        assert_eq!(
+            snapshot_offsets(&StdIo, dir.path()).expect("list"),
+            vec![10]
+        );
+    }
+}

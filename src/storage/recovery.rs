@@ -1,0 +1,233 @@
+//! Startup recovery: after an unclean shutdown, walk the segments from the recovery point, check framing, magic, offsets and CRC32C, cut the log at the first torn or corrupt batch and rebuild those indexes. It never touches segments below the recovery point.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use super::io::FileIo;
+use super::segment::Segment;
+use crate::records::batch::{BatchHeader, LOG_OVERHEAD, MIN_BATCH_LENGTH};
+
+/// What recovering one segment found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SegmentRecovery {
+    pub valid_bytes: u64,
+    pub truncated_bytes: u64,
+    pub batches: u64,
+}
+
+/// Validates every batch of `seg` and rebuilds its indexes; truncates at the first bad batch.
+/// Two positional reads per batch (length, then the batch) into one reused buffer.
+pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
+    seg.offset_index.clear()?;
+    seg.time_index.clear()?;
+    seg.bytes_since_last_index_entry = 0;
+    seg.max_timestamp = -1;
+    seg.offset_of_max_timestamp = seg.base_offset;
+    seg.next_offset = seg.base_offset;
+    let file_size = seg.log.len()?;
+    let mut position = 0u64;
+    let mut batches = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let mut prefix = [0u8; LOG_OVERHEAD];
+        if position + LOG_OVERHEAD as u64 > file_size {
+            break;
+        }
+        if seg.log.read_full_at(&mut prefix, position)? < LOG_OVERHEAD {
+            break;
+        }
+        let length = i32::from_be_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+        if length < MIN_BATCH_LENGTH {
+            break;
+        }
+        let total = LOG_OVERHEAD + length as usize;
+        if position + total as u64 > file_size {
+            break;
+        }
+        buf.resize(total, 0);
+        if seg.log.read_full_at(&mut buf, position)? < total {
+            break;
+        }
+        let Some(h) = BatchHeader::parse(&buf) else {
+            break;
+        };
+        let offsets_ok = h.base_offset() >= seg.next_offset
+            && h.last_offset_delta() >= 0
+            && h.last_offset() - seg.base_offset <= u32::MAX as i64;
+        if h.magic() != 2 || !offsets_ok || h.computed_crc() != Some(h.crc()) {
+            break;
+        }
+        let (base, last, max_ts) = (h.base_offset(), h.last_offset(), h.max_timestamp());
+        seg.note_appended(position, total as u64, base, last, max_ts, base)?;
+        position += total as u64;
+        batches += 1;
+    }
+    let truncated = file_size - position;
+    if truncated > 0 {
+        tracing::warn!(
+            segment = %seg.log_path_buf().display(),
+            valid_bytes = position,
+            truncated_bytes = truncated,
+            "truncating torn or corrupt tail of segment"
+        );
+        seg.log.set_len(position)?;
+        seg.log.sync_data()?;
+    }
+    seg.size = position;
+    // Validated is not durable: mark it so the caller's flush fsyncs it before moving the recovery point.
+    seg.dirty = true;
+    seg.offset_index.sync()?;
+    seg.time_index.sync()?;
+    Ok(SegmentRecovery {
+        valid_bytes: position,
+        truncated_bytes: truncated,
+        batches,
+    })
+}
+
+/// Recovers every segment from the one containing `recovery_point` onwards. A cut in one segment means
+/// everything after it is unreachable, so later segments are deleted. Returns total bytes removed.
+pub fn recover_log(segments: &mut BTreeMap<i64, Segment>, recovery_point: i64) -> io::Result<u64> {
+    let start = segments
+        .range(..=recovery_point)
+        .next_back()
+        .map(|(b, _)| *b)
+        .unwrap_or(i64::MIN);
+    let bases: Vec<i64> = segments.range(start..).map(|(b, _)| *b).collect();
+    let mut removed = 0;
+    let mut cut_at: Option<i64> = None;
+    for base in bases {
+        if cut_at.is_some() {
+            if let Some(seg) = segments.remove(&base) {
+                removed += seg.size();
+                tracing::warn!(base_offset = base, "deleting segment after a corrupt one");
+                seg.delete()?;
+            }
+            continue;
+        }
+        let Some(seg) = segments.get_mut(&base) else {
+            continue;
+        };
+        let r = recover_segment(seg)?;
+        removed += r.truncated_bytes;
+        if r.truncated_bytes > 0 {
+            cut_at = Some(base);
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes leftovers of interrupted deletes, compactions and checkpoint writes, plus index files whose
+/// log is gone; Kafka does the same at load.
+pub fn clean_stray_files(io: &dyn FileIo, dir: &Path) -> io::Result<usize> {
+    let entries = io.list_dir(dir)?;
+    let logs: std::collections::HashSet<&str> = entries
+        .iter()
+        .filter_map(|e| e.name.strip_suffix(".log"))
+        .collect();
+    let mut removed = 0;
+    for e in &entries {
+        if e.is_dir {
+            continue;
+        }
+        let stray = [".deleted", ".cleaned", ".swap", ".tmp"]
+            .iter()
+            .any(|s| e.name.ends_with(s));
+        let orphan_index = [".index", ".timeindex"].iter().any(|s| {
+            e.name
+                .strip_suffix(s)
+                .is_some_and(|stem| !logs.contains(stem))
+        });
+        if stray || orphan_index {
+            tracing::info!(file = %e.path.display(), "removing stray file");
+            io.remove_file(&e.path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::test_support::simple_batch;
+    use crate::records::validate::assign_offsets;
+    use crate::storage::io::StdIo;
+    use std::sync::Arc;
+
+    fn segment_with(dir: &Path, bytes: &[u8]) -> Segment {
+        std::fs::write(Segment::log_path(dir, 0), bytes).expect("write");
+        Segment::open(Arc::new(StdIo), dir, 0, 4096, 0, true).expect("open")
+    }
+
+    #[test]
+    fn garbage_segment_is_truncated_to_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = segment_with(dir.path(), &[0xab; 500]);
+        let r = recover_segment(&mut seg).expect("recover");
+        assert_eq!(
+            r,
+            SegmentRecovery {
+                valid_bytes: 0,
+                truncated_bytes: 500,
+                batches: 0
+            }
+        );
+        assert_eq!(seg.size(), 0);
+        assert_eq!(seg.next_offset(), 0);
+    }
+
+    #[test]
+    fn wrong_magic_and_backwards_offsets_end_the_valid_prefix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = simple_batch(2);
+        assign_offsets(&mut a, 0);
+        let mut b = simple_batch(2);
+        assign_offsets(&mut b, 1); // overlaps a
+        let mut seg = segment_with(dir.path(), &[a.clone(), b].concat());
+        assert_eq!(
+            recover_segment(&mut seg).expect("recover").valid_bytes,
+            a.len() as u64
+        );
+
+        let mut c = simple_batch(2);
+        assign_offsets(&mut c, 2);
+        c[16] = 1;
+        let mut seg = segment_with(dir.path(), &[a.clone(), c].concat());
+        let r = recover_segment(&mut seg).expect("recover");
+        assert_eq!((r.valid_bytes, r.batches), (a.len() as u64, 1));
+        assert_eq!(seg.next_offset(), 2);
+    }
+
+    #[test]
+    fn stray_files_and_orphan_indexes_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in [
+            "00000000000000000000.log",
+            "00000000000000000000.index",
+            "00000000000000000005.log.deleted",
+            "00000000000000000005.index",
+            "00000000000000000009.log.swap",
+            "00000000000000000009.timeindex.cleaned",
+            "00000000000000000003.snapshot.tmp",
+            "00000000000000000003.snapshot",
+        ] {
+            std::fs::write(dir.path().join(name), b"").expect("write");
+        }
+        assert_eq!(clean_stray_files(&StdIo, dir.path()).expect("clean"), 5);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("e").file_name().into_string().expect("utf8"))
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "00000000000000000000.index",
+                "00000000000000000000.log",
+                "00000000000000000003.snapshot"
+            ]
+        );
+    }
+}

@@ -1,0 +1,623 @@
+//! One log segment: the `.log` file plus its `.index` and `.timeindex`; append, positional read, offset and timestamp lookup, seal, truncate, delete. It does not decide when to roll or what to retain.
+
+use std::io;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::file_name;
+use super::io::{FileIo, IoFile, OpenMode};
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+use crate::records::batch::{self, BatchHeader, BatchIter, HEADER_SIZE, MIN_BATCH_LENGTH};
+
+/// A run of whole batches read from one segment.
+#[derive(Debug, Clone)]
+pub struct SegmentRead {
+    /// File position of the first batch, for a later sendfile path.
+    pub position: u64,
+    pub bytes: Bytes,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// One segment. Field visibility is crate-wide so recovery can rebuild it in place.
+#[derive(Debug)]
+pub struct Segment {
+    pub(crate) io: Arc<dyn FileIo>,
+    pub(crate) dir: PathBuf,
+    pub(crate) base_offset: i64,
+    pub(crate) log: Arc<dyn IoFile>,
+    pub(crate) size: u64,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    pub(crate) index_interval_bytes: u64,
+    pub(crate) bytes_since_last_index_entry: u64,
+    /// Largest batch maxTimestamp in this segment, -1 when none.
+    pub(crate) max_timestamp: i64,
+    /// Base offset of the batch holding `max_timestamp`.
+    pub(crate) offset_of_max_timestamp: i64,
+    /// One past the last offset stored here (== base offset when empty).
+    pub(crate) next_offset: i64,
+    /// Wall clock at creation/open; drives segment.ms rolls and is the age of a segment without timestamps.
+    pub(crate) created_ms: i64,
+    /// Appended since the last fsync.
+    pub(crate) dirty: bool,
+}
+
+impl Segment {
+    pub fn log_path(dir: &Path, base_offset: i64) -> PathBuf {
+        dir.join(file_name(base_offset, "log"))
+    }
+    pub fn index_path(dir: &Path, base_offset: i64) -> PathBuf {
+        dir.join(file_name(base_offset, "index"))
+    }
+    pub fn time_index_path(dir: &Path, base_offset: i64) -> PathBuf {
+        dir.join(file_name(base_offset, "timeindex"))
+    }
+
+    /// Creates an empty segment, replacing any leftover files with the same base offset.
+    pub fn create(
+        io: Arc<dyn FileIo>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        let log = io.open(&Self::log_path(dir, base_offset), OpenMode::CreateReadWrite)?;
+        log.set_len(0)?;
+        let mut offset_index = OffsetIndex::open(
+            io.as_ref(),
+            &Self::index_path(dir, base_offset),
+            base_offset,
+            true,
+        )?;
+        offset_index.clear()?;
+        let mut time_index = TimeIndex::open(
+            io.as_ref(),
+            &Self::time_index_path(dir, base_offset),
+            base_offset,
+            true,
+        )?;
+        time_index.clear()?;
+        Ok(Self {
+            io,
+            dir: dir.to_path_buf(),
+            base_offset,
+            log,
+            size: 0,
+            offset_index,
+            time_index,
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            next_offset: base_offset,
+            created_ms: now_ms,
+            dirty: false,
+        })
+    }
+
+    /// Opens an existing segment trusting its files (a clean shutdown, or before recovery rebuilds it).
+    /// Only the bytes after the last index entry are scanned, to find the next offset. `active` keeps
+    /// the indexes in memory for appends; sealed segments look them up on disk.
+    pub fn open(
+        io: Arc<dyn FileIo>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+        active: bool,
+    ) -> io::Result<Self> {
+        let log = io.open(&Self::log_path(dir, base_offset), OpenMode::ReadWrite)?;
+        let size = log.len()?;
+        let index_path = Self::index_path(dir, base_offset);
+        let mut offset_index = OffsetIndex::open(io.as_ref(), &index_path, base_offset, active)?;
+        // An entry past the end of the log can only come from a crash; it would send reads nowhere.
+        offset_index.truncate_to_position(size.min(u32::MAX as u64) as u32)?;
+        let time_path = Self::time_index_path(dir, base_offset);
+        let time_index = TimeIndex::open(io.as_ref(), &time_path, base_offset, active)?;
+        let mut seg = Self {
+            io,
+            dir: dir.to_path_buf(),
+            base_offset,
+            log,
+            size,
+            offset_index,
+            time_index,
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            next_offset: base_offset,
+            created_ms: now_ms,
+            dirty: false,
+        };
+        seg.reload_tail_state()?;
+        Ok(seg)
+    }
+
+    /// Recomputes next offset and max timestamp from the last index entries plus a header scan of
+    /// the bytes after them. The time index's last entry carries the max timestamp of everything
+    /// before it, because seal and close append it.
+    pub(crate) fn reload_tail_state(&mut self) -> io::Result<()> {
+        if let Some((ts, off)) = self.time_index.last_entry()? {
+            self.max_timestamp = ts;
+            self.offset_of_max_timestamp = off;
+        } else {
+            self.max_timestamp = -1;
+            self.offset_of_max_timestamp = self.base_offset;
+        }
+        let (_, start) = self.offset_index.lookup(i64::MAX)?;
+        self.next_offset = self.base_offset;
+        let mut end = start as u64;
+        let mut next = self.base_offset;
+        let (mut max_ts, mut max_off) = (self.max_timestamp, self.offset_of_max_timestamp);
+        self.scan_headers(start as u64, |pos, h| {
+            next = h.last_offset() + 1;
+            end = pos + h.total_size() as u64;
+            if h.max_timestamp() > max_ts {
+                max_ts = h.max_timestamp();
+                max_off = h.base_offset();
+            }
+            ControlFlow::Continue(())
+        })?;
+        self.next_offset = next.max(self.base_offset);
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = max_off;
+        self.bytes_since_last_index_entry = end - start as u64;
+        Ok(())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    /// One past the last offset in this segment.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
+    }
+    /// What retention.ms compares with: the largest record timestamp, like Kafka, or the segment's
+    /// creation/open time when no batch carried a timestamp.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.created_ms
+        }
+    }
+    pub fn log_path_buf(&self) -> PathBuf {
+        Self::log_path(&self.dir, self.base_offset)
+    }
+
+    /// Appends already validated, offset-assigned batches with one positional write.
+    pub fn append(
+        &mut self,
+        batches: &[u8],
+        first_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+        offset_of_max_timestamp: i64,
+    ) -> io::Result<()> {
+        debug_assert!(first_offset >= self.next_offset, "offsets must grow");
+        let position = self.size;
+        self.log.write_all_at(batches, position)?;
+        self.size += batches.len() as u64;
+        self.dirty = true;
+        self.note_appended(
+            position,
+            batches.len() as u64,
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+        )
+    }
+
+    /// Index bookkeeping shared by append and recovery: an entry every index_interval_bytes, pointing at
+    /// the first batch of the append, as Kafka does.
+    pub(crate) fn note_appended(
+        &mut self,
+        position: u64,
+        len: u64,
+        first_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+        offset_of_max_timestamp: i64,
+    ) -> io::Result<()> {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = offset_of_max_timestamp;
+        }
+        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+            self.offset_index.append(first_offset, position as u32)?;
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += len;
+        self.next_offset = last_offset + 1;
+        Ok(())
+    }
+
+    /// Raw read of up to `max_len` bytes at `position` (clamped to the segment size).
+    pub fn read(&self, position: u64, max_len: usize) -> io::Result<Vec<u8>> {
+        let len = (self.size.saturating_sub(position)).min(max_len as u64) as usize;
+        let mut buf = vec![0u8; len];
+        let got = self.log.read_full_at(&mut buf, position)?;
+        buf.truncate(got);
+        Ok(buf)
+    }
+
+    fn read_header(&self, position: u64) -> io::Result<Option<[u8; HEADER_SIZE]>> {
+        if position + HEADER_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let mut h = [0u8; HEADER_SIZE];
+        let got = self.log.read_full_at(&mut h, position)?;
+        Ok((got == HEADER_SIZE).then_some(h))
+    }
+
+    /// Visits batch headers from `position` until the callback breaks or the framing ends. Reads
+    /// 61 bytes per batch; records are never touched.
+    pub(crate) fn scan_headers(
+        &self,
+        mut position: u64,
+        mut f: impl FnMut(u64, BatchHeader<'_>) -> ControlFlow<()>,
+    ) -> io::Result<()> {
+        while let Some(raw) = self.read_header(position)? {
+            let Some(h) = BatchHeader::parse(&raw) else {
+                break;
+            };
+            if h.batch_length() < MIN_BATCH_LENGTH || position + h.total_size() as u64 > self.size {
+                break;
+            }
+            if f(position, h).is_break() {
+                break;
+            }
+            position += h.total_size() as u64;
+        }
+        Ok(())
+    }
+
+    /// Position and header of the first batch whose last offset is >= `offset` (the batch containing
+    /// it, or the next one if the offset is missing). Index lookup, then a short header scan.
+    pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, [u8; HEADER_SIZE])>> {
+        let (_, start) = self.offset_index.lookup(offset)?;
+        let mut found = None;
+        self.scan_headers(start as u64, |pos, h| {
+            if h.last_offset() >= offset {
+                let mut raw = [0u8; HEADER_SIZE];
+                raw.copy_from_slice(&h.bytes()[..HEADER_SIZE]);
+                found = Some((pos, raw));
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Whole batches starting with the one containing `offset`: at most `max_bytes` unless the first batch
+    /// alone is larger (it is still returned whole), and only batches whose last offset is below
+    /// `upper_bound`. `None` when nothing qualifies.
+    pub fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+    ) -> io::Result<Option<SegmentRead>> {
+        let Some((position, raw)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        let Some(first) = BatchHeader::parse(&raw) else {
+            return Ok(None);
+        };
+        if first.last_offset() >= upper_bound {
+            return Ok(None);
+        }
+        let want = max_bytes.max(first.total_size());
+        let buf = self.read(position, want)?;
+        let mut end = 0;
+        let mut last_offset = first.last_offset();
+        for b in BatchIter::new(&buf) {
+            let h = b.header();
+            let fits = b.position + b.bytes.len() <= max_bytes || b.position == 0;
+            if !fits || h.last_offset() >= upper_bound {
+                break;
+            }
+            end = b.position + b.bytes.len();
+            last_offset = h.last_offset();
+        }
+        if end == 0 {
+            return Ok(None);
+        }
+        let mut bytes = Bytes::from(buf);
+        bytes.truncate(end);
+        Ok(Some(SegmentRead {
+            position,
+            bytes,
+            first_offset: first.base_offset(),
+            last_offset,
+        }))
+    }
+
+    /// The first record with timestamp >= `target` in this segment, as (offset, timestamp). Offsets below
+    /// `min_offset` are skipped (the log start offset may sit inside the first segment).
+    pub fn find_offset_by_timestamp(
+        &self,
+        target: i64,
+        min_offset: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        if self.max_timestamp < target {
+            return Ok(None);
+        }
+        let start_offset = self
+            .time_index
+            .lookup(target)?
+            .map_or(self.base_offset, |(_, off)| off)
+            .max(min_offset);
+        let (_, start) = self.offset_index.lookup(start_offset)?;
+        let mut found: Option<(u64, usize)> = None;
+        self.scan_headers(start as u64, |pos, h| {
+            if h.last_offset() >= start_offset && h.max_timestamp() >= target {
+                found = Some((pos, h.total_size()));
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        let Some((pos, size)) = found else {
+            return Ok(None);
+        };
+        let bytes = self.read(pos, size)?;
+        Ok(first_record_at_or_after(&bytes, target, min_offset))
+    }
+
+    /// fsync the log and write + fsync the indexes.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.dirty {
+            self.log.sync_data()?;
+            self.dirty = false;
+        }
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Called when the segment stops being active (roll) or at clean close: records the final max
+    /// timestamp in the time index so a later open can trust its last entry, then flushes.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if self.max_timestamp >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+        }
+        self.flush()
+    }
+
+    /// Active segments keep their indexes in memory for appends; sealed ones drop them (lookups then
+    /// read the index files), so memory does not grow with the amount of log kept.
+    pub fn set_active(&mut self, active: bool) -> io::Result<()> {
+        if active {
+            self.offset_index.make_resident()?;
+            self.time_index.make_resident()
+        } else {
+            self.offset_index.evict()?;
+            self.time_index.evict()
+        }
+    }
+
+    /// Removes every batch whose last offset is >= `offset` (a batch containing `offset` goes whole).
+    /// Returns the bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<u64> {
+        let Some((cut, raw)) = self.find_batch(offset)? else {
+            return Ok(0);
+        };
+        let cut_base = BatchHeader::parse(&raw)
+            .map_or(offset, |h| h.base_offset())
+            .min(offset);
+        let removed = self.size - cut;
+        self.log.set_len(cut)?;
+        self.size = cut;
+        self.dirty = true;
+        self.offset_index
+            .truncate_to_position(cut.min(u32::MAX as u64) as u32)?;
+        // Time index entries name batch base offsets; anything at or past the cut batch is gone.
+        self.time_index.truncate_to_offset(cut_base)?;
+        self.reload_tail_state()?;
+        Ok(removed)
+    }
+
+    /// Deletes the segment's files. Index files may be missing (they are rebuilt when absent).
+    pub fn delete(self) -> io::Result<()> {
+        let paths = [
+            Self::log_path(&self.dir, self.base_offset),
+            Self::index_path(&self.dir, self.base_offset),
+            Self::time_index_path(&self.dir, self.base_offset),
+        ];
+        let fs = self.io.clone();
+        drop(self);
+        for p in paths {
+            match fs.remove_file(&p) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one whole batch (decompressing if needed) and returns the first record with timestamp >=
+/// `target` and offset >= `min_offset`. Kafka answers ListOffsets with the record's offset, not the
+/// batch's, so this is the one place storage decodes records. LogAppendTime batches carry one time.
+pub(crate) fn first_record_at_or_after(
+    bytes: &[u8],
+    target: i64,
+    min_offset: i64,
+) -> Option<(i64, i64)> {
+    let h = BatchHeader::parse(bytes)?;
+    if h.timestamp_type() == batch::TimestampType::LogAppendTime {
+        return (h.max_timestamp() >= target)
+            .then(|| (h.base_offset().max(min_offset), h.max_timestamp()));
+    }
+    let mut buf = Bytes::copy_from_slice(bytes);
+    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set
+            .records
+            .iter()
+            .find(|r| r.timestamp >= target && r.offset >= min_offset)
+            .map(|r| (r.offset, r.timestamp)),
+        Err(e) => {
+            // A batch we cannot decode (codec not built in) still bounds the answer: fall back to
+            // the batch, which is what Kafka did before KIP-734.
+            tracing::warn!(error = %e, "cannot decode batch for timestamp lookup; answering with its base offset");
+            Some((h.base_offset().max(min_offset), h.max_timestamp()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::test_support::{batch_with, simple_batch};
+    use crate::records::validate::assign_offsets;
+    use crate::storage::io::StdIo;
+    use kafka_protocol::records::Compression;
+
+    fn io() -> Arc<dyn FileIo> {
+        Arc::new(StdIo)
+    }
+
+    /// Appends `n` batches of 2 records with growing timestamps; returns the stored bytes per batch.
+    fn fill(seg: &mut Segment, n: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let ts = 1_000 + i as i64 * 10;
+            let mut b = batch_with(2, Some(&[ts, ts + 5]), Compression::None, None);
+            let base = seg.next_offset();
+            let last = assign_offsets(&mut b, base);
+            seg.append(&b, base, last, ts + 5, base).expect("append");
+            out.push(b);
+        }
+        out
+    }
+
+    #[test]
+    fn index_entries_are_sparse_and_lookups_land_on_the_containing_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 100, 300, 0).expect("create");
+        let batches = fill(&mut seg, 30);
+        let batch_len = batches[0].len() as u64;
+        assert!(seg.offset_index.len() > 2);
+        assert!(
+            (seg.offset_index.len() as u64) < seg.size() / batch_len,
+            "index is sparse"
+        );
+        for off in 100..160 {
+            let (pos, raw) = seg.find_batch(off).expect("find").expect("some");
+            let h = BatchHeader::parse(&raw).expect("h");
+            assert!(h.base_offset() <= off && off <= h.last_offset());
+            assert_eq!(pos, (off - 100) as u64 / 2 * batch_len);
+        }
+        assert!(seg.find_batch(160).expect("find").is_none());
+    }
+
+    #[test]
+    fn reopen_recovers_next_offset_and_max_timestamp_after_seal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 300, 0).expect("create");
+        fill(&mut seg, 25);
+        seg.seal().expect("seal");
+        let (next, max_ts, size) = (seg.next_offset(), seg.max_timestamp(), seg.size());
+        drop(seg);
+        let seg = Segment::open(io(), dir.path(), 0, 300, 0, false).expect("open");
+        assert_eq!(
+            (seg.next_offset(), seg.max_timestamp(), seg.size()),
+            (next, max_ts, size)
+        );
+        assert_eq!(seg.max_timestamp(), 1_245);
+    }
+
+    #[test]
+    fn an_index_entry_past_the_log_end_is_dropped_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 100, 0).expect("create");
+        fill(&mut seg, 10);
+        seg.flush().expect("flush");
+        let entries = seg.offset_index.len();
+        let cut = seg.offset_index.last_entry().expect("io").expect("entry").1 as u64;
+        drop(seg);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(Segment::log_path(dir.path(), 0))
+            .expect("open")
+            .set_len(cut)
+            .expect("truncate");
+        let seg = Segment::open(io(), dir.path(), 0, 100, 0, false).expect("open");
+        assert_eq!(seg.offset_index.len(), entries - 1);
+        assert_eq!(seg.size(), cut);
+        assert!(
+            seg.next_offset() > 0
+                && seg
+                    .find_batch(seg.next_offset() - 1)
+                    .expect("find")
+                    .is_some()
+        );
+    }
+
+    #[test]
+    fn timestamp_lookup_respects_a_minimum_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 100, 0).expect("create");
+        fill(&mut seg, 10);
+        assert_eq!(
+            seg.find_offset_by_timestamp(1_000, 0).expect("ts"),
+            Some((0, 1_000))
+        );
+        assert_eq!(
+            seg.find_offset_by_timestamp(1_000, 3).expect("ts"),
+            Some((3, 1_015))
+        );
+        assert_eq!(
+            seg.find_offset_by_timestamp(1_041, 0).expect("ts"),
+            Some((9, 1_045))
+        );
+        assert_eq!(seg.find_offset_by_timestamp(5_000, 0).expect("ts"), None);
+    }
+
+    #[test]
+    fn delete_removes_all_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 7, 100, 0).expect("create");
+        fill(&mut seg, 2);
+        seg.flush().expect("flush");
+        std::fs::remove_file(Segment::time_index_path(dir.path(), 7)).expect("rm");
+        seg.delete().expect("delete tolerates a missing index");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn undecodable_batches_fall_back_to_the_batch_base_offset() {
+        let mut b = simple_batch(3);
+        assign_offsets(&mut b, 10);
+        let last = b.len() - 1;
+        b[last] ^= 0xff; // corrupt the last record body
+        let got = first_record_at_or_after(&b, 0, 0);
+        assert!(got.is_some());
+    }
+}

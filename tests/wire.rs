@@ -1,0 +1,466 @@
+//! Wire tests: a real broker on 127.0.0.1:0, spoken to with encoded Kafka requests. Each test
+//! names the behaviour it proves, including the answers to bad input.
+
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::*;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> create_topics_response::CreatableTopicResult {
+    let t = create_topics_request::CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    create_topics_request::CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    let resp = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await;
+    resp.topics.into_iter().next().unwrap()
+}
+
+fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
+        .with_name(name(topic))
+        .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records))])])
+}
+
+async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> produce_response::PartitionProduceResponse {
+    let resp = c.send(&produce_req(topic, partition, records, -1), 9).await;
+    let p = resp.responses[0].partition_responses[0].clone();
+    if p.error_code != 0 {
+        eprintln!("produce to {topic}-{partition}: error {} {:?}", p.error_code, p.error_message);
+    }
+    p
+}
+
+fn fetch_req(topic: &str, id: uuid::Uuid, partition: i32, offset: i64, max_wait: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name(topic)).with_topic_id(id).with_partitions(vec![
+            fetch_request::FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(1 << 20),
+        ])])
+}
+
+async fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64, version: i16) -> fetch_response::PartitionData {
+    let resp = c.send(&fetch_req(topic, uuid::Uuid::nil(), partition, offset, 0, 0), version).await;
+    assert_eq!(resp.error_code, 0);
+    resp.responses[0].partitions[0].clone()
+}
+
+fn decoded_offsets(records: &Bytes) -> Vec<i64> {
+    let mut b = records.clone();
+    let mut out = vec![];
+    while !b.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut b).unwrap();
+        out.extend(set.records.iter().map(|r| r.offset));
+    }
+    out
+}
+
+#[tokio::test]
+async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let resp = c.send(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(resp.error_code, 0);
+    let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    assert!(resp.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16), "groups are not advertised yet");
+
+    // An ApiVersions version from the future: UNSUPPORTED_VERSION plus our ranges, in v0 format.
+    let mut frame = BytesMut::new();
+    frame.put_i32(10);
+    frame.put_i16(18);
+    frame.put_i16(99);
+    frame.put_i32(77);
+    frame.put_i16(-1);
+    c.send_raw(&frame).await;
+    let mut resp = c.read_frame().await.unwrap();
+    assert_eq!(get_i32(&mut resp), 77);
+    let body = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut resp, 0).unwrap();
+    assert_eq!(body.error_code, E::UnsupportedVersion.code());
+    assert!(!body.api_keys.is_empty());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_topics_and_rejects_bad_names() {
+    let b = TestBroker::start(&["num.partitions=3"]).await;
+    let mut c = b.client().await;
+    let req = MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(name("auto"))),
+        metadata_request::MetadataRequestTopic::default().with_name(Some(name("bad name!"))),
+    ]));
+    let resp = c.send(&req, 12).await;
+    assert_eq!(resp.brokers.len(), 1);
+    assert_eq!(resp.brokers[0].port as u16, b.addr.port());
+    let auto = &resp.topics[0];
+    assert_eq!(auto.error_code, 0);
+    assert_eq!(auto.partitions.len(), 3);
+    assert!(!auto.topic_id.is_nil());
+    assert_eq!(resp.topics[1].error_code, E::InvalidTopicException.code());
+
+    // By id (v10+), and unknown ids.
+    let id = auto.topic_id;
+    let by_id = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(None).with_topic_id(id),
+        metadata_request::MetadataRequestTopic::default().with_name(None).with_topic_id(uuid::Uuid::from_u128(5)),
+    ]));
+    let resp = c.send(&by_id, 12).await;
+    assert_eq!(resp.topics[0].name.as_ref().unwrap().0.as_str(), "auto");
+    assert_eq!(resp.topics[1].error_code, E::UnknownTopicId.code());
+    b.stop().await;
+
+    let b = TestBroker::start(&["auto.create.topics.enable=false"]).await;
+    let mut c = b.client().await;
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("nope")))]));
+    assert_eq!(c.send(&req, 9).await.topics[0].error_code, E::UnknownTopicOrPartition.code());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn produce_then_fetch_round_trips_at_old_and_new_versions() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let t = create_topic(&mut c, "rt", 2, &[]).await;
+    assert_eq!(t.error_code, 0);
+    let p = produce(&mut c, "rt", 1, batch(5, 1000, Compression::None)).await;
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let p = produce(&mut c, "rt", 1, batch(3, 2000, Compression::Lz4)).await;
+    assert_eq!((p.error_code, p.base_offset), (0, 5));
+    for version in [4, 11, 12] {
+        let part = fetch(&mut c, "rt", 1, 0, version).await;
+        assert_eq!(part.error_code, 0);
+        assert_eq!(part.high_watermark, 8);
+        assert_eq!(decoded_offsets(part.records.as_ref().unwrap()), (0..8).collect::<Vec<_>>());
+    }
+    // v13+ names topics by id.
+    let resp = c.send(&fetch_req("", t.topic_id, 1, 0, 0, 0), 17).await;
+    let part = &resp.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0);
+    assert_eq!(decoded_offsets(part.records.as_ref().unwrap()).len(), 8);
+    let resp = c.send(&fetch_req("", uuid::Uuid::from_u128(9), 0, 0, 0, 0), 13).await;
+    assert_eq!(resp.responses[0].partitions[0].error_code, E::UnknownTopicId.code());
+
+    // A fetch in the middle of a batch gets the whole batch; at the high watermark, nothing.
+    let part = fetch(&mut c, "rt", 1, 6, 12).await;
+    assert_eq!(decoded_offsets(part.records.as_ref().unwrap()), vec![5, 6, 7]);
+    let part = fetch(&mut c, "rt", 1, 8, 12).await;
+    assert!(part.records.as_ref().unwrap().is_empty());
+    assert_eq!(part.error_code, 0);
+    // Past the log end offset.
+    let part = fetch(&mut c, "rt", 1, 9, 12).await;
+    assert_eq!(part.error_code, E::OffsetOutOfRange.code());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_fetch_is_woken_by_an_append() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "lp", 1, &[]).await;
+    let mut consumer = b.client().await;
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let resp = consumer.send(&fetch_req("lp", uuid::Uuid::nil(), 0, 0, 10_000, 1), 12).await;
+        (started.elapsed(), resp)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    produce(&mut c, "lp", 0, batch(1, 1, Compression::None)).await;
+    let (elapsed, resp) = waiting.await.unwrap();
+    assert!(elapsed < std::time::Duration::from_secs(5), "woken by the append, not the timeout: {elapsed:?}");
+    assert_eq!(decoded_offsets(resp.responses[0].partitions[0].records.as_ref().unwrap()), vec![0]);
+
+    // With no data the fetch waits max_wait_ms and answers empty.
+    let started = std::time::Instant::now();
+    let resp = c.send(&fetch_req("lp", uuid::Uuid::nil(), 0, 1, 300, 1), 12).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert!(resp.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn bad_records_get_kafkas_error_codes_per_partition() {
+    let b = TestBroker::start(&["message.max.bytes=2000"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "bad", 1, &[]).await;
+
+    // Wrong CRC.
+    let mut corrupt = BytesMut::from(&batch(3, 1, Compression::None)[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    assert_eq!(produce(&mut c, "bad", 0, corrupt.freeze()).await.error_code, E::CorruptMessage.code());
+
+    // Larger than message.max.bytes.
+    let big: Vec<u8> = (0..5000).map(|i| (i * 7) as u8).collect();
+    let mut buf = BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut buf,
+        &[record(0, 1, "k", &big)],
+        &kafka_protocol::records::RecordEncodeOptions { version: 2, compression: Compression::None },
+    )
+    .unwrap();
+    assert_eq!(produce(&mut c, "bad", 0, buf.freeze()).await.error_code, E::MessageTooLarge.code());
+
+    // Magic < 2 (a v1 message set).
+    let mut v1 = BytesMut::from(&batch(1, 1, Compression::None)[..]);
+    v1[16] = 1;
+    let code = produce(&mut c, "bad", 0, v1.freeze()).await.error_code;
+    assert!(code == E::UnsupportedForMessageFormat.code() || code == E::CorruptMessage.code() || code == E::InvalidRecord.code(), "{code}");
+
+    // Unknown partition and unknown topic.
+    assert_eq!(produce(&mut c, "bad", 7, batch(1, 1, Compression::None)).await.error_code, E::UnknownTopicOrPartition.code());
+    assert_eq!(produce(&mut c, "nosuch", 0, batch(1, 1, Compression::None)).await.error_code, E::UnknownTopicOrPartition.code());
+
+    // Invalid acks.
+    let resp = c.send(&produce_req("bad", 0, batch(1, 1, Compression::None), 2), 9).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, E::InvalidRequiredAcks.code());
+
+    // Nothing of that reached the log.
+    let part = fetch(&mut c, "bad", 0, 0, 12).await;
+    assert_eq!(part.high_watermark, 0);
+
+    // acks=0: no response; the next request is answered normally.
+    let frame = c.encode_request(&produce_req("bad", 0, batch(2, 1, Compression::None), 0), 9);
+    c.send_raw(&frame).await;
+    let md = c.send(&MetadataRequest::default().with_topics(Some(vec![])), 12).await;
+    assert!(md.topics.is_empty());
+    let part = fetch(&mut c, "bad", 0, 0, 12).await;
+    assert_eq!(part.high_watermark, 2);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_frames_close_only_their_connection() {
+    let b = TestBroker::start(&["socket.request.max.bytes=1000000"]).await;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("negative length", (-5i32).to_be_bytes().to_vec()),
+        ("oversized length", 2_000_000i32.to_be_bytes().to_vec()),
+        ("too short for a header", { let mut v = 3i32.to_be_bytes().to_vec(); v.extend([0, 1, 2]); v }),
+        ("unknown api key", { let mut v = 8i32.to_be_bytes().to_vec(); v.extend(1234i16.to_be_bytes()); v.extend([0, 0, 0, 0, 0, 1]); v }),
+        ("unsupported version of a served api", { let mut v = 10i32.to_be_bytes().to_vec(); v.extend(3i16.to_be_bytes()); v.extend(99i16.to_be_bytes()); v.extend([0, 0, 0, 1, 0xff, 0xff]); v }),
+        ("garbage body", { let mut v = 20i32.to_be_bytes().to_vec(); v.extend(3i16.to_be_bytes()); v.extend(12i16.to_be_bytes()); v.extend([0xff; 16]); v }),
+        // Metadata v1 whose topic array claims 2^31-1 entries: must not allocate for them.
+        ("huge array count", { let mut v = 14i32.to_be_bytes().to_vec(); v.extend(3i16.to_be_bytes()); v.extend(1i16.to_be_bytes()); v.extend([0, 0, 0, 1, 0xff, 0xff]); v.extend(i32::MAX.to_be_bytes()); v }),
+    ];
+    let mut healthy = b.client().await;
+    for (what, bytes) in cases {
+        let mut c = b.client().await;
+        c.send_raw(&bytes).await;
+        assert!(c.is_closed().await, "{what}: connection should be closed");
+        let resp = healthy.send(&ApiVersionsRequest::default(), 3).await;
+        assert_eq!(resp.error_code, 0, "{what}: other connections keep working");
+    }
+    // A truncated body followed by EOF does not hang the broker.
+    let mut c = b.client().await;
+    c.send_raw(&100i32.to_be_bytes()).await;
+    c.send_raw(&[0, 18, 0, 0]).await;
+    drop(c);
+    assert_eq!(healthy.send(&ApiVersionsRequest::default(), 0).await.error_code, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_producer_duplicates_are_deduplicated_and_gaps_refused() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "idem", 1, &[]).await;
+    let pid = c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
+    assert_eq!(pid.error_code, 0);
+    let (id, epoch) = (pid.producer_id.0, pid.producer_epoch);
+    assert!(id >= 0);
+    let first = produce(&mut c, "idem", 0, idempotent_batch(3, id, epoch, 0)).await;
+    assert_eq!((first.error_code, first.base_offset), (0, 0));
+    let second = produce(&mut c, "idem", 0, idempotent_batch(2, id, epoch, 3)).await;
+    assert_eq!((second.error_code, second.base_offset), (0, 3));
+    // A retry of the first batch: success with its original offset, nothing appended.
+    let retry = produce(&mut c, "idem", 0, idempotent_batch(3, id, epoch, 0)).await;
+    assert_eq!((retry.error_code, retry.base_offset), (0, 0));
+    // A gap in sequences.
+    let gap = produce(&mut c, "idem", 0, idempotent_batch(1, id, epoch, 9)).await;
+    assert_eq!(gap.error_code, E::OutOfOrderSequenceNumber.code());
+    assert_eq!(fetch(&mut c, "idem", 0, 0, 12).await.high_watermark, 5);
+
+    // A transactional id waits for the transaction coordinator.
+    let txn = c.send(&InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
+    assert_eq!(txn.error_code, E::CoordinatorNotAvailable.code());
+
+    // After a clean restart the retry is still recognised.
+    let mut b = b;
+    b.restart().await;
+    let mut c = b.client().await;
+    let retry = produce(&mut c, "idem", 0, idempotent_batch(2, id, epoch, 3)).await;
+    assert_eq!((retry.error_code, retry.base_offset), (0, 3));
+    assert_eq!(fetch(&mut c, "idem", 0, 0, 12).await.high_watermark, 5);
+    b.stop().await;
+}
+
+async fn list_offset(c: &mut Client, topic: &str, ts: i64) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+        .with_name(name(topic))
+        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(ts)])]);
+    let resp = c.send(&req, 9).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test]
+async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() {
+    let b = TestBroker::start(&["log.segment.bytes=200"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "lo", 1, &[]).await;
+    // Compressed batches across several segments: offsets 0..=9 at ts 100..=109, 10..=19 at 200..=209, ...
+    for i in 0..5 {
+        produce(&mut c, "lo", 0, batch(10, 100 * (i + 1), Compression::Gzip)).await;
+    }
+    assert_eq!(list_offset(&mut c, "lo", -2).await, (0, 0, -1));
+    assert_eq!(list_offset(&mut c, "lo", -1).await, (0, 50, -1));
+    assert_eq!(list_offset(&mut c, "lo", 105).await, (0, 5, 105));
+    assert_eq!(list_offset(&mut c, "lo", 150).await, (0, 10, 200));
+    assert_eq!(list_offset(&mut c, "lo", 407).await, (0, 37, 407));
+    assert_eq!(list_offset(&mut c, "lo", 10_000).await.1, -1);
+    assert_eq!(list_offset(&mut c, "lo", -3).await, (0, 49, 509));
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn create_and_delete_topics_validate_like_kafka() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(create_topic(&mut c, "ok", 2, &[("retention.ms", "1000")]).await.error_code, 0);
+    assert_eq!(create_topic(&mut c, "ok", 2, &[]).await.error_code, E::TopicAlreadyExists.code());
+    assert_eq!(create_topic(&mut c, "o.k", 0, &[]).await.error_code, E::InvalidPartitions.code());
+    assert_eq!(create_topic(&mut c, "x", 1, &[("no.such.config", "1")]).await.error_code, E::InvalidConfig.code());
+    assert_eq!(create_topic(&mut c, "x", 1, &[("retention.ms", "soon")]).await.error_code, E::InvalidConfig.code());
+    assert_eq!(create_topic(&mut c, "bad/name", 1, &[]).await.error_code, E::InvalidTopicException.code());
+    let rf3 = create_topics_request::CreatableTopic::default().with_name(name("rf3")).with_num_partitions(1).with_replication_factor(3);
+    let resp = c.send(&CreateTopicsRequest::default().with_topics(vec![rf3]), 7).await;
+    assert_eq!(resp.topics[0].error_code, E::InvalidReplicationFactor.code());
+    let v = create_topics_request::CreatableTopic::default().with_name(name("vonly")).with_num_partitions(1).with_replication_factor(-1);
+    let resp = c.send(&CreateTopicsRequest::default().with_topics(vec![v]).with_validate_only(true), 7).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    let md = c.send(&MetadataRequest::default().with_topics(None), 12).await;
+    let names: Vec<String> = md.topics.iter().map(|t| t.name.as_ref().unwrap().0.to_string()).collect();
+    assert_eq!(names, vec!["ok".to_string()]);
+
+    let del = c.send(&DeleteTopicsRequest::default().with_topic_names(vec![name("ok"), name("missing")]), 5).await;
+    assert_eq!(del.responses[0].error_code, 0);
+    assert_eq!(del.responses[1].error_code, E::UnknownTopicOrPartition.code());
+    let md = c.send(&MetadataRequest::default().with_topics(None), 12).await;
+    assert!(md.topics.is_empty());
+    // A deleted topic's name can be used again, with a new id and no old data.
+    assert_eq!(create_topic(&mut c, "ok", 1, &[]).await.error_code, 0);
+    assert_eq!(fetch(&mut c, "ok", 0, 0, 12).await.high_watermark, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn describe_configs_reports_overrides_and_defaults_with_sources() {
+    let b = TestBroker::start(&["log.segment.bytes=5000000"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "cfg", 1, &[("retention.ms", "1234")]).await;
+    let req = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("cfg")).with_configuration_keys(None),
+        describe_configs_request::DescribeConfigsResource::default().with_resource_type(4).with_resource_name(StrBytes::from_static_str("1")).with_configuration_keys(None),
+        describe_configs_request::DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("nope")),
+    ]);
+    let resp = c.send(&req, 4).await;
+    let topic = &resp.results[0];
+    let get = |n: &str| topic.configs.iter().find(|c| c.name.as_str() == n).unwrap().clone();
+    assert_eq!(get("retention.ms").value.unwrap().as_str(), "1234");
+    assert_eq!(get("retention.ms").config_source, 1);
+    assert_eq!(get("segment.bytes").value.unwrap().as_str(), "5000000");
+    assert_eq!(get("segment.bytes").config_source, 4);
+    assert_eq!(get("cleanup.policy").config_source, 5);
+    let broker_cfg = &resp.results[1];
+    assert_eq!(broker_cfg.error_code, 0);
+    assert!(broker_cfg.configs.iter().any(|c| c.name.as_str() == "message.max.bytes"));
+    assert_eq!(resp.results[2].error_code, E::UnknownTopicOrPartition.code());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn describe_topic_partitions_paginates_with_a_cursor() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "a", 3, &[]).await;
+    create_topic(&mut c, "b", 2, &[]).await;
+    let resp = c.send(&DescribeTopicPartitionsRequest::default().with_response_partition_limit(4), 0).await;
+    let seen: usize = resp.topics.iter().map(|t| t.partitions.len()).sum();
+    assert_eq!(seen, 4);
+    let cursor = resp.next_cursor.expect("more to come");
+    assert_eq!((cursor.topic_name.0.as_str(), cursor.partition_index), ("b", 1));
+    let next = DescribeTopicPartitionsRequest::default()
+        .with_response_partition_limit(4)
+        .with_cursor(Some(describe_topic_partitions_request::Cursor::default().with_topic_name(name("b")).with_partition_index(1)));
+    let resp = c.send(&next, 0).await;
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(resp.topics[0].partitions[0].partition_index, 1);
+    assert!(resp.next_cursor.is_none());
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn topics_ids_configs_and_data_survive_a_clean_restart() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let t = create_topic(&mut c, "keep", 2, &[("retention.ms", "86400000")]).await;
+    produce(&mut c, "keep", 1, batch(4, 10, Compression::Snappy)).await;
+    let before = fetch(&mut c, "keep", 1, 0, 12).await.records.unwrap();
+    drop(c);
+    b.restart().await;
+    let mut c = b.client().await;
+    let md = c.send(&MetadataRequest::default().with_topics(None), 12).await;
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].topic_id, t.topic_id);
+    assert_eq!(md.topics[0].partitions.len(), 2);
+    assert_eq!(fetch(&mut c, "keep", 1, 0, 12).await.records.unwrap(), before);
+    let p = produce(&mut c, "keep", 1, batch(1, 10, Compression::None)).await;
+    assert_eq!(p.base_offset, 4);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn retention_by_bytes_moves_the_log_start_offset() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "ret", 1, &[("segment.bytes", "500"), ("retention.bytes", "1000")]).await;
+    for i in 0..20 {
+        produce(&mut c, "ret", 0, batch(2, i, Compression::None)).await;
+    }
+    let mut start = 0;
+    for _ in 0..50 {
+        start = list_offset(&mut c, "ret", -2).await.1;
+        if start > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(start > 0, "retention ran and moved the log start offset");
+    let part = fetch(&mut c, "ret", 0, 0, 12).await;
+    assert_eq!(part.error_code, E::OffsetOutOfRange.code());
+    assert_eq!(part.log_start_offset, start);
+    b.stop().await;
+}
+
