@@ -464,3 +464,84 @@ async fn retention_by_bytes_moves_the_log_start_offset() {
     b.stop().await;
 }
 
+
+/// Every served version of every API answers a representative request with a response that
+/// decodes at that version (fields a version lacks must not be set, or encoding fails).
+#[tokio::test]
+async fn every_served_version_of_every_api_is_answered() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let t = create_topic(&mut c, "sweep", 1, &[]).await;
+    produce(&mut c, "sweep", 0, batch(3, 1, Compression::None)).await;
+    for v in 0..=4 {
+        assert_eq!(c.send(&ApiVersionsRequest::default(), v).await.error_code, 0, "ApiVersions v{v}");
+    }
+    for v in 0..=12 {
+        let topic = metadata_request::MetadataRequestTopic::default().with_name(Some(name("sweep")));
+        let req = MetadataRequest::default().with_topics(Some(vec![topic]));
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.topics[0].error_code, 0, "Metadata v{v}");
+        assert_eq!(resp.topics[0].partitions.len(), 1, "Metadata v{v}");
+    }
+    for v in 3..=11 {
+        let resp = c.send(&produce_req("sweep", 0, batch(1, 1, Compression::None), 1), v).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "Produce v{v}");
+    }
+    for v in 4..=17 {
+        let mut req = fetch_req(if v >= 13 { "" } else { "sweep" }, if v >= 13 { t.topic_id } else { uuid::Uuid::nil() }, 0, 0, 0, 0);
+        if v < 7 {
+            req.session_epoch = -1;
+        }
+        if v < 12 {
+            for topic in &mut req.topics {
+                for p in &mut topic.partitions {
+                    p.last_fetched_epoch = -1;
+                }
+            }
+        }
+        let resp = c.send(&req, v).await;
+        let part = &resp.responses[0].partitions[0];
+        assert_eq!(part.error_code, 0, "Fetch v{v}");
+        assert_eq!(decoded_offsets(part.records.as_ref().unwrap()).len(), 12, "Fetch v{v}");
+    }
+    for v in 1..=9 {
+        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(name("sweep"))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])]);
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.topics[0].partitions[0].offset, 12, "ListOffsets v{v}");
+    }
+    for v in 2..=7 {
+        let topic = format!("ct{v}");
+        let req = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(name(&topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+        assert_eq!(c.send(&req, v).await.topics[0].error_code, 0, "CreateTopics v{v}");
+        let resp = if v >= 6 {
+            c.send(&DeleteTopicsRequest::default().with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(name(&topic)))]), 6).await
+        } else {
+            c.send(&DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)]), v.max(1)).await
+        };
+        assert_eq!(resp.responses[0].error_code, 0, "DeleteTopics for v{v}");
+    }
+    for v in 0..=5 {
+        let req = InitProducerIdRequest::default().with_transactional_id(None).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+        assert_eq!(c.send(&req, v).await.error_code, 0, "InitProducerId v{v}");
+    }
+    for v in 1..=4 {
+        let mut req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("sweep"))
+            .with_configuration_keys(None)]);
+        req.include_documentation = v >= 3;
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.results[0].error_code, 0, "DescribeConfigs v{v}");
+        assert!(!resp.results[0].configs.is_empty());
+    }
+    for v in 0..=1 {
+        let resp = c.send(&DescribeClusterRequest::default(), v).await;
+        assert_eq!((resp.error_code, resp.brokers.len()), (0, 1), "DescribeCluster v{v}");
+    }
+    b.stop().await;
+}

@@ -72,7 +72,7 @@ fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<Stri
     Ok((partitions, rf, configs))
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, _version: i16) -> CreateTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -82,7 +82,11 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, _version: i1
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let base = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+            let base = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_error_message(None)
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
             let refuse = |(code, msg): Refusal| base.clone().with_error_code(code).with_error_message(Some(str_bytes(msg)));
             if counts[&name] > 1 {
                 return refuse((E::InvalidRequest.code(), format!("Create topics request contains multiple entries for the topic {name}")));
@@ -108,7 +112,13 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, _version: i1
                     Err(e) => return refuse((error_code::metadata(&e), e.to_string())),
                 }
             };
-            base.with_topic_id(id).with_num_partitions(partitions).with_replication_factor(rf).with_configs(Some(described))
+            if version < 5 {
+                return base; // no topic details before v5
+            }
+            base.with_topic_id(if version >= 7 { id } else { uuid::Uuid::nil() })
+                .with_num_partitions(partitions)
+                .with_replication_factor(rf)
+                .with_configs(Some(described))
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)

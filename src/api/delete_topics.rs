@@ -38,7 +38,18 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16
     let responses = if version >= 6 {
         req.topics.into_iter().map(|t| delete(broker, t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
     } else {
-        req.topic_names.into_iter().map(|n| delete(broker, Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| delete(broker, Some(n.0.to_string()), uuid::Uuid::nil()))
+            .map(|mut r| {
+                // Topic ids exist from v6, error messages from v5.
+                r.topic_id = uuid::Uuid::nil();
+                if version < 5 {
+                    r.error_message = None;
+                }
+                r
+            })
+            .collect()
     };
     DeleteTopicsResponse::default().with_responses(responses)
 }

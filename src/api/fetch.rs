@@ -77,7 +77,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let notified = broker.replicas.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (parts, bytes, any_error) = read_partitions(broker, &wanted, max_bytes, read_committed);
+        let (parts, bytes, any_error) = read_partitions(broker, &wanted, max_bytes, read_committed, version);
         let expired = tokio::time::Instant::now() >= deadline;
         if bytes >= min_bytes || any_error || expired || broker.is_shutting_down() {
             let mut topics = topics;
@@ -94,7 +94,9 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
 }
 
 /// Reads every wanted partition once: (partition data, bytes read, whether any partition failed).
-fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> (Vec<PartitionData>, usize, bool) {
+    // log_start_offset exists from v5; older versions must leave it at its default.
+    let start = |o: i64| if version >= 5 { o } else { -1 };
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut any_error = false;
@@ -117,7 +119,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                         .with_partition_index(w.partition)
                         .with_high_watermark(offsets.high_watermark)
                         .with_last_stable_offset(offsets.high_watermark)
-                        .with_log_start_offset(offsets.log_start_offset)
+                        .with_log_start_offset(start(offsets.log_start_offset))
                         .with_aborted_transactions(if read_committed { Some(vec![]) } else { None })
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(data)),
@@ -136,7 +138,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                 if let Ok(o) = broker.replicas.offsets(tp) {
                     p.high_watermark = o.high_watermark;
                     p.last_stable_offset = o.high_watermark;
-                    p.log_start_offset = o.log_start_offset;
+                    p.log_start_offset = start(o.log_start_offset);
                 }
                 out.push(p);
             }

@@ -37,7 +37,8 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
     })
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let leader_epoch = if version >= 4 { 0 } else { -1 };
     let topics = req
         .topics
         .into_iter()
@@ -48,7 +49,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_leader_epoch(0);
+                    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_leader_epoch(leader_epoch);
                     let known = meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
                     if !known {
                         return resp.with_error_code(E::UnknownTopicOrPartition.code()).with_timestamp(-1).with_offset(-1);

@@ -18,26 +18,28 @@ pub const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) 
 /// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
-fn partitions(broker: &Broker, t: &TopicMeta) -> Vec<MetadataResponsePartition> {
+fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataResponsePartition> {
+    // Fields a version does not have must keep their defaults, or encoding fails.
+    let leader_epoch = if version >= 7 { 0 } else { -1 };
     let node = BrokerId(broker.config.node_id);
     (0..t.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(leader_epoch)
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
         .collect()
 }
 
-fn topic_response(broker: &Broker, t: &TopicMeta, ops: bool) -> MetadataResponseTopic {
+fn topic_response(broker: &Broker, t: &TopicMeta, ops: bool, version: i16) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(t.name.clone())))
-        .with_topic_id(t.id)
+        .with_topic_id(if version >= 10 { t.id } else { uuid::Uuid::nil() })
         .with_is_internal(t.is_internal())
-        .with_partitions(partitions(broker, t))
+        .with_partitions(partitions(broker, t, version))
         .with_topic_authorized_operations(if ops { ALL_TOPIC_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED })
 }
 
@@ -59,14 +61,14 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
     };
     let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics;
     let topics = match requested {
-        None => broker.metadata.topics().iter().map(|t| topic_response(broker, t, ops)).collect(),
+        None => broker.metadata.topics().iter().map(|t| topic_response(broker, t, ops, version)).collect(),
         Some(list) => list
             .into_iter()
             .map(|rt| match rt.name {
                 Some(name) => {
                     let name = name.0.to_string();
                     if let Some(t) = broker.metadata.topic(&name) {
-                        return topic_response(broker, &t, ops);
+                        return topic_response(broker, &t, ops, version);
                     }
                     if let Err(e) = validate_topic_name(&name) {
                         return error_topic(Some(name), uuid::Uuid::nil(), error_code::metadata(&e));
@@ -75,10 +77,10 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                         return error_topic(Some(name), uuid::Uuid::nil(), E::UnknownTopicOrPartition.code());
                     }
                     match broker.create_topic(&name, broker.config.num_partitions, BTreeMap::new()) {
-                        Ok(t) => topic_response(broker, &t, ops),
+                        Ok(t) => topic_response(broker, &t, ops, version),
                         // Another request created it meanwhile.
                         Err(crate::broker::metadata::MetadataError::TopicExists(_)) => match broker.metadata.topic(&name) {
-                            Some(t) => topic_response(broker, &t, ops),
+                            Some(t) => topic_response(broker, &t, ops, version),
                             None => error_topic(Some(name), uuid::Uuid::nil(), E::UnknownTopicOrPartition.code()),
                         },
                         Err(e) => {
@@ -88,7 +90,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                     }
                 }
                 None => match broker.metadata.topic_by_id(rt.topic_id) {
-                    Some(t) => topic_response(broker, &t, ops),
+                    Some(t) => topic_response(broker, &t, ops, version),
                     None => error_topic(None, rt.topic_id, E::UnknownTopicId.code()),
                 },
             })
@@ -100,10 +102,10 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
         .with_port(broker.advertised.port as i32);
     MetadataResponse::default()
         .with_brokers(vec![node])
-        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_cluster_id(if version >= 2 { Some(str_bytes(broker.cluster_id.clone())) } else { None })
+        .with_controller_id(BrokerId(if version >= 1 { broker.config.node_id } else { -1 }))
         .with_topics(topics)
-        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
             ALL_CLUSTER_OPERATIONS
         } else {
             AUTHORIZED_OPERATIONS_OMITTED

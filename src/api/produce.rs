@@ -21,7 +21,7 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
         .with_error_message(message.map(str_bytes))
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -74,6 +74,20 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) ->
                         failed(pd.index, code, Some(e.to_string()))
                     }
                 }
+            })
+            .collect();
+        let partitions: Vec<PartitionProduceResponse> = partitions;
+        let partitions = partitions
+            .into_iter()
+            .map(|mut p| {
+                // Fields a version does not have keep their defaults, or encoding fails.
+                if version < 5 {
+                    p.log_start_offset = -1;
+                }
+                if version < 8 {
+                    p.error_message = None;
+                }
+                p
             })
             .collect();
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
