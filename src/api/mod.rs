@@ -17,7 +17,7 @@ mod produce;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
@@ -38,40 +38,51 @@ impl Session {
     }
 }
 
+/// Why a request ended its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The client sent something undecodable or unsupported (Kafka closes the connection).
+    #[error("malformed request: {0}")]
+    Malformed(anyhow::Error),
+    /// The broker could not encode its own response: a Fjord bug, never the client's fault.
+    #[error("cannot encode the response to {key:?} v{version}: {source}")]
+    Encode { key: ApiKey, version: i16, source: anyhow::Error },
+}
+
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
-/// (acks=0 produce). `Err`: the frame is malformed and the connection must be closed.
-pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> anyhow::Result<Option<BytesMut>> {
-    let prefix = peek_prefix(&frame).ok_or_else(|| anyhow!("request shorter than a header"))?;
-    let key = ApiKey::try_from(prefix.api_key).map_err(|_| anyhow!("unknown api key {}", prefix.api_key))?;
+/// (acks=0 produce). `Err`: the connection must be closed.
+pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Option<BytesMut>, FrameError> {
+    let prefix = peek_prefix(&frame).ok_or_else(|| FrameError::Malformed(anyhow!("request shorter than a header")))?;
+    let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
     let corr = prefix.correlation_id;
     if !versions::is_served(key, version) {
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return Ok(Some(encode_response(key, 0, corr, &api_versions::unsupported_version())?));
+            return encode(key, 0, corr, &api_versions::unsupported_version()).map(Some);
         }
-        bail!("{key:?} v{version} is not supported");
+        return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
     let mut body = frame;
-    let header = decode_request_header(key, version, &mut body)?;
+    let header = decode_request_header(key, version, &mut body).map_err(FrameError::Malformed)?;
     if session.client_id.is_none() {
         session.client_id = header.client_id.as_ref().map(|c| c.to_string());
     }
     macro_rules! serve {
         ($req:ty, $handler:expr) => {{
-            let req = <$req>::decode(&mut body, version)?;
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let resp = $handler(broker, req, version).await;
-            Ok(Some(encode_response(key, version, corr, &resp)?))
+            encode(key, version, corr, &resp).map(Some)
         }};
     }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
         ApiKey::Metadata => serve!(MetadataRequest, metadata::handle),
         ApiKey::Produce => {
-            let req = ProduceRequest::decode(&mut body, version)?;
+            let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             match produce::handle(broker, req, version).await {
-                Some(resp) => Ok(Some(encode_response(key, version, corr, &resp)?)),
+                Some(resp) => encode(key, version, corr, &resp).map(Some),
                 None => Ok(None),
             }
         }
@@ -83,8 +94,12 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
         ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
-        other => bail!("{other:?} is in the version table but has no handler"),
+        other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
+}
+
+fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<BytesMut, FrameError> {
+    encode_response(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

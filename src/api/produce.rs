@@ -69,7 +69,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                         if error_code::is_server_fault(code) {
                             tracing::error!(partition = %tp, error = %e, "append failed");
                         } else {
-                            tracing::debug!(partition = %tp, error = %e, "produce rejected");
+                            tracing::info!(partition = %tp, error = %e, "produce rejected");
                         }
                         failed(pd.index, code, Some(e.to_string()))
                     }

@@ -54,8 +54,12 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         }
         let response = match api::handle_frame(&broker, &mut session, frame.freeze()).await {
             Ok(r) => r,
+            Err(e @ api::FrameError::Encode { .. }) => {
+                tracing::error!(%peer, error = %e, "closing connection: response could not be encoded");
+                return;
+            }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: malformed request");
+                tracing::warn!(%peer, error = %e, "closing connection");
                 return;
             }
         };

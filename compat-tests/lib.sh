@@ -1,0 +1,168 @@
+# shellcheck shell=bash
+# Helpers shared by the compat-test suites. Source it from a suite's run.sh:
+#
+#   . "$(dirname "$0")/../lib.sh"
+#   suite_init kcat                 # WORK=compat-tests/kcat/work (wiped), trap that stops the broker
+#   fjord_start "$WORK/data" --override num.partitions=3
+#   check "metadata lists broker" some_command args...
+#   fjord_stop
+#   suite_finish                    # prints "N passed, N failed", returns non-zero on any failure
+#
+# Environment:
+#   FJORD_BIN    broker binary (default: <repo>/target/release/fjord)
+#   FJORD_PORT   if set, fjord_start uses this port instead of picking a free one (restart on same port)
+#   FJORD_START_TIMEOUT_S  seconds to wait for the port to accept connections (default 10)
+# Exports after fjord_start: FJORD_BOOTSTRAP=127.0.0.1:PORT, FJORD_PORT, FJORD_PID, FJORD_LOG.
+
+COMPAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$COMPAT_ROOT/.." && pwd)"
+FJORD_BIN="${FJORD_BIN:-$REPO_ROOT/target/release/fjord}"
+FJORD_CONFIG="${FJORD_CONFIG:-$REPO_ROOT/config/server.properties}"
+export VENV_PY="$COMPAT_ROOT/.venv/bin/python"  # used by the Python suites
+FJORD_PID=""
+FJORD_START_COUNT=0
+PASS_COUNT=0
+FAIL_COUNT=0
+FAILED_NAMES=()
+
+log() { printf '[%s] %s\n' "${SUITE:-compat}" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+# suite_init NAME: fresh work dir compat-tests/NAME/work (gitignored), exit trap stops the broker.
+suite_init() {
+  SUITE="$1"
+  WORK="$COMPAT_ROOT/$SUITE/work"
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  export SUITE WORK
+  trap '_suite_exit' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  [ -x "$FJORD_BIN" ] || die "broker binary not found or not executable: $FJORD_BIN (run cargo build --release)"
+}
+
+_suite_exit() {
+  local rc=$?
+  if [ -n "$FJORD_PID" ]; then fjord_stop || true; fi
+  exit "$rc"
+}
+
+# free_port: a port the kernel just handed out on 127.0.0.1 (bind to :0, read it back, close).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# port_open PORT: true when 127.0.0.1:PORT accepts a TCP connection.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# fjord_start DATA_DIR [extra args...]: starts the broker in the background on loopback.
+# Extra args are passed through verbatim, e.g. --override num.partitions=3.
+fjord_start() {
+  local data_dir="$1"; shift
+  [ -z "$FJORD_PID" ] || die "fjord_start: broker already running (pid $FJORD_PID)"
+  mkdir -p "$data_dir"
+  FJORD_PORT="${FJORD_PORT:-$(free_port)}"
+  FJORD_START_COUNT=$((FJORD_START_COUNT + 1))
+  FJORD_LOG="$WORK/fjord.$FJORD_START_COUNT.log"
+  local args=()
+  if [ -f "$FJORD_CONFIG" ]; then args+=(--config "$FJORD_CONFIG"); fi
+  args+=(--override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT"
+         --override "log.dirs=$data_dir"
+         "$@")
+  log "starting $FJORD_BIN ${args[*]} (log $FJORD_LOG)"
+  "$FJORD_BIN" "${args[@]}" >"$FJORD_LOG" 2>&1 &
+  FJORD_PID=$!
+  export FJORD_PID FJORD_PORT FJORD_LOG
+  export FJORD_BOOTSTRAP="127.0.0.1:$FJORD_PORT"
+  local deadline=$(( $(date +%s) + ${FJORD_START_TIMEOUT_S:-10} ))
+  until port_open "$FJORD_PORT"; do
+    if ! kill -0 "$FJORD_PID" 2>/dev/null; then
+      wait "$FJORD_PID" 2>/dev/null; local rc=$?
+      FJORD_PID=""
+      log "broker exited during startup (rc=$rc); log tail:"; tail -n 40 "$FJORD_LOG" >&2
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "broker did not accept connections on $FJORD_BOOTSTRAP within ${FJORD_START_TIMEOUT_S:-10}s; log tail:"
+      tail -n 40 "$FJORD_LOG" >&2
+      fjord_kill9
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "broker pid $FJORD_PID up on $FJORD_BOOTSTRAP"
+}
+
+# fjord_stop: SIGTERM by recorded pid, wait bounded ($FJORD_STOP_TIMEOUT_S, default 15 s), then SIGKILL.
+# Returns the broker's exit status (non-zero if it had to be killed).
+fjord_stop() {
+  [ -n "$FJORD_PID" ] || return 0
+  local pid="$FJORD_PID" timeout="${FJORD_STOP_TIMEOUT_S:-15}" rc=0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$(( $(date +%s) + timeout ))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "broker pid $pid ignored SIGTERM for ${timeout}s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      FJORD_PID=""
+      return 124
+    fi
+    sleep 0.1
+  done
+  wait "$pid" 2>/dev/null || rc=$?
+  FJORD_PID=""
+  log "broker pid $pid stopped (rc=$rc)"
+  return "$rc"
+}
+
+# fjord_kill9: SIGKILL by recorded pid (crash simulation), reap it.
+fjord_kill9() {
+  [ -n "$FJORD_PID" ] || return 0
+  kill -KILL "$FJORD_PID" 2>/dev/null || true
+  wait "$FJORD_PID" 2>/dev/null || true
+  log "broker pid $FJORD_PID killed with SIGKILL"
+  FJORD_PID=""
+}
+
+# pass NAME / fail NAME [DETAIL]: record and print one result line.
+pass() { PASS_COUNT=$((PASS_COUNT + 1)); printf 'PASS %s\n' "$1"; }
+fail() {
+  FAIL_COUNT=$((FAIL_COUNT + 1)); FAILED_NAMES+=("$1")
+  printf 'FAIL %s%s\n' "$1" "${2:+: $2}"
+}
+
+# check NAME CMD [ARGS...]: runs CMD; PASS if it exits 0, FAIL (with its output tail) otherwise.
+check() {
+  local name="$1"; shift
+  local out rc=0
+  out="$("$@" 2>&1)" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    pass "$name"
+  else
+    fail "$name" "exit $rc"
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+  fi
+  return 0
+}
+
+# assert_eq NAME EXPECTED ACTUAL
+assert_eq() {
+  if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; fi
+}
+
+# suite_finish: summary line in the form CI reads ("N passed, N failed"), non-zero on any failure.
+suite_finish() {
+  if [ -n "$FJORD_PID" ]; then
+    local rc=0
+    fjord_stop || rc=$?
+    if [ "$rc" -eq 0 ]; then pass "broker exits cleanly on SIGTERM"; else fail "broker exits cleanly on SIGTERM" "rc=$rc"; fi
+  fi
+  if [ "$FAIL_COUNT" -gt 0 ]; then
+    printf '%s failures: %s\n' "$SUITE" "${FAILED_NAMES[*]}"
+  fi
+  printf '%s: %d passed, %d failed\n' "$SUITE" "$PASS_COUNT" "$FAIL_COUNT"
+  [ "$FAIL_COUNT" -eq 0 ]
+}

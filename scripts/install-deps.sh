@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Idempotent installer for everything the compat tests need on a fresh Debian machine:
+#   - kcat (Debian's package, librdkafka 2.0.x) for compat-tests/kcat
+#   - a Python venv at compat-tests/.venv with compat-tests/python/requirements.txt
+#     (confluent-kafka, kafka-python, pytest) for compat-tests/python and compat-tests/crash
+#   - shellcheck (optional lint, best effort)
+# Each step checks first and skips when already satisfied. Uses sudo only when not root.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/compat-tests/.venv"
+REQ="$ROOT/compat-tests/python/requirements.txt"
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else log "not root and no sudo: apt steps may fail"; fi
+fi
+
+APT_UPDATED=0
+apt_install() {
+  # apt_install PKG... : installs only the packages that are missing.
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get not found; please install: ${missing[*]}"; return 1
+  fi
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# 1. kcat
+if command -v kcat >/dev/null 2>&1; then
+  log "kcat present: $(kcat -V 2>&1 | head -1)"
+else
+  apt_install kcat
+fi
+
+# 2. shellcheck: lint only, not required by any suite.
+command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck || log "shellcheck unavailable (lint skipped)"
+
+# 3. Python venv with the client libraries.
+PY="${PYTHON:-python3}"
+if ! command -v "$PY" >/dev/null 2>&1; then
+  apt_install python3
+  PY=python3
+fi
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+  if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  log "creating venv $VENV"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV"
+fi
+
+# Reinstall only when requirements.txt changed since the last successful install.
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] \
+   && "$VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' >/dev/null 2>&1; then
+  log "python requirements present"
+else
+  log "pip install -r $REQ"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+  echo "$WANT" > "$STAMP"
+fi
+"$VENV/bin/python" -c 'import confluent_kafka, kafka; print("[install-deps] confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)' >&2
+log "done"
