@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use fjord::config::Config;
 
 #[derive(Parser, Debug)]
@@ -47,8 +47,21 @@ async fn wait_for_signal() {
     }
 }
 
+/// The known properties with their defaults, for --help.
+fn properties_help() -> String {
+    let mut s = String::from("Properties (Kafka names; set in --config FILE or with --override):\n");
+    for d in fjord::config::BROKER_CONFIGS {
+        s.push_str(&format!("  {:42} default {:<28} {}\n", d.name, d.default.unwrap_or("null"), d.doc));
+    }
+    s
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::command().after_help(properties_help()).get_matches();
+    let args = match Args::from_arg_matches(&args) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     init_logging(&args.log_format);
     let config = match Config::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
