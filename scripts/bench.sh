@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Throughput, latency and memory of a release Fjord broker, measured with librdkafka's own load
+# generator (examples/rdkafka_performance.c from the librdkafka source that the rdkafka-sys crate
+# ships; the same program Apache Kafka's baseline figures were taken with). Scenarios follow the
+# baseline: 1 KiB records, 1 and 8 partitions, acks=1 and acks=all, lz4, consume from the start,
+# produce latency at 20k msg/s. Each scenario runs BENCH_RUNS times (default 3); the median is
+# reported. Results go to bench/results/<timestamp>.json and a table on stdout.
+#   scripts/bench.sh                 BENCH_RUNS=5 scripts/bench.sh      BENCH_COUNT=200000 scripts/bench.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUNS="${BENCH_RUNS:-3}"
+COUNT="${BENCH_COUNT:-1000000}"
+WORK="$ROOT/bench/work"
+OUT_DIR="$ROOT/bench/results"
+mkdir -p "$WORK" "$OUT_DIR"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# 1. The broker and the load generator.
+cargo build --release >&2
+FJORD_BIN="${FJORD_BIN:-$ROOT/target/release/fjord}"
+PERF="$WORK/rdkafka_performance"
+if [ ! -x "$PERF" ]; then
+  log "building rdkafka_performance from the librdkafka source in rdkafka-sys"
+  compat-tests/rdkafka/deps.sh >&2
+  cargo build --release -j 2 --manifest-path compat-tests/rdkafka/Cargo.toml \
+    --target-dir compat-tests/rdkafka/target >&2
+  out=$(dirname "$(find compat-tests/rdkafka/target/release/build -name librdkafka.a -path '*rdkafka-sys*' | head -1)")
+  out=$(dirname "$out")   # .../out (holds config.h, src/, examples/)
+  gcc -O2 -o "$PERF" "$out/examples/rdkafka_performance.c" -I"$out/src" "$out/src/librdkafka.a" \
+    -lz -lpthread -lm -ldl -lrt
+fi
+
+# 2. A broker on a free loopback port with a data dir on the work disk.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+data="$WORK/data"
+rm -rf "$data"
+t0=$(date +%s%N)
+"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
+  --override num.partitions=8 > "$WORK/fjord.log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+# Startup: from launch until the port accepts a connection (polled every millisecond).
+for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.001; done
+startup_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+B="127.0.0.1:$port"
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+idle_rss=$(rss_kib)
+
+# 3. Scenarios: name | rdkafka_performance arguments.
+scenarios=(
+  "produce_1p_acks1|-P -t T -p 0 -s 1024 -c $COUNT -a 1"
+  "produce_1p_acksall|-P -t T -p 0 -s 1024 -c $COUNT -a -1"
+  "produce_8p_acks1|-P -t T8 -s 1024 -c $COUNT -a 1"
+  "produce_1p_acks1_lz4|-P -t TZ -p 0 -s 1024 -c $COUNT -a 1 -z lz4"
+  "consume_1p_from_start|-C -t T -p 0 -o beginning -c $((COUNT * 2))"
+  "latency_20k_acks1|-P -t TL -p 0 -s 1024 -c 200000 -a 1 -r 20000 -l -A $WORK/lat.txt"
+)
+results="$WORK/results.tsv"
+: > "$results"
+for run in $(seq "$RUNS"); do
+  for s in "${scenarios[@]}"; do
+    name="${s%%|*}"; args="${s#*|}"
+    # shellcheck disable=SC2086  # args are a word list by design
+    line=$(timeout 300 "$PERF" $args -b "$B" 2>&1 | grep -E 'messages (produced|\().*(MB/s)' | tail -1 || true)
+    mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p; s/.*\(([0-9.]+) MB\/s\).*/\1/p' <<<"$line" | head -1)
+    msgs=$(sed -nE 's/.*: ([0-9]+) msgs\/s.*/\1/p' <<<"$line" | head -1)
+    extra=""
+    if [ "$name" = latency_20k_acks1 ]; then
+      extra=$(python3 - "$WORK/lat.txt" <<'EOF'
+import sys
+v = [int(x) for x in open(sys.argv[1]) if x.strip()][20000:]   # drop warm-up, as the baseline did
+v.sort()
+q = lambda p: v[min(len(v) - 1, int(p * len(v)))] / 1000.0
+print(f"p50_ms={q(0.5):.2f} p99_ms={q(0.99):.2f} p999_ms={q(0.999):.2f}")
+EOF
+)
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "${mbs:-0}" "${msgs:-0}" "$extra" >> "$results"
+    log "run $run $name: ${mbs:-?} MB/s ${msgs:-?} msg/s $extra"
+  done
+done
+loaded_rss=$(rss_kib)
+
+# 4. Medians, conditions and machine facts as JSON, plus a table.
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+python3 - "$results" "$OUT_DIR/$stamp.json" "$RUNS" "$COUNT" "$idle_rss" "$loaded_rss" "$startup_ms" <<'EOF'
+import json, os, platform, statistics, sys
+path, out, runs, count, idle, loaded, startup = sys.argv[1:]
+rows = [l.rstrip('\n').split('\t') for l in open(path)]
+by = {}
+for run, name, mbs, msgs, extra in rows:
+    d = by.setdefault(name, {'mb_s': [], 'msg_s': [], 'extra': []})
+    d['mb_s'].append(float(mbs)); d['msg_s'].append(float(msgs)); d['extra'].append(extra)
+baseline = {'produce_1p_acks1': 206, 'produce_1p_acksall': 203, 'produce_8p_acks1': 202,
+            'produce_1p_acks1_lz4': 717, 'consume_1p_from_start': 1866}
+res = {'conditions': {'record_bytes': 1024, 'records': int(count), 'runs': int(runs),
+                      'load_generator': 'librdkafka examples/rdkafka_performance (rdkafka-sys source)',
+                      'broker': 'fjord release, single node, loopback, default config, num.partitions=8',
+                      'cores': os.cpu_count(), 'kernel': platform.release()},
+       'idle_rss_kib': int(idle), 'rss_after_runs_kib': int(loaded), 'startup_ms': float(startup),
+       'scenarios': {}}
+print(f"{'scenario':28} {'median MB/s':>12} {'median msg/s':>13} {'Kafka 4.0 MB/s':>15} {'ratio':>6}  runs")
+for name, d in by.items():
+    m = statistics.median(d['mb_s'])
+    entry = {'median_mb_s': m, 'median_msg_s': statistics.median(d['msg_s']), 'all_mb_s': d['mb_s']}
+    if any(d['extra']):
+        lat = {}
+        for e in d['extra']:
+            for kv in e.split():
+                k, v = kv.split('='); lat.setdefault(k, []).append(float(v))
+        entry['latency'] = {k: statistics.median(v) for k, v in lat.items()}
+        entry['latency_all_runs'] = lat
+    k = baseline.get(name)
+    ratio = f"{m / k:.2f}" if k else ""
+    res['scenarios'][name] = entry
+    print(f"{name:28} {m:12.1f} {entry['median_msg_s']:13.0f} {k or '':>15} {ratio:>6}  {d['mb_s']}")
+    if 'latency' in entry:
+        print(f"{'':28} latency medians over runs: {entry['latency']}")
+print(f"idle RSS {int(idle)/1024:.1f} MiB, RSS after runs {int(loaded)/1024:.1f} MiB, startup {startup} ms")
+json.dump(res, open(out, 'w'), indent=2)
+print(f"results: {out}")
+EOF
