@@ -14,16 +14,11 @@ use super::metadata::ALL_TOPIC_OPERATIONS;
 use crate::broker::metadata::TopicMeta;
 use crate::broker::Broker;
 
-/// Kafka's cap on partitions per response (max.request.partition.size.limit default).
-pub const RESPONSE_PARTITION_LIMIT_MAX: i32 = 2000;
-
 pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _version: i16) -> DescribeTopicPartitionsResponse {
     let node = BrokerId(broker.config.node_id);
-    let limit = if req.response_partition_limit <= 0 {
-        RESPONSE_PARTITION_LIMIT_MAX
-    } else {
-        req.response_partition_limit.min(RESPONSE_PARTITION_LIMIT_MAX)
-    };
+    // The broker's cap is max.request.partition.size.limit; a client may ask for fewer.
+    let cap = broker.config.max_request_partition_size_limit;
+    let limit = if req.response_partition_limit <= 0 { cap } else { req.response_partition_limit.min(cap) };
     // The topics to describe, sorted by name (pagination relies on the order).
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker.metadata.topics().into_iter().map(|t| t.name).collect()
