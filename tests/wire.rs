@@ -248,6 +248,11 @@ async fn bad_records_get_kafkas_error_codes_per_partition() {
     assert!(md.topics.is_empty());
     let part = fetch(&mut c, "bad", 0, 0, 12).await;
     assert_eq!(part.high_watermark, 2);
+
+    // acks=0 to an unknown partition: the broker closes the connection, as Kafka does.
+    let frame = c.encode_request(&produce_req("bad", 9, batch(1, 1, Compression::None), 0), 9);
+    c.send_raw(&frame).await;
+    assert!(c.is_closed().await);
     b.stop().await;
 }
 

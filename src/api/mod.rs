@@ -44,6 +44,9 @@ pub enum FrameError {
     /// The client sent something undecodable or unsupported (Kafka closes the connection).
     #[error("malformed request: {0}")]
     Malformed(anyhow::Error),
+    /// An acks=0 produce failed on some partition; closing tells the client (as Kafka does).
+    #[error("acks=0 produce failed on a partition")]
+    AcksZeroFailed,
     /// The broker could not encode its own response: a Fjord bug, never the client's fault.
     #[error("cannot encode the response to {key:?} v{version}: {source}")]
     Encode { key: ApiKey, version: i16, source: anyhow::Error },
@@ -82,8 +85,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             match produce::handle(broker, req, version).await {
-                Some(resp) => encode(key, version, corr, &resp).map(Some),
-                None => Ok(None),
+                produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Some),
+                produce::Outcome::Silent => Ok(None),
+                produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
             }
         }
         ApiKey::Fetch => serve!(FetchRequest, fetch::handle),

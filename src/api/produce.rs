@@ -21,7 +21,16 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
         .with_error_message(message.map(str_bytes))
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// What the connection does after a produce.
+pub enum Outcome {
+    Respond(ProduceResponse),
+    /// acks=0 and everything was appended: no response.
+    Silent,
+    /// acks=0 and a partition failed: Kafka closes the connection so the client refreshes metadata.
+    Close,
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcome {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -93,7 +102,8 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
     }
     if acks == 0 {
-        return None;
+        let failed = responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
+        return if failed { Outcome::Close } else { Outcome::Silent };
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Outcome::Respond(ProduceResponse::default().with_responses(responses))
 }
