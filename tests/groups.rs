@@ -352,3 +352,77 @@ async fn static_members_rejoin_without_a_rebalance_and_stale_ids_are_fenced() {
     assert_eq!(d.groups[0].group_state.as_str(), "Stable");
     b.stop().await;
 }
+
+/// Every served version of every group API answers, and its response decodes at that version
+/// (fields a version lacks must stay at their defaults, or encoding fails).
+#[tokio::test]
+async fn every_served_version_of_the_group_apis_is_answered() {
+    let b = TestBroker::start(FAST).await;
+    let mut c = b.client().await;
+    ensure_topic(&mut c, "sw").await;
+    for v in 0..=6 {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("g"))
+        };
+        let resp = c.send(&req, v).await;
+        let code = if v >= 4 { resp.coordinators[0].error_code } else { resp.error_code };
+        assert_eq!(code, 0, "FindCoordinator v{v}");
+    }
+    for v in 0..=9i16 {
+        let group = format!("sweep{v}");
+        let mut req = join_req(&group, "", 10_000);
+        if v < 5 {
+            req.group_instance_id = None;
+        }
+        if v < 8 {
+            req.reason = None;
+        }
+        let mut j = c.send(&req, v).await;
+        if v >= 4 {
+            assert_eq!(j.error_code, E::MemberIdRequired.code(), "JoinGroup v{v}");
+            j = c.send(&join_req(&group, &j.member_id, 10_000), v).await;
+        }
+        assert_eq!((j.error_code, j.generation_id), (0, 1), "JoinGroup v{v}");
+        let sv = v.min(5);
+        let mut sreq = sync_req(&group, 1, &j.member_id, vec![(&j.member_id, b"a")]);
+        if sv < 5 {
+            sreq.protocol_type = None;
+            sreq.protocol_name = None;
+        }
+        let sr = c.send(&sreq, sv).await;
+        assert_eq!((sr.error_code, &sr.assignment[..]), (0, &b"a"[..]), "SyncGroup v{sv}");
+        let hv = v.min(4);
+        assert_eq!(c.send(&heartbeat_req(&group, 1, &j.member_id), hv).await.error_code, 0, "Heartbeat v{hv}");
+        for cv in 2..=9 {
+            let r = c.send(&commit_req(&group, 1, &j.member_id, "sw", 0, cv as i64), cv).await;
+            assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{cv}");
+        }
+        for fv in 1..=7 {
+            assert_eq!(fetch_offset(&mut c, &group, "sw", 0, fv).await.1, 9, "OffsetFetch v{fv}");
+        }
+        for dv in 0..=5 {
+            let d = c.send(&DescribeGroupsRequest::default().with_groups(vec![gid(&group)]), dv).await;
+            assert_eq!(d.groups[0].members.len(), 1, "DescribeGroups v{dv}");
+        }
+        let lv = v.min(5);
+        let leave = if lv >= 3 {
+            LeaveGroupRequest::default().with_group_id(gid(&group)).with_members(vec![leave_group_request::MemberIdentity::default()
+                .with_member_id(j.member_id.clone())
+                .with_group_instance_id(None)
+                .with_reason(None)])
+        } else {
+            LeaveGroupRequest::default().with_group_id(gid(&group)).with_member_id(j.member_id.clone())
+        };
+        assert_eq!(c.send(&leave, lv).await.error_code, 0, "LeaveGroup v{lv}");
+    }
+    for v in 0..=5 {
+        assert_eq!(c.send(&ListGroupsRequest::default(), v).await.groups.len(), 10, "ListGroups v{v}");
+    }
+    for v in 0..=2 {
+        let del = c.send(&DeleteGroupsRequest::default().with_groups_names(vec![gid(&format!("sweep{v}"))]), v).await;
+        assert_eq!(del.results[0].error_code, 0, "DeleteGroups v{v}");
+    }
+    b.stop().await;
+}
