@@ -81,6 +81,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
     def("queued.max.requests", Some("500"), T::Int, "Most requests waiting to be handled."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
+    def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
+    def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
+    def("group.max.size", Some("2147483647"), T::Int, "Most members one consumer group may have."),
+    def("offset.metadata.max.bytes", Some("4096"), T::Int, "Largest metadata string of a committed offset, in bytes."),
     def("offsets.topic.num.partitions", Some("50"), T::Int, "Partitions of __consumer_offsets."),
     def("offsets.retention.minutes", Some("10080"), T::Int, "Committed offsets of empty groups expire after this."),
     def("transactional.id.expiration.ms", Some("604800000"), T::Int, "Idle transactional ids expire after this."),
@@ -160,6 +164,12 @@ pub struct Config {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub shutdown_timeout_ms: u64,
     pub io_backend: String,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: i32,
+    pub offset_metadata_max_bytes: i32,
+    pub offsets_topic_num_partitions: i32,
 }
 
 /// Parses `key=value` lines; `#` and `!` start comments, as in Java properties files.
@@ -232,6 +242,12 @@ impl Config {
             log_flush_offset_checkpoint_interval_ms: 0,
             shutdown_timeout_ms: 0,
             io_backend: String::new(),
+            group_initial_rebalance_delay_ms: 0,
+            group_min_session_timeout_ms: 0,
+            group_max_session_timeout_ms: 0,
+            group_max_size: 0,
+            offset_metadata_max_bytes: 0,
+            offsets_topic_num_partitions: 0,
         };
         let c = &probe;
         let node_id = match c.explicit.get("node.id") {
@@ -302,6 +318,12 @@ impl Config {
             )? as u64,
             shutdown_timeout_ms: c.long("shutdown.timeout.ms")?.max(0) as u64,
             io_backend,
+            group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
+            group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,
+            group_max_session_timeout_ms: c.int("group.max.session.timeout.ms")?,
+            group_max_size: positive("group.max.size", c.long("group.max.size")?)? as i32,
+            offset_metadata_max_bytes: c.int("offset.metadata.max.bytes")?.max(0),
+            offsets_topic_num_partitions: positive("offsets.topic.num.partitions", c.long("offsets.topic.num.partitions")?)? as i32,
             explicit: probe.explicit.clone(),
         };
         // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.

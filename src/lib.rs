@@ -3,6 +3,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod protocol;
 pub mod records;
 pub mod server;

@@ -84,7 +84,9 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    assert!(resp.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16), "groups are not advertised yet");
+    let join = resp.api_keys.iter().find(|k| k.api_key == ApiKey::JoinGroup as i16).expect("groups are advertised");
+    assert_eq!((join.min_version, join.max_version), (0, 9));
+    assert!(resp.api_keys.iter().all(|k| k.api_key != ApiKey::AddPartitionsToTxn as i16), "transactions are not advertised yet");
 
     // An ApiVersions version from the future: UNSUPPORTED_VERSION plus our ranges, in v0 format.
     let mut frame = BytesMut::new();

@@ -54,3 +54,30 @@ pub fn metadata(e: &MetadataError) -> i16 {
 pub fn is_server_fault(code: i16) -> bool {
     code == E::KafkaStorageError.code() || code == E::UnknownServerError.code()
 }
+
+pub fn group(e: &crate::group::GroupError) -> i16 {
+    use crate::group::GroupError as G;
+    match e {
+        G::InvalidGroupId => E::InvalidGroupId.code(),
+        G::CoordinatorNotAvailable => E::CoordinatorNotAvailable.code(),
+        G::UnknownMemberId => E::UnknownMemberId.code(),
+        G::MemberIdRequired => E::MemberIdRequired.code(),
+        G::IllegalGeneration => E::IllegalGeneration.code(),
+        G::RebalanceInProgress => E::RebalanceInProgress.code(),
+        G::InconsistentGroupProtocol => E::InconsistentGroupProtocol.code(),
+        G::InvalidSessionTimeout => E::InvalidSessionTimeout.code(),
+        G::GroupMaxSizeReached => E::GroupMaxSizeReached.code(),
+        G::FencedInstanceId => E::FencedInstanceId.code(),
+        G::NonEmptyGroup => E::NonEmptyGroup.code(),
+        G::GroupIdNotFound => E::GroupIdNotFound.code(),
+        G::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
+        G::GroupSubscribedToTopic => E::GroupSubscribedToTopic.code(),
+        // Kafka answers a failed __consumer_offsets write with a retriable coordinator error.
+        G::Storage(_) => E::CoordinatorNotAvailable.code(),
+    }
+}
+
+/// A group result as a code: NONE for success.
+pub fn group_result(r: &Result<(), crate::group::GroupError>) -> i16 {
+    r.as_ref().err().map_or(NONE, group)
+}

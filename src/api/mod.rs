@@ -3,16 +3,27 @@
 
 mod api_versions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_topic_partitions;
 pub mod error_code;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +109,24 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
         ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
+        ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, find_coordinator::handle),
+        ApiKey::JoinGroup => {
+            // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
+            let req = JoinGroupRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let client_id = session.client_id.clone().unwrap_or_default();
+            let client_host = format!("/{}", session.peer.ip());
+            let resp = join_group::handle(broker, req, version, client_id, client_host).await;
+            encode(key, version, corr, &resp).map(Some)
+        }
+        ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
+        ApiKey::Heartbeat => serve!(HeartbeatRequest, heartbeat::handle),
+        ApiKey::LeaveGroup => serve!(LeaveGroupRequest, leave_group::handle),
+        ApiKey::OffsetCommit => serve!(OffsetCommitRequest, offset_commit::handle),
+        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, offset_fetch::handle),
+        ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, describe_groups::handle),
+        ApiKey::ListGroups => serve!(ListGroupsRequest, list_groups::handle),
+        ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, delete_groups::handle),
+        ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, offset_delete::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -12,7 +12,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use bytes::Bytes;
+
 use crate::config::{Config, Endpoint};
+use crate::group::{GroupConfig, GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::io::std::StdIo;
 use crate::storage::log_manager::LogManager;
 use crate::types::TopicPartition;
@@ -28,6 +31,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub producer_ids: ProducerIdManager,
+    pub groups: GroupCoordinator,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -82,12 +86,50 @@ impl Broker {
         Ok(meta)
     }
 
+    /// `__consumer_offsets`, created on first use. Compaction is not implemented yet, so time
+    /// retention is switched off: deleting old segments would lose live commits.
+    fn ensure_offsets_topic(&self) -> Result<(), String> {
+        if self.metadata.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("retention.ms".to_string(), "-1".to_string()),
+        ]);
+        match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs) {
+            Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
+    }
+}
+
+impl GroupLog for Broker {
+    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+        self.ensure_offsets_topic()?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
+        self.replicas.append(&tp, &batch).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn group_partitions(&self) -> Option<i32> {
+        self.metadata.topic(OFFSETS_TOPIC).map(|t| t.partitions)
+    }
+
+    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
+        let offsets = self.replicas.offsets(&tp).map_err(|e| e.to_string())?;
+        let from = offset.max(offsets.log_start_offset);
+        if from >= offsets.high_watermark {
+            return Ok(Bytes::new());
+        }
+        self.replicas.read(&tp, from, 1 << 20, true).map(|(_, data)| data).map_err(|e| e.to_string())
     }
 }
 
@@ -143,6 +185,14 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind_addr(), source })?;
     let advertised = config.advertised_endpoint(local_addr);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let group_config = GroupConfig {
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        min_session_timeout_ms: config.group_min_session_timeout_ms,
+        max_session_timeout_ms: config.group_max_session_timeout_ms,
+        max_size: config.group_max_size.max(0) as usize,
+        offset_metadata_max_bytes: config.offset_metadata_max_bytes.max(0) as usize,
+        offsets_topic_partitions: config.offsets_topic_num_partitions,
+    };
     let broker = Arc::new(Broker {
         config,
         cluster_id,
@@ -150,8 +200,15 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         metadata,
         replicas,
         producer_ids,
+        groups: GroupCoordinator::new(group_config),
         shutdown: shutdown_rx,
     });
+    // Committed offsets must be back before the first OffsetFetch is answered.
+    let loaded = std::time::Instant::now();
+    match broker.groups.load(&*broker) {
+        Ok(records) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
+        Err(e) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
+    }
     let tasks = spawn_background_tasks(&broker);
     let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
     tracing::info!(
@@ -163,6 +220,9 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     );
     Ok(RunningBroker { broker, local_addr, shutdown_tx, tasks, server })
 }
+
+/// Period of the group coordinator's timer tick, in ms.
+const GROUP_TICK_MS: u64 = 100;
 
 /// Runs `f` every `period` on the blocking pool until shutdown.
 fn every(broker: &Arc<Broker>, period: Duration, name: &'static str, f: fn(&Broker)) -> JoinHandle<()> {
@@ -200,6 +260,9 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
                 tracing::warn!(error = %e, "flush failed");
             }
         }),
+        // Session expiry, rebalance timeouts and the initial join delay; 100 ms is finer than any
+        // timeout a client may ask for (group.min.session.timeout.ms).
+        every(broker, Duration::from_millis(GROUP_TICK_MS), "groups", |b| b.groups.tick(b)),
         every(broker, Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms), "checkpoint", |b| {
             if let Err(e) = b.replicas.logs().checkpoint() {
                 tracing::warn!(error = %e, "could not write checkpoints");

@@ -1,0 +1,47 @@
+//! DescribeGroups: state, protocol and members of each group; an unknown group is reported Dead
+//! with no error, as Kafka's classic coordinator does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::Broker;
+
+/// Group: READ, DELETE, DESCRIBE (Kafka's AclOperation codes 3, 6, 8).
+const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let ops = if version >= 3 && req.include_authorized_operations { ALL_GROUP_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let base = DescribedGroup::default().with_error_message(None).with_authorized_operations(ops);
+            match broker.groups.describe(&id.0) {
+                None => base.with_group_id(id).with_group_state(str_bytes("Dead")),
+                Some(g) => base
+                    .with_group_id(id)
+                    .with_group_state(str_bytes(g.state.as_str()))
+                    .with_protocol_type(str_bytes(g.protocol_type))
+                    .with_protocol_data(str_bytes(g.protocol))
+                    .with_members(
+                        g.members
+                            .into_iter()
+                            .map(|m| {
+                                DescribedGroupMember::default()
+                                    .with_member_id(str_bytes(m.member_id))
+                                    .with_group_instance_id(if version >= 4 { m.instance_id.map(str_bytes) } else { None })
+                                    .with_client_id(str_bytes(m.client_id))
+                                    .with_client_host(str_bytes(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment)
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

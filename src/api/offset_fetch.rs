@@ -1,0 +1,83 @@
+//! OffsetFetch: committed offsets of one group (v1-7) or several (v8+); -1 where nothing was
+//! committed, every committed partition when topics is null.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::group::offsets::CommittedOffset;
+
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fields(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, String) {
+    match c {
+        Some(c) => (c.offset, if version >= 5 { c.leader_epoch } else { -1 }, c.metadata.clone()),
+        None => (-1, -1, String::new()),
+    }
+}
+
+fn v1_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
+    fetched
+        .into_iter()
+        .map(|(t, parts)| {
+            OffsetFetchResponseTopic::default().with_name(topic_name(t)).with_partitions(
+                parts
+                    .into_iter()
+                    .map(|(p, c)| {
+                        let (offset, epoch, metadata) = fields(&c, version);
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn v8_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopics> {
+    fetched
+        .into_iter()
+        .map(|(t, parts)| {
+            OffsetFetchResponseTopics::default().with_name(topic_name(t)).with_partitions(
+                parts
+                    .into_iter()
+                    .map(|(p, c)| {
+                        let (offset, epoch, metadata) = fields(&c, version);
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+                let fetched = broker.groups.fetch_offsets(&g.group_id.0, topics);
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(v8_topics(fetched, version))
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    // v1 has no null topics; an empty list there is just empty.
+    let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let fetched = broker.groups.fetch_offsets(&req.group_id.0, topics);
+    OffsetFetchResponse::default().with_topics(v1_topics(fetched, version))
+}

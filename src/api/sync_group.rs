@@ -1,0 +1,35 @@
+//! SyncGroup: the leader's assignments go to every member; a follower's request is parked by the
+//! coordinator until the leader's arrives (bounded by the rebalance timeout).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let assignments: BTreeMap<String, bytes::Bytes> = req.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
+    let protocol_type = req.protocol_type.as_ref().map(|s| s.to_string());
+    let protocol = req.protocol_name.as_ref().map(|s| s.to_string());
+    let out = broker
+        .groups
+        .sync(
+            &**broker,
+            &req.group_id.0,
+            req.generation_id,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            protocol_type.as_deref(),
+            protocol.as_deref(),
+            assignments,
+            broker.shutdown_signal(),
+        )
+        .await;
+    SyncGroupResponse::default()
+        .with_error_code(out.error.as_ref().map_or(error_code::NONE, error_code::group))
+        .with_protocol_type(if version >= 5 { out.protocol_type.map(str_bytes) } else { None })
+        .with_protocol_name(if version >= 5 { out.protocol.map(str_bytes) } else { None })
+        .with_assignment(out.assignment)
+}

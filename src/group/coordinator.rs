@@ -1,0 +1,934 @@
+//! The group coordinator: owns every group behind one std Mutex, drives the state machine of
+//! `state.rs`, parks JoinGroup/SyncGroup requests on oneshot channels (never holding the lock
+//! across an await), expires sessions and rebalances from a periodic tick, and persists commits and
+//! group metadata through `GroupLog`. It answers with `GroupError`s; the api layer picks the codes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+
+use super::offsets::{self, CommittedOffset, GroupKey, OffsetStore, StoredMember};
+use super::state::{Group, GroupState, Member};
+use super::{GroupConfig, GroupError, GroupLog};
+
+/// Slack on top of the rebalance timeout before a parked request gives up on its own: the tick
+/// normally answers it at the deadline; this only bounds the wait if something went wrong.
+const PARK_SLACK_MS: u64 = 5_000;
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A JoinGroup as the coordinator needs it.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub client_id: String,
+    pub client_host: String,
+    /// JoinGroup v4+: a first join without member id gets MEMBER_ID_REQUIRED.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct JoinOutcome {
+    pub error: Option<GroupError>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Only for the leader: (member id, instance id, metadata for the chosen protocol).
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    fn error(e: GroupError, member_id: &str) -> JoinOutcome {
+        JoinOutcome { error: Some(e), generation: -1, member_id: member_id.to_string(), ..Default::default() }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SyncOutcome {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    fn error(e: GroupError) -> SyncOutcome {
+        SyncOutcome { error: Some(e), ..Default::default() }
+    }
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Clone, Debug)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupSummary {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberSummary>,
+}
+
+/// One offset a client commits.
+#[derive(Clone, Debug)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+struct Entry {
+    group: Group,
+    offsets: OffsetStore,
+    join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
+    sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
+    /// Generation last written as group metadata, so an emptied group is written once.
+    stored_generation: i32,
+}
+
+impl Entry {
+    fn new(id: &str) -> Entry {
+        Entry { group: Group::new(id), offsets: OffsetStore::new(), join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0 }
+    }
+
+    fn parked(&self, id: &str) -> bool {
+        self.join_waiters.contains_key(id) || self.sync_waiters.contains_key(id)
+    }
+
+    fn join_outcome_for(&self, id: &str) -> JoinOutcome {
+        let g = &self.group;
+        let leader = g.leader.clone().unwrap_or_default();
+        let members = if leader == id {
+            let protocol = g.protocol.clone().unwrap_or_default();
+            g.members.values().map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata(&protocol))).collect()
+        } else {
+            vec![]
+        };
+        JoinOutcome {
+            error: None,
+            generation: g.generation,
+            protocol_type: g.protocol_type.clone(),
+            protocol: g.protocol.clone(),
+            leader,
+            member_id: id.to_string(),
+            members,
+        }
+    }
+
+    /// Tells a member parked in join or sync that it is out (removed, fenced, replaced).
+    fn evict_waiters(&mut self, id: &str, e: GroupError) {
+        if let Some(tx) = self.join_waiters.remove(id) {
+            let _ = tx.send(JoinOutcome::error(e.clone(), id));
+        }
+        if let Some(tx) = self.sync_waiters.remove(id) {
+            let _ = tx.send(SyncOutcome::error(e));
+        }
+    }
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: Mutex<HashMap<String, Entry>>,
+    epoch: Instant,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), epoch: Instant::now() }
+    }
+
+    /// Milliseconds on a monotonic clock: timeouts must not jump with the wall clock.
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn partition(&self, log: &dyn GroupLog, group_id: &str) -> i32 {
+        offsets::partition_for(group_id, log.group_partitions().unwrap_or(self.config.offsets_topic_partitions))
+    }
+
+    fn write(&self, log: &dyn GroupLog, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let batch = offsets::encode_batch(&records, wall_ms()).map_err(GroupError::Storage)?;
+        log.append_group_batch(self.partition(log, group_id), batch).map_err(GroupError::Storage)
+    }
+
+    /// Writes the group's metadata record (members and assignments as they are now).
+    fn store_group(&self, log: &dyn GroupLog, e: &mut Entry) {
+        let g = &e.group;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members: Vec<StoredMember> = g
+            .members
+            .values()
+            .map(|m| StoredMember {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m.metadata(&protocol),
+                assignment: m.assignment.clone(),
+            })
+            .collect();
+        let value = offsets::encode_group_value(
+            g.protocol_type.as_deref().unwrap_or(""),
+            g.generation,
+            g.protocol.as_deref(),
+            g.leader.as_deref(),
+            wall_ms(),
+            &members,
+        );
+        let id = g.id.clone();
+        match self.write(log, &id, vec![(offsets::encode_group_key(&id), Some(value))]) {
+            Ok(()) => e.stored_generation = e.group.generation,
+            Err(err) => tracing::warn!(group = %id, error = %err, "could not store group metadata"),
+        }
+    }
+
+    /// After any change: fail parked syncs once a rebalance started, finish the join phase when
+    /// due (answering every parked join), and record a group that became empty.
+    fn settle(&self, log: &dyn GroupLog, e: &mut Entry, now: u64) {
+        if e.group.state == GroupState::PreparingRebalance {
+            for (_, tx) in e.sync_waiters.drain() {
+                let _ = tx.send(SyncOutcome::error(GroupError::RebalanceInProgress));
+            }
+        }
+        if e.group.join_complete_due(now) {
+            for m in e.group.complete_join() {
+                tracing::info!(group = %e.group.id, member = %m.id, "member did not rejoin in time; removed");
+                e.evict_waiters(&m.id, GroupError::UnknownMemberId);
+            }
+            let waiters: Vec<_> = e.join_waiters.drain().collect();
+            for (id, tx) in waiters {
+                let _ = tx.send(e.join_outcome_for(&id));
+            }
+            for m in e.group.members.values_mut() {
+                m.last_seen_ms = now;
+            }
+            tracing::info!(group = %e.group.id, generation = e.group.generation, members = e.group.members.len(), "rebalance completed");
+        }
+        if e.group.state == GroupState::Empty && e.group.generation != e.stored_generation {
+            self.store_group(log, e);
+        }
+    }
+
+    fn start_rebalance(&self, e: &mut Entry, now: u64) {
+        let delay = if e.group.state == GroupState::Empty { self.config.initial_rebalance_delay_ms } else { 0 };
+        e.group.prepare_rebalance(now, delay);
+        tracing::info!(group = %e.group.id, generation = e.group.generation, "preparing to rebalance");
+    }
+
+    /// JoinGroup. May park until the rebalance completes (bounded by the rebalance timeout).
+    pub async fn join(&self, log: &dyn GroupLog, req: JoinRequest, mut shutdown: watch::Receiver<bool>) -> JoinOutcome {
+        let member_id = req.member_id.clone();
+        let group_id = req.group_id.clone();
+        let wait_ms = req.rebalance_timeout_ms.max(req.session_timeout_ms).max(0) as u64 + PARK_SLACK_MS;
+        let rx = match self.join_locked(log, req) {
+            Ok(outcome) => return outcome,
+            Err(rx) => rx,
+        };
+        let result = tokio::select! {
+            r = tokio::time::timeout(Duration::from_millis(wait_ms), rx) => r,
+            _ = shutdown.changed() => return JoinOutcome::error(GroupError::CoordinatorNotAvailable, &member_id),
+        };
+        match result {
+            Ok(Ok(outcome)) => outcome,
+            // Sender dropped (group deleted) or the safety bound passed: the client rejoins.
+            _ => {
+                let mut groups = self.lock();
+                if let Some(e) = groups.get_mut(&group_id) {
+                    e.join_waiters.retain(|_, tx| !tx.is_closed());
+                }
+                JoinOutcome::error(GroupError::RebalanceInProgress, &member_id)
+            }
+        }
+    }
+
+    /// The locked part of JoinGroup: an immediate answer, or the receiver of a parked one.
+    fn join_locked(&self, log: &dyn GroupLog, req: JoinRequest) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
+        let err = |e: GroupError| Ok(JoinOutcome::error(e, &req.member_id));
+        if req.group_id.is_empty() {
+            return err(GroupError::InvalidGroupId);
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms || req.session_timeout_ms > self.config.max_session_timeout_ms {
+            return err(GroupError::InvalidSessionTimeout);
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        if !req.member_id.is_empty() && !groups.contains_key(&req.group_id) {
+            return err(GroupError::UnknownMemberId);
+        }
+        let e = groups.entry(req.group_id.clone()).or_insert_with(|| Entry::new(&req.group_id));
+        if e.group.state == GroupState::Dead {
+            return err(GroupError::CoordinatorNotAvailable);
+        }
+        if !e.group.supports(&req.protocol_type, &req.protocols) {
+            return err(GroupError::InconsistentGroupProtocol);
+        }
+        let (tx, rx) = oneshot::channel();
+        if req.member_id.is_empty() {
+            // A static member coming back under a new member id takes its old place.
+            if let Some(iid) = &req.instance_id {
+                if let Some(old) = e.group.member_by_instance(iid).map(|m| m.id.clone()) {
+                    let new_id = format!("{iid}-{}", uuid::Uuid::new_v4());
+                    e.evict_waiters(&old, GroupError::FencedInstanceId);
+                    let unchanged = e.group.same_protocols(&old, &req.protocols);
+                    e.group.replace_member_id(&old, &new_id);
+                    let is_leader = e.group.leader.as_deref() == Some(new_id.as_str());
+                    if e.group.state == GroupState::Stable && unchanged && !is_leader {
+                        if let Some(m) = e.group.members.get_mut(&new_id) {
+                            m.last_seen_ms = now;
+                            m.session_timeout_ms = req.session_timeout_ms;
+                            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+                        }
+                        tracing::info!(group = %req.group_id, instance = %iid, member = %new_id, "static member rejoined without rebalance");
+                        return Ok(e.join_outcome_for(&new_id));
+                    }
+                    e.group.update_member(&new_id, req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
+                    if e.group.state != GroupState::PreparingRebalance {
+                        self.start_rebalance(e, now);
+                        e.group.update_member(&new_id, req.protocols, req.session_timeout_ms, req.rebalance_timeout_ms, now);
+                    }
+                    e.join_waiters.insert(new_id, tx);
+                    self.settle(log, e, now);
+                    return Err(rx);
+                }
+            }
+            if e.group.size() >= self.config.max_size {
+                return err(GroupError::GroupMaxSizeReached);
+            }
+            let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+            if req.require_known_member_id && req.instance_id.is_none() {
+                let timeout = req.session_timeout_ms.max(0) as u64;
+                e.group.pending.insert(new_id.clone(), now + timeout);
+                return Ok(JoinOutcome::error(GroupError::MemberIdRequired, &new_id));
+            }
+            self.add_and_rebalance(log, e, &req, new_id, tx, now);
+            return Err(rx);
+        }
+        if e.group.pending.contains_key(&req.member_id) {
+            if e.group.members.len() >= self.config.max_size {
+                e.group.pending.remove(&req.member_id);
+                return err(GroupError::GroupMaxSizeReached);
+            }
+            let id = req.member_id.clone();
+            self.add_and_rebalance(log, e, &req, id, tx, now);
+            return Err(rx);
+        }
+        if let Some(iid) = &req.instance_id {
+            if let Some(m) = e.group.member_by_instance(iid) {
+                if m.id != req.member_id {
+                    return err(GroupError::FencedInstanceId);
+                }
+            }
+        }
+        if !e.group.members.contains_key(&req.member_id) {
+            return err(GroupError::UnknownMemberId);
+        }
+        let id = req.member_id.clone();
+        let is_leader = e.group.leader.as_deref() == Some(id.as_str());
+        match e.group.state {
+            GroupState::Empty | GroupState::Dead => return err(GroupError::UnknownMemberId),
+            GroupState::PreparingRebalance => {
+                e.group.update_member(&id, req.protocols, req.session_timeout_ms, req.rebalance_timeout_ms, now);
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                let unchanged = e.group.same_protocols(&id, &req.protocols);
+                let resend = unchanged && (e.group.state == GroupState::CompletingRebalance || !is_leader);
+                if resend {
+                    // A retried or duplicate join: the current generation is still right.
+                    if let Some(m) = e.group.members.get_mut(&id) {
+                        m.last_seen_ms = now;
+                    }
+                    return Ok(e.join_outcome_for(&id));
+                }
+                self.start_rebalance(e, now);
+                e.group.update_member(&id, req.protocols, req.session_timeout_ms, req.rebalance_timeout_ms, now);
+            }
+        }
+        if let Some(old) = e.join_waiters.insert(id.clone(), tx) {
+            let _ = old.send(JoinOutcome::error(GroupError::RebalanceInProgress, &id));
+        }
+        self.settle(log, e, now);
+        Err(rx)
+    }
+
+    fn add_and_rebalance(&self, log: &dyn GroupLog, e: &mut Entry, req: &JoinRequest, id: String, tx: oneshot::Sender<JoinOutcome>, now: u64) {
+        let mut m = Member::new(id.clone(), req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
+        m.instance_id = req.instance_id.clone();
+        m.client_id = req.client_id.clone();
+        m.client_host = req.client_host.clone();
+        match e.group.state {
+            GroupState::PreparingRebalance => {
+                e.group.add_member(m, &req.protocol_type);
+                e.group.extend_initial_delay(now, self.config.initial_rebalance_delay_ms);
+                // A longer rebalance timeout of the newcomer extends the deadline.
+                e.group.rebalance_deadline_ms = e.group.rebalance_deadline_ms.max(now + req.rebalance_timeout_ms.max(0) as u64);
+            }
+            _ => {
+                e.group.add_member(m, &req.protocol_type);
+                self.start_rebalance(e, now);
+                if let Some(m) = e.group.members.get_mut(&id) {
+                    m.joined = true;
+                }
+            }
+        }
+        tracing::info!(group = %e.group.id, member = %id, "member joined");
+        e.join_waiters.insert(id, tx);
+        self.settle(log, e, now);
+    }
+
+    /// Validates that `member_id` (and its instance id) belong to the group at this generation.
+    fn check_member(e: &Entry, member_id: &str, instance_id: Option<&str>, generation: i32) -> Result<(), GroupError> {
+        if let Some(iid) = instance_id {
+            if let Some(m) = e.group.member_by_instance(iid) {
+                if m.id != member_id {
+                    return Err(GroupError::FencedInstanceId);
+                }
+            }
+        }
+        if !e.group.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation != e.group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// SyncGroup: the leader's assignments are handed to every member; followers park for them.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn sync(
+        &self,
+        log: &dyn GroupLog,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: BTreeMap<String, Bytes>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> SyncOutcome {
+        let (rx, wait_ms) = {
+            if group_id.is_empty() {
+                return SyncOutcome::error(GroupError::InvalidGroupId);
+            }
+            let now = self.now();
+            let mut groups = self.lock();
+            let Some(e) = groups.get_mut(group_id) else { return SyncOutcome::error(GroupError::UnknownMemberId) };
+            if let Err(err) = Self::check_member(e, member_id, instance_id, generation) {
+                return SyncOutcome::error(err);
+            }
+            if protocol_type.is_some_and(|p| Some(p) != e.group.protocol_type.as_deref()) || protocol.is_some_and(|p| Some(p) != e.group.protocol.as_deref()) {
+                return SyncOutcome::error(GroupError::InconsistentGroupProtocol);
+            }
+            let done = |e: &Entry| SyncOutcome {
+                error: None,
+                protocol_type: e.group.protocol_type.clone(),
+                protocol: e.group.protocol.clone(),
+                assignment: e.group.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+            };
+            if let Some(m) = e.group.members.get_mut(member_id) {
+                m.last_seen_ms = now;
+            }
+            match e.group.state {
+                GroupState::Empty | GroupState::Dead => return SyncOutcome::error(GroupError::UnknownMemberId),
+                GroupState::PreparingRebalance => return SyncOutcome::error(GroupError::RebalanceInProgress),
+                GroupState::Stable => return done(e),
+                GroupState::CompletingRebalance => {}
+            }
+            if e.group.leader.as_deref() == Some(member_id) {
+                e.group.complete_sync(assignments);
+                self.store_group(log, e);
+                let waiters: Vec<_> = e.sync_waiters.drain().collect();
+                for (id, tx) in waiters {
+                    let assignment = e.group.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
+                    let _ = tx.send(SyncOutcome { error: None, protocol_type: e.group.protocol_type.clone(), protocol: e.group.protocol.clone(), assignment });
+                }
+                tracing::info!(group = %group_id, generation, "group is stable");
+                return done(e);
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(old) = e.sync_waiters.insert(member_id.to_string(), tx) {
+                let _ = old.send(SyncOutcome::error(GroupError::RebalanceInProgress));
+            }
+            let wait = e.group.members.get(member_id).map(|m| m.rebalance_timeout_ms.max(0) as u64).unwrap_or(0);
+            (rx, wait)
+        };
+        let result = tokio::select! {
+            r = tokio::time::timeout(Duration::from_millis(wait_ms), rx) => r,
+            _ = shutdown.changed() => return SyncOutcome::error(GroupError::CoordinatorNotAvailable),
+        };
+        match result {
+            Ok(Ok(outcome)) => outcome,
+            _ => {
+                // The leader did not assign within the rebalance timeout: make everyone rejoin.
+                let now = self.now();
+                let mut groups = self.lock();
+                if let Some(e) = groups.get_mut(group_id) {
+                    e.sync_waiters.remove(member_id);
+                    if e.group.state == GroupState::CompletingRebalance && e.group.generation == generation {
+                        self.start_rebalance(e, now);
+                        self.settle(log, e, now);
+                    }
+                }
+                SyncOutcome::error(GroupError::RebalanceInProgress)
+            }
+        }
+    }
+
+    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        let e = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        if matches!(e.group.state, GroupState::Empty | GroupState::Dead) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        // A member of the previous generation heartbeating during a rebalance keeps its session
+        // and is told to rejoin (Kafka checks membership before the generation here).
+        if let Some(iid) = instance_id {
+            if e.group.member_by_instance(iid).is_some_and(|m| m.id != member_id) {
+                return Err(GroupError::FencedInstanceId);
+            }
+        }
+        let m = e.group.members.get_mut(member_id).ok_or(GroupError::UnknownMemberId)?;
+        m.last_seen_ms = now;
+        if e.group.state == GroupState::PreparingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        if generation != e.group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// LeaveGroup for each (member id, instance id); per-member results.
+    pub fn leave(&self, log: &dyn GroupLog, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        let e = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        let mut results = vec![];
+        for (member_id, instance_id) in members {
+            let id = match instance_id {
+                Some(iid) => match e.group.member_by_instance(iid) {
+                    Some(m) if member_id.is_empty() || *member_id == m.id => Some(m.id.clone()),
+                    Some(_) => {
+                        results.push(Err(GroupError::FencedInstanceId));
+                        continue;
+                    }
+                    None => None,
+                },
+                None => Some(member_id.clone()),
+            };
+            let Some(id) = id else {
+                results.push(Err(GroupError::UnknownMemberId));
+                continue;
+            };
+            if e.group.pending.remove(&id).is_some() {
+                results.push(Ok(()));
+                continue;
+            }
+            match e.group.remove_member(&id) {
+                Some(_) => {
+                    tracing::info!(group = %group_id, member = %id, "member left");
+                    e.evict_waiters(&id, GroupError::UnknownMemberId);
+                    e.group.on_member_gone(now);
+                    results.push(Ok(()));
+                }
+                None => results.push(Err(GroupError::UnknownMemberId)),
+            }
+        }
+        self.settle(log, e, now);
+        Ok(results)
+    }
+
+    /// OffsetCommit. `generation == -1` with an empty member id is an admin/simple commit, allowed
+    /// only while the group has no members. Returns per-offset results.
+    pub fn commit(
+        &self,
+        log: &dyn GroupLog,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        let simple = generation < 0 && member_id.is_empty();
+        if !groups.contains_key(group_id) {
+            if !simple {
+                return Err(GroupError::IllegalGeneration);
+            }
+            groups.insert(group_id.to_string(), Entry::new(group_id));
+        }
+        let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
+        match e.group.state {
+            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+            _ if simple && e.group.state == GroupState::Empty => {}
+            GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
+            _ => {
+                Self::check_member(e, member_id, instance_id, generation)?;
+                if let Some(m) = e.group.members.get_mut(member_id) {
+                    m.last_seen_ms = now;
+                }
+            }
+        }
+        let ts = wall_ms();
+        let mut results = Vec::with_capacity(commits.len());
+        let mut records = vec![];
+        let mut accepted = vec![];
+        for c in commits {
+            let metadata = c.metadata.unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            let value = CommittedOffset { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: ts };
+            records.push((offsets::encode_offset_key(group_id, &c.topic, c.partition), Some(offsets::encode_offset_value(&value))));
+            accepted.push((results.len(), (c.topic, c.partition), value));
+            results.push(Ok(()));
+        }
+        // Written under the lock so the log and memory see commits in the same order.
+        if let Err(err) = self.write(log, group_id, records) {
+            tracing::warn!(group = %group_id, error = %err, "offset commit not persisted");
+            for (i, _, _) in &accepted {
+                results[*i] = Err(err.clone());
+            }
+            return Ok(results);
+        }
+        for (_, key, value) in accepted {
+            e.offsets.insert(key, value);
+        }
+        Ok(results)
+    }
+
+    /// Committed offsets: of the listed partitions (None where there is no commit), or every
+    /// committed partition when `topics` is None.
+    pub fn fetch_offsets(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
+        let groups = self.lock();
+        let store = groups.get(group_id).map(|e| &e.offsets);
+        match topics {
+            Some(list) => list
+                .into_iter()
+                .map(|(t, parts)| {
+                    let ps = parts.into_iter().map(|p| (p, store.and_then(|s| s.get(&(t.clone(), p)).cloned()))).collect();
+                    (t, ps)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+                for ((t, p), c) in store.into_iter().flatten() {
+                    by_topic.entry(t.clone()).or_default().push((*p, Some(c.clone())));
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+        let groups = self.lock();
+        let g = &groups.get(group_id)?.group;
+        let stable = g.state == GroupState::Stable;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let members = g
+            .members
+            .values()
+            .map(|m| MemberSummary {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                // As Kafka: metadata and assignment only once the group is stable.
+                metadata: if stable { m.metadata(&protocol) } else { Bytes::new() },
+                assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+            })
+            .collect();
+        Some(GroupSummary {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if stable { protocol } else { String::new() },
+            members,
+        })
+    }
+
+    /// (group id, protocol type, state) of every group.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.lock();
+        let mut out: Vec<_> = groups.values().map(|e| (e.group.id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// DeleteGroups: only an Empty group; its offsets and metadata get tombstones.
+    pub fn delete_group(&self, log: &dyn GroupLog, group_id: &str) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let mut groups = self.lock();
+        let e = groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        match e.group.state {
+            GroupState::Empty => {}
+            GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+            _ => return Err(GroupError::NonEmptyGroup),
+        }
+        let mut records: Vec<(Bytes, Option<Bytes>)> = e.offsets.keys().map(|(t, p)| (offsets::encode_offset_key(group_id, t, *p), None)).collect();
+        records.push((offsets::encode_group_key(group_id), None));
+        self.write(log, group_id, records)?;
+        groups.remove(group_id);
+        tracing::info!(group = %group_id, "group deleted");
+        Ok(())
+    }
+
+    /// OffsetDelete: refused per partition while the group has members.
+    pub fn delete_offsets(&self, log: &dyn GroupLog, group_id: &str, partitions: &[(String, i32)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let mut groups = self.lock();
+        let e = groups.get_mut(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        if e.group.state == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        if e.group.state != GroupState::Empty {
+            return Ok(partitions.iter().map(|_| Err(GroupError::GroupSubscribedToTopic)).collect());
+        }
+        let records: Vec<_> = partitions
+            .iter()
+            .filter(|(t, p)| e.offsets.contains_key(&(t.clone(), *p)))
+            .map(|(t, p)| (offsets::encode_offset_key(group_id, t, *p), None))
+            .collect();
+        self.write(log, group_id, records)?;
+        for (t, p) in partitions {
+            e.offsets.remove(&(t.clone(), *p));
+        }
+        Ok(partitions.iter().map(|_| Ok(())).collect())
+    }
+
+    /// The periodic timer: expires sessions and handed-out member ids, ends rebalances whose
+    /// timeout or initial delay passed.
+    pub fn tick(&self, log: &dyn GroupLog) {
+        let now = self.now();
+        let mut groups = self.lock();
+        for e in groups.values_mut() {
+            let before = e.group.pending.len();
+            e.group.pending.retain(|_, deadline| *deadline > now);
+            let expired = e.group.expired_members(now, |id| e.parked(id));
+            for id in &expired {
+                tracing::info!(group = %e.group.id, member = %id, "session expired; member removed");
+                e.group.remove_member(id);
+                e.group.on_member_gone(now);
+            }
+            if !expired.is_empty() || before != e.group.pending.len() || e.group.state == GroupState::PreparingRebalance {
+                self.settle(log, e, now);
+            }
+        }
+    }
+
+    /// Rebuilds committed offsets and groups from `__consumer_offsets` (groups come back Empty).
+    pub fn load(&self, log: &dyn GroupLog) -> Result<usize, String> {
+        let Some(partitions) = log.group_partitions() else { return Ok(0) };
+        let mut groups = self.lock();
+        let mut records_seen = 0;
+        for p in 0..partitions {
+            let mut offset = 0;
+            loop {
+                let data = log.read_group_batches(p, offset)?;
+                if data.is_empty() {
+                    break;
+                }
+                let (records, next) = offsets::decode_batches_with_next(data)?;
+                for (k, v) in records {
+                    records_seen += 1;
+                    match offsets::decode_key(k) {
+                        Ok(GroupKey::Offset { group, topic, partition }) => match v {
+                            Some(v) => match offsets::decode_offset_value(v) {
+                                Ok(c) => {
+                                    groups.entry(group.clone()).or_insert_with(|| Entry::new(&group)).offsets.insert((topic, partition), c);
+                                }
+                                Err(err) => tracing::warn!(%group, error = %err, "skipping an undecodable offset record"),
+                            },
+                            None => {
+                                if let Some(e) = groups.get_mut(&group) {
+                                    e.offsets.remove(&(topic, partition));
+                                }
+                            }
+                        },
+                        Ok(GroupKey::Metadata { group }) => match v {
+                            Some(v) => match offsets::decode_group_value(v) {
+                                Ok(s) => {
+                                    let e = groups.entry(group.clone()).or_insert_with(|| Entry::new(&group));
+                                    e.group.generation = s.generation;
+                                    e.group.protocol_type = (!s.protocol_type.is_empty()).then_some(s.protocol_type);
+                                    e.stored_generation = s.generation;
+                                }
+                                Err(err) => tracing::warn!(%group, error = %err, "skipping an undecodable group record"),
+                            },
+                            None => {
+                                groups.remove(&group);
+                            }
+                        },
+                        Err(err) => tracing::warn!(partition = p, error = %err, "skipping an undecodable key"),
+                    }
+                }
+                match next {
+                    Some(n) if n > offset => offset = n,
+                    _ => break,
+                }
+            }
+        }
+        Ok(records_seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory `__consumer_offsets`.
+    #[derive(Default)]
+    struct MemLog(Mutex<Vec<Bytes>>);
+
+    impl GroupLog for MemLog {
+        fn append_group_batch(&self, _partition: i32, batch: Bytes) -> Result<(), String> {
+            self.0.lock().unwrap().push(batch);
+            Ok(())
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            Some(1)
+        }
+        fn read_group_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, String> {
+            // Re-number batches as one log would.
+            let batches = self.0.lock().unwrap();
+            let mut out = bytes::BytesMut::new();
+            let mut next = 0i64;
+            for b in batches.iter() {
+                let n = offsets::decode_batches(b.clone()).unwrap().len() as i64;
+                if next >= offset {
+                    let mut b = bytes::BytesMut::from(&b[..]);
+                    b[..8].copy_from_slice(&next.to_be_bytes());
+                    out.extend_from_slice(&b);
+                }
+                next += n;
+            }
+            Ok(out.freeze())
+        }
+    }
+
+    fn config() -> GroupConfig {
+        GroupConfig { initial_rebalance_delay_ms: 0, min_session_timeout_ms: 10, ..Default::default() }
+    }
+
+    fn join_req(group: &str, member: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: group.into(),
+            member_id: member.into(),
+            instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            require_known_member_id: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn member_id_required_then_join_sync_heartbeat() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let first = c.join(&log, join_req("g", ""), rx.clone()).await;
+        assert_eq!(first.error, Some(GroupError::MemberIdRequired));
+        assert!(first.member_id.starts_with("c-"));
+        let joined = c.join(&log, join_req("g", &first.member_id), rx.clone()).await;
+        assert_eq!((joined.error.clone(), joined.generation, joined.leader.clone()), (None, 1, first.member_id.clone()));
+        assert_eq!(joined.members.len(), 1);
+        let assign = BTreeMap::from([(first.member_id.clone(), Bytes::from_static(b"a"))]);
+        let s = c.sync(&log, "g", 1, &first.member_id, None, None, None, assign, rx.clone()).await;
+        assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"a")));
+        assert_eq!(c.heartbeat("g", 1, &first.member_id, None), Ok(()));
+        assert_eq!(c.heartbeat("g", 0, &first.member_id, None), Err(GroupError::IllegalGeneration));
+        assert_eq!(c.heartbeat("g", 1, "nobody", None), Err(GroupError::UnknownMemberId));
+        assert_eq!(c.heartbeat("", 1, "x", None), Err(GroupError::InvalidGroupId));
+    }
+
+    #[tokio::test]
+    async fn invalid_joins_are_refused() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let mut r = join_req("g", "");
+        r.session_timeout_ms = 1;
+        assert_eq!(c.join(&log, r, rx.clone()).await.error, Some(GroupError::InvalidSessionTimeout));
+        let mut r = join_req("g", "");
+        r.protocols.clear();
+        assert_eq!(c.join(&log, r, rx.clone()).await.error, Some(GroupError::InconsistentGroupProtocol));
+        assert_eq!(c.join(&log, join_req("nope", "m-1"), rx.clone()).await.error, Some(GroupError::UnknownMemberId));
+        assert_eq!(c.join(&log, join_req("", ""), rx.clone()).await.error, Some(GroupError::InvalidGroupId));
+        let small = GroupCoordinator::new(GroupConfig { max_size: 0, ..config() });
+        assert_eq!(small.join(&log, join_req("g", ""), rx).await.error, Some(GroupError::GroupMaxSizeReached));
+    }
+
+    #[tokio::test]
+    async fn commits_survive_a_reload_and_simple_commits_need_an_empty_group() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let commit = |p: i32, o: i64| OffsetCommit { topic: "t".into(), partition: p, offset: o, leader_epoch: 2, metadata: Some("x".into()) };
+        assert_eq!(c.commit(&log, "g", -1, "", None, vec![commit(0, 5), commit(1, 7)]).unwrap(), vec![Ok(()), Ok(())]);
+        let too_big = OffsetCommit { metadata: Some("y".repeat(5000)), ..commit(2, 1) };
+        assert_eq!(c.commit(&log, "g", -1, "", None, vec![too_big]).unwrap(), vec![Err(GroupError::OffsetMetadataTooLarge)]);
+        assert_eq!(c.commit(&log, "g", 3, "m", None, vec![commit(0, 1)]), Err(GroupError::UnknownMemberId));
+        assert_eq!(c.commit(&log, "other", 3, "m", None, vec![commit(0, 1)]), Err(GroupError::IllegalGeneration));
+        c.delete_offsets(&log, "g", &[("t".into(), 1)]).unwrap();
+
+        let reloaded = GroupCoordinator::new(config());
+        assert_eq!(reloaded.load(&log).unwrap(), 3);
+        let got = reloaded.fetch_offsets("g", None);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.len(), 1);
+        assert_eq!(got[0].1[0].1.as_ref().unwrap().offset, 5);
+        assert_eq!(reloaded.fetch_offsets("g", Some(vec![("t".into(), vec![9])]))[0].1[0].1, None);
+        reloaded.delete_group(&log, "g").unwrap();
+        assert_eq!(reloaded.delete_group(&log, "g"), Err(GroupError::GroupIdNotFound));
+        let again = GroupCoordinator::new(config());
+        again.load(&log).unwrap();
+        assert!(again.list().is_empty());
+    }
+}

@@ -1,0 +1,86 @@
+//! Classic consumer groups: the coordinator (membership, rebalances, timers), the pure group state
+//! machine, and committed offsets with their `__consumer_offsets` record codec. Never imports
+//! `broker`: the log it persists to is reached through the `GroupLog` trait the broker implements.
+
+pub mod coordinator;
+pub mod offsets;
+pub mod state;
+
+use bytes::Bytes;
+
+pub use coordinator::GroupCoordinator;
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Where group records go: partitions of `__consumer_offsets`, appended and replayed as
+/// ordinary v2 record batches.
+pub trait GroupLog: Sync {
+    /// Appends one record batch to a partition, creating the topic on first use.
+    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String>;
+    /// Partition count of the topic, or None when it does not exist yet (nothing to replay).
+    fn group_partitions(&self) -> Option<i32>;
+    /// Whole batches of one partition from `offset` (or the log start, if later) up to the high
+    /// watermark, at most about a megabyte; empty at the end.
+    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String>;
+}
+
+/// Limits and timings of the coordinator, from the broker configuration.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub offset_metadata_max_bytes: usize,
+    /// Used for hashing until `__consumer_offsets` exists; afterwards its real partition count.
+    pub offsets_topic_partitions: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            initial_rebalance_delay_ms: 3000,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            max_size: i32::MAX as usize,
+            offset_metadata_max_bytes: 4096,
+            offsets_topic_partitions: 50,
+        }
+    }
+}
+
+/// Why a group operation failed; `api::error_code::group` turns it into Kafka's code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("a member id is required; rejoin with the one given")]
+    MemberIdRequired,
+    #[error("illegal generation")]
+    IllegalGeneration,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    #[error("session timeout outside group.min/max.session.timeout.ms")]
+    InvalidSessionTimeout,
+    #[error("group.max.size reached")]
+    GroupMaxSizeReached,
+    #[error("fenced group instance id")]
+    FencedInstanceId,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("no such group")]
+    GroupIdNotFound,
+    #[error("offset metadata larger than offset.metadata.max.bytes")]
+    OffsetMetadataTooLarge,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("cannot write to {OFFSETS_TOPIC}: {0}")]
+    Storage(String),
+}
