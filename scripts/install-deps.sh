@@ -3,6 +3,8 @@
 #   - kcat (Debian's package, librdkafka 2.0.x) for compat-tests/kcat
 #   - a Python venv at compat-tests/.venv with compat-tests/python/requirements.txt
 #     (confluent-kafka, kafka-python, pytest) for compat-tests/python and compat-tests/crash
+#   - node + npm (Debian's nodejs/npm, only when node is missing) and compat-tests/kafkajs/node_modules
+#     from compat-tests/kafkajs/package.json (pinned kafkajs, no lock file) for compat-tests/kafkajs
 #   - shellcheck (optional lint, best effort)
 # Each step checks first and skips when already satisfied. Uses sudo only when not root.
 set -euo pipefail
@@ -74,5 +76,19 @@ else
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
   echo "$WANT" > "$STAMP"
 fi
+# 4. Node and kafkajs for compat-tests/kafkajs (node_modules/ is gitignored; no package-lock.json is kept).
+KJS="$ROOT/compat-tests/kafkajs"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm
+fi
+KJS_WANT="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$KJS/package.json")"
+KJS_HAVE="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$KJS/node_modules/kafkajs/package.json" 2>/dev/null || true)"
+if [ "$KJS_HAVE" = "$KJS_WANT" ]; then
+  log "kafkajs $KJS_HAVE present (node $(node --version))"
+else
+  log "npm install kafkajs@$KJS_WANT into $KJS/node_modules"
+  (cd "$KJS" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
+fi
+
 "$VENV/bin/python" -c 'import confluent_kafka, kafka; print("[install-deps] confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)' >&2
 log "done"

@@ -51,7 +51,8 @@ def topic(request):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed and "broker" in item.fixturenames:
-        b = item.funcargs.get("broker")
-        if b is not None:
-            rep.sections.append(("fjord broker log tail (%s)" % b.log_path, b.log_tail(30)))
+    if rep.failed:
+        # The session broker and any other Broker fixture the test used (e.g. test_groups.py's gbroker).
+        for b in getattr(item, "funcargs", {}).values():
+            if isinstance(b, Broker):
+                rep.sections.append(("fjord broker log tail (%s)" % b.log_path, b.log_tail(30)))

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# kafkajs 2.x (pure JavaScript client) against Fjord: admin createTopics, producer send with and without
+# idempotence, consumer groups (subscribe fromBeginning, run/eachMessage, commits, resume), admin
+# fetchOffsets / setOffsets / describeGroups / listGroups / deleteGroups. The test itself is test.js
+# (plain node + assert); its PASS/FAIL lines are counted here.
+# node_modules/ is installed from package.json (pinned version, no lock file) when missing.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=/dev/null
+. "$HERE/../lib.sh"
+suite_init kafkajs
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "node/npm missing: installing Debian's nodejs and npm"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }; then
+    die "could not install nodejs/npm (scripts/install-deps.sh)"
+  fi
+fi
+WANT="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$HERE/package.json")"
+HAVE="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$HERE/node_modules/kafkajs/package.json" 2>/dev/null)"
+if [ "$HAVE" != "$WANT" ]; then
+  log "npm install kafkajs@$WANT into $HERE/node_modules"
+  (cd "$HERE" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+    { tail -n 20 "$WORK/npm.log" >&2; die "npm install failed"; }
+fi
+log "node $(node --version), kafkajs $(node -p 'require(process.argv[1]).version' "$HERE/node_modules/kafkajs/package.json")"
+
+# No initial rebalance delay: every step starts a fresh group member.
+fjord_start "$WORK/data" --override group.initial.rebalance.delay.ms=0 || { fail "broker starts"; suite_finish; exit 1; }
+
+rc=0
+(cd "$HERE" && FJORD_BOOTSTRAP="$FJORD_BOOTSTRAP" timeout --kill-after=5 150 node test.js) >"$WORK/test.out" 2>"$WORK/test.err" || rc=$?
+cat "$WORK/test.out"
+while IFS= read -r line; do
+  case "$line" in
+    "PASS "*) PASS_COUNT=$((PASS_COUNT + 1)) ;;
+    "FAIL "*) FAIL_COUNT=$((FAIL_COUNT + 1)); name="${line#FAIL }"; FAILED_NAMES+=("${name%%:*}") ;;
+  esac
+done <"$WORK/test.out"
+if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/test.out"; then
+  fail "node test.js exits 0" "rc=$rc; stderr: $(tail -n 5 "$WORK/test.err")"
+fi
+[ -s "$WORK/test.err" ] && { log "node stderr (kafkajs log lines):"; tail -n 20 "$WORK/test.err" >&2; }
+
+suite_finish
