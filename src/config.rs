@@ -87,6 +87,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("offset.metadata.max.bytes", Some("4096"), T::Int, "Largest metadata string of a committed offset, in bytes."),
     def("offsets.topic.num.partitions", Some("50"), T::Int, "Partitions of __consumer_offsets."),
     def("offsets.retention.minutes", Some("10080"), T::Int, "Committed offsets of empty groups expire after this."),
+    def("offsets.retention.check.interval.ms", Some("600000"), T::Long, "How often committed offsets are checked for expiry, in ms."),
     def("transactional.id.expiration.ms", Some("604800000"), T::Int, "Idle transactional ids expire after this."),
     def("producer.id.expiration.ms", Some("86400000"), T::Int, "Idle producer ids expire after this."),
     def("shutdown.timeout.ms", Some("10000"), T::Long, "Fjord: how long in-flight requests may finish at shutdown, in ms."),
@@ -170,6 +171,8 @@ pub struct Config {
     pub group_max_size: i32,
     pub offset_metadata_max_bytes: i32,
     pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 /// Parses `key=value` lines; `#` and `!` start comments, as in Java properties files.
@@ -248,6 +251,8 @@ impl Config {
             group_max_size: 0,
             offset_metadata_max_bytes: 0,
             offsets_topic_num_partitions: 0,
+            offsets_retention_ms: 0,
+            offsets_retention_check_interval_ms: 0,
         };
         let c = &probe;
         let node_id = match c.explicit.get("node.id") {
@@ -324,6 +329,11 @@ impl Config {
             group_max_size: positive("group.max.size", c.long("group.max.size")?)? as i32,
             offset_metadata_max_bytes: c.int("offset.metadata.max.bytes")?.max(0),
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions", c.long("offsets.topic.num.partitions")?)? as i32,
+            offsets_retention_ms: positive("offsets.retention.minutes", c.long("offsets.retention.minutes")?)? * 60_000,
+            offsets_retention_check_interval_ms: positive(
+                "offsets.retention.check.interval.ms",
+                c.long("offsets.retention.check.interval.ms")?,
+            )? as u64,
             explicit: probe.explicit.clone(),
         };
         // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.

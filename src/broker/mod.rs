@@ -192,6 +192,8 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         max_size: config.group_max_size.max(0) as usize,
         offset_metadata_max_bytes: config.offset_metadata_max_bytes.max(0) as usize,
         offsets_topic_partitions: config.offsets_topic_num_partitions,
+        offsets_retention_ms: config.offsets_retention_ms,
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
     };
     let broker = Arc::new(Broker {
         config,

@@ -102,6 +102,9 @@ pub struct OffsetCommit {
 struct Entry {
     group: Group,
     offsets: OffsetStore,
+    /// Wall-clock ms when the group was last seen without members (None while it has members);
+    /// the start of its offsets' retention, as Kafka's current-state timestamp.
+    empty_since_ms: Option<i64>,
     join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
     sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
     /// Generation last written as group metadata, so an emptied group is written once.
@@ -110,7 +113,7 @@ struct Entry {
 
 impl Entry {
     fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), offsets: OffsetStore::new(), join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0 }
+        Entry { group: Group::new(id), offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0 }
     }
 
     fn parked(&self, id: &str) -> bool {
@@ -151,12 +154,14 @@ impl Entry {
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: Mutex<HashMap<String, Entry>>,
+    /// Wall-clock ms of the last offset-expiry pass.
+    last_expiry_ms: Mutex<i64>,
     epoch: Instant,
 }
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), epoch: Instant::now() }
+        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), last_expiry_ms: Mutex::new(wall_ms()), epoch: Instant::now() }
     }
 
     /// Milliseconds on a monotonic clock: timeouts must not jump with the wall clock.
@@ -757,6 +762,71 @@ impl GroupCoordinator {
             if !expired.is_empty() || before != e.group.pending.len() || e.group.state == GroupState::PreparingRebalance {
                 self.settle(log, e, now);
             }
+            let wall = wall_ms();
+            if e.group.members.is_empty() {
+                e.empty_since_ms.get_or_insert(wall);
+            } else {
+                e.empty_since_ms = None;
+            }
+        }
+        let due = {
+            let mut last = self.last_expiry_ms.lock().unwrap_or_else(|e| e.into_inner());
+            let wall = wall_ms();
+            if wall - *last >= self.config.offsets_retention_check_interval_ms as i64 {
+                *last = wall;
+                true
+            } else {
+                false
+            }
+        };
+        if due {
+            self.expire_offsets(log, &mut groups, wall_ms());
+        }
+    }
+
+    /// Kafka's offset expiry (KIP-211): commits of a group without members expire
+    /// offsets.retention.minutes after it became empty; for a group that never had a protocol
+    /// (standalone commits), after the commit itself. A group left with nothing is removed.
+    fn expire_offsets(&self, log: &dyn GroupLog, groups: &mut HashMap<String, Entry>, now_wall_ms: i64) {
+        let retention = self.config.offsets_retention_ms;
+        let mut emptied = Vec::new();
+        for (id, e) in groups.iter_mut() {
+            if !e.group.members.is_empty() || e.group.state != GroupState::Empty {
+                continue;
+            }
+            let since = e.empty_since_ms;
+            let standalone = e.group.protocol_type.is_none();
+            let expired: Vec<(String, i32)> = e
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    let base = if standalone { c.commit_timestamp_ms } else { since.unwrap_or(c.commit_timestamp_ms) };
+                    now_wall_ms - base >= retention
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let mut records: Vec<(Bytes, Option<Bytes>)> = expired.iter().map(|(t, p)| (offsets::encode_offset_key(id, t, *p), None)).collect();
+            let gone = expired.len() == e.offsets.len();
+            if gone {
+                records.push((offsets::encode_group_key(id), None));
+            }
+            if let Err(err) = self.write(log, id, records) {
+                tracing::warn!(group = %id, error = ?err, "could not write expired-offset tombstones; will retry");
+                continue;
+            }
+            for k in &expired {
+                e.offsets.remove(k);
+            }
+            tracing::info!(group = %id, partitions = expired.len(), "committed offsets expired (offsets.retention.minutes)");
+            if gone {
+                emptied.push(id.clone());
+            }
+        }
+        for id in emptied {
+            groups.remove(&id);
         }
     }
 
@@ -906,6 +976,37 @@ mod tests {
         assert_eq!(small.join(&log, join_req("g", ""), rx).await.error, Some(GroupError::GroupMaxSizeReached));
     }
 
+
+    #[tokio::test]
+    async fn offsets_of_empty_groups_expire_after_retention_and_leave_tombstones() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(GroupConfig { offsets_retention_ms: 60_000, ..config() });
+        let commit = |p: i32, o: i64| OffsetCommit { topic: "t".into(), partition: p, offset: o, leader_epoch: 2, metadata: None };
+        c.commit(&log, "old", -1, "", None, vec![commit(0, 5)]).unwrap();
+        c.commit(&log, "fresh", -1, "", None, vec![commit(0, 9)]).unwrap();
+        // A group with a member keeps its offsets whatever their age.
+        let (_tx, rx) = watch::channel(false);
+        let first = c.join(&log, join_req("live", ""), rx.clone()).await;
+        c.join(&log, join_req("live", &first.member_id), rx.clone()).await;
+        let now = wall_ms();
+        {
+            let mut groups = c.lock();
+            let ancient = CommittedOffset { offset: 3, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: now - 3_600_000 };
+            groups.get_mut("live").unwrap().offsets.insert(("t".into(), 0), ancient);
+            // Age "old" past the retention; "fresh" stays within it.
+            groups.get_mut("old").unwrap().offsets.values_mut().for_each(|o| o.commit_timestamp_ms -= 120_000);
+            c.expire_offsets(&log, &mut groups, now);
+            assert_eq!(groups["live"].offsets.len(), 1, "a group with members keeps its offsets");
+            assert!(!groups.contains_key("old"), "a group left with nothing is removed");
+        }
+        assert!(c.fetch_offsets("old", None).iter().all(|(_, ps)| ps.iter().all(|(_, o)| o.is_none())), "expired");
+        assert!(c.fetch_offsets("fresh", None).iter().any(|(_, ps)| ps.iter().any(|(_, o)| o.is_some())), "kept");
+        // The expiry is durable: a reload from the log does not bring the offsets back.
+        let reloaded = GroupCoordinator::new(config());
+        reloaded.load(&log).unwrap();
+        assert!(reloaded.fetch_offsets("old", None).iter().all(|(_, ps)| ps.iter().all(|(_, o)| o.is_none())));
+        assert!(reloaded.fetch_offsets("fresh", None).iter().any(|(_, ps)| ps.iter().any(|(_, o)| o.is_some())));
+    }
     #[tokio::test]
     async fn commits_survive_a_reload_and_simple_commits_need_an_empty_group() {
         let log = MemLog::default();

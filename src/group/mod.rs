@@ -35,6 +35,11 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// Used for hashing until `__consumer_offsets` exists; afterwards its real partition count.
     pub offsets_topic_partitions: i32,
+    /// offsets.retention.minutes, in ms: commits of a group without members expire this long
+    /// after the group became empty (or after the commit, for groups that never had members).
+    pub offsets_retention_ms: i64,
+    /// offsets.retention.check.interval.ms.
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -46,6 +51,8 @@ impl Default for GroupConfig {
             max_size: i32::MAX as usize,
             offset_metadata_max_bytes: 4096,
             offsets_topic_partitions: 50,
+            offsets_retention_ms: 7 * 24 * 3_600_000,
+            offsets_retention_check_interval_ms: 600_000,
         }
     }
 }
