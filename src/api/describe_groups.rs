@@ -19,7 +19,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_error_message(None).with_authorized_operations(ops);
-            match broker.groups.describe(&id.0) {
+            match broker.groups.describe(&**broker, &id.0) {
                 None => base.with_group_id(id).with_group_state(str_bytes("Dead")),
                 Some(g) => base
                     .with_group_id(id)

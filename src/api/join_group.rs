@@ -23,6 +23,7 @@ pub async fn handle(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, c
         client_id,
         client_host,
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let out = broker.groups.join(&**broker, join, broker.shutdown_signal()).await;
     let members = out
@@ -47,5 +48,6 @@ pub async fn handle(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, c
         })
         .with_leader(str_bytes(out.leader))
         .with_member_id(str_bytes(out.member_id))
+        .with_skip_assignment(version >= 9 && out.skip_assignment)
         .with_members(members)
 }

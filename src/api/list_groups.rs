@@ -14,7 +14,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) 
     let types: Vec<String> = if version >= 5 { req.types_filter.iter().map(|s| s.to_lowercase()).collect() } else { vec![] };
     let groups = broker
         .groups
-        .list()
+        .list(&**broker)
         .into_iter()
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.as_str().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))

@@ -36,6 +36,8 @@ pub struct JoinRequest {
     pub client_host: String,
     /// JoinGroup v4+: a first join without member id gets MEMBER_ID_REQUIRED.
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: a returning static leader can be told to skip the assignment (KIP-814).
+    pub supports_skip_assignment: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -48,6 +50,8 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// Only for the leader: (member id, instance id, metadata for the chosen protocol).
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// The leader keeps the current assignment instead of computing a new one.
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -137,6 +141,7 @@ impl Entry {
             leader,
             member_id: id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -288,6 +293,7 @@ impl GroupCoordinator {
         }
         let now = self.now();
         let mut groups = self.lock();
+        self.current(log, &mut groups, &req.group_id, now);
         if !req.member_id.is_empty() && !groups.contains_key(&req.group_id) {
             return err(GroupError::UnknownMemberId);
         }
@@ -303,28 +309,7 @@ impl GroupCoordinator {
             // A static member coming back under a new member id takes its old place.
             if let Some(iid) = &req.instance_id {
                 if let Some(old) = e.group.member_by_instance(iid).map(|m| m.id.clone()) {
-                    let new_id = format!("{iid}-{}", uuid::Uuid::new_v4());
-                    e.evict_waiters(&old, GroupError::FencedInstanceId);
-                    let unchanged = e.group.same_protocols(&old, &req.protocols);
-                    e.group.replace_member_id(&old, &new_id);
-                    let is_leader = e.group.leader.as_deref() == Some(new_id.as_str());
-                    if e.group.state == GroupState::Stable && unchanged && !is_leader {
-                        if let Some(m) = e.group.members.get_mut(&new_id) {
-                            m.last_seen_ms = now;
-                            m.session_timeout_ms = req.session_timeout_ms;
-                            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
-                        }
-                        tracing::info!(group = %req.group_id, instance = %iid, member = %new_id, "static member rejoined without rebalance");
-                        return Ok(e.join_outcome_for(&new_id));
-                    }
-                    e.group.update_member(&new_id, req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
-                    if e.group.state != GroupState::PreparingRebalance {
-                        self.start_rebalance(e, now);
-                        e.group.update_member(&new_id, req.protocols, req.session_timeout_ms, req.rebalance_timeout_ms, now);
-                    }
-                    e.join_waiters.insert(new_id, tx);
-                    self.settle(log, e, now);
-                    return Err(rx);
+                    return self.rejoin_static(log, e, &req, iid, &old, tx, rx, now);
                 }
             }
             if e.group.size() >= self.config.max_size {
@@ -382,6 +367,61 @@ impl GroupCoordinator {
         if let Some(old) = e.join_waiters.insert(id.clone(), tx) {
             let _ = old.send(JoinOutcome::error(GroupError::RebalanceInProgress, &id));
         }
+        self.settle(log, e, now);
+        Err(rx)
+    }
+
+    /// A static member restarted (JoinGroup without member id, known group.instance.id): it gets
+    /// a new member id in the old one's place, and the old instance's parked requests are fenced.
+    /// As in Kafka (KIP-345), a Stable group whose selected protocol stays the same does not
+    /// rebalance: the member gets the current generation and, at SyncGroup, its old assignment.
+    /// A returning leader is told to skip the assignment (JoinGroup v9+), or, on older versions,
+    /// sees the old leader id so it does not act as leader. Otherwise the group rebalances.
+    #[allow(clippy::too_many_arguments)]
+    fn rejoin_static(
+        &self,
+        log: &dyn GroupLog,
+        e: &mut Entry,
+        req: &JoinRequest,
+        instance_id: &str,
+        old: &str,
+        tx: oneshot::Sender<JoinOutcome>,
+        rx: oneshot::Receiver<JoinOutcome>,
+        now: u64,
+    ) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
+        let new_id = format!("{instance_id}-{}", uuid::Uuid::new_v4());
+        e.evict_waiters(old, GroupError::FencedInstanceId);
+        let was_leader = e.group.leader.as_deref() == Some(old);
+        e.group.replace_member_id(old, &new_id);
+        if let Some(m) = e.group.members.get_mut(&new_id) {
+            m.client_id = req.client_id.clone();
+            m.client_host = req.client_host.clone();
+        }
+        e.group.update_member(&new_id, req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
+        match e.group.state {
+            GroupState::Stable if e.group.select_protocol() == e.group.protocol => {
+                self.store_group(log, e);
+                let mut out = e.join_outcome_for(&new_id);
+                if was_leader {
+                    if req.supports_skip_assignment {
+                        out.skip_assignment = true;
+                    } else {
+                        out.leader = old.to_string();
+                        out.members.clear();
+                    }
+                }
+                tracing::info!(group = %req.group_id, instance = %instance_id, member = %new_id, "static member rejoined without rebalance");
+                return Ok(out);
+            }
+            // CompletingRebalance: the leader may be assigning to the old member id, so the
+            // generation must be redone (as Kafka does).
+            GroupState::Stable | GroupState::CompletingRebalance | GroupState::Empty => {
+                self.start_rebalance(e, now);
+                e.group.update_member(&new_id, req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
+            }
+            GroupState::PreparingRebalance | GroupState::Dead => {}
+        }
+        e.join_waiters.insert(new_id, tx);
         self.settle(log, e, now);
         Err(rx)
     }
@@ -449,7 +489,7 @@ impl GroupCoordinator {
             }
             let now = self.now();
             let mut groups = self.lock();
-            let Some(e) = groups.get_mut(group_id) else { return SyncOutcome::error(GroupError::UnknownMemberId) };
+            let Some(e) = self.current(log, &mut groups, group_id, now) else { return SyncOutcome::error(GroupError::UnknownMemberId) };
             if let Err(err) = Self::check_member(e, member_id, instance_id, generation) {
                 return SyncOutcome::error(err);
             }
@@ -511,13 +551,13 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+    pub fn heartbeat(&self, log: &dyn GroupLog, group_id: &str, generation: i32, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
         let mut groups = self.lock();
-        let e = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
         if matches!(e.group.state, GroupState::Empty | GroupState::Dead) {
             return Err(GroupError::UnknownMemberId);
         }
@@ -546,7 +586,7 @@ impl GroupCoordinator {
         }
         let now = self.now();
         let mut groups = self.lock();
-        let e = groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
         let mut results = vec![];
         for (member_id, instance_id) in members {
             let id = match instance_id {
@@ -598,6 +638,7 @@ impl GroupCoordinator {
         }
         let now = self.now();
         let mut groups = self.lock();
+        self.current(log, &mut groups, group_id, now);
         let simple = generation < 0 && member_id.is_empty();
         if !groups.contains_key(group_id) {
             if !simple {
@@ -669,9 +710,10 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
-        let groups = self.lock();
-        let g = &groups.get(group_id)?.group;
+    pub fn describe(&self, log: &dyn GroupLog, group_id: &str) -> Option<GroupSummary> {
+        let now = self.now();
+        let mut groups = self.lock();
+        let g = &self.current(log, &mut groups, group_id, now)?.group;
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
         let members = g
@@ -696,8 +738,14 @@ impl GroupCoordinator {
     }
 
     /// (group id, protocol type, state) of every group.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
-        let groups = self.lock();
+    pub fn list(&self, log: &dyn GroupLog) -> Vec<(String, String, GroupState)> {
+        let now = self.now();
+        let mut groups = self.lock();
+        for e in groups.values_mut() {
+            if self.expire_sessions(e, now) {
+                self.settle(log, e, now);
+            }
+        }
         let mut out: Vec<_> = groups.values().map(|e| (e.group.id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state)).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -708,8 +756,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        let now = self.now();
         let mut groups = self.lock();
-        let e = groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::GroupIdNotFound)?;
         match e.group.state {
             GroupState::Empty => {}
             GroupState::Dead => return Err(GroupError::GroupIdNotFound),
@@ -725,8 +774,9 @@ impl GroupCoordinator {
 
     /// OffsetDelete: refused per partition while the group has members.
     pub fn delete_offsets(&self, log: &dyn GroupLog, group_id: &str, partitions: &[(String, i32)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let now = self.now();
         let mut groups = self.lock();
-        let e = groups.get_mut(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::GroupIdNotFound)?;
         if e.group.state == GroupState::Dead {
             return Err(GroupError::GroupIdNotFound);
         }
@@ -745,21 +795,39 @@ impl GroupCoordinator {
         Ok(partitions.iter().map(|_| Ok(())).collect())
     }
 
+    /// Removes members whose session ended and handed-out member ids nobody used. Called from the
+    /// tick and at the start of every operation on the group, so that what a request sees is exact
+    /// to the millisecond (as Kafka's per-member timers), not to the tick. Returns whether anything
+    /// changed; the caller settles the group.
+    fn expire_sessions(&self, e: &mut Entry, now: u64) -> bool {
+        let before = e.group.pending.len();
+        e.group.pending.retain(|_, deadline| *deadline > now);
+        let expired = e.group.expired_members(now, |id| e.parked(id));
+        for id in &expired {
+            tracing::info!(group = %e.group.id, member = %id, "session expired; member removed");
+            e.group.remove_member(id);
+            e.group.on_member_gone(now);
+        }
+        !expired.is_empty() || before != e.group.pending.len()
+    }
+
+    /// The group's entry (if any) with its sessions brought up to `now`.
+    fn current<'a>(&self, log: &dyn GroupLog, groups: &'a mut HashMap<String, Entry>, group_id: &str, now: u64) -> Option<&'a mut Entry> {
+        let e = groups.get_mut(group_id)?;
+        if self.expire_sessions(e, now) {
+            self.settle(log, e, now);
+        }
+        Some(e)
+    }
+
     /// The periodic timer: expires sessions and handed-out member ids, ends rebalances whose
     /// timeout or initial delay passed.
     pub fn tick(&self, log: &dyn GroupLog) {
         let now = self.now();
         let mut groups = self.lock();
         for e in groups.values_mut() {
-            let before = e.group.pending.len();
-            e.group.pending.retain(|_, deadline| *deadline > now);
-            let expired = e.group.expired_members(now, |id| e.parked(id));
-            for id in &expired {
-                tracing::info!(group = %e.group.id, member = %id, "session expired; member removed");
-                e.group.remove_member(id);
-                e.group.on_member_gone(now);
-            }
-            if !expired.is_empty() || before != e.group.pending.len() || e.group.state == GroupState::PreparingRebalance {
+            let changed = self.expire_sessions(e, now);
+            if changed || e.group.state == GroupState::PreparingRebalance {
                 self.settle(log, e, now);
             }
             let wall = wall_ms();
@@ -936,7 +1004,80 @@ mod tests {
             client_id: "c".into(),
             client_host: "/127.0.0.1".into(),
             require_known_member_id: true,
+            supports_skip_assignment: true,
         }
+    }
+
+    fn static_req(group: &str, instance: &str) -> JoinRequest {
+        JoinRequest { instance_id: Some(instance.into()), ..join_req(group, "") }
+    }
+
+    /// Two static members reach a stable generation (2: the first member alone makes generation
+    /// 1, the second joins and the first rejoins); returns (leader id, follower id).
+    async fn stable_static_pair(c: &GroupCoordinator, log: &MemLog, rx: &watch::Receiver<bool>) -> (String, String) {
+        let a = c.join(log, static_req("g", "i1"), rx.clone()).await;
+        assert_eq!((a.error.clone(), a.generation), (None, 1));
+        let rejoin = JoinRequest { member_id: a.member_id.clone(), ..static_req("g", "i1") };
+        let (b, a) = tokio::join!(c.join(log, static_req("g", "i2"), rx.clone()), c.join(log, rejoin, rx.clone()));
+        assert_eq!((a.error.clone(), b.error.clone(), a.generation, b.generation), (None, None, 2, 2));
+        let (leader, follower) = (a.member_id.clone(), b.member_id.clone());
+        assert_eq!(a.leader, leader);
+        let assign = BTreeMap::from([(leader.clone(), Bytes::from_static(b"L")), (follower.clone(), Bytes::from_static(b"F"))]);
+        let (s1, s2) = tokio::join!(
+            c.sync(log, "g", 2, &leader, None, None, None, assign, rx.clone()),
+            c.sync(log, "g", 2, &follower, None, None, None, BTreeMap::new(), rx.clone())
+        );
+        assert_eq!((s1.error, s2.error), (None, None));
+        (leader, follower)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_static_member_rejoins_a_stable_group_without_rebalance() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let (leader, follower) = stable_static_pair(&c, &log, &rx).await;
+        let (follower_instance, leader_instance) = ("i2".to_string(), "i1");
+
+        // The follower restarts: new member id, same generation, old assignment, no rebalance.
+        let back = c.join(&log, static_req("g", &follower_instance), rx.clone()).await;
+        assert_eq!((back.error.clone(), back.generation, back.leader.clone(), back.skip_assignment), (None, 2, leader.clone(), false));
+        assert_ne!(back.member_id, follower);
+        assert!(back.members.is_empty());
+        let s = c.sync(&log, "g", 2, &back.member_id, Some(&follower_instance), None, None, BTreeMap::new(), rx.clone()).await;
+        assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"F")));
+        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Stable);
+        assert_eq!(c.heartbeat(&log, "g", 2, &follower, Some(&follower_instance)), Err(GroupError::FencedInstanceId), "the old instance is fenced");
+
+        // The leader restarts: told to skip the assignment (v9+), or shown the old leader id.
+        let back = c.join(&log, static_req("g", leader_instance), rx.clone()).await;
+        assert_eq!((back.error.clone(), back.generation, back.skip_assignment), (None, 2, true));
+        assert_eq!(back.leader, back.member_id);
+        assert_eq!(back.members.len(), 2);
+        let old_leader = back.member_id.clone();
+        let pre_v9 = c.join(&log, JoinRequest { supports_skip_assignment: false, ..static_req("g", leader_instance) }, rx.clone()).await;
+        assert_eq!((pre_v9.error, pre_v9.generation, pre_v9.skip_assignment), (None, 2, false));
+        assert_eq!(pre_v9.leader, old_leader, "an old client must not think it leads");
+        assert!(pre_v9.members.is_empty());
+        let s = c.sync(&log, "g", 2, &pre_v9.member_id, Some(leader_instance), None, None, BTreeMap::new(), rx.clone()).await;
+        assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"L")));
+        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Stable);
+    }
+
+    #[tokio::test]
+    async fn a_static_member_rejoining_with_other_protocols_keeps_the_generation_while_the_selection_holds() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        stable_static_pair(&c, &log, &rx).await;
+        let both = vec![("roundrobin".into(), Bytes::from_static(b"m")), ("range".into(), Bytes::from_static(b"m"))];
+        // The only other member still speaks range only: range stays selected, no rebalance.
+        let r = c.join(&log, JoinRequest { protocols: both, ..static_req("g", "i1") }, rx.clone()).await;
+        assert_eq!((r.error, r.generation), (None, 2));
+        let c2 = GroupCoordinator::new(config());
+        stable_static_pair(&c2, &log, &rx).await;
+        let other = vec![("sticky".into(), Bytes::from_static(b"m"))];
+        assert_eq!(c2.join(&log, JoinRequest { protocols: other, ..static_req("g", "i1") }, rx.clone()).await.error, Some(GroupError::InconsistentGroupProtocol));
     }
 
     #[tokio::test]
@@ -953,10 +1094,27 @@ mod tests {
         let assign = BTreeMap::from([(first.member_id.clone(), Bytes::from_static(b"a"))]);
         let s = c.sync(&log, "g", 1, &first.member_id, None, None, None, assign, rx.clone()).await;
         assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"a")));
-        assert_eq!(c.heartbeat("g", 1, &first.member_id, None), Ok(()));
-        assert_eq!(c.heartbeat("g", 0, &first.member_id, None), Err(GroupError::IllegalGeneration));
-        assert_eq!(c.heartbeat("g", 1, "nobody", None), Err(GroupError::UnknownMemberId));
-        assert_eq!(c.heartbeat("", 1, "x", None), Err(GroupError::InvalidGroupId));
+        assert_eq!(c.heartbeat(&log, "g", 1, &first.member_id, None), Ok(()));
+        assert_eq!(c.heartbeat(&log, "g", 0, &first.member_id, None), Err(GroupError::IllegalGeneration));
+        assert_eq!(c.heartbeat(&log, "g", 1, "nobody", None), Err(GroupError::UnknownMemberId));
+        assert_eq!(c.heartbeat(&log, "", 1, "x", None), Err(GroupError::InvalidGroupId));
+    }
+
+    #[tokio::test]
+    async fn a_session_ends_at_its_deadline_for_every_request_not_at_the_next_tick() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let r = JoinRequest { session_timeout_ms: 50, ..static_req("g", "i1") };
+        let joined = c.join(&log, r, rx.clone()).await;
+        let s = c.sync(&log, "g", 1, &joined.member_id, None, None, None, BTreeMap::new(), rx.clone()).await;
+        assert_eq!(s.error, None);
+        assert_eq!(c.delete_group(&log, "g"), Err(GroupError::NonEmptyGroup));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // No tick ran: the expiry is applied by the requests themselves.
+        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Empty);
+        assert_eq!(c.heartbeat(&log, "g", 1, &joined.member_id, None), Err(GroupError::UnknownMemberId));
+        assert_eq!(c.delete_group(&log, "g"), Ok(()));
     }
 
     #[tokio::test]
@@ -1030,6 +1188,6 @@ mod tests {
         assert_eq!(reloaded.delete_group(&log, "g"), Err(GroupError::GroupIdNotFound));
         let again = GroupCoordinator::new(config());
         again.load(&log).unwrap();
-        assert!(again.list().is_empty());
+        assert!(again.list(&log).is_empty());
     }
 }

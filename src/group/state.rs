@@ -304,11 +304,12 @@ impl Group {
         }
     }
 
-    /// Members whose session expired; members parked in a join or sync are kept alive.
+    /// Members whose session expired (session timeout reached since the last sign of life, as
+    /// Kafka's heartbeat deadline); members parked in a join or sync are kept alive.
     pub fn expired_members(&self, now_ms: u64, parked: impl Fn(&str) -> bool) -> Vec<String> {
         self.members
             .values()
-            .filter(|m| !parked(&m.id) && now_ms.saturating_sub(m.last_seen_ms) > m.session_timeout_ms.max(0) as u64)
+            .filter(|m| !parked(&m.id) && now_ms.saturating_sub(m.last_seen_ms) >= m.session_timeout_ms.max(0) as u64)
             .map(|m| m.id.clone())
             .collect()
     }
@@ -430,8 +431,8 @@ mod tests {
         let mut g = Group::new("g");
         g.add_member(member("a", &["range"]), "consumer");
         g.add_member(member("b", &["range"]), "consumer");
-        assert_eq!(g.expired_members(10_001, |id| id == "b"), vec!["a".to_string()]);
-        assert!(g.expired_members(10_000, |_| false).is_empty());
+        assert_eq!(g.expired_members(10_000, |id| id == "b"), vec!["a".to_string()]);
+        assert!(g.expired_members(9_999, |_| false).is_empty());
     }
 
     #[test]
