@@ -83,6 +83,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     if session.client_id.is_none() {
         session.client_id = header.client_id.as_ref().map(|c| c.to_string());
     }
+    tracing::trace!(peer = %session.peer, client = session.client_id.as_deref().unwrap_or(""), ?key, version, corr, "request");
     macro_rules! serve {
         ($req:ty, $handler:expr) => {{
             let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
