@@ -559,8 +559,11 @@ impl PartitionLog {
 
     /// Deletes sealed segments past retention.ms (by their largest timestamp, like Kafka) and then the
     /// oldest ones while the log stays at least retention.bytes large. The active segment is never
-    /// deleted. Returns how many segments went.
+    /// deleted, and nothing is under a cleanup.policy without "delete". Returns how many segments went.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
+        if !self.config.deletes() {
+            return Ok(0);
+        }
         let active_base = self.segments.keys().next_back().copied();
         let mut doomed = Vec::new();
         if self.config.retention_ms >= 0 {
@@ -907,6 +910,30 @@ mod tests {
             0,
             "recent segments stay"
         );
+    }
+
+    #[test]
+    fn retention_leaves_a_compact_only_log_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig {
+            retention_ms: 10_000,
+            retention_bytes: 1,
+            cleanup_policy: "compact".into(),
+            ..small_cfg()
+        };
+        let mut log = new_log(dir.path(), cfg.clone());
+        for _ in 0..30 {
+            append(
+                &mut log,
+                batch_with(2, Some(&[NOW - 100_000, NOW - 100_000]), Compression::None, None),
+            );
+        }
+        let before = log.segment_count();
+        assert!(before > 1);
+        assert_eq!(log.apply_retention(NOW).expect("retention"), 0);
+        assert_eq!((log.segment_count(), log.log_start_offset()), (before, 0));
+        log.update_config(LogConfig { cleanup_policy: "compact,delete".into(), ..cfg });
+        assert!(log.apply_retention(NOW).expect("retention") > 0, "compact,delete also deletes");
     }
 
     #[test]

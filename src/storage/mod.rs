@@ -62,7 +62,7 @@ pub struct LogConfig {
     /// `message.timestamp.before.max.ms` / `after.max.ms` (Kafka's defaults: unlimited / 1 hour).
     pub message_timestamp_before_max_ms: i64,
     pub message_timestamp_after_max_ms: i64,
-    /// `cleanup.policy`: "delete" (compaction is not implemented).
+    /// `cleanup.policy`: "delete", "compact" or both (comma-separated).
     pub cleanup_policy: String,
 }
 
@@ -86,6 +86,17 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// Whether retention (retention.ms / retention.bytes) deletes old segments: only under the
+    /// delete policy, as in Kafka. A compacted-only topic keeps every segment.
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
+    }
+
+    /// Whether the cleaner keeps only the latest record per key.
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "compact")
+    }
+
     /// The validation limits this config implies, for records::validate::validate.
     pub fn validate_config(&self, now_ms: i64) -> ValidateConfig {
         let window = |ms: i64| (ms != i64::MAX && ms >= 0).then_some(ms);
