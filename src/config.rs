@@ -69,6 +69,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.message.timestamp.after.max.ms", Some("3600000"), T::Long, "How far in the future a record timestamp may be, in ms."),
     def("log.cleanup.policy", Some("delete"), T::List, "delete and/or compact."),
     def("log.cleaner.delete.retention.ms", Some("86400000"), T::Long, "How long tombstones are kept, in ms."),
+    def("log.cleaner.enable", Some("true"), T::Boolean, "Run the log cleaner (compaction of cleanup.policy=compact topics)."),
+    def("log.cleaner.threads", Some("1"), T::Int, "Cleaner threads (Fjord runs one cleaner task)."),
+    def("log.cleaner.backoff.ms", Some("15000"), T::Long, "Pause of the cleaner when no log needs cleaning, in ms."),
+    def("log.cleaner.dedupe.buffer.size", Some("134217728"), T::Long, "Memory for the key map of one cleaning pass, in bytes."),
+    def("log.cleaner.io.buffer.size", Some("524288"), T::Int, "Read size of the cleaner, in bytes."),
+    def("log.cleaner.min.cleanable.ratio", Some("0.5"), T::Double, "Dirty share of a log before it is cleaned."),
+    def("log.cleaner.min.compaction.lag.ms", Some("0"), T::Long, "Records younger than this are not compacted, in ms."),
+    def("log.cleaner.max.compaction.lag.ms", Some("9223372036854775807"), T::Long, "Dirty records older than this are compacted whatever the ratio, in ms."),
     def("message.max.bytes", Some("1048588"), T::Int, "Largest record batch accepted, in bytes."),
     def("compression.type", Some("producer"), T::String, "Final compression of topic data; producer = as sent."),
     def("min.insync.replicas", Some("1"), T::Int, "Replicas that must acknowledge acks=all."),
@@ -86,6 +94,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.max.size", Some("2147483647"), T::Int, "Most members one consumer group may have."),
     def("offset.metadata.max.bytes", Some("4096"), T::Int, "Largest metadata string of a committed offset, in bytes."),
     def("offsets.topic.num.partitions", Some("50"), T::Int, "Partitions of __consumer_offsets."),
+    def("offsets.topic.segment.bytes", Some("104857600"), T::Int, "Segment size of __consumer_offsets, in bytes."),
     def("offsets.retention.minutes", Some("10080"), T::Int, "Committed offsets of empty groups expire after this."),
     def("offsets.retention.check.interval.ms", Some("600000"), T::Long, "How often committed offsets are checked for expiry, in ms."),
     def("transactional.id.expiration.ms", Some("604800000"), T::Int, "Idle transactional ids expire after this."),
@@ -102,10 +111,13 @@ pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
     ("flush.messages", "log.flush.interval.messages", T::Long, "Messages appended before a forced fsync."),
     ("flush.ms", "log.flush.interval.ms", T::Long, "Ms before a forced fsync."),
     ("index.interval.bytes", "log.index.interval.bytes", T::Int, "Bytes between offset index entries."),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", T::Long, "Dirty records older than this are compacted whatever the ratio, in ms."),
     ("max.message.bytes", "message.max.bytes", T::Int, "Largest record batch accepted, in bytes."),
     ("message.timestamp.type", "log.message.timestamp.type", T::String, "CreateTime or LogAppendTime."),
     ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", T::Long, "How far in the past a record timestamp may be, in ms."),
     ("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", T::Long, "How far in the future a record timestamp may be, in ms."),
+    ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", T::Double, "Dirty share of the log before it is cleaned."),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", T::Long, "Records younger than this are not compacted, in ms."),
     ("min.insync.replicas", "min.insync.replicas", T::Int, "Replicas that must acknowledge acks=all."),
     ("retention.bytes", "log.retention.bytes", T::Long, "Retention size per partition in bytes."),
     ("retention.ms", "log.retention.ms", T::Long, "Retention time in ms; -1 = unlimited."),
@@ -173,6 +185,11 @@ pub struct Config {
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
+    pub offsets_topic_segment_bytes: i32,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_dedupe_buffer_size: usize,
+    pub log_cleaner_io_buffer_size: usize,
 }
 
 /// Parses `key=value` lines; `#` and `!` start comments, as in Java properties files.
@@ -253,6 +270,11 @@ impl Config {
             offsets_topic_num_partitions: 0,
             offsets_retention_ms: 0,
             offsets_retention_check_interval_ms: 0,
+            offsets_topic_segment_bytes: 0,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 0,
+            log_cleaner_dedupe_buffer_size: 0,
+            log_cleaner_io_buffer_size: 0,
         };
         let c = &probe;
         let node_id = match c.explicit.get("node.id") {
@@ -334,6 +356,11 @@ impl Config {
                 "offsets.retention.check.interval.ms",
                 c.long("offsets.retention.check.interval.ms")?,
             )? as u64,
+            offsets_topic_segment_bytes: positive("offsets.topic.segment.bytes", c.long("offsets.topic.segment.bytes")?)? as i32,
+            log_cleaner_enable: c.boolean("log.cleaner.enable")?,
+            log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms", c.long("log.cleaner.backoff.ms")?)? as u64,
+            log_cleaner_dedupe_buffer_size: positive("log.cleaner.dedupe.buffer.size", c.long("log.cleaner.dedupe.buffer.size")?)? as usize,
+            log_cleaner_io_buffer_size: positive("log.cleaner.io.buffer.size", c.long("log.cleaner.io.buffer.size")?)? as usize,
             explicit: probe.explicit.clone(),
         };
         // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.
@@ -473,6 +500,26 @@ impl Config {
                     })
                 }
             };
+        }
+        if let Some(v) = get("delete.retention.ms")? {
+            lc.delete_retention_ms = v;
+        }
+        if let Some(v) = get("min.compaction.lag.ms")? {
+            lc.min_compaction_lag_ms = v.max(0);
+        }
+        if let Some(v) = get("max.compaction.lag.ms")? {
+            if v <= 0 {
+                return Err(ConfigError::Invalid { name: "max.compaction.lag.ms".into(), value: v.to_string(), reason: "must be > 0".into() });
+            }
+            lc.max_compaction_lag_ms = v;
+        }
+        if let Some(v) = self.topic_value(overrides, "min.cleanable.dirty.ratio") {
+            match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => lc.min_cleanable_dirty_ratio = r,
+                _ => {
+                    return Err(ConfigError::Invalid { name: "min.cleanable.dirty.ratio".into(), value: v, reason: "expected a number in [0, 1]".into() })
+                }
+            }
         }
         if let Some(v) = self.topic_value(overrides, "cleanup.policy") {
             for p in v.split(',').map(str::trim) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # confluent-kafka and kafka-python pytest suites against Fjord. The broker is started and stopped by
-# conftest.py (a session fixture on a temp data dir); broker logs land in compat-tests/python/work/.
+# conftest.py (a session fixture on a temp data dir); broker logs land in compat-tests/python/out/.
 # Extra args go to pytest, e.g. compat-tests/python/run.sh -k offsets_for_times
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -9,4 +9,4 @@ PY="$HERE/../.venv/bin/python"
 FJORD_BIN="${FJORD_BIN:-$(cd "$HERE/../.." && pwd)/target/release/fjord}"
 [ -x "$FJORD_BIN" ] || { echo "broker binary not found: $FJORD_BIN (run cargo build --release)" >&2; exit 2; }
 export FJORD_BIN
-cd "$HERE" && exec "$PY" -m pytest -v -p no:cacheprovider "$@" test_confluent.py test_kafka_python.py test_groups.py
+cd "$HERE" && exec "$PY" -m pytest -v -p no:cacheprovider "$@" test_confluent.py test_kafka_python.py test_groups.py test_compaction.py

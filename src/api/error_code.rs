@@ -17,6 +17,7 @@ pub fn records(e: &RecordsError) -> i16 {
         // Produce v3+ carries only magic 2; Kafka answers older magic with INVALID_RECORD.
         RecordsError::UnsupportedMessageFormat { .. } => E::InvalidRecord.code(),
         RecordsError::InvalidRecord { .. } => E::InvalidRecord.code(),
+        RecordsError::MissingKeys { .. } => E::InvalidRecord.code(),
         RecordsError::InvalidTimestamp { .. } => E::InvalidTimestamp.code(),
     }
 }

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
+use crate::broker::replica_manager::ReplicaError;
+use crate::records::RecordsError;
+use crate::storage::StorageError;
 use crate::types::TopicPartition;
 
 fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -80,7 +83,16 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                         } else {
                             tracing::info!(partition = %tp, error = %e, "produce rejected");
                         }
-                        failed(pd.index, code, Some(e.to_string()))
+                        let mut resp = failed(pd.index, code, Some(e.to_string()));
+                        if let ReplicaError::Storage(StorageError::Records(RecordsError::MissingKeys { record_indexes })) = &e {
+                            // KIP-467: which records of the batch were refused, and why.
+                            let why = format!("Compacted topic cannot accept message without key in topic partition {tp}.");
+                            resp.record_errors = record_indexes
+                                .iter()
+                                .map(|i| BatchIndexAndErrorMessage::default().with_batch_index(*i).with_batch_index_error_message(Some(str_bytes(why.clone()))))
+                                .collect();
+                        }
+                        resp
                     }
                 }
             })
@@ -95,6 +107,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 }
                 if version < 8 {
                     p.error_message = None;
+                    p.record_errors.clear();
                 }
                 p
             })

@@ -18,6 +18,7 @@ use crate::config::{Config, Endpoint};
 use crate::group::{GroupConfig, GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::io::std::StdIo;
 use crate::storage::log_manager::LogManager;
+use crate::storage::cleaner::CleanerConfig;
 use crate::types::TopicPartition;
 use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
 use replica_manager::ReplicaManager;
@@ -86,15 +87,15 @@ impl Broker {
         Ok(meta)
     }
 
-    /// `__consumer_offsets`, created on first use. Compaction is not implemented yet, so time
-    /// retention is switched off: deleting old segments would lose live commits.
+    /// `__consumer_offsets`, created on first use with Kafka's settings: compacted (the cleaner
+    /// keeps the latest commit per group and partition), segments of offsets.topic.segment.bytes.
     fn ensure_offsets_topic(&self) -> Result<(), String> {
         if self.metadata.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
-            ("retention.ms".to_string(), "-1".to_string()),
+            ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes.to_string()),
         ]);
         match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs) {
             Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
@@ -249,7 +250,16 @@ fn every(broker: &Arc<Broker>, period: Duration, name: &'static str, f: fn(&Brok
 
 fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
     let c = &broker.config;
-    vec![
+    let mut tasks = vec![];
+    if c.log_cleaner_enable {
+        tasks.push(every(broker, Duration::from_millis(c.log_cleaner_backoff_ms), "cleaner", |b| {
+            let cfg = CleanerConfig { dedupe_buffer_bytes: b.config.log_cleaner_dedupe_buffer_size, io_buffer_bytes: b.config.log_cleaner_io_buffer_size };
+            if let Err(e) = b.replicas.logs().run_cleaner(&cfg, replica_manager::now_ms()) {
+                tracing::warn!(error = %e, "log cleaner failed");
+            }
+        }));
+    }
+    tasks.extend([
         every(broker, Duration::from_millis(c.log_retention_check_interval_ms), "retention", |b| {
             match b.replicas.logs().run_retention(replica_manager::now_ms()) {
                 Ok(0) => {}
@@ -270,7 +280,8 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
                 tracing::warn!(error = %e, "could not write checkpoints");
             }
         }),
-    ]
+    ]);
+    tasks
 }
 
 impl RunningBroker {

@@ -337,6 +337,40 @@ pub(crate) mod test_support {
     pub fn simple_batch(count: usize) -> Vec<u8> {
         batch_with(count, None, Compression::None, None)
     }
+
+    /// One batch of (key, value) records (None: null), all at timestamp `ts`; `producer` as in
+    /// `batch_with`.
+    pub fn keyed_batch(
+        records: &[(Option<&str>, Option<&str>)],
+        ts: i64,
+        compression: Compression,
+        producer: Option<(i64, i16, i32)>,
+    ) -> Vec<u8> {
+        let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: if seq < 0 { -1 + i as i32 } else { seq.wrapping_add(i as i32) },
+                timestamp: ts,
+                key: k.map(|k| Bytes::from(k.to_string())),
+                value: v.map(|v| Bytes::from(v.to_string())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
+            .expect("encode");
+        buf.to_vec()
+    }
 }
 
 #[cfg(test)]

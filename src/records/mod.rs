@@ -28,6 +28,11 @@ pub enum RecordsError {
         position: usize,
         reason: &'static str,
     },
+    /// Records without a key sent to a compacted topic (cleanup.policy=compact): the cleaner could
+    /// never tell which record is the latest. Kafka: INVALID_RECORD (87) with one record error per
+    /// offending record (KIP-467), by its index in the batch.
+    #[error("compacted topic cannot accept records without key ({} in the batch)", record_indexes.len())]
+    MissingKeys { record_indexes: Vec<i32> },
     /// A timestamp outside message.timestamp.before/after.max.ms. Kafka: INVALID_TIMESTAMP (32).
     #[error("record timestamp {timestamp} outside the allowed window")]
     InvalidTimestamp { timestamp: i64 },

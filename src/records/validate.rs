@@ -16,6 +16,9 @@ pub struct ValidateConfig {
     pub allow_control_batches: bool,
     /// Wall clock for the timestamp window.
     pub now_ms: i64,
+    /// cleanup.policy includes compact: every record needs a key. The one check that decodes the
+    /// records (decompressing them), as Kafka's does, so it runs only for compacted topics.
+    pub require_keys: bool,
 }
 
 impl Default for ValidateConfig {
@@ -26,6 +29,7 @@ impl Default for ValidateConfig {
             timestamp_after_max_ms: None,
             allow_control_batches: false,
             now_ms: 0,
+            require_keys: false,
         }
     }
 }
@@ -153,6 +157,14 @@ pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches
                 timestamp: h.max_timestamp(),
             });
         }
+        if cfg.require_keys && !h.is_control() {
+            let mut b = bytes::Bytes::copy_from_slice(framed.bytes);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b).map_err(|_| RecordsError::CorruptMessage { position, reason: "records do not decode" })?;
+            let record_indexes: Vec<i32> = set.records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
+            if !record_indexes.is_empty() {
+                return Err(RecordsError::MissingKeys { record_indexes });
+            }
+        }
         if h.max_timestamp() > out.max_timestamp {
             out.max_timestamp = h.max_timestamp();
             out.max_timestamp_offset_delta = out.offset_count;
@@ -240,6 +252,16 @@ mod tests {
 
     fn cfg() -> ValidateConfig {
         ValidateConfig::default()
+    }
+
+    #[test]
+    fn a_compacted_topic_refuses_records_without_key_naming_each_one() {
+        let batch = keyed_batch(&[(Some("a"), Some("1")), (None, Some("2")), (Some("c"), None), (None, None)], 5, Compression::Zstd, None);
+        assert!(validate(&batch, &cfg()).is_ok(), "any record goes to a delete-policy topic");
+        let compacted = ValidateConfig { require_keys: true, ..cfg() };
+        assert_eq!(validate(&batch, &compacted), Err(RecordsError::MissingKeys { record_indexes: vec![1, 3] }));
+        let keyed = keyed_batch(&[(Some("a"), Some("1")), (Some("c"), None)], 5, Compression::Lz4, None);
+        assert!(validate(&keyed, &compacted).is_ok(), "a tombstone has a key");
     }
 
     #[test]

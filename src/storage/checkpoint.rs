@@ -8,6 +8,7 @@ use crate::types::TopicPartition;
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 const CHECKPOINT_VERSION: u32 = 0;
 
 /// Replaces `path` with `bytes` so a crash leaves either the old or the new content, never a mix.

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::io::FileIo;
 use super::producer_state::{self, BatchMetadata, ProducerStateManager, SequenceCheck};
 use super::recovery;
+use super::cleaner;
 use super::segment::Segment;
 use super::{LogConfig, Result, StorageError, TimestampType, parse_file_name};
 use crate::records::RecordsError;
@@ -105,6 +106,7 @@ impl PartitionLog {
         clean_shutdown: bool,
         now_ms: i64,
     ) -> Result<Self> {
+        recovery::complete_swaps(io.as_ref(), dir)?;
         recovery::clean_stray_files(io.as_ref(), dir)?;
         let mut segments = BTreeMap::new();
         for e in io.list_dir(dir)? {
@@ -451,8 +453,10 @@ impl PartitionLog {
                 out.file_position = Some((seg.base_offset(), r.position));
                 return Ok(out);
             }
-            if seg.next_offset() > fetch_offset {
-                // The batch holding fetch_offset exists but crosses the upper bound.
+            if !seg.is_empty() && seg.next_offset() > fetch_offset {
+                // The batch holding fetch_offset exists but crosses the upper bound. (An empty
+                // segment, or one whose tail compaction removed, holds nothing at or after
+                // fetch_offset: the next segment may.)
                 break;
             }
         }
@@ -605,6 +609,100 @@ impl PartitionLog {
             self.high_watermark = self.high_watermark.max(self.log_start_offset);
         }
         Ok(doomed.len())
+    }
+
+    /// Plans a compaction pass (cleanup.policy=compact): the sealed segments below the high
+    /// watermark whose records are all older than min.compaction.lag.ms are cleanable; offsets
+    /// from `first_dirty` (the cleaner's checkpoint) on were not cleaned yet. Due when the dirty
+    /// share of the cleanable bytes reaches min.cleanable.dirty.ratio, or when the oldest dirty
+    /// segment passed max.compaction.lag.ms. None when not due.
+    pub fn plan_clean(&self, first_dirty: i64, now_ms: i64) -> Option<cleaner::CleanPlan> {
+        if !self.config.compacts() {
+            return None;
+        }
+        let active_base = self.segments.keys().next_back().copied();
+        let lag_horizon = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        let mut segments = Vec::new();
+        for (base, seg) in &self.segments {
+            let uncleanable = Some(*base) == active_base
+                || seg.next_offset() > self.high_watermark
+                || (self.config.min_compaction_lag_ms > 0 && seg.largest_timestamp() > lag_horizon);
+            if uncleanable {
+                break;
+            }
+            segments.push(cleaner::SourceSegment {
+                base_offset: *base,
+                next_offset: seg.next_offset(),
+                size: seg.size(),
+                largest_timestamp: seg.largest_timestamp(),
+                file: seg.log.clone(),
+            });
+        }
+        let first_dirty = first_dirty.max(self.log_start_offset);
+        let total: u64 = segments.iter().map(|s| s.size).sum();
+        let dirty: Vec<&cleaner::SourceSegment> = segments.iter().filter(|s| s.base_offset >= first_dirty).collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+        if dirty.is_empty() || total == 0 {
+            return None;
+        }
+        let ratio = dirty_bytes as f64 / total as f64;
+        let overdue = self.config.max_compaction_lag_ms != i64::MAX
+            && now_ms.saturating_sub(dirty[0].largest_timestamp) > self.config.max_compaction_lag_ms;
+        if ratio < self.config.min_cleanable_dirty_ratio && !overdue {
+            return None;
+        }
+        let first_dirty = dirty[0].base_offset;
+        Some(cleaner::CleanPlan {
+            tp: self.tp.clone(),
+            dir: self.dir.clone(),
+            io: self.io.clone(),
+            config: self.config.clone(),
+            segments,
+            first_dirty,
+        })
+    }
+
+    /// Swaps cleaned segments in for the ones they replace. If any replaced segment changed or
+    /// went away since the plan (retention ran), the whole pass is dropped: returns false and
+    /// removes the `.cleaned` files. Per cleaned segment: rename to `.swap` and fsync the dir
+    /// (from here recovery finishes the swap), delete the replaced segments, rename into place.
+    pub fn commit_clean(&mut self, output: &cleaner::CleanOutput, now_ms: i64) -> Result<bool> {
+        let unchanged = output.segments.iter().all(|c| {
+            c.sources.iter().all(|(base, size)| {
+                self.segments.get(base).is_some_and(|s| s.size() == *size)
+                    && self.segments.keys().next_back() != Some(base)
+            })
+        });
+        if !unchanged {
+            for c in &output.segments {
+                cleaner::remove_files(self.io.as_ref(), &self.dir, c.base_offset, cleaner::CLEANED_SUFFIX);
+            }
+            return Ok(false);
+        }
+        for c in &output.segments {
+            let cleaned = Segment::file_paths(&self.dir, c.base_offset, cleaner::CLEANED_SUFFIX);
+            let swap = Segment::file_paths(&self.dir, c.base_offset, cleaner::SWAP_SUFFIX);
+            let live = Segment::file_paths(&self.dir, c.base_offset, "");
+            // Indexes first: a `.log.swap` then implies its indexes are swaps too. Into place the
+            // log goes first, so while it is still a swap no new index is live (recovery relies
+            // on both, see recovery::complete_swaps).
+            for (from, to) in cleaned.iter().zip(&swap).rev() {
+                self.io.rename(from, to)?;
+            }
+            self.io.sync_dir(&self.dir)?;
+            for (base, _) in &c.sources {
+                if let Some(seg) = self.segments.remove(base) {
+                    seg.delete()?;
+                }
+            }
+            for (from, to) in swap.iter().zip(&live) {
+                self.io.rename(from, to)?;
+            }
+            self.io.sync_dir(&self.dir)?;
+            let seg = Segment::open(self.io.clone(), &self.dir, c.base_offset, self.config.index_interval_bytes, now_ms, false)?;
+            self.segments.insert(c.base_offset, seg);
+        }
+        Ok(true)
     }
 
     /// Clean close: seals the active segment (final time index entry), fsyncs, snapshots producer state.

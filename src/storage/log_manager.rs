@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use super::checkpoint::{self, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use super::cleaner::{self, CleanerConfig};
 use super::io::FileIo;
 use super::log::PartitionLog;
 use super::{LogConfig, Result, StorageError};
@@ -37,6 +39,8 @@ pub fn lock_log(log: &SharedLog) -> Result<MutexGuard<'_, PartitionLog>> {
 struct Entry {
     log_dir: PathBuf,
     log: SharedLog,
+    /// The cleaner's position: offsets below it were compacted (cleaner-offset-checkpoint).
+    first_dirty: Arc<AtomicI64>,
 }
 
 /// All partition logs of this broker. Every method blocks on disk I/O.
@@ -83,6 +87,10 @@ impl LogManager {
                 checkpoint::read_offsets(io.as_ref(), &dir.join(LOG_START_OFFSET_CHECKPOINT))?
                     .into_iter()
                     .collect();
+            let cleaned: HashMap<_, _> =
+                checkpoint::read_offsets(io.as_ref(), &dir.join(CLEANER_OFFSET_CHECKPOINT))?
+                    .into_iter()
+                    .collect();
             for e in io.list_dir(dir)? {
                 if !e.is_dir {
                     continue;
@@ -120,11 +128,13 @@ impl LogManager {
                 if stats.truncated_bytes > 0 {
                     tracing::warn!(partition = %tp, truncated_bytes = stats.truncated_bytes, "recovered partition");
                 }
+                let first_dirty = Arc::new(AtomicI64::new(cleaned.get(&tp).copied().unwrap_or(0)));
                 logs.insert(
                     tp,
                     Entry {
                         log_dir: dir.clone(),
                         log: Arc::new(Mutex::new(log)),
+                        first_dirty,
                     },
                 );
             }
@@ -186,6 +196,7 @@ impl LogManager {
             Entry {
                 log_dir,
                 log: shared.clone(),
+                first_dirty: Arc::new(AtomicI64::new(0)),
             },
         );
         Ok(shared)
@@ -279,8 +290,20 @@ impl LogManager {
                 rps.push((tp.clone(), l.recovery_point()));
                 starts.push((tp.clone(), l.log_start_offset()));
             }
+            let mut cleaned: Vec<(TopicPartition, i64)> = self
+                .read_map()
+                .iter()
+                .filter(|(_, e)| &e.log_dir == dir && e.first_dirty.load(Ordering::Relaxed) > 0)
+                .map(|(tp, e)| (tp.clone(), e.first_dirty.load(Ordering::Relaxed)))
+                .collect();
             rps.sort();
             starts.sort();
+            cleaned.sort();
+            checkpoint::write_offsets(
+                self.io.as_ref(),
+                &dir.join(CLEANER_OFFSET_CHECKPOINT),
+                &cleaned,
+            )?;
             checkpoint::write_offsets(
                 self.io.as_ref(),
                 &dir.join(RECOVERY_POINT_CHECKPOINT),
@@ -305,6 +328,44 @@ impl LogManager {
             self.checkpoint()?;
         }
         Ok(deleted)
+    }
+
+    /// One compaction pass over every log that is due (see `PartitionLog::plan_clean`): planned
+    /// and swapped in under the log's lock, the reading and writing done without it, so produce
+    /// and fetch go on meanwhile. A log whose pass fails is logged and skipped. Returns how many
+    /// logs were cleaned.
+    pub fn run_cleaner(&self, cfg: &CleanerConfig, now_ms: i64) -> Result<usize> {
+        let entries: Vec<(TopicPartition, SharedLog, Arc<AtomicI64>)> =
+            self.read_map().iter().map(|(tp, e)| (tp.clone(), e.log.clone(), e.first_dirty.clone())).collect();
+        let mut cleaned = 0;
+        for (tp, log, first_dirty) in entries {
+            let Some(plan) = lock_log(&log)?.plan_clean(first_dirty.load(Ordering::Relaxed), now_ms) else { continue };
+            let started = std::time::Instant::now();
+            let output = match cleaner::clean(&plan, cfg, now_ms) {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(partition = %tp, error = %e, "cleaning failed; will retry");
+                    continue;
+                }
+            };
+            match lock_log(&log)?.commit_clean(&output, now_ms) {
+                Ok(true) => {
+                    first_dirty.store(output.next_dirty, Ordering::Relaxed);
+                    cleaned += 1;
+                    let s = output.stats;
+                    tracing::info!(partition = %tp, segments = output.segments.len(), bytes_read = s.bytes_read, bytes_written = s.bytes_written,
+                        records_read = s.records_read, records_kept = s.records_kept, tombstones_dropped = s.tombstones_dropped,
+                        cleaned_up_to = output.next_dirty, ms = started.elapsed().as_millis() as u64, "log cleaned");
+                }
+                Ok(false) => tracing::debug!(partition = %tp, "log changed during cleaning; pass dropped"),
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "swapping in cleaned segments failed; recovery finishes it at the next start"),
+            }
+        }
+        if cleaned > 0 {
+            self.checkpoint()?;
+        }
+        Ok(cleaned)
     }
 
     /// Clean close: every log is sealed, flushed and snapshotted, checkpoints are written, then the

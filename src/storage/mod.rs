@@ -15,6 +15,7 @@
 //!   Call `LogManager::checkpoint` periodically so an unclean start scans only the tail.
 
 pub mod checkpoint;
+pub mod cleaner;
 pub mod io;
 pub mod log;
 pub mod log_manager;
@@ -39,7 +40,7 @@ pub enum TimestampType {
 }
 
 /// Kafka's per-topic log settings, with Kafka's defaults. `-1` means unlimited where Kafka says so.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -64,6 +65,14 @@ pub struct LogConfig {
     pub message_timestamp_after_max_ms: i64,
     /// `cleanup.policy`: "delete", "compact" or both (comma-separated).
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long the cleaner keeps tombstones.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: share of the cleanable bytes not yet cleaned before a pass.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment with records younger than this is not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -81,6 +90,10 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: 3_600_000,
             cleanup_policy: "delete".to_string(),
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -106,6 +119,7 @@ impl LogConfig {
             timestamp_after_max_ms: window(self.message_timestamp_after_max_ms),
             allow_control_batches: false,
             now_ms,
+            require_keys: self.compacts(),
         }
     }
 }

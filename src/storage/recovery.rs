@@ -148,6 +148,65 @@ pub fn clean_stray_files(io: &dyn FileIo, dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Finishes cleaner swaps a crash interrupted. A `<base>.log.swap` is a committed cleaned segment:
+/// the live segments it replaces (those starting inside its offset range, the one at `base` among
+/// them) are deleted, then its files are renamed into place. Index `.swap` files left without
+/// their log (the crash came between the renames) are renamed too. Returns how many segments
+/// were swapped in.
+pub fn complete_swaps(io: &dyn FileIo, dir: &Path) -> io::Result<usize> {
+    let entries = io.list_dir(dir)?;
+    let live: Vec<i64> = entries.iter().filter_map(|e| super::parse_file_name(&e.name, "log")).collect();
+    let mut swapped = 0;
+    for e in &entries {
+        let Some(base) = e.name.strip_suffix(".swap").and_then(|n| super::parse_file_name(n, "log")) else { continue };
+        let end = swap_end_offset(io, &e.path, base)?;
+        for b in live.iter().copied().filter(|b| *b >= base && *b < end.max(base + 1)) {
+            for p in Segment::file_paths(dir, b, "") {
+                match io.remove_file(&p) {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+        }
+        tracing::info!(segment = %e.path.display(), replaced_up_to = end, "finishing an interrupted cleaner swap");
+        swapped += 1;
+    }
+    for e in io.list_dir(dir)? {
+        if let Some(stem) = e.name.strip_suffix(".swap") {
+            if [".log", ".index", ".timeindex"].iter().any(|ext| stem.ends_with(ext)) {
+                io.rename(&e.path, &dir.join(stem))?;
+            }
+        }
+    }
+    if swapped > 0 {
+        io.sync_dir(dir)?;
+    }
+    Ok(swapped)
+}
+
+/// One past the last offset of a swap segment's whole batches (its base when it holds none).
+fn swap_end_offset(io: &dyn FileIo, path: &Path, base: i64) -> io::Result<i64> {
+    let f = io.open(path, super::io::OpenMode::ReadWrite)?;
+    let size = f.len()?;
+    let mut position = 0u64;
+    let mut end = base;
+    let mut head = [0u8; 27];
+    while position + head.len() as u64 <= size {
+        if f.read_full_at(&mut head, position)? < head.len() {
+            break;
+        }
+        let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        if length < MIN_BATCH_LENGTH || position + LOG_OVERHEAD as u64 + length as u64 > size {
+            break;
+        }
+        let base_offset = i64::from_be_bytes(head[0..8].try_into().unwrap_or([0; 8]));
+        let delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
+        end = end.max(base_offset + delta as i64 + 1);
+        position += LOG_OVERHEAD as u64 + length as u64;
+    }
+    Ok(end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,12 @@ impl Segment {
         dir.join(file_name(base_offset, "timeindex"))
     }
 
+    /// The segment's three files (log, offset index, time index), with `suffix` appended to each
+    /// name (`""` for the live files; `.cleaned` / `.swap` while the cleaner replaces segments).
+    pub fn file_paths(dir: &Path, base_offset: i64, suffix: &str) -> [PathBuf; 3] {
+        ["log", "index", "timeindex"].map(|ext| dir.join(format!("{}{suffix}", file_name(base_offset, ext))))
+    }
+
     /// Creates an empty segment, replacing any leftover files with the same base offset.
     pub fn create(
         io: Arc<dyn FileIo>,
@@ -66,18 +72,27 @@ impl Segment {
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> io::Result<Self> {
-        let log = io.open(&Self::log_path(dir, base_offset), OpenMode::CreateReadWrite)?;
+        Self::create_with_suffix(io, dir, base_offset, index_interval_bytes, now_ms, "")
+    }
+
+    /// As `create`, under file names carrying `suffix` (the cleaner writes `.cleaned` segments
+    /// beside the live ones). Such a segment is written, sealed and dropped, never served.
+    pub fn create_with_suffix(
+        io: Arc<dyn FileIo>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+        suffix: &str,
+    ) -> io::Result<Self> {
+        let [log_path, index_path, time_path] = Self::file_paths(dir, base_offset, suffix);
+        let log = io.open(&log_path, OpenMode::CreateReadWrite)?;
         log.set_len(0)?;
-        let mut offset_index = OffsetIndex::open(
-            io.as_ref(),
-            &Self::index_path(dir, base_offset),
-            base_offset,
-            true,
-        )?;
+        let mut offset_index = OffsetIndex::open(io.as_ref(), &index_path, base_offset, true)?;
         offset_index.clear()?;
         let mut time_index = TimeIndex::open(
             io.as_ref(),
-            &Self::time_index_path(dir, base_offset),
+            &time_path,
             base_offset,
             true,
         )?;
