@@ -2,7 +2,7 @@
 # Helpers shared by the compat-test suites. Source it from a suite's run.sh:
 #
 #   . "$(dirname "$0")/../lib.sh"
-#   suite_init kcat                 # WORK=compat-tests/kcat/work (wiped), trap that stops the broker
+#   suite_init kcat                 # WORK=compat-tests/kcat/out (wiped), trap that stops the broker
 #   fjord_start "$WORK/data" --override num.partitions=3
 #   check "metadata lists broker" some_command args...
 #   fjord_stop
@@ -12,7 +12,7 @@
 #   FJORD_BIN    broker binary (default: <repo>/target/release/fjord)
 #   FJORD_PORT   if set, fjord_start uses this port instead of picking a free one (restart on same port)
 #   FJORD_START_TIMEOUT_S  seconds to wait for the port to accept connections (default 10)
-# Exports after fjord_start: FJORD_BOOTSTRAP=127.0.0.1:PORT, FJORD_PORT, FJORD_PID, FJORD_LOG.
+# Exports after fjord_start: FJORD_BOOTSTRAP=127.0.0.1:PORT, FJORD_PORT, FJORD_PID, FJORD_LOG_FILE.
 
 COMPAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$COMPAT_ROOT/.." && pwd)"
@@ -28,10 +28,10 @@ FAILED_NAMES=()
 log() { printf '[%s] %s\n' "${SUITE:-compat}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
-# suite_init NAME: fresh work dir compat-tests/NAME/work (gitignored), exit trap stops the broker.
+# suite_init NAME: fresh out dir compat-tests/NAME/out (gitignored), exit trap stops the broker.
 suite_init() {
   SUITE="$1"
-  WORK="$COMPAT_ROOT/$SUITE/work"
+  WORK="$COMPAT_ROOT/$SUITE/out"
   rm -rf "$WORK"
   mkdir -p "$WORK"
   export SUITE WORK
@@ -65,28 +65,28 @@ fjord_start() {
   mkdir -p "$data_dir"
   FJORD_PORT="${FJORD_PORT:-$(free_port)}"
   FJORD_START_COUNT=$((FJORD_START_COUNT + 1))
-  FJORD_LOG="$WORK/fjord.$FJORD_START_COUNT.log"
+  FJORD_LOG_FILE="$WORK/fjord.$FJORD_START_COUNT.log"
   local args=()
   if [ -f "$FJORD_CONFIG" ]; then args+=(--config "$FJORD_CONFIG"); fi
   args+=(--override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT"
          --override "log.dirs=$data_dir"
          "$@")
-  log "starting $FJORD_BIN ${args[*]} (log $FJORD_LOG)"
-  "$FJORD_BIN" "${args[@]}" >"$FJORD_LOG" 2>&1 &
+  log "starting $FJORD_BIN ${args[*]} (log $FJORD_LOG_FILE)"
+  "$FJORD_BIN" "${args[@]}" >"$FJORD_LOG_FILE" 2>&1 &
   FJORD_PID=$!
-  export FJORD_PID FJORD_PORT FJORD_LOG
+  export FJORD_PID FJORD_PORT FJORD_LOG_FILE
   export FJORD_BOOTSTRAP="127.0.0.1:$FJORD_PORT"
   local deadline=$(( $(date +%s) + ${FJORD_START_TIMEOUT_S:-10} ))
   until port_open "$FJORD_PORT"; do
     if ! kill -0 "$FJORD_PID" 2>/dev/null; then
       wait "$FJORD_PID" 2>/dev/null; local rc=$?
       FJORD_PID=""
-      log "broker exited during startup (rc=$rc); log tail:"; tail -n 40 "$FJORD_LOG" >&2
+      log "broker exited during startup (rc=$rc); log tail:"; tail -n 40 "$FJORD_LOG_FILE" >&2
       return 1
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
       log "broker did not accept connections on $FJORD_BOOTSTRAP within ${FJORD_START_TIMEOUT_S:-10}s; log tail:"
-      tail -n 40 "$FJORD_LOG" >&2
+      tail -n 40 "$FJORD_LOG_FILE" >&2
       fjord_kill9
       return 1
     fi

@@ -9,7 +9,7 @@ cd "$ROOT"
 RUNS="${BENCH_RUNS:-5}"
 scripts/install-deps.sh >&2
 cargo build --release >&2
-mkdir -p bench/work bench/results
+mkdir -p bench/out bench/results
 PY="$ROOT/compat-tests/.venv/bin/python"
 out="bench/results/groups-$(date -u +%Y%m%dT%H%M%SZ).json"
 "$PY" - "$ROOT/target/release/fjord" "$RUNS" "$out" <<'EOF_PY'
@@ -23,7 +23,7 @@ def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def start(delay_ms):
-    d = tempfile.mkdtemp(dir="bench/work"); port = free_port()
+    d = tempfile.mkdtemp(dir="bench/out"); port = free_port()
     p = subprocess.Popen([binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={d}/data",
                           "--override", f"group.initial.rebalance.delay.ms={delay_ms}"], stderr=subprocess.DEVNULL)
     for _ in range(500):

@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${BENCH_RUNS:-3}"
 COUNT="${BENCH_COUNT:-1000000}"
-WORK="$ROOT/bench/work"
+WORK="$ROOT/bench/out"
 OUT_DIR="$ROOT/bench/results"
 mkdir -p "$WORK" "$OUT_DIR"
 
@@ -32,7 +32,7 @@ if [ ! -x "$PERF" ]; then
     -lz -lpthread -lm -ldl -lrt
 fi
 
-# 2. A broker on a free loopback port with a data dir on the work disk.
+# 2. A broker on a free loopback port with a data dir on the out disk.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data="$WORK/data"
 rm -rf "$data"

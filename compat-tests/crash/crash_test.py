@@ -249,10 +249,10 @@ def clean_restart(broker):
 def main():
     # SIGTERM (e.g. from `timeout` in scripts/compat.sh) unwinds through the finally that stops the broker.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt("SIGTERM")))
-    work = Path(sys.argv[1] if len(sys.argv) > 1 else HERE / "work").resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else HERE / "out").resolve()
+    out.mkdir(parents=True, exist_ok=True)
     # 1 MiB segments: recovery after each SIGKILL walks many segments, not just one.
-    broker = Broker(work / "data", work, overrides=["num.partitions=3", "log.segment.bytes=1048576"])
+    broker = Broker(out / "data", out, overrides=["num.partitions=3", "log.segment.bytes=1048576"])
     try:
         try:
             crash_mid_stream(broker)
@@ -266,7 +266,7 @@ def main():
         broker.stop()
         if RESULTS["fail"]:
             print("crash failures:", "; ".join(RESULTS["failed"]))
-            for f in sorted(work.glob("fjord.*.log")):
+            for f in sorted(out.glob("fjord.*.log")):
                 print("broker log %s (tail):" % f)
                 print("\n".join(f.read_text(errors="replace").splitlines()[-15:]))
         print("crash: %d passed, %d failed" % (RESULTS["pass"], RESULTS["fail"]))

@@ -1,6 +1,6 @@
 """Session fixture: one Fjord broker on 127.0.0.1 with a temp data dir for the whole pytest run.
 
-Broker logs go to compat-tests/python/work/ (gitignored) and their tail is printed when a test fails.
+Broker logs go to compat-tests/python/out/ (gitignored) and their tail is printed when a test fails.
 """
 import shutil
 import signal
@@ -11,7 +11,7 @@ import pytest
 
 from fjord_broker import Broker
 
-WORK = Path(__file__).resolve().parent / "work"
+WORK = Path(__file__).resolve().parent / "out"
 
 
 def _sigterm(signum, frame):

@@ -23,7 +23,7 @@ fi
 fjord_start "$WORK/data" || { fail "broker starts"; suite_finish; exit 1; }
 
 # The binary prints one PASS/FAIL line per check; they go into lib.sh's counters. Its stderr
-# (timings, librdkafka logs) is kept in work/client.log.
+# (timings, librdkafka logs) is kept in out/client.log.
 rc=0
 timeout 900 "$BIN" >"$WORK/client.out" 2>"$WORK/client.log" || rc=$?
 while IFS= read -r line; do

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# librdkafka's own integration test suite (tests/test-runner of the librdkafka 2.12.1 that ships in the
+# rdkafka-sys crate, built by scripts/build-librdkafka-tests.sh) against Fjord.
+#
+#   compat-tests/librdkafka/run.sh              every entry of allow-list.txt; FAIL -> suite fails
+#   compat-tests/librdkafka/run.sh --all        every entry of the goal file (tests that pass against
+#                                               Apache Kafka 4.0), prints which pass (discovery, not CI)
+#   compat-tests/librdkafka/run.sh 0001 0081    only allow-list entries with these numbers
+#
+# Entries are `NUMBER NAME` lines, as in the goal file:
+#   0001 multiobj                 the runner's test 0001_multiobj
+#   0081 admin:CreateTopics       test 0081_admin, only its do_test_CreateTopics sub-tests (SUBTESTS)
+#   0005 order[idempotent]        run with -P (enable.idempotence=true on every producer)
+#   0018 cgrp_term[kip848]        run with TEST_CONSUMER_GROUP_PROTOCOL=consumer
+# Each entry is one test-runner process (TESTS=NUMBER, -p1, TEST_KAFKA_VERSION=4.0.0, -L: no local
+# mock-cluster tests, -E: no sockem tests, -Q quick mode except for the tests in FULL_MODE_TESTS whose
+# sub-tests are all non-quick and would do nothing under -Q), bounded by LIBRDKAFKA_TEST_TIMEOUT_S
+# (default 300 s), against a freshly started broker with an empty data dir.
+# PASS needs the runner's summary row for NUMBER_NAME to say PASSED (and, for a sub-test entry, at
+# least one PASS line of that sub-test and no failure), so a sibling test sharing the number (e.g.
+# 0045_subscribe_update_topic_remove when running 0045 subscribe_update) does not decide the result.
+#
+# Broker: auto.create.topics.enable=true and num.partitions=4, the setting of upstream librdkafka CI
+# (trivup) that the unchanged tests assume (e.g. 0044, 0048, 0114 expect auto-created topics to have
+# 4 partitions).
+#
+# Tests that shell out to Kafka's bin/kafka-topics.sh (0052 msg_timestamps creates its topics with
+# message.timestamp.type that way) get KAFKA_PATH=kafka-path/, whose kafka-topics.sh stand-in does the
+# same through the Admin API (confluent-kafka from compat-tests/.venv, scripts/install-deps.sh).
+#
+# Logs per entry in compat-tests/librdkafka/out/: NNNN_name.log (runner output), fjord.N.log
+# (broker). The test-runner build lives in out/build and is kept between runs.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=/dev/null
+. "$HERE/../lib.sh"
+
+GOAL_FILE="${LIBRDKAFKA_GOAL_FILE:-$HERE/goal.txt}"
+ALLOW_LIST="$HERE/allow-list.txt"
+TEST_TIMEOUT_S="${LIBRDKAFKA_TEST_TIMEOUT_S:-300}"
+# Tests whose sub-tests are all SUB_TEST() (not SUB_TEST_QUICK): -Q would skip every one of them.
+FULL_MODE_TESTS="0018 0019 0026 0045 0050 0061 0089 0102 0122 0132 0137"
+
+MODE=allow
+SELECT=()
+for a in "$@"; do
+  case "$a" in
+    --all) MODE=all ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    [0-9][0-9][0-9][0-9]) SELECT+=("$a") ;;
+    *) echo "unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+
+# suite_init would wipe out/ including the (slow to build) test runner in out/build: same setup,
+# but keep out/build.
+SUITE=librdkafka
+WORK="$HERE/out"
+mkdir -p "$WORK"
+find "$WORK" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
+export SUITE WORK
+trap '_suite_exit' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+[ -x "$FJORD_BIN" ] || die "broker binary not found or not executable: $FJORD_BIN (run cargo build --release)"
+
+log "building librdkafka test-runner (scripts/build-librdkafka-tests.sh; skipped when up to date)"
+RUNNER="$("$REPO_ROOT/scripts/build-librdkafka-tests.sh" 2>"$WORK/build.log" | tail -n 1)"
+if [ -z "$RUNNER" ] || [ ! -x "$RUNNER" ]; then
+  tail -n 30 "$WORK/build.log" >&2
+  die "building the librdkafka test-runner failed (see $WORK/build.log)"
+fi
+RUNNER_DIR="$(dirname "$RUNNER")"
+# The runner writes stats_*.json and *.offset files into its working directory: start clean.
+rm -f "$RUNNER_DIR"/stats_*.json "$RUNNER_DIR"/*.offset
+
+if [ "$MODE" = all ]; then LIST="$GOAL_FILE"; else LIST="$ALLOW_LIST"; fi
+[ -f "$LIST" ] || die "no entry list: $LIST"
+mapfile -t ENTRIES < <(grep -E '^[0-9]{4} ' "$LIST" | sed 's/[[:space:]]*$//')
+if [ "${#SELECT[@]}" -gt 0 ]; then
+  filtered=()
+  for e in "${ENTRIES[@]}"; do
+    for n in "${SELECT[@]}"; do [ "${e%% *}" = "$n" ] && filtered+=("$e"); done
+  done
+  ENTRIES=("${filtered[@]}")
+fi
+[ "${#ENTRIES[@]}" -gt 0 ] || die "no entries selected from $LIST"
+log "${#ENTRIES[@]} entries from $LIST, runner $RUNNER"
+
+strip_ansi() { sed -e 's/\x1b\[[0-9;]*m//g'; }
+
+# run_entry "NUMBER NAME": one runner process against a fresh broker. Returns 0 on PASS; sets DETAIL.
+run_entry() {
+  local entry="$1" num name base sub="" flags=() envs=() tag logf rc=0 row state
+  num="${entry%% *}"; name="${entry#* }"
+  tag=""
+  case "$name" in *"["*"]") tag="${name##*[}"; tag="${tag%]}"; name="${name%[*}" ;; esac
+  base="$name"
+  case "$name" in *:*) base="${name%%:*}"; sub="${name#*:}" ;; esac
+  case "$tag" in
+    "") ;;
+    idempotent) flags+=(-P) ;;
+    kip848) envs+=(TEST_CONSUMER_GROUP_PROTOCOL=consumer) ;;
+    *) DETAIL="unknown tag [$tag]"; return 1 ;;
+  esac
+  case " $FULL_MODE_TESTS " in *" $num "*) ;; *) flags+=(-Q) ;; esac
+  [ -n "$sub" ] && envs+=("SUBTESTS=do_test_$sub:")
+
+  local safe="${entry//[^A-Za-z0-9_.-]/_}"
+  # Entries that differ only in the test name (0045 subscribe_update / resubscribe_with_regex / ...)
+  # are one runner process (TESTS selects by number): run it once, judge each name from its summary.
+  local key="$num|$tag|$sub" stop_rc=0
+  if [ -n "${RAN_LOG[$key]:-}" ]; then
+    logf="${RAN_LOG[$key]}"; rc="${RAN_RC[$key]}"; stop_rc="${RAN_STOP[$key]}"
+  else
+  logf="$WORK/$safe.log"
+  unset FJORD_PORT
+  fjord_start "$WORK/data/$safe" --override num.partitions=4 \
+    --override auto.create.topics.enable=true 2>>"$WORK/broker-starts.log" ||
+    { DETAIL="broker did not start (see $WORK/broker-starts.log)"; return 1; }
+  local brokerlog="$FJORD_LOG_FILE"
+  cat >"$WORK/test.conf" <<EOF
+bootstrap.servers=$FJORD_BOOTSTRAP
+EOF
+  (
+    cd "$RUNNER_DIR" || exit 1
+    exec env RDKAFKA_TEST_CONF="$WORK/test.conf" TEST_KAFKA_VERSION=4.0.0 TESTS="$num" \
+      KAFKA_PATH="$HERE/kafka-path" BROKERS="$FJORD_BOOTSTRAP" "${envs[@]}" \
+      timeout -k 10 "$TEST_TIMEOUT_S" ./test-runner -p1 -L -E "${flags[@]}"
+  ) >"$logf" 2>&1 || rc=$?
+  fjord_stop >/dev/null 2>&1 || stop_rc=$?
+  printf '# broker log: %s\n' "$brokerlog" >>"$logf"
+  RAN_LOG[$key]="$logf"; RAN_RC[$key]="$rc"; RAN_STOP[$key]="$stop_rc"
+  fi
+
+  row="$(strip_ansi <"$logf" | grep -E "^\| +${num}_${base} +\|" | tail -n 1)"
+  state="$(printf '%s' "$row" | awk -F'|' '{gsub(/ /,"",$3); print $3}')"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    DETAIL="timed out after ${TEST_TIMEOUT_S}s: $(strip_ansi <"$logf" | grep -m1 -A1 -E '^### Test ' | tail -n 1 | cut -c1-300) (log $logf)"; return 1
+  fi
+  if [ "$state" != PASSED ]; then
+    local why
+    why="$(strip_ansi <"$logf" | grep -m1 -A1 -E '^### Test ' | tail -n 1 | cut -c1-300)"
+    DETAIL="${num}_${base} ${state:-no summary row} (rc=$rc) ${why:+: $why} (log $logf)"; return 1
+  fi
+  if [ -n "$sub" ]; then
+    # grep without -q reads all its input: with -q, sed could die of SIGPIPE and pipefail would
+    # turn a match into a failure.
+    if ! strip_ansi <"$logf" | grep -E "\[ do_test_${sub}:[0-9]+.*: PASS" >/dev/null; then
+      DETAIL="sub-test do_test_$sub did not run/pass (log $logf)"; return 1
+    fi
+  fi
+  if [ "$stop_rc" -ne 0 ]; then DETAIL="test passed but broker exited rc=$stop_rc on SIGTERM"; return 1; fi
+  return 0
+}
+declare -A RAN_LOG=() RAN_RC=() RAN_STOP=()
+
+PASSED=()
+mkdir -p "$WORK/data"
+for entry in "${ENTRIES[@]}"; do
+  DETAIL=""
+  t0=$(date +%s)
+  if run_entry "$entry"; then
+    pass "$entry ($(( $(date +%s) - t0 ))s)"
+    PASSED+=("$entry")
+  else
+    fail "$entry" "$DETAIL"
+  fi
+done
+
+if [ "$MODE" = all ]; then
+  printf '\n%d of %d goal-file entries pass:\n' "${#PASSED[@]}" "${#ENTRIES[@]}"
+  printf '%s\n' "${PASSED[@]}"
+  # Discovery mode reports; it does not fail on goal-file tests that are not expected to pass yet.
+  printf '%s (--all): %d passed, %d failed\n' "$SUITE" "$PASS_COUNT" "$FAIL_COUNT"
+  exit 0
+fi
+suite_finish
