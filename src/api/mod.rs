@@ -1,9 +1,12 @@
 //! Dispatch: one match on the api key. Each handler decodes nothing itself: it receives the typed
 //! request and returns the typed response, which is encoded here at the request's version.
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -13,6 +16,7 @@ pub mod error_code;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -128,6 +132,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::ListGroups => serve!(ListGroupsRequest, list_groups::handle),
         ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, delete_groups::handle),
         ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, offset_delete::handle),
+        ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, create_partitions::handle),
+        ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, delete_records::handle),
+        ApiKey::AlterConfigs => serve!(AlterConfigsRequest, alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -223,6 +223,27 @@ impl MetadataStore {
         Ok(meta)
     }
 
+    /// Changes a topic (partition count, config overrides): `change` gets the current entry and
+    /// returns the new one; `apply` (e.g. creating the new partitions' logs) runs under the write
+    /// lock before the change is persisted and visible.
+    pub fn alter_topic(
+        &self,
+        name: &str,
+        change: impl FnOnce(&TopicMeta) -> Result<TopicMeta, MetadataError>,
+        apply: impl FnOnce(&TopicMeta, &TopicMeta) -> Result<(), MetadataError>,
+    ) -> Result<TopicMeta, MetadataError> {
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let old = topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let new = change(old)?;
+        debug_assert!(new.name == old.name && new.id == old.id, "a topic keeps its name and id");
+        apply(old, &new)?;
+        let mut next = topics.clone();
+        next.insert(name.to_string(), new.clone());
+        self.persist(&next)?;
+        *topics = next;
+        Ok(new)
+    }
+
     /// Removes a topic from the table (durably) and returns it; the caller deletes its logs.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());

@@ -75,6 +75,43 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' logs are made
+    /// before the new count is persisted and visible. The caller checks that `count` grows.
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<TopicMeta, MetadataError> {
+        let meta = self.metadata.alter_topic(
+            name,
+            |old| Ok(TopicMeta { partitions: count, ..old.clone() }),
+            |old, new| {
+                let log_config = self.config.log_config(&new.configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+                for p in old.partitions..new.partitions {
+                    let tp = TopicPartition::new(new.name.clone(), p);
+                    self.replicas
+                        .create_partition(&tp, log_config.clone())
+                        .map_err(|e| MetadataError::Io(std::io::Error::other(e.to_string())))?;
+                }
+                Ok(())
+            },
+        )?;
+        tracing::info!(topic = %meta.name, partitions = meta.partitions, "added partitions");
+        Ok(meta)
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs, already
+    /// validated) and applies them to its partition logs at once: retention, segment size,
+    /// max message bytes, cleanup policy and the rest take effect live.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<TopicMeta, MetadataError> {
+        let log_config = self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let meta = self.metadata.alter_topic(name, |old| Ok(TopicMeta { configs: configs.clone(), ..old.clone() }), |_, _| Ok(()))?;
+        for p in 0..meta.partitions {
+            let tp = TopicPartition::new(meta.name.clone(), p);
+            if let Err(e) = self.replicas.logs().update_config(&tp, log_config.clone()) {
+                tracing::warn!(partition = %tp, error = %e, "could not apply the new topic config to the log");
+            }
+        }
+        tracing::info!(topic = %meta.name, configs = ?meta.configs, "topic configs changed");
+        Ok(meta)
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
         let meta = self.metadata.delete_topic(name)?;
         for p in 0..meta.partitions {

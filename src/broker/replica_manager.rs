@@ -140,6 +140,19 @@ impl ReplicaManager {
         Ok(log.max_timestamp()?)
     }
 
+    /// DeleteRecords for one partition: `offset` -1 means the high watermark. Returns the new
+    /// low watermark (log start offset), checkpointed before the answer so it holds after a crash.
+    pub fn delete_records(&self, tp: &TopicPartition, offset: i64) -> Result<i64, ReplicaError> {
+        let log = self.log(tp)?;
+        let start = {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let offset = if offset == -1 { log.high_watermark() } else { offset };
+            log.delete_records_before(offset)?
+        };
+        self.logs.checkpoint()?;
+        Ok(start)
+    }
+
     pub fn create_partition(&self, tp: &TopicPartition, config: LogConfig) -> Result<(), StorageError> {
         self.logs.create_log(tp, config).map(|_| ())
     }

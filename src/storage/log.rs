@@ -611,6 +611,27 @@ impl PartitionLog {
         Ok(doomed.len())
     }
 
+    /// DeleteRecords: moves the log start offset up to `offset` (never past the high watermark)
+    /// and deletes the sealed segments that now lie wholly below it. Returns the new log start.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64> {
+        if offset < 0 || offset > self.high_watermark {
+            return Err(StorageError::OffsetOutOfRange { requested: offset, log_start: self.log_start_offset, log_end: self.high_watermark });
+        }
+        self.log_start_offset = self.log_start_offset.max(offset);
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for pair in bases.windows(2) {
+            // A segment goes when the next one starts at or below the log start.
+            if pair[1] > self.log_start_offset {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&pair[0]) {
+                tracing::info!(partition = %self.tp, base_offset = pair[0], "deleting segment below the log start offset (DeleteRecords)");
+                seg.delete()?;
+            }
+        }
+        Ok(self.log_start_offset)
+    }
+
     /// Plans a compaction pass (cleanup.policy=compact): the sealed segments below the high
     /// watermark whose records are all older than min.compaction.lag.ms are cleanable; offsets
     /// from `first_dirty` (the cleaner's checkpoint) on were not cleaned yet. Due when the dirty

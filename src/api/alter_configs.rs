@@ -1,0 +1,88 @@
+//! AlterConfigs: replaces a topic's whole set of config overrides (keys not named go back to the
+//! broker default), validated as CreateTopics validates them and applied live. Also the checks
+//! IncrementalAlterConfigs shares. Broker configs are static in Fjord: changing one at run time is
+//! refused as Kafka refuses a config it cannot update dynamically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+use crate::config::topic_def;
+
+/// A refusal of one resource: Kafka error code and message.
+pub(super) type Refusal = (i16, String);
+
+/// Checks a topic's proposed overrides and, unless `validate_only`, makes them the topic's.
+pub(super) fn set_topic_configs(broker: &Broker, topic: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
+    if broker.metadata.topic(topic).is_none() {
+        return Err((E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")));
+    }
+    if let Some(k) = configs.keys().find(|k| topic_def(k).is_none()) {
+        return Err((E::InvalidConfig.code(), format!("Unknown topic config name: {k}")));
+    }
+    broker.config.log_config(&configs).map_err(|e| (E::InvalidConfig.code(), e.to_string()))?;
+    if validate_only {
+        return Ok(());
+    }
+    broker.set_topic_configs(topic, configs).map(|_| ()).map_err(|e| (error_code::metadata(&e), e.to_string()))
+}
+
+/// Broker resources: the name must be this broker (or empty for the cluster default); the
+/// change itself is refused, as Fjord reads its broker configs once at startup.
+pub(super) fn broker_change(broker: &Broker, name: &str, keys: &[String]) -> Refusal {
+    if !name.is_empty() && name != broker.config.node_id.to_string() {
+        return (E::InvalidRequest.code(), format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id));
+    }
+    (E::InvalidRequest.code(), format!("Cannot update these configs dynamically: {keys:?} (Fjord reads broker configs at startup)"))
+}
+
+/// Resources named twice in one request are refused, each of them (Kafka's rule).
+pub(super) fn duplicates<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> HashMap<(i8, String), usize> {
+    let mut counts = HashMap::new();
+    for (t, n) in resources {
+        *counts.entry((t, n.to_string())).or_default() += 1;
+    }
+    counts
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i16) -> AlterConfigsResponse {
+    let counts = duplicates(req.resources.iter().map(|r| (r.resource_type, r.resource_name.as_str())));
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            let name = r.resource_name.to_string();
+            let outcome = (|| -> Result<(), Refusal> {
+                if counts[&(r.resource_type, name.clone())] > 1 {
+                    return Err((E::InvalidRequest.code(), format!("Duplicate resource in request: {name}")));
+                }
+                let mut configs = BTreeMap::new();
+                for c in &r.configs {
+                    let Some(v) = &c.value else {
+                        return Err((E::InvalidRequest.code(), format!("Null value not supported for : {}", c.name)));
+                    };
+                    if configs.insert(c.name.to_string(), v.to_string()).is_some() {
+                        return Err((E::InvalidRequest.code(), format!("Error due to duplicate config keys: {}", c.name)));
+                    }
+                }
+                match r.resource_type {
+                    RESOURCE_TOPIC => set_topic_configs(broker, &name, configs, req.validate_only),
+                    RESOURCE_BROKER => Err(broker_change(broker, &name, &configs.into_keys().collect::<Vec<_>>())),
+                    other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
+                }
+            })();
+            let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+            match outcome {
+                Ok(()) => base.with_error_message(None),
+                Err((code, msg)) => base.with_error_code(code).with_error_message(Some(str_bytes(msg))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}

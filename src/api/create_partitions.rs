@@ -1,0 +1,77 @@
+//! CreatePartitions: grows topics, validated as Kafka's controller does (the count must grow,
+//! assignments name this broker and cover exactly the new partitions); validate_only checks
+//! without changing anything.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use super::{error_code, str_bytes};
+use crate::broker::Broker;
+
+fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (i16, String)> {
+    let name = t.name.0.to_string();
+    let Some(meta) = broker.metadata.topic(&name) else {
+        return Err((E::UnknownTopicOrPartition.code(), format!("The topic '{name}' does not exist.")));
+    };
+    if meta.is_internal() {
+        // The coordinators hash keys over the partition count: growing it would lose their state.
+        return Err((E::InvalidRequest.code(), format!("Cannot add partitions to internal topic {name}.")));
+    }
+    if t.count < meta.partitions {
+        return Err((E::InvalidPartitions.code(), format!("The topic {name} currently has {} partition(s); {} would not be an increase.", meta.partitions, t.count)));
+    }
+    if t.count == meta.partitions {
+        return Err((E::InvalidPartitions.code(), format!("Topic already has {} partition(s).", meta.partitions)));
+    }
+    if let Some(assignments) = &t.assignments {
+        let added = t.count - meta.partitions;
+        if assignments.len() as i32 != added {
+            return Err((
+                E::InvalidReplicaAssignment.code(),
+                format!("Attempted to add {added} additional partition(s), but only {} assignment(s) were specified.", assignments.len()),
+            ));
+        }
+        let node = broker.config.node_id;
+        for a in assignments {
+            if a.broker_ids.iter().any(|b| b.0 != node) {
+                return Err((E::InvalidReplicaAssignment.code(), format!("The manual partition assignment includes broker(s) that are not registered: {:?}.", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>())));
+            }
+            if a.broker_ids.len() != 1 {
+                return Err((E::InvalidReplicaAssignment.code(), format!("The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).", a.broker_ids.len())));
+            }
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker.add_partitions(&name, t.count).map(|_| ()).map_err(|e| (error_code::metadata(&e), e.to_string()))
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &req.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let base = CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_message(None);
+            let outcome = if counts[&t.name.0.to_string()] > 1 {
+                Err((E::InvalidRequest.code(), "Duplicate topic in request.".to_string()))
+            } else {
+                grow(broker, t, req.validate_only)
+            };
+            match outcome {
+                Ok(()) => base,
+                Err((code, msg)) => base.with_error_code(code).with_error_message(Some(str_bytes(msg))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

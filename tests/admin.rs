@@ -1,0 +1,251 @@
+//! Wire tests of the admin APIs: CreatePartitions, DeleteRecords, AlterConfigs and
+//! IncrementalAlterConfigs, each with the errors Kafka gives for bad requests, every served
+//! version, and the effect surviving a restart.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+    let t = create_topics_request::CreatableTopic::default().with_name(name(topic)).with_num_partitions(partitions).with_replication_factor(1);
+    let resp = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+}
+
+async fn partitions_of(c: &mut Client, topic: &str) -> usize {
+    let req = MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+    c.send(&req, 12).await.topics[0].partitions.len()
+}
+
+async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> i16 {
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
+        .with_name(name(topic))
+        .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records))])]);
+    c.send(&req, 9).await.responses[0].partition_responses[0].error_code
+}
+
+fn create_partitions(topic: &str, count: i32, validate_only: bool) -> CreatePartitionsRequest {
+    CreatePartitionsRequest::default()
+        .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(name(topic)).with_count(count).with_assignments(None)])
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only)
+}
+
+#[tokio::test]
+async fn create_partitions_grows_a_topic_durably_and_refuses_what_kafka_refuses() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "grow", 2).await;
+    let r = c.send(&create_partitions("grow", 5, true), 3).await;
+    assert_eq!(r.results[0].error_code, 0, "validate_only");
+    assert_eq!(partitions_of(&mut c, "grow").await, 2, "validate_only changes nothing");
+    let r = c.send(&create_partitions("grow", 5, false), 3).await;
+    assert_eq!(r.results[0].error_code, 0);
+    assert_eq!(partitions_of(&mut c, "grow").await, 5);
+    assert_eq!(produce(&mut c, "grow", 4, batch(3, 1, Compression::None)).await, 0, "a new partition takes records");
+    for (count, why) in [(5, "same count"), (3, "fewer")] {
+        let r = c.send(&create_partitions("grow", count, false), 3).await;
+        assert_eq!(r.results[0].error_code, E::InvalidPartitions.code(), "{why}");
+        assert!(r.results[0].error_message.is_some());
+    }
+    let r = c.send(&create_partitions("nope", 3, false), 3).await;
+    assert_eq!(r.results[0].error_code, E::UnknownTopicOrPartition.code());
+    let mut req = create_partitions("grow", 7, false);
+    req.topics[0].assignments = Some(vec![create_partitions_request::CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])]);
+    assert_eq!(c.send(&req, 3).await.results[0].error_code, E::InvalidReplicaAssignment.code(), "one assignment for two new partitions");
+    req.topics[0].assignments = Some(vec![create_partitions_request::CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(9)]); 2]);
+    assert_eq!(c.send(&req, 3).await.results[0].error_code, E::InvalidReplicaAssignment.code(), "unknown broker");
+    let mut dup = create_partitions("grow", 8, false);
+    dup.topics.push(dup.topics[0].clone());
+    assert!(c.send(&dup, 3).await.results.iter().all(|r| r.error_code == E::InvalidRequest.code()), "duplicate topic");
+    for v in 0..=3 {
+        let r = c.send(&create_partitions("grow", 6 + v as i32, false), v).await;
+        assert_eq!(r.results[0].error_code, 0, "CreatePartitions v{v}");
+    }
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(partitions_of(&mut c, "grow").await, 9, "the count survives a restart");
+    b.stop().await;
+}
+
+fn delete_records(topic: &str, partition: i32, offset: i64) -> DeleteRecordsRequest {
+    DeleteRecordsRequest::default()
+        .with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default().with_partition_index(partition).with_offset(offset)])])
+        .with_timeout_ms(5000)
+}
+
+async fn earliest(c: &mut Client, topic: &str) -> i64 {
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+        .with_name(name(topic))
+        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-2)])]);
+    c.send(&req, 7).await.topics[0].partitions[0].offset
+}
+
+#[tokio::test]
+async fn delete_records_moves_the_low_watermark_durably_and_refuses_offsets_past_the_high_watermark() {
+    let mut b = TestBroker::start(&["log.segment.bytes=1024"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "dr", 1).await;
+    for _ in 0..20 {
+        assert_eq!(produce(&mut c, "dr", 0, batch(5, 1, Compression::None)).await, 0);
+    }
+    let r = c.send(&delete_records("dr", 0, 37), 2).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.low_watermark), (0, 37));
+    assert_eq!(earliest(&mut c, "dr").await, 37);
+    let fetch = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![fetch_request::FetchTopic::default()
+        .with_topic(name("dr"))
+        .with_partitions(vec![fetch_request::FetchPartition::default().with_partition(0).with_fetch_offset(10).with_partition_max_bytes(1 << 20)])]);
+    assert_eq!(c.send(&fetch, 11).await.responses[0].partitions[0].error_code, E::OffsetOutOfRange.code(), "below the low watermark");
+    let r = c.send(&delete_records("dr", 0, 20), 2).await;
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 37, "never moves back");
+    let r = c.send(&delete_records("dr", 0, 101), 2).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, E::OffsetOutOfRange.code(), "past the high watermark");
+    let r = c.send(&delete_records("dr", 3, 1), 2).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, E::UnknownTopicOrPartition.code());
+    for v in 0..=2 {
+        let r = c.send(&delete_records("dr", 0, 40 + v as i64), v).await;
+        assert_eq!(r.topics[0].partitions[0].low_watermark, 40 + v as i64, "DeleteRecords v{v}");
+    }
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(earliest(&mut c, "dr").await, 42, "the low watermark survives a restart");
+    let r = c.send(&delete_records("dr", 0, -1), 2).await;
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 100, "-1 deletes up to the high watermark");
+    assert_eq!(earliest(&mut c, "dr").await, 100);
+    b.stop().await;
+}
+
+fn alter(resource_type: i8, resource: &str, configs: &[(&str, Option<&str>)], validate_only: bool) -> AlterConfigsRequest {
+    AlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(s(resource))
+        .with_configs(configs.iter().map(|(k, v)| alter_configs_request::AlterableConfig::default().with_name(s(k)).with_value(v.map(s))).collect())])
+}
+
+fn incremental(topic: &str, ops: &[(&str, i8, Option<&str>)]) -> IncrementalAlterConfigsRequest {
+    IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s(topic))
+        .with_configs(
+            ops.iter()
+                .map(|(k, op, v)| incremental_alter_configs_request::AlterableConfig::default().with_name(s(k)).with_config_operation(*op).with_value(v.map(s)))
+                .collect(),
+        )])
+}
+
+/// (value, source) of one topic config.
+async fn describe(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
+    let req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s(topic))
+        .with_configuration_keys(Some(vec![s(key)]))]);
+    let resp = c.send(&req, 4).await;
+    let e = &resp.results[0].configs[0];
+    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
+}
+
+#[tokio::test]
+async fn alter_configs_replaces_a_topics_overrides_live_and_durably() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "cfg", 1).await;
+    let r = c.send(&alter(2, "cfg", &[("retention.ms", Some("1234")), ("max.message.bytes", Some("2000"))], false), 2).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(describe(&mut c, "cfg", "retention.ms").await, (Some("1234".into()), 1));
+    // Live: a batch over the new max.message.bytes is refused at once.
+    let big = batch(200, 1, Compression::None);
+    assert!(big.len() > 2000);
+    assert_eq!(produce(&mut c, "cfg", 0, big.clone()).await, E::MessageTooLarge.code());
+    // A second AlterConfigs replaces the whole set: max.message.bytes goes back to the default.
+    let r = c.send(&alter(2, "cfg", &[("retention.ms", Some("99999"))], false), 1).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(describe(&mut c, "cfg", "max.message.bytes").await.1, 5, "default again");
+    assert_eq!(produce(&mut c, "cfg", 0, big).await, 0);
+    // validate_only and refusals change nothing.
+    assert_eq!(c.send(&alter(2, "cfg", &[("retention.ms", Some("5"))], true), 0).await.responses[0].error_code, 0);
+    for (req, code, why) in [
+        (alter(2, "cfg", &[("no.such.config", Some("1"))], false), E::InvalidConfig.code(), "unknown key"),
+        (alter(2, "cfg", &[("retention.ms", Some("soon"))], false), E::InvalidConfig.code(), "bad value"),
+        (alter(2, "cfg", &[("retention.ms", None)], false), E::InvalidRequest.code(), "null value"),
+        (alter(2, "nope", &[("retention.ms", Some("1"))], false), E::UnknownTopicOrPartition.code(), "unknown topic"),
+        (alter(4, "1", &[("log.retention.ms", Some("1"))], false), E::InvalidRequest.code(), "broker configs are static"),
+        (alter(4, "7", &[("log.retention.ms", Some("1"))], false), E::InvalidRequest.code(), "another broker"),
+    ] {
+        let r = c.send(&req, 2).await;
+        assert_eq!(r.responses[0].error_code, code, "{why}");
+        assert!(r.responses[0].error_message.is_some(), "{why}");
+    }
+    assert_eq!(describe(&mut c, "cfg", "retention.ms").await.0.as_deref(), Some("99999"));
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(describe(&mut c, "cfg", "retention.ms").await, (Some("99999".into()), 1), "survives a restart");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn incremental_alter_configs_sets_deletes_appends_and_subtracts() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "inc", 1).await;
+    let r = c.send(&incremental("inc", &[("retention.ms", 0, Some("777")), ("cleanup.policy", 2, Some("compact"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    assert_eq!(describe(&mut c, "inc", "cleanup.policy").await.0.as_deref(), Some("delete,compact"));
+    assert_eq!(describe(&mut c, "inc", "retention.ms").await.0.as_deref(), Some("777"));
+    // Compacted now: records without a key are refused, live.
+    let keyless = Bytes::from(batch_without_key());
+    assert_eq!(produce(&mut c, "inc", 0, keyless).await, E::InvalidRecord.code());
+    let r = c.send(&incremental("inc", &[("cleanup.policy", 3, Some("delete")), ("retention.ms", 1, None)]), 0).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(describe(&mut c, "inc", "cleanup.policy").await.0.as_deref(), Some("compact"));
+    assert_eq!(describe(&mut c, "inc", "retention.ms").await.1, 5, "deleted: the default again");
+    for (req, code, why) in [
+        (incremental("inc", &[("retention.ms", 2, Some("1"))]), E::InvalidConfig.code(), "append to a non-list config"),
+        (incremental("inc", &[("retention.ms", 0, None)]), E::InvalidRequest.code(), "set to null"),
+        (incremental("inc", &[("retention.ms", 0, Some("1")), ("retention.ms", 1, None)]), E::InvalidRequest.code(), "duplicate key"),
+        (incremental("inc", &[("cleanup.policy", 0, Some("shred"))]), E::InvalidConfig.code(), "invalid value"),
+        (incremental("nope", &[("retention.ms", 0, Some("1"))]), E::UnknownTopicOrPartition.code(), "unknown topic"),
+    ] {
+        let r = c.send(&req, 1).await;
+        assert_eq!(r.responses[0].error_code, code, "{why}");
+    }
+    assert_eq!(describe(&mut c, "inc", "cleanup.policy").await.0.as_deref(), Some("compact"), "refusals changed nothing");
+    b.stop().await;
+}
+
+fn batch_without_key() -> Vec<u8> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let r = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    buf.to_vec()
+}
