@@ -151,11 +151,36 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Broker configs changed at run time (AlterConfigs / IncrementalAlterConfigs on a BROKER
+/// resource), as in Kafka: values for this broker override cluster-wide defaults (resource name
+/// ""), which override the static properties.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DynamicBrokerConfigs {
+    pub per_broker: BTreeMap<String, String>,
+    pub cluster_default: BTreeMap<String, String>,
+}
+
+/// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
+/// reports them; they take effect once Fjord has TLS/SASL listeners (none yet), just as they do
+/// nothing on a Kafka broker without such a listener.
+const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
+
+/// Broker properties that may change at run time, and do take effect at once: the log defaults
+/// topics inherit (every partition's settings are recomputed), the cleaner's buffers.
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|(_, synonym, _, _)| *synonym == name)
+        || matches!(name, "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size")
+        || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 /// The broker's configuration: the properties explicitly set, plus typed values computed once.
+/// Values read through `value` (the log defaults among them) also see dynamic changes.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Properties set by the file or overrides (what DescribeConfigs reports as STATIC_BROKER_CONFIG).
     pub explicit: BTreeMap<String, String>,
+    /// Changed at run time; shared by every clone of this config.
+    pub dynamic: std::sync::Arc<std::sync::RwLock<DynamicBrokerConfigs>>,
     pub node_id: i32,
     pub listener: Endpoint,
     pub advertised: Option<Endpoint>,
@@ -241,6 +266,7 @@ impl Config {
         }
         let probe = Config {
             explicit,
+            dynamic: Default::default(),
             node_id: 1,
             listener: Endpoint { host: "127.0.0.1".into(), port: 9092 },
             advertised: None,
@@ -362,6 +388,7 @@ impl Config {
             log_cleaner_dedupe_buffer_size: positive("log.cleaner.dedupe.buffer.size", c.long("log.cleaner.dedupe.buffer.size")?)? as usize,
             log_cleaner_io_buffer_size: positive("log.cleaner.io.buffer.size", c.long("log.cleaner.io.buffer.size")?)? as usize,
             explicit: probe.explicit.clone(),
+            dynamic: Default::default(),
         };
         // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.
         config.log_config(&BTreeMap::new())?;
@@ -384,15 +411,27 @@ impl Config {
         Config::from_properties(explicit)
     }
 
-    /// The effective value of a broker property: explicit, else Kafka's default; None = null.
+    /// The dynamic value of a property, if one is set: per broker first, then cluster default.
+    pub fn dynamic_value(&self, name: &str) -> Option<(String, bool)> {
+        let d = self.dynamic.read().unwrap_or_else(|e| e.into_inner());
+        d.per_broker.get(name).map(|v| (v.clone(), true)).or_else(|| d.cluster_default.get(name).map(|v| (v.clone(), false)))
+    }
+
+    /// The value set explicitly, dynamically or statically (no default).
+    fn set_value(&self, name: &str) -> Option<String> {
+        self.dynamic_value(name).map(|(v, _)| v).or_else(|| self.explicit.get(name).cloned())
+    }
+
+    /// The effective value of a broker property: dynamic, else explicit, else Kafka's default;
+    /// None = null.
     pub fn value(&self, name: &str) -> Option<String> {
-        if let Some(v) = self.explicit.get(name) {
-            return Some(v.clone());
+        if let Some(v) = self.set_value(name) {
+            return Some(v);
         }
         // Properties whose default derives from another one, as in Kafka.
         match name {
             "log.retention.ms" => {
-                if let Some(m) = self.explicit.get("log.retention.minutes") {
+                if let Some(m) = self.set_value("log.retention.minutes") {
                     return m.parse::<i64>().ok().map(|m| (m * 60_000).to_string());
                 }
                 let h: i64 = self.value("log.retention.hours")?.parse().ok()?;
@@ -411,7 +450,7 @@ impl Config {
         self.value(name).unwrap_or_default()
     }
 
-    fn long(&self, name: &str) -> Result<i64, ConfigError> {
+    pub fn long(&self, name: &str) -> Result<i64, ConfigError> {
         let v = self.string(name);
         v.parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: v, reason: "not a number".into() })
     }

@@ -98,7 +98,9 @@ async fn earliest(c: &mut Client, topic: &str) -> i64 {
 
 #[tokio::test]
 async fn delete_records_moves_the_low_watermark_durably_and_refuses_offsets_past_the_high_watermark() {
-    let mut b = TestBroker::start(&["log.segment.bytes=1024"]).await;
+    // The test batches carry 1970 timestamps: retention (checked every 100 ms here) is off so only
+    // DeleteRecords moves the log start.
+    let mut b = TestBroker::start(&["log.segment.bytes=1024", "log.retention.ms=-1"]).await;
     let mut c = b.client().await;
     create_topic(&mut c, "dr", 1).await;
     for _ in 0..20 {
@@ -184,7 +186,8 @@ async fn alter_configs_replaces_a_topics_overrides_live_and_durably() {
         (alter(2, "cfg", &[("retention.ms", Some("soon"))], false), E::InvalidConfig.code(), "bad value"),
         (alter(2, "cfg", &[("retention.ms", None)], false), E::InvalidRequest.code(), "null value"),
         (alter(2, "nope", &[("retention.ms", Some("1"))], false), E::UnknownTopicOrPartition.code(), "unknown topic"),
-        (alter(4, "1", &[("log.retention.ms", Some("1"))], false), E::InvalidRequest.code(), "broker configs are static"),
+        (alter(4, "1", &[("log.dirs", Some("/elsewhere"))], false), E::InvalidConfig.code(), "a static broker config"),
+        (alter(4, "1", &[("message.max.bytes", Some("lots"))], false), E::InvalidConfig.code(), "a bad broker value"),
         (alter(4, "7", &[("log.retention.ms", Some("1"))], false), E::InvalidRequest.code(), "another broker"),
     ] {
         let r = c.send(&req, 2).await;
@@ -248,4 +251,53 @@ fn batch_without_key() -> Vec<u8> {
     let mut buf = bytes::BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
     buf.to_vec()
+}
+
+async fn describe_broker(c: &mut Client, resource: &str, key: &str) -> (Option<String>, i8, bool) {
+    let req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s(resource))
+        .with_configuration_keys(Some(vec![s(key)]))]);
+    let resp = c.send(&req, 4).await;
+    assert_eq!(resp.results[0].error_code, 0);
+    let e = &resp.results[0].configs[0];
+    (e.value.as_ref().map(|v| v.to_string()), e.config_source, e.read_only)
+}
+
+#[tokio::test]
+async fn dynamic_broker_configs_apply_to_inheriting_topics_live_and_survive_a_restart() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "dyn", 1).await;
+    let big = batch(200, 1, Compression::None);
+    assert!(big.len() > 2000);
+    // The cluster default, then this broker's own value above it.
+    let r = c.send(&alter(4, "", &[("message.max.bytes", Some("3000000"))], false), 2).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    assert_eq!(describe(&mut c, "dyn", "max.message.bytes").await, (Some("3000000".into()), 3), "inherited from the dynamic default");
+    let r = c.send(&incremental_broker("1", &[("message.max.bytes", 0, Some("2000")), ("log.cleanup.policy", 2, Some("compact")), ("custom.key", 0, Some("x"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    assert_eq!(describe(&mut c, "dyn", "max.message.bytes").await, (Some("2000".into()), 2), "this broker's value wins");
+    assert_eq!(describe_broker(&mut c, "1", "log.cleanup.policy").await, (Some("delete,compact".into()), 2, false));
+    assert_eq!(describe_broker(&mut c, "1", "custom.key").await.0.as_deref(), Some("x"), "custom configs are kept");
+    assert!(describe_broker(&mut c, "1", "log.dirs").await.2, "static configs are read-only");
+    assert_eq!(produce(&mut c, "dyn", 0, big.clone()).await, E::MessageTooLarge.code(), "applied to the existing topic at once");
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(produce(&mut c, "dyn", 0, big.clone()).await, E::MessageTooLarge.code(), "still after a restart");
+    assert_eq!(describe_broker(&mut c, "", "message.max.bytes").await.0.as_deref(), Some("2000"));
+    // Removing this broker's value falls back to the cluster default.
+    let r = c.send(&incremental_broker("1", &[("message.max.bytes", 1, None)]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(produce(&mut c, "dyn", 0, big).await, 0);
+    let r = c.send(&incremental_broker("1", &[("log.dirs", 0, Some("/x"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, E::InvalidConfig.code(), "static");
+    b.stop().await;
+}
+
+fn incremental_broker(resource: &str, ops: &[(&str, i8, Option<&str>)]) -> IncrementalAlterConfigsRequest {
+    let mut req = incremental("", ops);
+    req.resources[0].resource_type = 4;
+    req.resources[0].resource_name = s(resource);
+    req
 }

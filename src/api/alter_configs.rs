@@ -1,7 +1,7 @@
-//! AlterConfigs: replaces a topic's whole set of config overrides (keys not named go back to the
-//! broker default), validated as CreateTopics validates them and applied live. Also the checks
-//! IncrementalAlterConfigs shares. Broker configs are static in Fjord: changing one at run time is
-//! refused as Kafka refuses a config it cannot update dynamically.
+//! AlterConfigs: replaces the whole set of a topic's config overrides, or of the dynamic broker
+//! configs of one scope (this broker, or "" for the cluster default); keys not named go back to
+//! what lies below. Validated as CreateTopics and startup validate them, applied live. Also the
+//! checks IncrementalAlterConfigs shares.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -33,13 +33,26 @@ pub(super) fn set_topic_configs(broker: &Broker, topic: &str, configs: BTreeMap<
     broker.set_topic_configs(topic, configs).map(|_| ()).map_err(|e| (error_code::metadata(&e), e.to_string()))
 }
 
-/// Broker resources: the name must be this broker (or empty for the cluster default); the
-/// change itself is refused, as Fjord reads its broker configs once at startup.
-pub(super) fn broker_change(broker: &Broker, name: &str, keys: &[String]) -> Refusal {
-    if !name.is_empty() && name != broker.config.node_id.to_string() {
-        return (E::InvalidRequest.code(), format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id));
+/// Which dynamic scope a BROKER resource names: this broker (true) or the cluster default
+/// (false, the empty name).
+pub(super) fn broker_scope(broker: &Broker, name: &str) -> Result<bool, Refusal> {
+    if name.is_empty() {
+        return Ok(false);
     }
-    (E::InvalidRequest.code(), format!("Cannot update these configs dynamically: {keys:?} (Fjord reads broker configs at startup)"))
+    if name != broker.config.node_id.to_string() {
+        return Err((E::InvalidRequest.code(), format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id)));
+    }
+    Ok(true)
+}
+
+/// The current dynamic configs of one scope.
+pub(super) fn dynamic_scope(broker: &Broker, per_broker: bool) -> BTreeMap<String, String> {
+    let d = broker.config.dynamic.read().unwrap_or_else(|e| e.into_inner());
+    if per_broker { d.per_broker.clone() } else { d.cluster_default.clone() }
+}
+
+pub(super) fn set_broker_configs(broker: &Broker, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
+    broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
 }
 
 /// Resources named twice in one request are refused, each of them (Kafka's rule).
@@ -73,7 +86,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i1
                 }
                 match r.resource_type {
                     RESOURCE_TOPIC => set_topic_configs(broker, &name, configs, req.validate_only),
-                    RESOURCE_BROKER => Err(broker_change(broker, &name, &configs.into_keys().collect::<Vec<_>>())),
+                    RESOURCE_BROKER => broker_scope(broker, &name).and_then(|scope| set_broker_configs(broker, scope, configs, req.validate_only)),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             })();

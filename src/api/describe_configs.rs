@@ -10,19 +10,21 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::config::{BROKER_CONFIGS, TOPIC_CONFIGS, is_dynamic_broker_config};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's ConfigSource ids.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
 /// One described config: (name, value, source, type, doc, synonyms as (name, value, source)).
 pub struct Described {
-    pub name: &'static str,
+    pub name: String,
     pub value: Option<String>,
     pub source: i8,
     pub kind: i8,
@@ -31,7 +33,33 @@ pub struct Described {
 }
 
 fn broker_source(broker: &Broker, name: &str) -> i8 {
-    if broker.config.explicit.contains_key(name) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT }
+    match broker.config.dynamic_value(name) {
+        Some((_, true)) => SOURCE_DYNAMIC_BROKER,
+        Some((_, false)) => SOURCE_DYNAMIC_DEFAULT_BROKER,
+        None if broker.config.explicit.contains_key(name) => SOURCE_STATIC_BROKER,
+        None => SOURCE_DEFAULT,
+    }
+}
+
+/// Every layer that sets a broker property, highest first, as DescribeConfigs synonyms.
+fn broker_synonyms(broker: &Broker, name: &str) -> Vec<(String, Option<String>, i8)> {
+    let mut out = Vec::new();
+    {
+        let d = broker.config.dynamic.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = d.per_broker.get(name) {
+            out.push((name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_BROKER));
+        }
+        if let Some(v) = d.cluster_default.get(name) {
+            out.push((name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_DEFAULT_BROKER));
+        }
+    }
+    if let Some(v) = broker.config.explicit.get(name) {
+        out.push((name.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
+    }
+    if let Some(d) = crate::config::broker_def(name).and_then(|d| d.default) {
+        out.push((name.to_string(), Some(d.to_string()), SOURCE_DEFAULT));
+    }
+    out
 }
 
 /// Every topic config with its effective value, given the topic's overrides.
@@ -44,36 +72,58 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
                 synonyms.push((name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_TOPIC));
             }
             let broker_value = broker.config.value(synonym);
-            synonyms.push((synonym.to_string(), broker_value.clone(), broker_source(broker, synonym)));
+            let below = broker_synonyms(broker, synonym);
+            if below.is_empty() {
+                synonyms.push((synonym.to_string(), broker_value.clone(), broker_source(broker, synonym)));
+            }
+            synonyms.extend(below);
             let (value, source) = match overrides.get(*name) {
                 Some(v) => (Some(v.clone()), SOURCE_DYNAMIC_TOPIC),
                 None => (broker_value, broker_source(broker, synonym)),
             };
-            Described { name, value, source, kind: *kind as i8, doc, synonyms }
+            Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms }
         })
         .collect()
 }
 
-fn broker_configs(broker: &Broker) -> Vec<Described> {
-    BROKER_CONFIGS
+/// Every known broker property, then the custom ones set dynamically; with whether each may
+/// change at run time (read_only otherwise).
+fn broker_configs(broker: &Broker) -> Vec<(Described, bool)> {
+    let mut out: Vec<(Described, bool)> = BROKER_CONFIGS
         .iter()
         .map(|d| {
             let value = broker.config.value(d.name);
             let source = broker_source(broker, d.name);
-            Described {
-                name: d.name,
-                value: value.clone(),
-                source,
-                kind: d.kind as i8,
-                doc: d.doc,
-                synonyms: vec![(d.name.to_string(), value, source)],
+            let mut synonyms = broker_synonyms(broker, d.name);
+            if synonyms.is_empty() {
+                synonyms.push((d.name.to_string(), value.clone(), source));
             }
+            let described = Described { name: d.name.to_string(), value, source, kind: d.kind as i8, doc: d.doc, synonyms };
+            (described, !is_dynamic_broker_config(d.name))
         })
-        .collect()
+        .collect();
+    let custom: Vec<String> = {
+        let d = broker.config.dynamic.read().unwrap_or_else(|e| e.into_inner());
+        d.per_broker.keys().chain(d.cluster_default.keys()).filter(|k| crate::config::broker_def(k).is_none()).cloned().collect()
+    };
+    for name in custom.into_iter().collect::<std::collections::BTreeSet<_>>() {
+        let value = broker.config.value(&name);
+        let source = broker_source(broker, &name);
+        let synonyms = broker_synonyms(broker, &name);
+        out.push((Described { name, value, source, kind: crate::config::ConfigType::String as i8, doc: "", synonyms }, false));
+    }
+    out
 }
 
-fn to_result(d: Described, synonyms: bool, docs: bool, read_only: bool) -> DescribeConfigsResourceResult {
+fn to_result(mut d: Described, synonyms: bool, docs: bool, read_only: bool) -> DescribeConfigsResourceResult {
+    // Passwords (e.g. a dynamic ssl.keystore.password) are never shown, as Kafka hides them.
+    let sensitive = d.name.contains("password");
+    if sensitive {
+        d.value = None;
+        d.synonyms.iter_mut().for_each(|s| s.1 = None);
+    }
     DescribeConfigsResourceResult::default()
+        .with_is_sensitive(sensitive)
         .with_name(str_bytes(d.name))
         .with_value(d.value.map(str_bytes))
         .with_read_only(read_only)
@@ -99,9 +149,9 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let (configs, read_only) = match r.resource_type {
+            let configs: Vec<(Described, bool)> = match r.resource_type {
                 RESOURCE_TOPIC => match broker.metadata.topic(&name) {
-                    Some(t) => (topic_configs(broker, &t.configs), false),
+                    Some(t) => topic_configs(broker, &t.configs).into_iter().map(|d| (d, false)).collect(),
                     None => {
                         return result
                             .with_error_code(E::UnknownTopicOrPartition.code())
@@ -114,8 +164,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
                             .with_error_code(E::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(format!("Unexpected broker id, expected {} but received {name}", broker.config.node_id))));
                     }
-                    // Static broker configs cannot change at run time yet.
-                    (broker_configs(broker), true)
+                    broker_configs(broker)
                 }
                 other => {
                     return result
@@ -126,8 +175,8 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
             let wanted = r.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
             let configs = configs
                 .into_iter()
-                .filter(|d| wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == d.name)))
-                .map(|d| to_result(d, req.include_synonyms, req.include_documentation, read_only))
+                .filter(|(d, _)| wanted.as_ref().is_none_or(|w| w.iter().any(|k| *k == d.name)))
+                .map(|(d, read_only)| to_result(d, req.include_synonyms, req.include_documentation, read_only))
                 .collect();
             result.with_configs(configs)
         })

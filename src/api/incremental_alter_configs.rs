@@ -1,6 +1,7 @@
-//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single topic config keys (the
-//! list operations only for list-typed configs such as cleanup.policy), on top of the topic's
-//! current overrides; validated and applied live through alter_configs' checks.
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single config keys (the list
+//! operations only for list-typed configs such as cleanup.policy), on top of a topic's current
+//! overrides or a broker scope's dynamic configs; validated and applied live through
+//! alter_configs' checks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,28 +11,32 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{Refusal, broker_change, duplicates, set_topic_configs};
+use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, set_broker_configs, set_topic_configs};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{ConfigType, topic_def};
+use crate::config::{ConfigType, broker_def, topic_def};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// The topic's overrides after the operations, or why they cannot apply.
-fn apply_ops(broker: &Broker, topic: &str, r: &AlterConfigsResource) -> Result<BTreeMap<String, String>, Refusal> {
-    let meta = broker.metadata.topic(topic).ok_or_else(|| (E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
-    let mut configs = meta.configs.clone();
+/// `configs` after the operations. `kind` names a key's type (None: unknown key, refused for
+/// topics); `inherited` is the value a list operation starts from when the key is not set here.
+fn apply_ops(
+    mut configs: BTreeMap<String, String>,
+    r: &AlterConfigsResource,
+    kind: impl Fn(&str) -> Result<ConfigType, Refusal>,
+    inherited: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, Refusal> {
     let mut seen = std::collections::HashSet::new();
     for c in &r.configs {
         let key = c.name.to_string();
         if !seen.insert(key.clone()) {
             return Err((E::InvalidRequest.code(), format!("Error due to duplicate config keys: {key}")));
         }
-        let def = topic_def(&key).ok_or_else(|| (E::InvalidConfig.code(), format!("Unknown topic config name: {key}")))?;
+        let kind = kind(&key)?;
         let value = c.value.as_ref().map(|v| v.to_string());
         match c.config_operation {
             OP_SET => {
@@ -42,11 +47,11 @@ fn apply_ops(broker: &Broker, topic: &str, r: &AlterConfigsResource) -> Result<B
                 configs.remove(&key);
             }
             OP_APPEND | OP_SUBTRACT => {
-                if def.2 != ConfigType::List {
+                if kind != ConfigType::List {
                     let verb = if c.config_operation == OP_APPEND { "append" } else { "subtract" };
                     return Err((E::InvalidConfig.code(), format!("Config value {verb} is not allowed for config key: {key}")));
                 }
-                let current = configs.get(&key).cloned().or_else(|| broker.config.topic_value(&BTreeMap::new(), &key)).unwrap_or_default();
+                let current = configs.get(&key).cloned().or_else(|| inherited(&key)).unwrap_or_default();
                 let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
                 for v in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if c.config_operation == OP_APPEND {
@@ -65,6 +70,21 @@ fn apply_ops(broker: &Broker, topic: &str, r: &AlterConfigsResource) -> Result<B
     Ok(configs)
 }
 
+fn alter_topic(broker: &Broker, topic: &str, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+    let meta = broker.metadata.topic(topic).ok_or_else(|| (E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
+    let kind = |k: &str| topic_def(k).map(|d| d.2).ok_or_else(|| (E::InvalidConfig.code(), format!("Unknown topic config name: {k}")));
+    let configs = apply_ops(meta.configs.clone(), r, kind, |k| broker.config.topic_value(&BTreeMap::new(), k))?;
+    set_topic_configs(broker, topic, configs, validate_only)
+}
+
+fn alter_broker(broker: &Broker, name: &str, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+    let per_broker = broker_scope(broker, name)?;
+    // Keys Fjord does not know are custom configs (strings), as in Kafka.
+    let kind = |k: &str| Ok(broker_def(k).map_or(ConfigType::String, |d| d.kind));
+    let configs = apply_ops(dynamic_scope(broker, per_broker), r, kind, |k| broker.config.value(k))?;
+    set_broker_configs(broker, per_broker, configs, validate_only)
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
     let counts = duplicates(req.resources.iter().map(|r| (r.resource_type, r.resource_name.as_str())));
     let responses = req
@@ -76,8 +96,8 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _
                 Err((E::InvalidRequest.code(), format!("Duplicate resource in request: {name}")))
             } else {
                 match r.resource_type {
-                    RESOURCE_TOPIC => apply_ops(broker, &name, r).and_then(|configs| set_topic_configs(broker, &name, configs, req.validate_only)),
-                    RESOURCE_BROKER => Err(broker_change(broker, &name, &r.configs.iter().map(|c| c.name.to_string()).collect::<Vec<_>>())),
+                    RESOURCE_TOPIC => alter_topic(broker, &name, r, req.validate_only),
+                    RESOURCE_BROKER => alter_broker(broker, &name, r, req.validate_only),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             };

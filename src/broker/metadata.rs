@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::storage::checkpoint::write_atomic;
 use crate::storage::io::std::StdIo;
+use crate::config::DynamicBrokerConfigs;
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(&StdIo, path, bytes)
@@ -253,6 +254,49 @@ impl MetadataStore {
         *topics = next;
         Ok(meta)
     }
+}
+
+const DYNAMIC_CONFIGS_FILE: &str = "fjord-broker-configs.checkpoint";
+const DYNAMIC_CONFIGS_VERSION: &str = "0";
+
+/// Loads the dynamic broker configs (empty when never set). Lines: `broker k=v` (this broker) or
+/// `default k=v` (cluster-wide default), escaped as the topic table is.
+pub fn load_dynamic_configs(dir: &Path) -> Result<DynamicBrokerConfigs, MetadataError> {
+    let path = dir.join(DYNAMIC_CONFIGS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DynamicBrokerConfigs::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |reason: &str| MetadataError::Corrupt { path: path.clone(), reason: reason.to_string() };
+    let mut lines = text.lines();
+    if lines.next() != Some(DYNAMIC_CONFIGS_VERSION) {
+        return Err(corrupt("unknown version"));
+    }
+    let mut out = DynamicBrokerConfigs::default();
+    for line in lines {
+        let (scope, kv) = line.split_once(' ').ok_or_else(|| corrupt("missing scope"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| corrupt("bad config"))?;
+        let (k, v) = (unescape(k).ok_or_else(|| corrupt("bad escape"))?, unescape(v).ok_or_else(|| corrupt("bad escape"))?);
+        match scope {
+            "broker" => out.per_broker.insert(k, v),
+            "default" => out.cluster_default.insert(k, v),
+            _ => return Err(corrupt("unknown scope")),
+        };
+    }
+    Ok(out)
+}
+
+/// Writes the dynamic broker configs atomically (temp, fsync, rename, fsync dir).
+pub fn store_dynamic_configs(dir: &Path, configs: &DynamicBrokerConfigs) -> Result<(), MetadataError> {
+    let mut text = format!("{DYNAMIC_CONFIGS_VERSION}\n");
+    for (scope, map) in [("broker", &configs.per_broker), ("default", &configs.cluster_default)] {
+        for (k, v) in map {
+            text.push_str(&format!("{scope} {}={}\n", escape(k), escape(v)));
+        }
+    }
+    write_atomically(&dir.join(DYNAMIC_CONFIGS_FILE), text.as_bytes())?;
+    Ok(())
 }
 
 /// Kafka's textual form of a UUID: URL-safe base64 without padding (22 characters).

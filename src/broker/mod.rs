@@ -112,6 +112,50 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Replaces the dynamic broker configs of one scope (this broker, or the cluster default):
+    /// validated as startup validates the log defaults, stored durably, then applied to every
+    /// partition whose settings inherit them. `validate_only` stops after the checks.
+    pub fn set_dynamic_configs(&self, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), String> {
+        // Fjord's own static properties cannot change; names Fjord does not know are kept as
+        // custom configs, as Kafka keeps them.
+        let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
+        if !fixed.is_empty() {
+            return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
+        }
+        let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
+        let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
+        trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
+        for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size"] {
+            match trial.long(name) {
+                Ok(v) if v > 0 => {}
+                _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
+            }
+        }
+        let topics: Vec<(TopicMeta, crate::storage::LogConfig)> = self
+            .metadata
+            .topics()
+            .into_iter()
+            .map(|t| trial.log_config(&t.configs).map(|c| (t, c)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        if validate_only {
+            return Ok(());
+        }
+        metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
+        *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        for (t, log_config) in topics {
+            for p in 0..t.partitions {
+                let tp = TopicPartition::new(t.name.clone(), p);
+                if let Err(e) = self.replicas.logs().update_config(&tp, log_config.clone()) {
+                    tracing::warn!(partition = %tp, error = %e, "could not apply the new broker config to the log");
+                }
+            }
+        }
+        tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
+        Ok(())
+    }
+
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
         let meta = self.metadata.delete_topic(name)?;
         for p in 0..meta.partitions {
@@ -188,6 +232,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let first_dir = config.log_dirs[0].clone();
     let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id)?;
     let metadata = MetadataStore::open(&first_dir)?;
+    *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let io = Arc::new(StdIo);
     let default_log = config.log_config(&BTreeMap::new())?;
@@ -290,7 +335,12 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![];
     if c.log_cleaner_enable {
         tasks.push(every(broker, Duration::from_millis(c.log_cleaner_backoff_ms), "cleaner", |b| {
-            let cfg = CleanerConfig { dedupe_buffer_bytes: b.config.log_cleaner_dedupe_buffer_size, io_buffer_bytes: b.config.log_cleaner_io_buffer_size };
+            // Read each pass: both may change at run time (dynamic broker configs).
+            let size = |name: &str, startup: usize| b.config.long(name).ok().filter(|v| *v > 0).map_or(startup, |v| v as usize);
+            let cfg = CleanerConfig {
+                dedupe_buffer_bytes: size("log.cleaner.dedupe.buffer.size", b.config.log_cleaner_dedupe_buffer_size),
+                io_buffer_bytes: size("log.cleaner.io.buffer.size", b.config.log_cleaner_io_buffer_size),
+            };
             if let Err(e) = b.replicas.logs().run_cleaner(&cfg, replica_manager::now_ms()) {
                 tracing::warn!(error = %e, "log cleaner failed");
             }

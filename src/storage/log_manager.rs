@@ -52,6 +52,9 @@ pub struct LogManager {
     logs: RwLock<HashMap<TopicPartition, Entry>>,
     /// Per log dir, whether the last shutdown was clean (informational).
     clean_at_open: Vec<bool>,
+    /// Serializes checkpoint writers (periodic task, retention, DeleteRecords, cleaner, close):
+    /// two at once would share the temp file, and the later rename could install stale offsets.
+    checkpoint_lock: Mutex<()>,
 }
 
 impl LogManager {
@@ -149,6 +152,7 @@ impl LogManager {
             io,
             logs: RwLock::new(logs),
             clean_at_open,
+            checkpoint_lock: Mutex::new(()),
         })
     }
 
@@ -278,6 +282,7 @@ impl LogManager {
 
     /// Writes each log dir's recovery-point and log-start-offset checkpoints.
     pub fn checkpoint(&self) -> Result<()> {
+        let _one_writer = self.checkpoint_lock.lock().unwrap_or_else(|e| e.into_inner());
         let entries = self.snapshot_entries();
         for dir in &self.log_dirs {
             let mut rps = Vec::new();
