@@ -301,3 +301,32 @@ fn incremental_broker(resource: &str, ops: &[(&str, i8, Option<&str>)]) -> Incre
     req.resources[0].resource_name = s(resource);
     req
 }
+
+#[tokio::test]
+async fn describe_log_dirs_lists_partitions_with_their_sizes_and_the_disk_space() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "ld", 2).await;
+    create_topic(&mut c, "other", 1).await;
+    assert_eq!(produce(&mut c, "ld", 1, batch(10, 1, Compression::None)).await, 0);
+    for v in 1..=4 {
+        let resp = c.send(&DescribeLogDirsRequest::default().with_topics(None), v).await;
+        assert_eq!(resp.results.len(), 1, "DescribeLogDirs v{v}");
+        let dir = &resp.results[0];
+        assert_eq!(dir.error_code, 0);
+        let ld = dir.topics.iter().find(|t| t.name.0.as_str() == "ld").expect("topic ld");
+        let sizes: Vec<(i32, i64)> = ld.partitions.iter().map(|p| (p.partition_index, p.partition_size)).collect();
+        assert_eq!(sizes.len(), 2);
+        assert_eq!(sizes[0], (0, 0));
+        assert!(sizes[1].1 > 0, "partition 1 holds the batch");
+        if v >= 4 {
+            assert!(dir.total_bytes > 0 && dir.usable_bytes > 0 && dir.usable_bytes <= dir.total_bytes);
+        }
+    }
+    let one = describe_log_dirs_request::DescribableLogDirTopic::default().with_topic(name("ld")).with_partitions(vec![1]);
+    let resp = c.send(&DescribeLogDirsRequest::default().with_topics(Some(vec![one])), 4).await;
+    let topics = &resp.results[0].topics;
+    assert_eq!(topics.len(), 1, "only the named topic");
+    assert_eq!(topics[0].partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![1]);
+    b.stop().await;
+}

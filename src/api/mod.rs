@@ -11,6 +11,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_topic_partitions;
 pub mod error_code;
 mod fetch;
@@ -134,6 +135,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, offset_delete::handle),
         ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, create_partitions::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, delete_records::handle),
+        ApiKey::DescribeLogDirs => serve!(DescribeLogDirsRequest, describe_log_dirs::handle),
         ApiKey::AlterConfigs => serve!(AlterConfigsRequest, alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),

@@ -35,6 +35,15 @@ pub fn lock_log(log: &SharedLog) -> Result<MutexGuard<'_, PartitionLog>> {
     })
 }
 
+/// One log dir as DescribeLogDirs reports it.
+#[derive(Debug)]
+pub struct LogDirUsage {
+    pub dir: PathBuf,
+    pub partitions: Vec<(TopicPartition, u64)>,
+    /// (total, usable) bytes of its file system; an error means the dir is not usable.
+    pub space: std::io::Result<(u64, u64)>,
+}
+
 #[derive(Debug)]
 struct Entry {
     log_dir: PathBuf,
@@ -333,6 +342,24 @@ impl LogManager {
             self.checkpoint()?;
         }
         Ok(deleted)
+    }
+
+    /// For DescribeLogDirs: every log dir with its partitions and their sizes in bytes, and the
+    /// dir's file system (total, usable) bytes.
+    pub fn dir_usage(&self) -> Vec<LogDirUsage> {
+        let entries = self.snapshot_entries();
+        self.log_dirs
+            .iter()
+            .map(|dir| {
+                let mut partitions: Vec<(TopicPartition, u64)> = entries
+                    .iter()
+                    .filter(|(_, d, _)| d == dir)
+                    .filter_map(|(tp, _, log)| lock_log(log).ok().map(|l| (tp.clone(), l.size_bytes())))
+                    .collect();
+                partitions.sort();
+                LogDirUsage { dir: dir.clone(), partitions, space: self.io.disk_space(dir) }
+            })
+            .collect()
     }
 
     /// One compaction pass over every log that is due (see `PartitionLog::plan_clean`): planned

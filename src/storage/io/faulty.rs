@@ -180,6 +180,9 @@ impl FileIo for FaultyIo {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         self.inner.exists(path)
     }
+    fn disk_space(&self, path: &Path) -> io::Result<(u64, u64)> {
+        self.inner.disk_space(path)
+    }
 }
 
 #[cfg(test)]

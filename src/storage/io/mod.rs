@@ -72,6 +72,8 @@ pub trait FileIo: Send + Sync + ::std::fmt::Debug {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>>;
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// (total, available to this process) bytes of the file system holding `path`.
+    fn disk_space(&self, path: &Path) -> io::Result<(u64, u64)>;
 }
 
 /// The portable backend, shared.

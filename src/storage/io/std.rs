@@ -77,6 +77,17 @@ impl FileIo for StdIo {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
     }
+    fn disk_space(&self, path: &Path) -> io::Result<(u64, u64)> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs for the call.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let unit = st.f_frsize as u64;
+        Ok((st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,50 @@
+//! DescribeLogDirs: each log dir with its partitions (size in bytes; lag 0, as this broker
+//! holds every replica it serves) and, from v4, the file system's total and usable bytes. A
+//! request may name topics and partitions; null means all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: DescribeLogDirsRequest, version: i16) -> DescribeLogDirsResponse {
+    let wanted: Option<HashMap<String, Vec<i32>>> =
+        req.topics.map(|ts| ts.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
+    let results = broker
+        .replicas
+        .logs()
+        .dir_usage()
+        .into_iter()
+        .map(|d| {
+            let mut topics: Vec<(String, Vec<DescribeLogDirsPartition>)> = Vec::new();
+            for (tp, size) in d.partitions {
+                if let Some(w) = &wanted {
+                    if !w.get(&tp.topic).is_some_and(|ps| ps.contains(&tp.partition)) {
+                        continue;
+                    }
+                }
+                let p = DescribeLogDirsPartition::default().with_partition_index(tp.partition).with_partition_size(size as i64).with_offset_lag(0);
+                match topics.last_mut() {
+                    Some((name, ps)) if *name == tp.topic => ps.push(p),
+                    _ => topics.push((tp.topic.clone(), vec![p])),
+                }
+            }
+            let topics = topics.into_iter().map(|(n, ps)| DescribeLogDirsTopic::default().with_name(topic_name(n)).with_partitions(ps)).collect();
+            let base = DescribeLogDirsResult::default().with_log_dir(str_bytes(d.dir.display().to_string())).with_total_bytes(-1).with_usable_bytes(-1);
+            match d.space {
+                Ok((total, usable)) if version >= 4 => base.with_topics(topics).with_total_bytes(total as i64).with_usable_bytes(usable as i64),
+                Ok(_) => base.with_topics(topics),
+                Err(e) => {
+                    tracing::warn!(dir = %d.dir.display(), error = %e, "log dir not usable");
+                    base.with_error_code(E::KafkaStorageError.code())
+                }
+            }
+        })
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
