@@ -330,3 +330,38 @@ async fn describe_log_dirs_lists_partitions_with_their_sizes_and_the_disk_space(
     assert_eq!(topics[0].partitions.iter().map(|p| p.partition_index).collect::<Vec<_>>(), vec![1]);
     b.stop().await;
 }
+
+fn epoch_req(topic: &str, partition: i32, current: i32, epoch: i32) -> OffsetForLeaderEpochRequest {
+    OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+        .with_topic(name(topic))
+        .with_partitions(vec![offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+            .with_partition(partition)
+            .with_current_leader_epoch(current)
+            .with_leader_epoch(epoch)])])
+}
+
+#[tokio::test]
+async fn offset_for_leader_epoch_answers_from_the_epoch_cache_and_appends_carry_the_epoch() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "ep", 1).await;
+    assert_eq!(produce(&mut c, "ep", 0, batch(7, 1, Compression::None)).await, 0);
+    for v in 2..=4 {
+        let r = c.send(&epoch_req("ep", 0, 0, 0), v).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 7), "OffsetForLeaderEpoch v{v}");
+    }
+    let p = c.send(&epoch_req("ep", 0, -1, 3), 4).await.topics[0].partitions[0].clone();
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, -1, -1), "an epoch newer than the leader's is undefined");
+    assert_eq!(c.send(&epoch_req("ep", 0, 5, 0), 4).await.topics[0].partitions[0].error_code, E::UnknownLeaderEpoch.code());
+    assert_eq!(c.send(&epoch_req("ep", 9, 0, 0), 4).await.topics[0].partitions[0].error_code, E::UnknownTopicOrPartition.code());
+    // The batch was stamped with the leader epoch, as Kafka's leader stamps it.
+    let fetch = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![fetch_request::FetchTopic::default()
+        .with_topic(name("ep"))
+        .with_partitions(vec![fetch_request::FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)])]);
+    let records = c.send(&fetch, 11).await.responses[0].partitions[0].records.clone().expect("records");
+    assert_eq!(i32::from_be_bytes(records[12..16].try_into().unwrap()), 0, "partitionLeaderEpoch");
+    let checkpoint = std::fs::read_to_string(b.dir.path().join("ep-0").join("leader-epoch-checkpoint")).expect("leader-epoch-checkpoint");
+    assert_eq!(checkpoint, "0\n1\n0 0\n");
+    b.stop().await;
+}

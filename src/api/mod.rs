@@ -27,6 +27,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -136,6 +137,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, create_partitions::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, delete_records::handle),
         ApiKey::DescribeLogDirs => serve!(DescribeLogDirsRequest, describe_log_dirs::handle),
+        ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
         ApiKey::AlterConfigs => serve!(AlterConfigsRequest, alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),

@@ -102,6 +102,14 @@ impl ReplicaManager {
         result
     }
 
+    /// OffsetForLeaderEpoch: (the partition's current leader epoch, (largest known epoch <=
+    /// `epoch`, its end offset)).
+    pub fn end_offset_for_epoch(&self, tp: &TopicPartition, epoch: i32) -> Result<(i32, (i32, i64)), ReplicaError> {
+        let log = self.log(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        Ok((log.leader_epoch(), log.end_offset_for_epoch(epoch)))
+    }
+
     pub fn offsets(&self, tp: &TopicPartition) -> Result<PartitionOffsets, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,6 +11,7 @@ use super::io::FileIo;
 use super::producer_state::{self, BatchMetadata, ProducerStateManager, SequenceCheck};
 use super::recovery;
 use super::cleaner;
+use super::leader_epoch::LeaderEpochCache;
 use super::segment::Segment;
 use super::{LogConfig, Result, StorageError, TimestampType, parse_file_name};
 use crate::records::RecordsError;
@@ -74,6 +75,8 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     unflushed_messages: i64,
     leader_epoch: i32,
+    /// Which leader epoch wrote which offsets (leader-epoch-checkpoint).
+    epochs: LeaderEpochCache,
     open_stats: OpenStats,
 }
 
@@ -158,6 +161,8 @@ impl PartitionLog {
         } else {
             recovery_point.min(log_end_offset)
         };
+        let io_for_epochs = io.clone();
+        let tp_for_epochs = tp.clone();
         let mut log = Self {
             tp,
             dir: dir.to_path_buf(),
@@ -174,8 +179,20 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             unflushed_messages: 0,
             leader_epoch: -1,
+            // The cache can be derived again (one leader, epoch 0, since creation): a damaged
+            // file is rewritten rather than failing the partition.
+            epochs: LeaderEpochCache::load(io_for_epochs.as_ref(), dir).unwrap_or_else(|e| {
+                tracing::warn!(partition = %tp_for_epochs, error = %e, "rewriting an unreadable leader-epoch-checkpoint");
+                LeaderEpochCache::default()
+            }),
             open_stats: stats,
         };
+        // A single broker leads every partition from its creation, in epoch 0: the first open
+        // records that (Kafka's leader does the same when it takes a partition over).
+        if log.epochs.latest_epoch().is_none() {
+            log.epochs.assign(log.io.as_ref(), dir, 0, log.log_start_offset)?;
+        }
+        log.leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         log.rebuild_producer_state()?;
         if !clean_shutdown && log.open_stats.recovered_segments > 0 {
             // Recovered bytes were read back, not necessarily fsynced; make them durable so the recovery
@@ -271,6 +288,16 @@ impl PartitionLog {
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(Segment::size).sum()
     }
+    /// The epoch of this partition's leader, stamped on every appended batch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    /// OffsetForLeaderEpoch: (the largest known epoch <= `epoch`, the end offset of it).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
     /// Stamped into every appended batch's partitionLeaderEpoch when >= 0.
     pub fn set_leader_epoch(&mut self, epoch: i32) {
         self.leader_epoch = epoch;

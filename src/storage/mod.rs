@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod io;
+pub mod leader_epoch;
 pub mod log;
 pub mod log_manager;
 pub mod offset_index;

@@ -1,0 +1,113 @@
+//! The leader epoch cache of one partition, kept in `leader-epoch-checkpoint` in Kafka's format
+//! (version 0, entry count, then `epoch start_offset` lines): which leader epoch wrote which
+//! offsets. It answers OffsetForLeaderEpoch and stamps appended batches. It never reads the log.
+
+use std::io;
+use std::path::Path;
+
+use super::checkpoint;
+use super::io::FileIo;
+
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// OffsetForLeaderEpoch's answer for an epoch this log does not know (Kafka's UNDEFINED_EPOCH
+/// and UNDEFINED_EPOCH_OFFSET).
+pub const UNDEFINED_EPOCH: i32 = -1;
+pub const UNDEFINED_EPOCH_OFFSET: i64 = -1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderEpochCache {
+    /// (epoch, first offset written under it), both increasing.
+    entries: Vec<(i32, i64)>,
+}
+
+impl LeaderEpochCache {
+    pub fn load(io: &dyn FileIo, dir: &Path) -> io::Result<Self> {
+        let Some(bytes) = checkpoint::read_small(io, &dir.join(LEADER_EPOCH_CHECKPOINT))? else {
+            return Ok(Self::default());
+        };
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{LEADER_EPOCH_CHECKPOINT} in {}: {why}", dir.display()));
+        let text = String::from_utf8(bytes).map_err(|_| bad("not text"))?;
+        let mut lines = text.lines();
+        if lines.next() != Some("0") {
+            return Err(bad("unknown version"));
+        }
+        let count: usize = lines.next().and_then(|l| l.trim().parse().ok()).ok_or_else(|| bad("bad count"))?;
+        let mut entries = Vec::with_capacity(count.min(1024));
+        for line in lines.by_ref().take(count) {
+            let mut f = line.split_whitespace();
+            let epoch = f.next().and_then(|v| v.parse().ok()).ok_or_else(|| bad("bad epoch"))?;
+            let offset = f.next().and_then(|v| v.parse().ok()).ok_or_else(|| bad("bad offset"))?;
+            entries.push((epoch, offset));
+        }
+        if entries.len() != count {
+            return Err(bad("fewer entries than counted"));
+        }
+        Ok(Self { entries })
+    }
+
+    fn store(&self, io: &dyn FileIo, dir: &Path) -> io::Result<()> {
+        let mut text = format!("0\n{}\n", self.entries.len());
+        for (e, o) in &self.entries {
+            text.push_str(&format!("{e} {o}\n"));
+        }
+        checkpoint::write_atomic(io, &dir.join(LEADER_EPOCH_CHECKPOINT), text.as_bytes())
+    }
+
+    /// The epoch appends are stamped with; None before any leader was recorded.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|(e, _)| *e)
+    }
+
+    /// Records that `epoch` leads from `start_offset` on (durably). Ignored unless it is newer
+    /// than the latest epoch.
+    pub fn assign(&mut self, io: &dyn FileIo, dir: &Path, epoch: i32, start_offset: i64) -> io::Result<()> {
+        if self.latest_epoch().is_some_and(|e| e >= epoch) {
+            return Ok(());
+        }
+        self.entries.push((epoch, start_offset));
+        self.store(io, dir)
+    }
+
+    /// OffsetForLeaderEpoch: the largest known epoch <= `epoch`, with the offset where the next
+    /// epoch began (the log end offset for the latest). An epoch newer than the latest, or older
+    /// than the first, is undefined.
+    pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
+        let Some(i) = self.entries.iter().rposition(|(e, _)| *e <= epoch) else {
+            return (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
+        };
+        match self.entries.get(i + 1) {
+            Some((_, next_start)) => (self.entries[i].0, *next_start),
+            None if epoch == self.entries[i].0 => (epoch, log_end_offset),
+            None => (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::io::StdIo;
+
+    #[test]
+    fn epochs_answer_with_the_start_of_the_next_epoch_or_the_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = LeaderEpochCache::default();
+        assert_eq!(c.end_offset_for(0, 10), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
+        c.assign(&StdIo, dir.path(), 0, 0).expect("assign");
+        c.assign(&StdIo, dir.path(), 3, 40).expect("assign");
+        c.assign(&StdIo, dir.path(), 2, 50).expect("an older epoch is ignored");
+        assert_eq!(c.end_offset_for(0, 99), (0, 40));
+        assert_eq!(c.end_offset_for(2, 99), (0, 40), "the largest known epoch below");
+        assert_eq!(c.end_offset_for(3, 99), (3, 99));
+        assert_eq!(c.end_offset_for(4, 99), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET), "newer than the leader");
+        assert_eq!(LeaderEpochCache::load(&StdIo, dir.path()).expect("load"), c, "durable");
+        assert_eq!(std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("read"), "0\n2\n0 0\n3 40\n", "Kafka's format");
+    }
+
+    #[test]
+    fn a_malformed_checkpoint_is_an_error_not_an_empty_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(LEADER_EPOCH_CHECKPOINT), "0\n2\n0 0\n").expect("write");
+        assert!(LeaderEpochCache::load(&StdIo, dir.path()).is_err());
+    }
+}
