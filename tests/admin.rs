@@ -361,6 +361,14 @@ async fn offset_for_leader_epoch_answers_from_the_epoch_cache_and_appends_carry_
         .with_partitions(vec![fetch_request::FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20)])]);
     let records = c.send(&fetch, 11).await.responses[0].partitions[0].records.clone().expect("records");
     assert_eq!(i32::from_be_bytes(records[12..16].try_into().unwrap()), 0, "partitionLeaderEpoch");
+    // Fetch and ListOffsets check the client's current leader epoch the same way.
+    let mut stale = fetch.clone();
+    stale.topics[0].partitions[0].current_leader_epoch = 4;
+    assert_eq!(c.send(&stale, 11).await.responses[0].partitions[0].error_code, E::UnknownLeaderEpoch.code());
+    let lo = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+        .with_name(name("ep"))
+        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1).with_current_leader_epoch(4)])]);
+    assert_eq!(c.send(&lo, 7).await.topics[0].partitions[0].error_code, E::UnknownLeaderEpoch.code());
     let checkpoint = std::fs::read_to_string(b.dir.path().join("ep-0").join("leader-epoch-checkpoint")).expect("leader-epoch-checkpoint");
     assert_eq!(checkpoint, "0\n1\n0 0\n");
     b.stop().await;

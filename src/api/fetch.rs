@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 
-use super::error_code;
+use super::{error_code, leader_epoch_error};
 use crate::broker::replica_manager::ReplicaError;
 use crate::broker::Broker;
 use crate::types::TopicPartition;
@@ -56,7 +56,10 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             let (tp, error) = match &meta {
                 None => (None, unknown),
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => (None, E::UnknownTopicOrPartition.code()),
-                Some(m) => (Some(TopicPartition::new(m.name.clone(), p.partition)), 0),
+                Some(m) => match leader_epoch_error(p.current_leader_epoch) {
+                    Some(code) => (None, code),
+                    None => (Some(TopicPartition::new(m.name.clone(), p.partition)), 0),
+                },
             };
             wanted.push(Wanted {
                 topic: index,

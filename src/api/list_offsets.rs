@@ -8,8 +8,9 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::error_code;
+use super::{error_code, leader_epoch_error};
 use crate::broker::Broker;
+use crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH;
 use crate::types::TopicPartition;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -38,7 +39,7 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    let leader_epoch = if version >= 4 { 0 } else { -1 };
+    let leader_epoch = if version >= 4 { SINGLE_BROKER_LEADER_EPOCH } else { -1 };
     let topics = req
         .topics
         .into_iter()
@@ -53,6 +54,9 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                     let known = meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
                     if !known {
                         return resp.with_error_code(E::UnknownTopicOrPartition.code()).with_timestamp(-1).with_offset(-1);
+                    }
+                    if let Some(code) = leader_epoch_error(p.current_leader_epoch) {
+                        return resp.with_error_code(code).with_timestamp(-1).with_offset(-1);
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
                     match lookup(broker, &tp, p.timestamp) {

@@ -20,7 +20,7 @@ pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9
 
 fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataResponsePartition> {
     // Fields a version does not have must keep their defaults, or encoding fails.
-    let leader_epoch = if version >= 7 { 0 } else { -1 };
+    let leader_epoch = if version >= 7 { crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH } else { -1 };
     let node = BrokerId(broker.config.node_id);
     (0..t.partitions)
         .map(|p| {

@@ -148,6 +148,18 @@ fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, cor
     encode_response(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
 }
 
+/// A client's `current_leader_epoch` against the partition's (KIP-320): newer is
+/// UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, -1 is not checked.
+pub(crate) fn leader_epoch_error(current_leader_epoch: i32) -> Option<i16> {
+    use crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH as EPOCH;
+    use kafka_protocol::error::ResponseError as E;
+    match current_leader_epoch {
+        e if e > EPOCH => Some(E::UnknownLeaderEpoch.code()),
+        e if e >= 0 && e < EPOCH => Some(E::FencedLeaderEpoch.code()),
+        _ => None,
+    }
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -9,6 +9,9 @@ use super::checkpoint;
 use super::io::FileIo;
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// The epoch a single broker leads every partition in, from creation on: no other broker can
+/// take a partition over. Metadata, ListOffsets and Fetch report and check it.
+pub const SINGLE_BROKER_LEADER_EPOCH: i32 = 0;
 /// OffsetForLeaderEpoch's answer for an epoch this log does not know (Kafka's UNDEFINED_EPOCH
 /// and UNDEFINED_EPOCH_OFFSET).
 pub const UNDEFINED_EPOCH: i32 = -1;

@@ -190,7 +190,7 @@ impl PartitionLog {
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
         if log.epochs.latest_epoch().is_none() {
-            log.epochs.assign(log.io.as_ref(), dir, 0, log.log_start_offset)?;
+            log.epochs.assign(log.io.as_ref(), dir, super::leader_epoch::SINGLE_BROKER_LEADER_EPOCH, log.log_start_offset)?;
         }
         log.leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         log.rebuild_producer_state()?;
