@@ -285,7 +285,8 @@ async fn dynamic_broker_configs_apply_to_inheriting_topics_live_and_survive_a_re
     b.restart().await;
     let mut c = b.client().await;
     assert_eq!(produce(&mut c, "dyn", 0, big.clone()).await, E::MessageTooLarge.code(), "still after a restart");
-    assert_eq!(describe_broker(&mut c, "", "message.max.bytes").await.0.as_deref(), Some("2000"));
+    assert_eq!(describe_broker(&mut c, "", "message.max.bytes").await, (Some("3000000".into()), 3, false), "the default resource shows the default");
+    assert_eq!(describe_broker(&mut c, "1", "message.max.bytes").await.0.as_deref(), Some("2000"));
     // Removing this broker's value falls back to the cluster default.
     let r = c.send(&incremental_broker("1", &[("message.max.bytes", 1, None)]), 1).await;
     assert_eq!(r.responses[0].error_code, 0);

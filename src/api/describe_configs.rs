@@ -164,7 +164,21 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
                             .with_error_code(E::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(format!("Unexpected broker id, expected {} but received {name}", broker.config.node_id))));
                     }
-                    broker_configs(broker)
+                    if name.is_empty() {
+                        // The cluster-default resource: only what was set dynamically there.
+                        let defaults = broker.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).cluster_default.clone();
+                        defaults
+                            .into_iter()
+                            .map(|(k, v)| {
+                                let kind = crate::config::broker_def(&k).map_or(crate::config::ConfigType::String, |d| d.kind) as i8;
+                                let doc = crate::config::broker_def(&k).map_or("", |d| d.doc);
+                                let synonyms = vec![(k.clone(), Some(v.clone()), SOURCE_DYNAMIC_DEFAULT_BROKER)];
+                                (Described { name: k, value: Some(v), source: SOURCE_DYNAMIC_DEFAULT_BROKER, kind, doc, synonyms }, false)
+                            })
+                            .collect()
+                    } else {
+                        broker_configs(broker)
+                    }
                 }
                 other => {
                     return result
