@@ -18,6 +18,7 @@
 //! interrupted swap and deletes leftover `.cleaned` files.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -120,7 +121,7 @@ impl KeyMap {
 /// Walks the whole batches of a segment file in `io_buffer_bytes` reads (more for a batch larger
 /// than that). Stops at the first batch that does not frame, which recovery already cut for
 /// every segment it checked.
-fn for_each_batch(seg: &SourceSegment, io_buffer_bytes: usize, mut f: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+fn for_each_batch(seg: &SourceSegment, io_buffer_bytes: usize, mut f: impl FnMut(&[u8]) -> Result<ControlFlow<()>>) -> Result<()> {
     let mut buf = vec![0u8; io_buffer_bytes.max(batch::HEADER_SIZE)];
     let mut position = 0u64;
     while position + LOG_OVERHEAD as u64 <= seg.size {
@@ -147,7 +148,9 @@ fn for_each_batch(seg: &SourceSegment, io_buffer_bytes: usize, mut f: impl FnMut
                 }
                 break;
             }
-            f(&buf[at..at + total])?;
+            if f(&buf[at..at + total])?.is_break() {
+                return Ok(());
+            }
             at += total;
         }
         if at == 0 && got < LOG_OVERHEAD {
@@ -181,22 +184,28 @@ fn build_key_map(plan: &CleanPlan, cfg: &CleanerConfig, map: &mut KeyMap, stats:
     for seg in plan.segments.iter().filter(|s| s.base_offset >= plan.first_dirty) {
         let mut segment_keys: HashMap<Bytes, i64> = HashMap::new();
         let mut new_bytes = 0usize;
+        // The budget is checked as keys come in, so the map never grows past it.
+        let mut over = false;
         for_each_batch(seg, cfg.io_buffer_bytes, |raw| {
-            let Some(h) = BatchHeader::parse(raw) else { return Ok(()) };
+            let Some(h) = BatchHeader::parse(raw) else { return Ok(ControlFlow::Continue(())) };
             if h.is_control() {
-                return Ok(());
+                return Ok(ControlFlow::Continue(()));
             }
             for r in decode(raw)?.records {
                 if let Some(k) = r.key {
                     if !map.latest.contains_key(&k) && !segment_keys.contains_key(&k) {
                         new_bytes += KeyMap::cost(&k);
+                        if map.bytes + new_bytes > cfg.dedupe_buffer_bytes {
+                            over = true;
+                            return Ok(ControlFlow::Break(()));
+                        }
                     }
                     segment_keys.insert(k, r.offset);
                 }
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
-        if map.bytes + new_bytes > cfg.dedupe_buffer_bytes {
+        if over {
             if covered.is_none() {
                 tracing::warn!(partition = %plan.tp, segment = seg.base_offset, needed = new_bytes, "log.cleaner.dedupe.buffer.size too small for one segment; not cleaning");
             }
@@ -327,7 +336,7 @@ fn write_groups(
                     out.append(&bytes, h.base_offset(), h.last_offset(), h.max_timestamp(), h.base_offset())?;
                     stats.bytes_written += bytes.len() as u64;
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
         }
         out.seal()?;
