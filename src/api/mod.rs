@@ -35,12 +35,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::broker::Broker;
-use crate::protocol::header::{decode_request_header, encode_response, peek_prefix};
+use crate::protocol::header::{decode_request_header, encode_response_chunks, peek_prefix};
 use crate::protocol::versions;
 
 /// Per-connection state the handlers may need.
@@ -69,9 +69,13 @@ pub enum FrameError {
     Encode { key: ApiKey, version: i16, source: anyhow::Error },
 }
 
+/// An encoded response frame as chunks, in order: record batches stay where the log read put
+/// them, and go out with the rest in one vectored write.
+pub type ResponseFrame = Vec<Bytes>;
+
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
 /// (acks=0 produce). `Err`: the connection must be closed.
-pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Option<BytesMut>, FrameError> {
+pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Option<ResponseFrame>, FrameError> {
     let prefix = peek_prefix(&frame).ok_or_else(|| FrameError::Malformed(anyhow!("request shorter than a header")))?;
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
@@ -144,8 +148,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     }
 }
 
-fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<BytesMut, FrameError> {
-    encode_response(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
+fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
+    encode_response_chunks(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
 }
 
 /// A client's `current_leader_epoch` against the partition's (KIP-320): newer is

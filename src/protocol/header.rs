@@ -4,6 +4,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use super::chain::Chain;
 
 /// The fixed first 8 bytes of every request header; readable even for versions we do not know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,25 @@ pub fn encode_response<M: Encodable>(
     header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     Ok(buf)
+}
+
+/// As `encode_response`, as a chain of chunks: large byte fields (record batches) are not copied.
+pub fn encode_response_chunks<M: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> anyhow::Result<Vec<Bytes>> {
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + body.compute_size(version)?;
+    // Everything but shared values goes in the first chunks; a small response is one chunk.
+    let mut buf = Chain::with_capacity((4 + size).min(64 * 1024));
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    anyhow::ensure!(buf.len() == 4 + size, "encoded {} bytes, computed {}", buf.len(), 4 + size);
+    Ok(buf.into_chunks())
 }
 
 #[cfg(test)]

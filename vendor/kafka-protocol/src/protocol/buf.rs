@@ -175,6 +175,12 @@ pub trait ByteBufMut: BufMut {
     /// Get the current offset of the buffer.
     fn offset(&self) -> usize;
 
+    /// Fjord patch: appends shared bytes (e.g. a fetch response's record batches). A buffer
+    /// that can keep them by reference (a chain of chunks) overrides this to avoid the copy.
+    fn put_bytes_shared(&mut self, bytes: &bytes::Bytes) {
+        self.put_slice(bytes);
+    }
+
     /// Seek to the provided offset in the buffer.
     fn seek(&mut self, offset: usize);
 
