@@ -18,21 +18,43 @@ mkdir -p "$WORK" "$OUT_DIR"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
 # 1. The broker and the load generator.
-cargo build --release >&2
-FJORD_BIN="${FJORD_BIN:-$ROOT/target/release/fjord}"
-PERF="$WORK/rdkafka_performance"
-if [ ! -x "$PERF" ]; then
-  log "building rdkafka_performance from the librdkafka source in rdkafka-sys"
-  compat-tests/rdkafka/deps.sh >&2
-  cargo build --release -j 2 --manifest-path compat-tests/rdkafka/Cargo.toml \
-    --target-dir compat-tests/rdkafka/target >&2
-  out=$(dirname "$(find compat-tests/rdkafka/target/release/build -name librdkafka.a -path '*rdkafka-sys*' | head -1)")
-  out=$(dirname "$out")   # .../out (holds config.h, src/, examples/)
-  gcc -O2 -o "$PERF" "$out/examples/rdkafka_performance.c" -I"$out/src" "$out/src/librdkafka.a" \
-    -lz -lpthread -lm -ldl -lrt
-fi
+# shellcheck source=scripts/bench-perf.sh
+. "$ROOT/scripts/bench-perf.sh"
+bench_build "$WORK"
 
-# 2. A broker on a free loopback port with a data dir on the out disk.
+# 2. The machine's own limits, so every figure is also a ratio to what the hardware allows:
+#    sequential write of the data disk with fdatasync (dd, 1 GiB), memory copy (512 MiB between
+#    two warmed buffers), loopback TCP (iperf3 for 5 s, as the Kafka baseline was measured; Debian's
+#    package is installed if missing).
+disk_mb_s=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count=1024 conv=fdatasync 2>&1 | python3 -c '
+import re, sys
+m = re.search(r"(\d+) bytes.* copied, ([0-9.]+) s", sys.stdin.read())
+print(f"{int(m.group(1)) / float(m.group(2)) / 1e6:.0f}" if m else 0)')
+rm -f "$WORK/dd.bin"
+memcpy_mb_s=$(python3 -c '
+import time
+n = 512 << 20
+src = bytearray(b"\x01") * n; dst = bytearray(n); memoryview(dst)[:] = src
+t = time.perf_counter(); memoryview(dst)[:] = src; print(f"{n / (time.perf_counter() - t) / 1e6:.0f}")')
+if ! command -v iperf3 >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null 2>&1 || log "iperf3 not installable; loopback limit not measured"
+fi
+loopback_mb_s=0
+if command -v iperf3 >/dev/null 2>&1; then
+  iport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  iperf3 -s -1 -B 127.0.0.1 -p "$iport" >/dev/null 2>&1 &
+  ipid=$!
+  sleep 0.5
+  loopback_mb_s=$(iperf3 -c 127.0.0.1 -p "$iport" -t 5 -J 2>/dev/null | python3 -c '
+import json, sys
+bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]
+print(round(bps / 8e6))' || echo 0)
+  wait "$ipid" 2>/dev/null || true
+fi
+log "machine limits: disk write (fdatasync) ${disk_mb_s} MB/s, memcpy ${memcpy_mb_s} MB/s, loopback TCP ${loopback_mb_s} MB/s"
+
+# 3. A broker on a free loopback port with a data dir on the out disk.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data="$WORK/data"
 rm -rf "$data"
@@ -48,7 +70,7 @@ B="127.0.0.1:$port"
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 idle_rss=$(rss_kib)
 
-# 3. Scenarios: name | rdkafka_performance arguments.
+# 4. Scenarios: name | rdkafka_performance arguments.
 scenarios=(
   "produce_1p_acks1|-P -t T -p 0 -s 1024 -c $COUNT -a 1"
   "produce_1p_acksall|-P -t T -p 0 -s 1024 -c $COUNT -a -1"
@@ -83,11 +105,13 @@ EOF
 done
 loaded_rss=$(rss_kib)
 
-# 4. Medians, conditions and machine facts as JSON, plus a table.
+# 5. Medians, conditions and machine facts as JSON, plus a table.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-python3 - "$results" "$OUT_DIR/$stamp.json" "$RUNS" "$COUNT" "$idle_rss" "$loaded_rss" "$startup_ms" <<'EOF'
+python3 - "$results" "$OUT_DIR/$stamp.json" "$RUNS" "$COUNT" "$idle_rss" "$loaded_rss" "$startup_ms" \
+  "$disk_mb_s" "$memcpy_mb_s" "$loopback_mb_s" <<'EOF'
 import json, os, platform, statistics, sys
-path, out, runs, count, idle, loaded, startup = sys.argv[1:]
+path, out, runs, count, idle, loaded, startup, disk, memcpy, loopback = sys.argv[1:]
+limits = {'disk_write_fdatasync_mb_s': float(disk), 'memcpy_mb_s': float(memcpy), 'loopback_tcp_mb_s': float(loopback)}
 rows = [l.rstrip('\n').split('\t') for l in open(path)]
 by = {}
 for run, name, mbs, msgs, extra in rows:
@@ -99,9 +123,11 @@ res = {'conditions': {'record_bytes': 1024, 'records': int(count), 'runs': int(r
                       'load_generator': 'librdkafka examples/rdkafka_performance (rdkafka-sys source)',
                       'broker': 'fjord release, single node, loopback, default config, num.partitions=8',
                       'cores': os.cpu_count(), 'kernel': platform.release()},
+       'machine_limits': limits,
        'idle_rss_kib': int(idle), 'rss_after_runs_kib': int(loaded), 'startup_ms': float(startup),
        'scenarios': {}}
-print(f"{'scenario':28} {'median MB/s':>12} {'median msg/s':>13} {'Kafka 4.0 MB/s':>15} {'ratio':>6}  runs")
+print(f"machine limits: {limits}")
+print(f"{'scenario':28} {'median MB/s':>12} {'median msg/s':>13} {'Kafka 4.0 MB/s':>15} {'ratio':>6} {'of limit':>8}  runs")
 for name, d in by.items():
     m = statistics.median(d['mb_s'])
     entry = {'median_mb_s': m, 'median_msg_s': statistics.median(d['msg_s']), 'all_mb_s': d['mb_s']}
@@ -114,8 +140,13 @@ for name, d in by.items():
         entry['latency_all_runs'] = lat
     k = baseline.get(name)
     ratio = f"{m / k:.2f}" if k else ""
+    # Produce is bounded by the disk (acks do not wait for fsync by default, so this can exceed
+    # 1), consume by loopback TCP.
+    limit = float(loopback) if name.startswith('consume') else float(disk)
+    entry['ratio_to_machine_limit'] = m / limit if limit > 0 else None
+    of_limit = f"{m / limit:.2f}" if limit > 0 and not name.startswith('latency') else ""
     res['scenarios'][name] = entry
-    print(f"{name:28} {m:12.1f} {entry['median_msg_s']:13.0f} {k or '':>15} {ratio:>6}  {d['mb_s']}")
+    print(f"{name:28} {m:12.1f} {entry['median_msg_s']:13.0f} {k or '':>15} {ratio:>6} {of_limit:>8}  {d['mb_s']}")
     if 'latency' in entry:
         print(f"{'':28} latency medians over runs: {entry['latency']}")
 print(f"idle RSS {int(idle)/1024:.1f} MiB, RSS after runs {int(loaded)/1024:.1f} MiB, startup {startup} ms")
