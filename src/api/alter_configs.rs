@@ -55,6 +55,14 @@ pub(super) fn set_broker_configs(broker: &Broker, per_broker: bool, configs: BTr
     broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
 }
 
+/// (error code, error message) of one resource's outcome, as both alter APIs answer it.
+pub(super) fn outcome_fields(outcome: Result<(), Refusal>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err((code, msg)) => (code, Some(str_bytes(msg))),
+    }
+}
+
 /// Resources named twice in one request are refused, each of them (Kafka's rule).
 pub(super) fn duplicates<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> HashMap<(i8, String), usize> {
     let mut counts = HashMap::new();
@@ -90,11 +98,12 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i1
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             })();
-            let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => base.with_error_message(None),
-                Err((code, msg)) => base.with_error_code(code).with_error_message(Some(str_bytes(msg))),
-            }
+            let (code, message) = outcome_fields(outcome);
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)

@@ -11,9 +11,8 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, set_broker_configs, set_topic_configs};
+use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, outcome_fields, set_broker_configs, set_topic_configs};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::{ConfigType, broker_def, topic_def};
 
@@ -101,11 +100,12 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             };
-            let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => base.with_error_message(None),
-                Err((code, msg)) => base.with_error_code(code).with_error_message(Some(str_bytes(msg))),
-            }
+            let (code, message) = outcome_fields(outcome);
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message)
         })
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)

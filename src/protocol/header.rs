@@ -1,7 +1,7 @@
 //! Request and response headers. The ApiVersions response header is always v0 (no tagged fields),
 //! whatever the request version, because clients parse it before they know our versions.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use super::chain::Chain;
@@ -28,24 +28,8 @@ pub fn decode_request_header(api_key: ApiKey, version: i16, body: &mut Bytes) ->
     RequestHeader::decode(body, header_version)
 }
 
-/// Encodes a response frame (length prefix, header, body) for `api_key` at `version`.
-pub fn encode_response<M: Encodable>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &M,
-) -> anyhow::Result<BytesMut> {
-    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version)? + body.compute_size(version)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version)?;
-    body.encode(&mut buf, version)?;
-    Ok(buf)
-}
-
-/// As `encode_response`, as a chain of chunks: large byte fields (record batches) are not copied.
+/// Encodes a response frame (length prefix, header at the API's response header version, body)
+/// as a chain of chunks: large byte fields (record batches) are not copied.
 pub fn encode_response_chunks<M: Encodable>(
     api_key: ApiKey,
     version: i16,
@@ -71,7 +55,7 @@ mod tests {
 
     #[test]
     fn api_versions_response_header_has_no_tagged_fields_even_at_v3() {
-        let frame = encode_response(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).unwrap();
+        let frame = encode_response_chunks(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).unwrap().concat();
         // length(4) + correlation id(4), then the body starts with error_code (2 bytes of zero).
         assert_eq!(&frame[4..8], &7i32.to_be_bytes());
         assert_eq!(&frame[8..10], &[0, 0]);

@@ -583,8 +583,11 @@ mod tests {
         let original = fill(&mut log, Compression::None, NOW);
         let plan = log.plan_clean(0, NOW).expect("due");
         let out = clean(&plan, &CleanerConfig::default(), NOW).expect("clean").expect("output");
+        let cleaned_log = |base: i64| Segment::file_paths(&dir.path().join("t-0"), base, CLEANED_SUFFIX)[0].clone();
+        assert!(out.segments.iter().all(|c| cleaned_log(c.base_offset).exists()), "the pass wrote .cleaned files");
         drop(log);
         let log = PartitionLog::open(Arc::new(StdIo), &dir.path().join("t-0"), TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
+        assert!(out.segments.iter().all(|c| !cleaned_log(c.base_offset).exists()), "open removed them");
         let all: Vec<_> = records(&log).into_iter().map(|(o, k, v)| (o, (k, v))).collect();
         assert_eq!(all, original.clone().into_iter().collect::<Vec<_>>(), "nothing lost, nothing cleaned");
         drop(log);
@@ -609,7 +612,6 @@ mod tests {
         check_compacted(&log, &original, out2.next_dirty);
         let left: Vec<String> = std::fs::read_dir(&pdir).expect("ls").map(|e| e.expect("e").file_name().into_string().expect("utf8")).collect();
         assert!(left.iter().all(|n| !n.ends_with(SWAP_SUFFIX) && !n.ends_with(CLEANED_SUFFIX)), "{left:?}");
-        let _ = out;
     }
 
     #[test]

@@ -161,8 +161,12 @@ impl PartitionLog {
         } else {
             recovery_point.min(log_end_offset)
         };
-        let io_for_epochs = io.clone();
-        let tp_for_epochs = tp.clone();
+        // The cache can be derived again (one leader, epoch 0, since creation): a damaged file
+        // is rewritten rather than failing the partition.
+        let epochs = LeaderEpochCache::load(io.as_ref(), dir).unwrap_or_else(|e| {
+            tracing::warn!(partition = %tp, error = %e, "rewriting an unreadable leader-epoch-checkpoint");
+            LeaderEpochCache::default()
+        });
         let mut log = Self {
             tp,
             dir: dir.to_path_buf(),
@@ -179,12 +183,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             unflushed_messages: 0,
             leader_epoch: -1,
-            // The cache can be derived again (one leader, epoch 0, since creation): a damaged
-            // file is rewritten rather than failing the partition.
-            epochs: LeaderEpochCache::load(io_for_epochs.as_ref(), dir).unwrap_or_else(|e| {
-                tracing::warn!(partition = %tp_for_epochs, error = %e, "rewriting an unreadable leader-epoch-checkpoint");
-                LeaderEpochCache::default()
-            }),
+            epochs,
             open_stats: stats,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
