@@ -4,6 +4,7 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod group;
+pub mod txn;
 pub mod protocol;
 pub mod records;
 pub mod server;

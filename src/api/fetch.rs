@@ -1,6 +1,7 @@
 //! Fetch: whole batches from the fetch offset up to the high watermark, within max_bytes (the
 //! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms, woken by
-//! appends. Topics by name before v13, by id from v13. Fetch sessions are not created: every
+//! appends. read_committed reads stop at the last stable offset and list the aborted
+//! transactions of the range, so clients drop their records. Topics by name before v13, by id from v13. Fetch sessions are not created: every
 //! response carries session id 0, which tells clients to keep sending full fetches.
 
 use std::sync::Arc;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use super::{error_code, leader_epoch_error};
 use crate::broker::replica_manager::ReplicaError;
@@ -111,21 +112,27 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             continue;
         };
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-        match broker.replicas.read(tp, w.fetch_offset, limit, min_one) {
-            Ok((offsets, data)) => {
-                if !data.is_empty() {
+        match broker.replicas.read(tp, w.fetch_offset, limit, min_one, read_committed) {
+            Ok(read) => {
+                if !read.records.is_empty() {
                     min_one = false;
                 }
-                total += data.len();
+                total += read.records.len();
+                let aborted = read_committed.then(|| {
+                    read.aborted
+                        .iter()
+                        .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+                        .collect()
+                });
                 out.push(
                     PartitionData::default()
                         .with_partition_index(w.partition)
-                        .with_high_watermark(offsets.high_watermark)
-                        .with_last_stable_offset(offsets.high_watermark)
-                        .with_log_start_offset(start(offsets.log_start_offset))
-                        .with_aborted_transactions(if read_committed { Some(vec![]) } else { None })
+                        .with_high_watermark(read.offsets.high_watermark)
+                        .with_last_stable_offset(read.offsets.last_stable_offset)
+                        .with_log_start_offset(start(read.offsets.log_start_offset))
+                        .with_aborted_transactions(aborted)
                         .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(data)),
+                        .with_records(Some(read.records)),
                 );
             }
             Err(e) => {
@@ -140,7 +147,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                 let mut p = partition_error(w.partition, code);
                 if let Ok(o) = broker.replicas.offsets(tp) {
                     p.high_watermark = o.high_watermark;
-                    p.last_stable_offset = o.high_watermark;
+                    p.last_stable_offset = o.last_stable_offset;
                     p.log_start_offset = start(o.log_start_offset);
                 }
                 out.push(p);

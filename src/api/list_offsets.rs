@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and by
 //! timestamp: the first offset whose timestamp is >= the target, across segments and inside
-//! compressed batches (the storage layer finds it).
+//! compressed batches (the storage layer finds it). With isolation_level read_committed every
+//! answer stays below the last stable offset, and latest is the last stable offset.
 
 use std::sync::Arc;
 
@@ -20,19 +21,20 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 pub const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -6;
 
-fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, i64), crate::broker::replica_manager::ReplicaError> {
+fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), crate::broker::replica_manager::ReplicaError> {
     let offsets = broker.replicas.offsets(tp)?;
+    let end = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
     Ok(match timestamp {
-        LATEST_TIMESTAMP => (-1, offsets.high_watermark),
+        LATEST_TIMESTAMP => (-1, end),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => (-1, offsets.log_start_offset),
         MAX_TIMESTAMP => match broker.replicas.max_timestamp(tp)? {
-            Some((ts, offset)) if offset < offsets.high_watermark => (ts, offset),
+            Some((ts, offset)) if offset < end => (ts, offset),
             _ => (-1, -1),
         },
         // No tiered storage: nothing is tiered or pending upload.
         LATEST_TIERED_TIMESTAMP | EARLIEST_PENDING_UPLOAD_TIMESTAMP => (-1, -1),
         ts => match broker.replicas.offset_for_timestamp(tp, ts)? {
-            Some((offset, found_ts)) if offset < offsets.high_watermark => (found_ts, offset),
+            Some((offset, found_ts)) if offset < end => (found_ts, offset),
             _ => (-1, -1),
         },
     })
@@ -40,6 +42,7 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64) -> Result<(i64, 
 
 pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let leader_epoch = if version >= 4 { SINGLE_BROKER_LEADER_EPOCH } else { -1 };
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -59,7 +62,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                         return resp.with_error_code(code).with_timestamp(-1).with_offset(-1);
                     }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
-                    match lookup(broker, &tp, p.timestamp) {
+                    match lookup(broker, &tp, p.timestamp, read_committed) {
                         Ok((ts, offset)) => resp.with_timestamp(ts).with_offset(offset),
                         Err(e) => {
                             tracing::warn!(partition = %tp, error = %e, "list offsets failed");

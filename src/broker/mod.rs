@@ -211,7 +211,7 @@ impl GroupLog for Broker {
         if from >= offsets.high_watermark {
             return Ok(Bytes::new());
         }
-        self.replicas.read(&tp, from, 1 << 20, true).map(|(_, data)| data).map_err(|e| e.to_string())
+        self.replicas.read(&tp, from, 1 << 20, true, false).map(|r| r.records).map_err(|e| e.to_string())
     }
 }
 

@@ -8,8 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
+use crate::records::control::{self, Marker};
 use crate::records::validate::validate;
 use crate::records::RecordsError;
+use crate::storage::producer_state::ProducerEntry;
+use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
 use crate::storage::{LogConfig, PartitionLog, StorageError};
 use crate::types::TopicPartition;
@@ -32,6 +35,17 @@ pub struct Appended {
 pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// Below the first open transaction: what read_committed consumers may see.
+    pub last_stable_offset: i64,
+}
+
+/// What a fetch reads from one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRead {
+    pub offsets: PartitionOffsets,
+    pub records: Bytes,
+    /// For read_committed: the aborted transactions overlapping the records read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +79,23 @@ impl ReplicaManager {
     /// Validates and appends one partition's record batches. A duplicate from an idempotent
     /// producer's retry answers with the offset the batch got the first time.
     pub fn append(&self, tp: &TopicPartition, records: &Bytes) -> Result<Appended, ReplicaError> {
+        self.append_with(tp, records, false)
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id` at `epoch`: the end of
+    /// its transaction on this partition. Markers pass the epoch check (a stale epoch is
+    /// refused) but no sequence check.
+    pub fn append_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, marker: Marker) -> Result<Appended, ReplicaError> {
+        let batch = control::encode_marker(producer_id, epoch, marker, now_ms());
+        self.append_with(tp, &batch, true)
+    }
+
+    fn append_with(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool) -> Result<Appended, ReplicaError> {
         let log = self.log(tp)?;
         let now = now_ms();
-        let limits = log.lock().unwrap_or_else(|e| e.into_inner()).config().validate_config(now);
+        let mut limits = log.lock().unwrap_or_else(|e| e.into_inner()).config().validate_config(now);
+        limits.allow_control_batches = control_batches;
+        limits.require_keys &= !control_batches;
         let validated = validate(records, &limits).map_err(StorageError::from)?;
         if validated.batch_count() != 1 {
             // Kafka: produce v3+ carries exactly one record batch per partition.
@@ -113,25 +141,43 @@ impl ReplicaManager {
     pub fn offsets(&self, tp: &TopicPartition) -> Result<PartitionOffsets, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark() })
+        Ok(Self::offsets_of(&log))
     }
 
-    /// Reads whole batches from `fetch_offset`, below the high watermark. With `min_one` the first
-    /// batch is returned even when larger than `max_bytes` (KIP-74); without it such a batch is
-    /// left for a later fetch.
+    fn offsets_of(log: &PartitionLog) -> PartitionOffsets {
+        PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark(), last_stable_offset: log.last_stable_offset() }
+    }
+
+    /// Reads whole batches from `fetch_offset`, below the high watermark (below the last stable
+    /// offset for `read_committed`, with the aborted transactions of the range). With `min_one`
+    /// the first batch is returned even when larger than `max_bytes` (KIP-74); without it such a
+    /// batch is left for a later fetch.
     pub fn read(
         &self,
         tp: &TopicPartition,
         fetch_offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<(PartitionOffsets, Bytes), ReplicaError> {
+        read_committed: bool,
+    ) -> Result<PartitionRead, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
-        let offsets = PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark() };
-        let data = log.read(fetch_offset, max_bytes, offsets.high_watermark)?.bytes;
-        let data = if !min_one && data.len() > max_bytes { Bytes::new() } else { data };
-        Ok((offsets, data))
+        let offsets = Self::offsets_of(&log);
+        let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
+        let slice = log.read(fetch_offset, max_bytes, upper)?;
+        if !min_one && slice.bytes.len() > max_bytes || slice.bytes.is_empty() {
+            return Ok(PartitionRead { offsets, records: Bytes::new(), aborted: Vec::new() });
+        }
+        let aborted = if read_committed { log.aborted_transactions(fetch_offset, slice.last_offset + 1) } else { Vec::new() };
+        Ok(PartitionRead { offsets, records: slice.bytes, aborted })
+    }
+
+    /// The producers with state on a partition (DescribeProducers), with the partition's open
+    /// transactions' first offsets.
+    pub fn producers(&self, tp: &TopicPartition) -> Result<Vec<(i64, ProducerEntry)>, ReplicaError> {
+        let log = self.log(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(log.producer_state().producers().map(|(id, e)| (id, e.clone())).collect())
     }
 
     /// The first offset whose timestamp is >= `timestamp`, with that record's timestamp.

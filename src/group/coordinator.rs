@@ -113,11 +113,14 @@ struct Entry {
     sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
     /// Generation last written as group metadata, so an emptied group is written once.
     stored_generation: i32,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
+    /// replace the committed ones when the transaction commits.
+    pending_txn: HashMap<i64, OffsetStore>,
 }
 
 impl Entry {
     fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0 }
+        Entry { group: Group::new(id), offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new() }
     }
 
     fn parked(&self, id: &str) -> bool {
@@ -687,6 +690,85 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// TxnOffsetCommit: offsets written to `__consumer_offsets` inside the producer's
+    /// transaction; they count once its commit marker is written (`complete_txn`). A member id
+    /// and generation, when given (v3+), must match the group's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit(
+        &self,
+        log: &dyn GroupLog,
+        group_id: &str,
+        producer: (i64, i16),
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        self.current(log, &mut groups, group_id, now);
+        let e = groups.entry(group_id.to_string()).or_insert_with(|| Entry::new(group_id));
+        if e.group.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if !member_id.is_empty() || generation >= 0 {
+            Self::check_member(e, member_id, instance_id, generation)?;
+        }
+        let ts = wall_ms();
+        let mut results = Vec::with_capacity(commits.len());
+        let mut records = vec![];
+        let mut accepted = vec![];
+        for c in commits {
+            let metadata = c.metadata.unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            let value = CommittedOffset { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: ts };
+            records.push((offsets::encode_offset_key(group_id, &c.topic, c.partition), Some(offsets::encode_offset_value(&value))));
+            accepted.push(((c.topic, c.partition), value));
+            results.push(Ok(()));
+        }
+        if !records.is_empty() {
+            let batch = offsets::encode_txn_batch(&records, ts, producer).map_err(GroupError::Storage)?;
+            log.append_group_batch(self.partition(log, group_id), batch).map_err(|err| {
+                tracing::warn!(group = %group_id, error = %err, "transactional offset commit not persisted");
+                GroupError::Storage(err)
+            })?;
+        }
+        let pending = e.pending_txn.entry(producer.0).or_default();
+        for (key, value) in accepted {
+            pending.insert(key, value);
+        }
+        Ok(results)
+    }
+
+    /// A transaction marker was written to `__consumer_offsets` partition `partition`: the
+    /// producer's pending offsets of the groups there become committed, or are dropped.
+    pub fn complete_txn(&self, log: &dyn GroupLog, partition: i32, producer_id: i64, commit: bool) {
+        let mut groups = self.lock();
+        for (id, e) in groups.iter_mut() {
+            if self.partition(log, id) != partition {
+                continue;
+            }
+            if let Some(pending) = e.pending_txn.remove(&producer_id)
+                && commit
+            {
+                e.offsets.extend(pending);
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset for the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).is_some_and(|e| e.pending_txn.values().any(|s| s.contains_key(&(topic.to_string(), partition))))
+    }
+
     /// Committed offsets: of the listed partitions (None where there is no commit), or every
     /// committed partition when `topics` is None.
     pub fn fetch_offsets(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
@@ -905,12 +987,13 @@ impl GroupCoordinator {
         let mut records_seen = 0;
         for p in 0..partitions {
             let mut offset = 0;
+            let mut pending = offsets::PendingTxnRecords::new();
             loop {
                 let data = log.read_group_batches(p, offset)?;
                 if data.is_empty() {
                     break;
                 }
-                let (records, next) = offsets::decode_batches_with_next(data)?;
+                let (records, next) = offsets::decode_batches_with_next(data, &mut pending)?;
                 for (k, v) in records {
                     records_seen += 1;
                     match offsets::decode_key(k) {
@@ -947,6 +1030,17 @@ impl GroupCoordinator {
                 match next {
                     Some(n) if n > offset => offset = n,
                     _ => break,
+                }
+            }
+            // Transactions still open: their offsets wait for the marker.
+            for (producer_id, records) in pending {
+                for (k, v) in records {
+                    if let (Ok(GroupKey::Offset { group, topic, partition }), Some(v)) = (offsets::decode_key(k), v)
+                        && let Ok(c) = offsets::decode_offset_value(v)
+                    {
+                        let e = groups.entry(group.clone()).or_insert_with(|| Entry::new(&group));
+                        e.pending_txn.entry(producer_id).or_default().insert((topic, partition), c);
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+pub use crate::records::internal::{PendingTxnRecords, decode_batches, decode_batches_with_next, encode_batch, encode_txn_batch, java_string_hash, partition_for};
 
 /// One committed offset of a group for a topic-partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,18 +18,6 @@ pub struct CommittedOffset {
 
 /// A group's commits by (topic, partition).
 pub type OffsetStore = BTreeMap<(String, i32), CommittedOffset>;
-
-/// Java's `String.hashCode` over UTF-16 code units, so groups land where Kafka puts them.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
-}
-
-/// Kafka's `Utils.abs(groupId.hashCode) % partitions` (abs of MIN_VALUE is 0 there).
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let h = java_string_hash(group_id);
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
 
 /// A key of `__consumer_offsets`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,59 +204,6 @@ pub fn decode_group_value(mut b: Bytes) -> Result<GroupMetadataSummary, CodecErr
     let protocol_type = get_str(&mut b)?;
     let generation = get_i32(&mut b)?;
     Ok(GroupMetadataSummary { protocol_type, generation })
-}
-
-/// One uncompressed v2 batch of (key, value) records; a None value is a tombstone.
-pub fn encode_batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Result<Bytes, String> {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence constant keeps one batch; base sequence -1 = not idempotent.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(k.clone()),
-            value: v.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
-}
-
-/// Every (key, value) record of a run of batches, in order. A batch that does not decode ends
-/// the run (what follows it cannot be trusted either).
-pub fn decode_batches(data: Bytes) -> Result<Vec<(Bytes, Option<Bytes>)>, String> {
-    decode_batches_with_next(data).map(|(records, _)| records)
-}
-
-/// As `decode_batches`, plus the offset after the last record (None when there was none).
-pub fn decode_batches_with_next(mut data: Bytes) -> Result<(Vec<(Bytes, Option<Bytes>)>, Option<i64>), String> {
-    let mut out = vec![];
-    let mut next = None;
-    while data.remaining() > 0 {
-        let set = RecordBatchDecoder::decode(&mut data).map_err(|e| e.to_string())?;
-        for r in set.records {
-            next = Some(next.unwrap_or(i64::MIN).max(r.offset + 1));
-            if r.control {
-                continue;
-            }
-            if let Some(k) = r.key {
-                out.push((k, r.value));
-            }
-        }
-    }
-    Ok((out, next))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The Kafka v2 RecordBatch format shared by the wire and the disk: pure functions over bytes, no files, no tokio.
 
 pub mod batch;
+pub mod control;
+pub mod internal;
 pub mod validate;
 
 /// Why a produce request's records were refused. The api layer maps each variant to a Kafka error code;

@@ -8,6 +8,10 @@
 //! - a record whose key has no later record in the cleaned range;
 //! - a tombstone (null value) only while its segment is younger than delete.retention.ms, so that a
 //!   consumer reading from the start within that time still sees the delete;
+//! - records of aborted transactions dropped, and nothing at or past the last stable offset
+//!   cleaned (an open transaction's outcome is unknown). A cleaned segment has no `.txnindex`:
+//!   the aborted records its sources' indexes pointed at are gone with them (a transaction whose
+//!   marker lies past the cleaned range keeps its entry in the marker's segment);
 //! - control batches untouched; records without a key are dropped (a compacted topic refuses them
 //!   at produce time, so only data written before the policy changed has them).
 //!
@@ -27,6 +31,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncode
 
 use super::io::{FileIo, IoFile};
 use super::segment::Segment;
+use super::txn_index::AbortedTxn;
 use super::{LogConfig, Result, StorageError};
 use crate::records::batch::{self, BatchHeader, CompressionCodec, LOG_OVERHEAD, MIN_BATCH_LENGTH};
 use crate::types::TopicPartition;
@@ -77,6 +82,17 @@ pub struct CleanPlan {
     pub segments: Vec<SourceSegment>,
     /// Offsets from here on have not been cleaned yet (a segment boundary).
     pub first_dirty: i64,
+    /// Every aborted transaction of the log: their records are dropped, their markers kept.
+    pub aborted: Vec<AbortedTxn>,
+}
+
+impl CleanPlan {
+    /// Whether a batch holds records of an aborted transaction.
+    fn is_aborted(&self, h: &BatchHeader<'_>) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|a| a.producer_id == h.producer_id() && a.first_offset <= h.base_offset() && h.base_offset() <= a.last_offset)
+    }
 }
 
 /// One cleaned segment written as `.cleaned` files, replacing `sources` (consecutive segments).
@@ -188,7 +204,7 @@ fn build_key_map(plan: &CleanPlan, cfg: &CleanerConfig, map: &mut KeyMap, stats:
         let mut over = false;
         for_each_batch(seg, cfg.io_buffer_bytes, |raw| {
             let Some(h) = BatchHeader::parse(raw) else { return Ok(ControlFlow::Continue(())) };
-            if h.is_control() {
+            if h.is_control() || plan.is_aborted(&h) {
                 return Ok(ControlFlow::Continue(()));
             }
             for r in decode(raw)?.records {
@@ -331,6 +347,9 @@ fn write_groups(
             stats.bytes_read += seg.size;
             let drop_tombstones = seg.largest_timestamp < tombstone_horizon;
             for_each_batch(seg, cfg.io_buffer_bytes, |raw| {
+                if BatchHeader::parse(raw).is_some_and(|h| plan.is_aborted(&h)) {
+                    return Ok(ControlFlow::Continue(()));
+                }
                 if let Some(bytes) = filter_batch(raw, map, drop_tombstones, stats)? {
                     let h = BatchHeader::parse(&bytes).ok_or_else(|| StorageError::Corrupt("cleaner wrote an unparsable batch".into()))?;
                     out.append(&bytes, h.base_offset(), h.last_offset(), h.max_timestamp(), h.base_offset())?;

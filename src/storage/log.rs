@@ -8,7 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::io::FileIo;
-use super::producer_state::{self, BatchMetadata, ProducerStateManager, SequenceCheck};
+use super::producer_state::{self, AppendedBatch, BatchMetadata, CompletedTxn, ProducerStateManager, SequenceCheck};
+use super::txn_index::AbortedTxn;
+use crate::records::batch::HEADER_SIZE;
+use crate::records::control;
 use super::recovery;
 use super::cleaner;
 use super::leader_epoch::LeaderEpochCache;
@@ -226,16 +229,45 @@ impl PartitionLog {
             .next_back()
             .map(|(b, _)| *b)
             .unwrap_or(i64::MIN);
+        let mut aborted: Vec<(i64, CompletedTxn)> = Vec::new();
         for seg in self.segments.range(start_base..).map(|(_, s)| s) {
             let (_, pos) = seg.offset_index_lookup(from)?;
             let producers = &mut self.producers;
-            seg.scan_headers(pos as u64, |_, h| {
+            let mut failed = None;
+            seg.scan_headers(pos as u64, |at, h| {
                 if h.base_offset() >= from {
-                    producers.replay(&h);
+                    let marker = if h.is_control() {
+                        match seg.read(at + HEADER_SIZE as u64, 64) {
+                            Ok(b) => control::decode_marker(&b),
+                            Err(e) => {
+                                failed = Some(e);
+                                return ControlFlow::Break(());
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(t) = producers.replay(&h, marker).filter(|t| t.aborted) {
+                        aborted.push((seg.base_offset(), t));
+                    }
                     replayed += 1;
                 }
                 ControlFlow::Continue(())
             })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
+        // Markers past the last fsync may have written their index entry or not: add what is
+        // missing (Kafka rebuilds the transaction index of recovered segments the same way).
+        for (base, t) in aborted {
+            let io = self.io.clone();
+            if let Some(seg) = self.segments.get_mut(&base)
+                && !seg.txn_index.contains(t.producer_id, t.last_offset)
+            {
+                let lso = self.producers.first_unstable_offset().unwrap_or(self.log_end_offset).min(self.log_end_offset);
+                seg.txn_index.append(io.as_ref(), AbortedTxn { producer_id: t.producer_id, first_offset: t.first_offset, last_offset: t.last_offset, last_stable_offset: lso })?;
+            }
         }
         self.open_stats.replayed_batches = replayed;
         Ok(())
@@ -269,6 +301,33 @@ impl PartitionLog {
         self.high_watermark
     }
     /// Moves the high watermark, clamped to [log start, log end].
+    /// What read_committed consumers may read: the high watermark, or the first offset of the
+    /// oldest open transaction when that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers.first_unstable_offset().map_or(self.high_watermark, |o| o.min(self.high_watermark))
+    }
+
+    /// The aborted transactions whose records may lie in `from..upper` (a fetch's range): the
+    /// entries of the segment holding `from` and every later one, as Kafka collects them.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let start = self.segments.range(..=from).next_back().map(|(b, _)| *b).unwrap_or(i64::MIN);
+        self.segments
+            .range(start..)
+            .flat_map(|(_, s)| s.txn_index.entries().iter())
+            .filter(|a| a.last_offset >= from && a.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
+    /// Records an aborted transaction in the active segment's index, where its marker went.
+    fn index_aborted(&mut self, txn: CompletedTxn, end: i64) -> Result<()> {
+        let lso = self.producers.first_unstable_offset().unwrap_or(end).min(end);
+        let io = self.io.clone();
+        let entry = AbortedTxn { producer_id: txn.producer_id, first_offset: txn.first_offset, last_offset: txn.last_offset, last_stable_offset: lso };
+        self.active().txn_index.append(io.as_ref(), entry)?;
+        Ok(())
+    }
+
     pub fn set_high_watermark(&mut self, offset: i64) {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset);
     }
@@ -365,18 +424,26 @@ impl PartitionLog {
             offset_of_max_timestamp,
         )?;
 
-        let mut first = base_offset;
+        let (mut first, mut position) = (base_offset, 0usize);
+        let mut completed = Vec::new();
         for b in &validated.batches {
             let last = first + b.last_offset_delta as i64;
-            let meta = BatchMetadata {
-                first_seq: b.base_sequence,
-                last_seq: b.last_sequence,
-                first_offset: first,
-                last_offset: last,
-            };
-            self.producers
-                .update(b.producer_id, b.producer_epoch, b.is_control, meta);
+            let marker = if b.is_control { batches.get(position + HEADER_SIZE..position + b.size_bytes).and_then(control::decode_marker) } else { None };
+            let done = self.producers.update(&AppendedBatch {
+                producer_id: b.producer_id,
+                epoch: b.producer_epoch,
+                is_transactional: b.is_transactional,
+                marker,
+                is_control: b.is_control,
+                max_timestamp: b.max_timestamp,
+                meta: BatchMetadata { first_seq: b.base_sequence, last_seq: b.last_sequence, first_offset: first, last_offset: last },
+            });
+            completed.extend(done);
             first = last + 1;
+            position += b.size_bytes;
+        }
+        for txn in completed.into_iter().filter(|t| t.aborted) {
+            self.index_aborted(txn, last_offset + 1)?;
         }
         self.log_end_offset = last_offset + 1;
         self.unflushed_messages += validated.record_count;
@@ -672,7 +739,7 @@ impl PartitionLog {
         let mut segments = Vec::new();
         for (base, seg) in &self.segments {
             let uncleanable = Some(*base) == active_base
-                || seg.next_offset() > self.high_watermark
+                || seg.next_offset() > self.last_stable_offset()
                 || (self.config.min_compaction_lag_ms > 0 && seg.largest_timestamp() > lag_horizon);
             if uncleanable {
                 break;
@@ -706,6 +773,7 @@ impl PartitionLog {
             config: self.config.clone(),
             segments,
             first_dirty,
+            aborted: self.segments.values().flat_map(|s| s.txn_index.entries().iter().copied()).collect(),
         })
     }
 

@@ -25,6 +25,7 @@ pub mod producer_state;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;
+pub mod txn_index;
 
 pub use self::log::{AppendInfo, PartitionLog, ReadSlice};
 pub use self::log_manager::LogManager;

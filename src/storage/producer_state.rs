@@ -1,6 +1,6 @@
-//! Idempotent producer state of one partition (epoch and the last five batches' sequences and offsets per producer id) and its snapshot files; it checks sequences from batch summaries and never reads the log itself.
+//! Producer state of one partition: per producer id the epoch, the last five batches' sequences and offsets (idempotence) and the open transaction's first offset (the last stable offset), plus its snapshot files; it checks sequences from batch summaries and never reads the log itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +8,7 @@ use super::checkpoint::write_atomic;
 use super::io::{FileIo, OpenMode};
 use super::{StorageError, file_name, parse_file_name};
 use crate::records::batch::BatchHeader;
+use crate::records::control::{ControlType, Marker};
 use crate::records::validate::BatchSummary;
 
 /// Kafka keeps the last five batches per producer: the Java client has at most five in flight.
@@ -16,7 +17,8 @@ pub const MAX_CACHED_BATCHES: usize = 5;
 pub const MAX_SNAPSHOTS: usize = 2;
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"FJPS";
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 added the open transaction, last timestamp and coordinator epoch per producer.
+const SNAPSHOT_VERSION: u16 = 2;
 
 /// One appended batch as the dedup cache remembers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +30,45 @@ pub struct BatchMetadata {
 }
 
 /// What is known about one producer id.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction on this partition, -1 when none.
+    pub current_txn_first_offset: i64,
+    /// Max timestamp of the producer's last batch (DescribeProducers), -1 when unknown.
+    pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote the producer's last marker, -1 when none.
+    pub coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry { epoch: 0, batches: VecDeque::new(), current_txn_first_offset: -1, last_timestamp: -1, coordinator_epoch: -1 }
+    }
+}
+
+/// One batch as it was appended (or replayed), for [`ProducerStateManager::update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub is_transactional: bool,
+    /// For a control batch: the transaction marker it carries (None for other control records).
+    pub marker: Option<Marker>,
+    pub is_control: bool,
+    pub max_timestamp: i64,
+    pub meta: BatchMetadata,
+}
+
+/// A transaction a marker ended on this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// The outcome of checking a request's batches before it is appended.
@@ -47,10 +84,13 @@ fn next_seq(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
 }
 
-/// Per-partition producer state, like Kafka's ProducerStateManager (without transactions yet).
+/// Per-partition producer state, like Kafka's ProducerStateManager.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions by first offset (derived from `producers`): the smallest bounds the last
+    /// stable offset.
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -65,6 +105,18 @@ impl ProducerStateManager {
     }
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
+    }
+    /// Every producer with state here (DescribeProducers).
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+    /// First offset of the oldest open transaction: no read_committed consumer may read past it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+    /// (producer id, first offset) of every open transaction.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(first, pid)| (*pid, *first))
     }
 
     /// Checks every batch of a request in order, as if the earlier ones had been appended. Any
@@ -94,7 +146,9 @@ impl ProducerStateManager {
                         received: b.producer_epoch,
                     });
                 }
-                if !b.is_control {
+                // Batches without a sequence (markers, and the offsets a coordinator writes for a
+                // transaction) are checked for their epoch only.
+                if !b.is_control && b.base_sequence >= 0 {
                     if b.producer_epoch == epoch {
                         if let Some(e) = self.producers.get(&b.producer_id)
                             && e.epoch == b.producer_epoch
@@ -141,50 +195,72 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records an appended batch.
-    pub fn update(&mut self, producer_id: i64, epoch: i16, is_control: bool, meta: BatchMetadata) {
-        if producer_id < 0 {
-            return;
+    /// Records an appended batch. A transactional data batch opens the producer's transaction
+    /// here if none is open; a marker closes it and returns what it ended.
+    pub fn update(&mut self, b: &AppendedBatch) -> Option<CompletedTxn> {
+        if b.producer_id < 0 {
+            return None;
         }
-        let e = self
-            .producers
-            .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-            });
-        if epoch != e.epoch {
-            e.epoch = epoch;
+        let e = self.producers.entry(b.producer_id).or_insert_with(|| ProducerEntry { epoch: b.epoch, ..Default::default() });
+        if b.epoch != e.epoch {
+            // A new epoch restarts sequences; an open transaction stays open until its marker
+            // (a coordinator fencing a producer writes the marker at the bumped epoch).
+            e.epoch = b.epoch;
             e.batches.clear();
         }
-        if is_control {
-            return;
+        e.last_timestamp = b.max_timestamp;
+        if b.is_control {
+            let marker = b.marker?;
+            e.coordinator_epoch = marker.coordinator_epoch;
+            if e.current_txn_first_offset < 0 {
+                return None;
+            }
+            let first_offset = std::mem::replace(&mut e.current_txn_first_offset, -1);
+            self.ongoing.remove(&first_offset);
+            return Some(CompletedTxn {
+                producer_id: b.producer_id,
+                first_offset,
+                last_offset: b.meta.last_offset,
+                aborted: marker.control == ControlType::Abort,
+            });
+        }
+        if b.is_transactional && e.current_txn_first_offset < 0 {
+            e.current_txn_first_offset = b.meta.first_offset;
+            self.ongoing.insert(b.meta.first_offset, b.producer_id);
+        }
+        if b.meta.first_seq < 0 {
+            return None;
         }
         if e.batches.len() == MAX_CACHED_BATCHES {
             e.batches.pop_front();
         }
-        e.batches.push_back(meta);
+        e.batches.push_back(b.meta);
+        None
     }
 
-    /// Replays one batch header read from the log (rebuild after open or truncation).
-    pub fn replay(&mut self, h: &BatchHeader<'_>) {
-        self.update(
-            h.producer_id(),
-            h.producer_epoch(),
-            h.is_control(),
-            BatchMetadata {
+    /// Replays one batch header read from the log (rebuild after open or truncation); `marker` is
+    /// the decoded marker of a control batch.
+    pub fn replay(&mut self, h: &BatchHeader<'_>, marker: Option<Marker>) -> Option<CompletedTxn> {
+        self.update(&AppendedBatch {
+            producer_id: h.producer_id(),
+            epoch: h.producer_epoch(),
+            is_transactional: h.is_transactional(),
+            marker,
+            is_control: h.is_control(),
+            max_timestamp: h.max_timestamp(),
+            meta: BatchMetadata {
                 first_seq: h.base_sequence(),
                 last_seq: h.last_sequence(),
                 first_offset: h.base_offset(),
                 last_offset: h.last_offset(),
             },
-        );
+        })
     }
 
     /// Serialized snapshot: magic, version, count, entries, then a CRC32C of all of it.
     pub fn encode(&self) -> Vec<u8> {
         let mut out =
-            Vec::with_capacity(16 + self.producers.len() * (11 + MAX_CACHED_BATCHES * 24));
+            Vec::with_capacity(16 + self.producers.len() * (31 + MAX_CACHED_BATCHES * 24));
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
@@ -194,6 +270,9 @@ impl ProducerStateManager {
             let e = &self.producers[&id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.push(e.batches.len() as u8);
             for m in &e.batches {
                 out.extend_from_slice(&m.first_seq.to_be_bytes());
@@ -215,7 +294,11 @@ impl ProducerStateManager {
             return None;
         }
         let mut r = Reader(body);
-        if r.take(4)? != SNAPSHOT_MAGIC || u16::from_be_bytes(r.array()?) != SNAPSHOT_VERSION {
+        if r.take(4)? != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let version = u16::from_be_bytes(r.array()?);
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let count = u32::from_be_bytes(r.array()?) as usize;
@@ -223,6 +306,12 @@ impl ProducerStateManager {
         for _ in 0..count {
             let id = i64::from_be_bytes(r.array()?);
             let epoch = i16::from_be_bytes(r.array()?);
+            let mut entry = ProducerEntry { epoch, ..Default::default() };
+            if version >= 2 {
+                entry.current_txn_first_offset = i64::from_be_bytes(r.array()?);
+                entry.last_timestamp = i64::from_be_bytes(r.array()?);
+                entry.coordinator_epoch = i32::from_be_bytes(r.array()?);
+            }
             let n = r.take(1)?[0] as usize;
             let mut batches = VecDeque::with_capacity(n.min(MAX_CACHED_BATCHES));
             for _ in 0..n {
@@ -233,9 +322,15 @@ impl ProducerStateManager {
                     last_offset: i64::from_be_bytes(r.array()?),
                 });
             }
-            producers.insert(id, ProducerEntry { epoch, batches });
+            entry.batches = batches;
+            producers.insert(id, entry);
         }
-        r.0.is_empty().then_some(Self { producers })
+        let ongoing = producers
+            .iter()
+            .filter(|(_, e)| e.current_txn_first_offset >= 0)
+            .map(|(id, e)| (e.current_txn_first_offset, *id))
+            .collect();
+        r.0.is_empty().then_some(Self { producers, ongoing })
     }
 
     pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
@@ -341,17 +436,20 @@ mod tests {
             s.check(std::slice::from_ref(b)).expect("check"),
             SequenceCheck::Append
         );
-        s.update(
-            b.producer_id,
-            b.producer_epoch,
-            false,
-            BatchMetadata {
+        s.update(&AppendedBatch {
+            producer_id: b.producer_id,
+            epoch: b.producer_epoch,
+            is_transactional: b.is_transactional,
+            marker: None,
+            is_control: false,
+            max_timestamp: b.max_timestamp,
+            meta: BatchMetadata {
                 first_seq: b.base_sequence,
                 last_seq: b.last_sequence,
                 first_offset,
                 last_offset: first_offset + b.last_offset_delta as i64,
             },
-        );
+        });
     }
 
     #[test]

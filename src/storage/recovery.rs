@@ -134,7 +134,7 @@ pub fn clean_stray_files(io: &dyn FileIo, dir: &Path) -> io::Result<usize> {
         let stray = [".deleted", ".cleaned", ".swap", ".tmp"]
             .iter()
             .any(|s| e.name.ends_with(s));
-        let orphan_index = [".index", ".timeindex"].iter().any(|s| {
+        let orphan_index = [".index", ".timeindex", ".txnindex"].iter().any(|s| {
             e.name
                 .strip_suffix(s)
                 .is_some_and(|stem| !logs.contains(stem))

@@ -1,4 +1,4 @@
-//! One log segment: the `.log` file plus its `.index` and `.timeindex`; append, positional read, offset and timestamp lookup, seal, truncate, delete. It does not decide when to roll or what to retain.
+//! One log segment: the `.log` file plus its `.index`, `.timeindex` and `.txnindex`; append, positional read, offset and timestamp lookup, seal, truncate, delete. It does not decide when to roll or what to retain.
 
 use std::io;
 use std::ops::ControlFlow;
@@ -11,6 +11,7 @@ use super::file_name;
 use super::io::{FileIo, IoFile, OpenMode};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
+use super::txn_index::TxnIndex;
 use crate::records::batch::{self, BatchHeader, BatchIter, HEADER_SIZE, MIN_BATCH_LENGTH};
 
 /// A run of whole batches read from one segment.
@@ -33,6 +34,8 @@ pub struct Segment {
     pub(crate) size: u64,
     pub(crate) offset_index: OffsetIndex,
     pub(crate) time_index: TimeIndex,
+    /// Aborted transactions whose abort marker is in this segment.
+    pub(crate) txn_index: TxnIndex,
     pub(crate) index_interval_bytes: u64,
     pub(crate) bytes_since_last_index_entry: u64,
     /// Largest batch maxTimestamp in this segment, -1 when none.
@@ -97,6 +100,13 @@ impl Segment {
             true,
         )?;
         time_index.clear()?;
+        // A cleaned segment is never served, and its live namesake's index must stay.
+        let txn_index = if suffix.is_empty() {
+            TxnIndex::remove(io.as_ref(), dir, base_offset)?;
+            TxnIndex::load(io.as_ref(), dir, base_offset)?
+        } else {
+            TxnIndex::default()
+        };
         Ok(Self {
             io,
             dir: dir.to_path_buf(),
@@ -105,6 +115,7 @@ impl Segment {
             size: 0,
             offset_index,
             time_index,
+            txn_index,
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
@@ -134,6 +145,7 @@ impl Segment {
         offset_index.truncate_to_position(size.min(u32::MAX as u64) as u32)?;
         let time_path = Self::time_index_path(dir, base_offset);
         let time_index = TimeIndex::open(io.as_ref(), &time_path, base_offset, active)?;
+        let txn_index = TxnIndex::load(io.as_ref(), dir, base_offset)?;
         let mut seg = Self {
             io,
             dir: dir.to_path_buf(),
@@ -142,6 +154,7 @@ impl Segment {
             size,
             offset_index,
             time_index,
+            txn_index,
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
@@ -412,6 +425,7 @@ impl Segment {
             self.dirty = false;
         }
         self.offset_index.sync()?;
+        self.txn_index.sync(self.io.as_ref())?;
         self.time_index.sync()
     }
 
@@ -454,6 +468,7 @@ impl Segment {
             .truncate_to_position(cut.min(u32::MAX as u64) as u32)?;
         // Time index entries name batch base offsets; anything at or past the cut batch is gone.
         self.time_index.truncate_to_offset(cut_base)?;
+        self.txn_index.truncate_to(self.io.as_ref(), cut_base)?;
         self.reload_tail_state()?;
         Ok(removed)
     }
@@ -464,6 +479,7 @@ impl Segment {
             Self::log_path(&self.dir, self.base_offset),
             Self::index_path(&self.dir, self.base_offset),
             Self::time_index_path(&self.dir, self.base_offset),
+            TxnIndex::path(&self.dir, self.base_offset),
         ];
         let fs = self.io.clone();
         drop(self);

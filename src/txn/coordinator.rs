@@ -1,0 +1,513 @@
+//! The transaction coordinator, Kafka's classic protocol: transactional ids map to a producer id
+//! and epoch (InitProducerId bumps the epoch and fences the previous producer), AddPartitionsToTxn
+//! opens a transaction, EndTxn writes PrepareCommit/PrepareAbort, the markers, then
+//! CompleteCommit/CompleteAbort. Every state change is a record in `__transaction_state` before it
+//! is answered. The timer aborts transactions past their timeout (fencing the producer), retries
+//! markers that could not be written and forgets ids unused for transactional.id.expiration.ms.
+//! It never answers requests itself (the api layer does) and never touches partition logs except
+//! through `TxnLog`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::log::{self, TxnMetadata, TxnState};
+use super::{TxnConfig, TxnError, TxnLog};
+use crate::records::internal;
+use crate::types::TopicPartition;
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One transactional id as DescribeTransactions and ListTransactions show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnSummary {
+    pub transactional_id: String,
+    pub meta: TxnMetadata,
+}
+
+pub struct TransactionCoordinator {
+    config: TxnConfig,
+    txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Wall-clock ms of the last timeout and expiry passes.
+    last_timeout_check_ms: Mutex<i64>,
+    last_expiry_check_ms: Mutex<i64>,
+}
+
+impl TransactionCoordinator {
+    pub fn new(config: TxnConfig) -> TransactionCoordinator {
+        let now = wall_ms();
+        TransactionCoordinator { config, txns: Mutex::new(HashMap::new()), last_timeout_check_ms: Mutex::new(now), last_expiry_check_ms: Mutex::new(now) }
+    }
+
+    pub fn config(&self) -> &TxnConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, TxnMetadata>> {
+        self.txns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `__transaction_state` partition of a transactional id (Kafka's hash).
+    pub fn partition_for(&self, log: &dyn TxnLog, transactional_id: &str) -> i32 {
+        internal::partition_for(transactional_id, log.txn_partitions().unwrap_or(self.config.state_log_partitions))
+    }
+
+    /// Writes the id's state (None: forget it) to `__transaction_state`.
+    fn persist(&self, log: &dyn TxnLog, id: &str, meta: Option<&TxnMetadata>) -> Result<(), TxnError> {
+        let records = [(log::encode_key(id), meta.map(log::encode_value))];
+        let batch = internal::encode_batch(&records, wall_ms()).map_err(TxnError::Storage)?;
+        log.append_txn_batch(self.partition_for(log, id), batch).map_err(|e| {
+            tracing::warn!(transactional_id = %id, error = %e, "transaction state not persisted");
+            TxnError::Storage(e)
+        })
+    }
+
+    /// Persists `next` and only then makes it the id's state.
+    fn transition(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, next: TxnMetadata) -> Result<(), TxnError> {
+        self.persist(log, id, Some(&next))?;
+        txns.insert(id.to_string(), next);
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id: a new producer id for a new id; otherwise the
+    /// epoch is bumped (a new producer id when the epoch is exhausted), which fences any older
+    /// producer. An open transaction is aborted first, at the bumped epoch. `expected` is the
+    /// (id, epoch) a producer presents to recover (KIP-360): it must be the current one.
+    pub fn init_producer_id(&self, log: &dyn TxnLog, id: &str, timeout_ms: i32, expected: Option<(i64, i16)>) -> Result<(i64, i16), TxnError> {
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(TxnError::InvalidTransactionTimeout);
+        }
+        let now = wall_ms();
+        let mut txns = self.lock();
+        let Some(current) = txns.get(id).cloned() else {
+            let producer_id = log.next_producer_id().map_err(TxnError::Storage)?;
+            let meta = TxnMetadata { producer_id, producer_epoch: 0, timeout_ms, state: TxnState::Empty, partitions: BTreeSet::new(), last_update_ms: now, start_ms: -1 };
+            self.transition(log, &mut txns, id, meta)?;
+            tracing::info!(transactional_id = %id, producer_id, "new transactional id");
+            return Ok((producer_id, 0));
+        };
+        if let Some((pid, epoch)) = expected
+            && (pid != current.producer_id || epoch != current.producer_epoch)
+        {
+            return Err(TxnError::ProducerFenced);
+        }
+        let mut meta = match current.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => return Err(TxnError::ConcurrentTransactions),
+            TxnState::Ongoing => {
+                // The new producer takes over: the open transaction is aborted at a bumped
+                // epoch, so the old producer's further writes are refused.
+                let fenced = TxnMetadata { producer_epoch: current.producer_epoch.saturating_add(1), ..current };
+                self.complete(log, &mut txns, id, fenced, false)?;
+                let m = txns.get(id).cloned().ok_or(TxnError::ConcurrentTransactions)?;
+                if m.state != TxnState::CompleteAbort {
+                    return Err(TxnError::ConcurrentTransactions);
+                }
+                tracing::info!(transactional_id = %id, producer_id = m.producer_id, epoch = m.producer_epoch, "aborted the open transaction of a fenced producer");
+                return self.start_epoch(log, &mut txns, id, m, timeout_ms, now, false);
+            }
+            _ => current,
+        };
+        meta.partitions.clear();
+        self.start_epoch(log, &mut txns, id, meta, timeout_ms, now, true)
+    }
+
+    /// Makes `meta` Empty with `timeout_ms`, at the next epoch when `bump` (a new producer id
+    /// once the epoch would reach its limit), persisted.
+    #[allow(clippy::too_many_arguments)]
+    fn start_epoch(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, mut meta: TxnMetadata, timeout_ms: i32, now: i64, bump: bool) -> Result<(i64, i16), TxnError> {
+        if bump {
+            if meta.producer_epoch >= i16::MAX - 1 {
+                meta.producer_id = log.next_producer_id().map_err(TxnError::Storage)?;
+                meta.producer_epoch = 0;
+            } else {
+                meta.producer_epoch += 1;
+            }
+        }
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.last_update_ms = now;
+        meta.start_ms = -1;
+        let answer = (meta.producer_id, meta.producer_epoch);
+        self.transition(log, txns, id, meta)?;
+        Ok(answer)
+    }
+
+    /// The id's state after checking the producer presenting itself owns it.
+    fn owned(txns: &HashMap<String, TxnMetadata>, id: &str, producer_id: i64, epoch: i16) -> Result<TxnMetadata, TxnError> {
+        let m = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        if m.producer_id != producer_id {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if epoch != m.producer_epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        Ok(m.clone())
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
+    /// partition): the partitions join the producer's transaction, which opens if it was not.
+    /// `verify_only` checks they already are in it (INVALID_TXN_STATE otherwise).
+    pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition], verify_only: bool) -> Result<(), TxnError> {
+        let mut txns = self.lock();
+        let mut m = Self::owned(&txns, id, producer_id, epoch)?;
+        if verify_only {
+            let all_in = m.state == TxnState::Ongoing && partitions.iter().all(|tp| m.partitions.contains(tp));
+            return if all_in { Ok(()) } else { Err(TxnError::InvalidTxnState) };
+        }
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => return Err(TxnError::ConcurrentTransactions),
+            TxnState::Dead => return Err(TxnError::InvalidProducerIdMapping),
+            TxnState::Ongoing if partitions.iter().all(|tp| m.partitions.contains(tp)) => return Ok(()),
+            _ => {}
+        }
+        let now = wall_ms();
+        if m.state != TxnState::Ongoing {
+            m.start_ms = now;
+            m.partitions.clear();
+        }
+        m.state = TxnState::Ongoing;
+        m.last_update_ms = now;
+        m.partitions.extend(partitions.iter().cloned());
+        self.transition(log, &mut txns, id, m)
+    }
+
+    /// Whether a transactional produce may write to `tp`: its producer's transaction is open
+    /// and holds the partition (Kafka's partition verification, so a late write cannot start
+    /// a transaction the coordinator does not know of).
+    pub fn verify_produce(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), TxnError> {
+        let txns = self.lock();
+        let m = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        if m.producer_id != producer_id {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if epoch < m.producer_epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        if m.state == TxnState::Ongoing && m.partitions.contains(tp) { Ok(()) } else { Err(TxnError::InvalidTxnState) }
+    }
+
+    /// EndTxn: commits or aborts the producer's transaction. A retry of a finished end with
+    /// the same outcome succeeds again.
+    pub fn end_txn(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
+        let mut txns = self.lock();
+        let m = Self::owned(&txns, id, producer_id, epoch)?;
+        match (m.state, commit) {
+            (TxnState::Ongoing, _) => self.complete(log, &mut txns, id, m, commit),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(TxnError::ConcurrentTransactions),
+            (TxnState::PrepareEpochFence, _) => Err(TxnError::ConcurrentTransactions),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    /// Two-phase end of `meta`'s transaction: Prepare persisted, the markers written to every
+    /// partition, Complete persisted. When a marker cannot be written the id stays in Prepare
+    /// (the answer is still success, as Kafka's once Prepare is durable) and the timer retries.
+    fn complete(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, mut meta: TxnMetadata, commit: bool) -> Result<(), TxnError> {
+        meta.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        meta.last_update_ms = wall_ms();
+        self.transition(log, txns, id, meta.clone())?;
+        self.write_markers(log, txns, id, meta);
+        Ok(())
+    }
+
+    /// Writes the markers of a Prepare state and moves it to Complete.
+    fn write_markers(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, mut meta: TxnMetadata) {
+        let commit = meta.state == TxnState::PrepareCommit;
+        for tp in &meta.partitions {
+            match log.write_marker(tp, meta.producer_id, meta.producer_epoch, commit) {
+                Ok(()) => {}
+                Err(super::MarkerError::UnknownPartition) => {
+                    tracing::info!(transactional_id = %id, partition = %tp, "partition gone; no marker needed");
+                }
+                Err(super::MarkerError::Failed(e)) => {
+                    tracing::warn!(transactional_id = %id, partition = %tp, error = %e, "transaction marker not written; will retry");
+                    return;
+                }
+            }
+        }
+        meta.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        meta.partitions.clear();
+        meta.last_update_ms = wall_ms();
+        if let Err(e) = self.transition(log, txns, id, meta) {
+            // The markers are written; a retry writes them again, which changes nothing.
+            tracing::warn!(transactional_id = %id, error = %e, "transaction completion not persisted; will retry");
+        }
+    }
+
+    pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
+        self.lock().get(id).cloned()
+    }
+
+    /// ListTransactions: ids in one of `states` (all when empty), of one of `producer_ids` (all
+    /// when empty), open for longer than `min_duration_ms` (when >= 0).
+    pub fn list(&self, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnSummary> {
+        let now = wall_ms();
+        let mut out: Vec<TxnSummary> = self
+            .lock()
+            .iter()
+            .filter(|(_, m)| states.is_empty() || states.iter().any(|s| s == m.state.name()))
+            .filter(|(_, m)| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            .filter(|(_, m)| min_duration_ms < 0 || (m.state == TxnState::Ongoing && now - m.start_ms > min_duration_ms))
+            .map(|(id, m)| TxnSummary { transactional_id: id.clone(), meta: m.clone() })
+            .collect();
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out
+    }
+
+    /// Timer work, rate-limited by the two cleanup intervals: aborts transactions open past
+    /// their timeout (bumping the epoch, so the producer is fenced, as Kafka does), finishes
+    /// Prepare states whose markers failed, and forgets ids idle past transactional.id.expiration.ms.
+    pub fn tick(&self, log: &dyn TxnLog) {
+        let now = wall_ms();
+        {
+            let mut last = self.last_timeout_check_ms.lock().unwrap_or_else(|e| e.into_inner());
+            if now - *last < self.config.abort_timed_out_interval_ms as i64 {
+                return self.expire_ids(log, now);
+            }
+            *last = now;
+        }
+        let mut txns = self.lock();
+        let due: Vec<(String, TxnMetadata)> = txns
+            .iter()
+            .filter(|(_, m)| {
+                matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                    || (m.state == TxnState::Ongoing && now - m.start_ms > m.timeout_ms as i64)
+            })
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        for (id, m) in due {
+            if m.state == TxnState::Ongoing {
+                tracing::info!(transactional_id = %id, producer_id = m.producer_id, timeout_ms = m.timeout_ms, "aborting a transaction past its timeout");
+                let fenced = TxnMetadata { producer_epoch: m.producer_epoch.saturating_add(1), ..m };
+                if let Err(e) = self.complete(log, &mut txns, &id, fenced, false) {
+                    tracing::warn!(transactional_id = %id, error = %e, "could not abort a timed-out transaction; will retry");
+                }
+            } else {
+                self.write_markers(log, &mut txns, &id, m);
+            }
+        }
+        drop(txns);
+        self.expire_ids(log, now);
+    }
+
+    fn expire_ids(&self, log: &dyn TxnLog, now: i64) {
+        {
+            let mut last = self.last_expiry_check_ms.lock().unwrap_or_else(|e| e.into_inner());
+            if now - *last < self.config.remove_expired_interval_ms as i64 {
+                return;
+            }
+            *last = now;
+        }
+        let mut txns = self.lock();
+        let idle: Vec<String> = txns
+            .iter()
+            .filter(|(_, m)| matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort))
+            .filter(|(_, m)| now - m.last_update_ms >= self.config.id_expiration_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            if self.persist(log, &id, None).is_ok() {
+                txns.remove(&id);
+                tracing::info!(transactional_id = %id, "transactional id expired (transactional.id.expiration.ms)");
+            }
+        }
+    }
+
+    /// Rebuilds every id from `__transaction_state`, then completes the transactions a stop
+    /// left in Prepare (their markers may be missing). Open transactions stay open, under their
+    /// timeout. Returns the number of ids.
+    pub fn load(&self, log: &dyn TxnLog) -> Result<usize, String> {
+        let Some(partitions) = log.txn_partitions() else { return Ok(0) };
+        let mut txns = self.lock();
+        for p in 0..partitions {
+            let mut offset = 0;
+            let mut pending = internal::PendingTxnRecords::new();
+            loop {
+                let data = log.read_txn_batches(p, offset)?;
+                if data.is_empty() {
+                    break;
+                }
+                let (records, next) = internal::decode_batches_with_next(data, &mut pending)?;
+                for (k, v) in records {
+                    let id = match log::decode_key(k) {
+                        Ok(id) => id,
+                        Err(e) => {
+                            tracing::warn!(partition = p, error = %e, "skipping an undecodable transaction key");
+                            continue;
+                        }
+                    };
+                    match v.map(log::decode_value) {
+                        Some(Ok(m)) => {
+                            txns.insert(id, m);
+                        }
+                        Some(Err(e)) => tracing::warn!(transactional_id = %id, error = %e, "skipping an undecodable transaction record"),
+                        None => {
+                            txns.remove(&id);
+                        }
+                    }
+                }
+                match next {
+                    Some(n) if n > offset => offset = n,
+                    _ => break,
+                }
+            }
+        }
+        let unfinished: Vec<(String, TxnMetadata)> =
+            txns.iter().filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)).map(|(id, m)| (id.clone(), m.clone())).collect();
+        for (id, m) in unfinished {
+            tracing::info!(transactional_id = %id, state = m.state.name(), "completing a transaction interrupted by the stop");
+            self.write_markers(log, &mut txns, &id, m);
+        }
+        Ok(txns.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::MarkerError;
+    use bytes::Bytes;
+
+    /// An in-memory `__transaction_state` (one partition) and marker sink.
+    #[derive(Default)]
+    struct MemLog {
+        batches: Mutex<Vec<Bytes>>,
+        markers: Mutex<Vec<(TopicPartition, i64, i16, bool)>>,
+        next_id: Mutex<i64>,
+        fail_markers: Mutex<bool>,
+    }
+
+    impl TxnLog for MemLog {
+        fn append_txn_batch(&self, _partition: i32, batch: Bytes) -> Result<(), String> {
+            self.batches.lock().unwrap().push(batch);
+            Ok(())
+        }
+        fn txn_partitions(&self) -> Option<i32> {
+            Some(1)
+        }
+        fn read_txn_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, String> {
+            // Offsets here are batch indexes; each batch holds one record.
+            let b = self.batches.lock().unwrap();
+            let mut out = bytes::BytesMut::new();
+            for (i, batch) in b.iter().enumerate().skip(offset as usize) {
+                let mut raw = batch.to_vec();
+                crate::records::batch::set_base_offset(&mut raw, i as i64);
+                out.extend_from_slice(&raw);
+            }
+            Ok(out.freeze())
+        }
+        fn next_producer_id(&self) -> Result<i64, String> {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            Ok(*n)
+        }
+        fn partition_exists(&self, _tp: &TopicPartition) -> bool {
+            true
+        }
+        fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
+            if *self.fail_markers.lock().unwrap() {
+                return Err(MarkerError::Failed("disk".into()));
+            }
+            self.markers.lock().unwrap().push((tp.clone(), producer_id, epoch, commit));
+            Ok(())
+        }
+    }
+
+    fn coordinator() -> TransactionCoordinator {
+        TransactionCoordinator::new(TxnConfig { abort_timed_out_interval_ms: 0, ..TxnConfig::default() })
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t".to_string(), p)
+    }
+
+    #[test]
+    fn commit_writes_markers_to_every_partition_and_survives_a_reload() {
+        let (c, log) = (coordinator(), MemLog::default());
+        let (pid, epoch) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        assert_eq!(epoch, 0);
+        c.add_partitions(&log, "tx", pid, epoch, &[tp(0), tp(1)], false).unwrap();
+        assert_eq!(c.describe("tx").unwrap().state, TxnState::Ongoing);
+        c.verify_produce("tx", pid, epoch, &tp(1)).unwrap();
+        assert_eq!(c.verify_produce("tx", pid, epoch, &tp(2)), Err(TxnError::InvalidTxnState));
+        c.end_txn(&log, "tx", pid, epoch, true).unwrap();
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, 0, true), (tp(1), pid, 0, true)]);
+        // A retried commit succeeds; an abort of the committed transaction does not.
+        c.end_txn(&log, "tx", pid, epoch, true).unwrap();
+        assert_eq!(c.end_txn(&log, "tx", pid, epoch, false), Err(TxnError::InvalidTxnState));
+        let reloaded = coordinator();
+        assert_eq!(reloaded.load(&log).unwrap(), 1);
+        let m = reloaded.describe("tx").unwrap();
+        assert_eq!((m.producer_id, m.producer_epoch, m.state), (pid, 0, TxnState::CompleteCommit));
+    }
+
+    #[test]
+    fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
+        let (c, log) = (coordinator(), MemLog::default());
+        let (pid, e0) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        c.add_partitions(&log, "tx", pid, e0, &[tp(0)], false).unwrap();
+        let (pid2, e1) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        assert_eq!(pid2, pid);
+        assert!(e1 > e0);
+        // The abort marker went out at the bumped epoch, so the partition refuses the old one.
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e1, false)]);
+        assert_eq!(c.add_partitions(&log, "tx", pid, e0, &[tp(0)], false), Err(TxnError::ProducerFenced));
+        assert_eq!(c.end_txn(&log, "tx", pid, e0, true), Err(TxnError::ProducerFenced));
+        assert_eq!(c.verify_produce("tx", pid, e0, &tp(0)), Err(TxnError::ProducerFenced));
+        assert_eq!(c.end_txn(&log, "tx", 999, e1, true), Err(TxnError::InvalidProducerIdMapping));
+        // KIP-360: only the current (id, epoch) may ask for a bump.
+        assert_eq!(c.init_producer_id(&log, "tx", 60_000, Some((pid, e0))), Err(TxnError::ProducerFenced));
+        assert_eq!(c.init_producer_id(&log, "tx", 60_000, Some((pid, e1))).unwrap(), (pid, e1 + 1));
+    }
+
+    #[test]
+    fn timeouts_are_bounded_and_expired_transactions_are_aborted_with_a_fence() {
+        let (c, log) = (coordinator(), MemLog::default());
+        assert_eq!(c.init_producer_id(&log, "tx", 0, None), Err(TxnError::InvalidTransactionTimeout));
+        assert_eq!(c.init_producer_id(&log, "tx", 900_001, None), Err(TxnError::InvalidTransactionTimeout));
+        let (pid, e) = c.init_producer_id(&log, "tx", 1, None).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(3)], false).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        c.tick(&log);
+        let m = c.describe("tx").unwrap();
+        assert_eq!((m.state, m.producer_epoch), (TxnState::CompleteAbort, e + 1));
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(3), pid, e + 1, false)]);
+        assert_eq!(c.end_txn(&log, "tx", pid, e, false), Err(TxnError::ProducerFenced));
+    }
+
+    #[test]
+    fn markers_that_fail_are_retried_by_the_timer_and_after_a_restart() {
+        let (c, log) = (coordinator(), MemLog::default());
+        let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(0)], false).unwrap();
+        *log.fail_markers.lock().unwrap() = true;
+        c.end_txn(&log, "tx", pid, e, false).unwrap();
+        assert_eq!(c.describe("tx").unwrap().state, TxnState::PrepareAbort);
+        assert_eq!(c.add_partitions(&log, "tx", pid, e, &[tp(0)], false), Err(TxnError::ConcurrentTransactions));
+        // A restart while in Prepare finishes the transaction.
+        *log.fail_markers.lock().unwrap() = false;
+        let reloaded = coordinator();
+        reloaded.load(&log).unwrap();
+        assert_eq!(reloaded.describe("tx").unwrap().state, TxnState::CompleteAbort);
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e, false)]);
+        // And the timer does it without a restart.
+        c.tick(&log);
+        assert_eq!(c.describe("tx").unwrap().state, TxnState::CompleteAbort);
+    }
+
+    #[test]
+    fn list_filters_by_state_producer_and_duration() {
+        let (c, log) = (coordinator(), MemLog::default());
+        let (p1, e1) = c.init_producer_id(&log, "a", 60_000, None).unwrap();
+        let (p2, _) = c.init_producer_id(&log, "b", 60_000, None).unwrap();
+        c.add_partitions(&log, "a", p1, e1, &[tp(0)], false).unwrap();
+        let ids = |v: Vec<TxnSummary>| v.into_iter().map(|s| s.transactional_id).collect::<Vec<_>>();
+        assert_eq!(ids(c.list(&[], &[], -1)), vec!["a", "b"]);
+        assert_eq!(ids(c.list(&["Ongoing".into()], &[], -1)), vec!["a"]);
+        assert_eq!(ids(c.list(&[], &[p2], -1)), vec!["b"]);
+        assert_eq!(ids(c.list(&[], &[], 3_600_000)), Vec::<String>::new());
+    }
+}
