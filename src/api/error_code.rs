@@ -82,3 +82,25 @@ pub fn group(e: &crate::group::GroupError) -> i16 {
 pub fn group_result(r: &Result<(), crate::group::GroupError>) -> i16 {
     r.as_ref().err().map_or(NONE, group)
 }
+
+/// Kafka's code for a transaction error. `fenced_known`: the request version has
+/// PRODUCER_FENCED (KIP-588); older clients get INVALID_PRODUCER_EPOCH, as Kafka answers them.
+pub fn txn(e: &crate::txn::TxnError, fenced_known: bool) -> i16 {
+    use crate::txn::TxnError as T;
+    match e {
+        T::InvalidTransactionTimeout => E::InvalidTransactionTimeout.code(),
+        T::ProducerFenced if fenced_known => E::ProducerFenced.code(),
+        T::ProducerFenced => E::InvalidProducerEpoch.code(),
+        T::InvalidProducerIdMapping => E::InvalidProducerIdMapping.code(),
+        T::ConcurrentTransactions => E::ConcurrentTransactions.code(),
+        T::InvalidTxnState => E::InvalidTxnState.code(),
+        T::TransactionalIdNotFound => E::TransactionalIdNotFound.code(),
+        // A failed __transaction_state write: retriable, as Kafka's coordinator answers it.
+        T::Storage(_) => E::CoordinatorNotAvailable.code(),
+    }
+}
+
+/// A transaction result as a code: NONE for success.
+pub fn txn_result(r: &Result<(), crate::txn::TxnError>, fenced_known: bool) -> i16 {
+    r.as_ref().err().map_or(NONE, |e| txn(e, fenced_known))
+}

@@ -1,5 +1,5 @@
-//! FindCoordinator: this single node coordinates every group. Transaction coordinators do not
-//! exist yet, so key type 1 gets COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: this single node coordinates every group (key type 0) and every
+//! transactional id (key type 1).
 
 use std::sync::Arc;
 
@@ -14,8 +14,7 @@ use crate::broker::Broker;
 /// (error code, node id, host, port) for one key.
 fn locate(broker: &Broker, key_type: i8) -> (i16, i32, String, i32) {
     match key_type {
-        0 => (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32),
-        1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
+        0 | 1 => (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32),
         _ => (E::InvalidRequest.code(), -1, String::new(), -1),
     }
 }

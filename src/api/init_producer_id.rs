@@ -1,23 +1,31 @@
-//! InitProducerId for idempotent producers: a fresh producer id (never reused across restarts),
-//! or an epoch bump for a producer that presents its current id and epoch (KIP-360).
-//! Transactional ids wait for the transaction coordinator.
+//! InitProducerId: for idempotent producers a fresh producer id (never reused across restarts),
+//! or an epoch bump for a producer that presents its current id and epoch (KIP-360); for a
+//! transactional id, the transaction coordinator's id and bumped epoch, which fences the
+//! previous producer of that id.
 
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
+use super::error_code;
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, _version: i16) -> InitProducerIdResponse {
+pub async fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest, version: i16) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     if req.transactional_id.as_ref().is_some_and(|t| t.0.is_empty()) {
         // Kafka: an empty transactional id is neither idempotent-only nor a valid id.
         return resp.with_error_code(E::InvalidRequest.code());
     }
-    if req.transactional_id.is_some() {
-        // No transaction coordinator yet: answer as Kafka does while it is unavailable.
-        return resp.with_error_code(E::CoordinatorNotAvailable.code());
+    if let Some(id) = &req.transactional_id {
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        return match broker.txns.init_producer_id(&**broker, &id.0, req.transaction_timeout_ms, expected) {
+            Ok((pid, epoch)) => resp.with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
+            Err(e) => {
+                tracing::info!(transactional_id = %id.0, error = %e, "InitProducerId refused");
+                resp.with_error_code(error_code::txn(&e, version >= 4))
+            }
+        };
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 {
         // Bump the epoch of an existing idempotent producer; at the epoch limit, a new id.

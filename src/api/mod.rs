@@ -1,6 +1,8 @@
 //! Dispatch: one match on the api key. Each handler decodes nothing itself: it receives the typed
 //! request and returns the typed response, which is encoded here at the request's version.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -12,7 +14,10 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
+mod describe_transactions;
+mod end_txn;
 pub mod error_code;
 mod fetch;
 mod find_coordinator;
@@ -23,6 +28,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -30,6 +36,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,6 +151,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
         ApiKey::AlterConfigs => serve!(AlterConfigsRequest, alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        ApiKey::AddPartitionsToTxn => serve!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
+        ApiKey::AddOffsetsToTxn => serve!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
+        ApiKey::EndTxn => serve!(EndTxnRequest, end_txn::handle),
+        ApiKey::TxnOffsetCommit => serve!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::DescribeTransactions => serve!(DescribeTransactionsRequest, describe_transactions::handle),
+        ApiKey::ListTransactions => serve!(ListTransactionsRequest, list_transactions::handle),
+        ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -1,11 +1,14 @@
 //! OffsetFetch: committed offsets of one group (v1-7) or several (v8+); -1 where nothing was
-//! committed, every committed partition when topics is null.
+//! committed, every committed partition when topics is null. With require_stable (v7+), a
+//! partition whose offset an open transaction is committing answers UNSTABLE_OFFSET_COMMIT, so
+//! the client retries until the transaction ends.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
 use super::{str_bytes, topic_name};
@@ -21,16 +24,24 @@ fn fields(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, String) {
     }
 }
 
-fn v1_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
+/// UNSTABLE_OFFSET_COMMIT for a partition an open transaction commits, when asked for.
+fn stability(broker: &Broker, group: &str, require_stable: bool) -> impl Fn(&str, i32) -> i16 {
+    move |topic, partition| {
+        if require_stable && broker.groups.has_pending_txn_offset(group, topic, partition) { E::UnstableOffsetCommit.code() } else { 0 }
+    }
+}
+
+fn v1_topics(fetched: Fetched, version: i16, unstable: impl Fn(&str, i32) -> i16) -> Vec<OffsetFetchResponseTopic> {
     fetched
         .into_iter()
         .map(|(t, parts)| {
-            OffsetFetchResponseTopic::default().with_name(topic_name(t)).with_partitions(
+            OffsetFetchResponseTopic::default().with_name(topic_name(t.clone())).with_partitions(
                 parts
                     .into_iter()
                     .map(|(p, c)| {
                         let (offset, epoch, metadata) = fields(&c, version);
                         OffsetFetchResponsePartition::default()
+                            .with_error_code(unstable(&t, p))
                             .with_partition_index(p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
@@ -42,16 +53,17 @@ fn v1_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopic> {
         .collect()
 }
 
-fn v8_topics(fetched: Fetched, version: i16) -> Vec<OffsetFetchResponseTopics> {
+fn v8_topics(fetched: Fetched, version: i16, unstable: impl Fn(&str, i32) -> i16) -> Vec<OffsetFetchResponseTopics> {
     fetched
         .into_iter()
         .map(|(t, parts)| {
-            OffsetFetchResponseTopics::default().with_name(topic_name(t)).with_partitions(
+            OffsetFetchResponseTopics::default().with_name(topic_name(t.clone())).with_partitions(
                 parts
                     .into_iter()
                     .map(|(p, c)| {
                         let (offset, epoch, metadata) = fields(&c, version);
                         OffsetFetchResponsePartitions::default()
+                            .with_error_code(unstable(&t, p))
                             .with_partition_index(p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
@@ -71,7 +83,8 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
             .map(|g| {
                 let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
                 let fetched = broker.groups.fetch_offsets(&g.group_id.0, topics);
-                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(v8_topics(fetched, version))
+                let topics = v8_topics(fetched, version, stability(broker, &g.group_id.0, req.require_stable));
+                OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
@@ -79,5 +92,5 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
     // v1 has no null topics; an empty list there is just empty.
     let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let fetched = broker.groups.fetch_offsets(&req.group_id.0, topics);
-    OffsetFetchResponse::default().with_topics(v1_topics(fetched, version))
+    OffsetFetchResponse::default().with_topics(v1_topics(fetched, version, stability(broker, &req.group_id.0, req.require_stable)))
 }

@@ -33,6 +33,25 @@ pub enum Outcome {
     Close,
 }
 
+/// Transactional records may only go to a partition of the producer's open transaction (as
+/// Kafka's partition verification checks): otherwise a late or stray write would open a
+/// transaction no coordinator will end, and hold the last stable offset back for good.
+fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &TopicPartition, records: &bytes::Bytes) -> Option<i16> {
+    let h = crate::records::batch::BatchHeader::parse(records)?;
+    if !h.is_transactional() || h.is_control() {
+        return None;
+    }
+    let Some(id) = transactional_id else { return Some(E::InvalidTxnState.code()) };
+    match broker.txns.verify_produce(id, h.producer_id(), h.producer_epoch(), tp) {
+        Ok(()) => None,
+        Err(crate::txn::TxnError::ProducerFenced) => Some(E::InvalidProducerEpoch.code()),
+        Err(e) => {
+            tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transactional produce refused");
+            Some(E::InvalidTxnState.code())
+        }
+    }
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcome {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -70,6 +89,9 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                     return failed(pd.index, E::InvalidRecord.code(), Some("no records".into()));
                 };
                 let tp = TopicPartition::new(name.clone(), pd.index);
+                if let Some(code) = transaction_error(broker, req.transactional_id.as_ref().map(|t| t.0.as_str()), &tp, &records) {
+                    return failed(pd.index, code, None);
+                }
                 match broker.replicas.append(&tp, &records) {
                     Ok(a) => PartitionProduceResponse::default()
                         .with_index(pd.index)

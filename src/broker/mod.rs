@@ -19,6 +19,8 @@ use crate::group::{GroupConfig, GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::io::std::StdIo;
 use crate::storage::log_manager::LogManager;
 use crate::storage::cleaner::CleanerConfig;
+use crate::txn::{MarkerError, TRANSACTION_STATE_TOPIC, TransactionCoordinator, TxnConfig, TxnLog};
+use crate::records::control::{ControlType, Marker};
 use crate::types::TopicPartition;
 use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
 use replica_manager::ReplicaManager;
@@ -33,6 +35,7 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
+    pub txns: TransactionCoordinator,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -170,7 +173,7 @@ impl Broker {
 
     /// `__consumer_offsets`, created on first use with Kafka's settings: compacted (the cleaner
     /// keeps the latest commit per group and partition), segments of offsets.topic.segment.bytes.
-    fn ensure_offsets_topic(&self) -> Result<(), String> {
+    pub fn ensure_offsets_topic(&self) -> Result<(), String> {
         if self.metadata.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
@@ -182,6 +185,31 @@ impl Broker {
             Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn ensure_txn_topic(&self) -> Result<(), String> {
+        if self.metadata.topic(TRANSACTION_STATE_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), self.config.transaction_state_log_segment_bytes.to_string()),
+        ]);
+        match self.create_topic(TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions, configs) {
+            Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Whole batches of an internal topic's partition from `offset` up to the high watermark.
+    fn read_internal(&self, topic: &str, partition: i32, offset: i64) -> Result<Bytes, String> {
+        let tp = TopicPartition::new(topic.to_string(), partition);
+        let offsets = self.replicas.offsets(&tp).map_err(|e| e.to_string())?;
+        let from = offset.max(offsets.log_start_offset);
+        if from >= offsets.high_watermark {
+            return Ok(Bytes::new());
+        }
+        self.replicas.read(&tp, from, 1 << 20, true, false).map(|r| r.records).map_err(|e| e.to_string())
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -205,13 +233,47 @@ impl GroupLog for Broker {
     }
 
     fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String> {
-        let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        let offsets = self.replicas.offsets(&tp).map_err(|e| e.to_string())?;
-        let from = offset.max(offsets.log_start_offset);
-        if from >= offsets.high_watermark {
-            return Ok(Bytes::new());
+        self.read_internal(OFFSETS_TOPIC, partition, offset)
+    }
+}
+
+impl TxnLog for Broker {
+    fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+        self.ensure_txn_topic()?;
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC.to_string(), partition);
+        self.replicas.append(&tp, &batch).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn txn_partitions(&self) -> Option<i32> {
+        self.metadata.topic(TRANSACTION_STATE_TOPIC).map(|t| t.partitions)
+    }
+
+    fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String> {
+        self.read_internal(TRANSACTION_STATE_TOPIC, partition, offset)
+    }
+
+    fn next_producer_id(&self) -> Result<i64, String> {
+        self.producer_ids.next_id().map_err(|e| e.to_string())
+    }
+
+    fn partition_exists(&self, tp: &TopicPartition) -> bool {
+        self.metadata.topic(&tp.topic).is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions)
+    }
+
+    fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
+        if !self.partition_exists(tp) {
+            return Err(MarkerError::UnknownPartition);
         }
-        self.replicas.read(&tp, from, 1 << 20, true, false).map(|r| r.records).map_err(|e| e.to_string())
+        let control = if commit { ControlType::Commit } else { ControlType::Abort };
+        match self.replicas.append_marker(tp, producer_id, epoch, Marker { control, coordinator_epoch: 0 }) {
+            Ok(_) => {}
+            Err(replica_manager::ReplicaError::UnknownTopicOrPartition) => return Err(MarkerError::UnknownPartition),
+            Err(e) => return Err(MarkerError::Failed(e.to_string())),
+        }
+        if tp.topic == OFFSETS_TOPIC {
+            self.groups.complete_txn(self, tp.partition, producer_id, commit);
+        }
+        Ok(())
     }
 }
 
@@ -278,6 +340,13 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         offsets_retention_ms: config.offsets_retention_ms,
         offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
     };
+    let txn_config = TxnConfig {
+        max_timeout_ms: config.transaction_max_timeout_ms,
+        state_log_partitions: config.transaction_state_log_num_partitions,
+        id_expiration_ms: config.transactional_id_expiration_ms,
+        abort_timed_out_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
+    };
     let broker = Arc::new(Broker {
         config,
         cluster_id,
@@ -286,6 +355,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         replicas,
         producer_ids,
         groups: GroupCoordinator::new(group_config),
+        txns: TransactionCoordinator::new(txn_config),
         shutdown: shutdown_rx,
     });
     // Committed offsets must be back before the first OffsetFetch is answered.
@@ -293,6 +363,14 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     match broker.groups.load(&*broker) {
         Ok(records) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
         Err(e) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
+    }
+    // Transactions a stop left half-ended are completed before clients come back.
+    let loaded = std::time::Instant::now();
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || b.txns.load(&*b)).await {
+        Ok(Ok(ids)) => tracing::info!(ids, elapsed_ms = loaded.elapsed().as_millis() as u64, "transaction state loaded from __transaction_state"),
+        Ok(Err(e)) => tracing::error!(error = %e, "could not replay __transaction_state; transactional ids start unknown"),
+        Err(e) => tracing::error!(error = %e, "loading transaction state panicked"),
     }
     let tasks = spawn_background_tasks(&broker);
     let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
@@ -362,6 +440,8 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
         // Session expiry, rebalance timeouts and the initial join delay; 100 ms is finer than any
         // timeout a client may ask for (group.min.session.timeout.ms).
         every(broker, Duration::from_millis(GROUP_TICK_MS), "groups", |b| b.groups.tick(b)),
+        // Timeouts and id expiry; the coordinator limits itself to its cleanup intervals.
+        every(broker, Duration::from_millis(c.transaction_abort_timed_out_transaction_cleanup_interval_ms.clamp(10, 1000)), "transactions", |b| b.txns.tick(b)),
         every(broker, Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms), "checkpoint", |b| {
             if let Err(e) = b.replicas.logs().checkpoint() {
                 tracing::warn!(error = %e, "could not write checkpoints");
