@@ -92,7 +92,7 @@ async fn fetch_offset(c: &mut Client, group: &str, topic: &str, partition: i32, 
 }
 
 #[tokio::test]
-async fn find_coordinator_names_this_broker_for_groups_only() {
+async fn find_coordinator_names_this_broker_for_groups_and_transactions() {
     let b = TestBroker::start(FAST).await;
     let mut c = b.client().await;
     let resp = c.send(&FindCoordinatorRequest::default().with_key(s("g")), 3).await;
@@ -101,7 +101,9 @@ async fn find_coordinator_names_this_broker_for_groups_only() {
     assert_eq!(resp.coordinators.len(), 2);
     assert!(resp.coordinators.iter().all(|k| k.error_code == 0 && k.port == b.addr.port() as i32 && k.host.as_str() == "127.0.0.1"));
     let txn = c.send(&FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("t")]), 4).await;
-    assert_eq!(txn.coordinators[0].error_code, E::CoordinatorNotAvailable.code());
+    assert_eq!((txn.coordinators[0].error_code, txn.coordinators[0].port), (0, b.addr.port() as i32));
+    let bad = c.send(&FindCoordinatorRequest::default().with_key_type(2).with_coordinator_keys(vec![s("t")]), 4).await;
+    assert_eq!(bad.coordinators[0].error_code, E::InvalidRequest.code());
     b.stop().await;
 }
 

@@ -86,7 +86,11 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
     let join = resp.api_keys.iter().find(|k| k.api_key == ApiKey::JoinGroup as i16).expect("groups are advertised");
     assert_eq!((join.min_version, join.max_version), (0, 9));
-    assert!(resp.api_keys.iter().all(|k| k.api_key != ApiKey::AddPartitionsToTxn as i16), "transactions are not advertised yet");
+    let add = resp.api_keys.iter().find(|k| k.api_key == ApiKey::AddPartitionsToTxn as i16).expect("transactions are advertised");
+    assert_eq!((add.min_version, add.max_version), (0, 5));
+    // The classic protocol only: no transaction.version feature that would switch clients to KIP-890.
+    assert!(resp.supported_features.iter().all(|f| f.name.as_str() != "transaction.version"));
+    assert!(resp.finalized_features.iter().all(|f| f.name.as_str() != "transaction.version"));
 
     // An ApiVersions version from the future: UNSUPPORTED_VERSION plus our ranges, in v0 format.
     let mut frame = BytesMut::new();
@@ -309,9 +313,13 @@ async fn idempotent_producer_duplicates_are_deduplicated_and_gaps_refused() {
     assert_eq!(gap.error_code, E::OutOfOrderSequenceNumber.code());
     assert_eq!(fetch(&mut c, "idem", 0, 0, 12).await.high_watermark, 5);
 
-    // A transactional id waits for the transaction coordinator.
-    let txn = c.send(&InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
-    assert_eq!(txn.error_code, E::CoordinatorNotAvailable.code());
+    // A transactional id gets the coordinator's producer id; its timeout must be within bounds.
+    let txn_init = |timeout_ms| InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))).with_transaction_timeout_ms(timeout_ms).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let txn = c.send(&txn_init(0), 4).await;
+    assert_eq!(txn.error_code, E::InvalidTransactionTimeout.code());
+    let txn = c.send(&txn_init(60_000), 4).await;
+    assert_eq!((txn.error_code, txn.producer_epoch), (0, 0));
+    assert!(txn.producer_id.0 >= 0 && txn.producer_id != pid.producer_id);
 
     // After a clean restart the retry is still recognised.
     let mut b = b;

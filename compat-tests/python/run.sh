@@ -9,4 +9,4 @@ PY="$HERE/../.venv/bin/python"
 FJORD_BIN="${FJORD_BIN:-$(cd "$HERE/../.." && pwd)/target/release/fjord}"
 [ -x "$FJORD_BIN" ] || { echo "broker binary not found: $FJORD_BIN (run cargo build --release)" >&2; exit 2; }
 export FJORD_BIN
-cd "$HERE" && exec "$PY" -m pytest -v -p no:cacheprovider "$@" test_confluent.py test_kafka_python.py test_groups.py test_compaction.py test_admin.py
+cd "$HERE" && exec "$PY" -m pytest -v -p no:cacheprovider "$@" test_confluent.py test_kafka_python.py test_groups.py test_compaction.py test_admin.py test_transactions.py
