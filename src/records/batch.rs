@@ -346,12 +346,27 @@ pub(crate) mod test_support {
         compression: Compression,
         producer: Option<(i64, i16, i32)>,
     ) -> Vec<u8> {
+        keyed(records, ts, compression, producer, false)
+    }
+
+    /// As `keyed_batch`, in a transaction of `producer` (id, epoch, first sequence).
+    pub fn transactional_batch(records: &[(Option<&str>, Option<&str>)], ts: i64, producer: (i64, i16, i32)) -> Vec<u8> {
+        keyed(records, ts, Compression::None, Some(producer), true)
+    }
+
+    fn keyed(
+        records: &[(Option<&str>, Option<&str>)],
+        ts: i64,
+        compression: Compression,
+        producer: Option<(i64, i16, i32)>,
+        transactional: bool,
+    ) -> Vec<u8> {
         let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, (k, v))| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,

@@ -648,4 +648,42 @@ mod tests {
         assert!(log.commit_clean(&out, NOW).expect("commit"));
         check_compacted(&log, &original, out.next_dirty);
     }
+
+    #[test]
+    fn aborted_records_go_and_nothing_past_the_last_stable_offset_is_cleaned() {
+        use crate::records::batch::test_support::transactional_batch;
+        use crate::records::control::{self, ControlType, Marker};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = new_log(dir.path(), cfg());
+        let marker = |log: &mut PartitionLog, pid| {
+            let mut b = control::encode_marker(pid, 0, Marker { control: ControlType::Abort, coordinator_epoch: 0 }, NOW).to_vec();
+            let v = validate(&b, &ValidateConfig { allow_control_batches: true, ..ValidateConfig::default() }).unwrap();
+            log.append(&mut b, &v, NOW).unwrap();
+            log.set_high_watermark(log.log_end_offset());
+        };
+        append(&mut log, keyed_batch(&[(Some("a"), Some("1"))], NOW, Compression::None, None)); // 0
+        append(&mut log, transactional_batch(&[(Some("a"), Some("aborted")), (Some("b"), Some("x"))], NOW, (5, 0, 0))); // 1..=2
+        marker(&mut log, 5); // 3
+        let filler = "f".repeat(100);
+        for i in 0..40 {
+            append(&mut log, keyed_batch(&[(Some(&format!("c{}", i % 5)), Some(&filler))], NOW, Compression::None, None));
+        }
+        let open_at = log.log_end_offset();
+        append(&mut log, transactional_batch(&[(Some("a"), Some("open"))], NOW, (6, 0, 0)));
+        for i in 0..40 {
+            append(&mut log, keyed_batch(&[(Some(&format!("c{}", i % 5)), Some(&filler))], NOW, Compression::None, None));
+        }
+        assert_eq!(log.last_stable_offset(), open_at);
+        let plan = log.plan_clean(0, NOW).expect("due");
+        assert!(plan.segments.iter().all(|s| s.next_offset <= open_at), "a segment past the LSO was planned");
+        let out = clean(&plan, &CleanerConfig::default(), NOW).unwrap().expect("cleaned");
+        assert!(log.commit_clean(&out, NOW).unwrap());
+        let got = records(&log);
+        let at = |o: i64| got.iter().find(|r| r.0 == o).cloned();
+        // The committed "a" stays: the aborted one neither survives nor supersedes it.
+        assert_eq!(at(0), Some((0, Some("a".into()), Some("1".into()))));
+        assert_eq!((at(1), at(2)), (None, None));
+        assert!(at(3).is_some(), "the abort marker is kept");
+        assert_eq!(at(open_at).map(|r| r.2), Some(Some("open".into())));
+    }
 }

@@ -1550,4 +1550,90 @@ mod tests {
             }
         }
     }
+
+    /// One transactional batch of `count` records from `pid` at `epoch`, sequences from `seq`.
+    fn txn_batch(pid: i64, epoch: i16, seq: i32, count: usize) -> Vec<u8> {
+        crate::records::batch::test_support::transactional_batch(&vec![(Some("k"), Some("v")); count], 1_000, (pid, epoch, seq))
+    }
+
+    fn append_marker(log: &mut PartitionLog, pid: i64, epoch: i16, control: control::ControlType) -> AppendInfo {
+        let mut bytes = control::encode_marker(pid, epoch, control::Marker { control, coordinator_epoch: 0 }, NOW).to_vec();
+        let v = validate(&bytes, &ValidateConfig { allow_control_batches: true, ..ValidateConfig::default() }).expect("valid");
+        let info = log.append(&mut bytes, &v, NOW).expect("append marker");
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        info
+    }
+
+    fn append_acked(log: &mut PartitionLog, bytes: Vec<u8>) -> AppendInfo {
+        let (info, _) = append(log, bytes);
+        let end = log.log_end_offset();
+        log.set_high_watermark(end);
+        info
+    }
+
+    #[test]
+    fn open_transactions_hold_the_last_stable_offset_and_aborts_are_indexed() {
+        use control::ControlType::{Abort, Commit};
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = new_log(dir.path(), LogConfig::default());
+        append_acked(&mut log, simple_batch(3)); // 0..=2
+        assert_eq!(log.last_stable_offset(), 3);
+        append_acked(&mut log, txn_batch(1, 0, 0, 2)); // 3..=4
+        append_acked(&mut log, txn_batch(2, 0, 0, 2)); // 5..=6
+        append_acked(&mut log, txn_batch(1, 0, 2, 1)); // 7
+        assert_eq!((log.high_watermark(), log.last_stable_offset()), (8, 3));
+        assert_eq!(append_marker(&mut log, 1, 0, Abort).base_offset, 8);
+        assert_eq!(log.last_stable_offset(), 5);
+        let aborted = log.aborted_transactions(0, 100);
+        assert_eq!(aborted.len(), 1);
+        assert_eq!((aborted[0].producer_id, aborted[0].first_offset, aborted[0].last_offset, aborted[0].last_stable_offset), (1, 3, 8, 5));
+        // Only transactions overlapping the fetched range are listed.
+        assert!(log.aborted_transactions(9, 100).is_empty());
+        assert!(log.aborted_transactions(0, 3).is_empty());
+        append_marker(&mut log, 2, 0, Commit);
+        assert_eq!(log.last_stable_offset(), 10);
+        assert_eq!(log.aborted_transactions(0, 100).len(), 1, "a commit is not indexed");
+        // A read bounded by the LSO does not return the open transaction's batch.
+        append_acked(&mut log, txn_batch(3, 0, 0, 2)); // 10..=11
+        append_acked(&mut log, simple_batch(1)); // 12
+        assert_eq!(log.last_stable_offset(), 10);
+        assert_eq!(log.read(10, 1 << 20, log.last_stable_offset()).unwrap().bytes.len(), 0);
+        assert_eq!(log.producer_state().entry(3).map(|e| e.current_txn_first_offset), Some(10));
+    }
+
+    #[test]
+    fn transaction_state_and_the_abort_index_survive_clean_and_unclean_restarts() {
+        use control::ControlType::Abort;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = new_log(dir.path(), small_cfg());
+        append_acked(&mut log, txn_batch(1, 0, 0, 2)); // 0..=1
+        append_marker(&mut log, 1, 0, Abort); // 2
+        for i in 0..20 {
+            append_acked(&mut log, txn_batch(2, 0, i * 3, 3)); // an open transaction across rolls
+        }
+        assert!(log.segment_count() > 1, "the test wants the open transaction to span segments");
+        assert_eq!(log.last_stable_offset(), 3);
+        log.close().unwrap();
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), 0, true);
+        assert_eq!(log.last_stable_offset(), 3);
+        assert_eq!(log.aborted_transactions(0, 100).len(), 1);
+        drop(log);
+        // A crash that lost the index file and every snapshot: the replay rebuilds both.
+        let part = dir.path().join("t-0");
+        for e in std::fs::read_dir(&part).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "txnindex" || x == "snapshot") {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let mut log = reopen(dir.path(), small_cfg(), 0, false);
+        assert_eq!(log.last_stable_offset(), 3);
+        let aborted = log.aborted_transactions(0, 100);
+        assert_eq!((aborted.len(), aborted[0].first_offset, aborted[0].last_offset), (1, 0, 2));
+        let end = append_marker(&mut log, 2, 0, Abort).base_offset;
+        assert_eq!(log.last_stable_offset(), end + 1);
+        assert_eq!(log.aborted_transactions(0, end + 1).len(), 2);
+    }
 }
