@@ -80,6 +80,13 @@ chmod -R u+w "$BUILD"
 # Copies get a fresh mtime so make rebuilds everything from this tree; record which source it was.
 echo "$SRC" >"$BUILD/.fjord-source"
 
+# The goal list (../shared/librdkafka-passing-on-kafka.txt) was measured on one Kafka broker with
+# the replication factor 3 of 0103's topics lowered to 1: one broker cannot hold three replicas.
+# Same change here, nothing else.
+sed -i -E 's/(test_create_topic_wait_exists\([^,]+, [^,]+, [^,]+, )3(, 5000\))/\11\2/' "$BUILD/tests/0103-transactions.c"
+grep -qE 'test_create_topic_wait_exists\([^,]+, [^,]+, [^,]+, 3, 5000\)' "$BUILD/tests/0103-transactions.c" &&
+  { log "0103: replication factor 3 left after the patch"; exit 1; }
+
 cd "$BUILD"
 log "configure"
 ./configure --disable-ssl --disable-gssapi --disable-curl --disable-lz4-ext \
