@@ -40,8 +40,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::broker::Broker;
-use crate::protocol::header::{decode_request_header, encode_response_chunks, peek_prefix};
+use crate::protocol::chain::Piece;
+use crate::protocol::header::{decode_request_header, encode_response_pieces, peek_prefix};
 use crate::protocol::versions;
+use crate::storage::FileRange;
 
 /// Per-connection state the handlers may need.
 pub struct Session {
@@ -69,9 +71,31 @@ pub enum FrameError {
     Encode { key: ApiKey, version: i16, source: anyhow::Error },
 }
 
-/// An encoded response frame as chunks, in order: record batches stay where the log read put
-/// them, and go out with the rest in one vectored write.
-pub type ResponseFrame = Vec<Bytes>;
+/// One chunk of an encoded response frame.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// Encoded fields (header, partition metadata, length prefixes), or shared bytes.
+    Memory(Bytes),
+    /// A fetch response's record batches, still in their segment file: the connection sends them
+    /// file-to-socket.
+    File(FileRange),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Memory(b) => b.len(),
+            Chunk::File(r) => r.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An encoded response frame as chunks, in order.
+pub type ResponseFrame = Vec<Chunk>;
 
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
 /// (acks=0 produce). `Err`: the connection must be closed.
@@ -112,7 +136,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
                 produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
             }
         }
-        ApiKey::Fetch => serve!(FetchRequest, fetch::handle),
+        ApiKey::Fetch => {
+            // The record batches stay in their segment files: the response carries placeholders
+            // for them, and the file ranges fill their slots after encoding.
+            let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let fetched = fetch::handle(broker, req, version).await;
+            encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Some)
+        }
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, delete_topics::handle),
@@ -149,7 +179,32 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
 }
 
 fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
-    encode_response_chunks(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
+    encode_with_files(key, version, corr, body, Vec::new())
+}
+
+/// Encodes a response whose byte fields may hold placeholders (`protocol::chain::placeholder`):
+/// slot `i` becomes `files[i]`, which must have the placeholder's length.
+fn encode_with_files<M: kafka_protocol::protocol::Encodable>(
+    key: ApiKey,
+    version: i16,
+    corr: i32,
+    body: &M,
+    files: Vec<FileRange>,
+) -> Result<ResponseFrame, FrameError> {
+    let fail = |source: anyhow::Error| FrameError::Encode { key, version, source };
+    let pieces = encode_response_pieces(key, version, corr, body).map_err(fail)?;
+    let mut files: Vec<Option<FileRange>> = files.into_iter().map(Some).collect();
+    pieces
+        .into_iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => Ok(Chunk::Memory(b)),
+            Piece::Slot { slot, len } => match files.get_mut(slot).and_then(Option::take) {
+                Some(f) if f.len == len => Ok(Chunk::File(f)),
+                Some(f) => Err(fail(anyhow!("slot {slot} holds {len} bytes but its file range {}", f.len))),
+                None => Err(fail(anyhow!("slot {slot} has no file range (or was encoded twice)"))),
+            },
+        })
+        .collect()
 }
 
 /// A client's `current_leader_epoch` against the partition's (KIP-320): newer is

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::records::validate::validate;
 use crate::records::RecordsError;
 use crate::storage::log_manager::LogManager;
-use crate::storage::{LogConfig, PartitionLog, StorageError};
+use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError};
 use crate::types::TopicPartition;
 
 pub fn now_ms() -> i64 {
@@ -116,9 +116,8 @@ impl ReplicaManager {
         Ok(PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark() })
     }
 
-    /// Reads whole batches from `fetch_offset`, below the high watermark. With `min_one` the first
-    /// batch is returned even when larger than `max_bytes` (KIP-74); without it such a batch is
-    /// left for a later fetch.
+    /// Reads whole batches from `fetch_offset`, below the high watermark, into memory (the group
+    /// coordinator loading `__consumer_offsets`). See [`ReplicaManager::read_range`].
     pub fn read(
         &self,
         tp: &TopicPartition,
@@ -126,12 +125,31 @@ impl ReplicaManager {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<(PartitionOffsets, Bytes), ReplicaError> {
+        let (offsets, range) = self.read_range(tp, fetch_offset, max_bytes, min_one)?;
+        let data = match range {
+            Some(r) => r.read_bytes().map_err(StorageError::from)?,
+            None => Bytes::new(),
+        };
+        Ok((offsets, data))
+    }
+
+    /// Locates whole batches from `fetch_offset`, below the high watermark, without reading them
+    /// (Fetch sends them file-to-socket). With `min_one` the first batch is returned even when
+    /// larger than `max_bytes` (KIP-74); without it such a batch is left for a later fetch.
+    /// `None` when nothing is readable.
+    pub fn read_range(
+        &self,
+        tp: &TopicPartition,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(PartitionOffsets, Option<FileRange>), ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
         let offsets = PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark() };
-        let data = log.read(fetch_offset, max_bytes, offsets.high_watermark)?.bytes;
-        let data = if !min_one && data.len() > max_bytes { Bytes::new() } else { data };
-        Ok((offsets, data))
+        let range = log.read_range(fetch_offset, max_bytes, offsets.high_watermark)?.records;
+        let range = range.filter(|r| min_one || r.len <= max_bytes);
+        Ok((offsets, range))
     }
 
     /// The first offset whose timestamp is >= `timestamp`, with that record's timestamp.

@@ -26,7 +26,8 @@ pub mod recovery;
 pub mod segment;
 pub mod time_index;
 
-pub use self::log::{AppendInfo, PartitionLog, ReadSlice};
+pub use self::io::FileRange;
+pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice};
 pub use self::log_manager::LogManager;
 
 use crate::records::RecordsError;
