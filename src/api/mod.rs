@@ -229,3 +229,66 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
 
 /// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chain::placeholder;
+    use crate::storage::io::{FileIo, OpenMode, StdIo};
+    use bytes::BytesMut;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::protocol::Encodable;
+
+    fn fetch_response(records: Vec<Bytes>) -> FetchResponse {
+        let parts = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| PartitionData::default().with_partition_index(i as i32).with_high_watermark(9).with_records(Some(r)))
+            .collect();
+        FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_topic(topic_name("t")).with_partitions(parts)])
+    }
+
+    #[test]
+    fn a_fetch_frame_keeps_its_fields_in_memory_and_its_records_as_file_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StdIo.open(&dir.path().join("f.log"), OpenMode::CreateReadWrite).expect("open");
+        let data: Vec<u8> = (0..50_000u32).map(|i| i as u8).collect();
+        file.write_all_at(&data, 0).expect("write");
+        let ranges = [(100u64, 20_000usize), (30_000, 7)];
+        let files: Vec<FileRange> = ranges.iter().map(|&(position, len)| FileRange { file: file.clone(), position, len }).collect();
+        let real: Vec<Bytes> = ranges.iter().map(|&(p, l)| Bytes::copy_from_slice(&data[p as usize..p as usize + l])).collect();
+        for version in [4i16, 11, 12, 16] {
+            let held = fetch_response(vec![placeholder(0, 20_000).expect("slot"), placeholder(1, 7).expect("slot")]);
+            let chunks = encode_with_files(ApiKey::Fetch, version, 42, &held, files.clone()).expect("encode");
+            let kinds: Vec<bool> = chunks.iter().map(|c| matches!(c, Chunk::File(_))).collect();
+            assert_eq!(kinds.iter().filter(|f| **f).count(), 2, "v{version}: both record sets are file chunks: {kinds:?}");
+            // What the socket will carry: memory chunks as they are, file chunks read from the file.
+            let wire: Vec<u8> = chunks
+                .iter()
+                .flat_map(|c| match c {
+                    Chunk::Memory(b) => b.to_vec(),
+                    Chunk::File(r) => r.read_bytes().expect("range").to_vec(),
+                })
+                .collect();
+            let mut flat = BytesMut::new();
+            let header_version = ApiKey::Fetch.response_header_version(version);
+            let header = ResponseHeader::default().with_correlation_id(42);
+            let body = fetch_response(real.clone());
+            let size = header.compute_size(header_version).expect("size") + body.compute_size(version).expect("size");
+            flat.extend_from_slice(&(size as i32).to_be_bytes());
+            header.encode(&mut flat, header_version).expect("header");
+            body.encode(&mut flat, version).expect("body");
+            assert!(wire == flat.to_vec(), "v{version}: the frame equals one encoded with the bytes themselves");
+        }
+    }
+
+    #[test]
+    fn a_slot_without_its_file_range_or_of_another_length_is_an_encode_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StdIo.open(&dir.path().join("f.log"), OpenMode::CreateReadWrite).expect("open");
+        let held = fetch_response(vec![placeholder(0, 100).expect("slot")]);
+        let wrong = FileRange { file, position: 0, len: 99 };
+        assert!(matches!(encode_with_files(ApiKey::Fetch, 12, 1, &held, vec![wrong]), Err(FrameError::Encode { .. })));
+        assert!(matches!(encode_with_files(ApiKey::Fetch, 12, 1, &held, Vec::new()), Err(FrameError::Encode { .. })));
+    }
+}
