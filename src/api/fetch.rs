@@ -15,7 +15,16 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use super::{error_code, leader_epoch_error};
 use crate::broker::replica_manager::ReplicaError;
 use crate::broker::Broker;
+use crate::protocol::chain::placeholder;
+use crate::storage::FileRange;
 use crate::types::TopicPartition;
+
+/// A fetch response whose record batches are still in their segment files: each non-empty
+/// `records` field is a placeholder for slot `i`, to be filled with `files[i]` after encoding.
+pub struct Fetched {
+    pub response: FetchResponse,
+    pub files: Vec<FileRange>,
+}
 
 /// A partition of the request after its topic was resolved.
 struct Wanted {
@@ -40,10 +49,11 @@ fn partition_error(partition: i32, code: i16) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fetched {
     if req.session_id != 0 {
         // We never hand out session ids, so any incremental fetch names an unknown session.
-        return FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
+        let response = FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
+        return Fetched { response, files: Vec::new() };
     }
     let by_id = version >= 13;
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
@@ -81,14 +91,15 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let notified = broker.replicas.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (parts, bytes, any_error) = read_partitions(broker, &wanted, max_bytes, read_committed, version);
+        let read = read_partitions(broker, &wanted, max_bytes, read_committed, version);
         let expired = tokio::time::Instant::now() >= deadline;
-        if bytes >= min_bytes || any_error || expired || broker.is_shutting_down() {
+        if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
             let mut topics = topics;
-            for (w, p) in wanted.iter().zip(parts) {
+            for (w, p) in wanted.iter().zip(read.parts) {
                 topics[w.topic].partitions.push(p);
             }
-            return FetchResponse::default().with_session_id(0).with_responses(topics);
+            let response = FetchResponse::default().with_session_id(0).with_responses(topics);
+            return Fetched { response, files: read.files };
         }
         tokio::select! {
             _ = &mut notified => {}
@@ -97,11 +108,36 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     }
 }
 
-/// Reads every wanted partition once: (partition data, bytes read, whether any partition failed).
-fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> (Vec<PartitionData>, usize, bool) {
+/// One pass over the wanted partitions.
+struct Read {
+    /// In `wanted` order; records are placeholders for `files`.
+    parts: Vec<PartitionData>,
+    files: Vec<FileRange>,
+    bytes: usize,
+    any_error: bool,
+}
+
+/// The `records` field for a located range: a placeholder for the next file slot, or (only when
+/// no placeholder can be made) the bytes themselves.
+fn records_field(range: Option<FileRange>, files: &mut Vec<FileRange>) -> std::io::Result<Bytes> {
+    let Some(range) = range else {
+        return Ok(Bytes::new());
+    };
+    match placeholder(files.len(), range.len) {
+        Some(p) => {
+            files.push(range);
+            Ok(p)
+        }
+        None => range.read_bytes(),
+    }
+}
+
+/// Locates every wanted partition's batches once, reading none of them.
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> Read {
     // log_start_offset exists from v5; older versions must leave it at its default.
     let start = |o: i64| if version >= 5 { o } else { -1 };
     let mut out = Vec::with_capacity(wanted.len());
+    let mut files = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let mut min_one = true;
@@ -112,14 +148,19 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             continue;
         };
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-        match broker.replicas.read(tp, w.fetch_offset, limit, min_one, read_committed) {
-            Ok(read) => {
-                if !read.records.is_empty() {
+        let located = broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed).and_then(|read| {
+            let len = read.records.as_ref().map_or(0, |r| r.len);
+            let data = records_field(read.records, &mut files).map_err(|e| ReplicaError::Storage(e.into()))?;
+            Ok((read.offsets, read.aborted, len, data))
+        });
+        match located {
+            Ok((offsets, aborted, len, data)) => {
+                if len > 0 {
                     min_one = false;
                 }
-                total += read.records.len();
+                total += len;
                 let aborted = read_committed.then(|| {
-                    read.aborted
+                    aborted
                         .iter()
                         .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
                         .collect()
@@ -127,12 +168,12 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                 out.push(
                     PartitionData::default()
                         .with_partition_index(w.partition)
-                        .with_high_watermark(read.offsets.high_watermark)
-                        .with_last_stable_offset(read.offsets.last_stable_offset)
-                        .with_log_start_offset(start(read.offsets.log_start_offset))
+                        .with_high_watermark(offsets.high_watermark)
+                        .with_last_stable_offset(offsets.last_stable_offset)
+                        .with_log_start_offset(start(offsets.log_start_offset))
                         .with_aborted_transactions(aborted)
                         .with_preferred_read_replica(BrokerId(-1))
-                        .with_records(Some(read.records)),
+                        .with_records(Some(data)),
                 );
             }
             Err(e) => {
@@ -154,5 +195,5 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             }
         }
     }
-    (out, total, any_error)
+    Read { parts: out, files, bytes: total, any_error }
 }

@@ -47,8 +47,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::broker::Broker;
-use crate::protocol::header::{decode_request_header, encode_response_chunks, peek_prefix};
+use crate::protocol::chain::Piece;
+use crate::protocol::header::{decode_request_header, encode_response_pieces, peek_prefix};
 use crate::protocol::versions;
+use crate::storage::FileRange;
 
 /// Per-connection state the handlers may need.
 pub struct Session {
@@ -76,9 +78,31 @@ pub enum FrameError {
     Encode { key: ApiKey, version: i16, source: anyhow::Error },
 }
 
-/// An encoded response frame as chunks, in order: record batches stay where the log read put
-/// them, and go out with the rest in one vectored write.
-pub type ResponseFrame = Vec<Bytes>;
+/// One chunk of an encoded response frame.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// Encoded fields (header, partition metadata, length prefixes), or shared bytes.
+    Memory(Bytes),
+    /// A fetch response's record batches, still in their segment file: the connection sends them
+    /// file-to-socket.
+    File(FileRange),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Memory(b) => b.len(),
+            Chunk::File(r) => r.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An encoded response frame as chunks, in order.
+pub type ResponseFrame = Vec<Chunk>;
 
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
 /// (acks=0 produce). `Err`: the connection must be closed.
@@ -119,7 +143,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
                 produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
             }
         }
-        ApiKey::Fetch => serve!(FetchRequest, fetch::handle),
+        ApiKey::Fetch => {
+            // The record batches stay in their segment files: the response carries placeholders
+            // for them, and the file ranges fill their slots after encoding.
+            let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let fetched = fetch::handle(broker, req, version).await;
+            encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Some)
+        }
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, delete_topics::handle),
@@ -163,7 +193,32 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
 }
 
 fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
-    encode_response_chunks(key, version, corr, body).map_err(|source| FrameError::Encode { key, version, source })
+    encode_with_files(key, version, corr, body, Vec::new())
+}
+
+/// Encodes a response whose byte fields may hold placeholders (`protocol::chain::placeholder`):
+/// slot `i` becomes `files[i]`, which must have the placeholder's length.
+fn encode_with_files<M: kafka_protocol::protocol::Encodable>(
+    key: ApiKey,
+    version: i16,
+    corr: i32,
+    body: &M,
+    files: Vec<FileRange>,
+) -> Result<ResponseFrame, FrameError> {
+    let fail = |source: anyhow::Error| FrameError::Encode { key, version, source };
+    let pieces = encode_response_pieces(key, version, corr, body).map_err(fail)?;
+    let mut files: Vec<Option<FileRange>> = files.into_iter().map(Some).collect();
+    pieces
+        .into_iter()
+        .map(|p| match p {
+            Piece::Bytes(b) => Ok(Chunk::Memory(b)),
+            Piece::Slot { slot, len } => match files.get_mut(slot).and_then(Option::take) {
+                Some(f) if f.len == len => Ok(Chunk::File(f)),
+                Some(f) => Err(fail(anyhow!("slot {slot} holds {len} bytes but its file range {}", f.len))),
+                None => Err(fail(anyhow!("slot {slot} has no file range (or was encoded twice)"))),
+            },
+        })
+        .collect()
 }
 
 /// A client's `current_leader_epoch` against the partition's (KIP-320): newer is
@@ -188,3 +243,66 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
 
 /// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chain::placeholder;
+    use crate::storage::io::{FileIo, OpenMode, StdIo};
+    use bytes::BytesMut;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::protocol::Encodable;
+
+    fn fetch_response(records: Vec<Bytes>) -> FetchResponse {
+        let parts = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| PartitionData::default().with_partition_index(i as i32).with_high_watermark(9).with_records(Some(r)))
+            .collect();
+        FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_topic(topic_name("t")).with_partitions(parts)])
+    }
+
+    #[test]
+    fn a_fetch_frame_keeps_its_fields_in_memory_and_its_records_as_file_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StdIo.open(&dir.path().join("f.log"), OpenMode::CreateReadWrite).expect("open");
+        let data: Vec<u8> = (0..50_000u32).map(|i| i as u8).collect();
+        file.write_all_at(&data, 0).expect("write");
+        let ranges = [(100u64, 20_000usize), (30_000, 7)];
+        let files: Vec<FileRange> = ranges.iter().map(|&(position, len)| FileRange { file: file.clone(), position, len }).collect();
+        let real: Vec<Bytes> = ranges.iter().map(|&(p, l)| Bytes::copy_from_slice(&data[p as usize..p as usize + l])).collect();
+        for version in [4i16, 11, 12, 16] {
+            let held = fetch_response(vec![placeholder(0, 20_000).expect("slot"), placeholder(1, 7).expect("slot")]);
+            let chunks = encode_with_files(ApiKey::Fetch, version, 42, &held, files.clone()).expect("encode");
+            let kinds: Vec<bool> = chunks.iter().map(|c| matches!(c, Chunk::File(_))).collect();
+            assert_eq!(kinds.iter().filter(|f| **f).count(), 2, "v{version}: both record sets are file chunks: {kinds:?}");
+            // What the socket will carry: memory chunks as they are, file chunks read from the file.
+            let wire: Vec<u8> = chunks
+                .iter()
+                .flat_map(|c| match c {
+                    Chunk::Memory(b) => b.to_vec(),
+                    Chunk::File(r) => r.read_bytes().expect("range").to_vec(),
+                })
+                .collect();
+            let mut flat = BytesMut::new();
+            let header_version = ApiKey::Fetch.response_header_version(version);
+            let header = ResponseHeader::default().with_correlation_id(42);
+            let body = fetch_response(real.clone());
+            let size = header.compute_size(header_version).expect("size") + body.compute_size(version).expect("size");
+            flat.extend_from_slice(&(size as i32).to_be_bytes());
+            header.encode(&mut flat, header_version).expect("header");
+            body.encode(&mut flat, version).expect("body");
+            assert!(wire == flat.to_vec(), "v{version}: the frame equals one encoded with the bytes themselves");
+        }
+    }
+
+    #[test]
+    fn a_slot_without_its_file_range_or_of_another_length_is_an_encode_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StdIo.open(&dir.path().join("f.log"), OpenMode::CreateReadWrite).expect("open");
+        let held = fetch_response(vec![placeholder(0, 100).expect("slot")]);
+        let wrong = FileRange { file, position: 0, len: 99 };
+        assert!(matches!(encode_with_files(ApiKey::Fetch, 12, 1, &held, vec![wrong]), Err(FrameError::Encode { .. })));
+        assert!(matches!(encode_with_files(ApiKey::Fetch, 12, 1, &held, Vec::new()), Err(FrameError::Encode { .. })));
+    }
+}

@@ -209,7 +209,7 @@ impl Broker {
         if from >= offsets.high_watermark {
             return Ok(Bytes::new());
         }
-        self.replicas.read(&tp, from, 1 << 20, true, false).map(|r| r.records).map_err(|e| e.to_string())
+        self.replicas.read(&tp, from, 1 << 20).map(|(_, data)| data).map_err(|e| e.to_string())
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -14,7 +14,7 @@ use crate::records::RecordsError;
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
-use crate::storage::{LogConfig, PartitionLog, StorageError};
+use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError};
 use crate::types::TopicPartition;
 
 pub fn now_ms() -> i64 {
@@ -40,10 +40,11 @@ pub struct PartitionOffsets {
 }
 
 /// What a fetch reads from one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PartitionRead {
     pub offsets: PartitionOffsets,
-    pub records: Bytes,
+    /// Where the batches are; None when nothing is readable.
+    pub records: Option<FileRange>,
     /// For read_committed: the aborted transactions overlapping the records read.
     pub aborted: Vec<AbortedTxn>,
 }
@@ -148,28 +149,33 @@ impl ReplicaManager {
         PartitionOffsets { log_start_offset: log.log_start_offset(), high_watermark: log.high_watermark(), last_stable_offset: log.last_stable_offset() }
     }
 
-    /// Reads whole batches from `fetch_offset`, below the high watermark (below the last stable
-    /// offset for `read_committed`, with the aborted transactions of the range). With `min_one`
-    /// the first batch is returned even when larger than `max_bytes` (KIP-74); without it such a
-    /// batch is left for a later fetch.
-    pub fn read(
-        &self,
-        tp: &TopicPartition,
-        fetch_offset: i64,
-        max_bytes: usize,
-        min_one: bool,
-        read_committed: bool,
-    ) -> Result<PartitionRead, ReplicaError> {
+    /// Reads whole batches from `fetch_offset`, below the high watermark, into memory (the
+    /// coordinators replaying their internal topics). See [`ReplicaManager::read_range`].
+    pub fn read(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize) -> Result<(PartitionOffsets, Bytes), ReplicaError> {
+        let read = self.read_range(tp, fetch_offset, max_bytes, true, false)?;
+        let data = match read.records {
+            Some(r) => r.read_bytes().map_err(StorageError::from)?,
+            None => Bytes::new(),
+        };
+        Ok((read.offsets, data))
+    }
+
+    /// Locates whole batches from `fetch_offset`, below the high watermark (below the last
+    /// stable offset for `read_committed`, with the aborted transactions of the range), without
+    /// reading them (Fetch sends them file-to-socket). With `min_one` the first batch is
+    /// returned even when larger than `max_bytes` (KIP-74); without it such a batch is left for
+    /// a later fetch.
+    pub fn read_range(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize, min_one: bool, read_committed: bool) -> Result<PartitionRead, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
         let offsets = Self::offsets_of(&log);
         let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
-        let slice = log.read(fetch_offset, max_bytes, upper)?;
-        if !min_one && slice.bytes.len() > max_bytes || slice.bytes.is_empty() {
-            return Ok(PartitionRead { offsets, records: Bytes::new(), aborted: Vec::new() });
-        }
-        let aborted = if read_committed { log.aborted_transactions(fetch_offset, slice.last_offset + 1) } else { Vec::new() };
-        Ok(PartitionRead { offsets, records: slice.bytes, aborted })
+        let located = log.read_range(fetch_offset, max_bytes, upper)?;
+        let Some(records) = located.records.filter(|r| min_one || r.len <= max_bytes) else {
+            return Ok(PartitionRead { offsets, records: None, aborted: Vec::new() });
+        };
+        let aborted = if read_committed { log.aborted_transactions(fetch_offset, located.last_offset + 1) } else { Vec::new() };
+        Ok(PartitionRead { offsets, records: Some(records), aborted })
     }
 
     /// The producers with state on a partition (DescribeProducers), with the partition's open

@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use super::chain::Chain;
+use super::chain::{Chain, Piece};
 
 /// The fixed first 8 bytes of every request header; readable even for versions we do not know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,13 +29,14 @@ pub fn decode_request_header(api_key: ApiKey, version: i16, body: &mut Bytes) ->
 }
 
 /// Encodes a response frame (length prefix, header at the API's response header version, body)
-/// as a chain of chunks: large byte fields (record batches) are not copied.
-pub fn encode_response_chunks<M: Encodable>(
+/// as a chain of pieces: large byte fields are not copied, and placeholders (record batches left
+/// in a segment file) become slots.
+pub fn encode_response_pieces<M: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &M,
-) -> anyhow::Result<Vec<Bytes>> {
+) -> anyhow::Result<Vec<Piece>> {
     let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let size = header.compute_size(header_version)? + body.compute_size(version)?;
@@ -45,7 +46,7 @@ pub fn encode_response_chunks<M: Encodable>(
     header.encode(&mut buf, header_version)?;
     body.encode(&mut buf, version)?;
     anyhow::ensure!(buf.len() == 4 + size, "encoded {} bytes, computed {}", buf.len(), 4 + size);
-    Ok(buf.into_chunks())
+    Ok(buf.into_pieces())
 }
 
 #[cfg(test)]
@@ -55,7 +56,8 @@ mod tests {
 
     #[test]
     fn api_versions_response_header_has_no_tagged_fields_even_at_v3() {
-        let frame = encode_response_chunks(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).unwrap().concat();
+        let pieces = encode_response_pieces(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).unwrap();
+        let [Piece::Bytes(frame)] = &pieces[..] else { panic!("a small response is one piece: {pieces:?}") };
         // length(4) + correlation id(4), then the body starts with error_code (2 bytes of zero).
         assert_eq!(&frame[4..8], &7i32.to_be_bytes());
         assert_eq!(&frame[8..10], &[0, 0]);

@@ -1,18 +1,23 @@
 //! One task per client connection: read a frame, dispatch it, write the response, in request
 //! order (one request at a time, as Kafka mutes a channel while a request is in flight). A
-//! malformed frame or header closes this connection only.
+//! malformed frame or header closes this connection only. Responses go out with vectored sends
+//! for the encoded fields and sendfile(2) for record batches still in segment files, so record
+//! bytes never pass through user space.
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::TcpStream;
 
-use crate::api;
+use crate::api::{self, Chunk};
 use crate::broker::Broker;
 use crate::protocol::frame::check_request_len;
+use crate::storage::FileRange;
 
 pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
@@ -64,35 +69,319 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             }
         };
         if let Some(chunks) = response {
-            if let Err(e) = write_all_chunks(&mut stream, &chunks).await {
-                tracing::debug!(%peer, error = %e, "write failed");
-                return;
+            match write_frame(&stream, &chunks).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    // A segment file was truncated under the fetch: what is left of the response
+                    // cannot be sent, and a torn frame must never look complete to the client.
+                    tracing::warn!(%peer, error = %e, "closing connection: fetched range no longer in its segment file");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
             }
         }
     }
 }
 
-/// Most iovecs handed to one writev (Linux accepts 1024).
+/// Most iovecs handed to one sendmsg (Linux accepts 1024).
 const WRITEV_MAX_CHUNKS: usize = 256;
 
-/// Writes every chunk, in order, with vectored writes: the record batches of a fetch response
-/// go from the log read's buffer to the socket without being copied into the response first.
-async fn write_all_chunks(stream: &mut TcpStream, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
-    let (mut i, mut at) = (0usize, 0usize);
-    while i < chunks.len() {
-        let mut slices = Vec::with_capacity((chunks.len() - i).min(WRITEV_MAX_CHUNKS));
-        slices.push(std::io::IoSlice::new(&chunks[i][at..]));
-        slices.extend(chunks[i + 1..].iter().take(WRITEV_MAX_CHUNKS - 1).map(|c| std::io::IoSlice::new(c)));
-        let mut n = stream.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+/// Most bytes asked of one sendfile call (Linux transfers at most 0x7ffff000 per call).
+const SENDFILE_MAX_BYTES: usize = 0x7fff_f000;
+
+/// Buffer for file ranges whose backend has no descriptor (the fault-injecting test backend):
+/// the range is read and sent this many bytes at a time, so memory stays bounded per connection.
+const FALLBACK_BUFFER_BYTES: usize = 256 * 1024;
+
+/// How a frame went out; tests use it to prove which path carried the record bytes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sent {
+    /// Bytes sent from memory (encoded fields) with sendmsg.
+    pub memory_bytes: u64,
+    /// Bytes sent file-to-socket with sendfile.
+    pub sendfile_bytes: u64,
+    /// Bytes of file ranges read into memory first (no descriptor).
+    pub copied_file_bytes: u64,
+    /// Times the socket was full and the writer waited for it.
+    pub would_block: u64,
+}
+
+/// Writes every chunk of a response frame, in order. File ranges are checked against their
+/// files first: a range already cut off (truncated segment) fails before any byte of the frame
+/// is sent. Memory chunks go out with vectored sends (MSG_MORE when a file range follows, so the
+/// kernel can pack them into the range's first packet), file chunks with sendfile.
+pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Result<Sent> {
+    for c in chunks {
+        if let Chunk::File(r) = c {
+            let len = r.file.len()?;
+            if len < r.position + r.len as u64 {
+                return Err(r.truncated(len.saturating_sub(r.position) as usize));
+            }
         }
-        while i < chunks.len() && n >= chunks[i].len() - at {
-            n -= chunks[i].len() - at;
+    }
+    let mut sent = Sent::default();
+    let mut fallback = Vec::new();
+    let mut i = 0;
+    while i < chunks.len() {
+        match &chunks[i] {
+            Chunk::File(r) => {
+                send_file_range(stream, r, &mut fallback, &mut sent).await?;
+                i += 1;
+            }
+            Chunk::Memory(_) => {
+                let run = chunks[i..].iter().take_while(|c| matches!(c, Chunk::Memory(_))).count();
+                let bufs: Vec<&[u8]> = chunks[i..i + run]
+                    .iter()
+                    .filter_map(|c| match c {
+                        Chunk::Memory(b) => Some(&b[..]),
+                        Chunk::File(_) => None,
+                    })
+                    .collect();
+                i += run;
+                let more = i < chunks.len();
+                sent.memory_bytes += send_vectored(stream, &bufs, more, &mut sent.would_block).await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends all of `bufs` with sendmsg, resuming after partial sends and waiting while the socket
+/// is full. Returns the bytes sent.
+async fn send_vectored(stream: &TcpStream, bufs: &[&[u8]], more: bool, would_block: &mut u64) -> io::Result<u64> {
+    let fd = stream.as_raw_fd();
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    let (mut i, mut at, mut total) = (0usize, 0usize, 0u64);
+    while i < bufs.len() {
+        if bufs[i].len() == at {
+            i += 1;
+            at = 0;
+            continue;
+        }
+        stream.writable().await?;
+        let r = stream.try_io(Interest::WRITABLE, || {
+            // Built inside the call: raw iovec pointers are not Send, so they must not live across
+            // an await. On the stack, so a send allocates nothing.
+            let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; WRITEV_MAX_CHUNKS];
+            let mut n = 0;
+            for (k, b) in bufs[i..].iter().take(WRITEV_MAX_CHUNKS).enumerate() {
+                let b = if k == 0 { &b[at..] } else { b };
+                iov[k] = libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() };
+                n += 1;
+            }
+            sendmsg(fd, &iov[..n], flags)
+        });
+        let mut n = match r {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *would_block += 1;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        while i < bufs.len() && n >= bufs[i].len() - at {
+            n -= bufs[i].len() - at;
             i += 1;
             at = 0;
         }
         at += n;
     }
+    Ok(total)
+}
+
+fn sendmsg(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; zeroed is its empty value (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: every iovec points into a live buffer the caller borrows for this call.
+    let n = unsafe { libc::sendmsg(fd, &msg, flags) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Sends one file range: sendfile from the segment file's descriptor, or, for a backend without
+/// one, reads through `buf` (at most [`FALLBACK_BUFFER_BYTES`]). A file that ends inside the range
+/// is UnexpectedEof; part of the range may have been sent, so the connection must be closed.
+async fn send_file_range(stream: &TcpStream, r: &FileRange, buf: &mut Vec<u8>, sent: &mut Sent) -> io::Result<()> {
+    let Some(file_fd) = r.file.raw_fd() else {
+        let mut done = 0;
+        while done < r.len {
+            let n = (r.len - done).min(FALLBACK_BUFFER_BYTES);
+            buf.resize(n, 0);
+            r.read_into(&mut buf[..n], done)?;
+            sent.copied_file_bytes += send_vectored(stream, &[&buf[..n]], false, &mut sent.would_block).await?;
+            done += n;
+        }
+        return Ok(());
+    };
+    let sock = stream.as_raw_fd();
+    let end = r.position + r.len as u64;
+    let mut offset = r.position as libc::off_t;
+    while (offset as u64) < end {
+        let want = ((end - offset as u64) as usize).min(SENDFILE_MAX_BYTES);
+        stream.writable().await?;
+        let res = stream.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the call (the stream and the Arc'd file are
+            // borrowed); the kernel advances `offset` by what it sent.
+            let n = unsafe { libc::sendfile(sock, file_fd, &mut offset, want) };
+            if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        });
+        match res {
+            Ok(0) => return Err(r.truncated((offset as u64 - r.position) as usize)),
+            Ok(n) => sent.sendfile_bytes += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sent.would_block += 1,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::io::{FaultConfig, FaultyIo, FileIo, IoFile, OpenMode, StdIo};
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A connected loopback pair: (the broker's side, the client's side). The broker's send
+    /// buffer is shrunk so large frames need many partial sends.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (server, _) = accepted.expect("accept");
+        socket2::SockRef::from(&server).set_send_buffer_size(4096).expect("sndbuf");
+        (server, client.expect("connect"))
+    }
+
+    /// A file holding `len` bytes of a position-dependent pattern, opened through `io`.
+    fn pattern_file(io: &dyn FileIo, dir: &tempfile::TempDir, len: usize) -> (Arc<dyn IoFile>, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let f = io.open(&dir.path().join("00000000000000000000.log"), OpenMode::CreateReadWrite).expect("open");
+        f.write_all_at(&data, 0).expect("write");
+        (f, data)
+    }
+
+    /// Writes `chunks`, then closes; returns the writer's result and everything the client read,
+    /// the client reading slowly at first so the broker's socket fills.
+    async fn send_and_collect(chunks: Vec<Chunk>) -> (io::Result<Sent>, Vec<u8>) {
+        let (server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+                if got.len() < 256 * 1024 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            got
+        });
+        let result = write_frame(&server, &chunks).await;
+        drop(server);
+        (result, reader.await.expect("reader"))
+    }
+
+    fn mem(b: &'static [u8]) -> Chunk {
+        Chunk::Memory(Bytes::from_static(b))
+    }
+
+    #[tokio::test]
+    async fn file_ranges_go_out_with_sendfile_between_memory_chunks_in_order_through_partial_sends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, data) = pattern_file(&StdIo, &dir, 3 << 20);
+        let range = |position: usize, len: usize| Chunk::File(FileRange { file: file.clone(), position: position as u64, len });
+        let chunks = vec![mem(b"head"), range(1000, 2 << 20), mem(b"mid"), mem(b"dle"), range(0, 10), range(5, 1), mem(b"tail")];
+        let (result, got) = send_and_collect(chunks).await;
+        let sent = result.expect("sent");
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&data[1000..1000 + (2 << 20)]);
+        want.extend_from_slice(b"middle");
+        want.extend_from_slice(&data[..10]);
+        want.extend_from_slice(&data[5..6]);
+        want.extend_from_slice(b"tail");
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!(sent.sendfile_bytes, (2 << 20) + 11, "every file byte went through sendfile");
+        assert_eq!(sent.memory_bytes, 14);
+        assert_eq!(sent.copied_file_bytes, 0);
+        assert!(sent.would_block > 0, "a 4 KiB send buffer and a slow reader must force waits: {sent:?}");
+    }
+
+    #[tokio::test]
+    async fn a_range_past_the_end_of_its_file_fails_before_any_byte_is_sent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, _) = pattern_file(&StdIo, &dir, 1000);
+        let chunks = vec![mem(b"head"), Chunk::File(FileRange { file, position: 900, len: 200 }), mem(b"tail")];
+        let (result, got) = send_and_collect(chunks).await;
+        let e = result.expect_err("truncated file");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(got.is_empty(), "no byte of a frame that cannot be completed: got {}", got.len());
+    }
+
+    #[tokio::test]
+    async fn a_file_that_ends_during_the_send_is_an_error_not_a_short_frame() {
+        // The pre-check passed, then the file was cut: sendfile reaches the end of the file early.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, _) = pattern_file(&StdIo, &dir, 100_000);
+        let range = FileRange { file: file.clone(), position: 0, len: 100_000 };
+        file.set_len(60_000).expect("truncate");
+        let (server, mut client) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got.len()
+        });
+        let mut sent = Sent::default();
+        let e = send_file_range(&server, &range, &mut Vec::new(), &mut sent).await.expect_err("short file");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert_eq!(sent.sendfile_bytes, 60_000);
+        drop(server);
+        assert_eq!(reader.await.expect("reader"), 60_000);
+
+        // The same through the fallback: the read comes up short.
+        let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, _) = pattern_file(&faulty, &dir, 1000);
+        let range = FileRange { file, position: 500, len: 1000 };
+        let (server, _client) = pair().await;
+        let e = send_file_range(&server, &range, &mut Vec::new(), &mut Sent::default()).await.expect_err("short file");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+    }
+
+    #[tokio::test]
+    async fn files_without_a_descriptor_are_read_through_a_bounded_buffer() {
+        let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, data) = pattern_file(&faulty, &dir, 1 << 20);
+        assert!(file.raw_fd().is_none(), "the fault-injecting backend hides its descriptor");
+        let len = FALLBACK_BUFFER_BYTES * 3 + 17;
+        let chunks = vec![mem(b"h"), Chunk::File(FileRange { file, position: 3, len }), mem(b"t")];
+        let (result, got) = send_and_collect(chunks).await;
+        let sent = result.expect("sent");
+        let mut want = b"h".to_vec();
+        want.extend_from_slice(&data[3..3 + len]);
+        want.push(b't');
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!((sent.copied_file_bytes, sent.sendfile_bytes), (len as u64, 0));
+    }
+
+    #[tokio::test]
+    async fn many_small_memory_chunks_go_out_whole_beyond_one_sendmsg_worth_of_iovecs() {
+        let chunks: Vec<Chunk> = (0..WRITEV_MAX_CHUNKS * 3 + 5).map(|i| Chunk::Memory(Bytes::from(vec![i as u8; 1 + i % 300]))).collect();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| match c { Chunk::Memory(b) => b.to_vec(), Chunk::File(_) => unreachable!() }).collect();
+        let (result, got) = send_and_collect(chunks).await;
+        assert_eq!(result.expect("sent").memory_bytes, want.len() as u64);
+        assert!(got == want);
+    }
 }

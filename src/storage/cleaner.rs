@@ -513,6 +513,22 @@ mod tests {
     }
 
     #[test]
+    fn a_range_located_before_a_clean_still_reads_the_replaced_segment_whole() {
+        // A fetch located its batches, then the cleaner swapped the segment before the send: the
+        // range's open file still holds the old, uncompacted batches.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), cfg());
+        fill(&mut log, Compression::None, NOW);
+        let range = log.read_range(0, 1 << 20, i64::MAX).expect("range");
+        let before = log.read(0, 1 << 20, i64::MAX).expect("read").bytes;
+        let out = run(&mut log, 0, NOW).expect("due");
+        assert!(out.stats.records_kept < out.stats.records_read);
+        assert_ne!(log.read(0, 1 << 20, i64::MAX).expect("read").bytes, before, "the log now serves the cleaned segment");
+        let r = range.records.as_ref().expect("records");
+        assert_eq!(r.read_bytes().expect("old file still open"), before);
+    }
+
+    #[test]
     fn tombstones_go_after_delete_retention_and_keyless_records_always() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = LogConfig { delete_retention_ms: 1_000, ..cfg() };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::io::FileIo;
+use super::io::{FileIo, FileRange};
 use super::producer_state::{self, AppendedBatch, BatchMetadata, CompletedTxn, ProducerStateManager, SequenceCheck};
 use super::txn_index::AbortedTxn;
 use crate::records::batch::HEADER_SIZE;
@@ -43,10 +43,48 @@ pub struct ReadSlice {
     pub first_offset: i64,
     /// Last offset of the last batch, -1 if empty.
     pub last_offset: i64,
-    /// Where the bytes live: (segment base offset, file position), for a zero-copy path.
-    pub file_position: Option<(i64, u64)>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+}
+
+/// Whole batches located in the log but not read: what Fetch sends file-to-socket. The one read
+/// path; [`LogRange::materialize`] turns it into a [`ReadSlice`] for callers that need bytes.
+#[derive(Debug, Clone)]
+pub struct LogRange {
+    /// The batches' place in their segment file; `None` when nothing is readable.
+    pub records: Option<FileRange>,
+    /// Base offset of the first batch (may be below the fetch offset), -1 if empty.
+    pub first_offset: i64,
+    /// Last offset of the last batch, -1 if empty.
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+impl LogRange {
+    /// Bytes of whole batches in the range (0 when empty).
+    pub fn len(&self) -> usize {
+        self.records.as_ref().map_or(0, |r| r.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads the located batches into memory.
+    pub fn materialize(self) -> Result<ReadSlice> {
+        let bytes = match &self.records {
+            Some(r) => r.read_bytes()?,
+            None => Bytes::new(),
+        };
+        Ok(ReadSlice {
+            bytes,
+            first_offset: self.first_offset,
+            last_offset: self.last_offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        })
+    }
 }
 
 /// What opening the log had to do; tests use it to prove a clean open did not scan.
@@ -513,6 +551,12 @@ impl PartitionLog {
     /// Reads whole batches starting with the one containing `fetch_offset`, up to `max_bytes` (but at
     /// least one batch), and only batches entirely below `upper_bound` (the high watermark).
     pub fn read(&self, fetch_offset: i64, max_bytes: usize, upper_bound: i64) -> Result<ReadSlice> {
+        self.read_range(fetch_offset, max_bytes, upper_bound)?.materialize()
+    }
+
+    /// Locates what [`PartitionLog::read`] would return without reading it: the segment file, the
+    /// position and the length of those whole batches.
+    pub fn read_range(&self, fetch_offset: i64, max_bytes: usize, upper_bound: i64) -> Result<LogRange> {
         if fetch_offset < self.log_start_offset || fetch_offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 requested: fetch_offset,
@@ -520,11 +564,10 @@ impl PartitionLog {
                 log_end: self.log_end_offset,
             });
         }
-        let mut out = ReadSlice {
-            bytes: Bytes::new(),
+        let mut out = LogRange {
+            records: None,
             first_offset: -1,
             last_offset: -1,
-            file_position: None,
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
         };
@@ -539,11 +582,10 @@ impl PartitionLog {
             .map(|(b, _)| *b)
             .unwrap_or(i64::MIN);
         for seg in self.segments.range(from..).map(|(_, s)| s) {
-            if let Some(r) = seg.read_batches(fetch_offset, max_bytes, upper)? {
-                out.bytes = r.bytes;
+            if let Some(r) = seg.locate_batches(fetch_offset, max_bytes, upper)? {
+                out.records = Some(FileRange { file: seg.log_file().clone(), position: r.position, len: r.len });
                 out.first_offset = r.first_offset;
                 out.last_offset = r.last_offset;
-                out.file_position = Some((seg.base_offset(), r.position));
                 return Ok(out);
             }
             if !seg.is_empty() && seg.next_offset() > fetch_offset {
@@ -981,6 +1023,68 @@ mod tests {
                 .len(),
             a.len() + b.len()
         );
+    }
+
+    #[test]
+    fn a_read_range_locates_exactly_the_batches_read_returns_without_reading_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        for i in 0..40 {
+            append(&mut log, simple_batch(1 + i % 4));
+        }
+        for (offset, max_bytes, upper) in [(0, 1 << 20, i64::MAX), (7, 300, i64::MAX), (30, 1, 60), (12, 1 << 20, 13), (50, 1 << 20, 20)] {
+            let range = log.read_range(offset, max_bytes, upper).expect("range");
+            let read = log.read(offset, max_bytes, upper).expect("read");
+            assert_eq!(range.len(), read.bytes.len(), "({offset}, {max_bytes}, {upper})");
+            assert_eq!((range.first_offset, range.last_offset), (read.first_offset, read.last_offset));
+            assert_eq!(range.clone().materialize().expect("materialize"), read);
+            if let Some(r) = &range.records {
+                let seg = log.segments.range(..=range.first_offset).next_back().map(|(_, s)| s).expect("segment");
+                assert!(Arc::ptr_eq(&r.file, seg.log_file()), "the range names the segment's open file");
+                assert!(r.position + r.len as u64 <= seg.size());
+            }
+        }
+    }
+
+    #[test]
+    fn a_located_range_stays_readable_after_retention_deletes_its_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { retention_bytes: 1_000, retention_ms: -1, ..small_cfg() };
+        let mut log = new_log(dir.path(), cfg);
+        for _ in 0..30 {
+            append(&mut log, simple_batch(2));
+        }
+        let range = log.read_range(0, 1 << 20, i64::MAX).expect("range");
+        let before = log.read(0, 1 << 20, i64::MAX).expect("read").bytes;
+        let first_file = Segment::log_path(&dir.path().join("t-0"), 0);
+        assert!(log.apply_retention(NOW).expect("retention") > 0);
+        assert!(log.log_start_offset() > 0 && !first_file.exists(), "the segment was deleted");
+        let r = range.records.as_ref().expect("records");
+        assert_eq!(r.read_bytes().expect("still readable"), before, "unlinked, but open through the range");
+    }
+
+    #[test]
+    fn ranges_cover_many_small_batches_and_single_batches_larger_than_the_scan_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let mut stored = Vec::new();
+        for _ in 0..500 {
+            stored.push(append(&mut log, simple_batch(1)).1);
+        }
+        let big = batch_with(1000, None, Compression::None, None);
+        assert!(big.len() > 3 * 8192, "big batch is {} bytes", big.len());
+        stored.push(append(&mut log, big).1);
+        stored.push(append(&mut log, simple_batch(3)).1);
+        let all = stored.concat();
+        let r = log.read_range(0, 1 << 20, i64::MAX).expect("range");
+        assert_eq!(r.len(), all.len());
+        assert_eq!(r.records.as_ref().expect("records").read_bytes().expect("bytes"), all);
+        // Stopping inside the run of small batches lands on a batch boundary.
+        let limit = stored[..123].iter().map(Vec::len).sum::<usize>() + 5;
+        assert_eq!(log.read_range(0, limit, i64::MAX).expect("range").len(), limit - 5);
+        // From the big batch: it alone exceeds max_bytes and still comes whole.
+        let from_big = log.read_range(500, 10, i64::MAX).expect("range");
+        assert_eq!((from_big.first_offset, from_big.last_offset, from_big.len()), (500, 1499, stored[500].len()));
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub mod segment;
 pub mod time_index;
 pub mod txn_index;
 
-pub use self::log::{AppendInfo, PartitionLog, ReadSlice};
+pub use self::io::FileRange;
+pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice};
 pub use self::log_manager::LogManager;
 
 use crate::records::RecordsError;

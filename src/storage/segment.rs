@@ -12,17 +12,21 @@ use super::io::{FileIo, IoFile, OpenMode};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 use super::txn_index::TxnIndex;
-use crate::records::batch::{self, BatchHeader, BatchIter, HEADER_SIZE, MIN_BATCH_LENGTH};
+use crate::records::batch::{self, BatchHeader, HEADER_SIZE, MIN_BATCH_LENGTH};
 
-/// A run of whole batches read from one segment.
-#[derive(Debug, Clone)]
+/// A run of whole batches located in one segment's `.log` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentRead {
-    /// File position of the first batch, for a later sendfile path.
+    /// File position of the first batch.
     pub position: u64,
-    pub bytes: Bytes,
+    /// Bytes of whole batches from `position`.
+    pub len: usize,
     pub first_offset: i64,
     pub last_offset: i64,
 }
+
+/// Bytes read at a time while walking batch headers: a page or two, small enough for the stack.
+const SCAN_WINDOW_BYTES: usize = 8192;
 
 /// One segment. Field visibility is crate-wide so recovery can rebuild it in place.
 #[derive(Debug)]
@@ -293,24 +297,29 @@ impl Segment {
         Ok(buf)
     }
 
-    fn read_header(&self, position: u64) -> io::Result<Option<[u8; HEADER_SIZE]>> {
-        if position + HEADER_SIZE as u64 > self.size {
-            return Ok(None);
-        }
-        let mut h = [0u8; HEADER_SIZE];
-        let got = self.log.read_full_at(&mut h, position)?;
-        Ok((got == HEADER_SIZE).then_some(h))
-    }
-
-    /// Visits batch headers from `position` until the callback breaks or the framing ends. Reads
-    /// 61 bytes per batch; records are never touched.
+    /// Visits batch headers from `position` until the callback breaks or the framing ends; records
+    /// are never parsed. Headers are read through one window of [`SCAN_WINDOW_BYTES`] on the stack:
+    /// many small batches cost one pread per window rather than one per batch, and a large batch
+    /// costs one short read however large it is.
     pub(crate) fn scan_headers(
         &self,
         mut position: u64,
         mut f: impl FnMut(u64, BatchHeader<'_>) -> ControlFlow<()>,
     ) -> io::Result<()> {
-        while let Some(raw) = self.read_header(position)? {
-            let Some(h) = BatchHeader::parse(&raw) else {
+        let mut window = [0u8; SCAN_WINDOW_BYTES];
+        // The window holds the file's bytes [start, start + filled).
+        let (mut start, mut filled) = (0u64, 0usize);
+        while position + HEADER_SIZE as u64 <= self.size {
+            if position < start || position + HEADER_SIZE as u64 > start + filled as u64 {
+                let want = (self.size - position).min(SCAN_WINDOW_BYTES as u64) as usize;
+                filled = self.log.read_full_at(&mut window[..want], position)?;
+                start = position;
+                if filled < HEADER_SIZE {
+                    break;
+                }
+            }
+            let at = (position - start) as usize;
+            let Some(h) = BatchHeader::parse(&window[at..at + HEADER_SIZE]) else {
                 break;
             };
             if h.batch_length() < MIN_BATCH_LENGTH || position + h.total_size() as u64 > self.size {
@@ -342,48 +351,44 @@ impl Segment {
         Ok(found)
     }
 
-    /// Whole batches starting with the one containing `offset`: at most `max_bytes` unless the first batch
-    /// alone is larger (it is still returned whole), and only batches whose last offset is below
-    /// `upper_bound`. `None` when nothing qualifies.
-    pub fn read_batches(
+    /// Locates whole batches starting with the one containing `offset`: at most `max_bytes` unless
+    /// the first batch alone is larger (it is still returned whole), and only batches whose last
+    /// offset is below `upper_bound`. Reads batch headers only; `None` when nothing qualifies.
+    pub fn locate_batches(
         &self,
         offset: i64,
         max_bytes: usize,
         upper_bound: i64,
     ) -> io::Result<Option<SegmentRead>> {
-        let Some((position, raw)) = self.find_batch(offset)? else {
-            return Ok(None);
-        };
-        let Some(first) = BatchHeader::parse(&raw) else {
-            return Ok(None);
-        };
-        if first.last_offset() >= upper_bound {
-            return Ok(None);
-        }
-        let want = max_bytes.max(first.total_size());
-        let buf = self.read(position, want)?;
-        let mut end = 0;
-        let mut last_offset = first.last_offset();
-        for b in BatchIter::new(&buf) {
-            let h = b.header();
-            let fits = b.position + b.bytes.len() <= max_bytes || b.position == 0;
-            if !fits || h.last_offset() >= upper_bound {
-                break;
+        // One header walk from the index entry: batches before the one holding `offset` are
+        // skipped, then whole batches are taken while they fit and stay below the bound.
+        let (_, start) = self.offset_index.lookup(offset)?;
+        let mut found: Option<SegmentRead> = None;
+        self.scan_headers(start as u64, |pos, h| {
+            if h.last_offset() < offset {
+                return ControlFlow::Continue(());
             }
-            end = b.position + b.bytes.len();
-            last_offset = h.last_offset();
-        }
-        if end == 0 {
-            return Ok(None);
-        }
-        let mut bytes = Bytes::from(buf);
-        bytes.truncate(end);
-        Ok(Some(SegmentRead {
-            position,
-            bytes,
-            first_offset: first.base_offset(),
-            last_offset,
-        }))
+            let rel = found.map_or(0, |r| (pos - r.position) as usize);
+            let fits = rel + h.total_size() <= max_bytes || rel == 0;
+            if !fits || h.last_offset() >= upper_bound {
+                return ControlFlow::Break(());
+            }
+            let r = found.get_or_insert(SegmentRead {
+                position: pos,
+                len: 0,
+                first_offset: h.base_offset(),
+                last_offset: h.last_offset(),
+            });
+            r.len = rel + h.total_size();
+            r.last_offset = h.last_offset();
+            ControlFlow::Continue(())
+        })?;
+        Ok(found)
+    }
+
+    /// The open `.log` file, shared: a located range stays readable after the segment is deleted.
+    pub fn log_file(&self) -> &Arc<dyn IoFile> {
+        &self.log
     }
 
     /// The first record with timestamp >= `target` in this segment, as (offset, timestamp). Offsets below

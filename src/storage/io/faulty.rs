@@ -84,6 +84,8 @@ struct FaultyFile {
     state: Arc<Mutex<FaultState>>,
 }
 
+// `raw_fd` keeps its default (None): handing out the inner descriptor would let sendfile bypass this
+// wrapper, so the connection reads such ranges through `read_at` instead.
 impl IoFile for FaultyFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         self.inner.read_at(buf, pos)

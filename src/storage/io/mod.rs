@@ -4,8 +4,11 @@
 //! (spawn_blocking or a dedicated storage thread). An io_uring backend will implement the same trait.
 
 use ::std::io;
+use ::std::os::fd::RawFd;
 use ::std::path::{Path, PathBuf};
 use ::std::sync::Arc;
+
+use bytes::Bytes;
 
 pub mod faulty;
 pub mod std;
@@ -29,6 +32,13 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
         Ok(self.len()? == 0)
     }
 
+    /// The kernel file descriptor behind this file, for sendfile(2) straight to a socket. `None`
+    /// when reads must go through `read_at` (a wrapper that wants to see or alter every read);
+    /// callers then read the bytes into memory instead.
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+
     /// Fills `buf` from `pos`, or returns how many bytes were available if the file ends first.
     fn read_full_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let mut done = 0;
@@ -41,6 +51,46 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
             }
         }
         Ok(done)
+    }
+}
+
+/// Whole batches located in a segment file but not read: the file (kept open by the Arc, so a
+/// segment deleted by retention or replaced by compaction stays readable until the range has been
+/// sent), the position of the first batch and the length. A fetch sends it with sendfile; callers
+/// that need the bytes materialize it.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<dyn IoFile>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRange {
+    /// Reads the range into memory. A file shorter than the range (truncated since it was located)
+    /// is an error, never a short result: the range promised whole batches.
+    pub fn read_bytes(&self) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.read_into(&mut buf, 0)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Fills `buf` with the range's bytes starting `skip` bytes into it; UnexpectedEof if the file
+    /// ends first. Lets a writer without a file descriptor stream the range through a bounded buffer.
+    pub fn read_into(&self, buf: &mut [u8], skip: usize) -> io::Result<()> {
+        assert!(skip + buf.len() <= self.len, "read past the end of the range");
+        let got = self.file.read_full_at(buf, self.position + skip as u64)?;
+        if got < buf.len() {
+            return Err(self.truncated(skip + got));
+        }
+        Ok(())
+    }
+
+    /// The error for a file that ended `at` bytes into the range.
+    pub fn truncated(&self, at: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("segment file ends {at} bytes into a {}-byte range at position {}", self.len, self.position),
+        )
     }
 }
 
