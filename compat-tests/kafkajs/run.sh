@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kafkajs 2.x (pure JavaScript client) against Fjord: admin createTopics, producer send with and without
 # idempotence, consumer groups (subscribe fromBeginning, run/eachMessage, commits, resume), admin
-# fetchOffsets / setOffsets / describeGroups / listGroups / deleteGroups. The test itself is test.js
+# fetchOffsets / setOffsets / describeGroups / listGroups / deleteGroups, transactions. The test itself is test.js
 # (plain node + assert); its PASS/FAIL lines are counted here.
 # node_modules/ is installed from package.json (pinned version, no lock file) when missing.
 set -uo pipefail

@@ -1,7 +1,10 @@
 // kafkajs (pure JavaScript client, its own protocol code) against Fjord: admin createTopics, producer
 // send with and without idempotence, consumer group subscribe fromBeginning + run/eachMessage,
 // explicit and automatic commits, a new consumer in the same group resumes after the committed offsets,
-// admin fetchOffsets / setOffsets / describeGroups / listGroups / deleteGroups.
+// admin fetchOffsets / setOffsets / describeGroups / listGroups / deleteGroups; transactions: a
+// committed and an aborted transaction over 3 partitions (a read_committed consumer, kafkajs' default,
+// sees only the committed records; a read_uncommitted one sees both) and offsets sent in a
+// transaction become the group's committed offsets when it commits.
 //
 // Usage: FJORD_BOOTSTRAP=127.0.0.1:PORT node test.js
 // Prints PASS/FAIL lines (read by run.sh); exits non-zero on any failure. Every wait is bounded.
@@ -227,6 +230,51 @@ async function main() {
         const offs = got.filter((m) => m.partition === p).map((m) => m.offset);
         assert.deepEqual(offs, [...Array(ends[p] - 5).keys()].map((i) => i + 5), `partition ${p}`);
       }
+    });
+
+    await step('transactions: committed records are read, aborted ones only by read_uncommitted; sendOffsets commits with the transaction', async () => {
+      const topic = `kafkajs-txn-${uid()}`;
+      const group = `kafkajs-txn-group-${uid()}`;
+      assert.equal(await admin.createTopics({ topics: [{ topic, numPartitions: PARTS }], waitForLeaders: true }), true);
+      const p = kafka.producer({ transactionalId: `kafkajs-txn-${uid()}`, idempotent: true, maxInFlightRequests: 1 });
+      await p.connect();
+      try {
+        const write = async (tag, commit) => {
+          const t = await p.transaction();
+          for (let q = 0; q < PARTS; q++) {
+            await t.send({ topic, messages: [0, 1].map((i) => ({ partition: q, value: `${tag}-${q}-${i}` })) });
+          }
+          if (commit) {
+            await t.sendOffsets({ consumerGroupId: group, topics: [{ topic: TOPIC, partitions: [{ partition: 0, offset: '7' }] }] });
+            await t.commit();
+          } else {
+            await t.abort();
+          }
+        };
+        await write('committed', true);
+        await write('aborted', false);
+        await write('committed2', true);
+      } finally { await p.disconnect(); }
+      const read = async (readUncommitted, want) => {
+        const c = kafka.consumer({ groupId: `kafkajs-txn-reader-${uid()}`, readUncommitted, maxWaitTimeInMs: 200, sessionTimeout: SESSION_TIMEOUT, heartbeatInterval: 500 });
+        const got = [];
+        await c.connect();
+        try {
+          await c.subscribe({ topics: [topic], fromBeginning: true });
+          await c.run({ eachMessage: async ({ message }) => { got.push(message.value.toString()); } });
+          await waitFor(() => got.length >= want, 15000, `${want} records`);
+          await sleep(500);
+        } finally { await c.disconnect(); }
+        return got.sort();
+      };
+      const committed = (await read(false, 4 * PARTS));
+      assert.equal(committed.length, 4 * PARTS, `read_committed got ${committed}`);
+      assert.ok(committed.every((v) => v.startsWith('committed')), `read_committed got ${committed}`);
+      const all = await read(true, 6 * PARTS);
+      assert.equal(all.length, 6 * PARTS);
+      assert.equal(all.filter((v) => v.startsWith('aborted')).length, 2 * PARTS);
+      const off = await admin.fetchOffsets({ groupId: group, topics: [TOPIC] });
+      assert.equal(Number(off[0].partitions.find((x) => x.partition === 0).offset), 7);
     });
 
     await step('admin deleteGroups on empty groups; listGroups no longer has them; fetchOffsets gives -1', async () => {
