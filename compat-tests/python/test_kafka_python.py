@@ -1,5 +1,5 @@
 """kafka-python (pure Python client, its own protocol code) against Fjord: admin, acks=all produce,
-assign + seek consume without a group, beginning/end offsets and offsets_for_times."""
+assign + seek consume without a group, beginning/end offsets and offsets_for_times, transactions."""
 import time
 
 import pytest
@@ -134,3 +134,45 @@ def test_beginning_end_offsets_and_offsets_for_times(bootstrap, topic):
             (i, b"%d" % i, base + i * 100) for i in range(90, 100)]
     finally:
         c.close()
+
+
+def test_transactions_commit_and_abort_with_read_committed(bootstrap, topic):
+    """kafka-python's transactional producer (its own InitProducerId / AddPartitionsToTxn / EndTxn
+    code): a read_committed consumer sees the committed transactions' records only, a
+    read_uncommitted one sees the aborted ones too."""
+    a = admin(bootstrap)
+    a.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, timeout_ms=15000)
+    a.close()
+    p = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="kp-" + topic, request_timeout_ms=15000)
+    try:
+        p.init_transactions()
+        for i, commit in enumerate([True, False, True]):
+            p.begin_transaction()
+            for part in range(2):
+                for j in range(5):
+                    p.send(topic, partition=part, value=b"t%d-%d-%d" % (i, part, j))
+            p.flush(timeout=30)
+            if commit:
+                p.commit_transaction()
+            else:
+                p.abort_transaction()
+    finally:
+        p.close(timeout=10)
+
+    def read(isolation, n):
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                          isolation_level=isolation, request_timeout_ms=30000)
+        try:
+            c.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+            c.seek_to_beginning()
+            got = poll_all(c, n, timeout_s=20)
+            time.sleep(0.5)
+            got += [r for recs in c.poll(timeout_ms=500).values() for r in recs]
+            return sorted(r.value for r in got)
+        finally:
+            c.close()
+
+    committed = read("read_committed", 20)
+    assert committed == sorted(b"t%d-%d-%d" % (i, part, j) for i in (0, 2) for part in range(2) for j in range(5))
+    everything = read("read_uncommitted", 30)
+    assert everything == sorted(b"t%d-%d-%d" % (i, part, j) for i in range(3) for part in range(2) for j in range(5))
