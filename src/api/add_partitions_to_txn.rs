@@ -1,6 +1,7 @@
 //! AddPartitionsToTxn: partitions join a producer's transaction before it writes to them. v0–3
 //! carry one transaction (librdkafka and the Java client use them); v4+ carry a batch of
-//! transactions, optionally only verified (`verify_only`). An unknown partition fails with
+//! transactions, optionally only verified (`verify_only`: each partition answered by whether it is
+//! in the transaction). An unknown partition fails with
 //! UNKNOWN_TOPIC_OR_PARTITION and the others of the request with OPERATION_NOT_ATTEMPTED.
 
 use std::sync::Arc;
@@ -37,7 +38,19 @@ fn add(broker: &Broker, id: &str, producer_id: i64, epoch: i16, topics: &[AddPar
     if partitions.iter().any(|tp| !broker.partition_exists(tp)) {
         return answer(topics, |tp| if broker.partition_exists(tp) { E::OperationNotAttempted.code() } else { E::UnknownTopicOrPartition.code() });
     }
-    let result = broker.txns.add_partitions(broker, id, producer_id, epoch, &partitions, verify_only);
+    if verify_only {
+        return match broker.txns.verify_partitions(id, producer_id, epoch, &partitions) {
+            Ok(member) => {
+                let added: Vec<&TopicPartition> = partitions.iter().zip(member).filter(|(_, m)| *m).map(|(tp, _)| tp).collect();
+                answer(topics, |tp| if added.contains(&tp) { 0 } else { E::InvalidTxnState.code() })
+            }
+            Err(e) => {
+                let code = error_code::txn(&e, true);
+                answer(topics, |_| code)
+            }
+        };
+    }
+    let result = broker.txns.add_partitions(broker, id, producer_id, epoch, &partitions);
     if let Err(e) = &result {
         tracing::info!(transactional_id = %id, error = %e, "AddPartitionsToTxn refused");
     }

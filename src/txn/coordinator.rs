@@ -146,16 +146,19 @@ impl TransactionCoordinator {
         Ok(m.clone())
     }
 
+    /// AddPartitionsToTxn v4+ with verify_only: which of the partitions are in the producer's
+    /// transaction (Kafka answers each partition by its membership, whatever the state).
+    pub fn verify_partitions(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition]) -> Result<Vec<bool>, TxnError> {
+        let txns = self.lock();
+        let m = Self::owned(&txns, id, producer_id, epoch)?;
+        Ok(partitions.iter().map(|tp| m.partitions.contains(tp)).collect())
+    }
+
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
     /// partition): the partitions join the producer's transaction, which opens if it was not.
-    /// `verify_only` checks they already are in it (INVALID_TXN_STATE otherwise).
-    pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition], verify_only: bool) -> Result<(), TxnError> {
+    pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition]) -> Result<(), TxnError> {
         let mut txns = self.lock();
         let mut m = Self::owned(&txns, id, producer_id, epoch)?;
-        if verify_only {
-            let all_in = m.state == TxnState::Ongoing && partitions.iter().all(|tp| m.partitions.contains(tp));
-            return if all_in { Ok(()) } else { Err(TxnError::InvalidTxnState) };
-        }
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => return Err(TxnError::ConcurrentTransactions),
             TxnState::Dead => return Err(TxnError::InvalidProducerIdMapping),
@@ -429,7 +432,7 @@ mod tests {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, epoch) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
         assert_eq!(epoch, 0);
-        c.add_partitions(&log, "tx", pid, epoch, &[tp(0), tp(1)], false).unwrap();
+        c.add_partitions(&log, "tx", pid, epoch, &[tp(0), tp(1)]).unwrap();
         assert_eq!(c.describe("tx").unwrap().state, TxnState::Ongoing);
         c.verify_produce("tx", pid, epoch, &tp(1)).unwrap();
         assert_eq!(c.verify_produce("tx", pid, epoch, &tp(2)), Err(TxnError::InvalidTxnState));
@@ -448,13 +451,13 @@ mod tests {
     fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, e0) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e0, &[tp(0)], false).unwrap();
+        c.add_partitions(&log, "tx", pid, e0, &[tp(0)]).unwrap();
         let (pid2, e1) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
         assert_eq!(pid2, pid);
         assert!(e1 > e0);
         // The abort marker went out at the bumped epoch, so the partition refuses the old one.
         assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e1, false)]);
-        assert_eq!(c.add_partitions(&log, "tx", pid, e0, &[tp(0)], false), Err(TxnError::ProducerFenced));
+        assert_eq!(c.add_partitions(&log, "tx", pid, e0, &[tp(0)]), Err(TxnError::ProducerFenced));
         assert_eq!(c.end_txn(&log, "tx", pid, e0, true), Err(TxnError::ProducerFenced));
         assert_eq!(c.verify_produce("tx", pid, e0, &tp(0)), Err(TxnError::ProducerFenced));
         assert_eq!(c.end_txn(&log, "tx", 999, e1, true), Err(TxnError::InvalidProducerIdMapping));
@@ -469,7 +472,7 @@ mod tests {
         assert_eq!(c.init_producer_id(&log, "tx", 0, None), Err(TxnError::InvalidTransactionTimeout));
         assert_eq!(c.init_producer_id(&log, "tx", 900_001, None), Err(TxnError::InvalidTransactionTimeout));
         let (pid, e) = c.init_producer_id(&log, "tx", 1, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e, &[tp(3)], false).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(3)]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         c.tick(&log);
         let m = c.describe("tx").unwrap();
@@ -482,11 +485,11 @@ mod tests {
     fn markers_that_fail_are_retried_by_the_timer_and_after_a_restart() {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e, &[tp(0)], false).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(0)]).unwrap();
         *log.fail_markers.lock().unwrap() = true;
         c.end_txn(&log, "tx", pid, e, false).unwrap();
         assert_eq!(c.describe("tx").unwrap().state, TxnState::PrepareAbort);
-        assert_eq!(c.add_partitions(&log, "tx", pid, e, &[tp(0)], false), Err(TxnError::ConcurrentTransactions));
+        assert_eq!(c.add_partitions(&log, "tx", pid, e, &[tp(0)]), Err(TxnError::ConcurrentTransactions));
         // A restart while in Prepare finishes the transaction.
         *log.fail_markers.lock().unwrap() = false;
         let reloaded = coordinator();
@@ -503,7 +506,7 @@ mod tests {
         let (c, log) = (coordinator(), MemLog::default());
         let (p1, e1) = c.init_producer_id(&log, "a", 60_000, None).unwrap();
         let (p2, _) = c.init_producer_id(&log, "b", 60_000, None).unwrap();
-        c.add_partitions(&log, "a", p1, e1, &[tp(0)], false).unwrap();
+        c.add_partitions(&log, "a", p1, e1, &[tp(0)]).unwrap();
         let ids = |v: Vec<TxnSummary>| v.into_iter().map(|s| s.transactional_id).collect::<Vec<_>>();
         assert_eq!(ids(c.list(&[], &[], -1)), vec!["a", "b"]);
         assert_eq!(ids(c.list(&["Ongoing".into()], &[], -1)), vec!["a"]);
