@@ -45,9 +45,10 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 return;
             }
         };
-        let mut frame = BytesMut::zeroed(len);
-        match tokio::time::timeout(idle, stream.read_exact(&mut frame)).await {
-            Ok(Ok(_)) => {}
+        // Read into uninitialised capacity: zeroing a produce frame first costs a pass over it.
+        let mut frame = BytesMut::with_capacity(len);
+        match tokio::time::timeout(idle, read_frame(&mut stream, &mut frame, len)).await {
+            Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection closed mid-frame");
                 return;
@@ -84,6 +85,19 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             }
         }
     }
+}
+
+/// Fills `frame` with exactly `len` bytes from the stream (`frame` has that capacity).
+async fn read_frame(stream: &mut TcpStream, frame: &mut BytesMut, len: usize) -> std::io::Result<()> {
+    while frame.len() < len {
+        // Limited to the frame: the next request's bytes stay in the socket.
+        let remaining = len - frame.len();
+        let mut rest = bytes::BufMut::limit(&mut *frame, remaining);
+        if stream.read_buf(&mut rest).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 /// Most iovecs handed to one sendmsg (Linux accepts 1024).
