@@ -8,13 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
+use crate::records::batch::HEADER_SIZE;
 use crate::records::control::{self, Marker};
 use crate::records::validate::validate;
 use crate::records::RecordsError;
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
-use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError};
+use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, TimestampType};
 use crate::types::TopicPartition;
 
 pub fn now_ms() -> i64 {
@@ -102,11 +103,25 @@ impl ReplicaManager {
             // Kafka: produce v3+ carries exactly one record batch per partition.
             return Err(StorageError::from(RecordsError::InvalidRecord { position: 0, reason: "expected exactly one record batch" }).into());
         }
-        // One copy so the broker can write base offsets; the storage engine issue removes it.
-        let mut batches = BytesMut::from(&records[..]);
+        // The broker writes the base offset and leader epoch into the header: a data batch of a
+        // CreateTime topic (produce) goes out as a rewritten copy of its header plus the records
+        // untouched; anything else (LogAppendTime rewrites the CRC, markers) is copied whole.
+        let mut head = [0u8; HEADER_SIZE];
+        let mut whole = BytesMut::new();
         let result = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            match log.append(&mut batches, &validated, now) {
+            let split = validated.batch_count() == 1
+                && !validated.has_control
+                && records.len() > HEADER_SIZE
+                && log.config().message_timestamp_type == TimestampType::CreateTime;
+            let appended = if split {
+                head.copy_from_slice(&records[..HEADER_SIZE]);
+                log.append_parts(&mut head, &records[HEADER_SIZE..], &validated, now)
+            } else {
+                whole.extend_from_slice(records);
+                log.append(&mut whole, &validated, now)
+            };
+            match appended {
                 Ok(info) => {
                     // Single replica: an append is acknowledged, so readers may see it.
                     let end = log.log_end_offset();

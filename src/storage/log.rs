@@ -411,13 +411,21 @@ impl PartitionLog {
     /// timestamp under LogAppendTime, are written into `batches` in place; the bytes then go to disk with
     /// one write. A duplicate of a recent idempotent batch returns `DuplicateSequence` with the original
     /// offsets and appends nothing.
-    pub fn append(
-        &mut self,
-        batches: &mut [u8],
-        validated: &ValidatedBatches,
-        now_ms: i64,
-    ) -> Result<AppendInfo> {
-        if validated.batches.is_empty() || validated.total_bytes != batches.len() {
+    pub fn append(&mut self, batches: &mut [u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
+        self.append_parts(batches, &[], validated, now_ms)
+    }
+
+    /// As `append`, for one batch given as its header (`head`, which is written into) and the
+    /// rest (`tail`, written as it is): the broker sets the base offset and the leader epoch
+    /// without copying the records. `tail` must be empty unless the batch is a single data
+    /// batch of a CreateTime topic (LogAppendTime rewrites the CRC over all of it).
+    pub fn append_parts(&mut self, batches: &mut [u8], tail: &[u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
+        let split_ok = tail.is_empty()
+            || (validated.batches.len() == 1
+                && !validated.has_control
+                && batches.len() == HEADER_SIZE
+                && self.config.message_timestamp_type == TimestampType::CreateTime);
+        if validated.batches.is_empty() || validated.total_bytes != batches.len() + tail.len() || !split_ok {
             return Err(RecordsError::InvalidRecord {
                 position: 0,
                 reason: "append without validated batches",
@@ -434,7 +442,7 @@ impl PartitionLog {
                 last_offset,
             });
         }
-        self.maybe_roll(batches.len() as u64, validated.offset_count, now_ms)?;
+        self.maybe_roll(validated.total_bytes as u64, validated.offset_count, now_ms)?;
 
         let base_offset = self.log_end_offset;
         let last_offset = validate::assign_offsets(batches, base_offset);
@@ -454,8 +462,9 @@ impl PartitionLog {
                     base_offset + validated.max_timestamp_offset_delta,
                 ),
             };
-        self.active().append(
+        self.active().append_parts(
             batches,
+            tail,
             base_offset,
             last_offset,
             max_timestamp,
@@ -1739,5 +1748,34 @@ mod tests {
         let end = append_marker(&mut log, 2, 0, Abort).base_offset;
         assert_eq!(log.last_stable_offset(), end + 1);
         assert_eq!(log.aborted_transactions(0, end + 1).len(), 2);
+    }
+
+    #[test]
+    fn a_batch_appended_as_header_and_records_is_stored_as_if_appended_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut whole, mut split) = (new_log(&dir.path().join("a"), LogConfig::default()), new_log(&dir.path().join("b"), LogConfig::default()));
+        let mut seq = 0;
+        for i in 0..5 {
+            let b = batch_with(3 + i, None, Compression::Lz4, Some((9, 0, seq)));
+            seq += 3 + i as i32;
+            append(&mut whole, b.clone());
+            let v = validate(&b, &ValidateConfig::default()).unwrap();
+            let mut head = [0u8; HEADER_SIZE];
+            head.copy_from_slice(&b[..HEADER_SIZE]);
+            split.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW).unwrap();
+        }
+        assert_eq!(read_all(&whole, 0), read_all(&split, 0));
+        // A duplicate is still found, and LogAppendTime (which rewrites the CRC) refuses the split.
+        let b = batch_with(3, None, Compression::Lz4, Some((9, 0, 0)));
+        let v = validate(&b, &ValidateConfig::default()).unwrap();
+        let mut head = [0u8; HEADER_SIZE];
+        head.copy_from_slice(&b[..HEADER_SIZE]);
+        assert!(matches!(split.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW), Err(StorageError::DuplicateSequence { .. })));
+        let mut lat = new_log(&dir.path().join("c"), LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() });
+        let b = simple_batch(2);
+        let v = validate(&b, &ValidateConfig::default()).unwrap();
+        head.copy_from_slice(&b[..HEADER_SIZE]);
+        assert!(lat.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW).is_err());
+        assert_eq!(lat.log_end_offset(), 0);
     }
 }

@@ -247,14 +247,36 @@ impl Segment {
         max_timestamp: i64,
         offset_of_max_timestamp: i64,
     ) -> io::Result<()> {
+        self.append_parts(batches, &[], first_offset, last_offset, max_timestamp, offset_of_max_timestamp)
+    }
+
+    /// As `append`, for batches given in two pieces written back to back (a rewritten header and
+    /// the untouched rest, so the records are not copied to join them).
+    pub fn append_parts(
+        &mut self,
+        head: &[u8],
+        tail: &[u8],
+        first_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+        offset_of_max_timestamp: i64,
+    ) -> io::Result<()> {
         debug_assert!(first_offset >= self.next_offset, "offsets must grow");
         let position = self.size;
-        self.log.write_all_at(batches, position)?;
-        self.size += batches.len() as u64;
+        let len = (head.len() + tail.len()) as u64;
+        self.log.write_all_at(head, position)?;
+        if !tail.is_empty() {
+            if let Err(e) = self.log.write_all_at(tail, position + head.len() as u64) {
+                // Leave no half batch behind: the size still ends before it.
+                let _ = self.log.set_len(position);
+                return Err(e);
+            }
+        }
+        self.size += len;
         self.dirty = true;
         self.note_appended(
             position,
-            batches.len() as u64,
+            len,
             first_offset,
             last_offset,
             max_timestamp,
