@@ -625,6 +625,28 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// The records of a commit and what memory takes once they are written: (a result per
+    /// offset, the records, (result index, partition, value) of each accepted offset). Offsets
+    /// with metadata over offset.metadata.max.bytes are refused one by one.
+    #[allow(clippy::type_complexity)]
+    fn commit_records(&self, group_id: &str, commits: Vec<OffsetCommit>, ts: i64) -> (Vec<Result<(), GroupError>>, Vec<(Bytes, Option<Bytes>)>, Vec<(usize, (String, i32), CommittedOffset)>) {
+        let mut results = Vec::with_capacity(commits.len());
+        let mut records = vec![];
+        let mut accepted = vec![];
+        for c in commits {
+            let metadata = c.metadata.unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results.push(Err(GroupError::OffsetMetadataTooLarge));
+                continue;
+            }
+            let value = CommittedOffset { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: ts };
+            records.push((offsets::encode_offset_key(group_id, &c.topic, c.partition), Some(offsets::encode_offset_value(&value))));
+            accepted.push((results.len(), (c.topic, c.partition), value));
+            results.push(Ok(()));
+        }
+        (results, records, accepted)
+    }
+
     /// OffsetCommit. `generation == -1` with an empty member id is an admin/simple commit, allowed
     /// only while the group has no members. Returns per-offset results.
     pub fn commit(
@@ -662,20 +684,7 @@ impl GroupCoordinator {
             }
         }
         let ts = wall_ms();
-        let mut results = Vec::with_capacity(commits.len());
-        let mut records = vec![];
-        let mut accepted = vec![];
-        for c in commits {
-            let metadata = c.metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push(Err(GroupError::OffsetMetadataTooLarge));
-                continue;
-            }
-            let value = CommittedOffset { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: ts };
-            records.push((offsets::encode_offset_key(group_id, &c.topic, c.partition), Some(offsets::encode_offset_value(&value))));
-            accepted.push((results.len(), (c.topic, c.partition), value));
-            results.push(Ok(()));
-        }
+        let (mut results, records, accepted) = self.commit_records(group_id, commits, ts);
         // Written under the lock so the log and memory see commits in the same order.
         if let Err(err) = self.write(log, group_id, records) {
             tracing::warn!(group = %group_id, error = %err, "offset commit not persisted");
@@ -718,20 +727,7 @@ impl GroupCoordinator {
             Self::check_member(e, member_id, instance_id, generation)?;
         }
         let ts = wall_ms();
-        let mut results = Vec::with_capacity(commits.len());
-        let mut records = vec![];
-        let mut accepted = vec![];
-        for c in commits {
-            let metadata = c.metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push(Err(GroupError::OffsetMetadataTooLarge));
-                continue;
-            }
-            let value = CommittedOffset { offset: c.offset, leader_epoch: c.leader_epoch, metadata, commit_timestamp_ms: ts };
-            records.push((offsets::encode_offset_key(group_id, &c.topic, c.partition), Some(offsets::encode_offset_value(&value))));
-            accepted.push(((c.topic, c.partition), value));
-            results.push(Ok(()));
-        }
+        let (results, records, accepted) = self.commit_records(group_id, commits, ts);
         if !records.is_empty() {
             let batch = offsets::encode_txn_batch(&records, ts, producer).map_err(GroupError::Storage)?;
             log.append_group_batch(self.partition(log, group_id), batch).map_err(|err| {
@@ -740,7 +736,7 @@ impl GroupCoordinator {
             })?;
         }
         let pending = e.pending_txn.entry(producer.0).or_default();
-        for (key, value) in accepted {
+        for (_, key, value) in accepted {
             pending.insert(key, value);
         }
         Ok(results)
