@@ -15,6 +15,7 @@ use crate::records::RecordsError;
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
+use crate::storage::log::RollFlush;
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, TimestampType};
 use crate::types::TopicPartition;
 
@@ -108,6 +109,7 @@ impl ReplicaManager {
         // untouched; anything else (LogAppendTime rewrites the CRC, markers) is copied whole.
         let mut head = [0u8; HEADER_SIZE];
         let mut whole = BytesMut::new();
+        let log_handle = &log;
         let result = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             let split = validated.batch_count() == 1
@@ -121,6 +123,9 @@ impl ReplicaManager {
                 whole.extend_from_slice(records);
                 log.append(&mut whole, &validated, now)
             };
+            if let Some(job) = log.take_roll_flush() {
+                Self::flush_rolled(log_handle.clone(), job);
+            }
             match appended {
                 Ok(info) => {
                     // Single replica: an append is acknowledged, so readers may see it.
@@ -144,6 +149,20 @@ impl ReplicaManager {
             self.appended.notify_waiters();
         }
         result
+    }
+
+    /// fsyncs the segments a roll sealed, off the partition lock and off the request (on the
+    /// blocking pool; inline without a runtime), then moves the recovery point past them.
+    fn flush_rolled(log: Arc<std::sync::Mutex<PartitionLog>>, job: RollFlush) {
+        let run = move || match job.sync() {
+            Ok(()) => log.lock().unwrap_or_else(|e| e.into_inner()).complete_roll_flush(&job),
+            // The segments stay dirty: the next full flush (or close) syncs them.
+            Err(e) => tracing::warn!(error = %e, "fsync of a rolled segment failed"),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(run)),
+            Err(_) => run(),
+        }
     }
 
     /// OffsetForLeaderEpoch: (the partition's current leader epoch, (largest known epoch <=

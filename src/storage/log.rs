@@ -87,6 +87,24 @@ impl LogRange {
     }
 }
 
+/// Sealed segments whose data a roll left unsynced, with their files (see `PartitionLog::roll_flush`).
+#[derive(Debug)]
+pub struct RollFlush {
+    segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)>,
+    up_to: i64,
+}
+
+impl RollFlush {
+    /// fdatasync of each segment's log file; needs no lock (the files are shared handles and a
+    /// sealed segment is never appended to).
+    pub fn sync(&self) -> std::io::Result<()> {
+        for (_, f) in &self.segments {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
 /// What opening the log had to do; tests use it to prove a clean open did not scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OpenStats {
@@ -118,6 +136,8 @@ pub struct PartitionLog {
     leader_epoch: i32,
     /// Which leader epoch wrote which offsets (leader-epoch-checkpoint).
     epochs: LeaderEpochCache,
+    /// A roll sealed a segment whose data still needs an fsync (`take_roll_flush`).
+    roll_flush_due: bool,
     open_stats: OpenStats,
 }
 
@@ -225,6 +245,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             leader_epoch: -1,
             epochs,
+            roll_flush_due: false,
             open_stats: stats,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
@@ -538,7 +559,10 @@ impl PartitionLog {
             return Ok(());
         }
         let sealed = self.active();
-        sealed.seal()?;
+        // The sealed segment's data is fsynced after the roll, off the lock (`roll_flush`), as
+        // Kafka flushes a rolled segment from its scheduler: an fsync of a whole segment inside
+        // an append stalled produce for seconds.
+        sealed.seal_indexes()?;
         sealed.set_active(false)?;
         self.producers
             .write_snapshot(self.io.as_ref(), &self.dir, leo)?;
@@ -551,10 +575,36 @@ impl PartitionLog {
         )?;
         self.io.sync_dir(&self.dir)?;
         self.segments.insert(leo, seg);
-        // The sealed segment was fsynced entirely.
-        self.recovery_point = self.recovery_point.max(leo);
+        self.roll_flush_due = true;
         tracing::debug!(partition = %self.tp, base_offset = leo, "rolled segment");
         Ok(())
+    }
+
+    /// The fsync a roll left to do, once per roll: the sealed segments whose data is not yet
+    /// durable, below the active segment. None when no roll happened since the last call. Run
+    /// `RollFlush::sync` without the log's lock, then `complete_roll_flush`.
+    pub fn take_roll_flush(&mut self) -> Option<RollFlush> {
+        if !std::mem::take(&mut self.roll_flush_due) {
+            return None;
+        }
+        let active = *self.segments.keys().next_back()?;
+        let segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)> =
+            self.segments.range(..active).filter(|(_, s)| s.is_dirty()).map(|(b, s)| (*b, s.log_file().clone())).collect();
+        (!segments.is_empty()).then_some(RollFlush { segments, up_to: active })
+    }
+
+    /// After `RollFlush::sync`: the segments are clean and the recovery point moves past them
+    /// (only if nothing before them is still unsynced).
+    pub fn complete_roll_flush(&mut self, done: &RollFlush) {
+        for (base, _) in &done.segments {
+            if let Some(seg) = self.segments.get_mut(base) {
+                seg.mark_synced();
+            }
+        }
+        let clean_below = self.segments.range(..done.up_to).all(|(_, s)| !s.is_dirty());
+        if clean_below {
+            self.recovery_point = self.recovery_point.max(done.up_to);
+        }
     }
 
     /// Reads whole batches starting with the one containing `fetch_offset`, up to `max_bytes` (but at
@@ -1484,9 +1534,16 @@ mod tests {
         for _ in 0..40 {
             append(&mut log, simple_batch(2));
         }
+        // A roll leaves its segment's fsync to the caller, off the lock (the replica manager's job).
+        assert_eq!(log.recovery_point(), 0, "nothing is durable before the roll flush");
+        let job = log.take_roll_flush().expect("rolls happened");
+        assert!(log.take_roll_flush().is_none(), "one job per roll");
+        job.sync().unwrap();
+        log.complete_roll_flush(&job);
         let segments = log.segment_count();
         let rp = log.recovery_point();
         assert!(segments > 3 && rp > 0);
+        assert_eq!(rp, *log.segment_base_offsets().last().unwrap(), "everything below the active segment is durable");
         drop(log);
         let log = reopen(dir.path(), small_cfg(), rp, false);
         assert_eq!(log.open_stats().recovered_segments, 1);

@@ -459,11 +459,30 @@ impl Segment {
     /// Called when the segment stops being active (roll) or at clean close: records the final max
     /// timestamp in the time index so a later open can trust its last entry, then flushes.
     pub fn seal(&mut self) -> io::Result<()> {
+        self.seal_indexes()?;
+        self.flush()
+    }
+
+    /// As `seal` but the log data is left to a later fsync (`sync_log_data`, off the partition
+    /// lock): a roll then costs index writes, not an fsync of a whole segment inside an append.
+    pub fn seal_indexes(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
         }
-        self.flush()
+        self.offset_index.sync()?;
+        self.txn_index.sync(self.io.as_ref())?;
+        self.time_index.sync()
+    }
+
+    /// Whether log data was appended since the last fsync.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Records that the log data was fsynced by someone holding its file (the roll flush).
+    pub fn mark_synced(&mut self) {
+        self.dirty = false;
     }
 
     /// Active segments keep their indexes in memory for appends; sealed ones drop them (lookups then
