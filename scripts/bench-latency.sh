@@ -14,7 +14,7 @@
 #   e2e_20k_acks1_seg64m  as e2e_20k_acks1 on a second broker with log.segment.bytes=64 MiB: a
 #                    segment roll every ~3.3 s, so the cost of a roll shows in the percentiles (with
 #                    the default 1 GiB segments a 20k msg/s run meets one roll every ~52 s, none in
-#                    30 s). The topic also asks segment.bytes; Fjord does not apply that yet.
+#                    30 s). The topic asks for segment.bytes too.
 #   perf_20k_acks1   rdkafka_performance -l as the baseline (200k records at 20k msg/s)
 # and two cross-checks of the tools against each other (200k records each):
 #   perf_20k_acks1_linger0   the baseline's command with -X linger.ms=0 (the e2e tool's linger)

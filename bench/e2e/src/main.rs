@@ -214,24 +214,8 @@ impl ProducerContext for AckContext {
 fn ensure_topic(a: &Args) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(&a.brokers).create().map_err(|e| format!("admin client: {e}"))?;
-    let md = admin
-        .inner()
-        .fetch_metadata(Some(&a.topic), T)
-        .map_err(|e| format!("metadata: {e}"))?;
-    let existing = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == a.topic && t.error().is_none())
-        .map(|t| t.partitions().len());
-    match existing {
-        Some(n) if n > 0 => {
-            if n as i32 != a.partitions {
-                eprintln!("note: topic {} exists with {n} partitions (asked {})", a.topic, a.partitions);
-            }
-            return Ok(());
-        }
-        _ => {}
-    }
+    // CreateTopics first: asking for the topic's metadata first would auto-create it with the
+    // broker's defaults (librdkafka's metadata request allows auto-creation), losing --topic-config.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
