@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::io::{FileIo, FileRange};
+use super::io::{FileIo, FileRange, IoFile};
 use super::producer_state::{self, AppendedBatch, BatchMetadata, CompletedTxn, ProducerStateManager, SequenceCheck};
 use super::txn_index::AbortedTxn;
 use crate::records::batch::HEADER_SIZE;
@@ -119,6 +119,18 @@ pub struct PartitionLog {
     /// Which leader epoch wrote which offsets (leader-epoch-checkpoint).
     epochs: LeaderEpochCache,
     open_stats: OpenStats,
+    /// Bumped by every truncation, so a sync taken before one cannot move the recovery point
+    /// over data written after it (see [`PartitionLog::sync_target`]).
+    truncations: u64,
+}
+
+/// What a durable-mode sync needs, taken under the partition lock and used without it: the
+/// active segment's file, the log end offset the sync will cover, and the truncation count then.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub file: Arc<dyn IoFile>,
+    pub end_offset: i64,
+    truncations: u64,
 }
 
 impl PartitionLog {
@@ -134,7 +146,11 @@ impl PartitionLog {
         if let Some(parent) = dir.parent() {
             io.sync_dir(parent)?;
         }
-        Self::open(io, dir, tp, config, 0, 0, true, now_ms)
+        let log = Self::open(io.clone(), dir, tp, config, 0, 0, true, now_ms)?;
+        // The first segment's directory entry must be durable too, or a synced append to it
+        // could vanish with the file after a power loss.
+        io.sync_dir(dir)?;
+        Ok(log)
     }
 
     /// Opens an existing partition directory. `clean_shutdown` trusts the files; otherwise segments from
@@ -226,6 +242,7 @@ impl PartitionLog {
             leader_epoch: -1,
             epochs,
             open_stats: stats,
+            truncations: 0,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
@@ -635,6 +652,7 @@ impl PartitionLog {
         if offset >= self.log_end_offset {
             return Ok(());
         }
+        self.truncations += 1;
         // Segments starting at or after `offset` hold nothing that survives.
         let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
         for base in doomed {
@@ -683,6 +701,26 @@ impl PartitionLog {
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// Durable mode, step 1 (under the partition lock): what to fdatasync so that everything
+    /// appended so far is durable. Only the active segment's `.log` file: every older segment was
+    /// fsynced whole when it was rolled, and indexes need no sync because recovery rebuilds them
+    /// for the segment holding the recovery point.
+    pub fn sync_target(&self) -> SyncTarget {
+        let active = self.segments.values().next_back().expect("a partition log always has an active segment");
+        SyncTarget { file: active.log_file().clone(), end_offset: self.log_end_offset, truncations: self.truncations }
+    }
+
+    /// Durable mode, step 3 (under the lock again, after `target.file.sync_data()` succeeded
+    /// without it): moves the recovery point to the synced end. Concurrent syncs may finish in
+    /// any order, so it only grows; a truncation in between voids the sync (the data it covered
+    /// may be gone and new unsynced data may sit below its end). The segment stays marked dirty,
+    /// so a later `flush` still syncs its indexes.
+    pub fn mark_synced(&mut self, target: &SyncTarget) {
+        if target.truncations == self.truncations {
+            self.recovery_point = self.recovery_point.max(target.end_offset.min(self.log_end_offset));
+        }
     }
 
     /// For the background flusher: flushes when `flush.ms` has passed since the last flush and something
