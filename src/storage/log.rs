@@ -925,17 +925,16 @@ mod tests {
     use crate::records::batch::test_support::{batch_with, simple_batch};
     use crate::records::batch::{BatchHeader, BatchIter};
     use crate::records::validate::{ValidateConfig, validate};
-    use crate::storage::io::{FaultConfig, FaultyIo, StdIo};
+    use crate::storage::io::{FaultConfig, FaultyIo};
     use kafka_protocol::records::Compression;
     use proptest::prelude::*;
 
+    // The same suite runs on the std and the io_uring backend.
+    crate::storage::io::on_each_backend! {
     const NOW: i64 = 1_700_000_000_000;
 
     fn tp() -> TopicPartition {
         TopicPartition::new("t", 0)
-    }
-    fn io() -> Arc<dyn FileIo> {
-        Arc::new(StdIo)
     }
     fn small_cfg() -> LogConfig {
         LogConfig {
@@ -1777,5 +1776,57 @@ mod tests {
         let end = append_marker(&mut log, 2, 0, Abort).base_offset;
         assert_eq!(log.last_stable_offset(), end + 1);
         assert_eq!(log.aborted_transactions(0, end + 1).len(), 2);
+    }
+
+    #[test]
+    fn a_durable_sync_outside_the_lock_moves_the_recovery_point_and_survives_an_unclean_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::sync::Mutex::new(new_log(dir.path(), LogConfig { segment_bytes: 4_000, ..small_cfg() }));
+        // Producers append under the lock and sync without it, as durable-mode produce does.
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let target = {
+                            let mut l = log.lock().expect("lock");
+                            append(&mut l, simple_batch(2));
+                            l.sync_target()
+                        };
+                        target.file.sync_data().expect("sync");
+                        log.lock().expect("lock").mark_synced(&target);
+                    }
+                });
+            }
+        });
+        let log = log.into_inner().expect("lock");
+        assert_eq!(log.log_end_offset(), 8 * 20 * 2);
+        assert_eq!(log.recovery_point(), log.log_end_offset(), "every acknowledged append was synced");
+        let stored = read_all(&log, 0);
+        let rp = log.recovery_point();
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), rp, false);
+        assert_eq!(read_all(&log, 0), stored);
+    }
+
+    #[test]
+    fn a_truncation_voids_a_sync_taken_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        for _ in 0..3 {
+            append(&mut log, simple_batch(2));
+        }
+        let target = log.sync_target();
+        assert_eq!(target.end_offset, 6);
+        log.truncate_to(2, NOW).expect("truncate");
+        append(&mut log, simple_batch(10));
+        target.file.sync_data().expect("sync");
+        log.mark_synced(&target);
+        assert_eq!(log.recovery_point(), 0, "the unsynced re-append below offset 6 is not durable");
+        let t = log.sync_target();
+        t.file.sync_data().expect("sync");
+        log.mark_synced(&t);
+        assert_eq!(log.recovery_point(), 12);
+    }
+
     }
 }

@@ -166,11 +166,41 @@ pub fn select_backend(choice: &str) -> io::Result<Backend> {
     }
 }
 
-/// Every backend that runs on this machine, for tests that must pass on each.
+/// One io_uring backend shared by every test in the process: its thread lives as long as the
+/// test binary, instead of one ring per test.
 #[cfg(test)]
-pub fn test_backends() -> Vec<(&'static str, Arc<dyn FileIo>)> {
-    vec![("std", Arc::new(StdIo)), ("uring", Arc::new(UringIo::new().expect("io_uring for tests")))]
+pub fn uring_for_tests() -> Arc<dyn FileIo> {
+    static RING: ::std::sync::OnceLock<UringIo> = ::std::sync::OnceLock::new();
+    Arc::new(RING.get_or_init(|| UringIo::new().expect("io_uring on the test machine")).clone())
 }
+
+/// Runs a test module's body once per backend, so both pass the same storage suite: expands to
+/// `mod std_backend` and `mod uring_backend`, each with its own `fn io() -> Arc<dyn FileIo>`.
+#[cfg(test)]
+macro_rules! on_each_backend {
+    ($($body:tt)*) => {
+        mod std_backend {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            fn io() -> ::std::sync::Arc<dyn $crate::storage::io::FileIo> {
+                ::std::sync::Arc::new($crate::storage::io::StdIo)
+            }
+            $($body)*
+        }
+        mod uring_backend {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            fn io() -> ::std::sync::Arc<dyn $crate::storage::io::FileIo> {
+                $crate::storage::io::uring_for_tests()
+            }
+            $($body)*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use on_each_backend;
 
 #[cfg(test)]
 mod tests {
