@@ -83,7 +83,7 @@ for run in $(seq "$RUNS"); do
         log "run $run $backend $name: ${mbs:-?} MB/s ${msgs:-?} msg/s"
       done
       stop_broker
-      counters=$(grep -o 'io_uring counters.*' "$lf" | tail -1 || true)
+      counters=$(sed 's/\x1b\[[0-9;]*m//g' "$lf" | grep -o 'io_uring counters.*' | tail -1 || true)
       [ -z "$counters" ] || { printf '%s\t%s\tcounters_%s\t%s\n' "$run" "$backend" "$durable" "$counters" >> "$WORK/uring-counters.tsv"; log "run $run $backend durable=$durable: $counters"; }
     done
   done

@@ -8,11 +8,16 @@
 //! - The storage thread blocks on the channel while nothing is in flight. Otherwise it drains
 //!   everything queued (up to the free ring entries), pushes one SQE per request, submits once
 //!   with `submit_and_wait(1)`, reaps every completion that is ready and wakes those callers.
+//!   While it waits for the kernel, a poll on an eventfd is in the ring and senders write the
+//!   eventfd (only when the thread said it is waiting), so a write is never stuck behind a slow
+//!   fsync of another file.
 //! - Group commit: fdatasync requests for the same descriptor that are drained in the same round
 //!   become one IORING_OP_FSYNC (DATASYNC) whose result completes all of them. That is sound
 //!   because a caller asks for a sync only after its writes have completed, so one fsync issued
-//!   after all of those requests arrived covers every one of their writes. While an fsync is in
-//!   flight, new requests queue up and share the next one: the slower the disk, the more they share.
+//!   after all of those requests arrived covers every one of their writes. Requests for a file
+//!   whose fsync is already running (it may have started before their writes) park in one group
+//!   and share the next fsync, issued when the running one completes: the slower the disk, the
+//!   more they share.
 //! - The thread runs while the backend or any file it opened is alive (each holds the shared
 //!   state); the last one dropped closes the channel and joins the thread.
 //!
@@ -23,9 +28,9 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -120,7 +125,17 @@ enum Kind {
 struct Request {
     fd: RawFd,
     kind: Kind,
-    slot: Arc<Slot>,
+    /// Taken when the request enters the ring; a request dropped before that (the storage thread
+    /// gone, its queue discarded) completes its caller with ECANCELED instead of leaving it asleep.
+    slot: Option<Arc<Slot>>,
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.complete(-libc::ECANCELED);
+        }
+    }
 }
 
 // SAFETY: the raw pointers point into the caller's buffer, which stays borrowed (the caller is
@@ -131,6 +146,7 @@ unsafe impl Send for Request {}
 #[derive(Debug)]
 struct Shared {
     tx: Option<SyncSender<Request>>,
+    wake: Arc<Wake>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<UringStats>,
 }
@@ -139,15 +155,19 @@ impl Shared {
     fn submit(&self, fd: RawFd, kind: Kind) -> io::Result<i32> {
         let slot = SLOT.with(Arc::clone);
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
-        tx.send(Request { fd, kind, slot: slot.clone() }).map_err(|_| stopped())?;
+        tx.send(Request { fd, kind, slot: Some(slot.clone()) }).map_err(|_| stopped())?;
+        self.wake.notify();
         Ok(slot.wait())
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Closing the channel lets the thread finish what is in flight and return.
+        // Closing the channel lets the thread finish what is in flight and return; the wake-up
+        // gets it out of a wait for the kernel.
         self.tx.take();
+        self.wake.parked.store(true, Ordering::SeqCst);
+        self.wake.notify();
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
@@ -173,10 +193,12 @@ impl UringIo {
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
         let stats = Arc::new(UringStats::default());
         let thread_stats = stats.clone();
+        let wake = Arc::new(Wake::new()?);
+        let thread_wake = wake.clone();
         let thread = std::thread::Builder::new()
             .name("fjord-uring".into())
-            .spawn(move || run(ring, rx, &thread_stats))?;
-        Ok(Self { shared: Arc::new(Shared { tx: Some(tx), thread: Some(thread), stats }) })
+            .spawn(move || run(ring, rx, thread_wake, &thread_stats))?;
+        Ok(Self { shared: Arc::new(Shared { tx: Some(tx), wake, thread: Some(thread), stats }) })
     }
 
     /// The counters, shared: they stay readable after the backend is dropped.
@@ -312,14 +334,28 @@ struct Pending {
     waiters: Vec<Arc<Slot>>,
 }
 
+/// user_data of the poll on the wake-up eventfd (pending entries use their index).
+const WAKE: u64 = u64::MAX;
+
 /// The storage thread's state. Dropping it (also while unwinding) first waits for every entry
 /// still in the kernel, so no caller's buffer is released while the kernel may touch it.
 struct Ring {
     ring: IoUring,
+    /// Dropped after the in-flight wait: the requests still queued are then discarded, which
+    /// completes their callers with ECANCELED, and later sends fail at once.
+    rx: Receiver<Request>,
+    wake: Arc<Wake>,
+    /// Whether a poll on the wake-up eventfd is in the ring.
+    poll_armed: bool,
     /// Indexed by user_data; `None` is a free entry.
     pending: Vec<Option<Pending>>,
     free: Vec<usize>,
     in_flight: usize,
+    /// Group commit: fdatasync callers of a file whose fsync was already submitted. They wait for
+    /// it to finish, then share one new fsync (one group per file; few files sync at once).
+    parked_syncs: Vec<(RawFd, Vec<Arc<Slot>>)>,
+    /// Groups whose file's fsync finished: submitted first in the next round.
+    ready_syncs: Vec<(RawFd, Vec<Arc<Slot>>)>,
 }
 
 impl Ring {
@@ -327,6 +363,11 @@ impl Ring {
         let mut done = 0u64;
         let cq: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (ud, res) in cq {
+            if ud == WAKE {
+                self.poll_armed = false;
+                self.wake.reset();
+                continue;
+            }
             let idx = ud as usize;
             let Some(p) = self.pending.get_mut(idx).and_then(Option::take) else {
                 tracing::error!(user_data = ud, "io_uring completion for no pending operation");
@@ -338,13 +379,53 @@ impl Ring {
             for w in p.waiters {
                 w.complete(res);
             }
+            if p.is_sync
+                && let Some(i) = self.parked_syncs.iter().position(|(fd, _)| *fd == p.fd)
+            {
+                let group = self.parked_syncs.swap_remove(i);
+                self.ready_syncs.push(group);
+            }
         }
         stats.ops.fetch_add(done, Ordering::Relaxed);
+    }
+
+    /// Pushes one SQE for `waiters`; gives them back when the ring has no room this round.
+    fn push(&mut self, fd: RawFd, kind: Kind, waiters: Vec<Arc<Slot>>) -> Result<usize, Vec<Arc<Slot>>> {
+        let Some(idx) = self.free.pop() else { return Err(waiters) };
+        let f = types::Fd(fd);
+        let sqe = match kind {
+            Kind::Write { ptr, len, pos } => opcode::Write::new(f, ptr, len).offset(pos).build(),
+            Kind::Read { ptr, len, pos } => opcode::Read::new(f, ptr, len).offset(pos).build(),
+            Kind::DataSync => opcode::Fsync::new(f).flags(types::FsyncFlags::DATASYNC).build(),
+        }
+        .user_data(idx as u64);
+        // SAFETY: the buffers stay valid until the completion is reaped (see `Request`).
+        if unsafe { self.ring.submission().push(&sqe) }.is_err() {
+            self.free.push(idx);
+            return Err(waiters);
+        }
+        self.pending[idx] = Some(Pending { fd, is_sync: matches!(kind, Kind::DataSync), waiters });
+        self.in_flight += 1;
+        Ok(idx)
+    }
+
+    /// Puts a poll on the wake-up eventfd in the ring, so a request sent while the thread waits
+    /// for the kernel is seen at once rather than after the next completion.
+    fn arm_wake(&mut self) {
+        if self.poll_armed {
+            return;
+        }
+        let sqe = opcode::PollAdd::new(types::Fd(self.wake.efd.as_raw_fd()), libc::POLLIN as u32).build().user_data(WAKE);
+        // SAFETY: a poll references no memory.
+        if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+            self.poll_armed = true;
+        }
     }
 }
 
 impl Drop for Ring {
     fn drop(&mut self) {
+        // The wake-up poll references no memory, so only real operations are waited for.
         while self.in_flight > 0 {
             if let Err(e) = self.ring.submit_and_wait(1)
                 && e.kind() != io::ErrorKind::Interrupted
@@ -356,93 +437,168 @@ impl Drop for Ring {
             let stats = UringStats::default();
             self.reap(&stats);
         }
+        // Callers parked for a group fsync that will not run now.
+        for (_, group) in self.parked_syncs.drain(..).chain(self.ready_syncs.drain(..)) {
+            for w in group {
+                w.complete(-libc::ECANCELED);
+            }
+        }
     }
 }
 
-/// The storage thread: drain, push, submit once, reap, wake; until the channel closes and
-/// nothing is in flight.
-fn run(ring: IoUring, rx: Receiver<Request>, stats: &UringStats) {
-    let capacity = ring.params().sq_entries() as usize;
-    let mut r = Ring { ring, pending: (0..capacity).map(|_| None).collect(), free: (0..capacity).rev().collect(), in_flight: 0 };
+/// The storage thread: drain, push, submit once, reap, wake the callers; until the channel
+/// closes and nothing is in flight.
+fn run(ring: IoUring, rx: Receiver<Request>, wake: Arc<Wake>, stats: &UringStats) {
+    // One SQ entry stays free for the wake-up poll.
+    let capacity = ring.params().sq_entries() as usize - 1;
+    let mut r = Ring {
+        ring,
+        rx,
+        wake,
+        poll_armed: false,
+        pending: (0..capacity).map(|_| None).collect(),
+        free: (0..capacity).rev().collect(),
+        in_flight: 0,
+        parked_syncs: Vec::new(),
+        ready_syncs: Vec::new(),
+    };
     let mut batch: VecDeque<Request> = VecDeque::with_capacity(capacity);
-    // Entries (by index) of this round's fsyncs, for coalescing; a round has few distinct files.
+    // Entries of this round's fsyncs: not yet started, so a request for the same file may join.
     let mut round_syncs: Vec<usize> = Vec::new();
     let mut open = true;
+    let drain = |r: &mut Ring, batch: &mut VecDeque<Request>, open: &mut bool| {
+        while *open && batch.len() < r.free.len() {
+            match r.rx.try_recv() {
+                Ok(req) => batch.push_back(req),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => *open = false,
+            }
+        }
+    };
     loop {
-        if r.in_flight == 0 {
+        if r.in_flight == 0 && batch.is_empty() && r.ready_syncs.is_empty() {
             if !open {
                 return;
             }
             // Idle: sleep until a request arrives (or every sender is gone).
-            match rx.recv() {
+            match r.rx.recv() {
                 Ok(req) => batch.push_back(req),
                 Err(_) => return,
             }
         }
-        while open && batch.len() < r.free.len() {
-            match rx.try_recv() {
-                Ok(req) => batch.push_back(req),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => open = false,
+        drain(&mut r, &mut batch, &mut open);
+        if batch.is_empty() && r.ready_syncs.is_empty() && open {
+            // About to wait for the kernel: ask senders to wake us, then look once more so a
+            // request sent just before the flag was set is not missed.
+            r.arm_wake();
+            r.wake.parked.store(true, Ordering::SeqCst);
+            drain(&mut r, &mut batch, &mut open);
+            if !batch.is_empty() {
+                r.wake.parked.store(false, Ordering::SeqCst);
             }
         }
         round_syncs.clear();
-        let mut pushed = 0usize;
-        while let Some(req) = batch.pop_front() {
-            if let Kind::DataSync = req.kind
-                && let Some(&idx) = round_syncs.iter().find(|&&i| r.pending[i].as_ref().is_some_and(|p| p.fd == req.fd))
-                && let Some(p) = r.pending[idx].as_mut()
-            {
-                p.waiters.push(req.slot);
-                stats.fsyncs_coalesced.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let Some(idx) = r.free.pop() else {
-                batch.push_front(req);
-                break;
-            };
-            let fd = types::Fd(req.fd);
-            let sqe = match req.kind {
-                Kind::Write { ptr, len, pos } => opcode::Write::new(fd, ptr, len).offset(pos).build(),
-                Kind::Read { ptr, len, pos } => opcode::Read::new(fd, ptr, len).offset(pos).build(),
-                Kind::DataSync => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
-            }
-            .user_data(idx as u64);
-            // SAFETY: the buffers stay valid until the completion is reaped (see `Request`), and
-            // the submission queue has room: entries in flight never exceed its capacity.
-            if unsafe { r.ring.submission().push(&sqe) }.is_err() {
-                r.free.push(idx);
-                batch.push_front(req);
-                break;
-            }
-            let is_sync = matches!(req.kind, Kind::DataSync);
-            if is_sync {
-                round_syncs.push(idx);
-                stats.fsyncs_issued.fetch_add(1, Ordering::Relaxed);
-            }
-            r.pending[idx] = Some(Pending { fd: req.fd, is_sync, waiters: vec![req.slot] });
-            r.in_flight += 1;
-            pushed += 1;
-        }
-        debug_assert!(r.pending.iter().flatten().all(|p| p.is_sync || p.waiters.len() == 1));
-        if pushed > 0 || r.in_flight > 0 {
-            stats.rounds.fetch_add(1, Ordering::Relaxed);
-            match r.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    // The completion queue is full: reaping below makes room.
+        for (fd, group) in std::mem::take(&mut r.ready_syncs) {
+            match r.push(fd, Kind::DataSync, group) {
+                Ok(idx) => {
+                    round_syncs.push(idx);
+                    stats.fsyncs_issued.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    // Cannot happen with a healthy ring; fail what is queued rather than spin.
-                    tracing::error!(error = %e, "io_uring submit failed");
-                    for req in batch.drain(..) {
-                        req.slot.complete(-libc::EIO);
+                Err(group) => r.ready_syncs.push((fd, group)),
+            }
+        }
+        while let Some(mut req) = batch.pop_front() {
+            if let Kind::DataSync = req.kind {
+                let slot = req.slot.take();
+                // Same round: the fsync has not started, so it covers this caller's writes too.
+                if let Some(&i) = round_syncs.iter().find(|&&i| r.pending[i].as_ref().is_some_and(|p| p.fd == req.fd))
+                    && let Some(p) = r.pending[i].as_mut()
+                {
+                    p.waiters.extend(slot);
+                    stats.fsyncs_coalesced.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // An fsync of this file is running and may have started before this caller's
+                // writes: wait for it, then share the next one.
+                if r.pending.iter().flatten().any(|p| p.is_sync && p.fd == req.fd) {
+                    match r.parked_syncs.iter_mut().find(|(fd, _)| *fd == req.fd) {
+                        Some((_, group)) => {
+                            group.extend(slot);
+                            stats.fsyncs_coalesced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => r.parked_syncs.push((req.fd, slot.into_iter().collect())),
+                    }
+                    continue;
+                }
+                match r.push(req.fd, Kind::DataSync, slot.into_iter().collect()) {
+                    Ok(idx) => {
+                        round_syncs.push(idx);
+                        stats.fsyncs_issued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(waiters) => {
+                        req.slot = waiters.into_iter().next();
+                        batch.push_front(req);
+                        break;
                     }
                 }
+                continue;
+            }
+            let waiters = req.slot.take().into_iter().collect();
+            if let Err(waiters) = r.push(req.fd, req.kind, waiters) {
+                req.slot = waiters.into_iter().next();
+                batch.push_front(req);
+                break;
             }
         }
+        stats.rounds.fetch_add(1, Ordering::Relaxed);
+        match r.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // The completion queue is full: reaping below makes room.
+            }
+            Err(e) => {
+                // Cannot happen with a healthy ring; fail what is queued rather than spin.
+                tracing::error!(error = %e, "io_uring submit failed");
+                // Dropping a queued request completes its caller (ECANCELED).
+                batch.clear();
+            }
+        }
+        r.wake.parked.store(false, Ordering::SeqCst);
         r.reap(stats);
+    }
+}
+
+/// How callers wake the storage thread while it waits for the kernel: an eventfd the ring polls,
+/// written only when the thread said it is about to sleep (so a busy ring costs no extra syscall).
+#[derive(Debug)]
+struct Wake {
+    efd: OwnedFd,
+    parked: AtomicBool,
+}
+
+impl Wake {
+    fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; a valid descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+        Ok(Self { efd: unsafe { OwnedFd::from_raw_fd(fd) }, parked: AtomicBool::new(false) })
+    }
+    fn notify(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to the owned eventfd. A failure (counter
+            // full) still leaves the eventfd readable, which is all the wake-up needs.
+            unsafe { libc::write(self.efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+    fn reset(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from the owned non-blocking eventfd.
+        unsafe { libc::read(self.efd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
 }
 
