@@ -342,7 +342,9 @@ async fn list_offset(c: &mut Client, topic: &str, ts: i64) -> (i16, i64, i64) {
 
 #[tokio::test]
 async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after_it() {
-    let b = TestBroker::start(&["log.segment.bytes=200"]).await;
+    // The records' timestamps (100 ms after the epoch) are far past retention.ms: without -1 the
+    // 100 ms retention check may delete sealed segments mid-test and move the earliest offset.
+    let b = TestBroker::start(&["log.segment.bytes=200", "log.retention.ms=-1"]).await;
     let mut c = b.client().await;
     create_topic(&mut c, "lo", 1, &[]).await;
     // Compressed batches across several segments: offsets 0..=9 at ts 100..=109, 10..=19 at 200..=209, ...

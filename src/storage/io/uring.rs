@@ -486,17 +486,14 @@ fn run(ring: IoUring, rx: Receiver<Request>, wake: Arc<Wake>, stats: &UringStats
                 Err(_) => return,
             }
         }
-        drain(&mut r, &mut batch, &mut open);
-        if batch.is_empty() && r.ready_syncs.is_empty() && open {
-            // About to wait for the kernel: ask senders to wake us, then look once more so a
-            // request sent just before the flag was set is not missed.
+        // This round ends in a wait for the kernel: ask senders to wake us from it, then drain
+        // (after setting the flag, so a request sent before it is seen here, one sent after it
+        // rings the eventfd).
+        if open {
             r.arm_wake();
             r.wake.parked.store(true, Ordering::SeqCst);
-            drain(&mut r, &mut batch, &mut open);
-            if !batch.is_empty() {
-                r.wake.parked.store(false, Ordering::SeqCst);
-            }
         }
+        drain(&mut r, &mut batch, &mut open);
         round_syncs.clear();
         for (fd, group) in std::mem::take(&mut r.ready_syncs) {
             match r.push(fd, Kind::DataSync, group) {
