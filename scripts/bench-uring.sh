@@ -54,6 +54,7 @@ perf_once() { # topic acks count
 
 results="$WORK/uring.tsv"
 : > "$results"
+: > "$WORK/uring-counters.tsv"
 for run in $(seq "$RUNS"); do
   for backend in std uring; do
     for durable in false true; do
