@@ -106,6 +106,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("producer.id.expiration.ms", Some("86400000"), T::Int, "Idle producer ids expire after this."),
     def("shutdown.timeout.ms", Some("10000"), T::Long, "Fjord: how long in-flight requests may finish at shutdown, in ms."),
     def("io.backend", Some("auto"), T::String, "Fjord: storage I/O backend: auto, uring or std."),
+    def(
+        "fjord.log.flush.on.acks.all",
+        Some("false"),
+        T::Boolean,
+        "Fjord durable mode: answer acks=all produce only after the partition's data is fdatasynced (group commit shares fsyncs).",
+    ),
 ];
 
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
@@ -207,6 +213,10 @@ pub struct Config {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub shutdown_timeout_ms: u64,
     pub io_backend: String,
+    /// `fjord.log.flush.on.acks.all` (durable mode): an acks=all produce is answered only once
+    /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
+    /// the flush.messages / flush.ms policy are unchanged.
+    pub log_flush_on_acks_all: bool,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -299,6 +309,7 @@ impl Config {
             log_flush_offset_checkpoint_interval_ms: 0,
             shutdown_timeout_ms: 0,
             io_backend: String::new(),
+            log_flush_on_acks_all: false,
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
             group_max_session_timeout_ms: 0,
@@ -388,6 +399,7 @@ impl Config {
             )? as u64,
             shutdown_timeout_ms: c.long("shutdown.timeout.ms")?.max(0) as u64,
             io_backend,
+            log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: c.int("group.max.session.timeout.ms")?,

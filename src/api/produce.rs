@@ -1,4 +1,4 @@
-//! Produce: per-partition validation and append, acks 0 / 1 / -1. acks=0 gets no response.
+//! Produce: per-partition validation and append, acks 0 / 1 / -1 (in durable mode -1 waits for fdatasync). acks=0 gets no response.
 //! Per-partition faults go into the response; one partition's error never fails the others.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
-use crate::broker::replica_manager::ReplicaError;
+use crate::broker::replica_manager::{PendingSync, ReplicaError};
 use crate::records::RecordsError;
 use crate::storage::StorageError;
 use crate::types::TopicPartition;
@@ -52,16 +52,51 @@ fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &Topic
     }
 }
 
+/// Durable mode: fdatasync every appended partition before the response goes out. Each sync runs
+/// on its own blocking thread without the partition lock, so concurrent producers' syncs meet in
+/// the storage backend and share fsyncs (group commit). A failed sync fails that partition with
+/// KAFKA_STORAGE_ERROR: the records are in the log but not known to be durable.
+async fn sync_before_answering(broker: &Arc<Broker>, syncs: Vec<(usize, usize, PendingSync)>, responses: &mut [TopicProduceResponse], version: i16) {
+    let handles: Vec<_> = syncs
+        .into_iter()
+        .map(|(t, p, sync)| {
+            let b = broker.clone();
+            (t, p, tokio::task::spawn_blocking(move || b.replicas.complete_sync(&sync).map_err(|e| (sync.tp, e))))
+        })
+        .collect();
+    for (t, p, handle) in handles {
+        let error = match handle.await {
+            Ok(Ok(())) => continue,
+            Ok(Err((tp, e))) => {
+                tracing::error!(partition = %tp, error = %e, "durable-mode fdatasync failed");
+                e.to_string()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "durable-mode sync task failed");
+                e.to_string()
+            }
+        };
+        if let Some(resp) = responses.get_mut(t).and_then(|r| r.partition_responses.get_mut(p)) {
+            // Versions before 8 have no error message field (see the version fix-up above).
+            *resp = failed(resp.index, E::KafkaStorageError.code(), (version >= 8).then_some(error));
+        }
+    }
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcome {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // Durable mode: (topic index, partition index in its response, the sync owed before answering).
+    let mut syncs: Vec<(usize, usize, PendingSync)> = Vec::new();
     for topic in req.topic_data {
+        let topic_index = responses.len();
         let name = topic.name.0.to_string();
         let meta = broker.metadata.topic(&name);
         let partitions = topic
             .partition_data
             .into_iter()
-            .map(|pd| {
+            .enumerate()
+            .map(|(partition_index, pd)| {
                 if !matches!(acks, -1 | 0 | 1) {
                     return failed(pd.index, E::InvalidRequiredAcks.code(), None);
                 }
@@ -92,12 +127,17 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
                 if let Some(code) = transaction_error(broker, req.transactional_id.as_ref().map(|t| t.0.as_str()), &tp, &records) {
                     return failed(pd.index, code, None);
                 }
-                match broker.replicas.append(&tp, &records) {
-                    Ok(a) => PartitionProduceResponse::default()
+                match broker.replicas.append_for_produce(&tp, &records, acks) {
+                    Ok((a, sync)) => {
+                        if let Some(sync) = sync {
+                            syncs.push((topic_index, partition_index, sync));
+                        }
+                        PartitionProduceResponse::default()
                         .with_index(pd.index)
                         .with_base_offset(a.base_offset)
                         .with_log_append_time_ms(a.log_append_time_ms)
-                        .with_log_start_offset(a.log_start_offset),
+                        .with_log_start_offset(a.log_start_offset)
+                    }
                     Err(e) => {
                         let code = error_code::replica(&e);
                         if error_code::is_server_fault(code) {
@@ -135,6 +175,9 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
             })
             .collect();
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
+    }
+    if !syncs.is_empty() {
+        sync_before_answering(broker, syncs, &mut responses, version).await;
     }
     if acks == 0 {
         let failed = responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);

@@ -15,8 +15,9 @@ use crate::records::RecordsError;
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
+use crate::storage::io::Backend;
 use crate::storage::log::RollFlush;
-use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, TimestampType};
+use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget, TimestampType};
 use crate::types::TopicPartition;
 
 pub fn now_ms() -> i64 {
@@ -64,11 +65,31 @@ pub struct ReplicaManager {
     logs: LogManager,
     /// Notified after every append; parked fetches re-check their partitions.
     pub appended: Notify,
+    /// The storage backend the logs use (its name and io_uring counters, for logs and tests).
+    backend: Backend,
+    /// `fjord.log.flush.on.acks.all`: acks=all waits for fdatasync.
+    durable_acks_all: bool,
+}
+
+/// An acks=all append in durable mode that still has to be fdatasynced before it is answered.
+#[derive(Debug, Clone)]
+pub struct PendingSync {
+    pub tp: TopicPartition,
+    pub target: SyncTarget,
 }
 
 impl ReplicaManager {
-    pub fn new(logs: LogManager) -> ReplicaManager {
-        ReplicaManager { logs, appended: Notify::new() }
+    pub fn new(logs: LogManager, backend: Backend, durable_acks_all: bool) -> ReplicaManager {
+        ReplicaManager { logs, appended: Notify::new(), backend, durable_acks_all }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Whether durable mode is on.
+    pub fn durable_acks_all(&self) -> bool {
+        self.durable_acks_all
     }
 
     pub fn logs(&self) -> &LogManager {
@@ -82,7 +103,27 @@ impl ReplicaManager {
     /// Validates and appends one partition's record batches. A duplicate from an idempotent
     /// producer's retry answers with the offset the batch got the first time.
     pub fn append(&self, tp: &TopicPartition, records: &Bytes) -> Result<Appended, ReplicaError> {
-        self.append_with(tp, records, false)
+        self.append_with(tp, records, false).map(|(a, _)| a)
+    }
+
+    /// Produce's append: as [`ReplicaManager::append`], plus, for acks=all in durable mode, the
+    /// sync the caller must complete ([`ReplicaManager::complete_sync`]) before answering. A
+    /// duplicate gets one too: its original may have been acknowledged with acks=1 or still be
+    /// on its way to the disk.
+    pub fn append_for_produce(&self, tp: &TopicPartition, records: &Bytes, acks: i16) -> Result<(Appended, Option<PendingSync>), ReplicaError> {
+        let (appended, target) = self.append_with(tp, records, false)?;
+        let sync = (acks == -1 && self.durable_acks_all).then(|| PendingSync { tp: tp.clone(), target });
+        Ok((appended, sync))
+    }
+
+    /// Durable mode, outside the partition lock: fdatasync the segment file (concurrent
+    /// producers' syncs of one file share an fsync in the io_uring backend), then move the
+    /// recovery point under the lock. Blocks on the disk: call it from spawn_blocking.
+    pub fn complete_sync(&self, sync: &PendingSync) -> Result<(), ReplicaError> {
+        sync.target.file.sync_data().map_err(StorageError::from)?;
+        let log = self.log(&sync.tp)?;
+        log.lock().unwrap_or_else(|e| e.into_inner()).mark_synced(&sync.target);
+        Ok(())
     }
 
     /// Writes a transaction marker (a control batch) for `producer_id` at `epoch`: the end of
@@ -90,10 +131,11 @@ impl ReplicaManager {
     /// refused) but no sequence check.
     pub fn append_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, marker: Marker) -> Result<Appended, ReplicaError> {
         let batch = control::encode_marker(producer_id, epoch, marker, now_ms());
-        self.append_with(tp, &batch, true)
+        self.append_with(tp, &batch, true).map(|(a, _)| a)
     }
 
-    fn append_with(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool) -> Result<Appended, ReplicaError> {
+    /// The append, and what a durable-mode sync of it would cover (taken under the same lock).
+    fn append_with(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
         let log = self.log(tp)?;
         let now = now_ms();
         let mut limits = log.lock().unwrap_or_else(|e| e.into_inner()).config().validate_config(now);
@@ -126,7 +168,7 @@ impl ReplicaManager {
             if let Some(job) = log.take_roll_flush() {
                 Self::flush_rolled(log_handle.clone(), job);
             }
-            match appended {
+            let appended = match appended {
                 Ok(info) => {
                     // Single replica: an append is acknowledged, so readers may see it.
                     let end = log.log_end_offset();
@@ -143,7 +185,8 @@ impl ReplicaManager {
                     log_start_offset: log.log_start_offset(),
                 }),
                 Err(e) => Err(ReplicaError::Storage(e)),
-            }
+            };
+            appended.map(|a| (a, log.sync_target()))
         };
         if result.is_ok() {
             self.appended.notify_waiters();

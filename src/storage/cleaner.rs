@@ -382,9 +382,10 @@ mod tests {
     use crate::records::batch::test_support::keyed_batch;
     use crate::records::validate::{ValidateConfig, validate};
     use crate::storage::PartitionLog;
-    use crate::storage::io::StdIo;
     use std::collections::BTreeMap;
 
+    // The same suite runs on the std and the io_uring backend.
+    crate::storage::io::on_each_backend! {
     const NOW: i64 = 1_700_000_000_000;
 
     fn cfg() -> LogConfig {
@@ -392,11 +393,11 @@ mod tests {
     }
 
     fn open(dir: &Path, config: LogConfig) -> PartitionLog {
-        PartitionLog::open(Arc::new(StdIo), &dir.join("t-0"), TopicPartition::new("t", 0), config, 0, 0, true, NOW).expect("open")
+        PartitionLog::open(io(), &dir.join("t-0"), TopicPartition::new("t", 0), config, 0, 0, true, NOW).expect("open")
     }
 
     fn new_log(dir: &Path, config: LogConfig) -> PartitionLog {
-        PartitionLog::create(Arc::new(StdIo), &dir.join("t-0"), TopicPartition::new("t", 0), config, NOW).expect("create")
+        PartitionLog::create(io(), &dir.join("t-0"), TopicPartition::new("t", 0), config, NOW).expect("create")
     }
 
     fn append(log: &mut PartitionLog, mut bytes: Vec<u8>) {
@@ -507,7 +508,7 @@ mod tests {
             let log = open(dir.path(), cfg());
             check_compacted(&log, &original, out.next_dirty);
             drop(log);
-            let log = PartitionLog::open(Arc::new(StdIo), &dir.path().join("t-0"), TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
+            let log = PartitionLog::open(io(), &dir.path().join("t-0"), TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
             check_compacted(&log, &original, out.next_dirty);
         }
     }
@@ -621,7 +622,7 @@ mod tests {
         let cleaned_log = |base: i64| Segment::file_paths(&dir.path().join("t-0"), base, CLEANED_SUFFIX)[0].clone();
         assert!(out.segments.iter().all(|c| cleaned_log(c.base_offset).exists()), "the pass wrote .cleaned files");
         drop(log);
-        let log = PartitionLog::open(Arc::new(StdIo), &dir.path().join("t-0"), TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
+        let log = PartitionLog::open(io(), &dir.path().join("t-0"), TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
         assert!(out.segments.iter().all(|c| !cleaned_log(c.base_offset).exists()), "open removed them");
         let all: Vec<_> = records(&log).into_iter().map(|(o, k, v)| (o, (k, v))).collect();
         assert_eq!(all, original.clone().into_iter().collect::<Vec<_>>(), "nothing lost, nothing cleaned");
@@ -643,7 +644,7 @@ mod tests {
         }
         // The first replaced segment's log file is already gone, the others are still there.
         std::fs::remove_file(Segment::file_paths(&pdir, out2.segments[0].base_offset, "")[0].clone()).expect("rm");
-        let log = PartitionLog::open(Arc::new(StdIo), &pdir, TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
+        let log = PartitionLog::open(io(), &pdir, TopicPartition::new("t", 0), cfg(), 0, 0, false, NOW).expect("open");
         check_compacted(&log, &original, out2.next_dirty);
         let left: Vec<String> = std::fs::read_dir(&pdir).expect("ls").map(|e| e.expect("e").file_name().into_string().expect("utf8")).collect();
         assert!(left.iter().all(|n| !n.ends_with(SWAP_SUFFIX) && !n.ends_with(CLEANED_SUFFIX)), "{left:?}");
@@ -701,5 +702,6 @@ mod tests {
         assert_eq!((at(1), at(2)), (None, None));
         assert!(at(3).is_some(), "the abort marker is kept");
         assert_eq!(at(open_at).map(|r| r.2), Some(Some("open".into())));
+    }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::io::{FileIo, FileRange};
+use super::io::{FileIo, FileRange, IoFile};
 use super::producer_state::{self, AppendedBatch, BatchMetadata, CompletedTxn, ProducerStateManager, SequenceCheck};
 use super::txn_index::AbortedTxn;
 use crate::records::batch::HEADER_SIZE;
@@ -138,7 +138,23 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// A roll sealed a segment whose data still needs an fsync (`take_roll_flush`).
     roll_flush_due: bool,
+    /// The furthest end a durable-mode sync covered: (its segment, end offset).
+    durable_synced: Option<(i64, i64)>,
     open_stats: OpenStats,
+    /// Bumped by every truncation, so a sync taken before one cannot move the recovery point
+    /// over data written after it (see [`PartitionLog::sync_target`]).
+    truncations: u64,
+}
+
+/// What a durable-mode sync needs, taken under the partition lock and used without it: the
+/// active segment's file, the log end offset the sync will cover, and the truncation count then.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub file: Arc<dyn IoFile>,
+    pub end_offset: i64,
+    /// The segment `file` belongs to.
+    segment_base: i64,
+    truncations: u64,
 }
 
 impl PartitionLog {
@@ -154,7 +170,11 @@ impl PartitionLog {
         if let Some(parent) = dir.parent() {
             io.sync_dir(parent)?;
         }
-        Self::open(io, dir, tp, config, 0, 0, true, now_ms)
+        let log = Self::open(io.clone(), dir, tp, config, 0, 0, true, now_ms)?;
+        // The first segment's directory entry must be durable too, or a synced append to it
+        // could vanish with the file after a power loss.
+        io.sync_dir(dir)?;
+        Ok(log)
     }
 
     /// Opens an existing partition directory. `clean_shutdown` trusts the files; otherwise segments from
@@ -246,7 +266,9 @@ impl PartitionLog {
             leader_epoch: -1,
             epochs,
             roll_flush_due: false,
+            durable_synced: None,
             open_stats: stats,
+            truncations: 0,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
@@ -603,8 +625,9 @@ impl PartitionLog {
         }
         let clean_below = self.segments.range(..done.up_to).all(|(_, s)| !s.is_dirty());
         if clean_below {
-            self.recovery_point = self.recovery_point.max(done.up_to);
+            self.recovery_point = self.recovery_point.max(done.up_to.min(self.log_end_offset));
         }
+        self.advance_recovery_point();
     }
 
     /// Reads whole batches starting with the one containing `fetch_offset`, up to `max_bytes` (but at
@@ -694,6 +717,8 @@ impl PartitionLog {
         if offset >= self.log_end_offset {
             return Ok(());
         }
+        self.truncations += 1;
+        self.durable_synced = None;
         // Segments starting at or after `offset` hold nothing that survives.
         let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
         for base in doomed {
@@ -742,6 +767,44 @@ impl PartitionLog {
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// Durable mode, step 1 (under the partition lock): what to fdatasync so that everything
+    /// appended now is durable. Only the active segment's `.log` file: in durable mode every
+    /// acks=all append to an older segment was synced before it was answered (the rest of a
+    /// sealed segment is synced by its roll flush), and indexes need no sync because recovery
+    /// rebuilds them for the segment holding the recovery point.
+    pub fn sync_target(&self) -> SyncTarget {
+        let active = self.segments.values().next_back().expect("a partition log always has an active segment");
+        SyncTarget { file: active.log_file().clone(), end_offset: self.log_end_offset, segment_base: active.base_offset(), truncations: self.truncations }
+    }
+
+    /// Durable mode, step 3 (under the lock again, after `target.file.sync_data()` succeeded
+    /// without it): moves the recovery point to the synced end. Concurrent syncs may finish in
+    /// any order, so it only grows; a truncation in between voids the sync (the data it covered
+    /// may be gone and new unsynced data may sit below its end). The segment stays marked dirty,
+    /// so a later `flush` still syncs its indexes. A sealed segment whose roll flush has not
+    /// finished yet holds the recovery point below it: the point promises that everything before
+    /// it is durable.
+    pub fn mark_synced(&mut self, target: &SyncTarget) {
+        if target.truncations != self.truncations {
+            return;
+        }
+        let end = target.end_offset.min(self.log_end_offset);
+        if self.durable_synced.is_none_or(|(_, e)| e < end) {
+            self.durable_synced = Some((target.segment_base, end));
+        }
+        self.advance_recovery_point();
+    }
+
+    /// Moves the recovery point as far as the syncs allow: past the sealed segments a roll flush
+    /// made clean, and to the end a durable sync covered once nothing before its segment is dirty.
+    fn advance_recovery_point(&mut self) {
+        let first_dirty_sealed = self.segments.iter().rev().skip(1).filter(|(_, s)| s.is_dirty()).map(|(b, _)| *b).last();
+        if let Some((base, end)) = self.durable_synced {
+            let end = first_dirty_sealed.filter(|d| *d < base).map_or(end, |d| end.min(d));
+            self.recovery_point = self.recovery_point.max(end.min(self.log_end_offset));
+        }
     }
 
     /// For the background flusher: flushes when `flush.ms` has passed since the last flush and something
@@ -946,17 +1009,16 @@ mod tests {
     use crate::records::batch::test_support::{batch_with, simple_batch};
     use crate::records::batch::{BatchHeader, BatchIter};
     use crate::records::validate::{ValidateConfig, validate};
-    use crate::storage::io::{FaultConfig, FaultyIo, StdIo};
+    use crate::storage::io::{FaultConfig, FaultyIo};
     use kafka_protocol::records::Compression;
     use proptest::prelude::*;
 
+    // The same suite runs on the std and the io_uring backend.
+    crate::storage::io::on_each_backend! {
     const NOW: i64 = 1_700_000_000_000;
 
     fn tp() -> TopicPartition {
         TopicPartition::new("t", 0)
-    }
-    fn io() -> Arc<dyn FileIo> {
-        Arc::new(StdIo)
     }
     fn small_cfg() -> LogConfig {
         LogConfig {
@@ -1834,5 +1896,62 @@ mod tests {
         head.copy_from_slice(&b[..HEADER_SIZE]);
         assert!(lat.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW).is_err());
         assert_eq!(lat.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn a_durable_sync_outside_the_lock_moves_the_recovery_point_and_survives_an_unclean_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::sync::Mutex::new(new_log(dir.path(), LogConfig { segment_bytes: 4_000, ..small_cfg() }));
+        // Producers append under the lock and sync without it, as durable-mode produce does.
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let (target, rolled) = {
+                            let mut l = log.lock().expect("lock");
+                            append(&mut l, simple_batch(2));
+                            (l.sync_target(), l.take_roll_flush())
+                        };
+                        // As the replica manager does: a roll's fsync of the sealed segment.
+                        if let Some(job) = rolled {
+                            job.sync().expect("roll flush");
+                            log.lock().expect("lock").complete_roll_flush(&job);
+                        }
+                        target.file.sync_data().expect("sync");
+                        log.lock().expect("lock").mark_synced(&target);
+                    }
+                });
+            }
+        });
+        let log = log.into_inner().expect("lock");
+        assert_eq!(log.log_end_offset(), 8 * 20 * 2);
+        assert_eq!(log.recovery_point(), log.log_end_offset(), "every acknowledged append was synced");
+        let stored = read_all(&log, 0);
+        let rp = log.recovery_point();
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), rp, false);
+        assert_eq!(read_all(&log, 0), stored);
+    }
+
+    #[test]
+    fn a_truncation_voids_a_sync_taken_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), small_cfg());
+        for _ in 0..3 {
+            append(&mut log, simple_batch(2));
+        }
+        let target = log.sync_target();
+        assert_eq!(target.end_offset, 6);
+        log.truncate_to(2, NOW).expect("truncate");
+        append(&mut log, simple_batch(10));
+        target.file.sync_data().expect("sync");
+        log.mark_synced(&target);
+        assert_eq!(log.recovery_point(), 0, "the unsynced re-append below offset 6 is not durable");
+        let t = log.sync_target();
+        t.file.sync_data().expect("sync");
+        log.mark_synced(&t);
+        assert_eq!(log.recovery_point(), 12);
+    }
+
     }
 }

@@ -8,7 +8,11 @@
 //!   original offsets; after a successful append the caller moves the high watermark.
 //! - Fetch: `PartitionLog::read(offset, max_bytes, upper_bound)` with the high watermark as bound.
 //! - Durability points: log end offset (appended, in the page cache), recovery point (fsynced; moved by
-//!   `flush`, `roll` and `flush.messages`/`flush.ms`), high watermark (what consumers may read).
+//!   `flush`, `roll`, `flush.messages`/`flush.ms` and durable-mode syncs), high watermark (what
+//!   consumers may read).
+//! - Durable mode: `sync_target()` under the lock, `target.file.sync_data()` without it (so
+//!   concurrent producers' syncs meet in the io_uring backend's group commit), then
+//!   `mark_synced(&target)` under the lock.
 //! - Shutdown: `LogManager::close` seals and fsyncs every log, writes producer snapshots and checkpoints,
 //!   then `.kafka_cleanshutdown` in each log dir. `LogManager::open` trusts a dir holding the marker (no
 //!   scan) and deletes it; without it, each partition re-validates from its checkpointed recovery point.
@@ -28,7 +32,7 @@ pub mod time_index;
 pub mod txn_index;
 
 pub use self::io::FileRange;
-pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice};
+pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice, SyncTarget};
 pub use self::log_manager::LogManager;
 
 use crate::records::RecordsError;

@@ -212,12 +212,12 @@ mod tests {
     use super::*;
     use crate::records::batch::test_support::simple_batch;
     use crate::records::validate::assign_offsets;
-    use crate::storage::io::StdIo;
-    use std::sync::Arc;
 
+    // The same suite runs on the std and the io_uring backend.
+    crate::storage::io::on_each_backend! {
     fn segment_with(dir: &Path, bytes: &[u8]) -> Segment {
         std::fs::write(Segment::log_path(dir, 0), bytes).expect("write");
-        Segment::open(Arc::new(StdIo), dir, 0, 4096, 0, true).expect("open")
+        Segment::open(io(), dir, 0, 4096, 0, true).expect("open")
     }
 
     #[test]
@@ -274,7 +274,7 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(name), b"").expect("write");
         }
-        assert_eq!(clean_stray_files(&StdIo, dir.path()).expect("clean"), 5);
+        assert_eq!(clean_stray_files(io().as_ref(), dir.path()).expect("clean"), 5);
         let mut left: Vec<_> = std::fs::read_dir(dir.path())
             .expect("ls")
             .map(|e| e.expect("e").file_name().into_string().expect("utf8"))
@@ -288,5 +288,6 @@ mod tests {
                 "00000000000000000003.snapshot"
             ]
         );
+    }
     }
 }

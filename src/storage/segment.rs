@@ -573,13 +573,11 @@ mod tests {
     use super::*;
     use crate::records::batch::test_support::{batch_with, simple_batch};
     use crate::records::validate::assign_offsets;
-    use crate::storage::io::StdIo;
     use kafka_protocol::records::Compression;
 
-    fn io() -> Arc<dyn FileIo> {
-        Arc::new(StdIo)
-    }
 
+    // The same suite runs on the std and the io_uring backend.
+    crate::storage::io::on_each_backend! {
     /// Appends `n` batches of 2 records with growing timestamps; returns the stored bytes per batch.
     fn fill(seg: &mut Segment, n: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
@@ -696,5 +694,6 @@ mod tests {
         b[last] ^= 0xff; // corrupt the last record body
         let got = first_record_at_or_after(&b, 0, 0);
         assert!(got.is_some());
+    }
     }
 }

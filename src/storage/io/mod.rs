@@ -1,7 +1,9 @@
 //! The FileIo seam: every file and directory operation storage performs goes through it; it holds no Kafka knowledge.
 //!
 //! Calls are synchronous and may block on the disk; callers run them on a thread that may block
-//! (spawn_blocking or a dedicated storage thread). An io_uring backend will implement the same trait.
+//! (spawn_blocking or a dedicated storage thread). Two backends implement it: `uring` (io_uring on
+//! its own thread, batched submissions, group commit) and `std` (portable pread/pwrite);
+//! [`select_backend`] picks one from `io.backend`.
 
 use ::std::io;
 use ::std::os::fd::RawFd;
@@ -12,9 +14,11 @@ use bytes::Bytes;
 
 pub mod faulty;
 pub mod std;
+pub mod uring;
 
 pub use self::faulty::{FaultConfig, FaultyIo};
 pub use self::std::StdIo;
+pub use self::uring::UringIo;
 
 /// One open file. Positional reads and writes only, so a handle can be shared without a cursor.
 pub trait IoFile: Send + Sync + ::std::fmt::Debug {
@@ -129,4 +133,84 @@ pub trait FileIo: Send + Sync + ::std::fmt::Debug {
 /// The portable backend, shared.
 pub fn std_io() -> Arc<dyn FileIo> {
     Arc::new(StdIo)
+}
+
+/// A backend chosen from `io.backend`, with its name for the startup log line.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub io: Arc<dyn FileIo>,
+    /// "uring" or "std".
+    pub name: &'static str,
+    /// The io_uring counters when that backend runs.
+    pub uring_stats: Option<Arc<uring::UringStats>>,
+}
+
+/// `io.backend`: `uring` must get io_uring (an error otherwise); `std` is the portable backend;
+/// `auto` probes io_uring and, if the kernel refuses it (old kernel, seccomp in a container,
+/// `kernel.io_uring_disabled`), warns once and uses `std`.
+pub fn select_backend(choice: &str) -> io::Result<Backend> {
+    let std_backend = || Backend { io: Arc::new(StdIo), name: "std", uring_stats: None };
+    let uring = || -> io::Result<Backend> {
+        uring::probe()?;
+        let u = UringIo::new()?;
+        Ok(Backend { uring_stats: Some(u.stats()), io: Arc::new(u), name: "uring" })
+    };
+    match choice {
+        "std" => Ok(std_backend()),
+        "uring" => uring().map_err(|e| io::Error::new(e.kind(), format!("io.backend=uring but io_uring is unavailable: {e}"))),
+        "auto" => Ok(uring().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "io_uring unavailable; using the portable std backend");
+            std_backend()
+        })),
+        other => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("io.backend={other}: expected auto, uring or std"))),
+    }
+}
+
+/// One io_uring backend shared by every test in the process: its thread lives as long as the
+/// test binary, instead of one ring per test.
+#[cfg(test)]
+pub fn uring_for_tests() -> Arc<dyn FileIo> {
+    static RING: ::std::sync::OnceLock<UringIo> = ::std::sync::OnceLock::new();
+    Arc::new(RING.get_or_init(|| UringIo::new().expect("io_uring on the test machine")).clone())
+}
+
+/// Runs a test module's body once per backend, so both pass the same storage suite: expands to
+/// `mod std_backend` and `mod uring_backend`, each with its own `fn io() -> Arc<dyn FileIo>`.
+#[cfg(test)]
+macro_rules! on_each_backend {
+    ($($body:tt)*) => {
+        mod std_backend {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            fn io() -> ::std::sync::Arc<dyn $crate::storage::io::FileIo> {
+                ::std::sync::Arc::new($crate::storage::io::StdIo)
+            }
+            $($body)*
+        }
+        mod uring_backend {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            fn io() -> ::std::sync::Arc<dyn $crate::storage::io::FileIo> {
+                $crate::storage::io::uring_for_tests()
+            }
+            $($body)*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use on_each_backend;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_selection_follows_io_backend() {
+        assert_eq!(select_backend("std").expect("std").name, "std");
+        assert_eq!(select_backend("uring").expect("uring here").name, "uring");
+        assert_eq!(select_backend("auto").expect("auto").name, "uring", "this kernel has io_uring");
+        assert!(select_backend("aio").is_err());
+    }
 }

@@ -1,0 +1,727 @@
+//! io_uring FileIo backend: one storage thread owns the ring and runs every data-path operation (pwrite, pread, fdatasync) in batched submissions, with group commit for fdatasync; it never interprets file contents, and metadata operations (open, set_len, len, rename, unlink, mkdir, list_dir, sync_dir, statvfs) stay on std because they are rare and off the hot path.
+//!
+//! How an operation travels:
+//! - The caller (a tokio worker or a spawn_blocking thread; the trait is synchronous) puts a
+//!   request on a bounded channel ([`QUEUE_DEPTH`]; a full queue blocks the caller, which is the
+//!   backpressure) and sleeps on its thread's completion slot (a mutex + condvar reused by every
+//!   operation of that thread, so there is no allocation per operation and no busy poll).
+//! - The storage thread blocks on the channel while nothing is in flight. Otherwise it drains
+//!   everything queued (up to the free ring entries), pushes one SQE per request, submits once
+//!   with `submit_and_wait(1)`, reaps every completion that is ready and wakes those callers.
+//!   While it waits for the kernel, a poll on an eventfd is in the ring and senders write the
+//!   eventfd (only when the thread said it is waiting), so a write is never stuck behind a slow
+//!   fsync of another file.
+//! - Group commit: fdatasync requests for the same descriptor that are drained in the same round
+//!   become one IORING_OP_FSYNC (DATASYNC) whose result completes all of them. That is sound
+//!   because a caller asks for a sync only after its writes have completed, so one fsync issued
+//!   after all of those requests arrived covers every one of their writes. Requests for a file
+//!   whose fsync is already running (it may have started before their writes) park in one group
+//!   and share the next fsync, issued when the running one completes: the slower the disk, the
+//!   more they share.
+//! - The thread runs while the backend or any file it opened is alive (each holds the shared
+//!   state); the last one dropped closes the channel and joins the thread.
+//!
+//! Memory safety: an SQE points into the caller's buffer. The caller stays blocked until its
+//! completion has been reaped, and the thread never drops a request that is still in the kernel
+//! (its state waits for every in-flight completion before it goes away, even while unwinding).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use io_uring::{IoUring, opcode, types};
+
+use super::std::StdIo;
+use super::{DirEntry, FileIo, IoFile, OpenMode};
+
+/// Ring entries: how many operations may be in the kernel at once.
+pub const RING_ENTRIES: u32 = 256;
+/// Requests that may wait for the storage thread before callers block.
+pub const QUEUE_DEPTH: usize = 1024;
+/// Largest single read or write handed to the kernel; longer ones are split (the SQE length is u32).
+const MAX_OP_BYTES: usize = 1 << 30;
+
+/// Counters for tests and benchmarks. Monotonic; read them with [`UringIo::stats`].
+#[derive(Debug, Default)]
+pub struct UringStats {
+    /// Submission rounds (one `submit_and_wait` each).
+    pub rounds: AtomicU64,
+    /// Requests completed (every caller wake-up).
+    pub ops: AtomicU64,
+    /// fdatasync requests callers made.
+    pub fsync_requests: AtomicU64,
+    /// fdatasyncs the kernel actually ran.
+    pub fsyncs_issued: AtomicU64,
+    /// fdatasync requests served by another request's fsync (requests - issued).
+    pub fsyncs_coalesced: AtomicU64,
+}
+
+/// A snapshot of [`UringStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UringCounts {
+    pub rounds: u64,
+    pub ops: u64,
+    pub fsync_requests: u64,
+    pub fsyncs_issued: u64,
+    pub fsyncs_coalesced: u64,
+}
+
+impl UringStats {
+    pub fn snapshot(&self) -> UringCounts {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        UringCounts {
+            rounds: g(&self.rounds),
+            ops: g(&self.ops),
+            fsync_requests: g(&self.fsync_requests),
+            fsyncs_issued: g(&self.fsyncs_issued),
+            fsyncs_coalesced: g(&self.fsyncs_coalesced),
+        }
+    }
+}
+
+/// Where one caller waits for its operation: the raw CQE result (bytes or -errno).
+#[derive(Debug, Default)]
+struct Slot {
+    result: Mutex<Option<i32>>,
+    done: Condvar,
+}
+
+impl Slot {
+    fn complete(&self, res: i32) {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
+        self.done.notify_one();
+    }
+    fn wait(&self) -> i32 {
+        let mut r = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(v) = r.take() {
+                return v;
+            }
+            r = self.done.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+thread_local! {
+    // A thread has at most one operation in flight (the API is synchronous), so one slot per
+    // thread serves all of them.
+    static SLOT: Arc<Slot> = Arc::new(Slot::default());
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Write { ptr: *const u8, len: u32, pos: u64 },
+    Read { ptr: *mut u8, len: u32, pos: u64 },
+    DataSync,
+}
+
+#[derive(Debug)]
+struct Request {
+    fd: RawFd,
+    kind: Kind,
+    /// Taken when the request enters the ring; a request dropped before that (the storage thread
+    /// gone, its queue discarded) completes its caller with ECANCELED instead of leaving it asleep.
+    slot: Option<Arc<Slot>>,
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.complete(-libc::ECANCELED);
+        }
+    }
+}
+
+// SAFETY: the raw pointers point into the caller's buffer, which stays borrowed (the caller is
+// blocked in `Slot::wait`) until the storage thread has reaped the operation's completion.
+unsafe impl Send for Request {}
+
+/// What the backend and its files share; the last one dropped stops the thread.
+#[derive(Debug)]
+struct Shared {
+    tx: Option<SyncSender<Request>>,
+    wake: Arc<Wake>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<UringStats>,
+}
+
+impl Shared {
+    fn submit(&self, fd: RawFd, kind: Kind) -> io::Result<i32> {
+        let slot = SLOT.with(Arc::clone);
+        let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        tx.send(Request { fd, kind, slot: Some(slot.clone()) }).map_err(|_| stopped())?;
+        self.wake.notify();
+        Ok(slot.wait())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel lets the thread finish what is in flight and return; the wake-up
+        // gets it out of a wait for the kernel.
+        self.tx.take();
+        self.wake.parked.store(true, Ordering::SeqCst);
+        self.wake.notify();
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("io_uring storage thread panicked");
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("io_uring storage thread has stopped")
+}
+
+/// The io_uring backend. Cloning shares the ring and its thread.
+#[derive(Debug, Clone)]
+pub struct UringIo {
+    shared: Arc<Shared>,
+}
+
+impl UringIo {
+    /// Creates the ring and starts the storage thread. Fails when the kernel refuses io_uring.
+    pub fn new() -> io::Result<Self> {
+        let ring = IoUring::new(RING_ENTRIES)?;
+        let (tx, rx) = sync_channel(QUEUE_DEPTH);
+        let stats = Arc::new(UringStats::default());
+        let thread_stats = stats.clone();
+        let wake = Arc::new(Wake::new()?);
+        let thread_wake = wake.clone();
+        let thread = std::thread::Builder::new()
+            .name("fjord-uring".into())
+            .spawn(move || run(ring, rx, thread_wake, &thread_stats))?;
+        Ok(Self { shared: Arc::new(Shared { tx: Some(tx), wake, thread: Some(thread), stats }) })
+    }
+
+    /// The counters, shared: they stay readable after the backend is dropped.
+    pub fn stats(&self) -> Arc<UringStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Wraps an already open file (tests use it for descriptors `open` would not produce).
+    pub fn wrap(&self, file: File) -> Arc<dyn IoFile> {
+        Arc::new(UringFile { file, shared: self.shared.clone() })
+    }
+}
+
+/// Checks that the kernel runs io_uring with the operations this backend needs: a small ring,
+/// the opcode probe, and one NOP through it. `Err` says why not.
+pub fn probe() -> io::Result<()> {
+    let mut ring = IoUring::new(4)?;
+    let mut p = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut p)?;
+    for (code, name) in [(opcode::Write::CODE, "write"), (opcode::Read::CODE, "read"), (opcode::Fsync::CODE, "fsync")] {
+        if !p.is_supported(code) {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks IORING_OP_{}", name.to_uppercase())));
+        }
+    }
+    let nop = opcode::Nop::new().build().user_data(7);
+    // SAFETY: a NOP references no memory.
+    unsafe { ring.submission().push(&nop) }.map_err(|_| io::Error::other("io_uring probe: submission queue full"))?;
+    ring.submit_and_wait(1)?;
+    match ring.completion().next() {
+        Some(c) if c.result() >= 0 && c.user_data() == 7 => Ok(()),
+        Some(c) => Err(io::Error::from_raw_os_error(-c.result())),
+        None => Err(io::Error::other("io_uring probe: no completion for a NOP")),
+    }
+}
+
+#[derive(Debug)]
+struct UringFile {
+    file: File,
+    shared: Arc<Shared>,
+}
+
+fn result(res: i32) -> io::Result<usize> {
+    if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) }
+}
+
+impl IoFile for UringFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let len = buf.len().min(MAX_OP_BYTES) as u32;
+        loop {
+            let res = self.shared.submit(self.file.as_raw_fd(), Kind::Read { ptr: buf.as_mut_ptr(), len, pos })?;
+            match result(res) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let mut done = 0usize;
+        // A short write (disk full midway, a signal) continues where it stopped, as pwrite loops do.
+        while done < buf.len() {
+            let rest = &buf[done..];
+            let len = rest.len().min(MAX_OP_BYTES) as u32;
+            let res = self.shared.submit(self.file.as_raw_fd(), Kind::Write { ptr: rest.as_ptr(), len, pos: pos + done as u64 })?;
+            match result(res) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "io_uring write returned 0 bytes")),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.shared.stats.fsync_requests.fetch_add(1, Ordering::Relaxed);
+        result(self.shared.submit(self.file.as_raw_fd(), Kind::DataSync)?).map(|_| ())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+impl FileIo for UringIo {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn IoFile>> {
+        let mut o = std::fs::OpenOptions::new();
+        o.read(true).write(true);
+        if mode == OpenMode::CreateReadWrite {
+            o.create(true);
+        }
+        Ok(self.wrap(o.open(path)?))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdIo.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdIo.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdIo.remove_dir_all(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdIo.create_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        StdIo.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        StdIo.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        StdIo.exists(path)
+    }
+    fn disk_space(&self, path: &Path) -> io::Result<(u64, u64)> {
+        StdIo.disk_space(path)
+    }
+}
+
+/// One entry in flight: who waits for it. An fsync may have several waiters (group commit).
+#[derive(Debug)]
+struct Pending {
+    fd: RawFd,
+    is_sync: bool,
+    waiters: Vec<Arc<Slot>>,
+}
+
+/// user_data of the poll on the wake-up eventfd (pending entries use their index).
+const WAKE: u64 = u64::MAX;
+
+/// The storage thread's state. Dropping it (also while unwinding) first waits for every entry
+/// still in the kernel, so no caller's buffer is released while the kernel may touch it.
+struct Ring {
+    ring: IoUring,
+    /// Dropped after the in-flight wait: the requests still queued are then discarded, which
+    /// completes their callers with ECANCELED, and later sends fail at once.
+    rx: Receiver<Request>,
+    wake: Arc<Wake>,
+    /// Whether a poll on the wake-up eventfd is in the ring.
+    poll_armed: bool,
+    /// Indexed by user_data; `None` is a free entry.
+    pending: Vec<Option<Pending>>,
+    free: Vec<usize>,
+    in_flight: usize,
+    /// Group commit: fdatasync callers of a file whose fsync was already submitted. They wait for
+    /// it to finish, then share one new fsync (one group per file; few files sync at once).
+    parked_syncs: Vec<(RawFd, Vec<Arc<Slot>>)>,
+    /// Groups whose file's fsync finished: submitted first in the next round.
+    ready_syncs: Vec<(RawFd, Vec<Arc<Slot>>)>,
+}
+
+impl Ring {
+    fn reap(&mut self, stats: &UringStats) {
+        let mut done = 0u64;
+        let cq: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        for (ud, res) in cq {
+            if ud == WAKE {
+                self.poll_armed = false;
+                self.wake.reset();
+                continue;
+            }
+            let idx = ud as usize;
+            let Some(p) = self.pending.get_mut(idx).and_then(Option::take) else {
+                tracing::error!(user_data = ud, "io_uring completion for no pending operation");
+                continue;
+            };
+            self.free.push(idx);
+            self.in_flight -= 1;
+            done += p.waiters.len() as u64;
+            for w in p.waiters {
+                w.complete(res);
+            }
+            if p.is_sync
+                && let Some(i) = self.parked_syncs.iter().position(|(fd, _)| *fd == p.fd)
+            {
+                let group = self.parked_syncs.swap_remove(i);
+                self.ready_syncs.push(group);
+            }
+        }
+        stats.ops.fetch_add(done, Ordering::Relaxed);
+    }
+
+    /// Pushes one SQE for `waiters`; gives them back when the ring has no room this round.
+    fn push(&mut self, fd: RawFd, kind: Kind, waiters: Vec<Arc<Slot>>) -> Result<usize, Vec<Arc<Slot>>> {
+        let Some(idx) = self.free.pop() else { return Err(waiters) };
+        let f = types::Fd(fd);
+        let sqe = match kind {
+            Kind::Write { ptr, len, pos } => opcode::Write::new(f, ptr, len).offset(pos).build(),
+            Kind::Read { ptr, len, pos } => opcode::Read::new(f, ptr, len).offset(pos).build(),
+            Kind::DataSync => opcode::Fsync::new(f).flags(types::FsyncFlags::DATASYNC).build(),
+        }
+        .user_data(idx as u64);
+        // SAFETY: the buffers stay valid until the completion is reaped (see `Request`).
+        if unsafe { self.ring.submission().push(&sqe) }.is_err() {
+            self.free.push(idx);
+            return Err(waiters);
+        }
+        self.pending[idx] = Some(Pending { fd, is_sync: matches!(kind, Kind::DataSync), waiters });
+        self.in_flight += 1;
+        Ok(idx)
+    }
+
+    /// Puts a poll on the wake-up eventfd in the ring, so a request sent while the thread waits
+    /// for the kernel is seen at once rather than after the next completion.
+    fn arm_wake(&mut self) {
+        if self.poll_armed {
+            return;
+        }
+        let sqe = opcode::PollAdd::new(types::Fd(self.wake.efd.as_raw_fd()), libc::POLLIN as u32).build().user_data(WAKE);
+        // SAFETY: a poll references no memory.
+        if unsafe { self.ring.submission().push(&sqe) }.is_ok() {
+            self.poll_armed = true;
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // The wake-up poll references no memory, so only real operations are waited for.
+        while self.in_flight > 0 {
+            if let Err(e) = self.ring.submit_and_wait(1)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                // The kernel no longer answers; callers cannot be released safely.
+                tracing::error!(error = %e, in_flight = self.in_flight, "io_uring lost track of operations in flight; aborting");
+                std::process::abort();
+            }
+            let stats = UringStats::default();
+            self.reap(&stats);
+        }
+        // Callers parked for a group fsync that will not run now.
+        for (_, group) in self.parked_syncs.drain(..).chain(self.ready_syncs.drain(..)) {
+            for w in group {
+                w.complete(-libc::ECANCELED);
+            }
+        }
+    }
+}
+
+/// The storage thread: drain, push, submit once, reap, wake the callers; until the channel
+/// closes and nothing is in flight.
+fn run(ring: IoUring, rx: Receiver<Request>, wake: Arc<Wake>, stats: &UringStats) {
+    // One SQ entry stays free for the wake-up poll.
+    let capacity = ring.params().sq_entries() as usize - 1;
+    let mut r = Ring {
+        ring,
+        rx,
+        wake,
+        poll_armed: false,
+        pending: (0..capacity).map(|_| None).collect(),
+        free: (0..capacity).rev().collect(),
+        in_flight: 0,
+        parked_syncs: Vec::new(),
+        ready_syncs: Vec::new(),
+    };
+    let mut batch: VecDeque<Request> = VecDeque::with_capacity(capacity);
+    // Entries of this round's fsyncs: not yet started, so a request for the same file may join.
+    let mut round_syncs: Vec<usize> = Vec::new();
+    let mut open = true;
+    let drain = |r: &mut Ring, batch: &mut VecDeque<Request>, open: &mut bool| {
+        while *open && batch.len() < r.free.len() {
+            match r.rx.try_recv() {
+                Ok(req) => batch.push_back(req),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => *open = false,
+            }
+        }
+    };
+    loop {
+        if r.in_flight == 0 && batch.is_empty() && r.ready_syncs.is_empty() {
+            if !open {
+                return;
+            }
+            // Idle: sleep until a request arrives (or every sender is gone).
+            match r.rx.recv() {
+                Ok(req) => batch.push_back(req),
+                Err(_) => return,
+            }
+        }
+        // This round ends in a wait for the kernel: ask senders to wake us from it, then drain
+        // (after setting the flag, so a request sent before it is seen here, one sent after it
+        // rings the eventfd).
+        if open {
+            r.arm_wake();
+            r.wake.parked.store(true, Ordering::SeqCst);
+        }
+        drain(&mut r, &mut batch, &mut open);
+        round_syncs.clear();
+        for (fd, group) in std::mem::take(&mut r.ready_syncs) {
+            match r.push(fd, Kind::DataSync, group) {
+                Ok(idx) => {
+                    round_syncs.push(idx);
+                    stats.fsyncs_issued.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(group) => r.ready_syncs.push((fd, group)),
+            }
+        }
+        while let Some(mut req) = batch.pop_front() {
+            if let Kind::DataSync = req.kind {
+                let slot = req.slot.take();
+                // Same round: the fsync has not started, so it covers this caller's writes too.
+                if let Some(&i) = round_syncs.iter().find(|&&i| r.pending[i].as_ref().is_some_and(|p| p.fd == req.fd))
+                    && let Some(p) = r.pending[i].as_mut()
+                {
+                    p.waiters.extend(slot);
+                    stats.fsyncs_coalesced.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // An fsync of this file is running and may have started before this caller's
+                // writes: wait for it, then share the next one.
+                if r.pending.iter().flatten().any(|p| p.is_sync && p.fd == req.fd) {
+                    match r.parked_syncs.iter_mut().find(|(fd, _)| *fd == req.fd) {
+                        Some((_, group)) => {
+                            group.extend(slot);
+                            stats.fsyncs_coalesced.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => r.parked_syncs.push((req.fd, slot.into_iter().collect())),
+                    }
+                    continue;
+                }
+                match r.push(req.fd, Kind::DataSync, slot.into_iter().collect()) {
+                    Ok(idx) => {
+                        round_syncs.push(idx);
+                        stats.fsyncs_issued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(waiters) => {
+                        req.slot = waiters.into_iter().next();
+                        batch.push_front(req);
+                        break;
+                    }
+                }
+                continue;
+            }
+            let waiters = req.slot.take().into_iter().collect();
+            if let Err(waiters) = r.push(req.fd, req.kind, waiters) {
+                req.slot = waiters.into_iter().next();
+                batch.push_front(req);
+                break;
+            }
+        }
+        stats.rounds.fetch_add(1, Ordering::Relaxed);
+        match r.ring.submit_and_wait(1) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // The completion queue is full: reaping below makes room.
+            }
+            Err(e) => {
+                // Cannot happen with a healthy ring; fail what is queued rather than spin.
+                tracing::error!(error = %e, "io_uring submit failed");
+                // Dropping a queued request completes its caller (ECANCELED).
+                batch.clear();
+            }
+        }
+        r.wake.parked.store(false, Ordering::SeqCst);
+        r.reap(stats);
+    }
+}
+
+/// How callers wake the storage thread while it waits for the kernel: an eventfd the ring polls,
+/// written only when the thread said it is about to sleep (so a busy ring costs no extra syscall).
+#[derive(Debug)]
+struct Wake {
+    efd: OwnedFd,
+    parked: AtomicBool,
+}
+
+impl Wake {
+    fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; a valid descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by eventfd and is owned by nothing else.
+        Ok(Self { efd: unsafe { OwnedFd::from_raw_fd(fd) }, parked: AtomicBool::new(false) })
+    }
+    fn notify(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to the owned eventfd. A failure (counter
+            // full) still leaves the eventfd readable, which is all the wake-up needs.
+            unsafe { libc::write(self.efd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        }
+    }
+    fn reset(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from the owned non-blocking eventfd.
+        unsafe { libc::read(self.efd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn backend() -> UringIo {
+        UringIo::new().expect("io_uring is available on the test machine")
+    }
+
+    #[test]
+    fn the_probe_accepts_this_kernel() {
+        probe().expect("probe");
+    }
+
+    #[test]
+    fn positional_io_round_trips_and_keeps_the_real_fd() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let p = dir.path().join("a");
+        assert!(io.open(&p, OpenMode::ReadWrite).is_err(), "missing file must not be created");
+        let f = io.open(&p, OpenMode::CreateReadWrite).expect("create");
+        f.write_all_at(b"hello", 0).expect("write");
+        f.write_all_at(b"world", 5).expect("write");
+        f.sync_data().expect("sync");
+        let mut buf = [0u8; 16];
+        assert_eq!(f.read_full_at(&mut buf, 3).expect("read"), 7);
+        assert_eq!(&buf[..7], b"loworld");
+        assert_eq!(f.read_at(&mut buf, 100).expect("read past the end"), 0);
+        assert_eq!(std::fs::read(&p).expect("std read"), b"helloworld");
+        let fd = f.raw_fd().expect("a real descriptor for sendfile");
+        // SAFETY: fstat on a descriptor the file keeps open, into a zeroed stat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+        assert_eq!(st.st_size, 10);
+    }
+
+    #[test]
+    fn concurrent_writers_from_many_threads_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("open");
+        const THREADS: usize = 16;
+        const WRITES: usize = 200;
+        const LEN: usize = 512;
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let f = f.clone();
+                s.spawn(move || {
+                    for i in 0..WRITES {
+                        let n = t * WRITES + i;
+                        let buf = vec![(n % 251) as u8; LEN];
+                        f.write_all_at(&buf, (n * LEN) as u64).expect("write");
+                    }
+                });
+            }
+        });
+        let data = std::fs::read(dir.path().join("f")).expect("read");
+        assert_eq!(data.len(), THREADS * WRITES * LEN);
+        for (n, chunk) in data.chunks(LEN).enumerate() {
+            assert!(chunk.iter().all(|&b| b == (n % 251) as u8), "chunk {n} is wrong");
+        }
+        let mut back = vec![0u8; LEN];
+        assert_eq!(f.read_full_at(&mut back, (77 * LEN) as u64).expect("read"), LEN);
+        assert!(back.iter().all(|&b| b == 77));
+        assert!(io.stats().snapshot().ops >= (THREADS * WRITES) as u64);
+    }
+
+    #[test]
+    fn concurrent_fsyncs_of_one_file_are_coalesced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("open");
+        std::thread::scope(|s| {
+            for t in 0..16u64 {
+                let f = f.clone();
+                s.spawn(move || {
+                    for i in 0..50u64 {
+                        f.write_all_at(&[t as u8; 64], (t * 50 + i) * 64).expect("write");
+                        f.sync_data().expect("sync");
+                    }
+                });
+            }
+        });
+        let c = io.stats().snapshot();
+        assert_eq!(c.fsync_requests, 16 * 50);
+        assert_eq!(c.fsyncs_issued + c.fsyncs_coalesced, c.fsync_requests, "{c:?}");
+        assert!(c.fsyncs_coalesced > 0, "no fsync was shared: {c:?}");
+    }
+
+    #[test]
+    fn kernel_errors_come_back_as_io_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let p = dir.path().join("ro");
+        std::fs::write(&p, b"data").expect("write");
+        let ro = io.wrap(File::open(&p).expect("open read-only"));
+        let e = ro.write_all_at(b"x", 0).expect_err("writing a read-only file fails");
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e}");
+        let mut buf = [0u8; 4];
+        assert_eq!(ro.read_full_at(&mut buf, 0).expect("reads still work"), 4);
+        // A directory opened as a file: reads fail with EISDIR.
+        let d = io.wrap(File::open(dir.path()).expect("open dir"));
+        let e = d.read_at(&mut buf, 0).expect_err("reading a directory fails");
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR), "{e}");
+        // The ring is still healthy afterwards.
+        let f = io.open(&dir.path().join("ok"), OpenMode::CreateReadWrite).expect("open");
+        f.write_all_at(b"fine", 0).expect("write");
+    }
+
+    #[test]
+    fn the_thread_stops_when_the_backend_and_its_files_are_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("open");
+        let shared = Arc::downgrade(&io.shared);
+        drop(io);
+        // An open file keeps the ring alive.
+        f.write_all_at(b"still works", 0).expect("write after the backend handle is gone");
+        assert!(shared.upgrade().is_some());
+        let started = Instant::now();
+        drop(f);
+        // Dropping the last handle joined the thread (Shared::drop), so nothing is left.
+        assert!(shared.upgrade().is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
