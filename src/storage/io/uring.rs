@@ -244,8 +244,12 @@ fn result(res: i32) -> io::Result<usize> {
     if res < 0 { Err(io::Error::from_raw_os_error(-res)) } else { Ok(res as usize) }
 }
 
-impl IoFile for UringFile {
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+/// Reads at least this large go through the ring; smaller ones are preads (see `read_at`).
+const RING_READ_MIN_BYTES: usize = 64 * 1024;
+
+impl UringFile {
+    /// A read through the ring (one submission, completed on the storage thread).
+    fn read_via_ring(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let len = buf.len().min(MAX_OP_BYTES) as u32;
         loop {
             let res = self.shared.submit(self.file.as_raw_fd(), Kind::Read { ptr: buf.as_mut_ptr(), len, pos })?;
@@ -254,6 +258,19 @@ impl IoFile for UringFile {
                 other => return other,
             }
         }
+    }
+}
+
+impl IoFile for UringFile {
+    /// Small reads are plain preads on the caller's thread: the fetch path's reads are header
+    /// reads of a few KiB served from the page cache, and a round trip through the storage thread
+    /// cost more than the read (consume throughput ×0.82 against std when every read went
+    /// through the ring). Bulk reads (recovery, the cleaner, index loads) go through the ring.
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if buf.len() < RING_READ_MIN_BYTES {
+            return std::os::unix::fs::FileExt::read_at(&self.file, buf, pos);
+        }
+        self.read_via_ring(buf, pos)
     }
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
@@ -611,6 +628,27 @@ mod tests {
     #[test]
     fn the_probe_accepts_this_kernel() {
         probe().expect("probe");
+    }
+
+    #[test]
+    fn bulk_reads_go_through_the_ring_and_small_ones_do_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("big"), OpenMode::CreateReadWrite).expect("create");
+        let data: Vec<u8> = (0..RING_READ_MIN_BYTES * 3).map(|i| (i % 251) as u8).collect();
+        f.write_all_at(&data, 0).expect("write");
+        let stats = io.stats();
+        let before = stats.ops.load(Ordering::Relaxed);
+        let mut big = vec![0u8; data.len()];
+        assert_eq!(f.read_full_at(&mut big, 0).expect("bulk read"), data.len());
+        assert_eq!(big, data);
+        let mut small = [0u8; 100];
+        assert_eq!(f.read_at(&mut small, 7).expect("small read"), 100);
+        assert_eq!(&small[..], &data[7..107]);
+        let bulk = stats.ops.load(Ordering::Relaxed);
+        assert!(bulk > before, "the bulk read used the ring");
+        assert_eq!(f.read_at(&mut small, 7).expect("small read"), 100);
+        assert_eq!(stats.ops.load(Ordering::Relaxed), bulk, "small reads are preads");
     }
 
     #[test]
