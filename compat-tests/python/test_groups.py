@@ -438,6 +438,17 @@ def kp_consumer(bootstrap, group):
                          request_timeout_ms=30000)
 
 
+def kp_subscribe(c, topic, parts, timeout_s=10.0):
+    """Subscribe once the client's metadata knows every partition of the topic. kafka-python's group
+    leader assigns with the metadata it holds when it joins: a join racing the first metadata fetch of
+    a new topic assigns nothing and, with metadata.max.age.ms at 5 min, stays so (against any broker)."""
+    deadline = time.monotonic() + timeout_s
+    while len(c.partitions_for_topic(topic) or ()) < parts:
+        assert time.monotonic() < deadline, "kafka-python never saw the partitions of %s" % topic
+        time.sleep(0.1)
+    c.subscribe([topic])
+
+
 def kp_poll(c, n, timeout_s=30.0):
     out = []
     deadline = time.monotonic() + timeout_s
@@ -470,7 +481,7 @@ def test_kafka_python_group_commit_resume_and_broker_restart(tmp_path, topic):
         group = gid("kp")
         c = kp_consumer(b, group)
         try:
-            c.subscribe([topic])
+            kp_subscribe(c, topic, parts)
             recs = kp_poll(c, 100)
             assert sorted(r.value for r in recs) == sorted(b"v%d" % i for i in range(100))
             assert c.assignment() == {KTP(topic, p) for p in range(parts)}
@@ -487,7 +498,7 @@ def test_kafka_python_group_commit_resume_and_broker_restart(tmp_path, topic):
         produce(b, topic, 100, 10)
         c = kp_consumer(b, group)
         try:
-            c.subscribe([topic])
+            kp_subscribe(c, topic, parts)
             recs = kp_poll(c, 10)
             assert sorted(r.value for r in recs) == sorted(b"v%d" % i for i in range(100, 110))
             kp_poll_nothing(c)
@@ -501,7 +512,7 @@ def test_kafka_python_group_commit_resume_and_broker_restart(tmp_path, topic):
         produce(b, topic, 110, 10)
         c = kp_consumer(b, group)
         try:
-            c.subscribe([topic])
+            kp_subscribe(c, topic, parts)
             recs = kp_poll(c, 10)
             assert sorted(r.value for r in recs) == sorted(b"v%d" % i for i in range(110, 120))
             kp_poll_nothing(c)
