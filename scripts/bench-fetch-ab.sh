@@ -69,9 +69,14 @@ done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 python3 - "$results" "$OUT_DIR/fetch-ab-$stamp.json" "$A_BIN" "$B_BIN" "$COUNT" "$RECORD_BYTES" "$log_bytes" \
-  "$(getconf CLK_TCK)" <<'EOF'
+  "$(getconf CLK_TCK)" "$ROOT" <<'EOF'
 import json, os, platform, statistics, sys
-path, out, a_bin, b_bin, count, record, log_bytes, hz = sys.argv[1:]
+path, out, a_bin, b_bin, count, record, log_bytes, hz, root = sys.argv[1:]
+# The binaries as the repository names them (one from elsewhere by its file name only).
+def label(b):
+    inside = os.path.abspath(b).startswith(os.path.abspath(root) + os.sep)
+    return os.path.relpath(b, root) if inside else os.path.basename(b)
+a_bin, b_bin = label(a_bin), label(b_bin)
 count, log_bytes, hz = int(count), int(log_bytes), int(hz)
 by = {'A': {'mb_s': [], 'cpu_s_per_gb': [], 'records': []}, 'B': {'mb_s': [], 'cpu_s_per_gb': [], 'records': []}}
 for run, side, mbs, ticks, msgs in (l.rstrip('\n').split('\t') for l in open(path)):

@@ -87,9 +87,12 @@ consumed=$(sed -nE 's/.* ([0-9]+) messages .*/\1/p' "$WORK/consume.txt" | tail -
 # 4. Sum the return values per syscall, judge, and write the result.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 python3 - "$trace" "$OUT_DIR/zero-copy-$stamp.json" "$log_bytes" "$count" "${consumed:-0}" "$RECORD_BYTES" \
-  "$LIMIT_PCT" "$consume_ms" "$FJORD_BIN" <<'EOF'
+  "$LIMIT_PCT" "$consume_ms" "$FJORD_BIN" "$ROOT" <<'EOF'
 import json, os, platform, re, sys
-trace, out, log_bytes, count, consumed, record, limit_pct, consume_ms, binary = sys.argv[1:]
+trace, out, log_bytes, count, consumed, record, limit_pct, consume_ms, binary, root = sys.argv[1:]
+# The broker as the repository names it (a binary from elsewhere by its file name only).
+inside = os.path.abspath(binary).startswith(os.path.abspath(root) + os.sep)
+binary = os.path.relpath(binary, root) if inside else os.path.basename(binary)
 log_bytes, count, consumed, limit_pct = int(log_bytes), int(count), int(consumed), float(limit_pct)
 # "PID name(args) = N", or for a call interrupted by another thread's line,
 # "PID <... name resumed>...) = N". Failed calls (-1 EAGAIN, ...) moved no bytes.
