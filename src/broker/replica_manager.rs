@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::records::batch::HEADER_SIZE;
 use crate::records::control::{self, Marker};
 use crate::records::validate::validate;
 use crate::records::RecordsError;
@@ -17,7 +16,7 @@ use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
 use crate::storage::io::Backend;
 use crate::storage::log::RollFlush;
-use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget, TimestampType};
+use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
 use crate::types::TopicPartition;
 
 pub fn now_ms() -> i64 {
@@ -146,25 +145,11 @@ impl ReplicaManager {
             // Kafka: produce v3+ carries exactly one record batch per partition.
             return Err(StorageError::from(RecordsError::InvalidRecord { position: 0, reason: "expected exactly one record batch" }).into());
         }
-        // The broker writes the base offset and leader epoch into the header: a data batch of a
-        // CreateTime topic (produce) goes out as a rewritten copy of its header plus the records
-        // untouched; anything else (LogAppendTime rewrites the CRC, markers) is copied whole.
-        let mut head = [0u8; HEADER_SIZE];
-        let mut whole = BytesMut::new();
         let log_handle = &log;
         let result = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            let split = validated.batch_count() == 1
-                && !validated.has_control
-                && records.len() > HEADER_SIZE
-                && log.config().message_timestamp_type == TimestampType::CreateTime;
-            let appended = if split {
-                head.copy_from_slice(&records[..HEADER_SIZE]);
-                log.append_parts(&mut head, &records[HEADER_SIZE..], &validated, now)
-            } else {
-                whole.extend_from_slice(records);
-                log.append(&mut whole, &validated, now)
-            };
+            // The records are not copied to set their base offset (see append_shared).
+            let appended = log.append_shared(records, &validated, now);
             if let Some(job) = log.take_roll_flush() {
                 Self::flush_rolled(log_handle.clone(), job);
             }

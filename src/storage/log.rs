@@ -458,16 +458,28 @@ impl PartitionLog {
         self.append_parts(batches, &[], validated, now_ms)
     }
 
-    /// As `append`, for one batch given as its header (`head`, which is written into) and the
-    /// rest (`tail`, written as it is): the broker sets the base offset and the leader epoch
-    /// without copying the records. `tail` must be empty unless the batch is a single data
-    /// batch of a CreateTime topic (LogAppendTime rewrites the CRC over all of it).
-    pub fn append_parts(&mut self, batches: &mut [u8], tail: &[u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
-        let split_ok = tail.is_empty()
-            || (validated.batches.len() == 1
-                && !validated.has_control
-                && batches.len() == HEADER_SIZE
-                && self.config.message_timestamp_type == TimestampType::CreateTime);
+    /// As `append`, for batches the caller cannot change (a produce request's bytes): a single
+    /// data batch of a CreateTime topic goes to disk as a rewritten copy of its 61-byte header
+    /// plus the records untouched, so the records are never copied; anything else (LogAppendTime
+    /// rewrites the CRC over the whole batch, markers are read back) is copied whole first.
+    pub fn append_shared(&mut self, records: &[u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
+        if self.header_only_rewrite(validated) && records.len() > HEADER_SIZE {
+            let mut head = [0u8; HEADER_SIZE];
+            head.copy_from_slice(&records[..HEADER_SIZE]);
+            return self.append_parts(&mut head, &records[HEADER_SIZE..], validated, now_ms);
+        }
+        self.append_parts(&mut records.to_vec(), &[], validated, now_ms)
+    }
+
+    /// Whether an append of these batches changes nothing past their first header.
+    fn header_only_rewrite(&self, validated: &ValidatedBatches) -> bool {
+        validated.batches.len() == 1 && !validated.has_control && self.config.message_timestamp_type == TimestampType::CreateTime
+    }
+
+    /// The append: `batches` is written into (offsets, epoch, LogAppendTime); `tail`, when not
+    /// empty, is the rest of a single batch whose header `batches` is (see `append_shared`).
+    fn append_parts(&mut self, batches: &mut [u8], tail: &[u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
+        let split_ok = tail.is_empty() || (batches.len() == HEADER_SIZE && self.header_only_rewrite(validated));
         if validated.batches.is_empty() || validated.total_bytes != batches.len() + tail.len() || !split_ok {
             return Err(RecordsError::InvalidRecord {
                 position: 0,
@@ -1879,24 +1891,28 @@ mod tests {
             seq += 3 + i as i32;
             append(&mut whole, b.clone());
             let v = validate(&b, &ValidateConfig::default()).unwrap();
-            let mut head = [0u8; HEADER_SIZE];
-            head.copy_from_slice(&b[..HEADER_SIZE]);
-            split.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW).unwrap();
+            split.append_shared(&b, &v, NOW).unwrap();
         }
         assert_eq!(read_all(&whole, 0), read_all(&split, 0));
-        // A duplicate is still found, and LogAppendTime (which rewrites the CRC) refuses the split.
+        // A duplicate is still found.
         let b = batch_with(3, None, Compression::Lz4, Some((9, 0, 0)));
         let v = validate(&b, &ValidateConfig::default()).unwrap();
-        let mut head = [0u8; HEADER_SIZE];
-        head.copy_from_slice(&b[..HEADER_SIZE]);
-        assert!(matches!(split.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW), Err(StorageError::DuplicateSequence { .. })));
+        assert!(matches!(split.append_shared(&b, &v, NOW), Err(StorageError::DuplicateSequence { .. })));
+        // LogAppendTime rewrites the CRC over the whole batch: the header-only path must refuse
+        // it, and append_shared copies instead, leaving a valid batch.
         let mut lat = new_log(&dir.path().join("c"), LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() });
         let b = simple_batch(2);
         let v = validate(&b, &ValidateConfig::default()).unwrap();
+        let mut head = [0u8; HEADER_SIZE];
         head.copy_from_slice(&b[..HEADER_SIZE]);
         assert!(lat.append_parts(&mut head, &b[HEADER_SIZE..], &v, NOW).is_err());
         assert_eq!(lat.log_end_offset(), 0);
+        lat.append_shared(&b, &v, NOW).unwrap();
+        let stored = read_all(&lat, 0);
+        let h = BatchHeader::parse(&stored).unwrap();
+        assert_eq!((h.computed_crc(), h.max_timestamp()), (Some(h.crc()), NOW));
     }
+
 
     #[test]
     fn a_durable_sync_outside_the_lock_moves_the_recovery_point_and_survives_an_unclean_reopen() {
