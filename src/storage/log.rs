@@ -91,7 +91,6 @@ impl LogRange {
 #[derive(Debug)]
 pub struct RollFlush {
     segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)>,
-    up_to: i64,
 }
 
 impl RollFlush {
@@ -624,20 +623,16 @@ impl PartitionLog {
         let active = *self.segments.keys().next_back()?;
         let segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)> =
             self.segments.range(..active).filter(|(_, s)| s.is_dirty()).map(|(b, s)| (*b, s.log_file().clone())).collect();
-        (!segments.is_empty()).then_some(RollFlush { segments, up_to: active })
+        (!segments.is_empty()).then_some(RollFlush { segments })
     }
 
-    /// After `RollFlush::sync`: the segments are clean and the recovery point moves past them
-    /// (only if nothing before them is still unsynced).
+    /// After `RollFlush::sync`: the segments are clean, and the recovery point moves as far as
+    /// the syncs now allow.
     pub fn complete_roll_flush(&mut self, done: &RollFlush) {
         for (base, _) in &done.segments {
             if let Some(seg) = self.segments.get_mut(base) {
                 seg.mark_synced();
             }
-        }
-        let clean_below = self.segments.range(..done.up_to).all(|(_, s)| !s.is_dirty());
-        if clean_below {
-            self.recovery_point = self.recovery_point.max(done.up_to.min(self.log_end_offset));
         }
         self.advance_recovery_point();
     }
@@ -811,12 +806,19 @@ impl PartitionLog {
 
     /// Moves the recovery point as far as the syncs allow: past the sealed segments a roll flush
     /// made clean, and to the end a durable sync covered once nothing before its segment is dirty.
+    /// A sealed segment that is not dirty is durable (a roll flush, a full flush or the open
+    /// synced it), so everything below the first dirty sealed segment, or below the active one,
+    /// is; a durable sync reaches further when nothing before its segment is dirty.
     fn advance_recovery_point(&mut self) {
-        let first_dirty_sealed = self.segments.iter().rev().skip(1).filter(|(_, s)| s.is_dirty()).map(|(b, _)| *b).last();
-        if let Some((base, end)) = self.durable_synced {
-            let end = first_dirty_sealed.filter(|d| *d < base).map_or(end, |d| end.min(d));
-            self.recovery_point = self.recovery_point.max(end.min(self.log_end_offset));
+        let first_dirty = self.segments.iter().rev().skip(1).filter(|(_, s)| s.is_dirty()).map(|(b, _)| *b).last();
+        let active = self.segments.keys().next_back().copied().unwrap_or(self.log_end_offset);
+        let mut end = first_dirty.unwrap_or(active);
+        if let Some((base, synced)) = self.durable_synced
+            && first_dirty.is_none_or(|d| d >= base)
+        {
+            end = end.max(synced);
         }
+        self.recovery_point = self.recovery_point.max(end.min(self.log_end_offset));
     }
 
     /// For the background flusher: flushes when `flush.ms` has passed since the last flush and something
