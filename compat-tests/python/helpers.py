@@ -18,8 +18,8 @@ def create_topic(bootstrap, name, partitions, config=None):
 
 
 def consumer(bootstrap, **extra):
-    # The broker has no consumer groups yet: a group.id is configured (librdkafka wants one) but
-    # partitions are assign()ed explicitly and nothing is ever committed.
+    # No group membership: a group.id is configured (librdkafka wants one) but partitions are
+    # assign()ed explicitly and nothing is ever committed.
     conf = {
         "bootstrap.servers": bootstrap,
         "group.id": "fjord-compat-assign-only",
@@ -32,9 +32,10 @@ def consumer(bootstrap, **extra):
     return Consumer(conf)
 
 
-def read_all(bootstrap, topic, partitions, timeout_s=60.0, start=OFFSET_BEGINNING):
-    """Every record of `partitions` from `start` up to the high watermark, as a dict partition -> [Message]."""
-    c = consumer(bootstrap)
+def read_all(bootstrap, topic, partitions, timeout_s=60.0, start=OFFSET_BEGINNING, isolation="read_uncommitted"):
+    """Every record of `partitions` from `start` to the end the consumer's isolation.level sees (the
+    high watermark, or the last stable offset for read_committed), as a dict partition -> [Message]."""
+    c = consumer(bootstrap, **{"isolation.level": isolation})
     try:
         c.assign([TopicPartition(topic, p, start) for p in partitions])
         out = {p: [] for p in partitions}
@@ -42,8 +43,8 @@ def read_all(bootstrap, topic, partitions, timeout_s=60.0, start=OFFSET_BEGINNIN
         deadline = time.monotonic() + timeout_s
         while at_eof != set(partitions):
             if time.monotonic() > deadline:
-                raise AssertionError("timed out reading %s: eof for %s, counts %s"
-                                     % (topic, sorted(at_eof), {p: len(v) for p, v in out.items()}))
+                raise AssertionError("timed out reading %s (%s): eof for %s, counts %s"
+                                     % (topic, isolation, sorted(at_eof), {p: len(v) for p, v in out.items()}))
             m = c.poll(0.5)
             if m is None:
                 continue

@@ -26,7 +26,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupTopicParti
 
 from conftest import WORK
 from fjord_broker import Broker
-from helpers import Deliveries, admin, consumer, create_topic
+from helpers import Deliveries, admin, consumer, create_topic, read_all
 
 OVERRIDES = ["num.partitions=3", "group.initial.rebalance.delay.ms=0",
              "transaction.state.log.num.partitions=4",
@@ -99,29 +99,8 @@ def flush(p, d):
 def read_to_end(bootstrap, topic, partitions, isolation, timeout_s=30.0):
     """{partition: [(offset, value)]} from the beginning to the end a consumer with this
     isolation.level sees (high watermark for read_uncommitted, last stable offset for read_committed)."""
-    c = consumer(bootstrap, **{"isolation.level": isolation})
-    try:
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        out = {p: [] for p in partitions}
-        at_eof = set()
-        deadline = time.monotonic() + timeout_s
-        while at_eof != set(partitions):
-            if time.monotonic() > deadline:
-                raise AssertionError("timed out reading %s (%s): eof for %s, counts %s"
-                                     % (topic, isolation, sorted(at_eof), {p: len(v) for p, v in out.items()}))
-            m = c.poll(0.2)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    at_eof.add(m.partition())
-                    continue
-                raise KafkaException(m.error())
-            at_eof.discard(m.partition())
-            out[m.partition()].append((m.offset(), m.value()))
-        return out
-    finally:
-        c.close()
+    got = read_all(bootstrap, topic, list(partitions), timeout_s=timeout_s, isolation=isolation)
+    return {p: [(m.offset(), m.value()) for m in msgs] for p, msgs in got.items()}
 
 
 def values(records):
