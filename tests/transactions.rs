@@ -6,12 +6,12 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::*;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{BatchDecodeInfo, Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{BatchDecodeInfo, Record, RecordBatchDecoder};
 
 const READ_UNCOMMITTED: i8 = 0;
 const READ_COMMITTED: i8 = 1;
@@ -88,19 +88,8 @@ async fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, v
 
 /// One transactional batch of `n` records from a producer, sequences from `first_seq`.
 fn txn_batch(n: usize, pid: i64, epoch: i16, first_seq: i32) -> Bytes {
-    let recs: Vec<Record> = (0..n)
-        .map(|i| {
-            let mut r = record(i as i64, 1000 + i as i64, &format!("k{i}"), format!("txn-{i}").as_bytes());
-            r.transactional = true;
-            r.producer_id = pid;
-            r.producer_epoch = epoch;
-            r.sequence = first_seq + i as i32;
-            r
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
-    buf.freeze()
+    let recs = (0..n).map(|i| record(i as i64, 1000 + i as i64, &format!("k{i}"), format!("txn-{i}").as_bytes())).collect();
+    producer_batch(recs, (pid, epoch, first_seq), true)
 }
 
 /// Produce v9 of one batch with the request's transactional id: (error, base offset).

@@ -153,15 +153,19 @@ pub fn batch(n: usize, ts0: i64, compression: Compression) -> Bytes {
 
 /// A batch from an idempotent producer.
 pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, first_seq: i32) -> Bytes {
-    let recs: Vec<Record> = (0..n)
-        .map(|i| {
-            let mut r = record(i as i64, 1000 + i as i64, "k", b"v");
-            r.producer_id = producer_id;
-            r.producer_epoch = epoch;
-            r.sequence = first_seq + i as i32;
-            r
-        })
-        .collect();
+    let recs = (0..n).map(|i| record(i as i64, 1000 + i as i64, "k", b"v")).collect();
+    producer_batch(recs, (producer_id, epoch, first_seq), false)
+}
+
+/// One uncompressed batch of `recs` from a producer (id, epoch, first sequence), in a
+/// transaction or not.
+pub fn producer_batch(mut recs: Vec<Record>, (producer_id, epoch, first_seq): (i64, i16, i32), transactional: bool) -> Bytes {
+    for (i, r) in recs.iter_mut().enumerate() {
+        r.transactional = transactional;
+        r.producer_id = producer_id;
+        r.producer_epoch = epoch;
+        r.sequence = first_seq + i as i32;
+    }
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
     buf.freeze()
