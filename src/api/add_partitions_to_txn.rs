@@ -13,7 +13,6 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::error_code;
 use crate::broker::Broker;
-use crate::txn::TxnLog;
 use crate::types::TopicPartition;
 
 /// Every partition of the request answered with one code each.

@@ -213,6 +213,12 @@ impl Broker {
         self.replicas.read(&tp, from, 1 << 20).map(|(_, data)| data).map_err(|e| e.to_string())
     }
 
+    /// Whether a topic-partition exists (AddPartitionsToTxn refuses unknown ones; a marker for
+    /// a deleted one is skipped).
+    pub fn partition_exists(&self, tp: &TopicPartition) -> bool {
+        self.metadata.topic(&tp.topic).is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions)
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
@@ -255,10 +261,6 @@ impl TxnLog for Broker {
 
     fn next_producer_id(&self) -> Result<i64, String> {
         self.producer_ids.next_id().map_err(|e| e.to_string())
-    }
-
-    fn partition_exists(&self, tp: &TopicPartition) -> bool {
-        self.metadata.topic(&tp.topic).is_some_and(|t| tp.partition >= 0 && tp.partition < t.partitions)
     }
 
     fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {

@@ -114,10 +114,6 @@ impl ProducerStateManager {
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
     }
-    /// (producer id, first offset) of every open transaction.
-    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.ongoing.iter().map(|(first, pid)| (*pid, *first))
-    }
 
     /// Checks every batch of a request in order, as if the earlier ones had been appended. Any
     /// duplicate makes the whole request a duplicate, as in Kafka.

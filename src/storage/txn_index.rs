@@ -90,17 +90,6 @@ impl TxnIndex {
         Ok(())
     }
 
-    /// Replaces the whole file (the cleaner merges the indexes of the segments it joins).
-    pub fn rewrite(&mut self, io: &dyn FileIo, mut entries: Vec<AbortedTxn>) -> io::Result<()> {
-        entries.sort_by_key(|e| (e.last_offset, e.producer_id));
-        entries.dedup();
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-        super::checkpoint::write_atomic(io, &self.path, &bytes)?;
-        self.entries = entries;
-        self.dirty = false;
-        Ok(())
-    }
-
     /// Drops the entries whose marker is at or after `offset` (the log was cut there).
     pub fn truncate_to(&mut self, io: &dyn FileIo, offset: i64) -> io::Result<()> {
         let keep = self.entries.iter().take_while(|e| e.last_offset < offset).count();
@@ -160,7 +149,7 @@ mod tests {
     }
 
     #[test]
-    fn truncation_and_rewrite_keep_only_what_the_log_holds() {
+    fn truncation_keeps_only_what_the_log_holds_and_remove_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let io = StdIo;
         let mut idx = TxnIndex::load(&io, dir.path(), 0).unwrap();
@@ -170,8 +159,6 @@ mod tests {
         idx.truncate_to(&io, 30).unwrap();
         assert_eq!(idx.entries().len(), 3);
         assert_eq!(TxnIndex::load(&io, dir.path(), 0).unwrap().entries().len(), 3);
-        idx.rewrite(&io, vec![txn(9, 1, 50), txn(1, 10, 15), txn(1, 10, 15)]).unwrap();
-        assert_eq!(TxnIndex::load(&io, dir.path(), 0).unwrap().entries(), &[txn(1, 10, 15), txn(9, 1, 50)]);
         TxnIndex::remove(&io, dir.path(), 0).unwrap();
         TxnIndex::remove(&io, dir.path(), 0).unwrap();
         assert!(TxnIndex::load(&io, dir.path(), 0).unwrap().entries().is_empty());

@@ -40,10 +40,6 @@ impl TransactionCoordinator {
         TransactionCoordinator { config, txns: Mutex::new(HashMap::new()), last_timeout_check_ms: Mutex::new(now), last_expiry_check_ms: Mutex::new(now) }
     }
 
-    pub fn config(&self) -> &TxnConfig {
-        &self.config
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<String, TxnMetadata>> {
         self.txns.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -406,9 +402,6 @@ mod tests {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
             Ok(*n)
-        }
-        fn partition_exists(&self, _tp: &TopicPartition) -> bool {
-            true
         }
         fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
             if *self.fail_markers.lock().unwrap() {

@@ -38,8 +38,6 @@ pub trait TxnLog: Sync {
     fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String>;
     /// A producer id never handed out before.
     fn next_producer_id(&self) -> Result<i64, String>;
-    /// Whether a partition exists (AddPartitionsToTxn refuses unknown ones).
-    fn partition_exists(&self, tp: &TopicPartition) -> bool;
     /// Writes a commit or abort marker for the producer to a partition; on `__consumer_offsets`
     /// the group coordinator then applies or drops the transaction's offsets.
     fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError>;
