@@ -145,14 +145,11 @@ impl ReplicaManager {
             // Kafka: produce v3+ carries exactly one record batch per partition.
             return Err(StorageError::from(RecordsError::InvalidRecord { position: 0, reason: "expected exactly one record batch" }).into());
         }
-        let log_handle = &log;
-        let result = {
+        let (result, rolled) = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             // The records are not copied to set their base offset (see append_shared).
             let appended = log.append_shared(records, &validated, now);
-            if let Some(job) = log.take_roll_flush() {
-                Self::flush_rolled(log_handle.clone(), job);
-            }
+            let rolled = log.take_roll_flush();
             let appended = match appended {
                 Ok(info) => {
                     // Single replica: an append is acknowledged, so readers may see it.
@@ -171,8 +168,12 @@ impl ReplicaManager {
                 }),
                 Err(e) => Err(ReplicaError::Storage(e)),
             };
-            appended.map(|a| (a, log.sync_target()))
+            (appended.map(|a| (a, log.sync_target())), rolled)
         };
+        // Started once the lock is released: without a runtime the flush runs inline and takes it.
+        if let Some(job) = rolled {
+            Self::flush_rolled(log, job);
+        }
         if result.is_ok() {
             self.appended.notify_waiters();
         }
