@@ -377,7 +377,6 @@ struct Ring {
 
 impl Ring {
     fn reap(&mut self, stats: &UringStats) {
-        let mut done = 0u64;
         let cq: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (ud, res) in cq {
             if ud == WAKE {
@@ -392,7 +391,9 @@ impl Ring {
             };
             self.free.push(idx);
             self.in_flight -= 1;
-            done += p.waiters.len() as u64;
+            // Counted before the waiters wake, so a caller that sees its operation done also
+            // sees it counted.
+            stats.ops.fetch_add(p.waiters.len() as u64, Ordering::Relaxed);
             for w in p.waiters {
                 w.complete(res);
             }
@@ -403,7 +404,6 @@ impl Ring {
                 self.ready_syncs.push(group);
             }
         }
-        stats.ops.fetch_add(done, Ordering::Relaxed);
     }
 
     /// Pushes one SQE for `waiters`; gives them back when the ring has no room this round.
