@@ -105,12 +105,29 @@ EOF
 done
 loaded_rss=$(rss_kib)
 
+# 4b. Idle RSS of a broker holding 100 partitions (the issue's memory goal: well under 50 MiB): a
+#     second broker whose auto-created topics get 100 partitions, 10k records written across them
+#     (random partitioner), then 2 s idle before reading VmRSS.
+port100=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rm -rf "$WORK/data100"
+"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port100" --override "log.dirs=$WORK/data100" \
+  --override num.partitions=100 > "$WORK/fjord100.log" 2>&1 &
+pid100=$!
+for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port100") 2>/dev/null && break; sleep 0.001; done
+timeout 120 "$PERF" -P -t P100 -s 1024 -c 10000 -a 1 -X partitioner=random -b "127.0.0.1:$port100" >/dev/null 2>&1 || true
+parts100=$(find "$WORK/data100" -maxdepth 1 -type d -name 'P100-*' | wc -l)
+sleep 2
+idle_rss_100p=$(awk '/VmRSS/ {print $2}' "/proc/$pid100/status")
+kill "$pid100"; wait "$pid100" 2>/dev/null || true
+rm -rf "$WORK/data100"
+log "idle RSS with $parts100 partitions: $((idle_rss_100p / 1024)) MiB"
+
 # 5. Medians, conditions and machine facts as JSON, plus a table.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 python3 - "$results" "$OUT_DIR/$stamp.json" "$RUNS" "$COUNT" "$idle_rss" "$loaded_rss" "$startup_ms" \
-  "$disk_mb_s" "$memcpy_mb_s" "$loopback_mb_s" <<'EOF'
+  "$disk_mb_s" "$memcpy_mb_s" "$loopback_mb_s" "$idle_rss_100p" "$parts100" <<'EOF'
 import json, os, platform, statistics, sys
-path, out, runs, count, idle, loaded, startup, disk, memcpy, loopback = sys.argv[1:]
+path, out, runs, count, idle, loaded, startup, disk, memcpy, loopback, idle100, parts100 = sys.argv[1:]
 limits = {'disk_write_fdatasync_mb_s': float(disk), 'memcpy_mb_s': float(memcpy), 'loopback_tcp_mb_s': float(loopback)}
 rows = [l.rstrip('\n').split('\t') for l in open(path)]
 by = {}
@@ -125,6 +142,7 @@ res = {'conditions': {'record_bytes': 1024, 'records': int(count), 'runs': int(r
                       'cores': os.cpu_count(), 'kernel': platform.release()},
        'machine_limits': limits,
        'idle_rss_kib': int(idle), 'rss_after_runs_kib': int(loaded), 'startup_ms': float(startup),
+       'idle_rss_100_partitions_kib': int(idle100), 'partitions_in_rss_check': int(parts100),
        'scenarios': {}}
 print(f"machine limits: {limits}")
 print(f"{'scenario':28} {'median MB/s':>12} {'median msg/s':>13} {'Kafka 4.0 MB/s':>15} {'ratio':>6} {'of limit':>8}  runs")
@@ -150,6 +168,7 @@ for name, d in by.items():
     if 'latency' in entry:
         print(f"{'':28} latency medians over runs: {entry['latency']}")
 print(f"idle RSS {int(idle)/1024:.1f} MiB, RSS after runs {int(loaded)/1024:.1f} MiB, startup {startup} ms")
+print(f"idle RSS holding {parts100} partitions: {int(idle100)/1024:.1f} MiB")
 json.dump(res, open(out, 'w'), indent=2)
 print(f"results: {out}")
 EOF
