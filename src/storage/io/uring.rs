@@ -1,11 +1,11 @@
-//! io_uring FileIo backend: one storage thread owns the ring and runs the segment file operations (pwrite, pread, fdatasync, and open, rename, unlink, directory fsync) in batched submissions, with group commit for fdatasync; it never interprets file contents.
+//! io_uring FileIo backend: one storage thread owns the ring and runs the segment file operations (pwrite, pread, fdatasync, fallocate, and open, rename, unlink, directory fsync) in batched submissions, with group commit for fdatasync; it never interprets file contents.
 //!
 //! What stays on std, on the caller's thread: `set_len` (ftruncate has an opcode only since 6.9)
 //! and `len` (fstat), small reads (see `read_at`), and the directory-tree calls `remove_dir_all`,
 //! `create_dir_all`, `list_dir`, `exists` and `disk_space`: recursive walks or calls io_uring has
 //! no opcode for (getdents, statvfs), run when a partition is created, loaded or deleted, not per
 //! segment. Open, rename and unlink go through the ring when the kernel has IORING_OP_OPENAT /
-//! RENAMEAT / UNLINKAT (5.6 / 5.11 / 5.11); an opcode
+//! RENAMEAT / UNLINKAT (5.6 / 5.11 / 5.11), fallocate when it has IORING_OP_FALLOCATE; an opcode
 //! the probe does not find makes that operation use the std call ([`RingOps`], one log line at
 //! construction), so an older kernel still gets the ring for the data path.
 //!
@@ -48,7 +48,7 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, opcode, types};
 
-use super::std::StdIo;
+use super::std::{StdIo, preallocate_fd, preallocation_result};
 use super::{DirEntry, FileIo, IoFile, OpenMode};
 
 /// Ring entries: how many operations may be in the kernel at once.
@@ -132,6 +132,8 @@ enum Kind {
     DataSync,
     /// A full fsync (metadata too), for directories; never shared with other requests.
     Sync,
+    /// fallocate(`mode`) of `[pos, pos + len)`.
+    Fallocate { pos: u64, len: u64, mode: i32 },
     /// The path operations: `fd` is the directory paths are relative to (AT_FDCWD), the pointers
     /// are the caller's CStrings. An open's result is the new descriptor.
     OpenAt { path: *const libc::c_char, flags: i32, mode: libc::mode_t },
@@ -408,6 +410,19 @@ impl IoFile for UringFile {
         self.file.set_len(len)
     }
 
+    /// IORING_OP_FALLOCATE with FALLOC_FL_KEEP_SIZE, or fallocate(2) on a kernel without it.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        if !self.shared.ops.fallocate {
+            return preallocate_fd(fd, offset, len);
+        }
+        let kind = Kind::Fallocate { pos: offset, len, mode: libc::FALLOC_FL_KEEP_SIZE };
+        preallocation_result(self.shared.run_op(fd, kind).map(drop))
+    }
+
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
@@ -550,6 +565,7 @@ impl Ring {
             Kind::Read { ptr, len, pos } => opcode::Read::new(f, ptr, len).offset(pos).build(),
             Kind::DataSync => opcode::Fsync::new(f).flags(types::FsyncFlags::DATASYNC).build(),
             Kind::Sync => opcode::Fsync::new(f).build(),
+            Kind::Fallocate { pos, len, mode } => opcode::Fallocate::new(f, len).offset(pos).mode(mode).build(),
             Kind::OpenAt { path, flags, mode } => opcode::OpenAt::new(f, path).flags(flags).mode(mode).build(),
             Kind::RenameAt { from, to } => opcode::RenameAt::new(f, from, f, to).build(),
             Kind::UnlinkAt { path } => opcode::UnlinkAt::new(f, path).build(),
@@ -848,6 +864,29 @@ mod tests {
         let io = UringIo::with_ops(RingOps::NONE).expect("io_uring");
         assert_eq!(io.ops(), RingOps::NONE);
         path_operations_round_trip(&io);
+        // Preallocation falls back too, with the same effect.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io.open(&dir.path().join("p"), OpenMode::CreateReadWrite).expect("create");
+        let before = ops(&io);
+        f.preallocate(0, 1 << 20).expect("preallocate");
+        assert_eq!(ops(&io), before, "fallocate on the caller's thread");
+        assert!(super::super::allocated_bytes(f.as_ref()) >= 1 << 20);
+        assert_eq!(f.len().expect("len"), 0);
+    }
+
+    #[test]
+    fn preallocation_goes_through_the_ring() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("p"), OpenMode::CreateReadWrite).expect("create");
+        let before = ops(&io);
+        f.preallocate(4096, 1 << 20).expect("preallocate");
+        assert_eq!(ops(&io) - before, 1);
+        assert!(super::super::allocated_bytes(f.as_ref()) >= 1 << 20);
+        assert_eq!(f.len().expect("len"), 0, "KEEP_SIZE");
+        // Errors come back as the kernel's errno: a descriptor opened read-only cannot fallocate.
+        let ro = io.wrap(File::open(dir.path().join("p")).expect("open read-only"));
+        assert_eq!(errno(ro.preallocate(0, 4096)).1, Some(libc::EBADF));
     }
 
     #[test]
