@@ -7,13 +7,19 @@
 # bench/results/uring-<timestamp>.json with the conditions, and the ratios (uring/std,
 # durable/non-durable) to stdout. The broker's io_uring counters (fsyncs requested, issued,
 # coalesced) are read from its shutdown log line.
+# BENCH_OVERRIDES adds broker properties to every cell (space-separated key=value, recorded in
+# the conditions), so two runs that differ in one setting can be compared as ratios.
 #   scripts/bench-uring.sh      BENCH_RUNS=5 BENCH_COUNT=500000 scripts/bench-uring.sh
+#   BENCH_OVERRIDES="fjord.log.preallocate.step.bytes=0" scripts/bench-uring.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${BENCH_RUNS:-3}"
 COUNT="${BENCH_COUNT:-300000}"
 PRODUCERS=4
+OVERRIDES="${BENCH_OVERRIDES:-}"
+extra_args=()
+for kv in $OVERRIDES; do extra_args+=(--override "$kv"); done
 WORK="$ROOT/bench/out"
 OUT_DIR="$ROOT/bench/results"
 mkdir -p "$WORK" "$OUT_DIR"
@@ -28,7 +34,7 @@ import re, sys
 m = re.search(r"(\d+) bytes.* copied, ([0-9.]+) s", sys.stdin.read())
 print(f"{int(m.group(1)) / float(m.group(2)) / 1e6:.0f}" if m else 0)')
 rm -f "$WORK/dd.bin"
-log "conditions: $COUNT x 1 KiB records per cell, 1 partition, $RUNS runs, $(nproc) cores, kernel $(uname -r), data dir $WORK (disk fdatasync write ${disk_mb_s} MB/s)"
+log "conditions: $COUNT x 1 KiB records per cell, 1 partition, $RUNS runs, $(nproc) cores, kernel $(uname -r), data dir $WORK (disk fdatasync write ${disk_mb_s} MB/s), overrides: ${OVERRIDES:-none}"
 
 pid=""
 stop_broker() {
@@ -40,7 +46,7 @@ start_broker() { # backend durable logfile
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rm -rf "$WORK/udata"
   "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/udata" \
-    --override "io.backend=$1" --override "fjord.log.flush.on.acks.all=$2" > "$3" 2>&1 &
+    --override "io.backend=$1" --override "fjord.log.flush.on.acks.all=$2" "${extra_args[@]}" > "$3" 2>&1 &
   pid=$!
   for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.001; done
   B="127.0.0.1:$port"
@@ -91,9 +97,9 @@ for run in $(seq "$RUNS"); do
 done
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-python3 - "$results" "$OUT_DIR/uring-$stamp.json" "$RUNS" "$COUNT" "$disk_mb_s" "$WORK/uring-counters.tsv" <<'PY'
+python3 - "$results" "$OUT_DIR/uring-$stamp.json" "$RUNS" "$COUNT" "$disk_mb_s" "$WORK/uring-counters.tsv" "$OVERRIDES" <<'PY'
 import json, os, platform, re, statistics, sys
-path, out, runs, count, disk, counters_path = sys.argv[1:]
+path, out, runs, count, disk, counters_path, overrides = sys.argv[1:]
 by = {}
 for line in open(path):
     run, backend, name, mbs, msgs = line.rstrip('\n').split('\t')
@@ -109,7 +115,8 @@ if os.path.exists(counters_path):
 res = {'conditions': {'record_bytes': 1024, 'records_per_cell': int(count), 'runs': int(runs), 'partitions': 1,
                       'load_generator': 'librdkafka examples/rdkafka_performance (rdkafka-sys source)',
                       'broker': 'fjord release, single node, loopback, fresh data dir per backend x durable setting',
-                      'cores': os.cpu_count(), 'kernel': platform.release(), 'disk_write_fdatasync_mb_s': float(disk)},
+                      'cores': os.cpu_count(), 'kernel': platform.release(), 'disk_write_fdatasync_mb_s': float(disk),
+                      'broker_overrides': overrides.split()},
        'cells': {f'{b}/{n}': {'median_mb_s': med[(b, n)], 'median_msg_s': statistics.median(by[(b, n)]['msg_s']),
                               'all_mb_s': by[(b, n)]['mb_s']} for (b, n) in by},
        'io_uring_counters': counters, 'ratios': {}}

@@ -112,6 +112,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         T::Boolean,
         "Fjord durable mode: answer acks=all produce only after the partition's data is fdatasynced (group commit shares fsyncs).",
     ),
+    def(
+        "fjord.log.preallocate.step.bytes",
+        Some("8388608"),
+        T::Long,
+        "Fjord: bytes of disk the active segment reserves at a time ahead of its appends (fallocate, the file size unchanged; given back at roll and close); 0 = no preallocation.",
+    ),
 ];
 
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
@@ -601,6 +607,14 @@ impl Config {
                 }
             }
         }
+        // A broker setting only (no topic synonym): how the disk is used, not what the topic keeps.
+        match self.value("fjord.log.preallocate.step.bytes").map(|v| (v.parse::<i64>(), v)) {
+            None => {}
+            Some((Ok(n), _)) if n >= 0 => lc.preallocate_step_bytes = n as u64,
+            Some((_, v)) => {
+                return Err(ConfigError::Invalid { name: "fjord.log.preallocate.step.bytes".into(), value: v, reason: "expected bytes >= 0".into() });
+            }
+        }
         if let Some(v) = self.topic_value(overrides, "cleanup.policy") {
             for p in v.split(',').map(str::trim) {
                 if p != "delete" && p != "compact" {
@@ -662,6 +676,17 @@ mod tests {
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().segment_bytes, 1000);
         let o = props(&[("segment.bytes", "2000")]);
         assert_eq!(c.log_config(&o).unwrap().segment_bytes, 2000);
+    }
+
+    #[test]
+    fn the_preallocation_step_is_a_broker_setting_of_8_mib_that_0_turns_off() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().preallocate_step_bytes, 8 << 20);
+        assert!(broker_def("fjord.log.preallocate.step.bytes").is_some_and(|d| !d.doc.is_empty()));
+        let c = Config::from_properties(props(&[("fjord.log.preallocate.step.bytes", "0")])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().preallocate_step_bytes, 0);
+        assert!(Config::from_properties(props(&[("fjord.log.preallocate.step.bytes", "-1")])).is_err());
+        assert!(Config::from_properties(props(&[("fjord.log.preallocate.step.bytes", "8MiB")])).is_err());
     }
 
     #[test]

@@ -516,7 +516,12 @@ impl PartitionLog {
                     base_offset + validated.max_timestamp_offset_delta,
                 ),
             };
-        self.active().append_parts(
+        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
+        let active = self.active();
+        // Handed over with each append, so a config change and every way a segment becomes
+        // active (roll, open, truncation) get the current values.
+        active.set_preallocation(step_bytes, segment_bytes);
+        active.append_parts(
             batches,
             tail,
             base_offset,
@@ -1284,6 +1289,42 @@ mod tests {
             names.iter().any(|n| n.ends_with(".snapshot")),
             "roll snapshots producer state"
         );
+    }
+
+    #[test]
+    fn the_active_segment_preallocates_by_the_configured_step_and_sealed_ones_keep_no_reserve() {
+        let allocated = |seg: &Segment| crate::storage::io::allocated_bytes(seg.log_file().as_ref());
+        let reserve_free = |seg: &Segment| allocated(seg) <= seg.size().div_ceil(4096) * 4096 + 4096;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { segment_bytes: 100_000, preallocate_step_bytes: 32 * 1024, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg.clone());
+        let mut all = Vec::new();
+        while log.segment_count() < 4 {
+            all.extend(append(&mut log, simple_batch(100)).1);
+            let (active, sealed) = log.segments.values().collect::<Vec<_>>().split_last().map(|(a, s)| (*a, s.to_vec())).expect("segments");
+            assert!(active.preallocated_end >= active.size() && active.preallocated_end > 0, "the active segment reserves ahead");
+            assert!(allocated(active) >= active.preallocated_end, "{} bytes for a reserve to {}", allocated(active), active.preallocated_end);
+            assert_eq!(active.log_file().len().expect("len"), active.size());
+            for seg in sealed {
+                assert!(reserve_free(seg), "sealed segment {}: {} bytes for {}", seg.base_offset(), allocated(seg), seg.size());
+                assert!(seg.size() <= 100_000);
+            }
+        }
+        assert_eq!(read_all(&log, 0), all);
+        // A crash: the active segment's reserve is still on disk; recovery gives it back and
+        // finds the same data.
+        drop(log);
+        let mut log = reopen(dir.path(), cfg.clone(), 0, false);
+        assert_eq!(read_all(&log, 0), all);
+        assert!(log.segments.values().all(reserve_free), "recovery released every reserve");
+        all.extend(append(&mut log, simple_batch(100)).1);
+        let active = log.segments.values().next_back().expect("active");
+        assert!(active.preallocated_end > active.size() && allocated(active) >= active.preallocated_end, "reserving again after recovery");
+        log.close().expect("close");
+        assert!(log.segments.values().all(reserve_free), "a clean close releases the active reserve");
+        drop(log);
+        let log = reopen(dir.path(), cfg, 0, true);
+        assert_eq!(read_all(&log, 0), all);
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// `max.compaction.lag.ms`: a dirty segment older than this is cleaned whatever the ratio.
     pub max_compaction_lag_ms: i64,
+    /// `fjord.log.preallocate.step.bytes` (broker-wide, no topic override): the active segment
+    /// reserves disk blocks this far ahead of its appends, without changing its size; 0: never.
+    pub preallocate_step_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -101,6 +104,7 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            preallocate_step_bytes: 8_388_608,
         }
     }
 }

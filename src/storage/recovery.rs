@@ -71,10 +71,15 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
             truncated_bytes = truncated,
             "truncating torn or corrupt tail of segment"
         );
-        seg.log.set_len(position)?;
+    }
+    // Also without a cut: the truncation gives back blocks a crash left preallocated past the end
+    // (a sealed segment would keep them for good; the active one reserves again as it grows).
+    seg.log.set_len(position)?;
+    if truncated > 0 {
         seg.log.sync_data()?;
     }
     seg.size = position;
+    seg.preallocated_end = position;
     // Validated is not durable: mark it so the caller's flush fsyncs it before moving the recovery point.
     seg.dirty = true;
     seg.offset_index.sync()?;
@@ -257,6 +262,24 @@ mod tests {
         let r = recover_segment(&mut seg).expect("recover");
         assert_eq!((r.valid_bytes, r.batches), (a.len() as u64, 1));
         assert_eq!(seg.next_offset(), 2);
+    }
+
+    #[test]
+    fn blocks_a_crash_left_preallocated_are_given_back_and_the_data_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut a, mut b) = (simple_batch(3), simple_batch(2));
+        assign_offsets(&mut a, 0);
+        assign_offsets(&mut b, 3);
+        let data = [a, b].concat();
+        let mut seg = segment_with(dir.path(), &data);
+        seg.log.preallocate(data.len() as u64, 1 << 20).expect("preallocate");
+        let allocated = |seg: &Segment| crate::storage::io::allocated_bytes(seg.log.as_ref());
+        assert!(allocated(&seg) >= 1 << 20);
+        let r = recover_segment(&mut seg).expect("recover");
+        assert_eq!((r.valid_bytes, r.truncated_bytes, r.batches), (data.len() as u64, 0, 2));
+        assert_eq!((seg.size(), seg.next_offset(), seg.log.len().expect("len")), (data.len() as u64, 5, data.len() as u64));
+        assert!(allocated(&seg) <= 8192, "{} bytes still allocated", allocated(&seg));
+        assert_eq!(seg.read(0, data.len()).expect("read"), data);
     }
 
     #[test]

@@ -52,6 +52,13 @@ pub struct Segment {
     pub(crate) created_ms: i64,
     /// Appended since the last fsync.
     pub(crate) dirty: bool,
+    /// Disk blocks are reserved up to here (fallocate, KEEP_SIZE): `size` when nothing is. The
+    /// file's length stays `size`; only the blocks behind it exist ahead of the writes.
+    pub(crate) preallocated_end: u64,
+    /// `fjord.log.preallocate.step.bytes` (0: no preallocation) and `segment.bytes`, given by the
+    /// log with each append ([`Segment::set_preallocation`]).
+    pub(crate) preallocate_step_bytes: u64,
+    pub(crate) segment_bytes: u64,
 }
 
 impl Segment {
@@ -127,6 +134,9 @@ impl Segment {
             next_offset: base_offset,
             created_ms: now_ms,
             dirty: false,
+            preallocated_end: 0,
+            preallocate_step_bytes: 0,
+            segment_bytes: u64::MAX,
         })
     }
 
@@ -166,6 +176,11 @@ impl Segment {
             next_offset: base_offset,
             created_ms: now_ms,
             dirty: false,
+            // Blocks a crash left reserved past the end are not known here; recovery gives them
+            // back, and a reservation over them again costs nothing.
+            preallocated_end: size,
+            preallocate_step_bytes: 0,
+            segment_bytes: u64::MAX,
         };
         seg.reload_tail_state()?;
         Ok(seg)
@@ -238,6 +253,45 @@ impl Segment {
         Self::log_path(&self.dir, self.base_offset)
     }
 
+    /// How far ahead appends reserve disk blocks: `step_bytes` at a time (0: never), never past
+    /// `segment_bytes` (the roll size) unless one batch alone is larger.
+    pub fn set_preallocation(&mut self, step_bytes: u64, segment_bytes: u64) {
+        self.preallocate_step_bytes = step_bytes;
+        self.segment_bytes = segment_bytes;
+    }
+
+    /// Before an append ending at `end`: if it passes the reserved end, reserves the next step
+    /// from there, at least to `end` and at most to segment.bytes (or `end`, when one batch alone
+    /// is larger; the log rolls before a segment would grow past segment.bytes otherwise). Fewer,
+    /// larger extents for a file that grows by small appends, and the space is claimed before the
+    /// write rather than by it. A failure (ENOSPC) is a warning, never the append's error: the
+    /// write itself reports a real lack of space. The failed step counts as done, so a full disk
+    /// costs one warning per step, not one per append.
+    fn reserve_ahead(&mut self, end: u64) {
+        if self.preallocate_step_bytes == 0 || end <= self.preallocated_end {
+            return;
+        }
+        let from = self.preallocated_end.max(self.size);
+        let to = from.saturating_add(self.preallocate_step_bytes).max(end).min(self.segment_bytes.max(end));
+        if let Err(e) = self.log.preallocate(from, to - from) {
+            tracing::warn!(segment = %self.log_path_buf().display(), from, bytes = to - from, error = %e, "cannot preallocate segment blocks; appending without");
+        }
+        self.preallocated_end = to;
+    }
+
+    /// Gives back the blocks reserved past the end (ftruncate to the current size frees them),
+    /// so a segment that is no longer appended to holds only its data. Housekeeping like the
+    /// reservation: a failure is a warning (the blocks stay until recovery or deletion), not
+    /// the failure of the roll or close that asked for it.
+    pub(crate) fn release_preallocation(&mut self) {
+        if self.preallocated_end > self.size
+            && let Err(e) = self.log.set_len(self.size)
+        {
+            tracing::warn!(segment = %self.log_path_buf().display(), error = %e, "cannot give back preallocated segment blocks");
+        }
+        self.preallocated_end = self.size;
+    }
+
     /// Appends already validated, offset-assigned batches with one positional write.
     pub fn append(
         &mut self,
@@ -264,11 +318,14 @@ impl Segment {
         debug_assert!(first_offset >= self.next_offset, "offsets must grow");
         let position = self.size;
         let len = (head.len() + tail.len()) as u64;
+        self.reserve_ahead(position + len);
         self.log.write_all_at(head, position)?;
         if !tail.is_empty() {
             if let Err(e) = self.log.write_all_at(tail, position + head.len() as u64) {
-                // Leave no half batch behind: the size still ends before it.
+                // Leave no half batch behind: the size still ends before it (and the truncation
+                // also gave back the reserved blocks).
                 let _ = self.log.set_len(position);
+                self.preallocated_end = position;
                 return Err(e);
             }
         }
@@ -465,7 +522,9 @@ impl Segment {
 
     /// As `seal` but the log data is left to a later fsync (`sync_log_data`, off the partition
     /// lock): a roll then costs index writes, not an fsync of a whole segment inside an append.
+    /// Blocks reserved past the end are given back here: nothing appends to a sealed segment.
     pub fn seal_indexes(&mut self) -> io::Result<()> {
+        self.release_preallocation();
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
@@ -509,6 +568,7 @@ impl Segment {
         let removed = self.size - cut;
         self.log.set_len(cut)?;
         self.size = cut;
+        self.preallocated_end = cut;
         self.dirty = true;
         self.offset_index
             .truncate_to_position(cut.min(u32::MAX as u64) as u32)?;
@@ -684,6 +744,110 @@ mod tests {
         std::fs::remove_file(Segment::time_index_path(dir.path(), 7)).expect("rm");
         seg.delete().expect("delete tolerates a missing index");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    /// Bytes of disk behind the segment's `.log` (fstat st_blocks), preallocated ones included.
+    fn allocated(seg: &Segment) -> u64 {
+        crate::storage::io::allocated_bytes(seg.log_file().as_ref())
+    }
+
+    /// Whether the file holds no block past its data: at most its size in 4 KiB blocks, plus one
+    /// block of slack for the file system's own rounding.
+    fn nothing_reserved_past(seg: &Segment) -> bool {
+        allocated(seg) <= seg.size().div_ceil(4096) * 4096 + 4096
+    }
+
+    /// Appends batches of 100 records (about 3 KiB) while they fit in `limit` bytes, checking
+    /// after each that the file is exactly as long as its batches; returns them with their base offsets.
+    fn append_up_to(seg: &mut Segment, limit: u64, mut after_each: impl FnMut(&Segment)) -> Vec<(i64, Vec<u8>)> {
+        let (mut stored, start) = (Vec::new(), seg.size());
+        loop {
+            let mut b = simple_batch(100);
+            if seg.size() + b.len() as u64 > limit {
+                return stored;
+            }
+            let base = seg.next_offset();
+            let last = assign_offsets(&mut b, base);
+            seg.append(&b, base, last, 1_000, base).expect("append");
+            stored.push((base, b));
+            let total = start + stored.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+            assert_eq!((seg.size(), seg.log_file().len().expect("len")), (total, total), "sizes are the data's");
+            after_each(seg);
+        }
+    }
+
+    fn assert_reads_back(seg: &Segment, stored: &[(i64, Vec<u8>)]) {
+        for (base, b) in stored {
+            let (pos, _) = seg.find_batch(*base).expect("find").expect("stored");
+            assert_eq!(&seg.read(pos, b.len()).expect("read"), b, "batch at offset {base}");
+        }
+        assert!(seg.read(seg.size(), 4096).expect("read at the end").is_empty(), "nothing readable past the data");
+    }
+
+    #[test]
+    fn appends_reserve_blocks_step_by_step_and_sealing_gives_the_rest_back() {
+        const STEP: u64 = 64 * 1024;
+        const SEGMENT_BYTES: u64 = 300 * 1024;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 4096, 0).expect("create");
+        seg.set_preallocation(STEP, SEGMENT_BYTES);
+        let mut reserved_ends = Vec::new();
+        let stored = append_up_to(&mut seg, SEGMENT_BYTES, |seg| {
+            assert!(seg.size() <= seg.preallocated_end && seg.preallocated_end <= SEGMENT_BYTES, "{} / {}", seg.size(), seg.preallocated_end);
+            assert!(allocated(seg) >= seg.preallocated_end, "{} allocated, {} reserved", allocated(seg), seg.preallocated_end);
+            if reserved_ends.last() != Some(&seg.preallocated_end) {
+                reserved_ends.push(seg.preallocated_end);
+            }
+        });
+        assert_eq!(reserved_ends, [STEP, 2 * STEP, 3 * STEP, 4 * STEP, SEGMENT_BYTES], "one step at a time, the last one cut at segment.bytes");
+        assert_reads_back(&seg, &stored);
+        let size = seg.size();
+        seg.seal().expect("seal");
+        assert_eq!(seg.size(), size);
+        assert!(nothing_reserved_past(&seg), "sealed: {} bytes allocated for {size}", allocated(&seg));
+        drop(seg);
+        let seg = Segment::open(io(), dir.path(), 0, 4096, 0, false).expect("reopen");
+        assert_eq!(seg.size(), size);
+        assert_reads_back(&seg, &stored);
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_step_is_covered_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 4096, 0).expect("create");
+        seg.set_preallocation(1024, 1_000_000);
+        let stored = append_up_to(&mut seg, 10_000, |seg| assert!(seg.preallocated_end >= seg.size()));
+        assert_reads_back(&seg, &stored);
+        // Truncation gives the reserve back with the data.
+        seg.set_preallocation(1 << 20, 1 << 30);
+        append_up_to(&mut seg, 20_000, |_| {});
+        assert!(allocated(&seg) >= 1 << 20);
+        seg.truncate_to(stored[1].0).expect("truncate");
+        assert_eq!(seg.preallocated_end, seg.size());
+        assert!(nothing_reserved_past(&seg), "{} bytes allocated for {}", allocated(&seg), seg.size());
+    }
+
+    #[test]
+    fn without_a_step_nothing_is_reserved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 4096, 0).expect("create");
+        seg.set_preallocation(0, 1 << 30);
+        let stored = append_up_to(&mut seg, 100_000, |seg| assert!(nothing_reserved_past(seg)));
+        assert_eq!(seg.preallocated_end, 0);
+        assert_reads_back(&seg, &stored);
+    }
+
+    #[test]
+    fn a_failed_preallocation_does_not_fail_the_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 4096, 0).expect("create");
+        // A range past any file size limit: every backend's fallocate refuses it.
+        seg.set_preallocation(u64::MAX, u64::MAX);
+        let stored = append_up_to(&mut seg, 20_000, |_| {});
+        assert!(stored.len() > 1);
+        assert_reads_back(&seg, &stored);
+        seg.seal().expect("seal");
+        assert!(nothing_reserved_past(&seg));
     }
 
     #[test]

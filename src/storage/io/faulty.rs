@@ -126,6 +126,15 @@ impl IoFile for FaultyFile {
         }
         self.inner.set_len(len)
     }
+    /// Delegated, outside the crash model: a reservation with KEEP_SIZE is not data (no bytes
+    /// counted toward the crash, no bit flips, the length unchanged), so only whether it happens
+    /// at all follows the crash, like every other mutation.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if lock(&self.state).crashed {
+            return Ok(());
+        }
+        self.inner.preallocate(offset, len)
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
@@ -214,6 +223,24 @@ mod tests {
             std::fs::read(dir.path().join("f")).expect("read"),
             b"abcdefg"
         );
+    }
+
+    #[test]
+    fn preallocation_is_no_data_for_the_crash_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = FaultyIo::new(Arc::new(StdIo), FaultConfig { seed: 3, crash_after_bytes: Some(8), flip_bit_ppm: 1_000_000 });
+        let p = dir.path().join("f");
+        let f = io.open(&p, OpenMode::CreateReadWrite).expect("open");
+        f.preallocate(0, 1 << 20).expect("preallocate");
+        assert_eq!((io.written_bytes(), io.crashed()), (0, false), "a reservation is not a write");
+        assert_eq!(std::fs::metadata(&p).expect("stat").len(), 0);
+        let blocks = || std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&p).expect("stat")) * 512;
+        assert!(blocks() >= 1 << 20, "delegated to the real backend");
+        f.write_all_at(&[0u8; 16], 0).expect("torn write");
+        assert!(io.crashed());
+        f.set_len(8).expect("dropped");
+        f.preallocate(0, 4 << 20).expect("dropped too");
+        assert!(blocks() < 4 << 20, "nothing happens after the crash");
     }
 
     #[test]

@@ -28,8 +28,14 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()>;
     /// fdatasync: the data (and the size) are durable when this returns.
     fn sync_data(&self) -> io::Result<()>;
-    /// Truncates or extends the file.
+    /// Truncates or extends the file. Also gives back blocks reserved beyond the end by
+    /// [`IoFile::preallocate`] (ftruncate frees them even when the length does not change).
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk blocks for `[offset, offset + len)` without changing the file's length
+    /// (fallocate with FALLOC_FL_KEEP_SIZE): `len()`, reads and sendfile ranges are unaffected,
+    /// later writes there find their blocks allocated. A file system without fallocate makes this
+    /// a no-op (logged once); other failures (ENOSPC) are returned.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()>;
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
@@ -202,9 +208,46 @@ macro_rules! on_each_backend {
 #[cfg(test)]
 pub(crate) use on_each_backend;
 
+/// Bytes of disk behind `file` (fstat's st_blocks, 512-byte units), preallocated ones included.
+#[cfg(test)]
+pub(crate) fn allocated_bytes(file: &dyn IoFile) -> u64 {
+    let fd = file.raw_fd().expect("a backend with a real descriptor");
+    let mut st: libc::stat = unsafe { ::std::mem::zeroed() };
+    // SAFETY: fstat on a descriptor the file keeps open, into a zeroed stat.
+    assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0, "fstat: {}", io::Error::last_os_error());
+    st.st_blocks as u64 * 512
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    on_each_backend! {
+    #[test]
+    fn preallocate_reserves_blocks_past_the_end_without_changing_the_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io().open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("create");
+        f.write_all_at(&[7u8; 100], 0).expect("write");
+        let before = allocated_bytes(f.as_ref());
+        assert!(before <= 4096, "{before}");
+        f.preallocate(100, 1 << 20).expect("preallocate");
+        assert_eq!(f.len().expect("len"), 100, "KEEP_SIZE: the length is the data's");
+        assert!(allocated_bytes(f.as_ref()) >= 1 << 20, "{} bytes allocated", allocated_bytes(f.as_ref()));
+        let mut buf = [0u8; 64];
+        assert_eq!(f.read_at(&mut buf, 100).expect("read at the end"), 0, "still the end of file");
+        f.preallocate(0, 0).expect("an empty range is nothing to do");
+        // Writes into the reserve extend the length as usual; a truncation to the length gives
+        // back what is left of the reserve.
+        f.write_all_at(&[8u8; 5000], 100).expect("write into the reserve");
+        assert_eq!(f.len().expect("len"), 5100);
+        f.set_len(5100).expect("truncate to the length");
+        assert_eq!(f.len().expect("len"), 5100);
+        assert!(allocated_bytes(f.as_ref()) <= 8192, "{} bytes allocated after the release", allocated_bytes(f.as_ref()));
+        let mut back = vec![0u8; 5100];
+        assert_eq!(f.read_full_at(&mut back, 0).expect("read"), 5100);
+        assert!(back[..100].iter().all(|&b| b == 7) && back[100..].iter().all(|&b| b == 8));
+    }
+    }
 
     #[test]
     fn backend_selection_follows_io_backend() {

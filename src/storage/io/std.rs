@@ -29,11 +29,50 @@ impl IoFile for StdFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        preallocate_fd(self.0.as_raw_fd(), offset, len)
+    }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.0.as_raw_fd())
+    }
+}
+
+/// fallocate(FALLOC_FL_KEEP_SIZE) of `[offset, offset + len)` on `fd`; what every backend's
+/// `preallocate` means (the io_uring one uses this when the kernel lacks IORING_OP_FALLOCATE).
+pub(super) fn preallocate_fd(fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let (Ok(off), Ok(n)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "preallocation range past off_t"));
+    };
+    loop {
+        // SAFETY: fallocate takes no pointers; `fd` is open for writing for the call.
+        if unsafe { libc::fallocate(fd, libc::FALLOC_FL_KEEP_SIZE, off, n) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return preallocation_result(Err(e));
+        }
+    }
+}
+
+/// Maps "this file system (or kernel) has no fallocate" to success, warning once per process:
+/// preallocation is an optimization, and appends work the same without it.
+pub(super) fn preallocation_result(r: io::Result<()>) -> io::Result<()> {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    match r {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(error = %e, "fallocate is not supported here; segments are not preallocated");
+            }
+            Ok(())
+        }
+        other => other,
     }
 }
 

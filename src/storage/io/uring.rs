@@ -1,4 +1,15 @@
-//! io_uring FileIo backend: one storage thread owns the ring and runs the bulk data-path operations (pwrites and preads of 64 KiB or more, every fdatasync) in batched submissions, with group commit for fdatasync (smaller reads and writes are cheaper on the caller's thread: see `write_all_at`); it never interprets file contents, and metadata operations (open, set_len, len, rename, unlink, mkdir, list_dir, sync_dir, statvfs) stay on std because they are rare and off the hot path.
+//! io_uring FileIo backend: one storage thread owns the ring and runs the segment file operations (bulk pwrites and preads, fdatasync, fallocate, and open, rename, unlink, directory fsync) in batched submissions, with group commit for fdatasync; it never interprets file contents.
+//!
+//! What stays on std, on the caller's thread: reads and writes under 64 KiB (a round trip
+//! through the storage thread costs more than a page-cache copy of a few KiB: see `read_at` and
+//! `write_all_at`), `set_len` (ftruncate has an opcode only since 6.9) and `len` (fstat), and the
+//! directory-tree calls `remove_dir_all`, `create_dir_all`, `list_dir`, `exists` and
+//! `disk_space`: recursive walks or calls io_uring has no opcode for (getdents, statvfs), run
+//! when a partition is created, loaded or deleted, not per segment. Open, rename and unlink go
+//! through the ring when the kernel has IORING_OP_OPENAT / RENAMEAT / UNLINKAT (5.6 / 5.11 /
+//! 5.11), fallocate when it has IORING_OP_FALLOCATE; an opcode the probe does not find makes that
+//! operation use the std call ([`RingOps`], one log line at construction), so an older kernel
+//! still gets the ring for the data path.
 //!
 //! How an operation travels:
 //! - The caller (a tokio worker or a spawn_blocking thread; the trait is synchronous) puts a
@@ -21,11 +32,13 @@
 //! - The thread runs while the backend or any file it opened is alive (each holds the shared
 //!   state); the last one dropped closes the channel and joins the thread.
 //!
-//! Memory safety: an SQE points into the caller's buffer. The caller stays blocked until its
-//! completion has been reaped, and the thread never drops a request that is still in the kernel
+//! Memory safety: an SQE points into the caller's buffer (or, for a path operation, into the
+//! caller's NUL-terminated copy of the path). The caller stays blocked until its completion has
+//! been reaped, and the thread never drops a request that is still in the kernel
 //! (its state waits for every in-flight completion before it goes away, even while unwinding).
 
 use std::collections::VecDeque;
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -37,7 +50,7 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, opcode, types};
 
-use super::std::StdIo;
+use super::std::{StdIo, preallocate_fd, preallocation_result};
 use super::{DirEntry, FileIo, IoFile, OpenMode};
 
 /// Ring entries: how many operations may be in the kernel at once.
@@ -119,6 +132,15 @@ enum Kind {
     Write { ptr: *const u8, len: u32, pos: u64 },
     Read { ptr: *mut u8, len: u32, pos: u64 },
     DataSync,
+    /// A full fsync (metadata too), for directories; never shared with other requests.
+    Sync,
+    /// fallocate(`mode`) of `[pos, pos + len)`.
+    Fallocate { pos: u64, len: u64, mode: i32 },
+    /// The path operations: `fd` is the directory paths are relative to (AT_FDCWD), the pointers
+    /// are the caller's CStrings. An open's result is the new descriptor.
+    OpenAt { path: *const libc::c_char, flags: i32, mode: libc::mode_t },
+    RenameAt { from: *const libc::c_char, to: *const libc::c_char },
+    UnlinkAt { path: *const libc::c_char },
 }
 
 #[derive(Debug)]
@@ -138,8 +160,8 @@ impl Drop for Request {
     }
 }
 
-// SAFETY: the raw pointers point into the caller's buffer, which stays borrowed (the caller is
-// blocked in `Slot::wait`) until the storage thread has reaped the operation's completion.
+// SAFETY: the raw pointers point into the caller's buffer or path, which stays borrowed (the
+// caller is blocked in `Slot::wait`) until the storage thread has reaped the operation's completion.
 unsafe impl Send for Request {}
 
 /// What the backend and its files share; the last one dropped stops the thread.
@@ -149,6 +171,8 @@ struct Shared {
     wake: Arc<Wake>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<UringStats>,
+    /// The optional opcodes this ring runs; the others use the std call.
+    ops: RingOps,
 }
 
 impl Shared {
@@ -158,6 +182,70 @@ impl Shared {
         tx.send(Request { fd, kind, slot: Some(slot.clone()) }).map_err(|_| stopped())?;
         self.wake.notify();
         Ok(slot.wait())
+    }
+
+    /// One whole operation (no partial results to continue): submitted again after EINTR, as
+    /// std's wrappers do, and the kernel's -errno turned into an io::Error.
+    fn run_op(&self, fd: RawFd, kind: Kind) -> io::Result<usize> {
+        loop {
+            match result(self.submit(fd, kind)?) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// openat(AT_FDCWD, path, flags, mode) through the ring: the new descriptor, owned.
+    fn open_at(&self, path: &Path, flags: i32, mode: libc::mode_t) -> io::Result<OwnedFd> {
+        let c = c_path(path)?;
+        let fd = self.run_op(libc::AT_FDCWD, Kind::OpenAt { path: c.as_ptr(), flags, mode })?;
+        let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("io_uring openat returned no descriptor"))?;
+        // SAFETY: the kernel just created this descriptor for this call; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// A path as the kernel takes it. A NUL inside cannot name a file (std says the same).
+fn c_path(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// The opcodes beyond the data path that this backend uses when the kernel has them. Each one
+/// missing sends that operation to the std call instead; none is needed for the ring to work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingOps {
+    pub openat: bool,
+    pub renameat: bool,
+    pub unlinkat: bool,
+    pub fallocate: bool,
+}
+
+impl RingOps {
+    pub const ALL: RingOps = RingOps { openat: true, renameat: true, unlinkat: true, fallocate: true };
+    pub const NONE: RingOps = RingOps { openat: false, renameat: false, unlinkat: false, fallocate: false };
+
+    fn from_probe(p: &io_uring::Probe) -> Self {
+        RingOps {
+            openat: p.is_supported(opcode::OpenAt::CODE),
+            renameat: p.is_supported(opcode::RenameAt::CODE),
+            unlinkat: p.is_supported(opcode::UnlinkAt::CODE),
+            fallocate: p.is_supported(opcode::Fallocate::CODE),
+        }
+    }
+
+    /// The operations of both.
+    fn and(self, o: RingOps) -> Self {
+        RingOps { openat: self.openat && o.openat, renameat: self.renameat && o.renameat, unlinkat: self.unlinkat && o.unlinkat, fallocate: self.fallocate && o.fallocate }
+    }
+
+    /// Names of the opcodes not available.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [(self.openat, "OPENAT"), (self.renameat, "RENAMEAT"), (self.unlinkat, "UNLINKAT"), (self.fallocate, "FALLOCATE")]
+            .into_iter()
+            .filter(|(on, _)| !on)
+            .map(|(_, name)| name)
+            .collect()
     }
 }
 
@@ -187,9 +275,27 @@ pub struct UringIo {
 }
 
 impl UringIo {
-    /// Creates the ring and starts the storage thread. Fails when the kernel refuses io_uring.
+    /// Creates the ring and starts the storage thread. Fails when the kernel refuses io_uring;
+    /// optional opcodes it lacks ([`RingOps`]) fall back to the std calls.
     pub fn new() -> io::Result<Self> {
+        Self::with_ops(RingOps::ALL)
+    }
+
+    /// As `new`, using at most `allowed` of the optional opcodes (tests use it to run the std
+    /// fallbacks on a kernel that has every opcode).
+    pub fn with_ops(allowed: RingOps) -> io::Result<Self> {
         let ring = IoUring::new(RING_ENTRIES)?;
+        let mut p = io_uring::Probe::new();
+        // No probe (before 5.6) means none of the optional opcodes can be trusted.
+        let supported = match ring.submitter().register_probe(&mut p) {
+            Ok(()) => RingOps::from_probe(&p),
+            Err(_) => RingOps::NONE,
+        };
+        let ops = supported.and(allowed);
+        let missing = supported.missing();
+        if !missing.is_empty() {
+            tracing::info!(missing = ?missing, "io_uring lacks these opcodes; those operations use the std calls");
+        }
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
         let stats = Arc::new(UringStats::default());
         let thread_stats = stats.clone();
@@ -198,7 +304,12 @@ impl UringIo {
         let thread = std::thread::Builder::new()
             .name("fjord-uring".into())
             .spawn(move || run(ring, rx, thread_wake, &thread_stats))?;
-        Ok(Self { shared: Arc::new(Shared { tx: Some(tx), wake, thread: Some(thread), stats }) })
+        Ok(Self { shared: Arc::new(Shared { tx: Some(tx), wake, thread: Some(thread), stats, ops }) })
+    }
+
+    /// The optional opcodes this backend runs through the ring.
+    pub fn ops(&self) -> RingOps {
+        self.shared.ops
     }
 
     /// The counters, shared: they stay readable after the backend is dropped.
@@ -213,14 +324,16 @@ impl UringIo {
 }
 
 /// Checks that the kernel runs io_uring with the operations this backend needs: a small ring,
-/// the opcode probe, and one NOP through it. `Err` says why not.
-pub fn probe() -> io::Result<()> {
+/// the opcode probe, and one NOP through it. `Err` says why not; `Ok` tells which optional
+/// opcodes are there (the backend uses std calls for the others).
+pub fn probe() -> io::Result<RingOps> {
     let mut ring = IoUring::new(4)?;
     let mut p = io_uring::Probe::new();
     ring.submitter().register_probe(&mut p)?;
-    for (code, name) in [(opcode::Write::CODE, "write"), (opcode::Read::CODE, "read"), (opcode::Fsync::CODE, "fsync")] {
+    let required = [(opcode::Write::CODE, "WRITE"), (opcode::Read::CODE, "READ"), (opcode::Fsync::CODE, "FSYNC"), (opcode::PollAdd::CODE, "POLL_ADD")];
+    for (code, name) in required {
         if !p.is_supported(code) {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks IORING_OP_{}", name.to_uppercase())));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, format!("io_uring lacks IORING_OP_{name}")));
         }
     }
     let nop = opcode::Nop::new().build().user_data(7);
@@ -228,7 +341,7 @@ pub fn probe() -> io::Result<()> {
     unsafe { ring.submission().push(&nop) }.map_err(|_| io::Error::other("io_uring probe: submission queue full"))?;
     ring.submit_and_wait(1)?;
     match ring.completion().next() {
-        Some(c) if c.result() >= 0 && c.user_data() == 7 => Ok(()),
+        Some(c) if c.result() >= 0 && c.user_data() == 7 => Ok(RingOps::from_probe(&p)),
         Some(c) => Err(io::Error::from_raw_os_error(-c.result())),
         None => Err(io::Error::other("io_uring probe: no completion for a NOP")),
     }
@@ -310,6 +423,19 @@ impl IoFile for UringFile {
         self.file.set_len(len)
     }
 
+    /// IORING_OP_FALLOCATE with FALLOC_FL_KEEP_SIZE, or fallocate(2) on a kernel without it.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let fd = self.file.as_raw_fd();
+        if !self.shared.ops.fallocate {
+            return preallocate_fd(fd, offset, len);
+        }
+        let kind = Kind::Fallocate { pos: offset, len, mode: libc::FALLOC_FL_KEEP_SIZE };
+        preallocation_result(self.shared.run_op(fd, kind).map(drop))
+    }
+
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
@@ -319,20 +445,40 @@ impl IoFile for UringFile {
     }
 }
 
+/// Mode of files `open` creates: rw-r--r-- (before the umask).
+const CREATE_MODE: libc::mode_t = 0o644;
+
 impl FileIo for UringIo {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn IoFile>> {
-        let mut o = std::fs::OpenOptions::new();
-        o.read(true).write(true);
-        if mode == OpenMode::CreateReadWrite {
-            o.create(true);
+        if !self.shared.ops.openat {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true).write(true);
+            if mode == OpenMode::CreateReadWrite {
+                o.create(true).mode(CREATE_MODE);
+            }
+            return Ok(self.wrap(o.open(path)?));
         }
-        Ok(self.wrap(o.open(path)?))
+        let (flags, perm) = match mode {
+            OpenMode::ReadWrite => (libc::O_RDWR | libc::O_CLOEXEC, 0),
+            OpenMode::CreateReadWrite => (libc::O_RDWR | libc::O_CLOEXEC | libc::O_CREAT, CREATE_MODE),
+        };
+        let fd = self.shared.open_at(path, flags, perm)?;
+        Ok(self.wrap(File::from(fd)))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdIo.rename(from, to)
+        if !self.shared.ops.renameat {
+            return StdIo.rename(from, to);
+        }
+        let (from, to) = (c_path(from)?, c_path(to)?);
+        self.shared.run_op(libc::AT_FDCWD, Kind::RenameAt { from: from.as_ptr(), to: to.as_ptr() }).map(drop)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdIo.remove_file(path)
+        if !self.shared.ops.unlinkat {
+            return StdIo.remove_file(path);
+        }
+        let c = c_path(path)?;
+        self.shared.run_op(libc::AT_FDCWD, Kind::UnlinkAt { path: c.as_ptr() }).map(drop)
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         StdIo.remove_dir_all(path)
@@ -340,8 +486,14 @@ impl FileIo for UringIo {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         StdIo.create_dir_all(path)
     }
+    /// Opens the directory and fsyncs it (a full fsync: a directory's entries are its metadata).
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        StdIo.sync_dir(path)
+        let dir: OwnedFd = if self.shared.ops.openat {
+            self.shared.open_at(path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?
+        } else {
+            File::open(path)?.into()
+        };
+        self.shared.run_op(dir.as_raw_fd(), Kind::Sync).map(drop)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         StdIo.list_dir(path)
@@ -425,9 +577,14 @@ impl Ring {
             Kind::Write { ptr, len, pos } => opcode::Write::new(f, ptr, len).offset(pos).build(),
             Kind::Read { ptr, len, pos } => opcode::Read::new(f, ptr, len).offset(pos).build(),
             Kind::DataSync => opcode::Fsync::new(f).flags(types::FsyncFlags::DATASYNC).build(),
+            Kind::Sync => opcode::Fsync::new(f).build(),
+            Kind::Fallocate { pos, len, mode } => opcode::Fallocate::new(f, len).offset(pos).mode(mode).build(),
+            Kind::OpenAt { path, flags, mode } => opcode::OpenAt::new(f, path).flags(flags).mode(mode).build(),
+            Kind::RenameAt { from, to } => opcode::RenameAt::new(f, from, f, to).build(),
+            Kind::UnlinkAt { path } => opcode::UnlinkAt::new(f, path).build(),
         }
         .user_data(idx as u64);
-        // SAFETY: the buffers stay valid until the completion is reaped (see `Request`).
+        // SAFETY: the buffers and paths stay valid until the completion is reaped (see `Request`).
         if unsafe { self.ring.submission().push(&sqe) }.is_err() {
             self.free.push(idx);
             return Err(waiters);
@@ -638,7 +795,111 @@ mod tests {
 
     #[test]
     fn the_probe_accepts_this_kernel() {
-        probe().expect("probe");
+        // The test machine's kernel (6.x) has every optional opcode, so nothing falls back.
+        assert_eq!(probe().expect("probe"), RingOps::ALL);
+        assert_eq!(backend().ops(), RingOps::ALL);
+        assert_eq!(RingOps::NONE.missing(), ["OPENAT", "RENAMEAT", "UNLINKAT", "FALLOCATE"]);
+    }
+
+    /// Requests the ring completed so far.
+    fn ops(io: &UringIo) -> u64 {
+        io.stats().ops.load(Ordering::Relaxed)
+    }
+
+    fn errno(r: io::Result<impl std::fmt::Debug>) -> (io::ErrorKind, Option<i32>) {
+        let e = r.expect_err("the call fails");
+        (e.kind(), e.raw_os_error())
+    }
+
+    /// open, rename, unlink and sync_dir with the results and errnos of their std calls, each
+    /// through the ring (counted before the caller wakes, so the counts are exact here) or, for
+    /// `RingOps::NONE`, through std only (a directory fsync still uses the ring's fsync).
+    fn path_operations_round_trip(io: &UringIo) {
+        let via_ring = |n: u64| if io.ops().openat { n } else { 0 };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+
+        let before = ops(io);
+        assert_eq!(errno(io.open(&a, OpenMode::ReadWrite)), (io::ErrorKind::NotFound, Some(libc::ENOENT)), "no file is created");
+        assert!(!a.exists());
+        assert_eq!(ops(io) - before, via_ring(1));
+
+        let before = ops(io);
+        let f = io.open(&a, OpenMode::CreateReadWrite).expect("create");
+        assert_eq!(ops(io) - before, via_ring(1));
+        f.write_all_at(b"segment", 0).expect("write");
+        let fd = f.raw_fd().expect("a real descriptor");
+        // SAFETY: fcntl and fstat on a descriptor `f` keeps open, into a zeroed stat.
+        let (fd_flags, mut st) = (unsafe { libc::fcntl(fd, libc::F_GETFD) }, unsafe { std::mem::zeroed::<libc::stat>() });
+        assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+        assert!(fd_flags & libc::FD_CLOEXEC != 0, "opened with O_CLOEXEC");
+        assert_eq!(st.st_mode & 0o7733, 0o600, "created rw-r--r-- (less the umask)");
+        // Reopening keeps the contents (no O_TRUNC) in both modes.
+        for mode in [OpenMode::ReadWrite, OpenMode::CreateReadWrite] {
+            assert_eq!(io.open(&a, mode).expect("reopen").len().expect("len"), 7);
+        }
+
+        let before = ops(io);
+        io.rename(&a, &b).expect("rename");
+        assert_eq!(ops(io) - before, if io.ops().renameat { 1 } else { 0 });
+        assert!(!a.exists());
+        assert_eq!(std::fs::read(&b).expect("read"), b"segment");
+        assert_eq!(errno(io.rename(&a, &b)), (io::ErrorKind::NotFound, Some(libc::ENOENT)));
+        assert_eq!(errno(io.rename(&b, &dir.path().join("no/such/dir"))), (io::ErrorKind::NotFound, Some(libc::ENOENT)));
+
+        let before = ops(io);
+        io.remove_file(&b).expect("unlink");
+        assert_eq!(ops(io) - before, if io.ops().unlinkat { 1 } else { 0 });
+        assert!(!b.exists());
+        assert_eq!(errno(io.remove_file(&b)), (io::ErrorKind::NotFound, Some(libc::ENOENT)));
+        assert_eq!(errno(io.remove_file(dir.path())).1, Some(libc::EISDIR), "unlink never removes a directory");
+        // The unlinked file stays usable through its open handle, as with std.
+        f.write_all_at(b"!", 7).expect("write after unlink");
+
+        let before = ops(io);
+        io.sync_dir(dir.path()).expect("sync dir");
+        assert_eq!(ops(io) - before, via_ring(1) + 1, "the open (when on the ring), then a full fsync");
+        assert_eq!(errno(io.sync_dir(&dir.path().join("gone"))), (io::ErrorKind::NotFound, Some(libc::ENOENT)));
+        std::fs::write(&a, b"").expect("write");
+        if io.ops().openat {
+            assert_eq!(errno(io.sync_dir(&a)).1, Some(libc::ENOTDIR), "O_DIRECTORY refuses a file");
+        }
+        assert_eq!(errno(io.open(Path::new("/nul\0inside"), OpenMode::ReadWrite)).0, io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn open_rename_unlink_and_sync_dir_go_through_the_ring_with_std_errnos() {
+        path_operations_round_trip(&backend());
+    }
+
+    #[test]
+    fn without_the_optional_opcodes_the_std_calls_serve_them() {
+        let io = UringIo::with_ops(RingOps::NONE).expect("io_uring");
+        assert_eq!(io.ops(), RingOps::NONE);
+        path_operations_round_trip(&io);
+        // Preallocation falls back too, with the same effect.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io.open(&dir.path().join("p"), OpenMode::CreateReadWrite).expect("create");
+        let before = ops(&io);
+        f.preallocate(0, 1 << 20).expect("preallocate");
+        assert_eq!(ops(&io), before, "fallocate on the caller's thread");
+        assert!(super::super::allocated_bytes(f.as_ref()) >= 1 << 20);
+        assert_eq!(f.len().expect("len"), 0);
+    }
+
+    #[test]
+    fn preallocation_goes_through_the_ring() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = backend();
+        let f = io.open(&dir.path().join("p"), OpenMode::CreateReadWrite).expect("create");
+        let before = ops(&io);
+        f.preallocate(4096, 1 << 20).expect("preallocate");
+        assert_eq!(ops(&io) - before, 1);
+        assert!(super::super::allocated_bytes(f.as_ref()) >= 1 << 20);
+        assert_eq!(f.len().expect("len"), 0, "KEEP_SIZE");
+        // Errors come back as the kernel's errno: a descriptor opened read-only cannot fallocate.
+        let ro = io.wrap(File::open(dir.path().join("p")).expect("open read-only"));
+        assert_eq!(errno(ro.preallocate(0, 4096)).1, Some(libc::EBADF));
     }
 
     #[test]
