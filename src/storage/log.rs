@@ -809,11 +809,10 @@ impl PartitionLog {
         self.advance_recovery_point();
     }
 
-    /// Moves the recovery point as far as the syncs allow: past the sealed segments a roll flush
-    /// made clean, and to the end a durable sync covered once nothing before its segment is dirty.
-    /// A sealed segment that is not dirty is durable (a roll flush, a full flush or the open
-    /// synced it), so everything below the first dirty sealed segment, or below the active one,
-    /// is; a durable sync reaches further when nothing before its segment is dirty.
+    /// Moves the recovery point as far as the syncs allow. A sealed segment that is not dirty is
+    /// durable (a roll flush, a full flush or the open synced it), so everything below the first
+    /// dirty sealed segment, or below the active one, is; a durable sync reaches on to its end
+    /// when nothing before its segment is dirty.
     fn advance_recovery_point(&mut self) {
         let first_dirty = self.segments.iter().rev().skip(1).filter(|(_, s)| s.is_dirty()).map(|(b, _)| *b).last();
         let active = self.segments.keys().next_back().copied().unwrap_or(self.log_end_offset);
@@ -1955,7 +1954,6 @@ mod tests {
         let h = BatchHeader::parse(&stored).unwrap();
         assert_eq!((h.computed_crc(), h.max_timestamp()), (Some(h.crc()), NOW));
     }
-
 
     #[test]
     fn a_durable_sync_outside_the_lock_moves_the_recovery_point_and_survives_an_unclean_reopen() {

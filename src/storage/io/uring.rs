@@ -365,13 +365,7 @@ impl UringFile {
     /// A read through the ring (one submission, completed on the storage thread).
     fn read_via_ring(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         let len = buf.len().min(MAX_OP_BYTES) as u32;
-        loop {
-            let res = self.shared.submit(self.file.as_raw_fd(), Kind::Read { ptr: buf.as_mut_ptr(), len, pos })?;
-            match result(res) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
-        }
+        self.shared.run_op(self.file.as_raw_fd(), Kind::Read { ptr: buf.as_mut_ptr(), len, pos })
     }
 }
 
