@@ -107,6 +107,32 @@ async fn find_coordinator_names_this_broker_for_groups_and_transactions() {
     b.stop().await;
 }
 
+/// Partitions and error code of `topic` in a Metadata answer that may not create it.
+async fn topic_partitions(c: &mut Client, topic: &str) -> (i16, usize) {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(topic))))]))
+        .with_allow_auto_topic_creation(false);
+    let resp = c.send(&req, 12).await;
+    (resp.topics[0].error_code, resp.topics[0].partitions.len())
+}
+
+#[tokio::test]
+async fn find_coordinator_creates_the_coordinators_internal_topic_before_it_answers() {
+    let b = TestBroker::start(&[FAST, &["offsets.topic.num.partitions=7", "transaction.state.log.num.partitions=3"]].concat()).await;
+    let mut c = b.client().await;
+    let missing = E::UnknownTopicOrPartition.code();
+    assert_eq!(topic_partitions(&mut c, "__consumer_offsets").await, (missing, 0));
+    assert_eq!(topic_partitions(&mut c, "__transaction_state").await, (missing, 0));
+    let resp = c.send(&FindCoordinatorRequest::default().with_key(s("g")), 3).await;
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(topic_partitions(&mut c, "__consumer_offsets").await, (0, 7));
+    assert_eq!(topic_partitions(&mut c, "__transaction_state").await, (missing, 0));
+    let txn = c.send(&FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![s("t")]), 4).await;
+    assert_eq!(txn.coordinators[0].error_code, 0);
+    assert_eq!(topic_partitions(&mut c, "__transaction_state").await, (0, 3));
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn two_members_join_the_leader_assigns_and_both_get_their_assignment() {
     let b = TestBroker::start(FAST).await;

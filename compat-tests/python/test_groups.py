@@ -439,14 +439,17 @@ def kp_consumer(bootstrap, group):
 
 
 def kp_subscribe(c, topic, parts, timeout_s=10.0):
-    """Subscribe once the client's metadata knows every partition of the topic. kafka-python's group
-    leader assigns with the metadata it holds when it joins: a join racing the first metadata fetch of
-    a new topic assigns nothing and, with metadata.max.age.ms at 5 min, stays so (against any broker)."""
+    """Subscribe, then fetch metadata until the client knows every partition of the topic, before the
+    first poll() joins the group. kafka-python's group leader assigns with the metadata it holds when
+    it joins, and remembers the partitions it saw: a join racing the first metadata fetch of a new
+    topic assigns nothing, and a join before the first metadata fetch since subscribe() remembers no
+    partitions, so the next metadata update makes the client rejoin at once; a commit() during that
+    rejoin fails with RebalanceInProgressError (against any broker). topics() always fetches."""
+    c.subscribe([topic])
     deadline = time.monotonic() + timeout_s
-    while len(c.partitions_for_topic(topic) or ()) < parts:
+    while topic not in c.topics() or len(c.partitions_for_topic(topic) or ()) < parts:
         assert time.monotonic() < deadline, "kafka-python never saw the partitions of %s" % topic
         time.sleep(0.1)
-    c.subscribe([topic])
 
 
 def kp_poll(c, n, timeout_s=30.0):

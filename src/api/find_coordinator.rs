@@ -1,5 +1,8 @@
 //! FindCoordinator: this single node coordinates every group (key type 0) and every
-//! transactional id (key type 1).
+//! transactional id (key type 1). As in Kafka, the first lookup creates the coordinator's internal
+//! topic (`__consumer_offsets` or `__transaction_state`), so the group's first SyncGroup or the
+//! transaction's first state write does not wait for fifty partitions to be created; a creation
+//! that fails is COORDINATOR_NOT_AVAILABLE, which clients retry.
 
 use std::sync::Arc;
 
@@ -11,21 +14,47 @@ use kafka_protocol::protocol::StrBytes;
 use super::str_bytes;
 use crate::broker::Broker;
 
-/// (error code, node id, host, port) for one key.
-fn locate(broker: &Broker, key_type: i8) -> (i16, i32, String, i32) {
+/// (error code, node id, host, port) for one key, given whether the internal topic exists.
+fn locate(broker: &Broker, key_type: i8, topic_ready: bool) -> (i16, i32, String, i32) {
     match key_type {
-        0 | 1 => (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32),
+        0 | 1 if topic_ready => (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32),
+        0 | 1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
         _ => (E::InvalidRequest.code(), -1, String::new(), -1),
     }
 }
 
+/// Creates the internal topic behind `key_type` if it is missing (off the tokio worker: it is
+/// fifty partitions' files and fsyncs). True when it exists; other key types answer true here and
+/// are refused by `locate`.
+async fn ensure_internal_topic(broker: &Arc<Broker>, key_type: i8) -> bool {
+    let ensure: fn(&Broker) -> Result<(), String> = match key_type {
+        0 => Broker::ensure_offsets_topic,
+        1 => Broker::ensure_txn_topic,
+        _ => return true,
+    };
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || ensure(&b)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(key_type, error = %e, "cannot create the coordinator's internal topic");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(key_type, error = %e, "creating the coordinator's internal topic panicked");
+            false
+        }
+    }
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+    let key_type = if version >= 1 { req.key_type } else { 0 };
+    let ready = ensure_internal_topic(broker, key_type).await;
     if version >= 4 {
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key: StrBytes| {
-                let (code, node, host, port) = locate(broker, req.key_type);
+                let (code, node, host, port) = locate(broker, key_type, ready);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -37,7 +66,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             .collect();
         return FindCoordinatorResponse::default().with_error_message(None).with_coordinators(coordinators);
     }
-    let (code, node, host, port) = locate(broker, if version >= 1 { req.key_type } else { 0 });
+    let (code, node, host, port) = locate(broker, key_type, ready);
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(None)

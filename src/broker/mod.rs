@@ -188,7 +188,9 @@ impl Broker {
         }
     }
 
-    fn ensure_txn_topic(&self) -> Result<(), String> {
+    /// `__transaction_state`, created on first use: compacted, segments of
+    /// transaction.state.log.segment.bytes.
+    pub fn ensure_txn_topic(&self) -> Result<(), String> {
         if self.metadata.topic(TRANSACTION_STATE_TOPIC).is_some() {
             return Ok(());
         }
