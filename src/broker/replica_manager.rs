@@ -119,7 +119,7 @@ impl ReplicaManager {
     /// producers' syncs of one file share an fsync in the io_uring backend), then move the
     /// recovery point under the lock. Blocks on the disk: call it from spawn_blocking.
     pub fn complete_sync(&self, sync: &PendingSync) -> Result<(), ReplicaError> {
-        sync.target.file.sync_data().map_err(StorageError::from)?;
+        sync.target.sync().map_err(StorageError::from)?;
         let log = self.log(&sync.tp)?;
         log.lock().unwrap_or_else(|e| e.into_inner()).mark_synced(&sync.target);
         Ok(())
@@ -184,7 +184,13 @@ impl ReplicaManager {
     /// blocking pool; inline without a runtime), then moves the recovery point past them.
     fn flush_rolled(log: Arc<std::sync::Mutex<PartitionLog>>, job: RollFlush) {
         let run = move || match job.sync() {
-            Ok(()) => log.lock().unwrap_or_else(|e| e.into_inner()).complete_roll_flush(&job),
+            Ok(()) => {
+                let started = std::time::Instant::now();
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                let locked = started.elapsed();
+                log.complete_roll_flush(&job);
+                tracing::debug!(lock_wait_us = locked.as_micros() as u64, under_lock_us = (started.elapsed() - locked).as_micros() as u64, "completed a roll flush");
+            }
             // The segments stay dirty: the next full flush (or close) syncs them.
             Err(e) => tracing::warn!(error = %e, "fsync of a rolled segment failed"),
         };

@@ -87,20 +87,41 @@ impl LogRange {
     }
 }
 
-/// Sealed segments whose data a roll left unsynced, with their files (see `PartitionLog::roll_flush`).
+/// What rolls left unsynced (see `PartitionLog::take_roll_flush`): the sealed segments' log and
+/// index files, the producer snapshots, and the directory entries of the files they created.
 #[derive(Debug)]
 pub struct RollFlush {
-    segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)>,
+    /// (base offset, its log and index files) of each sealed segment not yet durable.
+    segments: Vec<(i64, [Arc<dyn IoFile>; 3])>,
+    snapshots: Vec<Arc<dyn IoFile>>,
+    /// The directory to fsync and the count of directory changes that fsync covers.
+    dir: Option<DirSync>,
+}
+
+/// A directory fsync owed for files created in it: the `changes` count it covers (see
+/// `PartitionLog::dir_changes`).
+#[derive(Debug, Clone)]
+pub struct DirSync {
+    io: Arc<dyn FileIo>,
+    path: PathBuf,
+    changes: u64,
+}
+
+impl DirSync {
+    fn sync(&self) -> std::io::Result<()> {
+        self.io.sync_dir(&self.path)
+    }
 }
 
 impl RollFlush {
-    /// fdatasync of each segment's log file; needs no lock (the files are shared handles and a
-    /// sealed segment is never appended to).
+    /// fdatasync of each file, then the directory fsync; needs no lock (the files are shared
+    /// handles, a sealed segment is never appended to, and an fsync of a file deleted meanwhile
+    /// is harmless).
     pub fn sync(&self) -> std::io::Result<()> {
-        for (_, f) in &self.segments {
+        for f in self.segments.iter().flat_map(|(_, files)| files).chain(&self.snapshots) {
             f.sync_data()?;
         }
-        Ok(())
+        self.dir.as_ref().map_or(Ok(()), DirSync::sync)
     }
 }
 
@@ -137,6 +158,13 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// A roll sealed a segment whose data still needs an fsync (`take_roll_flush`).
     roll_flush_due: bool,
+    /// Producer snapshots rolls wrote and nobody fsynced yet.
+    unsynced_snapshots: Vec<Arc<dyn IoFile>>,
+    /// Files created in the directory so far (by rolls), and how many of them a directory
+    /// fsync has made durable: a synced append to a segment whose directory entry could vanish
+    /// in a power loss is not durable.
+    dir_changes: u64,
+    dir_synced: u64,
     /// The furthest end a durable-mode sync covered: (its segment, end offset).
     durable_synced: Option<(i64, i64)>,
     open_stats: OpenStats,
@@ -146,7 +174,8 @@ pub struct PartitionLog {
 }
 
 /// What a durable-mode sync needs, taken under the partition lock and used without it: the
-/// active segment's file, the log end offset the sync will cover, and the truncation count then.
+/// active segment's file, the log end offset the sync will cover, the truncation count then,
+/// and the directory fsync still owed for a segment a roll created.
 #[derive(Debug, Clone)]
 pub struct SyncTarget {
     pub file: Arc<dyn IoFile>,
@@ -154,6 +183,17 @@ pub struct SyncTarget {
     /// The segment `file` belongs to.
     segment_base: i64,
     truncations: u64,
+    dir: Option<DirSync>,
+}
+
+impl SyncTarget {
+    /// The fsyncs (no lock needed): the directory if a roll created files in it since its last
+    /// fsync, then the segment's data. Concurrent syncs of one file share an fdatasync in the
+    /// io_uring backend.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.dir.as_ref().map_or(Ok(()), DirSync::sync)?;
+        self.file.sync_data()
+    }
 }
 
 impl PartitionLog {
@@ -265,6 +305,9 @@ impl PartitionLog {
             leader_epoch: -1,
             epochs,
             roll_flush_due: false,
+            unsynced_snapshots: Vec::new(),
+            dir_changes: 0,
+            dir_synced: 0,
             durable_synced: None,
             open_stats: stats,
             truncations: 0,
@@ -596,14 +639,25 @@ impl PartitionLog {
         if self.segments.contains_key(&leo) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let sealed = self.active();
-        // The sealed segment's data is fsynced after the roll, off the lock (`roll_flush`), as
-        // Kafka flushes a rolled segment from its scheduler: an fsync of a whole segment inside
-        // an append stalled produce for seconds.
-        sealed.seal_indexes()?;
+        // Nothing here waits for the disk. The sealed segment's data and indexes, the snapshot
+        // and the directory entries are fsynced after the roll, off the lock
+        // (`take_roll_flush`), as Kafka flushes a rolled segment from its scheduler: an fsync
+        // of a whole segment inside an append stalled produce for seconds, and the index,
+        // snapshot and directory fsyncs still cost tens of milliseconds.
+        let already_durable = !sealed.is_dirty();
+        sealed.seal_unsynced()?;
+        if already_durable {
+            // A full flush synced its data and the recovery point may already be past it, so
+            // the final time index entry cannot wait for the roll flush, which will not include
+            // this segment (rare: a flush at the exact end of a segment).
+            sealed.sync_indexes()?;
+            sealed.release_preallocation();
+        }
         sealed.set_active(false)?;
-        self.producers
-            .write_snapshot(self.io.as_ref(), &self.dir, leo)?;
+        let snapshot = self.producers.write_snapshot_unsynced(self.io.as_ref(), &self.dir, leo)?;
+        self.unsynced_snapshots.push(snapshot);
         let seg = Segment::create(
             self.io.clone(),
             &self.dir,
@@ -611,35 +665,53 @@ impl PartitionLog {
             self.config.index_interval_bytes,
             now_ms,
         )?;
-        self.io.sync_dir(&self.dir)?;
+        self.dir_changes += 1;
         self.segments.insert(leo, seg);
         self.roll_flush_due = true;
-        tracing::debug!(partition = %self.tp, base_offset = leo, "rolled segment");
+        tracing::debug!(partition = %self.tp, base_offset = leo, elapsed_us = started.elapsed().as_micros() as u64, "rolled segment");
         Ok(())
     }
 
-    /// The fsync a roll left to do, once per roll: the sealed segments whose data is not yet
-    /// durable, below the active segment. None when no roll happened since the last call. Run
-    /// `RollFlush::sync` without the log's lock, then `complete_roll_flush`.
+    /// The fsyncs a roll left to do, once per roll: the sealed segments below the active one
+    /// that are not yet durable (log and indexes), the snapshots, and the directory. None when
+    /// no roll happened since the last call. Run `RollFlush::sync` without the log's lock, then
+    /// `complete_roll_flush`.
     pub fn take_roll_flush(&mut self) -> Option<RollFlush> {
         if !std::mem::take(&mut self.roll_flush_due) {
             return None;
         }
         let active = *self.segments.keys().next_back()?;
-        let segments: Vec<(i64, Arc<dyn crate::storage::io::IoFile>)> =
-            self.segments.range(..active).filter(|(_, s)| s.is_dirty()).map(|(b, s)| (*b, s.log_file().clone())).collect();
-        (!segments.is_empty()).then_some(RollFlush { segments })
+        let segments: Vec<(i64, [Arc<dyn IoFile>; 3])> =
+            self.segments.range(..active).filter(|(_, s)| s.is_dirty()).map(|(b, s)| (*b, s.unsynced_files())).collect();
+        let snapshots = std::mem::take(&mut self.unsynced_snapshots);
+        let dir = self.dir_sync_owed();
+        (!segments.is_empty() || !snapshots.is_empty() || dir.is_some()).then_some(RollFlush { segments, snapshots, dir })
     }
 
-    /// After `RollFlush::sync`: the segments are clean, and the recovery point moves as far as
-    /// the syncs now allow.
+    /// After `RollFlush::sync`: the segments are clean and hold no blocks reserved past their
+    /// end, the directory entries it covered are durable, and the recovery point moves as far
+    /// as the syncs now allow. The reserve is given back here, under the lock but after the
+    /// segment's fdatasync, rather than in the roll: the ftruncate waits for the journal commit
+    /// that fsync was part of, and a sealed segment may be active again after a truncation.
     pub fn complete_roll_flush(&mut self, done: &RollFlush) {
+        let active = self.segments.keys().next_back().copied();
         for (base, _) in &done.segments {
             if let Some(seg) = self.segments.get_mut(base) {
                 seg.mark_synced();
+                if Some(*base) != active {
+                    seg.release_preallocation();
+                }
             }
         }
+        if let Some(d) = &done.dir {
+            self.dir_synced = self.dir_synced.max(d.changes);
+        }
         self.advance_recovery_point();
+    }
+
+    /// The directory fsync owed for files rolls created since the last one, if any.
+    fn dir_sync_owed(&self) -> Option<DirSync> {
+        (self.dir_changes > self.dir_synced).then(|| DirSync { io: self.io.clone(), path: self.dir.clone(), changes: self.dir_changes })
     }
 
     /// Reads whole batches starting with the one containing `fetch_offset`, up to `max_bytes` (but at
@@ -775,6 +847,13 @@ impl PartitionLog {
         for seg in self.segments.range_mut(from..).map(|(_, s)| s) {
             seg.flush()?;
         }
+        for snapshot in std::mem::take(&mut self.unsynced_snapshots) {
+            snapshot.sync_data()?;
+        }
+        if let Some(d) = self.dir_sync_owed() {
+            d.sync()?;
+            self.dir_synced = d.changes;
+        }
         self.recovery_point = self.log_end_offset;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
@@ -788,10 +867,16 @@ impl PartitionLog {
     /// rebuilds them for the segment holding the recovery point.
     pub fn sync_target(&self) -> SyncTarget {
         let active = self.segments.values().next_back().expect("a partition log always has an active segment");
-        SyncTarget { file: active.log_file().clone(), end_offset: self.log_end_offset, segment_base: active.base_offset(), truncations: self.truncations }
+        SyncTarget {
+            file: active.log_file().clone(),
+            end_offset: self.log_end_offset,
+            segment_base: active.base_offset(),
+            truncations: self.truncations,
+            dir: self.dir_sync_owed(),
+        }
     }
 
-    /// Durable mode, step 3 (under the lock again, after `target.file.sync_data()` succeeded
+    /// Durable mode, step 3 (under the lock again, after `target.sync()` succeeded
     /// without it): moves the recovery point to the synced end. Concurrent syncs may finish in
     /// any order, so it only grows; a truncation in between voids the sync (the data it covered
     /// may be gone and new unsynced data may sit below its end). The segment stays marked dirty,
@@ -799,6 +884,9 @@ impl PartitionLog {
     /// finished yet holds the recovery point below it: the point promises that everything before
     /// it is durable.
     pub fn mark_synced(&mut self, target: &SyncTarget) {
+        if let Some(d) = &target.dir {
+            self.dir_synced = self.dir_synced.max(d.changes);
+        }
         if target.truncations != self.truncations {
             return;
         }
@@ -1006,10 +1094,17 @@ impl PartitionLog {
     pub fn close(&mut self) -> Result<()> {
         self.active().seal()?;
         for seg in self.segments.values_mut() {
+            // A roll flush that failed left its segment's reserve.
+            seg.release_preallocation();
             seg.flush()?;
         }
+        for snapshot in std::mem::take(&mut self.unsynced_snapshots) {
+            snapshot.sync_data()?;
+        }
+        // Its directory fsync also makes the files rolls created durable.
         self.producers
             .write_snapshot(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+        self.dir_synced = self.dir_changes;
         self.recovery_point = self.log_end_offset;
         Ok(())
     }
@@ -1291,7 +1386,7 @@ mod tests {
     }
 
     #[test]
-    fn the_active_segment_preallocates_by_the_configured_step_and_sealed_ones_keep_no_reserve() {
+    fn the_active_segment_preallocates_by_the_configured_step_and_sealed_ones_keep_no_reserve_after_their_roll_flush() {
         let allocated = |seg: &Segment| crate::storage::io::allocated_bytes(seg.log_file().as_ref());
         let reserve_free = |seg: &Segment| allocated(seg) <= seg.size().div_ceil(4096) * 4096 + 4096;
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1300,6 +1395,11 @@ mod tests {
         let mut all = Vec::new();
         while log.segment_count() < 4 {
             all.extend(append(&mut log, simple_batch(100)).1);
+            // As the replica manager does after every append.
+            if let Some(job) = log.take_roll_flush() {
+                job.sync().expect("roll flush");
+                log.complete_roll_flush(&job);
+            }
             let (active, sealed) = log.segments.values().collect::<Vec<_>>().split_last().map(|(a, s)| (*a, s.to_vec())).expect("segments");
             assert!(active.preallocated_end >= active.size() && active.preallocated_end > 0, "the active segment reserves ahead");
             assert!(allocated(active) >= active.preallocated_end, "{} bytes for a reserve to {}", allocated(active), active.preallocated_end);
@@ -1643,6 +1743,84 @@ mod tests {
         assert_eq!(log.open_stats().truncated_bytes, b.len() as u64);
     }
 
+    /// A log on a FaultyIo without faults, which counts the fsyncs.
+    fn counted_log(dir: &Path, cfg: LogConfig) -> (FaultyIo, PartitionLog) {
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let fio: Arc<dyn FileIo> = Arc::new(faulty.clone());
+        let log = PartitionLog::create(fio, &dir.join("t-0"), tp(), cfg, NOW).expect("create");
+        (faulty, log)
+    }
+
+    #[test]
+    fn a_roll_waits_for_no_fsync_and_its_flush_syncs_segments_snapshots_and_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), small_cfg());
+        let before = faulty.syncs();
+        while log.segments.len() < 3 {
+            append(&mut log, simple_batch(3));
+        }
+        assert_eq!(faulty.syncs(), before, "neither appends nor rolls wait for the disk");
+        assert_eq!(log.recovery_point(), 0);
+        let job = log.take_roll_flush().expect("rolls happened");
+        assert_eq!((job.segments.len(), job.snapshots.len()), (2, 2));
+        assert!(job.dir.is_some(), "the rolls created files");
+        assert!(log.sync_target().dir.is_some(), "a durable sync would owe the directory too");
+        job.sync().expect("roll flush");
+        assert_eq!(faulty.syncs(), before + 2 * 3 + 2 + 1, "log and two indexes per sealed segment, two snapshots, one directory");
+        log.complete_roll_flush(&job);
+        let active = *log.segments.keys().next_back().expect("active");
+        assert_eq!(log.recovery_point(), active, "everything below the active segment is durable");
+        assert!(log.sync_target().dir.is_none(), "the directory fsync is done");
+        assert!(log.take_roll_flush().is_none(), "one job per roll");
+        // An unclean reopen trusts the sealed segments and starts from the roll's snapshot.
+        let stored = read_all(&log, 0);
+        let rp = log.recovery_point();
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), rp, false);
+        assert_eq!(read_all(&log, 0), stored);
+        assert_eq!(log.open_stats().recovered_segments, 1, "only the active segment is scanned");
+        assert_eq!(log.open_stats().producer_snapshot_offset, Some(active));
+    }
+
+    #[test]
+    fn a_durable_sync_after_a_roll_also_syncs_the_directory_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), small_cfg());
+        while log.segments.len() < 2 {
+            append(&mut log, simple_batch(3));
+        }
+        let target = log.sync_target();
+        let before = faulty.syncs();
+        target.sync().expect("sync");
+        assert_eq!(faulty.syncs(), before + 2, "the new segment's directory entry, then its data");
+        log.mark_synced(&target);
+        let next = log.sync_target();
+        assert!(next.dir.is_none());
+        next.sync().expect("sync");
+        assert_eq!(faulty.syncs(), before + 3, "data only");
+    }
+
+    #[test]
+    fn a_full_flush_syncs_what_rolls_left_and_a_roll_right_after_it_syncs_the_final_index_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), small_cfg());
+        while log.segments.len() < 2 {
+            append(&mut log, simple_batch(3));
+        }
+        let _ = log.take_roll_flush();
+        log.flush(NOW).expect("flush");
+        assert!(log.sync_target().dir.is_none(), "flush synced the directory");
+        assert!(log.unsynced_snapshots.is_empty(), "flush synced the roll's snapshot");
+        assert_eq!(log.recovery_point(), log.log_end_offset());
+        // Nothing appended since the flush: the sealed segment's data is durable and the recovery
+        // point is past it, so the roll syncs its indexes at once (two fsyncs), nothing else.
+        let before = faulty.syncs();
+        log.roll(NOW).expect("roll");
+        assert_eq!(faulty.syncs(), before + 2);
+        let job = log.take_roll_flush().expect("a roll happened");
+        assert!(job.segments.is_empty(), "the sealed segment was already durable");
+    }
+
     #[test]
     fn only_segments_from_the_recovery_point_are_scanned() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1974,7 +2152,7 @@ mod tests {
                             job.sync().expect("roll flush");
                             log.lock().expect("lock").complete_roll_flush(&job);
                         }
-                        target.file.sync_data().expect("sync");
+                        target.sync().expect("sync");
                         log.lock().expect("lock").mark_synced(&target);
                     }
                 });
@@ -2001,11 +2179,11 @@ mod tests {
         assert_eq!(target.end_offset, 6);
         log.truncate_to(2, NOW).expect("truncate");
         append(&mut log, simple_batch(10));
-        target.file.sync_data().expect("sync");
+        target.sync().expect("sync");
         log.mark_synced(&target);
         assert_eq!(log.recovery_point(), 0, "the unsynced re-append below offset 6 is not durable");
         let t = log.sync_target();
-        t.file.sync_data().expect("sync");
+        t.sync().expect("sync");
         log.mark_synced(&t);
         assert_eq!(log.recovery_point(), 12);
     }

@@ -143,6 +143,10 @@ impl EntryFile {
         self.write_pending()?;
         self.file.sync_data()
     }
+    /// The file, for an fsync by someone who does not hold the index (a roll's flush).
+    pub(crate) fn file(&self) -> &Arc<dyn IoFile> {
+        &self.file
+    }
     pub(crate) fn size_bytes(&self) -> usize {
         self.len_bytes()
     }
@@ -296,6 +300,9 @@ impl OffsetIndex {
     }
     pub fn sync(&mut self) -> io::Result<()> {
         self.entries.sync()
+    }
+    pub fn file(&self) -> &Arc<dyn IoFile> {
+        self.entries.file()
     }
 }
 

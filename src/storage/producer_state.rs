@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::checkpoint::write_atomic;
-use super::io::{FileIo, OpenMode};
+use super::io::{FileIo, IoFile, OpenMode};
 use super::{StorageError, file_name, parse_file_name};
 use crate::records::batch::BatchHeader;
 use crate::records::control::{ControlType, Marker};
@@ -336,6 +337,23 @@ impl ProducerStateManager {
     /// Writes `<offset>.snapshot` atomically and prunes old snapshots down to [`MAX_SNAPSHOTS`].
     pub fn write_snapshot(&self, io: &dyn FileIo, dir: &Path, offset: i64) -> io::Result<()> {
         write_atomic(io, &Self::snapshot_path(dir, offset), &self.encode())?;
+        Self::prune_snapshots(io, dir)
+    }
+
+    /// A roll's snapshot: `<offset>.snapshot` written in place and not fsynced, so the roll does
+    /// not wait for the disk; the caller fsyncs the returned file and the directory later, off
+    /// the partition lock (Kafka's roll defers its snapshot flush the same way). A crash before
+    /// that may leave the file empty or torn: its CRC then fails and the open falls back to an
+    /// older snapshot and replays more of the log.
+    pub fn write_snapshot_unsynced(&self, io: &dyn FileIo, dir: &Path, offset: i64) -> io::Result<Arc<dyn IoFile>> {
+        let f = io.open(&Self::snapshot_path(dir, offset), OpenMode::CreateReadWrite)?;
+        f.set_len(0)?;
+        f.write_all_at(&self.encode(), 0)?;
+        Self::prune_snapshots(io, dir)?;
+        Ok(f)
+    }
+
+    fn prune_snapshots(io: &dyn FileIo, dir: &Path) -> io::Result<()> {
         let offsets = snapshot_offsets(io, dir)?;
         for old in offsets.iter().rev().skip(MAX_SNAPSHOTS) {
             io.remove_file(&Self::snapshot_path(dir, *old))?;

@@ -2,8 +2,9 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::io::FileIo;
+use super::io::{FileIo, IoFile};
 use super::offset_index::EntryFile;
 
 fn i64_at(b: &[u8]) -> i64 {
@@ -127,6 +128,9 @@ impl TimeIndex {
     }
     pub fn sync(&mut self) -> io::Result<()> {
         self.entries.sync()
+    }
+    pub fn file(&self) -> &Arc<dyn IoFile> {
+        self.entries.file()
     }
 }
 

@@ -25,6 +25,8 @@ struct FaultState {
     rng: u64,
     written: u64,
     crashed: bool,
+    /// fdatasyncs and directory fsyncs delegated so far.
+    syncs: u64,
 }
 
 impl FaultState {
@@ -61,6 +63,7 @@ impl FaultyIo {
                 rng,
                 written: 0,
                 crashed: false,
+                syncs: 0,
             })),
         }
     }
@@ -71,6 +74,10 @@ impl FaultyIo {
     /// Bytes written so far (including the torn prefix).
     pub fn written_bytes(&self) -> u64 {
         lock(&self.state).written
+    }
+    /// fdatasyncs and directory fsyncs delegated so far (tests prove what waits for the disk).
+    pub fn syncs(&self) -> u64 {
+        lock(&self.state).syncs
     }
     /// Crash now: every later mutation is dropped.
     pub fn crash(&self) {
@@ -115,8 +122,12 @@ impl IoFile for FaultyFile {
         self.inner.write_all_at(&data, pos)
     }
     fn sync_data(&self) -> io::Result<()> {
-        if lock(&self.state).crashed {
-            return Ok(());
+        {
+            let mut st = lock(&self.state);
+            if st.crashed {
+                return Ok(());
+            }
+            st.syncs += 1;
         }
         self.inner.sync_data()
     }
@@ -180,6 +191,7 @@ impl FileIo for FaultyIo {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         if self.alive() {
+            lock(&self.state).syncs += 1;
             self.inner.sync_dir(path)
         } else {
             Ok(())
