@@ -560,10 +560,12 @@ impl PartitionLog {
                 ),
             };
         let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
+        let writeback_step = self.config.writeback_step_bytes;
         let active = self.active();
         // Handed over with each append, so a config change and every way a segment becomes
         // active (roll, open, truncation) get the current values.
         active.set_preallocation(step_bytes, segment_bytes);
+        active.set_writeback_step(writeback_step);
         active.append_parts(
             batches,
             tail,
@@ -1780,6 +1782,38 @@ mod tests {
         assert_eq!(read_all(&log, 0), stored);
         assert_eq!(log.open_stats().recovered_segments, 1, "only the active segment is scanned");
         assert_eq!(log.open_stats().producer_snapshot_offset, Some(active));
+    }
+
+    #[test]
+    fn appends_queue_their_pages_for_writeback_every_step_in_whole_pages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let step = 64 * 1024;
+        let cfg = LogConfig { writeback_step_bytes: step, segment_bytes: 1 << 20, ..LogConfig::default() };
+        let (faulty, mut log) = counted_log(dir.path(), cfg);
+        while log.segments.len() < 3 {
+            append(&mut log, simple_batch(50));
+        }
+        let ranges = faulty.writebacks();
+        assert!(ranges.len() >= 2 * (1 << 20) / step as usize - 2, "{} hints for two segments", ranges.len());
+        // Per segment the ranges follow each other from 0, in whole pages of at least a step.
+        let mut next = 0;
+        for (from, len) in ranges {
+            if from == 0 {
+                next = 0;
+            }
+            assert_eq!(from, next, "contiguous");
+            assert!(len >= step && (from + len) % 4096 == 0, "({from}, {len})");
+            next = from + len;
+        }
+        let active = log.segments.values().next_back().expect("active");
+        assert!(active.writeback_from <= active.size() && active.size() - active.writeback_from < step + 4096);
+        // 0 turns it off.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), LogConfig { writeback_step_bytes: 0, ..small_cfg() });
+        for _ in 0..50 {
+            append(&mut log, simple_batch(50));
+        }
+        assert!(faulty.writebacks().is_empty());
     }
 
     #[test]

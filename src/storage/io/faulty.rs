@@ -27,6 +27,8 @@ struct FaultState {
     crashed: bool,
     /// fdatasyncs and directory fsyncs delegated so far.
     syncs: u64,
+    /// The (offset, len) of every writeback hint delegated so far.
+    writebacks: Vec<(u64, u64)>,
 }
 
 impl FaultState {
@@ -64,6 +66,7 @@ impl FaultyIo {
                 written: 0,
                 crashed: false,
                 syncs: 0,
+                writebacks: Vec::new(),
             })),
         }
     }
@@ -78,6 +81,10 @@ impl FaultyIo {
     /// fdatasyncs and directory fsyncs delegated so far (tests prove what waits for the disk).
     pub fn syncs(&self) -> u64 {
         lock(&self.state).syncs
+    }
+    /// The (offset, len) of every `start_writeback` delegated so far, in order.
+    pub fn writebacks(&self) -> Vec<(u64, u64)> {
+        lock(&self.state).writebacks.clone()
     }
     /// Crash now: every later mutation is dropped.
     pub fn crash(&self) {
@@ -145,6 +152,17 @@ impl IoFile for FaultyFile {
             return Ok(());
         }
         self.inner.preallocate(offset, len)
+    }
+    /// Delegated like `preallocate`: a hint about when pages reach the disk, not data.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        {
+            let mut st = lock(&self.state);
+            if st.crashed {
+                return Ok(());
+            }
+            st.writebacks.push((offset, len));
+        }
+        self.inner.start_writeback(offset, len)
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()

@@ -36,6 +36,13 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     /// later writes there find their blocks allocated. A file system without fallocate makes this
     /// a no-op (logged once); other failures (ENOSPC) are returned.
     fn preallocate(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// Starts writing `[offset, offset + len)` back to the disk without waiting for it and
+    /// without promising durability (sync_file_range with SYNC_FILE_RANGE_WRITE): a hint that
+    /// keeps the file's dirty pages few, so a later fsync has little left to write. Default:
+    /// nothing (a wrapper that is not a kernel file).
+    fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
@@ -223,6 +230,20 @@ mod tests {
     use super::*;
 
     on_each_backend! {
+    #[test]
+    fn start_writeback_queues_written_pages_and_changes_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io().open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("create");
+        f.write_all_at(&[3u8; 1 << 20], 0).expect("write");
+        f.start_writeback(0, 1 << 20).expect("writeback of written pages");
+        f.start_writeback(1 << 20, 1 << 20).expect("past the end is nothing to do");
+        assert_eq!(f.len().expect("len"), 1 << 20);
+        let mut buf = vec![0u8; 1 << 20];
+        assert_eq!(f.read_full_at(&mut buf, 0).expect("read"), 1 << 20);
+        assert!(buf.iter().all(|b| *b == 3));
+        assert!(f.start_writeback(u64::MAX, 1).is_err(), "an offset the kernel cannot take");
+    }
+
     #[test]
     fn preallocate_reserves_blocks_past_the_end_without_changing_the_length() {
         let dir = tempfile::tempdir().expect("tempdir");

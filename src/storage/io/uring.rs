@@ -50,7 +50,7 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, opcode, types};
 
-use super::std::{StdIo, preallocate_fd, preallocation_result};
+use super::std::{StdIo, preallocate_fd, preallocation_result, start_writeback_fd};
 use super::{DirEntry, FileIo, IoFile, OpenMode};
 
 /// Ring entries: how many operations may be in the kernel at once.
@@ -428,6 +428,11 @@ impl IoFile for UringFile {
         }
         let kind = Kind::Fallocate { pos: offset, len, mode: libc::FALLOC_FL_KEEP_SIZE };
         preallocation_result(self.shared.run_op(fd, kind).map(drop))
+    }
+
+    /// On the caller's thread, like the small writes: it only queues pages for writeback.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        start_writeback_fd(self.file.as_raw_fd(), offset, len)
     }
 
     fn len(&self) -> io::Result<u64> {
