@@ -13,6 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::group::OFFSETS_TOPIC;
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// (error code, node id, host, port) for one key, given whether the internal topic exists.
 fn locate(broker: &Broker, key_type: i8, topic_ready: bool) -> (i16, i32, String, i32) {
@@ -27,11 +29,15 @@ fn locate(broker: &Broker, key_type: i8, topic_ready: bool) -> (i16, i32, String
 /// fifty partitions' files and fsyncs). True when it exists; other key types answer true here and
 /// are refused by `locate`.
 async fn ensure_internal_topic(broker: &Arc<Broker>, key_type: i8) -> bool {
-    let ensure: fn(&Broker) -> Result<(), String> = match key_type {
-        0 => Broker::ensure_offsets_topic,
-        1 => Broker::ensure_txn_topic,
+    let (topic, ensure): (&str, fn(&Broker) -> Result<(), String>) = match key_type {
+        0 => (OFFSETS_TOPIC, Broker::ensure_offsets_topic),
+        1 => (TRANSACTION_STATE_TOPIC, Broker::ensure_txn_topic),
         _ => return true,
     };
+    // Every lookup after the first: no blocking task.
+    if broker.metadata.topic(topic).is_some() {
+        return true;
+    }
     let b = broker.clone();
     match tokio::task::spawn_blocking(move || ensure(&b)).await {
         Ok(Ok(())) => true,

@@ -711,6 +711,19 @@ impl PartitionLog {
         self.advance_recovery_point();
     }
 
+    /// For a full flush or close: fsyncs the snapshots and the directory entries rolls left
+    /// unsynced (their segments are synced by the caller).
+    fn sync_what_rolls_left(&mut self) -> Result<()> {
+        for snapshot in std::mem::take(&mut self.unsynced_snapshots) {
+            snapshot.sync_data()?;
+        }
+        if let Some(d) = self.dir_sync_owed() {
+            d.sync()?;
+            self.dir_synced = d.changes;
+        }
+        Ok(())
+    }
+
     /// The directory fsync owed for files rolls created since the last one, if any.
     fn dir_sync_owed(&self) -> Option<DirSync> {
         (self.dir_changes > self.dir_synced).then(|| DirSync { io: self.io.clone(), path: self.dir.clone(), changes: self.dir_changes })
@@ -849,13 +862,7 @@ impl PartitionLog {
         for seg in self.segments.range_mut(from..).map(|(_, s)| s) {
             seg.flush()?;
         }
-        for snapshot in std::mem::take(&mut self.unsynced_snapshots) {
-            snapshot.sync_data()?;
-        }
-        if let Some(d) = self.dir_sync_owed() {
-            d.sync()?;
-            self.dir_synced = d.changes;
-        }
+        self.sync_what_rolls_left()?;
         self.recovery_point = self.log_end_offset;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
@@ -1100,13 +1107,9 @@ impl PartitionLog {
             seg.release_preallocation();
             seg.flush()?;
         }
-        for snapshot in std::mem::take(&mut self.unsynced_snapshots) {
-            snapshot.sync_data()?;
-        }
-        // Its directory fsync also makes the files rolls created durable.
+        self.sync_what_rolls_left()?;
         self.producers
             .write_snapshot(self.io.as_ref(), &self.dir, self.log_end_offset)?;
-        self.dir_synced = self.dir_changes;
         self.recovery_point = self.log_end_offset;
         Ok(())
     }
@@ -1753,14 +1756,19 @@ mod tests {
         (faulty, log)
     }
 
+    /// Appends small batches until the log has `segments` segments.
+    fn roll_until(log: &mut PartitionLog, segments: usize) {
+        while log.segments.len() < segments {
+            append(log, simple_batch(3));
+        }
+    }
+
     #[test]
     fn a_roll_waits_for_no_fsync_and_its_flush_syncs_segments_snapshots_and_the_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (faulty, mut log) = counted_log(dir.path(), small_cfg());
         let before = faulty.syncs();
-        while log.segments.len() < 3 {
-            append(&mut log, simple_batch(3));
-        }
+        roll_until(&mut log, 3);
         assert_eq!(faulty.syncs(), before, "neither appends nor rolls wait for the disk");
         assert_eq!(log.recovery_point(), 0);
         let job = log.take_roll_flush().expect("rolls happened");
@@ -1820,9 +1828,7 @@ mod tests {
     fn a_durable_sync_after_a_roll_also_syncs_the_directory_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (faulty, mut log) = counted_log(dir.path(), small_cfg());
-        while log.segments.len() < 2 {
-            append(&mut log, simple_batch(3));
-        }
+        roll_until(&mut log, 2);
         let target = log.sync_target();
         let before = faulty.syncs();
         target.sync().expect("sync");
@@ -1838,9 +1844,7 @@ mod tests {
     fn a_full_flush_syncs_what_rolls_left_and_a_roll_right_after_it_syncs_the_final_index_entry() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (faulty, mut log) = counted_log(dir.path(), small_cfg());
-        while log.segments.len() < 2 {
-            append(&mut log, simple_batch(3));
-        }
+        roll_until(&mut log, 2);
         let _ = log.take_roll_flush();
         log.flush(NOW).expect("flush");
         assert!(log.sync_target().dir.is_none(), "flush synced the directory");
