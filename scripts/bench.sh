@@ -27,13 +27,10 @@ bench_build "$WORK"
 #    cache without any sync (4 GiB: what a broker that leaves flushing to the OS can append at
 #    most), memory copy (512 MiB between two warmed buffers), loopback TCP (iperf3 for 5 s, as the
 #    Kafka baseline was measured; Debian's package is installed if missing).
-dd_mb_s() {
-  python3 -c '
+disk_mb_s=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count=1024 conv=fdatasync 2>&1 | python3 -c '
 import re, sys
 m = re.search(r"(\d+) bytes.* copied, ([0-9.]+) s", sys.stdin.read())
-print(f"{int(m.group(1)) / float(m.group(2)) / 1e6:.0f}" if m else 0)'
-}
-disk_mb_s=$(dd if=/dev/zero of="$WORK/dd.bin" bs=1M count=1024 conv=fdatasync 2>&1 | dd_mb_s)
+print(f"{int(m.group(1)) / float(m.group(2)) / 1e6:.0f}" if m else 0)')
 rm -f "$WORK/dd.bin"
 # New page-cache pages are the cost here: on a VM whose balloon takes freed guest pages back,
 # each new page faults on the host. The first GiB can reuse pages just freed (the dd file above)
