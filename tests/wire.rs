@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common::*;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 fn name(s: &str) -> TopicName {
@@ -289,6 +289,78 @@ async fn malformed_frames_close_only_their_connection() {
     c.send_raw(&[0, 18, 0, 0]).await;
     drop(c);
     assert_eq!(healthy.send(&ApiVersionsRequest::default(), 0).await.error_code, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_and_a_bad_frame_after_them_closes_only_after_they_are() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "pipe", 1, &[]).await;
+    // Five produces, a fetch of all of them and an ApiVersions in one write, then a frame with
+    // a negative length: every request before the bad frame is answered, in order, then the
+    // connection closes.
+    let mut bytes = BytesMut::new();
+    let produce_req = |i: i64| {
+        ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("pipe")))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch(2, i, Compression::None)))])])
+    };
+    for i in 0..5 {
+        bytes.extend_from_slice(&c.encode_request(&produce_req(i), 9));
+    }
+    bytes.extend_from_slice(&c.encode_request(&fetch_req("pipe", uuid::Uuid::nil(), 0, 0, 0, 1), 12));
+    bytes.extend_from_slice(&c.encode_request(&ApiVersionsRequest::default(), 0));
+    bytes.extend_from_slice(&(-1i32).to_be_bytes());
+    c.send_raw(&bytes).await;
+    for corr in 1..=7 {
+        let mut frame = c.read_frame().await.unwrap_or_else(|| panic!("response {corr} before the close"));
+        let header_version = match corr {
+            1..=5 => ApiKey::Produce.response_header_version(9),
+            6 => ApiKey::Fetch.response_header_version(12),
+            _ => 0,
+        };
+        let header = ResponseHeader::decode(&mut frame, header_version).expect("header");
+        // Correlation ids 1-7 continue after create_topic's 1: the client counts from there.
+        assert_eq!(header.correlation_id, corr + 1, "responses in request order");
+        match corr {
+            1..=5 => {
+                let r = ProduceResponse::decode(&mut frame, 9).expect("produce response");
+                assert_eq!(r.responses[0].partition_responses[0].base_offset, 2 * (corr as i64 - 1), "appended in request order");
+            }
+            6 => {
+                let r = FetchResponse::decode(&mut frame, 12).expect("fetch response");
+                let records = r.responses[0].partitions[0].records.as_ref().expect("records");
+                assert_eq!(decoded_offsets(records), (0..10).collect::<Vec<_>>(), "the fetch saw every produce before it");
+            }
+            _ => assert_eq!(ApiVersionsResponse::decode(&mut frame, 0).expect("api versions").error_code, 0),
+        }
+    }
+    assert!(c.is_closed().await, "the bad frame closes the connection");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_max_idle_ms_but_never_during_a_request() {
+    let b = TestBroker::start(&["connections.max.idle.ms=300"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "quiet", 1, &[]).await;
+    // A long poll three times the idle limit is a request in flight, not idleness.
+    let started = std::time::Instant::now();
+    let resp = c.send(&fetch_req("quiet", uuid::Uuid::nil(), 0, 0, 900, 1), 12).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(850), "waited out max_wait_ms");
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0);
+    // Then nothing: closed once the idle limit has passed since that answer.
+    let answered = std::time::Instant::now();
+    assert!(c.is_closed().await, "an idle connection is closed");
+    let idle = answered.elapsed();
+    assert!(idle >= std::time::Duration::from_millis(250), "not before connections.max.idle.ms: {idle:?}");
+    // A connection that keeps talking stays open.
+    let mut busy = b.client().await;
+    for _ in 0..6 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(busy.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    }
     b.stop().await;
 }
 

@@ -1,8 +1,9 @@
-//! One task per client connection: read a frame, dispatch it, write the response, in request
-//! order (one request at a time, as Kafka mutes a channel while a request is in flight). A
-//! malformed frame or header closes this connection only. Responses go out with vectored sends
-//! for the encoded fields and sendfile(2) for record batches still in segment files, so record
-//! bytes never pass through user space.
+//! One client connection: a reader task reads frames (at most one ahead of the request being
+//! handled), and the connection task handles them one at a time and writes the responses in
+//! request order. A malformed frame or header closes this connection only, after the requests
+//! before it are answered. Responses go out with vectored sends for the encoded fields and
+//! sendfile(2) for record batches still in segment files, so record bytes never pass through user
+//! space.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::api::{self, Chunk};
@@ -19,46 +20,27 @@ use crate::broker::Broker;
 use crate::protocol::frame::check_request_len;
 use crate::storage::FileRange;
 
-pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let max = broker.config.socket_request_max_bytes;
-    let mut stop = broker.shutdown_signal();
+/// Requests read ahead of the one being handled, per connection: the next frame is read (and
+/// waits in memory) while the current one is handled, so the socket copy of request N+1 overlaps
+/// the append of request N. One, so a connection holds at most two frames.
+const READ_AHEAD_FRAMES: usize = 1;
+
+pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    let stream = Arc::new(stream);
+    let answered = Arc::new(Answered::new());
+    let (frames, mut next) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
+    // The reader runs as its own task so it can copy the next frame out of the socket on the
+    // other worker thread while this one is busy in an append. It ends with this task.
+    let reader = tokio::spawn(read_requests(stream.clone(), peer, broker.clone(), frames, answered.clone()));
+    let _reader = AbortOnDrop(reader);
     let mut session = api::Session::new(peer);
-    loop {
-        let mut prefix = [0u8; 4];
-        let read = tokio::select! {
-            r = tokio::time::timeout(idle, stream.read_exact(&mut prefix)) => r,
-            _ = stop.changed() => return,
-        };
-        match read {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return, // closed by the client, or reset
-            Err(_) => {
-                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
-                return;
-            }
+    while let Some(frame) = next.recv().await {
+        if broker.is_shutting_down() {
+            // A frame read ahead but not started: at shutdown it is dropped like the bytes
+            // still in the socket; the client retries it.
+            return;
         }
-        let len = match check_request_len(prefix, max) {
-            Ok(len) => len,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
-                return;
-            }
-        };
-        // Read into uninitialised capacity: zeroing a produce frame first costs a pass over it.
-        let mut frame = BytesMut::with_capacity(len);
-        match tokio::time::timeout(idle, read_frame(&mut stream, &mut frame, len)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%peer, "closing connection: frame body not received in time");
-                return;
-            }
-        }
-        let response = match api::handle_frame(&broker, &mut session, frame.freeze()).await {
+        let response = match api::handle_frame(&broker, &mut session, frame).await {
             Ok(r) => r,
             Err(e @ api::FrameError::Encode { .. }) => {
                 tracing::error!(%peer, error = %e, "closing connection: response could not be encoded");
@@ -84,17 +66,127 @@ pub async fn run(mut stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 }
             }
         }
+        answered.mark();
+    }
+}
+
+/// Aborts the task when dropped: the reader never outlives its connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How many requests the handler has finished, and when it finished the last one: a connection
+/// is idle (connections.max.idle.ms) only while every frame read has been answered.
+struct Answered {
+    count: std::sync::atomic::AtomicU64,
+    since: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Answered {
+    fn new() -> Self {
+        Self { count: 0.into(), since: std::sync::Mutex::new(tokio::time::Instant::now()) }
+    }
+
+    fn mark(&self) {
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
+        self.count.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// When the connection goes idle if nothing more arrives: None while `read` frames are not
+    /// all answered.
+    fn idle_deadline(&self, read: u64, idle: Duration) -> Option<tokio::time::Instant> {
+        let since = *self.since.lock().unwrap_or_else(|e| e.into_inner());
+        (self.count.load(std::sync::atomic::Ordering::Acquire) >= read).then(|| since + idle)
+    }
+}
+
+/// Reads frames and hands them to the handler in order, at most [`READ_AHEAD_FRAMES`] ahead of
+/// it. Returns (dropping `frames`, which ends the handler after what it holds) when the client
+/// closes, a frame is malformed, the connection idles out, or the broker shuts down.
+async fn read_requests(stream: Arc<TcpStream>, peer: SocketAddr, broker: Arc<Broker>, frames: tokio::sync::mpsc::Sender<bytes::Bytes>, answered: Arc<Answered>) {
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let max = broker.config.socket_request_max_bytes;
+    let mut stop = broker.shutdown_signal();
+    let mut read = 0u64;
+    loop {
+        // A slot first: the frame is read only when the handler has room for it.
+        let Ok(slot) = frames.reserve().await else { return };
+        let mut prefix = [0u8; 4];
+        let mut got = 0;
+        while got < prefix.len() {
+            // While waiting for a new request the idle clock runs only when everything read has
+            // been answered; once a frame has begun it must arrive within the same bound.
+            let deadline = if got == 0 { answered.idle_deadline(read, idle) } else { None };
+            let wait = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None if got == 0 => tokio::time::sleep(idle.min(Duration::from_secs(1))).await,
+                    None => tokio::time::sleep(idle).await,
+                }
+            };
+            tokio::select! {
+                r = stream.readable() => if r.is_err() { return },
+                _ = stop.changed() => return,
+                _ = wait => {
+                    if got > 0 {
+                        tracing::warn!(%peer, "closing connection: frame body not received in time");
+                        return;
+                    }
+                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                        tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                        return;
+                    }
+                    continue;
+                }
+            }
+            match stream.try_read(&mut prefix[got..]) {
+                Ok(0) => return, // closed by the client
+                Ok(n) => got += n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(_) => return, // reset
+            }
+        }
+        let len = match check_request_len(prefix, max) {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                return;
+            }
+        };
+        // Read into uninitialised capacity: zeroing a produce frame first costs a pass over it.
+        let mut frame = BytesMut::with_capacity(len);
+        match tokio::time::timeout(idle, read_frame(&stream, &mut frame, len)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "closing connection: frame body not received in time");
+                return;
+            }
+        }
+        read += 1;
+        slot.send(frame.freeze());
     }
 }
 
 /// Fills `frame` with exactly `len` bytes from the stream (`frame` has that capacity).
-async fn read_frame(stream: &mut TcpStream, frame: &mut BytesMut, len: usize) -> std::io::Result<()> {
+async fn read_frame(stream: &TcpStream, frame: &mut BytesMut, len: usize) -> std::io::Result<()> {
     while frame.len() < len {
+        stream.readable().await?;
         // Limited to the frame: the next request's bytes stay in the socket.
         let remaining = len - frame.len();
         let mut rest = bytes::BufMut::limit(&mut *frame, remaining);
-        if stream.read_buf(&mut rest).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        match stream.try_read_buf(&mut rest) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
