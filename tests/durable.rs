@@ -8,7 +8,7 @@ use bytes::Bytes;
 use common::*;
 use fjord::types::TopicPartition;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::records::Compression;
 
 fn name(s: &str) -> TopicName {
@@ -21,11 +21,14 @@ async fn create_topic(c: &mut Client, topic: &str) {
     assert_eq!(resp.topics[0].error_code, 0);
 }
 
-async fn produce(c: &mut Client, topic: &str, records: Bytes, acks: i16) -> produce_response::PartitionProduceResponse {
-    let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
+fn produce_request(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
         .with_name(name(topic))
-        .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records))])]);
-    c.send(&req, 9).await.responses[0].partition_responses[0].clone()
+        .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+}
+
+async fn produce(c: &mut Client, topic: &str, records: Bytes, acks: i16) -> produce_response::PartitionProduceResponse {
+    c.send(&produce_request(topic, records, acks), 9).await.responses[0].partition_responses[0].clone()
 }
 
 /// (recovery point, log end offset) of `topic`-0.
@@ -66,10 +69,47 @@ async fn acks_all_is_synced_before_the_answer(backend: &str) {
         t.await.expect("producer");
     }
     assert_eq!(points(&b, "d"), (410, 410));
-    if let Some(stats) = &b.running.as_ref().expect("running").broker.replicas.backend().uring_stats {
-        let s = stats.snapshot();
+    let stats = b.running.as_ref().expect("running").broker.replicas.backend().uring_stats.clone();
+    let before = stats.as_ref().map(|s| s.snapshot());
+    if let Some(s) = &before {
         eprintln!("io_uring counters after 200 concurrent durable produces: {s:?}");
         assert!(s.fsync_requests >= 201, "{s:?}");
+    }
+
+    // One connection pipelining 20 acks=all produces with an ApiVersions among them: the
+    // connection appends each while the earlier ones wait for their syncs, and still answers
+    // in request order, each answer covered by a sync.
+    let mut bytes = Vec::new();
+    for i in 0..21 {
+        if i == 10 {
+            bytes.extend_from_slice(&c.encode_request(&ApiVersionsRequest::default(), 3));
+        } else {
+            bytes.extend_from_slice(&c.encode_request(&produce_request("d", batch(2, 1_000, Compression::None), -1), 9));
+        }
+    }
+    c.send_raw(&bytes).await;
+    let mut next_offset = 410;
+    for i in 0..21 {
+        let mut frame = c.read_frame().await.expect("an answer for every request");
+        if i == 10 {
+            let header = ResponseHeader::decode(&mut frame, 0).expect("header");
+            assert_eq!(header.correlation_id, c.correlation_id() - 20 + i, "in request order");
+            assert_eq!(ApiVersionsResponse::decode(&mut frame, 3).expect("api versions").error_code, 0);
+            continue;
+        }
+        let header = ResponseHeader::decode(&mut frame, ApiKey::Produce.response_header_version(9)).expect("header");
+        assert_eq!(header.correlation_id, c.correlation_id() - 20 + i, "in request order");
+        let r = ProduceResponse::decode(&mut frame, 9).expect("produce response");
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, next_offset));
+        next_offset += 2;
+        assert!(points(&b, "d").0 >= next_offset, "answered only once synced");
+    }
+    if let (Some(stats), Some(before)) = (stats, before) {
+        let s = stats.snapshot();
+        let (requests, issued) = (s.fsync_requests - before.fsync_requests, s.fsyncs_issued - before.fsyncs_issued);
+        eprintln!("20 pipelined durable produces: {requests} fsync requests, {issued} fsyncs");
+        assert!(requests >= 20 && issued < requests, "pipelined requests share fsyncs: {s:?}");
     }
     b.stop().await;
 }

@@ -76,6 +76,9 @@ pub enum FrameError {
     /// The broker could not encode its own response: a Fjord bug, never the client's fault.
     #[error("cannot encode the response to {key:?} v{version}: {source}")]
     Encode { key: ApiKey, version: i16, source: anyhow::Error },
+    /// The task computing a later answer ([`Reply::Later`]) panicked: a Fjord bug.
+    #[error("the task answering a request failed: {0}")]
+    AnswerLost(#[from] tokio::task::JoinError),
 }
 
 /// One chunk of an encoded response frame.
@@ -104,9 +107,30 @@ impl Chunk {
 /// An encoded response frame as chunks, in order.
 pub type ResponseFrame = Vec<Chunk>;
 
-/// Handles one request frame (without its length prefix). `Ok(None)`: no response is due
-/// (acks=0 produce). `Err`: the connection must be closed.
-pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Option<ResponseFrame>, FrameError> {
+/// What a handled request owes its client.
+pub enum Reply {
+    /// The response, or None when none is due (acks=0 produce).
+    Now(Option<ResponseFrame>),
+    /// Every effect of the request is done and only its answer waits (durable-mode produce,
+    /// on its fdatasyncs, in a task of its own): the connection may handle the next request
+    /// meanwhile, and still sends this answer first.
+    Later(tokio::task::JoinHandle<Result<ResponseFrame, FrameError>>),
+}
+
+impl Reply {
+    fn now(frame: ResponseFrame) -> Reply {
+        Reply::Now(Some(frame))
+    }
+}
+
+/// Whether handling `frame` may give [`Reply::Later`] (it is a Produce): only such requests
+/// are handled while earlier answers are still owed; any other waits until they are sent.
+pub fn may_answer_later(frame: &[u8]) -> bool {
+    peek_prefix(frame).is_some_and(|p| p.api_key == ApiKey::Produce as i16)
+}
+
+/// Handles one request frame (without its length prefix). `Err`: the connection must be closed.
+pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Reply, FrameError> {
     let prefix = peek_prefix(&frame).ok_or_else(|| FrameError::Malformed(anyhow!("request shorter than a header")))?;
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
@@ -115,7 +139,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return encode(key, 0, corr, &api_versions::unsupported_version()).map(Some);
+            return encode(key, 0, corr, &api_versions::unsupported_version()).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -129,7 +153,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ($req:ty, $handler:expr) => {{
             let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let resp = $handler(broker, req, version).await;
-            encode(key, version, corr, &resp).map(Some)
+            encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
     match key {
@@ -137,9 +161,13 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::Metadata => serve!(MetadataRequest, metadata::handle),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            match produce::handle(broker, req, version).await {
-                produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Some),
-                produce::Outcome::Silent => Ok(None),
+            match produce::handle(broker, req, version) {
+                produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Reply::now),
+                produce::Outcome::AfterSync(durable) => {
+                    let broker = broker.clone();
+                    Ok(Reply::Later(tokio::spawn(async move { encode(key, version, corr, &durable.answer(broker).await) })))
+                }
+                produce::Outcome::Silent => Ok(Reply::Now(None)),
                 produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
             }
         }
@@ -148,7 +176,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             // for them, and the file ranges fill their slots after encoding.
             let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let fetched = fetch::handle(broker, req, version).await;
-            encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Some)
+            encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
         }
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, create_topics::handle),
@@ -164,7 +192,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let client_id = session.client_id.clone().unwrap_or_default();
             let client_host = format!("/{}", session.peer.ip());
             let resp = join_group::handle(broker, req, version, client_id, client_host).await;
-            encode(key, version, corr, &resp).map(Some)
+            encode(key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve!(HeartbeatRequest, heartbeat::handle),

@@ -1,4 +1,4 @@
-//! Produce: per-partition validation and append, acks 0 / 1 / -1 (in durable mode -1 waits for fdatasync). acks=0 gets no response.
+//! Produce: per-partition validation and append, acks 0 / 1 / -1 (in durable mode -1 is answered after fdatasync). acks=0 gets no response.
 //! Per-partition faults go into the response; one partition's error never fails the others.
 
 use std::sync::Arc;
@@ -27,6 +27,10 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
 /// What the connection does after a produce.
 pub enum Outcome {
     Respond(ProduceResponse),
+    /// Durable mode: every partition is appended; the response is due once their fdatasyncs are
+    /// done ([`Durable::answer`]). Nothing else remains to be done for the request, so the
+    /// connection may handle the next one meanwhile.
+    AfterSync(Durable),
     /// acks=0 and everything was appended: no response.
     Silent,
     /// acks=0 and a partition failed: Kafka closes the connection so the client refreshes metadata.
@@ -52,38 +56,52 @@ fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &Topic
     }
 }
 
-/// Durable mode: fdatasync every appended partition before the response goes out. Each sync runs
-/// on its own blocking thread without the partition lock, so concurrent producers' syncs meet in
-/// the storage backend and share fsyncs (group commit). A failed sync fails that partition with
-/// KAFKA_STORAGE_ERROR: the records are in the log but not known to be durable.
-async fn sync_before_answering(broker: &Arc<Broker>, syncs: Vec<(usize, usize, PendingSync)>, responses: &mut [TopicProduceResponse], version: i16) {
-    let handles: Vec<_> = syncs
-        .into_iter()
-        .map(|(t, p, sync)| {
-            let b = broker.clone();
-            (t, p, tokio::task::spawn_blocking(move || b.replicas.complete_sync(&sync).map_err(|e| (sync.tp, e))))
-        })
-        .collect();
-    for (t, p, handle) in handles {
-        let error = match handle.await {
-            Ok(Ok(())) => continue,
-            Ok(Err((tp, e))) => {
-                tracing::error!(partition = %tp, error = %e, "durable-mode fdatasync failed");
-                e.to_string()
+/// The answer of a durable-mode produce, owed once its partitions are fdatasynced.
+pub struct Durable {
+    /// (topic index, partition index in its response, the sync owed before answering).
+    syncs: Vec<(usize, usize, PendingSync)>,
+    responses: Vec<TopicProduceResponse>,
+    version: i16,
+}
+
+impl Durable {
+    /// Fdatasyncs every appended partition, then gives the response. Each sync runs on its own
+    /// blocking thread without the partition lock, so concurrent syncs of a file meet in the
+    /// storage backend and share fsyncs (group commit), also those of one connection's
+    /// pipelined requests. A failed sync fails that partition with KAFKA_STORAGE_ERROR: the
+    /// records are in the log but not known to be durable.
+    pub async fn answer(self, broker: Arc<Broker>) -> ProduceResponse {
+        let Durable { syncs, mut responses, version } = self;
+        let handles: Vec<_> = syncs
+            .into_iter()
+            .map(|(t, p, sync)| {
+                let b = broker.clone();
+                (t, p, tokio::task::spawn_blocking(move || b.replicas.complete_sync(&sync).map_err(|e| (sync.tp, e))))
+            })
+            .collect();
+        for (t, p, handle) in handles {
+            let error = match handle.await {
+                Ok(Ok(())) => continue,
+                Ok(Err((tp, e))) => {
+                    tracing::error!(partition = %tp, error = %e, "durable-mode fdatasync failed");
+                    e.to_string()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "durable-mode sync task failed");
+                    e.to_string()
+                }
+            };
+            if let Some(resp) = responses.get_mut(t).and_then(|r| r.partition_responses.get_mut(p)) {
+                // Versions before 8 have no error message field (see the version fix-up in handle).
+                *resp = failed(resp.index, E::KafkaStorageError.code(), (version >= 8).then_some(error));
             }
-            Err(e) => {
-                tracing::error!(error = %e, "durable-mode sync task failed");
-                e.to_string()
-            }
-        };
-        if let Some(resp) = responses.get_mut(t).and_then(|r| r.partition_responses.get_mut(p)) {
-            // Versions before 8 have no error message field (see the version fix-up above).
-            *resp = failed(resp.index, E::KafkaStorageError.code(), (version >= 8).then_some(error));
         }
+        ProduceResponse::default().with_responses(responses)
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcome {
+/// Validates and appends every partition; never waits (durable mode hands its syncs back).
+pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcome {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Durable mode: (topic index, partition index in its response, the sync owed before answering).
@@ -177,7 +195,8 @@ pub async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> 
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
     }
     if !syncs.is_empty() {
-        sync_before_answering(broker, syncs, &mut responses, version).await;
+        // Only acks=-1 owes syncs, so a response is always due.
+        return Outcome::AfterSync(Durable { syncs, responses, version });
     }
     if acks == 0 {
         let failed = responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);

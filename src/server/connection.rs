@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use crate::api::{self, Chunk};
+use crate::api::{self, Chunk, ResponseFrame};
 use crate::broker::Broker;
 use crate::protocol::frame::check_request_len;
 use crate::storage::FileRange;
@@ -25,6 +25,11 @@ use crate::storage::FileRange;
 /// the append of request N. One, so a connection holds at most two frames.
 const READ_AHEAD_FRAMES: usize = 1;
 
+/// Answers owed at once per connection: durable-mode produces waiting for their fdatasyncs while
+/// the connection appends the requests after them (their syncs then share fsyncs). The
+/// connection stops taking frames at this many.
+const ANSWERS_OWED_MAX: usize = 8;
+
 pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     let stream = Arc::new(stream);
     let answered = Arc::new(Answered::new());
@@ -33,41 +38,110 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     // other worker thread while this one is busy in an append. It ends with this task.
     let reader = tokio::spawn(read_requests(stream.clone(), peer, broker.clone(), frames, answered.clone()));
     let _reader = AbortOnDrop(reader);
+    let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer);
-    while let Some(frame) = next.recv().await {
+    loop {
+        // Send owed answers as they complete; take the next frame while there is room for one.
+        let frame = tokio::select! {
+            biased;
+            done = async { (&mut owed.0[0]).await }, if !owed.0.is_empty() => {
+                owed.0.pop_front();
+                if !answer(&stream, peer, &answered, joined(done)).await {
+                    return;
+                }
+                continue;
+            }
+            frame = next.recv(), if owed.0.len() < ANSWERS_OWED_MAX => frame,
+        };
+        let Some(frame) = frame else { break };
         if broker.is_shutting_down() {
             // A frame read ahead but not started: at shutdown it is dropped like the bytes
-            // still in the socket; the client retries it.
+            // still in the socket; the client retries it. Owed answers still go out.
+            break;
+        }
+        // Only a produce is handled while answers are owed; any other request first waits for
+        // them, so its handling never sees the connection's earlier requests unanswered.
+        if !api::may_answer_later(&frame) && !owed.send_all(&stream, peer, &answered).await {
             return;
         }
-        let response = match api::handle_frame(&broker, &mut session, frame).await {
-            Ok(r) => r,
-            Err(e @ api::FrameError::Encode { .. }) => {
-                tracing::error!(%peer, error = %e, "closing connection: response could not be encoded");
-                return;
+        match api::handle_frame(&broker, &mut session, frame).await {
+            Ok(api::Reply::Later(task)) => owed.0.push_back(task),
+            Ok(api::Reply::Now(response)) => {
+                if !owed.send_all(&stream, peer, &answered).await || !answer(&stream, peer, &answered, Ok(response)).await {
+                    return;
+                }
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                // The requests before this one are answered before the connection closes.
+                if owed.send_all(&stream, peer, &answered).await {
+                    let _ = answer(&stream, peer, &answered, Err(e)).await;
+                }
                 return;
             }
-        };
-        if let Some(chunks) = response {
-            match write_frame(&stream, &chunks).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    // A segment file was truncated under the fetch: what is left of the response
-                    // cannot be sent, and a torn frame must never look complete to the client.
-                    tracing::warn!(%peer, error = %e, "closing connection: fetched range no longer in its segment file");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "write failed");
-                    return;
-                }
+        }
+    }
+    owed.send_all(&stream, peer, &answered).await;
+}
+
+/// Answers owed, in request order; aborted if the connection ends first.
+struct Owed(std::collections::VecDeque<tokio::task::JoinHandle<Result<ResponseFrame, api::FrameError>>>);
+
+impl Owed {
+    /// Waits for and sends every owed answer; false when the connection must close.
+    async fn send_all(&mut self, stream: &TcpStream, peer: SocketAddr, answered: &Answered) -> bool {
+        while let Some(task) = self.0.pop_front() {
+            if !answer(stream, peer, answered, joined(task.await)).await {
+                return false;
             }
         }
-        answered.mark();
+        true
     }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// An owed answer's task result as a handler's result.
+fn joined(r: Result<Result<ResponseFrame, api::FrameError>, tokio::task::JoinError>) -> Result<Option<ResponseFrame>, api::FrameError> {
+    r?.map(Some)
+}
+
+/// Sends one request's answer (None: none due) and counts it answered; false when the
+/// connection must close: the handler's error, or a failed write.
+async fn answer(stream: &TcpStream, peer: SocketAddr, answered: &Answered, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
+    let response = match handled {
+        Ok(r) => r,
+        Err(e @ (api::FrameError::Encode { .. } | api::FrameError::AnswerLost(_))) => {
+            tracing::error!(%peer, error = %e, "closing connection: no response could be made");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "closing connection");
+            return false;
+        }
+    };
+    if let Some(chunks) = response {
+        match write_frame(stream, &chunks).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // A segment file was truncated under the fetch: what is left of the response
+                // cannot be sent, and a torn frame must never look complete to the client.
+                tracing::warn!(%peer, error = %e, "closing connection: fetched range no longer in its segment file");
+                return false;
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return false;
+            }
+        }
+    }
+    answered.mark();
+    true
 }
 
 /// Aborts the task when dropped: the reader never outlives its connection.

@@ -68,6 +68,12 @@ impl Client {
         Client { stream: TcpStream::connect(addr).await.unwrap(), correlation_id: 0 }
     }
 
+    /// The correlation id of the last request encoded.
+    #[allow(dead_code)] // not every test binary pipelines
+    pub fn correlation_id(&self) -> i32 {
+        self.correlation_id
+    }
+
     pub fn encode_request<R: Request>(&mut self, req: &R, version: i16) -> BytesMut {
         self.correlation_id += 1;
         let key = ApiKey::try_from(R::KEY).unwrap();
