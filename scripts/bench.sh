@@ -112,13 +112,18 @@ scenarios=(
 )
 results="$WORK/results.tsv"
 : > "$results"
+# One run of the load generator against ADDR with ARGS (a word list): sets mbs and msgs.
+perf_run() {
+  local line
+  # shellcheck disable=SC2086  # args are a word list by design
+  line=$(timeout 300 "$PERF" $2 -b "$1" 2>&1 | grep -E 'messages (produced|\().*(MB/s)' | tail -1 || true)
+  mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p; s/.*\(([0-9.]+) MB\/s\).*/\1/p' <<<"$line" | head -1)
+  msgs=$(sed -nE 's/.*: ([0-9]+) msgs\/s.*/\1/p' <<<"$line" | head -1)
+}
 for run in $(seq "$RUNS"); do
   for s in "${scenarios[@]}"; do
     name="${s%%|*}"; args="${s#*|}"
-    # shellcheck disable=SC2086  # args are a word list by design
-    line=$(timeout 300 "$PERF" $args -b "$B" 2>&1 | grep -E 'messages (produced|\().*(MB/s)' | tail -1 || true)
-    mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p; s/.*\(([0-9.]+) MB\/s\).*/\1/p' <<<"$line" | head -1)
-    msgs=$(sed -nE 's/.*: ([0-9]+) msgs\/s.*/\1/p' <<<"$line" | head -1)
+    perf_run "$B" "$args"
     extra=""
     if [ "$name" = latency_20k_acks1 ]; then
       extra=$(python3 - "$WORK/lat.txt" <<'EOF'
@@ -153,6 +158,30 @@ kill "$pid100"; wait "$pid100" 2>/dev/null || true
 rm -rf "$WORK/data100"
 log "idle RSS with $parts100 partitions: $((idle_rss_100p / 1024)) MiB"
 
+# 4c. Drop-behind (fjord.log.writeback.step.bytes + fjord.log.drop.behind.bytes, off by default):
+#     a third broker on a fresh data dir whose active segments queue writeback every 2 MiB and drop
+#     written pages 32 MiB behind their end, so appends reuse freed memory instead of new page-cache
+#     pages. The same produce command RUNS times, then the consume command RUNS times (reading
+#     from the disk what the page cache no longer holds).
+DROP_OVERRIDES=(--override fjord.log.writeback.step.bytes=2097152 --override fjord.log.drop.behind.bytes=33554432)
+portdb=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rm -rf "$WORK/data-db"
+"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$portdb" --override "log.dirs=$WORK/data-db" \
+  "${DROP_OVERRIDES[@]}" > "$WORK/fjord-db.log" 2>&1 &
+piddb=$!
+wait_port "$portdb"
+for s in "produce_1p_acks1_dropbehind|-P -t T -p 0 -s 1024 -c $COUNT -a 1" \
+         "consume_1p_from_start_dropbehind|-C -t T -p 0 -o beginning -c $((COUNT * 2))"; do
+  name="${s%%|*}"; args="${s#*|}"
+  for run in $(seq "$RUNS"); do
+    perf_run "127.0.0.1:$portdb" "$args"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$name" "${mbs:-0}" "${msgs:-0}" "" >> "$results"
+    log "run $run $name: ${mbs:-?} MB/s ${msgs:-?} msg/s"
+  done
+done
+kill "$piddb"; wait "$piddb" 2>/dev/null || true
+rm -rf "$WORK/data-db"
+
 # 5. Medians, conditions and machine facts as JSON, plus a table.
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 python3 - "$results" "$OUT_DIR/$stamp.json" "$RUNS" "$COUNT" "$idle_rss" "$loaded_rss" "$startup_ms" \
@@ -167,10 +196,13 @@ for run, name, mbs, msgs, extra in rows:
     d = by.setdefault(name, {'mb_s': [], 'msg_s': [], 'extra': []})
     d['mb_s'].append(float(mbs)); d['msg_s'].append(float(msgs)); d['extra'].append(extra)
 baseline = {'produce_1p_acks1': 206, 'produce_1p_acksall': 203, 'produce_8p_acks1': 202,
-            'produce_1p_acks1_lz4': 717, 'consume_1p_from_start': 1866}
+            'produce_1p_acks1_lz4': 717, 'consume_1p_from_start': 1866,
+            # Kafka's defaults against Fjord with drop-behind on.
+            'produce_1p_acks1_dropbehind': 206, 'consume_1p_from_start_dropbehind': 1866}
 res = {'conditions': {'record_bytes': 1024, 'records': int(count), 'runs': int(runs),
                       'load_generator': 'librdkafka examples/rdkafka_performance (rdkafka-sys source)',
                       'broker': 'fjord release, single node, loopback, default config, num.partitions=8',
+                      'dropbehind_broker': 'a separate fjord with fjord.log.writeback.step.bytes=2097152 fjord.log.drop.behind.bytes=33554432, fresh data dir',
                       'cores': os.cpu_count(), 'kernel': platform.release()},
        'machine_limits': limits,
        'idle_rss_kib': int(idle), 'rss_after_runs_kib': int(loaded), 'startup_ms': float(startup),

@@ -124,6 +124,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         T::Long,
         "Fjord: each time the active segment grows by this many bytes, its new pages are queued for writeback (sync_file_range, no wait, no durability promise), so the fsync after a roll finds little left and does not stall appends behind the file system's journal (lower p99 with frequent rolls; bursts faster than the disk are then not absorbed by the page cache); 0 = leave writeback to the kernel.",
     ),
+    def(
+        "fjord.log.drop.behind.bytes",
+        Some("0"),
+        T::Long,
+        "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk. Needs fjord.log.writeback.step.bytes > 0 and at least that large; 0 = keep pages until the kernel reclaims them.",
+    ),
 ];
 
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
@@ -629,6 +635,16 @@ impl Config {
         if let Some(n) = self.broker_bytes("fjord.log.writeback.step.bytes")? {
             lc.writeback_step_bytes = n;
         }
+        if let Some(n) = self.broker_bytes("fjord.log.drop.behind.bytes")? {
+            if n > 0 && (lc.writeback_step_bytes == 0 || n < lc.writeback_step_bytes) {
+                return Err(ConfigError::Invalid {
+                    name: "fjord.log.drop.behind.bytes".into(),
+                    value: n.to_string(),
+                    reason: "needs fjord.log.writeback.step.bytes > 0 and no larger: only pages queued for writeback can be dropped".into(),
+                });
+            }
+            lc.drop_behind_bytes = n;
+        }
         if let Some(v) = self.topic_value(overrides, "cleanup.policy") {
             for p in v.split(',').map(str::trim) {
                 if p != "delete" && p != "compact" {
@@ -711,6 +727,17 @@ mod tests {
         let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "4194304")])).unwrap();
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().writeback_step_bytes, 4 << 20);
         assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "-4")])).is_err());
+    }
+
+    #[test]
+    fn drop_behind_is_off_by_default_and_needs_a_writeback_step_no_larger() {
+        let c = Config::from_properties(props(&[])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 0);
+        assert!(broker_def("fjord.log.drop.behind.bytes").is_some_and(|d| !d.doc.is_empty()));
+        let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "2097152"), ("fjord.log.drop.behind.bytes", "33554432")])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 32 << 20);
+        assert!(Config::from_properties(props(&[("fjord.log.drop.behind.bytes", "33554432")])).is_err(), "no writeback step");
+        assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "2097152"), ("fjord.log.drop.behind.bytes", "1048576")])).is_err(), "smaller than the step");
     }
 
     #[test]

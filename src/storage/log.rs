@@ -560,12 +560,12 @@ impl PartitionLog {
                 ),
             };
         let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
-        let writeback_step = self.config.writeback_step_bytes;
+        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
         let active = self.active();
         // Handed over with each append, so a config change and every way a segment becomes
         // active (roll, open, truncation) get the current values.
         active.set_preallocation(step_bytes, segment_bytes);
-        active.set_writeback_step(writeback_step);
+        active.set_writeback(writeback_step, drop_behind);
         active.append_parts(
             batches,
             tail,
@@ -1822,6 +1822,42 @@ mod tests {
             append(&mut log, simple_batch(50));
         }
         assert!(faulty.writebacks().is_empty());
+    }
+
+    #[test]
+    fn written_pages_leave_the_cache_only_far_enough_behind_the_end_and_after_their_writeback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (step, behind): (u64, u64) = (64 * 1024, 256 * 1024);
+        let cfg = LogConfig { writeback_step_bytes: step, drop_behind_bytes: behind, segment_bytes: 1 << 20, ..LogConfig::default() };
+        let (faulty, mut log) = counted_log(dir.path(), cfg);
+        while log.segments.len() < 3 {
+            append(&mut log, simple_batch(50));
+        }
+        let drops = faulty.drops();
+        assert!(drops.len() as u64 >= 2 * ((1 << 20) - behind) / step - 2, "{} drops for two segments", drops.len());
+        // Per segment the drops follow each other from 0 in whole pages, never reaching past
+        // what had been queued for writeback when they were made.
+        let (writebacks, mut next) = (faulty.writebacks(), 0);
+        for (from, len) in drops {
+            if from == 0 {
+                next = 0;
+            }
+            assert_eq!(from, next, "contiguous");
+            assert!(len > 0 && (from + len) % 4096 == 0, "({from}, {len})");
+            assert!(writebacks.iter().any(|&(w, l)| w + l >= from + len + behind), "({from}, {len}) is {behind} behind a writeback");
+            next = from + len;
+        }
+        let active = log.segments.values().next_back().expect("active");
+        assert!(active.dropped_to <= active.writeback_from.saturating_sub(behind), "the last {behind} bytes stay cached");
+        // The data is all still there: a drop is a hint about memory.
+        assert_eq!(read_all(&log, 0).len(), log.segments.values().map(|s| s.size() as usize).sum::<usize>());
+        // 0 turns it off.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), LogConfig { writeback_step_bytes: step, drop_behind_bytes: 0, segment_bytes: 1 << 20, ..LogConfig::default() });
+        while log.segments.len() < 2 {
+            append(&mut log, simple_batch(50));
+        }
+        assert!(!faulty.writebacks().is_empty() && faulty.drops().is_empty());
     }
 
     #[test]

@@ -90,6 +90,12 @@ pub struct LogConfig {
     /// appending thread and blocks when the disk's queue is full, so a burst faster than the
     /// disk is no longer absorbed by the page cache (produce 1M x 1 KiB: 0.92x with 4 MiB).
     pub writeback_step_bytes: u64,
+    /// `fjord.log.drop.behind.bytes` (broker-wide): pages of the active segment this far behind
+    /// its end, queued for writeback at least this long ago, are dropped from the page cache,
+    /// so appends reuse freed memory rather than new pages (a VM whose balloon reclaims free
+    /// memory makes every new page fault on the host: page-cache writes measured x2, produce
+    /// x1.6). 0 (the default): keep them, as Kafka does, until the kernel reclaims them.
+    pub drop_behind_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -113,6 +119,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             preallocate_step_bytes: 8_388_608,
             writeback_step_bytes: 0,
+            drop_behind_bytes: 0,
         }
     }
 }

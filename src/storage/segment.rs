@@ -28,6 +28,9 @@ pub struct SegmentRead {
 /// Bytes read at a time while walking batch headers: a page or two, small enough for the stack.
 const SCAN_WINDOW_BYTES: usize = 8192;
 
+/// The page size the writeback and drop hints round to (the kernel acts on whole pages).
+const PAGE_BYTES: u64 = 4096;
+
 /// One segment. Field visibility is crate-wide so recovery can rebuild it in place.
 #[derive(Debug)]
 pub struct Segment {
@@ -63,6 +66,10 @@ pub struct Segment {
     /// the next writeback starts: everything before it was queued for writeback.
     pub(crate) writeback_step_bytes: u64,
     pub(crate) writeback_from: u64,
+    /// `fjord.log.drop.behind.bytes` (0: off), given with the writeback step, and where the next
+    /// drop starts: the cached pages before it were dropped (those clean at the time).
+    pub(crate) drop_behind_bytes: u64,
+    pub(crate) dropped_to: u64,
 }
 
 impl Segment {
@@ -143,6 +150,8 @@ impl Segment {
             segment_bytes: u64::MAX,
             writeback_step_bytes: 0,
             writeback_from: 0,
+            drop_behind_bytes: 0,
+            dropped_to: 0,
         })
     }
 
@@ -189,6 +198,8 @@ impl Segment {
             segment_bytes: u64::MAX,
             writeback_step_bytes: 0,
             writeback_from: 0,
+            drop_behind_bytes: 0,
+            dropped_to: 0,
         };
         seg.reload_tail_state()?;
         Ok(seg)
@@ -268,9 +279,11 @@ impl Segment {
         self.segment_bytes = segment_bytes;
     }
 
-    /// How often appends queue their pages for writeback (`write_behind`); 0: never.
-    pub fn set_writeback_step(&mut self, step_bytes: u64) {
+    /// How often appends queue their pages for writeback (`write_behind`), and how far behind
+    /// the end written pages leave the page cache; 0: never.
+    pub fn set_writeback(&mut self, step_bytes: u64, drop_behind_bytes: u64) {
         self.writeback_step_bytes = step_bytes;
+        self.drop_behind_bytes = drop_behind_bytes;
     }
 
     /// Before an append ending at `end`: if it passes the reserved end, reserves the next step
@@ -299,8 +312,7 @@ impl Segment {
     /// fsync forces (appends stalled 15-150 ms at the p99 with 64 MiB segments). A hint: a
     /// failure is logged at debug and appends go on.
     fn write_behind(&mut self) {
-        const PAGE: u64 = 4096;
-        let end = self.size / PAGE * PAGE;
+        let end = self.size / PAGE_BYTES * PAGE_BYTES;
         if self.writeback_step_bytes == 0 || end < self.writeback_from.saturating_add(self.writeback_step_bytes) {
             return;
         }
@@ -308,6 +320,24 @@ impl Segment {
             tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot start writeback");
         }
         self.writeback_from = end;
+        self.drop_behind(end);
+    }
+
+    /// After queueing writeback up to `end`: drops the cached pages more than
+    /// `drop_behind_bytes` behind it. They were queued for writeback when the end was at least
+    /// that much closer, so most are clean by now and go back to the free lists, where the next
+    /// appends find them (on a VM that reclaims free memory, a page the guest has not used
+    /// lately faults on the host first: page-cache writes measured 2x faster into reused
+    /// pages). Pages still dirty stay cached. A hint: a failure is logged at debug.
+    fn drop_behind(&mut self, end: u64) {
+        let to = end.saturating_sub(self.drop_behind_bytes) / PAGE_BYTES * PAGE_BYTES;
+        if self.drop_behind_bytes == 0 || to <= self.dropped_to {
+            return;
+        }
+        if let Err(e) = self.log.drop_cached(self.dropped_to, to - self.dropped_to) {
+            tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot drop cached pages");
+        }
+        self.dropped_to = to;
     }
 
     /// Gives back the blocks reserved past the end (ftruncate to the current size frees them),
@@ -618,6 +648,7 @@ impl Segment {
         self.size = cut;
         self.preallocated_end = cut;
         self.writeback_from = self.writeback_from.min(cut);
+        self.dropped_to = self.dropped_to.min(cut);
         self.dirty = true;
         self.offset_index
             .truncate_to_position(cut.min(u32::MAX as u64) as u32)?;

@@ -29,6 +29,8 @@ struct FaultState {
     syncs: u64,
     /// The (offset, len) of every writeback hint delegated so far.
     writebacks: Vec<(u64, u64)>,
+    /// The (offset, len) of every drop_cached hint delegated so far.
+    drops: Vec<(u64, u64)>,
 }
 
 impl FaultState {
@@ -67,6 +69,7 @@ impl FaultyIo {
                 crashed: false,
                 syncs: 0,
                 writebacks: Vec::new(),
+                drops: Vec::new(),
             })),
         }
     }
@@ -85,6 +88,10 @@ impl FaultyIo {
     /// The (offset, len) of every `start_writeback` delegated so far, in order.
     pub fn writebacks(&self) -> Vec<(u64, u64)> {
         lock(&self.state).writebacks.clone()
+    }
+    /// The (offset, len) of every `drop_cached` delegated so far, in order.
+    pub fn drops(&self) -> Vec<(u64, u64)> {
+        lock(&self.state).drops.clone()
     }
     /// Crash now: every later mutation is dropped.
     pub fn crash(&self) {
@@ -163,6 +170,17 @@ impl IoFile for FaultyFile {
             st.writebacks.push((offset, len));
         }
         self.inner.start_writeback(offset, len)
+    }
+    /// Delegated like `start_writeback`: a hint about memory, not data.
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        {
+            let mut st = lock(&self.state);
+            if st.crashed {
+                return Ok(());
+            }
+            st.drops.push((offset, len));
+        }
+        self.inner.drop_cached(offset, len)
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()

@@ -43,6 +43,11 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     fn start_writeback(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// Drops the clean cached pages of `[offset, offset + len)` (dirty ones and those under
+    /// writeback stay): a hint that frees memory, never data. Default: nothing.
+    fn drop_cached(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
@@ -242,6 +247,21 @@ mod tests {
         assert_eq!(f.read_full_at(&mut buf, 0).expect("read"), 1 << 20);
         assert!(buf.iter().all(|b| *b == 3));
         assert!(f.start_writeback(u64::MAX, 1).is_err(), "an offset the kernel cannot take");
+    }
+
+    #[test]
+    fn drop_cached_frees_pages_and_changes_no_data_dirty_or_clean() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io().open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("create");
+        f.write_all_at(&[5u8; 1 << 20], 0).expect("write");
+        f.drop_cached(0, 1 << 20).expect("drop while dirty: the pages stay");
+        f.sync_data().expect("sync");
+        f.drop_cached(0, 1 << 20).expect("drop once clean");
+        f.drop_cached(1 << 20, 1 << 20).expect("past the end is nothing to do");
+        let mut buf = vec![0u8; 1 << 20];
+        assert_eq!(f.read_full_at(&mut buf, 0).expect("read"), 1 << 20);
+        assert!(buf.iter().all(|b| *b == 5), "read back from the disk");
+        assert!(f.drop_cached(u64::MAX, 1).is_err(), "an offset the kernel cannot take");
     }
 
     #[test]

@@ -35,6 +35,9 @@ impl IoFile for StdFile {
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         start_writeback_fd(self.0.as_raw_fd(), offset, len)
     }
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        drop_cached_fd(self.0.as_raw_fd(), offset, len)
+    }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
@@ -56,6 +59,20 @@ pub(super) fn start_writeback_fd(fd: RawFd, offset: u64, len: u64) -> io::Result
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// posix_fadvise(POSIX_FADV_DONTNEED) of `[offset, offset + len)` on `fd`: what every backend's
+/// `drop_cached` means, on the caller's thread like `start_writeback`. The kernel drops the
+/// clean pages of the range and leaves dirty ones and those under writeback.
+pub(super) fn drop_cached_fd(fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: a plain syscall on a descriptor this file owns; no memory is passed.
+    match unsafe { libc::posix_fadvise(fd, offset, len, libc::POSIX_FADV_DONTNEED) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
     }
 }
 

@@ -50,7 +50,7 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, opcode, types};
 
-use super::std::{StdIo, preallocate_fd, preallocation_result, start_writeback_fd};
+use super::std::{StdIo, drop_cached_fd, preallocate_fd, preallocation_result, start_writeback_fd};
 use super::{DirEntry, FileIo, IoFile, OpenMode};
 
 /// Ring entries: how many operations may be in the kernel at once.
@@ -433,6 +433,11 @@ impl IoFile for UringFile {
     /// On the caller's thread, like the small writes: it only queues pages for writeback.
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         start_writeback_fd(self.file.as_raw_fd(), offset, len)
+    }
+
+    /// On the caller's thread too: the kernel only walks the range's cached pages.
+    fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
+        drop_cached_fd(self.file.as_raw_fd(), offset, len)
     }
 
     fn len(&self) -> io::Result<u64> {
