@@ -163,7 +163,11 @@ log "idle RSS with $parts100 partitions: $((idle_rss_100p / 1024)) MiB"
 #     written pages 32 MiB behind their end, so appends reuse freed memory instead of new page-cache
 #     pages. The same produce command RUNS times, then the consume command RUNS times (reading
 #     from the disk what the page cache no longer holds).
+#     The first broker's dirty pages are synced first: the kernel's flusher writing them back
+#     would otherwise share the disk with this broker's write-behind (the first scenarios, too,
+#     start with nothing dirty).
 DROP_OVERRIDES=(--override fjord.log.writeback.step.bytes=2097152 --override fjord.log.drop.behind.bytes=33554432)
+sync
 portdb=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 rm -rf "$WORK/data-db"
 "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$portdb" --override "log.dirs=$WORK/data-db" \

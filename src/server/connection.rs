@@ -1,7 +1,8 @@
-//! One client connection: a reader task reads frames (at most one ahead of the request being
-//! handled), and the connection task handles them one at a time and writes the responses in
-//! request order. A malformed frame or header closes this connection only, after the requests
-//! before it are answered. Responses go out with vectored sends for the encoded fields and
+//! One task per client connection: read a frame, handle it, write the response, in request
+//! order. Requests are handled one at a time, as Kafka mutes a channel while a request is in
+//! flight, except that a durable-mode produce waiting for its fdatasync does not hold up the
+//! produces after it (its answer still goes out first). A malformed frame or header closes this
+//! connection only, after the requests before it are answered. Responses go out with vectored sends for the encoded fields and
 //! sendfile(2) for record batches still in segment files, so record bytes never pass through user
 //! space.
 
@@ -20,67 +21,79 @@ use crate::broker::Broker;
 use crate::protocol::frame::check_request_len;
 use crate::storage::FileRange;
 
-/// Requests read ahead of the one being handled, per connection: the next frame is read (and
-/// waits in memory) while the current one is handled, so the socket copy of request N+1 overlaps
-/// the append of request N. One, so a connection holds at most two frames.
-const READ_AHEAD_FRAMES: usize = 1;
-
 /// Answers owed at once per connection: durable-mode produces waiting for their fdatasyncs while
 /// the connection appends the requests after them (their syncs then share fsyncs). The
-/// connection stops taking frames at this many.
+/// connection stops reading frames at this many.
 const ANSWERS_OWED_MAX: usize = 8;
 
 pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
-    let stream = Arc::new(stream);
-    let answered = Arc::new(Answered::new());
-    let (frames, mut next) = tokio::sync::mpsc::channel(READ_AHEAD_FRAMES);
-    // The reader runs as its own task so it can copy the next frame out of the socket on the
-    // other worker thread while this one is busy in an append. It ends with this task.
-    let reader = tokio::spawn(read_requests(stream.clone(), peer, broker.clone(), frames, answered.clone()));
-    let _reader = AbortOnDrop(reader);
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
+    let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer);
+    let mut answered_at = tokio::time::Instant::now();
     loop {
-        // Send owed answers as they complete; take the next frame while there is room for one.
+        // Send owed answers as they complete; read the next frame while there is room for one.
+        // Idle (connections.max.idle.ms) means nothing owed and no frame for that long since the
+        // last answer; a frame once begun must arrive within the same bound.
+        let deadline = reader.started.unwrap_or(answered_at) + idle;
         let frame = tokio::select! {
             biased;
             done = async { (&mut owed.0[0]).await }, if !owed.0.is_empty() => {
                 owed.0.pop_front();
-                if !answer(&stream, peer, &answered, joined(done)).await {
+                if !answer(&stream, peer, joined(done)).await {
                     return;
                 }
+                answered_at = tokio::time::Instant::now();
                 continue;
             }
-            frame = next.recv(), if owed.0.len() < ANSWERS_OWED_MAX => frame,
+            frame = reader.next(&stream), if owed.0.len() < ANSWERS_OWED_MAX => frame,
+            _ = tokio::time::sleep_until(deadline), if owed.0.is_empty() => {
+                if reader.started.is_some() {
+                    tracing::warn!(%peer, "closing connection: frame body not received in time");
+                } else {
+                    tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                }
+                return;
+            }
+            _ = stop.changed(), if owed.0.is_empty() => return,
         };
-        let Some(frame) = frame else { break };
-        if broker.is_shutting_down() {
-            // A frame read ahead but not started: at shutdown it is dropped like the bytes
-            // still in the socket; the client retries it. Owed answers still go out.
-            break;
-        }
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(ReadError::Closed(e)) => {
+                tracing::debug!(%peer, error = %e, "connection closed");
+                break;
+            }
+            Err(ReadError::BadFrame(e)) => {
+                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                break;
+            }
+        };
         // Only a produce is handled while answers are owed; any other request first waits for
         // them, so its handling never sees the connection's earlier requests unanswered.
-        if !api::may_answer_later(&frame) && !owed.send_all(&stream, peer, &answered).await {
+        if !api::may_answer_later(&frame) && !owed.send_all(&stream, peer).await {
             return;
         }
         match api::handle_frame(&broker, &mut session, frame).await {
             Ok(api::Reply::Later(task)) => owed.0.push_back(task),
             Ok(api::Reply::Now(response)) => {
-                if !owed.send_all(&stream, peer, &answered).await || !answer(&stream, peer, &answered, Ok(response)).await {
+                if !owed.send_all(&stream, peer).await || !answer(&stream, peer, Ok(response)).await {
                     return;
                 }
             }
             Err(e) => {
                 // The requests before this one are answered before the connection closes.
-                if owed.send_all(&stream, peer, &answered).await {
-                    let _ = answer(&stream, peer, &answered, Err(e)).await;
+                if owed.send_all(&stream, peer).await {
+                    answer(&stream, peer, Err(e)).await;
                 }
                 return;
             }
         }
+        answered_at = tokio::time::Instant::now();
     }
-    owed.send_all(&stream, peer, &answered).await;
+    // The client is gone or sent a bad frame: the requests before it still get their answers.
+    owed.send_all(&stream, peer).await;
 }
 
 /// Answers owed, in request order; aborted if the connection ends first.
@@ -88,9 +101,9 @@ struct Owed(std::collections::VecDeque<tokio::task::JoinHandle<Result<ResponseFr
 
 impl Owed {
     /// Waits for and sends every owed answer; false when the connection must close.
-    async fn send_all(&mut self, stream: &TcpStream, peer: SocketAddr, answered: &Answered) -> bool {
+    async fn send_all(&mut self, stream: &TcpStream, peer: SocketAddr) -> bool {
         while let Some(task) = self.0.pop_front() {
-            if !answer(stream, peer, answered, joined(task.await)).await {
+            if !answer(stream, peer, joined(task.await)).await {
                 return false;
             }
         }
@@ -111,9 +124,9 @@ fn joined(r: Result<Result<ResponseFrame, api::FrameError>, tokio::task::JoinErr
     r?.map(Some)
 }
 
-/// Sends one request's answer (None: none due) and counts it answered; false when the
-/// connection must close: the handler's error, or a failed write.
-async fn answer(stream: &TcpStream, peer: SocketAddr, answered: &Answered, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
+/// Sends one request's answer (None: none due); false when the connection must close: the
+/// handler's error, or a failed write.
+async fn answer(stream: &TcpStream, peer: SocketAddr, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
     let response = match handled {
         Ok(r) => r,
         Err(e @ (api::FrameError::Encode { .. } | api::FrameError::AnswerLost(_))) => {
@@ -140,130 +153,71 @@ async fn answer(stream: &TcpStream, peer: SocketAddr, answered: &Answered, handl
             }
         }
     }
-    answered.mark();
     true
 }
 
-/// Aborts the task when dropped: the reader never outlives its connection.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// Why no frame was read.
+enum ReadError {
+    /// Closed by the client, reset, or cut off mid-frame.
+    Closed(io::Error),
+    /// A length prefix no request may have (negative, or over socket.request.max.bytes).
+    BadFrame(crate::protocol::frame::FrameError),
 }
 
-/// How many requests the handler has finished, and when it finished the last one: a connection
-/// is idle (connections.max.idle.ms) only while every frame read has been answered.
-struct Answered {
-    count: std::sync::atomic::AtomicU64,
-    since: std::sync::Mutex<tokio::time::Instant>,
+/// Reads length-prefixed frames. Cancel safe: what was read of a frame stays here, so the
+/// connection can wait for a frame and for owed answers at once and pick up where it left off.
+struct FrameReader {
+    max: usize,
+    prefix: [u8; 4],
+    got: usize,
+    /// The frame body once its prefix is in, and its length.
+    body: Option<(BytesMut, usize)>,
+    /// When the first byte of the frame being read arrived.
+    started: Option<tokio::time::Instant>,
 }
 
-impl Answered {
-    fn new() -> Self {
-        Self { count: 0.into(), since: std::sync::Mutex::new(tokio::time::Instant::now()) }
+impl FrameReader {
+    fn new(max: usize) -> FrameReader {
+        FrameReader { max, prefix: [0; 4], got: 0, body: None, started: None }
     }
 
-    fn mark(&self) {
-        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
-        self.count.fetch_add(1, std::sync::atomic::Ordering::Release);
-    }
-
-    /// When the connection goes idle if nothing more arrives: None while `read` frames are not
-    /// all answered.
-    fn idle_deadline(&self, read: u64, idle: Duration) -> Option<tokio::time::Instant> {
-        let since = *self.since.lock().unwrap_or_else(|e| e.into_inner());
-        (self.count.load(std::sync::atomic::Ordering::Acquire) >= read).then(|| since + idle)
-    }
-}
-
-/// Reads frames and hands them to the handler in order, at most [`READ_AHEAD_FRAMES`] ahead of
-/// it. Returns (dropping `frames`, which ends the handler after what it holds) when the client
-/// closes, a frame is malformed, the connection idles out, or the broker shuts down.
-async fn read_requests(stream: Arc<TcpStream>, peer: SocketAddr, broker: Arc<Broker>, frames: tokio::sync::mpsc::Sender<bytes::Bytes>, answered: Arc<Answered>) {
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let max = broker.config.socket_request_max_bytes;
-    let mut stop = broker.shutdown_signal();
-    let mut read = 0u64;
-    loop {
-        // A slot first: the frame is read only when the handler has room for it.
-        let Ok(slot) = frames.reserve().await else { return };
-        let mut prefix = [0u8; 4];
-        let mut got = 0;
-        while got < prefix.len() {
-            // While waiting for a new request the idle clock runs only when everything read has
-            // been answered; once a frame has begun it must arrive within the same bound.
-            let deadline = if got == 0 { answered.idle_deadline(read, idle) } else { None };
-            let wait = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None if got == 0 => tokio::time::sleep(idle.min(Duration::from_secs(1))).await,
-                    None => tokio::time::sleep(idle).await,
+    /// The next whole frame (without its prefix).
+    async fn next(&mut self, stream: &TcpStream) -> Result<bytes::Bytes, ReadError> {
+        loop {
+            if let Some((body, len)) = &self.body
+                && body.len() == *len
+            {
+                let frame = self.body.take().map(|(body, _)| body.freeze()).unwrap_or_default();
+                (self.got, self.started) = (0, None);
+                return Ok(frame);
+            }
+            stream.readable().await.map_err(ReadError::Closed)?;
+            let read = match &mut self.body {
+                None => stream.try_read(&mut self.prefix[self.got..]),
+                Some((body, len)) => {
+                    // Limited to the frame: the next request's bytes stay in the socket.
+                    let remaining = *len - body.len();
+                    stream.try_read_buf(&mut bytes::BufMut::limit(&mut *body, remaining))
                 }
             };
-            tokio::select! {
-                r = stream.readable() => if r.is_err() { return },
-                _ = stop.changed() => return,
-                _ = wait => {
-                    if got > 0 {
-                        tracing::warn!(%peer, "closing connection: frame body not received in time");
-                        return;
+            match read {
+                Ok(0) => return Err(ReadError::Closed(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    self.started.get_or_insert_with(tokio::time::Instant::now);
+                    if self.body.is_none() {
+                        self.got += n;
+                        if self.got == self.prefix.len() {
+                            let len = check_request_len(self.prefix, self.max).map_err(ReadError::BadFrame)?;
+                            // Uninitialised capacity: zeroing a produce frame first costs a pass over it.
+                            self.body = Some((BytesMut::with_capacity(len), len));
+                        }
                     }
-                    if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
-                        tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
-                        return;
-                    }
-                    continue;
                 }
-            }
-            match stream.try_read(&mut prefix[got..]) {
-                Ok(0) => return, // closed by the client
-                Ok(n) => got += n,
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-                Err(_) => return, // reset
+                Err(e) => return Err(ReadError::Closed(e)),
             }
-        }
-        let len = match check_request_len(prefix, max) {
-            Ok(len) => len,
-            Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
-                return;
-            }
-        };
-        // Read into uninitialised capacity: zeroing a produce frame first costs a pass over it.
-        let mut frame = BytesMut::with_capacity(len);
-        match tokio::time::timeout(idle, read_frame(&stream, &mut frame, len)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection closed mid-frame");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%peer, "closing connection: frame body not received in time");
-                return;
-            }
-        }
-        read += 1;
-        slot.send(frame.freeze());
-    }
-}
-
-/// Fills `frame` with exactly `len` bytes from the stream (`frame` has that capacity).
-async fn read_frame(stream: &TcpStream, frame: &mut BytesMut, len: usize) -> std::io::Result<()> {
-    while frame.len() < len {
-        stream.readable().await?;
-        // Limited to the frame: the next request's bytes stay in the socket.
-        let remaining = len - frame.len();
-        let mut rest = bytes::BufMut::limit(&mut *frame, remaining);
-        match stream.try_read_buf(&mut rest) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-            Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Most iovecs handed to one sendmsg (Linux accepts 1024).
