@@ -2,9 +2,9 @@
 //! order. Requests are handled one at a time, as Kafka mutes a channel while a request is in
 //! flight, except that a durable-mode produce waiting for its fdatasync does not hold up the
 //! produces after it (its answer still goes out first). A malformed frame or header closes this
-//! connection only, after the requests before it are answered. Responses go out with vectored sends for the encoded fields and
-//! sendfile(2) for record batches still in segment files, so record bytes never pass through user
-//! space.
+//! connection only, after the requests before it are answered. Responses go out with vectored
+//! sends for the encoded fields and sendfile(2) for record batches still in segment files, so
+//! record bytes never pass through user space.
 
 use std::io;
 use std::net::SocketAddr;
