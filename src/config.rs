@@ -130,6 +130,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         T::Long,
         "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk. Needs fjord.log.writeback.step.bytes > 0 and at least that large; 0 = keep pages until the kernel reclaims them.",
     ),
+    def(
+        "fjord.fetch.readahead.bytes",
+        Some("16777216"),
+        T::Long,
+        "Fjord: how far ahead of a consumer reading a segment the disk is asked to read (fadvise WILLNEED, asked for half a window at a time, never near the end of the data), so a consumer behind what the page cache holds finds its next fetches already read; 0 = leave it to the kernel's read-ahead.",
+    ),
 ];
 
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
@@ -644,6 +650,9 @@ impl Config {
                 });
             }
             lc.drop_behind_bytes = n;
+        }
+        if let Some(n) = self.broker_bytes("fjord.fetch.readahead.bytes")? {
+            lc.readahead_bytes = n;
         }
         if let Some(v) = self.topic_value(overrides, "cleanup.policy") {
             for p in v.split(',').map(str::trim) {

@@ -91,7 +91,8 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let notified = broker.replicas.appended.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let read = read_partitions(broker, &wanted, max_bytes, read_committed, version);
+        let mut read = read_partitions(broker, &wanted, max_bytes, read_committed, version);
+        read_ahead(std::mem::take(&mut read.readahead));
         let expired = tokio::time::Instant::now() >= deadline;
         if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
             let mut topics = topics;
@@ -113,8 +114,29 @@ struct Read {
     /// In `wanted` order; records are placeholders for `files`.
     parts: Vec<PartitionData>,
     files: Vec<FileRange>,
+    /// Ranges the disk should read ahead for the partitions read ([`read_ahead`]).
+    readahead: Vec<FileRange>,
     bytes: usize,
     any_error: bool,
+}
+
+/// Asks the disk to read these ranges into the page cache, on the blocking pool: the call may
+/// wait while the device's queue is full, and must not hold up an async worker. A range whose
+/// last byte is cached already is left out (data read recently, or written recently and still
+/// cached, needs no disk), which makes the hint free for consumers reading from the cache. Only a
+/// hint: a failure is logged at debug level and the fetch that needs the bytes reads them itself.
+fn read_ahead(mut ranges: Vec<FileRange>) {
+    ranges.retain(|r| r.len > 0 && !r.file.is_cached(r.position + r.len as u64 - 1));
+    if ranges.is_empty() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        for r in ranges {
+            if let Err(e) = r.file.will_need(r.position, r.len as u64) {
+                tracing::debug!(error = %e, position = r.position, len = r.len, "read-ahead hint failed");
+            }
+        }
+    });
 }
 
 /// The `records` field for a located range: a placeholder for the next file slot, or (only when
@@ -138,6 +160,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
     let start = |o: i64| if version >= 5 { o } else { -1 };
     let mut out = Vec::with_capacity(wanted.len());
     let mut files = Vec::new();
+    let mut readahead = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let mut min_one = true;
@@ -150,6 +173,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
         let located = broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed).and_then(|read| {
             let len = read.records.as_ref().map_or(0, |r| r.len);
+            readahead.extend(read.readahead);
             let data = records_field(read.records, &mut files).map_err(|e| ReplicaError::Storage(e.into()))?;
             Ok((read.offsets, read.aborted, len, data))
         });
@@ -195,5 +219,5 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             }
         }
     }
-    Read { parts: out, files, bytes: total, any_error }
+    Read { parts: out, files, readahead, bytes: total, any_error }
 }

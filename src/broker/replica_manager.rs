@@ -49,6 +49,8 @@ pub struct PartitionRead {
     pub records: Option<FileRange>,
     /// For read_committed: the aborted transactions overlapping the records read.
     pub aborted: Vec<AbortedTxn>,
+    /// What the disk should read ahead for this reader, asked for after the lock is released.
+    pub readahead: Option<FileRange>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,10 +243,10 @@ impl ReplicaManager {
         let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
         let located = log.read_range(fetch_offset, max_bytes, upper)?;
         let Some(records) = located.records.filter(|r| min_one || r.len <= max_bytes) else {
-            return Ok(PartitionRead { offsets, records: None, aborted: Vec::new() });
+            return Ok(PartitionRead { offsets, records: None, aborted: Vec::new(), readahead: None });
         };
         let aborted = if read_committed { log.aborted_transactions(fetch_offset, located.last_offset + 1) } else { Vec::new() };
-        Ok(PartitionRead { offsets, records: Some(records), aborted })
+        Ok(PartitionRead { offsets, records: Some(records), aborted, readahead: located.readahead })
     }
 
     /// The producers with state on a partition (DescribeProducers), with the partition's open

@@ -59,6 +59,10 @@ pub struct LogRange {
     pub last_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// The part of the same file the disk should read ahead for this reader
+    /// (`fjord.fetch.readahead.bytes`), to be asked for off the partition's lock; `None` when the
+    /// reader's window is still mostly there, or it reads near the end of the data.
+    pub readahead: Option<FileRange>,
 }
 
 impl LogRange {
@@ -751,6 +755,7 @@ impl PartitionLog {
             last_offset: -1,
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
+            readahead: None,
         };
         let upper = upper_bound.min(self.log_end_offset);
         if fetch_offset >= upper {
@@ -765,6 +770,9 @@ impl PartitionLog {
         for seg in self.segments.range(from..).map(|(_, s)| s) {
             if let Some(r) = seg.locate_batches(fetch_offset, max_bytes, upper)? {
                 out.records = Some(FileRange { file: seg.log_file().clone(), position: r.position, len: r.len });
+                out.readahead = seg
+                    .readahead_after(r.position + r.len as u64, self.config.readahead_bytes)
+                    .map(|(position, len)| FileRange { file: seg.log_file().clone(), position, len: len as usize });
                 out.first_offset = r.first_offset;
                 out.last_offset = r.last_offset;
                 return Ok(out);
@@ -1858,6 +1866,52 @@ mod tests {
             append(&mut log, simple_batch(50));
         }
         assert!(!faulty.writebacks().is_empty() && faulty.drops().is_empty());
+    }
+
+    #[test]
+    fn readers_get_read_ahead_half_a_window_at_a_time_and_readers_near_the_end_never() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let window: u64 = 64 * 1024;
+        let cfg = LogConfig { readahead_bytes: window, segment_bytes: 1 << 20, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg);
+        while log.segments.values().next().expect("segment").size() < 600 * 1024 {
+            append(&mut log, simple_batch(50));
+        }
+        let size = log.segments.values().next().expect("segment").size();
+        // A consumer streaming from the start: its windows follow each other without gaps or
+        // overlaps, each asked for once at least half of it was missing.
+        let (mut offset, mut asked_to, mut asks) = (0i64, 0u64, 0);
+        loop {
+            let r = log.read_range(offset, 8 * 1024, i64::MAX).expect("read");
+            let Some(rec) = &r.records else { break };
+            let end = rec.position + rec.len as u64;
+            if let Some(ra) = &r.readahead {
+                assert!(Arc::ptr_eq(&ra.file, &rec.file), "the same segment file");
+                let from = if asks == 0 { end } else { asked_to };
+                assert_eq!(ra.position, from, "the window continues where the last one ended");
+                assert!(ra.len as u64 >= window / 2 && ra.position + ra.len as u64 <= (end + window).min(size));
+                asked_to = ra.position + ra.len as u64;
+                asks += 1;
+            }
+            assert!(asked_to >= end || end + window / 2 > size, "the reader never outruns its window");
+            offset = r.last_offset + 1;
+        }
+        let expect = (size - window) / (window / 2);
+        assert!(asks as u64 >= expect - 1 && asks as u64 <= expect + 2, "{asks} asks for {size} bytes");
+        // A second reader elsewhere keeps its own window; the first one's is left alone.
+        let r = log.read_range(0, 8 * 1024, i64::MAX).expect("read");
+        let ra = r.readahead.expect("a new reader at the start");
+        assert_eq!(ra.position, r.records.as_ref().map(|x| x.position + x.len as u64).expect("records"));
+        // A reader near the end of the data (tailing the log) asks for nothing.
+        let last = log.log_end_offset() - 1;
+        assert!(log.read_range(last, 8 * 1024, i64::MAX).expect("read").readahead.is_none());
+        // 0 turns it off.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig { readahead_bytes: 0, segment_bytes: 1 << 20, ..LogConfig::default() });
+        for _ in 0..200 {
+            append(&mut log, simple_batch(50));
+        }
+        assert!(log.read_range(0, 8 * 1024, i64::MAX).expect("read").readahead.is_none());
     }
 
     #[test]

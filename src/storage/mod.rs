@@ -96,6 +96,10 @@ pub struct LogConfig {
     /// memory makes every new page fault on the host: page-cache writes measured x2, produce
     /// x1.6). 0 (the default): keep them, as Kafka does, until the kernel reclaims them.
     pub drop_behind_bytes: u64,
+    /// `fjord.fetch.readahead.bytes` (broker-wide): how far ahead of a reader the disk is asked
+    /// to read (fadvise WILLNEED), so a consumer behind what the page cache holds finds its next
+    /// fetches read while it handles this one; 0: leave it to the kernel's own read-ahead.
+    pub readahead_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -120,6 +124,7 @@ impl Default for LogConfig {
             preallocate_step_bytes: 8_388_608,
             writeback_step_bytes: 0,
             drop_behind_bytes: 0,
+            readahead_bytes: 16_777_216,
         }
     }
 }

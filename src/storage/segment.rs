@@ -4,6 +4,7 @@ use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -70,6 +71,20 @@ pub struct Segment {
     /// drop starts: the cached pages before it were dropped (those clean at the time).
     pub(crate) drop_behind_bytes: u64,
     pub(crate) dropped_to: u64,
+    /// Where readers of this file have had the disk read ahead for them ([`Segment::readahead_after`]).
+    pub(crate) readahead: ReadaheadMarks,
+}
+
+/// Readers of one segment that readahead keeps apart: consumers at this many different places
+/// each keep their own window; one more takes the place of the least recent.
+const READAHEAD_STREAMS: usize = 4;
+
+/// The ends of the read-ahead windows of the segment's last few readers. Reads happen under the
+/// partition's lock, so the atomics only give the shared `&Segment` somewhere to write.
+#[derive(Debug, Default)]
+pub(crate) struct ReadaheadMarks {
+    ends: [AtomicU64; READAHEAD_STREAMS],
+    next: AtomicUsize,
 }
 
 impl Segment {
@@ -152,6 +167,7 @@ impl Segment {
             writeback_from: 0,
             drop_behind_bytes: 0,
             dropped_to: 0,
+            readahead: ReadaheadMarks::default(),
         })
     }
 
@@ -200,6 +216,7 @@ impl Segment {
             writeback_from: 0,
             drop_behind_bytes: 0,
             dropped_to: 0,
+            readahead: ReadaheadMarks::default(),
         };
         seg.reload_tail_state()?;
         Ok(seg)
@@ -525,6 +542,38 @@ impl Segment {
             ControlFlow::Continue(())
         })?;
         Ok(found)
+    }
+
+    /// The part of the file to read ahead for a reader whose read ends at `end`, if any: up to
+    /// `window_bytes` past `end`, within the file. A reader continues the window a previous read
+    /// asked for when `end` lies inside it; the rest of its window is asked for once at least half
+    /// of it is missing, so a reader streaming through the file asks every half window, and one
+    /// near the end of the data (a consumer tailing the log, whose pages were just written) never.
+    pub fn readahead_after(&self, end: u64, window_bytes: u64) -> Option<(u64, u64)> {
+        let limit = self.size;
+        if window_bytes == 0 || end >= limit {
+            return None;
+        }
+        let want_to = end.saturating_add(window_bytes).min(limit);
+        let worth = |from: u64| want_to > from && want_to - from >= window_bytes / 2;
+        let marks = &self.readahead;
+        let ahead = end..=end.saturating_add(window_bytes);
+        if let Some(m) = marks.ends.iter().find(|m| ahead.contains(&m.load(Ordering::Relaxed))) {
+            let asked_to = m.load(Ordering::Relaxed);
+            if !worth(asked_to) {
+                return None;
+            }
+            m.store(want_to, Ordering::Relaxed);
+            return Some((asked_to, want_to - asked_to));
+        }
+        // A reader with no window yet. One that would ask for little (near the end of the data)
+        // takes no place, so readers tailing the log never push out the windows of those behind.
+        if !worth(end) {
+            return None;
+        }
+        let i = marks.next.fetch_add(1, Ordering::Relaxed) % READAHEAD_STREAMS;
+        marks.ends[i].store(want_to, Ordering::Relaxed);
+        Some((end, want_to - end))
     }
 
     /// The open `.log` file, shared: a located range stays readable after the segment is deleted.

@@ -31,6 +31,8 @@ struct FaultState {
     writebacks: Vec<(u64, u64)>,
     /// The (offset, len) of every drop_cached hint delegated so far.
     drops: Vec<(u64, u64)>,
+    /// The (offset, len) of every will_need hint delegated so far.
+    will_needs: Vec<(u64, u64)>,
 }
 
 impl FaultState {
@@ -70,6 +72,7 @@ impl FaultyIo {
                 syncs: 0,
                 writebacks: Vec::new(),
                 drops: Vec::new(),
+                will_needs: Vec::new(),
             })),
         }
     }
@@ -92,6 +95,10 @@ impl FaultyIo {
     /// The (offset, len) of every `drop_cached` delegated so far, in order.
     pub fn drops(&self) -> Vec<(u64, u64)> {
         lock(&self.state).drops.clone()
+    }
+    /// The (offset, len) of every `will_need` delegated so far, in order.
+    pub fn will_needs(&self) -> Vec<(u64, u64)> {
+        lock(&self.state).will_needs.clone()
     }
     /// Crash now: every later mutation is dropped.
     pub fn crash(&self) {
@@ -181,6 +188,15 @@ impl IoFile for FaultyFile {
             st.drops.push((offset, len));
         }
         self.inner.drop_cached(offset, len)
+    }
+
+    fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
+        lock(&self.state).will_needs.push((offset, len));
+        self.inner.will_need(offset, len)
+    }
+
+    fn is_cached(&self, pos: u64) -> bool {
+        self.inner.is_cached(pos)
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()

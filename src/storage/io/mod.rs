@@ -48,6 +48,18 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     fn drop_cached(&self, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
+    /// Starts reading `[offset, offset + len)` into the page cache without waiting for it
+    /// (fadvise WILLNEED): a hint that lets the disk work ahead of a reader. It may block while
+    /// the reads are queued, so callers make it off the async workers. Default: nothing.
+    fn will_need(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// Whether the byte at `pos` is in the page cache, found without waiting for the disk
+    /// (a one-byte preadv2 with RWF_NOWAIT): lets a reader skip a `will_need` hint for what is
+    /// cached already. Default: false (unknown).
+    fn is_cached(&self, _pos: u64) -> bool {
+        false
+    }
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
     fn is_empty(&self) -> io::Result<bool> {
@@ -262,6 +274,33 @@ mod tests {
         assert_eq!(f.read_full_at(&mut buf, 0).expect("read"), 1 << 20);
         assert!(buf.iter().all(|b| *b == 5), "read back from the disk");
         assert!(f.drop_cached(u64::MAX, 1).is_err(), "an offset the kernel cannot take");
+    }
+
+    #[test]
+    fn will_need_reads_dropped_pages_back_into_the_cache_and_is_cached_tells() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = io().open(&dir.path().join("f"), OpenMode::CreateReadWrite).expect("create");
+        let len: u64 = 2 << 20;
+        f.write_all_at(&vec![9u8; len as usize], 0).expect("write");
+        assert!(f.is_cached(len - 1), "just written");
+        assert!(!f.is_cached(len), "past the end of the file");
+        f.sync_data().expect("sync");
+        f.drop_cached(0, len).expect("drop");
+        // A file system that keeps every page in memory (tmpfs) drops nothing; elsewhere the
+        // pages are gone now and come back only through the hint (or a read).
+        if !f.is_cached(len - 1) {
+            f.will_need(0, len).expect("hint");
+            let deadline = ::std::time::Instant::now() + ::std::time::Duration::from_secs(10);
+            while !f.is_cached(len - 1) {
+                assert!(::std::time::Instant::now() < deadline, "the hinted pages never arrived");
+                ::std::thread::sleep(::std::time::Duration::from_millis(5));
+            }
+        }
+        f.will_need(len, len).expect("past the end is nothing to do");
+        let mut buf = vec![0u8; len as usize];
+        assert_eq!(f.read_full_at(&mut buf, 0).expect("read"), len as usize);
+        assert!(buf.iter().all(|b| *b == 9), "a hint changes no data");
+        assert!(f.will_need(u64::MAX, 1).is_err(), "a range the kernel cannot take");
     }
 
     #[test]

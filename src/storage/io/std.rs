@@ -38,6 +38,12 @@ impl IoFile for StdFile {
     fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
         drop_cached_fd(self.0.as_raw_fd(), offset, len)
     }
+    fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
+        will_need_fd(self.0.as_raw_fd(), offset, len)
+    }
+    fn is_cached(&self, pos: u64) -> bool {
+        is_cached_fd(self.0.as_raw_fd(), pos)
+    }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
@@ -74,6 +80,42 @@ pub(super) fn drop_cached_fd(fd: RawFd, offset: u64, len: u64) -> io::Result<()>
         0 => Ok(()),
         e => Err(io::Error::from_raw_os_error(e)),
     }
+}
+
+/// Bytes asked of one fadvise WILLNEED. The kernel reads at most the larger of the device's
+/// read-ahead size and its largest request per call (128 KiB and 512 KiB are common), so a
+/// window is asked for in pieces this big.
+const WILL_NEED_CHUNK_BYTES: u64 = 512 * 1024;
+
+/// posix_fadvise(POSIX_FADV_WILLNEED) of `[offset, offset + len)` on `fd`, in pieces of
+/// [`WILL_NEED_CHUNK_BYTES`]: what every backend's `will_need` means. The kernel queues the reads
+/// of the pages not cached and returns; it waits only while the device's queue is full.
+pub(super) fn will_need_fd(fd: RawFd, offset: u64, len: u64) -> io::Result<()> {
+    let end = offset.checked_add(len).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut at = offset;
+    while at < end {
+        let n = (end - at).min(WILL_NEED_CHUNK_BYTES);
+        let (Ok(o), Ok(l)) = (i64::try_from(at), i64::try_from(n)) else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        // SAFETY: a plain syscall on a descriptor this file owns; no memory is passed.
+        match unsafe { libc::posix_fadvise(fd, o, l, libc::POSIX_FADV_WILLNEED) } {
+            0 => {}
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+/// A one-byte preadv2(RWF_NOWAIT) at `pos`: true when the kernel served it from the page cache.
+/// EAGAIN (not cached), an error, or a kernel without the flag all say false.
+pub(super) fn is_cached_fd(fd: RawFd, pos: u64) -> bool {
+    let Ok(pos) = libc::off_t::try_from(pos) else { return false };
+    let mut byte = 0u8;
+    let iov = libc::iovec { iov_base: (&mut byte as *mut u8).cast(), iov_len: 1 };
+    // SAFETY: the iovec points at a live one-byte buffer for the duration of the call.
+    unsafe { libc::preadv2(fd, &iov, 1, pos, libc::RWF_NOWAIT) == 1 }
 }
 
 /// fallocate(FALLOC_FL_KEEP_SIZE) of `[offset, offset + len)` on `fd`; what every backend's

@@ -50,7 +50,7 @@ use std::thread::JoinHandle;
 
 use io_uring::{IoUring, opcode, types};
 
-use super::std::{StdIo, drop_cached_fd, preallocate_fd, preallocation_result, start_writeback_fd};
+use super::std::{StdIo, drop_cached_fd, preallocate_fd, preallocation_result, start_writeback_fd, will_need_fd, is_cached_fd};
 use super::{DirEntry, FileIo, IoFile, OpenMode};
 
 /// Ring entries: how many operations may be in the kernel at once.
@@ -438,6 +438,16 @@ impl IoFile for UringFile {
     /// On the caller's thread too: the kernel only walks the range's cached pages.
     fn drop_cached(&self, offset: u64, len: u64) -> io::Result<()> {
         drop_cached_fd(self.file.as_raw_fd(), offset, len)
+    }
+
+    /// On the caller's thread, which is never an async worker (see `IoFile::will_need`): a
+    /// fire-and-forget operation in the ring would have to keep the file open until it completed.
+    fn will_need(&self, offset: u64, len: u64) -> io::Result<()> {
+        will_need_fd(self.file.as_raw_fd(), offset, len)
+    }
+
+    fn is_cached(&self, pos: u64) -> bool {
+        is_cached_fd(self.file.as_raw_fd(), pos)
     }
 
     fn len(&self) -> io::Result<u64> {
