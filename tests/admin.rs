@@ -1,5 +1,5 @@
 //! Wire tests of the admin APIs: CreatePartitions, DeleteRecords, AlterConfigs and
-//! IncrementalAlterConfigs, each with the errors Kafka gives for bad requests, every served
+//! IncrementalAlterConfigs, SCRAM credentials, each with the errors Kafka gives for bad requests, every served
 //! version, and the effect surviving a restart.
 
 mod common;
@@ -372,5 +372,75 @@ async fn offset_for_leader_epoch_answers_from_the_epoch_cache_and_appends_carry_
     assert_eq!(c.send(&lo, 7).await.topics[0].partitions[0].error_code, E::UnknownLeaderEpoch.code());
     let checkpoint = std::fs::read_to_string(b.dir.path().join("ep-0").join("leader-epoch-checkpoint")).expect("leader-epoch-checkpoint");
     assert_eq!(checkpoint, "0\n1\n0 0\n");
+    b.stop().await;
+}
+
+fn scram_upsert(user: &str, mechanism: i8, iterations: i32) -> alter_user_scram_credentials_request::ScramCredentialUpsertion {
+    alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(s(user))
+        .with_mechanism(mechanism)
+        .with_iterations(iterations)
+        .with_salt(Bytes::from_static(b"salt"))
+        .with_salted_password(Bytes::from_static(&[7u8; 32]))
+}
+
+fn scram_describe(users: Option<&[&str]>) -> DescribeUserScramCredentialsRequest {
+    DescribeUserScramCredentialsRequest::default()
+        .with_users(users.map(|u| u.iter().map(|n| describe_user_scram_credentials_request::UserName::default().with_name(s(n))).collect()))
+}
+
+/// (user, error code, [(mechanism, iterations)]) in the response's order.
+fn described(r: &DescribeUserScramCredentialsResponse) -> Vec<(String, i16, Vec<(i8, i32)>)> {
+    r.results.iter().map(|x| (x.user.to_string(), x.error_code, x.credential_infos.iter().map(|c| (c.mechanism, c.iterations)).collect())).collect()
+}
+
+#[tokio::test]
+async fn scram_credentials_are_stored_durably_described_without_secrets_and_bad_ones_refused() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let r = c.send(&scram_describe(Some(&["alice"])), 0).await;
+    assert_eq!(r.error_code, 0, "per-user errors only");
+    assert_eq!(described(&r), vec![("alice".into(), E::ResourceNotFound.code(), vec![])]);
+    let alter = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        scram_upsert("alice", 1, 10000),
+        scram_upsert("bob", 2, 4096),
+        scram_upsert("carol", 1, 4095),
+        scram_upsert("dave", 1, 16385),
+        scram_upsert("erin", 0, 5000),
+        scram_upsert("", 1, 5000),
+        scram_upsert("frank", 1, 5000),
+        scram_upsert("frank", 2, 5000),
+    ]);
+    let r = c.send(&alter, 0).await;
+    let mut codes: Vec<(String, i16)> = r.results.iter().map(|x| (x.user.to_string(), x.error_code)).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("".into(), E::UnacceptableCredential.code()),
+            ("alice".into(), 0),
+            ("bob".into(), 0),
+            ("carol".into(), E::UnacceptableCredential.code()),
+            ("dave".into(), E::UnacceptableCredential.code()),
+            ("erin".into(), E::UnsupportedSaslMechanism.code()),
+            ("frank".into(), E::DuplicateResource.code()),
+        ]
+    );
+    let del = AlterUserScramCredentialsRequest::default()
+        .with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(s("alice")).with_mechanism(2)]);
+    assert_eq!(c.send(&del, 0).await.results[0].error_code, E::ResourceNotFound.code(), "alice has no SHA-512 credential");
+    b.restart().await;
+    let mut c = b.client().await;
+    let all = described(&c.send(&scram_describe(None), 0).await);
+    assert_eq!(all, vec![("alice".into(), 0, vec![(1, 10000)]), ("bob".into(), 0, vec![(2, 4096)])], "kept over a restart");
+    assert_eq!(described(&c.send(&scram_describe(Some(&[])), 0).await), all, "an empty list is everyone");
+    let r = c.send(&scram_describe(Some(&["bob", "bob"])), 0).await;
+    assert_eq!(described(&r), vec![("bob".into(), E::DuplicateResource.code(), vec![])]);
+    let stored = std::fs::read(b.dir.path().join("fjord-scram-credentials.checkpoint")).expect("stored");
+    assert!(!stored.windows(32).any(|w| w == [7u8; 32]), "the salted password itself is not kept");
+    let del = AlterUserScramCredentialsRequest::default()
+        .with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(s("alice")).with_mechanism(1)]);
+    assert_eq!(c.send(&del, 0).await.results[0].error_code, 0);
+    assert_eq!(described(&c.send(&scram_describe(None), 0).await), vec![("bob".into(), 0, vec![(2, 4096)])]);
     b.stop().await;
 }

@@ -1,12 +1,13 @@
 """Topic and broker administration through the clients' admin APIs (what kafka-configs.sh,
 kafka-topics.sh --alter and kafka-delete-records.sh do): alter and describe configs (full and
 incremental, topic and broker), add partitions, delete records (the earliest offset moves),
-describe log dirs. confluent-kafka and kafka-python, against the session broker.
+describe log dirs, SCRAM credentials (kafka-configs.sh --entity-type users). confluent-kafka and kafka-python, against the session broker.
 """
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
-                                   NewPartitions, ResourceType)
+                                   NewPartitions, ResourceType, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
 
 from helpers import admin, create_topic
 
@@ -121,6 +122,42 @@ def test_delete_records_moves_the_earliest_offset(bootstrap, topic):
         assert m is not None and m.offset() == 40 and m.value() == b"v40"
     finally:
         c.close()
+
+
+def test_scram_credentials_are_upserted_described_and_deleted(bootstrap, topic):
+    a = admin(bootstrap)
+    user = "scram-" + topic
+
+    def described(users):
+        if users is None:  # every user: one future for the whole answer
+            return a.describe_user_scram_credentials().result(timeout=20)
+        return {u: f.result(timeout=20) for u, f in a.describe_user_scram_credentials(users).items()}
+
+    with pytest.raises(KafkaException) as e:
+        described([user])
+    assert e.value.args[0].code() == 91, e.value  # RESOURCE_NOT_FOUND
+    ups = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 10000), b"pw", b"salt")]
+    for f in a.alter_user_scram_credentials(ups).values():
+        f.result(timeout=20)
+    ups = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), b"pw2")]
+    for f in a.alter_user_scram_credentials(ups).values():
+        f.result(timeout=20)
+    infos = described([user])[user].scram_credential_infos
+    assert sorted((i.mechanism, i.iterations) for i in infos) == [
+        (ScramMechanism.SCRAM_SHA_256, 10000), (ScramMechanism.SCRAM_SHA_512, 8192)], infos
+    assert user in described(None), "no names: every user with a credential"
+    # Fewer iterations than SCRAM allows: UNACCEPTABLE_CREDENTIAL, nothing changes.
+    bad = [UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 100), b"pw")]
+    with pytest.raises(KafkaException) as e:
+        for f in a.alter_user_scram_credentials(bad).values():
+            f.result(timeout=20)
+    assert e.value.args[0].code() == 93, e.value  # UNACCEPTABLE_CREDENTIAL
+    for m in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+        for f in a.alter_user_scram_credentials([UserScramCredentialDeletion(user, m)]).values():
+            f.result(timeout=20)
+    with pytest.raises(KafkaException) as e:
+        described([user])
+    assert e.value.args[0].code() == 91, e.value
 
 
 def test_kafka_python_admin_partitions_records_configs_and_log_dirs(bootstrap, topic):

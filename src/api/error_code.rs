@@ -51,6 +51,18 @@ pub fn metadata(e: &MetadataError) -> i16 {
     }
 }
 
+/// The per-user code of a SCRAM credential alteration or description.
+pub fn scram(e: &crate::broker::scram::ScramError) -> i16 {
+    use crate::broker::scram::ScramError as S;
+    match e {
+        S::DuplicateResource(_) => E::DuplicateResource.code(),
+        S::ResourceNotFound(_) => E::ResourceNotFound.code(),
+        S::UnacceptableCredential(_) => E::UnacceptableCredential.code(),
+        S::UnsupportedMechanism => E::UnsupportedSaslMechanism.code(),
+        S::Storage(_) => E::KafkaStorageError.code(),
+    }
+}
+
 /// Errors worth a log line at warn: the broker's own faults, not a client's mistake.
 pub fn is_server_fault(code: i16) -> bool {
     code == E::KafkaStorageError.code() || code == E::UnknownServerError.code()

@@ -4,6 +4,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -17,6 +18,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod end_txn;
 pub mod error_code;
 mod fetch;
@@ -216,6 +218,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::DescribeTransactions => serve!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve!(ListTransactionsRequest, list_transactions::handle),
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
+        ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
+        ApiKey::AlterUserScramCredentials => serve!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod metadata;
 pub mod replica_manager;
+pub mod scram;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub txns: TransactionCoordinator,
+    /// SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials).
+    pub scram: scram::ScramStore,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -301,6 +304,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let metadata = MetadataStore::open(&first_dir)?;
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
+    let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let backend = crate::storage::io::select_backend(&config.io_backend).map_err(StartError::IoBackend)?;
     tracing::info!(backend = backend.name, requested = %config.io_backend, "storage I/O backend");
     let io = backend.io.clone();
@@ -363,6 +367,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         producer_ids,
         groups: GroupCoordinator::new(group_config),
         txns: TransactionCoordinator::new(txn_config),
+        scram,
         shutdown: shutdown_rx,
     });
     // Committed offsets must be back before the first OffsetFetch is answered.
