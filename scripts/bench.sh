@@ -141,6 +141,21 @@ EOF
 done
 loaded_rss=$(rss_kib)
 
+# 4a. Consume with nothing cached: the page cache is dropped (sync, then drop_caches; root only,
+#     skipped otherwise) before each run of the consume command, as the VM's proactive reclaim
+#     does to data idle for a minute. Shows what fetch read-ahead (fjord.fetch.readahead.bytes)
+#     does for a consumer reading from the disk.
+if [ -w /proc/sys/vm/drop_caches ]; then
+  for run in $(seq "$RUNS"); do
+    sync; echo 3 > /proc/sys/vm/drop_caches
+    perf_run "$B" "-C -t T -p 0 -o beginning -c $((COUNT * 2))"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" consume_1p_cold "${mbs:-0}" "${msgs:-0}" "" >> "$results"
+    log "run $run consume_1p_cold: ${mbs:-?} MB/s ${msgs:-?} msg/s"
+  done
+else
+  log "not root: the cold consume runs (drop_caches) are skipped"
+fi
+
 # 4b. Idle RSS of a broker holding 100 partitions (the memory goal: well under 50 MiB): a
 #     second broker whose auto-created topics get 100 partitions, 10k records written across them
 #     (random partitioner), then 2 s idle before reading VmRSS.
