@@ -120,14 +120,25 @@ struct Read {
     any_error: bool,
 }
 
+/// Read-ahead tasks on the blocking pool at once, broker-wide; a hint beyond them is dropped (the
+/// fetch that needs the bytes reads them itself), so a busy disk cannot pile hints up.
+const READAHEAD_TASKS_MAX: usize = 4;
+static READAHEAD_TASKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Asks the disk to read these ranges into the page cache, on the blocking pool: the call may
 /// wait while the device's queue is full, and must not hold up an async worker. A range whose
 /// last byte is cached already is left out (data read recently, or written recently and still
 /// cached, needs no disk), which makes the hint free for consumers reading from the cache. Only a
 /// hint: a failure is logged at debug level and the fetch that needs the bytes reads them itself.
 fn read_ahead(mut ranges: Vec<FileRange>) {
+    use std::sync::atomic::Ordering;
     ranges.retain(|r| r.len > 0 && !r.file.is_cached(r.position + r.len as u64 - 1));
     if ranges.is_empty() {
+        return;
+    }
+    if READAHEAD_TASKS.fetch_add(1, Ordering::AcqRel) >= READAHEAD_TASKS_MAX {
+        READAHEAD_TASKS.fetch_sub(1, Ordering::AcqRel);
+        tracing::debug!(ranges = ranges.len(), "read-ahead hints dropped: enough in flight");
         return;
     }
     tokio::task::spawn_blocking(move || {
@@ -136,6 +147,7 @@ fn read_ahead(mut ranges: Vec<FileRange>) {
                 tracing::debug!(error = %e, position = r.position, len = r.len, "read-ahead hint failed");
             }
         }
+        READAHEAD_TASKS.fetch_sub(1, Ordering::AcqRel);
     });
 }
 

@@ -1878,8 +1878,8 @@ mod tests {
             append(&mut log, simple_batch(50));
         }
         let size = log.segments.values().next().expect("segment").size();
-        // A consumer streaming from the start: its windows follow each other without gaps or
-        // overlaps, each asked for once at least half of it was missing.
+        // A consumer streaming from the start: a quarter window first, then windows that follow
+        // each other without gaps or overlaps, each asked for once at least half was missing.
         let (mut offset, mut asked_to, mut asks) = (0i64, 0u64, 0);
         loop {
             let r = log.read_range(offset, 8 * 1024, i64::MAX).expect("read");
@@ -1889,19 +1889,27 @@ mod tests {
                 assert!(Arc::ptr_eq(&ra.file, &rec.file), "the same segment file");
                 let from = if asks == 0 { end } else { asked_to };
                 assert_eq!(ra.position, from, "the window continues where the last one ended");
-                assert!(ra.len as u64 >= window / 2 && ra.position + ra.len as u64 <= (end + window).min(size));
+                if asks == 0 {
+                    assert_eq!(ra.len as u64, window / 4, "a new reader's first window");
+                } else {
+                    let ra_end = ra.position + ra.len as u64;
+                    assert!(ra.len as u64 >= window / 2 || ra_end == size, "half a window, or the rest of the file");
+                    assert!(ra_end <= (end + window).min(size));
+                }
                 asked_to = ra.position + ra.len as u64;
                 asks += 1;
             }
             assert!(asked_to >= end || end + window / 2 > size, "the reader never outruns its window");
             offset = r.last_offset + 1;
         }
+        assert_eq!(asked_to, size, "the whole file was asked for, up to its end");
         let expect = (size - window) / (window / 2);
         assert!(asks as u64 >= expect - 1 && asks as u64 <= expect + 2, "{asks} asks for {size} bytes");
         // A second reader elsewhere keeps its own window; the first one's is left alone.
         let r = log.read_range(0, 8 * 1024, i64::MAX).expect("read");
         let ra = r.readahead.expect("a new reader at the start");
         assert_eq!(ra.position, r.records.as_ref().map(|x| x.position + x.len as u64).expect("records"));
+        assert_eq!(ra.len as u64, window / 4);
         // A reader near the end of the data (tailing the log) asks for nothing.
         let last = log.log_end_offset() - 1;
         assert!(log.read_range(last, 8 * 1024, i64::MAX).expect("read").readahead.is_none());

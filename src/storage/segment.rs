@@ -547,33 +547,35 @@ impl Segment {
     /// The part of the file to read ahead for a reader whose read ends at `end`, if any: up to
     /// `window_bytes` past `end`, within the file. A reader continues the window a previous read
     /// asked for when `end` lies inside it; the rest of its window is asked for once at least half
-    /// of it is missing, so a reader streaming through the file asks every half window, and one
-    /// near the end of the data (a consumer tailing the log, whose pages were just written) never.
+    /// of it is missing (or the file ends inside it), so a reader streaming through the file asks
+    /// every half window. A reader
+    /// with no window yet gets a quarter of one (a reader jumping around costs little disk), and
+    /// one near the end of the data (a consumer tailing the log, whose pages were just written)
+    /// gets nothing and takes no place among the remembered windows.
     pub fn readahead_after(&self, end: u64, window_bytes: u64) -> Option<(u64, u64)> {
         let limit = self.size;
         if window_bytes == 0 || end >= limit {
             return None;
         }
-        let want_to = end.saturating_add(window_bytes).min(limit);
-        let worth = |from: u64| want_to > from && want_to - from >= window_bytes / 2;
         let marks = &self.readahead;
         let ahead = end..=end.saturating_add(window_bytes);
         if let Some(m) = marks.ends.iter().find(|m| ahead.contains(&m.load(Ordering::Relaxed))) {
             let asked_to = m.load(Ordering::Relaxed);
-            if !worth(asked_to) {
+            let want_to = end.saturating_add(window_bytes).min(limit);
+            // Less than half missing: later, unless the rest of the file is all that is left.
+            if want_to <= asked_to || (want_to - asked_to < window_bytes / 2 && want_to < limit) {
                 return None;
             }
             m.store(want_to, Ordering::Relaxed);
             return Some((asked_to, want_to - asked_to));
         }
-        // A reader with no window yet. One that would ask for little (near the end of the data)
-        // takes no place, so readers tailing the log never push out the windows of those behind.
-        if !worth(end) {
+        let first_to = end.saturating_add(window_bytes / 4).min(limit);
+        if first_to - end < window_bytes / 8 {
             return None;
         }
         let i = marks.next.fetch_add(1, Ordering::Relaxed) % READAHEAD_STREAMS;
-        marks.ends[i].store(want_to, Ordering::Relaxed);
-        Some((end, want_to - end))
+        marks.ends[i].store(first_to, Ordering::Relaxed);
+        Some((end, first_to - end))
     }
 
     /// The open `.log` file, shared: a located range stays readable after the segment is deleted.
