@@ -71,3 +71,4 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, _ve
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
+

@@ -25,7 +25,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
                 Err(e) => base
                     .with_group_id(id)
                     .with_error_code(super::error_code::group(&e))
-                    .with_error_message(Some(str_bytes(e.to_string())))
+                    .with_error_message(if version >= 6 { Some(str_bytes(e.to_string())) } else { None })
                     .with_group_state(str_bytes("Dead")),
                 Ok(None) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
                 Ok(Some(g)) => base

@@ -69,6 +69,9 @@ pub struct ConsumerMember {
     pub subscribed_topic_names: Vec<String>,
     pub subscribed_topic_regex: Option<String>,
     regex: Option<Regex>,
+    /// A regex set by the member's latest heartbeat is resolved after it (Kafka resolves regexes
+    /// off the heartbeat path): literal topics are assigned first, the matches at a later epoch.
+    regex_pending: bool,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
     pub previous_member_epoch: i32,
@@ -97,6 +100,7 @@ impl ConsumerMember {
             subscribed_topic_names: vec![],
             subscribed_topic_regex: None,
             regex: None,
+            regex_pending: false,
             server_assignor: None,
             member_epoch: 0,
             previous_member_epoch: -1,
@@ -112,7 +116,7 @@ impl ConsumerMember {
     /// Existing topics this member subscribes to: its names plus its regex's matches.
     pub fn subscribed_topics(&self, topics: &TopicsView) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self.subscribed_topic_names.iter().filter(|t| topics.contains_key(*t)).cloned().collect();
-        if let Some(re) = &self.regex {
+        if let Some(re) = self.regex.as_ref().filter(|_| !self.regex_pending) {
             out.extend(topics.keys().filter(|t| !t.starts_with("__") && re.is_match(t.as_str())).cloned());
         }
         out
@@ -329,6 +333,10 @@ impl ConsumerGroup {
         now_ms: u64,
     ) -> Result<HeartbeatOutput, HeartbeatError> {
         self.topics = topics.clone();
+        // Regexes set by earlier heartbeats are resolved now.
+        for m in self.members.values_mut() {
+            m.regex_pending = false;
+        }
         let mut id = req.member_id.clone();
         let joining = req.member_epoch == 0;
         let full_request = req.rebalance_timeout_ms != -1 && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some()) && req.owned.is_some();
@@ -418,6 +426,7 @@ impl ConsumerGroup {
         if let Some(r) = req.subscribed_topic_regex {
             let r = if r.is_empty() { None } else { Some(r) };
             if r != m.subscribed_topic_regex {
+                m.regex_pending = r.is_some();
                 m.subscribed_topic_regex = r;
                 m.regex = regex;
                 subscription_changed = true;
@@ -480,9 +489,10 @@ impl ConsumerGroup {
             .collect()
     }
 
-    /// Checks an OffsetCommit's member id and epoch (-1 with no member id: only while empty).
+    /// Checks an OffsetCommit's member id and epoch (-1: a commit from outside the group, only
+    /// while it is empty).
     pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), CommitCheck> {
-        if epoch < 0 && member_id.is_empty() {
+        if epoch < 0 && (member_id.is_empty() || self.members.is_empty()) {
             return if self.members.is_empty() { Ok(()) } else { Err(CommitCheck::UnknownMemberId) };
         }
         let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
@@ -625,16 +635,23 @@ mod tests {
     fn new_partitions_and_regex_subscriptions_change_the_target() {
         let mut t = topics(&[("t", 1), ("r1", 1)]);
         let mut g = ConsumerGroup::new("g");
+        // The literal topic at once; the regex's matches from the next heartbeat on.
         let a = g
-            .heartbeat(HeartbeatInput { subscribed_topic_names: Some(vec![]), subscribed_topic_regex: Some("r.*".into()), ..join("a", &[]) }, &t, "range", 10, 0)
+            .heartbeat(HeartbeatInput { subscribed_topic_names: Some(vec!["t".into()]), subscribed_topic_regex: Some("r.*".into()), ..join("a", &[]) }, &t, "range", 10, 0)
             .unwrap();
-        assert_eq!(a.assignment.unwrap().keys().cloned().collect::<Vec<_>>(), vec!["r1".to_string()]);
+        assert_eq!(a.assignment.unwrap().keys().cloned().collect::<Vec<_>>(), vec!["t".to_string()]);
+        let a = g.heartbeat(beat("a", 1, None), &t, "range", 10, 1).unwrap();
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(a.assignment.unwrap().keys().cloned().collect::<Vec<_>>(), vec!["r1".to_string(), "t".to_string()]);
         t.insert("r2".into(), (Uuid::new_v4(), 3));
-        let a2 = g.heartbeat(beat("a", 1, None), &t, "range", 10, 1).unwrap();
-        assert_eq!(a2.member_epoch, 2);
-        assert_eq!(n(a2.assignment.as_ref().unwrap()), 4);
+        let a2 = g.heartbeat(beat("a", 2, None), &t, "range", 10, 1).unwrap();
+        assert_eq!(a2.member_epoch, 3);
+        assert_eq!(n(a2.assignment.as_ref().unwrap()), 5);
+        t.insert("__internal".into(), (Uuid::new_v4(), 3));
+        t.insert("xr".into(), (Uuid::new_v4(), 3));
+        assert!(g.heartbeat(beat("a", 3, None), &t, "range", 10, 1).unwrap().assignment.is_none(), "no full match, internal topics skipped");
         assert!(matches!(
-            g.heartbeat(HeartbeatInput { subscribed_topic_regex: Some("(".into()), ..beat("a", 2, None) }, &t, "range", 10, 2),
+            g.heartbeat(HeartbeatInput { subscribed_topic_regex: Some("(".into()), ..beat("a", 3, None) }, &t, "range", 10, 2),
             Err(HeartbeatError::InvalidRegularExpression(_))
         ));
     }

@@ -210,7 +210,7 @@ impl GroupCoordinator {
     /// OffsetFetch v9 with a member id and epoch: the member must be current.
     pub fn check_offset_fetch_member(&self, log: &dyn GroupLog, group_id: &str, member_id: Option<&str>, epoch: i32) -> Result<(), GroupError> {
         let Some(member_id) = member_id else { return Ok(()) };
-        if epoch < 0 && member_id.is_empty() {
+        if epoch < 0 {
             return Ok(());
         }
         let now = self.now();

@@ -675,7 +675,7 @@ impl GroupCoordinator {
         (results, records, accepted)
     }
 
-    /// OffsetCommit. `generation == -1` with an empty member id is an admin/simple commit, allowed
+    /// OffsetCommit. `generation == -1` is an admin/simple commit (whatever the member id), allowed
     /// only while the group has no members. Returns per-offset results.
     pub fn commit(
         &self,
@@ -692,7 +692,9 @@ impl GroupCoordinator {
         let now = self.now();
         let mut groups = self.lock();
         self.current(log, &mut groups, group_id, now);
-        let simple = generation < 0 && member_id.is_empty();
+        // Generation -1 is an admin client or a consumer without group management (which may
+        // still send its member id, as librdkafka's KIP-848 consumer does): allowed while empty.
+        let simple = generation < 0;
         if !groups.contains_key(group_id) {
             if !simple {
                 return Err(GroupError::IllegalGeneration);
