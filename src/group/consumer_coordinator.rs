@@ -112,8 +112,11 @@ impl GroupCoordinator {
         self.current(log, &mut groups, group_id, now);
         let leaving = input.member_epoch == LEAVE_EPOCH || input.member_epoch == STATIC_LEAVE_EPOCH;
         if !groups.contains_key(group_id) {
+            // Kafka answers GROUP_ID_NOT_FOUND here; UNKNOWN_MEMBER_ID makes the member rejoin
+            // with epoch 0, which is what a member of a group lost in a restart must do (this
+            // state is not persisted).
             if input.member_epoch != 0 {
-                return Err(if leaving { GroupError::UnknownMemberId } else { GroupError::UnknownMemberId });
+                return Err(GroupError::UnknownMemberId);
             }
             groups.insert(group_id.to_string(), Entry::new(group_id));
         }
