@@ -1,6 +1,6 @@
 //! DescribeGroups: state, protocol and members of each classic group; an unknown group is
-//! reported Dead with no error, a consumer-protocol group with GROUP_ID_NOT_FOUND ("not a classic
-//! group"), as Kafka 4.0 does.
+//! reported Dead with no error, and so is a consumer-protocol group (GROUP_ID_NOT_FOUND, "not a
+//! classic group", only from v6, which has an error message), as Kafka 4.0 does.
 
 use std::sync::Arc;
 
@@ -21,12 +21,14 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
         .map(|id| {
             let base = DescribedGroup::default().with_error_message(None).with_authorized_operations(ops);
             match broker.groups.describe(&**broker, &id.0) {
-                // A consumer-protocol group, as Kafka 4.0 answers it.
-                Err(e) => base
+                // A consumer-protocol group, as Kafka 4.0 answers it: GROUP_ID_NOT_FOUND ("not a
+                // classic group") from v6, which carries the message; before, just Dead.
+                Err(e) if version >= 6 => base
                     .with_group_id(id)
                     .with_error_code(super::error_code::group(&e))
-                    .with_error_message(if version >= 6 { Some(str_bytes(e.to_string())) } else { None })
+                    .with_error_message(Some(str_bytes(e.to_string())))
                     .with_group_state(str_bytes("Dead")),
+                Err(_) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
                 Ok(None) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
                 Ok(Some(g)) => base
                     .with_group_id(id)
