@@ -182,6 +182,7 @@ async fn offset_commits_carry_the_member_epoch() {
     assert_eq!(code(&c.send(&commit("a", a.member_epoch), 9).await), 0);
     assert_eq!(code(&c.send(&commit("a", a.member_epoch - 1), 9).await), E::StaleMemberEpoch.code());
     assert_eq!(code(&c.send(&commit("x", 1), 9).await), E::UnknownMemberId.code());
+    assert_eq!(code(&c.send(&commit("a", a.member_epoch), 8).await), E::UnsupportedVersion.code(), "members send their epoch (v9)");
     assert_eq!(code(&c.send(&commit("", -1), 9).await), E::UnknownMemberId.code(), "an admin commit needs an empty group");
     // OffsetFetch v9 checks the member too, and returns the commit.
     let fetch = |member: &str, epoch: i32| {

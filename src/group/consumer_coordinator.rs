@@ -210,6 +210,13 @@ impl GroupCoordinator {
         }))
     }
 
+    /// Whether `member_id` is a member of the consumer-protocol group `group_id` (such members
+    /// must commit with OffsetCommit v9+, which carries the member epoch).
+    pub fn is_consumer_member(&self, group_id: &str, member_id: &str) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).and_then(|e| e.consumer.as_ref()).is_some_and(|g| g.members.contains_key(member_id))
+    }
+
     /// OffsetFetch v9 with a member id and epoch: the member must be current.
     pub fn check_offset_fetch_member(&self, log: &dyn GroupLog, group_id: &str, member_id: Option<&str>, epoch: i32) -> Result<(), GroupError> {
         let Some(member_id) = member_id else { return Ok(()) };
