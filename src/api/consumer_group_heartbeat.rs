@@ -38,7 +38,10 @@ fn validate(req: &ConsumerGroupHeartbeatRequest, version: i16) -> Result<(), Gro
             if req.rebalance_timeout_ms == -1 {
                 return invalid("RebalanceTimeoutMs must be provided in first request.");
             }
-            if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
+            // Kafka 4.0 also refuses null here. Fjord accepts it: librdkafka 2.12 rejoins with null
+            // when it subscribes again right after its leave was answered (0045
+            // subscribe_many_updates), and treats INVALID_REQUEST as fatal; a null list owns nothing.
+            if req.topic_partitions.as_ref().is_some_and(|t| !t.is_empty()) {
                 return invalid("TopicPartitions must be empty when (re-)joining.");
             }
             if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
@@ -141,7 +144,7 @@ mod tests {
         assert!(invalid(join().with_member_id(str_bytes("")), 1));
         assert!(!invalid(join().with_member_id(str_bytes("")), 0), "v0 joins may leave the id to the broker");
         assert!(invalid(join().with_rebalance_timeout_ms(-1), 1));
-        assert!(invalid(join().with_topic_partitions(None), 1));
+        assert!(!invalid(join().with_topic_partitions(None), 1), "null owned partitions on a join are accepted");
         assert!(invalid(join().with_topic_partitions(Some(vec![Owned::default()])), 1));
         assert!(invalid(join().with_subscribed_topic_names(None), 1));
         assert!(invalid(join().with_instance_id(Some(str_bytes(""))), 1));

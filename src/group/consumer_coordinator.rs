@@ -138,7 +138,12 @@ impl GroupCoordinator {
             out
         } else {
             let max = self.config.consumer_max_size.min(self.config.max_size);
-            let out = g.heartbeat(input, topics, &default_assignor, max, now).map_err(map_error)?;
+            let (member, epoch, owned) = (input.member_id.clone(), input.member_epoch, input.owned.as_ref().map(|o| o.values().map(|s| s.len()).sum::<usize>()));
+            let out = g.heartbeat(input, topics, &default_assignor, max, now).map_err(|e| {
+                tracing::debug!(group = %group_id, %member, epoch, ?owned, error = ?e, "consumer group heartbeat refused");
+                map_error(e)
+            })?;
+            tracing::debug!(group = %group_id, %member, epoch, ?owned, answer_epoch = out.member_epoch, sent = ?out.assignment, "consumer group heartbeat");
             if out.assignment.is_some() {
                 tracing::debug!(group = %group_id, member = %out.member_id, epoch = out.member_epoch, group_epoch = g.group_epoch, "consumer group assignment sent");
             }
