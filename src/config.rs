@@ -92,6 +92,28 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
     def("group.max.size", Some("2147483647"), T::Int, "Most members one consumer group may have."),
+    def("group.consumer.session.timeout.ms", Some("45000"), T::Int, "Session timeout of consumer-protocol (KIP-848) members, in ms."),
+    def("group.consumer.min.session.timeout.ms", Some("45000"), T::Int, "Smallest consumer.session.timeout.ms a group may set, in ms."),
+    def("group.consumer.max.session.timeout.ms", Some("60000"), T::Int, "Largest consumer.session.timeout.ms a group may set, in ms."),
+    def("group.consumer.heartbeat.interval.ms", Some("5000"), T::Int, "Heartbeat interval of consumer-protocol members, in ms."),
+    def("group.consumer.min.heartbeat.interval.ms", Some("5000"), T::Int, "Smallest consumer.heartbeat.interval.ms a group may set, in ms."),
+    def("group.consumer.max.heartbeat.interval.ms", Some("15000"), T::Int, "Largest consumer.heartbeat.interval.ms a group may set, in ms."),
+    def("group.consumer.max.size", Some("2147483647"), T::Int, "Most members one consumer-protocol group may have."),
+    def(
+        "group.consumer.assignors",
+        Some("org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
+        T::List,
+        "Server-side assignors of consumer-protocol groups (uniform, range; class or short names); the first is the default.",
+    ),
+    def("group.share.session.timeout.ms", Some("45000"), T::Int, "Default share.session.timeout.ms of groups, in ms (share groups are not served)."),
+    def("group.share.min.session.timeout.ms", Some("45000"), T::Int, "Smallest share.session.timeout.ms a group may set, in ms."),
+    def("group.share.max.session.timeout.ms", Some("60000"), T::Int, "Largest share.session.timeout.ms a group may set, in ms."),
+    def("group.share.heartbeat.interval.ms", Some("5000"), T::Int, "Default share.heartbeat.interval.ms of groups, in ms."),
+    def("group.share.min.heartbeat.interval.ms", Some("5000"), T::Int, "Smallest share.heartbeat.interval.ms a group may set, in ms."),
+    def("group.share.max.heartbeat.interval.ms", Some("15000"), T::Int, "Largest share.heartbeat.interval.ms a group may set, in ms."),
+    def("group.share.record.lock.duration.ms", Some("30000"), T::Int, "Default share.record.lock.duration.ms of groups, in ms."),
+    def("group.share.min.record.lock.duration.ms", Some("15000"), T::Int, "Smallest share.record.lock.duration.ms a group may set, in ms."),
+    def("group.share.max.record.lock.duration.ms", Some("60000"), T::Int, "Largest share.record.lock.duration.ms a group may set, in ms."),
     def("offset.metadata.max.bytes", Some("4096"), T::Int, "Largest metadata string of a committed offset, in bytes."),
     def("offsets.topic.num.partitions", Some("50"), T::Int, "Partitions of __consumer_offsets."),
     def("offsets.topic.segment.bytes", Some("104857600"), T::Int, "Segment size of __consumer_offsets, in bytes."),
@@ -137,6 +159,24 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Fjord: how far ahead of a consumer reading a segment the disk is asked to read (fadvise WILLNEED, asked for half a window at a time, never near the end of the data), so a consumer behind what the page cache holds finds its next fetches already read; 0 = leave it to the kernel's read-ahead.",
     ),
 ];
+
+/// Group-level configs (Kafka 4.0's GroupConfig, resource type GROUP): name, the broker property
+/// that supplies its default (None: a fixed default), type, doc.
+pub const GROUP_CONFIGS: &[(&str, Option<&str>, ConfigType, &str)] = &[
+    ("consumer.heartbeat.interval.ms", Some("group.consumer.heartbeat.interval.ms"), T::Int, "Heartbeat interval of the group's consumer-protocol members, in ms."),
+    ("consumer.session.timeout.ms", Some("group.consumer.session.timeout.ms"), T::Int, "Session timeout of the group's consumer-protocol members, in ms."),
+    ("share.auto.offset.reset", None, T::String, "Where a share group starts reading a partition: latest or earliest."),
+    ("share.heartbeat.interval.ms", Some("group.share.heartbeat.interval.ms"), T::Int, "Heartbeat interval of share group members, in ms."),
+    ("share.record.lock.duration.ms", Some("group.share.record.lock.duration.ms"), T::Int, "How long a share group member holds a record, in ms."),
+    ("share.session.timeout.ms", Some("group.share.session.timeout.ms"), T::Int, "Session timeout of share group members, in ms."),
+];
+
+/// Default of share.auto.offset.reset (Kafka's).
+pub const SHARE_AUTO_OFFSET_RESET_DEFAULT: &str = "latest";
+
+pub fn group_def(name: &str) -> Option<&'static (&'static str, Option<&'static str>, ConfigType, &'static str)> {
+    GROUP_CONFIGS.iter().find(|d| d.0 == name)
+}
 
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
 pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
@@ -245,6 +285,11 @@ pub struct Config {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: i32,
+    /// group.consumer.assignors as short names ("uniform", "range"), in the configured order.
+    pub group_consumer_assignors: Vec<String>,
     pub offset_metadata_max_bytes: i32,
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_ms: i64,
@@ -338,6 +383,10 @@ impl Config {
             group_min_session_timeout_ms: 0,
             group_max_session_timeout_ms: 0,
             group_max_size: 0,
+            group_consumer_session_timeout_ms: 0,
+            group_consumer_heartbeat_interval_ms: 0,
+            group_consumer_max_size: 0,
+            group_consumer_assignors: vec![],
             offset_metadata_max_bytes: 0,
             offsets_topic_num_partitions: 0,
             offsets_retention_ms: 0,
@@ -428,6 +477,10 @@ impl Config {
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: c.int("group.max.session.timeout.ms")?,
             group_max_size: positive("group.max.size", c.long("group.max.size")?)? as i32,
+            group_consumer_session_timeout_ms: c.consumer_group_timeout("session.timeout.ms")?,
+            group_consumer_heartbeat_interval_ms: c.consumer_group_timeout("heartbeat.interval.ms")?,
+            group_consumer_max_size: positive("group.consumer.max.size", c.long("group.consumer.max.size")?)? as i32,
+            group_consumer_assignors: c.consumer_group_assignors()?,
             offset_metadata_max_bytes: c.int("offset.metadata.max.bytes")?.max(0),
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions", c.long("offsets.topic.num.partitions")?)? as i32,
             offsets_retention_ms: positive("offsets.retention.minutes", c.long("offsets.retention.minutes")?)? * 60_000,
@@ -523,6 +576,88 @@ impl Config {
     fn int(&self, name: &str) -> Result<i32, ConfigError> {
         let v = self.string(name);
         v.parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: v, reason: "not an int".into() })
+    }
+
+    /// A group config's value: the group's override, else the broker's default for it.
+    pub fn group_config_value(&self, overrides: &BTreeMap<String, String>, name: &str) -> Option<String> {
+        if let Some(v) = overrides.get(name) {
+            return Some(v.clone());
+        }
+        match group_def(name)?.1 {
+            Some(broker_name) => self.value(broker_name),
+            None => Some(SHARE_AUTO_OFFSET_RESET_DEFAULT.to_string()),
+        }
+    }
+
+    /// Checks a group's proposed overrides as Kafka's GroupConfig does: known names, integers of
+    /// at least 1 (1000 for the record lock), within the broker's group.{consumer,share}.min/max
+    /// bounds, and sessions longer than heartbeat intervals.
+    pub fn validate_group_configs(&self, overrides: &BTreeMap<String, String>) -> Result<(), String> {
+        if let Some(k) = overrides.keys().find(|k| group_def(k).is_none()) {
+            return Err(format!("Unknown group config name: {k}"));
+        }
+        let int = |name: &str| -> Result<i64, String> {
+            let v = self.group_config_value(overrides, name).unwrap_or_default();
+            let n: i32 = v.trim().parse().map_err(|_| format!("Invalid value {v} for configuration {name}: Not a number of type INT"))?;
+            let least = if name == "share.record.lock.duration.ms" { 1000 } else { 1 };
+            if n < least {
+                return Err(format!("Invalid value {n} for configuration {name}: Value must be at least {least}"));
+            }
+            Ok(n as i64)
+        };
+        let bound = |name: &str, bounds: &str| -> Result<i64, String> {
+            let v = int(name)?;
+            let (kind, what) = bounds.split_once('.').unwrap_or((bounds, ""));
+            let min = self.long(&format!("group.{kind}.min.{what}")).map_err(|e| e.to_string())?;
+            let max = self.long(&format!("group.{kind}.max.{what}")).map_err(|e| e.to_string())?;
+            if v < min {
+                return Err(format!("{name} must be greater than or equal to group.{kind}.min.{what}"));
+            }
+            if v > max {
+                return Err(format!("{name} must be less than or equal to group.{kind}.max.{what}"));
+            }
+            Ok(v)
+        };
+        let ch = bound("consumer.heartbeat.interval.ms", "consumer.heartbeat.interval.ms")?;
+        let cs = bound("consumer.session.timeout.ms", "consumer.session.timeout.ms")?;
+        let sh = bound("share.heartbeat.interval.ms", "share.heartbeat.interval.ms")?;
+        let ss = bound("share.session.timeout.ms", "share.session.timeout.ms")?;
+        bound("share.record.lock.duration.ms", "share.record.lock.duration.ms")?;
+        if cs <= ch {
+            return Err("consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms".into());
+        }
+        if ss <= sh {
+            return Err("share.session.timeout.ms must be greater than share.heartbeat.interval.ms".into());
+        }
+        let reset = self.group_config_value(overrides, "share.auto.offset.reset").unwrap_or_default();
+        if reset != "latest" && reset != "earliest" {
+            return Err(format!("Invalid value {reset} for configuration share.auto.offset.reset: String must be one of: latest, earliest"));
+        }
+        Ok(())
+    }
+
+    /// group.consumer.X, checked against group.consumer.min.X and group.consumer.max.X.
+    fn consumer_group_timeout(&self, suffix: &str) -> Result<i32, ConfigError> {
+        let name = format!("group.consumer.{suffix}");
+        let (v, min, max) = (self.int(&name)?, self.int(&format!("group.consumer.min.{suffix}"))?, self.int(&format!("group.consumer.max.{suffix}"))?);
+        if v < min || v > max || v <= 0 {
+            return Err(ConfigError::Invalid { name, value: v.to_string(), reason: format!("must be within [{min}, {max}]") });
+        }
+        Ok(v)
+    }
+
+    fn consumer_group_assignors(&self) -> Result<Vec<String>, ConfigError> {
+        let v = self.string("group.consumer.assignors");
+        let mut out = Vec::new();
+        for a in v.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let short = crate::group::assignor::short_name(a)
+                .ok_or_else(|| ConfigError::Invalid { name: "group.consumer.assignors".into(), value: v.clone(), reason: format!("unknown assignor {a} (uniform, range)") })?;
+            out.push(short.to_string());
+        }
+        if out.is_empty() {
+            return Err(ConfigError::Invalid { name: "group.consumer.assignors".into(), value: v, reason: "at least one assignor".into() });
+        }
+        Ok(out)
     }
 
     fn boolean(&self, name: &str) -> Result<bool, ConfigError> {

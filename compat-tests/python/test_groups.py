@@ -524,3 +524,63 @@ def test_kafka_python_group_commit_resume_and_broker_restart(tmp_path, topic):
     finally:
         rc = broker.stop()
     assert rc == 0, "broker did not exit cleanly on SIGTERM (rc=%s)" % rc
+
+
+# ---------------------------------------------------------------------------------------------------
+# KIP-848: the consumer group protocol (group.protocol=consumer), assignments made by the broker.
+
+def kip848_consumer(bootstrap, group):
+    # session.timeout.ms, heartbeat.interval.ms and partition.assignment.strategy belong to the
+    # broker under this protocol; librdkafka refuses them.
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "group.protocol": "consumer",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+
+
+def test_consumer_protocol_members_split_partitions_commit_and_are_described(gbroker, topic):
+    from confluent_kafka import ConsumerGroupType
+    b = gbroker.bootstrap
+    parts = 4
+    create_topic(b, topic, parts)
+    produce(b, topic, 0, 200)
+    group = gid("kip848")
+    c1, c2 = kip848_consumer(b, group), kip848_consumer(b, group)
+    cs = [c1, c2]
+    got = [[], []]
+    try:
+        c1.subscribe([topic])
+        _poll_both([c1], got, lambda: assigned(c1) == set(range(parts)), 20, "c1 to own every partition")
+        c2.subscribe([topic])
+
+        def split():
+            a1, a2 = assigned(c1), assigned(c2)
+            return a1 and a2 and not (a1 & a2) and (a1 | a2) == set(range(parts))
+        # Revocation first, then the new owner: a few heartbeats of 5 s (Kafka's default interval).
+        _poll_both(cs, got, split, 40, "a disjoint split of %d partitions" % parts)
+        _poll_both(cs, got, lambda: len(got[0]) + len(got[1]) >= 200, 30, "200 records")
+        c1.commit(asynchronous=False)
+        c2.commit(asynchronous=False)
+        assert sum(group_offsets(b, group, topic, parts).values()) == 200
+
+        d = describe(b, group)
+        assert d.group_id == group
+        assert d.type == ConsumerGroupType.CONSUMER
+        assert len(d.members) == 2
+        owned = sorted(tp.partition for m in d.members for tp in m.assignment.topic_partitions)
+        assert owned == list(range(parts))
+        a = admin(b)
+        listed = a.list_consumer_groups(request_timeout=15, types={ConsumerGroupType.CONSUMER}).result(timeout=20)
+        assert group in [g.group_id for g in listed.valid]
+        classic = a.list_consumer_groups(request_timeout=15, types={ConsumerGroupType.CLASSIC}).result(timeout=20)
+        assert group not in [g.group_id for g in classic.valid]
+
+        c2.close()  # leaves with epoch -1: the survivor gets every partition at its next heartbeat
+        cs = [c1]
+        _poll_both(cs, got, lambda: assigned(c1) == set(range(parts)), 20, "c1 to get every partition back")
+    finally:
+        for c in cs:
+            c.close()

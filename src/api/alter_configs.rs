@@ -1,5 +1,6 @@
-//! AlterConfigs: replaces the whole set of a topic's config overrides, or of the dynamic broker
-//! configs of one scope (this broker, or "" for the cluster default); keys not named go back to
+//! AlterConfigs: replaces the whole set of a topic's config overrides, of a group's (KIP-848 group
+//! configs), or of the dynamic broker configs of one scope (this broker, or "" for the cluster
+//! default); keys not named go back to
 //! what lies below. Validated as CreateTopics and startup validate them, applied live. Also the
 //! checks IncrementalAlterConfigs shares.
 
@@ -10,7 +11,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::config::topic_def;
@@ -55,6 +56,14 @@ pub(super) fn set_broker_configs(broker: &Broker, per_broker: bool, configs: BTr
     broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
 }
 
+/// Checks a group's proposed config overrides and, unless `validate_only`, makes them the group's.
+pub(super) fn set_group_configs(broker: &Broker, group: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
+    if group.is_empty() {
+        return Err((E::InvalidRequest.code(), "Group name must not be empty".into()));
+    }
+    broker.set_group_configs(group, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
+}
+
 /// (error code, error message) of one resource's outcome, as both alter APIs answer it.
 pub(super) fn outcome_fields(outcome: Result<(), Refusal>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     match outcome {
@@ -95,6 +104,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i1
                 match r.resource_type {
                     RESOURCE_TOPIC => set_topic_configs(broker, &name, configs, req.validate_only),
                     RESOURCE_BROKER => broker_scope(broker, &name).and_then(|scope| set_broker_configs(broker, scope, configs, req.validate_only)),
+                    RESOURCE_GROUP => set_group_configs(broker, &name, configs, req.validate_only),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             })();

@@ -1,5 +1,5 @@
-//! DescribeConfigs for topics (overrides and broker-level defaults, with sources and synonyms)
-//! and for this broker (every known property). Also the shared config listing CreateTopics uses.
+//! DescribeConfigs for topics (overrides and broker-level defaults, with sources and synonyms),
+//! for this broker (every known property) and for groups (KIP-848 group configs). Also the shared config listing CreateTopics uses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use crate::config::{BROKER_CONFIGS, TOPIC_CONFIGS, is_dynamic_broker_config};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// KIP-848 group configs (consumer.session.timeout.ms, ...).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's ConfigSource ids.
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -21,6 +23,7 @@ pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
 pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
+pub const SOURCE_GROUP: i8 = 8;
 
 /// One described config: (name, value, source, type, doc, synonyms as (name, value, source)).
 pub struct Described {
@@ -80,6 +83,37 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
             let (value, source) = match overrides.get(*name) {
                 Some(v) => (Some(v.clone()), SOURCE_DYNAMIC_TOPIC),
                 None => (broker_value, broker_source(broker, synonym)),
+            };
+            Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms }
+        })
+        .collect()
+}
+
+/// Every group config of one group (Kafka 4.0 answers for any group id, known or not): its
+/// override (GROUP_CONFIG) or the broker's default for it.
+pub fn group_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Described> {
+    crate::config::GROUP_CONFIGS
+        .iter()
+        .map(|(name, synonym, kind, doc)| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = overrides.get(*name) {
+                synonyms.push((name.to_string(), Some(v.clone()), SOURCE_GROUP));
+            }
+            let (default, default_source) = match synonym {
+                Some(s) => {
+                    let below = broker_synonyms(broker, s);
+                    let (v, src) = (broker.config.value(s), broker_source(broker, s));
+                    if below.is_empty() {
+                        synonyms.push((s.to_string(), v.clone(), src));
+                    }
+                    synonyms.extend(below);
+                    (v, src)
+                }
+                None => (broker.config.group_config_value(&BTreeMap::new(), name), SOURCE_DEFAULT),
+            };
+            let (value, source) = match overrides.get(*name) {
+                Some(v) => (Some(v.clone()), SOURCE_GROUP),
+                None => (default, default_source),
             };
             Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms }
         })
@@ -179,6 +213,12 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
                     } else {
                         broker_configs(broker)
                     }
+                }
+                RESOURCE_GROUP => {
+                    if name.is_empty() {
+                        return result.with_error_code(E::InvalidRequest.code()).with_error_message(Some(str_bytes("Group name must not be empty")));
+                    }
+                    group_configs(broker, &broker.groups.group_configs(&name)).into_iter().map(|d| (d, false)).collect()
                 }
                 other => {
                     return result

@@ -1,5 +1,6 @@
-//! DescribeGroups: state, protocol and members of each group; an unknown group is reported Dead
-//! with no error, as Kafka's classic coordinator does.
+//! DescribeGroups: state, protocol and members of each classic group; an unknown group is
+//! reported Dead with no error, and so is a consumer-protocol group (GROUP_ID_NOT_FOUND, "not a
+//! classic group", only from v6, which has an error message), as Kafka 4.0 does.
 
 use std::sync::Arc;
 
@@ -20,8 +21,16 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
         .map(|id| {
             let base = DescribedGroup::default().with_error_message(None).with_authorized_operations(ops);
             match broker.groups.describe(&**broker, &id.0) {
-                None => base.with_group_id(id).with_group_state(str_bytes("Dead")),
-                Some(g) => base
+                // A consumer-protocol group, as Kafka 4.0 answers it: GROUP_ID_NOT_FOUND ("not a
+                // classic group") from v6, which carries the message; before, just Dead.
+                Err(e) if version >= 6 => base
+                    .with_group_id(id)
+                    .with_error_code(super::error_code::group(&e))
+                    .with_error_message(Some(str_bytes(e.to_string())))
+                    .with_group_state(str_bytes("Dead")),
+                Err(_) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
+                Ok(None) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
+                Ok(Some(g)) => base
                     .with_group_id(id)
                     .with_group_state(str_bytes(g.state.as_str()))
                     .with_protocol_type(str_bytes(g.protocol_type))

@@ -85,6 +85,13 @@ pub fn group(e: &crate::group::GroupError) -> i16 {
         G::GroupIdNotFound => E::GroupIdNotFound.code(),
         G::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge.code(),
         G::GroupSubscribedToTopic => E::GroupSubscribedToTopic.code(),
+        G::FencedMemberEpoch => E::FencedMemberEpoch.code(),
+        G::StaleMemberEpoch => E::StaleMemberEpoch.code(),
+        G::UnreleasedInstanceId => E::UnreleasedInstanceId.code(),
+        G::UnsupportedAssignor(_) => E::UnsupportedAssignor.code(),
+        G::InvalidRequest(_) => E::InvalidRequest.code(),
+        G::InvalidRegularExpression(_) => E::InvalidRegularExpression.code(),
+        G::NotConsumerGroup(_) | G::NotClassicGroup(_) | G::ConsumerGroupNotFound(_) => E::GroupIdNotFound.code(),
         // Kafka answers a failed __consumer_offsets write with a retriable coordinator error.
         G::Storage(_) => E::CoordinatorNotAvailable.code(),
     }

@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single config keys (the list
 //! operations only for list-typed configs such as cleanup.policy), on top of a topic's current
-//! overrides or a broker scope's dynamic configs; validated and applied live through
+//! overrides, a group's (KIP-848 group configs) or a broker scope's dynamic configs; validated and applied live through
 //! alter_configs' checks.
 
 use std::collections::BTreeMap;
@@ -11,10 +11,10 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, outcome_fields, set_broker_configs, set_topic_configs};
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, outcome_fields, set_broker_configs, set_group_configs, set_topic_configs};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
-use crate::config::{ConfigType, broker_def, topic_def};
+use crate::config::{ConfigType, broker_def, group_def, topic_def};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -84,6 +84,12 @@ fn alter_broker(broker: &Broker, name: &str, r: &AlterConfigsResource, validate_
     set_broker_configs(broker, per_broker, configs, validate_only)
 }
 
+fn alter_group(broker: &Broker, group: &str, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+    let kind = |k: &str| group_def(k).map(|d| d.2).ok_or_else(|| (E::InvalidConfig.code(), format!("Unknown group config name: {k}")));
+    let configs = apply_ops(broker.groups.group_configs(group), r, kind, |k| broker.config.group_config_value(&BTreeMap::new(), k))?;
+    set_group_configs(broker, group, configs, validate_only)
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
     let counts = duplicates(req.resources.iter().map(|r| (r.resource_type, r.resource_name.as_str())));
     let responses = req
@@ -97,6 +103,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _
                 match r.resource_type {
                     RESOURCE_TOPIC => alter_topic(broker, &name, r, req.validate_only),
                     RESOURCE_BROKER => alter_broker(broker, &name, r, req.validate_only),
+                    RESOURCE_GROUP => alter_group(broker, &name, r, req.validate_only),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             };

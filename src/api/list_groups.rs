@@ -1,5 +1,5 @@
-//! ListGroups: every group, filtered by state (v4+, case-insensitive as in Kafka) and type (v5+;
-//! every group here is "classic").
+//! ListGroups: every group, filtered by state (v4+, case-insensitive as in Kafka) and type (v5+:
+//! "classic" or "consumer", the KIP-848 protocol).
 
 use std::sync::Arc;
 
@@ -16,15 +16,15 @@ pub async fn handle(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) 
         .groups
         .list(&**broker)
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.as_str().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
-            let mut g = ListedGroup::default().with_group_id(GroupId(str_bytes(id))).with_protocol_type(str_bytes(protocol_type));
+        .filter(|l| states.is_empty() || states.contains(&l.state.to_lowercase()))
+        .filter(|l| types.is_empty() || types.iter().any(|t| t == l.group_type))
+        .map(|l| {
+            let mut g = ListedGroup::default().with_group_id(GroupId(str_bytes(l.group_id))).with_protocol_type(str_bytes(l.protocol_type));
             if version >= 4 {
-                g = g.with_group_state(str_bytes(state.as_str()));
+                g = g.with_group_state(str_bytes(l.state));
             }
             if version >= 5 {
-                g = g.with_group_type(str_bytes("classic"));
+                g = g.with_group_type(str_bytes(l.group_type));
             }
             g
         })

@@ -6,6 +6,8 @@ mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -196,6 +198,15 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let resp = join_group::handle(broker, req, version, client_id, client_host).await;
             encode(key, version, corr, &resp).map(Reply::now)
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            // Like JoinGroup, the member's client id and host come from the connection.
+            let req = ConsumerGroupHeartbeatRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let client_id = session.client_id.clone().unwrap_or_default();
+            let client_host = format!("/{}", session.peer.ip());
+            let resp = consumer_group_heartbeat::handle(broker, req, version, client_id, client_host).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::ConsumerGroupDescribe => serve!(ConsumerGroupDescribeRequest, consumer_group_describe::handle),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve!(LeaveGroupRequest, leave_group::handle),

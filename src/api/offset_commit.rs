@@ -1,5 +1,6 @@
 //! OffsetCommit: per-partition results; unknown partitions are refused here, membership and
-//! generation checks and persistence are the coordinator's.
+//! generation (or, v9+, member epoch) checks and persistence are the coordinator's. A member of a
+//! consumer-protocol group committing below v9 gets UNSUPPORTED_VERSION, as from Kafka.
 
 use std::sync::Arc;
 
@@ -12,6 +13,18 @@ use crate::broker::Broker;
 use crate::group::coordinator::OffsetCommit;
 
 pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    if version < 9 && !req.member_id.is_empty() && broker.groups.is_consumer_member(&req.group_id.0, &req.member_id) {
+        // Kafka: members of the consumer protocol must send their epoch (v9+).
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let parts = t.partitions.iter().map(|p| OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(E::UnsupportedVersion.code()));
+                OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(parts.collect())
+            })
+            .collect();
+        return OffsetCommitResponse::default().with_topics(topics);
+    }
     // (topic index, partition index, Some(code) when refused before the coordinator).
     let mut slots: Vec<(usize, i32, Option<i16>)> = vec![];
     let mut commits = vec![];

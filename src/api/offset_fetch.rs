@@ -1,7 +1,8 @@
 //! OffsetFetch: committed offsets of one group (v1-7) or several (v8+); -1 where nothing was
 //! committed, every committed partition when topics is null. With require_stable (v7+), a
 //! partition whose offset an open transaction is committing answers UNSTABLE_OFFSET_COMMIT, so
-//! the client retries until the transaction ends.
+//! the client retries until the transaction ends. v9 carries the member id and epoch of a
+//! consumer-protocol member: an unknown member or an old epoch is refused as in OffsetCommit.
 
 use std::sync::Arc;
 
@@ -81,6 +82,12 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
             .groups
             .into_iter()
             .map(|g| {
+                // v9 (KIP-848): a member's fetch carries its id and epoch, checked as commits are.
+                if version >= 9
+                    && let Err(e) = broker.groups.check_offset_fetch_member(&**broker, &g.group_id.0, g.member_id.as_deref(), g.member_epoch)
+                {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(super::error_code::group(&e));
+                }
                 let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
                 let fetched = broker.groups.fetch_offsets(&g.group_id.0, topics);
                 let topics = v8_topics(fetched, version, stability(broker, &g.group_id.0, req.require_stable));

@@ -299,6 +299,49 @@ pub fn store_dynamic_configs(dir: &Path, configs: &DynamicBrokerConfigs) -> Resu
     Ok(())
 }
 
+const GROUP_CONFIGS_FILE: &str = "fjord-group-configs.checkpoint";
+const GROUP_CONFIGS_VERSION: &str = "0";
+
+/// Per-group config overrides (resource type GROUP), by group id.
+pub type GroupConfigOverrides = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Loads the group config overrides (empty when never set). Lines: `group k=v`, escaped as the
+/// topic table is.
+pub fn load_group_configs(dir: &Path) -> Result<GroupConfigOverrides, MetadataError> {
+    let path = dir.join(GROUP_CONFIGS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(GroupConfigOverrides::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |reason: &str| MetadataError::Corrupt { path: path.clone(), reason: reason.to_string() };
+    let mut lines = text.lines();
+    if lines.next() != Some(GROUP_CONFIGS_VERSION) {
+        return Err(corrupt("unknown version"));
+    }
+    let mut out = GroupConfigOverrides::new();
+    for line in lines {
+        let (group, kv) = line.split_once(' ').ok_or_else(|| corrupt("missing group"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| corrupt("bad config"))?;
+        let group = unescape(group).ok_or_else(|| corrupt("bad escape"))?;
+        let (k, v) = (unescape(k).ok_or_else(|| corrupt("bad escape"))?, unescape(v).ok_or_else(|| corrupt("bad escape"))?);
+        out.entry(group).or_default().insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Writes every group's config overrides atomically (temp, fsync, rename, fsync dir).
+pub fn store_group_configs(dir: &Path, configs: &GroupConfigOverrides) -> Result<(), MetadataError> {
+    let mut text = format!("{GROUP_CONFIGS_VERSION}\n");
+    for (group, map) in configs {
+        for (k, v) in map {
+            text.push_str(&format!("{} {}={}\n", escape(group), escape(k), escape(v)));
+        }
+    }
+    write_atomically(&dir.join(GROUP_CONFIGS_FILE), text.as_bytes())?;
+    Ok(())
+}
+
 /// Kafka's textual form of a UUID: URL-safe base64 without padding (22 characters).
 pub fn uuid_to_kafka_string(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())

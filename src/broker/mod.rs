@@ -38,6 +38,8 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials).
     pub scram: scram::ScramStore,
+    /// Serializes group config changes: each writes the whole overrides file.
+    group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -117,6 +119,27 @@ impl Broker {
         }
         tracing::info!(topic = %meta.name, configs = ?meta.configs, "topic configs changed");
         Ok(meta)
+    }
+
+    /// Replaces one group's config overrides (IncrementalAlterConfigs / AlterConfigs on a GROUP
+    /// resource): validated as Kafka's GroupConfig does, stored durably, then used by the group
+    /// coordinator (session timeout, heartbeat interval). `validate_only` stops after the checks.
+    pub fn set_group_configs(&self, group: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), String> {
+        self.config.validate_group_configs(&configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        let _serial = self.group_configs_write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.groups.all_group_configs();
+        if configs.is_empty() {
+            all.remove(group);
+        } else {
+            all.insert(group.to_string(), configs.clone());
+        }
+        metadata::store_group_configs(&self.config.log_dirs[0], &all).map_err(|e| e.to_string())?;
+        self.groups.set_group_configs(group, configs);
+        tracing::info!(%group, "group configs changed");
+        Ok(())
     }
 
     /// Replaces the dynamic broker configs of one scope (this broker, or the cluster default):
@@ -305,6 +328,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let group_configs = metadata::load_group_configs(&first_dir)?;
     let backend = crate::storage::io::select_backend(&config.io_backend).map_err(StartError::IoBackend)?;
     tracing::info!(backend = backend.name, requested = %config.io_backend, "storage I/O backend");
     let io = backend.io.clone();
@@ -350,6 +374,10 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         offsets_topic_partitions: config.offsets_topic_num_partitions,
         offsets_retention_ms: config.offsets_retention_ms,
         offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+        consumer_max_size: config.group_consumer_max_size.max(0) as usize,
+        consumer_assignors: config.group_consumer_assignors.clone(),
     };
     let txn_config = TxnConfig {
         max_timeout_ms: config.transaction_max_timeout_ms,
@@ -368,8 +396,12 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         groups: GroupCoordinator::new(group_config),
         txns: TransactionCoordinator::new(txn_config),
         scram,
+        group_configs_write: std::sync::Mutex::new(()),
         shutdown: shutdown_rx,
     });
+    for (group, configs) in group_configs {
+        broker.groups.set_group_configs(&group, configs);
+    }
     // Committed offsets must be back before the first OffsetFetch is answered.
     let loaded = std::time::Instant::now();
     match broker.groups.load(&*broker) {

@@ -18,7 +18,7 @@ use super::{GroupConfig, GroupError, GroupLog};
 /// normally answers it at the deadline; this only bounds the wait if something went wrong.
 const PARK_SLACK_MS: u64 = 5_000;
 
-fn wall_ms() -> i64 {
+pub(super) fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -85,6 +85,16 @@ pub struct MemberSummary {
     pub assignment: Bytes,
 }
 
+/// A group as ListGroups shows it.
+#[derive(Clone, Debug)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    /// "classic" or "consumer".
+    pub group_type: &'static str,
+}
+
 #[derive(Clone, Debug)]
 pub struct GroupSummary {
     pub state: GroupState,
@@ -103,12 +113,14 @@ pub struct OffsetCommit {
     pub metadata: Option<String>,
 }
 
-struct Entry {
-    group: Group,
-    offsets: OffsetStore,
+pub(super) struct Entry {
+    pub(super) group: Group,
+    /// Set while the group speaks the KIP-848 consumer protocol (then `group` stays Empty).
+    pub(super) consumer: Option<super::consumer::ConsumerGroup>,
+    pub(super) offsets: OffsetStore,
     /// Wall-clock ms when the group was last seen without members (None while it has members);
     /// the start of its offsets' retention, as Kafka's current-state timestamp.
-    empty_since_ms: Option<i64>,
+    pub(super) empty_since_ms: Option<i64>,
     join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
     sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
     /// Generation last written as group metadata, so an emptied group is written once.
@@ -119,8 +131,13 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new() }
+    pub(super) fn new(id: &str) -> Entry {
+        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new() }
+    }
+
+    /// Whether members of either protocol are in the group.
+    pub(super) fn has_members(&self) -> bool {
+        !self.group.members.is_empty() || self.consumer.as_ref().is_some_and(|g| !g.members.is_empty())
     }
 
     fn parked(&self, id: &str) -> bool {
@@ -160,8 +177,11 @@ impl Entry {
 }
 
 pub struct GroupCoordinator {
-    config: GroupConfig,
-    groups: Mutex<HashMap<String, Entry>>,
+    pub(super) config: GroupConfig,
+    pub(super) groups: Mutex<HashMap<String, Entry>>,
+    /// Dynamic group configs (consumer.session.timeout.ms, ...) by group id; the broker stores
+    /// them durably and hands them over at startup and on every change.
+    pub(super) group_configs: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// Wall-clock ms of the last offset-expiry pass.
     last_expiry_ms: Mutex<i64>,
     epoch: Instant,
@@ -169,15 +189,15 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), last_expiry_ms: Mutex::new(wall_ms()), epoch: Instant::now() }
+        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), group_configs: Mutex::new(HashMap::new()), last_expiry_ms: Mutex::new(wall_ms()), epoch: Instant::now() }
     }
 
     /// Milliseconds on a monotonic clock: timeouts must not jump with the wall clock.
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -185,7 +205,7 @@ impl GroupCoordinator {
         offsets::partition_for(group_id, log.group_partitions().unwrap_or(self.config.offsets_topic_partitions))
     }
 
-    fn write(&self, log: &dyn GroupLog, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
+    pub(super) fn write(&self, log: &dyn GroupLog, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -303,6 +323,14 @@ impl GroupCoordinator {
         let e = groups.entry(req.group_id.clone()).or_insert_with(|| Entry::new(&req.group_id));
         if e.group.state == GroupState::Dead {
             return err(GroupError::CoordinatorNotAvailable);
+        }
+        if let Some(g) = &e.consumer {
+            // A consumer-protocol group with members refuses classic members; an empty one
+            // becomes classic again.
+            if !g.members.is_empty() {
+                return err(GroupError::InconsistentGroupProtocol);
+            }
+            e.consumer = None;
         }
         if !e.group.supports(&req.protocol_type, &req.protocols) {
             return err(GroupError::InconsistentGroupProtocol);
@@ -647,7 +675,7 @@ impl GroupCoordinator {
         (results, records, accepted)
     }
 
-    /// OffsetCommit. `generation == -1` with an empty member id is an admin/simple commit, allowed
+    /// OffsetCommit. `generation == -1` is an admin/simple commit (whatever the member id), allowed
     /// only while the group has no members. Returns per-offset results.
     pub fn commit(
         &self,
@@ -664,7 +692,9 @@ impl GroupCoordinator {
         let now = self.now();
         let mut groups = self.lock();
         self.current(log, &mut groups, group_id, now);
-        let simple = generation < 0 && member_id.is_empty();
+        // Generation -1 is an admin client or a consumer without group management (which may
+        // still send its member id, as librdkafka's KIP-848 consumer does): allowed while empty.
+        let simple = generation < 0;
         if !groups.contains_key(group_id) {
             if !simple {
                 return Err(GroupError::IllegalGeneration);
@@ -672,14 +702,19 @@ impl GroupCoordinator {
             groups.insert(group_id.to_string(), Entry::new(group_id));
         }
         let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
-        match e.group.state {
-            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
-            _ if simple && e.group.state == GroupState::Empty => {}
-            GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
-            _ => {
-                Self::check_member(e, member_id, instance_id, generation)?;
-                if let Some(m) = e.group.members.get_mut(member_id) {
-                    m.last_seen_ms = now;
+        if let Some(check) = Self::check_consumer_member(e, member_id, generation) {
+            // A consumer-protocol group: the member epoch is checked (KIP-848).
+            check?;
+        } else {
+            match e.group.state {
+                GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+                _ if simple && e.group.state == GroupState::Empty => {}
+                GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
+                _ => {
+                    Self::check_member(e, member_id, instance_id, generation)?;
+                    if let Some(m) = e.group.members.get_mut(member_id) {
+                        m.last_seen_ms = now;
+                    }
                 }
             }
         }
@@ -788,10 +823,15 @@ impl GroupCoordinator {
         }
     }
 
-    pub fn describe(&self, log: &dyn GroupLog, group_id: &str) -> Option<GroupSummary> {
+    /// DescribeGroups of one group: None when unknown; NotClassicGroup for a consumer group.
+    pub fn describe(&self, log: &dyn GroupLog, group_id: &str) -> Result<Option<GroupSummary>, GroupError> {
         let now = self.now();
         let mut groups = self.lock();
-        let g = &self.current(log, &mut groups, group_id, now)?.group;
+        let Some(e) = self.current(log, &mut groups, group_id, now) else { return Ok(None) };
+        if e.consumer.is_some() {
+            return Err(GroupError::NotClassicGroup(group_id.to_string()));
+        }
+        let g = &e.group;
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
         let members = g
@@ -807,16 +847,16 @@ impl GroupCoordinator {
                 assignment: if stable { m.assignment.clone() } else { Bytes::new() },
             })
             .collect();
-        Some(GroupSummary {
+        Ok(Some(GroupSummary {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if stable { protocol } else { String::new() },
             members,
-        })
+        }))
     }
 
-    /// (group id, protocol type, state) of every group.
-    pub fn list(&self, log: &dyn GroupLog) -> Vec<(String, String, GroupState)> {
+    /// Every group, as ListGroups shows it.
+    pub fn list(&self, log: &dyn GroupLog) -> Vec<ListedGroup> {
         let now = self.now();
         let mut groups = self.lock();
         for e in groups.values_mut() {
@@ -824,8 +864,19 @@ impl GroupCoordinator {
                 self.settle(log, e, now);
             }
         }
-        let mut out: Vec<_> = groups.values().map(|e| (e.group.id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state)).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<ListedGroup> = groups
+            .values()
+            .map(|e| match &e.consumer {
+                Some(g) => ListedGroup { group_id: e.group.id.clone(), protocol_type: "consumer".into(), state: g.state().as_str(), group_type: "consumer" },
+                None => ListedGroup {
+                    group_id: e.group.id.clone(),
+                    protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
+                    state: e.group.state.as_str(),
+                    group_type: "classic",
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
@@ -837,6 +888,9 @@ impl GroupCoordinator {
         let now = self.now();
         let mut groups = self.lock();
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::GroupIdNotFound)?;
+        if e.has_members() {
+            return Err(GroupError::NonEmptyGroup);
+        }
         match e.group.state {
             GroupState::Empty => {}
             GroupState::Dead => return Err(GroupError::GroupIdNotFound),
@@ -858,7 +912,7 @@ impl GroupCoordinator {
         if e.group.state == GroupState::Dead {
             return Err(GroupError::GroupIdNotFound);
         }
-        if e.group.state != GroupState::Empty {
+        if e.group.state != GroupState::Empty || e.has_members() {
             return Ok(partitions.iter().map(|_| Err(GroupError::GroupSubscribedToTopic)).collect());
         }
         let records: Vec<_> = partitions
@@ -886,11 +940,12 @@ impl GroupCoordinator {
             e.group.remove_member(id);
             e.group.on_member_gone(now);
         }
-        !expired.is_empty() || before != e.group.pending.len()
+        let consumer_expired = self.expire_consumer_members(e, now);
+        consumer_expired || !expired.is_empty() || before != e.group.pending.len()
     }
 
     /// The group's entry (if any) with its sessions brought up to `now`.
-    fn current<'a>(&self, log: &dyn GroupLog, groups: &'a mut HashMap<String, Entry>, group_id: &str, now: u64) -> Option<&'a mut Entry> {
+    pub(super) fn current<'a>(&self, log: &dyn GroupLog, groups: &'a mut HashMap<String, Entry>, group_id: &str, now: u64) -> Option<&'a mut Entry> {
         let e = groups.get_mut(group_id)?;
         if self.expire_sessions(e, now) {
             self.settle(log, e, now);
@@ -909,7 +964,7 @@ impl GroupCoordinator {
                 self.settle(log, e, now);
             }
             let wall = wall_ms();
-            if e.group.members.is_empty() {
+            if !e.has_members() {
                 e.empty_since_ms.get_or_insert(wall);
             } else {
                 e.empty_since_ms = None;
@@ -937,7 +992,7 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut emptied = Vec::new();
         for (id, e) in groups.iter_mut() {
-            if !e.group.members.is_empty() || e.group.state != GroupState::Empty {
+            if e.has_members() || e.group.state != GroupState::Empty {
                 continue;
             }
             let since = e.empty_since_ms;
@@ -1136,7 +1191,7 @@ mod tests {
         assert!(back.members.is_empty());
         let s = c.sync(&log, "g", 2, &back.member_id, Some(&follower_instance), None, None, BTreeMap::new(), rx.clone()).await;
         assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"F")));
-        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Stable);
+        assert_eq!(c.describe(&log, "g").unwrap().unwrap().state, GroupState::Stable);
         assert_eq!(c.heartbeat(&log, "g", 2, &follower, Some(&follower_instance)), Err(GroupError::FencedInstanceId), "the old instance is fenced");
 
         // The leader restarts: told to skip the assignment (v9+), or shown the old leader id.
@@ -1151,7 +1206,7 @@ mod tests {
         assert!(pre_v9.members.is_empty());
         let s = c.sync(&log, "g", 2, &pre_v9.member_id, Some(leader_instance), None, None, BTreeMap::new(), rx.clone()).await;
         assert_eq!((s.error, s.assignment), (None, Bytes::from_static(b"L")));
-        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Stable);
+        assert_eq!(c.describe(&log, "g").unwrap().unwrap().state, GroupState::Stable);
     }
 
     #[tokio::test]
@@ -1202,7 +1257,7 @@ mod tests {
         assert_eq!(c.delete_group(&log, "g"), Err(GroupError::NonEmptyGroup));
         tokio::time::sleep(Duration::from_millis(60)).await;
         // No tick ran: the expiry is applied by the requests themselves.
-        assert_eq!(c.describe(&log, "g").unwrap().state, GroupState::Empty);
+        assert_eq!(c.describe(&log, "g").unwrap().unwrap().state, GroupState::Empty);
         assert_eq!(c.heartbeat(&log, "g", 1, &joined.member_id, None), Err(GroupError::UnknownMemberId));
         assert_eq!(c.delete_group(&log, "g"), Ok(()));
     }

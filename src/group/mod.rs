@@ -1,7 +1,12 @@
-//! Classic consumer groups: the coordinator (membership, rebalances, timers), the pure group state
-//! machine, and committed offsets with their `__consumer_offsets` record codec. Never imports
-//! `broker`: the log it persists to is reached through the `GroupLog` trait the broker implements.
+//! Consumer groups, classic and KIP-848 ("consumer"): the coordinator (membership, rebalances,
+//! timers), the pure state machines of both protocols, the server-side assignors, and committed
+//! offsets with their `__consumer_offsets` record codec. Never imports `broker`: the log it
+//! persists to is reached through the `GroupLog` trait the broker implements, and topics come in
+//! as a `consumer::TopicsView`.
 
+pub mod assignor;
+pub mod consumer;
+mod consumer_coordinator;
 pub mod coordinator;
 pub mod offsets;
 pub mod state;
@@ -40,6 +45,15 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// offsets.retention.check.interval.ms.
     pub offsets_retention_check_interval_ms: u64,
+    /// group.consumer.session.timeout.ms: a consumer-protocol member's session, unless the group
+    /// overrides it (consumer.session.timeout.ms).
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms, unless the group overrides it.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// group.consumer.max.size.
+    pub consumer_max_size: usize,
+    /// group.consumer.assignors as short names ("uniform", "range"); the first is the default.
+    pub consumer_assignors: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -53,6 +67,10 @@ impl Default for GroupConfig {
             offsets_topic_partitions: 50,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offsets_retention_check_interval_ms: 600_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: i32::MAX as usize,
+            consumer_assignors: vec![assignor::UNIFORM.to_string(), assignor::RANGE.to_string()],
         }
     }
 }
@@ -88,6 +106,24 @@ pub enum GroupError {
     OffsetMetadataTooLarge,
     #[error("the group is subscribed to the topic")]
     GroupSubscribedToTopic,
+    #[error("The coordinator received an invalid member epoch; the member must rejoin")]
+    FencedMemberEpoch,
+    #[error("The member epoch is stale")]
+    StaleMemberEpoch,
+    #[error("The instance id is still used by another member")]
+    UnreleasedInstanceId,
+    #[error("{0}")]
+    UnsupportedAssignor(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidRegularExpression(String),
+    #[error("Group {0} is not a consumer group.")]
+    NotConsumerGroup(String),
+    #[error("Group {0} is not a classic group.")]
+    NotClassicGroup(String),
+    #[error("Group {0} not found.")]
+    ConsumerGroupNotFound(String),
     #[error("cannot write to {OFFSETS_TOPIC}: {0}")]
     Storage(String),
 }

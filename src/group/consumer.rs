@@ -1,0 +1,666 @@
+//! The KIP-848 consumer group as pure data: members with their epochs and subscriptions, the group
+//! epoch, the target assignment and its epoch, and each member's reconciliation toward its target
+//! (revoke first; a partition goes to its new owner only once the old owner no longer holds it).
+//! No tokio, no clocks, no I/O: time comes in as `now_ms`, topics as a `TopicsView`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex_automata::meta::Regex;
+use uuid::Uuid;
+
+use super::assignor::{self, Assignment, AssignorMember};
+
+/// Existing topics as the coordinator sees them: name -> (topic id, partition count).
+pub type TopicsView = BTreeMap<String, (Uuid, i32)>;
+
+/// Member epoch of a member leaving for good, and of a static member leaving for a while.
+pub const LEAVE_EPOCH: i32 = -1;
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// Where a member is on the way to its target assignment (Kafka's MemberState).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// It owns its target (of its epoch).
+    Stable,
+    /// It must give partitions up before it advances; its epoch stays where it was.
+    UnrevokedPartitions,
+    /// It is at the target epoch but waits for partitions others still hold.
+    UnreleasedPartitions,
+}
+
+/// The group states ConsumerGroupDescribe and ListGroups report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerGroupState::Empty => "Empty",
+            ConsumerGroupState::Assigning => "Assigning",
+            ConsumerGroupState::Reconciling => "Reconciling",
+            ConsumerGroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// Why a heartbeat is refused, in the protocol's terms; the coordinator maps it to a GroupError.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeartbeatError {
+    UnknownMemberId,
+    FencedMemberEpoch,
+    UnreleasedInstanceId,
+    GroupMaxSizeReached,
+    InvalidRegularExpression(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    regex: Option<Regex>,
+    /// A regex set by the member's latest heartbeat is resolved after it (Kafka resolves regexes
+    /// off the heartbeat path): literal topics are assigned first, the matches at a later epoch.
+    regex_pending: bool,
+    pub server_assignor: Option<String>,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    pub state: MemberState,
+    /// What it owns now (at `member_epoch`).
+    pub assigned: Assignment,
+    /// What it must give up before it may advance.
+    pub pending_revocation: Assignment,
+    /// Last heartbeat, on the coordinator's monotonic clock.
+    pub last_seen_ms: u64,
+    /// When it started revoking (the rebalance timeout runs from there).
+    pub revoking_since_ms: Option<u64>,
+    /// A static member that left with epoch -2: it keeps its place until its session ends.
+    pub left_temporarily: bool,
+}
+
+impl ConsumerMember {
+    fn new(id: String, now_ms: u64) -> ConsumerMember {
+        ConsumerMember {
+            id,
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout_ms: 300_000,
+            subscribed_topic_names: vec![],
+            subscribed_topic_regex: None,
+            regex: None,
+            regex_pending: false,
+            server_assignor: None,
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            pending_revocation: Assignment::new(),
+            last_seen_ms: now_ms,
+            revoking_since_ms: None,
+            left_temporarily: false,
+        }
+    }
+
+    /// Existing topics this member subscribes to: its names plus its regex's matches.
+    pub fn subscribed_topics(&self, topics: &TopicsView) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.subscribed_topic_names.iter().filter(|t| topics.contains_key(*t)).cloned().collect();
+        if let Some(re) = self.regex.as_ref().filter(|_| !self.regex_pending) {
+            out.extend(topics.keys().filter(|t| !t.starts_with("__") && re.is_match(t.as_str())).cloned());
+        }
+        out
+    }
+}
+
+/// Compiles a subscription regex as Kafka matches it: against the whole topic name.
+pub fn compile_regex(pattern: &str) -> Result<Regex, HeartbeatError> {
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| HeartbeatError::InvalidRegularExpression(e.to_string()))
+}
+
+/// What one heartbeat asks for (null fields: unchanged since the last one).
+#[derive(Clone, Debug, Default)]
+pub struct HeartbeatInput {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// Partitions the member reports owning, by topic name (ids already resolved).
+    pub owned: Option<Assignment>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// What the heartbeat answers: the member's id and epoch, and its assignment when it must be sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatOutput {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub assignment: Option<Assignment>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerGroup {
+    pub id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Assignment>,
+    /// Partition counts of the subscribed topics the target was computed from; a difference means
+    /// topics were created, deleted or grew.
+    pub subscribed_metadata: BTreeMap<String, (Uuid, i32)>,
+    /// The last topics seen, for recomputations the timer makes (expired members).
+    pub topics: TopicsView,
+    /// The assignor the last target used.
+    pub assignor: String,
+}
+
+impl ConsumerGroup {
+    pub fn new(id: impl Into<String>) -> ConsumerGroup {
+        ConsumerGroup {
+            id: id.into(),
+            group_epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            subscribed_metadata: BTreeMap::new(),
+            topics: TopicsView::new(),
+            assignor: assignor::UNIFORM.to_string(),
+        }
+    }
+
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.group_epoch > self.assignment_epoch {
+            ConsumerGroupState::Assigning
+        } else if self.members.values().any(|m| m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable) {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    pub fn member_by_instance(&self, instance_id: &str) -> Option<&ConsumerMember> {
+        self.members.values().find(|m| m.instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// Every subscribed topic that exists, with its id and partition count.
+    fn compute_subscribed_metadata(&self) -> BTreeMap<String, (Uuid, i32)> {
+        let mut out = BTreeMap::new();
+        for m in self.members.values() {
+            for t in m.subscribed_topics(&self.topics) {
+                if let Some(v) = self.topics.get(&t) {
+                    out.insert(t, *v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Brings the target assignment up to the group epoch, bumping the epoch first when the
+    /// subscribed topics changed under the group.
+    fn refresh_target(&mut self, default_assignor: &str) {
+        let metadata = self.compute_subscribed_metadata();
+        if metadata != self.subscribed_metadata {
+            self.subscribed_metadata = metadata;
+            // One new epoch covers every change since the last target.
+            if self.group_epoch <= self.assignment_epoch {
+                self.group_epoch += 1;
+            }
+        }
+        if self.group_epoch <= self.assignment_epoch {
+            return;
+        }
+        // The assignor most members ask for, else the broker's default.
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = &m.server_assignor {
+                *votes.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        let chosen = votes.iter().max_by_key(|(_, n)| **n).map(|(a, _)| a.to_string()).unwrap_or_else(|| default_assignor.to_string());
+        let input: BTreeMap<String, AssignorMember> = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                let a = AssignorMember { topics: m.subscribed_topics(&self.topics), current: self.target.get(id).cloned().unwrap_or_default() };
+                (id.clone(), a)
+            })
+            .collect();
+        let partitions = self.subscribed_metadata.iter().map(|(t, (_, n))| (t.clone(), *n)).collect();
+        self.target = assignor::assign(&chosen, &input, &partitions);
+        self.assignor = chosen;
+        self.assignment_epoch = self.group_epoch;
+    }
+
+    /// Whether a member other than `except` holds (or is still revoking) the partition.
+    fn held_by_other(&self, except: &str, topic: &str, p: i32) -> bool {
+        self.members.iter().any(|(id, m)| {
+            id != except
+                && (m.assigned.get(topic).is_some_and(|s| s.contains(&p)) || m.pending_revocation.get(topic).is_some_and(|s| s.contains(&p)))
+        })
+    }
+
+    /// Moves one member toward its target (Kafka's CurrentAssignmentBuilder, in short).
+    fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now_ms: u64) {
+        let target_epoch = self.assignment_epoch;
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let Some(m) = self.members.get(id) else { return };
+        if m.state == MemberState::UnrevokedPartitions {
+            // It advances only once it reports owning none of the revoked partitions.
+            let still_owns = match owned {
+                None => true,
+                Some(o) => m.pending_revocation.iter().any(|(t, ps)| o.get(t).is_some_and(|s| !s.is_disjoint(ps))),
+            };
+            if still_owns {
+                return;
+            }
+            let m = self.members.get_mut(id).expect("member exists");
+            m.pending_revocation.clear();
+            m.revoking_since_ms = None;
+            m.state = MemberState::Stable;
+        }
+        let m = &self.members[id];
+        if m.member_epoch == target_epoch && m.state == MemberState::Stable {
+            return;
+        }
+        let current = m.assigned.clone();
+        let mut keep = Assignment::new();
+        let mut revoke = Assignment::new();
+        for (t, ps) in &current {
+            for &p in ps {
+                if target.get(t).is_some_and(|s| s.contains(&p)) {
+                    keep.entry(t.clone()).or_default().insert(p);
+                } else {
+                    revoke.entry(t.clone()).or_default().insert(p);
+                }
+            }
+        }
+        let m = self.members.get_mut(id).expect("member exists");
+        if !revoke.is_empty() {
+            m.assigned = keep;
+            m.pending_revocation = revoke;
+            m.state = MemberState::UnrevokedPartitions;
+            m.revoking_since_ms = Some(now_ms);
+            return;
+        }
+        let mut unreleased = false;
+        let mut next = keep;
+        for (t, ps) in &target {
+            for &p in ps {
+                if next.get(t).is_some_and(|s| s.contains(&p)) {
+                    continue;
+                }
+                if self.held_by_other(id, t, p) {
+                    unreleased = true;
+                } else {
+                    next.entry(t.clone()).or_default().insert(p);
+                }
+            }
+        }
+        let m = self.members.get_mut(id).expect("member exists");
+        if m.member_epoch != target_epoch {
+            m.previous_member_epoch = m.member_epoch;
+            m.member_epoch = target_epoch;
+        }
+        m.assigned = next;
+        m.state = if unreleased { MemberState::UnreleasedPartitions } else { MemberState::Stable };
+    }
+
+    /// One ConsumerGroupHeartbeat from a member with epoch >= 0 (joins and heartbeats); leaves go
+    /// to `leave`. `max_size`: group.consumer.max.size.
+    pub fn heartbeat(
+        &mut self,
+        req: HeartbeatInput,
+        topics: &TopicsView,
+        default_assignor: &str,
+        max_size: usize,
+        now_ms: u64,
+    ) -> Result<HeartbeatOutput, HeartbeatError> {
+        self.topics = topics.clone();
+        // Regexes set by earlier heartbeats are resolved now.
+        for m in self.members.values_mut() {
+            m.regex_pending = false;
+        }
+        let mut id = req.member_id.clone();
+        let joining = req.member_epoch == 0;
+        let full_request = req.rebalance_timeout_ms != -1 && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some()) && req.owned.is_some();
+        let regex = match &req.subscribed_topic_regex {
+            Some(r) if !r.is_empty() => Some(compile_regex(r)?),
+            _ => None,
+        };
+        let mut assignment_changed = false;
+        if joining {
+            if let Some(iid) = &req.instance_id {
+                if let Some(old) = self.member_by_instance(iid).cloned() {
+                    if !old.left_temporarily && old.id != id {
+                        return Err(HeartbeatError::UnreleasedInstanceId);
+                    }
+                    // The static member comes back under a new id and takes its place as it was.
+                    self.members.remove(&old.id);
+                    if let Some(t) = self.target.remove(&old.id) {
+                        self.target.insert(id.clone(), t);
+                    }
+                    let mut m = old;
+                    m.id = id.clone();
+                    m.left_temporarily = false;
+                    self.members.insert(id.clone(), m);
+                    assignment_changed = true;
+                }
+            }
+            if !self.members.contains_key(&id) {
+                if self.members.len() >= max_size {
+                    return Err(HeartbeatError::GroupMaxSizeReached);
+                }
+                // Its subscription (new, so changed) bumps the group epoch below.
+                self.members.insert(id.clone(), ConsumerMember::new(id.clone(), now_ms));
+            } else if req.instance_id.is_none() || !assignment_changed {
+                // A member rejoining with epoch 0 has dropped what it owned.
+                let m = self.members.get_mut(&id).expect("member exists");
+                if m.member_epoch != 0 || !m.assigned.is_empty() {
+                    m.assigned.clear();
+                    m.pending_revocation.clear();
+                    m.state = MemberState::Stable;
+                    m.previous_member_epoch = m.member_epoch;
+                    m.member_epoch = 0;
+                }
+            }
+        } else {
+            let m = self.members.get(&id).ok_or(HeartbeatError::UnknownMemberId)?;
+            if m.left_temporarily {
+                return Err(HeartbeatError::UnknownMemberId);
+            }
+            if req.member_epoch > m.member_epoch {
+                return Err(HeartbeatError::FencedMemberEpoch);
+            }
+            if req.member_epoch < m.member_epoch {
+                // An answer got lost: the previous epoch is fine if it owns nothing it should not.
+                let subset = req.owned.as_ref().is_none_or(|o| o.iter().all(|(t, ps)| ps.is_empty() || m.assigned.get(t).is_some_and(|s| ps.is_subset(s))));
+                if req.member_epoch != m.previous_member_epoch || !subset {
+                    return Err(HeartbeatError::FencedMemberEpoch);
+                }
+            }
+        }
+        id = self.members.get(&id).map(|m| m.id.clone()).unwrap_or(id);
+        let m = self.members.get_mut(&id).expect("member exists");
+        m.last_seen_ms = now_ms;
+        m.client_id = req.client_id;
+        m.client_host = req.client_host;
+        if req.instance_id.is_some() {
+            m.instance_id = req.instance_id;
+        }
+        if req.rack_id.is_some() {
+            m.rack_id = req.rack_id;
+        }
+        if req.rebalance_timeout_ms > 0 {
+            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        if let Some(a) = req.server_assignor {
+            m.server_assignor = Some(a);
+        }
+        let mut subscription_changed = false;
+        if let Some(names) = req.subscribed_topic_names {
+            let mut names = names;
+            names.sort();
+            names.dedup();
+            if names != m.subscribed_topic_names {
+                m.subscribed_topic_names = names;
+                subscription_changed = true;
+            }
+        }
+        if let Some(r) = req.subscribed_topic_regex {
+            let r = if r.is_empty() { None } else { Some(r) };
+            if r != m.subscribed_topic_regex {
+                m.regex_pending = r.is_some();
+                m.subscribed_topic_regex = r;
+                m.regex = regex;
+                subscription_changed = true;
+            }
+        }
+        if subscription_changed {
+            self.group_epoch += 1;
+        }
+        self.refresh_target(default_assignor);
+        let before = (self.members[&id].member_epoch, self.members[&id].assigned.clone());
+        self.reconcile(&id, req.owned.as_ref(), now_ms);
+        let m = &self.members[&id];
+        assignment_changed |= before != (m.member_epoch, m.assigned.clone());
+        let send = joining || full_request || assignment_changed;
+        Ok(HeartbeatOutput { member_id: id, member_epoch: m.member_epoch, assignment: send.then(|| m.assigned.clone()) })
+    }
+
+    /// A member leaves: for good (epoch -1), or a static member for a while (epoch -2, it keeps
+    /// its partitions until its session ends or it comes back).
+    pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, epoch: i32, default_assignor: &str) -> Result<HeartbeatOutput, HeartbeatError> {
+        let id = match (self.members.contains_key(member_id), instance_id) {
+            (true, _) => member_id.to_string(),
+            (false, Some(iid)) => self.member_by_instance(iid).map(|m| m.id.clone()).ok_or(HeartbeatError::UnknownMemberId)?,
+            (false, None) => return Err(HeartbeatError::UnknownMemberId),
+        };
+        if let Some(iid) = instance_id
+            && self.members[&id].instance_id.as_deref() != Some(iid)
+        {
+            return Err(HeartbeatError::UnknownMemberId);
+        }
+        if epoch == STATIC_LEAVE_EPOCH && self.members[&id].instance_id.is_some() {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.left_temporarily = true;
+            }
+        } else {
+            self.remove_member(&id, default_assignor);
+        }
+        Ok(HeartbeatOutput { member_id: member_id.to_string(), member_epoch: epoch, assignment: None })
+    }
+
+    /// Removes a member (left, session expired, fenced) and recomputes the target for the others.
+    pub fn remove_member(&mut self, id: &str, default_assignor: &str) {
+        if self.members.remove(id).is_none() {
+            return;
+        }
+        self.target.remove(id);
+        self.group_epoch += 1;
+        self.refresh_target(default_assignor);
+    }
+
+    /// Members whose session ended, or that kept revoked partitions past their rebalance timeout.
+    pub fn expired_members(&self, now_ms: u64, session_timeout_ms: u64) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| {
+                now_ms >= m.last_seen_ms + session_timeout_ms
+                    || m.revoking_since_ms.is_some_and(|since| now_ms >= since + m.rebalance_timeout_ms.max(0) as u64)
+            })
+            .map(|m| m.id.clone())
+            .collect()
+    }
+
+    /// Checks an OffsetCommit's member id and epoch (-1: a commit from outside the group, only
+    /// while it is empty).
+    pub fn validate_commit(&self, member_id: &str, epoch: i32) -> Result<(), CommitCheck> {
+        if epoch < 0 && (member_id.is_empty() || self.members.is_empty()) {
+            return if self.members.is_empty() { Ok(()) } else { Err(CommitCheck::UnknownMemberId) };
+        }
+        let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
+        if epoch != m.member_epoch {
+            return Err(CommitCheck::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
+/// Why a commit or fetch by a member is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitCheck {
+    UnknownMemberId,
+    StaleMemberEpoch,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics(list: &[(&str, i32)]) -> TopicsView {
+        list.iter().map(|(t, n)| (t.to_string(), (Uuid::new_v4(), *n))).collect()
+    }
+
+    fn join(id: &str, subs: &[&str]) -> HeartbeatInput {
+        HeartbeatInput {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 60_000,
+            subscribed_topic_names: Some(subs.iter().map(|s| s.to_string()).collect()),
+            owned: Some(Assignment::new()),
+            ..Default::default()
+        }
+    }
+
+    fn beat(id: &str, epoch: i32, owned: Option<&Assignment>) -> HeartbeatInput {
+        HeartbeatInput { member_id: id.into(), member_epoch: epoch, rebalance_timeout_ms: -1, owned: owned.cloned(), ..Default::default() }
+    }
+
+    fn n(a: &Assignment) -> usize {
+        a.values().map(|s| s.len()).sum()
+    }
+
+    #[test]
+    fn a_first_member_gets_every_partition_at_epoch_one() {
+        let t = topics(&[("t", 4)]);
+        let mut g = ConsumerGroup::new("g");
+        let out = g.heartbeat(join("a", &["t"]), &t, "uniform", 10, 0).unwrap();
+        assert_eq!(out.member_epoch, 1);
+        assert_eq!(n(out.assignment.as_ref().unwrap()), 4);
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_revoked_it() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        let a = g.heartbeat(join("a", &["t"]), &t, "uniform", 10, 0).unwrap();
+        let a_owned = a.assignment.unwrap();
+        // b joins: epoch 2, but a still owns both partitions, so b waits.
+        let b = g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 1).unwrap();
+        assert_eq!(b.member_epoch, 2);
+        assert!(b.assignment.as_ref().unwrap().is_empty(), "nothing free yet");
+        assert_eq!(g.state(), ConsumerGroupState::Reconciling);
+        // a heartbeats: told to revoke one partition, its epoch stays 1.
+        let a2 = g.heartbeat(beat("a", 1, Some(&a_owned)), &t, "uniform", 10, 2).unwrap();
+        assert_eq!(a2.member_epoch, 1);
+        let kept = a2.assignment.unwrap();
+        assert_eq!(n(&kept), 1);
+        // While a still reports both, b gets nothing more, and a stays at epoch 1.
+        assert!(g.heartbeat(beat("b", 2, Some(&Assignment::new())), &t, "uniform", 10, 3).unwrap().assignment.is_none());
+        assert_eq!(g.heartbeat(beat("a", 1, Some(&a_owned)), &t, "uniform", 10, 4).unwrap().member_epoch, 1);
+        // a reports the revocation done: epoch 2; then b gets the freed partition.
+        let a3 = g.heartbeat(beat("a", 1, Some(&kept)), &t, "uniform", 10, 5).unwrap();
+        assert_eq!(a3.member_epoch, 2);
+        let b2 = g.heartbeat(beat("b", 2, Some(&Assignment::new())), &t, "uniform", 10, 6).unwrap();
+        let got = b2.assignment.unwrap();
+        assert_eq!(n(&got), 1);
+        assert!(got["t"].is_disjoint(&kept["t"]));
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+    }
+
+    #[test]
+    fn epochs_are_checked() {
+        let t = topics(&[("t", 1)]);
+        let mut g = ConsumerGroup::new("g");
+        let a = g.heartbeat(join("a", &["t"]), &t, "uniform", 10, 0).unwrap();
+        assert_eq!(g.heartbeat(beat("a", 5, None), &t, "uniform", 10, 1), Err(HeartbeatError::FencedMemberEpoch));
+        assert_eq!(g.heartbeat(beat("nobody", 1, None), &t, "uniform", 10, 1), Err(HeartbeatError::UnknownMemberId));
+        // The topic grows: epoch 2. The previous epoch (1) is still accepted while the member
+        // owns nothing it should not (its answer may have been lost); anything else is fenced.
+        let mut t2 = t.clone();
+        t2.get_mut("t").unwrap().1 = 2;
+        assert_eq!(g.heartbeat(beat("a", 1, None), &t2, "uniform", 10, 1).unwrap().member_epoch, 2);
+        assert!(g.heartbeat(beat("a", 1, a.assignment.as_ref()), &t2, "uniform", 10, 1).is_ok());
+        let stranger = Assignment::from([("t".to_string(), BTreeSet::from([7]))]);
+        assert_eq!(g.heartbeat(beat("a", 1, Some(&stranger)), &t2, "uniform", 10, 1), Err(HeartbeatError::FencedMemberEpoch));
+        assert_eq!(g.validate_commit("a", 2), Ok(()));
+        assert_eq!(g.validate_commit("a", 1), Err(CommitCheck::StaleMemberEpoch));
+        assert_eq!(g.validate_commit("x", 1), Err(CommitCheck::UnknownMemberId));
+        assert_eq!(g.validate_commit("", -1), Err(CommitCheck::UnknownMemberId), "admin commits need an empty group");
+    }
+
+    #[test]
+    fn leaving_and_expiry_free_partitions_for_the_others() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        g.heartbeat(join("a", &["t"]), &t, "uniform", 10, 0).unwrap();
+        g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 0).unwrap();
+        let out = g.leave("a", None, LEAVE_EPOCH, "uniform").unwrap();
+        assert_eq!(out.member_epoch, -1);
+        let b = g.heartbeat(beat("b", 2, Some(&Assignment::new())), &t, "uniform", 10, 1).unwrap();
+        assert_eq!(n(b.assignment.as_ref().unwrap()), 2);
+        assert_eq!(g.expired_members(44_000, 45_000), Vec::<String>::new());
+        assert_eq!(g.expired_members(45_001, 45_000), vec!["b".to_string()]);
+        g.remove_member("b", "uniform");
+        assert_eq!(g.state(), ConsumerGroupState::Empty);
+        assert_eq!(g.validate_commit("", -1), Ok(()));
+    }
+
+    #[test]
+    fn a_static_member_comes_back_to_its_partitions_and_a_duplicate_instance_is_refused() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        let first = g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a", &["t"]) }, &t, "uniform", 10, 0).unwrap();
+        let epoch = g.group_epoch;
+        assert_eq!(
+            g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a2", &["t"]) }, &t, "uniform", 10, 1),
+            Err(HeartbeatError::UnreleasedInstanceId)
+        );
+        g.leave("a", Some("i"), STATIC_LEAVE_EPOCH, "uniform").unwrap();
+        let back = g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a2", &["t"]) }, &t, "uniform", 10, 2).unwrap();
+        assert_eq!((back.member_id.as_str(), back.member_epoch), ("a2", first.member_epoch));
+        assert_eq!(back.assignment, first.assignment);
+        assert_eq!(g.group_epoch, epoch, "no rebalance");
+    }
+
+    #[test]
+    fn new_partitions_and_regex_subscriptions_change_the_target() {
+        let mut t = topics(&[("t", 1), ("r1", 1)]);
+        let mut g = ConsumerGroup::new("g");
+        // The literal topic at once; the regex's matches from the next heartbeat on.
+        let a = g
+            .heartbeat(HeartbeatInput { subscribed_topic_names: Some(vec!["t".into()]), subscribed_topic_regex: Some("r.*".into()), ..join("a", &[]) }, &t, "range", 10, 0)
+            .unwrap();
+        assert_eq!(a.assignment.unwrap().keys().cloned().collect::<Vec<_>>(), vec!["t".to_string()]);
+        let a = g.heartbeat(beat("a", 1, None), &t, "range", 10, 1).unwrap();
+        assert_eq!(a.member_epoch, 2);
+        assert_eq!(a.assignment.unwrap().keys().cloned().collect::<Vec<_>>(), vec!["r1".to_string(), "t".to_string()]);
+        t.insert("r2".into(), (Uuid::new_v4(), 3));
+        let a2 = g.heartbeat(beat("a", 2, None), &t, "range", 10, 1).unwrap();
+        assert_eq!(a2.member_epoch, 3);
+        assert_eq!(n(a2.assignment.as_ref().unwrap()), 5);
+        t.insert("__internal".into(), (Uuid::new_v4(), 3));
+        t.insert("xr".into(), (Uuid::new_v4(), 3));
+        assert!(g.heartbeat(beat("a", 3, None), &t, "range", 10, 1).unwrap().assignment.is_none(), "no full match, internal topics skipped");
+        assert!(matches!(
+            g.heartbeat(HeartbeatInput { subscribed_topic_regex: Some("(".into()), ..beat("a", 3, None) }, &t, "range", 10, 2),
+            Err(HeartbeatError::InvalidRegularExpression(_))
+        ));
+    }
+
+    #[test]
+    fn the_group_size_is_bounded() {
+        let t = topics(&[("t", 1)]);
+        let mut g = ConsumerGroup::new("g");
+        g.heartbeat(join("a", &["t"]), &t, "uniform", 1, 0).unwrap();
+        assert_eq!(g.heartbeat(join("b", &["t"]), &t, "uniform", 1, 0), Err(HeartbeatError::GroupMaxSizeReached));
+    }
+}

@@ -1,0 +1,243 @@
+//! The coordinator's side of the KIP-848 consumer protocol: ConsumerGroupHeartbeat,
+//! ConsumerGroupDescribe, member-epoch checks of offset commits and fetches, session expiry, and
+//! the dynamic group configs. Drives the pure `consumer::ConsumerGroup` under the coordinator's
+//! lock; never awaits, never touches the broker (topics come in as a `TopicsView`).
+
+use std::collections::BTreeMap;
+
+use super::GroupError;
+use super::assignor;
+use super::consumer::{CommitCheck, ConsumerGroup, ConsumerGroupState, HeartbeatError, HeartbeatInput, HeartbeatOutput, LEAVE_EPOCH, STATIC_LEAVE_EPOCH, TopicsView};
+use super::coordinator::{Entry, GroupCoordinator};
+use super::state::GroupState;
+use super::GroupLog;
+
+/// Group config names (Kafka's GroupConfig) that this coordinator reads.
+pub const CONSUMER_SESSION_TIMEOUT_MS: &str = "consumer.session.timeout.ms";
+pub const CONSUMER_HEARTBEAT_INTERVAL_MS: &str = "consumer.heartbeat.interval.ms";
+
+/// A consumer group as ConsumerGroupDescribe shows it.
+#[derive(Clone, Debug)]
+pub struct ConsumerGroupSummary {
+    pub state: ConsumerGroupState,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberSummary>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerMemberSummary {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: assignor::Assignment,
+    pub target_assignment: assignor::Assignment,
+}
+
+/// A heartbeat's answer: the member's view plus the interval the client should keep.
+#[derive(Clone, Debug)]
+pub struct ConsumerHeartbeatOutcome {
+    pub output: HeartbeatOutput,
+    pub heartbeat_interval_ms: i32,
+}
+
+fn map_error(e: HeartbeatError) -> GroupError {
+    match e {
+        HeartbeatError::UnknownMemberId => GroupError::UnknownMemberId,
+        HeartbeatError::FencedMemberEpoch => GroupError::FencedMemberEpoch,
+        HeartbeatError::UnreleasedInstanceId => GroupError::UnreleasedInstanceId,
+        HeartbeatError::GroupMaxSizeReached => GroupError::GroupMaxSizeReached,
+        HeartbeatError::InvalidRegularExpression(m) => GroupError::InvalidRegularExpression(m),
+    }
+}
+
+impl GroupCoordinator {
+    fn group_config_int(&self, group_id: &str, name: &str, default: i32) -> i32 {
+        let configs = self.group_configs.lock().unwrap_or_else(|e| e.into_inner());
+        configs.get(group_id).and_then(|c| c.get(name)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    }
+
+    /// The session timeout of a consumer group's members: the group's override or the broker's.
+    pub fn consumer_session_timeout_ms(&self, group_id: &str) -> i32 {
+        self.group_config_int(group_id, CONSUMER_SESSION_TIMEOUT_MS, self.config.consumer_session_timeout_ms)
+    }
+
+    pub fn consumer_heartbeat_interval_ms(&self, group_id: &str) -> i32 {
+        self.group_config_int(group_id, CONSUMER_HEARTBEAT_INTERVAL_MS, self.config.consumer_heartbeat_interval_ms)
+    }
+
+    /// The dynamic configs (overrides only) of one group.
+    pub fn group_configs(&self, group_id: &str) -> BTreeMap<String, String> {
+        self.group_configs.lock().unwrap_or_else(|e| e.into_inner()).get(group_id).cloned().unwrap_or_default()
+    }
+
+    /// Replaces one group's overrides (already validated and stored by the caller); empty removes.
+    pub fn set_group_configs(&self, group_id: &str, configs: BTreeMap<String, String>) {
+        let mut all = self.group_configs.lock().unwrap_or_else(|e| e.into_inner());
+        if configs.is_empty() {
+            all.remove(group_id);
+        } else {
+            all.insert(group_id.to_string(), configs);
+        }
+    }
+
+    /// Every group's overrides, for the broker's checkpoint.
+    pub fn all_group_configs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.group_configs.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn default_assignor(&self) -> String {
+        self.config.consumer_assignors.first().cloned().unwrap_or_else(|| assignor::UNIFORM.to_string())
+    }
+
+    /// ConsumerGroupHeartbeat: join (epoch 0), heartbeat, or leave (-1, static -2). Field checks
+    /// that need no group state are the api layer's.
+    pub fn consumer_heartbeat(&self, log: &dyn GroupLog, group_id: &str, mut input: HeartbeatInput, topics: &TopicsView) -> Result<ConsumerHeartbeatOutcome, GroupError> {
+        if let Some(a) = &input.server_assignor {
+            match assignor::short_name(a) {
+                Some(short) if self.config.consumer_assignors.iter().any(|c| c == short) => input.server_assignor = Some(short.to_string()),
+                _ => return Err(GroupError::UnsupportedAssignor(format!("Server assignor {a} is not supported. Supported assignors: {}.", self.config.consumer_assignors.join(", ")))),
+            }
+        }
+        let interval = self.consumer_heartbeat_interval_ms(group_id);
+        let default_assignor = self.default_assignor();
+        let now = self.now();
+        let mut groups = self.lock();
+        self.current(log, &mut groups, group_id, now);
+        let leaving = input.member_epoch == LEAVE_EPOCH || input.member_epoch == STATIC_LEAVE_EPOCH;
+        if !groups.contains_key(group_id) {
+            // Kafka answers GROUP_ID_NOT_FOUND here; UNKNOWN_MEMBER_ID makes the member rejoin
+            // with epoch 0, which is what a member of a group lost in a restart must do (this
+            // state is not persisted).
+            if input.member_epoch != 0 {
+                return Err(GroupError::UnknownMemberId);
+            }
+            groups.insert(group_id.to_string(), Entry::new(group_id));
+        }
+        let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
+        if e.consumer.is_none() {
+            // A classic group with members stays classic; an empty one becomes a consumer group.
+            if e.group.state != GroupState::Empty || !e.group.members.is_empty() {
+                return Err(GroupError::NotConsumerGroup(group_id.to_string()));
+            }
+            if input.member_epoch != 0 {
+                return Err(GroupError::UnknownMemberId);
+            }
+            e.consumer = Some(ConsumerGroup::new(group_id));
+        }
+        let g = e.consumer.as_mut().expect("consumer group set above");
+        let output = if leaving {
+            let out = g.leave(&input.member_id, input.instance_id.as_deref(), input.member_epoch, &default_assignor).map_err(map_error)?;
+            tracing::info!(group = %group_id, member = %input.member_id, epoch = input.member_epoch, "consumer group member left");
+            out
+        } else {
+            let max = self.config.consumer_max_size.min(self.config.max_size);
+            let (member, epoch, owned) = (input.member_id.clone(), input.member_epoch, input.owned.as_ref().map(|o| o.values().map(|s| s.len()).sum::<usize>()));
+            let out = g.heartbeat(input, topics, &default_assignor, max, now).map_err(|e| {
+                tracing::debug!(group = %group_id, %member, epoch, ?owned, error = ?e, "consumer group heartbeat refused");
+                map_error(e)
+            })?;
+            tracing::debug!(group = %group_id, %member, epoch, ?owned, answer_epoch = out.member_epoch, sent = ?out.assignment, "consumer group heartbeat");
+            if out.assignment.is_some() {
+                tracing::debug!(group = %group_id, member = %out.member_id, epoch = out.member_epoch, group_epoch = g.group_epoch, "consumer group assignment sent");
+            }
+            out
+        };
+        if g.members.is_empty() {
+            e.empty_since_ms.get_or_insert_with(super::coordinator::wall_ms);
+        } else {
+            e.empty_since_ms = None;
+        }
+        Ok(ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval })
+    }
+
+    /// Removes consumer-protocol members whose session or revocation time ran out; returns
+    /// whether any went.
+    pub(super) fn expire_consumer_members(&self, e: &mut Entry, now: u64) -> bool {
+        let Some(g) = e.consumer.as_mut() else { return false };
+        if g.members.is_empty() {
+            return false;
+        }
+        let session_ms = self.consumer_session_timeout_ms(&g.id).max(0) as u64;
+        let expired = g.expired_members(now, session_ms);
+        let default_assignor = self.default_assignor();
+        for id in &expired {
+            tracing::info!(group = %g.id, member = %id, "consumer group member session expired or revocation timed out; removed");
+            g.remove_member(id, &default_assignor);
+        }
+        !expired.is_empty()
+    }
+
+    /// ConsumerGroupDescribe of one group.
+    pub fn consumer_describe(&self, log: &dyn GroupLog, group_id: &str) -> Result<ConsumerGroupSummary, GroupError> {
+        let now = self.now();
+        let mut groups = self.lock();
+        let e = self.current(log, &mut groups, group_id, now).ok_or_else(|| GroupError::ConsumerGroupNotFound(group_id.to_string()))?;
+        let Some(g) = e.consumer.as_ref() else {
+            return Err(if e.group.state == GroupState::Dead {
+                GroupError::ConsumerGroupNotFound(group_id.to_string())
+            } else {
+                GroupError::NotConsumerGroup(group_id.to_string())
+            });
+        };
+        let members = g
+            .members
+            .values()
+            .map(|m| ConsumerMemberSummary {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.member_epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.clone(),
+                subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                assignment: m.assigned.clone(),
+                target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        Ok(ConsumerGroupSummary { state: g.state(), group_epoch: g.group_epoch, assignment_epoch: g.assignment_epoch, assignor: g.assignor.clone(), members })
+    }
+
+    /// The member check of an OffsetCommit (or OffsetFetch v9) on a consumer group; Ok(None) when
+    /// the group is not one (the classic checks apply).
+    pub(super) fn check_consumer_member(e: &Entry, member_id: &str, epoch: i32) -> Option<Result<(), GroupError>> {
+        let g = e.consumer.as_ref()?;
+        Some(g.validate_commit(member_id, epoch).map_err(|c| match c {
+            CommitCheck::UnknownMemberId => GroupError::UnknownMemberId,
+            CommitCheck::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+        }))
+    }
+
+    /// Whether `member_id` is a member of the consumer-protocol group `group_id` (such members
+    /// must commit with OffsetCommit v9+, which carries the member epoch).
+    pub fn is_consumer_member(&self, group_id: &str, member_id: &str) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).and_then(|e| e.consumer.as_ref()).is_some_and(|g| g.members.contains_key(member_id))
+    }
+
+    /// OffsetFetch v9 with a member id and epoch: the member must be current.
+    pub fn check_offset_fetch_member(&self, log: &dyn GroupLog, group_id: &str, member_id: Option<&str>, epoch: i32) -> Result<(), GroupError> {
+        let Some(member_id) = member_id else { return Ok(()) };
+        if epoch < 0 {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut groups = self.lock();
+        match self.current(log, &mut groups, group_id, now) {
+            Some(e) if e.consumer.is_some() => {
+                let g = e.consumer.as_ref().expect("checked");
+                let m = g.members.get(member_id).ok_or(GroupError::UnknownMemberId)?;
+                if epoch != m.member_epoch { Err(GroupError::StaleMemberEpoch) } else { Ok(()) }
+            }
+            Some(_) => Ok(()),
+            None => Err(GroupError::UnknownMemberId),
+        }
+    }
+}
