@@ -561,9 +561,18 @@ def test_consumer_protocol_members_split_partitions_commit_and_are_described(gbr
             return a1 and a2 and not (a1 & a2) and (a1 | a2) == set(range(parts))
         # Revocation first, then the new owner: a few heartbeats of 5 s (Kafka's default interval).
         _poll_both(cs, got, split, 40, "a disjoint split of %d partitions" % parts)
-        _poll_both(cs, got, lambda: len(got[0]) + len(got[1]) >= 200, 30, "200 records")
-        c1.commit(asynchronous=False)
-        c2.commit(asynchronous=False)
+        # Each consumer reads its own partitions to their ends before committing: records c1 read
+        # from a partition before giving it up are not committed (auto commit is off), so the new
+        # owner must read that partition again for the commit to cover it.
+        ends = {p: c1.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(parts)}
+        assert sum(ends.values()) == 200
+
+        def at_ends():
+            return all(tp.offset == ends[tp.partition] for c in cs for tp in c.position(c.assignment()))
+        _poll_both(cs, got, at_ends, 30, "both consumers at the end of their partitions")
+        for c in cs:
+            committed = c.commit(asynchronous=False)
+            assert committed and all(tp.error is None for tp in committed), committed
         assert sum(group_offsets(b, group, topic, parts).values()) == 200
 
         d = describe(b, group)
