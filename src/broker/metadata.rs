@@ -257,89 +257,79 @@ impl MetadataStore {
 }
 
 const DYNAMIC_CONFIGS_FILE: &str = "fjord-broker-configs.checkpoint";
-const DYNAMIC_CONFIGS_VERSION: &str = "0";
+const GROUP_CONFIGS_FILE: &str = "fjord-group-configs.checkpoint";
+const SCOPED_CONFIGS_VERSION: &str = "0";
 
-/// Loads the dynamic broker configs (empty when never set). Lines: `broker k=v` (this broker) or
-/// `default k=v` (cluster-wide default), escaped as the topic table is.
-pub fn load_dynamic_configs(dir: &Path) -> Result<DynamicBrokerConfigs, MetadataError> {
-    let path = dir.join(DYNAMIC_CONFIGS_FILE);
-    let text = match std::fs::read_to_string(&path) {
+/// Reads a file of config overrides by scope: a version line, then `scope key=value` lines, each
+/// part escaped as the topic table is. None when the file does not exist (nothing was ever set).
+fn load_scoped_configs(path: &Path) -> Result<Option<Vec<(String, String, String)>>, MetadataError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DynamicBrokerConfigs::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let corrupt = |reason: &str| MetadataError::Corrupt { path: path.clone(), reason: reason.to_string() };
+    let corrupt = |reason: &str| MetadataError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() };
     let mut lines = text.lines();
-    if lines.next() != Some(DYNAMIC_CONFIGS_VERSION) {
+    if lines.next() != Some(SCOPED_CONFIGS_VERSION) {
         return Err(corrupt("unknown version"));
     }
-    let mut out = DynamicBrokerConfigs::default();
+    let mut out = Vec::new();
     for line in lines {
         let (scope, kv) = line.split_once(' ').ok_or_else(|| corrupt("missing scope"))?;
         let (k, v) = kv.split_once('=').ok_or_else(|| corrupt("bad config"))?;
-        let (k, v) = (unescape(k).ok_or_else(|| corrupt("bad escape"))?, unescape(v).ok_or_else(|| corrupt("bad escape"))?);
-        match scope {
+        let part = |x: &str| unescape(x).ok_or_else(|| corrupt("bad escape"));
+        out.push((part(scope)?, part(k)?, part(v)?));
+    }
+    Ok(Some(out))
+}
+
+/// Writes (scope, key, value) overrides in the format `load_scoped_configs` reads, atomically
+/// (temp, fsync, rename, fsync dir).
+fn store_scoped_configs<'a>(path: &Path, entries: impl Iterator<Item = (&'a str, &'a String, &'a String)>) -> Result<(), MetadataError> {
+    let mut text = format!("{SCOPED_CONFIGS_VERSION}\n");
+    for (scope, k, v) in entries {
+        text.push_str(&format!("{} {}={}\n", escape(scope), escape(k), escape(v)));
+    }
+    write_atomically(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Loads the dynamic broker configs (empty when never set). Scopes: `broker` (this broker) or
+/// `default` (cluster-wide default).
+pub fn load_dynamic_configs(dir: &Path) -> Result<DynamicBrokerConfigs, MetadataError> {
+    let path = dir.join(DYNAMIC_CONFIGS_FILE);
+    let mut out = DynamicBrokerConfigs::default();
+    for (scope, k, v) in load_scoped_configs(&path)?.unwrap_or_default() {
+        match scope.as_str() {
             "broker" => out.per_broker.insert(k, v),
             "default" => out.cluster_default.insert(k, v),
-            _ => return Err(corrupt("unknown scope")),
+            _ => return Err(MetadataError::Corrupt { path, reason: "unknown scope".into() }),
         };
     }
     Ok(out)
 }
 
-/// Writes the dynamic broker configs atomically (temp, fsync, rename, fsync dir).
+/// Writes the dynamic broker configs atomically.
 pub fn store_dynamic_configs(dir: &Path, configs: &DynamicBrokerConfigs) -> Result<(), MetadataError> {
-    let mut text = format!("{DYNAMIC_CONFIGS_VERSION}\n");
-    for (scope, map) in [("broker", &configs.per_broker), ("default", &configs.cluster_default)] {
-        for (k, v) in map {
-            text.push_str(&format!("{scope} {}={}\n", escape(k), escape(v)));
-        }
-    }
-    write_atomically(&dir.join(DYNAMIC_CONFIGS_FILE), text.as_bytes())?;
-    Ok(())
+    let scoped = [("broker", &configs.per_broker), ("default", &configs.cluster_default)];
+    store_scoped_configs(&dir.join(DYNAMIC_CONFIGS_FILE), scoped.into_iter().flat_map(|(scope, map)| map.iter().map(move |(k, v)| (scope, k, v))))
 }
-
-const GROUP_CONFIGS_FILE: &str = "fjord-group-configs.checkpoint";
-const GROUP_CONFIGS_VERSION: &str = "0";
 
 /// Per-group config overrides (resource type GROUP), by group id.
 pub type GroupConfigOverrides = BTreeMap<String, BTreeMap<String, String>>;
 
-/// Loads the group config overrides (empty when never set). Lines: `group k=v`, escaped as the
-/// topic table is.
+/// Loads the group config overrides (empty when never set); the scope is the group id.
 pub fn load_group_configs(dir: &Path) -> Result<GroupConfigOverrides, MetadataError> {
-    let path = dir.join(GROUP_CONFIGS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(GroupConfigOverrides::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let corrupt = |reason: &str| MetadataError::Corrupt { path: path.clone(), reason: reason.to_string() };
-    let mut lines = text.lines();
-    if lines.next() != Some(GROUP_CONFIGS_VERSION) {
-        return Err(corrupt("unknown version"));
-    }
     let mut out = GroupConfigOverrides::new();
-    for line in lines {
-        let (group, kv) = line.split_once(' ').ok_or_else(|| corrupt("missing group"))?;
-        let (k, v) = kv.split_once('=').ok_or_else(|| corrupt("bad config"))?;
-        let group = unescape(group).ok_or_else(|| corrupt("bad escape"))?;
-        let (k, v) = (unescape(k).ok_or_else(|| corrupt("bad escape"))?, unescape(v).ok_or_else(|| corrupt("bad escape"))?);
+    for (group, k, v) in load_scoped_configs(&dir.join(GROUP_CONFIGS_FILE))?.unwrap_or_default() {
         out.entry(group).or_default().insert(k, v);
     }
     Ok(out)
 }
 
-/// Writes every group's config overrides atomically (temp, fsync, rename, fsync dir).
+/// Writes every group's config overrides atomically.
 pub fn store_group_configs(dir: &Path, configs: &GroupConfigOverrides) -> Result<(), MetadataError> {
-    let mut text = format!("{GROUP_CONFIGS_VERSION}\n");
-    for (group, map) in configs {
-        for (k, v) in map {
-            text.push_str(&format!("{} {}={}\n", escape(group), escape(k), escape(v)));
-        }
-    }
-    write_atomically(&dir.join(GROUP_CONFIGS_FILE), text.as_bytes())?;
-    Ok(())
+    store_scoped_configs(&dir.join(GROUP_CONFIGS_FILE), configs.iter().flat_map(|(group, map)| map.iter().map(move |(k, v)| (group.as_str(), k, v))))
 }
 
 /// Kafka's textual form of a UUID: URL-safe base64 without padding (22 characters).
