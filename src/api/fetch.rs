@@ -218,8 +218,10 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                     ReplicaError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
                     other => error_code::replica(other),
                 };
-                if error_code::is_server_fault(code) {
-                    tracing::error!(partition = %tp, error = %e, "fetch failed");
+                if error_code::is_server_fault(code)
+                    && let Some(left_out) = super::fault_log::FETCH_FAULTS.allow(std::time::Instant::now(), super::fault_log::FAULT_LOG_INTERVAL)
+                {
+                    tracing::error!(partition = %tp, error = %e, similar_left_out = left_out, "fetch failed");
                 }
                 let mut p = partition_error(w.partition, code);
                 if let Ok(o) = broker.replicas.offsets(tp) {

@@ -23,6 +23,7 @@ mod describe_transactions;
 mod describe_user_scram_credentials;
 mod end_txn;
 pub mod error_code;
+mod fault_log;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;

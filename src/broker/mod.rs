@@ -186,16 +186,33 @@ impl Broker {
         Ok(())
     }
 
+    /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
+    /// On a full disk the metadata cannot be rewritten until space is freed, so the logs go first
+    /// there: deleting a topic is how an operator frees space through the admin API.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
-        let meta = self.metadata.delete_topic(name)?;
-        for p in 0..meta.partitions {
-            let tp = TopicPartition::new(meta.name.clone(), p);
-            if let Err(e) = self.replicas.delete_partition(&tp) {
-                tracing::warn!(partition = %tp, error = %e, "could not delete the partition's log");
+        let meta = match self.metadata.delete_topic(name) {
+            Err(MetadataError::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+                tracing::warn!(topic = %name, "disk full: deleting the topic's logs before recording the deletion");
+                self.delete_partition_logs(&meta);
+                self.metadata.delete_topic(name)?
             }
-        }
+            other => other?,
+        };
+        self.delete_partition_logs(&meta);
         tracing::info!(topic = %meta.name, "deleted topic");
         Ok(meta)
+    }
+
+    /// Removes the logs of every partition of `meta` that still has one.
+    fn delete_partition_logs(&self, meta: &TopicMeta) {
+        for p in 0..meta.partitions {
+            let tp = TopicPartition::new(meta.name.clone(), p);
+            match self.replicas.delete_partition(&tp) {
+                Ok(()) | Err(crate::storage::StorageError::UnknownPartition(_)) => {}
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "could not delete the partition's log"),
+            }
+        }
     }
 
     /// `__consumer_offsets`, created on first use with Kafka's settings: compacted (the cleaner

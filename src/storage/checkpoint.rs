@@ -16,11 +16,16 @@ pub fn write_atomic(io: &dyn FileIo, path: &Path, bytes: &[u8]) -> io::Result<()
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let f = io.open(&tmp, OpenMode::CreateReadWrite)?;
-    f.set_len(0)?;
-    f.write_all_at(bytes, 0)?;
-    f.sync_data()?;
-    drop(f);
+    let written = io.open(&tmp, OpenMode::CreateReadWrite).and_then(|f| {
+        f.set_len(0)?;
+        f.write_all_at(bytes, 0)?;
+        f.sync_data()
+    });
+    if let Err(e) = written {
+        // A full disk must not keep a half-written temp file holding the space it lacks.
+        let _ = io.remove_file(&tmp);
+        return Err(e);
+    }
     io.rename(&tmp, path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     io.sync_dir(dir)

@@ -447,12 +447,16 @@ impl PartitionLog {
     }
 
     /// Records an aborted transaction in the active segment's index, where its marker went.
-    fn index_aborted(&mut self, txn: CompletedTxn, end: i64) -> Result<()> {
+    /// Records an aborted transaction in the active segment's `.txnindex`. Readers use the
+    /// in-memory entry at once; should the file write fail (a full disk), the entry is written
+    /// with the segment's next sync, and recovery rebuilds the index from the log anyway.
+    fn index_aborted(&mut self, txn: CompletedTxn, end: i64) {
         let lso = self.producers.first_unstable_offset().unwrap_or(end).min(end);
         let io = self.io.clone();
         let entry = AbortedTxn { producer_id: txn.producer_id, first_offset: txn.first_offset, last_offset: txn.last_offset, last_stable_offset: lso };
-        self.active().txn_index.append(io.as_ref(), entry)?;
-        Ok(())
+        if let Err(e) = self.active().txn_index.append(io.as_ref(), entry) {
+            tracing::warn!(partition = %self.tp, error = %e, "cannot write an aborted transaction's index entry yet; it is kept in memory");
+        }
     }
 
     pub fn set_high_watermark(&mut self, offset: i64) {
@@ -578,6 +582,9 @@ impl PartitionLog {
             max_timestamp,
             offset_of_max_timestamp,
         )?;
+        // The batches are in the log whole from here on: nothing below may fail the append
+        // (its offsets are taken, and an error would have the producer resend them).
+        self.log_end_offset = last_offset + 1;
 
         let (mut first, mut position) = (base_offset, 0usize);
         let mut completed = Vec::new();
@@ -598,9 +605,8 @@ impl PartitionLog {
             position += b.size_bytes;
         }
         for txn in completed.into_iter().filter(|t| t.aborted) {
-            self.index_aborted(txn, last_offset + 1)?;
+            self.index_aborted(txn, last_offset + 1);
         }
-        self.log_end_offset = last_offset + 1;
         self.unflushed_messages += validated.record_count;
         if self.unflushed_messages >= self.config.flush_interval_messages
             || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms
@@ -646,12 +652,38 @@ impl PartitionLog {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        // All or nothing, so a full disk leaves the log as it was and the next append simply
+        // tries again: the new segment's files first (nothing else has changed if they cannot be
+        // made), then everything that can fail on the old one, and only then the switch.
+        let seg = match Segment::create(self.io.clone(), &self.dir, leo, self.config.index_interval_bytes, now_ms) {
+            Ok(seg) => seg,
+            Err(e) => {
+                Segment::remove_files(self.io.as_ref(), &self.dir, leo);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.seal_for_roll(leo) {
+            if let Err(rm) = seg.delete() {
+                tracing::warn!(partition = %self.tp, base_offset = leo, error = %rm, "cannot remove the segment of a failed roll");
+            }
+            return Err(e);
+        }
+        self.dir_changes += 1;
+        self.segments.insert(leo, seg);
+        self.roll_flush_due = true;
+        tracing::debug!(partition = %self.tp, base_offset = leo, elapsed_us = started.elapsed().as_micros() as u64, "rolled segment");
+        Ok(())
+    }
+
+    /// The old active segment's part of a roll to `leo`: its final index entries and the producer
+    /// snapshot at `leo`. Nothing here waits for the disk. The sealed segment's data and indexes,
+    /// the snapshot and the directory entries are fsynced after the roll, off the lock
+    /// (`take_roll_flush`), as Kafka flushes a rolled segment from its scheduler: an fsync of a
+    /// whole segment inside an append stalled produce for seconds, and the index, snapshot and
+    /// directory fsyncs still cost tens of milliseconds. On failure the segment is still active
+    /// and resident (an extra time index entry for its max timestamp is harmless).
+    fn seal_for_roll(&mut self, leo: i64) -> Result<()> {
         let sealed = self.active();
-        // Nothing here waits for the disk. The sealed segment's data and indexes, the snapshot
-        // and the directory entries are fsynced after the roll, off the lock
-        // (`take_roll_flush`), as Kafka flushes a rolled segment from its scheduler: an fsync
-        // of a whole segment inside an append stalled produce for seconds, and the index,
-        // snapshot and directory fsyncs still cost tens of milliseconds.
         let already_durable = !sealed.is_dirty();
         sealed.seal_unsynced()?;
         if already_durable {
@@ -659,22 +691,15 @@ impl PartitionLog {
             // the final time index entry cannot wait for the roll flush, which will not include
             // this segment (rare: a flush at the exact end of a segment).
             sealed.sync_indexes()?;
-            sealed.release_preallocation();
         }
-        sealed.set_active(false)?;
         let snapshot = self.producers.write_snapshot_unsynced(self.io.as_ref(), &self.dir, leo)?;
         self.unsynced_snapshots.push(snapshot);
-        let seg = Segment::create(
-            self.io.clone(),
-            &self.dir,
-            leo,
-            self.config.index_interval_bytes,
-            now_ms,
-        )?;
-        self.dir_changes += 1;
-        self.segments.insert(leo, seg);
-        self.roll_flush_due = true;
-        tracing::debug!(partition = %self.tp, base_offset = leo, elapsed_us = started.elapsed().as_micros() as u64, "rolled segment");
+        let sealed = self.active();
+        if already_durable {
+            sealed.release_preallocation();
+        }
+        // The entries were written by seal_unsynced: eviction only drops the memory.
+        sealed.set_active(false)?;
         Ok(())
     }
 
@@ -2029,6 +2054,7 @@ mod tests {
                     seed,
                     crash_after_bytes: Some(crash_after),
                     flip_bit_ppm: 0,
+                    ..Default::default()
                 },
             );
             let fio: Arc<dyn FileIo> = Arc::new(faulty.clone());
@@ -2074,6 +2100,7 @@ mod tests {
                     seed,
                     crash_after_bytes: None,
                     flip_bit_ppm: 150_000,
+                    ..Default::default()
                 },
             );
             let fio: Arc<dyn FileIo> = Arc::new(faulty);

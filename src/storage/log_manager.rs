@@ -402,11 +402,27 @@ impl LogManager {
 
     /// Clean close: every log is sealed, flushed and snapshotted, checkpoints are written, then the
     /// marker. Nothing may be appended afterwards (the marker would lie).
+    /// Closes every log, then checkpoints. A log that cannot close (a full disk, EIO) does not
+    /// stop the others from closing; its recovery point stays where its last good flush left
+    /// it, and no dir gets the clean-shutdown marker, so the next start re-validates every
+    /// partition from its recovery point instead of trusting files a failed close left behind.
     pub fn close(&self) -> Result<()> {
-        for (_, _, log) in self.snapshot_entries() {
-            lock_log(&log)?.close()?;
+        let mut first_error = None;
+        let mut failed = 0usize;
+        for (tp, _, log) in self.snapshot_entries() {
+            if let Err(e) = lock_log(&log).and_then(|mut l| l.close()) {
+                if failed == 0 {
+                    tracing::error!(partition = %tp, error = %e, "cannot close the partition's log; the next start recovers it");
+                }
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
         }
         self.checkpoint()?;
+        if let Some(e) = first_error {
+            tracing::error!(partitions = failed, "logs not closed cleanly; no clean-shutdown marker written");
+            return Err(e);
+        }
         for dir in &self.log_dirs {
             checkpoint::write_atomic(self.io.as_ref(), &dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         }

@@ -31,6 +31,9 @@ pub mod segment;
 pub mod time_index;
 pub mod txn_index;
 
+#[cfg(test)]
+mod full_disk_tests;
+
 pub use self::io::FileRange;
 pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice, SyncTarget};
 pub use self::log_manager::LogManager;

@@ -129,12 +129,17 @@ impl EntryFile {
         }
         Ok(())
     }
+    /// Writes the entries not yet in the file. A failed write (a full disk) may have landed a
+    /// prefix: the file is cut back to the entries it held before, so it never holds a torn or
+    /// unconfirmed entry, and the pending ones stay in memory for the next try.
     pub(crate) fn write_pending(&mut self) -> io::Result<()> {
         if let Some(d) = &self.data
             && self.written < d.len()
         {
-            self.file
-                .write_all_at(&d[self.written..], self.written as u64)?;
+            if let Err(e) = self.file.write_all_at(&d[self.written..], self.written as u64) {
+                let _ = self.file.set_len(self.written as u64);
+                return Err(e);
+            }
             self.written = d.len();
         }
         Ok(())
@@ -287,6 +292,10 @@ impl OffsetIndex {
     }
 
     /// Removes entries pointing at or past `position` (the log was cut there).
+    /// Keeps the first `n` entries (undoing a failed append).
+    pub(crate) fn truncate_entries(&mut self, n: usize) -> io::Result<()> {
+        self.entries.truncate_entries(n)
+    }
     pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
         let keep = self.entries.partition_point(|e| u32_at(e, 4) < position)?;
         self.entries.truncate_entries(keep)

@@ -29,6 +29,7 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
     let mut position = 0u64;
     let mut batches = 0u64;
     let mut buf = Vec::new();
+    let mut indexed = true;
     loop {
         let mut prefix = [0u8; LOG_OVERHEAD];
         if position + LOG_OVERHEAD as u64 > file_size {
@@ -59,7 +60,24 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
             break;
         }
         let (base, last, max_ts) = (h.base_offset(), h.last_offset(), h.max_timestamp());
-        seg.note_appended(position, total as u64, base, last, max_ts, base)?;
+        if indexed {
+            match seg.note_appended(position, total as u64, base, last, max_ts, base) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    // A full disk: the indexes are a speed-up, the batches are the data. The
+                    // segment goes on without entries (lookups in it scan from its start) until
+                    // recovery runs again with space.
+                    tracing::warn!(segment = %seg.log_path_buf().display(), "disk full: recovering the segment without rebuilding its indexes");
+                    seg.offset_index.clear()?;
+                    seg.time_index.clear()?;
+                    indexed = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !indexed {
+            seg.note_unindexed(last, max_ts, base);
+        }
         position += total as u64;
         batches += 1;
     }
@@ -82,8 +100,14 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
     seg.preallocated_end = position;
     // Validated is not durable: mark it so the caller's flush fsyncs it before moving the recovery point.
     seg.dirty = true;
-    seg.offset_index.sync()?;
-    seg.time_index.sync()?;
+    if indexed && let Err(e) = seg.offset_index.sync().and_then(|()| seg.time_index.sync()) {
+        if e.raw_os_error() != Some(libc::ENOSPC) {
+            return Err(e);
+        }
+        tracing::warn!(segment = %seg.log_path_buf().display(), "disk full: recovering the segment without rebuilding its indexes");
+        seg.offset_index.clear()?;
+        seg.time_index.clear()?;
+    }
     Ok(SegmentRecovery {
         valid_bytes: position,
         truncated_bytes: truncated,

@@ -75,6 +75,19 @@ pub struct Segment {
     pub(crate) readahead: ReadaheadMarks,
 }
 
+/// The part of a segment's state an append changes (see [`Segment::undo_append`]).
+#[derive(Debug, Clone, Copy)]
+struct TailState {
+    size: u64,
+    dirty: bool,
+    bytes_since_last_index_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    next_offset: i64,
+    offset_index_entries: usize,
+    time_index_entries: usize,
+}
+
 /// Readers of one segment that readahead keeps apart: consumers at this many different places
 /// each keep their own window; one more takes the place of the least recent.
 const READAHEAD_STREAMS: usize = 4;
@@ -317,6 +330,13 @@ impl Segment {
         let from = self.preallocated_end.max(self.size);
         let to = from.saturating_add(self.preallocate_step_bytes).max(end).min(self.segment_bytes.max(end));
         if let Err(e) = self.log.preallocate(from, to - from) {
+            // A full disk fails the write that follows too, and that failure is what gets
+            // reported (rate-limited), so it is not logged here once per append as well.
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot preallocate segment blocks");
+                self.preallocated_end = to;
+                return;
+            }
             tracing::warn!(segment = %self.log_path_buf().display(), from, bytes = to - from, error = %e, "cannot preallocate segment blocks; appending without");
         }
         self.preallocated_end = to;
@@ -384,6 +404,11 @@ impl Segment {
 
     /// As `append`, for batches given in two pieces written back to back (a rewritten header and
     /// the untouched rest, so the records are not copied to join them).
+    ///
+    /// All or nothing: a failed write of the log or of an index page (ENOSPC, EIO) undoes the
+    /// append before the error returns. The log file is cut back to where the batches began and
+    /// the index entries they added are dropped, in memory and on disk, so no rejected batch can
+    /// later be read, recovered or shadow the batches that reuse its offsets.
     pub fn append_parts(
         &mut self,
         head: &[u8],
@@ -394,30 +419,60 @@ impl Segment {
         offset_of_max_timestamp: i64,
     ) -> io::Result<()> {
         debug_assert!(first_offset >= self.next_offset, "offsets must grow");
+        let before = self.tail_state();
         let position = self.size;
         let len = (head.len() + tail.len()) as u64;
         self.reserve_ahead(position + len);
-        self.log.write_all_at(head, position)?;
-        if !tail.is_empty() {
-            if let Err(e) = self.log.write_all_at(tail, position + head.len() as u64) {
-                // Leave no half batch behind: the size still ends before it (and the truncation
-                // also gave back the reserved blocks).
-                let _ = self.log.set_len(position);
-                self.preallocated_end = position;
-                return Err(e);
-            }
+        let written = self.log.write_all_at(head, position).and_then(|()| {
+            if tail.is_empty() { Ok(()) } else { self.log.write_all_at(tail, position + head.len() as u64) }
+        });
+        if let Err(e) = written {
+            self.undo_append(&before);
+            return Err(e);
         }
         self.size += len;
         self.dirty = true;
+        if let Err(e) = self.note_appended(position, len, first_offset, last_offset, max_timestamp, offset_of_max_timestamp) {
+            self.undo_append(&before);
+            return Err(e);
+        }
         self.write_behind();
-        self.note_appended(
-            position,
-            len,
-            first_offset,
-            last_offset,
-            max_timestamp,
-            offset_of_max_timestamp,
-        )
+        Ok(())
+    }
+
+    /// What an append changes, taken before it so a failed one can be undone.
+    fn tail_state(&self) -> TailState {
+        TailState {
+            size: self.size,
+            dirty: self.dirty,
+            bytes_since_last_index_entry: self.bytes_since_last_index_entry,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            next_offset: self.next_offset,
+            offset_index_entries: self.offset_index.len(),
+            time_index_entries: self.time_index.len(),
+        }
+    }
+
+    /// Puts the segment back as `before` says: the log file cut to its old size (which also gives
+    /// back blocks reserved past it: a full disk gets its space back), the index entries added
+    /// since dropped. Cutting needs no free space; should it fail all the same (EIO), the bytes
+    /// past `size` are never read and the next append writes over them from `size`.
+    fn undo_append(&mut self, before: &TailState) {
+        if let Err(e) = self.log.set_len(before.size) {
+            tracing::warn!(segment = %self.log_path_buf().display(), error = %e, "cannot cut a failed append back out of the log");
+        }
+        self.size = before.size;
+        self.preallocated_end = before.size;
+        self.dirty = before.dirty;
+        self.bytes_since_last_index_entry = before.bytes_since_last_index_entry;
+        self.max_timestamp = before.max_timestamp;
+        self.offset_of_max_timestamp = before.offset_of_max_timestamp;
+        self.next_offset = before.next_offset;
+        let cut = self.offset_index.truncate_entries(before.offset_index_entries).and_then(|()| self.time_index.truncate_entries(before.time_index_entries));
+        if let Err(e) = cut {
+            tracing::warn!(segment = %self.log_path_buf().display(), error = %e, "cannot drop the index entries of a failed append");
+        }
     }
 
     /// Index bookkeeping shared by append and recovery: an entry every index_interval_bytes, pointing at
@@ -444,6 +499,15 @@ impl Segment {
         self.bytes_since_last_index_entry += len;
         self.next_offset = last_offset + 1;
         Ok(())
+    }
+
+    /// The bookkeeping of `note_appended` without index entries (recovery on a full disk).
+    pub(crate) fn note_unindexed(&mut self, last_offset: i64, max_timestamp: i64, offset_of_max_timestamp: i64) {
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = offset_of_max_timestamp;
+        }
+        self.next_offset = last_offset + 1;
     }
 
     /// Raw read of up to `max_len` bytes at `position` (clamped to the segment size).
@@ -708,6 +772,20 @@ impl Segment {
         self.txn_index.truncate_to(self.io.as_ref(), cut_base)?;
         self.reload_tail_state()?;
         Ok(removed)
+    }
+
+    /// Best effort, for a segment whose creation failed halfway: removes whichever of its files
+    /// exist (a full disk may have let the `.log` be made and not the indexes).
+    pub(crate) fn remove_files(io: &dyn FileIo, dir: &Path, base_offset: i64) {
+        let [log, index, time] = Self::file_paths(dir, base_offset, "");
+        for p in [log, index, time, TxnIndex::path(dir, base_offset)] {
+            match io.remove_file(&p) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot remove the file of a segment that failed to be created");
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Deletes the segment's files. Index files may be missing (they are rebuilt when absent).

@@ -113,6 +113,10 @@ impl TimeIndex {
     }
 
     /// Removes entries for offsets >= `offset`.
+    /// Keeps the first `n` entries (undoing a failed append).
+    pub(crate) fn truncate_entries(&mut self, n: usize) -> io::Result<()> {
+        self.entries.truncate_entries(n)
+    }
     pub fn truncate_to_offset(&mut self, offset: i64) -> io::Result<()> {
         let base = self.base_offset;
         let keep = self

@@ -44,6 +44,9 @@ pub struct TxnIndex {
     entries: Vec<AbortedTxn>,
     /// Appended since the last sync.
     dirty: bool,
+    /// Leading entries that are in the file; the rest wait for a write that failed (a full
+    /// disk) and go with the next append or sync.
+    written: usize,
 }
 
 impl TxnIndex {
@@ -71,7 +74,8 @@ impl TxnIndex {
                 f.set_len((entries.len() * ENTRY_SIZE) as u64)?;
             }
         }
-        Ok(TxnIndex { path, entries, dirty: false })
+        let written = entries.len();
+        Ok(TxnIndex { path, entries, dirty: false, written })
     }
 
     pub fn entries(&self) -> &[AbortedTxn] {
@@ -82,11 +86,27 @@ impl TxnIndex {
         self.entries.iter().any(|e| e.producer_id == producer_id && e.last_offset == last_offset)
     }
 
+    /// Adds an entry; it serves readers at once. The file write may fail (a full disk): the
+    /// entry then stays in memory and is written with the next append or sync.
     pub fn append(&mut self, io: &dyn FileIo, entry: AbortedTxn) -> io::Result<()> {
-        let f = io.open(&self.path, OpenMode::CreateReadWrite)?;
-        f.write_all_at(&entry.encode(), (self.entries.len() * ENTRY_SIZE) as u64)?;
         self.entries.push(entry);
         self.dirty = true;
+        self.write_pending(io)
+    }
+
+    /// Writes the entries the file does not hold yet; a failed write is cut back out of the
+    /// file, so it never holds a torn entry.
+    fn write_pending(&mut self, io: &dyn FileIo) -> io::Result<()> {
+        if self.written == self.entries.len() {
+            return Ok(());
+        }
+        let f = io.open(&self.path, OpenMode::CreateReadWrite)?;
+        let bytes: Vec<u8> = self.entries[self.written..].iter().flat_map(|e| e.encode()).collect();
+        if let Err(e) = f.write_all_at(&bytes, (self.written * ENTRY_SIZE) as u64) {
+            let _ = f.set_len((self.written * ENTRY_SIZE) as u64);
+            return Err(e);
+        }
+        self.written = self.entries.len();
         Ok(())
     }
 
@@ -95,8 +115,11 @@ impl TxnIndex {
         let keep = self.entries.iter().take_while(|e| e.last_offset < offset).count();
         if keep < self.entries.len() {
             self.entries.truncate(keep);
-            let f = io.open(&self.path, OpenMode::CreateReadWrite)?;
-            f.set_len((keep * ENTRY_SIZE) as u64)?;
+            if self.written > keep {
+                let f = io.open(&self.path, OpenMode::CreateReadWrite)?;
+                f.set_len((keep * ENTRY_SIZE) as u64)?;
+                self.written = keep;
+            }
             self.dirty = true;
         }
         Ok(())
@@ -104,6 +127,7 @@ impl TxnIndex {
 
     /// fsync if anything was written since the last one.
     pub fn sync(&mut self, io: &dyn FileIo) -> io::Result<()> {
+        self.write_pending(io)?;
         if self.dirty {
             io.open(&self.path, OpenMode::CreateReadWrite)?.sync_data()?;
             self.dirty = false;

@@ -1,7 +1,10 @@
-//! A FileIo wrapper for crash tests: seeded torn writes (a simulated crash after N bytes) and bit flips; it is never used in production.
+//! A FileIo wrapper for crash and fault tests: seeded torn writes (a simulated crash after N bytes), bit flips and a full disk (ENOSPC); it is never used in production.
 //!
 //! After the simulated crash every mutating call is silently dropped, as if the process had died; the
 //! test then reopens the directory with the real backend and checks what recovery makes of it.
+//! A full disk is modelled as a file system does it: what needs new space (a write past a file's
+//! end, growing it, reserving blocks, creating a file) fails with ENOSPC, while overwrites,
+//! truncation, renames and removals still work; a write past the end may land a prefix first.
 
 use std::io;
 use std::path::Path;
@@ -17,6 +20,10 @@ pub struct FaultConfig {
     pub crash_after_bytes: Option<u64>,
     /// Chance, in parts per million, that a write has one random bit flipped.
     pub flip_bit_ppm: u32,
+    /// The disk fills up at this mutating call (counted from 0 over writes, length changes,
+    /// reservations, creations, renames, removals and syncs): that call and every later one that
+    /// needs space fails with ENOSPC until [`FaultyIo::free_space`].
+    pub full_at_mutation: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -33,6 +40,12 @@ struct FaultState {
     drops: Vec<(u64, u64)>,
     /// The (offset, len) of every will_need hint delegated so far.
     will_needs: Vec<(u64, u64)>,
+    /// Mutating calls seen so far (the clock of `full_at_mutation`).
+    mutations: u64,
+    /// The disk is full: calls that need space fail with ENOSPC.
+    full: bool,
+    /// ENOSPC failures returned so far.
+    enospc: u64,
 }
 
 impl FaultState {
@@ -44,6 +57,21 @@ impl FaultState {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Counts one mutating call; true when the disk is full for it (it becomes full at
+    /// `full_at_mutation`).
+    fn mutation_finds_disk_full(&mut self) -> bool {
+        if self.cfg.full_at_mutation == Some(self.mutations) {
+            self.full = true;
+        }
+        self.mutations += 1;
+        self.full
+    }
+
+    fn no_space(&mut self) -> io::Error {
+        self.enospc += 1;
+        io::Error::from_raw_os_error(libc::ENOSPC)
     }
 }
 
@@ -73,6 +101,9 @@ impl FaultyIo {
                 writebacks: Vec::new(),
                 drops: Vec::new(),
                 will_needs: Vec::new(),
+                mutations: 0,
+                full: false,
+                enospc: 0,
             })),
         }
     }
@@ -104,6 +135,29 @@ impl FaultyIo {
     pub fn crash(&self) {
         lock(&self.state).crashed = true;
     }
+    /// Fill the disk now: calls that need space fail with ENOSPC until `free_space`.
+    pub fn fill_disk(&self) {
+        lock(&self.state).full = true;
+    }
+    /// The disk fills at the `n`th mutating call from now (0: the next one).
+    pub fn fill_disk_after(&self, n: u64) {
+        let mut st = lock(&self.state);
+        st.cfg.full_at_mutation = Some(st.mutations + n);
+    }
+    /// Space was freed: calls that need space work again.
+    pub fn free_space(&self) {
+        let mut st = lock(&self.state);
+        st.full = false;
+        st.cfg.full_at_mutation = None;
+    }
+    /// Mutating calls seen so far (to enumerate every point where the disk can fill).
+    pub fn mutations(&self) -> u64 {
+        lock(&self.state).mutations
+    }
+    /// ENOSPC failures returned so far.
+    pub fn enospc_count(&self) -> u64 {
+        lock(&self.state).enospc
+    }
 }
 
 #[derive(Debug)]
@@ -122,6 +176,22 @@ impl IoFile for FaultyFile {
         let mut st = lock(&self.state);
         if st.crashed {
             return Ok(());
+        }
+        if st.mutation_finds_disk_full() {
+            // Overwriting blocks the file has needs no space; growing it does. A seeded prefix
+            // of the growing part may land first, as a short write on a filling disk does.
+            let len = self.inner.len()?;
+            let end = pos + buf.len() as u64;
+            if end > len {
+                let fits = len.saturating_sub(pos) as usize;
+                let prefix = fits + (st.next() % (buf.len() - fits + 1) as u64) as usize;
+                let err = st.no_space();
+                drop(st);
+                if prefix > 0 {
+                    self.inner.write_all_at(&buf[..prefix], pos)?;
+                }
+                return Err(err);
+            }
         }
         let mut keep = buf.len();
         if let Some(limit) = st.cfg.crash_after_bytes
@@ -148,23 +218,35 @@ impl IoFile for FaultyFile {
             if st.crashed {
                 return Ok(());
             }
+            // Written data already has its blocks here: an fsync needs no new space.
+            st.mutation_finds_disk_full();
             st.syncs += 1;
         }
         self.inner.sync_data()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        if lock(&self.state).crashed {
+        let mut st = lock(&self.state);
+        if st.crashed {
             return Ok(());
         }
+        if st.mutation_finds_disk_full() && len > self.inner.len()? {
+            return Err(st.no_space());
+        }
+        drop(st);
         self.inner.set_len(len)
     }
     /// Delegated, outside the crash model: a reservation with KEEP_SIZE is not data (no bytes
     /// counted toward the crash, no bit flips, the length unchanged), so only whether it happens
     /// at all follows the crash, like every other mutation.
     fn preallocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        if lock(&self.state).crashed {
+        let mut st = lock(&self.state);
+        if st.crashed {
             return Ok(());
         }
+        if st.mutation_finds_disk_full() {
+            return Err(st.no_space());
+        }
+        drop(st);
         self.inner.preallocate(offset, len)
     }
     /// Delegated like `preallocate`: a hint about when pages reach the disk, not data.
@@ -204,13 +286,22 @@ impl IoFile for FaultyFile {
 }
 
 impl FaultyIo {
+    /// Not crashed; counts the call as a mutation.
     fn alive(&self) -> bool {
-        !lock(&self.state).crashed
+        let mut st = lock(&self.state);
+        st.mutation_finds_disk_full();
+        !st.crashed
     }
 }
 
 impl FileIo for FaultyIo {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn IoFile>> {
+        if mode == OpenMode::CreateReadWrite && !self.inner.exists(path)? {
+            let mut st = lock(&self.state);
+            if !st.crashed && st.mutation_finds_disk_full() {
+                return Err(st.no_space());
+            }
+        }
         let inner = self.inner.open(path, mode)?;
         Ok(Arc::new(FaultyFile {
             inner,
@@ -239,6 +330,12 @@ impl FileIo for FaultyIo {
         }
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        if !self.inner.exists(path)? {
+            let mut st = lock(&self.state);
+            if !st.crashed && st.mutation_finds_disk_full() {
+                return Err(st.no_space());
+            }
+        }
         self.inner.create_dir_all(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
@@ -274,6 +371,7 @@ mod tests {
                 seed: 1,
                 crash_after_bytes: Some(7),
                 flip_bit_ppm: 0,
+                ..Default::default()
             },
         );
         let f = io
@@ -292,7 +390,7 @@ mod tests {
     #[test]
     fn preallocation_is_no_data_for_the_crash_model() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let io = FaultyIo::new(Arc::new(StdIo), FaultConfig { seed: 3, crash_after_bytes: Some(8), flip_bit_ppm: 1_000_000 });
+        let io = FaultyIo::new(Arc::new(StdIo), FaultConfig { seed: 3, crash_after_bytes: Some(8), flip_bit_ppm: 1_000_000, ..Default::default() });
         let p = dir.path().join("f");
         let f = io.open(&p, OpenMode::CreateReadWrite).expect("open");
         f.preallocate(0, 1 << 20).expect("preallocate");
@@ -317,6 +415,7 @@ mod tests {
                     seed,
                     crash_after_bytes: None,
                     flip_bit_ppm: 1_000_000,
+                    ..Default::default()
                 },
             );
             let f = io
