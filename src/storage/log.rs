@@ -318,15 +318,30 @@ impl PartitionLog {
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
-        if log.epochs.latest_epoch().is_none() {
-            log.epochs.assign(log.io.as_ref(), dir, super::leader_epoch::SINGLE_BROKER_LEADER_EPOCH, log.log_start_offset)?;
+        // A full disk must not keep the broker from starting: the epoch is kept in memory and
+        // written with the next assignment or open.
+        if log.epochs.latest_epoch().is_none()
+            && let Err(e) = log.epochs.assign(log.io.as_ref(), dir, super::leader_epoch::SINGLE_BROKER_LEADER_EPOCH, log.log_start_offset)
+        {
+            if e.raw_os_error() != Some(libc::ENOSPC) {
+                return Err(e.into());
+            }
+            tracing::warn!(partition = %log.tp, "disk full: the leader epoch checkpoint is written later");
         }
         log.leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         log.rebuild_producer_state()?;
         if !clean_shutdown && log.open_stats.recovered_segments > 0 {
             // Recovered bytes were read back, not necessarily fsynced; make them durable so the recovery
-            // point can move to the log end.
-            log.flush(now_ms)?;
+            // point can move to the log end. On a full disk the flush (index pages) may fail: the
+            // recovery point then stays, and the next start recovers the same segments again.
+            if let Err(e) = log.flush(now_ms) {
+                match &e {
+                    StorageError::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
+                        tracing::warn!(partition = %log.tp, "disk full: recovered segments are not flushed yet")
+                    }
+                    _ => return Err(e),
+                }
+            }
         }
         Ok(log)
     }

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Hostile cases against a release broker, each reported as a row: what was done, what Kafka's
+promise says must hold, what Fjord did.
+
+Cases (names for --case):
+  full-disk   log.dirs on a small ext4 file system (a loop device): fill it, produce acks=all until the
+              appends fail, then kill -9 while full, SIGTERM while full, delete a topic while full,
+              free space and produce again; every acknowledged record must be there at its offset
+              each time, no offset may hold two records, and appends must work again.
+              Skipped, with the reason, where no loop device can be mounted (not root, a container).
+
+--long runs the long form (a larger file system, longer produce phases); the default is the short
+form CI runs. Prints a table and "N passed, N failed"; exits non-zero on any failure.
+Usage: chaos_test.py WORK_DIR [--long] [--case NAME ...]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "python"))
+
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+from fjord_broker import Broker  # noqa: E402
+from helpers import create_topic, read_all  # noqa: E402
+
+ROWS = []  # (case, check, expected, got, status)
+
+
+def row(case, check, expected, got, ok):
+    status = "PASS" if ok is True else ("SKIP" if ok is None else "FAIL")
+    ROWS.append((case, check, expected, str(got), status))
+    print("%s %s: %s (expected %s, got %s)" % (status, case, check, expected, got), flush=True)
+    return ok
+
+
+def log(*a):
+    print("[chaos]", *a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# full-disk
+
+class SmallFs:
+    """An ext4 image of `mib` MiB mounted on a loop device under `work`; unmounted by close()."""
+
+    def __init__(self, work, mib):
+        self.img = work / "fs.img"
+        self.mnt = work / "mnt"
+        self.mib = mib
+        self.mounted = False
+
+    def open(self):
+        if os.geteuid() != 0:
+            return "not root: mounting a loop device needs root"
+        if shutil.which("mkfs.ext4") is None:
+            return "mkfs.ext4 not found (Debian package e2fsprogs)"
+        self.mnt.mkdir(parents=True, exist_ok=True)
+        with open(self.img, "wb") as f:
+            f.truncate(self.mib << 20)
+        r = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(self.img)], capture_output=True, text=True)
+        if r.returncode != 0:
+            return "mkfs.ext4 failed: %s" % r.stderr.strip()
+        r = subprocess.run(["mount", "-o", "loop", str(self.img), str(self.mnt)], capture_output=True, text=True)
+        if r.returncode != 0:
+            return "cannot mount a loop device here: %s" % r.stderr.strip()
+        self.mounted = True
+        return None
+
+    def free_bytes(self):
+        st = os.statvfs(self.mnt)
+        return st.f_bavail * st.f_frsize
+
+    def close(self):
+        if self.mounted:
+            subprocess.run(["umount", str(self.mnt)], check=False)
+            self.mounted = False
+        if self.img.exists():
+            self.img.unlink()
+
+
+class AckTracker:
+    """Delivery reports of one producer: value -> (partition, offset) of each acknowledgment."""
+
+    def __init__(self):
+        self.acked = {}
+        self.errors = {}
+
+    def __call__(self, err, msg):
+        if err is not None:
+            code = err.name()
+            self.errors[code] = self.errors.get(code, 0) + 1
+        else:
+            self.acked[msg.value()] = (msg.partition(), msg.offset())
+
+
+def producer(bootstrap, **extra):
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "acks": "all",
+        "enable.idempotence": False,
+        "message.send.max.retries": 0,
+        "linger.ms": 5,
+        "message.timeout.ms": 15000,
+    }
+    conf.update(extra)
+    return Producer(conf)
+
+
+def produce_until_errors(bootstrap, topic, seq0, tracker, seconds_after_first_error, max_seconds, rate):
+    """Produces 1 KiB records value=seq (padded) at about `rate`/s until errors have come for
+    `seconds_after_first_error` or `max_seconds` passed. Returns the next seq."""
+    p = producer(bootstrap)
+    seq = seq0
+    start = time.monotonic()
+    first_error = None
+    while True:
+        now = time.monotonic()
+        if tracker.errors and first_error is None:
+            first_error = now
+        if first_error is not None and now - first_error > seconds_after_first_error:
+            break
+        if now - start > max_seconds:
+            break
+        for _ in range(max(1, rate // 100)):
+            v = ("%012d" % seq).encode() + b"." * 1012
+            try:
+                p.produce(topic, value=v, on_delivery=tracker)
+            except BufferError:
+                p.poll(0.05)
+                continue
+            seq += 1
+        p.poll(0.01)
+        time.sleep(0.01)
+    p.flush(30)
+    return seq
+
+
+def check_acked(case, step, bootstrap, topic, partitions, tracker):
+    """Every acknowledged record is at its offset; every offset holds one record; the consumer
+    reaches the high watermark."""
+    try:
+        got = read_all(bootstrap, topic, list(range(partitions)), timeout_s=60)
+    except Exception as e:  # noqa: BLE001 - reported as the row's result
+        return row(case, step + ": consumers reach the high watermark", "every partition read to its end", repr(e), False)
+    at = {}
+    for p, msgs in got.items():
+        for m in msgs:
+            at[(p, m.offset())] = m.value()
+    missing = sum(1 for v, po in tracker.acked.items() if at.get(po) != v)
+    offsets_ok = all([m.offset() for m in msgs] == list(range(msgs[0].offset(), msgs[0].offset() + len(msgs)))
+                     for msgs in got.values() if msgs)
+    row(case, step + ": acknowledged records at their offsets", "0 missing of %d" % len(tracker.acked),
+        "%d missing" % missing, missing == 0)
+    return row(case, step + ": offsets contiguous, one record each", "contiguous", "contiguous" if offsets_ok else "gaps or repeats", offsets_ok)
+
+
+def full_disk(work, long_form):
+    # The io_uring backend (the default where the kernel allows it) and the portable one.
+    for backend in ("uring", "std"):
+        full_disk_on(work / backend, long_form, backend)
+
+
+def full_disk_on(work, long_form, backend):
+    case = "full-disk (%s)" % backend
+    fs = SmallFs(work, 512 if long_form else 160)
+    why = fs.open()
+    if why:
+        row(case, "small ext4 file system on a loop device", "mounted", why, None)
+        return
+    broker = Broker(fs.mnt / "data", work / "logs",
+                    overrides=["log.segment.bytes=16777216", "auto.create.topics.enable=false", "io.backend=" + backend])
+    try:
+        broker.start()
+        bs = broker.bootstrap
+        # Fill most of the disk with one topic, fast.
+        create_topic(bs, "filler", 1)
+        filler = producer(bs, **{"acks": "1", "linger.ms": 20, "batch.size": 1000000})
+        room = fs.free_bytes() - (24 << 20)
+        chunk = b"f" * 100000
+        for _ in range(max(0, room // len(chunk))):
+            while True:
+                try:
+                    filler.produce("filler", value=chunk)
+                    break
+                except BufferError:
+                    filler.poll(0.05)
+        filler.flush(60)
+        log("filler written; %d MiB free" % (fs.free_bytes() >> 20))
+
+        topic = "acked"
+        create_topic(bs, topic, 3)
+        tracker = AckTracker()
+        seq = produce_until_errors(bs, topic, 0, tracker, 25 if long_form else 4, 300 if long_form else 60, 5000)
+        errors = dict(tracker.errors)
+        row(case, "producers get errors once the disk is full", "KAFKA_STORAGE_ERROR", errors or "no error", "KAFKA_STORAGE_ERROR" in errors)
+        check_acked(case, "while full", bs, topic, 3, tracker)
+
+        broker.kill9()
+        broker.start()
+        check_acked(case, "kill -9 while full, restart", bs, topic, 3, tracker)
+
+        seq = produce_until_errors(bs, topic, seq, tracker, 2, 10, 2000)
+        rc = broker.stop()
+        row(case, "SIGTERM while full", "exits", "rc=%s" % rc, rc is not None)
+        broker.start()
+        check_acked(case, "SIGTERM while full, restart", bs, topic, 3, tracker)
+
+        log_lines = sum(1 for f in broker.log_dir.glob("fjord.*.log")
+                        for line in f.read_text(errors="replace").splitlines() if "ERROR" in line)
+        before = fs.free_bytes()
+        a = AdminClient({"bootstrap.servers": bs})
+        try:
+            a.delete_topics(["filler"], request_timeout=15)["filler"].result(timeout=20)
+            deleted = "deleted"
+        except Exception as e:  # noqa: BLE001
+            deleted = repr(e)
+        row(case, "DeleteTopics on a full disk", "deleted", deleted, deleted == "deleted")
+        time.sleep(1)
+        row(case, "deleting the topic frees its space", "> 20 MiB more free", "%d MiB more" % ((fs.free_bytes() - before) >> 20), fs.free_bytes() - before > (20 << 20))
+
+        fresh = AckTracker()
+        p = producer(bs)
+        for i in range(2000):
+            p.produce(topic, value=("%012d" % (seq + i)).encode() + b"+" * 1012, on_delivery=fresh)
+        p.flush(30)
+        row(case, "appends work again once space is freed", "2000 acknowledged", "%d acknowledged, errors %s" % (len(fresh.acked), fresh.errors), len(fresh.acked) == 2000)
+        tracker.acked.update(fresh.acked)
+        check_acked(case, "after freeing", bs, topic, 3, tracker)
+        row(case, "ERROR log lines while full (rate-limited)", "< 100", log_lines, log_lines < 100)
+        rc = broker.stop()
+        broker.start()
+        check_acked(case, "clean restart after freeing", bs, topic, 3, tracker)
+    finally:
+        broker.kill9()
+        fs.close()
+
+
+CASES = {"full-disk": full_disk}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--long", action="store_true")
+    ap.add_argument("--case", action="append", choices=sorted(CASES))
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in args.case or list(CASES):
+        try:
+            CASES[name](work / name, args.long)
+        except Exception as e:  # noqa: BLE001 - a case that breaks is a failed row, the others still run
+            row(name, "case ran to its end", "no exception", repr(e), False)
+    print()
+    print("| case | check | expected | got | result |")
+    print("|---|---|---|---|---|")
+    for r in ROWS:
+        print("| %s |" % " | ".join(r))
+    passed = sum(1 for r in ROWS if r[4] == "PASS")
+    failed = sum(1 for r in ROWS if r[4] == "FAIL")
+    skipped = sum(1 for r in ROWS if r[4] == "SKIP")
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Hostile cases against a release broker (see chaos_test.py): the short form CI runs. The long form
+# is scripts/chaos.sh --long. Broker logs land in compat-tests/chaos/out/.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+PY="$HERE/../.venv/bin/python"
+[ -x "$PY" ] || { echo "missing $PY: run scripts/install-deps.sh" >&2; exit 2; }
+FJORD_BIN="${FJORD_BIN:-$(cd "$HERE/../.." && pwd)/target/release/fjord}"
+[ -x "$FJORD_BIN" ] || { echo "broker binary not found: $FJORD_BIN (run cargo build --release)" >&2; exit 2; }
+export FJORD_BIN
+rm -rf "$HERE/out"
+exec "$PY" "$HERE/chaos_test.py" "$HERE/out" "$@"
