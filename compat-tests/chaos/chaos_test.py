@@ -8,6 +8,14 @@ Cases (names for --case):
               free space and produce again; every acknowledged record must be there at its offset
               each time, no offset may hold two records, and appends must work again.
               Skipped, with the reason, where no loop device can be mounted (not root, a container).
+  huge-admin  CreateTopics with 30,000 partitions and CreatePartitions to 100,000: refused up front as
+              Kafka refuses them, nothing created, and the broker keeps serving.
+  many-partitions
+              thousands of partitions holding a little data, kill -9, restart: the broker serves again
+              quickly (recovery of untouched partitions costs nothing), and a SIGTERM stop is quick.
+  group-restart
+              two consumers in one group commit while the broker restarts (SIGTERM, then kill -9): their
+              next commits succeed with the same member ids, and no rebalance happens.
 
 --long runs the long form (a larger file system, longer produce phases); the default is the short
 form CI runs. Prints a table and "N passed, N failed"; exits non-zero on any failure.
@@ -242,7 +250,160 @@ def full_disk_on(work, long_form, backend):
         fs.close()
 
 
-CASES = {"full-disk": full_disk}
+# ---------------------------------------------------------------------------------------------
+# huge-admin
+
+def huge_admin(work, long_form):
+    from confluent_kafka.admin import NewPartitions, NewTopic
+    case = "huge-admin"
+    broker = Broker(work / "data", work / "logs")
+    try:
+        broker.start()
+        bs = broker.bootstrap
+        a = AdminClient({"bootstrap.servers": bs})
+        started = time.monotonic()
+        try:
+            a.create_topics([NewTopic("huge", num_partitions=30000, replication_factor=1)],
+                            request_timeout=60)["huge"].result(timeout=90)
+            got = "created"
+        except Exception as e:  # noqa: BLE001
+            got = e.args[0].name() if e.args and hasattr(e.args[0], "name") else repr(e)
+        row(case, "CreateTopics with 30,000 partitions", "POLICY_VIOLATION, at once",
+            "%s in %.1f s" % (got, time.monotonic() - started), got == "POLICY_VIOLATION" and time.monotonic() - started < 5)
+        dirs = [d for d in (work / "data").iterdir() if d.name.startswith("huge-")]
+        row(case, "nothing of the refused topic is left", "0 partition dirs", len(dirs), not dirs)
+
+        create_topic(bs, "grow", 1)
+        started = time.monotonic()
+        try:
+            a.create_partitions([NewPartitions("grow", 100000)], request_timeout=60)["grow"].result(timeout=90)
+            got = "created"
+        except Exception as e:  # noqa: BLE001
+            got = e.args[0].name() if e.args and hasattr(e.args[0], "name") else repr(e)
+        row(case, "CreatePartitions to 100,000", "POLICY_VIOLATION, at once",
+            "%s in %.1f s" % (got, time.monotonic() - started), got == "POLICY_VIOLATION" and time.monotonic() - started < 5)
+        md = a.list_topics(timeout=10)
+        row(case, "the broker still serves, partitions unchanged", "grow has 1 partition",
+            len(md.topics["grow"].partitions), len(md.topics["grow"].partitions) == 1)
+    finally:
+        broker.kill9()
+
+
+# ---------------------------------------------------------------------------------------------
+# many-partitions
+
+def time_to_serve(broker, timeout_s=120):
+    """Starts the broker and returns seconds until a Metadata request is answered."""
+    started = time.monotonic()
+    broker.start(timeout_s=timeout_s)
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.list_topics(timeout=timeout_s)
+    return time.monotonic() - started
+
+
+def many_partitions(work, long_form):
+    from confluent_kafka.admin import NewTopic
+    case = "many-partitions"
+    topics, per_topic = (50, 100) if long_form else (20, 100)
+    total = topics * per_topic
+    broker = Broker(work / "data", work / "logs")
+    try:
+        broker.start()
+        bs = broker.bootstrap
+        a = AdminClient({"bootstrap.servers": bs})
+        fs = a.create_topics([NewTopic("p%03d" % t, num_partitions=per_topic, replication_factor=1)
+                              for t in range(topics)], request_timeout=120)
+        for f in fs.values():
+            f.result(timeout=180)
+        tracker = AckTracker()
+        p = producer(bs, **{"message.send.max.retries": 5})
+        for i in range(20000):
+            p.produce("p%03d" % (i % topics), value=b"%d" % i, partition=i % per_topic, on_delivery=tracker)
+            if i % 1000 == 0:
+                p.poll(0)
+        p.flush(60)
+        row(case, "records acknowledged across %d partitions" % total, "20000", len(tracker.acked), len(tracker.acked) == 20000)
+
+        broker.kill9()
+        secs = time_to_serve(broker)
+        row(case, "serving again after kill -9 (%d partitions)" % total, "< 1 s", "%.2f s" % secs, secs < 1.0)
+        started = time.monotonic()
+        rc = broker.stop(timeout_s=60)
+        stop_s = time.monotonic() - started
+        row(case, "SIGTERM stop (%d partitions)" % total, "exit 0 in < 5 s", "rc=%s in %.2f s" % (rc, stop_s), rc == 0 and stop_s < 5)
+        secs = time_to_serve(broker)
+        row(case, "serving again after a clean stop", "< 1 s", "%.2f s" % secs, secs < 1.0)
+        got = read_all(bs, "p000", list(range(per_topic)), timeout_s=60)
+        n = sum(len(v) for v in got.values())
+        want = sum(1 for (po) in tracker.acked.values())  # every topic got the same share
+        row(case, "records of one topic read back", "%d" % (want // topics), n, n == want // topics)
+    finally:
+        broker.kill9()
+
+
+# ---------------------------------------------------------------------------------------------
+# group-restart
+
+def group_restart(work, long_form):
+    from confluent_kafka import Consumer, KafkaException
+    case = "group-restart"
+    broker = Broker(work / "data", work / "logs", overrides=["group.initial.rebalance.delay.ms=0"])
+    consumers = []
+    try:
+        broker.start()
+        bs = broker.bootstrap
+        create_topic(bs, "g", 4)
+        p = producer(bs)
+        for i in range(4000):
+            p.produce("g", value=b"%d" % i, partition=i % 4)
+        p.flush(30)
+        assigns = []
+
+        def member(name):
+            c = Consumer({"bootstrap.servers": bs, "group.id": "survivors", "enable.auto.commit": False,
+                          "auto.offset.reset": "earliest", "session.timeout.ms": 30000,
+                          "heartbeat.interval.ms": 1000, "reconnect.backoff.max.ms": 500})
+            c.subscribe(["g"], on_assign=lambda _c, parts: assigns.append((name, len(parts))))
+            return c
+
+        consumers = [member("a"), member("b")]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len({n for n, k in assigns if k}) < 2:
+            for c in consumers:
+                c.poll(0.2)
+        settled = len(assigns)
+        row(case, "two members share the partitions", "both assigned", assigns, len({n for n, k in assigns if k}) == 2)
+
+        for how in ("SIGTERM", "kill -9"):
+            broker.stop() if how == "SIGTERM" else broker.kill9()
+            broker.start()
+            ok = 0
+            failures = []
+            deadline = time.monotonic() + (20 if long_form else 12)
+            while time.monotonic() < deadline:
+                for c in consumers:
+                    m = c.poll(0.2)
+                    if m is not None and not m.error():
+                        try:
+                            c.commit(message=m, asynchronous=False)
+                            ok += 1
+                        except KafkaException as e:
+                            failures.append(e.args[0].name())
+            row(case, "commits after a broker %s restart" % how, "succeed, no UNKNOWN_MEMBER_ID",
+                "%d ok, failures %s" % (ok, sorted(set(failures))), ok > 0 and not failures)
+            row(case, "rebalances after a broker %s restart" % how, "none",
+                "%d" % (len(assigns) - settled), len(assigns) == settled)
+            settled = len(assigns)
+    finally:
+        for c in consumers:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001
+                pass
+        broker.kill9()
+
+
+CASES = {"full-disk": full_disk, "huge-admin": huge_admin, "many-partitions": many_partitions, "group-restart": group_restart}
 
 
 def main():
