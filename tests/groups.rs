@@ -248,7 +248,10 @@ async fn commits_fetch_back_and_survive_a_restart() {
     assert_eq!(resp.groups[0].topics[0].partitions[0].committed_offset, 42);
     assert!(resp.groups[1].topics.is_empty());
     let d = c.send(&DescribeGroupsRequest::default().with_groups(vec![gid("gc")]), 5).await;
-    assert_eq!((d.groups[0].group_state.as_str(), d.groups[0].protocol_type.as_str()), ("Empty", "consumer"));
+    // The member is still there (its session restarted with the broker, as in Kafka).
+    let g = &d.groups[0];
+    assert_eq!((g.group_state.as_str(), g.protocol_type.as_str(), g.members.len()), ("Stable", "consumer", 1));
+    assert_eq!(g.members[0].member_id, j.member_id);
     b.stop().await;
 }
 

@@ -8,7 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex_automata::meta::Regex;
 use uuid::Uuid;
 
+use bytes::Bytes;
+
 use super::assignor::{self, Assignment, AssignorMember};
+use super::consumer_codec::{self as codec, StoredConsumerMember, StoredMemberAssignment, StoredTopic, TopicPartitions};
+use super::offsets::GroupKey;
 
 /// Existing topics as the coordinator sees them: name -> (topic id, partition count).
 pub type TopicsView = BTreeMap<String, (Uuid, i32)>;
@@ -503,6 +507,140 @@ impl ConsumerGroup {
     }
 }
 
+/// What `__consumer_offsets` holds of one consumer group, as the loader collected it (the last
+/// value of each key; tombstoned keys removed).
+#[derive(Clone, Debug, Default)]
+pub struct StoredConsumerGroup {
+    pub group_epoch: Option<i32>,
+    pub topics: Option<Vec<StoredTopic>>,
+    pub assignment_epoch: Option<i32>,
+    pub members: BTreeMap<String, StoredConsumerMember>,
+    pub targets: BTreeMap<String, TopicPartitions>,
+    pub current: BTreeMap<String, StoredMemberAssignment>,
+}
+
+impl StoredConsumerGroup {
+    pub fn is_empty(&self) -> bool {
+        self.group_epoch.is_none() && self.topics.is_none() && self.assignment_epoch.is_none() && self.members.is_empty() && self.targets.is_empty() && self.current.is_empty()
+    }
+}
+
+impl ConsumerGroup {
+    fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.topics.get(name).or_else(|| self.subscribed_metadata.get(name)).map(|(id, _)| *id)
+    }
+
+    /// An assignment by topic id; topics whose id is unknown (deleted) are left out.
+    fn by_id(&self, a: &Assignment) -> TopicPartitions {
+        a.iter().filter(|(_, ps)| !ps.is_empty()).filter_map(|(t, ps)| Some((self.topic_id(t)?, ps.iter().copied().collect()))).collect()
+    }
+
+    /// The group's durable state as Kafka's records (types 3-8), keyed for comparison with what
+    /// was written before. Runtime-only state (timers, a regex not yet resolved) is not kept:
+    /// timers restart at load, as in Kafka.
+    pub fn records(&self) -> BTreeMap<GroupKey, Bytes> {
+        let group = self.id.clone();
+        let mut out = BTreeMap::new();
+        out.insert(GroupKey::ConsumerMetadata { group: group.clone() }, codec::encode_epoch(self.group_epoch));
+        let topics: Vec<StoredTopic> = self.subscribed_metadata.iter().map(|(name, (id, n))| StoredTopic { topic_id: *id, name: name.clone(), partitions: *n }).collect();
+        out.insert(GroupKey::ConsumerPartitionMetadata { group: group.clone() }, codec::encode_partition_metadata(&topics));
+        out.insert(GroupKey::ConsumerTargetMetadata { group: group.clone() }, codec::encode_epoch(self.assignment_epoch));
+        for (id, m) in &self.members {
+            let stored = StoredConsumerMember {
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_topic_names.clone(),
+                subscribed_topic_regex: m.subscribed_topic_regex.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                server_assignor: m.server_assignor.clone(),
+            };
+            out.insert(GroupKey::ConsumerMember { group: group.clone(), member: id.clone() }, codec::encode_member(&stored));
+            let target = self.target.get(id).map(|a| self.by_id(a)).unwrap_or_default();
+            out.insert(GroupKey::ConsumerTargetMember { group: group.clone(), member: id.clone() }, codec::encode_target_member(&target));
+            let current = StoredMemberAssignment {
+                member_epoch: if m.left_temporarily { STATIC_LEAVE_EPOCH } else { m.member_epoch },
+                previous_member_epoch: m.previous_member_epoch,
+                state: match m.state {
+                    MemberState::Stable => codec::MEMBER_STATE_STABLE,
+                    MemberState::UnrevokedPartitions => codec::MEMBER_STATE_UNREVOKED,
+                    MemberState::UnreleasedPartitions => codec::MEMBER_STATE_UNRELEASED,
+                },
+                assigned: self.by_id(&m.assigned),
+                pending_revocation: self.by_id(&m.pending_revocation),
+            };
+            out.insert(GroupKey::ConsumerCurrentAssignment { group: group.clone(), member: id.clone() }, codec::encode_member_assignment(&current));
+        }
+        out
+    }
+
+    /// The group as its records describe it, after a restart: members keep their ids, epochs,
+    /// subscriptions and assignments; every session (and a revocation under way) starts again at
+    /// `now_ms`. Partitions of topics the records cannot name are dropped; returns how many.
+    pub fn restore(id: &str, stored: StoredConsumerGroup, now_ms: u64) -> (ConsumerGroup, usize) {
+        let mut g = ConsumerGroup::new(id);
+        g.group_epoch = stored.group_epoch.unwrap_or(0);
+        g.assignment_epoch = stored.assignment_epoch.unwrap_or(0);
+        let topics = stored.topics.unwrap_or_default();
+        let names: BTreeMap<Uuid, String> = topics.iter().map(|t| (t.topic_id, t.name.clone())).collect();
+        g.subscribed_metadata = topics.iter().map(|t| (t.name.clone(), (t.topic_id, t.partitions))).collect();
+        g.topics = g.subscribed_metadata.clone();
+        let mut dropped = 0;
+        let mut by_name = |tps: &TopicPartitions| -> Assignment {
+            let mut out = Assignment::new();
+            for (tid, ps) in tps {
+                match names.get(tid) {
+                    Some(name) => out.entry(name.clone()).or_default().extend(ps.iter().copied()),
+                    None => dropped += ps.len(),
+                }
+            }
+            out
+        };
+        let mut votes: BTreeMap<String, usize> = BTreeMap::new();
+        for (member_id, meta) in stored.members {
+            let mut m = ConsumerMember::new(member_id.clone(), now_ms);
+            m.instance_id = meta.instance_id;
+            m.rack_id = meta.rack_id;
+            m.client_id = meta.client_id;
+            m.client_host = meta.client_host;
+            m.subscribed_topic_names = meta.subscribed_topic_names;
+            m.regex = meta.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok());
+            m.subscribed_topic_regex = meta.subscribed_topic_regex;
+            if meta.rebalance_timeout_ms > 0 {
+                m.rebalance_timeout_ms = meta.rebalance_timeout_ms;
+            }
+            if let Some(a) = &meta.server_assignor {
+                *votes.entry(a.clone()).or_default() += 1;
+            }
+            m.server_assignor = meta.server_assignor;
+            if let Some(c) = stored.current.get(&member_id) {
+                m.left_temporarily = c.member_epoch == STATIC_LEAVE_EPOCH;
+                m.member_epoch = if m.left_temporarily { c.previous_member_epoch.max(0) } else { c.member_epoch };
+                m.previous_member_epoch = c.previous_member_epoch;
+                m.state = match c.state {
+                    codec::MEMBER_STATE_UNREVOKED => MemberState::UnrevokedPartitions,
+                    codec::MEMBER_STATE_UNRELEASED => MemberState::UnreleasedPartitions,
+                    _ => MemberState::Stable,
+                };
+                m.assigned = by_name(&c.assigned);
+                m.pending_revocation = by_name(&c.pending_revocation);
+                if m.state == MemberState::UnrevokedPartitions {
+                    m.revoking_since_ms = Some(now_ms);
+                }
+            }
+            if let Some(t) = stored.targets.get(&member_id) {
+                g.target.insert(member_id.clone(), by_name(t));
+            }
+            g.members.insert(member_id, m);
+        }
+        if let Some((a, _)) = votes.into_iter().max_by_key(|(_, n)| *n) {
+            g.assignor = a;
+        }
+        (g, dropped)
+    }
+}
+
 /// Why a commit or fetch by a member is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitCheck {
@@ -654,6 +792,77 @@ mod tests {
             g.heartbeat(HeartbeatInput { subscribed_topic_regex: Some("(".into()), ..beat("a", 3, None) }, &t, "range", 10, 2),
             Err(HeartbeatError::InvalidRegularExpression(_))
         ));
+    }
+
+    /// The loader's view of records: the last value of each key.
+    fn stored_from(records: &BTreeMap<GroupKey, Bytes>) -> StoredConsumerGroup {
+        let mut s = StoredConsumerGroup::default();
+        for (k, v) in records {
+            match k {
+                GroupKey::ConsumerMetadata { .. } => s.group_epoch = Some(codec::decode_epoch(v.clone()).unwrap()),
+                GroupKey::ConsumerPartitionMetadata { .. } => s.topics = Some(codec::decode_partition_metadata(v.clone()).unwrap()),
+                GroupKey::ConsumerTargetMetadata { .. } => s.assignment_epoch = Some(codec::decode_epoch(v.clone()).unwrap()),
+                GroupKey::ConsumerMember { member, .. } => drop(s.members.insert(member.clone(), codec::decode_member(v.clone()).unwrap())),
+                GroupKey::ConsumerTargetMember { member, .. } => drop(s.targets.insert(member.clone(), codec::decode_target_member(v.clone()).unwrap())),
+                GroupKey::ConsumerCurrentAssignment { member, .. } => drop(s.current.insert(member.clone(), codec::decode_member_assignment(v.clone()).unwrap())),
+                _ => unreachable!(),
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn a_group_restored_from_its_records_carries_on_where_it_was() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        let a = g.heartbeat(join("a", &["t"]), &t, "uniform", 10, 0).unwrap();
+        let a_owned = a.assignment.unwrap();
+        g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("b", &["t"]) }, &t, "uniform", 10, 1).unwrap();
+        // a is told to revoke one partition and has not yet: mid-reconciliation.
+        g.heartbeat(beat("a", 1, Some(&a_owned)), &t, "uniform", 10, 2).unwrap();
+        assert_eq!(g.members["a"].state, MemberState::UnrevokedPartitions);
+        let records = g.records();
+        assert_eq!(records.len(), 3 + 3 * 2);
+        let (r, dropped) = ConsumerGroup::restore("g", stored_from(&records), 1_000);
+        assert_eq!(dropped, 0);
+        assert_eq!((r.group_epoch, r.assignment_epoch, r.state()), (g.group_epoch, g.assignment_epoch, g.state()));
+        assert_eq!(r.target, g.target);
+        for (id, m) in &g.members {
+            let back = &r.members[id];
+            assert_eq!((back.member_epoch, back.previous_member_epoch, back.state), (m.member_epoch, m.previous_member_epoch, m.state), "{id}");
+            assert_eq!((&back.assigned, &back.pending_revocation), (&m.assigned, &m.pending_revocation), "{id}");
+            assert_eq!((&back.subscribed_topic_names, &back.instance_id, back.last_seen_ms), (&m.subscribed_topic_names, &m.instance_id, 1_000));
+        }
+        assert_eq!(r.members["a"].revoking_since_ms, Some(1_000), "the revocation timer restarts at load");
+        assert_eq!(r.records(), records, "a restored group writes the same records");
+        // It continues: a finishes revoking, b gets the partition, nobody rejoins.
+        let mut r = r;
+        let kept = r.members["a"].assigned.clone();
+        let a2 = r.heartbeat(beat("a", 1, Some(&kept)), &t, "uniform", 10, 1_001).unwrap();
+        assert_eq!(a2.member_epoch, 2);
+        let b2 = r.heartbeat(beat("b", 2, Some(&Assignment::new())), &t, "uniform", 10, 1_002).unwrap();
+        assert_eq!(n(b2.assignment.as_ref().unwrap()), 1);
+        assert_eq!(r.state(), ConsumerGroupState::Stable);
+        assert_eq!(r.expired_members(1_002 + 44_000, 45_000), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_static_member_that_left_for_a_while_is_restored_as_such_and_unknown_topics_are_dropped() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        let first = g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a", &["t"]) }, &t, "uniform", 10, 0).unwrap();
+        g.leave("a", Some("i"), STATIC_LEAVE_EPOCH, "uniform").unwrap();
+        let mut stored = stored_from(&g.records());
+        let (r, _) = ConsumerGroup::restore("g", stored.clone(), 5);
+        assert!(r.members["a"].left_temporarily);
+        let mut r = r;
+        let back = r.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a2", &["t"]) }, &t, "uniform", 10, 6).unwrap();
+        assert_eq!((back.member_epoch, back.assignment), (first.member_epoch, first.assignment));
+        // Partition metadata lost: the assignment cannot be named and is dropped, not guessed.
+        stored.topics = None;
+        let (r, dropped) = ConsumerGroup::restore("g", stored, 5);
+        assert_eq!(dropped, 4, "2 assigned + 2 in the target");
+        assert!(r.members["a"].assigned.is_empty());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! The coordinator's side of the KIP-848 consumer protocol: ConsumerGroupHeartbeat,
 //! ConsumerGroupDescribe, member-epoch checks of offset commits and fetches, session expiry, and
-//! the dynamic group configs. Drives the pure `consumer::ConsumerGroup` under the coordinator's
+//! the dynamic group configs, and the group's records in `__consumer_offsets` (written as they
+//! change, so members resume after a restart). Drives the pure `consumer::ConsumerGroup` under the coordinator's
 //! lock; never awaits, never touches the broker (topics come in as a `TopicsView`).
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+
 use super::GroupError;
+use super::offsets::GroupKey;
 use super::assignor;
 use super::consumer::{CommitCheck, ConsumerGroup, ConsumerGroupState, HeartbeatError, HeartbeatInput, HeartbeatOutput, LEAVE_EPOCH, STATIC_LEAVE_EPOCH, TopicsView};
 use super::coordinator::{Entry, GroupCoordinator};
@@ -113,8 +117,7 @@ impl GroupCoordinator {
         let leaving = input.member_epoch == LEAVE_EPOCH || input.member_epoch == STATIC_LEAVE_EPOCH;
         if !groups.contains_key(group_id) {
             // Kafka answers GROUP_ID_NOT_FOUND here; UNKNOWN_MEMBER_ID makes the member rejoin
-            // with epoch 0, which is what a member of a group lost in a restart must do (this
-            // state is not persisted).
+            // with epoch 0 (groups survive restarts, so this is a deleted or expired group).
             if input.member_epoch != 0 {
                 return Err(GroupError::UnknownMemberId);
             }
@@ -131,6 +134,15 @@ impl GroupCoordinator {
             }
             e.consumer = Some(ConsumerGroup::new(group_id));
         }
+        let result = self.consumer_heartbeat_locked(group_id, e, input, topics, leaving, &default_assignor, now);
+        // What the heartbeat changed is written before the member hears of it.
+        self.persist_consumer(log, e);
+        result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn consumer_heartbeat_locked(&self, group_id: &str, e: &mut Entry, input: HeartbeatInput, topics: &TopicsView, leaving: bool, default_assignor: &str, now: u64) -> Result<HeartbeatOutput, GroupError> {
+        let default_assignor = default_assignor.to_string();
         let g = e.consumer.as_mut().expect("consumer group set above");
         let output = if leaving {
             let out = g.leave(&input.member_id, input.instance_id.as_deref(), input.member_epoch, &default_assignor).map_err(map_error)?;
@@ -154,7 +166,42 @@ impl GroupCoordinator {
         } else {
             e.empty_since_ms = None;
         }
-        Ok(ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval })
+        Ok(output)
+    }
+
+    /// Writes what changed in a consumer group's records since the last write: tombstones for
+    /// members that are gone (current assignment, target, then metadata, the order Kafka's
+    /// replay expects), then every record whose value changed. A failed write is logged and
+    /// retried with the next change (the whole difference is written then).
+    pub(super) fn persist_consumer(&self, log: &dyn GroupLog, e: &mut Entry) {
+        let Some(g) = e.consumer.as_ref() else { return };
+        if g.members.is_empty() && e.consumer_records.is_empty() {
+            // Nobody ever joined (a refused first heartbeat): nothing worth a record.
+            return;
+        }
+        let now = g.records();
+        let mut out: Vec<(Bytes, Option<Bytes>)> = e.consumer_records.keys().rev().filter(|k| !now.contains_key(*k)).map(|k| (k.encode(), None)).collect();
+        out.extend(now.iter().filter(|(k, v)| e.consumer_records.get(*k) != Some(*v)).map(|(k, v)| (k.encode(), Some(v.clone()))));
+        if out.is_empty() {
+            return;
+        }
+        match self.write(log, &g.id, out) {
+            Ok(()) => e.consumer_records = now,
+            Err(err) => tracing::warn!(group = %g.id, error = %err, "could not store consumer group records; retried on the next change"),
+        }
+    }
+
+    /// Tombstones for every consumer-protocol record of the group (it is deleted, expired, or
+    /// becomes a classic group), members' first and the group epoch last.
+    pub(super) fn consumer_tombstones(e: &Entry) -> Vec<(Bytes, Option<Bytes>)> {
+        let mut keys = e.consumer_records.clone();
+        if e.consumer.is_some() || !keys.is_empty() {
+            let group = e.group.id.clone();
+            for k in [GroupKey::ConsumerMetadata { group: group.clone() }, GroupKey::ConsumerPartitionMetadata { group: group.clone() }, GroupKey::ConsumerTargetMetadata { group }] {
+                keys.entry(k).or_default();
+            }
+        }
+        keys.keys().rev().map(|k| (k.encode(), None)).collect()
     }
 
     /// Removes consumer-protocol members whose session or revocation time ran out; returns

@@ -1,7 +1,8 @@
 //! The group coordinator: owns every group behind one std Mutex, drives the state machine of
 //! `state.rs`, parks JoinGroup/SyncGroup requests on oneshot channels (never holding the lock
-//! across an await), expires sessions and rebalances from a periodic tick, and persists commits and
-//! group metadata through `GroupLog`. It answers with `GroupError`s; the api layer picks the codes.
+//! across an await), expires sessions and rebalances from a periodic tick, persists commits and
+//! group metadata through `GroupLog`, and brings groups back with their members at load. It
+//! answers with `GroupError`s; the api layer picks the codes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
-use super::offsets::{self, CommittedOffset, GroupKey, OffsetStore, StoredMember};
+use super::consumer::{ConsumerGroup, StoredConsumerGroup};
+use super::consumer_codec;
+use super::offsets::{self, CodecError, CommittedOffset, GroupKey, OffsetStore, StoredMember};
 use super::state::{Group, GroupState, Member};
 use super::{GroupConfig, GroupError, GroupLog};
 
@@ -128,11 +131,14 @@ pub(super) struct Entry {
     /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
     /// replace the committed ones when the transaction commits.
     pending_txn: HashMap<i64, OffsetStore>,
+    /// The consumer-protocol records last written for this group (key -> value), so that a
+    /// change writes only what differs, and deletion knows what to tombstone.
+    pub(super) consumer_records: BTreeMap<GroupKey, Bytes>,
 }
 
 impl Entry {
     pub(super) fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new() }
+        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new(), consumer_records: BTreeMap::new() }
     }
 
     /// Whether members of either protocol are in the group.
@@ -271,6 +277,8 @@ impl GroupCoordinator {
         if e.group.state == GroupState::Empty && e.group.generation != e.stored_generation {
             self.store_group(log, e);
         }
+        // A consumer-protocol member expired: the others' new targets are written.
+        self.persist_consumer(log, e);
     }
 
     fn start_rebalance(&self, e: &mut Entry, now: u64) {
@@ -330,7 +338,12 @@ impl GroupCoordinator {
             if !g.members.is_empty() {
                 return err(GroupError::InconsistentGroupProtocol);
             }
+            let tombstones = Self::consumer_tombstones(e);
+            if let Err(e) = self.write(log, &req.group_id, tombstones) {
+                return err(e);
+            }
             e.consumer = None;
+            e.consumer_records.clear();
         }
         if !e.group.supports(&req.protocol_type, &req.protocols) {
             return err(GroupError::InconsistentGroupProtocol);
@@ -898,6 +911,7 @@ impl GroupCoordinator {
         }
         let mut records: Vec<(Bytes, Option<Bytes>)> = e.offsets.keys().map(|(t, p)| (offsets::encode_offset_key(group_id, t, *p), None)).collect();
         records.push((offsets::encode_group_key(group_id), None));
+        records.extend(Self::consumer_tombstones(e));
         self.write(log, group_id, records)?;
         groups.remove(group_id);
         tracing::info!(group = %group_id, "group deleted");
@@ -1013,6 +1027,7 @@ impl GroupCoordinator {
             let gone = expired.len() == e.offsets.len();
             if gone {
                 records.push((offsets::encode_group_key(id), None));
+                records.extend(Self::consumer_tombstones(e));
             }
             if let Err(err) = self.write(log, id, records) {
                 tracing::warn!(group = %id, error = ?err, "could not write expired-offset tombstones; will retry");
@@ -1031,11 +1046,21 @@ impl GroupCoordinator {
         }
     }
 
-    /// Rebuilds committed offsets and groups from `__consumer_offsets` (groups come back Empty).
+    /// Rebuilds committed offsets and groups from `__consumer_offsets`. Classic groups with
+    /// members come back Stable at their generation, consumer-protocol groups with their members'
+    /// epochs and assignments, and every member's session starts again now (as Kafka's timers do
+    /// at load): members carry on without a rebalance, and one that does not come back is
+    /// removed after its session timeout. A record that cannot be decoded is logged and skipped;
+    /// a partition whose batches cannot be read is logged and the others are still loaded.
     pub fn load(&self, log: &dyn GroupLog) -> Result<usize, String> {
         let Some(partitions) = log.group_partitions() else { return Ok(0) };
+        let now = self.now();
         let mut groups = self.lock();
         let mut records_seen = 0;
+        // Consumer-protocol records are collected per group and assembled once all are read,
+        // whatever their order; `raw` keeps the bytes last written for each key.
+        let mut consumer: HashMap<String, StoredConsumerGroup> = HashMap::new();
+        let mut raw: HashMap<String, BTreeMap<GroupKey, Bytes>> = HashMap::new();
         for p in 0..partitions {
             let mut offset = 0;
             let mut pending = offsets::PendingTxnRecords::new();
@@ -1044,11 +1069,24 @@ impl GroupCoordinator {
                 if data.is_empty() {
                     break;
                 }
-                let (records, next) = offsets::decode_batches_with_next(data, &mut pending)?;
+                let (records, next) = match offsets::decode_batches_with_next(data, &mut pending) {
+                    Ok(r) => r,
+                    Err(err) => {
+                        tracing::error!(partition = p, offset, error = %err, "unreadable batch in __consumer_offsets; the rest of this partition is skipped");
+                        break;
+                    }
+                };
                 for (k, v) in records {
                     records_seen += 1;
-                    match offsets::decode_key(k) {
-                        Ok(GroupKey::Offset { group, topic, partition }) => match v {
+                    let key = match offsets::decode_key(k) {
+                        Ok(key) => key,
+                        Err(err) => {
+                            tracing::warn!(partition = p, error = %err, "skipping an undecodable key");
+                            continue;
+                        }
+                    };
+                    match key {
+                        GroupKey::Offset { group, topic, partition } => match v {
                             Some(v) => match offsets::decode_offset_value(v) {
                                 Ok(c) => {
                                     groups.entry(group.clone()).or_insert_with(|| Entry::new(&group)).offsets.insert((topic, partition), c);
@@ -1061,13 +1099,12 @@ impl GroupCoordinator {
                                 }
                             }
                         },
-                        Ok(GroupKey::Metadata { group }) => match v {
+                        GroupKey::Metadata { group } => match v {
                             Some(v) => match offsets::decode_group_value(v) {
-                                Ok(s) => {
+                                Ok(record) => {
                                     let e = groups.entry(group.clone()).or_insert_with(|| Entry::new(&group));
-                                    e.group.generation = s.generation;
-                                    e.group.protocol_type = (!s.protocol_type.is_empty()).then_some(s.protocol_type);
-                                    e.stored_generation = s.generation;
+                                    e.group = restore_classic(&group, record, now);
+                                    e.stored_generation = e.group.generation;
                                 }
                                 Err(err) => tracing::warn!(%group, error = %err, "skipping an undecodable group record"),
                             },
@@ -1075,7 +1112,7 @@ impl GroupCoordinator {
                                 groups.remove(&group);
                             }
                         },
-                        Err(err) => tracing::warn!(partition = p, error = %err, "skipping an undecodable key"),
+                        key => stage_consumer_record(&mut consumer, &mut raw, key, v),
                     }
                 }
                 match next {
@@ -1095,7 +1132,91 @@ impl GroupCoordinator {
                 }
             }
         }
+        for (group, stored) in consumer {
+            if stored.is_empty() {
+                continue;
+            }
+            let e = groups.entry(group.clone()).or_insert_with(|| Entry::new(&group));
+            if !e.group.members.is_empty() {
+                // Both kinds of records with members (a damaged log): the classic group stays.
+                tracing::warn!(%group, "consumer-protocol records of a classic group with members ignored");
+                continue;
+            }
+            let (g, dropped) = ConsumerGroup::restore(&group, stored, now);
+            if dropped > 0 {
+                tracing::warn!(%group, partitions = dropped, "assigned partitions of topics missing from the group's partition metadata dropped");
+            }
+            tracing::info!(%group, members = g.members.len(), epoch = g.group_epoch, "consumer group restored");
+            e.consumer = Some(g);
+            e.consumer_records = raw.remove(&group).unwrap_or_default();
+        }
+        for e in groups.values() {
+            if !e.group.members.is_empty() {
+                tracing::info!(group = %e.group.id, members = e.group.members.len(), generation = e.group.generation, "classic group restored");
+            }
+        }
         Ok(records_seen)
+    }
+}
+
+/// A classic group from its metadata record (see `Group::restore`).
+fn restore_classic(id: &str, r: offsets::GroupMetadataRecord, now: u64) -> Group {
+    let protocol = r.protocol.clone().unwrap_or_default();
+    let members = r
+        .members
+        .into_iter()
+        .map(|s| {
+            let mut m = Member::new(s.member_id, vec![(protocol.clone(), s.subscription)], s.session_timeout_ms, s.rebalance_timeout_ms, now);
+            m.instance_id = s.instance_id;
+            m.client_id = s.client_id;
+            m.client_host = s.client_host;
+            m.assignment = s.assignment;
+            m
+        })
+        .collect();
+    let protocol_type = (!r.protocol_type.is_empty()).then_some(r.protocol_type);
+    Group::restore(id, protocol_type, r.generation, r.protocol, r.leader, members, now)
+}
+
+/// Files one consumer-protocol record (or its tombstone) under its group for `load`. The group
+/// metadata's tombstone (written when the group is deleted) forgets the whole group.
+fn stage_consumer_record(consumer: &mut HashMap<String, StoredConsumerGroup>, raw: &mut HashMap<String, BTreeMap<GroupKey, Bytes>>, key: GroupKey, value: Option<Bytes>) {
+    let group = key.group().to_string();
+    let s = consumer.entry(group.clone()).or_default();
+    let Some(v) = value else {
+        match &key {
+            GroupKey::ConsumerMetadata { .. } => {
+                consumer.remove(&group);
+                raw.remove(&group);
+                return;
+            }
+            GroupKey::ConsumerPartitionMetadata { .. } => s.topics = None,
+            GroupKey::ConsumerTargetMetadata { .. } => s.assignment_epoch = None,
+            GroupKey::ConsumerMember { member, .. } => drop(s.members.remove(member)),
+            GroupKey::ConsumerTargetMember { member, .. } => drop(s.targets.remove(member)),
+            GroupKey::ConsumerCurrentAssignment { member, .. } => drop(s.current.remove(member)),
+            GroupKey::Offset { .. } | GroupKey::Metadata { .. } => {}
+        }
+        if let Some(r) = raw.get_mut(&group) {
+            r.remove(&key);
+        }
+        return;
+    };
+    let decoded: Result<(), CodecError> = (|| {
+        match &key {
+            GroupKey::ConsumerMetadata { .. } => s.group_epoch = Some(consumer_codec::decode_epoch(v.clone())?),
+            GroupKey::ConsumerPartitionMetadata { .. } => s.topics = Some(consumer_codec::decode_partition_metadata(v.clone())?),
+            GroupKey::ConsumerTargetMetadata { .. } => s.assignment_epoch = Some(consumer_codec::decode_epoch(v.clone())?),
+            GroupKey::ConsumerMember { member, .. } => drop(s.members.insert(member.clone(), consumer_codec::decode_member(v.clone())?)),
+            GroupKey::ConsumerTargetMember { member, .. } => drop(s.targets.insert(member.clone(), consumer_codec::decode_target_member(v.clone())?)),
+            GroupKey::ConsumerCurrentAssignment { member, .. } => drop(s.current.insert(member.clone(), consumer_codec::decode_member_assignment(v.clone())?)),
+            GroupKey::Offset { .. } | GroupKey::Metadata { .. } => {}
+        }
+        Ok(())
+    })();
+    match decoded {
+        Ok(()) => drop(raw.entry(group).or_default().insert(key, v)),
+        Err(err) => tracing::warn!(%group, ?key, error = %err, "skipping an undecodable consumer group record"),
     }
 }
 

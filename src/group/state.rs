@@ -109,6 +109,40 @@ impl Group {
         }
     }
 
+    /// A group brought back from its metadata record after a restart: with members it is Stable
+    /// at the stored generation with their assignments (as Kafka loads it), so members carry on
+    /// heartbeating and committing; each member's session starts again at `now_ms`. Members
+    /// keep only the selected protocol's metadata, which is all the record holds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        id: impl Into<String>,
+        protocol_type: Option<String>,
+        generation: i32,
+        protocol: Option<String>,
+        leader: Option<String>,
+        members: Vec<Member>,
+        now_ms: u64,
+    ) -> Group {
+        let mut g = Group::new(id);
+        g.generation = generation;
+        g.protocol_type = protocol_type;
+        for mut m in members {
+            m.order = g.next_order;
+            g.next_order += 1;
+            m.joined = false;
+            m.last_seen_ms = now_ms;
+            g.members.insert(m.id.clone(), m);
+        }
+        if g.members.is_empty() {
+            return g;
+        }
+        g.state = GroupState::Stable;
+        g.protocol = protocol;
+        // A leader that is not among the members (a damaged record) is replaced by the oldest.
+        g.leader = leader.filter(|l| g.members.contains_key(l)).or_else(|| g.members.keys().next().cloned());
+        g
+    }
+
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -433,6 +467,22 @@ mod tests {
         g.add_member(member("b", &["range"]), "consumer");
         assert_eq!(g.expired_members(10_000, |id| id == "b"), vec!["a".to_string()]);
         assert!(g.expired_members(9_999, |_| false).is_empty());
+    }
+
+    #[test]
+    fn a_restored_group_is_stable_with_its_members_and_their_timers_restart() {
+        let mut a = member("a", &["range"]);
+        a.assignment = Bytes::from_static(b"p0");
+        a.last_seen_ms = 1;
+        let g = Group::restore("g", Some("consumer".into()), 7, Some("range".into()), Some("a".into()), vec![a, member("b", &["range"])], 500);
+        assert_eq!((g.state, g.generation, g.leader.as_deref(), g.protocol.as_deref()), (GroupState::Stable, 7, Some("a"), Some("range")));
+        assert_eq!(g.members["a"].assignment, Bytes::from_static(b"p0"));
+        assert!(g.expired_members(10_499, |_| false).is_empty(), "sessions run from the load");
+        assert_eq!(g.expired_members(10_500, |_| false).len(), 2);
+        let orphan = Group::restore("g", Some("consumer".into()), 7, Some("range".into()), Some("gone".into()), vec![member("b", &["range"])], 0);
+        assert_eq!(orphan.leader.as_deref(), Some("b"));
+        let empty = Group::restore("g", Some("consumer".into()), 3, Some("range".into()), None, vec![], 0);
+        assert_eq!((empty.state, empty.generation, empty.protocol.clone()), (GroupState::Empty, 3, None));
     }
 
     #[test]
