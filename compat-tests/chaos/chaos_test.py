@@ -377,6 +377,10 @@ def group_restart(work, long_form):
         for how in ("SIGTERM", "kill -9"):
             broker.stop() if how == "SIGTERM" else broker.kill9()
             broker.start()
+            p = producer(bs)
+            for i in range(400):
+                p.produce("g", value=b"%d" % i, partition=i % 4)
+            p.flush(30)
             ok = 0
             failures = []
             deadline = time.monotonic() + (20 if long_form else 12)
