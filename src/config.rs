@@ -126,6 +126,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000"), T::Int, "How often transactions are checked for their timeout, in ms."),
     def("transaction.remove.expired.transaction.cleanup.interval.ms", Some("3600000"), T::Int, "How often idle transactional ids are checked for expiry, in ms."),
     def("producer.id.expiration.ms", Some("86400000"), T::Int, "Idle producer ids expire after this."),
+    def("num.recovery.threads.per.data.dir", Some("2"), T::Int, "Threads per log dir that load (and after an unclean stop recover) partitions at startup and flush them at shutdown."),
     def("shutdown.timeout.ms", Some("10000"), T::Long, "Fjord: how long in-flight requests may finish at shutdown, in ms."),
     def("io.backend", Some("auto"), T::String, "Fjord: storage I/O backend: auto, uring or std."),
     def(
@@ -153,6 +154,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk. Needs fjord.log.writeback.step.bytes > 0 and at least that large; 0 = keep pages until the kernel reclaims them.",
     ),
     def(
+        "fjord.log.open.files.max",
+        Some("0"),
+        T::Int,
+        "Fjord: most segment and index files kept open at once, broker-wide; files past it are closed least recently used first and reopened on their next use, so descriptors do not grow with the partition count. 0 = derived from the open-files limit (RLIMIT_NOFILE) at startup, leaving a quarter of it (at least 256) to sockets and other files.",
+    ),
+    def(
         "fjord.fetch.readahead.bytes",
         Some("16777216"),
         T::Long,
@@ -170,6 +177,18 @@ pub const GROUP_CONFIGS: &[(&str, Option<&str>, ConfigType, &str)] = &[
     ("share.record.lock.duration.ms", Some("group.share.record.lock.duration.ms"), T::Int, "How long a share group member holds a record, in ms."),
     ("share.session.timeout.ms", Some("group.share.session.timeout.ms"), T::Int, "Session timeout of share group members, in ms."),
 ];
+
+/// Most partitions one CreateTopics or CreatePartitions request may ask for, summed over its
+/// topics (a topic with num_partitions -1 counts num.partitions). Kafka has no property for it: its
+/// controller refuses such a CreateTopics with POLICY_VIOLATION "Excessively large number of
+/// partitions per request." (a constant in Kafka 4.0, checked against the reference broker).
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Most metadata records one admin request may write in Kafka (a constant there, no property):
+/// CreateTopics counts one per topic, one per partition and one per config override of each topic
+/// it would create; above it every topic gets POLICY_VIOLATION "Unable to perform excessively
+/// large batch operation." (so one topic of 10,000 partitions is refused, 9,999 is not).
+pub const MAX_RECORDS_PER_USER_OP: i64 = 10_000;
 
 /// Default of share.auto.offset.reset (Kafka's).
 pub const SHARE_AUTO_OFFSET_RESET_DEFAULT: &str = "latest";
@@ -277,6 +296,11 @@ pub struct Config {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub shutdown_timeout_ms: u64,
     pub io_backend: String,
+    /// `fjord.log.open.files.max`: the open-files budget of segment and index files; 0 = derived
+    /// from RLIMIT_NOFILE when the storage backend is chosen ([`crate::storage::io::budget`]).
+    pub log_open_files_max: usize,
+    /// `num.recovery.threads.per.data.dir`.
+    pub num_recovery_threads_per_data_dir: usize,
     /// `fjord.log.flush.on.acks.all` (durable mode): an acks=all produce is answered only once
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
@@ -378,6 +402,8 @@ impl Config {
             log_flush_offset_checkpoint_interval_ms: 0,
             shutdown_timeout_ms: 0,
             io_backend: String::new(),
+            log_open_files_max: 0,
+            num_recovery_threads_per_data_dir: 1,
             log_flush_on_acks_all: false,
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
@@ -472,6 +498,8 @@ impl Config {
             )? as u64,
             shutdown_timeout_ms: c.long("shutdown.timeout.ms")?.max(0) as u64,
             io_backend,
+            log_open_files_max: c.long("fjord.log.open.files.max")?.max(0) as usize,
+            num_recovery_threads_per_data_dir: positive("num.recovery.threads.per.data.dir", c.long("num.recovery.threads.per.data.dir")?)? as usize,
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,

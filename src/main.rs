@@ -56,6 +56,28 @@ fn properties_help() -> String {
     s
 }
 
+/// Raises the soft open-files limit to the hard one (what Kafka operators do by hand with
+/// `ulimit -n`), before any file or socket is opened, and logs both. Segment files stay under
+/// `fjord.log.open.files.max` anyway; this leaves sockets the rest.
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit / setrlimit read and write the struct they are given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-files limit");
+        return;
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), soft = before, hard = lim.rlim_max, "cannot raise the open-files limit");
+            return;
+        }
+    }
+    tracing::info!(soft_before = before, soft = lim.rlim_cur, hard = lim.rlim_max, "open-files limit (RLIMIT_NOFILE)");
+}
+
 fn main() -> ExitCode {
     let args = Args::command().after_help(properties_help()).get_matches();
     let args = match Args::from_arg_matches(&args) {
@@ -63,6 +85,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_logging(&args.log_format);
+    raise_open_files_limit();
     let config = match Config::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! CreatePartitions: grows topics, validated as Kafka's controller does (the count must grow,
 //! assignments name this broker and cover exactly the new partitions); validate_only checks
-//! without changing anything.
+//! without changing anything. A request adding more than [`MAX_PARTITIONS_PER_REQUEST`] partitions
+//! in all is refused up front, topic by topic (see `handle`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
+use crate::config::MAX_PARTITIONS_PER_REQUEST;
 
 fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (i16, String)> {
     let name = t.name.0.to_string();
@@ -52,11 +54,31 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Resu
     broker.add_partitions(&name, t.count).map(|_| ()).map_err(|e| (error_code::metadata(&e), e.to_string()))
 }
 
+/// Kafka 4.0's controller has the same bound on the records of one request but enforces it midway:
+/// the reference broker answers a growth past it with UNKNOWN_SERVER_ERROR (no message) after
+/// having created the first 10,000 partitions. Fjord refuses before making anything, with the
+/// answer Kafka gives CreateTopics for the same excess (POLICY_VIOLATION): each topic whose added
+/// partitions would take the request's running total past the bound is refused, in request order;
+/// the others are served as usual (validate_only too).
+fn over_limit(broker: &Broker, t: &CreatePartitionsTopic, added_so_far: &mut i64) -> bool {
+    let current = broker.metadata.topic(&t.name.0).map_or(0, |m| m.partitions);
+    let added = i64::from(t.count) - i64::from(current);
+    if added <= 0 {
+        return false;
+    }
+    if *added_so_far + added > MAX_PARTITIONS_PER_REQUEST {
+        return true;
+    }
+    *added_so_far += added;
+    false
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
+    let mut added_so_far = 0i64;
     let results = req
         .topics
         .iter()
@@ -64,6 +86,9 @@ pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version
             let base = CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_message(None);
             let outcome = if counts[&t.name.0.to_string()] > 1 {
                 Err((E::InvalidRequest.code(), "Duplicate topic in request.".to_string()))
+            } else if over_limit(broker, t, &mut added_so_far) {
+                tracing::warn!(topic = %t.name.0, count = t.count, "CreatePartitions refused: too many partitions in one request");
+                Err((E::PolicyViolation.code(), "Excessively large number of partitions per request.".to_string()))
             } else {
                 grow(broker, t, req.validate_only)
             };

@@ -1,5 +1,6 @@
 //! CreateTopics: validates names, partition counts, replication factor (one broker), replica
-//! assignments and configs as Kafka does; validate_only checks without creating.
+//! assignments and configs as Kafka does, and refuses a request too large for one operation
+//! before anything is made; validate_only checks without creating.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::describe_configs::topic_configs;
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
-use crate::config::topic_def;
+use crate::config::{MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP, topic_def};
 
 /// A per-topic refusal: Kafka error code and message.
 type Refusal = (i16, String);
@@ -72,15 +73,60 @@ fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<Stri
     Ok((partitions, rf, configs))
 }
 
+/// Partitions a topic entry asks for, before any validation (Kafka's first check counts them so):
+/// its assignments, else its count, -1 meaning num.partitions; an invalid count asks for none.
+fn requested_partitions(broker: &Broker, t: &CreatableTopic) -> i64 {
+    if !t.assignments.is_empty() {
+        t.assignments.len() as i64
+    } else if t.num_partitions == -1 {
+        i64::from(broker.config.num_partitions)
+    } else {
+        i64::from(t.num_partitions.max(0))
+    }
+}
+
+/// Why a whole request is refused before any topic is looked at or made, as Kafka's controller
+/// answers it: every topic of the request gets the same POLICY_VIOLATION. First the partitions
+/// asked for across all topics, then the metadata records the topics that passed their own checks
+/// would write (one per topic, per partition and per config override).
+fn refuse_whole_request(broker: &Broker, req: &CreateTopicsRequest, checked: &[Result<(i32, i16, BTreeMap<String, String>), Refusal>]) -> Option<Refusal> {
+    let asked: i64 = req.topics.iter().map(|t| requested_partitions(broker, t)).sum();
+    if asked > MAX_PARTITIONS_PER_REQUEST {
+        return Some((E::PolicyViolation.code(), "Excessively large number of partitions per request.".into()));
+    }
+    let records: i64 = checked.iter().flatten().map(|(partitions, _, configs)| 1 + i64::from(*partitions) + configs.len() as i64).sum();
+    if records > MAX_RECORDS_PER_USER_OP {
+        return Some((E::PolicyViolation.code(), "Unable to perform excessively large batch operation.".into()));
+    }
+    None
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let results = req
+    // Every topic is checked before any is made, so a request refused as a whole makes nothing.
+    let checked: Vec<Result<(i32, i16, BTreeMap<String, String>), Refusal>> = req
         .topics
         .iter()
         .map(|t| {
+            let name = t.name.0.to_string();
+            if counts[&name] > 1 {
+                return Err((E::InvalidRequest.code(), format!("Create topics request contains multiple entries for the topic {name}")));
+            }
+            check(broker, t)
+        })
+        .collect();
+    let whole = refuse_whole_request(broker, &req, &checked);
+    if let Some((_, msg)) = &whole {
+        tracing::warn!(topics = req.topics.len(), reason = %msg, "CreateTopics refused");
+    }
+    let results = req
+        .topics
+        .iter()
+        .zip(checked)
+        .map(|(t, checked)| {
             let name = t.name.0.to_string();
             let base = CreatableTopicResult::default()
                 .with_name(t.name.clone())
@@ -88,10 +134,10 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
             let refuse = |(code, msg): Refusal| base.clone().with_error_code(code).with_error_message(Some(str_bytes(msg)));
-            if counts[&name] > 1 {
-                return refuse((E::InvalidRequest.code(), format!("Create topics request contains multiple entries for the topic {name}")));
+            if let Some(r) = &whole {
+                return refuse(r.clone());
             }
-            let (partitions, rf, configs) = match check(broker, t) {
+            let (partitions, rf, configs) = match checked {
                 Ok(v) => v,
                 Err(r) => return refuse(r),
             };

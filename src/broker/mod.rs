@@ -60,7 +60,9 @@ pub enum StartError {
 }
 
 impl Broker {
-    /// Creates a topic and its partition logs. Used by CreateTopics and auto-creation.
+    /// Creates a topic and its partition logs. Used by CreateTopics and auto-creation. A failure
+    /// midway (EMFILE, ENOSPC, the metadata not persisted) removes the logs it made: no partition
+    /// directory and no metadata of the half-made topic are left.
     pub fn create_topic(
         &self,
         name: &str,
@@ -71,38 +73,63 @@ impl Broker {
             .config
             .log_config(&configs)
             .map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-        let meta = self.metadata.create_topic(name, partitions, configs, |meta| {
-            for p in 0..meta.partitions {
-                let tp = TopicPartition::new(meta.name.clone(), p);
-                self.replicas
-                    .create_partition(&tp, log_config.clone())
-                    .map_err(|e| MetadataError::Io(std::io::Error::other(e.to_string())))?;
-            }
-            Ok(())
-        })?;
+        let mut made = Vec::new();
+        let result = self.metadata.create_topic(name, partitions, configs, |meta| {
+            self.create_partition_logs(&meta.name, 0..meta.partitions, &log_config, &mut made)
+        });
+        let meta = result.inspect_err(|e| self.roll_back_partition_logs(name, &made, e))?;
         tracing::info!(topic = %meta.name, id = %meta.id, partitions = meta.partitions, "created topic");
         Ok(meta)
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' logs are made
-    /// before the new count is persisted and visible. The caller checks that `count` grows.
+    /// before the new count is persisted and visible, and removed again if that fails midway.
+    /// The caller checks that `count` grows.
     pub fn add_partitions(&self, name: &str, count: i32) -> Result<TopicMeta, MetadataError> {
-        let meta = self.metadata.alter_topic(
+        let mut made = Vec::new();
+        let result = self.metadata.alter_topic(
             name,
             |old| Ok(TopicMeta { partitions: count, ..old.clone() }),
             |old, new| {
                 let log_config = self.config.log_config(&new.configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-                for p in old.partitions..new.partitions {
-                    let tp = TopicPartition::new(new.name.clone(), p);
-                    self.replicas
-                        .create_partition(&tp, log_config.clone())
-                        .map_err(|e| MetadataError::Io(std::io::Error::other(e.to_string())))?;
-                }
-                Ok(())
+                self.create_partition_logs(&new.name, old.partitions..new.partitions, &log_config, &mut made)
             },
-        )?;
+        );
+        let meta = result.inspect_err(|e| self.roll_back_partition_logs(name, &made, e))?;
         tracing::info!(topic = %meta.name, partitions = meta.partitions, "added partitions");
         Ok(meta)
+    }
+
+    /// Creates the logs of `partitions` of `topic`, recording in `made` each one created.
+    fn create_partition_logs(
+        &self,
+        topic: &str,
+        partitions: std::ops::Range<i32>,
+        log_config: &crate::storage::LogConfig,
+        made: &mut Vec<TopicPartition>,
+    ) -> Result<(), MetadataError> {
+        for p in partitions {
+            let tp = TopicPartition::new(topic.to_string(), p);
+            self.replicas
+                .create_partition(&tp, log_config.clone())
+                .map_err(|e| MetadataError::Io(std::io::Error::other(format!("creating partition {tp}: {e}"))))?;
+            made.push(tp);
+        }
+        Ok(())
+    }
+
+    /// Deletes the logs a failed creation made, newest first. A log that cannot be deleted now is
+    /// left renamed for deletion where possible (finished at the next start) and logged.
+    fn roll_back_partition_logs(&self, topic: &str, made: &[TopicPartition], cause: &MetadataError) {
+        if made.is_empty() {
+            return;
+        }
+        tracing::warn!(topic, partitions = made.len(), error = %cause, "creating partitions failed; removing the ones made");
+        for tp in made.iter().rev() {
+            if let Err(e) = self.replicas.delete_partition(tp) {
+                tracing::error!(partition = %tp, error = %e, "could not remove a partition of a failed creation");
+            }
+        }
     }
 
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs, already
@@ -346,12 +373,21 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
-    let backend = crate::storage::io::select_backend(&config.io_backend).map_err(StartError::IoBackend)?;
-    tracing::info!(backend = backend.name, requested = %config.io_backend, "storage I/O backend");
+    let backend = crate::storage::io::select_backend(&config.io_backend)
+        .map_err(StartError::IoBackend)?
+        .with_open_files_budget(config.log_open_files_max);
+    let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
+    tracing::info!(backend = backend.name, requested = %config.io_backend, open_files_max, "storage I/O backend");
     let io = backend.io.clone();
     let default_log = config.log_config(&BTreeMap::new())?;
     let started = std::time::Instant::now();
-    let logs = LogManager::open(config.log_dirs.clone(), default_log, io)?;
+    let logs = LogManager::open_with_threads(
+        config.log_dirs.clone(),
+        default_log,
+        io,
+        crate::storage::log_manager::now_ms(),
+        config.num_recovery_threads_per_data_dir,
+    )?;
     let replicas = ReplicaManager::new(logs, backend, config.log_flush_on_acks_all);
 
     // Reconcile: every partition of a known topic has a log with the topic's settings.

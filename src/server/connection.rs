@@ -343,7 +343,10 @@ fn sendmsg(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usi
 /// one, reads through `buf` (at most [`FALLBACK_BUFFER_BYTES`]). A file that ends inside the range
 /// is UnexpectedEof; part of the range may have been sent, so the connection must be closed.
 async fn send_file_range(stream: &TcpStream, r: &FileRange, buf: &mut Vec<u8>, sent: &mut Sent) -> io::Result<()> {
-    let Some(file_fd) = r.file.raw_fd() else {
+    // A file under the open-files budget may be closed between calls: hold the open file itself
+    // (its descriptor) until the range is sent.
+    let pinned = r.file.pinned()?;
+    let Some(file_fd) = pinned.as_ref().unwrap_or(&r.file).raw_fd() else {
         let mut done = 0;
         while done < r.len {
             let n = (r.len - done).min(FALLBACK_BUFFER_BYTES);

@@ -330,19 +330,10 @@ impl PartitionLog {
         }
         log.leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         log.rebuild_producer_state()?;
-        if !clean_shutdown && log.open_stats.recovered_segments > 0 {
-            // Recovered bytes were read back, not necessarily fsynced; make them durable so the recovery
-            // point can move to the log end. On a full disk the flush (index pages) may fail: the
-            // recovery point then stays, and the next start recovers the same segments again.
-            if let Err(e) = log.flush(now_ms) {
-                match &e {
-                    StorageError::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
-                        tracing::warn!(partition = %log.tp, "disk full: recovered segments are not flushed yet")
-                    }
-                    _ => return Err(e),
-                }
-            }
-        }
+        // Recovered bytes were read back, not fsynced: the recovery point stays where the
+        // checkpoint put it (at most the log end) and moves at the next flush, as Kafka's loader
+        // does. An fsync of every recovered partition here made a start after kill -9 with 5,000
+        // partitions take 10-30 s; the next unclean start validates the same tail again instead.
         Ok(log)
     }
 
@@ -2018,7 +2009,7 @@ mod tests {
         let log = reopen(dir.path(), small_cfg(), rp, false);
         assert_eq!(log.open_stats().recovered_segments, 1);
         assert_eq!(log.log_end_offset(), 80);
-        assert_eq!(log.recovery_point(), 80, "recovered data is fsynced");
+        assert_eq!(log.recovery_point(), rp, "recovered data is not fsynced at open: the recovery point stays");
     }
 
     #[test]

@@ -64,6 +64,44 @@ pub struct LogManager {
     /// Serializes checkpoint writers (periodic task, retention, DeleteRecords, cleaner, close):
     /// two at once would share the temp file, and the later rename could install stale offsets.
     checkpoint_lock: Mutex<()>,
+    /// `num.recovery.threads.per.data.dir`: threads that load and close partitions.
+    threads_per_dir: usize,
+}
+
+/// Kafka's default of `num.recovery.threads.per.data.dir`.
+pub const DEFAULT_RECOVERY_THREADS_PER_DIR: usize = 2;
+
+/// Runs `f` over `items` on up to `threads` scoped threads, each taking the next item; the results
+/// come back in the items' order. One thread (or one item) runs on the caller's thread.
+fn on_threads<T: Send, R: Send>(threads: usize, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let n = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let mut out: Vec<Option<R>> = (0..n).map(|_| None).collect();
+    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                        let Some((i, item)) = next else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        // A panic in `f` is a broken invariant: carry it to the caller.
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    for (i, r) in done.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    out.into_iter().map(|r| r.expect("every item ran")).collect()
 }
 
 impl LogManager {
@@ -84,6 +122,21 @@ impl LogManager {
         io: Arc<dyn FileIo>,
         now_ms: i64,
     ) -> Result<Self> {
+        Self::open_with_threads(log_dirs, default_config, io, now_ms, DEFAULT_RECOVERY_THREADS_PER_DIR)
+    }
+
+    /// As [`LogManager::open_at`], loading (and after an unclean stop recovering) each dir's
+    /// partitions on `threads_per_dir` threads (`num.recovery.threads.per.data.dir`); the same
+    /// threads flush and close them at [`LogManager::close`]. Partitions are independent, and
+    /// their loads wait mostly on the disk, so a few threads overlap those waits.
+    pub fn open_with_threads(
+        log_dirs: Vec<PathBuf>,
+        default_config: LogConfig,
+        io: Arc<dyn FileIo>,
+        now_ms: i64,
+        threads_per_dir: usize,
+    ) -> Result<Self> {
+        let threads_per_dir = threads_per_dir.max(1);
         let mut logs: HashMap<TopicPartition, Entry> = HashMap::new();
         let mut clean_at_open = Vec::with_capacity(log_dirs.len());
         for dir in &log_dirs {
@@ -103,6 +156,7 @@ impl LogManager {
                 checkpoint::read_offsets(io.as_ref(), &dir.join(CLEANER_OFFSET_CHECKPOINT))?
                     .into_iter()
                     .collect();
+            let mut found: Vec<(TopicPartition, PathBuf)> = Vec::new();
             for e in io.list_dir(dir)? {
                 if !e.is_dir {
                     continue;
@@ -124,22 +178,20 @@ impl LogManager {
                         dir.display()
                     )));
                 }
+                found.push((tp, e.path));
+            }
+            let opened: Vec<Result<(TopicPartition, PartitionLog)>> = on_threads(threads_per_dir, found, |(tp, path)| {
                 let rp = recovery.get(&tp).copied().unwrap_or(0);
                 let start = starts.get(&tp).copied().unwrap_or(0);
-                let log = PartitionLog::open(
-                    io.clone(),
-                    &e.path,
-                    tp.clone(),
-                    default_config.clone(),
-                    rp,
-                    start,
-                    clean,
-                    now_ms,
-                )?;
+                let log = PartitionLog::open(io.clone(), &path, tp.clone(), default_config.clone(), rp, start, clean, now_ms)?;
                 let stats = log.open_stats();
                 if stats.truncated_bytes > 0 {
                     tracing::warn!(partition = %tp, truncated_bytes = stats.truncated_bytes, "recovered partition");
                 }
+                Ok((tp, log))
+            });
+            for r in opened {
+                let (tp, log) = r?;
                 let first_dirty = Arc::new(AtomicI64::new(cleaned.get(&tp).copied().unwrap_or(0)));
                 logs.insert(
                     tp,
@@ -162,6 +214,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             clean_at_open,
             checkpoint_lock: Mutex::new(()),
+            threads_per_dir,
         })
     }
 
@@ -190,19 +243,28 @@ impl LogManager {
         if map.contains_key(tp) {
             return Err(StorageError::AlreadyExists(tp.to_string()));
         }
-        let log_dir = self
-            .log_dirs
-            .iter()
-            .min_by_key(|d| map.values().filter(|e| &e.log_dir == *d).count())
-            .ok_or_else(|| StorageError::Corrupt("no log.dirs configured".into()))?
-            .clone();
-        let log = PartitionLog::create(
-            self.io.clone(),
-            &log_dir.join(tp.dir_name()),
-            tp.clone(),
-            config,
-            now_ms(),
-        )?;
+        // Counting every partition per dir costs a walk of the map; with one dir there is no choice.
+        let log_dir = match self.log_dirs.as_slice() {
+            [only] => only,
+            dirs => dirs
+                .iter()
+                .min_by_key(|d| map.values().filter(|e| &e.log_dir == *d).count())
+                .ok_or_else(|| StorageError::Corrupt("no log.dirs configured".into()))?,
+        }
+        .clone();
+        let dir = log_dir.join(tp.dir_name());
+        let existed = self.io.exists(&dir)?;
+        let log = match PartitionLog::create(self.io.clone(), &dir, tp.clone(), config, now_ms()) {
+            Ok(log) => log,
+            Err(e) => {
+                // A creation that failed midway (EMFILE, ENOSPC) leaves no half-made directory
+                // behind: it would be loaded as a partition no topic owns at the next start.
+                if !existed && let Err(rm) = self.io.remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %rm, "could not remove a partition directory whose creation failed");
+                }
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Mutex::new(log));
         map.insert(
             tp.clone(),
@@ -240,6 +302,9 @@ impl LogManager {
             .remove(tp)
             .ok_or_else(|| StorageError::UnknownPartition(tp.to_string()))?;
         let dir = lock_log(&entry.log)?.dir().to_path_buf();
+        // Its files are closed now where nobody else holds the log (a rollback after EMFILE needs
+        // the descriptors back for the directory fsync below).
+        drop(entry.log);
         let doomed = entry.log_dir.join(format!(
             "{}.{}{}",
             tp.dir_name(),
@@ -400,17 +465,19 @@ impl LogManager {
         Ok(cleaned)
     }
 
-    /// Clean close: every log is sealed, flushed and snapshotted, checkpoints are written, then the
-    /// marker. Nothing may be appended afterwards (the marker would lie).
-    /// Closes every log, then checkpoints. A log that cannot close (a full disk, EIO) does not
+    /// Clean close: every log is sealed, flushed and snapshotted (on `num.recovery.threads.per.data.dir`
+    /// threads per dir), checkpoints are written, then the marker. Nothing may be appended afterwards
+    /// (the marker would lie). Closes every log, then checkpoints. A log that cannot close (a full disk, EIO) does not
     /// stop the others from closing; its recovery point stays where its last good flush left
     /// it, and no dir gets the clean-shutdown marker, so the next start re-validates every
     /// partition from its recovery point instead of trusting files a failed close left behind.
     pub fn close(&self) -> Result<()> {
+        let threads = self.threads_per_dir * self.log_dirs.len();
+        let closed = on_threads(threads, self.snapshot_entries(), |(tp, _, log)| (tp, lock_log(&log).and_then(|mut l| l.close())));
         let mut first_error = None;
         let mut failed = 0usize;
-        for (tp, _, log) in self.snapshot_entries() {
-            if let Err(e) = lock_log(&log).and_then(|mut l| l.close()) {
+        for (tp, r) in closed {
+            if let Err(e) = r {
                 if failed == 0 {
                     tracing::error!(partition = %tp, error = %e, "cannot close the partition's log; the next start recovers it");
                 }
@@ -605,5 +672,92 @@ mod tests {
         assert!(
             LogManager::open(vec![dir.path().to_path_buf()], LogConfig::default(), io()).is_err()
         );
+    }
+
+    /// Opens fail with EMFILE once `opens_left` is used up: the process out of descriptors.
+    #[derive(Debug)]
+    struct RunsOutOfDescriptors {
+        inner: Arc<dyn FileIo>,
+        opens_left: std::sync::atomic::AtomicUsize,
+    }
+    impl FileIo for RunsOutOfDescriptors {
+        fn open(&self, path: &std::path::Path, mode: crate::storage::io::OpenMode) -> std::io::Result<Arc<dyn crate::storage::io::IoFile>> {
+            if self.opens_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            self.inner.open(path, mode)
+        }
+        fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.inner.remove_dir_all(path)
+        }
+        fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+            self.inner.sync_dir(path)
+        }
+        fn list_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<crate::storage::io::DirEntry>> {
+            self.inner.list_dir(path)
+        }
+        fn exists(&self, path: &std::path::Path) -> std::io::Result<bool> {
+            self.inner.exists(path)
+        }
+        fn disk_space(&self, path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+            self.inner.disk_space(path)
+        }
+    }
+
+    #[test]
+    fn a_partition_whose_creation_runs_out_of_descriptors_leaves_no_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tp = TopicPartition::new("emfile", 0);
+        // Every open count a creation makes: the first segment's files, the leader-epoch checkpoint.
+        for opens in 0..6 {
+            let io = Arc::new(RunsOutOfDescriptors { inner: io(), opens_left: std::sync::atomic::AtomicUsize::new(opens) });
+            let m = LogManager::open(vec![dir.path().to_path_buf()], LogConfig::default(), io.clone()).expect("open");
+            match m.create_log(&tp, LogConfig::default()) {
+                Err(e) => {
+                    assert!(e.to_string().contains("Too many open files") || e.to_string().contains("os error 24"), "{e}");
+                    assert!(!dir.path().join(tp.dir_name()).exists(), "after {opens} opens: the half-made directory is gone");
+                    assert!(m.get(&tp).is_none());
+                }
+                Ok(_) => {
+                    // Enough descriptors for a whole partition: it is there, then deleted for the next round.
+                    assert!(dir.path().join(tp.dir_name()).exists());
+                    m.delete_log(&tp).expect("delete");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partitions_load_and_close_on_several_threads_as_on_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![dir.path().to_path_buf()];
+        {
+            let m = LogManager::open_with_threads(dirs.clone(), LogConfig::default(), io(), now_ms(), 4).expect("open");
+            for p in 0..20 {
+                let log = m.create_log(&TopicPartition::new("par", p), LogConfig::default()).expect("create");
+                for _ in 0..=p {
+                    append(&log, simple_batch(2));
+                }
+            }
+            m.close().expect("close on 4 threads");
+        }
+        for threads in [1, 3] {
+            let m = LogManager::open_with_threads(dirs.clone(), LogConfig::default(), io(), now_ms(), threads).expect("open");
+            assert!(m.clean_at_open()[0]);
+            for p in 0..20 {
+                let log = m.get(&TopicPartition::new("par", p)).expect("loaded");
+                assert_eq!(lock_log(&log).expect("lock").log_end_offset(), 2 * (i64::from(p) + 1), "par-{p} on {threads} threads");
+            }
+            m.close().expect("close");
+        }
     }
 }

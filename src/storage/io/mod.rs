@@ -3,7 +3,8 @@
 //! Calls are synchronous and may block on the disk; callers run them on a thread that may block
 //! (spawn_blocking or a dedicated storage thread). Two backends implement it: `uring` (io_uring on
 //! its own thread, batched submissions, group commit) and `std` (portable pread/pwrite);
-//! [`select_backend`] picks one from `io.backend`.
+//! [`select_backend`] picks one from `io.backend`, and [`Backend::with_open_files_budget`] puts
+//! its files under `fjord.log.open.files.max` (`budget`: closed least recently used, reopened on use).
 
 use ::std::io;
 use ::std::os::fd::RawFd;
@@ -12,10 +13,12 @@ use ::std::sync::Arc;
 
 use bytes::Bytes;
 
+pub mod budget;
 pub mod faulty;
 pub mod std;
 pub mod uring;
 
+pub use self::budget::BudgetIo;
 pub use self::faulty::{FaultConfig, FaultyIo};
 pub use self::std::StdIo;
 pub use self::uring::UringIo;
@@ -71,6 +74,14 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     /// callers then read the bytes into memory instead.
     fn raw_fd(&self) -> Option<RawFd> {
         None
+    }
+
+    /// The open file behind this handle, kept open (its descriptor valid) for as long as the
+    /// returned Arc lives: what a caller that uses `raw_fd` across calls (sendfile while the
+    /// socket drains) must hold. `None`: this handle is the open file itself. A handle whose file
+    /// may be closed between calls (the open-files budget) returns it, reopened if need be.
+    fn pinned(&self) -> io::Result<Option<Arc<dyn IoFile>>> {
+        Ok(None)
     }
 
     /// Fills `buf` from `pos`, or returns how many bytes were available if the file ends first.
@@ -173,17 +184,29 @@ pub struct Backend {
     pub name: &'static str,
     /// The io_uring counters when that backend runs.
     pub uring_stats: Option<Arc<uring::UringStats>>,
+    /// The open-files budget over `io`, when one is set.
+    pub budget: Option<BudgetIo>,
+}
+
+impl Backend {
+    /// Puts every file this backend opens under an open-files budget of `max_open` files
+    /// (`fjord.log.open.files.max`; 0 = [`budget::default_open_files_max`]).
+    pub fn with_open_files_budget(self, max_open: usize) -> Backend {
+        let max_open = if max_open == 0 { budget::default_open_files_max() } else { max_open };
+        let b = BudgetIo::new(self.io, max_open);
+        Backend { io: Arc::new(b.clone()), name: self.name, uring_stats: self.uring_stats, budget: Some(b) }
+    }
 }
 
 /// `io.backend`: `uring` must get io_uring (an error otherwise); `std` is the portable backend;
 /// `auto` probes io_uring and, if the kernel refuses it (old kernel, seccomp in a container,
 /// `kernel.io_uring_disabled`), warns once and uses `std`.
 pub fn select_backend(choice: &str) -> io::Result<Backend> {
-    let std_backend = || Backend { io: Arc::new(StdIo), name: "std", uring_stats: None };
+    let std_backend = || Backend { io: Arc::new(StdIo), name: "std", uring_stats: None, budget: None };
     let uring = || -> io::Result<Backend> {
         uring::probe()?;
         let u = UringIo::new()?;
-        Ok(Backend { uring_stats: Some(u.stats()), io: Arc::new(u), name: "uring" })
+        Ok(Backend { uring_stats: Some(u.stats()), io: Arc::new(u), name: "uring", budget: None })
     };
     match choice {
         "std" => Ok(std_backend()),
