@@ -100,7 +100,10 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
     seg.preallocated_end = position;
     // Validated is not durable: mark it so the caller's flush fsyncs it before moving the recovery point.
     seg.dirty = true;
-    if indexed && let Err(e) = seg.offset_index.sync().and_then(|()| seg.time_index.sync()) {
+    // Written, not fsynced: the segment is dirty, so the flush that moves the recovery point past
+    // it fsyncs them; until then the next unclean start rebuilds them again (an fsync of two
+    // index files per recovered partition was most of a start after kill -9 with many partitions).
+    if indexed && let Err(e) = seg.offset_index.write_pending().and_then(|()| seg.time_index.write_pending()) {
         if e.raw_os_error() != Some(libc::ENOSPC) {
             return Err(e);
         }
