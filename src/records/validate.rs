@@ -1,7 +1,8 @@
-//! Append-time checks of a produce request's records (framing, magic, CRC32C, sizes, counts, timestamps) and broker offset assignment; it reads headers only and never decompresses.
+//! Append-time checks of a produce request's records (framing, magic, CRC32C, sizes, counts, timestamps, records matching the header) and broker offset assignment; records are walked (streaming, for compressed batches) but never kept.
 
 use super::RecordsError;
 use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, IterEnd};
+use super::walk::{WalkError, WalkLimits, walk_records};
 
 /// The limits validation applies; built by the caller from the topic's LogConfig.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +17,8 @@ pub struct ValidateConfig {
     pub allow_control_batches: bool,
     /// Wall clock for the timestamp window.
     pub now_ms: i64,
-    /// cleanup.policy includes compact: every record needs a key. The one check that decodes the
-    /// records (decompressing them), as Kafka's does, so it runs only for compacted topics.
+    /// cleanup.policy includes compact: every record needs a key (checked by the same record walk
+    /// every batch gets).
     pub require_keys: bool,
 }
 
@@ -157,13 +158,15 @@ pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches
                 timestamp: h.max_timestamp(),
             });
         }
-        if cfg.require_keys && !h.is_control() {
-            let mut b = bytes::Bytes::copy_from_slice(framed.bytes);
-            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b).map_err(|_| RecordsError::CorruptMessage { position, reason: "records do not decode" })?;
-            let record_indexes: Vec<i32> = set.records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
-            if !record_indexes.is_empty() {
-                return Err(RecordsError::MissingKeys { record_indexes });
-            }
+        // The records must match the header: as many as recordsCount, nothing after them, each
+        // well formed. Compressed batches are streamed (memory bounded by walk::SCRATCH_BYTES).
+        let limits = WalkLimits { record_bytes_max: cfg.max_message_bytes, need_keys: cfg.require_keys && !h.is_control() };
+        let keyless = walk_records(framed.bytes, &limits).map_err(|e| match e {
+            WalkError::Invalid(reason) => RecordsError::InvalidRecord { position, reason },
+            WalkError::RecordTooLarge { size, max } => RecordsError::RecordTooLarge { size, max },
+        })?;
+        if !keyless.is_empty() {
+            return Err(RecordsError::MissingKeys { record_indexes: keyless });
         }
         if h.max_timestamp() > out.max_timestamp {
             out.max_timestamp = h.max_timestamp();
