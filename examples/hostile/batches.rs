@@ -1,4 +1,4 @@
-//! Crafted v2 record batches that lie about their records (counts, offset deltas, lengths, bombs); shared by the `hostile` example and tests/hostile_records.rs, and never used by the broker.
+//! Crafted v2 record batches that lie about their records (counts, offset deltas, lengths, bombs); shared by the `hostile` example, tests/hostile_records.rs and the unit tests of src/records/walk.rs (through #[path]), never by the broker.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -157,9 +157,17 @@ fn zstd_zeros(total_bytes: usize) -> Vec<u8> {
 /// zstd bomb: one keyed record whose value is `value_bytes` zeros (its length varint announces
 /// them), header count 1. Decompresses to `value_bytes` and a few more.
 pub fn zstd_bomb_one_record(value_bytes: usize) -> Vec<u8> {
+    let mut payload = zstd::encode_all(&record_head(0, value_bytes)[..], 1).expect("in memory");
+    payload.extend(zstd_zeros(value_bytes));
+    payload.extend(zstd::encode_all(&[0u8][..], 1).expect("in memory")); // headers count 0
+    assemble(Codec::Zstd, 1, 0, &payload)
+}
+
+/// The start of a keyed record (key "k") whose value of `value_bytes` follows separately.
+fn record_head(offset_delta: i32, value_bytes: usize) -> Vec<u8> {
     let mut head = vec![0u8];
     put_varint(&mut head, 0); // timestamp delta
-    put_varint(&mut head, 0); // offset delta
+    put_varint(&mut head, offset_delta as i64);
     put_varint(&mut head, 1);
     head.push(b'k');
     put_varint(&mut head, value_bytes as i64);
@@ -167,10 +175,21 @@ pub fn zstd_bomb_one_record(value_bytes: usize) -> Vec<u8> {
     let mut raw = Vec::new();
     put_varint(&mut raw, body_len as i64);
     raw.extend(head);
-    let mut payload = zstd::encode_all(&raw[..], 1).expect("in memory");
-    payload.extend(zstd_zeros(value_bytes));
-    payload.extend(zstd::encode_all(&[0u8][..], 1).expect("in memory")); // headers count 0
-    assemble(Codec::Zstd, 1, 0, &payload)
+    raw
+}
+
+/// zstd bomb that is a legal batch: `count` keyed records of `value_mib` MiB of zeros each,
+/// consistent header and offset deltas. Built from one compressed MiB of zeros repeated, so
+/// 1 GiB of records costs tens of KiB and a few milliseconds to build.
+pub fn zstd_bomb_big_records(count: i32, value_mib: usize) -> Vec<u8> {
+    let zeros = zstd_zeros(value_mib << 20);
+    let mut payload = Vec::new();
+    for i in 0..count {
+        payload.extend(zstd::encode_all(&record_head(i, value_mib << 20)[..], 1).expect("in memory"));
+        payload.extend_from_slice(&zeros);
+        payload.extend(zstd::encode_all(&[0u8][..], 1).expect("in memory")); // headers count 0
+    }
+    assemble(Codec::Zstd, count, count - 1, &payload)
 }
 
 /// zstd bomb: one small record and then `zero_bytes` of zeros, header count 1. A zero byte read

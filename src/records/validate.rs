@@ -268,6 +268,37 @@ mod tests {
     }
 
     #[test]
+    fn records_that_do_not_match_the_header_are_invalid_records_on_compacted_and_other_topics() {
+        let compacted = ValidateConfig { require_keys: true, ..cfg() };
+        // One record under a header claiming 2^31-1 (issue 14 D2/D3): refused, nothing reserved.
+        let mut lying = simple_batch(1);
+        for (at, v) in [(batch::RECORDS_COUNT_OFFSET, i32::MAX), (batch::LAST_OFFSET_DELTA_OFFSET, i32::MAX - 1)] {
+            lying[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&lying[batch::ATTRIBUTES_OFFSET..]);
+        lying[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        for c in [cfg(), compacted] {
+            assert!(matches!(validate(&lying, &c), Err(RecordsError::InvalidRecord { position: 0, .. })));
+        }
+        // The same as the second batch of a request: its position is reported.
+        let mut two = simple_batch(2);
+        let at = two.len();
+        two.extend(&lying);
+        assert!(matches!(validate(&two, &cfg()), Err(RecordsError::InvalidRecord { position, .. }) if position == at));
+    }
+
+    #[test]
+    fn a_decompressed_record_above_max_message_bytes_is_too_large() {
+        let b = batch_with(1, None, Compression::None, None);
+        let small = ValidateConfig { max_message_bytes: b.len(), ..cfg() };
+        validate(&b, &small).expect("uncompressed records are bounded by the batch");
+        let big = keyed_batch(&[(Some("k"), Some(&"x".repeat(4000)))], 5, Compression::Zstd, None);
+        let small = ValidateConfig { max_message_bytes: 1000, ..cfg() };
+        assert!(big.len() < 1000);
+        assert!(matches!(validate(&big, &small), Err(RecordsError::RecordTooLarge { max: 1000, .. })));
+    }
+
+    #[test]
     fn valid_batches_are_summarised() {
         let mut bytes = batch_with(3, Some(&[5, 50, 7]), Compression::None, Some((4, 1, 10)));
         bytes.extend(batch_with(

@@ -340,3 +340,215 @@ impl Read for SnappyReader<'_> {
         Ok(n)
     }
 }
+
+/// Batches crafted to lie, shared with the `hostile` example and the wire tests.
+#[cfg(test)]
+#[path = "../../examples/hostile/batches.rs"]
+mod crafted;
+
+#[cfg(test)]
+mod tests {
+    use super::crafted::{self, ALL_CODECS, Codec};
+    use super::*;
+    use proptest::prelude::*;
+
+    const GIB: usize = 1 << 30;
+
+    fn limits() -> WalkLimits {
+        WalkLimits { record_bytes_max: 1_048_588, need_keys: false }
+    }
+    fn compacted() -> WalkLimits {
+        WalkLimits { need_keys: true, ..limits() }
+    }
+    fn refused(batch: &[u8], l: &WalkLimits) -> &'static str {
+        match walk_records(batch, l) {
+            Err(WalkError::Invalid(reason)) => reason,
+            other => panic!("expected INVALID_RECORD, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_batches_of_every_codec_walk_clean() {
+        for codec in ALL_CODECS {
+            for n in [1, 2, 7, 500] {
+                let b = crafted::valid(codec, n);
+                assert_eq!(walk_records(&b, &limits()), Ok(vec![]), "{codec:?} x{n}");
+                assert_eq!(walk_records(&b, &compacted()), Ok(vec![]), "{codec:?} x{n} keyed");
+            }
+        }
+    }
+
+    #[test]
+    fn keyless_records_are_named_by_index_on_every_codec() {
+        let raw: Vec<u8> = [Some(&b"a"[..]), None, Some(b"c"), None].iter().enumerate().flat_map(|(i, k)| crafted::record(i as i32, *k, b"v")).collect();
+        for codec in ALL_CODECS {
+            let b = crafted::assemble(codec, 4, 3, &crafted::compress(codec, &raw));
+            assert_eq!(walk_records(&b, &compacted()), Ok(vec![1, 3]), "{codec:?}");
+            assert_eq!(walk_records(&b, &limits()), Ok(vec![]), "{codec:?}: keys not needed");
+        }
+    }
+
+    #[test]
+    fn a_count_above_the_records_present_is_refused_on_every_codec() {
+        for codec in ALL_CODECS {
+            for count in [2, 3, 1_000_000, i32::MAX] {
+                let b = crafted::lying_count(codec, count);
+                assert!(refused(&b, &limits()).contains("fewer records"), "{codec:?} count {count}");
+                assert!(refused(&b, &compacted()).contains("fewer records"), "{codec:?} count {count} compacted");
+            }
+        }
+    }
+
+    #[test]
+    fn a_count_below_the_records_present_is_refused_on_every_codec() {
+        for codec in ALL_CODECS {
+            for (present, count) in [(2, 1), (10, 9), (10, 1)] {
+                let b = crafted::count_too_small(codec, present, count);
+                assert!(refused(&b, &limits()).contains("remain"), "{codec:?} {present} as {count}");
+            }
+        }
+    }
+
+    #[test]
+    fn offset_deltas_are_free_when_uncompressed_and_must_count_up_when_compressed() {
+        for deltas in [[0, 0, 2], [0, 2, 1], [1, 2, 3], [0, 1, 5]] {
+            assert_eq!(walk_records(&crafted::offset_deltas(Codec::None, deltas), &limits()), Ok(vec![]), "Kafka keeps them: {deltas:?}");
+            for codec in &ALL_CODECS[1..] {
+                let b = crafted::offset_deltas(*codec, deltas);
+                assert!(refused(&b, &limits()).contains("offset deltas"), "{codec:?} {deltas:?}");
+            }
+        }
+        for codec in ALL_CODECS {
+            assert_eq!(walk_records(&crafted::offset_deltas(codec, [0, 1, 2]), &limits()), Ok(vec![]), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn record_lengths_that_run_past_the_end_or_are_not_positive_are_refused() {
+        for codec in ALL_CODECS {
+            assert!(refused(&crafted::length_past_end(codec, 32), &limits()).contains("past the end"), "{codec:?}");
+            assert!(refused(&crafted::length_past_end(codec, 0), &limits()).contains("not positive"), "{codec:?}");
+            assert!(refused(&crafted::length_past_end(codec, -5), &limits()).contains("not positive"), "{codec:?}");
+            // A cut varint is the end of the records in the middle of a record's length.
+            refused(&crafted::truncated_varint(codec), &limits());
+        }
+    }
+
+    #[test]
+    fn fields_that_disagree_with_the_record_length_are_refused() {
+        // Key length 10 inside a record whose length leaves room for 1.
+        let mut r = crafted::record(0, Some(b"k"), b"v");
+        r[4] = 20; // zigzag 10
+        let b = crafted::assemble(Codec::None, 1, 0, &r);
+        assert!(refused(&b, &limits()).contains("past its length"));
+        // A record length one byte longer than its fields, with a spare byte after them.
+        let mut r = crafted::record(0, Some(b"k"), b"v");
+        r[0] += 2;
+        r.push(0);
+        let b = crafted::assemble(Codec::None, 1, 0, &r);
+        refused(&b, &limits());
+        // A 6-byte varint.
+        let b = crafted::assemble(Codec::None, 1, 0, &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(refused(&b, &limits()).contains("too long"));
+    }
+
+    #[test]
+    fn compressed_streams_that_do_not_decode_are_refused() {
+        for codec in &ALL_CODECS[1..] {
+            refused(&crafted::garbage_payload(*codec), &limits());
+            refused(&crafted::truncated_stream(*codec, 50), &limits());
+            refused(&crafted::assemble(*codec, 1, 0, &[]), &limits());
+        }
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_more_than_snappy_can_expand_is_refused_before_sizing_a_buffer() {
+        // Raw block header: varint 0xFFFFFFFF (4 GiB) and one literal byte.
+        let b = crafted::assemble(Codec::Snappy, 1, 0, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'x']);
+        refused(&b, &limits());
+        let mut framed = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+        framed.extend(7u32.to_be_bytes());
+        framed.extend([0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'x']);
+        refused(&crafted::assemble(Codec::Snappy, 1, 0, &framed), &limits());
+    }
+
+    #[test]
+    fn a_gib_record_in_a_small_zstd_batch_is_refused_at_its_length() {
+        let b = crafted::zstd_bomb_one_record(GIB);
+        assert!(b.len() < 128 << 10, "the bomb is {} bytes", b.len());
+        for l in [limits(), compacted()] {
+            assert!(matches!(walk_records(&b, &l), Err(WalkError::RecordTooLarge { size, max: 1_048_588 }) if size > GIB));
+        }
+    }
+
+    #[test]
+    fn a_gib_of_records_past_the_count_is_refused_after_the_counted_ones() {
+        let b = crafted::zstd_bomb_trailing(GIB);
+        assert!(refused(&b, &compacted()).contains("remain"));
+    }
+
+    #[test]
+    fn a_gib_of_legal_records_is_walked_through_a_small_buffer() {
+        // 256 records of 4 MiB zeros: legal under a 8 MiB record bound. The walk skips every value
+        // through SCRATCH_BYTES; nothing here holds a record, so this is the memory bound in
+        // action (tests/hostile_records.rs measures the broker's resident memory around it).
+        let b = crafted::zstd_bomb_big_records(256, 4);
+        assert!(b.len() < 1 << 20, "the bomb is {} bytes", b.len());
+        let l = WalkLimits { record_bytes_max: 8 << 20, need_keys: true };
+        assert_eq!(walk_records(&b, &l), Ok(vec![]));
+        // The same batch under the default bound: refused at the first record's length.
+        assert!(matches!(walk_records(&b, &limits()), Err(WalkError::RecordTooLarge { .. })));
+    }
+
+    #[test]
+    fn the_missing_key_list_is_capped() {
+        let n = MISSING_KEY_INDEXES_MAX as i32 + 50;
+        let raw: Vec<u8> = (0..n).flat_map(|i| crafted::record(i, None, b"")).collect();
+        let b = crafted::assemble(Codec::Zstd, n, n - 1, &crafted::compress(Codec::Zstd, &raw));
+        let keyless = walk_records(&b, &compacted()).expect("walks");
+        assert_eq!(keyless.len(), MISSING_KEY_INDEXES_MAX);
+        assert_eq!(keyless[..3], [0, 1, 2]);
+    }
+
+    #[test]
+    fn kafka_protocol_decoding_survives_a_lying_count_without_a_huge_reservation() {
+        // Defense in depth (vendor/kafka-protocol/PATCHES.md): the cleaner, ListOffsets and the
+        // internal topics still decode whole batches from disk with kafka-protocol.
+        for codec in ALL_CODECS {
+            let mut b = bytes::Bytes::from(crafted::lying_count(codec, i32::MAX));
+            assert!(kafka_protocol::records::RecordBatchDecoder::decode(&mut b).is_err(), "{codec:?}");
+        }
+        let mut b = bytes::Bytes::from(crafted::assemble(Codec::Snappy, 1, 0, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'x']));
+        assert!(kafka_protocol::records::RecordBatchDecoder::decode(&mut b).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_records_never_panic(codec in 0usize..5, count in any::<i32>(), payload in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let b = crafted::assemble(ALL_CODECS[codec], count.max(1), count.max(1) - 1, &payload);
+            let _ = walk_records(&b, &limits());
+            let _ = walk_records(&b, &compacted());
+        }
+
+        #[test]
+        fn mutated_record_bytes_never_panic_and_valid_ones_walk(codec in 0usize..5, n in 1i32..20, flip in any::<usize>(), bit in 0u8..8) {
+            let codec = ALL_CODECS[codec];
+            let raw = crafted::records(n);
+            let b = crafted::assemble(codec, n, n - 1, &crafted::compress(codec, &raw));
+            prop_assert_eq!(walk_records(&b, &limits()), Ok(vec![]));
+            let mut raw = raw;
+            let i = flip % raw.len();
+            raw[i] ^= 1 << bit;
+            let b = crafted::assemble(codec, n, n - 1, &crafted::compress(codec, &raw));
+            let _ = walk_records(&b, &compacted());
+        }
+
+        #[test]
+        fn any_count_other_than_the_records_present_is_refused(codec in 0usize..5, n in 1i32..30, claimed in 1i32..i32::MAX) {
+            prop_assume!(claimed != n);
+            let codec = ALL_CODECS[codec];
+            let b = crafted::assemble(codec, claimed, claimed - 1, &crafted::compress(codec, &crafted::records(n)));
+            prop_assert!(matches!(walk_records(&b, &limits()), Err(WalkError::Invalid(_))));
+        }
+    }
+}
