@@ -158,24 +158,27 @@ fn peak_rss_bytes() -> usize {
 async fn zstd_bombs_are_refused_or_walked_without_growing_memory() {
     // Records up to 8 MiB on the compacted topic, so a legal 1 GiB batch of 4 MiB records exists.
     let (b, mut c) = broker_with_topics(&[("max.message.bytes", "8388608")]).await;
+    // Built before measuring: compressing takes the client some memory too.
+    let (one_record, trailing) = (crafted::zstd_bomb_one_record(GIB), crafted::zstd_bomb_trailing(GIB));
+    // 256 legal records of 4 MiB: 1 GiB decompressed.
+    let bomb = crafted::zstd_bomb_big_records(256, 4);
+    assert!(bomb.len() < 1 << 20);
     let rss_before = peak_rss_bytes();
     // One 1 GiB record in 50 KB: refused at its length (Kafka 4.0 accepts it; see records/walk.rs).
     for topic in [NORMAL, COMPACT] {
-        refused(&mut c, topic, crafted::zstd_bomb_one_record(GIB), E::MessageTooLarge.code(), "1 GiB record").await;
+        refused(&mut c, topic, one_record.clone(), E::MessageTooLarge.code(), "1 GiB record").await;
         // One counted record, then 1 GiB of zeros: refused after the counted one, as Kafka does.
-        refused(&mut c, topic, crafted::zstd_bomb_trailing(GIB), E::InvalidRecord.code(), "1 GiB after the count").await;
+        refused(&mut c, topic, trailing.clone(), E::InvalidRecord.code(), "1 GiB after the count").await;
     }
-    // 256 legal records of 4 MiB: 1 GiB decompressed, walked (keys checked) and accepted.
-    let bomb = crafted::zstd_bomb_big_records(256, 4);
-    assert!(bomb.len() < 1 << 20);
+    // The legal one is walked (keys checked) and accepted.
     let p = produce(&mut c, COMPACT, bomb).await;
     assert_eq!((p.error_code, p.base_offset), (0, 3), "{:?}", p.error_message);
     assert_eq!(high_watermark(&mut c, COMPACT).await, 3 + 256);
     let grown = peak_rss_bytes().saturating_sub(rss_before);
     // The walk holds a 16 KiB buffer and the decoder's window; decoding the batch whole (as before)
-    // held over 1 GiB. Other tests of this binary run alongside, hence the generous margin.
-    assert!(grown < 256 << 20, "peak resident memory grew by {} MiB walking 1 GiB of records", grown >> 20);
-    eprintln!("peak resident memory grew by {} KiB across three 1 GiB zstd bombs", grown >> 10);
+    // held over 1 GiB (measured here: under 1 MiB). Other tests of this binary run alongside, hence the margin.
+    assert!(grown < 64 << 20, "peak resident memory grew by {} MiB walking 1 GiB of records", grown >> 20);
+    eprintln!("peak resident memory grew by {} KiB across five 1 GiB zstd bombs", grown >> 10);
     still_serving(&b, COMPACT).await;
     still_serving(&b, NORMAL).await;
     b.stop().await;
