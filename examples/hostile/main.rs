@@ -1,6 +1,10 @@
 //! Sends crafted record batches (lying counts, bad offset deltas, bombs) to a running broker over the Kafka wire and prints what each got; for scripts/chaos.sh and for comparing with Kafka. Never part of the broker.
 //!
 //! cargo run --release --example hostile -- --bootstrap 127.0.0.1:9092 [--case NAME]... [--list]
+//! A case name also selects its variants (`--case lying-count-compact` runs the uncompressed, gzip
+//! and zstd ones); no --case runs them all. Creates the topics it uses (hostile-normal,
+//! hostile-compact; one partition each). Kafka 4.0's answers are in tests/hostile_records.rs and
+//! src/records/walk.rs.
 //! One line per case: `case=<name> topic=<topic> error=<code> hw_before=<n> hw_after=<n> message=<...>`.
 //! Exit status: 0 when the broker still answers after the cases, 1 when it does not (crashed),
 //! 2 on bad arguments.
@@ -54,6 +58,7 @@ fn cases() -> Vec<Case> {
         ("zstd-bomb-compact", true, || batches::zstd_bomb_one_record(GIB)),
         ("zstd-bomb", false, || batches::zstd_bomb_one_record(GIB)),
         ("zstd-bomb-trailing-compact", true, || batches::zstd_bomb_trailing(GIB)),
+        ("zstd-bomb-big-records-compact", true, || batches::zstd_bomb_big_records(256, 4)),
         ("zstd-bomb-records-compact", true, || batches::zstd_bomb_many_records(1 << 15, 32 << 10)),
         ("garbage-gzip", false, || batches::garbage_payload(Codec::Gzip)),
         ("garbage-snappy", false, || batches::garbage_payload(Codec::Snappy)),
@@ -185,8 +190,11 @@ fn main() {
         }
     }
     let all = cases();
-    let chosen: Vec<&Case> = if wanted.is_empty() { all.iter().collect() } else { all.iter().filter(|c| wanted.iter().any(|w| w == c.0)).collect() };
-    if chosen.len() < wanted.len() {
+    // A name selects its case and its variants: `lying-count-compact` runs -compact, -compact-gzip
+    // and -compact-zstd.
+    let selects = |w: &String, name: &str| name == w || name.strip_prefix(w.as_str()).is_some_and(|rest| rest.starts_with('-'));
+    let chosen: Vec<&Case> = if wanted.is_empty() { all.iter().collect() } else { all.iter().filter(|c| wanted.iter().any(|w| selects(w, c.0))).collect() };
+    if wanted.iter().any(|w| !all.iter().any(|c| selects(w, c.0))) {
         eprintln!("unknown case among {wanted:?}; --list names them");
         std::process::exit(2);
     }
