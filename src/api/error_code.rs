@@ -14,6 +14,7 @@ pub fn records(e: &RecordsError) -> i16 {
     match e {
         RecordsError::CorruptMessage { .. } => E::CorruptMessage.code(),
         RecordsError::MessageTooLarge { .. } => E::MessageTooLarge.code(),
+        RecordsError::RecordTooLarge { .. } => E::MessageTooLarge.code(),
         // Produce v3+ carries only magic 2; Kafka answers older magic with INVALID_RECORD.
         RecordsError::UnsupportedMessageFormat { .. } => E::InvalidRecord.code(),
         RecordsError::InvalidRecord { .. } => E::InvalidRecord.code(),

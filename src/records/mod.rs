@@ -4,6 +4,7 @@ pub mod batch;
 pub mod control;
 pub mod internal;
 pub mod validate;
+pub mod walk;
 
 /// Why a produce request's records were refused. The api layer maps each variant to a Kafka error code;
 /// the mapping Kafka 4 uses is written on each variant so that layer does not have to guess.
@@ -18,6 +19,10 @@ pub enum RecordsError {
     /// A batch larger than `max.message.bytes`. Kafka: MESSAGE_TOO_LARGE (10).
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
+    /// A decompressed record longer than `max.message.bytes`. Kafka has no such check at produce time
+    /// (it accepts the record); Fjord refuses it (see walk::WalkLimits). MESSAGE_TOO_LARGE (10).
+    #[error("a record of {size} bytes (decompressed) exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: usize },
     /// A batch with magic 0 or 1 (or an unknown magic). Kafka 4 refuses these in Produce v3+ with
     /// INVALID_RECORD (87); older brokers said UNSUPPORTED_FOR_MESSAGE_FORMAT (43). Kept distinct so the
     /// api layer can pick per request version.

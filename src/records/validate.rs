@@ -1,7 +1,8 @@
-//! Append-time checks of a produce request's records (framing, magic, CRC32C, sizes, counts, timestamps) and broker offset assignment; it reads headers only and never decompresses.
+//! Append-time checks of a produce request's records (framing, magic, CRC32C, sizes, counts, timestamps, records matching the header) and broker offset assignment; records are walked (streaming, for compressed batches) but never kept.
 
 use super::RecordsError;
 use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, IterEnd};
+use super::walk::{WalkError, WalkLimits, walk_records};
 
 /// The limits validation applies; built by the caller from the topic's LogConfig.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +17,8 @@ pub struct ValidateConfig {
     pub allow_control_batches: bool,
     /// Wall clock for the timestamp window.
     pub now_ms: i64,
-    /// cleanup.policy includes compact: every record needs a key. The one check that decodes the
-    /// records (decompressing them), as Kafka's does, so it runs only for compacted topics.
+    /// cleanup.policy includes compact: every record needs a key (checked by the same record walk
+    /// every batch gets).
     pub require_keys: bool,
 }
 
@@ -157,13 +158,15 @@ pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches
                 timestamp: h.max_timestamp(),
             });
         }
-        if cfg.require_keys && !h.is_control() {
-            let mut b = bytes::Bytes::copy_from_slice(framed.bytes);
-            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b).map_err(|_| RecordsError::CorruptMessage { position, reason: "records do not decode" })?;
-            let record_indexes: Vec<i32> = set.records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
-            if !record_indexes.is_empty() {
-                return Err(RecordsError::MissingKeys { record_indexes });
-            }
+        // The records must match the header: as many as recordsCount, nothing after them, each
+        // well formed. Compressed batches are streamed (memory bounded by walk::SCRATCH_BYTES).
+        let limits = WalkLimits { record_bytes_max: cfg.max_message_bytes, need_keys: cfg.require_keys && !h.is_control() };
+        let keyless = walk_records(framed.bytes, &limits).map_err(|e| match e {
+            WalkError::Invalid(reason) => RecordsError::InvalidRecord { position, reason },
+            WalkError::RecordTooLarge { size, max } => RecordsError::RecordTooLarge { size, max },
+        })?;
+        if !keyless.is_empty() {
+            return Err(RecordsError::MissingKeys { record_indexes: keyless });
         }
         if h.max_timestamp() > out.max_timestamp {
             out.max_timestamp = h.max_timestamp();
@@ -262,6 +265,37 @@ mod tests {
         assert_eq!(validate(&batch, &compacted), Err(RecordsError::MissingKeys { record_indexes: vec![1, 3] }));
         let keyed = keyed_batch(&[(Some("a"), Some("1")), (Some("c"), None)], 5, Compression::Lz4, None);
         assert!(validate(&keyed, &compacted).is_ok(), "a tombstone has a key");
+    }
+
+    #[test]
+    fn records_that_do_not_match_the_header_are_invalid_records_on_compacted_and_other_topics() {
+        let compacted = ValidateConfig { require_keys: true, ..cfg() };
+        // One record under a header claiming 2^31-1 (issue 14 D2/D3): refused, nothing reserved.
+        let mut lying = simple_batch(1);
+        for (at, v) in [(batch::RECORDS_COUNT_OFFSET, i32::MAX), (batch::LAST_OFFSET_DELTA_OFFSET, i32::MAX - 1)] {
+            lying[at..at + 4].copy_from_slice(&v.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&lying[batch::ATTRIBUTES_OFFSET..]);
+        lying[batch::CRC_OFFSET..batch::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        for c in [cfg(), compacted] {
+            assert!(matches!(validate(&lying, &c), Err(RecordsError::InvalidRecord { position: 0, .. })));
+        }
+        // The same as the second batch of a request: its position is reported.
+        let mut two = simple_batch(2);
+        let at = two.len();
+        two.extend(&lying);
+        assert!(matches!(validate(&two, &cfg()), Err(RecordsError::InvalidRecord { position, .. }) if position == at));
+    }
+
+    #[test]
+    fn a_decompressed_record_above_max_message_bytes_is_too_large() {
+        let b = batch_with(1, None, Compression::None, None);
+        let small = ValidateConfig { max_message_bytes: b.len(), ..cfg() };
+        validate(&b, &small).expect("uncompressed records are bounded by the batch");
+        let big = keyed_batch(&[(Some("k"), Some(&"x".repeat(4000)))], 5, Compression::Zstd, None);
+        let small = ValidateConfig { max_message_bytes: 1000, ..cfg() };
+        assert!(big.len() < 1000);
+        assert!(matches!(validate(&big, &small), Err(RecordsError::RecordTooLarge { max: 1000, .. })));
     }
 
     #[test]

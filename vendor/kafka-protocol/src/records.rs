@@ -186,6 +186,10 @@ pub struct Record {
 
 const MAGIC_BYTE_OFFSET: usize = 16;
 
+/// Fjord: the smallest v2 record on the wire: length, attributes, timestamp delta, offset delta,
+/// key length, value length and header count, one byte each.
+const SMALLEST_RECORD_BYTES: usize = 7;
+
 impl RecordBatchEncoder {
     /// Encode records into given buffer, using provided encoding options that select the encoding
     /// strategy based on version.
@@ -514,7 +518,13 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Fjord: the count comes from the batch header (the wire or a disk file) and is not
+        // trusted to size the reservation: a 70-byte batch claiming 2^31-1 records asked for
+        // hundreds of gigabytes and aborted the process. Reserve no more than the remaining bytes
+        // can hold (a record takes at least SMALLEST_RECORD_BYTES); the loop still stops with an
+        // error when the records run out.
+        let fits = bytes::Buf::remaining(buf) / SMALLEST_RECORD_BYTES;
+        records.reserve((batch_decode_info.record_count.max(0) as usize).min(fits));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }

@@ -55,6 +55,18 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
     }
 }
 
+/// Fjord: snappy's densest element (a 3-byte copy of 64 bytes) expands 64/3 < 22 times.
+const MAX_EXPANSION: usize = 22;
+
+/// Fjord: a block header's uncompressed length is checked before the output is sized (and
+/// zero-filled): a few bytes claiming 4 GiB otherwise allocated 4 GiB.
+fn check_claimed_len(claimed: usize, compressed: usize) -> Result<()> {
+    if claimed > compressed.saturating_mul(MAX_EXPANSION) {
+        anyhow::bail!("snappy block of {compressed} bytes claims {claimed} uncompressed bytes");
+    }
+    Ok(())
+}
+
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<B: ByteBuf> Decompressor<B> for Snappy {
@@ -81,6 +93,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_claimed_len(actual_len, compressed.len())?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +117,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_claimed_len(uncompressed_block_length, compressed_block.len())?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),
