@@ -175,6 +175,10 @@ pub struct PartitionLog {
     /// Bumped by every truncation, so a sync taken before one cannot move the recovery point
     /// over data written after it (see [`PartitionLog::sync_target`]).
     truncations: u64,
+    /// The newest producer snapshot describes the state at the log end (or the log is empty
+    /// from its start): a clean close then writes none. Closing thousands of untouched
+    /// partitions wrote and fsynced a snapshot for each.
+    snapshot_at_end: bool,
 }
 
 /// What a durable-mode sync needs, taken under the partition lock and used without it: the
@@ -315,6 +319,7 @@ impl PartitionLog {
             durable_synced: None,
             open_stats: stats,
             truncations: 0,
+            snapshot_at_end: false,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
@@ -330,6 +335,7 @@ impl PartitionLog {
         }
         log.leader_epoch = log.epochs.latest_epoch().unwrap_or(0);
         log.rebuild_producer_state()?;
+        log.snapshot_at_end = log.open_stats.producer_snapshot_offset == Some(log.log_end_offset) || log.log_end_offset == log.log_start_offset;
         // Recovered bytes were read back, not fsynced: the recovery point stays where the
         // checkpoint put it (at most the log end) and moves at the next flush, as Kafka's loader
         // does. An fsync of every recovered partition here made a start after kill -9 with 5,000
@@ -591,6 +597,7 @@ impl PartitionLog {
         // The batches are in the log whole from here on: nothing below may fail the append
         // (its offsets are taken, and an error would have the producer resend them).
         self.log_end_offset = last_offset + 1;
+        self.snapshot_at_end = false;
 
         let (mut first, mut position) = (base_offset, 0usize);
         let mut completed = Vec::new();
@@ -700,6 +707,7 @@ impl PartitionLog {
         }
         let snapshot = self.producers.write_snapshot_unsynced(self.io.as_ref(), &self.dir, leo)?;
         self.unsynced_snapshots.push(snapshot);
+        self.snapshot_at_end = true;
         let sealed = self.active();
         if already_durable {
             sealed.release_preallocation();
@@ -856,6 +864,7 @@ impl PartitionLog {
             return Ok(());
         }
         self.truncations += 1;
+        self.snapshot_at_end = false;
         self.durable_synced = None;
         // Segments starting at or after `offset` hold nothing that survives.
         let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
@@ -1147,8 +1156,10 @@ impl PartitionLog {
             seg.flush()?;
         }
         self.sync_what_rolls_left()?;
-        self.producers
-            .write_snapshot(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+        if !self.snapshot_at_end {
+            self.producers.write_snapshot(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+            self.snapshot_at_end = true;
+        }
         self.recovery_point = self.log_end_offset;
         Ok(())
     }
@@ -1980,12 +1991,34 @@ mod tests {
         assert!(log.unsynced_snapshots.is_empty(), "flush synced the roll's snapshot");
         assert_eq!(log.recovery_point(), log.log_end_offset());
         // Nothing appended since the flush: the sealed segment's data is durable and the recovery
-        // point is past it, so the roll syncs its indexes at once (two fsyncs), nothing else.
+        // point is past it, so the roll syncs its final index entry at once: one fsync of the
+        // time index, which got it; the offset index is unchanged since the flush, so no fsync.
         let before = faulty.syncs();
         log.roll(NOW).expect("roll");
-        assert_eq!(faulty.syncs(), before + 2);
+        assert_eq!(faulty.syncs(), before + 1);
         let job = log.take_roll_flush().expect("a roll happened");
         assert!(job.segments.is_empty(), "the sealed segment was already durable");
+    }
+
+    #[test]
+    fn closing_a_log_nothing_was_appended_to_since_it_opened_syncs_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, mut log) = counted_log(dir.path(), small_cfg());
+        roll_until(&mut log, 3);
+        log.close().expect("close");
+        drop(log);
+        let fio: Arc<dyn FileIo> = Arc::new(faulty.clone());
+        let mut log = PartitionLog::open(fio, &dir.path().join("t-0"), tp(), small_cfg(), 0, 0, true, NOW).expect("reopen");
+        let (syncs, written) = (faulty.syncs(), faulty.written_bytes());
+        log.close().expect("close again");
+        assert_eq!((faulty.syncs(), faulty.written_bytes()), (syncs, written), "no fsync, no snapshot, no index write");
+        // One append later, the close syncs and snapshots again.
+        append(&mut log, simple_batch(2));
+        log.close().expect("close after an append");
+        assert!(faulty.syncs() > syncs && faulty.written_bytes() > written);
+        drop(log);
+        let log = reopen(dir.path(), small_cfg(), 0, false);
+        assert_eq!(log.producer_state().len(), 0, "snapshots stay readable");
     }
 
     #[test]

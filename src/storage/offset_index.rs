@@ -26,6 +26,9 @@ pub(crate) struct EntryFile {
     data: Option<Vec<u8>>,
     /// Bytes already in the file.
     written: usize,
+    /// The file changed (written or cut) since its last fsync: `sync` costs nothing otherwise,
+    /// so closing thousands of partitions does not fsync thousands of unchanged index files.
+    unsynced: bool,
 }
 
 impl EntryFile {
@@ -49,6 +52,7 @@ impl EntryFile {
             entry_size,
             data: None,
             written: whole,
+            unsynced: whole != len,
         };
         if resident {
             f.make_resident()?;
@@ -124,6 +128,7 @@ impl EntryFile {
             d.truncate(keep);
         }
         if self.written > keep {
+            self.unsynced = true;
             self.file.set_len(keep as u64)?;
             self.written = keep;
         }
@@ -136,6 +141,7 @@ impl EntryFile {
         if let Some(d) = &self.data
             && self.written < d.len()
         {
+            self.unsynced = true;
             if let Err(e) = self.file.write_all_at(&d[self.written..], self.written as u64) {
                 let _ = self.file.set_len(self.written as u64);
                 return Err(e);
@@ -146,7 +152,11 @@ impl EntryFile {
     }
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.write_pending()?;
-        self.file.sync_data()
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
     /// The file, for an fsync by someone who does not hold the index (a roll's flush).
     pub(crate) fn file(&self) -> &Arc<dyn IoFile> {
