@@ -9,6 +9,7 @@
 //! the decompressor's own state, whatever the decompressed total is.
 
 use std::io::{BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 
 use super::batch::{BatchHeader, CompressionCodec, HEADER_SIZE};
 
@@ -56,26 +57,48 @@ pub enum WalkError {
 /// count >= 1, known codec). Returns the indexes of records without a key when `need_keys`
 /// (at most [`MISSING_KEY_INDEXES_MAX`] of them), else an empty list.
 pub fn walk_records(batch: &[u8], limits: &WalkLimits) -> Result<Vec<i32>, WalkError> {
+    walk(batch, limits, None).map(|(keyless, _)| keyless)
+}
+
+/// Where a record sits in its batch, as a walk meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordAt {
+    pub index: i32,
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+}
+
+/// Walks the records of a stored batch (checked when it was appended) with the same bounded memory,
+/// calling `visit` for each until it breaks. Returns the bytes of records walked (decompressed).
+/// For readers of the log that need a record's place, not its key or value (ListOffsets by
+/// timestamp), and to learn what decoding a batch whole would cost before doing it (the cleaner).
+pub fn visit_records(batch: &[u8], visit: &mut dyn FnMut(RecordAt) -> ControlFlow<()>) -> Result<usize, WalkError> {
+    let limits = WalkLimits { record_bytes_max: usize::MAX, need_keys: false };
+    walk(batch, &limits, Some(visit)).map(|(_, bytes)| bytes)
+}
+
+/// The walk behind both entry points: (keyless record indexes, record bytes walked).
+fn walk(batch: &[u8], limits: &WalkLimits, visit: Option<&mut dyn FnMut(RecordAt) -> ControlFlow<()>>) -> Result<(Vec<i32>, usize), WalkError> {
     let header = BatchHeader::parse(batch).ok_or(WalkError::Invalid("batch shorter than header"))?;
     let count = header.records_count();
     let payload = batch.get(HEADER_SIZE..header.total_size().min(batch.len())).unwrap_or(&[]);
     match header.compression() {
-        CompressionCodec::None => Walk::new(payload, limits, count, false).run(),
+        CompressionCodec::None => Walk::new(payload, limits, count, false, visit).run(),
         CompressionCodec::Gzip => {
             let d = flate2::bufread::MultiGzDecoder::new(payload);
-            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true).run()
+            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true, visit).run()
         }
         CompressionCodec::Snappy => {
             let d = SnappyReader::new(payload);
-            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true).run()
+            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true, visit).run()
         }
         CompressionCodec::Lz4 => {
             let d = Lz4FrameReader::new(payload);
-            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true).run()
+            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true, visit).run()
         }
         CompressionCodec::Zstd => with_zstd_context(|context| {
             let d = zstd::stream::read::Decoder::with_context(payload, context);
-            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true).run()
+            Walk::new(BufReader::with_capacity(SCRATCH_BYTES, d), limits, count, true, visit).run()
         }),
         CompressionCodec::Unknown(_) => Err(WalkError::Invalid("unknown compression codec")),
     }
@@ -100,10 +123,11 @@ fn with_zstd_context<T>(f: impl FnOnce(&mut zstd::zstd_safe::DCtx<'static>) -> T
     out
 }
 
-/// Inside a walk: the stream ended, or the decompressor failed.
+/// Inside a walk: the stream ended, the decompressor failed, or the visitor has what it wanted.
 enum Stop {
     End,
     Refused(WalkError),
+    Visited,
 }
 
 impl From<WalkError> for Stop {
@@ -112,8 +136,10 @@ impl From<WalkError> for Stop {
     }
 }
 
-struct Walk<'l, R> {
+struct Walk<'l, 'v, R> {
     input: R,
+    /// Called with each record's place; breaking ends the walk early.
+    visit: Option<&'v mut dyn FnMut(RecordAt) -> ControlFlow<()>>,
     /// Bytes taken from `input` so far: record ends are positions in this count.
     consumed: usize,
     limits: &'l WalkLimits,
@@ -121,12 +147,12 @@ struct Walk<'l, R> {
     compressed: bool,
 }
 
-impl<'l, R: BufRead> Walk<'l, R> {
-    fn new(input: R, limits: &'l WalkLimits, count: i32, compressed: bool) -> Self {
-        Self { input, consumed: 0, limits, count, compressed }
+impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
+    fn new(input: R, limits: &'l WalkLimits, count: i32, compressed: bool, visit: Option<&'v mut dyn FnMut(RecordAt) -> ControlFlow<()>>) -> Self {
+        Self { input, visit, consumed: 0, limits, count, compressed }
     }
 
-    fn run(mut self) -> Result<Vec<i32>, WalkError> {
+    fn run(mut self) -> Result<(Vec<i32>, usize), WalkError> {
         let mut keyless = Vec::new();
         for index in 0..self.count {
             match self.record(index) {
@@ -138,12 +164,13 @@ impl<'l, R: BufRead> Walk<'l, R> {
                 }
                 Err(Stop::End) => return Err(WalkError::Invalid("fewer records than recordsCount (premature end of the records)")),
                 Err(Stop::Refused(e)) => return Err(e),
+                Err(Stop::Visited) => return Ok((keyless, self.consumed)),
             }
         }
+        let consumed = self.consumed;
         match self.peek_end() {
-            Ok(true) => Ok(keyless),
+            Ok(true) | Err(Stop::End) | Err(Stop::Visited) => Ok((keyless, consumed)),
             Ok(false) => Err(WalkError::Invalid("bytes remain after recordsCount records")),
-            Err(Stop::End) => Ok(keyless),
             Err(Stop::Refused(e)) => Err(e),
         }
     }
@@ -169,8 +196,13 @@ impl<'l, R: BufRead> Walk<'l, R> {
         let mut has_key = true;
         inside((|| {
             self.skip(1, end)?; // attributes
-            self.field(10, end)?; // timestamp delta
+            let timestamp_delta = self.field(10, end)?;
             let offset_delta = self.field(5, end)?;
+            if let Some(visit) = self.visit.as_mut()
+                && visit(RecordAt { index, offset_delta, timestamp_delta }).is_break()
+            {
+                return Err(Stop::Visited);
+            }
             // Kafka keeps an uncompressed batch's records as sent whatever their offset deltas
             // (only the base offset is set), so any is accepted there. A compressed batch whose
             // deltas are not 0, 1, 2, ... Kafka would rebuild with new offsets (4.0 fails doing it:

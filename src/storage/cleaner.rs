@@ -177,6 +177,31 @@ fn for_each_batch(seg: &SourceSegment, io_buffer_bytes: usize, mut f: impl FnMut
     Ok(())
 }
 
+/// Largest decompressed size of one batch the cleaner decodes. A compressed batch can hold far
+/// more than it takes on disk (each record within `max.message.bytes`, a gibibyte in all from a
+/// few kilobytes of zstd); one past this bound is measured with a streaming walk and kept whole,
+/// its keys left out of the key map. That only keeps records longer than compaction would (a
+/// record goes only when the map holds a later offset for its key), never drops one too early.
+/// Kafka has no property for this: its cleaner streams compressed batches record by record.
+pub const CLEANER_BATCH_DECODED_BYTES_MAX: usize = 64 << 20;
+
+/// Whether the cleaner may decode `raw` whole: uncompressed batches (their size is their
+/// records'), and compressed ones whose records walk to at most [`CLEANER_BATCH_DECODED_BYTES_MAX`].
+fn decodable(raw: &[u8], h: &BatchHeader<'_>) -> bool {
+    if h.compression() == CompressionCodec::None {
+        return true;
+    }
+    match crate::records::walk::visit_records(raw, &mut |_| ControlFlow::Continue(())) {
+        Ok(bytes) if bytes <= CLEANER_BATCH_DECODED_BYTES_MAX => true,
+        Ok(bytes) => {
+            tracing::warn!(base_offset = h.base_offset(), decompressed_bytes = bytes, "a compressed batch too large to decode in the cleaner is kept whole");
+            false
+        }
+        // A batch that does not walk cannot be decoded either: the decode reports it.
+        Err(_) => true,
+    }
+}
+
 fn decode(bytes: &[u8]) -> Result<kafka_protocol::records::RecordSet> {
     let mut b = Bytes::copy_from_slice(bytes);
     RecordBatchDecoder::decode(&mut b).map_err(|e| StorageError::Corrupt(format!("cleaner cannot decode a batch: {e}")))
@@ -204,7 +229,7 @@ fn build_key_map(plan: &CleanPlan, cfg: &CleanerConfig, map: &mut KeyMap, stats:
         let mut over = false;
         for_each_batch(seg, cfg.io_buffer_bytes, |raw| {
             let Some(h) = BatchHeader::parse(raw) else { return Ok(ControlFlow::Continue(())) };
-            if h.is_control() || plan.is_aborted(&h) {
+            if h.is_control() || plan.is_aborted(&h) || !decodable(raw, &h) {
                 return Ok(ControlFlow::Continue(()));
             }
             for r in decode(raw)?.records {
@@ -262,7 +287,7 @@ fn group_segments(segments: &[SourceSegment], segment_bytes: u64) -> Vec<Vec<&So
 /// when nothing was removed).
 fn filter_batch(raw: &[u8], map: &KeyMap, drop_tombstones: bool, stats: &mut CleanStats) -> Result<Option<Vec<u8>>> {
     let Some(h) = BatchHeader::parse(raw) else { return Ok(None) };
-    if h.is_control() {
+    if h.is_control() || !decodable(raw, &h) {
         return Ok(Some(raw.to_vec()));
     }
     let set = decode(raw)?;
@@ -486,6 +511,32 @@ mod tests {
         for (k, o) in latest {
             assert_eq!(view.get(&k), Some(&original[&o].1), "latest value of {k}");
         }
+    }
+
+    #[test]
+    fn a_compressed_batch_too_large_to_decode_is_kept_whole_and_drops_nothing_early() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), cfg());
+        append(&mut log, keyed_batch(&[(Some("k0"), Some("a")), (Some("k1"), Some("a"))], 5, Compression::None, None));
+        // 70 records of 1,000,000 bytes: a few kilobytes of zstd, past the decode bound once
+        // decompressed; its first record supersedes k0 at offset 0.
+        let value = "x".repeat(1_000_000);
+        let keys: Vec<String> = (0..70).map(|i| if i == 0 { "k0".to_string() } else { format!("big{i}") }).collect();
+        let big: Vec<(Option<&str>, Option<&str>)> = keys.iter().map(|k| (Some(k.as_str()), Some(value.as_str()))).collect();
+        let bytes = keyed_batch(&big, 5, Compression::Zstd, None);
+        assert!(bytes.len() < 100_000);
+        append(&mut log, bytes);
+        append(&mut log, keyed_batch(&[(Some("k1"), Some("b"))], 5, Compression::None, None));
+        while log.segment_count() < 5 {
+            append(&mut log, keyed_batch(&[(Some("filler"), Some("f"))], 5, Compression::None, None));
+        }
+        run(&mut log, 0, NOW).expect("a pass ran");
+        let got = records(&log);
+        let at = |o: i64| got.iter().find(|r| r.0 == o).map(|r| (r.1.clone(), r.2.as_ref().map(String::len)));
+        assert_eq!(at(0), Some((Some("k0".into()), Some(1))), "k0 stays: the batch superseding it was not decoded, so not in the key map");
+        assert_eq!(at(1), None, "k1 goes: a later decodable batch supersedes it");
+        assert_eq!((2..72).filter(|o| at(*o).is_some()).count(), 70, "the large batch is kept whole");
+        assert_eq!(at(72), Some((Some("k1".into()), Some(1))));
     }
 
     #[test]

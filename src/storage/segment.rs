@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use bytes::Bytes;
 
 use super::file_name;
 use super::io::{FileIo, IoFile, OpenMode};
@@ -821,17 +820,24 @@ pub(crate) fn first_record_at_or_after(
         return (h.max_timestamp() >= target)
             .then(|| (h.base_offset().max(min_offset), h.max_timestamp()));
     }
-    let mut buf = Bytes::copy_from_slice(bytes);
-    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set
-            .records
-            .iter()
-            .find(|r| r.timestamp >= target && r.offset >= min_offset)
-            .map(|r| (r.offset, r.timestamp)),
+    // The records are walked through a small buffer, never decoded whole: a stored compressed
+    // batch may decompress to far more than it takes on disk.
+    let (base_offset, base_timestamp) = (h.base_offset(), h.base_timestamp());
+    let mut found = None;
+    let walked = crate::records::walk::visit_records(bytes, &mut |r| {
+        let (offset, timestamp) = (base_offset + r.offset_delta, base_timestamp + r.timestamp_delta);
+        if timestamp >= target && offset >= min_offset {
+            found = Some((offset, timestamp));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match walked {
+        Ok(_) => found,
         Err(e) => {
-            // A batch we cannot decode (codec not built in) still bounds the answer: fall back to
-            // the batch, which is what Kafka did before KIP-734.
-            tracing::warn!(error = %e, "cannot decode batch for timestamp lookup; answering with its base offset");
+            // A batch that cannot be walked still bounds the answer: fall back to the batch,
+            // which is what Kafka did before KIP-734.
+            tracing::warn!(error = ?e, "cannot read a batch's records for a timestamp lookup; answering with its base offset");
             Some((h.base_offset().max(min_offset), h.max_timestamp()))
         }
     }
