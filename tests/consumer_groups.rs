@@ -5,19 +5,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::groups::*;
 use common::*;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
-fn gid(v: &str) -> GroupId {
-    GroupId(s(v))
-}
 
 /// Short sessions and heartbeats so expiry is quick (but longer than creating __consumer_offsets).
 const FAST: &[&str] = &[
@@ -33,39 +26,9 @@ async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
     assert_eq!(resp.topics[0].error_code, 0);
 }
 
-fn join_req(group: &str, member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(gid(group))
-        .with_member_id(s(member))
-        .with_member_epoch(0)
-        .with_rebalance_timeout_ms(30_000)
-        .with_subscribed_topic_names(Some(topics.iter().map(|t| TopicName(s(t))).collect()))
-        .with_topic_partitions(Some(vec![]))
-}
 
-fn beat_req(group: &str, member: &str, epoch: i32, owned: Option<Vec<Owned>>) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(gid(group))
-        .with_member_id(s(member))
-        .with_member_epoch(epoch)
-        .with_rebalance_timeout_ms(-1)
-        .with_topic_partitions(owned)
-}
 
-/// The assignment of a response as (topic id, partitions) pairs, for reporting it back as owned.
-fn owned(resp: &ConsumerGroupHeartbeatResponse) -> Vec<Owned> {
-    resp.assignment
-        .as_ref()
-        .expect("an assignment")
-        .topic_partitions
-        .iter()
-        .map(|tp| Owned::default().with_topic_id(tp.topic_id).with_partitions(tp.partitions.clone()))
-        .collect()
-}
 
-fn partitions(o: &[Owned]) -> BTreeSet<i32> {
-    o.iter().flat_map(|t| t.partitions.iter().copied()).collect()
-}
 
 #[tokio::test]
 async fn two_members_share_partitions_and_a_partition_moves_only_after_revocation() {
@@ -73,28 +36,28 @@ async fn two_members_share_partitions_and_a_partition_moves_only_after_revocatio
     let mut c = b.client().await;
     create_topic(&mut c, "t", 4).await;
 
-    let a = c.send(&join_req("g", "a", &["t"]), 1).await;
+    let a = c.send(&consumer_join_req("g", "a", &["t"]), 1).await;
     assert_eq!((a.error_code, a.member_epoch, a.member_id.as_deref()), (0, 1, Some("a")));
     assert_eq!(a.heartbeat_interval_ms, 50);
     let a_owned = owned(&a);
     assert_eq!(partitions(&a_owned), BTreeSet::from([0, 1, 2, 3]));
 
     // b joins at epoch 2 and waits: a still owns everything.
-    let bj = c.send(&join_req("g", "b", &["t"]), 1).await;
+    let bj = c.send(&consumer_join_req("g", "b", &["t"]), 1).await;
     assert_eq!((bj.error_code, bj.member_epoch), (0, 2));
     assert!(partitions(&owned(&bj)).is_empty());
 
     // a is asked to revoke two partitions and stays at epoch 1 until it reports them gone.
-    let a2 = c.send(&beat_req("g", "a", 1, Some(a_owned.clone())), 1).await;
+    let a2 = c.send(&consumer_beat_req("g", "a", 1, Some(a_owned.clone())), 1).await;
     assert_eq!((a2.error_code, a2.member_epoch), (0, 1));
     let a_kept = owned(&a2);
     assert_eq!(partitions(&a_kept).len(), 2);
-    let b2 = c.send(&beat_req("g", "b", 2, Some(vec![])), 1).await;
+    let b2 = c.send(&consumer_beat_req("g", "b", 2, Some(vec![])), 1).await;
     assert!(b2.assignment.is_none(), "nothing freed yet");
 
-    let a3 = c.send(&beat_req("g", "a", 1, Some(a_kept.clone())), 1).await;
+    let a3 = c.send(&consumer_beat_req("g", "a", 1, Some(a_kept.clone())), 1).await;
     assert_eq!((a3.error_code, a3.member_epoch), (0, 2));
-    let b3 = c.send(&beat_req("g", "b", 2, Some(vec![])), 1).await;
+    let b3 = c.send(&consumer_beat_req("g", "b", 2, Some(vec![])), 1).await;
     let b_owned = owned(&b3);
     assert_eq!(partitions(&b_owned).len(), 2);
     assert!(partitions(&b_owned).is_disjoint(&partitions(&a_kept)));
@@ -120,9 +83,9 @@ async fn two_members_share_partitions_and_a_partition_moves_only_after_revocatio
     assert_eq!(c.send(&join, 9).await.error_code, E::InconsistentGroupProtocol.code());
 
     // a leaves: b gets everything at the next epoch; the group cannot be deleted while b is in.
-    let left = c.send(&beat_req("g", "a", -1, None), 1).await;
+    let left = c.send(&consumer_beat_req("g", "a", -1, None), 1).await;
     assert_eq!((left.error_code, left.member_epoch), (0, -1));
-    let b4 = c.send(&beat_req("g", "b", 2, Some(b_owned)), 1).await;
+    let b4 = c.send(&consumer_beat_req("g", "b", 2, Some(b_owned)), 1).await;
     assert_eq!(b4.member_epoch, 3);
     assert_eq!(partitions(&owned(&b4)), BTreeSet::from([0, 1, 2, 3]));
     let del = c.send(&DeleteGroupsRequest::default().with_groups_names(vec![gid("g")]), 2).await;
@@ -135,16 +98,16 @@ async fn fenced_epochs_unknown_members_and_invalid_requests_are_refused() {
     let b = TestBroker::start(FAST).await;
     let mut c = b.client().await;
     create_topic(&mut c, "t", 1).await;
-    let a = c.send(&join_req("g", "a", &["t"]), 1).await;
+    let a = c.send(&consumer_join_req("g", "a", &["t"]), 1).await;
     assert_eq!(a.member_epoch, 1);
-    assert_eq!(c.send(&beat_req("g", "a", 7, None), 1).await.error_code, E::FencedMemberEpoch.code());
-    assert_eq!(c.send(&beat_req("g", "zz", 1, None), 1).await.error_code, E::UnknownMemberId.code());
-    assert_eq!(c.send(&join_req("g", "", &["t"]), 1).await.error_code, E::InvalidRequest.code(), "v1 needs a member id");
-    assert_eq!(c.send(&join_req("g", "a", &["t"]).with_rebalance_timeout_ms(-1), 1).await.error_code, E::InvalidRequest.code());
-    assert_eq!(c.send(&join_req("g", "c", &["t"]).with_server_assignor(Some(s("sticky"))), 1).await.error_code, E::UnsupportedAssignor.code());
-    assert_eq!(c.send(&join_req("g", "c", &[]).with_subscribed_topic_regex(Some(s("("))), 1).await.error_code, E::InvalidRegularExpression.code());
+    assert_eq!(c.send(&consumer_beat_req("g", "a", 7, None), 1).await.error_code, E::FencedMemberEpoch.code());
+    assert_eq!(c.send(&consumer_beat_req("g", "zz", 1, None), 1).await.error_code, E::UnknownMemberId.code());
+    assert_eq!(c.send(&consumer_join_req("g", "", &["t"]), 1).await.error_code, E::InvalidRequest.code(), "v1 needs a member id");
+    assert_eq!(c.send(&consumer_join_req("g", "a", &["t"]).with_rebalance_timeout_ms(-1), 1).await.error_code, E::InvalidRequest.code());
+    assert_eq!(c.send(&consumer_join_req("g", "c", &["t"]).with_server_assignor(Some(s("sticky"))), 1).await.error_code, E::UnsupportedAssignor.code());
+    assert_eq!(c.send(&consumer_join_req("g", "c", &[]).with_subscribed_topic_regex(Some(s("("))), 1).await.error_code, E::InvalidRegularExpression.code());
     // v0 may leave the member id to the broker.
-    let v0 = c.send(&join_req("g2", "", &["t"]), 0).await;
+    let v0 = c.send(&consumer_join_req("g2", "", &["t"]), 0).await;
     assert_eq!(v0.error_code, 0);
     assert!(!v0.member_id.unwrap_or_default().is_empty());
     // A classic group with members is not a consumer group.
@@ -157,7 +120,7 @@ async fn fenced_epochs_unknown_members_and_invalid_requests_are_refused() {
         .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range"))]);
     let first = c.send(&join, 3).await;
     assert_eq!(first.error_code, 0);
-    assert_eq!(c.send(&join_req("classic", "m", &["t"]), 1).await.error_code, E::GroupIdNotFound.code());
+    assert_eq!(c.send(&consumer_join_req("classic", "m", &["t"]), 1).await.error_code, E::GroupIdNotFound.code());
     let d = c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("classic"), gid("nope")]), 1).await;
     assert_eq!(d.groups[0].error_code, E::GroupIdNotFound.code());
     assert!(d.groups[0].error_message.as_deref().unwrap_or("").contains("is not a consumer group"));
@@ -170,7 +133,7 @@ async fn offset_commits_carry_the_member_epoch() {
     let b = TestBroker::start(FAST).await;
     let mut c = b.client().await;
     create_topic(&mut c, "t", 1).await;
-    let a = c.send(&join_req("g", "a", &["t"]), 1).await;
+    let a = c.send(&consumer_join_req("g", "a", &["t"]), 1).await;
     let commit = |member: &str, epoch: i32| {
         OffsetCommitRequest::default().with_group_id(gid("g")).with_member_id(s(member)).with_generation_id_or_member_epoch(epoch).with_topics(vec![
             offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
@@ -204,9 +167,9 @@ async fn a_silent_member_is_removed_after_its_session_timeout() {
     let b = TestBroker::start(FAST).await;
     let mut c = b.client().await;
     create_topic(&mut c, "t", 2).await;
-    let a = c.send(&join_req("g", "a", &["t"]), 1).await;
+    let a = c.send(&consumer_join_req("g", "a", &["t"]), 1).await;
     assert_eq!(partitions(&owned(&a)).len(), 2);
-    let bj = c.send(&join_req("g", "b", &["t"]), 1).await;
+    let bj = c.send(&consumer_join_req("g", "b", &["t"]), 1).await;
     assert_eq!(bj.member_epoch, 2);
     // b keeps heartbeating; a falls silent and its partitions come to b after the session.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -215,7 +178,7 @@ async fn a_silent_member_is_removed_after_its_session_timeout() {
     while got.len() < 2 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let owned_now: Vec<Owned> = vec![];
-        let r = c.send(&beat_req("g", "b", epoch, Some(owned_now)), 1).await;
+        let r = c.send(&consumer_beat_req("g", "b", epoch, Some(owned_now)), 1).await;
         assert_eq!(r.error_code, 0);
         epoch = r.member_epoch;
         if r.assignment.is_some() {
@@ -223,7 +186,7 @@ async fn a_silent_member_is_removed_after_its_session_timeout() {
         }
     }
     assert_eq!(got, BTreeSet::from([0, 1]));
-    assert_eq!(c.send(&beat_req("g", "a", 1, None), 1).await.error_code, E::UnknownMemberId.code());
+    assert_eq!(c.send(&consumer_beat_req("g", "a", 1, None), 1).await.error_code, E::UnknownMemberId.code());
     b.stop().await;
 }
 
@@ -281,7 +244,7 @@ async fn the_group_heartbeat_interval_follows_the_group_config() {
     create_topic(&mut c, "t", 1).await;
     let r = c.send(&alter_group_config("g", "consumer.heartbeat.interval.ms", "7000"), 1).await;
     assert_eq!(r.responses[0].error_code, 0);
-    assert_eq!(c.send(&join_req("g", "a", &["t"]), 1).await.heartbeat_interval_ms, 7000);
-    assert_eq!(c.send(&join_req("other", "a", &["t"]), 1).await.heartbeat_interval_ms, 5000);
+    assert_eq!(c.send(&consumer_join_req("g", "a", &["t"]), 1).await.heartbeat_interval_ms, 7000);
+    assert_eq!(c.send(&consumer_join_req("other", "a", &["t"]), 1).await.heartbeat_interval_ms, 5000);
     b.stop().await;
 }

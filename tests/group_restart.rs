@@ -5,23 +5,14 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::groups::*;
 use common::*;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as Owned;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
-fn gid(v: &str) -> GroupId {
-    GroupId(s(v))
-}
 
 async fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
     let t = create_topics_request::CreatableTopic::default().with_name(TopicName(s(topic))).with_num_partitions(partitions).with_replication_factor(1);
@@ -45,30 +36,7 @@ async fn commit(c: &mut Client, group: &str, member: &str, generation: i32, part
 
 const CLASSIC: &[&str] = &["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=100"];
 
-fn join_req(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(gid(group))
-        .with_session_timeout_ms(session_ms)
-        .with_rebalance_timeout_ms(5000)
-        .with_member_id(s(member))
-        .with_protocol_type(s("consumer"))
-        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(Bytes::from_static(b"sub"))])
-}
 
-fn sync_req(group: &str, generation: i32, member: &str, assignments: Vec<(&str, &[u8])>) -> SyncGroupRequest {
-    SyncGroupRequest::default()
-        .with_group_id(gid(group))
-        .with_generation_id(generation)
-        .with_member_id(s(member))
-        .with_protocol_type(Some(s("consumer")))
-        .with_protocol_name(Some(s("range")))
-        .with_assignments(
-            assignments
-                .into_iter()
-                .map(|(m, a)| sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(m)).with_assignment(Bytes::copy_from_slice(a)))
-                .collect(),
-        )
-}
 
 async fn heartbeat(c: &mut Client, group: &str, generation: i32, member: &str) -> i16 {
     c.send(&HeartbeatRequest::default().with_group_id(gid(group)).with_generation_id(generation).with_member_id(s(member)), 4).await.error_code
@@ -185,33 +153,9 @@ const CONSUMER: &[&str] = &[
     "group.consumer.heartbeat.interval.ms=50",
 ];
 
-fn cjoin(group: &str, member: &str) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(gid(group))
-        .with_member_id(s(member))
-        .with_member_epoch(0)
-        .with_rebalance_timeout_ms(30_000)
-        .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
-        .with_topic_partitions(Some(vec![]))
-}
 
-fn cbeat(group: &str, member: &str, epoch: i32, owned: Option<Vec<Owned>>) -> ConsumerGroupHeartbeatRequest {
-    ConsumerGroupHeartbeatRequest::default()
-        .with_group_id(gid(group))
-        .with_member_id(s(member))
-        .with_member_epoch(epoch)
-        .with_rebalance_timeout_ms(-1)
-        .with_topic_partitions(owned)
-}
 
-fn owned(resp: &ConsumerGroupHeartbeatResponse) -> Vec<Owned> {
-    let a = resp.assignment.as_ref().expect("an assignment");
-    a.topic_partitions.iter().map(|tp| Owned::default().with_topic_id(tp.topic_id).with_partitions(tp.partitions.clone())).collect()
-}
 
-fn partitions(o: &[Owned]) -> BTreeSet<i32> {
-    o.iter().flat_map(|t| t.partitions.iter().copied()).collect()
-}
 
 #[tokio::test]
 async fn a_consumer_group_resumes_after_a_restart_with_its_epochs_and_assignments() {
@@ -219,18 +163,18 @@ async fn a_consumer_group_resumes_after_a_restart_with_its_epochs_and_assignment
     let mut c = b.client().await;
     create_topic(&mut c, "t", 4).await;
     // a gets all four at epoch 1; b joins (epoch 2); a gives two up; b gets them: Stable at 2.
-    let a1 = c.send(&cjoin("g", "a"), 1).await;
+    let a1 = c.send(&consumer_join_req("g", "a", &["t"]), 1).await;
     let a_all = owned(&a1);
-    let b1 = c.send(&cjoin("g", "b"), 1).await;
+    let b1 = c.send(&consumer_join_req("g", "b", &["t"]), 1).await;
     assert_eq!(b1.member_epoch, 2);
-    let a2 = c.send(&cbeat("g", "a", 1, Some(a_all)), 1).await;
+    let a2 = c.send(&consumer_beat_req("g", "a", 1, Some(a_all)), 1).await;
     let a_kept = owned(&a2);
     assert_eq!(partitions(&a_kept).len(), 2);
-    assert_eq!(c.send(&cbeat("g", "a", 1, Some(a_kept.clone())), 1).await.member_epoch, 2);
-    let b2 = c.send(&cbeat("g", "b", 2, Some(vec![])), 1).await;
+    assert_eq!(c.send(&consumer_beat_req("g", "a", 1, Some(a_kept.clone())), 1).await.member_epoch, 2);
+    let b2 = c.send(&consumer_beat_req("g", "b", 2, Some(vec![])), 1).await;
     let b_got = owned(&b2);
     assert_eq!(partitions(&b_got).len(), 2);
-    assert_eq!(c.send(&cbeat("g", "b", 2, Some(b_got.clone())), 1).await.error_code, 0);
+    assert_eq!(c.send(&consumer_beat_req("g", "b", 2, Some(b_got.clone())), 1).await.error_code, 0);
     b.restart().await;
 
     let mut c = b.client().await;
@@ -243,7 +187,7 @@ async fn a_consumer_group_resumes_after_a_restart_with_its_epochs_and_assignment
     }
     // Both carry on at epoch 2 with what they own: no error, no new epoch, nothing to change.
     for (m, own, p) in [("a", &a_kept, 0), ("b", &b_got, 1)] {
-        let r = c.send(&cbeat("g", m, 2, Some(own.clone())), 1).await;
+        let r = c.send(&consumer_beat_req("g", m, 2, Some(own.clone())), 1).await;
         assert_eq!((r.error_code, r.member_epoch), (0, 2), "heartbeat of {m}");
         assert!(r.assignment.is_none(), "no change for {m}");
         assert_eq!(commit(&mut c, "g", m, 2, p, 11, 9).await, 0, "commit of {m}");
@@ -256,7 +200,7 @@ async fn a_consumer_group_resumes_after_a_restart_with_its_epochs_and_assignment
     while got.len() < 4 && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let own: Vec<Owned> = vec![];
-        let r = c.send(&cbeat("g", "a", epoch, if epoch == 2 { None } else { Some(own) }), 1).await;
+        let r = c.send(&consumer_beat_req("g", "a", epoch, if epoch == 2 { None } else { Some(own) }), 1).await;
         assert_eq!(r.error_code, 0);
         epoch = r.member_epoch;
         if r.assignment.is_some() {
@@ -265,16 +209,16 @@ async fn a_consumer_group_resumes_after_a_restart_with_its_epochs_and_assignment
     }
     assert_eq!((got.len(), epoch), (4, 3), "after {:?}", start.elapsed());
     assert!(start.elapsed() >= Duration::from_millis(2_000), "not before the session ends: {:?}", start.elapsed());
-    assert_eq!(c.send(&cbeat("g", "b", 2, None), 1).await.error_code, E::UnknownMemberId.code());
+    assert_eq!(c.send(&consumer_beat_req("g", "b", 2, None), 1).await.error_code, E::UnknownMemberId.code());
 
     // The expiry was written too: after another restart b is still gone and a has all four.
     b.restart().await;
     let mut c = b.client().await;
-    let r = c.send(&cbeat("g", "a", 3, None), 1).await;
+    let r = c.send(&consumer_beat_req("g", "a", 3, None), 1).await;
     assert_eq!((r.error_code, r.member_epoch), (0, 3));
-    assert_eq!(c.send(&cbeat("g", "b", 2, None), 1).await.error_code, E::UnknownMemberId.code());
+    assert_eq!(c.send(&consumer_beat_req("g", "b", 2, None), 1).await.error_code, E::UnknownMemberId.code());
     // a leaves; the group is deleted; after a restart it does not come back.
-    assert_eq!(c.send(&cbeat("g", "a", -1, None), 1).await.error_code, 0);
+    assert_eq!(c.send(&consumer_beat_req("g", "a", -1, None), 1).await.error_code, 0);
     let del = c.send(&DeleteGroupsRequest::default().with_groups_names(vec![gid("g")]), 2).await;
     assert_eq!(del.results[0].error_code, 0);
     b.restart().await;

@@ -3,34 +3,16 @@
 
 mod common;
 
-use bytes::Bytes;
+use common::groups::*;
 use common::*;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
-fn gid(v: &str) -> GroupId {
-    GroupId(s(v))
-}
 
 /// Fast groups: no initial delay, session timeouts down to 100 ms.
 const FAST: &[&str] = &["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=100", "num.partitions=2"];
 
-fn join_req(group: &str, member: &str, session_ms: i32) -> JoinGroupRequest {
-    JoinGroupRequest::default()
-        .with_group_id(gid(group))
-        .with_session_timeout_ms(session_ms)
-        .with_rebalance_timeout_ms(5000)
-        .with_member_id(s(member))
-        .with_group_instance_id(None)
-        .with_protocol_type(s("consumer"))
-        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(Bytes::from_static(b"sub"))])
-        .with_reason(None)
-}
 
 /// Joins at v9: MEMBER_ID_REQUIRED first, then the join proper (which may park).
 async fn join(c: &mut Client, group: &str, session_ms: i32) -> JoinGroupResponse {
@@ -40,21 +22,6 @@ async fn join(c: &mut Client, group: &str, session_ms: i32) -> JoinGroupResponse
     c.send(&join_req(group, &first.member_id, session_ms), 9).await
 }
 
-fn sync_req(group: &str, generation: i32, member: &str, assignments: Vec<(&str, &[u8])>) -> SyncGroupRequest {
-    SyncGroupRequest::default()
-        .with_group_id(gid(group))
-        .with_generation_id(generation)
-        .with_member_id(s(member))
-        .with_group_instance_id(None)
-        .with_protocol_type(Some(s("consumer")))
-        .with_protocol_name(Some(s("range")))
-        .with_assignments(
-            assignments
-                .into_iter()
-                .map(|(m, a)| sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(m)).with_assignment(Bytes::copy_from_slice(a)))
-                .collect(),
-        )
-}
 
 fn heartbeat_req(group: &str, generation: i32, member: &str) -> HeartbeatRequest {
     HeartbeatRequest::default().with_group_id(gid(group)).with_generation_id(generation).with_member_id(s(member)).with_group_instance_id(None)

@@ -2,6 +2,8 @@
 //! speaks typed requests (kafka-protocol) or raw bytes. The broker is stopped by the test.
 #![allow(dead_code)]
 
+pub mod groups;
+
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
