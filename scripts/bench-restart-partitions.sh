@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${1:-$ROOT/target/release/fjord}"
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/../shared/kafka-4.0.0}"
-[ -d "$KAFKA_HOME" ] || KAFKA_HOME=/work/shared/kafka-4.0.0
+[ -d "$KAFKA_HOME" ] || { echo "Kafka tools not found at $KAFKA_HOME (set KAFKA_HOME)" >&2; exit 2; }
 PARTS="${BENCH_PARTITIONS:-5000}"
 MB="${BENCH_MB:-12}"
 WORK="$(mktemp -d)"
