@@ -218,7 +218,7 @@ impl Broker {
     /// there: deleting a topic is how an operator frees space through the admin API.
     pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
         let meta = match self.metadata.delete_topic(name) {
-            Err(MetadataError::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            Err(MetadataError::Io(e)) if crate::storage::io::is_out_of_space(&e) => {
                 let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
                 tracing::warn!(topic = %name, "disk full: deleting the topic's logs before recording the deletion");
                 self.delete_partition_logs(&meta);

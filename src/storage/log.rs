@@ -328,7 +328,7 @@ impl PartitionLog {
         if log.epochs.latest_epoch().is_none()
             && let Err(e) = log.epochs.assign(log.io.as_ref(), dir, super::leader_epoch::SINGLE_BROKER_LEADER_EPOCH, log.log_start_offset)
         {
-            if e.raw_os_error() != Some(libc::ENOSPC) {
+            if !super::io::is_out_of_space(&e) {
                 return Err(e.into());
             }
             tracing::warn!(partition = %log.tp, "disk full: the leader epoch checkpoint is written later");
@@ -2016,9 +2016,11 @@ mod tests {
         append(&mut log, simple_batch(2));
         log.close().expect("close after an append");
         assert!(faulty.syncs() > syncs && faulty.written_bytes() > written);
+        let end = log.log_end_offset();
         drop(log);
         let log = reopen(dir.path(), small_cfg(), 0, false);
-        assert_eq!(log.producer_state().len(), 0, "snapshots stay readable");
+        assert_eq!(log.log_end_offset(), end, "everything is there after a full recovery");
+        assert_eq!(log.open_stats().producer_snapshot_offset, Some(end), "the last close's snapshot is at the log end");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
-use super::io::FileIo;
+use super::io::{FileIo, is_out_of_space};
 use super::segment::Segment;
 use crate::records::batch::{BatchHeader, LOG_OVERHEAD, MIN_BATCH_LENGTH};
 
@@ -61,19 +61,8 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
         }
         let (base, last, max_ts) = (h.base_offset(), h.last_offset(), h.max_timestamp());
         if indexed {
-            match seg.note_appended(position, total as u64, base, last, max_ts, base) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                    // A full disk: the indexes are a speed-up, the batches are the data. The
-                    // segment goes on without entries (lookups in it scan from its start) until
-                    // recovery runs again with space.
-                    tracing::warn!(segment = %seg.log_path_buf().display(), "disk full: recovering the segment without rebuilding its indexes");
-                    seg.offset_index.clear()?;
-                    seg.time_index.clear()?;
-                    indexed = false;
-                }
-                Err(e) => return Err(e),
-            }
+            let noted = seg.note_appended(position, total as u64, base, last, max_ts, base);
+            indexed = keep_indexing(seg, noted)?;
         }
         if !indexed {
             seg.note_unindexed(last, max_ts, base);
@@ -103,19 +92,31 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
     // Written, not fsynced: the segment is dirty, so the flush that moves the recovery point past
     // it fsyncs them; until then the next unclean start rebuilds them again (an fsync of two
     // index files per recovered partition was most of a start after kill -9 with many partitions).
-    if indexed && let Err(e) = seg.offset_index.write_pending().and_then(|()| seg.time_index.write_pending()) {
-        if e.raw_os_error() != Some(libc::ENOSPC) {
-            return Err(e);
-        }
-        tracing::warn!(segment = %seg.log_path_buf().display(), "disk full: recovering the segment without rebuilding its indexes");
-        seg.offset_index.clear()?;
-        seg.time_index.clear()?;
+    if indexed {
+        let written = seg.offset_index.write_pending().and_then(|()| seg.time_index.write_pending());
+        keep_indexing(seg, written)?;
     }
     Ok(SegmentRecovery {
         valid_bytes: position,
         truncated_bytes: truncated,
         batches,
     })
+}
+
+/// After an index write of recovery: whether to go on indexing. A full disk is no reason to fail:
+/// the indexes are a speed-up, the batches are the data, so the segment goes on without entries
+/// (lookups in it scan from its start) until recovery runs again with space. Other errors fail.
+fn keep_indexing(seg: &mut Segment, written: io::Result<()>) -> io::Result<bool> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if is_out_of_space(&e) => {
+            tracing::warn!(segment = %seg.log_path_buf().display(), "disk full: recovering the segment without rebuilding its indexes");
+            seg.offset_index.clear()?;
+            seg.time_index.clear()?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Recovers every segment from the one containing `recovery_point` onwards. A cut in one segment means

@@ -331,7 +331,7 @@ impl Segment {
         if let Err(e) = self.log.preallocate(from, to - from) {
             // A full disk fails the write that follows too, and that failure is what gets
             // reported (rate-limited), so it is not logged here once per append as well.
-            if e.raw_os_error() == Some(libc::ENOSPC) {
+            if super::io::is_out_of_space(&e) {
                 tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot preallocate segment blocks");
                 self.preallocated_end = to;
                 return;

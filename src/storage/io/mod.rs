@@ -139,6 +139,13 @@ impl FileRange {
     }
 }
 
+/// Whether an I/O error says the file system is out of space (ENOSPC): the failures a full disk
+/// causes, which storage survives (undone appends, recovery without index rebuilds) rather than
+/// treats as a broken log dir.
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+}
+
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
