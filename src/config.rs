@@ -87,7 +87,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
-    def("queued.max.requests", Some("500"), T::Int, "Most requests waiting to be handled."),
+    def("queued.max.requests", Some("500"), T::Int, "Most pieces of disk work queued for the request handler threads; past it handlers wait."),
+    def("num.io.threads", Some("8"), T::Int, "Request handler threads: they run every append, read and coordinator write that may block on a disk."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
@@ -301,6 +302,10 @@ pub struct Config {
     pub log_open_files_max: usize,
     /// `num.recovery.threads.per.data.dir`.
     pub num_recovery_threads_per_data_dir: usize,
+    /// `num.io.threads`: the request handler pool ([`crate::broker::io_pool`]).
+    pub num_io_threads: usize,
+    /// `queued.max.requests`: jobs waiting for a handler thread.
+    pub queued_max_requests: usize,
     /// `fjord.log.flush.on.acks.all` (durable mode): an acks=all produce is answered only once
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
@@ -404,6 +409,8 @@ impl Config {
             io_backend: String::new(),
             log_open_files_max: 0,
             num_recovery_threads_per_data_dir: 1,
+            num_io_threads: 8,
+            queued_max_requests: 500,
             log_flush_on_acks_all: false,
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
@@ -500,6 +507,8 @@ impl Config {
             io_backend,
             log_open_files_max: c.long("fjord.log.open.files.max")?.max(0) as usize,
             num_recovery_threads_per_data_dir: positive("num.recovery.threads.per.data.dir", c.long("num.recovery.threads.per.data.dir")?)? as usize,
+            num_io_threads: positive("num.io.threads", c.long("num.io.threads")?)? as usize,
+            queued_max_requests: positive("queued.max.requests", c.long("queued.max.requests")?)? as usize,
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,

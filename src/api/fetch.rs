@@ -1,6 +1,6 @@
 //! Fetch: whole batches from the fetch offset up to the high watermark, within max_bytes (the
-//! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms, woken by
-//! appends. read_committed reads stop at the last stable offset and list the aborted
+//! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms in the purgatory, woken
+//! by appends to the fetched partitions only. read_committed reads stop at the last stable offset and list the aborted
 //! transactions of the range, so clients drop their records. Topics by name before v13, by id from v13. Fetch sessions are not created: every
 //! response carries session id 0, which tells clients to keep sending full fetches.
 
@@ -86,12 +86,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // Watch before the first read, so an append between a read and the wait is not missed.
+    let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
+    let wanted = Arc::new(wanted);
     loop {
-        // Register for wake-ups before reading, so an append between read and wait is not missed.
-        let notified = broker.replicas.appended.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let mut read = read_partitions(broker, &wanted, max_bytes, read_committed, version);
+        // Locating batches may read index and segment pages: on a handler thread, never here.
+        let (b, w) = (broker.clone(), wanted.clone());
+        let mut read = broker.io_pool.run(move || read_partitions(&b, &w, max_bytes, read_committed, version)).await;
         read_ahead(std::mem::take(&mut read.readahead));
         let expired = tokio::time::Instant::now() >= deadline;
         if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
@@ -103,7 +104,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             return Fetched { response, files: read.files };
         }
         tokio::select! {
-            _ = &mut notified => {}
+            _ = watch.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }

@@ -161,12 +161,25 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
+    // Handlers that may touch a disk (append, read, checkpoint, create or delete a log, write a
+    // coordinator's record) run on a request handler thread ([`crate::broker::io_pool`]); their
+    // `async` bodies never wait for anything but the disk, so the thread drives them to the end.
+    macro_rules! serve_on_pool {
+        ($req:ty, $handler:expr) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+    }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => serve!(MetadataRequest, metadata::handle),
+        ApiKey::Metadata => serve_on_pool!(MetadataRequest, metadata::handle),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            match produce::handle(broker, req, version) {
+            let b = broker.clone();
+            match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
                 produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Reply::now),
                 produce::Outcome::AfterSync(durable) => {
                     let broker = broker.clone();
@@ -183,14 +196,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let fetched = fetch::handle(broker, req, version).await;
             encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
         }
-        ApiKey::ListOffsets => serve!(ListOffsetsRequest, list_offsets::handle),
-        ApiKey::CreateTopics => serve!(CreateTopicsRequest, create_topics::handle),
-        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, delete_topics::handle),
-        ApiKey::InitProducerId => serve!(InitProducerIdRequest, init_producer_id::handle),
+        ApiKey::ListOffsets => serve_on_pool!(ListOffsetsRequest, list_offsets::handle),
+        ApiKey::CreateTopics => serve_on_pool!(CreateTopicsRequest, create_topics::handle),
+        ApiKey::DeleteTopics => serve_on_pool!(DeleteTopicsRequest, delete_topics::handle),
+        ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
         ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
         ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
-        ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, find_coordinator::handle),
+        ApiKey::FindCoordinator => serve_on_pool!(FindCoordinatorRequest, find_coordinator::handle),
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
             let req = JoinGroupRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -204,34 +217,36 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let req = ConsumerGroupHeartbeatRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let client_id = session.client_id.clone().unwrap_or_default();
             let client_host = format!("/{}", session.peer.ip());
-            let resp = consumer_group_heartbeat::handle(broker, req, version, client_id, client_host).await;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
             encode(key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::ConsumerGroupDescribe => serve!(ConsumerGroupDescribeRequest, consumer_group_describe::handle),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
-        ApiKey::Heartbeat => serve!(HeartbeatRequest, heartbeat::handle),
-        ApiKey::LeaveGroup => serve!(LeaveGroupRequest, leave_group::handle),
-        ApiKey::OffsetCommit => serve!(OffsetCommitRequest, offset_commit::handle),
-        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, offset_fetch::handle),
+        ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
+        ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
+        ApiKey::OffsetCommit => serve_on_pool!(OffsetCommitRequest, offset_commit::handle),
+        ApiKey::OffsetFetch => serve_on_pool!(OffsetFetchRequest, offset_fetch::handle),
         ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, describe_groups::handle),
         ApiKey::ListGroups => serve!(ListGroupsRequest, list_groups::handle),
-        ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, delete_groups::handle),
-        ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, offset_delete::handle),
-        ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, create_partitions::handle),
-        ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, delete_records::handle),
-        ApiKey::DescribeLogDirs => serve!(DescribeLogDirsRequest, describe_log_dirs::handle),
+        ApiKey::DeleteGroups => serve_on_pool!(DeleteGroupsRequest, delete_groups::handle),
+        ApiKey::OffsetDelete => serve_on_pool!(OffsetDeleteRequest, offset_delete::handle),
+        ApiKey::CreatePartitions => serve_on_pool!(CreatePartitionsRequest, create_partitions::handle),
+        ApiKey::DeleteRecords => serve_on_pool!(DeleteRecordsRequest, delete_records::handle),
+        ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
-        ApiKey::AlterConfigs => serve!(AlterConfigsRequest, alter_configs::handle),
-        ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
-        ApiKey::AddPartitionsToTxn => serve!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
-        ApiKey::AddOffsetsToTxn => serve!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
-        ApiKey::EndTxn => serve!(EndTxnRequest, end_txn::handle),
-        ApiKey::TxnOffsetCommit => serve!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::AlterConfigs => serve_on_pool!(AlterConfigsRequest, alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => serve_on_pool!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        ApiKey::AddPartitionsToTxn => serve_on_pool!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
+        ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
+        ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
+        ApiKey::TxnOffsetCommit => serve_on_pool!(TxnOffsetCommitRequest, txn_offset_commit::handle),
         ApiKey::DescribeTransactions => serve!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve!(ListTransactionsRequest, list_transactions::handle),
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
-        ApiKey::AlterUserScramCredentials => serve!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
+        ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

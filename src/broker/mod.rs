@@ -1,7 +1,9 @@
 //! The broker: wires storage -> metadata/replicas -> api -> server, runs the background tasks
 //! (retention, flush, checkpoints) and shuts everything down in order. No request handling here.
 
+pub mod io_pool;
 pub mod metadata;
+pub mod purgatory;
 pub mod replica_manager;
 pub mod scram;
 
@@ -33,6 +35,8 @@ pub struct Broker {
     pub advertised: Endpoint,
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
+    /// The request handler threads: every call that may block on a disk runs there.
+    pub io_pool: io_pool::IoPool,
     pub producer_ids: ProducerIdManager,
     pub groups: GroupCoordinator,
     pub txns: TransactionCoordinator,
@@ -57,6 +61,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("storage I/O backend: {0}")]
     IoBackend(std::io::Error),
+    #[error("cannot start the request handler threads: {0}")]
+    Threads(std::io::Error),
 }
 
 impl Broker {
@@ -439,12 +445,14 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         abort_timed_out_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
         remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
     };
+    let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
     let broker = Arc::new(Broker {
         config,
         cluster_id,
         advertised,
         metadata,
         replicas,
+        io_pool,
         producer_ids,
         groups: GroupCoordinator::new(group_config),
         txns: TransactionCoordinator::new(txn_config),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 
 use crate::records::control::{self, Marker};
 use crate::records::validate::validate;
@@ -18,6 +17,8 @@ use crate::storage::io::Backend;
 use crate::storage::log::RollFlush;
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
 use crate::types::TopicPartition;
+
+use super::purgatory::Purgatory;
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -61,11 +62,11 @@ pub enum ReplicaError {
     Storage(#[from] StorageError),
 }
 
-/// The partition logs of this broker plus the notification that wakes parked fetches.
+/// The partition logs of this broker plus the purgatory of parked fetches.
 pub struct ReplicaManager {
     logs: LogManager,
-    /// Notified after every append; parked fetches re-check their partitions.
-    pub appended: Notify,
+    /// Parked fetches, woken by their partitions' high watermark moving.
+    pub purgatory: Arc<Purgatory>,
     /// The storage backend the logs use (its name and io_uring counters, for logs and tests).
     backend: Backend,
     /// `fjord.log.flush.on.acks.all`: acks=all waits for fdatasync.
@@ -81,7 +82,7 @@ pub struct PendingSync {
 
 impl ReplicaManager {
     pub fn new(logs: LogManager, backend: Backend, durable_acks_all: bool) -> ReplicaManager {
-        ReplicaManager { logs, appended: Notify::new(), backend, durable_acks_all }
+        ReplicaManager { logs, purgatory: Arc::new(Purgatory::default()), backend, durable_acks_all }
     }
 
     pub fn backend(&self) -> &Backend {
@@ -177,7 +178,7 @@ impl ReplicaManager {
             Self::flush_rolled(log, job);
         }
         if result.is_ok() {
-            self.appended.notify_waiters();
+            self.purgatory.wake(tp);
         }
         result
     }
@@ -280,6 +281,8 @@ impl ReplicaManager {
             let offset = if offset == -1 { log.high_watermark() } else { offset };
             log.delete_records_before(offset)?
         };
+        // A parked fetch below the new log start answers OFFSET_OUT_OF_RANGE now.
+        self.purgatory.wake(tp);
         self.logs.checkpoint()?;
         Ok(start)
     }

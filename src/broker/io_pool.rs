@@ -1,0 +1,145 @@
+//! The request handler pool (Kafka's `num.io.threads`): threads that run every piece of request
+//! work that may block on a disk, so an async worker never does. Owns the threads and the bounded
+//! queue in front of them (`queued.max.requests`); it knows nothing of requests or files.
+//!
+//! Tokio's workers read and write sockets, decode and encode, answer from memory and wait (parked
+//! fetches, rebalances, durable-mode syncs); an append, a read that locates batches in a segment,
+//! a checkpoint or a coordinator's write runs here, with its partition's lock held only inside
+//! the call. A job that would wait for something other than the disk must not run here: it would
+//! hold a thread the disk work needs.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, oneshot};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+pub struct IoPool {
+    queue: mpsc::Sender<Job>,
+    /// One permit per job queued or running: `queued.max.requests` plus the threads.
+    slots: Arc<Semaphore>,
+    threads: usize,
+}
+
+impl IoPool {
+    /// Starts `threads` handler threads (at least one) behind a queue of `queued_max` jobs (at
+    /// least one). The threads end when the pool is dropped and its queue has drained.
+    pub fn new(threads: usize, queued_max: usize) -> std::io::Result<IoPool> {
+        let threads = threads.max(1);
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        // Jobs may start background work (a rolled segment's fsync on the blocking pool) and
+        // drive a handler's future: the threads live inside the caller's runtime context.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        for i in 0..threads {
+            let jobs = jobs.clone();
+            let runtime = runtime.clone();
+            std::thread::Builder::new().name(format!("fjord-io-{i}")).spawn(move || {
+                let _context = runtime.as_ref().map(|r| r.enter());
+                loop {
+                    // The lock is held only while waiting for the next job, never while running it.
+                    let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    job();
+                }
+            })?;
+        }
+        Ok(IoPool { queue, slots: Arc::new(Semaphore::new(queued_max.max(1) + threads)), threads })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f` on a handler thread and gives its result. When the queue is full the caller waits
+    /// (asynchronously) for a slot. A panic in `f` is resumed in the caller, as if it had run
+    /// there; the handler thread survives it.
+    pub async fn run<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        // The semaphore is never closed, so acquiring only fails if it were.
+        let permit = self.slots.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f));
+            drop(permit);
+            let _ = tx.send(result);
+        });
+        if let Err(mpsc::SendError(job)) = self.queue.send(job) {
+            // The threads are gone (they end only when the pool is dropped, which `&self` rules
+            // out, or if spawning one failed after others started): run it here, as a last resort.
+            job();
+        }
+        match rx.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(panic)) => resume_unwind(panic),
+            // The job was dropped unrun: only possible if its thread died outside `catch_unwind`.
+            Err(_) => panic!("a request handler thread ended without running its job"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn jobs_run_off_the_async_workers_and_return_their_results() {
+        let pool = IoPool::new(2, 4).unwrap();
+        let name = pool.run(|| std::thread::current().name().map(str::to_string)).await;
+        assert!(name.unwrap().starts_with("fjord-io-"));
+        assert_eq!(pool.run(|| 6 * 7).await, 42);
+    }
+
+    #[tokio::test]
+    async fn jobs_can_start_background_work_and_drive_futures() {
+        let pool = IoPool::new(1, 1).unwrap();
+        let spawned = pool.run(|| tokio::task::spawn_blocking(|| 7)).await;
+        assert_eq!(spawned.await.unwrap(), 7);
+        let rt = tokio::runtime::Handle::current();
+        assert_eq!(pool.run(move || rt.block_on(async { 8 })).await, 8);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_makes_callers_wait_instead_of_growing() {
+        // 1 thread + 1 queued: a third job waits for a slot until the first finishes.
+        let pool = Arc::new(IoPool::new(1, 1).unwrap());
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        for _ in 0..6 {
+            let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
+            handles.push(tokio::spawn(async move {
+                pool.run(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(10));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 1, "one thread runs one job at a time");
+        assert!(pool.slots.available_permits() == 2, "every slot is given back");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_panics_its_caller_and_the_thread_goes_on() {
+        let pool = Arc::new(IoPool::new(1, 1).unwrap());
+        let p = pool.clone();
+        let caller = tokio::spawn(async move { p.run(|| -> u32 { panic!("job failed") }).await });
+        assert!(caller.await.unwrap_err().is_panic());
+        assert_eq!(pool.run(|| 1).await, 1, "the only thread still serves");
+    }
+}
