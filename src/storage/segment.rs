@@ -422,9 +422,7 @@ impl Segment {
         let position = self.size;
         let len = (head.len() + tail.len()) as u64;
         self.reserve_ahead(position + len);
-        let written = self.log.write_all_at(head, position).and_then(|()| {
-            if tail.is_empty() { Ok(()) } else { self.log.write_all_at(tail, position + head.len() as u64) }
-        });
+        let written = if tail.is_empty() { self.log.write_all_at(head, position) } else { self.log.write_all_vectored_at(&[head, tail], position) };
         if let Err(e) = written {
             self.undo_append(&before);
             return Err(e);

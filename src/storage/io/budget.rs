@@ -302,6 +302,9 @@ impl IoFile for BudgetFile {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.file()?.write_all_at(buf, pos)
     }
+    fn write_all_vectored_at(&self, parts: &[&[u8]], pos: u64) -> io::Result<()> {
+        self.file()?.write_all_vectored_at(parts, pos)
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.file()?.sync_data()
     }

@@ -23,6 +23,9 @@ impl IoFile for StdFile {
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.0.write_all_at(buf, pos)
     }
+    fn write_all_vectored_at(&self, parts: &[&[u8]], pos: u64) -> io::Result<()> {
+        super::pwritev_all(self.0.as_raw_fd(), parts, pos, |buf, at| self.0.write_all_at(buf, at))
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
