@@ -1,8 +1,12 @@
 //! The durable log: Kafka's on-disk layout (segments, indexes, checkpoints), recovery and retention; it never sees request types and touches files only through `io`.
 //!
+//! Execution model (README, "Architecture"): every call here may block on a disk, so it runs on a
+//! request handler thread (`broker::io_pool`, `num.io.threads`) or the blocking pool, never on an
+//! async worker. A `PartitionLog` lives behind a `std::sync::Mutex` (see `LogManager::get`) that
+//! serializes its appends: lock for one call, never across `.await`. Waiting is not done here:
+//! parked fetches sit in `broker::purgatory`, woken by their partition's high watermark.
+//!
 //! How callers use it:
-//! - Everything here blocks on disk I/O. `PartitionLog`s live behind `std::sync::Mutex` (see
-//!   `LogManager::get`); lock for one call, from `spawn_blocking` or a storage thread, never across `.await`.
 //! - Produce: `records::validate::validate(bytes, &config.validate_config(now))`, then
 //!   `PartitionLog::append(&mut bytes, &validated, now)`. `DuplicateSequence` means success with the
 //!   original offsets; after a successful append the caller moves the high watermark.
