@@ -207,6 +207,36 @@ async fn long_poll_fetch_is_woken_by_an_append() {
 }
 
 #[tokio::test]
+async fn parked_fetches_hold_no_handler_thread_and_only_their_partitions_append_wakes_them() {
+    // One request handler thread: if a parked fetch held it, the produce below could not run.
+    let b = TestBroker::start(&["num.io.threads=1", "queued.max.requests=1"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "pk", 2, &[]).await;
+    let mut parked = Vec::new();
+    for partition in [0, 1, 1, 1] {
+        let mut consumer = b.client().await;
+        parked.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let resp = consumer.send(&fetch_req("pk", uuid::Uuid::nil(), partition, 0, 4_000, 1), 12).await;
+            (started.elapsed(), resp)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    produce(&mut c, "pk", 0, batch(2, 1, Compression::None)).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "the produce ran while four fetches were parked");
+    let mut parked = parked.into_iter();
+    let (elapsed, resp) = parked.next().unwrap().await.unwrap();
+    assert!(elapsed < std::time::Duration::from_millis(3_500), "partition 0's fetch woken by its append: {elapsed:?}");
+    assert_eq!(decoded_offsets(resp.responses[0].partitions[0].records.as_ref().unwrap()), vec![0, 1]);
+    for other in parked {
+        assert!(!other.is_finished(), "partition 1's fetches stay parked");
+        other.abort();
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn bad_records_get_kafkas_error_codes_per_partition() {
     let b = TestBroker::start(&["message.max.bytes=2000"]).await;
     let mut c = b.client().await;
