@@ -23,6 +23,7 @@ pub mod cleaner;
 pub mod io;
 pub mod leader_epoch;
 pub mod log;
+pub mod log_dir_failure;
 pub mod log_manager;
 pub mod offset_index;
 pub mod producer_state;
@@ -194,6 +195,9 @@ pub enum StorageError {
     UnknownPartition(String),
     #[error("partition log {0} already exists")]
     AlreadyExists(String),
+    /// The partition's log dir went offline after an I/O error (see `log_dir_failure`).
+    #[error("log dir {} is offline after an I/O error", .0.display())]
+    LogDirOffline(std::path::PathBuf),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
