@@ -858,4 +858,119 @@ mod tests {
             m.close().expect("close");
         }
     }
+
+    #[test]
+    fn an_fsync_eio_takes_its_dir_offline_and_nothing_touches_it_again_while_the_other_dir_serves() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(dirs.clone(), LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let (bad, good) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let lbad = m.create_log(&bad, LogConfig::default()).expect("create");
+        let lgood = m.create_log(&good, LogConfig::default()).expect("create");
+        assert_eq!((m.log_dir_of(&bad).as_deref(), m.log_dir_of(&good).as_deref()), (Some(a.path()), Some(b.path())));
+        append(&lbad, simple_batch(3));
+        m.flush_all(now_ms()).expect("flush while healthy");
+        append(&lbad, simple_batch(2));
+        append(&lgood, simple_batch(2));
+
+        faulty.inject(a.path(), FaultOp::Sync, libc::EIO);
+        m.flush_all(now_ms()).expect("one dir's fault is no error of the pass");
+        assert_eq!(faulty.injected_failures(), 1);
+        assert!(matches!(m.offline_error(&bad), Some(StorageError::LogDirOffline(d)) if d == a.path()));
+        assert!(m.offline_error(&good).is_none());
+        assert_eq!(lock_log(&lgood).expect("lock").recovery_point(), 2, "the other dir was flushed");
+
+        // Nothing tries the faulty dir again: flush, flush.ms, retention, checkpoints, close.
+        append(&lgood, simple_batch(1));
+        m.flush_all(now_ms()).expect("flush");
+        m.flush_due(i64::MAX).expect("flush due");
+        m.run_retention(now_ms()).expect("retention");
+        m.checkpoint().expect("checkpoint of the online dir");
+        assert_eq!(faulty.injected_failures(), 1, "no second attempt on the offline dir");
+
+        // A new partition goes to the online dir even though the offline one holds fewer.
+        let fresh = TopicPartition::new("u", 0);
+        m.create_log(&fresh, LogConfig::default()).expect("create");
+        assert_eq!(m.log_dir_of(&fresh).as_deref(), Some(b.path()));
+        let usage = m.dir_usage();
+        assert!(usage[0].offline.as_deref().is_some_and(|c| c.contains("flush")), "{:?}", usage[0].offline);
+        assert!(usage[0].partitions.is_empty() && usage[1].offline.is_none() && usage[1].partitions.len() == 2);
+
+        m.close().expect("close of the online dir");
+        assert_eq!(faulty.injected_failures(), 1);
+        assert!(!a.path().join(CLEAN_SHUTDOWN_FILE).exists(), "the offline dir is recovered at the next start");
+        assert!(b.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        drop((lbad, lgood, m));
+
+        // A restart recovers from the disk: the data that was fsynced is there.
+        let m = LogManager::open(dirs, LogConfig::default(), io()).expect("reopen");
+        assert_eq!(m.clean_at_open(), &[false, true]);
+        assert!(m.offline_error(&bad).is_none(), "a restart brings the dir back");
+        assert!(lock_log(&m.get(&bad).expect("loaded")).expect("lock").log_end_offset() >= 3, "the fsynced records survive");
+        assert_eq!(lock_log(&m.get(&good).expect("loaded")).expect("lock").log_end_offset(), 3);
+    }
+
+    #[test]
+    fn a_clean_enospc_keeps_the_dir_online_and_a_write_eio_takes_it_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("w", 0);
+        let log = m.create_log(&tp, LogConfig::default()).expect("create");
+        let try_append = |bytes: Vec<u8>| {
+            let mut bytes = bytes;
+            let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+            let r = lock_log(&log).expect("lock").append(&mut bytes, &v, now_ms());
+            r.map_err(|e| (m.report(&tp, "append", &e), e))
+        };
+        faulty.fill_disk();
+        let (offline, e) = try_append(simple_batch(2)).expect_err("disk full");
+        assert!(!offline && crate::storage::io::is_out_of_space(match &e { StorageError::Io(io) => io, _ => panic!("{e}") }), "{e}");
+        m.checkpoint().expect_err("a full disk fails the checkpoint's write too");
+        assert!(m.offline_error(&tp).is_none(), "a clean ENOSPC keeps the dir online");
+        faulty.free_space();
+        assert_eq!(try_append(simple_batch(2)).expect("works again").base_offset, 0, "nothing of the refused append stayed");
+
+        faulty.inject(a.path(), FaultOp::Write, libc::EIO);
+        let (offline, e) = try_append(simple_batch(2)).expect_err("EIO");
+        assert!(offline, "{e}");
+        assert!(matches!(m.offline_error(&tp), Some(StorageError::LogDirOffline(_))));
+    }
+
+    #[test]
+    fn an_enospc_whose_undo_fails_takes_the_dir_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig { seed: 7, ..Default::default() });
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig { preallocate_step_bytes: 0, ..LogConfig::default() }, Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("undo", 0);
+        let log = m.create_log(&tp, LogConfig { preallocate_step_bytes: 0, ..LogConfig::default() }).expect("create");
+        append(&log, simple_batch(1));
+        faulty.fill_disk();
+        faulty.inject(a.path(), FaultOp::SetLen, libc::EIO);
+        let mut bytes = simple_batch(2);
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        let e = lock_log(&log).expect("lock").append(&mut bytes, &v, now_ms()).expect_err("full");
+        assert!(e.to_string().contains("undoing the append failed"), "{e}");
+        assert!(m.report(&tp, "append", &e), "the log's files are in an unknown state");
+    }
+
+    #[test]
+    fn an_fsync_enospc_takes_the_dir_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("s", 0);
+        let log = m.create_log(&tp, LogConfig::default()).expect("create");
+        append(&log, simple_batch(1));
+        faulty.inject(a.path(), FaultOp::Sync, libc::ENOSPC);
+        m.flush_all(now_ms()).expect("reported, not returned");
+        assert!(m.offline_error(&tp).is_some());
+        assert!(matches!(m.create_log(&TopicPartition::new("s", 1), LogConfig::default()), Err(StorageError::LogDirOffline(_))), "no online dir left");
+    }
 }
