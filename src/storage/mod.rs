@@ -13,6 +13,9 @@
 //! - Durable mode: `sync_target()` under the lock, `target.file.sync_data()` without it (so
 //!   concurrent producers' syncs meet in the io_uring backend's group commit), then
 //!   `mark_synced(&target)` under the lock.
+//! - Faults: a failed fsync or an unexplained write error takes the partition's log dir offline
+//!   (`log_dir_failure` holds the policy; `LogManager::report` applies it, `offline_error` is the
+//!   check before touching a log); a cleanly undone ENOSPC does not.
 //! - Shutdown: `LogManager::close` seals and fsyncs every log, writes producer snapshots and checkpoints,
 //!   then `.kafka_cleanshutdown` in each log dir. `LogManager::open` trusts a dir holding the marker (no
 //!   scan) and deletes it; without it, each partition re-validates from its checkpointed recovery point.
