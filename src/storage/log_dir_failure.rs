@@ -10,8 +10,11 @@
 //! - any other I/O error of a storage operation (write, create, rename, remove, resize), except
 //!   ENOSPC that storage undid (an append cut back, a roll or a partition creation removed, a
 //!   checkpoint's temp file abandoned: the log is as before and the next try may work once space
-//!   is freed) and EMFILE/ENFILE (the process out of descriptors says nothing about the disk).
-//!   An undo that fails itself reports an error that is not ENOSPC, so it counts.
+//!   is freed), EMFILE/ENFILE (the process out of descriptors) and a name in the way (EEXIST,
+//!   ENOTDIR, EISDIR: a file where a partition directory must go). Those say nothing about the
+//!   disk, and the operations that meet them change nothing or undo themselves (a partition
+//!   creation removes what it made). An undo that fails itself reports an error that is not
+//!   ENOSPC, so it counts.
 //!
 //! Offline means (enforced by `LogManager` and the replica manager, which ask [`LogDirFailures`]):
 //! every partition in the dir answers KAFKA_STORAGE_ERROR, nothing in it is read, written or
@@ -31,8 +34,8 @@ use super::StorageError;
 pub fn takes_dir_offline(e: &StorageError) -> bool {
     match e {
         StorageError::Io(io) => {
-            let out_of_descriptors = matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-            !super::io::is_out_of_space(io) && !out_of_descriptors
+            let says_nothing_of_the_disk = matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EEXIST | libc::ENOTDIR | libc::EISDIR));
+            !super::io::is_out_of_space(io) && !says_nothing_of_the_disk
         }
         _ => false,
     }
@@ -134,6 +137,7 @@ mod tests {
         assert!(takes_dir_offline(&io_err(libc::EROFS)));
         assert!(!takes_dir_offline(&io_err(libc::ENOSPC)), "an undone append on a full disk");
         assert!(!takes_dir_offline(&io_err(libc::EMFILE)));
+        assert!(!takes_dir_offline(&io_err(libc::ENOTDIR)), "a file where a partition directory must go");
         let fsync_enospc = StorageError::Io(crate::storage::io::sync_failure(io::Error::from_raw_os_error(libc::ENOSPC)));
         assert!(takes_dir_offline(&fsync_enospc), "ENOSPC from an fsync: pages may be lost");
         assert!(fsync_enospc.to_string().contains("fsync failed"), "{fsync_enospc}");
