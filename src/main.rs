@@ -108,6 +108,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // As Kafka halts: with every log dir offline nothing can be served, and a restart
+        // recovers each partition from what is on disk (a supervisor brings the broker back).
+        running.broker.replicas.logs().failures().on_all_offline(|| {
+            tracing::error!("halting: every log dir is offline after I/O errors");
+            std::process::exit(1);
+        });
         wait_for_signal().await;
         running.shutdown().await;
         ExitCode::SUCCESS

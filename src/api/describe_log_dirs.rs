@@ -1,6 +1,7 @@
 //! DescribeLogDirs: each log dir with its partitions (size in bytes; lag 0, as this broker
 //! holds every replica it serves) and, from v4, the file system's total and usable bytes. A
-//! request may name topics and partitions; null means all.
+//! request may name topics and partitions; null means all. An offline log dir is listed with
+//! KAFKA_STORAGE_ERROR and no partitions, as Kafka lists it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeLogDirsRequest, version: 
             }
             let topics = topics.into_iter().map(|(n, ps)| DescribeLogDirsTopic::default().with_name(topic_name(n)).with_partitions(ps)).collect();
             let base = DescribeLogDirsResult::default().with_log_dir(str_bytes(d.dir.display().to_string())).with_total_bytes(-1).with_usable_bytes(-1);
+            if d.offline.is_some() {
+                // Taken offline by an I/O error (logged then): nothing in it is served.
+                return base.with_error_code(E::KafkaStorageError.code());
+            }
             match d.space {
                 Ok((total, usable)) if version >= 4 => base.with_topics(topics).with_total_bytes(total as i64).with_usable_bytes(usable as i64),
                 Ok(_) => base.with_topics(topics),

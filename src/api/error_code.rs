@@ -30,7 +30,7 @@ pub fn storage(e: &StorageError) -> i16 {
         StorageError::DuplicateSequence { .. } => E::DuplicateSequenceNumber.code(),
         StorageError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber.code(),
         StorageError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch.code(),
-        StorageError::Io(_) | StorageError::Corrupt(_) => E::KafkaStorageError.code(),
+        StorageError::Io(_) | StorageError::Corrupt(_) | StorageError::LogDirOffline(_) => E::KafkaStorageError.code(),
         StorageError::UnknownPartition(_) => E::UnknownTopicOrPartition.code(),
         StorageError::AlreadyExists(_) => E::UnknownServerError.code(),
     }

@@ -1,6 +1,7 @@
 //! The broker: wires storage -> metadata/replicas -> api -> server, runs the background tasks
 //! (retention, flush, checkpoints) and shuts everything down in order. No request handling here.
 
+pub mod durable_sync;
 pub mod io_pool;
 pub mod metadata;
 pub mod purgatory;
@@ -369,6 +370,15 @@ pub struct RunningBroker {
 
 /// Opens storage and metadata, binds the listener and starts serving.
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    let backend = crate::storage::io::select_backend(&config.io_backend)
+        .map_err(StartError::IoBackend)?
+        .with_open_files_budget(config.log_open_files_max);
+    start_with_backend(config, backend).await
+}
+
+/// As [`start`], on a storage backend chosen by the caller (fault-injection tests) instead of
+/// `io.backend`.
+pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningBroker, StartError> {
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
@@ -379,9 +389,6 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
-    let backend = crate::storage::io::select_backend(&config.io_backend)
-        .map_err(StartError::IoBackend)?
-        .with_open_files_budget(config.log_open_files_max);
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
     tracing::info!(backend = backend.name, requested = %config.io_backend, open_files_max, "storage I/O backend");
     let io = backend.io.clone();

@@ -1,6 +1,8 @@
 //! Appends to and reads from partition logs for Produce, Fetch and ListOffsets: validation,
 //! offsets, the high watermark readers may see, and the wake-up of parked fetches. Never decodes
 //! individual records on the hot path and never exposes data above the high watermark.
+//! A partition whose log dir is offline (`storage::log_dir_failure`) is answered with
+//! KAFKA_STORAGE_ERROR and never touched; storage errors are reported there.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use crate::storage::log_manager::LogManager;
 use crate::storage::io::Backend;
 use crate::storage::log::RollFlush;
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
+use super::durable_sync::{self, BackgroundSyncs, SyncJob};
 use crate::types::TopicPartition;
 
 use super::purgatory::Purgatory;
@@ -65,12 +68,15 @@ pub enum ReplicaError {
 /// The partition logs of this broker plus the purgatory of parked fetches.
 pub struct ReplicaManager {
     logs: LogManager,
-    /// Parked fetches, woken by their partitions' high watermark moving.
+    /// Parked fetches, woken by their partition's high watermark moving: at append, or in
+    /// durable mode at the sync that publishes it.
     pub purgatory: Arc<Purgatory>,
     /// The storage backend the logs use (its name and io_uring counters, for logs and tests).
     backend: Backend,
     /// `fjord.log.flush.on.acks.all`: acks=all waits for fdatasync.
     durable_acks_all: bool,
+    /// Durable mode: the background fsyncs of appends no produce waits to sync.
+    background_syncs: Arc<BackgroundSyncs>,
 }
 
 /// An acks=all append in durable mode that still has to be fdatasynced before it is answered.
@@ -82,7 +88,7 @@ pub struct PendingSync {
 
 impl ReplicaManager {
     pub fn new(logs: LogManager, backend: Backend, durable_acks_all: bool) -> ReplicaManager {
-        ReplicaManager { logs, purgatory: Arc::new(Purgatory::default()), backend, durable_acks_all }
+        ReplicaManager { logs, purgatory: Arc::new(Purgatory::default()), backend, durable_acks_all, background_syncs: Arc::default() }
     }
 
     pub fn backend(&self) -> &Backend {
@@ -99,7 +105,16 @@ impl ReplicaManager {
     }
 
     fn log(&self, tp: &TopicPartition) -> Result<Arc<std::sync::Mutex<PartitionLog>>, ReplicaError> {
+        if let Some(offline) = self.logs.offline_error(tp) {
+            return Err(offline.into());
+        }
         self.logs.get(tp).ok_or(ReplicaError::UnknownTopicOrPartition)
+    }
+
+    /// An error `what` got on `tp`'s log: reported to the log dir failure policy, passed on.
+    fn reported(&self, tp: &TopicPartition, what: &str, e: StorageError) -> ReplicaError {
+        self.logs.report(tp, what, &e);
+        e.into()
     }
 
     /// Validates and appends one partition's record batches. A duplicate from an idempotent
@@ -113,7 +128,7 @@ impl ReplicaManager {
     /// duplicate gets one too: its original may have been acknowledged with acks=1 or still be
     /// on its way to the disk.
     pub fn append_for_produce(&self, tp: &TopicPartition, records: &Bytes, acks: i16) -> Result<(Appended, Option<PendingSync>), ReplicaError> {
-        let (appended, target) = self.append_with(tp, records, false)?;
+        let (appended, target) = self.append_with(tp, records, acks == -1)?;
         let sync = (acks == -1 && self.durable_acks_all).then(|| PendingSync { tp: tp.clone(), target });
         Ok((appended, sync))
     }
@@ -122,9 +137,14 @@ impl ReplicaManager {
     /// producers' syncs of one file share an fsync in the io_uring backend), then move the
     /// recovery point under the lock. Blocks on the disk: call it from spawn_blocking.
     pub fn complete_sync(&self, sync: &PendingSync) -> Result<(), ReplicaError> {
-        sync.target.sync().map_err(StorageError::from)?;
         let log = self.log(&sync.tp)?;
-        log.lock().unwrap_or_else(|e| e.into_inner()).mark_synced(&sync.target);
+        sync.target.sync().map_err(|e| self.reported(&sync.tp, "durable-mode fsync", e.into()))?;
+        {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.mark_synced(&sync.target);
+            durable_sync::publish_synced(&mut log);
+        }
+        self.purgatory.wake(&sync.tp);
         Ok(())
     }
 
@@ -133,11 +153,17 @@ impl ReplicaManager {
     /// refused) but no sequence check.
     pub fn append_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, marker: Marker) -> Result<Appended, ReplicaError> {
         let batch = control::encode_marker(producer_id, epoch, marker, now_ms());
-        self.append_with(tp, &batch, true).map(|(a, _)| a)
+        self.append_with_control(tp, &batch, true, false).map(|(a, _)| a)
+    }
+
+    fn append_with(&self, tp: &TopicPartition, records: &Bytes, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
+        self.append_with_control(tp, records, false, produce_syncs)
     }
 
     /// The append, and what a durable-mode sync of it would cover (taken under the same lock).
-    fn append_with(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
+    /// `produce_syncs`: in durable mode the caller syncs it (acks=all); otherwise a background
+    /// sync is queued, which moves the high watermark.
+    fn append_with_control(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
         let log = self.log(tp)?;
         let now = now_ms();
         let mut limits = log.lock().unwrap_or_else(|e| e.into_inner()).config().validate_config(now);
@@ -155,9 +181,12 @@ impl ReplicaManager {
             let rolled = log.take_roll_flush();
             let appended = match appended {
                 Ok(info) => {
-                    // Single replica: an append is acknowledged, so readers may see it.
-                    let end = log.log_end_offset();
-                    log.set_high_watermark(end);
+                    // Single replica: an append is acknowledged, so readers may see it; in
+                    // durable mode only once it is fsynced (durable_sync).
+                    if !self.durable_acks_all {
+                        let end = log.log_end_offset();
+                        log.set_high_watermark(end);
+                    }
                     Ok(Appended {
                     base_offset: info.base_offset,
                     log_append_time_ms: info.log_append_time_ms,
@@ -169,33 +198,50 @@ impl ReplicaManager {
                     log_append_time_ms: -1,
                     log_start_offset: log.log_start_offset(),
                 }),
-                Err(e) => Err(ReplicaError::Storage(e)),
+                Err(e) => Err(self.reported(tp, "append", e)),
             };
             (appended.map(|a| (a, log.sync_target())), rolled)
         };
         // Started once the lock is released: without a runtime the flush runs inline and takes it.
         if let Some(job) = rolled {
-            Self::flush_rolled(log, job);
+            self.flush_rolled(tp, log.clone(), job);
         }
         if result.is_ok() {
+            if self.durable_acks_all && !produce_syncs {
+                if let Some(dir) = self.logs.log_dir_of(tp) {
+                    let failures = self.logs.failures().clone();
+                    self.background_syncs.schedule(SyncJob { tp: tp.clone(), log, dir, failures, purgatory: self.purgatory.clone() });
+                }
+            }
             self.purgatory.wake(tp);
         }
         result
     }
 
     /// fsyncs the segments a roll sealed, off the partition lock and off the request (on the
-    /// blocking pool; inline without a runtime), then moves the recovery point past them.
-    fn flush_rolled(log: Arc<std::sync::Mutex<PartitionLog>>, job: RollFlush) {
-        let run = move || match job.sync() {
-            Ok(()) => {
-                let started = std::time::Instant::now();
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                let locked = started.elapsed();
-                log.complete_roll_flush(&job);
-                tracing::debug!(lock_wait_us = locked.as_micros() as u64, under_lock_us = (started.elapsed() - locked).as_micros() as u64, "completed a roll flush");
+    /// blocking pool; inline without a runtime), then moves the recovery point past them. A
+    /// failure takes the log dir offline: the sealed data's state is unknown.
+    fn flush_rolled(&self, tp: &TopicPartition, log: Arc<std::sync::Mutex<PartitionLog>>, job: RollFlush) {
+        let Some(dir) = self.logs.log_dir_of(tp) else { return };
+        let (failures, durable, purgatory, tp) = (self.logs.failures().clone(), self.durable_acks_all, self.purgatory.clone(), tp.clone());
+        let run = move || {
+            if failures.is_offline(&dir) {
+                return;
             }
-            // The segments stay dirty: the next full flush (or close) syncs them.
-            Err(e) => tracing::warn!(error = %e, "fsync of a rolled segment failed"),
+            if let Err(e) = job.sync() {
+                failures.report(&dir, "fsync of a rolled segment", &StorageError::from(e));
+                return;
+            }
+            let started = std::time::Instant::now();
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let locked = started.elapsed();
+            log.complete_roll_flush(&job);
+            if durable {
+                durable_sync::publish_synced(&mut log);
+                drop(log);
+                purgatory.wake(&tp);
+            }
+            tracing::debug!(lock_wait_us = locked.as_micros() as u64, under_lock_us = (started.elapsed() - locked).as_micros() as u64, "completed a roll flush");
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn_blocking(run)),
@@ -279,11 +325,15 @@ impl ReplicaManager {
         let start = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             let offset = if offset == -1 { log.high_watermark() } else { offset };
-            log.delete_records_before(offset)?
+            log.delete_records_before(offset).map_err(|e| self.reported(tp, "DeleteRecords", e))?
         };
         // A parked fetch below the new log start answers OFFSET_OUT_OF_RANGE now.
         self.purgatory.wake(tp);
         self.logs.checkpoint()?;
+        if let Some(offline) = self.logs.offline_error(tp) {
+            // The checkpoint that makes the new log start offset hold after a crash failed.
+            return Err(offline.into());
+        }
         Ok(start)
     }
 

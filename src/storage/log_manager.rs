@@ -1,4 +1,8 @@
 //! LogManager: the log.dirs, the partition directories in them (create, load, delete), checkpoints, flush, retention and the clean-shutdown marker. It holds partition logs behind std mutexes and never runs async code.
+//!
+//! A log dir goes offline on the errors `log_dir_failure` names; from then on nothing here touches
+//! its files again (flush, retention, cleaner, checkpoints, close and deletes skip it) and new
+//! partitions go to the other dirs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +14,7 @@ use super::checkpoint::{self, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKP
 use super::cleaner::{self, CleanerConfig};
 use super::io::FileIo;
 use super::log::PartitionLog;
+use super::log_dir_failure::LogDirFailures;
 use super::{LogConfig, Result, StorageError};
 use crate::types::TopicPartition;
 
@@ -42,6 +47,8 @@ pub struct LogDirUsage {
     pub partitions: Vec<(TopicPartition, u64)>,
     /// (total, usable) bytes of its file system; an error means the dir is not usable.
     pub space: std::io::Result<(u64, u64)>,
+    /// Why the dir is offline (then `partitions` is empty: nothing in it is served).
+    pub offline: Option<String>,
 }
 
 #[derive(Debug)]
@@ -66,6 +73,8 @@ pub struct LogManager {
     checkpoint_lock: Mutex<()>,
     /// `num.recovery.threads.per.data.dir`: threads that load and close partitions.
     threads_per_dir: usize,
+    /// The log dirs taken offline by an I/O error.
+    failures: Arc<LogDirFailures>,
 }
 
 /// Kafka's default of `num.recovery.threads.per.data.dir`.
@@ -208,6 +217,7 @@ impl LogManager {
             }
         }
         Ok(Self {
+            failures: Arc::new(LogDirFailures::new(log_dirs.len())),
             log_dirs,
             default_config,
             io,
@@ -237,19 +247,58 @@ impl LogManager {
         &self.clean_at_open
     }
 
+    /// The offline log dirs (shared with whoever else sees storage errors).
+    pub fn failures(&self) -> &Arc<LogDirFailures> {
+        &self.failures
+    }
+
+    /// The log dir holding `tp`.
+    pub fn log_dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        self.read_map().get(tp).map(|e| e.log_dir.clone())
+    }
+
+    /// `LogDirOffline` when `tp`'s log dir is offline: callers answer with it instead of touching
+    /// the log. Costs an atomic load while every dir is online.
+    pub fn offline_error(&self, tp: &TopicPartition) -> Option<StorageError> {
+        if !self.failures.any_offline() {
+            return None;
+        }
+        let dir = self.log_dir_of(tp)?;
+        self.failures.is_offline(&dir).then_some(StorageError::LogDirOffline(dir))
+    }
+
+    /// Applies the log dir failure policy to an error `what` got on `tp`'s log. Returns whether
+    /// its dir is offline now.
+    pub fn report(&self, tp: &TopicPartition, what: &str, e: &StorageError) -> bool {
+        self.log_dir_of(tp).is_some_and(|dir| self.failures.report(&dir, what, e))
+    }
+
+    /// A background pass's result on one log in `dir`: an error that takes the dir offline is
+    /// reported and becomes `None` (the pass goes on with the other dirs); others are returned.
+    fn guard<T>(&self, dir: &std::path::Path, what: &str, r: Result<T>) -> Result<Option<T>> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self.failures.report(dir, what, &e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a partition log in the log dir holding the fewest partitions.
     pub fn create_log(&self, tp: &TopicPartition, config: LogConfig) -> Result<SharedLog> {
         let mut map = self.write_map();
         if map.contains_key(tp) {
             return Err(StorageError::AlreadyExists(tp.to_string()));
         }
-        // Counting every partition per dir costs a walk of the map; with one dir there is no choice.
-        let log_dir = match self.log_dirs.as_slice() {
-            [only] => only,
-            dirs => dirs
+        // Counting every partition per dir costs a walk of the map; with one dir there is no
+        // choice. An offline dir is never chosen.
+        let online: Vec<&PathBuf> = self.log_dirs.iter().filter(|d| !self.failures.is_offline(d)).collect();
+        let log_dir = match online.as_slice() {
+            [] => return Err(StorageError::LogDirOffline(self.log_dirs.first().cloned().unwrap_or_default())),
+            [only] => *only,
+            dirs => *dirs
                 .iter()
-                .min_by_key(|d| map.values().filter(|e| &e.log_dir == *d).count())
-                .ok_or_else(|| StorageError::Corrupt("no log.dirs configured".into()))?,
+                .min_by_key(|d| map.values().filter(|e| &e.log_dir == **d).count())
+                .expect("not empty"),
         }
         .clone();
         let dir = log_dir.join(tp.dir_name());
@@ -259,8 +308,12 @@ impl LogManager {
             Err(e) => {
                 // A creation that failed midway (EMFILE, ENOSPC) leaves no half-made directory
                 // behind: it would be loaded as a partition no topic owns at the next start.
+                if self.failures.report(&log_dir, "creating a partition", &e) {
+                    return Err(e);
+                }
                 if !existed && let Err(rm) = self.io.remove_dir_all(&dir) {
                     tracing::warn!(dir = %dir.display(), error = %rm, "could not remove a partition directory whose creation failed");
+                    self.failures.report(&log_dir, "removing a partition whose creation failed", &rm.into());
                 }
                 return Err(e);
             }
@@ -301,6 +354,12 @@ impl LogManager {
             .write_map()
             .remove(tp)
             .ok_or_else(|| StorageError::UnknownPartition(tp.to_string()))?;
+        if self.failures.is_offline(&entry.log_dir) {
+            // Nothing is written in an offline dir: the directory stays (a restart reports it
+            // as owned by no topic, and an operator removes it).
+            tracing::warn!(partition = %tp, dir = %entry.log_dir.display(), "deleted partition's files left in the offline log dir");
+            return Ok(());
+        }
         let dir = lock_log(&entry.log)?.dir().to_path_buf();
         // Its files are closed now where nobody else holds the log (a rollback after EMFILE needs
         // the descriptors back for the directory fsync below).
@@ -311,10 +370,16 @@ impl LogManager {
             uuid::Uuid::new_v4().simple(),
             DELETE_DIR_SUFFIX
         ));
-        self.io.rename(&dir, &doomed)?;
-        self.io.sync_dir(&entry.log_dir)?;
-        self.io.remove_dir_all(&doomed)?;
-        Ok(())
+        let removed = (|| -> Result<()> {
+            self.io.rename(&dir, &doomed)?;
+            self.io.sync_dir(&entry.log_dir)?;
+            self.io.remove_dir_all(&doomed)?;
+            Ok(())
+        })();
+        if let Err(e) = &removed {
+            self.failures.report(&entry.log_dir, "deleting a partition", e);
+        }
+        removed
     }
 
     pub fn update_config(&self, tp: &TopicPartition, config: LogConfig) -> Result<()> {
@@ -331,16 +396,23 @@ impl LogManager {
         v
     }
 
+    /// Every partition log in an online log dir.
     fn snapshot_entries(&self) -> Vec<(TopicPartition, PathBuf, SharedLog)> {
         self.read_map()
             .iter()
+            .filter(|(_, e)| !self.failures.is_offline(&e.log_dir))
             .map(|(tp, e)| (tp.clone(), e.log_dir.clone(), e.log.clone()))
             .collect()
     }
 
+    /// fsyncs every log in an online dir. A failure takes its dir offline and the others go on.
     pub fn flush_all(&self, now_ms: i64) -> Result<()> {
-        for (_, _, log) in self.snapshot_entries() {
-            lock_log(&log)?.flush(now_ms)?;
+        for (_, dir, log) in self.snapshot_entries() {
+            if self.failures.is_offline(&dir) {
+                continue;
+            }
+            let r = lock_log(&log)?.flush(now_ms);
+            self.guard(&dir, "flush", r)?;
         }
         Ok(())
     }
@@ -348,8 +420,12 @@ impl LogManager {
     /// For a periodic task: flushes every log whose `flush.ms` has passed. Returns how many flushed.
     pub fn flush_due(&self, now_ms: i64) -> Result<usize> {
         let mut flushed = 0;
-        for (_, _, log) in self.snapshot_entries() {
-            flushed += usize::from(lock_log(&log)?.flush_if_due(now_ms)?);
+        for (_, dir, log) in self.snapshot_entries() {
+            if self.failures.is_offline(&dir) {
+                continue;
+            }
+            let r = lock_log(&log)?.flush_if_due(now_ms);
+            flushed += usize::from(self.guard(&dir, "flush.ms flush", r)?.unwrap_or(false));
         }
         Ok(flushed)
     }
@@ -358,7 +434,11 @@ impl LogManager {
     pub fn checkpoint(&self) -> Result<()> {
         let _one_writer = self.checkpoint_lock.lock().unwrap_or_else(|e| e.into_inner());
         let entries = self.snapshot_entries();
+        let mut first_error = None;
         for dir in &self.log_dirs {
+            if self.failures.is_offline(dir) {
+                continue;
+            }
             let mut rps = Vec::new();
             let mut starts = Vec::new();
             for (tp, log_dir, log) in &entries {
@@ -378,30 +458,26 @@ impl LogManager {
             rps.sort();
             starts.sort();
             cleaned.sort();
-            checkpoint::write_offsets(
-                self.io.as_ref(),
-                &dir.join(CLEANER_OFFSET_CHECKPOINT),
-                &cleaned,
-            )?;
-            checkpoint::write_offsets(
-                self.io.as_ref(),
-                &dir.join(RECOVERY_POINT_CHECKPOINT),
-                &rps,
-            )?;
-            checkpoint::write_offsets(
-                self.io.as_ref(),
-                &dir.join(LOG_START_OFFSET_CHECKPOINT),
-                &starts,
-            )?;
+            let written = checkpoint::write_offsets(self.io.as_ref(), &dir.join(CLEANER_OFFSET_CHECKPOINT), &cleaned)
+                .and_then(|()| checkpoint::write_offsets(self.io.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT), &rps))
+                .and_then(|()| checkpoint::write_offsets(self.io.as_ref(), &dir.join(LOG_START_OFFSET_CHECKPOINT), &starts));
+            // One dir's fault does not keep the others' checkpoints from being written.
+            if let Err(e) = self.guard(dir, "writing checkpoints", written.map_err(StorageError::from)) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Applies retention to every partition; returns the number of segments deleted.
     pub fn run_retention(&self, now_ms: i64) -> Result<usize> {
         let mut deleted = 0;
-        for (_, _, log) in self.snapshot_entries() {
-            deleted += lock_log(&log)?.apply_retention(now_ms)?;
+        for (_, dir, log) in self.snapshot_entries() {
+            if self.failures.is_offline(&dir) {
+                continue;
+            }
+            let r = lock_log(&log)?.apply_retention(now_ms);
+            deleted += self.guard(&dir, "retention", r)?.unwrap_or(0);
         }
         if deleted > 0 {
             self.checkpoint()?;
@@ -416,13 +492,16 @@ impl LogManager {
         self.log_dirs
             .iter()
             .map(|dir| {
+                if let Some((_, cause)) = self.failures.offline_dirs().into_iter().find(|(d, _)| d == dir) {
+                    return LogDirUsage { dir: dir.clone(), partitions: Vec::new(), space: Err(std::io::Error::other(cause.clone())), offline: Some(cause) };
+                }
                 let mut partitions: Vec<(TopicPartition, u64)> = entries
                     .iter()
                     .filter(|(_, d, _)| d == dir)
                     .filter_map(|(tp, _, log)| lock_log(log).ok().map(|l| (tp.clone(), l.size_bytes())))
                     .collect();
                 partitions.sort();
-                LogDirUsage { dir: dir.clone(), partitions, space: self.io.disk_space(dir) }
+                LogDirUsage { dir: dir.clone(), partitions, space: self.io.disk_space(dir), offline: None }
             })
             .collect()
     }
@@ -432,17 +511,26 @@ impl LogManager {
     /// and fetch go on meanwhile. A log whose pass fails is logged and skipped. Returns how many
     /// logs were cleaned.
     pub fn run_cleaner(&self, cfg: &CleanerConfig, now_ms: i64) -> Result<usize> {
-        let entries: Vec<(TopicPartition, SharedLog, Arc<AtomicI64>)> =
-            self.read_map().iter().map(|(tp, e)| (tp.clone(), e.log.clone(), e.first_dirty.clone())).collect();
+        let entries: Vec<(TopicPartition, PathBuf, SharedLog, Arc<AtomicI64>)> = self
+            .read_map()
+            .iter()
+            .filter(|(_, e)| !self.failures.is_offline(&e.log_dir))
+            .map(|(tp, e)| (tp.clone(), e.log_dir.clone(), e.log.clone(), e.first_dirty.clone()))
+            .collect();
         let mut cleaned = 0;
-        for (tp, log, first_dirty) in entries {
+        for (tp, dir, log, first_dirty) in entries {
+            if self.failures.is_offline(&dir) {
+                continue;
+            }
             let Some(plan) = lock_log(&log)?.plan_clean(first_dirty.load(Ordering::Relaxed), now_ms) else { continue };
             let started = std::time::Instant::now();
             let output = match cleaner::clean(&plan, cfg, now_ms) {
                 Ok(Some(o)) => o,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(partition = %tp, error = %e, "cleaning failed; will retry");
+                    if !self.failures.report(&dir, "cleaning", &e) {
+                        tracing::warn!(partition = %tp, error = %e, "cleaning failed; will retry");
+                    }
                     continue;
                 }
             };
@@ -456,7 +544,11 @@ impl LogManager {
                         cleaned_up_to = output.next_dirty, ms = started.elapsed().as_millis() as u64, "log cleaned");
                 }
                 Ok(false) => tracing::debug!(partition = %tp, "log changed during cleaning; pass dropped"),
-                Err(e) => tracing::warn!(partition = %tp, error = %e, "swapping in cleaned segments failed; recovery finishes it at the next start"),
+                Err(e) => {
+                    if !self.failures.report(&dir, "swapping in cleaned segments", &e) {
+                        tracing::warn!(partition = %tp, error = %e, "swapping in cleaned segments failed; recovery finishes it at the next start");
+                    }
+                }
             }
         }
         if cleaned > 0 {
@@ -473,11 +565,13 @@ impl LogManager {
     /// partition from its recovery point instead of trusting files a failed close left behind.
     pub fn close(&self) -> Result<()> {
         let threads = self.threads_per_dir * self.log_dirs.len();
-        let closed = on_threads(threads, self.snapshot_entries(), |(tp, _, log)| (tp, lock_log(&log).and_then(|mut l| l.close())));
+        // Logs in offline dirs are left as they are: recovery makes of them what is on disk.
+        let closed = on_threads(threads, self.snapshot_entries(), |(tp, dir, log)| (tp, dir, lock_log(&log).and_then(|mut l| l.close())));
         let mut first_error = None;
         let mut failed = 0usize;
-        for (tp, r) in closed {
+        for (tp, dir, r) in closed {
             if let Err(e) = r {
+                self.failures.report(&dir, "closing a log", &e);
                 if failed == 0 {
                     tracing::error!(partition = %tp, error = %e, "cannot close the partition's log; the next start recovers it");
                 }
@@ -487,11 +581,15 @@ impl LogManager {
         }
         self.checkpoint()?;
         if let Some(e) = first_error {
+            // A close that failed may have taken a dir offline: never a marker then.
             tracing::error!(partitions = failed, "logs not closed cleanly; no clean-shutdown marker written");
             return Err(e);
         }
-        for dir in &self.log_dirs {
-            checkpoint::write_atomic(self.io.as_ref(), &dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        // An offline dir gets no marker: its next open recovers each partition from its
+        // checkpointed recovery point, cutting a torn tail.
+        for dir in self.log_dirs.iter().filter(|d| !self.failures.is_offline(d)) {
+            let r = checkpoint::write_atomic(self.io.as_ref(), &dir.join(CLEAN_SHUTDOWN_FILE), b"");
+            self.guard(dir, "writing the clean-shutdown marker", r.map_err(StorageError::from))?;
         }
         Ok(())
     }
@@ -759,5 +857,120 @@ mod tests {
             }
             m.close().expect("close");
         }
+    }
+
+    #[test]
+    fn an_fsync_eio_takes_its_dir_offline_and_nothing_touches_it_again_while_the_other_dir_serves() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(dirs.clone(), LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let (bad, good) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        let lbad = m.create_log(&bad, LogConfig::default()).expect("create");
+        let lgood = m.create_log(&good, LogConfig::default()).expect("create");
+        assert_eq!((m.log_dir_of(&bad).as_deref(), m.log_dir_of(&good).as_deref()), (Some(a.path()), Some(b.path())));
+        append(&lbad, simple_batch(3));
+        m.flush_all(now_ms()).expect("flush while healthy");
+        append(&lbad, simple_batch(2));
+        append(&lgood, simple_batch(2));
+
+        faulty.inject(a.path(), FaultOp::Sync, libc::EIO);
+        m.flush_all(now_ms()).expect("one dir's fault is no error of the pass");
+        assert_eq!(faulty.injected_failures(), 1);
+        assert!(matches!(m.offline_error(&bad), Some(StorageError::LogDirOffline(d)) if d == a.path()));
+        assert!(m.offline_error(&good).is_none());
+        assert_eq!(lock_log(&lgood).expect("lock").recovery_point(), 2, "the other dir was flushed");
+
+        // Nothing tries the faulty dir again: flush, flush.ms, retention, checkpoints, close.
+        append(&lgood, simple_batch(1));
+        m.flush_all(now_ms()).expect("flush");
+        m.flush_due(i64::MAX).expect("flush due");
+        m.run_retention(now_ms()).expect("retention");
+        m.checkpoint().expect("checkpoint of the online dir");
+        assert_eq!(faulty.injected_failures(), 1, "no second attempt on the offline dir");
+
+        // A new partition goes to the online dir even though the offline one holds fewer.
+        let fresh = TopicPartition::new("u", 0);
+        m.create_log(&fresh, LogConfig::default()).expect("create");
+        assert_eq!(m.log_dir_of(&fresh).as_deref(), Some(b.path()));
+        let usage = m.dir_usage();
+        assert!(usage[0].offline.as_deref().is_some_and(|c| c.contains("flush")), "{:?}", usage[0].offline);
+        assert!(usage[0].partitions.is_empty() && usage[1].offline.is_none() && usage[1].partitions.len() == 2);
+
+        m.close().expect("close of the online dir");
+        assert_eq!(faulty.injected_failures(), 1);
+        assert!(!a.path().join(CLEAN_SHUTDOWN_FILE).exists(), "the offline dir is recovered at the next start");
+        assert!(b.path().join(CLEAN_SHUTDOWN_FILE).exists());
+        drop((lbad, lgood, m));
+
+        // A restart recovers from the disk: the data that was fsynced is there.
+        let m = LogManager::open(dirs, LogConfig::default(), io()).expect("reopen");
+        assert_eq!(m.clean_at_open(), &[false, true]);
+        assert!(m.offline_error(&bad).is_none(), "a restart brings the dir back");
+        assert!(lock_log(&m.get(&bad).expect("loaded")).expect("lock").log_end_offset() >= 3, "the fsynced records survive");
+        assert_eq!(lock_log(&m.get(&good).expect("loaded")).expect("lock").log_end_offset(), 3);
+    }
+
+    #[test]
+    fn a_clean_enospc_keeps_the_dir_online_and_a_write_eio_takes_it_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("w", 0);
+        let log = m.create_log(&tp, LogConfig::default()).expect("create");
+        let try_append = |bytes: Vec<u8>| {
+            let mut bytes = bytes;
+            let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+            let r = lock_log(&log).expect("lock").append(&mut bytes, &v, now_ms());
+            r.map_err(|e| (m.report(&tp, "append", &e), e))
+        };
+        faulty.fill_disk();
+        let (offline, e) = try_append(simple_batch(2)).expect_err("disk full");
+        assert!(!offline && crate::storage::io::is_out_of_space(match &e { StorageError::Io(io) => io, _ => panic!("{e}") }), "{e}");
+        m.checkpoint().expect_err("a full disk fails the checkpoint's write too");
+        assert!(m.offline_error(&tp).is_none(), "a clean ENOSPC keeps the dir online");
+        faulty.free_space();
+        assert_eq!(try_append(simple_batch(2)).expect("works again").base_offset, 0, "nothing of the refused append stayed");
+
+        faulty.inject(a.path(), FaultOp::Write, libc::EIO);
+        let (offline, e) = try_append(simple_batch(2)).expect_err("EIO");
+        assert!(offline, "{e}");
+        assert!(matches!(m.offline_error(&tp), Some(StorageError::LogDirOffline(_))));
+    }
+
+    #[test]
+    fn an_enospc_whose_undo_fails_takes_the_dir_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig { seed: 7, ..Default::default() });
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig { preallocate_step_bytes: 0, ..LogConfig::default() }, Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("undo", 0);
+        let log = m.create_log(&tp, LogConfig { preallocate_step_bytes: 0, ..LogConfig::default() }).expect("create");
+        append(&log, simple_batch(1));
+        faulty.fill_disk();
+        faulty.inject(a.path(), FaultOp::SetLen, libc::EIO);
+        let mut bytes = simple_batch(2);
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        let e = lock_log(&log).expect("lock").append(&mut bytes, &v, now_ms()).expect_err("full");
+        assert!(e.to_string().contains("undoing the append failed"), "{e}");
+        assert!(m.report(&tp, "append", &e), "the log's files are in an unknown state");
+    }
+
+    #[test]
+    fn an_fsync_enospc_takes_the_dir_offline() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("s", 0);
+        let log = m.create_log(&tp, LogConfig::default()).expect("create");
+        append(&log, simple_batch(1));
+        faulty.inject(a.path(), FaultOp::Sync, libc::ENOSPC);
+        m.flush_all(now_ms()).expect("reported, not returned");
+        assert!(m.offline_error(&tp).is_some());
+        assert!(matches!(m.create_log(&TopicPartition::new("s", 1), LogConfig::default()), Err(StorageError::LogDirOffline(_))), "no online dir left");
     }
 }

@@ -17,6 +17,9 @@
 //! - Durable mode: `sync_target()` under the lock, `target.file.sync_data()` without it (so
 //!   concurrent producers' syncs meet in the io_uring backend's group commit), then
 //!   `mark_synced(&target)` under the lock.
+//! - Faults: a failed fsync or an unexplained write error takes the partition's log dir offline
+//!   (`log_dir_failure` holds the policy; `LogManager::report` applies it, `offline_error` is the
+//!   check before touching a log); a cleanly undone ENOSPC does not.
 //! - Shutdown: `LogManager::close` seals and fsyncs every log, writes producer snapshots and checkpoints,
 //!   then `.kafka_cleanshutdown` in each log dir. `LogManager::open` trusts a dir holding the marker (no
 //!   scan) and deletes it; without it, each partition re-validates from its checkpointed recovery point.
@@ -27,6 +30,7 @@ pub mod cleaner;
 pub mod io;
 pub mod leader_epoch;
 pub mod log;
+pub mod log_dir_failure;
 pub mod log_manager;
 pub mod offset_index;
 pub mod producer_state;
@@ -198,6 +202,9 @@ pub enum StorageError {
     UnknownPartition(String),
     #[error("partition log {0} already exists")]
     AlreadyExists(String),
+    /// The partition's log dir went offline after an I/O error (see `log_dir_failure`).
+    #[error("log dir {} is offline after an I/O error", .0.display())]
+    LogDirOffline(std::path::PathBuf),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -424,14 +424,12 @@ impl Segment {
         self.reserve_ahead(position + len);
         let written = if tail.is_empty() { self.log.write_all_at(head, position) } else { self.log.write_all_vectored_at(&[head, tail], position) };
         if let Err(e) = written {
-            self.undo_append(&before);
-            return Err(e);
+            return Err(self.undo_append(&before, e));
         }
         self.size += len;
         self.dirty = true;
         if let Err(e) = self.note_appended(position, len, first_offset, last_offset, max_timestamp, offset_of_max_timestamp) {
-            self.undo_append(&before);
-            return Err(e);
+            return Err(self.undo_append(&before, e));
         }
         self.write_behind();
         Ok(())
@@ -453,11 +451,15 @@ impl Segment {
 
     /// Puts the segment back as `before` says: the log file cut to its old size (which also gives
     /// back blocks reserved past it: a full disk gets its space back), the index entries added
-    /// since dropped. Cutting needs no free space; should it fail all the same (EIO), the bytes
-    /// past `size` are never read and the next append writes over them from `size`.
-    fn undo_append(&mut self, before: &TailState) {
+    /// since dropped. Returns the error to report for the append that failed with `cause`:
+    /// `cause` itself when the undo worked, else an error that is not ENOSPC (the files' state
+    /// is unknown, so the log dir goes offline: see `log_dir_failure`). Cutting needs no free
+    /// space, but may fail all the same (EIO).
+    fn undo_append(&mut self, before: &TailState, cause: io::Error) -> io::Error {
+        let mut undo_failed = None;
         if let Err(e) = self.log.set_len(before.size) {
             tracing::warn!(segment = %self.log_path_buf().display(), error = %e, "cannot cut a failed append back out of the log");
+            undo_failed = Some(e);
         }
         self.size = before.size;
         self.preallocated_end = before.size;
@@ -469,6 +471,11 @@ impl Segment {
         let cut = self.offset_index.truncate_entries(before.offset_index_entries).and_then(|()| self.time_index.truncate_entries(before.time_index_entries));
         if let Err(e) = cut {
             tracing::warn!(segment = %self.log_path_buf().display(), error = %e, "cannot drop the index entries of a failed append");
+            undo_failed.get_or_insert(e);
+        }
+        match undo_failed {
+            None => cause,
+            Some(undo) => io::Error::other(format!("{cause}; undoing the append failed too: {undo}")),
         }
     }
 

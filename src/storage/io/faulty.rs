@@ -5,9 +5,11 @@
 //! A full disk is modelled as a file system does it: what needs new space (a write past a file's
 //! end, growing it, reserving blocks, creating a file) fails with ENOSPC, while overwrites,
 //! truncation, renames and removals still work; a write past the end may land a prefix first.
+//! Injected errors ([`FaultyIo::inject`]) fail one kind of call (fsync, write, resize) on the files
+//! under one directory with a chosen errno, as a failing disk or file system does, until healed.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{DirEntry, FileIo, IoFile, OpenMode};
@@ -46,6 +48,22 @@ struct FaultState {
     full: bool,
     /// ENOSPC failures returned so far.
     enospc: u64,
+    /// Injected errors: (directory, kind of call, errno).
+    injected: Vec<(PathBuf, FaultOp, i32)>,
+    /// Calls failed by an injected error so far.
+    injected_failures: u64,
+}
+
+/// A kind of call [`FaultyIo::inject`] can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// `sync_data` of a file and `sync_dir` of a directory (the error as a backend reports a
+    /// failed fsync: see `io::sync_failure`).
+    Sync,
+    /// `write_all_at`: nothing of the write lands.
+    Write,
+    /// `set_len`: the length stays.
+    SetLen,
 }
 
 impl FaultState {
@@ -72,6 +90,14 @@ impl FaultState {
     fn no_space(&mut self) -> io::Error {
         self.enospc += 1;
         io::Error::from_raw_os_error(libc::ENOSPC)
+    }
+
+    /// The injected error for `op` on `path`, if one applies (counted).
+    fn injected(&mut self, path: &Path, op: FaultOp) -> Option<io::Error> {
+        let errno = self.injected.iter().find(|(dir, o, _)| *o == op && path.starts_with(dir)).map(|(_, _, e)| *e)?;
+        self.injected_failures += 1;
+        let e = io::Error::from_raw_os_error(errno);
+        Some(if op == FaultOp::Sync { super::sync_failure(e) } else { e })
     }
 }
 
@@ -104,6 +130,8 @@ impl FaultyIo {
                 mutations: 0,
                 full: false,
                 enospc: 0,
+                injected: Vec::new(),
+                injected_failures: 0,
             })),
         }
     }
@@ -158,12 +186,26 @@ impl FaultyIo {
     pub fn enospc_count(&self) -> u64 {
         lock(&self.state).enospc
     }
+    /// From now on every `op` on a file (or, for syncs, the directory) under `dir` fails with
+    /// `errno` (EIO: a failing disk; ENOSPC from an fsync: a thin or remote volume out of space).
+    pub fn inject(&self, dir: &Path, op: FaultOp, errno: i32) {
+        lock(&self.state).injected.push((dir.to_path_buf(), op, errno));
+    }
+    /// Removes every injected error: the disk works again.
+    pub fn heal(&self) {
+        lock(&self.state).injected.clear();
+    }
+    /// Calls failed by an injected error so far (tests prove what was, or was not, tried again).
+    pub fn injected_failures(&self) -> u64 {
+        lock(&self.state).injected_failures
+    }
 }
 
 #[derive(Debug)]
 struct FaultyFile {
     inner: Arc<dyn IoFile>,
     state: Arc<Mutex<FaultState>>,
+    path: PathBuf,
 }
 
 // `raw_fd` keeps its default (None): handing out the inner descriptor would let sendfile bypass this
@@ -176,6 +218,9 @@ impl IoFile for FaultyFile {
         let mut st = lock(&self.state);
         if st.crashed {
             return Ok(());
+        }
+        if let Some(e) = st.injected(&self.path, FaultOp::Write) {
+            return Err(e);
         }
         if st.mutation_finds_disk_full() {
             // Overwriting blocks the file has needs no space; growing it does. A seeded prefix
@@ -218,6 +263,9 @@ impl IoFile for FaultyFile {
             if st.crashed {
                 return Ok(());
             }
+            if let Some(e) = st.injected(&self.path, FaultOp::Sync) {
+                return Err(e);
+            }
             // Written data already has its blocks here: an fsync needs no new space.
             st.mutation_finds_disk_full();
             st.syncs += 1;
@@ -228,6 +276,9 @@ impl IoFile for FaultyFile {
         let mut st = lock(&self.state);
         if st.crashed {
             return Ok(());
+        }
+        if let Some(e) = st.injected(&self.path, FaultOp::SetLen) {
+            return Err(e);
         }
         if st.mutation_finds_disk_full() && len > self.inner.len()? {
             return Err(st.no_space());
@@ -306,6 +357,7 @@ impl FileIo for FaultyIo {
         Ok(Arc::new(FaultyFile {
             inner,
             state: self.state.clone(),
+            path: path.to_path_buf(),
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -339,6 +391,9 @@ impl FileIo for FaultyIo {
         self.inner.create_dir_all(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if let Some(e) = lock(&self.state).injected(path, FaultOp::Sync) {
+            return Err(e);
+        }
         if self.alive() {
             lock(&self.state).syncs += 1;
             self.inner.sync_dir(path)

@@ -19,7 +19,7 @@ pub mod std;
 pub mod uring;
 
 pub use self::budget::BudgetIo;
-pub use self::faulty::{FaultConfig, FaultyIo};
+pub use self::faulty::{FaultConfig, FaultOp, FaultyIo};
 pub use self::std::StdIo;
 pub use self::uring::UringIo;
 
@@ -192,6 +192,14 @@ impl FileRange {
 /// treats as a broken log dir.
 pub fn is_out_of_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull
+}
+
+/// What a backend returns for a failed fsync (`sync_data`, `sync_dir`). ENOSPC from an fsync is
+/// not a full disk that storage can undo: written pages could not be made durable and their
+/// state is unknown. So it is reported with another kind, and nothing that survives a clean
+/// ENOSPC (see [`is_out_of_space`]) mistakes it for one; every other error passes unchanged.
+pub fn sync_failure(e: io::Error) -> io::Error {
+    if is_out_of_space(&e) { io::Error::other(format!("fsync failed: {e}")) } else { e }
 }
 
 /// How to open a file.

@@ -27,7 +27,7 @@ impl IoFile for StdFile {
         super::pwritev_all(self.0.as_raw_fd(), parts, pos, |buf, at| self.0.write_all_at(buf, at))
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.0.sync_data().map_err(super::sync_failure)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
@@ -179,7 +179,7 @@ impl FileIo for StdIo {
         fs::create_dir_all(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+        File::open(path)?.sync_all().map_err(super::sync_failure)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         let mut out = Vec::new();

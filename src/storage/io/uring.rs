@@ -437,7 +437,7 @@ impl IoFile for UringFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.shared.stats.fsync_requests.fetch_add(1, Ordering::Relaxed);
-        result(self.shared.submit(self.file.as_raw_fd(), Kind::DataSync)?).map(|_| ())
+        result(self.shared.submit(self.file.as_raw_fd(), Kind::DataSync)?).map(|_| ()).map_err(super::sync_failure)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
@@ -538,7 +538,7 @@ impl FileIo for UringIo {
         } else {
             File::open(path)?.into()
         };
-        self.shared.run_op(dir.as_raw_fd(), Kind::Sync).map(drop)
+        self.shared.run_op(dir.as_raw_fd(), Kind::Sync).map(drop).map_err(super::sync_failure)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         StdIo.list_dir(path)
