@@ -222,14 +222,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
             encode(key, version, corr, &resp).map(Reply::now)
         }
-        ApiKey::ConsumerGroupDescribe => serve!(ConsumerGroupDescribeRequest, consumer_group_describe::handle),
+        ApiKey::ConsumerGroupDescribe => serve_on_pool!(ConsumerGroupDescribeRequest, consumer_group_describe::handle),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
         ApiKey::OffsetCommit => serve_on_pool!(OffsetCommitRequest, offset_commit::handle),
         ApiKey::OffsetFetch => serve_on_pool!(OffsetFetchRequest, offset_fetch::handle),
-        ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, describe_groups::handle),
-        ApiKey::ListGroups => serve!(ListGroupsRequest, list_groups::handle),
+        ApiKey::DescribeGroups => serve_on_pool!(DescribeGroupsRequest, describe_groups::handle),
+        ApiKey::ListGroups => serve_on_pool!(ListGroupsRequest, list_groups::handle),
         ApiKey::DeleteGroups => serve_on_pool!(DeleteGroupsRequest, delete_groups::handle),
         ApiKey::OffsetDelete => serve_on_pool!(OffsetDeleteRequest, offset_delete::handle),
         ApiKey::CreatePartitions => serve_on_pool!(CreatePartitionsRequest, create_partitions::handle),
