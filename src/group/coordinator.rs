@@ -1506,6 +1506,49 @@ mod tests {
         assert_eq!(c.consumer_describe(&log, "cg").unwrap().members.len(), 2);
     }
 
+    /// A `__consumer_offsets` whose every append takes `write_ms` (a slow disk).
+    struct SlowLog {
+        write_ms: u64,
+    }
+
+    impl GroupLog for SlowLog {
+        fn append_group_batch(&self, _partition: i32, _batch: Bytes) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(self.write_ms));
+            Ok(())
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            Some(50)
+        }
+        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+            Ok(Bytes::new())
+        }
+    }
+
+    /// Measurement, not a check (`cargo test --lib commit_rate -- --ignored --nocapture`):
+    /// 8 threads commit for 8 groups on 8 partitions of 50 to a log whose appends take 2 ms.
+    #[test]
+    #[ignore]
+    fn commit_rate_with_a_slow_log() {
+        let log = SlowLog { write_ms: 2 };
+        let c = GroupCoordinator::new(config());
+        let groups: Vec<String> = (0..8).map(|p| (0..).map(|i| format!("g{i}")).find(|g| offsets::partition_for(g, 50) == p).unwrap()).collect();
+        let per_thread = 100;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for g in &groups {
+                let (c, log) = (&c, &log);
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        c.commit(log, g, -1, "", None, commit_one(i)).unwrap();
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed();
+        let commits = groups.len() as u64 * per_thread as u64;
+        println!("{commits} commits, 8 threads, 8 partitions, 2 ms per append: {} ms, {:.0} commits/s", elapsed.as_millis(), commits as f64 / elapsed.as_secs_f64());
+    }
+
     #[test]
     fn groups_on_the_same_partition_still_write_in_turn() {
         let log = GatedLog::new();
