@@ -1,4 +1,5 @@
-//! JoinGroup: hands the request to the group coordinator, which may park it until the rebalance
+//! JoinGroup: hands the request to the group coordinator on a request handler thread (it may
+//! write the group's record), waits on the async worker if it parked until the rebalance
 //! completes, and shapes the answer for the request's version.
 
 use std::sync::Arc;
@@ -25,7 +26,13 @@ pub async fn handle(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, c
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let out = broker.groups.join(&**broker, join, broker.shutdown_signal()).await;
+    // The group changes and its record is written on a request handler thread; only the wait
+    // for the rebalance's outcome stays on the async worker.
+    let b = broker.clone();
+    let out = match broker.io_pool.run(move || b.groups.join_start(&*b, join)).await {
+        Ok(out) => out,
+        Err(wait) => broker.groups.join_wait(wait, broker.shutdown_signal()).await,
+    };
     let members = out
         .members
         .into_iter()

@@ -472,9 +472,11 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     }
     // Committed offsets must be back before the first OffsetFetch is answered.
     let loaded = std::time::Instant::now();
-    match broker.groups.load(&*broker) {
-        Ok(records) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
-        Err(e) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || b.groups.load(&*b)).await {
+        Ok(Ok(records)) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
+        Ok(Err(e)) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
+        Err(e) => tracing::error!(error = %e, "loading group state panicked"),
     }
     // Transactions a stop left half-ended are completed before clients come back.
     let loaded = std::time::Instant::now();

@@ -112,10 +112,12 @@ impl GroupCoordinator {
         let interval = self.consumer_heartbeat_interval_ms(group_id);
         let default_assignor = self.default_assignor();
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         self.current(log, &mut groups, group_id, now);
         let leaving = input.member_epoch == LEAVE_EPOCH || input.member_epoch == STATIC_LEAVE_EPOCH;
-        if !groups.contains_key(group_id) {
+        let created = !groups.contains_key(group_id);
+        if created {
             // Kafka answers GROUP_ID_NOT_FOUND here; UNKNOWN_MEMBER_ID makes the member rejoin
             // with epoch 0 (groups survive restarts, so this is a deleted or expired group).
             if input.member_epoch != 0 {
@@ -124,6 +126,9 @@ impl GroupCoordinator {
             groups.insert(group_id.to_string(), Entry::new(group_id));
         }
         let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
+        // What the heartbeat changes is undone if its records cannot be written (Kafka's runtime
+        // reverts its in-memory state when the append fails, and fails the request).
+        let undo = (e.consumer.clone(), e.empty_since_ms);
         if e.consumer.is_none() {
             // A classic group with members stays classic; an empty one becomes a consumer group.
             if e.group.state != GroupState::Empty || !e.group.members.is_empty() {
@@ -135,8 +140,17 @@ impl GroupCoordinator {
             e.consumer = Some(ConsumerGroup::new(group_id));
         }
         let result = self.consumer_heartbeat_locked(group_id, e, input, topics, leaving, &default_assignor, now);
-        // What the heartbeat changed is written before the member hears of it.
-        self.persist_consumer(log, e);
+        // What the heartbeat changed is written before the member hears of it. When it cannot
+        // be, the member is not told of a change that is not durable: the change is undone and
+        // the heartbeat fails with a retriable error (COORDINATOR_NOT_AVAILABLE).
+        if let Err(err) = self.write_consumer_records(log, e) {
+            tracing::warn!(group = %group_id, error = %err, "consumer group heartbeat failed: its records could not be written; change undone");
+            (e.consumer, e.empty_since_ms) = undo;
+            if created {
+                groups.remove(group_id);
+            }
+            return Err(err);
+        }
         result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval })
     }
 
@@ -171,24 +185,31 @@ impl GroupCoordinator {
 
     /// Writes what changed in a consumer group's records since the last write: tombstones for
     /// members that are gone (current assignment, target, then metadata, the order Kafka's
-    /// replay expects), then every record whose value changed. A failed write is logged and
-    /// retried with the next change (the whole difference is written then).
+    /// replay expects), then every record whose value changed. A failed write (a session
+    /// expiry's) is logged and retried with the next change (the whole difference is written then).
     pub(super) fn persist_consumer(&self, log: &dyn GroupLog, e: &mut Entry) {
-        let Some(g) = e.consumer.as_ref() else { return };
+        if let Err(err) = self.write_consumer_records(log, e) {
+            tracing::warn!(group = %e.group.id, error = %err, "could not store consumer group records; retried on the next change");
+        }
+    }
+
+    /// The write of `persist_consumer`, with its error; the records last written are updated
+    /// only when it succeeds.
+    fn write_consumer_records(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
+        let Some(g) = e.consumer.as_ref() else { return Ok(()) };
         if g.members.is_empty() && e.consumer_records.is_empty() {
             // Nobody ever joined (a refused first heartbeat): nothing worth a record.
-            return;
+            return Ok(());
         }
         let now = g.records();
         let mut out: Vec<(Bytes, Option<Bytes>)> = e.consumer_records.keys().rev().filter(|k| !now.contains_key(*k)).map(|k| (k.encode(), None)).collect();
         out.extend(now.iter().filter(|(k, v)| e.consumer_records.get(*k) != Some(*v)).map(|(k, v)| (k.encode(), Some(v.clone()))));
         if out.is_empty() {
-            return;
+            return Ok(());
         }
-        match self.write(log, &g.id, out) {
-            Ok(()) => e.consumer_records = now,
-            Err(err) => tracing::warn!(group = %g.id, error = %err, "could not store consumer group records; retried on the next change"),
-        }
+        self.write(log, &g.id, out)?;
+        e.consumer_records = now;
+        Ok(())
     }
 
     /// Tombstones for every consumer-protocol record of the group (it is deleted, expired, or
@@ -224,7 +245,8 @@ impl GroupCoordinator {
     /// ConsumerGroupDescribe of one group.
     pub fn consumer_describe(&self, log: &dyn GroupLog, group_id: &str) -> Result<ConsumerGroupSummary, GroupError> {
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or_else(|| GroupError::ConsumerGroupNotFound(group_id.to_string()))?;
         let Some(g) = e.consumer.as_ref() else {
             return Err(if e.group.state == GroupState::Dead {
@@ -265,7 +287,8 @@ impl GroupCoordinator {
     /// Whether `member_id` is a member of the consumer-protocol group `group_id` (such members
     /// must commit with OffsetCommit v9+, which carries the member epoch).
     pub fn is_consumer_member(&self, group_id: &str, member_id: &str) -> bool {
-        let groups = self.lock();
+        let shards = self.groups.view_current();
+        let groups = shards.lock_id(group_id);
         groups.get(group_id).and_then(|e| e.consumer.as_ref()).is_some_and(|g| g.members.contains_key(member_id))
     }
 
@@ -276,7 +299,8 @@ impl GroupCoordinator {
             return Ok(());
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         match self.current(log, &mut groups, group_id, now) {
             Some(e) if e.consumer.is_some() => {
                 let g = e.consumer.as_ref().expect("checked");

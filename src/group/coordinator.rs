@@ -1,11 +1,16 @@
-//! The group coordinator: owns every group behind one std Mutex, drives the state machine of
-//! `state.rs`, parks JoinGroup/SyncGroup requests on oneshot channels (never holding the lock
-//! across an await), expires sessions and rebalances from a periodic tick, persists commits and
-//! group metadata through `GroupLog`, and brings groups back with their members at load. It
+//! The group coordinator: owns every group in the shard of its `__consumer_offsets` partition
+//! (one lock per partition, as Kafka's coordinator runtime: groups on different partitions never
+//! wait for each other, and a partition's records are written under its shard's lock, in the
+//! order the changes are applied), drives the state machine of `state.rs`, parks
+//! JoinGroup/SyncGroup requests on oneshot channels (never holding a lock across an await),
+//! expires sessions and rebalances from a periodic tick, persists commits and group metadata
+//! through `GroupLog`, and brings groups back with their members at load. Every method that may
+//! write is synchronous and must run where blocking on a disk is allowed (the request handler
+//! pool, spawn_blocking); the only async ones wait for a parked answer and never write. It
 //! answers with `GroupError`s; the api layer picks the codes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -16,6 +21,7 @@ use super::consumer_codec;
 use super::offsets::{self, CodecError, CommittedOffset, GroupKey, OffsetStore, StoredMember};
 use super::state::{Group, GroupState, Member};
 use super::{GroupConfig, GroupError, GroupLog};
+use crate::coordinator::shards::{Shards, ShardsView};
 
 /// Slack on top of the rebalance timeout before a parked request gives up on its own: the tick
 /// normally answers it at the deadline; this only bounds the wait if something went wrong.
@@ -75,6 +81,33 @@ impl SyncOutcome {
     fn error(e: GroupError) -> SyncOutcome {
         SyncOutcome { error: Some(e), ..Default::default() }
     }
+}
+
+/// A JoinGroup parked until its rebalance completes (`GroupCoordinator::join_wait`).
+#[derive(Debug)]
+pub struct JoinWait {
+    rx: oneshot::Receiver<JoinOutcome>,
+    group_id: String,
+    member_id: String,
+    wait_ms: u64,
+}
+
+/// A follower's SyncGroup parked until the leader's assignment (`GroupCoordinator::sync_wait`).
+#[derive(Debug)]
+pub struct SyncWait {
+    rx: oneshot::Receiver<SyncOutcome>,
+    group_id: String,
+    member_id: String,
+    generation: i32,
+    wait_ms: u64,
+}
+
+/// A parked SyncGroup whose rebalance timeout passed (`GroupCoordinator::sync_timed_out`).
+#[derive(Debug)]
+pub struct SyncTimedOut {
+    group_id: String,
+    member_id: String,
+    generation: i32,
 }
 
 /// A member as DescribeGroups shows it.
@@ -184,7 +217,8 @@ impl Entry {
 
 pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
-    pub(super) groups: Mutex<HashMap<String, Entry>>,
+    /// Every group, in the shard of its `__consumer_offsets` partition.
+    pub(super) groups: Shards<Entry>,
     /// Dynamic group configs (consumer.session.timeout.ms, ...) by group id; the broker stores
     /// them durably and hands them over at startup and on every change.
     pub(super) group_configs: Mutex<HashMap<String, BTreeMap<String, String>>>,
@@ -195,7 +229,7 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator { config, groups: Mutex::new(HashMap::new()), group_configs: Mutex::new(HashMap::new()), last_expiry_ms: Mutex::new(wall_ms()), epoch: Instant::now() }
+        GroupCoordinator { groups: Shards::new(config.offsets_topic_partitions), config, group_configs: Mutex::new(HashMap::new()), last_expiry_ms: Mutex::new(wall_ms()), epoch: Instant::now() }
     }
 
     /// Milliseconds on a monotonic clock: timeouts must not jump with the wall clock.
@@ -203,8 +237,11 @@ impl GroupCoordinator {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    /// The shards at `__consumer_offsets`' partition count: the configured one until the topic
+    /// exists (it is then created with that count), so a group's shard is always the partition
+    /// its records are written to.
+    pub(super) fn shards(&self, log: &dyn GroupLog) -> ShardsView<'_, Entry> {
+        self.groups.view(log.group_partitions().unwrap_or(self.config.offsets_topic_partitions))
     }
 
     fn partition(&self, log: &dyn GroupLog, group_id: &str) -> i32 {
@@ -287,15 +324,19 @@ impl GroupCoordinator {
         tracing::info!(group = %e.group.id, generation = e.group.generation, "preparing to rebalance");
     }
 
-    /// JoinGroup. May park until the rebalance completes (bounded by the rebalance timeout).
-    pub async fn join(&self, log: &dyn GroupLog, req: JoinRequest, mut shutdown: watch::Receiver<bool>) -> JoinOutcome {
+    /// JoinGroup, the part that changes the group and writes its record (run it where a disk
+    /// write may block): an immediate answer, or a parked request to hand to `join_wait`.
+    pub fn join_start(&self, log: &dyn GroupLog, req: JoinRequest) -> Result<JoinOutcome, JoinWait> {
         let member_id = req.member_id.clone();
         let group_id = req.group_id.clone();
         let wait_ms = req.rebalance_timeout_ms.max(req.session_timeout_ms).max(0) as u64 + PARK_SLACK_MS;
-        let rx = match self.join_locked(log, req) {
-            Ok(outcome) => return outcome,
-            Err(rx) => rx,
-        };
+        self.join_locked(log, req).map_err(|rx| JoinWait { rx, group_id, member_id, wait_ms })
+    }
+
+    /// JoinGroup, the wait for the rebalance's outcome (bounded by the rebalance timeout). Writes
+    /// nothing: it may run on an async worker.
+    pub async fn join_wait(&self, wait: JoinWait, mut shutdown: watch::Receiver<bool>) -> JoinOutcome {
+        let JoinWait { rx, group_id, member_id, wait_ms } = wait;
         let result = tokio::select! {
             r = tokio::time::timeout(Duration::from_millis(wait_ms), rx) => r,
             _ = shutdown.changed() => return JoinOutcome::error(GroupError::CoordinatorNotAvailable, &member_id),
@@ -304,12 +345,22 @@ impl GroupCoordinator {
             Ok(Ok(outcome)) => outcome,
             // Sender dropped (group deleted) or the safety bound passed: the client rejoins.
             _ => {
-                let mut groups = self.lock();
+                let shards = self.groups.view_current();
+                let mut groups = shards.lock_id(&group_id);
                 if let Some(e) = groups.get_mut(&group_id) {
                     e.join_waiters.retain(|_, tx| !tx.is_closed());
                 }
                 JoinOutcome::error(GroupError::RebalanceInProgress, &member_id)
             }
+        }
+    }
+
+    /// JoinGroup in one call, both parts on the caller's thread (tests).
+    #[cfg(test)]
+    pub async fn join(&self, log: &dyn GroupLog, req: JoinRequest, shutdown: watch::Receiver<bool>) -> JoinOutcome {
+        match self.join_start(log, req) {
+            Ok(outcome) => outcome,
+            Err(wait) => self.join_wait(wait, shutdown).await,
         }
     }
 
@@ -323,7 +374,8 @@ impl GroupCoordinator {
             return err(GroupError::InvalidSessionTimeout);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(&req.group_id);
         self.current(log, &mut groups, &req.group_id, now);
         if !req.member_id.is_empty() && !groups.contains_key(&req.group_id) {
             return err(GroupError::UnknownMemberId);
@@ -513,7 +565,100 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// SyncGroup: the leader's assignments are handed to every member; followers park for them.
+    /// SyncGroup, the part that changes the group and writes its record (run it where a disk
+    /// write may block): the leader's assignments are handed to every member and it is answered;
+    /// a follower is answered at once or parked, to be handed to `sync_wait`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync_start(
+        &self,
+        log: &dyn GroupLog,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol: Option<&str>,
+        assignments: BTreeMap<String, Bytes>,
+    ) -> Result<SyncOutcome, SyncWait> {
+        if group_id.is_empty() {
+            return Ok(SyncOutcome::error(GroupError::InvalidGroupId));
+        }
+        let now = self.now();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
+        let Some(e) = self.current(log, &mut groups, group_id, now) else { return Ok(SyncOutcome::error(GroupError::UnknownMemberId)) };
+        if let Err(err) = Self::check_member(e, member_id, instance_id, generation) {
+            return Ok(SyncOutcome::error(err));
+        }
+        if protocol_type.is_some_and(|p| Some(p) != e.group.protocol_type.as_deref()) || protocol.is_some_and(|p| Some(p) != e.group.protocol.as_deref()) {
+            return Ok(SyncOutcome::error(GroupError::InconsistentGroupProtocol));
+        }
+        let done = |e: &Entry| SyncOutcome {
+            error: None,
+            protocol_type: e.group.protocol_type.clone(),
+            protocol: e.group.protocol.clone(),
+            assignment: e.group.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
+        };
+        if let Some(m) = e.group.members.get_mut(member_id) {
+            m.last_seen_ms = now;
+        }
+        match e.group.state {
+            GroupState::Empty | GroupState::Dead => return Ok(SyncOutcome::error(GroupError::UnknownMemberId)),
+            GroupState::PreparingRebalance => return Ok(SyncOutcome::error(GroupError::RebalanceInProgress)),
+            GroupState::Stable => return Ok(done(e)),
+            GroupState::CompletingRebalance => {}
+        }
+        if e.group.leader.as_deref() == Some(member_id) {
+            e.group.complete_sync(assignments);
+            self.store_group(log, e);
+            let waiters: Vec<_> = e.sync_waiters.drain().collect();
+            for (id, tx) in waiters {
+                let assignment = e.group.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
+                let _ = tx.send(SyncOutcome { error: None, protocol_type: e.group.protocol_type.clone(), protocol: e.group.protocol.clone(), assignment });
+            }
+            tracing::info!(group = %group_id, generation, "group is stable");
+            return Ok(done(e));
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(old) = e.sync_waiters.insert(member_id.to_string(), tx) {
+            let _ = old.send(SyncOutcome::error(GroupError::RebalanceInProgress));
+        }
+        let wait_ms = e.group.members.get(member_id).map(|m| m.rebalance_timeout_ms.max(0) as u64).unwrap_or(0);
+        Err(SyncWait { rx, group_id: group_id.to_string(), member_id: member_id.to_string(), generation, wait_ms })
+    }
+
+    /// SyncGroup, a follower's wait for the leader's assignment. Writes nothing: it may run on
+    /// an async worker. Err when the rebalance timeout passed: hand it to `sync_timed_out`.
+    pub async fn sync_wait(&self, wait: SyncWait, mut shutdown: watch::Receiver<bool>) -> Result<SyncOutcome, SyncTimedOut> {
+        let SyncWait { rx, group_id, member_id, generation, wait_ms } = wait;
+        let result = tokio::select! {
+            r = tokio::time::timeout(Duration::from_millis(wait_ms), rx) => r,
+            _ = shutdown.changed() => return Ok(SyncOutcome::error(GroupError::CoordinatorNotAvailable)),
+        };
+        match result {
+            Ok(Ok(outcome)) => Ok(outcome),
+            _ => Err(SyncTimedOut { group_id, member_id, generation }),
+        }
+    }
+
+    /// The leader did not assign within the rebalance timeout: everyone rejoins. May write the
+    /// group's record (run it where a disk write may block).
+    pub fn sync_timed_out(&self, log: &dyn GroupLog, t: SyncTimedOut) -> SyncOutcome {
+        let now = self.now();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(&t.group_id);
+        if let Some(e) = groups.get_mut(&t.group_id) {
+            e.sync_waiters.remove(&t.member_id);
+            if e.group.state == GroupState::CompletingRebalance && e.group.generation == t.generation {
+                self.start_rebalance(e, now);
+                self.settle(log, e, now);
+            }
+        }
+        SyncOutcome::error(GroupError::RebalanceInProgress)
+    }
+
+    /// SyncGroup in one call, every part on the caller's thread (tests).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
     pub async fn sync(
         &self,
@@ -525,73 +670,14 @@ impl GroupCoordinator {
         protocol_type: Option<&str>,
         protocol: Option<&str>,
         assignments: BTreeMap<String, Bytes>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> SyncOutcome {
-        let (rx, wait_ms) = {
-            if group_id.is_empty() {
-                return SyncOutcome::error(GroupError::InvalidGroupId);
-            }
-            let now = self.now();
-            let mut groups = self.lock();
-            let Some(e) = self.current(log, &mut groups, group_id, now) else { return SyncOutcome::error(GroupError::UnknownMemberId) };
-            if let Err(err) = Self::check_member(e, member_id, instance_id, generation) {
-                return SyncOutcome::error(err);
-            }
-            if protocol_type.is_some_and(|p| Some(p) != e.group.protocol_type.as_deref()) || protocol.is_some_and(|p| Some(p) != e.group.protocol.as_deref()) {
-                return SyncOutcome::error(GroupError::InconsistentGroupProtocol);
-            }
-            let done = |e: &Entry| SyncOutcome {
-                error: None,
-                protocol_type: e.group.protocol_type.clone(),
-                protocol: e.group.protocol.clone(),
-                assignment: e.group.members.get(member_id).map(|m| m.assignment.clone()).unwrap_or_default(),
-            };
-            if let Some(m) = e.group.members.get_mut(member_id) {
-                m.last_seen_ms = now;
-            }
-            match e.group.state {
-                GroupState::Empty | GroupState::Dead => return SyncOutcome::error(GroupError::UnknownMemberId),
-                GroupState::PreparingRebalance => return SyncOutcome::error(GroupError::RebalanceInProgress),
-                GroupState::Stable => return done(e),
-                GroupState::CompletingRebalance => {}
-            }
-            if e.group.leader.as_deref() == Some(member_id) {
-                e.group.complete_sync(assignments);
-                self.store_group(log, e);
-                let waiters: Vec<_> = e.sync_waiters.drain().collect();
-                for (id, tx) in waiters {
-                    let assignment = e.group.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
-                    let _ = tx.send(SyncOutcome { error: None, protocol_type: e.group.protocol_type.clone(), protocol: e.group.protocol.clone(), assignment });
-                }
-                tracing::info!(group = %group_id, generation, "group is stable");
-                return done(e);
-            }
-            let (tx, rx) = oneshot::channel();
-            if let Some(old) = e.sync_waiters.insert(member_id.to_string(), tx) {
-                let _ = old.send(SyncOutcome::error(GroupError::RebalanceInProgress));
-            }
-            let wait = e.group.members.get(member_id).map(|m| m.rebalance_timeout_ms.max(0) as u64).unwrap_or(0);
-            (rx, wait)
-        };
-        let result = tokio::select! {
-            r = tokio::time::timeout(Duration::from_millis(wait_ms), rx) => r,
-            _ = shutdown.changed() => return SyncOutcome::error(GroupError::CoordinatorNotAvailable),
-        };
-        match result {
-            Ok(Ok(outcome)) => outcome,
-            _ => {
-                // The leader did not assign within the rebalance timeout: make everyone rejoin.
-                let now = self.now();
-                let mut groups = self.lock();
-                if let Some(e) = groups.get_mut(group_id) {
-                    e.sync_waiters.remove(member_id);
-                    if e.group.state == GroupState::CompletingRebalance && e.group.generation == generation {
-                        self.start_rebalance(e, now);
-                        self.settle(log, e, now);
-                    }
-                }
-                SyncOutcome::error(GroupError::RebalanceInProgress)
-            }
+        match self.sync_start(log, group_id, generation, member_id, instance_id, protocol_type, protocol, assignments) {
+            Ok(outcome) => outcome,
+            Err(wait) => match self.sync_wait(wait, shutdown).await {
+                Ok(outcome) => outcome,
+                Err(t) => self.sync_timed_out(log, t),
+            },
         }
     }
 
@@ -600,7 +686,8 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
         if matches!(e.group.state, GroupState::Empty | GroupState::Dead) {
             return Err(GroupError::UnknownMemberId);
@@ -629,7 +716,8 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
         let mut results = vec![];
         for (member_id, instance_id) in members {
@@ -703,7 +791,8 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         self.current(log, &mut groups, group_id, now);
         // Generation -1 is an admin client or a consumer without group management (which may
         // still send its member id, as librdkafka's KIP-848 consumer does): allowed while empty.
@@ -765,7 +854,8 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         self.current(log, &mut groups, group_id, now);
         let e = groups.entry(group_id.to_string()).or_insert_with(|| Entry::new(group_id));
         if e.group.state == GroupState::Dead {
@@ -793,11 +883,10 @@ impl GroupCoordinator {
     /// A transaction marker was written to `__consumer_offsets` partition `partition`: the
     /// producer's pending offsets of the groups there become committed, or are dropped.
     pub fn complete_txn(&self, log: &dyn GroupLog, partition: i32, producer_id: i64, commit: bool) {
-        let mut groups = self.lock();
-        for (id, e) in groups.iter_mut() {
-            if self.partition(log, id) != partition {
-                continue;
-            }
+        // Only the groups of that partition: they are all in its shard.
+        let shards = self.shards(log);
+        let Some(mut groups) = shards.lock(partition) else { return };
+        for e in groups.values_mut() {
             if let Some(pending) = e.pending_txn.remove(&producer_id)
                 && commit
             {
@@ -809,14 +898,16 @@ impl GroupCoordinator {
     /// Whether an open transaction holds an offset for the partition (OffsetFetch with
     /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
     pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
-        let groups = self.lock();
+        let shards = self.groups.view_current();
+        let groups = shards.lock_id(group_id);
         groups.get(group_id).is_some_and(|e| e.pending_txn.values().any(|s| s.contains_key(&(topic.to_string(), partition))))
     }
 
     /// Committed offsets: of the listed partitions (None where there is no commit), or every
     /// committed partition when `topics` is None.
     pub fn fetch_offsets(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
-        let groups = self.lock();
+        let shards = self.groups.view_current();
+        let groups = shards.lock_id(group_id);
         let store = groups.get(group_id).map(|e| &e.offsets);
         match topics {
             Some(list) => list
@@ -839,7 +930,8 @@ impl GroupCoordinator {
     /// DescribeGroups of one group: None when unknown; NotClassicGroup for a consumer group.
     pub fn describe(&self, log: &dyn GroupLog, group_id: &str) -> Result<Option<GroupSummary>, GroupError> {
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let Some(e) = self.current(log, &mut groups, group_id, now) else { return Ok(None) };
         if e.consumer.is_some() {
             return Err(GroupError::NotClassicGroup(group_id.to_string()));
@@ -868,18 +960,20 @@ impl GroupCoordinator {
         }))
     }
 
-    /// Every group, as ListGroups shows it.
+    /// Every group, as ListGroups shows it (one shard locked at a time). May write the records
+    /// of groups whose sessions expired.
     pub fn list(&self, log: &dyn GroupLog) -> Vec<ListedGroup> {
         let now = self.now();
-        let mut groups = self.lock();
-        for e in groups.values_mut() {
-            if self.expire_sessions(e, now) {
-                self.settle(log, e, now);
+        let shards = self.shards(log);
+        let mut out: Vec<ListedGroup> = Vec::new();
+        for p in 0..shards.partitions() {
+            let Some(mut groups) = shards.lock(p) else { continue };
+            for e in groups.values_mut() {
+                if self.expire_sessions(e, now) {
+                    self.settle(log, e, now);
+                }
             }
-        }
-        let mut out: Vec<ListedGroup> = groups
-            .values()
-            .map(|e| match &e.consumer {
+            out.extend(groups.values().map(|e| match &e.consumer {
                 Some(g) => ListedGroup { group_id: e.group.id.clone(), protocol_type: "consumer".into(), state: g.state().as_str(), group_type: "consumer" },
                 None => ListedGroup {
                     group_id: e.group.id.clone(),
@@ -887,8 +981,8 @@ impl GroupCoordinator {
                     state: e.group.state.as_str(),
                     group_type: "classic",
                 },
-            })
-            .collect();
+            }));
+        }
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
@@ -899,7 +993,8 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::GroupIdNotFound)?;
         if e.has_members() {
             return Err(GroupError::NonEmptyGroup);
@@ -921,7 +1016,8 @@ impl GroupCoordinator {
     /// OffsetDelete: refused per partition while the group has members.
     pub fn delete_offsets(&self, log: &dyn GroupLog, group_id: &str, partitions: &[(String, i32)]) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         let now = self.now();
-        let mut groups = self.lock();
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::GroupIdNotFound)?;
         if e.group.state == GroupState::Dead {
             return Err(GroupError::GroupIdNotFound);
@@ -968,22 +1064,10 @@ impl GroupCoordinator {
     }
 
     /// The periodic timer: expires sessions and handed-out member ids, ends rebalances whose
-    /// timeout or initial delay passed.
+    /// timeout or initial delay passed, and expires offsets when due. Locks one shard at a time;
+    /// writes (run it where a disk write may block).
     pub fn tick(&self, log: &dyn GroupLog) {
         let now = self.now();
-        let mut groups = self.lock();
-        for e in groups.values_mut() {
-            let changed = self.expire_sessions(e, now);
-            if changed || e.group.state == GroupState::PreparingRebalance {
-                self.settle(log, e, now);
-            }
-            let wall = wall_ms();
-            if !e.has_members() {
-                e.empty_since_ms.get_or_insert(wall);
-            } else {
-                e.empty_since_ms = None;
-            }
-        }
         let due = {
             let mut last = self.last_expiry_ms.lock().unwrap_or_else(|e| e.into_inner());
             let wall = wall_ms();
@@ -994,8 +1078,24 @@ impl GroupCoordinator {
                 false
             }
         };
-        if due {
-            self.expire_offsets(log, &mut groups, wall_ms());
+        let shards = self.shards(log);
+        for p in 0..shards.partitions() {
+            let Some(mut groups) = shards.lock(p) else { continue };
+            for e in groups.values_mut() {
+                let changed = self.expire_sessions(e, now);
+                if changed || e.group.state == GroupState::PreparingRebalance {
+                    self.settle(log, e, now);
+                }
+                let wall = wall_ms();
+                if !e.has_members() {
+                    e.empty_since_ms.get_or_insert(wall);
+                } else {
+                    e.empty_since_ms = None;
+                }
+            }
+            if due {
+                self.expire_offsets(log, &mut groups, wall_ms());
+            }
         }
     }
 
@@ -1052,10 +1152,12 @@ impl GroupCoordinator {
     /// at load): members carry on without a rebalance, and one that does not come back is
     /// removed after its session timeout. A record that cannot be decoded is logged and skipped;
     /// a partition whose batches cannot be read is logged and the others are still loaded.
+    /// Meant for startup, before requests: the groups read replace those in memory.
     pub fn load(&self, log: &dyn GroupLog) -> Result<usize, String> {
         let Some(partitions) = log.group_partitions() else { return Ok(0) };
         let now = self.now();
-        let mut groups = self.lock();
+        // Assembled aside, then each group goes to its shard.
+        let mut groups: HashMap<String, Entry> = HashMap::new();
         let mut records_seen = 0;
         // Consumer-protocol records are collected per group and assembled once all are read,
         // whatever their order; `raw` keeps the bytes last written for each key.
@@ -1154,6 +1256,10 @@ impl GroupCoordinator {
             if !e.group.members.is_empty() {
                 tracing::info!(group = %e.group.id, members = e.group.members.len(), generation = e.group.generation, "classic group restored");
             }
+        }
+        let shards = self.groups.view(partitions);
+        for (id, e) in groups {
+            shards.lock_id(&id).insert(id, e);
         }
         Ok(records_seen)
     }
@@ -1256,6 +1362,229 @@ mod tests {
 
     fn config() -> GroupConfig {
         GroupConfig { initial_rebalance_delay_ms: 0, min_session_timeout_ms: 10, ..Default::default() }
+    }
+
+    /// A `__consumer_offsets` of `PARTS` partitions that records each append as (partition,
+    /// batch), can hold the appends to one partition at a gate until released (telling the test
+    /// when one arrives there), and can fail every append.
+    struct GatedLog {
+        appends: Mutex<Vec<(i32, Bytes)>>,
+        /// The held partition (-1: none) and its gate.
+        held: std::sync::atomic::AtomicI32,
+        gate: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+        /// An append in progress, per partition: two at once on one partition fail the test.
+        busy: Vec<std::sync::atomic::AtomicBool>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    const PARTS: i32 = 4;
+
+    impl GatedLog {
+        fn new() -> GatedLog {
+            GatedLog {
+                appends: Mutex::new(vec![]),
+                held: std::sync::atomic::AtomicI32::new(-1),
+                gate: Mutex::new(None),
+                busy: (0..PARTS).map(|_| Default::default()).collect(),
+                fail: Default::default(),
+            }
+        }
+        /// Holds appends to `partition`: each one sends on the returned receiver when it arrives,
+        /// then waits for one message on the returned sender.
+        fn hold(&self, partition: i32) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+            let (arrived_tx, arrived_rx) = std::sync::mpsc::channel();
+            let (release_tx, release_rx) = std::sync::mpsc::channel();
+            *self.gate.lock().unwrap() = Some((arrived_tx, release_rx));
+            self.held.store(partition, std::sync::atomic::Ordering::SeqCst);
+            (arrived_rx, release_tx)
+        }
+        fn partitions_written(&self) -> Vec<i32> {
+            self.appends.lock().unwrap().iter().map(|(p, _)| *p).collect()
+        }
+    }
+
+    impl GroupLog for GatedLog {
+        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("disk failed".into());
+            }
+            use std::sync::atomic::Ordering::SeqCst;
+            let busy = &self.busy[partition as usize];
+            assert!(!busy.swap(true, SeqCst), "two appends at once to partition {partition}");
+            if self.held.load(SeqCst) == partition
+                && let Some((arrived, release)) = self.gate.lock().unwrap().as_ref()
+            {
+                arrived.send(()).unwrap();
+                release.recv_timeout(Duration::from_secs(30)).expect("the test releases the gate");
+            }
+            self.appends.lock().unwrap().push((partition, batch));
+            busy.store(false, SeqCst);
+            Ok(())
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            Some(PARTS)
+        }
+        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+            Ok(Bytes::new())
+        }
+    }
+
+    /// The first group id (g0, g1, ...) after `skip` that hashes to `partition`.
+    fn group_on(partition: i32, skip: usize) -> String {
+        (0..).map(|i| format!("g{i}")).filter(|g| offsets::partition_for(g, PARTS) == partition).nth(skip).unwrap()
+    }
+
+    fn commit_one(offset: i64) -> Vec<OffsetCommit> {
+        vec![OffsetCommit { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }]
+    }
+
+    #[test]
+    fn a_commit_waiting_on_one_partitions_write_does_not_hold_up_another_partition() {
+        let log = GatedLog::new();
+        let c = GroupCoordinator::new(config());
+        let (held, other) = (group_on(1, 0), group_on(2, 0));
+        let (arrived, release) = log.hold(1);
+        std::thread::scope(|s| {
+            let blocked = s.spawn(|| c.commit(&log, &held, -1, "", None, commit_one(5)));
+            arrived.recv_timeout(Duration::from_secs(30)).expect("the held commit reaches its write");
+            // While that write is stuck, a commit, a heartbeat and a fetch on partition 2 finish
+            // (with one global lock this thread would wait for the release that never comes).
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let (c, log, other) = (&c, &log, &other);
+            s.spawn(move || {
+                let r = c.commit(log, other, -1, "", None, commit_one(7));
+                let h = c.heartbeat(log, other, 0, "nobody", None);
+                done_tx.send((r, h, c.fetch_offsets(other, None))).unwrap();
+            });
+            let (r, h, fetched) = done_rx.recv_timeout(Duration::from_secs(30)).expect("partition 2 is not held up by partition 1's write");
+            assert_eq!(r, Ok(vec![Ok(())]));
+            assert_eq!(h, Err(GroupError::UnknownMemberId));
+            assert_eq!(fetched[0].1[0].1.as_ref().map(|o| o.offset), Some(7));
+            assert_eq!(log.partitions_written(), vec![2], "partition 1's write is still held");
+            release.send(()).unwrap();
+            assert_eq!(blocked.join().unwrap(), Ok(vec![Ok(())]));
+        });
+        assert_eq!(log.partitions_written(), vec![2, 1]);
+    }
+
+    #[test]
+    fn a_consumer_heartbeat_whose_records_cannot_be_written_fails_and_changes_nothing() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use std::sync::atomic::Ordering::SeqCst;
+        let log = GatedLog::new();
+        let c = GroupCoordinator::new(config());
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        let join = |id: &str| HeartbeatInput {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..Default::default()
+        };
+        // A first member whose join cannot be written: refused, and no group comes of it.
+        log.fail.store(true, SeqCst);
+        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m1"), &topics), Err(GroupError::Storage(_))));
+        assert_eq!(c.consumer_describe(&log, "cg").err(), Some(GroupError::ConsumerGroupNotFound("cg".into())));
+        log.fail.store(false, SeqCst);
+        let first = c.consumer_heartbeat(&log, "cg", join("m1"), &topics).unwrap();
+        assert_eq!(first.output.member_epoch, 1);
+        let before = c.consumer_describe(&log, "cg").unwrap();
+        let written = log.appends.lock().unwrap().len();
+        // A second member's join cannot be written: refused, the group is as it was, and the
+        // member does not get an epoch or an assignment it would act on.
+        log.fail.store(true, SeqCst);
+        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m2"), &topics), Err(GroupError::Storage(_))));
+        let after = c.consumer_describe(&log, "cg").unwrap();
+        assert_eq!((after.group_epoch, after.assignment_epoch, after.members.len()), (before.group_epoch, before.assignment_epoch, 1));
+        assert_eq!(after.members[0].assignment, before.members[0].assignment);
+        assert_eq!(log.appends.lock().unwrap().len(), written);
+        // Once the log takes writes again, the same join goes through as a new one.
+        log.fail.store(false, SeqCst);
+        let second = c.consumer_heartbeat(&log, "cg", join("m2"), &topics).unwrap();
+        assert_eq!(second.output.member_epoch, before.group_epoch + 1);
+        assert_eq!(c.consumer_describe(&log, "cg").unwrap().members.len(), 2);
+    }
+
+    /// A `__consumer_offsets` whose every append takes `write_ms` (a slow disk).
+    struct SlowLog {
+        write_ms: u64,
+    }
+
+    impl GroupLog for SlowLog {
+        fn append_group_batch(&self, _partition: i32, _batch: Bytes) -> Result<(), String> {
+            std::thread::sleep(Duration::from_millis(self.write_ms));
+            Ok(())
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            Some(50)
+        }
+        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+            Ok(Bytes::new())
+        }
+    }
+
+    /// Measurement, not a check (`cargo test --lib commit_rate -- --ignored --nocapture`):
+    /// 8 threads commit for 8 groups on 8 partitions of 50 to a log whose appends take 2 ms.
+    #[test]
+    #[ignore]
+    fn commit_rate_with_a_slow_log() {
+        let log = SlowLog { write_ms: 2 };
+        let c = GroupCoordinator::new(config());
+        let groups: Vec<String> = (0..8).map(|p| (0..).map(|i| format!("g{i}")).find(|g| offsets::partition_for(g, 50) == p).unwrap()).collect();
+        let per_thread = 100;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for g in &groups {
+                let (c, log) = (&c, &log);
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        c.commit(log, g, -1, "", None, commit_one(i)).unwrap();
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed();
+        let commits = groups.len() as u64 * per_thread as u64;
+        println!("{commits} commits, 8 threads, 8 partitions, 2 ms per append: {} ms, {:.0} commits/s", elapsed.as_millis(), commits as f64 / elapsed.as_secs_f64());
+    }
+
+    #[test]
+    fn groups_on_the_same_partition_still_write_in_turn() {
+        let log = GatedLog::new();
+        let c = GroupCoordinator::new(config());
+        let (first, second) = (group_on(3, 0), group_on(3, 1));
+        let (arrived, release) = log.hold(3);
+        std::thread::scope(|s| {
+            let a = s.spawn(|| c.commit(&log, &first, -1, "", None, commit_one(1)));
+            arrived.recv_timeout(Duration::from_secs(30)).expect("the first commit reaches its write");
+            // The write runs under partition 3's shard lock: nothing else on partition 3 can
+            // change state (or write) until it is done, while partition 0 is free.
+            {
+                let shards = c.groups.view_current();
+                assert!(shards.try_lock(3).is_none(), "partition 3's shard is held across its write");
+                assert!(shards.try_lock(0).is_some());
+            }
+            let b = s.spawn(|| c.commit(&log, &second, -1, "", None, commit_one(2)));
+            // The second commit cannot have written: its partition's write is still held.
+            assert!(log.partitions_written().is_empty());
+            release.send(()).unwrap();
+            // The second commit passes the gate once it gets the lock: release it too.
+            arrived.recv_timeout(Duration::from_secs(30)).expect("the second commit reaches its write after the first");
+            release.send(()).unwrap();
+            assert_eq!(a.join().unwrap(), Ok(vec![Ok(())]));
+            assert_eq!(b.join().unwrap(), Ok(vec![Ok(())]));
+        });
+        // In the order the commits were applied: the first group's record, then the second's.
+        let written: Vec<String> = log
+            .appends
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, b)| offsets::decode_batches(b.clone()).unwrap())
+            .map(|(k, _)| offsets::decode_key(k).unwrap().group().to_string())
+            .collect();
+        assert_eq!(written, vec![first, second]);
     }
 
     fn join_req(group: &str, member: &str) -> JoinRequest {
@@ -1414,7 +1743,8 @@ mod tests {
         c.join(&log, join_req("live", &first.member_id), rx.clone()).await;
         let now = wall_ms();
         {
-            let mut groups = c.lock();
+            let shards = c.shards(&log);
+            let mut groups = shards.lock(0).unwrap();
             let ancient = CommittedOffset { offset: 3, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: now - 3_600_000 };
             groups.get_mut("live").unwrap().offsets.insert(("t".into(), 0), ancient);
             // Age "old" past the retention; "fresh" stays within it.

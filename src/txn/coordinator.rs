@@ -5,13 +5,17 @@
 //! is answered. The timer aborts transactions past their timeout (fencing the producer), retries
 //! markers that could not be written and forgets ids unused for transactional.id.expiration.ms.
 //! It never answers requests itself (the api layer does) and never touches partition logs except
-//! through `TxnLog`.
+//! through `TxnLog`. Ids live in the shard of their `__transaction_state` partition, one lock
+//! each (Kafka's coordinator runtime): ids on different partitions never wait for each other, and
+//! a partition's records are written under its shard's lock in the order the changes are applied.
+//! Methods that write are synchronous and must run where blocking on a disk is allowed.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use super::log::{self, TxnMetadata, TxnState};
 use super::{TxnConfig, TxnError, TxnLog};
+use crate::coordinator::shards::{Shards, ShardsView};
 use crate::records::internal;
 use crate::types::TopicPartition;
 
@@ -28,7 +32,8 @@ pub struct TxnSummary {
 
 pub struct TransactionCoordinator {
     config: TxnConfig,
-    txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Every transactional id, in the shard of its `__transaction_state` partition.
+    txns: Shards<TxnMetadata>,
     /// Wall-clock ms of the last timeout and expiry passes.
     last_timeout_check_ms: Mutex<i64>,
     last_expiry_check_ms: Mutex<i64>,
@@ -37,11 +42,14 @@ pub struct TransactionCoordinator {
 impl TransactionCoordinator {
     pub fn new(config: TxnConfig) -> TransactionCoordinator {
         let now = wall_ms();
-        TransactionCoordinator { config, txns: Mutex::new(HashMap::new()), last_timeout_check_ms: Mutex::new(now), last_expiry_check_ms: Mutex::new(now) }
+        TransactionCoordinator { txns: Shards::new(config.state_log_partitions), config, last_timeout_check_ms: Mutex::new(now), last_expiry_check_ms: Mutex::new(now) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, TxnMetadata>> {
-        self.txns.lock().unwrap_or_else(|e| e.into_inner())
+    /// The shards at `__transaction_state`'s partition count: the configured one until the topic
+    /// exists (it is then created with that count), so an id's shard is the partition its
+    /// records go to.
+    fn shards(&self, log: &dyn TxnLog) -> ShardsView<'_, TxnMetadata> {
+        self.txns.view(log.txn_partitions().unwrap_or(self.config.state_log_partitions))
     }
 
     /// The `__transaction_state` partition of a transactional id (Kafka's hash).
@@ -75,7 +83,8 @@ impl TransactionCoordinator {
             return Err(TxnError::InvalidTransactionTimeout);
         }
         let now = wall_ms();
-        let mut txns = self.lock();
+        let shards = self.shards(log);
+        let mut txns = shards.lock_id(id);
         let Some(current) = txns.get(id).cloned() else {
             let producer_id = log.next_producer_id().map_err(TxnError::Storage)?;
             let meta = TxnMetadata { producer_id, producer_epoch: 0, timeout_ms, state: TxnState::Empty, partitions: BTreeSet::new(), last_update_ms: now, start_ms: -1 };
@@ -145,7 +154,8 @@ impl TransactionCoordinator {
     /// AddPartitionsToTxn v4+ with verify_only: which of the partitions are in the producer's
     /// transaction (Kafka answers each partition by its membership, whatever the state).
     pub fn verify_partitions(&self, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition]) -> Result<Vec<bool>, TxnError> {
-        let txns = self.lock();
+        let shards = self.txns.view_current();
+        let txns = shards.lock_id(id);
         let m = Self::owned(&txns, id, producer_id, epoch)?;
         Ok(partitions.iter().map(|tp| m.partitions.contains(tp)).collect())
     }
@@ -153,7 +163,8 @@ impl TransactionCoordinator {
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
     /// partition): the partitions join the producer's transaction, which opens if it was not.
     pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition]) -> Result<(), TxnError> {
-        let mut txns = self.lock();
+        let shards = self.shards(log);
+        let mut txns = shards.lock_id(id);
         let mut m = Self::owned(&txns, id, producer_id, epoch)?;
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => return Err(TxnError::ConcurrentTransactions),
@@ -176,7 +187,8 @@ impl TransactionCoordinator {
     /// and holds the partition (Kafka's partition verification, so a late write cannot start
     /// a transaction the coordinator does not know of).
     pub fn verify_produce(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), TxnError> {
-        let txns = self.lock();
+        let shards = self.txns.view_current();
+        let txns = shards.lock_id(id);
         let m = txns.get(id).ok_or(TxnError::InvalidProducerIdMapping)?;
         if m.producer_id != producer_id {
             return Err(TxnError::InvalidProducerIdMapping);
@@ -190,7 +202,8 @@ impl TransactionCoordinator {
     /// EndTxn: commits or aborts the producer's transaction. A retry of a finished end with
     /// the same outcome succeeds again.
     pub fn end_txn(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
-        let mut txns = self.lock();
+        let shards = self.shards(log);
+        let mut txns = shards.lock_id(id);
         let m = Self::owned(&txns, id, producer_id, epoch)?;
         match (m.state, commit) {
             (TxnState::Ongoing, _) => self.complete(log, &mut txns, id, m, commit),
@@ -237,21 +250,25 @@ impl TransactionCoordinator {
     }
 
     pub fn describe(&self, id: &str) -> Option<TxnMetadata> {
-        self.lock().get(id).cloned()
+        self.txns.view_current().lock_id(id).get(id).cloned()
     }
 
     /// ListTransactions: ids in one of `states` (all when empty), of one of `producer_ids` (all
     /// when empty), open for longer than `min_duration_ms` (when >= 0).
     pub fn list(&self, states: &[String], producer_ids: &[i64], min_duration_ms: i64) -> Vec<TxnSummary> {
         let now = wall_ms();
-        let mut out: Vec<TxnSummary> = self
-            .lock()
-            .iter()
-            .filter(|(_, m)| states.is_empty() || states.iter().any(|s| s == m.state.name()))
-            .filter(|(_, m)| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
-            .filter(|(_, m)| min_duration_ms < 0 || (m.state == TxnState::Ongoing && now - m.start_ms > min_duration_ms))
-            .map(|(id, m)| TxnSummary { transactional_id: id.clone(), meta: m.clone() })
-            .collect();
+        let shards = self.txns.view_current();
+        let mut out: Vec<TxnSummary> = Vec::new();
+        for p in 0..shards.partitions() {
+            let Some(txns) = shards.lock(p) else { continue };
+            out.extend(
+                txns.iter()
+                    .filter(|(_, m)| states.is_empty() || states.iter().any(|s| s == m.state.name()))
+                    .filter(|(_, m)| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+                    .filter(|(_, m)| min_duration_ms < 0 || (m.state == TxnState::Ongoing && now - m.start_ms > min_duration_ms))
+                    .map(|(id, m)| TxnSummary { transactional_id: id.clone(), meta: m.clone() }),
+            );
+        }
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
     }
@@ -268,27 +285,31 @@ impl TransactionCoordinator {
             }
             *last = now;
         }
-        let mut txns = self.lock();
-        let due: Vec<(String, TxnMetadata)> = txns
-            .iter()
-            .filter(|(_, m)| {
-                matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
-                    || (m.state == TxnState::Ongoing && now - m.start_ms > m.timeout_ms as i64)
-            })
-            .map(|(id, m)| (id.clone(), m.clone()))
-            .collect();
-        for (id, m) in due {
-            if m.state == TxnState::Ongoing {
-                tracing::info!(transactional_id = %id, producer_id = m.producer_id, timeout_ms = m.timeout_ms, "aborting a transaction past its timeout");
-                let fenced = TxnMetadata { producer_epoch: m.producer_epoch.saturating_add(1), ..m };
-                if let Err(e) = self.complete(log, &mut txns, &id, fenced, false) {
-                    tracing::warn!(transactional_id = %id, error = %e, "could not abort a timed-out transaction; will retry");
+        // One shard at a time: the others' ids go on being served meanwhile.
+        let shards = self.shards(log);
+        for p in 0..shards.partitions() {
+            let Some(mut txns) = shards.lock(p) else { continue };
+            let due: Vec<(String, TxnMetadata)> = txns
+                .iter()
+                .filter(|(_, m)| {
+                    matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                        || (m.state == TxnState::Ongoing && now - m.start_ms > m.timeout_ms as i64)
+                })
+                .map(|(id, m)| (id.clone(), m.clone()))
+                .collect();
+            for (id, m) in due {
+                if m.state == TxnState::Ongoing {
+                    tracing::info!(transactional_id = %id, producer_id = m.producer_id, timeout_ms = m.timeout_ms, "aborting a transaction past its timeout");
+                    let fenced = TxnMetadata { producer_epoch: m.producer_epoch.saturating_add(1), ..m };
+                    if let Err(e) = self.complete(log, &mut txns, &id, fenced, false) {
+                        tracing::warn!(transactional_id = %id, error = %e, "could not abort a timed-out transaction; will retry");
+                    }
+                } else {
+                    self.write_markers(log, &mut txns, &id, m);
                 }
-            } else {
-                self.write_markers(log, &mut txns, &id, m);
             }
         }
-        drop(txns);
+        drop(shards);
         self.expire_ids(log, now);
     }
 
@@ -300,27 +321,32 @@ impl TransactionCoordinator {
             }
             *last = now;
         }
-        let mut txns = self.lock();
-        let idle: Vec<String> = txns
-            .iter()
-            .filter(|(_, m)| matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort))
-            .filter(|(_, m)| now - m.last_update_ms >= self.config.id_expiration_ms)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in idle {
-            if self.persist(log, &id, None).is_ok() {
-                txns.remove(&id);
-                tracing::info!(transactional_id = %id, "transactional id expired (transactional.id.expiration.ms)");
+        let shards = self.shards(log);
+        for p in 0..shards.partitions() {
+            let Some(mut txns) = shards.lock(p) else { continue };
+            let idle: Vec<String> = txns
+                .iter()
+                .filter(|(_, m)| matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort))
+                .filter(|(_, m)| now - m.last_update_ms >= self.config.id_expiration_ms)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in idle {
+                if self.persist(log, &id, None).is_ok() {
+                    txns.remove(&id);
+                    tracing::info!(transactional_id = %id, "transactional id expired (transactional.id.expiration.ms)");
+                }
             }
         }
     }
 
     /// Rebuilds every id from `__transaction_state`, then completes the transactions a stop
     /// left in Prepare (their markers may be missing). Open transactions stay open, under their
-    /// timeout. Returns the number of ids.
+    /// timeout. Returns the number of ids. Meant for startup, before requests: the ids read
+    /// replace those in memory.
     pub fn load(&self, log: &dyn TxnLog) -> Result<usize, String> {
         let Some(partitions) = log.txn_partitions() else { return Ok(0) };
-        let mut txns = self.lock();
+        // Assembled aside, then each id goes to its shard.
+        let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
         for p in 0..partitions {
             let mut offset = 0;
             let mut pending = internal::PendingTxnRecords::new();
@@ -354,13 +380,21 @@ impl TransactionCoordinator {
                 }
             }
         }
-        let unfinished: Vec<(String, TxnMetadata)> =
-            txns.iter().filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)).map(|(id, m)| (id.clone(), m.clone())).collect();
+        let ids = txns.len();
+        let shards = self.txns.view(partitions);
+        let mut unfinished: Vec<(String, TxnMetadata)> = Vec::new();
+        for (id, m) in txns {
+            if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+                unfinished.push((id.clone(), m.clone()));
+            }
+            shards.lock_id(&id).insert(id, m);
+        }
         for (id, m) in unfinished {
             tracing::info!(transactional_id = %id, state = m.state.name(), "completing a transaction interrupted by the stop");
-            self.write_markers(log, &mut txns, &id, m);
+            let mut shard = shards.lock_id(&id);
+            self.write_markers(log, &mut shard, &id, m);
         }
-        Ok(txns.len())
+        Ok(ids)
     }
 }
 
@@ -492,6 +526,68 @@ mod tests {
         // And the timer does it without a restart.
         c.tick(&log);
         assert_eq!(c.describe("tx").unwrap().state, TxnState::CompleteAbort);
+    }
+
+    /// A `__transaction_state` of 4 partitions whose appends to one partition wait at a gate
+    /// until the test releases them (saying when one arrives).
+    struct GatedLog {
+        inner: MemLog,
+        held: i32,
+        arrived: Mutex<std::sync::mpsc::Sender<i32>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+        appended: Mutex<Vec<i32>>,
+    }
+
+    impl TxnLog for GatedLog {
+        fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+            if partition == self.held {
+                self.arrived.lock().unwrap().send(partition).unwrap();
+                self.release.lock().unwrap().recv_timeout(std::time::Duration::from_secs(30)).expect("the test releases the gate");
+            }
+            self.appended.lock().unwrap().push(partition);
+            self.inner.append_txn_batch(partition, batch)
+        }
+        fn txn_partitions(&self) -> Option<i32> {
+            Some(4)
+        }
+        fn read_txn_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+            Ok(Bytes::new())
+        }
+        fn next_producer_id(&self) -> Result<i64, String> {
+            self.inner.next_producer_id()
+        }
+        fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
+            self.inner.write_marker(tp, producer_id, epoch, commit)
+        }
+    }
+
+    #[test]
+    fn a_state_write_waiting_on_one_partition_does_not_hold_up_ids_on_another() {
+        let id_on = |p: i32| (0..).map(|i| format!("tx{i}")).find(|id| internal::partition_for(id, 4) == p).unwrap();
+        let (held, other) = (id_on(1), id_on(2));
+        let (arrived_tx, arrived) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let log = GatedLog { inner: MemLog::default(), held: 1, arrived: Mutex::new(arrived_tx), release: Mutex::new(release_rx), appended: Mutex::new(vec![]) };
+        let c = coordinator();
+        std::thread::scope(|s| {
+            let blocked = s.spawn(|| c.init_producer_id(&log, &held, 60_000, None));
+            assert_eq!(arrived.recv_timeout(std::time::Duration::from_secs(30)), Ok(1));
+            // Partition 1's shard is held across its write; partition 2 is served meanwhile.
+            assert!(c.txns.view_current().try_lock(1).is_none());
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let (c, log, other) = (&c, &log, &other);
+            s.spawn(move || {
+                let r = c.init_producer_id(log, other, 60_000, None).and_then(|(pid, e)| c.add_partitions(log, other, pid, e, &[tp(0)]).map(|()| (pid, e)));
+                done_tx.send(r).unwrap();
+            });
+            let (pid, e) = done_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("partition 2 is not held up by partition 1's write").unwrap();
+            c.verify_produce(other, pid, e, &tp(0)).unwrap();
+            assert_eq!(*log.appended.lock().unwrap(), vec![2, 2], "partition 1's write is still held");
+            release.send(()).unwrap();
+            assert!(blocked.join().unwrap().is_ok());
+        });
+        assert_eq!(*log.appended.lock().unwrap(), vec![2, 2, 1]);
+        assert_eq!(c.describe(&held).unwrap().state, TxnState::Empty);
     }
 
     #[test]
