@@ -13,6 +13,7 @@ use std::io::{BufRead, Write};
 
 use super::RecordsError;
 use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, HEADER_SIZE};
+use super::validate::{ValidateConfig, ValidatedBatches, validate};
 use super::walk::{SCRATCH_BYTES, WalkError, with_records_stream};
 
 /// `compression.gzip.level` range (Kafka: 1..=9, or -1 for the library default) and default.
@@ -107,6 +108,20 @@ pub fn recompress(records: &[u8], target: TopicCompression, max_batch_bytes: usi
         }
     }
     Ok(Some(out))
+}
+
+/// The produce path's step: `records` (validated into `validated` under `limits`) as the topic
+/// stores them. Unchanged (no copy) unless a batch's codec differs from `target`; a rewritten
+/// request is validated again, so its summary (sizes, timestamps) describes what is stored and
+/// a rebuilt batch above max.message.bytes is refused with MESSAGE_TOO_LARGE, as Kafka does.
+pub fn to_topic_codec(records: &bytes::Bytes, validated: ValidatedBatches, target: TopicCompression, limits: &ValidateConfig) -> Result<(bytes::Bytes, ValidatedBatches), RecordsError> {
+    match recompress(records, target, limits.max_message_bytes)? {
+        None => Ok((records.clone(), validated)),
+        Some(rewritten) => {
+            let validated = validate(&rewritten, limits)?;
+            Ok((bytes::Bytes::from(rewritten), validated))
+        }
+    }
 }
 
 /// Appends `batch` rebuilt in `target`'s codec to `out`.
@@ -355,7 +370,6 @@ const _: () = assert!(SCRATCH_BYTES <= XERIAL_BLOCK_BYTES);
 #[cfg(test)]
 mod tests {
     use super::super::batch::test_support::*;
-    use super::super::validate::{ValidateConfig, validate};
     use super::*;
     use bytes::Bytes;
     use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};

@@ -637,22 +637,26 @@ impl PartitionLog {
         })
     }
 
-    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms, or would
+    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms (less the
+    /// segment's jitter), finds an index full (segment.index.bytes), or would
     /// push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
     fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, now_ms: i64) -> Result<()> {
         let cfg_bytes = self.config.segment_bytes;
         let cfg_ms = self.config.segment_ms;
+        let index_bytes_max = self.config.segment_index_bytes;
+        let jitter_ms = self.segments.values().next_back().map_or(0, |a| self.config.roll_jitter_ms(a.base_offset()));
         let leo = self.log_end_offset;
         let active = self.active();
         if active.is_empty() {
             return Ok(());
         }
         let too_big = active.size() + append_bytes > cfg_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms;
+        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms.saturating_sub(jitter_ms);
+        let index_full = active.indexes_full(index_bytes_max);
         let offsets_overflow = leo + offset_count - 1 - active.base_offset() > i32::MAX as i64;
         // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
         let positions_overflow = active.size() + append_bytes > i32::MAX as u64;
-        if too_big || too_old || offsets_overflow || positions_overflow {
+        if too_big || too_old || index_full || offsets_overflow || positions_overflow {
             self.roll(now_ms)?;
         }
         Ok(())
