@@ -317,10 +317,11 @@ pub fn check_topic_value(name: &str, value: &str) -> Result<(), String> {
         "local.retention.ms" | "local.retention.bytes" => at_least("LONG", -2),
         "max.message.bytes" | "index.interval.bytes" => at_least("INT", 0),
         "min.insync.replicas" => at_least("INT", 1),
+        // Kafka names the parsed double ("2.0" for "2").
         "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
             Err(_) => bad("Not a number of type DOUBLE"),
-            Ok(r) if r < 0.0 => bad("Value must be at least 0"),
-            Ok(r) if r > 1.0 => bad("Value must be no more than 1"),
+            Ok(r) if r < 0.0 => Err(format!("Invalid value {r:?} for configuration {name}: Value must be at least 0")),
+            Ok(r) if r > 1.0 => Err(format!("Invalid value {r:?} for configuration {name}: Value must be no more than 1")),
             Ok(_) => Ok(()),
         },
         "message.timestamp.type" => match value {
@@ -1112,6 +1113,86 @@ mod tests {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
         assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
+    }
+
+    #[test]
+    fn compression_type_and_levels_become_the_logs_codec() {
+        use crate::records::recompress::TopicCompression as C;
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().compression, C::Producer);
+        assert_eq!(c.log_config(&props(&[("compression.type", "zstd")])).unwrap().compression, C::Zstd { level: 3 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "lz4")])).unwrap().compression, C::Lz4 { level: 9 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "gzip")])).unwrap().compression, C::Gzip { level: -1 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "zstd"), ("compression.zstd.level", "-5")])).unwrap().compression, C::Zstd { level: -5 });
+        let b = Config::from_properties(props(&[("compression.type", "gzip"), ("compression.gzip.level", "9")])).unwrap();
+        assert_eq!(b.log_config(&BTreeMap::new()).unwrap().compression, C::Gzip { level: 9 }, "the broker default");
+        assert_eq!(b.log_config(&props(&[("compression.type", "uncompressed")])).unwrap().compression, C::Uncompressed);
+        assert!(Config::from_properties(props(&[("compression.type", "brotli")])).is_err(), "a bad broker default stops startup");
+    }
+
+    #[test]
+    fn bad_topic_values_get_kafkas_words() {
+        // Each message as Kafka 4.0 answers `kafka-configs --alter --add-config` (INVALID_CONFIG).
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        let refused = |k: &str, v: &str| c.log_config(&props(&[(k, v)])).err().map(|e| e.to_string());
+        for (k, v, msg) in [
+            ("compression.type", "foo", "Invalid value foo for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
+            ("compression.zstd.level", "23", "Invalid value 23 for configuration compression.zstd.level: Value must be no more than 22"),
+            ("compression.zstd.level", "-131073", "Invalid value -131073 for configuration compression.zstd.level: Value must be at least -131072"),
+            ("compression.gzip.level", "0", "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
+            ("compression.gzip.level", "10", "Invalid value 10 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
+            ("compression.lz4.level", "18", "Invalid value 18 for configuration compression.lz4.level: Value must be no more than 17"),
+            ("compression.lz4.level", "0", "Invalid value 0 for configuration compression.lz4.level: Value must be at least 1"),
+            ("segment.index.bytes", "3", "Invalid value 3 for configuration segment.index.bytes: Value must be at least 4"),
+            ("remote.storage.enable", "true", "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."),
+            ("min.insync.replicas", "0", "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"),
+            ("unclean.leader.election.enable", "maybe", "Invalid value maybe for configuration unclean.leader.election.enable: Expected value to be either true or false"),
+            ("segment.jitter.ms", "-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
+            ("local.retention.ms", "-3", "Invalid value -3 for configuration local.retention.ms: Value must be at least -2"),
+            ("file.delete.delay.ms", "-1", "Invalid value -1 for configuration file.delete.delay.ms: Value must be at least 0"),
+            ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+            ("flush.messages", "0", "Invalid value 0 for configuration flush.messages: Value must be at least 1"),
+            ("retention.ms", "-2", "Invalid value -2 for configuration retention.ms: Value must be at least -1"),
+            ("retention.ms", "soon", "Invalid value soon for configuration retention.ms: Not a number of type LONG"),
+            ("segment.bytes", "13", "Invalid value 13 for configuration segment.bytes: Value must be at least 14"),
+            ("segment.bytes", "3000000000", "Invalid value 3000000000 for configuration segment.bytes: Not a number of type INT"),
+            ("index.interval.bytes", "-1", "Invalid value -1 for configuration index.interval.bytes: Value must be at least 0"),
+            ("message.timestamp.after.max.ms", "-1", "Invalid value -1 for configuration message.timestamp.after.max.ms: Value must be at least 0"),
+            ("max.compaction.lag.ms", "0", "Invalid value 0 for configuration max.compaction.lag.ms: Value must be at least 1"),
+            ("min.cleanable.dirty.ratio", "2", "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"),
+            ("message.timestamp.type", "x", "Invalid value x for configuration message.timestamp.type: String must be one of: CreateTime, LogAppendTime"),
+            ("cleanup.policy", "x", "Invalid value x for configuration cleanup.policy: String must be one of: compact, delete"),
+        ] {
+            assert_eq!(refused(k, v).as_deref(), Some(msg), "{k}={v}");
+        }
+        for (k, v) in [
+            ("compression.zstd.level", "-131072"),
+            ("compression.gzip.level", "-1"),
+            ("segment.index.bytes", "4"),
+            ("preallocate", "true"),
+            ("retention.bytes", "-5"),
+            ("local.retention.ms", "5"),
+            ("leader.replication.throttled.replicas", "*"),
+            ("follower.replication.throttled.replicas", "0:1,1:1"),
+            ("remote.storage.enable", "false"),
+        ] {
+            assert_eq!(refused(k, v), None, "{k}={v} is accepted, as by Kafka");
+        }
+        assert!(refused("leader.replication.throttled.replicas", "x").is_some_and(|m| m.contains("must be the literal '*'")));
+    }
+
+    #[test]
+    fn topic_configs_without_a_broker_synonym_have_kafkas_defaults() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(c.topic_value(&none, "segment.jitter.ms").as_deref(), Some("0"));
+        assert_eq!(c.topic_value(&none, "remote.storage.enable").as_deref(), Some("false"));
+        assert_eq!(c.topic_value(&none, "leader.replication.throttled.replicas").as_deref(), Some(""));
+        assert_eq!(c.topic_value(&none, "segment.index.bytes").as_deref(), Some("10485760"));
+        assert_eq!(c.topic_settings(&props(&[("min.insync.replicas", "2")])).unwrap().min_insync_replicas, 2);
+        assert_eq!(c.log_config(&props(&[("segment.index.bytes", "4096")])).unwrap().segment_index_bytes, 4096);
+        let b = Config::from_properties(props(&[("log.index.size.max.bytes", "8192")])).unwrap();
+        assert_eq!(b.log_config(&none).unwrap().segment_index_bytes, 8192);
     }
 
     #[test]

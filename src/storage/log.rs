@@ -1238,6 +1238,47 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_rolls_when_its_index_is_full_as_segment_index_bytes_says() {
+        // index.interval.bytes 0: an offset index entry per append after the first. 24 bytes hold
+        // 3 offset entries (8 bytes) and 2 time entries (12 bytes): the time index fills first.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { index_interval_bytes: 0, segment_index_bytes: 24, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg.clone());
+        for _ in 0..10 {
+            append(&mut log, simple_batch(1));
+        }
+        assert!(log.segment_count() > 1, "rolled on a full index");
+        for seg in log.segments.values() {
+            assert!(seg.offset_index.len() <= 3 && seg.time_index.len() <= 2, "no index past segment.index.bytes");
+        }
+        // The default (10 MiB) never rolls these few appends.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig { index_interval_bytes: 0, ..LogConfig::default() });
+        for _ in 0..10 {
+            append(&mut log, simple_batch(1));
+        }
+        assert_eq!(log.segment_count(), 1);
+    }
+
+    #[test]
+    fn segment_jitter_takes_a_fixed_share_of_segment_ms_per_segment() {
+        let cfg = LogConfig { segment_jitter_ms: 1_000, ..LogConfig::default() };
+        let jitters: Vec<i64> = (0..50).map(|base| cfg.roll_jitter_ms(base)).collect();
+        assert!(jitters.iter().all(|j| (0..1_000).contains(j)));
+        assert!(jitters.iter().any(|j| *j != jitters[0]), "segments do not share one jitter");
+        assert_eq!(cfg.roll_jitter_ms(7), cfg.roll_jitter_ms(7), "stable across restarts");
+        assert_eq!(LogConfig::default().roll_jitter_ms(7), 0);
+        // A segment 600 ms old with segment.ms 1000 rolls when its jitter is above 400 ms.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { segment_ms: 1_000, segment_jitter_ms: 1_000, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg.clone());
+        append(&mut log, simple_batch(1));
+        let v = validate(&simple_batch(1), &ValidateConfig::default()).expect("valid");
+        log.append(&mut simple_batch(1), &v, NOW + 600).expect("append");
+        assert_eq!(log.segment_count() > 1, cfg.roll_jitter_ms(0) > 400);
+    }
+
+    #[test]
     fn appends_get_consecutive_offsets_and_read_back_byte_identical() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut log = new_log(dir.path(), LogConfig::default());
