@@ -392,6 +392,20 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Broker properties Fjord accepts (so a Kafka server.properties starts it) without applying
+/// them, and why: set explicitly, each is logged once at startup, never silently ignored
+/// (docs/configuration.md has the whole table).
+pub const ACCEPTED_NOT_APPLIED: &[(&str, &str)] = &[
+    ("queued.max.requests", "Fjord has no shared request queue: each connection's task handles its own requests in order"),
+    ("log.cleaner.threads", "Fjord runs one cleaner task"),
+    ("producer.id.expiration.ms", "a partition keeps every producer id it has seen; idle ones are not expired yet (memory grows with the producer ids a partition has seen)"),
+    ("unclean.leader.election.enable", "a single node is the only replica of its partitions: no election happens"),
+    ("log.preallocate", "Fjord reserves the active segment's space step by step (fjord.log.preallocate.step.bytes)"),
+    ("log.segment.delete.delay.ms", "Fjord deletes segment files at once; readers keep the files they opened"),
+    ("log.local.retention.ms", "tiered storage is off"),
+    ("log.local.retention.bytes", "tiered storage is off"),
+];
+
 /// Broker configs changed at run time (AlterConfigs / IncrementalAlterConfigs on a BROKER
 /// resource), as in Kafka: values for this broker override cluster-wide defaults (resource name
 /// ""), which override the static properties.
@@ -599,6 +613,21 @@ impl Config {
                 name: "log.dirs".into(),
                 value: log_dirs_value,
                 reason: "no directory".into(),
+            });
+        }
+        for (name, why) in ACCEPTED_NOT_APPLIED {
+            if let Some(v) = c.explicit.get(*name) {
+                tracing::warn!(key = %name, value = %v, why, "accepted for compatibility, not applied");
+            }
+        }
+        // A single node is its own controller: other roles would need a quorum elsewhere.
+        let mut roles: Vec<String> = c.string("process.roles").split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+        roles.sort();
+        if roles != ["broker", "controller"] {
+            return Err(ConfigError::Invalid {
+                name: "process.roles".into(),
+                value: c.string("process.roles"),
+                reason: "a single Fjord node is both broker and controller (broker,controller)".into(),
             });
         }
         let listener = parse_endpoint("listeners", &c.string("listeners"))?;
@@ -1110,6 +1139,8 @@ mod tests {
         assert!(Config::from_properties(props(&[("num.partitions", "0")])).is_err());
         assert!(Config::from_properties(props(&[("listeners", "SSL://x:1")])).is_err());
         assert!(Config::from_properties(props(&[("auto.create.topics.enable", "yes")])).is_err());
+        assert!(Config::from_properties(props(&[("process.roles", "broker")])).is_err(), "no quorum to join");
+        assert!(Config::from_properties(props(&[("process.roles", "controller, broker")])).is_ok());
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
         assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
