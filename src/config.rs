@@ -59,7 +59,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.retention.bytes", Some("-1"), T::Long, "Retention size per partition in bytes; -1 = unlimited."),
     def("log.retention.check.interval.ms", Some("300000"), T::Long, "How often retention runs, in ms."),
     def("log.index.interval.bytes", Some("4096"), T::Int, "Bytes between offset index entries."),
-    def("log.index.size.max.bytes", Some("10485760"), T::Int, "Maximum size of an offset index in bytes."),
+    def("log.index.size.max.bytes", Some("10485760"), T::Int, "Largest offset (and time) index of a segment, in bytes; a segment whose index is full rolls."),
     def("log.flush.interval.messages", Some("9223372036854775807"), T::Long, "Messages appended before a forced fsync."),
     def("log.flush.interval.ms", None, T::Long, "Ms a message may wait before a forced fsync (null: OS decides)."),
     def("log.flush.scheduler.interval.ms", Some("9223372036854775807"), T::Long, "How often the flusher checks, in ms."),
@@ -78,7 +78,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.cleaner.min.compaction.lag.ms", Some("0"), T::Long, "Records younger than this are not compacted, in ms."),
     def("log.cleaner.max.compaction.lag.ms", Some("9223372036854775807"), T::Long, "Dirty records older than this are compacted whatever the ratio, in ms."),
     def("message.max.bytes", Some("1048588"), T::Int, "Largest record batch accepted, in bytes."),
-    def("compression.type", Some("producer"), T::String, "Final compression of topic data; producer = as sent."),
+    def("compression.type", Some("producer"), T::String, "Final compression of topic data; producer = as sent, else uncompressed, gzip, snappy, lz4 or zstd (the broker rewrites other batches)."),
+    def("compression.gzip.level", Some("-1"), T::Int, "Level of gzip when the broker compresses: 1-9, -1 = deflate's default."),
+    def("compression.lz4.level", Some("9"), T::Int, "Level of lz4 when the broker compresses: 1-17."),
+    def("compression.zstd.level", Some("3"), T::Int, "Level of zstd when the broker compresses: -131072 to 22."),
+    def("log.segment.delete.delay.ms", Some("60000"), T::Long, "Kafka: wait before deleting a segment's files, in ms; Fjord deletes at once (readers keep their open files)."),
+    def("log.preallocate", Some("false"), T::Boolean, "Kafka: preallocate whole segment files; Fjord uses fjord.log.preallocate.step.bytes whatever this says."),
+    def("log.local.retention.ms", Some("-2"), T::Long, "Local retention under tiered storage, in ms (tiered storage is off)."),
+    def("log.local.retention.bytes", Some("-2"), T::Long, "Local retention under tiered storage, in bytes (tiered storage is off)."),
+    def("unclean.leader.election.enable", Some("false"), T::Boolean, "Cluster setting; a single node never elects another leader."),
     def("min.insync.replicas", Some("1"), T::Int, "Replicas that must acknowledge acks=all."),
     def("socket.request.max.bytes", Some("104857600"), T::Int, "Largest request frame accepted, in bytes."),
     def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
@@ -201,25 +209,161 @@ pub fn group_def(name: &str) -> Option<&'static (&'static str, Option<&'static s
 /// Topic-level configs: name, the broker property that supplies its default, type, doc.
 pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
     ("cleanup.policy", "log.cleanup.policy", T::List, "delete and/or compact."),
-    ("compression.type", "compression.type", T::String, "Final compression of the topic's data."),
+    ("compression.gzip.level", "compression.gzip.level", T::Int, "Level of gzip when the broker compresses (compression.type=gzip): 1-9, -1 = deflate's default."),
+    ("compression.lz4.level", "compression.lz4.level", T::Int, "Level of lz4 when the broker compresses (compression.type=lz4): 1-17."),
+    ("compression.type", "compression.type", T::String, "Final compression of the topic's data: producer keeps the producer's codec; uncompressed, gzip, snappy, lz4 or zstd makes the broker rewrite batches sent in another codec."),
+    ("compression.zstd.level", "compression.zstd.level", T::Int, "Level of zstd when the broker compresses (compression.type=zstd): -131072 to 22."),
     ("delete.retention.ms", "log.cleaner.delete.retention.ms", T::Long, "How long tombstones are kept, in ms."),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms", T::Long, "Kafka: wait before deleting a segment's files, in ms. Fjord deletes at once (readers keep their open files); accepted for compatibility."),
     ("flush.messages", "log.flush.interval.messages", T::Long, "Messages appended before a forced fsync."),
     ("flush.ms", "log.flush.interval.ms", T::Long, "Ms before a forced fsync."),
+    ("follower.replication.throttled.replicas", "", T::List, "Replicas throttled on the follower side ('*' or partition:broker,...); a single node has no followers: accepted for compatibility."),
     ("index.interval.bytes", "log.index.interval.bytes", T::Int, "Bytes between offset index entries."),
+    ("leader.replication.throttled.replicas", "", T::List, "Replicas throttled on the leader side ('*' or partition:broker,...); a single node has no followers: accepted for compatibility."),
+    ("local.retention.bytes", "log.local.retention.bytes", T::Long, "Local retention under tiered storage, in bytes (-2: retention.bytes); tiered storage is off: accepted for compatibility."),
+    ("local.retention.ms", "log.local.retention.ms", T::Long, "Local retention under tiered storage, in ms (-2: retention.ms); tiered storage is off: accepted for compatibility."),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", T::Long, "Dirty records older than this are compacted whatever the ratio, in ms."),
     ("max.message.bytes", "message.max.bytes", T::Int, "Largest record batch accepted, in bytes."),
-    ("message.timestamp.type", "log.message.timestamp.type", T::String, "CreateTime or LogAppendTime."),
-    ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", T::Long, "How far in the past a record timestamp may be, in ms."),
     ("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", T::Long, "How far in the future a record timestamp may be, in ms."),
+    ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", T::Long, "How far in the past a record timestamp may be, in ms."),
+    ("message.timestamp.type", "log.message.timestamp.type", T::String, "CreateTime or LogAppendTime."),
     ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", T::Double, "Dirty share of the log before it is cleaned."),
     ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", T::Long, "Records younger than this are not compacted, in ms."),
-    ("min.insync.replicas", "min.insync.replicas", T::Int, "Replicas that must acknowledge acks=all."),
+    ("min.insync.replicas", "min.insync.replicas", T::Int, "Replicas that must acknowledge acks=all; above 1 a single node answers acks=all with NOT_ENOUGH_REPLICAS."),
+    ("preallocate", "log.preallocate", T::Boolean, "Kafka: preallocate whole segment files. Fjord reserves the active segment's space step by step (fjord.log.preallocate.step.bytes) whatever this says; accepted for compatibility."),
+    ("remote.log.copy.disable", "", T::Boolean, "Tiered storage: stop copying segments to remote storage; tiered storage is off: accepted for compatibility."),
+    ("remote.log.delete.on.disable", "", T::Boolean, "Tiered storage: delete remote data when it is turned off; tiered storage is off: accepted for compatibility."),
+    ("remote.storage.enable", "", T::Boolean, "Tiered storage; true is refused as Kafka refuses it on a broker without tiered storage."),
     ("retention.bytes", "log.retention.bytes", T::Long, "Retention size per partition in bytes."),
     ("retention.ms", "log.retention.ms", T::Long, "Retention time in ms; -1 = unlimited."),
     ("segment.bytes", "log.segment.bytes", T::Int, "Segment size in bytes before a roll."),
-    ("segment.index.bytes", "log.index.size.max.bytes", T::Int, "Maximum offset index size in bytes."),
+    ("segment.index.bytes", "log.index.size.max.bytes", T::Int, "Largest offset (and time) index of a segment, in bytes; a segment whose index is full rolls."),
+    ("segment.jitter.ms", "", T::Long, "Most ms taken off segment.ms for a segment's roll, chosen per segment, so partitions do not roll together."),
     ("segment.ms", "log.roll.ms", T::Long, "Segment age in ms before a roll."),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable", T::Boolean, "Cluster setting; a single node is always its partitions' only replica, so no election happens: accepted for compatibility."),
 ];
+
+/// Defaults of topic configs without a broker synonym (Kafka's).
+fn topic_only_default(name: &str) -> Option<&'static str> {
+    match name {
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => Some(""),
+        "remote.log.copy.disable" | "remote.log.delete.on.disable" | "remote.storage.enable" => Some("false"),
+        "segment.jitter.ms" => Some("0"),
+        _ => None,
+    }
+}
+
+/// Checks one topic config value as Kafka's validators do, with Kafka's message (names and
+/// bounds checked against Kafka 4.0: `kafka-configs --alter` with each bad value answers
+/// INVALID_CONFIG and these words). `name` is the name the value was given under.
+pub fn check_topic_value(name: &str, value: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("Invalid value {value} for configuration {name}: {why}"));
+    let topic = TOPIC_CONFIGS.iter().find(|d| d.0 == name || (!d.1.is_empty() && d.1 == name)).map_or(name, |d| d.0);
+    let long = |kind: &str| -> Result<i64, String> {
+        let n = value.trim().parse::<i64>().map_err(|_| format!("Invalid value {value} for configuration {name}: Not a number of type {kind}"))?;
+        if kind == "INT" && i32::try_from(n).is_err() {
+            return Err(format!("Invalid value {value} for configuration {name}: Not a number of type INT"));
+        }
+        Ok(n)
+    };
+    let at_least = |kind: &str, min: i64| -> Result<(), String> {
+        if long(kind)? < min {
+            return bad(&format!("Value must be at least {min}"));
+        }
+        Ok(())
+    };
+    let between = |min: i64, max: i64| -> Result<(), String> {
+        let n = long("INT")?;
+        if n < min {
+            return bad(&format!("Value must be at least {min}"));
+        }
+        if n > max {
+            return bad(&format!("Value must be no more than {max}"));
+        }
+        Ok(())
+    };
+    let boolean = || match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "false" => Ok(()),
+        _ => bad("Expected value to be either true or false"),
+    };
+    use crate::records::recompress as rc;
+    match topic {
+        "cleanup.policy" => {
+            if value.split(',').map(str::trim).any(|p| p != "delete" && p != "compact") {
+                return bad("String must be one of: compact, delete");
+            }
+            Ok(())
+        }
+        "compression.type" => match value {
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+            _ => bad("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
+        },
+        "compression.gzip.level" => {
+            let n = long("INT")?;
+            if n != rc::GZIP_LEVEL_DEFAULT as i64 && !(rc::GZIP_LEVEL_MIN as i64..=rc::GZIP_LEVEL_MAX as i64).contains(&n) {
+                return bad("Value must be between 1 and 9 or equal to -1");
+            }
+            Ok(())
+        }
+        "compression.lz4.level" => between(rc::LZ4_LEVEL_MIN as i64, rc::LZ4_LEVEL_MAX as i64),
+        "compression.zstd.level" => between(rc::ZSTD_LEVEL_MIN as i64, rc::ZSTD_LEVEL_MAX as i64),
+        "segment.bytes" => at_least("INT", 14),
+        "segment.index.bytes" => at_least("INT", 4),
+        "segment.ms" | "max.compaction.lag.ms" => at_least("LONG", 1),
+        "flush.messages" => at_least("LONG", 1),
+        "flush.ms" | "delete.retention.ms" | "min.compaction.lag.ms" | "file.delete.delay.ms" | "segment.jitter.ms" | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => at_least("LONG", 0),
+        "retention.ms" => at_least("LONG", -1),
+        "retention.bytes" => long("LONG").map(|_| ()),
+        "local.retention.ms" | "local.retention.bytes" => at_least("LONG", -2),
+        "max.message.bytes" | "index.interval.bytes" => at_least("INT", 0),
+        "min.insync.replicas" => at_least("INT", 1),
+        // Kafka names the parsed double ("2.0" for "2").
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Err(_) => bad("Not a number of type DOUBLE"),
+            Ok(r) if r < 0.0 => Err(format!("Invalid value {r:?} for configuration {name}: Value must be at least 0")),
+            Ok(r) if r > 1.0 => Err(format!("Invalid value {r:?} for configuration {name}: Value must be no more than 1")),
+            Ok(_) => Ok(()),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => bad("String must be one of: CreateTime, LogAppendTime"),
+        },
+        "preallocate" | "unclean.leader.election.enable" | "remote.log.copy.disable" | "remote.log.delete.on.disable" => boolean(),
+        "remote.storage.enable" => {
+            boolean()?;
+            if value.trim().eq_ignore_ascii_case("true") {
+                return Err("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.".into());
+            }
+            Ok(())
+        }
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            let items: Vec<&str> = value.split(',').map(str::trim).filter(|i| !i.is_empty()).collect();
+            let replica = |i: &str| i.split_once(':').is_some_and(|(p, b)| p.parse::<i32>().is_ok() && b.parse::<i32>().is_ok());
+            if items == ["*"] || items.iter().all(|i| replica(i)) {
+                return Ok(());
+            }
+            Err(format!(
+                "Invalid value [{value}] for configuration {name}: {name} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Topic settings that are not the log's (the log's are [`LogConfig`]): parsed once when a topic
+/// is created or its configs (or the broker defaults) change, read per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings { min_insync_replicas: 1 }
+    }
+}
 
 pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
     BROKER_CONFIGS.iter().find(|d| d.name == name)
@@ -237,6 +381,9 @@ pub enum ConfigError {
     Syntax { line: usize },
     #[error("invalid value {value:?} for {name}: {reason}")]
     Invalid { name: String, value: String, reason: String },
+    /// A value Kafka's validators refuse, in Kafka's words (see [`check_topic_value`]).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A listener endpoint: `PLAINTEXT://host:port`.
@@ -245,6 +392,20 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
 }
+
+/// Broker properties Fjord accepts (so a Kafka server.properties starts it) without applying
+/// them, and why: set explicitly, each is logged once at startup, never silently ignored
+/// (docs/configuration.md has the whole table).
+pub const ACCEPTED_NOT_APPLIED: &[(&str, &str)] = &[
+    ("queued.max.requests", "Fjord has no shared request queue: each connection's task handles its own requests in order"),
+    ("log.cleaner.threads", "Fjord runs one cleaner task"),
+    ("producer.id.expiration.ms", "a partition keeps every producer id it has seen; idle ones are not expired yet (memory grows with the producer ids a partition has seen)"),
+    ("unclean.leader.election.enable", "a single node is the only replica of its partitions: no election happens"),
+    ("log.preallocate", "Fjord reserves the active segment's space step by step (fjord.log.preallocate.step.bytes)"),
+    ("log.segment.delete.delay.ms", "Fjord deletes segment files at once; readers keep the files they opened"),
+    ("log.local.retention.ms", "tiered storage is off"),
+    ("log.local.retention.bytes", "tiered storage is off"),
+];
 
 /// Broker configs changed at run time (AlterConfigs / IncrementalAlterConfigs on a BROKER
 /// resource), as in Kafka: values for this broker override cluster-wide defaults (resource name
@@ -459,6 +620,21 @@ impl Config {
                 name: "log.dirs".into(),
                 value: log_dirs_value,
                 reason: "no directory".into(),
+            });
+        }
+        for (name, why) in ACCEPTED_NOT_APPLIED {
+            if let Some(v) = c.explicit.get(*name) {
+                tracing::warn!(key = %name, value = %v, why, "accepted for compatibility, not applied");
+            }
+        }
+        // A single node is its own controller: other roles would need a quorum elsewhere.
+        let mut roles: Vec<String> = c.string("process.roles").split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
+        roles.sort();
+        if roles != ["broker", "controller"] {
+            return Err(ConfigError::Invalid {
+                name: "process.roles".into(),
+                value: c.string("process.roles"),
+                reason: "a single Fjord node is both broker and controller (broker,controller)".into(),
             });
         }
         let listener = parse_endpoint("listeners", &c.string("listeners"))?;
@@ -721,7 +897,36 @@ impl Config {
             return Some(v.clone());
         }
         let (_, synonym, _, _) = topic_def(name)?;
+        if synonym.is_empty() {
+            return topic_only_default(name).map(str::to_string);
+        }
         self.value(synonym)
+    }
+
+    /// The topic settings that are not the log's, from a topic's overrides and the broker defaults.
+    pub fn topic_settings(&self, overrides: &BTreeMap<String, String>) -> Result<TopicSettings, ConfigError> {
+        let mut t = TopicSettings::default();
+        if let Some(v) = self.topic_value(overrides, "min.insync.replicas") {
+            check_topic_value("min.insync.replicas", &v).map_err(ConfigError::Refused)?;
+            t.min_insync_replicas = v.trim().parse().unwrap_or(1);
+        }
+        Ok(t)
+    }
+
+    /// Every topic config's effective value checked as Kafka checks it: a topic override under the
+    /// topic name, a broker default under the broker property's name.
+    fn check_topic_values(&self, overrides: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        for (name, synonym, _, _) in TOPIC_CONFIGS {
+            let (given_as, value) = match overrides.get(*name) {
+                Some(v) => (*name, Some(v.clone())),
+                None if synonym.is_empty() => continue,
+                None => (*synonym, self.value(synonym)),
+            };
+            if let Some(v) = value {
+                check_topic_value(given_as, &v).map_err(ConfigError::Refused)?;
+            }
+        }
+        Ok(())
     }
 
     /// The storage settings of a topic: its overrides on top of the broker defaults.
@@ -736,7 +941,24 @@ impl Config {
                 }),
             }
         };
+        self.check_topic_values(overrides)?;
         let mut lc = LogConfig::default();
+        if let Some(v) = get("segment.index.bytes")? {
+            lc.segment_index_bytes = v as u64;
+        }
+        if let Some(v) = get("segment.jitter.ms")? {
+            lc.segment_jitter_ms = v;
+        }
+        let level = |name: &str, default: i32| -> Result<i32, ConfigError> { Ok(get(name)?.map_or(default, |v| v as i32)) };
+        use crate::records::recompress::{self as rc, TopicCompression};
+        lc.compression = match self.topic_value(overrides, "compression.type").as_deref().unwrap_or("producer") {
+            "uncompressed" => TopicCompression::Uncompressed,
+            "gzip" => TopicCompression::Gzip { level: level("compression.gzip.level", rc::GZIP_LEVEL_DEFAULT)? },
+            "snappy" => TopicCompression::Snappy,
+            "lz4" => TopicCompression::Lz4 { level: level("compression.lz4.level", rc::LZ4_LEVEL_DEFAULT)? },
+            "zstd" => TopicCompression::Zstd { level: level("compression.zstd.level", rc::ZSTD_LEVEL_DEFAULT)? },
+            _ => TopicCompression::Producer,
+        };
         if let Some(v) = get("segment.bytes")? {
             if v < 14 {
                 return Err(ConfigError::Invalid { name: "segment.bytes".into(), value: v.to_string(), reason: "must be >= 14".into() });
@@ -926,9 +1148,91 @@ mod tests {
         assert!(Config::from_properties(props(&[("num.partitions", "0")])).is_err());
         assert!(Config::from_properties(props(&[("listeners", "SSL://x:1")])).is_err());
         assert!(Config::from_properties(props(&[("auto.create.topics.enable", "yes")])).is_err());
+        assert!(Config::from_properties(props(&[("process.roles", "broker")])).is_err(), "no quorum to join");
+        assert!(Config::from_properties(props(&[("process.roles", "controller, broker")])).is_ok());
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
         assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
+    }
+
+    #[test]
+    fn compression_type_and_levels_become_the_logs_codec() {
+        use crate::records::recompress::TopicCompression as C;
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().compression, C::Producer);
+        assert_eq!(c.log_config(&props(&[("compression.type", "zstd")])).unwrap().compression, C::Zstd { level: 3 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "lz4")])).unwrap().compression, C::Lz4 { level: 9 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "gzip")])).unwrap().compression, C::Gzip { level: -1 });
+        assert_eq!(c.log_config(&props(&[("compression.type", "zstd"), ("compression.zstd.level", "-5")])).unwrap().compression, C::Zstd { level: -5 });
+        let b = Config::from_properties(props(&[("compression.type", "gzip"), ("compression.gzip.level", "9")])).unwrap();
+        assert_eq!(b.log_config(&BTreeMap::new()).unwrap().compression, C::Gzip { level: 9 }, "the broker default");
+        assert_eq!(b.log_config(&props(&[("compression.type", "uncompressed")])).unwrap().compression, C::Uncompressed);
+        assert!(Config::from_properties(props(&[("compression.type", "brotli")])).is_err(), "a bad broker default stops startup");
+    }
+
+    #[test]
+    fn bad_topic_values_get_kafkas_words() {
+        // Each message as Kafka 4.0 answers `kafka-configs --alter --add-config` (INVALID_CONFIG).
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        let refused = |k: &str, v: &str| c.log_config(&props(&[(k, v)])).err().map(|e| e.to_string());
+        for (k, v, msg) in [
+            ("compression.type", "foo", "Invalid value foo for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
+            ("compression.zstd.level", "23", "Invalid value 23 for configuration compression.zstd.level: Value must be no more than 22"),
+            ("compression.zstd.level", "-131073", "Invalid value -131073 for configuration compression.zstd.level: Value must be at least -131072"),
+            ("compression.gzip.level", "0", "Invalid value 0 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
+            ("compression.gzip.level", "10", "Invalid value 10 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"),
+            ("compression.lz4.level", "18", "Invalid value 18 for configuration compression.lz4.level: Value must be no more than 17"),
+            ("compression.lz4.level", "0", "Invalid value 0 for configuration compression.lz4.level: Value must be at least 1"),
+            ("segment.index.bytes", "3", "Invalid value 3 for configuration segment.index.bytes: Value must be at least 4"),
+            ("remote.storage.enable", "true", "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."),
+            ("min.insync.replicas", "0", "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"),
+            ("unclean.leader.election.enable", "maybe", "Invalid value maybe for configuration unclean.leader.election.enable: Expected value to be either true or false"),
+            ("segment.jitter.ms", "-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
+            ("local.retention.ms", "-3", "Invalid value -3 for configuration local.retention.ms: Value must be at least -2"),
+            ("file.delete.delay.ms", "-1", "Invalid value -1 for configuration file.delete.delay.ms: Value must be at least 0"),
+            ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+            ("flush.messages", "0", "Invalid value 0 for configuration flush.messages: Value must be at least 1"),
+            ("retention.ms", "-2", "Invalid value -2 for configuration retention.ms: Value must be at least -1"),
+            ("retention.ms", "soon", "Invalid value soon for configuration retention.ms: Not a number of type LONG"),
+            ("segment.bytes", "13", "Invalid value 13 for configuration segment.bytes: Value must be at least 14"),
+            ("segment.bytes", "3000000000", "Invalid value 3000000000 for configuration segment.bytes: Not a number of type INT"),
+            ("index.interval.bytes", "-1", "Invalid value -1 for configuration index.interval.bytes: Value must be at least 0"),
+            ("message.timestamp.after.max.ms", "-1", "Invalid value -1 for configuration message.timestamp.after.max.ms: Value must be at least 0"),
+            ("max.compaction.lag.ms", "0", "Invalid value 0 for configuration max.compaction.lag.ms: Value must be at least 1"),
+            ("min.cleanable.dirty.ratio", "2", "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"),
+            ("message.timestamp.type", "x", "Invalid value x for configuration message.timestamp.type: String must be one of: CreateTime, LogAppendTime"),
+            ("cleanup.policy", "x", "Invalid value x for configuration cleanup.policy: String must be one of: compact, delete"),
+        ] {
+            assert_eq!(refused(k, v).as_deref(), Some(msg), "{k}={v}");
+        }
+        for (k, v) in [
+            ("compression.zstd.level", "-131072"),
+            ("compression.gzip.level", "-1"),
+            ("segment.index.bytes", "4"),
+            ("preallocate", "true"),
+            ("retention.bytes", "-5"),
+            ("local.retention.ms", "5"),
+            ("leader.replication.throttled.replicas", "*"),
+            ("follower.replication.throttled.replicas", "0:1,1:1"),
+            ("remote.storage.enable", "false"),
+        ] {
+            assert_eq!(refused(k, v), None, "{k}={v} is accepted, as by Kafka");
+        }
+        assert!(refused("leader.replication.throttled.replicas", "x").is_some_and(|m| m.contains("must be the literal '*'")));
+    }
+
+    #[test]
+    fn topic_configs_without_a_broker_synonym_have_kafkas_defaults() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        let none = BTreeMap::new();
+        assert_eq!(c.topic_value(&none, "segment.jitter.ms").as_deref(), Some("0"));
+        assert_eq!(c.topic_value(&none, "remote.storage.enable").as_deref(), Some("false"));
+        assert_eq!(c.topic_value(&none, "leader.replication.throttled.replicas").as_deref(), Some(""));
+        assert_eq!(c.topic_value(&none, "segment.index.bytes").as_deref(), Some("10485760"));
+        assert_eq!(c.topic_settings(&props(&[("min.insync.replicas", "2")])).unwrap().min_insync_replicas, 2);
+        assert_eq!(c.log_config(&props(&[("segment.index.bytes", "4096")])).unwrap().segment_index_bytes, 4096);
+        let b = Config::from_properties(props(&[("log.index.size.max.bytes", "8192")])).unwrap();
+        assert_eq!(b.log_config(&none).unwrap().segment_index_bytes, 8192);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::group::consumer::{HeartbeatInput, LEAVE_EPOCH, STATIC_LEAVE_EPOCH, To
 
 /// Every topic as the group coordinator sees it: name -> (id, partition count).
 pub(crate) fn topics_view(broker: &Broker) -> TopicsView {
-    broker.metadata.topics().into_iter().map(|t| (t.name, (t.id, t.partitions))).collect()
+    broker.metadata.topics().into_iter().map(|t| (t.name.clone(), (t.id, t.partitions))).collect()
 }
 
 /// The checks Kafka makes before looking at the group (INVALID_REQUEST with its messages).

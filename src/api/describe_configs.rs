@@ -74,6 +74,14 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
             if let Some(v) = overrides.get(*name) {
                 synonyms.push((name.to_string(), Some(v.clone()), SOURCE_DYNAMIC_TOPIC));
             }
+            if synonym.is_empty() {
+                // No broker property behind it: Kafka's default, no synonym.
+                let (value, source) = match overrides.get(*name) {
+                    Some(v) => (Some(v.clone()), SOURCE_DYNAMIC_TOPIC),
+                    None => (broker.config.topic_value(&BTreeMap::new(), name), SOURCE_DEFAULT),
+                };
+                return Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms };
+            }
             let broker_value = broker.config.value(synonym);
             let below = broker_synonyms(broker, synonym);
             if below.is_empty() {

@@ -21,7 +21,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
     let limit = if req.response_partition_limit <= 0 { cap } else { req.response_partition_limit.min(cap) };
     // The topics to describe, sorted by name (pagination relies on the order).
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker.metadata.topics().into_iter().map(|t| t.name).collect()
+        broker.metadata.topics().into_iter().map(|t| t.name.clone()).collect()
     } else {
         req.topics.iter().map(|t| t.name.0.to_string()).collect()
     };
@@ -40,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
                 continue;
             }
         }
-        let Some(meta): Option<TopicMeta> = broker.metadata.topic(&name) else {
+        let Some(meta): Option<std::sync::Arc<TopicMeta>> = broker.metadata.topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_name(Some(topic_name(name)))
@@ -79,7 +79,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
                 .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
         );
         if p < meta.partitions {
-            next_cursor = Some(Cursor::default().with_topic_name(topic_name(meta.name)).with_partition_index(p));
+            next_cursor = Some(Cursor::default().with_topic_name(topic_name(meta.name.clone())).with_partition_index(p));
             break;
         }
     }

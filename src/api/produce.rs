@@ -128,12 +128,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                     return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));
                 }
                 if acks == -1 {
-                    let min_isr = broker
-                        .config
-                        .topic_value(&meta.configs, "min.insync.replicas")
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .unwrap_or(1);
-                    if min_isr > 1 {
+                    if meta.settings.min_insync_replicas > 1 {
                         // One replica in the ISR cannot satisfy it, as Kafka would say.
                         return failed(pd.index, E::NotEnoughReplicas.code(), None);
                     }

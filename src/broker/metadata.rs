@@ -2,16 +2,16 @@
 //! overrides), the cluster id and the producer-id block. Durable through checkpoint files written
 //! atomically; knows nothing of requests or of the logs themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use uuid::Uuid;
 
 use crate::storage::checkpoint::write_atomic;
 use crate::storage::io::std::StdIo;
-use crate::config::DynamicBrokerConfigs;
+use crate::config::{DynamicBrokerConfigs, TopicSettings};
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(&StdIo, path, bytes)
@@ -28,6 +28,9 @@ pub struct TopicMeta {
     pub partitions: i32,
     /// Per-topic config overrides (what DescribeConfigs reports as DYNAMIC_TOPIC_CONFIG).
     pub configs: BTreeMap<String, String>,
+    /// The settings requests read (overrides on top of the broker defaults), parsed when the
+    /// topic is made or its configs or the broker defaults change, never per request.
+    pub settings: TopicSettings,
 }
 
 impl TopicMeta {
@@ -77,10 +80,36 @@ fn collision_key(name: &str) -> String {
 const TOPICS_FILE: &str = "fjord-topics.checkpoint";
 const TOPICS_FILE_VERSION: &str = "0";
 
-/// The topic table. Reads are cheap (RwLock); changes are written to disk before they are visible.
+/// The topic table. Reads are cheap (RwLock, an `Arc` handed out, no copy of a topic's configs);
+/// changes are written to disk before they are visible.
 pub struct MetadataStore {
     dir: PathBuf,
-    topics: RwLock<BTreeMap<String, TopicMeta>>,
+    topics: RwLock<Topics>,
+}
+
+/// The topics by name (ordered, as listings want them) and by id (Fetch v13+, DeleteTopics by
+/// id, Metadata v10+), always holding the same entries.
+#[derive(Clone, Default)]
+struct Topics {
+    by_name: BTreeMap<String, Arc<TopicMeta>>,
+    by_id: HashMap<Uuid, Arc<TopicMeta>>,
+}
+
+impl Topics {
+    fn insert(&mut self, meta: TopicMeta) -> Arc<TopicMeta> {
+        let meta = Arc::new(meta);
+        if let Some(old) = self.by_name.insert(meta.name.clone(), meta.clone()) {
+            self.by_id.remove(&old.id);
+        }
+        self.by_id.insert(meta.id, meta.clone());
+        meta
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<TopicMeta>> {
+        let meta = self.by_name.remove(name)?;
+        self.by_id.remove(&meta.id);
+        Some(meta)
+    }
 }
 
 /// Percent-escapes the bytes that would break the line format (space, '%', '=', newlines).
@@ -112,7 +141,7 @@ fn unescape(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn encode_topics(topics: &BTreeMap<String, TopicMeta>) -> String {
+fn encode_topics(topics: &BTreeMap<String, Arc<TopicMeta>>) -> String {
     let mut s = format!("{TOPICS_FILE_VERSION}\n{}\n", topics.len());
     for t in topics.values() {
         s.push_str(&format!("{} {} {} {}", t.name, t.id, t.partitions, t.configs.len()));
@@ -124,13 +153,13 @@ fn encode_topics(topics: &BTreeMap<String, TopicMeta>) -> String {
     s
 }
 
-fn decode_topics(text: &str) -> Result<BTreeMap<String, TopicMeta>, String> {
+fn decode_topics(text: &str) -> Result<Topics, String> {
     let mut lines = text.lines();
     if lines.next() != Some(TOPICS_FILE_VERSION) {
         return Err("unknown version".into());
     }
     let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or("bad count")?;
-    let mut topics = BTreeMap::new();
+    let mut topics = Topics::default();
     for line in lines {
         let mut f = line.split(' ');
         let name = f.next().ok_or("missing name")?.to_string();
@@ -145,10 +174,11 @@ fn decode_topics(text: &str) -> Result<BTreeMap<String, TopicMeta>, String> {
         if configs.len() != n {
             return Err(format!("topic {name}: expected {n} configs"));
         }
-        topics.insert(name.clone(), TopicMeta { name, id, partitions, configs });
+        // Settings are parsed against the broker config once it is known (refresh_settings).
+        topics.insert(TopicMeta { name, id, partitions, configs, settings: TopicSettings::default() });
     }
-    if topics.len() != count {
-        return Err(format!("expected {count} topics, found {}", topics.len()));
+    if topics.by_name.len() != count || topics.by_id.len() != count {
+        return Err(format!("expected {count} topics, found {}", topics.by_name.len()));
     }
     Ok(topics)
 }
@@ -159,40 +189,50 @@ impl MetadataStore {
         let path = dir.join(TOPICS_FILE);
         let topics = match std::fs::read_to_string(&path) {
             Ok(text) => decode_topics(&text).map_err(|reason| MetadataError::Corrupt { path, reason })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Topics::default(),
             Err(e) => return Err(e.into()),
         };
         Ok(MetadataStore { dir: dir.to_path_buf(), topics: RwLock::new(topics) })
     }
 
-    fn persist(&self, topics: &BTreeMap<String, TopicMeta>) -> Result<(), MetadataError> {
-        write_atomically(&self.dir.join(TOPICS_FILE), encode_topics(topics).as_bytes())?;
+    fn persist(&self, topics: &Topics) -> Result<(), MetadataError> {
+        write_atomically(&self.dir.join(TOPICS_FILE), encode_topics(&topics.by_name).as_bytes())?;
         Ok(())
     }
 
-    pub fn topic(&self, name: &str) -> Option<TopicMeta> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).by_name.get(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMeta> {
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        topics.values().find(|t| t.id == id).cloned()
+    /// A topic by its id: a hash lookup, not a scan (Fetch v13+ asks once per topic per fetch).
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<TopicMeta>> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).by_id.get(&id).cloned()
     }
 
     /// Every topic, ordered by name.
-    pub fn topics(&self) -> Vec<TopicMeta> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    pub fn topics(&self) -> Vec<Arc<TopicMeta>> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).by_name.values().cloned().collect()
+    }
+
+    /// Parses every topic's settings again (at startup, and when the broker defaults they
+    /// inherit change); in memory only, the settings derive from what is persisted.
+    pub fn refresh_settings(&self, settings: impl Fn(&TopicMeta) -> TopicSettings) {
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let all: Vec<TopicMeta> = topics.by_name.values().map(|t| TopicMeta { settings: settings(t), ..TopicMeta::clone(t) }).collect();
+        for t in all {
+            topics.insert(t);
+        }
     }
 
     /// Checks that a topic could be created (name legal, not taken, no '.'/'_' collision).
     pub fn check_new_topic(&self, name: &str) -> Result<(), MetadataError> {
         validate_topic_name(name)?;
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        if topics.contains_key(name) {
+        if topics.by_name.contains_key(name) {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
         let key = collision_key(name);
-        if let Some(other) = topics.values().find(|t| collision_key(&t.name) == key) {
+        if let Some(other) = topics.by_name.values().find(|t| collision_key(&t.name) == key) {
             return Err(MetadataError::InvalidTopic(format!(
                 "Topic '{name}' collides with existing topic: {}",
                 other.name
@@ -208,17 +248,18 @@ impl MetadataStore {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
+        settings: TopicSettings,
         create_logs: impl FnOnce(&TopicMeta) -> Result<(), MetadataError>,
-    ) -> Result<TopicMeta, MetadataError> {
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
         self.check_new_topic(name)?;
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        if topics.contains_key(name) {
+        if topics.by_name.contains_key(name) {
             return Err(MetadataError::TopicExists(name.to_string()));
         }
-        let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs };
+        let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs, settings };
         create_logs(&meta)?;
         let mut next = topics.clone();
-        next.insert(name.to_string(), meta.clone());
+        let meta = next.insert(meta);
         self.persist(&next)?;
         *topics = next;
         Ok(meta)
@@ -232,21 +273,21 @@ impl MetadataStore {
         name: &str,
         change: impl FnOnce(&TopicMeta) -> Result<TopicMeta, MetadataError>,
         apply: impl FnOnce(&TopicMeta, &TopicMeta) -> Result<(), MetadataError>,
-    ) -> Result<TopicMeta, MetadataError> {
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        let old = topics.get(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        let new = change(old)?;
+        let old = topics.by_name.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let new = change(&old)?;
         debug_assert!(new.name == old.name && new.id == old.id, "a topic keeps its name and id");
-        apply(old, &new)?;
+        apply(&old, &new)?;
         let mut next = topics.clone();
-        next.insert(name.to_string(), new.clone());
+        let new = next.insert(new);
         self.persist(&next)?;
         *topics = next;
         Ok(new)
     }
 
     /// Removes a topic from the table (durably) and returns it; the caller deletes its logs.
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         let mut next = topics.clone();
         let meta = next.remove(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -429,8 +470,8 @@ mod tests {
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
         configs.insert("weird key".to_string(), "a=b %c\n".to_string());
-        let t = store.create_topic("t1", 3, configs, |_| Ok(())).unwrap();
-        store.create_topic("t2", 1, BTreeMap::new(), |_| Ok(())).unwrap();
+        let t = store.create_topic("t1", 3, configs, TopicSettings::default(), |_| Ok(())).unwrap();
+        store.create_topic("t2", 1, BTreeMap::new(), TopicSettings::default(), |_| Ok(())).unwrap();
         store.delete_topic("t2").unwrap();
         let reopened = MetadataStore::open(dir.path()).unwrap();
         assert_eq!(reopened.topics(), vec![t.clone()]);
@@ -438,11 +479,28 @@ mod tests {
     }
 
     #[test]
+    fn the_id_index_follows_creation_change_and_deletion_and_settings_are_shared_not_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetadataStore::open(dir.path()).unwrap();
+        let t = store.create_topic("t", 1, BTreeMap::new(), TopicSettings { min_insync_replicas: 2 }, |_| Ok(())).unwrap();
+        assert!(Arc::ptr_eq(&store.topic("t").unwrap(), &store.topic_by_id(t.id).unwrap()), "one shared entry");
+        let grown = store.alter_topic("t", |old| Ok(TopicMeta { partitions: 4, ..old.clone() }), |_, _| Ok(())).unwrap();
+        assert_eq!(store.topic_by_id(t.id).map(|m| m.partitions), Some(4));
+        assert_eq!(grown.settings.min_insync_replicas, 2);
+        store.refresh_settings(|_| TopicSettings { min_insync_replicas: 3 });
+        assert_eq!(store.topic_by_id(t.id).map(|m| m.settings.min_insync_replicas), Some(3));
+        store.delete_topic("t").unwrap();
+        assert!(store.topic_by_id(t.id).is_none());
+        let reopened = MetadataStore::open(dir.path()).unwrap();
+        assert!(reopened.topic_by_id(t.id).is_none() && reopened.topics().is_empty());
+    }
+
+    #[test]
     fn duplicate_and_colliding_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::open(dir.path()).unwrap();
-        store.create_topic("a.b", 1, BTreeMap::new(), |_| Ok(())).unwrap();
-        assert!(matches!(store.create_topic("a.b", 1, BTreeMap::new(), |_| Ok(())), Err(MetadataError::TopicExists(_))));
+        store.create_topic("a.b", 1, BTreeMap::new(), TopicSettings::default(), |_| Ok(())).unwrap();
+        assert!(matches!(store.create_topic("a.b", 1, BTreeMap::new(), TopicSettings::default(), |_| Ok(())), Err(MetadataError::TopicExists(_))));
         assert!(matches!(store.check_new_topic("a_b"), Err(MetadataError::InvalidTopic(_))));
     }
 
@@ -450,7 +508,7 @@ mod tests {
     fn failed_log_creation_leaves_no_topic() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::open(dir.path()).unwrap();
-        let r = store.create_topic("t", 1, BTreeMap::new(), |_| Err(MetadataError::InvalidTopic("disk".into())));
+        let r = store.create_topic("t", 1, BTreeMap::new(), TopicSettings::default(), |_| Err(MetadataError::InvalidTopic("disk".into())));
         assert!(r.is_err());
         assert!(store.topic("t").is_none());
     }

@@ -75,13 +75,14 @@ impl Broker {
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, MetadataError> {
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
         let log_config = self
             .config
             .log_config(&configs)
             .map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let settings = self.config.topic_settings(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let mut made = Vec::new();
-        let result = self.metadata.create_topic(name, partitions, configs, |meta| {
+        let result = self.metadata.create_topic(name, partitions, configs, settings, |meta: &TopicMeta| {
             self.create_partition_logs(&meta.name, 0..meta.partitions, &log_config, &mut made)
         });
         let meta = result.inspect_err(|e| self.roll_back_partition_logs(name, &made, e))?;
@@ -92,7 +93,7 @@ impl Broker {
     /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' logs are made
     /// before the new count is persisted and visible, and removed again if that fails midway.
     /// The caller checks that `count` grows.
-    pub fn add_partitions(&self, name: &str, count: i32) -> Result<TopicMeta, MetadataError> {
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<Arc<TopicMeta>, MetadataError> {
         let mut made = Vec::new();
         let result = self.metadata.alter_topic(
             name,
@@ -142,9 +143,10 @@ impl Broker {
     /// Replaces a topic's config overrides (AlterConfigs / IncrementalAlterConfigs, already
     /// validated) and applies them to its partition logs at once: retention, segment size,
     /// max message bytes, cleanup policy and the rest take effect live.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<TopicMeta, MetadataError> {
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
         let log_config = self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-        let meta = self.metadata.alter_topic(name, |old| Ok(TopicMeta { configs: configs.clone(), ..old.clone() }), |_, _| Ok(()))?;
+        let settings = self.config.topic_settings(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let meta = self.metadata.alter_topic(name, |old| Ok(TopicMeta { configs: configs.clone(), settings, ..old.clone() }), |_, _| Ok(()))?;
         for p in 0..meta.partitions {
             let tp = TopicPartition::new(meta.name.clone(), p);
             if let Err(e) = self.replicas.logs().update_config(&tp, log_config.clone()) {
@@ -196,7 +198,7 @@ impl Broker {
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
             }
         }
-        let topics: Vec<(TopicMeta, crate::storage::LogConfig)> = self
+        let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
             .metadata
             .topics()
             .into_iter()
@@ -206,8 +208,14 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        let settings: BTreeMap<String, crate::config::TopicSettings> = topics
+            .iter()
+            .map(|(t, _)| trial.topic_settings(&t.configs).map(|s| (t.name.clone(), s)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
                 let tp = TopicPartition::new(t.name.clone(), p);
@@ -223,7 +231,7 @@ impl Broker {
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
     /// On a full disk the metadata cannot be rewritten until space is freed, so the logs go first
     /// there: deleting a topic is how an operator frees space through the admin API.
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, MetadataError> {
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
         let meta = match self.metadata.delete_topic(name) {
             Err(MetadataError::Io(e)) if crate::storage::io::is_out_of_space(&e) => {
                 let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -258,6 +266,8 @@ impl Broker {
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), self.config.offsets_topic_segment_bytes.to_string()),
+            // As Kafka: commits are stored as the coordinator writes them, whatever the broker default.
+            ("compression.type".to_string(), "producer".to_string()),
         ]);
         match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, configs) {
             Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
@@ -274,6 +284,8 @@ impl Broker {
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), self.config.transaction_state_log_segment_bytes.to_string()),
+            // As Kafka's transaction log: stored uncompressed whatever the broker default.
+            ("compression.type".to_string(), "uncompressed".to_string()),
         ]);
         match self.create_topic(TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions, configs) {
             Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
@@ -403,6 +415,12 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     )?;
     let replicas = ReplicaManager::new(logs, backend, config.log_flush_on_acks_all);
 
+    // Topic settings are parsed once here (and again when configs change), not per request.
+    let mut settings = BTreeMap::new();
+    for topic in metadata.topics() {
+        settings.insert(topic.name.clone(), config.topic_settings(&topic.configs)?);
+    }
+    metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
     // Reconcile: every partition of a known topic has a log with the topic's settings.
     for topic in metadata.topics() {
         let log_config = config.log_config(&topic.configs)?;

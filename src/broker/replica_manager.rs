@@ -166,10 +166,16 @@ impl ReplicaManager {
     fn append_with_control(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
         let log = self.log(tp)?;
         let now = now_ms();
-        let mut limits = log.lock().unwrap_or_else(|e| e.into_inner()).config().validate_config(now);
+        let (mut limits, compression) = {
+            let log = log.lock().unwrap_or_else(|e| e.into_inner());
+            (log.config().validate_config(now), log.config().compression)
+        };
         limits.allow_control_batches = control_batches;
         limits.require_keys &= !control_batches;
         let validated = validate(records, &limits).map_err(StorageError::from)?;
+        // compression.type: a batch in another codec is rebuilt in the topic's, outside the lock.
+        let (records, validated) = crate::records::recompress::to_topic_codec(records, validated, compression, &limits).map_err(StorageError::from)?;
+        let records = &records;
         if validated.batch_count() != 1 {
             // Kafka: produce v3+ carries exactly one record batch per partition.
             return Err(StorageError::from(RecordsError::InvalidRecord { position: 0, reason: "expected exactly one record batch" }).into());

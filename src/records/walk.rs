@@ -104,6 +104,25 @@ fn walk(batch: &[u8], limits: &WalkLimits, visit: Option<&mut dyn FnMut(RecordAt
     }
 }
 
+/// Hands `read` the records of `batch` (a checked batch, as `walk_records` takes) as one stream,
+/// decompressed through the same readers and [`SCRATCH_BYTES`] buffer as the walk. For the rewrite
+/// of a batch into another codec (`records::recompress`), which needs the records' bytes.
+pub(crate) fn with_records_stream<T>(batch: &[u8], read: impl FnOnce(&mut dyn BufRead) -> T) -> Result<T, WalkError> {
+    let header = BatchHeader::parse(batch).ok_or(WalkError::Invalid("batch shorter than header"))?;
+    let payload = batch.get(HEADER_SIZE..header.total_size().min(batch.len())).unwrap_or(&[]);
+    Ok(match header.compression() {
+        CompressionCodec::None => read(&mut { payload }),
+        CompressionCodec::Gzip => read(&mut BufReader::with_capacity(SCRATCH_BYTES, flate2::bufread::MultiGzDecoder::new(payload))),
+        CompressionCodec::Snappy => read(&mut BufReader::with_capacity(SCRATCH_BYTES, SnappyReader::new(payload))),
+        CompressionCodec::Lz4 => read(&mut BufReader::with_capacity(SCRATCH_BYTES, Lz4FrameReader::new(payload))),
+        CompressionCodec::Zstd => with_zstd_context(|context| {
+            let d = zstd::stream::read::Decoder::with_context(payload, context);
+            read(&mut BufReader::with_capacity(SCRATCH_BYTES, d))
+        }),
+        CompressionCodec::Unknown(_) => return Err(WalkError::Invalid("unknown compression codec")),
+    })
+}
+
 /// A zstd decompression context kept per thread between walks: creating one (and its window
 /// buffers) per batch cost about as much as decompressing a 16 KiB batch. One that grew past
 /// [`ZSTD_CONTEXT_KEPT_BYTES_MAX`] (a frame with a large window) is dropped after use, so a bomb

@@ -637,22 +637,26 @@ impl PartitionLog {
         })
     }
 
-    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms, or would
+    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms (less the
+    /// segment's jitter), finds an index full (segment.index.bytes), or would
     /// push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
     fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, now_ms: i64) -> Result<()> {
         let cfg_bytes = self.config.segment_bytes;
         let cfg_ms = self.config.segment_ms;
+        let index_bytes_max = self.config.segment_index_bytes;
+        let jitter_ms = self.segments.values().next_back().map_or(0, |a| self.config.roll_jitter_ms(a.base_offset()));
         let leo = self.log_end_offset;
         let active = self.active();
         if active.is_empty() {
             return Ok(());
         }
         let too_big = active.size() + append_bytes > cfg_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms;
+        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms.saturating_sub(jitter_ms);
+        let index_full = active.indexes_full(index_bytes_max);
         let offsets_overflow = leo + offset_count - 1 - active.base_offset() > i32::MAX as i64;
         // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
         let positions_overflow = active.size() + append_bytes > i32::MAX as u64;
-        if too_big || too_old || offsets_overflow || positions_overflow {
+        if too_big || too_old || index_full || offsets_overflow || positions_overflow {
             self.roll(now_ms)?;
         }
         Ok(())
@@ -1231,6 +1235,47 @@ mod tests {
             next = r.last_offset + 1;
         }
         out
+    }
+
+    #[test]
+    fn a_segment_rolls_when_its_index_is_full_as_segment_index_bytes_says() {
+        // index.interval.bytes 0: an offset index entry per append after the first. 24 bytes hold
+        // 3 offset entries (8 bytes) and 2 time entries (12 bytes): the time index fills first.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { index_interval_bytes: 0, segment_index_bytes: 24, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg.clone());
+        for _ in 0..10 {
+            append(&mut log, simple_batch(1));
+        }
+        assert!(log.segment_count() > 1, "rolled on a full index");
+        for seg in log.segments.values() {
+            assert!(seg.offset_index.len() <= 3 && seg.time_index.len() <= 2, "no index past segment.index.bytes");
+        }
+        // The default (10 MiB) never rolls these few appends.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig { index_interval_bytes: 0, ..LogConfig::default() });
+        for _ in 0..10 {
+            append(&mut log, simple_batch(1));
+        }
+        assert_eq!(log.segment_count(), 1);
+    }
+
+    #[test]
+    fn segment_jitter_takes_a_fixed_share_of_segment_ms_per_segment() {
+        let cfg = LogConfig { segment_jitter_ms: 1_000, ..LogConfig::default() };
+        let jitters: Vec<i64> = (0..50).map(|base| cfg.roll_jitter_ms(base)).collect();
+        assert!(jitters.iter().all(|j| (0..1_000).contains(j)));
+        assert!(jitters.iter().any(|j| *j != jitters[0]), "segments do not share one jitter");
+        assert_eq!(cfg.roll_jitter_ms(7), cfg.roll_jitter_ms(7), "stable across restarts");
+        assert_eq!(LogConfig::default().roll_jitter_ms(7), 0);
+        // A segment 600 ms old with segment.ms 1000 rolls when its jitter is above 400 ms.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { segment_ms: 1_000, segment_jitter_ms: 1_000, ..LogConfig::default() };
+        let mut log = new_log(dir.path(), cfg.clone());
+        append(&mut log, simple_batch(1));
+        let v = validate(&simple_batch(1), &ValidateConfig::default()).expect("valid");
+        log.append(&mut simple_batch(1), &v, NOW + 600).expect("append");
+        assert_eq!(log.segment_count() > 1, cfg.roll_jitter_ms(0) > 400);
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub use self::log::{AppendInfo, LogRange, PartitionLog, ReadSlice, SyncTarget};
 pub use self::log_manager::LogManager;
 
 use crate::records::RecordsError;
+use crate::records::recompress::TopicCompression;
 use crate::records::validate::ValidateConfig;
 
 /// `message.timestamp.type`.
@@ -64,6 +65,15 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// `segment.ms`: roll when the active segment is older than this.
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before segment.ms (its share
+    /// derived from its base offset), so partitions created together do not roll together.
+    pub segment_jitter_ms: i64,
+    /// `segment.index.bytes`: the largest offset index (and time index) of a segment, in bytes;
+    /// the active segment rolls once either index holds as many entries as fit (Kafka's
+    /// `isFull`: 8-byte offset entries, 12-byte time entries).
+    pub segment_index_bytes: u64,
+    /// `compression.type` (with `compression.<codec>.level`): the codec batches are stored in.
+    pub compression: TopicCompression,
     /// `retention.ms`: delete sealed segments whose largest timestamp is older. -1: keep forever.
     pub retention_ms: i64,
     /// `retention.bytes`: delete oldest segments while the log stays at least this large. -1: no limit.
@@ -118,6 +128,9 @@ impl Default for LogConfig {
         Self {
             segment_bytes: 1_073_741_824,
             segment_ms: 604_800_000,
+            segment_jitter_ms: 0,
+            segment_index_bytes: 10_485_760,
+            compression: TopicCompression::Producer,
             retention_ms: 604_800_000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
@@ -141,6 +154,21 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The jitter taken off segment.ms for the segment at `base_offset`: a share of
+    /// segment.jitter.ms fixed per segment (Kafka draws it at random when the segment is made;
+    /// derived here so it holds across restarts).
+    pub fn roll_jitter_ms(&self, base_offset: i64) -> i64 {
+        if self.segment_jitter_ms <= 0 {
+            return 0;
+        }
+        // SplitMix64's finalizer: neighbouring offsets get unrelated jitters.
+        let mut z = (base_offset as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % self.segment_jitter_ms as u64) as i64
+    }
+
     /// Whether retention (retention.ms / retention.bytes) deletes old segments: only under the
     /// delete policy, as in Kafka. A compacted-only topic keeps every segment.
     pub fn deletes(&self) -> bool {

@@ -272,6 +272,12 @@ impl Segment {
     pub fn size(&self) -> u64 {
         self.size
     }
+    /// Whether either index holds as many entries as `index_bytes_max` (segment.index.bytes) has
+    /// room for, as Kafka's `isFull`: the segment must roll before its next append.
+    pub fn indexes_full(&self, index_bytes_max: u64) -> bool {
+        let fits = |entry_size: usize| (index_bytes_max / entry_size as u64) as usize;
+        self.offset_index.len() >= fits(OffsetIndex::ENTRY_SIZE) || self.time_index.len() >= fits(TimeIndex::ENTRY_SIZE)
+    }
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
