@@ -397,7 +397,6 @@ pub struct Endpoint {
 /// them, and why: set explicitly, each is logged once at startup, never silently ignored
 /// (docs/configuration.md has the whole table).
 pub const ACCEPTED_NOT_APPLIED: &[(&str, &str)] = &[
-    ("queued.max.requests", "Fjord has no shared request queue: each connection's task handles its own requests in order"),
     ("log.cleaner.threads", "Fjord runs one cleaner task"),
     ("producer.id.expiration.ms", "a partition keeps every producer id it has seen; idle ones are not expired yet (memory grows with the producer ids a partition has seen)"),
     ("unclean.leader.election.enable", "a single node is the only replica of its partitions: no election happens"),
