@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use uuid::Uuid;
@@ -85,6 +85,10 @@ const TOPICS_FILE_VERSION: &str = "0";
 pub struct MetadataStore {
     dir: PathBuf,
     topics: RwLock<Topics>,
+    /// Serializes changes. A change builds the next table, creates logs and persists it holding
+    /// only this, so readers (every produce and fetch) never wait behind its file writes and
+    /// fsyncs; the read-write lock is taken for writing only to swap the table in.
+    writer: Mutex<()>,
 }
 
 /// The topics by name (ordered, as listings want them) and by id (Fetch v13+, DeleteTopics by
@@ -192,7 +196,7 @@ impl MetadataStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Topics::default(),
             Err(e) => return Err(e.into()),
         };
-        Ok(MetadataStore { dir: dir.to_path_buf(), topics: RwLock::new(topics) })
+        Ok(MetadataStore { dir: dir.to_path_buf(), topics: RwLock::new(topics), writer: Mutex::new(()) })
     }
 
     fn persist(&self, topics: &Topics) -> Result<(), MetadataError> {
@@ -217,6 +221,7 @@ impl MetadataStore {
     /// Parses every topic's settings again (at startup, and when the broker defaults they
     /// inherit change); in memory only, the settings derive from what is persisted.
     pub fn refresh_settings(&self, settings: impl Fn(&TopicMeta) -> TopicSettings) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         let all: Vec<TopicMeta> = topics.by_name.values().map(|t| TopicMeta { settings: settings(t), ..TopicMeta::clone(t) }).collect();
         for t in all {
@@ -251,49 +256,56 @@ impl MetadataStore {
         settings: TopicSettings,
         create_logs: impl FnOnce(&TopicMeta) -> Result<(), MetadataError>,
     ) -> Result<Arc<TopicMeta>, MetadataError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         self.check_new_topic(name)?;
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        if topics.by_name.contains_key(name) {
-            return Err(MetadataError::TopicExists(name.to_string()));
-        }
         let meta = TopicMeta { name: name.to_string(), id: Uuid::new_v4(), partitions, configs, settings };
         create_logs(&meta)?;
-        let mut next = topics.clone();
+        let mut next = self.snapshot();
         let meta = next.insert(meta);
         self.persist(&next)?;
-        *topics = next;
+        self.swap(next);
         Ok(meta)
     }
 
     /// Changes a topic (partition count, config overrides): `change` gets the current entry and
-    /// returns the new one; `apply` (e.g. creating the new partitions' logs) runs under the write
-    /// lock before the change is persisted and visible.
+    /// returns the new one; `apply` (e.g. creating the new partitions' logs) runs before the
+    /// change is persisted and visible, while readers still see the old entry.
     pub fn alter_topic(
         &self,
         name: &str,
         change: impl FnOnce(&TopicMeta) -> Result<TopicMeta, MetadataError>,
         apply: impl FnOnce(&TopicMeta, &TopicMeta) -> Result<(), MetadataError>,
     ) -> Result<Arc<TopicMeta>, MetadataError> {
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        let old = topics.by_name.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.snapshot();
+        let old = next.by_name.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let new = change(&old)?;
         debug_assert!(new.name == old.name && new.id == old.id, "a topic keeps its name and id");
         apply(&old, &new)?;
-        let mut next = topics.clone();
         let new = next.insert(new);
         self.persist(&next)?;
-        *topics = next;
+        self.swap(next);
         Ok(new)
     }
 
     /// Removes a topic from the table (durably) and returns it; the caller deletes its logs.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = topics.clone();
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.snapshot();
         let meta = next.remove(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         self.persist(&next)?;
-        *topics = next;
+        self.swap(next);
         Ok(meta)
+    }
+
+    /// A copy of the table to build a change on (the entries are shared `Arc`s).
+    fn snapshot(&self) -> Topics {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes a persisted table visible. The caller holds `writer`, so nothing changed meanwhile.
+    fn swap(&self, next: Topics) {
+        *self.topics.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 }
 
@@ -452,6 +464,33 @@ impl ProducerIdManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readers_never_wait_for_a_topic_being_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MetadataStore::open(dir.path()).unwrap());
+        store.create_topic("old", 1, BTreeMap::new(), TopicSettings::default(), |_| Ok(())).unwrap();
+        let (entered, wait_entered) = std::sync::mpsc::channel();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let s = store.clone();
+        let creating = std::thread::spawn(move || {
+            s.create_topic("new", 1, BTreeMap::new(), TopicSettings::default(), |_| {
+                entered.send(()).unwrap();
+                held.recv().unwrap();
+                Ok(())
+            })
+        });
+        wait_entered.recv().unwrap();
+        // The creation is inside its log creation (directory fsyncs in real life): readers go on.
+        let (answered, answer) = std::sync::mpsc::channel();
+        let s = store.clone();
+        std::thread::spawn(move || answered.send((s.topic("old").is_some(), s.topic("new").is_some())).unwrap());
+        let seen = answer.recv_timeout(std::time::Duration::from_secs(10)).expect("a reader blocked behind a creation");
+        assert_eq!(seen, (true, false), "the new topic is not visible before it is persisted");
+        release.send(()).unwrap();
+        creating.join().unwrap().unwrap();
+        assert!(store.topic("new").is_some());
+    }
 
     #[test]
     fn topic_names_are_checked_like_kafka() {
