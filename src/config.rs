@@ -152,15 +152,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def(
         "fjord.log.writeback.step.bytes",
-        Some("0"),
+        Some("2097152"),
         T::Long,
         "Fjord: each time the active segment grows by this many bytes, its new pages are queued for writeback (sync_file_range, no wait, no durability promise), so the fsync after a roll finds little left and does not stall appends behind the file system's journal (lower p99 with frequent rolls; bursts faster than the disk are then not absorbed by the page cache); 0 = leave writeback to the kernel.",
     ),
     def(
         "fjord.log.drop.behind.bytes",
-        Some("0"),
+        Some("67108864"),
         T::Long,
-        "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk. Needs fjord.log.writeback.step.bytes > 0 and at least that large; 0 = keep pages until the kernel reclaims them.",
+        "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk (with fjord.fetch.readahead.bytes ahead of them). Needs fjord.log.writeback.step.bytes > 0 and at least that large (off when the step is 0 and this is not set); 0 = keep pages until the kernel reclaims them, as Kafka does.",
     ),
     def(
         "fjord.log.open.files.max",
@@ -1035,6 +1035,9 @@ impl Config {
             lc.writeback_step_bytes = n;
         }
         if let Some(n) = self.broker_bytes("fjord.log.drop.behind.bytes")? {
+            let unusable = n > 0 && (lc.writeback_step_bytes == 0 || n < lc.writeback_step_bytes);
+            // The default follows the writeback step: turning the step off turns drop-behind off.
+            let n = if unusable && !self.explicit.contains_key("fjord.log.drop.behind.bytes") { 0 } else { n };
             if n > 0 && (lc.writeback_step_bytes == 0 || n < lc.writeback_step_bytes) {
                 return Err(ConfigError::Invalid {
                     name: "fjord.log.drop.behind.bytes".into(),
@@ -1122,9 +1125,9 @@ mod tests {
     }
 
     #[test]
-    fn the_writeback_step_is_a_broker_setting_off_by_default() {
+    fn the_writeback_step_is_a_broker_setting_of_2_mib_by_default() {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
-        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().writeback_step_bytes, 0);
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().writeback_step_bytes, 2 << 20);
         assert!(broker_def("fjord.log.writeback.step.bytes").is_some_and(|d| !d.doc.is_empty()));
         let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "4194304")])).unwrap();
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().writeback_step_bytes, 4 << 20);
@@ -1132,13 +1135,17 @@ mod tests {
     }
 
     #[test]
-    fn drop_behind_is_off_by_default_and_needs_a_writeback_step_no_larger() {
+    fn drop_behind_is_64_mib_by_default_and_needs_a_writeback_step_no_larger() {
         let c = Config::from_properties(props(&[])).unwrap();
-        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 0);
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 64 << 20);
+        let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "0")])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 0, "the default follows the step off");
+        let c = Config::from_properties(props(&[("fjord.log.drop.behind.bytes", "0")])).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 0, "off as Kafka keeps pages");
         assert!(broker_def("fjord.log.drop.behind.bytes").is_some_and(|d| !d.doc.is_empty()));
         let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "2097152"), ("fjord.log.drop.behind.bytes", "33554432")])).unwrap();
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 32 << 20);
-        assert!(Config::from_properties(props(&[("fjord.log.drop.behind.bytes", "33554432")])).is_err(), "no writeback step");
+        assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "0"), ("fjord.log.drop.behind.bytes", "33554432")])).is_err(), "no writeback step");
         assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "2097152"), ("fjord.log.drop.behind.bytes", "1048576")])).is_err(), "smaller than the step");
     }
 
