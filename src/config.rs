@@ -158,7 +158,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def(
         "fjord.log.drop.behind.bytes",
-        Some("67108864"),
+        Some("268435456"),
         T::Long,
         "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk (with fjord.fetch.readahead.bytes ahead of them). Needs fjord.log.writeback.step.bytes > 0 and at least that large (off when the step is 0 and this is not set); 0 = keep pages until the kernel reclaims them, as Kafka does.",
     ),
@@ -1135,9 +1135,9 @@ mod tests {
     }
 
     #[test]
-    fn drop_behind_is_64_mib_by_default_and_needs_a_writeback_step_no_larger() {
+    fn drop_behind_is_256_mib_by_default_and_needs_a_writeback_step_no_larger() {
         let c = Config::from_properties(props(&[])).unwrap();
-        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 64 << 20);
+        assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 256 << 20);
         let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "0")])).unwrap();
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 0, "the default follows the step off");
         let c = Config::from_properties(props(&[("fjord.log.drop.behind.bytes", "0")])).unwrap();
