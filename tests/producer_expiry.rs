@@ -187,3 +187,44 @@ async fn the_reference_broker_answers_the_same() {
     let took = expire_and_come_back(addr, &topic, Duration::from_secs(60)).await;
     eprintln!("reference broker forgot the producers after {took:?}");
 }
+
+/// IncrementalAlterConfigs SET of `producer.id.expiration.ms` on this broker (resource "1"):
+/// (error code, message).
+async fn set_expiration(c: &mut Client, value: &str) -> (i16, Option<String>) {
+    let op = incremental_alter_configs_request::AlterableConfig::default()
+        .with_name(StrBytes::from_static_str("producer.id.expiration.ms"))
+        .with_config_operation(0)
+        .with_value(Some(StrBytes::from_string(value.to_string())));
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("1"))
+        .with_configs(vec![op])]);
+    let r = c.send(&req, 1).await;
+    (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
+}
+
+#[tokio::test]
+async fn the_expiration_changes_at_run_time_and_a_bad_value_is_refused_in_kafkas_words() {
+    let b = TestBroker::start(&["producer.id.expiration.check.interval.ms=100"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "dyn").await;
+    assert_eq!(produce(&mut c, "dyn", (11, 0, 0), 1).await, (0, 0));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(producers(&mut c, "dyn").await, vec![11], "the default keeps a producer for a day");
+    // Kafka answers these with INVALID_REQUEST; Fjord's AlterConfigs answers every refused broker
+    // config with INVALID_CONFIG (api/alter_configs.rs), with Kafka's message.
+    let (code, msg) = set_expiration(&mut c, "0").await;
+    assert_ne!(code, 0);
+    assert_eq!(msg.as_deref(), Some("Invalid value 0 for configuration producer.id.expiration.ms: Value must be at least 1"));
+    let (code, msg) = set_expiration(&mut c, "abc").await;
+    assert_ne!(code, 0);
+    assert_eq!(msg.as_deref(), Some("Invalid value abc for configuration producer.id.expiration.ms: Not a number of type INT"));
+    assert_eq!(producers(&mut c, "dyn").await, vec![11]);
+    assert_eq!(set_expiration(&mut c, "200").await, (0, None));
+    let start = Instant::now();
+    while !producers(&mut c, "dyn").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the new expiration was not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+}
