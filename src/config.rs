@@ -134,7 +134,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("transaction.state.log.segment.bytes", Some("104857600"), T::Int, "Segment size of __transaction_state, in bytes."),
     def("transaction.abort.timed.out.transaction.cleanup.interval.ms", Some("10000"), T::Int, "How often transactions are checked for their timeout, in ms."),
     def("transaction.remove.expired.transaction.cleanup.interval.ms", Some("3600000"), T::Int, "How often idle transactional ids are checked for expiry, in ms."),
-    def("producer.id.expiration.ms", Some("86400000"), T::Int, "Idle producer ids expire after this."),
+    def(
+        "producer.id.expiration.ms",
+        Some("86400000"),
+        T::Int,
+        "A producer id is forgotten by a partition once its last batch's timestamp is this many ms old and it has no open transaction there (its next batch is then taken as an unknown producer's); dynamic.",
+    ),
+    def("producer.id.expiration.check.interval.ms", Some("600000"), T::Int, "How often partitions look for expired producer ids, in ms."),
     def("num.recovery.threads.per.data.dir", Some("2"), T::Int, "Threads per log dir that load (and after an unclean stop recover) partitions at startup and flush them at shutdown."),
     def("shutdown.timeout.ms", Some("10000"), T::Long, "Fjord: how long in-flight requests may finish at shutdown, in ms."),
     def("io.backend", Some("auto"), T::String, "Fjord: storage I/O backend: auto, uring or std."),
@@ -398,7 +404,6 @@ pub struct Endpoint {
 /// (docs/configuration.md has the whole table).
 pub const ACCEPTED_NOT_APPLIED: &[(&str, &str)] = &[
     ("log.cleaner.threads", "Fjord runs one cleaner task"),
-    ("producer.id.expiration.ms", "a partition keeps every producer id it has seen; idle ones are not expired yet (memory grows with the producer ids a partition has seen)"),
     ("unclean.leader.election.enable", "a single node is the only replica of its partitions: no election happens"),
     ("log.preallocate", "Fjord reserves the active segment's space step by step (fjord.log.preallocate.step.bytes)"),
     ("log.segment.delete.delay.ms", "Fjord deletes segment files at once; readers keep the files they opened"),
@@ -421,10 +426,14 @@ pub struct DynamicBrokerConfigs {
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
-/// topics inherit (every partition's settings are recomputed), the cleaner's buffers.
+/// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
+/// producer id expiration (read by each expiration pass).
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     TOPIC_CONFIGS.iter().any(|(_, synonym, _, _)| *synonym == name)
-        || matches!(name, "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size")
+        || matches!(
+            name,
+            "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
+        )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
@@ -490,6 +499,11 @@ pub struct Config {
     pub transaction_state_log_segment_bytes: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// `producer.id.expiration.ms` at startup; the expiration pass reads the current value
+    /// ([`Config::producer_id_expiration_ms`]), which AlterConfigs may change.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (static, as in Kafka).
+    pub producer_id_expiration_check_interval_ms: u64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_dedupe_buffer_size: usize,
@@ -591,6 +605,8 @@ impl Config {
             transaction_state_log_segment_bytes: 0,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 0,
             transaction_remove_expired_transaction_cleanup_interval_ms: 0,
+            producer_id_expiration_ms: 0,
+            producer_id_expiration_check_interval_ms: 0,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 0,
             log_cleaner_dedupe_buffer_size: 0,
@@ -713,6 +729,11 @@ impl Config {
                 "transaction.remove.expired.transaction.cleanup.interval.ms",
                 c.long("transaction.remove.expired.transaction.cleanup.interval.ms")?,
             )? as u64,
+            producer_id_expiration_ms: c.producer_id_expiration_ms()?,
+            producer_id_expiration_check_interval_ms: positive(
+                "producer.id.expiration.check.interval.ms",
+                c.int("producer.id.expiration.check.interval.ms")? as i64,
+            )? as u64,
             log_cleaner_enable: c.boolean("log.cleaner.enable")?,
             log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms", c.long("log.cleaner.backoff.ms")?)? as u64,
             log_cleaner_dedupe_buffer_size: positive("log.cleaner.dedupe.buffer.size", c.long("log.cleaner.dedupe.buffer.size")?)? as usize,
@@ -774,6 +795,18 @@ impl Config {
             _ => {}
         }
         broker_def(name).and_then(|d| d.default.map(str::to_string))
+    }
+
+    /// The current `producer.id.expiration.ms` (dynamic value first), checked as Kafka checks it:
+    /// an INT of at least 1, refused in Kafka's words.
+    pub fn producer_id_expiration_ms(&self) -> Result<i64, ConfigError> {
+        const NAME: &str = "producer.id.expiration.ms";
+        let v = self.string(NAME);
+        let n: i32 = v.trim().parse().map_err(|_| ConfigError::Refused(format!("Invalid value {v} for configuration {NAME}: Not a number of type INT")))?;
+        if n < 1 {
+            return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {NAME}: Value must be at least 1")));
+        }
+        Ok(n as i64)
     }
 
     fn string(&self, name: &str) -> String {

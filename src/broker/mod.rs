@@ -192,6 +192,7 @@ impl Broker {
         *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
+        trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
         for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size"] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
@@ -413,6 +414,13 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         crate::storage::log_manager::now_ms(),
         config.num_recovery_threads_per_data_dir,
     )?;
+    // Producers that expired while the broker was down (or that an older snapshot and the
+    // replayed log brought back after an unclean stop) are forgotten before clients come back,
+    // as Kafka drops expired entries when it loads a snapshot.
+    let expired = logs.remove_expired_producers(crate::storage::log_manager::now_ms(), config.producer_id_expiration_ms()?);
+    if expired > 0 {
+        tracing::info!(producers = expired, "forgot producer ids idle for producer.id.expiration.ms");
+    }
     let replicas = ReplicaManager::new(logs, backend, config.log_flush_on_acks_all);
 
     // Topic settings are parsed once here (and again when configs change), not per request.
@@ -574,6 +582,14 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
         every(broker, Duration::from_millis(GROUP_TICK_MS), "groups", |b| b.groups.tick(b)),
         // Timeouts and id expiry; the coordinator limits itself to its cleanup intervals.
         every(broker, Duration::from_millis(c.transaction_abort_timed_out_transaction_cleanup_interval_ms.clamp(10, 1000)), "transactions", |b| b.txns.tick(b)),
+        // Kafka's producer expiration check; the expiration is read each pass (dynamic config).
+        every(broker, Duration::from_millis(c.producer_id_expiration_check_interval_ms), "producer expiration", |b| {
+            let expiration_ms = b.config.producer_id_expiration_ms().unwrap_or(b.config.producer_id_expiration_ms);
+            let removed = b.replicas.logs().remove_expired_producers(replica_manager::now_ms(), expiration_ms);
+            if removed > 0 {
+                tracing::debug!(producers = removed, expiration_ms, "forgot expired producer ids");
+            }
+        }),
         every(broker, Duration::from_millis(c.log_flush_offset_checkpoint_interval_ms), "checkpoint", |b| {
             if let Err(e) = b.replicas.logs().checkpoint() {
                 tracing::warn!(error = %e, "could not write checkpoints");

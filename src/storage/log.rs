@@ -480,6 +480,16 @@ impl PartitionLog {
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`, see
+    /// [`ProducerStateManager::remove_expired_producers`]); no I/O. The next snapshot (roll or
+    /// close) is written without them.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let removed = self.producers.remove_expired_producers(now_ms, expiration_ms);
+        if removed > 0 {
+            self.snapshot_at_end = false;
+        }
+        removed
+    }
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -610,7 +620,8 @@ impl PartitionLog {
                 is_transactional: b.is_transactional,
                 marker,
                 is_control: b.is_control,
-                max_timestamp: b.max_timestamp,
+                // What the batch header now says, as a replay of the log would see it.
+                max_timestamp: if log_append_time_ms >= 0 { log_append_time_ms } else { b.max_timestamp },
                 meta: BatchMetadata { first_seq: b.base_sequence, last_seq: b.last_sequence, first_offset: first, last_offset: last },
             });
             completed.extend(done);
@@ -1772,6 +1783,27 @@ mod tests {
             &mut log,
             batch_with(1, None, Compression::None, Some((7, 0, 60))),
         );
+    }
+
+    #[test]
+    fn an_expired_producer_is_left_out_of_the_close_snapshot_and_does_not_come_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut log, _) = producer_log(dir.path());
+        log.close().expect("close");
+        drop(log);
+        // The snapshot at the log end carries producer 7; a close with nothing appended would
+        // write none, so the expiry itself must make the next close write one.
+        let mut log = reopen(dir.path(), small_cfg(), 0, true);
+        assert!(log.producer_state().entry(7).is_some());
+        assert_eq!(log.remove_expired_producers(i64::MAX, 1), 1);
+        log.close().expect("close");
+        drop(log);
+        let mut log = reopen(dir.path(), small_cfg(), 0, true);
+        assert_eq!(log.open_stats().replayed_batches, 0, "the snapshot at the log end was rewritten");
+        assert!(log.producer_state().entry(7).is_none(), "the expired producer came back");
+        // Its retry of an old batch is now an unknown producer's batch: appended again.
+        let (info, _) = append(&mut log, batch_with(2, None, Compression::None, Some((7, 0, 58))));
+        assert_eq!(info.base_offset, 60);
     }
 
     #[test]

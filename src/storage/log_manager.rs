@@ -485,6 +485,24 @@ impl LogManager {
         Ok(deleted)
     }
 
+    /// Kafka's periodic producer expiration check: every log in an online dir forgets the
+    /// producers idle for `expiration_ms` (`producer.id.expiration.ms`). Each log is locked only
+    /// for its own walk of its producers (no I/O). Returns how many producers were forgotten.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut removed = 0;
+        for (tp, dir, log) in self.snapshot_entries() {
+            if self.failures.is_offline(&dir) {
+                continue;
+            }
+            match lock_log(&log) {
+                Ok(mut l) => removed += l.remove_expired_producers(now_ms, expiration_ms),
+                // A poisoned log answers its own errors; the pass goes on with the others.
+                Err(e) => tracing::debug!(partition = %tp, error = %e, "producer expiration skips a log"),
+            }
+        }
+        removed
+    }
+
     /// For DescribeLogDirs: every log dir with its partitions and their sizes in bytes, and the
     /// dir's file system (total, usable) bytes.
     pub fn dir_usage(&self) -> Vec<LogDirUsage> {

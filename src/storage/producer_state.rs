@@ -1,4 +1,8 @@
 //! Producer state of one partition: per producer id the epoch, the last five batches' sequences and offsets (idempotence) and the open transaction's first offset (the last stable offset), plus its snapshot files; it checks sequences from batch summaries and never reads the log itself.
+//!
+//! Producers idle for `producer.id.expiration.ms` are forgotten ([`ProducerStateManager::remove_expired_producers`]),
+//! as Kafka forgets them: otherwise every producer id that ever wrote to a partition (each restart
+//! of an idempotent Java client is a new one) stays in memory and in every snapshot.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -16,6 +20,8 @@ use crate::records::validate::BatchSummary;
 pub const MAX_CACHED_BATCHES: usize = 5;
 /// Snapshot files kept per partition; older ones are deleted.
 pub const MAX_SNAPSHOTS: usize = 2;
+/// Kafka's default of `producer.id.expiration.ms`: a producer idle this long is forgotten.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"FJPS";
 /// Version 2 added the open transaction, last timestamp and coordinator epoch per producer.
@@ -114,6 +120,26 @@ impl ProducerStateManager {
     /// First offset of the oldest open transaction: no read_committed consumer may read past it.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.ongoing.keys().next().copied()
+    }
+
+    /// Whether `e` is expired at `now_ms`: it has no open transaction here, and its last batch's
+    /// max timestamp (the producer's CreateTime, or the append time on a LogAppendTime topic) is
+    /// `expiration_ms` or more in the past, as Kafka decides it. An entry without a timestamp
+    /// (-1) is expired, as in Kafka.
+    pub fn is_expired(e: &ProducerEntry, now_ms: i64, expiration_ms: i64) -> bool {
+        e.current_txn_first_offset < 0 && now_ms.saturating_sub(e.last_timestamp) >= expiration_ms
+    }
+
+    /// Forgets every expired producer (see [`Self::is_expired`]); returns how many. A producer
+    /// that writes again afterwards is an unknown producer: its first batch is accepted whatever
+    /// its epoch and sequence, and a retry of a batch from before the expiry is appended again
+    /// (Kafka 4.0 answers the same). A producer in a transaction stays until its marker.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| !Self::is_expired(e, now_ms, expiration_ms));
+        // `ongoing` holds only producers with an open transaction, which never expire.
+        debug_assert!(self.ongoing.values().all(|id| self.producers.contains_key(id)));
+        before - self.producers.len()
     }
 
     /// Checks every batch of a request in order, as if the earlier ones had been appended. Any
@@ -548,6 +574,85 @@ mod tests {
             s.check(&[summary(1, 0, 0, 1)]).expect("ok"),
             SequenceCheck::Append
         );
+    }
+
+    fn at(mut b: BatchSummary, max_timestamp: i64) -> BatchSummary {
+        b.max_timestamp = max_timestamp;
+        b
+    }
+
+    #[test]
+    fn expiry_forgets_idle_producers_and_keeps_recent_ones_and_open_transactions() {
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &at(summary(1, 0, 0, 2), 1_000), 0);
+        appended(&mut s, &at(summary(2, 0, 0, 1), 95_000), 2);
+        let mut txn = at(summary(3, 0, 0, 1), 1_000);
+        txn.is_transactional = true;
+        appended(&mut s, &txn, 3);
+        // Exactly the expiration old is expired (Kafka compares with >=); one ms less is not.
+        appended(&mut s, &at(summary(4, 0, 0, 1), 90_000), 4);
+        appended(&mut s, &at(summary(5, 0, 0, 1), 90_001), 5);
+        assert_eq!(s.remove_expired_producers(100_000, 10_000), 2);
+        let mut left: Vec<i64> = s.producers().map(|(id, _)| id).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![2, 3, 5], "1 and 4 idle; 3 is in a transaction; 2 and 5 recent");
+        assert_eq!(s.first_unstable_offset(), Some(3), "the open transaction still bounds the LSO");
+        // Its marker ends the transaction; from then on the producer ages like any other.
+        s.update(&AppendedBatch {
+            producer_id: 3,
+            epoch: 0,
+            is_transactional: true,
+            marker: Some(Marker { control: ControlType::Commit, coordinator_epoch: 0 }),
+            is_control: true,
+            max_timestamp: 2_000,
+            meta: BatchMetadata { first_seq: -1, last_seq: -1, first_offset: 6, last_offset: 6 },
+        });
+        assert_eq!(s.first_unstable_offset(), None);
+        assert_eq!(s.remove_expired_producers(100_000, 10_000), 1);
+        assert!(s.entry(3).is_none());
+        assert_eq!(s.remove_expired_producers(100_000, 10_000), 0, "nothing more to forget");
+    }
+
+    #[test]
+    fn a_forgotten_producer_is_an_unknown_producer_again() {
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &at(summary(1, 3, 0, 2), 1_000), 0);
+        appended(&mut s, &at(summary(1, 3, 2, 2), 1_000), 2);
+        assert!(matches!(s.check(&[summary(1, 3, 0, 2)]), Ok(SequenceCheck::Duplicate { first_offset: 0, .. })));
+        assert_eq!(s.remove_expired_producers(1_000 + DEFAULT_PRODUCER_ID_EXPIRATION_MS, DEFAULT_PRODUCER_ID_EXPIRATION_MS), 1);
+        // No duplicate detected any more, no gap, no fencing of an older epoch.
+        assert_eq!(s.check(&[summary(1, 3, 0, 2)]).expect("retry"), SequenceCheck::Append);
+        assert_eq!(s.check(&[summary(1, 3, 17, 1)]).expect("gap"), SequenceCheck::Append);
+        assert_eq!(s.check(&[summary(1, 2, 5, 1)]).expect("older epoch"), SequenceCheck::Append);
+        // Its next batch makes it known again, and sequences are checked from there.
+        appended(&mut s, &at(summary(1, 3, 17, 1), 200_000_000), 4);
+        assert!(matches!(s.check(&[summary(1, 3, 0, 1)]), Err(StorageError::OutOfOrderSequence { expected: 18, .. })));
+    }
+
+    #[test]
+    fn snapshots_after_expiry_leave_forgotten_producers_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = ProducerStateManager::new();
+        appended(&mut s, &at(summary(1, 0, 0, 2), 1_000), 0);
+        appended(&mut s, &at(summary(2, 0, 0, 1), 50_000), 2);
+        s.write_snapshot(&StdIo, dir.path(), 3).expect("write");
+        assert_eq!(s.remove_expired_producers(50_000, 10_000), 1);
+        s.write_snapshot(&StdIo, dir.path(), 3).expect("rewrite at the same offset");
+        let (_, loaded) = ProducerStateManager::load_latest(&StdIo, dir.path(), 3).expect("load").expect("some");
+        assert!(loaded.entry(1).is_none(), "the expired producer is not in the snapshot");
+        assert_eq!(loaded.entry(2).map(|e| e.last_timestamp), Some(50_000));
+        assert_eq!(loaded, s);
+        // A snapshot from before the expiry still carries it (an unclean stop may load one):
+        // the same expiry then forgets it again, so a restart does not bring it back.
+        let mut old = ProducerStateManager::new();
+        appended(&mut old, &at(summary(1, 0, 0, 2), 1_000), 0);
+        appended(&mut old, &at(summary(2, 0, 0, 1), 50_000), 2);
+        old.write_snapshot(&StdIo, dir.path(), 2).expect("write older");
+        let (off, mut reloaded) = ProducerStateManager::load_latest(&StdIo, dir.path(), 2).expect("load").expect("some");
+        assert_eq!(off, 2);
+        assert!(reloaded.entry(1).is_some());
+        assert_eq!(reloaded.remove_expired_producers(50_000, 10_000), 1);
+        assert_eq!(reloaded, s);
     }
 
     #[test]

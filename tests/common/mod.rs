@@ -159,9 +159,11 @@ pub fn batch(n: usize, ts0: i64, compression: Compression) -> Bytes {
     buf.freeze()
 }
 
-/// A batch from an idempotent producer.
+/// A batch from an idempotent producer, stamped now as a client stamps it (a producer whose last
+/// batch is older than producer.id.expiration.ms is forgotten, at the latest at a restart).
 pub fn idempotent_batch(n: usize, producer_id: i64, epoch: i16, first_seq: i32) -> Bytes {
-    let recs = (0..n).map(|i| record(i as i64, 1000 + i as i64, "k", b"v")).collect();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let recs = (0..n).map(|i| record(i as i64, now_ms + i as i64, "k", b"v")).collect();
     producer_batch(recs, (producer_id, epoch, first_seq), false)
 }
 
