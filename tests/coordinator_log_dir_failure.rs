@@ -134,3 +134,34 @@ async fn groups_and_transactional_ids_on_a_failed_log_dir_answer_not_coordinator
     drop(c);
     running.shutdown().await;
 }
+
+/// Probe, not a check: the same requests against any broker (the reference Kafka), to compare
+/// the answers. `FJORD_PROBE_ADDR=127.0.0.1:PORT FJORD_PROBE_PHASE=setup|after cargo test --test
+/// coordinator_log_dir_failure probe -- --ignored --nocapture`; `setup` creates the internal
+/// topics (2 partitions each, as configured on the broker) and `t`, and commits; `after` (once
+/// the dir of partition 0 or 1 is failed) prints each answer.
+#[tokio::test]
+#[ignore]
+async fn probe_coordinator_answers_of_a_broker() {
+    let addr = std::env::var("FJORD_PROBE_ADDR").expect("FJORD_PROBE_ADDR").parse().expect("an address");
+    let phase = std::env::var("FJORD_PROBE_PHASE").unwrap_or_else(|_| "after".into());
+    let mut c = Client::connect(addr).await;
+    for p in 0..2 {
+        let (group, txn) = (id_on("group-", p), id_on("txn-", p));
+        if phase == "setup" {
+            println!("partition {p}: find group {group} {:?}, find txn {txn} {:?}", find(&mut c, 0, &group).await, find(&mut c, 1, &txn).await);
+            if p == 0 {
+                let t = create_topics_request::CreatableTopic::default().with_name(TopicName(s("t"))).with_num_partitions(1).with_replication_factor(1);
+                println!("create t: {}", c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await.topics[0].error_code);
+            }
+        }
+        println!(
+            "partition {p}: commit {group} {}, committed {:?}, init_producer_id {txn} {:?}, find group {:?}, find txn {:?}",
+            commit(&mut c, &group, 5).await,
+            committed(&mut c, &group).await,
+            init_producer_id(&mut c, &txn).await,
+            find(&mut c, 0, &group).await,
+            find(&mut c, 1, &txn).await
+        );
+    }
+}
