@@ -69,6 +69,30 @@ pub fn is_server_fault(code: i16) -> bool {
     code == E::KafkaStorageError.code() || code == E::UnknownServerError.code()
 }
 
+/// Kafka's code for a failed write to a coordinator's internal topic, as both of Kafka's
+/// coordinators turn the log's error into a coordinator error. The group coordinator does it once
+/// for every group API (OffsetCommit, TxnOffsetCommit, JoinGroup, SyncGroup, Heartbeat,
+/// LeaveGroup, ConsumerGroupHeartbeat, DeleteGroups, OffsetDelete: Kafka 4.0's
+/// `handleOperationException`), the transaction coordinator once for every state write
+/// (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn: `appendTransactionToLog`), and
+/// the two agree on every case Fjord can meet, so no API differs:
+/// - the partition's storage failed (its dir offline, a disk fault): NOT_COORDINATOR. The client
+///   looks the coordinator up again; FindCoordinator answers COORDINATOR_NOT_AVAILABLE while the
+///   partition is offline, so it waits and retries instead of writing to a dead partition;
+/// - the batch is too large: UNKNOWN_SERVER_ERROR (no retry helps; Kafka's older offset manager
+///   answered INVALID_COMMIT_OFFSET_SIZE, its 4.0 coordinator no longer does);
+/// - the topic is missing or being created: COORDINATOR_NOT_AVAILABLE (retriable);
+/// - anything else is unexpected: UNKNOWN_SERVER_ERROR, as Kafka answers an unexpected exception.
+pub fn coordinator_log(e: &crate::coordinator::LogError) -> i16 {
+    use crate::coordinator::LogError as L;
+    match e {
+        L::PartitionOffline(_) | L::Storage(_) => E::NotCoordinator.code(),
+        L::RecordTooLarge(_) => E::UnknownServerError.code(),
+        L::TopicUnavailable(_) => E::CoordinatorNotAvailable.code(),
+        L::Other(_) => E::UnknownServerError.code(),
+    }
+}
+
 pub fn group(e: &crate::group::GroupError) -> i16 {
     use crate::group::GroupError as G;
     match e {
@@ -93,8 +117,7 @@ pub fn group(e: &crate::group::GroupError) -> i16 {
         G::InvalidRequest(_) => E::InvalidRequest.code(),
         G::InvalidRegularExpression(_) => E::InvalidRegularExpression.code(),
         G::NotConsumerGroup(_) | G::NotClassicGroup(_) | G::ConsumerGroupNotFound(_) => E::GroupIdNotFound.code(),
-        // Kafka answers a failed __consumer_offsets write with a retriable coordinator error.
-        G::Storage(_) => E::CoordinatorNotAvailable.code(),
+        G::Log(l) => coordinator_log(l),
     }
 }
 
@@ -115,12 +138,46 @@ pub fn txn(e: &crate::txn::TxnError, fenced_known: bool) -> i16 {
         T::ConcurrentTransactions => E::ConcurrentTransactions.code(),
         T::InvalidTxnState => E::InvalidTxnState.code(),
         T::TransactionalIdNotFound => E::TransactionalIdNotFound.code(),
-        // A failed __transaction_state write: retriable, as Kafka's coordinator answers it.
-        T::Storage(_) => E::CoordinatorNotAvailable.code(),
+        T::Log(l) => coordinator_log(l),
     }
 }
 
 /// A transaction result as a code: NONE for success.
 pub fn txn_result(r: &Result<(), crate::txn::TxnError>, fenced_known: bool) -> i16 {
     r.as_ref().err().map_or(NONE, |e| txn(e, fenced_known))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::LogError as L;
+    use crate::group::GroupError;
+    use crate::txn::TxnError;
+
+    /// Each kind of coordinator log failure with the code Kafka 4.0's coordinators answer for it.
+    fn kinds() -> Vec<(L, i16)> {
+        vec![
+            (L::PartitionOffline("d".into()), E::NotCoordinator.code()),
+            (L::Storage("EIO".into()), E::NotCoordinator.code()),
+            (L::RecordTooLarge("big".into()), E::UnknownServerError.code()),
+            (L::TopicUnavailable("creating".into()), E::CoordinatorNotAvailable.code()),
+            (L::Other("?".into()), E::UnknownServerError.code()),
+        ]
+    }
+
+    #[test]
+    fn a_failed_internal_write_answers_kafkas_code_on_every_group_and_transaction_api() {
+        for (kind, code) in kinds() {
+            // OffsetCommit, TxnOffsetCommit, JoinGroup, SyncGroup, Heartbeat, LeaveGroup and
+            // ConsumerGroupHeartbeat answer through `group`.
+            assert_eq!(group(&GroupError::Log(kind.clone())), code, "{kind:?}");
+            assert_eq!(group_result(&Err(GroupError::Log(kind.clone()))), code, "{kind:?}");
+            // InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn through `txn`, old
+            // and new versions alike.
+            for fenced_known in [false, true] {
+                assert_eq!(txn(&TxnError::Log(kind.clone()), fenced_known), code, "{kind:?}");
+                assert_eq!(txn_result(&Err(TxnError::Log(kind.clone())), fenced_known), code, "{kind:?}");
+            }
+        }
+    }
 }

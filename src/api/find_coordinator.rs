@@ -2,7 +2,8 @@
 //! transactional id (key type 1). As in Kafka, the first lookup creates the coordinator's internal
 //! topic (`__consumer_offsets` or `__transaction_state`), so the group's first SyncGroup or the
 //! transaction's first state write does not wait for fifty partitions to be created; a creation
-//! that fails is COORDINATOR_NOT_AVAILABLE, which clients retry.
+//! that fails is COORDINATOR_NOT_AVAILABLE, which clients retry, and so is a key whose internal
+//! partition is in an offline log dir.
 
 use std::sync::Arc;
 
@@ -16,13 +17,21 @@ use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
-/// (error code, node id, host, port) for one key, given whether the internal topic exists.
-fn locate(broker: &Broker, key_type: i8, topic_ready: bool) -> (i16, i32, String, i32) {
-    match key_type {
-        0 | 1 if topic_ready => (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32),
-        0 | 1 => (E::CoordinatorNotAvailable.code(), -1, String::new(), -1),
-        _ => (E::InvalidRequest.code(), -1, String::new(), -1),
+/// (error code, node id, host, port) for one key, given whether the internal topic exists. A key
+/// whose internal partition is in an offline log dir has no coordinator: Kafka hands out none for
+/// a partition without a leader (COORDINATOR_NOT_AVAILABLE), so clients back off and retry
+/// instead of sending their writes to a dead partition (which would answer NOT_COORDINATOR).
+fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool) -> (i16, i32, String, i32) {
+    let unavailable = (E::CoordinatorNotAvailable.code(), -1, String::new(), -1);
+    let topic = match key_type {
+        0 => OFFSETS_TOPIC,
+        1 => TRANSACTION_STATE_TOPIC,
+        _ => return (E::InvalidRequest.code(), -1, String::new(), -1),
+    };
+    if !topic_ready || broker.coordinator_partition_offline(topic, key) {
+        return unavailable;
     }
+    (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32)
 }
 
 /// Creates the internal topic behind `key_type` if it is missing (off the tokio worker: it is
@@ -60,7 +69,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             .coordinator_keys
             .into_iter()
             .map(|key: StrBytes| {
-                let (code, node, host, port) = locate(broker, key_type, ready);
+                let (code, node, host, port) = locate(broker, key_type, &key, ready);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -72,7 +81,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             .collect();
         return FindCoordinatorResponse::default().with_error_message(None).with_coordinators(coordinators);
     }
-    let (code, node, host, port) = locate(broker, key_type, ready);
+    let (code, node, host, port) = locate(broker, key_type, &req.key, ready);
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(None)

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use bytes::Bytes;
 
 use crate::config::{Config, Endpoint};
+use crate::coordinator::LogError;
 use crate::group::{GroupConfig, GroupCoordinator, GroupLog, OFFSETS_TOPIC};
 use crate::storage::log_manager::LogManager;
 use crate::storage::cleaner::CleanerConfig;
@@ -295,14 +296,23 @@ impl Broker {
     }
 
     /// Whole batches of an internal topic's partition from `offset` up to the high watermark.
-    fn read_internal(&self, topic: &str, partition: i32, offset: i64) -> Result<Bytes, String> {
+    fn read_internal(&self, topic: &str, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         let tp = TopicPartition::new(topic.to_string(), partition);
-        let offsets = self.replicas.offsets(&tp).map_err(|e| e.to_string())?;
+        let offsets = self.replicas.offsets(&tp).map_err(log_error)?;
         let from = offset.max(offsets.log_start_offset);
         if from >= offsets.high_watermark {
             return Ok(Bytes::new());
         }
-        self.replicas.read(&tp, from, 1 << 20).map(|(_, data)| data).map_err(|e| e.to_string())
+        self.replicas.read(&tp, from, 1 << 20).map(|(_, data)| data).map_err(log_error)
+    }
+
+    /// Whether the partition of `key` in a coordinator's internal topic (`__consumer_offsets` or
+    /// `__transaction_state`) is in an offline log dir: its coordinator must not be handed out
+    /// (FindCoordinator), as Kafka hands out no coordinator for a partition without a leader.
+    pub fn coordinator_partition_offline(&self, topic: &str, key: &str) -> bool {
+        let Some(meta) = self.metadata.topic(topic) else { return false };
+        let tp = TopicPartition::new(topic.to_string(), crate::records::internal::partition_for(key, meta.partitions));
+        self.replicas.logs().offline_error(&tp).is_some()
     }
 
     /// Whether a topic-partition exists (AddPartitionsToTxn refuses unknown ones; a marker for
@@ -320,39 +330,56 @@ impl Broker {
     }
 }
 
+/// What a coordinator needs to know of a failed append to or read of its internal topic: the
+/// storage error classified into the cases Kafka's coordinators answer differently.
+fn log_error(e: replica_manager::ReplicaError) -> LogError {
+    use crate::records::RecordsError;
+    use crate::storage::StorageError as S;
+    use replica_manager::ReplicaError as R;
+    let text = e.to_string();
+    match e {
+        R::UnknownTopicOrPartition | R::Storage(S::UnknownPartition(_)) => LogError::TopicUnavailable(text),
+        R::Storage(S::LogDirOffline(_)) => LogError::PartitionOffline(text),
+        R::Storage(S::Io(_) | S::Corrupt(_)) => LogError::Storage(text),
+        R::Storage(S::Records(RecordsError::MessageTooLarge { .. } | RecordsError::RecordTooLarge { .. })) => LogError::RecordTooLarge(text),
+        R::Storage(_) => LogError::Other(text),
+    }
+}
+
 impl GroupLog for Broker {
-    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
-        self.ensure_offsets_topic()?;
+    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
+        self.ensure_offsets_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(|e| e.to_string())
+        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
     }
 
     fn group_partitions(&self) -> Option<i32> {
         self.metadata.topic(OFFSETS_TOPIC).map(|t| t.partitions)
     }
 
-    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String> {
+    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         self.read_internal(OFFSETS_TOPIC, partition, offset)
     }
 }
 
 impl TxnLog for Broker {
-    fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
-        self.ensure_txn_topic()?;
+    fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
+        self.ensure_txn_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(|e| e.to_string())
+        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
     }
 
     fn txn_partitions(&self) -> Option<i32> {
         self.metadata.topic(TRANSACTION_STATE_TOPIC).map(|t| t.partitions)
     }
 
-    fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String> {
+    fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         self.read_internal(TRANSACTION_STATE_TOPIC, partition, offset)
     }
 
-    fn next_producer_id(&self) -> Result<i64, String> {
-        self.producer_ids.next_id().map_err(|e| e.to_string())
+    fn next_producer_id(&self) -> Result<i64, LogError> {
+        // The block reservation is a write to the broker's metadata file: a storage fault.
+        self.producer_ids.next_id().map_err(|e| LogError::Storage(e.to_string()))
     }
 
     fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {

@@ -1,5 +1,8 @@
 //! What the group and transaction coordinators share of Kafka's coordinator runtime: their state
-//! split into one shard per partition of their internal topic (`shards.rs`). Knows nothing of
-//! groups, transactions, requests or files.
+//! split into one shard per partition of their internal topic (`shards.rs`), and the typed error
+//! of their log seams (`log_error.rs`). Knows nothing of groups, transactions, requests or files.
 
+pub mod log_error;
 pub mod shards;
+
+pub use log_error::LogError;

@@ -21,6 +21,7 @@ use super::consumer_codec;
 use super::offsets::{self, CodecError, CommittedOffset, GroupKey, OffsetStore, StoredMember};
 use super::state::{Group, GroupState, Member};
 use super::{GroupConfig, GroupError, GroupLog};
+use crate::coordinator::LogError;
 use crate::coordinator::shards::{Shards, ShardsView};
 
 /// Slack on top of the rebalance timeout before a parked request gives up on its own: the tick
@@ -252,12 +253,13 @@ impl GroupCoordinator {
         if records.is_empty() {
             return Ok(());
         }
-        let batch = offsets::encode_batch(&records, wall_ms()).map_err(GroupError::Storage)?;
-        log.append_group_batch(self.partition(log, group_id), batch).map_err(GroupError::Storage)
+        let batch = offsets::encode_batch(&records, wall_ms()).map_err(LogError::Other)?;
+        Ok(log.append_group_batch(self.partition(log, group_id), batch)?)
     }
 
-    /// Writes the group's metadata record (members and assignments as they are now).
-    fn store_group(&self, log: &dyn GroupLog, e: &mut Entry) {
+    /// Writes the group's metadata record (members and assignments as they are now). A failure
+    /// is logged and returned; the stored generation stays the one last written.
+    fn store_group(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
         let g = &e.group;
         let protocol = g.protocol.clone().unwrap_or_default();
         let members: Vec<StoredMember> = g
@@ -283,10 +285,9 @@ impl GroupCoordinator {
             &members,
         );
         let id = g.id.clone();
-        match self.write(log, &id, vec![(offsets::encode_group_key(&id), Some(value))]) {
-            Ok(()) => e.stored_generation = e.group.generation,
-            Err(err) => tracing::warn!(group = %id, error = %err, "could not store group metadata"),
-        }
+        self.write(log, &id, vec![(offsets::encode_group_key(&id), Some(value))])
+            .inspect(|()| e.stored_generation = e.group.generation)
+            .inspect_err(|err| tracing::warn!(group = %id, error = %err, "could not store group metadata"))
     }
 
     /// After any change: fail parked syncs once a rebalance started, finish the join phase when
@@ -312,7 +313,8 @@ impl GroupCoordinator {
             tracing::info!(group = %e.group.id, generation = e.group.generation, members = e.group.members.len(), "rebalance completed");
         }
         if e.group.state == GroupState::Empty && e.group.generation != e.stored_generation {
-            self.store_group(log, e);
+            // Retried at the next change or tick while the generation stays unstored.
+            let _ = self.store_group(log, e);
         }
         // A consumer-protocol member expired: the others' new targets are written.
         self.persist_consumer(log, e);
@@ -496,7 +498,10 @@ impl GroupCoordinator {
         e.group.update_member(&new_id, req.protocols.clone(), req.session_timeout_ms, req.rebalance_timeout_ms, now);
         match e.group.state {
             GroupState::Stable if e.group.select_protocol() == e.group.protocol => {
-                self.store_group(log, e);
+                // The new member id is in use even if this record is lost: the member's next
+                // heartbeat or commit works, and a restart brings back the old id, which the
+                // member replaces again by rejoining.
+                let _ = self.store_group(log, e);
                 let mut out = e.join_outcome_for(&new_id);
                 if was_leader {
                     if req.supports_skip_assignment {
@@ -610,7 +615,20 @@ impl GroupCoordinator {
         }
         if e.group.leader.as_deref() == Some(member_id) {
             e.group.complete_sync(assignments);
-            self.store_group(log, e);
+            if let Err(err) = self.store_group(log, e) {
+                // As Kafka: an assignment that was not stored is not handed out. The leader and
+                // every member waiting in SyncGroup get the error (NOT_COORDINATOR after a
+                // storage fault: they look the coordinator up again and rejoin), and the group
+                // rebalances.
+                for m in e.group.members.values_mut() {
+                    m.assignment = Bytes::new();
+                }
+                for (_, tx) in e.sync_waiters.drain() {
+                    let _ = tx.send(SyncOutcome::error(err.clone()));
+                }
+                self.start_rebalance(e, now);
+                return Ok(SyncOutcome::error(err));
+            }
             let waiters: Vec<_> = e.sync_waiters.drain().collect();
             for (id, tx) in waiters {
                 let assignment = e.group.members.get(&id).map(|m| m.assignment.clone()).unwrap_or_default();
@@ -867,10 +885,9 @@ impl GroupCoordinator {
         let ts = wall_ms();
         let (results, records, accepted) = self.commit_records(group_id, commits, ts);
         if !records.is_empty() {
-            let batch = offsets::encode_txn_batch(&records, ts, producer).map_err(GroupError::Storage)?;
-            log.append_group_batch(self.partition(log, group_id), batch).map_err(|err| {
+            let batch = offsets::encode_txn_batch(&records, ts, producer).map_err(LogError::Other)?;
+            log.append_group_batch(self.partition(log, group_id), batch).inspect_err(|err| {
                 tracing::warn!(group = %group_id, error = %err, "transactional offset commit not persisted");
-                GroupError::Storage(err)
             })?;
         }
         let pending = e.pending_txn.entry(producer.0).or_default();
@@ -1167,7 +1184,7 @@ impl GroupCoordinator {
             let mut offset = 0;
             let mut pending = offsets::PendingTxnRecords::new();
             loop {
-                let data = log.read_group_batches(p, offset)?;
+                let data = log.read_group_batches(p, offset).map_err(|e| e.to_string())?;
                 if data.is_empty() {
                     break;
                 }
@@ -1335,14 +1352,14 @@ mod tests {
     struct MemLog(Mutex<Vec<Bytes>>);
 
     impl GroupLog for MemLog {
-        fn append_group_batch(&self, _partition: i32, batch: Bytes) -> Result<(), String> {
+        fn append_group_batch(&self, _partition: i32, batch: Bytes) -> Result<(), LogError> {
             self.0.lock().unwrap().push(batch);
             Ok(())
         }
         fn group_partitions(&self) -> Option<i32> {
             Some(1)
         }
-        fn read_group_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, String> {
+        fn read_group_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, LogError> {
             // Re-number batches as one log would.
             let batches = self.0.lock().unwrap();
             let mut out = bytes::BytesMut::new();
@@ -1357,6 +1374,102 @@ mod tests {
                 next += n;
             }
             Ok(out.freeze())
+        }
+    }
+
+    /// An in-memory `__consumer_offsets` whose appends fail with `fail` while it is set: one
+    /// test log for every kind of write failure.
+    #[derive(Default)]
+    struct FailingLog {
+        mem: MemLog,
+        fail: Mutex<Option<LogError>>,
+    }
+
+    impl FailingLog {
+        fn fail_with(&self, e: Option<LogError>) {
+            *self.fail.lock().unwrap() = e;
+        }
+    }
+
+    impl GroupLog for FailingLog {
+        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
+            match self.fail.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => self.mem.append_group_batch(partition, batch),
+            }
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            self.mem.group_partitions()
+        }
+        fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
+            self.mem.read_group_batches(partition, offset)
+        }
+    }
+
+    fn every_log_error() -> Vec<LogError> {
+        vec![
+            LogError::PartitionOffline("log dir /d offline".into()),
+            LogError::Storage("EIO".into()),
+            LogError::RecordTooLarge("1048588 > 1048576".into()),
+            LogError::TopicUnavailable("being created".into()),
+            LogError::Other("cannot encode".into()),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_write_failure_reaches_the_committer_unchanged_and_commits_nothing() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        for kind in every_log_error() {
+            let log = FailingLog::default();
+            let c = GroupCoordinator::new(config());
+            log.fail_with(Some(kind.clone()));
+            let want = GroupError::Log(kind.clone());
+            // OffsetCommit: each partition carries the log's error; nothing is committed.
+            let r = c.commit(&log, "simple", -1, "", None, commit_one(5)).unwrap();
+            assert_eq!(r, vec![Err(want.clone())], "{kind:?}");
+            assert_eq!(c.fetch_offsets("simple", None), vec![], "{kind:?}: nothing committed");
+            // TxnOffsetCommit: the whole request.
+            assert_eq!(c.txn_commit(&log, "simple", (7, 0), -1, "", None, commit_one(5)), Err(want.clone()), "{kind:?}");
+            // ConsumerGroupHeartbeat: a join that cannot be written.
+            let join = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+            let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+            assert_eq!(c.consumer_heartbeat(&log, "cg", join, &topics).err(), Some(want.clone()), "{kind:?}");
+            // Once the log takes writes again, the same commit works.
+            log.fail_with(None);
+            assert_eq!(c.commit(&log, "simple", -1, "", None, commit_one(5)).unwrap(), vec![Ok(())]);
+            // DeleteGroups of the now empty group.
+            log.fail_with(Some(kind.clone()));
+            assert_eq!(c.delete_group(&log, "simple"), Err(want.clone()), "{kind:?}");
+            assert_eq!(c.fetch_offsets("simple", None).len(), 1, "{kind:?}: a deletion not written deletes nothing");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_leader_assignment_that_cannot_be_stored_fails_every_sync_and_the_group_rebalances() {
+        for kind in every_log_error() {
+            let log = FailingLog::default();
+            let c = GroupCoordinator::new(config());
+            let (_tx, rx) = watch::channel(false);
+            let a = c.join(&log, static_req("g", "i1"), rx.clone()).await;
+            let rejoin = JoinRequest { member_id: a.member_id.clone(), ..static_req("g", "i1") };
+            let (b, a) = tokio::join!(c.join(&log, static_req("g", "i2"), rx.clone()), c.join(&log, rejoin, rx.clone()));
+            assert_eq!((a.error.clone(), b.error.clone(), a.generation), (None, None, 2));
+            let (leader, follower) = (a.member_id.clone(), b.member_id.clone());
+            log.fail_with(Some(kind.clone()));
+            let assign = BTreeMap::from([(leader.clone(), Bytes::from_static(b"L")), (follower.clone(), Bytes::from_static(b"F"))]);
+            let (s1, s2) = tokio::join!(
+                c.sync(&log, "g", 2, &follower, None, None, None, BTreeMap::new(), rx.clone()),
+                async {
+                    // The follower parks first, then the leader's assignment fails to be stored.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    c.sync(&log, "g", 2, &leader, None, None, None, assign, rx.clone()).await
+                }
+            );
+            let want = Some(GroupError::Log(kind.clone()));
+            assert_eq!((s1.error, s1.assignment), (want.clone(), Bytes::new()), "{kind:?}: the parked follower");
+            assert_eq!((s2.error, s2.assignment), (want, Bytes::new()), "{kind:?}: the leader");
+            assert_eq!(c.describe(&log, "g").unwrap().unwrap().state, GroupState::PreparingRebalance, "{kind:?}");
+            assert_eq!(c.heartbeat(&log, "g", 2, &leader, None), Err(GroupError::RebalanceInProgress), "{kind:?}: members are told to rejoin");
         }
     }
 
@@ -1404,9 +1517,9 @@ mod tests {
     }
 
     impl GroupLog for GatedLog {
-        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err("disk failed".into());
+                return Err(LogError::Storage("disk failed".into()));
             }
             use std::sync::atomic::Ordering::SeqCst;
             let busy = &self.busy[partition as usize];
@@ -1424,7 +1537,7 @@ mod tests {
         fn group_partitions(&self) -> Option<i32> {
             Some(PARTS)
         }
-        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, LogError> {
             Ok(Bytes::new())
         }
     }
@@ -1484,7 +1597,7 @@ mod tests {
         };
         // A first member whose join cannot be written: refused, and no group comes of it.
         log.fail.store(true, SeqCst);
-        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m1"), &topics), Err(GroupError::Storage(_))));
+        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m1"), &topics), Err(GroupError::Log(_))));
         assert_eq!(c.consumer_describe(&log, "cg").err(), Some(GroupError::ConsumerGroupNotFound("cg".into())));
         log.fail.store(false, SeqCst);
         let first = c.consumer_heartbeat(&log, "cg", join("m1"), &topics).unwrap();
@@ -1494,7 +1607,7 @@ mod tests {
         // A second member's join cannot be written: refused, the group is as it was, and the
         // member does not get an epoch or an assignment it would act on.
         log.fail.store(true, SeqCst);
-        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m2"), &topics), Err(GroupError::Storage(_))));
+        assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m2"), &topics), Err(GroupError::Log(_))));
         let after = c.consumer_describe(&log, "cg").unwrap();
         assert_eq!((after.group_epoch, after.assignment_epoch, after.members.len()), (before.group_epoch, before.assignment_epoch, 1));
         assert_eq!(after.members[0].assignment, before.members[0].assignment);
@@ -1512,14 +1625,14 @@ mod tests {
     }
 
     impl GroupLog for SlowLog {
-        fn append_group_batch(&self, _partition: i32, _batch: Bytes) -> Result<(), String> {
+        fn append_group_batch(&self, _partition: i32, _batch: Bytes) -> Result<(), LogError> {
             std::thread::sleep(Duration::from_millis(self.write_ms));
             Ok(())
         }
         fn group_partitions(&self) -> Option<i32> {
             Some(50)
         }
-        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+        fn read_group_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, LogError> {
             Ok(Bytes::new())
         }
     }

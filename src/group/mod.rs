@@ -16,6 +16,7 @@ pub mod state;
 use bytes::Bytes;
 
 pub use coordinator::GroupCoordinator;
+use crate::coordinator::LogError;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -24,12 +25,12 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// ordinary v2 record batches.
 pub trait GroupLog: Sync {
     /// Appends one record batch to a partition, creating the topic on first use.
-    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), String>;
+    fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError>;
     /// Partition count of the topic, or None when it does not exist yet (nothing to replay).
     fn group_partitions(&self) -> Option<i32>;
     /// Whole batches of one partition from `offset` (or the log start, if later) up to the high
     /// watermark, at most about a megabyte; empty at the end.
-    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String>;
+    fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError>;
 }
 
 /// Limits and timings of the coordinator, from the broker configuration.
@@ -126,6 +127,7 @@ pub enum GroupError {
     NotClassicGroup(String),
     #[error("Group {0} not found.")]
     ConsumerGroupNotFound(String),
+    /// A write to `__consumer_offsets` failed; what failed decides the code.
     #[error("cannot write to {OFFSETS_TOPIC}: {0}")]
-    Storage(String),
+    Log(#[from] LogError),
 }

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use super::log::{self, TxnMetadata, TxnState};
 use super::{TxnConfig, TxnError, TxnLog};
+use crate::coordinator::LogError;
 use crate::coordinator::shards::{Shards, ShardsView};
 use crate::records::internal;
 use crate::types::TopicPartition;
@@ -60,10 +61,10 @@ impl TransactionCoordinator {
     /// Writes the id's state (None: forget it) to `__transaction_state`.
     fn persist(&self, log: &dyn TxnLog, id: &str, meta: Option<&TxnMetadata>) -> Result<(), TxnError> {
         let records = [(log::encode_key(id), meta.map(log::encode_value))];
-        let batch = internal::encode_batch(&records, wall_ms()).map_err(TxnError::Storage)?;
+        let batch = internal::encode_batch(&records, wall_ms()).map_err(LogError::Other)?;
         log.append_txn_batch(self.partition_for(log, id), batch).map_err(|e| {
             tracing::warn!(transactional_id = %id, error = %e, "transaction state not persisted");
-            TxnError::Storage(e)
+            TxnError::Log(e)
         })
     }
 
@@ -86,7 +87,7 @@ impl TransactionCoordinator {
         let shards = self.shards(log);
         let mut txns = shards.lock_id(id);
         let Some(current) = txns.get(id).cloned() else {
-            let producer_id = log.next_producer_id().map_err(TxnError::Storage)?;
+            let producer_id = log.next_producer_id()?;
             let meta = TxnMetadata { producer_id, producer_epoch: 0, timeout_ms, state: TxnState::Empty, partitions: BTreeSet::new(), last_update_ms: now, start_ms: -1 };
             self.transition(log, &mut txns, id, meta)?;
             tracing::info!(transactional_id = %id, producer_id, "new transactional id");
@@ -123,7 +124,7 @@ impl TransactionCoordinator {
     fn start_epoch(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, mut meta: TxnMetadata, timeout_ms: i32, now: i64, bump: bool) -> Result<(i64, i16), TxnError> {
         if bump {
             if meta.producer_epoch >= i16::MAX - 1 {
-                meta.producer_id = log.next_producer_id().map_err(TxnError::Storage)?;
+                meta.producer_id = log.next_producer_id()?;
                 meta.producer_epoch = 0;
             } else {
                 meta.producer_epoch += 1;
@@ -351,7 +352,7 @@ impl TransactionCoordinator {
             let mut offset = 0;
             let mut pending = internal::PendingTxnRecords::new();
             loop {
-                let data = log.read_txn_batches(p, offset)?;
+                let data = log.read_txn_batches(p, offset).map_err(|e| e.to_string())?;
                 if data.is_empty() {
                     break;
                 }
@@ -411,17 +412,24 @@ mod tests {
         markers: Mutex<Vec<(TopicPartition, i64, i16, bool)>>,
         next_id: Mutex<i64>,
         fail_markers: Mutex<bool>,
+        /// While set, every state write fails with it.
+        fail_writes: Mutex<Option<LogError>>,
+        /// While set, reserving a producer id fails with it.
+        fail_ids: Mutex<Option<LogError>>,
     }
 
     impl TxnLog for MemLog {
-        fn append_txn_batch(&self, _partition: i32, batch: Bytes) -> Result<(), String> {
+        fn append_txn_batch(&self, _partition: i32, batch: Bytes) -> Result<(), LogError> {
+            if let Some(e) = self.fail_writes.lock().unwrap().clone() {
+                return Err(e);
+            }
             self.batches.lock().unwrap().push(batch);
             Ok(())
         }
         fn txn_partitions(&self) -> Option<i32> {
             Some(1)
         }
-        fn read_txn_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, String> {
+        fn read_txn_batches(&self, _partition: i32, offset: i64) -> Result<Bytes, LogError> {
             // Offsets here are batch indexes; each batch holds one record.
             let b = self.batches.lock().unwrap();
             let mut out = bytes::BytesMut::new();
@@ -432,7 +440,10 @@ mod tests {
             }
             Ok(out.freeze())
         }
-        fn next_producer_id(&self) -> Result<i64, String> {
+        fn next_producer_id(&self) -> Result<i64, LogError> {
+            if let Some(e) = self.fail_ids.lock().unwrap().clone() {
+                return Err(e);
+            }
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
             Ok(*n)
@@ -528,6 +539,49 @@ mod tests {
         assert_eq!(c.describe("tx").unwrap().state, TxnState::CompleteAbort);
     }
 
+    fn every_log_error() -> Vec<LogError> {
+        vec![
+            LogError::PartitionOffline("log dir /d offline".into()),
+            LogError::Storage("EIO".into()),
+            LogError::RecordTooLarge("1048588 > 1048576".into()),
+            LogError::TopicUnavailable("being created".into()),
+            LogError::Other("cannot encode".into()),
+        ]
+    }
+
+    #[test]
+    fn every_kind_of_state_write_failure_reaches_the_caller_unchanged_and_changes_nothing() {
+        for kind in every_log_error() {
+            let (c, log) = (coordinator(), MemLog::default());
+            let want = Err(TxnError::Log(kind.clone()));
+            // InitProducerId of a new id: neither the id reservation nor the state write may fail.
+            *log.fail_ids.lock().unwrap() = Some(kind.clone());
+            assert_eq!(c.init_producer_id(&log, "tx", 60_000, None), want.clone().map(|()| (0, 0)), "{kind:?}");
+            *log.fail_ids.lock().unwrap() = None;
+            *log.fail_writes.lock().unwrap() = Some(kind.clone());
+            assert_eq!(c.init_producer_id(&log, "tx", 60_000, None), want.clone().map(|()| (0, 0)), "{kind:?}");
+            assert_eq!(c.describe("tx"), None, "{kind:?}: an id whose state was not written is unknown");
+            *log.fail_writes.lock().unwrap() = None;
+            let (pid, epoch) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+            // AddPartitionsToTxn (and AddOffsetsToTxn, which adds the group's partition).
+            *log.fail_writes.lock().unwrap() = Some(kind.clone());
+            assert_eq!(c.add_partitions(&log, "tx", pid, epoch, &[tp(0)]), want.clone(), "{kind:?}");
+            assert_eq!(c.describe("tx").unwrap().state, TxnState::Empty, "{kind:?}");
+            *log.fail_writes.lock().unwrap() = None;
+            c.add_partitions(&log, "tx", pid, epoch, &[tp(0)]).unwrap();
+            // EndTxn: the PrepareCommit is not written, so no marker goes out.
+            *log.fail_writes.lock().unwrap() = Some(kind.clone());
+            assert_eq!(c.end_txn(&log, "tx", pid, epoch, true), want.clone(), "{kind:?}");
+            assert_eq!(c.describe("tx").unwrap().state, TxnState::Ongoing, "{kind:?}");
+            assert!(log.markers.lock().unwrap().is_empty(), "{kind:?}");
+            // InitProducerId of a known id (an epoch bump).
+            assert_eq!(c.init_producer_id(&log, "tx", 60_000, None), want.clone().map(|()| (0, 0)), "{kind:?}");
+            assert_eq!(c.describe("tx").unwrap().producer_epoch, epoch, "{kind:?}");
+            *log.fail_writes.lock().unwrap() = None;
+            c.end_txn(&log, "tx", pid, epoch, true).unwrap();
+        }
+    }
+
     /// A `__transaction_state` of 4 partitions whose appends to one partition wait at a gate
     /// until the test releases them (saying when one arrives).
     struct GatedLog {
@@ -539,7 +593,7 @@ mod tests {
     }
 
     impl TxnLog for GatedLog {
-        fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), String> {
+        fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
             if partition == self.held {
                 self.arrived.lock().unwrap().send(partition).unwrap();
                 self.release.lock().unwrap().recv_timeout(std::time::Duration::from_secs(30)).expect("the test releases the gate");
@@ -550,10 +604,10 @@ mod tests {
         fn txn_partitions(&self) -> Option<i32> {
             Some(4)
         }
-        fn read_txn_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, String> {
+        fn read_txn_batches(&self, _partition: i32, _offset: i64) -> Result<Bytes, LogError> {
             Ok(Bytes::new())
         }
-        fn next_producer_id(&self) -> Result<i64, String> {
+        fn next_producer_id(&self) -> Result<i64, LogError> {
             self.inner.next_producer_id()
         }
         fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {

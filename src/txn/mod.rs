@@ -9,6 +9,7 @@ pub mod log;
 use bytes::Bytes;
 
 pub use coordinator::TransactionCoordinator;
+use crate::coordinator::LogError;
 
 use crate::types::TopicPartition;
 
@@ -30,14 +31,14 @@ pub enum MarkerError {
 pub trait TxnLog: Sync {
     /// Appends one record batch to a partition of `__transaction_state`, creating the topic on
     /// first use.
-    fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), String>;
+    fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError>;
     /// Partition count of `__transaction_state`, or None while it does not exist.
     fn txn_partitions(&self) -> Option<i32>;
     /// Whole batches of one partition of `__transaction_state` from `offset`, about a megabyte at
     /// most; empty at the end.
-    fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, String>;
+    fn read_txn_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError>;
     /// A producer id never handed out before.
-    fn next_producer_id(&self) -> Result<i64, String>;
+    fn next_producer_id(&self) -> Result<i64, LogError>;
     /// Writes a commit or abort marker for the producer to a partition; on `__consumer_offsets`
     /// the group coordinator then applies or drops the transaction's offsets.
     fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError>;
@@ -85,6 +86,8 @@ pub enum TxnError {
     InvalidTxnState,
     #[error("no such transactional id")]
     TransactionalIdNotFound,
+    /// A write to `__transaction_state` (or the reservation of a producer id) failed; what
+    /// failed decides the code.
     #[error("cannot write to {TRANSACTION_STATE_TOPIC}: {0}")]
-    Storage(String),
+    Log(#[from] LogError),
 }
