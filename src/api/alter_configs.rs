@@ -52,8 +52,10 @@ pub(super) fn dynamic_scope(broker: &Broker, per_broker: bool) -> BTreeMap<Strin
     if per_broker { d.per_broker.clone() } else { d.cluster_default.clone() }
 }
 
+/// A refused broker config is INVALID_REQUEST, as Kafka 4.0 answers it (checked: a static property,
+/// a value that is not a number, one below its minimum); topic configs get INVALID_CONFIG.
 pub(super) fn set_broker_configs(broker: &Broker, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
-    broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
+    broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidRequest.code(), msg))
 }
 
 /// Checks a group's proposed config overrides and, unless `validate_only`, makes them the group's.
