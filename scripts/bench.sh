@@ -25,6 +25,14 @@ fi
 SIZE=1024              # record value bytes
 LAT_RATE=20000         # records/s in the latency scenario
 LAT_WARMUP=20000       # latency samples dropped at the start of each run (its first second)
+# Seconds to wait after dropping the page cache. On a VM with free page reporting (virtio-balloon)
+# the kernel hands freed pages back to the host about 2 s after they are freed, and a page cache
+# page written after that faults on the host first: measured on this machine kind, 1M x 1 KiB to
+# a fresh Fjord topic took 0.9-1.6 s of broker CPU when started right after the drop and 2.1-3.3 s
+# after 5 s (6 alternating pairs). Without the wait, a run's first seconds get the cheap pages,
+# which favours whichever broker writes faster; with it, both start from the state a broker that
+# has been running for a while is in.
+SETTLE_S="${BENCH_SETTLE_S:-5}"
 WORK="$ROOT/bench/out"
 OUT_DIR="$ROOT/bench/results"
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/../shared/kafka-4.0.0}"
@@ -65,7 +73,7 @@ while True:
 wait_port() { for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.001; done; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-drop_cache() { sync; if [ "$DROP" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
+drop_cache() { sync; if [ "$DROP" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; sleep "$SETTLE_S"; fi; }
 
 # 2. Optional: the machine's own limits (BENCH_LIMITS=1; about a minute). Sequential write of the
 #    data disk with fdatasync (dd, 1 GiB), sustained writes into the page cache with no sync (4 GiB,
@@ -310,7 +318,7 @@ fi
 # 8. Medians, spread, ratios and the issue's goals: JSON and a table.
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-export RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK load_start load_end startup_ms idle_rss \
+export SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK load_start load_end startup_ms idle_rss \
   kafka_idle_rss fjord_rss kafka_rss idle_rss_100p parts100 disk_mb_s pagecache_mb_s memcpy_mb_s loopback_mb_s
 FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
@@ -387,7 +395,7 @@ conditions = {
     "latency": {"records": int(E["LAT_COUNT"]), "rate_msg_s": int(E["LAT_RATE"]), "warmup_records_dropped": int(E["LAT_WARMUP"]),
                 "producer": "-X linger.ms=0, acks=1", "consumer": "rdkafka_performance -C -l from the start of the topic"},
     "topics": "fresh per produce and latency run, CreateTopics v2 with the same partition count on both, replication 1; consume reads the round's produce_1p_acks1 topic",
-    "page_cache": "sync + drop_caches before every run" if E["DROP"] == "1" else "NOT dropped (not root): sync only",
+    "page_cache": f"sync + drop_caches + {E['SETTLE_S']} s wait before every run" if E["DROP"] == "1" else "NOT dropped (not root): sync only",
     "consume_1p_warm": "page cache dropped, then the partition's files read (cat) on both brokers",
     "warmup": "not measured: 200k records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
     "order": "alternating per round: odd rounds Fjord first, even rounds Kafka first, scenario by scenario",
