@@ -248,15 +248,18 @@ run_one() {
   log "round $round $b $name: $mbs MB/s, broker CPU $(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}') s, load $load${lat:+, latency $lat}"
 }
 
-# Warm-up, not measured: each broker takes 200k records and serves them once, so that Kafka's JIT
-# has compiled its hot paths (a broker in service is warm) and both have their first segments.
+# Warm-up, not measured: each broker takes WARMUP records and serves them once, so that Kafka's JIT
+# has compiled its hot paths (a broker in service is warm). Measured on a fresh Kafka, 1M x 1 KiB
+# per run: 7.7 s of broker CPU for the first run, 4.1-5.5 s for the 7 after it; 200k records of
+# warm-up left the first measured round's Kafka runs at 7.6 s/GB.
+WARMUP="${BENCH_WARMUP_COUNT:-1000000}"
 for b in fjord kafka; do
   python3 "$ADMIN" create "${ADDR[$b]}" warmup 1
-  timeout 300 "$PERF" -P -t warmup -p 0 -s "$SIZE" -c 200000 -a 1 -b "${ADDR[$b]}" > "$WORK/warmup.out" 2>&1 || true
-  timeout 300 "$PERF" -C -t warmup -p 0 -o beginning -c 200000 -b "${ADDR[$b]}" >> "$WORK/warmup.out" 2>&1 || true
+  timeout 300 "$PERF" -P -t warmup -p 0 -s "$SIZE" -c "$WARMUP" -a 1 -b "${ADDR[$b]}" > "$WORK/warmup.out" 2>&1 || true
+  timeout 300 "$PERF" -C -t warmup -p 0 -o beginning -c "$WARMUP" -b "${ADDR[$b]}" >> "$WORK/warmup.out" 2>&1 || true
   timeout 300 "$PERF" -P -t warmup -p 0 -s "$SIZE" -c 40000 -a 1 -r "$LAT_RATE" -X linger.ms=0 -b "${ADDR[$b]}" >> "$WORK/warmup.out" 2>&1 || true
 done
-log "warm-up done (200k records produced and consumed, 2 s at $LAT_RATE msg/s with linger.ms=0, on each broker)"
+log "warm-up done ($WARMUP records produced and consumed, 2 s at $LAT_RATE msg/s with linger.ms=0, on each broker)"
 
 SCENARIOS=(produce_1p_acks1 produce_1p_acksall produce_8p_acks1 produce_1p_acks1_lz4
            consume_1p_cold consume_1p_warm latency_e2e_20k)
@@ -318,7 +321,7 @@ fi
 # 8. Medians, spread, ratios and the issue's goals: JSON and a table.
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-export SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK load_start load_end startup_ms idle_rss \
+export WARMUP SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK load_start load_end startup_ms idle_rss \
   kafka_idle_rss fjord_rss kafka_rss idle_rss_100p parts100 disk_mb_s pagecache_mb_s memcpy_mb_s loopback_mb_s
 FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
@@ -397,7 +400,7 @@ conditions = {
     "topics": "fresh per produce and latency run, CreateTopics v2 with the same partition count on both, replication 1; consume reads the round's produce_1p_acks1 topic",
     "page_cache": f"sync + drop_caches + {E['SETTLE_S']} s wait before every run" if E["DROP"] == "1" else "NOT dropped (not root): sync only",
     "consume_1p_warm": "page cache dropped, then the partition's files read (cat) on both brokers",
-    "warmup": "not measured: 200k records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
+    "warmup": f"not measured: {E['WARMUP']} records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
     "order": "alternating per round: odd rounds Fjord first, even rounds Kafka first, scenario by scenario",
     "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise (its linger.ms=1000)",
     "fjord": "release build " + E["FJORD_COMMIT"] + ", default config",
