@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Topic set-up for the benchmarks, spoken in the Kafka protocol itself so that Fjord and Kafka get
-the very same requests: CreateTopics v2, then Metadata v4 until every partition has a leader.
+the very same requests: CreateTopics v2, then Metadata v4 until every partition has a leader;
+DeleteTopics v1.
 
     bench-admin.py create HOST:PORT TOPIC PARTITIONS    exits non-zero on any error code
+    bench-admin.py delete HOST:PORT TOPIC...            exits non-zero on any error code
 """
 import socket
 import struct
@@ -92,7 +94,23 @@ def create(address, topic, partitions, timeout_s=60.0):
             time.sleep(0.05)
 
 
+def delete(address, topics, timeout_s=60.0):
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        body = struct.pack(">i", len(topics)) + b"".join(_string(t) for t in topics)
+        body += struct.pack(">i", int(timeout_s * 1000))
+        r = _Reader(_call(sock, 20, 1, 1, body))  # DeleteTopics v1
+        r.take(">i")  # throttle_time_ms
+        for _ in range(r.take(">i")):
+            name, code = r.string(), r.take(">h")
+            if code != 0:
+                raise RuntimeError(f"DeleteTopics {name}: error {code}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] != "create":
+    if len(sys.argv) == 5 and sys.argv[1] == "create":
+        create(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "delete":
+        delete(sys.argv[2], sys.argv[3:])
+    else:
         sys.exit(__doc__)
-    create(sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -43,6 +43,13 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 [ -x "$KAFKA_HOME/reference-kafka.sh" ] || {
   log "no Apache Kafka 4.0 at $KAFKA_HOME (set KAFKA_HOME, or put it at ../shared/kafka-4.0.0)"; exit 1; }
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+# Disk: a round writes about 3.3 x COUNT records per broker (4 produce runs, lz4 compresses to
+# little, plus the latency topic); each round's topics are deleted after it (Kafka removes the
+# files 60 s later, file.delete.delay.ms), so about two rounds are on disk at once, plus warm-up.
+need_kib=$(( (2 * 33 * COUNT / 10 + ${BENCH_WARMUP_COUNT:-1000000}) * 2 + 2 * 1024 * 1024 ))
+free_kib=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
+[ "$free_kib" -ge "$need_kib" ] || {
+  log "needs about $((need_kib / 1048576)) GiB free in $WORK, has $((free_kib / 1048576)) GiB: lower BENCH_COUNT"; exit 1; }
 
 # 1. The broker and the load generator.
 # shellcheck source=scripts/bench-perf.sh
@@ -146,6 +153,7 @@ KAFKA_DATA="$KAFKA_DIR/node-1/data"
 fpid=""; kstarted=0
 cleanup() {
   [ -n "$fpid" ] && { kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null || true; }
+  cp "$KAFKA_DIR/node-1/logs/server.log" "$WORK/kafka-server.log" 2>/dev/null || true
   [ "$kstarted" = 1 ] && "$KAFKA_HOME/reference-kafka.sh" stop "$KAFKA_DIR" >/dev/null 2>&1
   rm -rf "$FJORD_DATA" "$KAFKA_DIR"
 }
@@ -206,6 +214,7 @@ run_one() {
   local round=$1 pos=$2 b=$3 name=$4 addr=${ADDR[$3]} pid=${PID[$3]} peer=""
   [ -n "${PEER[$b]:-}" ] && peer=${PID[${PEER[$b]}]}
   local topic args="" out="$WORK/run.out" lat="-" parts=1 c0 p0 c1 p1 load r
+  kill -0 "$pid" 2>/dev/null || { log "broker $b (pid $pid) has exited: see $WORK/fjord.log or $WORK/kafka-server.log"; exit 1; }
   case "$name" in
     produce_1p_acks1)     args="-P -p 0 -s $SIZE -c $COUNT -a 1" ;;
     produce_1p_acksall)   args="-P -p 0 -s $SIZE -c $COUNT -a -1" ;;
@@ -268,6 +277,10 @@ for round in $(seq "$RUNS"); do
   for s in "${SCENARIOS[@]}"; do
     run_one "$round" 1 "${order[0]}" "$s"
     run_one "$round" 2 "${order[1]}" "$s"
+  done
+  for b in fjord kafka; do
+    python3 "$ADMIN" delete "${ADDR[$b]}" produce_1p_acks1-r"$round" produce_1p_acksall-r"$round" \
+      produce_8p_acks1-r"$round" produce_1p_acks1_lz4-r"$round" latency_e2e_20k-r"$round"
   done
 done
 fjord_rss=$(rss_kib "$fpid"); kafka_rss=$(rss_kib "$kpid")
@@ -397,7 +410,7 @@ conditions = {
     "compression": {"produce_1p_acks1_lz4": "lz4", "otherwise": "none"},
     "latency": {"records": int(E["LAT_COUNT"]), "rate_msg_s": int(E["LAT_RATE"]), "warmup_records_dropped": int(E["LAT_WARMUP"]),
                 "producer": "-X linger.ms=0, acks=1", "consumer": "rdkafka_performance -C -l from the start of the topic"},
-    "topics": "fresh per produce and latency run, CreateTopics v2 with the same partition count on both, replication 1; consume reads the round's produce_1p_acks1 topic",
+    "topics": "deleted after each round (DeleteTopics v1; Kafka removes the files 60 s later); fresh per produce and latency run, CreateTopics v2 with the same partition count on both, replication 1; consume reads the round's produce_1p_acks1 topic",
     "page_cache": f"sync + drop_caches + {E['SETTLE_S']} s wait before every run" if E["DROP"] == "1" else "NOT dropped (not root): sync only",
     "consume_1p_warm": "page cache dropped, then the partition's files read (cat) on both brokers",
     "warmup": f"not measured: {E['WARMUP']} records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
