@@ -130,6 +130,32 @@ mod tests {
     }
 
     #[test]
+    fn a_read_eio_takes_the_dir_offline_and_a_short_read_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (faulty, rm) = replicas(dir.path(), false, LogConfig::default());
+        let tp = TopicPartition::new("r", 0);
+        rm.create_partition(&tp, LogConfig::default()).expect("create");
+        rm.append(&tp, &batch(3)).expect("append");
+        rm.append(&tp, &batch(3)).expect("append");
+        assert!(rm.read(&tp, 3, 1 << 20).is_ok(), "a read in the middle of the log (through the index and a header)");
+        faulty.inject(dir.path(), FaultOp::Read, libc::EIO);
+        let failed = rm.read(&tp, 3, 1 << 20);
+        assert!(matches!(failed, Err(ReplicaError::Storage(StorageError::Io(_)))), "the read itself fails: {failed:?}");
+        faulty.heal();
+        assert!(is_offline(rm.offsets(&tp)), "the dir is offline after the read EIO");
+        assert!(is_offline(rm.append(&tp, &batch(1))));
+
+        let other = tempfile::tempdir().expect("tempdir");
+        let (faulty, rm) = replicas(other.path(), false, LogConfig::default());
+        rm.create_partition(&tp, LogConfig::default()).expect("create");
+        rm.append(&tp, &batch(3)).expect("append");
+        faulty.inject(other.path(), FaultOp::Read, libc::EMFILE);
+        assert!(rm.read(&tp, 0, 1 << 20).is_err());
+        faulty.heal();
+        assert!(rm.offsets(&tp).is_ok(), "an error that says nothing of the disk leaves the dir online");
+    }
+
+    #[test]
     fn a_failed_roll_flush_takes_the_dir_offline_instead_of_a_warning() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = LogConfig { segment_bytes: 300, ..LogConfig::default() };

@@ -117,6 +117,16 @@ impl ReplicaManager {
         e.into()
     }
 
+    /// A read's failure: EIO from the device takes the log dir offline, as a failed write does
+    /// (Kafka's reads report any IOException). Other read errors (a range cut short by a
+    /// concurrent truncation, EMFILE) say nothing of the disk and only fail this read.
+    fn read_failed(&self, tp: &TopicPartition, what: &str, e: StorageError) -> ReplicaError {
+        if matches!(&e, StorageError::Io(io) if io.raw_os_error() == Some(libc::EIO)) {
+            return self.reported(tp, what, e);
+        }
+        e.into()
+    }
+
     /// Validates and appends one partition's record batches. A duplicate from an idempotent
     /// producer's retry answers with the offset the batch got the first time.
     pub fn append(&self, tp: &TopicPartition, records: &Bytes) -> Result<Appended, ReplicaError> {
@@ -278,7 +288,7 @@ impl ReplicaManager {
     pub fn read(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize) -> Result<(PartitionOffsets, Bytes), ReplicaError> {
         let read = self.read_range(tp, fetch_offset, max_bytes, true, false)?;
         let data = match read.records {
-            Some(r) => r.read_bytes().map_err(StorageError::from)?,
+            Some(r) => r.read_bytes().map_err(|e| self.read_failed(tp, "read", e.into()))?,
             None => Bytes::new(),
         };
         Ok((read.offsets, data))
@@ -294,7 +304,7 @@ impl ReplicaManager {
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
         let offsets = Self::offsets_of(&log);
         let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
-        let located = log.read_range(fetch_offset, max_bytes, upper)?;
+        let located = log.read_range(fetch_offset, max_bytes, upper).map_err(|e| self.read_failed(tp, "read", e))?;
         let Some(records) = located.records.filter(|r| min_one || r.len <= max_bytes) else {
             return Ok(PartitionRead { offsets, records: None, aborted: Vec::new(), readahead: None });
         };
@@ -314,14 +324,14 @@ impl ReplicaManager {
     pub fn offset_for_timestamp(&self, tp: &TopicPartition, timestamp: i64) -> Result<Option<(i64, i64)>, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(log.offset_for_timestamp(timestamp)?)
+        log.offset_for_timestamp(timestamp).map_err(|e| self.read_failed(tp, "read by timestamp", e))
     }
 
     /// The record with the largest timestamp: (timestamp, offset), or None for an empty log.
     pub fn max_timestamp(&self, tp: &TopicPartition) -> Result<Option<(i64, i64)>, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(log.max_timestamp()?)
+        log.max_timestamp().map_err(|e| self.read_failed(tp, "read of the largest timestamp", e))
     }
 
     /// DeleteRecords for one partition: `offset` -1 means the high watermark. Returns the new

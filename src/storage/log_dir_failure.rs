@@ -7,6 +7,8 @@
 //! - any failed fsync: a segment's data or indexes, a producer snapshot, a checkpoint, a
 //!   directory, a durable-mode sync, a roll flush, a `flush.ms` / `flush.messages` flush, close.
 //!   Backends report an fsync's ENOSPC with another kind (`io::sync_failure`), so it counts here;
+//! - a read's EIO (the replica manager reports only that errno for reads: a short read says
+//!   nothing of the disk);
 //! - any other I/O error of a storage operation (write, create, rename, remove, resize), except
 //!   ENOSPC that storage undid (an append cut back, a roll or a partition creation removed, a
 //!   checkpoint's temp file abandoned: the log is as before and the next try may work once space

@@ -64,6 +64,8 @@ pub enum FaultOp {
     Write,
     /// `set_len`: the length stays.
     SetLen,
+    /// `read_at`: nothing is read.
+    Read,
 }
 
 impl FaultState {
@@ -212,6 +214,9 @@ struct FaultyFile {
 // wrapper, so the connection reads such ranges through `read_at` instead.
 impl IoFile for FaultyFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if let Some(e) = lock(&self.state).injected(&self.path, FaultOp::Read) {
+            return Err(e);
+        }
         self.inner.read_at(buf, pos)
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
