@@ -115,7 +115,11 @@ async fn groups_and_transactional_ids_on_a_failed_log_dir_answer_not_coordinator
     faulty.heal();
     assert!(logs.offline_error(&TopicPartition::new(OFFSETS_TOPIC, 0)).is_some(), "the dir is offline");
     assert_eq!(commit(&mut c, &group_a, 3).await, not_coordinator, "the partition is offline, even with the disk healed");
-    assert_eq!(committed(&mut c, &group_a).await, Ok(1), "no failed commit counts");
+    assert_eq!(committed(&mut c, &group_a).await, Err(not_coordinator), "reads of its groups too, as Kafka unloads them");
+    let kept = running.broker.groups.fetch_offsets(&group_a, None);
+    assert_eq!(kept[0].1[0].1.as_ref().map(|o| o.offset), Some(1), "no failed commit counts");
+    let hb = HeartbeatRequest::default().with_group_id(GroupId(s(&group_a))).with_generation_id(1).with_member_id(s("m"));
+    assert_eq!(c.send(&hb, 4).await.error_code, not_coordinator);
     assert_eq!(init_producer_id(&mut c, &txn_a).await.0, not_coordinator);
 
     // No coordinator is handed out for them: clients back off and look again.

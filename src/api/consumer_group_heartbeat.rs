@@ -86,6 +86,9 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, ve
     if let Err(e) = validate(&req, version) {
         return fail(e, None);
     }
+    if let Some(e) = super::offline_group(broker, &req.group_id.0) {
+        return fail(e, None);
+    }
     let topics = topics_view(broker);
     let by_id: std::collections::HashMap<uuid::Uuid, &String> = topics.iter().map(|(name, (id, _))| (*id, name)).collect();
     let owned = req.topic_partitions.as_ref().map(|tps| {

@@ -20,6 +20,9 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_error_message(None).with_authorized_operations(ops);
+            if let Some(e) = super::offline_group(broker, &id.0) {
+                return base.with_group_id(id).with_error_code(super::error_code::group(&e)).with_group_state(str_bytes("Dead"));
+            }
             match broker.groups.describe(&**broker, &id.0) {
                 // A consumer-protocol group, as Kafka 4.0 answers it: GROUP_ID_NOT_FOUND ("not a
                 // classic group") from v6, which carries the message; before, just Dead.

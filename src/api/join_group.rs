@@ -28,10 +28,14 @@ pub async fn handle(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, c
     };
     // The group changes and its record is written on a request handler thread; only the wait
     // for the rebalance's outcome stays on the async worker.
-    let b = broker.clone();
-    let out = match broker.io_pool.run(move || b.groups.join_start(&*b, join)).await {
-        Ok(out) => out,
-        Err(wait) => broker.groups.join_wait(wait, broker.shutdown_signal()).await,
+    let out = if let Some(e) = super::offline_group(broker, &join.group_id) {
+        crate::group::coordinator::JoinOutcome::error(e, &join.member_id)
+    } else {
+        let b = broker.clone();
+        match broker.io_pool.run(move || b.groups.join_start(&*b, join)).await {
+            Ok(out) => out,
+            Err(wait) => broker.groups.join_wait(wait, broker.shutdown_signal()).await,
+        }
     };
     let members = out
         .members

@@ -9,6 +9,9 @@ use super::{error_code, str_bytes};
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if let Some(e) = super::offline_group(broker, &req.group_id.0) {
+        return LeaveGroupResponse::default().with_error_code(error_code::group(&e));
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()
     } else {

@@ -300,6 +300,17 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
 }
 
+/// NOT_COORDINATOR for a group whose `__consumer_offsets` partition is in an offline log dir,
+/// checked before the group is looked at in memory: Kafka unloads such a partition's groups and
+/// answers every request for them so, and clients look for the coordinator again (FindCoordinator
+/// then answers COORDINATOR_NOT_AVAILABLE).
+pub(crate) fn offline_group(broker: &Broker, group: &str) -> Option<crate::group::GroupError> {
+    use crate::group::OFFSETS_TOPIC;
+    broker
+        .coordinator_partition_offline(OFFSETS_TOPIC, group)
+        .then(|| crate::group::GroupError::Log(crate::coordinator::LogError::PartitionOffline(format!("the {OFFSETS_TOPIC} partition of group {group} is offline"))))
+}
+
 /// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 

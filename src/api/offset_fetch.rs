@@ -82,6 +82,9 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
             .groups
             .into_iter()
             .map(|g| {
+                if let Some(e) = super::offline_group(broker, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(super::error_code::group(&e));
+                }
                 // v9 (KIP-848): a member's fetch carries its id and epoch, checked as commits are.
                 if version >= 9
                     && let Err(e) = broker.groups.check_offset_fetch_member(&**broker, &g.group_id.0, g.member_id.as_deref(), g.member_epoch)
@@ -95,6 +98,12 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
+    }
+    // Versions before 2 have no top-level error code: they answer from memory.
+    if version >= 2
+        && let Some(e) = super::offline_group(broker, &req.group_id.0)
+    {
+        return OffsetFetchResponse::default().with_error_code(super::error_code::group(&e));
     }
     // v1 has no null topics; an empty list there is just empty.
     let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());

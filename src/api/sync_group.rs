@@ -16,6 +16,9 @@ pub async fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) -
     let protocol = req.protocol_name.as_ref().map(|s| s.to_string());
     // The group changes and its record is written on a request handler thread; only a
     // follower's wait for the leader's assignment stays on the async worker.
+    if let Some(e) = super::offline_group(broker, &req.group_id.0) {
+        return SyncGroupResponse::default().with_error_code(error_code::group(&e));
+    }
     let b = broker.clone();
     let started = broker
         .io_pool

@@ -65,7 +65,7 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    fn error(e: GroupError, member_id: &str) -> JoinOutcome {
+    pub fn error(e: GroupError, member_id: &str) -> JoinOutcome {
         JoinOutcome { error: Some(e), generation: -1, member_id: member_id.to_string(), ..Default::default() }
     }
 }
@@ -79,7 +79,7 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    fn error(e: GroupError) -> SyncOutcome {
+    pub fn error(e: GroupError) -> SyncOutcome {
         SyncOutcome { error: Some(e), ..Default::default() }
     }
 }
