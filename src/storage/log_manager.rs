@@ -311,7 +311,11 @@ impl LogManager {
                 if self.failures.report(&log_dir, "creating a partition", &e) {
                     return Err(e);
                 }
-                if !existed && let Err(rm) = self.io.remove_dir_all(&dir) {
+                // NotFound: the creation failed before making the directory, nothing to remove.
+                if !existed
+                    && let Err(rm) = self.io.remove_dir_all(&dir)
+                    && rm.kind() != std::io::ErrorKind::NotFound
+                {
                     tracing::warn!(dir = %dir.display(), error = %rm, "could not remove a partition directory whose creation failed");
                     self.failures.report(&log_dir, "removing a partition whose creation failed", &rm.into());
                 }
@@ -957,6 +961,23 @@ mod tests {
         let (offline, e) = try_append(simple_batch(2)).expect_err("EIO");
         assert!(offline, "{e}");
         assert!(matches!(m.offline_error(&tp), Some(StorageError::LogDirOffline(_))));
+    }
+
+    #[test]
+    fn a_partition_creation_refused_by_a_full_disk_leaves_nothing_and_keeps_the_dir_online() {
+        use crate::storage::io::{FaultConfig, FaultyIo};
+        let a = tempfile::tempdir().expect("tempdir");
+        let faulty = FaultyIo::new(io(), FaultConfig::default());
+        let m = LogManager::open(vec![a.path().to_path_buf()], LogConfig::default(), Arc::new(faulty.clone())).expect("open");
+        let tp = TopicPartition::new("full", 0);
+        faulty.fill_disk();
+        // The directory is never made; removing it on the way out finds nothing (ENOENT), which
+        // once took the broker's only log dir offline and halted it.
+        assert!(m.create_log(&tp, LogConfig::default()).is_err());
+        assert!(!a.path().join(tp.dir_name()).exists());
+        assert!(m.failures().offline_dirs().is_empty(), "a refused creation says nothing of the disk");
+        faulty.free_space();
+        m.create_log(&tp, LogConfig::default()).expect("created once space is freed");
     }
 
     #[test]
