@@ -15,8 +15,8 @@
 //!   is freed), EMFILE/ENFILE (the process out of descriptors) and a name in the way (EEXIST,
 //!   ENOTDIR, EISDIR: a file where a partition directory must go). Those say nothing about the
 //!   disk, and the operations that meet them change nothing or undo themselves (a partition
-//!   creation removes what it made). An undo that fails itself reports an error that is not
-//!   ENOSPC, so it counts.
+//!   creation removes what it made; finding nothing to remove, ENOENT, is no failure). An undo
+//!   that fails itself reports an error that is not ENOSPC, so it counts.
 //!
 //! Offline means (enforced by `LogManager` and the replica manager, which ask [`LogDirFailures`]):
 //! every partition in the dir answers KAFKA_STORAGE_ERROR, nothing in it is read, written or
