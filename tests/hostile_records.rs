@@ -96,6 +96,28 @@ async fn broker_with_topics(compact_configs: &[(&str, &str)]) -> (TestBroker, Cl
 }
 
 #[tokio::test]
+async fn every_records_timestamp_is_checked_as_kafka_does_unless_the_topic_uses_log_append_time() {
+    let (b, mut c) = broker_with_topics(&[]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    // message.timestamp.after.max.ms is an hour by default; the header's max timestamp lies.
+    for codec in [Codec::None, Codec::Zstd] {
+        let before = high_watermark(&mut c, NORMAL).await;
+        let p = produce(&mut c, NORMAL, crafted::record_timestamp_ahead(codec, now, 2 * 3_600_000)).await;
+        assert_eq!(p.error_code, 32, "{codec:?}: INVALID_TIMESTAMP");
+        assert_eq!(p.error_message.as_deref(), Some("One or more records have been rejected due to invalid timestamp"));
+        assert_eq!(p.record_errors.len(), 1, "{codec:?}");
+        assert_eq!(p.record_errors[0].batch_index, 1);
+        let why = p.record_errors[0].batch_index_error_message.as_deref().unwrap_or_default().to_string();
+        assert!(why.starts_with(&format!("Timestamp {} of message with offset 1 is out of range.", now + 2 * 3_600_000)), "{why}");
+        assert_eq!(high_watermark(&mut c, NORMAL).await, before);
+    }
+    // LogAppendTime replaces the producer's timestamps: nothing to check, as in Kafka.
+    create_topic(&mut c, "append-time", &[("message.timestamp.type", "LogAppendTime")]).await;
+    assert_eq!(produce(&mut c, "append-time", crafted::record_timestamp_ahead(Codec::None, now, 2 * 3_600_000)).await.error_code, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn a_header_claiming_more_records_than_present_is_invalid_record_on_every_codec_and_policy() {
     let (b, mut c) = broker_with_topics(&[]).await;
     for topic in [NORMAL, COMPACT] {

@@ -268,6 +268,7 @@ EXPECTED_PREFIX = [
     ("lying-count", 87), ("count-too-small", 87), ("length-", 87), ("truncated-", 87), ("garbage-", 87),
     ("offset-deltas-0-0-2-zstd", 87), ("offset-deltas-0-0-2-compact-zstd", 87), ("offset-deltas-1-2-3-lz4", 87),
     ("offset-deltas-", 0), ("zstd-bomb-records-compact", 0), ("zstd-bomb-trailing", 87), ("zstd-bomb", 10),
+    ("record-timestamp-ahead", 32),
 ]
 
 

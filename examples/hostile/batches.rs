@@ -26,8 +26,13 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
 
 /// One v2 record (length prefix included) at `offset_delta`, with an optional key and a value.
 pub fn record(offset_delta: i32, key: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
+    record_at(offset_delta, 0, key, value)
+}
+
+/// One v2 record stamped `timestamp_delta` ms after its batch's base timestamp.
+pub fn record_at(offset_delta: i32, timestamp_delta: i64, key: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
     let mut body = vec![0u8]; // attributes
-    put_varint(&mut body, 0); // timestamp delta
+    put_varint(&mut body, timestamp_delta);
     put_varint(&mut body, offset_delta as i64);
     match key {
         Some(k) => {
@@ -97,6 +102,19 @@ pub fn assemble(codec: Codec, records_count: i32, last_offset_delta: i32, payloa
     b.extend((-1i32).to_be_bytes()); // base sequence
     b.extend(records_count.to_be_bytes());
     b.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Three records, the second stamped `ahead_ms` after the others, under a header whose base and
+/// max timestamps are both `base_ms` (the max lies): only a check of every record's timestamp
+/// sees the second one.
+pub fn record_timestamp_ahead(codec: Codec, base_ms: i64, ahead_ms: i64) -> Vec<u8> {
+    let raw: Vec<u8> = (0..3).flat_map(|i| record_at(i, if i == 1 { ahead_ms } else { 0 }, Some(b"k"), b"v")).collect();
+    let mut b = assemble(codec, 3, 2, &compress(codec, &raw));
+    b[27..35].copy_from_slice(&base_ms.to_be_bytes());
+    b[35..43].copy_from_slice(&base_ms.to_be_bytes());
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b

@@ -71,6 +71,10 @@ fn cases() -> Vec<Case> {
         ("lz4-valid", false, || batches::valid(Codec::Lz4, 3)),
         ("snappy-valid-compact", true, || batches::valid(Codec::Snappy, 3)),
         ("gzip-valid-compact", true, || batches::valid(Codec::Gzip, 3)),
+        // message.timestamp.after.max.ms is 1 hour by default: a record 2 hours ahead of now,
+        // hidden under a header whose max timestamp is now.
+        ("record-timestamp-ahead", false, || batches::record_timestamp_ahead(Codec::None, now_ms(), 2 * 3_600_000)),
+        ("record-timestamp-ahead-zstd", false, || batches::record_timestamp_ahead(Codec::Zstd, now_ms(), 2 * 3_600_000)),
         ("valid", false, || batches::valid(Codec::None, 3)),
         ("valid-compact-zstd", true, || batches::valid(Codec::Zstd, 3)),
     ]
@@ -115,6 +119,10 @@ impl Conn {
         }
         R::Response::decode(&mut resp, version).map_err(other)
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn other<E: std::fmt::Display>(e: E) -> std::io::Error {

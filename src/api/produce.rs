@@ -161,6 +161,23 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                             tracing::info!(partition = %tp, error = %e, "produce rejected");
                         }
                         let mut resp = failed(pd.index, code, Some(e.to_string()));
+                        if let ReplicaError::Storage(StorageError::Records(RecordsError::InvalidTimestamp { base_offset, records, window })) = &e {
+                            // As Kafka words it, one record error per record out of the window.
+                            resp.error_message = Some(str_bytes("One or more records have been rejected due to invalid timestamp"));
+                            resp.record_errors = records
+                                .iter()
+                                .map(|r| {
+                                    let why = format!(
+                                        "Timestamp {} of message with offset {} is out of range. The timestamp should be within [{}, {}]",
+                                        r.timestamp,
+                                        base_offset.saturating_add(r.offset_delta),
+                                        window.earliest,
+                                        window.latest
+                                    );
+                                    BatchIndexAndErrorMessage::default().with_batch_index(r.index).with_batch_index_error_message(Some(str_bytes(why)))
+                                })
+                                .collect();
+                        }
                         if let ReplicaError::Storage(StorageError::Records(RecordsError::MissingKeys { record_indexes })) = &e {
                             // KIP-467: which records of the batch were refused, and why.
                             let why = format!("Compacted topic cannot accept message without key in topic partition {tp}.");

@@ -41,7 +41,8 @@ pub enum RecordsError {
     /// offending record (KIP-467), by its index in the batch.
     #[error("compacted topic cannot accept records without key ({} in the batch)", record_indexes.len())]
     MissingKeys { record_indexes: Vec<i32> },
-    /// A timestamp outside message.timestamp.before/after.max.ms. Kafka: INVALID_TIMESTAMP (32).
-    #[error("record timestamp {timestamp} outside the allowed window")]
-    InvalidTimestamp { timestamp: i64 },
+    /// Records stamped outside message.timestamp.before/after.max.ms (CreateTime topics). Kafka:
+    /// INVALID_TIMESTAMP (32) with one record error per offending record, by its index.
+    #[error("{} record(s) stamped outside [{}, {}]", records.len(), window.earliest, window.latest)]
+    InvalidTimestamp { base_offset: i64, records: Vec<walk::OutOfWindow>, window: walk::TimestampWindow },
 }

@@ -2,7 +2,7 @@
 
 use super::RecordsError;
 use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, IterEnd};
-use super::walk::{WalkError, WalkLimits, walk_records};
+use super::walk::{TimestampWindow, WalkError, WalkLimits, walk_records};
 
 /// The limits validation applies; built by the caller from the topic's LogConfig.
 #[derive(Debug, Clone, Copy)]
@@ -141,32 +141,26 @@ pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches
                 reason: "transactional batch without producer id",
             });
         }
-        // Header-level timestamp window: baseTimestamp is the first record's and maxTimestamp the largest;
-        // a per-record check would need decoding, which the hot path avoids.
-        if let Some(before) = cfg.timestamp_before_max_ms
-            && h.base_timestamp() >= 0
-            && cfg.now_ms.saturating_sub(h.base_timestamp()) > before
-        {
-            return Err(RecordsError::InvalidTimestamp {
-                timestamp: h.base_timestamp(),
-            });
-        }
-        if let Some(after) = cfg.timestamp_after_max_ms
-            && h.max_timestamp().saturating_sub(cfg.now_ms) > after
-        {
-            return Err(RecordsError::InvalidTimestamp {
-                timestamp: h.max_timestamp(),
-            });
-        }
         // The records must match the header: as many as recordsCount, nothing after them, each
         // well formed. Compressed batches are streamed (memory bounded by walk::SCRATCH_BYTES).
-        let limits = WalkLimits { record_bytes_max: cfg.max_message_bytes, need_keys: cfg.require_keys && !h.is_control() };
-        let keyless = walk_records(framed.bytes, &limits).map_err(|e| match e {
+        // Every record's timestamp is checked against the window, as Kafka does: a header's max
+        // timestamp may lie.
+        let timestamps = (cfg.timestamp_before_max_ms.is_some() || cfg.timestamp_after_max_ms.is_some()).then(|| TimestampWindow {
+            earliest: cfg.timestamp_before_max_ms.map_or(cfg.now_ms.saturating_sub(i64::MAX), |before| cfg.now_ms.saturating_sub(before)),
+            latest: cfg.timestamp_after_max_ms.map_or(i64::MAX, |after| cfg.now_ms.saturating_add(after)),
+        });
+        let limits = WalkLimits { record_bytes_max: cfg.max_message_bytes, need_keys: cfg.require_keys && !h.is_control(), timestamps };
+        let found = walk_records(framed.bytes, &limits).map_err(|e| match e {
             WalkError::Invalid(reason) => RecordsError::InvalidRecord { position, reason },
             WalkError::RecordTooLarge { size, max } => RecordsError::RecordTooLarge { size, max },
         })?;
-        if !keyless.is_empty() {
-            return Err(RecordsError::MissingKeys { record_indexes: keyless });
+        if let Some(window) = timestamps
+            && !found.out_of_window.is_empty()
+        {
+            return Err(RecordsError::InvalidTimestamp { base_offset: h.base_offset(), records: found.out_of_window, window });
+        }
+        if !found.keyless.is_empty() {
+            return Err(RecordsError::MissingKeys { record_indexes: found.keyless });
         }
         if h.max_timestamp() > out.max_timestamp {
             out.max_timestamp = h.max_timestamp();

@@ -182,7 +182,9 @@ impl LogConfig {
 
     /// The validation limits this config implies, for records::validate::validate.
     pub fn validate_config(&self, now_ms: i64) -> ValidateConfig {
-        let window = |ms: i64| (ms != i64::MAX && ms >= 0).then_some(ms);
+        // LogAppendTime replaces the producer's timestamps: Kafka checks none of them then.
+        let create_time = self.message_timestamp_type == TimestampType::CreateTime;
+        let window = |ms: i64| (create_time && ms != i64::MAX && ms >= 0).then_some(ms);
         ValidateConfig {
             max_message_bytes: self.max_message_bytes,
             timestamp_before_max_ms: window(self.message_timestamp_before_max_ms),
