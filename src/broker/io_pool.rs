@@ -20,7 +20,6 @@ pub struct IoPool {
     queue: mpsc::Sender<Job>,
     /// One permit per job queued or running: `queued.max.requests` plus the threads.
     slots: Arc<Semaphore>,
-    threads: usize,
 }
 
 impl IoPool {
@@ -48,11 +47,7 @@ impl IoPool {
                 }
             })?;
         }
-        Ok(IoPool { queue, slots: Arc::new(Semaphore::new(queued_max.max(1) + threads)), threads })
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads
+        Ok(IoPool { queue, slots: Arc::new(Semaphore::new(queued_max.max(1) + threads)) })
     }
 
     /// Runs `f` on a handler thread and gives its result. When the queue is full the caller waits

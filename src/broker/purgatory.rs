@@ -65,17 +65,9 @@ impl Purgatory {
         }
     }
 
-    /// Wakes every parked fetch (shutdown: they answer with what they have).
-    pub fn wake_all(&self) {
-        for shard in &self.shards {
-            for watchers in shard.lock().unwrap_or_else(|e| e.into_inner()).values() {
-                watchers.iter().for_each(|(_, n)| n.notify_one());
-            }
-        }
-    }
-
-    /// Partitions with at least one watcher (for tests and diagnostics).
-    pub fn watched_partitions(&self) -> usize {
+    /// Partitions with at least one watcher.
+    #[cfg(test)]
+    fn watched_partitions(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len()).sum()
     }
 }

@@ -229,7 +229,10 @@ impl ReplicaManager {
                     self.background_syncs.schedule(SyncJob { tp: tp.clone(), log, dir, failures, purgatory: self.purgatory.clone() });
                 }
             }
-            self.purgatory.wake(tp);
+            // In durable mode the high watermark moves at the sync, which wakes the fetches then.
+            if !self.durable_acks_all {
+                self.purgatory.wake(tp);
+            }
         }
         result
     }
