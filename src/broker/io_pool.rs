@@ -105,28 +105,34 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_makes_callers_wait_instead_of_growing() {
-        // 1 thread + 1 queued: a third job waits for a slot until the first finishes.
+        // 1 thread + 1 queued: with the thread held, the second job queues and the third caller
+        // waits for a slot without its job entering the queue.
         let pool = Arc::new(IoPool::new(1, 1).unwrap());
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let started = Arc::new(AtomicUsize::new(0));
         let mut handles = Vec::new();
-        for _ in 0..6 {
-            let (pool, running, peak) = (pool.clone(), running.clone(), peak.clone());
+        for _ in 0..3 {
+            let (pool, held, started) = (pool.clone(), held.clone(), started.clone());
             handles.push(tokio::spawn(async move {
                 pool.run(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    started.fetch_add(1, Ordering::SeqCst);
+                    held.lock().unwrap().recv().unwrap();
                 })
                 .await
             }));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(pool.slots.available_permits(), 0, "thread and queue are full");
+        assert_eq!(started.load(Ordering::SeqCst), 1, "one job runs, one waits in the queue");
+        for _ in 0..3 {
+            release.send(()).unwrap();
         }
         for h in handles {
             h.await.unwrap();
         }
-        assert_eq!(peak.load(Ordering::SeqCst), 1, "one thread runs one job at a time");
-        assert!(pool.slots.available_permits() == 2, "every slot is given back");
+        assert_eq!(started.load(Ordering::SeqCst), 3, "the waiting caller ran once a slot freed");
+        assert_eq!(pool.slots.available_permits(), 2, "every slot is given back");
     }
 
     #[tokio::test]
