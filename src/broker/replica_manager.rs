@@ -223,11 +223,12 @@ impl ReplicaManager {
             self.flush_rolled(tp, log.clone(), job);
         }
         if result.is_ok() {
-            if self.durable_acks_all && !produce_syncs {
-                if let Some(dir) = self.logs.log_dir_of(tp) {
-                    let failures = self.logs.failures().clone();
-                    self.background_syncs.schedule(SyncJob { tp: tp.clone(), log, dir, failures, purgatory: self.purgatory.clone() });
-                }
+            if self.durable_acks_all
+                && !produce_syncs
+                && let Some(dir) = self.logs.log_dir_of(tp)
+            {
+                let failures = self.logs.failures().clone();
+                self.background_syncs.schedule(SyncJob { tp: tp.clone(), log, dir, failures, purgatory: self.purgatory.clone() });
             }
             // In durable mode the high watermark moves at the sync, which wakes the fetches then.
             if !self.durable_acks_all {
