@@ -11,6 +11,8 @@
 #   BENCH_QUICK=1 scripts/bench.sh        200k records per run: a few minutes, to try it out
 #   BENCH_LIMITS=1                        also measure the machine's limits (disk, page cache, loopback)
 #   BENCH_DROPBEHIND=1                    also a Fjord-only broker with drop-behind on
+#   BENCH_SCENARIOS="produce_1p_acks1 ..." only these scenarios (default: all of them)
+#   BENCH_FJORD_OVERRIDES="k=v k=v"       extra settings for the measured Fjord broker (A/B runs)
 # Kafka comes from $KAFKA_HOME, else ../shared/kafka-4.0.0 beside the repository.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -159,7 +161,9 @@ cleanup() {
 }
 trap cleanup EXIT
 rm -rf "$FJORD_DATA" "$KAFKA_DIR"
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$FJORD_DATA" > "$WORK/fjord.log" 2>&1 &
+FJORD_OVERRIDES=()
+for kv in ${BENCH_FJORD_OVERRIDES:-}; do FJORD_OVERRIDES+=(--override "$kv"); done
+"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$FJORD_DATA" "${FJORD_OVERRIDES[@]}" > "$WORK/fjord.log" 2>&1 &
 fpid=$!
 wait_port "$port"
 sleep 1
@@ -272,15 +276,18 @@ log "warm-up done ($WARMUP records produced and consumed, 2 s at $LAT_RATE msg/s
 
 SCENARIOS=(produce_1p_acks1 produce_1p_acksall produce_8p_acks1 produce_1p_acks1_lz4
            consume_1p_cold consume_1p_warm latency_e2e_20k)
+# shellcheck disable=SC2206  # a word list by design
+[ -n "${BENCH_SCENARIOS:-}" ] && SCENARIOS=(${BENCH_SCENARIOS})
 for round in $(seq "$RUNS"); do
   if [ $((round % 2)) = 1 ]; then order=(fjord kafka); else order=(kafka fjord); fi
   for s in "${SCENARIOS[@]}"; do
     run_one "$round" 1 "${order[0]}" "$s"
     run_one "$round" 2 "${order[1]}" "$s"
   done
+  made=()   # the topics this round created: every scenario but the consumes
+  for s in "${SCENARIOS[@]}"; do case "$s" in consume_*) ;; *) made+=("$s-r$round") ;; esac; done
   for b in fjord kafka; do
-    python3 "$ADMIN" delete "${ADDR[$b]}" produce_1p_acks1-r"$round" produce_1p_acksall-r"$round" \
-      produce_8p_acks1-r"$round" produce_1p_acks1_lz4-r"$round" latency_e2e_20k-r"$round"
+    [ "${#made[@]}" -gt 0 ] && python3 "$ADMIN" delete "${ADDR[$b]}" "${made[@]}"
   done
 done
 fjord_rss=$(rss_kib "$fpid"); kafka_rss=$(rss_kib "$kpid")
@@ -339,7 +346,7 @@ export WARMUP SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK 
 FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
 KAFKA_HEAP="${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}"
-export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP
+export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP BENCH_FJORD_OVERRIDES BENCH_SCENARIOS
 python3 - "$results" "$OUT_DIR/$stamp.json" <<'PY'
 import json, os, platform, statistics, sys
 E = os.environ
@@ -416,7 +423,8 @@ conditions = {
     "warmup": f"not measured: {E['WARMUP']} records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
     "order": "alternating per round: odd rounds Fjord first, even rounds Kafka first, scenario by scenario",
     "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise (its linger.ms=1000)",
-    "fjord": "release build " + E["FJORD_COMMIT"] + ", default config",
+    "fjord": "release build " + E["FJORD_COMMIT"] + (", overrides: " + E["BENCH_FJORD_OVERRIDES"] if E.get("BENCH_FJORD_OVERRIDES") else ", default config"),
+    "scenarios": E.get("BENCH_SCENARIOS") or "all",
     "kafka": "Apache Kafka 4.0.0, reference-kafka.sh single KRaft node, default config, heap " + E["KAFKA_HEAP"],
     "both_brokers_running": "yes; peer_cpu_s is the other broker's CPU during each run",
     "cpu": "utime+stime of the broker process from /proc/PID/stat before and after each run, per 1e9 bytes of record values moved",
