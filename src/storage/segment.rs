@@ -54,7 +54,7 @@ pub struct Segment {
     pub(crate) rolling_timestamp: Option<i64>,
     /// One past the last offset stored here (== base offset when empty).
     pub(crate) next_offset: i64,
-    /// Wall clock at creation/open; drives segment.ms rolls and is the age of a segment without timestamps.
+    /// Wall clock at creation/open: the age of a segment without timestamps (for segment.ms and retention).
     pub(crate) created_ms: i64,
     /// Appended since the last fsync.
     pub(crate) dirty: bool,
