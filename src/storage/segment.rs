@@ -1040,6 +1040,32 @@ mod tests {
     }
 
     #[test]
+    fn truncation_at_a_batch_start_middle_or_end_keeps_exactly_the_entries_of_the_batches_before() {
+        for pick in [0i64, 1, 2] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut seg = Segment::create(io(), dir.path(), 0, 500, 0).expect("create");
+            let batches = fill3(&mut seg, 40);
+            // Cut inside the batch of the 9th offset index entry: at its start, middle or end.
+            let (rel, pos) = seg.offset_index.raw(8).expect("entry");
+            let cut = batches.iter().find(|b| b.0 == pos as u64).expect("batch");
+            assert_eq!(cut.2, rel as i64);
+            seg.truncate_to(cut.1 + pick).expect("truncate");
+            let kept: Vec<_> = batches.iter().copied().filter(|b| b.0 < cut.0).collect();
+            assert_eq!((seg.size(), seg.next_offset()), (cut.0, cut.1), "offset {}", cut.1 + pick);
+            assert_eq!(seg.offset_index.len(), 8);
+            assert!(seg.time_index.last_entry().expect("io").is_some_and(|(_, off)| off < cut.1));
+            assert_kafka_entries(&seg, &kept);
+            // Appends after the cut index as a fresh segment would.
+            let more = fill3(&mut seg, 10);
+            let all: Vec<_> = kept.iter().chain(&more).copied().collect();
+            assert_kafka_entries(&seg, &all);
+            for &(pos, base, last) in &all {
+                assert_eq!(seg.find_batch(base + 1).expect("find").map(|f| f.0), Some(pos), "offsets {base}..={last}");
+            }
+        }
+    }
+
+    #[test]
     fn entries_reach_the_index_files_as_data_arrives() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut seg = Segment::create(io(), dir.path(), 0, 300, 0).expect("create");
