@@ -88,7 +88,10 @@ async fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, v
 
 /// One transactional batch of `n` records from a producer, sequences from `first_seq`.
 fn txn_batch(n: usize, pid: i64, epoch: i16, first_seq: i32) -> Bytes {
-    let recs = (0..n).map(|i| record(i as i64, 1000 + i as i64, &format!("k{i}"), format!("txn-{i}").as_bytes())).collect();
+    // Timestamps of now, as a producer's: the markers carry the broker's clock, and a segment rolls
+    // once a batch comes more than segment.ms after its first batch's timestamp (as Kafka's).
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let recs = (0..n).map(|i| record(i as i64, now_ms + i as i64, &format!("k{i}"), format!("txn-{i}").as_bytes())).collect();
     producer_batch(recs, (pid, epoch, first_seq), true)
 }
 

@@ -377,7 +377,7 @@ fn write_groups(
                 }
                 if let Some(bytes) = filter_batch(raw, map, drop_tombstones, stats)? {
                     let h = BatchHeader::parse(&bytes).ok_or_else(|| StorageError::Corrupt("cleaner wrote an unparsable batch".into()))?;
-                    out.append(&bytes, h.base_offset(), h.last_offset(), h.max_timestamp(), h.base_offset())?;
+                    out.append(&bytes, h.base_offset(), h.last_offset(), h.max_timestamp(), h.last_offset())?;
                     stats.bytes_written += bytes.len() as u64;
                 }
                 Ok(ControlFlow::Continue(()))

@@ -569,7 +569,11 @@ impl PartitionLog {
                 last_offset,
             });
         }
-        self.maybe_roll(validated.total_bytes as u64, validated.offset_count, now_ms)?;
+        let incoming_timestamp = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => validated.max_timestamp,
+        };
+        self.maybe_roll(validated.total_bytes as u64, validated.offset_count, incoming_timestamp, now_ms)?;
 
         let base_offset = self.log_end_offset;
         let last_offset = validate::assign_offsets(batches, base_offset);
@@ -589,6 +593,9 @@ impl PartitionLog {
                     base_offset + validated.max_timestamp_offset_delta,
                 ),
             };
+        // The time index names the last offset of the batch holding the max timestamp, as Kafka's.
+        let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let time_index_offset = shallow_offset_of_max_timestamp(validated, log_append_time, base_offset, last_offset);
         let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
         let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
         let active = self.active();
@@ -602,7 +609,7 @@ impl PartitionLog {
             base_offset,
             last_offset,
             max_timestamp,
-            offset_of_max_timestamp,
+            time_index_offset,
         )?;
         // The batches are in the log whole from here on: nothing below may fail the append
         // (its offsets are taken, and an error would have the producer resend them).
@@ -648,10 +655,11 @@ impl PartitionLog {
         })
     }
 
-    /// Rolls before an append that would overflow segment.bytes, comes after segment.ms (less the
-    /// segment's jitter), finds an index full (segment.index.bytes), or would
-    /// push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
-    fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, now_ms: i64) -> Result<()> {
+    /// Rolls before an append that would overflow segment.bytes, comes more than segment.ms (less
+    /// the segment's jitter) after the segment's first batch (timed by record timestamps, as Kafka:
+    /// `incoming_timestamp` is the append's max timestamp), finds an index full (segment.index.bytes),
+    /// or would push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
+    fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, incoming_timestamp: i64, now_ms: i64) -> Result<()> {
         let cfg_bytes = self.config.segment_bytes;
         let cfg_ms = self.config.segment_ms;
         let index_bytes_max = self.config.segment_index_bytes;
@@ -662,7 +670,7 @@ impl PartitionLog {
             return Ok(());
         }
         let too_big = active.size() + append_bytes > cfg_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms()) >= cfg_ms.saturating_sub(jitter_ms);
+        let too_old = active.time_waited_for_roll_ms(now_ms, incoming_timestamp)? > cfg_ms.saturating_sub(jitter_ms);
         let index_full = active.indexes_full(index_bytes_max);
         let offsets_overflow = leo + offset_count - 1 - active.base_offset() > i32::MAX as i64;
         // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
@@ -1186,6 +1194,21 @@ impl Segment {
     }
 }
 
+/// The last offset of the first batch carrying the append's max timestamp (under LogAppendTime
+/// every batch carries the same time, so the first one); the append's last offset when no batch
+/// carries a timestamp.
+fn shallow_offset_of_max_timestamp(validated: &ValidatedBatches, log_append_time: bool, base_offset: i64, last_offset: i64) -> i64 {
+    let mut batch_base = base_offset;
+    for b in &validated.batches {
+        let batch_last = batch_base + b.last_offset_delta as i64;
+        if log_append_time || (validated.max_timestamp >= 0 && b.max_timestamp == validated.max_timestamp) {
+            return batch_last;
+        }
+        batch_base = batch_last + 1;
+    }
+    last_offset
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1279,13 +1302,13 @@ mod tests {
         assert!(jitters.iter().any(|j| *j != jitters[0]), "segments do not share one jitter");
         assert_eq!(cfg.roll_jitter_ms(7), cfg.roll_jitter_ms(7), "stable across restarts");
         assert_eq!(LogConfig::default().roll_jitter_ms(7), 0);
-        // A segment 600 ms old with segment.ms 1000 rolls when its jitter is above 400 ms.
+        // A batch 600 ms after the segment's first with segment.ms 1000 rolls when the jitter is
+        // above 400 ms.
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = LogConfig { segment_ms: 1_000, segment_jitter_ms: 1_000, ..LogConfig::default() };
         let mut log = new_log(dir.path(), cfg.clone());
-        append(&mut log, simple_batch(1));
-        let v = validate(&simple_batch(1), &ValidateConfig::default()).expect("valid");
-        log.append(&mut simple_batch(1), &v, NOW + 600).expect("append");
+        append(&mut log, batch_with(1, Some(&[NOW]), Compression::None, None));
+        append(&mut log, batch_with(1, Some(&[NOW + 600]), Compression::None, None));
         assert_eq!(log.segment_count() > 1, cfg.roll_jitter_ms(0) > 400);
     }
 
@@ -1570,14 +1593,51 @@ mod tests {
                 ..LogConfig::default()
             },
         );
-        let mut b = simple_batch(1);
+        // Timed as Kafka does, from the max timestamp of the segment's first batch to that of the
+        // batch arriving, not from the segment's creation: the log was made at NOW, its first
+        // batch comes 5 s later, and the next ones do not roll until they are more than
+        // segment.ms after it (the wall clock plays no part while batches carry timestamps).
+        let at = |ts: i64| batch_with(1, Some(&[ts]), Compression::None, None);
+        let first = NOW + 5_000;
+        for (ts, now) in [(first, first), (first + 6, first + 6), (first + 1_000, first + 9_000)] {
+            let mut b = at(ts);
+            let v = validate(&b, &ValidateConfig::default()).expect("valid");
+            log.append(&mut b, &v, now).expect("append");
+            assert_eq!(log.segment_count(), 1, "batch at {ts}");
+        }
+        let mut b = at(first + 1_001);
         let v = validate(&b, &ValidateConfig::default()).expect("valid");
-        log.append(&mut b, &v, NOW).expect("append");
-        let mut b = simple_batch(1);
-        log.append(&mut b, &v, NOW + 500).expect("append");
+        log.append(&mut b, &v, first).expect("append");
+        assert_eq!(log.segment_base_offsets(), vec![0, 3]);
+        // After a reopen the first batch's timestamp is read back from the log.
+        let cfg = log.config.clone();
+        log.close().expect("close");
+        drop(log);
+        let mut log = reopen(dir.path(), cfg, 3, true);
+        let mut b = at(first + 2_001);
+        let v = validate(&b, &ValidateConfig::default()).expect("valid");
+        log.append(&mut b, &v, first).expect("append");
+        assert_eq!(log.segment_base_offsets(), vec![0, 3], "1000 ms after the active segment's first batch");
+        let mut b = at(first + 2_002);
+        let v = validate(&b, &ValidateConfig::default()).expect("valid");
+        log.append(&mut b, &v, first).expect("append");
+        assert_eq!(log.segment_base_offsets(), vec![0, 3, 5]);
+    }
+
+    #[test]
+    fn segments_without_timestamps_roll_by_the_wall_clock_since_creation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = new_log(dir.path(), LogConfig { segment_ms: 1_000, ..LogConfig::default() });
+        let at = || batch_with(1, Some(&[-1]), Compression::None, None);
+        for now in [NOW, NOW + 1_000] {
+            let mut b = at();
+            let v = validate(&b, &ValidateConfig::default()).expect("valid");
+            log.append(&mut b, &v, now).expect("append");
+        }
         assert_eq!(log.segment_count(), 1);
-        let mut b = simple_batch(1);
-        log.append(&mut b, &v, NOW + 1_000).expect("append");
+        let mut b = at();
+        let v = validate(&b, &ValidateConfig::default()).expect("valid");
+        log.append(&mut b, &v, NOW + 1_001).expect("append");
         assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     }
 

@@ -222,7 +222,7 @@ impl OffsetIndex {
         Ok(idx)
     }
 
-    fn raw(&self, i: usize) -> io::Result<(u32, u32)> {
+    pub(crate) fn raw(&self, i: usize) -> io::Result<(u32, u32)> {
         let e = self.entries.entry(i)?;
         Ok((u32_at(&e, 0), u32_at(&e, 4)))
     }

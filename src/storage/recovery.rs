@@ -24,6 +24,7 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
     seg.bytes_since_last_index_entry = 0;
     seg.max_timestamp = -1;
     seg.offset_of_max_timestamp = seg.base_offset;
+    seg.rolling_timestamp = None;
     seg.next_offset = seg.base_offset;
     let file_size = seg.log.len()?;
     let mut position = 0u64;
@@ -59,13 +60,13 @@ pub fn recover_segment(seg: &mut Segment) -> io::Result<SegmentRecovery> {
         if h.magic() != 2 || !offsets_ok || h.computed_crc() != Some(h.crc()) {
             break;
         }
-        let (base, last, max_ts) = (h.base_offset(), h.last_offset(), h.max_timestamp());
+        let (last, max_ts) = (h.last_offset(), h.max_timestamp());
         if indexed {
-            let noted = seg.note_appended(position, total as u64, base, last, max_ts, base);
+            let noted = seg.note_appended(position, total as u64, last, max_ts, last);
             indexed = keep_indexing(seg, noted)?;
         }
         if !indexed {
-            seg.note_unindexed(last, max_ts, base);
+            seg.note_unindexed(last, max_ts, last);
         }
         position += total as u64;
         batches += 1;

@@ -47,11 +47,14 @@ pub struct Segment {
     pub(crate) bytes_since_last_index_entry: u64,
     /// Largest batch maxTimestamp in this segment, -1 when none.
     pub(crate) max_timestamp: i64,
-    /// Base offset of the batch holding `max_timestamp`.
+    /// Last offset of the batch holding `max_timestamp` (what Kafka's time index names).
     pub(crate) offset_of_max_timestamp: i64,
+    /// The max timestamp of the segment's first append, which segment.ms is timed from (Kafka's
+    /// rolling-based timestamp); None until known (an empty segment, or not yet read after open).
+    pub(crate) rolling_timestamp: Option<i64>,
     /// One past the last offset stored here (== base offset when empty).
     pub(crate) next_offset: i64,
-    /// Wall clock at creation/open; drives segment.ms rolls and is the age of a segment without timestamps.
+    /// Wall clock at creation/open: the age of a segment without timestamps (for segment.ms and retention).
     pub(crate) created_ms: i64,
     /// Appended since the last fsync.
     pub(crate) dirty: bool,
@@ -77,6 +80,7 @@ pub struct Segment {
 /// The part of a segment's state an append changes (see [`Segment::undo_append`]).
 #[derive(Debug, Clone, Copy)]
 struct TailState {
+    rolling_timestamp: Option<i64>,
     size: u64,
     dirty: bool,
     bytes_since_last_index_entry: u64,
@@ -169,6 +173,7 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
             next_offset: base_offset,
             created_ms: now_ms,
             dirty: false,
@@ -216,6 +221,7 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
             next_offset: base_offset,
             created_ms: now_ms,
             dirty: false,
@@ -236,33 +242,99 @@ impl Segment {
 
     /// Recomputes next offset and max timestamp from the last index entries plus a header scan of
     /// the bytes after them. The time index's last entry carries the max timestamp of everything
-    /// before it, because seal and close append it.
+    /// before it, because seal and close append it. Entries a crash left pointing at a batch that
+    /// is not whole, or at offsets past the log end, are dropped first; indexes that do not name
+    /// batches by their last offset (an older Fjord named them by their base offset) are rebuilt.
     pub(crate) fn reload_tail_state(&mut self) -> io::Result<()> {
-        if let Some((ts, off)) = self.time_index.last_entry()? {
-            self.max_timestamp = ts;
-            self.offset_of_max_timestamp = off;
-        } else {
-            self.max_timestamp = -1;
-            self.offset_of_max_timestamp = self.base_offset;
+        self.rolling_timestamp = None;
+        while let Some((_, pos)) = self.offset_index.last_entry()? {
+            if self.whole_batch_at(pos as u64)?.is_some() {
+                break;
+            }
+            self.offset_index.truncate_to_position(pos)?;
+        }
+        if self.indexes_name_other_offsets()? {
+            tracing::info!(segment = %self.log_path_buf().display(), "rebuilding indexes that name batches by their base offset (written by an older Fjord)");
+            return self.rebuild_indexes();
         }
         let (_, start) = self.offset_index.lookup(i64::MAX)?;
-        self.next_offset = self.base_offset;
         let mut end = start as u64;
         let mut next = self.base_offset;
-        let (mut max_ts, mut max_off) = (self.max_timestamp, self.offset_of_max_timestamp);
+        let mut tail_max = (-1i64, self.base_offset);
         self.scan_headers(start as u64, |pos, h| {
             next = h.last_offset() + 1;
             end = pos + h.total_size() as u64;
-            if h.max_timestamp() > max_ts {
-                max_ts = h.max_timestamp();
-                max_off = h.base_offset();
+            if h.max_timestamp() > tail_max.0 {
+                tail_max = (h.max_timestamp(), h.last_offset());
             }
             ControlFlow::Continue(())
         })?;
         self.next_offset = next.max(self.base_offset);
+        self.time_index.truncate_to_offset(self.next_offset)?;
+        let (mut max_ts, mut max_off) = self.time_index.last_entry()?.unwrap_or((-1, self.base_offset));
+        if tail_max.0 > max_ts {
+            (max_ts, max_off) = tail_max;
+        }
         self.max_timestamp = max_ts;
         self.offset_of_max_timestamp = max_off;
         self.bytes_since_last_index_entry = end - start as u64;
+        Ok(())
+    }
+
+    /// The (base, last) offsets of the batch at `position` if it lies whole in the log.
+    fn whole_batch_at(&self, position: u64) -> io::Result<Option<(i64, i64)>> {
+        let mut found = None;
+        self.scan_headers(position, |_, h| {
+            found = Some((h.base_offset(), h.last_offset()));
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// Whether the last entry of either index names its batch by anything but the batch's last
+    /// offset, as Kafka's entries do. Indexes are written in one style per segment, so the last
+    /// entries tell; an open reads that part of the log anyway.
+    fn indexes_name_other_offsets(&self) -> io::Result<bool> {
+        if let Some((offset, pos)) = self.offset_index.last_entry()?
+            && self.whole_batch_at(pos as u64)?.is_some_and(|(_, last)| last != offset)
+        {
+            return Ok(true);
+        }
+        if let Some((_, offset)) = self.time_index.last_entry()?
+            && let Some((_, raw)) = self.find_batch(offset)?
+            && BatchHeader::parse(&raw).is_some_and(|h| h.base_offset() <= offset && h.last_offset() != offset)
+        {
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Rebuilds both indexes from the batch headers (no CRC checks: that is recovery's job), as
+    /// appends would have written them; a sealed segment also gets its closing time index entry.
+    pub(crate) fn rebuild_indexes(&mut self) -> io::Result<()> {
+        let resident = self.offset_index.is_resident();
+        self.offset_index.clear()?;
+        self.time_index.clear()?;
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.rolling_timestamp = None;
+        self.next_offset = self.base_offset;
+        let mut batches = Vec::new();
+        self.scan_headers(0, |pos, h| {
+            batches.push((pos, h.total_size() as u64, h.last_offset(), h.max_timestamp()));
+            ControlFlow::Continue(())
+        })?;
+        for (pos, len, last, max_ts) in batches {
+            self.note_appended(pos, len, last, max_ts, last)?;
+        }
+        if !resident {
+            if self.max_timestamp >= 0 {
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            }
+            self.offset_index.evict()?;
+            self.time_index.evict()?;
+        }
         Ok(())
     }
 
@@ -293,6 +365,24 @@ impl Segment {
     }
     pub fn created_ms(&self) -> i64 {
         self.created_ms
+    }
+    /// How long the segment has waited for a time roll, as Kafka measures it: from the max
+    /// timestamp of its first batch to `incoming_timestamp` (the max timestamp of the append
+    /// asking), or from its creation/open to `now_ms` when its first batch carries no timestamp.
+    /// The first batch's timestamp is read from the log once after an open.
+    pub fn time_waited_for_roll_ms(&mut self, now_ms: i64, incoming_timestamp: i64) -> io::Result<i64> {
+        if self.rolling_timestamp.is_none() && self.size > 0 {
+            let mut first = None;
+            self.scan_headers(0, |_, h| {
+                first = Some(h.max_timestamp());
+                ControlFlow::Break(())
+            })?;
+            self.rolling_timestamp = first;
+        }
+        Ok(match self.rolling_timestamp {
+            Some(ts) if ts >= 0 => incoming_timestamp.saturating_sub(ts),
+            _ => now_ms.saturating_sub(self.created_ms),
+        })
     }
     /// What retention.ms compares with: the largest record timestamp, like Kafka, or the segment's
     /// creation/open time when no batch carried a timestamp.
@@ -434,7 +524,7 @@ impl Segment {
         }
         self.size += len;
         self.dirty = true;
-        if let Err(e) = self.note_appended(position, len, first_offset, last_offset, max_timestamp, offset_of_max_timestamp) {
+        if let Err(e) = self.note_appended(position, len, last_offset, max_timestamp, offset_of_max_timestamp) {
             return Err(self.undo_append(&before, e));
         }
         self.write_behind();
@@ -444,6 +534,7 @@ impl Segment {
     /// What an append changes, taken before it so a failed one can be undone.
     fn tail_state(&self) -> TailState {
         TailState {
+            rolling_timestamp: self.rolling_timestamp,
             size: self.size,
             dirty: self.dirty,
             bytes_since_last_index_entry: self.bytes_since_last_index_entry,
@@ -468,6 +559,7 @@ impl Segment {
             undo_failed = Some(e);
         }
         self.size = before.size;
+        self.rolling_timestamp = before.rolling_timestamp;
         self.preallocated_end = before.size;
         self.dirty = before.dirty;
         self.bytes_since_last_index_entry = before.bytes_since_last_index_entry;
@@ -485,25 +577,34 @@ impl Segment {
         }
     }
 
-    /// Index bookkeeping shared by append and recovery: an entry every index_interval_bytes, pointing at
-    /// the first batch of the append, as Kafka does.
+    /// Index bookkeeping shared by append and recovery, entry for entry what Kafka writes: once
+    /// more than index.interval.bytes were appended since the last entry, the append gets an offset
+    /// index entry naming its **last** offset and the position of its first byte, and the time index
+    /// gets the largest timestamp so far with the last offset of the batch holding it (only when that
+    /// timestamp grew). `offset_of_max_timestamp` is that last offset. The entries go to the index
+    /// files at once (page cache, not fsynced), so a crash or a copy of the directory sees them, as
+    /// it sees Kafka's memory-mapped indexes.
     pub(crate) fn note_appended(
         &mut self,
         position: u64,
         len: u64,
-        first_offset: i64,
         last_offset: i64,
         max_timestamp: i64,
         offset_of_max_timestamp: i64,
     ) -> io::Result<()> {
+        if position == 0 {
+            self.rolling_timestamp = Some(max_timestamp);
+        }
         if max_timestamp > self.max_timestamp {
             self.max_timestamp = max_timestamp;
             self.offset_of_max_timestamp = offset_of_max_timestamp;
         }
         if self.bytes_since_last_index_entry > self.index_interval_bytes {
-            self.offset_index.append(first_offset, position as u32)?;
+            self.offset_index.append(last_offset, position as u32)?;
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            self.offset_index.write_pending()?;
+            self.time_index.write_pending()?;
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += len;
@@ -513,6 +614,7 @@ impl Segment {
 
     /// The bookkeeping of `note_appended` without index entries (recovery on a full disk).
     pub(crate) fn note_unindexed(&mut self, last_offset: i64, max_timestamp: i64, offset_of_max_timestamp: i64) {
+        self.rolling_timestamp.get_or_insert(max_timestamp);
         if max_timestamp > self.max_timestamp {
             self.max_timestamp = max_timestamp;
             self.offset_of_max_timestamp = offset_of_max_timestamp;
@@ -872,10 +974,186 @@ mod tests {
             let mut b = batch_with(2, Some(&[ts, ts + 5]), Compression::None, None);
             let base = seg.next_offset();
             let last = assign_offsets(&mut b, base);
-            seg.append(&b, base, last, ts + 5, base).expect("append");
+            seg.append(&b, base, last, ts + 5, last).expect("append");
             out.push(b);
         }
         out
+    }
+
+    /// Appends `n` batches of 3 records, the middle one carrying the batch's max timestamp (so
+    /// lookups have a start, a middle and an end per batch); returns (position, base, last) each.
+    fn fill3(seg: &mut Segment, n: usize) -> Vec<(u64, i64, i64)> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let ts = 1_000 + i as i64 * 10;
+            let mut b = batch_with(3, Some(&[ts, ts + 5, ts + 2]), Compression::None, None);
+            let base = seg.next_offset();
+            let last = assign_offsets(&mut b, base);
+            out.push((seg.size(), base, last));
+            seg.append(&b, base, last, ts + 5, last).expect("append");
+        }
+        out
+    }
+
+    /// Every entry as Kafka writes it: an offset index entry names the last offset of the batch
+    /// at its position; a time index entry names the last offset of a batch whose max timestamp
+    /// is the entry's, the largest up to there.
+    fn assert_kafka_entries(seg: &Segment, batches: &[(u64, i64, i64)]) {
+        for i in 0..seg.offset_index.len() {
+            let (rel, pos) = seg.offset_index.raw(i).expect("entry");
+            let b = batches.iter().find(|b| b.0 == pos as u64).expect("entry at a batch start");
+            assert_eq!(seg.base_offset + rel as i64, b.2, "offset index entry {i} names the batch's last offset");
+        }
+        for i in 0..seg.time_index.len() {
+            let (ts, rel) = seg.time_index.raw(i).expect("entry");
+            let off = seg.base_offset + rel as i64;
+            let j = batches.iter().position(|b| b.2 == off).expect("time index entry names a batch's last offset");
+            assert_eq!(ts, 1_000 + j as i64 * 10 + 5, "time index entry {i}");
+        }
+    }
+
+    #[test]
+    fn entries_name_last_offsets_and_lookups_find_starts_middles_and_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 100, 500, 0).expect("create");
+        let batches = fill3(&mut seg, 60);
+        let batch_len = batches[1].0 - batches[0].0;
+        assert!(500 / batch_len >= 3, "several batches per index interval ({batch_len} bytes each)");
+        assert!(seg.offset_index.len() >= 8 && seg.time_index.len() >= 8);
+        assert_kafka_entries(&seg, &batches);
+        // The first entry comes once more than index.interval.bytes precede a batch, as Kafka's.
+        let first = batches.iter().position(|b| b.0 > 500).expect("a batch past the interval");
+        assert_eq!(seg.offset_index.raw(0).expect("entry"), ((batches[first].2 - 100) as u32, batches[first].0 as u32));
+        for &(pos, base, last) in &batches {
+            for off in [base, base + 1, last] {
+                let (at, raw) = seg.find_batch(off).expect("find").expect("some");
+                assert_eq!((at, BatchHeader::parse(&raw).expect("h").base_offset()), (pos, base), "offset {off}");
+                let r = seg.locate_batches(off, 1, i64::MAX).expect("locate").expect("some");
+                assert_eq!((r.position, r.first_offset, r.last_offset), (pos, base, last), "offset {off}");
+            }
+            // Timestamps: the batch's first record (ts), then one only its middle record reaches.
+            let ts = 1_000 + (base - 100) / 3 * 10;
+            assert_eq!(seg.find_offset_by_timestamp(ts, 0).expect("ts"), Some((base, ts)));
+            assert_eq!(seg.find_offset_by_timestamp(ts + 3, 0).expect("ts"), Some((base + 1, ts + 5)));
+        }
+        assert!(seg.find_batch(batches.last().expect("b").2 + 1).expect("find").is_none());
+    }
+
+    #[test]
+    fn truncation_at_a_batch_start_middle_or_end_keeps_exactly_the_entries_of_the_batches_before() {
+        for pick in [0i64, 1, 2] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut seg = Segment::create(io(), dir.path(), 0, 500, 0).expect("create");
+            let batches = fill3(&mut seg, 40);
+            // Cut inside the batch of the 9th offset index entry: at its start, middle or end.
+            let (rel, pos) = seg.offset_index.raw(8).expect("entry");
+            let cut = batches.iter().find(|b| b.0 == pos as u64).expect("batch");
+            assert_eq!(cut.2, rel as i64);
+            seg.truncate_to(cut.1 + pick).expect("truncate");
+            let kept: Vec<_> = batches.iter().copied().filter(|b| b.0 < cut.0).collect();
+            assert_eq!((seg.size(), seg.next_offset()), (cut.0, cut.1), "offset {}", cut.1 + pick);
+            assert_eq!(seg.offset_index.len(), 8);
+            assert!(seg.time_index.last_entry().expect("io").is_some_and(|(_, off)| off < cut.1));
+            assert_kafka_entries(&seg, &kept);
+            // Appends after the cut index as a fresh segment would.
+            let more = fill3(&mut seg, 10);
+            let all: Vec<_> = kept.iter().chain(&more).copied().collect();
+            assert_kafka_entries(&seg, &all);
+            for &(pos, base, last) in &all {
+                assert_eq!(seg.find_batch(base + 1).expect("find").map(|f| f.0), Some(pos), "offsets {base}..={last}");
+            }
+        }
+    }
+
+    #[test]
+    fn entries_reach_the_index_files_as_data_arrives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 300, 0).expect("create");
+        let batches = fill3(&mut seg, 30);
+        let on_disk = |p: PathBuf| std::fs::metadata(p).expect("meta").len() as usize;
+        assert!(seg.offset_index.len() > 5);
+        assert_eq!(on_disk(Segment::index_path(dir.path(), 0)), seg.offset_index.len() * OffsetIndex::ENTRY_SIZE);
+        assert_eq!(on_disk(Segment::time_index_path(dir.path(), 0)), seg.time_index.len() * TimeIndex::ENTRY_SIZE);
+        // What a copy of the directory taken now holds reads back as the live segment does.
+        drop(seg);
+        let seg = Segment::open(io(), dir.path(), 0, 300, 0, false).expect("open");
+        assert_kafka_entries(&seg, &batches);
+        assert_eq!(seg.next_offset(), batches.last().expect("b").2 + 1);
+    }
+
+    #[test]
+    fn entries_past_a_torn_tail_are_dropped_and_recovery_rebuilds_the_same_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 300, 0).expect("create");
+        let batches = fill3(&mut seg, 30);
+        let (_, last_pos) = seg.offset_index.last_entry().expect("io").expect("entry");
+        let entries = seg.offset_index.len();
+        drop(seg);
+        // A crash tore the log inside the last indexed batch: its entry (and a time index entry
+        // naming an offset now gone) point into or past the torn tail.
+        let cut = last_pos as u64 + 20;
+        std::fs::OpenOptions::new().write(true).open(Segment::log_path(dir.path(), 0)).expect("open").set_len(cut).expect("cut");
+        let kept: Vec<_> = batches.iter().copied().filter(|b| b.0 < last_pos as u64).collect();
+        let seg = Segment::open(io(), dir.path(), 0, 300, 0, false).expect("open");
+        assert_eq!(seg.offset_index.len(), entries - 1);
+        assert_eq!(seg.next_offset(), kept.last().expect("b").2 + 1);
+        assert!(seg.time_index.last_entry().expect("io").is_none_or(|(_, off)| off < seg.next_offset()));
+        assert_kafka_entries(&seg, &kept);
+        let mut seg = seg;
+        let r = crate::storage::recovery::recover_segment(&mut seg).expect("recover");
+        assert_eq!((r.valid_bytes, r.truncated_bytes), (last_pos as u64, cut - last_pos as u64));
+        assert_eq!(seg.next_offset(), kept.last().expect("b").2 + 1);
+        assert_eq!(seg.offset_index.len(), entries - 1);
+        assert_kafka_entries(&seg, &kept);
+        for &(pos, base, last) in &kept {
+            assert_eq!(seg.find_batch(last).expect("find").map(|f| f.0), Some(pos), "offset {base}..={last}");
+        }
+    }
+
+    #[test]
+    fn indexes_naming_base_offsets_are_rebuilt_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), dir.path(), 0, 300, 0).expect("create");
+        let batches = fill3(&mut seg, 30);
+        seg.seal().expect("seal");
+        let (kafka_index, kafka_time) = (
+            std::fs::read(Segment::index_path(dir.path(), 0)).expect("read"),
+            std::fs::read(Segment::time_index_path(dir.path(), 0)).expect("read"),
+        );
+        drop(seg);
+        // What an older Fjord wrote: the same entries naming each batch by its base offset.
+        let by_base = |bytes: &[u8], size: usize, at: usize| -> Vec<u8> {
+            let mut out = bytes.to_vec();
+            for e in out.chunks_mut(size) {
+                let rel = u32::from_be_bytes(e[at..at + 4].try_into().expect("4 bytes")) as i64;
+                let b = batches.iter().find(|b| b.2 == rel).expect("a batch's last offset");
+                e[at..at + 4].copy_from_slice(&(b.1 as u32).to_be_bytes());
+            }
+            out
+        };
+        std::fs::write(Segment::index_path(dir.path(), 0), by_base(&kafka_index, 8, 0)).expect("write");
+        std::fs::write(Segment::time_index_path(dir.path(), 0), by_base(&kafka_time, 12, 8)).expect("write");
+        for active in [false, true] {
+            let seg = Segment::open(io(), dir.path(), 0, 300, 0, active).expect("open");
+            assert_eq!(seg.next_offset(), batches.last().expect("b").2 + 1);
+            assert_eq!(seg.max_timestamp(), 1_000 + 29 * 10 + 5);
+            drop(seg);
+            assert_eq!(std::fs::read(Segment::index_path(dir.path(), 0)).expect("read"), kafka_index, "active: {active}");
+            if !active {
+                assert_eq!(std::fs::read(Segment::time_index_path(dir.path(), 0)).expect("read"), kafka_time);
+            }
+        }
+        // Only the time index in the old style (a segment too small for offset index entries).
+        let small = tempfile::tempdir().expect("tempdir");
+        let mut seg = Segment::create(io(), small.path(), 0, 4096, 0).expect("create");
+        let batches = fill3(&mut seg, 3);
+        seg.seal().expect("seal");
+        drop(seg);
+        let mut e = 1_025i64.to_be_bytes().to_vec();
+        e.extend((batches[2].1 as u32).to_be_bytes());
+        std::fs::write(Segment::time_index_path(small.path(), 0), &e).expect("write");
+        let seg = Segment::open(io(), small.path(), 0, 4096, 0, false).expect("open");
+        assert_eq!(seg.time_index.last_entry().expect("io"), Some((1_025, batches[2].2)));
     }
 
     #[test]

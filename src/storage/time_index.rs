@@ -54,7 +54,7 @@ impl TimeIndex {
         Ok(idx)
     }
 
-    fn raw(&self, i: usize) -> io::Result<(i64, u32)> {
+    pub(crate) fn raw(&self, i: usize) -> io::Result<(i64, u32)> {
         let e = self.entries.entry(i)?;
         Ok((i64_at(&e), u32_at(&e)))
     }
