@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use crate::storage::checkpoint::write_atomic;
 use crate::storage::io::std::StdIo;
@@ -109,7 +109,9 @@ const FEATURES_FILE_VERSION: &str = "0";
 
 pub struct FeatureStore {
     path: PathBuf,
-    /// Held for a whole update (check, write, swap) so two updates cannot interleave.
+    /// Held for a whole update (check, write, swap) so two updates cannot interleave; readers
+    /// (ApiVersions, on async workers) never wait for the file write, only for the swap.
+    writer: Mutex<()>,
     state: RwLock<Finalized>,
 }
 
@@ -128,7 +130,7 @@ impl FeatureStore {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(FeatureStore { path, state: RwLock::new(finalized) })
+        Ok(FeatureStore { path, writer: Mutex::new(()), state: RwLock::new(finalized) })
     }
 
     pub fn finalized(&self) -> Finalized {
@@ -148,18 +150,19 @@ impl FeatureStore {
     /// epoch bump; the first refused update refuses the whole request. `node_id` names the
     /// broker in Kafka's refusal texts.
     pub fn update(&self, updates: &[FeatureUpdate], validate_only: bool, node_id: i32) -> Result<Finalized, FeatureError> {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = state.clone();
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.finalized();
+        let mut next = current.clone();
         for u in updates {
             let feature = check(u, next.level(&u.name), node_id)?;
             next.levels.insert(feature.name, u.level);
         }
-        if validate_only || next.levels == state.levels {
-            return Ok(state.clone());
+        if validate_only || next.levels == current.levels {
+            return Ok(current);
         }
-        next.epoch = state.epoch + 1;
+        next.epoch = current.epoch + 1;
         write_atomic(&StdIo, &self.path, render(&next).as_bytes())?;
-        *state = next.clone();
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
         Ok(next)
     }
 }
