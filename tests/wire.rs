@@ -83,13 +83,15 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges
     let resp = c.send(&ApiVersionsRequest::default(), 3).await;
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (0, 11));
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
     let join = resp.api_keys.iter().find(|k| k.api_key == ApiKey::JoinGroup as i16).expect("groups are advertised");
     assert_eq!((join.min_version, join.max_version), (0, 9));
     let add = resp.api_keys.iter().find(|k| k.api_key == ApiKey::AddPartitionsToTxn as i16).expect("transactions are advertised");
     assert_eq!((add.min_version, add.max_version), (0, 5));
-    // The classic protocol only: no transaction.version feature that would switch clients to KIP-890.
-    assert!(resp.supported_features.iter().all(|f| f.name.as_str() != "transaction.version"));
+    // The classic protocol only: transaction.version supported up to 0 and not finalized, so no
+    // client switches to KIP-890's transaction protocol.
+    let tv = resp.supported_features.iter().find(|f| f.name.as_str() == "transaction.version").expect("transaction.version");
+    assert_eq!((tv.min_version, tv.max_version), (0, 0));
     assert!(resp.finalized_features.iter().all(|f| f.name.as_str() != "transaction.version"));
 
     // An ApiVersions version from the future: UNSUPPORTED_VERSION plus our ranges, in v0 format.
@@ -594,14 +596,14 @@ async fn every_served_version_of_every_api_is_answered() {
     for v in 0..=4 {
         assert_eq!(c.send(&ApiVersionsRequest::default(), v).await.error_code, 0, "ApiVersions v{v}");
     }
-    for v in 0..=12 {
+    for v in 0..=13 {
         let topic = metadata_request::MetadataRequestTopic::default().with_name(Some(name("sweep")));
         let req = MetadataRequest::default().with_topics(Some(vec![topic]));
         let resp = c.send(&req, v).await;
         assert_eq!(resp.topics[0].error_code, 0, "Metadata v{v}");
         assert_eq!(resp.topics[0].partitions.len(), 1, "Metadata v{v}");
     }
-    for v in 3..=11 {
+    for v in 3..=12 {
         let resp = c.send(&produce_req("sweep", 0, batch(1, 1, Compression::None), 1), v).await;
         assert_eq!(resp.responses[0].partition_responses[0].error_code, 0, "Produce v{v}");
     }
@@ -620,14 +622,14 @@ async fn every_served_version_of_every_api_is_answered() {
         let resp = c.send(&req, v).await;
         let part = &resp.responses[0].partitions[0];
         assert_eq!(part.error_code, 0, "Fetch v{v}");
-        assert_eq!(decoded_offsets(part.records.as_ref().unwrap()).len(), 12, "Fetch v{v}");
+        assert_eq!(decoded_offsets(part.records.as_ref().unwrap()).len(), 13, "Fetch v{v}");
     }
-    for v in 1..=9 {
+    for v in 1..=10 {
         let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
             .with_name(name("sweep"))
             .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])]);
         let resp = c.send(&req, v).await;
-        assert_eq!(resp.topics[0].partitions[0].offset, 12, "ListOffsets v{v}");
+        assert_eq!(resp.topics[0].partitions[0].offset, 13, "ListOffsets v{v}");
     }
     for v in 2..=7 {
         let topic = format!("ct{v}");
@@ -657,7 +659,7 @@ async fn every_served_version_of_every_api_is_answered() {
         assert_eq!(resp.results[0].error_code, 0, "DescribeConfigs v{v}");
         assert!(!resp.results[0].configs.is_empty());
     }
-    for v in 0..=1 {
+    for v in 0..=2 {
         let resp = c.send(&DescribeClusterRequest::default(), v).await;
         assert_eq!((resp.error_code, resp.brokers.len()), (0, 1), "DescribeCluster v{v}");
     }

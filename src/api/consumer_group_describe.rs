@@ -34,6 +34,10 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, _ve
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_authorized_operations(ops);
+            if !broker.features.consumer_groups_enabled() {
+                // group.version 0: each group answered UNSUPPORTED_VERSION, as Kafka 4.0 does.
+                return base.with_group_id(id).with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code());
+            }
             match broker.groups.consumer_describe(&**broker, &id.0) {
                 Err(e) => base
                     .with_group_id(id)

@@ -83,6 +83,11 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, ve
             .with_member_epoch(-1)
             .with_heartbeat_interval_ms(0)
     };
+    if !broker.features.consumer_groups_enabled() {
+        // group.version is finalized at 0: the consumer protocol is off, and Kafka 4.0 answers
+        // UNSUPPORTED_VERSION with no message (the Java consumer stops on it; it does not fall back).
+        return ConsumerGroupHeartbeatResponse::default().with_error_code(kafka_protocol::error::ResponseError::UnsupportedVersion.code());
+    }
     if let Err(e) = validate(&req, version) {
         return fail(e, None);
     }

@@ -1,29 +1,49 @@
-//! DescribeCluster: this node as the only broker and the controller.
+//! DescribeCluster: this node as the only broker and the controller. v1 asks for an endpoint
+//! type: only brokers are served here, so a controller query gets MISMATCHED_ENDPOINT_TYPE and
+//! any other type UNSUPPORTED_ENDPOINT_TYPE, with Kafka 4.0's texts. v2 (KIP-1073) marks fenced
+//! brokers; this node answers, so it is never fenced, whatever include_fenced_brokers asks.
 
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
 
+/// Kafka's endpoint types (DescribeCluster v1+).
+const ENDPOINT_TYPE_BROKER: i8 = 1;
+const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+
 pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+    let refused = |code: i16, message: String| {
+        DescribeClusterResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(str_bytes(message)))
+            .with_endpoint_type(ENDPOINT_TYPE_BROKER)
+            .with_controller_id(BrokerId(-1))
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    };
+    match req.endpoint_type {
+        ENDPOINT_TYPE_BROKER => {}
+        ENDPOINT_TYPE_CONTROLLER => {
+            return refused(
+                E::MismatchedEndpointType.code(),
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
+            );
+        }
+        other => return refused(E::UnsupportedEndpointType.code(), format!("Unsupported endpoint type {other}")),
+    }
     let node = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(broker.config.node_id))
         .with_host(str_bytes(broker.advertised.host.clone()))
-        .with_port(broker.advertised.port as i32);
-    let mut resp = DescribeClusterResponse::default()
+        .with_port(broker.advertised.port as i32)
+        .with_is_fenced(false);
+    DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_brokers(vec![node])
-        .with_endpoint_type(req.endpoint_type)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
-    // Only brokers are served here (endpoint type 1); a controller-endpoint query is refused.
-    if req.endpoint_type != 1 {
-        resp.error_code = kafka_protocol::error::ResponseError::UnsupportedEndpointType.code();
-        resp.error_message = Some(str_bytes("The broker endpoint type is the only one served"));
-        resp.brokers.clear();
-    }
-    resp
+        .with_endpoint_type(ENDPOINT_TYPE_BROKER)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

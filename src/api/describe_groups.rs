@@ -1,17 +1,25 @@
-//! DescribeGroups: state, protocol and members of each classic group; an unknown group is
-//! reported Dead with no error, and so is a consumer-protocol group (GROUP_ID_NOT_FOUND, "not a
-//! classic group", only from v6, which has an error message), as Kafka 4.0 does.
+//! DescribeGroups: state, protocol and members of each classic group. As Kafka 4.0 answers: an
+//! unknown (or dead) group is Dead with no error up to v5; from v6 (KIP-1043, which adds a
+//! per-group error message) it is GROUP_ID_NOT_FOUND "Group <id> not found.", and a
+//! consumer-protocol group GROUP_ID_NOT_FOUND "Group <id> is not a classic group.".
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::Broker;
+use crate::group::GroupError;
 
 /// Group: READ, DELETE, DESCRIBE (Kafka's AclOperation codes 3, 6, 8).
 const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+/// v6's answer for a group that does not exist.
+fn not_found(base: DescribedGroup, id: GroupId) -> DescribedGroup {
+    let e = GroupError::ConsumerGroupNotFound(id.0.to_string());
+    base.with_group_id(id).with_error_code(super::error_code::group(&e)).with_error_message(Some(str_bytes(e.to_string()))).with_group_state(str_bytes("Dead"))
+}
 
 pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
     let ops = if version >= 3 && req.include_authorized_operations { ALL_GROUP_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
@@ -32,6 +40,8 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
                     .with_error_message(Some(str_bytes(e.to_string())))
                     .with_group_state(str_bytes("Dead")),
                 Err(_) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
+                Ok(None) if version >= 6 => not_found(base, id),
+                Ok(Some(g)) if version >= 6 && g.state.as_str() == "Dead" => not_found(base, id),
                 Ok(None) => base.with_group_id(id).with_group_state(str_bytes("Dead")),
                 Ok(Some(g)) => base
                     .with_group_id(id)

@@ -53,6 +53,16 @@ pub fn metadata(e: &MetadataError) -> i16 {
 }
 
 /// The per-user code of a SCRAM credential alteration or description.
+/// A refused feature update is INVALID_UPDATE_VERSION; a features file that cannot be written
+/// is the broker's fault.
+pub fn feature(e: &crate::broker::features::FeatureError) -> i16 {
+    use crate::broker::features::FeatureError as F;
+    match e {
+        F::InvalidUpdateVersion { .. } => E::InvalidUpdateVersion.code(),
+        F::Corrupt { .. } | F::Io(_) => E::UnknownServerError.code(),
+    }
+}
+
 pub fn scram(e: &crate::broker::scram::ScramError) -> i16 {
     use crate::broker::scram::ScramError as S;
     match e {

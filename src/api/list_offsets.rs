@@ -1,7 +1,9 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and by
 //! timestamp: the first offset whose timestamp is >= the target, across segments and inside
 //! compressed batches (the storage layer finds it). With isolation_level read_committed every
-//! answer stays below the last stable offset, and latest is the last stable offset.
+//! answer stays below the last stable offset, and latest is the last stable offset. v10 adds
+//! timeout_ms, the wait for a remote (tiered) log's answer: Fjord keeps every offset local, so
+//! nothing waits and it is not read.
 
 use std::sync::Arc;
 
@@ -19,7 +21,19 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
-pub const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -6;
+
+/// Whether a request version may ask for this timestamp: each special one came with a version
+/// (max timestamp v7, earliest local v8, latest tiered v9); any other negative one is unknown.
+/// Kafka 4.0 answers both UNSUPPORTED_VERSION for the partition.
+fn timestamp_served(timestamp: i64, version: i16) -> bool {
+    match timestamp {
+        LATEST_TIMESTAMP | EARLIEST_TIMESTAMP => true,
+        MAX_TIMESTAMP => version >= 7,
+        EARLIEST_LOCAL_TIMESTAMP => version >= 8,
+        LATEST_TIERED_TIMESTAMP => version >= 9,
+        ts => ts >= 0,
+    }
+}
 
 fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), crate::broker::replica_manager::ReplicaError> {
     let offsets = broker.replicas.offsets(tp)?;
@@ -31,8 +45,8 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64, read_committed: 
             Some((ts, offset)) if offset < end => (ts, offset),
             _ => (-1, -1),
         },
-        // No tiered storage: nothing is tiered or pending upload.
-        LATEST_TIERED_TIMESTAMP | EARLIEST_PENDING_UPLOAD_TIMESTAMP => (-1, -1),
+        // No tiered storage: nothing is tiered.
+        LATEST_TIERED_TIMESTAMP => (-1, -1),
         ts => match broker.replicas.offset_for_timestamp(tp, ts)? {
             Some((offset, found_ts)) if offset < end => (found_ts, offset),
             _ => (-1, -1),
@@ -61,8 +75,13 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                     if let Some(code) = leader_epoch_error(p.current_leader_epoch) {
                         return resp.with_error_code(code).with_timestamp(-1).with_offset(-1);
                     }
+                    if !timestamp_served(p.timestamp, version) {
+                        return resp.with_error_code(E::UnsupportedVersion.code()).with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
+                    }
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
                     match lookup(broker, &tp, p.timestamp, read_committed) {
+                        // Nothing found: Kafka answers no leader epoch either.
+                        Ok((ts, -1)) => resp.with_timestamp(ts).with_offset(-1).with_leader_epoch(-1),
                         Ok((ts, offset)) => resp.with_timestamp(ts).with_offset(offset),
                         Err(e) => {
                             tracing::warn!(partition = %tp, error = %e, "list offsets failed");

@@ -42,6 +42,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod update_features;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -247,6 +248,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
+        ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -2,6 +2,7 @@
 //! (retention, flush, checkpoints) and shuts everything down in order. No request handling here.
 
 pub mod durable_sync;
+pub mod features;
 pub mod io_pool;
 pub mod metadata;
 pub mod purgatory;
@@ -44,6 +45,8 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials).
     pub scram: scram::ScramStore,
+    /// Supported and finalized feature levels (ApiVersions, UpdateFeatures).
+    pub features: features::FeatureStore,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
@@ -55,6 +58,8 @@ pub enum StartError {
     LogDir(std::path::PathBuf, std::io::Error),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Features(#[from] features::FeatureError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
     #[error("cannot listen on {addr}: {source}")]
@@ -428,6 +433,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
     tracing::info!(backend = backend.name, requested = %config.io_backend, open_files_max, "storage I/O backend");
@@ -517,6 +523,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         groups: GroupCoordinator::new(group_config),
         txns: TransactionCoordinator::new(txn_config),
         scram,
+        features,
         group_configs_write: std::sync::Mutex::new(()),
         shutdown: shutdown_rx,
     });

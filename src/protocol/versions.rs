@@ -6,16 +6,16 @@ use kafka_protocol::messages::ApiKey;
 /// (api key, advertised min, max). Produce is advertised from v0 because librdkafka otherwise
 /// disables compression; versions below `served_min` are still refused.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 11),
+    (ApiKey::Produce, 0, 12),
     (ApiKey::Fetch, 4, 17),
-    (ApiKey::ListOffsets, 1, 9),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
@@ -24,7 +24,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
@@ -45,6 +45,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::UpdateFeatures, 0, 2),
 ];
 
 /// The lowest version actually served (what kafka-protocol can decode).
@@ -85,7 +86,7 @@ mod tests {
 
     #[test]
     fn produce_v0_is_advertised_but_not_served() {
-        assert_eq!(advertised(ApiKey::Produce), Some((0, 11)));
+        assert_eq!(advertised(ApiKey::Produce), Some((0, 12)));
         assert!(!is_served(ApiKey::Produce, 2));
         assert!(is_served(ApiKey::Produce, 3));
         assert!(!is_served(ApiKey::JoinGroup, 10));
