@@ -90,24 +90,46 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
     let wanted = Arc::new(wanted);
     loop {
-        // Locating batches may read index and segment pages: on a handler thread, never here.
-        let (b, w) = (broker.clone(), wanted.clone());
-        let mut read = broker.io_pool.run(move || read_partitions(&b, &w, max_bytes, read_committed, version)).await;
-        read_ahead(std::mem::take(&mut read.readahead));
-        let expired = tokio::time::Instant::now() >= deadline;
-        if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
-            let mut topics = topics;
-            for (w, p) in wanted.iter().zip(read.parts) {
-                topics[w.topic].partitions.push(p);
+        // A fetch that could only wait (a caught-up consumer) parks at once, without a pass on a
+        // handler thread: two thread hops per record saved for a consumer at the log end.
+        let must_wait = min_bytes > 0
+            && !broker.is_shutting_down()
+            && tokio::time::Instant::now() < deadline
+            && nothing_to_read(broker, &wanted, read_committed);
+        if !must_wait {
+            // Locating batches may read index and segment pages: on a handler thread, never here.
+            let (b, w) = (broker.clone(), wanted.clone());
+            let mut read = broker.io_pool.run(move || read_partitions(&b, &w, max_bytes, read_committed, version)).await;
+            read_ahead(std::mem::take(&mut read.readahead));
+            let expired = tokio::time::Instant::now() >= deadline;
+            if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
+                let mut topics = topics;
+                for (w, p) in wanted.iter().zip(read.parts) {
+                    topics[w.topic].partitions.push(p);
+                }
+                let response = FetchResponse::default().with_session_id(0).with_responses(topics);
+                return Fetched { response, files: read.files };
             }
-            let response = FetchResponse::default().with_session_id(0).with_responses(topics);
-            return Fetched { response, files: read.files };
         }
         tokio::select! {
             _ = watch.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// Whether every wanted partition is known, online and read up to its bound (the high watermark;
+/// the last stable offset for read_committed), judged from the published bounds alone, without a
+/// lock or the disk. False whenever it cannot tell: the caller then makes a real pass.
+fn nothing_to_read(broker: &Broker, wanted: &[Wanted], read_committed: bool) -> bool {
+    !wanted.is_empty()
+        && wanted.iter().all(|w| {
+            let Some(published) = w.tp.as_ref().and_then(|tp| broker.replicas.logs().try_published(tp)) else {
+                return false;
+            };
+            let bound = if read_committed { published.last_stable_offset() } else { published.high_watermark() };
+            w.fetch_offset == bound
+        })
 }
 
 /// One pass over the wanted partitions.

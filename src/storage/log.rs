@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 
@@ -139,6 +140,26 @@ pub struct OpenStats {
     pub producer_snapshot_offset: Option<i64>,
 }
 
+/// A partition's read bounds published for readers that must not take its lock (a fetch deciding
+/// on an async worker whether it has anything to read before it parks): the high watermark and
+/// the last stable offset, stored whenever either may have moved, before any waiter is woken.
+/// A reader may see them late, never early: a fetch that sees nothing new parks and is woken by
+/// the move it missed, and a fetch that sees something reads it under the lock.
+#[derive(Debug)]
+pub struct PublishedOffsets {
+    high_watermark: AtomicI64,
+    last_stable_offset: AtomicI64,
+}
+
+impl PublishedOffsets {
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
+    }
+}
+
 /// The durable log of one partition. Every method blocks on disk I/O; keep it behind a
 /// `std::sync::Mutex` and call it from a thread that may block.
 #[derive(Debug)]
@@ -154,6 +175,8 @@ pub struct PartitionLog {
     recovery_point: i64,
     /// What consumers may read; set by the replica manager once appends are acknowledged.
     high_watermark: i64,
+    /// `high_watermark` and the last stable offset for lock-free readers ([`PublishedOffsets`]).
+    published: Arc<PublishedOffsets>,
     producers: ProducerStateManager,
     last_flush_ms: i64,
     unflushed_messages: i64,
@@ -307,6 +330,7 @@ impl PartitionLog {
             // A single-replica leader acknowledges everything it holds; a replica manager with followers
             // lowers this right after open.
             high_watermark: log_end_offset,
+            published: Arc::new(PublishedOffsets { high_watermark: AtomicI64::new(-1), last_stable_offset: AtomicI64::new(-1) }),
             producers: ProducerStateManager::new(),
             last_flush_ms: now_ms,
             unflushed_messages: 0,
@@ -340,6 +364,7 @@ impl PartitionLog {
         // checkpoint put it (at most the log end) and moves at the next flush, as Kafka's loader
         // does. An fsync of every recovered partition here made a start after kill -9 with 5,000
         // partitions take 10-30 s; the next unclean start validates the same tail again instead.
+        log.publish();
         Ok(log)
     }
 
@@ -473,6 +498,17 @@ impl PartitionLog {
 
     pub fn set_high_watermark(&mut self, offset: i64) {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset);
+        self.publish();
+    }
+    /// The read bounds for readers that do not take this log's lock.
+    pub fn published(&self) -> Arc<PublishedOffsets> {
+        self.published.clone()
+    }
+    /// Stores the high watermark and last stable offset for [`PublishedOffsets`] readers; called
+    /// wherever either may have moved.
+    fn publish(&self) {
+        self.published.high_watermark.store(self.high_watermark, Ordering::Release);
+        self.published.last_stable_offset.store(self.last_stable_offset(), Ordering::Release);
     }
     pub fn open_stats(&self) -> OpenStats {
         self.open_stats
@@ -527,7 +563,10 @@ impl PartitionLog {
     /// one write. A duplicate of a recent idempotent batch returns `DuplicateSequence` with the original
     /// offsets and appends nothing.
     pub fn append(&mut self, batches: &mut [u8], validated: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
-        self.append_parts(batches, &[], validated, now_ms)
+        let appended = self.append_parts(batches, &[], validated, now_ms);
+        // A marker may have closed a transaction: the last stable offset moved.
+        self.publish();
+        appended
     }
 
     /// As `append`, for batches the caller cannot change (a produce request's bytes): a single
@@ -538,9 +577,13 @@ impl PartitionLog {
         if self.header_only_rewrite(validated) && records.len() > HEADER_SIZE {
             let mut head = [0u8; HEADER_SIZE];
             head.copy_from_slice(&records[..HEADER_SIZE]);
-            return self.append_parts(&mut head, &records[HEADER_SIZE..], validated, now_ms);
+            let appended = self.append_parts(&mut head, &records[HEADER_SIZE..], validated, now_ms);
+            self.publish();
+            return appended;
         }
-        self.append_parts(&mut records.to_vec(), &[], validated, now_ms)
+        let appended = self.append_parts(&mut records.to_vec(), &[], validated, now_ms);
+        self.publish();
+        appended
     }
 
     /// Whether an append of these batches changes nothing past their first header.
@@ -918,8 +961,9 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
-        self.rebuild_producer_state()?;
-        Ok(())
+        let rebuilt = self.rebuild_producer_state();
+        self.publish();
+        rebuilt
     }
 
     /// fsyncs every segment with unsynced appends and moves the recovery point to the log end.
@@ -1050,6 +1094,7 @@ impl PartitionLog {
         if let Some(first) = self.segments.keys().next() {
             self.log_start_offset = self.log_start_offset.max(*first);
             self.high_watermark = self.high_watermark.max(self.log_start_offset);
+            self.publish();
         }
         Ok(doomed.len())
     }
@@ -2375,6 +2420,34 @@ mod tests {
         let end = log.log_end_offset();
         log.set_high_watermark(end);
         info
+    }
+
+    #[test]
+    fn published_offsets_follow_the_high_watermark_and_last_stable_offset_everywhere_they_move() {
+        use control::ControlType::Commit;
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = new_log(dir.path(), LogConfig::default());
+        let published = log.published();
+        let seen = |log: &PartitionLog| {
+            assert_eq!((published.high_watermark(), published.last_stable_offset()), (log.high_watermark(), log.last_stable_offset()));
+            (published.high_watermark(), published.last_stable_offset())
+        };
+        assert_eq!(seen(&log), (0, 0), "an empty log publishes at creation");
+        append(&mut log, simple_batch(3));
+        assert_eq!(seen(&log), (0, 0), "an append alone moves no bound");
+        log.set_high_watermark(3);
+        assert_eq!(seen(&log), (3, 3));
+        append_acked(&mut log, txn_batch(1, 0, 0, 2)); // 3..=4, open
+        assert_eq!(seen(&log), (5, 3), "an open transaction holds the last stable offset");
+        append_marker(&mut log, 1, 0, Commit); // 5
+        assert_eq!(seen(&log), (6, 6));
+        append_acked(&mut log, simple_batch(2)); // 6..=7
+        log.truncate_to(6, NOW).expect("truncate");
+        assert_eq!(seen(&log), (6, 6), "truncation lowers the published high watermark");
+        drop(log);
+        let log = reopen(dir.path(), LogConfig::default(), 0, false);
+        let published = log.published();
+        assert_eq!((published.high_watermark(), published.last_stable_offset()), (6, 6), "a reopened log publishes at open");
     }
 
     #[test]

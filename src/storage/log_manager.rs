@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::checkpoint::{self, CLEANER_OFFSET_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use super::cleaner::{self, CleanerConfig};
 use super::io::FileIo;
-use super::log::PartitionLog;
+use super::log::{PartitionLog, PublishedOffsets};
 use super::log_dir_failure::LogDirFailures;
 use super::{LogConfig, Result, StorageError};
 use crate::types::TopicPartition;
@@ -55,6 +55,8 @@ pub struct LogDirUsage {
 struct Entry {
     log_dir: PathBuf,
     log: SharedLog,
+    /// The log's read bounds, readable without its lock ([`PublishedOffsets`]).
+    published: Arc<PublishedOffsets>,
     /// The cleaner's position: offsets below it were compacted (cleaner-offset-checkpoint).
     first_dirty: Arc<AtomicI64>,
 }
@@ -206,6 +208,7 @@ impl LogManager {
                     tp,
                     Entry {
                         log_dir: dir.clone(),
+                        published: log.published(),
                         log: Arc::new(Mutex::new(log)),
                         first_dirty,
                     },
@@ -322,11 +325,13 @@ impl LogManager {
                 return Err(e);
             }
         };
+        let published = log.published();
         let shared = Arc::new(Mutex::new(log));
         map.insert(
             tp.clone(),
             Entry {
                 log_dir,
+                published,
                 log: shared.clone(),
                 first_dirty: Arc::new(AtomicI64::new(0)),
             },
@@ -349,6 +354,23 @@ impl LogManager {
 
     pub fn get(&self, tp: &TopicPartition) -> Option<SharedLog> {
         self.read_map().get(tp).map(|e| e.log.clone())
+    }
+
+    /// The partition's published read bounds, for a caller that must not wait (an async worker):
+    /// memory only, no lock of the log, and no wait for the partition map either (its writers hold
+    /// it across a partition's creation, which touches the disk). `None` when the map is being
+    /// changed, the partition is unknown, or a log dir is offline: the caller then asks the log
+    /// itself, on a handler thread.
+    pub fn try_published(&self, tp: &TopicPartition) -> Option<Arc<PublishedOffsets>> {
+        if self.failures.any_offline() {
+            return None;
+        }
+        let map = match self.logs.try_read() {
+            Ok(map) => map,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        map.get(tp).map(|e| e.published.clone())
     }
 
     /// Renames the directory to `<topic>-<partition>.<uuid>-delete` (atomic, survives a crash as a
