@@ -90,15 +90,7 @@ impl<'a> Varints<'a> {
         Some(*b)
     }
     fn varint(&mut self) -> Option<i64> {
-        let mut raw: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            raw |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some((raw >> 1) as i64 ^ -((raw & 1) as i64));
-            }
-        }
-        None
+        super::varint::take(&mut self.0, super::varint::LONG_BYTES_MAX)
     }
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.0.len() < n {

@@ -5,6 +5,7 @@ pub mod control;
 pub mod internal;
 pub mod recompress;
 pub mod validate;
+pub mod varint;
 pub mod walk;
 
 /// Why a produce request's records were refused. The api layer maps each variant to a Kafka error code;

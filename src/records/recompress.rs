@@ -14,6 +14,7 @@ use std::io::{BufRead, Write};
 use super::RecordsError;
 use super::batch::{self, BatchHeader, BatchIter, CompressionCodec, HEADER_SIZE};
 use super::validate::{ValidateConfig, ValidatedBatches, validate};
+use super::varint;
 use super::walk::{SCRATCH_BYTES, WalkError, with_records_stream};
 
 /// `compression.gzip.level` range (Kafka: 1..=9, or -1 for the library default) and default.
@@ -259,10 +260,10 @@ fn copy_records(input: &mut dyn BufRead, count: i32, old_base_timestamp: i64, w:
         stamps.max = stamps.max.max(timestamp);
         head.clear();
         head.push(attributes);
-        put_varint(&mut head, timestamp.wrapping_sub(stamps.base));
-        put_varint(&mut head, index as i64);
+        varint::put(&mut head, timestamp.wrapping_sub(stamps.base));
+        varint::put(&mut head, index as i64);
         let mut prefix = Vec::with_capacity(10);
-        put_varint(&mut prefix, (head.len() + fields.len()) as i64);
+        varint::put(&mut prefix, (head.len() + fields.len()) as i64);
         w.write_all(&prefix)?;
         w.write_all(&head)?;
         w.write_all(fields)?;
@@ -272,28 +273,19 @@ fn copy_records(input: &mut dyn BufRead, count: i32, old_base_timestamp: i64, w:
 
 /// A zigzag varint (up to 10 bytes).
 fn read_varint(input: &mut dyn BufRead) -> Result<i64, CopyError> {
-    let mut raw: u64 = 0;
-    for i in 0..10 {
+    let mut d = varint::Decoder::default();
+    loop {
         let buf = input.fill_buf()?;
         let Some(&b) = buf.first() else {
             return Err(WalkError::Invalid("fewer records than recordsCount (premature end of the records)").into());
         };
         input.consume(1);
-        raw |= ((b & 0x7f) as u64) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        match d.push(b, varint::LONG_BYTES_MAX) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(varint::TooLong) => return Err(WalkError::Invalid("varint is too long").into()),
         }
     }
-    Err(WalkError::Invalid("varint is too long").into())
-}
-
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 /// The output of one rewritten batch: appends to `out` and fails (FileTooLarge) once the batch

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 
 use super::batch::{BatchHeader, CompressionCodec, HEADER_SIZE};
+use super::varint::{self, INT_BYTES_MAX, LONG_BYTES_MAX};
 
 /// Read buffer between a decompressor and the walk. Records, keys and values are skipped through
 /// it, so this (plus the decompressor's state) is the walk's memory whatever the batch holds.
@@ -233,7 +234,7 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
 
     /// Walks record `index`; `Ok(false)` when it has no key and keys are needed.
     fn record(&mut self, index: i32) -> Result<bool, Stop> {
-        let Some(length) = self.varint(5)? else {
+        let Some(length) = self.varint(INT_BYTES_MAX)? else {
             return Err(Stop::End);
         };
         if length <= 0 {
@@ -252,8 +253,8 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
         let mut has_key = true;
         inside((|| {
             self.skip(1, end)?; // attributes
-            let timestamp_delta = self.field(10, end)?;
-            let offset_delta = self.field(5, end)?;
+            let timestamp_delta = self.field(LONG_BYTES_MAX, end)?;
+            let offset_delta = self.field(INT_BYTES_MAX, end)?;
             if let Some(w) = self.limits.timestamps {
                 let timestamp = self.base_timestamp.saturating_add(timestamp_delta);
                 if (timestamp < w.earliest || timestamp > w.latest) && self.out_of_window.len() < MISSING_KEY_INDEXES_MAX {
@@ -272,29 +273,29 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
             if self.compressed && offset_delta != index as i64 {
                 return Err(WalkError::Invalid("compressed record offset deltas are not 0, 1, 2, ...").into());
             }
-            let key_length = self.field(5, end)?;
+            let key_length = self.field(INT_BYTES_MAX, end)?;
             if key_length < -1 {
                 return Err(WalkError::Invalid("negative record key length").into());
             }
             has_key = key_length >= 0;
             self.skip(key_length.max(0) as usize, end)?;
-            let value_length = self.field(5, end)?;
+            let value_length = self.field(INT_BYTES_MAX, end)?;
             if value_length < -1 {
                 return Err(WalkError::Invalid("negative record value length").into());
             }
             self.skip(value_length.max(0) as usize, end)?;
-            let headers = self.field(5, end)?;
+            let headers = self.field(INT_BYTES_MAX, end)?;
             if headers < 0 {
                 return Err(WalkError::Invalid("negative record header count").into());
             }
             // Each header takes at least two bytes, so `end` bounds this loop.
             for _ in 0..headers {
-                let key_length = self.field(5, end)?;
+                let key_length = self.field(INT_BYTES_MAX, end)?;
                 if key_length < 0 {
                     return Err(WalkError::Invalid("negative record header key length").into());
                 }
                 self.skip(key_length as usize, end)?;
-                let value_length = self.field(5, end)?;
+                let value_length = self.field(INT_BYTES_MAX, end)?;
                 if value_length < -1 {
                     return Err(WalkError::Invalid("negative record header value length").into());
                 }
@@ -320,17 +321,17 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
     /// A zigzag varint of at most `max_bytes` bytes (5 for int, 10 for long); `None` when the input
     /// ends before its first byte.
     fn varint(&mut self, max_bytes: u32) -> Result<Option<i64>, Stop> {
-        let mut raw: u64 = 0;
-        for i in 0..max_bytes {
+        let mut d = varint::Decoder::default();
+        loop {
             let Some(b) = self.byte()? else {
-                return if i == 0 { Ok(None) } else { Err(Stop::End) };
+                return if d.started() { Err(Stop::End) } else { Ok(None) };
             };
-            raw |= ((b & 0x7f) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(Some(((raw >> 1) as i64) ^ -((raw & 1) as i64)));
+            match d.push(b, max_bytes) {
+                Ok(Some(v)) => return Ok(Some(v)),
+                Ok(None) => {}
+                Err(varint::TooLong) => return Err(WalkError::Invalid("varint is too long").into()),
             }
         }
-        Err(WalkError::Invalid("varint is too long").into())
     }
 
     fn byte(&mut self) -> Result<Option<u8>, Stop> {
