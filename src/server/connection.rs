@@ -135,9 +135,7 @@ async fn handle_one(
 }
 
 /// Answers owed, in request order; aborted if the connection ends first.
-struct Owed(
-    std::collections::VecDeque<tokio::task::JoinHandle<Result<ResponseFrame, api::FrameError>>>,
-);
+struct Owed(std::collections::VecDeque<tokio::task::JoinHandle<Result<ResponseFrame, api::FrameError>>>);
 
 impl Owed {
     /// Waits for and sends every owed answer; false when the connection must close.
@@ -160,19 +158,13 @@ impl Drop for Owed {
 }
 
 /// An owed answer's task result as a handler's result.
-fn joined(
-    r: Result<Result<ResponseFrame, api::FrameError>, tokio::task::JoinError>,
-) -> Result<Option<ResponseFrame>, api::FrameError> {
+fn joined(r: Result<Result<ResponseFrame, api::FrameError>, tokio::task::JoinError>) -> Result<Option<ResponseFrame>, api::FrameError> {
     r?.map(Some)
 }
 
 /// Sends one request's answer (None: none due); false when the connection must close: the
 /// handler's error, or a failed write.
-async fn answer(
-    stream: &TcpStream,
-    peer: SocketAddr,
-    handled: Result<Option<ResponseFrame>, api::FrameError>,
-) -> bool {
+async fn answer(stream: &TcpStream, peer: SocketAddr, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
     let response = match handled {
         Ok(r) => r,
         Err(e @ (api::FrameError::Encode { .. } | api::FrameError::AnswerLost(_))) => {
@@ -224,13 +216,7 @@ struct FrameReader {
 
 impl FrameReader {
     fn new(max: usize) -> FrameReader {
-        FrameReader {
-            max,
-            prefix: [0; 4],
-            got: 0,
-            body: None,
-            started: None,
-        }
+        FrameReader { max, prefix: [0; 4], got: 0, body: None, started: None }
     }
 
     /// The next whole frame (without its prefix).
@@ -239,11 +225,7 @@ impl FrameReader {
             if let Some((body, len)) = &self.body
                 && body.len() == *len
             {
-                let frame = self
-                    .body
-                    .take()
-                    .map(|(body, _)| body.freeze())
-                    .unwrap_or_default();
+                let frame = self.body.take().map(|(body, _)| body.freeze()).unwrap_or_default();
                 (self.got, self.started) = (0, None);
                 return Ok(frame);
             }
@@ -263,18 +245,13 @@ impl FrameReader {
                     if self.body.is_none() {
                         self.got += n;
                         if self.got == self.prefix.len() {
-                            let len = check_request_len(self.prefix, self.max)
-                                .map_err(ReadError::BadFrame)?;
+                            let len = check_request_len(self.prefix, self.max).map_err(ReadError::BadFrame)?;
                             // Uninitialised capacity: zeroing a produce frame first costs a pass over it.
                             self.body = Some((BytesMut::with_capacity(len), len));
                         }
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                 Err(e) => return Err(ReadError::Closed(e)),
             }
         }
@@ -327,10 +304,7 @@ pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Res
                 i += 1;
             }
             Chunk::Memory(_) => {
-                let run = chunks[i..]
-                    .iter()
-                    .take_while(|c| matches!(c, Chunk::Memory(_)))
-                    .count();
+                let run = chunks[i..].iter().take_while(|c| matches!(c, Chunk::Memory(_))).count();
                 let bufs: Vec<&[u8]> = chunks[i..i + run]
                     .iter()
                     .filter_map(|c| match c {
@@ -340,8 +314,7 @@ pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Res
                     .collect();
                 i += run;
                 let more = i < chunks.len();
-                sent.memory_bytes +=
-                    send_vectored(stream, &bufs, more, &mut sent.would_block).await?;
+                sent.memory_bytes += send_vectored(stream, &bufs, more, &mut sent.would_block).await?;
             }
         }
     }
@@ -350,12 +323,7 @@ pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Res
 
 /// Sends all of `bufs` with sendmsg, resuming after partial sends and waiting while the socket
 /// is full. Returns the bytes sent.
-async fn send_vectored(
-    stream: &TcpStream,
-    bufs: &[&[u8]],
-    more: bool,
-    would_block: &mut u64,
-) -> io::Result<u64> {
+async fn send_vectored(stream: &TcpStream, bufs: &[&[u8]], more: bool, would_block: &mut u64) -> io::Result<u64> {
     let fd = stream.as_raw_fd();
     let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     let (mut i, mut at, mut total) = (0usize, 0usize, 0u64);
@@ -369,17 +337,11 @@ async fn send_vectored(
         let r = stream.try_io(Interest::WRITABLE, || {
             // Built inside the call: raw iovec pointers are not Send, so they must not live across
             // an await. On the stack, so a send allocates nothing.
-            let mut iov = [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; WRITEV_MAX_CHUNKS];
+            let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; WRITEV_MAX_CHUNKS];
             let mut n = 0;
             for (k, b) in bufs[i..].iter().take(WRITEV_MAX_CHUNKS).enumerate() {
                 let b = if k == 0 { &b[at..] } else { b };
-                iov[k] = libc::iovec {
-                    iov_base: b.as_ptr() as *mut libc::c_void,
-                    iov_len: b.len(),
-                };
+                iov[k] = libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() };
                 n += 1;
             }
             sendmsg(fd, &iov[..n], flags)
@@ -412,22 +374,13 @@ fn sendmsg(fd: RawFd, iov: &[libc::iovec], flags: libc::c_int) -> io::Result<usi
     msg.msg_iovlen = iov.len() as _;
     // SAFETY: every iovec points into a live buffer the caller borrows for this call.
     let n = unsafe { libc::sendmsg(fd, &msg, flags) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
 /// Sends one file range: sendfile from the segment file's descriptor, or, for a backend without
 /// one, reads through `buf` (at most [`FALLBACK_BUFFER_BYTES`]). A file that ends inside the range
 /// is UnexpectedEof; part of the range may have been sent, so the connection must be closed.
-async fn send_file_range(
-    stream: &TcpStream,
-    r: &FileRange,
-    buf: &mut Vec<u8>,
-    sent: &mut Sent,
-) -> io::Result<()> {
+async fn send_file_range(stream: &TcpStream, r: &FileRange, buf: &mut Vec<u8>, sent: &mut Sent) -> io::Result<()> {
     // A file under the open-files budget may be closed between calls: hold the open file itself
     // (its descriptor) until the range is sent.
     let pinned = r.file.pinned()?;
@@ -437,8 +390,7 @@ async fn send_file_range(
             let n = (r.len - done).min(FALLBACK_BUFFER_BYTES);
             buf.resize(n, 0);
             r.read_into(&mut buf[..n], done)?;
-            sent.copied_file_bytes +=
-                send_vectored(stream, &[&buf[..n]], false, &mut sent.would_block).await?;
+            sent.copied_file_bytes += send_vectored(stream, &[&buf[..n]], false, &mut sent.would_block).await?;
             done += n;
         }
         return Ok(());
@@ -453,11 +405,7 @@ async fn send_file_range(
             // SAFETY: both descriptors are open for the call (the stream and the Arc'd file are
             // borrowed); the kernel advances `offset` by what it sent.
             let n = unsafe { libc::sendfile(sock, file_fd, &mut offset, want) };
-            if n < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(n as usize)
-            }
+            if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
         });
         match res {
             Ok(0) => return Err(r.truncated((offset as u64 - r.position) as usize)),
@@ -485,25 +433,14 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (server, _) = accepted.expect("accept");
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(4096)
-            .expect("sndbuf");
+        socket2::SockRef::from(&server).set_send_buffer_size(4096).expect("sndbuf");
         (server, client.expect("connect"))
     }
 
     /// A file holding `len` bytes of a position-dependent pattern, opened through `io`.
-    fn pattern_file(
-        io: &dyn FileIo,
-        dir: &tempfile::TempDir,
-        len: usize,
-    ) -> (Arc<dyn IoFile>, Vec<u8>) {
+    fn pattern_file(io: &dyn FileIo, dir: &tempfile::TempDir, len: usize) -> (Arc<dyn IoFile>, Vec<u8>) {
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-        let f = io
-            .open(
-                &dir.path().join("00000000000000000000.log"),
-                OpenMode::CreateReadWrite,
-            )
-            .expect("open");
+        let f = io.open(&dir.path().join("00000000000000000000.log"), OpenMode::CreateReadWrite).expect("open");
         f.write_all_at(&data, 0).expect("write");
         (f, data)
     }
@@ -536,26 +473,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn file_ranges_go_out_with_sendfile_between_memory_chunks_in_order_through_partial_sends()
-    {
+    async fn file_ranges_go_out_with_sendfile_between_memory_chunks_in_order_through_partial_sends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, data) = pattern_file(&StdIo, &dir, 3 << 20);
-        let range = |position: usize, len: usize| {
-            Chunk::File(FileRange {
-                file: file.clone(),
-                position: position as u64,
-                len,
-            })
-        };
-        let chunks = vec![
-            mem(b"head"),
-            range(1000, 2 << 20),
-            mem(b"mid"),
-            mem(b"dle"),
-            range(0, 10),
-            range(5, 1),
-            mem(b"tail"),
-        ];
+        let range = |position: usize, len: usize| Chunk::File(FileRange { file: file.clone(), position: position as u64, len });
+        let chunks = vec![mem(b"head"), range(1000, 2 << 20), mem(b"mid"), mem(b"dle"), range(0, 10), range(5, 1), mem(b"tail")];
         let (result, got) = send_and_collect(chunks).await;
         let sent = result.expect("sent");
         let mut want = b"head".to_vec();
@@ -564,46 +486,22 @@ mod tests {
         want.extend_from_slice(&data[..10]);
         want.extend_from_slice(&data[5..6]);
         want.extend_from_slice(b"tail");
-        assert!(
-            got == want,
-            "received {} bytes, expected {}",
-            got.len(),
-            want.len()
-        );
-        assert_eq!(
-            sent.sendfile_bytes,
-            (2 << 20) + 11,
-            "every file byte went through sendfile"
-        );
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!(sent.sendfile_bytes, (2 << 20) + 11, "every file byte went through sendfile");
         assert_eq!(sent.memory_bytes, 14);
         assert_eq!(sent.copied_file_bytes, 0);
-        assert!(
-            sent.would_block > 0,
-            "a 4 KiB send buffer and a slow reader must force waits: {sent:?}"
-        );
+        assert!(sent.would_block > 0, "a 4 KiB send buffer and a slow reader must force waits: {sent:?}");
     }
 
     #[tokio::test]
     async fn a_range_past_the_end_of_its_file_fails_before_any_byte_is_sent() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, _) = pattern_file(&StdIo, &dir, 1000);
-        let chunks = vec![
-            mem(b"head"),
-            Chunk::File(FileRange {
-                file,
-                position: 900,
-                len: 200,
-            }),
-            mem(b"tail"),
-        ];
+        let chunks = vec![mem(b"head"), Chunk::File(FileRange { file, position: 900, len: 200 }), mem(b"tail")];
         let (result, got) = send_and_collect(chunks).await;
         let e = result.expect_err("truncated file");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
-        assert!(
-            got.is_empty(),
-            "no byte of a frame that cannot be completed: got {}",
-            got.len()
-        );
+        assert!(got.is_empty(), "no byte of a frame that cannot be completed: got {}", got.len());
     }
 
     #[tokio::test]
@@ -611,11 +509,7 @@ mod tests {
         // The pre-check passed, then the file was cut: sendfile reaches the end of the file early.
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, _) = pattern_file(&StdIo, &dir, 100_000);
-        let range = FileRange {
-            file: file.clone(),
-            position: 0,
-            len: 100_000,
-        };
+        let range = FileRange { file: file.clone(), position: 0, len: 100_000 };
         file.set_len(60_000).expect("truncate");
         let (server, mut client) = pair().await;
         let reader = tokio::spawn(async move {
@@ -624,9 +518,7 @@ mod tests {
             got.len()
         });
         let mut sent = Sent::default();
-        let e = send_file_range(&server, &range, &mut Vec::new(), &mut sent)
-            .await
-            .expect_err("short file");
+        let e = send_file_range(&server, &range, &mut Vec::new(), &mut sent).await.expect_err("short file");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
         assert_eq!(sent.sendfile_bytes, 60_000);
         drop(server);
@@ -636,15 +528,9 @@ mod tests {
         let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, _) = pattern_file(&faulty, &dir, 1000);
-        let range = FileRange {
-            file,
-            position: 500,
-            len: 1000,
-        };
+        let range = FileRange { file, position: 500, len: 1000 };
         let (server, _client) = pair().await;
-        let e = send_file_range(&server, &range, &mut Vec::new(), &mut Sent::default())
-            .await
-            .expect_err("short file");
+        let e = send_file_range(&server, &range, &mut Vec::new(), &mut Sent::default()).await.expect_err("short file");
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
     }
 
@@ -653,49 +539,22 @@ mod tests {
         let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
         let dir = tempfile::tempdir().expect("tempdir");
         let (file, data) = pattern_file(&faulty, &dir, 1 << 20);
-        assert!(
-            file.raw_fd().is_none(),
-            "the fault-injecting backend hides its descriptor"
-        );
+        assert!(file.raw_fd().is_none(), "the fault-injecting backend hides its descriptor");
         let len = FALLBACK_BUFFER_BYTES * 3 + 17;
-        let chunks = vec![
-            mem(b"h"),
-            Chunk::File(FileRange {
-                file,
-                position: 3,
-                len,
-            }),
-            mem(b"t"),
-        ];
+        let chunks = vec![mem(b"h"), Chunk::File(FileRange { file, position: 3, len }), mem(b"t")];
         let (result, got) = send_and_collect(chunks).await;
         let sent = result.expect("sent");
         let mut want = b"h".to_vec();
         want.extend_from_slice(&data[3..3 + len]);
         want.push(b't');
-        assert!(
-            got == want,
-            "received {} bytes, expected {}",
-            got.len(),
-            want.len()
-        );
-        assert_eq!(
-            (sent.copied_file_bytes, sent.sendfile_bytes),
-            (len as u64, 0)
-        );
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!((sent.copied_file_bytes, sent.sendfile_bytes), (len as u64, 0));
     }
 
     #[tokio::test]
     async fn many_small_memory_chunks_go_out_whole_beyond_one_sendmsg_worth_of_iovecs() {
-        let chunks: Vec<Chunk> = (0..WRITEV_MAX_CHUNKS * 3 + 5)
-            .map(|i| Chunk::Memory(Bytes::from(vec![i as u8; 1 + i % 300])))
-            .collect();
-        let want: Vec<u8> = chunks
-            .iter()
-            .flat_map(|c| match c {
-                Chunk::Memory(b) => b.to_vec(),
-                Chunk::File(_) => unreachable!(),
-            })
-            .collect();
+        let chunks: Vec<Chunk> = (0..WRITEV_MAX_CHUNKS * 3 + 5).map(|i| Chunk::Memory(Bytes::from(vec![i as u8; 1 + i % 300]))).collect();
+        let want: Vec<u8> = chunks.iter().flat_map(|c| match c { Chunk::Memory(b) => b.to_vec(), Chunk::File(_) => unreachable!() }).collect();
         let (result, got) = send_and_collect(chunks).await;
         assert_eq!(result.expect("sent").memory_bytes, want.len() as u64);
         assert!(got == want);
