@@ -16,6 +16,7 @@ use super::{error_code, leader_epoch_error};
 use crate::broker::replica_manager::ReplicaError;
 use crate::broker::Broker;
 use crate::protocol::chain::placeholder;
+use crate::storage::io::nowait;
 use crate::storage::FileRange;
 use crate::types::TopicPartition;
 
@@ -97,9 +98,19 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             && tokio::time::Instant::now() < deadline
             && nothing_to_read(broker, &wanted, read_committed);
         if !must_wait {
-            // Locating batches may read index and segment pages: on a handler thread, never here.
-            let (b, w) = (broker.clone(), wanted.clone());
-            let mut read = broker.io_pool.run(move || read_partitions(&b, &w, max_bytes, read_committed, version)).await;
+            // Locating batches reads index and segment pages. Here only if none of it waits (pages
+            // in the page cache, locks free), else on a handler thread: a consumer reading what
+            // is cached saves two thread hops per fetch.
+            let mut read = match nowait::run(|| read_partitions(broker, &wanted, max_bytes, read_committed, version)) {
+                Some(read) => read,
+                None => {
+                    let (b, w) = (broker.clone(), wanted.clone());
+                    broker
+                        .io_pool
+                        .run(move || read_partitions(&b, &w, max_bytes, read_committed, version).expect("only a pass that must not wait gives up"))
+                        .await
+                }
+            };
             read_ahead(std::mem::take(&mut read.readahead));
             let expired = tokio::time::Instant::now() >= deadline;
             if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
@@ -189,8 +200,11 @@ fn records_field(range: Option<FileRange>, files: &mut Vec<FileRange>) -> std::i
     }
 }
 
-/// Locates every wanted partition's batches once, reading none of them.
-fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> Read {
+/// Locates every wanted partition's batches once, reading none of them. Inside [`nowait::run`]
+/// it gives up (`None`) at the first error, a wait it was refused or any other: the pass on a
+/// handler thread then answers, logs and reports it.
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> Option<Read> {
+    let wait_free = nowait::active();
     // log_start_offset exists from v5; older versions must leave it at its default.
     let start = |o: i64| if version >= 5 { o } else { -1 };
     let mut out = Vec::with_capacity(wanted.len());
@@ -235,6 +249,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
                         .with_records(Some(data)),
                 );
             }
+            Err(_) if wait_free => return None,
             Err(e) => {
                 any_error = true;
                 let code = match &e {
@@ -256,5 +271,5 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             }
         }
     }
-    Read { parts: out, files, readahead, bytes: total, any_error }
+    Some(Read { parts: out, files, readahead, bytes: total, any_error })
 }

@@ -15,7 +15,7 @@ use crate::records::RecordsError;
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
-use crate::storage::io::Backend;
+use crate::storage::io::{nowait, Backend};
 use crate::storage::log::RollFlush;
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
 use super::durable_sync::{self, BackgroundSyncs, SyncJob};
@@ -303,9 +303,26 @@ impl ReplicaManager {
     /// reading them (Fetch sends them file-to-socket). With `min_one` the first batch is
     /// returned even when larger than `max_bytes` (KIP-74); without it such a batch is left for
     /// a later fetch.
+    ///
+    /// Inside [`nowait::run`] it never waits: a partition map being changed, a log locked by an
+    /// append, or bytes not in the page cache answer [`nowait::would_block`] (as a storage error)
+    /// and the caller asks again where it may wait.
     pub fn read_range(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize, min_one: bool, read_committed: bool) -> Result<PartitionRead, ReplicaError> {
-        let log = self.log(tp)?;
-        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let wait_free = nowait::active();
+        let log = if wait_free {
+            self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)?
+        } else {
+            self.log(tp)?
+        };
+        let log = if wait_free {
+            match log.try_lock() {
+                Ok(log) => log,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Err(StorageError::Io(nowait::would_block()).into()),
+            }
+        } else {
+            log.lock().unwrap_or_else(|e| e.into_inner())
+        };
         let offsets = Self::offsets_of(&log);
         let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
         let located = log.read_range(fetch_offset, max_bytes, upper).map_err(|e| self.read_failed(tp, "read", e))?;
@@ -363,5 +380,62 @@ impl ReplicaManager {
 
     pub fn delete_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         self.logs.delete_log(tp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::test_support::simple_batch;
+    use crate::storage::io::{FileIo, StdIo};
+
+    fn replicas(dir: &std::path::Path) -> ReplicaManager {
+        let io: Arc<dyn FileIo> = Arc::new(StdIo);
+        let logs = LogManager::open(vec![dir.to_path_buf()], LogConfig::default(), io.clone()).expect("open");
+        ReplicaManager::new(logs, Backend { io, name: "std", uring_stats: None, budget: None }, false)
+    }
+
+    fn would_block(r: &Result<PartitionRead, ReplicaError>) -> bool {
+        matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
+    }
+
+    #[test]
+    fn a_read_that_must_not_wait_finds_what_a_waiting_read_finds_or_gives_up_without_a_fault() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rm = replicas(dir.path());
+        let tp = TopicPartition::new("n", 0);
+        rm.create_partition(&tp, LogConfig::default()).expect("create");
+        for _ in 0..3 {
+            rm.append(&tp, &Bytes::from(simple_batch(4))).expect("append");
+        }
+        let waited = rm.read_range(&tp, 5, 1 << 20, true, false).expect("read");
+        let range = |r: &PartitionRead| r.records.as_ref().map(|f| (f.position, f.len));
+
+        // Just written, so cached: the same batches without waiting.
+        let free = nowait::run(|| rm.read_range(&tp, 5, 1 << 20, true, false));
+        match &free {
+            Ok(r) => assert_eq!((range(r), r.offsets.high_watermark), (range(&waited), 12)),
+            Err(_) => assert!(would_block(&free), "{free:?}"),
+        }
+
+        // An append holding the partition's lock: given up at once, not waited for.
+        let log = rm.logs.get(&tp).expect("log");
+        let held = log.lock().expect("lock");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| tx.send(nowait::run(|| rm.read_range(&tp, 5, 1 << 20, true, false))).expect("send"));
+            let answer = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("answered while the lock is held");
+            assert!(would_block(&answer), "{answer:?}");
+        });
+        drop(held);
+
+        // Pages evicted from the page cache: given up (or, where the file system cannot tell,
+        // read), never a fault that takes the dir offline.
+        let file = waited.records.as_ref().expect("records").file.clone();
+        file.sync_data().expect("sync");
+        file.drop_cached(0, 1 << 20).expect("drop cached");
+        let cold = nowait::run(|| rm.read_range(&tp, 5, 1 << 20, true, false));
+        assert!(cold.is_ok() || would_block(&cold), "{cold:?}");
+        assert_eq!(range(&rm.read_range(&tp, 5, 1 << 20, true, false).expect("the dir stays online")), range(&waited));
     }
 }

@@ -356,6 +356,21 @@ impl LogManager {
         self.read_map().get(tp).map(|e| e.log.clone())
     }
 
+    /// [`LogManager::get`] for a caller that must not wait: `None` when the map is being changed
+    /// or a log dir is offline (the caller asks again where it may wait), `Some(None)` for a
+    /// partition this broker does not have.
+    pub fn try_get(&self, tp: &TopicPartition) -> Option<Option<SharedLog>> {
+        if self.failures.any_offline() {
+            return None;
+        }
+        let map = match self.logs.try_read() {
+            Ok(map) => map,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(map.get(tp).map(|e| e.log.clone()))
+    }
+
     /// The partition's published read bounds, for a caller that must not wait (an async worker):
     /// memory only, no lock of the log, and no wait for the partition map either (its writers hold
     /// it across a partition's creation, which touches the disk). `None` when the map is being

@@ -250,9 +250,22 @@ impl BudgetFile {
     /// The open file, reopened (and another closed) if the budget had closed it.
     fn file(&self) -> io::Result<Arc<dyn IoFile>> {
         self.referenced.store(true, Ordering::Relaxed);
-        let mut slot = self.slot();
+        let mut slot = if super::nowait::active() {
+            // Another thread may hold the slot while it reopens the file: not worth a wait here.
+            match self.slot.try_lock() {
+                Ok(slot) => slot,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Err(super::nowait::would_block()),
+            }
+        } else {
+            self.slot()
+        };
         if let Some(f) = slot.as_ref() {
             return Ok(f.clone());
+        }
+        if super::nowait::active() {
+            // Reopening is an open(2), and may close another file first: off the async worker.
+            return Err(super::nowait::would_block());
         }
         loop {
             if self.gone.load(Ordering::Relaxed) {

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 pub mod budget;
 pub mod faulty;
+pub mod nowait;
 pub mod std;
 pub mod uring;
 

@@ -18,6 +18,9 @@ struct StdFile(File);
 
 impl IoFile for StdFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if super::nowait::active() {
+            return super::nowait::read_at_fd(self.0.as_raw_fd(), buf, pos);
+        }
         self.0.read_at(buf, pos)
     }
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {

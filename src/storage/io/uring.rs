@@ -378,6 +378,9 @@ impl IoFile for UringFile {
     /// cost more than the read (consume throughput ×0.82 against std when every read went
     /// through the ring). Bulk reads (recovery, the cleaner, index loads) go through the ring.
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        if super::nowait::active() {
+            return super::nowait::read_at_fd(self.file.as_raw_fd(), buf, pos);
+        }
         if buf.len() < RING_MIN_BYTES {
             return std::os::unix::fs::FileExt::read_at(&self.file, buf, pos);
         }
