@@ -1,10 +1,11 @@
 //! Fjord: a single-binary broker that speaks the Apache Kafka wire protocol. This file lists the
-//! modules; `broker::start` wires storage -> broker -> api -> server.
+//! modules; `node::start` wires storage -> broker -> api -> server.
 pub mod api;
 pub mod broker;
 pub mod config;
 pub mod coordinator;
 pub mod group;
+pub mod node;
 pub mod txn;
 pub mod protocol;
 pub mod records;

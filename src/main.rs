@@ -1,4 +1,4 @@
-//! The `fjord` binary: command line -> Config -> logging -> broker::start -> wait for SIGINT or
+//! The `fjord` binary: command line -> Config -> logging -> node::start -> wait for SIGINT or
 //! SIGTERM -> drain and close.
 
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let running = match fjord::broker::start(config).await {
+        let running = match fjord::node::start(config).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");

@@ -86,7 +86,7 @@ async fn groups_and_transactional_ids_on_a_failed_log_dir_answer_not_coordinator
     let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
     let backend = Backend { io: Arc::new(faulty.clone()), name: "faulty", uring_stats: None, budget: None };
-    let running = fjord::broker::start_with_backend(config(a.path(), b.path()), backend).await.expect("broker starts");
+    let running = fjord::node::start_with_backend(config(a.path(), b.path()), backend).await.expect("broker starts");
     let node = running.broker.config.node_id;
     let mut c = Client::connect(running.local_addr).await;
 

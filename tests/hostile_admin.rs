@@ -293,7 +293,7 @@ async fn a_small_open_files_budget_serves_hundreds_of_partitions_and_survives_re
         format!("log.dirs={}", crashed.path().display()),
         "fjord.log.open.files.max=64".to_string(),
     ];
-    let running = fjord::broker::start(fjord::config::Config::load(None, &overrides).expect("config")).await.expect("unclean start");
+    let running = fjord::node::start(fjord::config::Config::load(None, &overrides).expect("config")).await.expect("unclean start");
     let logs = running.broker.replicas.logs();
     for p in 0..PARTITIONS {
         let log = logs.get(&fjord::types::TopicPartition::new("wide".to_string(), p)).expect("log");

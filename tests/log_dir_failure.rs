@@ -72,7 +72,7 @@ async fn an_fsync_eio_takes_the_log_dir_offline_for_good_while_the_other_dir_ser
     let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
     let backend = Backend { io: Arc::new(faulty.clone()), name: "faulty", uring_stats: None, budget: None };
-    let running = fjord::broker::start_with_backend(config(a.path(), b.path(), 0), backend).await.expect("broker starts");
+    let running = fjord::node::start_with_backend(config(a.path(), b.path(), 0), backend).await.expect("broker starts");
     let addr = running.local_addr;
     let mut c = Client::connect(addr).await;
     let t = create_topics_request::CreatableTopic::default().with_name(name("t")).with_num_partitions(2).with_replication_factor(1);
@@ -121,7 +121,7 @@ async fn an_fsync_eio_takes_the_log_dir_offline_for_good_while_the_other_dir_ser
     assert!(!a.path().join(".kafka_cleanshutdown").exists(), "the offline dir is recovered at the next start");
 
     // A restart (portable backend) recovers the dir from what is on disk: the fsynced records.
-    let running = fjord::broker::start(config(a.path(), b.path(), addr.port())).await.expect("restart");
+    let running = fjord::node::start(config(a.path(), b.path(), addr.port())).await.expect("restart");
     let mut c = Client::connect(running.local_addr).await;
     let (code, hw, bytes) = fetch(&mut c, 0).await;
     assert_eq!(code, 0, "back online after the restart");

@@ -1,5 +1,6 @@
-//! The broker: wires storage -> metadata/replicas -> api -> server, runs the background tasks
-//! (retention, flush, checkpoints) and shuts everything down in order. No request handling here.
+//! The broker: loads storage and metadata, puts the coordinators and replicas together, runs the
+//! background tasks (retention, flush, checkpoints). No request handling and no sockets here:
+//! `node` binds the listeners and serves.
 
 pub mod durable_sync;
 pub mod features;
@@ -10,7 +11,6 @@ pub mod replica_manager;
 pub mod scram;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,8 +62,6 @@ pub enum StartError {
     Features(#[from] features::FeatureError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("storage I/O backend: {0}")]
@@ -404,26 +402,27 @@ impl TxnLog for Broker {
     }
 }
 
-/// A started broker: its bound address and the handles needed to stop it.
-pub struct RunningBroker {
-    pub broker: Arc<Broker>,
-    pub local_addr: SocketAddr,
-    shutdown_tx: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<()>,
+/// What a broker loaded from its log dirs before it can be put together: the node wiring binds
+/// the listeners between loading and serving (the advertised endpoint depends on the bound port).
+pub struct Loaded {
+    config: Config,
+    cluster_id: String,
+    metadata: MetadataStore,
+    replicas: ReplicaManager,
+    producer_ids: ProducerIdManager,
+    scram: scram::ScramStore,
+    features: features::FeatureStore,
+    group_configs: metadata::GroupConfigOverrides,
 }
 
-/// Opens storage and metadata, binds the listener and starts serving.
-pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
-    let backend = crate::storage::io::select_backend(&config.io_backend)
-        .map_err(StartError::IoBackend)?
-        .with_open_files_budget(config.log_open_files_max);
-    start_with_backend(config, backend).await
+impl Loaded {
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
 }
 
-/// As [`start`], on a storage backend chosen by the caller (fault-injection tests) instead of
-/// `io.backend`.
-pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningBroker, StartError> {
+/// Opens storage and metadata: every log recovered and reconciled with the topics it belongs to.
+pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Loaded, StartError> {
     for dir in &config.log_dirs {
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
@@ -483,79 +482,72 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    let listener = crate::server::listener::bind(&config).await.map_err(|source| StartError::Bind {
-        addr: config.bind_addr(),
-        source,
-    })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind_addr(), source })?;
-    let advertised = config.advertised_endpoint(local_addr);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let group_config = GroupConfig {
-        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-        min_session_timeout_ms: config.group_min_session_timeout_ms,
-        max_session_timeout_ms: config.group_max_session_timeout_ms,
-        max_size: config.group_max_size.max(0) as usize,
-        offset_metadata_max_bytes: config.offset_metadata_max_bytes.max(0) as usize,
-        offsets_topic_partitions: config.offsets_topic_num_partitions,
-        offsets_retention_ms: config.offsets_retention_ms,
-        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
-        consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
-        consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
-        consumer_max_size: config.group_consumer_max_size.max(0) as usize,
-        consumer_assignors: config.group_consumer_assignors.clone(),
-    };
-    let txn_config = TxnConfig {
-        max_timeout_ms: config.transaction_max_timeout_ms,
-        state_log_partitions: config.transaction_state_log_num_partitions,
-        id_expiration_ms: config.transactional_id_expiration_ms,
-        abort_timed_out_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
-        remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
-    };
-    let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
-    let broker = Arc::new(Broker {
-        config,
-        cluster_id,
-        advertised,
-        metadata,
-        replicas,
-        io_pool,
-        producer_ids,
-        groups: GroupCoordinator::new(group_config),
-        txns: TransactionCoordinator::new(txn_config),
-        scram,
-        features,
-        group_configs_write: std::sync::Mutex::new(()),
-        shutdown: shutdown_rx,
-    });
-    for (group, configs) in group_configs {
-        broker.groups.set_group_configs(&group, configs);
+    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs })
+}
+
+impl Broker {
+    /// Puts a loaded broker together, answering as `advertised`, and replays the coordinators'
+    /// state (committed offsets, half-ended transactions) before any request is served.
+    pub async fn assemble(loaded: Loaded, advertised: Endpoint, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
+        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs } = loaded;
+        let group_config = GroupConfig {
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            max_size: config.group_max_size.max(0) as usize,
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes.max(0) as usize,
+            offsets_topic_partitions: config.offsets_topic_num_partitions,
+            offsets_retention_ms: config.offsets_retention_ms,
+            offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+            consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            consumer_max_size: config.group_consumer_max_size.max(0) as usize,
+            consumer_assignors: config.group_consumer_assignors.clone(),
+        };
+        let txn_config = TxnConfig {
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            state_log_partitions: config.transaction_state_log_num_partitions,
+            id_expiration_ms: config.transactional_id_expiration_ms,
+            abort_timed_out_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
+        };
+        let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
+        let broker = Arc::new(Broker {
+            config,
+            cluster_id,
+            advertised,
+            metadata,
+            replicas,
+            io_pool,
+            producer_ids,
+            groups: GroupCoordinator::new(group_config),
+            txns: TransactionCoordinator::new(txn_config),
+            scram,
+            features,
+            group_configs_write: std::sync::Mutex::new(()),
+            shutdown,
+        });
+        for (group, configs) in group_configs {
+            broker.groups.set_group_configs(&group, configs);
+        }
+        // Committed offsets must be back before the first OffsetFetch is answered.
+        let loaded = std::time::Instant::now();
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.groups.load(&*b)).await {
+            Ok(Ok(records)) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
+            Err(e) => tracing::error!(error = %e, "loading group state panicked"),
+        }
+        // Transactions a stop left half-ended are completed before clients come back.
+        let loaded = std::time::Instant::now();
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.txns.load(&*b)).await {
+            Ok(Ok(ids)) => tracing::info!(ids, elapsed_ms = loaded.elapsed().as_millis() as u64, "transaction state loaded from __transaction_state"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not replay __transaction_state; transactional ids start unknown"),
+            Err(e) => tracing::error!(error = %e, "loading transaction state panicked"),
+        }
+        Ok(broker)
     }
-    // Committed offsets must be back before the first OffsetFetch is answered.
-    let loaded = std::time::Instant::now();
-    let b = broker.clone();
-    match tokio::task::spawn_blocking(move || b.groups.load(&*b)).await {
-        Ok(Ok(records)) => tracing::info!(records, elapsed_ms = loaded.elapsed().as_millis() as u64, "group state loaded from __consumer_offsets"),
-        Ok(Err(e)) => tracing::error!(error = %e, "could not replay __consumer_offsets; groups start empty"),
-        Err(e) => tracing::error!(error = %e, "loading group state panicked"),
-    }
-    // Transactions a stop left half-ended are completed before clients come back.
-    let loaded = std::time::Instant::now();
-    let b = broker.clone();
-    match tokio::task::spawn_blocking(move || b.txns.load(&*b)).await {
-        Ok(Ok(ids)) => tracing::info!(ids, elapsed_ms = loaded.elapsed().as_millis() as u64, "transaction state loaded from __transaction_state"),
-        Ok(Err(e)) => tracing::error!(error = %e, "could not replay __transaction_state; transactional ids start unknown"),
-        Err(e) => tracing::error!(error = %e, "loading transaction state panicked"),
-    }
-    let tasks = spawn_background_tasks(&broker);
-    let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
-    tracing::info!(
-        addr = %local_addr,
-        advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
-        cluster_id = %broker.cluster_id,
-        node_id = broker.config.node_id,
-        "Fjord is serving"
-    );
-    Ok(RunningBroker { broker, local_addr, shutdown_tx, tasks, server })
 }
 
 /// Period of the group coordinator's timer tick, in ms.
@@ -582,7 +574,8 @@ fn every(broker: &Arc<Broker>, period: Duration, name: &'static str, f: fn(&Brok
     })
 }
 
-fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
+/// Retention, the cleaner, flushes, checkpoints and the coordinators' timers, until shutdown.
+pub fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
     let c = &broker.config;
     let mut tasks = vec![];
     if c.log_cleaner_enable {
@@ -631,31 +624,4 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
         }),
     ]);
     tasks
-}
-
-impl RunningBroker {
-    /// Stops accepting, lets in-flight requests finish within shutdown.timeout.ms, then flushes
-    /// and closes every log (writing the clean-shutdown marker).
-    pub async fn shutdown(self) {
-        tracing::info!("shutting down");
-        let _ = self.shutdown_tx.send(true);
-        let deadline = Duration::from_millis(self.broker.config.shutdown_timeout_ms);
-        if tokio::time::timeout(deadline, self.server).await.is_err() {
-            tracing::warn!("in-flight requests did not finish within shutdown.timeout.ms");
-        }
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        let broker = self.broker.clone();
-        match tokio::task::spawn_blocking(move || broker.replicas.logs().close()).await {
-            Ok(Ok(())) => tracing::info!("logs closed cleanly"),
-            Ok(Err(e)) => tracing::error!(error = %e, "closing logs failed; next start recovers"),
-            Err(e) => tracing::error!(error = %e, "closing logs panicked; next start recovers"),
-        }
-        if let Some(stats) = &self.broker.replicas.backend().uring_stats {
-            // How well batching and group commit worked over the broker's life (benchmarks read it).
-            let c = stats.snapshot();
-            tracing::info!(rounds = c.rounds, ops = c.ops, fsync_requests = c.fsync_requests, fsyncs_issued = c.fsyncs_issued, fsyncs_coalesced = c.fsyncs_coalesced, "io_uring counters");
-        }
-    }
 }

@@ -7,7 +7,7 @@ pub mod groups;
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use fjord::broker::RunningBroker;
+use fjord::node::RunningNode;
 use fjord::config::Config;
 use indexmap::IndexMap;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub struct TestBroker {
-    pub running: Option<RunningBroker>,
+    pub running: Option<RunningNode>,
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     overrides: Vec<String>,
@@ -37,7 +37,7 @@ impl TestBroker {
     pub async fn start(overrides: &[&str]) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        let running = fjord::broker::start(config(dir.path(), 0, &overrides)).await.expect("broker starts");
+        let running = fjord::node::start(config(dir.path(), 0, &overrides)).await.expect("broker starts");
         let addr = running.local_addr;
         TestBroker { running: Some(running), addr, dir, overrides }
     }
@@ -45,7 +45,7 @@ impl TestBroker {
     /// Clean shutdown, then a fresh start on the same data dir and port.
     pub async fn restart(&mut self) {
         self.running.take().unwrap().shutdown().await;
-        let running = fjord::broker::start(config(self.dir.path(), self.addr.port(), &self.overrides)).await.expect("restart");
+        let running = fjord::node::start(config(self.dir.path(), self.addr.port(), &self.overrides)).await.expect("restart");
         self.running = Some(running);
     }
 
