@@ -9,13 +9,12 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 };
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 
-use super::topic_name;
+use super::{broker_ids, leader_and_isr, topic_name};
 use super::metadata::ALL_TOPIC_OPERATIONS;
 use crate::broker::metadata::TopicMeta;
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _version: i16) -> DescribeTopicPartitionsResponse {
-    let node = BrokerId(broker.config.node_id);
     // The broker's cap is max.request.partition.size.limit; a client may ask for fewer.
     let cap = broker.config.max_request_partition_size_limit;
     let limit = if req.response_partition_limit <= 0 { cap } else { req.response_partition_limit.min(cap) };
@@ -57,13 +56,16 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
         let mut partitions = Vec::new();
         let mut p = first;
         while p < meta.partitions && budget > 0 {
+            let state = leader_and_isr(broker, &meta.name, p);
+            let error = if state.leader == crate::broker::partition::NO_LEADER { E::LeaderNotAvailable.code() } else { 0 };
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
+                    .with_error_code(error)
                     .with_partition_index(p)
-                    .with_leader_id(node)
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_leader_id(BrokerId(state.leader))
+                    .with_leader_epoch(state.leader_epoch)
+                    .with_replica_nodes(broker_ids(&state.replicas))
+                    .with_isr_nodes(broker_ids(&state.isr))
                     .with_eligible_leader_replicas(Some(vec![]))
                     .with_last_known_elr(Some(vec![])),
             );

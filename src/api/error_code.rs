@@ -43,6 +43,17 @@ pub fn replica(e: &ReplicaError) -> i16 {
     }
 }
 
+pub fn partition(e: &crate::broker::partition::PartitionError) -> i16 {
+    use crate::broker::partition::PartitionError as P;
+    match e {
+        P::NotLeaderOrFollower => E::NotLeaderOrFollower.code(),
+        P::FencedLeaderEpoch => E::FencedLeaderEpoch.code(),
+        P::UnknownLeaderEpoch => E::UnknownLeaderEpoch.code(),
+        P::StaleEpoch => E::StaleControllerEpoch.code(),
+        P::NotEnoughReplicas => E::NotEnoughReplicas.code(),
+    }
+}
+
 pub fn metadata(e: &MetadataError) -> i16 {
     match e {
         MetadataError::TopicExists(_) => E::TopicAlreadyExists.code(),

@@ -68,10 +68,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             let (tp, error) = match &meta {
                 None => (None, unknown),
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => (None, E::UnknownTopicOrPartition.code()),
-                Some(m) => match leader_epoch_error(p.current_leader_epoch) {
-                    Some(code) => (None, code),
-                    None => (Some(TopicPartition::new(m.name.clone(), p.partition)), 0),
-                },
+                Some(m) => {
+                    let tp = TopicPartition::new(m.name.clone(), p.partition);
+                    match leader_epoch_error(broker, &tp, p.current_leader_epoch) {
+                        Some(code) => (None, code),
+                        None => (Some(tp), 0),
+                    }
+                }
             };
             wanted.push(Wanted {
                 topic: index,

@@ -13,7 +13,6 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{error_code, leader_epoch_error};
 use crate::broker::Broker;
-use crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH;
 use crate::types::TopicPartition;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -55,7 +54,6 @@ fn lookup(broker: &Broker, tp: &TopicPartition, timestamp: i64, read_committed: 
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
-    let leader_epoch = if version >= 4 { SINGLE_BROKER_LEADER_EPOCH } else { -1 };
     let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
@@ -67,18 +65,24 @@ pub async fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16)
                 .partitions
                 .into_iter()
                 .map(|p| {
+                    let tp = TopicPartition::new(name.clone(), p.partition_index);
+                    let partition = broker.replicas.partition(&tp);
+                    // Fields a version does not have must keep their defaults, or encoding fails.
+                    let leader_epoch = match &partition {
+                        Some(partition) if version >= 4 => partition.leader_epoch(),
+                        _ => -1,
+                    };
                     let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_leader_epoch(leader_epoch);
                     let known = meta.as_ref().is_some_and(|m| p.partition_index >= 0 && p.partition_index < m.partitions);
                     if !known {
                         return resp.with_error_code(E::UnknownTopicOrPartition.code()).with_timestamp(-1).with_offset(-1);
                     }
-                    if let Some(code) = leader_epoch_error(p.current_leader_epoch) {
+                    if let Some(code) = leader_epoch_error(broker, &tp, p.current_leader_epoch) {
                         return resp.with_error_code(code).with_timestamp(-1).with_offset(-1);
                     }
                     if !timestamp_served(p.timestamp, version) {
                         return resp.with_error_code(E::UnsupportedVersion.code()).with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
                     }
-                    let tp = TopicPartition::new(name.clone(), p.partition_index);
                     match lookup(broker, &tp, p.timestamp, read_committed) {
                         // Nothing found: Kafka answers no leader epoch either.
                         Ok((ts, -1)) => resp.with_timestamp(ts).with_offset(-1).with_leader_epoch(-1),

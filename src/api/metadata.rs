@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
-use super::{error_code, str_bytes, topic_name, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{broker_ids, error_code, leader_and_isr, str_bytes, topic_name, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::metadata::{validate_topic_name, TopicMeta};
 use crate::broker::Broker;
 
@@ -20,16 +20,17 @@ pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9
 
 fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataResponsePartition> {
     // Fields a version does not have must keep their defaults, or encoding fails.
-    let leader_epoch = if version >= 7 { crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH } else { -1 };
-    let node = BrokerId(broker.config.node_id);
     (0..t.partitions)
         .map(|p| {
+            let state = leader_and_isr(broker, &t.name, p);
+            let error = if state.leader == crate::broker::partition::NO_LEADER { E::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(leader_epoch)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(BrokerId(state.leader))
+                .with_leader_epoch(if version >= 7 { state.leader_epoch } else { -1 })
+                .with_replica_nodes(broker_ids(&state.replicas))
+                .with_isr_nodes(broker_ids(&state.isr))
         })
         .collect()
 }

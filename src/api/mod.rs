@@ -282,16 +282,35 @@ fn encode_with_files<M: kafka_protocol::protocol::Encodable>(
         .collect()
 }
 
-/// A client's `current_leader_epoch` against the partition's (KIP-320): newer is
-/// UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, -1 is not checked.
-pub(crate) fn leader_epoch_error(current_leader_epoch: i32) -> Option<i16> {
-    use crate::storage::leader_epoch::SINGLE_BROKER_LEADER_EPOCH as EPOCH;
-    use kafka_protocol::error::ResponseError as E;
-    match current_leader_epoch {
-        e if e > EPOCH => Some(E::UnknownLeaderEpoch.code()),
-        e if e >= 0 && e < EPOCH => Some(E::FencedLeaderEpoch.code()),
-        _ => None,
+/// What a client reading from the leader must be told before its request is looked at: this
+/// broker does not lead the partition (NOT_LEADER_OR_FOLLOWER), or its `current_leader_epoch` is
+/// newer (UNKNOWN_LEADER_EPOCH) or older (FENCED_LEADER_EPOCH) than the partition's (KIP-320;
+/// -1 is not checked). `None` for a partition without a replica here: the caller's own lookup
+/// answers that.
+pub(crate) fn leader_epoch_error(broker: &Broker, tp: &crate::types::TopicPartition, current_leader_epoch: i32) -> Option<i16> {
+    let partition = broker.replicas.partition(tp)?;
+    let state = partition.lock();
+    state.check_leader(current_leader_epoch).err().map(|e| error_code::partition(&e))
+}
+
+/// A partition's leader, epochs, replicas and ISR as Metadata and DescribeTopicPartitions show
+/// them. A partition of a known topic without a replica here shows no leader.
+pub(crate) fn leader_and_isr(broker: &Broker, topic: &str, partition: i32) -> crate::broker::partition::LeaderAndIsr {
+    let tp = crate::types::TopicPartition::new(topic.to_string(), partition);
+    match broker.replicas.partition(&tp) {
+        Some(p) => p.leader_and_isr(),
+        None => crate::broker::partition::LeaderAndIsr {
+            leader: crate::broker::partition::NO_LEADER,
+            leader_epoch: -1,
+            partition_epoch: -1,
+            replicas: vec![broker.config.node_id],
+            isr: Vec::new(),
+        },
     }
+}
+
+fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
+    ids.iter().copied().map(BrokerId).collect()
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

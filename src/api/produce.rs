@@ -127,16 +127,17 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                 if meta.is_internal() {
                     return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));
                 }
-                if acks == -1 {
-                    if meta.settings.min_insync_replicas > 1 {
-                        // One replica in the ISR cannot satisfy it, as Kafka would say.
-                        return failed(pd.index, E::NotEnoughReplicas.code(), None);
+                let tp = TopicPartition::new(name.clone(), pd.index);
+                if let Some(partition) = broker.replicas.partition(&tp) {
+                    let state = partition.lock();
+                    let refused = state.check_leader(-1).and_then(|()| if acks == -1 { state.check_min_isr(meta.settings.min_insync_replicas) } else { Ok(()) });
+                    if let Err(e) = refused {
+                        return failed(pd.index, error_code::partition(&e), None);
                     }
                 }
                 let Some(records) = pd.records else {
                     return failed(pd.index, E::InvalidRecord.code(), Some("no records".into()));
                 };
-                let tp = TopicPartition::new(name.clone(), pd.index);
                 if let Some(code) = transaction_error(broker, req.transactional_id.as_ref().map(|t| t.0.as_str()), &tp, &records) {
                     return failed(pd.index, code, None);
                 }

@@ -83,7 +83,7 @@ mod tests {
         let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
         let io: Arc<dyn crate::storage::io::FileIo> = Arc::new(faulty.clone());
         let logs = LogManager::open(vec![dir.to_path_buf()], cfg, io.clone()).expect("open");
-        (faulty, ReplicaManager::new(logs, Backend { io, name: "faulty", uring_stats: None, budget: None }, durable))
+        (faulty, ReplicaManager::new(logs, Backend { io, name: "faulty", uring_stats: None, budget: None }, durable, 1))
     }
 
     fn batch(n: usize) -> Bytes {

@@ -6,6 +6,7 @@ pub mod durable_sync;
 pub mod features;
 pub mod io_pool;
 pub mod metadata;
+pub mod partition;
 pub mod purgatory;
 pub mod replica_manager;
 pub mod scram;
@@ -453,7 +454,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     if expired > 0 {
         tracing::info!(producers = expired, "forgot producer ids idle for producer.id.expiration.ms");
     }
-    let replicas = ReplicaManager::new(logs, backend, config.log_flush_on_acks_all);
+    let replicas = ReplicaManager::new(logs, backend, config.log_flush_on_acks_all, config.node_id);
 
     // Topic settings are parsed once here (and again when configs change), not per request.
     let mut settings = BTreeMap::new();

@@ -4,6 +4,7 @@
 //! A partition whose log dir is offline (`storage::log_dir_failure`) is answered with
 //! KAFKA_STORAGE_ERROR and never touched; storage errors are reported there.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,7 @@ use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarge
 use super::durable_sync::{self, BackgroundSyncs, SyncJob};
 use crate::types::TopicPartition;
 
+use super::partition::{Partition, ReplicationState};
 use super::purgatory::Purgatory;
 
 pub fn now_ms() -> i64 {
@@ -77,6 +79,10 @@ pub struct ReplicaManager {
     durable_acks_all: bool,
     /// Durable mode: the background fsyncs of appends no produce waits to sync.
     background_syncs: Arc<BackgroundSyncs>,
+    /// This broker's `node.id`.
+    local_node: i32,
+    /// Each partition's replication state (leader, epochs, ISR), one per log.
+    partitions: std::sync::RwLock<HashMap<TopicPartition, Arc<Partition>>>,
 }
 
 /// An acks=all append in durable mode that still has to be fdatasynced before it is answered.
@@ -87,8 +93,30 @@ pub struct PendingSync {
 }
 
 impl ReplicaManager {
-    pub fn new(logs: LogManager, backend: Backend, durable_acks_all: bool) -> ReplicaManager {
-        ReplicaManager { logs, purgatory: Arc::new(Purgatory::default()), backend, durable_acks_all, background_syncs: Arc::default() }
+    /// Over the logs `logs` opened: this node leads each of them alone (a single node), in the
+    /// leader epoch its log last recorded.
+    pub fn new(logs: LogManager, backend: Backend, durable_acks_all: bool, local_node: i32) -> ReplicaManager {
+        let mut partitions = HashMap::new();
+        for tp in logs.all_partitions() {
+            if let Some(log) = logs.get(&tp) {
+                let epoch = log.lock().unwrap_or_else(|e| e.into_inner()).leader_epoch();
+                partitions.insert(tp, Arc::new(Partition::new(ReplicationState::single_node(local_node, epoch))));
+            }
+        }
+        ReplicaManager {
+            logs,
+            purgatory: Arc::new(Purgatory::default()),
+            backend,
+            durable_acks_all,
+            background_syncs: Arc::default(),
+            local_node,
+            partitions: std::sync::RwLock::new(partitions),
+        }
+    }
+
+    /// The replication state of a partition this broker holds a replica of. Memory only.
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(tp).cloned()
     }
 
     pub fn backend(&self) -> &Backend {
@@ -375,10 +403,15 @@ impl ReplicaManager {
     }
 
     pub fn create_partition(&self, tp: &TopicPartition, config: LogConfig) -> Result<(), StorageError> {
-        self.logs.create_log(tp, config).map(|_| ())
+        let log = self.logs.create_log(tp, config)?;
+        let epoch = log.lock().unwrap_or_else(|e| e.into_inner()).leader_epoch();
+        let partition = Arc::new(Partition::new(ReplicationState::single_node(self.local_node, epoch)));
+        self.partitions.write().unwrap_or_else(|e| e.into_inner()).insert(tp.clone(), partition);
+        Ok(())
     }
 
     pub fn delete_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        self.partitions.write().unwrap_or_else(|e| e.into_inner()).remove(tp);
         self.logs.delete_log(tp)
     }
 }
@@ -392,7 +425,7 @@ mod tests {
     fn replicas(dir: &std::path::Path) -> ReplicaManager {
         let io: Arc<dyn FileIo> = Arc::new(StdIo);
         let logs = LogManager::open(vec![dir.to_path_buf()], LogConfig::default(), io.clone()).expect("open");
-        ReplicaManager::new(logs, Backend { io, name: "std", uring_stats: None, budget: None }, false)
+        ReplicaManager::new(logs, Backend { io, name: "std", uring_stats: None, budget: None }, false, 1)
     }
 
     fn would_block(r: &Result<PartitionRead, ReplicaError>) -> bool {
