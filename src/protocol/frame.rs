@@ -6,7 +6,7 @@
 pub enum FrameError {
     #[error("negative frame length {0}")]
     Negative(i32),
-    #[error("frame of {len} bytes is larger than socket.request.max.bytes ({max})")]
+    #[error("frame of {len} bytes is larger than the limit ({max})")]
     TooLarge { len: usize, max: usize },
     #[error("frame of {0} bytes is too short to hold a request header")]
     TooShort(usize),
@@ -31,6 +31,26 @@ pub fn check_request_len(prefix: [u8; 4], max_bytes: usize) -> Result<usize, Fra
     Ok(len)
 }
 
+/// Smallest response: the correlation id.
+pub const RESPONSE_HEADER_MIN_BYTES: usize = 4;
+
+/// Checks a response length prefix (read by Fjord's own outbound client) against the most the
+/// caller accepts.
+pub fn check_response_len(prefix: [u8; 4], max_bytes: usize) -> Result<usize, FrameError> {
+    let len = i32::from_be_bytes(prefix);
+    if len < 0 {
+        return Err(FrameError::Negative(len));
+    }
+    let len = len as usize;
+    if len > max_bytes {
+        return Err(FrameError::TooLarge { len, max: max_bytes });
+    }
+    if len < RESPONSE_HEADER_MIN_BYTES {
+        return Err(FrameError::TooShort(len));
+    }
+    Ok(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +66,13 @@ mod tests {
         assert_eq!(check_request_len(101i32.to_be_bytes(), 100), Err(FrameError::TooLarge { len: 101, max: 100 }));
         assert_eq!(check_request_len(3i32.to_be_bytes(), 100), Err(FrameError::TooShort(3)));
         assert!(check_request_len(i32::MAX.to_be_bytes(), 104857600).is_err());
+    }
+
+    #[test]
+    fn response_lengths_are_checked_the_same_way() {
+        assert_eq!(check_response_len(4i32.to_be_bytes(), 100), Ok(4));
+        assert_eq!(check_response_len((-5i32).to_be_bytes(), 100), Err(FrameError::Negative(-5)));
+        assert_eq!(check_response_len(101i32.to_be_bytes(), 100), Err(FrameError::TooLarge { len: 101, max: 100 }));
+        assert_eq!(check_response_len(3i32.to_be_bytes(), 100), Err(FrameError::TooShort(3)));
     }
 }

@@ -94,7 +94,7 @@ async fn handle_one(
             return Break(());
         }
         Err(ReadError::BadFrame(e)) => {
-            tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+            tracing::warn!(%peer, error = %e, limit = "socket.request.max.bytes", "closing connection: bad frame");
             return Break(());
         }
     };

@@ -1,0 +1,332 @@
+//! The outbound broker client: how one Fjord node talks Kafka to another (a follower's Fetch, a
+//! broker's registration and heartbeats to the controller, AlterPartition, transaction markers).
+//! One TCP connection per peer; requests are pipelined on it and matched to their responses by
+//! correlation id, as Kafka's NetworkClient does. The peer's API versions are learnt once with
+//! ApiVersions, and each request goes at the highest version both sides speak. Every response
+//! length is checked before it sizes a buffer; a bad frame or a broken connection fails every
+//! request waiting on it, and the caller connects again. Knows nothing of partitions or logs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::frame::{FrameError, check_response_len};
+
+/// ApiVersions' error code for a request version the peer does not speak (it then answers v0).
+const UNSUPPORTED_VERSION: i16 = 35;
+/// Requests queued for the writer of one connection before senders wait.
+const SEND_QUEUE_DEPTH: usize = 256;
+
+/// How a client connects and how long it waits (Kafka's names where a broker has them).
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Sent in every request header (Kafka's followers send "broker-<id>-fetcher-<n>").
+    pub client_id: String,
+    pub connect_timeout: Duration,
+    /// How long one request may wait for its response (`request.timeout.ms`; for followers
+    /// `replica.socket.timeout.ms`).
+    pub request_timeout: Duration,
+    /// The largest response accepted (for followers: `replica.fetch.response.max.bytes` plus
+    /// the response's framing). A longer length prefix closes the connection.
+    pub max_response_bytes: usize,
+}
+
+impl ClientConfig {
+    pub fn new(client_id: impl Into<String>) -> Self {
+        ClientConfig {
+            client_id: client_id.into(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_response_bytes: 100 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting to {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("no answer from {0} within the timeout")]
+    Timeout(SocketAddr),
+    #[error("connection to {0} is closed")]
+    Disconnected(SocketAddr),
+    #[error("bad frame from {addr}: {source}")]
+    Frame { addr: SocketAddr, source: FrameError },
+    #[error("{addr} does not serve api key {api_key} in versions we speak ({ours:?}; it has {theirs:?})")]
+    Unsupported { addr: SocketAddr, api_key: i16, ours: (i16, i16), theirs: Option<(i16, i16)> },
+    #[error("encoding a request for {addr}: {reason}")]
+    Encode { addr: SocketAddr, reason: String },
+    #[error("decoding a response from {addr}: {reason}")]
+    Decode { addr: SocketAddr, reason: String },
+    #[error("ApiVersions to {addr} answered error {code}")]
+    Handshake { addr: SocketAddr, code: i16 },
+}
+
+/// Waiters for responses, by correlation id.
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Bytes>>>>;
+
+/// A connection to one broker.
+#[derive(Debug)]
+pub struct BrokerClient {
+    addr: SocketAddr,
+    config: ClientConfig,
+    outgoing: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_correlation: AtomicI32,
+    closed: Arc<AtomicBool>,
+    /// The peer's (min, max) version per api key.
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl BrokerClient {
+    /// Connects and learns the peer's API versions.
+    pub async fn connect(addr: SocketAddr, config: ClientConfig) -> Result<BrokerClient, ClientError> {
+        let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(ClientError::Connect { addr, source }),
+            Err(_) => return Err(ClientError::Timeout(addr)),
+        };
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (outgoing, queued) = mpsc::channel(SEND_QUEUE_DEPTH);
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_frames(write, queued, closed.clone()));
+        tokio::spawn(read_frames(read, pending.clone(), closed.clone(), addr, config.max_response_bytes));
+        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new() };
+        client.versions = client.handshake().await?;
+        Ok(client)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the connection broke (a bad frame, the peer closed it); a closed client fails
+    /// every request with [`ClientError::Disconnected`].
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The peer's (min, max) versions of `api_key`, if it serves it.
+    pub fn peer_versions(&self, api_key: i16) -> Option<(i16, i16)> {
+        self.versions.get(&api_key).copied()
+    }
+
+    /// ApiVersions v3 (with this software's name), or v0 when the peer does not speak v3.
+    async fn handshake(&self) -> Result<HashMap<i16, (i16, i16)>, ClientError> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("fjord"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response: ApiVersionsResponse = self.send_version(&request, 3).await?;
+        if response.error_code == UNSUPPORTED_VERSION {
+            response = self.send_version(&ApiVersionsRequest::default(), 0).await?;
+        }
+        if response.error_code != 0 {
+            return Err(ClientError::Handshake { addr: self.addr, code: response.error_code });
+        }
+        Ok(response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect())
+    }
+
+    /// The highest version of `R` both sides speak.
+    pub fn version_for<R: Request>(&self) -> Result<i16, ClientError> {
+        let ours = (R::VERSIONS.min, R::VERSIONS.max);
+        let theirs = self.peer_versions(R::KEY);
+        match theirs {
+            Some((min, max)) if max.min(ours.1) >= min.max(ours.0) => Ok(max.min(ours.1)),
+            _ => Err(ClientError::Unsupported { addr: self.addr, api_key: R::KEY, ours, theirs }),
+        }
+    }
+
+    /// Sends `request` at the highest version both sides speak and waits for its response.
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
+        let version = self.version_for::<R>()?;
+        self.send_version(request, version).await
+    }
+
+    /// Sends `request` at `version` and waits, at most the request timeout, for its response.
+    pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ClientError> {
+        if self.is_closed() {
+            return Err(ClientError::Disconnected(self.addr));
+        }
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let frame = self.encode(request, version, correlation_id)?;
+        let (reply, answer) = oneshot::channel();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(correlation_id, reply);
+        let forget = || drop(self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&correlation_id));
+        let waited = tokio::time::timeout(self.config.request_timeout, async {
+            self.outgoing.send(frame).await.map_err(|_| ClientError::Disconnected(self.addr))?;
+            answer.await.map_err(|_| ClientError::Disconnected(self.addr))
+        })
+        .await;
+        let mut body = match waited {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                forget();
+                return Err(e);
+            }
+            Err(_) => {
+                // A late answer finds no waiter and is dropped.
+                forget();
+                return Err(ClientError::Timeout(self.addr));
+            }
+        };
+        let decode_error = |e: anyhow::Error| ClientError::Decode { addr: self.addr, reason: e.to_string() };
+        // The ApiVersions response header is v0 at every version, so an old peer's answer to a
+        // newer request parses.
+        let header_version = if R::KEY == 18 { 0 } else { R::Response::header_version(version) };
+        ResponseHeader::decode(&mut body, header_version).map_err(decode_error)?;
+        R::Response::decode(&mut body, version).map_err(decode_error)
+    }
+
+    fn encode<R: Request>(&self, request: &R, version: i16, correlation_id: i32) -> Result<Bytes, ClientError> {
+        let encode_error = |e: anyhow::Error| ClientError::Encode { addr: self.addr, reason: e.to_string() };
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_string(self.config.client_id.clone())));
+        let header_version = R::header_version(version);
+        let size = header.compute_size(header_version).map_err(encode_error)? + request.compute_size(version).map_err(encode_error)?;
+        let len = i32::try_from(size).map_err(|_| ClientError::Encode { addr: self.addr, reason: format!("{size} bytes") })?;
+        let mut buf = BytesMut::with_capacity(4 + size);
+        buf.put_i32(len);
+        header.encode(&mut buf, header_version).map_err(encode_error)?;
+        request.encode(&mut buf, version).map_err(encode_error)?;
+        Ok(buf.freeze())
+    }
+}
+
+impl Drop for BrokerClient {
+    fn drop(&mut self) {
+        // The writer ends when the last sender goes; the reader when the peer sees the close.
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+async fn write_frames(mut write: OwnedWriteHalf, mut queued: mpsc::Receiver<Bytes>, closed: Arc<AtomicBool>) {
+    while let Some(frame) = queued.recv().await {
+        if write.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    closed.store(true, Ordering::Release);
+    let _ = write.shutdown().await;
+}
+
+/// Reads response frames until the connection ends or a frame is bad, handing each to its
+/// waiter; then fails every waiter (dropping them) and marks the client closed.
+async fn read_frames(mut read: OwnedReadHalf, pending: Pending, closed: Arc<AtomicBool>, addr: SocketAddr, max_bytes: usize) {
+    loop {
+        let mut prefix = [0u8; 4];
+        if read.read_exact(&mut prefix).await.is_err() {
+            break;
+        }
+        let len = match check_response_len(prefix, max_bytes) {
+            Ok(len) => len,
+            Err(source) => {
+                tracing::warn!(peer = %addr, error = %source, "closing the connection to a broker: bad response frame");
+                break;
+            }
+        };
+        let mut frame = vec![0u8; len];
+        if read.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        // At least the correlation id is there (checked with the length); the decoder reads the
+        // whole header again.
+        let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&correlation_id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(Bytes::from(frame));
+            }
+            None => tracing::debug!(peer = %addr, correlation_id, "response nobody waits for (timed out)"),
+        }
+    }
+    closed.store(true, Ordering::Release);
+    pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+    use tokio::net::TcpListener;
+
+    fn quick() -> ClientConfig {
+        ClientConfig { request_timeout: Duration::from_millis(300), connect_timeout: Duration::from_secs(2), ..ClientConfig::new("test") }
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_times_the_handshake_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+        let err = BrokerClient::connect(addr, quick()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Timeout(a) if a == addr), "{err}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn an_oversized_response_closes_the_connection_before_anything_is_allocated() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut prefix = [0u8; 4];
+            s.read_exact(&mut prefix).await.unwrap();
+            let mut request = vec![0u8; i32::from_be_bytes(prefix) as usize];
+            s.read_exact(&mut request).await.unwrap();
+            // A length prefix of 2 GiB - 1: refused from the prefix alone.
+            s.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
+            s
+        });
+        let err = BrokerClient::connect(addr, ClientConfig { max_response_bytes: 1 << 20, ..quick() }).await.unwrap_err();
+        assert!(matches!(err, ClientError::Disconnected(_)), "the waiter is failed, not left hanging: {err}");
+        drop(peer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_version_neither_side_shares_is_refused_before_sending() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A peer that answers ApiVersions v3 with only ApiVersions 0-3 served.
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut prefix = [0u8; 4];
+            s.read_exact(&mut prefix).await.unwrap();
+            let mut request = Bytes::from({
+                let mut r = vec![0u8; i32::from_be_bytes(prefix) as usize];
+                s.read_exact(&mut r).await.unwrap();
+                r
+            });
+            let header = RequestHeader::decode(&mut request, 2).unwrap();
+            let body = ApiVersionsResponse::default().with_api_keys(vec![
+                kafka_protocol::messages::api_versions_response::ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
+            ]);
+            let mut out = BytesMut::new();
+            let size = 4 + body.compute_size(3).unwrap();
+            out.put_i32(size as i32);
+            out.put_i32(header.correlation_id);
+            body.encode(&mut out, 3).unwrap();
+            s.write_all(&out).await.unwrap();
+            s
+        });
+        let client = BrokerClient::connect(addr, quick()).await.expect("handshake");
+        assert_eq!(client.peer_versions(18), Some((0, 3)));
+        let err = client.send(&MetadataRequest::default()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Unsupported { api_key: 3, theirs: None, .. }), "{err}");
+        drop(peer.await.unwrap());
+    }
+}
