@@ -202,6 +202,81 @@ pub fn validate(records: &[u8], cfg: &ValidateConfig) -> Result<ValidatedBatches
     Ok(out)
 }
 
+/// One batch of a leader's log as a follower receives it, offsets already assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicatedBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The leader epoch the batch was appended under (its partitionLeaderEpoch).
+    pub leader_epoch: i32,
+    /// Where the batch starts in the fetched bytes, and its size.
+    pub position: usize,
+    pub summary: BatchSummary,
+}
+
+/// What [`validate_replicated`] found: the whole batches, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicatedBatches {
+    pub batches: Vec<ReplicatedBatch>,
+    /// The bytes the whole batches take (a partial batch at the end is left out).
+    pub bytes: usize,
+    pub record_count: i64,
+}
+
+/// The checks a follower makes on what it fetched from the leader, as Kafka's appendAsFollower:
+/// framing, magic, CRC32C and offsets that only grow, starting at or after `log_end_offset`
+/// (a compacted leader log has gaps). Records are not walked: the leader validated them. A
+/// partial batch at the end (a fetch cut at its size limit) is left for the next fetch.
+pub fn validate_replicated(records: &[u8], log_end_offset: i64) -> Result<ReplicatedBatches, RecordsError> {
+    let mut out = ReplicatedBatches::default();
+    let mut next = log_end_offset;
+    let mut iter = BatchIter::new(records);
+    for framed in iter.by_ref() {
+        let position = framed.position;
+        let Some(h) = BatchHeader::parse(framed.bytes) else {
+            return Err(RecordsError::CorruptMessage { position, reason: "batch shorter than header" });
+        };
+        if h.magic() != 2 {
+            return Err(RecordsError::UnsupportedMessageFormat { magic: h.magic() });
+        }
+        if h.computed_crc() != Some(h.crc()) {
+            return Err(RecordsError::CorruptMessage { position, reason: "CRC32C mismatch" });
+        }
+        if h.last_offset_delta() < 0 || h.records_count() < 0 {
+            return Err(RecordsError::InvalidRecord { position, reason: "negative lastOffsetDelta or recordsCount" });
+        }
+        if h.base_offset() < next {
+            return Err(RecordsError::InvalidRecord { position, reason: "replicated offsets do not grow past the log end" });
+        }
+        let last_offset = h.base_offset().checked_add(h.last_offset_delta() as i64).ok_or(RecordsError::InvalidRecord { position, reason: "offset overflow" })?;
+        out.batches.push(ReplicatedBatch {
+            base_offset: h.base_offset(),
+            last_offset,
+            leader_epoch: h.partition_leader_epoch(),
+            position,
+            summary: BatchSummary {
+                producer_id: h.producer_id(),
+                producer_epoch: h.producer_epoch(),
+                base_sequence: h.base_sequence(),
+                last_sequence: h.last_sequence(),
+                records_count: h.records_count(),
+                last_offset_delta: h.last_offset_delta(),
+                max_timestamp: h.max_timestamp(),
+                is_transactional: h.is_transactional(),
+                is_control: h.is_control(),
+                size_bytes: framed.bytes.len(),
+            },
+        });
+        out.bytes += framed.bytes.len();
+        out.record_count += h.records_count() as i64;
+        next = last_offset + 1;
+    }
+    match iter.end() {
+        Some(IterEnd::Clean) | Some(IterEnd::Truncated) => Ok(out),
+        _ => Err(RecordsError::CorruptMessage { position: iter.valid_end(), reason: "batchLength does not match the remaining bytes" }),
+    }
+}
+
 /// Writes consecutive base offsets into already validated batches, starting at `base_offset`, and
 /// returns the last offset assigned. Only the base offset changes, so CRCs stay valid.
 pub fn assign_offsets(records: &mut [u8], base_offset: i64) -> i64 {
@@ -423,10 +498,32 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_follower_takes_whole_batches_with_growing_offsets_and_leaves_a_cut_one() {
+        let mut a = batch_with(3, None, Compression::None, None);
+        assign_offsets(&mut a, 10);
+        let mut b = batch_with(2, None, Compression::None, None);
+        assign_offsets(&mut b, 20); // a gap, as compaction leaves
+        set_leader_epoch(&mut b, 6);
+        let both = [a.clone(), b.clone()].concat();
+        let r = validate_replicated(&both, 10).expect("valid");
+        assert_eq!(r.batches.iter().map(|b| (b.base_offset, b.last_offset, b.leader_epoch)).collect::<Vec<_>>(), vec![(10, 12, -1), (20, 21, 6)]);
+        assert_eq!((r.bytes, r.record_count), (both.len(), 5));
+        let cut = validate_replicated(&both[..both.len() - 1], 10).expect("a cut batch is left");
+        assert_eq!(cut.batches.len(), 1);
+        assert!(validate_replicated(&both, 11).is_err(), "offsets below the log end");
+        assert!(validate_replicated(&[b.clone(), a.clone()].concat(), 0).is_err(), "offsets going back");
+        let mut bad = a.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(validate_replicated(&bad, 0).is_err(), "CRC");
+    }
+
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = validate(&bytes, &cfg());
+            let _ = validate_replicated(&bytes, 0);
             let mut copy = bytes.clone();
             let _ = assign_offsets(&mut copy, 0);
             set_leader_epoch(&mut copy, 1);

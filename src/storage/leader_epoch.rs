@@ -71,6 +71,17 @@ impl LeaderEpochCache {
         self.store(io, dir)
     }
 
+    /// Forgets the epochs that start at or after `end_offset` (the log was truncated there), and
+    /// stores what is left. Nothing to forget writes nothing.
+    pub fn truncate_from_end(&mut self, io: &dyn FileIo, dir: &Path, end_offset: i64) -> io::Result<()> {
+        let keep = self.entries.iter().take_while(|(_, start)| *start < end_offset).count();
+        if keep == self.entries.len() {
+            return Ok(());
+        }
+        self.entries.truncate(keep);
+        self.store(io, dir)
+    }
+
     /// OffsetForLeaderEpoch: the largest known epoch <= `epoch`, with the offset where the next
     /// epoch began (the log end offset for the latest). An epoch newer than the latest, or older
     /// than the first, is undefined.
@@ -90,6 +101,22 @@ impl LeaderEpochCache {
 mod tests {
     use super::*;
     use crate::storage::io::StdIo;
+
+    #[test]
+    fn truncation_forgets_epochs_that_start_past_the_new_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = LeaderEpochCache::default();
+        for (epoch, start) in [(0, 0), (2, 10), (5, 20)] {
+            c.assign(&StdIo, dir.path(), epoch, start).expect("assign");
+        }
+        c.truncate_from_end(&StdIo, dir.path(), 20).expect("truncate");
+        assert_eq!(c.latest_epoch(), Some(2), "epoch 5 began at 20, which is gone");
+        c.truncate_from_end(&StdIo, dir.path(), 11).expect("truncate");
+        assert_eq!(c.latest_epoch(), Some(2), "epoch 2 still has offset 10");
+        let reloaded = LeaderEpochCache::load(&StdIo, dir.path()).expect("load");
+        assert_eq!(reloaded.latest_epoch(), Some(2), "stored");
+        assert_eq!(reloaded.end_offset_for(2, 11), (2, 11));
+    }
 
     #[test]
     fn epochs_answer_with_the_start_of_the_next_epoch_or_the_log_end() {

@@ -698,6 +698,81 @@ impl PartitionLog {
         })
     }
 
+    /// A follower's append of batches fetched from the leader: offsets, leader epochs and
+    /// timestamps are kept as the leader wrote them (only framing, CRCs and growing offsets are
+    /// checked, [`validate::validate_replicated`]); producer state follows the batches without
+    /// sequence checks, as Kafka's appendAsFollower; each new leader epoch is recorded where its
+    /// first batch starts. Batches go to the segment one by one, so each gets its own index
+    /// entry as on the leader. A failure midway keeps the whole batches before it. `None` when
+    /// the bytes hold no whole batch.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<Option<AppendInfo>> {
+        let replicated = validate::validate_replicated(records, self.log_end_offset)?;
+        let (Some(first), Some(last)) = (replicated.batches.first().copied(), replicated.batches.last().copied()) else {
+            return Ok(None);
+        };
+        let max_timestamp = replicated.batches.iter().map(|b| b.summary.max_timestamp).max().unwrap_or(-1);
+        let appended = self.append_replicated(records, &replicated, max_timestamp, now_ms);
+        self.publish();
+        appended?;
+        let max = replicated.batches.iter().max_by_key(|b| (b.summary.max_timestamp, std::cmp::Reverse(b.base_offset))).copied().unwrap_or(last);
+        Ok(Some(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset,
+            log_append_time_ms: -1,
+            max_timestamp,
+            offset_of_max_timestamp: max.base_offset,
+            log_start_offset: self.log_start_offset,
+            record_count: replicated.record_count,
+        }))
+    }
+
+    fn append_replicated(&mut self, records: &[u8], replicated: &validate::ReplicatedBatches, max_timestamp: i64, now_ms: i64) -> Result<()> {
+        let (Some(first), Some(last)) = (replicated.batches.first(), replicated.batches.last()) else {
+            return Ok(());
+        };
+        self.maybe_roll(replicated.bytes as u64, last.last_offset + 1 - first.base_offset, max_timestamp, now_ms)?;
+        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
+        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
+        self.snapshot_at_end = false;
+        for b in &replicated.batches {
+            if b.leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < b.leader_epoch) {
+                self.epochs.assign(self.io.as_ref(), &self.dir, b.leader_epoch, b.base_offset)?;
+            }
+            let bytes = &records[b.position..b.position + b.summary.size_bytes];
+            let active = self.active();
+            active.set_preallocation(step_bytes, segment_bytes);
+            active.set_writeback(writeback_step, drop_behind);
+            active.append_parts(bytes, &[], b.base_offset, b.last_offset, b.summary.max_timestamp, b.last_offset)?;
+            self.log_end_offset = b.last_offset + 1;
+            let marker = if b.summary.is_control { bytes.get(HEADER_SIZE..).and_then(control::decode_marker) } else { None };
+            let completed = self.producers.update(&AppendedBatch {
+                producer_id: b.summary.producer_id,
+                epoch: b.summary.producer_epoch,
+                is_transactional: b.summary.is_transactional,
+                marker,
+                is_control: b.summary.is_control,
+                max_timestamp: b.summary.max_timestamp,
+                meta: BatchMetadata { first_seq: b.summary.base_sequence, last_seq: b.summary.last_sequence, first_offset: b.base_offset, last_offset: b.last_offset },
+            });
+            for txn in completed.into_iter().filter(|t| t.aborted) {
+                self.index_aborted(txn, b.last_offset + 1);
+            }
+        }
+        self.unflushed_messages += replicated.record_count;
+        if self.unflushed_messages >= self.config.flush_interval_messages || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Records that `epoch` leads from the log end on (this broker became the partition's leader
+    /// in it) and stamps it on the batches appended from now on.
+    pub fn begin_leader_epoch(&mut self, epoch: i32) -> Result<()> {
+        self.leader_epoch = epoch;
+        self.epochs.assign(self.io.as_ref(), &self.dir, epoch, self.log_end_offset)?;
+        Ok(())
+    }
+
     /// Rolls before an append that would overflow segment.bytes, comes more than segment.ms (less
     /// the segment's jitter) after the segment's first batch (timed by record timestamps, as Kafka:
     /// `incoming_timestamp` is the append's max timestamp), finds an index full (segment.index.bytes),
@@ -961,8 +1036,12 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
+        // Epochs that began in what was cut are forgotten (a follower truncating a divergent
+        // tail); the leader epoch stamped on new appends stays what the partition says.
+        let epochs = self.epochs.truncate_from_end(self.io.as_ref(), &self.dir, self.log_end_offset);
         let rebuilt = self.rebuild_producer_state();
         self.publish();
+        epochs?;
         rebuilt
     }
 
@@ -2602,5 +2681,50 @@ mod tests {
         assert_eq!(log.recovery_point(), 12);
     }
 
+
+    #[test]
+    fn a_follower_copies_the_leaders_batches_epochs_and_producers_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut leader = new_log(dir.path(), small_cfg());
+        let fdir = tempfile::tempdir().expect("tempdir");
+        let mut follower = new_log(fdir.path(), small_cfg());
+        append(&mut leader, simple_batch(3));
+        leader.begin_leader_epoch(4).expect("epoch 4");
+        let idempotent = batch_with(2, None, Compression::None, Some((77, 0, 0)));
+        append(&mut leader, idempotent);
+        append(&mut leader, simple_batch(5));
+        let bytes = read_all(&leader, 0);
+
+        // Fetched in two pieces, the first cut inside a batch (as a size-limited fetch is).
+        let cut = BatchIter::new(&bytes).next().expect("batch").bytes.len() + 20;
+        let info = follower.append_as_follower(&bytes[..cut], NOW).expect("append").expect("one whole batch");
+        assert_eq!((info.base_offset, info.last_offset, follower.log_end_offset()), (0, 2, 3));
+        let next = follower.log_end_offset();
+        let from = bytes.len() - read_all(&leader, next).len();
+        follower.append_as_follower(&bytes[from..], NOW).expect("append").expect("the rest");
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        assert_eq!(read_all(&follower, 0), bytes, "byte for byte the leader's batches");
+        assert_eq!(follower.end_offset_for_epoch(0), leader.end_offset_for_epoch(0));
+        assert_eq!(follower.end_offset_for_epoch(4), (4, 10));
+        assert_eq!(follower.producer_state().producers().map(|(id, _)| id).collect::<Vec<_>>(), vec![77]);
+
+        // Nothing below the log end is taken again, and garbage is refused without a change.
+        assert!(follower.append_as_follower(&bytes, NOW).is_err(), "offsets must grow past the log end");
+        let mut corrupt = bytes[from..].to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0xff;
+        follower.truncate_to(3, NOW).expect("truncate");
+        assert_eq!(follower.end_offset_for_epoch(4), (-1, -1), "epoch 4 began at 3 and is forgotten");
+        assert_eq!(follower.end_offset_for_epoch(0), (0, 3));
+        assert!(follower.append_as_follower(&corrupt, NOW).is_err(), "CRC");
+        assert_eq!(follower.append_as_follower(&[], NOW).expect("nothing"), None);
+
+        // What survives a reopen: the same bytes and epochs.
+        follower.append_as_follower(&bytes[from..], NOW).expect("append again");
+        follower.close().expect("close");
+        let follower = PartitionLog::open(io(), &fdir.path().join("t-0"), tp(), small_cfg(), 0, 0, true, NOW).expect("open");
+        assert_eq!(read_all(&follower, 0), bytes);
+        assert_eq!(follower.end_offset_for_epoch(4), (4, 10));
+    }
     }
 }
