@@ -8,6 +8,32 @@ use std::path::{Path, PathBuf};
 
 use crate::storage::LogConfig;
 
+/// How followers copy leaders' logs, under Kafka's property names (see docs/configuration.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    pub fetch_max_bytes: i32,
+    pub fetch_response_max_bytes: i32,
+    pub fetch_min_bytes: i32,
+    pub fetch_wait_max_ms: i32,
+    pub fetch_backoff_ms: u64,
+    pub socket_timeout_ms: u64,
+    pub lag_time_max_ms: i64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            fetch_max_bytes: 1 << 20,
+            fetch_response_max_bytes: 10 << 20,
+            fetch_min_bytes: 1,
+            fetch_wait_max_ms: 500,
+            fetch_backoff_ms: 1000,
+            socket_timeout_ms: 30_000,
+            lag_time_max_ms: 30_000,
+        }
+    }
+}
+
 /// How a config value is typed, as DescribeConfigs v3+ reports it (Kafka's ConfigType ids).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigType {
@@ -97,6 +123,13 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
     def("queued.max.requests", Some("500"), T::Int, "Most pieces of disk work queued for the request handler threads; past it handlers wait."),
     def("num.io.threads", Some("8"), T::Int, "Request handler threads: they run every append, read and coordinator write that may block on a disk."),
+    def("replica.fetch.max.bytes", Some("1048576"), T::Int, "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."),
+    def("replica.fetch.response.max.bytes", Some("10485760"), T::Int, "Bytes a follower asks for in one fetch response."),
+    def("replica.fetch.min.bytes", Some("1"), T::Int, "Bytes a follower's fetch waits for, up to replica.fetch.wait.max.ms."),
+    def("replica.fetch.wait.max.ms", Some("500"), T::Int, "How long a follower's fetch waits on the leader for replica.fetch.min.bytes, in ms."),
+    def("replica.fetch.backoff.ms", Some("1000"), T::Int, "How long a follower waits after a failed fetch before trying again, in ms."),
+    def("replica.socket.timeout.ms", Some("30000"), T::Int, "How long a follower waits for a fetch response, in ms."),
+    def("replica.lag.time.max.ms", Some("30000"), T::Long, "A follower not caught up for this long leaves the ISR, in ms."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
@@ -475,6 +508,9 @@ pub struct Config {
     pub num_io_threads: usize,
     /// `queued.max.requests`: jobs waiting for a handler thread.
     pub queued_max_requests: usize,
+    /// How followers fetch from leaders (`replica.fetch.*`, `replica.socket.timeout.ms`,
+    /// `replica.lag.time.max.ms`).
+    pub replication: ReplicationConfig,
     /// `fjord.log.flush.on.acks.all` (durable mode): an acks=all produce is answered only once
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
@@ -585,6 +621,7 @@ impl Config {
             num_recovery_threads_per_data_dir: 1,
             num_io_threads: 8,
             queued_max_requests: 500,
+            replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
@@ -700,6 +737,15 @@ impl Config {
             num_recovery_threads_per_data_dir: positive("num.recovery.threads.per.data.dir", c.long("num.recovery.threads.per.data.dir")?)? as usize,
             num_io_threads: positive("num.io.threads", c.long("num.io.threads")?)? as usize,
             queued_max_requests: positive("queued.max.requests", c.long("queued.max.requests")?)? as usize,
+            replication: ReplicationConfig {
+                fetch_max_bytes: positive("replica.fetch.max.bytes", c.long("replica.fetch.max.bytes")?)?.min(i32::MAX as i64) as i32,
+                fetch_response_max_bytes: positive("replica.fetch.response.max.bytes", c.long("replica.fetch.response.max.bytes")?)?.min(i32::MAX as i64) as i32,
+                fetch_min_bytes: positive("replica.fetch.min.bytes", c.long("replica.fetch.min.bytes")?)?.min(i32::MAX as i64) as i32,
+                fetch_wait_max_ms: positive("replica.fetch.wait.max.ms", c.long("replica.fetch.wait.max.ms")?)?.min(i32::MAX as i64) as i32,
+                fetch_backoff_ms: c.long("replica.fetch.backoff.ms")?.max(0) as u64,
+                socket_timeout_ms: positive("replica.socket.timeout.ms", c.long("replica.socket.timeout.ms")?)? as u64,
+                lag_time_max_ms: positive("replica.lag.time.max.ms", c.long("replica.lag.time.max.ms")?)?,
+            },
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,

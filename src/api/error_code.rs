@@ -40,6 +40,7 @@ pub fn replica(e: &ReplicaError) -> i16 {
     match e {
         ReplicaError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),
         ReplicaError::Storage(s) => storage(s),
+        ReplicaError::Partition(p) => partition(p),
     }
 }
 
@@ -107,7 +108,7 @@ pub fn is_server_fault(code: i16) -> bool {
 pub fn coordinator_log(e: &crate::coordinator::LogError) -> i16 {
     use crate::coordinator::LogError as L;
     match e {
-        L::PartitionOffline(_) | L::Storage(_) => E::NotCoordinator.code(),
+        L::PartitionOffline(_) | L::Storage(_) | L::NotLeader(_) => E::NotCoordinator.code(),
         L::RecordTooLarge(_) => E::UnknownServerError.code(),
         L::TopicUnavailable(_) => E::CoordinatorNotAvailable.code(),
         L::Other(_) => E::UnknownServerError.code(),

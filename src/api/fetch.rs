@@ -89,6 +89,10 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let max_bytes = req.max_bytes.min(broker.config.fetch_max_bytes).max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
+    // A follower names itself (replica_state from v15, replica_id before): it reads up to the log
+    // end, and its fetch offsets tell the leader how far it has copied.
+    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    let reader = if replica >= 0 { Reader::Follower { replica } } else { Reader::Consumer { read_committed } };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Watch before the first read, so an append between a read and the wait is not missed.
     let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
@@ -99,18 +103,19 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         let must_wait = min_bytes > 0
             && !broker.is_shutting_down()
             && tokio::time::Instant::now() < deadline
+            && matches!(reader, Reader::Consumer { .. })
             && nothing_to_read(broker, &wanted, read_committed);
         if !must_wait {
             // Locating batches reads index and segment pages. Here only if none of it waits (pages
             // in the page cache, locks free), else on a handler thread: a consumer reading what
             // is cached saves two thread hops per fetch.
-            let mut read = match nowait::run(|| read_partitions(broker, &wanted, max_bytes, read_committed, version)) {
+            let mut read = match nowait::run(|| read_partitions(broker, &wanted, max_bytes, reader, version)) {
                 Some(read) => read,
                 None => {
                     let (b, w) = (broker.clone(), wanted.clone());
                     broker
                         .io_pool
-                        .run(move || read_partitions(&b, &w, max_bytes, read_committed, version).expect("only a pass that must not wait gives up"))
+                        .run(move || read_partitions(&b, &w, max_bytes, reader, version).expect("only a pass that must not wait gives up"))
                         .await
                 }
             };
@@ -144,6 +149,14 @@ fn nothing_to_read(broker: &Broker, wanted: &[Wanted], read_committed: bool) -> 
             let bound = if read_committed { published.last_stable_offset() } else { published.high_watermark() };
             w.fetch_offset == bound
         })
+}
+
+/// Who reads: a consumer (up to the high watermark, or the last stable offset) or a follower
+/// replica (up to the log end, recording its progress on the leader).
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    Consumer { read_committed: bool },
+    Follower { replica: i32 },
 }
 
 /// One pass over the wanted partitions.
@@ -206,8 +219,14 @@ fn records_field(range: Option<FileRange>, files: &mut Vec<FileRange>) -> std::i
 /// Locates every wanted partition's batches once, reading none of them. Inside [`nowait::run`]
 /// it gives up (`None`) at the first error, a wait it was refused or any other: the pass on a
 /// handler thread then answers, logs and reports it.
-fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_committed: bool, version: i16) -> Option<Read> {
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader: Reader, version: i16) -> Option<Read> {
     let wait_free = nowait::active();
+    if wait_free && matches!(reader, Reader::Follower { .. }) {
+        // A follower's fetch changes the leader's state (its progress, the high watermark):
+        // always on a handler thread.
+        return None;
+    }
+    let read_committed = matches!(reader, Reader::Consumer { read_committed: true });
     // log_start_offset exists from v5; older versions must leave it at its default.
     let start = |o: i64| if version >= 5 { o } else { -1 };
     let mut out = Vec::with_capacity(wanted.len());
@@ -223,7 +242,17 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, read_co
             continue;
         };
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-        let located = broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed).and_then(|read| {
+        let read = match reader {
+            Reader::Consumer { read_committed } => broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed),
+            Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(read, expand)| {
+                if let Some(isr) = expand {
+                    // The controller's AlterPartition comes with the cluster's metadata quorum.
+                    tracing::debug!(partition = %tp, replica, ?isr, "follower caught up; ISR expansion pending a controller");
+                }
+                read
+            }),
+        };
+        let located = read.and_then(|read| {
             let len = read.records.as_ref().map_or(0, |r| r.len);
             readahead.extend(read.readahead);
             let data = records_field(read.records, &mut files).map_err(|e| ReplicaError::Storage(e.into()))?;

@@ -26,6 +26,9 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest, _ver
                 .map(|p| {
                     let base = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(UNDEFINED_EPOCH).with_end_offset(UNDEFINED_EPOCH_OFFSET);
                     let tp = TopicPartition::new(name.clone(), p.partition);
+                    if let Some(code) = super::leader_epoch_error(broker, &tp, p.current_leader_epoch) {
+                        return base.with_error_code(code);
+                    }
                     match broker.replicas.end_offset_for_epoch(&tp, p.leader_epoch) {
                         Err(e) => base.with_error_code(error_code::replica(&e)),
                         Ok((current, _)) if p.current_leader_epoch > current => base.with_error_code(E::UnknownLeaderEpoch.code()),

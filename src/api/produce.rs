@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
-use crate::broker::replica_manager::{PendingSync, ReplicaError};
+use crate::broker::replica_manager::{AckError, PendingSync, ReplicaError};
 use crate::records::RecordsError;
 use crate::storage::StorageError;
 use crate::types::TopicPartition;
@@ -27,9 +27,10 @@ fn failed(index: i32, code: i16, message: Option<String>) -> PartitionProduceRes
 /// What the connection does after a produce.
 pub enum Outcome {
     Respond(ProduceResponse),
-    /// Durable mode: every partition is appended; the response is due once their fdatasyncs are
-    /// done ([`Durable::answer`]). Nothing else remains to be done for the request, so the
-    /// connection may handle the next one meanwhile.
+    /// acks=all: every partition is appended; the response is due once their fdatasyncs are
+    /// done (durable mode) and their in-sync replicas have copied them ([`Durable::answer`]).
+    /// Nothing else remains to be done for the request, so the connection may handle the next
+    /// one meanwhile.
     AfterSync(Durable),
     /// acks=0 and everything was appended: no response.
     Silent,
@@ -60,8 +61,20 @@ fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &Topic
 pub struct Durable {
     /// (topic index, partition index in its response, the sync owed before answering).
     syncs: Vec<(usize, usize, PendingSync)>,
+    /// (topic index, partition index in its response, what the followers must copy first).
+    waits: Vec<(usize, usize, ReplicaWait)>,
     responses: Vec<TopicProduceResponse>,
     version: i16,
+    /// The request's timeout_ms, from its receipt.
+    deadline: tokio::time::Instant,
+}
+
+/// An acks=all append the partition's other in-sync replicas have not copied yet.
+pub struct ReplicaWait {
+    tp: TopicPartition,
+    published: Arc<crate::storage::log::PublishedOffsets>,
+    acked_at: i64,
+    min_isr: i32,
 }
 
 impl Durable {
@@ -71,7 +84,7 @@ impl Durable {
     /// pipelined requests. A failed sync fails that partition with KAFKA_STORAGE_ERROR: the
     /// records are in the log but not known to be durable.
     pub async fn answer(self, broker: Arc<Broker>) -> ProduceResponse {
-        let Durable { syncs, mut responses, version } = self;
+        let Durable { syncs, waits, mut responses, version, deadline } = self;
         let handles: Vec<_> = syncs
             .into_iter()
             .map(|(t, p, sync)| {
@@ -96,6 +109,21 @@ impl Durable {
                 *resp = failed(resp.index, E::KafkaStorageError.code(), (version >= 8).then_some(error));
             }
         }
+        // Then the followers (Kafka's DelayedProduce): each partition on its own purgatory.
+        for (t, p, wait) in waits {
+            let acked = broker.replicas.wait_for_replicas(&wait.tp, &wait.published, wait.acked_at, wait.min_isr, deadline).await;
+            let code = match acked {
+                Ok(()) => continue,
+                Err(AckError::TimedOut) => E::RequestTimedOut.code(),
+                Err(AckError::NotLeader) => E::NotLeaderOrFollower.code(),
+                Err(AckError::NotEnoughReplicasAfterAppend) => E::NotEnoughReplicasAfterAppend.code(),
+            };
+            if let Some(resp) = responses.get_mut(t).and_then(|r| r.partition_responses.get_mut(p))
+                && resp.error_code == 0
+            {
+                *resp = failed(resp.index, code, None);
+            }
+        }
         ProduceResponse::default().with_responses(responses)
     }
 }
@@ -106,6 +134,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Durable mode: (topic index, partition index in its response, the sync owed before answering).
     let mut syncs: Vec<(usize, usize, PendingSync)> = Vec::new();
+    let mut waits: Vec<(usize, usize, ReplicaWait)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
     for topic in req.topic_data {
         let topic_index = responses.len();
         let name = topic.name.0.to_string();
@@ -145,6 +175,13 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                     Ok((a, sync)) => {
                         if let Some(sync) = sync {
                             syncs.push((topic_index, partition_index, sync));
+                        }
+                        if acks == -1
+                            && let Some(published) = broker.replicas.published(&tp)
+                            && published.high_watermark() < a.acked_at
+                        {
+                            let min_isr = meta.settings.min_insync_replicas;
+                            waits.push((topic_index, partition_index, ReplicaWait { tp: tp.clone(), published, acked_at: a.acked_at, min_isr }));
                         }
                         PartitionProduceResponse::default()
                         .with_index(pd.index)
@@ -209,9 +246,9 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
             .collect();
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
     }
-    if !syncs.is_empty() {
-        // Only acks=-1 owes syncs, so a response is always due.
-        return Outcome::AfterSync(Durable { syncs, responses, version });
+    if !syncs.is_empty() || !waits.is_empty() {
+        // Only acks=-1 owes syncs and waits, so a response is always due.
+        return Outcome::AfterSync(Durable { syncs, waits, responses, version, deadline });
     }
     if acks == 0 {
         let failed = responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);

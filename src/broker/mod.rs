@@ -8,6 +8,7 @@ pub mod io_pool;
 pub mod metadata;
 pub mod partition;
 pub mod purgatory;
+pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod scram;
 
@@ -48,6 +49,8 @@ pub struct Broker {
     pub scram: scram::ScramStore,
     /// Supported and finalized feature levels (ApiVersions, UpdateFeatures).
     pub features: features::FeatureStore,
+    /// Followers' fetchers, one per leader broker.
+    pub fetchers: replica_fetcher::ReplicaFetchers,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
@@ -344,6 +347,7 @@ fn log_error(e: replica_manager::ReplicaError) -> LogError {
     match e {
         R::UnknownTopicOrPartition | R::Storage(S::UnknownPartition(_)) => LogError::TopicUnavailable(text),
         R::Storage(S::LogDirOffline(_)) => LogError::PartitionOffline(text),
+        R::Partition(_) => LogError::NotLeader(text),
         R::Storage(S::Io(_) | S::Corrupt(_)) => LogError::Storage(text),
         R::Storage(S::Records(RecordsError::MessageTooLarge { .. } | RecordsError::RecordTooLarge { .. })) => LogError::RecordTooLarge(text),
         R::Storage(_) => LogError::Other(text),
@@ -525,6 +529,7 @@ impl Broker {
             txns: TransactionCoordinator::new(txn_config),
             scram,
             features,
+            fetchers: replica_fetcher::ReplicaFetchers::default(),
             group_configs_write: std::sync::Mutex::new(()),
             shutdown,
         });

@@ -17,12 +17,12 @@ use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
 use crate::storage::io::{nowait, Backend};
-use crate::storage::log::RollFlush;
+use crate::storage::log::{PublishedOffsets, RollFlush};
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
 use super::durable_sync::{self, BackgroundSyncs, SyncJob};
 use crate::types::TopicPartition;
 
-use super::partition::{Partition, ReplicationState};
+use super::partition::{LeaderAndIsr, Partition, PartitionError, ReplicationState};
 use super::purgatory::Purgatory;
 
 pub fn now_ms() -> i64 {
@@ -36,6 +36,20 @@ pub struct Appended {
     /// Broker time when the topic uses LogAppendTime, else -1.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+    /// The high watermark that acknowledges these records with acks=all: the offset after the
+    /// last of them.
+    pub acked_at: i64,
+}
+
+/// Why an acks=all produce was not acknowledged after its append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    #[error("the in-sync replicas did not copy the records within the request timeout")]
+    TimedOut,
+    #[error("this broker stopped leading the partition")]
+    NotLeader,
+    #[error("the in-sync replicas fell below min.insync.replicas after the append")]
+    NotEnoughReplicasAfterAppend,
 }
 
 /// Offsets of a partition that ListOffsets and Fetch report.
@@ -63,6 +77,9 @@ pub struct PartitionRead {
 pub enum ReplicaError {
     #[error("this server does not host this topic-partition")]
     UnknownTopicOrPartition,
+    /// Not the leader, a stale or unknown epoch, too few in-sync replicas.
+    #[error(transparent)]
+    Partition(PartitionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -112,6 +129,149 @@ impl ReplicaManager {
             local_node,
             partitions: std::sync::RwLock::new(partitions),
         }
+    }
+
+    /// Moves a led partition's high watermark to the smallest log end offset in its ISR (never
+    /// back). Called with the log locked; the partition's lock is taken inside it (always in this
+    /// order: log, then partition). Returns whether it moved.
+    fn advance_high_watermark(&self, tp: &TopicPartition, log: &mut PartitionLog) -> bool {
+        let (end, current) = (log.log_end_offset(), log.high_watermark());
+        let hw = match self.partition(tp) {
+            Some(p) => p.lock().high_watermark(end, current),
+            None => end,
+        };
+        if hw == current {
+            return false;
+        }
+        log.set_high_watermark(hw);
+        true
+    }
+
+    /// This broker leads `tp` from now on, as `state` says (the cluster's metadata decided it).
+    /// A new leader epoch is recorded at the log end and stamped on the appends that follow.
+    pub fn become_leader(&self, tp: &TopicPartition, state: LeaderAndIsr, now_ms: i64) -> Result<(), ReplicaError> {
+        let partition = self.partition(tp).ok_or(ReplicaError::UnknownTopicOrPartition)?;
+        let log = self.log(tp)?;
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = state.leader_epoch;
+        let new_epoch = partition.lock().make_leader(state, log.log_end_offset(), now_ms).map_err(ReplicaError::Partition)?;
+        if new_epoch {
+            log.begin_leader_epoch(epoch).map_err(|e| self.reported(tp, "leader epoch checkpoint", e))?;
+        }
+        if self.advance_high_watermark(tp, &mut log) {
+            drop(log);
+            self.purgatory.wake(tp);
+        }
+        Ok(())
+    }
+
+    /// Another broker leads `tp` from now on; the replica fetcher copies its log.
+    pub fn become_follower(&self, tp: &TopicPartition, state: LeaderAndIsr) -> Result<(), ReplicaError> {
+        let partition = self.partition(tp).ok_or(ReplicaError::UnknownTopicOrPartition)?;
+        partition.lock().make_follower(state).map_err(ReplicaError::Partition)?;
+        // Parked fetches and produces must learn that this broker no longer leads.
+        self.purgatory.wake(tp);
+        Ok(())
+    }
+
+    /// The leader's side of a follower's fetch: records how far `replica` has fetched, moves the
+    /// high watermark if the ISR now holds more, and locates what the follower needs next (up to
+    /// the log end, not the high watermark). Also returns the ISR with `replica` added when it
+    /// has caught up (for an AlterPartition).
+    pub fn read_for_follower(&self, tp: &TopicPartition, replica: i32, fetch_offset: i64, max_bytes: usize, now_ms: i64) -> Result<(PartitionRead, Option<Vec<i32>>), ReplicaError> {
+        let partition = self.partition(tp).ok_or(ReplicaError::UnknownTopicOrPartition)?;
+        let log = self.log(tp)?;
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.log_end_offset();
+        if fetch_offset > end || fetch_offset < log.log_start_offset() {
+            return Err(StorageError::OffsetOutOfRange { requested: fetch_offset, log_start: log.log_start_offset(), log_end: end }.into());
+        }
+        partition.lock().record_follower_fetch(replica, fetch_offset, end, now_ms).map_err(ReplicaError::Partition)?;
+        let moved = self.advance_high_watermark(tp, &mut log);
+        let expand = {
+            let (hw, epoch_start) = (log.high_watermark(), log.end_offset_for_epoch(log.leader_epoch() - 1).1.max(0));
+            partition.lock().isr_to_expand(replica, hw, epoch_start)
+        };
+        let offsets = Self::offsets_of(&log);
+        let located = log.read_range(fetch_offset, max_bytes, end).map_err(|e| self.read_failed(tp, "read", e))?;
+        drop(log);
+        if moved {
+            self.purgatory.wake(tp);
+        }
+        Ok((PartitionRead { offsets, records: located.records, aborted: Vec::new(), readahead: located.readahead }, expand))
+    }
+
+    /// The follower's side: appends what was fetched from the leader and takes the leader's high
+    /// watermark (never past this log's end). Returns the new log end offset.
+    pub fn append_as_follower(&self, tp: &TopicPartition, records: &[u8], leader_high_watermark: i64) -> Result<i64, ReplicaError> {
+        let log = self.log(tp)?;
+        let (end, rolled) = {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let appended = log.append_as_follower(records, now_ms());
+            let rolled = log.take_roll_flush();
+            if let Err(e) = appended {
+                return Err(self.reported(tp, "follower append", e));
+            }
+            let hw = leader_high_watermark.min(log.log_end_offset()).max(log.high_watermark());
+            log.set_high_watermark(hw);
+            (log.log_end_offset(), rolled)
+        };
+        if let Some(job) = rolled {
+            self.flush_rolled(tp, log.clone(), job);
+        }
+        self.purgatory.wake(tp);
+        Ok(end)
+    }
+
+    /// A follower cuts its log back to `offset` (a divergent tail found by OffsetForLeaderEpoch).
+    pub fn truncate_to(&self, tp: &TopicPartition, offset: i64) -> Result<(), ReplicaError> {
+        let log = self.log(tp)?;
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        log.truncate_to(offset, now_ms()).map_err(|e| self.reported(tp, "truncation", e))
+    }
+
+    /// Waits until the ISR holds everything below `acked_at` (the high watermark reached it), for
+    /// an acks=all produce; Kafka's DelayedProduce, parked on the partition's purgatory. Gives up
+    /// at `deadline` (REQUEST_TIMED_OUT), when this broker stops leading the partition
+    /// (NOT_LEADER_OR_FOLLOWER), or when the ISR shrank below `min_isr` meanwhile
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND). Memory only: the published high watermark is read
+    /// without the log's lock.
+    pub async fn wait_for_replicas(&self, tp: &TopicPartition, published: &PublishedOffsets, acked_at: i64, min_isr: i32, deadline: tokio::time::Instant) -> Result<(), AckError> {
+        let watch = self.purgatory.watch(std::iter::once(tp));
+        loop {
+            let Some(partition) = self.partition(tp) else {
+                return Err(AckError::NotLeader);
+            };
+            {
+                let state = partition.lock();
+                if !state.is_leader() {
+                    return Err(AckError::NotLeader);
+                }
+                if published.high_watermark() >= acked_at {
+                    return if state.check_min_isr(min_isr).is_ok() { Ok(()) } else { Err(AckError::NotEnoughReplicasAfterAppend) };
+                }
+            }
+            tokio::select! {
+                _ = watch.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Err(AckError::TimedOut),
+            }
+        }
+    }
+
+    /// A follower's fetch position: its log end offset, its log start offset and the latest
+    /// leader epoch its log knows (None for a log without epochs).
+    pub fn follower_position(&self, tp: &TopicPartition) -> Result<(i64, i64, Option<i32>), ReplicaError> {
+        let log = self.log(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        Ok((log.log_end_offset(), log.log_start_offset(), log.latest_epoch()))
+    }
+
+    /// The partition's published high watermark and last stable offset, for waiting on them
+    /// without its lock. May wait for the partition map: call it from a handler thread.
+    pub fn published(&self, tp: &TopicPartition) -> Option<Arc<PublishedOffsets>> {
+        let log = self.logs.get(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        Some(log.published())
     }
 
     /// The replication state of a partition this broker holds a replica of. Memory only.
@@ -225,22 +385,24 @@ impl ReplicaManager {
             let rolled = log.take_roll_flush();
             let appended = match appended {
                 Ok(info) => {
-                    // Single replica: an append is acknowledged, so readers may see it; in
-                    // durable mode only once it is fsynced (durable_sync).
+                    // Readers may see what every in-sync replica has (alone: the append itself);
+                    // in durable mode only once it is fsynced (durable_sync).
                     if !self.durable_acks_all {
-                        let end = log.log_end_offset();
-                        log.set_high_watermark(end);
+                        self.advance_high_watermark(tp, &mut log);
                     }
                     Ok(Appended {
                     base_offset: info.base_offset,
                     log_append_time_ms: info.log_append_time_ms,
                     log_start_offset: log.log_start_offset(),
+                    acked_at: info.last_offset + 1,
                 })
                 }
-                Err(StorageError::DuplicateSequence { base_offset, .. }) => Ok(Appended {
+                Err(StorageError::DuplicateSequence { base_offset, last_offset }) => Ok(Appended {
                     base_offset,
                     log_append_time_ms: -1,
                     log_start_offset: log.log_start_offset(),
+                    // The original's acknowledgement may still be waiting for the replicas.
+                    acked_at: last_offset + 1,
                 }),
                 Err(e) => Err(self.reported(tp, "append", e)),
             };

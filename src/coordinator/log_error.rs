@@ -12,6 +12,10 @@ pub enum LogError {
     /// coordinator resigned it; KAFKA_STORAGE_ERROR / NOT_LEADER_OR_FOLLOWER from the log).
     #[error("the internal partition is offline: {0}")]
     PartitionOffline(String),
+    /// This broker no longer leads the partition (its leadership moved to another broker):
+    /// the coordinator has moved with it (Kafka: NOT_COORDINATOR).
+    #[error("the internal partition is led elsewhere: {0}")]
+    NotLeader(String),
     /// The write failed on the disk without (yet) taking the dir offline, e.g. a full disk whose
     /// append was undone (Kafka: KAFKA_STORAGE_ERROR).
     #[error("storage error on the internal partition: {0}")]

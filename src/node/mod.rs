@@ -72,6 +72,7 @@ impl RunningNode {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.shutdown_tx.send(true);
+        self.broker.fetchers.stop();
         let deadline = Duration::from_millis(self.broker.config.shutdown_timeout_ms);
         if tokio::time::timeout(deadline, self.server).await.is_err() {
             tracing::warn!("in-flight requests did not finish within shutdown.timeout.ms");

@@ -540,6 +540,11 @@ impl PartitionLog {
         self.leader_epoch
     }
 
+    /// The latest epoch in the leader-epoch cache (what a follower asks its leader about).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
     /// OffsetForLeaderEpoch: (the largest known epoch <= `epoch`, the end offset of it).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset)

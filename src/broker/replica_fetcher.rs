@@ -1,0 +1,318 @@
+//! Followers copy their leaders' logs, as Kafka's replica fetcher threads do: one task per leader
+//! broker fetches every partition this broker follows there, in one Fetch request naming this
+//! broker as the replica (so the leader records its progress and moves the high watermark). Before
+//! fetching a partition it first asks the leader, with OffsetForLeaderEpoch, where its own latest
+//! leader epoch ended, and cuts a divergent tail (KIP-101/279). Appends run on the request
+//! handler threads; waiting happens on the leader (replica.fetch.wait.max.ms), never here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::Broker;
+use crate::client::{BrokerClient, ClientConfig};
+use crate::types::TopicPartition;
+
+/// A partition this broker follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Followed {
+    pub topic_id: Uuid,
+    /// The leader epoch this broker follows it in (sent as current_leader_epoch).
+    pub leader_epoch: i32,
+    /// Whether the log may hold a tail the leader does not have (just became a follower, or the
+    /// leader answered OFFSET_OUT_OF_RANGE): settled with OffsetForLeaderEpoch before fetching.
+    pub needs_truncation: bool,
+}
+
+/// One leader's fetcher: the partitions it copies and the task copying them.
+struct Fetcher {
+    addr: SocketAddr,
+    partitions: Arc<Mutex<BTreeMap<TopicPartition, Followed>>>,
+    changed: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// Every fetcher of this broker, by leader id.
+#[derive(Default)]
+pub struct ReplicaFetchers {
+    fetchers: Mutex<HashMap<i32, Fetcher>>,
+}
+
+impl ReplicaFetchers {
+    /// Starts (or moves) copying `tp` from `leader` at `addr`, in `leader_epoch`. The log may
+    /// hold a divergent tail: it is checked against the leader before the first fetch.
+    pub fn follow(&self, broker: &Arc<Broker>, tp: TopicPartition, topic_id: Uuid, leader: i32, addr: SocketAddr, leader_epoch: i32) {
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, f) in fetchers.iter() {
+            if *id != leader && f.partitions.lock().unwrap_or_else(|e| e.into_inner()).remove(&tp).is_some() {
+                f.changed.notify_one();
+            }
+        }
+        if fetchers.get(&leader).is_some_and(|f| f.addr != addr || f.task.is_finished()) {
+            if let Some(old) = fetchers.remove(&leader) {
+                old.task.abort();
+            }
+        }
+        let f = fetchers.entry(leader).or_insert_with(|| {
+            let partitions = Arc::new(Mutex::new(BTreeMap::new()));
+            let changed = Arc::new(Notify::new());
+            let task = tokio::spawn(run(broker.clone(), leader, addr, partitions.clone(), changed.clone()));
+            Fetcher { addr, partitions, changed, task }
+        });
+        f.partitions.lock().unwrap_or_else(|e| e.into_inner()).insert(tp, Followed { topic_id, leader_epoch, needs_truncation: true });
+        f.changed.notify_one();
+    }
+
+    /// Stops copying `tp` (this broker leads it now, or no longer holds a replica).
+    pub fn unfollow(&self, tp: &TopicPartition) {
+        let fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        for f in fetchers.values() {
+            if f.partitions.lock().unwrap_or_else(|e| e.into_inner()).remove(tp).is_some() {
+                f.changed.notify_one();
+            }
+        }
+    }
+
+    /// The partitions followed, with their leader ids.
+    pub fn followed(&self) -> Vec<(TopicPartition, i32)> {
+        let fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (leader, f) in fetchers.iter() {
+            out.extend(f.partitions.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| (tp.clone(), *leader)));
+        }
+        out
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn stop(&self) {
+        for (_, f) in self.fetchers.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            f.task.abort();
+        }
+    }
+}
+
+/// One leader's fetch loop: connect, settle truncation, fetch, append; back off on errors.
+async fn run(broker: Arc<Broker>, leader: i32, addr: SocketAddr, partitions: Arc<Mutex<BTreeMap<TopicPartition, Followed>>>, changed: Arc<Notify>) {
+    let cfg = broker.config.replication.clone();
+    let backoff = Duration::from_millis(cfg.fetch_backoff_ms.max(10));
+    let local = broker.config.node_id;
+    let client_config = ClientConfig {
+        client_id: format!("broker-{local}-fetcher-0"),
+        connect_timeout: Duration::from_millis(cfg.socket_timeout_ms),
+        // The leader may hold the fetch for replica.fetch.wait.max.ms before answering.
+        request_timeout: Duration::from_millis(cfg.socket_timeout_ms + cfg.fetch_wait_max_ms as u64),
+        max_response_bytes: (cfg.fetch_response_max_bytes as usize).saturating_add(cfg.fetch_max_bytes as usize).saturating_add(1 << 20),
+    };
+    let mut client: Option<BrokerClient> = None;
+    let mut shutdown = broker.shutdown_signal();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let wanted: Vec<(TopicPartition, Followed)> = partitions.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(tp, f)| (tp.clone(), f.clone())).collect();
+        if wanted.is_empty() {
+            tokio::select! {
+                _ = changed.notified() => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
+        let c = match &client {
+            Some(c) if !c.is_closed() => c,
+            _ => match BrokerClient::connect(addr, client_config.clone()).await {
+                Ok(c) => client.insert(c),
+                Err(e) => {
+                    tracing::warn!(leader, %addr, error = %e, "replica fetcher cannot reach the leader; retrying");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
+        };
+        let progressed = match fetch_once(&broker, c, local, &wanted, &partitions).await {
+            Ok(progressed) => progressed,
+            Err(e) => {
+                tracing::warn!(leader, %addr, error = %e, "replica fetch failed; retrying");
+                client = None;
+                false
+            }
+        };
+        if !progressed {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = changed.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Truncation for the partitions that need it, then one Fetch. Returns whether any partition
+/// got an answer it could act on (else the caller backs off).
+async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wanted: &[(TopicPartition, Followed)], partitions: &Mutex<BTreeMap<TopicPartition, Followed>>) -> Result<bool, crate::client::ClientError> {
+    let cfg = &broker.config.replication;
+    let truncating: Vec<&(TopicPartition, Followed)> = wanted.iter().filter(|(_, f)| f.needs_truncation).collect();
+    if !truncating.is_empty() {
+        truncate_divergent(broker, client, local, &truncating, partitions).await?;
+    }
+    let mut positions = Vec::new();
+    for (tp, f) in wanted.iter().filter(|(_, f)| !f.needs_truncation) {
+        let b = broker.clone();
+        let t = tp.clone();
+        match broker.io_pool.run(move || b.replicas.follower_position(&t)).await {
+            Ok((end, start, _)) => positions.push((tp, f, end, start)),
+            Err(e) => tracing::warn!(partition = %tp, error = %e, "followed partition has no usable log"),
+        }
+    }
+    if positions.is_empty() {
+        return Ok(!truncating.is_empty());
+    }
+    // Fields a version does not have must keep their defaults, or encoding fails: topics by id
+    // from v13 (by name before), the replica in replica_state from v15 (replica_id before).
+    let version = client.version_for::<FetchRequest>()?;
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (tp, f, end, start) in &positions {
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_fetch_offset(*end)
+            .with_log_start_offset(*start)
+            .with_partition_max_bytes(cfg.fetch_max_bytes);
+        let same = |t: &FetchTopic| if version >= 13 { t.topic_id == f.topic_id } else { t.topic.0.as_str() == tp.topic };
+        match topics.iter_mut().find(|t| same(t)) {
+            Some(t) => t.partitions.push(partition),
+            None if version >= 13 => topics.push(FetchTopic::default().with_topic_id(f.topic_id).with_partitions(vec![partition])),
+            None => topics.push(FetchTopic::default().with_topic(TopicName(StrBytes::from_string(tp.topic.clone()))).with_partitions(vec![partition])),
+        }
+    }
+    let mut request = FetchRequest::default()
+        .with_max_wait_ms(cfg.fetch_wait_max_ms)
+        .with_min_bytes(cfg.fetch_min_bytes)
+        .with_max_bytes(cfg.fetch_response_max_bytes)
+        .with_topics(topics);
+    if version >= 15 {
+        request.replica_state = ReplicaState::default().with_replica_id(BrokerId(local)).with_replica_epoch(-1);
+    } else {
+        request.replica_id = BrokerId(local);
+    }
+    let response = client.send_version(&request, version).await?;
+    if response.error_code != 0 {
+        tracing::warn!(error_code = response.error_code, "the leader refused a replica fetch");
+        return Ok(false);
+    }
+    let mut progressed = false;
+    for t in response.responses {
+        for p in t.partitions {
+            let Some((tp, _, _, _)) = positions.iter().find(|(tp, f, _, _)| tp.partition == p.partition_index && (f.topic_id == t.topic_id || tp.topic == t.topic.0.as_str())) else {
+                continue;
+            };
+            let tp = (*tp).clone();
+            match p.error_code {
+                0 => {
+                    let records = p.records.unwrap_or_default();
+                    let b = broker.clone();
+                    let t = tp.clone();
+                    let hw = p.high_watermark;
+                    match broker.io_pool.run(move || b.replicas.append_as_follower(&t, &records, hw)).await {
+                        Ok(_) => progressed = true,
+                        Err(e) => tracing::warn!(partition = %tp, error = %e, "follower append failed"),
+                    }
+                }
+                code if code == E::OffsetOutOfRange.code() => {
+                    // The leader's log ends before ours (or starts after it): settle it with
+                    // OffsetForLeaderEpoch before the next fetch.
+                    if let Some(f) = partitions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&tp) {
+                        f.needs_truncation = true;
+                    }
+                    progressed = true;
+                }
+                code => tracing::debug!(partition = %tp, error_code = code, "leader refused the partition's fetch; waiting for new metadata"),
+            }
+        }
+    }
+    Ok(progressed)
+}
+
+/// Where a follower's log is cut before it fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cut {
+    Nothing,
+    To(i64),
+    ToHighWatermark,
+}
+
+/// Asks the leader where this log's latest epoch ended and cuts what lies past it (a tail the
+/// old leader wrote that the new one never had). A log without epochs keeps what is below its
+/// high watermark, as Kafka's followers did before KIP-101.
+async fn truncate_divergent(broker: &Arc<Broker>, client: &BrokerClient, local: i32, truncating: &[&(TopicPartition, Followed)], partitions: &Mutex<BTreeMap<TopicPartition, Followed>>) -> Result<(), crate::client::ClientError> {
+    let mut asks = Vec::new();
+    for (tp, f) in truncating {
+        let b = broker.clone();
+        let t = tp.clone();
+        if let Ok((end, _, epoch)) = broker.io_pool.run(move || b.replicas.follower_position(&t)).await {
+            asks.push((tp, f, end, epoch));
+        }
+    }
+    let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
+    for (tp, f, _, epoch) in &asks {
+        let partition = OffsetForLeaderPartition::default().with_partition(tp.partition).with_current_leader_epoch(f.leader_epoch).with_leader_epoch(epoch.unwrap_or(-1));
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(tp.topic.clone()))).with_partitions(vec![partition])),
+        }
+    }
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let response = client.send(&OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(local)).with_topics(topics)).await?;
+    for t in response.topics {
+        for p in t.partitions {
+            let Some((tp, _, end, epoch)) = asks.iter().find(|(tp, _, _, _)| tp.topic == t.topic.0.as_str() && tp.partition == p.partition) else {
+                continue;
+            };
+            if p.error_code != 0 {
+                tracing::debug!(partition = %tp, error_code = p.error_code, "leader refused OffsetForLeaderEpoch; retrying later");
+                continue;
+            }
+            let cut = match epoch {
+                // Our latest epoch ended earlier on the leader: what follows is divergent.
+                Some(_) if p.end_offset >= 0 && p.end_offset < *end => Cut::To(p.end_offset),
+                Some(_) => Cut::Nothing,
+                None => Cut::ToHighWatermark,
+            };
+            let b = broker.clone();
+            let t = (*tp).clone();
+            let truncated = broker
+                .io_pool
+                .run(move || match cut {
+                    Cut::ToHighWatermark => {
+                        let hw = b.replicas.offsets(&t)?.high_watermark;
+                        b.replicas.truncate_to(&t, hw)
+                    }
+                    Cut::To(offset) => b.replicas.truncate_to(&t, offset),
+                    Cut::Nothing => Ok(()),
+                })
+                .await;
+            match truncated {
+                Ok(()) => {
+                    if cut != Cut::Nothing {
+                        tracing::info!(partition = %tp, ?cut, leader_epoch_end = p.end_offset, "truncated a follower's log to its leader's");
+                    }
+                    if let Some(f) = partitions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(*tp) {
+                        f.needs_truncation = false;
+                    }
+                }
+                Err(e) => tracing::warn!(partition = %tp, error = %e, "follower truncation failed"),
+            }
+        }
+    }
+    Ok(())
+}

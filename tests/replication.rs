@@ -1,0 +1,145 @@
+//! Partition replication between two brokers on 127.0.0.1:0, with leadership assigned by hand
+//! (the metadata quorum that decides it in a cluster is not wired yet): the follower copies the
+//! leader's log through Fetch, the leader's high watermark waits for it, acks=all produces are
+//! answered only once the follower has the records, and a follower refuses clients.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestBroker;
+use fjord::broker::partition::LeaderAndIsr;
+use fjord::broker::replica_manager::now_ms;
+use fjord::types::TopicPartition;
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+fn name(s: &'static str) -> TopicName {
+    TopicName(StrBytes::from_static_str(s))
+}
+
+async fn create(b: &TestBroker, topic: &'static str) {
+    let mut c = b.client().await;
+    let t = CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(1);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+fn produce(topic: &'static str, n: usize, acks: i16, timeout_ms: i32) -> ProduceRequest {
+    let data = PartitionProduceData::default().with_index(0).with_records(Some(common::batch(n, 1_000, Compression::None)));
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(vec![TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data])])
+}
+
+fn consumer_fetch(topic: &'static str) -> FetchRequest {
+    let p = FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
+    FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(vec![p])])
+}
+
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+#[tokio::test]
+async fn a_follower_copies_its_leader_and_acks_all_waits_for_it() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=debug").with_test_writer().try_init();
+    let leader = TestBroker::start(&["node.id=1"]).await;
+    let follower = TestBroker::start(&["node.id=2"]).await;
+    create(&leader, "r").await;
+    create(&follower, "r").await;
+    let tp = TopicPartition::new("r", 0);
+    let (lb, fb) = (leader.running.as_ref().unwrap().broker.clone(), follower.running.as_ref().unwrap().broker.clone());
+    let state = LeaderAndIsr { leader: 1, leader_epoch: 1, partition_epoch: 1, replicas: vec![1, 2], isr: vec![1, 2] };
+    lb.replicas.become_leader(&tp, state.clone(), now_ms()).expect("lead");
+    fb.replicas.become_follower(&tp, state).expect("follow");
+    let topic_id = lb.metadata.topic("r").expect("topic").id;
+    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, leader.addr, 1);
+
+    // acks=all is answered once the follower has the records: the high watermark waits for it.
+    let mut c = leader.client().await;
+    let r = c.send(&produce("r", 5, -1, 10_000), 9).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let (end, _, epoch) = fb.replicas.follower_position(&tp).expect("position");
+    assert_eq!((end, epoch), (5, Some(1)), "the follower has all five, under the leader's epoch");
+    let consumed = c.send(&consumer_fetch("r"), 12).await;
+    assert_eq!(consumed.responses[0].partitions[0].high_watermark, 5);
+
+    // The follower takes the leader's high watermark with its next fetch.
+    let fb2 = fb.clone();
+    let tp2 = tp.clone();
+    wait_for(move || fb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 5).await;
+
+    // A follower serves no clients: produce and consumer fetch are refused.
+    let mut fc = follower.client().await;
+    let refused = fc.send(&produce("r", 1, 1, 1_000), 9).await;
+    assert_eq!(refused.responses[0].partition_responses[0].error_code, E::NotLeaderOrFollower.code());
+    let refused = fc.send(&consumer_fetch("r"), 12).await;
+    assert_eq!(refused.responses[0].partitions[0].error_code, E::NotLeaderOrFollower.code());
+
+    // With the follower stopped (and the ISR unchanged: no controller shrinks it here), acks=all
+    // times out while acks=1 is answered at once.
+    fb.fetchers.stop();
+    let r = c.send(&produce("r", 2, -1, 500), 9).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, E::RequestTimedOut.code());
+    let r = c.send(&produce("r", 2, 1, 500), 9).await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    let consumed = c.send(&consumer_fetch("r"), 12).await;
+    assert_eq!(consumed.responses[0].partitions[0].high_watermark, 5, "consumers see only what the ISR has");
+
+    // The follower resumes and catches up: the high watermark moves to the leader's end.
+    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, leader.addr, 1);
+    let lb2 = lb.clone();
+    let tp2 = tp.clone();
+    wait_for(move || lb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 9).await;
+    assert_eq!(fb.replicas.follower_position(&tp).expect("position").0, 9);
+
+    follower.stop().await;
+    leader.stop().await;
+}
+
+#[tokio::test]
+async fn a_follower_cuts_a_tail_its_new_leader_never_had() {
+    let a = TestBroker::start(&["node.id=1"]).await;
+    let b = TestBroker::start(&["node.id=2"]).await;
+    create(&a, "d").await;
+    create(&b, "d").await;
+    let tp = TopicPartition::new("d", 0);
+    let (ab, bb) = (a.running.as_ref().unwrap().broker.clone(), b.running.as_ref().unwrap().broker.clone());
+
+    // Epoch 1: b leads alone and takes 3 records a never copies.
+    let alone = LeaderAndIsr { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: vec![1, 2], isr: vec![2] };
+    bb.replicas.become_leader(&tp, alone.clone(), now_ms()).expect("lead");
+    ab.replicas.become_follower(&tp, alone).expect("follow");
+    let mut bc = b.client().await;
+    assert_eq!(bc.send(&produce("d", 3, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+
+    // Epoch 2: a leads (an unclean choice, made by hand) and takes 2 records; b follows it and
+    // must drop its 3 records of epoch 1, which a never had.
+    let moved = LeaderAndIsr { leader: 1, leader_epoch: 2, partition_epoch: 2, replicas: vec![1, 2], isr: vec![1] };
+    ab.replicas.become_leader(&tp, moved.clone(), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, moved).expect("follow");
+    let mut ac = a.client().await;
+    assert_eq!(ac.send(&produce("d", 2, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    bb.fetchers.follow(&bb, tp.clone(), ab.metadata.topic("d").expect("topic").id, 1, a.addr, 2);
+    let bb2 = bb.clone();
+    let tp2 = tp.clone();
+    wait_for(move || bb2.replicas.follower_position(&tp2).map(|p| (p.0, p.2)).ok() == Some((2, Some(2)))).await;
+    let fetched = ac.send(&consumer_fetch("d"), 12).await;
+    let mut from_a = fetched.responses[0].partitions[0].records.clone().expect("records");
+    let a_batches = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut from_a).expect("decode");
+    assert_eq!(a_batches.iter().map(|b| b.records.len()).sum::<usize>(), 2, "the leader's two records, and nothing of b's old tail");
+
+    b.stop().await;
+    a.stop().await;
+}
