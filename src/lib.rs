@@ -7,6 +7,7 @@ pub mod coordinator;
 pub mod group;
 pub mod txn;
 pub mod protocol;
+pub mod raft;
 pub mod records;
 pub mod server;
 pub mod storage;
