@@ -8,6 +8,7 @@
 //! - `node` [`RaftNode`]: start, propose, leader, status (DescribeQuorum), shutdown.
 
 pub mod log_store;
+pub mod state_machine;
 
 /// A voter's id: Kafka's `node.id`.
 pub type NodeId = u64;
