@@ -9,6 +9,7 @@
 
 pub mod log_store;
 pub mod state_machine;
+pub mod transport;
 
 /// A voter's id: Kafka's `node.id`.
 pub type NodeId = u64;
