@@ -8,6 +8,7 @@
 //! - `node` [`RaftNode`]: start, propose, leader, status (DescribeQuorum), shutdown.
 
 pub mod log_store;
+pub mod node;
 pub mod state_machine;
 pub mod transport;
 
@@ -20,6 +21,8 @@ pub type NodeId = u64;
 pub struct ApplyOutcome {
     pub rejected: Option<String>,
 }
+
+pub use node::{ProposeError, QuorumStatus, RaftConfig, RaftNode, StartError, VoterStatus};
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of the metadata quorum: opaque byte payloads, u64 node ids

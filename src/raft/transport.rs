@@ -228,6 +228,12 @@ pub async fn dispatch(raft: &Raft<TypeConfig>, body: &[u8]) -> Bytes {
     Bytes::from(encode_response(&response))
 }
 
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send; drop it here rather than across a select.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
 /// Accepts voter connections on `listener` and serves their requests with `raft` until
 /// `shutdown` turns true; every connection task stops with it.
 pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, request_bytes_max: usize, shutdown: watch::Receiver<bool>) {
@@ -235,7 +241,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, request_bytes_
     let mut stop = shutdown.clone();
     loop {
         tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => break,
+            _ = stopped(&mut stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let raft = raft.clone();
@@ -266,7 +272,7 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     loop {
         let frame = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            _ = stopped(&mut shutdown) => return Ok(()),
             frame = read_frame(&mut stream, request_bytes_max) => frame?,
         };
         let Some(frame) = frame else { return Ok(()) };
