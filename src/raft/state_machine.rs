@@ -89,6 +89,22 @@ struct Shared {
     applied_since_snapshot: AtomicBool,
     last_snapshot_at: Mutex<Instant>,
     snapshot_seq: AtomicU64,
+    /// The log id of the snapshot on disk; its lock serializes writes of the snapshot file.
+    stored: Mutex<Option<LogId<NodeId>>>,
+}
+
+impl Shared {
+    /// Writes the snapshot file unless a newer snapshot is stored already (an older one must
+    /// never replace a newer one the log was purged behind). Returns whether it wrote. Blocking.
+    fn store_snapshot(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: &[u8]) -> io::Result<bool> {
+        let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        if stored.is_some() && meta.last_log_id < *stored {
+            return Ok(false);
+        }
+        write_atomic(self.io.as_ref(), &self.path, &encode_snapshot(meta, data)?)?;
+        *stored = meta.last_log_id;
+        Ok(true)
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -158,6 +174,7 @@ impl StateMachineStore {
             machine.install_snapshot(index, data)?;
             applied = Applied { last_log_id: meta.last_log_id, membership: meta.last_membership };
         }
+        let stored = applied.last_log_id;
         Ok(StateMachineStore {
             shared: Arc::new(Shared {
                 machine,
@@ -168,6 +185,7 @@ impl StateMachineStore {
                 applied_since_snapshot: AtomicBool::new(false),
                 last_snapshot_at: Mutex::new(Instant::now()),
                 snapshot_seq: AtomicU64::new(0),
+                stored: Mutex::new(stored),
             }),
         })
     }
@@ -220,7 +238,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
                 };
                 (SnapshotMeta { last_log_id: applied.last_log_id, last_membership: applied.membership.clone(), snapshot_id }, data)
             };
-            write_atomic(shared.io.as_ref(), &shared.path, &encode_snapshot(&meta, &data)?)?;
+            if !shared.store_snapshot(&meta, &data)? {
+                // An install from the leader stored a newer one meanwhile: that one is current.
+                let bytes = read_small(shared.io.as_ref(), &shared.path)?.ok_or_else(|| io::Error::other("snapshot file vanished"))?;
+                let (meta, data) = decode_snapshot(&bytes).map_err(io::Error::other)?;
+                return Ok(Snapshot { meta, snapshot: Box::new(data.to_vec()) });
+            }
             StateMachineStore::mark_snapshot_taken(&shared);
             tracing::info!(snapshot = %meta, bytes = data.len(), "raft: snapshot taken");
             Ok(Snapshot { meta, snapshot: Box::new(data) })
@@ -289,11 +312,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = self.shared.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
-            let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
-            let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-            shared.machine.install_snapshot(index, &snapshot).map_err(io::Error::other)?;
-            *applied = Applied { last_log_id: meta.last_log_id, membership: meta.last_membership.clone() };
-            write_atomic(shared.io.as_ref(), &shared.path, &encode_snapshot(&meta, &snapshot)?)?;
+            {
+                let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+                let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+                shared.machine.install_snapshot(index, &snapshot).map_err(io::Error::other)?;
+                *applied = Applied { last_log_id: meta.last_log_id, membership: meta.last_membership.clone() };
+            }
+            shared.store_snapshot(&meta, &snapshot)?;
             StateMachineStore::mark_snapshot_taken(&shared);
             tracing::info!(snapshot = %meta, bytes = snapshot.len(), "raft: snapshot installed from the leader");
             Ok(())
@@ -425,6 +450,17 @@ pub(crate) mod tests {
         let again = Arc::new(Recorder::default());
         StateMachineStore::open(std_io(), tmp.path(), again.clone()).expect("reopen");
         assert_eq!(*again.applied.lock().expect("lock"), *leader.applied.lock().expect("lock"));
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut store = StateMachineStore::open(std_io(), tmp.path(), Arc::new(Recorder::default())).expect("open");
+        let meta = |index| SnapshotMeta { last_log_id: Some(log_id(2, index)), last_membership: StoredMembership::default(), snapshot_id: format!("{index}") };
+        assert!(store.shared.store_snapshot(&meta(9), &postcard::to_allocvec(&vec![(9u64, b"new".to_vec())]).expect("encode")).expect("write"));
+        assert!(!store.shared.store_snapshot(&meta(5), b"old").expect("skip"), "older one skipped");
+        let current = store.get_current_snapshot().await.expect("read").expect("some");
+        assert_eq!(current.meta.last_log_id, Some(log_id(2, 9)));
     }
 
     #[tokio::test]
