@@ -54,6 +54,8 @@ pub enum ApplyError {
 /// The replicated state (the metadata image). It knows nothing of openraft: it sees payloads in
 /// log order, exactly once per committed entry, and whole-state snapshots. It starts empty at every
 /// start of the node; the node rebuilds it from the latest snapshot plus the log after it.
+/// `apply` runs on an async worker: it must be quick and must not wait for a disk or a lock held
+/// across I/O; `snapshot` and `install_snapshot` run on a blocking thread.
 pub trait StateMachine: Send + Sync + 'static {
     /// Applies the payload of the committed entry at `index` (indexes grow; entries without a
     /// payload, such as a new leader's blank entry or a membership change, are not passed).

@@ -38,6 +38,11 @@ use crate::storage::io::{FileIo, std_io};
 
 /// The Raft directory's name under `metadata.log.dir` (never Kafka's `__cluster_metadata-0`).
 pub const RAFT_DIR_NAME: &str = "fjord-raft";
+/// The Raft directory under a `metadata.log.dir`.
+pub fn raft_dir(metadata_log_dir: &std::path::Path) -> PathBuf {
+    metadata_log_dir.join(RAFT_DIR_NAME)
+}
+
 /// Kafka's default `controller.quorum.election.timeout.ms`.
 pub const DEFAULT_ELECTION_TIMEOUT_MS: u64 = 1000;
 /// Kafka's default `controller.quorum.fetch.timeout.ms`.
