@@ -67,8 +67,10 @@ struct Cluster {
     tune: fn(RaftConfig) -> RaftConfig,
 }
 
+/// Shorter than Kafka's timers, still long enough that a loaded machine (tests in parallel) does
+/// not see spurious elections: a follower stands after [1000, 1500) ms without a heartbeat.
 fn fast(config: RaftConfig) -> RaftConfig {
-    RaftConfig { fetch_timeout_ms: 300, election_timeout_ms: 150, heartbeat_interval_ms: 50, ..config }
+    RaftConfig { fetch_timeout_ms: 1000, election_timeout_ms: 500, heartbeat_interval_ms: 100, ..config }
 }
 
 impl Cluster {
@@ -106,33 +108,43 @@ impl Cluster {
         }
     }
 
-    async fn leader(&self) -> u64 {
+    /// A running node that leads in an epoch above `above`: (id, epoch).
+    async fn leader_above(&self, above: u64) -> (u64, u64) {
         let deadline = Instant::now() + WAIT;
         loop {
             for (id, running) in &self.nodes {
-                if running.node.is_leader() {
-                    return *id;
+                let status = running.node.status();
+                if status.is_leader && status.leader_epoch > above {
+                    return (*id, status.leader_epoch);
                 }
             }
-            assert!(Instant::now() < deadline, "no leader within {WAIT:?}");
+            assert!(Instant::now() < deadline, "no leader above epoch {above} within {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    /// Proposes through whichever node leads, retrying while there is none; the index.
-    async fn propose(&self, payload: &[u8]) -> u64 {
+    async fn leader(&self) -> u64 {
+        self.leader_above(0).await.0
+    }
+
+    /// Proposes through whichever node leads, retrying while there is none; the first answer
+    /// that is not NotLeader.
+    async fn propose_raw(&self, payload: &[u8]) -> Result<u64, ProposeError> {
         let deadline = Instant::now() + WAIT;
         loop {
             for running in self.nodes.values() {
                 match running.node.propose(payload.to_vec()).await {
-                    Ok(index) => return index,
-                    Err(ProposeError::NotLeader { .. }) | Err(ProposeError::Timeout { .. }) => {}
-                    Err(e) => panic!("propose failed: {e}"),
+                    Err(ProposeError::NotLeader { .. }) => {}
+                    other => return other,
                 }
             }
             assert!(Instant::now() < deadline, "no commit within {WAIT:?}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    async fn propose(&self, payload: &[u8]) -> u64 {
+        self.propose_raw(payload).await.unwrap_or_else(|e| panic!("propose failed: {e}"))
     }
 
     async fn wait_applied_everywhere(&self, index: u64) {
@@ -152,43 +164,46 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_elect_a_leader_and_apply_the_same_entries_in_the_same_order() {
     let cluster = Cluster::start(3, fast).await;
-    let leader = cluster.leader().await;
+    cluster.leader().await;
     let mut last = 0;
     for i in 0..30u32 {
         last = cluster.propose(format!("record-{i}").as_bytes()).await;
     }
     // A rejected entry commits, changes nothing, and tells its proposer.
-    let rejected = cluster.nodes[&leader].node.propose(b"reject this".to_vec()).await;
+    let rejected = cluster.propose_raw(b"reject this").await;
     assert!(matches!(rejected, Err(ProposeError::Rejected { .. })), "{rejected:?}");
     cluster.wait_applied_everywhere(last).await;
     let expected: Vec<Vec<u8>> = (0..30u32).map(|i| format!("record-{i}").into_bytes()).collect();
-    let reference = cluster.nodes[&leader].machine.entries();
-    assert_eq!(cluster.nodes[&leader].machine.payloads(), expected);
+    let reference = cluster.nodes[&1].machine.entries();
+    assert_eq!(cluster.nodes[&1].machine.payloads(), expected);
     for running in cluster.nodes.values() {
         assert_eq!(running.machine.entries(), reference, "same entries at the same indexes");
     }
-    // A follower refuses proposals and names the leader.
-    let follower = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
-    match cluster.nodes[&follower].node.propose(b"x".to_vec()).await {
-        Err(ProposeError::NotLeader { leader: Some((id, addr)) }) => {
-            assert_eq!(id, leader);
-            assert_eq!(addr, cluster.voters[&leader]);
-        }
-        other => panic!("expected NotLeader with a hint, got {other:?}"),
-    }
     // DescribeQuorum's view from the leader: epoch, high watermark, every voter matched.
-    let status = cluster.nodes[&leader].node.status();
-    assert!(status.is_leader && status.leader_id == Some(leader) && status.leader_epoch >= 1, "{status:?}");
-    assert!(status.committed_index.is_some_and(|c| c > last), "{status:?}");
-    assert_eq!(status.voters.len(), 3);
     let deadline = Instant::now() + WAIT;
     loop {
+        let leader = cluster.leader().await;
         let status = cluster.nodes[&leader].node.status();
-        if status.voters.iter().all(|v| v.matched_index >= Some(last) && v.last_contact.is_some()) {
+        assert!(status.leader_id == Some(leader) && status.leader_epoch >= 1, "{status:?}");
+        assert_eq!(status.voters.len(), 3);
+        if status.committed_index.is_some_and(|c| c > last)
+            && status.high_watermark() == status.committed_index.map(|c| c + 1).unwrap_or(0)
+            && status.voters.iter().all(|v| v.matched_index >= Some(last) && v.last_contact.is_some())
+        {
             break;
         }
         assert!(Instant::now() < deadline, "voters matched: {status:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A follower refuses proposals and names the leader (id and its address).
+    let leader = cluster.leader().await;
+    let follower = cluster.nodes.keys().copied().find(|id| *id != leader).expect("a follower");
+    match cluster.nodes[&follower].node.propose(b"x".to_vec()).await {
+        Err(ProposeError::NotLeader { leader: Some((id, addr)) }) => {
+            assert_ne!(id, follower);
+            assert_eq!(addr, cluster.voters[&id]);
+        }
+        other => panic!("expected NotLeader with a hint, got {other:?}"),
     }
     cluster.stop_all().await;
 }
@@ -196,19 +211,17 @@ async fn three_voters_elect_a_leader_and_apply_the_same_entries_in_the_same_orde
 /// Stops the leader and measures until a proposal commits on a new one; (stop, elected, commit).
 async fn failover(tune: fn(RaftConfig) -> RaftConfig, label: &str) {
     let mut cluster = Cluster::start(3, tune).await;
-    let old = cluster.leader().await;
     let before = cluster.propose(b"before").await;
     cluster.wait_applied_everywhere(before).await;
-    let old_epoch = cluster.nodes[&old].node.status().leader_epoch;
+    let (old, old_epoch) = cluster.leader_above(0).await;
     let stopped_at = Instant::now();
     cluster.stop_node(old).await;
     let stop_took = stopped_at.elapsed();
-    let new = cluster.leader().await;
+    let (new, _) = cluster.leader_above(old_epoch).await;
     let elected = stopped_at.elapsed();
     let after = cluster.propose(b"after").await;
     let committed = stopped_at.elapsed();
     assert_ne!(new, old);
-    assert!(cluster.nodes[&new].node.status().leader_epoch > old_epoch);
     println!(
         "raft failover ({label}): leader {old} stopped (shutdown took {} ms) -> leader {new} elected after {} ms, \
          first commit after {} ms",
@@ -226,7 +239,7 @@ async fn failover(tune: fn(RaftConfig) -> RaftConfig, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_the_leader_elects_another_and_proposals_continue() {
-    failover(fast, "fetch.timeout.ms 300, election.timeout.ms 150").await;
+    failover(fast, "fetch.timeout.ms 1000, election.timeout.ms 500").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
