@@ -481,6 +481,52 @@ mod tests {
         assert!(matches!(err, StartError::InvalidConfig(_)), "{err}");
     }
 
+    /// A single voter serving its loopback listener: a real Vote RPC gets an answer under its
+    /// correlation id; garbage bodies get Malformed; a wrong api key or an oversized length closes
+    /// only that connection.
+    #[tokio::test]
+    async fn the_rpc_listener_answers_raft_frames_and_drops_bad_ones() {
+        use crate::raft::transport::{RaftRequest, RaftResponse, encode_request_frame, read_frame};
+        use openraft::Vote;
+        use openraft::raft::VoteRequest;
+        use tokio::io::AsyncWriteExt;
+
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let voters = BTreeMap::from([(1, addr.to_string())]);
+        let node = RaftNode::start(config(tmp.path().to_path_buf(), voters, 1), Arc::new(Recorder::default())).await.expect("start");
+        node.serve(listener);
+        assert_eq!(node.wait_for_leader(Duration::from_secs(5)).await, Some(1));
+
+        let garbage = node.handle_rpc(Bytes::from_static(b"\xff\xff\xff")).await;
+        assert!(matches!(postcard::from_bytes::<RaftResponse>(&garbage), Ok(RaftResponse::Malformed(_))));
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // A stale candidate (term 0) asks for a vote: the leader refuses it, in a Vote response.
+        let body = postcard::to_allocvec(&RaftRequest::Vote(VoteRequest::new(Vote::new(0, 9), None))).expect("encode");
+        stream.write_all(&encode_request_frame(41, "test", &body)).await.expect("write");
+        let response = read_frame(&mut stream, 1 << 20).await.expect("read").expect("a frame");
+        assert_eq!(&response[..4], &41i32.to_be_bytes());
+        match postcard::from_bytes::<RaftResponse>(&response[4..]) {
+            Ok(RaftResponse::Vote(Ok(vote))) => assert!(!vote.vote_granted),
+            other => panic!("expected a refused vote, got {other:?}"),
+        }
+
+        let mut wrong_api = encode_request_frame(42, "test", &body);
+        wrong_api[4..6].copy_from_slice(&18i16.to_be_bytes());
+        stream.write_all(&wrong_api).await.expect("write");
+        assert!(read_frame(&mut stream, 1 << 20).await.expect("closed cleanly").is_none(), "connection closed");
+
+        let mut oversized = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        oversized.write_all(&i32::MAX.to_be_bytes()).await.expect("write");
+        assert!(read_frame(&mut oversized, 1 << 20).await.expect("closed cleanly").is_none(), "connection closed");
+
+        // The node still serves: it commits.
+        assert!(node.propose(b"still here".to_vec()).await.is_ok());
+        node.shutdown().await;
+    }
+
     #[test]
     fn kafka_timeouts_map_onto_openraft_timers() {
         let c = RaftConfig::new(1, BTreeMap::new(), PathBuf::from("x"));

@@ -393,11 +393,14 @@ impl PeerTask {
     }
 }
 
+/// Each peer's address and the queue of its connection task.
+type PeerQueues = BTreeMap<NodeId, (String, mpsc::Sender<Call>)>;
+
 /// openraft's network factory: one connection task per peer, shared by every client of it.
 #[derive(Clone)]
 pub struct NetworkFactory {
     config: TransportConfig,
-    peers: Arc<Mutex<BTreeMap<NodeId, (String, mpsc::Sender<Call>)>>>,
+    peers: Arc<Mutex<PeerQueues>>,
     contacts: Arc<PeerContacts>,
 }
 
