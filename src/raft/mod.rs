@@ -22,7 +22,9 @@ pub struct ApplyOutcome {
     pub rejected: Option<String>,
 }
 
-pub use node::{ProposeError, QuorumStatus, RaftConfig, RaftNode, StartError, VoterStatus};
+pub use node::{ProposeError, QuorumStatus, RAFT_DIR_NAME, RaftConfig, RaftNode, StartError, VoterStatus, raft_dir};
+pub use state_machine::SnapshotPolicy;
+pub use transport::{FJORD_RAFT_API_KEY, TransportConfig};
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of the metadata quorum: opaque byte payloads, u64 node ids
