@@ -9,6 +9,7 @@ pub mod group;
 pub mod node;
 pub mod txn;
 pub mod protocol;
+pub mod raft;
 pub mod records;
 pub mod server;
 pub mod storage;
