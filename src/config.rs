@@ -67,9 +67,14 @@ use ConfigType as T;
 pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("node.id", Some("1"), T::Int, "The node id of this broker."),
     def("broker.id", Some("-1"), T::Int, "Legacy name of node.id."),
-    def("process.roles", Some("broker,controller"), T::List, "Roles of this node (single node: both)."),
-    def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Addresses the broker listens on."),
-    def("advertised.listeners", None, T::String, "Addresses given to clients; defaults to listeners (with the bound port)."),
+    def("process.roles", Some("broker,controller"), T::List, "Roles of this node: broker, controller, or both."),
+    def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Named listeners, NAME://host:port, comma-separated."),
+    def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
+    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
+    def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the first broker listener."),
+    def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
+    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853)."),
     def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
@@ -432,6 +437,221 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+/// Kafka's listener security protocols. Only PLAINTEXT is served until TLS and SASL land.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(Self::Plaintext),
+            "SSL" => Some(Self::Ssl),
+            "SASL_PLAINTEXT" => Some(Self::SaslPlaintext),
+            "SASL_SSL" => Some(Self::SaslSsl),
+            _ => None,
+        }
+    }
+}
+
+/// One named listener of `listeners` (`NAME://host:port`), with its security protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    pub endpoint: Endpoint,
+}
+
+/// What this node is (`process.roles`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessRoles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// The metadata quorum this node belongs to: its voters, by node id (`controller.quorum.voters`).
+/// Absent on a single node that is its own quorum of one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumConfig {
+    pub voters: BTreeMap<i32, Endpoint>,
+}
+
+/// `host:port` (an IPv6 host in brackets).
+fn parse_host_port(name: &str, value: &str, hostport: &str) -> Result<Endpoint, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid { name: name.into(), value: value.into(), reason: reason.into() };
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| invalid("missing port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| invalid("bad port"))?;
+    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host.to_string() };
+    Ok(Endpoint { host, port })
+}
+
+/// `listeners` / `advertised.listeners`: `NAME://host:port` items, names unique (upper-cased, as
+/// Kafka compares them).
+fn parse_named_endpoints(name: &str, value: &str) -> Result<Vec<(String, Endpoint)>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: name.into(), value: value.into(), reason };
+    let mut out: Vec<(String, Endpoint)> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (listener, hostport) = item.split_once("://").ok_or_else(|| invalid(format!("expected NAME://host:port, got {item}")))?;
+        let listener = listener.trim().to_ascii_uppercase();
+        if listener.is_empty() || !listener.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(invalid(format!("bad listener name in {item}")));
+        }
+        if out.iter().any(|(n, _)| *n == listener) {
+            return Err(invalid("Each listener must have a different name".into()));
+        }
+        out.push((listener, parse_host_port(name, value, hostport)?));
+    }
+    if out.is_empty() {
+        return Err(invalid("no listener".into()));
+    }
+    Ok(out)
+}
+
+/// `controller.quorum.voters`: `id@host:port` items.
+fn parse_voters(value: &str) -> Result<BTreeMap<i32, Endpoint>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid { name: "controller.quorum.voters".into(), value: value.into(), reason };
+    let mut voters = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, hostport) = item.split_once('@').ok_or_else(|| invalid(format!("expected id@host:port, got {item}")))?;
+        let id: i32 = id.trim().parse().map_err(|_| invalid(format!("bad node id in {item}")))?;
+        if id < 0 || voters.insert(id, parse_host_port("controller.quorum.voters", value, hostport.trim())?).is_some() {
+            return Err(invalid(format!("node id {id} negative or listed twice")));
+        }
+    }
+    Ok(voters)
+}
+
+/// The listeners, roles and quorum of a node, checked as Kafka checks them (KafkaConfig's
+/// listener and KRaft validations), with what Fjord does not serve yet refused by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub roles: ProcessRoles,
+    /// Every listener, in `listeners` order.
+    pub listeners: Vec<Listener>,
+    pub controller_listener_names: Vec<String>,
+    pub inter_broker_listener_name: Option<String>,
+    /// `advertised.listeners` by listener name.
+    pub advertised: BTreeMap<String, Endpoint>,
+    pub quorum: Option<QuorumConfig>,
+}
+
+impl Topology {
+    fn parse(c: &Config, node_id: i32) -> Result<Topology, ConfigError> {
+        let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: c.string(name), reason };
+        let mut roles = ProcessRoles { broker: false, controller: false };
+        for role in c.string("process.roles").split(',').map(|r| r.trim()).filter(|r| !r.is_empty()) {
+            match role {
+                "broker" => roles.broker = true,
+                "controller" => roles.controller = true,
+                other => return Err(invalid("process.roles", format!("unknown role {other}"))),
+            }
+        }
+        if !roles.broker && !roles.controller {
+            return Err(invalid("process.roles", "at least one of broker, controller".into()));
+        }
+        let controller_listener_names: Vec<String> = c.string("controller.listener.names").split(',').map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()).collect();
+        let explicit_map = c.explicit.get("listener.security.protocol.map");
+        let mut protocols: BTreeMap<String, SecurityProtocol> = [("PLAINTEXT", SecurityProtocol::Plaintext), ("SSL", SecurityProtocol::Ssl), ("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext), ("SASL_SSL", SecurityProtocol::SaslSsl)]
+            .into_iter()
+            .map(|(n, p)| (n.to_string(), p))
+            .collect();
+        match explicit_map {
+            Some(map) => {
+                protocols.clear();
+                for item in map.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let (n, p) = item.split_once(':').ok_or_else(|| invalid("listener.security.protocol.map", format!("expected NAME:PROTOCOL, got {item}")))?;
+                    let p = SecurityProtocol::parse(p).ok_or_else(|| invalid("listener.security.protocol.map", format!("unknown security protocol in {item}")))?;
+                    protocols.insert(n.trim().to_ascii_uppercase(), p);
+                }
+            }
+            // Kafka maps controller listener names to PLAINTEXT when the map is not set.
+            None => protocols.extend(controller_listener_names.iter().map(|n| (n.clone(), SecurityProtocol::Plaintext))),
+        }
+        let mut listeners = Vec::new();
+        for (name, endpoint) in parse_named_endpoints("listeners", &c.string("listeners"))? {
+            let protocol = *protocols.get(&name).ok_or_else(|| invalid("listeners", format!("listener {name} has no security protocol in listener.security.protocol.map")))?;
+            if protocol != SecurityProtocol::Plaintext {
+                return Err(invalid("listeners", format!("listener {name}: only PLAINTEXT listeners are supported until TLS and SASL land")));
+            }
+            if endpoint.port != 0 && listeners.iter().any(|l: &Listener| l.endpoint.port == endpoint.port) {
+                return Err(invalid("listeners", "Each listener must have a different port unless set to 0".into()));
+            }
+            listeners.push(Listener { name, protocol, endpoint });
+        }
+        let advertised = match c.explicit.get("advertised.listeners") {
+            Some(v) => parse_named_endpoints("advertised.listeners", v)?.into_iter().collect(),
+            None => BTreeMap::new(),
+        };
+        if let Some(name) = advertised.keys().find(|n| !listeners.iter().any(|l| &l.name == *n)) {
+            return Err(invalid("advertised.listeners", format!("{name} is not a listener")));
+        }
+        let is_controller_listener = |n: &str| controller_listener_names.iter().any(|c| c == n);
+        if let Some(name) = advertised.keys().find(|n| is_controller_listener(n)) {
+            return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised")));
+        }
+        let client_listeners: Vec<&Listener> = listeners.iter().filter(|l| !is_controller_listener(&l.name)).collect();
+        if roles.broker && client_listeners.len() != 1 {
+            return Err(invalid("listeners", format!("a broker serves exactly one client listener until TLS and SASL listeners land; found {}", client_listeners.len())));
+        }
+        let inter_broker_listener_name = match c.explicit.get("inter.broker.listener.name") {
+            Some(n) => {
+                let n = n.trim().to_ascii_uppercase();
+                if !client_listeners.iter().any(|l| l.name == n) {
+                    return Err(invalid("inter.broker.listener.name", format!("{n} is not one of the broker's listeners")));
+                }
+                Some(n)
+            }
+            None => client_listeners.first().map(|l| l.name.clone()),
+        };
+        if c.explicit.contains_key("controller.quorum.bootstrap.servers") && !c.explicit.contains_key("controller.quorum.voters") {
+            return Err(invalid("controller.quorum.bootstrap.servers", "dynamic quorums (KIP-853) are not served yet: set controller.quorum.voters".into()));
+        }
+        let quorum = match c.explicit.get("controller.quorum.voters") {
+            None => None,
+            Some(v) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
+        };
+        match &quorum {
+            // A single node without a quorum is its own controller, as before: both roles.
+            None if !(roles.broker && roles.controller) => {
+                return Err(invalid("process.roles", "a node that is not both broker and controller needs controller.quorum.voters".into()));
+            }
+            None => {}
+            Some(q) => {
+                if controller_listener_names.is_empty() {
+                    return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
+                }
+                let controller_listener = listeners.iter().find(|l| is_controller_listener(&l.name));
+                if roles.controller {
+                    if controller_listener.is_none() {
+                        return Err(invalid("listeners", format!("a controller needs a listener named in controller.listener.names ({})", controller_listener_names.join(","))));
+                    }
+                    if !q.voters.contains_key(&node_id) {
+                        return Err(invalid("controller.quorum.voters", format!("this controller's node.id {node_id} is not a voter")));
+                    }
+                } else if let Some(l) = controller_listener {
+                    return Err(invalid("listeners", format!("controller listener {} may not be a listener of a broker-only node", l.name)));
+                }
+            }
+        }
+        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, advertised, quorum })
+    }
+
+    /// The listener clients use (none on a controller-only node).
+    pub fn client_listener(&self) -> Option<&Listener> {
+        self.listeners.iter().find(|l| !self.controller_listener_names.contains(&l.name))
+    }
+
+    /// The listener the quorum's voters and the brokers reach this controller on.
+    pub fn controller_listener(&self) -> Option<&Listener> {
+        self.listeners.iter().find(|l| self.controller_listener_names.contains(&l.name))
+    }
+}
+
 /// Broker properties Fjord accepts (so a Kafka server.properties starts it) without applying
 /// them, and why: set explicitly, each is logged once at startup, never silently ignored
 /// (docs/configuration.md has the whole table).
@@ -481,6 +701,8 @@ pub struct Config {
     pub node_id: i32,
     pub listener: Endpoint,
     pub advertised: Option<Endpoint>,
+    /// Every listener, the roles and the quorum ([`Topology`]).
+    pub topology: Topology,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -563,28 +785,6 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigEr
     Ok(out)
 }
 
-fn parse_endpoint(name: &str, value: &str) -> Result<Endpoint, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
-        name: name.into(),
-        value: value.into(),
-        reason: reason.into(),
-    };
-    // Only the first listener is served; Fjord has one PLAINTEXT listener for now.
-    let first = value.split(',').next().unwrap_or("").trim();
-    let rest = first
-        .split_once("://")
-        .map(|(proto, rest)| (proto.to_ascii_uppercase(), rest))
-        .ok_or_else(|| invalid("expected PLAINTEXT://host:port"))?;
-    if rest.0 != "PLAINTEXT" {
-        return Err(invalid("only PLAINTEXT listeners are supported"));
-    }
-    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| invalid("missing port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = port.parse().map_err(|_| invalid("bad port"))?;
-    let host = if host.is_empty() { "0.0.0.0".to_string() } else { host.to_string() };
-    Ok(Endpoint { host, port })
-}
-
 impl Config {
     /// Builds the configuration from explicitly set properties; everything else takes Kafka's default.
     pub fn from_properties(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
@@ -599,6 +799,14 @@ impl Config {
             node_id: 1,
             listener: Endpoint { host: "127.0.0.1".into(), port: 9092 },
             advertised: None,
+            topology: Topology {
+                roles: ProcessRoles { broker: true, controller: true },
+                listeners: vec![],
+                controller_listener_names: vec![],
+                inter_broker_listener_name: None,
+                advertised: BTreeMap::new(),
+                quorum: None,
+            },
             log_dirs: vec![],
             num_partitions: 1,
             default_replication_factor: 1,
@@ -679,21 +887,12 @@ impl Config {
                 tracing::warn!(key = %name, value = %v, why, "accepted for compatibility, not applied");
             }
         }
-        // A single node is its own controller: other roles would need a quorum elsewhere.
-        let mut roles: Vec<String> = c.string("process.roles").split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect();
-        roles.sort();
-        if roles != ["broker", "controller"] {
-            return Err(ConfigError::Invalid {
-                name: "process.roles".into(),
-                value: c.string("process.roles"),
-                reason: "a single Fjord node is both broker and controller (broker,controller)".into(),
-            });
-        }
-        let listener = parse_endpoint("listeners", &c.string("listeners"))?;
-        let advertised = match c.explicit.get("advertised.listeners") {
-            Some(v) => Some(parse_endpoint("advertised.listeners", v)?),
-            None => None,
-        };
+        let topology = Topology::parse(&c, node_id)?;
+        // The client listener (or, on a controller-only node, the controller listener) is what
+        // `listener` names; `advertised` is its advertised.listeners entry.
+        let served = topology.client_listener().or(topology.controller_listener()).cloned().ok_or_else(|| ConfigError::Invalid { name: "listeners".into(), value: c.string("listeners"), reason: "no listener to serve".into() })?;
+        let listener = served.endpoint.clone();
+        let advertised = topology.advertised.get(&served.name).cloned();
         let io_backend = c.string("io.backend");
         if !matches!(io_backend.as_str(), "auto" | "uring" | "std") {
             return Err(ConfigError::Invalid {
@@ -712,6 +911,7 @@ impl Config {
             node_id,
             listener,
             advertised,
+            topology,
             log_dirs,
             num_partitions: positive("num.partitions", c.long("num.partitions")?)? as i32,
             default_replication_factor: c.int("default.replication.factor")? as i16,
@@ -1226,6 +1426,50 @@ mod tests {
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().drop_behind_bytes, 32 << 20);
         assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "0"), ("fjord.log.drop.behind.bytes", "33554432")])).is_err(), "no writeback step");
         assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "2097152"), ("fjord.log.drop.behind.bytes", "1048576")])).is_err(), "smaller than the step");
+    }
+
+    #[test]
+    fn listeners_roles_and_the_quorum_are_checked_as_kafka_checks_them() {
+        let single = Config::from_properties(BTreeMap::new()).unwrap().topology;
+        assert_eq!((single.roles, single.quorum.clone()), (ProcessRoles { broker: true, controller: true }, None));
+        assert_eq!(single.client_listener().map(|l| l.name.as_str()), Some("PLAINTEXT"));
+
+        let voters = ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293");
+        let combined = [("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"), ("controller.listener.names", "CONTROLLER"), voters];
+        let c = Config::from_properties(props(&combined)).unwrap();
+        let t = &c.topology;
+        assert_eq!(t.quorum.as_ref().map(|q| q.voters.len()), Some(3));
+        assert_eq!(t.client_listener().map(|l| l.endpoint.port), Some(9092));
+        assert_eq!(t.controller_listener().map(|l| (l.name.as_str(), l.protocol)), Some(("CONTROLLER", SecurityProtocol::Plaintext)));
+        assert_eq!(t.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"));
+        assert_eq!(c.bind_addr(), "127.0.0.1:9092", "clients are served on the broker listener");
+
+        let broker_only = [("process.roles", "broker"), ("node.id", "4"), ("listeners", "PLAINTEXT://127.0.0.1:9094"), ("controller.listener.names", "CONTROLLER"), voters];
+        assert!(Config::from_properties(props(&broker_only)).is_ok(), "a broker-only node need not be a voter");
+        let controller_only = [("process.roles", "controller"), ("node.id", "2"), ("listeners", "CONTROLLER://127.0.0.1:9193"), ("controller.listener.names", "CONTROLLER"), voters];
+        let c = Config::from_properties(props(&controller_only)).unwrap();
+        assert_eq!((c.topology.client_listener(), c.bind_addr()), (None, "127.0.0.1:9193".to_string()));
+
+        let refused = |extra: &[(&str, &str)], why: &str| {
+            let mut all: BTreeMap<String, String> = props(&combined);
+            all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            assert!(Config::from_properties(all).is_err(), "{why}");
+        };
+        refused(&[("node.id", "9")], "a controller must be a voter");
+        refused(&[("controller.listener.names", "")], "voters without a controller listener");
+        refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093")], "listener names are unique");
+        refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092")], "ports are unique");
+        refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9095,CONTROLLER://127.0.0.1:9093"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT")], "one client listener until TLS/SASL");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "SSL is not served yet");
+        refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
+        refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
+        refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");
+        refused(&[("inter.broker.listener.name", "CONTROLLER")], "brokers reach each other on a broker listener");
+        refused(&[("controller.quorum.voters", "1@127.0.0.1:9093,1@127.0.0.1:9193")], "a voter listed twice");
+        let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
+        bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
+        assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
     }
 
     #[test]

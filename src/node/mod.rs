@@ -20,6 +20,8 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("loading the broker panicked")]
     LoadPanicked,
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// A started node: its bound address and the handles needed to stop it.
@@ -42,6 +44,10 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
 /// As [`start`], on a storage backend chosen by the caller (fault-injection tests).
 pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningNode, StartError> {
+    if config.topology.quorum.is_some() {
+        // Refused rather than started as a single node that ignores its quorum.
+        return Err(StartError::Unsupported("controller.quorum.voters: a node in a metadata quorum cannot start yet (the cluster is being wired in; run without a quorum for a single node)"));
+    }
     // Recovery reads and fsyncs the logs: off the async workers.
     let loaded = match tokio::task::spawn_blocking(move || broker::load(config, backend)).await {
         Ok(loaded) => loaded?,
