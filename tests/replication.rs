@@ -143,3 +143,26 @@ async fn a_follower_cuts_a_tail_its_new_leader_never_had() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn groups_of_an_offsets_partition_led_elsewhere_are_not_coordinated_here() {
+    let b = TestBroker::start(&["node.id=1"]).await;
+    let mut c = b.client().await;
+    let found = c.send(&FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![StrBytes::from_static_str("g")]), 4).await;
+    assert_eq!(found.coordinators[0].error_code, 0, "creates __consumer_offsets and answers this broker");
+    let broker = b.running.as_ref().unwrap().broker.clone();
+    let partitions = broker.metadata.topic("__consumer_offsets").expect("offsets topic").partitions;
+    let tp = TopicPartition::new("__consumer_offsets", fjord::records::internal::partition_for("g", partitions));
+    let elsewhere = LeaderAndIsr { leader: 2, leader_epoch: 1, partition_epoch: 1, replicas: vec![1, 2], isr: vec![2] };
+    broker.replicas.become_follower(&tp, elsewhere).expect("follow");
+
+    let found = c.send(&FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![StrBytes::from_static_str("g")]), 4).await;
+    assert_eq!(found.coordinators[0].error_code, E::CoordinatorNotAvailable.code(), "no coordinator handed out for a partition led elsewhere");
+    let hb = c.send(&HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_member_id(StrBytes::from_static_str("m")).with_generation_id(1), 4).await;
+    assert_eq!(hb.error_code, E::NotCoordinator.code());
+    let other = c.send(&FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![StrBytes::from_static_str("other-group-on-another-partition")]), 4).await;
+    if fjord::records::internal::partition_for("other-group-on-another-partition", partitions) != tp.partition {
+        assert_eq!(other.coordinators[0].error_code, 0, "groups of partitions led here are unaffected");
+    }
+    b.stop().await;
+}

@@ -314,12 +314,15 @@ impl Broker {
     }
 
     /// Whether the partition of `key` in a coordinator's internal topic (`__consumer_offsets` or
-    /// `__transaction_state`) is in an offline log dir: its coordinator must not be handed out
-    /// (FindCoordinator), as Kafka hands out no coordinator for a partition without a leader.
+    /// `__transaction_state`) cannot be coordinated from here: it is in an offline log dir, or
+    /// another broker leads it (the coordinator moved with its leadership). Its coordinator must
+    /// not be handed out (FindCoordinator), as Kafka hands out no coordinator for a partition
+    /// without a leader, and requests for its ids answer NOT_COORDINATOR.
     pub fn coordinator_partition_offline(&self, topic: &str, key: &str) -> bool {
         let Some(meta) = self.metadata.topic(topic) else { return false };
         let tp = TopicPartition::new(topic.to_string(), crate::records::internal::partition_for(key, meta.partitions));
-        self.replicas.logs().offline_error(&tp).is_some()
+        let led_elsewhere = self.replicas.partition(&tp).is_some_and(|p| !p.lock().is_leader());
+        led_elsewhere || self.replicas.logs().offline_error(&tp).is_some()
     }
 
     /// Whether a topic-partition exists (AddPartitionsToTxn refuses unknown ones; a marker for
