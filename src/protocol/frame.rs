@@ -17,18 +17,7 @@ pub const REQUEST_HEADER_MIN_BYTES: usize = 8;
 
 /// Checks a request length prefix against `socket.request.max.bytes`.
 pub fn check_request_len(prefix: [u8; 4], max_bytes: usize) -> Result<usize, FrameError> {
-    let len = i32::from_be_bytes(prefix);
-    if len < 0 {
-        return Err(FrameError::Negative(len));
-    }
-    let len = len as usize;
-    if len > max_bytes {
-        return Err(FrameError::TooLarge { len, max: max_bytes });
-    }
-    if len < REQUEST_HEADER_MIN_BYTES {
-        return Err(FrameError::TooShort(len));
-    }
-    Ok(len)
+    check_len(prefix, max_bytes, REQUEST_HEADER_MIN_BYTES)
 }
 
 /// Smallest response: the correlation id.
@@ -37,6 +26,10 @@ pub const RESPONSE_HEADER_MIN_BYTES: usize = 4;
 /// Checks a response length prefix (read by Fjord's own outbound client) against the most the
 /// caller accepts.
 pub fn check_response_len(prefix: [u8; 4], max_bytes: usize) -> Result<usize, FrameError> {
+    check_len(prefix, max_bytes, RESPONSE_HEADER_MIN_BYTES)
+}
+
+fn check_len(prefix: [u8; 4], max_bytes: usize, min_bytes: usize) -> Result<usize, FrameError> {
     let len = i32::from_be_bytes(prefix);
     if len < 0 {
         return Err(FrameError::Negative(len));
@@ -45,7 +38,7 @@ pub fn check_response_len(prefix: [u8; 4], max_bytes: usize) -> Result<usize, Fr
     if len > max_bytes {
         return Err(FrameError::TooLarge { len, max: max_bytes });
     }
-    if len < RESPONSE_HEADER_MIN_BYTES {
+    if len < min_bytes {
         return Err(FrameError::TooShort(len));
     }
     Ok(len)

@@ -360,15 +360,7 @@ impl LogManager {
     /// or a log dir is offline (the caller asks again where it may wait), `Some(None)` for a
     /// partition this broker does not have.
     pub fn try_get(&self, tp: &TopicPartition) -> Option<Option<SharedLog>> {
-        if self.failures.any_offline() {
-            return None;
-        }
-        let map = match self.logs.try_read() {
-            Ok(map) => map,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        Some(map.get(tp).map(|e| e.log.clone()))
+        Some(self.try_map()?.get(tp).map(|e| e.log.clone()))
     }
 
     /// The partition's published read bounds, for a caller that must not wait (an async worker):
@@ -377,15 +369,20 @@ impl LogManager {
     /// changed, the partition is unknown, or a log dir is offline: the caller then asks the log
     /// itself, on a handler thread.
     pub fn try_published(&self, tp: &TopicPartition) -> Option<Arc<PublishedOffsets>> {
+        self.try_map()?.get(tp).map(|e| e.published.clone())
+    }
+
+    /// The partition map for a caller that must not wait: None while it is being changed or
+    /// while a log dir is offline.
+    fn try_map(&self) -> Option<std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Entry>>> {
         if self.failures.any_offline() {
             return None;
         }
-        let map = match self.logs.try_read() {
-            Ok(map) => map,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        map.get(tp).map(|e| e.published.clone())
+        match self.logs.try_read() {
+            Ok(map) => Some(map),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Renames the directory to `<topic>-<partition>.<uuid>-delete` (atomic, survives a crash as a
