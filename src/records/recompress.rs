@@ -27,6 +27,11 @@ const GZIP_LEVEL_LIBRARY_DEFAULT: u32 = 6;
 pub const LZ4_LEVEL_MIN: i32 = 1;
 pub const LZ4_LEVEL_MAX: i32 = 17;
 pub const LZ4_LEVEL_DEFAULT: i32 = 9;
+/// zstd levels above this one (the "ultra" levels) have their window and match tables capped.
+const ZSTD_LEVEL_WINDOW_CAPPED_ABOVE: i32 = 19;
+/// The window (log2 bytes) of level 19 on large inputs: the most an encoder here uses.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 /// `compression.zstd.level` range (Kafka: zstd's minimum, -2^17, to 22) and default.
 pub const ZSTD_LEVEL_MIN: i32 = -131_072;
 pub const ZSTD_LEVEL_MAX: i32 = 22;
@@ -167,6 +172,14 @@ fn rewrite_batch(batch: &[u8], h: &BatchHeader<'_>, target: TopicCompression, ma
             }
             TopicCompression::Zstd { level } => {
                 let mut w = zstd::stream::write::Encoder::new(body, level)?;
+                if level > ZSTD_LEVEL_WINDOW_CAPPED_ABOVE {
+                    // Levels 20-22 ask for a 128 MiB window and match tables near 1 GiB per
+                    // encoder, for a batch of at most max.message.bytes: they get level 19's
+                    // window and tables instead (at most ~90 MiB), with their own search effort.
+                    w.window_log(ZSTD_WINDOW_LOG_MAX)?;
+                    w.set_parameter(zstd::stream::raw::CParameter::ChainLog(ZSTD_WINDOW_LOG_MAX + 1))?;
+                    w.set_parameter(zstd::stream::raw::CParameter::HashLog(ZSTD_WINDOW_LOG_MAX - 1))?;
+                }
                 let ts = copy_records(input, count, old_base_timestamp, &mut w)?;
                 Ok((ts, w.finish()?))
             }
@@ -406,6 +419,16 @@ mod tests {
                 assert_eq!(decode(&rewritten).iter().map(seen).collect::<Vec<_>>(), decode(&original).iter().map(seen).collect::<Vec<_>>());
                 validate(&rewritten, &ValidateConfig::default()).expect("a rewritten batch passes produce validation");
             }
+        }
+    }
+
+    #[test]
+    fn ultra_zstd_levels_rewrite_with_a_capped_window_and_read_back() {
+        let original = batch_with(200, None, Compression::Lz4, Some((7, 3, 100)));
+        for level in [19, 20, 22] {
+            let rewritten = recompress(&original, TopicCompression::Zstd { level }, 1 << 20).expect("rewrites").expect("lz4 -> zstd");
+            assert_eq!(decode(&rewritten).iter().map(seen).collect::<Vec<_>>(), decode(&original).iter().map(seen).collect::<Vec<_>>(), "level {level}");
+            validate(&rewritten, &ValidateConfig::default()).expect("valid");
         }
     }
 
