@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::codec::{CodecError, FlexWriter, Reader};
+use crate::coordinator::codec::{CodecError, FlexWriter, Reader};
 
 /// Partitions by topic id, as the records store them.
 pub type TopicPartitions = Vec<(Uuid, Vec<i32>)>;
@@ -229,7 +229,7 @@ pub fn decode_member_assignment(b: Bytes) -> Result<StoredMemberAssignment, Code
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::codec::hex;
+    use crate::coordinator::codec::hex;
 
     fn topic_id() -> Uuid {
         Uuid::from_bytes(*hex("f4d09fa752964a7d9cd7e826147400e1").as_ref().first_chunk::<16>().unwrap())

@@ -5,7 +5,6 @@
 //! as a `consumer::TopicsView`.
 
 pub mod assignor;
-mod codec;
 pub mod consumer;
 pub mod consumer_codec;
 mod consumer_coordinator;

@@ -102,8 +102,8 @@ pub struct StoredMember {
     pub assignment: Bytes,
 }
 
-pub use super::codec::CodecError;
-use super::codec::Reader;
+pub use crate::coordinator::codec::CodecError;
+use crate::coordinator::codec::Reader;
 
 fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
@@ -302,7 +302,7 @@ pub fn decode_group_value(b: Bytes) -> Result<GroupMetadataRecord, CodecError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::codec::hex;
+    use crate::coordinator::codec::hex;
     use super::*;
 
     #[test]
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn the_flexible_group_metadata_v4_decodes() {
-        let mut w = super::super::codec::FlexWriter::new(4);
+        let mut w = crate::coordinator::codec::FlexWriter::new(4);
         w.str("consumer");
         w.i32(3);
         w.nullable_str(Some("range"));

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::coordinator::codec::{self, Reader};
 use crate::types::TopicPartition;
 
 /// Kafka's TransactionState, with its on-disk byte.
@@ -75,14 +76,11 @@ pub struct TxnMetadata {
     pub start_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A `__transaction_state` record that cannot be read: its bytes, or a state byte Kafka never writes.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    #[error("truncated record")]
-    Truncated,
-    #[error("unknown record version {0}")]
-    UnknownVersion(i16),
-    #[error("invalid string")]
-    BadString,
+    #[error(transparent)]
+    Record(#[from] codec::CodecError),
     #[error("unknown transaction state {0}")]
     BadState(i8),
 }
@@ -92,18 +90,6 @@ fn put_str(b: &mut BytesMut, s: &str) {
     b.put_slice(s.as_bytes());
 }
 
-fn need(b: &Bytes, n: usize) -> Result<(), CodecError> {
-    if b.remaining() < n { Err(CodecError::Truncated) } else { Ok(()) }
-}
-
-fn get_str(b: &mut Bytes) -> Result<String, CodecError> {
-    need(b, 2)?;
-    let len = b.get_i16();
-    let len = usize::try_from(len).map_err(|_| CodecError::BadString)?;
-    need(b, len)?;
-    String::from_utf8(b.split_to(len).to_vec()).map_err(|_| CodecError::BadString)
-}
-
 pub fn encode_key(transactional_id: &str) -> Bytes {
     let mut b = BytesMut::with_capacity(4 + transactional_id.len());
     b.put_i16(0);
@@ -111,11 +97,11 @@ pub fn encode_key(transactional_id: &str) -> Bytes {
     b.freeze()
 }
 
-pub fn decode_key(mut b: Bytes) -> Result<String, CodecError> {
-    need(&b, 2)?;
-    match b.get_i16() {
-        0 => get_str(&mut b),
-        v => Err(CodecError::UnknownVersion(v)),
+pub fn decode_key(b: Bytes) -> Result<String, CodecError> {
+    let mut r = Reader::new(b, false);
+    match r.i16()? {
+        0 => Ok(r.str()?),
+        v => Err(codec::CodecError::UnknownVersion(v).into()),
     }
 }
 
@@ -148,65 +134,30 @@ pub fn encode_value(m: &TxnMetadata) -> Bytes {
 }
 
 /// Reads value v0 or v1 (whose tagged fields, at the end, are not needed).
-pub fn decode_value(mut b: Bytes) -> Result<TxnMetadata, CodecError> {
-    need(&b, 2)?;
-    let version = b.get_i16();
+pub fn decode_value(b: Bytes) -> Result<TxnMetadata, CodecError> {
+    let mut r = Reader::new(b, false);
+    let version = r.i16()?;
     if version != 0 && version != 1 {
-        return Err(CodecError::UnknownVersion(version));
+        return Err(codec::CodecError::UnknownVersion(version).into());
     }
-    let flexible = version >= 1;
-    need(&b, 15)?;
-    let producer_id = b.get_i64();
-    let producer_epoch = b.get_i16();
-    let timeout_ms = b.get_i32();
-    let code = b.get_i8();
+    r.set_flexible(version >= 1);
+    let producer_id = r.i64()?;
+    let producer_epoch = r.i16()?;
+    let timeout_ms = r.i32()?;
+    let code = r.i8()?;
     let state = TxnState::from_code(code).ok_or(CodecError::BadState(code))?;
     let mut partitions = BTreeSet::new();
-    let topics = if flexible { get_uvarint(&mut b)? as i64 - 1 } else { need(&b, 4).map(|_| b.get_i32() as i64)? };
-    for _ in 0..topics.max(0) {
-        let topic = if flexible { get_compact_str(&mut b)? } else { get_str(&mut b)? };
-        let count = if flexible { get_uvarint(&mut b)? as i64 - 1 } else { need(&b, 4).map(|_| b.get_i32() as i64)? };
-        for _ in 0..count.max(0) {
-            need(&b, 4)?;
-            partitions.insert(TopicPartition::new(topic.clone(), b.get_i32()));
+    // A topic entry is at least a length and a partition count; a partition is an i32.
+    for _ in 0..r.array_len(2)? {
+        let topic = r.str()?;
+        for _ in 0..r.array_len(4)? {
+            partitions.insert(TopicPartition::new(topic.clone(), r.i32()?));
         }
-        if flexible {
-            skip_tagged(&mut b)?;
-        }
+        r.skip_tags()?;
     }
-    need(&b, 16)?;
-    let last_update_ms = b.get_i64();
-    let start_ms = b.get_i64();
+    let last_update_ms = r.i64()?;
+    let start_ms = r.i64()?;
     Ok(TxnMetadata { producer_id, producer_epoch, timeout_ms, state, partitions, last_update_ms, start_ms })
-}
-
-fn get_uvarint(b: &mut Bytes) -> Result<u64, CodecError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        need(b, 1)?;
-        let byte = b.get_u8();
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(CodecError::Truncated)
-}
-
-fn get_compact_str(b: &mut Bytes) -> Result<String, CodecError> {
-    let len = get_uvarint(b)?.checked_sub(1).ok_or(CodecError::BadString)? as usize;
-    need(b, len)?;
-    String::from_utf8(b.split_to(len).to_vec()).map_err(|_| CodecError::BadString)
-}
-
-fn skip_tagged(b: &mut Bytes) -> Result<(), CodecError> {
-    for _ in 0..get_uvarint(b)? {
-        let _tag = get_uvarint(b)?;
-        let len = get_uvarint(b)? as usize;
-        need(b, len)?;
-        b.advance(len);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -268,9 +219,10 @@ mod tests {
 
     #[test]
     fn malformed_records_are_errors_not_panics() {
-        assert_eq!(decode_key(Bytes::new()), Err(CodecError::Truncated));
-        assert_eq!(decode_key(Bytes::from_static(&[0, 1])), Err(CodecError::UnknownVersion(1)));
-        assert_eq!(decode_key(Bytes::from_static(&[0, 0, 0x80, 0])), Err(CodecError::BadString));
+        assert_eq!(decode_key(Bytes::new()), Err(codec::CodecError::Truncated.into()));
+        assert_eq!(decode_key(Bytes::from_static(&[0, 1])), Err(codec::CodecError::UnknownVersion(1).into()));
+        assert_eq!(decode_key(Bytes::from_static(&[0, 0, 0x80, 0])), Err(codec::CodecError::BadLength(-32768).into()));
+        assert_eq!(decode_key(Bytes::from_static(&[0, 0, 0, 1, 0xff])), Err(codec::CodecError::BadString.into()));
         let v = encode_value(&meta());
         for cut in 0..v.len() {
             assert!(decode_value(v.slice(..cut)).is_err(), "cut at {cut}");

@@ -1,4 +1,4 @@
-//! Byte primitives of Kafka's generated record schemas, for the `__consumer_offsets` codecs:
+//! Byte primitives of Kafka's generated record schemas, shared by the coordinators' record codecs (`__consumer_offsets`, `__transaction_state`):
 //! classic (i16-length strings, i32 counts) and flexible (unsigned-varint lengths, tagged fields)
 //! encodings. Every count and length read from disk is checked against the bytes left before it
 //! sizes anything, so a corrupt record is refused, never allocated. Pure bytes, no I/O.
