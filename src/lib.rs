@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod coordinator;
 pub mod group;
+pub mod metadata;
 pub mod txn;
 pub mod protocol;
 pub mod records;

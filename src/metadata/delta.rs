@@ -1,0 +1,339 @@
+//! The local changes one broker must act on when the metadata image moves from one version to the
+//! next: partitions to lead, to follow, to stop and delete, and the group / transaction coordinator
+//! partitions to load or unload. Pure comparison of two images; it acts on nothing itself.
+
+use uuid::Uuid;
+
+use super::image::{MetadataImage, PartitionRegistration};
+use crate::types::TopicPartition;
+
+/// `__consumer_offsets`: its leaders host the group coordinator.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// `__transaction_state`: its leaders host the transaction coordinator.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// This node became (or stays, at a new epoch) leader of the partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalLeader {
+    pub topic_partition: TopicPartition,
+    pub topic_id: Uuid,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+    pub replicas: Vec<i32>,
+}
+
+/// This node is a follower (or a replica with no leader, `leader_id == -1`) of the partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalFollower {
+    pub topic_partition: TopicPartition,
+    pub topic_id: Uuid,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteReason {
+    /// The topic was deleted.
+    TopicRemoved,
+    /// The topic remains but this node is no longer one of the partition's replicas.
+    ReplicaMovedAway,
+}
+
+/// Stop the replica and delete its log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalDelete {
+    pub topic_partition: TopicPartition,
+    pub topic_id: Uuid,
+    pub reason: DeleteReason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinatorKind {
+    /// Group coordinator (`__consumer_offsets`).
+    Group,
+    /// Transaction coordinator (`__transaction_state`).
+    Transaction,
+}
+
+impl CoordinatorKind {
+    fn of_topic(name: &str) -> Option<Self> {
+        match name {
+            OFFSETS_TOPIC => Some(CoordinatorKind::Group),
+            TRANSACTION_STATE_TOPIC => Some(CoordinatorKind::Transaction),
+            _ => None,
+        }
+    }
+}
+
+/// Load the coordinator state of an internal-topic partition this node now leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoordinatorLoad {
+    pub kind: CoordinatorKind,
+    pub partition: i32,
+    pub leader_epoch: i32,
+}
+
+/// Unload the coordinator state of a partition this node no longer leads. `leader_epoch` is the
+/// partition's new leader epoch, `None` when the partition is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoordinatorUnload {
+    pub kind: CoordinatorKind,
+    pub partition: i32,
+    pub leader_epoch: Option<i32>,
+}
+
+/// What one broker must do between two images. Each list is in (topic name, partition) order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalChanges {
+    pub leaders: Vec<LocalLeader>,
+    pub followers: Vec<LocalFollower>,
+    pub deletes: Vec<LocalDelete>,
+    pub coordinators_to_load: Vec<CoordinatorLoad>,
+    pub coordinators_to_unload: Vec<CoordinatorUnload>,
+}
+
+impl LocalChanges {
+    pub fn is_empty(&self) -> bool {
+        self == &LocalChanges::default()
+    }
+}
+
+/// The changes `node_id` must act on when the image moves from `prev` to `next`. A partition is
+/// reported as leader or follower when it is new to this node or its registration changed (any
+/// change bumps the partition epoch); unchanged partitions are not reported.
+pub fn local_changes(prev: &MetadataImage, next: &MetadataImage, node_id: i32) -> LocalChanges {
+    let mut out = LocalChanges::default();
+
+    // Leaders and followers in the new image.
+    for topic in next.topics() {
+        let coordinator = CoordinatorKind::of_topic(&topic.name);
+        for (&pid, part) in &topic.partitions {
+            if !part.replicas.contains(&node_id) {
+                continue;
+            }
+            let old: Option<&PartitionRegistration> = prev.partition(topic.id, pid);
+            if old == Some(part) {
+                continue;
+            }
+            let tp = TopicPartition::new(topic.name.clone(), pid);
+            let was_leader = old.is_some_and(|o| o.leader == node_id);
+            if part.leader == node_id {
+                out.leaders.push(LocalLeader {
+                    topic_partition: tp,
+                    topic_id: topic.id,
+                    leader_epoch: part.leader_epoch,
+                    partition_epoch: part.partition_epoch,
+                    isr: part.isr.clone(),
+                    replicas: part.replicas.clone(),
+                });
+                if let (Some(kind), false) = (coordinator, was_leader) {
+                    out.coordinators_to_load.push(CoordinatorLoad { kind, partition: pid, leader_epoch: part.leader_epoch });
+                }
+            } else {
+                out.followers.push(LocalFollower {
+                    topic_partition: tp,
+                    topic_id: topic.id,
+                    leader_id: part.leader,
+                    leader_epoch: part.leader_epoch,
+                    partition_epoch: part.partition_epoch,
+                    replicas: part.replicas.clone(),
+                });
+                if let (Some(kind), true) = (coordinator, was_leader) {
+                    out.coordinators_to_unload.push(CoordinatorUnload { kind, partition: pid, leader_epoch: Some(part.leader_epoch) });
+                }
+            }
+        }
+    }
+
+    // Replicas this node held before and holds no more.
+    for topic in prev.topics() {
+        let coordinator = CoordinatorKind::of_topic(&topic.name);
+        let next_topic = next.topic_by_id(topic.id);
+        for (&pid, part) in &topic.partitions {
+            if !part.replicas.contains(&node_id) {
+                continue;
+            }
+            let reason = match next_topic {
+                None => DeleteReason::TopicRemoved,
+                Some(t) => match t.partitions.get(&pid) {
+                    None => DeleteReason::TopicRemoved,
+                    Some(p) if !p.replicas.contains(&node_id) => DeleteReason::ReplicaMovedAway,
+                    Some(_) => continue,
+                },
+            };
+            out.deletes.push(LocalDelete { topic_partition: TopicPartition::new(topic.name.clone(), pid), topic_id: topic.id, reason });
+            if let (Some(kind), true) = (coordinator, part.leader == node_id) {
+                let new_epoch = next_topic.and_then(|t| t.partitions.get(&pid)).map(|p| p.leader_epoch);
+                out.coordinators_to_unload.push(CoordinatorUnload { kind, partition: pid, leader_epoch: new_epoch });
+            }
+        }
+    }
+
+    let by_tp = |a: &TopicPartition, b: &TopicPartition| a.cmp(b);
+    out.leaders.sort_by(|a, b| by_tp(&a.topic_partition, &b.topic_partition));
+    out.followers.sort_by(|a, b| by_tp(&a.topic_partition, &b.topic_partition));
+    out.deletes.sort_by(|a, b| by_tp(&a.topic_partition, &b.topic_partition));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::tests::{partition, register};
+    use crate::metadata::records::*;
+
+    const ME: i32 = 1;
+
+    fn with_topic(image: &mut MetadataImage, name: &str, id: u128, parts: &[(&[i32], &[i32], i32)]) -> Uuid {
+        let topic_id = Uuid::from_u128(id);
+        image.apply(&MetadataRecord::Topic(TopicRecord { name: name.into(), topic_id })).unwrap();
+        for (i, (replicas, isr, leader)) in parts.iter().enumerate() {
+            image.apply(&partition(topic_id, i as i32, replicas, isr, *leader)).unwrap();
+        }
+        topic_id
+    }
+
+    fn change(image: &mut MetadataImage, topic_id: Uuid, pid: i32, f: impl FnOnce(&mut PartitionChangeRecord)) {
+        let mut c = PartitionChangeRecord::new(topic_id, pid);
+        f(&mut c);
+        image.apply(&MetadataRecord::PartitionChange(c)).unwrap();
+    }
+
+    fn base() -> MetadataImage {
+        let mut image = MetadataImage::new();
+        for id in 1..=3 {
+            image.apply(&register(id, 1, None, false)).unwrap();
+        }
+        image
+    }
+
+    #[test]
+    fn a_new_topic_makes_this_node_leader_of_some_partitions_and_follower_of_others() {
+        let prev = base();
+        let mut next = prev.clone();
+        let id = with_topic(&mut next, "t", 1, &[(&[1, 2], &[1, 2], 1), (&[2, 1], &[2, 1], 2), (&[2, 3], &[2, 3], 2)]);
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!(
+            c.leaders,
+            vec![LocalLeader {
+                topic_partition: TopicPartition::new("t", 0),
+                topic_id: id,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: vec![1, 2],
+                replicas: vec![1, 2]
+            }]
+        );
+        assert_eq!(c.followers.len(), 1);
+        assert_eq!((c.followers[0].topic_partition.partition, c.followers[0].leader_id), (1, 2));
+        assert!(c.deletes.is_empty() && c.coordinators_to_load.is_empty());
+    }
+
+    #[test]
+    fn unchanged_partitions_are_not_reported() {
+        let mut prev = base();
+        with_topic(&mut prev, "t", 1, &[(&[1, 2], &[1, 2], 1)]);
+        let next = prev.clone();
+        assert!(local_changes(&prev, &next, ME).is_empty());
+    }
+
+    #[test]
+    fn losing_leadership_makes_this_node_a_follower_at_the_new_epoch() {
+        let mut prev = base();
+        let id = with_topic(&mut prev, "t", 1, &[(&[1, 2], &[1, 2], 1)]);
+        let mut next = prev.clone();
+        change(&mut next, id, 0, |c| {
+            c.leader = Some(2);
+            c.isr = Some(vec![2]);
+        });
+        let c = local_changes(&prev, &next, ME);
+        assert!(c.leaders.is_empty());
+        assert_eq!((c.followers[0].leader_id, c.followers[0].leader_epoch), (2, 1));
+        // And the other way round: node 2 sees nothing to delete, only its new leadership.
+        let c2 = local_changes(&prev, &next, 2);
+        assert_eq!((c2.leaders[0].leader_epoch, c2.leaders[0].isr.clone()), (1, vec![2]));
+    }
+
+    #[test]
+    fn an_isr_change_is_reported_to_the_leader_with_the_new_partition_epoch() {
+        let mut prev = base();
+        let id = with_topic(&mut prev, "t", 1, &[(&[1, 2, 3], &[1, 2, 3], 1)]);
+        let mut next = prev.clone();
+        change(&mut next, id, 0, |c| c.isr = Some(vec![1, 2]));
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!((c.leaders[0].leader_epoch, c.leaders[0].partition_epoch, c.leaders[0].isr.clone()), (0, 1, vec![1, 2]));
+    }
+
+    #[test]
+    fn a_removed_topic_deletes_its_replicas() {
+        let mut prev = base();
+        let id = with_topic(&mut prev, "t", 1, &[(&[1, 2], &[1, 2], 1), (&[2, 3], &[2, 3], 2)]);
+        let mut next = prev.clone();
+        next.apply(&MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: id })).unwrap();
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!(
+            c.deletes,
+            vec![LocalDelete { topic_partition: TopicPartition::new("t", 0), topic_id: id, reason: DeleteReason::TopicRemoved }]
+        );
+    }
+
+    #[test]
+    fn a_replica_moved_away_is_deleted_and_a_replica_moved_here_is_followed() {
+        let mut prev = base();
+        let id = with_topic(&mut prev, "t", 1, &[(&[1, 2], &[1, 2], 2), (&[2, 3], &[2, 3], 2)]);
+        let mut next = prev.clone();
+        change(&mut next, id, 0, |c| {
+            c.replicas = Some(vec![2, 3]);
+            c.isr = Some(vec![2, 3]);
+            c.leader = Some(2);
+        });
+        change(&mut next, id, 1, |c| c.replicas = Some(vec![2, 3, 1]));
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!(c.deletes[0].reason, DeleteReason::ReplicaMovedAway);
+        assert_eq!(c.deletes[0].topic_partition.partition, 0);
+        assert_eq!(c.followers.len(), 1);
+        assert_eq!(c.followers[0].topic_partition.partition, 1);
+    }
+
+    #[test]
+    fn a_recreated_topic_deletes_the_old_id_and_follows_the_new_one() {
+        let mut prev = base();
+        let old = with_topic(&mut prev, "t", 1, &[(&[1, 2], &[1, 2], 2)]);
+        let mut next = prev.clone();
+        next.apply(&MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: old })).unwrap();
+        let new = with_topic(&mut next, "t", 2, &[(&[1, 2], &[1, 2], 2)]);
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!((c.deletes[0].topic_id, c.deletes[0].reason), (old, DeleteReason::TopicRemoved));
+        assert_eq!(c.followers[0].topic_id, new);
+    }
+
+    #[test]
+    fn coordinators_load_on_becoming_leader_and_unload_on_losing_it() {
+        let mut prev = base();
+        let offsets = with_topic(&mut prev, OFFSETS_TOPIC, 1, &[(&[1, 2], &[1, 2], 2), (&[1, 2], &[1, 2], 1)]);
+        let txn = with_topic(&mut prev, TRANSACTION_STATE_TOPIC, 2, &[(&[1, 2], &[1, 2], 1)]);
+        let mut next = prev.clone();
+        change(&mut next, offsets, 0, |c| c.leader = Some(1));
+        change(&mut next, offsets, 1, |c| c.leader = Some(2));
+        change(&mut next, txn, 0, |c| c.isr = Some(vec![1]));
+        let c = local_changes(&prev, &next, ME);
+        assert_eq!(c.coordinators_to_load, vec![CoordinatorLoad { kind: CoordinatorKind::Group, partition: 0, leader_epoch: 1 }]);
+        assert_eq!(
+            c.coordinators_to_unload,
+            vec![CoordinatorUnload { kind: CoordinatorKind::Group, partition: 1, leader_epoch: Some(1) }]
+        );
+        // An ISR change under the same leader neither loads nor unloads the transaction coordinator.
+        assert!(c.leaders.iter().any(|l| l.topic_id == txn));
+
+        let mut gone = next.clone();
+        gone.apply(&MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: txn })).unwrap();
+        let c = local_changes(&next, &gone, ME);
+        assert_eq!(
+            c.coordinators_to_unload,
+            vec![CoordinatorUnload { kind: CoordinatorKind::Transaction, partition: 0, leader_epoch: None }]
+        );
+    }
+}
