@@ -3,6 +3,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod controller;
 pub mod coordinator;
 pub mod group;
 pub mod metadata;

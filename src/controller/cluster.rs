@@ -1,0 +1,429 @@
+//! Broker lifecycle decisions (Kafka's `ClusterControlManager` and `BrokerHeartbeatManager`):
+//! registration with broker epochs, heartbeats that unfence a caught-up broker, fencing of brokers
+//! whose session expired, and controlled shutdown. The heartbeat table lives in `Controller`, not
+//! in the image: it is the active controller's own view and is not replicated.
+
+use uuid::Uuid;
+
+use super::replication::{leader_and_isr_updates, partitions_led_by, partitions_where, NO_BROKER};
+use super::{Controller, ControllerError, ControllerResult};
+use crate::metadata::image::MetadataImage;
+use crate::metadata::records::*;
+
+/// The feature every broker must support; brokers that do not list it support only level 1.
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+
+/// A BrokerRegistration request's fields the decision needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistrationRequest {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<BrokerEndpoint>,
+    pub features: Vec<BrokerFeature>,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistrationReply {
+    pub broker_epoch: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerHeartbeatRequest {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// The highest metadata log offset the broker has applied.
+    pub current_metadata_offset: i64,
+    pub want_fence: bool,
+    pub want_shut_down: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerHeartbeatReply {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub in_controlled_shutdown: bool,
+    pub should_shut_down: bool,
+}
+
+/// Kafka's `BrokerControlState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BrokerControlState {
+    Fenced,
+    Unfenced,
+    ControlledShutdown,
+    ShutdownNow,
+}
+
+impl Controller {
+    fn has_valid_session(&self, image: &MetadataImage, broker_id: i32, now_ms: u64) -> bool {
+        let Some(b) = image.broker(broker_id) else { return false };
+        if b.fenced {
+            return false;
+        }
+        self.last_heartbeat_ms
+            .get(&broker_id)
+            .is_some_and(|&t| now_ms.saturating_sub(t) < self.config.broker_session_timeout_ms)
+    }
+
+    /// Registers a broker. `new_broker_epoch` is the metadata log offset the registration record
+    /// will be written at (Kafka's broker epoch is that offset); a broker counts as caught up once
+    /// it has applied the log up to it. Re-registration of the same incarnation keeps the epoch
+    /// and fencing state; a new incarnation gets the new epoch and starts fenced. Another
+    /// incarnation while the registered one still has a live session is
+    /// DUPLICATE_BROKER_REGISTRATION.
+    pub fn register_broker(
+        &mut self,
+        image: &MetadataImage,
+        request: &BrokerRegistrationRequest,
+        new_broker_epoch: i64,
+        now_ms: u64,
+    ) -> Result<ControllerResult<BrokerRegistrationReply>, ControllerError> {
+        let existing = image.broker(request.broker_id);
+        if let Some(existing) = existing
+            && self.has_valid_session(image, request.broker_id, now_ms)
+            && existing.incarnation_id != request.incarnation_id
+        {
+            return Err(ControllerError::DuplicateBrokerRegistration("Another broker is registered with that broker id.".into()));
+        }
+        // Every finalized feature must be in the broker's supported range; a feature the broker
+        // does not list counts as the range 0..=0 (metadata.version: 1..=1).
+        for (name, &level) in image.features() {
+            let (min, max) = match request.features.iter().find(|f| &f.name == name) {
+                Some(f) => (f.min_supported_version, f.max_supported_version),
+                None if name == METADATA_VERSION_FEATURE => (1, 1),
+                None => (0, 0),
+            };
+            if level < min || level > max {
+                return Err(ControllerError::UnsupportedVersion(format!(
+                    "Unable to register because the broker does not support finalized version {level} of {name}. \
+                     The broker wants a version between {min} and {max}, inclusive."
+                )));
+            }
+        }
+        let same_incarnation = existing.filter(|e| e.incarnation_id == request.incarnation_id);
+        let record = RegisterBrokerRecord {
+            broker_id: request.broker_id,
+            incarnation_id: request.incarnation_id,
+            broker_epoch: same_incarnation.map_or(new_broker_epoch, |e| e.epoch),
+            end_points: request.listeners.clone(),
+            features: request.features.clone(),
+            rack: request.rack.clone(),
+            fenced: same_incarnation.is_none_or(|e| e.fenced),
+            in_controlled_shutdown: same_incarnation.is_some_and(|e| e.in_controlled_shutdown),
+        };
+        let broker_epoch = record.broker_epoch;
+        self.last_heartbeat_ms.insert(request.broker_id, now_ms);
+        Ok(ControllerResult::new(vec![MetadataRecord::RegisterBroker(record)], BrokerRegistrationReply { broker_epoch }))
+    }
+
+    /// Handles a heartbeat: refreshes the broker's session and moves it between fenced, unfenced,
+    /// controlled shutdown and shut down as Kafka does. Unfencing needs the broker to have applied
+    /// the metadata log up to its own registration (`current_metadata_offset >= broker_epoch`);
+    /// unfencing elects it leader of the leaderless partitions whose ISR holds it. A shutdown
+    /// request from an unfenced broker that leads partitions starts controlled shutdown (its
+    /// leaderships move away and it leaves ISRs); once it leads nothing the reply says shut down
+    /// and the broker is fenced.
+    pub fn broker_heartbeat(
+        &mut self,
+        image: &MetadataImage,
+        request: &BrokerHeartbeatRequest,
+        now_ms: u64,
+    ) -> Result<ControllerResult<BrokerHeartbeatReply>, ControllerError> {
+        let id = request.broker_id;
+        let broker = check_broker_epoch(image, id, request.broker_epoch)?;
+        self.last_heartbeat_ms.insert(id, now_ms);
+        let is_caught_up = request.current_metadata_offset >= broker.epoch;
+        let current = if broker.fenced {
+            BrokerControlState::Fenced
+        } else if broker.in_controlled_shutdown {
+            BrokerControlState::ControlledShutdown
+        } else {
+            BrokerControlState::Unfenced
+        };
+        let has_leaderships = partitions_led_by(image, id).next().is_some();
+        let next = match current {
+            BrokerControlState::Fenced if request.want_shut_down => BrokerControlState::ShutdownNow,
+            BrokerControlState::Fenced if !request.want_fence && is_caught_up => BrokerControlState::Unfenced,
+            BrokerControlState::Fenced => BrokerControlState::Fenced,
+            BrokerControlState::Unfenced if request.want_fence && request.want_shut_down => BrokerControlState::ShutdownNow,
+            BrokerControlState::Unfenced if request.want_fence => BrokerControlState::Fenced,
+            BrokerControlState::Unfenced if request.want_shut_down && has_leaderships => BrokerControlState::ControlledShutdown,
+            BrokerControlState::Unfenced if request.want_shut_down => BrokerControlState::ShutdownNow,
+            BrokerControlState::Unfenced => BrokerControlState::Unfenced,
+            BrokerControlState::ControlledShutdown if request.want_fence || !has_leaderships => BrokerControlState::ShutdownNow,
+            BrokerControlState::ControlledShutdown => BrokerControlState::ControlledShutdown,
+            BrokerControlState::ShutdownNow => BrokerControlState::ShutdownNow,
+        };
+        let mut records = Vec::new();
+        match (current, next) {
+            (BrokerControlState::Fenced, BrokerControlState::Unfenced) => {
+                records.push(registration_change(id, broker.epoch, Some(false), None));
+                let leaderless = partitions_where(image, |p| p.leader == NO_LEADER && p.isr.contains(&id));
+                records.extend(leader_and_isr_updates(image, &self.config, NO_BROKER, id, leaderless));
+            }
+            (BrokerControlState::Unfenced, BrokerControlState::ControlledShutdown) => {
+                records.push(registration_change(id, broker.epoch, None, Some(true)));
+                let in_isr = partitions_where(image, |p| p.isr.contains(&id));
+                records.extend(leader_and_isr_updates(image, &self.config, id, NO_BROKER, in_isr));
+            }
+            (BrokerControlState::Unfenced | BrokerControlState::ControlledShutdown, BrokerControlState::Fenced | BrokerControlState::ShutdownNow) => {
+                records.extend(self.fence_records(image, id, broker.epoch));
+            }
+            _ => {}
+        }
+        let reply = BrokerHeartbeatReply {
+            is_caught_up,
+            is_fenced: matches!(next, BrokerControlState::Fenced | BrokerControlState::ShutdownNow),
+            in_controlled_shutdown: next == BrokerControlState::ControlledShutdown,
+            should_shut_down: next == BrokerControlState::ShutdownNow,
+        };
+        Ok(ControllerResult::new(records, reply))
+    }
+
+    fn fence_records(&self, image: &MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
+        let mut records = vec![registration_change(id, epoch, Some(true), None)];
+        let in_isr = partitions_where(image, |p| p.isr.contains(&id));
+        records.extend(leader_and_isr_updates(image, &self.config, id, NO_BROKER, in_isr));
+        records
+    }
+
+    /// Fences every unfenced broker not heard from for `broker.session.timeout.ms`: it leaves
+    /// every ISR it is in (never the last member) and loses its leaderships to another live ISR
+    /// member, or to no one. The response lists the fenced broker ids.
+    pub fn fence_stale_brokers(&mut self, image: &MetadataImage, now_ms: u64) -> ControllerResult<Vec<i32>> {
+        let mut records = Vec::new();
+        let mut fenced = Vec::new();
+        // Fencing one broker changes partitions another fencing would look at: decide them on
+        // an image that already holds the earlier decisions.
+        let mut working = image.clone();
+        for b in image.brokers().values().filter(|b| !b.fenced) {
+            let stale = match self.last_heartbeat_ms.get(&b.id) {
+                Some(&t) => now_ms.saturating_sub(t) >= self.config.broker_session_timeout_ms,
+                None => {
+                    // Heard of only through the log (a new controller): its session starts now.
+                    self.last_heartbeat_ms.insert(b.id, now_ms);
+                    false
+                }
+            };
+            if !stale {
+                continue;
+            }
+            let step = self.fence_records(&working, b.id, b.epoch);
+            for r in &step {
+                if working.apply(r).is_err() {
+                    // Cannot happen for records decided on this very image; stop rather than
+                    // emit a batch the image would refuse.
+                    return ControllerResult::new(records, fenced);
+                }
+            }
+            records.extend(step);
+            fenced.push(b.id);
+        }
+        ControllerResult::new(records, fenced)
+    }
+}
+
+fn registration_change(broker_id: i32, broker_epoch: i64, fenced: Option<bool>, in_controlled_shutdown: Option<bool>) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord { broker_id, broker_epoch, fenced, in_controlled_shutdown })
+}
+
+/// Kafka's `checkBrokerEpoch`: the broker must be registered at exactly this epoch.
+pub(crate) fn check_broker_epoch(
+    image: &MetadataImage,
+    broker_id: i32,
+    broker_epoch: i64,
+) -> Result<&crate::metadata::image::BrokerRegistration, ControllerError> {
+    let b = image
+        .broker(broker_id)
+        .ok_or_else(|| ControllerError::StaleBrokerEpoch(format!("No broker registration found for broker {broker_id}")))?;
+    if b.epoch != broker_epoch {
+        return Err(ControllerError::StaleBrokerEpoch(format!(
+            "Expected broker epoch {}, but got broker epoch {broker_epoch}",
+            b.epoch
+        )));
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::test_support::{cluster, commit};
+    use crate::controller::ControllerConfig;
+    use crate::metadata::image::tests::partition;
+
+    fn req(id: i32, incarnation: u128) -> BrokerRegistrationRequest {
+        BrokerRegistrationRequest {
+            broker_id: id,
+            incarnation_id: Uuid::from_u128(incarnation),
+            listeners: vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092, security_protocol: 0 }],
+            features: vec![BrokerFeature { name: METADATA_VERSION_FEATURE.into(), min_supported_version: 1, max_supported_version: 25 }],
+            rack: None,
+        }
+    }
+
+    fn hb(id: i32, epoch: i64, offset: i64) -> BrokerHeartbeatRequest {
+        BrokerHeartbeatRequest { broker_id: id, broker_epoch: epoch, current_metadata_offset: offset, want_fence: false, want_shut_down: false }
+    }
+
+    fn with_topic(image: &mut MetadataImage, parts: &[(&[i32], &[i32], i32)]) -> Uuid {
+        let topic_id = Uuid::from_u128(77);
+        image.apply(&MetadataRecord::Topic(TopicRecord { name: "t".into(), topic_id })).unwrap();
+        for (i, (r, isr, l)) in parts.iter().enumerate() {
+            image.apply(&partition(topic_id, i as i32, r, isr, *l)).unwrap();
+        }
+        topic_id
+    }
+
+    #[test]
+    fn a_new_broker_registers_fenced_and_is_unfenced_once_caught_up() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = MetadataImage::new();
+        let r = c.register_broker(&image, &req(1, 1), 40, 0).unwrap();
+        assert_eq!(r.response.broker_epoch, 40);
+        commit(&mut image, &r);
+        assert!(image.broker(1).unwrap().fenced);
+        // Not caught up: stays fenced.
+        let r = c.broker_heartbeat(&image, &hb(1, 40, 39), 100).unwrap();
+        assert!(r.records.is_empty());
+        assert_eq!((r.response.is_caught_up, r.response.is_fenced), (false, true));
+        let r = c.broker_heartbeat(&image, &hb(1, 40, 40), 200).unwrap();
+        assert_eq!((r.response.is_caught_up, r.response.is_fenced), (true, false));
+        commit(&mut image, &r);
+        assert!(image.is_broker_active(1));
+    }
+
+    #[test]
+    fn reregistering_the_same_incarnation_keeps_the_epoch_and_state() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let image = cluster(1, &[]);
+        let epoch = image.broker(1).unwrap().epoch;
+        let r = c.register_broker(&image, &req(1, 1), 500, 0).unwrap();
+        assert_eq!(r.response.broker_epoch, epoch);
+        let MetadataRecord::RegisterBroker(rec) = &r.records[0] else { panic!() };
+        assert!(!rec.fenced);
+    }
+
+    #[test]
+    fn another_incarnation_with_a_live_session_is_a_duplicate_registration() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let image = cluster(1, &[]);
+        c.broker_heartbeat(&image, &hb(1, 101, 1000), 1_000).unwrap();
+        let e = c.register_broker(&image, &req(1, 2), 500, 2_000).unwrap_err();
+        assert_eq!(e.error_code(), 101);
+        // After the session expired, the new incarnation takes over with a new epoch, fenced.
+        let r = c.register_broker(&image, &req(1, 2), 500, 1_000 + 9_000).unwrap();
+        assert_eq!(r.response.broker_epoch, 500);
+        let MetadataRecord::RegisterBroker(rec) = &r.records[0] else { panic!() };
+        assert!(rec.fenced);
+    }
+
+    #[test]
+    fn a_broker_that_does_not_support_the_finalized_metadata_version_is_refused() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = MetadataImage::new();
+        image.apply(&MetadataRecord::FeatureLevel(FeatureLevelRecord { name: METADATA_VERSION_FEATURE.into(), feature_level: 26 })).unwrap();
+        assert_eq!(c.register_broker(&image, &req(1, 1), 5, 0).unwrap_err().error_code(), 35);
+    }
+
+    #[test]
+    fn a_heartbeat_with_a_stale_epoch_or_unknown_broker_is_stale_broker_epoch() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let image = cluster(1, &[]);
+        assert_eq!(c.broker_heartbeat(&image, &hb(1, 5, 0), 0).unwrap_err().error_code(), 77);
+        assert_eq!(c.broker_heartbeat(&image, &hb(9, 5, 0), 0).unwrap_err().error_code(), 77);
+    }
+
+    #[test]
+    fn an_expired_session_fences_the_broker_and_moves_its_leadership_within_the_isr() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2, 3], &[1, 2, 3], 1), (&[2, 1], &[2, 1], 2), (&[1], &[1], 1)]);
+        for id in 1..=3 {
+            c.broker_heartbeat(&image, &hb(id, 100 + id as i64, 1000), 0).unwrap();
+        }
+        c.broker_heartbeat(&image, &hb(2, 102, 1000), 8_000).unwrap();
+        c.broker_heartbeat(&image, &hb(3, 103, 1000), 8_000).unwrap();
+        assert!(c.fence_stale_brokers(&image, 8_999).response.is_empty());
+        let r = c.fence_stale_brokers(&image, 9_000);
+        assert_eq!(r.response, vec![1]);
+        commit(&mut image, &r);
+        assert!(image.broker(1).unwrap().fenced);
+        let p0 = image.partition(t, 0).unwrap();
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (2, 1, vec![2, 3]));
+        // A follower leaving the ISR: partition epoch bumps, leader epoch does not.
+        let p1 = image.partition(t, 1).unwrap();
+        assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch, p1.isr.clone()), (2, 0, 1, vec![2]));
+        // Its only replica: no leader, and the ISR keeps its last member.
+        let p2 = image.partition(t, 2).unwrap();
+        assert_eq!((p2.leader, p2.leader_epoch, p2.isr.clone()), (NO_LEADER, 1, vec![1]));
+
+        // It comes back caught up: unfenced, and leads the partition it alone holds again.
+        let r = c.broker_heartbeat(&image, &hb(1, 101, 1000), 10_000).unwrap();
+        commit(&mut image, &r);
+        assert!(image.is_broker_active(1));
+        let p2 = image.partition(t, 2).unwrap();
+        assert_eq!((p2.leader, p2.leader_epoch), (1, 2));
+        // It is not put back in other ISRs: that is the leader's AlterPartition to make.
+        assert_eq!(image.partition(t, 1).unwrap().isr, vec![2]);
+    }
+
+    #[test]
+    fn unclean_election_enabled_for_a_topic_elects_a_live_out_of_sync_replica() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2], &[1], 1)]);
+        image
+            .apply(&MetadataRecord::Config(ConfigRecord {
+                resource_type: ConfigResourceType::Topic,
+                resource_name: "t".into(),
+                name: "unclean.leader.election.enable".into(),
+                value: Some("true".into()),
+            }))
+            .unwrap();
+        let r = c.broker_heartbeat(&image, &BrokerHeartbeatRequest { want_fence: true, ..hb(1, 101, 1000) }, 0).unwrap();
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.leader, p.isr.clone(), p.leader_recovery_state), (2, vec![2], LeaderRecoveryState::Recovering));
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leaders_away_then_lets_the_broker_stop() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2, 3], &[1, 2, 3], 1), (&[2, 1], &[2, 1], 2)]);
+        let shut = BrokerHeartbeatRequest { want_shut_down: true, ..hb(1, 101, 1000) };
+        let r = c.broker_heartbeat(&image, &shut, 0).unwrap();
+        assert_eq!((r.response.in_controlled_shutdown, r.response.should_shut_down), (true, false));
+        commit(&mut image, &r);
+        assert!(image.broker(1).unwrap().in_controlled_shutdown);
+        assert_eq!(image.partition(t, 0).unwrap().leader, 2);
+        assert_eq!(image.partition(t, 0).unwrap().isr, vec![2, 3]);
+        assert_eq!(image.partition(t, 1).unwrap().isr, vec![2]);
+        // Leads nothing now: told to shut down, and fenced.
+        let r = c.broker_heartbeat(&image, &shut, 100).unwrap();
+        assert_eq!((r.response.should_shut_down, r.response.is_fenced), (true, true));
+        commit(&mut image, &r);
+        assert!(image.broker(1).unwrap().fenced);
+    }
+
+    #[test]
+    fn a_broker_leading_nothing_shuts_down_at_once() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        with_topic(&mut image, &[(&[2, 1], &[2, 1], 2)]);
+        let r = c.broker_heartbeat(&image, &BrokerHeartbeatRequest { want_shut_down: true, ..hb(1, 101, 1000) }, 0).unwrap();
+        assert!(r.response.should_shut_down);
+        commit(&mut image, &r);
+        assert!(image.broker(1).unwrap().fenced);
+    }
+
+    #[test]
+    fn a_new_controller_gives_brokers_known_from_the_log_a_fresh_session() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let image = cluster(2, &[]);
+        assert!(c.fence_stale_brokers(&image, 50_000).response.is_empty());
+        assert_eq!(c.fence_stale_brokers(&image, 59_000).response, vec![1, 2]);
+    }
+}
