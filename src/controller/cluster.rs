@@ -159,7 +159,9 @@ impl Controller {
         match (current, next) {
             (BrokerControlState::Fenced, BrokerControlState::Unfenced) => {
                 records.push(registration_change(id, broker.epoch, Some(false), None));
-                let leaderless = partitions_where(image, |p| p.leader == NO_LEADER && p.isr.contains(&id));
+                // Every leaderless partition, as Kafka: with unclean election enabled for its
+                // topic, the returning broker may lead even from outside the ISR.
+                let leaderless = partitions_where(image, |p| p.leader == NO_LEADER);
                 records.extend(leader_and_isr_updates(image, &self.config, NO_BROKER, id, leaderless));
             }
             (BrokerControlState::Unfenced, BrokerControlState::ControlledShutdown) => {
@@ -181,11 +183,25 @@ impl Controller {
         Ok(ControllerResult::new(records, reply))
     }
 
+    /// The partition changes first, then the fencing, in the order Kafka writes them.
     fn fence_records(&self, image: &MetadataImage, id: i32, epoch: i64) -> Vec<MetadataRecord> {
-        let mut records = vec![registration_change(id, epoch, Some(true), None)];
         let in_isr = partitions_where(image, |p| p.isr.contains(&id));
-        records.extend(leader_and_isr_updates(image, &self.config, id, NO_BROKER, in_isr));
+        let mut records = leader_and_isr_updates(image, &self.config, id, NO_BROKER, in_isr);
+        records.push(registration_change(id, epoch, Some(true), None));
         records
+    }
+
+    /// UnregisterBroker (`kafka-cluster.sh unregister`): the broker leaves every ISR and loses its
+    /// leaderships, then its registration is removed. BROKER_ID_NOT_REGISTERED when unknown.
+    pub fn unregister_broker(&mut self, image: &MetadataImage, broker_id: i32) -> Result<ControllerResult<()>, ControllerError> {
+        let b = image
+            .broker(broker_id)
+            .ok_or_else(|| ControllerError::BrokerIdNotRegistered(format!("Broker ID {broker_id} is not currently registered")))?;
+        let in_isr = partitions_where(image, |p| p.isr.contains(&broker_id));
+        let mut records = leader_and_isr_updates(image, &self.config, broker_id, NO_BROKER, in_isr);
+        records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord { broker_id, broker_epoch: b.epoch }));
+        self.last_heartbeat_ms.remove(&broker_id);
+        Ok(ControllerResult::new(records, ()))
     }
 
     /// Fences every unfenced broker not heard from for `broker.session.timeout.ms`: it leaves
@@ -417,6 +433,154 @@ mod tests {
         assert!(r.response.should_shut_down);
         commit(&mut image, &r);
         assert!(image.broker(1).unwrap().fenced);
+    }
+
+    #[test]
+    fn fencing_writes_the_partition_changes_before_the_fence_record_as_kafka() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        with_topic(&mut image, &[(&[1, 2], &[1, 2], 1)]);
+        let r = c.broker_heartbeat(&image, &BrokerHeartbeatRequest { want_fence: true, ..hb(1, 101, 1000) }, 0).unwrap();
+        assert!(matches!(r.records[0], MetadataRecord::PartitionChange(_)));
+        assert!(matches!(r.records[1], MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord { fenced: Some(true), .. })));
+    }
+
+    #[test]
+    fn unfencing_elects_the_broker_uncleanly_where_its_topic_allows_it() {
+        let mut c = Controller::new(ControllerConfig { unclean_leader_election_enable: true, ..ControllerConfig::default() });
+        let mut image = cluster(2, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2], &[1], NO_LEADER)]);
+        image.apply(&registration_change(1, 101, Some(true), None)).unwrap();
+        image.apply(&registration_change(2, 102, Some(true), None)).unwrap();
+        let r = c.broker_heartbeat(&image, &hb(2, 102, 1000), 0).unwrap();
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.leader, p.isr.clone(), p.leader_recovery_state), (2, vec![2], LeaderRecoveryState::Recovering));
+    }
+
+    #[test]
+    fn unregistering_removes_the_broker_from_isrs_then_the_registration() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2], &[1, 2], 1)]);
+        assert_eq!(c.unregister_broker(&image, 9).unwrap_err().error_code(), 102);
+        let r = c.unregister_broker(&image, 1).unwrap();
+        commit(&mut image, &r);
+        assert!(image.broker(1).is_none());
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    }
+
+    /// Builds topics from (name, [(replicas, isr, leader)]) and returns their ids by name.
+    fn topics(image: &mut MetadataImage, specs: &[(&str, &[(&[i32], &[i32], i32)])]) -> std::collections::BTreeMap<String, Uuid> {
+        let mut ids = std::collections::BTreeMap::new();
+        for (n, (name, parts)) in specs.iter().enumerate() {
+            let topic_id = Uuid::from_u128(500 + n as u128);
+            image.apply(&MetadataRecord::Topic(TopicRecord { name: name.to_string(), topic_id })).unwrap();
+            for (i, (r, isr, l)) in parts.iter().enumerate() {
+                image.apply(&partition(topic_id, i as i32, r, isr, *l)).unwrap();
+            }
+            ids.insert(name.to_string(), topic_id);
+        }
+        ids
+    }
+
+    /// The partition changes of a result as (topic, partition, isr, leader), sorted.
+    fn changes(r: &ControllerResult<BrokerHeartbeatReply>, ids: &std::collections::BTreeMap<String, Uuid>) -> Vec<(String, i32, Option<Vec<i32>>, Option<i32>)> {
+        let mut out: Vec<_> = r
+            .records
+            .iter()
+            .filter_map(|rec| match rec {
+                MetadataRecord::PartitionChange(c) => {
+                    let name = ids.iter().find(|(_, id)| **id == c.topic_id).map(|(n, _)| n.clone()).unwrap();
+                    Some((name, c.partition_id, c.isr.clone(), c.leader))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn ch(t: &str, p: i32, isr: Option<&[i32]>, leader: Option<i32>) -> (String, i32, Option<Vec<i32>>, Option<i32>) {
+        (t.to_string(), p, isr.map(<[i32]>::to_vec), leader)
+    }
+
+    /// The same cluster as a 3-broker Kafka 4.0 reference run, and the records Kafka's controller
+    /// wrote (read back with kafka-dump-log.sh --cluster-metadata-decoder) when broker 1 was
+    /// killed with SIGKILL and its session expired.
+    #[test]
+    fn fencing_a_killed_broker_writes_the_changes_kafka_wrote() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        let ids = topics(
+            &mut image,
+            &[
+                ("t6", &[(&[2, 3, 1], &[2, 3, 1], 2), (&[3, 1, 2], &[3, 1, 2], 3), (&[1, 2, 3], &[1, 2, 3], 1), (&[3, 1, 2], &[3, 1, 2], 3), (&[1, 2, 3], &[1, 2, 3], 1), (&[2, 3, 1], &[2, 3, 1], 2)]),
+                ("solo", &[(&[1], &[1], 1)]),
+                ("pair", &[(&[1, 2], &[1, 2], 1), (&[2, 1], &[2, 1], 2)]),
+                ("uncl", &[(&[1, 3], &[1, 3], 1)]),
+            ],
+        );
+        for id in 1..=3 {
+            c.broker_heartbeat(&image, &hb(id, 100 + id as i64, 1000), 0).unwrap();
+        }
+        for id in 2..=3 {
+            c.broker_heartbeat(&image, &hb(id, 100 + id as i64, 1000), 9_000).unwrap();
+        }
+        let r = c.fence_stale_brokers(&image, 9_000);
+        let r = ControllerResult::new(r.records, BrokerHeartbeatReply { is_caught_up: true, is_fenced: true, in_controlled_shutdown: false, should_shut_down: false });
+        assert_eq!(
+            changes(&r, &ids),
+            vec![
+                ch("pair", 0, Some(&[2]), Some(2)),
+                ch("pair", 1, Some(&[2]), None),
+                ch("solo", 0, None, Some(NO_LEADER)),
+                ch("t6", 0, Some(&[2, 3]), None),
+                ch("t6", 1, Some(&[3, 2]), None),
+                ch("t6", 2, Some(&[2, 3]), Some(2)),
+                ch("t6", 3, Some(&[3, 2]), None),
+                ch("t6", 4, Some(&[2, 3]), Some(2)),
+                ch("t6", 5, Some(&[2, 3]), None),
+                ch("uncl", 0, Some(&[3]), Some(3)),
+            ]
+        );
+        assert_eq!(r.records.last(), Some(&registration_change(1, 101, Some(true), None)));
+    }
+
+    /// As above, for a controlled shutdown (SIGTERM) of broker 2 in the reference run.
+    #[test]
+    fn controlled_shutdown_writes_the_changes_kafka_wrote() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        let ids = topics(
+            &mut image,
+            &[
+                ("t6", &[(&[2, 3, 1], &[2, 3, 1], 2), (&[3, 1, 2], &[3, 2, 1], 3), (&[1, 2, 3], &[2, 3, 1], 2), (&[3, 1, 2], &[3, 2, 1], 3), (&[1, 2, 3], &[2, 3, 1], 2), (&[2, 3, 1], &[2, 3, 1], 2)]),
+                ("solo", &[(&[1], &[1], 1)]),
+                ("pair", &[(&[1, 2], &[2, 1], 2), (&[2, 1], &[2, 1], 2)]),
+            ],
+        );
+        let shut = BrokerHeartbeatRequest { want_shut_down: true, ..hb(2, 102, 1000) };
+        let r = c.broker_heartbeat(&image, &shut, 0).unwrap();
+        assert_eq!(r.records[0], registration_change(2, 102, None, Some(true)));
+        assert_eq!(
+            changes(&r, &ids),
+            vec![
+                ch("pair", 0, Some(&[1]), Some(1)),
+                ch("pair", 1, Some(&[1]), Some(1)),
+                ch("t6", 0, Some(&[3, 1]), Some(3)),
+                ch("t6", 1, Some(&[3, 1]), None),
+                ch("t6", 2, Some(&[3, 1]), Some(1)),
+                ch("t6", 3, Some(&[3, 1]), None),
+                ch("t6", 4, Some(&[3, 1]), Some(1)),
+                ch("t6", 5, Some(&[3, 1]), Some(3)),
+            ]
+        );
+        commit(&mut image, &r);
+        let r = c.broker_heartbeat(&image, &shut, 100).unwrap();
+        assert_eq!(r.records, vec![registration_change(2, 102, Some(true), None)]);
+        assert!(r.response.should_shut_down);
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum ControllerError {
     StaleBrokerEpoch(String),
     #[error("DUPLICATE_BROKER_REGISTRATION: {0}")]
     DuplicateBrokerRegistration(String),
+    #[error("BROKER_ID_NOT_REGISTERED: {0}")]
+    BrokerIdNotRegistered(String),
     #[error("UNSUPPORTED_VERSION: {0}")]
     UnsupportedVersion(String),
     #[error("FENCED_LEADER_EPOCH")]
@@ -128,6 +130,7 @@ impl ControllerError {
             ControllerError::InvalidUpdateVersion => 95,
             ControllerError::UnknownTopicId(_) => 100,
             ControllerError::DuplicateBrokerRegistration(_) => 101,
+            ControllerError::BrokerIdNotRegistered(_) => 102,
             ControllerError::IneligibleReplica(_) => 107,
             ControllerError::NewLeaderElected => 108,
         }
