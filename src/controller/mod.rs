@@ -197,6 +197,191 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::image::MetadataImage;
+    use crate::metadata::records::{BrokerEndpoint, LeaderRecoveryState, NO_LEADER};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    /// One step a cluster can take; indexes pick brokers, topics and partitions modulo what exists.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Register { broker: i32, new_incarnation: bool },
+        Heartbeat { broker: i32, caught_up: bool, want_shut_down: bool, want_fence: bool },
+        Tick { ms: u64 },
+        CreateTopic { partitions: i32, rf: i16 },
+        CreatePartitions { topic: usize, more: i32 },
+        DeleteTopic { topic: usize },
+        ShrinkIsr { topic: usize, partition: i32 },
+        ExpandIsr { topic: usize, partition: i32 },
+        Preferred { topic: usize, partition: i32 },
+        Unregister { broker: i32 },
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1i32..5, any::<bool>()).prop_map(|(broker, new_incarnation)| Step::Register { broker, new_incarnation }),
+            (1i32..5, any::<bool>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
+                .prop_map(|(broker, caught_up, want_shut_down, want_fence)| Step::Heartbeat { broker, caught_up, want_shut_down, want_fence }),
+            (0u64..12_000).prop_map(|ms| Step::Tick { ms }),
+            (1i32..4, 1i16..4).prop_map(|(partitions, rf)| Step::CreateTopic { partitions, rf }),
+            (0usize..8, 1i32..3).prop_map(|(topic, more)| Step::CreatePartitions { topic, more }),
+            (0usize..8).prop_map(|topic| Step::DeleteTopic { topic }),
+            (0usize..8, 0i32..4).prop_map(|(topic, partition)| Step::ShrinkIsr { topic, partition }),
+            (0usize..8, 0i32..4).prop_map(|(topic, partition)| Step::ExpandIsr { topic, partition }),
+            (0usize..8, 0i32..4).prop_map(|(topic, partition)| Step::Preferred { topic, partition }),
+            (1i32..5).prop_map(|broker| Step::Unregister { broker }),
+        ]
+    }
+
+    /// Kafka's invariants on every partition of an image.
+    fn check_invariants(image: &MetadataImage) -> Result<(), String> {
+        for t in image.topics() {
+            for (pid, p) in &t.partitions {
+                let at = format!("{}-{pid} {p:?}", t.name);
+                let distinct: std::collections::BTreeSet<_> = p.isr.iter().collect();
+                if p.isr.is_empty() || distinct.len() != p.isr.len() || !p.isr.iter().all(|r| p.replicas.contains(r)) {
+                    return Err(format!("bad ISR: {at}"));
+                }
+                if p.leader != NO_LEADER && !(p.isr.contains(&p.leader) && image.is_broker_active(p.leader)) {
+                    return Err(format!("leader not an active ISR member: {at}"));
+                }
+                if p.leader == NO_LEADER && p.isr.iter().any(|&r| image.is_broker_active(r)) {
+                    return Err(format!("no leader although an ISR member is active: {at}"));
+                }
+                if p.leader_recovery_state != LeaderRecoveryState::Recovered {
+                    return Err(format!("unclean election without it being enabled: {at}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Any sequence of registrations, heartbeats, expiries, topic changes and ISR changes keeps
+        /// every ISR non-empty and within the replicas, every leader an active ISR member (or -1
+        /// only when no ISR member is active), epochs never going back, and every record batch
+        /// applicable to the image it was decided on.
+        #[test]
+        fn controller_decisions_keep_kafkas_partition_invariants(steps in prop::collection::vec(arb_step(), 1..60)) {
+            let mut c = Controller::new(ControllerConfig::default());
+            let mut image = MetadataImage::new();
+            let mut now_ms = 0u64;
+            let mut next_offset = 1i64;
+            let mut next_id = 1u128;
+            let mut incarnations = std::collections::BTreeMap::new();
+            // Three brokers up first, so most steps act on topics that exist.
+            let bootstrap = [1, 2, 3].into_iter().flat_map(|b| [Step::Register { broker: b, new_incarnation: false }, Step::Heartbeat { broker: b, caught_up: true, want_shut_down: false, want_fence: false }]);
+            let opening = [Step::CreateTopic { partitions: 3, rf: 3 }, Step::CreateTopic { partitions: 2, rf: 2 }];
+            for step in bootstrap.chain(opening).chain(steps) {
+                let before = image.clone();
+                let records: Vec<MetadataRecord> = match step {
+                    Step::Register { broker, new_incarnation } => {
+                        let inc = incarnations.entry(broker).or_insert(broker as u128 * 1000);
+                        if new_incarnation { *inc += 1; }
+                        let req = BrokerRegistrationRequest {
+                            broker_id: broker,
+                            incarnation_id: Uuid::from_u128(*inc),
+                            listeners: vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092, security_protocol: 0 }],
+                            features: vec![],
+                            rack: Some(format!("r{}", broker % 2)),
+                        };
+                        c.register_broker(&image, &req, next_offset, now_ms).map(|r| r.records).unwrap_or_default()
+                    }
+                    Step::Heartbeat { broker, caught_up, want_shut_down, want_fence } => match image.broker(broker) {
+                        Some(b) => {
+                            let req = BrokerHeartbeatRequest {
+                                broker_id: broker,
+                                broker_epoch: b.epoch,
+                                current_metadata_offset: if caught_up { next_offset } else { b.epoch - 1 },
+                                want_fence,
+                                want_shut_down,
+                            };
+                            c.broker_heartbeat(&image, &req, now_ms).unwrap().records
+                        }
+                        None => vec![],
+                    },
+                    Step::Tick { ms } => {
+                        now_ms += ms;
+                        c.fence_stale_brokers(&image, now_ms).records
+                    }
+                    Step::CreateTopic { partitions, rf } => {
+                        let t = CreatableTopic { name: format!("t{next_id}"), num_partitions: partitions, replication_factor: rf, assignments: vec![], configs: vec![] };
+                        let id = Uuid::from_u128(next_id);
+                        next_id += 1;
+                        c.create_topics(&image, &[t], move || id, next_id as u64).records
+                    }
+                    Step::CreatePartitions { topic, more } => match image.topics().nth(topic) {
+                        Some(t) => {
+                            let req = CreatePartitionsTopic { name: t.name.clone(), count: t.partitions.len() as i32 + more, assignments: None };
+                            c.create_partitions(&image, &[req], 3).records
+                        }
+                        None => vec![],
+                    },
+                    Step::DeleteTopic { topic } => match image.topics().nth(topic) {
+                        Some(t) => c.delete_topics(&image, &[TopicRef::Id(t.id)]).records,
+                        None => vec![],
+                    },
+                    Step::ShrinkIsr { topic, partition } | Step::ExpandIsr { topic, partition } => {
+                        let expand = matches!(step, Step::ExpandIsr { .. });
+                        match image.topics().nth(topic).and_then(|t| Some((t.id, t.partitions.get(&partition)?.clone()))) {
+                            Some((topic_id, p)) if p.leader != NO_LEADER => {
+                                let isr: Vec<i32> = if expand {
+                                    p.replicas.clone()
+                                } else {
+                                    p.isr.iter().copied().filter(|&r| r == p.leader || r % 2 == 0).collect()
+                                };
+                                let leader_epoch_of = image.broker(p.leader).map_or(-1, |b| b.epoch);
+                                let req = AlterPartitionRequest {
+                                    broker_id: p.leader,
+                                    broker_epoch: leader_epoch_of,
+                                    topics: vec![AlterPartitionTopic {
+                                        topic_id,
+                                        partitions: vec![AlterPartitionData {
+                                            partition_index: partition,
+                                            leader_epoch: p.leader_epoch,
+                                            new_isr: isr.iter().map(|&broker_id| BrokerState { broker_id, broker_epoch: -1 }).collect(),
+                                            leader_recovery_state: LeaderRecoveryState::Recovered,
+                                            partition_epoch: p.partition_epoch,
+                                        }],
+                                    }],
+                                };
+                                c.alter_partition(&image, &req).map(|r| r.records).unwrap_or_default()
+                            }
+                            _ => vec![],
+                        }
+                    }
+                    Step::Preferred { topic, partition } => match image.topics().nth(topic) {
+                        Some(t) => c.elect_preferred_leaders(&image, &[(t.id, partition)]).records,
+                        None => vec![],
+                    },
+                    Step::Unregister { broker } => c.unregister_broker(&image, broker).map(|r| r.records).unwrap_or_default(),
+                };
+                if let Err(e) = image.apply_batch(next_offset as u64, &records) {
+                    return Err(TestCaseError::fail(format!("{step:?} produced records the image refuses: {e}\n{records:?}")));
+                }
+                next_offset += records.len().max(1) as i64;
+                // Unregistering a broker leaves it in replica lists (Kafka does the same), so only
+                // the partitions' ISR/leader invariants and epoch monotonicity are checked.
+                check_invariants(&image).map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))?;
+                for t in image.topics() {
+                    if let Some(old) = before.topic_by_id(t.id) {
+                        for (pid, p) in &t.partitions {
+                            if let Some(o) = old.partitions.get(pid) {
+                                prop_assert!(p.leader_epoch >= o.leader_epoch && p.partition_epoch >= o.partition_epoch);
+                                if p != o {
+                                    prop_assert!(p.partition_epoch > o.partition_epoch, "a change without a partition epoch bump");
+                                }
+                                if p.leader != o.leader {
+                                    prop_assert!(p.leader_epoch > o.leader_epoch, "a leader change without a leader epoch bump");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn error_codes_are_kafkas() {
