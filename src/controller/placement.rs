@@ -82,10 +82,14 @@ pub fn place_replicas(
             (0..n - 1).map(|k| unfenced[(leader_pos + 1 + (follower_shift + k) % (n - 1)) % n]).collect();
         candidates.extend(fenced.iter().copied());
         while replicas.len() < replication_factor as usize {
-            // Prefer a rack this partition does not use yet; otherwise any broker left.
+            // An unfenced broker on a rack this partition does not use yet, else any unfenced
+            // one; fenced brokers only when no unfenced one is left (rack-diverse first).
+            let new_rack = |b: &&UsableBroker| !racks.contains(&b.rack.as_deref());
             let pick = candidates
                 .iter()
-                .position(|b| !racks.contains(&b.rack.as_deref()))
+                .position(|b| !b.fenced && new_rack(b))
+                .or_else(|| candidates.iter().position(|b| !b.fenced))
+                .or_else(|| candidates.iter().position(new_rack))
                 .or(if candidates.is_empty() { None } else { Some(0) });
             let Some(at) = pick else {
                 return Err(PlacementError::TooFewBrokers { replication_factor, brokers: brokers.len() });
@@ -153,6 +157,7 @@ pub fn validate_manual_assignment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashMap;
 
     fn brokers(specs: &[(i32, Option<&str>, bool)]) -> Vec<UsableBroker> {
@@ -208,6 +213,15 @@ mod tests {
     }
 
     #[test]
+    fn an_unfenced_broker_is_preferred_over_a_fenced_one_on_an_unused_rack() {
+        // Found by the property test: the rack preference once picked fenced broker 4.
+        let b = brokers(&[(1, None, false), (2, None, false), (3, None, false), (4, Some("rack0"), true), (5, None, false)]);
+        for r in place_replicas(&b, 0, 4, 2, 0).unwrap() {
+            assert!(!r.contains(&4), "{r:?}");
+        }
+    }
+
+    #[test]
     fn too_few_brokers_or_all_fenced_is_an_invalid_replication_factor() {
         let b = brokers(&[(1, None, false), (2, None, false)]);
         let e = place_replicas(&b, 0, 1, 3, 0).unwrap_err();
@@ -225,6 +239,51 @@ mod tests {
         let all = place_replicas(&b, 0, 6, 2, 5).unwrap();
         let tail = place_replicas(&b, 3, 3, 2, 5).unwrap();
         assert_eq!(&all[3..], &tail[..]);
+    }
+
+    fn arb_brokers() -> impl Strategy<Value = Vec<UsableBroker>> {
+        prop::collection::vec((prop::option::of(0u8..4), prop::bool::weighted(0.2)), 1..10).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (rack, fenced))| UsableBroker { id: i as i32 + 1, rack: rack.map(|r| format!("rack{r}")), fenced })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Whatever the brokers: distinct replicas, the right count, an unfenced leader, fenced
+        /// brokers only when unfenced ones run out, as many racks as brokers allow, and leaders
+        /// within one of each other over a whole number of rounds.
+        #[test]
+        fn placement_invariants_hold_for_any_cluster(brokers in arb_brokers(), rf in 1i32..5, rounds in 1i32..4, seed in any::<u64>()) {
+            let unfenced: Vec<&UsableBroker> = brokers.iter().filter(|b| !b.fenced).collect();
+            let n = unfenced.len() as i32;
+            let result = place_replicas(&brokers, 0, rounds * n.max(1), rf, seed);
+            if n == 0 {
+                prop_assert_eq!(result, Err(PlacementError::AllBrokersFenced));
+                return Ok(());
+            }
+            if rf as usize > brokers.len() {
+                let too_few = matches!(result, Err(PlacementError::TooFewBrokers { .. }));
+                prop_assert!(too_few);
+                return Ok(());
+            }
+            let placed = result.unwrap();
+            let by_id: HashMap<i32, &UsableBroker> = brokers.iter().map(|b| (b.id, b)).collect();
+            let unfenced_racks: BTreeSet<Option<&str>> = unfenced.iter().map(|b| b.rack.as_deref()).collect();
+            for r in &placed {
+                prop_assert_eq!(r.len(), rf as usize);
+                prop_assert_eq!(r.iter().collect::<BTreeSet<_>>().len(), r.len());
+                prop_assert!(!by_id[&r[0]].fenced);
+                let fenced_used = r.iter().filter(|id| by_id[id].fenced).count();
+                prop_assert_eq!(fenced_used, (rf as usize).saturating_sub(n as usize));
+                let unfenced_in: Vec<_> = r.iter().filter(|id| !by_id[id].fenced).collect();
+                let racks: BTreeSet<_> = unfenced_in.iter().map(|id| by_id[id].rack.as_deref()).collect();
+                prop_assert_eq!(racks.len(), unfenced_in.len().min(unfenced_racks.len()), "{:?}", r);
+            }
+            let leaders = counts(placed.iter().map(|r| r[0]));
+            prop_assert!(leaders.values().all(|&c| c == rounds as usize), "{:?}", leaders);
+        }
     }
 
     #[test]
