@@ -68,12 +68,15 @@ impl CoordinatorKind {
     }
 }
 
-/// Load the coordinator state of an internal-topic partition this node now leads.
+/// Load the coordinator state of an internal-topic partition this node now leads
+/// (`newly_elected`), or, when it led it already, take the new leader epoch as the coordinator
+/// epoch (a leader epoch bump without a leader change, as when a replica is removed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CoordinatorLoad {
     pub kind: CoordinatorKind,
     pub partition: i32,
     pub leader_epoch: i32,
+    pub newly_elected: bool,
 }
 
 /// Unload the coordinator state of a partition this node no longer leads. `leader_epoch` is the
@@ -129,8 +132,11 @@ pub fn local_changes(prev: &MetadataImage, next: &MetadataImage, node_id: i32) -
                     isr: part.isr.clone(),
                     replicas: part.replicas.clone(),
                 });
-                if let (Some(kind), false) = (coordinator, was_leader) {
-                    out.coordinators_to_load.push(CoordinatorLoad { kind, partition: pid, leader_epoch: part.leader_epoch });
+                let epoch_changed = old.is_none_or(|o| o.leader_epoch != part.leader_epoch);
+                if let Some(kind) = coordinator
+                    && (!was_leader || epoch_changed)
+                {
+                    out.coordinators_to_load.push(CoordinatorLoad { kind, partition: pid, leader_epoch: part.leader_epoch, newly_elected: !was_leader });
                 }
             } else {
                 out.followers.push(LocalFollower {
@@ -320,13 +326,26 @@ mod tests {
         change(&mut next, offsets, 1, |c| c.leader = Some(2));
         change(&mut next, txn, 0, |c| c.isr = Some(vec![1]));
         let c = local_changes(&prev, &next, ME);
-        assert_eq!(c.coordinators_to_load, vec![CoordinatorLoad { kind: CoordinatorKind::Group, partition: 0, leader_epoch: 1 }]);
+        assert_eq!(c.coordinators_to_load, vec![CoordinatorLoad { kind: CoordinatorKind::Group, partition: 0, leader_epoch: 1, newly_elected: true }]);
         assert_eq!(
             c.coordinators_to_unload,
             vec![CoordinatorUnload { kind: CoordinatorKind::Group, partition: 1, leader_epoch: Some(1) }]
         );
         // An ISR change under the same leader neither loads nor unloads the transaction coordinator.
         assert!(c.leaders.iter().any(|l| l.topic_id == txn));
+
+        // A leader epoch bump under the same leader (a replica removed) hands the coordinator its
+        // new epoch without a reload.
+        let mut bumped = next.clone();
+        change(&mut bumped, txn, 0, |c| {
+            c.replicas = Some(vec![1]);
+            c.leader = Some(1);
+        });
+        let c = local_changes(&next, &bumped, ME);
+        assert_eq!(
+            c.coordinators_to_load,
+            vec![CoordinatorLoad { kind: CoordinatorKind::Transaction, partition: 0, leader_epoch: 1, newly_elected: false }]
+        );
 
         let mut gone = next.clone();
         gone.apply(&MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: txn })).unwrap();
