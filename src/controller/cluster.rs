@@ -134,10 +134,12 @@ impl Controller {
         let broker = check_broker_epoch(image, id, request.broker_epoch)?;
         self.last_heartbeat_ms.insert(id, now_ms);
         let is_caught_up = request.current_metadata_offset >= broker.epoch;
-        let current = if broker.fenced {
-            BrokerControlState::Fenced
-        } else if broker.in_controlled_shutdown {
+        // As Kafka's heartbeat manager: a broker that began a controlled shutdown stays shutting
+        // down even once fenced; only a new incarnation (re-registration) brings it back.
+        let current = if broker.in_controlled_shutdown {
             BrokerControlState::ControlledShutdown
+        } else if broker.fenced {
+            BrokerControlState::Fenced
         } else {
             BrokerControlState::Unfenced
         };
@@ -169,7 +171,9 @@ impl Controller {
                 let in_isr = partitions_where(image, |p| p.isr.contains(&id));
                 records.extend(leader_and_isr_updates(image, &self.config, id, NO_BROKER, in_isr));
             }
-            (BrokerControlState::Unfenced | BrokerControlState::ControlledShutdown, BrokerControlState::Fenced | BrokerControlState::ShutdownNow) => {
+            (BrokerControlState::Unfenced | BrokerControlState::ControlledShutdown, BrokerControlState::Fenced | BrokerControlState::ShutdownNow)
+                if !broker.fenced =>
+            {
                 records.extend(self.fence_records(image, id, broker.epoch));
             }
             _ => {}
@@ -425,6 +429,34 @@ mod tests {
     }
 
     #[test]
+    fn a_broker_fenced_during_controlled_shutdown_is_not_unfenced_by_its_next_heartbeat() {
+        // Found by the property test: unfencing it made it leader while still shutting down.
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        let t = with_topic(&mut image, &[(&[1, 2], &[1, 2], 1)]);
+        let shut = BrokerHeartbeatRequest { want_shut_down: true, ..hb(1, 101, 1000) };
+        let r = c.broker_heartbeat(&image, &shut, 0).unwrap();
+        commit(&mut image, &r);
+        // Its session expires before it stops.
+        c.broker_heartbeat(&image, &hb(2, 102, 1000), 9_000).unwrap();
+        let r = c.fence_stale_brokers(&image, 9_000);
+        assert_eq!(r.response, vec![1]);
+        commit(&mut image, &r);
+        let r = c.broker_heartbeat(&image, &hb(1, 101, 1000), 9_100).unwrap();
+        assert!(r.records.is_empty());
+        assert!(r.response.should_shut_down);
+        assert_eq!(image.partition(t, 0).unwrap().leader, 2);
+        // A new incarnation registers afresh and can be unfenced.
+        let mut req = req(1, 5);
+        req.features.clear();
+        let r = c.register_broker(&image, &req, 2000, 9_200).unwrap();
+        commit(&mut image, &r);
+        let r = c.broker_heartbeat(&image, &hb(1, 2000, 2000), 9_300).unwrap();
+        commit(&mut image, &r);
+        assert!(image.is_broker_active(1));
+    }
+
+    #[test]
     fn a_broker_leading_nothing_shuts_down_at_once() {
         let mut c = Controller::new(ControllerConfig::default());
         let mut image = cluster(2, &[]);
@@ -471,8 +503,13 @@ mod tests {
         assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
     }
 
-    /// Builds topics from (name, [(replicas, isr, leader)]) and returns their ids by name.
-    fn topics(image: &mut MetadataImage, specs: &[(&str, &[(&[i32], &[i32], i32)])]) -> std::collections::BTreeMap<String, Uuid> {
+    /// (replicas, isr, leader) of one partition.
+    type PartSpec<'a> = (&'a [i32], &'a [i32], i32);
+    /// A partition change as (topic, partition, isr, leader).
+    type Change = (String, i32, Option<Vec<i32>>, Option<i32>);
+
+    /// Builds topics from (name, partitions) and returns their ids by name.
+    fn topics(image: &mut MetadataImage, specs: &[(&str, &[PartSpec])]) -> std::collections::BTreeMap<String, Uuid> {
         let mut ids = std::collections::BTreeMap::new();
         for (n, (name, parts)) in specs.iter().enumerate() {
             let topic_id = Uuid::from_u128(500 + n as u128);
@@ -486,7 +523,7 @@ mod tests {
     }
 
     /// The partition changes of a result as (topic, partition, isr, leader), sorted.
-    fn changes(r: &ControllerResult<BrokerHeartbeatReply>, ids: &std::collections::BTreeMap<String, Uuid>) -> Vec<(String, i32, Option<Vec<i32>>, Option<i32>)> {
+    fn changes(r: &ControllerResult<BrokerHeartbeatReply>, ids: &std::collections::BTreeMap<String, Uuid>) -> Vec<Change> {
         let mut out: Vec<_> = r
             .records
             .iter()
@@ -502,7 +539,7 @@ mod tests {
         out
     }
 
-    fn ch(t: &str, p: i32, isr: Option<&[i32]>, leader: Option<i32>) -> (String, i32, Option<Vec<i32>>, Option<i32>) {
+    fn ch(t: &str, p: i32, isr: Option<&[i32]>, leader: Option<i32>) -> Change {
         (t.to_string(), p, isr.map(<[i32]>::to_vec), leader)
     }
 

@@ -19,7 +19,7 @@ pub use placement::{place_replicas, validate_manual_assignment, PlacementError, 
 pub use producer_ids::{ProducerIdsBlock, PRODUCER_ID_BLOCK_SIZE};
 pub use replication::{
     AlterPartitionData, AlterPartitionRequest, AlterPartitionTopic, AlterPartitionTopicResult, BrokerState, CreatableTopic,
-    CreatePartitionsTopic, CreatedTopic, PartitionState, TopicRef,
+    CreatePartitionsTopic, CreatedTopic, OngoingReassignment, PartitionState, ReassignablePartition, TopicRef,
 };
 
 use std::collections::BTreeMap;
@@ -106,6 +106,8 @@ pub enum ControllerError {
     IneligibleReplica(String),
     #[error("NEW_LEADER_ELECTED")]
     NewLeaderElected,
+    #[error("NO_REASSIGNMENT_IN_PROGRESS")]
+    NoReassignmentInProgress,
     #[error("UNKNOWN_SERVER_ERROR: {0}")]
     UnknownServerError(String),
 }
@@ -133,6 +135,7 @@ impl ControllerError {
             ControllerError::BrokerIdNotRegistered(_) => 102,
             ControllerError::IneligibleReplica(_) => 107,
             ControllerError::NewLeaderElected => 108,
+            ControllerError::NoReassignmentInProgress => 85,
         }
     }
 }
@@ -215,6 +218,7 @@ mod tests {
         ExpandIsr { topic: usize, partition: i32 },
         Preferred { topic: usize, partition: i32 },
         Unregister { broker: i32 },
+        Reassign { topic: usize, partition: i32, replicas: Option<Vec<i32>> },
     }
 
     fn arb_step() -> impl Strategy<Value = Step> {
@@ -230,6 +234,8 @@ mod tests {
             (0usize..8, 0i32..4).prop_map(|(topic, partition)| Step::ExpandIsr { topic, partition }),
             (0usize..8, 0i32..4).prop_map(|(topic, partition)| Step::Preferred { topic, partition }),
             (1i32..5).prop_map(|broker| Step::Unregister { broker }),
+            (0usize..8, 0i32..4, prop::option::weighted(0.8, prop::sample::subsequence(vec![1, 2, 3, 4], 1..4).prop_shuffle()))
+                .prop_map(|(topic, partition, replicas)| Step::Reassign { topic, partition, replicas }),
         ]
     }
 
@@ -247,6 +253,11 @@ mod tests {
                 }
                 if p.leader == NO_LEADER && p.isr.iter().any(|&r| image.is_broker_active(r)) {
                     return Err(format!("no leader although an ISR member is active: {at}"));
+                }
+                if !p.adding_replicas.iter().chain(&p.removing_replicas).all(|r| p.replicas.contains(r))
+                    || p.adding_replicas.iter().any(|r| p.removing_replicas.contains(r))
+                {
+                    return Err(format!("adding/removing replicas outside the assignment: {at}"));
                 }
                 if p.leader_recovery_state != LeaderRecoveryState::Recovered {
                     return Err(format!("unclean election without it being enabled: {at}"));
@@ -275,7 +286,7 @@ mod tests {
             let opening = [Step::CreateTopic { partitions: 3, rf: 3 }, Step::CreateTopic { partitions: 2, rf: 2 }];
             for step in bootstrap.chain(opening).chain(steps) {
                 let before = image.clone();
-                let records: Vec<MetadataRecord> = match step {
+                let records: Vec<MetadataRecord> = match step.clone() {
                     Step::Register { broker, new_incarnation } => {
                         let inc = incarnations.entry(broker).or_insert(broker as u128 * 1000);
                         if new_incarnation { *inc += 1; }
@@ -356,6 +367,13 @@ mod tests {
                         None => vec![],
                     },
                     Step::Unregister { broker } => c.unregister_broker(&image, broker).map(|r| r.records).unwrap_or_default(),
+                    Step::Reassign { topic, partition, ref replicas } => match image.topics().nth(topic) {
+                        Some(t) => {
+                            let target = ReassignablePartition { topic: t.name.clone(), partition_index: partition, replicas: replicas.clone() };
+                            c.alter_partition_reassignments(&image, &[target]).records
+                        }
+                        None => vec![],
+                    },
                 };
                 if let Err(e) = image.apply_batch(next_offset as u64, &records) {
                     return Err(TestCaseError::fail(format!("{step:?} produced records the image refuses: {e}\n{records:?}")));

@@ -63,6 +63,14 @@ impl<'a> PartitionChangeBuilder<'a> {
         self.target_replicas = replicas;
         self
     }
+    pub fn target_removing(mut self, removing: Vec<i32>) -> Self {
+        self.target_removing = removing;
+        self
+    }
+    pub fn target_adding(mut self, adding: Vec<i32>) -> Self {
+        self.target_adding = adding;
+        self
+    }
     pub fn target_leader_recovery_state(mut self, state: LeaderRecoveryState) -> Self {
         self.target_leader_recovery_state = state;
         self
@@ -94,24 +102,22 @@ impl<'a> PartitionChangeBuilder<'a> {
         (NO_LEADER, false)
     }
 
-    /// A reassignment is complete when every adding replica is in the ISR: the removing replicas
-    /// leave the assignment and the ISR.
+    /// A reassignment completes (Kafka's `maybeCompleteReassignment`) when, without the removing
+    /// replicas, the ISR is not empty and holds every remaining replica: the removing replicas
+    /// then leave the assignment and the ISR, and adding/removing are cleared.
     fn complete_reassignment_if_needed(&mut self) {
         if self.target_removing.is_empty() && self.target_adding.is_empty() {
             return;
         }
-        if !self.target_adding.iter().all(|r| self.target_isr.contains(r)) {
-            return;
-        }
-        let removing = std::mem::take(&mut self.target_removing);
+        let removing = &self.target_removing;
         let isr: Vec<i32> = self.target_isr.iter().copied().filter(|r| !removing.contains(r)).collect();
-        if isr.is_empty() {
-            // Never empty the ISR: wait for a removing replica to be replaced first.
-            self.target_removing = removing;
+        let replicas: Vec<i32> = self.target_replicas.iter().copied().filter(|r| !removing.contains(r)).collect();
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
             return;
         }
         self.target_isr = isr;
-        self.target_replicas.retain(|r| !removing.contains(r));
+        self.target_replicas = replicas;
+        self.target_removing.clear();
         self.target_adding.clear();
     }
 

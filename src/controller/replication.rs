@@ -103,6 +103,24 @@ pub struct AlterPartitionTopicResult {
     pub partitions: Vec<(i32, Result<PartitionState, ControllerError>)>,
 }
 
+/// One partition of AlterPartitionReassignments: `replicas: None` cancels its reassignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReassignablePartition {
+    pub topic: String,
+    pub partition_index: i32,
+    pub replicas: Option<Vec<i32>>,
+}
+
+/// A reassignment in progress, as ListPartitionReassignments reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub topic: String,
+    pub partition_index: i32,
+    pub replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+}
+
 /// Kafka's topic name rules (`Topic.validate`).
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     let bad = |why: String| Err(ControllerError::InvalidTopicException(why));
@@ -468,6 +486,106 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// AlterPartitionReassignments. A new target puts the partition's replicas at target plus
+    /// the replicas being removed, records adding/removing, and completes at once when the ISR
+    /// already holds every target replica; later ISR expansions (AlterPartition) complete it, and
+    /// the leader moves if it was removed. `replicas: None` reverts an ongoing reassignment
+    /// (NO_REASSIGNMENT_IN_PROGRESS if there is none; INVALID_REPLICA_ASSIGNMENT when reverting
+    /// would need an unclean election the topic does not allow).
+    pub fn alter_partition_reassignments(
+        &self,
+        image: &MetadataImage,
+        partitions: &[ReassignablePartition],
+    ) -> ControllerResult<Vec<Result<(), ControllerError>>> {
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut working = image.clone();
+        for target in partitions {
+            match reassign_one(&working, &self.config, target) {
+                Ok(Some(change)) => {
+                    let record = MetadataRecord::PartitionChange(change);
+                    // Decided on an image holding the earlier changes of this request, so two
+                    // entries for one partition stay consistent.
+                    if let Err(e) = working.apply(&record) {
+                        results.push(Err(ControllerError::UnknownServerError(e.to_string())));
+                        continue;
+                    }
+                    records.push(record);
+                    results.push(Ok(()));
+                }
+                Ok(None) => results.push(Ok(())),
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        ControllerResult::new(records, results)
+    }
+}
+
+/// ListPartitionReassignments: every partition with replicas being added or removed.
+pub fn list_partition_reassignments(image: &MetadataImage) -> Vec<OngoingReassignment> {
+    let mut out = Vec::new();
+    for t in image.topics() {
+        for (&pid, p) in &t.partitions {
+            if !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty() {
+                out.push(OngoingReassignment {
+                    topic: t.name.clone(),
+                    partition_index: pid,
+                    replicas: p.replicas.clone(),
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition_index).cmp(&(&b.topic, b.partition_index)));
+    out
+}
+
+fn reassign_one(image: &MetadataImage, config: &ControllerConfig, target: &ReassignablePartition) -> Result<Option<PartitionChangeRecord>, ControllerError> {
+    let topic = image
+        .topic_by_name(&target.topic)
+        .ok_or_else(|| ControllerError::UnknownTopicOrPartition(format!("Unable to find a topic named {}.", target.topic)))?;
+    let part = topic
+        .partitions
+        .get(&target.partition_index)
+        .ok_or_else(|| ControllerError::UnknownTopicOrPartition(format!("Unable to find partition {}:{}.", target.topic, target.partition_index)))?;
+    let acceptable = |r: i32| image.is_broker_active(r);
+    let unclean = unclean_election_enabled(image, config, &topic.name);
+    let election = if unclean { Election::Unclean } else { Election::Online };
+    let builder = PartitionChangeBuilder::new(part, topic.id, target.partition_index, &acceptable).election(election);
+    match &target.replicas {
+        Some(replicas) => {
+            validate_manual_assignment(replicas, |id| image.broker(id).is_some(), None)?;
+            let removing: Vec<i32> = part.replicas.iter().copied().filter(|r| !replicas.contains(r)).collect::<BTreeSet<_>>().into_iter().collect();
+            let adding: Vec<i32> = replicas.iter().copied().filter(|r| !part.replicas.contains(r)).collect::<BTreeSet<_>>().into_iter().collect();
+            let mut all = replicas.clone();
+            all.extend(&removing);
+            Ok(builder.target_replicas(all).target_removing(removing).target_adding(adding).build())
+        }
+        None => {
+            if part.adding_replicas.is_empty() && part.removing_replicas.is_empty() {
+                return Err(ControllerError::NoReassignmentInProgress);
+            }
+            let original: Vec<i32> = part.replicas.iter().copied().filter(|r| !part.adding_replicas.contains(r)).collect();
+            let mut isr: Vec<i32> = part.isr.iter().copied().filter(|r| !part.adding_replicas.contains(r)).collect();
+            if isr.is_empty() {
+                let Some(&first) = original.first() else {
+                    return Err(ControllerError::InvalidReplicaAssignment("Invalid replica assignment: addingReplicas contains all replicas.".into()));
+                };
+                if !unclean {
+                    return Err(ControllerError::InvalidReplicaAssignment(format!(
+                        "Unable to revert partition assignment for {}:{} because it would require an unclean leader election.",
+                        target.topic, target.partition_index
+                    )));
+                }
+                isr.push(first);
+            }
+            Ok(builder.target_isr(isr).target_replicas(original).target_removing(vec![]).target_adding(vec![]).build())
+        }
+    }
+}
+
 fn new_partition(image: &MetadataImage, topic_id: Uuid, partition_id: i32, replicas: &[i32], replication_factor: i16) -> Result<PartitionRecord, ControllerError> {
     let isr: Vec<i32> = replicas.iter().copied().filter(|&r| image.is_broker_active(r)).collect();
     let Some(&leader) = isr.first() else {
@@ -774,6 +892,69 @@ mod tests {
         let mut req = alter(t, 1, 1, 1, &[1]);
         req.broker_epoch = 1;
         assert_eq!(c.alter_partition(&image, &req).unwrap_err().error_code(), 77);
+    }
+
+    fn reassign(topic: &str, replicas: Option<&[i32]>) -> ReassignablePartition {
+        ReassignablePartition { topic: topic.into(), partition_index: 0, replicas: replicas.map(<[i32]>::to_vec) }
+    }
+
+    #[test]
+    fn a_reassignment_adds_replicas_then_completes_when_they_join_the_isr() {
+        let c = Controller::default();
+        let mut image = cluster(4, &[]);
+        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2, 3])], ..topic("t", -1, -1) });
+        // Move replica 1 (the leader) to 4.
+        let r = c.alter_partition_reassignments(&image, &[reassign("t", Some(&[4, 2, 3]))]);
+        assert_eq!(r.response, vec![Ok(())]);
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap().clone();
+        assert_eq!((p.replicas.clone(), p.adding_replicas.clone(), p.removing_replicas.clone()), (vec![4, 2, 3, 1], vec![4], vec![1]));
+        assert_eq!((p.leader, p.leader_epoch), (1, 0), "adding a replica does not bump the leader epoch");
+        let listed = list_partition_reassignments(&image);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].adding_replicas, vec![4]);
+        // The leader reports 4 in sync: the reassignment completes, 1 leaves, leadership moves.
+        let r = c.alter_partition(&image, &alter(t, 1, 0, p.partition_epoch, &[1, 2, 3, 4])).unwrap();
+        assert_eq!(one(&r), Err(ControllerError::NewLeaderElected));
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![4, 2, 3], vec![2, 3, 4], 4, 1));
+        assert!(p.adding_replicas.is_empty() && p.removing_replicas.is_empty());
+        assert!(list_partition_reassignments(&image).is_empty());
+    }
+
+    #[test]
+    fn a_reordering_or_removal_within_the_isr_completes_at_once() {
+        let c = Controller::default();
+        let mut image = cluster(3, &[]);
+        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2, 3])], ..topic("t", -1, -1) });
+        let r = c.alter_partition_reassignments(&image, &[reassign("t", Some(&[2, 3]))]);
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.leader_epoch), (vec![2, 3], vec![2, 3], 2, 1));
+        assert!(p.adding_replicas.is_empty() && p.removing_replicas.is_empty());
+        // The same assignment again changes nothing.
+        let r = c.alter_partition_reassignments(&image, &[reassign("t", Some(&[2, 3]))]);
+        assert!(r.records.is_empty());
+    }
+
+    #[test]
+    fn cancelling_reverts_to_the_original_replicas() {
+        let c = Controller::default();
+        let mut image = cluster(4, &[]);
+        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2])], ..topic("t", -1, -1) });
+        assert_eq!(c.alter_partition_reassignments(&image, &[reassign("t", None)]).response[0], Err(ControllerError::NoReassignmentInProgress));
+        let r = c.alter_partition_reassignments(&image, &[reassign("t", Some(&[3, 4]))]);
+        commit(&mut image, &r);
+        assert_eq!(image.partition(t, 0).unwrap().replicas, vec![3, 4, 1, 2]);
+        let r = c.alter_partition_reassignments(&image, &[reassign("t", None)]);
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap();
+        assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![1, 2], vec![1, 2], 1));
+        assert!(p.adding_replicas.is_empty() && p.removing_replicas.is_empty());
+        let bad = c.alter_partition_reassignments(&image, &[reassign("t", Some(&[1, 1])), reassign("t", Some(&[9])), reassign("zz", Some(&[1]))]);
+        let codes: Vec<i16> = bad.response.iter().map(|x| x.as_ref().unwrap_err().error_code()).collect();
+        assert_eq!(codes, vec![39, 39, 3]);
     }
 
     #[test]

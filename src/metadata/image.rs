@@ -614,7 +614,7 @@ pub(crate) mod tests {
             let topic_id = Uuid::from_u128(t + 1);
             records.push(MetadataRecord::Topic(TopicRecord { name: format!("topic-{t}"), topic_id }));
             for p in 0..10 {
-                let r = [(p % 100) as i32, ((p + 1) % 100) as i32, ((p + 2) % 100) as i32];
+                let r = [p % 100, (p + 1) % 100, (p + 2) % 100];
                 records.push(partition(topic_id, p, &r, &r, r[0]));
             }
         }
