@@ -316,6 +316,125 @@ mod tests {
         assert_eq!(c.followers[0].topic_id, new);
     }
 
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["a", "b", OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC];
+
+    fn arb_replicas() -> impl Strategy<Value = Vec<i32>> {
+        prop::sample::subsequence(vec![0, 1, 2, 3], 1..4).prop_shuffle()
+    }
+
+    /// Up to four topics (two of them the coordinators' internal topics) of 1-3 partitions each.
+    fn arb_topics() -> impl Strategy<Value = Vec<MetadataRecord>> {
+        prop::collection::vec(prop::collection::vec((arb_replicas(), any::<prop::sample::Index>(), prop::bool::weighted(0.1)), 1..4), 1..5).prop_map(|topics| {
+            let mut out = Vec::new();
+            for (k, parts) in topics.into_iter().enumerate() {
+                let topic_id = Uuid::from_u128(k as u128 + 1);
+                out.push(MetadataRecord::Topic(TopicRecord { name: NAMES[k].into(), topic_id }));
+                for (pid, (replicas, at, leaderless)) in parts.into_iter().enumerate() {
+                    let leader = if leaderless { -1 } else { replicas[at.index(replicas.len())] };
+                    out.push(partition(topic_id, pid as i32, &replicas, &replicas, leader));
+                }
+            }
+            out
+        })
+    }
+
+    /// A change to one of those partitions, a topic deletion, or a topic recreated under a new id.
+    fn arb_change() -> impl Strategy<Value = Vec<MetadataRecord>> {
+        prop_oneof![
+            4 => (0u128..4, 0i32..3, prop::option::of(-1i32..4), prop::option::of(arb_replicas()), prop::option::of(arb_replicas())).prop_map(
+                |(t, pid, leader, replicas, isr)| vec![MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    leader,
+                    replicas,
+                    isr,
+                    ..PartitionChangeRecord::new(Uuid::from_u128(t + 1), pid)
+                })]
+            ),
+            1 => (0u128..4).prop_map(|t| vec![MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: Uuid::from_u128(t + 1) })]),
+            1 => (0usize..4, arb_replicas(), 0i32..4).prop_map(|(k, replicas, leader)| {
+                let topic_id = Uuid::from_u128(100 + k as u128);
+                vec![
+                    MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: Uuid::from_u128(k as u128 + 1) }),
+                    MetadataRecord::Topic(TopicRecord { name: NAMES[k].into(), topic_id }),
+                    partition(topic_id, 0, &replicas, &replicas, leader),
+                ]
+            }),
+        ]
+    }
+
+    fn apply_all(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            let _ = image.apply(r);
+        }
+    }
+
+    proptest::proptest! {
+        // Coordinator elections are rare in random histories: more cases to see a few dozen.
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// For any two images (the second built on the first): every changed or new partition
+        /// this node is a replica of is reported exactly once, as leader iff it leads it; every
+        /// replica it lost is deleted; nothing unchanged is reported; coordinator loads and unloads
+        /// are only for the two internal topics and agree with the leader lists.
+        #[test]
+        fn local_changes_cover_every_transition_exactly_once(
+            first in arb_topics(),
+            second in proptest::collection::vec(arb_change(), 0..12),
+            node in 0i32..4,
+        ) {
+            let mut prev = MetadataImage::new();
+            apply_all(&mut prev, &first);
+            let mut next = prev.clone();
+            for batch in &second {
+                let _ = next.apply_batch(0, batch);
+            }
+            let c = local_changes(&prev, &next, node);
+            let mut reported = std::collections::BTreeSet::new();
+            for l in &c.leaders {
+                proptest::prop_assert!(reported.insert((l.topic_id, l.topic_partition.partition)));
+                proptest::prop_assert_eq!(next.partition(l.topic_id, l.topic_partition.partition).unwrap().leader, node);
+            }
+            for f in &c.followers {
+                proptest::prop_assert!(reported.insert((f.topic_id, f.topic_partition.partition)));
+                proptest::prop_assert_ne!(f.leader_id, node);
+            }
+            for t in next.topics() {
+                for (pid, p) in &t.partitions {
+                    let changed = prev.partition(t.id, *pid) != Some(p);
+                    let expected = p.replicas.contains(&node) && changed;
+                    proptest::prop_assert_eq!(reported.contains(&(t.id, *pid)), expected, "{}-{}", t.name, pid);
+                }
+            }
+            let mut deleted = std::collections::BTreeSet::new();
+            for d in &c.deletes {
+                proptest::prop_assert!(deleted.insert((d.topic_id, d.topic_partition.partition)));
+                proptest::prop_assert!(!reported.contains(&(d.topic_id, d.topic_partition.partition)));
+                let still_here = next.partition(d.topic_id, d.topic_partition.partition).is_some_and(|p| p.replicas.contains(&node));
+                proptest::prop_assert!(!still_here);
+            }
+            for t in prev.topics() {
+                for (pid, p) in &t.partitions {
+                    let kept = next.partition(t.id, *pid).is_some_and(|n| n.replicas.contains(&node));
+                    proptest::prop_assert_eq!(deleted.contains(&(t.id, *pid)), p.replicas.contains(&node) && !kept);
+                }
+            }
+            let topic_of = |k: CoordinatorKind| if k == CoordinatorKind::Group { OFFSETS_TOPIC } else { TRANSACTION_STATE_TOPIC };
+            for l in &c.coordinators_to_load {
+                let tp = TopicPartition::new(topic_of(l.kind), l.partition);
+                let led = c.leaders.iter().find(|x| x.topic_partition == tp);
+                proptest::prop_assert!(led.is_some_and(|x| x.leader_epoch == l.leader_epoch));
+            }
+            // Every internal partition this node stopped leading is unloaded; none it still leads.
+            for t in prev.topics().filter(|t| t.name == OFFSETS_TOPIC || t.name == TRANSACTION_STATE_TOPIC) {
+                for (pid, p) in &t.partitions {
+                    let still = next.partition(t.id, *pid).is_some_and(|n| n.leader == node && n.replicas.contains(&node));
+                    let unloaded = c.coordinators_to_unload.iter().any(|u| topic_of(u.kind) == t.name && u.partition == *pid);
+                    proptest::prop_assert_eq!(unloaded, p.leader == node && !still, "{}-{}", t.name, pid);
+                }
+            }
+        }
+    }
+
     #[test]
     fn coordinators_load_on_becoming_leader_and_unload_on_losing_it() {
         let mut prev = base();

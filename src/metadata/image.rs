@@ -685,7 +685,7 @@ pub(crate) mod tests {
     }
 
     /// Records that mostly fit an image: few topic ids, names and brokers so they collide.
-    fn arb_fitting_record() -> impl Strategy<Value = MetadataRecord> {
+    pub(crate) fn arb_fitting_record() -> impl Strategy<Value = MetadataRecord> {
         let tid = (0u128..4).prop_map(Uuid::from_u128);
         let ids = prop::collection::vec(0i32..4, 0..4);
         prop_oneof![
@@ -696,7 +696,8 @@ pub(crate) mod tests {
             (0i32..4, 0i64..3, any::<Option<bool>>(), any::<Option<bool>>()).prop_map(|(broker_id, broker_epoch, fenced, in_controlled_shutdown)| {
                 MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord { broker_id, broker_epoch, fenced, in_controlled_shutdown })
             }),
-            ("[a-d]", tid.clone()).prop_map(|(name, topic_id)| MetadataRecord::Topic(TopicRecord { name, topic_id })),
+            (prop_oneof!["[a-b]".boxed(), Just("__consumer_offsets".to_string()).boxed(), Just("__transaction_state".to_string()).boxed()], tid.clone())
+                .prop_map(|(name, topic_id)| MetadataRecord::Topic(TopicRecord { name, topic_id })),
             (tid.clone(), 0i32..3, ids.clone(), ids.clone(), -1i32..4).prop_map(|(t, p, r, i, l)| partition(t, p, &r, &i, l)),
             (tid.clone(), 0i32..3, prop::option::of(ids.clone()), prop::option::of(-1i32..4), prop::option::of(ids.clone())).prop_map(
                 |(topic_id, partition_id, isr, leader, replicas)| MetadataRecord::PartitionChange(PartitionChangeRecord {
