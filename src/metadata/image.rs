@@ -228,24 +228,24 @@ impl MetadataImage {
 
     // ---- writers ----
 
-    /// Applies the records of one Raft entry and records its index. All or nothing: on an error
-    /// the image is left as it was.
+    /// Applies the records of one Raft entry at log index `offset`. The records apply all or
+    /// nothing; the offset moves to `offset` either way, because every node refuses the same
+    /// entry the same way and the image then reflects the log through that index (the refused
+    /// entry changed nothing). The caller logs the error.
     pub fn apply_batch(&mut self, offset: u64, records: &[MetadataRecord]) -> Result<(), ImageError> {
-        if records.len() <= 1 {
+        let result = if records.len() <= 1 {
             // One record is already all or nothing: no copy needed.
-            if let Some(record) = records.first() {
-                self.apply(record)?;
+            records.first().map_or(Ok(()), |record| self.apply(record))
+        } else {
+            let mut next = self.clone();
+            let result = records.iter().try_for_each(|record| next.apply(record));
+            if result.is_ok() {
+                *self = next;
             }
-            self.offset = offset;
-            return Ok(());
-        }
-        let mut next = self.clone();
-        for record in records {
-            next.apply(record)?;
-        }
-        next.offset = offset;
-        *self = next;
-        Ok(())
+            result
+        };
+        self.offset = offset;
+        result
     }
 
     /// Applies one record. A record that does not fit the image is refused and the image is left
@@ -587,18 +587,20 @@ pub(crate) mod tests {
         let mut image = MetadataImage::new();
         let bad = [topic("a", 1), partition(Uuid::from_u128(2), 0, &[1], &[1], 1)];
         assert!(image.apply_batch(5, &bad).is_err());
-        assert_eq!(image, MetadataImage::new());
+        assert_eq!(image, MetadataImage { offset: 5, ..MetadataImage::new() });
         image.apply_batch(6, &bad[..1]).unwrap();
         assert_eq!(image.offset, 6);
     }
 
     #[test]
-    fn a_refused_single_record_batch_leaves_the_offset_too() {
+    fn a_refused_batch_changes_nothing_but_the_offset_still_moves() {
         let mut image = MetadataImage::new();
         image.apply_batch(3, &[]).unwrap();
         assert_eq!(image.offset, 3);
+        let before = image.clone();
         assert!(image.apply_batch(4, &[MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id: Uuid::from_u128(1) })]).is_err());
-        assert_eq!(image.offset, 3);
+        assert_eq!(image.offset, 4);
+        assert_eq!(MetadataImage { offset: 3, ..image.clone() }, before);
     }
 
     /// Timings for the report; run with `cargo test --release --lib measure_image -- --ignored --nocapture`.
