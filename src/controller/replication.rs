@@ -957,6 +957,75 @@ mod tests {
         assert_eq!(codes, vec![39, 39, 3]);
     }
 
+    /// The same requests, in the same order, as were sent (AlterPartition v3 on the controller
+    /// listener) to the active controller of a 3-broker Kafka 4.0 reference cluster whose brokers
+    /// had epochs 6, 7 and 17, for a partition with replicas [1, 2, 3] led by 1. Kafka answered
+    /// the codes asserted here.
+    #[test]
+    fn alter_partition_answers_what_the_kafka_reference_controller_answered() {
+        let c = Controller::default();
+        let mut image = MetadataImage::new();
+        for (id, epoch) in [(1, 6), (2, 7), (3, 17)] {
+            let mut rec = crate::metadata::image::tests::register(id, epoch, None, false);
+            if let MetadataRecord::RegisterBroker(r) = &mut rec {
+                r.fenced = false;
+            }
+            image.apply(&rec).unwrap();
+        }
+        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2, 3])], ..topic("ap", -1, -1) });
+        let req = |broker_id: i32, broker_epoch: i64, topic_id: Uuid, partition_index: i32, leader_epoch: i32, isr: &[(i32, i64)], partition_epoch: i32| AlterPartitionRequest {
+            broker_id,
+            broker_epoch,
+            topics: vec![AlterPartitionTopic {
+                topic_id,
+                partitions: vec![AlterPartitionData {
+                    partition_index,
+                    leader_epoch,
+                    new_isr: isr.iter().map(|&(broker_id, broker_epoch)| BrokerState { broker_id, broker_epoch }).collect(),
+                    leader_recovery_state: LeaderRecoveryState::Recovered,
+                    partition_epoch,
+                }],
+            }],
+        };
+        let answer = |image: &MetadataImage, r: AlterPartitionRequest| -> Result<i16, i16> {
+            match c.alter_partition(image, &r) {
+                Err(e) => Err(e.error_code()),
+                Ok(res) => Ok(res.response[0].partitions[0].1.as_ref().map_or_else(|e| e.error_code(), |_| 0)),
+            }
+        };
+        let other = Uuid::from_bytes([1; 16]);
+        let cases: Vec<(&str, AlterPartitionRequest, Result<i16, i16>)> = vec![
+            ("non-leader broker 2 sends", req(2, 7, t, 0, 0, &[(2, 7), (3, 17)], 0), Ok(42)),
+            ("leader epoch ahead", req(1, 6, t, 0, 1, &[(1, 6), (2, 7)], 0), Ok(41)),
+            ("partition epoch ahead", req(1, 6, t, 0, 0, &[(1, 6), (2, 7)], 1), Ok(41)),
+            ("leader epoch behind", req(1, 6, t, 0, -1, &[(1, 6), (2, 7)], 0), Ok(74)),
+            ("stale broker epoch", req(1, 5, t, 0, 0, &[(1, 6), (2, 7)], 0), Err(77)),
+            ("unknown topic id", req(1, 6, other, 0, 0, &[(1, 6)], 0), Ok(100)),
+            ("unknown partition", req(1, 6, t, 5, 0, &[(1, 6)], 0), Ok(3)),
+            ("isr without the leader", req(1, 6, t, 0, 0, &[(2, 7), (3, 17)], 0), Ok(42)),
+            ("isr with a non-replica", req(1, 6, t, 0, 0, &[(1, 6), (4, 1)], 0), Ok(42)),
+            ("isr member at another broker epoch", req(1, 6, t, 0, 0, &[(1, 6), (2, 99)], 0), Ok(107)),
+        ];
+        for (name, r, expected) in cases {
+            assert_eq!(answer(&image, r), expected, "{name}");
+        }
+        // Kafka: NONE, leader 1, leader epoch 0, ISR [1, 2], partition epoch 1.
+        let r = c.alter_partition(&image, &req(1, 6, t, 0, 0, &[(1, 6), (2, 7)], 0)).unwrap();
+        assert_eq!(one(&r), Ok(PartitionState { leader_id: 1, leader_epoch: 0, isr: vec![1, 2], leader_recovery_state: LeaderRecoveryState::Recovered, partition_epoch: 1 }));
+        commit(&mut image, &r);
+        assert_eq!(answer(&image, req(1, 6, t, 0, 0, &[(1, 6), (2, 7)], 0)), Ok(95), "same request again");
+        // Kafka: NONE, ISR [1, 2, 3], partition epoch 2.
+        let r = c.alter_partition(&image, &req(1, 6, t, 0, 0, &[(1, 6), (2, 7), (3, 17)], 1)).unwrap();
+        assert_eq!(one(&r).unwrap().partition_epoch, 2);
+        commit(&mut image, &r);
+        // Broker 3 killed and fenced (Kafka wrote ISR [1, 2] then the fence); it may not rejoin.
+        let mut shrink = PartitionChangeRecord::new(t, 0);
+        shrink.isr = Some(vec![1, 2]);
+        image.apply(&MetadataRecord::PartitionChange(shrink)).unwrap();
+        image.apply(&MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord { broker_id: 3, broker_epoch: 17, fenced: Some(true), in_controlled_shutdown: None })).unwrap();
+        assert_eq!(answer(&image, req(1, 6, t, 0, 0, &[(1, 6), (2, 7), (3, 17)], 3)), Ok(107));
+    }
+
     #[test]
     fn preferred_election_moves_leadership_back_with_a_leader_epoch_bump() {
         let c = Controller::default();
