@@ -66,17 +66,18 @@ impl Controller {
             .is_some_and(|&t| now_ms.saturating_sub(t) < self.config.broker_session_timeout_ms)
     }
 
-    /// Registers a broker. `new_broker_epoch` is the metadata log offset the registration record
-    /// will be written at (Kafka's broker epoch is that offset); a broker counts as caught up once
-    /// it has applied the log up to it. Re-registration of the same incarnation keeps the epoch
-    /// and fencing state; a new incarnation gets the new epoch and starts fenced. Another
+    /// Registers a broker. `record_offset` is the metadata log offset the registration record
+    /// will be written at: a new incarnation takes it as its broker epoch (as Kafka) and starts
+    /// fenced; a re-registration of the same incarnation keeps its epoch and fencing state. Either
+    /// way the broker counts as caught up (and may be unfenced) only once it has applied the log
+    /// through this latest registration record, as Kafka's `registerBrokerRecordOffset`. Another
     /// incarnation while the registered one still has a live session is
     /// DUPLICATE_BROKER_REGISTRATION.
     pub fn register_broker(
         &mut self,
         image: &MetadataImage,
         request: &BrokerRegistrationRequest,
-        new_broker_epoch: i64,
+        record_offset: i64,
         now_ms: u64,
     ) -> Result<ControllerResult<BrokerRegistrationReply>, ControllerError> {
         let existing = image.broker(request.broker_id);
@@ -105,7 +106,7 @@ impl Controller {
         let record = RegisterBrokerRecord {
             broker_id: request.broker_id,
             incarnation_id: request.incarnation_id,
-            broker_epoch: same_incarnation.map_or(new_broker_epoch, |e| e.epoch),
+            broker_epoch: same_incarnation.map_or(record_offset, |e| e.epoch),
             end_points: request.listeners.clone(),
             features: request.features.clone(),
             rack: request.rack.clone(),
@@ -114,12 +115,13 @@ impl Controller {
         };
         let broker_epoch = record.broker_epoch;
         self.last_heartbeat_ms.insert(request.broker_id, now_ms);
+        self.registration_offsets.insert(request.broker_id, record_offset);
         Ok(ControllerResult::new(vec![MetadataRecord::RegisterBroker(record)], BrokerRegistrationReply { broker_epoch }))
     }
 
     /// Handles a heartbeat: refreshes the broker's session and moves it between fenced, unfenced,
     /// controlled shutdown and shut down as Kafka does. Unfencing needs the broker to have applied
-    /// the metadata log up to its own registration (`current_metadata_offset >= broker_epoch`);
+    /// the metadata log through its latest registration record (see `register_broker`);
     /// unfencing elects it leader of the leaderless partitions whose ISR holds it. A shutdown
     /// request from an unfenced broker that leads partitions starts controlled shutdown (its
     /// leaderships move away and it leaves ISRs); once it leads nothing the reply says shut down
@@ -133,7 +135,8 @@ impl Controller {
         let id = request.broker_id;
         let broker = check_broker_epoch(image, id, request.broker_epoch)?;
         self.last_heartbeat_ms.insert(id, now_ms);
-        let is_caught_up = request.current_metadata_offset >= broker.epoch;
+        let registered_at = self.registration_offsets.get(&id).copied().unwrap_or(broker.epoch);
+        let is_caught_up = request.current_metadata_offset >= registered_at;
         // As Kafka's heartbeat manager: a broker that began a controlled shutdown stays shutting
         // down even once fenced; only a new incarnation (re-registration) brings it back.
         let current = if broker.in_controlled_shutdown {
@@ -205,6 +208,7 @@ impl Controller {
         let mut records = leader_and_isr_updates(image, &self.config, broker_id, NO_BROKER, in_isr);
         records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord { broker_id, broker_epoch: b.epoch }));
         self.last_heartbeat_ms.remove(&broker_id);
+        self.registration_offsets.remove(&broker_id);
         Ok(ControllerResult::new(records, ()))
     }
 
@@ -345,6 +349,61 @@ mod tests {
         let mut image = MetadataImage::new();
         image.apply(&MetadataRecord::FeatureLevel(FeatureLevelRecord { name: METADATA_VERSION_FEATURE.into(), feature_level: 26 })).unwrap();
         assert_eq!(c.register_broker(&image, &req(1, 1), 5, 0).unwrap_err().error_code(), 35);
+    }
+
+    /// The same BrokerRegistration (v4) and BrokerHeartbeat (v1) requests, in the same order, as
+    /// were sent to the active controller of a 3-broker Kafka 4.0 reference cluster (finalized
+    /// metadata.version 25, group.version 1, transaction.version 2); Kafka's answers are asserted.
+    #[test]
+    fn registration_and_heartbeats_answer_what_the_kafka_reference_controller_answered() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(2, &[]);
+        for (name, level) in [(METADATA_VERSION_FEATURE, 25), ("group.version", 1), ("transaction.version", 2)] {
+            image.apply(&MetadataRecord::FeatureLevel(FeatureLevelRecord { name: name.into(), feature_level: level })).unwrap();
+        }
+        let full = |id: i32, incarnation: u128| BrokerRegistrationRequest {
+            features: [(METADATA_VERSION_FEATURE, 7, 25), ("group.version", 0, 1), ("transaction.version", 0, 2), ("kraft.version", 0, 1)]
+                .iter()
+                .map(|&(n, a, b)| BrokerFeature { name: n.into(), min_supported_version: a, max_supported_version: b })
+                .collect(),
+            ..req(id, incarnation)
+        };
+        c.broker_heartbeat(&image, &hb(2, 102, 60), 0).unwrap();
+        let code = |r: Result<ControllerResult<BrokerRegistrationReply>, ControllerError>| r.map(|x| x.response.broker_epoch).map_err(|e| e.error_code());
+        // A: a new incarnation of live broker 2.
+        assert_eq!(code(c.register_broker(&image, &full(2, 77), 66, 100)), Err(101));
+        // B: new broker 9 at offset 68 gets epoch 68; C: the same incarnation again (its record
+        // lands at 70) keeps epoch 68.
+        let r = c.register_broker(&image, &full(9, 9), 68, 100).unwrap();
+        assert_eq!(r.response.broker_epoch, 68);
+        commit(&mut image, &r);
+        let r = c.register_broker(&image, &full(9, 9), 70, 100).unwrap();
+        assert_eq!(r.response.broker_epoch, 68);
+        commit(&mut image, &r);
+        let reply = |r: ControllerResult<BrokerHeartbeatReply>| (r.response.is_caught_up, r.response.is_fenced, r.response.should_shut_down);
+        // D, E: not caught up before the latest registration record (Kafka: false/true at 67 and 68).
+        assert_eq!(reply(c.broker_heartbeat(&image, &hb(9, 68, 67), 200).unwrap()), (false, true, false));
+        assert_eq!(reply(c.broker_heartbeat(&image, &hb(9, 68, 68), 300).unwrap()), (false, true, false));
+        // E2: caught up at 73: unfenced.
+        let r = c.broker_heartbeat(&image, &hb(9, 68, 73), 400).unwrap();
+        assert_eq!(reply(r.clone()), (true, false, false));
+        commit(&mut image, &r);
+        // F: another incarnation of 9 while its session is live.
+        assert_eq!(code(c.register_broker(&image, &full(9, 10), 80, 500)), Err(101));
+        // G: a wrong broker epoch.
+        assert_eq!(c.broker_heartbeat(&image, &hb(9, 1068, 68), 600).unwrap_err().error_code(), 77);
+        // H: a broker whose metadata.version range stops at 7; H2: one listing only metadata.version.
+        let mut old = full(10, 10);
+        old.features[0].max_supported_version = 7;
+        assert_eq!(code(c.register_broker(&image, &old, 81, 700)), Err(35));
+        let mut only_mv = full(11, 11);
+        only_mv.features.truncate(1);
+        assert_eq!(code(c.register_broker(&image, &only_mv, 82, 700)), Err(35));
+        // I: broker 9 wants to shut down and leads nothing: fenced, shut down now.
+        let shut = BrokerHeartbeatRequest { want_shut_down: true, ..hb(9, 68, 73) };
+        assert_eq!(reply(c.broker_heartbeat(&image, &shut, 800).unwrap()), (true, true, true));
+        // J: an unknown broker.
+        assert_eq!(c.broker_heartbeat(&image, &hb(12, 5, 5), 900).unwrap_err().error_code(), 77);
     }
 
     #[test]

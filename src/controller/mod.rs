@@ -149,18 +149,23 @@ impl From<PlacementError> for ControllerError {
     }
 }
 
-/// The controller's state that is not in the metadata log: when each broker last heartbeat.
-/// It is rebuilt empty when a controller takes over (every broker then gets a fresh session from
-/// its next heartbeat, as in Kafka, where a new active controller starts all sessions anew).
+/// The controller's state that is not in the metadata image: when each broker last heartbeat,
+/// and the log offset of each broker's latest registration record. It starts empty when a
+/// controller takes over: every broker then gets a fresh session from its next heartbeat (as in
+/// Kafka, where a new active controller starts all sessions anew), and a broker's caught-up
+/// threshold falls back to its broker epoch (the offset of its first registration by this
+/// incarnation; a later same-incarnation registration's offset is known only to the controller
+/// that wrote it).
 #[derive(Clone, Debug, Default)]
 pub struct Controller {
     pub config: ControllerConfig,
     last_heartbeat_ms: BTreeMap<i32, u64>,
+    registration_offsets: BTreeMap<i32, i64>,
 }
 
 impl Controller {
     pub fn new(config: ControllerConfig) -> Self {
-        Self { config, last_heartbeat_ms: BTreeMap::new() }
+        Self { config, last_heartbeat_ms: BTreeMap::new(), registration_offsets: BTreeMap::new() }
     }
 
     /// When `broker_id` last heartbeat or registered, if this controller has heard from it.

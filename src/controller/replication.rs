@@ -1,6 +1,7 @@
 //! Topic and partition decisions (Kafka's `ReplicationControlManager`): CreateTopics,
-//! CreatePartitions, DeleteTopics, AlterPartition from a partition leader, and the leader/ISR
-//! updates that follow a broker being fenced, unfenced or shut down.
+//! CreatePartitions, DeleteTopics, AlterPartition from a partition leader, preferred leader
+//! elections, partition reassignments, and the leader/ISR updates that follow a broker being
+//! fenced, unfenced or shut down.
 
 use std::collections::BTreeSet;
 
@@ -662,7 +663,6 @@ fn validate_alter_partition(
 mod tests {
     use super::*;
     use crate::controller::test_support::{cluster, commit};
-    use crate::metadata::records::NO_LEADER;
 
     fn ids() -> impl FnMut() -> Uuid {
         let mut n = 0u128;
@@ -1040,6 +1040,5 @@ mod tests {
         let p = image.partition(t, 0).unwrap();
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 2, 2));
         assert!(c.elect_preferred_leaders(&image, &[(t, 0)]).records.is_empty());
-        let _ = NO_LEADER;
     }
 }
