@@ -20,6 +20,7 @@ pub use producer_ids::{ProducerIdsBlock, PRODUCER_ID_BLOCK_SIZE};
 pub use replication::{
     AlterPartitionData, AlterPartitionRequest, AlterPartitionTopic, AlterPartitionTopicResult, BrokerState, CreatableTopic,
     CreatePartitionsTopic, CreatedTopic, OngoingReassignment, PartitionState, ReassignablePartition, TopicRef,
+    list_partition_reassignments, validate_topic_name,
 };
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@ use uuid::Uuid;
 use super::image::{MetadataImage, PartitionRegistration};
 use crate::types::TopicPartition;
 
+// The internal topics' names are repeated here (a test checks them against `group` and `txn`)
+// so that the metadata layer does not depend on the coordinators above it.
 /// `__consumer_offsets`: its leaders host the group coordinator.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// `__transaction_state`: its leaders host the transaction coordinator.
@@ -236,6 +238,12 @@ mod tests {
         assert_eq!(c.followers.len(), 1);
         assert_eq!((c.followers[0].topic_partition.partition, c.followers[0].leader_id), (1, 2));
         assert!(c.deletes.is_empty() && c.coordinators_to_load.is_empty());
+    }
+
+    #[test]
+    fn internal_topic_names_are_the_coordinators_own() {
+        assert_eq!(OFFSETS_TOPIC, crate::group::OFFSETS_TOPIC);
+        assert_eq!(TRANSACTION_STATE_TOPIC, crate::txn::TRANSACTION_STATE_TOPIC);
     }
 
     #[test]
