@@ -19,7 +19,7 @@ pub use placement::{place_replicas, validate_manual_assignment, PlacementError, 
 pub use producer_ids::{ProducerIdsBlock, PRODUCER_ID_BLOCK_SIZE};
 pub use replication::{
     AlterPartitionData, AlterPartitionRequest, AlterPartitionTopic, AlterPartitionTopicResult, BrokerState, CreatableTopic,
-    CreatePartitionsTopic, CreatedTopic, OngoingReassignment, PartitionState, ReassignablePartition, TopicRef,
+    CreatePartitionsTopic, CreatedTopic, ElectionType, OngoingReassignment, PartitionState, ReassignablePartition, TopicRef,
     list_partition_reassignments, validate_topic_name,
 };
 
@@ -109,6 +109,12 @@ pub enum ControllerError {
     NewLeaderElected,
     #[error("NO_REASSIGNMENT_IN_PROGRESS")]
     NoReassignmentInProgress,
+    #[error("PREFERRED_LEADER_NOT_AVAILABLE")]
+    PreferredLeaderNotAvailable,
+    #[error("ELIGIBLE_LEADERS_NOT_AVAILABLE")]
+    EligibleLeadersNotAvailable,
+    #[error("ELECTION_NOT_NEEDED")]
+    ElectionNotNeeded,
     #[error("UNKNOWN_SERVER_ERROR: {0}")]
     UnknownServerError(String),
 }
@@ -137,6 +143,9 @@ impl ControllerError {
             ControllerError::IneligibleReplica(_) => 107,
             ControllerError::NewLeaderElected => 108,
             ControllerError::NoReassignmentInProgress => 85,
+            ControllerError::PreferredLeaderNotAvailable => 80,
+            ControllerError::EligibleLeadersNotAvailable => 83,
+            ControllerError::ElectionNotNeeded => 84,
         }
     }
 }
@@ -369,7 +378,7 @@ mod tests {
                         }
                     }
                     Step::Preferred { topic, partition } => match image.topics().nth(topic) {
-                        Some(t) => c.elect_preferred_leaders(&image, &[(t.id, partition)]).records,
+                        Some(t) => c.elect_leaders(&image, ElectionType::Preferred, &[(t.name.clone(), partition)]).records,
                         None => vec![],
                     },
                     Step::Unregister { broker } => c.unregister_broker(&image, broker).map(|r| r.records).unwrap_or_default(),

@@ -51,6 +51,13 @@ pub struct CreatePartitionsTopic {
     pub assignments: Option<Vec<Vec<i32>>>,
 }
 
+/// ElectLeaders' election type (Kafka's `ElectionType`: 0 preferred, 1 unclean).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionType {
+    Preferred,
+    Unclean,
+}
+
 /// A topic named in DeleteTopics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TopicRef {
@@ -466,22 +473,51 @@ impl Controller {
         Ok(ControllerResult::new(records, out))
     }
 
-    /// Preferred leader election (ElectLeaders with type PREFERRED) for the given partitions: the
-    /// first replica becomes leader when it is an active ISR member. Partitions already led by
-    /// their preferred replica, or whose preferred replica cannot lead, produce no record.
-    pub fn elect_preferred_leaders(&self, image: &MetadataImage, partitions: &[(Uuid, i32)]) -> ControllerResult<Vec<Result<(), ControllerError>>> {
+    /// ElectLeaders (Kafka's `electLeader`), one result per (topic, partition) in request order.
+    /// PREFERRED: the first replica becomes leader when it is an active ISR member
+    /// (ELECTION_NOT_NEEDED when it leads already, PREFERRED_LEADER_NOT_AVAILABLE when it cannot).
+    /// UNCLEAN: only for a partition without a leader, any active replica may be chosen
+    /// (ELECTION_NOT_NEEDED when it has a leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when none can lead).
+    pub fn elect_leaders(
+        &self,
+        image: &MetadataImage,
+        election_type: ElectionType,
+        partitions: &[(String, i32)],
+    ) -> ControllerResult<Vec<Result<(), ControllerError>>> {
         let acceptable = |r: i32| image.is_broker_active(r);
         let mut records = Vec::new();
         let mut results = Vec::with_capacity(partitions.len());
-        for &(topic_id, pid) in partitions {
-            let Some(p) = image.partition(topic_id, pid) else {
-                results.push(Err(ControllerError::UnknownTopicOrPartition(format!("No such partition {topic_id}-{pid}"))));
+        for (topic, pid) in partitions {
+            let Some(t) = image.topic_by_name(topic) else {
+                results.push(Err(ControllerError::UnknownTopicOrPartition(format!("No such topic as {topic}"))));
                 continue;
             };
-            if let Some(change) = PartitionChangeBuilder::new(p, topic_id, pid, &acceptable).election(Election::Preferred).build() {
-                records.push(MetadataRecord::PartitionChange(change));
+            let Some(p) = t.partitions.get(pid) else {
+                results.push(Err(ControllerError::UnknownTopicOrPartition(format!("No such partition as {topic}-{pid}"))));
+                continue;
+            };
+            let not_needed = match election_type {
+                ElectionType::Preferred => p.replicas.first() == Some(&p.leader),
+                ElectionType::Unclean => p.leader != NO_LEADER,
+            };
+            if not_needed {
+                results.push(Err(ControllerError::ElectionNotNeeded));
+                continue;
             }
-            results.push(Ok(()));
+            let election = match election_type {
+                ElectionType::Preferred => Election::Preferred,
+                ElectionType::Unclean => Election::Unclean,
+            };
+            match PartitionChangeBuilder::new(p, t.id, *pid, &acceptable).election(election).build() {
+                Some(change) => {
+                    records.push(MetadataRecord::PartitionChange(change));
+                    results.push(Ok(()));
+                }
+                None => results.push(Err(match election_type {
+                    ElectionType::Preferred => ControllerError::PreferredLeaderNotAvailable,
+                    ElectionType::Unclean => ControllerError::EligibleLeadersNotAvailable,
+                })),
+            }
         }
         ControllerResult::new(records, results)
     }
@@ -663,6 +699,7 @@ fn validate_alter_partition(
 mod tests {
     use super::*;
     use crate::controller::test_support::{cluster, commit};
+    use crate::controller::{BrokerHeartbeatRequest, BrokerRegistrationRequest};
 
     fn ids() -> impl FnMut() -> Uuid {
         let mut n = 0u128;
@@ -1026,19 +1063,57 @@ mod tests {
         assert_eq!(answer(&image, req(1, 6, t, 0, 0, &[(1, 6), (2, 7), (3, 17)], 3)), Ok(107));
     }
 
+    /// The kafka-leader-election.sh runs against a 3-broker Kafka 4.0 reference cluster, replayed:
+    /// a partition with replicas [1, 2, 3] led by 1 (already preferred: ELECTION_NOT_NEEDED, also
+    /// for UNCLEAN since it has a leader; partition 7: UNKNOWN_TOPIC_OR_PARTITION); broker 1 shut
+    /// down (leader 2, ISR [2, 3]): PREFERRED_LEADER_NOT_AVAILABLE; broker 1 back in the ISR
+    /// [2, 3, 1]: success, and Kafka wrote the single change {leader: 1}.
     #[test]
-    fn preferred_election_moves_leadership_back_with_a_leader_epoch_bump() {
-        let c = Controller::default();
-        let mut image = cluster(2, &[]);
-        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2])], ..topic("t", -1, -1) });
-        let mut change = PartitionChangeRecord::new(t, 0);
-        change.leader = Some(2);
-        image.apply(&MetadataRecord::PartitionChange(change)).unwrap();
-        let r = c.elect_preferred_leaders(&image, &[(t, 0), (t, 9)]);
-        assert_eq!(r.response[1].as_ref().unwrap_err().error_code(), 3);
+    fn elect_leaders_answers_what_the_kafka_reference_cluster_answered() {
+        let mut c = Controller::default();
+        let mut image = cluster(3, &[]);
+        let t = create(&c, &mut image, CreatableTopic { assignments: vec![(0, vec![1, 2, 3]), (1, vec![2, 3, 1])], ..topic("el", -1, -1) });
+        let p0 = vec![("el".to_string(), 0)];
+        let code = |r: &ControllerResult<Vec<Result<(), ControllerError>>>| r.response[0].as_ref().map_or_else(|e| e.error_code(), |_| 0);
+        assert_eq!(code(&c.elect_leaders(&image, ElectionType::Preferred, &p0)), 84);
+        assert_eq!(code(&c.elect_leaders(&image, ElectionType::Unclean, &p0)), 84);
+        assert_eq!(code(&c.elect_leaders(&image, ElectionType::Preferred, &[("el".to_string(), 7)])), 3);
+        // Broker 1 shuts down (controlled): leader 2, ISR [2, 3].
+        let shut = BrokerHeartbeatRequest { broker_id: 1, broker_epoch: 101, current_metadata_offset: 1000, want_fence: false, want_shut_down: true };
+        for now_ms in [0, 10] {
+            let r = c.broker_heartbeat(&image, &shut, now_ms).unwrap();
+            commit(&mut image, &r);
+        }
+        assert_eq!((image.partition(t, 0).unwrap().leader, image.partition(t, 0).unwrap().isr.clone()), (2, vec![2, 3]));
+        assert_eq!(code(&c.elect_leaders(&image, ElectionType::Preferred, &p0)), 80);
+        // Broker 1 comes back as a new incarnation, is unfenced and rejoins the ISR.
+        let req = BrokerRegistrationRequest { broker_id: 1, incarnation_id: Uuid::from_u128(77), listeners: vec![], features: vec![], rack: None };
+        let r = c.register_broker(&image, &req, 500, 20).unwrap();
         commit(&mut image, &r);
-        let p = image.partition(t, 0).unwrap();
-        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 2, 2));
-        assert!(c.elect_preferred_leaders(&image, &[(t, 0)]).records.is_empty());
+        let hb = BrokerHeartbeatRequest { broker_id: 1, broker_epoch: 500, current_metadata_offset: 500, want_fence: false, want_shut_down: false };
+        let r = c.broker_heartbeat(&image, &hb, 30).unwrap();
+        commit(&mut image, &r);
+        let p = image.partition(t, 0).unwrap().clone();
+        let r = c.alter_partition(&image, &AlterPartitionRequest {
+            broker_id: 2,
+            broker_epoch: 102,
+            topics: vec![AlterPartitionTopic { topic_id: t, partitions: vec![AlterPartitionData {
+                partition_index: 0,
+                leader_epoch: p.leader_epoch,
+                new_isr: isr(&[2, 3, 1]),
+                leader_recovery_state: LeaderRecoveryState::Recovered,
+                partition_epoch: p.partition_epoch,
+            }] }],
+        }).unwrap();
+        commit(&mut image, &r);
+        let before = image.partition(t, 0).unwrap().clone();
+        let r = c.elect_leaders(&image, ElectionType::Preferred, &p0);
+        assert_eq!(code(&r), 0);
+        assert_eq!(r.records, vec![MetadataRecord::PartitionChange(PartitionChangeRecord { leader: Some(1), ..PartitionChangeRecord::new(t, 0) })]);
+        commit(&mut image, &r);
+        let after = image.partition(t, 0).unwrap();
+        assert_eq!((after.leader, after.leader_epoch, after.partition_epoch, after.isr.clone()), (1, before.leader_epoch + 1, before.partition_epoch + 1, vec![2, 3, 1]));
+        c.config.unclean_leader_election_enable = true;
+        assert_eq!(code(&c.elect_leaders(&image, ElectionType::Unclean, &p0)), 84);
     }
 }
