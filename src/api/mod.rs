@@ -296,6 +296,9 @@ pub(crate) fn leader_epoch_error(broker: &Broker, tp: &crate::types::TopicPartit
 /// A partition's leader, epochs, replicas and ISR as Metadata and DescribeTopicPartitions show
 /// them. A partition of a known topic without a replica here shows no leader.
 pub(crate) fn leader_and_isr(broker: &Broker, topic: &str, partition: i32) -> crate::broker::partition::LeaderAndIsr {
+    if let Some(state) = broker.cluster_partition(topic, partition) {
+        return state;
+    }
     let tp = crate::types::TopicPartition::new(topic.to_string(), partition);
     match broker.replicas.partition(&tp) {
         Some(p) => p.leader_and_isr(),

@@ -2,11 +2,15 @@
 //! background tasks (retention, flush, checkpoints). No request handling and no sockets here:
 //! `node` binds the listeners and serves.
 
+pub mod cluster;
 pub mod durable_sync;
 pub mod features;
 pub mod io_pool;
+pub mod isr;
+pub mod lifecycle;
 pub mod metadata;
 pub mod partition;
+pub mod publisher;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod replica_manager;
@@ -32,6 +36,18 @@ use crate::types::TopicPartition;
 use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
 use replica_manager::ReplicaManager;
 
+/// How long a request that needs the active controller waits for it.
+pub const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker as clients are told of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
 /// Everything a request handler may consult. Shared by all connections.
 pub struct Broker {
     pub config: Config,
@@ -51,6 +67,8 @@ pub struct Broker {
     pub features: features::FeatureStore,
     /// Followers' fetchers, one per leader broker.
     pub fetchers: replica_fetcher::ReplicaFetchers,
+    /// The cluster as this node knows it, in a metadata quorum; `None` on a single node.
+    pub cluster: Option<Arc<cluster::ClusterState>>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
@@ -84,6 +102,9 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.create_topic_in_cluster(cluster, name, partitions, configs);
+        }
         let log_config = self
             .config
             .log_config(&configs)
@@ -96,6 +117,62 @@ impl Broker {
         let meta = result.inspect_err(|e| self.roll_back_partition_logs(name, &made, e))?;
         tracing::info!(topic = %meta.name, id = %meta.id, partitions = meta.partitions, "created topic");
         Ok(meta)
+    }
+
+    /// A topic made by the active controller (auto-creation, the internal topics): the request
+    /// is forwarded and this handler thread waits until the topic is in the local table.
+    /// Internal topics get `offsets.topic.replication.factor` / `transaction.state.log.replication.factor`
+    /// replicas, at most as many as brokers are registered; others the default.
+    fn create_topic_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, partitions: i32, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+        let rf_name = match name {
+            OFFSETS_TOPIC => Some("offsets.topic.replication.factor"),
+            TRANSACTION_STATE_TOPIC => Some("transaction.state.log.replication.factor"),
+            _ => None,
+        };
+        let rf = rf_name.map_or(-1, |n| {
+            let wanted = self.config.long(n).unwrap_or(3).clamp(1, i16::MAX as i64) as usize;
+            wanted.min(cluster.image().brokers().len().max(1)) as i16
+        });
+        let topic = CreatableTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| CreatableTopicConfig::default().with_name(kafka_protocol::protocol::StrBytes::from_string(k.clone())).with_value(Some(kafka_protocol::protocol::StrBytes::from_string(v.clone()))))
+                    .collect(),
+            );
+        let request = kafka_protocol::messages::CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c = cluster.clone();
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?;
+        handle.spawn(async move {
+            let _ = tx.send(c.create_topics(&request, CLUSTER_REQUEST_TIMEOUT).await);
+        });
+        let response = rx.recv().map_err(|_| MetadataError::InvalidTopic("the controller request was dropped".into()))?.map_err(MetadataError::InvalidTopic)?;
+        let result = response.topics.first().ok_or_else(|| MetadataError::InvalidTopic("empty CreateTopics answer".into()))?;
+        match result.error_code {
+            0 => {}
+            36 => return Err(MetadataError::TopicExists(name.to_string())),
+            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the topic (error {code}): {}", result.error_message.as_deref().unwrap_or("")))),
+        }
+        self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::InvalidTopic(format!("topic {name} created but not yet known here")))
+    }
+
+    /// Waits (on a handler thread) until the metadata publisher has added the topic `id`.
+    pub fn wait_for_topic(&self, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
+        let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
+        loop {
+            if let Some(meta) = self.metadata.topic_by_id(id) {
+                return Some(meta);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' logs are made
@@ -321,8 +398,50 @@ impl Broker {
     pub fn coordinator_partition_offline(&self, topic: &str, key: &str) -> bool {
         let Some(meta) = self.metadata.topic(topic) else { return false };
         let tp = TopicPartition::new(topic.to_string(), crate::records::internal::partition_for(key, meta.partitions));
-        let led_elsewhere = self.replicas.partition(&tp).is_some_and(|p| !p.lock().is_leader());
+        let led_elsewhere = match self.replicas.partition(&tp) {
+            Some(p) => !p.lock().is_leader(),
+            // In a cluster, a partition without a replica here is led by another broker.
+            None => self.cluster.is_some(),
+        };
         led_elsewhere || self.replicas.logs().offline_error(&tp).is_some()
+    }
+
+    /// The brokers clients are told of (Metadata, DescribeCluster): in a cluster every
+    /// registered, unfenced broker at its client listener; on a single node, this one.
+    pub fn live_brokers(&self) -> Vec<BrokerInfo> {
+        let Some(cluster) = &self.cluster else {
+            return vec![BrokerInfo { id: self.config.node_id, host: self.advertised.host.clone(), port: self.advertised.port, rack: None }];
+        };
+        let image = cluster.image();
+        image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| self.client_endpoint(b).map(|(host, port)| BrokerInfo { id: b.id, host, port, rack: b.rack.clone() }))
+            .collect()
+    }
+
+    /// Where clients reach broker `id`, from its registration (cluster) or this node's address.
+    pub fn broker_endpoint(&self, id: i32) -> Option<(String, u16)> {
+        match &self.cluster {
+            None => (id == self.config.node_id).then(|| (self.advertised.host.clone(), self.advertised.port)),
+            Some(cluster) => cluster.image().broker(id).and_then(|b| self.client_endpoint(b)),
+        }
+    }
+
+    fn client_endpoint(&self, b: &crate::metadata::BrokerRegistration) -> Option<(String, u16)> {
+        let name = self.config.topology.client_listener().map(|l| l.name.as_str());
+        let e = b.end_points.iter().find(|e| Some(e.name.as_str()) == name).or(b.end_points.first())?;
+        Some((e.host.clone(), e.port))
+    }
+
+    /// The partition's leader, epochs, replicas and ISR as the cluster's metadata has them
+    /// (`None` on a single node, or for an unknown partition).
+    pub fn cluster_partition(&self, topic: &str, partition: i32) -> Option<partition::LeaderAndIsr> {
+        let image = self.cluster.as_ref()?.image();
+        let t = image.topic_by_name(topic)?;
+        let p = t.partitions.get(&partition)?;
+        Some(partition::LeaderAndIsr { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: p.replicas.clone(), isr: p.isr.clone() })
     }
 
     /// Whether a topic-partition exists (AddPartitionsToTxn refuses unknown ones; a marker for
@@ -421,11 +540,19 @@ pub struct Loaded {
     scram: scram::ScramStore,
     features: features::FeatureStore,
     group_configs: metadata::GroupConfigOverrides,
+    cluster: Option<Arc<cluster::ClusterState>>,
 }
 
 impl Loaded {
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// This broker belongs to a metadata quorum: its partitions' leaders and replicas come from
+    /// the cluster's metadata (until then none of them is led here).
+    pub fn join_cluster(&mut self, state: Arc<cluster::ClusterState>) {
+        self.replicas.await_metadata();
+        self.cluster = Some(state);
     }
 }
 
@@ -435,7 +562,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
     let first_dir = config.log_dirs[0].clone();
-    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id)?;
+    let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
+    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id, derived)?;
     let metadata = MetadataStore::open(&first_dir)?;
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
@@ -476,6 +604,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
             let tp = TopicPartition::new(topic.name.clone(), p);
             match replicas.logs().get(&tp) {
                 Some(_) => replicas.logs().update_config(&tp, log_config.clone())?,
+                // In a cluster only replicas have logs; the metadata log says which.
+                None if config.topology.quorum.is_some() => {}
                 None => {
                     tracing::warn!(partition = %tp, "log missing for a known partition; creating it empty");
                     replicas.create_partition(&tp, log_config.clone())?;
@@ -490,14 +620,14 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs })
+    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster: None })
 }
 
 impl Broker {
     /// Puts a loaded broker together, answering as `advertised`, and replays the coordinators'
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, advertised: Endpoint, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
-        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs } = loaded;
+        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -533,6 +663,7 @@ impl Broker {
             scram,
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),
+            cluster,
             group_configs_write: std::sync::Mutex::new(()),
             shutdown,
         });

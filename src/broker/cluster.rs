@@ -1,0 +1,159 @@
+//! What a broker in a metadata quorum knows of the cluster: the latest metadata image this node
+//! has applied (shared with the Raft state machine that applies it, which lives in `node`), its
+//! own registration, and the channel to the active controller. A single node without a quorum
+//! has none of this (`Broker::cluster` is `None`) and answers from its own metadata as before.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::Request;
+use tokio::sync::{Mutex, watch};
+
+use crate::client::{BrokerClient, ClientConfig, ClientError};
+use crate::metadata::MetadataImage;
+
+/// The image this node applied last and its log offset; watchers wake on every change.
+pub struct ClusterState {
+    pub node_id: i32,
+    image: RwLock<Arc<MetadataImage>>,
+    applied: watch::Sender<u64>,
+    /// This broker's epoch from its latest registration (-1 before it registered).
+    broker_epoch: AtomicI64,
+    pub controllers: ControllerChannel,
+    /// Partitions with an AlterPartition in flight.
+    pub pending_isr: super::isr::PendingIsr,
+}
+
+impl ClusterState {
+    pub fn new(node_id: i32, controllers: ControllerChannel) -> ClusterState {
+        ClusterState {
+            node_id,
+            image: RwLock::new(Arc::new(MetadataImage::new())),
+            applied: watch::channel(0).0,
+            broker_epoch: AtomicI64::new(-1),
+            controllers,
+            pending_isr: Default::default(),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The state machine's hand-over: `image` is the state after the entry at `offset`.
+    pub fn publish(&self, image: Arc<MetadataImage>, offset: u64) {
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
+        self.applied.send_replace(offset);
+    }
+
+    /// The offset of the last applied metadata entry (a heartbeat's current metadata offset).
+    pub fn applied_offset(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Waits until this node has applied `offset`, up to `timeout`; whether it did.
+    pub async fn wait_for_offset(&self, offset: u64, timeout: Duration) -> bool {
+        let mut rx = self.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= offset)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// CreateTopics at the active controller, found again while a voter answers NOT_CONTROLLER
+    /// or none answers, until `timeout`.
+    pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no controller answered");
+        while tokio::time::Instant::now() < deadline {
+            match self.controllers.send(request).await {
+                Ok(r) if r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER) => {
+                    self.controllers.not_controller().await;
+                    last = "no active controller".into();
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(CONTROLLER_RETRY).await;
+        }
+        Err(last)
+    }
+}
+
+/// Kafka's NOT_CONTROLLER.
+pub const NOT_CONTROLLER: i16 = 41;
+/// How long a request waits before trying the controller again.
+const CONTROLLER_RETRY: Duration = Duration::from_millis(100);
+
+/// Requests from this broker to the active controller (registration, heartbeats, AlterPartition,
+/// forwarded CreateTopics): one connection to the voter believed active, replaced when it breaks
+/// or answers NOT_CONTROLLER (the caller then calls [`ControllerChannel::not_controller`]).
+pub struct ControllerChannel {
+    voters: BTreeMap<i32, String>,
+    /// Who the local Raft node believes leads the quorum, when this node is a voter.
+    leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>,
+    config: ClientConfig,
+    current: Mutex<Option<(i32, Arc<BrokerClient>)>>,
+    /// The voter tried last when no leader is known (round robin).
+    next_guess: std::sync::atomic::AtomicUsize,
+}
+
+impl ControllerChannel {
+    pub fn new(voters: BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, config: ClientConfig) -> ControllerChannel {
+        ControllerChannel { voters, leader_hint, config, current: Mutex::new(None), next_guess: Default::default() }
+    }
+
+    /// Sends `request` to the voter believed active and returns its answer (which may still say
+    /// NOT_CONTROLLER: see [`ControllerChannel::not_controller`]).
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
+        let client = self.client().await?;
+        let result = client.send(request).await;
+        if result.is_err() {
+            self.current.lock().await.take();
+        }
+        result
+    }
+
+    /// The voter asked last is not the active controller: the next request looks again.
+    pub async fn not_controller(&self) {
+        self.current.lock().await.take();
+    }
+
+    async fn client(&self) -> Result<Arc<BrokerClient>, ClientError> {
+        let mut current = self.current.lock().await;
+        let target = match (self.leader_hint)() {
+            Some(id) if self.voters.contains_key(&id) => id,
+            _ => {
+                let ids: Vec<i32> = self.voters.keys().copied().collect();
+                ids[self.next_guess.fetch_add(1, Ordering::Relaxed) % ids.len().max(1)]
+            }
+        };
+        if let Some((id, client)) = current.as_ref()
+            && *id == target
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        let hostport = &self.voters[&target];
+        let addr = tokio::net::lookup_host(hostport.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ClientError::Resolve(hostport.clone()))?;
+        let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
+        *current = Some((target, client.clone()));
+        Ok(client)
+    }
+}

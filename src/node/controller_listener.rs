@@ -1,0 +1,306 @@
+//! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
+//! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
+//! BrokerRegistration, BrokerHeartbeat, AlterPartition, and the CreateTopics brokers forward —
+//! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
+//! per connection, requests answered in order; a malformed frame closes the connection.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreateTopicsRequest, CreateTopicsResponse, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::cluster::ControllerService;
+use crate::controller::{self, ControllerError};
+use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState};
+use crate::protocol::header::{decode_request_header, peek_prefix};
+use crate::raft::{FJORD_RAFT_API_KEY, transport};
+
+/// Accepts connections until `stop`; each is served by its own task.
+pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stopped = stop.clone();
+    loop {
+        tokio::select! {
+            _ = transport::stopped(&mut stopped) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let service = service.clone();
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = connection(stream, service, request_bytes_max, stop).await {
+                            tracing::debug!(%peer, error = %e, "controller connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn connection(mut stream: TcpStream, service: Arc<ControllerService>, request_bytes_max: usize, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let frame = tokio::select! {
+            _ = transport::stopped(&mut stop) => return Ok(()),
+            frame = transport::read_frame(&mut stream, request_bytes_max) => frame?,
+        };
+        let Some(frame) = frame else { return Ok(()) };
+        let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
+        let response = if prefix.api_key == FJORD_RAFT_API_KEY {
+            let (header, body) = transport::parse_request(&frame)?;
+            let body = service.raft.handle_rpc(Bytes::copy_from_slice(body)).await;
+            transport::encode_response_frame(header.correlation_id, &body)
+        } else {
+            handle_kafka(&service, Bytes::from(frame)).await?
+        };
+        stream.write_all(&response).await?;
+    }
+}
+
+/// The Kafka APIs served here, with the versions offered (ApiVersions on this listener).
+fn served() -> Vec<(ApiKey, i16, i16)> {
+    fn range<R: Request>(key: ApiKey) -> (ApiKey, i16, i16) {
+        (key, R::VERSIONS.min, R::VERSIONS.max)
+    }
+    vec![
+        (ApiKey::ApiVersions, 0, 3),
+        range::<BrokerRegistrationRequest>(ApiKey::BrokerRegistration),
+        range::<BrokerHeartbeatRequest>(ApiKey::BrokerHeartbeat),
+        range::<AlterPartitionRequest>(ApiKey::AlterPartition),
+        range::<CreateTopicsRequest>(ApiKey::CreateTopics),
+    ]
+}
+
+async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Result<Vec<u8>> {
+    let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
+    let key = ApiKey::try_from(prefix.api_key).map_err(|_| anyhow::anyhow!("unknown api key {}", prefix.api_key))?;
+    let version = prefix.api_version;
+    let Some(&(_, min, max)) = served().iter().find(|(k, _, _)| *k == key) else {
+        anyhow::bail!("{key:?} is not served on the controller listener");
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            let resp = ApiVersionsResponse::default().with_error_code(35).with_api_keys(api_versions());
+            return encode(key, 0, prefix.correlation_id, &resp);
+        }
+        anyhow::bail!("{key:?} v{version} is not served on the controller listener");
+    }
+    let mut body = frame;
+    decode_request_header(key, version, &mut body)?;
+    let corr = prefix.correlation_id;
+    match key {
+        ApiKey::ApiVersions => {
+            ApiVersionsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &ApiVersionsResponse::default().with_api_keys(api_versions()))
+        }
+        ApiKey::BrokerRegistration => {
+            let req = BrokerRegistrationRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &broker_registration(service, req).await)
+        }
+        ApiKey::BrokerHeartbeat => {
+            let req = BrokerHeartbeatRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &broker_heartbeat(service, req).await)
+        }
+        ApiKey::AlterPartition => {
+            let req = AlterPartitionRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_partition(service, req).await)
+        }
+        ApiKey::CreateTopics => {
+            let req = CreateTopicsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_topics(service, req).await)
+        }
+        other => anyhow::bail!("{other:?} has no handler on the controller listener"),
+    }
+}
+
+fn api_versions() -> Vec<ApiVersion> {
+    served().into_iter().map(|(k, min, max)| ApiVersion::default().with_api_key(k as i16).with_min_version(min).with_max_version(max)).collect()
+}
+
+fn encode<M: Encodable + HeaderVersion>(key: ApiKey, version: i16, corr: i32, body: &M) -> anyhow::Result<Vec<u8>> {
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0; 4]);
+    // ApiVersions answers with header v0 whatever its version, as every client expects.
+    let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
+    ResponseHeader::default().with_correlation_id(corr).encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.to_vec())
+}
+
+fn now_ms() -> u64 {
+    crate::broker::replica_manager::now_ms() as u64
+}
+
+async fn broker_registration(service: &ControllerService, req: BrokerRegistrationRequest) -> BrokerRegistrationResponse {
+    let request = controller::BrokerRegistrationRequest {
+        broker_id: req.broker_id.0,
+        incarnation_id: req.incarnation_id,
+        listeners: req
+            .listeners
+            .iter()
+            .map(|l| BrokerEndpoint { name: l.name.to_string(), host: l.host.to_string(), port: l.port, security_protocol: l.security_protocol })
+            .collect(),
+        features: req
+            .features
+            .iter()
+            .map(|f| BrokerFeature { name: f.name.to_string(), min_supported_version: f.min_supported_version, max_supported_version: f.max_supported_version })
+            .collect(),
+        rack: req.rack.as_ref().map(|r| r.to_string()),
+    };
+    match service.decide(|c, image, offset| c.register_broker(image, &request, offset, now_ms())).await {
+        Ok(reply) => {
+            tracing::info!(broker = request.broker_id, epoch = reply.broker_epoch, "broker registered");
+            BrokerRegistrationResponse::default().with_broker_epoch(reply.broker_epoch)
+        }
+        Err(e) => BrokerRegistrationResponse::default().with_error_code(e.error_code()).with_broker_epoch(-1),
+    }
+}
+
+async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse {
+    let request = controller::BrokerHeartbeatRequest {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        current_metadata_offset: req.current_metadata_offset,
+        want_fence: req.want_fence,
+        want_shut_down: req.want_shut_down,
+    };
+    match service.decide(|c, image, _| c.broker_heartbeat(image, &request, now_ms())).await {
+        Ok(reply) => BrokerHeartbeatResponse::default()
+            .with_is_caught_up(reply.is_caught_up)
+            .with_is_fenced(reply.is_fenced)
+            .with_should_shut_down(reply.should_shut_down),
+        Err(e) => BrokerHeartbeatResponse::default().with_error_code(e.error_code()).with_is_fenced(true),
+    }
+}
+
+async fn alter_partition(service: &ControllerService, req: AlterPartitionRequest) -> AlterPartitionResponse {
+    use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
+    let request = controller::AlterPartitionRequest {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        topics: req
+            .topics
+            .iter()
+            .map(|t| controller::AlterPartitionTopic {
+                topic_id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| controller::AlterPartitionData {
+                        partition_index: p.partition_index,
+                        leader_epoch: p.leader_epoch,
+                        new_isr: if p.new_isr_with_epochs.is_empty() {
+                            p.new_isr.iter().map(|b| controller::BrokerState { broker_id: b.0, broker_epoch: -1 }).collect()
+                        } else {
+                            p.new_isr_with_epochs.iter().map(|b| controller::BrokerState { broker_id: b.broker_id.0, broker_epoch: b.broker_epoch }).collect()
+                        },
+                        leader_recovery_state: if p.leader_recovery_state == 1 { LeaderRecoveryState::Recovering } else { LeaderRecoveryState::Recovered },
+                        partition_epoch: p.partition_epoch,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    match service.decide(|c, image, _| c.alter_partition(image, &request)).await {
+        Ok(topics) => AlterPartitionResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|t| {
+                    TopicData::default().with_topic_id(t.topic_id).with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|(index, result)| match result {
+                                Ok(s) => PartitionData::default()
+                                    .with_partition_index(index)
+                                    .with_leader_id(BrokerId(s.leader_id))
+                                    .with_leader_epoch(s.leader_epoch)
+                                    .with_isr(s.isr.into_iter().map(BrokerId).collect())
+                                    .with_leader_recovery_state(s.leader_recovery_state.value())
+                                    .with_partition_epoch(s.partition_epoch),
+                                Err(e) => PartitionData::default().with_partition_index(index).with_error_code(e.error_code()),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => AlterPartitionResponse::default().with_error_code(e.error_code()),
+    }
+}
+
+/// CreateTopics forwarded by a broker (which checked the configs): placed, recorded, answered
+/// with ids once applied here. `validate_only` decides without writing.
+async fn create_topics(service: &ControllerService, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    let topics: Vec<controller::CreatableTopic> = req
+        .topics
+        .iter()
+        .map(|t| controller::CreatableTopic {
+            name: t.name.0.to_string(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect(),
+            configs: t.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect(),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let seed = now_ms();
+    let decided = service
+        .decide(|c, image, _| {
+            let mut result = c.create_topics(image, &topics, uuid::Uuid::new_v4, seed);
+            if validate_only {
+                result.records.clear();
+            }
+            Ok(result)
+        })
+        .await;
+    let results = match decided {
+        Ok(results) => results,
+        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+    };
+    CreateTopicsResponse::default().with_topics(
+        req.topics
+            .iter()
+            .zip(results)
+            .map(|(t, r)| {
+                let base = CreatableTopicResult::default().with_name(t.name.clone());
+                match r {
+                    Ok(created) => base
+                        .with_topic_id(created.topic_id)
+                        .with_num_partitions(created.num_partitions)
+                        .with_replication_factor(created.replication_factor),
+                    Err(e) => base
+                        .with_error_code(e.error_code())
+                        .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(error_message(&e))))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The message Kafka sends with a controller error: the text after the error's name.
+fn error_message(e: &ControllerError) -> String {
+    let text = e.to_string();
+    match text.split_once(": ") {
+        Some((_, message)) => message.to_string(),
+        None => text,
+    }
+}
