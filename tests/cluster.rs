@@ -137,6 +137,15 @@ async fn three_nodes_replicate_and_fail_over() {
     let f = lc.send(&fetch("c", 0), 12).await;
     assert_eq!(f.responses[0].partitions[0].high_watermark, 5);
 
+    // acks=all answered: every ISR member holds the five records.
+    let tp = fjord::types::TopicPartition::new("c", 0);
+    let isr: Vec<i32> = metadata(leader_addr, "c").await.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap().isr_nodes.iter().map(|b| b.0).collect();
+    for id in &isr {
+        let b = &nodes[(*id - 1) as usize].running.as_ref().unwrap().broker;
+        let end = b.replicas.follower_position(&tp).map(|(end, _, _)| end);
+        assert_eq!(end.ok(), Some(5), "ISR member {id} of {isr:?} holds the acknowledged records");
+    }
+
     // The leader's node stops (controlled shutdown): another ISR member leads, with every record.
     let stopped = nodes[(leader - 1) as usize].running.take().unwrap();
     stopped.shutdown().await;
@@ -206,6 +215,144 @@ async fn a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up() {
         p.isr_nodes.iter().any(|b| b.0 == follower).then_some(())
     })
     .await;
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// (error code, coordinator node id) of FindCoordinator for a group.
+async fn find_group_coordinator(addr: SocketAddr, group: &str) -> (i16, i32) {
+    let mut c = Client::connect(addr).await;
+    let r = c.send(&FindCoordinatorRequest::default().with_key_type(0).with_key(s(group)), 3).await;
+    (r.error_code, r.node_id.0)
+}
+
+async fn commit(addr: SocketAddr, group: &str, offset: i64) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(name("c")).with_partitions(vec![
+            offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset),
+        ])]);
+    c.send(&req, 8).await.topics[0].partitions[0].error_code
+}
+
+async fn committed(addr: SocketAddr, group: &str) -> Result<i64, i16> {
+    let mut c = Client::connect(addr).await;
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default().with_name(name("c")).with_partition_indexes(vec![0])]));
+    let resp = c.send(&req, 7).await;
+    if resp.error_code != 0 {
+        return Err(resp.error_code);
+    }
+    let p = &resp.topics[0].partitions[0];
+    if p.error_code != 0 { Err(p.error_code) } else { Ok(p.committed_offset) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn committed_offsets_move_with_the_coordinator() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["offsets.topic.num.partitions=3"]).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("c")).with_num_partitions(1).with_replication_factor(3);
+    assert_eq!(c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+
+    // The coordinator is the leader of the group's __consumer_offsets partition (made RF 3).
+    let coordinator = eventually("a coordinator", async || {
+        let (code, node) = find_group_coordinator(first, "g").await;
+        (code == 0).then_some(node)
+    })
+    .await;
+    let at = addr(&nodes[(coordinator - 1) as usize]);
+    eventually("a commit at the coordinator", async || (commit(at, "g", 42).await == 0).then_some(())).await;
+    assert_eq!(committed(at, "g").await, Ok(42));
+
+    // Its node stops: the partition's new leader loads the group's offsets and coordinates it.
+    nodes[(coordinator - 1) as usize].running.take().unwrap().shutdown().await;
+    let survivor = addr(&nodes[if coordinator == 1 { 1 } else { 0 }]);
+    let next = eventually("a new coordinator", async || {
+        let (code, node) = find_group_coordinator(survivor, "g").await;
+        (code == 0 && node != coordinator).then_some(node)
+    })
+    .await;
+    let at = addr(&nodes[(next - 1) as usize]);
+    let offset = eventually("the committed offset at the new coordinator", async || committed(at, "g").await.ok()).await;
+    assert_eq!(offset, 42, "the new coordinator resumed the group's committed offset");
+    assert_eq!(commit(at, "g", 43).await, 0);
+    assert_eq!(committed(at, "g").await, Ok(43));
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_configs_and_deletion_are_cluster_wide() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &[]).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c0 = Client::connect(a[0]).await;
+    let t = CreatableTopic::default().with_name(name("w")).with_num_partitions(1).with_replication_factor(2);
+    assert_eq!(c0.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+
+    // Grown through node 2: every node sees three partitions, each with two replicas and a leader.
+    let mut c1 = Client::connect(a[1]).await;
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(name("w")).with_count(3).with_assignments(None)])
+        .with_timeout_ms(10_000);
+    let r = c1.send(&grow, 3).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    for addr in &a {
+        let m = eventually("three partitions everywhere", async || {
+            let m = metadata(*addr, "w").await;
+            (m.topics[0].partitions.len() == 3 && m.topics[0].partitions.iter().all(|p| p.leader_id.0 >= 0)).then_some(m)
+        })
+        .await;
+        assert!(m.topics[0].partitions.iter().all(|p| p.replica_nodes.len() == 2));
+    }
+
+    // A config set through node 3 is what node 1 describes.
+    let mut c2 = Client::connect(a[2]).await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("w"))
+        .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default().with_name(s("retention.ms")).with_config_operation(0).with_value(Some(s("123456")))])]);
+    assert_eq!(c2.send(&alter, 1).await.responses[0].error_code, 0);
+    let describe = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("w"))
+        .with_configuration_keys(Some(vec![s("retention.ms")]))]);
+    let value = eventually("the config on node 1", async || {
+        let r = c0.send(&describe, 4).await;
+        let v = r.results[0].configs[0].value.as_ref().map(|v| v.to_string());
+        (v.as_deref() == Some("123456")).then_some(v)
+    })
+    .await;
+    assert_eq!(value.as_deref(), Some("123456"));
+
+    // Deleted through node 2: gone from every node, and from their disks.
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name("w")]).with_timeout_ms(10_000);
+    assert_eq!(c1.send(&del, 4).await.responses[0].error_code, 0);
+    for (i, addr) in a.iter().enumerate() {
+        eventually("the topic gone everywhere", async || (metadata(*addr, "w").await.topics[0].error_code == 3).then_some(())).await;
+        let b = &nodes[i].running.as_ref().unwrap().broker;
+        eventually("its logs gone", async || b.replicas.logs().all_partitions().iter().all(|tp| tp.topic != "w").then_some(())).await;
+    }
 
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {

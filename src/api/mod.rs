@@ -43,6 +43,7 @@ mod produce;
 mod sync_group;
 mod txn_offset_commit;
 mod update_features;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -243,6 +244,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
         ApiKey::TxnOffsetCommit => serve_on_pool!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve_on_pool!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve_on_pool!(ListTransactionsRequest, list_transactions::handle),
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),

@@ -25,6 +25,8 @@ pub struct ClusterState {
     pub controllers: ControllerChannel,
     /// Partitions with an AlterPartition in flight.
     pub pending_isr: super::isr::PendingIsr,
+    /// Connections to other brokers (transaction markers), by address.
+    peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
 }
 
 impl ClusterState {
@@ -36,6 +38,7 @@ impl ClusterState {
             broker_epoch: AtomicI64::new(-1),
             controllers,
             pending_isr: Default::default(),
+            peers: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -72,14 +75,37 @@ impl ClusterState {
         self.broker_epoch.store(epoch, Ordering::Release);
     }
 
-    /// CreateTopics at the active controller, found again while a voter answers NOT_CONTROLLER
-    /// or none answers, until `timeout`.
-    pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
+    /// A connection to the broker at `addr`, made when there is none or the last one broke.
+    pub async fn peer(&self, addr: std::net::SocketAddr, client_id: &str) -> Result<Arc<BrokerClient>, ClientError> {
+        let mut peers = self.peers.lock().await;
+        if let Some(c) = peers.get(&addr)
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(BrokerClient::connect(addr, ClientConfig::new(client_id)).await?);
+        peers.insert(addr, client.clone());
+        Ok(client)
+    }
+
+    /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker
+    /// listener), else its first.
+    pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let image = self.image();
+        let registration = image.broker(id)?;
+        let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
+        (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()
+    }
+
+    /// `request` at the active controller, found again while a voter answers NOT_CONTROLLER
+    /// (`not_controller` reads that from the response) or none answers, until `timeout`.
+    pub async fn to_controller<R: Request>(&self, request: &R, not_controller: impl Fn(&R::Response) -> bool, timeout: Duration) -> Result<R::Response, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = String::from("no controller answered");
         while tokio::time::Instant::now() < deadline {
             match self.controllers.send(request).await {
-                Ok(r) if r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER) => {
+                Ok(r) if not_controller(&r) => {
                     self.controllers.not_controller().await;
                     last = "no active controller".into();
                 }
@@ -89,6 +115,11 @@ impl ClusterState {
             tokio::time::sleep(CONTROLLER_RETRY).await;
         }
         Err(last)
+    }
+
+    /// CreateTopics at the active controller.
+    pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
+        self.to_controller(request, |r: &CreateTopicsResponse| r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER), timeout).await
     }
 }
 

@@ -36,6 +36,10 @@ use crate::types::TopicPartition;
 use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
 use replica_manager::ReplicaManager;
 
+fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string()))
+}
+
 /// How long a request that needs the active controller waits for it.
 pub const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -55,7 +59,7 @@ pub struct Broker {
     /// The endpoint clients are told to connect to (Metadata, DescribeCluster).
     pub advertised: Endpoint,
     pub metadata: MetadataStore,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     /// The request handler threads: every call that may block on a disk runs there.
     pub io_pool: io_pool::IoPool,
     pub producer_ids: ProducerIdManager,
@@ -161,6 +165,105 @@ impl Broker {
         self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::InvalidTopic(format!("topic {name} created but not yet known here")))
     }
 
+    /// DeleteTopics at the active controller; returns once the topic is gone here.
+    fn delete_topic_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+        use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+        let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let request = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(name)))]).with_timeout_ms(30_000);
+        let c = cluster.clone();
+        let response = on_runtime(async move {
+            c.to_controller(&request, |r: &DeleteTopicsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.responses.first().map_or(-1, |r| r.error_code) {
+            0 => {}
+            3 | 100 => return Err(MetadataError::UnknownTopic(name.to_string())),
+            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the deletion (error {code})"))),
+        }
+        self.wait_until(|| self.metadata.topic_by_id(meta.id).is_none());
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// CreatePartitions at the active controller (with the new partitions' replicas when given,
+    /// else placed by it); returns once the new count is known here. With `validate_only` the
+    /// controller checks without writing.
+    pub fn add_partitions_in_cluster(
+        &self,
+        cluster: &Arc<cluster::ClusterState>,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+        use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
+        let assignments = assignments.map(|a| a.into_iter().map(|ids| CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect())).collect());
+        let topic = CreatePartitionsTopic::default().with_name(topic_name(name)).with_count(count).with_assignments(assignments);
+        let request = CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000).with_validate_only(validate_only);
+        let c = cluster.clone();
+        let response = on_runtime(async move {
+            c.to_controller(&request, |r: &CreatePartitionsResponse| r.results.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.results.first() {
+            Some(r) if r.error_code == 0 => {}
+            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
+            None => return Err(MetadataError::InvalidTopic("empty CreatePartitions answer".into())),
+        }
+        if validate_only {
+            return self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()));
+        }
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.partitions >= count));
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// The topic's whole config override set becomes `configs`, through the active controller
+    /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
+    fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+        use kafka_protocol::protocol::StrBytes;
+        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let mut ops: Vec<AlterableConfig> = configs
+            .iter()
+            .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
+            .collect();
+        ops.extend(old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        let c = cluster.clone();
+        let response = on_runtime(async move {
+            c.to_controller(&request, |r: &IncrementalAlterConfigsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.responses.first() {
+            Some(r) if r.error_code == 0 => {}
+            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
+            None => return Err(MetadataError::InvalidTopic("empty IncrementalAlterConfigs answer".into())),
+        }
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// Waits (on a handler thread) until `done`, up to the cluster request timeout.
+    fn wait_until(&self, done: impl Fn() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
+        while !done() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
     /// Waits (on a handler thread) until the metadata publisher has added the topic `id`.
     pub fn wait_for_topic(&self, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
         let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
@@ -179,6 +282,9 @@ impl Broker {
     /// before the new count is persisted and visible, and removed again if that fails midway.
     /// The caller checks that `count` grows.
     pub fn add_partitions(&self, name: &str, count: i32) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.add_partitions_in_cluster(cluster, name, count, None, false);
+        }
         let mut made = Vec::new();
         let result = self.metadata.alter_topic(
             name,
@@ -229,6 +335,9 @@ impl Broker {
     /// validated) and applies them to its partition logs at once: retention, segment size,
     /// max message bytes, cleanup policy and the rest take effect live.
     pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.set_topic_configs_in_cluster(cluster, name, configs);
+        }
         let log_config = self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let settings = self.config.topic_settings(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let meta = self.metadata.alter_topic(name, |old| Ok(TopicMeta { configs: configs.clone(), settings, ..old.clone() }), |_, _| Ok(()))?;
@@ -318,6 +427,9 @@ impl Broker {
     /// On a full disk the metadata cannot be rewritten until space is freed, so the logs go first
     /// there: deleting a topic is how an operator frees space through the admin API.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.delete_topic_in_cluster(cluster, name);
+        }
         let meta = match self.metadata.delete_topic(name) {
             Err(MetadataError::Io(e)) if crate::storage::io::is_out_of_space(&e) => {
                 let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -382,6 +494,9 @@ impl Broker {
     /// Whole batches of an internal topic's partition from `offset` up to the high watermark.
     fn read_internal(&self, topic: &str, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         let tp = TopicPartition::new(topic.to_string(), partition);
+        if self.cluster.is_some() {
+            return self.replicas.read_to_log_end(&tp, offset, 1 << 20).map_err(log_error);
+        }
         let offsets = self.replicas.offsets(&tp).map_err(log_error)?;
         let from = offset.max(offsets.log_start_offset);
         if from >= offsets.high_watermark {
@@ -476,11 +591,56 @@ fn log_error(e: replica_manager::ReplicaError) -> LogError {
     }
 }
 
+/// How long a coordinator's write waits for the ISR in a cluster (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const INTERNAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Broker {
+    /// A coordinator's write to its internal partition. In a cluster it is acknowledged only
+    /// once the partition's ISR has it (Kafka's coordinators write with acks=all), so a new
+    /// leader's coordinator loads every write that was answered; a partition led elsewhere is
+    /// NOT_COORDINATOR, an ISR that does not copy it in time COORDINATOR_NOT_AVAILABLE.
+    fn append_internal(&self, tp: &TopicPartition, batch: &Bytes) -> Result<(), LogError> {
+        if self.cluster.is_some() && !self.replicas.partition(tp).is_some_and(|p| p.lock().is_leader()) {
+            return Err(LogError::NotLeader(format!("{tp} is led by another broker")));
+        }
+        let appended = self.replicas.append(tp, batch).map_err(log_error)?;
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        let published = self.replicas.published(tp).ok_or_else(|| LogError::NotLeader(format!("{tp} is no longer here")))?;
+        let min_isr = self.metadata.topic(&tp.topic).map_or(1, |t| t.settings.min_insync_replicas);
+        let replicas = self.replicas.clone();
+        let (tp2, acked_at) = (tp.clone(), appended.acked_at);
+        let waited = on_runtime(async move {
+            let deadline = tokio::time::Instant::now() + INTERNAL_WRITE_TIMEOUT;
+            replicas.wait_for_replicas(&tp2, &published, acked_at, min_isr, deadline).await
+        });
+        match waited {
+            Some(Ok(())) => Ok(()),
+            Some(Err(replica_manager::AckError::NotLeader)) => Err(LogError::NotLeader(format!("{tp} stopped being led here"))),
+            Some(Err(e)) => Err(LogError::TopicUnavailable(e.to_string())),
+            None => Err(LogError::Other("no runtime to wait for the replicas on".into())),
+        }
+    }
+}
+
+/// Runs `f` on the tokio runtime and waits for it on this (request handler) thread, which is not
+/// a runtime worker. None without a runtime.
+fn on_runtime<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    handle.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().ok()
+}
+
 impl GroupLog for Broker {
     fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_offsets_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
+        self.append_internal(&tp, &batch)
     }
 
     fn group_partitions(&self) -> Option<i32> {
@@ -496,7 +656,7 @@ impl TxnLog for Broker {
     fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_txn_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
+        self.append_internal(&tp, &batch)
     }
 
     fn txn_partitions(&self) -> Option<i32> {
@@ -516,6 +676,20 @@ impl TxnLog for Broker {
         if !self.partition_exists(tp) {
             return Err(MarkerError::UnknownPartition);
         }
+        if let Some(cluster) = &self.cluster
+            && !self.replicas.partition(tp).is_some_and(|p| p.lock().is_leader())
+        {
+            return self.forward_marker(cluster, tp, producer_id, epoch, commit);
+        }
+        self.append_local_marker(tp, producer_id, epoch, commit)
+    }
+}
+
+impl Broker {
+    /// Appends a transaction marker to a partition led here (the coordinator's own, or one a
+    /// coordinator elsewhere sent with WriteTxnMarkers), and completes the offsets a transaction
+    /// committed when the partition is one of `__consumer_offsets`.
+    pub fn append_local_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
         let control = if commit { ControlType::Commit } else { ControlType::Abort };
         match self.replicas.append_marker(tp, producer_id, epoch, Marker { control, coordinator_epoch: 0 }) {
             Ok(_) => {}
@@ -526,6 +700,44 @@ impl TxnLog for Broker {
             self.groups.complete_txn(self, tp.partition, producer_id, commit);
         }
         Ok(())
+    }
+
+    /// A marker for a partition another broker leads: sent to it with WriteTxnMarkers (Kafka's
+    /// TransactionMarkerChannelManager), this handler thread waiting for the answer. A refusal
+    /// or no answer leaves the transaction in Prepare and the coordinator's timer retries.
+    fn forward_marker(&self, cluster: &Arc<cluster::ClusterState>, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
+        use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+        use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+        let leader = self.cluster_partition(&tp.topic, tp.partition).map_or(partition::NO_LEADER, |s| s.leader);
+        let addr = (leader >= 0)
+            .then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref()))
+            .flatten()
+            .ok_or_else(|| MarkerError::Failed(format!("{tp} has no reachable leader")))?;
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(commit)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(tp.topic.clone())))
+                .with_partition_indexes(vec![tp.partition])]);
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| MarkerError::Failed("no runtime to reach the leader".into()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (c, client_id) = (cluster.clone(), format!("broker-{}-txn-marker-sender", self.config.node_id));
+        handle.spawn(async move {
+            let sent = match c.peer(addr, &client_id).await {
+                Ok(client) => client.send(&request).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send(sent);
+        });
+        let response = rx.recv().map_err(|_| MarkerError::Failed("marker request dropped".into()))?.map_err(MarkerError::Failed)?;
+        let code = response.markers.first().and_then(|m| m.topics.first()).and_then(|t| t.partitions.first()).map_or(-1, |p| p.error_code);
+        match code {
+            0 => Ok(()),
+            3 => Err(MarkerError::UnknownPartition),
+            code => Err(MarkerError::Failed(format!("the leader of {tp} answered error {code}"))),
+        }
     }
 }
 
@@ -655,7 +867,7 @@ impl Broker {
             cluster_id,
             advertised,
             metadata,
-            replicas,
+            replicas: Arc::new(replicas),
             io_pool,
             producer_ids,
             groups: GroupCoordinator::new(group_config),
@@ -669,6 +881,10 @@ impl Broker {
         });
         for (group, configs) in group_configs {
             broker.groups.set_group_configs(&group, configs);
+        }
+        if broker.cluster.is_some() {
+            // In a cluster each coordinator partition is loaded when this broker comes to lead it.
+            return Ok(broker);
         }
         // Committed offsets must be back before the first OffsetFetch is answered.
         let loaded = std::time::Instant::now();

@@ -6,14 +6,14 @@
 //! creates and deletes logs.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Broker;
 use super::cluster::ClusterState;
 use super::metadata::TopicMeta;
 use super::partition::{LeaderAndIsr, NO_LEADER};
-use crate::metadata::{ConfigResource, MetadataImage, local_changes};
+use crate::metadata::{ConfigResource, CoordinatorKind, MetadataImage, local_changes};
 use crate::types::TopicPartition;
 
 /// Follows the applied metadata until shutdown.
@@ -57,6 +57,11 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
             continue;
         }
         broker.fetchers.unfollow(tp);
+        // A coordinator partition's state is loaded before it is led: until then its groups and
+        // transactional ids answer NOT_COORDINATOR and clients look for the coordinator again.
+        if let Some(load) = changes.coordinators_to_load.iter().find(|c| c.partition == tp.partition && c.newly_elected && kind_topic(c.kind) == tp.topic) {
+            load_coordinator(broker, load.kind, load.partition);
+        }
         let state = LeaderAndIsr { leader: node, leader_epoch: l.leader_epoch, partition_epoch: l.partition_epoch, replicas: l.replicas.clone(), isr: l.isr.clone() };
         match broker.replicas.become_leader(tp, state, now) {
             Ok(()) => tracing::info!(partition = %tp, epoch = l.leader_epoch, isr = ?l.isr, "leading"),
@@ -74,7 +79,7 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
             tracing::warn!(partition = %tp, error = %e, "could not become follower");
             continue;
         }
-        match (f.leader_id != NO_LEADER).then(|| leader_addr(broker, next, f.leader_id)).flatten() {
+        match (f.leader_id != NO_LEADER).then(|| leader_addr(broker, f.leader_id)).flatten() {
             Some(addr) => {
                 broker.fetchers.follow(broker, tp.clone(), f.topic_id, f.leader_id, addr, f.leader_epoch);
                 tracing::info!(partition = %tp, leader = f.leader_id, epoch = f.leader_epoch, "following");
@@ -82,8 +87,33 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
             None => broker.fetchers.unfollow(tp),
         }
     }
-    for c in &changes.coordinators_to_load {
-        tracing::info!(kind = ?c.kind, partition = c.partition, epoch = c.leader_epoch, "coordinator partition led here");
+    for c in &changes.coordinators_to_unload {
+        let partitions = broker.metadata.topic(kind_topic(c.kind)).map_or(1, |t| t.partitions);
+        match c.kind {
+            CoordinatorKind::Group => broker.groups.unload_partition(partitions, c.partition),
+            CoordinatorKind::Transaction => broker.txns.unload_partition(partitions, c.partition),
+        }
+        tracing::info!(kind = ?c.kind, partition = c.partition, "coordinator state unloaded: another broker leads the partition");
+    }
+}
+
+fn kind_topic(kind: CoordinatorKind) -> &'static str {
+    match kind {
+        CoordinatorKind::Group => crate::group::OFFSETS_TOPIC,
+        CoordinatorKind::Transaction => crate::txn::TRANSACTION_STATE_TOPIC,
+    }
+}
+
+/// Replays one internal partition's coordinator state from the local log.
+fn load_coordinator(broker: &Arc<Broker>, kind: CoordinatorKind, partition: i32) {
+    let started = std::time::Instant::now();
+    let loaded = match kind {
+        CoordinatorKind::Group => broker.groups.load_partition(&**broker, partition),
+        CoordinatorKind::Transaction => broker.txns.load_partition(&**broker, partition),
+    };
+    match loaded {
+        Ok(n) => tracing::info!(kind = ?kind, partition, records = n, elapsed_ms = started.elapsed().as_millis() as u64, "coordinator state loaded"),
+        Err(e) => tracing::error!(kind = ?kind, partition, error = %e, "coordinator state could not be loaded"),
     }
 }
 
@@ -151,9 +181,6 @@ fn ensure_log(broker: &Broker, tp: &TopicPartition) -> bool {
 }
 
 /// Where followers reach `leader`: its endpoint on the inter-broker listener.
-fn leader_addr(broker: &Broker, image: &MetadataImage, leader: i32) -> Option<SocketAddr> {
-    let registration = image.broker(leader)?;
-    let listener = broker.config.topology.inter_broker_listener_name.as_deref();
-    let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
-    (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()
+fn leader_addr(broker: &Broker, leader: i32) -> Option<SocketAddr> {
+    broker.cluster.as_ref()?.broker_addr(leader, broker.config.topology.inter_broker_listener_name.as_deref())
 }

@@ -519,6 +519,25 @@ impl ReplicaManager {
         Ok((read.offsets, data))
     }
 
+    /// Whole batches from `fetch_offset` up to the log end (not the high watermark): what a
+    /// coordinator taking over an internal partition in a cluster replays, as Kafka's loader
+    /// reads its log to the end.
+    pub fn read_to_log_end(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize) -> Result<Bytes, ReplicaError> {
+        let log = self.log(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.log_end_offset();
+        let from = fetch_offset.max(log.log_start_offset());
+        if from >= end {
+            return Ok(Bytes::new());
+        }
+        let located = log.read_range(from, max_bytes, end).map_err(|e| self.read_failed(tp, "read", e))?;
+        drop(log);
+        match located.records {
+            Some(r) => r.read_bytes().map_err(|e| self.read_failed(tp, "read", e.into())),
+            None => Ok(Bytes::new()),
+        }
+    }
+
     /// Locates whole batches from `fetch_offset`, below the high watermark (below the last
     /// stable offset for `read_committed`, with the aborted transactions of the range), without
     /// reading them (Fetch sends them file-to-socket). With `min_one` the first batch is

@@ -10,8 +10,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
-    BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreateTopicsRequest, CreateTopicsResponse, ResponseHeader,
+    BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
 };
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -82,6 +84,9 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<BrokerHeartbeatRequest>(ApiKey::BrokerHeartbeat),
         range::<AlterPartitionRequest>(ApiKey::AlterPartition),
         range::<CreateTopicsRequest>(ApiKey::CreateTopics),
+        range::<DeleteTopicsRequest>(ApiKey::DeleteTopics),
+        range::<CreatePartitionsRequest>(ApiKey::CreatePartitions),
+        range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
     ]
 }
 
@@ -122,6 +127,18 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::CreateTopics => {
             let req = CreateTopicsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &create_topics(service, req).await)
+        }
+        ApiKey::DeleteTopics => {
+            let req = DeleteTopicsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &delete_topics(service, req, version).await)
+        }
+        ApiKey::CreatePartitions => {
+            let req = CreatePartitionsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_partitions(service, req).await)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = IncrementalAlterConfigsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &incremental_alter_configs(service, req).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -287,9 +304,140 @@ async fn create_topics(service: &ControllerService, req: CreateTopicsRequest) ->
                         .with_replication_factor(created.replication_factor),
                     Err(e) => base
                         .with_error_code(e.error_code())
-                        .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_string(error_message(&e))))
+                        .with_error_message(Some(StrBytes::from_string(error_message(&e))))
                         .with_num_partitions(-1)
                         .with_replication_factor(-1),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// DeleteTopics forwarded by a broker: by name, or by id (v6+).
+async fn delete_topics(service: &ControllerService, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    let refs: Vec<controller::TopicRef> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) => controller::TopicRef::Name(n.0.to_string()),
+                None => controller::TopicRef::Id(t.topic_id),
+            })
+            .collect()
+    } else {
+        req.topic_names.iter().map(|n| controller::TopicRef::Name(n.0.to_string())).collect()
+    };
+    let decided = service.decide(|c, image, _| Ok(c.delete_topics(image, &refs))).await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => refs.iter().map(|_| Err(e.clone())).collect(),
+    };
+    DeleteTopicsResponse::default().with_responses(
+        refs.iter()
+            .zip(results)
+            .map(|(r, result)| {
+                let base = match r {
+                    controller::TopicRef::Name(n) => DeletableTopicResult::default().with_name(Some(kafka_protocol::messages::TopicName(StrBytes::from_string(n.clone())))),
+                    controller::TopicRef::Id(id) => DeletableTopicResult::default().with_topic_id(*id),
+                };
+                match result {
+                    Ok(id) => base.with_topic_id(if version >= 6 { id } else { uuid::Uuid::nil() }),
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message((version >= 5).then(|| StrBytes::from_string(error_message(&e)))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// CreatePartitions forwarded by a broker.
+async fn create_partitions(service: &ControllerService, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    let topics: Vec<controller::CreatePartitionsTopic> = req
+        .topics
+        .iter()
+        .map(|t| controller::CreatePartitionsTopic {
+            name: t.name.0.to_string(),
+            count: t.count,
+            assignments: t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect()),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let seed = now_ms();
+    let decided = service
+        .decide(|c, image, _| {
+            let mut result = c.create_partitions(image, &topics, seed);
+            if validate_only {
+                result.records.clear();
+            }
+            Ok(result)
+        })
+        .await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+    };
+    CreatePartitionsResponse::default().with_results(
+        req.topics
+            .iter()
+            .zip(results)
+            .map(|(t, r)| {
+                let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                match r {
+                    Ok(()) => base,
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// IncrementalAlterConfigs of topics, forwarded by a broker (which validated the values).
+async fn incremental_alter_configs(service: &ControllerService, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    use crate::controller::{AlterConfigOp, AlterConfigOpType};
+    use crate::metadata::ConfigResource;
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let resources: Vec<(ConfigResource, Vec<AlterConfigOp>)> = req
+        .resources
+        .iter()
+        .map(|r| {
+            let ops = r
+                .configs
+                .iter()
+                .map(|c| AlterConfigOp {
+                    name: c.name.to_string(),
+                    op: match c.config_operation {
+                        1 => AlterConfigOpType::Delete,
+                        2 => AlterConfigOpType::Append,
+                        3 => AlterConfigOpType::Subtract,
+                        _ => AlterConfigOpType::Set,
+                    },
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                })
+                .collect();
+            (ConfigResource::topic(r.resource_name.to_string()), ops)
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let validate = |_: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+        match configs.keys().find(|k| crate::config::topic_def(k).is_none()) {
+            Some(k) => Err(ControllerError::InvalidConfig(format!("Unknown topic config name: {k}"))),
+            None => Ok(()),
+        }
+    };
+    let decided = service.decide(|c, image, _| Ok(c.incremental_alter_configs(image, &resources, validate, validate_only))).await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => resources.iter().map(|_| Err(e.clone())).collect(),
+    };
+    IncrementalAlterConfigsResponse::default().with_responses(
+        req.resources
+            .iter()
+            .zip(results)
+            .map(|(r, result)| {
+                let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+                match result {
+                    Ok(()) => base,
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
                 }
             })
             .collect(),
