@@ -360,3 +360,76 @@ async fn partitions_configs_and_deletion_are_cluster_wide() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_commits_on_partitions_other_brokers_lead() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["transaction.state.log.num.partitions=1"]).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c0 = Client::connect(a[0]).await;
+    let t = CreatableTopic::default().with_name(name("x")).with_num_partitions(3).with_replication_factor(1);
+    assert_eq!(c0.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+    let leaders: Vec<i32> = metadata(a[0], "x").await.topics[0].partitions.iter().map(|p| p.leader_id.0).collect();
+
+    let coordinator = eventually("a transaction coordinator", async || {
+        let mut c = Client::connect(a[0]).await;
+        let r = c.send(&FindCoordinatorRequest::default().with_key_type(1).with_key(s("tx")), 3).await;
+        (r.error_code == 0).then_some(r.node_id.0)
+    })
+    .await;
+    let mut cc = Client::connect(a[(coordinator - 1) as usize]).await;
+    let (pid, epoch) = eventually("InitProducerId", async || {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let r = cc.send(&req, 4).await;
+        (r.error_code == 0).then_some((r.producer_id.0, r.producer_epoch))
+    })
+    .await;
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(name("x")).with_partitions(vec![0, 1, 2])]);
+    let r = cc.send(&add, 3).await;
+    assert!(r.results_by_topic_v3_and_below[0].results_by_partition.iter().all(|p| p.partition_error_code == 0), "{r:?}");
+
+    // Two records into each partition, at its leader.
+    for (p, leader) in leaders.iter().enumerate() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let recs = (0..2).map(|i| common::record(i, now, "k", b"v")).collect();
+        let batch = common::producer_batch(recs, (pid, epoch, 0), true);
+        let data = PartitionProduceData::default().with_index(p as i32).with_records(Some(batch));
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx"))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default().with_name(name("x")).with_partition_data(vec![data])]);
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        assert_eq!(lc.send(&req, 9).await.responses[0].partition_responses[0].error_code, 0);
+    }
+    let end = EndTxnRequest::default().with_transactional_id(TransactionalId(s("tx"))).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_committed(true);
+    assert_eq!(cc.send(&end, 3).await.error_code, 0);
+
+    // Every partition gets its commit marker, wherever it is led: read_committed sees the records.
+    for (p, leader) in leaders.iter().enumerate() {
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        let lso = eventually("the commit marker at the partition's leader", async || {
+            let f = fetch("x", p as i32).with_isolation_level(1);
+            let r = lc.send(&f, 12).await;
+            let part = &r.responses[0].partitions[0];
+            (part.last_stable_offset == 3).then_some(part.last_stable_offset)
+        })
+        .await;
+        assert_eq!(lso, 3, "two records and the marker on x-{p} (led by {leader}, coordinator {coordinator})");
+    }
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}

@@ -25,6 +25,9 @@ pub struct ClusterState {
     pub controllers: ControllerChannel,
     /// Partitions with an AlterPartition in flight.
     pub pending_isr: super::isr::PendingIsr,
+    /// The runtime that carries this node's network calls, for request handler threads that
+    /// must wait for one.
+    pub runtime: tokio::runtime::Handle,
     /// Connections to other brokers (transaction markers), by address.
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
 }
@@ -38,6 +41,7 @@ impl ClusterState {
             broker_epoch: AtomicI64::new(-1),
             controllers,
             pending_isr: Default::default(),
+            runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -86,6 +90,30 @@ impl ClusterState {
         let client = Arc::new(BrokerClient::connect(addr, ClientConfig::new(client_id)).await?);
         peers.insert(addr, client.clone());
         Ok(client)
+    }
+
+    /// Runs `f` on the node's runtime and waits for it on this (request handler) thread, which
+    /// must not be a runtime worker.
+    pub fn wait_on<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().ok()
+    }
+
+    /// `request` to the broker at `addr`, waited for on this (request handler) thread.
+    pub fn send_to_broker<R: Request + Send + Sync + 'static>(self: &Arc<Self>, addr: std::net::SocketAddr, client_id: String, request: R) -> Option<Result<R::Response, String>>
+    where
+        R::Response: Send,
+    {
+        let c = self.clone();
+        self.wait_on(async move {
+            match c.peer(addr, &client_id).await {
+                Ok(client) => client.send(&request).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
     }
 
     /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker

@@ -149,13 +149,11 @@ impl Broker {
                     .collect(),
             );
         let request = kafka_protocol::messages::CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
-        let (tx, rx) = std::sync::mpsc::channel();
         let c = cluster.clone();
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?;
-        handle.spawn(async move {
-            let _ = tx.send(c.create_topics(&request, CLUSTER_REQUEST_TIMEOUT).await);
-        });
-        let response = rx.recv().map_err(|_| MetadataError::InvalidTopic("the controller request was dropped".into()))?.map_err(MetadataError::InvalidTopic)?;
+        let response = cluster
+            .wait_on(async move { c.create_topics(&request, CLUSTER_REQUEST_TIMEOUT).await })
+            .ok_or_else(|| MetadataError::InvalidTopic("the controller request was dropped".into()))?
+            .map_err(MetadataError::InvalidTopic)?;
         let result = response.topics.first().ok_or_else(|| MetadataError::InvalidTopic("empty CreateTopics answer".into()))?;
         match result.error_code {
             0 => {}
@@ -172,7 +170,7 @@ impl Broker {
         let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let request = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(name)))]).with_timeout_ms(30_000);
         let c = cluster.clone();
-        let response = on_runtime(async move {
+        let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &DeleteTopicsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
         .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
@@ -204,7 +202,7 @@ impl Broker {
         let topic = CreatePartitionsTopic::default().with_name(topic_name(name)).with_count(count).with_assignments(assignments);
         let request = CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000).with_validate_only(validate_only);
         let c = cluster.clone();
-        let response = on_runtime(async move {
+        let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &CreatePartitionsResponse| r.results.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
         .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
@@ -237,7 +235,7 @@ impl Broker {
         let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let c = cluster.clone();
-        let response = on_runtime(async move {
+        let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &IncrementalAlterConfigsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
         .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
@@ -612,7 +610,8 @@ impl Broker {
         let min_isr = self.metadata.topic(&tp.topic).map_or(1, |t| t.settings.min_insync_replicas);
         let replicas = self.replicas.clone();
         let (tp2, acked_at) = (tp.clone(), appended.acked_at);
-        let waited = on_runtime(async move {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let waited = cluster.wait_on(async move {
             let deadline = tokio::time::Instant::now() + INTERNAL_WRITE_TIMEOUT;
             replicas.wait_for_replicas(&tp2, &published, acked_at, min_isr, deadline).await
         });
@@ -623,17 +622,6 @@ impl Broker {
             None => Err(LogError::Other("no runtime to wait for the replicas on".into())),
         }
     }
-}
-
-/// Runs `f` on the tokio runtime and waits for it on this (request handler) thread, which is not
-/// a runtime worker. None without a runtime.
-fn on_runtime<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    handle.spawn(async move {
-        let _ = tx.send(f.await);
-    });
-    rx.recv().ok()
 }
 
 impl GroupLog for Broker {
@@ -702,6 +690,51 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether `tp` is in the producer's open transaction, as the partition leader checks before a
+    /// transactional append (Kafka's partition verification). In a cluster whose transaction
+    /// coordinator for `id` is another broker, it is asked with AddPartitionsToTxn (verify_only).
+    pub fn verify_txn_produce(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), crate::txn::TxnError> {
+        use crate::txn::TxnError;
+        let Some(cluster) = &self.cluster else { return self.txns.verify_produce(id, producer_id, epoch, tp) };
+        if !self.coordinator_partition_offline(TRANSACTION_STATE_TOPIC, id) {
+            return self.txns.verify_produce(id, producer_id, epoch, tp);
+        }
+        use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+        use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TransactionalId};
+        use kafka_protocol::protocol::StrBytes;
+        let meta = self.metadata.topic(TRANSACTION_STATE_TOPIC).ok_or(TxnError::InvalidTxnState)?;
+        let partition = crate::records::internal::partition_for(id, meta.partitions);
+        let leader = self.cluster_partition(TRANSACTION_STATE_TOPIC, partition).map_or(partition::NO_LEADER, |s| s.leader);
+        let addr = (leader >= 0).then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref())).flatten().ok_or(TxnError::InvalidTxnState)?;
+        let txn = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default().with_name(topic_name(&tp.topic)).with_partitions(vec![tp.partition])]);
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
+        let client_id = format!("broker-{}-txn-verifier", self.config.node_id);
+        let response = match cluster.send_to_broker(addr, client_id, request) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transaction coordinator not reached to verify a produce");
+                return Err(TxnError::InvalidTxnState);
+            }
+            None => return Err(TxnError::InvalidTxnState),
+        };
+        let code = response
+            .results_by_transaction
+            .first()
+            .and_then(|t| t.topic_results.first())
+            .and_then(|t| t.results_by_partition.first())
+            .map_or(response.error_code, |p| p.partition_error_code);
+        match code {
+            0 => Ok(()),
+            47 | 90 => Err(TxnError::ProducerFenced),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
     /// A marker for a partition another broker leads: sent to it with WriteTxnMarkers (Kafka's
     /// TransactionMarkerChannelManager), this handler thread waiting for the answer. A refusal
     /// or no answer leaves the transaction in Prepare and the coordinator's timer retries.
@@ -721,17 +754,11 @@ impl Broker {
                 .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(tp.topic.clone())))
                 .with_partition_indexes(vec![tp.partition])]);
         let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| MarkerError::Failed("no runtime to reach the leader".into()))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (c, client_id) = (cluster.clone(), format!("broker-{}-txn-marker-sender", self.config.node_id));
-        handle.spawn(async move {
-            let sent = match c.peer(addr, &client_id).await {
-                Ok(client) => client.send(&request).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let _ = tx.send(sent);
-        });
-        let response = rx.recv().map_err(|_| MarkerError::Failed("marker request dropped".into()))?.map_err(MarkerError::Failed)?;
+        let client_id = format!("broker-{}-txn-marker-sender", self.config.node_id);
+        let response = cluster
+            .send_to_broker(addr, client_id, request)
+            .ok_or_else(|| MarkerError::Failed("marker request dropped".into()))?
+            .map_err(MarkerError::Failed)?;
         let code = response.markers.first().and_then(|m| m.topics.first()).and_then(|t| t.partitions.first()).map_or(-1, |p| p.error_code);
         match code {
             0 => Ok(()),
