@@ -107,6 +107,21 @@ async fn three_nodes_replicate_and_fail_over() {
     })
     .await;
 
+    // DescribeQuorum through any broker: the active controller, three voters, a high watermark.
+    let q = eventually("DescribeQuorum", async || {
+        let mut c = Client::connect(first).await;
+        let req = DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+            .with_topic_name(name("__cluster_metadata"))
+            .with_partitions(vec![describe_quorum_request::PartitionData::default().with_partition_index(0)])]);
+        let r = c.send(&req, 2).await;
+        (r.error_code == 0 && r.topics[0].partitions[0].error_code == 0).then_some(r)
+    })
+    .await;
+    let p = &q.topics[0].partitions[0];
+    assert!((1..=3).contains(&p.leader_id.0) && p.leader_epoch >= 1 && p.high_watermark > 0, "{p:?}");
+    assert_eq!(p.current_voters.len(), 3);
+    assert_eq!(q.nodes.len(), 3);
+
     // A topic of three partitions, three replicas each, created through node 1.
     let mut c = Client::connect(first).await;
     let t = CreatableTopic::default().with_name(name("c")).with_num_partitions(3).with_replication_factor(3);

@@ -18,6 +18,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod describe_user_scram_credentials;
@@ -142,11 +143,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
     let corr = prefix.correlation_id;
-    if !versions::is_served(key, version) {
+    if !versions::is_served_on(key, version, broker.cluster.is_some()) {
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return encode(key, 0, corr, &api_versions::unsupported_version()).map(Reply::now);
+            return encode(key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -251,6 +252,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
+        ApiKey::DescribeQuorum => serve!(DescribeQuorumRequest, describe_quorum::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

@@ -61,6 +61,8 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The active controller, when this voter leads the quorum.
 pub struct ControllerService {
     pub raft: Arc<RaftNode>,
+    /// The controller listener's name (DescribeQuorum v2 lists the voters' endpoints under it).
+    pub listener_name: String,
     state: Arc<ClusterState>,
     config: ControllerConfig,
     /// The controller's own state (heartbeats) and the Raft term it belongs to: a new term
@@ -69,9 +71,9 @@ pub struct ControllerService {
 }
 
 impl ControllerService {
-    pub fn new(raft: Arc<RaftNode>, state: Arc<ClusterState>, config: ControllerConfig) -> ControllerService {
+    pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, state, config, inner }
+        ControllerService { raft, listener_name, state, config, inner }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -127,7 +129,12 @@ impl ControllerService {
                 continue;
             }
             let now = crate::broker::replica_manager::now_ms() as u64;
-            match self.decide(|c, image, _| Ok(c.fence_stale_brokers(image, now))).await {
+            let decided = tokio::select! {
+                d = self.decide(|c, image, _| Ok(c.fence_stale_brokers(image, now))) => d,
+                // A quorum that lost its majority would hold the proposal until its timeout.
+                _ = crate::raft::transport::stopped(&mut stop) => return,
+            };
+            match decided {
                 Ok(fenced) if !fenced.is_empty() => tracing::warn!(brokers = ?fenced, "fenced brokers whose session expired (broker.session.timeout.ms)"),
                 Ok(_) | Err(ControllerError::NotController) => {}
                 Err(e) => tracing::warn!(error = %e, "fencing stale brokers failed"),

@@ -11,7 +11,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
+    CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
@@ -87,6 +87,7 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<DeleteTopicsRequest>(ApiKey::DeleteTopics),
         range::<CreatePartitionsRequest>(ApiKey::CreatePartitions),
         range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
+        range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
     ]
 }
 
@@ -139,6 +140,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::IncrementalAlterConfigs => {
             let req = IncrementalAlterConfigsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &incremental_alter_configs(service, req).await)
+        }
+        ApiKey::DescribeQuorum => {
+            let req = DescribeQuorumRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &describe_quorum(service, req, version))
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -442,6 +447,60 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
             })
             .collect(),
     )
+}
+
+/// DescribeQuorum from the Raft state of this voter, which must lead the quorum (the others
+/// answer NOT_LEADER_OR_FOLLOWER and the asking broker tries another voter). Raft log indexes
+/// stand for Kafka's metadata log offsets: a voter's log end is the index after the last one it
+/// holds, the high watermark the index after the last committed one.
+fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, version: i16) -> DescribeQuorumResponse {
+    use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
+    let wants_metadata_log = req.topics.iter().any(|t| t.topic_name.0.as_str() == "__cluster_metadata" && t.partitions.iter().any(|p| p.partition_index == 0));
+    let topic = TopicData::default().with_topic_name(kafka_protocol::messages::TopicName(StrBytes::from_static_str("__cluster_metadata")));
+    if !wants_metadata_log {
+        let p = PartitionData::default().with_partition_index(0).with_error_code(3);
+        return DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![p])]);
+    }
+    let status = service.raft.status();
+    if !status.is_leader {
+        let p = PartitionData::default().with_partition_index(0).with_error_code(6).with_leader_id(BrokerId(status.leader_id.map_or(-1, |l| l as i32)));
+        return DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![p])]);
+    }
+    let ms = |t: Option<std::time::SystemTime>| t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(-1, |d| d.as_millis() as i64);
+    let hw = status.high_watermark() as i64;
+    let voters = status
+        .voters
+        .iter()
+        .map(|v| {
+            let end = v.matched_index.map_or(-1, |i| i as i64 + 1);
+            let contact = ms(v.last_contact);
+            ReplicaState::default()
+                .with_replica_id(BrokerId(v.node_id as i32))
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(contact)
+                // Caught up: it held everything committed when it last answered.
+                .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
+        })
+        .collect();
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(status.node_id as i32))
+        .with_leader_epoch(status.leader_epoch as i32)
+        .with_high_watermark(hw)
+        .with_current_voters(voters);
+    let mut resp = DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![partition])]);
+    if version >= 2 {
+        resp.nodes = status
+            .voters
+            .iter()
+            .filter_map(|v| {
+                let (host, port) = v.addr.rsplit_once(':')?;
+                let listener = Listener::default().with_name(StrBytes::from_string(service.listener_name.clone())).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?);
+                Some(Node::default().with_node_id(BrokerId(v.node_id as i32)).with_listeners(vec![listener]))
+            })
+            .collect();
+    }
+    resp
 }
 
 /// The message Kafka sends with a controller error: the text after the error's name.
