@@ -22,6 +22,7 @@ mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod describe_user_scram_credentials;
+mod elect_leaders;
 mod end_txn;
 pub mod error_code;
 mod fault_log;
@@ -253,6 +254,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
         ApiKey::DescribeQuorum => serve!(DescribeQuorumRequest, describe_quorum::handle),
+        ApiKey::ElectLeaders => serve!(ElectLeadersRequest, elect_leaders::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

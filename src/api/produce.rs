@@ -158,6 +158,10 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                     return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));
                 }
                 let tp = TopicPartition::new(name.clone(), pd.index);
+                if broker.cluster.is_some() && broker.replicas.partition(&tp).is_none() {
+                    // A partition of the cluster with no replica here: another broker leads it.
+                    return failed(pd.index, E::NotLeaderOrFollower.code(), None);
+                }
                 if let Some(partition) = broker.replicas.partition(&tp) {
                     let state = partition.lock();
                     let refused = state.check_leader(-1).and_then(|()| if acks == -1 { state.check_min_isr(meta.settings.min_insync_replicas) } else { Ok(()) });

@@ -11,7 +11,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
-    CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
+    CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::cluster::ControllerService;
-use crate::controller::{self, ControllerError};
+use crate::controller::{self, ControllerError, ControllerResult};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState};
 use crate::protocol::header::{decode_request_header, peek_prefix};
 use crate::raft::{FJORD_RAFT_API_KEY, transport};
@@ -88,6 +88,7 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<CreatePartitionsRequest>(ApiKey::CreatePartitions),
         range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
         range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
+        range::<ElectLeadersRequest>(ApiKey::ElectLeaders),
     ]
 }
 
@@ -144,6 +145,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::DescribeQuorum => {
             let req = DescribeQuorumRequest::decode(&mut body, version)?;
             encode(key, version, corr, &describe_quorum(service, req, version))
+        }
+        ApiKey::ElectLeaders => {
+            let req = ElectLeadersRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &elect_leaders(service, req, version).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -501,6 +506,45 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
             .collect();
     }
     resp
+}
+
+/// ElectLeaders: preferred (v0, or type 0) or unclean (type 1) elections of the listed
+/// partitions, or of every partition when the list is null (then only the partitions where an
+/// election was needed are reported, as Kafka's controller does).
+async fn elect_leaders(service: &ControllerService, req: ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
+    use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
+    let election = if version >= 1 && req.election_type == 1 { controller::ElectionType::Unclean } else { controller::ElectionType::Preferred };
+    let all = req.topic_partitions.is_none();
+    let decided = service
+        .decide(|c, image, _| {
+            let partitions: Vec<(String, i32)> = match &req.topic_partitions {
+                Some(list) => list.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p))).collect(),
+                None => image.topics().flat_map(|t| t.partitions.keys().map(move |p| (t.name.clone(), *p))).collect(),
+            };
+            let result = c.elect_leaders(image, election, &partitions);
+            Ok(ControllerResult::new(result.records, (partitions, result.response)))
+        })
+        .await;
+    let (partitions, results) = match decided {
+        Ok(r) => r,
+        Err(e) => return ElectLeadersResponse::default().with_error_code(e.error_code()),
+    };
+    let mut by_topic: std::collections::BTreeMap<String, Vec<PartitionResult>> = std::collections::BTreeMap::new();
+    for ((topic, p), result) in partitions.into_iter().zip(results) {
+        let r = PartitionResult::default().with_partition_id(p);
+        let r = match result {
+            Ok(()) => r,
+            Err(ControllerError::ElectionNotNeeded) if all => continue,
+            Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+        };
+        by_topic.entry(topic).or_default().push(r);
+    }
+    ElectLeadersResponse::default().with_replica_election_results(
+        by_topic
+            .into_iter()
+            .map(|(t, rs)| ReplicaElectionResult::default().with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(t))).with_partition_result(rs))
+            .collect(),
+    )
 }
 
 /// The message Kafka sends with a controller error: the text after the error's name.

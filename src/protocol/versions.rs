@@ -50,7 +50,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// APIs served only by a node in a metadata quorum (a single node has no quorum to describe).
-pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeQuorum, 0, 2)];
+pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeQuorum, 0, 2), (ApiKey::ElectLeaders, 0, 2)];
 
 /// The APIs a node serves: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum.
 pub fn served_table(clustered: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
