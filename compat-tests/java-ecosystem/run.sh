@@ -57,11 +57,11 @@ bg_start() {
 # bg_stop NAME: SIGTERM (the JVM's shutdown hook closes it), SIGKILL after 20 s; returns 0 if it
 # ended on SIGTERM.
 bg_stop() {
-  local name="$1" pid="${BG_PIDS[$1]:-}" i
+  local name="$1" pid="${BG_PIDS[$1]:-}"
   [ -n "$pid" ] || return 0
   unset "BG_PIDS[$name]"
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$pid" 2>/dev/null; then
     log "$name (pid $pid) ignored SIGTERM for 20 s; SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null
@@ -164,7 +164,7 @@ bg_start streams "$BIN/kafka-run-class.sh" org.apache.kafka.streams.examples.wor
 # Connect standalone: the file source connector (its jar is kept off the classpath: plugin.path),
 # string converters, an offsets file, the REST listener on a free loopback port.
 mkdir -p "$WORK/plugins"
-ln -s "$(ls "$KAFKA_HOME"/libs/connect-file-*.jar | head -n 1)" "$WORK/plugins/"
+for jar in "$KAFKA_HOME"/libs/connect-file-*.jar; do ln -s "$jar" "$WORK/plugins/"; done
 cat >"$WORK/connect-worker.properties" <<EOF
 bootstrap.servers=$B
 key.converter=org.apache.kafka.connect.storage.StringConverter
