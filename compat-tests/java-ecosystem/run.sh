@@ -15,9 +15,10 @@
 #      its offsets file records the file's length.
 #   6. MirrorMaker 2 replicates a topic from Fjord into a reference Kafka broker (started in the
 #      background at the beginning): the target's fjord.<topic> holds every record, key and value, in
-#      the source's partition count.
-# The long-running JVMs (Streams, Connect, MirrorMaker 2) run beside the short tools; their logs must
-# hold no ERROR line. JAVA_ECO_TOOL_S bounds each short tool, JAVA_ECO_WAIT_S each wait for a
+#      the source's partition count; a group's offsets committed on Fjord reach the target,
+#      translated (at most the source offset, above 0).
+# The long-running JVMs (Streams, Connect, MirrorMaker 2) run beside the short tools; their logs hold
+# no ERROR line while they run. JAVA_ECO_TOOL_S bounds each short tool, JAVA_ECO_WAIT_S each wait for a
 # background result.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -38,6 +39,7 @@ N_GROUP=3000      # records read by the consumer groups
 N_TXN=5000        # records of the transactional perf test
 N_CONNECT=1000    # lines of the file Connect copies
 N_MM2=2000        # records MirrorMaker 2 replicates
+N_MM2_READ=1500   # of which a group on Fjord reads (and commits) this many before MirrorMaker 2 starts
 STREAMS_LINES=300 # lines of the WordCount input
 # WordCountDemo's fixed topic names.
 STREAMS_IN=streams-plaintext-input
@@ -148,6 +150,10 @@ P3=$!
 ok=0
 for p in "$P1" "$P2" "$P3"; do wait "$p" && ok=$((ok + 1)); done
 assert_eq "kafka-console-producer: 3 inputs written, exit 0" 3 "$ok"
+# A group on Fjord that MirrorMaker 2 finds when it starts: its offsets are synced to the target.
+consume "$WORK/mm2-reader.txt" --bootstrap-server "$B" --topic mm2-src --group mm2-reader --from-beginning \
+  --max-messages "$N_MM2_READ" --timeout-ms 20000 &
+P_MM2_READER=$!
 
 # ---- the long-running JVMs, started now so their start-up overlaps the short tools --------------
 # Kafka Streams WordCount: in-memory stores (the distribution has no RocksDB jar), exactly_once_v2.
@@ -186,6 +192,8 @@ bg_start connect "$BIN/connect-standalone.sh" "$WORK/connect-worker.properties" 
 
 # MirrorMaker 2 (dedicated mode): Fjord (alias fjord) -> the reference broker (alias ref), one topic;
 # no flow back, so no herder writes to Fjord.
+wait "$P_MM2_READER"
+assert_eq "console consumer (group mm2-reader) reads $N_MM2_READ records of mm2-src" "$N_MM2_READ" "$(wc -l <"$WORK/mm2-reader.txt")"
 ref_rc=0
 wait "$REF_START_PID" || ref_rc=$?
 check "the reference Kafka broker starts (rc=$ref_rc)" test "$ref_rc" -eq 0
@@ -195,6 +203,9 @@ fjord.bootstrap.servers=$B
 ref.bootstrap.servers=$REF_BOOTSTRAP
 fjord->ref.enabled=true
 fjord->ref.topics=mm2-src
+fjord->ref.sync.group.offsets.enabled=true
+fjord->ref.sync.group.offsets.interval.seconds=1
+fjord->ref.emit.checkpoints.interval.seconds=1
 ref->fjord.enabled=false
 ref->fjord.emit.heartbeats.enabled=false
 replication.factor=1
@@ -236,7 +247,8 @@ for g in classic 848; do
 done
 # describe_sum FILE GROUP: "rows current log_end lag" summed over the topic cg's partitions.
 describe_sum() { awk -v g="$2" '$1 == g && $2 == "cg" { r++; c += $4; e += $5; l += $6 } END { print r + 0, c + 0, e + 0, l + 0 }' "$1"; }
-tool kafka-consumer-groups.sh --bootstrap-server "$B" --describe --group g-classic --group g-848 >"$WORK/groups-describe.out" 2>&1
+tool kafka-consumer-groups.sh --bootstrap-server "$B" --describe --group g-classic --group g-848 --group mm2-reader \
+  >"$WORK/groups-describe.out" 2>&1
 for g in classic 848; do
   assert_eq "kafka-consumer-groups --describe g-$g: 3 partitions, current offsets sum $N_GROUP == log end, lag 0" \
     "3 $N_GROUP $N_GROUP 0" "$(describe_sum "$WORK/groups-describe.out" "g-$g")"
@@ -292,6 +304,21 @@ assert_eq "MirrorMaker 2: fjord.mm2-src on the reference broker holds all $N_MM2
   "$(wc -l <"$WORK/mm2-read.txt") $(cut -d: -f3- "$WORK/mm2-read.txt" | sort | cmp -s - <(sort "$WORK/mm2-in.txt") && echo same || echo differ)"
 assert_eq "MirrorMaker 2: the replicated topic has the source's 2 partitions" 2 \
   "$(cut -d: -f2 "$WORK/mm2-read.txt" | sort -u | wc -l)"
+# The group's offsets on the target: MirrorMaker 2 translates each conservatively (never past the
+# source's committed offset). Polled until both partitions are there (the sync runs every second).
+awk '$1 == "mm2-reader" && $2 == "mm2-src" { print $3, $4 }' "$WORK/groups-describe.out" | sort >"$WORK/mm2-reader-source.txt"
+assert_eq "mm2-reader on Fjord: offsets committed on 2 partitions summing to $N_MM2_READ" "2 $N_MM2_READ" \
+  "$(awk '{ r++; s += $2 } END { print r + 0, s + 0 }' "$WORK/mm2-reader-source.txt")"
+deadline=$(( $(date +%s) + 40 ))
+while :; do
+  tool kafka-consumer-groups.sh --bootstrap-server "$REF_BOOTSTRAP" --describe --group mm2-reader >"$WORK/mm2-reader-target.out" 2>&1
+  [ "$(awk '$2 == "fjord.mm2-src" && $4 ~ /^[0-9]+$/' "$WORK/mm2-reader-target.out" | wc -l)" -eq 2 ] && break
+  [ "$(date +%s)" -ge "$deadline" ] && break
+  sleep 3
+done
+assert_eq "MirrorMaker 2: mm2-reader's offsets on the target's fjord.mm2-src, each in 1..the source offset" "0 ok
+1 ok" "$(awk '$2 == "fjord.mm2-src" { print $3, $4 }' "$WORK/mm2-reader-target.out" | sort \
+  | join - "$WORK/mm2-reader-source.txt" | awk '{ print $1, ($2 > 0 && $2 <= $3) ? "ok" : "translated " $2 " of " $3 }')"
 
 # Groups and end offsets after the background work: the Streams application committed its input's
 # end; the transactional topics hold markers past their records.
@@ -304,14 +331,14 @@ check "transactional perf test: log end offset $txn_end > $N_TXN (commit markers
 words_end="$(awk -F: -v t="$STREAMS_OUT" '$1 == t { s += $3 } END { print s + 0 }' "$WORK/end-offsets.out")"
 check "Streams output: log end offset $words_end > $WORDS_TOTAL (commit markers)" test "$words_end" -gt "$WORDS_TOTAL"
 
+no_errors "Streams log: no ERROR while it runs" "$WORK/streams.out"
+no_errors "Connect log: no ERROR while it runs" "$WORK/connect.out"
+no_errors "MirrorMaker 2 log: no ERROR while it runs" "$WORK/mm2.out"
 # Stop the background JVMs; Connect's offsets file then records the whole file read.
 for name in streams connect mm2; do
   if bg_stop "$name"; then pass "$name stops on SIGTERM"; else fail "$name stops on SIGTERM"; fi
 done
 assert_eq "Connect offsets file: position == the file's $(wc -c <"$WORK/connect-source.txt") bytes" \
   "$(wc -c <"$WORK/connect-source.txt")" "$(grep -ao '"position":[0-9]*' "$WORK/connect.offsets" | cut -d: -f2)"
-no_errors "Streams log: no ERROR" "$WORK/streams.out"
-no_errors "Connect log: no ERROR" "$WORK/connect.out"
-no_errors "MirrorMaker 2 log: no ERROR" "$WORK/mm2.out"
 
 suite_finish
