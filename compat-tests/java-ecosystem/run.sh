@@ -50,6 +50,7 @@ STREAMS_APP=wordcount-fjord
 declare -A BG_PIDS=()
 REF_DIR="$WORK/ref"
 REF_STARTED=""
+REF_START_PID=""
 bg_start() {
   local name="$1"; shift
   "$@" >"$WORK/$name.out" 2>&1 &
@@ -75,7 +76,11 @@ bg_stop() {
 on_exit() {
   local rc=$? name
   for name in "${!BG_PIDS[@]}"; do bg_stop "$name" || true; done
-  if [ -n "$REF_STARTED" ]; then timeout 90 "$KAFKA_HOME/reference-kafka.sh" stop "$REF_DIR" >/dev/null 2>&1 || true; fi
+  if [ -n "$REF_STARTED" ]; then
+    # A start still under way first (it writes the broker's pid file the stop reads), then the stop.
+    kill -TERM "$REF_START_PID" 2>/dev/null && wait "$REF_START_PID" 2>/dev/null
+    timeout 90 "$KAFKA_HOME/reference-kafka.sh" stop "$REF_DIR" >/dev/null 2>&1 || true
+  fi
   (exit "$rc"); _suite_exit  # lib.sh's handler: stops Fjord, exits with rc
 }
 trap on_exit EXIT
