@@ -1,5 +1,5 @@
 //! Wire tests of the admin APIs: CreatePartitions, DeleteRecords, AlterConfigs and
-//! IncrementalAlterConfigs, SCRAM credentials, each with the errors Kafka gives for bad requests, every served
+//! IncrementalAlterConfigs, SCRAM credentials, the ACL APIs (no authorizer), each with the errors Kafka gives for bad requests, every served
 //! version, and the effect surviving a restart.
 
 mod common;
@@ -442,5 +442,41 @@ async fn scram_credentials_are_stored_durably_described_without_secrets_and_bad_
         .with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(s("alice")).with_mechanism(1)]);
     assert_eq!(c.send(&del, 0).await.results[0].error_code, 0);
     assert_eq!(described(&c.send(&scram_describe(None), 0).await), vec![("bob".into(), 0, vec![(2, 4096)])]);
+    b.stop().await;
+}
+
+/// Without an authorizer Kafka answers the three ACL APIs with SECURITY_DISABLED (MirrorMaker 2's
+/// ACL sync and kafka-acls.sh read it as "no authorizer"); Fjord has none and answers the same,
+/// at every version Kafka 4.0 serves.
+#[tokio::test]
+async fn acl_apis_answer_security_disabled_as_kafka_without_an_authorizer() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let disabled = E::SecurityDisabled.code();
+    for v in 1..=3 {
+        let resp = c.send(&DescribeAclsRequest::default().with_resource_type_filter(1).with_operation(1).with_permission_type(1), v).await;
+        assert_eq!((resp.error_code, resp.error_message.as_deref()), (disabled, Some("No Authorizer is configured on the broker")), "DescribeAcls v{v}");
+        assert!(resp.resources.is_empty());
+
+        let creation = create_acls_request::AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t1"))
+            .with_resource_pattern_type(3)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(3)
+            .with_permission_type(3);
+        let resp = c.send(&CreateAclsRequest::default().with_creations(vec![creation.clone(), creation]), v).await;
+        assert_eq!(resp.results.len(), 2, "CreateAcls v{v}");
+        for r in &resp.results {
+            assert_eq!((r.error_code, r.error_message.as_deref()), (disabled, Some("No Authorizer is configured.")), "CreateAcls v{v}");
+        }
+
+        let filter = delete_acls_request::DeleteAclsFilter::default().with_resource_type_filter(1).with_pattern_type_filter(1).with_operation(1).with_permission_type(1);
+        let resp = c.send(&DeleteAclsRequest::default().with_filters(vec![filter]), v).await;
+        assert_eq!(resp.filter_results.len(), 1, "DeleteAcls v{v}");
+        assert_eq!(resp.filter_results[0].error_code, disabled, "DeleteAcls v{v}");
+        assert!(resp.filter_results[0].matching_acls.is_empty());
+    }
     b.stop().await;
 }

@@ -513,6 +513,11 @@ async fn describe_configs_reports_overrides_and_defaults_with_sources() {
     assert_eq!(get("segment.bytes").value.unwrap().as_str(), "5000000");
     assert_eq!(get("segment.bytes").config_source, 4);
     assert_eq!(get("cleanup.policy").config_source, 5);
+    // As Kafka: flush.ms has its topic default while log.flush.interval.ms is unset (null), and
+    // the unset broker property is no synonym.
+    assert_eq!(get("flush.ms").value.unwrap().as_str(), "9223372036854775807");
+    assert_eq!(get("flush.ms").config_source, 5);
+    assert!(get("flush.ms").synonyms.is_empty());
     let broker_cfg = &resp.results[1];
     assert_eq!(broker_cfg.error_code, 0);
     assert!(broker_cfg.configs.iter().any(|c| c.name.as_str() == "message.max.bytes"));

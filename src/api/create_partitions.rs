@@ -17,6 +17,19 @@ use crate::config::MAX_PARTITIONS_PER_REQUEST;
 
 fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (i16, String)> {
     let name = t.name.0.to_string();
+    if let Some(cluster) = &broker.cluster {
+        // The controller checks the topic, the count and the assignments against the cluster's
+        // metadata (this broker may not have applied the topic yet); internal topics are
+        // refused here as below.
+        if name == crate::group::OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC {
+            return Err((E::InvalidRequest.code(), format!("Cannot add partitions to internal topic {name}.")));
+        }
+        let assignments = t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+        return broker
+            .add_partitions_in_cluster(cluster, &name, t.count, assignments, validate_only)
+            .map(|_| ())
+            .map_err(|e| (error_code::metadata(&e), e.to_string()));
+    }
     let Some(meta) = broker.metadata.topic(&name) else {
         return Err((E::UnknownTopicOrPartition.code(), format!("The topic '{name}' does not exist.")));
     };
@@ -29,14 +42,6 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Resu
     }
     if t.count == meta.partitions {
         return Err((E::InvalidPartitions.code(), format!("Topic already has {} partition(s).", meta.partitions)));
-    }
-    if let Some(cluster) = &broker.cluster {
-        // Replicas, brokers and assignments are the controller's to check.
-        let assignments = t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
-        return broker
-            .add_partitions_in_cluster(cluster, &name, t.count, assignments, validate_only)
-            .map(|_| ())
-            .map_err(|e| (error_code::metadata(&e), e.to_string()));
     }
     if let Some(assignments) = &t.assignments {
         let added = t.count - meta.partitions;

@@ -65,6 +65,15 @@ fn broker_synonyms(broker: &Broker, name: &str) -> Vec<(String, Option<String>, 
     out
 }
 
+/// Kafka's topic-level default where the broker property behind the topic config has none
+/// (null): flush.ms is Long.MAX_VALUE ("never") while log.flush.interval.ms is unset.
+fn topic_default_without_broker_value(name: &str) -> Option<String> {
+    match name {
+        "flush.ms" => Some(i64::MAX.to_string()),
+        _ => None,
+    }
+}
+
 /// Every topic config with its effective value, given the topic's overrides.
 pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Described> {
     TOPIC_CONFIGS
@@ -84,13 +93,14 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
             }
             let broker_value = broker.config.value(synonym);
             let below = broker_synonyms(broker, synonym);
-            if below.is_empty() {
+            // Kafka lists no synonym without a value.
+            if below.is_empty() && broker_value.is_some() {
                 synonyms.push((synonym.to_string(), broker_value.clone(), broker_source(broker, synonym)));
             }
             synonyms.extend(below);
             let (value, source) = match overrides.get(*name) {
                 Some(v) => (Some(v.clone()), SOURCE_DYNAMIC_TOPIC),
-                None => (broker_value, broker_source(broker, synonym)),
+                None => (broker_value.or_else(|| topic_default_without_broker_value(name)), broker_source(broker, synonym)),
             };
             Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms }
         })

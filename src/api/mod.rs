@@ -8,11 +8,14 @@ mod alter_user_scram_credentials;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -242,6 +245,9 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
         ApiKey::AlterConfigs => serve_on_pool!(AlterConfigsRequest, alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => serve_on_pool!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        ApiKey::DescribeAcls => serve!(DescribeAclsRequest, describe_acls::handle),
+        ApiKey::CreateAcls => serve!(CreateAclsRequest, create_acls::handle),
+        ApiKey::DeleteAcls => serve!(DeleteAclsRequest, delete_acls::handle),
         ApiKey::AddPartitionsToTxn => serve_on_pool!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
         ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),

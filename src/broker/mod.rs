@@ -209,6 +209,7 @@ impl Broker {
         .map_err(MetadataError::InvalidTopic)?;
         match response.results.first() {
             Some(r) if r.error_code == 0 => {}
+            Some(r) if r.error_code == 3 => return Err(MetadataError::UnknownTopic(name.to_string())),
             Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
             None => return Err(MetadataError::InvalidTopic("empty CreatePartitions answer".into())),
         }

@@ -219,6 +219,7 @@ impl ReplicaManager {
         let log = self.log(tp)?;
         let (end, rolled) = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            self.refuse_if_leader(tp)?;
             let appended = log.append_as_follower(records, now_ms());
             let rolled = log.take_roll_flush();
             if let Err(e) = appended {
@@ -239,7 +240,21 @@ impl ReplicaManager {
     pub fn truncate_to(&self, tp: &TopicPartition, offset: i64) -> Result<(), ReplicaError> {
         let log = self.log(tp)?;
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        self.refuse_if_leader(tp)?;
         log.truncate_to(offset, now_ms()).map_err(|e| self.reported(tp, "truncation", e))
+    }
+
+    /// A follower's write (a fetched batch, a truncation) that arrives after this broker became
+    /// the partition's leader is refused: a leader never cuts or overwrites its own log. Checked
+    /// with the log locked, as `become_leader` changes the state with it locked.
+    fn refuse_if_leader(&self, tp: &TopicPartition) -> Result<(), ReplicaError> {
+        match self.partition(tp) {
+            Some(p) if p.lock().is_leader() => {
+                tracing::info!(partition = %tp, "a follower's write arrived after this broker became leader; dropped");
+                Err(ReplicaError::Partition(PartitionError::NotLeaderOrFollower))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Waits until the ISR holds everything below `acked_at` (the high watermark reached it), for
