@@ -51,6 +51,8 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, reason: String },
     #[error("metadata I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("adopting a Kafka log dir: {0}")]
+    Adopt(String),
 }
 
 /// Checks a topic name as Kafka's `Topic.validate` does: non-empty, not "." or "..", at most 249
@@ -185,6 +187,21 @@ fn decode_topics(text: &str) -> Result<Topics, String> {
         return Err(format!("expected {count} topics, found {}", topics.by_name.len()));
     }
     Ok(topics)
+}
+
+/// Whether `dir` holds a topic table (written at the first topic creation or adoption).
+pub fn topics_file_exists(dir: &Path) -> bool {
+    dir.join(TOPICS_FILE).exists()
+}
+
+/// Writes a whole topic table to `dir` (adopting a Kafka log dir, before the store is opened).
+pub fn write_topics(dir: &Path, topics: Vec<TopicMeta>) -> Result<(), MetadataError> {
+    let mut table = Topics::default();
+    for t in topics {
+        table.insert(t);
+    }
+    write_atomically(&dir.join(TOPICS_FILE), encode_topics(&table.by_name).as_bytes())?;
+    Ok(())
 }
 
 impl MetadataStore {

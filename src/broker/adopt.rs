@@ -1,0 +1,181 @@
+//! Adopting a log dir Apache Kafka left behind: at the first start on such a dir (Kafka's
+//! `__cluster_metadata-0` or its `partition.metadata` files there, no Fjord topic table yet) the
+//! topic table is built from what Kafka recorded (names, topic ids, partition counts and topic
+//! configs from the KRaft metadata log; ids from `partition.metadata` where that log is absent)
+//! and written as Fjord's, once. Everything else Kafka wrote is already Fjord's format and is
+//! loaded as usual: segments and indexes, checkpoints, leader epochs, `.txnindex`, producer
+//! snapshots (`storage::kafka_dir`), the committed offsets in `__consumer_offsets`. Kafka's files
+//! are read, never changed or deleted.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::metadata::{self, MetadataError, TopicMeta};
+use crate::config::{Config, TopicSettings};
+use crate::storage::kafka_dir::{self, CLUSTER_METADATA_DIR, KafkaPartitionDir};
+
+/// Writes Fjord's topic table from a Kafka log dir when `config.log_dirs` hold one and no
+/// table exists yet. Returns the number of topics adopted (0: nothing to adopt).
+pub fn adopt_kafka_log_dirs(config: &Config) -> Result<usize, MetadataError> {
+    let first_dir = &config.log_dirs[0];
+    if metadata::topics_file_exists(first_dir) {
+        return Ok(0);
+    }
+    let mut dirs = vec![];
+    let mut metadata_dir = None;
+    for log_dir in &config.log_dirs {
+        let found = kafka_dir::partition_dirs(log_dir).map_err(MetadataError::Adopt)?;
+        dirs.extend(found);
+        let m = log_dir.join(CLUSTER_METADATA_DIR);
+        if metadata_dir.is_none() && m.is_dir() {
+            metadata_dir = Some(m);
+        }
+    }
+    if metadata_dir.is_none() && dirs.iter().all(|d| d.topic_id.is_none()) {
+        return Ok(0);
+    }
+    let recorded = match &metadata_dir {
+        Some(m) => {
+            let image = kafka_dir::read_cluster_metadata(m).map_err(|e| {
+                MetadataError::Adopt(format!(
+                    "Kafka's metadata log could not be read ({e}); to adopt the topics without their configs, move {} out of the log dir",
+                    m.display()
+                ))
+            })?;
+            tracing::info!(dir = %m.display(), records = image.records, "read Kafka's metadata log");
+            image.topics()
+        }
+        None => vec![],
+    };
+    let topics = plan(&recorded, &dirs)?;
+    for (name, want) in [(super::OFFSETS_TOPIC, config.offsets_topic_num_partitions), ("__transaction_state", config.transaction_state_log_num_partitions)] {
+        if let Some(t) = topics.iter().find(|t| t.name == name)
+            && t.partitions != want
+        {
+            let key = if name == super::OFFSETS_TOPIC { "offsets.topic.num.partitions" } else { "transaction.state.log.num.partitions" };
+            return Err(MetadataError::Adopt(format!(
+                "Kafka's {name} has {} partitions but {key} is {want}: set {key}={} so groups and transactional ids hash to the partitions that hold them",
+                t.partitions, t.partitions
+            )));
+        }
+    }
+    for t in &topics {
+        tracing::info!(topic = %t.name, id = %metadata::uuid_to_kafka_string(t.id), partitions = t.partitions, configs = t.configs.len(), "adopted a topic from Kafka's log dir");
+    }
+    let count = topics.len();
+    metadata::write_topics(first_dir, topics)?;
+    Ok(count)
+}
+
+/// The topic table for what Kafka recorded (`recorded`, from its metadata log; may be empty) and
+/// the partition directories found. A topic the metadata log knows keeps its id, partition count
+/// and configs; a directory whose `partition.metadata` names another id for it is an error (the
+/// copy is not what the metadata describes). Topics only the directories show get the id their
+/// `partition.metadata` files agree on (a fresh one, logged, when they have none) and no configs.
+fn plan(recorded: &[kafka_dir::KafkaTopic], dirs: &[KafkaPartitionDir]) -> Result<Vec<TopicMeta>, MetadataError> {
+    let mut topics: BTreeMap<String, TopicMeta> = BTreeMap::new();
+    for t in recorded {
+        metadata::validate_topic_name(&t.name)?;
+        let partitions = t.partitions.last().map_or(0, |p| p + 1);
+        if partitions as usize != t.partitions.len() {
+            tracing::warn!(topic = %t.name, recorded = t.partitions.len(), partitions, "Kafka's metadata skips partition ids; the missing ones start empty");
+        }
+        topics.insert(t.name.clone(), TopicMeta { name: t.name.clone(), id: t.id, partitions, configs: t.configs.clone(), settings: TopicSettings::default() });
+    }
+    let mut from_dirs: BTreeMap<&str, (Option<Uuid>, i32)> = BTreeMap::new();
+    for d in dirs {
+        if let Some(t) = topics.get(&d.topic) {
+            if let Some(id) = d.topic_id
+                && id != t.id
+            {
+                return Err(MetadataError::Adopt(format!(
+                    "{} names topic id {} but Kafka's metadata gives {} the id {}",
+                    d.path.join(kafka_dir::PARTITION_METADATA_FILE).display(),
+                    metadata::uuid_to_kafka_string(id),
+                    d.topic,
+                    metadata::uuid_to_kafka_string(t.id)
+                )));
+            }
+            if d.partition >= t.partitions {
+                tracing::warn!(dir = %d.path.display(), partitions = t.partitions, "partition directory beyond the topic's partition count in Kafka's metadata; left untouched");
+            }
+            continue;
+        }
+        let e = from_dirs.entry(d.topic.as_str()).or_insert((None, 0));
+        match (e.0, d.topic_id) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(MetadataError::Adopt(format!(
+                    "the partitions of {} name different topic ids ({} and {})",
+                    d.topic,
+                    metadata::uuid_to_kafka_string(a),
+                    metadata::uuid_to_kafka_string(b)
+                )));
+            }
+            (None, id) => e.0 = id,
+            _ => {}
+        }
+        e.1 = e.1.max(d.partition + 1);
+    }
+    for (name, (id, partitions)) in from_dirs {
+        metadata::validate_topic_name(name)?;
+        let id = id.unwrap_or_else(|| {
+            tracing::warn!(topic = name, "no partition.metadata: the topic gets a new id");
+            Uuid::new_v4()
+        });
+        tracing::warn!(topic = name, partitions, "topic not in Kafka's metadata log: its partition count comes from its directories and its configs are the broker defaults");
+        topics.insert(name.to_string(), TopicMeta { name: name.to_string(), id, partitions, configs: BTreeMap::new(), settings: TopicSettings::default() });
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in topics.values() {
+        if !ids.insert(t.id) {
+            return Err(MetadataError::Adopt(format!("two topics have the id {}", metadata::uuid_to_kafka_string(t.id))));
+        }
+    }
+    Ok(topics.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    fn dir(topic: &str, partition: i32, id: Option<u128>) -> KafkaPartitionDir {
+        KafkaPartitionDir { topic: topic.into(), partition, topic_id: id.map(Uuid::from_u128), path: PathBuf::from(format!("{topic}-{partition}")) }
+    }
+
+    fn recorded(name: &str, id: u128, partitions: &[i32], configs: &[(&str, &str)]) -> kafka_dir::KafkaTopic {
+        kafka_dir::KafkaTopic {
+            name: name.into(),
+            id: Uuid::from_u128(id),
+            partitions: partitions.iter().copied().collect::<BTreeSet<_>>(),
+            configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn metadata_topics_keep_ids_counts_and_configs_and_directories_fill_in_the_rest() {
+        let topics = plan(
+            &[recorded("keyed", 1, &[0, 1], &[("cleanup.policy", "compact")])],
+            &[dir("keyed", 0, Some(1)), dir("keyed", 1, None), dir("orphan", 0, Some(5)), dir("orphan", 3, Some(5))],
+        )
+        .expect("plan");
+        assert_eq!(topics.len(), 2);
+        assert_eq!((topics[0].name.as_str(), topics[0].id, topics[0].partitions), ("keyed", Uuid::from_u128(1), 2));
+        assert_eq!(topics[0].configs.get("cleanup.policy").map(String::as_str), Some("compact"));
+        assert_eq!((topics[1].name.as_str(), topics[1].id, topics[1].partitions), ("orphan", Uuid::from_u128(5), 4));
+        assert!(topics[1].configs.is_empty());
+    }
+
+    #[test]
+    fn a_directory_that_contradicts_the_metadata_is_refused() {
+        let err = plan(&[recorded("t", 1, &[0], &[])], &[dir("t", 0, Some(2))]).unwrap_err();
+        assert!(err.to_string().contains("names topic id"), "{err}");
+        let err = plan(&[], &[dir("u", 0, Some(3)), dir("u", 1, Some(4))]).unwrap_err();
+        assert!(err.to_string().contains("different topic ids"), "{err}");
+        let err = plan(&[recorded("a", 1, &[0], &[]), recorded("b", 1, &[0], &[])], &[]).unwrap_err();
+        assert!(err.to_string().contains("two topics"), "{err}");
+        assert!(plan(&[recorded("bad name", 1, &[0], &[])], &[]).is_err());
+    }
+}
