@@ -35,6 +35,7 @@ pub fn adopt_kafka_log_dirs(config: &Config) -> Result<usize, MetadataError> {
     if metadata_dir.is_none() && dirs.iter().all(|d| d.topic_id.is_none()) {
         return Ok(0);
     }
+    let mut next_producer_id = None;
     let recorded = match &metadata_dir {
         Some(m) => {
             let image = kafka_dir::read_cluster_metadata(m).map_err(|e| {
@@ -44,6 +45,7 @@ pub fn adopt_kafka_log_dirs(config: &Config) -> Result<usize, MetadataError> {
                 ))
             })?;
             tracing::info!(dir = %m.display(), records = image.records, "read Kafka's metadata log");
+            next_producer_id = image.next_producer_id;
             image.topics()
         }
         None => vec![],
@@ -63,7 +65,13 @@ pub fn adopt_kafka_log_dirs(config: &Config) -> Result<usize, MetadataError> {
     for t in &topics {
         tracing::info!(topic = %t.name, id = %metadata::uuid_to_kafka_string(t.id), partitions = t.partitions, configs = t.configs.len(), "adopted a topic from Kafka's log dir");
     }
+    // New producers must not get an id Kafka gave out: their state is in the adopted logs.
+    match next_producer_id {
+        Some(next) => metadata::seed_producer_ids(first_dir, next)?,
+        None => tracing::warn!("no producer id block in Kafka's metadata: new producer ids start at 0 and may meet state Kafka's producers left"),
+    }
     let count = topics.len();
+    // The topic table last: its presence marks the adoption done.
     metadata::write_topics(first_dir, topics)?;
     Ok(count)
 }

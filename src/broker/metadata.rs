@@ -450,6 +450,21 @@ pub struct ProducerIdManager {
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 const PRODUCER_ID_FILE: &str = "fjord-producer-id-block";
 
+/// Makes the next producer id handed out at least `next` (adopting a Kafka log dir, whose
+/// producers' ids are below the next block its controller would have given).
+pub fn seed_producer_ids(dir: &Path, next: i64) -> Result<(), MetadataError> {
+    let path = dir.join(PRODUCER_ID_FILE);
+    let current = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<i64>().map_err(|e| MetadataError::Corrupt { path: path.clone(), reason: e.to_string() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if next > current {
+        write_atomically(&path, next.to_string().as_bytes())?;
+    }
+    Ok(())
+}
+
 impl ProducerIdManager {
     pub fn open(dir: &Path) -> Result<ProducerIdManager, MetadataError> {
         let path = dir.join(PRODUCER_ID_FILE);

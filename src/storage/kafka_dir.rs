@@ -128,6 +128,9 @@ pub struct MetadataImage {
     topics: BTreeMap<Uuid, KafkaTopic>,
     /// ConfigRecords name topics, not ids, and may come before their TopicRecord.
     topic_configs: HashMap<String, BTreeMap<String, String>>,
+    /// The first producer id of the next block Kafka's controller would hand out: ids below it
+    /// may be in use (in producer snapshots, `__transaction_state`).
+    pub next_producer_id: Option<i64>,
     /// Records replayed, and records of kinds this reader has no use for.
     pub records: u64,
     pub ignored: u64,
@@ -138,6 +141,7 @@ const TOPIC_RECORD: u32 = 2;
 const PARTITION_RECORD: u32 = 3;
 const CONFIG_RECORD: u32 = 4;
 const REMOVE_TOPIC_RECORD: u32 = 9;
+const PRODUCER_IDS_RECORD: u32 = 15;
 /// ConfigResource.Type.TOPIC.
 const TOPIC_RESOURCE: i8 = 2;
 /// The metadata record frame version Kafka writes and accepts.
@@ -206,6 +210,15 @@ impl MetadataImage {
                 if let Some(t) = self.topics.remove(&id) {
                     self.topic_configs.remove(&t.name);
                 }
+            }
+            PRODUCER_IDS_RECORD => {
+                let _broker_id = r.i32()?;
+                let _broker_epoch = r.i64()?;
+                let next = r.i64()?;
+                if next < 0 {
+                    return Err(format!("ProducerIdsRecord with next producer id {next}"));
+                }
+                self.next_producer_id = Some(self.next_producer_id.unwrap_or(0).max(next));
             }
             _ => self.ignored += 1,
         }
@@ -596,8 +609,10 @@ mod tests {
         log.extend(batch(5, &[topic_record("gone", b), partition_record(0, b), config_record(TOPIC_RESOURCE, "gone", "retention.ms", Some("5"))], Compression::Gzip));
         log.extend(batch(8, &[vec![1, REMOVE_TOPIC_RECORD as u8, 0].into_iter().chain(b.as_bytes().iter().copied()).chain([0]).collect()], Compression::None));
         log.extend(batch(9, &[config_record(TOPIC_RESOURCE, "keyed", "segment.bytes", Some("2000")), config_record(TOPIC_RESOURCE, "keyed", "cleanup.policy", None)], Compression::None));
+        let producer_ids = |next: i64| [vec![1, PRODUCER_IDS_RECORD as u8, 0], 1i32.to_be_bytes().to_vec(), 8i64.to_be_bytes().to_vec(), next.to_be_bytes().to_vec(), vec![0]].concat();
+        log.extend(batch(11, &[producer_ids(1000), producer_ids(2000)], Compression::None));
         let mut image = MetadataImage::default();
-        assert_eq!(image.apply_batches(&log, 0).expect("apply"), 11);
+        assert_eq!(image.apply_batches(&log, 0).expect("apply"), 13);
         let topics = image.topics();
         assert_eq!(topics.len(), 1);
         assert_eq!(topics[0].name, "keyed");
@@ -605,6 +620,7 @@ mod tests {
         assert_eq!(topics[0].partitions, BTreeSet::from([0, 1]));
         assert_eq!(topics[0].configs, BTreeMap::from([("segment.bytes".to_string(), "2000".to_string())]));
         assert_eq!(image.ignored, 1, "the broker config record");
+        assert_eq!(image.next_producer_id, Some(2000));
         // Records below `from` (already in a snapshot) are skipped.
         let mut later = MetadataImage::default();
         later.apply_batches(&log, 5).expect("apply");
