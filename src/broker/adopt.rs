@@ -176,6 +176,75 @@ mod tests {
         assert!(topics[1].configs.is_empty());
     }
 
+    fn config_for(dir: &std::path::Path, extra: &[(&str, &str)]) -> Config {
+        let mut props = BTreeMap::from([("log.dirs".to_string(), dir.display().to_string())]);
+        props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_properties(props).expect("config")
+    }
+
+    /// A log dir as Kafka leaves it: a metadata log with topic `t` (2 partitions, compacted) and
+    /// the offsets topic, the producer-id block, and `t`'s partition directories.
+    fn kafka_dir(offsets_partitions: i32) -> tempfile::TempDir {
+        use crate::storage::kafka_dir::test_records::*;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (t, o) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let mut records = vec![topic_record("t", t), partition_record(0, t), partition_record(1, t), config_record(2, "t", "cleanup.policy", Some("compact"))];
+        records.push(topic_record(super::super::OFFSETS_TOPIC, o));
+        records.extend((0..offsets_partitions).map(|p| partition_record(p, o)));
+        records.push(producer_ids_record(3000));
+        let meta = dir.path().join(CLUSTER_METADATA_DIR);
+        std::fs::create_dir_all(&meta).expect("mkdir");
+        std::fs::write(meta.join("00000000000000000000.log"), batch(0, &records, Compression::None)).expect("write");
+        for p in 0..2 {
+            let pd = dir.path().join(format!("t-{p}"));
+            std::fs::create_dir_all(&pd).expect("mkdir");
+            std::fs::write(pd.join(kafka_dir::PARTITION_METADATA_FILE), format!("version: 0\ntopic_id: {}\n", metadata::uuid_to_kafka_string(t))).expect("write");
+        }
+        dir
+    }
+
+    #[test]
+    fn a_kafka_log_dir_is_adopted_once_with_ids_configs_and_producer_ids() {
+        let dir = kafka_dir(50);
+        let config = config_for(dir.path(), &[]);
+        assert_eq!(adopt_kafka_log_dirs(&config).expect("adopt"), 2);
+        let store = metadata::MetadataStore::open(dir.path()).expect("open");
+        let t = store.topic("t").expect("t adopted");
+        assert_eq!((t.id, t.partitions), (Uuid::from_u128(7), 2));
+        assert_eq!(t.configs.get("cleanup.policy").map(String::as_str), Some("compact"));
+        assert_eq!(store.topic(super::super::OFFSETS_TOPIC).map(|t| t.partitions), Some(50));
+        let ids = metadata::ProducerIdManager::open(dir.path()).expect("ids");
+        assert_eq!(ids.next_id().expect("id"), 3000, "new producer ids start past Kafka's block");
+        assert_eq!(adopt_kafka_log_dirs(&config).expect("again"), 0, "adopted once");
+    }
+
+    #[test]
+    fn an_offsets_topic_of_another_size_stops_the_start_naming_the_setting() {
+        let dir = kafka_dir(3);
+        let err = adopt_kafka_log_dirs(&config_for(dir.path(), &[])).unwrap_err().to_string();
+        assert!(err.contains("offsets.topic.num.partitions=3"), "{err}");
+        assert!(!metadata::topics_file_exists(dir.path()), "nothing adopted");
+        assert_eq!(adopt_kafka_log_dirs(&config_for(dir.path(), &[("offsets.topic.num.partitions", "3")])).expect("adopt"), 2);
+    }
+
+    #[test]
+    fn a_corrupt_metadata_log_stops_the_start_with_the_way_out() {
+        let dir = kafka_dir(50);
+        let log = dir.path().join(CLUSTER_METADATA_DIR).join("00000000000000000000.log");
+        let mut bytes = std::fs::read(&log).expect("read");
+        // A byte inside a record of a batch in the middle (the batches are 116 bytes long).
+        let at = bytes.len() / 2 + 70;
+        bytes[at] ^= 0xff;
+        std::fs::write(&log, bytes).expect("write");
+        let err = adopt_kafka_log_dirs(&config_for(dir.path(), &[])).unwrap_err().to_string();
+        assert!(err.contains("CRC") && err.contains("move"), "{err}");
+        // Without the metadata log the topics come from their directories, without configs.
+        std::fs::remove_dir_all(dir.path().join(CLUSTER_METADATA_DIR)).expect("rm");
+        assert_eq!(adopt_kafka_log_dirs(&config_for(dir.path(), &[])).expect("adopt"), 1);
+        let t = metadata::MetadataStore::open(dir.path()).expect("open").topic("t").expect("t");
+        assert_eq!((t.id, t.partitions, t.configs.len()), (Uuid::from_u128(7), 2, 0));
+    }
+
     #[test]
     fn a_directory_that_contradicts_the_metadata_is_refused() {
         let err = plan(&[recorded("t", 1, &[0], &[])], &[dir("t", 0, Some(2))]).unwrap_err();

@@ -234,6 +234,9 @@ impl MetadataImage {
         while !rest.is_empty() {
             let header = BatchHeader::parse(rest).ok_or("a batch shorter than its header")?;
             let size = header.total_size();
+            if header.base_offset() < 0 || header.last_offset_delta() < 0 {
+                return Err(format!("batch with base offset {} and last offset delta {}", header.base_offset(), header.last_offset_delta()));
+            }
             if header.batch_length() < 0 || size > rest.len() {
                 return Err(format!("batch at offset {} claims {size} bytes, {} left", header.base_offset(), rest.len()));
             }
@@ -463,10 +466,85 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Builders of Kafka metadata records and batches, for tests here and in `broker::adopt`.
+#[cfg(test)]
+pub(crate) mod test_records {
+    use super::*;
+    pub(crate) use kafka_protocol::records::Compression;
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    pub(crate) fn compact(s: Option<&str>) -> Vec<u8> {
+        match s {
+            None => vec![0],
+            Some(s) => {
+                assert!(s.len() < 127);
+                let mut v = vec![s.len() as u8 + 1];
+                v.extend_from_slice(s.as_bytes());
+                v
+            }
+        }
+    }
+
+    pub(crate) fn topic_record(name: &str, id: Uuid) -> Vec<u8> {
+        let mut v = vec![1, TOPIC_RECORD as u8, 0];
+        v.extend(compact(Some(name)));
+        v.extend_from_slice(id.as_bytes());
+        v.push(0);
+        v
+    }
+
+    pub(crate) fn partition_record(partition: i32, id: Uuid) -> Vec<u8> {
+        let mut v = vec![1, PARTITION_RECORD as u8, 0];
+        v.extend_from_slice(&partition.to_be_bytes());
+        v.extend_from_slice(id.as_bytes());
+        // Replicas [1], Isr [1], no removing/adding, leader 1, epochs 0: ignored by the reader.
+        v.extend_from_slice(&[2, 0, 0, 0, 1, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        v
+    }
+
+    pub(crate) fn config_record(resource_type: i8, resource: &str, key: &str, value: Option<&str>) -> Vec<u8> {
+        let mut v = vec![1, CONFIG_RECORD as u8, 0, resource_type as u8];
+        v.extend(compact(Some(resource)));
+        v.extend(compact(Some(key)));
+        v.extend(compact(value));
+        v.push(0);
+        v
+    }
+
+    pub(crate) fn batch(base_offset: i64, values: &[Vec<u8>], compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: base_offset + i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: None,
+                value: Some(Bytes::from(v.clone())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
+        buf.to_vec()
+    }
+
+    pub(crate) fn producer_ids_record(next: i64) -> Vec<u8> {
+        [vec![1, PRODUCER_IDS_RECORD as u8, 0], 1i32.to_be_bytes().to_vec(), 8i64.to_be_bytes().to_vec(), next.to_be_bytes().to_vec(), vec![0]].concat()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use super::test_records::*;
 
     fn snapshot(entries: &[[i64; 8]]) -> Vec<u8> {
         let mut body = (entries.len() as i32).to_be_bytes().to_vec();
@@ -538,68 +616,6 @@ mod tests {
         assert!(parse_partition_metadata("").is_err());
     }
 
-    fn compact(s: Option<&str>) -> Vec<u8> {
-        match s {
-            None => vec![0],
-            Some(s) => {
-                assert!(s.len() < 127);
-                let mut v = vec![s.len() as u8 + 1];
-                v.extend_from_slice(s.as_bytes());
-                v
-            }
-        }
-    }
-
-    fn topic_record(name: &str, id: Uuid) -> Vec<u8> {
-        let mut v = vec![1, TOPIC_RECORD as u8, 0];
-        v.extend(compact(Some(name)));
-        v.extend_from_slice(id.as_bytes());
-        v.push(0);
-        v
-    }
-
-    fn partition_record(partition: i32, id: Uuid) -> Vec<u8> {
-        let mut v = vec![1, PARTITION_RECORD as u8, 0];
-        v.extend_from_slice(&partition.to_be_bytes());
-        v.extend_from_slice(id.as_bytes());
-        // Replicas [1], Isr [1], no removing/adding, leader 1, epochs 0: ignored by the reader.
-        v.extend_from_slice(&[2, 0, 0, 0, 1, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        v
-    }
-
-    fn config_record(resource_type: i8, resource: &str, key: &str, value: Option<&str>) -> Vec<u8> {
-        let mut v = vec![1, CONFIG_RECORD as u8, 0, resource_type as u8];
-        v.extend(compact(Some(resource)));
-        v.extend(compact(Some(key)));
-        v.extend(compact(value));
-        v.push(0);
-        v
-    }
-
-    fn batch(base_offset: i64, values: &[Vec<u8>], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base_offset + i as i64,
-                sequence: -1,
-                timestamp: 0,
-                key: None,
-                value: Some(Bytes::from(v.clone())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
-        buf.to_vec()
-    }
 
     #[test]
     fn metadata_records_give_topics_partitions_and_configs() {
@@ -609,8 +625,7 @@ mod tests {
         log.extend(batch(5, &[topic_record("gone", b), partition_record(0, b), config_record(TOPIC_RESOURCE, "gone", "retention.ms", Some("5"))], Compression::Gzip));
         log.extend(batch(8, &[vec![1, REMOVE_TOPIC_RECORD as u8, 0].into_iter().chain(b.as_bytes().iter().copied()).chain([0]).collect()], Compression::None));
         log.extend(batch(9, &[config_record(TOPIC_RESOURCE, "keyed", "segment.bytes", Some("2000")), config_record(TOPIC_RESOURCE, "keyed", "cleanup.policy", None)], Compression::None));
-        let producer_ids = |next: i64| [vec![1, PRODUCER_IDS_RECORD as u8, 0], 1i32.to_be_bytes().to_vec(), 8i64.to_be_bytes().to_vec(), next.to_be_bytes().to_vec(), vec![0]].concat();
-        log.extend(batch(11, &[producer_ids(1000), producer_ids(2000)], Compression::None));
+        log.extend(batch(11, &[producer_ids_record(1000), producer_ids_record(2000)], Compression::None));
         let mut image = MetadataImage::default();
         assert_eq!(image.apply_batches(&log, 0).expect("apply"), 13);
         let topics = image.topics();
@@ -638,6 +653,10 @@ mod tests {
         let last = flipped.len() - 3;
         flipped[last] ^= 0x40;
         assert!(MetadataImage::default().apply_batches(&flipped, 0).unwrap_err().contains("CRC"));
+        // The base offset is outside the CRC: a negative one is refused, not skipped as old.
+        let mut negative = good.clone();
+        negative[0] = 0xff;
+        assert!(MetadataImage::default().apply_batches(&negative, 0).unwrap_err().contains("base offset"));
         // Record values cut anywhere, and a string length past the end.
         let record = topic_record("topic", a);
         for cut in 0..record.len() - 1 {
