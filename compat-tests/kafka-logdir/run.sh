@@ -2,13 +2,14 @@
 # A log dir Apache Kafka 4.0 wrote, served in place by Fjord (the migration path in docs/storage.md).
 # The reference broker (KAFKA_HOME/reference-kafka.sh, one KRaft node) gets: a plain 3-partition
 # topic (keyed records spread by the default partitioner), a keyed cleanup.policy=compact topic
-# with small segments, a transactional topic (kafka-producer-perf-test with a transactional.id), a
-# consumer group that reads part of the plain topic and commits, and a group that reads the
+# with small segments (its cleaner runs), a transactional topic (kafka-producer-perf-test with a
+# transactional.id; a first producer is killed inside a transaction, which the next one's
+# InitProducerId makes Kafka abort: markers and a .txnindex entry), a consumer group that reads part of the plain topic and commits, and a group that reads the
 # transactional topic to its end. The stock tools record what Kafka shows; Kafka is stopped; Fjord
 # starts on a copy of its log dir; the same tools must show the same topics, topic ids, partition
 # counts, the compacted topic's configs, earliest and latest offsets, group positions, the
-# producers' state (kafka-transactions describe-producers: id, epoch, last sequence) and the same
-# records. Then clients carry on: the group resumes from its committed offsets and reads exactly
+# producers' state (kafka-transactions describe-producers: id, epoch, last sequence), the same
+# compacted records and the same read_committed records. Then clients carry on: the group resumes from its committed offsets and reads exactly
 # the rest, the transactional id writes and commits again, and Kafka's original dir is untouched.
 # Needs Java 17 and the Kafka distribution (KAFKA_HOME, default ../shared/kafka-4.0.0).
 set -uo pipefail
@@ -52,7 +53,7 @@ RECORDS=300
 "$BIN/kafka-topics.sh" --bootstrap-server "$KB" --create --topic keyed --partitions 2 \
   --config cleanup.policy=compact --config segment.bytes=1024 --config min.cleanable.dirty.ratio=0.01 \
   --config retention.ms=-1 >/dev/null 2>&1
-"$BIN/kafka-topics.sh" --bootstrap-server "$KB" --create --topic txn --partitions 2 >/dev/null 2>&1
+"$BIN/kafka-topics.sh" --bootstrap-server "$KB" --create --topic txn --partitions 1 >/dev/null 2>&1
 seq 1 "$RECORDS" | awk '{ print "key-" $1 ":plain-" $1 }' >"$WORK/plain.txt"
 # 20 keys, each written 15 times: the cleaner has something to remove.
 seq 1 "$RECORDS" | awk '{ print "k" ($1 % 20) ":v" $1 }' >"$WORK/keyed.txt"
@@ -60,13 +61,20 @@ seq 1 "$RECORDS" | awk '{ print "k" ($1 % 20) ":v" $1 }' >"$WORK/keyed.txt"
 # Small batches so the 1 KiB segments roll.
 "$BIN/kafka-console-producer.sh" --bootstrap-server "$KB" --topic keyed --property parse.key=true --property key.separator=: \
   --producer-property batch.size=200 --producer-property linger.ms=0 <"$WORK/keyed.txt" >/dev/null 2>&1
+# An aborted transaction: a transactional producer killed inside a long transaction; the next
+# producer with its transactional.id makes Kafka abort it (markers, a .txnindex entry).
+"$BIN/kafka-producer-perf-test.sh" --topic txn --num-records 100000 --record-size 50 --throughput 200 \
+  --producer-props bootstrap.servers="$KB" linger.ms=10 --transactional-id migrate-txn --transaction-duration-ms 100000 >"$WORK/perf-abort.out" 2>&1 &
+aborting=$!
+sleep 5
+kill -9 "$aborting" 2>/dev/null; wait "$aborting" 2>/dev/null
 "$BIN/kafka-producer-perf-test.sh" --topic txn --num-records 500 --record-size 50 --throughput -1 \
   --producer-props bootstrap.servers="$KB" --transactional-id migrate-txn --transaction-duration-ms 100 >"$WORK/perf-kafka.out" 2>&1
 check "Kafka: the transactional perf test ran" grep -q "500 records sent" "$WORK/perf-kafka.out"
 timeout 60 "$BIN/kafka-console-consumer.sh" --bootstrap-server "$KB" --topic plain --group g-plain --from-beginning \
   --max-messages 120 >"$WORK/g-plain-kafka.txt" 2>/dev/null
 timeout 60 "$BIN/kafka-console-consumer.sh" --bootstrap-server "$KB" --topic txn --group g-txn --from-beginning \
-  --isolation-level read_committed --max-messages 500 >/dev/null 2>&1
+  --isolation-level read_committed --max-messages 500 --timeout-ms 10000 >/dev/null 2>&1
 # The cleaner's first pass (log.cleaner.backoff.ms is 15 s) before Kafka is stopped, if it comes.
 for _ in $(seq 1 30); do
   grep -q '^keyed ' "$KDATA/cleaner-offset-checkpoint" 2>/dev/null && break
@@ -78,34 +86,38 @@ check "Kafka's cleaner compacted the keyed topic" grep -q '^keyed ' "$KDATA/clea
 view() {
   local b="$1" l="$2"
   "$BIN/kafka-topics.sh" --bootstrap-server "$b" --describe --topic 'plain|keyed|txn|__consumer_offsets|__transaction_state' 2>/dev/null \
-    | grep -v 'Partition: ' | awk -F'\t' '{ print $1, $2, $3 }' | sort >"$WORK/$l.topics"
-  "$BIN/kafka-topics.sh" --bootstrap-server "$b" --describe --topic keyed 2>/dev/null | grep -o 'Configs: .*' \
+    | grep -v 'Partition: ' >"$WORK/$l.describe"
+  awk -F'\t' '{ print $1, $2, $3 }' "$WORK/$l.describe" | sort >"$WORK/$l.topics"
+  grep '^Topic: keyed' "$WORK/$l.describe" | grep -o 'Configs: .*' \
     | tr ',' '\n' | sed 's/^Configs: //' | grep -E '^(cleanup.policy|segment.bytes|min.cleanable.dirty.ratio|retention.ms)=' | sort >"$WORK/$l.keyed-configs"
   "$BIN/kafka-get-offsets.sh" --bootstrap-server "$b" --time -1 2>/dev/null | sort >"$WORK/$l.end-offsets"
   "$BIN/kafka-get-offsets.sh" --bootstrap-server "$b" --time -2 2>/dev/null | sort >"$WORK/$l.start-offsets"
+  "$BIN/kafka-consumer-groups.sh" --bootstrap-server "$b" --describe --group g-plain --group g-txn 2>/dev/null >"$WORK/$l.groups"
   local g
   for g in g-plain g-txn; do
-    "$BIN/kafka-consumer-groups.sh" --bootstrap-server "$b" --describe --group "$g" 2>/dev/null \
-      | awk '$1 == "'"$g"'" { print $1, $2, $3, $4, $5, $6 }' | sort >"$WORK/$l.$g"
+    awk '$1 == "'"$g"'" { print $1, $2, $3, $4, $5, $6 }' "$WORK/$l.groups" | sort >"$WORK/$l.$g"
   done
   local p
   : >"$WORK/$l.producers"
-  for p in 0 1; do
-    "$BIN/kafka-transactions.sh" --bootstrap-server "$b" describe-producers --topic txn --partition "$p" 2>/dev/null \
-      | awk 'NR > 1 { print "txn-'"$p"'", $1, $2, $4, $6 }' >>"$WORK/$l.producers"
-  done
+  "$BIN/kafka-transactions.sh" --bootstrap-server "$b" describe-producers --topic txn --partition 0 2>/dev/null \
+    | awk 'NR > 1 { print "txn-0", $1, $2, $4, $6 }' >>"$WORK/$l.producers"
   # Assigned partitions without commits: nothing here may write to __consumer_offsets.
   for p in 0 1; do
     "$BIN/kafka-console-consumer.sh" --bootstrap-server "$b" --topic keyed --partition "$p" --offset earliest --timeout-ms 3000 \
       --consumer-property enable.auto.commit=false \
       --property print.key=true --property print.offset=true --property print.partition=true 2>/dev/null
   done | sort >"$WORK/$l.keyed-records"
+  "$BIN/kafka-console-consumer.sh" --bootstrap-server "$b" --topic txn --partition 0 --offset earliest --timeout-ms 3000 \
+    --consumer-property enable.auto.commit=false --isolation-level read_committed 2>/dev/null | wc -l >"$WORK/$l.txn-committed"
 }
 
 view "$KB" kafka
 check "Kafka shows the three topics" test "$(grep -cE '^Topic: (plain|keyed|txn) ' "$WORK/kafka.topics")" -eq 3
 check "Kafka: g-plain committed 120 records" test "$(awk '{ s += $4 } END { print s }' "$WORK/kafka.g-plain")" -eq 120
-check "Kafka: a producer on each written txn partition" test -s "$WORK/kafka.producers"
+check "Kafka: the transactional producer's state" test -s "$WORK/kafka.producers"
+check "Kafka: the aborted transaction is in txn-0's .txnindex" bash -c "cat '$KDATA'/txn-0/*.txnindex | wc -c | grep -qv '^0$'"
+aborted="$(( $(awk -F: '$1 == "txn" { print $3 }' "$WORK/kafka.end-offsets") - $(cat "$WORK/kafka.txn-committed") ))"
+check "Kafka: read_committed hides the aborted records ($aborted offsets hidden, 500 records seen)" test "$(cat "$WORK/kafka.txn-committed")" -eq 500 -a "$aborted" -gt 100
 log "Kafka: $(tr '\n' ' ' <"$WORK/kafka.end-offsets")"
 
 stop_kafka
@@ -129,6 +141,7 @@ same "same earliest offsets" start-offsets
 same "same committed offsets and lag of g-plain" g-plain
 same "same committed offsets and lag of g-txn" g-txn
 same "same producer state (id, epoch, last sequence, open txn)" producers
+same "same read_committed records of the topic with an aborted transaction" txn-committed
 same "same compacted records (partition, offset, key, value)" keyed-records
 
 # The group resumes where it committed: exactly the records it had not read, none of the others.
@@ -149,9 +162,9 @@ seq 1 30 | awk '{ print "key-" $1 ":after-" $1 }' | "$BIN/kafka-console-producer
 after="$("$BIN/kafka-get-offsets.sh" --bootstrap-server "$FJORD_BOOTSTRAP" --topic plain 2>/dev/null | awk -F: '{ s += $3 } END { print s }')"
 assert_eq "a new idempotent producer appends 30 records to plain" "$((total + 30))" "$after"
 check "the new producer met no old producer's sequence state" bash -c "! grep -q OUT_OF_ORDER_SEQUENCE '$WORK/produce-after.out'"
-for p in 0 1 2; do
-  "$BIN/kafka-transactions.sh" --bootstrap-server "$FJORD_BOOTSTRAP" describe-producers --topic plain --partition "$p" 2>/dev/null | awk 'NR > 1 { print $1 }'
-done | sort -u >"$WORK/plain-pids-after"
+# Partition 0 holds records of both (the keys are the same every run, so is their partition).
+"$BIN/kafka-transactions.sh" --bootstrap-server "$FJORD_BOOTSTRAP" describe-producers --topic plain --partition 0 2>/dev/null \
+  | awk 'NR > 1 { print $1 }' | sort -u >"$WORK/plain-pids-after"
 # Kafka's controller gave this broker the block 0-999; the metadata log says the next starts at 1000.
 check "plain shows Kafka's producers and a new one with an id from 1000 on" awk '$1 < 1000 { old = 1 } $1 >= 1000 { new = 1 } END { exit !(old && new) }' "$WORK/plain-pids-after"
 
@@ -159,15 +172,11 @@ check "plain shows Kafka's producers and a new one with an id from 1000 on" awk 
 "$BIN/kafka-producer-perf-test.sh" --topic txn --num-records 100 --record-size 50 --throughput -1 \
   --producer-props bootstrap.servers="$FJORD_BOOTSTRAP" --transactional-id migrate-txn --transaction-duration-ms 100 >"$WORK/perf-fjord.out" 2>&1
 check "Fjord: the same transactional id writes 100 more records" grep -q "100 records sent" "$WORK/perf-fjord.out"
-for p in 0 1; do
-  "$BIN/kafka-console-consumer.sh" --bootstrap-server "$FJORD_BOOTSTRAP" --topic txn --partition "$p" --offset earliest --timeout-ms 3000 \
-    --consumer-property enable.auto.commit=false --isolation-level read_committed 2>/dev/null
-done | wc -l >"$WORK/txn-after"
+"$BIN/kafka-console-consumer.sh" --bootstrap-server "$FJORD_BOOTSTRAP" --topic txn --partition 0 --offset earliest --timeout-ms 3000 \
+  --consumer-property enable.auto.commit=false --isolation-level read_committed 2>/dev/null | wc -l >"$WORK/txn-after"
 assert_eq "read_committed sees Kafka's 500 and Fjord's 100 records" 600 "$(cat "$WORK/txn-after")"
-for p in 0 1; do
-  "$BIN/kafka-transactions.sh" --bootstrap-server "$FJORD_BOOTSTRAP" describe-producers --topic txn --partition "$p" 2>/dev/null \
-    | awk 'NR > 1 { print $1, $2 }'
-done >"$WORK/producers-after"
+"$BIN/kafka-transactions.sh" --bootstrap-server "$FJORD_BOOTSTRAP" describe-producers --topic txn --partition 0 2>/dev/null \
+  | awk 'NR > 1 { print $1, $2 }' >"$WORK/producers-after"
 # Kafka's producer (id, epoch) on the partition it wrote; the same id must now have a higher epoch.
 read -r kafka_pid kafka_epoch < <(awk 'NR == 1 { print $2, $3 }' "$WORK/kafka.producers")
 check "the transactional id kept its producer id ($kafka_pid) with a higher epoch than $kafka_epoch" \
