@@ -4,8 +4,8 @@
 //! configs from the KRaft metadata log; ids from `partition.metadata` where that log is absent)
 //! and written as Fjord's, once. Everything else Kafka wrote is already Fjord's format and is
 //! loaded as usual: segments and indexes, checkpoints, leader epochs, `.txnindex`, producer
-//! snapshots (`storage::kafka_dir`), the committed offsets in `__consumer_offsets`. Kafka's files
-//! are read, never changed or deleted.
+//! snapshots (`storage::kafka_dir`), the committed offsets in `__consumer_offsets`. Adoption
+//! changes none of Kafka's files (serving the dir afterwards writes to it as Fjord does).
 
 use std::collections::BTreeMap;
 
