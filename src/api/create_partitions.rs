@@ -30,6 +30,14 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Resu
     if t.count == meta.partitions {
         return Err((E::InvalidPartitions.code(), format!("Topic already has {} partition(s).", meta.partitions)));
     }
+    if let Some(cluster) = &broker.cluster {
+        // Replicas, brokers and assignments are the controller's to check.
+        let assignments = t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+        return broker
+            .add_partitions_in_cluster(cluster, &name, t.count, assignments, validate_only)
+            .map(|_| ())
+            .map_err(|e| (error_code::metadata(&e), e.to_string()));
+    }
     if let Some(assignments) = &t.assignments {
         let added = t.count - meta.partitions;
         if assignments.len() as i32 != added {

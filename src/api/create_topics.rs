@@ -22,6 +22,10 @@ type Refusal = (i16, String);
 fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<String, String>), Refusal> {
     let name = t.name.0.to_string();
     broker.metadata.check_new_topic(&name).map_err(|e| (error_code::metadata(&e), e.to_string()))?;
+    if broker.cluster.is_some() {
+        // Partitions, replication factor and assignments are the controller's to check.
+        return Ok((t.num_partitions, t.replication_factor, check_configs(broker, t)?));
+    }
     let node = broker.config.node_id;
     let (partitions, rf) = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -58,6 +62,11 @@ fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<Stri
         }
         (partitions, rf)
     };
+    Ok((partitions, rf, check_configs(broker, t)?))
+}
+
+/// The topic's config overrides, each a known topic config with a valid value.
+fn check_configs(broker: &Broker, t: &CreatableTopic) -> Result<BTreeMap<String, String>, Refusal> {
     let mut configs = BTreeMap::new();
     for c in &t.configs {
         let key = c.name.to_string();
@@ -70,7 +79,7 @@ fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<Stri
         configs.insert(key, value.to_string());
     }
     broker.config.log_config(&configs).map_err(|e| (E::InvalidConfig.code(), e.to_string()))?;
-    Ok((partitions, rf, configs))
+    Ok(configs)
 }
 
 /// Partitions a topic entry asks for, before any validation (Kafka's first check counts them so):
@@ -119,6 +128,10 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
         })
         .collect();
     let whole = refuse_whole_request(broker, &req, &checked);
+    let forwarded = match (&broker.cluster, &whole) {
+        (Some(cluster), None) => Some(forward(broker, cluster, &req, &checked).await),
+        _ => None,
+    };
     if let Some((_, msg)) = &whole {
         tracing::warn!(topics = req.topics.len(), reason = %msg, "CreateTopics refused");
     }
@@ -137,10 +150,18 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
             if let Some(r) = &whole {
                 return refuse(r.clone());
             }
-            let (partitions, rf, configs) = match checked {
+            let (mut partitions, mut rf, configs) = match checked {
                 Ok(v) => v,
                 Err(r) => return refuse(r),
             };
+            let mut created_id = None;
+            if let Some(forwarded) = &forwarded {
+                match forwarded.get(&name) {
+                    Some(Ok((id, p, r))) => (created_id, partitions, rf) = (Some(*id), *p, *r),
+                    Some(Err(r)) => return refuse(r.clone()),
+                    None => return refuse((E::UnknownServerError.code(), "the controller did not answer for this topic".into())),
+                }
+            }
             let described = topic_configs(broker, &configs)
                 .into_iter()
                 .map(|d| {
@@ -152,6 +173,8 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
                 .collect();
             let id = if req.validate_only {
                 uuid::Uuid::nil()
+            } else if let Some(id) = created_id {
+                id
             } else {
                 match broker.create_topic(&name, partitions, configs) {
                     Ok(meta) => meta.id,
@@ -168,4 +191,45 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// What the controller answered for each topic: (id, partitions, replication factor) or a
+/// refusal. The topics that passed the local checks go to the active controller; this handler
+/// thread then waits until the publisher has added the created ones here.
+async fn forward(
+    broker: &Broker,
+    cluster: &crate::broker::cluster::ClusterState,
+    req: &CreateTopicsRequest,
+    checked: &[Result<(i32, i16, BTreeMap<String, String>), Refusal>],
+) -> BTreeMap<String, Result<(uuid::Uuid, i32, i16), Refusal>> {
+    let topics: Vec<CreatableTopic> = req.topics.iter().zip(checked).filter(|(_, c)| c.is_ok()).map(|(t, _)| t.clone()).collect();
+    let mut out = BTreeMap::new();
+    if topics.is_empty() {
+        return out;
+    }
+    let request = CreateTopicsRequest::default().with_topics(topics.clone()).with_timeout_ms(req.timeout_ms).with_validate_only(req.validate_only);
+    match cluster.create_topics(&request, crate::broker::CLUSTER_REQUEST_TIMEOUT).await {
+        Ok(response) => {
+            for r in response.topics {
+                let name = r.name.0.to_string();
+                let answer = if r.error_code != 0 {
+                    Err((r.error_code, r.error_message.map(|m| m.to_string()).unwrap_or_default()))
+                } else if req.validate_only {
+                    Ok((uuid::Uuid::nil(), r.num_partitions, r.replication_factor))
+                } else if broker.wait_for_topic(r.topic_id).is_some() {
+                    Ok((r.topic_id, r.num_partitions, r.replication_factor))
+                } else {
+                    Err((E::RequestTimedOut.code(), "the topic was created but its metadata has not reached this broker yet".into()))
+                };
+                out.insert(name, answer);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "CreateTopics could not reach the active controller");
+            for t in &topics {
+                out.insert(t.name.0.to_string(), Err((E::RequestTimedOut.code(), format!("no active controller answered: {e}"))));
+            }
+        }
+    }
+    out
 }

@@ -35,15 +35,22 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version:
         }
         other => return refused(E::UnsupportedEndpointType.code(), format!("Unsupported endpoint type {other}")),
     }
-    let node = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.config.node_id))
-        .with_host(str_bytes(broker.advertised.host.clone()))
-        .with_port(broker.advertised.port as i32)
-        .with_is_fenced(false);
+    let brokers = broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.map(str_bytes))
+                .with_is_fenced(false)
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.config.node_id))
-        .with_brokers(vec![node])
+        .with_brokers(brokers)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -246,8 +246,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
             Reader::Consumer { read_committed } => broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed),
             Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(read, expand)| {
                 if let Some(isr) = expand {
-                    // The controller's AlterPartition comes with the cluster's metadata quorum.
-                    tracing::debug!(partition = %tp, replica, ?isr, "follower caught up; ISR expansion pending a controller");
+                    crate::broker::isr::propose(broker, tp, isr);
                 }
                 read
             }),

@@ -28,7 +28,19 @@ fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool) -> (i16, 
         1 => TRANSACTION_STATE_TOPIC,
         _ => return (E::InvalidRequest.code(), -1, String::new(), -1),
     };
-    if !topic_ready || broker.coordinator_partition_offline(topic, key) {
+    if !topic_ready {
+        return unavailable;
+    }
+    if broker.cluster.is_some() {
+        // The coordinator is the leader of the key's partition, wherever it is.
+        let Some(meta) = broker.metadata.topic(topic) else { return unavailable };
+        let partition = crate::records::internal::partition_for(key, meta.partitions);
+        return match broker.cluster_partition(topic, partition).filter(|s| s.leader >= 0).and_then(|s| Some((s.leader, broker.broker_endpoint(s.leader)?))) {
+            Some((leader, (host, port))) => (0, leader, host, port as i32),
+            None => unavailable,
+        };
+    }
+    if broker.coordinator_partition_offline(topic, key) {
         return unavailable;
     }
     (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32)

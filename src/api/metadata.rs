@@ -97,12 +97,19 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
             })
             .collect(),
     };
-    let node = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.config.node_id))
-        .with_host(str_bytes(broker.advertised.host.clone()))
-        .with_port(broker.advertised.port as i32);
+    let brokers = broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port as i32)
+                .with_rack(if version >= 1 { b.rack.map(str_bytes) } else { None })
+        })
+        .collect();
     MetadataResponse::default()
-        .with_brokers(vec![node])
+        .with_brokers(brokers)
         .with_cluster_id(if version >= 2 { Some(str_bytes(broker.cluster_id.clone())) } else { None })
         .with_controller_id(BrokerId(if version >= 1 { broker.config.node_id } else { -1 }))
         .with_topics(topics)

@@ -18,6 +18,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod describe_user_scram_credentials;
@@ -43,6 +44,7 @@ mod produce;
 mod sync_group;
 mod txn_offset_commit;
 mod update_features;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -141,11 +143,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
     let corr = prefix.correlation_id;
-    if !versions::is_served(key, version) {
+    if !versions::is_served_on(key, version, broker.cluster.is_some()) {
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return encode(key, 0, corr, &api_versions::unsupported_version()).map(Reply::now);
+            return encode(key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -243,12 +245,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
         ApiKey::TxnOffsetCommit => serve_on_pool!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve_on_pool!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve_on_pool!(ListTransactionsRequest, list_transactions::handle),
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
+        ApiKey::DescribeQuorum => serve!(DescribeQuorumRequest, describe_quorum::handle),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }
@@ -296,6 +300,9 @@ pub(crate) fn leader_epoch_error(broker: &Broker, tp: &crate::types::TopicPartit
 /// A partition's leader, epochs, replicas and ISR as Metadata and DescribeTopicPartitions show
 /// them. A partition of a known topic without a replica here shows no leader.
 pub(crate) fn leader_and_isr(broker: &Broker, topic: &str, partition: i32) -> crate::broker::partition::LeaderAndIsr {
+    if let Some(state) = broker.cluster_partition(topic, partition) {
+        return state;
+    }
     let tp = crate::types::TopicPartition::new(topic.to_string(), partition);
     match broker.replicas.partition(&tp) {
         Some(p) => p.leader_and_isr(),

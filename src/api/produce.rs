@@ -47,7 +47,7 @@ fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &Topic
         return None;
     }
     let Some(id) = transactional_id else { return Some(E::InvalidTxnState.code()) };
-    match broker.txns.verify_produce(id, h.producer_id(), h.producer_epoch(), tp) {
+    match broker.verify_txn_produce(id, h.producer_id(), h.producer_epoch(), tp) {
         Ok(()) => None,
         Err(crate::txn::TxnError::ProducerFenced) => Some(E::InvalidProducerEpoch.code()),
         Err(e) => {

@@ -305,6 +305,17 @@ impl MetadataStore {
         Ok(new)
     }
 
+    /// Records `meta` as it is (a topic from the cluster's metadata log, with its id), replacing
+    /// the entry of the same name. The caller makes the logs of the partitions this node holds.
+    pub fn put_topic(&self, meta: TopicMeta) -> Result<Arc<TopicMeta>, MetadataError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.snapshot();
+        let meta = next.insert(meta);
+        self.persist(&next)?;
+        self.swap(next);
+        Ok(meta)
+    }
+
     /// Removes a topic from the table (durably) and returns it; the caller deletes its logs.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,12 +414,28 @@ pub fn store_group_configs(dir: &Path, configs: &GroupConfigOverrides) -> Result
 }
 
 /// Kafka's textual form of a UUID: URL-safe base64 without padding (22 characters).
+/// The cluster id every node of a static quorum derives alike from `controller.quorum.voters`
+/// (Kafka has the operator format each node with one id; here the voter set names the cluster).
+pub fn quorum_cluster_id(voters: &BTreeMap<i32, crate::config::Endpoint>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for (id, e) in voters {
+        h.update(format!("{id}@{}:{};", e.host, e.port).as_bytes());
+    }
+    let digest = h.finalize();
+    let mut raw = [0u8; 16];
+    raw.copy_from_slice(&digest[..16]);
+    uuid_to_kafka_string(Uuid::from_bytes(raw))
+}
+
 pub fn uuid_to_kafka_string(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
 /// Reads `meta.properties` from the log dir, or writes a new one with a fresh cluster id.
-pub fn load_or_create_cluster_id(dir: &Path, node_id: i32) -> Result<String, MetadataError> {
+/// The cluster id in `meta.properties`, written on first start: `new_id` when given (every node
+/// of a quorum derives the same one), else a random one.
+pub fn load_or_create_cluster_id(dir: &Path, node_id: i32, new_id: Option<String>) -> Result<String, MetadataError> {
     let path = dir.join("meta.properties");
     match std::fs::read_to_string(&path) {
         Ok(text) => {
@@ -428,7 +455,7 @@ pub fn load_or_create_cluster_id(dir: &Path, node_id: i32) -> Result<String, Met
                 .ok_or(MetadataError::Corrupt { path, reason: "no cluster.id".into() })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = uuid_to_kafka_string(Uuid::new_v4());
+            let cluster_id = new_id.unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4()));
             let directory_id = uuid_to_kafka_string(Uuid::new_v4());
             let text = format!(
                 "#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={directory_id}\n"
@@ -605,9 +632,9 @@ mod tests {
     #[test]
     fn cluster_id_is_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load_or_create_cluster_id(dir.path(), 1).unwrap();
+        let a = load_or_create_cluster_id(dir.path(), 1, None).unwrap();
         assert_eq!(a.len(), 22);
-        assert_eq!(load_or_create_cluster_id(dir.path(), 1).unwrap(), a);
-        assert!(load_or_create_cluster_id(dir.path(), 2).is_err());
+        assert_eq!(load_or_create_cluster_id(dir.path(), 1, None).unwrap(), a);
+        assert!(load_or_create_cluster_id(dir.path(), 2, None).is_err());
     }
 }

@@ -3,11 +3,15 @@
 //! `node` binds the listeners and serves.
 
 pub mod adopt;
+pub mod cluster;
 pub mod durable_sync;
 pub mod features;
 pub mod io_pool;
+pub mod isr;
+pub mod lifecycle;
 pub mod metadata;
 pub mod partition;
+pub mod publisher;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod replica_manager;
@@ -33,6 +37,22 @@ use crate::types::TopicPartition;
 use metadata::{MetadataError, MetadataStore, ProducerIdManager, TopicMeta};
 use replica_manager::ReplicaManager;
 
+fn topic_name(name: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string()))
+}
+
+/// How long a request that needs the active controller waits for it.
+pub const CLUSTER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker as clients are told of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
 /// Everything a request handler may consult. Shared by all connections.
 pub struct Broker {
     pub config: Config,
@@ -40,7 +60,7 @@ pub struct Broker {
     /// The endpoint clients are told to connect to (Metadata, DescribeCluster).
     pub advertised: Endpoint,
     pub metadata: MetadataStore,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     /// The request handler threads: every call that may block on a disk runs there.
     pub io_pool: io_pool::IoPool,
     pub producer_ids: ProducerIdManager,
@@ -52,6 +72,8 @@ pub struct Broker {
     pub features: features::FeatureStore,
     /// Followers' fetchers, one per leader broker.
     pub fetchers: replica_fetcher::ReplicaFetchers,
+    /// The cluster as this node knows it, in a metadata quorum; `None` on a single node.
+    pub cluster: Option<Arc<cluster::ClusterState>>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
@@ -85,6 +107,9 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.create_topic_in_cluster(cluster, name, partitions, configs);
+        }
         let log_config = self
             .config
             .log_config(&configs)
@@ -99,10 +124,166 @@ impl Broker {
         Ok(meta)
     }
 
+    /// A topic made by the active controller (auto-creation, the internal topics): the request
+    /// is forwarded and this handler thread waits until the topic is in the local table.
+    /// Internal topics get `offsets.topic.replication.factor` / `transaction.state.log.replication.factor`
+    /// replicas, at most as many as brokers are registered; others the default.
+    fn create_topic_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, partitions: i32, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+        let rf_name = match name {
+            OFFSETS_TOPIC => Some("offsets.topic.replication.factor"),
+            TRANSACTION_STATE_TOPIC => Some("transaction.state.log.replication.factor"),
+            _ => None,
+        };
+        let rf = rf_name.map_or(-1, |n| {
+            let wanted = self.config.long(n).unwrap_or(3).clamp(1, i16::MAX as i64) as usize;
+            wanted.min(cluster.image().brokers().len().max(1)) as i16
+        });
+        let topic = CreatableTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| CreatableTopicConfig::default().with_name(kafka_protocol::protocol::StrBytes::from_string(k.clone())).with_value(Some(kafka_protocol::protocol::StrBytes::from_string(v.clone()))))
+                    .collect(),
+            );
+        let request = kafka_protocol::messages::CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+        let c = cluster.clone();
+        let response = cluster
+            .wait_on(async move { c.create_topics(&request, CLUSTER_REQUEST_TIMEOUT).await })
+            .ok_or_else(|| MetadataError::InvalidTopic("the controller request was dropped".into()))?
+            .map_err(MetadataError::InvalidTopic)?;
+        let result = response.topics.first().ok_or_else(|| MetadataError::InvalidTopic("empty CreateTopics answer".into()))?;
+        match result.error_code {
+            0 => {}
+            36 => return Err(MetadataError::TopicExists(name.to_string())),
+            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the topic (error {code}): {}", result.error_message.as_deref().unwrap_or("")))),
+        }
+        self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::InvalidTopic(format!("topic {name} created but not yet known here")))
+    }
+
+    /// DeleteTopics at the active controller; returns once the topic is gone here.
+    fn delete_topic_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+        use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+        let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let request = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(name)))]).with_timeout_ms(30_000);
+        let c = cluster.clone();
+        let response = cluster.wait_on(async move {
+            c.to_controller(&request, |r: &DeleteTopicsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.responses.first().map_or(-1, |r| r.error_code) {
+            0 => {}
+            3 | 100 => return Err(MetadataError::UnknownTopic(name.to_string())),
+            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the deletion (error {code})"))),
+        }
+        self.wait_until(|| self.metadata.topic_by_id(meta.id).is_none());
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(meta)
+    }
+
+    /// CreatePartitions at the active controller (with the new partitions' replicas when given,
+    /// else placed by it); returns once the new count is known here. With `validate_only` the
+    /// controller checks without writing.
+    pub fn add_partitions_in_cluster(
+        &self,
+        cluster: &Arc<cluster::ClusterState>,
+        name: &str,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+        use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
+        let assignments = assignments.map(|a| a.into_iter().map(|ids| CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect())).collect());
+        let topic = CreatePartitionsTopic::default().with_name(topic_name(name)).with_count(count).with_assignments(assignments);
+        let request = CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000).with_validate_only(validate_only);
+        let c = cluster.clone();
+        let response = cluster.wait_on(async move {
+            c.to_controller(&request, |r: &CreatePartitionsResponse| r.results.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.results.first() {
+            Some(r) if r.error_code == 0 => {}
+            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
+            None => return Err(MetadataError::InvalidTopic("empty CreatePartitions answer".into())),
+        }
+        if validate_only {
+            return self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()));
+        }
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.partitions >= count));
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// The topic's whole config override set becomes `configs`, through the active controller
+    /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
+    fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+        use kafka_protocol::protocol::StrBytes;
+        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        let mut ops: Vec<AlterableConfig> = configs
+            .iter()
+            .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
+            .collect();
+        ops.extend(old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        let c = cluster.clone();
+        let response = cluster.wait_on(async move {
+            c.to_controller(&request, |r: &IncrementalAlterConfigsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
+        })
+        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::InvalidTopic)?;
+        match response.responses.first() {
+            Some(r) if r.error_code == 0 => {}
+            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
+            None => return Err(MetadataError::InvalidTopic("empty IncrementalAlterConfigs answer".into())),
+        }
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// Waits (on a handler thread) until `done`, up to the cluster request timeout.
+    fn wait_until(&self, done: impl Fn() -> bool) -> bool {
+        let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
+        while !done() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Waits (on a handler thread) until the metadata publisher has added the topic `id`.
+    pub fn wait_for_topic(&self, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
+        let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
+        loop {
+            if let Some(meta) = self.metadata.topic_by_id(id) {
+                return Some(meta);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Grows a topic to `count` partitions (CreatePartitions): the new partitions' logs are made
     /// before the new count is persisted and visible, and removed again if that fails midway.
     /// The caller checks that `count` grows.
     pub fn add_partitions(&self, name: &str, count: i32) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.add_partitions_in_cluster(cluster, name, count, None, false);
+        }
         let mut made = Vec::new();
         let result = self.metadata.alter_topic(
             name,
@@ -153,6 +334,9 @@ impl Broker {
     /// validated) and applies them to its partition logs at once: retention, segment size,
     /// max message bytes, cleanup policy and the rest take effect live.
     pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.set_topic_configs_in_cluster(cluster, name, configs);
+        }
         let log_config = self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let settings = self.config.topic_settings(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let meta = self.metadata.alter_topic(name, |old| Ok(TopicMeta { configs: configs.clone(), settings, ..old.clone() }), |_, _| Ok(()))?;
@@ -242,6 +426,9 @@ impl Broker {
     /// On a full disk the metadata cannot be rewritten until space is freed, so the logs go first
     /// there: deleting a topic is how an operator frees space through the admin API.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, MetadataError> {
+        if let Some(cluster) = &self.cluster {
+            return self.delete_topic_in_cluster(cluster, name);
+        }
         let meta = match self.metadata.delete_topic(name) {
             Err(MetadataError::Io(e)) if crate::storage::io::is_out_of_space(&e) => {
                 let meta = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -306,6 +493,9 @@ impl Broker {
     /// Whole batches of an internal topic's partition from `offset` up to the high watermark.
     fn read_internal(&self, topic: &str, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         let tp = TopicPartition::new(topic.to_string(), partition);
+        if self.cluster.is_some() {
+            return self.replicas.read_to_log_end(&tp, offset, 1 << 20).map_err(log_error);
+        }
         let offsets = self.replicas.offsets(&tp).map_err(log_error)?;
         let from = offset.max(offsets.log_start_offset);
         if from >= offsets.high_watermark {
@@ -322,8 +512,50 @@ impl Broker {
     pub fn coordinator_partition_offline(&self, topic: &str, key: &str) -> bool {
         let Some(meta) = self.metadata.topic(topic) else { return false };
         let tp = TopicPartition::new(topic.to_string(), crate::records::internal::partition_for(key, meta.partitions));
-        let led_elsewhere = self.replicas.partition(&tp).is_some_and(|p| !p.lock().is_leader());
+        let led_elsewhere = match self.replicas.partition(&tp) {
+            Some(p) => !p.lock().is_leader(),
+            // In a cluster, a partition without a replica here is led by another broker.
+            None => self.cluster.is_some(),
+        };
         led_elsewhere || self.replicas.logs().offline_error(&tp).is_some()
+    }
+
+    /// The brokers clients are told of (Metadata, DescribeCluster): in a cluster every
+    /// registered, unfenced broker at its client listener; on a single node, this one.
+    pub fn live_brokers(&self) -> Vec<BrokerInfo> {
+        let Some(cluster) = &self.cluster else {
+            return vec![BrokerInfo { id: self.config.node_id, host: self.advertised.host.clone(), port: self.advertised.port, rack: None }];
+        };
+        let image = cluster.image();
+        image
+            .brokers()
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| self.client_endpoint(b).map(|(host, port)| BrokerInfo { id: b.id, host, port, rack: b.rack.clone() }))
+            .collect()
+    }
+
+    /// Where clients reach broker `id`, from its registration (cluster) or this node's address.
+    pub fn broker_endpoint(&self, id: i32) -> Option<(String, u16)> {
+        match &self.cluster {
+            None => (id == self.config.node_id).then(|| (self.advertised.host.clone(), self.advertised.port)),
+            Some(cluster) => cluster.image().broker(id).and_then(|b| self.client_endpoint(b)),
+        }
+    }
+
+    fn client_endpoint(&self, b: &crate::metadata::BrokerRegistration) -> Option<(String, u16)> {
+        let name = self.config.topology.client_listener().map(|l| l.name.as_str());
+        let e = b.end_points.iter().find(|e| Some(e.name.as_str()) == name).or(b.end_points.first())?;
+        Some((e.host.clone(), e.port))
+    }
+
+    /// The partition's leader, epochs, replicas and ISR as the cluster's metadata has them
+    /// (`None` on a single node, or for an unknown partition).
+    pub fn cluster_partition(&self, topic: &str, partition: i32) -> Option<partition::LeaderAndIsr> {
+        let image = self.cluster.as_ref()?.image();
+        let t = image.topic_by_name(topic)?;
+        let p = t.partitions.get(&partition)?;
+        Some(partition::LeaderAndIsr { leader: p.leader, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, replicas: p.replicas.clone(), isr: p.isr.clone() })
     }
 
     /// Whether a topic-partition exists (AddPartitionsToTxn refuses unknown ones; a marker for
@@ -358,11 +590,46 @@ fn log_error(e: replica_manager::ReplicaError) -> LogError {
     }
 }
 
+/// How long a coordinator's write waits for the ISR in a cluster (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const INTERNAL_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Broker {
+    /// A coordinator's write to its internal partition. In a cluster it is acknowledged only
+    /// once the partition's ISR has it (Kafka's coordinators write with acks=all), so a new
+    /// leader's coordinator loads every write that was answered; a partition led elsewhere is
+    /// NOT_COORDINATOR, an ISR that does not copy it in time COORDINATOR_NOT_AVAILABLE.
+    fn append_internal(&self, tp: &TopicPartition, batch: &Bytes) -> Result<(), LogError> {
+        if self.cluster.is_some() && !self.replicas.partition(tp).is_some_and(|p| p.lock().is_leader()) {
+            return Err(LogError::NotLeader(format!("{tp} is led by another broker")));
+        }
+        let appended = self.replicas.append(tp, batch).map_err(log_error)?;
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        let published = self.replicas.published(tp).ok_or_else(|| LogError::NotLeader(format!("{tp} is no longer here")))?;
+        let min_isr = self.metadata.topic(&tp.topic).map_or(1, |t| t.settings.min_insync_replicas);
+        let replicas = self.replicas.clone();
+        let (tp2, acked_at) = (tp.clone(), appended.acked_at);
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let waited = cluster.wait_on(async move {
+            let deadline = tokio::time::Instant::now() + INTERNAL_WRITE_TIMEOUT;
+            replicas.wait_for_replicas(&tp2, &published, acked_at, min_isr, deadline).await
+        });
+        match waited {
+            Some(Ok(())) => Ok(()),
+            Some(Err(replica_manager::AckError::NotLeader)) => Err(LogError::NotLeader(format!("{tp} stopped being led here"))),
+            Some(Err(e)) => Err(LogError::TopicUnavailable(e.to_string())),
+            None => Err(LogError::Other("no runtime to wait for the replicas on".into())),
+        }
+    }
+}
+
 impl GroupLog for Broker {
     fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_offsets_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
+        self.append_internal(&tp, &batch)
     }
 
     fn group_partitions(&self) -> Option<i32> {
@@ -378,7 +645,7 @@ impl TxnLog for Broker {
     fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_txn_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
+        self.append_internal(&tp, &batch)
     }
 
     fn txn_partitions(&self) -> Option<i32> {
@@ -398,6 +665,20 @@ impl TxnLog for Broker {
         if !self.partition_exists(tp) {
             return Err(MarkerError::UnknownPartition);
         }
+        if let Some(cluster) = &self.cluster
+            && !self.replicas.partition(tp).is_some_and(|p| p.lock().is_leader())
+        {
+            return self.forward_marker(cluster, tp, producer_id, epoch, commit);
+        }
+        self.append_local_marker(tp, producer_id, epoch, commit)
+    }
+}
+
+impl Broker {
+    /// Appends a transaction marker to a partition led here (the coordinator's own, or one a
+    /// coordinator elsewhere sent with WriteTxnMarkers), and completes the offsets a transaction
+    /// committed when the partition is one of `__consumer_offsets`.
+    pub fn append_local_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
         let control = if commit { ControlType::Commit } else { ControlType::Abort };
         match self.replicas.append_marker(tp, producer_id, epoch, Marker { control, coordinator_epoch: 0 }) {
             Ok(_) => {}
@@ -408,6 +689,83 @@ impl TxnLog for Broker {
             self.groups.complete_txn(self, tp.partition, producer_id, commit);
         }
         Ok(())
+    }
+
+    /// Whether `tp` is in the producer's open transaction, as the partition leader checks before a
+    /// transactional append (Kafka's partition verification). In a cluster whose transaction
+    /// coordinator for `id` is another broker, it is asked with AddPartitionsToTxn (verify_only).
+    pub fn verify_txn_produce(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), crate::txn::TxnError> {
+        use crate::txn::TxnError;
+        let Some(cluster) = &self.cluster else { return self.txns.verify_produce(id, producer_id, epoch, tp) };
+        if !self.coordinator_partition_offline(TRANSACTION_STATE_TOPIC, id) {
+            return self.txns.verify_produce(id, producer_id, epoch, tp);
+        }
+        use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
+        use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TransactionalId};
+        use kafka_protocol::protocol::StrBytes;
+        let meta = self.metadata.topic(TRANSACTION_STATE_TOPIC).ok_or(TxnError::InvalidTxnState)?;
+        let partition = crate::records::internal::partition_for(id, meta.partitions);
+        let leader = self.cluster_partition(TRANSACTION_STATE_TOPIC, partition).map_or(partition::NO_LEADER, |s| s.leader);
+        let addr = (leader >= 0).then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref())).flatten().ok_or(TxnError::InvalidTxnState)?;
+        let txn = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default().with_name(topic_name(&tp.topic)).with_partitions(vec![tp.partition])]);
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
+        let client_id = format!("broker-{}-txn-verifier", self.config.node_id);
+        let response = match cluster.send_to_broker(addr, client_id, request) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transaction coordinator not reached to verify a produce");
+                return Err(TxnError::InvalidTxnState);
+            }
+            None => return Err(TxnError::InvalidTxnState),
+        };
+        let code = response
+            .results_by_transaction
+            .first()
+            .and_then(|t| t.topic_results.first())
+            .and_then(|t| t.results_by_partition.first())
+            .map_or(response.error_code, |p| p.partition_error_code);
+        match code {
+            0 => Ok(()),
+            47 | 90 => Err(TxnError::ProducerFenced),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    /// A marker for a partition another broker leads: sent to it with WriteTxnMarkers (Kafka's
+    /// TransactionMarkerChannelManager), this handler thread waiting for the answer. A refusal
+    /// or no answer leaves the transaction in Prepare and the coordinator's timer retries.
+    fn forward_marker(&self, cluster: &Arc<cluster::ClusterState>, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
+        use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+        use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+        let leader = self.cluster_partition(&tp.topic, tp.partition).map_or(partition::NO_LEADER, |s| s.leader);
+        let addr = (leader >= 0)
+            .then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref()))
+            .flatten()
+            .ok_or_else(|| MarkerError::Failed(format!("{tp} has no reachable leader")))?;
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(commit)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(tp.topic.clone())))
+                .with_partition_indexes(vec![tp.partition])]);
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let client_id = format!("broker-{}-txn-marker-sender", self.config.node_id);
+        let response = cluster
+            .send_to_broker(addr, client_id, request)
+            .ok_or_else(|| MarkerError::Failed("marker request dropped".into()))?
+            .map_err(MarkerError::Failed)?;
+        let code = response.markers.first().and_then(|m| m.topics.first()).and_then(|t| t.partitions.first()).map_or(-1, |p| p.error_code);
+        match code {
+            0 => Ok(()),
+            3 => Err(MarkerError::UnknownPartition),
+            code => Err(MarkerError::Failed(format!("the leader of {tp} answered error {code}"))),
+        }
     }
 }
 
@@ -422,11 +780,19 @@ pub struct Loaded {
     scram: scram::ScramStore,
     features: features::FeatureStore,
     group_configs: metadata::GroupConfigOverrides,
+    cluster: Option<Arc<cluster::ClusterState>>,
 }
 
 impl Loaded {
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// This broker belongs to a metadata quorum: its partitions' leaders and replicas come from
+    /// the cluster's metadata (until then none of them is led here).
+    pub fn join_cluster(&mut self, state: Arc<cluster::ClusterState>) {
+        self.replicas.await_metadata();
+        self.cluster = Some(state);
     }
 }
 
@@ -436,8 +802,12 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
     let first_dir = config.log_dirs[0].clone();
-    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id)?;
-    adopt::adopt_kafka_log_dirs(&config)?;
+    let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
+    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id, derived)?;
+    // A single node adopts a log dir Kafka left; in a cluster the topics come from the quorum.
+    if config.topology.quorum.is_none() {
+        adopt::adopt_kafka_log_dirs(&config)?;
+    }
     let metadata = MetadataStore::open(&first_dir)?;
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
@@ -478,6 +848,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
             let tp = TopicPartition::new(topic.name.clone(), p);
             match replicas.logs().get(&tp) {
                 Some(_) => replicas.logs().update_config(&tp, log_config.clone())?,
+                // In a cluster only replicas have logs; the metadata log says which.
+                None if config.topology.quorum.is_some() => {}
                 None => {
                     tracing::warn!(partition = %tp, "log missing for a known partition; creating it empty");
                     replicas.create_partition(&tp, log_config.clone())?;
@@ -492,14 +864,14 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs })
+    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster: None })
 }
 
 impl Broker {
     /// Puts a loaded broker together, answering as `advertised`, and replays the coordinators'
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, advertised: Endpoint, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
-        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs } = loaded;
+        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -527,7 +899,7 @@ impl Broker {
             cluster_id,
             advertised,
             metadata,
-            replicas,
+            replicas: Arc::new(replicas),
             io_pool,
             producer_ids,
             groups: GroupCoordinator::new(group_config),
@@ -535,11 +907,16 @@ impl Broker {
             scram,
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),
+            cluster,
             group_configs_write: std::sync::Mutex::new(()),
             shutdown,
         });
         for (group, configs) in group_configs {
             broker.groups.set_group_configs(&group, configs);
+        }
+        if broker.cluster.is_some() {
+            // In a cluster each coordinator partition is loaded when this broker comes to lead it.
+            return Ok(broker);
         }
         // Committed offsets must be back before the first OffsetFetch is answered.
         let loaded = std::time::Instant::now();

@@ -72,6 +72,13 @@ impl ReplicationState {
         ReplicationState { local, state, followers: BTreeMap::new() }
     }
 
+    /// A replica in a cluster before the metadata named its leader: led by no one, at no epoch,
+    /// so whatever the metadata says next is newer.
+    pub fn awaiting_metadata(local: i32) -> Self {
+        let state = LeaderAndIsr { leader: NO_LEADER, leader_epoch: -1, partition_epoch: -1, replicas: vec![], isr: vec![] };
+        ReplicationState { local, state, followers: BTreeMap::new() }
+    }
+
     pub fn state(&self) -> &LeaderAndIsr {
         &self.state
     }

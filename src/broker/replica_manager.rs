@@ -100,6 +100,8 @@ pub struct ReplicaManager {
     local_node: i32,
     /// Each partition's replication state (leader, epochs, ISR), one per log.
     partitions: std::sync::RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// In a metadata quorum: new partitions wait for the metadata to name their leader.
+    clustered: std::sync::atomic::AtomicBool,
 }
 
 /// An acks=all append in durable mode that still has to be fdatasynced before it is answered.
@@ -128,6 +130,16 @@ impl ReplicaManager {
             background_syncs: Arc::default(),
             local_node,
             partitions: std::sync::RwLock::new(partitions),
+            clustered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A broker in a metadata quorum: no partition is led here until the cluster's metadata
+    /// says so (every partition, and every one made later, waits for its leader and replicas).
+    pub fn await_metadata(&self) {
+        self.clustered.store(true, std::sync::atomic::Ordering::Release);
+        for p in self.partitions.read().unwrap_or_else(|e| e.into_inner()).values() {
+            *p.lock() = ReplicationState::awaiting_metadata(self.local_node);
         }
     }
 
@@ -275,6 +287,25 @@ impl ReplicaManager {
     }
 
     /// The replication state of a partition this broker holds a replica of. Memory only.
+    /// The partitions led here whose ISR holds a follower behind for longer than `lag_max_ms`
+    /// (`replica.lag.time.max.ms`), with the ISR they should shrink to.
+    pub fn isr_shrinks(&self, now_ms: i64, lag_max_ms: i64) -> Vec<(TopicPartition, Vec<i32>)> {
+        let partitions: Vec<(TopicPartition, Arc<Partition>)> =
+            self.partitions.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(tp, p)| (tp.clone(), p.clone())).collect();
+        let mut out = Vec::new();
+        for (tp, partition) in partitions {
+            if !partition.lock().is_leader() {
+                continue;
+            }
+            let Some(log) = self.logs.get(&tp) else { continue };
+            let end = log.lock().unwrap_or_else(|e| e.into_inner()).log_end_offset();
+            if let Some(isr) = partition.lock().isr_to_shrink(end, now_ms, lag_max_ms) {
+                out.push((tp, isr));
+            }
+        }
+        out
+    }
+
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(tp).cloned()
     }
@@ -488,6 +519,25 @@ impl ReplicaManager {
         Ok((read.offsets, data))
     }
 
+    /// Whole batches from `fetch_offset` up to the log end (not the high watermark): what a
+    /// coordinator taking over an internal partition in a cluster replays, as Kafka's loader
+    /// reads its log to the end.
+    pub fn read_to_log_end(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize) -> Result<Bytes, ReplicaError> {
+        let log = self.log(tp)?;
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let end = log.log_end_offset();
+        let from = fetch_offset.max(log.log_start_offset());
+        if from >= end {
+            return Ok(Bytes::new());
+        }
+        let located = log.read_range(from, max_bytes, end).map_err(|e| self.read_failed(tp, "read", e))?;
+        drop(log);
+        match located.records {
+            Some(r) => r.read_bytes().map_err(|e| self.read_failed(tp, "read", e.into())),
+            None => Ok(Bytes::new()),
+        }
+    }
+
     /// Locates whole batches from `fetch_offset`, below the high watermark (below the last
     /// stable offset for `read_committed`, with the aborted transactions of the range), without
     /// reading them (Fetch sends them file-to-socket). With `min_one` the first batch is
@@ -567,7 +617,12 @@ impl ReplicaManager {
     pub fn create_partition(&self, tp: &TopicPartition, config: LogConfig) -> Result<(), StorageError> {
         let log = self.logs.create_log(tp, config)?;
         let epoch = log.lock().unwrap_or_else(|e| e.into_inner()).leader_epoch();
-        let partition = Arc::new(Partition::new(ReplicationState::single_node(self.local_node, epoch)));
+        let state = if self.clustered.load(std::sync::atomic::Ordering::Acquire) {
+            ReplicationState::awaiting_metadata(self.local_node)
+        } else {
+            ReplicationState::single_node(self.local_node, epoch)
+        };
+        let partition = Arc::new(Partition::new(state));
         self.partitions.write().unwrap_or_else(|e| e.into_inner()).insert(tp.clone(), partition);
         Ok(())
     }

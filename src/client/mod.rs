@@ -68,6 +68,8 @@ pub enum ClientError {
     Encode { addr: SocketAddr, reason: String },
     #[error("decoding a response from {addr}: {reason}")]
     Decode { addr: SocketAddr, reason: String },
+    #[error("cannot resolve {0}")]
+    Resolve(String),
     #[error("ApiVersions to {addr} answered error {code}")]
     Handshake { addr: SocketAddr, code: i16 },
 }

@@ -1171,6 +1171,24 @@ impl GroupCoordinator {
     /// a partition whose batches cannot be read is logged and the others are still loaded.
     /// Meant for startup, before requests: the groups read replace those in memory.
     pub fn load(&self, log: &dyn GroupLog) -> Result<usize, String> {
+        self.load_from(log, None)
+    }
+
+    /// In a cluster: this broker now leads `partition` of `__consumer_offsets`, so its groups
+    /// are read from the log (to its end) and replace whatever the shard held.
+    pub fn load_partition(&self, log: &dyn GroupLog, partition: i32) -> Result<usize, String> {
+        self.load_from(log, Some(partition))
+    }
+
+    /// This broker no longer leads `partition`: its groups are forgotten here (the new leader
+    /// loads them from its log).
+    pub fn unload_partition(&self, partitions: i32, partition: i32) {
+        if let Some(mut shard) = self.groups.view(partitions).lock(partition) {
+            shard.clear();
+        }
+    }
+
+    fn load_from(&self, log: &dyn GroupLog, only: Option<i32>) -> Result<usize, String> {
         let Some(partitions) = log.group_partitions() else { return Ok(0) };
         let now = self.now();
         // Assembled aside, then each group goes to its shard.
@@ -1180,7 +1198,7 @@ impl GroupCoordinator {
         // whatever their order; `raw` keeps the bytes last written for each key.
         let mut consumer: HashMap<String, StoredConsumerGroup> = HashMap::new();
         let mut raw: HashMap<String, BTreeMap<GroupKey, Bytes>> = HashMap::new();
-        for p in 0..partitions {
+        for p in (0..partitions).filter(|p| only.is_none_or(|o| o == *p)) {
             let mut offset = 0;
             let mut pending = offsets::PendingTxnRecords::new();
             loop {
@@ -1275,6 +1293,11 @@ impl GroupCoordinator {
             }
         }
         let shards = self.groups.view(partitions);
+        if let Some(p) = only
+            && let Some(mut shard) = shards.lock(p)
+        {
+            shard.clear();
+        }
         for (id, e) in groups {
             shards.lock_id(&id).insert(id, e);
         }

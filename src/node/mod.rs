@@ -12,6 +12,9 @@ use tokio::task::JoinHandle;
 use crate::broker::{self, Broker};
 use crate::config::Config;
 
+pub mod cluster;
+pub mod controller_listener;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -22,6 +25,16 @@ pub enum StartError {
     LoadPanicked,
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("metadata quorum: {0}")]
+    Raft(#[from] crate::raft::StartError),
+}
+
+/// What a node in a metadata quorum runs besides the broker.
+struct QuorumParts {
+    state: Arc<broker::cluster::ClusterState>,
+    raft: Arc<crate::raft::RaftNode>,
+    service: Arc<cluster::ControllerService>,
+    controller_addr: SocketAddr,
 }
 
 /// A started node: its bound address and the handles needed to stop it.
@@ -31,6 +44,7 @@ pub struct RunningNode {
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
+    quorum: Option<QuorumParts>,
 }
 
 /// Opens storage and metadata on the storage backend `io.backend` names, binds the listener and
@@ -44,23 +58,38 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
 /// As [`start`], on a storage backend chosen by the caller (fault-injection tests).
 pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningNode, StartError> {
-    if config.topology.quorum.is_some() {
-        // Refused rather than started as a single node that ignores its quorum.
-        return Err(StartError::Unsupported("controller.quorum.voters: a node in a metadata quorum cannot start yet (the cluster is being wired in; run without a quorum for a single node)"));
+    if config.topology.quorum.is_some() && !(config.topology.roles.broker && config.topology.roles.controller) {
+        // Refused rather than started half-working: a broker-only node would need the metadata
+        // fetched from the quorum, a controller-only node nothing to lead.
+        return Err(StartError::Unsupported("process.roles: a node in a metadata quorum must be both broker and controller for now"));
     }
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Recovery reads and fsyncs the logs: off the async workers.
-    let loaded = match tokio::task::spawn_blocking(move || broker::load(config, backend)).await {
+    let mut loaded = match tokio::task::spawn_blocking(move || broker::load(config, backend)).await {
         Ok(loaded) => loaded?,
         Err(_) => return Err(StartError::LoadPanicked),
+    };
+    let quorum = match loaded.config().topology.quorum.clone() {
+        Some(q) => {
+            let parts = start_quorum(loaded.config(), &q, shutdown_rx.clone()).await?;
+            loaded.join_cluster(parts.state.clone());
+            Some(parts)
+        }
+        None => None,
     };
     let config = loaded.config();
     let bind_error = |source| StartError::Bind { addr: config.bind_addr(), source };
     let listener = crate::server::listener::bind(config).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     let advertised = config.advertised_endpoint(local_addr);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let broker = Broker::assemble(loaded, advertised, shutdown_rx).await?;
-    let tasks = broker::spawn_background_tasks(&broker);
+    let broker = Broker::assemble(loaded, advertised, shutdown_rx.clone()).await?;
+    let mut tasks = broker::spawn_background_tasks(&broker);
+    if let Some(q) = &quorum {
+        tasks.push(tokio::spawn(broker::publisher::run(broker.clone(), q.state.clone())));
+        tasks.push(tokio::spawn(broker::lifecycle::run(broker.clone(), q.state.clone())));
+        tasks.push(tokio::spawn(q.service.clone().run_fencing(shutdown_rx.clone())));
+        tasks.push(tokio::spawn(broker::isr::run_shrinker(broker.clone())));
+    }
     let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
     tracing::info!(
         addr = %local_addr,
@@ -69,14 +98,58 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         node_id = broker.config.node_id,
         "Fjord is serving"
     );
-    Ok(RunningNode { broker, local_addr, shutdown_tx, tasks, server })
+    Ok(RunningNode { broker, local_addr, shutdown_tx, tasks, server, quorum })
+}
+
+/// Starts this node's Raft voter with the metadata image as its state machine, and serves the
+/// controller listener (voter RPCs, brokers' registrations and heartbeats).
+async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
+    let voters: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, format!("{}:{}", e.host, e.port))).collect();
+    let raft_cell: Arc<std::sync::OnceLock<Arc<crate::raft::RaftNode>>> = Arc::default();
+    let hint = raft_cell.clone();
+    let leader_hint = Box::new(move || hint.get().and_then(|r| r.leader()).map(|(id, _)| id as i32));
+    let client = crate::client::ClientConfig {
+        request_timeout: Duration::from_millis(config.long("controller.quorum.request.timeout.ms").unwrap_or(2000).max(100) as u64),
+        ..crate::client::ClientConfig::new(format!("broker-{}-to-controller", config.node_id))
+    };
+    let channel = broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client);
+    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel));
+    let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
+    let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&config.log_dirs[0]));
+    raft_config.election_timeout_ms = config.long("controller.quorum.election.timeout.ms").unwrap_or(1000).max(1) as u64;
+    raft_config.fetch_timeout_ms = config.long("controller.quorum.fetch.timeout.ms").unwrap_or(2000).max(2) as u64;
+    let controller_listener = config.topology.controller_listener().ok_or(StartError::Unsupported("controller.listener.names: no controller listener"))?;
+    let bind = format!("{}:{}", controller_listener.endpoint.host, controller_listener.endpoint.port);
+    let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
+    let controller_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
+    let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
+    let raft = Arc::new(crate::raft::RaftNode::start(raft_config, machine).await?);
+    let _ = raft_cell.set(raft.clone());
+    let controller_config = crate::controller::ControllerConfig {
+        broker_session_timeout_ms: config.long("broker.session.timeout.ms").unwrap_or(9000).max(1) as u64,
+        unclean_leader_election_enable: config.value("unclean.leader.election.enable").is_some_and(|v| v == "true"),
+        num_partitions: config.num_partitions,
+        default_replication_factor: config.default_replication_factor,
+    };
+    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config));
+    tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, stop));
+    tracing::info!(addr = %controller_addr, voters = ?voters, "controller listener serving the metadata quorum");
+    Ok(QuorumParts { state, raft, service, controller_addr })
 }
 
 impl RunningNode {
+    /// Where the controller listener of a node in a quorum is bound.
+    pub fn controller_addr(&self) -> Option<SocketAddr> {
+        self.quorum.as_ref().map(|q| q.controller_addr)
+    }
+
     /// Stops accepting, lets in-flight requests finish within shutdown.timeout.ms, then flushes
     /// and closes every log (writing the clean-shutdown marker).
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
+        if let Some(q) = &self.quorum {
+            broker::lifecycle::controlled_shutdown(&self.broker, &q.state, Duration::from_millis(self.broker.config.shutdown_timeout_ms.min(5000))).await;
+        }
         let _ = self.shutdown_tx.send(true);
         self.broker.fetchers.stop();
         let deadline = Duration::from_millis(self.broker.config.shutdown_timeout_ms);
@@ -85,6 +158,9 @@ impl RunningNode {
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(q) = &self.quorum {
+            q.raft.shutdown().await;
         }
         let broker = self.broker.clone();
         match tokio::task::spawn_blocking(move || broker.replicas.logs().close()).await {

@@ -38,6 +38,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
     (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
@@ -47,6 +48,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::UpdateFeatures, 0, 2),
 ];
+
+/// APIs served only by a node in a metadata quorum (a single node has no quorum to describe).
+pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeQuorum, 0, 2)];
+
+/// The APIs a node serves: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum.
+pub fn served_table(clustered: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
+    SUPPORTED.iter().chain(CLUSTER_ONLY.iter().filter(move |_| clustered))
+}
+
+/// [`is_served`] on a node in a quorum or not.
+pub fn is_served_on(key: ApiKey, version: i16, clustered: bool) -> bool {
+    is_served(key, version) || (clustered && CLUSTER_ONLY.iter().any(|(k, min, max)| *k == key && (*min..=*max).contains(&version)))
+}
 
 /// The lowest version actually served (what kafka-protocol can decode).
 pub fn served_min(key: ApiKey) -> i16 {

@@ -345,10 +345,28 @@ impl TransactionCoordinator {
     /// timeout. Returns the number of ids. Meant for startup, before requests: the ids read
     /// replace those in memory.
     pub fn load(&self, log: &dyn TxnLog) -> Result<usize, String> {
+        self.load_from(log, None)
+    }
+
+    /// In a cluster: this broker now leads `partition` of `__transaction_state`; its ids are
+    /// read from the log (to its end), replace the shard's, and transactions left in Prepare are
+    /// completed.
+    pub fn load_partition(&self, log: &dyn TxnLog, partition: i32) -> Result<usize, String> {
+        self.load_from(log, Some(partition))
+    }
+
+    /// This broker no longer leads `partition`: its ids are forgotten here.
+    pub fn unload_partition(&self, partitions: i32, partition: i32) {
+        if let Some(mut shard) = self.txns.view(partitions).lock(partition) {
+            shard.clear();
+        }
+    }
+
+    fn load_from(&self, log: &dyn TxnLog, only: Option<i32>) -> Result<usize, String> {
         let Some(partitions) = log.txn_partitions() else { return Ok(0) };
         // Assembled aside, then each id goes to its shard.
         let mut txns: HashMap<String, TxnMetadata> = HashMap::new();
-        for p in 0..partitions {
+        for p in (0..partitions).filter(|p| only.is_none_or(|o| o == *p)) {
             let mut offset = 0;
             let mut pending = internal::PendingTxnRecords::new();
             loop {
@@ -383,6 +401,11 @@ impl TransactionCoordinator {
         }
         let ids = txns.len();
         let shards = self.txns.view(partitions);
+        if let Some(p) = only
+            && let Some(mut shard) = shards.lock(p)
+        {
+            shard.clear();
+        }
         let mut unfinished: Vec<(String, TxnMetadata)> = Vec::new();
         for (id, m) in txns {
             if matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {

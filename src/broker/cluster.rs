@@ -1,0 +1,218 @@
+//! What a broker in a metadata quorum knows of the cluster: the latest metadata image this node
+//! has applied (shared with the Raft state machine that applies it, which lives in `node`), its
+//! own registration, and the channel to the active controller. A single node without a quorum
+//! has none of this (`Broker::cluster` is `None`) and answers from its own metadata as before.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::Request;
+use tokio::sync::{Mutex, watch};
+
+use crate::client::{BrokerClient, ClientConfig, ClientError};
+use crate::metadata::MetadataImage;
+
+/// The image this node applied last and its log offset; watchers wake on every change.
+pub struct ClusterState {
+    pub node_id: i32,
+    image: RwLock<Arc<MetadataImage>>,
+    applied: watch::Sender<u64>,
+    /// This broker's epoch from its latest registration (-1 before it registered).
+    broker_epoch: AtomicI64,
+    pub controllers: ControllerChannel,
+    /// Partitions with an AlterPartition in flight.
+    pub pending_isr: super::isr::PendingIsr,
+    /// The runtime that carries this node's network calls, for request handler threads that
+    /// must wait for one.
+    pub runtime: tokio::runtime::Handle,
+    /// Connections to other brokers (transaction markers), by address.
+    peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
+}
+
+impl ClusterState {
+    pub fn new(node_id: i32, controllers: ControllerChannel) -> ClusterState {
+        ClusterState {
+            node_id,
+            image: RwLock::new(Arc::new(MetadataImage::new())),
+            applied: watch::channel(0).0,
+            broker_epoch: AtomicI64::new(-1),
+            controllers,
+            pending_isr: Default::default(),
+            runtime: tokio::runtime::Handle::current(),
+            peers: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The state machine's hand-over: `image` is the state after the entry at `offset`.
+    pub fn publish(&self, image: Arc<MetadataImage>, offset: u64) {
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
+        self.applied.send_replace(offset);
+    }
+
+    /// The offset of the last applied metadata entry (a heartbeat's current metadata offset).
+    pub fn applied_offset(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Waits until this node has applied `offset`, up to `timeout`; whether it did.
+    pub async fn wait_for_offset(&self, offset: u64, timeout: Duration) -> bool {
+        let mut rx = self.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= offset)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.broker_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// A connection to the broker at `addr`, made when there is none or the last one broke.
+    pub async fn peer(&self, addr: std::net::SocketAddr, client_id: &str) -> Result<Arc<BrokerClient>, ClientError> {
+        let mut peers = self.peers.lock().await;
+        if let Some(c) = peers.get(&addr)
+            && !c.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let client = Arc::new(BrokerClient::connect(addr, ClientConfig::new(client_id)).await?);
+        peers.insert(addr, client.clone());
+        Ok(client)
+    }
+
+    /// Runs `f` on the node's runtime and waits for it on this (request handler) thread, which
+    /// must not be a runtime worker.
+    pub fn wait_on<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().ok()
+    }
+
+    /// `request` to the broker at `addr`, waited for on this (request handler) thread.
+    pub fn send_to_broker<R: Request + Send + Sync + 'static>(self: &Arc<Self>, addr: std::net::SocketAddr, client_id: String, request: R) -> Option<Result<R::Response, String>>
+    where
+        R::Response: Send,
+    {
+        let c = self.clone();
+        self.wait_on(async move {
+            match c.peer(addr, &client_id).await {
+                Ok(client) => client.send(&request).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker
+    /// listener), else its first.
+    pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let image = self.image();
+        let registration = image.broker(id)?;
+        let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
+        (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()
+    }
+
+    /// `request` at the active controller, found again while a voter answers NOT_CONTROLLER
+    /// (`not_controller` reads that from the response) or none answers, until `timeout`.
+    pub async fn to_controller<R: Request>(&self, request: &R, not_controller: impl Fn(&R::Response) -> bool, timeout: Duration) -> Result<R::Response, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no controller answered");
+        while tokio::time::Instant::now() < deadline {
+            match self.controllers.send(request).await {
+                Ok(r) if not_controller(&r) => {
+                    self.controllers.not_controller().await;
+                    last = "no active controller".into();
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(CONTROLLER_RETRY).await;
+        }
+        Err(last)
+    }
+
+    /// CreateTopics at the active controller.
+    pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
+        self.to_controller(request, |r: &CreateTopicsResponse| r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER), timeout).await
+    }
+}
+
+/// Kafka's NOT_CONTROLLER.
+pub const NOT_CONTROLLER: i16 = 41;
+/// How long a request waits before trying the controller again.
+const CONTROLLER_RETRY: Duration = Duration::from_millis(100);
+
+/// Requests from this broker to the active controller (registration, heartbeats, AlterPartition,
+/// forwarded CreateTopics): one connection to the voter believed active, replaced when it breaks
+/// or answers NOT_CONTROLLER (the caller then calls [`ControllerChannel::not_controller`]).
+pub struct ControllerChannel {
+    voters: BTreeMap<i32, String>,
+    /// Who the local Raft node believes leads the quorum, when this node is a voter.
+    leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>,
+    config: ClientConfig,
+    current: Mutex<Option<(i32, Arc<BrokerClient>)>>,
+    /// The voter tried last when no leader is known (round robin).
+    next_guess: std::sync::atomic::AtomicUsize,
+}
+
+impl ControllerChannel {
+    pub fn new(voters: BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, config: ClientConfig) -> ControllerChannel {
+        ControllerChannel { voters, leader_hint, config, current: Mutex::new(None), next_guess: Default::default() }
+    }
+
+    /// Sends `request` to the voter believed active and returns its answer (which may still say
+    /// NOT_CONTROLLER: see [`ControllerChannel::not_controller`]).
+    pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
+        let client = self.client().await?;
+        let result = client.send(request).await;
+        if result.is_err() {
+            self.current.lock().await.take();
+        }
+        result
+    }
+
+    /// The voter asked last is not the active controller: the next request looks again.
+    pub async fn not_controller(&self) {
+        self.current.lock().await.take();
+    }
+
+    async fn client(&self) -> Result<Arc<BrokerClient>, ClientError> {
+        let mut current = self.current.lock().await;
+        let target = match (self.leader_hint)() {
+            Some(id) if self.voters.contains_key(&id) => id,
+            _ => {
+                let ids: Vec<i32> = self.voters.keys().copied().collect();
+                ids[self.next_guess.fetch_add(1, Ordering::Relaxed) % ids.len().max(1)]
+            }
+        };
+        if let Some((id, client)) = current.as_ref()
+            && *id == target
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        let hostport = &self.voters[&target];
+        let addr = tokio::net::lookup_host(hostport.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| ClientError::Resolve(hostport.clone()))?;
+        let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
+        *current = Some((target, client.clone()));
+        Ok(client)
+    }
+}

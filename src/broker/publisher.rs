@@ -1,0 +1,186 @@
+//! The metadata publisher of a broker in a quorum: each time the node applies metadata, the
+//! broker catches up with it — topics (names, ids, partition counts, configs) into the local
+//! topic table, then what this node must lead, follow or delete (`metadata::local_changes`):
+//! logs created, leader and follower states set, fetchers started and stopped. Kafka's
+//! BrokerMetadataPublisher / ReplicaManager.applyDelta. Runs on a request handler thread: it
+//! creates and deletes logs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::Broker;
+use super::cluster::ClusterState;
+use super::metadata::TopicMeta;
+use super::partition::{LeaderAndIsr, NO_LEADER};
+use crate::metadata::{ConfigResource, CoordinatorKind, MetadataImage, local_changes};
+use crate::types::TopicPartition;
+
+/// Follows the applied metadata until shutdown.
+pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
+    let mut applied = cluster.subscribe();
+    let mut stop = broker.shutdown_signal();
+    let mut published = Arc::new(MetadataImage::new());
+    loop {
+        let next = cluster.image();
+        if next.offset != published.offset {
+            let (b, prev, n) = (broker.clone(), published.clone(), next.clone());
+            broker.io_pool.run(move || publish(&b, &prev, &n)).await;
+            published = next;
+        }
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() { return },
+            _ = crate::raft::transport::stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Brings the broker from `prev` to `next`.
+pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage) {
+    sync_topics(broker, next);
+    let node = broker.config.node_id;
+    let changes = local_changes(prev, next, node);
+    if changes.is_empty() {
+        return;
+    }
+    let now = super::replica_manager::now_ms();
+    for d in &changes.deletes {
+        broker.fetchers.unfollow(&d.topic_partition);
+        match broker.replicas.delete_partition(&d.topic_partition) {
+            Ok(()) | Err(crate::storage::StorageError::UnknownPartition(_)) => {}
+            Err(e) => tracing::warn!(partition = %d.topic_partition, error = %e, "could not delete the replica's log"),
+        }
+    }
+    for l in &changes.leaders {
+        let tp = &l.topic_partition;
+        if !ensure_log(broker, tp) {
+            continue;
+        }
+        broker.fetchers.unfollow(tp);
+        // A coordinator partition's state is loaded before it is led: until then its groups and
+        // transactional ids answer NOT_COORDINATOR and clients look for the coordinator again.
+        if let Some(load) = changes.coordinators_to_load.iter().find(|c| c.partition == tp.partition && c.newly_elected && kind_topic(c.kind) == tp.topic) {
+            load_coordinator(broker, load.kind, load.partition);
+        }
+        let state = LeaderAndIsr { leader: node, leader_epoch: l.leader_epoch, partition_epoch: l.partition_epoch, replicas: l.replicas.clone(), isr: l.isr.clone() };
+        match broker.replicas.become_leader(tp, state, now) {
+            Ok(()) => tracing::info!(partition = %tp, epoch = l.leader_epoch, isr = ?l.isr, "leading"),
+            Err(e) => tracing::warn!(partition = %tp, error = %e, "could not become leader"),
+        }
+    }
+    for f in &changes.followers {
+        let tp = &f.topic_partition;
+        if !ensure_log(broker, tp) {
+            continue;
+        }
+        let isr = next.partition(f.topic_id, tp.partition).map(|p| p.isr.clone()).unwrap_or_default();
+        let state = LeaderAndIsr { leader: f.leader_id, leader_epoch: f.leader_epoch, partition_epoch: f.partition_epoch, replicas: f.replicas.clone(), isr };
+        if let Err(e) = broker.replicas.become_follower(tp, state) {
+            tracing::warn!(partition = %tp, error = %e, "could not become follower");
+            continue;
+        }
+        match (f.leader_id != NO_LEADER).then(|| leader_addr(broker, f.leader_id)).flatten() {
+            Some(addr) => {
+                broker.fetchers.follow(broker, tp.clone(), f.topic_id, f.leader_id, addr, f.leader_epoch);
+                tracing::info!(partition = %tp, leader = f.leader_id, epoch = f.leader_epoch, "following");
+            }
+            None => broker.fetchers.unfollow(tp),
+        }
+    }
+    for c in &changes.coordinators_to_unload {
+        let partitions = broker.metadata.topic(kind_topic(c.kind)).map_or(1, |t| t.partitions);
+        match c.kind {
+            CoordinatorKind::Group => broker.groups.unload_partition(partitions, c.partition),
+            CoordinatorKind::Transaction => broker.txns.unload_partition(partitions, c.partition),
+        }
+        tracing::info!(kind = ?c.kind, partition = c.partition, "coordinator state unloaded: another broker leads the partition");
+    }
+}
+
+fn kind_topic(kind: CoordinatorKind) -> &'static str {
+    match kind {
+        CoordinatorKind::Group => crate::group::OFFSETS_TOPIC,
+        CoordinatorKind::Transaction => crate::txn::TRANSACTION_STATE_TOPIC,
+    }
+}
+
+/// Replays one internal partition's coordinator state from the local log.
+fn load_coordinator(broker: &Arc<Broker>, kind: CoordinatorKind, partition: i32) {
+    let started = std::time::Instant::now();
+    let loaded = match kind {
+        CoordinatorKind::Group => broker.groups.load_partition(&**broker, partition),
+        CoordinatorKind::Transaction => broker.txns.load_partition(&**broker, partition),
+    };
+    match loaded {
+        Ok(n) => tracing::info!(kind = ?kind, partition, records = n, elapsed_ms = started.elapsed().as_millis() as u64, "coordinator state loaded"),
+        Err(e) => tracing::error!(kind = ?kind, partition, error = %e, "coordinator state could not be loaded"),
+    }
+}
+
+/// The topic table follows the image: topics made (with the image's ids), grown, reconfigured
+/// and removed. Logs are not touched here: only replicas have logs.
+fn sync_topics(broker: &Broker, next: &MetadataImage) {
+    for meta in broker.metadata.topics() {
+        if next.topic_by_id(meta.id).is_none() {
+            if let Err(e) = broker.metadata.delete_topic(&meta.name) {
+                tracing::warn!(topic = %meta.name, error = %e, "could not remove a deleted topic");
+            }
+        }
+    }
+    for topic in next.topics() {
+        let configs: BTreeMap<String, String> = next.configs(&ConfigResource::topic(topic.name.clone())).cloned().unwrap_or_default();
+        let partitions = topic.partitions.len() as i32;
+        let current = broker.metadata.topic_by_id(topic.id);
+        if current.as_ref().is_some_and(|m| m.partitions == partitions && m.configs == configs) {
+            continue;
+        }
+        let settings = match broker.config.topic_settings(&configs) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(topic = %topic.name, error = %e, "topic configs from the metadata log do not parse; broker defaults used");
+                broker.config.topic_settings(&BTreeMap::new()).unwrap_or_default()
+            }
+        };
+        let meta = TopicMeta { name: topic.name.clone(), id: topic.id, partitions, configs: configs.clone(), settings };
+        if let Err(e) = broker.metadata.put_topic(meta) {
+            tracing::warn!(topic = %topic.name, error = %e, "could not record a topic from the metadata log");
+            continue;
+        }
+        if current.is_some()
+            && let Ok(log_config) = broker.config.log_config(&configs)
+        {
+            for p in 0..partitions {
+                let tp = TopicPartition::new(topic.name.clone(), p);
+                if broker.replicas.logs().get(&tp).is_some() {
+                    let _ = broker.replicas.logs().update_config(&tp, log_config.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The replica's log exists (made empty with the topic's settings when new); false when it
+/// cannot be made (logged).
+fn ensure_log(broker: &Broker, tp: &TopicPartition) -> bool {
+    if broker.replicas.partition(tp).is_some() {
+        return true;
+    }
+    let configs = broker.metadata.topic(&tp.topic).map(|t| t.configs.clone()).unwrap_or_default();
+    let made = broker
+        .config
+        .log_config(&configs)
+        .map_err(|e| e.to_string())
+        .and_then(|c| broker.replicas.create_partition(tp, c).map_err(|e| e.to_string()));
+    match made {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(partition = %tp, error = %e, "could not create the replica's log");
+            false
+        }
+    }
+}
+
+/// Where followers reach `leader`: its endpoint on the inter-broker listener.
+fn leader_addr(broker: &Broker, leader: i32) -> Option<SocketAddr> {
+    broker.cluster.as_ref()?.broker_addr(leader, broker.config.topology.inter_broker_listener_name.as_deref())
+}

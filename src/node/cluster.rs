@@ -1,0 +1,144 @@
+//! A node in a metadata quorum: the Raft state machine that builds the metadata image, and the
+//! active controller that decides what goes into the log. The controller's decisions are the
+//! pure functions of `controller`; here they are serialized (one at a time, on the image that
+//! holds every decision before them), proposed to the quorum, and answered once applied.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::broker::cluster::ClusterState;
+use crate::controller::{Controller, ControllerConfig, ControllerError, ControllerResult};
+use crate::metadata::{MetadataImage, decode_records, encode_records};
+use crate::raft::{ApplyError, ProposeError, RaftNode, StateMachine};
+
+/// The metadata image as a Raft state machine: each committed entry is a batch of metadata
+/// records applied all or nothing; the image is handed to the broker ([`ClusterState::publish`]).
+pub struct ImageMachine {
+    state: Arc<ClusterState>,
+    current: Mutex<Arc<MetadataImage>>,
+}
+
+impl ImageMachine {
+    pub fn new(state: Arc<ClusterState>) -> ImageMachine {
+        ImageMachine { state, current: Mutex::new(Arc::new(MetadataImage::new())) }
+    }
+}
+
+impl StateMachine for ImageMachine {
+    fn apply(&self, index: u64, payload: &[u8]) -> Result<(), ApplyError> {
+        let records = decode_records(payload).map_err(|e| ApplyError::Rejected(e.to_string()))?;
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (**current).clone();
+        let applied = next.apply_batch(index, &records);
+        // The offset moves even past a refused batch (it changed nothing, on every node alike).
+        let next = Arc::new(next);
+        *current = next.clone();
+        self.state.publish(next, index);
+        applied.map_err(|e| {
+            tracing::warn!(index, error = %e, "metadata batch refused by the image");
+            ApplyError::Rejected(e.to_string())
+        })
+    }
+
+    fn snapshot(&self) -> (u64, Vec<u8>) {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        (current.offset, encode_records(&current.to_snapshot_records()))
+    }
+
+    fn install_snapshot(&self, last_index: u64, bytes: &[u8]) -> Result<(), ApplyError> {
+        let records = decode_records(bytes).map_err(|e| ApplyError::Fatal(format!("metadata snapshot: {e}")))?;
+        let image = MetadataImage::from_snapshot_records(last_index, &records).map_err(|e| ApplyError::Fatal(format!("metadata snapshot: {e}")))?;
+        let image = Arc::new(image);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = image.clone();
+        self.state.publish(image, last_index);
+        Ok(())
+    }
+}
+
+/// How long a new active controller waits for its log to be applied before it decides anything.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The active controller, when this voter leads the quorum.
+pub struct ControllerService {
+    pub raft: Arc<RaftNode>,
+    /// The controller listener's name (DescribeQuorum v2 lists the voters' endpoints under it).
+    pub listener_name: String,
+    state: Arc<ClusterState>,
+    config: ControllerConfig,
+    /// The controller's own state (heartbeats) and the Raft term it belongs to: a new term
+    /// starts it anew, as a new active controller starts every session anew.
+    inner: tokio::sync::Mutex<(u64, Controller)>,
+}
+
+impl ControllerService {
+    pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig) -> ControllerService {
+        let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
+        ControllerService { raft, listener_name, state, config, inner }
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.state.image()
+    }
+
+    /// Makes one decision on the image holding every decision before it, proposes its records
+    /// and returns its answer once they are applied here. NOT_CONTROLLER when this voter does
+    /// not lead the quorum.
+    pub async fn decide<T>(
+        &self,
+        f: impl FnOnce(&mut Controller, &MetadataImage, i64) -> Result<ControllerResult<T>, ControllerError>,
+    ) -> Result<T, ControllerError> {
+        let mut inner = self.inner.lock().await;
+        let status = self.raft.status();
+        if !status.is_leader {
+            return Err(ControllerError::NotController);
+        }
+        if inner.0 != status.leader_epoch {
+            inner.0 = status.leader_epoch;
+            inner.1 = Controller::new(self.config.clone());
+            tracing::info!(term = status.leader_epoch, "this node is the active controller");
+        }
+        let last = status.last_log_index.unwrap_or(0);
+        if !self.raft.wait_for_applied(last, CATCH_UP_TIMEOUT).await {
+            return Err(ControllerError::NotController);
+        }
+        let image = self.state.image();
+        // The offset the records will most likely get (a broker epoch is the offset of its
+        // registration record): the next index, decisions being made one at a time.
+        let next_offset = (last + 1) as i64;
+        let result = f(&mut inner.1, &image, next_offset)?;
+        if !result.records.is_empty() {
+            match self.raft.propose(encode_records(&result.records)).await {
+                Ok(_) => {}
+                Err(ProposeError::NotLeader { .. }) => return Err(ControllerError::NotController),
+                Err(e) => return Err(ControllerError::UnknownServerError(e.to_string())),
+            }
+        }
+        Ok(result.response)
+    }
+
+    /// Fences the brokers that stopped heartbeating, while this voter is active; until `stop`.
+    pub async fn run_fencing(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis((self.config.broker_session_timeout_ms / 8).clamp(50, 1000)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = crate::raft::transport::stopped(&mut stop) => return,
+            }
+            if !self.raft.is_leader() {
+                continue;
+            }
+            let now = crate::broker::replica_manager::now_ms() as u64;
+            let decided = tokio::select! {
+                d = self.decide(|c, image, _| Ok(c.fence_stale_brokers(image, now))) => d,
+                // A quorum that lost its majority would hold the proposal until its timeout.
+                _ = crate::raft::transport::stopped(&mut stop) => return,
+            };
+            match decided {
+                Ok(fenced) if !fenced.is_empty() => tracing::warn!(brokers = ?fenced, "fenced brokers whose session expired (broker.session.timeout.ms)"),
+                Ok(_) | Err(ControllerError::NotController) => {}
+                Err(e) => tracing::warn!(error = %e, "fencing stale brokers failed"),
+            }
+        }
+    }
+}

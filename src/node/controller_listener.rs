@@ -1,0 +1,513 @@
+//! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
+//! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
+//! BrokerRegistration, BrokerHeartbeat, AlterPartition, and the CreateTopics brokers forward —
+//! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
+//! per connection, requests answered in order; a malformed frame closes the connection.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::cluster::ControllerService;
+use crate::controller::{self, ControllerError};
+use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState};
+use crate::protocol::header::{decode_request_header, peek_prefix};
+use crate::raft::{FJORD_RAFT_API_KEY, transport};
+
+/// Accepts connections until `stop`; each is served by its own task.
+pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    let mut stopped = stop.clone();
+    loop {
+        tokio::select! {
+            _ = transport::stopped(&mut stopped) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let service = service.clone();
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = connection(stream, service, request_bytes_max, stop).await {
+                            tracing::debug!(%peer, error = %e, "controller connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn connection(mut stream: TcpStream, service: Arc<ControllerService>, request_bytes_max: usize, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let frame = tokio::select! {
+            _ = transport::stopped(&mut stop) => return Ok(()),
+            frame = transport::read_frame(&mut stream, request_bytes_max) => frame?,
+        };
+        let Some(frame) = frame else { return Ok(()) };
+        let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
+        let response = if prefix.api_key == FJORD_RAFT_API_KEY {
+            let (header, body) = transport::parse_request(&frame)?;
+            let body = service.raft.handle_rpc(Bytes::copy_from_slice(body)).await;
+            transport::encode_response_frame(header.correlation_id, &body)
+        } else {
+            handle_kafka(&service, Bytes::from(frame)).await?
+        };
+        stream.write_all(&response).await?;
+    }
+}
+
+/// The Kafka APIs served here, with the versions offered (ApiVersions on this listener).
+fn served() -> Vec<(ApiKey, i16, i16)> {
+    fn range<R: Request>(key: ApiKey) -> (ApiKey, i16, i16) {
+        (key, R::VERSIONS.min, R::VERSIONS.max)
+    }
+    vec![
+        (ApiKey::ApiVersions, 0, 3),
+        range::<BrokerRegistrationRequest>(ApiKey::BrokerRegistration),
+        range::<BrokerHeartbeatRequest>(ApiKey::BrokerHeartbeat),
+        range::<AlterPartitionRequest>(ApiKey::AlterPartition),
+        range::<CreateTopicsRequest>(ApiKey::CreateTopics),
+        range::<DeleteTopicsRequest>(ApiKey::DeleteTopics),
+        range::<CreatePartitionsRequest>(ApiKey::CreatePartitions),
+        range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
+        range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
+    ]
+}
+
+async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Result<Vec<u8>> {
+    let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
+    let key = ApiKey::try_from(prefix.api_key).map_err(|_| anyhow::anyhow!("unknown api key {}", prefix.api_key))?;
+    let version = prefix.api_version;
+    let Some(&(_, min, max)) = served().iter().find(|(k, _, _)| *k == key) else {
+        anyhow::bail!("{key:?} is not served on the controller listener");
+    };
+    if version < min || version > max {
+        if key == ApiKey::ApiVersions {
+            let resp = ApiVersionsResponse::default().with_error_code(35).with_api_keys(api_versions());
+            return encode(key, 0, prefix.correlation_id, &resp);
+        }
+        anyhow::bail!("{key:?} v{version} is not served on the controller listener");
+    }
+    let mut body = frame;
+    decode_request_header(key, version, &mut body)?;
+    let corr = prefix.correlation_id;
+    match key {
+        ApiKey::ApiVersions => {
+            ApiVersionsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &ApiVersionsResponse::default().with_api_keys(api_versions()))
+        }
+        ApiKey::BrokerRegistration => {
+            let req = BrokerRegistrationRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &broker_registration(service, req).await)
+        }
+        ApiKey::BrokerHeartbeat => {
+            let req = BrokerHeartbeatRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &broker_heartbeat(service, req).await)
+        }
+        ApiKey::AlterPartition => {
+            let req = AlterPartitionRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_partition(service, req).await)
+        }
+        ApiKey::CreateTopics => {
+            let req = CreateTopicsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_topics(service, req).await)
+        }
+        ApiKey::DeleteTopics => {
+            let req = DeleteTopicsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &delete_topics(service, req, version).await)
+        }
+        ApiKey::CreatePartitions => {
+            let req = CreatePartitionsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_partitions(service, req).await)
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = IncrementalAlterConfigsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &incremental_alter_configs(service, req).await)
+        }
+        ApiKey::DescribeQuorum => {
+            let req = DescribeQuorumRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &describe_quorum(service, req, version))
+        }
+        other => anyhow::bail!("{other:?} has no handler on the controller listener"),
+    }
+}
+
+fn api_versions() -> Vec<ApiVersion> {
+    served().into_iter().map(|(k, min, max)| ApiVersion::default().with_api_key(k as i16).with_min_version(min).with_max_version(max)).collect()
+}
+
+fn encode<M: Encodable + HeaderVersion>(key: ApiKey, version: i16, corr: i32, body: &M) -> anyhow::Result<Vec<u8>> {
+    let mut buf = BytesMut::new();
+    buf.extend_from_slice(&[0; 4]);
+    // ApiVersions answers with header v0 whatever its version, as every client expects.
+    let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
+    ResponseHeader::default().with_correlation_id(corr).encode(&mut buf, header_version)?;
+    body.encode(&mut buf, version)?;
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.to_vec())
+}
+
+fn now_ms() -> u64 {
+    crate::broker::replica_manager::now_ms() as u64
+}
+
+async fn broker_registration(service: &ControllerService, req: BrokerRegistrationRequest) -> BrokerRegistrationResponse {
+    let request = controller::BrokerRegistrationRequest {
+        broker_id: req.broker_id.0,
+        incarnation_id: req.incarnation_id,
+        listeners: req
+            .listeners
+            .iter()
+            .map(|l| BrokerEndpoint { name: l.name.to_string(), host: l.host.to_string(), port: l.port, security_protocol: l.security_protocol })
+            .collect(),
+        features: req
+            .features
+            .iter()
+            .map(|f| BrokerFeature { name: f.name.to_string(), min_supported_version: f.min_supported_version, max_supported_version: f.max_supported_version })
+            .collect(),
+        rack: req.rack.as_ref().map(|r| r.to_string()),
+    };
+    match service.decide(|c, image, offset| c.register_broker(image, &request, offset, now_ms())).await {
+        Ok(reply) => {
+            tracing::info!(broker = request.broker_id, epoch = reply.broker_epoch, "broker registered");
+            BrokerRegistrationResponse::default().with_broker_epoch(reply.broker_epoch)
+        }
+        Err(e) => BrokerRegistrationResponse::default().with_error_code(e.error_code()).with_broker_epoch(-1),
+    }
+}
+
+async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse {
+    let request = controller::BrokerHeartbeatRequest {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        current_metadata_offset: req.current_metadata_offset,
+        want_fence: req.want_fence,
+        want_shut_down: req.want_shut_down,
+    };
+    match service.decide(|c, image, _| c.broker_heartbeat(image, &request, now_ms())).await {
+        Ok(reply) => BrokerHeartbeatResponse::default()
+            .with_is_caught_up(reply.is_caught_up)
+            .with_is_fenced(reply.is_fenced)
+            .with_should_shut_down(reply.should_shut_down),
+        Err(e) => BrokerHeartbeatResponse::default().with_error_code(e.error_code()).with_is_fenced(true),
+    }
+}
+
+async fn alter_partition(service: &ControllerService, req: AlterPartitionRequest) -> AlterPartitionResponse {
+    use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
+    let request = controller::AlterPartitionRequest {
+        broker_id: req.broker_id.0,
+        broker_epoch: req.broker_epoch,
+        topics: req
+            .topics
+            .iter()
+            .map(|t| controller::AlterPartitionTopic {
+                topic_id: t.topic_id,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| controller::AlterPartitionData {
+                        partition_index: p.partition_index,
+                        leader_epoch: p.leader_epoch,
+                        new_isr: if p.new_isr_with_epochs.is_empty() {
+                            p.new_isr.iter().map(|b| controller::BrokerState { broker_id: b.0, broker_epoch: -1 }).collect()
+                        } else {
+                            p.new_isr_with_epochs.iter().map(|b| controller::BrokerState { broker_id: b.broker_id.0, broker_epoch: b.broker_epoch }).collect()
+                        },
+                        leader_recovery_state: if p.leader_recovery_state == 1 { LeaderRecoveryState::Recovering } else { LeaderRecoveryState::Recovered },
+                        partition_epoch: p.partition_epoch,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    match service.decide(|c, image, _| c.alter_partition(image, &request)).await {
+        Ok(topics) => AlterPartitionResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|t| {
+                    TopicData::default().with_topic_id(t.topic_id).with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|(index, result)| match result {
+                                Ok(s) => PartitionData::default()
+                                    .with_partition_index(index)
+                                    .with_leader_id(BrokerId(s.leader_id))
+                                    .with_leader_epoch(s.leader_epoch)
+                                    .with_isr(s.isr.into_iter().map(BrokerId).collect())
+                                    .with_leader_recovery_state(s.leader_recovery_state.value())
+                                    .with_partition_epoch(s.partition_epoch),
+                                Err(e) => PartitionData::default().with_partition_index(index).with_error_code(e.error_code()),
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => AlterPartitionResponse::default().with_error_code(e.error_code()),
+    }
+}
+
+/// CreateTopics forwarded by a broker (which checked the configs): placed, recorded, answered
+/// with ids once applied here. `validate_only` decides without writing.
+async fn create_topics(service: &ControllerService, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+    let topics: Vec<controller::CreatableTopic> = req
+        .topics
+        .iter()
+        .map(|t| controller::CreatableTopic {
+            name: t.name.0.to_string(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            assignments: t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect(),
+            configs: t.configs.iter().filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string()))).collect(),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let seed = now_ms();
+    let decided = service
+        .decide(|c, image, _| {
+            let mut result = c.create_topics(image, &topics, uuid::Uuid::new_v4, seed);
+            if validate_only {
+                result.records.clear();
+            }
+            Ok(result)
+        })
+        .await;
+    let results = match decided {
+        Ok(results) => results,
+        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+    };
+    CreateTopicsResponse::default().with_topics(
+        req.topics
+            .iter()
+            .zip(results)
+            .map(|(t, r)| {
+                let base = CreatableTopicResult::default().with_name(t.name.clone());
+                match r {
+                    Ok(created) => base
+                        .with_topic_id(created.topic_id)
+                        .with_num_partitions(created.num_partitions)
+                        .with_replication_factor(created.replication_factor),
+                    Err(e) => base
+                        .with_error_code(e.error_code())
+                        .with_error_message(Some(StrBytes::from_string(error_message(&e))))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// DeleteTopics forwarded by a broker: by name, or by id (v6+).
+async fn delete_topics(service: &ControllerService, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+    let refs: Vec<controller::TopicRef> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| match &t.name {
+                Some(n) => controller::TopicRef::Name(n.0.to_string()),
+                None => controller::TopicRef::Id(t.topic_id),
+            })
+            .collect()
+    } else {
+        req.topic_names.iter().map(|n| controller::TopicRef::Name(n.0.to_string())).collect()
+    };
+    let decided = service.decide(|c, image, _| Ok(c.delete_topics(image, &refs))).await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => refs.iter().map(|_| Err(e.clone())).collect(),
+    };
+    DeleteTopicsResponse::default().with_responses(
+        refs.iter()
+            .zip(results)
+            .map(|(r, result)| {
+                let base = match r {
+                    controller::TopicRef::Name(n) => DeletableTopicResult::default().with_name(Some(kafka_protocol::messages::TopicName(StrBytes::from_string(n.clone())))),
+                    controller::TopicRef::Id(id) => DeletableTopicResult::default().with_topic_id(*id),
+                };
+                match result {
+                    Ok(id) => base.with_topic_id(if version >= 6 { id } else { uuid::Uuid::nil() }),
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message((version >= 5).then(|| StrBytes::from_string(error_message(&e)))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// CreatePartitions forwarded by a broker.
+async fn create_partitions(service: &ControllerService, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+    let topics: Vec<controller::CreatePartitionsTopic> = req
+        .topics
+        .iter()
+        .map(|t| controller::CreatePartitionsTopic {
+            name: t.name.0.to_string(),
+            count: t.count,
+            assignments: t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect()),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let seed = now_ms();
+    let decided = service
+        .decide(|c, image, _| {
+            let mut result = c.create_partitions(image, &topics, seed);
+            if validate_only {
+                result.records.clear();
+            }
+            Ok(result)
+        })
+        .await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => topics.iter().map(|_| Err(e.clone())).collect(),
+    };
+    CreatePartitionsResponse::default().with_results(
+        req.topics
+            .iter()
+            .zip(results)
+            .map(|(t, r)| {
+                let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                match r {
+                    Ok(()) => base,
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// IncrementalAlterConfigs of topics, forwarded by a broker (which validated the values).
+async fn incremental_alter_configs(service: &ControllerService, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    use crate::controller::{AlterConfigOp, AlterConfigOpType};
+    use crate::metadata::ConfigResource;
+    use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+    let resources: Vec<(ConfigResource, Vec<AlterConfigOp>)> = req
+        .resources
+        .iter()
+        .map(|r| {
+            let ops = r
+                .configs
+                .iter()
+                .map(|c| AlterConfigOp {
+                    name: c.name.to_string(),
+                    op: match c.config_operation {
+                        1 => AlterConfigOpType::Delete,
+                        2 => AlterConfigOpType::Append,
+                        3 => AlterConfigOpType::Subtract,
+                        _ => AlterConfigOpType::Set,
+                    },
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                })
+                .collect();
+            (ConfigResource::topic(r.resource_name.to_string()), ops)
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let validate = |_: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+        match configs.keys().find(|k| crate::config::topic_def(k).is_none()) {
+            Some(k) => Err(ControllerError::InvalidConfig(format!("Unknown topic config name: {k}"))),
+            None => Ok(()),
+        }
+    };
+    let decided = service.decide(|c, image, _| Ok(c.incremental_alter_configs(image, &resources, validate, validate_only))).await;
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => resources.iter().map(|_| Err(e.clone())).collect(),
+    };
+    IncrementalAlterConfigsResponse::default().with_responses(
+        req.resources
+            .iter()
+            .zip(results)
+            .map(|(r, result)| {
+                let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
+                match result {
+                    Ok(()) => base,
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// DescribeQuorum from the Raft state of this voter, which must lead the quorum (the others
+/// answer NOT_LEADER_OR_FOLLOWER and the asking broker tries another voter). Raft log indexes
+/// stand for Kafka's metadata log offsets: a voter's log end is the index after the last one it
+/// holds, the high watermark the index after the last committed one.
+fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, version: i16) -> DescribeQuorumResponse {
+    use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
+    let wants_metadata_log = req.topics.iter().any(|t| t.topic_name.0.as_str() == "__cluster_metadata" && t.partitions.iter().any(|p| p.partition_index == 0));
+    let topic = TopicData::default().with_topic_name(kafka_protocol::messages::TopicName(StrBytes::from_static_str("__cluster_metadata")));
+    if !wants_metadata_log {
+        let p = PartitionData::default().with_partition_index(0).with_error_code(3);
+        return DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![p])]);
+    }
+    let status = service.raft.status();
+    if !status.is_leader {
+        let p = PartitionData::default().with_partition_index(0).with_error_code(6).with_leader_id(BrokerId(status.leader_id.map_or(-1, |l| l as i32)));
+        return DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![p])]);
+    }
+    let ms = |t: Option<std::time::SystemTime>| t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(-1, |d| d.as_millis() as i64);
+    let hw = status.high_watermark() as i64;
+    let voters = status
+        .voters
+        .iter()
+        .map(|v| {
+            let end = v.matched_index.map_or(-1, |i| i as i64 + 1);
+            let contact = ms(v.last_contact);
+            ReplicaState::default()
+                .with_replica_id(BrokerId(v.node_id as i32))
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(contact)
+                // Caught up: it held everything committed when it last answered.
+                .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
+        })
+        .collect();
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(status.node_id as i32))
+        .with_leader_epoch(status.leader_epoch as i32)
+        .with_high_watermark(hw)
+        .with_current_voters(voters);
+    let mut resp = DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![partition])]);
+    if version >= 2 {
+        resp.nodes = status
+            .voters
+            .iter()
+            .filter_map(|v| {
+                let (host, port) = v.addr.rsplit_once(':')?;
+                let listener = Listener::default().with_name(StrBytes::from_string(service.listener_name.clone())).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?);
+                Some(Node::default().with_node_id(BrokerId(v.node_id as i32)).with_listeners(vec![listener]))
+            })
+            .collect();
+    }
+    resp
+}
+
+/// The message Kafka sends with a controller error: the text after the error's name.
+fn error_message(e: &ControllerError) -> String {
+    let text = e.to_string();
+    match text.split_once(": ") {
+        Some((_, message)) => message.to_string(),
+        None => text,
+    }
+}

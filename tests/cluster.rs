@@ -1,0 +1,450 @@
+//! Three combined broker+controller nodes on loopback, in one metadata quorum: brokers register
+//! and are unfenced, a topic created through any node is placed on all three with leaders and
+//! ISRs from the controller, acks=all produce to a leader is replicated, and when the leader's
+//! node stops its partitions get a new leader from the ISR that still has every record; a
+//! follower that stops fetching leaves the ISR (AlterPartition) and rejoins once caught up.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::Client;
+use fjord::config::Config;
+use fjord::node::RunningNode;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+struct Node {
+    running: Option<RunningNode>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start_cluster(n: i32, extra: &[&str]) -> Vec<Node> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let starts = (0..n).map(|i| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = vec![
+            format!("node.id={}", i + 1),
+            format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}", ports[i as usize]),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("controller.quorum.voters={voters}"),
+            format!("log.dirs={}", dir.path().display()),
+            "broker.session.timeout.ms=3000".to_string(),
+            "broker.heartbeat.interval.ms=200".to_string(),
+        ];
+        o.extend(extra.iter().map(|s| s.to_string()));
+        let config = Config::load(None, &o).expect("config");
+        async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } }
+    });
+    futures_join(starts).await
+}
+
+async fn futures_join<F: std::future::Future<Output = Node> + Send + 'static>(fs: impl Iterator<Item = F>) -> Vec<Node> {
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+fn addr(node: &Node) -> SocketAddr {
+    node.running.as_ref().unwrap().local_addr
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
+    let mut c = Client::connect(addr).await;
+    let req = MetadataRequest::default().with_topics(Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))])).with_allow_auto_topic_creation(false);
+    c.send(&req, 12).await
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 15 s");
+}
+
+fn produce(topic: &str, partition: i32, n: usize) -> ProduceRequest {
+    let data = PartitionProduceData::default().with_index(partition).with_records(Some(common::batch(n, 1_000, Compression::None)));
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data])])
+}
+
+fn fetch(topic: &str, partition: i32) -> FetchRequest {
+    let p = FetchPartition::default().with_partition(partition).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
+    FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(vec![p])])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_replicate_and_fail_over() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &[]).await;
+    let first = addr(&nodes[0]);
+    let ids: std::collections::BTreeSet<String> = nodes.iter().map(|n| n.running.as_ref().unwrap().broker.cluster_id.clone()).collect();
+    assert_eq!(ids.len(), 1, "one cluster id on every node: {ids:?}");
+
+    // Every broker registers and is unfenced: Metadata lists all three.
+    eventually("three brokers listed", async || {
+        let m = metadata(first, "none").await;
+        (m.brokers.len() == 3).then_some(())
+    })
+    .await;
+
+    // DescribeQuorum through any broker: the active controller, three voters, a high watermark.
+    let q = eventually("DescribeQuorum", async || {
+        let mut c = Client::connect(first).await;
+        let req = DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+            .with_topic_name(name("__cluster_metadata"))
+            .with_partitions(vec![describe_quorum_request::PartitionData::default().with_partition_index(0)])]);
+        let r = c.send(&req, 2).await;
+        (r.error_code == 0 && r.topics[0].partitions[0].error_code == 0).then_some(r)
+    })
+    .await;
+    let p = &q.topics[0].partitions[0];
+    assert!((1..=3).contains(&p.leader_id.0) && p.leader_epoch >= 1 && p.high_watermark > 0, "{p:?}");
+    assert_eq!(p.current_voters.len(), 3);
+    assert_eq!(q.nodes.len(), 3);
+
+    // A topic of three partitions, three replicas each, created through node 1.
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("c")).with_num_partitions(3).with_replication_factor(3);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    assert_eq!((r.topics[0].num_partitions, r.topics[0].replication_factor), (3, 3));
+    let m = metadata(first, "c").await;
+    let t = &m.topics[0];
+    assert_eq!(t.partitions.len(), 3);
+    let leaders: std::collections::BTreeSet<i32> = t.partitions.iter().map(|p| p.leader_id.0).collect();
+    for p in &t.partitions {
+        assert_eq!((p.replica_nodes.len(), p.isr_nodes.len()), (3, 3), "partition {}", p.partition_index);
+    }
+    assert_eq!(leaders.len(), 3, "leaders spread over the brokers: {leaders:?}");
+
+    // acks=all to partition 0's leader: answered once all three have the records.
+    let leader = t.partitions.iter().find(|p| p.partition_index == 0).unwrap().leader_id.0;
+    let leader_addr = addr(&nodes[(leader - 1) as usize]);
+    let mut lc = Client::connect(leader_addr).await;
+    let r = eventually("produce to the new leader", async || {
+        let r = lc.send(&produce("c", 0, 5), 9).await;
+        // Retried only while the leader does not know it leads yet (nothing was appended).
+        (![3, 6].contains(&r.responses[0].partition_responses[0].error_code)).then_some(r)
+    })
+    .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0));
+    let f = lc.send(&fetch("c", 0), 12).await;
+    assert_eq!(f.responses[0].partitions[0].high_watermark, 5);
+
+    // acks=all answered: every ISR member holds the five records.
+    let tp = fjord::types::TopicPartition::new("c", 0);
+    let isr: Vec<i32> = metadata(leader_addr, "c").await.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap().isr_nodes.iter().map(|b| b.0).collect();
+    for id in &isr {
+        let b = &nodes[(*id - 1) as usize].running.as_ref().unwrap().broker;
+        let end = b.replicas.follower_position(&tp).map(|(end, _, _)| end);
+        assert_eq!(end.ok(), Some(5), "ISR member {id} of {isr:?} holds the acknowledged records");
+    }
+
+    // The leader's node stops (controlled shutdown): another ISR member leads, with every record.
+    let stopped = nodes[(leader - 1) as usize].running.take().unwrap();
+    stopped.shutdown().await;
+    let survivor = addr(&nodes[if leader == 1 { 1 } else { 0 }]);
+    let new_leader = eventually("a new leader for partition 0", async || {
+        let m = metadata(survivor, "c").await;
+        let p = m.topics[0].partitions.iter().find(|p| p.partition_index == 0)?;
+        (p.leader_id.0 != leader && p.leader_id.0 >= 0).then_some(p.leader_id.0)
+    })
+    .await;
+    let mut nc = Client::connect(addr(&nodes[(new_leader - 1) as usize])).await;
+    let r = eventually("produce to the new leader", async || {
+        let r = nc.send(&produce("c", 0, 5), 9).await;
+        // Retried only while the new leader does not know it leads yet (nothing was appended).
+        (r.responses[0].partition_responses[0].error_code != 6).then_some(r)
+    })
+    .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 5), "the new leader had all five records");
+    let f = nc.send(&fetch("c", 0), 12).await;
+    assert_eq!(f.responses[0].partitions[0].high_watermark, 10);
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["replica.lag.time.max.ms=1000"]).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("lag")).with_num_partitions(1).with_replication_factor(3);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let p0 = |m: &MetadataResponse| m.topics[0].partitions[0].clone();
+    let leader = p0(&metadata(first, "lag").await).leader_id.0;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+
+    // The follower stops fetching but keeps heartbeating: it is not fenced, only behind.
+    let fb = nodes[(follower - 1) as usize].running.as_ref().unwrap().broker.clone();
+    eventually("the follower fetching", async || (!fb.fetchers.followed().is_empty()).then_some(())).await;
+    fb.fetchers.stop();
+    let mut lc = Client::connect(addr(&nodes[(leader - 1) as usize])).await;
+    let r = eventually("produce", async || {
+        let r = lc.send(&produce("lag", 0, 3), 9).await;
+        (![3, 6].contains(&r.responses[0].partition_responses[0].error_code)).then_some(r)
+    })
+    .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "acks=all answered once the lagging follower left the ISR");
+    let isr = eventually("the ISR without the lagging follower", async || {
+        let p = p0(&metadata(first, "lag").await);
+        let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+        (!isr.contains(&follower)).then_some(isr)
+    })
+    .await;
+    assert_eq!(isr.len(), 2);
+
+    // Its fetcher starts again with the next metadata change and it catches up: back in the ISR.
+    eventually("the follower back in the ISR", async || {
+        let p = p0(&metadata(first, "lag").await);
+        p.isr_nodes.iter().any(|b| b.0 == follower).then_some(())
+    })
+    .await;
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// (error code, coordinator node id) of FindCoordinator for a group.
+async fn find_group_coordinator(addr: SocketAddr, group: &str) -> (i16, i32) {
+    let mut c = Client::connect(addr).await;
+    let r = c.send(&FindCoordinatorRequest::default().with_key_type(0).with_key(s(group)), 3).await;
+    (r.error_code, r.node_id.0)
+}
+
+async fn commit(addr: SocketAddr, group: &str, offset: i64) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(name("c")).with_partitions(vec![
+            offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset),
+        ])]);
+    c.send(&req, 8).await.topics[0].partitions[0].error_code
+}
+
+async fn committed(addr: SocketAddr, group: &str) -> Result<i64, i16> {
+    let mut c = Client::connect(addr).await;
+    let req = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default().with_name(name("c")).with_partition_indexes(vec![0])]));
+    let resp = c.send(&req, 7).await;
+    if resp.error_code != 0 {
+        return Err(resp.error_code);
+    }
+    let p = &resp.topics[0].partitions[0];
+    if p.error_code != 0 { Err(p.error_code) } else { Ok(p.committed_offset) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn committed_offsets_move_with_the_coordinator() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["offsets.topic.num.partitions=3"]).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("c")).with_num_partitions(1).with_replication_factor(3);
+    assert_eq!(c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+
+    // The coordinator is the leader of the group's __consumer_offsets partition (made RF 3).
+    let coordinator = eventually("a coordinator", async || {
+        let (code, node) = find_group_coordinator(first, "g").await;
+        (code == 0).then_some(node)
+    })
+    .await;
+    let at = addr(&nodes[(coordinator - 1) as usize]);
+    eventually("a commit at the coordinator", async || (commit(at, "g", 42).await == 0).then_some(())).await;
+    assert_eq!(committed(at, "g").await, Ok(42));
+
+    // Its node stops: the partition's new leader loads the group's offsets and coordinates it.
+    nodes[(coordinator - 1) as usize].running.take().unwrap().shutdown().await;
+    let survivor = addr(&nodes[if coordinator == 1 { 1 } else { 0 }]);
+    let next = eventually("a new coordinator", async || {
+        let (code, node) = find_group_coordinator(survivor, "g").await;
+        (code == 0 && node != coordinator).then_some(node)
+    })
+    .await;
+    let at = addr(&nodes[(next - 1) as usize]);
+    let offset = eventually("the committed offset at the new coordinator", async || committed(at, "g").await.ok()).await;
+    assert_eq!(offset, 42, "the new coordinator resumed the group's committed offset");
+    assert_eq!(commit(at, "g", 43).await, 0);
+    assert_eq!(committed(at, "g").await, Ok(43));
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitions_configs_and_deletion_are_cluster_wide() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &[]).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c0 = Client::connect(a[0]).await;
+    let t = CreatableTopic::default().with_name(name("w")).with_num_partitions(1).with_replication_factor(2);
+    assert_eq!(c0.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+
+    // Grown through node 2: every node sees three partitions, each with two replicas and a leader.
+    let mut c1 = Client::connect(a[1]).await;
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(name("w")).with_count(3).with_assignments(None)])
+        .with_timeout_ms(10_000);
+    let r = c1.send(&grow, 3).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    for addr in &a {
+        let m = eventually("three partitions everywhere", async || {
+            let m = metadata(*addr, "w").await;
+            (m.topics[0].partitions.len() == 3 && m.topics[0].partitions.iter().all(|p| p.leader_id.0 >= 0)).then_some(m)
+        })
+        .await;
+        assert!(m.topics[0].partitions.iter().all(|p| p.replica_nodes.len() == 2));
+    }
+
+    // A config set through node 3 is what node 1 describes.
+    let mut c2 = Client::connect(a[2]).await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("w"))
+        .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default().with_name(s("retention.ms")).with_config_operation(0).with_value(Some(s("123456")))])]);
+    assert_eq!(c2.send(&alter, 1).await.responses[0].error_code, 0);
+    let describe = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("w"))
+        .with_configuration_keys(Some(vec![s("retention.ms")]))]);
+    let value = eventually("the config on node 1", async || {
+        let r = c0.send(&describe, 4).await;
+        let v = r.results[0].configs[0].value.as_ref().map(|v| v.to_string());
+        (v.as_deref() == Some("123456")).then_some(v)
+    })
+    .await;
+    assert_eq!(value.as_deref(), Some("123456"));
+
+    // Deleted through node 2: gone from every node, and from their disks.
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name("w")]).with_timeout_ms(10_000);
+    assert_eq!(c1.send(&del, 4).await.responses[0].error_code, 0);
+    for (i, addr) in a.iter().enumerate() {
+        eventually("the topic gone everywhere", async || (metadata(*addr, "w").await.topics[0].error_code == 3).then_some(())).await;
+        let b = &nodes[i].running.as_ref().unwrap().broker;
+        eventually("its logs gone", async || b.replicas.logs().all_partitions().iter().all(|tp| tp.topic != "w").then_some(())).await;
+    }
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_commits_on_partitions_other_brokers_lead() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["transaction.state.log.num.partitions=1"]).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c0 = Client::connect(a[0]).await;
+    let t = CreatableTopic::default().with_name(name("x")).with_num_partitions(3).with_replication_factor(1);
+    assert_eq!(c0.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+    let leaders: Vec<i32> = metadata(a[0], "x").await.topics[0].partitions.iter().map(|p| p.leader_id.0).collect();
+
+    let coordinator = eventually("a transaction coordinator", async || {
+        let mut c = Client::connect(a[0]).await;
+        let r = c.send(&FindCoordinatorRequest::default().with_key_type(1).with_key(s("tx")), 3).await;
+        (r.error_code == 0).then_some(r.node_id.0)
+    })
+    .await;
+    let mut cc = Client::connect(a[(coordinator - 1) as usize]).await;
+    let (pid, epoch) = eventually("InitProducerId", async || {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let r = cc.send(&req, 4).await;
+        (r.error_code == 0).then_some((r.producer_id.0, r.producer_epoch))
+    })
+    .await;
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(name("x")).with_partitions(vec![0, 1, 2])]);
+    let r = cc.send(&add, 3).await;
+    assert!(r.results_by_topic_v3_and_below[0].results_by_partition.iter().all(|p| p.partition_error_code == 0), "{r:?}");
+
+    // Two records into each partition, at its leader.
+    for (p, leader) in leaders.iter().enumerate() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let recs = (0..2).map(|i| common::record(i, now, "k", b"v")).collect();
+        let batch = common::producer_batch(recs, (pid, epoch, 0), true);
+        let data = PartitionProduceData::default().with_index(p as i32).with_records(Some(batch));
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx"))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default().with_name(name("x")).with_partition_data(vec![data])]);
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        assert_eq!(lc.send(&req, 9).await.responses[0].partition_responses[0].error_code, 0);
+    }
+    let end = EndTxnRequest::default().with_transactional_id(TransactionalId(s("tx"))).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_committed(true);
+    assert_eq!(cc.send(&end, 3).await.error_code, 0);
+
+    // Every partition gets its commit marker, wherever it is led: read_committed sees the records.
+    for (p, leader) in leaders.iter().enumerate() {
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        let lso = eventually("the commit marker at the partition's leader", async || {
+            let f = fetch("x", p as i32).with_isolation_level(1);
+            let r = lc.send(&f, 12).await;
+            let part = &r.responses[0].partitions[0];
+            (part.last_stable_offset == 3).then_some(part.last_stable_offset)
+        })
+        .await;
+        assert_eq!(lso, 3, "two records and the marker on x-{p} (led by {leader}, coordinator {coordinator})");
+    }
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
