@@ -60,7 +60,7 @@ pub fn metadata(e: &MetadataError) -> i16 {
         MetadataError::TopicExists(_) => E::TopicAlreadyExists.code(),
         MetadataError::InvalidTopic(_) => E::InvalidTopicException.code(),
         MetadataError::UnknownTopic(_) => E::UnknownTopicOrPartition.code(),
-        MetadataError::Corrupt { .. } | MetadataError::Io(_) => E::KafkaStorageError.code(),
+        MetadataError::Corrupt { .. } | MetadataError::Io(_) | MetadataError::Adopt(_) => E::KafkaStorageError.code(),
     }
 }
 

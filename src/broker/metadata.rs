@@ -51,6 +51,8 @@ pub enum MetadataError {
     Corrupt { path: PathBuf, reason: String },
     #[error("metadata I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("adopting a Kafka log dir: {0}")]
+    Adopt(String),
 }
 
 /// Checks a topic name as Kafka's `Topic.validate` does: non-empty, not "." or "..", at most 249
@@ -185,6 +187,21 @@ fn decode_topics(text: &str) -> Result<Topics, String> {
         return Err(format!("expected {count} topics, found {}", topics.by_name.len()));
     }
     Ok(topics)
+}
+
+/// Whether `dir` holds a topic table (written at the first topic creation or adoption).
+pub fn topics_file_exists(dir: &Path) -> bool {
+    dir.join(TOPICS_FILE).exists()
+}
+
+/// Writes a whole topic table to `dir` (adopting a Kafka log dir, before the store is opened).
+pub fn write_topics(dir: &Path, topics: Vec<TopicMeta>) -> Result<(), MetadataError> {
+    let mut table = Topics::default();
+    for t in topics {
+        table.insert(t);
+    }
+    write_atomically(&dir.join(TOPICS_FILE), encode_topics(&table.by_name).as_bytes())?;
+    Ok(())
 }
 
 impl MetadataStore {
@@ -459,6 +476,21 @@ pub struct ProducerIdManager {
 
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 const PRODUCER_ID_FILE: &str = "fjord-producer-id-block";
+
+/// Makes the next producer id handed out at least `next` (adopting a Kafka log dir, whose
+/// producers' ids are below the next block its controller would have given).
+pub fn seed_producer_ids(dir: &Path, next: i64) -> Result<(), MetadataError> {
+    let path = dir.join(PRODUCER_ID_FILE);
+    let current = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse::<i64>().map_err(|e| MetadataError::Corrupt { path: path.clone(), reason: e.to_string() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if next > current {
+        write_atomically(&path, next.to_string().as_bytes())?;
+    }
+    Ok(())
+}
 
 impl ProducerIdManager {
     pub fn open(dir: &Path) -> Result<ProducerIdManager, MetadataError> {

@@ -2,6 +2,7 @@
 //! background tasks (retention, flush, checkpoints). No request handling and no sockets here:
 //! `node` binds the listeners and serves.
 
+pub mod adopt;
 pub mod cluster;
 pub mod durable_sync;
 pub mod features;
@@ -804,6 +805,10 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     let first_dir = config.log_dirs[0].clone();
     let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
     let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id, derived)?;
+    // A single node adopts a log dir Kafka left; in a cluster the topics come from the quorum.
+    if config.topology.quorum.is_none() {
+        adopt::adopt_kafka_log_dirs(&config)?;
+    }
     let metadata = MetadataStore::open(&first_dir)?;
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;

@@ -177,6 +177,11 @@ impl LogManager {
                     io.remove_dir_all(&e.path)?;
                     continue;
                 }
+                // Kafka's KRaft metadata log, in a log dir Kafka left: read once when the dir
+                // is adopted (broker::adopt), never opened, written or served as a partition.
+                if e.name == super::kafka_dir::CLUSTER_METADATA_DIR {
+                    continue;
+                }
                 let Some(tp) = TopicPartition::from_dir_name(&e.name) else {
                     tracing::warn!(dir = %e.path.display(), "ignoring directory that is not a partition");
                     continue;

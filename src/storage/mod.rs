@@ -28,6 +28,7 @@
 pub mod checkpoint;
 pub mod cleaner;
 pub mod io;
+pub mod kafka_dir;
 pub mod leader_epoch;
 pub mod log;
 pub mod log_dir_failure;

@@ -309,8 +309,18 @@ impl ProducerStateManager {
         out
     }
 
-    /// Parses a snapshot; `None` for anything malformed (the caller then falls back to an older one).
+    /// Parses a snapshot, Fjord's or one Apache Kafka wrote (a log dir Kafka left, served in
+    /// place); `None` for anything malformed (the caller then falls back to an older one).
     pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if !bytes.starts_with(SNAPSHOT_MAGIC) {
+            return match super::kafka_dir::decode_producer_snapshot(bytes) {
+                Ok(entries) => Some(Self::from_entries(entries)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "not a Kafka producer snapshot either");
+                    None
+                }
+            };
+        }
         let body_len = bytes.len().checked_sub(4)?;
         let (body, crc) = bytes.split_at(body_len);
         if crc32c::crc32c(body).to_be_bytes() != crc {
@@ -354,6 +364,17 @@ impl ProducerStateManager {
             .map(|(id, e)| (e.current_txn_first_offset, *id))
             .collect();
         r.0.is_empty().then_some(Self { producers, ongoing })
+    }
+
+    /// A state holding these producers (the last entry of a repeated id wins).
+    fn from_entries(entries: Vec<(i64, ProducerEntry)>) -> Self {
+        let producers: HashMap<i64, ProducerEntry> = entries.into_iter().collect();
+        let ongoing = producers
+            .iter()
+            .filter(|(_, e)| e.current_txn_first_offset >= 0)
+            .map(|(id, e)| (e.current_txn_first_offset, *id))
+            .collect();
+        Self { producers, ongoing }
     }
 
     pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
@@ -653,6 +674,28 @@ mod tests {
         assert!(reloaded.entry(1).is_some());
         assert_eq!(reloaded.remove_expired_producers(50_000, 10_000), 1);
         assert_eq!(reloaded, s);
+    }
+
+    #[test]
+    fn a_kafka_snapshot_keeps_the_last_batch_deduplicated() {
+        // Kafka's version-1 snapshot: producer 7, epoch 2, last batch seq 5..9 at offsets 20..24.
+        let mut body = 1i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&7i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(&9i32.to_be_bytes());
+        body.extend_from_slice(&24i64.to_be_bytes());
+        body.extend_from_slice(&4i32.to_be_bytes());
+        body.extend_from_slice(&1_000i64.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&(-1i64).to_be_bytes());
+        let mut bytes = 1i16.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        bytes.extend_from_slice(&body);
+        let s = ProducerStateManager::decode(&bytes).expect("a Kafka snapshot decodes");
+        assert!(matches!(s.check(&[summary(7, 2, 5, 5)]), Ok(SequenceCheck::Duplicate { first_offset: 20, last_offset: 24 })));
+        assert_eq!(s.check(&[summary(7, 2, 10, 1)]).expect("next"), SequenceCheck::Append);
+        assert!(matches!(s.check(&[summary(7, 2, 12, 1)]), Err(StorageError::OutOfOrderSequence { .. })));
+        assert!(s.first_unstable_offset().is_none());
     }
 
     #[test]

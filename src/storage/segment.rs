@@ -254,7 +254,7 @@ impl Segment {
             self.offset_index.truncate_to_position(pos)?;
         }
         if self.indexes_name_other_offsets()? {
-            tracing::info!(segment = %self.log_path_buf().display(), "rebuilding indexes that name batches by their base offset (written by an older Fjord)");
+            tracing::info!(segment = %self.log_path_buf().display(), "rebuilding indexes whose entries do not name batches by their last offset (an older Fjord's, or zero-filled ones Kafka preallocated and a crash left)");
             return self.rebuild_indexes();
         }
         let (_, start) = self.offset_index.lookup(i64::MAX)?;
