@@ -295,7 +295,17 @@ async fn a_voter_with_a_wiped_dir_catches_up_through_a_snapshot() {
     }
     cluster.wait_applied_everywhere(last).await;
     cluster.stop_node(follower).await;
-    std::fs::remove_dir_all(&cluster.dirs[&follower]).expect("wipe");
+    // A snapshot the stopped node's blocking thread is still writing may refill the dir while
+    // it is being removed: try again until it is gone.
+    let mut wiped = std::fs::remove_dir_all(&cluster.dirs[&follower]);
+    for _ in 0..50 {
+        if wiped.is_ok() || !cluster.dirs[&follower].exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        wiped = std::fs::remove_dir_all(&cluster.dirs[&follower]);
+    }
+    assert!(!cluster.dirs[&follower].exists(), "wipe: {wiped:?}");
     for i in 20..40u32 {
         last = cluster.propose(format!("payload-{i:04}").as_bytes()).await;
     }
