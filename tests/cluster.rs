@@ -213,3 +213,34 @@ async fn a_lagging_follower_leaves_the_isr_and_rejoins_when_caught_up() {
         }
     }
 }
+
+/// Idempotent producers on different nodes get different producer ids: the blocks come from the
+/// active controller (AllocateProducerIds), not from each node's own file, which gave id 0 on
+/// every node. Two producers sharing an id on one partition break each other's sequences
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER, or a batch taken for the other's duplicate and acknowledged
+/// without being written: the fault-injection checker lost acknowledged records that way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn producer_ids_are_unique_across_the_cluster() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let nodes = start_cluster(3, &[]).await;
+    eventually("three brokers listed", async || {
+        let m = metadata(addr(&nodes[0]), "none").await;
+        (m.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let mut ids = Vec::new();
+    for node in &nodes {
+        let mut c = Client::connect(addr(node)).await;
+        for _ in 0..2 {
+            let r = eventually("InitProducerId", async || {
+                let r: InitProducerIdResponse = c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
+                (r.error_code == 0).then_some(r)
+            })
+            .await;
+            assert_eq!(r.producer_epoch, 0);
+            ids.push(r.producer_id.0);
+        }
+    }
+    let distinct: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "every producer id once: {ids:?}");
+}
