@@ -27,8 +27,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from confluent_kafka import (OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException,
-                             Producer, TopicPartition)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,24 +277,30 @@ class Workload:
                     self.committed_max[k] = max(self.committed_max.get(k, -1), tp.offset)
 
     def committed_monitor(self):
-        """Reads the group's committed offsets every second; one that goes down is an anomaly."""
+        """Reads the group's committed offsets (OffsetFetch) every second; one that goes down is an
+        anomaly. A consumer that never subscribes asks, so it does not join the group."""
+        c = Consumer({"bootstrap.servers": self.c.bootstrap, "group.id": GROUP, "enable.auto.commit": False,
+                      "client.id": "checker-monitor"}, logger=RDKAFKA_LOG)
+        tps = [TopicPartition(t, p) for t in self.topics for p in range(self.partitions)]
         while not self.stop.is_set():
             time.sleep(1)
             try:
-                f = self.admin.list_consumer_group_offsets(
-                    [ConsumerGroupTopicPartitions(GROUP)], request_timeout=3)
-                res = f[GROUP].result(timeout=5)
+                res = c.committed(tps, timeout=5)
             except Exception:  # noqa: BLE001 - a node down: try again
                 continue
             with self.lock:
-                for tp in res.topic_partitions:
+                for tp in res:
                     if tp.error is not None:
                         continue
                     k = (tp.topic, tp.partition)
                     prev = self.committed_seen.get(k, -1)
-                    if tp.offset < prev:
+                    # Nothing committed yet is a negative offset (-1001); after a commit, any
+                    # lower offset, "nothing" included, went backwards.
+                    if prev >= 0 and tp.offset < prev:
                         self.committed_backwards.append((k, prev, tp.offset, now()))
-                    self.committed_seen[k] = tp.offset if tp.offset >= 0 or prev < 0 else prev
+                    if tp.offset >= 0:
+                        self.committed_seen[k] = tp.offset
+        c.close()
 
     def start(self, producers, consumers, rate):
         for i in range(producers):
@@ -605,7 +610,7 @@ def main():
         },
         "replica_gaps_below_hw": gaps,
         "examples": {
-            "lost": lost[:5],
+            "lost_acked_records": lost[:5],
             "acked_offset_differs": [(v, wl.acked[v][:3], where[v]) for v in moved[:5]],
             "duplicates": [(v, where[v]) for v in dups[:5]],
             "replica_divergent_offsets": divergent[:5],
