@@ -637,4 +637,24 @@ mod tests {
         assert_eq!(load_or_create_cluster_id(dir.path(), 1, None).unwrap(), a);
         assert!(load_or_create_cluster_id(dir.path(), 2, None).is_err());
     }
+
+    #[test]
+    fn in_a_quorum_producer_ids_come_only_from_controller_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = ProducerIdManager::open(dir.path()).unwrap();
+        assert_eq!(m.next_id().unwrap(), 0);
+        m.use_controller_blocks();
+        // No block yet: no id, and the node's own file is not used.
+        assert!(m.needs_block());
+        assert!(m.next_id().is_err());
+        m.install_block(5000, 2);
+        assert!(!m.needs_block());
+        // A second block while ids remain is dropped, never mixed in.
+        m.install_block(7000, 1000);
+        assert_eq!((m.next_id().unwrap(), m.next_id().unwrap()), (5000, 5001));
+        assert!(m.needs_block());
+        assert!(m.next_id().is_err());
+        m.install_block(9000, 1000);
+        assert_eq!(m.next_id().unwrap(), 9000);
+    }
 }
