@@ -476,10 +476,29 @@ fn log_error(e: replica_manager::ReplicaError) -> LogError {
     }
 }
 
+impl Broker {
+    /// In a cluster, a coordinator writes its internal partition only where it is led: a
+    /// follower's replica is the leader's copy, written by its fetcher alone. A coordinator that
+    /// outlived its partition's leadership (its state does not move yet) would otherwise append
+    /// there, with the leader epoch the follower knows, and leave a replica whose records differ
+    /// from the leader's at the same offsets and epoch, which truncation cannot find: its fetcher
+    /// then stalls for good ("replicated offsets do not grow past the log end").
+    fn check_internal_leader(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        match self.replicas.partition(tp) {
+            Some(p) => p.lock().check_leader(-1).map_err(|e| LogError::NotLeader(format!("{tp}: {e}"))),
+            None => Err(LogError::NotLeader(format!("{tp}: no replica here"))),
+        }
+    }
+}
+
 impl GroupLog for Broker {
     fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_offsets_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
+        self.check_internal_leader(&tp)?;
         self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
     }
 
@@ -496,6 +515,7 @@ impl TxnLog for Broker {
     fn append_txn_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
         self.ensure_txn_topic().map_err(LogError::TopicUnavailable)?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC.to_string(), partition);
+        self.check_internal_leader(&tp)?;
         self.replicas.append(&tp, &batch).map(|_| ()).map_err(log_error)
     }
 
