@@ -461,3 +461,72 @@ async fn a_transaction_commits_on_partitions_other_brokers_lead() {
         }
     }
 }
+
+/// Idempotent producers on different nodes get different producer ids: the blocks come from the
+/// active controller (AllocateProducerIds), not from each node's own file, which gave id 0 on
+/// every node. Two producers sharing an id on one partition break each other's sequences
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER, or a batch taken for the other's duplicate and acknowledged
+/// without being written: the fault-injection checker lost acknowledged records that way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn producer_ids_are_unique_across_the_cluster() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let nodes = start_cluster(3, &[]).await;
+    eventually("three brokers listed", async || {
+        let m = metadata(addr(&nodes[0]), "none").await;
+        (m.brokers.len() == 3).then_some(())
+    })
+    .await;
+    let mut ids = Vec::new();
+    for node in &nodes {
+        let mut c = Client::connect(addr(node)).await;
+        for _ in 0..2 {
+            let r = eventually("InitProducerId", async || {
+                let r: InitProducerIdResponse = c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
+                (r.error_code == 0).then_some(r)
+            })
+            .await;
+            assert_eq!(r.producer_epoch, 0);
+            ids.push(r.producer_id.0);
+        }
+    }
+    let distinct: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "every producer id once: {ids:?}");
+}
+
+/// A coordinator writes `__consumer_offsets` only where its partition is led: on a follower the
+/// write is refused (NOT_COORDINATOR to the client) instead of appended to the follower's replica.
+/// The cluster checker saw a stale coordinator on a follower append at offsets the leader had
+/// filled with other records in the same leader epoch; the follower's fetcher then stalled for
+/// good on that partition ("replicated offsets do not grow past the log end", 70k warnings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_refuses_coordinator_writes_to_its_replica() {
+    use fjord::coordinator::LogError;
+    use fjord::group::GroupLog;
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let nodes = start_cluster(3, &[]).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let key = StrBytes::from_static_str("g");
+    eventually("a group coordinator", async || {
+        let r: FindCoordinatorResponse = c.send(&FindCoordinatorRequest::default().with_key(key.clone()), 3).await;
+        (r.error_code == 0).then_some(())
+    })
+    .await;
+    let leader = eventually("__consumer_offsets-0 led", async || {
+        let m = metadata(first, "__consumer_offsets").await;
+        let p = m.topics.first()?.partitions.iter().find(|p| p.partition_index == 0)?.clone();
+        (p.leader_id.0 > 0 && p.isr_nodes.len() == 3).then_some(p.leader_id.0)
+    })
+    .await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let fb = nodes[(follower - 1) as usize].running.as_ref().unwrap().broker.clone();
+    let tp = fjord::types::TopicPartition::new("__consumer_offsets".to_string(), 0);
+    eventually("the follower's replica", async || fb.replicas.partition(&tp).map(|_| ())).await;
+    let batch = common::batch(1, 1_000, Compression::None);
+    let r = fb.append_group_batch(0, batch);
+    assert!(matches!(r, Err(LogError::NotLeader(_))), "a follower's coordinator write: {r:?}");
+    let lb = nodes[(leader - 1) as usize].running.as_ref().unwrap().broker.clone();
+    let end = lb.replicas.follower_position(&tp).unwrap().0;
+    assert_eq!(fb.replicas.follower_position(&tp).unwrap().0, end, "the follower's log end is the leader's");
+}

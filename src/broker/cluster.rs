@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::Request;
 use tokio::sync::{Mutex, watch};
 
@@ -148,6 +148,30 @@ impl ClusterState {
     /// CreateTopics at the active controller.
     pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
         self.to_controller(request, |r: &CreateTopicsResponse| r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER), timeout).await
+    }
+
+    /// A block of producer ids from the active controller (AllocateProducerIds): `(first, len)`,
+    /// asked again while no controller answers or it says NOT_CONTROLLER, until `timeout`.
+    pub async fn allocate_producer_ids(&self, timeout: Duration) -> Result<(i64, i64), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no controller answered");
+        while tokio::time::Instant::now() < deadline {
+            let request = AllocateProducerIdsRequest::default().with_broker_id(BrokerId(self.node_id)).with_broker_epoch(self.broker_epoch());
+            match self.controllers.send(&request).await {
+                Ok(r) if r.error_code == NOT_CONTROLLER => {
+                    self.controllers.not_controller().await;
+                    last = "no active controller".into();
+                }
+                Ok(r) if r.error_code == 0 && r.producer_id_start.0 >= 0 && r.producer_id_len > 0 => {
+                    return Ok((r.producer_id_start.0, r.producer_id_len as i64));
+                }
+                // Not registered yet (STALE_BROKER_EPOCH, ...): registration comes first.
+                Ok(r) => last = format!("controller error {}", r.error_code),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(CONTROLLER_RETRY).await;
+        }
+        Err(last)
     }
 }
 

@@ -22,10 +22,22 @@ use crate::types::TopicPartition;
 #[derive(Default)]
 pub struct PendingIsr(Mutex<HashSet<TopicPartition>>);
 
+/// Whether every replica `isr` adds to `current` may join an ISR as the image knows it:
+/// registered, unfenced, not shutting down (Kafka's `isReplicaIsrEligible`). The controller
+/// refuses anything else with INELIGIBLE_REPLICA, so asking only makes load: a caught-up
+/// follower whose broker was still fenced after a restart had its leaders ask on every fetch,
+/// 68k refused AlterPartitions in the checker's 18-minute run.
+pub fn joiners_eligible(image: &crate::metadata::MetadataImage, current: &[i32], isr: &[i32]) -> bool {
+    isr.iter().filter(|id| !current.contains(id)).all(|&id| image.broker(id).is_some_and(|b| b.is_active()))
+}
+
 /// Asks the controller to set `tp`'s ISR to `isr` (if no request for it is in flight).
 pub fn propose(broker: &Broker, tp: &TopicPartition, isr: Vec<i32>) {
     let Some(cluster) = broker.cluster.clone() else { return };
     let Some(partition) = broker.replicas.partition(tp) else { return };
+    if !joiners_eligible(&cluster.image(), &partition.leader_and_isr().isr, &isr) {
+        return;
+    }
     if !cluster.pending_isr.0.lock().unwrap_or_else(|e| e.into_inner()).insert(tp.clone()) {
         return;
     }
@@ -87,5 +99,22 @@ pub async fn run_shrinker(broker: Arc<Broker>) {
         for (tp, isr) in broker.replicas.isr_shrinks(super::replica_manager::now_ms(), lag) {
             propose(&broker, &tp, isr);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::tests::register;
+
+    #[test]
+    fn only_active_brokers_are_proposed_to_join() {
+        let mut image = crate::controller::test_support::cluster(2, &[]);
+        image.apply(&register(3, 103, None, true)).unwrap(); // registered, still fenced
+        assert!(joiners_eligible(&image, &[1], &[1, 2]));
+        assert!(!joiners_eligible(&image, &[1, 2], &[1, 2, 3]), "a fenced broker does not join");
+        assert!(!joiners_eligible(&image, &[1], &[1, 4]), "an unregistered broker does not join");
+        // Shrinking asks nothing of the members that stay.
+        assert!(joiners_eligible(&image, &[1, 2, 3], &[1, 2]));
     }
 }

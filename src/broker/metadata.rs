@@ -472,6 +472,10 @@ pub fn load_or_create_cluster_id(dir: &Path, node_id: i32, new_id: Option<String
 pub struct ProducerIdManager {
     path: PathBuf,
     state: std::sync::Mutex<(i64, i64)>, // (next id, end of reserved block, exclusive)
+    /// In a metadata quorum every block comes from the active controller (AllocateProducerIds),
+    /// which records it in the metadata log: blocks reserved in a node's own file would give the
+    /// same ids on every node, and again after the node's data dir is lost.
+    controller_blocks: std::sync::atomic::AtomicBool,
 }
 
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
@@ -504,11 +508,39 @@ impl ProducerIdManager {
             Err(e) => return Err(e.into()),
         };
         // Ids below the stored block end may have been handed out before a crash: start after it.
-        Ok(ProducerIdManager { path, state: std::sync::Mutex::new((end, end)) })
+        Ok(ProducerIdManager { path, state: std::sync::Mutex::new((end, end)), controller_blocks: Default::default() })
+    }
+
+    /// From now on ids come only from blocks the controller hands out ([`Self::install_block`]).
+    pub fn use_controller_blocks(&self) {
+        self.controller_blocks.store(true, std::sync::atomic::Ordering::Release);
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (0, 0);
+    }
+
+    pub fn uses_controller_blocks(&self) -> bool {
+        self.controller_blocks.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// With controller blocks: whether the current block is used up (ask the controller first).
+    pub fn needs_block(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.uses_controller_blocks() && state.0 >= state.1
+    }
+
+    /// A block `first .. first + len` from the controller. One that arrives while ids remain
+    /// (two requests asked at once) replaces nothing: its ids are never used, as Kafka drops them.
+    pub fn install_block(&self, first: i64, len: i64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 >= state.1 {
+            *state = (first, first + len);
+        }
     }
 
     pub fn next_id(&self) -> Result<i64, MetadataError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.uses_controller_blocks() && state.0 >= state.1 {
+            return Err(MetadataError::Io(std::io::Error::other("no producer id block from the controller yet")));
+        }
         if state.0 >= state.1 {
             let end = state.1 + PRODUCER_ID_BLOCK_SIZE;
             write_atomically(&self.path, end.to_string().as_bytes())?;
@@ -636,5 +668,25 @@ mod tests {
         assert_eq!(a.len(), 22);
         assert_eq!(load_or_create_cluster_id(dir.path(), 1, None).unwrap(), a);
         assert!(load_or_create_cluster_id(dir.path(), 2, None).is_err());
+    }
+
+    #[test]
+    fn in_a_quorum_producer_ids_come_only_from_controller_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = ProducerIdManager::open(dir.path()).unwrap();
+        assert_eq!(m.next_id().unwrap(), 0);
+        m.use_controller_blocks();
+        // No block yet: no id, and the node's own file is not used.
+        assert!(m.needs_block());
+        assert!(m.next_id().is_err());
+        m.install_block(5000, 2);
+        assert!(!m.needs_block());
+        // A second block while ids remain is dropped, never mixed in.
+        m.install_block(7000, 1000);
+        assert_eq!((m.next_id().unwrap(), m.next_id().unwrap()), (5000, 5001));
+        assert!(m.needs_block());
+        assert!(m.next_id().is_err());
+        m.install_block(9000, 1000);
+        assert_eq!(m.next_id().unwrap(), 9000);
     }
 }

@@ -793,6 +793,7 @@ impl Loaded {
     /// the cluster's metadata (until then none of them is led here).
     pub fn join_cluster(&mut self, state: Arc<cluster::ClusterState>) {
         self.replicas.await_metadata();
+        self.producer_ids.use_controller_blocks();
         self.cluster = Some(state);
     }
 }

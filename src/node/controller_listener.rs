@@ -1,6 +1,7 @@
 //! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
 //! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
-//! BrokerRegistration, BrokerHeartbeat, AlterPartition, and the CreateTopics brokers forward —
+//! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the CreateTopics
+//! brokers forward —
 //! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
 //! per connection, requests answered in order; a malformed frame closes the connection.
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
 };
@@ -89,6 +90,7 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
         range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
         range::<ElectLeadersRequest>(ApiKey::ElectLeaders),
+        range::<AllocateProducerIdsRequest>(ApiKey::AllocateProducerIds),
     ]
 }
 
@@ -149,6 +151,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::ElectLeaders => {
             let req = ElectLeadersRequest::decode(&mut body, version)?;
             encode(key, version, corr, &elect_leaders(service, req, version).await)
+        }
+        ApiKey::AllocateProducerIds => {
+            let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &allocate_producer_ids(service, req).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -213,6 +219,17 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
             .with_is_fenced(reply.is_fenced)
             .with_should_shut_down(reply.should_shut_down),
         Err(e) => BrokerHeartbeatResponse::default().with_error_code(e.error_code()).with_is_fenced(true),
+    }
+}
+
+/// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
+/// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
+async fn allocate_producer_ids(service: &ControllerService, req: AllocateProducerIdsRequest) -> AllocateProducerIdsResponse {
+    match service.decide(|c, image, _| c.allocate_producer_ids(image, req.broker_id.0, req.broker_epoch)).await {
+        Ok(block) => AllocateProducerIdsResponse::default()
+            .with_producer_id_start(kafka_protocol::messages::ProducerId(block.first_producer_id))
+            .with_producer_id_len(block.size as i32),
+        Err(e) => AllocateProducerIdsResponse::default().with_error_code(e.error_code()).with_producer_id_start(kafka_protocol::messages::ProducerId(-1)),
     }
 }
 

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Fault-injection checker on a 3-node cluster (scripts/cluster.sh): idempotent acks=all producers
+# and a consumer group under a seeded schedule of kill -9 (partition leader, Raft leader), SIGSTOP and
+# wiped-disk restarts; see checker.py. Every anomaly count must be 0.
+#
+#   compat-tests/cluster/run.sh                  # CI: about 2 minutes of faults
+#   compat-tests/cluster/run.sh --minutes 30     # the long run
+#   compat-tests/cluster/run.sh --seed 123456    # repeat a schedule (the seed is printed first)
+# The cluster's data and logs, the checker's output and result.json stay in compat-tests/cluster/out/.
+set -uo pipefail
+. "$(dirname "$0")/../lib.sh"
+
+SECONDS_OF_FAULTS="${CLUSTER_CHECK_SECONDS:-120}"
+SEED_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) SECONDS_OF_FAULTS=$(( $2 * 60 )); shift 2 ;;
+    --seconds) SECONDS_OF_FAULTS="$2"; shift 2 ;;
+    --seed) SEED_ARGS=(--seed "$2"); shift 2 ;;
+    *) die "unknown argument $1" ;;
+  esac
+done
+
+suite_init cluster
+[ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
+CLUSTER_DIR="$WORK/cluster"
+export FJORD_BIN
+trap '"$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1; _suite_exit' EXIT
+
+# Six consecutive free loopback ports: three client, three controller.
+BASE="$(python3 - <<'EOF'
+import random, socket
+for _ in range(200):
+    base = random.randint(20000, 60000)
+    socks = []
+    try:
+        for p in range(base, base + 6):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+EOF
+)"
+
+# A short session timeout moves leaderships of a dead node within seconds (Kafka's default is 9 s);
+# a follower 5 s behind leaves the ISR.
+if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$BASE" -- \
+    --override broker.session.timeout.ms=3000 \
+    --override broker.heartbeat.interval.ms=500 \
+    --override replica.lag.time.max.ms=5000 \
+    --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out"; then
+  fail "3-node cluster starts"
+  suite_finish; exit 1
+fi
+pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
+
+log "faults for ${SECONDS_OF_FAULTS}s; checker output in $WORK/checker.out"
+"$VENV_PY" "$COMPAT_ROOT/cluster/checker.py" --cluster-dir "$CLUSTER_DIR" --out "$WORK/result.json" \
+  --seconds "$SECONDS_OF_FAULTS" "${SEED_ARGS[@]}" >"$WORK/checker.out" 2>"$WORK/checker.err"
+rc=$?
+head -n 1 "$WORK/checker.out"
+if [ "$rc" -ne 0 ] || [ ! -s "$WORK/result.json" ]; then
+  fail "checker ran to the end" "rc=$rc"; tail -n 30 "$WORK/checker.err" | sed 's/^/    /'
+  suite_finish; exit 1
+fi
+pass "checker ran to the end"
+cat "$WORK/result.json"
+
+# Known failures, loud but not failing the suite until the work they wait for lands. Group
+# coordinator failover is not wired yet (README, "Not served (yet)"): when the node holding the
+# group's coordinator dies, the new leader of its __consumer_offsets partition does not load the
+# group, so committed offsets read as none and members restart from the earliest offset.
+# CLUSTER_KNOWN_FAILURES= (empty) makes every check strict.
+KNOWN="${CLUSTER_KNOWN_FAILURES-consumer_started_below_committed committed_offsets_backwards}"
+known_count=0
+# One PASS/FAIL line per anomaly count, plus the healing checks.
+while IFS=$'\t' read -r name ok detail; do
+  key="${name% == 0}"
+  if [[ " $KNOWN " == *" $key "* ]]; then
+    if [ "$ok" = 1 ]; then
+      pass "$name (listed as known to fail: take it off CLUSTER_KNOWN_FAILURES)"
+    else
+      known_count=$((known_count + 1))
+      printf 'KNOWN-FAIL %s: %s\n    (group coordinator failover is not wired yet; strict: CLUSTER_KNOWN_FAILURES=)\n' "$name" "$detail"
+    fi
+  elif [ "$ok" = 1 ]; then pass "$name"; else fail "$name" "$detail"; fi
+done < <("$VENV_PY" - "$WORK/result.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("cluster healed after the faults\t%d\t" % r["healed"])
+print("every ISR full again after the faults\t%d\t" % r["full_isr_after_heal"])
+print("faults injected\t%d\t%d" % (len(r["faults"]) > 0, len(r["faults"])))
+for k, v in r["anomalies"].items():
+    ex = r["examples"].get(k, "")
+    print("%s == 0\t%d\t%s %s" % (k, v == 0, v, json.dumps(ex)[:300]))
+EOF
+)
+log "seed $(head -n 1 "$WORK/checker.out" | cut -d' ' -f2) (--seed repeats the schedule); availability: $("$VENV_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["availability"])' "$WORK/result.json")"
+"$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+[ "$known_count" -eq 0 ] || log "$known_count known failure(s), listed above as KNOWN-FAIL"
+suite_finish
