@@ -25,6 +25,9 @@ pub struct ClusterState {
     pub controllers: ControllerChannel,
     /// Partitions with an AlterPartition in flight.
     pub pending_isr: super::isr::PendingIsr,
+    /// Set once the controller said this broker caught up with the metadata log (its applied
+    /// offset reached its registration): the publisher acts on no image before that.
+    caught_up: watch::Sender<bool>,
     /// The runtime that carries this node's network calls, for request handler threads that
     /// must wait for one.
     pub runtime: tokio::runtime::Handle,
@@ -41,6 +44,7 @@ impl ClusterState {
             broker_epoch: AtomicI64::new(-1),
             controllers,
             pending_isr: Default::default(),
+            caught_up: watch::channel(false).0,
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
         }
@@ -69,6 +73,17 @@ impl ClusterState {
     pub async fn wait_for_offset(&self, offset: u64, timeout: Duration) -> bool {
         let mut rx = self.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= offset)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The controller's heartbeat answer said this broker has caught up with the metadata log.
+    pub fn set_caught_up(&self) {
+        self.caught_up.send_if_modified(|c| !std::mem::replace(c, true));
+    }
+
+    /// Waits until [`ClusterState::set_caught_up`].
+    pub async fn wait_caught_up(&self) {
+        let mut rx = self.caught_up.subscribe();
+        let _ = rx.wait_for(|c| *c).await.map(|_| ());
     }
 
     pub fn broker_epoch(&self) -> i64 {

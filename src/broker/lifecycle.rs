@@ -71,6 +71,7 @@ async fn register(broker: &Broker, cluster: &ClusterState, incarnation: Uuid) {
 
 /// What a heartbeat told this broker.
 pub struct HeartbeatAnswer {
+    pub is_caught_up: bool,
     pub is_fenced: bool,
     pub should_shut_down: bool,
 }
@@ -83,7 +84,12 @@ async fn heartbeat(broker: &Broker, cluster: &ClusterState, want_shut_down: bool
         .with_want_fence(false)
         .with_want_shut_down(want_shut_down);
     match cluster.controllers.send(&request).await {
-        Ok(r) if r.error_code == 0 => Some(HeartbeatAnswer { is_fenced: r.is_fenced, should_shut_down: r.should_shut_down }),
+        Ok(r) if r.error_code == 0 => {
+            if r.is_caught_up {
+                cluster.set_caught_up();
+            }
+            Some(HeartbeatAnswer { is_caught_up: r.is_caught_up, is_fenced: r.is_fenced, should_shut_down: r.should_shut_down })
+        }
         Ok(r) if r.error_code == NOT_CONTROLLER => {
             cluster.controllers.not_controller().await;
             None

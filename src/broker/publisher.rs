@@ -20,6 +20,14 @@ use crate::types::TopicPartition;
 pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
     let mut applied = cluster.subscribe();
     let mut stop = broker.shutdown_signal();
+    // A starting node replays the metadata log from its start (or a wiped one from nothing):
+    // the images on the way are the past, and acting on them would make it lead partitions it
+    // led long ago, with whatever its log holds. As Kafka's broker, it publishes nothing until
+    // the controller says it has caught up (its applied offset reached its registration).
+    tokio::select! {
+        _ = cluster.wait_caught_up() => {}
+        _ = crate::raft::transport::stopped(&mut stop) => return,
+    }
     let mut published = Arc::new(MetadataImage::new());
     loop {
         let next = cluster.image();
