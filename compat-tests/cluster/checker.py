@@ -610,7 +610,7 @@ def main():
         },
         "replica_gaps_below_hw": gaps,
         "examples": {
-            "lost_acked_records": lost[:5],
+            "lost_acked_records": [(v, wl.acked[v][:3]) for v in lost[:5]],
             "acked_offset_differs": [(v, wl.acked[v][:3], where[v]) for v in moved[:5]],
             "duplicates": [(v, where[v]) for v in dups[:5]],
             "replica_divergent_offsets": divergent[:5],
