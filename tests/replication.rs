@@ -145,6 +145,52 @@ async fn a_follower_cuts_a_tail_its_new_leader_never_had() {
 }
 
 #[tokio::test]
+async fn a_tail_from_an_epoch_the_leader_never_had_is_cut_even_when_the_leaders_log_is_longer() {
+    let a = TestBroker::start(&["node.id=1"]).await;
+    let b = TestBroker::start(&["node.id=2"]).await;
+    create(&a, "e").await;
+    create(&b, "e").await;
+    let tp = TopicPartition::new("e", 0);
+    let (ab, bb) = (a.running.as_ref().unwrap().broker.clone(), b.running.as_ref().unwrap().broker.clone());
+    let topic_id = ab.metadata.topic("e").expect("topic").id;
+    let (mut ac, mut bc) = (a.client().await, b.client().await);
+    let state = |leader, leader_epoch, isr: &[i32]| LeaderAndIsr { leader, leader_epoch, partition_epoch: leader_epoch, replicas: vec![1, 2], isr: isr.to_vec() };
+
+    // Epoch 1: a leads, b copies 0..5.
+    ab.replicas.become_leader(&tp, state(1, 1, &[1, 2]), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, state(1, 1, &[1, 2])).expect("follow");
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 1);
+    assert_eq!(ac.send(&produce("e", 5, -1, 10_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    bb.fetchers.unfollow(&tp);
+    // Epoch 2: a goes on alone and writes 5..10, which b never copies.
+    ab.replicas.become_leader(&tp, state(1, 2, &[1]), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, state(1, 2, &[1])).expect("follow");
+    assert_eq!(ac.send(&produce("e", 5, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    // Epoch 3: b leads (an unclean choice, by hand) and writes 5..8 in epoch 3.
+    bb.replicas.become_leader(&tp, state(2, 3, &[2]), now_ms()).expect("lead");
+    ab.replicas.become_follower(&tp, state(2, 3, &[2])).expect("follow");
+    assert_eq!(bc.send(&produce("e", 3, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    // Epoch 4: a leads again with its 10 records plus one; b follows. Asked about epoch 3, a
+    // answers (epoch 2, end 10): past b's end of 8, yet b's 5..8 are not a's. b must cut to 5
+    // (where its epochs <= 2 ended) and copy a's 5..11.
+    ab.replicas.become_leader(&tp, state(1, 4, &[1]), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, state(1, 4, &[1])).expect("follow");
+    assert_eq!(ac.send(&produce("e", 1, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 4);
+    let bb2 = bb.clone();
+    let tp2 = tp.clone();
+    wait_for(move || bb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 11).await;
+    let (_, copied) = bb.replicas.read(&tp, 5, 1 << 20).expect("read");
+    let mut copied = copied;
+    let batches = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut copied).expect("decode");
+    let epochs: Vec<(i64, i32)> = batches.iter().flat_map(|b| b.records.iter().map(|r| (r.offset, r.partition_leader_epoch))).collect();
+    assert_eq!(epochs, vec![(5, 2), (6, 2), (7, 2), (8, 2), (9, 2), (10, 4)], "b holds a's records from 5 on, none of its own epoch 3");
+
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn groups_of_an_offsets_partition_led_elsewhere_are_not_coordinated_here() {
     let b = TestBroker::start(&["node.id=1"]).await;
     let mut c = b.client().await;

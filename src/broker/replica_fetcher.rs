@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::partition::PartitionError;
+use super::replica_manager::ReplicaError;
 use super::Broker;
 use crate::client::{BrokerClient, ClientConfig};
 use crate::types::TopicPartition;
@@ -211,18 +213,21 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
     let mut progressed = false;
     for t in response.responses {
         for p in t.partitions {
-            let Some((tp, _, _, _)) = positions.iter().find(|(tp, f, _, _)| tp.partition == p.partition_index && (f.topic_id == t.topic_id || tp.topic == t.topic.0.as_str())) else {
+            let Some((tp, f, _, _)) = positions.iter().find(|(tp, f, _, _)| tp.partition == p.partition_index && (f.topic_id == t.topic_id || tp.topic == t.topic.0.as_str())) else {
                 continue;
             };
             let tp = (*tp).clone();
+            let epoch = f.leader_epoch;
             match p.error_code {
                 0 => {
                     let records = p.records.unwrap_or_default();
                     let b = broker.clone();
                     let t = tp.clone();
                     let hw = p.high_watermark;
-                    match broker.io_pool.run(move || b.replicas.append_as_follower(&t, &records, hw)).await {
+                    match broker.io_pool.run(move || b.replicas.append_as_follower(&t, epoch, &records, hw)).await {
                         Ok(_) => progressed = true,
+                        // Followed in another epoch (or led) by now: the publisher's change wins.
+                        Err(ReplicaError::Partition(PartitionError::FencedLeaderEpoch | PartitionError::NotLeaderOrFollower)) => progressed = true,
                         Err(e) => tracing::warn!(partition = %tp, error = %e, "follower append failed"),
                     }
                 }
@@ -241,17 +246,9 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
     Ok(progressed)
 }
 
-/// Where a follower's log is cut before it fetches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cut {
-    Nothing,
-    To(i64),
-    ToHighWatermark,
-}
-
 /// Asks the leader where this log's latest epoch ended and cuts what lies past it (a tail the
-/// old leader wrote that the new one never had). A log without epochs keeps what is below its
-/// high watermark, as Kafka's followers did before KIP-101.
+/// old leader wrote that the new one never had), in as many rounds as it takes to agree on an
+/// epoch (see [`crate::storage::leader_epoch::LeaderEpochCache::divergence`]).
 async fn truncate_divergent(broker: &Arc<Broker>, client: &BrokerClient, local: i32, truncating: &[&(TopicPartition, Followed)], partitions: &Mutex<BTreeMap<TopicPartition, Followed>>) -> Result<(), crate::client::ClientError> {
     let mut asks = Vec::new();
     for (tp, f) in truncating {
@@ -275,41 +272,30 @@ async fn truncate_divergent(broker: &Arc<Broker>, client: &BrokerClient, local: 
     let response = client.send(&OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(local)).with_topics(topics)).await?;
     for t in response.topics {
         for p in t.partitions {
-            let Some((tp, _, end, epoch)) = asks.iter().find(|(tp, _, _, _)| tp.topic == t.topic.0.as_str() && tp.partition == p.partition) else {
+            let Some((tp, f, end, epoch)) = asks.iter().find(|(tp, _, _, _)| tp.topic == t.topic.0.as_str() && tp.partition == p.partition) else {
                 continue;
             };
             if p.error_code != 0 {
                 tracing::debug!(partition = %tp, error_code = p.error_code, "leader refused OffsetForLeaderEpoch; retrying later");
                 continue;
             }
-            let cut = match epoch {
-                // Our latest epoch ended earlier on the leader: what follows is divergent.
-                Some(_) if p.end_offset >= 0 && p.end_offset < *end => Cut::To(p.end_offset),
-                Some(_) => Cut::Nothing,
-                None => Cut::ToHighWatermark,
-            };
             let b = broker.clone();
             let t = (*tp).clone();
-            let truncated = broker
-                .io_pool
-                .run(move || match cut {
-                    Cut::ToHighWatermark => {
-                        let hw = b.replicas.offsets(&t)?.high_watermark;
-                        b.replicas.truncate_to(&t, hw)
+            let (followed_epoch, answer_epoch, answer_end) = (f.leader_epoch, p.leader_epoch, p.end_offset);
+            match broker.io_pool.run(move || b.replicas.truncate_divergent(&t, followed_epoch, answer_epoch, answer_end)).await {
+                Ok(decision) => {
+                    if let Some(offset) = decision.truncate_to {
+                        tracing::info!(partition = %tp, local_end = end, local_epoch = ?epoch, answer_epoch, answer_end, truncated_to = offset, "truncated a follower's divergent tail");
                     }
-                    Cut::To(offset) => b.replicas.truncate_to(&t, offset),
-                    Cut::Nothing => Ok(()),
-                })
-                .await;
-            match truncated {
-                Ok(()) => {
-                    if cut != Cut::Nothing {
-                        tracing::info!(partition = %tp, ?cut, leader_epoch_end = p.end_offset, "truncated a follower's log to its leader's");
-                    }
-                    if let Some(f) = partitions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(*tp) {
+                    if decision.complete
+                        && let Some(f) = partitions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(*tp)
+                        && f.leader_epoch == followed_epoch
+                    {
                         f.needs_truncation = false;
                     }
                 }
+                // Followed in another epoch (or led) by now: the publisher's change wins.
+                Err(ReplicaError::Partition(PartitionError::FencedLeaderEpoch | PartitionError::NotLeaderOrFollower)) => {}
                 Err(e) => tracing::warn!(partition = %tp, error = %e, "follower truncation failed"),
             }
         }

@@ -17,6 +17,7 @@ use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
 use crate::storage::io::{nowait, Backend};
+use crate::storage::leader_epoch::Divergence;
 use crate::storage::log::{PublishedOffsets, RollFlush};
 use crate::storage::{FileRange, LogConfig, PartitionLog, StorageError, SyncTarget};
 use super::durable_sync::{self, BackgroundSyncs, SyncJob};
@@ -180,7 +181,12 @@ impl ReplicaManager {
     /// Another broker leads `tp` from now on; the replica fetcher copies its log.
     pub fn become_follower(&self, tp: &TopicPartition, state: LeaderAndIsr) -> Result<(), ReplicaError> {
         let partition = self.partition(tp).ok_or(ReplicaError::UnknownTopicOrPartition)?;
+        // Changed with the log locked, so a fetched batch or a truncation for the previous leader
+        // or epoch, checked under the same lock, is either applied before or refused after.
+        let log = self.log(tp)?;
+        let guard = log.lock().unwrap_or_else(|e| e.into_inner());
         partition.lock().make_follower(state).map_err(ReplicaError::Partition)?;
+        drop(guard);
         // Parked fetches and produces must learn that this broker no longer leads.
         self.purgatory.wake(tp);
         Ok(())
@@ -215,11 +221,11 @@ impl ReplicaManager {
 
     /// The follower's side: appends what was fetched from the leader and takes the leader's high
     /// watermark (never past this log's end). Returns the new log end offset.
-    pub fn append_as_follower(&self, tp: &TopicPartition, records: &[u8], leader_high_watermark: i64) -> Result<i64, ReplicaError> {
+    pub fn append_as_follower(&self, tp: &TopicPartition, leader_epoch: i32, records: &[u8], leader_high_watermark: i64) -> Result<i64, ReplicaError> {
         let log = self.log(tp)?;
         let (end, rolled) = {
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            self.refuse_if_leader(tp)?;
+            self.check_following(tp, leader_epoch)?;
             let appended = log.append_as_follower(records, now_ms());
             let rolled = log.take_roll_flush();
             if let Err(e) = appended {
@@ -236,25 +242,41 @@ impl ReplicaManager {
         Ok(end)
     }
 
-    /// A follower cuts its log back to `offset` (a divergent tail found by OffsetForLeaderEpoch).
-    pub fn truncate_to(&self, tp: &TopicPartition, offset: i64) -> Result<(), ReplicaError> {
+    /// A follower cuts a divergent tail from its log: the leader of `leader_epoch` answered
+    /// OffsetForLeaderEpoch for the log's latest epoch with (`answer_epoch`, `answer_end`).
+    /// Returns the decision it applied (where it cut, and whether to ask again).
+    pub fn truncate_divergent(&self, tp: &TopicPartition, leader_epoch: i32, answer_epoch: i32, answer_end: i64) -> Result<Divergence, ReplicaError> {
         let log = self.log(tp)?;
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        self.refuse_if_leader(tp)?;
-        log.truncate_to(offset, now_ms()).map_err(|e| self.reported(tp, "truncation", e))
+        self.check_following(tp, leader_epoch)?;
+        let decision = log.divergence(answer_epoch, answer_end);
+        if let Some(offset) = decision.truncate_to {
+            log.truncate_to(offset, now_ms()).map_err(|e| self.reported(tp, "truncation", e))?;
+        }
+        Ok(decision)
     }
 
-    /// A follower's write (a fetched batch, a truncation) that arrives after this broker became
-    /// the partition's leader is refused: a leader never cuts or overwrites its own log. Checked
-    /// with the log locked, as `become_leader` changes the state with it locked.
-    fn refuse_if_leader(&self, tp: &TopicPartition) -> Result<(), ReplicaError> {
-        match self.partition(tp) {
-            Some(p) if p.lock().is_leader() => {
-                tracing::info!(partition = %tp, "a follower's write arrived after this broker became leader; dropped");
-                Err(ReplicaError::Partition(PartitionError::NotLeaderOrFollower))
-            }
-            _ => Ok(()),
+    /// A follower's write (a fetched batch, a truncation) is applied only while this broker still
+    /// follows the leader of `leader_epoch`, the epoch the fetch was sent in (Kafka's fetcher
+    /// checks its fetch state's epoch the same way). An answer that arrives after the broker became
+    /// leader (a leader never cuts or overwrites its own log), or after it moved on to another
+    /// leader or epoch (the old leader's records may not be the new one's), is dropped. Checked
+    /// with the log locked, as `become_leader` and `become_follower` change the state with it
+    /// locked.
+    fn check_following(&self, tp: &TopicPartition, leader_epoch: i32) -> Result<(), ReplicaError> {
+        let Some(partition) = self.partition(tp) else {
+            return Err(ReplicaError::UnknownTopicOrPartition);
+        };
+        let state = partition.lock();
+        if state.is_leader() {
+            tracing::info!(partition = %tp, "a follower's write arrived after this broker became leader; dropped");
+            return Err(ReplicaError::Partition(PartitionError::NotLeaderOrFollower));
         }
+        if state.state().leader_epoch != leader_epoch {
+            tracing::debug!(partition = %tp, fetched_in = leader_epoch, now = state.state().leader_epoch, "a follower's write from an earlier leader epoch arrived; dropped");
+            return Err(ReplicaError::Partition(PartitionError::FencedLeaderEpoch));
+        }
+        Ok(())
     }
 
     /// Waits until the ISR holds everything below `acked_at` (the high watermark reached it), for

@@ -83,11 +83,14 @@ impl LeaderEpochCache {
     }
 
     /// OffsetForLeaderEpoch: the largest known epoch <= `epoch`, with the offset where the next
-    /// epoch began (the log end offset for the latest). An epoch newer than the latest, or older
-    /// than the first, is undefined.
+    /// epoch began (the log end offset for the latest). An epoch newer than the latest (or -1) is
+    /// undefined; one older than the first ends where the first began, as Kafka answers.
     pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
         let Some(i) = self.entries.iter().rposition(|(e, _)| *e <= epoch) else {
-            return (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET);
+            return match self.entries.first() {
+                Some((_, first_start)) if epoch >= 0 => (epoch, *first_start),
+                _ => (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET),
+            };
         };
         match self.entries.get(i + 1) {
             Some((_, next_start)) => (self.entries[i].0, *next_start),
@@ -95,6 +98,36 @@ impl LeaderEpochCache {
             None => (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET),
         }
     }
+
+    /// Where a follower whose log ends at `log_end` cuts it after its leader answered
+    /// OffsetForLeaderEpoch for the follower's latest epoch with (`leader_epoch`, `leader_end`):
+    /// Kafka's follower rule (KIP-101/279). When the leader's epoch is one this log does not
+    /// know, the cut is where this log's own epoch <= it ended, and the follower asks again with
+    /// its new latest epoch (`complete` false), until both agree on an epoch.
+    pub fn divergence(&self, log_end: i64, high_watermark: i64, leader_epoch: i32, leader_end: i64) -> Divergence {
+        let cut = |offset: i64, complete: bool| Divergence { truncate_to: (offset < log_end).then_some(offset.max(0)), complete };
+        if self.latest_epoch().is_none() || leader_end == UNDEFINED_EPOCH_OFFSET {
+            // No epochs to compare (a log from before epochs, or a leader that knows none of
+            // ours): keep only what was committed.
+            return cut(high_watermark, true);
+        }
+        if leader_epoch == UNDEFINED_EPOCH {
+            return cut(leader_end, true);
+        }
+        match self.end_offset_for(leader_epoch, log_end) {
+            (UNDEFINED_EPOCH, _) => cut(leader_end, true),
+            (local, local_end) if local != leader_epoch => cut(local_end, false),
+            _ => cut(leader_end, true),
+        }
+    }
+}
+
+/// A follower's truncation decision: where to cut (None: keep the whole log), and whether the
+/// follower and leader now agree (else it asks the leader again after cutting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Divergence {
+    pub truncate_to: Option<i64>,
+    pub complete: bool,
 }
 
 #[cfg(test)]
@@ -132,6 +165,41 @@ mod tests {
         assert_eq!(c.end_offset_for(4, 99), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET), "newer than the leader");
         assert_eq!(LeaderEpochCache::load(&StdIo, dir.path()).expect("load"), c, "durable");
         assert_eq!(std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT)).expect("read"), "0\n2\n0 0\n3 40\n", "Kafka's format");
+        c.truncate_from_end(&StdIo, dir.path(), 0).expect("truncate");
+        c.assign(&StdIo, dir.path(), 3, 40).expect("assign");
+        assert_eq!(c.end_offset_for(1, 99), (1, 40), "older than the first: where the first began");
+        assert_eq!(c.end_offset_for(-1, 99), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
+    }
+
+    fn cache(entries: &[(i32, i64)]) -> LeaderEpochCache {
+        LeaderEpochCache { entries: entries.to_vec() }
+    }
+
+    #[test]
+    fn a_follower_keeps_what_its_leader_has_in_the_same_epoch() {
+        let f = cache(&[(0, 0), (2, 10)]);
+        assert_eq!(f.divergence(15, 12, 2, 20), Divergence { truncate_to: None, complete: true }, "the leader's epoch 2 goes on past ours");
+        assert_eq!(f.divergence(15, 12, 2, 13), Divergence { truncate_to: Some(13), complete: true }, "epoch 2 ended at 13 on the leader");
+    }
+
+    #[test]
+    fn a_tail_written_in_an_epoch_the_leader_never_had_is_cut_in_steps() {
+        // The follower led epoch 2 and wrote 10..15 that nobody copied; the leader wrote
+        // 10..20 in epoch 1, which the follower never saw. The leader's answer for epoch 2 is
+        // (1, 20): past our end, but the records differ from 10 on.
+        let mut f = cache(&[(0, 0), (2, 10)]);
+        let first = f.divergence(15, 8, 1, 20);
+        assert_eq!(first, Divergence { truncate_to: Some(10), complete: false }, "cut where our epoch <= 1 (epoch 0) ended, then ask again");
+        f.entries.truncate(1);
+        assert_eq!(f.divergence(10, 8, 0, 10), Divergence { truncate_to: None, complete: true }, "epoch 0 agrees up to 10");
+    }
+
+    #[test]
+    fn without_comparable_epochs_a_follower_keeps_what_was_committed() {
+        assert_eq!(cache(&[]).divergence(15, 7, 3, 40), Divergence { truncate_to: Some(7), complete: true });
+        assert_eq!(cache(&[(4, 0)]).divergence(15, 7, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET), Divergence { truncate_to: Some(7), complete: true });
+        assert_eq!(cache(&[(4, 0)]).divergence(15, 7, UNDEFINED_EPOCH, 9), Divergence { truncate_to: Some(9), complete: true }, "an answer without an epoch");
+        assert_eq!(cache(&[(4, 5)]).divergence(15, 7, 2, 30), Divergence { truncate_to: None, complete: true }, "we know no epoch <= 2: min(leader end, ours)");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::records::batch::HEADER_SIZE;
 use crate::records::control;
 use super::recovery;
 use super::cleaner;
-use super::leader_epoch::LeaderEpochCache;
+use super::leader_epoch::{Divergence, LeaderEpochCache};
 use super::segment::Segment;
 use super::{LogConfig, Result, StorageError, TimestampType, parse_file_name};
 use crate::records::RecordsError;
@@ -548,6 +548,12 @@ impl PartitionLog {
     /// OffsetForLeaderEpoch: (the largest known epoch <= `epoch`, the end offset of it).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// Where a follower cuts this log after its leader's OffsetForLeaderEpoch answer for
+    /// [`PartitionLog::latest_epoch`]; see [`LeaderEpochCache::divergence`].
+    pub fn divergence(&self, leader_epoch: i32, leader_end: i64) -> Divergence {
+        self.epochs.divergence(self.log_end_offset, self.high_watermark(), leader_epoch, leader_end)
     }
 
     /// Stamped into every appended batch's partitionLeaderEpoch when >= 0.
