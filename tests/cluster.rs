@@ -152,6 +152,22 @@ async fn three_nodes_replicate_and_fail_over() {
     let f = lc.send(&fetch("c", 0), 12).await;
     assert_eq!(f.responses[0].partitions[0].high_watermark, 5);
 
+    // A broker that does not lead partition 0 refuses it, naming the leader (KIP-951): Produce
+    // v10+ with the leader's endpoint, Fetch v12+ with the leader and epoch.
+    let other = if leader == 1 { 2 } else { 1 };
+    let mut oc = Client::connect(addr(&nodes[(other - 1) as usize])).await;
+    let leader_epoch = metadata(first, "c").await.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap().leader_epoch;
+    let refused = oc.send(&produce("c", 0, 1), 10).await;
+    let p = &refused.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, leader_epoch));
+    let endpoints: Vec<(i32, i32)> = refused.node_endpoints.iter().map(|n| (n.node_id.0, n.port)).collect();
+    assert_eq!(endpoints, vec![(leader, leader_addr.port() as i32)]);
+    let refused = oc.send(&fetch("c", 0), 12).await;
+    let p = &refused.responses[0].partitions[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, leader_epoch));
+
     // acks=all answered: every ISR member holds the five records.
     let tp = fjord::types::TopicPartition::new("c", 0);
     let isr: Vec<i32> = metadata(leader_addr, "c").await.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap().isr_nodes.iter().map(|b| b.0).collect();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use super::{error_code, leader_epoch_error};
@@ -126,7 +126,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 for (w, p) in wanted.iter().zip(read.parts) {
                     topics[w.topic].partitions.push(p);
                 }
-                let response = FetchResponse::default().with_session_id(0).with_responses(topics);
+                let response = with_leader_hints(broker, FetchResponse::default().with_session_id(0).with_responses(topics), version);
                 return Fetched { response, files: read.files };
             }
         }
@@ -135,6 +135,37 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// KIP-951 (v12+ per partition, v16+ endpoints): each NOT_LEADER_OR_FOLLOWER or
+/// FENCED_LEADER_EPOCH partition names its current leader, so the consumer moves there at once.
+fn with_leader_hints(broker: &Broker, mut response: FetchResponse, version: i16) -> FetchResponse {
+    if version < 12 {
+        return response;
+    }
+    let mut nodes: Vec<NodeEndpoint> = Vec::new();
+    for t in &mut response.responses {
+        if !t.partitions.iter().any(|p| super::wants_leader_hint(p.error_code, true)) {
+            continue;
+        }
+        let name = if version >= 13 { broker.metadata.topic_by_id(t.topic_id).map(|m| m.name.clone()) } else { Some(t.topic.0.to_string()) };
+        let Some(name) = name else { continue };
+        for p in &mut t.partitions {
+            if !super::wants_leader_hint(p.error_code, true) {
+                continue;
+            }
+            let hint = super::leader_hint(broker, &name, p.partition_index);
+            p.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.leader_epoch);
+            if version >= 16
+                && let Some(n) = hint.node
+                && !nodes.iter().any(|e| e.node_id.0 == n.id)
+            {
+                nodes.push(NodeEndpoint::default().with_node_id(BrokerId(n.id)).with_host(super::str_bytes(n.host)).with_port(n.port as i32).with_rack(n.rack.map(super::str_bytes)));
+            }
+        }
+    }
+    response.node_endpoints = nodes;
+    response
 }
 
 /// Whether every wanted partition is known, online and read up to its bound (the high watermark;

@@ -305,6 +305,31 @@ pub(crate) fn leader_epoch_error(broker: &Broker, tp: &crate::types::TopicPartit
     state.check_leader(current_leader_epoch).err().map(|e| error_code::partition(&e))
 }
 
+/// KIP-951: where a client refused with NOT_LEADER_OR_FOLLOWER (or FENCED_LEADER_EPOCH) should
+/// go, from this broker's metadata, so it can retry before its next Metadata request: the
+/// leader and its epoch (-1 and -1 when none is known, as Kafka answers), and the leader's
+/// endpoint when it is a live broker.
+pub(crate) struct LeaderHint {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub node: Option<crate::broker::BrokerInfo>,
+}
+
+pub(crate) fn leader_hint(broker: &Broker, topic: &str, partition: i32) -> LeaderHint {
+    let state = leader_and_isr(broker, topic, partition);
+    if state.leader < 0 {
+        return LeaderHint { leader: -1, leader_epoch: -1, node: None };
+    }
+    let node = broker.live_brokers().into_iter().find(|b| b.id == state.leader);
+    LeaderHint { leader: state.leader, leader_epoch: state.leader_epoch, node }
+}
+
+/// Whether a partition error code is one a KIP-951 leader hint goes with (Fetch adds
+/// FENCED_LEADER_EPOCH to Produce's NOT_LEADER_OR_FOLLOWER).
+pub(crate) fn wants_leader_hint(code: i16, fenced_too: bool) -> bool {
+    code == kafka_protocol::error::ResponseError::NotLeaderOrFollower.code() || (fenced_too && code == kafka_protocol::error::ResponseError::FencedLeaderEpoch.code())
+}
+
 /// A partition's leader, epochs, replicas and ISR as Metadata and DescribeTopicPartitions show
 /// them. A partition of a known topic without a replica here shows no leader.
 pub(crate) fn leader_and_isr(broker: &Broker, topic: &str, partition: i32) -> crate::broker::partition::LeaderAndIsr {

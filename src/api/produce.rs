@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error_code, str_bytes};
@@ -124,8 +125,33 @@ impl Durable {
                 *resp = failed(resp.index, code, None);
             }
         }
-        ProduceResponse::default().with_responses(responses)
+        with_leader_hints(&broker, ProduceResponse::default().with_responses(responses), version)
     }
+}
+
+/// KIP-951 (v10+): each NOT_LEADER_OR_FOLLOWER partition names its current leader, and the
+/// response carries those leaders' endpoints, so the producer retries there at once.
+fn with_leader_hints(broker: &Broker, mut response: ProduceResponse, version: i16) -> ProduceResponse {
+    if version < 10 {
+        return response;
+    }
+    let mut nodes: Vec<NodeEndpoint> = Vec::new();
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if !super::wants_leader_hint(p.error_code, false) {
+                continue;
+            }
+            let hint = super::leader_hint(broker, t.name.0.as_str(), p.index);
+            p.current_leader = LeaderIdAndEpoch::default().with_leader_id(BrokerId(hint.leader)).with_leader_epoch(hint.leader_epoch);
+            if let Some(n) = hint.node
+                && !nodes.iter().any(|e| e.node_id.0 == n.id)
+            {
+                nodes.push(NodeEndpoint::default().with_node_id(BrokerId(n.id)).with_host(str_bytes(n.host)).with_port(n.port as i32).with_rack(n.rack.map(str_bytes)));
+            }
+        }
+    }
+    response.node_endpoints = nodes;
+    response
 }
 
 /// Validates and appends every partition; never waits (durable mode hands its syncs back).
@@ -258,5 +284,5 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
         let failed = responses.iter().flat_map(|t| &t.partition_responses).any(|p| p.error_code != 0);
         return if failed { Outcome::Close } else { Outcome::Silent };
     }
-    Outcome::Respond(ProduceResponse::default().with_responses(responses))
+    Outcome::Respond(with_leader_hints(broker, ProduceResponse::default().with_responses(responses), version))
 }
