@@ -370,6 +370,19 @@ async fn partitions_configs_and_deletion_are_cluster_wide() {
         assert!(m.topics[0].partitions.iter().all(|p| p.replica_nodes.len() == 2));
     }
 
+    // The controller's refusals reach the client with their own codes and messages.
+    let refuse = |count: i32, assignment: Option<Vec<i32>>| {
+        let assignments = assignment.map(|ids| vec![create_partitions_request::CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect())]);
+        CreatePartitionsRequest::default()
+            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(name("w")).with_count(count).with_assignments(assignments)])
+            .with_timeout_ms(10_000)
+    };
+    let r = c1.send(&refuse(2, None), 3).await;
+    assert_eq!(r.results[0].error_code, 37, "INVALID_PARTITIONS: {:?}", r.results[0].error_message);
+    let r = c1.send(&refuse(4, Some(vec![1, 9])), 3).await;
+    assert_eq!(r.results[0].error_code, 39, "INVALID_REPLICA_ASSIGNMENT: {:?}", r.results[0].error_message);
+    assert!(r.results[0].error_message.as_deref().is_some_and(|m| !m.contains("error 39")), "the controller's own message: {:?}", r.results[0].error_message);
+
     // A config set through node 3 is what node 1 describes.
     let mut c2 = Client::connect(a[2]).await;
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()

@@ -61,6 +61,8 @@ pub fn metadata(e: &MetadataError) -> i16 {
         MetadataError::InvalidTopic(_) => E::InvalidTopicException.code(),
         MetadataError::UnknownTopic(_) => E::UnknownTopicOrPartition.code(),
         MetadataError::Corrupt { .. } | MetadataError::Io(_) | MetadataError::Adopt(_) => E::KafkaStorageError.code(),
+        MetadataError::Controller { code, .. } => *code,
+        MetadataError::ControllerUnreachable(_) => E::RequestTimedOut.code(),
     }
 }
 

@@ -53,6 +53,12 @@ pub enum MetadataError {
     Io(#[from] std::io::Error),
     #[error("adopting a Kafka log dir: {0}")]
     Adopt(String),
+    /// The active controller refused the change with this error code (forwarded as is).
+    #[error("{message}")]
+    Controller { code: i16, message: String },
+    /// The active controller did not answer in time (or none could be reached).
+    #[error("the controller did not answer: {0}")]
+    ControllerUnreachable(String),
 }
 
 /// Checks a topic name as Kafka's `Topic.validate` does: non-empty, not "." or "..", at most 249

@@ -153,15 +153,15 @@ impl Broker {
         let c = cluster.clone();
         let response = cluster
             .wait_on(async move { c.create_topics(&request, CLUSTER_REQUEST_TIMEOUT).await })
-            .ok_or_else(|| MetadataError::InvalidTopic("the controller request was dropped".into()))?
-            .map_err(MetadataError::InvalidTopic)?;
-        let result = response.topics.first().ok_or_else(|| MetadataError::InvalidTopic("empty CreateTopics answer".into()))?;
+            .ok_or_else(|| MetadataError::ControllerUnreachable("the controller request was dropped".into()))?
+            .map_err(MetadataError::ControllerUnreachable)?;
+        let result = response.topics.first().ok_or_else(|| MetadataError::ControllerUnreachable("empty CreateTopics answer".into()))?;
         match result.error_code {
             0 => {}
             36 => return Err(MetadataError::TopicExists(name.to_string())),
-            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the topic (error {code}): {}", result.error_message.as_deref().unwrap_or("")))),
+            code => return Err(MetadataError::Controller { code, message: result.error_message.as_deref().unwrap_or("").to_string() }),
         }
-        self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::InvalidTopic(format!("topic {name} created but not yet known here")))
+        self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::ControllerUnreachable(format!("topic {name} created but not yet known here")))
     }
 
     /// DeleteTopics at the active controller; returns once the topic is gone here.
@@ -174,12 +174,12 @@ impl Broker {
         let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &DeleteTopicsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
-        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
-        .map_err(MetadataError::InvalidTopic)?;
+        .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::ControllerUnreachable)?;
         match response.responses.first().map_or(-1, |r| r.error_code) {
             0 => {}
             3 | 100 => return Err(MetadataError::UnknownTopic(name.to_string())),
-            code => return Err(MetadataError::InvalidTopic(format!("the controller refused the deletion (error {code})"))),
+            code => return Err(MetadataError::Controller { code, message: response.responses.first().and_then(|r| r.error_message.as_deref()).unwrap_or("").to_string() }),
         }
         self.wait_until(|| self.metadata.topic_by_id(meta.id).is_none());
         tracing::info!(topic = %name, "deleted topic");
@@ -206,13 +206,13 @@ impl Broker {
         let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &CreatePartitionsResponse| r.results.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
-        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
-        .map_err(MetadataError::InvalidTopic)?;
+        .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::ControllerUnreachable)?;
         match response.results.first() {
             Some(r) if r.error_code == 0 => {}
             Some(r) if r.error_code == 3 => return Err(MetadataError::UnknownTopic(name.to_string())),
-            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
-            None => return Err(MetadataError::InvalidTopic("empty CreatePartitions answer".into())),
+            Some(r) => return Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
+            None => return Err(MetadataError::ControllerUnreachable("empty CreatePartitions answer".into())),
         }
         if validate_only {
             return self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()));
@@ -240,12 +240,12 @@ impl Broker {
         let response = cluster.wait_on(async move {
             c.to_controller(&request, |r: &IncrementalAlterConfigsResponse| r.responses.iter().any(|t| t.error_code == cluster::NOT_CONTROLLER), CLUSTER_REQUEST_TIMEOUT).await
         })
-        .ok_or_else(|| MetadataError::InvalidTopic("no runtime to reach the controller".into()))?
-        .map_err(MetadataError::InvalidTopic)?;
+        .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
+        .map_err(MetadataError::ControllerUnreachable)?;
         match response.responses.first() {
             Some(r) if r.error_code == 0 => {}
-            Some(r) => return Err(MetadataError::InvalidTopic(r.error_message.as_deref().map_or_else(|| format!("the controller refused (error {})", r.error_code), |m| m.to_string()))),
-            None => return Err(MetadataError::InvalidTopic("empty IncrementalAlterConfigs answer".into())),
+            Some(r) => return Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
+            None => return Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
         }
         self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
         tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
