@@ -559,3 +559,80 @@ async fn a_follower_refuses_coordinator_writes_to_its_replica() {
     let end = lb.replicas.follower_position(&tp).unwrap().0;
     assert_eq!(fb.replicas.follower_position(&tp).unwrap().0, end, "the follower's log end is the leader's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reassignment_copies_the_log_to_new_replicas_then_drops_the_old_one() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &[]).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+
+    // One partition, one replica on node 1, with five records.
+    let mut c = Client::connect(a[1]).await;
+    let t = CreatableTopic::default()
+        .with_name(name("m"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![create_topics_request::CreatableReplicaAssignment::default().with_partition_index(0).with_broker_ids(vec![BrokerId(1)])]);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let mut c1 = Client::connect(a[0]).await;
+    let r = eventually("produce to node 1", async || {
+        let r = c1.send(&produce("m", 0, 5), 9).await;
+        (r.responses[0].partition_responses[0].error_code != 6).then_some(r)
+    })
+    .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+
+    // A target of another size is refused without allow_replication_factor_change (v1).
+    let reassign = |replicas: Option<Vec<i32>>, allow: bool| {
+        AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_allow_replication_factor_change(allow)
+            .with_topics(vec![alter_partition_reassignments_request::ReassignableTopic::default()
+                .with_name(name("m"))
+                .with_partitions(vec![alter_partition_reassignments_request::ReassignablePartition::default()
+                    .with_partition_index(0)
+                    .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))])])
+    };
+    let r = c.send(&reassign(Some(vec![2, 3]), false), 1).await;
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 38), "INVALID_REPLICATION_FACTOR: {:?}", r.responses[0].partitions[0].error_message);
+    let r = c.send(&reassign(None, true), 1).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 85, "NO_REASSIGNMENT_IN_PROGRESS");
+
+    // Moved to nodes 2 and 3 through node 2: they copy the log, then node 1's replica goes.
+    let r = c.send(&reassign(Some(vec![2, 3]), true), 1).await;
+    assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0), "{:?}", r.responses[0].partitions[0].error_message);
+    let list = ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000).with_topics(None);
+    let m = eventually("the reassignment completes", async || {
+        let ongoing = c.send(&list, 0).await;
+        assert_eq!(ongoing.error_code, 0);
+        let m = metadata(a[2], "m").await;
+        let p = &m.topics[0].partitions[0];
+        let replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+        (ongoing.topics.is_empty() && replicas == vec![2, 3] && p.isr_nodes.len() == 2).then_some(m)
+    })
+    .await;
+    let leader = m.topics[0].partitions[0].leader_id.0;
+    assert!([2, 3].contains(&leader), "a target replica leads: {leader}");
+    let tp = fjord::types::TopicPartition::new("m", 0);
+    for id in [2, 3] {
+        let b = &nodes[id - 1].running.as_ref().unwrap().broker;
+        assert_eq!(b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok(), Some(5), "node {id} holds the five records");
+    }
+    let old = &nodes[0].running.as_ref().unwrap().broker;
+    eventually("node 1's replica deleted", async || old.replicas.logs().all_partitions().iter().all(|p| p.topic != "m").then_some(())).await;
+    let mut lc = Client::connect(a[leader as usize - 1]).await;
+    let f = eventually("the new leader serves the records", async || {
+        let f = lc.send(&fetch("m", 0), 12).await;
+        (f.responses[0].partitions[0].high_watermark == 5).then_some(f)
+    })
+    .await;
+    assert_eq!(f.responses[0].partitions[0].error_code, 0);
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}

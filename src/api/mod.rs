@@ -25,6 +25,7 @@ mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod describe_user_scram_credentials;
+mod alter_partition_reassignments;
 mod elect_leaders;
 mod end_txn;
 pub mod error_code;
@@ -261,6 +262,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
         ApiKey::DescribeQuorum => serve!(DescribeQuorumRequest, describe_quorum::handle),
         ApiKey::ElectLeaders => serve!(ElectLeadersRequest, elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => serve!(AlterPartitionReassignmentsRequest, alter_partition_reassignments::handle),
+        ApiKey::ListPartitionReassignments => serve!(ListPartitionReassignmentsRequest, alter_partition_reassignments::handle_list),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
 }

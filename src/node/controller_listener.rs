@@ -12,6 +12,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -91,6 +92,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
         range::<ElectLeadersRequest>(ApiKey::ElectLeaders),
         range::<AllocateProducerIdsRequest>(ApiKey::AllocateProducerIds),
+        range::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments),
+        range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
     ]
 }
 
@@ -155,6 +158,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::AllocateProducerIds => {
             let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &allocate_producer_ids(service, req).await)
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let req = AlterPartitionReassignmentsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_partition_reassignments(service, req, version).await)
+        }
+        ApiKey::ListPartitionReassignments => {
+            let req = ListPartitionReassignmentsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &list_partition_reassignments(service, req).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -562,6 +573,101 @@ async fn elect_leaders(service: &ControllerService, req: ElectLeadersRequest, ve
             .map(|(t, rs)| ReplicaElectionResult::default().with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(t))).with_partition_result(rs))
             .collect(),
     )
+}
+
+/// AlterPartitionReassignments (`kafka-reassign-partitions.sh --execute / --cancel`): one result
+/// per partition in request order. Without `allow_replication_factor_change` (v1, KIP-860) a
+/// target of another size than the partition's replicas is refused with INVALID_REPLICATION_FACTOR.
+async fn alter_partition_reassignments(service: &ControllerService, req: AlterPartitionReassignmentsRequest, version: i16) -> AlterPartitionReassignmentsResponse {
+    use kafka_protocol::messages::alter_partition_reassignments_response::{ReassignablePartitionResponse, ReassignableTopicResponse};
+    let allow_rf_change = version < 1 || req.allow_replication_factor_change;
+    let targets: Vec<controller::ReassignablePartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| controller::ReassignablePartition {
+                topic: t.name.0.to_string(),
+                partition_index: p.partition_index,
+                replicas: p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
+            })
+        })
+        .collect();
+    let decided = service
+        .decide(|c, image, _| {
+            // Targets that change the replication factor are refused before the others are decided.
+            let refused: Vec<Option<ControllerError>> = targets
+                .iter()
+                .map(|t| {
+                    let (Some(replicas), false) = (&t.replicas, allow_rf_change) else { return None };
+                    let current = image.topic_by_name(&t.topic)?.partitions.get(&t.partition_index)?;
+                    let rf = current.replicas.len() - current.adding_replicas.len();
+                    (replicas.len() != rf).then(|| ControllerError::InvalidReplicationFactor(format!("The replication factor is changed from {rf} to {}", replicas.len())))
+                })
+                .collect();
+            let accepted: Vec<controller::ReassignablePartition> = targets.iter().zip(&refused).filter(|(_, r)| r.is_none()).map(|(t, _)| t.clone()).collect();
+            let result = c.alter_partition_reassignments(image, &accepted);
+            let mut decided = result.response.into_iter();
+            let results: Vec<Result<(), ControllerError>> = refused.into_iter().map(|r| match r {
+                Some(e) => Err(e),
+                None => decided.next().unwrap_or(Ok(())),
+            }).collect();
+            Ok(ControllerResult::new(result.records, results))
+        })
+        .await;
+    let response = AlterPartitionReassignmentsResponse::default().with_allow_replication_factor_change(req.allow_replication_factor_change);
+    let results = match decided {
+        Ok(r) => r,
+        Err(e) => return response.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+    };
+    let mut results = results.into_iter();
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+                    match results.next().unwrap_or(Ok(())) {
+                        Ok(()) => r,
+                        Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                    }
+                })
+                .collect();
+            ReassignableTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    response.with_responses(topics)
+}
+
+/// ListPartitionReassignments (`kafka-reassign-partitions.sh --verify / --list`): the ongoing
+/// reassignments, all or of the named partitions, from the active controller's image.
+async fn list_partition_reassignments(service: &ControllerService, req: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+    use kafka_protocol::messages::list_partition_reassignments_response::{OngoingPartitionReassignment, OngoingTopicReassignment};
+    use kafka_protocol::messages::BrokerId;
+    let ongoing = match service.decide(|_, image, _| Ok(ControllerResult::new(Vec::new(), controller::list_partition_reassignments(image)))).await {
+        Ok(o) => o,
+        Err(e) => return ListPartitionReassignmentsResponse::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+    };
+    let wanted = |topic: &str, partition: i32| match &req.topics {
+        None => true,
+        Some(topics) => topics.iter().any(|t| t.name.0.as_str() == topic && t.partition_indexes.contains(&partition)),
+    };
+    let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let mut topics: Vec<OngoingTopicReassignment> = Vec::new();
+    for o in ongoing.iter().filter(|o| wanted(&o.topic, o.partition_index)) {
+        let p = OngoingPartitionReassignment::default()
+            .with_partition_index(o.partition_index)
+            .with_replicas(ids(&o.replicas))
+            .with_adding_replicas(ids(&o.adding_replicas))
+            .with_removing_replicas(ids(&o.removing_replicas));
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == o.topic => t.partitions.push(p),
+            _ => topics.push(OngoingTopicReassignment::default().with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(o.topic.clone()))).with_partitions(vec![p])),
+        }
+    }
+    ListPartitionReassignmentsResponse::default().with_topics(topics)
 }
 
 /// The message Kafka sends with a controller error: the text after the error's name.

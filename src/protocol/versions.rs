@@ -54,7 +54,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// APIs served only by a node in a metadata quorum (a single node has no quorum to describe).
-pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeQuorum, 0, 2), (ApiKey::ElectLeaders, 0, 2)];
+pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+];
 
 /// The APIs a node serves: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum.
 pub fn served_table(clustered: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
