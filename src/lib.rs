@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod controller;
 pub mod coordinator;
+pub mod fault_log;
 pub mod group;
 pub mod metadata;
 pub mod node;

@@ -319,7 +319,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
                     other => error_code::replica(other),
                 };
                 if error_code::is_server_fault(code)
-                    && let Some(left_out) = super::fault_log::FETCH_FAULTS.allow(std::time::Instant::now(), super::fault_log::FAULT_LOG_INTERVAL)
+                    && let Some(left_out) = crate::fault_log::FETCH_FAULTS.allow(std::time::Instant::now(), crate::fault_log::FAULT_LOG_INTERVAL)
                 {
                     tracing::error!(partition = %tp, error = %e, similar_left_out = left_out, "fetch failed");
                 }

@@ -29,7 +29,6 @@ mod alter_partition_reassignments;
 mod elect_leaders;
 mod end_txn;
 pub mod error_code;
-mod fault_log;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;

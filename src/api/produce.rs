@@ -222,7 +222,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                     Err(e) => {
                         let code = error_code::replica(&e);
                         if error_code::is_server_fault(code) {
-                            if let Some(left_out) = super::fault_log::APPEND_FAULTS.allow(std::time::Instant::now(), super::fault_log::FAULT_LOG_INTERVAL) {
+                            if let Some(left_out) = crate::fault_log::APPEND_FAULTS.allow(std::time::Instant::now(), crate::fault_log::FAULT_LOG_INTERVAL) {
                                 tracing::error!(partition = %tp, error = %e, similar_left_out = left_out, "append failed");
                             }
                         } else {

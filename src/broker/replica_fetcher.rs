@@ -228,7 +228,11 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
                         Ok(_) => progressed = true,
                         // Followed in another epoch (or led) by now: the publisher's change wins.
                         Err(ReplicaError::Partition(PartitionError::FencedLeaderEpoch | PartitionError::NotLeaderOrFollower)) => progressed = true,
-                        Err(e) => tracing::warn!(partition = %tp, error = %e, "follower append failed"),
+                        Err(e) => {
+                            if let Some(left_out) = crate::fault_log::FOLLOWER_APPEND_FAULTS.allow(std::time::Instant::now(), crate::fault_log::FAULT_LOG_INTERVAL) {
+                                tracing::warn!(partition = %tp, error = %e, similar_left_out = left_out, "follower append failed");
+                            }
+                        }
                     }
                 }
                 code if code == E::OffsetOutOfRange.code() => {

@@ -46,6 +46,8 @@ impl Default for FaultLog {
 pub static APPEND_FAULTS: FaultLog = FaultLog::new();
 /// Fetches that failed for the broker's own reasons.
 pub static FETCH_FAULTS: FaultLog = FaultLog::new();
+/// A follower's failed appends of what it fetched (a full disk fails every one, on every fetch).
+pub static FOLLOWER_APPEND_FAULTS: FaultLog = FaultLog::new();
 
 #[cfg(test)]
 mod tests {
