@@ -21,7 +21,7 @@ pub(super) type Refusal = (i16, String);
 
 /// Checks a topic's proposed overrides and, unless `validate_only`, makes them the topic's.
 pub(super) fn set_topic_configs(broker: &Broker, topic: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
-    if broker.metadata.topic(topic).is_none() {
+    if broker.topic_or_wait(Some(topic), uuid::Uuid::nil()).is_none() {
         return Err((E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")));
     }
     if let Some(k) = configs.keys().find(|k| topic_def(k).is_none()) {

@@ -10,10 +10,7 @@ use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
 
 fn delete(broker: &Broker, name: Option<String>, id: uuid::Uuid) -> DeletableTopicResult {
-    let meta = match &name {
-        Some(n) => broker.metadata.topic(n),
-        None => broker.metadata.topic_by_id(id),
-    };
+    let meta = broker.topic_or_wait(name.as_deref(), id);
     let result = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
     let Some(meta) = meta else {
         let code = if name.is_some() { E::UnknownTopicOrPartition.code() } else { E::UnknownTopicId.code() };

@@ -70,7 +70,7 @@ fn apply_ops(
 }
 
 fn alter_topic(broker: &Broker, topic: &str, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
-    let meta = broker.metadata.topic(topic).ok_or_else(|| (E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
+    let meta = broker.topic_or_wait(Some(topic), uuid::Uuid::nil()).ok_or_else(|| (E::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
     let kind = |k: &str| topic_def(k).map(|d| d.2).ok_or_else(|| (E::InvalidConfig.code(), format!("Unknown topic config name: {k}")));
     let configs = apply_ops(meta.configs.clone(), r, kind, |k| broker.config.topic_value(&BTreeMap::new(), k))?;
     set_topic_configs(broker, topic, configs, validate_only)

@@ -265,6 +265,25 @@ impl Broker {
     }
 
     /// Waits (on a handler thread) until the metadata publisher has added the topic `id`.
+    /// A topic by name (or by id when `name` is None) as this broker knows it. In a cluster, a
+    /// topic the applied metadata image holds but the local table has not taken yet (a request
+    /// right after the topic was made through another node) is waited for.
+    pub fn topic_or_wait(&self, name: Option<&str>, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
+        let local = match name {
+            Some(n) => self.metadata.topic(n),
+            None => self.metadata.topic_by_id(id),
+        };
+        if local.is_some() {
+            return local;
+        }
+        let image = self.cluster.as_ref()?.image();
+        let in_image = match name {
+            Some(n) => image.topic_by_name(n).map(|t| t.id),
+            None => image.topic_by_id(id).map(|t| t.id),
+        };
+        self.wait_for_topic(in_image?)
+    }
+
     pub fn wait_for_topic(&self, id: uuid::Uuid) -> Option<Arc<TopicMeta>> {
         let deadline = std::time::Instant::now() + CLUSTER_REQUEST_TIMEOUT;
         loop {
