@@ -454,19 +454,24 @@ async fn a_transaction_commits_on_partitions_other_brokers_lead() {
     let r = cc.send(&add, 3).await;
     assert!(r.results_by_topic_v3_and_below[0].results_by_partition.iter().all(|p| p.partition_error_code == 0), "{r:?}");
 
-    // Two records into each partition, at its leader.
-    for (p, leader) in leaders.iter().enumerate() {
+    // Two records into each partition, at its leader, in two batches: the first is verified with
+    // the coordinator, the second finds the transaction open on the partition.
+    let txn_produce = |p: i32, seq: i32| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        let recs = (0..2).map(|i| common::record(i, now, "k", b"v")).collect();
-        let batch = common::producer_batch(recs, (pid, epoch, 0), true);
-        let data = PartitionProduceData::default().with_index(p as i32).with_records(Some(batch));
-        let req = ProduceRequest::default()
+        let recs = vec![common::record(0, now, "k", b"v")];
+        let batch = common::producer_batch(recs, (pid, epoch, seq), true);
+        let data = PartitionProduceData::default().with_index(p).with_records(Some(batch));
+        ProduceRequest::default()
             .with_transactional_id(Some(TransactionalId(s("tx"))))
             .with_acks(-1)
             .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default().with_name(name("x")).with_partition_data(vec![data])]);
+            .with_topic_data(vec![TopicProduceData::default().with_name(name("x")).with_partition_data(vec![data])])
+    };
+    for (p, leader) in leaders.iter().enumerate() {
         let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
-        assert_eq!(lc.send(&req, 9).await.responses[0].partition_responses[0].error_code, 0);
+        for seq in 0..2 {
+            assert_eq!(lc.send(&txn_produce(p as i32, seq), 9).await.responses[0].partition_responses[0].error_code, 0);
+        }
     }
     let end = EndTxnRequest::default().with_transactional_id(TransactionalId(s("tx"))).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_committed(true);
     assert_eq!(cc.send(&end, 3).await.error_code, 0);
@@ -483,6 +488,11 @@ async fn a_transaction_commits_on_partitions_other_brokers_lead() {
         .await;
         assert_eq!(lso, 3, "two records and the marker on x-{p} (led by {leader}, coordinator {coordinator})");
     }
+    // After the marker a transactional batch of the ended transaction is refused (the
+    // coordinator is asked again: the transaction is no longer open on the partition).
+    let (p, leader) = leaders.iter().enumerate().find(|(_, l)| **l != coordinator).map(|(p, l)| (p as i32, *l)).unwrap_or((0, leaders[0]));
+    let mut lc = Client::connect(a[(leader - 1) as usize]).await;
+    assert_eq!(lc.send(&txn_produce(p, 2), 9).await.responses[0].partition_responses[0].error_code, 48, "INVALID_TXN_STATE");
 
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {

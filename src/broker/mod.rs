@@ -720,6 +720,13 @@ impl Broker {
         if !self.coordinator_partition_offline(TRANSACTION_STATE_TOPIC, id) {
             return self.txns.verify_produce(id, producer_id, epoch, tp);
         }
+        // The transaction is open on this partition already: its first batch here was verified.
+        // As in Kafka, only the first batch of a transaction on a partition is checked with the
+        // coordinator; a transaction ended meanwhile by a timeout was ended at a bumped epoch,
+        // which the log's epoch check refuses this batch for.
+        if self.replicas.has_ongoing_txn(tp, producer_id, epoch) {
+            return Ok(());
+        }
         use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
         use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TransactionalId};
         use kafka_protocol::protocol::StrBytes;

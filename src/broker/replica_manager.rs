@@ -612,6 +612,14 @@ impl ReplicaManager {
 
     /// The producers with state on a partition (DescribeProducers), with the partition's open
     /// transactions' first offsets.
+    /// Whether `producer_id` at `epoch` has a transaction open on this partition (its first
+    /// transactional batch here was appended and no marker has ended it yet).
+    pub fn has_ongoing_txn(&self, tp: &TopicPartition, producer_id: i64, epoch: i16) -> bool {
+        let Ok(log) = self.log(tp) else { return false };
+        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        log.producer_state().entry(producer_id).is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset >= 0)
+    }
+
     pub fn producers(&self, tp: &TopicPartition) -> Result<Vec<(i64, ProducerEntry)>, ReplicaError> {
         let log = self.log(tp)?;
         let log = log.lock().unwrap_or_else(|e| e.into_inner());
