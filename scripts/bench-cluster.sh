@@ -7,9 +7,10 @@
 #        topic with 3 (resp. 1) partitions: MB/s, msg/s, and CPU seconds of the 3 brokers together
 #        (utime+stime, /proc/PID/stat) per GB of record values produced; after each run the RSS of
 #        every broker. Page cache dropped (root) and BENCH_SETTLE_S waited before every run.
-#   latency_e2e_20k_acksall   BENCH_LATENCY_COUNT records at 20k msg/s, acks=all, linger.ms=0, one
-#        partition; a consumer reads from the start: end-to-end and producer-ack p50/p99/p99.9 (the
-#        first second's samples dropped), as scripts/bench.sh measures it.
+#   latency_e2e_20k_acksall   BENCH_LATENCY_COUNT records at 20k msg/s (BENCH_LATENCY_RATE; the name
+#        follows it: latency_e2e_5k_acksall at 5000), acks=all, linger.ms=0, one partition; a consumer
+#        reads from the start: end-to-end and producer-ack p50/p99/p99.9 (the first second's samples
+#        dropped), as scripts/bench.sh measures it. The achieved rate is reported beside them.
 #   failover   (after all the rounds above, again alternating) scripts/bench-failover.py: an acks=all
 #        idempotent producer (confluent-kafka) sends 100 B records at 1000 msg/s to the partition of
 #        a fresh 3-partition topic whose leader is not the active controller; after 3 s of
@@ -25,6 +26,7 @@
 #   BENCH_ROUNDS=3             rounds of each scenario (default 3)
 #   BENCH_COUNT=500000         records per produce run
 #   BENCH_LATENCY_COUNT=100000 records per latency run (at 20k msg/s: 5 s)
+#   BENCH_LATENCY_RATE=20000   records/s in the latency runs
 #   BENCH_WARMUP_COUNT=300000  records produced to each cluster before the rounds (not measured)
 #   BENCH_FAILOVER=0           skip the failover rounds
 #   BENCH_SCENARIOS="..."      only these of the produce/latency scenarios
@@ -42,8 +44,9 @@ FAILOVER="${BENCH_FAILOVER:-1}"
 SIZE=1024              # record value bytes
 RF=3
 MIN_ISR=2
-LAT_RATE=20000         # records/s in the latency scenario
-LAT_WARMUP=20000       # latency samples dropped at the start of each run (its first second)
+LAT_RATE="${BENCH_LATENCY_RATE:-20000}"   # records/s in the latency scenario
+LAT_WARMUP="$LAT_RATE"                    # latency samples dropped at the start of each run (its first second)
+LAT_NAME="latency_e2e_$((LAT_RATE / 1000))k_acksall"
 FO_RATE=1000           # records/s in the failover scenario
 FO_SIZE=100            # record bytes there (small, so a retried backlog is one request)
 FO_STEADY_S=3          # seconds of acknowledgements before the kill
@@ -54,7 +57,7 @@ OUT_DIR="$ROOT/bench/results"
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/../shared/kafka-4.0.0}"
 VENV_PY="$ROOT/compat-tests/.venv/bin/python"
 ADMIN="$ROOT/scripts/bench-admin.py"
-SCENARIOS=(produce_3p_acksall produce_1p_acksall latency_e2e_20k_acksall)
+SCENARIOS=(produce_3p_acksall produce_1p_acksall "$LAT_NAME")
 # shellcheck disable=SC2206  # a word list by design
 [ -n "${BENCH_SCENARIOS:-}" ] && SCENARIOS=(${BENCH_SCENARIOS})
 
@@ -154,7 +157,7 @@ run_one() {
   case "$name" in
     produce_3p_acksall) args="-P -s $SIZE -c $COUNT -a -1"; parts=3 ;;
     produce_1p_acksall) args="-P -p 0 -s $SIZE -c $COUNT -a -1" ;;
-    latency_e2e_20k_acksall) ;;
+    "$LAT_NAME") ;;
     *) log "unknown scenario $name"; exit 1 ;;
   esac
   topic="$name-r$round"
@@ -162,8 +165,8 @@ run_one() {
   drop_cache
   load=$(cut -d' ' -f1 /proc/loadavg)
   c0=$(cluster_cpu_ticks "$b"); p0=$(cluster_cpu_ticks "${PEER[$b]}")
-  if [ "$name" = latency_e2e_20k_acksall ]; then
-    # A consumer reading the partition from the start while a producer sends at 20k msg/s with
+  if [ "$name" = "$LAT_NAME" ]; then
+    # A consumer reading the partition from the start while a producer sends at LAT_RATE with
     # linger.ms=0; each record carries its send time (wall clock, one machine).
     rm -f "$WORK/lat-e2e.txt" "$WORK/lat-ack.txt"
     timeout 300 "$PERF" -C -t "$topic" -p 0 -o beginning -c "$LAT_COUNT" -l -A "$WORK/lat-e2e.txt" -b "$boot" > "$WORK/lat-cons.out" 2>&1 &
@@ -368,11 +371,11 @@ conditions = {
     "clusters": "3 nodes each, every node broker and controller (combined mode), loopback, both clusters running for the whole run",
     "record_bytes": int(E["SIZE"]), "records_per_produce_run": int(E["COUNT"]), "rounds": int(E["RUNS"]),
     "replication_factor": int(E["RF"]), "min_insync_replicas": int(E["MIN_ISR"]), "acks": "all",
-    "partitions": {"produce_3p_acksall": 3, "produce_1p_acksall": 1, "latency_e2e_20k_acksall": 1, "failover": 3},
+    "partitions": {"produce_3p_acksall": 3, "produce_1p_acksall": 1, "latency": 1, "failover": 3},
     "topics": "a fresh topic per run, CreateTopics v2 with the same partitions, replication factor and min.insync.replicas on both (bench-admin.py), created when every partition has a leader and all replicas in sync; deleted after each round",
     "produce": "rdkafka_performance -P [-p 0] -s 1024 -a -1, its defaults otherwise (linger.ms=1000; 3 partitions: librdkafka's sticky partitioner)",
     "latency": {"records": int(E["LAT_COUNT"]), "rate_msg_s": int(E["LAT_RATE"]), "warmup_records_dropped": int(E["LAT_WARMUP"]),
-                "producer": "rdkafka_performance -P -p 0 -a -1 -r 20000 -X linger.ms=0 -l", "consumer": "rdkafka_performance -C -l from the start of the partition"},
+                "producer": f"rdkafka_performance -P -p 0 -a -1 -r {E['LAT_RATE']} -X linger.ms=0 -l", "consumer": "rdkafka_performance -C -l from the start of the partition"},
     "failover": {"client": E["CONFLUENT"] + " (scripts/bench-failover.py), acks=all, enable.idempotence=true, linger.ms=5",
                  "rate_msg_s": float(E["FO_RATE"]), "record_bytes": int(E["FO_SIZE"]), "steady_s_before_kill": float(E["FO_STEADY_S"]),
                  "victim": "the leader of the first partition not led by the active controller (DescribeQuorum v0), killed with SIGKILL",
