@@ -3,6 +3,8 @@
 # (examples/rdkafka_performance.c from the librdkafka source in the rdkafka-sys crate, the
 # program Apache Kafka's baseline was measured with). Sets FJORD_BIN and PERF.
 #   . scripts/bench-perf.sh; bench_build "$WORK"
+# Also the helpers scripts/bench.sh and scripts/bench-cluster.sh share: ports, /proc readings,
+# the page cache, and reading rdkafka_performance's output.
 bench_build() {
   local work="$1" out
   cargo build --release >&2
@@ -19,4 +21,66 @@ bench_build() {
       -lz -lpthread -lm -ldl -lrt
   fi
   export FJORD_BIN PERF
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Two consecutive free ports (Kafka's listener and its controller).
+free_port_pair() { free_port_range 2; }
+# free_port_range N: the first of N consecutive free loopback ports.
+free_port_range() {
+  python3 - "$1" <<'PY'
+import socket, sys
+n = int(sys.argv[1])
+while True:
+    held = [socket.socket()]
+    held[0].bind(("127.0.0.1", 0))
+    base = held[0].getsockname()[1]
+    try:
+        for p in range(base + 1, base + n):
+            s = socket.socket(); held.append(s); s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in held:
+            s.close()
+    print(base)
+    break
+PY
+}
+wait_port() { for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.001; done; }
+# utime + stime of a process, in clock ticks (getconf CLK_TCK a second).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# Peak RSS since the process started.
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# sync; as root also drop the page cache and wait SETTLE_S (the caller sets DROP=1 when it may).
+drop_cache() { sync; if [ "${DROP:-0}" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; sleep "${SETTLE_S:-5}"; fi; }
+# Last summary line of rdkafka_performance's output: "MB/s msg/s bytes messages", or nothing.
+parse_perf() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+p = re.findall(r"(\d+) messages produced \((\d+) bytes\), (\d+) delivered .*? (\d+) failed\) in \d+ms: (\d+) msgs/s and ([0-9.]+) MB/s", text)
+c = re.findall(r"(\d+) messages \((\d+) bytes\) consumed in \d+ms: (\d+) msgs/s \(([0-9.]+) MB/s\)", text)
+if p:
+    msgs, nbytes, delivered, failed, msg_s, mb_s = p[-1]
+    if int(failed) == 0 and int(delivered) > 0:
+        print(mb_s, msg_s, int(nbytes) * int(delivered) // int(msgs), delivered)
+elif c:
+    msgs, nbytes, msg_s, mb_s = c[-1]
+    print(mb_s, msg_s, nbytes, msgs)
+PY
+}
+# percentiles FILE [SKIP]: p50 p99 p99.9 in ms of an rdkafka_performance -A file (microseconds, one
+# a line), its first SKIP samples dropped (default LAT_WARMUP).
+percentiles() {
+  python3 - "$1" "${2:-${LAT_WARMUP:-0}}" <<'PY'
+import sys
+try:
+    v = sorted(int(x) for x in open(sys.argv[1]).read().split()[int(sys.argv[2]):])
+except OSError:
+    v = []
+q = lambda p: f"{v[min(len(v) - 1, int(p * len(v)))] / 1000.0:.2f}" if v else "nan"
+print(q(0.5), q(0.99), q(0.999))
+PY
 }

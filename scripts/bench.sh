@@ -53,7 +53,8 @@ free_kib=$(df -Pk "$WORK" | awk 'NR == 2 {print $4}')
 [ "$free_kib" -ge "$need_kib" ] || {
   log "needs about $((need_kib / 1048576)) GiB free in $WORK, has $((free_kib / 1048576)) GiB: lower BENCH_COUNT"; exit 1; }
 
-# 1. The broker and the load generator.
+# 1. The broker and the load generator (and the helpers shared with the other bench scripts:
+#    free_port, wait_port, cpu_ticks, rss_kib, drop_cache, parse_perf, percentiles).
 # shellcheck source=scripts/bench-perf.sh
 . "$ROOT/scripts/bench-perf.sh"
 bench_build "$WORK"
@@ -65,24 +66,6 @@ else
   DROP=0
   log "NOT ROOT: the page cache cannot be dropped; every run only syncs first, so runs inherit whatever the one before left cached"
 fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# Two consecutive free ports (Kafka's listener and its controller).
-free_port_pair() {
-  python3 -c '
-import socket
-while True:
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1)); print(p); break
-    except OSError:
-        pass'
-}
-wait_port() { for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.001; done; }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-drop_cache() { sync; if [ "$DROP" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; sleep "$SETTLE_S"; fi; }
 
 # 2. Optional: the machine's own limits (BENCH_LIMITS=1; about a minute). Sequential write of the
 #    data disk with fdatasync (dd, 1 GiB), sustained writes into the page cache with no sync (4 GiB,
@@ -186,33 +169,6 @@ log "Fjord ${ADDR[fjord]} pid $fpid, Kafka ${ADDR[kafka]} pid $kpid"
 #    average at the start, latency (e2e p50 p99 p99.9, producer ack p50 p99, ms) or "-".
 results="$WORK/results.tsv"
 : > "$results"
-# Last summary line of rdkafka_performance's output: "MB/s msg/s bytes messages", or nothing.
-parse_perf() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1], errors="replace").read()
-p = re.findall(r"(\d+) messages produced \((\d+) bytes\), (\d+) delivered .*? (\d+) failed\) in \d+ms: (\d+) msgs/s and ([0-9.]+) MB/s", text)
-c = re.findall(r"(\d+) messages \((\d+) bytes\) consumed in \d+ms: (\d+) msgs/s \(([0-9.]+) MB/s\)", text)
-if p:
-    msgs, nbytes, delivered, failed, msg_s, mb_s = p[-1]
-    if int(failed) == 0 and int(delivered) > 0:
-        print(mb_s, msg_s, int(nbytes) * int(delivered) // int(msgs), delivered)
-elif c:
-    msgs, nbytes, msg_s, mb_s = c[-1]
-    print(mb_s, msg_s, nbytes, msgs)
-PY
-}
-percentiles() {
-  python3 - "$1" "$LAT_WARMUP" <<'PY'
-import sys
-try:
-    v = sorted(int(x) for x in open(sys.argv[1]).read().split()[int(sys.argv[2]):])
-except OSError:
-    v = []
-q = lambda p: f"{v[min(len(v) - 1, int(p * len(v)))] / 1000.0:.2f}" if v else "nan"
-print(q(0.5), q(0.99), q(0.999))
-PY
-}
 # run_one ROUND POSITION BROKER SCENARIO
 run_one() {
   local round=$1 pos=$2 b=$3 name=$4 addr=${ADDR[$3]} pid=${PID[$3]} peer=""
