@@ -614,7 +614,8 @@ async fn alter_partition_reassignments(service: &ControllerService, req: AlterPa
             Ok(ControllerResult::new(result.records, results))
         })
         .await;
-    let response = AlterPartitionReassignmentsResponse::default().with_allow_replication_factor_change(req.allow_replication_factor_change);
+    // Kafka sends null messages where nothing failed.
+    let response = AlterPartitionReassignmentsResponse::default().with_allow_replication_factor_change(req.allow_replication_factor_change).with_error_message(None);
     let results = match decided {
         Ok(r) => r,
         Err(e) => return response.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
@@ -628,7 +629,7 @@ async fn alter_partition_reassignments(service: &ControllerService, req: AlterPa
                 .partitions
                 .iter()
                 .map(|p| {
-                    let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+                    let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index).with_error_message(None);
                     match results.next().unwrap_or(Ok(())) {
                         Ok(()) => r,
                         Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
@@ -667,7 +668,7 @@ async fn list_partition_reassignments(service: &ControllerService, req: ListPart
             _ => topics.push(OngoingTopicReassignment::default().with_name(kafka_protocol::messages::TopicName(StrBytes::from_string(o.topic.clone()))).with_partitions(vec![p])),
         }
     }
-    ListPartitionReassignmentsResponse::default().with_topics(topics)
+    ListPartitionReassignmentsResponse::default().with_error_message(None).with_topics(topics)
 }
 
 /// The message Kafka sends with a controller error: the text after the error's name.
