@@ -187,6 +187,12 @@ async fn three_nodes_replicate_and_fail_over() {
         (p.leader_id.0 != leader && p.leader_id.0 >= 0).then_some(p.leader_id.0)
     })
     .await;
+    // Once the stopped node is fenced, Metadata reports its replicas offline.
+    eventually("the stopped node's replicas reported offline", async || {
+        let m = metadata(survivor, "c").await;
+        m.topics[0].partitions.iter().all(|p| p.offline_replicas.iter().map(|b| b.0).collect::<Vec<_>>() == vec![leader]).then_some(())
+    })
+    .await;
     let mut nc = Client::connect(addr(&nodes[(new_leader - 1) as usize])).await;
     let r = eventually("produce to the new leader", async || {
         let r = nc.send(&produce("c", 0, 5), 9).await;

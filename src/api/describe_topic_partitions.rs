@@ -55,6 +55,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
         let first = if cursor_topic.as_deref() == Some(name.as_str()) { cursor_partition } else { 0 };
         let mut partitions = Vec::new();
         let mut p = first;
+        let live = super::live_broker_ids(broker);
         while p < meta.partitions && budget > 0 {
             let state = leader_and_isr(broker, &meta.name, p);
             let error = if state.leader == crate::broker::partition::NO_LEADER { E::LeaderNotAvailable.code() } else { 0 };
@@ -66,6 +67,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
                     .with_leader_epoch(state.leader_epoch)
                     .with_replica_nodes(broker_ids(&state.replicas))
                     .with_isr_nodes(broker_ids(&state.isr))
+                    .with_offline_replicas(super::offline_replicas(live.as_ref(), &state.replicas))
                     .with_eligible_leader_replicas(Some(vec![]))
                     .with_last_known_elr(Some(vec![])),
             );

@@ -20,6 +20,7 @@ pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9
 
 fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataResponsePartition> {
     // Fields a version does not have must keep their defaults, or encoding fails.
+    let live = if version >= 5 { super::live_broker_ids(broker) } else { None };
     (0..t.partitions)
         .map(|p| {
             let state = leader_and_isr(broker, &t.name, p);
@@ -31,6 +32,7 @@ fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataRespo
                 .with_leader_epoch(if version >= 7 { state.leader_epoch } else { -1 })
                 .with_replica_nodes(broker_ids(&state.replicas))
                 .with_isr_nodes(broker_ids(&state.isr))
+                .with_offline_replicas(super::offline_replicas(live.as_ref(), &state.replicas))
         })
         .collect()
 }

@@ -355,6 +355,22 @@ fn broker_ids(ids: &[i32]) -> Vec<BrokerId> {
     ids.iter().copied().map(BrokerId).collect()
 }
 
+/// Which brokers are live (registered and unfenced), to report a partition's offline replicas
+/// as Kafka does (Metadata v5+, DescribeTopicPartitions): `None` on a single node, whose one
+/// broker is this one.
+fn live_broker_ids(broker: &Broker) -> Option<std::collections::BTreeSet<i32>> {
+    broker.cluster.as_ref()?;
+    Some(broker.live_brokers().into_iter().map(|b| b.id).collect())
+}
+
+/// The replicas on brokers that are not live (a fenced or unregistered broker).
+fn offline_replicas(live: Option<&std::collections::BTreeSet<i32>>, replicas: &[i32]) -> Vec<BrokerId> {
+    match live {
+        None => Vec::new(),
+        Some(live) => replicas.iter().copied().filter(|r| !live.contains(r)).map(BrokerId).collect(),
+    }
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
