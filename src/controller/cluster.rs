@@ -114,9 +114,20 @@ impl Controller {
             in_controlled_shutdown: same_incarnation.is_some_and(|e| e.in_controlled_shutdown),
         };
         let broker_epoch = record.broker_epoch;
+        // A new incarnation of a broker still registered unfenced (it restarted before its
+        // session expired, or a new controller has not seen its session end) first has its old
+        // incarnation fenced: its leaderships move to other ISR members and it leaves the ISRs,
+        // as Kafka handles a broker's unclean restart. Otherwise it would resume leading with
+        // whatever its log holds now (nothing at all after a lost disk) at the same leader
+        // epoch, and its followers would truncate to it.
+        let mut records = match existing {
+            Some(e) if same_incarnation.is_none() && !e.fenced => self.fence_records(image, e.id, e.epoch),
+            _ => Vec::new(),
+        };
+        records.push(MetadataRecord::RegisterBroker(record));
         self.last_heartbeat_ms.insert(request.broker_id, now_ms);
         self.registration_offsets.insert(request.broker_id, record_offset);
-        Ok(ControllerResult::new(vec![MetadataRecord::RegisterBroker(record)], BrokerRegistrationReply { broker_epoch }))
+        Ok(ControllerResult::new(records, BrokerRegistrationReply { broker_epoch }))
     }
 
     /// Handles a heartbeat: refreshes the broker's session and moves it between fenced, unfenced,
@@ -339,8 +350,26 @@ mod tests {
         // After the session expired, the new incarnation takes over with a new epoch, fenced.
         let r = c.register_broker(&image, &req(1, 2), 500, 1_000 + 9_000).unwrap();
         assert_eq!(r.response.broker_epoch, 500);
-        let MetadataRecord::RegisterBroker(rec) = &r.records[0] else { panic!() };
+        let Some(MetadataRecord::RegisterBroker(rec)) = r.records.last() else { panic!() };
         assert!(rec.fenced);
+    }
+
+    #[test]
+    fn a_new_incarnation_of_an_unfenced_leader_loses_its_leaderships_first() {
+        // Broker 3 leads t-0 (ISR 1,2,3) and t-1 alone; it restarts (a lost disk: a new
+        // incarnation) before its session ended, at a controller that never saw that session.
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        let topic_id = with_topic(&mut image, &[(&[3, 1, 2], &[1, 2, 3], 3), (&[3, 1], &[3], 3)]);
+        let r = c.register_broker(&image, &req(3, 33), 900, 0).unwrap();
+        commit(&mut image, &r);
+        let p0 = image.partition(topic_id, 0).unwrap();
+        assert!(p0.leader != 3 && p0.leader != NO_LEADER, "another ISR member leads: {p0:?}");
+        assert!(!p0.isr.contains(&3), "and the restarted broker left the ISR: {p0:?}");
+        let p1 = image.partition(topic_id, 1).unwrap();
+        assert_eq!(p1.leader, NO_LEADER, "no other ISR member: no leader rather than the restarted one");
+        let b = image.broker(3).unwrap();
+        assert_eq!((b.epoch, b.fenced), (900, true), "registered anew, fenced");
     }
 
     #[test]
