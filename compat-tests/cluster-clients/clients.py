@@ -255,8 +255,8 @@ def raw_metadata_v1(port, topic, timeout=1.0):
 
 
 def restart_probe(cluster, node, topic, partition, seconds=4.0):
-    """Restarts `node` and asks it for Metadata every few ms from the moment its client port
-    accepts: it must never name a leader other than the one the cluster has (the leadership
+    """Restarts `node` and asks it for Metadata every 10 ms from the moment its client port
+    accepts until `seconds` after its first answer: it must never name a leader other than the one the cluster has (the leadership
     moved away when it was killed and nothing moves it back). Kafka's broker serves no client
     request before it has caught up with the metadata log."""
     before = partition_state(cluster, topic, partition)
@@ -268,7 +268,8 @@ def restart_probe(cluster, node, topic, partition, seconds=4.0):
     port = cluster.port + node - 1
     start = time.monotonic()
     answers, wrong, first = 0, [], None
-    while time.monotonic() - start < seconds:
+    # Until `seconds` after the first answer (at most 15 s for the node to answer at all).
+    while time.monotonic() - start < (15 if first is None else first + seconds):
         try:
             brokers, parts, terr = raw_metadata_v1(port, topic)
         except (OSError, struct.error):
@@ -285,9 +286,9 @@ def restart_probe(cluster, node, topic, partition, seconds=4.0):
         node, answers, first or -1, len(wrong), leader, wrong[:5]))
     return check("restarted node %d answers Metadata only from a caught-up image (%s-%d led by %d)" % (
         node, topic, partition, leader), answers > 0 and not wrong,
-        ("%d of %d answers in the first %.0f s name another leader (the node replays the metadata log and "
-         "serves the images on the way): %s" % (len(wrong), answers, seconds, "; ".join(wrong[:3]))) if answers
-        else "no answer within %.0f s" % seconds,
+        ("%d of %d answers in its first %.0f s of answering name another leader (the node replays the "
+         "metadata log and serves the images on the way): %s" % (len(wrong), answers, seconds, "; ".join(wrong[:3])))
+        if answers else "no answer within 15 s of the start",
         "%d answers from %.2f s after the start, every one naming leader %d" % (answers, first, leader))
 
 
