@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Idempotent installer for everything the compat tests need on a fresh Debian machine:
-#   - kcat (Debian's package, librdkafka 2.0.x) for compat-tests/kcat
+#   - kcat (Debian's package, librdkafka 2.0.x) for compat-tests/kcat (and cluster-clients)
 #   - a Python venv at compat-tests/.venv with compat-tests/python/requirements.txt
-#     (confluent-kafka, kafka-python, pytest) for compat-tests/python and compat-tests/crash
+#     (confluent-kafka, kafka-python, pytest) for compat-tests/python, crash, cluster, cluster-clients
 #   - node + npm (Debian's nodejs/npm, only when node is missing) and compat-tests/kafkajs/node_modules
 #     from compat-tests/kafkajs/package.json (pinned kafkajs, no lock file) for compat-tests/kafkajs
+#     and compat-tests/cluster-clients (its group.js requires kafkajs from there)
 #   - shellcheck (optional lint, best effort)
 # Each step checks first and skips when already satisfied. Uses sudo only when not root.
 set -euo pipefail

@@ -29,9 +29,15 @@ fn free_port() -> u16 {
 }
 
 async fn start_cluster(n: i32, extra: &[&str]) -> Vec<Node> {
+    let starts = node_configs(n, extra).into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } });
+    futures_join(starts).await
+}
+
+/// The configs of an `n`-node quorum (controller ports chosen now, client ports by the kernel).
+fn node_configs(n: i32, extra: &[&str]) -> Vec<(Config, tempfile::TempDir)> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
-    let starts = (0..n).map(|i| {
+    (0..n).map(|i| {
         let dir = tempfile::tempdir().unwrap();
         let mut o = vec![
             format!("node.id={}", i + 1),
@@ -43,10 +49,9 @@ async fn start_cluster(n: i32, extra: &[&str]) -> Vec<Node> {
             "broker.heartbeat.interval.ms=200".to_string(),
         ];
         o.extend(extra.iter().map(|s| s.to_string()));
-        let config = Config::load(None, &o).expect("config");
-        async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } }
-    });
-    futures_join(starts).await
+        (Config::load(None, &o).expect("config"), dir)
+    })
+    .collect()
 }
 
 async fn futures_join<F: std::future::Future<Output = Node> + Send + 'static>(fs: impl Iterator<Item = F>) -> Vec<Node> {
@@ -222,6 +227,34 @@ async fn three_nodes_replicate_and_fail_over() {
     }
 
     for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// Kafka's broker enables request processing only after its initial catch-up with the metadata
+/// log: a node that cannot catch up (no quorum yet) answers no client, and a request sent
+/// meanwhile is answered, from a caught-up image, once it has. (A restarted node replaying the
+/// log used to answer Metadata from the past images on the way, naming itself leader of
+/// partitions that had moved.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_serves_clients_only_once_caught_up_with_the_metadata_log() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut configs = node_configs(3, &[]).into_iter();
+    let (config, dir) = configs.next().unwrap();
+    let first = Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir };
+    let mut c = Client::connect(addr(&first)).await;
+    let req = MetadataRequest::default().with_topics(Some(vec![])).with_allow_auto_topic_creation(false);
+    let pending = tokio::spawn(async move { c.send(&req, 12).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!pending.is_finished(), "a node without a quorum answered a client before catching up");
+
+    let rest = futures_join(configs.map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } })).await;
+    let m = tokio::time::timeout(Duration::from_secs(15), pending).await.expect("answered once caught up").unwrap();
+    assert!(m.brokers.iter().any(|b| b.node_id.0 == 1), "the caught-up image lists this broker: {:?}", m.brokers);
+
+    for mut n in rest.into_iter().chain(std::iter::once(first)) {
         if let Some(r) = n.running.take() {
             r.shutdown().await;
         }

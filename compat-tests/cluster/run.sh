@@ -25,7 +25,15 @@ suite_init cluster
 [ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
 CLUSTER_DIR="$WORK/cluster"
 export FJORD_BIN
-trap '"$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1; _suite_exit' EXIT
+# Stop the cluster on any exit. _suite_exit exits with the status it finds in $?, so the script's
+# own status is put back there first (after the stop, $? would be cluster.sh's: the suite passed
+# in scripts/compat.sh whatever it printed).
+_cluster_exit() {
+  local rc=$?
+  "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+  (exit "$rc"); _suite_exit
+}
+trap _cluster_exit EXIT
 
 # Six consecutive free loopback ports: three client, three controller.
 BASE="$(python3 - <<'EOF'

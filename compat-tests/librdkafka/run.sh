@@ -6,6 +6,9 @@
 #   compat-tests/librdkafka/run.sh --all        every entry of the goal file (tests that pass against
 #                                               Apache Kafka 4.0), prints which pass (discovery, not CI)
 #   compat-tests/librdkafka/run.sh 0001 0081    only allow-list entries with these numbers
+#   compat-tests/librdkafka/run.sh --cluster    (with any of the above; or LIBRDKAFKA_CLUSTER=1) each
+#                                               entry against a fresh 3-node cluster instead
+#                                               (scripts/cluster.sh), not run in CI: see below
 #
 # Entries are `NUMBER NAME` lines, as in the goal file:
 #   0001 multiobj                 the runner's test 0001_multiobj
@@ -23,6 +26,14 @@
 # Broker: auto.create.topics.enable=true and num.partitions=4, the setting of upstream librdkafka CI
 # (trivup) that the unchanged tests assume (e.g. 0044, 0048, 0114 expect auto-created topics to have
 # 4 partitions).
+#
+# --cluster: each entry gets a fresh 3-node cluster (scripts/cluster.sh, combined broker+controller
+# nodes) with the same two settings plus default.replication.factor=3, so auto-created topics have 3
+# replicas (__consumer_offsets and __transaction_state have 3 anyway), and the runner's test.conf
+# names one node (node 1) as bootstrap.servers; librdkafka finds the others through Metadata. Topics
+# a test creates through the Admin API keep the replication factor it asks for (most ask for 1).
+# Every allow-list entry passes against a single node, so a FAIL here is a test that fails on the
+# cluster only. Logs: out/data/<entry>/node-<id>/fjord.log.
 #
 # Tests that shell out to Kafka's bin/kafka-topics.sh (0052 msg_timestamps creates its topics with
 # message.timestamp.type that way) get KAFKA_PATH=kafka-path/, whose kafka-topics.sh stand-in does the
@@ -43,10 +54,12 @@ FULL_MODE_TESTS="0018 0019 0026 0045 0050 0061 0089 0102 0122 0132 0137"
 
 MODE=allow
 SELECT=()
+CLUSTER="${LIBRDKAFKA_CLUSTER:-}"
 for a in "$@"; do
   case "$a" in
     --all) MODE=all ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    --cluster) CLUSTER=1 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     [0-9][0-9][0-9][0-9]) SELECT+=("$a") ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
@@ -59,7 +72,14 @@ WORK="$HERE/out"
 mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
 export SUITE WORK
-trap '_suite_exit' EXIT
+# --cluster: the cluster of the entry running now, stopped on any exit (by the pids cluster.sh wrote).
+CLUSTER_DIR=""
+_librdkafka_exit() {
+  local rc=$?
+  [ -n "$CLUSTER_DIR" ] && "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+  (exit "$rc"); _suite_exit
+}
+trap _librdkafka_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 [ -x "$FJORD_BIN" ] || die "broker binary not found or not executable: $FJORD_BIN (run cargo build --release)"
@@ -115,10 +135,16 @@ run_entry() {
   else
   logf="$WORK/$safe.log"
   unset FJORD_PORT
+  local brokerlog
+  if [ -n "$CLUSTER" ]; then
+    cluster_start "$WORK/data/$safe" || { DETAIL="cluster did not start (see $WORK/broker-starts.log)"; return 1; }
+    brokerlog="$CLUSTER_DIR/node-*/fjord.log"
+  else
   fjord_start "$WORK/data/$safe" --override num.partitions=4 \
     --override auto.create.topics.enable=true 2>>"$WORK/broker-starts.log" ||
     { DETAIL="broker did not start (see $WORK/broker-starts.log)"; return 1; }
-  local brokerlog="$FJORD_LOG_FILE"
+  brokerlog="$FJORD_LOG_FILE"
+  fi
   cat >"$WORK/test.conf" <<EOF
 bootstrap.servers=$FJORD_BOOTSTRAP
 EOF
@@ -128,7 +154,7 @@ EOF
       KAFKA_PATH="$HERE/kafka-path" BROKERS="$FJORD_BOOTSTRAP" "${envs[@]}" \
       timeout -k 10 "$TEST_TIMEOUT_S" ./test-runner -p1 -L -E "${flags[@]}"
   ) >"$logf" 2>&1 || rc=$?
-  fjord_stop >/dev/null 2>&1 || stop_rc=$?
+  if [ -n "$CLUSTER" ]; then cluster_stop || stop_rc=$?; else fjord_stop >/dev/null 2>&1 || stop_rc=$?; fi
   printf '# broker log: %s\n' "$brokerlog" >>"$logf"
   RAN_LOG[$key]="$logf"; RAN_RC[$key]="$rc"; RAN_STOP[$key]="$stop_rc"
   fi
@@ -155,6 +181,41 @@ EOF
 }
 declare -A RAN_LOG=() RAN_RC=() RAN_STOP=()
 
+# cluster_start DIR: a fresh 3-node cluster in DIR on free loopback ports (--cluster); sets
+# CLUSTER_DIR and FJORD_BOOTSTRAP (node 1 only).
+cluster_start() {
+  local base
+  base="$(python3 - <<'EOF'
+import random, socket
+for _ in range(200):
+    base = random.randint(20000, 60000)
+    socks = []
+    try:
+        for p in range(base, base + 6):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+EOF
+)"
+  CLUSTER_DIR="$1"
+  FJORD_BIN="$FJORD_BIN" "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$base" -- \
+    --override num.partitions=4 --override auto.create.topics.enable=true \
+    --override default.replication.factor=3 >>"$WORK/broker-starts.log" 2>&1 || return 1
+  export FJORD_BOOTSTRAP="127.0.0.1:$base"
+}
+
+# cluster_stop: SIGTERM every node; non-zero if a node needed SIGKILL or logged a panic.
+cluster_stop() {
+  local out rc=0
+  out="$("$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" 2>&1)" || rc=$?
+  if [[ "$out" == *SIGKILL* ]] || grep -q 'panicked at' "$CLUSTER_DIR"/node-*/fjord.log 2>/dev/null; then rc=1; fi
+  CLUSTER_DIR=""
+  return "$rc"
+}
+
 PASSED=()
 mkdir -p "$WORK/data"
 for entry in "${ENTRIES[@]}"; do
@@ -168,6 +229,7 @@ for entry in "${ENTRIES[@]}"; do
   fi
 done
 
+[ -z "$CLUSTER" ] || log "--cluster: every entry ran against a 3-node cluster (default.replication.factor=3, bootstrap node 1); each FAIL above passes against a single node in CI"
 if [ "$MODE" = all ]; then
   printf '\n%d of %d goal-file entries pass:\n' "${#PASSED[@]}" "${#ENTRIES[@]}"
   printf '%s\n' "${PASSED[@]}"

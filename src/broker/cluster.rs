@@ -28,6 +28,11 @@ pub struct ClusterState {
     /// Set once the controller said this broker caught up with the metadata log (its applied
     /// offset reached its registration): the publisher acts on no image before that.
     caught_up: watch::Sender<bool>,
+    /// Set once the publisher acted on the first caught-up image: the client listener accepts
+    /// nothing before that, as Kafka's broker enables request processing only after its initial
+    /// catch-up (a restarted node replaying the metadata log would otherwise answer Metadata from
+    /// the past images on the way, naming leaders long gone).
+    published: watch::Sender<bool>,
     /// The runtime that carries this node's network calls, for request handler threads that
     /// must wait for one.
     pub runtime: tokio::runtime::Handle,
@@ -45,6 +50,7 @@ impl ClusterState {
             controllers,
             pending_isr: Default::default(),
             caught_up: watch::channel(false).0,
+            published: watch::channel(false).0,
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
         }
@@ -83,6 +89,17 @@ impl ClusterState {
     /// Waits until [`ClusterState::set_caught_up`].
     pub async fn wait_caught_up(&self) {
         let mut rx = self.caught_up.subscribe();
+        let _ = rx.wait_for(|c| *c).await.map(|_| ());
+    }
+
+    /// The publisher brought the broker up to a caught-up image: clients may be served.
+    pub fn set_published(&self) {
+        self.published.send_if_modified(|c| !std::mem::replace(c, true));
+    }
+
+    /// Waits until [`ClusterState::set_published`].
+    pub async fn wait_published(&self) {
+        let mut rx = self.published.subscribe();
         let _ = rx.wait_for(|c| *c).await.map(|_| ());
     }
 

@@ -36,6 +36,8 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
             broker.io_pool.run(move || publish(&b, &prev, &n)).await;
             published = next;
         }
+        // The first pass after the catch-up: the node's client listener may start serving.
+        cluster.set_published();
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { return },
             _ = crate::raft::transport::stopped(&mut stop) => return,

@@ -90,7 +90,32 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         tasks.push(tokio::spawn(q.service.clone().run_fencing(shutdown_rx.clone())));
         tasks.push(tokio::spawn(broker::isr::run_shrinker(broker.clone())));
     }
-    let server = tokio::spawn(crate::server::listener::serve(listener, broker.clone()));
+    let server = match &quorum {
+        None => {
+            log_serving(&broker, local_addr);
+            tokio::spawn(crate::server::listener::serve(listener, broker.clone()))
+        }
+        // In a quorum, clients are served once the broker acted on a caught-up metadata image
+        // (Kafka's broker enables request processing after its initial catch-up): until then a
+        // restarted node would answer from the past images it replays. Connections wait in the
+        // listen backlog meanwhile.
+        Some(q) => {
+            let (cluster, broker, mut stop) = (q.state.clone(), broker.clone(), shutdown_rx.clone());
+            tracing::info!(addr = %local_addr, "client listener bound; serving once caught up with the metadata log");
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cluster.wait_published() => {}
+                    _ = crate::raft::transport::stopped(&mut stop) => return,
+                }
+                log_serving(&broker, local_addr);
+                crate::server::listener::serve(listener, broker).await
+            })
+        }
+    };
+    Ok(RunningNode { broker, local_addr, shutdown_tx, tasks, server, quorum })
+}
+
+fn log_serving(broker: &Broker, local_addr: SocketAddr) {
     tracing::info!(
         addr = %local_addr,
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
@@ -98,7 +123,6 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         node_id = broker.config.node_id,
         "Fjord is serving"
     );
-    Ok(RunningNode { broker, local_addr, shutdown_tx, tasks, server, quorum })
 }
 
 /// Starts this node's Raft voter with the metadata image as its state machine, and serves the

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Stock clients against a 3-node Fjord cluster (scripts/cluster.sh, one cluster for every check):
+#   1. kcat -L lists the 3 brokers and, for each partition of a replication-factor-3 topic, its
+#      leader, 3 replicas and 3 in-sync replicas.
+#   2. Kafka 4.0's kafka-topics.sh --describe follows a failover: after kill -9 of a partition's
+#      leader it shows another leader and the ISR without the killed node; after the node's restart
+#      (cluster.sh start-node) the ISR is back to 3 within a bound.
+#   3. A producer sends continuously to an RF-3, min.insync.replicas=2 topic while the partition's
+#      leader is kill -9ed: confluent-kafka with acks=all and idempotence (every acknowledged value
+#      in the log exactly once, at the offset its delivery report gave), then kafka-python with
+#      acks='all', idempotence off and retries on (every acknowledged value in the log; duplicates
+#      counted, allowed). Every send gets a delivery report: success or a reported error.
+#   4. A kafkajs group consumer (auto-commit) keeps consuming when its group coordinator's node is
+#      kill -9ed (the coordinator found by describe_consumer_groups and kafka-consumer-groups.sh
+#      --describe --state): it gets the records produced after the kill, and its committed offsets
+#      reach the log end offsets.
+# clients.py drives 3 and 4 and prints their PASS/FAIL lines; group.js is the kafkajs consumer.
+# Each killed node is restarted and every ISR is full again before the next check starts.
+# The cluster's dir (node logs: out/cluster/node-<id>/fjord.log), the clients' output and the Kafka
+# tools' logs stay in compat-tests/cluster-clients/out/. About 1.5-2 minutes on 2 cores.
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=/dev/null
+. "$HERE/../lib.sh"
+suite_init cluster-clients
+
+KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/../shared/kafka-4.0.0}"
+KBIN="$KAFKA_HOME/bin"
+[ -x "$KBIN/kafka-topics.sh" ] || die "Kafka tools not found under KAFKA_HOME=$KAFKA_HOME"
+command -v java >/dev/null || die "java not installed"
+command -v kcat >/dev/null || die "kcat not installed: run scripts/install-deps.sh"
+[ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
+export LOG_DIR="$WORK/tool-logs" KAFKA_HEAP_OPTS="-Xmx256m"
+mkdir -p "$LOG_DIR"
+
+# kafkajs from compat-tests/kafkajs (its package.json pins the version), installed as that suite does.
+KJS="$COMPAT_ROOT/kafkajs"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "node/npm missing: installing Debian's nodejs and npm"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }; then
+    die "could not install nodejs/npm (scripts/install-deps.sh)"
+  fi
+fi
+WANT="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$KJS/package.json")"
+HAVE="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$KJS/node_modules/kafkajs/package.json" 2>/dev/null)"
+if [ "$HAVE" != "$WANT" ]; then
+  log "npm install kafkajs@$WANT into $KJS/node_modules"
+  (cd "$KJS" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+    { tail -n 20 "$WORK/npm.log" >&2; die "npm install failed"; }
+fi
+
+CLUSTER_DIR="$WORK/cluster"
+export FJORD_BIN
+# Stop the cluster on any exit, keeping the script's exit status for _suite_exit.
+_cluster_exit() {
+  local rc=$?
+  [ -f "$CLUSTER_DIR/cluster.env" ] && "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+  (exit "$rc"); _suite_exit
+}
+trap _cluster_exit EXIT
+
+# Six consecutive free loopback ports: three client, three controller.
+BASE="$(python3 - <<'EOF'
+import random, socket
+for _ in range(200):
+    base = random.randint(20000, 60000)
+    socks = []
+    try:
+        for p in range(base, base + 6):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+EOF
+)"
+
+# Short session timeout: a dead node's leaderships move within seconds (Kafka's default is 9 s).
+if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$BASE" -- \
+    --override broker.session.timeout.ms=3000 \
+    --override broker.heartbeat.interval.ms=500 \
+    --override replica.lag.time.max.ms=5000 \
+    --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out" 2>&1; then
+  fail "3-node cluster starts"; tail -n 20 "$WORK/cluster-start.out" | sed 's/^/    /'
+  suite_finish; exit 1
+fi
+pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
+
+PY() { "$VENV_PY" "$HERE/clients.py" --cluster-dir "$CLUSTER_DIR" "$@"; }
+# live_bootstrap: the client addresses of the running nodes.
+live_bootstrap() {
+  "$REPO_ROOT/scripts/cluster.sh" status "$CLUSTER_DIR" | awk '$5 == "running" { printf "%s%s", sep, $6; sep = "," }'
+}
+# kill_node ID: kill -9 by the pid cluster.sh wrote, and wait until the process is gone.
+kill_node() {
+  local pid; pid="$(cat "$CLUSTER_DIR/node-$1/pid")"
+  "$REPO_ROOT/scripts/cluster.sh" kill "$CLUSTER_DIR" "$1" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+}
+# run_counted NAME CMD...: runs CMD, echoes its PASS/FAIL/INFO lines and counts them; output in out/NAME.*
+run_counted() {
+  local name="$1" rc=0 line n; shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS "*) PASS_COUNT=$((PASS_COUNT + 1)); printf '%s\n' "$line" ;;
+      "FAIL "*) FAIL_COUNT=$((FAIL_COUNT + 1)); n="${line#FAIL }"; FAILED_NAMES+=("${n%%: *}"); printf '%s\n' "$line" ;;
+      "INFO "*) printf '%s\n' "$line" ;;
+    esac
+  done <"$WORK/$name.out"
+  if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/$name.out"; then
+    fail "$name runs to the end" "rc=$rc; $(tail -n 3 "$WORK/$name.err" | tr '\n' ' ')"
+  fi
+}
+
+T_RF3=cc-rf3 T_CONFLUENT=cc-confluent T_KPY=cc-kafka-python T_GROUP=cc-group
+if ! PY create "$T_RF3:3" "$T_CONFLUENT:1" "$T_KPY:1" "$T_GROUP:3" 2>"$WORK/create.err"; then
+  fail "RF-3 topics created with every ISR full" "$(tail -n 3 "$WORK/create.err" | tr '\n' ' ')"
+  suite_finish; exit 1
+fi
+pass "RF-3 topics created with every ISR full ($T_RF3, $T_CONFLUENT, $T_KPY, $T_GROUP; min.insync.replicas=2)"
+
+# --- 1. kcat -L ------------------------------------------------------------------------------------
+if kcat -L -J -b "$(live_bootstrap)" -t "$T_RF3" -m 10 >"$WORK/kcat-L.json" 2>"$WORK/kcat-L.err"; then
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS "*) pass "${line#PASS }" ;;
+      "FAIL "*) n="${line#FAIL }"; fail "${n%%: *}" "${n#*: }" ;;
+    esac
+  done < <(python3 - "$WORK/kcat-L.json" "$T_RF3" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1])); topic = sys.argv[2]
+ids = sorted(b["id"] for b in d["brokers"])
+print("%s kcat -L lists 3 brokers%s" % (("PASS", "") if ids == [1, 2, 3] else ("FAIL", ": %s" % d["brokers"])))
+ts = [t for t in d["topics"] if t["topic"] == topic]
+parts = ts[0]["partitions"] if ts else []
+print("%s kcat -L lists %s with 3 partitions%s" % (("PASS", topic, "") if len(parts) == 3 else ("FAIL", topic, ": %s" % ts)))
+for p in sorted(parts, key=lambda p: p["partition"]):
+    reps = [r["id"] for r in p["replicas"]]; isr = [r["id"] for r in p.get("isrs", [])]
+    ok = sorted(reps) == [1, 2, 3] and sorted(isr) == [1, 2, 3] and p["leader"] in reps
+    print("%s kcat -L %s-%d: leader %d, replicas %s, isr %s%s" % (
+        "PASS" if ok else "FAIL", topic, p["partition"], p["leader"], reps, isr,
+        "" if ok else ": want 3 replicas (1,2,3), 3 in sync, the leader among them"))
+EOF
+)
+else
+  fail "kcat -L" "$(tail -n 3 "$WORK/kcat-L.err" | tr '\n' ' ')"
+fi
+
+# --- 2. kafka-topics.sh --describe through a failover ----------------------------------------------
+# describe_p0: "LEADER REPLICAS ISR" of partition 0 of $T_RF3 from kafka-topics.sh --describe.
+describe_p0() {
+  local n="$1"
+  timeout 60 "$KBIN/kafka-topics.sh" --bootstrap-server "$(live_bootstrap)" --describe --topic "$T_RF3" \
+    >"$WORK/describe-$n.out" 2>&1 || true
+  awk -F'\t' '/Partition: 0\t/ { l=""; r=""; i="";
+      for (k = 1; k <= NF; k++) { if ($k ~ /^Leader: /) l=substr($k, 9); if ($k ~ /^Replicas: /) r=substr($k, 11); if ($k ~ /^Isr: /) i=substr($k, 6) }
+      print l, r, i }' "$WORK/describe-$n.out"
+}
+# same members (order aside) of two comma lists
+same_set() { [ "$(tr ',' '\n' <<<"$1" | sort -n | paste -sd,)" = "$(tr ',' '\n' <<<"$2" | sort -n | paste -sd,)" ]; }
+
+read -r L0 R0 I0 <<<"$(describe_p0 before)"
+if [ -n "${L0:-}" ] && same_set "$R0" 1,2,3 && same_set "$I0" 1,2,3; then
+  pass "kafka-topics.sh --describe $T_RF3-0: leader $L0, replicas $R0, isr $I0"
+  kill_node "$L0"
+  t_kill=$(date +%s.%N)
+  # Metadata (cheap) until the move is visible, then the stock tool must show it (a few tries: each
+  # node's metadata image follows the controller's by a moment).
+  moved="$(PY wait-partition "$T_RF3" 0 --not-leader "$L0" --timeout 30)"
+  secs_moved="$(awk -v a="$t_kill" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+  L1="" I1=""
+  for try in 1 2 3; do
+    read -r L1 R1 I1 <<<"$(describe_p0 "after-kill-$try")"
+    if [ -n "$L1" ] && [ "$L1" != "$L0" ] && [ "$L1" != none ] && ! [[ ",$I1," == *",$L0,"* ]] && same_set "$R1" "$R0"; then break; fi
+    sleep 1
+  done
+  if [ -n "$L1" ] && [ "$L1" != "$L0" ] && [ "$L1" != none ] && ! [[ ",$I1," == *",$L0,"* ]] && same_set "$R1" "$R0" \
+     && [ "$(tr ',' '\n' <<<"$I1" | grep -c .)" -eq 2 ]; then
+    pass "after kill -9 of leader $L0, kafka-topics.sh --describe: leader $L1, replicas $R1, isr $I1 (metadata moved ${secs_moved}s after the kill)"
+  else
+    fail "after kill -9 of leader $L0, kafka-topics.sh --describe shows a new leader and the ISR without $L0" \
+      "leader '$L1' replicas '$R1' isr '$I1'; metadata: '$moved' (${secs_moved}s); see $WORK/describe-after-kill-*.out"
+  fi
+  # Restart it, asking it for Metadata from the moment it accepts: nothing stale may come back.
+  t_start=$(date +%s.%N)
+  run_counted restart-probe PY restart-probe "$L0" "$T_RF3" 0 --seconds 3
+  back="$(PY wait-partition "$T_RF3" 0 --isr 3 --timeout 30)"; back_rc=$?
+  secs_back="$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
+  read -r L2 R2 I2 <<<"$(describe_p0 after-restart)"
+  if [ "$back_rc" -eq 0 ] && same_set "${I2:-}" 1,2,3; then
+    pass "after node $L0's restart the ISR is back to 3 within 30 s (${secs_back}s): kafka-topics.sh --describe: leader $L2, replicas $R2, isr $I2"
+  else
+    fail "after node $L0's restart the ISR is back to 3 within 30 s" \
+      "metadata: '$back' (${secs_back}s); kafka-topics.sh: leader '${L2:-}' replicas '${R2:-}' isr '${I2:-}'"
+  fi
+else
+  fail "kafka-topics.sh --describe $T_RF3-0 before the kill: 3 replicas, 3 in sync" \
+    "leader '${L0:-}' replicas '${R0:-}' isr '${I0:-}'; $(head -c 300 "$WORK/describe-before.out")"
+fi
+healed="$(PY wait-healed --timeout 45)" || fail "every ISR full before the producer checks" "$healed"
+
+# --- 3. producers through a leader's kill -9 ------------------------------------------------------
+run_counted produce-confluent PY produce-kill --client confluent --topic "$T_CONFLUENT"
+run_counted produce-kafka-python PY produce-kill --client kafka-python --topic "$T_KPY"
+
+# --- 4. kafkajs group consumer through its coordinator's kill -9 ----------------------------------
+run_counted group-kafkajs PY group-kill --topic "$T_GROUP" --group cc-kafkajs --partitions 3 \
+  --before 300 --after 300 --kafka-bin "$KBIN" --work "$WORK"
+
+# --- the cluster stops cleanly; no node panicked ---------------------------------------------------
+"$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+panics="$(grep -l -E 'panicked at' "$CLUSTER_DIR"/node-*/fjord.log 2>/dev/null | tr '\n' ' ')"
+if [ -z "$panics" ]; then pass "no node panicked"; else fail "no node panicked" "$panics"; fi
+suite_finish
