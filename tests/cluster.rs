@@ -512,6 +512,37 @@ async fn a_transaction_commits_on_partitions_other_brokers_lead() {
             assert_eq!(lc.send(&txn_produce(p as i32, seq), 9).await.responses[0].partition_responses[0].error_code, 0);
         }
     }
+    // Offsets committed in the transaction through a group coordinator on another node than the
+    // transaction's: that node checks the producer with the transaction coordinator.
+    let (group, group_coordinator) = eventually("a group coordinated elsewhere", async || {
+        for i in 0..64 {
+            let g = format!("g{i}");
+            let (code, node) = find_group_coordinator(a[0], &g).await;
+            if code == 0 && node != coordinator {
+                return Some((g, node));
+            }
+        }
+        None
+    })
+    .await;
+    let add = AddOffsetsToTxnRequest::default().with_transactional_id(TransactionalId(s("tx"))).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_group_id(GroupId(StrBytes::from_string(group.clone())));
+    assert_eq!(cc.send(&add, 3).await.error_code, 0);
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(name("x"))
+            .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1)])]);
+    let mut gc = Client::connect(a[(group_coordinator - 1) as usize]).await;
+    let code = eventually("the group coordinator loaded", async || {
+        let code = gc.send(&commit, 3).await.topics[0].partitions[0].error_code;
+        // Retried as clients do while the new coordinator loads its partition.
+        (![14, 16].contains(&code)).then_some(code)
+    })
+    .await;
+    assert_eq!(code, 0, "TxnOffsetCommit at node {group_coordinator} for a transaction coordinated by {coordinator}");
     let end = EndTxnRequest::default().with_transactional_id(TransactionalId(s("tx"))).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_committed(true);
     assert_eq!(cc.send(&end, 3).await.error_code, 0);
 

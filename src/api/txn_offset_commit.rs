@@ -18,7 +18,7 @@ pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: 
     // no marker would ever resolve them.
     let partitions = broker.group_partitions().unwrap_or(broker.config.offsets_topic_num_partitions);
     let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), crate::group::offsets::partition_for(&req.group_id.0, partitions));
-    if let Err(e) = broker.txns.verify_produce(&req.transactional_id.0, req.producer_id.0, req.producer_epoch, &tp) {
+    if let Err(e) = broker.verify_txn_produce(&req.transactional_id.0, req.producer_id.0, req.producer_epoch, &tp) {
         tracing::info!(transactional_id = %req.transactional_id.0, group = %req.group_id.0, error = %e, "TxnOffsetCommit refused");
         return respond(&req, |_| error_code::txn(&e, version >= 3));
     }
