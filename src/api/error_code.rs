@@ -122,6 +122,7 @@ pub fn group(e: &crate::group::GroupError) -> i16 {
     match e {
         G::InvalidGroupId => E::InvalidGroupId.code(),
         G::CoordinatorNotAvailable => E::CoordinatorNotAvailable.code(),
+        G::CoordinatorLoadInProgress => E::CoordinatorLoadInProgress.code(),
         G::UnknownMemberId => E::UnknownMemberId.code(),
         G::MemberIdRequired => E::MemberIdRequired.code(),
         G::IllegalGeneration => E::IllegalGeneration.code(),

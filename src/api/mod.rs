@@ -383,11 +383,20 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
 /// checked before the group is looked at in memory: Kafka unloads such a partition's groups and
 /// answers every request for them so, and clients look for the coordinator again (FindCoordinator
 /// then answers COORDINATOR_NOT_AVAILABLE).
+///
+/// In a cluster, a partition the applied metadata names this broker leader of, which the broker
+/// has not taken over yet (its groups still loading), answers COORDINATOR_LOAD_IN_PROGRESS as
+/// Kafka's loading coordinator does: clients retry here instead of looking the coordinator up
+/// again (librdkafka returns NOT_COORDINATOR from a committed-offsets query to the caller).
 pub(crate) fn offline_group(broker: &Broker, group: &str) -> Option<crate::group::GroupError> {
     use crate::group::OFFSETS_TOPIC;
-    broker
-        .coordinator_partition_offline(OFFSETS_TOPIC, group)
-        .then(|| crate::group::GroupError::Log(crate::coordinator::LogError::PartitionOffline(format!("the {OFFSETS_TOPIC} partition of group {group} is offline"))))
+    if !broker.coordinator_partition_offline(OFFSETS_TOPIC, group) {
+        return None;
+    }
+    if broker.coordinator_partition_loading(OFFSETS_TOPIC, group) {
+        return Some(crate::group::GroupError::CoordinatorLoadInProgress);
+    }
+    Some(crate::group::GroupError::Log(crate::coordinator::LogError::PartitionOffline(format!("the {OFFSETS_TOPIC} partition of group {group} is offline"))))
 }
 
 /// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).

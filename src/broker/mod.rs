@@ -540,6 +540,18 @@ impl Broker {
         led_elsewhere || self.replicas.logs().offline_error(&tp).is_some()
     }
 
+    /// Whether the applied metadata names this broker leader of the key's coordinator partition
+    /// while the broker has not taken it over yet (the publisher is still loading it), and its
+    /// log dir is online.
+    pub fn coordinator_partition_loading(&self, topic: &str, key: &str) -> bool {
+        let Some(meta) = self.metadata.topic(topic) else { return false };
+        let partition = crate::records::internal::partition_for(key, meta.partitions);
+        let tp = TopicPartition::new(topic.to_string(), partition);
+        self.cluster_partition(topic, partition).is_some_and(|p| p.leader == self.config.node_id)
+            && !self.replicas.partition(&tp).is_some_and(|p| p.lock().is_leader())
+            && self.replicas.logs().offline_error(&tp).is_none()
+    }
+
     /// The brokers clients are told of (Metadata, DescribeCluster): in a cluster every
     /// registered, unfenced broker at its client listener; on a single node, this one.
     pub fn live_brokers(&self) -> Vec<BrokerInfo> {

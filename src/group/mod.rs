@@ -84,6 +84,10 @@ pub enum GroupError {
     InvalidGroupId,
     #[error("the coordinator is not available")]
     CoordinatorNotAvailable,
+    /// This broker leads the group's partition in the metadata it applied, and is still taking
+    /// the partition over (loading its groups).
+    #[error("the coordinator is loading the group's partition")]
+    CoordinatorLoadInProgress,
     #[error("unknown member id")]
     UnknownMemberId,
     #[error("a member id is required; rejoin with the one given")]
