@@ -105,7 +105,10 @@ impl LeaderEpochCache {
     /// know, the cut is where this log's own epoch <= it ended, and the follower asks again with
     /// its new latest epoch (`complete` false), until both agree on an epoch.
     pub fn divergence(&self, log_end: i64, high_watermark: i64, leader_epoch: i32, leader_end: i64) -> Divergence {
-        let cut = |offset: i64, complete: bool| Divergence { truncate_to: (offset < log_end).then_some(offset.max(0)), complete };
+        // An incomplete answer cuts even at the log end: the epochs that begin there (an epoch
+        // led without a record written) must be forgotten, or the next question would ask about
+        // the same latest epoch forever.
+        let cut = |offset: i64, complete: bool| Divergence { truncate_to: (offset < log_end || (!complete && offset == log_end)).then_some(offset.max(0)), complete };
         if self.latest_epoch().is_none() || leader_end == UNDEFINED_EPOCH_OFFSET {
             // No epochs to compare (a log from before epochs, or a leader that knows none of
             // ours): keep only what was committed.
@@ -192,6 +195,19 @@ mod tests {
         assert_eq!(first, Divergence { truncate_to: Some(10), complete: false }, "cut where our epoch <= 1 (epoch 0) ended, then ask again");
         f.entries.truncate(1);
         assert_eq!(f.divergence(10, 8, 0, 10), Divergence { truncate_to: None, complete: true }, "epoch 0 agrees up to 10");
+    }
+
+    #[test]
+    fn an_epoch_led_without_records_is_forgotten_so_the_next_question_moves_on() {
+        // The follower wrote in epoch 0 only, then led epoch 2 without a record. The leader
+        // never had epoch 2; its largest epoch <= 2 is 1, which it led without a record either,
+        // ending at 10: the follower's end.
+        let mut f = cache(&[(0, 0), (2, 10)]);
+        let first = f.divergence(10, 10, 1, 10);
+        assert_eq!(first, Divergence { truncate_to: Some(10), complete: false }, "cut at the end: epoch 2 is forgotten");
+        f.entries.retain(|(_, start)| *start < 10);
+        assert_eq!(f.latest_epoch(), Some(0), "the next question is about epoch 0");
+        assert_eq!(f.divergence(10, 10, 0, 10), Divergence { truncate_to: None, complete: true });
     }
 
     #[test]

@@ -1012,7 +1012,13 @@ impl PartitionLog {
     /// Removes every batch with an offset >= `offset` (a batch containing it goes whole), then
     /// rebuilds producer state from the snapshots that are still valid.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
-        if offset >= self.log_end_offset {
+        if offset == self.log_end_offset {
+            // Nothing to cut, but epochs that begin at the end (led without a record) go, as
+            // Kafka's truncation forgets them: a follower settling its divergence needs that.
+            self.epochs.truncate_from_end(self.io.as_ref(), &self.dir, self.log_end_offset)?;
+            return Ok(());
+        }
+        if offset > self.log_end_offset {
             return Ok(());
         }
         self.truncations += 1;
