@@ -191,6 +191,45 @@ async fn a_tail_from_an_epoch_the_leader_never_had_is_cut_even_when_the_leaders_
 }
 
 #[tokio::test]
+async fn a_follower_whose_latest_epoch_had_no_records_settles_and_fetches() {
+    let a = TestBroker::start(&["node.id=1"]).await;
+    let b = TestBroker::start(&["node.id=2"]).await;
+    create(&a, "z").await;
+    create(&b, "z").await;
+    let tp = TopicPartition::new("z", 0);
+    let (ab, bb) = (a.running.as_ref().unwrap().broker.clone(), b.running.as_ref().unwrap().broker.clone());
+    let topic_id = ab.metadata.topic("z").expect("topic").id;
+    let state = |leader, leader_epoch, isr: &[i32]| LeaderAndIsr { leader, leader_epoch, partition_epoch: leader_epoch, replicas: vec![1, 2], isr: isr.to_vec() };
+
+    // Epoch 1: a leads and writes 0..5, b copies them.
+    ab.replicas.become_leader(&tp, state(1, 1, &[1, 2]), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, state(1, 1, &[1, 2])).expect("follow");
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 1);
+    let mut ac = a.client().await;
+    assert_eq!(ac.send(&produce("z", 5, -1, 10_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    bb.fetchers.unfollow(&tp);
+    // Epochs 2 and 3 are led by b, then a, without a record written.
+    bb.replicas.become_leader(&tp, state(2, 2, &[1, 2]), now_ms()).expect("lead");
+    ab.replicas.become_follower(&tp, state(2, 2, &[1, 2])).expect("follow");
+    ab.replicas.become_leader(&tp, state(1, 3, &[1, 2]), now_ms()).expect("lead");
+    bb.replicas.become_follower(&tp, state(1, 3, &[1, 2])).expect("follow");
+    // Epoch 4: b leads and writes one record; a follows. Asked about epoch 3, b answers for its
+    // epoch 2 (ending at 5, a's end), which a does not know: a must forget its empty epoch 3,
+    // agree on epoch 1 and fetch.
+    bb.replicas.become_leader(&tp, state(2, 4, &[2]), now_ms()).expect("lead");
+    ab.replicas.become_follower(&tp, state(2, 4, &[2])).expect("follow");
+    let mut bc = b.client().await;
+    assert_eq!(bc.send(&produce("z", 1, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
+    ab.fetchers.follow(&ab, tp.clone(), bb.metadata.topic("z").expect("topic").id, 2, b.addr, 4);
+    let ab2 = ab.clone();
+    let tp2 = tp.clone();
+    wait_for(move || ab2.replicas.follower_position(&tp2).map(|p| (p.0, p.2)).ok() == Some((6, Some(4)))).await;
+
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
 async fn groups_of_an_offsets_partition_led_elsewhere_are_not_coordinated_here() {
     let b = TestBroker::start(&["node.id=1"]).await;
     let mut c = b.client().await;
