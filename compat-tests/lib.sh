@@ -53,6 +53,26 @@ free_port() {
 }
 
 # port_open PORT: true when 127.0.0.1:PORT accepts a TCP connection.
+# free_port_block N: the first of N consecutive free loopback ports (a 3-node cluster takes 6:
+# three client, three controller ports).
+free_port_block() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randint(20000, 60000)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
+
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }

@@ -62,21 +62,7 @@ _cluster_exit() {
 trap _cluster_exit EXIT
 
 # Six consecutive free loopback ports: three client, three controller.
-BASE="$(python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000)
-    socks = []
-    try:
-        for p in range(base, base + 6):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-EOF
-)"
+BASE="$(free_port_block 6)"
 
 # Short session timeout: a dead node's leaderships move within seconds (Kafka's default is 9 s).
 if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$BASE" -- \

@@ -36,21 +36,7 @@ _cluster_exit() {
 trap _cluster_exit EXIT
 
 # Six consecutive free loopback ports: three client, three controller.
-BASE="$(python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000)
-    socks = []
-    try:
-        for p in range(base, base + 6):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-EOF
-)"
+BASE="$(free_port_block 6)"
 
 # A short session timeout moves leaderships of a dead node within seconds (Kafka's default is 9 s);
 # a follower 5 s behind leaves the ISR.

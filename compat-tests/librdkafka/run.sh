@@ -185,21 +185,7 @@ declare -A RAN_LOG=() RAN_RC=() RAN_STOP=()
 # CLUSTER_DIR and FJORD_BOOTSTRAP (node 1 only).
 cluster_start() {
   local base
-  base="$(python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000)
-    socks = []
-    try:
-        for p in range(base, base + 6):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-EOF
-)"
+  base="$(free_port_block 6)"
   CLUSTER_DIR="$1"
   FJORD_BIN="$FJORD_BIN" "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$base" -- \
     --override num.partitions=4 --override auto.create.topics.enable=true \
