@@ -69,11 +69,14 @@ use crate::storage::FileRange;
 pub struct Session {
     pub peer: SocketAddr,
     pub client_id: Option<String>,
+    /// The listener the connection arrived on: Metadata, FindCoordinator and DescribeCluster
+    /// answer with that listener's endpoints, as Kafka does.
+    pub listener: Arc<str>,
 }
 
 impl Session {
-    pub fn new(peer: SocketAddr) -> Session {
-        Session { peer, client_id: None }
+    pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
+        Session { peer, client_id: None, listener }
     }
 }
 
@@ -181,9 +184,24 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
+    // Handlers that answer with endpoints: those of the connection's listener.
+    macro_rules! serve_on_listener {
+        ($req:ty, $handler:expr, pool) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let (b, listener) = (broker.clone(), session.listener.clone());
+            let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version, &listener))).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+        ($req:ty, $handler:expr) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let resp = $handler(broker, req, version, &session.listener).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+    }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => serve_on_pool!(MetadataRequest, metadata::handle),
+        ApiKey::Metadata => serve_on_listener!(MetadataRequest, metadata::handle, pool),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let b = broker.clone();
@@ -208,10 +226,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::CreateTopics => serve_on_pool!(CreateTopicsRequest, create_topics::handle),
         ApiKey::DeleteTopics => serve_on_pool!(DeleteTopicsRequest, delete_topics::handle),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
-        ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
+        ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
         ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
-        ApiKey::FindCoordinator => serve_on_pool!(FindCoordinatorRequest, find_coordinator::handle),
+        ApiKey::FindCoordinator => serve_on_listener!(FindCoordinatorRequest, find_coordinator::handle, pool),
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
             let req = JoinGroupRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
