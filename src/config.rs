@@ -866,8 +866,8 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; they take effect once Fjord has TLS/SASL listeners (none yet), just as they do
-/// nothing on a Kafka broker without such a listener.
+/// reports them; an SSL listener reads its settings at startup only (reloading a key store
+/// without a restart is a later slice of issue 17).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults

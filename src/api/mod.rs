@@ -199,6 +199,22 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
+    // KIP-951 leader endpoints (Produce, Fetch) are made on the first client listener: moved to
+    // the connection's listener, leaving out a broker without one, as Metadata does.
+    macro_rules! on_listener {
+        ($nodes:expr) => {
+            if !$nodes.is_empty() && *session.listener != *broker.default_listener() {
+                $nodes.retain_mut(|n| match broker.broker_endpoint_on(n.node_id.0, &session.listener) {
+                    Some((host, port)) => {
+                        n.host = str_bytes(host);
+                        n.port = port as i32;
+                        true
+                    }
+                    None => false,
+                });
+            }
+        };
+    }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
         ApiKey::Metadata => serve_on_listener!(MetadataRequest, metadata::handle, pool),
@@ -206,7 +222,11 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let b = broker.clone();
             match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
-                produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Reply::now),
+                produce::Outcome::Respond(mut resp) => {
+                    // KIP-951 leaders' endpoints: those of the connection's listener.
+                    on_listener!(resp.node_endpoints);
+                    encode(key, version, corr, &resp).map(Reply::now)
+                }
                 produce::Outcome::AfterSync(durable) => {
                     let broker = broker.clone();
                     Ok(Reply::Later(tokio::spawn(async move { encode(key, version, corr, &durable.answer(broker).await) })))
@@ -219,7 +239,8 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             // The record batches stay in their segment files: the response carries placeholders
             // for them, and the file ranges fill their slots after encoding.
             let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let fetched = fetch::handle(broker, req, version).await;
+            let mut fetched = fetch::handle(broker, req, version).await;
+            on_listener!(fetched.response.node_endpoints);
             encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool!(ListOffsetsRequest, list_offsets::handle),
