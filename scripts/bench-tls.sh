@@ -21,7 +21,9 @@ log() { printf '[bench-tls] %s\n' "$*" >&2; }
 
 # shellcheck source=scripts/bench-perf.sh
 . "$ROOT/scripts/bench-perf.sh"
-bench_build "$ROOT/bench/out"
+# Only the OpenSSL build of the load generator is used (for both listeners, so the client is the same).
+cargo build --release >&2
+FJORD_BIN="${FJORD_BIN:-$ROOT/target/release/fjord}"
 bench_build_tls "$ROOT/bench/out"
 ADMIN="$ROOT/scripts/bench-admin.py"
 CLK_TCK=$(getconf CLK_TCK)
