@@ -10,9 +10,9 @@
 #   3. mTLS: kcat without a client certificate is refused, with one (ssl.certificate.location,
 #      ssl.key.location) produces and consumes.
 #   4. confluent-kafka (Python) produces 500 records with acks=all and consumes them over SSL.
-#   5. The stock Java console producer and consumer (Kafka 4.0, --command-config with
-#      security.protocol=SSL, ssl.truststore.type=PEM, ssl.truststore.location) round-trip 200
-#      records over SSL.
+#   5. The stock Java console producer and consumer (Kafka 4.0: --producer.config / --consumer.config,
+#      the 4.0 tools have no --command-config; security.protocol=SSL, ssl.truststore.type=PEM,
+#      ssl.truststore.location) round-trip 200 records over SSL, the consumer in a group.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -131,10 +131,10 @@ if [ -x "$KAFKA_HOME/bin/kafka-console-producer.sh" ] && command -v java >/dev/n
   printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$PKI/ca.pem" >"$WORK/client-ssl.properties"
   seq 1 200 | sed 's/^/java-/' >"$WORK/java-records.txt"
   timeout 60 "$KAFKA_HOME/bin/kafka-console-producer.sh" --bootstrap-server "$SSL" --topic java-ssl \
-    --command-config "$WORK/client-ssl.properties" <"$WORK/java-records.txt" >"$WORK/java-producer.out" 2>&1
+    --producer.config "$WORK/client-ssl.properties" <"$WORK/java-records.txt" >"$WORK/java-producer.out" 2>&1
   check "Java console producer over SSL" test $? -eq 0
   timeout 60 "$KAFKA_HOME/bin/kafka-console-consumer.sh" --bootstrap-server "$SSL" --topic java-ssl \
-    --command-config "$WORK/client-ssl.properties" --from-beginning --max-messages 200 --timeout-ms 30000 \
+    --consumer.config "$WORK/client-ssl.properties" --from-beginning --max-messages 200 --timeout-ms 30000 \
     >"$WORK/java-consumed.txt" 2>"$WORK/java-consumer.err"
   check "Java console consumer (a group) over SSL reads the 200 records" cmp "$WORK/java-records.txt" "$WORK/java-consumed.txt"
 else
