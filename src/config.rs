@@ -73,15 +73,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
     def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum it must be a PLAINTEXT listener for now."),
-    def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM is served; JKS and PKCS12 are refused at startup for now."),
-    def("ssl.keystore.location", None, T::String, "PEM file holding the listener's private key and its certificate chain (ssl.keystore.type=PEM)."),
-    def("ssl.keystore.password", None, T::Password, "Password of a JKS/PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
+    def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
+    def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
+    def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
     def("ssl.keystore.certificate.chain", None, T::Password, "The listener's certificate chain as PEM text in the property (ssl.keystore.type=PEM, with ssl.keystore.key)."),
     def("ssl.keystore.key", None, T::Password, "The listener's private key as PEM text in the property (ssl.keystore.type=PEM, with ssl.keystore.certificate.chain)."),
     def("ssl.key.password", None, T::Password, "Password of an encrypted PKCS#8 private key (BEGIN ENCRYPTED PRIVATE KEY) in the PEM key store."),
-    def("ssl.truststore.type", Some("JKS"), T::String, "Format of the trust store of client certificates: PEM is served; JKS and PKCS12 are refused at startup for now."),
-    def("ssl.truststore.location", None, T::String, "PEM file of the CA certificates client certificates are checked against (ssl.truststore.type=PEM)."),
-    def("ssl.truststore.password", None, T::Password, "Password of a JKS/PKCS12 trust store; not used with PEM."),
+    def("ssl.truststore.type", Some("JKS"), T::String, "Format of the trust store of client certificates: PEM or PKCS12; JKS is refused at startup for now."),
+    def("ssl.truststore.location", None, T::String, "The CA certificates client certificates are checked against: a PEM file, or a PKCS12 file of certificate entries."),
+    def("ssl.truststore.password", None, T::Password, "Password of a PKCS12 trust store (none: an unprotected store); not used with PEM."),
     def("ssl.truststore.certificates", None, T::Password, "CA certificates client certificates are checked against, as PEM text in the property (ssl.truststore.type=PEM)."),
     def("ssl.client.auth", Some("none"), T::String, "Client certificates (mTLS): none, requested (checked when sent) or required (the handshake fails without one)."),
     def("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), T::List, "TLS versions the listener accepts: TLSv1.2 and/or TLSv1.3 (older ones are not offered by rustls)."),
@@ -542,8 +542,8 @@ pub struct SslSettings {
     pub keystore: KeyStore,
     /// `ssl.key.password`: decrypts an encrypted PKCS#8 key.
     pub key_password: Option<Secret>,
-    /// CA certificates client certificates are checked against (PEM).
-    pub truststore: Option<PemSource>,
+    /// CA certificates client certificates are checked against.
+    pub truststore: Option<TrustStore>,
     pub client_auth: ClientAuth,
     /// `ssl.enabled.protocols`, in the configured order.
     pub enabled_protocols: Vec<TlsVersion>,
@@ -551,13 +551,23 @@ pub struct SslSettings {
     pub cipher_suites: Vec<String>,
 }
 
-/// The listener's certificate chain and private key (`ssl.keystore.type=PEM`).
+/// The listener's certificate chain and private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyStore {
-    /// `ssl.keystore.location`: a PEM file with the key and the chain.
+    /// `ssl.keystore.location` with `ssl.keystore.type=PEM`: a PEM file with the key and the chain.
     File(PathBuf),
-    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key`.
+    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key` (PEM).
     Text { chain: Secret, key: Secret },
+    /// `ssl.keystore.location` with `ssl.keystore.type=PKCS12` and `ssl.keystore.password`.
+    Pkcs12 { path: PathBuf, password: Secret },
+}
+
+/// Where the CA certificates that check client certificates come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustStore {
+    Pem(PemSource),
+    /// `ssl.truststore.type=PKCS12`: its certificate entries, `ssl.truststore.password` if set.
+    Pkcs12 { path: PathBuf, password: Option<Secret> },
 }
 
 /// Whether a property's value is secret (never shown by DescribeConfigs, never logged): passwords
@@ -782,20 +792,35 @@ impl SslSettings {
     fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
         let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
-        let store_type = |name: &str| -> Result<(), ConfigError> {
+        // true: PKCS12, false: PEM.
+        let store_type = |name: &str| -> Result<bool, ConfigError> {
             let t = get(name).unwrap_or_default();
             match t.trim().to_ascii_uppercase().as_str() {
-                "PEM" => Ok(()),
-                "JKS" | "PKCS12" => Err(invalid(name, t.clone(), format!("{t} stores are not served yet: convert the store to PEM and set {name}=PEM"))),
-                _ => Err(invalid(name, t.clone(), "expected PEM (JKS and PKCS12 are not served yet)".into())),
+                "PEM" => Ok(false),
+                "PKCS12" => Ok(true),
+                "JKS" => Err(invalid(name, t.clone(), format!("JKS stores are not served yet: convert the store to PKCS12 (keytool -importkeystore -deststoretype PKCS12) or PEM and set {name}"))),
+                _ => Err(invalid(name, t.clone(), "expected PEM or PKCS12 (JKS is not served yet)".into())),
             }
         };
         let (location, chain, key) = (get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"), get("ssl.keystore.key"));
         if location.is_none() && chain.is_none() && key.is_none() {
             return Err(invalid("ssl.keystore.location", String::new(), "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
         }
-        store_type("ssl.keystore.type")?;
-        if get("ssl.keystore.password").is_some() {
+        let pkcs12 = store_type("ssl.keystore.type")?;
+        let keystore_password = get("ssl.keystore.password");
+        if pkcs12 {
+            let Some(path) = location else {
+                return Err(invalid("ssl.keystore.location", String::new(), "a PKCS12 key store is a file: set ssl.keystore.location".into()));
+            };
+            // Kafka's words for the same mistake.
+            let password = keystore_password.ok_or_else(|| invalid("ssl.keystore.password", String::new(), "SSL key store is specified, but key store password is not specified.".into()))?;
+            if chain.is_some() || key.is_some() {
+                return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key are PEM settings (ssl.keystore.type=PEM)".into()));
+            }
+            let keystore = KeyStore::Pkcs12 { path: PathBuf::from(path.trim()), password: Secret(password) };
+            return Self::parse_rest(keystore, None, &get, &invalid, &store_type);
+        }
+        if keystore_password.is_some() {
             // Kafka's words for the same mistake.
             return Err(invalid("ssl.keystore.password", "[hidden]".into(), "SSL key store password cannot be specified with PEM format, only key password may be specified".into()));
         }
@@ -805,15 +830,24 @@ impl SslSettings {
             (None, _, _) => return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key go together".into())),
             (Some(path), _, _) => return Err(invalid("ssl.keystore.location", path, "set either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into())),
         };
+        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type)
+    }
+
+    /// The settings after the key store: trust store, client authentication, versions, suites.
+    fn parse_rest(
+        keystore: KeyStore, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
+        store_type: &dyn Fn(&str) -> Result<bool, ConfigError>,
+    ) -> Result<SslSettings, ConfigError> {
         let truststore = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
             (None, None) => None,
-            (Some(path), None) => Some(PemSource::File(PathBuf::from(path.trim()))),
-            (None, Some(text)) => Some(PemSource::Text(Secret(text))),
+            (Some(path), None) if store_type("ssl.truststore.type")? => Some(TrustStore::Pkcs12 { path: PathBuf::from(path.trim()), password: get("ssl.truststore.password").map(Secret) }),
+            (Some(path), None) => Some(TrustStore::Pem(PemSource::File(PathBuf::from(path.trim())))),
+            (None, Some(_)) if store_type("ssl.truststore.type")? => {
+                return Err(invalid("ssl.truststore.certificates", "[hidden]".into(), "certificates in the property are PEM (ssl.truststore.type=PEM)".into()));
+            }
+            (None, Some(text)) => Some(TrustStore::Pem(PemSource::Text(Secret(text)))),
             (Some(path), Some(_)) => return Err(invalid("ssl.truststore.location", path, "set either ssl.truststore.location or ssl.truststore.certificates, not both".into())),
         };
-        if truststore.is_some() {
-            store_type("ssl.truststore.type")?;
-        }
         let auth = get("ssl.client.auth").unwrap_or_else(|| "none".into());
         let client_auth = match auth.trim().to_ascii_lowercase().as_str() {
             "none" => ClientAuth::None,
@@ -840,7 +874,7 @@ impl SslSettings {
             return Err(invalid("ssl.enabled.protocols", protocols, "at least one of TLSv1.2, TLSv1.3".into()));
         }
         let cipher_suites = get("ssl.cipher.suites").unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        Ok(SslSettings { keystore, key_password: get("ssl.key.password").map(Secret), truststore, client_auth, enabled_protocols, cipher_suites })
+        Ok(SslSettings { keystore, key_password, truststore, client_auth, enabled_protocols, cipher_suites })
     }
 }
 
@@ -1705,7 +1739,7 @@ mod tests {
         let internal = t.listeners[2].ssl.as_ref().expect("SSL settings");
         assert_eq!(internal.keystore, KeyStore::File("/etc/fjord/internal.pem".into()));
         assert_eq!(internal.client_auth, ClientAuth::Required);
-        assert!(matches!(internal.truststore, Some(PemSource::Text(_))));
+        assert!(matches!(internal.truststore, Some(TrustStore::Pem(PemSource::Text(_)))));
         assert_eq!(internal.enabled_protocols, vec![TlsVersion::Tls13]);
         assert!(!format!("{internal:?}").contains("BEGIN"), "PEM text never reaches Debug output");
         assert!(t.listeners[0].ssl.is_none());
@@ -1718,7 +1752,11 @@ mod tests {
             e.to_string()
         };
         assert!(refused(&[("ssl.keystore.type", "JKS")], "JKS").contains("not served yet"));
-        assert!(refused(&[("ssl.keystore.type", "PKCS12")], "PKCS12").contains("PEM"));
+        assert!(refused(&[("ssl.keystore.type", "PKCS12")], "PKCS12 without its password").contains("password is not specified"));
+        let mut p12 = props(&base);
+        p12.extend(props(&[("listener.name.ssl.ssl.keystore.type", "PKCS12"), ("listener.name.ssl.ssl.keystore.location", "/k.p12"), ("listener.name.ssl.ssl.keystore.password", "pw")]));
+        let c = Config::from_properties(p12).expect("a PKCS12 key store");
+        assert_eq!(c.topology.listeners[1].ssl.as_ref().map(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
         assert!(refused(&[("ssl.keystore.password", "x")], "a keystore password with PEM").contains("only key password"));
         assert!(refused(&[("ssl.client.auth", "requested")], "client auth without a truststore").contains("truststore"));
         assert!(refused(&[("ssl.client.auth", "sometimes")], "unknown client auth").contains("requested"));

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SSL listeners with real clients. The CA, the broker's certificate (its key encrypted with PBES2,
 # opened with ssl.key.password) and a client certificate are made here with the openssl CLI; no
-# key is committed. One broker with three listeners: PLAINTEXT, SSL, and MTLS (SSL with
-# ssl.client.auth=required through Kafka's listener.name.mtls. prefix).
+# key is committed. One broker with three listeners: PLAINTEXT, SSL (PEM key store), and MTLS (SSL
+# with ssl.client.auth=required and PKCS12 key and trust stores, through Kafka's
+# listener.name.mtls. prefix).
 #   1. kcat over SSL (security.protocol=SSL, ssl.ca.location): -L names the SSL listener's port;
 #      1000 keyed records produced over SSL read back identical over SSL and over PLAINTEXT.
 #   2. kcat in clear text on the SSL port gets nothing, and the broker logs the failed handshake;
@@ -40,6 +41,14 @@ KEY_PASSWORD="fjord-test-key-pw"
   openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=compat-client" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' > client.ext
   openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext 2>/dev/null
+  # The MTLS listener's stores are PKCS12: the key store as openssl exports it, the trust store as
+  # Java's keytool writes it (openssl when there is no keytool).
+  openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name broker -out keystore.p12 -passout "pass:$KEY_PASSWORD"
+  if command -v keytool >/dev/null; then
+    keytool -importcert -noprompt -storetype PKCS12 -keystore truststore.p12 -storepass trust-pw -alias ca -file ca.pem >/dev/null 2>&1
+  else
+    openssl pkcs12 -export -nokeys -in ca.pem -out truststore.p12 -passout pass:trust-pw
+  fi
 ) || die "making the test certificates failed"
 
 SSL_PORT="$(free_port)"
@@ -53,8 +62,12 @@ fjord_start "$WORK/data" \
   --override "ssl.keystore.location=$PKI/keystore.pem" \
   --override "ssl.key.password=$KEY_PASSWORD" \
   --override listener.name.mtls.ssl.client.auth=required \
-  --override listener.name.mtls.ssl.truststore.type=PEM \
-  --override "listener.name.mtls.ssl.truststore.location=$PKI/ca.pem" \
+  --override listener.name.mtls.ssl.keystore.type=PKCS12 \
+  --override "listener.name.mtls.ssl.keystore.location=$PKI/keystore.p12" \
+  --override "listener.name.mtls.ssl.keystore.password=$KEY_PASSWORD" \
+  --override listener.name.mtls.ssl.truststore.type=PKCS12 \
+  --override "listener.name.mtls.ssl.truststore.location=$PKI/truststore.p12" \
+  --override listener.name.mtls.ssl.truststore.password=trust-pw \
   --override num.partitions=1 || { fail "broker starts with PLAINTEXT, SSL and MTLS listeners"; suite_finish; exit 1; }
 PLAIN="127.0.0.1:$FJORD_PORT"
 SSL="127.0.0.1:$SSL_PORT"

@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use crate::config::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion};
+use crate::config::{ClientAuth, KeyStore, PemSource, SslSettings, TlsVersion, TrustStore};
 
 /// Why an SSL listener's TLS configuration could not be built; names the listener and the
 /// property, never a secret.
@@ -41,17 +41,30 @@ pub fn server_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::Serv
     let builder = match s.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let Some(source) = &s.truststore else {
+            let Some(store) = &s.truststore else {
                 return Err(err("ssl.truststore.location", "client certificates need a trust store".into()));
             };
-            let property = match source {
-                PemSource::File(_) => "ssl.truststore.location",
-                PemSource::Text(_) => "ssl.truststore.certificates",
+            let property = match store {
+                TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
+                TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
             };
-            let pem = read_pem(source).map_err(|r| err(property, r))?;
+            let certs: Vec<CertificateDer<'static>> = match store {
+                TrustStore::Pem(source) => {
+                    let pem = read_pem(source).map_err(|r| err(property, r))?;
+                    CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| err(property, format!("bad PEM: {e}")))?
+                }
+                TrustStore::Pkcs12 { path, password } => {
+                    let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| err(property, r))?;
+                    p12.entries()
+                        .filter_map(|(_, e)| match e {
+                            p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
+                            _ => None,
+                        })
+                        .collect()
+                }
+            };
             let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| err(property, format!("bad PEM: {e}")))?;
+            for cert in certs {
                 roots.add(cert).map_err(|e| err(property, format!("not a CA certificate rustls accepts: {e}")))?;
             }
             if roots.is_empty() {
@@ -84,12 +97,22 @@ fn provider(s: &SslSettings) -> Result<CryptoProvider, String> {
 
 /// The certificate chain and private key of the key store. Err: (property, reason).
 fn key_store(s: &SslSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), (&'static str, String)> {
+    if let KeyStore::Pkcs12 { path, password } = &s.keystore {
+        let p12 = open_pkcs12(path, &password.0).map_err(|r| ("ssl.keystore.location", r))?;
+        let (_, entry) = p12.private_key_chain().ok_or(("ssl.keystore.location", "no private key entry in the PKCS12 key store".to_string()))?;
+        let chain: Vec<CertificateDer<'static>> = entry.chain().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
+        if chain.is_empty() {
+            return Err(("ssl.keystore.location", "the key entry has no certificate chain".into()));
+        }
+        return Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key().to_vec()))));
+    }
     let (chain_pem, key_pem, chain_property, key_property) = match &s.keystore {
         KeyStore::File(path) => {
             let pem = read_pem(&PemSource::File(path.clone())).map_err(|r| ("ssl.keystore.location", r))?;
             (pem.clone(), pem, "ssl.keystore.location", "ssl.keystore.location")
         }
         KeyStore::Text { chain, key } => (chain.0.clone().into_bytes(), key.0.clone().into_bytes(), "ssl.keystore.certificate.chain", "ssl.keystore.key"),
+        KeyStore::Pkcs12 { .. } => unreachable!("handled above"),
     };
     let chain = CertificateDer::pem_slice_iter(&chain_pem).collect::<Result<Vec<_>, _>>().map_err(|e| (chain_property, format!("bad PEM: {e}")))?;
     if chain.is_empty() {
@@ -114,6 +137,12 @@ fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'stat
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec())));
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("no private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY): {e}"))
+}
+
+/// A PKCS12 store, its MAC checked and its bags decrypted with `password`.
+fn open_pkcs12(path: &std::path::Path, password: &str) -> Result<p12_keystore::KeyStore, String> {
+    let der = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    p12_keystore::KeyStore::from_pkcs12(&der, password).map_err(|e| format!("cannot open the PKCS12 store {} (wrong password?): {e}", path.display()))
 }
 
 fn read_pem(source: &PemSource) -> Result<Vec<u8>, String> {
@@ -161,6 +190,28 @@ mod tests {
         server_config("SSL", &only13).expect("an IANA-named TLS 1.3 suite");
         only13.cipher_suites = vec!["TLS_RSA_WITH_RC4_128_MD5".into()];
         assert_eq!(server_config("SSL", &only13).expect_err("RC4").property, "ssl.cipher.suites");
+    }
+
+    #[test]
+    fn pkcs12_key_and_trust_stores_are_opened_with_their_passwords() {
+        let (chain, _, key) = self_signed();
+        let cert = p12_keystore::Certificate::from_der(CertificateDer::from_pem_slice(chain.as_bytes()).expect("der").as_ref()).expect("cert");
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("broker", p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(key.serialized_der(), [1u8; 20], vec![cert.clone()])));
+        let mut trust = p12_keystore::KeyStore::new();
+        trust.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(cert));
+        let dir = tempfile::tempdir().expect("dir");
+        let (ks, ts) = (dir.path().join("broker.p12"), dir.path().join("trust.p12"));
+        std::fs::write(&ks, store.writer("store-pw").write().expect("p12")).expect("write");
+        std::fs::write(&ts, trust.writer("trust-pw").write().expect("p12")).expect("write");
+        let mut s = settings(String::new(), String::new());
+        s.keystore = KeyStore::Pkcs12 { path: ks.clone(), password: Secret("store-pw".into()) };
+        s.client_auth = ClientAuth::Required;
+        s.truststore = Some(TrustStore::Pkcs12 { path: ts.clone(), password: Some(Secret("trust-pw".into())) });
+        server_config("SSL", &s).expect("PKCS12 stores");
+        s.keystore = KeyStore::Pkcs12 { path: ks, password: Secret("wrong".into()) };
+        let e = server_config("SSL", &s).expect_err("wrong store password");
+        assert!(e.reason.contains("wrong password"), "{e}");
     }
 
     #[test]
