@@ -404,8 +404,8 @@ fn check_file_ranges(chunks: &[Chunk]) -> io::Result<()> {
 const TLS_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Writes every chunk of a response frame through a TLS session, in order. sendfile cannot
-/// encrypt, so file ranges are read into the buffer (a request handler thread does the reads:
-/// no disk wait on an async worker), packed with the memory chunks, and written.
+/// encrypt, so file ranges are read into the buffer (on tokio's blocking threads, one hop per
+/// buffer: no disk wait on an async worker), packed with the memory chunks, and written.
 pub(crate) async fn write_frame_tls(stream: &TlsStream, chunks: &[Chunk]) -> io::Result<Sent> {
     use tokio::io::AsyncWriteExt;
     check_file_ranges(chunks)?;
