@@ -31,7 +31,8 @@ const ANSWERS_OWED_MAX: usize = 8;
 /// A client connection's byte stream: a plain socket (zero-copy sends) or a TLS session over one.
 pub enum Stream {
     Plain(TcpStream),
-    Tls(TlsStream),
+    /// Boxed: a TLS session holds its buffers inline (over a kilobyte).
+    Tls(Box<TlsStream>),
 }
 
 /// A server-side TLS session, shared by the connection's reads and writes. They take turns
@@ -122,7 +123,7 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
     owed.send_all(stream, peer).await;
     if let Stream::Tls(t) = stream {
         // close_notify, so the client sees a clean end of the TLS session.
-        let mut w = t;
+        let mut w: &TlsStream = t;
         let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut w)).await;
     }
 }
@@ -298,7 +299,7 @@ impl FrameReader {
                 }
                 // Cancel safe as the plain reads: a read either returns bytes or none were taken.
                 Stream::Tls(t) => {
-                    let mut t = t;
+                    let mut t: &TlsStream = t;
                     match &mut self.body {
                         None => tokio::io::AsyncReadExt::read(&mut t, &mut self.prefix[self.got..]).await,
                         Some((body, len)) => {
@@ -688,6 +689,79 @@ mod tests {
         want.push(b't');
         assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
         assert_eq!((sent.copied_file_bytes, sent.sendfile_bytes), (len as u64, 0));
+    }
+
+    /// A TLS session over loopback: (the broker's side, the client's side).
+    async fn tls_pair() -> (TlsStream, tokio_rustls::client::TlsStream<TcpStream>) {
+        use rustls::pki_types::pem::PemObject;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
+        let settings = crate::config::SslSettings {
+            keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(cert.pem()), key: crate::config::Secret(key.serialize_pem()) },
+            key_password: None,
+            truststore: None,
+            client_auth: crate::config::ClientAuth::None,
+            enabled_protocols: vec![crate::config::TlsVersion::Tls13],
+            cipher_suites: vec![],
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let (server, client) = pair().await;
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let (server, client) = tokio::join!(acceptor.accept(server), connector.connect(name, client));
+        (TlsStream::new(server.expect("server handshake")), client.expect("client handshake"))
+    }
+
+    #[tokio::test]
+    async fn over_tls_file_ranges_are_read_and_encrypted_in_order_and_a_cut_range_fails_before_any_byte() {
+        let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, data) = pattern_file(&StdIo, &dir, 1 << 20);
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let (hidden, hidden_data) = pattern_file(&faulty, &dir2, 4096);
+        let len = TLS_WRITE_BUFFER_BYTES * 2 + 333;
+        let chunks = vec![
+            mem(b"head"),
+            Chunk::File(FileRange { file: file.clone(), position: 7, len }),
+            mem(b"mid"),
+            Chunk::File(FileRange { file: hidden, position: 10, len: 100 }),
+            mem(b"tail"),
+        ];
+        let (server, mut client) = tls_pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got
+        });
+        let sent = write_frame_tls(&server, &chunks).await.expect("sent");
+        let mut w = &server;
+        tokio::io::AsyncWriteExt::shutdown(&mut w).await.expect("close_notify");
+        drop(server);
+        let got = reader.await.expect("reader");
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&data[7..7 + len]);
+        want.extend_from_slice(b"mid");
+        want.extend_from_slice(&hidden_data[10..110]);
+        want.extend_from_slice(b"tail");
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!((sent.copied_file_bytes, sent.memory_bytes, sent.sendfile_bytes), (len as u64 + 100, 11, 0));
+
+        // A range past the end of its file: nothing of the frame is sent.
+        let (server, mut client) = tls_pair().await;
+        let cut = vec![mem(b"head"), Chunk::File(FileRange { file, position: (1 << 20) - 10, len: 100 })];
+        let e = write_frame_tls(&server, &cut).await.expect_err("truncated");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        drop(server);
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got).await;
+        assert!(got.is_empty(), "no byte of a frame that cannot be completed: got {}", got.len());
     }
 
     #[tokio::test]

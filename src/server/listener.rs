@@ -101,7 +101,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         let stream = match tls {
                             None => Stream::Plain(stream),
                             Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
-                                Some(s) => Stream::Tls(TlsStream::new(s)),
+                                Some(s) => Stream::Tls(Box::new(TlsStream::new(s))),
                                 None => return,
                             },
                         };

@@ -131,7 +131,7 @@ fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'stat
     if let Some(start) = text.find(BEGIN) {
         let end = text[start..].find(END).map(|e| start + e + END.len()).ok_or("an ENCRYPTED PRIVATE KEY without its END line")?;
         let password = password.ok_or("the key is encrypted: set ssl.key.password")?;
-        let (_, der) = pkcs8::der::pem::decode_vec(text[start..end].as_bytes()).map_err(|e| format!("bad PEM: {e}"))?;
+        let (_, der) = pkcs8::der::pem::decode_vec(&text.as_bytes()[start..end]).map_err(|e| format!("bad PEM: {e}"))?;
         let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| format!("not an encrypted PKCS#8 key: {e}"))?;
         let plain = encrypted.decrypt(password).map_err(|e| format!("cannot decrypt the key with ssl.key.password (wrong password or an unsupported cipher): {e}"))?;
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec())));
