@@ -6,6 +6,7 @@
 #   - node + npm (Debian's nodejs/npm, only when node is missing) and compat-tests/kafkajs/node_modules
 #     from compat-tests/kafkajs/package.json (pinned kafkajs, no lock file) for compat-tests/kafkajs
 #     and compat-tests/cluster-clients (its group.js requires kafkajs from there)
+#   - the openssl CLI, which compat-tests/tls uses to make its CA and certificates at run time
 #   - shellcheck (optional lint, best effort)
 # Each step checks first and skips when already satisfied. Uses sudo only when not root.
 set -euo pipefail
@@ -47,6 +48,9 @@ if command -v kcat >/dev/null 2>&1; then
 else
   apt_install kcat
 fi
+
+# 1b. openssl CLI: compat-tests/tls makes its test certificates with it (no key is committed).
+command -v openssl >/dev/null 2>&1 || apt_install openssl
 
 # 2. shellcheck: lint only, not required by any suite.
 command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck || log "shellcheck unavailable (lint skipped)"

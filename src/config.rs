@@ -72,7 +72,22 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the first broker listener."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum it must be a PLAINTEXT listener for now."),
+    def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
+    def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
+    def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
+    def("ssl.keystore.certificate.chain", None, T::Password, "The listener's certificate chain as PEM text in the property (ssl.keystore.type=PEM, with ssl.keystore.key)."),
+    def("ssl.keystore.key", None, T::Password, "The listener's private key as PEM text in the property (ssl.keystore.type=PEM, with ssl.keystore.certificate.chain)."),
+    def("ssl.key.password", None, T::Password, "Password of an encrypted PKCS#8 private key (BEGIN ENCRYPTED PRIVATE KEY) in the PEM key store."),
+    def("ssl.truststore.type", Some("JKS"), T::String, "Format of the trust store of client certificates: PEM or PKCS12; JKS is refused at startup for now."),
+    def("ssl.truststore.location", None, T::String, "The CA certificates client certificates are checked against: a PEM file, or a PKCS12 file of certificate entries."),
+    def("ssl.truststore.password", None, T::Password, "Password of a PKCS12 trust store (none: an unprotected store); not used with PEM."),
+    def("ssl.truststore.certificates", None, T::Password, "CA certificates client certificates are checked against, as PEM text in the property (ssl.truststore.type=PEM)."),
+    def("ssl.client.auth", Some("none"), T::String, "Client certificates (mTLS): none, requested (checked when sent) or required (the handshake fails without one)."),
+    def("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), T::List, "TLS versions the listener accepts: TLSv1.2 and/or TLSv1.3 (older ones are not offered by rustls)."),
+    def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
+    def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
+    def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
     def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853)."),
     def("controller.quorum.election.timeout.ms", Some("1000"), T::Long, "Raft: how long a voter waits without a leader before it stands for election."),
@@ -444,7 +459,8 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// Kafka's listener security protocols. Only PLAINTEXT is served until TLS and SASL land.
+/// Kafka's listener security protocols. PLAINTEXT and SSL are served; SASL_PLAINTEXT and
+/// SASL_SSL are refused at startup until SASL lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecurityProtocol {
     Plaintext,
@@ -454,6 +470,16 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    /// Kafka's id of the protocol (as broker registrations carry it).
+    pub fn id(self) -> i16 {
+        match self {
+            Self::Plaintext => 0,
+            Self::Ssl => 1,
+            Self::SaslPlaintext => 2,
+            Self::SaslSsl => 3,
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_uppercase().as_str() {
             "PLAINTEXT" => Some(Self::Plaintext),
@@ -465,12 +491,90 @@ impl SecurityProtocol {
     }
 }
 
-/// One named listener of `listeners` (`NAME://host:port`), with its security protocol.
+/// One named listener of `listeners` (`NAME://host:port`), with its security protocol and, for
+/// an SSL listener, its TLS settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
     pub name: String,
     pub protocol: SecurityProtocol,
     pub endpoint: Endpoint,
+    pub ssl: Option<SslSettings>,
+}
+
+/// A value that must never reach a log line (PEM keys, passwords).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+/// Where a PEM store comes from: a file (`*.location`) or the property's own text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Text(Secret),
+}
+
+/// `ssl.client.auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// A TLS version of `ssl.enabled.protocols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// An SSL listener's TLS settings (`ssl.*`, each overridable per listener with Kafka's
+/// `listener.name.<lower-case name>.ssl.*`), checked without reading any file:
+/// `server::tls` reads the stores and builds the TLS configuration at startup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SslSettings {
+    /// The certificate chain and key: one PEM file holding both, or the two texts.
+    pub keystore: KeyStore,
+    /// `ssl.key.password`: decrypts an encrypted PKCS#8 key.
+    pub key_password: Option<Secret>,
+    /// CA certificates client certificates are checked against.
+    pub truststore: Option<TrustStore>,
+    pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols`, in the configured order.
+    pub enabled_protocols: Vec<TlsVersion>,
+    /// `ssl.cipher.suites` (IANA names); empty = every suite of the provider.
+    pub cipher_suites: Vec<String>,
+}
+
+/// The listener's certificate chain and private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyStore {
+    /// `ssl.keystore.location` with `ssl.keystore.type=PEM`: a PEM file with the key and the chain.
+    File(PathBuf),
+    /// `ssl.keystore.certificate.chain` and `ssl.keystore.key` (PEM).
+    Text { chain: Secret, key: Secret },
+    /// `ssl.keystore.location` with `ssl.keystore.type=PKCS12` and `ssl.keystore.password`.
+    Pkcs12 { path: PathBuf, password: Secret },
+}
+
+/// Where the CA certificates that check client certificates come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustStore {
+    Pem(PemSource),
+    /// `ssl.truststore.type=PKCS12`: its certificate entries, `ssl.truststore.password` if set.
+    Pkcs12 { path: PathBuf, password: Option<Secret> },
+}
+
+/// Whether a property's value is secret (never shown by DescribeConfigs, never logged): passwords
+/// and the PEM keys and certificates given as property text, also under a listener prefix.
+pub fn is_sensitive(name: &str) -> bool {
+    name.contains("password")
+        || ["ssl.keystore.key", "ssl.keystore.certificate.chain", "ssl.truststore.certificates", "sasl.jaas.config"].iter().any(|s| name.ends_with(s))
 }
 
 /// What this node is (`process.roles`).
@@ -582,13 +686,20 @@ impl Topology {
         let mut listeners = Vec::new();
         for (name, endpoint) in parse_named_endpoints("listeners", &c.string("listeners"))? {
             let protocol = *protocols.get(&name).ok_or_else(|| invalid("listeners", format!("listener {name} has no security protocol in listener.security.protocol.map")))?;
-            if protocol != SecurityProtocol::Plaintext {
-                return Err(invalid("listeners", format!("listener {name}: only PLAINTEXT listeners are supported until TLS and SASL land")));
-            }
+            let ssl = match protocol {
+                SecurityProtocol::Plaintext => None,
+                SecurityProtocol::Ssl => Some(SslSettings::parse(c, &name)?),
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                    return Err(invalid(
+                        "listener.security.protocol.map",
+                        format!("listener {name} is {protocol:?}: SASL_PLAINTEXT and SASL_SSL listeners are not served yet (PLAINTEXT and SSL are)"),
+                    ));
+                }
+            };
             if endpoint.port != 0 && listeners.iter().any(|l: &Listener| l.endpoint.port == endpoint.port) {
                 return Err(invalid("listeners", "Each listener must have a different port unless set to 0".into()));
             }
-            listeners.push(Listener { name, protocol, endpoint });
+            listeners.push(Listener { name, protocol, endpoint, ssl });
         }
         let advertised = match c.explicit.get("advertised.listeners") {
             Some(v) => parse_named_endpoints("advertised.listeners", v)?.into_iter().collect(),
@@ -602,8 +713,11 @@ impl Topology {
             return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised")));
         }
         let client_listeners: Vec<&Listener> = listeners.iter().filter(|l| !is_controller_listener(&l.name)).collect();
-        if roles.broker && client_listeners.len() != 1 {
-            return Err(invalid("listeners", format!("a broker serves exactly one client listener until TLS and SASL listeners land; found {}", client_listeners.len())));
+        if roles.broker && client_listeners.is_empty() {
+            return Err(invalid("listeners", "a broker needs at least one listener that is not a controller listener".into()));
+        }
+        if let Some(l) = listeners.iter().find(|l| is_controller_listener(&l.name) && l.protocol != SecurityProtocol::Plaintext) {
+            return Err(invalid("listener.security.protocol.map", format!("controller listener {} must be PLAINTEXT for now", l.name)));
         }
         let inter_broker_listener_name = match c.explicit.get("inter.broker.listener.name") {
             Some(n) => {
@@ -613,7 +727,8 @@ impl Topology {
                 }
                 Some(n)
             }
-            None => client_listeners.first().map(|l| l.name.clone()),
+            // Kafka's default is security.inter.broker.protocol (PLAINTEXT) taken as a listener name.
+            None => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         if c.explicit.contains_key("controller.quorum.bootstrap.servers") && !c.explicit.contains_key("controller.quorum.voters") {
             return Err(invalid("controller.quorum.bootstrap.servers", "dynamic quorums (KIP-853) are not served yet: set controller.quorum.voters".into()));
@@ -629,6 +744,13 @@ impl Topology {
             }
             None => {}
             Some(q) => {
+                // Brokers replicate and forward over plain connections for now (outbound TLS is a
+                // later slice of issue 17).
+                if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
+                    && l.protocol != SecurityProtocol::Plaintext
+                {
+                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT listener for now", l.name, l.protocol)));
+                }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
                 }
@@ -648,14 +770,111 @@ impl Topology {
         Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, advertised, quorum })
     }
 
-    /// The listener clients use (none on a controller-only node).
+    /// The first listener clients use (none on a controller-only node).
     pub fn client_listener(&self) -> Option<&Listener> {
-        self.listeners.iter().find(|l| !self.controller_listener_names.contains(&l.name))
+        self.client_listeners().next()
+    }
+
+    /// Every listener clients use, in `listeners` order.
+    pub fn client_listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.listeners.iter().filter(|l| !self.controller_listener_names.contains(&l.name))
     }
 
     /// The listener the quorum's voters and the brokers reach this controller on.
     pub fn controller_listener(&self) -> Option<&Listener> {
         self.listeners.iter().find(|l| self.controller_listener_names.contains(&l.name))
+    }
+}
+
+impl SslSettings {
+    /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
+    /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
+    fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+        let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
+        let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
+        // true: PKCS12, false: PEM.
+        let store_type = |name: &str| -> Result<bool, ConfigError> {
+            let t = get(name).unwrap_or_default();
+            match t.trim().to_ascii_uppercase().as_str() {
+                "PEM" => Ok(false),
+                "PKCS12" => Ok(true),
+                "JKS" => Err(invalid(name, t.clone(), format!("JKS stores are not served yet: convert the store to PKCS12 (keytool -importkeystore -deststoretype PKCS12) or PEM and set {name}"))),
+                _ => Err(invalid(name, t.clone(), "expected PEM or PKCS12 (JKS is not served yet)".into())),
+            }
+        };
+        let (location, chain, key) = (get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"), get("ssl.keystore.key"));
+        if location.is_none() && chain.is_none() && key.is_none() {
+            return Err(invalid("ssl.keystore.location", String::new(), "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
+        }
+        let pkcs12 = store_type("ssl.keystore.type")?;
+        let keystore_password = get("ssl.keystore.password");
+        if pkcs12 {
+            let Some(path) = location else {
+                return Err(invalid("ssl.keystore.location", String::new(), "a PKCS12 key store is a file: set ssl.keystore.location".into()));
+            };
+            // Kafka's words for the same mistake.
+            let password = keystore_password.ok_or_else(|| invalid("ssl.keystore.password", String::new(), "SSL key store is specified, but key store password is not specified.".into()))?;
+            if chain.is_some() || key.is_some() {
+                return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key are PEM settings (ssl.keystore.type=PEM)".into()));
+            }
+            let keystore = KeyStore::Pkcs12 { path: PathBuf::from(path.trim()), password: Secret(password) };
+            return Self::parse_rest(keystore, None, &get, &invalid, &store_type);
+        }
+        if keystore_password.is_some() {
+            // Kafka's words for the same mistake.
+            return Err(invalid("ssl.keystore.password", "[hidden]".into(), "SSL key store password cannot be specified with PEM format, only key password may be specified".into()));
+        }
+        let keystore = match (location, chain, key) {
+            (Some(path), None, None) => KeyStore::File(PathBuf::from(path.trim())),
+            (None, Some(chain), Some(key)) => KeyStore::Text { chain: Secret(chain), key: Secret(key) },
+            (None, _, _) => return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key go together".into())),
+            (Some(path), _, _) => return Err(invalid("ssl.keystore.location", path, "set either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into())),
+        };
+        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type)
+    }
+
+    /// The settings after the key store: trust store, client authentication, versions, suites.
+    fn parse_rest(
+        keystore: KeyStore, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
+        store_type: &dyn Fn(&str) -> Result<bool, ConfigError>,
+    ) -> Result<SslSettings, ConfigError> {
+        let truststore = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
+            (None, None) => None,
+            (Some(path), None) if store_type("ssl.truststore.type")? => Some(TrustStore::Pkcs12 { path: PathBuf::from(path.trim()), password: get("ssl.truststore.password").map(Secret) }),
+            (Some(path), None) => Some(TrustStore::Pem(PemSource::File(PathBuf::from(path.trim())))),
+            (None, Some(_)) if store_type("ssl.truststore.type")? => {
+                return Err(invalid("ssl.truststore.certificates", "[hidden]".into(), "certificates in the property are PEM (ssl.truststore.type=PEM)".into()));
+            }
+            (None, Some(text)) => Some(TrustStore::Pem(PemSource::Text(Secret(text)))),
+            (Some(path), Some(_)) => return Err(invalid("ssl.truststore.location", path, "set either ssl.truststore.location or ssl.truststore.certificates, not both".into())),
+        };
+        let auth = get("ssl.client.auth").unwrap_or_else(|| "none".into());
+        let client_auth = match auth.trim().to_ascii_lowercase().as_str() {
+            "none" => ClientAuth::None,
+            "requested" => ClientAuth::Requested,
+            "required" => ClientAuth::Required,
+            _ => return Err(invalid("ssl.client.auth", auth, "expected none, requested or required".into())),
+        };
+        if client_auth != ClientAuth::None && truststore.is_none() {
+            return Err(invalid("ssl.client.auth", auth, "client certificates need the CAs to check them against: set ssl.truststore.location or ssl.truststore.certificates (ssl.truststore.type=PEM)".into()));
+        }
+        let protocols = get("ssl.enabled.protocols").unwrap_or_default();
+        let mut enabled_protocols = Vec::new();
+        for p in protocols.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let v = match p {
+                "TLSv1.2" => TlsVersion::Tls12,
+                "TLSv1.3" => TlsVersion::Tls13,
+                _ => return Err(invalid("ssl.enabled.protocols", protocols.clone(), format!("{p} is not offered: TLSv1.2 and TLSv1.3 are"))),
+            };
+            if !enabled_protocols.contains(&v) {
+                enabled_protocols.push(v);
+            }
+        }
+        if enabled_protocols.is_empty() {
+            return Err(invalid("ssl.enabled.protocols", protocols, "at least one of TLSv1.2, TLSv1.3".into()));
+        }
+        let cipher_suites = get("ssl.cipher.suites").unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        Ok(SslSettings { keystore, key_password, truststore, client_auth, enabled_protocols, cipher_suites })
     }
 }
 
@@ -681,8 +900,8 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; they take effect once Fjord has TLS/SASL listeners (none yet), just as they do
-/// nothing on a Kafka broker without such a listener.
+/// reports them; an SSL listener reads its settings at startup only (reloading a key store
+/// without a restart is a later slice of issue 17).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
@@ -1355,14 +1574,30 @@ impl Config {
     /// The endpoint given to clients in Metadata: advertised.listeners, else the bound address
     /// (a wildcard host is advertised as 127.0.0.1, a port of 0 as the port actually bound).
     pub fn advertised_endpoint(&self, bound: SocketAddr) -> Endpoint {
-        if let Some(a) = &self.advertised {
+        self.advertised_endpoint_of(self.advertised.as_ref(), &self.listener, bound)
+    }
+
+    /// As [`Config::advertised_endpoint`], for any listener: its advertised.listeners entry, else
+    /// where it is bound.
+    pub fn listener_advertised_endpoint(&self, listener: &Listener, bound: SocketAddr) -> Endpoint {
+        self.advertised_endpoint_of(self.topology.advertised.get(&listener.name), &listener.endpoint, bound)
+    }
+
+    fn advertised_endpoint_of(&self, advertised: Option<&Endpoint>, endpoint: &Endpoint, bound: SocketAddr) -> Endpoint {
+        if let Some(a) = advertised {
             return a.clone();
         }
-        let host = match self.listener.host.as_str() {
+        let host = match endpoint.host.as_str() {
             "0.0.0.0" | "::" => "127.0.0.1".to_string(),
             h => h.to_string(),
         };
         Endpoint { host, port: bound.port() }
+    }
+
+    /// A listener's value of `name`: `listener.name.<lower-case listener>.<name>` when set (Kafka's
+    /// per-listener override), else the broker-wide value.
+    pub fn listener_value(&self, listener: &str, name: &str) -> Option<String> {
+        self.set_value(&format!("listener.name.{}.{name}", listener.to_ascii_lowercase())).or_else(|| self.value(name))
     }
 }
 
@@ -1466,9 +1701,10 @@ mod tests {
         refused(&[("controller.listener.names", "")], "voters without a controller listener");
         refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093")], "listener names are unique");
         refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092")], "ports are unique");
-        refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,INTERNAL://127.0.0.1:9095,CONTROLLER://127.0.0.1:9093"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT")], "one client listener until TLS/SASL");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
-        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "SSL is not served yet");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "SASL is not served yet");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "an SSL listener without a key store");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")], "in a quorum brokers reach each other over PLAINTEXT");
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
         refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");
@@ -1477,6 +1713,59 @@ mod tests {
         let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
         bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
         assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
+    }
+
+    #[test]
+    fn ssl_listeners_take_their_settings_under_kafkas_names_with_per_listener_overrides() {
+        let base = [
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,INTERNAL://127.0.0.1:9094"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,INTERNAL:SSL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/etc/fjord/broker.pem"),
+            ("listener.name.internal.ssl.keystore.location", "/etc/fjord/internal.pem"),
+            ("listener.name.internal.ssl.client.auth", "required"),
+            ("listener.name.internal.ssl.truststore.type", "PEM"),
+            ("listener.name.internal.ssl.truststore.certificates", "-----BEGIN CERTIFICATE-----"),
+            ("listener.name.internal.ssl.enabled.protocols", "TLSv1.3"),
+        ];
+        let c = Config::from_properties(props(&base)).expect("three listeners");
+        let t = &c.topology;
+        assert_eq!(t.client_listeners().map(|l| (l.name.as_str(), l.protocol)).collect::<Vec<_>>(), vec![("PLAINTEXT", SecurityProtocol::Plaintext), ("SSL", SecurityProtocol::Ssl), ("INTERNAL", SecurityProtocol::Ssl)]);
+        assert_eq!(t.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"), "Kafka's default: the listener named PLAINTEXT");
+        let ssl = t.listeners[1].ssl.as_ref().expect("SSL settings");
+        assert_eq!(ssl.keystore, KeyStore::File("/etc/fjord/broker.pem".into()));
+        assert_eq!((ssl.client_auth, ssl.truststore.is_none()), (ClientAuth::None, true));
+        assert_eq!(ssl.enabled_protocols, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        let internal = t.listeners[2].ssl.as_ref().expect("SSL settings");
+        assert_eq!(internal.keystore, KeyStore::File("/etc/fjord/internal.pem".into()));
+        assert_eq!(internal.client_auth, ClientAuth::Required);
+        assert!(matches!(internal.truststore, Some(TrustStore::Pem(PemSource::Text(_)))));
+        assert_eq!(internal.enabled_protocols, vec![TlsVersion::Tls13]);
+        assert!(!format!("{internal:?}").contains("BEGIN"), "PEM text never reaches Debug output");
+        assert!(t.listeners[0].ssl.is_none());
+        assert!(is_sensitive("listener.name.internal.ssl.keystore.key") && is_sensitive("ssl.key.password") && !is_sensitive("ssl.keystore.location"));
+
+        let refused = |extra: &[(&str, &str)], why: &str| {
+            let mut p = props(&base);
+            p.extend(props(extra));
+            let e = Config::from_properties(p).expect_err(why);
+            e.to_string()
+        };
+        assert!(refused(&[("ssl.keystore.type", "JKS")], "JKS").contains("not served yet"));
+        assert!(refused(&[("ssl.keystore.type", "PKCS12")], "PKCS12 without its password").contains("password is not specified"));
+        let mut p12 = props(&base);
+        p12.extend(props(&[("listener.name.ssl.ssl.keystore.type", "PKCS12"), ("listener.name.ssl.ssl.keystore.location", "/k.p12"), ("listener.name.ssl.ssl.keystore.password", "pw")]));
+        let c = Config::from_properties(p12).expect("a PKCS12 key store");
+        assert_eq!(c.topology.listeners[1].ssl.as_ref().map(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
+        assert!(refused(&[("ssl.keystore.password", "x")], "a keystore password with PEM").contains("only key password"));
+        assert!(refused(&[("ssl.client.auth", "requested")], "client auth without a truststore").contains("truststore"));
+        assert!(refused(&[("ssl.client.auth", "sometimes")], "unknown client auth").contains("requested"));
+        assert!(refused(&[("ssl.enabled.protocols", "TLSv1.1")], "old TLS").contains("TLSv1.1"));
+        assert!(refused(&[("ssl.keystore.key", "k")], "a location and a key").contains("not both"));
+        assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,INTERNAL:SSL")], "SASL_SSL").contains("SASL"));
+        let mut no_store = props(&base);
+        no_store.remove("ssl.keystore.location");
+        assert!(Config::from_properties(no_store).expect_err("no keystore").to_string().contains("ssl.keystore.location"));
     }
 
     #[test]

@@ -16,7 +16,8 @@ use crate::broker::Broker;
 const ENDPOINT_TYPE_BROKER: i8 = 1;
 const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
 
-pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+/// Answers with the brokers' endpoints on `listener`, the listener the request arrived on.
+pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version: i16, listener: &str) -> DescribeClusterResponse {
     let refused = |code: i16, message: String| {
         DescribeClusterResponse::default()
             .with_error_code(code)
@@ -36,7 +37,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version:
         other => return refused(E::UnsupportedEndpointType.code(), format!("Unsupported endpoint type {other}")),
     }
     let brokers = broker
-        .live_brokers()
+        .live_brokers_on(listener)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -168,8 +168,9 @@ fn broker_configs(broker: &Broker) -> Vec<(Described, bool)> {
 }
 
 fn to_result(mut d: Described, synonyms: bool, docs: bool, read_only: bool) -> DescribeConfigsResourceResult {
-    // Passwords (e.g. a dynamic ssl.keystore.password) are never shown, as Kafka hides them.
-    let sensitive = d.name.contains("password");
+    // Passwords and PEM keys (e.g. a dynamic ssl.keystore.password, ssl.keystore.key) are never
+    // shown, as Kafka hides them.
+    let sensitive = crate::config::is_sensitive(&d.name);
     if sensitive {
         d.value = None;
         d.synonyms.iter_mut().for_each(|s| s.1 = None);

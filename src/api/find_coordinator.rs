@@ -21,7 +21,7 @@ use crate::txn::TRANSACTION_STATE_TOPIC;
 /// whose internal partition is in an offline log dir has no coordinator: Kafka hands out none for
 /// a partition without a leader (COORDINATOR_NOT_AVAILABLE), so clients back off and retry
 /// instead of sending their writes to a dead partition (which would answer NOT_COORDINATOR).
-fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool) -> (i16, i32, String, i32) {
+fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool, listener: &str) -> (i16, i32, String, i32) {
     let unavailable = (E::CoordinatorNotAvailable.code(), -1, String::new(), -1);
     let topic = match key_type {
         0 => OFFSETS_TOPIC,
@@ -35,7 +35,7 @@ fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool) -> (i16, 
         // The coordinator is the leader of the key's partition, wherever it is.
         let Some(meta) = broker.metadata.topic(topic) else { return unavailable };
         let partition = crate::records::internal::partition_for(key, meta.partitions);
-        return match broker.cluster_partition(topic, partition).filter(|s| s.leader >= 0).and_then(|s| Some((s.leader, broker.broker_endpoint(s.leader)?))) {
+        return match broker.cluster_partition(topic, partition).filter(|s| s.leader >= 0).and_then(|s| Some((s.leader, broker.broker_endpoint_on(s.leader, listener)?))) {
             Some((leader, (host, port))) => (0, leader, host, port as i32),
             None => unavailable,
         };
@@ -43,7 +43,10 @@ fn locate(broker: &Broker, key_type: i8, key: &str, topic_ready: bool) -> (i16, 
     if broker.coordinator_partition_offline(topic, key) {
         return unavailable;
     }
-    (0, broker.config.node_id, broker.advertised.host.clone(), broker.advertised.port as i32)
+    match broker.broker_endpoint_on(broker.config.node_id, listener) {
+        Some((host, port)) => (0, broker.config.node_id, host, port as i32),
+        None => unavailable,
+    }
 }
 
 /// Creates the internal topic behind `key_type` if it is missing (off the tokio worker: it is
@@ -73,7 +76,8 @@ async fn ensure_internal_topic(broker: &Arc<Broker>, key_type: i8) -> bool {
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
+/// The coordinator's endpoint is the one on `listener`, the listener the request arrived on.
+pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16, listener: &str) -> FindCoordinatorResponse {
     let key_type = if version >= 1 { req.key_type } else { 0 };
     let ready = ensure_internal_topic(broker, key_type).await;
     if version >= 4 {
@@ -81,7 +85,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             .coordinator_keys
             .into_iter()
             .map(|key: StrBytes| {
-                let (code, node, host, port) = locate(broker, key_type, &key, ready);
+                let (code, node, host, port) = locate(broker, key_type, &key, ready, listener);
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(node))
@@ -93,7 +97,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
             .collect();
         return FindCoordinatorResponse::default().with_error_message(None).with_coordinators(coordinators);
     }
-    let (code, node, host, port) = locate(broker, key_type, &req.key, ready);
+    let (code, node, host, port) = locate(broker, key_type, &req.key, ready, listener);
     FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_error_message(None)

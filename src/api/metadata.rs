@@ -54,7 +54,8 @@ fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+/// Answers with the brokers' endpoints on `listener`, the listener the request arrived on.
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, listener: &str) -> MetadataResponse {
     let ops = req.include_topic_authorized_operations;
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match req.topics {
@@ -100,7 +101,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
             .collect(),
     };
     let brokers = broker
-        .live_brokers()
+        .live_brokers_on(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

@@ -68,11 +68,14 @@ use crate::storage::FileRange;
 pub struct Session {
     pub peer: SocketAddr,
     pub client_id: Option<String>,
+    /// The listener the connection arrived on: Metadata, FindCoordinator and DescribeCluster
+    /// answer with that listener's endpoints, as Kafka does.
+    pub listener: Arc<str>,
 }
 
 impl Session {
-    pub fn new(peer: SocketAddr) -> Session {
-        Session { peer, client_id: None }
+    pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
+        Session { peer, client_id: None, listener }
     }
 }
 
@@ -180,14 +183,49 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
+    // Handlers that answer with endpoints: those of the connection's listener.
+    macro_rules! serve_on_listener {
+        ($req:ty, $handler:expr, pool) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let (b, listener) = (broker.clone(), session.listener.clone());
+            let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version, &listener))).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+        ($req:ty, $handler:expr) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let resp = $handler(broker, req, version, &session.listener).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+    }
+    // KIP-951 leader endpoints (Produce, Fetch) are made on the first client listener: moved to
+    // the connection's listener, leaving out a broker without one, as Metadata does.
+    macro_rules! on_listener {
+        ($nodes:expr) => {
+            if !$nodes.is_empty() && *session.listener != *broker.default_listener() {
+                $nodes.retain_mut(|n| match broker.broker_endpoint_on(n.node_id.0, &session.listener) {
+                    Some((host, port)) => {
+                        n.host = str_bytes(host);
+                        n.port = port as i32;
+                        true
+                    }
+                    None => false,
+                });
+            }
+        };
+    }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => serve_on_pool!(MetadataRequest, metadata::handle),
+        ApiKey::Metadata => serve_on_listener!(MetadataRequest, metadata::handle, pool),
         ApiKey::Produce => {
             let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let b = broker.clone();
             match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
-                produce::Outcome::Respond(resp) => encode(key, version, corr, &resp).map(Reply::now),
+                produce::Outcome::Respond(mut resp) => {
+                    // KIP-951 leaders' endpoints: those of the connection's listener.
+                    on_listener!(resp.node_endpoints);
+                    encode(key, version, corr, &resp).map(Reply::now)
+                }
                 produce::Outcome::AfterSync(durable) => {
                     let broker = broker.clone();
                     Ok(Reply::Later(tokio::spawn(async move { encode(key, version, corr, &durable.answer(broker).await) })))
@@ -200,17 +238,18 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             // The record batches stay in their segment files: the response carries placeholders
             // for them, and the file ranges fill their slots after encoding.
             let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let fetched = fetch::handle(broker, req, version).await;
+            let mut fetched = fetch::handle(broker, req, version).await;
+            on_listener!(fetched.response.node_endpoints);
             encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool!(ListOffsetsRequest, list_offsets::handle),
         ApiKey::CreateTopics => serve_on_pool!(CreateTopicsRequest, create_topics::handle),
         ApiKey::DeleteTopics => serve_on_pool!(DeleteTopicsRequest, delete_topics::handle),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
-        ApiKey::DescribeCluster => serve!(DescribeClusterRequest, describe_cluster::handle),
+        ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
         ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
-        ApiKey::FindCoordinator => serve_on_pool!(FindCoordinatorRequest, find_coordinator::handle),
+        ApiKey::FindCoordinator => serve_on_listener!(FindCoordinatorRequest, find_coordinator::handle, pool),
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
             let req = JoinGroupRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;

@@ -45,17 +45,23 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
 }
 
 async fn register(broker: &Broker, cluster: &ClusterState, incarnation: Uuid) {
-    let client = broker.config.topology.client_listener();
-    let listener = Listener::default()
-        .with_name(StrBytes::from_string(client.map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone())))
-        .with_host(StrBytes::from_string(broker.advertised.host.clone()))
-        .with_port(broker.advertised.port)
-        .with_security_protocol(0);
+    // Every client listener, so clients of each are told the brokers' endpoints on theirs.
+    let listeners = broker
+        .listener_endpoints
+        .iter()
+        .map(|l| {
+            Listener::default()
+                .with_name(StrBytes::from_string(l.name.clone()))
+                .with_host(StrBytes::from_string(l.endpoint.host.clone()))
+                .with_port(l.endpoint.port)
+                .with_security_protocol(l.protocol.id())
+        })
+        .collect();
     let request = BrokerRegistrationRequest::default()
         .with_broker_id(BrokerId(broker.config.node_id))
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_incarnation_id(incarnation)
-        .with_listeners(vec![listener])
+        .with_listeners(listeners)
         .with_rack(broker.config.value("broker.rack").filter(|r| !r.is_empty()).map(StrBytes::from_string))
         .with_previous_broker_epoch(-1);
     match cluster.controllers.send(&request).await {

@@ -53,12 +53,23 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
 }
 
+/// One client listener as clients and other brokers are told of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerEndpoint {
+    pub name: String,
+    pub protocol: crate::config::SecurityProtocol,
+    pub endpoint: Endpoint,
+}
+
 /// Everything a request handler may consult. Shared by all connections.
 pub struct Broker {
     pub config: Config,
     pub cluster_id: String,
-    /// The endpoint clients are told to connect to (Metadata, DescribeCluster).
+    /// The endpoint of the first client listener (what this broker's logs name).
     pub advertised: Endpoint,
+    /// Every client listener's advertised endpoint, in `listeners` order: a client is told the
+    /// endpoints of the listener its request arrived on (Metadata, FindCoordinator, DescribeCluster).
+    pub listener_endpoints: Vec<ListenerEndpoint>,
     pub metadata: MetadataStore,
     pub replicas: Arc<ReplicaManager>,
     /// The request handler threads: every call that may block on a disk runs there.
@@ -555,29 +566,52 @@ impl Broker {
     /// The brokers clients are told of (Metadata, DescribeCluster): in a cluster every
     /// registered, unfenced broker at its client listener; on a single node, this one.
     pub fn live_brokers(&self) -> Vec<BrokerInfo> {
+        self.live_brokers_on(self.default_listener())
+    }
+
+    /// The brokers clients of listener `listener` are told of: each at its endpoint on that
+    /// listener (Kafka answers with the endpoints of the listener the request came in on; a
+    /// broker without that listener is left out, as Kafka leaves it out).
+    pub fn live_brokers_on(&self, listener: &str) -> Vec<BrokerInfo> {
         let Some(cluster) = &self.cluster else {
-            return vec![BrokerInfo { id: self.config.node_id, host: self.advertised.host.clone(), port: self.advertised.port, rack: None }];
+            let (host, port) = self.own_endpoint(listener);
+            return vec![BrokerInfo { id: self.config.node_id, host, port, rack: None }];
         };
         let image = cluster.image();
         image
             .brokers()
             .values()
             .filter(|b| !b.fenced)
-            .filter_map(|b| self.client_endpoint(b).map(|(host, port)| BrokerInfo { id: b.id, host, port, rack: b.rack.clone() }))
+            .filter_map(|b| self.client_endpoint(b, listener).map(|(host, port)| BrokerInfo { id: b.id, host, port, rack: b.rack.clone() }))
             .collect()
     }
 
     /// Where clients reach broker `id`, from its registration (cluster) or this node's address.
     pub fn broker_endpoint(&self, id: i32) -> Option<(String, u16)> {
+        self.broker_endpoint_on(id, self.default_listener())
+    }
+
+    /// Where clients of listener `listener` reach broker `id`.
+    pub fn broker_endpoint_on(&self, id: i32, listener: &str) -> Option<(String, u16)> {
         match &self.cluster {
-            None => (id == self.config.node_id).then(|| (self.advertised.host.clone(), self.advertised.port)),
-            Some(cluster) => cluster.image().broker(id).and_then(|b| self.client_endpoint(b)),
+            None => (id == self.config.node_id).then(|| self.own_endpoint(listener)),
+            Some(cluster) => cluster.image().broker(id).and_then(|b| self.client_endpoint(b, listener)),
         }
     }
 
-    fn client_endpoint(&self, b: &crate::metadata::BrokerRegistration) -> Option<(String, u16)> {
-        let name = self.config.topology.client_listener().map(|l| l.name.as_str());
-        let e = b.end_points.iter().find(|e| Some(e.name.as_str()) == name).or(b.end_points.first())?;
+    /// The name of the first client listener.
+    pub fn default_listener(&self) -> &str {
+        self.listener_endpoints.first().map_or("PLAINTEXT", |l| l.name.as_str())
+    }
+
+    /// This node's advertised endpoint on `listener` (the first listener's for an unknown name).
+    fn own_endpoint(&self, listener: &str) -> (String, u16) {
+        let e = self.listener_endpoints.iter().find(|l| l.name == listener).map_or(&self.advertised, |l| &l.endpoint);
+        (e.host.clone(), e.port)
+    }
+
+    fn client_endpoint(&self, b: &crate::metadata::BrokerRegistration, listener: &str) -> Option<(String, u16)> {
+        let e = b.end_points.iter().find(|e| e.name == listener)?;
         Some((e.host.clone(), e.port))
     }
 
@@ -910,7 +944,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
 impl Broker {
     /// Puts a loaded broker together, answering as `advertised`, and replays the coordinators'
     /// state (committed offsets, half-ended transactions) before any request is served.
-    pub async fn assemble(loaded: Loaded, advertised: Endpoint, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
+    pub async fn assemble(loaded: Loaded, listener_endpoints: Vec<ListenerEndpoint>, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
+        let advertised = listener_endpoints.first().map(|l| l.endpoint.clone()).unwrap_or(Endpoint { host: "127.0.0.1".into(), port: 0 });
         let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
@@ -938,6 +973,7 @@ impl Broker {
             config,
             cluster_id,
             advertised,
+            listener_endpoints,
             metadata,
             replicas: Arc::new(replicas),
             io_pool,

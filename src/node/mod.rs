@@ -21,6 +21,8 @@ pub enum StartError {
     Broker(#[from] broker::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Listen(#[from] crate::server::listener::BindError),
     #[error("loading the broker panicked")]
     LoadPanicked,
     #[error("{0}")]
@@ -37,10 +39,13 @@ struct QuorumParts {
     controller_addr: SocketAddr,
 }
 
-/// A started node: its bound address and the handles needed to stop it.
+/// A started node: its bound addresses and the handles needed to stop it.
 pub struct RunningNode {
     pub broker: Arc<Broker>,
+    /// Where the first client listener is bound.
     pub local_addr: SocketAddr,
+    /// Where each client listener is bound, by listener name, in `listeners` order.
+    pub listener_addrs: Vec<(String, SocketAddr)>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
@@ -78,11 +83,14 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         None => None,
     };
     let config = loaded.config();
-    let bind_error = |source| StartError::Bind { addr: config.bind_addr(), source };
-    let listener = crate::server::listener::bind(config).await.map_err(bind_error)?;
-    let local_addr = listener.local_addr().map_err(bind_error)?;
-    let advertised = config.advertised_endpoint(local_addr);
-    let broker = Broker::assemble(loaded, advertised, shutdown_rx.clone()).await?;
+    let listeners = crate::server::listener::bind(config).await?;
+    let local_addr = listeners.first().map(|l| l.local_addr).ok_or(StartError::Unsupported("listeners: no listener to serve"))?;
+    let listener_addrs: Vec<(String, SocketAddr)> = listeners.iter().map(|l| (l.listener.name.clone(), l.local_addr)).collect();
+    let endpoints = listeners
+        .iter()
+        .map(|l| broker::ListenerEndpoint { name: l.listener.name.clone(), protocol: l.listener.protocol, endpoint: config.listener_advertised_endpoint(&l.listener, l.local_addr) })
+        .collect();
+    let broker = Broker::assemble(loaded, endpoints, shutdown_rx.clone()).await?;
     let mut tasks = broker::spawn_background_tasks(&broker);
     if let Some(q) = &quorum {
         tasks.push(tokio::spawn(broker::publisher::run(broker.clone(), q.state.clone())));
@@ -92,30 +100,33 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     }
     let server = match &quorum {
         None => {
-            log_serving(&broker, local_addr);
-            tokio::spawn(crate::server::listener::serve(listener, broker.clone()))
+            log_serving(&broker, local_addr, &listener_addrs);
+            tokio::spawn(crate::server::listener::serve(listeners, broker.clone()))
         }
         // In a quorum, clients are served once the broker acted on a caught-up metadata image
         // (Kafka's broker enables request processing after its initial catch-up): until then a
         // restarted node would answer from the past images it replays. Connections wait in the
         // listen backlog meanwhile.
         Some(q) => {
-            let (cluster, broker, mut stop) = (q.state.clone(), broker.clone(), shutdown_rx.clone());
-            tracing::info!(addr = %local_addr, "client listener bound; serving once caught up with the metadata log");
+            let (cluster, broker, mut stop, addrs) = (q.state.clone(), broker.clone(), shutdown_rx.clone(), listener_addrs.clone());
+            tracing::info!(addr = %local_addr, "client listeners bound; serving once caught up with the metadata log");
             tokio::spawn(async move {
                 tokio::select! {
                     _ = cluster.wait_published() => {}
                     _ = crate::raft::transport::stopped(&mut stop) => return,
                 }
-                log_serving(&broker, local_addr);
-                crate::server::listener::serve(listener, broker).await
+                log_serving(&broker, local_addr, &addrs);
+                crate::server::listener::serve(listeners, broker).await
             })
         }
     };
-    Ok(RunningNode { broker, local_addr, shutdown_tx, tasks, server, quorum })
+    Ok(RunningNode { broker, local_addr, listener_addrs, shutdown_tx, tasks, server, quorum })
 }
 
-fn log_serving(broker: &Broker, local_addr: SocketAddr) {
+fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(String, SocketAddr)]) {
+    for (l, (_, addr)) in broker.listener_endpoints.iter().zip(listener_addrs) {
+        tracing::info!(listener = %l.name, protocol = ?l.protocol, addr = %addr, advertised = %format!("{}:{}", l.endpoint.host, l.endpoint.port), "listening");
+    }
     tracing::info!(
         addr = %local_addr,
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
@@ -162,6 +173,11 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
 }
 
 impl RunningNode {
+    /// Where client listener `name` (upper case, as in `listeners`) is bound.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
     /// Where the controller listener of a node in a quorum is bound.
     pub fn controller_addr(&self) -> Option<SocketAddr> {
         self.quorum.as_ref().map(|q| q.controller_addr)

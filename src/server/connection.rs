@@ -2,9 +2,11 @@
 //! order. Requests are handled one at a time, as Kafka mutes a channel while a request is in
 //! flight (the next frame is read meanwhile, so its bytes do not wait in the socket), except that a durable-mode produce waiting for its fdatasync does not hold up the
 //! produces after it (its answer still goes out first). A malformed frame or header closes this
-//! connection only, after the requests before it are answered. Responses go out with vectored
-//! sends for the encoded fields and sendfile(2) for record batches still in segment files, so
-//! record bytes never pass through user space.
+//! connection only, after the requests before it are answered. On a plain socket responses go
+//! out with vectored sends for the encoded fields and sendfile(2) for record batches still in
+//! segment files, so record bytes never pass through user space. Over TLS ([`Stream::Tls`]) the
+//! bytes must be encrypted: file ranges are read into a bounded buffer (off the async workers)
+//! and written through the TLS session with the encoded fields around them.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,12 +28,57 @@ use crate::storage::FileRange;
 /// connection stops reading frames at this many.
 const ANSWERS_OWED_MAX: usize = 8;
 
-pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+/// A client connection's byte stream: a plain socket (zero-copy sends) or a TLS session over one.
+pub enum Stream {
+    Plain(TcpStream),
+    /// Boxed: a TLS session holds its buffers inline (over a kilobyte).
+    Tls(Box<TlsStream>),
+}
+
+/// A server-side TLS session, shared by the connection's reads and writes. They take turns
+/// within one task; the lock is taken inside each poll only, never held across an await.
+pub struct TlsStream(std::sync::Mutex<tokio_rustls::server::TlsStream<TcpStream>>);
+
+impl TlsStream {
+    pub fn new(stream: tokio_rustls::server::TlsStream<TcpStream>) -> TlsStream {
+        TlsStream(std::sync::Mutex::new(stream))
+    }
+
+    fn poll<T>(&self, f: impl FnOnce(std::pin::Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>) -> T) -> T {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(std::pin::Pin::new(&mut *s))
+    }
+}
+
+impl tokio::io::AsyncRead for &TlsStream {
+    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<io::Result<()>> {
+        self.poll(|s| s.poll_read(cx, buf))
+    }
+}
+
+impl tokio::io::AsyncWrite for &TlsStream {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<io::Result<usize>> {
+        self.poll(|s| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        self.poll(|s| s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        self.poll(|s| s.poll_shutdown(cx))
+    }
+}
+
+/// Serves one client connection accepted on listener `listener` (its name: Metadata answers with
+/// that listener's endpoints).
+pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener: Arc<str>) {
+    let stream = &stream;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
     let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
-    let mut session = api::Session::new(peer);
+    let mut session = api::Session::new(peer, listener);
     let mut answered_at = tokio::time::Instant::now();
     // The frame read while the one before it was being handled (see below).
     let mut ahead: Option<Result<bytes::Bytes, ReadError>> = None;
@@ -49,13 +96,13 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 biased;
                 done = async { (&mut owed.0[0]).await }, if !owed.0.is_empty() => {
                     owed.0.pop_front();
-                    if !answer(&stream, peer, joined(done)).await {
+                    if !answer(stream, peer, joined(done)).await {
                         return;
                     }
                     answered_at = tokio::time::Instant::now();
                     continue;
                 }
-                frame = reader.next(&stream), if owed.0.len() < ANSWERS_OWED_MAX && ahead.is_none() => frame,
+                frame = reader.next(stream), if owed.0.len() < ANSWERS_OWED_MAX && ahead.is_none() => frame,
                 _ = tokio::time::sleep_until(deadline), if owed.0.is_empty() => {
                     if reader.started.is_some() {
                         tracing::warn!(%peer, "closing connection: frame body not received in time");
@@ -67,13 +114,18 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 _ = stop.changed(), if owed.0.is_empty() => return,
             }
         };
-        if handle_one(&broker, &mut session, &stream, peer, &mut reader, &mut owed, &mut ahead, frame).await.is_break() {
+        if handle_one(&broker, &mut session, stream, peer, &mut reader, &mut owed, &mut ahead, frame).await.is_break() {
             break;
         }
         answered_at = tokio::time::Instant::now();
     }
     // The client is gone or sent a bad frame: the requests before it still get their answers.
-    owed.send_all(&stream, peer).await;
+    owed.send_all(stream, peer).await;
+    if let Stream::Tls(t) = stream {
+        // close_notify, so the client sees a clean end of the TLS session.
+        let mut w: &TlsStream = t;
+        let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut w)).await;
+    }
 }
 
 /// Handles one frame read from the connection and sends (or owes) its answer. While the request
@@ -83,7 +135,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
 /// read ahead. `Break`: the connection must close (after the answers owed, which the caller sends).
 #[allow(clippy::too_many_arguments)]
 async fn handle_one(
-    broker: &Arc<Broker>, session: &mut api::Session, stream: &TcpStream, peer: SocketAddr, reader: &mut FrameReader, owed: &mut Owed,
+    broker: &Arc<Broker>, session: &mut api::Session, stream: &Stream, peer: SocketAddr, reader: &mut FrameReader, owed: &mut Owed,
     ahead: &mut Option<Result<bytes::Bytes, ReadError>>, frame: Result<bytes::Bytes, ReadError>,
 ) -> std::ops::ControlFlow<()> {
     use std::ops::ControlFlow::{Break, Continue};
@@ -139,7 +191,7 @@ struct Owed(std::collections::VecDeque<tokio::task::JoinHandle<Result<ResponseFr
 
 impl Owed {
     /// Waits for and sends every owed answer; false when the connection must close.
-    async fn send_all(&mut self, stream: &TcpStream, peer: SocketAddr) -> bool {
+    async fn send_all(&mut self, stream: &Stream, peer: SocketAddr) -> bool {
         while let Some(task) = self.0.pop_front() {
             if !answer(stream, peer, joined(task.await)).await {
                 return false;
@@ -164,7 +216,7 @@ fn joined(r: Result<Result<ResponseFrame, api::FrameError>, tokio::task::JoinErr
 
 /// Sends one request's answer (None: none due); false when the connection must close: the
 /// handler's error, or a failed write.
-async fn answer(stream: &TcpStream, peer: SocketAddr, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
+async fn answer(stream: &Stream, peer: SocketAddr, handled: Result<Option<ResponseFrame>, api::FrameError>) -> bool {
     let response = match handled {
         Ok(r) => r,
         Err(e @ (api::FrameError::Encode { .. } | api::FrameError::AnswerLost(_))) => {
@@ -177,7 +229,11 @@ async fn answer(stream: &TcpStream, peer: SocketAddr, handled: Result<Option<Res
         }
     };
     if let Some(chunks) = response {
-        match write_frame(stream, &chunks).await {
+        let written = match stream {
+            Stream::Plain(s) => write_frame(s, &chunks).await,
+            Stream::Tls(t) => write_frame_tls(t, &chunks).await,
+        };
+        match written {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 // A segment file was truncated under the fetch: what is left of the response
@@ -220,7 +276,7 @@ impl FrameReader {
     }
 
     /// The next whole frame (without its prefix).
-    async fn next(&mut self, stream: &TcpStream) -> Result<bytes::Bytes, ReadError> {
+    async fn next(&mut self, stream: &Stream) -> Result<bytes::Bytes, ReadError> {
         loop {
             if let Some((body, len)) = &self.body
                 && body.len() == *len
@@ -229,13 +285,28 @@ impl FrameReader {
                 (self.got, self.started) = (0, None);
                 return Ok(frame);
             }
-            stream.readable().await.map_err(ReadError::Closed)?;
-            let read = match &mut self.body {
-                None => stream.try_read(&mut self.prefix[self.got..]),
-                Some((body, len)) => {
-                    // Limited to the frame: the next request's bytes stay in the socket.
-                    let remaining = *len - body.len();
-                    stream.try_read_buf(&mut bytes::BufMut::limit(&mut *body, remaining))
+            let read = match stream {
+                Stream::Plain(stream) => {
+                    stream.readable().await.map_err(ReadError::Closed)?;
+                    match &mut self.body {
+                        None => stream.try_read(&mut self.prefix[self.got..]),
+                        Some((body, len)) => {
+                            // Limited to the frame: the next request's bytes stay in the socket.
+                            let remaining = *len - body.len();
+                            stream.try_read_buf(&mut bytes::BufMut::limit(&mut *body, remaining))
+                        }
+                    }
+                }
+                // Cancel safe as the plain reads: a read either returns bytes or none were taken.
+                Stream::Tls(t) => {
+                    let mut t: &TlsStream = t;
+                    match &mut self.body {
+                        None => tokio::io::AsyncReadExt::read(&mut t, &mut self.prefix[self.got..]).await,
+                        Some((body, len)) => {
+                            let remaining = *len - body.len();
+                            tokio::io::AsyncReadExt::read_buf(&mut t, &mut bytes::BufMut::limit(&mut *body, remaining)).await
+                        }
+                    }
                 }
             };
             match read {
@@ -286,14 +357,7 @@ pub(crate) struct Sent {
 /// is sent. Memory chunks go out with vectored sends (MSG_MORE when a file range follows, so the
 /// kernel can pack them into the range's first packet), file chunks with sendfile.
 pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Result<Sent> {
-    for c in chunks {
-        if let Chunk::File(r) = c {
-            let len = r.file.len()?;
-            if len < r.position + r.len as u64 {
-                return Err(r.truncated(len.saturating_sub(r.position) as usize));
-            }
-        }
-    }
+    check_file_ranges(chunks)?;
     let mut sent = Sent::default();
     let mut fallback = Vec::new();
     let mut i = 0;
@@ -318,6 +382,82 @@ pub(crate) async fn write_frame(stream: &TcpStream, chunks: &[Chunk]) -> io::Res
             }
         }
     }
+    Ok(sent)
+}
+
+/// Fails when a file range is already cut off (truncated segment), before any byte of the frame
+/// is sent.
+fn check_file_ranges(chunks: &[Chunk]) -> io::Result<()> {
+    for c in chunks {
+        if let Chunk::File(r) = c {
+            let len = r.file.len()?;
+            if len < r.position + r.len as u64 {
+                return Err(r.truncated(len.saturating_sub(r.position) as usize));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes gathered before each write through a TLS session: the encoded fields and the file
+/// ranges of a response are packed into full TLS records (16 KiB each) instead of one record per
+/// chunk, and memory per connection stays bounded.
+const TLS_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Writes every chunk of a response frame through a TLS session, in order. sendfile cannot
+/// encrypt, so file ranges are read into the buffer (on tokio's blocking threads, one hop per
+/// buffer: no disk wait on an async worker), packed with the memory chunks, and written.
+pub(crate) async fn write_frame_tls(stream: &TlsStream, chunks: &[Chunk]) -> io::Result<Sent> {
+    use tokio::io::AsyncWriteExt;
+    check_file_ranges(chunks)?;
+    let mut sent = Sent::default();
+    let mut w = stream;
+    let total: usize = chunks.iter().map(|c| match c {
+        Chunk::Memory(b) => b.len(),
+        Chunk::File(r) => r.len,
+    }).sum();
+    let mut buf = Vec::with_capacity(total.min(TLS_WRITE_BUFFER_BYTES));
+    // The chunk being packed, and how much of it is already in a buffer.
+    let (mut i, mut at) = (0, 0);
+    while i < chunks.len() {
+        buf.clear();
+        // (range, bytes into the range, where in buf, length)
+        let mut reads: Vec<(FileRange, usize, usize, usize)> = Vec::new();
+        while i < chunks.len() && buf.len() < TLS_WRITE_BUFFER_BYTES {
+            let room = TLS_WRITE_BUFFER_BYTES - buf.len();
+            let len = match &chunks[i] {
+                Chunk::Memory(b) => {
+                    let n = (b.len() - at).min(room);
+                    buf.extend_from_slice(&b[at..at + n]);
+                    sent.memory_bytes += n as u64;
+                    at += n;
+                    b.len()
+                }
+                Chunk::File(r) => {
+                    let n = (r.len - at).min(room);
+                    reads.push((r.clone(), at, buf.len(), n));
+                    buf.resize(buf.len() + n, 0);
+                    sent.copied_file_bytes += n as u64;
+                    at += n;
+                    r.len
+                }
+            };
+            if at == len {
+                (i, at) = (i + 1, 0);
+            }
+        }
+        if !reads.is_empty() {
+            let filled = tokio::task::spawn_blocking(move || {
+                for (r, skip, pos, n) in &reads {
+                    r.read_into(&mut buf[*pos..*pos + *n], *skip)?;
+                }
+                Ok::<_, io::Error>(buf)
+            });
+            buf = filled.await.map_err(io::Error::other)??;
+        }
+        w.write_all(&buf).await?;
+    }
+    w.flush().await?;
     Ok(sent)
 }
 
@@ -549,6 +689,79 @@ mod tests {
         want.push(b't');
         assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
         assert_eq!((sent.copied_file_bytes, sent.sendfile_bytes), (len as u64, 0));
+    }
+
+    /// A TLS session over loopback: (the broker's side, the client's side).
+    async fn tls_pair() -> (TlsStream, tokio_rustls::client::TlsStream<TcpStream>) {
+        use rustls::pki_types::pem::PemObject;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
+        let settings = crate::config::SslSettings {
+            keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(cert.pem()), key: crate::config::Secret(key.serialize_pem()) },
+            key_password: None,
+            truststore: None,
+            client_auth: crate::config::ClientAuth::None,
+            enabled_protocols: vec![crate::config::TlsVersion::Tls13],
+            cipher_suites: vec![],
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")).expect("root");
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let (server, client) = pair().await;
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let (server, client) = tokio::join!(acceptor.accept(server), connector.connect(name, client));
+        (TlsStream::new(server.expect("server handshake")), client.expect("client handshake"))
+    }
+
+    #[tokio::test]
+    async fn over_tls_file_ranges_are_read_and_encrypted_in_order_and_a_cut_range_fails_before_any_byte() {
+        let faulty = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (file, data) = pattern_file(&StdIo, &dir, 1 << 20);
+        let dir2 = tempfile::tempdir().expect("tempdir");
+        let (hidden, hidden_data) = pattern_file(&faulty, &dir2, 4096);
+        let len = TLS_WRITE_BUFFER_BYTES * 2 + 333;
+        let chunks = vec![
+            mem(b"head"),
+            Chunk::File(FileRange { file: file.clone(), position: 7, len }),
+            mem(b"mid"),
+            Chunk::File(FileRange { file: hidden, position: 10, len: 100 }),
+            mem(b"tail"),
+        ];
+        let (server, mut client) = tls_pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let _ = client.read_to_end(&mut got).await;
+            got
+        });
+        let sent = write_frame_tls(&server, &chunks).await.expect("sent");
+        let mut w = &server;
+        tokio::io::AsyncWriteExt::shutdown(&mut w).await.expect("close_notify");
+        drop(server);
+        let got = reader.await.expect("reader");
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&data[7..7 + len]);
+        want.extend_from_slice(b"mid");
+        want.extend_from_slice(&hidden_data[10..110]);
+        want.extend_from_slice(b"tail");
+        assert!(got == want, "received {} bytes, expected {}", got.len(), want.len());
+        assert_eq!((sent.copied_file_bytes, sent.memory_bytes, sent.sendfile_bytes), (len as u64 + 100, 11, 0));
+
+        // A range past the end of its file: nothing of the frame is sent.
+        let (server, mut client) = tls_pair().await;
+        let cut = vec![mem(b"head"), Chunk::File(FileRange { file, position: (1 << 20) - 10, len: 100 })];
+        let e = write_frame_tls(&server, &cut).await.expect_err("truncated");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        drop(server);
+        let mut got = Vec::new();
+        let _ = client.read_to_end(&mut got).await;
+        assert!(got.is_empty(), "no byte of a frame that cannot be completed: got {}", got.len());
     }
 
     #[tokio::test]

@@ -1,17 +1,63 @@
-//! The accept loop: binds the PLAINTEXT listener, applies socket options, enforces
-//! max.connections, and stops accepting at shutdown while connections drain.
+//! The accept loops: binds every client listener (PLAINTEXT, and SSL with its TLS configuration),
+//! applies socket options, enforces max.connections across all of them, runs each SSL
+//! connection's TLS handshake within a deadline, and stops accepting at shutdown while
+//! connections drain.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::config::Config;
+use crate::config::{Config, Listener};
+use crate::server::connection::{self, Stream, TlsStream};
+use crate::server::tls::TlsError;
 
-pub async fn bind(config: &Config) -> std::io::Result<TcpListener> {
-    TcpListener::bind(config.bind_addr()).await
+/// How long a client on an SSL listener has to finish its TLS handshake (Kafka has no property
+/// for it; a silent or plaintext client must not hold a connection slot for long).
+const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on {addr}: {source}")]
+    Io { addr: String, source: std::io::Error },
+    #[error("TLS configuration of {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// A client listener bound to its port, ready to serve.
+pub struct BoundListener {
+    pub listener: Listener,
+    pub socket: TcpListener,
+    pub local_addr: SocketAddr,
+    /// The TLS acceptor of an SSL listener.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Binds every client listener of the node (on a controller-only node, none), building each SSL
+/// listener's TLS configuration first so a bad key store stops startup.
+pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, BindError> {
+    let mut bound = Vec::new();
+    let served: Vec<&Listener> = match config.topology.client_listener() {
+        Some(_) => config.topology.client_listeners().collect(),
+        // A controller-only node serves its controller listener to clients, as before.
+        None => config.topology.controller_listener().into_iter().collect(),
+    };
+    for l in served {
+        let tls = match &l.ssl {
+            Some(ssl) => Some(tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config(&l.name, ssl)?)),
+            None => None,
+        };
+        let addr = format!("{}:{}", l.endpoint.host, l.endpoint.port);
+        let io = |source| BindError::Io { addr: addr.clone(), source };
+        let socket = TcpListener::bind(&addr).await.map_err(io)?;
+        let local_addr = socket.local_addr().map_err(io)?;
+        bound.push(BoundListener { listener: l.clone(), socket, local_addr, tls });
+    }
+    Ok(bound)
 }
 
 fn apply_socket_options(stream: &tokio::net::TcpStream, config: &Config) {
@@ -25,36 +71,78 @@ fn apply_socket_options(stream: &tokio::net::TcpStream, config: &Config) {
     }
 }
 
-/// Accepts until shutdown, then waits for every connection task to finish its current request.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+/// Serves every bound listener until shutdown, then waits for every connection task to finish
+/// its current request. max.connections counts the connections of all listeners together.
+pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut loops = JoinSet::new();
+    for l in listeners {
+        loops.spawn(serve_one(l, broker.clone(), slots.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>) {
+    let BoundListener { listener, socket, tls, .. } = bound;
+    let name: Arc<str> = Arc::from(listener.name.as_str());
     let mut stop = broker.shutdown_signal();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
                         continue;
                     };
                     apply_socket_options(&stream, &broker.config);
-                    let broker = broker.clone();
+                    let (broker, tls, name) = (broker.clone(), tls.clone(), name.clone());
                     connections.spawn(async move {
-                        super::connection::run(stream, peer, broker).await;
+                        let stream = match tls {
+                            None => Stream::Plain(stream),
+                            Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
+                                Some(s) => Stream::Tls(Box::new(TlsStream::new(s))),
+                                None => return,
+                            },
+                        };
+                        connection::run(stream, peer, broker, name).await;
                         drop(permit);
                     });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tracing::warn!(error = %e, listener = %name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stop.changed() => break,
         }
     }
-    drop(listener);
+    drop(socket);
     while connections.join_next().await.is_some() {}
+}
+
+/// The server side of a TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT_MS`] and given up at
+/// shutdown. None: the connection is closed (logged with the peer and the reason); nothing else
+/// is affected.
+async fn handshake(acceptor: &tokio_rustls::TlsAcceptor, stream: tokio::net::TcpStream, peer: SocketAddr, listener: &str, broker: &Broker) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let mut stop = broker.shutdown_signal();
+    let deadline = Duration::from_millis(TLS_HANDSHAKE_TIMEOUT_MS.min(broker.config.connections_max_idle_ms));
+    tokio::select! {
+        done = tokio::time::timeout(deadline, acceptor.accept(stream)) => match done {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                // rustls calls bytes that are not TLS records "corrupt": say what it usually is.
+                let hint = if e.to_string().contains("InvalidContentType") || e.to_string().contains("corrupt message") { " (not TLS: a plaintext client on an SSL listener?)" } else { "" };
+                tracing::warn!(%peer, %listener, error = %e, "closing connection: TLS handshake failed{hint}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%peer, %listener, timeout_ms = deadline.as_millis() as u64, "closing connection: TLS handshake not finished in time");
+                None
+            }
+        },
+        _ = stop.changed() => None,
+    }
 }

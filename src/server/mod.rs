@@ -1,3 +1,4 @@
 //! Sockets and connection lifecycle: frames in, responses out, in request order. No business rules.
 pub mod connection;
 pub mod listener;
+pub mod tls;

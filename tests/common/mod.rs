@@ -60,14 +60,23 @@ impl TestBroker {
     }
 }
 
+/// A client's byte stream: a plain socket or a TLS session.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: Box<dyn Conn>,
     correlation_id: i32,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        Client { stream: TcpStream::connect(addr).await.unwrap(), correlation_id: 0 }
+        Client::over(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// A client over an established stream (a TLS session in tests/tls.rs).
+    pub fn over(stream: impl Conn + 'static) -> Client {
+        Client { stream: Box::new(stream), correlation_id: 0 }
     }
 
     /// The correlation id of the last request encoded.
@@ -98,6 +107,7 @@ impl Client {
     pub async fn send<R: Request>(&mut self, req: &R, version: i16) -> R::Response {
         let frame = self.encode_request(req, version);
         self.stream.write_all(&frame).await.unwrap();
+        self.stream.flush().await.unwrap();
         let mut resp = self.read_frame().await.expect("a response");
         let key = ApiKey::try_from(R::KEY).unwrap();
         let hv = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
@@ -108,6 +118,7 @@ impl Client {
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
     }
 
     /// Reads one response frame; None when the broker closed the connection.
