@@ -555,7 +555,13 @@ def main():
         for o, v in recs:
             where[v].append((t, p, o))
     lost = [v for v in wl.acked if v not in where]
-    moved = [v for v, (t, p, o, _) in wl.acked.items() if v in where and (t, p, o) not in where[v]]
+    # An acknowledgement without an offset is librdkafka's implicit ack: a request whose outcome the
+    # client never learnt (a timeout, a dropped connection) is known persisted once a later request
+    # of the same idempotent producer is acknowledged. Such a record must still be in the log once
+    # (the lost and duplicate checks), in the partition it was sent to.
+    implicit = [v for v, (_, _, o, _) in wl.acked.items() if o is None or o < 0]
+    moved = [v for v, (t, p, o, _) in wl.acked.items()
+             if v in where and (t, p, o) not in where[v] and not ((o is None or o < 0) and any((t, p) == (t2, p2) for t2, p2, _ in where[v]))]
     dups = [v for v, locs in where.items() if len(locs) > 1]
     unknown = [v for v in where if v not in wl.sent]
     final = {(t, p, o): v for (t, p), recs in got.items() for o, v in recs}
@@ -581,6 +587,7 @@ def main():
         "full_isr_after_heal": full_isr,
         "sent": len(wl.sent),
         "acked": len(wl.acked),
+        "acked_without_offset": len(implicit),
         "send_errors": len(wl.failed),
         "send_error_kinds": sorted({e.split(":")[0][:60] for e in wl.failed.values()})[:10],
         "anomalies": {
