@@ -99,6 +99,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("transaction.state.log.replication.factor", Some("3"), T::Int, "Replication factor of __transaction_state in a cluster (capped as offsets.topic.replication.factor)."),
     def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
+    def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),

@@ -35,6 +35,12 @@ async fn start_cluster(n: i32, extra: &[&str]) -> Vec<Node> {
 
 /// The configs of an `n`-node quorum (controller ports chosen now, client ports by the kernel).
 fn node_configs(n: i32, extra: &[&str]) -> Vec<(Config, tempfile::TempDir)> {
+    node_configs_with(n, extra, |_| vec![])
+}
+
+/// As [`node_configs`], with more properties for each node from `per_node(its data dir)`
+/// (log.dirs is the data dir unless they set it).
+fn node_configs_with(n: i32, extra: &[&str], per_node: impl Fn(&std::path::Path) -> Vec<String>) -> Vec<(Config, tempfile::TempDir)> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
     (0..n).map(|i| {
@@ -49,6 +55,7 @@ fn node_configs(n: i32, extra: &[&str]) -> Vec<(Config, tempfile::TempDir)> {
             "broker.heartbeat.interval.ms=200".to_string(),
         ];
         o.extend(extra.iter().map(|s| s.to_string()));
+        o.extend(per_node(dir.path()));
         (Config::load(None, &o).expect("config"), dir)
     })
     .collect()
@@ -715,4 +722,97 @@ async fn a_reassignment_copies_the_log_to_new_replicas_then_drops_the_old_one() 
             r.shutdown().await;
         }
     }
+}
+
+/// A broker that comes back without its log dir (a lost disk: `meta.properties` is written anew
+/// with a new `directory.id`) is not elected leader of a partition whose last ISR member it was:
+/// its empty log would have the replica that still holds the records truncate to nothing.
+/// The partition stays offline as Kafka's (directory ids, KIP-858) until an unclean election
+/// takes the replica that kept its data; the wiped one then copies it and rejoins the ISR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_back_without_its_log_dir_is_not_elected_over_the_replica_that_has_the_records() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    // The metadata log on a disk of its own (metadata.log.dir): only the data disk is lost.
+    let configs = node_configs_with(3, &[], |dir| vec![format!("log.dirs={}", dir.join("data").display()), format!("metadata.log.dir={}", dir.join("meta").display())]);
+    let start = |i: usize| {
+        let config = configs[i].0.clone();
+        async move { fjord::node::start(config).await.expect("node starts") }
+    };
+    let mut running: Vec<Option<RunningNode>> = futures_join_running(vec![start(0), start(1), start(2)]).await;
+    let a = |running: &[Option<RunningNode>], id: usize| running[id - 1].as_ref().unwrap().local_addr;
+    eventually("three brokers listed", async || (metadata(a(&running, 2), "none").await.brokers.len() == 3).then_some(())).await;
+
+    // One partition on nodes 3 (leader) and 1, five records on both.
+    let mut c2 = Client::connect(a(&running, 2)).await;
+    let t = CreatableTopic::default()
+        .with_name(name("w"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![create_topics_request::CreatableReplicaAssignment::default().with_partition_index(0).with_broker_ids(vec![BrokerId(3), BrokerId(1)])]);
+    let r = c2.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let mut c3 = Client::connect(a(&running, 3)).await;
+    let produced = async |c: &mut Client| {
+        eventually("produce to node 3", async || {
+            let r = c.send(&produce("w", 0, 5), 9).await;
+            let p = &r.responses[0].partition_responses[0];
+            (![3, 6].contains(&p.error_code)).then_some((p.error_code, p.base_offset))
+        })
+        .await
+    };
+    assert_eq!(produced(&mut c3).await, (0, 0));
+    let isr = async |running: &[Option<RunningNode>]| -> (i32, Vec<i32>) {
+        let m = metadata(a(running, 2), "w").await;
+        let p = &m.topics[0].partitions[0];
+        let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+        isr.sort();
+        (p.leader_id.0, isr)
+    };
+    eventually("node 1 in the ISR", async || (isr(&running).await.1.len() == 2).then_some(())).await;
+
+    // Node 1 stops (it leaves the ISR); five more records go to node 3 alone; node 3 stops,
+    // staying the partition's last ISR member, with no leader.
+    running[0].take().unwrap().shutdown().await;
+    eventually("node 1 out of the ISR", async || (isr(&running).await.1 == vec![3]).then_some(())).await;
+    assert_eq!(produced(&mut c3).await, (0, 5));
+    running[2].take().unwrap().shutdown().await;
+    eventually("no leader", async || (isr(&running).await == (-1, vec![3])).then_some(())).await;
+
+    // Node 1 returns; node 3 returns with its log dir wiped.
+    running[0] = Some(start(0).await);
+    let dir = configs[2].0.log_dirs[0].clone();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    running[2] = Some(start(2).await);
+    eventually("three brokers listed again", async || (metadata(a(&running, 2), "none").await.brokers.len() == 3).then_some(())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(isr(&running).await, (-1, vec![3]), "the wiped replica is not elected: the partition stays offline");
+
+    // An unclean election (kafka-leader-election --election-type unclean) takes node 1, which
+    // has the first five records; node 3 copies them and rejoins the ISR.
+    let elect = ElectLeadersRequest::default()
+        .with_election_type(1)
+        .with_topic_partitions(Some(vec![elect_leaders_request::TopicPartitions::default().with_topic(name("w")).with_partitions(vec![0])]))
+        .with_timeout_ms(10_000);
+    let r = c2.send(&elect, 2).await;
+    assert_eq!((r.error_code, r.replica_election_results[0].partition_result[0].error_code), (0, 0));
+    eventually("node 1 leads, node 3 back in the ISR", async || (isr(&running).await == (1, vec![1, 3])).then_some(())).await;
+    let mut c1 = Client::connect(a(&running, 1)).await;
+    let f = c1.send(&fetch("w", 0), 12).await;
+    assert_eq!(f.responses[0].partitions[0].high_watermark, 5, "the records node 1 held were kept");
+    let tp = fjord::types::TopicPartition::new("w", 0);
+    assert_eq!(running[2].as_ref().unwrap().broker.replicas.follower_position(&tp).map(|(end, _, _)| end).ok(), Some(5));
+
+    for r in running.into_iter().flatten() {
+        r.shutdown().await;
+    }
+}
+
+async fn futures_join_running<F: std::future::Future<Output = RunningNode> + Send + 'static>(fs: Vec<F>) -> Vec<Option<RunningNode>> {
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(Some(h.await.unwrap()));
+    }
+    out
 }

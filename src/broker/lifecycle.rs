@@ -63,6 +63,7 @@ async fn register(broker: &Broker, cluster: &ClusterState, incarnation: Uuid) {
         .with_incarnation_id(incarnation)
         .with_listeners(listeners)
         .with_rack(broker.config.value("broker.rack").filter(|r| !r.is_empty()).map(StrBytes::from_string))
+        .with_log_dirs(broker.directory_ids.clone())
         .with_previous_broker_epoch(-1);
     match cluster.controllers.send(&request).await {
         Ok(r) if r.error_code == 0 => {

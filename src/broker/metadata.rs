@@ -438,39 +438,74 @@ pub fn uuid_to_kafka_string(id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
-/// Reads `meta.properties` from the log dir, or writes a new one with a fresh cluster id.
-/// The cluster id in `meta.properties`, written on first start: `new_id` when given (every node
-/// of a quorum derives the same one), else a random one.
-pub fn load_or_create_cluster_id(dir: &Path, node_id: i32, new_id: Option<String>) -> Result<String, MetadataError> {
-    let path = dir.join("meta.properties");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let props = crate::config::parse_properties(&text)
-                .map_err(|e| MetadataError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-            if let Some(stored) = props.get("node.id").and_then(|n| n.parse::<i32>().ok()) {
-                if stored != node_id {
-                    return Err(MetadataError::Corrupt {
-                        path,
-                        reason: format!("stored node.id {stored} does not match configured node.id {node_id}"),
-                    });
-                }
-            }
-            props
-                .get("cluster.id")
-                .cloned()
-                .ok_or(MetadataError::Corrupt { path, reason: "no cluster.id".into() })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = new_id.unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4()));
-            let directory_id = uuid_to_kafka_string(Uuid::new_v4());
-            let text = format!(
-                "#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={directory_id}\n"
-            );
-            write_atomically(&path, text.as_bytes())?;
-            Ok(cluster_id)
-        }
-        Err(e) => Err(e.into()),
+/// What each log dir's `meta.properties` says: the cluster id they share, and each dir's own
+/// `directory.id` (Kafka's KIP-858), in `log.dirs` order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub cluster_id: String,
+    pub directory_ids: Vec<Uuid>,
+}
+
+/// Reads every log dir's `meta.properties`, writing the missing ones. The cluster id is the one
+/// the dirs already hold (they must agree), else `new_id` when given (every node of a quorum
+/// derives the same one), else a random one. Each dir has its own `directory.id`: a dir without
+/// `meta.properties` (new, or wiped) gets a fresh one, which is how the controller learns that
+/// a broker came back without the data it had; a file from before directory ids gets one added.
+pub fn load_or_create_meta_properties(dirs: &[PathBuf], node_id: i32, new_id: Option<String>) -> Result<MetaProperties, MetadataError> {
+    let mut found: Vec<Option<(String, Option<Uuid>)>> = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        found.push(read_meta_properties(dir, node_id)?);
     }
+    let mut held = found.iter().zip(dirs).filter_map(|(f, d)| f.as_ref().map(|(id, _)| (id, d)));
+    let cluster_id = match held.next() {
+        Some((id, first)) => {
+            if let Some((other, dir)) = held.find(|(other, _)| *other != id) {
+                return Err(MetadataError::Corrupt {
+                    path: dir.join("meta.properties"),
+                    reason: format!("cluster.id {other} differs from {id} in {}", first.display()),
+                });
+            }
+            id.clone()
+        }
+        None => new_id.unwrap_or_else(|| uuid_to_kafka_string(Uuid::new_v4())),
+    };
+    let mut directory_ids = Vec::with_capacity(dirs.len());
+    for (dir, f) in dirs.iter().zip(found) {
+        let id = match f {
+            Some((_, Some(id))) => id,
+            _ => {
+                let id = Uuid::new_v4();
+                let text = format!(
+                    "#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={}\n",
+                    uuid_to_kafka_string(id)
+                );
+                write_atomically(&dir.join("meta.properties"), text.as_bytes())?;
+                id
+            }
+        };
+        directory_ids.push(id);
+    }
+    Ok(MetaProperties { cluster_id, directory_ids })
+}
+
+/// One dir's `meta.properties`: its cluster id and directory id, or None when there is none.
+fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<(String, Option<Uuid>)>, MetadataError> {
+    let path = dir.join("meta.properties");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |reason: String| MetadataError::Corrupt { path: path.clone(), reason };
+    let props = crate::config::parse_properties(&text).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(stored) = props.get("node.id").and_then(|n| n.parse::<i32>().ok())
+        && stored != node_id
+    {
+        return Err(corrupt(format!("stored node.id {stored} does not match configured node.id {node_id}")));
+    }
+    let cluster_id = props.get("cluster.id").cloned().ok_or_else(|| corrupt("no cluster.id".into()))?;
+    let directory_id = props.get("directory.id").map(|d| crate::storage::kafka_dir::parse_kafka_uuid(d).map_err(corrupt)).transpose()?;
+    Ok(Some((cluster_id, directory_id)))
 }
 
 /// Hands out producer ids that are never reused, also across restarts: ids are reserved in
@@ -668,12 +703,28 @@ mod tests {
     }
 
     #[test]
-    fn cluster_id_is_stable() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = load_or_create_cluster_id(dir.path(), 1, None).unwrap();
-        assert_eq!(a.len(), 22);
-        assert_eq!(load_or_create_cluster_id(dir.path(), 1, None).unwrap(), a);
-        assert!(load_or_create_cluster_id(dir.path(), 2, None).is_err());
+    fn cluster_and_directory_ids_are_stable_and_a_wiped_dir_gets_a_new_directory_id() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf()];
+        let first = load_or_create_meta_properties(&dirs, 1, None).unwrap();
+        assert_eq!(first.cluster_id.len(), 22);
+        assert_eq!(first.directory_ids.len(), 2);
+        assert_ne!(first.directory_ids[0], first.directory_ids[1], "each dir its own id");
+        assert_eq!(load_or_create_meta_properties(&dirs, 1, None).unwrap(), first);
+        assert!(load_or_create_meta_properties(&dirs, 2, None).is_err(), "another node.id");
+        // The first dir wiped: the same cluster id (from the other dir), a new directory id there.
+        std::fs::remove_file(a.path().join("meta.properties")).unwrap();
+        let after = load_or_create_meta_properties(&dirs, 1, Some("ignored".into())).unwrap();
+        assert_eq!(after.cluster_id, first.cluster_id);
+        assert_ne!(after.directory_ids[0], first.directory_ids[0]);
+        assert_eq!(after.directory_ids[1], first.directory_ids[1]);
+        // A file from before directory ids gets one, kept from then on.
+        std::fs::write(b.path().join("meta.properties"), format!("version=1\nnode.id=1\ncluster.id={}\n", first.cluster_id)).unwrap();
+        let added = load_or_create_meta_properties(&dirs, 1, None).unwrap();
+        assert_eq!(load_or_create_meta_properties(&dirs, 1, None).unwrap(), added);
+        // Dirs of two clusters are refused.
+        std::fs::write(b.path().join("meta.properties"), "version=1\nnode.id=1\ncluster.id=AAAAAAAAAAAAAAAAAAAAAA\n").unwrap();
+        assert!(load_or_create_meta_properties(&dirs, 1, None).is_err());
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct ListenerEndpoint {
 pub struct Broker {
     pub config: Config,
     pub cluster_id: String,
+    /// Each log dir's `directory.id`, in `log.dirs` order (sent with the broker's registration).
+    pub directory_ids: Vec<uuid::Uuid>,
     /// The endpoint of the first client listener (what this broker's logs name).
     pub advertised: Endpoint,
     /// Every client listener's advertised endpoint, in `listeners` order: a client is told the
@@ -847,6 +849,7 @@ impl Broker {
 pub struct Loaded {
     config: Config,
     cluster_id: String,
+    directory_ids: Vec<uuid::Uuid>,
     metadata: MetadataStore,
     replicas: ReplicaManager,
     producer_ids: ProducerIdManager,
@@ -877,7 +880,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     let first_dir = config.log_dirs[0].clone();
     let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
-    let cluster_id = metadata::load_or_create_cluster_id(&first_dir, config.node_id, derived)?;
+    let metadata::MetaProperties { cluster_id, directory_ids } = metadata::load_or_create_meta_properties(&config.log_dirs, config.node_id, derived)?;
     // A single node adopts a log dir Kafka left; in a cluster the topics come from the quorum.
     if config.topology.quorum.is_none() {
         adopt::adopt_kafka_log_dirs(&config)?;
@@ -938,7 +941,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster: None })
+    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, features, group_configs, cluster: None })
 }
 
 impl Broker {
@@ -946,7 +949,7 @@ impl Broker {
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, listener_endpoints: Vec<ListenerEndpoint>, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
         let advertised = listener_endpoints.first().map(|l| l.endpoint.clone()).unwrap_or(Endpoint { host: "127.0.0.1".into(), port: 0 });
-        let Loaded { config, cluster_id, metadata, replicas, producer_ids, scram, features, group_configs, cluster } = loaded;
+        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -972,6 +975,7 @@ impl Broker {
         let broker = Arc::new(Broker {
             config,
             cluster_id,
+            directory_ids,
             advertised,
             listener_endpoints,
             metadata,

@@ -21,6 +21,8 @@ pub struct BrokerRegistrationRequest {
     pub listeners: Vec<BrokerEndpoint>,
     pub features: Vec<BrokerFeature>,
     pub rack: Option<String>,
+    /// The `directory.id` of each of its log dirs (BrokerRegistration v2+).
+    pub log_dirs: Vec<Uuid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,6 +127,32 @@ impl Controller {
             _ => Vec::new(),
         };
         records.push(MetadataRecord::RegisterBroker(record));
+        if !request.log_dirs.is_empty() {
+            records.push(MetadataRecord::BrokerDirectories(BrokerDirectoriesRecord {
+                broker_id: request.broker_id,
+                broker_epoch,
+                directories: request.log_dirs.clone(),
+            }));
+        }
+        // A log dir it registered with before and not now (a lost or replaced disk, a dir
+        // formatted anew): its replicas' data may be gone, so none of them may lead until it
+        // has rejoined the ISR (Kafka's LOST directory). Without this a wiped broker that was a
+        // partition's last ISR member would be elected with an empty log when it returns, and
+        // the replicas holding the records would truncate to it.
+        if let Some(e) = existing
+            && let Some(gone) = e.directories.iter().find(|d| !request.log_dirs.contains(d))
+        {
+            let hosted = partitions_where(image, |p| p.replicas.contains(&request.broker_id) && !p.lost_replicas.contains(&request.broker_id));
+            tracing::warn!(
+                broker = request.broker_id,
+                directory = %gone,
+                replicas = hosted.len(),
+                "a broker registered without a log dir it had: its replicas may not lead until they rejoin the ISR"
+            );
+            records.extend(hosted.into_iter().map(|(topic_id, partition_id)| {
+                MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id, partition_id, broker_id: request.broker_id })
+            }));
+        }
         self.last_heartbeat_ms.insert(request.broker_id, now_ms);
         self.registration_offsets.insert(request.broker_id, record_offset);
         Ok(ControllerResult::new(records, BrokerRegistrationReply { broker_epoch }))
@@ -295,6 +323,7 @@ mod tests {
             listeners: vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092, security_protocol: 0 }],
             features: vec![BrokerFeature { name: METADATA_VERSION_FEATURE.into(), min_supported_version: 1, max_supported_version: 25 }],
             rack: None,
+            log_dirs: vec![Uuid::from_u128(id as u128 * 100)],
         }
     }
 
@@ -350,7 +379,7 @@ mod tests {
         // After the session expired, the new incarnation takes over with a new epoch, fenced.
         let r = c.register_broker(&image, &req(1, 2), 500, 1_000 + 9_000).unwrap();
         assert_eq!(r.response.broker_epoch, 500);
-        let Some(MetadataRecord::RegisterBroker(rec)) = r.records.last() else { panic!() };
+        let Some(MetadataRecord::RegisterBroker(rec)) = r.records.iter().find(|r| matches!(r, MetadataRecord::RegisterBroker(_))) else { panic!() };
         assert!(rec.fenced);
     }
 
@@ -370,6 +399,41 @@ mod tests {
         assert_eq!(p1.leader, NO_LEADER, "no other ISR member: no leader rather than the restarted one");
         let b = image.broker(3).unwrap();
         assert_eq!((b.epoch, b.fenced), (900, true), "registered anew, fenced");
+    }
+
+    #[test]
+    fn a_broker_back_without_its_log_dir_leads_none_of_its_replicas_until_they_rejoin_the_isr() {
+        let mut c = Controller::new(ControllerConfig::default());
+        let mut image = cluster(3, &[]);
+        // Broker 3 registers with its log dir (its directory.id), then goes away: it stays the
+        // last ISR member of t-1, with no leader; t-0 is led by 1 with 3 out of the ISR.
+        let r = c.register_broker(&image, &req(3, 33), 900, 0).unwrap();
+        commit(&mut image, &r);
+        assert_eq!(image.broker(3).unwrap().directories, vec![Uuid::from_u128(300)]);
+        let topic_id = with_topic(&mut image, &[(&[3, 1, 2], &[1, 2], 1), (&[3, 1], &[3], NO_LEADER)]);
+        // It returns with a log dir formatted anew (a lost disk).
+        let wiped = BrokerRegistrationRequest { log_dirs: vec![Uuid::from_u128(301)], ..req(3, 34) };
+        let r = c.register_broker(&image, &wiped, 950, 1).unwrap();
+        commit(&mut image, &r);
+        assert_eq!(image.partition(topic_id, 1).unwrap().lost_replicas, vec![3]);
+        assert_eq!(image.partition(topic_id, 0).unwrap().lost_replicas, vec![3]);
+        // Caught up and unfenced, it is not elected from the ISR of t-1: no leader rather than an
+        // empty log the other replica would truncate to.
+        let r = c.broker_heartbeat(&image, &hb(3, 950, 10_000), 2).unwrap();
+        commit(&mut image, &r);
+        assert!(!image.broker(3).unwrap().fenced);
+        assert_eq!(image.partition(topic_id, 1).unwrap().leader, NO_LEADER);
+        // The same dir again (a plain restart) marks nothing more.
+        let again = BrokerRegistrationRequest { log_dirs: vec![Uuid::from_u128(301)], ..req(3, 35) };
+        let r = c.register_broker(&image, &again, 990, 1_000_000).unwrap();
+        assert!(!r.records.iter().any(|r| matches!(r, MetadataRecord::ReplicaDirectoryLost(_))), "{:?}", r.records);
+        // A snapshot keeps the marks and the directories.
+        let mut rebuilt = MetadataImage::new();
+        for record in image.to_snapshot_records() {
+            rebuilt.apply(&record).unwrap();
+        }
+        assert_eq!(rebuilt.partition(topic_id, 1).unwrap().lost_replicas, vec![3]);
+        assert_eq!(rebuilt.broker(3).unwrap().directories, vec![Uuid::from_u128(301)]);
     }
 
     #[test]

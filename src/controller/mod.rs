@@ -223,7 +223,7 @@ mod tests {
     /// One step a cluster can take; indexes pick brokers, topics and partitions modulo what exists.
     #[derive(Clone, Debug)]
     enum Step {
-        Register { broker: i32, new_incarnation: bool },
+        Register { broker: i32, new_incarnation: bool, wiped: bool },
         Heartbeat { broker: i32, caught_up: bool, want_shut_down: bool, want_fence: bool },
         Tick { ms: u64 },
         CreateTopic { partitions: i32, rf: i16 },
@@ -238,7 +238,8 @@ mod tests {
 
     fn arb_step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            (1i32..5, any::<bool>()).prop_map(|(broker, new_incarnation)| Step::Register { broker, new_incarnation }),
+            (1i32..5, any::<bool>(), prop::bool::weighted(0.3))
+                .prop_map(|(broker, new_incarnation, wiped)| Step::Register { broker, new_incarnation, wiped: new_incarnation && wiped }),
             (1i32..5, any::<bool>(), prop::bool::weighted(0.1), prop::bool::weighted(0.1))
                 .prop_map(|(broker, caught_up, want_shut_down, want_fence)| Step::Heartbeat { broker, caught_up, want_shut_down, want_fence }),
             (0u64..12_000).prop_map(|ms| Step::Tick { ms }),
@@ -266,8 +267,11 @@ mod tests {
                 if p.leader != NO_LEADER && !(p.isr.contains(&p.leader) && image.is_broker_active(p.leader)) {
                     return Err(format!("leader not an active ISR member: {at}"));
                 }
-                if p.leader == NO_LEADER && p.isr.iter().any(|&r| image.is_broker_active(r)) {
+                if p.leader == NO_LEADER && p.isr.iter().any(|&r| image.is_broker_active(r) && !p.lost_replicas.contains(&r)) {
                     return Err(format!("no leader although an ISR member is active: {at}"));
+                }
+                if p.lost_replicas.contains(&p.leader) || !p.lost_replicas.iter().all(|r| p.replicas.contains(r)) {
+                    return Err(format!("a replica that lost its log dir leads, or a lost replica outside the assignment: {at}"));
                 }
                 if !p.adding_replicas.iter().chain(&p.removing_replicas).all(|r| p.replicas.contains(r))
                     || p.adding_replicas.iter().any(|r| p.removing_replicas.contains(r))
@@ -296,21 +300,26 @@ mod tests {
             let mut next_offset = 1i64;
             let mut next_id = 1u128;
             let mut incarnations = std::collections::BTreeMap::new();
+            let mut directories = std::collections::BTreeMap::new();
             // Three brokers up first, so most steps act on topics that exist.
-            let bootstrap = [1, 2, 3].into_iter().flat_map(|b| [Step::Register { broker: b, new_incarnation: false }, Step::Heartbeat { broker: b, caught_up: true, want_shut_down: false, want_fence: false }]);
+            let bootstrap = [1, 2, 3].into_iter().flat_map(|b| [Step::Register { broker: b, new_incarnation: false, wiped: false }, Step::Heartbeat { broker: b, caught_up: true, want_shut_down: false, want_fence: false }]);
             let opening = [Step::CreateTopic { partitions: 3, rf: 3 }, Step::CreateTopic { partitions: 2, rf: 2 }];
             for step in bootstrap.chain(opening).chain(steps) {
                 let before = image.clone();
                 let records: Vec<MetadataRecord> = match step.clone() {
-                    Step::Register { broker, new_incarnation } => {
+                    Step::Register { broker, new_incarnation, wiped } => {
                         let inc = incarnations.entry(broker).or_insert(broker as u128 * 1000);
                         if new_incarnation { *inc += 1; }
+                        // A wiped broker comes back with a log dir formatted anew.
+                        let dir = directories.entry(broker).or_insert(broker as u128 * 1000 + 500);
+                        if wiped { *dir += 1; }
                         let req = BrokerRegistrationRequest {
                             broker_id: broker,
                             incarnation_id: Uuid::from_u128(*inc),
                             listeners: vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092, security_protocol: 0 }],
                             features: vec![],
                             rack: Some(format!("r{}", broker % 2)),
+                            log_dirs: vec![Uuid::from_u128(*dir)],
                         };
                         c.register_broker(&image, &req, next_offset, now_ms).map(|r| r.records).unwrap_or_default()
                     }

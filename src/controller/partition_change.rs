@@ -76,8 +76,14 @@ impl<'a> PartitionChangeBuilder<'a> {
         self
     }
 
+    /// As Kafka's `LeaderAcceptor`: the broker may lead (registered, unfenced, not shutting down)
+    /// and still has the log dir that held its replica.
+    fn is_acceptable(&self, replica: i32) -> bool {
+        (self.is_acceptable_leader)(replica) && !self.partition.lost_replicas.contains(&replica)
+    }
+
     fn is_valid_new_leader(&self, replica: i32) -> bool {
-        self.target_isr.contains(&replica) && (self.is_acceptable_leader)(replica)
+        self.target_isr.contains(&replica) && self.is_acceptable(replica)
     }
 
     /// The leader to have and whether it was chosen outside the ISR.
@@ -95,7 +101,7 @@ impl<'a> PartitionChangeBuilder<'a> {
             return (r, false);
         }
         if self.election == Election::Unclean
-            && let Some(&r) = self.target_replicas.iter().find(|&&r| (self.is_acceptable_leader)(r))
+            && let Some(&r) = self.target_replicas.iter().find(|&&r| self.is_acceptable(r))
         {
             return (r, true);
         }
@@ -180,6 +186,7 @@ mod tests {
             leader_recovery_state: LeaderRecoveryState::Recovered,
             leader_epoch: 5,
             partition_epoch: 9,
+            lost_replicas: vec![],
         }
     }
 
@@ -227,6 +234,25 @@ mod tests {
         assert_eq!(r.leader, Some(2));
         assert_eq!(r.isr, Some(vec![2]));
         assert_eq!(r.leader_recovery_state, Some(LeaderRecoveryState::Recovering));
+    }
+
+    #[test]
+    fn a_replica_that_lost_its_log_dir_is_never_elected() {
+        // Broker 1, the last ISR member, came back without the disk that held its replica.
+        let mut p = reg(&[1, 2, 3], &[1], NO_LEADER);
+        p.lost_replicas = vec![1];
+        let all = |_| true;
+        assert_eq!(PartitionChangeBuilder::new(&p, T, 0, &all).build(), None, "no clean leader: the partition stays offline");
+        let r = PartitionChangeBuilder::new(&p, T, 0, &all).election(Election::Preferred).build();
+        assert_eq!(r, None, "not even as the preferred replica");
+        // An unclean election takes a replica that kept its data.
+        let r = PartitionChangeBuilder::new(&p, T, 0, &all).target_isr(vec![]).election(Election::Unclean).build().unwrap();
+        assert_eq!((r.leader, r.isr.clone()), (Some(2), Some(vec![2])));
+        // Once the ISR took it back in (it caught up with a leader), it may lead again.
+        let back = p.merge(&r).merge(&PartitionChangeRecord { isr: Some(vec![2, 1]), ..PartitionChangeRecord::new(T, 0) });
+        assert!(back.lost_replicas.is_empty());
+        let r = PartitionChangeBuilder::new(&back, T, 0, &all).election(Election::Preferred).build().unwrap();
+        assert_eq!(r.leader, Some(1));
     }
 
     #[test]

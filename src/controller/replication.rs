@@ -1087,7 +1087,7 @@ mod tests {
         assert_eq!((image.partition(t, 0).unwrap().leader, image.partition(t, 0).unwrap().isr.clone()), (2, vec![2, 3]));
         assert_eq!(code(&c.elect_leaders(&image, ElectionType::Preferred, &p0)), 80);
         // Broker 1 comes back as a new incarnation, is unfenced and rejoins the ISR.
-        let req = BrokerRegistrationRequest { broker_id: 1, incarnation_id: Uuid::from_u128(77), listeners: vec![], features: vec![], rack: None };
+        let req = BrokerRegistrationRequest { broker_id: 1, incarnation_id: Uuid::from_u128(77), listeners: vec![], features: vec![], rack: None, log_dirs: vec![] };
         let r = c.register_broker(&image, &req, 500, 20).unwrap();
         commit(&mut image, &r);
         let hb = BrokerHeartbeatRequest { broker_id: 1, broker_epoch: 500, current_metadata_offset: 500, want_fence: false, want_shut_down: false };

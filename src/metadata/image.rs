@@ -22,6 +22,8 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     pub fenced: bool,
     pub in_controlled_shutdown: bool,
+    /// The `directory.id`s of the log dirs it registered with (empty when it named none).
+    pub directories: Vec<Uuid>,
 }
 
 impl BrokerRegistration {
@@ -42,6 +44,9 @@ pub struct PartitionRegistration {
     pub leader_recovery_state: LeaderRecoveryState,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas whose broker registered without the log dir that held them (Kafka's
+    /// `DirectoryId.LOST`): not acceptable leaders until they rejoin the ISR.
+    pub lost_replicas: Vec<i32>,
 }
 
 impl PartitionRegistration {
@@ -50,9 +55,12 @@ impl PartitionRegistration {
     pub fn merge(&self, change: &PartitionChangeRecord) -> PartitionRegistration {
         let mut next = self.clone();
         if let Some(isr) = &change.isr {
+            // A replica the ISR takes (back) in has caught up with a leader: its data is whole again.
+            next.lost_replicas.retain(|r| !isr.contains(r) || self.isr.contains(r));
             next.isr = isr.clone();
         }
         if let Some(replicas) = &change.replicas {
+            next.lost_replicas.retain(|r| replicas.contains(r));
             next.replicas = replicas.clone();
         }
         if let Some(removing) = &change.removing_replicas {
@@ -97,6 +105,7 @@ impl PartitionRegistration {
             leader_recovery_state: r.leader_recovery_state,
             leader_epoch: r.leader_epoch,
             partition_epoch: r.partition_epoch,
+            lost_replicas: Vec::new(),
         }
     }
 }
@@ -148,6 +157,8 @@ pub enum ImageError {
     UnknownTopicId(Uuid),
     #[error("unknown partition {partition_id} of topic {topic_id}")]
     UnknownPartition { topic_id: Uuid, partition_id: i32 },
+    #[error("broker {broker_id} is not a replica of partition {partition_id} of topic {topic_id}")]
+    NotAReplica { topic_id: Uuid, partition_id: i32, broker_id: i32 },
     #[error("invalid partition id {0}")]
     InvalidPartitionId(i32),
     #[error("producer id block would move back from {current} to {record}")]
@@ -264,8 +275,12 @@ impl MetadataImage {
                         rack: r.rack.clone(),
                         fenced: r.fenced,
                         in_controlled_shutdown: r.in_controlled_shutdown,
+                        directories: Vec::new(),
                     },
                 );
+            }
+            MetadataRecord::BrokerDirectories(r) => {
+                self.broker_at_epoch(r.broker_id, r.broker_epoch)?.directories = r.directories.clone();
             }
             MetadataRecord::UnregisterBroker(r) => {
                 self.broker_at_epoch(r.broker_id, r.broker_epoch)?;
@@ -314,6 +329,21 @@ impl MetadataImage {
                     .ok_or(ImageError::UnknownPartition { topic_id: r.topic_id, partition_id: r.partition_id })?;
                 let merged = current.merge(r);
                 Arc::make_mut(topic).partitions.insert(r.partition_id, merged);
+            }
+            MetadataRecord::ReplicaDirectoryLost(r) => {
+                let topic = self.topics_by_id.get_mut(&r.topic_id).ok_or(ImageError::UnknownTopicId(r.topic_id))?;
+                let unknown = ImageError::UnknownPartition { topic_id: r.topic_id, partition_id: r.partition_id };
+                let partition = topic.partitions.get(&r.partition_id).ok_or(unknown)?;
+                if !partition.replicas.contains(&r.broker_id) {
+                    return Err(ImageError::NotAReplica { topic_id: r.topic_id, partition_id: r.partition_id, broker_id: r.broker_id });
+                }
+                if !partition.lost_replicas.contains(&r.broker_id) {
+                    // A change to the registration like any other (Kafka carries it in a
+                    // PartitionChangeRecord): the partition epoch moves.
+                    let partition = Arc::make_mut(topic).partitions.get_mut(&r.partition_id).expect("looked up above");
+                    partition.lost_replicas.push(r.broker_id);
+                    partition.partition_epoch = partition.partition_epoch.wrapping_add(1);
+                }
             }
             MetadataRecord::RemoveTopic(r) => {
                 let topic = self.topics_by_id.remove(&r.topic_id).ok_or(ImageError::UnknownTopicId(r.topic_id))?;
@@ -399,11 +429,17 @@ impl MetadataImage {
                 fenced: b.fenced,
                 in_controlled_shutdown: b.in_controlled_shutdown,
             }));
+            if !b.directories.is_empty() {
+                out.push(MetadataRecord::BrokerDirectories(BrokerDirectoriesRecord { broker_id: b.id, broker_epoch: b.epoch, directories: b.directories.clone() }));
+            }
         }
         for t in self.topics_by_id.values() {
             out.push(MetadataRecord::Topic(TopicRecord { name: t.name.clone(), topic_id: t.id }));
             for (id, p) in &t.partitions {
                 out.push(MetadataRecord::Partition(p.to_record(t.id, *id)));
+                for &broker_id in &p.lost_replicas {
+                    out.push(MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id: t.id, partition_id: *id, broker_id }));
+                }
             }
         }
         for (resource, map) in &self.configs {

@@ -97,6 +97,29 @@ pub struct RegisterBrokerRecord {
     pub in_controlled_shutdown: bool,
 }
 
+/// The log directories a broker registered with, by their `directory.id` (Kafka's
+/// `RegisterBrokerRecord.LogDirs`). A record of its own, written right after the broker's
+/// `RegisterBroker`, so that metadata logs written before it still decode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerDirectoriesRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    #[serde(with = "uuids_as_u128")]
+    pub directories: Vec<Uuid>,
+}
+
+/// A replica whose data went with a log directory its broker no longer has (it registered
+/// without it): Kafka's `DirectoryId.LOST` in the partition's directories. Such a replica may not
+/// lead until it has rejoined the ISR, so a wiped disk is never elected over the copies that hold
+/// the records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaDirectoryLostRecord {
+    #[serde(with = "uuid_as_u128")]
+    pub topic_id: Uuid,
+    pub partition_id: i32,
+    pub broker_id: i32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnregisterBrokerRecord {
     pub broker_id: i32,
@@ -245,6 +268,10 @@ pub enum MetadataRecord {
     UserScramCredential(UserScramCredentialRecord),
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     NoOp,
+    // New kinds go last: postcard numbers the variants in order, and logs already written keep
+    // their numbers.
+    BrokerDirectories(BrokerDirectoriesRecord),
+    ReplicaDirectoryLost(ReplicaDirectoryLostRecord),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -303,6 +330,19 @@ mod uuid_as_u128 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
         u128::deserialize(d).map(Uuid::from_u128)
+    }
+}
+
+mod uuids_as_u128 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(ids: &[Uuid], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ids.iter().map(|id| id.as_u128()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uuid>, D::Error> {
+        Vec::<u128>::deserialize(d).map(|ids| ids.into_iter().map(Uuid::from_u128).collect())
     }
 }
 
@@ -405,6 +445,12 @@ pub(crate) mod tests {
             }),
             (s, any::<i8>()).prop_map(|(name, mechanism)| MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord { name, mechanism })),
             Just(MetadataRecord::NoOp),
+            (any::<i32>(), any::<i64>(), prop::collection::vec(arb_uuid(), 0..3)).prop_map(|(broker_id, broker_epoch, directories)| {
+                MetadataRecord::BrokerDirectories(BrokerDirectoriesRecord { broker_id, broker_epoch, directories })
+            }),
+            (arb_uuid(), any::<i32>(), any::<i32>()).prop_map(|(topic_id, partition_id, broker_id)| {
+                MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id, partition_id, broker_id })
+            }),
         ]
     }
 
@@ -440,6 +486,16 @@ pub(crate) mod tests {
         let mut bytes = encode_records(&[MetadataRecord::NoOp]);
         bytes.push(0);
         assert_eq!(decode_records(&bytes), Err(MetadataCodecError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn record_kinds_keep_their_numbers_in_logs_already_written() {
+        // One record of each of the first and of the last old kind, as earlier versions wrote them.
+        let fence = [METADATA_FORMAT_VERSION, 1, 2, 3, 8];
+        assert_eq!(decode_records(&fence), Ok(vec![MetadataRecord::FenceBroker(FenceBrokerRecord { id: -2, epoch: 4 })]));
+        assert_eq!(encode_records(&[MetadataRecord::NoOp]), vec![METADATA_FORMAT_VERSION, 1, 14]);
+        let lost = MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id: Uuid::from_u128(1), partition_id: 0, broker_id: 3 });
+        assert_eq!(encode_records(&[lost]), vec![METADATA_FORMAT_VERSION, 1, 16, 1, 0, 6]);
     }
 
     #[test]

@@ -206,6 +206,7 @@ async fn broker_registration(service: &ControllerService, req: BrokerRegistratio
             .map(|f| BrokerFeature { name: f.name.to_string(), min_supported_version: f.min_supported_version, max_supported_version: f.max_supported_version })
             .collect(),
         rack: req.rack.as_ref().map(|r| r.to_string()),
+        log_dirs: req.log_dirs.clone(),
     };
     match service.decide(|c, image, offset| c.register_broker(image, &request, offset, now_ms())).await {
         Ok(reply) => {

@@ -150,7 +150,9 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     let channel = broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client);
     let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel));
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
-    let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&config.log_dirs[0]));
+    // Kafka's metadata.log.dir: the first log dir unless set.
+    let metadata_log_dir = config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone());
+    let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&metadata_log_dir));
     raft_config.election_timeout_ms = config.long("controller.quorum.election.timeout.ms").unwrap_or(1000).max(1) as u64;
     raft_config.fetch_timeout_ms = config.long("controller.quorum.fetch.timeout.ms").unwrap_or(2000).max(2) as u64;
     let controller_listener = config.topology.controller_listener().ok_or(StartError::Unsupported("controller.listener.names: no controller listener"))?;
