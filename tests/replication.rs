@@ -251,3 +251,40 @@ async fn groups_of_an_offsets_partition_led_elsewhere_are_not_coordinated_here()
     }
     b.stop().await;
 }
+
+/// KIP-320: a consumer's Fetch (v12+) names the epoch of the last batch it fetched; when this
+/// log has no such history up to the fetch offset (it was truncated under the consumer, an
+/// unclean election), the answer carries no records and the diverging epoch with where it ends
+/// here, so the consumer detects the truncation instead of reading records that are not the ones
+/// it skipped.
+#[tokio::test]
+async fn a_consumer_fetch_whose_last_fetched_epoch_diverged_gets_the_diverging_epoch() {
+    let leader = TestBroker::start(&["node.id=1"]).await;
+    create(&leader, "k").await;
+    let tp = TopicPartition::new("k", 0);
+    let lb = leader.running.as_ref().unwrap().broker.clone();
+    let mut c = leader.client().await;
+    // Epoch 1 writes offsets 0..5, epoch 3 writes 5..10.
+    for epoch in [1, 3] {
+        lb.replicas.become_leader(&tp, LeaderAndIsr { leader: 1, leader_epoch: epoch, partition_epoch: epoch, replicas: vec![1], isr: vec![1] }, now_ms()).expect("lead");
+        let r = c.send(&produce("k", 5, -1, 10_000), 9).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch = |offset: i64, last_fetched_epoch: i32| {
+        let mut f = consumer_fetch("k");
+        f.topics[0].partitions[0] = f.topics[0].partitions[0].clone().with_fetch_offset(offset).with_last_fetched_epoch(last_fetched_epoch).with_current_leader_epoch(3);
+        f
+    };
+    // Epoch 2 up to offset 7: never led here; this log's epoch 1 ended at 5.
+    let r = c.send(&fetch(7, 2), 12).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (0, 1, 5));
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()), "no records with a diverging epoch");
+    assert_eq!(p.high_watermark, 10);
+    // A consistent history reads on, with no diverging epoch.
+    let r = c.send(&fetch(5, 1), 12).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (-1, -1));
+    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+    drop(leader);
+}

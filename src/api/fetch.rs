@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
 use super::{error_code, leader_epoch_error};
@@ -34,6 +34,8 @@ struct Wanted {
     tp: Option<TopicPartition>,
     partition: i32,
     fetch_offset: i64,
+    /// The epoch of the last batch the consumer fetched (v12+; -1 when unknown), KIP-320.
+    last_fetched_epoch: i32,
     max_bytes: i32,
     /// Set when the topic could not be resolved.
     error: i16,
@@ -81,6 +83,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 tp,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
+                last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
                 max_bytes: p.partition_max_bytes,
                 error,
             });
@@ -273,8 +276,12 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
             continue;
         };
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+        let mut diverging = None;
         let read = match reader {
-            Reader::Consumer { read_committed } => broker.replicas.read_range(tp, w.fetch_offset, limit, min_one, read_committed),
+            Reader::Consumer { read_committed } => broker.replicas.read_range_after(tp, w.fetch_offset, w.last_fetched_epoch, limit, min_one, read_committed).map(|(read, d)| {
+                diverging = d;
+                read
+            }),
             Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(read, expand)| {
                 if let Some(isr) = expand {
                     crate::broker::isr::propose(broker, tp, isr);
@@ -300,9 +307,12 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
                         .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
                         .collect()
                 });
+                // The consumer's copy diverged from this log: no records, where its epoch ends here.
+                let diverging_epoch = diverging.map_or_else(EpochEndOffset::default, |(epoch, end_offset)| EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset));
                 out.push(
                     PartitionData::default()
                         .with_partition_index(w.partition)
+                        .with_diverging_epoch(diverging_epoch)
                         .with_high_watermark(offsets.high_watermark)
                         .with_last_stable_offset(offsets.last_stable_offset)
                         .with_log_start_offset(start(offsets.log_start_offset))

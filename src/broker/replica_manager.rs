@@ -13,6 +13,7 @@ use bytes::Bytes;
 use crate::records::control::{self, Marker};
 use crate::records::validate::validate;
 use crate::records::RecordsError;
+use crate::storage::leader_epoch::{UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 use crate::storage::producer_state::ProducerEntry;
 use crate::storage::txn_index::AbortedTxn;
 use crate::storage::log_manager::LogManager;
@@ -585,6 +586,16 @@ impl ReplicaManager {
     /// append, or bytes not in the page cache answer [`nowait::would_block`] (as a storage error)
     /// and the caller asks again where it may wait.
     pub fn read_range(&self, tp: &TopicPartition, fetch_offset: i64, max_bytes: usize, min_one: bool, read_committed: bool) -> Result<PartitionRead, ReplicaError> {
+        self.read_range_after(tp, fetch_offset, UNDEFINED_EPOCH, max_bytes, min_one, read_committed).map(|(read, _)| read)
+    }
+
+    /// A fetch's read (KIP-320): as [`ReplicaManager::read_range`], unless the epoch of the last
+    /// batch the reader fetched (`last_fetched_epoch`, Fetch v12+) shows that its copy diverged
+    /// from this log (the log was truncated under it, an unclean election): then nothing is read
+    /// and the answer is this log's (epoch, end offset) for that epoch, where the reader must
+    /// truncate or validate its position, as Kafka's `Partition.readRecords`. An epoch this log
+    /// cannot place (no epochs recorded, one newer than its latest) is not checked.
+    pub fn read_range_after(&self, tp: &TopicPartition, fetch_offset: i64, last_fetched_epoch: i32, max_bytes: usize, min_one: bool, read_committed: bool) -> Result<(PartitionRead, Option<(i32, i64)>), ReplicaError> {
         let wait_free = nowait::active();
         let log = if wait_free {
             self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)?
@@ -601,13 +612,19 @@ impl ReplicaManager {
             log.lock().unwrap_or_else(|e| e.into_inner())
         };
         let offsets = Self::offsets_of(&log);
+        if last_fetched_epoch >= 0 && fetch_offset >= offsets.log_start_offset {
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
+            if epoch != UNDEFINED_EPOCH && end != UNDEFINED_EPOCH_OFFSET && (epoch < last_fetched_epoch || end < fetch_offset) {
+                return Ok((PartitionRead { offsets, records: None, aborted: Vec::new(), readahead: None }, Some((epoch, end))));
+            }
+        }
         let upper = if read_committed { offsets.last_stable_offset } else { offsets.high_watermark };
         let located = log.read_range(fetch_offset, max_bytes, upper).map_err(|e| self.read_failed(tp, "read", e))?;
         let Some(records) = located.records.filter(|r| min_one || r.len <= max_bytes) else {
-            return Ok(PartitionRead { offsets, records: None, aborted: Vec::new(), readahead: None });
+            return Ok((PartitionRead { offsets, records: None, aborted: Vec::new(), readahead: None }, None));
         };
         let aborted = if read_committed { log.aborted_transactions(fetch_offset, located.last_offset + 1) } else { Vec::new() };
-        Ok(PartitionRead { offsets, records: Some(records), aborted, readahead: located.readahead })
+        Ok((PartitionRead { offsets, records: Some(records), aborted, readahead: located.readahead }, None))
     }
 
     /// The producers with state on a partition (DescribeProducers), with the partition's open
@@ -692,6 +709,35 @@ mod tests {
 
     fn would_block(r: &Result<PartitionRead, ReplicaError>) -> bool {
         matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
+    }
+
+    #[test]
+    fn a_consumer_whose_last_fetched_epoch_diverged_gets_where_that_epoch_ends_instead_of_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rm = replicas(dir.path());
+        let tp = TopicPartition::new("d", 0);
+        rm.create_partition(&tp, LogConfig::default()).expect("create");
+        let log = rm.logs.get(&tp).expect("log");
+        // Epoch 1 wrote offsets 0..5, epoch 3 wrote 5..10 (epoch 2 was never led here).
+        for (epoch, records) in [(1, 5), (3, 5)] {
+            log.lock().expect("lock").begin_leader_epoch(epoch).expect("epoch");
+            rm.append(&tp, &Bytes::from(simple_batch(records))).expect("append");
+        }
+        let read = |epoch: i32, offset: i64| rm.read_range_after(&tp, offset, epoch, 1 << 20, true, false).expect("read");
+        // A consumer that fetched up to 7 in an epoch 2 this log never had: its copy diverged at 5.
+        let (r, diverging) = read(2, 7);
+        assert_eq!((diverging, r.records.is_some()), (Some((1, 5)), false));
+        // One whose epoch 1 went on past where this log's epoch 1 ended (it was truncated).
+        assert_eq!(read(1, 7).1, Some((1, 5)));
+        // Consistent histories read on: epoch 1 up to its end, epoch 3 inside it.
+        for (epoch, offset) in [(1, 5), (3, 8), (3, 10)] {
+            let (r, diverging) = read(epoch, offset);
+            assert_eq!(diverging, None, "epoch {epoch} at {offset}");
+            assert_eq!(r.records.is_some(), offset < 10);
+        }
+        // No epoch (-1, before Fetch v12) or one this log cannot place (newer than its latest): no check.
+        assert_eq!(read(-1, 7).1, None);
+        assert_eq!(read(9, 7).1, None);
     }
 
     #[test]
