@@ -174,6 +174,21 @@ async fn metrics_move_with_produce_fetch_and_commits() {
 }
 
 #[tokio::test]
+async fn fdatasyncs_of_durable_mode_are_timed() {
+    let b = TestBroker::start(&["fjord.log.flush.on.acks.all=true"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "durable", 1).await;
+    // Process-wide: other tests of this binary may sync too, so only growth is asserted.
+    let count = |s: &Scrape| s.histogram("fjord_fsync_time_ms", &[]).last().map_or(0.0, |b| b.count);
+    let before = count(&Scrape::of(&b).await);
+    assert_eq!(produce(&mut c, "durable", 0, batch(3, 1_000, Compression::None)).await, 0, "acks=all answered after its fdatasync");
+    let after = Scrape::of(&b).await;
+    assert!(count(&after) > before, "{before} -> {}", count(&after));
+    assert!(after.get("fjord_fsync_time_ms_sum", &[]) > 0.0);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn deleting_a_topic_removes_its_series() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;

@@ -22,8 +22,16 @@ const REQUEST_SLOTS: usize = API_KEYS_MAX + 2;
 /// Kafka's error codes run from -1 (UNKNOWN_SERVER_ERROR) up; codes beyond this are counted as -1.
 const ERROR_CODES_MAX: usize = 160;
 
-/// Upper bounds (ms) of the request total-time histogram buckets; the last bucket is +Inf.
-pub const REQUEST_TIME_BUCKETS_MS: [f64; 14] = [0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+/// Bounds of the time histograms (request total time, fdatasync time).
+const TIME_BOUNDS: usize = 14;
+
+/// Upper bounds (ms) of the time histograms' buckets; the last bucket is +Inf.
+pub const REQUEST_TIME_BUCKETS_MS: [f64; TIME_BOUNDS] = [0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0];
+
+/// Every fdatasync of a segment or index file, timed around the storage backend's call (with
+/// io_uring, its wait in the ring's queue included). Process-wide: the storage layer records it
+/// without knowing the broker.
+pub static FSYNC_TIME: AtomicHistogram = AtomicHistogram::new(&REQUEST_TIME_BUCKETS_MS);
 
 /// Which request a measurement belongs to, as Kafka's RequestMetrics names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,16 +57,16 @@ impl RequestKind {
 /// a short array.
 #[derive(Debug)]
 pub struct AtomicHistogram {
-    bounds: &'static [f64],
+    bounds: &'static [f64; TIME_BOUNDS],
     /// One per bound, plus +Inf; not cumulative (the renderer sums them).
-    buckets: Box<[AtomicU64]>,
+    buckets: [AtomicU64; TIME_BOUNDS + 1],
     /// The sum in microseconds, so it stays an integer.
     sum_us: AtomicU64,
 }
 
 impl AtomicHistogram {
-    pub fn new(bounds: &'static [f64]) -> AtomicHistogram {
-        AtomicHistogram { bounds, buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(), sum_us: AtomicU64::new(0) }
+    pub const fn new(bounds: &'static [f64; TIME_BOUNDS]) -> AtomicHistogram {
+        AtomicHistogram { bounds, buckets: [const { AtomicU64::new(0) }; TIME_BOUNDS + 1], sum_us: AtomicU64::new(0) }
     }
 
     /// Records a duration against bounds in milliseconds.

@@ -234,7 +234,13 @@ impl Collector for Scrape {
         let sums: Vec<(Labels, i64)> = lag_sum.into_iter().map(|(g, l)| (vec![("consumergroup", g.to_string())], l)).collect();
         gauge(e, "kafka_consumergroup_lag_sum", "A group's lag summed over its partitions with a log here.", &sums)?;
 
-        // Fjord's own: the io_uring backend's batching and group commit.
+        // Fjord's own: fdatasync time, the io_uring backend's batching and group commit.
+        {
+            let (sum, count, buckets) = super::FSYNC_TIME.read_ms();
+            let mut h = e.encode_descriptor("fjord_fsync_time_ms", "Time of each fdatasync of a segment or index file, in ms (with io_uring, its queueing included).", None, MetricType::Histogram)?;
+            let none: Labels = Vec::new();
+            h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
         if let Some([rounds, ops, fsync_requests, fsyncs_issued, fsyncs_coalesced]) = s.uring {
             counter(e, "fjord_uring_submission_rounds", "io_uring submission rounds (one submit-and-wait each).", &[(Vec::new(), rounds)])?;
             counter(e, "fjord_uring_completions", "io_uring requests completed.", &[(Vec::new(), ops)])?;
@@ -296,5 +302,6 @@ mod tests {
         assert_eq!(value(&text, "kafka_coordinator_group_groupmetadatamanager_numgroups"), Some(2.0));
         assert_eq!(value(&text, "kafka_server_replicamanager_underreplicatedpartitions"), Some(0.0));
         assert!(text.contains("# TYPE kafka_network_requestmetrics_totaltimems histogram"));
+        assert!(text.contains("# TYPE fjord_fsync_time_ms histogram"));
     }
 }
