@@ -88,8 +88,10 @@ fjord_start() {
   FJORD_LOG_FILE="$WORK/fjord.$FJORD_START_COUNT.log"
   local args=()
   if [ -f "$FJORD_CONFIG" ]; then args+=(--config "$FJORD_CONFIG"); fi
+  # The HTTP listener (/metrics) on a port the kernel picks: suites may run beside other brokers.
   args+=(--override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT"
          --override "log.dirs=$data_dir"
+         --override "fjord.http.listener=${FJORD_HTTP_LISTENER:-127.0.0.1:0}"
          "$@")
   log "starting $FJORD_BIN ${args[*]} (log $FJORD_LOG_FILE)"
   "$FJORD_BIN" "${args[@]}" >"$FJORD_LOG_FILE" 2>&1 &

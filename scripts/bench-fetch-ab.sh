@@ -29,7 +29,7 @@ data="$WORK/data"
 pid=""
 trap '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }' EXIT
 start() {
-  "$1" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
+  "$1" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
     --override num.partitions=1 >> "$WORK/fjord.log" 2>&1 &
   pid=$!
   for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.001; done

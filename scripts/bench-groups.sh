@@ -24,7 +24,7 @@ def free_port():
 
 def start(delay_ms):
     d = tempfile.mkdtemp(dir="bench/out"); port = free_port()
-    p = subprocess.Popen([binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={d}/data",
+    p = subprocess.Popen([binary, "--override", "fjord.http.listener=none", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={d}/data",
                           "--override", f"group.initial.rebalance.delay.ms={delay_ms}"], stderr=subprocess.DEVNULL)
     for _ in range(500):
         try:

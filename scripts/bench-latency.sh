@@ -86,7 +86,7 @@ start_broker() {
   local logf="$1" port; shift
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   STARTED_DATA=$(mktemp -d "$WORK/data.XXXXXX")
-  "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$STARTED_DATA" \
+  "$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$STARTED_DATA" \
     --override num.partitions=1 "$@" > "$logf" 2>&1 &
   STARTED_PID=$!
   for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.001; done

@@ -20,7 +20,7 @@ bench_build "$WORK"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data="$WORK/profile-data"
 rm -rf "$data"
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" > "$WORK/profile-fjord.log" 2>&1 &
+"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" > "$WORK/profile-fjord.log" 2>&1 &
 fpid=$!
 trap 'kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.001; done

@@ -34,7 +34,7 @@ start() {
 import socket, subprocess, sys, time
 binary, port, data, logf = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 t0 = time.monotonic()
-p = subprocess.Popen([binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
+p = subprocess.Popen([binary, "--override", "fjord.http.listener=none", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
                       "--override", "num.partitions=8"], stdout=open(logf, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 while p.poll() is None:
     try:

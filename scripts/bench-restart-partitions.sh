@@ -81,7 +81,7 @@ def produce_ok(sock):
     return struct.unpack_from(">h", r, i)[0] == 0
 t0 = time.monotonic()
 extra = [a for kv in os.environ.get("BENCH_OVERRIDES", "").split() for a in ("--override", kv)]
-p = subprocess.Popen([binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
+p = subprocess.Popen([binary, "--override", "fjord.http.listener=none", "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}", "--override", f"log.dirs={data}",
                       "--override", "log.flush.offset.checkpoint.interval.ms=2000"] + extra,
                      stdout=open(logf, "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 meta_ms = prod_ms = None

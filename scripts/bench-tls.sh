@@ -45,7 +45,7 @@ rm -rf "$PKI"; mkdir -p "$PKI"
 plain_port=$(free_port); ssl_port=$(free_port)
 DATA="$WORK/data"
 rm -rf "$DATA"
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$plain_port,SSL://127.0.0.1:$ssl_port" \
+"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$plain_port,SSL://127.0.0.1:$ssl_port" \
   --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL" \
   --override ssl.keystore.type=PEM --override "ssl.keystore.location=$PKI/keystore.pem" \
   --override "log.dirs=$DATA" > "$WORK/fjord.log" 2>&1 &

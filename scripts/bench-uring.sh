@@ -45,7 +45,7 @@ start_broker() { # backend durable logfile
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   rm -rf "$WORK/udata"
-  "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/udata" \
+  "$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/udata" \
     --override "io.backend=$1" --override "fjord.log.flush.on.acks.all=$2" "${extra_args[@]}" > "$3" 2>&1 &
   pid=$!
   for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.001; done

@@ -44,7 +44,7 @@ strace -f -qq -o /dev/null true 2>/dev/null \
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 data="$WORK/data"
 rm -rf "$data"
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
+"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
   --override num.partitions=1 > "$WORK/fjord.log" 2>&1 &
 pid=$!
 spid=""

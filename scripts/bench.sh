@@ -119,7 +119,7 @@ starts=()
 for _ in 1 2 3; do
   rm -rf "$WORK/data-startup"
   t0=$(date +%s%N)
-  "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/data-startup" > "$WORK/fjord-startup.log" 2>&1 &
+  "$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/data-startup" > "$WORK/fjord-startup.log" 2>&1 &
   spid=$!
   wait_port "$port"
   starts+=($(( ($(date +%s%N) - t0) / 1000000 )))
@@ -146,7 +146,7 @@ trap cleanup EXIT
 rm -rf "$FJORD_DATA" "$KAFKA_DIR"
 FJORD_OVERRIDES=()
 for kv in ${BENCH_FJORD_OVERRIDES:-}; do FJORD_OVERRIDES+=(--override "$kv"); done
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$FJORD_DATA" "${FJORD_OVERRIDES[@]}" > "$WORK/fjord.log" 2>&1 &
+"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$FJORD_DATA" "${FJORD_OVERRIDES[@]}" > "$WORK/fjord.log" 2>&1 &
 fpid=$!
 wait_port "$port"
 sleep 1
@@ -255,7 +255,7 @@ rm -rf "$FJORD_DATA" "$KAFKA_DIR"
 #    10k records across them, then 2 s idle).
 port100=$(free_port)
 rm -rf "$WORK/data100"
-"$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$port100" --override "log.dirs=$WORK/data100" \
+"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port100" --override "log.dirs=$WORK/data100" \
   --override num.partitions=100 > "$WORK/fjord100.log" 2>&1 &
 pid100=$!
 wait_port "$port100"
@@ -272,7 +272,7 @@ rm -rf "$WORK/data100"
 if [ "${BENCH_DROPBEHIND:-0}" = 1 ]; then
   portdb=$(free_port)
   rm -rf "$WORK/data-db"
-  "$FJORD_BIN" --override "listeners=PLAINTEXT://127.0.0.1:$portdb" --override "log.dirs=$WORK/data-db" \
+  "$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$portdb" --override "log.dirs=$WORK/data-db" \
     --override fjord.log.writeback.step.bytes=2097152 --override fjord.log.drop.behind.bytes=33554432 \
     > "$WORK/fjord-db.log" 2>&1 &
   piddb=$!

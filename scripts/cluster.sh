@@ -68,6 +68,7 @@ start_node() {
          --override "controller.quorum.voters=$voters"
          --override "process.roles=broker,controller"
          --override "log.dirs=$ndir/data"
+         --override "fjord.http.listener=${FJORD_HTTP_LISTENER:-127.0.0.1:0}"
          "${EXTRA[@]}")
   printf '== start %s\n' "$(date -u +%FT%TZ)" >>"$ndir/fjord.log"
   # setsid: the node is not in the caller's process group, so a Ctrl-C there does not reach it.

@@ -236,6 +236,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Fjord: most segment and index files kept open at once, broker-wide; files past it are closed least recently used first and reopened on their next use, so descriptors do not grow with the partition count. 0 = derived from the open-files limit (RLIMIT_NOFILE) at startup, leaving a quarter of it (at least 256) to sockets and other files.",
     ),
     def(
+        "fjord.http.listener",
+        Some("127.0.0.1:9644"),
+        T::String,
+        "Fjord: host:port of the HTTP listener serving /metrics (Prometheus text), /health and /ready; none = no HTTP listener. Startup fails when it cannot be bound, as for the Kafka listeners.",
+    ),
+    def("fjord.http.connections.max", Some("16"), T::Int, "Fjord: most open HTTP connections; more are closed at accept."),
+    def("fjord.http.request.timeout.ms", Some("10000"), T::Long, "Fjord: how long an HTTP client has to send a request's headers, in ms; a slower one is disconnected."),
+    def("fjord.http.connection.max.ms", Some("60000"), T::Long, "Fjord: longest life of an HTTP connection, in ms (a keep-alive scraper reconnects after it)."),
+    def(
         "fjord.fetch.readahead.bytes",
         Some("16777216"),
         T::Long,
@@ -590,6 +599,25 @@ pub struct ProcessRoles {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumConfig {
     pub voters: BTreeMap<i32, Endpoint>,
+}
+
+/// The HTTP listener of `/metrics`, `/health` and `/ready` (`fjord.http.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where to bind; None: `fjord.http.listener=none`.
+    pub listener: Option<Endpoint>,
+    pub connections_max: usize,
+    pub request_timeout_ms: u64,
+    pub connection_max_ms: u64,
+}
+
+/// `fjord.http.listener`: `host:port`, or `none`.
+fn parse_http_listener(value: &str) -> Result<Option<Endpoint>, ConfigError> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    parse_host_port("fjord.http.listener", value, value).map(Some)
 }
 
 /// `host:port` (an IPv6 host in brackets).
@@ -964,6 +992,8 @@ pub struct Config {
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
     pub log_flush_on_acks_all: bool,
+    /// The HTTP listener (`fjord.http.*`).
+    pub http: HttpConfig,
     pub group_initial_rebalance_delay_ms: u64,
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -1058,6 +1088,7 @@ impl Config {
             queued_max_requests: 500,
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
+            http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1 },
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
             group_max_session_timeout_ms: 0,
@@ -1174,6 +1205,12 @@ impl Config {
                 lag_time_max_ms: positive("replica.lag.time.max.ms", c.long("replica.lag.time.max.ms")?)?,
             },
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
+            http: HttpConfig {
+                listener: parse_http_listener(&c.string("fjord.http.listener"))?,
+                connections_max: positive("fjord.http.connections.max", c.long("fjord.http.connections.max")?)? as usize,
+                request_timeout_ms: positive("fjord.http.request.timeout.ms", c.long("fjord.http.request.timeout.ms")?)? as u64,
+                connection_max_ms: positive("fjord.http.connection.max.ms", c.long("fjord.http.connection.max.ms")?)? as u64,
+            },
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: c.int("group.max.session.timeout.ms")?,
@@ -1654,6 +1691,23 @@ mod tests {
         let c = Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "4194304")])).unwrap();
         assert_eq!(c.log_config(&BTreeMap::new()).unwrap().writeback_step_bytes, 4 << 20);
         assert!(Config::from_properties(props(&[("fjord.log.writeback.step.bytes", "-4")])).is_err());
+    }
+
+    #[test]
+    fn the_http_listener_is_on_loopback_by_default_off_with_none_and_its_limits_are_positive() {
+        let c = Config::from_properties(props(&[])).unwrap();
+        assert_eq!(c.http.listener, Some(Endpoint { host: "127.0.0.1".into(), port: 9644 }));
+        assert_eq!((c.http.connections_max, c.http.request_timeout_ms, c.http.connection_max_ms), (16, 10_000, 60_000));
+        assert_eq!(Config::from_properties(props(&[("fjord.http.listener", "none")])).unwrap().http.listener, None);
+        assert_eq!(Config::from_properties(props(&[("fjord.http.listener", "NONE")])).unwrap().http.listener, None);
+        let c = Config::from_properties(props(&[("fjord.http.listener", "0.0.0.0:0")])).unwrap();
+        assert_eq!(c.http.listener, Some(Endpoint { host: "0.0.0.0".into(), port: 0 }));
+        for bad in ["9644", "host:port", "127.0.0.1:70000", ""] {
+            assert!(Config::from_properties(props(&[("fjord.http.listener", bad)])).is_err(), "{bad:?}");
+        }
+        assert!(Config::from_properties(props(&[("fjord.http.connections.max", "0")])).is_err());
+        assert!(Config::from_properties(props(&[("fjord.http.request.timeout.ms", "-1")])).is_err());
+        assert!(broker_def("fjord.http.listener").is_some_and(|d| !d.doc.is_empty()));
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod controller;
 pub mod coordinator;
 pub mod fault_log;
 pub mod group;
+pub mod http;
+pub mod metrics;
 pub mod metadata;
 pub mod node;
 pub mod txn;

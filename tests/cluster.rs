@@ -53,6 +53,8 @@ fn node_configs_with(n: i32, extra: &[&str], per_node: impl Fn(&std::path::Path)
             format!("log.dirs={}", dir.path().display()),
             "broker.session.timeout.ms=3000".to_string(),
             "broker.heartbeat.interval.ms=200".to_string(),
+            // Several nodes in one process: each HTTP listener on a port the kernel picks.
+            "fjord.http.listener=127.0.0.1:0".to_string(),
         ];
         o.extend(extra.iter().map(|s| s.to_string()));
         o.extend(per_node(dir.path()));
@@ -256,10 +258,14 @@ async fn a_node_serves_clients_only_once_caught_up_with_the_metadata_log() {
     let pending = tokio::spawn(async move { c.send(&req, 12).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!pending.is_finished(), "a node without a quorum answered a client before catching up");
+    let http = first.running.as_ref().and_then(|r| r.http_addr).expect("an HTTP listener");
+    assert_eq!(common::http_get(http, "/health").await.0, 200, "the process is up");
+    assert_eq!(common::http_get(http, "/ready").await.0, 503, "not ready before catching up with the metadata log");
 
     let rest = futures_join(configs.map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } })).await;
     let m = tokio::time::timeout(Duration::from_secs(15), pending).await.expect("answered once caught up").unwrap();
     assert!(m.brokers.iter().any(|b| b.node_id.0 == 1), "the caught-up image lists this broker: {:?}", m.brokers);
+    assert_eq!(common::http_get(http, "/ready").await.0, 200, "ready once serving clients");
 
     for mut n in rest.into_iter().chain(std::iter::once(first)) {
         if let Some(r) = n.running.take() {

@@ -29,6 +29,7 @@ fn config(a: &std::path::Path, b: &std::path::Path) -> Config {
         format!("log.dirs={},{}", a.display(), b.display()),
         "offsets.topic.num.partitions=2".to_string(),
         "transaction.state.log.num.partitions=2".to_string(),
+        "fjord.http.listener=none".to_string(),
     ];
     Config::load(None, &o).expect("test config")
 }

@@ -292,6 +292,7 @@ async fn a_small_open_files_budget_serves_hundreds_of_partitions_and_survives_re
         "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
         format!("log.dirs={}", crashed.path().display()),
         "fjord.log.open.files.max=64".to_string(),
+        "fjord.http.listener=none".to_string(),
     ];
     let running = fjord::node::start(fjord::config::Config::load(None, &overrides).expect("config")).await.expect("unclean start");
     let logs = running.broker.replicas.logs();

@@ -26,6 +26,7 @@ fn config(a: &std::path::Path, b: &std::path::Path, port: u16) -> Config {
         format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
         format!("log.dirs={},{}", a.display(), b.display()),
         "fjord.log.flush.on.acks.all=true".to_string(),
+        "fjord.http.listener=none".to_string(),
     ];
     Config::load(None, &o).expect("test config")
 }

@@ -52,7 +52,9 @@ class Broker:
         args = [self.bin]
         if os.path.exists(self.config):
             args += ["--config", self.config]
-        for kv in ["listeners=PLAINTEXT://127.0.0.1:%d" % self.port, "log.dirs=%s" % self.data_dir] + self.overrides:
+        # The HTTP listener on a port the kernel picks: several brokers may run on this machine.
+        base = ["listeners=PLAINTEXT://127.0.0.1:%d" % self.port, "log.dirs=%s" % self.data_dir, "fjord.http.listener=127.0.0.1:0"]
+        for kv in base + self.overrides:
             args += ["--override", kv]
         return args
 

@@ -25,6 +25,8 @@ use crate::types::TopicPartition;
 pub struct Fetched {
     pub response: FetchResponse,
     pub files: Vec<FileRange>,
+    /// A follower replica fetched (Kafka's FetchFollower request metrics), not a consumer.
+    pub follower: bool,
 }
 
 /// A partition of the request after its topic was resolved.
@@ -56,7 +58,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     if req.session_id != 0 {
         // We never hand out session ids, so any incremental fetch names an unknown session.
         let response = FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
-        return Fetched { response, files: Vec::new() };
+        return Fetched { response, files: Vec::new(), follower: false };
     }
     let by_id = version >= 13;
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
@@ -126,16 +128,47 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             let expired = tokio::time::Instant::now() >= deadline;
             if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
                 let mut topics = topics;
+                count_bytes_out(broker, &wanted, &read.parts, reader);
                 for (w, p) in wanted.iter().zip(read.parts) {
                     topics[w.topic].partitions.push(p);
                 }
                 let response = with_leader_hints(broker, FetchResponse::default().with_session_id(0).with_responses(topics), version);
-                return Fetched { response, files: read.files };
+                return Fetched { response, files: read.files, follower: matches!(reader, Reader::Follower { .. }) };
             }
         }
         tokio::select! {
             _ = watch.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// BrokerTopicMetrics of a fetch's final pass: record bytes out and one fetch request per topic
+/// (failed when a partition of it failed); a follower's bytes count as replication bytes out.
+fn count_bytes_out(broker: &Broker, wanted: &[Wanted], parts: &[PartitionData], reader: Reader) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = &broker.metrics;
+    let follower = matches!(reader, Reader::Follower { .. });
+    // Partitions of a topic are adjacent in `wanted`: one counters lookup per topic.
+    let mut current: Option<(&str, std::sync::Arc<crate::metrics::TopicCounters>, bool)> = None;
+    for (w, p) in wanted.iter().zip(parts) {
+        let bytes = p.records.as_ref().map_or(0, |r| r.len()) as u64;
+        if follower {
+            m.replication_bytes_out.fetch_add(bytes, Relaxed);
+            continue;
+        }
+        let Some(tp) = &w.tp else { continue };
+        if current.as_ref().is_none_or(|(t, _, _)| *t != tp.topic.as_str()) {
+            let counters = m.topic(&tp.topic);
+            counters.fetch_requests.fetch_add(1, Relaxed);
+            current = Some((tp.topic.as_str(), counters, false));
+        }
+        if let Some((_, c, failed)) = &mut current {
+            c.bytes_out.fetch_add(bytes, Relaxed);
+            if p.error_code != 0 && !*failed {
+                c.failed_fetch_requests.fetch_add(1, Relaxed);
+                *failed = true;
+            }
         }
     }
 }

@@ -59,6 +59,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::broker::Broker;
+use crate::metrics::RequestKind;
 use crate::protocol::chain::Piece;
 use crate::protocol::header::{decode_request_header, encode_response_pieces, peek_prefix};
 use crate::protocol::versions;
@@ -145,7 +146,26 @@ pub fn may_answer_later(frame: &[u8]) -> bool {
 }
 
 /// Handles one request frame (without its length prefix). `Err`: the connection must be closed.
+/// Counts the request and its time to an answer (Kafka's RequestMetrics; a durable-mode produce
+/// answered later is timed to its handoff).
 pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: Bytes) -> Result<Reply, FrameError> {
+    let started = std::time::Instant::now();
+    let mut kind = peek_prefix(&frame).map(|p| RequestKind::Api(p.api_key));
+    let reply = dispatch(broker, session, frame, &mut kind).await;
+    if let Some(kind) = kind {
+        broker.metrics.record_request(kind, started.elapsed());
+    }
+    reply
+}
+
+/// Counts each partition's error code of a response (NONE included), as Kafka's errors metric.
+fn count_errors(broker: &Broker, kind: RequestKind, codes: impl Iterator<Item = i16>) {
+    for code in codes {
+        broker.metrics.record_error(kind, code);
+    }
+}
+
+async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kind: &mut Option<RequestKind>) -> Result<Reply, FrameError> {
     let prefix = peek_prefix(&frame).ok_or_else(|| FrameError::Malformed(anyhow!("request shorter than a header")))?;
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
@@ -222,13 +242,18 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             let b = broker.clone();
             match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
                 produce::Outcome::Respond(mut resp) => {
+                    count_errors(broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
                     encode(key, version, corr, &resp).map(Reply::now)
                 }
                 produce::Outcome::AfterSync(durable) => {
                     let broker = broker.clone();
-                    Ok(Reply::Later(tokio::spawn(async move { encode(key, version, corr, &durable.answer(broker).await) })))
+                    Ok(Reply::Later(tokio::spawn(async move {
+                        let resp = durable.answer(broker.clone()).await;
+                        count_errors(&broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
+                        encode(key, version, corr, &resp)
+                    })))
                 }
                 produce::Outcome::Silent => Ok(Reply::Now(None)),
                 produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
@@ -239,6 +264,10 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
             // for them, and the file ranges fill their slots after encoding.
             let req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let mut fetched = fetch::handle(broker, req, version).await;
+            let fetch_kind = if fetched.follower { RequestKind::FetchFollower } else { RequestKind::FetchConsumer };
+            *kind = Some(fetch_kind);
+            let top = (fetched.response.error_code != 0).then_some(fetched.response.error_code);
+            count_errors(broker, fetch_kind, top.into_iter().chain(fetched.response.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code))));
             on_listener!(fetched.response.node_endpoints);
             encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
         }
@@ -272,7 +301,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
-        ApiKey::OffsetCommit => serve_on_pool!(OffsetCommitRequest, offset_commit::handle),
+        ApiKey::OffsetCommit => {
+            let req = OffsetCommitRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
+            count_errors(broker, RequestKind::Api(key as i16), resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::OffsetFetch => serve_on_pool!(OffsetFetchRequest, offset_fetch::handle),
         ApiKey::DescribeGroups => serve_on_pool!(DescribeGroupsRequest, describe_groups::handle),
         ApiKey::ListGroups => serve_on_pool!(ListGroupsRequest, list_groups::handle),

@@ -1,6 +1,7 @@
 //! Produce: per-partition validation and append, acks 0 / 1 / -1 (in durable mode -1 is answered after fdatasync). acks=0 gets no response.
 //! Per-partition faults go into the response; one partition's error never fails the others.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
@@ -166,6 +167,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
         let topic_index = responses.len();
         let name = topic.name.0.to_string();
         let meta = broker.metadata.topic(&name);
+        // BrokerTopicMetrics: bytes and records appended, counted once per topic of the request.
+        let (mut bytes_in, mut messages_in) = (0u64, 0u64);
         let partitions = topic
             .partition_data
             .into_iter()
@@ -203,6 +206,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                 }
                 match broker.replicas.append_for_produce(&tp, &records, acks) {
                     Ok((a, sync)) => {
+                        bytes_in += records.len() as u64;
+                        messages_in += (a.acked_at - a.base_offset).max(0) as u64;
                         if let Some(sync) = sync {
                             syncs.push((topic_index, partition_index, sync));
                         }
@@ -260,6 +265,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
             })
             .collect();
         let partitions: Vec<PartitionProduceResponse> = partitions;
+        if meta.is_some() {
+            // Only known topics get series: a client naming random topics must not grow the map.
+            let counters = broker.metrics.topic(&name);
+            counters.produce_requests.fetch_add(1, Relaxed);
+            counters.bytes_in.fetch_add(bytes_in, Relaxed);
+            counters.messages_in.fetch_add(messages_in, Relaxed);
+            if partitions.iter().any(|p| p.error_code != 0) {
+                counters.failed_produce_requests.fetch_add(1, Relaxed);
+            }
+        }
         let partitions = partitions
             .into_iter()
             .map(|mut p| {

@@ -87,6 +87,8 @@ pub struct Broker {
     pub fetchers: replica_fetcher::ReplicaFetchers,
     /// The cluster as this node knows it, in a metadata quorum; `None` on a single node.
     pub cluster: Option<Arc<cluster::ClusterState>>,
+    /// What the request path counts for `/metrics`.
+    pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
     shutdown: watch::Receiver<bool>,
@@ -478,6 +480,7 @@ impl Broker {
 
     /// Removes the logs of every partition of `meta` that still has one.
     fn delete_partition_logs(&self, meta: &TopicMeta) {
+        self.metrics.remove_topic(&meta.name);
         for p in 0..meta.partitions {
             let tp = TopicPartition::new(meta.name.clone(), p);
             match self.replicas.delete_partition(&tp) {
@@ -988,6 +991,7 @@ impl Broker {
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),
             cluster,
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             shutdown,
         });

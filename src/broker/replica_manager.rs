@@ -344,6 +344,11 @@ impl ReplicaManager {
         out
     }
 
+    /// Every partition with a replica here, by name (the map's lock held only to copy it).
+    pub fn all_partitions(&self) -> Vec<(TopicPartition, Arc<Partition>)> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(tp, p)| (tp.clone(), p.clone())).collect()
+    }
+
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
         self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(tp).cloned()
     }

@@ -1004,6 +1004,27 @@ impl GroupCoordinator {
         out
     }
 
+    /// Every group's id, state, type and committed offsets, for metrics: read only (no session is
+    /// expired, nothing written), one shard locked at a time.
+    pub fn groups_for_metrics(&self) -> Vec<crate::metrics::GroupView> {
+        let shards = self.groups.view_current();
+        let mut out = Vec::new();
+        for p in 0..shards.partitions() {
+            let Some(groups) = shards.lock(p) else { continue };
+            out.extend(groups.values().map(|e| crate::metrics::GroupView {
+                group_id: e.group.id.clone(),
+                state: match &e.consumer {
+                    Some(g) => g.state().as_str(),
+                    None => e.group.state.as_str(),
+                },
+                group_type: if e.consumer.is_some() { "consumer" } else { "classic" },
+                committed: e.offsets.iter().map(|((t, p), c)| (t.clone(), *p, c.offset)).collect(),
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
     /// DeleteGroups: only an Empty group; its offsets and metadata get tombstones.
     pub fn delete_group(&self, log: &dyn GroupLog, group_id: &str) -> Result<(), GroupError> {
         if group_id.is_empty() {

@@ -21,6 +21,8 @@ pub enum StartError {
     Broker(#[from] broker::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("cannot listen on fjord.http.listener {addr}: {source}")]
+    HttpBind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Listen(#[from] crate::server::listener::BindError),
     #[error("loading the broker panicked")]
@@ -46,6 +48,9 @@ pub struct RunningNode {
     pub local_addr: SocketAddr,
     /// Where each client listener is bound, by listener name, in `listeners` order.
     pub listener_addrs: Vec<(String, SocketAddr)>,
+    /// Where the HTTP listener (`/metrics`, `/health`, `/ready`) is bound; None when
+    /// `fjord.http.listener=none`.
+    pub http_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
@@ -69,6 +74,17 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         return Err(StartError::Unsupported("process.roles: a node in a metadata quorum must be both broker and controller for now"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The HTTP listener first: /health and /ready (503) answer while the logs load.
+    let http_state = Arc::new(crate::http::HttpState::default());
+    let http = crate::http::bind(&config.http).await.map_err(|source| {
+        let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
+        StartError::HttpBind { addr, source }
+    })?;
+    let http_addr = http.as_ref().map(|h| h.local_addr);
+    let http_task = http.map(|bound| {
+        tracing::info!(addr = %bound.local_addr, "HTTP listener serving /metrics, /health and /ready");
+        tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
+    });
     // Recovery reads and fsyncs the logs: off the async workers.
     let mut loaded = match tokio::task::spawn_blocking(move || broker::load(config, backend)).await {
         Ok(loaded) => loaded?,
@@ -91,7 +107,9 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         .map(|l| broker::ListenerEndpoint { name: l.listener.name.clone(), protocol: l.listener.protocol, endpoint: config.listener_advertised_endpoint(&l.listener, l.local_addr) })
         .collect();
     let broker = Broker::assemble(loaded, endpoints, shutdown_rx.clone()).await?;
+    http_state.set_broker(broker.clone());
     let mut tasks = broker::spawn_background_tasks(&broker);
+    tasks.extend(http_task);
     if let Some(q) = &quorum {
         tasks.push(tokio::spawn(broker::publisher::run(broker.clone(), q.state.clone())));
         tasks.push(tokio::spawn(broker::lifecycle::run(broker.clone(), q.state.clone())));
@@ -101,6 +119,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     let server = match &quorum {
         None => {
             log_serving(&broker, local_addr, &listener_addrs);
+            http_state.set_ready();
             tokio::spawn(crate::server::listener::serve(listeners, broker.clone()))
         }
         // In a quorum, clients are served once the broker acted on a caught-up metadata image
@@ -108,7 +127,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         // restarted node would answer from the past images it replays. Connections wait in the
         // listen backlog meanwhile.
         Some(q) => {
-            let (cluster, broker, mut stop, addrs) = (q.state.clone(), broker.clone(), shutdown_rx.clone(), listener_addrs.clone());
+            let (cluster, broker, mut stop, addrs, http_state) = (q.state.clone(), broker.clone(), shutdown_rx.clone(), listener_addrs.clone(), http_state.clone());
             tracing::info!(addr = %local_addr, "client listeners bound; serving once caught up with the metadata log");
             tokio::spawn(async move {
                 tokio::select! {
@@ -116,11 +135,12 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
                     _ = crate::raft::transport::stopped(&mut stop) => return,
                 }
                 log_serving(&broker, local_addr, &addrs);
+                http_state.set_ready();
                 crate::server::listener::serve(listeners, broker).await
             })
         }
     };
-    Ok(RunningNode { broker, local_addr, listener_addrs, shutdown_tx, tasks, server, quorum })
+    Ok(RunningNode { broker, local_addr, listener_addrs, http_addr, shutdown_tx, tasks, server, quorum })
 }
 
 fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(String, SocketAddr)]) {

@@ -87,6 +87,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
     let name: Arc<str> = Arc::from(listener.name.as_str());
     let mut stop = broker.shutdown_signal();
     let mut connections = JoinSet::new();
+    let open = broker.metrics.connections(&name);
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -97,7 +98,9 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                     };
                     apply_socket_options(&stream, &broker.config);
                     let (broker, tls, name) = (broker.clone(), tls.clone(), name.clone());
+                    let open = OpenConnection::counted(open.clone());
                     connections.spawn(async move {
+                        let _open = open;
                         let stream = match tls {
                             None => Stream::Plain(stream),
                             Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
@@ -121,6 +124,22 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
     }
     drop(socket);
     while connections.join_next().await.is_some() {}
+}
+
+/// One open connection in its listener's gauge, from accept until its task ends.
+struct OpenConnection(Arc<std::sync::atomic::AtomicI64>);
+
+impl OpenConnection {
+    fn counted(gauge: Arc<std::sync::atomic::AtomicI64>) -> OpenConnection {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The server side of a TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT_MS`] and given up at

@@ -28,6 +28,8 @@ fn config(dir: &std::path::Path, port: u16, overrides: &[String]) -> Config {
         format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
         format!("log.dirs={}", dir.display()),
         "log.retention.check.interval.ms=100".to_string(),
+        // Tests run in parallel: the HTTP listener on a port the kernel picks.
+        "fjord.http.listener=127.0.0.1:0".to_string(),
     ];
     o.extend(overrides.iter().cloned());
     Config::load(None, &o).expect("test config")
@@ -194,4 +196,22 @@ pub fn producer_batch(mut recs: Vec<Record>, (producer_id, epoch, first_seq): (i
 
 pub fn get_i32(b: &mut Bytes) -> i32 {
     b.get_i32()
+}
+
+/// One HTTP/1.1 request to the broker's HTTP listener on its own connection: (status, body).
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect to the HTTP listener");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut raw)).await.expect("an answer in time").expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line");
+    (status, body.to_string())
+}
+
+/// GET `path`: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path).await
 }

@@ -1,0 +1,181 @@
+//! The HTTP listener (`fjord.http.listener`): `GET /metrics` (Prometheus text), `GET /health`
+//! (the process is up) and `GET /ready` (logs loaded, listeners bound, and in a metadata quorum
+//! caught up). Bounded: a connection limit, a deadline on reading a request's headers and on a
+//! connection's life. Never on the Kafka request path; a scrape reads the broker on a blocking
+//! thread.
+
+pub mod collect;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::HttpConfig;
+
+/// hyper's smallest read buffer, which bounds a request's headers (hyper refuses less).
+const HTTP_REQUEST_HEAD_MAX_BYTES: usize = 8192;
+
+/// The Prometheus text format's content type.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the endpoints answer from: the broker once it is assembled, and whether the node is
+/// ready. Made before the logs load, so `/health` and `/ready` answer during startup.
+#[derive(Default)]
+pub struct HttpState {
+    broker: OnceLock<Arc<Broker>>,
+    ready: AtomicBool,
+}
+
+impl HttpState {
+    pub fn set_broker(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    /// The node serves clients: `/ready` answers 200 from now on.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The HTTP listener bound to its port.
+pub struct BoundHttp {
+    socket: TcpListener,
+    pub local_addr: SocketAddr,
+}
+
+/// Binds `fjord.http.listener`; an error stops startup, as a Kafka listener's would.
+pub async fn bind(config: &HttpConfig) -> std::io::Result<Option<BoundHttp>> {
+    let Some(endpoint) = &config.listener else { return Ok(None) };
+    let socket = TcpListener::bind((endpoint.host.as_str(), endpoint.port)).await?;
+    let local_addr = socket.local_addr()?;
+    Ok(Some(BoundHttp { socket, local_addr }))
+}
+
+/// Serves until `stop` turns true; then drops every open HTTP connection.
+pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(config.connections_max));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = bound.socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        tracing::debug!(%peer, max = config.connections_max, "fjord.http.connections.max reached; closing new HTTP connection");
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (state, config) = (state.clone(), config.clone());
+                    connections.spawn(async move {
+                        serve_connection(stream, state, &config).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<HttpState>, config: &HttpConfig) {
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(config.request_timeout_ms))
+        .max_buf_size(HTTP_REQUEST_HEAD_MAX_BYTES)
+        .serve_connection(TokioIo::new(stream), service);
+    // A client slower than the header deadline is cut by hyper; one that keeps a connection
+    // busy or idle forever, by the connection's life limit.
+    let _ = tokio::time::timeout(Duration::from_millis(config.connection_max_ms), connection).await;
+}
+
+async fn route(state: &Arc<HttpState>, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let known = matches!(path, "/metrics" | "/health" | "/ready");
+    if !known {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if method != Method::GET {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        r.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET"));
+        return r;
+    }
+    match path {
+        "/health" => text(StatusCode::OK, "ok\n"),
+        "/ready" if state.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => metrics(state).await,
+    }
+}
+
+async fn metrics(state: &Arc<HttpState>) -> Response<Full<Bytes>> {
+    let Some(broker) = state.broker.get().cloned() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
+    };
+    // The walk takes each log's lock, which an append may hold while it writes: off the async
+    // workers.
+    match tokio::task::spawn_blocking(move || crate::metrics::render(broker.metrics.clone(), collect::snapshot(&broker))).await {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(METRICS_CONTENT_TYPE));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "collecting metrics failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "collecting metrics failed\n")
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status(state: &Arc<HttpState>, method: Method, path: &str) -> StatusCode {
+        route(state, &method, path).await.status()
+    }
+
+    #[tokio::test]
+    async fn paths_methods_and_readiness_answer_as_documented() {
+        let state = Arc::new(HttpState::default());
+        assert_eq!(status(&state, Method::GET, "/health").await, StatusCode::OK);
+        assert_eq!(status(&state, Method::GET, "/ready").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(&state, Method::GET, "/metrics").await, StatusCode::SERVICE_UNAVAILABLE, "no broker yet");
+        assert_eq!(status(&state, Method::GET, "/").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&state, Method::GET, "/metricsx").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&state, Method::POST, "/metrics").await, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(status(&state, Method::DELETE, "/health").await, StatusCode::METHOD_NOT_ALLOWED);
+        state.set_ready();
+        assert_eq!(status(&state, Method::GET, "/ready").await, StatusCode::OK);
+    }
+}

@@ -1,0 +1,307 @@
+//! The Prometheus text (0.0.4) a scrape answers, encoded by prometheus-client from the request
+//! counters and a [`Snapshot`] of state read at scrape time. Counters get their `_total` suffix
+//! from the encoder.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::process::ProcessStats;
+use super::{BrokerMetrics, ERROR_CODES_MAX, error_name, request_name};
+
+/// One partition with a log here, as read at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct PartitionView {
+    pub topic: String,
+    pub partition: i32,
+    pub size_bytes: u64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    /// Led here with fewer in-sync replicas than replicas.
+    pub under_replicated: bool,
+    /// No leader, or its log dir is offline.
+    pub offline: bool,
+}
+
+/// One consumer group, as read at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct GroupView {
+    pub group_id: String,
+    /// Kafka's state name: Empty, Stable, PreparingRebalance, ... (Assigning, Reconciling for
+    /// the consumer protocol).
+    pub state: &'static str,
+    /// classic or consumer.
+    pub group_type: &'static str,
+    /// (topic, partition, committed offset).
+    pub committed: Vec<(String, i32, i64)>,
+}
+
+/// State read at scrape time (a walk of the logs and groups), rather than kept twice.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub partitions: Vec<PartitionView>,
+    pub groups: Vec<GroupView>,
+    /// io_uring counters (rounds, ops, fsync requests, fsyncs issued, fsyncs coalesced) when that
+    /// backend runs.
+    pub uring: Option<[u64; 5]>,
+    pub process: ProcessStats,
+}
+
+/// Kafka's classic group states, each with its own GroupMetadataManager gauge.
+const CLASSIC_GROUP_STATES: [&str; 5] = ["PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Empty"];
+
+/// The text of one scrape.
+pub fn render(metrics: Arc<BrokerMetrics>, snapshot: Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape { metrics, snapshot }));
+    let mut out = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail; an encoder error would be a bug in the labels given.
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
+}
+
+#[derive(Debug)]
+struct Scrape {
+    metrics: Arc<BrokerMetrics>,
+    snapshot: Snapshot,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One family's samples: labels and value.
+fn family<V: Copy>(encoder: &mut DescriptorEncoder, name: &str, help: &str, kind: MetricType, samples: &[(Labels, V)], one: impl Fn(V) -> Sample) -> Result<(), std::fmt::Error> {
+    let mut e = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, v) in samples {
+        let fam = e.encode_family(labels)?;
+        match one(*v) {
+            Sample::Counter(c) => ConstCounter::new(c).encode(fam)?,
+            Sample::Gauge(g) => ConstGauge::new(g).encode(fam)?,
+            Sample::GaugeF(g) => ConstGauge::new(g).encode(fam)?,
+            Sample::CounterF(c) => ConstCounter::new(c).encode(fam)?,
+        }
+    }
+    Ok(())
+}
+
+enum Sample {
+    Counter(u64),
+    CounterF(f64),
+    Gauge(i64),
+    GaugeF(f64),
+}
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, samples: &[(Labels, u64)]) -> Result<(), std::fmt::Error> {
+    family(encoder, name, help, MetricType::Counter, samples, Sample::Counter)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, samples: &[(Labels, i64)]) -> Result<(), std::fmt::Error> {
+    family(encoder, name, help, MetricType::Gauge, samples, Sample::Gauge)
+}
+
+fn tp(topic: &str, partition: i32) -> Labels {
+    vec![("topic", topic.to_string()), ("partition", partition.to_string())]
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let m = &self.metrics;
+        let s = &self.snapshot;
+
+        // BrokerTopicMetrics: per topic, and the all-topics series without a topic label.
+        let topics = m.topics_sorted();
+        type Pick = fn(&super::TopicCounters) -> &std::sync::atomic::AtomicU64;
+        let per_topic: [(&str, &str, Pick); 7] = [
+            ("kafka_server_brokertopicmetrics_bytesin", "Bytes appended by produce requests.", |c| &c.bytes_in),
+            ("kafka_server_brokertopicmetrics_bytesout", "Record bytes returned to consumer fetches.", |c| &c.bytes_out),
+            ("kafka_server_brokertopicmetrics_messagesin", "Records appended by produce requests.", |c| &c.messages_in),
+            ("kafka_server_brokertopicmetrics_totalproducerequests", "Produce requests per topic (one per topic in a request).", |c| &c.produce_requests),
+            ("kafka_server_brokertopicmetrics_totalfetchrequests", "Fetch requests per topic (one per topic in a request).", |c| &c.fetch_requests),
+            ("kafka_server_brokertopicmetrics_failedproducerequests", "Produce requests of a topic that failed on some partition.", |c| &c.failed_produce_requests),
+            ("kafka_server_brokertopicmetrics_failedfetchrequests", "Fetch requests of a topic that failed on some partition.", |c| &c.failed_fetch_requests),
+        ];
+        for (name, help, pick) in per_topic {
+            let mut samples: Vec<(Labels, u64)> = Vec::with_capacity(topics.len() + 1);
+            let mut all = 0u64;
+            for (t, c) in &topics {
+                let v = pick(c).load(Ordering::Relaxed);
+                all += v;
+                samples.push((vec![("topic", t.clone())], v));
+            }
+            samples.insert(0, (Vec::new(), all));
+            counter(e, name, help, &samples)?;
+        }
+        counter(e, "kafka_server_brokertopicmetrics_replicationbytesout", "Record bytes returned to follower fetches.", &[(Vec::new(), m.replication_bytes_out.load(Ordering::Relaxed))])?;
+
+        // RequestMetrics per request kind.
+        let mut requests: Vec<(Labels, u64)> = Vec::new();
+        let mut errors: Vec<(Labels, u64)> = Vec::new();
+        let mut times = Vec::new();
+        for (i, slot) in m.requests.iter().enumerate() {
+            let count = slot.requests.load(Ordering::Relaxed);
+            let errs: Vec<(usize, u64)> = (0..ERROR_CODES_MAX).map(|c| (c, slot.errors[c].load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect();
+            if count == 0 && errs.is_empty() {
+                continue;
+            }
+            let Some(name) = request_name(i) else { continue };
+            requests.push((vec![("request", name.clone())], count));
+            for (c, n) in errs {
+                errors.push((vec![("request", name.clone()), ("error", error_name(c as i16 - 1))], n));
+            }
+            times.push((name, slot.total_time.read_ms()));
+        }
+        counter(e, "kafka_network_requestmetrics_requests", "Requests handled, by Kafka's request name.", &requests)?;
+        counter(e, "kafka_network_requestmetrics_errors", "Error codes in responses (NONE included), by request and error.", &errors)?;
+        {
+            let mut h = e.encode_descriptor("kafka_network_requestmetrics_totaltimems", "Time from a request read to its response ready, in ms.", None, MetricType::Histogram)?;
+            for (name, (sum, count, buckets)) in &times {
+                let labels: Labels = vec![("request", name.clone())];
+                h.encode_family(&labels)?.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+            }
+        }
+
+        // Connections.
+        let conns: Vec<(Labels, i64)> = m.connections.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(l, c)| (vec![("listener", l.clone())], c.load(Ordering::Relaxed))).collect();
+        gauge(e, "kafka_server_socketservermetrics_connection_count", "Open client connections, by listener.", &conns)?;
+
+        // Logs and partitions.
+        let mut size = Vec::new();
+        let mut end = Vec::new();
+        let mut start = Vec::new();
+        let mut hw = Vec::new();
+        let mut under = Vec::new();
+        let (mut under_n, mut offline_n) = (0i64, 0i64);
+        for p in &s.partitions {
+            size.push((tp(&p.topic, p.partition), p.size_bytes as i64));
+            end.push((tp(&p.topic, p.partition), p.log_end_offset));
+            start.push((tp(&p.topic, p.partition), p.log_start_offset));
+            hw.push((tp(&p.topic, p.partition), p.high_watermark));
+            under.push((tp(&p.topic, p.partition), p.under_replicated as i64));
+            under_n += p.under_replicated as i64;
+            offline_n += p.offline as i64;
+        }
+        gauge(e, "kafka_log_log_size", "Bytes of a partition's log segments.", &size)?;
+        gauge(e, "kafka_log_log_logendoffset", "A partition's log end offset.", &end)?;
+        gauge(e, "kafka_log_log_logstartoffset", "A partition's log start offset.", &start)?;
+        gauge(e, "fjord_log_high_watermark", "A partition's high watermark (what consumers may read up to).", &hw)?;
+        gauge(e, "kafka_cluster_partition_underreplicated", "1 when a partition led here has fewer in-sync replicas than replicas.", &under)?;
+        gauge(e, "kafka_server_replicamanager_partitioncount", "Partitions with a replica here.", &[(Vec::new(), s.partitions.len() as i64)])?;
+        gauge(e, "kafka_server_replicamanager_underreplicatedpartitions", "Partitions led here with fewer in-sync replicas than replicas.", &[(Vec::new(), under_n)])?;
+        gauge(e, "kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions with a replica here that have no leader or whose log dir is offline.", &[(Vec::new(), offline_n)])?;
+
+        // Groups: Kafka's per-state counts of classic groups, every group by state and type,
+        // and the lag of each committed partition.
+        let mut by_state: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for g in &s.groups {
+            *by_state.entry((g.state, g.group_type)).or_default() += 1;
+        }
+        gauge(e, "kafka_coordinator_group_groupmetadatamanager_numgroups", "Groups this coordinator holds.", &[(Vec::new(), s.groups.len() as i64)])?;
+        for state in CLASSIC_GROUP_STATES {
+            let n = by_state.get(&(state, "classic")).copied().unwrap_or(0);
+            let name = format!("kafka_coordinator_group_groupmetadatamanager_numgroups{}", state.to_ascii_lowercase());
+            gauge(e, &name, &format!("Classic groups in state {state}."), &[(Vec::new(), n)])?;
+        }
+        let states: Vec<(Labels, i64)> = by_state.iter().map(|((st, ty), n)| (vec![("state", st.to_string()), ("type", ty.to_string())], *n)).collect();
+        gauge(e, "fjord_group_count", "Groups by state and type (classic or consumer).", &states)?;
+        let bounds: HashMap<(&str, i32), i64> = s.partitions.iter().map(|p| ((p.topic.as_str(), p.partition), p.high_watermark)).collect();
+        let mut current = Vec::new();
+        let mut lag = Vec::new();
+        let mut lag_sum: BTreeMap<&str, i64> = BTreeMap::new();
+        for g in &s.groups {
+            for (t, p, offset) in &g.committed {
+                let labels: Labels = vec![("consumergroup", g.group_id.clone()), ("topic", t.clone()), ("partition", p.to_string())];
+                current.push((labels.clone(), *offset));
+                // Only partitions with a log here: elsewhere another broker knows the bound.
+                if let Some(hw) = bounds.get(&(t.as_str(), *p)) {
+                    let l = (hw - offset).max(0);
+                    lag.push((labels, l));
+                    *lag_sum.entry(g.group_id.as_str()).or_default() += l;
+                }
+            }
+        }
+        gauge(e, "kafka_consumergroup_current_offset", "A group's committed offset of a partition.", &current)?;
+        gauge(e, "kafka_consumergroup_lag", "High watermark minus the group's committed offset (0 when ahead), per partition with a log here.", &lag)?;
+        let sums: Vec<(Labels, i64)> = lag_sum.into_iter().map(|(g, l)| (vec![("consumergroup", g.to_string())], l)).collect();
+        gauge(e, "kafka_consumergroup_lag_sum", "A group's lag summed over its partitions with a log here.", &sums)?;
+
+        // Fjord's own: fdatasync time, the io_uring backend's batching and group commit.
+        {
+            let (sum, count, buckets) = super::FSYNC_TIME.read_ms();
+            let mut h = e.encode_descriptor("fjord_fsync_time_ms", "Time of each fdatasync of a segment or index file, in ms (with io_uring, its queueing included).", None, MetricType::Histogram)?;
+            let none: Labels = Vec::new();
+            h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+        if let Some([rounds, ops, fsync_requests, fsyncs_issued, fsyncs_coalesced]) = s.uring {
+            counter(e, "fjord_uring_submission_rounds", "io_uring submission rounds (one submit-and-wait each).", &[(Vec::new(), rounds)])?;
+            counter(e, "fjord_uring_completions", "io_uring requests completed.", &[(Vec::new(), ops)])?;
+            counter(e, "fjord_uring_fsync_requests", "fdatasync requests made to the io_uring backend.", &[(Vec::new(), fsync_requests)])?;
+            counter(e, "fjord_uring_fsyncs_issued", "fdatasyncs the kernel ran.", &[(Vec::new(), fsyncs_issued)])?;
+            counter(e, "fjord_uring_fsyncs_coalesced", "fdatasync requests served by another's fdatasync (group commit).", &[(Vec::new(), fsyncs_coalesced)])?;
+        }
+
+        // The process, under the Prometheus client libraries' standard names.
+        let p = &s.process;
+        family(e, "process_cpu_seconds", "User and system CPU time spent, in seconds.", MetricType::Counter, &[(Vec::new(), p.cpu_seconds)], Sample::CounterF)?;
+        gauge(e, "process_resident_memory_bytes", "Resident memory size in bytes.", &[(Vec::new(), p.resident_memory_bytes as i64)])?;
+        gauge(e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", &[(Vec::new(), p.virtual_memory_bytes as i64)])?;
+        gauge(e, "process_open_fds", "Open file descriptors.", &[(Vec::new(), p.open_fds as i64)])?;
+        family(e, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", MetricType::Gauge, &[(Vec::new(), p.start_time_seconds)], Sample::GaugeF)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::RequestKind;
+    use std::time::Duration;
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    }
+
+    #[test]
+    fn a_scrape_renders_counters_partitions_and_lag() {
+        let m = Arc::new(BrokerMetrics::new());
+        m.topic("orders").bytes_in.fetch_add(100, Ordering::Relaxed);
+        m.topic("orders").messages_in.fetch_add(4, Ordering::Relaxed);
+        m.topic("audit").bytes_in.fetch_add(10, Ordering::Relaxed);
+        m.record_request(RequestKind::Api(0), Duration::from_millis(2));
+        m.record_error(RequestKind::Api(0), 0);
+        let snapshot = Snapshot {
+            partitions: vec![PartitionView { topic: "orders".into(), partition: 0, size_bytes: 500, log_start_offset: 0, log_end_offset: 10, high_watermark: 10, under_replicated: false, offline: false }],
+            groups: vec![
+                GroupView { group_id: "g \"1\"".into(), state: "Empty", group_type: "classic", committed: vec![("orders".into(), 0, 7), ("elsewhere".into(), 0, 3)] },
+                GroupView { group_id: "g2".into(), state: "Stable", group_type: "consumer", committed: vec![("orders".into(), 0, 12)] },
+            ],
+            uring: None,
+            process: ProcessStats::default(),
+        };
+        let text = render(m, snapshot);
+        assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total"), Some(110.0), "{text}");
+        assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total{topic=\"orders\"}"), Some(100.0));
+        assert_eq!(value(&text, "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"}"), Some(4.0));
+        assert_eq!(value(&text, "kafka_network_requestmetrics_requests_total{request=\"Produce\"}"), Some(1.0));
+        assert_eq!(value(&text, "kafka_network_requestmetrics_errors_total{request=\"Produce\",error=\"NONE\"}"), Some(1.0));
+        assert_eq!(value(&text, "kafka_network_requestmetrics_totaltimems_bucket{request=\"Produce\",le=\"2.5\"}"), Some(1.0), "{text}");
+        assert_eq!(value(&text, "kafka_log_log_logendoffset{topic=\"orders\",partition=\"0\"}"), Some(10.0));
+        assert_eq!(value(&text, "kafka_consumergroup_lag{consumergroup=\"g \\\"1\\\"\",topic=\"orders\",partition=\"0\"}"), Some(3.0), "{text}");
+        assert_eq!(value(&text, "kafka_consumergroup_lag{consumergroup=\"g2\",topic=\"orders\",partition=\"0\"}"), Some(0.0), "ahead of the high watermark: 0");
+        assert!(!text.contains("consumergroup_lag{consumergroup=\"g \\\"1\\\"\",topic=\"elsewhere\""), "no lag without a log here");
+        assert_eq!(value(&text, "kafka_coordinator_group_groupmetadatamanager_numgroupsempty"), Some(1.0));
+        assert_eq!(value(&text, "kafka_coordinator_group_groupmetadatamanager_numgroups"), Some(2.0));
+        assert_eq!(value(&text, "kafka_server_replicamanager_underreplicatedpartitions"), Some(0.0));
+        assert!(text.contains("# TYPE kafka_network_requestmetrics_totaltimems histogram"));
+        assert!(text.contains("# TYPE fjord_fsync_time_ms histogram"));
+    }
+}
