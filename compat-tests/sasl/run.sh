@@ -5,12 +5,14 @@
 # PLAIN's users come from Kafka's listener.name.<listener>.plain.sasl.jaas.config.
 #   1. kafka-configs.sh --alter --add-config 'SCRAM-SHA-256=[...]' (and SCRAM-SHA-512) creates the
 #      SCRAM user through the PLAINTEXT listener.
-#   2. kcat: on both SASL listeners, with each mechanism, 100 keyed records produced and read back.
+#   2. kcat: on both SASL listeners, with each mechanism, 100 keyed records produced and read back
+#      (SCRAM skipped, with the reason printed, when kcat's librdkafka is older than 2.6.1: its
+#      client-final-message repeats the client nonce, which Kafka 4 refuses too).
 #   3. confluent-kafka (Python), kafka-python and kafkajs produce and consume over SASL_PLAINTEXT
 #      and SASL_SSL with PLAIN and SCRAM.
 #   4. The stock Java console producer and consumer (a group) over SASL_SSL with SCRAM-SHA-512 and
 #      over SASL_PLAINTEXT with PLAIN.
-#   5. A wrong password (PLAIN and SCRAM) fails cleanly: the client reports an authentication
+#   5. A wrong password (PLAIN with kcat, SCRAM with confluent-kafka) fails cleanly: the client reports an authentication
 #      error, the broker logs the peer and the mechanism and never the password, and a client
 #      connected before keeps working, as do new ones.
 set -uo pipefail
@@ -96,8 +98,20 @@ kcat_args() {
   KC=(kcat -b "$addr" -m 10 -X "security.protocol=$proto" -X "sasl.mechanisms=$2" -X "sasl.username=$3" -X "sasl.password=$4")
   if [ "$1" = SSL ]; then KC+=(-X "ssl.ca.location=$PKI/ca.pem"); fi
 }
+# librdkafka before 2.6.1 appends the client nonce twice in its SCRAM final message, which
+# Kafka 4 (and Fjord, as RFC 5802 requires) refuses (librdkafka #4895): Debian's kcat links 2.0.x.
+KCAT_RDKAFKA="$(kcat -V 2>&1 | sed -n 's/.*librdkafka \([0-9.]*\).*/\1/p')"
+KCAT_SCRAM=1
+if [ "$(printf '%s\n2.6.1\n' "$KCAT_RDKAFKA" | sort -V | head -1)" != 2.6.1 ]; then
+  KCAT_SCRAM=0
+  log "kcat links librdkafka $KCAT_RDKAFKA: its SCRAM nonce bug (fixed in 2.6.1) fails against Kafka 4 as against Fjord; kcat runs PLAIN only, SCRAM is proven by the other clients"
+fi
 for listener in PLAINTEXT SSL; do
   for mech in PLAIN SCRAM-SHA-256 SCRAM-SHA-512; do
+    if [ "$mech" != PLAIN ] && [ "$KCAT_SCRAM" = 0 ]; then
+      printf 'SKIP kcat over SASL_%s with %s: librdkafka %s < 2.6.1 sends a SCRAM nonce Kafka 4 refuses\n' "$listener" "$mech" "$KCAT_RDKAFKA"
+      continue
+    fi
     if [ "$mech" = PLAIN ]; then kcat_args "$listener" "$mech" alice alice-secret; else kcat_args "$listener" "$mech" carol "$SCRAM_PW"; fi
     topic="kcat-$listener-$mech"
     "${KC[@]}" -P -t "$topic" -K : -l "$WORK/records.txt" >"$WORK/$topic.produce" 2>&1
@@ -236,10 +250,10 @@ kcat_args PLAINTEXT PLAIN alice "$WRONG_PW"
 timeout 20 "${KC[@]}" -L >"$WORK/wrong-plain.out" 2>&1
 check "kcat with a wrong PLAIN password gets no metadata" test $? -ne 0
 check "and is told authentication failed" grep -qi "authentication" "$WORK/wrong-plain.out"
-kcat_args SSL SCRAM-SHA-256 carol "$WRONG_PW"
-timeout 20 "${KC[@]}" -L >"$WORK/wrong-scram.out" 2>&1
-check "kcat with a wrong SCRAM-SHA-256 password over SASL_SSL gets no metadata" test $? -ne 0
-check "and is told authentication failed" grep -qi "authentication" "$WORK/wrong-scram.out"
+kcat_args SSL PLAIN bob "$WRONG_PW"
+timeout 20 "${KC[@]}" -L >"$WORK/wrong-plain-ssl.out" 2>&1
+check "kcat with a wrong PLAIN password over SASL_SSL gets no metadata" test $? -ne 0
+check "and is told authentication failed" grep -qi "authentication" "$WORK/wrong-plain-ssl.out"
 if [ -x "$VENV_PY" ]; then
   check "confluent-kafka with a wrong password gets an authentication error" "$VENV_PY" - "$SASL" "$WRONG_PW" <<'PY'
 import sys
@@ -262,15 +276,15 @@ PY
 fi
 sed 's/\x1b\[[0-9;]*m//g' "$FJORD_LOG_FILE" | grep 'failed authentication' >"$WORK/auth-failures.log"
 check "the broker logged each failure with the peer and the mechanism" \
-  bash -c "grep 'peer=127.0.0.1' '$WORK/auth-failures.log' | grep -q 'mechanism=PLAIN' && grep 'peer=127.0.0.1' '$WORK/auth-failures.log' | grep -q 'mechanism=SCRAM-SHA-256'"
+  bash -c "grep 'peer=127.0.0.1' '$WORK/auth-failures.log' | grep -q 'mechanism=PLAIN' && grep 'peer=127.0.0.1' '$WORK/auth-failures.log' | grep -q 'mechanism=SCRAM-SHA-512'"
 check "no password in the broker log" bash -c "! grep -qE '$WRONG_PW|alice-secret|$SCRAM_PW' '$FJORD_LOG_FILE'"
 kcat_args PLAINTEXT PLAIN alice alice-secret
 head -20 "$WORK/records.txt" | "${KC[@]}" -P -t survivor -K : >/dev/null 2>&1
 for _ in $(seq 1 100); do [ "$(wc -l <"$WORK/survivor.txt")" -ge 120 ] && break; sleep 0.1; done
 check "the consumer authenticated before the failures read the records sent after them" test "$(wc -l <"$WORK/survivor.txt")" -eq 120
 kill "$SURVIVOR" 2>/dev/null; wait "$SURVIVOR" 2>/dev/null
-kcat_args SSL SCRAM-SHA-512 carol "$SCRAM_PW"
-check "a new SCRAM client is served after the failures" "${KC[@]}" -L
+kcat_args SSL PLAIN bob bob-secret
+check "a new client is served over SASL_SSL after the failures" "${KC[@]}" -L
 
 check "no ERROR line in the broker log" bash -c "! grep -q 'ERROR' '$FJORD_LOG_FILE'"
 suite_finish

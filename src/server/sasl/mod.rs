@@ -286,7 +286,7 @@ fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, cor
 }
 
 /// A fresh SCRAM server nonce: 16 random bytes from the system's source, as 32 hex digits
-/// (alphanumeric, as Kafka's are: librdkafka 2.0 fails proofs over nonces with '+' or '/').
+/// (alphanumeric, as Kafka's nonces are).
 pub fn server_nonce() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 16];
