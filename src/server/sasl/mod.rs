@@ -60,7 +60,8 @@ pub enum Step {
 enum Exchange {
     Plain,
     ScramFirst(ScramMechanism),
-    ScramFinal(scram::AwaitingFinal),
+    /// Boxed: the remembered exchange is large beside the other variants.
+    ScramFinal(Box<scram::AwaitingFinal>),
 }
 
 enum State {
@@ -214,7 +215,7 @@ impl Authenticator {
             Exchange::Plain => plain::authenticate(token, &self.settings.plain_users).map(|user| (Vec::new(), Some(user))),
             Exchange::ScramFirst(m) => match scram::client_first(m, token, &nonce(), |user| lookup(user, m)) {
                 Ok((server_first, next)) => {
-                    self.state = State::Exchange { mechanism, raw, exchange: Exchange::ScramFinal(next) };
+                    self.state = State::Exchange { mechanism, raw, exchange: Exchange::ScramFinal(Box::new(next)) };
                     Ok((server_first, None))
                 }
                 Err(e) => Err(e),
