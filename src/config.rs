@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::storage::LogConfig;
 
+pub mod jaas;
+
 /// How followers copy leaders' logs, under Kafka's property names (see docs/configuration.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicationConfig {
@@ -88,6 +90,11 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
+    def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are refused at startup for now)."),
+    def("sasl.jaas.config", None, T::Password, "JAAS login module of a SASL mechanism, set as listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN: its user_<name>=\"<password>\" options are the users)."),
+    def("sasl.server.max.receive.size", Some("524288"), T::Int, "Largest frame a SASL listener reads before the client is authenticated, in bytes."),
+    def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
+    def("connection.failed.authentication.delay.ms", Some("100"), T::Int, "How long the answer to a failed authentication is held back before the connection closes, in ms."),
     def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
     def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853)."),
     def("controller.quorum.election.timeout.ms", Some("1000"), T::Long, "Raft: how long a voter waits without a leader before it stands for election."),
@@ -445,6 +452,21 @@ pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
     BROKER_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// Whether a property is one Fjord knows, also under Kafka's per-listener prefix
+/// (`listener.name.<listener>.ssl.client.auth`) and as a SASL mechanism's JAAS configuration
+/// (`[listener.name.<listener>.]<mechanism>.sasl.jaas.config`).
+fn is_known_key(key: &str) -> bool {
+    let key = match key.strip_prefix("listener.name.").and_then(|rest| rest.split_once('.')) {
+        Some((_, rest)) => rest,
+        None => key,
+    };
+    let key = match key.split_once('.') {
+        Some((mechanism, "sasl.jaas.config")) if SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some() || mechanism == "oauthbearer" || mechanism == "gssapi" => "sasl.jaas.config",
+        _ => key,
+    };
+    broker_def(key).is_some()
+}
+
 pub fn topic_def(name: &str) -> Option<&'static (&'static str, &'static str, ConfigType, &'static str)> {
     TOPIC_CONFIGS.iter().find(|d| d.0 == name)
 }
@@ -469,8 +491,7 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// Kafka's listener security protocols. PLAINTEXT and SSL are served; SASL_PLAINTEXT and
-/// SASL_SSL are refused at startup until SASL lands.
+/// Kafka's listener security protocols, all four served (SASL_SSL: SSL's TLS with SASL inside).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SecurityProtocol {
     Plaintext,
@@ -502,13 +523,104 @@ impl SecurityProtocol {
 }
 
 /// One named listener of `listeners` (`NAME://host:port`), with its security protocol and, for
-/// an SSL listener, its TLS settings.
+/// an SSL or SASL_SSL listener, its TLS settings, for a SASL listener its SASL settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
     pub name: String,
     pub protocol: SecurityProtocol,
     pub endpoint: Endpoint,
     pub ssl: Option<SslSettings>,
+    pub sasl: Option<std::sync::Arc<SaslSettings>>,
+}
+
+/// A SASL mechanism Fjord serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SaslMechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The mechanism's IANA name, as clients send it in SaslHandshake.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Plain, Self::ScramSha256, Self::ScramSha512].into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// A SASL listener's settings (`sasl.enabled.mechanisms`, the mechanisms' JAAS configurations,
+/// `connections.max.reauth.ms`), each read under the listener's prefix first as Kafka reads them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`, in the configured order (SaslHandshake lists them so).
+    pub mechanisms: Vec<SaslMechanism>,
+    /// PLAIN's users and their passwords (the `user_<name>` options of its JAAS configuration).
+    pub plain_users: BTreeMap<String, Secret>,
+    /// `connections.max.reauth.ms`: a session's lifetime; 0 = no expiry.
+    pub max_reauth_ms: u64,
+}
+
+impl SaslSettings {
+    fn parse(c: &Config, listener: &str) -> Result<SaslSettings, ConfigError> {
+        let lower = listener.to_ascii_lowercase();
+        let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
+        let list = c.listener_value(listener, "sasl.enabled.mechanisms").unwrap_or_default();
+        let mut mechanisms = Vec::new();
+        for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let parsed = match m {
+                "GSSAPI" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "GSSAPI (Kerberos) is not served; set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512 (Kafka's default is GSSAPI)".into())),
+                "OAUTHBEARER" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "OAUTHBEARER is not served yet (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)".into())),
+                other => SaslMechanism::parse(other).ok_or_else(|| invalid("sasl.enabled.mechanisms", list.clone(), format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are served")))?,
+            };
+            if !mechanisms.contains(&parsed) {
+                mechanisms.push(parsed);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(invalid("sasl.enabled.mechanisms", list, "a SASL listener needs at least one mechanism".into()));
+        }
+        let mut plain_users = BTreeMap::new();
+        for m in &mechanisms {
+            // Kafka's broker reads listener.name.<listener>.<mechanism>.sasl.jaas.config; the
+            // un-prefixed <mechanism>.sasl.jaas.config and sasl.jaas.config are read after it.
+            let key = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+            let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
+            let (name, text) = match get(&key) {
+                Some(t) => (format!("listener.name.{lower}.{key}"), t),
+                None => match get("sasl.jaas.config") {
+                    Some(t) => ("sasl.jaas.config".to_string(), t),
+                    None if *m == SaslMechanism::Plain => {
+                        return Err(invalid(&format!("listener.name.{lower}.{key}"), String::new(), "PLAIN needs its users: set it to org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";".into()));
+                    }
+                    // SCRAM's credentials are the broker's (AlterUserScramCredentials): the
+                    // login module adds nothing a listener needs.
+                    None => continue,
+                },
+            };
+            let module = jaas::parse(&text).map_err(|e| invalid(&name, "[hidden]".into(), e.to_string()))?;
+            let expected = match m {
+                SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
+            };
+            if module.class != expected {
+                return Err(invalid(&name, "[hidden]".into(), format!("{} needs {expected}, not {}", m.name(), module.class)));
+            }
+            if *m == SaslMechanism::Plain {
+                plain_users = module.options.iter().filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), Secret(v.clone())))).collect();
+            }
+        }
+        let reauth = c.listener_value(listener, "connections.max.reauth.ms").unwrap_or_else(|| "0".into());
+        let max_reauth_ms = reauth.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| invalid("connections.max.reauth.ms", reauth.clone(), "expected a number of ms, 0 or more".into()))? as u64;
+        Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms })
+    }
 }
 
 /// A value that must never reach a log line (PEM keys, passwords).
@@ -716,19 +828,17 @@ impl Topology {
         for (name, endpoint) in parse_named_endpoints("listeners", &c.string("listeners"))? {
             let protocol = *protocols.get(&name).ok_or_else(|| invalid("listeners", format!("listener {name} has no security protocol in listener.security.protocol.map")))?;
             let ssl = match protocol {
-                SecurityProtocol::Plaintext => None,
-                SecurityProtocol::Ssl => Some(SslSettings::parse(c, &name)?),
-                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-                    return Err(invalid(
-                        "listener.security.protocol.map",
-                        format!("listener {name} is {protocol:?}: SASL_PLAINTEXT and SASL_SSL listeners are not served yet (PLAINTEXT and SSL are)"),
-                    ));
-                }
+                SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => None,
+                SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => Some(SslSettings::parse(c, &name)?),
+            };
+            let sasl = match protocol {
+                SecurityProtocol::Plaintext | SecurityProtocol::Ssl => None,
+                SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => Some(std::sync::Arc::new(SaslSettings::parse(c, &name)?)),
             };
             if endpoint.port != 0 && listeners.iter().any(|l: &Listener| l.endpoint.port == endpoint.port) {
                 return Err(invalid("listeners", "Each listener must have a different port unless set to 0".into()));
             }
-            listeners.push(Listener { name, protocol, endpoint, ssl });
+            listeners.push(Listener { name, protocol, endpoint, ssl, sasl });
         }
         let advertised = match c.explicit.get("advertised.listeners") {
             Some(v) => parse_named_endpoints("advertised.listeners", v)?.into_iter().collect(),
@@ -969,6 +1079,10 @@ pub struct Config {
     pub socket_receive_buffer_bytes: i32,
     pub max_connections: usize,
     pub connections_max_idle_ms: u64,
+    /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
+    pub sasl_server_max_receive_size: usize,
+    /// `connection.failed.authentication.delay.ms`.
+    pub connection_failed_authentication_delay_ms: u64,
     pub fetch_max_bytes: i32,
     pub max_request_partition_size_limit: i32,
     pub log_retention_check_interval_ms: u64,
@@ -1046,7 +1160,7 @@ impl Config {
     /// Builds the configuration from explicitly set properties; everything else takes Kafka's default.
     pub fn from_properties(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
         for key in explicit.keys() {
-            if broker_def(key).is_none() && !key.starts_with("fjord.") {
+            if !is_known_key(key) && !key.starts_with("fjord.") {
                 tracing::warn!(key = %key, "the configuration was supplied but isn't a known config");
             }
         }
@@ -1075,6 +1189,8 @@ impl Config {
             socket_receive_buffer_bytes: 0,
             max_connections: 0,
             connections_max_idle_ms: 0,
+            sasl_server_max_receive_size: 524288,
+            connection_failed_authentication_delay_ms: 100,
             fetch_max_bytes: 0,
             max_request_partition_size_limit: 0,
             log_retention_check_interval_ms: 0,
@@ -1181,6 +1297,8 @@ impl Config {
             socket_receive_buffer_bytes: c.int("socket.receive.buffer.bytes")?,
             max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
+            sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
+            connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
             fetch_max_bytes: positive("fetch.max.bytes", c.long("fetch.max.bytes")?)? as i32,
             max_request_partition_size_limit: positive("max.request.partition.size.limit", c.long("max.request.partition.size.limit")?)? as i32,
             log_retention_check_interval_ms: positive("log.retention.check.interval.ms", c.long("log.retention.check.interval.ms")?)? as u64,
@@ -1757,7 +1875,7 @@ mod tests {
         refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093")], "listener names are unique");
         refused(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092")], "ports are unique");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
-        refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "SASL is not served yet");
+        refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "Kafka's default mechanism, GSSAPI, is not served");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "an SSL listener without a key store");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")], "in a quorum brokers reach each other over PLAINTEXT");
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
@@ -1768,6 +1886,58 @@ mod tests {
         let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
         bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
         assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
+    }
+
+    #[test]
+    fn sasl_listeners_take_mechanisms_and_plain_users_from_kafkas_properties() {
+        let base = [
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9093,SECURE://127.0.0.1:9094"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SECURE:SASL_SSL"),
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob pw";"#),
+            ("listener.name.secure.sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+            ("listener.name.secure.connections.max.reauth.ms", "60000"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/etc/fjord/broker.pem"),
+        ];
+        let c = Config::from_properties(props(&base)).expect("SASL listeners");
+        let t = &c.topology;
+        let sasl = t.listeners[1].sasl.as_ref().expect("SASL settings");
+        assert_eq!(sasl.mechanisms, vec![SaslMechanism::Plain, SaslMechanism::ScramSha256]);
+        assert_eq!(sasl.plain_users.iter().map(|(u, p)| (u.as_str(), p.0.as_str())).collect::<Vec<_>>(), vec![("alice", "alice-secret"), ("bob", "bob pw")]);
+        assert_eq!(sasl.max_reauth_ms, 0);
+        assert!(t.listeners[1].ssl.is_none() && t.listeners[0].sasl.is_none());
+        let secure = &t.listeners[2];
+        assert_eq!(secure.protocol, SecurityProtocol::SaslSsl);
+        assert!(secure.ssl.is_some(), "SASL_SSL has the TLS of SSL");
+        let s = secure.sasl.as_ref().expect("SASL settings");
+        assert_eq!((s.mechanisms.clone(), s.max_reauth_ms), (vec![SaslMechanism::ScramSha512], 60_000));
+        assert_eq!((c.sasl_server_max_receive_size, c.connection_failed_authentication_delay_ms), (524288, 100), "Kafka's defaults");
+        assert!(!format!("{sasl:?}").contains("alice-secret"), "passwords never reach Debug output");
+        assert!(is_sensitive("listener.name.sasl_plaintext.plain.sasl.jaas.config"));
+        assert!(is_known_key("listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config") && is_known_key("plain.sasl.jaas.config"));
+        assert!(is_known_key("listener.name.secure.connections.max.reauth.ms") && is_known_key("listener.name.ssl.ssl.client.auth"));
+        assert!(!is_known_key("listener.name.x.no.such.key") && !is_known_key("md5.sasl.jaas.config"));
+
+        let refused = |extra: &[(&str, &str)], why: &str| {
+            let mut p = props(&base);
+            p.extend(props(extra));
+            Config::from_properties(p).expect_err(why).to_string()
+        };
+        assert!(refused(&[("sasl.enabled.mechanisms", "GSSAPI")], "Kerberos").contains("GSSAPI (Kerberos) is not served"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")], "OAUTHBEARER").contains("OAUTHBEARER is not served yet"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "DIGEST-MD5")], "unknown").contains("unknown mechanism DIGEST-MD5"));
+        assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "")], "PLAIN without users").contains("PLAIN needs its users"));
+        assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required;")], "the wrong module").contains("PlainLoginModule"));
+        let bad = refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"s3cret")], "unclosed");
+        assert!(bad.contains("not closed") && !bad.contains("s3cret"), "{bad}");
+        assert!(refused(&[("listener.name.secure.connections.max.reauth.ms", "-1")], "negative lifetime").contains("connections.max.reauth.ms"));
+        // The un-prefixed form is read too.
+        let mut p = props(&base);
+        p.remove("listener.name.sasl_plaintext.plain.sasl.jaas.config");
+        p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
+        let c = Config::from_properties(p).expect("un-prefixed jaas config");
+        assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
     }
 
     #[test]
@@ -1817,7 +1987,7 @@ mod tests {
         assert!(refused(&[("ssl.client.auth", "sometimes")], "unknown client auth").contains("requested"));
         assert!(refused(&[("ssl.enabled.protocols", "TLSv1.1")], "old TLS").contains("TLSv1.1"));
         assert!(refused(&[("ssl.keystore.key", "k")], "a location and a key").contains("not both"));
-        assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,INTERNAL:SSL")], "SASL_SSL").contains("SASL"));
+        assert!(refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SASL_SSL,INTERNAL:SSL")], "SASL_SSL").contains("GSSAPI (Kerberos) is not served"));
         let mut no_store = props(&base);
         no_store.remove("ssl.keystore.location");
         assert!(Config::from_properties(no_store).expect_err("no keystore").to_string().contains("ssl.keystore.location"));

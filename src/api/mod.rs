@@ -45,6 +45,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 mod update_features;
@@ -72,13 +74,19 @@ pub struct Session {
     /// The listener the connection arrived on: Metadata, FindCoordinator and DescribeCluster
     /// answer with that listener's endpoints, as Kafka does.
     pub listener: Arc<str>,
+    /// Who the client is: `User:<name>` once a SASL listener authenticated it, else Kafka's
+    /// `User:ANONYMOUS` (for ACLs, later).
+    pub principal: Arc<str>,
 }
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
-        Session { peer, client_id: None, listener }
+        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS) }
     }
 }
+
+/// Kafka's principal of a connection that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// Why a request ended its connection.
 #[derive(Debug, thiserror::Error)]
@@ -334,6 +342,10 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
+        // Reached once authenticated, or on a listener without SASL: the authenticator
+        // (server::sasl) serves these before authentication.
+        ApiKey::SaslHandshake => serve!(SaslHandshakeRequest, sasl_handshake::handle),
+        ApiKey::SaslAuthenticate => serve!(SaslAuthenticateRequest, sasl_authenticate::handle),
         ApiKey::DescribeQuorum => serve!(DescribeQuorumRequest, describe_quorum::handle),
         ApiKey::ElectLeaders => serve!(ElectLeadersRequest, elect_leaders::handle),
         ApiKey::AlterPartitionReassignments => serve!(AlterPartitionReassignmentsRequest, alter_partition_reassignments::handle),
@@ -344,6 +356,11 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
 
 fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
     encode_with_files(key, version, corr, body, Vec::new())
+}
+
+/// A response frame for a request answered outside the dispatch (the SASL exchange).
+pub fn encode_response<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
+    encode(key, version, corr, body)
 }
 
 /// Encodes a response whose byte fields may hold placeholders (`protocol::chain::placeholder`):

@@ -51,6 +51,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::UpdateFeatures, 0, 2),
+    // Served by the authenticator of a SASL listener before authentication; elsewhere and
+    // afterwards answered ILLEGAL_SASL_STATE, as Kafka does.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// APIs served only by a node in a metadata quorum (a single node has no quorum to describe).

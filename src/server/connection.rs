@@ -20,7 +20,9 @@ use tokio::net::TcpStream;
 
 use crate::api::{self, Chunk, ResponseFrame};
 use crate::broker::Broker;
+use crate::config::SaslSettings;
 use crate::protocol::frame::check_request_len;
+use crate::server::sasl::{self, Authenticator, Step};
 use crate::storage::FileRange;
 
 /// Answers owed at once per connection: durable-mode produces waiting for their fdatasyncs while
@@ -71,11 +73,13 @@ impl tokio::io::AsyncWrite for &TlsStream {
 }
 
 /// Serves one client connection accepted on listener `listener` (its name: Metadata answers with
-/// that listener's endpoints).
-pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener: Arc<str>) {
+/// that listener's endpoints). On a SASL listener (`sasl`) the client authenticates first: until
+/// then frames are bounded by `sasl.server.max.receive.size` and go to its [`Authenticator`].
+pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener: Arc<str>, sasl: Option<Arc<SaslSettings>>) {
     let stream = &stream;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let mut reader = FrameReader::new(broker.config.socket_request_max_bytes);
+    let mut auth = sasl.map(Authenticator::new);
+    let mut reader = FrameReader::new(if auth.is_some() { broker.config.sasl_server_max_receive_size } else { broker.config.socket_request_max_bytes });
     let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer, listener);
@@ -114,7 +118,7 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
                 _ = stop.changed(), if owed.0.is_empty() => return,
             }
         };
-        if handle_one(&broker, &mut session, stream, peer, &mut reader, &mut owed, &mut ahead, frame).await.is_break() {
+        if handle_one(&broker, &mut session, &mut auth, stream, peer, &mut reader, &mut owed, &mut ahead, frame).await.is_break() {
             break;
         }
         answered_at = tokio::time::Instant::now();
@@ -135,7 +139,7 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
 /// read ahead. `Break`: the connection must close (after the answers owed, which the caller sends).
 #[allow(clippy::too_many_arguments)]
 async fn handle_one(
-    broker: &Arc<Broker>, session: &mut api::Session, stream: &Stream, peer: SocketAddr, reader: &mut FrameReader, owed: &mut Owed,
+    broker: &Arc<Broker>, session: &mut api::Session, auth: &mut Option<Authenticator>, stream: &Stream, peer: SocketAddr, reader: &mut FrameReader, owed: &mut Owed,
     ahead: &mut Option<Result<bytes::Bytes, ReadError>>, frame: Result<bytes::Bytes, ReadError>,
 ) -> std::ops::ControlFlow<()> {
     use std::ops::ControlFlow::{Break, Continue};
@@ -154,6 +158,14 @@ async fn handle_one(
     // them, so its handling never sees the connection's earlier requests unanswered.
     if !api::may_answer_later(&frame) && !owed.send_all(stream, peer).await {
         return Break(());
+    }
+    if let Some(auth) = auth.as_mut()
+        && let Some(flow) = sasl_step(broker, auth, session, stream, peer, reader, &frame).await
+    {
+        if flow.is_break() {
+            ahead.take();
+        }
+        return flow;
     }
     let handled = {
         let handling = api::handle_frame(broker, session, frame);
@@ -184,6 +196,53 @@ async fn handle_one(
         }
     }
     Continue(())
+}
+
+/// Passes a frame of a SASL listener's connection through its authenticator. None: serve it as
+/// a request. An expired session (KIP-368) is closed on its next request, as Kafka does; a
+/// failed authentication is logged (peer, listener, mechanism, reason; never a secret), its
+/// answer held back `connection.failed.authentication.delay.ms`, and the connection closed.
+async fn sasl_step(
+    broker: &Arc<Broker>, auth: &mut Authenticator, session: &mut api::Session, stream: &Stream, peer: SocketAddr, reader: &mut FrameReader, frame: &bytes::Bytes,
+) -> Option<std::ops::ControlFlow<()>> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let now = std::time::Instant::now();
+    let was_serving = auth.is_serving();
+    if was_serving && auth.expired(now) {
+        tracing::debug!(%peer, listener = %session.listener, principal = %session.principal, "closing connection: SASL session expired without re-authentication (connections.max.reauth.ms)");
+        return Some(Break(()));
+    }
+    let lookup = |user: &str, m| broker.scram.credential(user, m);
+    match auth.on_frame(frame, now, &lookup, &sasl::server_nonce) {
+        Step::Serve => None,
+        Step::Reply(response) => {
+            if !answer(stream, peer, Ok(Some(response))).await {
+                return Some(Break(()));
+            }
+            if auth.is_serving()
+                && let Some(who) = auth.authenticated()
+            {
+                tracing::debug!(%peer, listener = %session.listener, principal = %who.principal, mechanism = %who.mechanism.name(), reauthentication = *session.principal != *api::ANONYMOUS, "SASL authentication succeeded");
+                session.principal = Arc::from(who.principal.as_str());
+                reader.max = broker.config.socket_request_max_bytes;
+            }
+            Some(Continue(()))
+        }
+        Step::Fail { answer: response, mechanism, reason } => {
+            let mechanism = mechanism.map_or("none", |m| m.name());
+            tracing::info!(%peer, listener = %session.listener, %mechanism, %reason, "closing connection: failed authentication");
+            let delay = Duration::from_millis(broker.config.connection_failed_authentication_delay_ms);
+            let mut stop = broker.shutdown_signal();
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return Some(Break(())),
+            }
+            if let Some(r) = response {
+                answer(stream, peer, Ok(Some(r))).await;
+            }
+            Some(Break(()))
+        }
+    }
 }
 
 /// Answers owed, in request order; aborted if the connection ends first.

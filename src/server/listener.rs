@@ -1,4 +1,5 @@
-//! The accept loops: binds every client listener (PLAINTEXT, and SSL with its TLS configuration),
+//! The accept loops: binds every client listener (PLAINTEXT, SASL_PLAINTEXT, and SSL and SASL_SSL
+//! with their TLS configuration),
 //! applies socket options, enforces max.connections across all of them, runs each SSL
 //! connection's TLS handshake within a deadline, and stops accepting at shutdown while
 //! connections drain.
@@ -33,7 +34,7 @@ pub struct BoundListener {
     pub listener: Listener,
     pub socket: TcpListener,
     pub local_addr: SocketAddr,
-    /// The TLS acceptor of an SSL listener.
+    /// The TLS acceptor of an SSL or SASL_SSL listener.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -97,7 +98,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         continue;
                     };
                     apply_socket_options(&stream, &broker.config);
-                    let (broker, tls, name) = (broker.clone(), tls.clone(), name.clone());
+                    let (broker, tls, name, sasl) = (broker.clone(), tls.clone(), name.clone(), listener.sasl.clone());
                     let open = OpenConnection::counted(open.clone());
                     connections.spawn(async move {
                         let _open = open;
@@ -108,7 +109,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                                 None => return,
                             },
                         };
-                        connection::run(stream, peer, broker, name).await;
+                        connection::run(stream, peer, broker, name, sasl).await;
                         drop(permit);
                     });
                 }
