@@ -73,6 +73,21 @@ for _ in range(200):
 PY
 }
 
+# test_pki DIR: a throwaway CA (ca.pem, ca.key) and a server certificate for localhost and
+# 127.0.0.1 signed by it (server.key, server.pem), made with the openssl CLI in DIR. Nothing is
+# committed; each suite makes its own at run time.
+test_pki() {
+  mkdir -p "$1"
+  (
+    cd "$1" || exit 1
+    set -e
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=fjord compat CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null
+  )
+}
+
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }

@@ -55,21 +55,6 @@ wait_port "$plain_port"; wait_port "$ssl_port"
 declare -A ADDR=([plaintext]="127.0.0.1:$plain_port" [ssl]="127.0.0.1:$ssl_port")
 declare -A OPTS=([plaintext]="" [ssl]="-X security.protocol=SSL -X ssl.ca.location=$PKI/ca.pem")
 
-parse_perf() {
-  python3 - "$1" <<'PY'
-import re, sys
-text = open(sys.argv[1], errors="replace").read()
-p = re.findall(r"(\d+) messages produced \((\d+) bytes\), (\d+) delivered .*? (\d+) failed\) in \d+ms: (\d+) msgs/s and ([0-9.]+) MB/s", text)
-c = re.findall(r"(\d+) messages \((\d+) bytes\) consumed in \d+ms: (\d+) msgs/s \(([0-9.]+) MB/s\)", text)
-if p:
-    msgs, nbytes, delivered, failed, msg_s, mb_s = p[-1]
-    if int(failed) == 0 and int(delivered) > 0:
-        print(mb_s, int(nbytes) * int(delivered) // int(msgs))
-elif c:
-    msgs, nbytes, msg_s, mb_s = c[-1]
-    print(mb_s, nbytes)
-PY
-}
 results="$WORK/results.tsv"
 : > "$results"
 # run ROUND LISTENER SCENARIO ARGS...: one rdkafka_performance run against LISTENER, a result row.
@@ -82,7 +67,8 @@ run() {
   c1=$(cpu_ticks "$fpid")
   r=$(parse_perf "$WORK/run.out")
   [ -n "$r" ] || { cp "$WORK/run.out" "$WORK/failed-$l-$scenario-r$round.out"; log "round $round $l $scenario FAILED"; r="0 0"; }
-  read -r mbs nbytes <<<"$r"
+  # bench-perf.sh's parse_perf: "MB/s msg/s bytes messages".
+  read -r mbs _ nbytes _ <<<"$r"
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$l" "$scenario" "$mbs" "$nbytes" "$(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" >> "$results"
   log "round $round $l $scenario: $mbs MB/s"
 }

@@ -26,15 +26,11 @@ KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/../shared/kafka-4.0.0}"
 
 # --- certificates --------------------------------------------------------------------------------
 PKI="$WORK/pki"
-mkdir -p "$PKI"
 KEY_PASSWORD="fjord-test-key-pw"
+test_pki "$PKI" || die "making the test certificates failed"
 (
   cd "$PKI" || exit 1
   set -e
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=fjord compat CA" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null
   # The key store: the encrypted PKCS#8 key, then the chain (leaf, CA).
   openssl pkcs8 -topk8 -v2 aes-256-cbc -in server.key -passout "pass:$KEY_PASSWORD" -out server.enc.key
   cat server.enc.key server.pem ca.pem > keystore.pem
