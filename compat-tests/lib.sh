@@ -73,6 +73,28 @@ for _ in range(200):
 PY
 }
 
+# ensure_kafkajs: node and npm (Debian's, installed when missing) and compat-tests/kafkajs's
+# node_modules at the kafkajs version its package.json pins (no lock file), for the suites that
+# drive kafkajs (kafkajs, cluster-clients). Needs $WORK for npm's log.
+ensure_kafkajs() {
+  local kjs="$COMPAT_ROOT/kafkajs" want have sudo=""
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "node/npm missing: installing Debian's nodejs and npm"
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+           $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }; then
+      die "could not install nodejs/npm (scripts/install-deps.sh)"
+    fi
+  fi
+  want="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$kjs/package.json")"
+  have="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$kjs/node_modules/kafkajs/package.json" 2>/dev/null)"
+  if [ "$have" != "$want" ]; then
+    log "npm install kafkajs@$want into $kjs/node_modules"
+    (cd "$kjs" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+      { tail -n 20 "$WORK/npm.log" >&2; die "npm install failed"; }
+  fi
+}
+
 # test_pki DIR: a throwaway CA (ca.pem, ca.key) and a server certificate for localhost and
 # 127.0.0.1 signed by it (server.key, server.pem), made with the openssl CLI in DIR. Nothing is
 # committed; each suite makes its own at run time.

@@ -33,23 +33,8 @@ command -v kcat >/dev/null || die "kcat not installed: run scripts/install-deps.
 export LOG_DIR="$WORK/tool-logs" KAFKA_HEAP_OPTS="-Xmx256m"
 mkdir -p "$LOG_DIR"
 
-# kafkajs from compat-tests/kafkajs (its package.json pins the version), installed as that suite does.
-KJS="$COMPAT_ROOT/kafkajs"
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  log "node/npm missing: installing Debian's nodejs and npm"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }; then
-    die "could not install nodejs/npm (scripts/install-deps.sh)"
-  fi
-fi
-WANT="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$KJS/package.json")"
-HAVE="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$KJS/node_modules/kafkajs/package.json" 2>/dev/null)"
-if [ "$HAVE" != "$WANT" ]; then
-  log "npm install kafkajs@$WANT into $KJS/node_modules"
-  (cd "$KJS" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
-    { tail -n 20 "$WORK/npm.log" >&2; die "npm install failed"; }
-fi
+# kafkajs from compat-tests/kafkajs (its package.json pins the version).
+ensure_kafkajs
 
 CLUSTER_DIR="$WORK/cluster"
 export FJORD_BIN

@@ -10,21 +10,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../lib.sh"
 suite_init kafkajs
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  log "node/npm missing: installing Debian's nodejs and npm"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  if ! { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }; then
-    die "could not install nodejs/npm (scripts/install-deps.sh)"
-  fi
-fi
-WANT="$(node -p 'require(process.argv[1]).dependencies.kafkajs' "$HERE/package.json")"
-HAVE="$(node -p 'try { require(process.argv[1]).version } catch (e) { "" }' "$HERE/node_modules/kafkajs/package.json" 2>/dev/null)"
-if [ "$HAVE" != "$WANT" ]; then
-  log "npm install kafkajs@$WANT into $HERE/node_modules"
-  (cd "$HERE" && npm install --no-package-lock --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
-    { tail -n 20 "$WORK/npm.log" >&2; die "npm install failed"; }
-fi
+ensure_kafkajs
 log "node $(node --version), kafkajs $(node -p 'require(process.argv[1]).version' "$HERE/node_modules/kafkajs/package.json")"
 
 # No initial rebalance delay: every step starts a fresh group member.
