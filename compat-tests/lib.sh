@@ -73,6 +73,33 @@ for _ in range(200):
 PY
 }
 
+# fault_cluster_start: a 3-node cluster (scripts/cluster.sh) in $WORK/cluster ($CLUSTER_DIR) on six
+# consecutive free loopback ports, tuned for fault tests: a dead node's leaderships move within
+# seconds (broker.session.timeout.ms 3000; Kafka's default is 9 s) and a follower 5 s behind
+# leaves the ISR. Stopped on any exit with the script's own status kept for _suite_exit (after
+# the stop, $? would be cluster.sh's). Records the start as a check; ends the suite if it fails.
+fault_cluster_start() {
+  CLUSTER_DIR="$WORK/cluster"
+  export FJORD_BIN
+  trap _cluster_exit EXIT
+  local base
+  base="$(free_port_block 6)"
+  if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$base" -- \
+      --override broker.session.timeout.ms=3000 \
+      --override broker.heartbeat.interval.ms=500 \
+      --override replica.lag.time.max.ms=5000 \
+      --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out" 2>&1; then
+    fail "3-node cluster starts"; tail -n 20 "$WORK/cluster-start.out" | sed 's/^/    /'
+    suite_finish; exit 1
+  fi
+  pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
+}
+_cluster_exit() {
+  local rc=$?
+  [ -f "$CLUSTER_DIR/cluster.env" ] && "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+  (exit "$rc"); _suite_exit
+}
+
 # ensure_kafkajs: node and npm (Debian's, installed when missing) and compat-tests/kafkajs's
 # node_modules at the kafkajs version its package.json pins (no lock file), for the suites that
 # drive kafkajs (kafkajs, cluster-clients). Needs $WORK for npm's log.

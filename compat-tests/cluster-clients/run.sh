@@ -36,29 +36,7 @@ mkdir -p "$LOG_DIR"
 # kafkajs from compat-tests/kafkajs (its package.json pins the version).
 ensure_kafkajs
 
-CLUSTER_DIR="$WORK/cluster"
-export FJORD_BIN
-# Stop the cluster on any exit, keeping the script's exit status for _suite_exit.
-_cluster_exit() {
-  local rc=$?
-  [ -f "$CLUSTER_DIR/cluster.env" ] && "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
-  (exit "$rc"); _suite_exit
-}
-trap _cluster_exit EXIT
-
-# Six consecutive free loopback ports: three client, three controller.
-BASE="$(free_port_block 6)"
-
-# Short session timeout: a dead node's leaderships move within seconds (Kafka's default is 9 s).
-if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$BASE" -- \
-    --override broker.session.timeout.ms=3000 \
-    --override broker.heartbeat.interval.ms=500 \
-    --override replica.lag.time.max.ms=5000 \
-    --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out" 2>&1; then
-  fail "3-node cluster starts"; tail -n 20 "$WORK/cluster-start.out" | sed 's/^/    /'
-  suite_finish; exit 1
-fi
-pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
+fault_cluster_start
 
 PY() { "$VENV_PY" "$HERE/clients.py" --cluster-dir "$CLUSTER_DIR" "$@"; }
 # live_bootstrap: the client addresses of the running nodes.

@@ -23,32 +23,7 @@ done
 
 suite_init cluster
 [ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
-CLUSTER_DIR="$WORK/cluster"
-export FJORD_BIN
-# Stop the cluster on any exit. _suite_exit exits with the status it finds in $?, so the script's
-# own status is put back there first (after the stop, $? would be cluster.sh's: the suite passed
-# in scripts/compat.sh whatever it printed).
-_cluster_exit() {
-  local rc=$?
-  "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
-  (exit "$rc"); _suite_exit
-}
-trap _cluster_exit EXIT
-
-# Six consecutive free loopback ports: three client, three controller.
-BASE="$(free_port_block 6)"
-
-# A short session timeout moves leaderships of a dead node within seconds (Kafka's default is 9 s);
-# a follower 5 s behind leaves the ISR.
-if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$BASE" -- \
-    --override broker.session.timeout.ms=3000 \
-    --override broker.heartbeat.interval.ms=500 \
-    --override replica.lag.time.max.ms=5000 \
-    --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out"; then
-  fail "3-node cluster starts"
-  suite_finish; exit 1
-fi
-pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
+fault_cluster_start
 
 log "faults for ${SECONDS_OF_FAULTS}s; checker output in $WORK/checker.out"
 "$VENV_PY" "$COMPAT_ROOT/cluster/checker.py" --cluster-dir "$CLUSTER_DIR" --out "$WORK/result.json" \
