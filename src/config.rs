@@ -153,6 +153,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
     def("socket.receive.buffer.bytes", Some("102400"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default."),
     def("max.connections", Some("2147483647"), T::Int, "Most client connections at once."),
+    def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
+    def("max.connections.per.ip.overrides", Some(""), T::String, "Per IP or host name exceptions to max.connections.per.ip, HOST:COUNT separated by commas."),
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
@@ -742,6 +744,46 @@ fn parse_host_port(name: &str, value: &str, hostport: &str) -> Result<Endpoint, 
     Ok(Endpoint { host, port })
 }
 
+/// `max.connections.per.ip` and `max.connections.per.ip.overrides` (`HOST:COUNT,...`; a host name
+/// counts for every address it resolves to at startup), checked as Kafka checks them: counts are
+/// not negative, every host is an address or resolves, and the default may be 0 only when some
+/// override lets a client in.
+fn connections_per_ip(c: &Config) -> Result<(usize, BTreeMap<std::net::IpAddr, usize>), ConfigError> {
+    use std::net::ToSocketAddrs;
+    const DEFAULT: &str = "max.connections.per.ip";
+    const OVERRIDES: &str = "max.connections.per.ip.overrides";
+    let count = |name: &str, value: &str| -> Result<usize, ConfigError> {
+        let n: i64 = value.trim().parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: value.into(), reason: "not a number".into() })?;
+        if !(0..=i32::MAX as i64).contains(&n) {
+            return Err(ConfigError::Invalid { name: name.into(), value: value.into(), reason: "must be between 0 and 2147483647".into() });
+        }
+        Ok(n as usize)
+    };
+    let default = count(DEFAULT, &c.string(DEFAULT))?;
+    let text = c.string(OVERRIDES);
+    let mut overrides = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let invalid = |reason: String| ConfigError::Invalid { name: OVERRIDES.into(), value: text.clone(), reason };
+        let (host, n) = item.rsplit_once(':').ok_or_else(|| invalid(format!("expected HOST:COUNT, got {item}")))?;
+        let n = count(OVERRIDES, n)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0).to_socket_addrs().map(|a| a.map(|a| a.ip()).collect()).unwrap_or_default(),
+        };
+        if addrs.is_empty() {
+            return Err(invalid(format!("contains invalid addresses : {host}")));
+        }
+        for ip in addrs {
+            overrides.insert(ip, n);
+        }
+    }
+    if default == 0 && overrides.is_empty() {
+        return Err(ConfigError::Invalid { name: DEFAULT.into(), value: "0".into(), reason: format!("can be set to zero only if {OVERRIDES} property is set") });
+    }
+    Ok((default, overrides))
+}
+
 /// `listeners` / `advertised.listeners`: `NAME://host:port` items, names unique (upper-cased, as
 /// Kafka compares them).
 fn parse_named_endpoints(name: &str, value: &str) -> Result<Vec<(String, Endpoint)>, ConfigError> {
@@ -1078,6 +1120,9 @@ pub struct Config {
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
     pub max_connections: usize,
+    /// `max.connections.per.ip`, and its `.overrides` by address (host names resolved at startup).
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
     pub connections_max_idle_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
@@ -1188,6 +1233,8 @@ impl Config {
             socket_send_buffer_bytes: 0,
             socket_receive_buffer_bytes: 0,
             max_connections: 0,
+            max_connections_per_ip: 0,
+            max_connections_per_ip_overrides: BTreeMap::new(),
             connections_max_idle_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
@@ -1281,6 +1328,7 @@ impl Config {
             }
             Ok(v)
         };
+        let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
         let config = Config {
             node_id,
             listener,
@@ -1296,6 +1344,8 @@ impl Config {
             socket_send_buffer_bytes: c.int("socket.send.buffer.bytes")?,
             socket_receive_buffer_bytes: c.int("socket.receive.buffer.bytes")?,
             max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
+            max_connections_per_ip: per_ip,
+            max_connections_per_ip_overrides: per_ip_overrides,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
@@ -1763,6 +1813,23 @@ mod tests {
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn connections_per_ip_and_its_overrides_are_checked_as_kafka_checks_them() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!((c.max_connections_per_ip, c.max_connections_per_ip_overrides.len()), (i32::MAX as usize, 0), "Kafka's defaults");
+        let c = Config::from_properties(props(&[("max.connections.per.ip", "5"), ("max.connections.per.ip.overrides", "127.0.0.1:10, [::1]:0,localhost:7")])).unwrap();
+        assert_eq!(c.max_connections_per_ip, 5);
+        assert!(c.max_connections_per_ip_overrides.contains_key(&"::1".parse().unwrap()), "an IPv6 address in brackets");
+        assert_eq!(c.max_connections_per_ip_overrides.get(&"127.0.0.1".parse().unwrap()), Some(&7), "a later host name's addresses override an earlier entry");
+        let refused = |pairs: &[(&str, &str)]| Config::from_properties(props(pairs)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(&[("max.connections.per.ip", "0")]).contains("can be set to zero only if max.connections.per.ip.overrides"));
+        assert!(Config::from_properties(props(&[("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.1:2")])).is_ok());
+        assert!(refused(&[("max.connections.per.ip", "-1")]).contains("max.connections.per.ip"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "127.0.0.1")]).contains("HOST:COUNT"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "127.0.0.1:x")]).contains("not a number"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "no-such-host.invalid:3")]).contains("invalid addresses"));
     }
 
     #[test]
