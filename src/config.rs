@@ -154,6 +154,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("socket.receive.buffer.bytes", Some("102400"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default."),
     def("max.connections", Some("2147483647"), T::Int, "Most client connections at once."),
     def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
+    def("quota.window.num", Some("11"), T::Int, "Samples client quota rates are measured over."),
+    def("quota.window.size.seconds", Some("1"), T::Int, "Length of one client quota rate sample, in seconds."),
     def("max.connections.per.ip.overrides", Some(""), T::String, "Per IP or host name exceptions to max.connections.per.ip, HOST:COUNT separated by commas."),
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
@@ -1123,6 +1125,10 @@ pub struct Config {
     /// `max.connections.per.ip`, and its `.overrides` by address (host names resolved at startup).
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured over
+    /// that many samples of that many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
     pub connections_max_idle_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
@@ -1235,6 +1241,8 @@ impl Config {
             max_connections: 0,
             max_connections_per_ip: 0,
             max_connections_per_ip_overrides: BTreeMap::new(),
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             connections_max_idle_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
@@ -1346,6 +1354,8 @@ impl Config {
             max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
             max_connections_per_ip: per_ip,
             max_connections_per_ip_overrides: per_ip_overrides,
+            quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
+            quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
