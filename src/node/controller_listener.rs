@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::cluster::ControllerService;
 use crate::controller::{self, ControllerError, ControllerResult};
-use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState};
+use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState, MetadataRecord};
 use crate::protocol::header::{decode_request_header, peek_prefix};
 use crate::raft::{FJORD_RAFT_API_KEY, transport};
 
@@ -94,6 +94,7 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<AllocateProducerIdsRequest>(ApiKey::AllocateProducerIds),
         range::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments),
         range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
+        range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials),
     ]
 }
 
@@ -154,6 +155,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::ElectLeaders => {
             let req = ElectLeadersRequest::decode(&mut body, version)?;
             encode(key, version, corr, &elect_leaders(service, req, version).await)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_user_scram_credentials(service, req).await)
         }
         ApiKey::AllocateProducerIds => {
             let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
@@ -236,6 +241,61 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
 
 /// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
 /// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
+/// AlterUserScramCredentials forwarded by a broker: decided on the image as a single node
+/// decides on its file (`broker::scram::decide`), the credentials kept as metadata records that
+/// every broker follows.
+async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    use crate::broker::scram::{self, Change, Upsertion};
+    use crate::metadata::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
+    use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    let deletions: Vec<(String, i8)> = req.deletions.iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
+    let upsertions: Vec<Upsertion> = req
+        .upsertions
+        .iter()
+        .map(|u| Upsertion { user: u.name.to_string(), mechanism: u.mechanism, iterations: u.iterations, salt: u.salt.to_vec(), salted_password: u.salted_password.to_vec() })
+        .collect();
+    let decided = service
+        .decide(|_, image, _| {
+            let (changes, results) = scram::decide(|user, m| image.scram_credential(user, m.wire_type()).is_some(), &deletions, &upsertions);
+            let records = changes
+                .into_iter()
+                .map(|c| match c {
+                    Change::Delete(name, m) => MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord { name, mechanism: m.wire_type() }),
+                    Change::Upsert(name, m, c) => MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                        name,
+                        mechanism: m.wire_type(),
+                        salt: c.salt,
+                        stored_key: c.stored_key,
+                        server_key: c.server_key,
+                        iterations: c.iterations,
+                    }),
+                })
+                .collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    let results = match decided {
+        Ok(results) => results
+            .into_iter()
+            .map(|(user, r)| {
+                let out = AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(user));
+                match r {
+                    Ok(()) => out,
+                    Err(e) => out.with_error_code(crate::api::error_code::scram(&e)).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                }
+            })
+            .collect(),
+        Err(e) => {
+            let users: std::collections::BTreeSet<String> = deletions.iter().map(|d| d.0.clone()).chain(upsertions.iter().map(|u| u.user.clone())).collect();
+            users
+                .into_iter()
+                .map(|u| AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(u)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect()
+        }
+    };
+    AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
 async fn allocate_producer_ids(service: &ControllerService, req: AllocateProducerIdsRequest) -> AllocateProducerIdsResponse {
     match service.decide(|c, image, _| c.allocate_producer_ids(image, req.broker_id.0, req.broker_epoch)).await {
         Ok(block) => AllocateProducerIdsResponse::default()
