@@ -494,6 +494,24 @@ async fn partitions_configs_and_deletion_are_cluster_wide() {
         eventually("carol gone from every node", async || (c.send(&describe, 0).await.results[0].error_code == 91).then_some(())).await;
     }
 
+    // Client quotas set through node 2 are the metadata log's too: every node describes them.
+    let quota = AlterClientQuotasRequest::default().with_entries(vec![alter_client_quotas_request::EntryData::default()
+        .with_entity(vec![alter_client_quotas_request::EntityData::default().with_entity_type(s("client-id")).with_entity_name(Some(s("slow-app")))])
+        .with_ops(vec![alter_client_quotas_request::OpData::default().with_key(s("producer_byte_rate")).with_value(2048.0)])]);
+    let r = c1.send(&quota, 1).await;
+    assert_eq!(r.entries[0].error_code, 0, "{:?}", r.entries[0].error_message);
+    let describe = DescribeClientQuotasRequest::default()
+        .with_components(vec![describe_client_quotas_request::ComponentData::default().with_entity_type(s("client-id")).with_match_type(0).with_match(Some(s("slow-app")))]);
+    for addr in &a {
+        let mut c = Client::connect(*addr).await;
+        let value = eventually("the quota on every node", async || {
+            let r = c.send(&describe, 1).await;
+            r.entries.and_then(|e| e.first().map(|e| e.values[0].value))
+        })
+        .await;
+        assert_eq!(value, 2048.0);
+    }
+
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {
             r.shutdown().await;

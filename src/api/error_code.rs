@@ -92,9 +92,8 @@ pub fn quota(e: &crate::broker::quotas::QuotaError) -> i16 {
     use crate::broker::quotas::QuotaError as Q;
     match e {
         Q::InvalidRequest(_) => E::InvalidRequest.code(),
-        // Kafka's answer to an entity type it does not know, and Fjord's to quotas a quorum
-        // cannot hold yet: the node does not support it.
-        Q::UnsupportedEntityType(_) | Q::NotReplicated(_) => E::UnsupportedVersion.code(),
+        // Kafka's answer to an entity type it does not know.
+        Q::UnsupportedEntityType(_) => E::UnsupportedVersion.code(),
         Q::Storage(_) => E::KafkaStorageError.code(),
     }
 }

@@ -52,6 +52,8 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
         // SASL listeners authenticate with the metadata log's SCRAM credentials.
         broker.scram.follow(next.scram_credentials());
     }
+    // Client quotas too are the metadata log's (a no-op when unchanged).
+    broker.quotas.follow(next.client_quotas());
     let node = broker.config.node_id;
     let changes = local_changes(prev, next, node);
     if changes.is_empty() {

@@ -57,8 +57,6 @@ pub enum QuotaError {
     UnsupportedEntityType(String),
     #[error("cannot store the client quotas: {0}")]
     Storage(String),
-    #[error("{0}")]
-    NotReplicated(String),
 }
 
 /// The quota kinds Fjord enforces.
@@ -120,42 +118,16 @@ impl ClientQuotas {
         })
     }
 
-    /// Applies one AlterClientQuotas request as Kafka's controller does: each entity on its own
-    /// (a duplicate key or a duplicate entity fails that entity), validated, and every valid
-    /// change stored together before it takes effect. `validate_only` checks and stores nothing.
+    /// Applies one AlterClientQuotas request (see [`decide`]): every valid change is stored
+    /// together before it takes effect. `validate_only` checks and stores nothing.
     pub fn alter(&self, alterations: &[Alteration], validate_only: bool) -> Vec<(Vec<(String, Option<String>)>, Result<(), QuotaError>)> {
         let mut quotas = self.quotas.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = quotas.clone();
-        let mut seen: Vec<Entity> = Vec::new();
-        let mut results = Vec::with_capacity(alterations.len());
-        for a in alterations {
-            let checked = check_alteration(a).and_then(|(entity, ops)| {
-                if seen.contains(&entity) {
-                    return Err(QuotaError::InvalidRequest(format!("Ignoring duplicate entity {}", describe_entity(&entity))));
-                }
-                seen.push(entity.clone());
-                Ok((entity, ops))
-            });
-            match checked {
-                Ok((entity, ops)) => {
-                    let values = next.entry(entity.clone()).or_default();
-                    for (key, value) in ops {
-                        match value {
-                            Some(v) => drop(values.insert(key, v)),
-                            None => drop(values.remove(&key)),
-                        }
-                    }
-                    if values.is_empty() {
-                        next.remove(&entity);
-                    }
-                    results.push((a.entity.clone(), Ok(())));
-                }
-                Err(e) => results.push((a.entity.clone(), Err(e))),
-            }
-        }
-        if validate_only || next == *quotas {
+        let (changes, mut results) = decide(&quotas, alterations);
+        if validate_only || changes.is_empty() {
             return results;
         }
+        let mut next = quotas.clone();
+        apply(&mut next, changes);
         match write_atomic(&StdIo, &self.dir.join(FILE), encode(&next).as_bytes()) {
             Ok(()) => {
                 *quotas = next;
@@ -171,6 +143,22 @@ impl ClientQuotas {
             }
         }
         results
+    }
+
+    /// In a metadata quorum the quotas are the metadata log's: the broker's copy follows the
+    /// applied image (nothing is written here).
+    pub fn follow(&self, quotas: BTreeMap<Entity, Values>) {
+        let mut current = self.quotas.write().unwrap_or_else(|e| e.into_inner());
+        if *current != quotas {
+            *current = quotas;
+            drop(current);
+            self.sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// The stored quotas (to check what a quorum's answer changed).
+    pub fn values(&self, entity: &Entity) -> Option<Values> {
+        self.quotas.read().unwrap_or_else(|e| e.into_inner()).get(entity).cloned()
     }
 
     /// DescribeClientQuotas: the entities matching every component (only those with exactly the
@@ -292,6 +280,62 @@ impl ClientQuotas {
             return 0;
         }
         ((value - quota) / quota * window as f64).round() as u64
+    }
+}
+
+/// One quota value set (`Some`) or removed (`None`) by [`decide`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaChange {
+    pub entity: Entity,
+    pub key: String,
+    pub value: Option<f64>,
+}
+
+/// The changes one AlterClientQuotas request makes to `current`, decided as Kafka's
+/// ClientQuotaControlManager does: each entity on its own (a duplicate key or a duplicate entity
+/// fails that entity), validated; only values that change are listed, and removing an absent key
+/// changes nothing. Returns the changes and one result per entity. Pure: a single node applies
+/// them to its file, a quorum's controller turns them into metadata records.
+pub fn decide(current: &BTreeMap<Entity, Values>, alterations: &[Alteration]) -> (Vec<QuotaChange>, Vec<(Vec<(String, Option<String>)>, Result<(), QuotaError>)>) {
+    let mut seen: Vec<Entity> = Vec::new();
+    let mut changes = Vec::new();
+    let mut results = Vec::with_capacity(alterations.len());
+    for a in alterations {
+        let checked = check_alteration(a).and_then(|(entity, ops)| {
+            if seen.contains(&entity) {
+                return Err(QuotaError::InvalidRequest(format!("Ignoring duplicate entity {}", describe_entity(&entity))));
+            }
+            seen.push(entity.clone());
+            Ok((entity, ops))
+        });
+        match checked {
+            Ok((entity, ops)) => {
+                let values = current.get(&entity);
+                for (key, value) in ops {
+                    let now = values.and_then(|v| v.get(&key)).copied();
+                    if now != value {
+                        changes.push(QuotaChange { entity: entity.clone(), key, value });
+                    }
+                }
+                results.push((a.entity.clone(), Ok(())));
+            }
+            Err(e) => results.push((a.entity.clone(), Err(e))),
+        }
+    }
+    (changes, results)
+}
+
+/// Applies decided changes to a quota map (an entity without values is dropped).
+pub fn apply(quotas: &mut BTreeMap<Entity, Values>, changes: Vec<QuotaChange>) {
+    for c in changes {
+        let values = quotas.entry(c.entity.clone()).or_default();
+        match c.value {
+            Some(v) => drop(values.insert(c.key, v)),
+            None => drop(values.remove(&c.key)),
+        }
+        if values.is_empty() {
+            quotas.remove(&c.entity);
+        }
     }
 }
 

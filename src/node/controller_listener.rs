@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
@@ -95,6 +95,7 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments),
         range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
         range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials),
+        range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
     ]
 }
 
@@ -155,6 +156,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::ElectLeaders => {
             let req = ElectLeadersRequest::decode(&mut body, version)?;
             encode(key, version, corr, &elect_leaders(service, req, version).await)
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = AlterClientQuotasRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_client_quotas(service, req).await)
         }
         ApiKey::AlterUserScramCredentials => {
             let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
@@ -241,6 +246,60 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
 
 /// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
 /// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
+/// AlterClientQuotas forwarded by a broker: decided on the image as a single node decides on its
+/// file (`broker::quotas::decide`), each changed value a ClientQuota record every broker follows.
+async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    use crate::broker::quotas::{self, Alteration};
+    use crate::metadata::records::ClientQuotaRecord;
+    use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+    let alterations: Vec<Alteration> = req
+        .entries
+        .iter()
+        .map(|e| Alteration {
+            entity: e.entity.iter().map(|c| (c.entity_type.to_string(), c.entity_name.as_ref().map(|n| n.to_string()))).collect(),
+            ops: e.ops.iter().map(|o| (o.key.to_string(), (!o.remove).then_some(o.value))).collect(),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let decided = service
+        .decide(|_, image, _| {
+            let (changes, results) = quotas::decide(&image.client_quotas(), &alterations);
+            let records = if validate_only {
+                vec![]
+            } else {
+                changes
+                    .into_iter()
+                    .map(|c| {
+                        let entity = c.entity.into_iter().collect();
+                        MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key: c.key, value_bits: c.value.unwrap_or(0.0).to_bits(), remove: c.value.is_none() })
+                    })
+                    .collect()
+            };
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    let entity_data = |entity: &[(String, Option<String>)]| -> Vec<EntityData> {
+        entity.iter().map(|(t, n)| EntityData::default().with_entity_type(StrBytes::from_string(t.clone())).with_entity_name(n.clone().map(StrBytes::from_string))).collect()
+    };
+    let entries = match decided {
+        Ok(results) => results
+            .into_iter()
+            .map(|(entity, r)| {
+                let out = EntryData::default().with_entity(entity_data(&entity)).with_error_message(None);
+                match r {
+                    Ok(()) => out,
+                    Err(e) => out.with_error_code(crate::api::error_code::quota(&e)).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                }
+            })
+            .collect(),
+        Err(e) => alterations
+            .iter()
+            .map(|a| EntryData::default().with_entity(entity_data(&a.entity)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+            .collect(),
+    };
+    AlterClientQuotasResponse::default().with_entries(entries)
+}
+
 /// AlterUserScramCredentials forwarded by a broker: decided on the image as a single node
 /// decides on its file (`broker::scram::decide`), the credentials kept as metadata records that
 /// every broker follows.
