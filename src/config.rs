@@ -90,7 +90,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
-    def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are refused at startup for now)."),
+    def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
+    def("sasl.server.callback.handler.class", None, T::Class, "A SASL mechanism's server callback handler, set as listener.name.<listener>.<mechanism>.sasl.server.callback.handler.class; OAUTHBEARER accepts only Kafka's default unsecured-token handler."),
     def("sasl.jaas.config", None, T::Password, "JAAS login module of a SASL mechanism, set as listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN: its user_<name>=\"<password>\" options are the users)."),
     def("sasl.server.max.receive.size", Some("524288"), T::Int, "Largest frame a SASL listener reads before the client is authenticated, in bytes."),
     def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
@@ -465,7 +466,7 @@ fn is_known_key(key: &str) -> bool {
         None => key,
     };
     let key = match key.split_once('.') {
-        Some((mechanism, "sasl.jaas.config")) if SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some() || mechanism == "oauthbearer" || mechanism == "gssapi" => "sasl.jaas.config",
+        Some((mechanism, rest @ ("sasl.jaas.config" | "sasl.server.callback.handler.class"))) if SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some() || mechanism == "gssapi" => rest,
         _ => key,
     };
     broker_def(key).is_some()
@@ -543,6 +544,7 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -552,11 +554,12 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Plain, Self::ScramSha256, Self::ScramSha512].into_iter().find(|m| m.name() == s)
+        [Self::Plain, Self::ScramSha256, Self::ScramSha512, Self::OAuthBearer].into_iter().find(|m| m.name() == s)
     }
 }
 
@@ -570,7 +573,31 @@ pub struct SaslSettings {
     pub plain_users: BTreeMap<String, Secret>,
     /// `connections.max.reauth.ms`: a session's lifetime; 0 = no expiry.
     pub max_reauth_ms: u64,
+    /// OAUTHBEARER's unsecured validator options.
+    pub oauthbearer: OAuthBearerSettings,
 }
+
+/// OAUTHBEARER's token validation, as Kafka's default server callback handler
+/// (OAuthBearerUnsecuredValidatorCallbackHandler) reads it from the OAuthBearerLoginModule's
+/// options: `unsecuredValidatorPrincipalClaimName` (default `sub`),
+/// `unsecuredValidatorScopeClaimName` (default `scope`), `unsecuredValidatorRequiredScope`
+/// (space-separated) and `unsecuredValidatorAllowableClockSkewMs` (default 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthBearerSettings {
+    pub principal_claim: String,
+    pub scope_claim: String,
+    pub required_scope: Vec<String>,
+    pub clock_skew_ms: i64,
+}
+
+impl Default for OAuthBearerSettings {
+    fn default() -> Self {
+        OAuthBearerSettings { principal_claim: "sub".into(), scope_claim: "scope".into(), required_scope: vec![], clock_skew_ms: 0 }
+    }
+}
+
+/// Kafka's default OAUTHBEARER server callback handler: unsecured tokens.
+const OAUTHBEARER_UNSECURED_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 impl SaslSettings {
     fn parse(c: &Config, listener: &str) -> Result<SaslSettings, ConfigError> {
@@ -581,8 +608,7 @@ impl SaslSettings {
         for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let parsed = match m {
                 "GSSAPI" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "GSSAPI (Kerberos) is not served; set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512 (Kafka's default is GSSAPI)".into())),
-                "OAUTHBEARER" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "OAUTHBEARER is not served yet (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)".into())),
-                other => SaslMechanism::parse(other).ok_or_else(|| invalid("sasl.enabled.mechanisms", list.clone(), format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are served")))?,
+                other => SaslMechanism::parse(other).ok_or_else(|| invalid("sasl.enabled.mechanisms", list.clone(), format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are served")))?,
             };
             if !mechanisms.contains(&parsed) {
                 mechanisms.push(parsed);
@@ -592,6 +618,15 @@ impl SaslSettings {
             return Err(invalid("sasl.enabled.mechanisms", list, "a SASL listener needs at least one mechanism".into()));
         }
         let mut plain_users = BTreeMap::new();
+        let mut oauthbearer = OAuthBearerSettings::default();
+        if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+            let key = "oauthbearer.sasl.server.callback.handler.class";
+            if let Some(class) = c.listener_value(listener, key).or_else(|| c.listener_value(listener, "sasl.server.callback.handler.class")).filter(|v| !v.trim().is_empty())
+                && class.trim() != OAUTHBEARER_UNSECURED_HANDLER
+            {
+                return Err(invalid(&format!("listener.name.{lower}.{key}"), class, "only Kafka's default unsecured-token handler is served; validating signed JWTs against a JWKS (OAuthBearerValidatorCallbackHandler) is not yet".into()));
+            }
+        }
         for m in &mechanisms {
             // Kafka's broker reads listener.name.<listener>.<mechanism>.sasl.jaas.config; the
             // un-prefixed <mechanism>.sasl.jaas.config and sasl.jaas.config are read after it.
@@ -613,6 +648,7 @@ impl SaslSettings {
             let expected = match m {
                 SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
                 SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
+                SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
             };
             if module.class != expected {
                 return Err(invalid(&name, "[hidden]".into(), format!("{} needs {expected}, not {}", m.name(), module.class)));
@@ -620,10 +656,25 @@ impl SaslSettings {
             if *m == SaslMechanism::Plain {
                 plain_users = module.options.iter().filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), Secret(v.clone())))).collect();
             }
+            if *m == SaslMechanism::OAuthBearer {
+                let option = |k: &str| module.options.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+                if let Some(v) = option("unsecuredValidatorPrincipalClaimName") {
+                    oauthbearer.principal_claim = v;
+                }
+                if let Some(v) = option("unsecuredValidatorScopeClaimName") {
+                    oauthbearer.scope_claim = v;
+                }
+                if let Some(v) = option("unsecuredValidatorRequiredScope") {
+                    oauthbearer.required_scope = v.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+                }
+                if let Some(v) = option("unsecuredValidatorAllowableClockSkewMs") {
+                    oauthbearer.clock_skew_ms = v.parse::<i64>().ok().filter(|n| *n >= 0 && *n <= i32::MAX as i64).ok_or_else(|| invalid(&name, "[hidden]".into(), format!("Allowable clock skew millis must be a number, 0 or more: {v}")))?;
+                }
+            }
         }
         let reauth = c.listener_value(listener, "connections.max.reauth.ms").unwrap_or_else(|| "0".into());
         let max_reauth_ms = reauth.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| invalid("connections.max.reauth.ms", reauth.clone(), "expected a number of ms, 0 or more".into()))? as u64;
-        Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms })
+        Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms, oauthbearer })
     }
 }
 
@@ -2002,7 +2053,7 @@ mod tests {
             Config::from_properties(p).expect_err(why).to_string()
         };
         assert!(refused(&[("sasl.enabled.mechanisms", "GSSAPI")], "Kerberos").contains("GSSAPI (Kerberos) is not served"));
-        assert!(refused(&[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")], "OAUTHBEARER").contains("OAUTHBEARER is not served yet"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler")], "JWKS").contains("JWKS"));
         assert!(refused(&[("sasl.enabled.mechanisms", "DIGEST-MD5")], "unknown").contains("unknown mechanism DIGEST-MD5"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "")], "PLAIN without users").contains("PLAIN needs its users"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required;")], "the wrong module").contains("PlainLoginModule"));
