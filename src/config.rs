@@ -91,6 +91,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
+    def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup."),
+    def("sasl.oauthbearer.expected.audience", None, T::List, "OAUTHBEARER with signed JWTs: audiences a token's aud must name one of (not checked when unset)."),
+    def("sasl.oauthbearer.expected.issuer", None, T::String, "OAUTHBEARER with signed JWTs: the issuer a token's iss must be (not checked when unset)."),
+    def("sasl.oauthbearer.sub.claim.name", Some("sub"), T::String, "OAUTHBEARER with signed JWTs: the claim naming the principal."),
+    def("sasl.oauthbearer.scope.claim.name", Some("scope"), T::String, "OAUTHBEARER with signed JWTs: the claim holding the scope."),
+    def("sasl.oauthbearer.clock.skew.seconds", Some("30"), T::Int, "OAUTHBEARER with signed JWTs: clock difference allowed when checking exp, nbf and iat, in seconds."),
     def("sasl.server.callback.handler.class", None, T::Class, "A SASL mechanism's server callback handler, set as listener.name.<listener>.<mechanism>.sasl.server.callback.handler.class; OAUTHBEARER accepts only Kafka's default unsecured-token handler."),
     def("sasl.jaas.config", None, T::Password, "JAAS login module of a SASL mechanism, set as listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN: its user_<name>=\"<password>\" options are the users)."),
     def("sasl.server.max.receive.size", Some("524288"), T::Int, "Largest frame a SASL listener reads before the client is authenticated, in bytes."),
@@ -588,11 +594,57 @@ pub struct OAuthBearerSettings {
     pub scope_claim: String,
     pub required_scope: Vec<String>,
     pub clock_skew_ms: i64,
+    /// Signed JWTs instead (Kafka's OAuthBearerValidatorCallbackHandler), when configured.
+    pub jwt: Option<JwtSettings>,
 }
 
 impl Default for OAuthBearerSettings {
     fn default() -> Self {
-        OAuthBearerSettings { principal_claim: "sub".into(), scope_claim: "scope".into(), required_scope: vec![], clock_skew_ms: 0 }
+        OAuthBearerSettings { principal_claim: "sub".into(), scope_claim: "scope".into(), required_scope: vec![], clock_skew_ms: 0, jwt: None }
+    }
+}
+
+/// OAUTHBEARER with signed JWTs, as Kafka's OAuthBearerValidatorCallbackHandler reads its
+/// settings: the keys of `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL, read at startup),
+/// `sasl.oauthbearer.expected.audience` / `.expected.issuer` (checked when set),
+/// `sasl.oauthbearer.sub.claim.name`, `sasl.oauthbearer.scope.claim.name` and
+/// `sasl.oauthbearer.clock.skew.seconds`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// The signers' public keys (the JWKS document, checked at startup).
+    pub jwks: jsonwebtoken::jwk::JwkSet,
+    pub expected_audience: Vec<String>,
+    pub expected_issuer: Option<String>,
+    pub sub_claim: String,
+    pub scope_claim: String,
+    pub clock_skew_seconds: u64,
+}
+
+/// Kafka's OAUTHBEARER server callback handler for signed JWTs.
+const OAUTHBEARER_JWT_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+
+impl JwtSettings {
+    fn parse(c: &Config, listener: &str) -> Result<JwtSettings, ConfigError> {
+        let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
+        let get = |name: &str| c.listener_value(listener, name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        const URL: &str = "sasl.oauthbearer.jwks.endpoint.url";
+        let url = get(URL).ok_or_else(|| invalid(URL, String::new(), "OAuthBearerValidatorCallbackHandler needs the JWKS: set it to a file: URL".into()))?;
+        let path = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")).ok_or_else(|| invalid(URL, url.clone(), "only file: URLs are served for now (an https JWKS endpoint is not)".into()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(URL, url.clone(), format!("cannot read the JWKS: {e}")))?;
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| invalid(URL, url.clone(), format!("not a JWKS document: {e}")))?;
+        if jwks.keys.is_empty() {
+            return Err(invalid(URL, url.clone(), "the JWKS holds no key".into()));
+        }
+        let skew = get("sasl.oauthbearer.clock.skew.seconds").unwrap_or_else(|| "30".into());
+        let clock_skew_seconds = skew.parse::<u64>().map_err(|_| invalid("sasl.oauthbearer.clock.skew.seconds", skew.clone(), "expected seconds, 0 or more".into()))?;
+        Ok(JwtSettings {
+            jwks,
+            expected_audience: get("sasl.oauthbearer.expected.audience").map(|a| a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default(),
+            expected_issuer: get("sasl.oauthbearer.expected.issuer"),
+            sub_claim: get("sasl.oauthbearer.sub.claim.name").unwrap_or_else(|| "sub".into()),
+            scope_claim: get("sasl.oauthbearer.scope.claim.name").unwrap_or_else(|| "scope".into()),
+            clock_skew_seconds,
+        })
     }
 }
 
@@ -621,10 +673,13 @@ impl SaslSettings {
         let mut oauthbearer = OAuthBearerSettings::default();
         if mechanisms.contains(&SaslMechanism::OAuthBearer) {
             let key = "oauthbearer.sasl.server.callback.handler.class";
-            if let Some(class) = c.listener_value(listener, key).or_else(|| c.listener_value(listener, "sasl.server.callback.handler.class")).filter(|v| !v.trim().is_empty())
-                && class.trim() != OAUTHBEARER_UNSECURED_HANDLER
-            {
-                return Err(invalid(&format!("listener.name.{lower}.{key}"), class, "only Kafka's default unsecured-token handler is served; validating signed JWTs against a JWKS (OAuthBearerValidatorCallbackHandler) is not yet".into()));
+            match c.listener_value(listener, key).or_else(|| c.listener_value(listener, "sasl.server.callback.handler.class")).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+                None => {}
+                Some(class) if class == OAUTHBEARER_UNSECURED_HANDLER => {}
+                Some(class) if class == OAUTHBEARER_JWT_HANDLER => oauthbearer.jwt = Some(JwtSettings::parse(c, listener)?),
+                Some(class) => {
+                    return Err(invalid(&format!("listener.name.{lower}.{key}"), class, format!("OAUTHBEARER validates with {OAUTHBEARER_UNSECURED_HANDLER} (the default) or {OAUTHBEARER_JWT_HANDLER}")));
+                }
             }
         }
         for m in &mechanisms {
@@ -2053,7 +2108,10 @@ mod tests {
             Config::from_properties(p).expect_err(why).to_string()
         };
         assert!(refused(&[("sasl.enabled.mechanisms", "GSSAPI")], "Kerberos").contains("GSSAPI (Kerberos) is not served"));
-        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler")], "JWKS").contains("JWKS"));
+        let jwt = ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler");
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt], "no JWKS").contains("needs the JWKS"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt, ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/jwks")], "https").contains("only file: URLs"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "com.example.Mine")], "another class").contains("OAUTHBEARER validates with"));
         assert!(refused(&[("sasl.enabled.mechanisms", "DIGEST-MD5")], "unknown").contains("unknown mechanism DIGEST-MD5"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "")], "PLAIN without users").contains("PLAIN needs its users"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required;")], "the wrong module").contains("PlainLoginModule"));

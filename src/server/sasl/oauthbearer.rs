@@ -7,9 +7,11 @@
 //! `insufficient_scope` with the scope); the client answers `^A` and the authentication fails with
 //! that JSON as its message, as Kafka's does. Pure: the caller passes the time.
 //!
-//! An unsecured token proves nothing: like Kafka's default handler, this is for development.
-//! Validating signed JWTs against a JWKS (Kafka's OAuthBearerValidatorCallbackHandler) is refused
-//! at startup until it is served.
+//! An unsecured token proves nothing: like Kafka's default handler, it is for development. With
+//! Kafka's OAuthBearerValidatorCallbackHandler configured, tokens are signed JWTs instead, checked
+//! against the listener's JWKS as Kafka's BrokerJwtValidator checks them: a key found by the
+//! token's `kid`, an asymmetric algorithm matching it, the signature, `exp` (required), `nbf` and
+//! `iat` within the clock skew, the audience and issuer when configured, and the subject claim.
 
 use std::collections::BTreeMap;
 
@@ -164,12 +166,55 @@ pub fn validate_unsecured(token: &str, now_ms: i64, v: &UnsecuredValidator) -> R
     Ok(Token { principal, expires_at_ms: expires_at })
 }
 
+/// Validates a signed JWT as Kafka's BrokerJwtValidator does (see the module comment).
+pub fn validate_jwt(token: &str, s: &crate::config::JwtSettings) -> Result<Token, Invalid> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let header = jsonwebtoken::decode_header(token).map_err(|e| Invalid::new(format!("malformed JWT: {e}")))?;
+    let asymmetric = [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA];
+    if !asymmetric.contains(&header.alg) {
+        return Err(Invalid::new(format!("the JWT's algorithm {:?} is not a public-key signature", header.alg)));
+    }
+    let kid = header.kid.as_deref().ok_or_else(|| Invalid::new("the JWT names no key (kid)"))?;
+    let jwk = s.jwks.find(kid).ok_or_else(|| Invalid::new(format!("no key {kid} in the JWKS")))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| Invalid::new(format!("key {kid} of the JWKS is unusable: {e}")))?;
+    let mut v = Validation::new(header.alg);
+    v.leeway = s.clock_skew_seconds;
+    v.validate_nbf = true;
+    v.set_required_spec_claims(&["exp"]);
+    if s.expected_audience.is_empty() {
+        v.validate_aud = false;
+    } else {
+        v.set_audience(&s.expected_audience);
+    }
+    if let Some(issuer) = &s.expected_issuer {
+        v.set_issuer(&[issuer]);
+    }
+    let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &v).map_err(|e| Invalid::new(format!("the JWT did not validate: {e}")))?;
+    let claims = data.claims;
+    let principal = match claims.get(&s.sub_claim) {
+        Some(serde_json::Value::String(p)) if !p.trim().is_empty() => p.clone(),
+        _ => return Err(Invalid::new(format!("the JWT has no string claim {}", s.sub_claim))),
+    };
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if let Some(iat) = claims.get("iat").and_then(|i| i.as_i64())
+        && iat > now_s + s.clock_skew_seconds as i64
+    {
+        return Err(Invalid::new(format!("the JWT was issued in the future (iat {iat})")));
+    }
+    let exp = claims.get("exp").and_then(|e| e.as_f64()).ok_or_else(|| Invalid::new("the JWT's exp is not a number"))?;
+    Ok(Token { principal, expires_at_ms: (exp * 1000.0) as i64 })
+}
+
 /// Authenticates a first message: Ok(Ok(token)) when valid, Ok(Err(invalid)) when the token does
 /// not validate (the caller sends the challenge), Err when the message or the authorization id
 /// is refused outright.
 pub fn authenticate(message: &[u8], now_ms: i64, v: &UnsecuredValidator) -> Result<Result<Token, Invalid>, AuthError> {
     let first = parse_initial_response(message)?;
-    let token = match validate_unsecured(&first.token, now_ms, v) {
+    let validated = match &v.jwt {
+        Some(jwt) => validate_jwt(&first.token, jwt),
+        None => validate_unsecured(&first.token, now_ms, v),
+    };
+    let token = match validated {
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
@@ -244,5 +289,52 @@ mod tests {
         let jws = unsecured_jws(&format!(r#"{{"sub":"alice","exp":{}}}"#, NOW / 1000 + 60));
         let m = format!("n,a=mallory,\u{1}auth=Bearer {jws}\u{1}\u{1}");
         assert!(matches!(authenticate(m.as_bytes(), NOW, &UnsecuredValidator::default()), Err(AuthError::Refused(r)) if r.contains("different from the token's principal name")));
+    }
+
+    /// A P-256 signer and the JWKS holding its public key as `kid`.
+    fn signer(kid: &str) -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let raw = key.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65]), "kid": kid, "use": "sig", "alg": "ES256"});
+        (jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der()), jwk)
+    }
+
+    fn jwt_settings(jwks: Vec<serde_json::Value>) -> crate::config::JwtSettings {
+        crate::config::JwtSettings {
+            jwks: serde_json::from_value(serde_json::json!({ "keys": jwks })).unwrap(),
+            expected_audience: vec!["fjord".into()],
+            expected_issuer: Some("https://issuer.test".into()),
+            sub_claim: "sub".into(),
+            scope_claim: "scope".into(),
+            clock_skew_seconds: 30,
+        }
+    }
+
+    fn sign(key: &jsonwebtoken::EncodingKey, kid: &str, claims: serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_signed_jwt_is_checked_against_the_jwks_audience_issuer_and_expiry() {
+        let (key, jwk) = signer("k1");
+        let (other, _) = signer("k1");
+        let s = jwt_settings(vec![jwk]);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let claims = |aud: &str, exp: i64| serde_json::json!({"sub": "frank", "aud": aud, "iss": "https://issuer.test", "iat": now, "exp": exp});
+        let t = validate_jwt(&sign(&key, "k1", claims("fjord", now + 600)), &s).unwrap();
+        assert_eq!((t.principal.as_str(), t.expires_at_ms), ("frank", (now + 600) * 1000));
+        let refused = |token: String| validate_jwt(&token, &s).unwrap_err().reason;
+        assert!(refused(sign(&key, "k1", claims("fjord", now - 600))).contains("did not validate"), "expired");
+        assert!(refused(sign(&key, "k1", claims("someone-else", now + 600))).contains("did not validate"), "another audience");
+        assert!(refused(sign(&key, "k2", claims("fjord", now + 600))).contains("no key k2"));
+        assert!(refused(sign(&other, "k1", claims("fjord", now + 600))).contains("did not validate"), "signed by another key");
+        let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        hs.kid = Some("k1".into());
+        let forged = jsonwebtoken::encode(&hs, &claims("fjord", now + 600), &jsonwebtoken::EncodingKey::from_secret(b"guess")).unwrap();
+        assert!(refused(forged).contains("not a public-key signature"));
+        assert!(validate_jwt(&unsecured_jws(&format!(r#"{{"sub":"a","exp":{}}}"#, now + 60)), &s).is_err(), "an unsecured token is refused once a JWKS is configured");
     }
 }
