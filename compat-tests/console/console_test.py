@@ -17,6 +17,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+# Selenium Manager must not look for drivers or browsers on the network: Debian's are used.
+os.environ.setdefault("SE_OFFLINE", "true")
 URL = os.environ["CONSOLE_URL"]
 BOOTSTRAP = os.environ["FJORD_BOOTSTRAP"]
 WORK = os.environ["WORK"]

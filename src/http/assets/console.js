@@ -119,12 +119,13 @@ async function topics(app) {
     e.preventDefault();
     const f = e.target;
     try {
-      await act("topics/create", { name: f.name.value.trim(), partitions: Number(f.partitions.value), replication_factor: Number(f.rf.value) });
-      toast("Topic " + f.name.value + " created");
+      const name = f.elements.namedItem("topicname").value.trim();
+      await act("topics/create", { name, partitions: Number(f.partitions.value), replication_factor: Number(f.rf.value) });
+      toast("Topic " + name + " created");
       route();
     } catch (err) { toast(err.message, true); }
   } },
-    el("label", {}, "Name", el("input", { name: "name", id: "new-topic-name", required: true, pattern: "[a-zA-Z0-9._\\-]+", maxlength: 249 })),
+    el("label", {}, "Name", el("input", { name: "topicname", id: "new-topic-name", required: true, pattern: "[a-zA-Z0-9._\\-]+", maxlength: 249 })),
     el("label", {}, "Partitions", el("input", { name: "partitions", id: "new-topic-partitions", type: "number", min: 1, max: 1000, value: 1 })),
     el("label", {}, "Replication factor", el("input", { name: "rf", type: "number", min: -1, max: 32, value: -1, title: "-1: the broker's default" })),
     el("button", { type: "submit", id: "create-topic-submit" }, "Create topic"));
@@ -147,7 +148,7 @@ async function topic(app, name) {
     el("h2", {}, "Partitions"),
     table(["#Partition", "#Leader", "Replicas", "ISR", "#Log start", "#Log end", "#High watermark", "#Size"], t.partitions.map((p) => el("tr", {},
       tdn(p.partition), tdn(p.leader), td(p.replicas.join(",")), td(p.isr.join(",")), tdn(num(p.log_start_offset)), tdn(num(p.log_end_offset)),
-      tdn(num(p.high_watermark)), tdn(bytes(p.size_bytes))))), "partitions-table"),
+      tdn(num(p.high_watermark)), tdn(bytes(p.size_bytes)))), "partitions-table"),
     el("h2", {}, "Configs"),
     table(["Name", "Value", "Source"], t.configs.map((c) => el("tr", {}, td(c.name), td(c.value ?? "–"),
       td(el("span" + (c.source === "DYNAMIC_TOPIC_CONFIG" ? ".okc" : ".muted"), {}, c.source))))),
@@ -188,7 +189,7 @@ async function messages(app, name) {
     out.replaceChildren(el("p.muted", {}, rows.length + " of " + loaded.length + " loaded records, newest first"),
       table(["#Partition", "#Offset", "Timestamp", "Key", "Value", "Headers"], rows.map((x) => el("tr.record", {},
         tdn(x.r.partition), tdn(x.r.offset), td(new Date(x.r.timestamp).toISOString()),
-        td(el("pre", {}, x.k)), td(el("pre.value", {}, x.v)), td(el("pre", {}, x.h))))), "records-table"));
+        td(el("pre", {}, x.k)), td(el("pre.value", {}, x.v)), td(el("pre", {}, x.h)))), "records-table"));
   };
   const load = async (e) => {
     if (e) e.preventDefault();
