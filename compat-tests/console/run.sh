@@ -31,6 +31,11 @@ run_browser() {
   fi
 }
 
+# The embedded script must parse (a syntax error would only show as an empty page).
+if command -v node >/dev/null; then
+  check "console.js parses (node --check)" node --check "$REPO_ROOT/src/http/assets/console.js"
+fi
+
 HTTP_PORT="$(free_port)"
 FJORD_HTTP_LISTENER="127.0.0.1:$HTTP_PORT" fjord_start "$WORK/data" --override group.initial.rebalance.delay.ms=0 \
   || { fail "broker starts"; suite_finish; exit 1; }

@@ -184,8 +184,10 @@ async function messages(app, name) {
   const out = el("div", { id: "browse-out" });
   const render = () => {
     const q = search.value.toLowerCase();
-    const rows = loaded.map((r) => ({ r, k: decode(r.key, fmt.value), v: decode(r.value, fmt.value), h: r.headers.map((h) => h.key + "=" + decode(h.value, "text")).join("\n") }))
-      .filter((x) => !q || (x.k + "\n" + x.v + "\n" + x.h).toLowerCase().includes(q));
+    // The search matches the records as text, whatever format shows them.
+    const rows = loaded.map((r) => ({ r, k: decode(r.key, fmt.value), v: decode(r.value, fmt.value), h: r.headers.map((h) => h.key + "=" + decode(h.value, "text")).join("\n"),
+      text: [decode(r.key, "text"), decode(r.value, "text")].join("\n") }))
+      .filter((x) => !q || [x.k, x.v, x.h, x.text].join("\n").toLowerCase().includes(q));
     out.replaceChildren(el("p.muted", {}, rows.length + " of " + loaded.length + " loaded records, newest first"),
       table(["#Partition", "#Offset", "Timestamp", "Key", "Value", "Headers"], rows.map((x) => el("tr.record", {},
         tdn(x.r.partition), tdn(x.r.offset), td(new Date(x.r.timestamp).toISOString()),
