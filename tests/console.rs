@@ -183,3 +183,44 @@ async fn read_only_mode_refuses_every_mutation() {
     assert_eq!(get_json(addr, "/api/messages?topic=kept").await.0, 200, "reads still work");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn group_page_shows_members_and_assignment_and_reset_needs_an_empty_group() {
+    use bytes::BufMut;
+    use common::groups::{join_req, sync_req};
+    use kafka_protocol::protocol::Encodable;
+    let b = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+    let addr = http_addr(&b);
+    assert_eq!(post(addr, "/api/topics/create", json!({"name": "events", "partitions": 2})).await.0, 200);
+    let mut c = b.client().await;
+    let first = c.send(&join_req("live", "", 30_000), 9).await;
+    let joined = c.send(&join_req("live", &first.member_id, 30_000), 9).await;
+    assert_eq!(joined.error_code, 0);
+    let member = joined.member_id.to_string();
+    // The consumer protocol's assignment: a version, then the body.
+    let assignment = ConsumerProtocolAssignment::default()
+        .with_assigned_partitions(vec![consumer_protocol_assignment::TopicPartition::default().with_topic(TopicName(StrBytes::from_static_str("events"))).with_partitions(vec![0, 1])]);
+    let mut buf = bytes::BytesMut::new();
+    buf.put_i16(3);
+    assignment.encode(&mut buf, 3).unwrap();
+    let synced = c.send(&sync_req("live", joined.generation_id, &member, vec![(member.as_str(), &buf[..])]), 5).await;
+    assert_eq!(synced.error_code, 0);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("live")))
+        .with_generation_id_or_member_epoch(joined.generation_id)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("events")))
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(0)])]);
+    assert_eq!(c.send(&commit, 8).await.topics[0].partitions[0].error_code, 0);
+
+    let (status, g) = get_json(addr, "/api/group?id=live").await;
+    assert_eq!(status, 200);
+    assert_eq!(g["state"], "Stable", "{g}");
+    assert_eq!((g["protocol_type"].as_str(), g["protocol"].as_str()), (Some("consumer"), Some("range")));
+    assert_eq!(g["members"][0]["member_id"], member);
+    assert_eq!(g["members"][0]["assignment"], json!([{"topic": "events", "partitions": [0, 1]}]));
+    let (status, r) = post(addr, "/api/groups/reset", json!({"group": "live", "topic": "events", "to": "latest"})).await;
+    assert_eq!(status, 409, "a group with members is not reset: {r}");
+    b.stop().await;
+}
