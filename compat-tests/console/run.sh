@@ -2,7 +2,7 @@
 # The web console in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven by
 # Selenium loads every page, creates a topic, produces a record, browses it back, and watches a
 # consumer group's lag fall to 0 once a confluent-kafka consumer commits; read-only mode hides the
-# actions. Screenshots land in compat-tests/console/out/ (gitignored). About 30 s.
+# actions. Screenshots land in compat-tests/console/out/ (gitignored). About 10 s.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null

@@ -170,7 +170,8 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
                 "topics": topics.len(),
                 "partitions": topics.iter().map(|t| i64::from(t.partitions)).sum::<i64>(),
                 "size_bytes": snap.partitions.iter().map(|p| p.size_bytes).sum::<u64>(),
-                "messages": snap.partitions.iter().map(|p| (p.high_watermark - p.log_start_offset).max(0)).sum::<i64>(),
+                // Records of the clients' topics (not the coordinators' internal ones).
+                "messages": snap.partitions.iter().filter(|p| topics.iter().any(|t| t.name == p.topic && !t.is_internal())).map(|p| (p.high_watermark - p.log_start_offset).max(0)).sum::<i64>(),
                 "groups": snap.groups.len(),
                 "under_replicated": snap.partitions.iter().filter(|p| p.under_replicated).count(),
                 "offline": snap.partitions.iter().filter(|p| p.offline).count(),

@@ -87,30 +87,27 @@ async function overview(app) {
 }
 
 function throughputChart(samples) {
-  const W = 600, H = 180, P = 30;
+  // The SVG stretches to its box (preserveAspectRatio none, strokes kept thin); labels are HTML.
+  const W = 600, H = 180;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "chart");
   svg.setAttribute("id", "throughput");
-  const add = (tag, attrs, text) => {
-    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    if (text !== undefined) e.textContent = text;
-    svg.append(e);
-  };
   const a = samples.map((s) => s.messages_in), b = samples.map((s) => s.bytes_out / 1024);
   const max = Math.max(1, ...a, ...b);
-  add("text", { x: 4, y: 12 }, max.toFixed(max < 10 ? 1 : 0));
-  add("text", { x: 4, y: H - 4 }, "0");
-  if (samples.length < 2) add("text", { x: W / 2 - 70, y: H / 2 }, "collecting samples…");
   const line = (vals, cls) => {
     if (vals.length < 2) return;
-    const pts = vals.map((v, i) => `${P + (i * (W - P - 4)) / (vals.length - 1)},${H - 8 - (v / max) * (H - 24)}`);
-    add("polyline", { points: pts.join(" "), class: cls });
+    const e = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    e.setAttribute("points", vals.map((v, i) => `${(i * W) / (vals.length - 1)},${H - 4 - (v / max) * (H - 12)}`).join(" "));
+    e.setAttribute("class", cls);
+    e.setAttribute("vector-effect", "non-scaling-stroke");
+    svg.append(e);
   };
   line(a, "in");
   line(b, "out");
-  return svg;
+  return el("div.chartbox", {}, svg, el("span.ymax", {}, max.toFixed(max < 10 ? 1 : 0)), el("span.ymin", {}, "0"),
+    samples.length < 2 ? el("span.wait", {}, "collecting samples…") : null);
 }
 
 async function topics(app) {
