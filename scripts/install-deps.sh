@@ -7,6 +7,8 @@
 #     from compat-tests/kafkajs/package.json (pinned kafkajs, no lock file) for compat-tests/kafkajs
 #     and compat-tests/cluster-clients (its group.js requires kafkajs from there)
 #   - the openssl CLI, which compat-tests/tls uses to make its CA and certificates at run time
+#   - Chromium and chromedriver (Debian's chromium, chromium-driver) and Selenium in the venv
+#     (compat-tests/console/requirements.txt) for compat-tests/console, the web console's browser test
 #   - shellcheck (optional lint, best effort)
 # Each step checks first and skips when already satisfied. Uses sudo only when not root.
 set -euo pipefail
@@ -52,6 +54,13 @@ fi
 # 1b. openssl CLI: compat-tests/tls makes its test certificates with it (no key is committed).
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 
+# 1c. Chromium and its WebDriver for compat-tests/console (headless; Selenium drives them).
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+  log "chromium present: $(chromium --version 2>/dev/null | head -1)"
+else
+  apt_install chromium chromium-driver
+fi
+
 # 2. shellcheck: lint only, not required by any suite.
 command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck || log "shellcheck unavailable (lint skipped)"
 
@@ -80,6 +89,17 @@ else
   log "pip install -r $REQ"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
   echo "$WANT" > "$STAMP"
+fi
+# 3b. Selenium for compat-tests/console, in the same venv.
+CREQ="$ROOT/compat-tests/console/requirements.txt"
+CSTAMP="$VENV/.console-requirements.sha256"
+CWANT="$(sha256sum "$CREQ" | cut -d' ' -f1)"
+if [ -f "$CSTAMP" ] && [ "$(cat "$CSTAMP")" = "$CWANT" ] && "$VENV/bin/python" -c 'import selenium' >/dev/null 2>&1; then
+  log "selenium present"
+else
+  log "pip install -r $CREQ"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$CREQ"
+  echo "$CWANT" > "$CSTAMP"
 fi
 # 4. Node and kafkajs for compat-tests/kafkajs (node_modules/ is gitignored; no package-lock.json is kept).
 KJS="$ROOT/compat-tests/kafkajs"

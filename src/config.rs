@@ -262,6 +262,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("fjord.http.connections.max", Some("16"), T::Int, "Fjord: most open HTTP connections; more are closed at accept."),
     def("fjord.http.request.timeout.ms", Some("10000"), T::Long, "Fjord: how long an HTTP client has to send a request's headers, in ms; a slower one is disconnected."),
     def("fjord.http.connection.max.ms", Some("60000"), T::Long, "Fjord: longest life of an HTTP connection, in ms (a keep-alive scraper reconnects after it)."),
+    def("fjord.http.console.readonly", Some("false"), T::Boolean, "Fjord: the web console at / only shows: its create, delete, produce and reset actions are hidden and the server refuses them (403)."),
     def(
         "fjord.fetch.readahead.bytes",
         Some("16777216"),
@@ -831,6 +832,8 @@ pub struct HttpConfig {
     pub connections_max: usize,
     pub request_timeout_ms: u64,
     pub connection_max_ms: u64,
+    /// `fjord.http.console.readonly`: the console refuses every mutating action.
+    pub console_readonly: bool,
 }
 
 /// `fjord.http.listener`: `host:port`, or `none`.
@@ -1365,7 +1368,7 @@ impl Config {
             queued_max_requests: 500,
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
-            http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1 },
+            http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1, console_readonly: false },
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
             group_max_session_timeout_ms: 0,
@@ -1494,6 +1497,7 @@ impl Config {
                 connections_max: positive("fjord.http.connections.max", c.long("fjord.http.connections.max")?)? as usize,
                 request_timeout_ms: positive("fjord.http.request.timeout.ms", c.long("fjord.http.request.timeout.ms")?)? as u64,
                 connection_max_ms: positive("fjord.http.connection.max.ms", c.long("fjord.http.connection.max.ms")?)? as u64,
+                console_readonly: c.boolean("fjord.http.console.readonly")?,
             },
             group_initial_rebalance_delay_ms: c.long("group.initial.rebalance.delay.ms")?.max(0) as u64,
             group_min_session_timeout_ms: c.int("group.min.session.timeout.ms")?,

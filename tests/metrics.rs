@@ -209,7 +209,8 @@ async fn health_ready_unknown_paths_and_methods() {
     let addr = http_addr(&b);
     assert_eq!(http_get(addr, "/health").await, (200, "ok\n".to_string()));
     assert_eq!(http_get(addr, "/ready").await.0, 200, "a started single node is ready");
-    assert_eq!(http_get(addr, "/").await.0, 404);
+    assert_eq!(http_get(addr, "/nope").await.0, 404);
+    assert_eq!(http_get(addr, "/").await.0, 200, "the web console");
     assert_eq!(http_get(addr, "/metrics/extra").await.0, 404);
     assert_eq!(http_request(addr, "POST", "/metrics").await.0, 405);
     assert_eq!(http_request(addr, "PUT", "/ready").await.0, 405);

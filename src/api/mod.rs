@@ -613,3 +613,63 @@ mod tests {
         assert!(matches!(encode_with_files(ApiKey::Fetch, 12, 1, &held, Vec::new()), Err(FrameError::Encode { .. })));
     }
 }
+
+/// The handlers for callers inside the process (the web console): an action taken there is the
+/// Kafka request of that API, handled by the same code, at the newest version Fjord serves, on a
+/// request handler thread as the connection would run it. Nothing here is a second implementation.
+pub mod inprocess {
+    use std::sync::Arc;
+
+    use kafka_protocol::messages::*;
+
+    use super::{create_topics, delete_topics, offset_commit, produce};
+    use crate::broker::Broker;
+    use crate::protocol::versions;
+
+    fn newest(key: ApiKey) -> i16 {
+        versions::SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, _, max)| *max).expect("the api is in the version table")
+    }
+
+    pub async fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+        let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::CreateTopics));
+        broker.io_pool.run(move || rt.block_on(create_topics::handle(&b, req, version))).await
+    }
+
+    pub async fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::DeleteTopics));
+        broker.io_pool.run(move || rt.block_on(delete_topics::handle(&b, req, version))).await
+    }
+
+    /// acks must be 1 or -1: an in-process caller always wants the answer.
+    pub async fn produce(broker: &Arc<Broker>, req: ProduceRequest) -> ProduceResponse {
+        let (b, version) = (broker.clone(), newest(ApiKey::Produce));
+        match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
+            produce::Outcome::Respond(resp) => resp,
+            produce::Outcome::AfterSync(durable) => durable.answer(broker.clone()).await,
+            produce::Outcome::Silent | produce::Outcome::Close => ProduceResponse::default(),
+        }
+    }
+
+    /// A topic's configs as DescribeConfigs answers them: (name, value, Kafka's source name).
+    pub fn topic_configs(broker: &Broker, overrides: &std::collections::BTreeMap<String, String>) -> Vec<(String, Option<String>, &'static str)> {
+        super::describe_configs::topic_configs(broker, overrides)
+            .into_iter()
+            .map(|d| {
+                let source = match d.source {
+                    1 => "DYNAMIC_TOPIC_CONFIG",
+                    2 => "DYNAMIC_BROKER_CONFIG",
+                    3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+                    4 => "STATIC_BROKER_CONFIG",
+                    5 => "DEFAULT_CONFIG",
+                    _ => "UNKNOWN",
+                };
+                (d.name, d.value, source)
+            })
+            .collect()
+    }
+
+    pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+        let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::OffsetCommit));
+        broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await
+    }
+}

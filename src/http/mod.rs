@@ -1,10 +1,11 @@
 //! The HTTP listener (`fjord.http.listener`): `GET /metrics` (Prometheus text), `GET /health`
-//! (the process is up) and `GET /ready` (logs loaded, listeners bound, and in a metadata quorum
-//! caught up). Bounded: a connection limit, a deadline on reading a request's headers and on a
+//! (the process is up), `GET /ready` (logs loaded, listeners bound, and in a metadata quorum
+//! caught up) and the web console at `/` with its JSON API under `/api/` ([`console`]). Bounded: a connection limit, a deadline on reading a request's headers and on a
 //! connection's life. Never on the Kafka request path; a scrape reads the broker on a blocking
 //! thread.
 
 pub mod collect;
+pub mod console;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct HttpState {
     broker: OnceLock<Arc<Broker>>,
     ready: AtomicBool,
+    /// The console's throughput chart: the last minutes of samples.
+    throughput: console::Throughput,
 }
 
 impl HttpState {
@@ -70,6 +73,7 @@ pub async fn bind(config: &HttpConfig) -> std::io::Result<Option<BoundHttp>> {
 pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(config.connections_max));
     let mut connections = JoinSet::new();
+    let sampler = tokio::spawn(console::sample_throughput(state.clone()));
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
@@ -94,14 +98,21 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
             _ = stop.changed() => break,
         }
     }
+    sampler.abort();
     connections.abort_all();
     while connections.join_next().await.is_some() {}
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<HttpState>, config: &HttpConfig) {
+    let readonly = config.console_readonly;
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await) }
+        async move {
+            if console::is_console_path(req.uri().path()) {
+                return Ok::<_, Infallible>(console::handle(&state, readonly, req).await);
+            }
+            Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -171,7 +182,7 @@ mod tests {
         assert_eq!(status(&state, Method::GET, "/health").await, StatusCode::OK);
         assert_eq!(status(&state, Method::GET, "/ready").await, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(status(&state, Method::GET, "/metrics").await, StatusCode::SERVICE_UNAVAILABLE, "no broker yet");
-        assert_eq!(status(&state, Method::GET, "/").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&state, Method::GET, "/favicon.ico").await, StatusCode::NOT_FOUND);
         assert_eq!(status(&state, Method::GET, "/metricsx").await, StatusCode::NOT_FOUND);
         assert_eq!(status(&state, Method::POST, "/metrics").await, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(status(&state, Method::DELETE, "/health").await, StatusCode::METHOD_NOT_ALLOWED);

@@ -175,6 +175,14 @@ impl BrokerMetrics {
         kind.slot().map_or(0, |s| self.requests[s].requests.load(Ordering::Relaxed))
     }
 
+    /// (bytes in, messages in, bytes out) summed over every topic: the all-topics series, for
+    /// the web console's throughput chart.
+    pub fn topic_totals(&self) -> (u64, u64, u64) {
+        self.topics.read().unwrap_or_else(|e| e.into_inner()).values().fold((0, 0, 0), |(bi, mi, bo), c| {
+            (bi + c.bytes_in.load(Ordering::Relaxed), mi + c.messages_in.load(Ordering::Relaxed), bo + c.bytes_out.load(Ordering::Relaxed))
+        })
+    }
+
     fn topics_sorted(&self) -> Vec<(String, Arc<TopicCounters>)> {
         let mut v: Vec<(String, Arc<TopicCounters>)> = self.topics.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));

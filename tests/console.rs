@@ -1,0 +1,226 @@
+//! Wire tests of the web console on the HTTP listener: its pages and assets answer, its JSON API
+//! creates a topic, produces a record, browses it back (newest first, from an offset, bounded),
+//! shows a group's lag and resets it, deletes the topic; mutating calls need the console's header
+//! and a same-origin request, and read-only mode refuses them all (403).
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::*;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn http_addr(b: &TestBroker) -> SocketAddr {
+    b.running.as_ref().and_then(|r| r.http_addr).expect("the test broker has an HTTP listener")
+}
+
+/// GET `path` as JSON: (status, body).
+async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let (status, body) = http_get(addr, path).await;
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}")))
+}
+
+/// POST a JSON body with the given extra header lines: (status, body as JSON).
+async fn post_with(addr: SocketAddr, path: &str, body: &Value, extra_headers: &str) -> (u16, Value) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.to_string();
+    let req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra_headers}\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut raw)).await.expect("an answer in time").expect("read");
+    let text = String::from_utf8(raw).expect("utf-8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}")))
+}
+
+/// POST as the console's own page does.
+async fn post(addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    post_with(addr, path, &body, "X-Fjord-Console: 1\r\n").await
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test]
+async fn pages_assets_and_read_apis_answer() {
+    let b = TestBroker::start(&[]).await;
+    let addr = http_addr(&b);
+    let (status, html) = http_get(addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("console.js") && html.contains("viewport"), "{html}");
+    for (path, needle) in [("/console.js", "X-Fjord-Console"), ("/console.css", "@media")] {
+        let (status, body) = http_get(addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body.contains(needle), "{path}");
+    }
+    let (status, o) = get_json(addr, "/api/overview").await;
+    assert_eq!(status, 200);
+    assert_eq!(o["brokers"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(o["readonly"], false);
+    assert!(o["throughput"].is_array());
+    assert_eq!(get_json(addr, "/api/topics").await.0, 200);
+    assert_eq!(get_json(addr, "/api/groups").await.1, json!([]));
+    assert_eq!(get_json(addr, "/api/topic?name=nope").await.0, 404);
+    assert_eq!(get_json(addr, "/api/group?id=nope").await.0, 404);
+    assert_eq!(get_json(addr, "/api/nope").await.0, 404);
+    assert_eq!(http_request(addr, "DELETE", "/api/topics").await.0, 405);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn create_produce_browse_lag_reset_and_delete_through_the_console() {
+    let b = TestBroker::start(&[]).await;
+    let addr = http_addr(&b);
+
+    let (status, r) = post(addr, "/api/topics/create", json!({"name": "orders", "partitions": 2, "configs": {"retention.ms": "3600000"}})).await;
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = post(addr, "/api/topics/create", json!({"name": "orders", "partitions": 2})).await;
+    assert_eq!(status, 400, "a second create is the Kafka error");
+    assert!(r["error"].as_str().unwrap().contains("TopicAlreadyExists"), "{r}");
+    let (_, t) = get_json(addr, "/api/topic?name=orders").await;
+    assert_eq!(t["partitions"].as_array().unwrap().len(), 2, "{t}");
+    let retention = t["configs"].as_array().unwrap().iter().find(|c| c["name"] == "retention.ms").cloned().unwrap();
+    assert_eq!(retention, json!({"name": "retention.ms", "value": "3600000", "source": "DYNAMIC_TOPIC_CONFIG"}));
+
+    for i in 0..3 {
+        let (status, r) = post(addr, "/api/produce", json!({"topic": "orders", "partition": 1, "key": format!("k{i}"), "value": format!("{{\"n\":{i}}}"), "headers": [{"key": "h", "value": "v"}]})).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r, json!({"partition": 1, "offset": i}));
+    }
+    let (_, ts) = get_json(addr, "/api/topics").await;
+    let orders = ts.as_array().unwrap().iter().find(|t| t["name"] == "orders").cloned().unwrap();
+    assert_eq!(orders["messages"], 3, "{orders}");
+
+    // Newest first, from the end.
+    let (status, page) = get_json(addr, "/api/messages?topic=orders&partition=1&limit=2").await;
+    assert_eq!(status, 200, "{page}");
+    let recs = page["records"].as_array().unwrap();
+    assert_eq!(recs.iter().map(|r| r["offset"].as_i64().unwrap()).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(recs[0]["key"]["b64"], b64("k2"));
+    assert_eq!(recs[0]["value"]["b64"], b64("{\"n\":2}"));
+    assert_eq!(recs[0]["headers"][0]["key"], "h");
+    // From an offset; every partition; a limit above the bound is cut to it.
+    let (_, page) = get_json(addr, "/api/messages?topic=orders&partition=1&offset=1&limit=1").await;
+    assert_eq!(page["records"][0]["offset"], 1, "{page}");
+    let (_, page) = get_json(addr, "/api/messages?topic=orders&partition=-1&limit=100000").await;
+    assert_eq!(page["limit"], 500);
+    assert_eq!(page["records"].as_array().unwrap().len(), 3);
+    let (_, page) = get_json(addr, "/api/messages?topic=orders&partition=1&timestamp=0").await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 3, "{page}");
+    assert_eq!(get_json(addr, "/api/messages?topic=orders&partition=7").await.0, 404);
+
+    // A group commits offset 1 of partition 1 over the wire: lag 2, then reset to latest: 0.
+    let mut c = b.client().await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("billing")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(1).with_committed_offset(1)])]);
+    assert_eq!(c.send(&commit, 8).await.topics[0].partitions[0].error_code, 0);
+    let (_, gs) = get_json(addr, "/api/groups").await;
+    assert_eq!(gs[0]["group_id"], "billing", "{gs}");
+    assert_eq!(gs[0]["lag"], 2);
+    let (status, g) = get_json(addr, "/api/group?id=billing").await;
+    assert_eq!(status, 200);
+    assert_eq!(g["state"], "Empty", "{g}");
+    assert_eq!(g["lag"], 2);
+    assert_eq!(g["offsets"][0], json!({"topic": "orders", "partition": 1, "committed": 1, "high_watermark": 3, "lag": 2}));
+    let (status, r) = post(addr, "/api/groups/reset", json!({"group": "billing", "topic": "orders", "to": "latest"})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(get_json(addr, "/api/group?id=billing").await.1["lag"], 0);
+    let (status, _) = post(addr, "/api/groups/reset", json!({"group": "billing", "topic": "orders", "to": "earliest"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(get_json(addr, "/api/group?id=billing").await.1["lag"], 3);
+    assert_eq!(post(addr, "/api/groups/reset", json!({"group": "billing", "topic": "orders", "to": "sideways"})).await.0, 400);
+
+    let (status, r) = post(addr, "/api/topics/delete", json!({"name": "orders"})).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(get_json(addr, "/api/topic?name=orders").await.0, 404);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn mutations_need_the_console_header_and_the_same_origin() {
+    let b = TestBroker::start(&[]).await;
+    let addr = http_addr(&b);
+    let body = json!({"name": "t1", "partitions": 1});
+    assert_eq!(post_with(addr, "/api/topics/create", &body, "").await.0, 403, "no X-Fjord-Console header");
+    assert_eq!(post_with(addr, "/api/topics/create", &body, "X-Fjord-Console: 1\r\nOrigin: http://evil.example\r\n").await.0, 403);
+    assert_eq!(get_json(addr, "/api/topic?name=t1").await.0, 404, "nothing was created");
+    assert_eq!(post(addr, "/api/topics/create", json!({"name": "t1", "partitions": 100000})).await.0, 400, "partitions bounded");
+    assert_eq!(post_with(addr, "/api/topics/create", &body, &format!("X-Fjord-Console: 1\r\nOrigin: http://{addr}\r\n")).await.0, 200);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_mutation() {
+    let b = TestBroker::start(&["fjord.http.console.readonly=true", "auto.create.topics.enable=false"]).await;
+    let addr = http_addr(&b);
+    assert_eq!(get_json(addr, "/api/overview").await.1["readonly"], true);
+    let mut c = b.client().await;
+    let t = create_topics_request::CreatableTopic::default().with_name(TopicName(StrBytes::from_static_str("kept"))).with_num_partitions(1).with_replication_factor(1);
+    assert_eq!(c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await.topics[0].error_code, 0);
+    for (path, body) in [
+        ("/api/topics/create", json!({"name": "t2", "partitions": 1})),
+        ("/api/topics/delete", json!({"name": "kept"})),
+        ("/api/produce", json!({"topic": "kept", "value": "x"})),
+        ("/api/groups/reset", json!({"group": "g", "topic": "kept", "to": "earliest"})),
+    ] {
+        let (status, r) = post(addr, path, body).await;
+        assert_eq!(status, 403, "{path}: {r}");
+    }
+    assert_eq!(get_json(addr, "/api/topic?name=t2").await.0, 404);
+    let (_, t) = get_json(addr, "/api/topic?name=kept").await;
+    assert_eq!(t["partitions"][0]["high_watermark"], 0, "nothing produced");
+    assert_eq!(get_json(addr, "/api/messages?topic=kept").await.0, 200, "reads still work");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn group_page_shows_members_and_assignment_and_reset_needs_an_empty_group() {
+    use bytes::BufMut;
+    use common::groups::{join_req, sync_req};
+    use kafka_protocol::protocol::Encodable;
+    let b = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+    let addr = http_addr(&b);
+    assert_eq!(post(addr, "/api/topics/create", json!({"name": "events", "partitions": 2})).await.0, 200);
+    let mut c = b.client().await;
+    let first = c.send(&join_req("live", "", 30_000), 9).await;
+    let joined = c.send(&join_req("live", &first.member_id, 30_000), 9).await;
+    assert_eq!(joined.error_code, 0);
+    let member = joined.member_id.to_string();
+    // The consumer protocol's assignment: a version, then the body.
+    let assignment = ConsumerProtocolAssignment::default()
+        .with_assigned_partitions(vec![consumer_protocol_assignment::TopicPartition::default().with_topic(TopicName(StrBytes::from_static_str("events"))).with_partitions(vec![0, 1])]);
+    let mut buf = bytes::BytesMut::new();
+    buf.put_i16(3);
+    assignment.encode(&mut buf, 3).unwrap();
+    let synced = c.send(&sync_req("live", joined.generation_id, &member, vec![(member.as_str(), &buf[..])]), 5).await;
+    assert_eq!(synced.error_code, 0);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("live")))
+        .with_generation_id_or_member_epoch(joined.generation_id)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("events")))
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(0)])]);
+    assert_eq!(c.send(&commit, 8).await.topics[0].partitions[0].error_code, 0);
+
+    let (status, g) = get_json(addr, "/api/group?id=live").await;
+    assert_eq!(status, 200);
+    assert_eq!(g["state"], "Stable", "{g}");
+    assert_eq!((g["protocol_type"].as_str(), g["protocol"].as_str()), (Some("consumer"), Some("range")));
+    assert_eq!(g["members"][0]["member_id"], member);
+    assert_eq!(g["members"][0]["assignment"], json!([{"topic": "events", "partitions": [0, 1]}]));
+    let (status, r) = post(addr, "/api/groups/reset", json!({"group": "live", "topic": "events", "to": "latest"})).await;
+    assert_eq!(status, 409, "a group with members is not reset: {r}");
+    b.stop().await;
+}
