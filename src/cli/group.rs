@@ -12,8 +12,7 @@ use anyhow::{Result, anyhow, bail};
 use bytes::Buf;
 use clap::{ArgGroup, Subcommand};
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
-    describe_groups_response::DescribedGroup,
+    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
 };
 use kafka_protocol::protocol::Decodable;
@@ -161,7 +160,28 @@ pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeM
     Ok(())
 }
 
-async fn describe_group(cluster: &mut Cluster, group: &str) -> Result<DescribedGroup> {
+/// A group as the CLI shows it, from DescribeGroups (classic groups) or ConsumerGroupDescribe
+/// (KIP-848 consumer groups, which DescribeGroups reports as Dead).
+struct GroupView {
+    state: String,
+    protocol_type: String,
+    /// The classic group's assignor, or the consumer group's.
+    protocol: String,
+    members: Vec<MemberView>,
+}
+
+struct MemberView {
+    member_id: String,
+    client_id: String,
+    host: String,
+    partitions: Vec<(String, i32)>,
+}
+
+/// GROUP_ID_NOT_FOUND: what DescribeGroups v6+ and ConsumerGroupDescribe answer for a group of
+/// the other kind (or none).
+const GROUP_ID_NOT_FOUND: i16 = 69;
+
+async fn describe_group(cluster: &mut Cluster, group: &str) -> Result<GroupView> {
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let mut g = None;
     for _ in 0..COORDINATOR_TRIES {
@@ -175,8 +195,53 @@ async fn describe_group(cluster: &mut Cluster, group: &str) -> Result<DescribedG
         pause().await;
     }
     let g = g.ok_or_else(|| anyhow!("DescribeGroups answered no group"))?;
-    check(g.error_code, format!("describing group {group}"))?;
-    Ok(g)
+    if g.error_code != GROUP_ID_NOT_FOUND {
+        check(g.error_code, format!("describing group {group}"))?;
+    }
+    if g.error_code == GROUP_ID_NOT_FOUND || g.group_state.as_str() == "Dead" {
+        if let Some(view) = describe_consumer_group(cluster, group).await? {
+            return Ok(view);
+        }
+        return Ok(GroupView { state: "Dead".into(), protocol_type: String::new(), protocol: String::new(), members: Vec::new() });
+    }
+    let consumer = g.protocol_type.as_str() == "consumer";
+    let members = g
+        .members
+        .iter()
+        .map(|m| MemberView {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            partitions: if consumer { assigned_partitions(m.member_assignment.clone()) } else { Vec::new() },
+        })
+        .collect();
+    Ok(GroupView { state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string(), protocol: g.protocol_data.to_string(), members })
+}
+
+/// ConsumerGroupDescribe, when the coordinator serves it: `None` if it knows no such group.
+async fn describe_consumer_group(cluster: &mut Cluster, group: &str) -> Result<Option<GroupView>> {
+    let coordinator = cluster.coordinator(group).await?;
+    if coordinator.version_for::<ConsumerGroupDescribeRequest>().is_err() {
+        return Ok(None);
+    }
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
+    let response = coordinator.send(&request).await?;
+    let Some(g) = response.groups.into_iter().next() else { return Ok(None) };
+    if g.error_code == GROUP_ID_NOT_FOUND || g.group_state.as_str() == "Dead" {
+        return Ok(None);
+    }
+    check(g.error_code, format!("describing consumer group {group}"))?;
+    let members = g
+        .members
+        .iter()
+        .map(|m| MemberView {
+            member_id: m.member_id.to_string(),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            partitions: m.assignment.topic_partitions.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic_name.0.to_string(), *p))).collect(),
+        })
+        .collect();
+    Ok(Some(GroupView { state: g.group_state.to_string(), protocol_type: "consumer".into(), protocol: g.assignor_name.to_string(), members }))
 }
 
 /// The partitions a consumer-protocol member was assigned, from its assignment bytes; empty
@@ -299,11 +364,9 @@ async fn list(cluster: &mut Cluster, common: &Common) -> Result<ExitCode> {
 async fn describe(cluster: &mut Cluster, common: &Common, group: &str) -> Result<serde_json::Value> {
     let described = describe_group(cluster, group).await?;
     let mut owner: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
-    if described.protocol_type.as_str() == "consumer" {
-        for m in &described.members {
-            for tp in assigned_partitions(m.member_assignment.clone()) {
-                owner.insert(tp, (m.member_id.to_string(), m.client_host.to_string(), m.client_id.to_string()));
-            }
+    for m in &described.members {
+        for tp in &m.partitions {
+            owner.insert(tp.clone(), (m.member_id.clone(), m.host.clone(), m.client_id.clone()));
         }
     }
     let committed = committed_offsets(cluster, group, None).await?;
@@ -324,7 +387,7 @@ async fn describe(cluster: &mut Cluster, common: &Common, group: &str) -> Result
         rows.push((tp.clone(), current, end, lag, owner.get(tp).cloned()));
     }
     if !common.json {
-        println!("Group: {group}\tState: {}\tProtocol: {}\tMembers: {}\tTotal lag: {total_lag}", described.group_state, or_dash(described.protocol_data.as_str()), described.members.len());
+        println!("Group: {group}\tState: {}\tProtocol: {}\tMembers: {}\tTotal lag: {total_lag}", described.state, or_dash(&described.protocol), described.members.len());
         let mut t = Table::new(&["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"]);
         let dash = || "-".to_string();
         for ((topic, p), current, end, lag, owner) in &rows {
@@ -344,12 +407,12 @@ async fn describe(cluster: &mut Cluster, common: &Common, group: &str) -> Result
         t.print();
         println!();
     }
-    let members: Vec<_> = described.members.iter().map(|m| json!({"member_id": m.member_id.as_str(), "client_id": m.client_id.as_str(), "host": m.client_host.as_str()})).collect();
+    let members: Vec<_> = described.members.iter().map(|m| json!({"member_id": m.member_id, "client_id": m.client_id, "host": m.host, "partitions": m.partitions.len()})).collect();
     let offsets: Vec<_> = rows
         .iter()
         .map(|((topic, p), current, end, lag, owner)| json!({"topic": topic, "partition": p, "current_offset": current, "log_end_offset": end, "lag": lag, "member_id": owner.as_ref().map(|o| o.0.clone())}))
         .collect();
-    Ok(json!({"group": group, "state": described.group_state.as_str(), "protocol_type": described.protocol_type.as_str(), "protocol": described.protocol_data.as_str(), "members": members, "offsets": offsets, "total_lag": total_lag}))
+    Ok(json!({"group": group, "state": described.state, "protocol_type": described.protocol_type, "protocol": described.protocol, "members": members, "offsets": offsets, "total_lag": total_lag}))
 }
 
 fn or_dash(s: &str) -> &str {
@@ -379,11 +442,8 @@ pub fn parse_topic_partitions(s: &str) -> Result<(String, Option<Vec<i32>>)> {
 async fn reset(cluster: &mut Cluster, common: &Common, group: &str, topics: &[String], all_topics: bool, to: To, execute: bool) -> Result<ExitCode> {
     // Kafka's tool refuses a group with members; so does this one, also for a dry run, so that
     // the plan printed is one that --execute would carry out.
-    let state = match describe_group(cluster, group).await {
-        Ok(g) => g.group_state.to_string(),
-        Err(e) => return Err(e),
-    };
-    if !matches!(state.as_str(), "Empty" | "Dead" | "") {
+    let state = describe_group(cluster, group).await?.state;
+    if !(state.eq_ignore_ascii_case("Empty") || state.eq_ignore_ascii_case("Dead")) {
         bail!("group {group} is {state}: offsets can be reset only while the group has no members (stop its consumers first)");
     }
     let committed = committed_offsets(cluster, group, None).await?;
