@@ -35,6 +35,8 @@ const KAFKA_OFFSET_OUT_OF_RANGE: i16 = 1;
 const KAFKA_NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const KAFKA_UNKNOWN_LEADER_EPOCH: i16 = 75;
 const KAFKA_LEADER_NOT_AVAILABLE: i16 = 5;
+/// Right after a topic is created, a leader may not know its partition yet.
+const KAFKA_UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
@@ -301,7 +303,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ConsumeArgs) -> R
                     }
                     match pd.error_code {
                         0 => {}
-                        KAFKA_NOT_LEADER_OR_FOLLOWER | KAFKA_LEADER_NOT_AVAILABLE | KAFKA_UNKNOWN_LEADER_EPOCH => {
+                        KAFKA_NOT_LEADER_OR_FOLLOWER | KAFKA_LEADER_NOT_AVAILABLE | KAFKA_UNKNOWN_LEADER_EPOCH | KAFKA_UNKNOWN_TOPIC_OR_PARTITION => {
                             refresh = true;
                             continue;
                         }

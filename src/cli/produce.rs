@@ -30,6 +30,16 @@ const BATCH_BYTES_MAX: usize = 512 * 1024;
 const LINE_BYTES_MAX: usize = 16 << 20;
 /// How long the leader may wait for the in-sync replicas.
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// Tries of one batch while its partition has no leader or the leader moved (a topic just
+/// created, an election); the batch was not written then, so sending it again is safe.
+const LEADER_TRIES: usize = 20;
+const LEADER_RETRY_MS: u64 = 250;
+
+/// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER: nothing was
+/// appended; ask for the leader again and resend.
+fn leader_retriable(code: i16) -> bool {
+    matches!(code, 3 | 5 | 6)
+}
 
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
@@ -126,6 +136,11 @@ struct Pending {
     bytes: usize,
 }
 
+/// Where a batch was appended.
+struct ProducedAt {
+    base_offset: i64,
+}
+
 /// What was written to one partition.
 #[derive(Default)]
 struct Written {
@@ -145,7 +160,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
             bail!("topic {} has partitions 0..{}; there is no partition {p}", args.topic, partitions - 1);
         }
     }
-    let leaders: BTreeMap<i32, i32> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
+    let mut leaders: BTreeMap<i32, i32> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
     let headers = args.headers.iter().map(|h| parse_key_value(h)).collect::<Result<Vec<_>>>()?;
     let codec = compression(&args.compression);
     let separator = args.key_separator.as_deref().map(str::as_bytes);
@@ -208,7 +223,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         batch.records.push(record);
         if batch.records.len() >= BATCH_RECORDS_MAX || batch.bytes >= BATCH_BYTES_MAX {
             let full = pending.remove(&partition).unwrap_or_default();
-            total += send_batch(cluster, &args.topic, &leaders, partition, full, codec, &mut written).await?;
+            total += send_batch(cluster, &args.topic, &mut leaders, partition, full, codec, &mut written).await?;
             if args.partition.is_none() && partition == next_unkeyed {
                 next_unkeyed = (next_unkeyed + 1) % partitions;
             }
@@ -216,7 +231,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         }
     }
     for (partition, batch) in std::mem::take(&mut pending) {
-        total += send_batch(cluster, &args.topic, &leaders, partition, batch, codec, &mut written).await?;
+        total += send_batch(cluster, &args.topic, &mut leaders, partition, batch, codec, &mut written).await?;
         progress.update(total);
     }
     progress.finish(total, false);
@@ -233,7 +248,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
 async fn send_batch(
     cluster: &mut Cluster,
     topic: &str,
-    leaders: &BTreeMap<i32, i32>,
+    leaders: &mut BTreeMap<i32, i32>,
     partition: i32,
     batch: Pending,
     codec: Compression,
@@ -245,25 +260,42 @@ async fn send_batch(
     let count = batch.records.len() as u64;
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &batch.records, &RecordEncodeOptions { version: 2, compression: codec }).map_err(|e| anyhow!("encoding a record batch: {e}"))?;
-    let leader = *leaders.get(&partition).ok_or_else(|| anyhow!("no partition {partition}"))?;
-    if leader < 0 {
-        bail!("{topic}-{partition} has no leader");
-    }
-    let client = cluster.broker(leader).await?;
+    let records = buf.freeze();
     let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![
-        TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(buf.freeze()))]),
+        TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
     ]);
-    // v12 at most: topic names (v13 names topics by id).
-    let response = send_capped(&client, &request, 12).await?;
-    let r = response
-        .responses
-        .iter()
-        .flat_map(|t| t.partition_responses.iter())
-        .find(|p| p.index == partition)
-        .ok_or_else(|| anyhow!("the produce answer does not name {topic}-{partition}"))?;
-    if r.error_code != 0 {
-        bail!("producing to {topic}-{partition}: {}{}", error_name(r.error_code), r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
-    }
+    let mut tries = 0;
+    let base_offset = loop {
+        tries += 1;
+        let leader = *leaders.get(&partition).ok_or_else(|| anyhow!("no partition {partition}"))?;
+        let code = if leader < 0 {
+            5
+        } else {
+            let client = cluster.broker(leader).await?;
+            // v12 at most: topic names (v13 names topics by id).
+            let response = send_capped(&client, &request, 12).await?;
+            let r = response
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition)
+                .ok_or_else(|| anyhow!("the produce answer does not name {topic}-{partition}"))?;
+            if r.error_code == 0 {
+                break r.base_offset;
+            }
+            if !leader_retriable(r.error_code) || tries >= LEADER_TRIES {
+                bail!("producing to {topic}-{partition}: {}{}", error_name(r.error_code), r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
+            }
+            r.error_code
+        };
+        if tries >= LEADER_TRIES {
+            bail!("producing to {topic}-{partition}: {}", error_name(code));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(LEADER_RETRY_MS)).await;
+        let info = cluster.topic(topic).await?;
+        leaders.extend(info.partitions.iter().map(|p| (p.partition, p.leader)));
+    };
+    let r = ProducedAt { base_offset };
     let w = written.entry(partition).or_default();
     w.records += count;
     w.first_offset.get_or_insert(r.base_offset);
