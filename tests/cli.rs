@@ -214,3 +214,53 @@ async fn without_a_subcommand_fjord_is_still_the_broker() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord")).args(["--config", "x.properties", "topic", "list"]).output().await.unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_many_records_goes_out_in_batches_and_comes_back_whole() {
+    let b = TestBroker::start(&[]).await;
+    ok(b.addr, &["topic", "create", "bulk", "-p", "4"], "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.txt");
+    let lines: String = (0..5000).map(|i| format!("key-{i},value-{i}\n")).collect();
+    std::fs::write(&file, lines).unwrap();
+    let produced = json(b.addr, &["produce", "-t", "bulk", "-K", ",", "-z", "lz4", "-f", file.to_str().unwrap()], "").await;
+    assert_eq!(produced["records"], 5000, "{produced}");
+    let per_partition: i64 = produced["partitions"].as_array().unwrap().iter().map(|p| p["records"].as_i64().unwrap()).sum();
+    assert_eq!(per_partition, 5000);
+    assert!(produced["partitions"].as_array().unwrap().len() > 1, "keys spread over the partitions: {produced}");
+    let out = ok(b.addr, &["consume", "-t", "bulk", "--from-beginning", "-e", "-f", "%k=%s\\n"], "").await;
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 5000);
+    assert!(got.contains(&"key-4999=value-4999"));
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fjord_with_broker_options_and_no_subcommand_starts_a_broker_the_cli_can_talk_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut broker = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
+        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
+        .args(["--override", &format!("log.dirs={}", dir.path().display())])
+        .args(["--override", "fjord.http.listener=none"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut info = None;
+    for _ in 0..100 {
+        let r = fjord(addr, &["cluster", "info", "--json"], "").await;
+        if r.ok {
+            info = Some(r.stdout);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let info: Value = serde_json::from_str(&info.expect("the broker answers the CLI")).unwrap();
+    assert_eq!(info["brokers"][0]["port"], port);
+    broker.kill().await.unwrap();
+}
