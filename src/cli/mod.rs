@@ -81,6 +81,13 @@ pub enum ClusterCommand {
 /// Runs one CLI command to its end and returns the process's exit code: 0 on success, 1 with
 /// the error on stderr otherwise.
 pub fn run(command: Command) -> ExitCode {
+    // `fjord consume ... | head` should end quietly when the reader goes, as Unix tools do; Rust
+    // ignores SIGPIPE by default, which would turn that into a panic on the next print. Only
+    // the CLI does this: the broker keeps ignoring SIGPIPE (a closed socket is an error there).
+    // SAFETY: restoring a signal's default disposition, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
