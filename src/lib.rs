@@ -2,6 +2,7 @@
 //! modules; `node::start` wires storage -> broker -> api -> server.
 pub mod api;
 pub mod broker;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod controller;

@@ -1,5 +1,6 @@
 //! The `fjord` binary: command line -> Config -> logging -> node::start -> wait for SIGINT or
-//! SIGTERM -> drain and close.
+//! SIGTERM -> drain and close. With a subcommand (`fjord topic ...`, `fjord consume ...`) it is
+//! instead the admin CLI of `fjord::cli`, a Kafka client that starts no broker.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use fjord::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "fjord", version, about = "A Kafka-protocol message broker in one native binary")]
+#[command(name = "fjord", version, about = "A Kafka-protocol message broker in one native binary", args_conflicts_with_subcommands = true)]
 struct Args {
     /// A Kafka server.properties file (Kafka's property names and defaults).
     #[arg(long, value_name = "FILE")]
@@ -19,6 +20,9 @@ struct Args {
     /// Log format: human or json.
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     log_format: String,
+    /// Without a subcommand, fjord starts the broker.
+    #[command(subcommand)]
+    command: Option<fjord::cli::Command>,
 }
 
 fn init_logging(format: &str) {
@@ -84,6 +88,9 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
+    if let Some(command) = args.command {
+        return fjord::cli::run(command);
+    }
     init_logging(&args.log_format);
     raise_open_files_limit();
     let config = match Config::load(args.config.as_deref(), &args.overrides) {

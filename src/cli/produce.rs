@@ -1,0 +1,328 @@
+//! `fjord produce`: records from stdin or a file, one per line (a value, or key SEP value with
+//! `-K SEP`), with fixed headers and an optional partition, sent as v2 record batches to each
+//! partition's leader with acks=all. Keyed records go to the partition Kafka's Java producer
+//! picks (murmur2 of the key), so a key lands where Kafka's own clients would put it; unkeyed
+//! records fill one batch per partition in turn. Not idempotent (no producer id): a retry after
+//! a lost answer could write a batch twice, so the tool does not retry.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::{Bytes, BytesMut};
+use clap::Args;
+use kafka_protocol::messages::{ProduceRequest, produce_request::{PartitionProduceData, TopicProduceData}};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use serde_json::json;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use super::Common;
+use super::conn::{Cluster, error_name, send_capped, str_bytes, topic_name};
+use super::output::{Progress, print_json};
+use super::topic::parse_key_value;
+
+/// Records per batch before it is sent.
+const BATCH_RECORDS_MAX: usize = 1_000;
+/// Encoded key+value+header bytes per batch before it is sent: well under Kafka's default
+/// message.max.bytes (1 MiB), which a batch must fit.
+const BATCH_BYTES_MAX: usize = 512 * 1024;
+/// The longest input line accepted; a longer one is an error rather than an unbounded buffer.
+const LINE_BYTES_MAX: usize = 16 << 20;
+/// How long the leader may wait for the in-sync replicas.
+const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// Tries of one batch while its partition has no leader or the leader moved (a topic just
+/// created, an election); the batch was not written then, so sending it again is safe.
+const LEADER_TRIES: usize = 20;
+const LEADER_RETRY_MS: u64 = 250;
+
+/// UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER: nothing was
+/// appended; ask for the leader again and resend.
+fn leader_retriable(code: i16) -> bool {
+    matches!(code, 3 | 5 | 6)
+}
+
+#[derive(Args, Debug)]
+pub struct ProduceArgs {
+    /// The topic to write to.
+    #[arg(short, long)]
+    pub topic: String,
+    /// Write every record to this partition (default: by key, as Kafka's producer does).
+    #[arg(short, long)]
+    pub partition: Option<i32>,
+    /// Split each line at the first SEP into key and value (like kcat -K).
+    #[arg(short = 'K', long = "key-separator", value_name = "SEP")]
+    pub key_separator: Option<String>,
+    /// A header on every record, repeatable: -H source=cli
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+    /// Read records from FILE instead of stdin (progress is shown on stderr).
+    #[arg(short, long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Compression of the batches.
+    #[arg(short = 'z', long, default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    pub compression: String,
+}
+
+/// Kafka's murmur2 (the Java producer's default partitioner hashes keys with it).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h: u32 = SEED ^ length;
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= (tail[2] as u32) << 16;
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Kafka's producer picks for a key: positive murmur2 modulo the partition count.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+fn compression(name: &str) -> Compression {
+    match name {
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// Splits one input line (without its newline) into key and value.
+pub fn parse_line(line: &[u8], separator: Option<&[u8]>) -> (Option<Bytes>, Bytes) {
+    if let Some(sep) = separator.filter(|s| !s.is_empty()) {
+        if let Some(at) = line.windows(sep.len()).position(|w| w == sep) {
+            return (Some(Bytes::copy_from_slice(&line[..at])), Bytes::copy_from_slice(&line[at + sep.len()..]));
+        }
+    }
+    (None, Bytes::copy_from_slice(line))
+}
+
+/// Records waiting for one partition's next batch.
+#[derive(Default)]
+struct Pending {
+    records: Vec<Record>,
+    bytes: usize,
+}
+
+/// Where a batch was appended.
+struct ProducedAt {
+    base_offset: i64,
+}
+
+/// What was written to one partition.
+#[derive(Default)]
+struct Written {
+    records: u64,
+    first_offset: Option<i64>,
+    last_offset: i64,
+}
+
+pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> Result<ExitCode> {
+    let topic = cluster.topic(&args.topic).await?;
+    let partitions = topic.partitions.len() as i32;
+    if partitions == 0 {
+        bail!("topic {} has no partitions", args.topic);
+    }
+    if let Some(p) = args.partition {
+        if !(0..partitions).contains(&p) {
+            bail!("topic {} has partitions 0..{}; there is no partition {p}", args.topic, partitions - 1);
+        }
+    }
+    let mut leaders: BTreeMap<i32, i32> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
+    let headers = args.headers.iter().map(|h| parse_key_value(h)).collect::<Result<Vec<_>>>()?;
+    let codec = compression(&args.compression);
+    let separator = args.key_separator.as_deref().map(str::as_bytes);
+
+    let mut input: Box<dyn AsyncBufRead + Unpin> = match &args.file {
+        Some(path) => Box::new(BufReader::new(tokio::fs::File::open(path).await.with_context(|| format!("opening {}", path.display()))?)),
+        None => Box::new(BufReader::new(tokio::io::stdin())),
+    };
+    let mut progress = Progress::new("records produced", None);
+    let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
+    let mut written: BTreeMap<i32, Written> = BTreeMap::new();
+    let mut total: u64 = 0;
+    let mut next_unkeyed = 0i32;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = AsyncReadExt::take(&mut input, LINE_BYTES_MAX as u64 + 1).read_until(b'\n', &mut line).await.context("reading the records")?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > LINE_BYTES_MAX {
+            bail!("a line longer than {LINE_BYTES_MAX} bytes");
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        let (key, value) = parse_line(&line, separator);
+        let partition = match (args.partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key(k, partitions),
+            // Unkeyed: stick to one partition until its batch is sent (Kafka's sticky partitioner).
+            (None, None) => next_unkeyed,
+        };
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let batch = pending.entry(partition).or_default();
+        let offset = batch.records.len() as i64;
+        let mut record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            // offset - sequence stays constant, so the encoder keeps one batch (base sequence -1).
+            sequence: offset as i32 - 1,
+            timestamp: now_ms,
+            key,
+            value: Some(value),
+            headers: Default::default(),
+        };
+        for (k, v) in &headers {
+            record.headers.insert(str_bytes(k), Some(Bytes::copy_from_slice(v.as_bytes())));
+        }
+        batch.bytes += line.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() + 16;
+        batch.records.push(record);
+        if batch.records.len() >= BATCH_RECORDS_MAX || batch.bytes >= BATCH_BYTES_MAX {
+            let full = pending.remove(&partition).unwrap_or_default();
+            total += send_batch(cluster, &args.topic, &mut leaders, partition, full, codec, &mut written).await?;
+            if args.partition.is_none() && partition == next_unkeyed {
+                next_unkeyed = (next_unkeyed + 1) % partitions;
+            }
+            progress.update(total);
+        }
+    }
+    for (partition, batch) in std::mem::take(&mut pending) {
+        total += send_batch(cluster, &args.topic, &mut leaders, partition, batch, codec, &mut written).await?;
+        progress.update(total);
+    }
+    progress.finish(total, false);
+    if common.json {
+        let parts: Vec<_> = written.iter().map(|(p, w)| json!({"partition": p, "records": w.records, "first_offset": w.first_offset, "last_offset": w.last_offset})).collect();
+        print_json(&json!({"topic": args.topic, "records": total, "partitions": parts}));
+    } else {
+        eprintln!("Produced {total} records to {}.", args.topic);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Encodes one batch and sends it to the partition's leader with acks=all.
+async fn send_batch(
+    cluster: &mut Cluster,
+    topic: &str,
+    leaders: &mut BTreeMap<i32, i32>,
+    partition: i32,
+    batch: Pending,
+    codec: Compression,
+    written: &mut BTreeMap<i32, Written>,
+) -> Result<u64> {
+    if batch.records.is_empty() {
+        return Ok(0);
+    }
+    let count = batch.records.len() as u64;
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &batch.records, &RecordEncodeOptions { version: 2, compression: codec }).map_err(|e| anyhow!("encoding a record batch: {e}"))?;
+    let records = buf.freeze();
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(vec![
+        TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
+    ]);
+    let mut tries = 0;
+    let base_offset = loop {
+        tries += 1;
+        let leader = *leaders.get(&partition).ok_or_else(|| anyhow!("no partition {partition}"))?;
+        let code = if leader < 0 {
+            5
+        } else {
+            let client = cluster.broker(leader).await?;
+            // v12 at most: topic names (v13 names topics by id).
+            let response = send_capped(&client, &request, 12).await?;
+            let r = response
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition)
+                .ok_or_else(|| anyhow!("the produce answer does not name {topic}-{partition}"))?;
+            if r.error_code == 0 {
+                break r.base_offset;
+            }
+            if !leader_retriable(r.error_code) || tries >= LEADER_TRIES {
+                bail!("producing to {topic}-{partition}: {}{}", error_name(r.error_code), r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
+            }
+            r.error_code
+        };
+        if tries >= LEADER_TRIES {
+            bail!("producing to {topic}-{partition}: {}", error_name(code));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(LEADER_RETRY_MS)).await;
+        let info = cluster.topic(topic).await?;
+        leaders.extend(info.partitions.iter().map(|p| (p.partition, p.leader)));
+    };
+    let r = ProducedAt { base_offset };
+    let w = written.entry(partition).or_default();
+    w.records += count;
+    w.first_offset.get_or_insert(r.base_offset);
+    w.last_offset = r.base_offset + count as i64 - 1;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafkas_test_vectors() {
+        // From Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn a_line_splits_at_the_first_separator_only() {
+        assert_eq!(parse_line(b"k:v:w", Some(b":")), (Some(Bytes::from_static(b"k")), Bytes::from_static(b"v:w")));
+        assert_eq!(parse_line(b"no-separator", Some(b":")), (None, Bytes::from_static(b"no-separator")));
+        assert_eq!(parse_line(b"k:v", None), (None, Bytes::from_static(b"k:v")));
+        assert_eq!(parse_line(b"k::v", Some(b"::")), (Some(Bytes::from_static(b"k")), Bytes::from_static(b"v")));
+    }
+}

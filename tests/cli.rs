@@ -1,0 +1,266 @@
+//! The `fjord` admin CLI as people run it: the real binary, as a child process, against a broker
+//! the test starts on 127.0.0.1:0. Topics through their whole life, records produced from stdin
+//! and consumed back (keys, headers, partitions, formats), a group's commits, lag and reset, and
+//! the `--json` output parsed as scripts would parse it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use common::TestBroker;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `fjord ARGS -b ADDR`, feeding `stdin`.
+async fn fjord(addr: SocketAddr, args: &[&str], stdin: &str) -> Run {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
+        .args(args)
+        .arg("-b")
+        .arg(addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the fjord binary runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output()).await.expect("the CLI finishes").unwrap();
+    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+/// Runs and expects success.
+async fn ok(addr: SocketAddr, args: &[&str], stdin: &str) -> String {
+    let r = fjord(addr, args, stdin).await;
+    assert!(r.ok, "fjord {args:?} failed:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+    r.stdout
+}
+
+async fn json(addr: SocketAddr, args: &[&str], stdin: &str) -> Value {
+    let mut with = args.to_vec();
+    with.push("--json");
+    let out = ok(addr, &with, stdin).await;
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("fjord {args:?} --json printed no JSON ({e}): {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_is_created_described_configured_grown_listed_and_deleted() {
+    let b = TestBroker::start(&[]).await;
+    let out = ok(b.addr, &["topic", "create", "orders", "--partitions", "2", "--config", "retention.ms=3600000"], "").await;
+    assert!(out.contains("Created topic orders"), "{out}");
+    let again = fjord(b.addr, &["topic", "create", "orders", "-p", "2"], "").await;
+    assert!(!again.ok && again.stderr.contains("TopicAlreadyExists"), "a second create fails with Kafka's error name: {}", again.stderr);
+
+    let listed = ok(b.addr, &["topic", "list"], "").await;
+    assert!(listed.lines().next().unwrap().starts_with("TOPIC"), "a table with a header: {listed}");
+    assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["orders", "2", "1"]), "{listed}");
+
+    let d = json(b.addr, &["topic", "describe", "orders"], "").await;
+    assert_eq!(d[0]["topic"], "orders");
+    assert_eq!(d[0]["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(d[0]["configs"]["retention.ms"], "3600000", "the config set at creation is shown: {d}");
+    let table = ok(b.addr, &["topic", "describe", "orders"], "").await;
+    assert!(table.contains("PartitionCount: 2") && table.contains("retention.ms=3600000"), "{table}");
+
+    ok(b.addr, &["topic", "alter-config", "orders", "--set", "cleanup.policy=compact", "--delete", "retention.ms"], "").await;
+    let d = json(b.addr, &["topic", "describe", "orders"], "").await;
+    assert_eq!(d[0]["configs"]["cleanup.policy"], "compact", "{d}");
+    assert!(d[0]["configs"].get("retention.ms").is_none(), "the deleted config is back to its default: {d}");
+
+    ok(b.addr, &["topic", "add-partitions", "orders", "--partitions", "5"], "").await;
+    let fewer = fjord(b.addr, &["topic", "add-partitions", "orders", "-p", "3"], "").await;
+    assert!(!fewer.ok && fewer.stderr.contains("InvalidPartitions"), "{}", fewer.stderr);
+    let listed = json(b.addr, &["topic", "list"], "").await;
+    let orders = listed.as_array().unwrap().iter().find(|t| t["topic"] == "orders").expect("listed");
+    assert_eq!(orders["partitions"], 5);
+
+    ok(b.addr, &["topic", "delete", "orders"], "").await;
+    let listed = json(b.addr, &["topic", "list"], "").await;
+    assert!(listed.as_array().unwrap().iter().all(|t| t["topic"] != "orders"), "{listed}");
+    let missing = fjord(b.addr, &["topic", "describe", "orders"], "").await;
+    assert!(!missing.ok && missing.stderr.contains("UnknownTopicOrPartition"), "{}", missing.stderr);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_produced_from_stdin_come_back_with_their_keys_headers_and_partitions() {
+    let b = TestBroker::start(&[]).await;
+    ok(b.addr, &["topic", "create", "events", "-p", "3"], "").await;
+    let produced = json(b.addr, &["produce", "-t", "events", "-K", ":", "-H", "source=cli", "-H", "run=1"], "alpha:1\nbeta:2\ngamma:3\nno key here\n").await;
+    assert_eq!(produced["records"], 4, "{produced}");
+    ok(b.addr, &["produce", "-t", "events", "-p", "2", "-z", "zstd"], "pinned-a\npinned-b\n").await;
+
+    let records: Vec<Value> = ok(b.addr, &["consume", "-t", "events", "--from-beginning", "-e", "--json"], "")
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per record"))
+        .collect();
+    assert_eq!(records.len(), 6, "{records:?}");
+    let alpha = records.iter().find(|r| r["key"] == "alpha").expect("alpha");
+    assert_eq!(alpha["value"], "1");
+    assert_eq!(alpha["headers"]["source"], "cli");
+    assert_eq!(alpha["headers"]["run"], "1");
+    let unkeyed = records.iter().find(|r| r["value"] == "no key here").expect("the unkeyed line");
+    assert!(unkeyed["key"].is_null());
+    let pinned: Vec<_> = records.iter().filter(|r| r["value"].as_str().unwrap().starts_with("pinned")).collect();
+    assert!(pinned.iter().all(|r| r["partition"] == 2), "-p puts records on that partition: {pinned:?}");
+
+    let one = ok(b.addr, &["consume", "-t", "events", "-p", "2", "-o", "beginning", "-c", "1", "-f", "%p\\n"], "").await;
+    assert_eq!(one, "2\n", "-c stops after the count, -p reads only that partition");
+    let last = ok(b.addr, &["consume", "-t", "events", "-p", "2", "-o", "-1", "-e"], "").await;
+    assert_eq!(last, "pinned-b\n", "-o -1 starts one before the end");
+
+    // The same key always lands on the same partition (Kafka's murmur2 partitioner).
+    ok(b.addr, &["produce", "-t", "events", "-K", ":"], "alpha:again\n").await;
+    let formatted = ok(b.addr, &["consume", "-t", "events", "--from-beginning", "-e", "-f", "%k|%s|%p|%o|%h\\n"], "").await;
+    let alphas: Vec<&str> = formatted.lines().filter(|l| l.starts_with("alpha|")).collect();
+    assert_eq!(alphas.len(), 2, "{formatted}");
+    let partition_of = |l: &str| l.split('|').nth(2).unwrap().to_string();
+    assert_eq!(partition_of(alphas[0]), partition_of(alphas[1]), "{alphas:?}");
+    assert!(formatted.contains("alpha|1|") && formatted.contains("|source=cli,run=1"), "{formatted}");
+
+    let none = ok(b.addr, &["consume", "-t", "events", "--timestamp", "99999999999999", "-e"], "").await;
+    assert_eq!(none, "", "a time after every record starts at the end");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_shows_its_lag_and_is_reset_only_with_execute() {
+    let b = TestBroker::start(&[]).await;
+    ok(b.addr, &["topic", "create", "jobs", "-p", "2"], "").await;
+    let lines: String = (0..10).map(|i| format!("job-{i}\n")).collect();
+    ok(b.addr, &["produce", "-t", "jobs", "-p", "0"], &lines).await;
+    ok(b.addr, &["produce", "-t", "jobs", "-p", "1"], "x\ny\n").await;
+
+    let got = ok(b.addr, &["consume", "-t", "jobs", "-p", "0", "--from-beginning", "-g", "workers", "-c", "4"], "").await;
+    assert_eq!(got.lines().count(), 4);
+
+    let listed = json(b.addr, &["group", "list"], "").await;
+    assert!(listed.as_array().unwrap().iter().any(|g| g["group"] == "workers"), "{listed}");
+
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    let p0 = d[0]["offsets"].as_array().unwrap().iter().find(|o| o["topic"] == "jobs" && o["partition"] == 0).cloned().expect("partition 0 committed");
+    assert_eq!(p0["current_offset"], 4, "{d}");
+    assert_eq!(p0["log_end_offset"], 10);
+    assert_eq!(p0["lag"], 6);
+    assert_eq!(d[0]["state"], "Empty");
+    let table = ok(b.addr, &["group", "describe", "workers"], "").await;
+    assert!(table.contains("LAG") && table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()[..6] == ["workers", "jobs", "0", "4", "10", "6"]), "{table}");
+
+    // The group goes on from its committed offset.
+    let next = ok(b.addr, &["consume", "-t", "jobs", "-p", "0", "-g", "workers", "-c", "1"], "").await;
+    assert_eq!(next, "job-4\n");
+
+    // Planned only: nothing moves.
+    let plan = json(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-earliest"], "").await;
+    assert_eq!(plan["executed"], false);
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert_eq!(d[0]["offsets"][0]["current_offset"], 5, "a dry run commits nothing: {d}");
+
+    let done = json(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-earliest", "--execute"], "").await;
+    assert_eq!(done["executed"], true);
+    assert_eq!(done["offsets"].as_array().unwrap().len(), 2, "every partition of the topic: {done}");
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    let offsets = d[0]["offsets"].as_array().unwrap();
+    assert!(offsets.iter().all(|o| o["current_offset"] == 0), "{d}");
+    assert_eq!(d[0]["total_lag"], 12);
+    let again = ok(b.addr, &["consume", "-t", "jobs", "-p", "0", "-g", "workers", "-c", "1"], "").await;
+    assert_eq!(again, "job-0\n", "the group starts again from the earliest offset");
+
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs:1", "--to-latest", "--execute"], "").await;
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs:0", "--to-offset", "7", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    let current: Vec<_> = d[0]["offsets"].as_array().unwrap().iter().map(|o| o["current_offset"].as_i64().unwrap()).collect();
+    assert_eq!(current, [7, 2], "{d}");
+
+    ok(b.addr, &["group", "delete", "workers"], "").await;
+    let listed = json(b.addr, &["group", "list"], "").await;
+    assert!(listed.as_array().unwrap().iter().all(|g| g["group"] != "workers"), "{listed}");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_info_names_the_broker_and_an_unreachable_broker_is_an_error() {
+    let b = TestBroker::start(&[]).await;
+    let info = json(b.addr, &["cluster", "info"], "").await;
+    let brokers = info["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{info}");
+    assert_eq!(brokers[0]["port"], b.addr.port());
+    assert!(info["cluster_id"].is_string(), "{info}");
+    let table = ok(b.addr, &["cluster", "info"], "").await;
+    assert!(table.contains("Cluster id:") && table.contains(&b.addr.port().to_string()), "{table}");
+    let addr = b.addr;
+    b.stop().await;
+    let down = fjord(addr, &["cluster", "info", "--timeout-ms", "2000"], "").await;
+    assert!(!down.ok && down.stderr.starts_with("error:"), "{}", down.stderr);
+}
+
+#[tokio::test]
+async fn without_a_subcommand_fjord_is_still_the_broker() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord")).arg("--help").output().await.unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for expected in ["--config", "--override", "--log-format", "Properties", "topic", "consume", "group"] {
+        assert!(help.contains(expected), "--help lists {expected}: {help}");
+    }
+    // A subcommand and broker options do not mix.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord")).args(["--config", "x.properties", "topic", "list"]).output().await.unwrap();
+    assert!(!out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_many_records_goes_out_in_batches_and_comes_back_whole() {
+    let b = TestBroker::start(&[]).await;
+    ok(b.addr, &["topic", "create", "bulk", "-p", "4"], "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("records.txt");
+    let lines: String = (0..5000).map(|i| format!("key-{i},value-{i}\n")).collect();
+    std::fs::write(&file, lines).unwrap();
+    let produced = json(b.addr, &["produce", "-t", "bulk", "-K", ",", "-z", "lz4", "-f", file.to_str().unwrap()], "").await;
+    assert_eq!(produced["records"], 5000, "{produced}");
+    let per_partition: i64 = produced["partitions"].as_array().unwrap().iter().map(|p| p["records"].as_i64().unwrap()).sum();
+    assert_eq!(per_partition, 5000);
+    assert!(produced["partitions"].as_array().unwrap().len() > 1, "keys spread over the partitions: {produced}");
+    let out = ok(b.addr, &["consume", "-t", "bulk", "--from-beginning", "-e", "-f", "%k=%s\\n"], "").await;
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 5000);
+    assert!(got.contains(&"key-4999=value-4999"));
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fjord_with_broker_options_and_no_subcommand_starts_a_broker_the_cli_can_talk_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut broker = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
+        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
+        .args(["--override", &format!("log.dirs={}", dir.path().display())])
+        .args(["--override", "fjord.http.listener=none"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut info = None;
+    for _ in 0..100 {
+        let r = fjord(addr, &["cluster", "info", "--json"], "").await;
+        if r.ok {
+            info = Some(r.stdout);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let info: Value = serde_json::from_str(&info.expect("the broker answers the CLI")).unwrap();
+    assert_eq!(info["brokers"][0]["port"], port);
+    broker.kill().await.unwrap();
+}
