@@ -27,7 +27,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateAclsRequest, _version: i16)
         .create(bindings)
         .into_iter()
         .map(|r| match r {
-            Ok(()) => AclCreationResult::default(),
+            Ok(()) => AclCreationResult::default().with_error_message(None),
             Err(e) => AclCreationResult::default().with_error_code(error_code::acl(&e)).with_error_message(Some(str_bytes(e.to_string()))),
         })
         .collect();

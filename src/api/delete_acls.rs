@@ -36,11 +36,12 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteAclsRequest, _version: i16)
         .delete(filters)
         .into_iter()
         .map(|r| match r {
-            Ok(removed) => DeleteAclsFilterResult::default().with_matching_acls(
+            Ok(removed) => DeleteAclsFilterResult::default().with_error_message(None).with_matching_acls(
                 removed
                     .into_iter()
                     .map(|a| {
                         DeleteAclsMatchingAcl::default()
+                            .with_error_message(None)
                             .with_resource_type(a.resource_type.code())
                             .with_resource_name(str_bytes(a.name))
                             .with_pattern_type(a.pattern.code())

@@ -43,7 +43,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeAclsRequest, _version: i1
             )
         })
         .collect();
-    DescribeAclsResponse::default().with_resources(resources)
+    DescribeAclsResponse::default().with_error_message(None).with_resources(resources)
 }
 
 fn answer() -> DescribeAclsResponse {
