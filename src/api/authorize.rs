@@ -54,6 +54,8 @@ const TOPIC_DENIED: i16 = E::TopicAuthorizationFailed.code();
 const GROUP_DENIED: i16 = E::GroupAuthorizationFailed.code();
 const CLUSTER_DENIED: i16 = E::ClusterAuthorizationFailed.code();
 const TXN_DENIED: i16 = E::TransactionalIdAuthorizationFailed.code();
+/// Kafka's message for a topic CreateTopics may not create (checked against Kafka 4.0).
+const TOPIC_CREATE_DENIED_MESSAGE: &str = "Authorization failed.";
 
 /// A topic's name, from the request's name or (newer versions) its topic id.
 fn name_of(broker: &Broker, name: &TopicName, id: uuid::Uuid) -> Option<String> {
@@ -178,21 +180,22 @@ pub(crate) fn metadata_response(g: &Guard, all_topics: bool, resp: &mut Metadata
 /// FindCoordinator: DESCRIBE on the group, or on the transactional id. Returns the refused
 /// keys' answers (v4+), or `Some` answer of a refused single-key request.
 pub(crate) fn find_coordinator(g: &Guard, req: &mut FindCoordinatorRequest, version: i16) -> Result<Vec<find_coordinator_response::Coordinator>, FindCoordinatorResponse> {
-    let (ok, code): (Box<dyn Fn(&str) -> bool + '_>, i16) = match req.key_type {
-        1 => (Box::new(|k| g.transactional_id(Operation::Describe, k)), TXN_DENIED),
-        _ => (Box::new(|k| g.group(Operation::Describe, k)), GROUP_DENIED),
+    // Kafka's message is its error's own ("Group authorization failed.", checked against Kafka 4.0).
+    let (ok, code, message): (Box<dyn Fn(&str) -> bool + '_>, i16, String) = match req.key_type {
+        1 => (Box::new(|k| g.transactional_id(Operation::Describe, k)), TXN_DENIED, "Transactional Id authorization failed.".to_string()),
+        _ => (Box::new(|k| g.group(Operation::Describe, k)), GROUP_DENIED, "Group authorization failed.".to_string()),
     };
     if version < 4 {
         if ok(&req.key) {
             return Ok(Vec::new());
         }
-        return Err(FindCoordinatorResponse::default().with_error_code(code).with_node_id(BrokerId(-1)).with_host(super::str_bytes("")).with_port(-1));
+        return Err(FindCoordinatorResponse::default().with_error_code(code).with_error_message(Some(super::str_bytes(message))).with_node_id(BrokerId(-1)).with_host(super::str_bytes("")).with_port(-1));
     }
     let mut refused = Vec::new();
     req.coordinator_keys.retain(|k| {
         let allowed = ok(k);
         if !allowed {
-            refused.push(find_coordinator_response::Coordinator::default().with_key(k.clone()).with_error_code(code).with_node_id(BrokerId(-1)).with_host(super::str_bytes("")).with_port(-1));
+            refused.push(find_coordinator_response::Coordinator::default().with_key(k.clone()).with_error_code(code).with_error_message(Some(super::str_bytes(message.clone()))).with_node_id(BrokerId(-1)).with_host(super::str_bytes("")).with_port(-1));
         }
         allowed
     });
@@ -302,7 +305,7 @@ pub(crate) fn create_topics(g: &Guard, req: &mut CreateTopicsRequest) -> Vec<cre
                 create_topics_response::CreatableTopicResult::default()
                     .with_name(t.name.clone())
                     .with_error_code(TOPIC_DENIED)
-                    .with_error_message(Some(super::str_bytes(E::TopicAuthorizationFailed.to_string())))
+                    .with_error_message(Some(super::str_bytes(TOPIC_CREATE_DENIED_MESSAGE)))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
             );
@@ -374,7 +377,9 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
             <$req>::decode(&mut b, version)?
         };
     }
-    let cluster_message = || Some(super::str_bytes(E::ClusterAuthorizationFailed.to_string()));
+    // Kafka's message names its internal request object; Fjord says what failed, in Kafka's
+    // words for the error.
+    let cluster_message = || Some(super::str_bytes("Cluster authorization failed."));
     let refused: Option<Box<dyn Encodable>> = match key {
         ApiKey::JoinGroup => {
             let r = decode!(JoinGroupRequest);

@@ -422,6 +422,11 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
         ApiKey::AlterConfigs => serve_on_pool!(AlterConfigsRequest, alter_configs::handle),
         ApiKey::IncrementalAlterConfigs => serve_on_pool!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        // An ACL request with an UNKNOWN element is refused while parsing, by Kafka too: the
+        // connection closes (checked against Kafka 4.0 with DescribeAcls).
+        ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls if unknown_acl_element(key, version, &body)? => {
+            Err(FrameError::Malformed(anyhow!("{key:?} contains UNKNOWN elements")))
+        }
         ApiKey::DescribeAcls => serve!(DescribeAclsRequest, describe_acls::handle),
         ApiKey::CreateAcls => serve_on_pool!(CreateAclsRequest, create_acls::handle),
         ApiKey::DeleteAcls => serve_on_pool!(DeleteAclsRequest, delete_acls::handle),
@@ -446,6 +451,28 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::ListPartitionReassignments => serve!(ListPartitionReassignmentsRequest, alter_partition_reassignments::handle_list),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
+}
+
+/// Whether an ACL request names an UNKNOWN resource type, pattern type, operation or permission.
+fn unknown_acl_element(key: ApiKey, version: i16, body: &Bytes) -> Result<bool, FrameError> {
+    use crate::broker::acl::has_unknown_code as unknown;
+    let mut b = body.clone();
+    let malformed = FrameError::Malformed;
+    Ok(match key {
+        ApiKey::DescribeAcls => {
+            let r = DescribeAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            unknown(r.resource_type_filter, r.pattern_type_filter, r.operation, r.permission_type)
+        }
+        ApiKey::CreateAcls => {
+            let r = CreateAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            r.creations.iter().any(|c| unknown(c.resource_type, c.resource_pattern_type, c.operation, c.permission_type))
+        }
+        ApiKey::DeleteAcls => {
+            let r = DeleteAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            r.filters.iter().any(|f| unknown(f.resource_type_filter, f.pattern_type_filter, f.operation, f.permission_type))
+        }
+        _ => false,
+    })
 }
 
 fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {

@@ -40,6 +40,13 @@ pub const WILDCARD_PRINCIPAL: &str = "User:*";
 const ANY: i8 = 1;
 const MATCH: i8 = 2;
 
+/// Whether any of an ACL's or filter's enum codes is UNKNOWN (0, or no code Kafka knows): Kafka
+/// refuses such a CreateAcls, DescribeAcls or DeleteAcls request while parsing it, closing the
+/// connection, and Fjord does the same.
+pub fn has_unknown_code(resource_type: i8, pattern: i8, operation: i8, permission: i8) -> bool {
+    !(1..=7).contains(&resource_type) || !(1..=4).contains(&pattern) || !(1..=14).contains(&operation) || !(1..=3).contains(&permission)
+}
+
 /// Resource types an ACL may name (DELEGATION_TOKEN and USER are accepted and stored, never asked about).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceType {
