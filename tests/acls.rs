@@ -324,3 +324,33 @@ async fn the_acl_apis_need_the_cluster_permission_and_answer_security_disabled_w
     assert_eq!(produce(&mut c, "free").await, 0, "without an authorizer everything is allowed");
     plain.stop().await;
 }
+
+#[tokio::test]
+async fn admin_apis_are_refused_per_resource_without_their_permission() {
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "orders").await, 0);
+    let mut alice = login(&b, "alice").await;
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default().with_resource_type(2).with_resource_name(s("orders")).with_configuration_keys(None),
+        describe_configs_request::DescribeConfigsResource::default().with_resource_type(4).with_resource_name(s("1")).with_configuration_keys(None),
+    ]);
+    let codes = |r: &DescribeConfigsResponse| r.results.iter().map(|x| (x.resource_type, x.error_code)).collect::<Vec<_>>();
+    let resp = alice.send(&describe, 4).await;
+    assert_eq!(codes(&resp), vec![(2, TOPIC_AUTHORIZATION_FAILED), (4, CLUSTER_AUTHORIZATION_FAILED)]);
+    assert_eq!(codes(&admin.send(&describe, 4).await), vec![(2, 0), (4, 0)]);
+    let partitions = CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(name("orders")).with_count(2).with_assignments(None)]);
+    assert_eq!(alice.send(&partitions, 3).await.results[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let delete = DeleteRecordsRequest::default().with_timeout_ms(5000).with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+        .with_name(name("orders"))
+        .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default().with_partition_index(0).with_offset(0)])]);
+    assert_eq!(alice.send(&delete, 2).await.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let init = alice.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000), 4).await;
+    assert_eq!(init.error_code, CLUSTER_AUTHORIZATION_FAILED, "an idempotent producer needs WRITE on some topic");
+    assert_eq!(create_acls(&mut admin, vec![creation(TOPIC, "orders", LITERAL, "User:alice", WRITE, ALLOW)]).await[0].0, 0);
+    let init = alice.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000), 4).await;
+    assert_eq!(init.error_code, 0, "WRITE on a topic is enough");
+    let txn = alice.send(&InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("tx")))).with_transaction_timeout_ms(60_000), 4).await;
+    assert_eq!(txn.error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    b.stop().await;
+}

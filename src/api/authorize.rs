@@ -432,6 +432,19 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
                 Box::new(WriteTxnMarkersResponse::default().with_markers(markers)) as Box<dyn Encodable>
             })
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let r = decode!(ConsumerGroupHeartbeatRequest);
+            (!g.group(Operation::Read, &r.group_id)).then(|| Box::new(ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED).with_error_message(None).with_member_id(None)) as Box<dyn Encodable>)
+        }
+        ApiKey::ElectLeaders => cluster(g, Operation::Alter).map(|code| Box::new(ElectLeadersResponse::default().with_error_code(code)) as Box<dyn Encodable>),
+        ApiKey::AlterPartitionReassignments => {
+            cluster(g, Operation::Alter).map(|code| Box::new(AlterPartitionReassignmentsResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>)
+        }
+        ApiKey::ListPartitionReassignments => {
+            cluster(g, Operation::Describe).map(|code| Box::new(ListPartitionReassignmentsResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>)
+        }
+        ApiKey::UpdateFeatures => cluster(g, Operation::Alter).map(|code| Box::new(UpdateFeaturesResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>),
+        ApiKey::DescribeLogDirs => cluster(g, Operation::Describe).map(|code| Box::new(DescribeLogDirsResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::CreateAcls => {
             let r = decode!(CreateAclsRequest);
             cluster(g, Operation::Alter).map(|code| {
@@ -472,4 +485,100 @@ impl<M: kafka_protocol::protocol::Encodable + Send> Encodable for M {
     fn encode_frame(&self, key: ApiKey, version: i16, corr: i32) -> Result<super::ResponseFrame, super::FrameError> {
         super::encode(key, version, corr, self)
     }
+}
+
+/// CreatePartitions: ALTER on each topic.
+pub(crate) fn create_partitions(g: &Guard, req: &mut CreatePartitionsRequest) -> Vec<create_partitions_response::CreatePartitionsTopicResult> {
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = g.topic(Operation::Alter, &t.name.0);
+        if !ok {
+            refused.push(create_partitions_response::CreatePartitionsTopicResult::default().with_name(t.name.clone()).with_error_code(TOPIC_DENIED).with_error_message(None));
+        }
+        ok
+    });
+    refused
+}
+
+/// DeleteRecords: DELETE on each topic.
+pub(crate) fn delete_records(g: &Guard, req: &mut DeleteRecordsRequest) -> Vec<delete_records_response::DeleteRecordsTopicResult> {
+    use delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = g.topic(Operation::Delete, &t.name.0);
+        if !ok {
+            let partitions = t.partitions.iter().map(|p| DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1).with_error_code(TOPIC_DENIED)).collect();
+            refused.push(DeleteRecordsTopicResult::default().with_name(t.name.clone()).with_partitions(partitions));
+        }
+        ok
+    });
+    refused
+}
+
+/// A config resource's check (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs): a topic's
+/// own permission, a group's, else (broker, broker logger, client metrics) the cluster's; the
+/// refusal's code if refused.
+fn config_resource(g: &Guard, op: Operation, resource_type: i8, name: &str) -> Option<i16> {
+    match resource_type {
+        2 => (!g.topic(op, name)).then_some(TOPIC_DENIED),
+        32 => (!g.group(op, name)).then_some(GROUP_DENIED),
+        _ => (!g.cluster(op)).then_some(CLUSTER_DENIED),
+    }
+}
+
+/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
+pub(crate) fn describe_configs(g: &Guard, req: &mut DescribeConfigsRequest) -> Vec<describe_configs_response::DescribeConfigsResult> {
+    let mut refused = Vec::new();
+    req.resources.retain(|r| match config_resource(g, Operation::DescribeConfigs, r.resource_type, &r.resource_name) {
+        None => true,
+        Some(code) => {
+            refused.push(
+                describe_configs_response::DescribeConfigsResult::default()
+                    .with_error_code(code)
+                    .with_error_message(None)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            );
+            false
+        }
+    });
+    refused
+}
+
+/// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
+pub(crate) fn incremental_alter_configs(g: &Guard, req: &mut IncrementalAlterConfigsRequest) -> Vec<incremental_alter_configs_response::AlterConfigsResourceResponse> {
+    let mut refused = Vec::new();
+    req.resources.retain(|r| match config_resource(g, Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+        None => true,
+        Some(code) => {
+            refused.push(
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(None)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            );
+            false
+        }
+    });
+    refused
+}
+
+/// AlterConfigs: ALTER_CONFIGS on each resource.
+pub(crate) fn alter_configs(g: &Guard, req: &mut AlterConfigsRequest) -> Vec<alter_configs_response::AlterConfigsResourceResponse> {
+    let mut refused = Vec::new();
+    req.resources.retain(|r| match config_resource(g, Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+        None => true,
+        Some(code) => {
+            refused.push(
+                alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(None)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            );
+            false
+        }
+    });
+    refused
 }

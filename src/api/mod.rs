@@ -329,7 +329,13 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
         ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
-        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
+        ApiKey::DescribeConfigs => {
+            let mut req = DescribeConfigsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::describe_configs(g, &mut req)).unwrap_or_default();
+            let mut resp = describe_configs::handle(broker, req, version).await;
+            resp.results.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::FindCoordinator => {
             let mut req = FindCoordinatorRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = match guard.as_ref().map(|g| authorize::find_coordinator(g, &mut req, version)) {
@@ -416,12 +422,12 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         }
         ApiKey::DeleteGroups => serve_on_pool_checked!(DeleteGroupsRequest, delete_groups::handle, authorize::delete_groups, results),
         ApiKey::OffsetDelete => serve_on_pool!(OffsetDeleteRequest, offset_delete::handle),
-        ApiKey::CreatePartitions => serve_on_pool!(CreatePartitionsRequest, create_partitions::handle),
-        ApiKey::DeleteRecords => serve_on_pool!(DeleteRecordsRequest, delete_records::handle),
+        ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
+        ApiKey::DeleteRecords => serve_on_pool_checked!(DeleteRecordsRequest, delete_records::handle, authorize::delete_records, topics),
         ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
         ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
-        ApiKey::AlterConfigs => serve_on_pool!(AlterConfigsRequest, alter_configs::handle),
-        ApiKey::IncrementalAlterConfigs => serve_on_pool!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        ApiKey::AlterConfigs => serve_on_pool_checked!(AlterConfigsRequest, alter_configs::handle, authorize::alter_configs, responses),
+        ApiKey::IncrementalAlterConfigs => serve_on_pool_checked!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle, authorize::incremental_alter_configs, responses),
         // An ACL request with an UNKNOWN element is refused while parsing, by Kafka too: the
         // connection closes (checked against Kafka 4.0 with DescribeAcls).
         ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls if unknown_acl_element(key, version, &body)? => {
