@@ -345,6 +345,19 @@ async fn admin_apis_are_refused_per_resource_without_their_permission() {
         .with_name(name("orders"))
         .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default().with_partition_index(0).with_offset(0)])]);
     assert_eq!(alice.send(&delete, 2).await.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    let epoch = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+        .with_topic(name("orders"))
+        .with_partitions(vec![offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0).with_current_leader_epoch(-1).with_leader_epoch(0)])]);
+    assert_eq!(alice.send(&epoch, 4).await.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert_eq!(admin.send(&epoch, 4).await.topics[0].partitions[0].error_code, 0);
+    let txn_commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_group_id(GroupId(s("g")))
+        .with_producer_id(ProducerId(1))
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(name("orders"))
+            .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1)])]);
+    assert_eq!(alice.send(&txn_commit, 3).await.topics[0].partitions[0].error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
     let init = alice.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000), 4).await;
     assert_eq!(init.error_code, CLUSTER_AUTHORIZATION_FAILED, "an idempotent producer needs WRITE on some topic");
     assert_eq!(create_acls(&mut admin, vec![creation(TOPIC, "orders", LITERAL, "User:alice", WRITE, ALLOW)]).await[0].0, 0);

@@ -445,6 +445,31 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
         }
         ApiKey::UpdateFeatures => cluster(g, Operation::Alter).map(|code| Box::new(UpdateFeaturesResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>),
         ApiKey::DescribeLogDirs => cluster(g, Operation::Describe).map(|code| Box::new(DescribeLogDirsResponse::default().with_error_code(code)) as Box<dyn Encodable>),
+        ApiKey::OffsetDelete => {
+            let r = decode!(OffsetDeleteRequest);
+            (!g.group(Operation::Delete, &r.group_id)).then(|| Box::new(OffsetDeleteResponse::default().with_error_code(GROUP_DENIED)) as Box<dyn Encodable>)
+        }
+        ApiKey::AddPartitionsToTxn if version < 4 => {
+            // A producer's own request: WRITE on its transactional id, then WRITE on each topic;
+            // every partition gets the refusal.
+            let r = decode!(AddPartitionsToTxnRequest);
+            let txn = transaction(g, &r.v3_and_below_transactional_id);
+            let topic_refused = r.v3_and_below_topics.iter().any(|t| !g.topic(Operation::Write, &t.name.0));
+            txn.or(topic_refused.then_some(TOPIC_DENIED)).map(|code| {
+                let topics = r
+                    .v3_and_below_topics
+                    .iter()
+                    .map(|t| {
+                        let code = if txn.is_none() && g.topic(Operation::Write, &t.name.0) { E::OperationNotAttempted.code() } else { code };
+                        let partitions = t.partitions.iter().map(|&p| add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default().with_partition_index(p).with_partition_error_code(code)).collect();
+                        add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(partitions)
+                    })
+                    .collect();
+                Box::new(AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics)) as Box<dyn Encodable>
+            })
+        }
+        // v4+ batches transactions for brokers verifying a producer's partitions (KIP-890).
+        ApiKey::AddPartitionsToTxn => cluster_action(g).map(|code| Box::new(AddPartitionsToTxnResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::CreateAcls => {
             let r = decode!(CreateAclsRequest);
             cluster(g, Operation::Alter).map(|code| {
@@ -579,6 +604,52 @@ pub(crate) fn alter_configs(g: &Guard, req: &mut AlterConfigsRequest) -> Vec<alt
             );
             false
         }
+    });
+    refused
+}
+
+/// TxnOffsetCommit: WRITE on the transactional id, READ on the group, READ on each topic; a
+/// partition gets the first refusal that applies.
+pub(crate) fn txn_offset_commit(g: &Guard, req: &mut TxnOffsetCommitRequest) -> Vec<txn_offset_commit_response::TxnOffsetCommitResponseTopic> {
+    use txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
+    let code = transaction(g, &req.transactional_id).or_else(|| (!g.group(Operation::Read, &req.group_id)).then_some(GROUP_DENIED));
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let Some(code) = code.or_else(|| (!g.topic(Operation::Read, &t.name.0)).then_some(TOPIC_DENIED)) else { return true };
+        let partitions = t.partitions.iter().map(|p| TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)).collect();
+        refused.push(TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions));
+        false
+    });
+    refused
+}
+
+/// OffsetForLeaderEpoch: a follower's needs CLUSTER_ACTION, a client's DESCRIBE on each topic.
+pub(crate) fn offset_for_leader_epoch(g: &Guard, req: &mut OffsetForLeaderEpochRequest) -> Vec<offset_for_leader_epoch_response::OffsetForLeaderTopicResult> {
+    use offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+    let follower = req.replica_id.0 >= 0;
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = if follower { g.cluster(Operation::ClusterAction) } else { g.topic(Operation::Describe, &t.topic.0) };
+        if !ok {
+            let partitions = t.partitions.iter().map(|p| EpochEndOffset::default().with_partition(p.partition).with_error_code(TOPIC_DENIED).with_leader_epoch(-1).with_end_offset(-1)).collect();
+            refused.push(OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions));
+        }
+        ok
+    });
+    refused
+}
+
+/// OffsetDelete: READ on each topic (DELETE on the group is checked as a whole).
+pub(crate) fn offset_delete(g: &Guard, req: &mut OffsetDeleteRequest) -> Vec<offset_delete_response::OffsetDeleteResponseTopic> {
+    use offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = g.topic(Operation::Read, &t.name.0);
+        if !ok {
+            let partitions = t.partitions.iter().map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(TOPIC_DENIED)).collect();
+            refused.push(OffsetDeleteResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions));
+        }
+        ok
     });
     refused
 }

@@ -421,11 +421,17 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             encode(key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::DeleteGroups => serve_on_pool_checked!(DeleteGroupsRequest, delete_groups::handle, authorize::delete_groups, results),
-        ApiKey::OffsetDelete => serve_on_pool!(OffsetDeleteRequest, offset_delete::handle),
+        ApiKey::OffsetDelete => serve_on_pool_checked!(OffsetDeleteRequest, offset_delete::handle, authorize::offset_delete, topics),
         ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
         ApiKey::DeleteRecords => serve_on_pool_checked!(DeleteRecordsRequest, delete_records::handle, authorize::delete_records, topics),
         ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
-        ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut req = OffsetForLeaderEpochRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::offset_for_leader_epoch(g, &mut req)).unwrap_or_default();
+            let mut resp = offset_for_leader_epoch::handle(broker, req, version).await;
+            resp.topics.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::AlterConfigs => serve_on_pool_checked!(AlterConfigsRequest, alter_configs::handle, authorize::alter_configs, responses),
         ApiKey::IncrementalAlterConfigs => serve_on_pool_checked!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle, authorize::incremental_alter_configs, responses),
         // An ACL request with an UNKNOWN element is refused while parsing, by Kafka too: the
@@ -439,7 +445,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::AddPartitionsToTxn => serve_on_pool!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
         ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
-        ApiKey::TxnOffsetCommit => serve_on_pool!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::TxnOffsetCommit => serve_on_pool_checked!(TxnOffsetCommitRequest, txn_offset_commit::handle, authorize::txn_offset_commit, topics),
         ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve_on_pool!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve_on_pool!(ListTransactionsRequest, list_transactions::handle),
