@@ -373,7 +373,7 @@ impl Authorizer {
             return true;
         }
         let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
-        decide(&acls, &self.config, principal, &host.to_string(), operation, resource_type, name)
+        decide(&acls, &self.config, principal, &host_string(host), operation, resource_type, name)
     }
 
     /// Whether `principal` may perform `operation` on some resource of `resource_type` (Kafka's
@@ -384,7 +384,7 @@ impl Authorizer {
         if self.config.super_users.contains(principal) {
             return true;
         }
-        let host = host.to_string();
+        let host = host_string(host);
         let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
         let applies = |a: &&AclBinding| a.resource_type == resource_type && (a.principal == principal || a.principal == WILDCARD_PRINCIPAL) && (a.host == WILDCARD || a.host == host);
         let denies: Vec<&AclBinding> = acls.iter().filter(applies).filter(|a| a.permission == Permission::Deny && a.operation.deny_implies(operation)).collect();
@@ -459,6 +459,16 @@ impl Authorizer {
             return Ok(());
         }
         write_atomic(&StdIo, &self.dir.join(FILE), encode(next).as_bytes()).map_err(|e| AclError::Storage(e.to_string()))
+    }
+}
+
+/// A client's address as an ACL's host names it: as Java's getHostAddress() prints it, which is
+/// what Kafka compares (IPv4 dotted; IPv6 as eight hex groups without zero compression, e.g.
+/// `0:0:0:0:0:0:0:1`; an IPv4-mapped IPv6 address as its IPv4 address).
+pub fn host_string(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6.segments().iter().map(|s| format!("{s:x}")).collect::<Vec<_>>().join(":"),
     }
 }
 
@@ -623,6 +633,18 @@ mod tests {
         assert!(a.authorize("User:admin", HOST, All, Topic, "denied"), "super users skip the ACLs");
         let (_d2, strict) = authorizer(AuthorizerConfig::default(), vec![]);
         assert!(!strict.authorize("User:u", HOST, Write, Topic, "free"), "the default refuses without ACLs");
+    }
+
+    #[test]
+    fn hosts_are_compared_as_java_prints_them() {
+        assert_eq!(host_string("10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(host_string("::1".parse().unwrap()), "0:0:0:0:0:0:0:1");
+        assert_eq!(host_string("fe80::12ab".parse().unwrap()), "fe80:0:0:0:0:0:0:12ab");
+        assert_eq!(host_string("::ffff:10.0.0.7".parse().unwrap()), "10.0.0.7");
+        let mut v6 = acl(Topic, "t", Literal, "User:u", Read, Allow);
+        v6.host = "0:0:0:0:0:0:0:1".into();
+        let (_d, a) = authorizer(AuthorizerConfig::default(), vec![v6]);
+        assert!(a.authorize("User:u", "::1".parse().unwrap(), Read, Topic, "t"));
     }
 
     #[test]
