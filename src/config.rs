@@ -90,7 +90,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
-    def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are refused at startup for now)."),
+    def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
+    def("sasl.server.callback.handler.class", None, T::Class, "A SASL mechanism's server callback handler, set as listener.name.<listener>.<mechanism>.sasl.server.callback.handler.class; OAUTHBEARER accepts only Kafka's default unsecured-token handler."),
     def("sasl.jaas.config", None, T::Password, "JAAS login module of a SASL mechanism, set as listener.name.<listener>.<mechanism>.sasl.jaas.config (PLAIN: its user_<name>=\"<password>\" options are the users)."),
     def("sasl.server.max.receive.size", Some("524288"), T::Int, "Largest frame a SASL listener reads before the client is authenticated, in bytes."),
     def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
@@ -156,6 +157,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
     def("socket.receive.buffer.bytes", Some("102400"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default."),
     def("max.connections", Some("2147483647"), T::Int, "Most client connections at once."),
+    def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
+    def("quota.window.num", Some("11"), T::Int, "Samples client quota rates are measured over."),
+    def("quota.window.size.seconds", Some("1"), T::Int, "Length of one client quota rate sample, in seconds."),
+    def("max.connections.per.ip.overrides", Some(""), T::String, "Per IP or host name exceptions to max.connections.per.ip, HOST:COUNT separated by commas."),
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
@@ -464,7 +469,7 @@ fn is_known_key(key: &str) -> bool {
         None => key,
     };
     let key = match key.split_once('.') {
-        Some((mechanism, "sasl.jaas.config")) if SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some() || mechanism == "oauthbearer" || mechanism == "gssapi" => "sasl.jaas.config",
+        Some((mechanism, rest @ ("sasl.jaas.config" | "sasl.server.callback.handler.class"))) if SaslMechanism::parse(&mechanism.to_ascii_uppercase()).is_some() || mechanism == "gssapi" => rest,
         _ => key,
     };
     broker_def(key).is_some()
@@ -542,6 +547,7 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -551,11 +557,12 @@ impl SaslMechanism {
             Self::Plain => "PLAIN",
             Self::ScramSha256 => "SCRAM-SHA-256",
             Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Plain, Self::ScramSha256, Self::ScramSha512].into_iter().find(|m| m.name() == s)
+        [Self::Plain, Self::ScramSha256, Self::ScramSha512, Self::OAuthBearer].into_iter().find(|m| m.name() == s)
     }
 }
 
@@ -569,7 +576,31 @@ pub struct SaslSettings {
     pub plain_users: BTreeMap<String, Secret>,
     /// `connections.max.reauth.ms`: a session's lifetime; 0 = no expiry.
     pub max_reauth_ms: u64,
+    /// OAUTHBEARER's unsecured validator options.
+    pub oauthbearer: OAuthBearerSettings,
 }
+
+/// OAUTHBEARER's token validation, as Kafka's default server callback handler
+/// (OAuthBearerUnsecuredValidatorCallbackHandler) reads it from the OAuthBearerLoginModule's
+/// options: `unsecuredValidatorPrincipalClaimName` (default `sub`),
+/// `unsecuredValidatorScopeClaimName` (default `scope`), `unsecuredValidatorRequiredScope`
+/// (space-separated) and `unsecuredValidatorAllowableClockSkewMs` (default 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthBearerSettings {
+    pub principal_claim: String,
+    pub scope_claim: String,
+    pub required_scope: Vec<String>,
+    pub clock_skew_ms: i64,
+}
+
+impl Default for OAuthBearerSettings {
+    fn default() -> Self {
+        OAuthBearerSettings { principal_claim: "sub".into(), scope_claim: "scope".into(), required_scope: vec![], clock_skew_ms: 0 }
+    }
+}
+
+/// Kafka's default OAUTHBEARER server callback handler: unsecured tokens.
+const OAUTHBEARER_UNSECURED_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 impl SaslSettings {
     fn parse(c: &Config, listener: &str) -> Result<SaslSettings, ConfigError> {
@@ -580,8 +611,7 @@ impl SaslSettings {
         for m in list.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             let parsed = match m {
                 "GSSAPI" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "GSSAPI (Kerberos) is not served; set sasl.enabled.mechanisms to PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512 (Kafka's default is GSSAPI)".into())),
-                "OAUTHBEARER" => return Err(invalid("sasl.enabled.mechanisms", list.clone(), "OAUTHBEARER is not served yet (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are)".into())),
-                other => SaslMechanism::parse(other).ok_or_else(|| invalid("sasl.enabled.mechanisms", list.clone(), format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are served")))?,
+                other => SaslMechanism::parse(other).ok_or_else(|| invalid("sasl.enabled.mechanisms", list.clone(), format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are served")))?,
             };
             if !mechanisms.contains(&parsed) {
                 mechanisms.push(parsed);
@@ -591,6 +621,15 @@ impl SaslSettings {
             return Err(invalid("sasl.enabled.mechanisms", list, "a SASL listener needs at least one mechanism".into()));
         }
         let mut plain_users = BTreeMap::new();
+        let mut oauthbearer = OAuthBearerSettings::default();
+        if mechanisms.contains(&SaslMechanism::OAuthBearer) {
+            let key = "oauthbearer.sasl.server.callback.handler.class";
+            if let Some(class) = c.listener_value(listener, key).or_else(|| c.listener_value(listener, "sasl.server.callback.handler.class")).filter(|v| !v.trim().is_empty())
+                && class.trim() != OAUTHBEARER_UNSECURED_HANDLER
+            {
+                return Err(invalid(&format!("listener.name.{lower}.{key}"), class, "only Kafka's default unsecured-token handler is served; validating signed JWTs against a JWKS (OAuthBearerValidatorCallbackHandler) is not yet".into()));
+            }
+        }
         for m in &mechanisms {
             // Kafka's broker reads listener.name.<listener>.<mechanism>.sasl.jaas.config; the
             // un-prefixed <mechanism>.sasl.jaas.config and sasl.jaas.config are read after it.
@@ -612,6 +651,7 @@ impl SaslSettings {
             let expected = match m {
                 SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
                 SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
+                SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
             };
             if module.class != expected {
                 return Err(invalid(&name, "[hidden]".into(), format!("{} needs {expected}, not {}", m.name(), module.class)));
@@ -619,10 +659,25 @@ impl SaslSettings {
             if *m == SaslMechanism::Plain {
                 plain_users = module.options.iter().filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), Secret(v.clone())))).collect();
             }
+            if *m == SaslMechanism::OAuthBearer {
+                let option = |k: &str| module.options.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+                if let Some(v) = option("unsecuredValidatorPrincipalClaimName") {
+                    oauthbearer.principal_claim = v;
+                }
+                if let Some(v) = option("unsecuredValidatorScopeClaimName") {
+                    oauthbearer.scope_claim = v;
+                }
+                if let Some(v) = option("unsecuredValidatorRequiredScope") {
+                    oauthbearer.required_scope = v.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+                }
+                if let Some(v) = option("unsecuredValidatorAllowableClockSkewMs") {
+                    oauthbearer.clock_skew_ms = v.parse::<i64>().ok().filter(|n| *n >= 0 && *n <= i32::MAX as i64).ok_or_else(|| invalid(&name, "[hidden]".into(), format!("Allowable clock skew millis must be a number, 0 or more: {v}")))?;
+                }
+            }
         }
         let reauth = c.listener_value(listener, "connections.max.reauth.ms").unwrap_or_else(|| "0".into());
         let max_reauth_ms = reauth.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| invalid("connections.max.reauth.ms", reauth.clone(), "expected a number of ms, 0 or more".into()))? as u64;
-        Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms })
+        Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms, oauthbearer })
     }
 }
 
@@ -754,6 +809,46 @@ fn parse_host_port(name: &str, value: &str, hostport: &str) -> Result<Endpoint, 
     let port = port.parse().map_err(|_| invalid("bad port"))?;
     let host = if host.is_empty() { "0.0.0.0".to_string() } else { host.to_string() };
     Ok(Endpoint { host, port })
+}
+
+/// `max.connections.per.ip` and `max.connections.per.ip.overrides` (`HOST:COUNT,...`; a host name
+/// counts for every address it resolves to at startup), checked as Kafka checks them: counts are
+/// not negative, every host is an address or resolves, and the default may be 0 only when some
+/// override lets a client in.
+fn connections_per_ip(c: &Config) -> Result<(usize, BTreeMap<std::net::IpAddr, usize>), ConfigError> {
+    use std::net::ToSocketAddrs;
+    const DEFAULT: &str = "max.connections.per.ip";
+    const OVERRIDES: &str = "max.connections.per.ip.overrides";
+    let count = |name: &str, value: &str| -> Result<usize, ConfigError> {
+        let n: i64 = value.trim().parse().map_err(|_| ConfigError::Invalid { name: name.into(), value: value.into(), reason: "not a number".into() })?;
+        if !(0..=i32::MAX as i64).contains(&n) {
+            return Err(ConfigError::Invalid { name: name.into(), value: value.into(), reason: "must be between 0 and 2147483647".into() });
+        }
+        Ok(n as usize)
+    };
+    let default = count(DEFAULT, &c.string(DEFAULT))?;
+    let text = c.string(OVERRIDES);
+    let mut overrides = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let invalid = |reason: String| ConfigError::Invalid { name: OVERRIDES.into(), value: text.clone(), reason };
+        let (host, n) = item.rsplit_once(':').ok_or_else(|| invalid(format!("expected HOST:COUNT, got {item}")))?;
+        let n = count(OVERRIDES, n)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0).to_socket_addrs().map(|a| a.map(|a| a.ip()).collect()).unwrap_or_default(),
+        };
+        if addrs.is_empty() {
+            return Err(invalid(format!("contains invalid addresses : {host}")));
+        }
+        for ip in addrs {
+            overrides.insert(ip, n);
+        }
+    }
+    if default == 0 && overrides.is_empty() {
+        return Err(ConfigError::Invalid { name: DEFAULT.into(), value: "0".into(), reason: format!("can be set to zero only if {OVERRIDES} property is set") });
+    }
+    Ok((default, overrides))
 }
 
 /// `listeners` / `advertised.listeners`: `NAME://host:port` items, names unique (upper-cased, as
@@ -1095,6 +1190,13 @@ pub struct Config {
     pub socket_send_buffer_bytes: i32,
     pub socket_receive_buffer_bytes: i32,
     pub max_connections: usize,
+    /// `max.connections.per.ip`, and its `.overrides` by address (host names resolved at startup).
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured over
+    /// that many samples of that many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
     pub connections_max_idle_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
@@ -1206,6 +1308,10 @@ impl Config {
             socket_send_buffer_bytes: 0,
             socket_receive_buffer_bytes: 0,
             max_connections: 0,
+            max_connections_per_ip: 0,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             connections_max_idle_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
@@ -1299,6 +1405,7 @@ impl Config {
             }
             Ok(v)
         };
+        let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
         let config = Config {
             node_id,
             listener,
@@ -1315,6 +1422,10 @@ impl Config {
             socket_send_buffer_bytes: c.int("socket.send.buffer.bytes")?,
             socket_receive_buffer_bytes: c.int("socket.receive.buffer.bytes")?,
             max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
+            max_connections_per_ip: per_ip,
+            max_connections_per_ip_overrides: per_ip_overrides,
+            quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
+            quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
@@ -1804,6 +1915,23 @@ mod tests {
     }
 
     #[test]
+    fn connections_per_ip_and_its_overrides_are_checked_as_kafka_checks_them() {
+        let c = Config::from_properties(BTreeMap::new()).unwrap();
+        assert_eq!((c.max_connections_per_ip, c.max_connections_per_ip_overrides.len()), (i32::MAX as usize, 0), "Kafka's defaults");
+        let c = Config::from_properties(props(&[("max.connections.per.ip", "5"), ("max.connections.per.ip.overrides", "127.0.0.1:10, [::1]:0,localhost:7")])).unwrap();
+        assert_eq!(c.max_connections_per_ip, 5);
+        assert!(c.max_connections_per_ip_overrides.contains_key(&"::1".parse().unwrap()), "an IPv6 address in brackets");
+        assert_eq!(c.max_connections_per_ip_overrides.get(&"127.0.0.1".parse().unwrap()), Some(&7), "a later host name's addresses override an earlier entry");
+        let refused = |pairs: &[(&str, &str)]| Config::from_properties(props(pairs)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused(&[("max.connections.per.ip", "0")]).contains("can be set to zero only if max.connections.per.ip.overrides"));
+        assert!(Config::from_properties(props(&[("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.1:2")])).is_ok());
+        assert!(refused(&[("max.connections.per.ip", "-1")]).contains("max.connections.per.ip"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "127.0.0.1")]).contains("HOST:COUNT"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "127.0.0.1:x")]).contains("not a number"));
+        assert!(refused(&[("max.connections.per.ip.overrides", "no-such-host.invalid:3")]).contains("invalid addresses"));
+    }
+
+    #[test]
     fn defaults_are_kafkas() {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert_eq!(c.listener, Endpoint { host: "127.0.0.1".into(), port: 9092 });
@@ -1963,7 +2091,7 @@ mod tests {
             Config::from_properties(p).expect_err(why).to_string()
         };
         assert!(refused(&[("sasl.enabled.mechanisms", "GSSAPI")], "Kerberos").contains("GSSAPI (Kerberos) is not served"));
-        assert!(refused(&[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")], "OAUTHBEARER").contains("OAUTHBEARER is not served yet"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler")], "JWKS").contains("JWKS"));
         assert!(refused(&[("sasl.enabled.mechanisms", "DIGEST-MD5")], "unknown").contains("unknown mechanism DIGEST-MD5"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "")], "PLAIN without users").contains("PLAIN needs its users"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.scram.ScramLoginModule required;")], "the wrong module").contains("PlainLoginModule"));

@@ -464,6 +464,54 @@ async fn partitions_configs_and_deletion_are_cluster_wide() {
         eventually("its logs gone", async || b.replicas.logs().all_partitions().iter().all(|tp| tp.topic != "w").then_some(())).await;
     }
 
+    // SCRAM credentials set through node 3 are the metadata log's: every node has them (its SASL
+    // listeners authenticate with the same store), and a deletion through node 1 reaches all.
+    let up = alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+        .with_name(s("carol"))
+        .with_mechanism(2)
+        .with_iterations(4096)
+        .with_salt(bytes::Bytes::from_static(b"cluster-salt"))
+        .with_salted_password(bytes::Bytes::from(vec![7u8; 64]));
+    let r = c2.send(&AlterUserScramCredentialsRequest::default().with_upsertions(vec![up]), 0).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    let describe = DescribeUserScramCredentialsRequest::default().with_users(Some(vec![describe_user_scram_credentials_request::UserName::default().with_name(s("carol"))]));
+    for addr in &a {
+        let mut c = Client::connect(*addr).await;
+        let infos = eventually("carol's credential on every node", async || {
+            let r = c.send(&describe, 0).await;
+            (r.results[0].error_code == 0).then(|| r.results[0].credential_infos.iter().map(|i| (i.mechanism, i.iterations)).collect::<Vec<_>>())
+        })
+        .await;
+        assert_eq!(infos, vec![(2, 4096)]);
+    }
+    let deletion = |name: &str| {
+        AlterUserScramCredentialsRequest::default().with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(s(name)).with_mechanism(2)])
+    };
+    assert_eq!(c0.send(&deletion("carol"), 0).await.results[0].error_code, 0);
+    assert_eq!(c0.send(&deletion("carol"), 0).await.results[0].error_code, 91, "the controller knows it is gone: RESOURCE_NOT_FOUND");
+    for addr in &a {
+        let mut c = Client::connect(*addr).await;
+        eventually("carol gone from every node", async || (c.send(&describe, 0).await.results[0].error_code == 91).then_some(())).await;
+    }
+
+    // Client quotas set through node 2 are the metadata log's too: every node describes them.
+    let quota = AlterClientQuotasRequest::default().with_entries(vec![alter_client_quotas_request::EntryData::default()
+        .with_entity(vec![alter_client_quotas_request::EntityData::default().with_entity_type(s("client-id")).with_entity_name(Some(s("slow-app")))])
+        .with_ops(vec![alter_client_quotas_request::OpData::default().with_key(s("producer_byte_rate")).with_value(2048.0)])]);
+    let r = c1.send(&quota, 1).await;
+    assert_eq!(r.entries[0].error_code, 0, "{:?}", r.entries[0].error_message);
+    let describe = DescribeClientQuotasRequest::default()
+        .with_components(vec![describe_client_quotas_request::ComponentData::default().with_entity_type(s("client-id")).with_match_type(0).with_match(Some(s("slow-app")))]);
+    for addr in &a {
+        let mut c = Client::connect(*addr).await;
+        let value = eventually("the quota on every node", async || {
+            let r = c.send(&describe, 1).await;
+            r.entries.and_then(|e| e.first().map(|e| e.values[0].value))
+        })
+        .await;
+        assert_eq!(value, 2048.0);
+    }
+
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {
             r.shutdown().await;

@@ -386,3 +386,35 @@ async fn a_session_expires_without_reauthentication_and_reauthentication_extends
     assert!(c.is_closed().await);
     b.stop().await;
 }
+
+/// An unsecured JWS (`alg` none, no signature) with these claims, as Kafka's unsecured login
+/// module and librdkafka's `enable.sasl.oauthbearer.unsecure.jwt` make them.
+fn unsecured_jws(claims: &str) -> String {
+    let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!("{}.{}.", e(r#"{"alg":"none"}"#), e(claims))
+}
+
+#[tokio::test]
+async fn oauthbearer_takes_a_valid_unsecured_token_and_answers_a_bad_one_with_the_rfc_7628_challenge() {
+    let jaas = r#"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope="produce";"#;
+    let (b, _ca) = start(&["sasl.enabled.mechanisms=PLAIN,OAUTHBEARER", jaas]).await;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let first = |claims: String| format!("n,,\u{1}auth=Bearer {}\u{1}\u{1}", unsecured_jws(&claims)).into_bytes();
+
+    let mut c = Client::connect(addr(&b, "SASL_PLAINTEXT")).await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
+    let r = authenticate(&mut c, &first(format!(r#"{{"sub":"erin","exp":{},"scope":"produce consume"}}"#, now_s + 120))).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert!((100_000..=120_000).contains(&r.session_lifetime_ms), "the session ends with the token: {}", r.session_lifetime_ms);
+    produce_and_fetch(&mut c, "oauth-topic").await;
+
+    // Without the required scope: insufficient_scope, then the failure once the client says ^A.
+    let mut c = Client::connect(addr(&b, "SASL_PLAINTEXT")).await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
+    let r = authenticate(&mut c, &first(format!(r#"{{"sub":"erin","exp":{},"scope":"consume"}}"#, now_s + 120))).await;
+    assert_eq!((r.error_code, &r.auth_bytes[..]), (0, &br#"{"status":"insufficient_scope", "scope":"produce"}"#[..]));
+    let r = authenticate(&mut c, &[1]).await;
+    assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some(r#"{"status":"insufficient_scope", "scope":"produce"}"#)));
+    assert!(c.is_closed().await);
+    b.stop().await;
+}

@@ -670,3 +670,41 @@ async fn every_served_version_of_every_api_is_answered() {
     }
     b.stop().await;
 }
+
+#[tokio::test]
+async fn an_address_at_max_connections_per_ip_has_its_next_connection_closed_and_others_served() {
+    let b = TestBroker::start(&["max.connections.per.ip=2"]).await;
+    let mut first = b.client().await;
+    let mut second = b.client().await;
+    assert_eq!(first.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    assert_eq!(second.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    let mut third = b.client().await;
+    assert!(third.is_closed().await, "the third connection from 127.0.0.1 is closed on arrival");
+    assert_eq!(first.send(&ApiVersionsRequest::default(), 3).await.error_code, 0, "the address's open connections keep working");
+    drop(second);
+    // The slot comes back once the broker has seen the close.
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = b.client().await;
+        let frame = c.encode_request(&ApiVersionsRequest::default(), 3);
+        c.send_raw(&frame).await;
+        if c.read_frame().await.is_some() {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a closed connection frees its address's slot");
+    b.stop().await;
+
+    // An override for the address replaces the default.
+    let b = TestBroker::start(&["max.connections.per.ip=1", "max.connections.per.ip.overrides=127.0.0.1:3"]).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut c = b.client().await;
+        assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+        open.push(c);
+    }
+    assert!(b.client().await.is_closed().await, "the fourth is past the override");
+    b.stop().await;
+}

@@ -1,7 +1,9 @@
 //! AlterUserScramCredentials (KIP-554): deletes and upserts users' SCRAM credentials, one result
 //! per user with Kafka's per-user errors (a user altered twice in one request, an unknown
 //! mechanism, too few or too many iterations, an empty name, deleting what does not exist). The
-//! client sends a salted password; only the keys derived from it are stored.
+//! client sends a salted password; only the keys derived from it are stored. In a metadata quorum
+//! the active controller decides and the credentials are metadata records every broker follows;
+//! the answer waits until this broker authenticates with the result.
 
 use std::sync::Arc;
 
@@ -25,6 +27,9 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest,
             salted_password: u.salted_password.to_vec(),
         })
         .collect();
+    if let Some(cluster) = &broker.cluster {
+        return forward(broker, cluster, &req, &upsertions).await;
+    }
     // The store writes its file before it answers: off the async workers.
     let b = broker.clone();
     let results = match tokio::task::spawn_blocking(move || b.scram.alter(&deletions, &upsertions)).await {
@@ -52,4 +57,44 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest,
         })
         .collect();
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// The request at the active controller; each user it changed is answered once this broker's
+/// copy of the credentials shows the change (so a client may authenticate with it right away).
+async fn forward(broker: &Arc<Broker>, cluster: &Arc<crate::broker::cluster::ClusterState>, req: &AlterUserScramCredentialsRequest, upsertions: &[Upsertion]) -> AlterUserScramCredentialsResponse {
+    use crate::broker::cluster::NOT_CONTROLLER;
+    use crate::broker::scram::Mechanism;
+    let answered = cluster.to_controller(req, |r: &AlterUserScramCredentialsResponse| r.results.iter().any(|u| u.error_code == NOT_CONTROLLER), crate::broker::CLUSTER_REQUEST_TIMEOUT).await;
+    let resp = match answered {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "AlterUserScramCredentials could not reach the active controller");
+            let users: std::collections::BTreeSet<String> = req.deletions.iter().map(|d| d.name.to_string()).chain(req.upsertions.iter().map(|u| u.name.to_string())).collect();
+            let results = users
+                .into_iter()
+                .map(|u| AlterUserScramCredentialsResult::default().with_user(str_bytes(u)).with_error_code(kafka_protocol::error::ResponseError::RequestTimedOut.code()).with_error_message(Some(str_bytes(format!("no active controller answered: {e}")))))
+                .collect();
+            return AlterUserScramCredentialsResponse::default().with_results(results);
+        }
+    };
+    let deadline = tokio::time::Instant::now() + crate::broker::CLUSTER_REQUEST_TIMEOUT;
+    let applied = |user: &str| -> bool {
+        let up = upsertions.iter().find(|u| u.user == user);
+        let down = req.deletions.iter().find(|d| d.name.as_str() == user);
+        match (up, down) {
+            (Some(u), _) => Mechanism::from_type(u.mechanism).and_then(|m| broker.scram.credential(user, m)).is_some_and(|c| c.iterations == u.iterations && c.salt == u.salt),
+            (None, Some(d)) => Mechanism::from_type(d.mechanism).is_none_or(|m| broker.scram.credential(user, m).is_none()),
+            (None, None) => true,
+        }
+    };
+    for r in resp.results.iter().filter(|r| r.error_code == 0) {
+        while !applied(r.user.as_str()) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(user = %r.user.as_str(), "SCRAM credential changed by the controller but not yet seen by this broker");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    resp
 }

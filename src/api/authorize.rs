@@ -18,30 +18,31 @@ use crate::broker::acl::{Authorizer, CLUSTER_NAME, Operation, ResourceType};
 /// One connection's principal and host before an authorizer.
 pub(crate) struct Guard<'a> {
     authorizer: &'a Authorizer,
-    principal: &'a str,
+    /// The session's principal (shared, so the session stays free for the handler).
+    principal: std::sync::Arc<str>,
     host: IpAddr,
 }
 
 /// The guard of a request, or `None` when the broker has no authorizer.
-pub(crate) fn guard<'a>(broker: &'a Broker, session: &'a Session) -> Option<Guard<'a>> {
-    Some(Guard { authorizer: broker.authorizer.as_ref()?, principal: &session.principal, host: session.peer.ip() })
+pub(crate) fn guard<'a>(broker: &'a Broker, session: &Session) -> Option<Guard<'a>> {
+    Some(Guard { authorizer: broker.authorizer.as_ref()?, principal: session.principal.clone(), host: session.peer.ip() })
 }
 
 impl Guard<'_> {
     pub fn topic(&self, op: Operation, name: &str) -> bool {
-        self.authorizer.authorize(self.principal, self.host, op, ResourceType::Topic, name)
+        self.authorizer.authorize(&self.principal, self.host, op, ResourceType::Topic, name)
     }
 
     pub fn group(&self, op: Operation, name: &str) -> bool {
-        self.authorizer.authorize(self.principal, self.host, op, ResourceType::Group, name)
+        self.authorizer.authorize(&self.principal, self.host, op, ResourceType::Group, name)
     }
 
     pub fn cluster(&self, op: Operation) -> bool {
-        self.authorizer.authorize(self.principal, self.host, op, ResourceType::Cluster, CLUSTER_NAME)
+        self.authorizer.authorize(&self.principal, self.host, op, ResourceType::Cluster, CLUSTER_NAME)
     }
 
     pub fn transactional_id(&self, op: Operation, id: &str) -> bool {
-        self.authorizer.authorize(self.principal, self.host, op, ResourceType::TransactionalId, id)
+        self.authorizer.authorize(&self.principal, self.host, op, ResourceType::TransactionalId, id)
     }
 
     /// CreateTopics and auto-creation: CREATE on the cluster or on the topic.
@@ -345,7 +346,7 @@ pub(crate) fn init_producer_id(g: &Guard, req: &InitProducerIdRequest) -> Option
     match &req.transactional_id {
         Some(id) if !id.0.is_empty() => (!g.transactional_id(Operation::Write, id)).then_some(TXN_DENIED),
         _ => {
-            let ok = g.cluster(Operation::IdempotentWrite) || g.authorizer.authorize_any(g.principal, g.host, Operation::Write, ResourceType::Topic);
+            let ok = g.cluster(Operation::IdempotentWrite) || g.authorizer.authorize_any(&g.principal, g.host, Operation::Write, ResourceType::Topic);
             (!ok).then_some(CLUSTER_DENIED)
         }
     }
@@ -470,6 +471,24 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
         }
         // v4+ batches transactions for brokers verifying a producer's partitions (KIP-890).
         ApiKey::AddPartitionsToTxn => cluster_action(g).map(|code| Box::new(AddPartitionsToTxnResponse::default().with_error_code(code)) as Box<dyn Encodable>),
+        // Client quotas are cluster configs: DESCRIBE_CONFIGS / ALTER_CONFIGS on the cluster.
+        ApiKey::DescribeClientQuotas => {
+            cluster(g, Operation::DescribeConfigs).map(|code| Box::new(DescribeClientQuotasResponse::default().with_error_code(code).with_error_message(cluster_message()).with_entries(None)) as Box<dyn Encodable>)
+        }
+        ApiKey::AlterClientQuotas => {
+            let r = decode!(AlterClientQuotasRequest);
+            cluster(g, Operation::AlterConfigs).map(|code| {
+                let entries = r
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        let entity = e.entity.iter().map(|x| alter_client_quotas_response::EntityData::default().with_entity_type(x.entity_type.clone()).with_entity_name(x.entity_name.clone())).collect();
+                        alter_client_quotas_response::EntryData::default().with_error_code(code).with_error_message(cluster_message()).with_entity(entity)
+                    })
+                    .collect();
+                Box::new(AlterClientQuotasResponse::default().with_entries(entries)) as Box<dyn Encodable>
+            })
+        }
         ApiKey::CreateAcls => {
             let r = decode!(CreateAclsRequest);
             cluster(g, Operation::Alter).map(|code| {

@@ -97,6 +97,16 @@ pub fn scram(e: &crate::broker::scram::ScramError) -> i16 {
     }
 }
 
+pub fn quota(e: &crate::broker::quotas::QuotaError) -> i16 {
+    use crate::broker::quotas::QuotaError as Q;
+    match e {
+        Q::InvalidRequest(_) => E::InvalidRequest.code(),
+        // Kafka's answer to an entity type it does not know.
+        Q::UnsupportedEntityType(_) => E::UnsupportedVersion.code(),
+        Q::Storage(_) => E::KafkaStorageError.code(),
+    }
+}
+
 /// Errors worth a log line at warn: the broker's own faults, not a client's mistake.
 pub fn is_server_fault(code: i16) -> bool {
     code == E::KafkaStorageError.code() || code == E::UnknownServerError.code()

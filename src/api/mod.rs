@@ -3,6 +3,7 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
@@ -17,6 +18,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -62,6 +64,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::broker::Broker;
+use crate::broker::quotas::QuotaKind;
 use crate::metrics::RequestKind;
 use crate::protocol::chain::Piece;
 use crate::protocol::header::{decode_request_header, encode_response_pieces, peek_prefix};
@@ -78,11 +81,35 @@ pub struct Session {
     /// Who the client is: `User:<name>` once a SASL listener authenticated it, else Kafka's
     /// `User:ANONYMOUS` (for ACLs, later).
     pub principal: Arc<str>,
+    /// Until when the connection reads no request: a client over its quota is muted for its
+    /// throttle time after the response that told it (KIP-219).
+    pub muted_until: Option<tokio::time::Instant>,
 }
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
-        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS) }
+        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), muted_until: None }
+    }
+
+    /// The user a quota is looked up for: the principal's name (`ANONYMOUS` before or without
+    /// authentication).
+    fn quota_user(&self) -> &str {
+        self.principal.strip_prefix("User:").unwrap_or(&self.principal)
+    }
+
+    /// Records `bytes` of `kind` against the client's quota; the throttle time in ms, for which
+    /// the connection is then muted (0: within quota).
+    fn throttle(&mut self, broker: &Broker, kind: QuotaKind, bytes: usize) -> i32 {
+        let ms = broker.quotas.record(kind, self.quota_user(), self.client_id.as_deref().unwrap_or(""), bytes as u64);
+        self.mute(ms);
+        ms.min(i32::MAX as u64) as i32
+    }
+
+    fn mute(&mut self, ms: u64) {
+        if ms > 0 {
+            let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+            self.muted_until = Some(self.muted_until.map_or(until, |u| u.max(until)));
+        }
     }
 }
 
@@ -179,6 +206,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::Malformed(anyhow!("unknown api key {}", prefix.api_key)))?;
     let version = prefix.api_version;
     let corr = prefix.correlation_id;
+    let request_bytes = frame.len() + 4;
     if !versions::is_served_on(key, version, broker.cluster.is_some()) {
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
@@ -286,12 +314,16 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let mut req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::produce(g, broker, &mut req)).unwrap_or_default();
             let b = broker.clone();
-            match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
+            let outcome = broker.io_pool.run(move || produce::handle(&b, req, version)).await;
+            // The request's size against producer_byte_rate (acks=0 too: its connection is muted).
+            let throttle_ms = session.throttle(broker, QuotaKind::Produce, request_bytes);
+            match outcome {
                 produce::Outcome::Respond(mut resp) => {
                     resp.responses.extend(refused);
                     count_errors(broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
+                    resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
                     encode(key, version, corr, &resp).map(Reply::now)
                 }
                 produce::Outcome::AfterSync(durable) => {
@@ -300,6 +332,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                         let mut resp = durable.answer(broker.clone()).await;
                         resp.responses.extend(refused);
                         count_errors(&broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
+                        resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
                         encode(key, version, corr, &resp)
                     })))
                 }
@@ -314,6 +347,12 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             // for them, and the file ranges fill their slots after encoding.
             let mut req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::fetch(g, broker, &mut req)).unwrap_or_default();
+            let consumer = req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0;
+            let (user, client_id) = (session.quota_user().to_string(), session.client_id.clone().unwrap_or_default());
+            if consumer && let Some(most) = broker.quotas.max_bytes_in_window(QuotaKind::Fetch, &user, &client_id) {
+                // Kafka's cap: no more than the quota lets through in its window at once.
+                req.max_bytes = req.max_bytes.min(most.min(i32::MAX as u64) as i32);
+            }
             let mut fetched = fetch::handle(broker, req, version).await;
             fetched.response.responses.extend(refused);
             let fetch_kind = if fetched.follower { RequestKind::FetchFollower } else { RequestKind::FetchConsumer };
@@ -321,7 +360,23 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let top = (fetched.response.error_code != 0).then_some(fetched.response.error_code);
             count_errors(broker, fetch_kind, top.into_iter().chain(fetched.response.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code))));
             on_listener!(fetched.response.node_endpoints);
-            encode_with_files(key, version, corr, &fetched.response, fetched.files).map(Reply::now)
+            let files = std::mem::take(&mut fetched.files);
+            let frame = encode_with_files(key, version, corr, &fetched.response, files)?;
+            if fetched.follower {
+                return Ok(Reply::now(frame));
+            }
+            let bytes: usize = frame.iter().map(Chunk::len).sum();
+            let throttle_ms = session.throttle(broker, QuotaKind::Fetch, bytes);
+            if throttle_ms == 0 {
+                return Ok(Reply::now(frame));
+            }
+            // Over consumer_byte_rate: as Kafka, the records are not sent (and not counted), only
+            // the throttle time; the consumer fetches them again after it.
+            broker.quotas.unrecord(QuotaKind::Fetch, &user, &client_id, bytes as u64);
+            let mut throttled = fetched.response;
+            throttled.responses.clear();
+            throttled.throttle_time_ms = throttle_ms;
+            encode(key, version, corr, &throttled).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool_checked!(ListOffsetsRequest, list_offsets::handle, authorize::list_offsets, topics),
         ApiKey::CreateTopics => serve_on_pool_checked!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics),
@@ -452,6 +507,8 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
+        ApiKey::DescribeClientQuotas => serve!(DescribeClientQuotasRequest, describe_client_quotas::handle),
+        ApiKey::AlterClientQuotas => serve!(AlterClientQuotasRequest, alter_client_quotas::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
         // Reached once authenticated, or on a listener without SASL: the authenticator
         // (server::sasl) serves these before authentication.

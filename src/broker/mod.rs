@@ -16,6 +16,7 @@ pub mod publisher;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod replica_manager;
+pub mod quotas;
 pub mod scram;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ pub struct Broker {
     pub scram: scram::ScramStore,
     /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
     pub authorizer: Option<acl::Authorizer>,
+    /// Client quotas (AlterClientQuotas / DescribeClientQuotas) and their rate sensors.
+    pub quotas: quotas::ClientQuotas,
     /// Supported and finalized feature levels (ApiVersions, UpdateFeatures).
     pub features: features::FeatureStore,
     /// Followers' fetchers, one per leader broker.
@@ -861,6 +864,7 @@ pub struct Loaded {
     producer_ids: ProducerIdManager,
     scram: scram::ScramStore,
     authorizer: Option<acl::Authorizer>,
+    quotas: quotas::ClientQuotas,
     features: features::FeatureStore,
     group_configs: metadata::GroupConfigOverrides,
     cluster: Option<Arc<cluster::ClusterState>>,
@@ -909,6 +913,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
         None => None,
     };
+    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
@@ -961,7 +966,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, features, group_configs, cluster: None })
+    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster: None })
 }
 
 impl Broker {
@@ -969,7 +974,7 @@ impl Broker {
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, listener_endpoints: Vec<ListenerEndpoint>, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
         let advertised = listener_endpoints.first().map(|l| l.endpoint.clone()).unwrap_or(Endpoint { host: "127.0.0.1".into(), port: 0 });
-        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, features, group_configs, cluster } = loaded;
+        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -1006,6 +1011,7 @@ impl Broker {
             txns: TransactionCoordinator::new(txn_config),
             scram,
             authorizer,
+            quotas,
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),
             cluster,

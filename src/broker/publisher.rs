@@ -48,6 +48,12 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
 /// Brings the broker from `prev` to `next`.
 pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage) {
     sync_topics(broker, next);
+    if prev.scram_credentials() != next.scram_credentials() || prev.offset == 0 {
+        // SASL listeners authenticate with the metadata log's SCRAM credentials.
+        broker.scram.follow(next.scram_credentials());
+    }
+    // Client quotas too are the metadata log's (a no-op when unchanged).
+    broker.quotas.follow(next.client_quotas());
     let node = broker.config.node_id;
     let changes = local_changes(prev, next, node);
     if changes.is_empty() {

@@ -123,74 +123,52 @@ impl ScramStore {
         Ok(ScramStore { dir: dir.to_path_buf(), users: Mutex::new(users) })
     }
 
-    /// Applies the deletions (user, mechanism type) and upsertions of one request, as Kafka's
-    /// controller does: a user named twice in the request fails with DUPLICATE_RESOURCE and none
-    /// of its alterations apply; every other one is validated on its own and the valid ones are
-    /// stored together. Returns one result per user.
+    /// Applies the deletions (user, mechanism type) and upsertions of one request (see
+    /// [`decide`]): the valid ones are stored together before they are seen. Returns one result
+    /// per user.
     pub fn alter(&self, deletions: &[(String, i8)], upsertions: &[Upsertion]) -> Vec<(String, Result<(), ScramError>)> {
-        let mut failed: BTreeMap<String, ScramError> = BTreeMap::new();
-        let mut deletes: BTreeMap<String, Mechanism> = BTreeMap::new();
-        let mut upserts: BTreeMap<String, (Mechanism, &Upsertion)> = BTreeMap::new();
-        let twice = || ScramError::DuplicateResource("A user credential cannot be altered twice in the same request".into());
         let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        for (user, t) in deletions {
-            if failed.contains_key(user) {
-                continue;
-            }
-            if deletes.remove(user).is_some() {
-                failed.insert(user.clone(), twice());
-                continue;
-            }
-            match validate_name(user, *t) {
-                Err(e) => drop(failed.insert(user.clone(), e)),
-                Ok(m) if !users.get(user).is_some_and(|c| c.contains_key(&m)) => {
-                    failed.insert(user.clone(), ScramError::ResourceNotFound("Attempt to delete a user credential that does not exist".into()));
-                }
-                Ok(m) => drop(deletes.insert(user.clone(), m)),
-            }
-        }
-        for u in upsertions {
-            if failed.contains_key(&u.user) {
-                continue;
-            }
-            if deletes.remove(&u.user).is_some() || upserts.remove(&u.user).is_some() {
-                failed.insert(u.user.clone(), twice());
-                continue;
-            }
-            let checked = validate_name(&u.user, u.mechanism).and_then(|m| match u.iterations {
-                i if i < MIN_ITERATIONS => Err(ScramError::UnacceptableCredential("Too few iterations".into())),
-                i if i > MAX_ITERATIONS => Err(ScramError::UnacceptableCredential("Too many iterations".into())),
-                _ => Ok(m),
-            });
-            match checked {
-                Ok(m) => drop(upserts.insert(u.user.clone(), (m, u))),
-                Err(e) => drop(failed.insert(u.user.clone(), e)),
-            }
+        let (changes, mut results) = decide(|u, m| users.get(u).is_some_and(|c| c.contains_key(&m)), deletions, upsertions);
+        if changes.is_empty() {
+            return results;
         }
         let mut next = users.clone();
-        for (user, m) in &deletes {
-            if let Some(creds) = next.get_mut(user) {
-                creds.remove(m);
-                if creds.is_empty() {
-                    next.remove(user);
+        for change in changes {
+            match change {
+                Change::Delete(user, m) => {
+                    if let Some(creds) = next.get_mut(&user) {
+                        creds.remove(&m);
+                        if creds.is_empty() {
+                            next.remove(&user);
+                        }
+                    }
+                }
+                Change::Upsert(user, m, c) => drop(next.entry(user).or_default().insert(m, c)),
+            }
+        }
+        match write_atomic(&StdIo, &self.dir.join(FILE), encode(&next).as_bytes()) {
+            Ok(()) => *users = next,
+            Err(e) => {
+                let failed = ScramError::Storage(e.to_string());
+                for r in results.iter_mut().filter(|r| r.1.is_ok()) {
+                    r.1 = Err(failed.clone());
                 }
             }
         }
-        for (user, (m, u)) in &upserts {
-            let (stored_key, server_key) = m.derive_keys(&u.salted_password);
-            let c = Credential { salt: u.salt.clone(), stored_key, server_key, iterations: u.iterations };
-            next.entry(user.clone()).or_default().insert(*m, c);
+        results
+    }
+
+    /// In a metadata quorum the credentials are the metadata log's: the broker's copy follows
+    /// the applied image (nothing is written here).
+    pub fn follow(&self, credentials: &BTreeMap<(String, i8), crate::metadata::ScramCredential>) {
+        let mut users = Users::new();
+        for ((user, t), c) in credentials {
+            if let Some(m) = Mechanism::from_type(*t) {
+                let c = Credential { salt: c.salt.clone(), stored_key: c.stored_key.clone(), server_key: c.server_key.clone(), iterations: c.iterations };
+                users.entry(user.clone()).or_default().insert(m, c);
+            }
         }
-        let stored = if deletes.is_empty() && upserts.is_empty() {
-            Ok(())
-        } else {
-            write_atomic(&StdIo, &self.dir.join(FILE), encode(&next).as_bytes()).map_err(|e| ScramError::Storage(e.to_string()))
-        };
-        if stored.is_ok() {
-            *users = next;
-        }
-        let applied = deletes.into_keys().chain(upserts.into_keys()).map(|u| (u, stored.clone()));
-        applied.chain(failed.into_iter().map(|(u, e)| (u, Err(e)))).collect()
+        *self.users.lock().unwrap_or_else(|e| e.into_inner()) = users;
     }
 
     /// DescribeUserScramCredentials: for each user asked for (every user with a credential when
@@ -226,6 +204,67 @@ impl ScramStore {
     pub fn credential(&self, user: &str, mechanism: Mechanism) -> Option<Credential> {
         self.users.lock().unwrap_or_else(|e| e.into_inner()).get(user)?.get(&mechanism).cloned()
     }
+}
+
+/// One credential change decided by [`decide`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Upsert(String, Mechanism, Credential),
+    Delete(String, Mechanism),
+}
+
+/// The changes one AlterUserScramCredentials request makes, decided as Kafka's controller does,
+/// given which credentials exist: a user named twice in the request fails with
+/// DUPLICATE_RESOURCE and none of its alterations apply; every other one is validated on its
+/// own. Returns the changes and one result per user (Ok for each user whose change is listed).
+/// Pure: a single node applies the changes to its file, a quorum's controller turns them into
+/// metadata records.
+pub fn decide(exists: impl Fn(&str, Mechanism) -> bool, deletions: &[(String, i8)], upsertions: &[Upsertion]) -> (Vec<Change>, Vec<(String, Result<(), ScramError>)>) {
+    let mut failed: BTreeMap<String, ScramError> = BTreeMap::new();
+    let mut deletes: BTreeMap<String, Mechanism> = BTreeMap::new();
+    let mut upserts: BTreeMap<String, (Mechanism, &Upsertion)> = BTreeMap::new();
+    let twice = || ScramError::DuplicateResource("A user credential cannot be altered twice in the same request".into());
+    for (user, t) in deletions {
+        if failed.contains_key(user) {
+            continue;
+        }
+        if deletes.remove(user).is_some() {
+            failed.insert(user.clone(), twice());
+            continue;
+        }
+        match validate_name(user, *t) {
+            Err(e) => drop(failed.insert(user.clone(), e)),
+            Ok(m) if !exists(user, m) => {
+                failed.insert(user.clone(), ScramError::ResourceNotFound("Attempt to delete a user credential that does not exist".into()));
+            }
+            Ok(m) => drop(deletes.insert(user.clone(), m)),
+        }
+    }
+    for u in upsertions {
+        if failed.contains_key(&u.user) {
+            continue;
+        }
+        if deletes.remove(&u.user).is_some() || upserts.remove(&u.user).is_some() {
+            failed.insert(u.user.clone(), twice());
+            continue;
+        }
+        let checked = validate_name(&u.user, u.mechanism).and_then(|m| match u.iterations {
+            i if i < MIN_ITERATIONS => Err(ScramError::UnacceptableCredential("Too few iterations".into())),
+            i if i > MAX_ITERATIONS => Err(ScramError::UnacceptableCredential("Too many iterations".into())),
+            _ => Ok(m),
+        });
+        match checked {
+            Ok(m) => drop(upserts.insert(u.user.clone(), (m, u))),
+            Err(e) => drop(failed.insert(u.user.clone(), e)),
+        }
+    }
+    let mut changes: Vec<Change> = deletes.iter().map(|(user, m)| Change::Delete(user.clone(), *m)).collect();
+    for (user, (m, u)) in &upserts {
+        let (stored_key, server_key) = m.derive_keys(&u.salted_password);
+        changes.push(Change::Upsert(user.clone(), *m, Credential { salt: u.salt.clone(), stored_key, server_key, iterations: u.iterations }));
+    }
+    let applied = deletes.into_keys().chain(upserts.into_keys()).map(|u| (u, Ok(())));
+    (changes, applied.chain(failed.into_iter().map(|(u, e)| (u, Err(e)))).collect())
 }
 
 fn validate_name(user: &str, mechanism: i8) -> Result<Mechanism, ScramError> {

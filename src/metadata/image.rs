@@ -181,6 +181,8 @@ pub struct MetadataImage {
     /// The first producer id not yet handed out (Kafka's `ProducerIdsImage.nextProducerId`).
     next_producer_id: i64,
     scram_credentials: BTreeMap<(String, i8), ScramCredential>,
+    /// Client quotas: entity (type -> name, None for `<default>`) -> key -> the double's bits.
+    client_quotas: BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, u64>>,
 }
 
 impl MetadataImage {
@@ -235,6 +237,10 @@ impl MetadataImage {
     }
     pub fn scram_credentials(&self) -> &BTreeMap<(String, i8), ScramCredential> {
         &self.scram_credentials
+    }
+    /// Every client quota entity with its values.
+    pub fn client_quotas(&self) -> BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, f64>> {
+        self.client_quotas.iter().map(|(e, v)| (e.clone(), v.iter().map(|(k, bits)| (k.clone(), f64::from_bits(*bits))).collect())).collect()
     }
 
     // ---- writers ----
@@ -396,6 +402,19 @@ impl MetadataImage {
                     return Err(ImageError::UnknownScramCredential { name: r.name.clone(), mechanism: r.mechanism });
                 }
             }
+            MetadataRecord::ClientQuota(r) => {
+                let entity: BTreeMap<String, Option<String>> = r.entity.iter().cloned().collect();
+                if r.remove {
+                    if let Some(values) = self.client_quotas.get_mut(&entity) {
+                        values.remove(&r.key);
+                        if values.is_empty() {
+                            self.client_quotas.remove(&entity);
+                        }
+                    }
+                } else {
+                    self.client_quotas.entry(entity).or_default().insert(r.key.clone(), r.value_bits);
+                }
+            }
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -469,6 +488,12 @@ impl MetadataImage {
                 server_key: c.server_key.clone(),
                 iterations: c.iterations,
             }));
+        }
+        for (entity, values) in &self.client_quotas {
+            for (key, bits) in values {
+                let entity = entity.iter().map(|(t, n)| (t.clone(), n.clone())).collect();
+                out.push(MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key: key.clone(), value_bits: *bits, remove: false }));
+            }
         }
         out
     }

@@ -250,6 +250,17 @@ pub struct RemoveUserScramCredentialRecord {
     pub mechanism: i8,
 }
 
+/// A client quota value set or removed (Kafka's `ClientQuotaRecord`): the entity as (entity type,
+/// name; None for the `<default>` entity) pairs, the quota key and its value. The value is kept
+/// as the bits of the double so records compare exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientQuotaRecord {
+    pub entity: Vec<(String, Option<String>)>,
+    pub key: String,
+    pub value_bits: u64,
+    pub remove: bool,
+}
+
 /// One record of the metadata log, named after Kafka's `MetadataRecordType`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -272,6 +283,7 @@ pub enum MetadataRecord {
     // their numbers.
     BrokerDirectories(BrokerDirectoriesRecord),
     ReplicaDirectoryLost(ReplicaDirectoryLostRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -450,6 +462,9 @@ pub(crate) mod tests {
             }),
             (arb_uuid(), any::<i32>(), any::<i32>()).prop_map(|(topic_id, partition_id, broker_id)| {
                 MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id, partition_id, broker_id })
+            }),
+            (prop::collection::vec((s, prop::option::of(s)), 1..3), s, any::<u64>(), any::<bool>()).prop_map(|(entity, key, value_bits, remove)| {
+                MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key, value_bits, remove })
             }),
         ]
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::cluster::ControllerService;
 use crate::controller::{self, ControllerError, ControllerResult};
-use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState};
+use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState, MetadataRecord};
 use crate::protocol::header::{decode_request_header, peek_prefix};
 use crate::raft::{FJORD_RAFT_API_KEY, transport};
 
@@ -94,6 +94,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<AllocateProducerIdsRequest>(ApiKey::AllocateProducerIds),
         range::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments),
         range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
+        range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials),
+        range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
     ]
 }
 
@@ -154,6 +156,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::ElectLeaders => {
             let req = ElectLeadersRequest::decode(&mut body, version)?;
             encode(key, version, corr, &elect_leaders(service, req, version).await)
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = AlterClientQuotasRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_client_quotas(service, req).await)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &alter_user_scram_credentials(service, req).await)
         }
         ApiKey::AllocateProducerIds => {
             let req = AllocateProducerIdsRequest::decode(&mut body, version)?;
@@ -236,6 +246,115 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
 
 /// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
 /// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
+/// AlterClientQuotas forwarded by a broker: decided on the image as a single node decides on its
+/// file (`broker::quotas::decide`), each changed value a ClientQuota record every broker follows.
+async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    use crate::broker::quotas::{self, Alteration};
+    use crate::metadata::records::ClientQuotaRecord;
+    use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+    let alterations: Vec<Alteration> = req
+        .entries
+        .iter()
+        .map(|e| Alteration {
+            entity: e.entity.iter().map(|c| (c.entity_type.to_string(), c.entity_name.as_ref().map(|n| n.to_string()))).collect(),
+            ops: e.ops.iter().map(|o| (o.key.to_string(), (!o.remove).then_some(o.value))).collect(),
+        })
+        .collect();
+    let validate_only = req.validate_only;
+    let decided = service
+        .decide(|_, image, _| {
+            let (changes, results) = quotas::decide(&image.client_quotas(), &alterations);
+            let records = if validate_only {
+                vec![]
+            } else {
+                changes
+                    .into_iter()
+                    .map(|c| {
+                        let entity = c.entity.into_iter().collect();
+                        MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key: c.key, value_bits: c.value.unwrap_or(0.0).to_bits(), remove: c.value.is_none() })
+                    })
+                    .collect()
+            };
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    let entity_data = |entity: &[(String, Option<String>)]| -> Vec<EntityData> {
+        entity.iter().map(|(t, n)| EntityData::default().with_entity_type(StrBytes::from_string(t.clone())).with_entity_name(n.clone().map(StrBytes::from_string))).collect()
+    };
+    let entries = match decided {
+        Ok(results) => results
+            .into_iter()
+            .map(|(entity, r)| {
+                let out = EntryData::default().with_entity(entity_data(&entity)).with_error_message(None);
+                match r {
+                    Ok(()) => out,
+                    Err(e) => out.with_error_code(crate::api::error_code::quota(&e)).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                }
+            })
+            .collect(),
+        Err(e) => alterations
+            .iter()
+            .map(|a| EntryData::default().with_entity(entity_data(&a.entity)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+            .collect(),
+    };
+    AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+/// AlterUserScramCredentials forwarded by a broker: decided on the image as a single node
+/// decides on its file (`broker::scram::decide`), the credentials kept as metadata records that
+/// every broker follows.
+async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    use crate::broker::scram::{self, Change, Upsertion};
+    use crate::metadata::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
+    use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    let deletions: Vec<(String, i8)> = req.deletions.iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
+    let upsertions: Vec<Upsertion> = req
+        .upsertions
+        .iter()
+        .map(|u| Upsertion { user: u.name.to_string(), mechanism: u.mechanism, iterations: u.iterations, salt: u.salt.to_vec(), salted_password: u.salted_password.to_vec() })
+        .collect();
+    let decided = service
+        .decide(|_, image, _| {
+            let (changes, results) = scram::decide(|user, m| image.scram_credential(user, m.wire_type()).is_some(), &deletions, &upsertions);
+            let records = changes
+                .into_iter()
+                .map(|c| match c {
+                    Change::Delete(name, m) => MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord { name, mechanism: m.wire_type() }),
+                    Change::Upsert(name, m, c) => MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                        name,
+                        mechanism: m.wire_type(),
+                        salt: c.salt,
+                        stored_key: c.stored_key,
+                        server_key: c.server_key,
+                        iterations: c.iterations,
+                    }),
+                })
+                .collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    let results = match decided {
+        Ok(results) => results
+            .into_iter()
+            .map(|(user, r)| {
+                let out = AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(user));
+                match r {
+                    Ok(()) => out,
+                    Err(e) => out.with_error_code(crate::api::error_code::scram(&e)).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                }
+            })
+            .collect(),
+        Err(e) => {
+            let users: std::collections::BTreeSet<String> = deletions.iter().map(|d| d.0.clone()).chain(upsertions.iter().map(|u| u.user.clone())).collect();
+            users
+                .into_iter()
+                .map(|u| AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(u)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect()
+        }
+    };
+    AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
 async fn allocate_producer_ids(service: &ControllerService, req: AllocateProducerIdsRequest) -> AllocateProducerIdsResponse {
     match service.decide(|c, image, _| c.allocate_producer_ids(image, req.broker_id.0, req.broker_epoch)).await {
         Ok(block) => AllocateProducerIdsResponse::default()

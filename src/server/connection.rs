@@ -105,7 +105,14 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
         // Idle (connections.max.idle.ms) means nothing owed and no frame for that long since the
         // last answer; a frame once begun must arrive within the same bound.
         let deadline = reader.started.unwrap_or(answered_at) + idle;
-        let frame = if owed.0.len() < ANSWERS_OWED_MAX
+        // A client over its quota is muted for its throttle time: no request is read or handled
+        // meanwhile (owed answers still go out).
+        let muted = session.muted_until.filter(|until| *until > tokio::time::Instant::now());
+        if muted.is_none() {
+            session.muted_until = None;
+        }
+        let frame = if muted.is_none()
+            && owed.0.len() < ANSWERS_OWED_MAX
             && let Some(frame) = ahead.take()
         {
             frame
@@ -120,7 +127,12 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
                     answered_at = tokio::time::Instant::now();
                     continue;
                 }
-                frame = reader.next(stream), if owed.0.len() < ANSWERS_OWED_MAX && ahead.is_none() => frame,
+                _ = tokio::time::sleep_until(muted.unwrap_or(deadline)), if muted.is_some() => {
+                    // The throttle time is over; an idle clock starts again from here.
+                    answered_at = tokio::time::Instant::now();
+                    continue;
+                }
+                frame = reader.next(stream), if muted.is_none() && owed.0.len() < ANSWERS_OWED_MAX && ahead.is_none() => frame,
                 _ = tokio::time::sleep_until(deadline), if owed.0.is_empty() => {
                     if reader.started.is_some() {
                         tracing::warn!(%peer, "closing connection: frame body not received in time");

@@ -1,11 +1,13 @@
 //! The accept loops: binds every client listener (PLAINTEXT, SASL_PLAINTEXT, and SSL and SASL_SSL
 //! with their TLS configuration),
-//! applies socket options, enforces max.connections across all of them, runs each SSL
+//! applies socket options, enforces max.connections across all of them and
+//! max.connections.per.ip for each client address, runs each SSL
 //! connection's TLS handshake within a deadline, and stops accepting at shutdown while
 //! connections drain.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -76,14 +78,15 @@ fn apply_socket_options(stream: &tokio::net::TcpStream, config: &Config) {
 /// its current request. max.connections counts the connections of all listeners together.
 pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip, broker.config.max_connections_per_ip_overrides.clone()));
     let mut loops = JoinSet::new();
     for l in listeners {
-        loops.spawn(serve_one(l, broker.clone(), slots.clone()));
+        loops.spawn(serve_one(l, broker.clone(), slots.clone(), per_ip.clone()));
     }
     while loops.join_next().await.is_some() {}
 }
 
-async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>) {
+async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>, per_ip: Arc<ConnectionsPerIp>) {
     let BoundListener { listener, socket, tls, .. } = bound;
     let name: Arc<str> = Arc::from(listener.name.as_str());
     let mut stop = broker.shutdown_signal();
@@ -97,11 +100,18 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
                         continue;
                     };
+                    let ip_slot = match per_ip.take(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(max) => {
+                            tracing::info!(%peer, listener = %name, max, "closing new connection: max.connections.per.ip reached for its address");
+                            continue;
+                        }
+                    };
                     apply_socket_options(&stream, &broker.config);
                     let (broker, tls, name, sasl) = (broker.clone(), tls.clone(), name.clone(), listener.sasl.clone());
                     let open = OpenConnection::counted(open.clone());
                     connections.spawn(async move {
-                        let _open = open;
+                        let (_open, _ip_slot) = (open, ip_slot);
                         let stream = match tls {
                             None => Stream::Plain(stream),
                             Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
@@ -125,6 +135,59 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
     }
     drop(socket);
     while connections.join_next().await.is_some() {}
+}
+
+/// Open connections per client address, against `max.connections.per.ip` and its overrides, over
+/// every listener together (as Kafka's ConnectionQuotas counts them).
+struct ConnectionsPerIp {
+    default_max: usize,
+    overrides: BTreeMap<IpAddr, usize>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnectionsPerIp {
+    fn new(default_max: usize, overrides: BTreeMap<IpAddr, usize>) -> ConnectionsPerIp {
+        ConnectionsPerIp { default_max, overrides, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// A slot for one more connection from `ip`, held until dropped; Err(limit) when the
+    /// address already has its most.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Result<IpSlot, usize> {
+        let max = self.overrides.get(&ip).copied().unwrap_or(self.default_max);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                open.remove(&ip);
+            }
+            return Err(max);
+        }
+        *n += 1;
+        Ok(IpSlot { quotas: self.clone(), ip })
+    }
+
+    #[cfg(test)]
+    fn open_from(&self, ip: IpAddr) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One connection counted against its address; the count drops with it.
+struct IpSlot {
+    quotas: Arc<ConnectionsPerIp>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.quotas.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// One open connection in its listener's gauge, from accept until its task ends.
@@ -164,5 +227,38 @@ async fn handshake(acceptor: &tokio_rustls::TlsAcceptor, stream: tokio::net::Tcp
             }
         },
         _ = stop.changed() => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_gets_its_limit_and_a_closed_connection_frees_its_slot() {
+        let q = Arc::new(ConnectionsPerIp::new(2, BTreeMap::from([(ip("10.0.0.9"), 3)])));
+        let a = q.take(ip("10.0.0.1")).unwrap();
+        let _b = q.take(ip("10.0.0.1")).unwrap();
+        assert_eq!(q.take(ip("10.0.0.1")).err(), Some(2), "the default limit");
+        assert!(q.take(ip("10.0.0.2")).is_ok(), "another address has its own count");
+        drop(a);
+        assert_eq!(q.open_from(ip("10.0.0.1")), 1);
+        assert!(q.take(ip("10.0.0.1")).is_ok(), "a closed connection gives its slot back");
+        let over: Vec<_> = (0..3).map(|_| q.take(ip("10.0.0.9")).unwrap()).collect();
+        assert_eq!(q.take(ip("10.0.0.9")).err(), Some(3), "an override replaces the default");
+        drop(over);
+        assert_eq!(q.open_from(ip("10.0.0.9")), 0);
+    }
+
+    #[test]
+    fn a_zero_default_admits_only_overridden_addresses() {
+        let q = Arc::new(ConnectionsPerIp::new(0, BTreeMap::from([(ip("127.0.0.1"), 1)])));
+        assert_eq!(q.take(ip("10.0.0.1")).err(), Some(0));
+        assert!(q.open.lock().unwrap().is_empty(), "a refused address leaves no entry behind");
+        assert!(q.take(ip("127.0.0.1")).is_ok());
     }
 }

@@ -5,8 +5,10 @@
 //! SaslAuthenticate. KIP-368: with `connections.max.reauth.ms` a session has a lifetime and a new
 //! SaslHandshake on an authenticated connection re-authenticates it (same mechanism, same
 //! principal). This state machine decides; the connection task drives it (reads, writes, the
-//! failed-authentication delay, closing). No tokio, no sockets. Mechanisms: [`plain`], [`scram`].
+//! failed-authentication delay, closing). No tokio, no sockets. Mechanisms: [`plain`], [`scram`],
+//! [`oauthbearer`].
 
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
@@ -62,6 +64,9 @@ enum Exchange {
     ScramFirst(ScramMechanism),
     /// Boxed: the remembered exchange is large beside the other variants.
     ScramFinal(Box<scram::AwaitingFinal>),
+    /// OAUTHBEARER's first message; or, after a token that did not validate, the error challenge
+    /// sent, which the client acknowledges with `^A` before the authentication fails.
+    OAuthBearer(Option<String>),
 }
 
 enum State {
@@ -187,6 +192,7 @@ impl Authenticator {
                     SaslMechanism::Plain => Exchange::Plain,
                     SaslMechanism::ScramSha256 => Exchange::ScramFirst(ScramMechanism::Sha256),
                     SaslMechanism::ScramSha512 => Exchange::ScramFirst(ScramMechanism::Sha512),
+                    SaslMechanism::OAuthBearer => Exchange::OAuthBearer(None),
                 };
                 // Re-authentication needs SaslAuthenticate (v1 handshake), as KIP-368 requires.
                 State::Exchange { mechanism, raw: version == 0 && self.authenticated.is_none(), exchange }
@@ -211,8 +217,27 @@ impl Authenticator {
             _ => return fail(None, None, "a SASL token outside an exchange".into()),
         };
         let raw = request.is_none();
+        // A credential's own end (an OAUTHBEARER token's expiry), in ms from now.
+        let mut credential_lifetime_ms: Option<i64> = None;
         let evaluated = match exchange {
             Exchange::Plain => plain::authenticate(token, &self.settings.plain_users).map(|user| (Vec::new(), Some(user))),
+            Exchange::OAuthBearer(Some(challenge)) if token == [0x01] => Err(AuthError::Refused(challenge)),
+            Exchange::OAuthBearer(_) => {
+                let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                match oauthbearer::authenticate(token, now_ms, &self.settings.oauthbearer) {
+                    Ok(Ok(t)) => {
+                        credential_lifetime_ms = Some((t.expires_at_ms - now_ms).max(0));
+                        Ok((Vec::new(), Some(t.principal)))
+                    }
+                    Ok(Err(invalid)) => {
+                        tracing::debug!(reason = %invalid.reason, "OAUTHBEARER token refused");
+                        let challenge = invalid.challenge();
+                        self.state = State::Exchange { mechanism, raw, exchange: Exchange::OAuthBearer(Some(challenge.clone())) };
+                        Ok((challenge.into_bytes(), None))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Exchange::ScramFirst(m) => match scram::client_first(m, token, &nonce(), |user| lookup(user, m)) {
                 Ok((server_first, next)) => {
                     self.state = State::Exchange { mechanism, raw, exchange: Exchange::ScramFinal(Box::new(next)) };
@@ -244,9 +269,15 @@ impl Authenticator {
                 let message = format!("Cannot change principals during re-authentication from {}: {principal}", previous.principal);
                 return failed(Some(mechanism), ResponseError::SaslAuthenticationFailed, message.clone(), message);
             }
-            let lifetime = self.settings.max_reauth_ms;
-            let expires_at = (lifetime > 0).then(|| now + Duration::from_millis(lifetime));
-            session_lifetime_ms = lifetime as i64;
+            // Kafka's session lifetime: connections.max.reauth.ms, cut short by the credential's
+            // own expiry (an OAUTHBEARER token's); none when neither is set.
+            let max_reauth = (self.settings.max_reauth_ms > 0).then_some(self.settings.max_reauth_ms as i64);
+            let lifetime = match (credential_lifetime_ms, max_reauth) {
+                (Some(c), Some(m)) => Some(c.min(m)),
+                (c, m) => c.or(m),
+            };
+            let expires_at = lifetime.map(|ms| now + Duration::from_millis(ms as u64));
+            session_lifetime_ms = lifetime.unwrap_or(0);
             self.authenticated = Some(Authenticated { principal, mechanism, expires_at });
             self.state = State::Done;
         }
@@ -308,7 +339,7 @@ mod tests {
 
     fn settings(mechanisms: &[SaslMechanism], max_reauth_ms: u64) -> Arc<SaslSettings> {
         let plain_users = [("alice".to_string(), Secret("alice-secret".into())), ("bob".to_string(), Secret("bob-secret".into()))].into_iter().collect();
-        Arc::new(SaslSettings { mechanisms: mechanisms.to_vec(), plain_users, max_reauth_ms })
+        Arc::new(SaslSettings { mechanisms: mechanisms.to_vec(), plain_users, max_reauth_ms, oauthbearer: Default::default() })
     }
 
     fn request<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, corr: i32, req: &R) -> Bytes {
@@ -372,6 +403,30 @@ mod tests {
         assert_eq!((who.principal.as_str(), who.mechanism), ("User:alice", SaslMechanism::Plain));
         assert!(a.is_serving());
         assert!(!a.expired(now + Duration::from_millis(59_999)) && a.expired(now + Duration::from_millis(60_000)));
+    }
+
+    #[test]
+    fn oauthbearer_gives_the_tokens_principal_a_session_ending_with_the_token_and_the_rfc_7628_challenge() {
+        let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let first = |claims: String| format!("n,,\u{1}auth=Bearer {}\u{1}\u{1}", oauthbearer::unsecured_jws(&claims)).into_bytes();
+        // The token ends before connections.max.reauth.ms: the session ends with it.
+        let mut a = Authenticator::new(settings(&[SaslMechanism::OAuthBearer], 3_600_000));
+        assert!(matches!(handshake(&mut a, "OAUTHBEARER", 1), Step::Reply(_)));
+        let Step::Reply(r) = authenticate(&mut a, &first(format!(r#"{{"sub":"carol","exp":{}}}"#, now_s + 60)), Instant::now(), &no_scram) else { panic!("a valid token") };
+        let r: SaslAuthenticateResponse = response(&r, 2, true);
+        assert_eq!(r.error_code, 0);
+        assert!((55_000..=60_000).contains(&r.session_lifetime_ms), "the token's remaining life: {}", r.session_lifetime_ms);
+        assert_eq!(a.authenticated().unwrap().principal, "User:carol");
+
+        // An expired token: the challenge, then after the client's ^A the failure with it.
+        let mut a = Authenticator::new(settings(&[SaslMechanism::OAuthBearer], 0));
+        assert!(matches!(handshake(&mut a, "OAUTHBEARER", 1), Step::Reply(_)));
+        let Step::Reply(r) = authenticate(&mut a, &first(format!(r#"{{"sub":"carol","exp":{}}}"#, now_s - 60)), Instant::now(), &no_scram) else { panic!("a challenge") };
+        let r: SaslAuthenticateResponse = response(&r, 2, true);
+        assert_eq!((r.error_code, &r.auth_bytes[..]), (0, &br#"{"status":"invalid_token"}"#[..]));
+        let Step::Fail { answer: Some(r), .. } = authenticate(&mut a, &[1], Instant::now(), &no_scram) else { panic!("fails after ^A") };
+        let r: SaslAuthenticateResponse = response(&r, 2, true);
+        assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some(r#"{"status":"invalid_token"}"#)));
     }
 
     #[test]
