@@ -118,6 +118,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
+    def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker); any other class is refused at startup."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS)."),
+    def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
     def("log.roll.hours", Some("168"), T::Int, "Segment age in hours before a roll."),
@@ -734,6 +737,17 @@ impl SaslSettings {
     }
 }
 
+/// The ACL authorizer's settings (`super.users`, `allow.everyone.if.no.acl.found`); the broker
+/// has an authorizer when `authorizer.class.name` names Kafka's StandardAuthorizer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    pub super_users: std::collections::BTreeSet<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+/// The one `authorizer.class.name` Fjord accepts (its rules are those of `broker::acl`).
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
 /// A value that must never reach a log line (PEM keys, passwords).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -1226,6 +1240,9 @@ pub struct Config {
     pub default_replication_factor: i16,
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
+    /// `authorizer.class.name` with `super.users` and `allow.everyone.if.no.acl.found`: `None`
+    /// without an authorizer (Kafka's default: every request allowed).
+    pub authorizer: Option<AuthorizerConfig>,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: usize,
     pub socket_send_buffer_bytes: i32,
@@ -1343,6 +1360,7 @@ impl Config {
             default_replication_factor: 1,
             auto_create_topics: true,
             delete_topic_enable: true,
+            authorizer: None,
             message_max_bytes: 0,
             socket_request_max_bytes: 0,
             socket_send_buffer_bytes: 0,
@@ -1456,6 +1474,7 @@ impl Config {
             default_replication_factor: c.int("default.replication.factor")? as i16,
             auto_create_topics: c.boolean("auto.create.topics.enable")?,
             delete_topic_enable: c.boolean("delete.topic.enable")?,
+            authorizer: c.authorizer()?,
             message_max_bytes: positive("message.max.bytes", c.long("message.max.bytes")?)? as i32,
             socket_request_max_bytes: positive("socket.request.max.bytes", c.long("socket.request.max.bytes")?)? as usize,
             socket_send_buffer_bytes: c.int("socket.send.buffer.bytes")?,
@@ -1701,6 +1720,25 @@ impl Config {
             return Err(ConfigError::Invalid { name: "group.consumer.assignors".into(), value: v, reason: "at least one assignor".into() });
         }
         Ok(out)
+    }
+
+    /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`; an unknown
+    /// class name stops startup (a broker that silently authorized nothing would be worse).
+    fn authorizer(&self) -> Result<Option<AuthorizerConfig>, ConfigError> {
+        let class = self.string("authorizer.class.name");
+        match class.trim() {
+            "" => return Ok(None),
+            STANDARD_AUTHORIZER => {}
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "authorizer.class.name".into(),
+                    value: other.into(),
+                    reason: format!("Fjord's authorizer follows Kafka's StandardAuthorizer: set {STANDARD_AUTHORIZER}, or leave it empty for none"),
+                });
+            }
+        }
+        let super_users = self.string("super.users").split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        Ok(Some(AuthorizerConfig { super_users, allow_everyone_if_no_acl_found: self.boolean("allow.everyone.if.no.acl.found")? }))
     }
 
     fn boolean(&self, name: &str) -> Result<bool, ConfigError> {
@@ -2193,6 +2231,24 @@ mod tests {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
         assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
+    }
+
+    #[test]
+    fn the_authorizer_is_kafkas_standard_one_or_none_and_unknown_classes_stop_startup() {
+        assert_eq!(Config::from_properties(BTreeMap::new()).unwrap().authorizer, None, "no authorizer by default");
+        let c = Config::from_properties(props(&[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("super.users", "User:admin; User:ANONYMOUS;"),
+            ("allow.everyone.if.no.acl.found", "true"),
+        ]))
+        .unwrap();
+        let a = c.authorizer.expect("authorizer");
+        assert_eq!(a.super_users.iter().map(String::as_str).collect::<Vec<_>>(), ["User:ANONYMOUS", "User:admin"]);
+        assert!(a.allow_everyone_if_no_acl_found);
+        let a = Config::from_properties(props(&[("authorizer.class.name", STANDARD_AUTHORIZER)])).unwrap().authorizer.expect("authorizer");
+        assert!(a.super_users.is_empty() && !a.allow_everyone_if_no_acl_found, "Kafka's defaults");
+        let e = Config::from_properties(props(&[("authorizer.class.name", "kafka.security.authorizer.AclAuthorizer")])).unwrap_err();
+        assert!(e.to_string().contains("authorizer.class.name"), "{e}");
     }
 
     #[test]

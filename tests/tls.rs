@@ -257,3 +257,38 @@ async fn a_pem_key_store_given_as_property_text_and_only_tls_1_2_is_served() {
     assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
     b.stop().await;
 }
+
+/// With an authorizer, an mTLS client is the principal its certificate names, as Kafka's DEFAULT
+/// mapping rule gives it: `User:` and the subject in RFC 2253 (`User:CN=wire-test-client`), not
+/// ANONYMOUS, and the ACLs apply to that principal.
+#[tokio::test]
+async fn an_mtls_clients_principal_is_its_certificate_subject_for_the_acls() {
+    let pki = make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "listener.name.ssl.ssl.client.auth=required".to_string(),
+        "listener.name.ssl.ssl.truststore.type=PEM".to_string(),
+        format!("listener.name.ssl.ssl.truststore.certificates={}", pki.ca_pem),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        // The PLAINTEXT listener's clients administer the test.
+        "super.users=User:ANONYMOUS".to_string(),
+    ];
+    let b = start(&pki, &dir, &extra).await;
+    let mut admin = b.client().await;
+    let t = create_topics_request::CreatableTopic::default().with_name(name("mtls")).with_num_partitions(1).with_replication_factor(1);
+    assert_eq!(admin.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await.topics[0].error_code, 0);
+    let mut c = tls_connect(&pki, ssl_addr(&b), true).await.expect("mTLS connect");
+    assert_eq!(produce(&mut c, "mtls", batch(2, 1_700_000_000_000, Compression::None)).await, 29, "no ACL for the certificate's principal");
+    let acl = create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("mtls"))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_static_str("User:CN=wire-test-client"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(4)
+        .with_permission_type(3);
+    let made = admin.send(&CreateAclsRequest::default().with_creations(vec![acl]), 3).await;
+    assert_eq!(made.results[0].error_code, 0);
+    assert_eq!(produce(&mut c, "mtls", batch(2, 1_700_000_000_000, Compression::None)).await, 0, "WRITE granted to User:CN=wire-test-client");
+    b.stop().await;
+}

@@ -10,6 +10,15 @@ use crate::storage::StorageError;
 
 pub const NONE: i16 = 0;
 
+/// A refused ACL binding or filter, or ACLs that could not be stored.
+pub fn acl(e: &crate::broker::acl::AclError) -> i16 {
+    use crate::broker::acl::AclError;
+    match e {
+        AclError::InvalidRequest(_) => E::InvalidRequest.code(),
+        AclError::Storage(_) => E::KafkaStorageError.code(),
+    }
+}
+
 pub fn records(e: &RecordsError) -> i16 {
     match e {
         RecordsError::CorruptMessage { .. } => E::CorruptMessage.code(),

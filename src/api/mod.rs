@@ -7,6 +7,7 @@ mod alter_client_quotas;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod authorize;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_acls;
@@ -220,6 +221,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         session.client_id = header.client_id.as_ref().map(|c| c.to_string());
     }
     tracing::trace!(peer = %session.peer, client = session.client_id.as_deref().unwrap_or(""), ?key, version, corr, "request");
+    // With an authorizer, a request one resource decides (a group, a transactional id, the
+    // cluster) is refused here before its handler; the others are checked per part below.
+    let guard = authorize::guard(broker, session);
+    if let Some(g) = &guard
+        && let Some(refused) = authorize::refuse_whole(g, key, version, &body).map_err(FrameError::Malformed)?
+    {
+        return refused.encode_frame(key, version, corr).map(Reply::now);
+    }
     macro_rules! serve {
         ($req:ty, $handler:expr) => {{
             let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -236,6 +245,22 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
             let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+    }
+    // Handlers on the request handler threads whose request loses its refused parts first
+    // (`$check` takes them out and answers them), their answers added to `$field`.
+    macro_rules! serve_on_pool_checked {
+        ($req:ty, $handler:expr, $check:expr, $field:ident) => {{
+            let mut req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = match &guard {
+                Some(g) => $check(g, &mut req),
+                None => Vec::new(),
+            };
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
+            resp.$field.extend(refused);
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
@@ -272,15 +297,29 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
     }
     match key {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
-        ApiKey::Metadata => serve_on_listener!(MetadataRequest, metadata::handle, pool),
+        ApiKey::Metadata => {
+            let mut req = MetadataRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let all_topics = req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));
+            let refused = guard.as_ref().map(|g| authorize::metadata_request(g, broker, &mut req)).unwrap_or_default();
+            let rt = tokio::runtime::Handle::current();
+            let (b, listener) = (broker.clone(), session.listener.clone());
+            let mut resp = broker.io_pool.run(move || rt.block_on(metadata::handle(&b, req, version, &listener))).await;
+            if let Some(g) = &guard {
+                authorize::metadata_response(g, all_topics, &mut resp);
+                resp.topics.extend(refused);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::Produce => {
-            let req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let mut req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::produce(g, broker, &mut req)).unwrap_or_default();
             let b = broker.clone();
             let outcome = broker.io_pool.run(move || produce::handle(&b, req, version)).await;
             // The request's size against producer_byte_rate (acks=0 too: its connection is muted).
             let throttle_ms = session.throttle(broker, QuotaKind::Produce, request_bytes);
             match outcome {
                 produce::Outcome::Respond(mut resp) => {
+                    resp.responses.extend(refused);
                     count_errors(broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
@@ -291,11 +330,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                     let broker = broker.clone();
                     Ok(Reply::Later(tokio::spawn(async move {
                         let mut resp = durable.answer(broker.clone()).await;
+                        resp.responses.extend(refused);
                         count_errors(&broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                         resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
                         encode(key, version, corr, &resp)
                     })))
                 }
+                // acks=0 with a refused topic: closing tells the client, as Kafka does.
+                produce::Outcome::Silent if !refused.is_empty() => Err(FrameError::AcksZeroFailed),
                 produce::Outcome::Silent => Ok(Reply::Now(None)),
                 produce::Outcome::Close => Err(FrameError::AcksZeroFailed),
             }
@@ -304,6 +346,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             // The record batches stay in their segment files: the response carries placeholders
             // for them, and the file ranges fill their slots after encoding.
             let mut req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::fetch(g, broker, &mut req)).unwrap_or_default();
             let consumer = req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0;
             let (user, client_id) = (session.quota_user().to_string(), session.client_id.clone().unwrap_or_default());
             if consumer && let Some(most) = broker.quotas.max_bytes_in_window(QuotaKind::Fetch, &user, &client_id) {
@@ -311,6 +354,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 req.max_bytes = req.max_bytes.min(most.min(i32::MAX as u64) as i32);
             }
             let mut fetched = fetch::handle(broker, req, version).await;
+            fetched.response.responses.extend(refused);
             let fetch_kind = if fetched.follower { RequestKind::FetchFollower } else { RequestKind::FetchConsumer };
             *kind = Some(fetch_kind);
             let top = (fetched.response.error_code != 0).then_some(fetched.response.error_code);
@@ -334,14 +378,32 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             throttled.throttle_time_ms = throttle_ms;
             encode(key, version, corr, &throttled).map(Reply::now)
         }
-        ApiKey::ListOffsets => serve_on_pool!(ListOffsetsRequest, list_offsets::handle),
-        ApiKey::CreateTopics => serve_on_pool!(CreateTopicsRequest, create_topics::handle),
-        ApiKey::DeleteTopics => serve_on_pool!(DeleteTopicsRequest, delete_topics::handle),
+        ApiKey::ListOffsets => serve_on_pool_checked!(ListOffsetsRequest, list_offsets::handle, authorize::list_offsets, topics),
+        ApiKey::CreateTopics => serve_on_pool_checked!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics),
+        ApiKey::DeleteTopics => serve_on_pool_checked!(DeleteTopicsRequest, delete_topics::handle, |g, r| authorize::delete_topics(g, broker, r), responses),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
         ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
         ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
-        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, describe_configs::handle),
-        ApiKey::FindCoordinator => serve_on_listener!(FindCoordinatorRequest, find_coordinator::handle, pool),
+        ApiKey::DescribeConfigs => {
+            let mut req = DescribeConfigsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::describe_configs(g, &mut req)).unwrap_or_default();
+            let mut resp = describe_configs::handle(broker, req, version).await;
+            resp.results.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::FindCoordinator => {
+            let mut req = FindCoordinatorRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = match guard.as_ref().map(|g| authorize::find_coordinator(g, &mut req, version)) {
+                Some(Err(resp)) => return encode(key, version, corr, &resp).map(Reply::now),
+                Some(Ok(refused)) => refused,
+                None => Vec::new(),
+            };
+            let rt = tokio::runtime::Handle::current();
+            let (b, listener) = (broker.clone(), session.listener.clone());
+            let mut resp = broker.io_pool.run(move || rt.block_on(find_coordinator::handle(&b, req, version, &listener))).await;
+            resp.coordinators.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
             let req = JoinGroupRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -365,31 +427,80 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
         ApiKey::OffsetCommit => {
-            let req = OffsetCommitRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let mut req = OffsetCommitRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::offset_commit(g, broker, &mut req)).unwrap_or_default();
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
-            let resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
+            let mut resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
+            resp.topics.extend(refused);
             count_errors(broker, RequestKind::Api(key as i16), resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
             encode(key, version, corr, &resp).map(Reply::now)
         }
-        ApiKey::OffsetFetch => serve_on_pool!(OffsetFetchRequest, offset_fetch::handle),
-        ApiKey::DescribeGroups => serve_on_pool!(DescribeGroupsRequest, describe_groups::handle),
-        ApiKey::ListGroups => serve_on_pool!(ListGroupsRequest, list_groups::handle),
-        ApiKey::DeleteGroups => serve_on_pool!(DeleteGroupsRequest, delete_groups::handle),
-        ApiKey::OffsetDelete => serve_on_pool!(OffsetDeleteRequest, offset_delete::handle),
-        ApiKey::CreatePartitions => serve_on_pool!(CreatePartitionsRequest, create_partitions::handle),
-        ApiKey::DeleteRecords => serve_on_pool!(DeleteRecordsRequest, delete_records::handle),
+        ApiKey::OffsetFetch => {
+            let mut req = OffsetFetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let (group_refused, refused) = guard.as_ref().map(|g| authorize::offset_fetch_request(g, &mut req, version)).unwrap_or_default();
+            if group_refused {
+                let resp = OffsetFetchResponse::default().with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code());
+                return encode(key, version, corr, &resp).map(Reply::now);
+            }
+            // Which groups asked for all their offsets ("" stands for the v0-7 request's one group).
+            let all_single = req.topics.is_none();
+            let all_groups: std::collections::BTreeSet<String> = req.groups.iter().filter(|g| g.topics.is_none()).map(|g| g.group_id.0.to_string()).collect();
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(offset_fetch::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::offset_fetch_response(g, |group| if group.is_empty() { all_single } else { all_groups.contains(group) }, &mut resp);
+                resp.groups.extend(refused);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::DescribeGroups => {
+            let req = DescribeGroupsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(describe_groups::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::describe_groups(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::ListGroups => {
+            let req = ListGroupsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(list_groups::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::list_groups(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::DeleteGroups => serve_on_pool_checked!(DeleteGroupsRequest, delete_groups::handle, authorize::delete_groups, results),
+        ApiKey::OffsetDelete => serve_on_pool_checked!(OffsetDeleteRequest, offset_delete::handle, authorize::offset_delete, topics),
+        ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
+        ApiKey::DeleteRecords => serve_on_pool_checked!(DeleteRecordsRequest, delete_records::handle, authorize::delete_records, topics),
         ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
-        ApiKey::OffsetForLeaderEpoch => serve!(OffsetForLeaderEpochRequest, offset_for_leader_epoch::handle),
-        ApiKey::AlterConfigs => serve_on_pool!(AlterConfigsRequest, alter_configs::handle),
-        ApiKey::IncrementalAlterConfigs => serve_on_pool!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle),
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut req = OffsetForLeaderEpochRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::offset_for_leader_epoch(g, &mut req)).unwrap_or_default();
+            let mut resp = offset_for_leader_epoch::handle(broker, req, version).await;
+            resp.topics.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::AlterConfigs => serve_on_pool_checked!(AlterConfigsRequest, alter_configs::handle, authorize::alter_configs, responses),
+        ApiKey::IncrementalAlterConfigs => serve_on_pool_checked!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle, authorize::incremental_alter_configs, responses),
+        // An ACL request with an UNKNOWN element is refused while parsing, by Kafka too: the
+        // connection closes (checked against Kafka 4.0 with DescribeAcls).
+        ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls if unknown_acl_element(key, version, &body)? => {
+            Err(FrameError::Malformed(anyhow!("{key:?} contains UNKNOWN elements")))
+        }
         ApiKey::DescribeAcls => serve!(DescribeAclsRequest, describe_acls::handle),
-        ApiKey::CreateAcls => serve!(CreateAclsRequest, create_acls::handle),
-        ApiKey::DeleteAcls => serve!(DeleteAclsRequest, delete_acls::handle),
+        ApiKey::CreateAcls => serve_on_pool!(CreateAclsRequest, create_acls::handle),
+        ApiKey::DeleteAcls => serve_on_pool!(DeleteAclsRequest, delete_acls::handle),
         ApiKey::AddPartitionsToTxn => serve_on_pool!(AddPartitionsToTxnRequest, add_partitions_to_txn::handle),
         ApiKey::AddOffsetsToTxn => serve_on_pool!(AddOffsetsToTxnRequest, add_offsets_to_txn::handle),
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
-        ApiKey::TxnOffsetCommit => serve_on_pool!(TxnOffsetCommitRequest, txn_offset_commit::handle),
+        ApiKey::TxnOffsetCommit => serve_on_pool_checked!(TxnOffsetCommitRequest, txn_offset_commit::handle, authorize::txn_offset_commit, topics),
         ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve_on_pool!(DescribeTransactionsRequest, describe_transactions::handle),
         ApiKey::ListTransactions => serve_on_pool!(ListTransactionsRequest, list_transactions::handle),
@@ -409,6 +520,28 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::ListPartitionReassignments => serve!(ListPartitionReassignmentsRequest, alter_partition_reassignments::handle_list),
         other => Err(FrameError::Malformed(anyhow!("{other:?} is in the version table but has no handler"))),
     }
+}
+
+/// Whether an ACL request names an UNKNOWN resource type, pattern type, operation or permission.
+fn unknown_acl_element(key: ApiKey, version: i16, body: &Bytes) -> Result<bool, FrameError> {
+    use crate::broker::acl::has_unknown_code as unknown;
+    let mut b = body.clone();
+    let malformed = FrameError::Malformed;
+    Ok(match key {
+        ApiKey::DescribeAcls => {
+            let r = DescribeAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            unknown(r.resource_type_filter, r.pattern_type_filter, r.operation, r.permission_type)
+        }
+        ApiKey::CreateAcls => {
+            let r = CreateAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            r.creations.iter().any(|c| unknown(c.resource_type, c.resource_pattern_type, c.operation, c.permission_type))
+        }
+        ApiKey::DeleteAcls => {
+            let r = DeleteAclsRequest::decode(&mut b, version).map_err(malformed)?;
+            r.filters.iter().any(|f| unknown(f.resource_type_filter, f.pattern_type_filter, f.operation, f.permission_type))
+        }
+        _ => false,
+    })
 }
 
 fn encode<M: kafka_protocol::protocol::Encodable>(key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {

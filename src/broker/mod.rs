@@ -2,6 +2,7 @@
 //! background tasks (retention, flush, checkpoints). No request handling and no sockets here:
 //! `node` binds the listeners and serves.
 
+pub mod acl;
 pub mod adopt;
 pub mod cluster;
 pub mod durable_sync;
@@ -82,6 +83,8 @@ pub struct Broker {
     pub txns: TransactionCoordinator,
     /// SCRAM credentials (AlterUserScramCredentials / DescribeUserScramCredentials).
     pub scram: scram::ScramStore,
+    /// The ACL authorizer (`authorizer.class.name`); `None`: every request is allowed.
+    pub authorizer: Option<acl::Authorizer>,
     /// Client quotas (AlterClientQuotas / DescribeClientQuotas) and their rate sensors.
     pub quotas: quotas::ClientQuotas,
     /// Supported and finalized feature levels (ApiVersions, UpdateFeatures).
@@ -860,6 +863,7 @@ pub struct Loaded {
     replicas: ReplicaManager,
     producer_ids: ProducerIdManager,
     scram: scram::ScramStore,
+    authorizer: Option<acl::Authorizer>,
     quotas: quotas::ClientQuotas,
     features: features::FeatureStore,
     group_configs: metadata::GroupConfigOverrides,
@@ -896,6 +900,19 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let authorizer = match &config.authorizer {
+        // ACLs are kept by the single node; a cluster would need them in the metadata log so
+        // that every broker decides alike, which is not built yet: refuse rather than diverge.
+        Some(_) if config.topology.quorum.is_some() => {
+            return Err(StartError::Config(crate::config::ConfigError::Invalid {
+                name: "authorizer.class.name".into(),
+                value: crate::config::STANDARD_AUTHORIZER.into(),
+                reason: "ACLs are served on a single node only for now (not yet through the metadata quorum)".into(),
+            }));
+        }
+        Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
+        None => None,
+    };
     let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
@@ -949,7 +966,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, quotas, features, group_configs, cluster: None })
+    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster: None })
 }
 
 impl Broker {
@@ -957,7 +974,7 @@ impl Broker {
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, listener_endpoints: Vec<ListenerEndpoint>, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
         let advertised = listener_endpoints.first().map(|l| l.endpoint.clone()).unwrap_or(Endpoint { host: "127.0.0.1".into(), port: 0 });
-        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, quotas, features, group_configs, cluster } = loaded;
+        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -993,6 +1010,7 @@ impl Broker {
             groups: GroupCoordinator::new(group_config),
             txns: TransactionCoordinator::new(txn_config),
             scram,
+            authorizer,
             quotas,
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),

@@ -46,6 +46,13 @@ impl TlsStream {
         TlsStream(std::sync::Mutex::new(stream))
     }
 
+    /// Kafka's principal of the client's certificate (mTLS), when it sent one.
+    fn certificate_principal(&self) -> Option<String> {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let cert = s.get_ref().1.peer_certificates()?.first()?;
+        super::tls::certificate_principal(cert)
+    }
+
     fn poll<T>(&self, f: impl FnOnce(std::pin::Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>) -> T) -> T {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         f(std::pin::Pin::new(&mut *s))
@@ -83,6 +90,13 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
     let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer, listener);
+    // A client certificate names the principal, as Kafka's DEFAULT mapping rule does (SASL on a
+    // SASL_SSL listener names it again once the client authenticates).
+    if let Stream::Tls(tls) = stream
+        && let Some(principal) = tls.certificate_principal()
+    {
+        session.principal = Arc::from(principal.as_str());
+    }
     let mut answered_at = tokio::time::Instant::now();
     // The frame read while the one before it was being handled (see below).
     let mut ahead: Option<Result<bytes::Bytes, ReadError>> = None;

@@ -152,8 +152,92 @@ fn read_pem(source: &PemSource) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Kafka's principal of a client that sent a certificate on an SSL listener (the DEFAULT rule of
+/// `ssl.principal.mapping.rules`): `User:` and the certificate's subject as Java's
+/// X500Principal.getName() prints it (RFC 2253: the last RDN first, `,` between RDNs, `+` inside
+/// one, CN/C/L/ST/STREET/O/OU/DC/UID by name, other attributes as `oid=#<hex of the DER value>`,
+/// special characters escaped). `None` when the certificate cannot be parsed.
+pub fn certificate_principal(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let mut rdns: Vec<String> = cert
+        .subject()
+        .iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attr| {
+                    let oid = attr.attr_type().to_id_string();
+                    let name = match oid.as_str() {
+                        "2.5.4.3" => "CN",
+                        "2.5.4.6" => "C",
+                        "2.5.4.7" => "L",
+                        "2.5.4.8" => "ST",
+                        "2.5.4.9" => "STREET",
+                        "2.5.4.10" => "O",
+                        "2.5.4.11" => "OU",
+                        "0.9.2342.19200300.100.1.25" => "DC",
+                        "0.9.2342.19200300.100.1.1" => "UID",
+                        _ => "",
+                    };
+                    match (name, attr.as_str()) {
+                        ("", _) | (_, Err(_)) => {
+                            let raw = attr.attr_value().as_bytes();
+                            // The value's DER: its tag, its length (short form below 128 bytes), its bytes.
+                            let mut der = vec![attr.attr_value().header.tag().0 as u8];
+                            if raw.len() < 128 {
+                                der.push(raw.len() as u8);
+                            } else {
+                                let len = (raw.len() as u32).to_be_bytes();
+                                let skip = len.iter().take_while(|b| **b == 0).count();
+                                der.push(0x80 | (4 - skip) as u8);
+                                der.extend_from_slice(&len[skip..]);
+                            }
+                            der.extend_from_slice(raw);
+                            let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+                            format!("{}=#{hex}", if name.is_empty() { oid.as_str() } else { name })
+                        }
+                        (name, Ok(value)) => format!("{name}={}", rfc2253_escape(value)),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.reverse();
+    Some(format!("User:{}", rdns.join(",")))
+}
+
+/// RFC 2253's escaping of an attribute value: `,+"\<>;` anywhere, `#` or a space first, a space last.
+fn rfc2253_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') || (i == 0 && (c == '#' || c == ' ')) || (i == last && c == ' ') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_client_certificates_subject_is_kafkas_principal_in_rfc_2253() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "US");
+        dn.push(rcgen::DnType::OrganizationName, "Acme, Inc.");
+        dn.push(rcgen::DnType::OrganizationalUnitName, "eng");
+        dn.push(rcgen::DnType::CommonName, "alice");
+        params.distinguished_name = dn;
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(certificate_principal(cert.der()).as_deref(), Some("User:CN=alice,OU=eng,O=Acme\\, Inc.,C=US"));
+        assert_eq!(certificate_principal(b"not a certificate"), None);
+        assert_eq!(rfc2253_escape("#a+b "), "\\#a\\+b\\ ");
+    }
+
     use super::*;
     use crate::config::Secret;
 

@@ -1,0 +1,742 @@
+//! ACL authorization as Kafka's StandardAuthorizer decides it (`authorizer.class.name`): the ACL
+//! bindings CreateAcls adds, DescribeAcls lists and DeleteAcls removes, kept durably on a single
+//! node in `fjord-acls.checkpoint`, and the one question every request handler asks: may this
+//! principal, from this host, perform this operation on this resource?
+//!
+//! Kafka's rules, in the order it applies them: a super user (`super.users`) may do everything;
+//! else the ACLs whose pattern covers the resource (LITERAL by name, the LITERAL wildcard `*`,
+//! PREFIXED by name prefix) are looked at for the principal (or `User:*`) and the client's host
+//! (or `*`): a matching DENY refuses, whatever ALLOWs there are; else a matching ALLOW permits
+//! (ALL permits every operation; an ALLOW of READ, WRITE, DELETE or ALTER also permits DESCRIBE,
+//! of ALTER_CONFIGS also DESCRIBE_CONFIGS; a DENY refuses only its own operation, or every one
+//! for ALL); else, when no ACL at all covers the resource, `allow.everyone.if.no.acl.found`
+//! decides; else the request is refused. Knows nothing of requests or wire types beyond Kafka's
+//! numeric codes of the enums.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+pub use crate::config::AuthorizerConfig;
+use crate::storage::checkpoint::write_atomic;
+use crate::storage::io::std::StdIo;
+
+const FILE: &str = "fjord-acls.checkpoint";
+const VERSION: &str = "0";
+
+/// The only name a CLUSTER resource has.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+/// The resource name, principal name and host that match every one.
+pub const WILDCARD: &str = "*";
+/// The principal that matches every user.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+
+/// Kafka's numeric codes of the ACL enums, as the wire carries them (AclOperation, ResourceType,
+/// PatternType, AclPermissionType): 0 is UNKNOWN and 1 is ANY in each.
+const ANY: i8 = 1;
+const MATCH: i8 = 2;
+
+/// Whether any of an ACL's or filter's enum codes is UNKNOWN (0, or no code Kafka knows): Kafka
+/// refuses such a CreateAcls, DescribeAcls or DeleteAcls request while parsing it, closing the
+/// connection, and Fjord does the same.
+pub fn has_unknown_code(resource_type: i8, pattern: i8, operation: i8, permission: i8) -> bool {
+    !(1..=7).contains(&resource_type) || !(1..=4).contains(&pattern) || !(1..=14).contains(&operation) || !(1..=3).contains(&permission)
+}
+
+/// Resource types an ACL may name (DELEGATION_TOKEN and USER are accepted and stored, never asked about).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+    DelegationToken,
+    User,
+}
+
+impl ResourceType {
+    pub fn from_code(c: i8) -> Option<ResourceType> {
+        Some(match c {
+            2 => ResourceType::Topic,
+            3 => ResourceType::Group,
+            4 => ResourceType::Cluster,
+            5 => ResourceType::TransactionalId,
+            6 => ResourceType::DelegationToken,
+            7 => ResourceType::User,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> i8 {
+        match self {
+            ResourceType::Topic => 2,
+            ResourceType::Group => 3,
+            ResourceType::Cluster => 4,
+            ResourceType::TransactionalId => 5,
+            ResourceType::DelegationToken => 6,
+            ResourceType::User => 7,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        ["TOPIC", "GROUP", "CLUSTER", "TRANSACTIONAL_ID", "DELEGATION_TOKEN", "USER"][self as usize]
+    }
+}
+
+/// How an ACL's resource name matches: the name itself (or every name, for `*`), or every name
+/// that starts with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PatternType {
+    Literal,
+    Prefixed,
+}
+
+impl PatternType {
+    pub fn from_code(c: i8) -> Option<PatternType> {
+        match c {
+            3 => Some(PatternType::Literal),
+            4 => Some(PatternType::Prefixed),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> i8 {
+        match self {
+            PatternType::Literal => 3,
+            PatternType::Prefixed => 4,
+        }
+    }
+}
+
+/// Kafka's ACL operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+    CreateTokens,
+    DescribeTokens,
+}
+
+impl Operation {
+    const BY_CODE: [Operation; 13] = [
+        Operation::All,
+        Operation::Read,
+        Operation::Write,
+        Operation::Create,
+        Operation::Delete,
+        Operation::Alter,
+        Operation::Describe,
+        Operation::ClusterAction,
+        Operation::DescribeConfigs,
+        Operation::AlterConfigs,
+        Operation::IdempotentWrite,
+        Operation::CreateTokens,
+        Operation::DescribeTokens,
+    ];
+
+    pub fn from_code(c: i8) -> Option<Operation> {
+        Operation::BY_CODE.get(usize::try_from(c).ok()?.checked_sub(2)?).copied()
+    }
+
+    pub fn code(self) -> i8 {
+        self as i8 + 2
+    }
+
+    /// Whether an ALLOW of `self` permits `asked` (Kafka's implied operations).
+    fn allow_implies(self, asked: Operation) -> bool {
+        use Operation::*;
+        self == All
+            || self == asked
+            || (asked == Describe && matches!(self, Read | Write | Delete | Alter))
+            || (asked == DescribeConfigs && self == AlterConfigs)
+    }
+
+    /// Whether a DENY of `self` refuses `asked`: only its own operation, or every one for ALL.
+    fn deny_implies(self, asked: Operation) -> bool {
+        self == Operation::All || self == asked
+    }
+}
+
+/// ALLOW or DENY.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    Deny,
+    Allow,
+}
+
+impl Permission {
+    pub fn from_code(c: i8) -> Option<Permission> {
+        match c {
+            2 => Some(Permission::Deny),
+            3 => Some(Permission::Allow),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> i8 {
+        match self {
+            Permission::Deny => 2,
+            Permission::Allow => 3,
+        }
+    }
+}
+
+/// One ACL: who (principal, host) may or may not (permission) do what (operation) to which
+/// resources (type, name, pattern).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub name: String,
+    pub pattern: PatternType,
+    pub principal: String,
+    pub host: String,
+    pub operation: Operation,
+    pub permission: Permission,
+}
+
+/// Why a binding or a filter was refused, or a change not stored; `api::error_code::acl` picks the code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AclError {
+    /// Kafka's INVALID_REQUEST, in its words.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("cannot store the ACLs: {0}")]
+    Storage(String),
+}
+
+impl AclBinding {
+    /// A binding from the wire's codes, checked as Kafka's broker and controller check a new ACL.
+    pub fn from_wire(resource_type: i8, name: &str, pattern: i8, principal: &str, host: &str, operation: i8, permission: i8) -> Result<AclBinding, AclError> {
+        let invalid = |m: String| AclError::InvalidRequest(m);
+        let resource_type = ResourceType::from_code(resource_type).ok_or_else(|| invalid(format!("Invalid resourceType {}", code_name(resource_type))))?;
+        let pattern = PatternType::from_code(pattern).ok_or_else(|| invalid(format!("Invalid patternType {}", pattern_name(pattern))))?;
+        let operation = Operation::from_code(operation).ok_or_else(|| invalid(format!("Invalid operation {}", code_name(operation))))?;
+        let permission = Permission::from_code(permission).ok_or_else(|| invalid(format!("Invalid permissionType {}", code_name(permission))))?;
+        if resource_type == ResourceType::Cluster && name != CLUSTER_NAME {
+            return Err(invalid(format!("The only valid name for the CLUSTER resource is {CLUSTER_NAME}")));
+        }
+        if name.is_empty() {
+            return Err(invalid("Invalid empty resource name".into()));
+        }
+        if !principal.contains(':') {
+            return Err(invalid(format!("Could not parse principal from `{principal}` (no colon is present separating the principal type from name)")));
+        }
+        Ok(AclBinding { resource_type, name: name.into(), pattern, principal: principal.into(), host: host.into(), operation, permission })
+    }
+
+    /// Whether this ACL's pattern covers resource `name` of its type.
+    fn covers(&self, name: &str) -> bool {
+        match self.pattern {
+            PatternType::Literal => self.name == name || self.name == WILDCARD,
+            PatternType::Prefixed => name.starts_with(&self.name),
+        }
+    }
+}
+
+fn code_name(c: i8) -> &'static str {
+    match c {
+        0 => "UNKNOWN",
+        ANY => "ANY",
+        _ => "UNKNOWN",
+    }
+}
+
+fn pattern_name(c: i8) -> &'static str {
+    match c {
+        MATCH => "MATCH",
+        c => code_name(c),
+    }
+}
+
+/// A pattern filter's type: one pattern type, ANY of them (names compared as they are), or MATCH
+/// (every ACL that would apply to the named resource: LITERAL by name, the wildcard, PREFIXED
+/// by prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatternFilter {
+    Any,
+    Match,
+    Only(PatternType),
+}
+
+/// DescribeAcls' and DeleteAcls' filter: `None` fields match everything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclFilter {
+    pub resource_type: Option<ResourceType>,
+    pub name: Option<String>,
+    pub pattern: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<Permission>,
+}
+
+impl AclFilter {
+    /// A filter from the wire's codes; UNKNOWN in any field is refused, as Kafka refuses it.
+    pub fn from_wire(
+        resource_type: i8,
+        name: Option<&str>,
+        pattern: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclFilter, AclError> {
+        let unknown_pattern = || AclError::InvalidRequest("Unknown patternFilter.".into());
+        let unknown_entry = || AclError::InvalidRequest("Unknown entryFilter.".into());
+        let resource_type = match resource_type {
+            ANY => None,
+            c => Some(ResourceType::from_code(c).ok_or_else(unknown_pattern)?),
+        };
+        let pattern = match pattern {
+            ANY => PatternFilter::Any,
+            MATCH => PatternFilter::Match,
+            c => PatternFilter::Only(PatternType::from_code(c).ok_or_else(unknown_pattern)?),
+        };
+        let operation = match operation {
+            ANY => None,
+            c => Some(Operation::from_code(c).ok_or_else(unknown_entry)?),
+        };
+        let permission = match permission {
+            ANY => None,
+            c => Some(Permission::from_code(c).ok_or_else(unknown_entry)?),
+        };
+        Ok(AclFilter {
+            resource_type,
+            name: name.map(str::to_string),
+            pattern,
+            principal: principal.map(str::to_string),
+            host: host.map(str::to_string),
+            operation,
+            permission,
+        })
+    }
+
+    /// Kafka's AclBindingFilter.matches.
+    pub fn matches(&self, acl: &AclBinding) -> bool {
+        let pattern_ok = match self.pattern {
+            PatternFilter::Any | PatternFilter::Match => true,
+            PatternFilter::Only(p) => p == acl.pattern,
+        };
+        let name_ok = match (&self.name, self.pattern) {
+            (None, _) => true,
+            (Some(n), PatternFilter::Match) => acl.covers(n),
+            (Some(n), _) => *n == acl.name,
+        };
+        self.resource_type.is_none_or(|t| t == acl.resource_type)
+            && pattern_ok
+            && name_ok
+            && self.principal.as_ref().is_none_or(|p| *p == acl.principal)
+            && self.host.as_ref().is_none_or(|h| *h == acl.host)
+            && self.operation.is_none_or(|o| o == acl.operation)
+            && self.permission.is_none_or(|p| p == acl.permission)
+    }
+}
+
+/// The ACLs behind one lock; a change is stored before it is seen.
+#[derive(Debug)]
+pub struct Authorizer {
+    dir: PathBuf,
+    config: AuthorizerConfig,
+    acls: RwLock<BTreeSet<AclBinding>>,
+}
+
+impl Authorizer {
+    /// Loads the ACLs of `dir` (none when the file does not exist).
+    pub fn load(dir: &Path, config: AuthorizerConfig) -> std::io::Result<Authorizer> {
+        let path = dir.join(FILE);
+        let acls = match std::fs::read_to_string(&path) {
+            Ok(text) => decode(&text).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is corrupt", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+            Err(e) => return Err(e),
+        };
+        tracing::info!(acls = acls.len(), super_users = config.super_users.len(), "authorizer loaded");
+        Ok(Authorizer { dir: dir.to_path_buf(), config, acls: RwLock::new(acls) })
+    }
+
+    /// May `principal`, connected from `host`, perform `operation` on resource `name` of type
+    /// `resource_type`? (Kafka's StandardAuthorizer rules; see the module comment.)
+    pub fn authorize(&self, principal: &str, host: IpAddr, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        if self.config.super_users.contains(principal) {
+            return true;
+        }
+        let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
+        decide(&acls, &self.config, principal, &host_string(host), operation, resource_type, name)
+    }
+
+    /// Whether `principal` may perform `operation` on some resource of `resource_type` (Kafka's
+    /// authorizeByResourceType, which InitProducerId asks for idempotent producers with WRITE
+    /// on any topic): an ALLOW for the principal that no DENY of the principal cancels (a DENY
+    /// LITERAL of the same name, a DENY PREFIXED of a prefix of its name, or a DENY of `*`).
+    pub fn authorize_any(&self, principal: &str, host: IpAddr, operation: Operation, resource_type: ResourceType) -> bool {
+        if self.config.super_users.contains(principal) {
+            return true;
+        }
+        let host = host_string(host);
+        let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
+        let applies = |a: &&AclBinding| a.resource_type == resource_type && (a.principal == principal || a.principal == WILDCARD_PRINCIPAL) && (a.host == WILDCARD || a.host == host);
+        let denies: Vec<&AclBinding> = acls.iter().filter(applies).filter(|a| a.permission == Permission::Deny && a.operation.deny_implies(operation)).collect();
+        if denies.iter().any(|d| d.pattern == PatternType::Literal && d.name == WILDCARD) {
+            return false;
+        }
+        let allowed = acls.iter().filter(applies).filter(|a| a.permission == Permission::Allow && a.operation.allow_implies(operation)).any(|a| {
+            !denies.iter().any(|d| match (d.pattern, a.pattern) {
+                (PatternType::Literal, PatternType::Literal) => d.name == a.name,
+                (PatternType::Prefixed, _) => a.name.starts_with(&d.name),
+                (PatternType::Literal, PatternType::Prefixed) => false,
+            })
+        });
+        allowed || (self.config.allow_everyone_if_no_acl_found && !acls.iter().any(|a| a.resource_type == resource_type))
+    }
+
+    /// Adds bindings (CreateAcls): one result per binding; an ACL that exists already is a
+    /// success that changes nothing, as in Kafka.
+    pub fn create(&self, bindings: Vec<Result<AclBinding, AclError>>) -> Vec<Result<(), AclError>> {
+        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = acls.clone();
+        for b in bindings.iter().flatten() {
+            next.insert(b.clone());
+        }
+        let stored = self.store(&acls, &next);
+        if stored.is_ok() {
+            *acls = next;
+        }
+        bindings.into_iter().map(|b| b.and(stored.clone())).collect()
+    }
+
+    /// The bindings a filter matches (DescribeAcls), in the store's order.
+    pub fn describe(&self, filter: &AclFilter) -> Vec<AclBinding> {
+        self.acls.read().unwrap_or_else(|e| e.into_inner()).iter().filter(|a| filter.matches(a)).cloned().collect()
+    }
+
+    /// Removes what each filter matches (DeleteAcls): per filter, the bindings it removed (an
+    /// ACL matched by two filters is reported by the first).
+    pub fn delete(&self, filters: Vec<Result<AclFilter, AclError>>) -> Vec<Result<Vec<AclBinding>, AclError>> {
+        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = acls.clone();
+        let mut removed = Vec::with_capacity(filters.len());
+        for f in &filters {
+            removed.push(match f {
+                Ok(f) => {
+                    let gone: Vec<AclBinding> = next.iter().filter(|a| f.matches(a)).cloned().collect();
+                    for a in &gone {
+                        next.remove(a);
+                    }
+                    Ok(gone)
+                }
+                Err(e) => Err(e.clone()),
+            });
+        }
+        if let Err(e) = self.store(&acls, &next) {
+            return filters.into_iter().map(|f| f.and(Err(e.clone()))).collect();
+        }
+        *acls = next;
+        removed
+    }
+
+    pub fn len(&self) -> usize {
+        self.acls.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn store(&self, now: &BTreeSet<AclBinding>, next: &BTreeSet<AclBinding>) -> Result<(), AclError> {
+        if now == next {
+            return Ok(());
+        }
+        write_atomic(&StdIo, &self.dir.join(FILE), encode(next).as_bytes()).map_err(|e| AclError::Storage(e.to_string()))
+    }
+}
+
+/// A client's address as an ACL's host names it: as Java's getHostAddress() prints it, which is
+/// what Kafka compares (IPv4 dotted; IPv6 as eight hex groups without zero compression, e.g.
+/// `0:0:0:0:0:0:0:1`; an IPv4-mapped IPv6 address as its IPv4 address).
+pub fn host_string(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6.segments().iter().map(|s| format!("{s:x}")).collect::<Vec<_>>().join(":"),
+    }
+}
+
+/// The decision for a principal that is not a super user.
+fn decide(acls: &BTreeSet<AclBinding>, config: &AuthorizerConfig, principal: &str, host: &str, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+    let mut any_acl = false;
+    let mut allowed = false;
+    for acl in acls.iter().filter(|a| a.resource_type == resource_type && a.covers(name)) {
+        any_acl = true;
+        if (acl.principal != principal && acl.principal != WILDCARD_PRINCIPAL) || (acl.host != WILDCARD && acl.host != host) {
+            continue;
+        }
+        match acl.permission {
+            Permission::Deny if acl.operation.deny_implies(operation) => return false,
+            Permission::Allow if acl.operation.allow_implies(operation) => allowed = true,
+            _ => {}
+        }
+    }
+    allowed || (!any_acl && config.allow_everyone_if_no_acl_found)
+}
+
+/// Groups bindings by resource (type, name, pattern) for DescribeAcls' answer.
+pub fn by_resource(acls: Vec<AclBinding>) -> BTreeMap<(ResourceType, String, PatternType), Vec<AclBinding>> {
+    let mut out: BTreeMap<(ResourceType, String, PatternType), Vec<AclBinding>> = BTreeMap::new();
+    for a in acls {
+        out.entry((a.resource_type, a.name.clone(), a.pattern)).or_default().push(a);
+    }
+    out
+}
+
+/// The file: a version line, then one line per ACL: resource type, pattern type, operation and
+/// permission codes, then resource name, principal and host in base64 (so any name fits).
+fn encode(acls: &BTreeSet<AclBinding>) -> String {
+    let mut text = format!("{VERSION}\n");
+    for a in acls {
+        let line = [
+            a.resource_type.code().to_string(),
+            a.pattern.code().to_string(),
+            a.operation.code().to_string(),
+            a.permission.code().to_string(),
+            B64.encode(&a.name),
+            B64.encode(&a.principal),
+            B64.encode(&a.host),
+        ];
+        text.push_str(&line.join(" "));
+        text.push('\n');
+    }
+    text
+}
+
+fn decode(text: &str) -> Option<BTreeSet<AclBinding>> {
+    let mut lines = text.lines();
+    if lines.next() != Some(VERSION) {
+        return None;
+    }
+    let mut acls = BTreeSet::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        let [t, p, o, perm, name, principal, host] = f[..] else { return None };
+        let text = |s: &str| B64.decode(s).ok().and_then(|b| String::from_utf8(b).ok());
+        acls.insert(AclBinding {
+            resource_type: ResourceType::from_code(t.parse().ok()?)?,
+            pattern: PatternType::from_code(p.parse().ok()?)?,
+            operation: Operation::from_code(o.parse().ok()?)?,
+            permission: Permission::from_code(perm.parse().ok()?)?,
+            name: text(name)?,
+            principal: text(principal)?,
+            host: text(host)?,
+        });
+    }
+    Some(acls)
+}
+
+impl std::fmt::Display for AclBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} {} {} from {} {:?} {:?}", self.resource_type.name(), self.pattern, self.name, self.principal, self.host, self.permission, self.operation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+
+    fn acl(t: ResourceType, name: &str, pattern: PatternType, principal: &str, op: Operation, perm: Permission) -> AclBinding {
+        AclBinding { resource_type: t, name: name.into(), pattern, principal: principal.into(), host: WILDCARD.into(), operation: op, permission: perm }
+    }
+
+    fn authorizer(config: AuthorizerConfig, acls: Vec<AclBinding>) -> (tempfile::TempDir, Authorizer) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Authorizer::load(dir.path(), config).expect("load");
+        assert!(a.create(acls.into_iter().map(Ok).collect()).iter().all(Result::is_ok));
+        (dir, a)
+    }
+
+    use Operation::*;
+    use PatternType::*;
+    use Permission::*;
+    use ResourceType::*;
+
+    #[test]
+    fn literal_prefixed_and_wildcard_patterns_match_as_kafka_matches_them() {
+        let (_d, a) = authorizer(
+            AuthorizerConfig::default(),
+            vec![
+                acl(Topic, "orders", Literal, "User:alice", Read, Allow),
+                acl(Topic, "pay-", Prefixed, "User:bob", Write, Allow),
+                acl(Topic, "*", Literal, "User:carol", Read, Allow),
+                acl(Group, "g", Literal, "User:*", Read, Allow),
+            ],
+        );
+        assert!(a.authorize("User:alice", HOST, Read, Topic, "orders"));
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "orders2"), "a literal name is not a prefix");
+        assert!(!a.authorize("User:alice", HOST, Write, Topic, "orders"), "READ does not give WRITE");
+        assert!(a.authorize("User:bob", HOST, Write, Topic, "pay-eu"));
+        assert!(!a.authorize("User:bob", HOST, Write, Topic, "pa"));
+        assert!(a.authorize("User:carol", HOST, Read, Topic, "anything"));
+        assert!(!a.authorize("User:carol", HOST, Read, Group, "anything"), "resource types are apart");
+        assert!(a.authorize("User:dave", HOST, Read, Group, "g"), "User:* is every principal");
+        assert!(!a.authorize("User:dave", HOST, Read, Topic, "orders"), "no ACL for dave: refused");
+    }
+
+    #[test]
+    fn deny_beats_allow_and_denies_only_its_own_operation() {
+        let (_d, a) = authorizer(
+            AuthorizerConfig::default(),
+            vec![
+                acl(Topic, "*", Literal, "User:alice", All, Allow),
+                acl(Topic, "secret", Literal, "User:alice", Read, Deny),
+                acl(Topic, "x-", Prefixed, "User:*", All, Deny),
+            ],
+        );
+        assert!(!a.authorize("User:alice", HOST, Read, Topic, "secret"));
+        assert!(a.authorize("User:alice", HOST, Describe, Topic, "secret"), "a DENY of READ does not deny DESCRIBE");
+        assert!(a.authorize("User:alice", HOST, Write, Topic, "secret"));
+        assert!(!a.authorize("User:alice", HOST, Describe, Topic, "x-1"), "a DENY of ALL denies every operation");
+    }
+
+    #[test]
+    fn allows_imply_describe_and_describe_configs() {
+        for (op, implied) in [(Read, Describe), (Write, Describe), (Delete, Describe), (Alter, Describe), (AlterConfigs, DescribeConfigs)] {
+            let (_d, a) = authorizer(AuthorizerConfig::default(), vec![acl(Topic, "t", Literal, "User:u", op, Allow)]);
+            assert!(a.authorize("User:u", HOST, implied, Topic, "t"), "{op:?} implies {implied:?}");
+        }
+        for op in [Create, ClusterAction, DescribeConfigs, IdempotentWrite] {
+            let (_d, a) = authorizer(AuthorizerConfig::default(), vec![acl(Topic, "t", Literal, "User:u", op, Allow)]);
+            assert!(!a.authorize("User:u", HOST, Describe, Topic, "t"), "{op:?} does not imply DESCRIBE");
+        }
+    }
+
+    #[test]
+    fn hosts_super_users_and_allow_everyone_if_no_acl_found() {
+        let mut host_acl = acl(Topic, "t", Literal, "User:u", Read, Allow);
+        host_acl.host = "10.0.0.2".into();
+        let config = AuthorizerConfig { super_users: BTreeSet::from(["User:admin".to_string()]), allow_everyone_if_no_acl_found: true };
+        let (_d, a) = authorizer(config, vec![host_acl.clone(), acl(Topic, "denied", Literal, "User:admin", All, Deny)]);
+        assert!(!a.authorize("User:u", HOST, Read, Topic, "t"), "another host: the ACL does not apply, but the topic has one");
+        assert!(a.authorize("User:u", "10.0.0.2".parse().unwrap(), Read, Topic, "t"));
+        assert!(a.authorize("User:u", HOST, Write, Topic, "free"), "no ACL on the topic: allow.everyone.if.no.acl.found");
+        assert!(a.authorize("User:admin", HOST, All, Topic, "denied"), "super users skip the ACLs");
+        let (_d2, strict) = authorizer(AuthorizerConfig::default(), vec![]);
+        assert!(!strict.authorize("User:u", HOST, Write, Topic, "free"), "the default refuses without ACLs");
+    }
+
+    #[test]
+    fn hosts_are_compared_as_java_prints_them() {
+        assert_eq!(host_string("10.1.2.3".parse().unwrap()), "10.1.2.3");
+        assert_eq!(host_string("::1".parse().unwrap()), "0:0:0:0:0:0:0:1");
+        assert_eq!(host_string("fe80::12ab".parse().unwrap()), "fe80:0:0:0:0:0:0:12ab");
+        assert_eq!(host_string("::ffff:10.0.0.7".parse().unwrap()), "10.0.0.7");
+        let mut v6 = acl(Topic, "t", Literal, "User:u", Read, Allow);
+        v6.host = "0:0:0:0:0:0:0:1".into();
+        let (_d, a) = authorizer(AuthorizerConfig::default(), vec![v6]);
+        assert!(a.authorize("User:u", "::1".parse().unwrap(), Read, Topic, "t"));
+    }
+
+    #[test]
+    fn authorize_any_finds_an_allow_not_cancelled_by_a_deny() {
+        let (_d, a) = authorizer(
+            AuthorizerConfig::default(),
+            vec![acl(Topic, "a", Literal, "User:u", Write, Allow), acl(Topic, "b-", Prefixed, "User:v", Write, Allow), acl(Topic, "b", Prefixed, "User:v", Write, Deny)],
+        );
+        assert!(a.authorize_any("User:u", HOST, Write, Topic));
+        assert!(!a.authorize_any("User:u", HOST, Write, Group));
+        assert!(!a.authorize_any("User:v", HOST, Write, Topic), "the DENY prefix covers the ALLOW prefix");
+        assert!(!a.authorize_any("User:w", HOST, Write, Topic));
+    }
+
+    #[test]
+    fn bindings_and_filters_are_checked_with_kafkas_words() {
+        let bad = |r: Result<AclBinding, AclError>| match r {
+            Err(AclError::InvalidRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(bad(AclBinding::from_wire(1, "t", 3, "User:a", "*", 3, 3)), "Invalid resourceType ANY");
+        assert_eq!(bad(AclBinding::from_wire(2, "t", 2, "User:a", "*", 3, 3)), "Invalid patternType MATCH");
+        assert_eq!(bad(AclBinding::from_wire(2, "t", 3, "User:a", "*", 1, 3)), "Invalid operation ANY");
+        assert_eq!(bad(AclBinding::from_wire(2, "t", 3, "User:a", "*", 3, 0)), "Invalid permissionType UNKNOWN");
+        assert_eq!(bad(AclBinding::from_wire(4, "c", 3, "User:a", "*", 3, 3)), "The only valid name for the CLUSTER resource is kafka-cluster");
+        assert_eq!(bad(AclBinding::from_wire(2, "", 3, "User:a", "*", 3, 3)), "Invalid empty resource name");
+        assert!(bad(AclBinding::from_wire(2, "t", 3, "alice", "*", 3, 3)).starts_with("Could not parse principal"));
+        assert!(AclBinding::from_wire(4, "kafka-cluster", 3, "User:a", "*", 7, 3).is_ok());
+        assert!(AclFilter::from_wire(0, None, 1, None, None, 1, 1).is_err());
+        assert!(AclFilter::from_wire(1, None, 1, None, None, 0, 1).is_err());
+        assert!(AclFilter::from_wire(1, None, 1, None, None, 1, 1).is_ok());
+    }
+
+    #[test]
+    fn filters_select_by_any_match_and_exact_pattern_and_deletes_survive_a_reload() {
+        let acls = vec![
+            acl(Topic, "orders", Literal, "User:a", Read, Allow),
+            acl(Topic, "ord", Prefixed, "User:a", Write, Allow),
+            acl(Topic, "*", Literal, "User:b", Read, Allow),
+            acl(Group, "orders", Literal, "User:a", Read, Allow),
+        ];
+        let (dir, a) = authorizer(AuthorizerConfig::default(), acls);
+        let f = |t: i8, name: Option<&str>, p: i8| AclFilter::from_wire(t, name, p, None, None, 1, 1).expect("filter");
+        assert_eq!(a.describe(&f(1, None, 1)).len(), 4);
+        assert_eq!(a.describe(&f(2, Some("orders"), 1)).len(), 1, "ANY: names compared as they are");
+        assert_eq!(a.describe(&f(2, Some("orders"), 2)).len(), 3, "MATCH: literal, prefix and wildcard");
+        assert_eq!(a.describe(&f(2, None, 4)).len(), 1);
+        let r = a.delete(vec![Ok(f(2, Some("orders"), 2)), Err(AclError::InvalidRequest("x".into())), Ok(f(2, None, 1))]);
+        assert_eq!(r[0].as_ref().map(Vec::len), Ok(3));
+        assert!(r[1].is_err());
+        assert_eq!(r[2].as_ref().map(Vec::len), Ok(0), "already removed by the first filter");
+        let reloaded = Authorizer::load(dir.path(), AuthorizerConfig::default()).expect("reload");
+        assert_eq!(reloaded.describe(&f(1, None, 1)), vec![acl(Group, "orders", Literal, "User:a", Read, Allow)]);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_not_guessed_at() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(FILE), "0\n2 3 3 3 notbase64!\n").expect("write");
+        assert!(Authorizer::load(dir.path(), AuthorizerConfig::default()).is_err());
+        std::fs::write(dir.path().join(FILE), "7\n").expect("write");
+        assert!(Authorizer::load(dir.path(), AuthorizerConfig::default()).is_err());
+    }
+
+    fn any_acl() -> impl Strategy<Value = AclBinding> {
+        let names = prop::sample::select(vec!["*", "a", "ab", "abc", "b"]);
+        let principals = prop::sample::select(vec!["User:*", "User:u", "User:v"]);
+        (0..2i8, names, 3..5i8, principals, prop::sample::select(vec!["*", "10.0.0.1", "10.0.0.9"]), 2..15i8, 2..4i8).prop_map(|(t, n, p, pr, h, o, perm)| {
+            AclBinding::from_wire(t + 2, n, p, pr, h, o, perm).expect("valid")
+        })
+    }
+
+    proptest! {
+        /// The decision is Kafka's, restated naively: refused if any applicable DENY covers the
+        /// operation, else allowed if any applicable ALLOW does; adding a DENY never allows more,
+        /// and an ALLOW never refuses more.
+        #[test]
+        fn deny_always_wins_and_allows_only_add(acls in prop::collection::vec(any_acl(), 0..12), extra in any_acl(), op in 2..15i8, name in prop::sample::select(vec!["a", "ab", "abc", "b", "c"])) {
+            let op = Operation::from_code(op).expect("op");
+            let config = AuthorizerConfig::default();
+            let set: BTreeSet<AclBinding> = acls.into_iter().collect();
+            let before = decide(&set, &config, "User:u", "10.0.0.1", op, Topic, name);
+            let mut more = set.clone();
+            more.insert(extra.clone());
+            let after = decide(&more, &config, "User:u", "10.0.0.1", op, Topic, name);
+            match extra.permission {
+                Deny => prop_assert!(!after || before),
+                Allow => prop_assert!(after || !before),
+            }
+            let applicable = |a: &&AclBinding| a.resource_type == Topic && a.covers(name) && (a.principal == "User:u" || a.principal == "User:*") && (a.host == "*" || a.host == "10.0.0.1");
+            let denied = more.iter().filter(applicable).any(|a| a.permission == Deny && (a.operation == All || a.operation == op));
+            if denied { prop_assert!(!after); }
+        }
+    }
+}
