@@ -63,52 +63,6 @@ pub struct ProduceArgs {
     pub compression: String,
 }
 
-/// Kafka's murmur2 (the Java producer's default partitioner hashes keys with it).
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let length = data.len() as u32;
-    let mut h: u32 = SEED ^ length;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for c in chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    match tail.len() {
-        3 => {
-            h ^= (tail[2] as u32) << 16;
-            h ^= (tail[1] as u32) << 8;
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        2 => {
-            h ^= (tail[1] as u32) << 8;
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        1 => {
-            h ^= tail[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        _ => {}
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-/// The partition Kafka's producer picks for a key: positive murmur2 modulo the partition count.
-pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions
-}
-
 fn compression(name: &str) -> Compression {
     match name {
         "gzip" => Compression::Gzip,
@@ -193,7 +147,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         let (key, value) = parse_line(&line, separator);
         let partition = match (args.partition, &key) {
             (Some(p), _) => p,
-            (None, Some(k)) => partition_for_key(k, partitions),
+            (None, Some(k)) => crate::records::partitioner::partition_for_key(k, partitions),
             // Unkeyed: stick to one partition until its batch is sent (Kafka's sticky partitioner).
             (None, None) => next_unkeyed,
         };
@@ -306,17 +260,6 @@ async fn send_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_matches_kafkas_test_vectors() {
-        // From Kafka's UtilsTest.testMurmur2.
-        assert_eq!(murmur2(b"21"), -973932308);
-        assert_eq!(murmur2(b"foobar"), -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
-        assert_eq!(murmur2(b"abc"), 479470107);
-    }
 
     #[test]
     fn a_line_splits_at_the_first_separator_only() {

@@ -415,10 +415,10 @@ async fn produce(broker: &Arc<Broker>, body: &Value) -> Answer {
     let Some(meta) = broker.metadata.topic(&topic) else { return error(StatusCode::NOT_FOUND, "no such topic") };
     let key = body.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()).map(|k| Bytes::from(k.to_string()));
     let value = body.get("value").and_then(Value::as_str).map(|v| Bytes::from(v.to_string()));
-    // No partition given: by the key's hash (not the Java client's murmur2), else partition 0.
+    // No partition given: where the Java producer puts the key (murmur2), else partition 0.
     let partition = match body.get("partition").and_then(Value::as_i64) {
         Some(p) if p >= 0 => p,
-        _ => key.as_ref().map_or(0, |k| i64::from(crc32c::crc32c(k) % meta.partitions.max(1) as u32)),
+        _ => key.as_ref().map_or(0, |k| i64::from(crate::records::partitioner::partition_for_key(k, meta.partitions.max(1)))),
     };
     if partition >= i64::from(meta.partitions) {
         return error(StatusCode::BAD_REQUEST, "no such partition");

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod control;
 pub mod internal;
+pub mod partitioner;
 pub mod recompress;
 pub mod validate;
 pub mod varint;
