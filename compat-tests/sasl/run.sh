@@ -15,6 +15,11 @@
 #   5. A wrong password (PLAIN with kcat, SCRAM with confluent-kafka) fails cleanly: the client reports an authentication
 #      error, the broker logs the peer and the mechanism and never the password, and a client
 #      connected before keeps working, as do new ones.
+#   6. OAUTHBEARER with unsecured tokens: kcat (librdkafka's unsecure JWT) and the Java console
+#      tools (OAuthBearerLoginModule) round-trip records; an expired Java token is refused with
+#      RFC 7628's {"status":"invalid_token"}.
+#   7. Client quotas: kafka-configs.sh sets and describes a client id's producer_byte_rate, and the
+#      Java perf producer under that client id is held near the quota.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -41,7 +46,7 @@ WRONG_PW="not-the-password-123"
 fjord_start "$WORK/data" \
   --override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SASL_SSL://127.0.0.1:$SSL_PORT" \
   --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL" \
-  --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" \
+  --override "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER" \
   --override "listener.name.sasl_plaintext.plain.sasl.jaas.config=$PLAIN_JAAS" \
   --override "listener.name.sasl_ssl.plain.sasl.jaas.config=$PLAIN_JAAS" \
   --override ssl.keystore.type=PEM \
@@ -277,6 +282,44 @@ check "the consumer authenticated before the failures read the records sent afte
 kill "$SURVIVOR" 2>/dev/null; wait "$SURVIVOR" 2>/dev/null
 kcat_args SSL PLAIN bob bob-secret
 check "a new client is served over SASL_SSL after the failures" "${KC[@]}" -L
+
+# --- 6. OAUTHBEARER (unsecured tokens) -------------------------------------------------------------------
+KO=(kcat -b "$SASL" -m 10 -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=OAUTHBEARER -X enable.sasl.oauthbearer.unsecure.jwt=true -X "sasl.oauthbearer.config=principal=olive lifeSeconds=600")
+"${KO[@]}" -P -t oauth-kcat -K : -l "$WORK/records.txt" >"$WORK/oauth-kcat.produce" 2>&1
+check "kcat produces with an unsecured OAUTHBEARER token" test $? -eq 0
+timeout 30 "${KO[@]}" -C -t oauth-kcat -o beginning -e -q -f '%k:%s\n' >"$WORK/oauth-kcat.consumed" 2>"$WORK/oauth-kcat.err"
+check "kcat reads the 100 records back with OAUTHBEARER" cmp "$WORK/records.txt" "$WORK/oauth-kcat.consumed"
+if [ "$HAVE_JAVA" = 1 ]; then
+  oauth_props() {
+    printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\nsasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="olive" unsecuredLoginLifetimeSeconds="%s";\n' "$1"
+  }
+  oauth_props 3600 >"$WORK/java-oauth.properties"
+  oauth_props -100 >"$WORK/java-oauth-expired.properties"
+  timeout 60 "$KAFKA_HOME/bin/kafka-console-producer.sh" --bootstrap-server "$SASL" --topic java-oauth \
+    --producer.config "$WORK/java-oauth.properties" <"$WORK/java-records.txt" >"$WORK/java-oauth-producer.out" 2>&1
+  check "Java console producer with OAUTHBEARER" test $? -eq 0
+  timeout 60 "$KAFKA_HOME/bin/kafka-console-consumer.sh" --bootstrap-server "$SASL" --topic java-oauth \
+    --consumer.config "$WORK/java-oauth.properties" --from-beginning --max-messages 200 --timeout-ms 30000 \
+    >"$WORK/java-oauth-consumed.txt" 2>"$WORK/java-oauth-consumer.err"
+  check "Java console consumer (a group) with OAUTHBEARER reads the 200 records" cmp "$WORK/java-records.txt" "$WORK/java-oauth-consumed.txt"
+  timeout 60 "$KAFKA_HOME/bin/kafka-topics.sh" --bootstrap-server "$SASL" --list --command-config "$WORK/java-oauth-expired.properties" >"$WORK/java-oauth-expired.out" 2>&1
+  check "an expired OAUTHBEARER token is refused with invalid_token" grep -q '{"status":"invalid_token"}' "$WORK/java-oauth-expired.out"
+fi
+
+# --- 7. client quotas --------------------------------------------------------------------------------
+if [ "$HAVE_JAVA" = 1 ]; then
+  timeout 60 "$KAFKA_HOME/bin/kafka-configs.sh" --bootstrap-server "$PLAIN" --alter --entity-type clients --entity-name throttled \
+    --add-config producer_byte_rate=100000 >"$WORK/quota-set.out" 2>&1
+  check "kafka-configs.sh sets a client id's producer_byte_rate" test $? -eq 0
+  timeout 60 "$KAFKA_HOME/bin/kafka-configs.sh" --bootstrap-server "$PLAIN" --describe --entity-type clients --entity-name throttled >"$WORK/quota-describe.out" 2>&1
+  check "kafka-configs.sh describes it" grep -q "producer_byte_rate=100000.0" "$WORK/quota-describe.out"
+  # 1.5 MB at 100 KB/s: about 1 MB passes at once (the rate is measured over 10 s), the rest at the quota.
+  timeout 90 "$KAFKA_HOME/bin/kafka-producer-perf-test.sh" --topic quota --num-records 1500 --record-size 1000 --throughput -1 \
+    --producer-props "bootstrap.servers=$PLAIN" client.id=throttled >"$WORK/quota-perf.out" 2>&1
+  rate="$(sed -n 's/.*records\/sec (\([0-9.]*\) MB\/sec).*/\1/p' "$WORK/quota-perf.out" | tail -1)"
+  log "the throttled perf producer: ${rate:-?} MB/s (quota 0.1 MB/s)"
+  check "the producer under the quota is held near it (under 0.4 MB/s)" awk -v r="${rate:-99}" 'BEGIN { exit !(r > 0 && r < 0.4) }'
+fi
 
 check "no ERROR line in the broker log" bash -c "! grep -q 'ERROR' '$FJORD_LOG_FILE'"
 suite_finish
