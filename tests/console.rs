@@ -161,6 +161,20 @@ async fn mutations_need_the_console_header_and_the_same_origin() {
 }
 
 #[tokio::test]
+async fn with_an_authorizer_the_console_api_is_refused_so_it_cannot_bypass_the_acls() {
+    let b = TestBroker::start(&["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"]).await;
+    let addr = http_addr(&b);
+    assert_eq!(http_get(addr, "/").await.0, 200, "the page still loads");
+    for path in ["/api/overview", "/api/topics", "/api/messages?topic=t", "/api/groups"] {
+        let (status, body) = get_json(addr, path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(body.to_string().contains("no login yet"), "{path}: {body}");
+    }
+    assert_eq!(post(addr, "/api/topics/create", json!({"name": "t", "partitions": 1})).await.0, 403);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn read_only_mode_refuses_every_mutation() {
     let b = TestBroker::start(&["fjord.http.console.readonly=true", "auto.create.topics.enable=false"]).await;
     let addr = http_addr(&b);

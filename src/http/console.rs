@@ -117,6 +117,9 @@ pub async fn handle(state: &Arc<HttpState>, readonly: bool, req: Request<hyper::
         ("/console.js", &Method::GET) => asset(CONSOLE_JS, "text/javascript; charset=utf-8"),
         (p, &Method::GET) if p.starts_with("/api/") => {
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
+            if let Some(refused) = without_login(&broker) {
+                return refused;
+            }
             get(state, readonly, &broker, p, &query).await
         }
         (p, &Method::POST) if p.starts_with("/api/") => {
@@ -124,6 +127,9 @@ pub async fn handle(state: &Arc<HttpState>, readonly: bool, req: Request<hyper::
                 return refused;
             }
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
+            if let Some(refused) = without_login(&broker) {
+                return refused;
+            }
             let body = match Limited::new(body, CONSOLE_BODY_MAX_BYTES).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large or unreadable"),
@@ -134,6 +140,12 @@ pub async fn handle(state: &Arc<HttpState>, readonly: bool, req: Request<hyper::
         (p, _) if p.starts_with("/api/") => error(StatusCode::METHOD_NOT_ALLOWED, "GET reads, POST acts"),
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "only GET"),
     }
+}
+
+/// The console reads and acts in-process, past the ACLs, and has no login yet: with an authorizer
+/// configured its API is refused, so it cannot become a way around them.
+fn without_login(broker: &Broker) -> Option<Answer> {
+    broker.authorizer.is_some().then(|| error(StatusCode::FORBIDDEN, "the web console has no login yet: with an authorizer (authorizer.class.name) its API is off, so it cannot bypass the ACLs"))
 }
 
 /// A mutating request: refused in read-only mode, and unless it carries the console's header
