@@ -347,9 +347,12 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             // for them, and the file ranges fill their slots after encoding.
             let mut req = FetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::fetch(g, broker, &mut req)).unwrap_or_default();
+            // A consumer's fetch is measured against consumer_byte_rate, once any quota is set.
             let consumer = req.replica_id.0 < 0 && req.replica_state.replica_id.0 < 0;
-            let (user, client_id) = (session.quota_user().to_string(), session.client_id.clone().unwrap_or_default());
-            if consumer && let Some(most) = broker.quotas.max_bytes_in_window(QuotaKind::Fetch, &user, &client_id) {
+            let quota_id = (consumer && broker.quotas.enabled()).then(|| (session.quota_user().to_string(), session.client_id.clone().unwrap_or_default()));
+            if let Some((user, client_id)) = &quota_id
+                && let Some(most) = broker.quotas.max_bytes_in_window(QuotaKind::Fetch, user, client_id)
+            {
                 // Kafka's cap: no more than the quota lets through in its window at once.
                 req.max_bytes = req.max_bytes.min(most.min(i32::MAX as u64) as i32);
             }
@@ -362,9 +365,9 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             on_listener!(fetched.response.node_endpoints);
             let files = std::mem::take(&mut fetched.files);
             let frame = encode_with_files(key, version, corr, &fetched.response, files)?;
-            if fetched.follower {
+            let Some((user, client_id)) = quota_id else {
                 return Ok(Reply::now(frame));
-            }
+            };
             let bytes: usize = frame.iter().map(Chunk::len).sum();
             let throttle_ms = session.throttle(broker, QuotaKind::Fetch, bytes);
             if throttle_ms == 0 {

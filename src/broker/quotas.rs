@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
@@ -92,6 +93,9 @@ pub struct Component {
 pub struct ClientQuotas {
     dir: PathBuf,
     quotas: RwLock<BTreeMap<Entity, Values>>,
+    /// Whether any quota is set (Kafka's `quotasEnabled`): without one the request path skips
+    /// the lookup, the sensors and their keys altogether.
+    enabled: AtomicBool,
     sensors: Mutex<HashMap<(QuotaKind, String, String), Rate>>,
     window_ms: u64,
     samples: usize,
@@ -110,6 +114,7 @@ impl ClientQuotas {
         };
         Ok(ClientQuotas {
             dir: dir.to_path_buf(),
+            enabled: AtomicBool::new(!quotas.is_empty()),
             quotas: RwLock::new(quotas),
             sensors: Mutex::new(HashMap::new()),
             window_ms: window_ms.max(1),
@@ -130,6 +135,7 @@ impl ClientQuotas {
         apply(&mut next, changes);
         match write_atomic(&StdIo, &self.dir.join(FILE), encode(&next).as_bytes()) {
             Ok(()) => {
+                self.enabled.store(!next.is_empty(), Ordering::Relaxed);
                 *quotas = next;
                 drop(quotas);
                 // Sensors keyed by a level that no longer applies start over.
@@ -150,10 +156,16 @@ impl ClientQuotas {
     pub fn follow(&self, quotas: BTreeMap<Entity, Values>) {
         let mut current = self.quotas.write().unwrap_or_else(|e| e.into_inner());
         if *current != quotas {
+            self.enabled.store(!quotas.is_empty(), Ordering::Relaxed);
             *current = quotas;
             drop(current);
             self.sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+    }
+
+    /// Whether any quota is set: when not, no request needs to be measured.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
     }
 
     /// The stored quotas (to check what a quorum's answer changed).
@@ -239,6 +251,9 @@ impl ClientQuotas {
     /// Records `bytes` of `kind` for (user, client id) at `now` and returns the throttle time in
     /// ms (0 when within quota or without one).
     pub fn record(&self, kind: QuotaKind, user: &str, client_id: &str, bytes: u64) -> u64 {
+        if !self.enabled() {
+            return 0;
+        }
         self.record_at(kind, user, client_id, bytes as f64, self.now_ms())
     }
 
@@ -525,6 +540,7 @@ mod tests {
     #[test]
     fn alterations_are_validated_per_entity_with_kafkas_messages_and_survive_a_reload() {
         let (dir, q) = store();
+        assert!(!q.enabled(), "no quota: nothing is measured");
         let results = q.alter(
             &[
                 alteration(&[("user", Some("alice"))], &[("producer_byte_rate", Some(1024.0)), ("consumer_byte_rate", Some(2048.0))]),
@@ -551,12 +567,14 @@ mod tests {
         assert!(errors[8].as_deref().unwrap().starts_with("Ignoring duplicate entity"));
         drop(q);
         let q = ClientQuotas::load(dir.path(), 11, 1000).unwrap();
+        assert!(q.enabled(), "a loaded quota is enforced");
         let all = q.describe(&[], false).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].1, BTreeMap::from([("consumer_byte_rate".to_string(), 2048.0), ("producer_byte_rate".to_string(), 1024.0)]));
         let removed = q.alter(&[alteration(&[("user", Some("alice"))], &[("producer_byte_rate", None), ("consumer_byte_rate", None)])], false);
         assert!(removed[0].1.is_ok());
         assert!(q.describe(&[], false).unwrap().is_empty(), "an entity without values is gone");
+        assert!(!q.enabled(), "the last quota removed: nothing is measured again");
     }
 
     #[test]
