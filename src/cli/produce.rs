@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::{Bytes, BytesMut};
 use clap::Args;
 use kafka_protocol::messages::{ProduceRequest, produce_request::{PartitionProduceData, TopicProduceData}};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -154,22 +154,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let batch = pending.entry(partition).or_default();
         let offset = batch.records.len() as i64;
-        let mut record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // offset - sequence stays constant, so the encoder keeps one batch (base sequence -1).
-            sequence: offset as i32 - 1,
-            timestamp: now_ms,
-            key,
-            value: Some(value),
-            headers: Default::default(),
-        };
+        let mut record = crate::records::plain_record(offset, now_ms, key, Some(value));
         for (k, v) in &headers {
             record.headers.insert(str_bytes(k), Some(Bytes::copy_from_slice(v.as_bytes())));
         }

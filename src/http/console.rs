@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use kafka_protocol::messages::*;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use serde_json::{json, Value};
 
 use super::HttpState;
@@ -435,21 +435,7 @@ async fn produce(broker: &Arc<Broker>, body: &Value) -> Answer {
     if partition >= i64::from(meta.partitions) {
         return error(StatusCode::BAD_REQUEST, "no such partition");
     }
-    let mut record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: crate::broker::replica_manager::now_ms(),
-        key,
-        value,
-        headers: Default::default(),
-        delete_horizon: false,
-    };
+    let mut record = crate::records::plain_record(0, crate::broker::replica_manager::now_ms(), key, value);
     if let Some(hs) = body.get("headers").and_then(Value::as_array) {
         if hs.len() > PRODUCE_HEADERS_MAX {
             return error(StatusCode::BAD_REQUEST, "too many headers");

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
 /// Java's `String.hashCode` over UTF-16 code units, so groups land where Kafka puts them.
 pub fn java_string_hash(s: &str) -> i32 {
@@ -45,19 +45,9 @@ fn encode(records: &[KeyValue], now_ms: i64, producer: Option<(i64, i16)>) -> Re
         .enumerate()
         .map(|(i, (k, v))| Record {
             transactional: producer.is_some(),
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
             producer_id,
             producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // offset - sequence constant keeps one batch; base sequence -1 = no sequence.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(k.clone()),
-            value: v.clone(),
-            headers: Default::default(),
+            ..super::plain_record(i as i64, now_ms, Some(k.clone()), v.clone())
         })
         .collect();
     let mut buf = BytesMut::new();

@@ -9,6 +9,28 @@ pub mod validate;
 pub mod varint;
 pub mod walk;
 
+/// A record of no producer (no id, epoch or sequence), as Fjord's own writers make them (the
+/// coordinators' internal batches, the admin CLI, the web console). Its sequence keeps
+/// offset - sequence constant, which is how the encoder knows records share one batch (base
+/// sequence -1).
+pub fn plain_record(offset: i64, timestamp: i64, key: Option<bytes::Bytes>, value: Option<bytes::Bytes>) -> kafka_protocol::records::Record {
+    kafka_protocol::records::Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset,
+        sequence: offset as i32 - 1,
+        timestamp,
+        key,
+        value,
+        headers: Default::default(),
+    }
+}
+
 /// Why a produce request's records were refused. The api layer maps each variant to a Kafka error code;
 /// the mapping Kafka 4 uses is written on each variant so that layer does not have to guess.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
