@@ -13,15 +13,20 @@ use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::broker::quotas::{Alteration, QuotaError};
 
-pub async fn handle(broker: &Arc<Broker>, req: AlterClientQuotasRequest, _version: i16) -> AlterClientQuotasResponse {
-    let alterations: Vec<Alteration> = req
-        .entries
+/// The request's entries as `broker::quotas::decide` takes them (here and at a quorum's
+/// controller): a removal is a key without a value.
+pub(crate) fn alterations(req: &AlterClientQuotasRequest) -> Vec<Alteration> {
+    req.entries
         .iter()
         .map(|e| Alteration {
             entity: e.entity.iter().map(|c| (c.entity_type.to_string(), c.entity_name.as_ref().map(|n| n.to_string()))).collect(),
             ops: e.ops.iter().map(|o| (o.key.to_string(), (!o.remove).then_some(o.value))).collect(),
         })
-        .collect();
+        .collect()
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: AlterClientQuotasRequest, _version: i16) -> AlterClientQuotasResponse {
+    let alterations = alterations(&req);
     if let Some(cluster) = &broker.cluster {
         return forward(broker, cluster, &req, &alterations).await;
     }

@@ -14,9 +14,11 @@ use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::broker::scram::{ScramError, Upsertion};
 
-pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest, _version: i16) -> AlterUserScramCredentialsResponse {
-    let deletions: Vec<(String, i8)> = req.deletions.iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
-    let upsertions: Vec<Upsertion> = req
+/// The request's deletions (user, mechanism type) and upsertions, as `broker::scram::decide`
+/// takes them (here and at a quorum's controller).
+pub(crate) fn alterations(req: &AlterUserScramCredentialsRequest) -> (Vec<(String, i8)>, Vec<Upsertion>) {
+    let deletions = req.deletions.iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
+    let upsertions = req
         .upsertions
         .iter()
         .map(|u| Upsertion {
@@ -27,6 +29,11 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest,
             salted_password: u.salted_password.to_vec(),
         })
         .collect();
+    (deletions, upsertions)
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest, _version: i16) -> AlterUserScramCredentialsResponse {
+    let (deletions, upsertions) = alterations(&req);
     if let Some(cluster) = &broker.cluster {
         return forward(broker, cluster, &req, &upsertions).await;
     }

@@ -3,9 +3,9 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
-mod alter_client_quotas;
+pub(crate) mod alter_client_quotas;
 mod alter_configs;
-mod alter_user_scram_credentials;
+pub(crate) mod alter_user_scram_credentials;
 mod api_versions;
 mod authorize;
 mod consumer_group_describe;

@@ -249,17 +249,10 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
 /// AlterClientQuotas forwarded by a broker: decided on the image as a single node decides on its
 /// file (`broker::quotas::decide`), each changed value a ClientQuota record every broker follows.
 async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
-    use crate::broker::quotas::{self, Alteration};
+    use crate::broker::quotas;
     use crate::metadata::records::ClientQuotaRecord;
     use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
-    let alterations: Vec<Alteration> = req
-        .entries
-        .iter()
-        .map(|e| Alteration {
-            entity: e.entity.iter().map(|c| (c.entity_type.to_string(), c.entity_name.as_ref().map(|n| n.to_string()))).collect(),
-            ops: e.ops.iter().map(|o| (o.key.to_string(), (!o.remove).then_some(o.value))).collect(),
-        })
-        .collect();
+    let alterations = crate::api::alter_client_quotas::alterations(&req);
     let validate_only = req.validate_only;
     let decided = service
         .decide(|_, image, _| {
@@ -304,15 +297,10 @@ async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotas
 /// decides on its file (`broker::scram::decide`), the credentials kept as metadata records that
 /// every broker follows.
 async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
-    use crate::broker::scram::{self, Change, Upsertion};
+    use crate::broker::scram::{self, Change};
     use crate::metadata::records::{RemoveUserScramCredentialRecord, UserScramCredentialRecord};
     use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
-    let deletions: Vec<(String, i8)> = req.deletions.iter().map(|d| (d.name.to_string(), d.mechanism)).collect();
-    let upsertions: Vec<Upsertion> = req
-        .upsertions
-        .iter()
-        .map(|u| Upsertion { user: u.name.to_string(), mechanism: u.mechanism, iterations: u.iterations, salt: u.salt.to_vec(), salted_password: u.salted_password.to_vec() })
-        .collect();
+    let (deletions, upsertions) = crate::api::alter_user_scram_credentials::alterations(&req);
     let decided = service
         .decide(|_, image, _| {
             let (changes, results) = scram::decide(|user, m| image.scram_credential(user, m.wire_type()).is_some(), &deletions, &upsertions);
