@@ -570,61 +570,54 @@ fn config_resource(g: &Guard, op: Operation, resource_type: i8, name: &str) -> O
     }
 }
 
-/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
-pub(crate) fn describe_configs(g: &Guard, req: &mut DescribeConfigsRequest) -> Vec<describe_configs_response::DescribeConfigsResult> {
-    let mut refused = Vec::new();
-    req.resources.retain(|r| match config_resource(g, Operation::DescribeConfigs, r.resource_type, &r.resource_name) {
-        None => true,
-        Some(code) => {
-            refused.push(
-                describe_configs_response::DescribeConfigsResult::default()
-                    .with_error_code(code)
-                    .with_error_message(None)
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
-            false
+/// Takes out of `resources` those `op` is refused on (a topic, a group, else the cluster), each
+/// answered with `refused(resource, code)`: the config APIs' shared check.
+fn refuse_config_resources<T, R>(g: &Guard, op: Operation, resources: &mut Vec<T>, key: fn(&T) -> (i8, &str), refused: fn(&T, i16) -> R) -> Vec<R> {
+    let mut out = Vec::new();
+    resources.retain(|r| {
+        let (resource_type, name) = key(r);
+        match config_resource(g, op, resource_type, name) {
+            None => true,
+            Some(code) => {
+                out.push(refused(r, code));
+                false
+            }
         }
     });
-    refused
+    out
+}
+
+/// DescribeConfigs: DESCRIBE_CONFIGS on each resource.
+pub(crate) fn describe_configs(g: &Guard, req: &mut DescribeConfigsRequest) -> Vec<describe_configs_response::DescribeConfigsResult> {
+    refuse_config_resources(g, Operation::DescribeConfigs, &mut req.resources, |r| (r.resource_type, r.resource_name.as_str()), |r, code| {
+        describe_configs_response::DescribeConfigsResult::default()
+            .with_error_code(code)
+            .with_error_message(None)
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone())
+    })
 }
 
 /// IncrementalAlterConfigs: ALTER_CONFIGS on each resource.
 pub(crate) fn incremental_alter_configs(g: &Guard, req: &mut IncrementalAlterConfigsRequest) -> Vec<incremental_alter_configs_response::AlterConfigsResourceResponse> {
-    let mut refused = Vec::new();
-    req.resources.retain(|r| match config_resource(g, Operation::AlterConfigs, r.resource_type, &r.resource_name) {
-        None => true,
-        Some(code) => {
-            refused.push(
-                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(code)
-                    .with_error_message(None)
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
-            false
-        }
-    });
-    refused
+    refuse_config_resources(g, Operation::AlterConfigs, &mut req.resources, |r| (r.resource_type, r.resource_name.as_str()), |r, code| {
+        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(None)
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone())
+    })
 }
 
 /// AlterConfigs: ALTER_CONFIGS on each resource.
 pub(crate) fn alter_configs(g: &Guard, req: &mut AlterConfigsRequest) -> Vec<alter_configs_response::AlterConfigsResourceResponse> {
-    let mut refused = Vec::new();
-    req.resources.retain(|r| match config_resource(g, Operation::AlterConfigs, r.resource_type, &r.resource_name) {
-        None => true,
-        Some(code) => {
-            refused.push(
-                alter_configs_response::AlterConfigsResourceResponse::default()
-                    .with_error_code(code)
-                    .with_error_message(None)
-                    .with_resource_type(r.resource_type)
-                    .with_resource_name(r.resource_name.clone()),
-            );
-            false
-        }
-    });
-    refused
+    refuse_config_resources(g, Operation::AlterConfigs, &mut req.resources, |r| (r.resource_type, r.resource_name.as_str()), |r, code| {
+        alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_error_code(code)
+            .with_error_message(None)
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone())
+    })
 }
 
 /// TxnOffsetCommit: WRITE on the transactional id, READ on the group, READ on each topic; a
