@@ -64,7 +64,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterClientQuotasRequest, _versio
 /// The request at the active controller; answered once this broker's quotas show every change
 /// the controller accepted.
 async fn forward(broker: &Arc<Broker>, cluster: &Arc<crate::broker::cluster::ClusterState>, req: &AlterClientQuotasRequest, alterations: &[Alteration]) -> AlterClientQuotasResponse {
-    use crate::broker::cluster::NOT_CONTROLLER;
+    use crate::broker::cluster::{ClusterState, NOT_CONTROLLER};
     let answered = cluster.to_controller(req, |r: &AlterClientQuotasResponse| r.entries.iter().any(|e| e.error_code == NOT_CONTROLLER), crate::broker::CLUSTER_REQUEST_TIMEOUT).await;
     let resp = match answered {
         Ok(r) => r,
@@ -96,12 +96,8 @@ async fn forward(broker: &Arc<Broker>, cluster: &Arc<crate::broker::cluster::Clu
             let now = broker.quotas.values(&entity).unwrap_or_default();
             a.ops.iter().all(|(k, v)| now.get(k).copied() == *v)
         };
-        while !applied() {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!("client quotas changed by the controller but not yet seen by this broker");
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if !ClusterState::until_seen(deadline, applied).await {
+            tracing::warn!("client quotas changed by the controller but not yet seen by this broker");
         }
     }
     resp

@@ -69,7 +69,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterUserScramCredentialsRequest,
 /// The request at the active controller; each user it changed is answered once this broker's
 /// copy of the credentials shows the change (so a client may authenticate with it right away).
 async fn forward(broker: &Arc<Broker>, cluster: &Arc<crate::broker::cluster::ClusterState>, req: &AlterUserScramCredentialsRequest, upsertions: &[Upsertion]) -> AlterUserScramCredentialsResponse {
-    use crate::broker::cluster::NOT_CONTROLLER;
+    use crate::broker::cluster::{ClusterState, NOT_CONTROLLER};
     use crate::broker::scram::Mechanism;
     let answered = cluster.to_controller(req, |r: &AlterUserScramCredentialsResponse| r.results.iter().any(|u| u.error_code == NOT_CONTROLLER), crate::broker::CLUSTER_REQUEST_TIMEOUT).await;
     let resp = match answered {
@@ -95,12 +95,8 @@ async fn forward(broker: &Arc<Broker>, cluster: &Arc<crate::broker::cluster::Clu
         }
     };
     for r in resp.results.iter().filter(|r| r.error_code == 0) {
-        while !applied(r.user.as_str()) {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(user = %r.user.as_str(), "SCRAM credential changed by the controller but not yet seen by this broker");
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        if !ClusterState::until_seen(deadline, || applied(r.user.as_str())).await {
+            tracing::warn!(user = %r.user.as_str(), "SCRAM credential changed by the controller but not yet seen by this broker");
         }
     }
     resp

@@ -177,6 +177,19 @@ impl ClusterState {
         Err(last)
     }
 
+    /// Waits until `seen` holds or `deadline` passes: a broker that asked the controller for a
+    /// change waits for the applied metadata to bring it here before it answers. False on
+    /// timeout.
+    pub async fn until_seen(deadline: tokio::time::Instant, seen: impl Fn() -> bool) -> bool {
+        while !seen() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// CreateTopics at the active controller.
     pub async fn create_topics(&self, request: &CreateTopicsRequest, timeout: Duration) -> Result<CreateTopicsResponse, String> {
         self.to_controller(request, |r: &CreateTopicsResponse| r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER), timeout).await
