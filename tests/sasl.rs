@@ -412,9 +412,9 @@ async fn oauthbearer_takes_a_valid_unsecured_token_and_answers_a_bad_one_with_th
     let mut c = Client::connect(addr(&b, "SASL_PLAINTEXT")).await;
     assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
     let r = authenticate(&mut c, &first(format!(r#"{{"sub":"erin","exp":{},"scope":"consume"}}"#, now_s + 120))).await;
-    assert_eq!((r.error_code, &r.auth_bytes[..]), (0, &br#"{"status":"insufficient_scope", "scope":"produce"}"#[..]));
+    assert_eq!((r.error_code, &r.auth_bytes[..]), (0, &br#"{"status":"insufficient_scope", "scope":"[produce]"}"#[..]));
     let r = authenticate(&mut c, &[1]).await;
-    assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some(r#"{"status":"insufficient_scope", "scope":"produce"}"#)));
+    assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some(r#"{"status":"insufficient_scope", "scope":"[produce]"}"#)));
     assert!(c.is_closed().await);
     b.stop().await;
 }

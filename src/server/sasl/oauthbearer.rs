@@ -161,7 +161,8 @@ pub fn validate_unsecured(token: &str, now_ms: i64, v: &UnsecuredValidator) -> R
         Some(_) => return Err(Invalid::new(format!("The '{}' claim was not of type String or List", v.scope_claim))),
     };
     if let Some(missing) = v.required_scope.iter().find(|s| !granted.contains(s)) {
-        return Err(Invalid { scope: Some(v.required_scope.join(" ")), reason: format!("The provided scope ({}) was missing a required scope ({missing})", granted.join(" ")) });
+        // Kafka names the required scope as Java prints a list: `[a, b]` (checked against Kafka 4.0).
+        return Err(Invalid { scope: Some(format!("[{}]", v.required_scope.join(", "))), reason: format!("The provided scope ({}) was missing a required scope ({missing})", granted.join(" ")) });
     }
     Ok(Token { principal, expires_at_ms: expires_at })
 }
@@ -279,7 +280,7 @@ mod tests {
         assert!(validate_unsecured(&signed, NOW, &v).unwrap_err().reason.contains("must not contain a digital signature"));
         let scoped = UnsecuredValidator { required_scope: vec!["admin".into()], ..Default::default() };
         let e = validate_unsecured(&unsecured_jws(&format!(r#"{{"sub":"a","exp":{},"scope":"read"}}"#, NOW / 1000 + 60)), NOW, &scoped).unwrap_err();
-        assert_eq!(e.challenge(), r#"{"status":"insufficient_scope", "scope":"admin"}"#);
+        assert_eq!(e.challenge(), r#"{"status":"insufficient_scope", "scope":"[admin]"}"#);
         let skewed = UnsecuredValidator { clock_skew_ms: 5_000, ..Default::default() };
         assert!(validate_unsecured(&unsecured_jws(&format!(r#"{{"sub":"a","exp":{}}}"#, NOW / 1000 - 1)), NOW, &skewed).is_ok(), "within the allowed clock skew");
     }
