@@ -9,21 +9,17 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow, bail};
-use bytes::Buf;
 use clap::{ArgGroup, Subcommand};
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
     offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic},
 };
-use kafka_protocol::protocol::Decodable;
 use serde_json::json;
 
 use super::Common;
 use super::conn::{Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, check, error_name, send_capped, str_bytes, topic_name};
 use super::output::{Progress, Table, print_json};
 
-/// The highest ConsumerProtocolAssignment version kafka-protocol decodes.
-const ASSIGNMENT_VERSION_MAX: i16 = 3;
 /// How often a group request is tried while the coordinator moves or loads (Kafka's clients
 /// find the coordinator again and retry on these errors), and the pause between tries.
 const COORDINATOR_TRIES: usize = 20;
@@ -212,7 +208,7 @@ async fn describe_group(cluster: &mut Cluster, group: &str) -> Result<GroupView>
             member_id: m.member_id.to_string(),
             client_id: m.client_id.to_string(),
             host: m.client_host.to_string(),
-            partitions: if consumer { assigned_partitions(m.member_assignment.clone()) } else { Vec::new() },
+            partitions: if consumer { crate::protocol::consumer::assigned_partitions(m.member_assignment.clone()) } else { Vec::new() },
         })
         .collect();
     Ok(GroupView { state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string(), protocol: g.protocol_data.to_string(), members })
@@ -242,19 +238,6 @@ async fn describe_consumer_group(cluster: &mut Cluster, group: &str) -> Result<O
         })
         .collect();
     Ok(Some(GroupView { state: g.group_state.to_string(), protocol_type: "consumer".into(), protocol: g.assignor_name.to_string(), members }))
-}
-
-/// The partitions a consumer-protocol member was assigned, from its assignment bytes; empty
-/// when they do not parse (another protocol, or a version this tool does not know).
-fn assigned_partitions(mut assignment: bytes::Bytes) -> Vec<(String, i32)> {
-    if assignment.len() < 2 {
-        return Vec::new();
-    }
-    let version = assignment.get_i16().min(ASSIGNMENT_VERSION_MAX);
-    match ConsumerProtocolAssignment::decode(&mut assignment, version.max(0)) {
-        Ok(a) => a.assigned_partitions.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.topic.0.to_string(), *p))).collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// Log end offsets of the given partitions, by topic.
@@ -525,11 +508,5 @@ mod tests {
         assert_eq!(parse_topic_partitions("orders").unwrap(), ("orders".into(), None));
         assert_eq!(parse_topic_partitions("orders:0,2").unwrap(), ("orders".into(), Some(vec![0, 2])));
         assert!(parse_topic_partitions("orders:x").is_err());
-    }
-
-    #[test]
-    fn a_garbled_assignment_is_no_partitions() {
-        assert!(assigned_partitions(bytes::Bytes::from_static(b"\x00")).is_empty());
-        assert!(assigned_partitions(bytes::Bytes::from_static(b"\x00\x00\xff\xff\xff\x7f")).is_empty());
     }
 }

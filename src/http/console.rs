@@ -285,17 +285,19 @@ async fn group(broker: &Arc<Broker>, id: &str) -> Answer {
 
 /// A classic consumer member's assignment (the consumer protocol's encoding), as topic ->
 /// partitions; empty for other protocols or what does not decode.
-fn assignment(protocol_type: &str, mut bytes: Bytes) -> Value {
-    use kafka_protocol::protocol::Decodable;
-    if protocol_type != "consumer" || bytes.len() < 2 {
+fn assignment(protocol_type: &str, bytes: Bytes) -> Value {
+    if protocol_type != "consumer" {
         return json!([]);
     }
-    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
-    let _ = bytes.split_to(2);
-    match ConsumerProtocolAssignment::decode(&mut bytes, version.clamp(0, 3)) {
-        Ok(a) => Value::Array(a.assigned_partitions.iter().map(|t| json!({"topic": t.topic.to_string(), "partitions": t.partitions})).collect()),
-        Err(_) => json!([]),
+    // The pairs come topic by topic, in the assignment's order: regroup consecutive ones.
+    let mut topics: Vec<(String, Vec<i32>)> = Vec::new();
+    for (topic, partition) in crate::protocol::consumer::assigned_partitions(bytes) {
+        match topics.last_mut() {
+            Some((t, ps)) if *t == topic => ps.push(partition),
+            _ => topics.push((topic, vec![partition])),
+        }
     }
+    Value::Array(topics.into_iter().map(|(topic, partitions)| json!({"topic": topic, "partitions": partitions})).collect())
 }
 
 /// One page of records of a partition (or of every partition: `partition=-1`), newest first:
