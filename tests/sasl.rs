@@ -60,7 +60,7 @@ fn addr(b: &TestBroker, listener: &str) -> SocketAddr {
 async fn tls_connect(ca_pem: &str, addr: SocketAddr) -> Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA")).expect("root");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(fjord::server::tls::ring_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)

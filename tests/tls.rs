@@ -69,7 +69,7 @@ fn ssl_addr(b: &TestBroker) -> SocketAddr {
 fn client_config(pki: &Pki, client_cert: bool) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("CA")).expect("root");
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(fjord::server::tls::ring_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots);

@@ -792,7 +792,7 @@ mod tests {
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")).expect("root");
-        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(crate::server::tls::ring_provider()))
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots)
