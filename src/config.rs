@@ -190,6 +190,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.consumer.min.heartbeat.interval.ms", Some("5000"), T::Int, "Smallest consumer.heartbeat.interval.ms a group may set, in ms."),
     def("group.consumer.max.heartbeat.interval.ms", Some("15000"), T::Int, "Largest consumer.heartbeat.interval.ms a group may set, in ms."),
     def("group.consumer.max.size", Some("2147483647"), T::Int, "Most members one consumer-protocol group may have."),
+    def("group.coordinator.append.linger.ms", Some("5"), T::Int, "How long the group coordinator lets a consumer-protocol group's changes accumulate before it writes them as one batch, in ms; the heartbeats that made them are answered once it is written (0: each heartbeat writes before it is answered)."),
     def(
         "group.consumer.assignors",
         Some("org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
@@ -1292,6 +1293,8 @@ pub struct Config {
     pub group_consumer_session_timeout_ms: i32,
     pub group_consumer_heartbeat_interval_ms: i32,
     pub group_consumer_max_size: i32,
+    /// group.coordinator.append.linger.ms.
+    pub group_coordinator_append_linger_ms: u64,
     /// group.consumer.assignors as short names ("uniform", "range"), in the configured order.
     pub group_consumer_assignors: Vec<String>,
     pub offset_metadata_max_bytes: i32,
@@ -1394,6 +1397,7 @@ impl Config {
             group_consumer_session_timeout_ms: 0,
             group_consumer_heartbeat_interval_ms: 0,
             group_consumer_max_size: 0,
+            group_coordinator_append_linger_ms: 0,
             group_consumer_assignors: vec![],
             offset_metadata_max_bytes: 0,
             offsets_topic_num_partitions: 0,
@@ -1525,6 +1529,10 @@ impl Config {
             group_consumer_session_timeout_ms: c.consumer_group_timeout("session.timeout.ms")?,
             group_consumer_heartbeat_interval_ms: c.consumer_group_timeout("heartbeat.interval.ms")?,
             group_consumer_max_size: positive("group.consumer.max.size", c.long("group.consumer.max.size")?)? as i32,
+            group_coordinator_append_linger_ms: match c.int("group.coordinator.append.linger.ms")? {
+                v if v < 0 => return Err(ConfigError::Invalid { name: "group.coordinator.append.linger.ms".into(), value: v.to_string(), reason: "must be at least 0".into() }),
+                v => v as u64,
+            },
             group_consumer_assignors: c.consumer_group_assignors()?,
             offset_metadata_max_bytes: c.int("offset.metadata.max.bytes")?.max(0),
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions", c.long("offsets.topic.num.partitions")?)? as i32,

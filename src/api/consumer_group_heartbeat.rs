@@ -120,11 +120,28 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, ve
         client_host,
     };
     match broker.groups.consumer_heartbeat(&**broker, &req.group_id.0, input, &topics) {
-        Ok(out) => ConsumerGroupHeartbeatResponse::default()
+        Ok(out) => {
+            if let Some(write) = out.write {
+                if let Some(ms) = write.write_after_ms {
+                    let (broker, group_id) = (broker.clone(), req.group_id.0.to_string());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                        broker.groups.write_lingering(&*broker, &group_id);
+                    });
+                }
+                match write.written.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return fail(e, Some(member_id)),
+                    // The group went (deleted or expired) before its changes were written.
+                    Err(_) => return fail(GroupError::CoordinatorNotAvailable, Some(member_id)),
+                }
+            }
+            ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(out.output.member_id)))
             .with_member_epoch(out.output.member_epoch)
             .with_heartbeat_interval_ms(out.heartbeat_interval_ms)
-            .with_assignment(out.output.assignment.as_ref().map(|a| to_wire(a, &topics))),
+            .with_assignment(out.output.assignment.as_ref().map(|a| to_wire(a, &topics)))
+        }
         Err(e) => fail(e, Some(member_id)),
     }
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use super::GroupError;
 use super::offsets::GroupKey;
@@ -44,11 +45,42 @@ pub struct ConsumerMemberSummary {
     pub target_assignment: assignor::Assignment,
 }
 
-/// A heartbeat's answer: the member's view plus the interval the client should keep.
-#[derive(Clone, Debug)]
+/// A heartbeat's answer: the member's view plus the interval the client should keep, and the
+/// write it waits for when the group's changes linger (`group.coordinator.append.linger.ms`).
+#[derive(Debug)]
 pub struct ConsumerHeartbeatOutcome {
     pub output: HeartbeatOutput,
     pub heartbeat_interval_ms: i32,
+    pub write: Option<LingeringWrite>,
+}
+
+/// The write a heartbeat's answer waits for: the group's changes so far, written together once
+/// the linger has passed (Kafka's coordinator batches its appends the same way, so a heartbeat
+/// that changes the group is answered after about the linger, as Kafka answers it).
+#[derive(Debug)]
+pub struct LingeringWrite {
+    /// Ok once written; the write's error otherwise (the changes are undone then).
+    pub written: oneshot::Receiver<Result<(), GroupError>>,
+    /// Set for the heartbeat that began the batch: its caller writes it (`write_lingering`)
+    /// after this many ms.
+    pub write_after_ms: Option<u64>,
+}
+
+/// A consumer group's changes that are not written yet: the group as last written (restored if
+/// the write fails), whether the batch created the group, and the heartbeats to answer.
+pub(super) struct Unwritten {
+    written: (Option<ConsumerGroup>, Option<i64>),
+    created: bool,
+    waiters: Vec<oneshot::Sender<Result<(), GroupError>>>,
+}
+
+impl Unwritten {
+    /// The changes are written (or superseded by the group's tombstones): answer them all.
+    pub(super) fn settle(self) {
+        for w in self.waiters {
+            let _ = w.send(Ok(()));
+        }
+    }
 }
 
 fn map_error(e: HeartbeatError) -> GroupError {
@@ -127,8 +159,13 @@ impl GroupCoordinator {
         }
         let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
         // What the heartbeat changes is undone if its records cannot be written (Kafka's runtime
-        // reverts its in-memory state when the append fails, and fails the request).
-        let undo = (e.consumer.clone(), e.empty_since_ms);
+        // reverts its in-memory state when the append fails, and fails the request): back to the
+        // group as last written, which is older than now while earlier changes linger.
+        let undo = match &e.unwritten {
+            Some(u) => u.written.clone(),
+            None => (e.consumer.clone(), e.empty_since_ms),
+        };
+        let created = created || e.unwritten.as_ref().is_some_and(|u| u.created);
         if e.consumer.is_none() {
             // A classic group with members stays classic; an empty one becomes a consumer group.
             if e.group.state != GroupState::Empty || !e.group.members.is_empty() {
@@ -140,18 +177,59 @@ impl GroupCoordinator {
             e.consumer = Some(ConsumerGroup::new(group_id));
         }
         let result = self.consumer_heartbeat_locked(group_id, e, input, topics, leaving, &default_assignor, now);
-        // What the heartbeat changed is written before the member hears of it. When it cannot
-        // be, the member is not told of a change that is not durable: the change is undone and
-        // the heartbeat fails with a retriable error (COORDINATOR_NOT_AVAILABLE).
+        // What the heartbeat changed is written before the member hears of it. With a linger,
+        // an accepted heartbeat's changes (or an earlier one's, still unwritten) wait for the
+        // batch; its answer waits for the write.
+        let linger = self.config.append_linger_ms;
+        if linger > 0 && result.is_ok() && (e.unwritten.is_some() || Self::consumer_changes(e).is_some()) {
+            let (tx, rx) = oneshot::channel();
+            let first = e.unwritten.is_none();
+            e.unwritten.get_or_insert_with(|| Unwritten { written: undo, created, waiters: Vec::new() }).waiters.push(tx);
+            let write = LingeringWrite { written: rx, write_after_ms: first.then_some(linger) };
+            return result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval, write: Some(write) });
+        }
+        // Written now. When it cannot be, the member is not told of a change that is not
+        // durable: the change is undone and the heartbeat fails with a retriable error
+        // (COORDINATOR_NOT_AVAILABLE), as do the lingering ones it carried.
         if let Err(err) = self.write_consumer_records(log, e) {
             tracing::warn!(group = %group_id, error = %err, "consumer group heartbeat failed: its records could not be written; change undone");
             (e.consumer, e.empty_since_ms) = undo;
+            if let Some(u) = e.unwritten.take() {
+                for w in u.waiters {
+                    let _ = w.send(Err(err.clone()));
+                }
+            }
             if created {
                 groups.remove(group_id);
             }
             return Err(err);
         }
-        result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval })
+        result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval, write: None })
+    }
+
+    /// Writes a consumer group's lingering changes as one batch and answers the heartbeats that
+    /// wait for them. When the write fails the group returns to what was last written and they
+    /// fail with the write's error (a retriable one). Nothing to do when something else wrote
+    /// them meanwhile (a session expiry, the group's tombstones).
+    pub fn write_lingering(&self, log: &dyn GroupLog, group_id: &str) {
+        let shards = self.shards(log);
+        let mut groups = shards.lock_id(group_id);
+        let Some(e) = groups.get_mut(group_id) else { return };
+        if e.unwritten.is_none() {
+            return;
+        }
+        if let Err(err) = self.write_consumer_records(log, e) {
+            tracing::warn!(group = %group_id, error = %err, "consumer group heartbeats failed: their records could not be written; changes undone");
+            let Some(u) = e.unwritten.take() else { return };
+            (e.consumer, e.empty_since_ms) = u.written;
+            for w in u.waiters {
+                let _ = w.send(Err(err.clone()));
+            }
+            // A group the batch created goes again, unless offsets were committed to it meanwhile.
+            if u.created && e.offsets.is_empty() && e.pending_txn_is_empty() {
+                groups.remove(group_id);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -195,21 +273,31 @@ impl GroupCoordinator {
 
     /// The write of `persist_consumer`, with its error; the records last written are updated
     /// only when it succeeds.
+    /// Lingering changes are written by it too, and their heartbeats answered.
     fn write_consumer_records(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
-        let Some(g) = e.consumer.as_ref() else { return Ok(()) };
+        if let Some((records, now)) = Self::consumer_changes(e) {
+            self.write(log, &e.group.id, records)?;
+            e.consumer_records = now;
+        }
+        if let Some(u) = e.unwritten.take() {
+            u.settle();
+        }
+        Ok(())
+    }
+
+    /// The records a write of the consumer group would append (None: nothing changed), and the
+    /// group's records as they are now.
+    #[allow(clippy::type_complexity)]
+    fn consumer_changes(e: &Entry) -> Option<(Vec<(Bytes, Option<Bytes>)>, BTreeMap<GroupKey, Bytes>)> {
+        let g = e.consumer.as_ref()?;
         if g.members.is_empty() && e.consumer_records.is_empty() {
             // Nobody ever joined (a refused first heartbeat): nothing worth a record.
-            return Ok(());
+            return None;
         }
         let now = g.records();
         let mut out: Vec<(Bytes, Option<Bytes>)> = e.consumer_records.keys().rev().filter(|k| !now.contains_key(*k)).map(|k| (k.encode(), None)).collect();
         out.extend(now.iter().filter(|(k, v)| e.consumer_records.get(*k) != Some(*v)).map(|(k, v)| (k.encode(), Some(v.clone()))));
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.write(log, &g.id, out)?;
-        e.consumer_records = now;
-        Ok(())
+        (!out.is_empty()).then_some((out, now))
     }
 
     /// Tombstones for every consumer-protocol record of the group (it is deleted, expired, or

@@ -168,11 +168,18 @@ pub(super) struct Entry {
     /// The consumer-protocol records last written for this group (key -> value), so that a
     /// change writes only what differs, and deletion knows what to tombstone.
     pub(super) consumer_records: BTreeMap<GroupKey, Bytes>,
+    /// The consumer group's changes waiting for `group.coordinator.append.linger.ms`.
+    pub(super) unwritten: Option<super::consumer_coordinator::Unwritten>,
 }
 
 impl Entry {
     pub(super) fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new(), consumer_records: BTreeMap::new() }
+        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new(), consumer_records: BTreeMap::new(), unwritten: None }
+    }
+
+    /// Whether no transaction has offsets pending for the group.
+    pub(super) fn pending_txn_is_empty(&self) -> bool {
+        self.pending_txn.is_empty()
     }
 
     /// Whether members of either protocol are in the group.
@@ -398,6 +405,9 @@ impl GroupCoordinator {
             }
             e.consumer = None;
             e.consumer_records.clear();
+            if let Some(u) = e.unwritten.take() {
+                u.settle();
+            }
         }
         if !e.group.supports(&req.protocol_type, &req.protocols) {
             return err(GroupError::InconsistentGroupProtocol);
@@ -1661,6 +1671,58 @@ mod tests {
         let second = c.consumer_heartbeat(&log, "cg", join("m2"), &topics).unwrap();
         assert_eq!(second.output.member_epoch, before.group_epoch + 1);
         assert_eq!(c.consumer_describe(&log, "cg").unwrap().members.len(), 2);
+    }
+
+    #[test]
+    fn lingering_consumer_group_changes_are_written_as_one_batch_and_undone_together_when_it_fails() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use std::sync::atomic::Ordering::SeqCst;
+        let log = GatedLog::new();
+        let c = GroupCoordinator::new(GroupConfig { append_linger_ms: 10, ..config() });
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        let join = |id: &str| HeartbeatInput {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..Default::default()
+        };
+        let answered = |w: &mut super::super::consumer_coordinator::LingeringWrite| w.written.try_recv().ok();
+        // Two joins: both wait for one write; the first began the batch and writes it.
+        let mut first = c.consumer_heartbeat(&log, "cg", join("m1"), &topics).unwrap();
+        let mut second = c.consumer_heartbeat(&log, "cg", join("m2"), &topics).unwrap();
+        let (w1, w2) = (first.write.as_mut().expect("waits"), second.write.as_mut().expect("waits"));
+        assert_eq!((w1.write_after_ms, w2.write_after_ms), (Some(10), None), "the first heartbeat of the batch schedules its write");
+        assert!(log.appends.lock().unwrap().is_empty(), "nothing written before the linger");
+        assert_eq!((answered(w1), answered(w2)), (None, None));
+        c.write_lingering(&log, "cg");
+        assert_eq!(log.appends.lock().unwrap().len(), 1, "one batch for both joins");
+        assert_eq!((answered(w1), answered(w2)), (Some(Ok(())), Some(Ok(()))));
+        let before = c.consumer_describe(&log, "cg").unwrap();
+        // A third join whose batch cannot be written: it fails and the group is as last written.
+        let mut third = c.consumer_heartbeat(&log, "cg", join("m3"), &topics).unwrap();
+        assert_eq!(c.consumer_describe(&log, "cg").unwrap().members.len(), 3, "the change is applied while it lingers");
+        log.fail.store(true, SeqCst);
+        c.write_lingering(&log, "cg");
+        assert!(matches!(answered(third.write.as_mut().unwrap()), Some(Err(GroupError::Log(_)))));
+        let after = c.consumer_describe(&log, "cg").unwrap();
+        assert_eq!((after.group_epoch, after.members.len()), (before.group_epoch, 2));
+        // A group created by a batch that fails is gone again.
+        let mut lone = c.consumer_heartbeat(&log, "other", join("m1"), &topics).unwrap();
+        c.write_lingering(&log, "other");
+        assert!(matches!(answered(lone.write.as_mut().unwrap()), Some(Err(GroupError::Log(_)))));
+        assert_eq!(c.consumer_describe(&log, "other").err(), Some(GroupError::ConsumerGroupNotFound("other".into())));
+        log.fail.store(false, SeqCst);
+        // A heartbeat that changes nothing is answered at once: a lone member acknowledges its
+        // assignment (which may change its state), then says the same again.
+        let solo = c.consumer_heartbeat(&log, "solo", join("m1"), &topics).unwrap();
+        c.write_lingering(&log, "solo");
+        let owned = solo.output.assignment.clone().expect("the lone member gets every partition");
+        let ack = || HeartbeatInput { member_epoch: solo.output.member_epoch, owned: Some(owned.clone()), ..join("m1") };
+        c.consumer_heartbeat(&log, "solo", ack(), &topics).unwrap();
+        c.write_lingering(&log, "solo");
+        assert!(c.consumer_heartbeat(&log, "solo", ack(), &topics).unwrap().write.is_none());
     }
 
     /// A `__consumer_offsets` whose every append takes `write_ms` (a slow disk).

@@ -56,6 +56,9 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// group.consumer.assignors as short names ("uniform", "range"); the first is the default.
     pub consumer_assignors: Vec<String>,
+    /// group.coordinator.append.linger.ms: how long a consumer group's changes wait to be
+    /// written together (0: written by the heartbeat that made them).
+    pub append_linger_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -73,6 +76,7 @@ impl Default for GroupConfig {
             consumer_heartbeat_interval_ms: 5_000,
             consumer_max_size: i32::MAX as usize,
             consumer_assignors: vec![assignor::UNIFORM.to_string(), assignor::RANGE.to_string()],
+            append_linger_ms: 0,
         }
     }
 }
