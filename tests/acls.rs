@@ -367,3 +367,71 @@ async fn admin_apis_are_refused_per_resource_without_their_permission() {
     assert_eq!(txn.error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn describe_apis_show_only_what_the_principal_may_describe() {
+    const TRANSACTIONAL_ID: i8 = 5;
+    const DESCRIBE: i8 = 8;
+    const TXN_DENIED: i16 = 53;
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    for t in ["orders", "secret"] {
+        assert_eq!(create_topic(&mut admin, t).await, 0);
+    }
+    // An open transaction of the admin's on both topics.
+    let init = admin.send(&InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("tx1")))).with_transaction_timeout_ms(60_000), 4).await;
+    assert_eq!(init.error_code, 0);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(s("tx1")))
+        .with_v3_and_below_producer_id(init.producer_id)
+        .with_v3_and_below_producer_epoch(init.producer_epoch)
+        .with_v3_and_below_topics(["orders", "secret"].iter().map(|t| add_partitions_to_txn_request::AddPartitionsToTxnTopic::default().with_name(name(t)).with_partitions(vec![0])).collect());
+    let added = admin.send(&add, 3).await;
+    assert!(added.results_by_topic_v3_and_below.iter().all(|t| t.results_by_partition.iter().all(|p| p.partition_error_code == 0)));
+    let mut alice = login(&b, "alice").await;
+
+    let describe_txn = DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s("tx1"))]);
+    let list_txn = ListTransactionsRequest::default();
+    let producers = DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default().with_name(name("orders")).with_partition_indexes(vec![0])]);
+    let all_topics = DescribeTopicPartitionsRequest::default().with_response_partition_limit(100);
+    let named = DescribeTopicPartitionsRequest::default().with_response_partition_limit(100).with_topics(
+        ["orders", "secret"].iter().map(|t| describe_topic_partitions_request::TopicRequest::default().with_name(name(t))).collect(),
+    );
+    let group = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g"))]);
+    let topic_codes = |r: &DescribeTopicPartitionsResponse| {
+        r.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(), t.error_code, t.topic_id.is_nil())).collect::<Vec<_>>()
+    };
+
+    // Nothing granted: refusals, and nothing listed.
+    let t = alice.send(&describe_txn, 0).await;
+    assert_eq!((t.transaction_states[0].error_code, t.transaction_states[0].topics.len(), t.transaction_states[0].producer_id.0), (TXN_DENIED, 0, 0));
+    assert!(alice.send(&list_txn, 0).await.transaction_states.is_empty(), "no transactional id it may describe");
+    assert_eq!(alice.send(&producers, 0).await.topics[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    assert!(alice.send(&all_topics, 0).await.topics.is_empty(), "no topic it may describe");
+    assert_eq!(topic_codes(&alice.send(&named, 0).await), vec![("orders".into(), TOPIC_AUTHORIZATION_FAILED, true), ("secret".into(), TOPIC_AUTHORIZATION_FAILED, true)]);
+    assert_eq!(alice.send(&group, 0).await.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
+    // The admin (a super user) sees all of it.
+    assert_eq!(admin.send(&describe_txn, 0).await.transaction_states[0].topics.len(), 2);
+    assert_eq!(admin.send(&list_txn, 0).await.transaction_states.len(), 1);
+    let listed: Vec<String> = admin.send(&all_topics, 0).await.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())).collect();
+    assert!(listed.contains(&"orders".to_string()) && listed.contains(&"secret".to_string()), "{listed:?}");
+
+    // READ on orders (which implies DESCRIBE), DESCRIBE on tx1 and on the group.
+    let grants = vec![
+        creation(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW),
+        creation(TRANSACTIONAL_ID, "tx1", LITERAL, "User:alice", DESCRIBE, ALLOW),
+        creation(GROUP, "g", LITERAL, "User:alice", DESCRIBE, ALLOW),
+    ];
+    assert!(create_acls(&mut admin, grants).await.iter().all(|r| r.0 == 0));
+    let t = alice.send(&describe_txn, 0).await;
+    let state = &t.transaction_states[0];
+    assert_eq!(state.error_code, 0);
+    assert_eq!(state.producer_id, init.producer_id);
+    assert_eq!(state.topics.iter().map(|t| t.topic.0.to_string()).collect::<Vec<_>>(), vec!["orders"], "only the partitions of topics it may describe");
+    assert_eq!(alice.send(&list_txn, 0).await.transaction_states.len(), 1);
+    assert_eq!(alice.send(&producers, 0).await.topics[0].partitions[0].error_code, 0);
+    assert_eq!(topic_codes(&alice.send(&all_topics, 0).await), vec![("orders".into(), 0, false)]);
+    assert_eq!(topic_codes(&alice.send(&named, 0).await), vec![("orders".into(), 0, false), ("secret".into(), TOPIC_AUTHORIZATION_FAILED, true)]);
+    assert_ne!(alice.send(&group, 0).await.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
+    b.stop().await;
+}

@@ -276,6 +276,48 @@ pub(crate) fn describe_groups(g: &Guard, resp: &mut DescribeGroupsResponse) {
     }
 }
 
+/// ConsumerGroupDescribe: as DescribeGroups, DESCRIBE on each group (Kafka does not look a
+/// refused group up; the lookup here has no effect, so it is filtered after).
+pub(crate) fn consumer_group_describe(g: &Guard, resp: &mut ConsumerGroupDescribeResponse) {
+    for grp in resp.groups.iter_mut() {
+        if !g.group(Operation::Describe, &grp.group_id.0) {
+            *grp = consumer_group_describe_response::DescribedGroup::default().with_group_id(grp.group_id.clone()).with_error_code(GROUP_DENIED);
+        }
+    }
+}
+
+/// DescribeProducers: READ on each topic; a refused topic's partitions answer
+/// TOPIC_AUTHORIZATION_FAILED (Kafka's check, before it looks at the topic).
+pub(crate) fn describe_producers(g: &Guard, req: &mut DescribeProducersRequest) -> Vec<describe_producers_response::TopicResponse> {
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = g.topic(Operation::Read, &t.name.0);
+        if !ok {
+            let partitions = t.partition_indexes.iter().map(|&p| describe_producers_response::PartitionResponse::default().with_partition_index(p).with_error_code(TOPIC_DENIED)).collect();
+            refused.push(describe_producers_response::TopicResponse::default().with_name(t.name.clone()).with_partitions(partitions));
+        }
+        ok
+    });
+    refused
+}
+
+/// DescribeTransactions: DESCRIBE on each transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+/// and nothing of its state otherwise), and of a transaction's partitions only those of topics
+/// the principal may DESCRIBE.
+pub(crate) fn describe_transactions(g: &Guard, resp: &mut DescribeTransactionsResponse) {
+    for state in resp.transaction_states.iter_mut() {
+        if !g.transactional_id(Operation::Describe, &state.transactional_id.0) {
+            *state = describe_transactions_response::TransactionState::default().with_transactional_id(state.transactional_id.clone()).with_error_code(TXN_DENIED);
+        }
+        state.topics.retain(|t| g.topic(Operation::Describe, &t.topic.0));
+    }
+}
+
+/// ListTransactions: only the transactional ids the principal may DESCRIBE.
+pub(crate) fn list_transactions(g: &Guard, resp: &mut ListTransactionsResponse) {
+    resp.transaction_states.retain(|t| g.transactional_id(Operation::Describe, &t.transactional_id.0));
+}
+
 /// ListGroups: every group with DESCRIBE on the cluster, else those the principal may DESCRIBE.
 pub(crate) fn list_groups(g: &Guard, resp: &mut ListGroupsResponse) {
     if !g.cluster(Operation::Describe) {

@@ -14,7 +14,11 @@ use super::metadata::ALL_TOPIC_OPERATIONS;
 use crate::broker::metadata::TopicMeta;
 use crate::broker::Broker;
 
-pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _version: i16) -> DescribeTopicPartitionsResponse {
+/// The answer, describing only topics `describable` allows (DESCRIBE on the topic, with an
+/// authorizer): others are left out of an all-topics request and answered
+/// TOPIC_AUTHORIZATION_FAILED, without an id or partitions and after the described ones, when
+/// named (Kafka does not say whether they exist).
+pub fn describe(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, describable: &dyn Fn(&str) -> bool) -> DescribeTopicPartitionsResponse {
     // The broker's cap is max.request.partition.size.limit; a client may ask for fewer.
     let cap = broker.config.max_request_partition_size_limit;
     let limit = if req.response_partition_limit <= 0 { cap } else { req.response_partition_limit.min(cap) };
@@ -26,6 +30,20 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
     };
     names.sort();
     names.dedup();
+    let mut refused = Vec::new();
+    names.retain(|name| {
+        let ok = describable(name);
+        let before_cursor = req.cursor.as_ref().is_some_and(|c| name.as_str() < &*c.topic_name.0);
+        if !ok && !req.topics.is_empty() && !before_cursor {
+            refused.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name(name.clone())))
+                    .with_error_code(E::TopicAuthorizationFailed.code())
+                    .with_topic_authorized_operations(i32::MIN),
+            );
+        }
+        ok
+    });
     let (cursor_topic, cursor_partition) = match &req.cursor {
         Some(c) => (Some(c.topic_name.0.to_string()), c.partition_index.max(0)),
         None => (None, 0),
@@ -87,5 +105,6 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, _
             break;
         }
     }
+    topics.extend(refused);
     DescribeTopicPartitionsResponse::default().with_topics(topics).with_next_cursor(next_cursor)
 }

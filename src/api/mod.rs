@@ -386,7 +386,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::DeleteTopics => serve_on_pool_checked!(DeleteTopicsRequest, delete_topics::handle, |g, r| authorize::delete_topics(g, broker, r), responses),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
         ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
-        ApiKey::DescribeTopicPartitions => serve!(DescribeTopicPartitionsRequest, describe_topic_partitions::handle),
+        ApiKey::DescribeTopicPartitions => {
+            let req = DescribeTopicPartitionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let resp = match &guard {
+                Some(g) => describe_topic_partitions::describe(broker, req, &|topic: &str| g.topic(crate::broker::acl::Operation::Describe, topic)),
+                None => describe_topic_partitions::describe(broker, req, &|_: &str| true),
+            };
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::DescribeConfigs => {
             let mut req = DescribeConfigsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::describe_configs(g, &mut req)).unwrap_or_default();
@@ -425,7 +432,16 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
             encode(key, version, corr, &resp).map(Reply::now)
         }
-        ApiKey::ConsumerGroupDescribe => serve_on_pool!(ConsumerGroupDescribeRequest, consumer_group_describe::handle),
+        ApiKey::ConsumerGroupDescribe => {
+            let req = ConsumerGroupDescribeRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(consumer_group_describe::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::consumer_group_describe(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
@@ -505,9 +521,33 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
         ApiKey::TxnOffsetCommit => serve_on_pool_checked!(TxnOffsetCommitRequest, txn_offset_commit::handle, authorize::txn_offset_commit, topics),
         ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
-        ApiKey::DescribeTransactions => serve_on_pool!(DescribeTransactionsRequest, describe_transactions::handle),
-        ApiKey::ListTransactions => serve_on_pool!(ListTransactionsRequest, list_transactions::handle),
-        ApiKey::DescribeProducers => serve!(DescribeProducersRequest, describe_producers::handle),
+        ApiKey::DescribeTransactions => {
+            let req = DescribeTransactionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(describe_transactions::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::describe_transactions(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::ListTransactions => {
+            let req = ListTransactionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on(list_transactions::handle(&b, req, version))).await;
+            if let Some(g) = &guard {
+                authorize::list_transactions(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::DescribeProducers => {
+            let mut req = DescribeProducersRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = guard.as_ref().map(|g| authorize::describe_producers(g, &mut req)).unwrap_or_default();
+            let mut resp = describe_producers::handle(broker, req, version).await;
+            resp.topics.extend(refused);
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
         ApiKey::DescribeClientQuotas => serve!(DescribeClientQuotasRequest, describe_client_quotas::handle),
