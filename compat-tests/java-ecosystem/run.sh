@@ -25,8 +25,8 @@
 #      the source's partition count; a group's offsets committed on Fjord reach the target,
 #      translated (at most the source offset, above 0).
 # The long-running JVMs (Streams, Connect, MirrorMaker 2, each run of them) run beside the short
-# tools; their logs hold no ERROR line, and each stops on SIGTERM. JAVA_ECO_TOOL_S bounds each short tool, JAVA_ECO_WAIT_S each wait for a
-# background result.
+# tools; their logs hold no ERROR line while they run, and each stops on SIGTERM. JAVA_ECO_TOOL_S
+# bounds each short tool, JAVA_ECO_WAIT_S each wait for a background result.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
