@@ -390,6 +390,12 @@ async fn committed_offsets_move_with_the_coordinator() {
     assert_eq!(commit(at, "g", 43).await, 0);
     assert_eq!(committed(at, "g").await, Ok(43));
 
+    // The topic deleted: the broker leading the group's offsets partition drops the group's
+    // offsets of it when its publisher sees the deletion (as Kafka's coordinator).
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name("c")]).with_timeout_ms(10_000);
+    assert_eq!(Client::connect(survivor).await.send(&del, 4).await.responses[0].error_code, 0);
+    eventually("the deleted topic's offset gone at the coordinator", async || (committed(at, "g").await == Ok(-1)).then_some(())).await;
+
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {
             r.shutdown().await;

@@ -243,6 +243,42 @@ async fn simple_commits_with_generation_minus_one_work_on_an_empty_group() {
 }
 
 #[tokio::test]
+async fn deleting_a_topic_removes_every_groups_committed_offsets_of_it() {
+    let mut b = TestBroker::start(FAST).await;
+    let mut c = b.client().await;
+    ensure_topic(&mut c, "doomed").await;
+    ensure_topic(&mut c, "stays").await;
+    for (group, topic, partition, offset) in [("gd", "doomed", 0, 11), ("gd", "doomed", 1, 12), ("gd", "stays", 0, 13), ("ge", "doomed", 0, 14)] {
+        let r = c.send(&commit_req(group, -1, "", topic, partition, offset), 9).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+    let del = c.send(&DeleteTopicsRequest::default().with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(TopicName(s("doomed"))))]), 6).await;
+    assert_eq!(del.responses[0].error_code, 0);
+    // Every committed partition of each group (null topics): the deleted topic's are gone, as
+    // Kafka's coordinator drops them; the admin tool's group describe would fail on them.
+    let committed = |resp: &OffsetFetchResponse| -> Vec<Vec<(String, i32, i64)>> {
+        resp.groups
+            .iter()
+            .map(|g| g.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index, p.committed_offset))).collect())
+            .collect()
+    };
+    let all = OffsetFetchRequest::default().with_groups(
+        ["gd", "ge"].iter().map(|g| offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(gid(g)).with_member_id(None).with_topics(None)).collect(),
+    );
+    let want = vec![vec![("stays".to_string(), 0, 13)], vec![]];
+    assert_eq!(committed(&c.send(&all, 9).await), want);
+    // Re-created under the name, the topic starts without the old positions.
+    ensure_topic(&mut c, "doomed").await;
+    assert_eq!(fetch_offset(&mut c, "gd", "doomed", 0, 7).await.1, -1);
+    drop(c);
+    // The tombstones are durable: a restart does not bring the offsets back.
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(committed(&c.send(&all, 9).await), want);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn list_delete_groups_and_offset_delete_respect_membership() {
     let b = TestBroker::start(FAST).await;
     let mut c = b.client().await;

@@ -11,15 +11,22 @@
 #   4. Kafka Streams WordCount (the examples jar's WordCountDemo) with in-memory stores and
 #      exactly_once_v2: the output topic, read_committed, holds each word's counts 1..n in order and
 #      n is the word's count in the input; the application's group committed the input's end.
+#      Then kafka-streams-application-reset (--force: a stopped Streams member stays in its group
+#      until its session times out): the group's offsets are the input's, at 0 (describe), the
+#      application's changelog and repartition topics are deleted (kafka-topics --list), and the
+#      same application run again on the same input counts from scratch: the output then holds
+#      each word's 1..n twice.
 #   5. Connect standalone with the file source connector copies a file line by line into a topic;
-#      its offsets file records the file's length.
+#      its offsets file records the file's length. Stopped, the file grown by 50 lines, started
+#      again with the same offsets file: the topic holds the original lines once, then the new
+#      ones, in order (log end == the line count), and the offsets file the new length.
 #   6. MirrorMaker 2 replicates a topic from Fjord into a reference Kafka broker (started in the
 #      background at the beginning): the target's fjord.<topic> holds every record, key and value, in
 #      the source's partition count; a group's offsets committed on Fjord reach the target,
 #      translated (at most the source offset, above 0).
-# The long-running JVMs (Streams, Connect, MirrorMaker 2) run beside the short tools; their logs hold
-# no ERROR line while they run. JAVA_ECO_TOOL_S bounds each short tool, JAVA_ECO_WAIT_S each wait for a
-# background result.
+# The long-running JVMs (Streams, Connect, MirrorMaker 2, each run of them) run beside the short
+# tools; their logs hold no ERROR line while they run, and each stops on SIGTERM. JAVA_ECO_TOOL_S
+# bounds each short tool, JAVA_ECO_WAIT_S each wait for a background result.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -38,6 +45,7 @@ WAIT_S="${JAVA_ECO_WAIT_S:-90}"
 N_GROUP=3000      # records read by the consumer groups
 N_TXN=5000        # records of the transactional perf test
 N_CONNECT=1000    # lines of the file Connect copies
+N_CONNECT_MORE=50 # lines appended while Connect is stopped, copied after its restart
 N_MM2=2000        # records MirrorMaker 2 replicates
 N_MM2_READ=1500   # of which a group on Fjord reads (and commits) this many before MirrorMaker 2 starts
 STREAMS_LINES=300 # lines of the WordCount input
@@ -72,6 +80,15 @@ bg_stop() {
   fi
   wait "$pid" 2>/dev/null
   return 0
+}
+# stop_checked NAME...: SIGTERM to all of them at once (their shutdowns overlap), then bg_stop
+# each, recording whether it ended on SIGTERM.
+stop_checked() {
+  local name
+  for name in "$@"; do kill -TERM "${BG_PIDS[$name]}" 2>/dev/null || true; done
+  for name in "$@"; do
+    if bg_stop "$name"; then pass "$name stops on SIGTERM"; else fail "$name stops on SIGTERM"; fi
+  done
 }
 on_exit() {
   local rc=$? name
@@ -304,6 +321,58 @@ wait "$P_CONNECT"
 assert_eq "Connect file source: the $N_CONNECT lines of the file, in order" "$N_CONNECT same" \
   "$(wc -l <"$WORK/connect-read.txt") $(cmp -s "$WORK/connect-read.txt" "$WORK/connect-source.txt" && echo same || echo differ)"
 
+# The first runs of Streams and Connect end together, while the Streams group's offsets are read
+# (they stay committed). Logs are read before a stop: MirrorMaker 2's checkpoint task may log an
+# ERROR while it shuts down (its admin client closes under it).
+tool kafka-consumer-groups.sh --bootstrap-server "$B" --describe --group "$STREAMS_APP" >"$WORK/streams-group.out" 2>&1 &
+P1=$!
+no_errors "Streams log: no ERROR while it runs" "$WORK/streams.out"
+no_errors "Connect log: no ERROR while it runs" "$WORK/connect.out"
+stop_checked streams connect
+wait "$P1"
+assert_eq "Streams group: committed offsets of $STREAMS_IN == log end ($STREAMS_LINES), lag 0" "$STREAMS_LINES $STREAMS_LINES 0" \
+  "$(awk -v t="$STREAMS_IN" '$2 == t { c += $4; e += $5; l += $6 } END { print c + 0, e + 0, l + 0 }' "$WORK/streams-group.out")"
+
+# ---- 5b. Connect restarted with the same offsets file resumes where it stopped -------------------
+assert_eq "Connect offsets file: position == the file's $(wc -c <"$WORK/connect-source.txt") bytes" \
+  "$(wc -c <"$WORK/connect-source.txt")" "$(grep -ao '"position":[0-9]*' "$WORK/connect.offsets" | cut -d: -f2)"
+awk -v n="$N_CONNECT" -v m="$N_CONNECT_MORE" 'BEGIN { for (i = n; i < n + m; i++) printf "connect line %05d, written while Connect was down\n", i }' \
+  >>"$WORK/connect-source.txt"
+bg_start connect2 "$BIN/connect-standalone.sh" "$WORK/connect-worker.properties" "$WORK/connect-file-source.properties"
+consume "$WORK/connect-read2.txt" --bootstrap-server "$B" --topic connect-lines --from-beginning \
+  --max-messages "$((N_CONNECT + N_CONNECT_MORE))" --timeout-ms 60000 &
+P_CONNECT2=$!
+
+# ---- 4b. the Streams application reset tool, then the same application again --------------------
+# A stopped Streams instance does not leave its group (it waits for its session timeout, 45 s, so
+# that a restart does not rebalance): without --force the tool refuses the group as still active.
+# --force removes the member first. The 4.0 tool executes unless --dry-run (it has no --execute).
+tool kafka-streams-application-reset.sh --bootstrap-server "$B" --application-id "$STREAMS_APP" \
+  --input-topics "$STREAMS_IN" --force >"$WORK/streams-reset.out" 2>&1
+check "kafka-streams-application-reset: exit 0, Done" grep -q '^Done' "$WORK/streams-reset.out"
+assert_eq "kafka-streams-application-reset: deletes the changelog and the repartition topic" "changelog repartition" \
+  "$(sed -n 's/^Deleting inferred internal topics \[\(.*\)\]$/\1/p' "$WORK/streams-reset.out" | tr -d ' ' | tr ',' '\n' \
+     | sed -n "s/^$STREAMS_APP-.*-\(changelog\|repartition\)\$/\1/p" | sort | xargs)"
+tool kafka-consumer-groups.sh --bootstrap-server "$B" --describe --group "$STREAMS_APP" >"$WORK/streams-group-reset.out" 2>&1 &
+P1=$!
+tool kafka-topics.sh --bootstrap-server "$B" --list >"$WORK/topics-after-reset.out" 2>&1 &
+P2=$!
+wait "$P1" "$P2"
+# Only the input topic's offsets are left, at its beginning (the deleted topics' offsets went with them).
+assert_eq "Streams group after the reset: $STREAMS_IN's offsets at 0, lag $STREAMS_LINES, no other topic" \
+  "$STREAMS_IN:0:0 $STREAMS_IN:1:0 lag $STREAMS_LINES" \
+  "$(awk -v g="$STREAMS_APP" '$1 == g { print $2 ":" $3 ":" $4 }' "$WORK/streams-group-reset.out" | sort | xargs) lag $(
+     awk -v g="$STREAMS_APP" '$1 == g { l += $6 } END { print l + 0 }' "$WORK/streams-group-reset.out")"
+assert_eq "kafka-topics --list after the reset: no $STREAMS_APP- topic left, the input and output kept" "0 1 1" \
+  "$(grep -c "^$STREAMS_APP-" "$WORK/topics-after-reset.out") $(grep -cx "$STREAMS_IN" "$WORK/topics-after-reset.out") $(grep -cx "$STREAMS_OUT" "$WORK/topics-after-reset.out")"
+# Local state goes too (what KafkaStreams#cleanUp does); then the same application on the same input.
+rm -rf "$WORK/streams-state"
+bg_start streams2 "$BIN/kafka-run-class.sh" org.apache.kafka.streams.examples.wordcount.WordCountDemo "$WORK/streams.properties"
+consume "$WORK/words-out2.txt" --bootstrap-server "$B" --topic "$STREAMS_OUT" --from-beginning --isolation-level read_committed \
+  --max-messages "$((2 * WORDS_TOTAL))" --timeout-ms 60000 --property print.key=true \
+  --value-deserializer org.apache.kafka.common.serialization.LongDeserializer &
+P_WORDS2=$!
+
 wait "$P_MM2"
 assert_eq "MirrorMaker 2: fjord.mm2-src on the reference broker holds all $N_MM2 records, keys and values" "$N_MM2 same" \
   "$(wc -l <"$WORK/mm2-read.txt") $(cut -d: -f3- "$WORK/mm2-read.txt" | sort | cmp -s - <(sort "$WORK/mm2-in.txt") && echo same || echo differ)"
@@ -325,25 +394,40 @@ assert_eq "MirrorMaker 2: mm2-reader's offsets on the target's fjord.mm2-src, ea
 1 ok" "$(awk '$2 == "fjord.mm2-src" { print $3, $4 }' "$WORK/mm2-reader-target.out" | sort \
   | join - "$WORK/mm2-reader-source.txt" | awk '{ print $1, ($2 > 0 && $2 <= $3) ? "ok" : "translated " $2 " of " $3 }')"
 
-# Groups and end offsets after the background work: the Streams application committed its input's
-# end; the transactional topics hold markers past their records.
-tool kafka-consumer-groups.sh --bootstrap-server "$B" --describe --group "$STREAMS_APP" >"$WORK/streams-group.out" 2>&1
-assert_eq "Streams group: committed offsets of $STREAMS_IN == log end ($STREAMS_LINES), lag 0" "$STREAMS_LINES $STREAMS_LINES 0" \
-  "$(awk -v t="$STREAMS_IN" '$2 == t { c += $4; e += $5; l += $6 } END { print c + 0, e + 0, l + 0 }' "$WORK/streams-group.out")"
-tool kafka-get-offsets.sh --bootstrap-server "$B" --topic "txn|$STREAMS_OUT" >"$WORK/end-offsets.out" 2>&1
+# The second run: the first run's counts, then each word counted again from 1 (nothing carried
+# over from before the reset), in order, up to its count in the input.
+wait "$P_WORDS2"
+assert_eq "Streams after the reset: $((2 * WORDS_TOTAL)) output records (two runs), read_committed" \
+  "$((2 * WORDS_TOTAL))" "$(wc -l <"$WORK/words-out2.txt")"
+assert_eq "Streams after the reset: each word counted 1..n, then 1..n again, n its count in the input" \
+  "$(awk '{ print $1, "1.." $2, "1.." $2 }' "$WORK/words-expected.txt")" \
+  "$(awk -F'\t' 'NR == FNR { split($0, f, " "); n[f[1]] = f[2]; next }
+     { w = $1; if ($2 == 1 && seen[w] > 0) { if (seen[w] != n[w]) bad[w] = 1; runs[w] = runs[w] "1.." seen[w] " " }
+       else if ($2 != seen[w] + 1) bad[w] = 1
+       seen[w] = $2 }
+     END { for (w in seen) print w, (w in bad) ? "out-of-order" : runs[w] "1.." seen[w] }' "$WORK/words-expected.txt" "$WORK/words-out2.txt" | sort)"
+
+# Connect's second run: the topic holds the original lines once, then the new ones; on its stop the
+# offsets file records the new length; nothing more was produced (the end offset).
+wait "$P_CONNECT2"
+assert_eq "Connect after the restart: the topic holds the $N_CONNECT lines, then the $N_CONNECT_MORE new ones, each once, in order" \
+  "$((N_CONNECT + N_CONNECT_MORE)) same" \
+  "$(wc -l <"$WORK/connect-read2.txt") $(cmp -s "$WORK/connect-read2.txt" "$WORK/connect-source.txt" && echo same || echo differ)"
+no_errors "MirrorMaker 2 log: no ERROR while it runs" "$WORK/mm2.out"
+no_errors "Streams log (after the reset): no ERROR while it runs" "$WORK/streams2.out"
+no_errors "Connect log (after the restart): no ERROR while it runs" "$WORK/connect2.out"
+stop_checked streams2 connect2 mm2
+assert_eq "Connect offsets file after the restart: position == the file's new $(wc -c <"$WORK/connect-source.txt") bytes" \
+  "$(wc -c <"$WORK/connect-source.txt")" "$(grep -ao '"position":[0-9]*' "$WORK/connect.offsets" | cut -d: -f2)"
+
+# End offsets after the background work: the transactional topics hold markers past their records;
+# Connect's topic holds exactly the file's lines.
+tool kafka-get-offsets.sh --bootstrap-server "$B" --topic "txn|$STREAMS_OUT|connect-lines" >"$WORK/end-offsets.out" 2>&1
 txn_end="$(awk -F: '$1 == "txn" { s += $3 } END { print s + 0 }' "$WORK/end-offsets.out")"
 check "transactional perf test: log end offset $txn_end > $N_TXN (commit markers)" test "$txn_end" -gt "$N_TXN"
 words_end="$(awk -F: -v t="$STREAMS_OUT" '$1 == t { s += $3 } END { print s + 0 }' "$WORK/end-offsets.out")"
-check "Streams output: log end offset $words_end > $WORDS_TOTAL (commit markers)" test "$words_end" -gt "$WORDS_TOTAL"
-
-no_errors "Streams log: no ERROR while it runs" "$WORK/streams.out"
-no_errors "Connect log: no ERROR while it runs" "$WORK/connect.out"
-no_errors "MirrorMaker 2 log: no ERROR while it runs" "$WORK/mm2.out"
-# Stop the background JVMs; Connect's offsets file then records the whole file read.
-for name in streams connect mm2; do
-  if bg_stop "$name"; then pass "$name stops on SIGTERM"; else fail "$name stops on SIGTERM"; fi
-done
-assert_eq "Connect offsets file: position == the file's $(wc -c <"$WORK/connect-source.txt") bytes" \
-  "$(wc -c <"$WORK/connect-source.txt")" "$(grep -ao '"position":[0-9]*' "$WORK/connect.offsets" | cut -d: -f2)"
+check "Streams output: log end offset $words_end > $((2 * WORDS_TOTAL)) (commit markers)" test "$words_end" -gt "$((2 * WORDS_TOTAL))"
+assert_eq "Connect's topic: log end offset == $((N_CONNECT + N_CONNECT_MORE)) (no line sent twice)" \
+  "$((N_CONNECT + N_CONNECT_MORE))" "$(awk -F: '$1 == "connect-lines" { s += $3 } END { print s + 0 }' "$WORK/end-offsets.out")"
 
 suite_finish

@@ -481,6 +481,7 @@ impl Broker {
         };
         self.delete_partition_logs(&meta);
         tracing::info!(topic = %meta.name, "deleted topic");
+        self.groups.on_topics_deleted(self, std::slice::from_ref(&meta.name));
         Ok(meta)
     }
 

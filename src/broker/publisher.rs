@@ -34,6 +34,16 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
         if next.offset != published.offset {
             let (b, prev, n) = (broker.clone(), published.clone(), next.clone());
             broker.io_pool.run(move || publish(&b, &prev, &n)).await;
+            // The groups' committed offsets of deleted topics go, off this loop: the tombstones
+            // wait for the offsets partitions' replicas, which may wait for the next image.
+            let deleted: Vec<String> = published.topics().filter(|t| next.topic_by_id(t.id).is_none()).map(|t| t.name.clone()).collect();
+            if !deleted.is_empty() {
+                let b = broker.clone();
+                tokio::spawn(async move {
+                    let b2 = b.clone();
+                    b.io_pool.run(move || b2.groups.on_topics_deleted(&*b2, &deleted)).await;
+                });
+            }
             published = next;
         }
         // The first pass after the catch-up: the node's client listener may start serving.

@@ -1085,6 +1085,42 @@ impl GroupCoordinator {
         Ok(partitions.iter().map(|_| Ok(())).collect())
     }
 
+    /// Topics were deleted: every group's committed offsets of their partitions go, with
+    /// tombstones, whatever the group's state (as Kafka's coordinator on a deletion in the
+    /// metadata). Otherwise OffsetFetch keeps answering positions of partitions that no longer
+    /// exist (the admin tool's describe of the group fails on them) and a topic re-created under
+    /// the name starts from the old positions. Only the shards held here are looked at (in a
+    /// cluster each broker clears the partitions it leads); offsets of open transactions are
+    /// left to the transaction's end. A group whose tombstones cannot be written keeps its
+    /// offsets (logged). Returns how many committed offsets went. Writes.
+    pub fn on_topics_deleted(&self, log: &dyn GroupLog, topics: &[String]) -> usize {
+        if topics.is_empty() {
+            return 0;
+        }
+        let shards = self.shards(log);
+        let mut removed = 0;
+        for p in 0..shards.partitions() {
+            let Some(mut groups) = shards.lock(p) else { continue };
+            for (id, e) in groups.iter_mut() {
+                let gone: Vec<(String, i32)> = e.offsets.keys().filter(|(t, _)| topics.contains(t)).cloned().collect();
+                if gone.is_empty() {
+                    continue;
+                }
+                let records = gone.iter().map(|(t, p)| (offsets::encode_offset_key(id, t, *p), None)).collect();
+                if let Err(err) = self.write(log, id, records) {
+                    tracing::warn!(group = %id, error = ?err, "could not write the tombstones of a deleted topic's offsets");
+                    continue;
+                }
+                for k in &gone {
+                    e.offsets.remove(k);
+                }
+                tracing::info!(group = %id, partitions = gone.len(), "committed offsets of deleted topics removed");
+                removed += gone.len();
+            }
+        }
+        removed
+    }
+
     /// Removes members whose session ended and handed-out member ids nobody used. Called from the
     /// tick and at the start of every operation on the group, so that what a request sees is exact
     /// to the millisecond (as Kafka's per-member timers), not to the tick. Returns whether anything
@@ -2004,5 +2040,35 @@ mod tests {
         let again = GroupCoordinator::new(config());
         again.load(&log).unwrap();
         assert!(again.list(&log).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_topics_offsets_go_from_every_group_and_stay_gone_after_a_reload() {
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let commit = |t: &str, p: i32, o: i64| OffsetCommit { topic: t.into(), partition: p, offset: o, leader_epoch: -1, metadata: None };
+        c.commit(&log, "g", -1, "", None, vec![commit("gone", 0, 5), commit("gone", 1, 6), commit("kept", 0, 7)]).unwrap();
+        c.commit(&log, "h", -1, "", None, vec![commit("gone", 0, 8)]).unwrap();
+        // A group with a member loses them too (Streams' group still holds its member when the
+        // reset tool deletes the internal topics).
+        let (_tx, rx) = watch::channel(false);
+        let first = c.join(&log, join_req("live", ""), rx.clone()).await;
+        let joined = c.join(&log, join_req("live", &first.member_id), rx).await;
+        assert_eq!(joined.error, None);
+        c.shards(&log).lock(0).unwrap().get_mut("live").unwrap().offsets.insert(("gone".into(), 2), CommittedOffset { offset: 9, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: wall_ms() });
+        assert_eq!(c.on_topics_deleted(&log, &[]), 0);
+        assert_eq!(c.on_topics_deleted(&log, &["gone".into(), "never-committed".into()]), 4);
+        let topics = |c: &GroupCoordinator, g: &str| c.fetch_offsets(g, None).into_iter().map(|(t, ps)| (t, ps.len())).collect::<Vec<_>>();
+        assert_eq!(topics(&c, "g"), vec![("kept".to_string(), 1)]);
+        assert_eq!(topics(&c, "h"), vec![]);
+        assert_eq!(topics(&c, "live"), vec![]);
+        assert_eq!(c.fetch_offsets("g", Some(vec![("gone".into(), vec![0])]))[0].1[0].1, None);
+        assert_eq!(c.on_topics_deleted(&log, &["gone".into()]), 0, "nothing left to remove");
+        // The tombstones are in the log: a reload does not bring the offsets back.
+        let reloaded = GroupCoordinator::new(config());
+        reloaded.load(&log).unwrap();
+        assert_eq!(topics(&reloaded, "g"), vec![("kept".to_string(), 1)]);
+        assert_eq!(topics(&reloaded, "h"), vec![]);
+        assert_eq!(topics(&reloaded, "live"), vec![]);
     }
 }
