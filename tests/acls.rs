@@ -435,3 +435,40 @@ async fn describe_apis_show_only_what_the_principal_may_describe() {
     assert_ne!(alice.send(&group, 0).await.groups[0].error_code, GROUP_AUTHORIZATION_FAILED);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn authorized_operations_are_the_principals_own() {
+    const DESCRIBE: i8 = 8;
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "orders").await, 0);
+    assert_eq!(offset_commit(&mut admin, "g", "orders").await, 0);
+    let grants = vec![creation(TOPIC, "orders", LITERAL, "User:alice", READ, ALLOW), creation(GROUP, "g", LITERAL, "User:alice", DESCRIBE, ALLOW)];
+    assert!(create_acls(&mut admin, grants).await.iter().all(|r| r.0 == 0));
+    let mut alice = login(&b, "alice").await;
+    let metadata = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("orders")))]))
+        .with_allow_auto_topic_creation(false)
+        .with_include_cluster_authorized_operations(true)
+        .with_include_topic_authorized_operations(true);
+    let groups = DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]).with_include_authorized_operations(true);
+    let cluster = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    let topics = DescribeTopicPartitionsRequest::default().with_response_partition_limit(10).with_topics(vec![describe_topic_partitions_request::TopicRequest::default().with_name(name("orders"))]);
+    let (read, describe) = (1 << 3, 1 << 8);
+    // READ on the topic implies DESCRIBE; alice may not describe the cluster, so 0 for it.
+    let m = alice.send(&metadata, 10).await;
+    assert_eq!((m.topics[0].topic_authorized_operations, m.cluster_authorized_operations), (read | describe, 0));
+    assert_eq!(alice.send(&groups, 5).await.groups[0].authorized_operations, describe);
+    assert_eq!(alice.send(&cluster, 0).await.cluster_authorized_operations, 0);
+    assert_eq!(alice.send(&topics, 0).await.topics[0].topic_authorized_operations, read | describe);
+    // A super user is allowed every supported operation.
+    let m = admin.send(&metadata, 10).await;
+    assert_eq!(m.topics[0].topic_authorized_operations, 0b1101_1111_1000);
+    assert_eq!(m.cluster_authorized_operations, 0b1_1111_1010_0000);
+    assert_eq!(admin.send(&groups, 5).await.groups[0].authorized_operations, 0b1101_0100_1000);
+    assert_eq!(admin.send(&cluster, 0).await.cluster_authorized_operations, 0b1_1111_1010_0000);
+    // Not asked for: the field's default.
+    let plain = alice.send(&DescribeClusterRequest::default(), 0).await;
+    assert_eq!(plain.cluster_authorized_operations, i32::MIN);
+    b.stop().await;
+}

@@ -45,6 +45,18 @@ impl Guard<'_> {
         self.authorizer.authorize(&self.principal, self.host, op, ResourceType::TransactionalId, id)
     }
 
+    /// The authorized-operations bit field of a resource: its supported operations this
+    /// principal is allowed (Kafka's `authorizedOperations`).
+    pub fn operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        crate::broker::acl::operations_field(resource_type.operations().iter().copied().filter(|&op| self.authorizer.authorize(&self.principal, self.host, op, resource_type, name)))
+    }
+
+    /// The cluster's authorized operations as Metadata and DescribeCluster report them: 0
+    /// without DESCRIBE on the cluster, as Kafka answers.
+    fn cluster_operations(&self) -> i32 {
+        if self.cluster(Operation::Describe) { self.operations(ResourceType::Cluster, CLUSTER_NAME) } else { 0 }
+    }
+
     /// CreateTopics and auto-creation: CREATE on the cluster or on the topic.
     fn create_topic(&self, name: &str) -> bool {
         self.cluster(Operation::Create) || self.topic(Operation::Create, name)
@@ -169,12 +181,36 @@ pub(crate) fn metadata_response(g: &Guard, all_topics: bool, resp: &mut Metadata
     let hidden = |t: &metadata_response::MetadataResponseTopic| t.error_code == 0 && t.name.as_ref().is_some_and(|n| !g.topic(Operation::Describe, &n.0));
     if all_topics {
         resp.topics.retain(|t| !hidden(t));
-        return;
     }
     for t in resp.topics.iter_mut() {
         if hidden(t) {
-            *t = metadata_response::MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(TOPIC_DENIED).with_topic_authorized_operations(t.topic_authorized_operations);
+            *t = metadata_response::MetadataResponseTopic::default().with_topic_id(t.topic_id).with_error_code(TOPIC_DENIED);
+        } else if t.topic_authorized_operations != super::AUTHORIZED_OPERATIONS_OMITTED {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = g.operations(ResourceType::Topic, &name.0);
+            }
         }
+    }
+    if resp.cluster_authorized_operations != super::AUTHORIZED_OPERATIONS_OMITTED {
+        resp.cluster_authorized_operations = g.cluster_operations();
+    }
+}
+
+/// DescribeTopicPartitions: each described topic's operations this principal is allowed.
+pub(crate) fn describe_topic_partitions(g: &Guard, resp: &mut DescribeTopicPartitionsResponse) {
+    for t in resp.topics.iter_mut() {
+        if t.error_code == 0 {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations = g.operations(ResourceType::Topic, &name.0);
+            }
+        }
+    }
+}
+
+/// DescribeCluster: the cluster's operations this principal is allowed, when asked for.
+pub(crate) fn describe_cluster(g: &Guard, resp: &mut DescribeClusterResponse) {
+    if resp.cluster_authorized_operations != super::AUTHORIZED_OPERATIONS_OMITTED {
+        resp.cluster_authorized_operations = g.cluster_operations();
     }
 }
 
@@ -268,10 +304,9 @@ pub(crate) fn offset_fetch_response(g: &Guard, req_all: impl Fn(&str) -> bool, r
 pub(crate) fn describe_groups(g: &Guard, resp: &mut DescribeGroupsResponse) {
     for grp in resp.groups.iter_mut() {
         if !g.group(Operation::Describe, &grp.group_id.0) {
-            *grp = describe_groups_response::DescribedGroup::default()
-                .with_group_id(grp.group_id.clone())
-                .with_error_code(GROUP_DENIED)
-                .with_authorized_operations(grp.authorized_operations);
+            *grp = describe_groups_response::DescribedGroup::default().with_group_id(grp.group_id.clone()).with_error_code(GROUP_DENIED);
+        } else if grp.error_code == 0 && grp.authorized_operations != super::AUTHORIZED_OPERATIONS_OMITTED {
+            grp.authorized_operations = g.operations(ResourceType::Group, &grp.group_id.0);
         }
     }
 }
@@ -282,6 +317,8 @@ pub(crate) fn consumer_group_describe(g: &Guard, resp: &mut ConsumerGroupDescrib
     for grp in resp.groups.iter_mut() {
         if !g.group(Operation::Describe, &grp.group_id.0) {
             *grp = consumer_group_describe_response::DescribedGroup::default().with_group_id(grp.group_id.clone()).with_error_code(GROUP_DENIED);
+        } else if grp.error_code == 0 && grp.authorized_operations != super::AUTHORIZED_OPERATIONS_OMITTED {
+            grp.authorized_operations = g.operations(ResourceType::Group, &grp.group_id.0);
         }
     }
 }

@@ -9,12 +9,11 @@ use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescri
 
 use super::consumer_group_heartbeat::topics_view;
 use super::{AUTHORIZED_OPERATIONS_OMITTED, error_code, str_bytes, topic_name};
+use crate::broker::acl::ResourceType;
 use crate::broker::Broker;
 use crate::group::assignor;
 use crate::group::consumer::TopicsView;
 
-/// Group: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's AclOperation codes).
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 
 fn to_wire(a: &assignor::Assignment, topics: &TopicsView) -> Assignment {
     let topic_partitions = a
@@ -27,9 +26,9 @@ fn to_wire(a: &assignor::Assignment, topics: &TopicsView) -> Assignment {
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, _version: i16) -> ConsumerGroupDescribeResponse {
-    let ops = if req.include_authorized_operations { ALL_GROUP_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
+    let ops = if req.include_authorized_operations { ResourceType::Group.all_operations() } else { AUTHORIZED_OPERATIONS_OMITTED };
     let topics = topics_view(broker);
-    let groups = req
+    let groups: Vec<DescribedGroup> = req
         .group_ids
         .into_iter()
         .map(|id| {
@@ -73,6 +72,7 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, _ve
             }
         })
         .collect();
+    let groups = groups.into_iter().map(|g| if g.error_code != 0 { g.with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED) } else { g }).collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)
 }
 

@@ -10,6 +10,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::acl::ResourceType;
 use crate::broker::Broker;
 
 /// Kafka's endpoint types (DescribeCluster v1+).
@@ -53,5 +54,5 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version:
         .with_controller_id(BrokerId(broker.config.node_id))
         .with_brokers(brokers)
         .with_endpoint_type(ENDPOINT_TYPE_BROKER)
-        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations { ResourceType::Cluster.all_operations() } else { AUTHORIZED_OPERATIONS_OMITTED })
 }

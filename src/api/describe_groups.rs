@@ -9,11 +9,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
 use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use crate::broker::acl::ResourceType;
 use crate::broker::Broker;
 use crate::group::GroupError;
 
-/// Group: READ, DELETE, DESCRIBE (Kafka's AclOperation codes 3, 6, 8).
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 /// v6's answer for a group that does not exist.
 fn not_found(base: DescribedGroup, id: GroupId) -> DescribedGroup {
@@ -21,8 +20,14 @@ fn not_found(base: DescribedGroup, id: GroupId) -> DescribedGroup {
     base.with_group_id(id).with_error_code(super::error_code::group(&e)).with_error_message(Some(str_bytes(e.to_string()))).with_group_state(str_bytes("Dead"))
 }
 
+/// Kafka reports a group's authorized operations only when the group is described without an
+/// error; a failed one keeps the field's default.
+fn without_operations_on_errors(groups: Vec<DescribedGroup>) -> Vec<DescribedGroup> {
+    groups.into_iter().map(|g| if g.error_code != 0 { g.with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED) } else { g }).collect()
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
-    let ops = if version >= 3 && req.include_authorized_operations { ALL_GROUP_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED };
+    let ops = if version >= 3 && req.include_authorized_operations { ResourceType::Group.all_operations() } else { AUTHORIZED_OPERATIONS_OMITTED };
     let groups = req
         .groups
         .into_iter()
@@ -65,5 +70,5 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
             }
         })
         .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+    DescribeGroupsResponse::default().with_groups(without_operations_on_errors(groups))
 }

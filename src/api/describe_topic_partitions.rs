@@ -10,7 +10,7 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 
 use super::{broker_ids, leader_and_isr, topic_name};
-use super::metadata::ALL_TOPIC_OPERATIONS;
+use crate::broker::acl::ResourceType;
 use crate::broker::metadata::TopicMeta;
 use crate::broker::Broker;
 
@@ -98,7 +98,7 @@ pub fn describe(broker: &Arc<Broker>, req: DescribeTopicPartitionsRequest, descr
                 .with_topic_id(meta.id)
                 .with_is_internal(meta.is_internal())
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(ResourceType::Topic.all_operations()),
         );
         if p < meta.partitions {
             next_cursor = Some(Cursor::default().with_topic_name(topic_name(meta.name.clone())).with_partition_index(p));

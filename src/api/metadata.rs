@@ -10,13 +10,9 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::{broker_ids, error_code, leader_and_isr, str_bytes, topic_name, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::broker::metadata::{validate_topic_name, TopicMeta};
+use crate::broker::acl::ResourceType;
 use crate::broker::Broker;
 
-/// Without authorization every operation is allowed; the bit field Kafka would report then.
-/// Topic: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-/// Cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
-pub const ALL_CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 fn partitions(broker: &Broker, t: &TopicMeta, version: i16) -> Vec<MetadataResponsePartition> {
     // Fields a version does not have must keep their defaults, or encoding fails.
@@ -43,7 +39,7 @@ fn topic_response(broker: &Broker, t: &TopicMeta, ops: bool, version: i16) -> Me
         .with_topic_id(if version >= 10 { t.id } else { uuid::Uuid::nil() })
         .with_is_internal(t.is_internal())
         .with_partitions(partitions(broker, t, version))
-        .with_topic_authorized_operations(if ops { ALL_TOPIC_OPERATIONS } else { AUTHORIZED_OPERATIONS_OMITTED })
+        .with_topic_authorized_operations(if ops { ResourceType::Topic.all_operations() } else { AUTHORIZED_OPERATIONS_OMITTED })
 }
 
 fn error_topic(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
@@ -117,7 +113,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, li
         .with_controller_id(BrokerId(if version >= 1 { broker.config.node_id } else { -1 }))
         .with_topics(topics)
         .with_cluster_authorized_operations(if req.include_cluster_authorized_operations && (8..=10).contains(&version) {
-            ALL_CLUSTER_OPERATIONS
+            ResourceType::Cluster.all_operations()
         } else {
             AUTHORIZED_OPERATIONS_OMITTED
         })

@@ -264,21 +264,6 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
-    // Handlers that answer with endpoints: those of the connection's listener.
-    macro_rules! serve_on_listener {
-        ($req:ty, $handler:expr, pool) => {{
-            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let (b, listener) = (broker.clone(), session.listener.clone());
-            let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version, &listener))).await;
-            encode(key, version, corr, &resp).map(Reply::now)
-        }};
-        ($req:ty, $handler:expr) => {{
-            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let resp = $handler(broker, req, version, &session.listener).await;
-            encode(key, version, corr, &resp).map(Reply::now)
-        }};
-    }
     // KIP-951 leader endpoints (Produce, Fetch) are made on the first client listener: moved to
     // the connection's listener, leaving out a broker without one, as Metadata does.
     macro_rules! on_listener {
@@ -385,11 +370,22 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::CreateTopics => serve_on_pool_checked!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics),
         ApiKey::DeleteTopics => serve_on_pool_checked!(DeleteTopicsRequest, delete_topics::handle, |g, r| authorize::delete_topics(g, broker, r), responses),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
-        ApiKey::DescribeCluster => serve_on_listener!(DescribeClusterRequest, describe_cluster::handle),
+        ApiKey::DescribeCluster => {
+            let req = DescribeClusterRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let mut resp = describe_cluster::handle(broker, req, version, &session.listener).await;
+            if let Some(g) = &guard {
+                authorize::describe_cluster(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
         ApiKey::DescribeTopicPartitions => {
             let req = DescribeTopicPartitionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let resp = match &guard {
-                Some(g) => describe_topic_partitions::describe(broker, req, &|topic: &str| g.topic(crate::broker::acl::Operation::Describe, topic)),
+                Some(g) => {
+                    let mut resp = describe_topic_partitions::describe(broker, req, &|topic: &str| g.topic(crate::broker::acl::Operation::Describe, topic));
+                    authorize::describe_topic_partitions(g, &mut resp);
+                    resp
+                }
                 None => describe_topic_partitions::describe(broker, req, &|_: &str| true),
             };
             encode(key, version, corr, &resp).map(Reply::now)

@@ -59,6 +59,25 @@ pub enum ResourceType {
 }
 
 impl ResourceType {
+    /// The operations an ACL of this resource type can grant (Kafka's supported operations):
+    /// what the authorized-operations fields report, all of them without an authorizer.
+    pub fn operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+
+    /// The authorized-operations bit field (bit = operation code) of every supported operation.
+    pub fn all_operations(self) -> i32 {
+        operations_field(self.operations().iter().copied())
+    }
+
     pub fn from_code(c: i8) -> Option<ResourceType> {
         Some(match c {
             2 => ResourceType::Topic,
@@ -168,6 +187,11 @@ impl Operation {
     fn deny_implies(self, asked: Operation) -> bool {
         self == Operation::All || self == asked
     }
+}
+
+/// Kafka's authorized-operations bit field: bit `code` set for each operation.
+pub fn operations_field(ops: impl Iterator<Item = Operation>) -> i32 {
+    ops.fold(0, |field, op| field | (1 << op.code()))
 }
 
 /// ALLOW or DENY.
@@ -570,6 +594,16 @@ mod tests {
     use PatternType::*;
     use Permission::*;
     use ResourceType::*;
+
+    #[test]
+    fn the_authorized_operation_fields_of_every_supported_operation_are_kafkas() {
+        // Kafka 4.0's supported operations per resource type, as bits of their codes.
+        assert_eq!(ResourceType::Topic.all_operations(), (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11));
+        assert_eq!(ResourceType::Group.all_operations(), (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11));
+        assert_eq!(ResourceType::Cluster.all_operations(), (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12));
+        assert_eq!(ResourceType::TransactionalId.all_operations(), (1 << 4) | (1 << 8));
+        assert_eq!(operations_field(std::iter::empty()), 0);
+    }
 
     #[test]
     fn literal_prefixed_and_wildcard_patterns_match_as_kafka_matches_them() {
