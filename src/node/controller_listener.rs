@@ -1,7 +1,7 @@
 //! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
 //! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
-//! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the CreateTopics
-//! brokers forward —
+//! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the topic, config,
+//! SCRAM, quota and ACL changes brokers forward —
 //! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
 //! per connection, requests answered in order; a malformed frame closes the connection.
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
@@ -96,6 +96,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
         range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials),
         range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
+        range::<CreateAclsRequest>(ApiKey::CreateAcls),
+        range::<DeleteAclsRequest>(ApiKey::DeleteAcls),
     ]
 }
 
@@ -160,6 +162,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::AlterClientQuotas => {
             let req = AlterClientQuotasRequest::decode(&mut body, version)?;
             encode(key, version, corr, &alter_client_quotas(service, req).await)
+        }
+        ApiKey::CreateAcls => {
+            let req = CreateAclsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_acls(service, req).await)
+        }
+        ApiKey::DeleteAcls => {
+            let req = DeleteAclsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &delete_acls(service, req).await)
         }
         ApiKey::AlterUserScramCredentials => {
             let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
@@ -244,8 +254,6 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
     }
 }
 
-/// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
-/// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
 /// AlterClientQuotas forwarded by a broker: decided on the image as a single node decides on its
 /// file (`broker::quotas::decide`), each changed value a ClientQuota record every broker follows.
 async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
@@ -291,6 +299,62 @@ async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotas
             .collect(),
     };
     AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+/// CreateAcls forwarded by a broker (which checked ALTER on the cluster): decided on the image's
+/// ACLs as a single node decides on its file (`broker::acl::decide_create`), each new binding an
+/// AccessControlEntry record of a new id that every broker's authorizer follows.
+async fn create_acls(service: &ControllerService, req: CreateAclsRequest) -> CreateAclsResponse {
+    use crate::broker::acl;
+    let bindings = crate::api::create_acls::bindings(&req);
+    let decided = service
+        .decide(|_, image, _| {
+            let current = acl::bindings_by_id(image.acls()).into_keys().collect();
+            let (added, results) = acl::decide_create(&current, bindings);
+            let records = added.into_iter().map(|b| MetadataRecord::AccessControlEntry(b.to_record(uuid::Uuid::new_v4()))).collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    match decided {
+        Ok(results) => crate::api::create_acls::response(results),
+        Err(e) => {
+            let results = req
+                .creations
+                .iter()
+                .map(|_| kafka_protocol::messages::create_acls_response::AclCreationResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect();
+            CreateAclsResponse::default().with_results(results)
+        }
+    }
+}
+
+/// DeleteAcls forwarded by a broker (which checked ALTER on the cluster): decided on the image's
+/// ACLs as a single node decides on its file (`broker::acl::decide_delete`), each removed binding
+/// a RemoveAccessControlEntry record of its id.
+async fn delete_acls(service: &ControllerService, req: DeleteAclsRequest) -> DeleteAclsResponse {
+    use crate::broker::acl;
+    use crate::metadata::records::RemoveAccessControlEntryRecord;
+    let filters = crate::api::delete_acls::filters(&req);
+    let decided = service
+        .decide(|_, image, _| {
+            let ids = acl::bindings_by_id(image.acls());
+            let current = ids.keys().cloned().collect();
+            let (removed, results) = acl::decide_delete(&current, &filters);
+            let records = removed.iter().filter_map(|b| ids.get(b)).map(|&id| MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })).collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    match decided {
+        Ok(results) => crate::api::delete_acls::response(results),
+        Err(e) => {
+            let results = req
+                .filters
+                .iter()
+                .map(|_| kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect();
+            DeleteAclsResponse::default().with_filter_results(results)
+        }
+    }
 }
 
 /// AlterUserScramCredentials forwarded by a broker: decided on the image as a single node
@@ -343,6 +407,8 @@ async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUse
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
+/// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
+/// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
 async fn allocate_producer_ids(service: &ControllerService, req: AllocateProducerIdsRequest) -> AllocateProducerIdsResponse {
     match service.decide(|c, image, _| c.allocate_producer_ids(image, req.broker_id.0, req.broker_epoch)).await {
         Ok(block) => AllocateProducerIdsResponse::default()
