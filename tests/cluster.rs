@@ -1023,3 +1023,30 @@ async fn acls_are_the_metadata_logs_on_every_node() {
         r.shutdown().await;
     }
 }
+
+/// The controller listener authorizes as Kafka's controller does: its principal is
+/// User:ANONYMOUS (it is served in plain text), which needs CLUSTER_ACTION on the cluster for
+/// anything but ApiVersions. A one-node quorum whose super.users leaves it out refuses its own
+/// broker's registration (the connection is closed), so the broker never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_controller_listener_refuses_a_principal_that_is_not_a_super_user() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    // With the principal a super user the same node registers.
+    let configs = node_configs(1, &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "super.users=User:ANONYMOUS"]);
+    let node = fjord::node::start(configs[0].0.clone()).await.expect("node starts");
+    let cluster = node.broker.cluster.clone().expect("in a quorum");
+    eventually("the broker registered", async || (cluster.broker_epoch() >= 0).then_some(())).await;
+    node.shutdown().await;
+
+    let configs = node_configs(1, &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "super.users=User:admin"]);
+    let node = fjord::node::start(configs[0].0.clone()).await.expect("node starts");
+    let mut c = Client::connect(node.controller_addr().expect("a controller listener")).await;
+    assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0, "ApiVersions needs nothing");
+    let heartbeat = c.encode_request(&BrokerHeartbeatRequest::default().with_broker_id(BrokerId(1)).with_broker_epoch(1), 1);
+    c.send_raw(&heartbeat).await;
+    assert!(c.is_closed().await, "a heartbeat without CLUSTER_ACTION is refused");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cluster = node.broker.cluster.as_ref().expect("in a quorum");
+    assert_eq!(cluster.broker_epoch(), -1, "the node's own broker could not register");
+    node.shutdown().await;
+}
