@@ -20,10 +20,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use uuid::Uuid;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use uuid::Uuid;
 
 pub use crate::config::AuthorizerConfig;
 use crate::metadata::records::AccessControlEntryRecord;
@@ -403,15 +402,7 @@ impl Authorizer {
 
     /// In a metadata quorum the ACLs are the metadata log's: the set follows the applied image.
     pub fn follow(&self, acls: BTreeSet<AclBinding>) {
-        let mut current = self.acls.write().unwrap_or_else(|e| e.into_inner());
-        if *current != acls {
-            *current = acls;
-        }
-    }
-
-    /// Whether the ACLs are the metadata log's (then CreateAcls and DeleteAcls go to the controller).
-    pub fn follows_metadata_log(&self) -> bool {
-        self.dir.is_none()
+        *self.acls.write().unwrap_or_else(|e| e.into_inner()) = acls;
     }
 
     /// Whether the binding is in the set (a forwarded change is answered once it is seen here).
@@ -844,7 +835,6 @@ mod tests {
     #[test]
     fn a_following_authorizer_takes_the_images_acls_and_stores_nothing() {
         let a = Authorizer::following(AuthorizerConfig { super_users: BTreeSet::from(["User:ANONYMOUS".to_string()]), allow_everyone_if_no_acl_found: false });
-        assert!(a.follows_metadata_log());
         assert!(!a.authorize("User:u", HOST, Read, Topic, "t"));
         assert!(a.authorize("User:ANONYMOUS", HOST, ClusterAction, Cluster, CLUSTER_NAME), "super users before any ACL");
         let granted = acl(Topic, "t", Literal, "User:u", Read, Allow);

@@ -192,6 +192,8 @@ pub struct MetadataImage {
     client_quotas: BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, u64>>,
     /// ACL bindings by id (Kafka's `AclsImage`); every binding appears once.
     acls: BTreeMap<Uuid, AccessControlEntryRecord>,
+    /// The same bindings with the nil id, to refuse a second id for one binding without a scan.
+    acl_bindings: std::collections::BTreeSet<AccessControlEntryRecord>,
 }
 
 impl MetadataImage {
@@ -433,15 +435,16 @@ impl MetadataImage {
                 if self.acls.contains_key(&r.id) {
                     return Err(ImageError::DuplicateAclId(r.id));
                 }
-                if self.acls.values().any(|a| AccessControlEntryRecord { id: r.id, ..a.clone() } == *r) {
+                let binding = AccessControlEntryRecord { id: Uuid::nil(), ..r.clone() };
+                if self.acl_bindings.contains(&binding) {
                     return Err(ImageError::DuplicateAcl(r.id));
                 }
+                self.acl_bindings.insert(binding);
                 self.acls.insert(r.id, r.clone());
             }
             MetadataRecord::RemoveAccessControlEntry(r) => {
-                if self.acls.remove(&r.id).is_none() {
-                    return Err(ImageError::UnknownAclId(r.id));
-                }
+                let removed = self.acls.remove(&r.id).ok_or(ImageError::UnknownAclId(r.id))?;
+                self.acl_bindings.remove(&AccessControlEntryRecord { id: Uuid::nil(), ..removed });
             }
             MetadataRecord::NoOp => {}
         }
@@ -797,12 +800,16 @@ pub(crate) mod tests {
         assert_eq!(image.apply(&acl(2, "t", "User:u", 3)), Err(ImageError::DuplicateAcl(Uuid::from_u128(2))), "the same binding twice");
         image.apply(&acl(2, "t", "User:u", 4)).unwrap();
         assert_eq!(image.acls().len(), 2);
+        let again = acl(3, "t", "User:u", 4);
         let snapshot = image.to_snapshot_records();
         assert_eq!(MetadataImage::from_snapshot_records(7, &snapshot).unwrap().acls(), image.acls());
         let remove = MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: Uuid::from_u128(1) });
         image.apply(&remove).unwrap();
         assert_eq!(image.apply(&remove), Err(ImageError::UnknownAclId(Uuid::from_u128(1))));
         assert_eq!(image.acls().keys().copied().collect::<Vec<_>>(), vec![Uuid::from_u128(2)]);
+        assert_eq!(image.apply(&again), Err(ImageError::DuplicateAcl(Uuid::from_u128(3))), "still there under id 2");
+        image.apply(&acl(3, "t", "User:u", 3)).unwrap();
+        assert_eq!(image.acls().len(), 2, "a removed binding may come back under a new id");
     }
 
     /// Records that mostly fit an image: few topic ids, names and brokers so they collide.

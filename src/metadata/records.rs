@@ -264,7 +264,7 @@ pub struct ClientQuotaRecord {
 /// One ACL binding (Kafka's `AccessControlEntryRecord`): its id, then the binding with Kafka's
 /// numeric codes of the ACL enums (resource type, pattern type, operation, permission type), as
 /// CreateAcls carries them. The controller writes only bindings it has checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AccessControlEntryRecord {
     #[serde(with = "uuid_as_u128")]
     pub id: Uuid,
