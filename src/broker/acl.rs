@@ -516,28 +516,22 @@ pub fn decide_create(current: &BTreeSet<AclBinding>, bindings: Vec<Result<AclBin
     (added, results)
 }
 
-/// The bindings one DeleteAcls request removes from `current`: per filter, in order, the
-/// bindings it matches among those earlier filters left (an ACL matched by two filters is
-/// reported by the first, as in Kafka); an invalid filter fails alone. Returns every removed
-/// binding and one result per filter. Pure, shared as [`decide_create`] is.
+/// The bindings one DeleteAcls request removes from `current`, decided as Kafka 4.0's controller
+/// decides it: each filter reports every binding of `current` it matches (an ACL two filters
+/// match is reported by both, and removed once); an invalid filter fails alone. Returns every
+/// removed binding, once each, and one result per filter. Pure, shared as [`decide_create`] is.
 pub fn decide_delete(current: &BTreeSet<AclBinding>, filters: &[Result<AclFilter, AclError>]) -> (Vec<AclBinding>, Vec<Result<Vec<AclBinding>, AclError>>) {
-    let mut left = current.clone();
-    let mut removed = Vec::new();
-    let mut results = Vec::with_capacity(filters.len());
-    for f in filters {
-        results.push(match f {
-            Ok(f) => {
-                let gone: Vec<AclBinding> = left.iter().filter(|a| f.matches(a)).cloned().collect();
-                for a in &gone {
-                    left.remove(a);
-                }
-                removed.extend(gone.iter().cloned());
-                Ok(gone)
-            }
-            Err(e) => Err(e.clone()),
-        });
-    }
-    (removed, results)
+    let mut removed = BTreeSet::new();
+    let results = filters
+        .iter()
+        .map(|f| {
+            let f = f.as_ref().map_err(Clone::clone)?;
+            let matched: Vec<AclBinding> = current.iter().filter(|a| f.matches(a)).cloned().collect();
+            removed.extend(matched.iter().cloned());
+            Ok(matched)
+        })
+        .collect();
+    (removed.into_iter().collect(), results)
 }
 
 /// The bindings of a metadata image's ACL records, with their ids.
@@ -785,7 +779,7 @@ mod tests {
         let r = a.delete(vec![Ok(f(2, Some("orders"), 2)), Err(AclError::InvalidRequest("x".into())), Ok(f(2, None, 1))]);
         assert_eq!(r[0].as_ref().map(Vec::len), Ok(3));
         assert!(r[1].is_err());
-        assert_eq!(r[2].as_ref().map(Vec::len), Ok(0), "already removed by the first filter");
+        assert_eq!(r[2].as_ref().map(Vec::len), Ok(3), "every binding a filter matches, whatever an earlier filter matched (Kafka 4.0's controller)");
         let reloaded = Authorizer::load(dir.path(), AuthorizerConfig::default()).expect("reload");
         assert_eq!(reloaded.describe(&f(1, None, 1)), vec![acl(Group, "orders", Literal, "User:a", Read, Allow)]);
     }
@@ -802,7 +796,7 @@ mod tests {
     }
 
     #[test]
-    fn delete_reports_per_filter_what_it_matched_among_what_earlier_filters_left() {
+    fn delete_reports_per_filter_every_binding_it_matches_and_removes_each_once() {
         let current = BTreeSet::from([
             acl(Topic, "orders", Literal, "User:a", Read, Allow),
             acl(Topic, "ord", Prefixed, "User:a", Write, Allow),
@@ -811,10 +805,10 @@ mod tests {
         let f = |t: i8, name: Option<&str>, p: i8| AclFilter::from_wire(t, name, p, None, None, 1, 1);
         let filters = vec![f(2, Some("orders"), 2), f(0, None, 1), f(1, None, 1), f(3, Some("none"), 3)];
         let (removed, results) = decide_delete(&current, &filters);
-        assert_eq!(removed.len(), 3, "everything went");
+        assert_eq!(removed, current.iter().cloned().collect::<Vec<_>>(), "everything went, once each");
         assert_eq!(results[0].as_ref().map(Vec::len), Ok(2), "MATCH: the literal and the prefix");
         assert_eq!(results[1], Err(AclError::InvalidRequest("Unknown patternFilter.".into())));
-        assert_eq!(results[2], Ok(vec![acl(Group, "g", Literal, "User:b", Read, Allow)]), "only what the first filter left");
+        assert_eq!(results[2].as_ref().map(Vec::len), Ok(3), "the first filter's matches too");
         assert_eq!(results[3], Ok(vec![]));
         assert_eq!(decide_delete(&current, &[]).0, vec![]);
     }
