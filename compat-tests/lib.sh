@@ -78,6 +78,7 @@ PY
 # seconds (broker.session.timeout.ms 3000; Kafka's default is 9 s) and a follower 5 s behind
 # leaves the ISR. Stopped on any exit with the script's own status kept for _suite_exit (after
 # the stop, $? would be cluster.sh's). Records the start as a check; ends the suite if it fails.
+# Arguments are more fjord args for every node (--override key=value ...).
 fault_cluster_start() {
   CLUSTER_DIR="$WORK/cluster"
   export FJORD_BIN
@@ -88,7 +89,7 @@ fault_cluster_start() {
       --override broker.session.timeout.ms=3000 \
       --override broker.heartbeat.interval.ms=500 \
       --override replica.lag.time.max.ms=5000 \
-      --override group.initial.rebalance.delay.ms=0 >"$WORK/cluster-start.out" 2>&1; then
+      --override group.initial.rebalance.delay.ms=0 "$@" >"$WORK/cluster-start.out" 2>&1; then
     fail "3-node cluster starts"; tail -n 20 "$WORK/cluster-start.out" | sed 's/^/    /'
     suite_finish; exit 1
   fi

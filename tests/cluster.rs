@@ -41,13 +41,18 @@ fn node_configs(n: i32, extra: &[&str]) -> Vec<(Config, tempfile::TempDir)> {
 /// As [`node_configs`], with more properties for each node from `per_node(its data dir)`
 /// (log.dirs is the data dir unless they set it).
 fn node_configs_with(n: i32, extra: &[&str], per_node: impl Fn(&std::path::Path) -> Vec<String>) -> Vec<(Config, tempfile::TempDir)> {
+    node_configs_on(n, "PLAINTEXT://127.0.0.1:0", extra, per_node)
+}
+
+/// As [`node_configs_with`], with these client listeners (beside each node's controller listener).
+fn node_configs_on(n: i32, client_listeners: &str, extra: &[&str], per_node: impl Fn(&std::path::Path) -> Vec<String>) -> Vec<(Config, tempfile::TempDir)> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
     (0..n).map(|i| {
         let dir = tempfile::tempdir().unwrap();
         let mut o = vec![
             format!("node.id={}", i + 1),
-            format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}", ports[i as usize]),
+            format!("listeners={client_listeners},CONTROLLER://127.0.0.1:{}", ports[i as usize]),
             "controller.listener.names=CONTROLLER".to_string(),
             format!("controller.quorum.voters={voters}"),
             format!("log.dirs={}", dir.path().display()),
@@ -876,4 +881,178 @@ async fn futures_join_running<F: std::future::Future<Output = RunningNode> + Sen
         out.push(Some(h.await.unwrap()));
     }
     out
+}
+
+/// ACLs in a quorum are the metadata log's. Three nodes with Kafka's StandardAuthorizer, a
+/// PLAINTEXT listener (its clients, and the brokers reaching each other on it, are
+/// User:ANONYMOUS, which `super.users` names as Kafka requires: replica fetches need
+/// CLUSTER_ACTION, the controller listener too) and a SASL_PLAINTEXT one for alice. An ACL
+/// created through node 3 is described by all three and lets alice produce on node 1, where she
+/// was refused; deleted through node 1, it is gone and grants nothing anywhere; a node stopped
+/// meanwhile comes back with the ACLs of the metadata log before it serves anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acls_are_the_metadata_logs_on_every_node() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    const ALLOW: i8 = 3;
+    const WRITE: i8 = 4;
+    const READ: i8 = 3;
+    let jaas = r#"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="alice-secret" user_bob="bob-secret";"#;
+    let configs = node_configs_on(
+        3,
+        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        &[
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            jaas,
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:ANONYMOUS",
+        ],
+        |_| vec![],
+    );
+    let start = |i: usize| {
+        let config = configs[i].0.clone();
+        async move { fjord::node::start(config).await.expect("node starts") }
+    };
+    let mut running: Vec<Option<RunningNode>> = futures_join_running(vec![start(0), start(1), start(2)]).await;
+    let a = |running: &[Option<RunningNode>], id: usize| running[id - 1].as_ref().unwrap().local_addr;
+    let sasl = |running: &[Option<RunningNode>], id: usize| running[id - 1].as_ref().unwrap().listener_addr("SASL_PLAINTEXT").expect("SASL listener");
+    eventually("three brokers listed", async || (metadata(a(&running, 1), "none").await.brokers.len() == 3).then_some(())).await;
+
+    // A topic led by node 1 and replicated to all three: acks=all needs the followers' fetches,
+    // which the authorizer allows the inter-broker principal (a super user).
+    let mut admin1 = Client::connect(a(&running, 1)).await;
+    let t = CreatableTopic::default()
+        .with_name(name("secured"))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![create_topics_request::CreatableReplicaAssignment::default().with_partition_index(0).with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])]);
+    let r = admin1.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let code = eventually("acks=all produce on node 1", async || {
+        let code = admin1.send(&produce("secured", 0, 2), 9).await.responses[0].partition_responses[0].error_code;
+        (![3, 6].contains(&code)).then_some(code)
+    })
+    .await;
+    assert_eq!(code, 0, "the followers' fetches were authorized");
+
+    let login = async |addr: SocketAddr, user: &str| {
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.send(&SaslHandshakeRequest::default().with_mechanism(s("PLAIN")), 1).await.error_code, 0);
+        let token = format!("\0{user}\0{user}-secret");
+        assert_eq!(c.send(&SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(token.into_bytes())), 2).await.error_code, 0, "{user} logs in");
+        c
+    };
+    let alice_produces = async |c: &mut Client| c.send(&produce("secured", 0, 1), 9).await.responses[0].partition_responses[0].error_code;
+    let mut alice1 = login(sasl(&running, 1), "alice").await;
+    assert_eq!(alice_produces(&mut alice1).await, 29, "TOPIC_AUTHORIZATION_FAILED without an ACL");
+
+    let creation = |principal: &str, op: i8| {
+        create_acls_request::AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("secured"))
+            .with_resource_pattern_type(3)
+            .with_principal(s(principal))
+            .with_host(s("*"))
+            .with_operation(op)
+            .with_permission_type(ALLOW)
+    };
+    let all = DescribeAclsRequest::default()
+        .with_resource_type_filter(1)
+        .with_resource_name_filter(None)
+        .with_pattern_type_filter(1)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1);
+    let described = |r: &DescribeAclsResponse| -> Vec<(String, String, i8)> {
+        let mut out: Vec<(String, String, i8)> = r.resources.iter().flat_map(|res| res.acls.iter().map(|x| (res.resource_name.to_string(), x.principal.to_string(), x.operation))).collect();
+        out.sort();
+        out
+    };
+
+    // Created through node 3, which checks each binding as Kafka does before the controller
+    // stores any: the bad one fails alone with Kafka's message.
+    let mut admin3 = Client::connect(a(&running, 3)).await;
+    let bad = creation("User:alice", WRITE).with_resource_type(4);
+    let r = admin3.send(&CreateAclsRequest::default().with_creations(vec![creation("User:alice", WRITE), bad]), 3).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    assert_eq!((r.results[1].error_code, r.results[1].error_message.as_deref()), (42, Some("The only valid name for the CLUSTER resource is kafka-cluster")));
+    let alice_write = vec![("secured".to_string(), "User:alice".to_string(), WRITE)];
+    assert_eq!(described(&admin3.send(&all, 3).await), alice_write, "node 3 answered once it had the ACL");
+    for id in 1..=3 {
+        let mut c = Client::connect(a(&running, id)).await;
+        let seen = eventually("the ACL on every node", async || {
+            let d = described(&c.send(&all, 3).await);
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+        assert_eq!(seen, alice_write, "node {id}");
+    }
+    let code = eventually("alice may write on node 1", async || {
+        let code = alice_produces(&mut alice1).await;
+        (code != 29).then_some(code)
+    })
+    .await;
+    assert_eq!(code, 0, "the ACL created through node 3 is enforced on node 1");
+
+    // Node 2 stops; meanwhile bob gets READ and alice's ACL is deleted through node 1.
+    running[1].take().unwrap().shutdown().await;
+    let r = admin3.send(&CreateAclsRequest::default().with_creations(vec![creation("User:bob", READ)]), 3).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    let delete = DeleteAclsRequest::default().with_filters(vec![delete_acls_request::DeleteAclsFilter::default()
+        .with_resource_type_filter(2)
+        .with_resource_name_filter(Some(s("secured")))
+        .with_pattern_type_filter(3)
+        .with_principal_filter(Some(s("User:alice")))
+        .with_host_filter(None)
+        .with_operation(1)
+        .with_permission_type(1)]);
+    let r = admin1.send(&delete, 3).await;
+    assert_eq!(r.filter_results[0].error_code, 0, "{:?}", r.filter_results[0].error_message);
+    let matched: Vec<(String, i8)> = r.filter_results[0].matching_acls.iter().map(|m| (m.principal.to_string(), m.operation)).collect();
+    assert_eq!(matched, vec![("User:alice".to_string(), WRITE)], "the deleted binding is reported");
+    assert_eq!(alice_produces(&mut alice1).await, 29, "node 1 answered the deletion once it no longer granted");
+    let bob_read = vec![("secured".to_string(), "User:bob".to_string(), READ)];
+    let mut alice3 = login(sasl(&running, 3), "alice").await;
+    eventually("alice refused on node 3", async || (alice_produces(&mut alice3).await == 29).then_some(())).await;
+    eventually("only bob's ACL on node 3", async || (described(&admin3.send(&all, 3).await) == bob_read).then_some(())).await;
+
+    // Node 2 back: it serves its first client only after catching up, so the very first answers
+    // already carry the metadata log's ACLs (replayed from its log and the leader's).
+    running[1] = Some(start(1).await);
+    let mut admin2 = Client::connect(a(&running, 2)).await;
+    assert_eq!(described(&admin2.send(&all, 3).await), bob_read, "the restarted node has the ACLs of the metadata log");
+    let mut alice2 = login(sasl(&running, 2), "alice").await;
+    assert_eq!(alice_produces(&mut alice2).await, 29, "and no longer grants the deleted one");
+
+    for r in running.into_iter().flatten() {
+        r.shutdown().await;
+    }
+}
+
+/// The controller listener authorizes as Kafka's controller does: its principal is
+/// User:ANONYMOUS (it is served in plain text), which needs CLUSTER_ACTION on the cluster for
+/// anything but ApiVersions. A one-node quorum whose super.users leaves it out refuses its own
+/// broker's registration (the connection is closed), so the broker never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_controller_listener_refuses_a_principal_that_is_not_a_super_user() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    // With the principal a super user the same node registers.
+    let configs = node_configs(1, &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "super.users=User:ANONYMOUS"]);
+    let node = fjord::node::start(configs[0].0.clone()).await.expect("node starts");
+    let cluster = node.broker.cluster.clone().expect("in a quorum");
+    eventually("the broker registered", async || (cluster.broker_epoch() >= 0).then_some(())).await;
+    node.shutdown().await;
+
+    let configs = node_configs(1, &["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer", "super.users=User:admin"]);
+    let node = fjord::node::start(configs[0].0.clone()).await.expect("node starts");
+    let mut c = Client::connect(node.controller_addr().expect("a controller listener")).await;
+    assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0, "ApiVersions needs nothing");
+    let heartbeat = c.encode_request(&BrokerHeartbeatRequest::default().with_broker_id(BrokerId(1)).with_broker_epoch(1), 1);
+    c.send_raw(&heartbeat).await;
+    assert!(c.is_closed().await, "a heartbeat without CLUSTER_ACTION is refused");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cluster = node.broker.cluster.as_ref().expect("in a quorum");
+    assert_eq!(cluster.broker_epoch(), -1, "the node's own broker could not register");
+    node.shutdown().await;
 }

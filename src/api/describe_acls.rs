@@ -1,5 +1,6 @@
 //! DescribeAcls: the ACLs the filter matches (ANY, MATCH, LITERAL or PREFIXED pattern filters),
-//! grouped by resource; a filter with an UNKNOWN field gets INVALID_REQUEST. Without an
+//! grouped by resource; a filter with an UNKNOWN field gets INVALID_REQUEST. In a metadata quorum
+//! it answers from this node's authorizer, which follows the applied metadata. Without an
 //! authorizer it answers as Kafka does without one (no `authorizer.class.name`): SECURITY_DISABLED
 //! with Kafka's message, no resources; MirrorMaker 2's topic ACL sync reads that answer as "no
 //! authorizer on the source" and turns itself off. (DESCRIBE on the cluster is checked before

@@ -1,7 +1,9 @@
 //! ACL authorization as Kafka's StandardAuthorizer decides it (`authorizer.class.name`): the ACL
 //! bindings CreateAcls adds, DescribeAcls lists and DeleteAcls removes, kept durably on a single
-//! node in `fjord-acls.checkpoint`, and the one question every request handler asks: may this
-//! principal, from this host, perform this operation on this resource?
+//! node in `fjord-acls.checkpoint` and in a metadata quorum as the metadata log's
+//! AccessControlEntry records (the authorizer follows the applied image; [`decide_create`] and
+//! [`decide_delete`] are the one decision both paths share), and the one question every request
+//! handler asks: may this principal, from this host, perform this operation on this resource?
 //!
 //! Kafka's rules, in the order it applies them: a super user (`super.users`) may do everything;
 //! else the ACLs whose pattern covers the resource (LITERAL by name, the LITERAL wildcard `*`,
@@ -20,8 +22,10 @@ use std::sync::RwLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use uuid::Uuid;
 
 pub use crate::config::AuthorizerConfig;
+use crate::metadata::records::AccessControlEntryRecord;
 use crate::storage::checkpoint::write_atomic;
 use crate::storage::io::std::StdIo;
 
@@ -261,6 +265,26 @@ impl AclBinding {
         Ok(AclBinding { resource_type, name: name.into(), pattern, principal: principal.into(), host: host.into(), operation, permission })
     }
 
+    /// The binding a metadata record carries; `None` for codes no binding has (the controller
+    /// writes only checked bindings, so only a newer node's record could be one).
+    pub fn from_record(r: &AccessControlEntryRecord) -> Option<AclBinding> {
+        AclBinding::from_wire(r.resource_type, &r.resource_name, r.pattern_type, &r.principal, &r.host, r.operation, r.permission_type).ok()
+    }
+
+    /// This binding as the metadata record of id `id`.
+    pub fn to_record(&self, id: Uuid) -> AccessControlEntryRecord {
+        AccessControlEntryRecord {
+            id,
+            resource_type: self.resource_type.code(),
+            resource_name: self.name.clone(),
+            pattern_type: self.pattern.code(),
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: self.operation.code(),
+            permission_type: self.permission.code(),
+        }
+    }
+
     /// Whether this ACL's pattern covers resource `name` of its type.
     fn covers(&self, name: &str) -> bool {
         match self.pattern {
@@ -369,10 +393,13 @@ impl AclFilter {
     }
 }
 
-/// The ACLs behind one lock; a change is stored before it is seen.
+/// The ACLs behind one lock; on a single node a change is stored before it is seen, in a
+/// metadata quorum the set follows the applied image ([`Authorizer::follow`]) and nothing is
+/// written here.
 #[derive(Debug)]
 pub struct Authorizer {
-    dir: PathBuf,
+    /// The single node's checkpoint directory; `None` in a metadata quorum.
+    dir: Option<PathBuf>,
     config: AuthorizerConfig,
     acls: RwLock<BTreeSet<AclBinding>>,
 }
@@ -387,17 +414,31 @@ impl Authorizer {
             Err(e) => return Err(e),
         };
         tracing::info!(acls = acls.len(), super_users = config.super_users.len(), "authorizer loaded");
-        Ok(Authorizer { dir: dir.to_path_buf(), config, acls: RwLock::new(acls) })
+        Ok(Authorizer { dir: Some(dir.to_path_buf()), config, acls: RwLock::new(acls) })
+    }
+
+    /// The authorizer of a node in a metadata quorum: no ACLs until the publisher brings the
+    /// applied image's (before that the node serves no client, see `node::start`).
+    pub fn following(config: AuthorizerConfig) -> Authorizer {
+        tracing::info!(super_users = config.super_users.len(), "authorizer follows the metadata log's ACLs");
+        Authorizer { dir: None, config, acls: RwLock::new(BTreeSet::new()) }
+    }
+
+    /// In a metadata quorum the ACLs are the metadata log's: the set follows the applied image.
+    pub fn follow(&self, acls: BTreeSet<AclBinding>) {
+        *self.acls.write().unwrap_or_else(|e| e.into_inner()) = acls;
+    }
+
+    /// Whether the binding is in the set (a forwarded change is answered once it is seen here).
+    pub fn contains(&self, binding: &AclBinding) -> bool {
+        self.acls.read().unwrap_or_else(|e| e.into_inner()).contains(binding)
     }
 
     /// May `principal`, connected from `host`, perform `operation` on resource `name` of type
     /// `resource_type`? (Kafka's StandardAuthorizer rules; see the module comment.)
     pub fn authorize(&self, principal: &str, host: IpAddr, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
-        if self.config.super_users.contains(principal) {
-            return true;
-        }
         let acls = self.acls.read().unwrap_or_else(|e| e.into_inner());
-        decide(&acls, &self.config, principal, &host_string(host), operation, resource_type, name)
+        authorized(&acls, &self.config, principal, host, operation, resource_type, name)
     }
 
     /// Whether `principal` may perform `operation` on some resource of `resource_type` (Kafka's
@@ -425,19 +466,17 @@ impl Authorizer {
         allowed || (self.config.allow_everyone_if_no_acl_found && !acls.iter().any(|a| a.resource_type == resource_type))
     }
 
-    /// Adds bindings (CreateAcls): one result per binding; an ACL that exists already is a
-    /// success that changes nothing, as in Kafka.
+    /// Adds bindings (CreateAcls, see [`decide_create`]) and stores them before they take effect.
     pub fn create(&self, bindings: Vec<Result<AclBinding, AclError>>) -> Vec<Result<(), AclError>> {
         let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let (added, results) = decide_create(&acls, bindings);
         let mut next = acls.clone();
-        for b in bindings.iter().flatten() {
-            next.insert(b.clone());
-        }
+        next.extend(added);
         let stored = self.store(&acls, &next);
         if stored.is_ok() {
             *acls = next;
         }
-        bindings.into_iter().map(|b| b.and(stored.clone())).collect()
+        results.into_iter().map(|r| r.and(stored.clone())).collect()
     }
 
     /// The bindings a filter matches (DescribeAcls), in the store's order.
@@ -445,29 +484,20 @@ impl Authorizer {
         self.acls.read().unwrap_or_else(|e| e.into_inner()).iter().filter(|a| filter.matches(a)).cloned().collect()
     }
 
-    /// Removes what each filter matches (DeleteAcls): per filter, the bindings it removed (an
-    /// ACL matched by two filters is reported by the first).
+    /// Removes what each filter matches (DeleteAcls, see [`decide_delete`]) and stores the rest
+    /// before the removal takes effect.
     pub fn delete(&self, filters: Vec<Result<AclFilter, AclError>>) -> Vec<Result<Vec<AclBinding>, AclError>> {
         let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let (gone, results) = decide_delete(&acls, &filters);
         let mut next = acls.clone();
-        let mut removed = Vec::with_capacity(filters.len());
-        for f in &filters {
-            removed.push(match f {
-                Ok(f) => {
-                    let gone: Vec<AclBinding> = next.iter().filter(|a| f.matches(a)).cloned().collect();
-                    for a in &gone {
-                        next.remove(a);
-                    }
-                    Ok(gone)
-                }
-                Err(e) => Err(e.clone()),
-            });
+        for a in &gone {
+            next.remove(a);
         }
         if let Err(e) = self.store(&acls, &next) {
             return filters.into_iter().map(|f| f.and(Err(e.clone()))).collect();
         }
         *acls = next;
-        removed
+        results
     }
 
     pub fn len(&self) -> usize {
@@ -482,8 +512,62 @@ impl Authorizer {
         if now == next {
             return Ok(());
         }
-        write_atomic(&StdIo, &self.dir.join(FILE), encode(next).as_bytes()).map_err(|e| AclError::Storage(e.to_string()))
+        // A quorum's changes are the controller's records, never this set's.
+        let Some(dir) = &self.dir else { return Err(AclError::Storage("the ACLs follow the metadata log here: changes go through the controller".into())) };
+        write_atomic(&StdIo, &dir.join(FILE), encode(next).as_bytes()).map_err(|e| AclError::Storage(e.to_string()))
     }
+}
+
+/// The bindings one CreateAcls request adds to `current`, decided as Kafka's broker and
+/// controller decide it: each binding on its own (an invalid one fails alone); one that exists
+/// already, or comes twice in the request, succeeds and adds nothing. Returns the bindings to add
+/// and one result per binding. Pure: a single node stores the additions in its file, a quorum's
+/// controller turns them into AccessControlEntry records.
+pub fn decide_create(current: &BTreeSet<AclBinding>, bindings: Vec<Result<AclBinding, AclError>>) -> (Vec<AclBinding>, Vec<Result<(), AclError>>) {
+    let mut added: Vec<AclBinding> = Vec::new();
+    let mut results = Vec::with_capacity(bindings.len());
+    for b in bindings {
+        match b {
+            Ok(b) => {
+                if !current.contains(&b) && !added.contains(&b) {
+                    added.push(b);
+                }
+                results.push(Ok(()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    (added, results)
+}
+
+/// The bindings one DeleteAcls request removes from `current`, decided as Kafka 4.0's controller
+/// decides it: each filter reports every binding of `current` it matches (an ACL two filters
+/// match is reported by both, and removed once); an invalid filter fails alone. Returns every
+/// removed binding, once each, and one result per filter. Pure, shared as [`decide_create`] is.
+pub fn decide_delete(current: &BTreeSet<AclBinding>, filters: &[Result<AclFilter, AclError>]) -> (Vec<AclBinding>, Vec<Result<Vec<AclBinding>, AclError>>) {
+    let mut removed = BTreeSet::new();
+    let results = filters
+        .iter()
+        .map(|f| {
+            let f = f.as_ref().map_err(Clone::clone)?;
+            let matched: Vec<AclBinding> = current.iter().filter(|a| f.matches(a)).cloned().collect();
+            removed.extend(matched.iter().cloned());
+            Ok(matched)
+        })
+        .collect();
+    (removed.into_iter().collect(), results)
+}
+
+/// The bindings of a metadata image's ACL records, with their ids.
+pub fn bindings_by_id(records: &BTreeMap<Uuid, AccessControlEntryRecord>) -> BTreeMap<AclBinding, Uuid> {
+    records.iter().filter_map(|(id, r)| AclBinding::from_record(r).map(|b| (b, *id))).collect()
+}
+
+/// The authorizer's question answered on a given ACL set: a super user may do everything, else
+/// Kafka's rules decide (see the module comment). The broker's [`Authorizer`] asks it of its set,
+/// the controller listener of the applied image's.
+pub fn authorized(acls: &BTreeSet<AclBinding>, config: &AuthorizerConfig, principal: &str, host: IpAddr, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+    config.super_users.contains(principal) || decide(acls, config, principal, &host_string(host), operation, resource_type, name)
 }
 
 /// A client's address as an ACL's host names it: as Java's getHostAddress() prints it, which is
@@ -729,9 +813,65 @@ mod tests {
         let r = a.delete(vec![Ok(f(2, Some("orders"), 2)), Err(AclError::InvalidRequest("x".into())), Ok(f(2, None, 1))]);
         assert_eq!(r[0].as_ref().map(Vec::len), Ok(3));
         assert!(r[1].is_err());
-        assert_eq!(r[2].as_ref().map(Vec::len), Ok(0), "already removed by the first filter");
+        assert_eq!(r[2].as_ref().map(Vec::len), Ok(3), "every binding a filter matches, whatever an earlier filter matched (Kafka 4.0's controller)");
         let reloaded = Authorizer::load(dir.path(), AuthorizerConfig::default()).expect("reload");
         assert_eq!(reloaded.describe(&f(1, None, 1)), vec![acl(Group, "orders", Literal, "User:a", Read, Allow)]);
+    }
+
+    #[test]
+    fn create_adds_each_valid_binding_once_and_fails_invalid_ones_alone() {
+        let current = BTreeSet::from([acl(Topic, "t", Literal, "User:a", Read, Allow)]);
+        let fresh = acl(Topic, "t", Literal, "User:b", Write, Allow);
+        let invalid = AclBinding::from_wire(4, "c", 3, "User:a", "*", 3, 3);
+        let (added, results) = decide_create(&current, vec![Ok(current.first().unwrap().clone()), Ok(fresh.clone()), invalid.clone(), Ok(fresh.clone())]);
+        assert_eq!(added, vec![fresh], "an existing binding and a repeated one add nothing");
+        assert_eq!(results, vec![Ok(()), Ok(()), Err(invalid.unwrap_err()), Ok(())]);
+        assert_eq!(decide_create(&current, vec![]), (vec![], vec![]));
+    }
+
+    #[test]
+    fn delete_reports_per_filter_every_binding_it_matches_and_removes_each_once() {
+        let current = BTreeSet::from([
+            acl(Topic, "orders", Literal, "User:a", Read, Allow),
+            acl(Topic, "ord", Prefixed, "User:a", Write, Allow),
+            acl(Group, "g", Literal, "User:b", Read, Allow),
+        ]);
+        let f = |t: i8, name: Option<&str>, p: i8| AclFilter::from_wire(t, name, p, None, None, 1, 1);
+        let filters = vec![f(2, Some("orders"), 2), f(0, None, 1), f(1, None, 1), f(3, Some("none"), 3)];
+        let (removed, results) = decide_delete(&current, &filters);
+        assert_eq!(removed, current.iter().cloned().collect::<Vec<_>>(), "everything went, once each");
+        assert_eq!(results[0].as_ref().map(Vec::len), Ok(2), "MATCH: the literal and the prefix");
+        assert_eq!(results[1], Err(AclError::InvalidRequest("Unknown patternFilter.".into())));
+        assert_eq!(results[2].as_ref().map(Vec::len), Ok(3), "the first filter's matches too");
+        assert_eq!(results[3], Ok(vec![]));
+        assert_eq!(decide_delete(&current, &[]).0, vec![]);
+    }
+
+    #[test]
+    fn bindings_round_trip_through_metadata_records() {
+        let mut b = acl(Cluster, CLUSTER_NAME, Literal, "User:broker", ClusterAction, Allow);
+        b.host = "10.0.0.1".into();
+        let id = Uuid::from_u128(7);
+        let record = b.to_record(id);
+        assert_eq!(AclBinding::from_record(&record), Some(b.clone()));
+        let bad = AccessControlEntryRecord { operation: 0, ..record.clone() };
+        assert_eq!(AclBinding::from_record(&bad), None, "a code no binding has");
+        let by_id = bindings_by_id(&BTreeMap::from([(id, record), (Uuid::from_u128(8), bad)]));
+        assert_eq!(by_id, BTreeMap::from([(b, id)]));
+    }
+
+    #[test]
+    fn a_following_authorizer_takes_the_images_acls_and_stores_nothing() {
+        let a = Authorizer::following(AuthorizerConfig { super_users: BTreeSet::from(["User:ANONYMOUS".to_string()]), allow_everyone_if_no_acl_found: false });
+        assert!(!a.authorize("User:u", HOST, Read, Topic, "t"));
+        assert!(a.authorize("User:ANONYMOUS", HOST, ClusterAction, Cluster, CLUSTER_NAME), "super users before any ACL");
+        let granted = acl(Topic, "t", Literal, "User:u", Read, Allow);
+        a.follow(BTreeSet::from([granted.clone()]));
+        assert!(a.contains(&granted));
+        assert!(a.authorize("User:u", HOST, Read, Topic, "t"));
+        assert!(matches!(a.create(vec![Ok(acl(Topic, "x", Literal, "User:u", Read, Allow))])[0], Err(AclError::Storage(_))), "changes go through the controller");
+        a.follow(BTreeSet::new());
+        assert!(!a.authorize("User:u", HOST, Read, Topic, "t"), "a removal in the image removes the grant");
     }
 
     #[test]

@@ -902,15 +902,9 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let authorizer = match &config.authorizer {
-        // ACLs are kept by the single node; a cluster would need them in the metadata log so
-        // that every broker decides alike, which is not built yet: refuse rather than diverge.
-        Some(_) if config.topology.quorum.is_some() => {
-            return Err(StartError::Config(crate::config::ConfigError::Invalid {
-                name: "authorizer.class.name".into(),
-                value: crate::config::STANDARD_AUTHORIZER.into(),
-                reason: "ACLs are served on a single node only for now (not yet through the metadata quorum)".into(),
-            }));
-        }
+        // In a metadata quorum the ACLs are the metadata log's, which every broker follows (the
+        // publisher); a single node keeps them in its checkpoint.
+        Some(settings) if config.topology.quorum.is_some() => Some(acl::Authorizer::following(settings.clone())),
         Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
         None => None,
     };

@@ -64,6 +64,14 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
     }
     // Client quotas too are the metadata log's (a no-op when unchanged).
     broker.quotas.follow(next.client_quotas());
+    if let Some(authorizer) = &broker.authorizer
+        && (prev.acls() != next.acls() || prev.offset == 0)
+    {
+        // And the ACLs: every broker authorizes with the same set. This first pass runs before
+        // the client listeners serve, so no request is decided on an empty set (Kafka's
+        // AUTHORIZER_NOT_READY until the ACLs are loaded).
+        authorizer.follow(crate::broker::acl::bindings_by_id(next.acls()).into_keys().collect());
+    }
     let node = broker.config.node_id;
     let changes = local_changes(prev, next, node);
     if changes.is_empty() {

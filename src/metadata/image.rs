@@ -1,5 +1,6 @@
 //! `MetadataImage`: the state the metadata log's records build (brokers, topics and partitions,
-//! configs, features, producer-id blocks, SCRAM credentials) and the Raft log offset it reflects.
+//! configs, features, producer-id blocks, SCRAM credentials, client quotas, ACL bindings) and the
+//! Raft log offset it reflects.
 //! It applies records and writes/reads snapshots; it makes no decisions (that is `controller/`).
 //! A record that does not fit the image (an unknown topic, a stale broker epoch) is refused with a
 //! typed error and leaves the image unchanged.
@@ -165,6 +166,12 @@ pub enum ImageError {
     ProducerIdsBackwards { current: i64, record: i64 },
     #[error("no SCRAM credential for {name} with mechanism {mechanism}")]
     UnknownScramCredential { name: String, mechanism: i8 },
+    #[error("ACL id {0} already exists")]
+    DuplicateAclId(Uuid),
+    #[error("the ACL binding of id {0} exists already under another id")]
+    DuplicateAcl(Uuid),
+    #[error("unknown ACL id {0}")]
+    UnknownAclId(Uuid),
 }
 
 /// The cluster metadata at one offset of the metadata log. `Clone` is cheap for readers: topics are
@@ -183,6 +190,10 @@ pub struct MetadataImage {
     scram_credentials: BTreeMap<(String, i8), ScramCredential>,
     /// Client quotas: entity (type -> name, None for `<default>`) -> key -> the double's bits.
     client_quotas: BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, u64>>,
+    /// ACL bindings by id (Kafka's `AclsImage`); every binding appears once.
+    acls: BTreeMap<Uuid, AccessControlEntryRecord>,
+    /// The same bindings with the nil id, to refuse a second id for one binding without a scan.
+    acl_bindings: std::collections::BTreeSet<AccessControlEntryRecord>,
 }
 
 impl MetadataImage {
@@ -241,6 +252,11 @@ impl MetadataImage {
     /// Every client quota entity with its values.
     pub fn client_quotas(&self) -> BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, f64>> {
         self.client_quotas.iter().map(|(e, v)| (e.clone(), v.iter().map(|(k, bits)| (k.clone(), f64::from_bits(*bits))).collect())).collect()
+    }
+
+    /// Every ACL binding, by id.
+    pub fn acls(&self) -> &BTreeMap<Uuid, AccessControlEntryRecord> {
+        &self.acls
     }
 
     // ---- writers ----
@@ -415,6 +431,21 @@ impl MetadataImage {
                     self.client_quotas.entry(entity).or_default().insert(r.key.clone(), r.value_bits);
                 }
             }
+            MetadataRecord::AccessControlEntry(r) => {
+                if self.acls.contains_key(&r.id) {
+                    return Err(ImageError::DuplicateAclId(r.id));
+                }
+                let binding = AccessControlEntryRecord { id: Uuid::nil(), ..r.clone() };
+                if self.acl_bindings.contains(&binding) {
+                    return Err(ImageError::DuplicateAcl(r.id));
+                }
+                self.acl_bindings.insert(binding);
+                self.acls.insert(r.id, r.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                let removed = self.acls.remove(&r.id).ok_or(ImageError::UnknownAclId(r.id))?;
+                self.acl_bindings.remove(&AccessControlEntryRecord { id: Uuid::nil(), ..removed });
+            }
             MetadataRecord::NoOp => {}
         }
         Ok(())
@@ -431,7 +462,7 @@ impl MetadataImage {
     // ---- snapshots ----
 
     /// The records that rebuild this image from an empty one: features, brokers, topics with their
-    /// partitions, configs, the producer-id block, SCRAM credentials.
+    /// partitions, configs, the producer-id block, SCRAM credentials, client quotas, ACLs.
     pub fn to_snapshot_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for (name, level) in &self.features {
@@ -495,6 +526,7 @@ impl MetadataImage {
                 out.push(MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key: key.clone(), value_bits: *bits, remove: false }));
             }
         }
+        out.extend(self.acls.values().cloned().map(MetadataRecord::AccessControlEntry));
         out
     }
 
@@ -747,6 +779,39 @@ pub(crate) mod tests {
         assert!(image.scram_credential("alice", 1).is_none());
     }
 
+    fn acl(id: u128, resource_name: &str, principal: &str, operation: i8) -> MetadataRecord {
+        MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+            id: Uuid::from_u128(id),
+            resource_type: 2,
+            resource_name: resource_name.into(),
+            pattern_type: 3,
+            principal: principal.into(),
+            host: "*".into(),
+            operation,
+            permission_type: 3,
+        })
+    }
+
+    #[test]
+    fn acl_bindings_are_added_once_and_removed_by_id() {
+        let mut image = MetadataImage::new();
+        image.apply(&acl(1, "t", "User:u", 3)).unwrap();
+        assert_eq!(image.apply(&acl(1, "other", "User:u", 3)), Err(ImageError::DuplicateAclId(Uuid::from_u128(1))));
+        assert_eq!(image.apply(&acl(2, "t", "User:u", 3)), Err(ImageError::DuplicateAcl(Uuid::from_u128(2))), "the same binding twice");
+        image.apply(&acl(2, "t", "User:u", 4)).unwrap();
+        assert_eq!(image.acls().len(), 2);
+        let again = acl(3, "t", "User:u", 4);
+        let snapshot = image.to_snapshot_records();
+        assert_eq!(MetadataImage::from_snapshot_records(7, &snapshot).unwrap().acls(), image.acls());
+        let remove = MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: Uuid::from_u128(1) });
+        image.apply(&remove).unwrap();
+        assert_eq!(image.apply(&remove), Err(ImageError::UnknownAclId(Uuid::from_u128(1))));
+        assert_eq!(image.acls().keys().copied().collect::<Vec<_>>(), vec![Uuid::from_u128(2)]);
+        assert_eq!(image.apply(&again), Err(ImageError::DuplicateAcl(Uuid::from_u128(3))), "still there under id 2");
+        image.apply(&acl(3, "t", "User:u", 3)).unwrap();
+        assert_eq!(image.acls().len(), 2, "a removed binding may come back under a new id");
+    }
+
     /// Records that mostly fit an image: few topic ids, names and brokers so they collide.
     pub(crate) fn arb_fitting_record() -> impl Strategy<Value = MetadataRecord> {
         let tid = (0u128..4).prop_map(Uuid::from_u128);
@@ -789,6 +854,11 @@ pub(crate) mod tests {
             })),
             ("[uv]", 1i8..3).prop_map(|(name, mechanism)| MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord { name, mechanism })),
             Just(MetadataRecord::NoOp),
+            ("[uv]", prop::option::of("[uv]"), "[kl]", 0u64..3, any::<bool>()).prop_map(|(t, n, key, value_bits, remove)| {
+                MetadataRecord::ClientQuota(ClientQuotaRecord { entity: vec![(t, n)], key, value_bits, remove })
+            }),
+            (0u128..4, "[ab]", "User:[uv]", 3i8..5).prop_map(|(id, resource_name, principal, operation)| acl(id, &resource_name, &principal, operation)),
+            (0u128..4).prop_map(|id| MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: Uuid::from_u128(id) })),
         ]
     }
 

@@ -261,6 +261,29 @@ pub struct ClientQuotaRecord {
     pub remove: bool,
 }
 
+/// One ACL binding (Kafka's `AccessControlEntryRecord`): its id, then the binding with Kafka's
+/// numeric codes of the ACL enums (resource type, pattern type, operation, permission type), as
+/// CreateAcls carries them. The controller writes only bindings it has checked.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AccessControlEntryRecord {
+    #[serde(with = "uuid_as_u128")]
+    pub id: Uuid,
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
+/// The ACL binding with this id is removed (Kafka's `RemoveAccessControlEntryRecord`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveAccessControlEntryRecord {
+    #[serde(with = "uuid_as_u128")]
+    pub id: Uuid,
+}
+
 /// One record of the metadata log, named after Kafka's `MetadataRecordType`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -284,6 +307,8 @@ pub enum MetadataRecord {
     BrokerDirectories(BrokerDirectoriesRecord),
     ReplicaDirectoryLost(ReplicaDirectoryLostRecord),
     ClientQuota(ClientQuotaRecord),
+    AccessControlEntry(AccessControlEntryRecord),
+    RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -466,6 +491,10 @@ pub(crate) mod tests {
             (prop::collection::vec((s, prop::option::of(s)), 1..3), s, any::<u64>(), any::<bool>()).prop_map(|(entity, key, value_bits, remove)| {
                 MetadataRecord::ClientQuota(ClientQuotaRecord { entity, key, value_bits, remove })
             }),
+            (arb_uuid(), any::<i8>(), s, any::<i8>(), s, s, any::<i8>(), any::<i8>()).prop_map(|(id, resource_type, resource_name, pattern_type, principal, host, operation, permission_type)| {
+                MetadataRecord::AccessControlEntry(AccessControlEntryRecord { id, resource_type, resource_name, pattern_type, principal, host, operation, permission_type })
+            }),
+            arb_uuid().prop_map(|id| MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })),
         ]
     }
 
@@ -511,6 +540,22 @@ pub(crate) mod tests {
         assert_eq!(encode_records(&[MetadataRecord::NoOp]), vec![METADATA_FORMAT_VERSION, 1, 14]);
         let lost = MetadataRecord::ReplicaDirectoryLost(ReplicaDirectoryLostRecord { topic_id: Uuid::from_u128(1), partition_id: 0, broker_id: 3 });
         assert_eq!(encode_records(&[lost]), vec![METADATA_FORMAT_VERSION, 1, 16, 1, 0, 6]);
+        // The kinds added since keep theirs too: ClientQuota 17, then the ACL records 18 and 19.
+        let quota = MetadataRecord::ClientQuota(ClientQuotaRecord { entity: vec![], key: "k".into(), value_bits: 0, remove: true });
+        assert_eq!(encode_records(&[quota]), vec![METADATA_FORMAT_VERSION, 1, 17, 0, 1, b'k', 0, 1]);
+        let acl = MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+            id: Uuid::from_u128(2),
+            resource_type: 2,
+            resource_name: "t".into(),
+            pattern_type: 3,
+            principal: "User:a".into(),
+            host: "*".into(),
+            operation: 3,
+            permission_type: 3,
+        });
+        assert_eq!(encode_records(&[acl]), [&[METADATA_FORMAT_VERSION, 1, 18, 2, 2, 1, b't', 3, 6][..], b"User:a", &[1, b'*', 3, 3]].concat());
+        let removed = MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id: Uuid::from_u128(2) });
+        assert_eq!(decode_records(&[METADATA_FORMAT_VERSION, 1, 19, 2]), Ok(vec![removed]));
     }
 
     #[test]

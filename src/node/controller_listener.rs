@@ -1,16 +1,19 @@
 //! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
 //! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
-//! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the CreateTopics
-//! brokers forward —
+//! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the topic, config,
+//! SCRAM, quota and ACL changes brokers forward —
 //! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
-//! per connection, requests answered in order; a malformed frame closes the connection.
+//! per connection, requests answered in order; a malformed frame closes the connection. With an
+//! authorizer, every request but ApiVersions is authorized first as Kafka's controller does it
+//! ([`permits`]); the listener is served in plain text, so its principal is `User:ANONYMOUS`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, AlterClientQuotasRequest, AlterClientQuotasResponse, AlterPartitionRequest, AlterPartitionResponse, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
     CreateTopicsResponse, DeleteTopicsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, DeleteTopicsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseHeader,
@@ -22,13 +25,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::cluster::ControllerService;
+use crate::broker::acl::{self, AuthorizerConfig, Operation, ResourceType};
+use crate::metadata::MetadataImage;
 use crate::controller::{self, ControllerError, ControllerResult};
 use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryState, MetadataRecord};
 use crate::protocol::header::{decode_request_header, peek_prefix};
 use crate::raft::{FJORD_RAFT_API_KEY, transport};
 
-/// Accepts connections until `stop`; each is served by its own task.
-pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, stop: watch::Receiver<bool>) {
+/// Accepts connections until `stop`; each is served by its own task. `authorizer`: the node's
+/// `authorizer.class.name` settings, `None` without one.
+pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: Option<AuthorizerConfig>, stop: watch::Receiver<bool>) {
+    let authorizer = Arc::new(authorizer);
     let mut connections = tokio::task::JoinSet::new();
     let mut stopped = stop.clone();
     loop {
@@ -38,8 +45,9 @@ pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, reque
                 Ok((stream, peer)) => {
                     let service = service.clone();
                     let stop = stop.clone();
+                    let authorizer = authorizer.clone();
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, service, request_bytes_max, stop).await {
+                        if let Err(e) = connection(stream, peer.ip(), service, request_bytes_max, &authorizer, stop).await {
                             tracing::debug!(%peer, error = %e, "controller connection closed");
                         }
                     });
@@ -55,7 +63,7 @@ pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, reque
     connections.shutdown().await;
 }
 
-async fn connection(mut stream: TcpStream, service: Arc<ControllerService>, request_bytes_max: usize, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn connection(mut stream: TcpStream, peer: IpAddr, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: &Option<AuthorizerConfig>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     loop {
         let frame = tokio::select! {
@@ -64,6 +72,15 @@ async fn connection(mut stream: TcpStream, service: Arc<ControllerService>, requ
         };
         let Some(frame) = frame else { return Ok(()) };
         let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
+        if authorizer.is_some() && !permits(authorizer.as_ref(), &service.image(), peer, prefix.api_key) {
+            // Kafka answers CLUSTER_AUTHORIZATION_FAILED; the senders here are voters and brokers,
+            // which retry on a closed connection, so the operator's clue is this line.
+            if let Some(left_out) = DENIED_LOG.allow(std::time::Instant::now(), crate::fault_log::FAULT_LOG_INTERVAL) {
+                tracing::warn!(%peer, api_key = prefix.api_key, principal = crate::api::ANONYMOUS, left_out,
+                    "controller listener: request refused by the authorizer, connection closed; brokers and voters reach the controller listener as this principal, which super.users must name (as in Kafka)");
+            }
+            return Ok(());
+        }
         let response = if prefix.api_key == FJORD_RAFT_API_KEY {
             let (header, body) = transport::parse_request(&frame)?;
             let body = service.raft.handle_rpc(Bytes::copy_from_slice(body)).await;
@@ -73,6 +90,41 @@ async fn connection(mut stream: TcpStream, service: Arc<ControllerService>, requ
         };
         stream.write_all(&response).await?;
     }
+}
+
+/// Refusals on the controller listener, logged at most once per interval.
+static DENIED_LOG: crate::fault_log::FaultLog = crate::fault_log::FaultLog::new();
+
+/// What a request of `api_key` on this listener needs on the cluster, as Kafka's ControllerApis
+/// asks: nothing for ApiVersions, DESCRIBE for DescribeQuorum, CLUSTER_ACTION for the rest (the
+/// voters' Raft RPCs, brokers' registrations, heartbeats, AlterPartition and producer-id blocks,
+/// and the requests brokers forward, which Kafka wraps in an Envelope that needs CLUSTER_ACTION;
+/// the broker checked the client's own permission before forwarding).
+fn required(api_key: i16) -> Option<Operation> {
+    if api_key == ApiKey::ApiVersions as i16 {
+        None
+    } else if api_key == ApiKey::DescribeQuorum as i16 {
+        Some(Operation::Describe)
+    } else {
+        Some(Operation::ClusterAction)
+    }
+}
+
+/// Whether a request of `api_key` from `peer` may be served: always without an authorizer; else
+/// a super user may, and anyone else only by the applied image's ACLs once the node applied
+/// metadata (Kafka's controller refuses all but super users until its ACLs are loaded, so a new
+/// quorum forms only if its voters' principal is a super user).
+pub(crate) fn permits(authorizer: Option<&AuthorizerConfig>, image: &MetadataImage, peer: IpAddr, api_key: i16) -> bool {
+    let (Some(config), Some(operation)) = (authorizer, required(api_key)) else { return true };
+    let principal = crate::api::ANONYMOUS;
+    if config.super_users.contains(principal) {
+        return true;
+    }
+    if image.offset == 0 {
+        return false;
+    }
+    let acls = acl::bindings_by_id(image.acls()).into_keys().collect();
+    acl::authorized(&acls, config, principal, peer, operation, ResourceType::Cluster, acl::CLUSTER_NAME)
 }
 
 /// The Kafka APIs served here, with the versions offered (ApiVersions on this listener).
@@ -96,6 +148,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<ListPartitionReassignmentsRequest>(ApiKey::ListPartitionReassignments),
         range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials),
         range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
+        range::<CreateAclsRequest>(ApiKey::CreateAcls),
+        range::<DeleteAclsRequest>(ApiKey::DeleteAcls),
     ]
 }
 
@@ -160,6 +214,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::AlterClientQuotas => {
             let req = AlterClientQuotasRequest::decode(&mut body, version)?;
             encode(key, version, corr, &alter_client_quotas(service, req).await)
+        }
+        ApiKey::CreateAcls => {
+            let req = CreateAclsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &create_acls(service, req).await)
+        }
+        ApiKey::DeleteAcls => {
+            let req = DeleteAclsRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &delete_acls(service, req).await)
         }
         ApiKey::AlterUserScramCredentials => {
             let req = AlterUserScramCredentialsRequest::decode(&mut body, version)?;
@@ -244,8 +306,6 @@ async fn broker_heartbeat(service: &ControllerService, req: BrokerHeartbeatReque
     }
 }
 
-/// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
-/// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
 /// AlterClientQuotas forwarded by a broker: decided on the image as a single node decides on its
 /// file (`broker::quotas::decide`), each changed value a ClientQuota record every broker follows.
 async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotasRequest) -> AlterClientQuotasResponse {
@@ -291,6 +351,62 @@ async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotas
             .collect(),
     };
     AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+/// CreateAcls forwarded by a broker (which checked ALTER on the cluster): decided on the image's
+/// ACLs as a single node decides on its file (`broker::acl::decide_create`), each new binding an
+/// AccessControlEntry record of a new id that every broker's authorizer follows.
+async fn create_acls(service: &ControllerService, req: CreateAclsRequest) -> CreateAclsResponse {
+    use crate::broker::acl;
+    let bindings = crate::api::create_acls::bindings(&req);
+    let decided = service
+        .decide(|_, image, _| {
+            let current = acl::bindings_by_id(image.acls()).into_keys().collect();
+            let (added, results) = acl::decide_create(&current, bindings);
+            let records = added.into_iter().map(|b| MetadataRecord::AccessControlEntry(b.to_record(uuid::Uuid::new_v4()))).collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    match decided {
+        Ok(results) => crate::api::create_acls::response(results),
+        Err(e) => {
+            let results = req
+                .creations
+                .iter()
+                .map(|_| kafka_protocol::messages::create_acls_response::AclCreationResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect();
+            CreateAclsResponse::default().with_results(results)
+        }
+    }
+}
+
+/// DeleteAcls forwarded by a broker (which checked ALTER on the cluster): decided on the image's
+/// ACLs as a single node decides on its file (`broker::acl::decide_delete`), each removed binding
+/// a RemoveAccessControlEntry record of its id.
+async fn delete_acls(service: &ControllerService, req: DeleteAclsRequest) -> DeleteAclsResponse {
+    use crate::broker::acl;
+    use crate::metadata::records::RemoveAccessControlEntryRecord;
+    let filters = crate::api::delete_acls::filters(&req);
+    let decided = service
+        .decide(|_, image, _| {
+            let ids = acl::bindings_by_id(image.acls());
+            let current = ids.keys().cloned().collect();
+            let (removed, results) = acl::decide_delete(&current, &filters);
+            let records = removed.iter().filter_map(|b| ids.get(b)).map(|&id| MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })).collect();
+            Ok(ControllerResult::new(records, results))
+        })
+        .await;
+    match decided {
+        Ok(results) => crate::api::delete_acls::response(results),
+        Err(e) => {
+            let results = req
+                .filters
+                .iter()
+                .map(|_| kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .collect();
+            DeleteAclsResponse::default().with_filter_results(results)
+        }
+    }
 }
 
 /// AlterUserScramCredentials forwarded by a broker: decided on the image as a single node
@@ -343,6 +459,8 @@ async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUse
     AlterUserScramCredentialsResponse::default().with_results(results)
 }
 
+/// AllocateProducerIds: the next block of producer ids for a registered broker, recorded in the
+/// metadata log so that no id is handed out twice in the cluster (nor again after a restart).
 async fn allocate_producer_ids(service: &ControllerService, req: AllocateProducerIdsRequest) -> AllocateProducerIdsResponse {
     match service.decide(|c, image, _| c.allocate_producer_ids(image, req.broker_id.0, req.broker_epoch)).await {
         Ok(block) => AllocateProducerIdsResponse::default()
@@ -785,5 +903,60 @@ fn error_message(e: &ControllerError) -> String {
     match text.split_once(": ") {
         Some((_, message)) => message.to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::records::AccessControlEntryRecord;
+    use std::collections::BTreeSet;
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn config(super_users: &[&str], allow_everyone_if_no_acl_found: bool) -> AuthorizerConfig {
+        AuthorizerConfig { super_users: super_users.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>(), allow_everyone_if_no_acl_found }
+    }
+
+    fn image(acls: &[(&str, Operation)]) -> MetadataImage {
+        let records: Vec<MetadataRecord> = acls
+            .iter()
+            .enumerate()
+            .map(|(i, (principal, op))| {
+                MetadataRecord::AccessControlEntry(AccessControlEntryRecord {
+                    id: uuid::Uuid::from_u128(i as u128 + 1),
+                    resource_type: ResourceType::Cluster.code(),
+                    resource_name: acl::CLUSTER_NAME.into(),
+                    pattern_type: 3,
+                    principal: principal.to_string(),
+                    host: "*".into(),
+                    operation: op.code(),
+                    permission_type: 3,
+                })
+            })
+            .collect();
+        let mut image = MetadataImage::new();
+        image.apply_batch(5, &records).expect("applies");
+        image
+    }
+
+    #[test]
+    fn the_controller_listener_authorizes_as_kafkas_controller() {
+        let heartbeat = ApiKey::BrokerHeartbeat as i16;
+        let describe_quorum = ApiKey::DescribeQuorum as i16;
+        let versions = ApiKey::ApiVersions as i16;
+        assert!(permits(None, &MetadataImage::new(), PEER, heartbeat), "no authorizer: everything");
+        let anonymous_super = config(&["User:ANONYMOUS"], false);
+        assert!(permits(Some(&anonymous_super), &MetadataImage::new(), PEER, FJORD_RAFT_API_KEY), "a super user before any metadata");
+        let strict = config(&["User:admin"], false);
+        assert!(permits(Some(&strict), &MetadataImage::new(), PEER, versions), "ApiVersions needs nothing");
+        assert!(!permits(Some(&strict), &image(&[]), PEER, heartbeat), "no ACL, no allow.everyone.if.no.acl.found");
+        assert!(!permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), PEER, heartbeat));
+        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), PEER, describe_quorum));
+        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::ClusterAction)]), PEER, heartbeat));
+        let open = config(&[], true);
+        assert!(!permits(Some(&open), &MetadataImage::new(), PEER, FJORD_RAFT_API_KEY), "not ready: nothing applied yet");
+        assert!(permits(Some(&open), &image(&[]), PEER, FJORD_RAFT_API_KEY), "no ACL on the cluster: allow.everyone.if.no.acl.found");
+        assert!(!permits(Some(&open), &image(&[("User:admin", Operation::All)]), PEER, FJORD_RAFT_API_KEY), "an ACL on the cluster for someone else");
     }
 }

@@ -189,7 +189,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         default_replication_factor: config.default_replication_factor,
     };
     let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config));
-    tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, stop));
+    tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, config.authorizer.clone(), stop));
     tracing::info!(addr = %controller_addr, voters = ?voters, "controller listener serving the metadata quorum");
     Ok(QuorumParts { state, raft, service, controller_addr })
 }
