@@ -248,6 +248,20 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             encode(key, version, corr, &resp).map(Reply::now)
         }};
     }
+    // Handlers on the request handler threads whose answer loses what the principal may not
+    // see afterwards (`$filter`, with an authorizer).
+    macro_rules! serve_on_pool_filtered {
+        ($req:ty, $handler:expr, $filter:expr) => {{
+            let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
+            if let Some(g) = &guard {
+                $filter(g, &mut resp);
+            }
+            encode(key, version, corr, &resp).map(Reply::now)
+        }};
+    }
     // Handlers on the request handler threads whose request loses its refused parts first
     // (`$check` takes them out and answers them), their answers added to `$field`.
     macro_rules! serve_on_pool_checked {
@@ -428,16 +442,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
             encode(key, version, corr, &resp).map(Reply::now)
         }
-        ApiKey::ConsumerGroupDescribe => {
-            let req = ConsumerGroupDescribeRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let b = broker.clone();
-            let mut resp = broker.io_pool.run(move || rt.block_on(consumer_group_describe::handle(&b, req, version))).await;
-            if let Some(g) = &guard {
-                authorize::consumer_group_describe(g, &mut resp);
-            }
-            encode(key, version, corr, &resp).map(Reply::now)
-        }
+        ApiKey::ConsumerGroupDescribe => serve_on_pool_filtered!(ConsumerGroupDescribeRequest, consumer_group_describe::handle, authorize::consumer_group_describe),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
         ApiKey::Heartbeat => serve_on_pool!(HeartbeatRequest, heartbeat::handle),
         ApiKey::LeaveGroup => serve_on_pool!(LeaveGroupRequest, leave_group::handle),
@@ -470,26 +475,8 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             }
             encode(key, version, corr, &resp).map(Reply::now)
         }
-        ApiKey::DescribeGroups => {
-            let req = DescribeGroupsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let b = broker.clone();
-            let mut resp = broker.io_pool.run(move || rt.block_on(describe_groups::handle(&b, req, version))).await;
-            if let Some(g) = &guard {
-                authorize::describe_groups(g, &mut resp);
-            }
-            encode(key, version, corr, &resp).map(Reply::now)
-        }
-        ApiKey::ListGroups => {
-            let req = ListGroupsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let b = broker.clone();
-            let mut resp = broker.io_pool.run(move || rt.block_on(list_groups::handle(&b, req, version))).await;
-            if let Some(g) = &guard {
-                authorize::list_groups(g, &mut resp);
-            }
-            encode(key, version, corr, &resp).map(Reply::now)
-        }
+        ApiKey::DescribeGroups => serve_on_pool_filtered!(DescribeGroupsRequest, describe_groups::handle, authorize::describe_groups),
+        ApiKey::ListGroups => serve_on_pool_filtered!(ListGroupsRequest, list_groups::handle, authorize::list_groups),
         ApiKey::DeleteGroups => serve_on_pool_checked!(DeleteGroupsRequest, delete_groups::handle, authorize::delete_groups, results),
         ApiKey::OffsetDelete => serve_on_pool_checked!(OffsetDeleteRequest, offset_delete::handle, authorize::offset_delete, topics),
         ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
@@ -517,26 +504,8 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::EndTxn => serve_on_pool!(EndTxnRequest, end_txn::handle),
         ApiKey::TxnOffsetCommit => serve_on_pool_checked!(TxnOffsetCommitRequest, txn_offset_commit::handle, authorize::txn_offset_commit, topics),
         ApiKey::WriteTxnMarkers => serve_on_pool!(WriteTxnMarkersRequest, write_txn_markers::handle),
-        ApiKey::DescribeTransactions => {
-            let req = DescribeTransactionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let b = broker.clone();
-            let mut resp = broker.io_pool.run(move || rt.block_on(describe_transactions::handle(&b, req, version))).await;
-            if let Some(g) = &guard {
-                authorize::describe_transactions(g, &mut resp);
-            }
-            encode(key, version, corr, &resp).map(Reply::now)
-        }
-        ApiKey::ListTransactions => {
-            let req = ListTransactionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            let rt = tokio::runtime::Handle::current();
-            let b = broker.clone();
-            let mut resp = broker.io_pool.run(move || rt.block_on(list_transactions::handle(&b, req, version))).await;
-            if let Some(g) = &guard {
-                authorize::list_transactions(g, &mut resp);
-            }
-            encode(key, version, corr, &resp).map(Reply::now)
-        }
+        ApiKey::DescribeTransactions => serve_on_pool_filtered!(DescribeTransactionsRequest, describe_transactions::handle, authorize::describe_transactions),
+        ApiKey::ListTransactions => serve_on_pool_filtered!(ListTransactionsRequest, list_transactions::handle, authorize::list_transactions),
         ApiKey::DescribeProducers => {
             let mut req = DescribeProducersRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::describe_producers(g, &mut req)).unwrap_or_default();
