@@ -369,6 +369,33 @@ async fn admin_apis_are_refused_per_resource_without_their_permission() {
 }
 
 #[tokio::test]
+async fn client_metrics_subscriptions_need_the_cluster_config_permissions() {
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    let mut alice = login(&b, "alice").await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(16)
+        .with_resource_name(s("m1"))
+        .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default().with_name(s("interval.ms")).with_config_operation(0).with_value(Some(s("1000")))])]);
+    let describe = DescribeConfigsRequest::default()
+        .with_resources(vec![describe_configs_request::DescribeConfigsResource::default().with_resource_type(16).with_resource_name(s("m1")).with_configuration_keys(None)]);
+    let list = ListConfigResourcesRequest::default();
+    assert_eq!(alice.send(&alter, 1).await.responses[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(alice.send(&describe, 4).await.results[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(alice.send(&list, 0).await.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(admin.send(&alter, 1).await.responses[0].error_code, 0);
+    // DESCRIBE_CONFIGS on the cluster lets alice describe and list, not alter.
+    const DESCRIBE_CONFIGS: i8 = 10;
+    assert_eq!(create_acls(&mut admin, vec![creation(CLUSTER, "kafka-cluster", LITERAL, "User:alice", DESCRIBE_CONFIGS, ALLOW)]).await[0].0, 0);
+    let described = alice.send(&describe, 4).await;
+    assert_eq!((described.results[0].error_code, described.results[0].configs.len()), (0, 1));
+    let listed = alice.send(&list, 0).await;
+    assert_eq!((listed.error_code, listed.config_resources.len()), (0, 1));
+    assert_eq!(alice.send(&alter, 1).await.responses[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn describe_apis_show_only_what_the_principal_may_describe() {
     const TRANSACTIONAL_ID: i8 = 5;
     const DESCRIBE: i8 = 8;

@@ -3,6 +3,8 @@
 # ../shared/kafka-4.0.0 beside the repository; Java 17). Every check reads a real outcome back:
 #   1. kafka-topics creates topics (describe: partition counts, the create-time config); kafka-configs
 #      adds and deletes topic configs (describe: the dynamic configs left).
+#  1c. kafka-client-metrics (KIP-714) alters, describes (list and configs) and deletes a client
+#      metrics subscription, with Kafka 4.0's outputs; an interval below 100 ms is refused in its words.
 #   2. console producer -> console consumers in two groups (classic and KIP-848) read every record;
 #      kafka-consumer-groups --describe: current offset == log end, lag 0; --reset-offsets
 #      --to-earliest --execute, then describe: current offsets 0, lag == the record count.
@@ -252,6 +254,23 @@ tool kafka-configs.sh --bootstrap-server "$B" --describe --entity-type topics --
 assert_eq "kafka-configs --describe: the dynamic configs are the two added" \
   "cleanup.policy=delete max.message.bytes=200000" \
   "$(awk '/DYNAMIC_TOPIC_CONFIG/ { print $1 }' "$WORK/configs-describe.out" | sort | xargs)"
+
+# ---- 1c. client metrics subscriptions (KIP-714) ------------------------------------------------
+# The outputs are Kafka 4.0's (checked against the reference broker). --describe without a name
+# lists the subscriptions (ListClientMetricsResources) and describes each (DescribeConfigs).
+tool kafka-client-metrics.sh --bootstrap-server "$B" --alter --name cm1 --metrics org.apache.kafka.producer. \
+  --interval 1000 --match client_software_name=apache-kafka-java >"$WORK/cm-alter.out" 2>&1
+check "kafka-client-metrics --alter completes" grep -qx 'Altered client metrics config for cm1.' "$WORK/cm-alter.out"
+tool kafka-client-metrics.sh --bootstrap-server "$B" --describe >"$WORK/cm-describe.out" 2>&1
+assert_eq "kafka-client-metrics --describe: the subscription as altered" \
+  "Client metrics configs for cm1 are:|  interval.ms=1000|  match=client_software_name=apache-kafka-java|  metrics=org.apache.kafka.producer." \
+  "$(paste -sd'|' "$WORK/cm-describe.out")"
+tool kafka-client-metrics.sh --bootstrap-server "$B" --delete --name cm1 >"$WORK/cm-delete.out" 2>&1 &
+tool kafka-client-metrics.sh --bootstrap-server "$B" --alter --name cm2 --interval 10 >"$WORK/cm-bad.out" 2>&1
+wait $!
+check "kafka-client-metrics --delete completes" grep -qx 'Deleted client metrics config for cm1.' "$WORK/cm-delete.out"
+check "kafka-client-metrics --alter --interval 10 is refused in Kafka's words" \
+  grep -qx 'Error while executing client metrics command : Invalid value 10 for interval.ms, interval must be between 100 and 3600000 (1 hour)' "$WORK/cm-bad.out"
 
 # ---- 2. consumer groups ------------------------------------------------------------------------
 consume "$WORK/g-classic.txt" --bootstrap-server "$B" --topic cg --group g-classic --from-beginning \

@@ -1,5 +1,5 @@
 //! AlterConfigs: replaces the whole set of a topic's config overrides, of a group's (KIP-848 group
-//! configs), or of the dynamic broker configs of one scope (this broker, or "" for the cluster
+//! configs), of a client metrics subscription's (KIP-714), or of the dynamic broker configs of one scope (this broker, or "" for the cluster
 //! default); keys not named go back to
 //! what lies below. Validated as CreateTopics and startup validate them, applied live. Also the
 //! checks IncrementalAlterConfigs shares.
@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
 use crate::config::topic_def;
@@ -66,6 +66,22 @@ pub(super) fn set_group_configs(broker: &Broker, group: &str, configs: BTreeMap<
     broker.set_group_configs(group, configs, validate_only).map_err(|msg| (E::InvalidConfig.code(), msg))
 }
 
+/// Checks a client metrics subscription's proposed configs (the whole set) and, unless
+/// `validate_only`, makes them its configs; an empty set removes the subscription. Kafka keeps
+/// them in the metadata log; Fjord keeps them on a single node only for now, so a node in a
+/// metadata quorum refuses rather than let its brokers diverge.
+pub(super) fn set_client_metrics_configs(broker: &Broker, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
+    use crate::broker::client_metrics::ClientMetricsError as C;
+    if broker.cluster.is_some() {
+        return Err((E::InvalidRequest.code(), "Client metrics subscriptions are served on a single node only for now (not yet through the metadata quorum)".into()));
+    }
+    broker.client_metrics.set(name, configs, validate_only).map_err(|e| match e {
+        C::InvalidRequest(m) => (E::InvalidRequest.code(), m),
+        C::InvalidConfig(m) => (E::InvalidConfig.code(), m),
+        C::Store(m) => (E::KafkaStorageError.code(), m),
+    })
+}
+
 /// (error code, error message) of one resource's outcome, as both alter APIs answer it.
 pub(super) fn outcome_fields(outcome: Result<(), Refusal>) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     match outcome {
@@ -107,6 +123,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i1
                     RESOURCE_TOPIC => set_topic_configs(broker, &name, configs, req.validate_only),
                     RESOURCE_BROKER => broker_scope(broker, &name).and_then(|scope| set_broker_configs(broker, scope, configs, req.validate_only)),
                     RESOURCE_GROUP => set_group_configs(broker, &name, configs, req.validate_only),
+                    RESOURCE_CLIENT_METRICS => set_client_metrics_configs(broker, &name, configs, req.validate_only),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             })();

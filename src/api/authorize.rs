@@ -524,6 +524,8 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
             cluster(g, Operation::Describe).map(|code| Box::new(ListPartitionReassignmentsResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>)
         }
         ApiKey::UpdateFeatures => cluster(g, Operation::Alter).map(|code| Box::new(UpdateFeaturesResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>),
+        // KIP-714's ListClientMetricsResources (API 74): DESCRIBE_CONFIGS on the cluster.
+        ApiKey::ListConfigResources => cluster(g, Operation::DescribeConfigs).map(|code| Box::new(ListConfigResourcesResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::DescribeLogDirs => cluster(g, Operation::Describe).map(|code| Box::new(DescribeLogDirsResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::OffsetDelete => {
             let r = decode!(OffsetDeleteRequest);

@@ -1,5 +1,6 @@
 //! DescribeConfigs for topics (overrides and broker-level defaults, with sources and synonyms),
-//! for this broker (every known property) and for groups (KIP-848 group configs). Also the shared config listing CreateTopics uses.
+//! for this broker (every known property), for groups (KIP-848 group configs) and for client
+//! metrics subscriptions (KIP-714). Also the shared config listing CreateTopics uses.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use crate::config::{BROKER_CONFIGS, TOPIC_CONFIGS, is_dynamic_broker_config};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// KIP-714 client metrics subscriptions (metrics, interval.ms, match).
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 /// KIP-848 group configs (consumer.session.timeout.ms, ...).
 pub const RESOURCE_GROUP: i8 = 32;
 
@@ -23,6 +26,7 @@ pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
 pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
+pub const SOURCE_CLIENT_METRICS: i8 = 7;
 pub const SOURCE_GROUP: i8 = 8;
 
 /// One described config: (name, value, source, type, doc, synonyms as (name, value, source)).
@@ -238,6 +242,28 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
                         return result.with_error_code(E::InvalidRequest.code()).with_error_message(Some(str_bytes("Group name must not be empty")));
                     }
                     group_configs(broker, &broker.groups.group_configs(&name)).into_iter().map(|d| (d, false)).collect()
+                }
+                RESOURCE_CLIENT_METRICS => {
+                    if name.is_empty() {
+                        return result.with_error_code(E::InvalidRequest.code()).with_error_message(Some(str_bytes("Client metrics subscription name must not be empty")));
+                    }
+                    // Only what is set, with no type, documentation or synonyms, as Kafka 4.0
+                    // describes a subscription (an unknown name has no configs, and no error).
+                    let configs = broker.client_metrics.configs(&name);
+                    let wanted = r.configuration_keys.as_ref().map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+                    let configs = configs
+                        .into_iter()
+                        .filter(|(k, _)| wanted.as_ref().is_none_or(|w| w.contains(k)))
+                        .map(|(k, v)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(k))
+                                .with_value(Some(str_bytes(v)))
+                                .with_config_source(SOURCE_CLIENT_METRICS)
+                                .with_config_type(0)
+                                .with_documentation(None)
+                        })
+                        .collect();
+                    return result.with_configs(configs);
                 }
                 other => {
                     return result

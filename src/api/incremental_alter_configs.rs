@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on single config keys (the list
 //! operations only for list-typed configs such as cleanup.policy), on top of a topic's current
-//! overrides, a group's (KIP-848 group configs) or a broker scope's dynamic configs; validated and applied live through
+//! overrides, a group's (KIP-848 group configs), a client metrics subscription's (KIP-714) or a broker scope's dynamic configs; validated and applied live through
 //! alter_configs' checks.
 
 use std::collections::BTreeMap;
@@ -11,8 +11,8 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsRes
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, outcome_fields, set_broker_configs, set_group_configs, set_topic_configs};
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
+use super::alter_configs::{Refusal, broker_scope, duplicates, dynamic_scope, outcome_fields, set_broker_configs, set_client_metrics_configs, set_group_configs, set_topic_configs};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC};
 use crate::broker::Broker;
 use crate::config::{ConfigType, broker_def, group_def, topic_def};
 
@@ -90,6 +90,14 @@ fn alter_group(broker: &Broker, group: &str, r: &AlterConfigsResource, validate_
     set_group_configs(broker, group, configs, validate_only)
 }
 
+/// A client metrics subscription's configs after the operations; unknown keys are left for the
+/// validation to name (Kafka's "Unknown client metrics configuration").
+fn alter_client_metrics(broker: &Broker, name: &str, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+    let kind = |k: &str| Ok(crate::broker::client_metrics::config_type(k).unwrap_or(ConfigType::String));
+    let configs = apply_ops(broker.client_metrics.configs(name), r, kind, |_| None)?;
+    set_client_metrics_configs(broker, name, configs, validate_only)
+}
+
 pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
     let counts = duplicates(req.resources.iter().map(|r| (r.resource_type, r.resource_name.as_str())));
     let responses = req
@@ -104,6 +112,7 @@ pub async fn handle(broker: &Arc<Broker>, req: IncrementalAlterConfigsRequest, _
                     RESOURCE_TOPIC => alter_topic(broker, &name, r, req.validate_only),
                     RESOURCE_BROKER => alter_broker(broker, &name, r, req.validate_only),
                     RESOURCE_GROUP => alter_group(broker, &name, r, req.validate_only),
+                    RESOURCE_CLIENT_METRICS => alter_client_metrics(broker, &name, r, req.validate_only),
                     other => Err((E::InvalidRequest.code(), format!("Unsupported resource type {other}"))),
                 }
             };

@@ -39,6 +39,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_client_metrics_resources;
 mod list_groups;
 mod list_offsets;
 mod list_transactions;
@@ -518,6 +519,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::DescribeClientQuotas => serve!(DescribeClientQuotasRequest, describe_client_quotas::handle),
         ApiKey::AlterClientQuotas => serve!(AlterClientQuotasRequest, alter_client_quotas::handle),
         ApiKey::UpdateFeatures => serve_on_pool!(UpdateFeaturesRequest, update_features::handle),
+        ApiKey::ListConfigResources => serve!(ListConfigResourcesRequest, list_client_metrics_resources::handle),
         // Reached once authenticated, or on a listener without SASL: the authenticator
         // (server::sasl) serves these before authentication.
         ApiKey::SaslHandshake => serve!(SaslHandshakeRequest, sasl_handshake::handle),

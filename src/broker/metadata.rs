@@ -349,7 +349,7 @@ const SCOPED_CONFIGS_VERSION: &str = "0";
 
 /// Reads a file of config overrides by scope: a version line, then `scope key=value` lines, each
 /// part escaped as the topic table is. None when the file does not exist (nothing was ever set).
-fn load_scoped_configs(path: &Path) -> Result<Option<Vec<(String, String, String)>>, MetadataError> {
+pub(crate) fn load_scoped_configs(path: &Path) -> Result<Option<Vec<(String, String, String)>>, MetadataError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -372,7 +372,7 @@ fn load_scoped_configs(path: &Path) -> Result<Option<Vec<(String, String, String
 
 /// Writes (scope, key, value) overrides in the format `load_scoped_configs` reads, atomically
 /// (temp, fsync, rename, fsync dir).
-fn store_scoped_configs<'a>(path: &Path, entries: impl Iterator<Item = (&'a str, &'a String, &'a String)>) -> Result<(), MetadataError> {
+pub(crate) fn store_scoped_configs<'a>(path: &Path, entries: impl Iterator<Item = (&'a str, &'a String, &'a String)>) -> Result<(), MetadataError> {
     let mut text = format!("{SCOPED_CONFIGS_VERSION}\n");
     for (scope, k, v) in entries {
         text.push_str(&format!("{} {}={}\n", escape(scope), escape(k), escape(v)));

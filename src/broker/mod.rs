@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod adopt;
+pub mod client_metrics;
 pub mod cluster;
 pub mod durable_sync;
 pub mod features;
@@ -97,6 +98,8 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
+    /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
+    pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -868,6 +871,7 @@ pub struct Loaded {
     quotas: quotas::ClientQuotas,
     features: features::FeatureStore,
     group_configs: metadata::GroupConfigOverrides,
+    client_metrics: client_metrics::ClientMetricsSubscriptions,
     cluster: Option<Arc<cluster::ClusterState>>,
 }
 
@@ -911,6 +915,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
+    let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
     tracing::info!(backend = backend.name, requested = %config.io_backend, open_files_max, "storage I/O backend");
     let io = backend.io.clone();
@@ -961,7 +966,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     }
     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "logs loaded");
 
-    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster: None })
+    Ok(Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, client_metrics, cluster: None })
 }
 
 impl Broker {
@@ -969,7 +974,7 @@ impl Broker {
     /// state (committed offsets, half-ended transactions) before any request is served.
     pub async fn assemble(loaded: Loaded, listener_endpoints: Vec<ListenerEndpoint>, shutdown: watch::Receiver<bool>) -> Result<Arc<Broker>, StartError> {
         let advertised = listener_endpoints.first().map(|l| l.endpoint.clone()).unwrap_or(Endpoint { host: "127.0.0.1".into(), port: 0 });
-        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, cluster } = loaded;
+        let Loaded { config, cluster_id, directory_ids, metadata, replicas, producer_ids, scram, authorizer, quotas, features, group_configs, client_metrics, cluster } = loaded;
         let group_config = GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -1013,6 +1018,7 @@ impl Broker {
             cluster,
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
+            client_metrics,
             shutdown,
         });
         for (group, configs) in group_configs {

@@ -53,6 +53,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::UpdateFeatures, 0, 2),
+    // Kafka 4.0's ListClientMetricsResources (KIP-714); kafka-protocol names API 74 by its later
+    // name, ListConfigResources, whose v0 is the same message.
+    (ApiKey::ListConfigResources, 0, 0),
     // Served by the authenticator of a SASL listener before authentication; elsewhere and
     // afterwards answered ILLEGAL_SASL_STATE, as Kafka does.
     (ApiKey::SaslHandshake, 0, 1),
