@@ -371,24 +371,10 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ConsumeArgs) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
 
     fn record(offset: i64, key: &str, value: &str) -> Record {
-        let mut r = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            sequence: offset as i32 - 1,
-            timestamp: 1_700_000_000_000 + offset,
-            key: Some(Bytes::copy_from_slice(key.as_bytes())),
-            value: Some(Bytes::copy_from_slice(value.as_bytes())),
-            headers: Default::default(),
-        };
+        let mut r = crate::records::plain_record(offset, 1_700_000_000_000 + offset, Some(Bytes::copy_from_slice(key.as_bytes())), Some(Bytes::copy_from_slice(value.as_bytes())));
         r.headers.insert(kafka_protocol::protocol::StrBytes::from_static_str("h"), Some(Bytes::from_static(b"1")));
         r
     }

@@ -1085,6 +1085,18 @@ impl GroupCoordinator {
         Ok(partitions.iter().map(|_| Ok(())).collect())
     }
 
+    /// Writes tombstones for a group's committed offsets `keys` (then `more` records in the same
+    /// batch) and forgets them; nothing changes when the write fails.
+    fn remove_offsets(&self, log: &dyn GroupLog, id: &str, e: &mut Entry, keys: &[(String, i32)], more: Vec<(Bytes, Option<Bytes>)>) -> Result<(), GroupError> {
+        let mut records: Vec<(Bytes, Option<Bytes>)> = keys.iter().map(|(t, p)| (offsets::encode_offset_key(id, t, *p), None)).collect();
+        records.extend(more);
+        self.write(log, id, records)?;
+        for k in keys {
+            e.offsets.remove(k);
+        }
+        Ok(())
+    }
+
     /// Topics were deleted: every group's committed offsets of their partitions go, with
     /// tombstones, whatever the group's state (as Kafka's coordinator on a deletion in the
     /// metadata). Otherwise OffsetFetch keeps answering positions of partitions that no longer
@@ -1106,13 +1118,9 @@ impl GroupCoordinator {
                 if gone.is_empty() {
                     continue;
                 }
-                let records = gone.iter().map(|(t, p)| (offsets::encode_offset_key(id, t, *p), None)).collect();
-                if let Err(err) = self.write(log, id, records) {
+                if let Err(err) = self.remove_offsets(log, id, e, &gone, Vec::new()) {
                     tracing::warn!(group = %id, error = ?err, "could not write the tombstones of a deleted topic's offsets");
                     continue;
-                }
-                for k in &gone {
-                    e.offsets.remove(k);
                 }
                 tracing::info!(group = %id, partitions = gone.len(), "committed offsets of deleted topics removed");
                 removed += gone.len();
@@ -1207,18 +1215,15 @@ impl GroupCoordinator {
             if expired.is_empty() {
                 continue;
             }
-            let mut records: Vec<(Bytes, Option<Bytes>)> = expired.iter().map(|(t, p)| (offsets::encode_offset_key(id, t, *p), None)).collect();
             let gone = expired.len() == e.offsets.len();
+            let mut group_records = Vec::new();
             if gone {
-                records.push((offsets::encode_group_key(id), None));
-                records.extend(Self::consumer_tombstones(e));
+                group_records.push((offsets::encode_group_key(id), None));
+                group_records.extend(Self::consumer_tombstones(e));
             }
-            if let Err(err) = self.write(log, id, records) {
+            if let Err(err) = self.remove_offsets(log, id, e, &expired, group_records) {
                 tracing::warn!(group = %id, error = ?err, "could not write expired-offset tombstones; will retry");
                 continue;
-            }
-            for k in &expired {
-                e.offsets.remove(k);
             }
             tracing::info!(group = %id, partitions = expired.len(), "committed offsets expired (offsets.retention.minutes)");
             if gone {
