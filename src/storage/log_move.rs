@@ -403,3 +403,317 @@ pub fn finish_interrupted_moves(io: &dyn FileIo, log_dirs: &[PathBuf]) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::batch::BatchIter;
+    use crate::records::batch::test_support::simple_batch;
+    use crate::records::validate::{ValidateConfig, validate};
+    use crate::storage::LogConfig;
+    use crate::storage::io::{DirEntry, IoFile, StdIo};
+    use crate::storage::log_manager::SharedLog;
+    use std::sync::atomic::AtomicUsize;
+
+    fn io() -> Arc<dyn FileIo> {
+        Arc::new(StdIo)
+    }
+    fn cfg() -> LogConfig {
+        LogConfig { segment_bytes: 400, index_interval_bytes: 64, ..LogConfig::default() }
+    }
+    fn append(log: &SharedLog, n: usize) {
+        let mut bytes = simple_batch(n);
+        let v = validate(&bytes, &ValidateConfig::default()).expect("valid");
+        let mut l = lock_log(log).expect("lock");
+        let end = l.append(&mut bytes, &v, now_ms()).expect("append").last_offset + 1;
+        // Acknowledged at once, as a single broker does.
+        l.set_high_watermark(end);
+    }
+    /// Every offset from the log start to the log end, read back batch by batch: each once, in order.
+    fn read_all(log: &SharedLog) -> Vec<i64> {
+        let l = lock_log(log).expect("lock");
+        let (mut at, end) = (l.log_start_offset(), l.log_end_offset());
+        let mut offsets = Vec::new();
+        while at < end {
+            let s = l.read(at, 1 << 20, end).expect("read");
+            for b in BatchIter::new(&s.bytes) {
+                let h = b.header();
+                offsets.extend((h.base_offset()..=h.last_offset()).filter(|o| *o >= at));
+            }
+            at = s.last_offset + 1;
+        }
+        offsets
+    }
+    fn dirs(a: &tempfile::TempDir, b: &tempfile::TempDir) -> Vec<PathBuf> {
+        vec![a.path().to_path_buf(), b.path().to_path_buf()]
+    }
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_moved_partition_keeps_every_record_its_files_and_log_start_and_reopens_in_its_new_dir() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+        let tp = TopicPartition::new("mv", 0);
+        let log = m.create_log(&tp, cfg()).expect("create");
+        std::fs::write(a.path().join("mv-0/partition.metadata"), "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n").expect("write");
+        for _ in 0..30 {
+            append(&log, 3);
+        }
+        lock_log(&log).expect("lock").delete_records_before(10).expect("delete records");
+        let published = m.try_published(&tp).expect("published");
+        assert!(lock_log(&log).expect("lock").segment_count() > 3, "several sealed segments to copy");
+        let before = read_all(&log);
+        let source_files: Vec<String> = names(&a.path().join("mv-0")).into_iter().filter(|n| !n.ends_with(".snapshot")).collect();
+
+        assert!(matches!(m.request_move(&tp, "relative/dir"), Err(MoveError::LogDirNotFound(_))));
+        assert!(matches!(m.request_move(&tp, "/no/such/dir"), Err(MoveError::LogDirNotFound(_))));
+        assert!(matches!(m.request_move(&TopicPartition::new("none", 0), b.path().to_str().expect("utf8")), Err(MoveError::NoReplica(_))));
+        assert_eq!(m.request_move(&tp, a.path().to_str().expect("utf8")).expect("same dir"), MoveStarted::AlreadyThere);
+        let dest = format!("{}/", b.path().display());
+        assert_eq!(m.request_move(&tp, &dest).expect("start"), MoveStarted::Started);
+        assert!(m.is_moving(&tp));
+        let usage = m.dir_usage();
+        assert_eq!(usage[1].futures.iter().map(|f| &f.0).collect::<Vec<_>>(), vec![&tp], "the copy shows as a future replica");
+        assert_eq!(usage[0].partitions.len(), 1);
+        m.run_move(&tp).expect("move");
+
+        assert!(!m.is_moving(&tp));
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+        assert!(!a.path().join("mv-0").exists());
+        assert!(names(a.path()).iter().all(|n| !n.starts_with("mv-0")), "{:?}", names(a.path()));
+        assert!(names(b.path()).iter().all(|n| !n.ends_with(FUTURE_DIR_SUFFIX)));
+        let moved = names(&b.path().join("mv-0"));
+        for f in &source_files {
+            assert!(moved.contains(f), "{f} came along: {moved:?}");
+        }
+        assert!(moved.iter().any(|n| n.ends_with(".snapshot")), "the producer snapshot came along: {moved:?}");
+        assert!(!moved.contains(&MOVED_MARKER_FILE.to_string()));
+        assert!(m.dir_usage()[1].futures.is_empty());
+        assert_eq!(m.dir_usage()[1].partitions.len(), 1);
+
+        // Same lock, same published bounds; appends and reads go on in the new dir.
+        assert!(Arc::ptr_eq(&log, &m.get(&tp).expect("log")));
+        assert!(Arc::ptr_eq(&published, &m.try_published(&tp).expect("published")));
+        assert_eq!(lock_log(&log).expect("lock").dir(), b.path().join("mv-0"));
+        assert_eq!(read_all(&log), before);
+        assert_eq!(before.first(), Some(&10));
+        append(&log, 2);
+        assert_eq!(published.high_watermark(), 92, "readers holding the old bounds see the moved log's");
+        let after = read_all(&log);
+        assert_eq!(after, (10..92).collect::<Vec<_>>());
+        drop(log);
+        drop(m);
+
+        // A kill -9 now: the start finds the partition in its new dir with its log start offset.
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("reopen");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+        let log = m.get(&tp).expect("loaded");
+        assert_eq!(read_all(&log), after);
+        assert_eq!(lock_log(&log).expect("lock").leader_epoch(), 0);
+    }
+
+    #[test]
+    fn a_move_follows_a_new_destination_and_a_move_back_is_one() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+        let tp = TopicPartition::new("back", 0);
+        let log = m.create_log(&tp, cfg()).expect("create");
+        append(&log, 5);
+        assert_eq!(m.request_move(&tp, b.path().to_str().expect("utf8")).expect("start"), MoveStarted::Started);
+        assert_eq!(m.request_move(&tp, a.path().to_str().expect("utf8")).expect("redirect"), MoveStarted::Redirected);
+        m.run_move(&tp).expect("move");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(a.path()));
+        assert_eq!(names(b.path()).iter().filter(|n| n.starts_with("back-0")).count(), 0);
+        assert_eq!(m.request_move(&tp, b.path().to_str().expect("utf8")).expect("start"), MoveStarted::Started);
+        m.run_move(&tp).expect("move");
+        assert_eq!(m.request_move(&tp, a.path().to_str().expect("utf8")).expect("start"), MoveStarted::Started);
+        m.run_move(&tp).expect("move back");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(a.path()));
+        assert_eq!(read_all(&log), (0..5).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn appends_during_the_copy_of_sealed_segments_are_all_in_the_moved_log() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let m = Arc::new(LogManager::open(dirs(&a, &b), cfg(), io()).expect("open"));
+        let tp = TopicPartition::new("busy", 0);
+        let log = m.create_log(&tp, cfg()).expect("create");
+        for _ in 0..200 {
+            append(&log, 1);
+        }
+        m.request_move(&tp, b.path().to_str().expect("utf8")).expect("start");
+        let mover = {
+            let (m, tp) = (m.clone(), tp.clone());
+            std::thread::spawn(move || m.run_move(&tp))
+        };
+        let mut appended = 200;
+        while !mover.is_finished() || appended < 400 {
+            append(&log, 1);
+            appended += 1;
+        }
+        mover.join().expect("join").expect("move");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+        assert_eq!(read_all(&log), (0..appended).collect::<Vec<_>>());
+    }
+
+    /// A file system that stops changing after `ops_left` more operations: what a kill -9 at that
+    /// point leaves (each operation before it reached the disk, none after it did).
+    #[derive(Debug)]
+    struct DiesAfter {
+        inner: Arc<dyn FileIo>,
+        ops_left: AtomicUsize,
+    }
+    impl DiesAfter {
+        fn step(&self) -> std::io::Result<()> {
+            match self.ops_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(std::io::Error::other("killed")),
+            }
+        }
+    }
+    #[derive(Debug)]
+    struct DyingFile {
+        inner: Arc<dyn IoFile>,
+        fs: Arc<DiesAfter>,
+    }
+    impl IoFile for DyingFile {
+        fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+            self.inner.read_at(buf, pos)
+        }
+        fn write_all_at(&self, buf: &[u8], pos: u64) -> std::io::Result<()> {
+            self.fs.step()?;
+            self.inner.write_all_at(buf, pos)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.fs.step()?;
+            self.inner.sync_data()
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.fs.step()?;
+            self.inner.set_len(len)
+        }
+        fn preallocate(&self, offset: u64, len: u64) -> std::io::Result<()> {
+            self.inner.preallocate(offset, len)
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+    }
+    #[derive(Debug, Clone)]
+    struct Dying(Arc<DiesAfter>);
+    impl FileIo for Dying {
+        fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn IoFile>> {
+            if mode == OpenMode::CreateReadWrite {
+                self.0.step()?;
+            }
+            Ok(Arc::new(DyingFile { inner: self.0.inner.open(path, mode)?, fs: self.0.clone() }))
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.0.step()?;
+            self.0.inner.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+            self.0.step()?;
+            self.0.inner.remove_file(path)
+        }
+        fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+            self.0.step()?;
+            self.0.inner.remove_dir_all(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+            self.0.step()?;
+            self.0.inner.create_dir_all(path)
+        }
+        fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+            self.0.step()?;
+            self.0.inner.sync_dir(path)
+        }
+        fn list_dir(&self, path: &Path) -> std::io::Result<Vec<DirEntry>> {
+            self.0.inner.list_dir(path)
+        }
+        fn exists(&self, path: &Path) -> std::io::Result<bool> {
+            self.0.inner.exists(path)
+        }
+        fn disk_space(&self, path: &Path) -> std::io::Result<(u64, u64)> {
+            self.0.inner.disk_space(path)
+        }
+    }
+
+    #[test]
+    fn a_kill_at_any_step_of_a_move_leaves_the_partition_whole_in_one_dir() {
+        let mut finished = false;
+        for kill_at in 0.. {
+            let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+            let tp = TopicPartition::new("kill", 0);
+            let fs = Arc::new(DiesAfter { inner: io(), ops_left: AtomicUsize::new(usize::MAX) });
+            let m = LogManager::open(dirs(&a, &b), cfg(), Arc::new(Dying(fs.clone()))).expect("open");
+            let log = m.create_log(&tp, cfg()).expect("create");
+            for _ in 0..20 {
+                append(&log, 2);
+            }
+            lock_log(&log).expect("lock").delete_records_before(7).expect("delete records");
+            m.checkpoint().expect("checkpoint");
+            let want = read_all(&log);
+            m.request_move(&tp, b.path().to_str().expect("utf8")).expect("start");
+            fs.ops_left.store(kill_at, Ordering::SeqCst);
+            let moved = m.run_move(&tp);
+            drop((log, m));
+
+            let m = LogManager::open(dirs(&a, &b), cfg(), io()).unwrap_or_else(|e| panic!("open after a kill at step {kill_at}: {e}"));
+            let homes: Vec<bool> = [a.path(), b.path()].iter().map(|d| d.join("kill-0").exists()).collect();
+            assert_eq!(homes.iter().filter(|h| **h).count(), 1, "kill at step {kill_at}: {homes:?}");
+            for d in [a.path(), b.path()] {
+                let left: Vec<String> = names(d).into_iter().filter(|n| n.starts_with("kill-0") && n != "kill-0").collect();
+                assert!(left.is_empty(), "kill at step {kill_at}: {left:?}");
+            }
+            // A marker outlives a kill between the old dir's removal and its own: only in the
+            // committed copy, where it is harmless (a later move removes it before its commit).
+            assert!(!a.path().join("kill-0").join(MOVED_MARKER_FILE).exists(), "kill at step {kill_at}");
+            let log = m.get(&tp).expect("loaded");
+            assert_eq!(read_all(&log), want, "kill at step {kill_at}");
+            if moved.is_ok() {
+                assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+                finished = true;
+                println!("a move takes {kill_at} steps; a kill at each of them checked");
+                break;
+            }
+        }
+        assert!(finished);
+    }
+
+    #[test]
+    fn an_open_drops_an_unfinished_copy_and_prefers_a_committed_one() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let tp = TopicPartition::new("two", 0);
+        {
+            let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+            let log = m.create_log(&tp, cfg()).expect("create");
+            append(&log, 4);
+            m.close().expect("close");
+        }
+        // An unfinished copy in b: gone at open, the partition served from a.
+        std::fs::create_dir_all(b.path().join("two-0.0123456789abcdef0123456789abcdef-future")).expect("mkdir");
+        std::fs::write(b.path().join("two-0.0123456789abcdef0123456789abcdef-future/00000000000000000000.log"), b"torn").expect("write");
+        {
+            let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+            assert_eq!(names(b.path()).iter().filter(|n| n.starts_with("two-0")).count(), 0);
+            assert_eq!(m.log_dir_of(&tp).as_deref(), Some(a.path()));
+            m.close().expect("close");
+        }
+        // A committed copy in b (marker) beside the old dir in a: the copy wins.
+        std::fs::create_dir_all(b.path().join("two-0")).expect("mkdir");
+        for f in names(&a.path().join("two-0")) {
+            std::fs::copy(a.path().join("two-0").join(&f), b.path().join("two-0").join(&f)).expect("copy");
+        }
+        std::fs::write(b.path().join("two-0").join(MOVED_MARKER_FILE), b"").expect("marker");
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+        assert!(!a.path().join("two-0").exists());
+        assert!(!b.path().join("two-0").join(MOVED_MARKER_FILE).exists());
+        assert_eq!(read_all(&m.get(&tp).expect("log")), (0..4).collect::<Vec<_>>());
+    }
+}
