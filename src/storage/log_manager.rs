@@ -608,6 +608,8 @@ impl LogManager {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
+                    // Once switched in, the copy is the partition: listed once, as current.
+                    .filter(|(tp, _)| !partitions.iter().any(|(p, _)| p == *tp))
                     .filter_map(|(tp, m)| m.future_progress(dir).map(|(bytes, lag)| (tp.clone(), bytes, lag)))
                     .collect();
                 futures.sort();
