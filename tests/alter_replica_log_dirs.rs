@@ -128,6 +128,11 @@ async fn a_partition_moves_to_the_other_log_dir_while_produced_to_and_stays_ther
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     assert_eq!(running.broker.replicas.logs().log_dir_of(&tp).as_deref(), Some(b.path()));
+    // The old directory goes right after the switch.
+    while running.broker.replicas.logs().is_moving(&tp) {
+        assert!(std::time::Instant::now() < deadline, "the old directory was not removed");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert!(!a.path().join("t-0").exists());
     assert_eq!(fetch_all(&mut c).await, (0..produced).collect::<Vec<_>>());
     for i in 0..5 {
@@ -144,6 +149,31 @@ async fn a_partition_moves_to_the_other_log_dir_while_produced_to_and_stays_ther
     assert_eq!(listed(&mut c).await, vec![(b_s.clone(), false)]);
     assert_eq!(fetch_all(&mut c).await, (0..produced).collect::<Vec<_>>());
     assert_eq!(produce(&mut c, batch(1, 10_000, Compression::None)).await, 0);
+    drop(c);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_takes_a_reassignment_to_its_own_replica_as_done_and_refuses_others() {
+    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let running = fjord::node::start(config(a.path(), b.path(), 0)).await.expect("broker starts");
+    let me = running.broker.config.node_id;
+    let mut c = Client::connect(running.local_addr).await;
+    let t = create_topics_request::CreatableTopic::default().with_name(name("t")).with_num_partitions(1).with_replication_factor(1);
+    assert_eq!(c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await.topics[0].error_code, 0);
+    let part = |i: i32, replicas: Option<Vec<i32>>| {
+        alter_partition_reassignments_request::ReassignablePartition::default().with_partition_index(i).with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()))
+    };
+    // What kafka-reassign-partitions.sh sends for a JSON that only moves log dirs, and others.
+    let req = AlterPartitionReassignmentsRequest::default().with_timeout_ms(5000).with_topics(vec![alter_partition_reassignments_request::ReassignableTopic::default()
+        .with_name(name("t"))
+        .with_partitions(vec![part(0, Some(vec![me])), part(0, Some(vec![me + 1])), part(0, None), part(3, Some(vec![me]))])]);
+    let resp = c.send(&req, 0).await;
+    assert_eq!(resp.error_code, 0);
+    let codes: Vec<i16> = resp.responses[0].partitions.iter().map(|p| p.error_code).collect();
+    assert_eq!(codes, vec![0, E::InvalidReplicaAssignment.code(), E::NoReassignmentInProgress.code(), E::UnknownTopicOrPartition.code()]);
+    let list = c.send(&ListPartitionReassignmentsRequest::default().with_timeout_ms(5000).with_topics(None), 0).await;
+    assert_eq!((list.error_code, list.topics.len()), (0, 0), "nothing is ever being reassigned");
     drop(c);
     running.shutdown().await;
 }
