@@ -520,6 +520,12 @@ impl PartitionLog {
         self.config = old.config.clone();
         self.leader_epoch = old.leader_epoch;
         self.last_flush_ms = old.last_flush_ms;
+        // Syncs and roll flushes taken on `old` may complete on this log: its counters go on
+        // from `old`'s, every file here being fsynced already.
+        self.truncations = old.truncations;
+        self.rewrites = old.rewrites;
+        self.dir_changes = old.dir_changes;
+        self.dir_synced = old.dir_changes;
         self.high_watermark = old.high_watermark.clamp(self.log_start_offset, self.log_end_offset);
         self.published = old.published.clone();
         self.publish();

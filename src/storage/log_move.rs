@@ -225,19 +225,22 @@ impl LogManager {
         }
         // What step 1 copied is still valid unless sealed segments changed in place since.
         let rewritten = l.rewrites() != rewrites;
-        let closed = l.close();
-        if let Err(e) = closed {
-            self.failures.report(source, "closing a log to move it", &e);
-            return Err(e);
-        }
         let opened_again = |l: &mut PartitionLog| -> Result<()> {
             // The old log, closed for the copy, takes appends again.
-            let again = PartitionLog::open(self.io.clone(), &src_dir, tp.clone(), l.config().clone(), l.log_end_offset(), l.log_start_offset(), true, now_ms())?;
+            // Not trusted as clean: the close may have failed half-way. From the recovery point
+            // on the tail is checked (nothing, after a close that succeeded).
+            let again = PartitionLog::open(self.io.clone(), &src_dir, tp.clone(), l.config().clone(), l.recovery_point(), l.log_start_offset(), false, now_ms())?;
             let mut again = again;
             again.take_over(l);
             *l = again;
             Ok(())
         };
+        if let Err(e) = l.close() {
+            if !self.failures.report(source, "closing a log to move it", &e) {
+                opened_again(&mut l)?;
+            }
+            return Err(e);
+        }
         let completed = (|| -> Result<()> {
             let mut copied: HashMap<String, u64> = HashMap::new();
             for e in io.list_dir(future)? {
