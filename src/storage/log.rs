@@ -508,6 +508,12 @@ impl PartitionLog {
     pub fn rewrites(&self) -> u64 {
         self.rewrites
     }
+    /// The active segment's base offset and the bytes of whole batches in its `.log` file: what
+    /// a reader without the lock may copy (the file only grows past it, unless a truncation
+    /// counts a rewrite).
+    pub fn active_segment_size(&self) -> (i64, u64) {
+        self.segments.iter().next_back().map_or((self.log_end_offset, 0), |(b, s)| (*b, s.size()))
+    }
     /// The base offsets of the sealed segments (every segment but the active one).
     pub fn sealed_segment_bases(&self) -> Vec<i64> {
         let n = self.segments.len().saturating_sub(1);

@@ -3,10 +3,12 @@
 //! Kafka copies into a "future" replica that a fetcher thread keeps catching up until it swaps.
 //! Fjord does a simpler equivalent (`LogManager::run_move`, on a thread of its own):
 //! 1. `<dest>/<topic>-<partition>.<uuid>-future` is made and the sealed segments (log and
-//!    indexes) are copied into it without the partition's lock: produce and fetch go on.
+//!    indexes), then the active segment's `.log` as far as it was written, are copied into it
+//!    without the partition's lock: produce and fetch go on.
 //! 2. Under the lock (appends wait, reads of published data do not): the log is closed as at a
 //!    clean shutdown (active segment sealed, producer snapshot written), every file the copy
-//!    lacks or that changed since is copied (the active segment and its indexes, producer
+//!    lacks or that changed since is copied (a `.log` that only grew: just its new bytes; the
+//!    active segment's indexes, producer
 //!    snapshots, `leader-epoch-checkpoint`, `partition.metadata`, anything else there), files the
 //!    source no longer has are dropped, each file and the directory are fsynced, and the marker
 //!    `.fjord-moved` is written in the copy.
@@ -180,20 +182,26 @@ impl LogManager {
         let copied = (|| -> Result<u64> {
             io.sync_dir(dest)?;
             // 1. Sealed segments, without the lock.
-            let (sealed, rewrites, log_end) = {
+            let (sealed, rewrites, log_end, (active_base, active_bytes)) = {
                 let l = lock_log(&log)?;
-                (l.sealed_segment_bases(), l.rewrites(), l.log_end_offset())
+                (l.sealed_segment_bases(), l.rewrites(), l.log_end_offset(), l.active_segment_size())
             };
             for (i, base) in sealed.iter().enumerate() {
                 for ext in ["log", "index", "timeindex", "txnindex"] {
                     let name = file_name(*base, ext);
                     // Retention or DeleteRecords may delete it meanwhile: step 2 settles that.
-                    if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name))? {
+                    if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, None)? {
                         state.copied_bytes.fetch_add(len, Ordering::Relaxed);
                     }
                 }
                 let next = sealed.get(i + 1).copied().unwrap_or(log_end);
                 state.lag.store(log_end - next, Ordering::Relaxed);
+            }
+            // The active segment as far as it was written: step 2 then copies only what was
+            // appended since, so appends wait for that and not for a whole large segment.
+            let name = file_name(active_base, "log");
+            if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, Some(active_bytes))? {
+                state.copied_bytes.fetch_add(len, Ordering::Relaxed);
             }
             Ok(rewrites)
         })();
@@ -261,13 +269,21 @@ impl LogManager {
                 }
                 wanted.insert(e.name.clone());
                 let len = io.open(&e.path, OpenMode::ReadWrite)?.len()?;
-                // A sealed segment's file copied in step 1 is the same file unless its length
-                // changed or the log rewrote sealed segments since: a sealed segment only ever
-                // changes by a truncation or a cleaner swap, and both count as rewrites.
-                let fresh = !rewritten && sealed.contains(&e.name) && copied.get(&e.name) == Some(&len);
-                if !fresh {
-                    copy_file(io, &e.path, &future.join(&e.name))?;
-                    state.copied_bytes.fetch_add(len, Ordering::Relaxed);
+                // A segment's bytes copied in step 1 are still the file's unless the log rewrote
+                // segments in place since: a `.log` only grows otherwise (a truncation or a
+                // cleaner swap counts as a rewrite), so only its new bytes are copied. A sealed
+                // segment's indexes are as final as its log; the active one's are copied again.
+                let had = copied.get(&e.name).copied().filter(|c| !rewritten && *c <= len);
+                match had {
+                    Some(c) if sealed.contains(&e.name) && c == len => {}
+                    Some(c) if e.name.ends_with(".log") => {
+                        copy_file(io, &e.path, &future.join(&e.name), c, None)?;
+                        state.copied_bytes.fetch_add(len - c, Ordering::Relaxed);
+                    }
+                    _ => {
+                        copy_file(io, &e.path, &future.join(&e.name), 0, None)?;
+                        state.copied_bytes.fetch_add(len, Ordering::Relaxed);
+                    }
                 }
             }
             for name in copied.keys().filter(|n| !wanted.contains(*n)) {
@@ -338,19 +354,20 @@ impl LogManager {
     }
 }
 
-/// Copies `from` to `to` (created or cut to nothing first) and fsyncs the copy. `None` when
-/// `from` does not exist.
-fn copy_file(io: &dyn FileIo, from: &Path, to: &Path) -> Result<Option<u64>> {
+/// Copies `from`'s bytes from `start` to `end` (default: its length) into `to` at the same
+/// positions, `to` being created or cut to `start` first, and fsyncs the copy. Returns the bytes
+/// copied, `None` when `from` does not exist.
+fn copy_file(io: &dyn FileIo, from: &Path, to: &Path, start: u64, end: Option<u64>) -> Result<Option<u64>> {
     let src = match io.open(from, OpenMode::ReadWrite) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let len = src.len()?;
+    let len = src.len()?.min(end.unwrap_or(u64::MAX));
     let dst = io.open(to, OpenMode::CreateReadWrite)?;
-    dst.set_len(0)?;
-    let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(len as usize).max(1)];
-    let mut pos = 0u64;
+    dst.set_len(start)?;
+    let mut buf = vec![0u8; COPY_CHUNK_BYTES.min(len.saturating_sub(start) as usize).max(1)];
+    let mut pos = start;
     while pos < len {
         let want = buf.len().min((len - pos) as usize);
         let n = src.read_full_at(&mut buf[..want], pos)?;
@@ -361,7 +378,7 @@ fn copy_file(io: &dyn FileIo, from: &Path, to: &Path) -> Result<Option<u64>> {
         pos += n as u64;
     }
     dst.sync_data()?;
-    Ok(Some(pos))
+    Ok(Some(pos - start))
 }
 
 /// At open, before any partition is loaded: removes the copies of moves that never committed
