@@ -194,7 +194,7 @@ impl LogManager {
                         state.copied_bytes.fetch_add(len, Ordering::Relaxed);
                     }
                 }
-                let next = sealed.get(i + 1).copied().unwrap_or(log_end);
+                let next = sealed.get(i + 1).copied().unwrap_or(active_base);
                 state.lag.store(log_end - next, Ordering::Relaxed);
             }
             // The active segment as far as it was written: step 2 then copies only what was
