@@ -208,10 +208,10 @@ impl LogManager {
         let moved = copied.and_then(|rewrites| self.finish_move(tp, &source, dest, &future, &log, state, rewrites));
         if let Err(e) = moved {
             // The copy is not authoritative until its rename: drop it.
-            if io.exists(&future).unwrap_or(false) {
-                if let Err(r) = io.remove_dir_all(&future) {
-                    tracing::warn!(dir = %future.display(), error = %r, "cannot remove the abandoned copy; the next start removes it");
-                }
+            if io.exists(&future).unwrap_or(false)
+                && let Err(r) = io.remove_dir_all(&future)
+            {
+                tracing::warn!(dir = %future.display(), error = %r, "cannot remove the abandoned copy; the next start removes it");
             }
             return Err(e);
         }
