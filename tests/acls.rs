@@ -365,6 +365,13 @@ async fn admin_apis_are_refused_per_resource_without_their_permission() {
     assert_eq!(init.error_code, 0, "WRITE on a topic is enough");
     let txn = alice.send(&InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("tx")))).with_transaction_timeout_ms(60_000), 4).await;
     assert_eq!(txn.error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED");
+    let move_dirs = AlterReplicaLogDirsRequest::default().with_dirs(vec![alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+        .with_path(s("/not/a/log/dir"))
+        .with_topics(vec![alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default().with_name(name("orders")).with_partitions(vec![0, 1])])]);
+    let codes = |r: &AlterReplicaLogDirsResponse| r.results.iter().flat_map(|t| t.partitions.iter().map(|p| (t.topic_name.0.to_string(), p.partition_index, p.error_code))).collect::<Vec<_>>();
+    let o = || "orders".to_string();
+    assert_eq!(codes(&alice.send(&move_dirs, 2).await), vec![(o(), 0, CLUSTER_AUTHORIZATION_FAILED), (o(), 1, CLUSTER_AUTHORIZATION_FAILED)], "AlterReplicaLogDirs needs ALTER on the cluster");
+    assert_eq!(codes(&admin.send(&move_dirs, 2).await), vec![(o(), 0, 57), (o(), 1, 3)], "LOG_DIR_NOT_FOUND; UNKNOWN_TOPIC_OR_PARTITION for a partition the topic lacks");
     b.stop().await;
 }
 

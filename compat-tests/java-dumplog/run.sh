@@ -5,6 +5,9 @@
 # batch whose max timestamp is the entry's, timestamps strictly growing), and --index-sanity-check.
 # Checked twice: on a copy of the data dir taken while Fjord runs (the active segments' indexes hold
 # their entries as data arrives), and on the data dir after a clean stop (sealed and closed indexes).
+# Before the checks, kafka-reassign-partitions.sh with log_dirs gathers the topics into the first
+# of Fjord's two log dirs (AlterReplicaLogDirs, then --verify until it reports the moves done), so
+# the segments and indexes checked include those Fjord's move copied.
 # Any line the tool prints on stderr fails the suite. Needs kcat and the Kafka distribution
 # (KAFKA_HOME, default ../shared/kafka-4.0.0 beside the repository) with Java 17.
 set -uo pipefail
@@ -23,8 +26,9 @@ mkdir -p "$LOG_DIR"
 
 N="${DUMPLOG_RECORDS:-20000}"
 TOPICS=(plain lz4 keyed)
-# 256 KiB segments so each topic rolls several times; index entries every 1000 bytes.
-fjord_start "$WORK/data" --override num.partitions=1 --override log.segment.bytes=262144 \
+# 256 KiB segments so each topic rolls several times; index entries every 1000 bytes. Two log
+# dirs: the topics are spread over them until the move below.
+fjord_start "$WORK/data" --override "log.dirs=$WORK/data,$WORK/data2" --override num.partitions=1 --override log.segment.bytes=262144 \
   --override log.index.interval.bytes=1000 || { fail "broker starts"; suite_finish; exit 1; }
 KC=(kcat -b "$FJORD_BOOTSTRAP" -m 15 -X socket.timeout.ms=15000)
 
@@ -36,6 +40,27 @@ produced=0
 "${KC[@]}" -P -t lz4 -p 0 -z lz4 -X batch.num.messages=50 -X linger.ms=5 -l "$WORK/values.txt" >"$WORK/produce-lz4.out" 2>&1 && produced=$((produced + 1))
 "${KC[@]}" -P -t keyed -p 0 -K '\x1f' -D '\x1e' -X batch.num.messages=7 -X linger.ms=5 -l "$WORK/keyed.txt" >"$WORK/produce-keyed.out" 2>&1 && produced=$((produced + 1))
 assert_eq "kcat -P $N records to each of ${TOPICS[*]}" 3 "$produced"
+
+# Every topic to the first log dir (a no-op for those already there), with the stock tool.
+REASSIGN="$KAFKA_HOME/bin/kafka-reassign-partitions.sh"
+moving=0
+for t in "${TOPICS[@]}"; do [ -d "$WORK/data2/$t-0" ] && moving=$((moving + 1)); done
+check "some topic is in the second log dir before the move" test "$moving" -gt 0
+parts=""
+for t in "${TOPICS[@]}"; do parts="$parts${parts:+,}{\"topic\":\"$t\",\"partition\":0,\"replicas\":[1],\"log_dirs\":[\"$WORK/data\"]}"; done
+echo "{\"version\":1,\"partitions\":[$parts]}" >"$WORK/move.json"
+"$REASSIGN" --bootstrap-server "$FJORD_BOOTSTRAP" --reassignment-json-file "$WORK/move.json" --execute >"$WORK/reassign-execute.out" 2>&1
+check "kafka-reassign-partitions.sh --execute with log_dirs exits 0" test $? -eq 0
+assert_eq "--execute starts a log dir move for each replica" 3 "$(grep -c "^Successfully started moving log directory to $WORK/data for replica" "$WORK/reassign-execute.out")"
+for _ in 1 2 3 4 5; do
+  "$REASSIGN" --bootstrap-server "$FJORD_BOOTSTRAP" --reassignment-json-file "$WORK/move.json" --verify >"$WORK/reassign-verify.out" 2>&1
+  [ "$(grep -c '^Reassignment of replica .* completed successfully' "$WORK/reassign-verify.out")" -eq 3 ] && break
+  sleep 1
+done
+assert_eq "--verify reports every replica's move completed" 3 "$(grep -c '^Reassignment of replica .* completed successfully' "$WORK/reassign-verify.out")"
+left=0
+for t in "${TOPICS[@]}"; do [ -e "$WORK/data2/$t-0" ] || [ ! -d "$WORK/data/$t-0" ] && left=$((left + 1)); done
+assert_eq "every topic is in the first log dir only" 0 "$left"
 
 # dump_check LABEL DATA_DIR: runs the tool on the topics' segment files under DATA_DIR.
 dump_check() {

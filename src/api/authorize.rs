@@ -526,6 +526,21 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
         ApiKey::UpdateFeatures => cluster(g, Operation::Alter).map(|code| Box::new(UpdateFeaturesResponse::default().with_error_code(code).with_error_message(cluster_message())) as Box<dyn Encodable>),
         // KIP-714's ListClientMetricsResources (API 74): DESCRIBE_CONFIGS on the cluster.
         ApiKey::ListConfigResources => cluster(g, Operation::DescribeConfigs).map(|code| Box::new(ListConfigResourcesResponse::default().with_error_code(code)) as Box<dyn Encodable>),
+        ApiKey::AlterReplicaLogDirs => {
+            let r = decode!(AlterReplicaLogDirsRequest);
+            cluster(g, Operation::Alter).map(|code| {
+                // Every partition asked for, under its topic, as Kafka answers.
+                let mut topics: Vec<alter_replica_log_dirs_response::AlterReplicaLogDirTopicResult> = Vec::new();
+                for t in r.dirs.iter().flat_map(|d| d.topics.iter()) {
+                    let partitions = t.partitions.iter().map(|&p| alter_replica_log_dirs_response::AlterReplicaLogDirPartitionResult::default().with_partition_index(p).with_error_code(code));
+                    match topics.iter_mut().find(|x| x.topic_name == t.name) {
+                        Some(x) => x.partitions.extend(partitions),
+                        None => topics.push(alter_replica_log_dirs_response::AlterReplicaLogDirTopicResult::default().with_topic_name(t.name.clone()).with_partitions(partitions.collect())),
+                    }
+                }
+                Box::new(AlterReplicaLogDirsResponse::default().with_results(topics)) as Box<dyn Encodable>
+            })
+        }
         ApiKey::DescribeLogDirs => cluster(g, Operation::Describe).map(|code| Box::new(DescribeLogDirsResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::OffsetDelete => {
             let r = decode!(OffsetDeleteRequest);

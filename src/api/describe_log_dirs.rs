@@ -1,7 +1,9 @@
 //! DescribeLogDirs: each log dir with its partitions (size in bytes; lag 0, as this broker
 //! holds every replica it serves) and, from v4, the file system's total and usable bytes. A
 //! request may name topics and partitions; null means all. An offline log dir is listed with
-//! KAFKA_STORAGE_ERROR and no partitions, as Kafka lists it.
+//! KAFKA_STORAGE_ERROR and no partitions, as Kafka lists it. A partition being moved into a dir
+//! (AlterReplicaLogDirs) is listed there too, as Kafka lists a future replica: `is_future_key`,
+//! the bytes copied so far, and how many offsets the copy is behind.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,13 +25,16 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeLogDirsRequest, version: 
         .into_iter()
         .map(|d| {
             let mut topics: Vec<(String, Vec<DescribeLogDirsPartition>)> = Vec::new();
-            for (tp, size) in d.partitions {
+            let mut listed: Vec<(crate::types::TopicPartition, u64, i64, bool)> =
+                d.partitions.into_iter().map(|(tp, size)| (tp, size, 0, false)).chain(d.futures.into_iter().map(|(tp, size, lag)| (tp, size, lag, true))).collect();
+            listed.sort_by(|a, b| (&a.0, a.3).cmp(&(&b.0, b.3)));
+            for (tp, size, lag, future) in listed {
                 if let Some(w) = &wanted {
                     if !w.get(&tp.topic).is_some_and(|ps| ps.contains(&tp.partition)) {
                         continue;
                     }
                 }
-                let p = DescribeLogDirsPartition::default().with_partition_index(tp.partition).with_partition_size(size as i64).with_offset_lag(0);
+                let p = DescribeLogDirsPartition::default().with_partition_index(tp.partition).with_partition_size(size as i64).with_offset_lag(lag).with_is_future_key(future);
                 match topics.last_mut() {
                     Some((name, ps)) if *name == tp.topic => ps.push(p),
                     _ => topics.push((tp.topic.clone(), vec![p])),

@@ -45,6 +45,17 @@ pub fn storage(e: &StorageError) -> i16 {
     }
 }
 
+/// AlterReplicaLogDirs' per-partition errors, as Kafka's ReplicaManager answers them.
+pub fn log_move(e: &crate::storage::log_move::MoveError) -> i16 {
+    use crate::storage::log_move::MoveError;
+    match e {
+        MoveError::LogDirNotFound(_) => E::LogDirNotFound.code(),
+        MoveError::NoReplica(_) => E::ReplicaNotAvailable.code(),
+        MoveError::NameTooLong(_) => E::InvalidTopicException.code(),
+        MoveError::Storage(s) => storage(s),
+    }
+}
+
 pub fn replica(e: &ReplicaError) -> i16 {
     match e {
         ReplicaError::UnknownTopicOrPartition => E::UnknownTopicOrPartition.code(),

@@ -6,6 +6,7 @@ mod add_partitions_to_txn;
 pub(crate) mod alter_client_quotas;
 mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
+mod alter_replica_log_dirs;
 mod api_versions;
 mod authorize;
 mod consumer_group_describe;
@@ -482,6 +483,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::OffsetDelete => serve_on_pool_checked!(OffsetDeleteRequest, offset_delete::handle, authorize::offset_delete, topics),
         ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
         ApiKey::DeleteRecords => serve_on_pool_checked!(DeleteRecordsRequest, delete_records::handle, authorize::delete_records, topics),
+        ApiKey::AlterReplicaLogDirs => serve_on_pool!(AlterReplicaLogDirsRequest, alter_replica_log_dirs::handle),
         ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
         ApiKey::OffsetForLeaderEpoch => {
             let mut req = OffsetForLeaderEpochRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;

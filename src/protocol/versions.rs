@@ -30,6 +30,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
+    // A single node answers a reassignment to its own replica (what kafka-reassign-partitions.sh
+    // sends to move log dirs) as done; a quorum node hands them to the controller.
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -66,8 +71,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
-    (ApiKey::AlterPartitionReassignments, 0, 1),
-    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The APIs a node serves: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum.

@@ -202,6 +202,9 @@ pub struct PartitionLog {
     /// from its start): a clean close then writes none. Closing thousands of untouched
     /// partitions wrote and fsynced a snapshot for each.
     snapshot_at_end: bool,
+    /// Bumped whenever a sealed segment's bytes change under the same file name (a truncation,
+    /// a cleaner swap): a copy of the directory taken before is stale (a move between log dirs).
+    rewrites: u64,
 }
 
 /// What a durable-mode sync needs, taken under the partition lock and used without it: the
@@ -344,6 +347,7 @@ impl PartitionLog {
             open_stats: stats,
             truncations: 0,
             snapshot_at_end: false,
+            rewrites: 0,
         };
         // A single broker leads every partition from its creation, in epoch 0: the first open
         // records that (Kafka's leader does the same when it takes a partition over).
@@ -498,6 +502,38 @@ impl PartitionLog {
 
     pub fn set_high_watermark(&mut self, offset: i64) {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset);
+        self.publish();
+    }
+    /// See the field: how many times sealed segments changed in place.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
+    }
+    /// The active segment's base offset and the bytes of whole batches in its `.log` file: what
+    /// a reader without the lock may copy (the file only grows past it, unless a truncation
+    /// counts a rewrite).
+    pub fn active_segment_size(&self) -> (i64, u64) {
+        self.segments.iter().next_back().map_or((self.log_end_offset, 0), |(b, s)| (*b, s.size()))
+    }
+    /// The base offsets of the sealed segments (every segment but the active one).
+    pub fn sealed_segment_bases(&self) -> Vec<i64> {
+        let n = self.segments.len().saturating_sub(1);
+        self.segments.keys().take(n).copied().collect()
+    }
+    /// Carries what lives only in memory over from `old`, the same partition opened from
+    /// another directory (a move between log dirs): the high watermark, the leader epoch in
+    /// force, the config, and the published read bounds that lock-free readers already hold.
+    pub fn take_over(&mut self, old: &PartitionLog) {
+        self.config = old.config.clone();
+        self.leader_epoch = old.leader_epoch;
+        self.last_flush_ms = old.last_flush_ms;
+        // Syncs and roll flushes taken on `old` may complete on this log: its counters go on
+        // from `old`'s, every file here being fsynced already.
+        self.truncations = old.truncations;
+        self.rewrites = old.rewrites;
+        self.dir_changes = old.dir_changes;
+        self.dir_synced = old.dir_changes;
+        self.high_watermark = old.high_watermark.clamp(self.log_start_offset, self.log_end_offset);
+        self.published = old.published.clone();
         self.publish();
     }
     /// The read bounds for readers that do not take this log's lock.
@@ -1022,6 +1058,7 @@ impl PartitionLog {
             return Ok(());
         }
         self.truncations += 1;
+        self.rewrites += 1;
         self.snapshot_at_end = false;
         self.durable_synced = None;
         // Segments starting at or after `offset` hold nothing that survives.
@@ -1285,6 +1322,7 @@ impl PartitionLog {
             }
             return Ok(false);
         }
+        self.rewrites += 1;
         for c in &output.segments {
             let cleaned = Segment::file_paths(&self.dir, c.base_offset, cleaner::CLEANED_SUFFIX);
             let swap = Segment::file_paths(&self.dir, c.base_offset, cleaner::SWAP_SUFFIX);

@@ -22,6 +22,12 @@ use crate::types::TopicPartition;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Suffix of a partition directory being deleted.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
+/// Suffix of a partition's copy being made in another log dir (AlterReplicaLogDirs): never
+/// authoritative, so an open removes it (see `log_move`).
+pub const FUTURE_DIR_SUFFIX: &str = "-future";
+/// In a partition directory: the copy a move committed. If the partition's old directory is
+/// still there at open (a crash between the two renames), this one wins and the old one goes.
+pub const MOVED_MARKER_FILE: &str = ".fjord-moved";
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -45,6 +51,9 @@ pub fn lock_log(log: &SharedLog) -> Result<MutexGuard<'_, PartitionLog>> {
 pub struct LogDirUsage {
     pub dir: PathBuf,
     pub partitions: Vec<(TopicPartition, u64)>,
+    /// Partitions being moved into this dir: (partition, bytes copied so far, offsets the copy
+    /// lags behind the log end), Kafka's "future" replicas.
+    pub futures: Vec<(TopicPartition, u64, i64)>,
     /// (total, usable) bytes of its file system; an error means the dir is not usable.
     pub space: std::io::Result<(u64, u64)>,
     /// Why the dir is offline (then `partitions` is empty: nothing in it is served).
@@ -52,31 +61,33 @@ pub struct LogDirUsage {
 }
 
 #[derive(Debug)]
-struct Entry {
-    log_dir: PathBuf,
-    log: SharedLog,
+pub(super) struct Entry {
+    pub(super) log_dir: PathBuf,
+    pub(super) log: SharedLog,
     /// The log's read bounds, readable without its lock ([`PublishedOffsets`]).
     published: Arc<PublishedOffsets>,
     /// The cleaner's position: offsets below it were compacted (cleaner-offset-checkpoint).
-    first_dirty: Arc<AtomicI64>,
+    pub(super) first_dirty: Arc<AtomicI64>,
 }
 
 /// All partition logs of this broker. Every method blocks on disk I/O.
 #[derive(Debug)]
 pub struct LogManager {
-    log_dirs: Vec<PathBuf>,
+    pub(super) log_dirs: Vec<PathBuf>,
     default_config: LogConfig,
-    io: Arc<dyn FileIo>,
+    pub(super) io: Arc<dyn FileIo>,
     logs: RwLock<HashMap<TopicPartition, Entry>>,
     /// Per log dir, whether the last shutdown was clean (informational).
     clean_at_open: Vec<bool>,
     /// Serializes checkpoint writers (periodic task, retention, DeleteRecords, cleaner, close):
     /// two at once would share the temp file, and the later rename could install stale offsets.
-    checkpoint_lock: Mutex<()>,
+    pub(super) checkpoint_lock: Mutex<()>,
     /// `num.recovery.threads.per.data.dir`: threads that load and close partitions.
     threads_per_dir: usize,
     /// The log dirs taken offline by an I/O error.
-    failures: Arc<LogDirFailures>,
+    pub(super) failures: Arc<LogDirFailures>,
+    /// Partitions being moved to another log dir (`log_move`), with where to and how far.
+    pub(super) moves: Mutex<HashMap<TopicPartition, Arc<super::log_move::MoveState>>>,
 }
 
 /// Kafka's default of `num.recovery.threads.per.data.dir`.
@@ -148,6 +159,10 @@ impl LogManager {
         threads_per_dir: usize,
     ) -> Result<Self> {
         let threads_per_dir = threads_per_dir.max(1);
+        for dir in &log_dirs {
+            io.create_dir_all(dir)?;
+        }
+        super::log_move::finish_interrupted_moves(io.as_ref(), &log_dirs)?;
         let mut logs: HashMap<TopicPartition, Entry> = HashMap::new();
         let mut clean_at_open = Vec::with_capacity(log_dirs.len());
         for dir in &log_dirs {
@@ -233,14 +248,15 @@ impl LogManager {
             clean_at_open,
             checkpoint_lock: Mutex::new(()),
             threads_per_dir,
+            moves: Mutex::new(HashMap::new()),
         })
     }
 
-    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Entry>> {
+    pub(super) fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<TopicPartition, Entry>> {
         // The map only ever holds complete entries, so a poisoned lock still guards consistent data.
         self.logs.read().unwrap_or_else(|e| e.into_inner())
     }
-    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Entry>> {
+    pub(super) fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<TopicPartition, Entry>> {
         self.logs.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -407,7 +423,9 @@ impl LogManager {
         // Its files are closed now where nobody else holds the log (a rollback after EMFILE needs
         // the descriptors back for the directory fsync below).
         drop(entry.log);
-        let doomed = entry.log_dir.join(format!(
+        // A move that committed while this waited for the lock put the log in another log dir.
+        let log_dir = dir.parent().map_or_else(|| entry.log_dir.clone(), std::path::Path::to_path_buf);
+        let doomed = log_dir.join(format!(
             "{}.{}{}",
             tp.dir_name(),
             uuid::Uuid::new_v4().simple(),
@@ -415,12 +433,12 @@ impl LogManager {
         ));
         let removed = (|| -> Result<()> {
             self.io.rename(&dir, &doomed)?;
-            self.io.sync_dir(&entry.log_dir)?;
+            self.io.sync_dir(&log_dir)?;
             self.io.remove_dir_all(&doomed)?;
             Ok(())
         })();
         if let Err(e) = &removed {
-            self.failures.report(&entry.log_dir, "deleting a partition", e);
+            self.failures.report(&log_dir, "deleting a partition", e);
         }
         removed
     }
@@ -476,6 +494,13 @@ impl LogManager {
     /// Writes each log dir's recovery-point and log-start-offset checkpoints.
     pub fn checkpoint(&self) -> Result<()> {
         let _one_writer = self.checkpoint_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.checkpoint_locked(None)
+    }
+
+    /// [`LogManager::checkpoint`] for a caller holding `checkpoint_lock`. `moving`: a partition
+    /// whose lock the caller holds, written with the given (log dir, recovery point, log start
+    /// offset) instead of being read from its log.
+    pub(super) fn checkpoint_locked(&self, moving: Option<(&TopicPartition, &std::path::Path, i64, i64)>) -> Result<()> {
         let entries = self.snapshot_entries();
         let mut first_error = None;
         for dir in &self.log_dirs {
@@ -488,14 +513,30 @@ impl LogManager {
                 if log_dir != dir {
                     continue;
                 }
+                // The moving partition's lock is the caller's: its values come with the call.
+                if let Some((m, _, rp, start)) = moving
+                    && m == tp
+                {
+                    rps.push((tp.clone(), rp));
+                    starts.push((tp.clone(), start));
+                    continue;
+                }
                 let l = lock_log(log)?;
                 rps.push((tp.clone(), l.recovery_point()));
                 starts.push((tp.clone(), l.log_start_offset()));
             }
+            // A moving partition is written in the dir it goes to as well as in its own.
+            if let Some((tp, to, rp, start)) = moving
+                && to == dir.as_path()
+            {
+                rps.push((tp.clone(), rp));
+                starts.push((tp.clone(), start));
+            }
+            let moved_here = |tp: &TopicPartition| moving.is_some_and(|(m, to, ..)| m == tp && to == dir.as_path());
             let mut cleaned: Vec<(TopicPartition, i64)> = self
                 .read_map()
                 .iter()
-                .filter(|(_, e)| &e.log_dir == dir && e.first_dirty.load(Ordering::Relaxed) > 0)
+                .filter(|(tp, e)| (&e.log_dir == dir || moved_here(tp)) && e.first_dirty.load(Ordering::Relaxed) > 0)
                 .map(|(tp, e)| (tp.clone(), e.first_dirty.load(Ordering::Relaxed)))
                 .collect();
             rps.sort();
@@ -554,7 +595,7 @@ impl LogManager {
             .iter()
             .map(|dir| {
                 if let Some((_, cause)) = self.failures.offline_dirs().into_iter().find(|(d, _)| d == dir) {
-                    return LogDirUsage { dir: dir.clone(), partitions: Vec::new(), space: Err(std::io::Error::other(cause.clone())), offline: Some(cause) };
+                    return LogDirUsage { dir: dir.clone(), partitions: Vec::new(), futures: Vec::new(), space: Err(std::io::Error::other(cause.clone())), offline: Some(cause) };
                 }
                 let mut partitions: Vec<(TopicPartition, u64)> = entries
                     .iter()
@@ -562,7 +603,17 @@ impl LogManager {
                     .filter_map(|(tp, _, log)| lock_log(log).ok().map(|l| (tp.clone(), l.size_bytes())))
                     .collect();
                 partitions.sort();
-                LogDirUsage { dir: dir.clone(), partitions, space: self.io.disk_space(dir), offline: None }
+                let mut futures: Vec<(TopicPartition, u64, i64)> = self
+                    .moves
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    // Once switched in, the copy is the partition: listed once, as current.
+                    .filter(|(tp, _)| !partitions.iter().any(|(p, _)| p == *tp))
+                    .filter_map(|(tp, m)| m.future_progress(dir).map(|(bytes, lag)| (tp.clone(), bytes, lag)))
+                    .collect();
+                futures.sort();
+                LogDirUsage { dir: dir.clone(), partitions, futures, space: self.io.disk_space(dir), offline: None }
             })
             .collect()
     }
@@ -581,6 +632,10 @@ impl LogManager {
         let mut cleaned = 0;
         for (tp, dir, log, first_dirty) in entries {
             if self.failures.is_offline(&dir) {
+                continue;
+            }
+            if self.is_moving(&tp) {
+                // Its sealed segments are being copied: a swap now would make the copy start over.
                 continue;
             }
             let Some(plan) = lock_log(&log)?.plan_clean(first_dirty.load(Ordering::Relaxed), now_ms) else { continue };

@@ -33,6 +33,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod log_dir_failure;
 pub mod log_manager;
+pub mod log_move;
 pub mod offset_index;
 pub mod producer_state;
 pub mod recovery;
