@@ -264,3 +264,106 @@ async fn fjord_with_broker_options_and_no_subcommand_starts_a_broker_the_cli_can
     assert_eq!(info["brokers"][0]["port"], port);
     broker.kill().await.unwrap();
 }
+
+/// A `fjord consume` child left running, its output lines collected as they come.
+struct Background {
+    child: tokio::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Background {
+    fn start(addr: SocketAddr, args: &[&str]) -> Background {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
+            .args(args)
+            .arg("-b")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the fjord binary runs");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (out, sink) = (child.stdout.take().unwrap(), lines.clone());
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Background { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// Polls `fjord group describe --json` until `ok` holds (20 s at most).
+async fn wait_for_group(addr: SocketAddr, group: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let d = json(addr, &["group", "describe", group], "").await;
+        if ok(&d[0]) {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("group {group}: never {what}: {}", json(addr, &["group", "describe", group], "").await);
+}
+
+async fn wait_for_lines(b: &Background, n: usize) {
+    for _ in 0..100 {
+        if b.lines().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("expected {n} lines, got {:?}", b.lines());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_one_group_share_the_partitions_and_hand_them_over_when_one_leaves() {
+    let b = TestBroker::start(&["group.consumer.heartbeat.interval.ms=500", "group.consumer.min.heartbeat.interval.ms=500"]).await;
+    ok(b.addr, &["topic", "create", "shared", "-p", "4"], "").await;
+    let format = ["-f", "%p %s\\n"];
+    let first = Background::start(b.addr, &[&["consume", "-t", "shared", "-g", "readers", "--from-beginning"][..], &format].concat());
+    let one_member = |g: &Value| g["state"] == "Stable" && g["members"].as_array().is_some_and(|m| m.len() == 1 && m[0]["partitions"] == 4);
+    wait_for_group(b.addr, "readers", "gave the first member all 4 partitions", one_member).await;
+    // The second stops after its share (2 partitions of 10 records) and leaves the group.
+    let second = Background::start(b.addr, &[&["consume", "-t", "shared", "-g", "readers", "--from-beginning", "-c", "20"][..], &format].concat());
+    let two_members = |g: &Value| g["state"] == "Stable" && g["members"].as_array().is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["partitions"] == 2));
+    wait_for_group(b.addr, "readers", "split the partitions 2 and 2", two_members).await;
+
+    for p in 0..4 {
+        let lines: String = (0..10).map(|i| format!("r{p}-{i}\n")).collect();
+        ok(b.addr, &["produce", "-t", "shared", "-p", &p.to_string()], &lines).await;
+    }
+    wait_for_lines(&first, 20).await;
+    wait_for_lines(&second, 20).await;
+    let partitions = |lines: &[String]| lines.iter().map(|l| l.split(' ').next().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>();
+    let (a, c) = (first.lines(), second.lines());
+    assert_eq!(partitions(&a).len(), 2, "{a:?}");
+    assert!(partitions(&a).is_disjoint(&partitions(&c)), "each partition read by one member: {a:?} {c:?}");
+    let mut all: Vec<String> = a.iter().chain(c.iter()).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "every record once");
+
+    // The second member exits after its 20 records; its partitions go to the first, which goes
+    // on from the offsets the second committed.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), second.child.wait_with_output()).await.expect("the second member exits").unwrap();
+    assert!(status.status.success());
+    wait_for_group(b.addr, "readers", "gave the first member all 4 partitions back", one_member).await;
+    for p in 0..4 {
+        ok(b.addr, &["produce", "-t", "shared", "-p", &p.to_string()], &format!("late{p}\n")).await;
+    }
+    wait_for_lines(&first, 24).await;
+    let late: Vec<String> = first.lines()[20..].to_vec();
+    assert_eq!(partitions(&late).len(), 4, "the first member reads every partition now and nothing twice: {late:?}");
+    assert!(late.iter().all(|l| l.contains(" late")), "{late:?}");
+    let d = wait_for_group(b.addr, "readers", "committed everything", |g| g["total_lag"] == 0).await;
+    assert_eq!(d[0]["offsets"].as_array().unwrap().len(), 4, "{d}");
+    drop(first);
+    b.stop().await;
+}

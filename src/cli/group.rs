@@ -122,9 +122,10 @@ pub async fn committed_offsets(cluster: &mut Cluster, group: &str, topics: Optio
     Ok(out)
 }
 
-/// Commits offsets as a consumer that is not a member (generation -1, no member id), which a
-/// coordinator accepts only while the group has no members.
-pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeMap<(String, i32), i64>) -> Result<()> {
+/// Commits offsets as `member` (its id and epoch or generation), or with none as a consumer that
+/// is not a member (generation -1, no member id), which a coordinator accepts only while the
+/// group has no members.
+pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeMap<(String, i32), i64>, member: Option<(&str, i32)>) -> Result<()> {
     let coordinator = cluster.coordinator(group).await?;
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for ((t, p), o) in offsets {
@@ -135,18 +136,19 @@ pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeM
     }
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(str_bytes(""))
+        .with_generation_id_or_member_epoch(member.map_or(-1, |m| m.1))
+        .with_member_id(str_bytes(member.map_or("", |m| m.0)))
         .with_retention_time_ms(-1)
         .with_topics(by_topic.into_iter().map(|(t, ps)| OffsetCommitRequestTopic::default().with_name(topic_name(t)).with_partitions(ps)).collect());
-    // v8 at most: the fields every broker from Kafka 2.3 on reads the same way.
-    let mut response = send_capped(&coordinator, &request, 8).await?;
+    // v9 at most: the fields every broker from Kafka 2.3 on reads the same way (v9 adds none; a
+    // KIP-848 member must commit with it, older versions are refused for such groups).
+    let mut response = send_capped(&coordinator, &request, 9).await?;
     for _ in 1..COORDINATOR_TRIES {
         if !response.topics.iter().flat_map(|t| t.partitions.iter()).any(|p| coordinator_retriable(p.error_code)) {
             break;
         }
         pause().await;
-        response = send_capped(&*cluster.coordinator(group).await?, &request, 8).await?;
+        response = send_capped(&*cluster.coordinator(group).await?, &request, 9).await?;
     }
     for t in &response.topics {
         for p in &t.partitions {
@@ -478,7 +480,7 @@ async fn reset(cluster: &mut Cluster, common: &Common, group: &str, topics: &[St
         // Committed in chunks so progress shows on thousands of partitions.
         for (i, chunk) in entries.chunks(500).enumerate() {
             let part: BTreeMap<(String, i32), i64> = chunk.iter().cloned().collect();
-            commit_offsets(cluster, group, &part).await?;
+            commit_offsets(cluster, group, &part, None).await?;
             commit_progress.update(((i + 1) * 500).min(entries.len()) as u64);
         }
         commit_progress.finish(entries.len() as u64, false);
