@@ -181,6 +181,20 @@ async fn a_group_commits_shows_its_lag_and_is_reset_only_with_execute() {
     let current: Vec<_> = d[0]["offsets"].as_array().unwrap().iter().map(|o| o["current_offset"].as_i64().unwrap()).collect();
     assert_eq!(current, [7, 2], "{d}");
 
+    // A time before every record is the start of the log; one after them all, the end.
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "2000-01-01T00:00:00.000", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert!(d[0]["offsets"].as_array().unwrap().iter().all(|o| o["current_offset"] == 0), "{d}");
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "2999-01-01T00:00:00.000+01:00", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert_eq!(d[0]["total_lag"], 0, "{d}");
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--by-duration", "P1D", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert_eq!(d[0]["total_lag"], 12, "every record is younger than a day: {d}");
+    let plan = json(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-current"], "").await;
+    assert!(plan["offsets"].as_array().unwrap().iter().all(|o| o["new_offset"] == o["previous_offset"]), "{plan}");
+    assert!(!fjord(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "yesterday"], "").await.ok);
+
     ok(b.addr, &["group", "delete", "workers"], "").await;
     let listed = json(b.addr, &["group", "list"], "").await;
     assert!(listed.as_array().unwrap().iter().all(|g| g["group"] != "workers"), "{listed}");
