@@ -248,6 +248,24 @@ async fn a_file_of_many_records_goes_out_in_batches_and_comes_back_whole() {
     got.dedup();
     assert_eq!(got.len(), 5000);
     assert!(got.contains(&"key-4999=value-4999"));
+
+    // The producer is idempotent: every partition's batches carry one producer id and the
+    // sequence numbers of all its records.
+    use kafka_protocol::messages::{DescribeProducersRequest, TopicName, describe_producers_request::TopicRequest};
+    let mut c = b.client().await;
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default().with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("bulk"))).with_partition_indexes(vec![0, 1, 2, 3])]);
+    let r = c.send(&req, 0).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for p in &r.topics[0].partitions {
+        let records = produced["partitions"].as_array().unwrap().iter().find(|x| x["partition"] == p.partition_index).map_or(0, |x| x["records"].as_i64().unwrap());
+        if records == 0 {
+            continue;
+        }
+        assert_eq!(p.active_producers.len(), 1, "{p:?}");
+        assert_eq!(p.active_producers[0].last_sequence as i64, records - 1, "partition {}", p.partition_index);
+        ids.insert(p.active_producers[0].producer_id.0);
+    }
+    assert_eq!(ids.len(), 1, "one producer id for the whole run: {ids:?}");
     b.stop().await;
 }
 
