@@ -8,6 +8,7 @@ mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
 mod alter_replica_log_dirs;
 mod api_versions;
+mod error_counts;
 mod authorize;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -61,6 +62,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use error_counts::ErrorCounts;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
@@ -196,11 +198,15 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     reply
 }
 
-/// Counts each partition's error code of a response (NONE included), as Kafka's errors metric.
-fn count_errors(broker: &Broker, kind: RequestKind, codes: impl Iterator<Item = i16>) {
-    for code in codes {
-        broker.metrics.record_error(kind, code);
-    }
+/// Counts every error code of a response (NONE included), as Kafka's errors metric.
+fn count_errors<M: ErrorCounts>(broker: &Broker, kind: RequestKind, version: i16, response: &M) {
+    response.error_codes(version, &mut |code| broker.metrics.record_error(kind, code));
+}
+
+/// A response's frame, its error codes counted for the request's API.
+fn answer<M: kafka_protocol::protocol::Encodable + ErrorCounts>(broker: &Broker, key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
+    count_errors(broker, RequestKind::Api(key as i16), version, body);
+    encode(key, version, corr, body)
 }
 
 async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kind: &mut Option<RequestKind>) -> Result<Reply, FrameError> {
@@ -213,7 +219,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return encode(key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
+            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -229,13 +235,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
     if let Some(g) = &guard
         && let Some(refused) = authorize::refuse_whole(g, key, version, &body).map_err(FrameError::Malformed)?
     {
+        refused.count_errors(version, &mut |code| broker.metrics.record_error(RequestKind::Api(key as i16), code));
         return refused.encode_frame(key, version, corr).map(Reply::now);
     }
     macro_rules! serve {
         ($req:ty, $handler:expr) => {{
             let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let resp = $handler(broker, req, version).await;
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }};
     }
     // Handlers that may touch a disk (append, read, checkpoint, create or delete a log, write a
@@ -247,7 +254,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
             let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }};
     }
     // Handlers on the request handler threads whose answer loses what the principal may not
@@ -261,7 +268,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             if let Some(g) = &guard {
                 $filter(g, &mut resp);
             }
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }};
     }
     // Handlers on the request handler threads whose request loses its refused parts first
@@ -277,7 +284,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let b = broker.clone();
             let mut resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
             resp.$field.extend(refused);
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }};
     }
     // KIP-951 leader endpoints (Produce, Fetch) are made on the first client listener: moved to
@@ -309,7 +316,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 authorize::metadata_response(g, all_topics, &mut resp);
                 resp.topics.extend(refused);
             }
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::Produce => {
             let mut req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -321,20 +328,18 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             match outcome {
                 produce::Outcome::Respond(mut resp) => {
                     resp.responses.extend(refused);
-                    count_errors(broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
                     resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
-                    encode(key, version, corr, &resp).map(Reply::now)
+                    answer(broker, key, version, corr, &resp).map(Reply::now)
                 }
                 produce::Outcome::AfterSync(durable) => {
                     let broker = broker.clone();
                     Ok(Reply::Later(tokio::spawn(async move {
                         let mut resp = durable.answer(broker.clone()).await;
                         resp.responses.extend(refused);
-                        count_errors(&broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                         resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
-                        encode(key, version, corr, &resp)
+                        answer(&broker, key, version, corr, &resp)
                     })))
                 }
                 // acks=0 with a refused topic: closing tells the client, as Kafka does.
@@ -361,8 +366,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             fetched.response.responses.extend(refused);
             let fetch_kind = if fetched.follower { RequestKind::FetchFollower } else { RequestKind::FetchConsumer };
             *kind = Some(fetch_kind);
-            let top = (fetched.response.error_code != 0).then_some(fetched.response.error_code);
-            count_errors(broker, fetch_kind, top.into_iter().chain(fetched.response.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code))));
+            count_errors(broker, fetch_kind, version, &fetched.response);
             on_listener!(fetched.response.node_endpoints);
             let files = std::mem::take(&mut fetched.files);
             let frame = encode_with_files(key, version, corr, &fetched.response, files)?;
@@ -380,7 +384,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let mut throttled = fetched.response;
             throttled.responses.clear();
             throttled.throttle_time_ms = throttle_ms;
-            encode(key, version, corr, &throttled).map(Reply::now)
+            answer(broker, key, version, corr, &throttled).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool_checked!(ListOffsetsRequest, list_offsets::handle, authorize::list_offsets, topics),
         ApiKey::CreateTopics => serve_on_pool_checked!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics),
@@ -392,7 +396,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             if let Some(g) = &guard {
                 authorize::describe_cluster(g, &mut resp);
             }
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::DescribeTopicPartitions => {
             let req = DescribeTopicPartitionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -404,19 +408,19 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 }
                 None => describe_topic_partitions::describe(broker, req, &|_: &str| true),
             };
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::DescribeConfigs => {
             let mut req = DescribeConfigsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::describe_configs(g, &mut req)).unwrap_or_default();
             let mut resp = describe_configs::handle(broker, req, version).await;
             resp.results.extend(refused);
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::FindCoordinator => {
             let mut req = FindCoordinatorRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = match guard.as_ref().map(|g| authorize::find_coordinator(g, &mut req, version)) {
-                Some(Err(resp)) => return encode(key, version, corr, &resp).map(Reply::now),
+                Some(Err(resp)) => return answer(broker, key, version, corr, &resp).map(Reply::now),
                 Some(Ok(refused)) => refused,
                 None => Vec::new(),
             };
@@ -424,7 +428,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let (b, listener) = (broker.clone(), session.listener.clone());
             let mut resp = broker.io_pool.run(move || rt.block_on(find_coordinator::handle(&b, req, version, &listener))).await;
             resp.coordinators.extend(refused);
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
@@ -432,7 +436,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let client_id = session.client_id.clone().unwrap_or_default();
             let client_host = format!("/{}", session.peer.ip());
             let resp = join_group::handle(broker, req, version, client_id, client_host).await;
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::ConsumerGroupHeartbeat => {
             // Like JoinGroup, the member's client id and host come from the connection.
@@ -442,7 +446,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
             let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::ConsumerGroupDescribe => serve_on_pool_filtered!(ConsumerGroupDescribeRequest, consumer_group_describe::handle, authorize::consumer_group_describe),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
@@ -455,15 +459,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let b = broker.clone();
             let mut resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
             resp.topics.extend(refused);
-            count_errors(broker, RequestKind::Api(key as i16), resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::OffsetFetch => {
             let mut req = OffsetFetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let (group_refused, refused) = guard.as_ref().map(|g| authorize::offset_fetch_request(g, &mut req, version)).unwrap_or_default();
             if group_refused {
                 let resp = OffsetFetchResponse::default().with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code());
-                return encode(key, version, corr, &resp).map(Reply::now);
+                return answer(broker, key, version, corr, &resp).map(Reply::now);
             }
             // Which groups asked for all their offsets ("" stands for the v0-7 request's one group).
             let all_single = req.topics.is_none();
@@ -475,7 +478,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 authorize::offset_fetch_response(g, |group| if group.is_empty() { all_single } else { all_groups.contains(group) }, &mut resp);
                 resp.groups.extend(refused);
             }
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::DescribeGroups => serve_on_pool_filtered!(DescribeGroupsRequest, describe_groups::handle, authorize::describe_groups),
         ApiKey::ListGroups => serve_on_pool_filtered!(ListGroupsRequest, list_groups::handle, authorize::list_groups),
@@ -490,7 +493,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let refused = guard.as_ref().map(|g| authorize::offset_for_leader_epoch(g, &mut req)).unwrap_or_default();
             let mut resp = offset_for_leader_epoch::handle(broker, req, version).await;
             resp.topics.extend(refused);
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::AlterConfigs => serve_on_pool_checked!(AlterConfigsRequest, alter_configs::handle, authorize::alter_configs, responses),
         ApiKey::IncrementalAlterConfigs => serve_on_pool_checked!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle, authorize::incremental_alter_configs, responses),
@@ -514,7 +517,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let refused = guard.as_ref().map(|g| authorize::describe_producers(g, &mut req)).unwrap_or_default();
             let mut resp = describe_producers::handle(broker, req, version).await;
             resp.topics.extend(refused);
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
