@@ -266,3 +266,19 @@ async fn a_silent_http_client_is_cut_and_connections_are_bounded() {
     assert_eq!(http_get(addr, "/health").await.0, 200);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_io_uring_backend_shows_its_queue_and_completion_times() {
+    let b = TestBroker::start(&["io.backend=uring"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "ring", 1).await;
+    assert_eq!(produce(&mut c, "ring", 0, batch(5, 1_000, Compression::None)).await, 0);
+    let m = Scrape::of(&b).await;
+    assert!(m.get("fjord_uring_completions_total", &[]) > 0.0, "the append went through the ring");
+    assert!(m.get("fjord_uring_completion_time_ms_count", &[]) > 0.0);
+    // The produce was answered, so its operations completed; a background checkpoint may be in
+    // the ring at the scrape, nothing more.
+    let (depth, in_flight) = (m.get("fjord_uring_queue_depth", &[]), m.get("fjord_uring_in_flight", &[]));
+    assert!((0.0..8.0).contains(&depth) && (0.0..=depth).contains(&in_flight), "depth {depth}, in flight {in_flight}");
+    b.stop().await;
+}

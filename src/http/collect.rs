@@ -30,9 +30,6 @@ pub fn snapshot(broker: &Broker) -> Snapshot {
         partitions.push(view);
     }
     partitions.sort_by(|a, b| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
-    let uring = broker.replicas.backend().uring_stats.as_ref().map(|s| {
-        let c = s.snapshot();
-        [c.rounds, c.ops, c.fsync_requests, c.fsyncs_issued, c.fsyncs_coalesced]
-    });
+    let uring = broker.replicas.backend().uring_stats.as_ref().map(|s| s.snapshot());
     Snapshot { partitions, groups: broker.groups.groups_for_metrics(), uring, process: crate::metrics::process::read() }
 }

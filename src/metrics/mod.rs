@@ -33,6 +33,14 @@ pub const REQUEST_TIME_BUCKETS_MS: [f64; TIME_BOUNDS] = [0.5, 1.0, 2.5, 5.0, 10.
 /// without knowing the broker.
 pub static FSYNC_TIME: AtomicHistogram = AtomicHistogram::new(&REQUEST_TIME_BUCKETS_MS);
 
+/// Upper bounds (ms) of the io_uring completion-time buckets: a storage operation takes
+/// microseconds on a fast disk, so the buckets start far below a request's.
+pub const IO_TIME_BUCKETS_MS: [f64; TIME_BOUNDS] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 1000.0];
+
+/// Every io_uring operation, timed from its entry into the ring to its completion being reaped
+/// (the kernel's time, not the wait in the backend's queue). Process-wide, as [`FSYNC_TIME`].
+pub static URING_COMPLETION_TIME: AtomicHistogram = AtomicHistogram::new(&IO_TIME_BUCKETS_MS);
+
 /// Which request a measurement belongs to, as Kafka's RequestMetrics names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestKind {

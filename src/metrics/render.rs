@@ -49,9 +49,8 @@ pub struct GroupView {
 pub struct Snapshot {
     pub partitions: Vec<PartitionView>,
     pub groups: Vec<GroupView>,
-    /// io_uring counters (rounds, ops, fsync requests, fsyncs issued, fsyncs coalesced) when that
-    /// backend runs.
-    pub uring: Option<[u64; 5]>,
+    /// io_uring counters when that backend runs.
+    pub uring: Option<crate::storage::io::uring::UringCounts>,
     pub process: ProcessStats,
 }
 
@@ -241,12 +240,18 @@ impl Collector for Scrape {
             let none: Labels = Vec::new();
             h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
-        if let Some([rounds, ops, fsync_requests, fsyncs_issued, fsyncs_coalesced]) = s.uring {
-            counter(e, "fjord_uring_submission_rounds", "io_uring submission rounds (one submit-and-wait each).", &[(Vec::new(), rounds)])?;
-            counter(e, "fjord_uring_completions", "io_uring requests completed.", &[(Vec::new(), ops)])?;
-            counter(e, "fjord_uring_fsync_requests", "fdatasync requests made to the io_uring backend.", &[(Vec::new(), fsync_requests)])?;
-            counter(e, "fjord_uring_fsyncs_issued", "fdatasyncs the kernel ran.", &[(Vec::new(), fsyncs_issued)])?;
-            counter(e, "fjord_uring_fsyncs_coalesced", "fdatasync requests served by another's fdatasync (group commit).", &[(Vec::new(), fsyncs_coalesced)])?;
+        if let Some(u) = s.uring {
+            counter(e, "fjord_uring_submission_rounds", "io_uring submission rounds (one submit-and-wait each).", &[(Vec::new(), u.rounds)])?;
+            counter(e, "fjord_uring_completions", "io_uring requests completed.", &[(Vec::new(), u.ops)])?;
+            counter(e, "fjord_uring_fsync_requests", "fdatasync requests made to the io_uring backend.", &[(Vec::new(), u.fsync_requests)])?;
+            counter(e, "fjord_uring_fsyncs_issued", "fdatasyncs the kernel ran.", &[(Vec::new(), u.fsyncs_issued)])?;
+            counter(e, "fjord_uring_fsyncs_coalesced", "fdatasync requests served by another's fdatasync (group commit).", &[(Vec::new(), u.fsyncs_coalesced)])?;
+            gauge(e, "fjord_uring_queue_depth", "io_uring requests made and not yet completed: waiting for the storage thread or in the kernel.", &[(Vec::new(), u.requests.saturating_sub(u.ops) as i64)])?;
+            gauge(e, "fjord_uring_in_flight", "io_uring operations in the kernel (submitted, not yet reaped).", &[(Vec::new(), u.in_flight as i64)])?;
+            let (sum, count, buckets) = super::URING_COMPLETION_TIME.read_ms();
+            let mut h = e.encode_descriptor("fjord_uring_completion_time_ms", "Time of each io_uring operation from its entry into the ring to its completion, in ms.", None, MetricType::Histogram)?;
+            let none: Labels = Vec::new();
+            h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
 
         // The process, under the Prometheus client libraries' standard names.
@@ -303,5 +308,16 @@ mod tests {
         assert_eq!(value(&text, "kafka_server_replicamanager_underreplicatedpartitions"), Some(0.0));
         assert!(text.contains("# TYPE kafka_network_requestmetrics_totaltimems histogram"));
         assert!(text.contains("# TYPE fjord_fsync_time_ms histogram"));
+        assert!(!text.contains("fjord_uring_"), "no io_uring series without that backend");
+    }
+
+    #[test]
+    fn the_uring_backend_reports_its_queue_depth_in_flight_and_completion_time() {
+        let uring = crate::storage::io::uring::UringCounts { requests: 12, in_flight: 2, rounds: 5, ops: 9, fsync_requests: 3, fsyncs_issued: 2, fsyncs_coalesced: 1 };
+        let text = render(Arc::new(BrokerMetrics::new()), Snapshot { uring: Some(uring), ..Snapshot::default() });
+        assert_eq!(value(&text, "fjord_uring_queue_depth"), Some(3.0), "12 made, 9 completed: {text}");
+        assert_eq!(value(&text, "fjord_uring_in_flight"), Some(2.0));
+        assert_eq!(value(&text, "fjord_uring_fsyncs_coalesced_total"), Some(1.0));
+        assert!(text.contains("# TYPE fjord_uring_completion_time_ms histogram"));
     }
 }

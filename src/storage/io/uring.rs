@@ -65,6 +65,10 @@ const MAX_OP_BYTES: usize = 1 << 30;
 /// Counters for tests and benchmarks. Monotonic; read them with [`UringIo::stats`].
 #[derive(Debug, Default)]
 pub struct UringStats {
+    /// Requests callers sent (each completes once: `requests - ops` are queued or in the kernel).
+    pub requests: AtomicU64,
+    /// Operations in the kernel now (a gauge the storage thread sets each round).
+    pub in_flight: AtomicU64,
     /// Submission rounds (one `submit_and_wait` each).
     pub rounds: AtomicU64,
     /// Requests completed (every caller wake-up).
@@ -80,6 +84,8 @@ pub struct UringStats {
 /// A snapshot of [`UringStats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct UringCounts {
+    pub requests: u64,
+    pub in_flight: u64,
     pub rounds: u64,
     pub ops: u64,
     pub fsync_requests: u64,
@@ -91,6 +97,8 @@ impl UringStats {
     pub fn snapshot(&self) -> UringCounts {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         UringCounts {
+            requests: g(&self.requests),
+            in_flight: g(&self.in_flight),
             rounds: g(&self.rounds),
             ops: g(&self.ops),
             fsync_requests: g(&self.fsync_requests),
@@ -182,6 +190,7 @@ impl Shared {
     fn submit(&self, fd: RawFd, kind: Kind) -> io::Result<i32> {
         let slot = SLOT.with(Arc::clone);
         let tx = self.tx.as_ref().ok_or_else(stopped)?;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         tx.send(Request { fd, kind, slot: Some(slot.clone()) }).map_err(|_| stopped())?;
         self.wake.notify();
         Ok(slot.wait())
@@ -560,6 +569,8 @@ struct Pending {
     fd: RawFd,
     is_sync: bool,
     waiters: Vec<Arc<Slot>>,
+    /// When its SQE went into the ring.
+    pushed_at: std::time::Instant,
 }
 
 /// user_data of the poll on the wake-up eventfd (pending entries use their index).
@@ -602,6 +613,7 @@ impl Ring {
             };
             self.free.push(idx);
             self.in_flight -= 1;
+            crate::metrics::URING_COMPLETION_TIME.observe(p.pushed_at.elapsed());
             // Counted before the waiters wake, so a caller that sees its operation done also
             // sees it counted.
             stats.ops.fetch_add(p.waiters.len() as u64, Ordering::Relaxed);
@@ -638,7 +650,7 @@ impl Ring {
             self.free.push(idx);
             return Err(waiters);
         }
-        self.pending[idx] = Some(Pending { fd, is_sync: matches!(kind, Kind::DataSync), waiters });
+        self.pending[idx] = Some(Pending { fd, is_sync: matches!(kind, Kind::DataSync), waiters, pushed_at: std::time::Instant::now() });
         self.in_flight += 1;
         Ok(idx)
     }
@@ -782,6 +794,7 @@ fn run(ring: IoUring, rx: Receiver<Request>, wake: Arc<Wake>, stats: &UringStats
             }
         }
         stats.rounds.fetch_add(1, Ordering::Relaxed);
+        stats.in_flight.store(r.in_flight as u64, Ordering::Relaxed);
         match r.ring.submit_and_wait(1) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -797,6 +810,7 @@ fn run(ring: IoUring, rx: Receiver<Request>, wake: Arc<Wake>, stats: &UringStats
         }
         r.wake.parked.store(false, Ordering::SeqCst);
         r.reap(stats);
+        stats.in_flight.store(r.in_flight as u64, Ordering::Relaxed);
     }
 }
 
