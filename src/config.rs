@@ -179,6 +179,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.fetch.backoff.ms", Some("1000"), T::Int, "How long a follower waits after a failed fetch before trying again, in ms."),
     def("replica.socket.timeout.ms", Some("30000"), T::Int, "How long a follower waits for a fetch response, in ms."),
     def("replica.lag.time.max.ms", Some("30000"), T::Long, "A follower not caught up for this long leaves the ISR, in ms."),
+    def("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), T::Long, "Most bytes a second a partition move between log dirs (AlterReplicaLogDirs) copies while the partition is served; dynamic (kafka-reassign-partitions.sh --replica-alter-log-dirs-throttle)."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
@@ -1211,6 +1212,9 @@ pub struct DynamicBrokerConfigs {
 /// without a restart is a later slice of issue 17).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
+/// Kafka's throttle of moves between log dirs (QuotaConfig), in bytes a second.
+pub const MOVE_IO_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
+
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
 /// producer id expiration (read by each expiration pass).
@@ -1219,6 +1223,7 @@ pub fn is_dynamic_broker_config(name: &str) -> bool {
         || matches!(
             name,
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
+                | MOVE_IO_RATE
         )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }

@@ -430,7 +430,7 @@ impl Broker {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
-        for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size"] {
+        for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", crate::config::MOVE_IO_RATE] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
@@ -453,6 +453,7 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.apply_move_io_rate();
         self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
@@ -464,6 +465,12 @@ impl Broker {
         }
         tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
         Ok(())
+    }
+
+    /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
+    pub fn apply_move_io_rate(&self) {
+        let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
+        self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
     }
 
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
@@ -1024,6 +1031,7 @@ impl Broker {
         for (group, configs) in group_configs {
             broker.groups.set_group_configs(&group, configs);
         }
+        broker.apply_move_io_rate();
         if broker.cluster.is_some() {
             // In a cluster each coordinator partition is loaded when this broker comes to lead it.
             return Ok(broker);
