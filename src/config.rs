@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::storage::LogConfig;
 
 pub mod jaas;
+pub mod principal_mapping;
 
 /// How followers copy leaders' logs, under Kafka's property names (see docs/configuration.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +90,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), T::List, "TLS versions the listener accepts: TLSv1.2 and/or TLSv1.3 (older ones are not offered by rustls)."),
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
+    def("ssl.principal.mapping.rules", Some("DEFAULT"), T::String, "How an mTLS client's certificate subject (RFC 2253) becomes its User: principal: rules RULE:pattern/replacement/[LU] and DEFAULT (the subject itself), comma-separated, the first whose pattern matches the whole subject applies; no match fails the authentication."),
+    def("ssl.allow.dn.changes", Some("false"), T::Boolean, "Whether a reloaded key store (AlterConfigs, or a changed file) may hold a certificate with another subject; false refuses the reload."),
+    def("ssl.allow.san.changes", Some("false"), T::Boolean, "Whether a reloaded key store may drop subject alternative names of the current certificate; false refuses the reload."),
+    def("fjord.ssl.reload.check.interval.ms", Some("60000"), T::Long, "Fjord: how often each SSL listener checks its key store and trust store files for new content, in ms, and reloads them (validated as an AlterConfigs reload is); 0 = never."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
     def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup."),
@@ -797,6 +802,12 @@ pub struct SslSettings {
     pub enabled_protocols: Vec<TlsVersion>,
     /// `ssl.cipher.suites` (IANA names); empty = every suite of the provider.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`: an mTLS client's principal from its certificate subject.
+    pub principal_mapping: principal_mapping::PrincipalMapper,
+    /// `ssl.allow.dn.changes` and `ssl.allow.san.changes`: whether a reloaded key store may
+    /// change the certificate's subject, or drop subject alternative names.
+    pub allow_dn_changes: bool,
+    pub allow_san_changes: bool,
 }
 
 /// The listener's certificate chain and private key.
@@ -1096,7 +1107,7 @@ impl Topology {
 impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
-    fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+    pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
         let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
         // true: PKCS12, false: PEM.
@@ -1181,7 +1192,27 @@ impl SslSettings {
             return Err(invalid("ssl.enabled.protocols", protocols, "at least one of TLSv1.2, TLSv1.3".into()));
         }
         let cipher_suites = get("ssl.cipher.suites").unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        Ok(SslSettings { keystore, key_password, truststore, client_auth, enabled_protocols, cipher_suites })
+        let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
+        let principal_mapping = principal_mapping::PrincipalMapper::parse(&rules).map_err(|reason| invalid("ssl.principal.mapping.rules", rules.clone(), reason))?;
+        let flag = |name: &str| -> Result<bool, ConfigError> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" => Ok(false),
+                Some(v) => Err(invalid(name, v, "Expected value to be either true or false".into())),
+            }
+        };
+        Ok(SslSettings {
+            keystore,
+            key_password,
+            truststore,
+            client_auth,
+            enabled_protocols,
+            cipher_suites,
+            principal_mapping,
+            allow_dn_changes: flag("ssl.allow.dn.changes")?,
+            allow_san_changes: flag("ssl.allow.san.changes")?,
+        })
     }
 }
 
@@ -1207,8 +1238,8 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; an SSL listener reads its settings at startup only (reloading a key store
-/// without a restart is a later slice of issue 17).
+/// reports them; an SSL listener's `ssl.*` settings (its key store and trust store above all)
+/// take effect for new connections once the new stores are checked (`server::tls::ListenerTls`).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
@@ -1257,6 +1288,8 @@ pub struct Config {
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
     pub connections_max_idle_ms: u64,
+    /// `fjord.ssl.reload.check.interval.ms`: how often SSL listeners look for new store files; 0 = never.
+    pub ssl_reload_check_interval_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`.
@@ -1374,6 +1407,7 @@ impl Config {
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             connections_max_idle_ms: 0,
+            ssl_reload_check_interval_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
             fetch_max_bytes: 0,
@@ -1489,6 +1523,10 @@ impl Config {
             quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
+            ssl_reload_check_interval_ms: match c.long("fjord.ssl.reload.check.interval.ms")? {
+                v if v < 0 => return Err(ConfigError::Invalid { name: "fjord.ssl.reload.check.interval.ms".into(), value: v.to_string(), reason: "must be >= 0 (0 = never)".into() }),
+                v => v as u64,
+            },
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
             fetch_max_bytes: positive("fetch.max.bytes", c.long("fetch.max.bytes")?)? as i32,
@@ -2174,6 +2212,28 @@ mod tests {
         p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
         let c = Config::from_properties(p).expect("un-prefixed jaas config");
         assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
+    }
+
+    #[test]
+    fn principal_mapping_rules_are_read_per_listener_and_an_invalid_rule_stops_startup() {
+        let base = [("listeners", "SSL://127.0.0.1:0,INTERNAL://127.0.0.1:0"), ("listener.security.protocol.map", "SSL:SSL,INTERNAL:SSL"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")];
+        let mut all = props(&base);
+        all.insert("listener.name.internal.ssl.principal.mapping.rules".into(), "RULE:^CN=(.*?),.*$/$1/L".into());
+        all.insert("listener.name.internal.ssl.allow.san.changes".into(), "true".into());
+        let c = Config::from_properties(all.clone()).expect("valid rules");
+        let ssl = |i: usize| c.topology.listeners[i].ssl.clone().expect("SSL");
+        assert_eq!(ssl(0).principal_mapping.name("CN=A,O=x").as_deref(), Ok("CN=A,O=x"), "DEFAULT without the property");
+        assert_eq!(ssl(1).principal_mapping.name("CN=A,O=x").as_deref(), Ok("a"));
+        assert!(!ssl(0).allow_san_changes && ssl(1).allow_san_changes && !ssl(1).allow_dn_changes);
+        all.insert("ssl.principal.mapping.rules".into(), "RULE:^CN=(.*)$/$1/Lx".into());
+        let e = Config::from_properties(all.clone()).err().expect("invalid rule").to_string();
+        assert!(e.contains("ssl.principal.mapping.rules") && e.contains("unmatched substring: `x`"), "{e}");
+        all.remove("ssl.principal.mapping.rules");
+        all.insert("ssl.allow.dn.changes".into(), "yes".into());
+        assert!(Config::from_properties(all.clone()).is_err());
+        all.remove("ssl.allow.dn.changes");
+        all.insert("fjord.ssl.reload.check.interval.ms".into(), "-1".into());
+        assert!(Config::from_properties(all).is_err());
     }
 
     #[test]

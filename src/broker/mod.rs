@@ -100,6 +100,8 @@ pub struct Broker {
     group_configs_write: std::sync::Mutex<()>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
+    /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
+    listener_tls: std::sync::RwLock<Vec<Arc<crate::server::tls::ListenerTls>>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -436,6 +438,10 @@ impl Broker {
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
             }
         }
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let previous = if per_broker { &current.per_broker } else { &current.cluster_default };
+        let altered = if per_broker { &next.per_broker } else { &next.cluster_default };
+        let tls_reloads = self.prepare_tls_reloads(&trial, previous.keys().chain(altered.keys()))?;
         let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
             .metadata
             .topics()
@@ -453,6 +459,9 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        for (tls, reload) in tls_reloads {
+            tls.install(reload);
+        }
         self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
@@ -464,6 +473,31 @@ impl Broker {
         }
         tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
         Ok(())
+    }
+
+    /// Makes an SSL listener's TLS reloadable by dynamic config changes.
+    pub fn register_listener_tls(&self, tls: Arc<crate::server::tls::ListenerTls>) {
+        self.listener_tls.write().unwrap_or_else(|e| e.into_inner()).push(tls);
+    }
+
+    /// The new TLS of each SSL listener whose `ssl.*` settings a dynamic change touches
+    /// (`names`: the keys before and after), built from `trial` and checked as Kafka checks a
+    /// key store update; listeners whose settings and store files are unchanged are left alone.
+    /// Altering `listener.name.<l>.ssl.keystore.location` to the same path reloads the file.
+    fn prepare_tls_reloads<'a>(&self, trial: &Config, names: impl Iterator<Item = &'a String> + Clone) -> Result<Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>, String> {
+        let listeners = self.listener_tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut reloads = Vec::new();
+        for tls in listeners {
+            let prefix = format!("listener.name.{}.ssl.", tls.listener.to_ascii_lowercase());
+            if !names.clone().any(|n| n.starts_with("ssl.") || n.starts_with(&prefix)) {
+                continue;
+            }
+            let next = crate::config::SslSettings::parse(trial, &tls.listener).map_err(|e| e.to_string())?;
+            if let Some(reload) = tls.prepare(&next)? {
+                reloads.push((tls, reload));
+            }
+        }
+        Ok(reloads)
     }
 
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
@@ -1019,6 +1053,7 @@ impl Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
+            listener_tls: std::sync::RwLock::new(Vec::new()),
             shutdown,
         });
         for (group, configs) in group_configs {
