@@ -430,19 +430,6 @@ async fn a_renewed_key_store_file_is_served_to_new_connections_and_open_ones_are
     b.stop().await;
 }
 
-async fn alter_broker_config(c: &mut Client, key: &str, value: &str, validate_only: bool) -> (i16, Option<String>) {
-    let op = incremental_alter_configs_request::AlterableConfig::default()
-        .with_name(StrBytes::from_string(key.to_string()))
-        .with_config_operation(0)
-        .with_value(Some(StrBytes::from_string(value.to_string())));
-    let req = IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(4)
-        .with_resource_name(StrBytes::from_static_str("1"))
-        .with_configs(vec![op])]);
-    let r = c.send(&req, 1).await;
-    (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
-}
-
 /// Kafka's way to rotate a listener's certificate: IncrementalAlterConfigs of
 /// `listener.name.ssl.ssl.keystore.location` for the broker. The new store is checked first (a
 /// different subject is INVALID_REQUEST with SslFactory's reason, validate_only changes nothing),
