@@ -1238,9 +1238,27 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; an SSL listener's `ssl.*` settings (its key store and trust store above all)
-/// take effect for new connections once the new stores are checked (`server::tls::ListenerTls`).
+/// reports them; a listener's key store and trust store (`listener.name.<l>.ssl.*` of
+/// [`SSL_RECONFIGURABLE_CONFIGS`]) take effect for new connections once the new stores are
+/// checked (`server::tls::ListenerTls`).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
+
+/// The `ssl.*` properties Kafka reconfigures at run time (SslConfigs.RECONFIGURABLE_CONFIGS): the
+/// key store and the trust store. Dynamically they are set per listener only
+/// (`listener.name.<l>.ssl.keystore.location`); the other `ssl.*` properties of a listener take
+/// effect at the next start, as in Kafka.
+pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
@@ -2226,7 +2244,7 @@ mod tests {
         assert_eq!(ssl(1).principal_mapping.name("CN=A,O=x").as_deref(), Ok("a"));
         assert!(!ssl(0).allow_san_changes && ssl(1).allow_san_changes && !ssl(1).allow_dn_changes);
         all.insert("ssl.principal.mapping.rules".into(), "RULE:^CN=(.*)$/$1/Lx".into());
-        let e = Config::from_properties(all.clone()).err().expect("invalid rule").to_string();
+        let e = Config::from_properties(all.clone()).expect_err("invalid rule").to_string();
         assert!(e.contains("ssl.principal.mapping.rules") && e.contains("unmatched substring: `x`"), "{e}");
         all.remove("ssl.principal.mapping.rules");
         all.insert("ssl.allow.dn.changes".into(), "yes".into());

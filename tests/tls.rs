@@ -446,6 +446,9 @@ async fn altering_the_key_store_location_reloads_the_certificate_after_kafkas_ch
     let (other, renewed) = (dir.path().join("other.pem"), dir.path().join("renewed.pem"));
     write_key_store(&other, &broker_certificate(&ca, &ca_key, "someone else", 3));
     write_key_store(&renewed, &broker_certificate(&ca, &ca_key, "rcgen self signed cert", 2));
+    let (code, message) = alter_broker_config(&mut admin, "ssl.keystore.location", &renewed.display().to_string(), false).await;
+    assert_eq!(code, 42, "{message:?}");
+    assert!(message.as_deref().unwrap_or("").contains("only per-listener using the listener prefix"), "{message:?}");
     let (code, message) = alter_broker_config(&mut admin, "listener.name.ssl.ssl.keystore.location", &other.display().to_string(), false).await;
     assert_eq!(code, 42, "{message:?}");
     assert!(message.as_deref().unwrap_or("").contains("Keystore DistinguishedName does not match"), "{message:?}");

@@ -427,6 +427,10 @@ impl Broker {
         if !fixed.is_empty() {
             return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
         }
+        let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
+        if !unprefixed.is_empty() {
+            return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        }
         let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
         *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
@@ -480,19 +484,22 @@ impl Broker {
         self.listener_tls.write().unwrap_or_else(|e| e.into_inner()).push(tls);
     }
 
-    /// The new TLS of each SSL listener whose `ssl.*` settings a dynamic change touches
-    /// (`names`: the keys before and after), built from `trial` and checked as Kafka checks a
-    /// key store update; listeners whose settings and store files are unchanged are left alone.
+    /// The new TLS of each SSL listener whose `listener.name.<l>.ssl.*` settings a dynamic change
+    /// touches (`names`: the keys before and after), built from `trial` and checked as Kafka
+    /// checks a key store update; listeners whose stores are unchanged are left alone. As in
+    /// Kafka only the stores are reconfigured (`SSL_RECONFIGURABLE_CONFIGS`: locations, texts,
+    /// passwords); the rest (client auth, versions, suites, mapping rules) stays as at startup.
     /// Altering `listener.name.<l>.ssl.keystore.location` to the same path reloads the file.
     fn prepare_tls_reloads<'a>(&self, trial: &Config, names: impl Iterator<Item = &'a String> + Clone) -> Result<Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>, String> {
         let listeners = self.listener_tls.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut reloads = Vec::new();
         for tls in listeners {
             let prefix = format!("listener.name.{}.ssl.", tls.listener.to_ascii_lowercase());
-            if !names.clone().any(|n| n.starts_with("ssl.") || n.starts_with(&prefix)) {
+            if !names.clone().any(|n| n.starts_with(&prefix)) {
                 continue;
             }
-            let next = crate::config::SslSettings::parse(trial, &tls.listener).map_err(|e| e.to_string())?;
+            let parsed = crate::config::SslSettings::parse(trial, &tls.listener).map_err(|e| e.to_string())?;
+            let next = crate::config::SslSettings { keystore: parsed.keystore, key_password: parsed.key_password, truststore: parsed.truststore, ..tls.settings() };
             if let Some(reload) = tls.prepare(&next)? {
                 reloads.push((tls, reload));
             }
