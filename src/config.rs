@@ -75,7 +75,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum it must be a PLAINTEXT listener for now."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum a PLAINTEXT or SSL listener (the listener's trust store checks the other brokers' certificates, its key store is the client certificate); SASL between brokers is not served yet."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
     def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
     def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
@@ -124,7 +124,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
-    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal, User:ANONYMOUS (nodes reach each other over PLAINTEXT)."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal: User:ANONYMOUS (nodes reach the controllers over PLAINTEXT), and the brokers' certificate principal when they reach each other over SSL with client certificates."),
     def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
@@ -1062,12 +1062,12 @@ impl Topology {
             }
             None => {}
             Some(q) => {
-                // Brokers replicate and forward over plain connections for now (outbound TLS is a
-                // later slice of issue 17).
+                // Brokers replicate and forward over PLAINTEXT or SSL; SASL between brokers is not
+                // served yet.
                 if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
-                    && l.protocol != SecurityProtocol::Plaintext
+                    && !matches!(l.protocol, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
                 {
-                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT listener for now", l.name, l.protocol)));
+                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT or SSL listener for now", l.name, l.protocol)));
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -2166,7 +2166,13 @@ mod tests {
         refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "Kafka's default mechanism, GSSAPI, is not served");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "an SSL listener without a key store");
-        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")], "in a quorum brokers reach each other over PLAINTEXT");
+        let mut ssl_between_brokers: BTreeMap<String, String> = props(&combined);
+        ssl_between_brokers.extend(props(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
+        assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
+        refused(
+            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
+            "SASL between brokers is not served yet",
+        );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
         refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");

@@ -48,35 +48,7 @@ fn server_config_and_leaf(listener: &str, s: &SslSettings) -> Result<(Arc<rustls
     let builder = match s.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let Some(store) = &s.truststore else {
-                return Err(err("ssl.truststore.location", "client certificates need a trust store".into()));
-            };
-            let property = match store {
-                TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
-                TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
-            };
-            let certs: Vec<CertificateDer<'static>> = match store {
-                TrustStore::Pem(source) => {
-                    let pem = read_pem(source).map_err(|r| err(property, r))?;
-                    CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| err(property, format!("bad PEM: {e}")))?
-                }
-                TrustStore::Pkcs12 { path, password } => {
-                    let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| err(property, r))?;
-                    p12.entries()
-                        .filter_map(|(_, e)| match e {
-                            p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
-                            _ => None,
-                        })
-                        .collect()
-                }
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs {
-                roots.add(cert).map_err(|e| err(property, format!("not a CA certificate rustls accepts: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(err(property, "no CERTIFICATE in the trust store".into()));
-            }
+            let (property, roots) = trust_roots(s, "client certificates need a trust store").map_err(|(p, r)| err(p, r))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| err(property, e.to_string()))?)
@@ -84,6 +56,68 @@ fn server_config_and_leaf(listener: &str, s: &SslSettings) -> Result<(Arc<rustls
     };
     let config = builder.with_single_cert(chain, key).map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
     Ok((Arc::new(config), leaf))
+}
+
+/// The CA certificates of the trust store (`why_needed` says what needs one when there is none).
+/// Ok: (the property that named the store, the roots); Err: (property, reason).
+fn trust_roots(s: &SslSettings, why_needed: &str) -> Result<(&'static str, rustls::RootCertStore), (&'static str, String)> {
+    let Some(store) = &s.truststore else {
+        return Err(("ssl.truststore.location", why_needed.to_string()));
+    };
+    let property = match store {
+        TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
+        TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
+    };
+    let certs: Vec<CertificateDer<'static>> = match store {
+        TrustStore::Pem(source) => {
+            let pem = read_pem(source).map_err(|r| (property, r))?;
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| (property, format!("bad PEM: {e}")))?
+        }
+        TrustStore::Pkcs12 { path, password } => {
+            let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| (property, r))?;
+            p12.entries()
+                .filter_map(|(_, e)| match e {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
+                    _ => None,
+                })
+                .collect()
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| (property, format!("not a CA certificate rustls accepts: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err((property, "no CERTIFICATE in the trust store".into()));
+    }
+    Ok((property, roots))
+}
+
+/// The TLS a broker connects to the other brokers with on SSL listener `listener` (its
+/// `inter.broker.listener.name`), from that listener's settings as Kafka's inter-broker client
+/// takes them: the trust store checks the peer's certificate (for the peer's IP address: the
+/// endpoints are addresses), the key store is the client certificate a peer asking for one gets,
+/// the versions and cipher suites are the listener's.
+pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let err = |property: &'static str, reason: String| TlsError { listener: listener.to_string(), property, reason };
+    let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
+    let (_, roots) = trust_roots(s, "the inter-broker listener needs a trust store to check the other brokers' certificates").map_err(|(p, r)| err(p, r))?;
+    let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = s
+        .enabled_protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| err("ssl.enabled.protocols", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
+    Ok(Arc::new(config))
 }
 
 /// An SSL listener's TLS as it is now: new connections take the current acceptor; a reload
