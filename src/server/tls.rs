@@ -34,14 +34,7 @@ fn server_config_and_leaf(listener: &str, s: &SslSettings) -> Result<(Arc<rustls
     let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
     let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
     let leaf = chain[0].clone();
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = s
-        .enabled_protocols
-        .iter()
-        .map(|v| match v {
-            TlsVersion::Tls12 => &rustls::version::TLS12,
-            TlsVersion::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let versions = protocol_versions(s);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("ssl.enabled.protocols", format!("{e} (do ssl.cipher.suites include one of each enabled version?)")))?;
@@ -103,14 +96,7 @@ pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::Clie
     let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
     let (_, roots) = trust_roots(s, "the inter-broker listener needs a trust store to check the other brokers' certificates").map_err(|(p, r)| err(p, r))?;
     let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = s
-        .enabled_protocols
-        .iter()
-        .map(|v| match v {
-            TlsVersion::Tls12 => &rustls::version::TLS12,
-            TlsVersion::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let versions = protocol_versions(s);
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| err("ssl.enabled.protocols", e.to_string()))?
@@ -269,6 +255,17 @@ fn subject_alt_names(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return Vec::new() };
     let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
     san.value.general_names.iter().map(|n| n.to_string()).collect()
+}
+
+/// rustls's versions of `ssl.enabled.protocols`.
+fn protocol_versions(s: &SslSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    s.enabled_protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect()
 }
 
 /// rustls's provider on *ring*. rustls 0.23.48 deprecates it because *ring* offers no
