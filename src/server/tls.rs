@@ -509,6 +509,18 @@ mod tests {
     }
 
     #[test]
+    fn the_inter_broker_client_needs_the_listeners_trust_store() {
+        let (chain, key, _) = self_signed();
+        let mut s = settings(chain.clone(), key);
+        let e = client_config("INTERNAL", &s).expect_err("no trust store");
+        assert_eq!(e.property, "ssl.truststore.location", "{e}");
+        s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret("junk".into()))));
+        assert_eq!(client_config("INTERNAL", &s).expect_err("no CA in it").property, "ssl.truststore.certificates");
+        s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret(chain))));
+        client_config("INTERNAL", &s).expect("trust store and key store");
+    }
+
+    #[test]
     fn pem_text_key_stores_build_and_bad_ones_name_the_property() {
         let (chain, key, _) = self_signed();
         server_config("SSL", &settings(chain.clone(), key.clone())).expect("PEM text key store");
