@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::storage::LogConfig;
 
 pub mod jaas;
+pub mod principal_mapping;
 
 /// How followers copy leaders' logs, under Kafka's property names (see docs/configuration.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum it must be a PLAINTEXT listener for now."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum a PLAINTEXT or SSL listener (the listener's trust store checks the other brokers' certificates, its key store is the client certificate); SASL between brokers is not served yet."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
     def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
     def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
@@ -89,6 +90,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), T::List, "TLS versions the listener accepts: TLSv1.2 and/or TLSv1.3 (older ones are not offered by rustls)."),
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
+    def("ssl.principal.mapping.rules", Some("DEFAULT"), T::String, "How an mTLS client's certificate subject (RFC 2253) becomes its User: principal: rules RULE:pattern/replacement/[LU] and DEFAULT (the subject itself), comma-separated, the first whose pattern matches the whole subject applies; no match fails the authentication."),
+    def("ssl.allow.dn.changes", Some("false"), T::Boolean, "Whether a reloaded key store (AlterConfigs, or a changed file) may hold a certificate with another subject; false refuses the reload."),
+    def("ssl.allow.san.changes", Some("false"), T::Boolean, "Whether a reloaded key store may drop subject alternative names of the current certificate; false refuses the reload."),
+    def("fjord.ssl.reload.check.interval.ms", Some("60000"), T::Long, "Fjord: how often each SSL listener checks its key store and trust store files for new content, in ms, and reloads them (validated as an AlterConfigs reload is); 0 = never."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
     def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup."),
@@ -119,7 +124,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
-    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal, User:ANONYMOUS (nodes reach each other over PLAINTEXT)."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal: User:ANONYMOUS (nodes reach the controllers over PLAINTEXT), and the brokers' certificate principal when they reach each other over SSL with client certificates."),
     def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
@@ -798,6 +803,12 @@ pub struct SslSettings {
     pub enabled_protocols: Vec<TlsVersion>,
     /// `ssl.cipher.suites` (IANA names); empty = every suite of the provider.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`: an mTLS client's principal from its certificate subject.
+    pub principal_mapping: principal_mapping::PrincipalMapper,
+    /// `ssl.allow.dn.changes` and `ssl.allow.san.changes`: whether a reloaded key store may
+    /// change the certificate's subject, or drop subject alternative names.
+    pub allow_dn_changes: bool,
+    pub allow_san_changes: bool,
 }
 
 /// The listener's certificate chain and private key.
@@ -1052,12 +1063,12 @@ impl Topology {
             }
             None => {}
             Some(q) => {
-                // Brokers replicate and forward over plain connections for now (outbound TLS is a
-                // later slice of issue 17).
+                // Brokers replicate and forward over PLAINTEXT or SSL; SASL between brokers is not
+                // served yet.
                 if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
-                    && l.protocol != SecurityProtocol::Plaintext
+                    && !matches!(l.protocol, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
                 {
-                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT listener for now", l.name, l.protocol)));
+                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT or SSL listener for now", l.name, l.protocol)));
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -1097,7 +1108,7 @@ impl Topology {
 impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
-    fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+    pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
         let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
         // true: PKCS12, false: PEM.
@@ -1182,7 +1193,27 @@ impl SslSettings {
             return Err(invalid("ssl.enabled.protocols", protocols, "at least one of TLSv1.2, TLSv1.3".into()));
         }
         let cipher_suites = get("ssl.cipher.suites").unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        Ok(SslSettings { keystore, key_password, truststore, client_auth, enabled_protocols, cipher_suites })
+        let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
+        let principal_mapping = principal_mapping::PrincipalMapper::parse(&rules).map_err(|reason| invalid("ssl.principal.mapping.rules", rules.clone(), reason))?;
+        let flag = |name: &str| -> Result<bool, ConfigError> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" => Ok(false),
+                Some(v) => Err(invalid(name, v, "Expected value to be either true or false".into())),
+            }
+        };
+        Ok(SslSettings {
+            keystore,
+            key_password,
+            truststore,
+            client_auth,
+            enabled_protocols,
+            cipher_suites,
+            principal_mapping,
+            allow_dn_changes: flag("ssl.allow.dn.changes")?,
+            allow_san_changes: flag("ssl.allow.san.changes")?,
+        })
     }
 }
 
@@ -1208,12 +1239,30 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; an SSL listener reads its settings at startup only (reloading a key store
-/// without a restart is a later slice of issue 17).
+/// reports them; a listener's key store and trust store (`listener.name.<l>.ssl.*` of
+/// [`SSL_RECONFIGURABLE_CONFIGS`]) take effect for new connections once the new stores are
+/// checked (`server::tls::ListenerTls`).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 
 /// Kafka's throttle of moves between log dirs (QuotaConfig), in bytes a second.
 pub const MOVE_IO_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
+
+/// The `ssl.*` properties Kafka reconfigures at run time (SslConfigs.RECONFIGURABLE_CONFIGS): the
+/// key store and the trust store. Dynamically they are set per listener only
+/// (`listener.name.<l>.ssl.keystore.location`); the other `ssl.*` properties of a listener take
+/// effect at the next start, as in Kafka.
+pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
@@ -1262,6 +1311,8 @@ pub struct Config {
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
     pub connections_max_idle_ms: u64,
+    /// `fjord.ssl.reload.check.interval.ms`: how often SSL listeners look for new store files; 0 = never.
+    pub ssl_reload_check_interval_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`.
@@ -1379,6 +1430,7 @@ impl Config {
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             connections_max_idle_ms: 0,
+            ssl_reload_check_interval_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
             fetch_max_bytes: 0,
@@ -1494,6 +1546,10 @@ impl Config {
             quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
+            ssl_reload_check_interval_ms: match c.long("fjord.ssl.reload.check.interval.ms")? {
+                v if v < 0 => return Err(ConfigError::Invalid { name: "fjord.ssl.reload.check.interval.ms".into(), value: v.to_string(), reason: "must be >= 0 (0 = never)".into() }),
+                v => v as u64,
+            },
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
             fetch_max_bytes: positive("fetch.max.bytes", c.long("fetch.max.bytes")?)? as i32,
@@ -2115,7 +2171,13 @@ mod tests {
         refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "Kafka's default mechanism, GSSAPI, is not served");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "an SSL listener without a key store");
-        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")], "in a quorum brokers reach each other over PLAINTEXT");
+        let mut ssl_between_brokers: BTreeMap<String, String> = props(&combined);
+        ssl_between_brokers.extend(props(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
+        assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
+        refused(
+            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
+            "SASL between brokers is not served yet",
+        );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
         refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");
@@ -2179,6 +2241,28 @@ mod tests {
         p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
         let c = Config::from_properties(p).expect("un-prefixed jaas config");
         assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
+    }
+
+    #[test]
+    fn principal_mapping_rules_are_read_per_listener_and_an_invalid_rule_stops_startup() {
+        let base = [("listeners", "SSL://127.0.0.1:0,INTERNAL://127.0.0.1:0"), ("listener.security.protocol.map", "SSL:SSL,INTERNAL:SSL"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")];
+        let mut all = props(&base);
+        all.insert("listener.name.internal.ssl.principal.mapping.rules".into(), "RULE:^CN=(.*?),.*$/$1/L".into());
+        all.insert("listener.name.internal.ssl.allow.san.changes".into(), "true".into());
+        let c = Config::from_properties(all.clone()).expect("valid rules");
+        let ssl = |i: usize| c.topology.listeners[i].ssl.clone().expect("SSL");
+        assert_eq!(ssl(0).principal_mapping.name("CN=A,O=x").as_deref(), Ok("CN=A,O=x"), "DEFAULT without the property");
+        assert_eq!(ssl(1).principal_mapping.name("CN=A,O=x").as_deref(), Ok("a"));
+        assert!(!ssl(0).allow_san_changes && ssl(1).allow_san_changes && !ssl(1).allow_dn_changes);
+        all.insert("ssl.principal.mapping.rules".into(), "RULE:^CN=(.*)$/$1/Lx".into());
+        let e = Config::from_properties(all.clone()).expect_err("invalid rule").to_string();
+        assert!(e.contains("ssl.principal.mapping.rules") && e.contains("unmatched substring: `x`"), "{e}");
+        all.remove("ssl.principal.mapping.rules");
+        all.insert("ssl.allow.dn.changes".into(), "yes".into());
+        assert!(Config::from_properties(all.clone()).is_err());
+        all.remove("ssl.allow.dn.changes");
+        all.insert("fjord.ssl.reload.check.interval.ms".into(), "-1".into());
+        assert!(Config::from_properties(all).is_err());
     }
 
     #[test]

@@ -1056,3 +1056,60 @@ async fn the_controller_listener_refuses_a_principal_that_is_not_a_super_user() 
     assert_eq!(cluster.broker_epoch(), -1, "the node's own broker could not register");
     node.shutdown().await;
 }
+
+/// `inter.broker.listener.name` an SSL listener with `ssl.client.auth=required`: followers fetch
+/// and brokers talk to each other over mutual TLS (the listener's trust store checks the peer's
+/// certificate for its address, its key store is the client certificate), so an acks=all
+/// produce is answered once both followers fetched the records over TLS. Clients use PLAINTEXT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brokers_replicate_over_an_ssl_inter_broker_listener_with_mutual_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "fjord cluster test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("broker key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("broker cert");
+    let pki = tempfile::tempdir().unwrap();
+    let keystore = pki.path().join("broker.pem");
+    std::fs::write(&keystore, format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem())).expect("key store");
+    let truststore = pki.path().join("ca.pem");
+    std::fs::write(&truststore, ca.pem()).expect("trust store");
+    let extra = [
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".to_string(),
+        "inter.broker.listener.name=SSL".to_string(),
+        "ssl.keystore.type=PEM".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+        "ssl.truststore.type=PEM".to_string(),
+        format!("ssl.truststore.location={}", truststore.display()),
+        "listener.name.ssl.ssl.client.auth=required".to_string(),
+    ];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let configs = node_configs_on(3, "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", &extra, |_| vec![]);
+    let nodes = futures_join(configs.into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } })).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("tls")).with_num_partitions(1).with_replication_factor(3);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let m = metadata(first, "tls").await;
+    let p = &m.topics[0].partitions[0];
+    assert_eq!((p.replica_nodes.len(), p.isr_nodes.len()), (3, 3));
+    let mut lc = Client::connect(addr(&nodes[(p.leader_id.0 - 1) as usize])).await;
+    let r = eventually("produce to the new leader", async || {
+        let r = lc.send(&produce("tls", 0, 5), 9).await;
+        (![3, 6].contains(&r.responses[0].partition_responses[0].error_code)).then_some(r)
+    })
+    .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "acks=all answered: both followers fetched over TLS");
+    assert_eq!(lc.send(&fetch("tls", 0), 12).await.responses[0].partitions[0].high_watermark, 5);
+    let m = metadata(first, "tls").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "every follower stays in the ISR");
+    for mut n in nodes {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}

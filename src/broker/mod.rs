@@ -100,6 +100,8 @@ pub struct Broker {
     group_configs_write: std::sync::Mutex<()>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
+    /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
+    listener_tls: std::sync::RwLock<Vec<Arc<crate::server::tls::ListenerTls>>>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -425,6 +427,10 @@ impl Broker {
         if !fixed.is_empty() {
             return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
         }
+        let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
+        if !unprefixed.is_empty() {
+            return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        }
         let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
         *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
@@ -436,6 +442,10 @@ impl Broker {
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
             }
         }
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let previous = if per_broker { &current.per_broker } else { &current.cluster_default };
+        let altered = if per_broker { &next.per_broker } else { &next.cluster_default };
+        let tls_reloads = self.prepare_tls_reloads(&trial, previous.keys().chain(altered.keys()))?;
         let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
             .metadata
             .topics()
@@ -453,7 +463,13 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+<<<<<<< HEAD
         self.apply_move_io_rate();
+=======
+        for (tls, reload) in tls_reloads {
+            tls.install(reload);
+        }
+>>>>>>> c-tlsops
         self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
@@ -467,10 +483,39 @@ impl Broker {
         Ok(())
     }
 
+<<<<<<< HEAD
     /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
     pub fn apply_move_io_rate(&self) {
         let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
         self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
+=======
+    /// Makes an SSL listener's TLS reloadable by dynamic config changes.
+    pub fn register_listener_tls(&self, tls: Arc<crate::server::tls::ListenerTls>) {
+        self.listener_tls.write().unwrap_or_else(|e| e.into_inner()).push(tls);
+    }
+
+    /// The new TLS of each SSL listener whose `listener.name.<l>.ssl.*` settings a dynamic change
+    /// touches (`names`: the keys before and after), built from `trial` and checked as Kafka
+    /// checks a key store update; listeners whose stores are unchanged are left alone. As in
+    /// Kafka only the stores are reconfigured (`SSL_RECONFIGURABLE_CONFIGS`: locations, texts,
+    /// passwords); the rest (client auth, versions, suites, mapping rules) stays as at startup.
+    /// Altering `listener.name.<l>.ssl.keystore.location` to the same path reloads the file.
+    fn prepare_tls_reloads<'a>(&self, trial: &Config, names: impl Iterator<Item = &'a String> + Clone) -> Result<Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>, String> {
+        let listeners = self.listener_tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut reloads = Vec::new();
+        for tls in listeners {
+            let prefix = format!("listener.name.{}.ssl.", tls.listener.to_ascii_lowercase());
+            if !names.clone().any(|n| n.starts_with(&prefix)) {
+                continue;
+            }
+            let parsed = crate::config::SslSettings::parse(trial, &tls.listener).map_err(|e| e.to_string())?;
+            let next = crate::config::SslSettings { keystore: parsed.keystore, key_password: parsed.key_password, truststore: parsed.truststore, ..tls.settings() };
+            if let Some(reload) = tls.prepare(&next)? {
+                reloads.push((tls, reload));
+            }
+        }
+        Ok(reloads)
+>>>>>>> c-tlsops
     }
 
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
@@ -1026,6 +1071,7 @@ impl Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
+            listener_tls: std::sync::RwLock::new(Vec::new()),
             shutdown,
         });
         for (group, configs) in group_configs {

@@ -169,6 +169,13 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     };
     let channel = broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client);
     let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel));
+    // An SSL inter-broker listener: the other brokers are reached over TLS (a bad store stops startup).
+    if let Some(l) = config.topology.inter_broker_listener_name.as_deref().and_then(|n| config.topology.listeners.iter().find(|l| l.name == n))
+        && let Some(ssl) = &l.ssl
+    {
+        let tls = crate::server::tls::client_config(&l.name, ssl).map_err(crate::server::listener::BindError::from)?;
+        state.set_inter_broker_tls(tls);
+    }
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
     // Kafka's metadata.log.dir: the first log dir unless set.
     let metadata_log_dir = config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone());

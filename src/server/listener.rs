@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::broker::Broker;
 use crate::config::{Config, Listener};
 use crate::server::connection::{self, Stream, TlsStream};
-use crate::server::tls::TlsError;
+use crate::server::tls::{ListenerTls, TlsError};
 
 /// How long a client on an SSL listener has to finish its TLS handshake (Kafka has no property
 /// for it; a silent or plaintext client must not hold a connection slot for long).
@@ -36,8 +36,8 @@ pub struct BoundListener {
     pub listener: Listener,
     pub socket: TcpListener,
     pub local_addr: SocketAddr,
-    /// The TLS acceptor of an SSL or SASL_SSL listener.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The TLS of an SSL or SASL_SSL listener (reloadable).
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 /// Binds every client listener of the node (on a controller-only node, none), building each SSL
@@ -51,7 +51,7 @@ pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, BindError> {
     };
     for l in served {
         let tls = match &l.ssl {
-            Some(ssl) => Some(tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config(&l.name, ssl)?)),
+            Some(ssl) => Some(Arc::new(ListenerTls::new(&l.name, ssl)?)),
             None => None,
         };
         let addr = format!("{}:{}", l.endpoint.host, l.endpoint.port);
@@ -81,9 +81,32 @@ pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
     let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip, broker.config.max_connections_per_ip_overrides.clone()));
     let mut loops = JoinSet::new();
     for l in listeners {
+        if let Some(tls) = &l.tls {
+            broker.register_listener_tls(tls.clone());
+            if broker.config.ssl_reload_check_interval_ms > 0 {
+                loops.spawn(check_store_files(tls.clone(), broker.clone()));
+            }
+        }
         loops.spawn(serve_one(l, broker.clone(), slots.clone(), per_ip.clone()));
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// Every `fjord.ssl.reload.check.interval.ms`, reloads the listener's stores when their files'
+/// content changed (what a certificate manager renewing the files expects), until shutdown.
+async fn check_store_files(tls: Arc<ListenerTls>, broker: Arc<Broker>) {
+    let mut stop = broker.shutdown_signal();
+    let interval = Duration::from_millis(broker.config.ssl_reload_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {
+                let tls = tls.clone();
+                // Reads and parses files: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || tls.reload_changed_files()).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>, per_ip: Arc<ConnectionsPerIp>) {
@@ -114,10 +137,14 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         let (_open, _ip_slot) = (open, ip_slot);
                         let stream = match tls {
                             None => Stream::Plain(stream),
-                            Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
-                                Some(s) => Stream::Tls(Box::new(TlsStream::new(s))),
-                                None => return,
-                            },
+                            // The TLS as it is at accept: a reload later leaves this connection alone.
+                            Some(tls) => {
+                                let (acceptor, mapping) = tls.for_connection();
+                                match handshake(&acceptor, stream, peer, &name, &broker).await {
+                                    Some(s) => Stream::Tls(Box::new(TlsStream::new(s, mapping))),
+                                    None => return,
+                                }
+                            }
                         };
                         connection::run(stream, peer, broker, name, sasl).await;
                         drop(permit);
