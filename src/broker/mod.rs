@@ -912,7 +912,9 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
         None => None,
     };
-    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000))
+        .map_err(|e| StartError::LogDir(first_dir.clone(), e))?
+        .with_controller_window(config.controller_quota_window_num, config.controller_quota_window_size_seconds.saturating_mul(1000));
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
