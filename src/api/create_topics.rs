@@ -114,7 +114,7 @@ fn refuse_whole_request(broker: &Broker, req: &CreateTopicsRequest, checked: &[R
 /// THROTTLING_QUOTA_EXCEEDED with Kafka's message, for a topic refused by
 /// controller_mutation_rate.
 pub(crate) fn throttled() -> Refusal {
-    (E::ThrottlingQuotaExceeded.code(), E::ThrottlingQuotaExceeded.to_string())
+    (E::ThrottlingQuotaExceeded.code(), "The throttling quota has been exceeded.".into())
 }
 
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16, mut quota: MutationQuota) -> CreateTopicsResponse {
