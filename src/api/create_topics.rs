@@ -138,7 +138,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
     // Each valid topic's partitions are charged to controller_mutation_rate in request order, as
     // Kafka's controller does before creating it (also when only validating); this broker
     // charges them before any reaches the controller.
-    let checked: Vec<Result<(i32, i16, BTreeMap<String, String>), Refusal>> = if whole.is_some() {
+    let checked = if whole.is_some() {
         checked
     } else {
         checked.into_iter().map(|c| c.and_then(|v| quota.charge(&broker.quotas, v.0.max(0) as u32).map(|()| v).map_err(|_| throttled()))).collect()
