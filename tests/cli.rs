@@ -181,6 +181,20 @@ async fn a_group_commits_shows_its_lag_and_is_reset_only_with_execute() {
     let current: Vec<_> = d[0]["offsets"].as_array().unwrap().iter().map(|o| o["current_offset"].as_i64().unwrap()).collect();
     assert_eq!(current, [7, 2], "{d}");
 
+    // A time before every record is the start of the log; one after them all, the end.
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "2000-01-01T00:00:00.000", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert!(d[0]["offsets"].as_array().unwrap().iter().all(|o| o["current_offset"] == 0), "{d}");
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "2999-01-01T00:00:00.000+01:00", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert_eq!(d[0]["total_lag"], 0, "{d}");
+    ok(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--by-duration", "P1D", "--execute"], "").await;
+    let d = json(b.addr, &["group", "describe", "workers"], "").await;
+    assert_eq!(d[0]["total_lag"], 12, "every record is younger than a day: {d}");
+    let plan = json(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-current"], "").await;
+    assert!(plan["offsets"].as_array().unwrap().iter().all(|o| o["new_offset"] == o["previous_offset"]), "{plan}");
+    assert!(!fjord(b.addr, &["group", "reset-offsets", "workers", "--topic", "jobs", "--to-datetime", "yesterday"], "").await.ok);
+
     ok(b.addr, &["group", "delete", "workers"], "").await;
     let listed = json(b.addr, &["group", "list"], "").await;
     assert!(listed.as_array().unwrap().iter().all(|g| g["group"] != "workers"), "{listed}");
@@ -234,6 +248,24 @@ async fn a_file_of_many_records_goes_out_in_batches_and_comes_back_whole() {
     got.dedup();
     assert_eq!(got.len(), 5000);
     assert!(got.contains(&"key-4999=value-4999"));
+
+    // The producer is idempotent: every partition's batches carry one producer id and the
+    // sequence numbers of all its records.
+    use kafka_protocol::messages::{DescribeProducersRequest, TopicName, describe_producers_request::TopicRequest};
+    let mut c = b.client().await;
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default().with_name(TopicName(kafka_protocol::protocol::StrBytes::from_static_str("bulk"))).with_partition_indexes(vec![0, 1, 2, 3])]);
+    let r = c.send(&req, 0).await;
+    let mut ids = std::collections::BTreeSet::new();
+    for p in &r.topics[0].partitions {
+        let records = produced["partitions"].as_array().unwrap().iter().find(|x| x["partition"] == p.partition_index).map_or(0, |x| x["records"].as_i64().unwrap());
+        if records == 0 {
+            continue;
+        }
+        assert_eq!(p.active_producers.len(), 1, "{p:?}");
+        assert_eq!(p.active_producers[0].last_sequence as i64, records - 1, "partition {}", p.partition_index);
+        ids.insert(p.active_producers[0].producer_id.0);
+    }
+    assert_eq!(ids.len(), 1, "one producer id for the whole run: {ids:?}");
     b.stop().await;
 }
 
@@ -263,4 +295,107 @@ async fn fjord_with_broker_options_and_no_subcommand_starts_a_broker_the_cli_can
     let info: Value = serde_json::from_str(&info.expect("the broker answers the CLI")).unwrap();
     assert_eq!(info["brokers"][0]["port"], port);
     broker.kill().await.unwrap();
+}
+
+/// A `fjord consume` child left running, its output lines collected as they come.
+struct Background {
+    child: tokio::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Background {
+    fn start(addr: SocketAddr, args: &[&str]) -> Background {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
+            .args(args)
+            .arg("-b")
+            .arg(addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the fjord binary runs");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (out, sink) = (child.stdout.take().unwrap(), lines.clone());
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Background { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+/// Polls `fjord group describe --json` until `ok` holds (20 s at most).
+async fn wait_for_group(addr: SocketAddr, group: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let d = json(addr, &["group", "describe", group], "").await;
+        if ok(&d[0]) {
+            return d;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("group {group}: never {what}: {}", json(addr, &["group", "describe", group], "").await);
+}
+
+async fn wait_for_lines(b: &Background, n: usize) {
+    for _ in 0..100 {
+        if b.lines().len() >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("expected {n} lines, got {:?}", b.lines());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_of_one_group_share_the_partitions_and_hand_them_over_when_one_leaves() {
+    let b = TestBroker::start(&["group.consumer.heartbeat.interval.ms=500", "group.consumer.min.heartbeat.interval.ms=500"]).await;
+    ok(b.addr, &["topic", "create", "shared", "-p", "4"], "").await;
+    let format = ["-f", "%p %s\\n"];
+    let first = Background::start(b.addr, &[&["consume", "-t", "shared", "-g", "readers", "--from-beginning"][..], &format].concat());
+    let one_member = |g: &Value| g["state"] == "Stable" && g["members"].as_array().is_some_and(|m| m.len() == 1 && m[0]["partitions"] == 4);
+    wait_for_group(b.addr, "readers", "gave the first member all 4 partitions", one_member).await;
+    // The second stops after its share (2 partitions of 10 records) and leaves the group.
+    let second = Background::start(b.addr, &[&["consume", "-t", "shared", "-g", "readers", "--from-beginning", "-c", "20"][..], &format].concat());
+    let two_members = |g: &Value| g["state"] == "Stable" && g["members"].as_array().is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["partitions"] == 2));
+    wait_for_group(b.addr, "readers", "split the partitions 2 and 2", two_members).await;
+
+    for p in 0..4 {
+        let lines: String = (0..10).map(|i| format!("r{p}-{i}\n")).collect();
+        ok(b.addr, &["produce", "-t", "shared", "-p", &p.to_string()], &lines).await;
+    }
+    wait_for_lines(&first, 20).await;
+    wait_for_lines(&second, 20).await;
+    let partitions = |lines: &[String]| lines.iter().map(|l| l.split(' ').next().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>();
+    let (a, c) = (first.lines(), second.lines());
+    assert_eq!(partitions(&a).len(), 2, "{a:?}");
+    assert!(partitions(&a).is_disjoint(&partitions(&c)), "each partition read by one member: {a:?} {c:?}");
+    let mut all: Vec<String> = a.iter().chain(c.iter()).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "every record once");
+
+    // The second member exits after its 20 records; its partitions go to the first, which goes
+    // on from the offsets the second committed.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), second.child.wait_with_output()).await.expect("the second member exits").unwrap();
+    assert!(status.status.success());
+    wait_for_group(b.addr, "readers", "gave the first member all 4 partitions back", one_member).await;
+    for p in 0..4 {
+        ok(b.addr, &["produce", "-t", "shared", "-p", &p.to_string()], &format!("late{p}\n")).await;
+    }
+    wait_for_lines(&first, 24).await;
+    let late: Vec<String> = first.lines()[20..].to_vec();
+    assert_eq!(partitions(&late).len(), 4, "the first member reads every partition now and nothing twice: {late:?}");
+    assert!(late.iter().all(|l| l.contains(" late")), "{late:?}");
+    let d = wait_for_group(b.addr, "readers", "committed everything", |g| g["total_lag"] == 0).await;
+    assert_eq!(d[0]["offsets"].as_array().unwrap().len(), 4, "{d}");
+    drop(first);
+    b.stop().await;
 }

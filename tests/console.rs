@@ -238,3 +238,37 @@ async fn group_page_shows_members_and_assignment_and_reset_needs_an_empty_group(
     assert_eq!(status, 409, "a group with members is not reset: {r}");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn group_page_shows_a_consumer_protocol_groups_members_and_what_each_owns() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let b = TestBroker::start(&[]).await;
+    let addr = http_addr(&b);
+    assert_eq!(post(addr, "/api/topics/create", json!({"name": "feed", "partitions": 3})).await.0, 200);
+    let mut c = b.client().await;
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("kip848")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("feed"))]))
+        .with_topic_partitions(Some(vec![]));
+    let r = c.send(&join, 1).await;
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let assigned = r.assignment.expect("an assignment");
+    // The member acknowledges what it was given.
+    let ack = join
+        .clone()
+        .with_member_epoch(r.member_epoch)
+        .with_topic_partitions(Some(assigned.topic_partitions.iter().map(|t| TopicPartitions::default().with_topic_id(t.topic_id).with_partitions(t.partitions.clone())).collect()));
+    assert_eq!(c.send(&ack, 1).await.error_code, 0);
+
+    let (status, g) = get_json(addr, "/api/group?id=kip848").await;
+    assert_eq!(status, 200);
+    assert_eq!((g["type"].as_str(), g["protocol_type"].as_str(), g["protocol"].as_str()), (Some("consumer"), Some("consumer"), Some("uniform")), "{g}");
+    assert_eq!(g["members"][0]["member_id"], "m-1", "{g}");
+    assert_eq!(g["members"][0]["member_epoch"], r.member_epoch);
+    assert_eq!(g["members"][0]["subscribed"], json!(["feed"]));
+    assert_eq!(g["members"][0]["assignment"], json!([{"topic": "feed", "partitions": [0, 1, 2]}]), "{g}");
+    b.stop().await;
+}

@@ -151,6 +151,17 @@ async fn metrics_move_with_produce_fetch_and_commits() {
     assert_eq!(m.get("kafka_network_requestmetrics_requests_total", &[("request", "OffsetCommit")]), 2.0);
     assert_eq!(m.get("kafka_network_requestmetrics_requests_total", &[("request", "CreateTopics")]), 1.0);
     assert_eq!(m.get("kafka_network_requestmetrics_errors_total", &[("request", "OffsetCommit"), ("error", "NONE")]), 2.0);
+    // Every API's codes count, not only produce, fetch and commits: the topic created once.
+    assert_eq!(m.get("kafka_network_requestmetrics_errors_total", &[("request", "CreateTopics"), ("error", "NONE")]), 1.0);
+    // A DescribeGroups of a group that does not exist answers it Dead with NONE; one that
+    // names no group answers nothing, and nothing is counted.
+    let described = c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str("billing"))]), 5).await;
+    assert_eq!(described.groups[0].error_code, 0);
+    let unknown_config = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("nope"))]);
+    assert_eq!(c.send(&unknown_config, 4).await.results[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let m = Scrape::of(&b).await;
+    assert_eq!(m.get("kafka_network_requestmetrics_errors_total", &[("request", "DescribeGroups"), ("error", "NONE")]), 1.0);
+    assert_eq!(m.get("kafka_network_requestmetrics_errors_total", &[("request", "DescribeConfigs"), ("error", "UNKNOWN_TOPIC_OR_PARTITION")]), 1.0);
     assert_eq!(m.get("kafka_network_requestmetrics_totaltimems_count", &[("request", "Produce")]), 3.0);
     assert!(m.get("kafka_network_requestmetrics_totaltimems_sum", &[("request", "Produce")]) > 0.0);
     let buckets = m.histogram("kafka_network_requestmetrics_totaltimems", &[("request", "Produce")]);

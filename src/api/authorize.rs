@@ -619,11 +619,17 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
 /// What `refuse_whole` answers with: any response message, encoded at the request's version.
 pub(crate) trait Encodable: Send {
     fn encode_frame(&self, key: ApiKey, version: i16, corr: i32) -> Result<super::ResponseFrame, super::FrameError>;
+    /// Its error codes, for the errors metric.
+    fn count_errors(&self, version: i16, count: &mut dyn FnMut(i16));
 }
 
-impl<M: kafka_protocol::protocol::Encodable + Send> Encodable for M {
+impl<M: kafka_protocol::protocol::Encodable + super::error_counts::ErrorCounts + Send> Encodable for M {
     fn encode_frame(&self, key: ApiKey, version: i16, corr: i32) -> Result<super::ResponseFrame, super::FrameError> {
         super::encode(key, version, corr, self)
+    }
+
+    fn count_errors(&self, version: i16, count: &mut dyn FnMut(i16)) {
+        self.error_codes(version, count)
     }
 }
 

@@ -8,6 +8,7 @@ mod alter_configs;
 pub(crate) mod alter_user_scram_credentials;
 mod alter_replica_log_dirs;
 mod api_versions;
+mod error_counts;
 mod authorize;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -61,6 +62,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
+use error_counts::ErrorCounts;
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
@@ -283,11 +285,15 @@ pub async fn handle_frame(broker: &Arc<Broker>, session: &mut Session, frame: By
     reply
 }
 
-/// Counts each partition's error code of a response (NONE included), as Kafka's errors metric.
-fn count_errors(broker: &Broker, kind: RequestKind, codes: impl Iterator<Item = i16>) {
-    for code in codes {
-        broker.metrics.record_error(kind, code);
-    }
+/// Counts every error code of a response (NONE included), as Kafka's errors metric.
+fn count_errors<M: ErrorCounts>(broker: &Broker, kind: RequestKind, version: i16, response: &M) {
+    response.error_codes(version, &mut |code| broker.metrics.record_error(kind, code));
+}
+
+/// A response's frame, its error codes counted for the request's API.
+fn answer<M: kafka_protocol::protocol::Encodable + ErrorCounts>(broker: &Broker, key: ApiKey, version: i16, corr: i32, body: &M) -> Result<ResponseFrame, FrameError> {
+    count_errors(broker, RequestKind::Api(key as i16), version, body);
+    encode(key, version, corr, body)
 }
 
 async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kind: &mut Option<RequestKind>) -> Result<Reply, FrameError> {
@@ -300,7 +306,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return encode(key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
+            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -324,12 +330,13 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 let ms = session.request_throttle(broker, started.elapsed());
                 ThrottleTime::raise_throttle(&mut resp, ms);
             }
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer(broker, key, version, corr, &resp).map(Reply::now)
         }};
     }
     if let Some(g) = &guard
         && let Some(refused) = authorize::refuse_whole(g, key, version, &body).map_err(FrameError::Malformed)?
     {
+        refused.count_errors(version, &mut |code| broker.metrics.record_error(RequestKind::Api(key as i16), code));
         return refused.encode_frame(key, version, corr).map(Reply::now);
     }
     macro_rules! serve {
@@ -442,7 +449,6 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             match outcome {
                 produce::Outcome::Respond(mut resp) => {
                     resp.responses.extend(refused);
-                    count_errors(broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
                     resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
@@ -455,9 +461,8 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                     Ok(Reply::Later(tokio::spawn(async move {
                         let mut resp = durable.answer(broker.clone()).await;
                         resp.responses.extend(refused);
-                        count_errors(&broker, RequestKind::Api(0), resp.responses.iter().flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)));
                         resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
-                        encode(key, version, corr, &resp)
+                        answer(&broker, key, version, corr, &resp)
                     })))
                 }
                 // acks=0 with a refused topic: closing tells the client, as Kafka does.
@@ -484,8 +489,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             fetched.response.responses.extend(refused);
             let fetch_kind = if fetched.follower { RequestKind::FetchFollower } else { RequestKind::FetchConsumer };
             *kind = Some(fetch_kind);
-            let top = (fetched.response.error_code != 0).then_some(fetched.response.error_code);
-            count_errors(broker, fetch_kind, top.into_iter().chain(fetched.response.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code))));
+            count_errors(broker, fetch_kind, version, &fetched.response);
             on_listener!(fetched.response.node_endpoints);
             let files = std::mem::take(&mut fetched.files);
             let frame = encode_with_files(key, version, corr, &fetched.response, files)?;
@@ -505,7 +509,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let mut throttled = fetched.response;
             throttled.responses.clear();
             throttled.throttle_time_ms = throttle_ms;
-            encode(key, version, corr, &throttled).map(Reply::now)
+            answer(broker, key, version, corr, &throttled).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool_checked!(ListOffsetsRequest, list_offsets::handle, authorize::list_offsets, topics),
         ApiKey::CreateTopics => serve_mutation!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics, 6),
@@ -580,7 +584,6 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let b = broker.clone();
             let mut resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
             resp.topics.extend(refused);
-            count_errors(broker, RequestKind::Api(key as i16), resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
             answer!(resp)
         }
         ApiKey::OffsetFetch => {

@@ -1,11 +1,13 @@
 //! `fjord consume`: Fetch from each partition's leader and print the records, from the
 //! beginning, the end, an offset or a timestamp, formatted like kcat's `-f` (or one JSON object
-//! per record with `--json`). With `--group` the positions start from the group's committed
-//! offsets and are committed back as the records are printed, the way a consumer that assigns
-//! its own partitions commits (generation -1, no member id): the group stays Empty, its lag and
-//! offsets are what `fjord group` shows, but the tool does not join the group or share
-//! partitions with other members. Control batches (transaction markers) are skipped; every
-//! codec Kafka stores (gzip, snappy, lz4, zstd) is decoded.
+//! per record with `--json`). With `--group` the tool joins the group as a KIP-848 consumer
+//! ([`super::member`]): the coordinator assigns it partitions, shared with the group's other
+//! members; each starts at the group's committed offset and the positions are committed back as
+//! the records are printed. With `--partition` (or a coordinator without KIP-848) it reads the
+//! partitions itself and commits as a consumer that assigns its own partitions (generation -1,
+//! no member id), which the coordinator accepts while the group has no members. Control batches
+//! (transaction markers) are skipped; every codec Kafka stores (gzip, snappy, lz4, zstd) is
+//! decoded.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,9 +23,12 @@ use serde_json::json;
 use super::Common;
 use super::conn::{Cluster, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TopicInfo, error_name, send_capped, topic_name};
 use super::group;
+use super::member::{Change, Member};
 
 /// How long a broker may hold a fetch open waiting for records.
 const FETCH_MAX_WAIT_MS: i32 = 500;
+/// How long a member with no partitions sleeps before looking again.
+const FETCH_IDLE: std::time::Duration = std::time::Duration::from_millis(FETCH_MAX_WAIT_MS as u64);
 /// Bytes asked for per fetch and per partition; the answer (and so every buffer) is bounded by
 /// them and by the client's response limit.
 const FETCH_MAX_BYTES: i32 = 50 << 20;
@@ -246,24 +251,78 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ConsumeArgs) -> R
     let start = parse_start(args.offset.as_deref(), args.from_beginning, args.timestamp)?;
     let mut topic = cluster.topic(&args.topic).await?;
     let all: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
-    let partitions: Vec<i32> = if args.partition.is_empty() { all.clone() } else { args.partition.clone() };
-    for p in &partitions {
+    for p in &args.partition {
         if !all.contains(p) {
             bail!("topic {} has no partition {p}", args.topic);
         }
     }
-    let mut positions = start_positions(cluster, &topic, &partitions, start, args.group.as_deref()).await?;
+    // With a group and no partitions named, the tool joins the group and reads what the
+    // coordinator assigns it; with partitions named it reads those and only commits.
+    let mut member = match &args.group {
+        Some(g) if args.partition.is_empty() => {
+            if Member::supported(cluster, g).await? {
+                Some(Member::new(g, &topic.name, &topic.topic_id)?)
+            } else {
+                eprintln!("group {g}: the coordinator does not serve KIP-848 consumer groups; reading every partition and committing without joining");
+                None
+            }
+        }
+        _ => None,
+    };
+    let mut positions = match member {
+        Some(_) => BTreeMap::new(),
+        None => {
+            let partitions = if args.partition.is_empty() { all.clone() } else { args.partition.clone() };
+            start_positions(cluster, &topic, &partitions, start, args.group.as_deref()).await?
+        }
+    };
     let mut high_watermarks: BTreeMap<i32, i64> = BTreeMap::new();
     let mut committed = positions.clone();
     let mut printed: u64 = 0;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     'fetching: loop {
+        if let (Some(m), Some(g)) = (member.as_mut(), args.group.as_deref()) {
+            let mut change = m.poll(cluster, false).await?;
+            // The heartbeat acknowledging one change may bring the next.
+            while change != Change::default() {
+                if !change.revoked.is_empty() {
+                    if !change.lost {
+                        let revoked: BTreeMap<i32, i64> = change.revoked.iter().filter_map(|p| positions.get(p).map(|o| (*p, *o))).collect();
+                        let changed = uncommitted(&topic.name, &revoked, &committed);
+                        if !changed.is_empty() {
+                            group::commit_offsets(cluster, g, &changed, Some((m.member_id(), m.epoch()))).await?;
+                        }
+                    }
+                    for p in &change.revoked {
+                        positions.remove(p);
+                        committed.remove(p);
+                        high_watermarks.remove(p);
+                    }
+                }
+                if !change.added.is_empty() {
+                    // Partitions added to the topic since the tool started are assigned too.
+                    topic = cluster.topic(&args.topic).await?;
+                    let starts = start_positions(cluster, &topic, &change.added, start, Some(g)).await?;
+                    committed.extend(starts.iter().map(|(p, o)| (*p, *o)));
+                    positions.extend(starts);
+                }
+                change = m.acknowledge(cluster, positions.keys().copied().collect()).await?;
+            }
+        }
+        let partitions: Vec<i32> = positions.keys().copied().collect();
         if args.count.is_some_and(|c| printed >= c) {
             break;
         }
-        if args.exit_at_end && partitions.iter().all(|p| high_watermarks.get(p).is_some_and(|hw| positions[p] >= *hw)) {
+        let settled = member.as_ref().is_none_or(Member::settled);
+        if args.exit_at_end && settled && partitions.iter().all(|p| high_watermarks.get(p).is_some_and(|hw| positions[p] >= *hw)) {
             break;
+        }
+        if partitions.is_empty() {
+            // A member given nothing waits for its next heartbeat.
+            let wait = member.as_ref().map_or(FETCH_IDLE, |m| m.until_heartbeat().min(FETCH_IDLE));
+            tokio::time::sleep(wait).await;
+            continue;
         }
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for p in &partitions {
@@ -342,10 +401,15 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ConsumeArgs) -> R
             }
             out.flush()?;
             if let Some(g) = &args.group {
-                let changed: BTreeMap<(String, i32), i64> = positions.iter().filter(|(p, o)| committed.get(p) != Some(o)).map(|(p, o)| ((topic.name.clone(), *p), *o)).collect();
+                let changed = uncommitted(&topic.name, &positions, &committed);
                 if !changed.is_empty() {
-                    group::commit_offsets(cluster, g, &changed).await?;
-                    committed = positions.clone();
+                    match group::commit_offsets(cluster, g, &changed, member.as_ref().map(|m| (m.member_id(), m.epoch()))).await {
+                        Ok(()) => committed.extend(positions.iter().map(|(p, o)| (*p, *o))),
+                        // A member fenced since its last heartbeat: the next heartbeat finds
+                        // out and joins again; the offsets are read again from the group's.
+                        Err(e) if member.is_some() => eprintln!("{e:#}"),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             if args.count.is_some_and(|c| printed >= c) {
@@ -360,12 +424,20 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ConsumeArgs) -> R
     out.flush()?;
     drop(out);
     if let Some(g) = &args.group {
-        let changed: BTreeMap<(String, i32), i64> = positions.iter().filter(|(p, o)| committed.get(p) != Some(o)).map(|(p, o)| ((topic.name.clone(), *p), *o)).collect();
+        let changed = uncommitted(&topic.name, &positions, &committed);
         if !changed.is_empty() {
-            group::commit_offsets(cluster, g, &changed).await?;
+            group::commit_offsets(cluster, g, &changed, member.as_ref().map(|m| (m.member_id(), m.epoch()))).await?;
         }
     }
+    if let Some(m) = member.as_mut() {
+        m.leave(cluster).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The positions that moved since they were last committed, keyed as a commit takes them.
+fn uncommitted(topic: &str, positions: &BTreeMap<i32, i64>, committed: &BTreeMap<i32, i64>) -> BTreeMap<(String, i32), i64> {
+    positions.iter().filter(|(p, o)| committed.get(p) != Some(o)).map(|(p, o)| ((topic.to_string(), *p), *o)).collect()
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub enum GroupCommand {
         groups: Vec<String>,
     },
     /// Plan (default) or, with --execute, commit new offsets for an inactive group.
-    #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_offset", "to_timestamp", "shift_by"])))]
+    #[command(group(ArgGroup::new("to").required(true).args(["to_earliest", "to_latest", "to_current", "to_offset", "to_timestamp", "to_datetime", "by_duration", "shift_by"])))]
     #[command(group(ArgGroup::new("scope").required(true).args(["topic", "all_topics"])))]
     ResetOffsets {
         group: String,
@@ -59,11 +59,21 @@ pub enum GroupCommand {
         to_earliest: bool,
         #[arg(long)]
         to_latest: bool,
+        /// The committed offsets as they are (the log end for partitions with none).
+        #[arg(long)]
+        to_current: bool,
         #[arg(long, value_name = "OFFSET")]
         to_offset: Option<i64>,
         /// The first offset whose record timestamp is >= MS (ms since the epoch).
         #[arg(long, value_name = "MS")]
         to_timestamp: Option<i64>,
+        /// The first offset at or after a time, as kafka-consumer-groups.sh reads it:
+        /// YYYY-MM-DDTHH:mm:SS.sss with an optional Z or +hh:mm / -hh:mm (UTC without one).
+        #[arg(long, value_name = "DATETIME", value_parser = parse_datetime)]
+        to_datetime: Option<i64>,
+        /// The first offset at or after this long ago: PnDTnHnMn.nS (e.g. PT1H, P1DT12H).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+        by_duration: Option<i64>,
         /// Move the committed offsets by N (negative: back), within the log.
         #[arg(long, value_name = "N", allow_hyphen_values = true)]
         shift_by: Option<i64>,
@@ -122,9 +132,10 @@ pub async fn committed_offsets(cluster: &mut Cluster, group: &str, topics: Optio
     Ok(out)
 }
 
-/// Commits offsets as a consumer that is not a member (generation -1, no member id), which a
-/// coordinator accepts only while the group has no members.
-pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeMap<(String, i32), i64>) -> Result<()> {
+/// Commits offsets as `member` (its id and epoch or generation), or with none as a consumer that
+/// is not a member (generation -1, no member id), which a coordinator accepts only while the
+/// group has no members.
+pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeMap<(String, i32), i64>, member: Option<(&str, i32)>) -> Result<()> {
     let coordinator = cluster.coordinator(group).await?;
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for ((t, p), o) in offsets {
@@ -135,18 +146,19 @@ pub async fn commit_offsets(cluster: &mut Cluster, group: &str, offsets: &BTreeM
     }
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(str_bytes(""))
+        .with_generation_id_or_member_epoch(member.map_or(-1, |m| m.1))
+        .with_member_id(str_bytes(member.map_or("", |m| m.0)))
         .with_retention_time_ms(-1)
         .with_topics(by_topic.into_iter().map(|(t, ps)| OffsetCommitRequestTopic::default().with_name(topic_name(t)).with_partitions(ps)).collect());
-    // v8 at most: the fields every broker from Kafka 2.3 on reads the same way.
-    let mut response = send_capped(&coordinator, &request, 8).await?;
+    // v9 at most: the fields every broker from Kafka 2.3 on reads the same way (v9 adds none; a
+    // KIP-848 member must commit with it, older versions are refused for such groups).
+    let mut response = send_capped(&coordinator, &request, 9).await?;
     for _ in 1..COORDINATOR_TRIES {
         if !response.topics.iter().flat_map(|t| t.partitions.iter()).any(|p| coordinator_retriable(p.error_code)) {
             break;
         }
         pause().await;
-        response = send_capped(&*cluster.coordinator(group).await?, &request, 8).await?;
+        response = send_capped(&*cluster.coordinator(group).await?, &request, 9).await?;
     }
     for t in &response.topics {
         for p in &t.partitions {
@@ -269,15 +281,20 @@ pub async fn run(cluster: &mut Cluster, common: &Common, command: GroupCommand) 
             }
             Ok(ExitCode::SUCCESS)
         }
-        GroupCommand::ResetOffsets { group, topic, all_topics, to_earliest, to_latest, to_offset, to_timestamp, shift_by, execute, dry_run: _ } => {
+        GroupCommand::ResetOffsets { group, topic, all_topics, to_earliest, to_latest, to_current, to_offset, to_timestamp, to_datetime, by_duration, shift_by, execute, dry_run: _ } => {
             let to = if to_earliest {
                 To::Earliest
             } else if to_latest {
                 To::Latest
+            } else if to_current {
+                To::Current
             } else if let Some(o) = to_offset {
                 To::Offset(o)
-            } else if let Some(ts) = to_timestamp {
+            } else if let Some(ts) = to_timestamp.or(to_datetime) {
                 To::Timestamp(ts)
+            } else if let Some(ago) = by_duration {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                To::Timestamp(now.saturating_sub(ago))
             } else {
                 To::Shift(shift_by.unwrap_or(0))
             };
@@ -406,9 +423,107 @@ fn or_dash(s: &str) -> &str {
 enum To {
     Earliest,
     Latest,
+    Current,
     Offset(i64),
     Timestamp(i64),
     Shift(i64),
+}
+
+/// Milliseconds since the epoch of a time as kafka-consumer-groups.sh's `--to-datetime` takes
+/// it: `YYYY-MM-DDTHH:mm:SS[.sss]` then `Z`, `+hh[:mm]` or `-hh[:mm]`, or nothing for UTC.
+pub fn parse_datetime(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a time like 2026-12-05T08:30:00.000 (optionally ending in Z, +hh:mm or -hh:mm)");
+    let (date, rest) = s.split_once('T').ok_or_else(bad)?;
+    let num = |t: &str, len: usize| -> Result<i64, String> { if t.len() == len && t.bytes().all(|b| b.is_ascii_digit()) { t.parse().map_err(|_| bad()) } else { Err(bad()) } };
+    let d: Vec<&str> = date.split('-').collect();
+    let [y, mo, da] = d[..] else { return Err(bad()) };
+    let (y, mo, da) = (num(y, 4)?, num(mo, 2)?, num(da, 2)?);
+    // The zone starts at the first Z, + or - after the time.
+    let zone_at = rest.find(['Z', '+', '-']).unwrap_or(rest.len());
+    let (time, zone) = rest.split_at(zone_at);
+    let (hms, millis) = match time.split_once('.') {
+        Some((hms, ms)) => (hms, num(ms, 3)?),
+        None => (time, 0),
+    };
+    let t: Vec<&str> = hms.split(':').collect();
+    let [h, mi, se] = t[..] else { return Err(bad()) };
+    let (h, mi, se) = (num(h, 2)?, num(mi, 2)?, num(se, 2)?);
+    let days_in_month = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if da < 1 || da > days_in_month || h > 23 || mi > 59 || se > 59 {
+        return Err(bad());
+    }
+    let offset_minutes = match zone {
+        "" | "Z" => 0,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+            let (zh, zm) = match digits.len() {
+                2 => (num(&digits, 2)?, 0),
+                4 => (num(&digits[..2], 2)?, num(&digits[2..], 2)?),
+                _ => return Err(bad()),
+            };
+            if zh > 18 || zm > 59 {
+                return Err(bad());
+            }
+            sign * (zh * 60 + zm)
+        }
+    };
+    let seconds = days_from_civil(y, mo, da) * 86_400 + h * 3600 + mi * 60 + se - offset_minutes * 60;
+    Ok(seconds * 1000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds of an ISO-8601 duration as `--by-duration` takes it: `PnDTnHnMn.nS`, each part
+/// optional (at least one), e.g. `PT30M`, `P1D`, `P2DT3H4M5.5S`.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a duration like PT30M, P1D or P1DT12H30M5.5S");
+    let rest = s.strip_prefix(['P', 'p']).ok_or_else(bad)?;
+    let (days, time) = match rest.split_once(['T', 't']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut total: f64 = 0.0;
+    let mut parts = 0;
+    if !days.is_empty() {
+        let n = days.strip_suffix(['D', 'd']).ok_or_else(bad)?;
+        total += n.parse::<u32>().map_err(|_| bad())? as f64 * 86_400_000.0;
+        parts += 1;
+    }
+    if let Some(mut t) = time {
+        for (unit, ms) in [('H', 3_600_000.0), ('M', 60_000.0), ('S', 1000.0)] {
+            if let Some(at) = t.find([unit, unit.to_ascii_lowercase()]) {
+                let n: f64 = t[..at].parse().map_err(|_| bad())?;
+                if n.is_nan() || n < 0.0 || (unit != 'S' && n.fract() != 0.0) {
+                    return Err(bad());
+                }
+                total += n * ms;
+                parts += 1;
+                t = &t[at + 1..];
+            }
+        }
+        if !t.is_empty() {
+            return Err(bad());
+        }
+    }
+    if parts == 0 || total > i64::MAX as f64 / 2.0 {
+        return Err(bad());
+    }
+    Ok(total as i64)
 }
 
 /// Parses `TOPIC` or `TOPIC:0,1,2`.
@@ -463,6 +578,7 @@ async fn reset(cluster: &mut Cluster, common: &Common, group: &str, topics: &[St
         let target = match to {
             To::Earliest => lo,
             To::Latest => hi,
+            To::Current => committed.get(tp).map_or(hi, |c| (*c).clamp(lo, hi)),
             To::Offset(o) => o.clamp(lo, hi),
             // -1: no record at or after the time; the end, as Kafka's tool does.
             To::Timestamp(_) => at_time.as_ref().map_or(hi, |m| if m[tp] < 0 { hi } else { m[tp] }),
@@ -478,7 +594,7 @@ async fn reset(cluster: &mut Cluster, common: &Common, group: &str, topics: &[St
         // Committed in chunks so progress shows on thousands of partitions.
         for (i, chunk) in entries.chunks(500).enumerate() {
             let part: BTreeMap<(String, i32), i64> = chunk.iter().cloned().collect();
-            commit_offsets(cluster, group, &part).await?;
+            commit_offsets(cluster, group, &part, None).await?;
             commit_progress.update(((i + 1) * 500).min(entries.len()) as u64);
         }
         commit_progress.finish(entries.len() as u64, false);
@@ -502,6 +618,30 @@ async fn reset(cluster: &mut Cluster, common: &Common, group: &str, topics: &[St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datetimes_read_as_kafka_consumer_groups_reads_them() {
+        // 2026-12-05T08:30:00Z is 1,796,459,400 s after the epoch.
+        assert_eq!(parse_datetime("2026-12-05T08:30:00.000"), Ok(1_796_459_400_000));
+        assert_eq!(parse_datetime("2026-12-05T08:30:00.250Z"), Ok(1_796_459_400_250));
+        assert_eq!(parse_datetime("2026-12-05T10:30:00.000+02:00"), Ok(1_796_459_400_000));
+        assert_eq!(parse_datetime("2026-12-05T03:30:00-0500"), Ok(1_796_459_400_000));
+        assert_eq!(parse_datetime("1970-01-01T00:00:00.000Z"), Ok(0));
+        assert_eq!(parse_datetime("2024-02-29T00:00:00"), Ok(1_709_164_800_000));
+        for bad in ["2026-12-05", "2026-13-01T00:00:00", "2023-02-29T00:00:00", "2026-12-05T24:00:00", "2026-12-05T08:30:00.5", "2026-12-05T08:30:00+2", "soon"] {
+            assert!(parse_datetime(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_iso_8601_says() {
+        assert_eq!(parse_duration_ms("PT30M"), Ok(1_800_000));
+        assert_eq!(parse_duration_ms("P1D"), Ok(86_400_000));
+        assert_eq!(parse_duration_ms("P1DT2H3M4.5S"), Ok(86_400_000 + 7_200_000 + 180_000 + 4_500));
+        for bad in ["", "P", "PT", "1H", "PT1.5H", "PT-1S", "PT1X", "P1H"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn topic_partition_specs_parse() {

@@ -7,6 +7,7 @@
 pub mod conn;
 pub mod consume;
 pub mod group;
+pub mod member;
 pub mod output;
 pub mod produce;
 pub mod topic;

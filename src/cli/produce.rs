@@ -2,8 +2,12 @@
 //! `-K SEP`), with fixed headers and an optional partition, sent as v2 record batches to each
 //! partition's leader with acks=all. Keyed records go to the partition Kafka's Java producer
 //! picks (murmur2 of the key), so a key lands where Kafka's own clients would put it; unkeyed
-//! records fill one batch per partition in turn. Not idempotent (no producer id): a retry after
-//! a lost answer could write a batch twice, so the tool does not retry.
+//! records fill one batch per partition in turn. The producer is idempotent, as Kafka's Java
+//! producer is by default: a producer id from InitProducerId and a sequence number per partition
+//! let the leader drop a batch it already has, so a batch whose answer was lost (a dropped
+//! connection, a timeout, an election) is sent again without being written twice. Against a
+//! broker without InitProducerId the tool produces without it and retries only what was
+//! certainly not written.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -39,6 +43,61 @@ const LEADER_RETRY_MS: u64 = 250;
 /// appended; ask for the leader again and resend.
 fn leader_retriable(code: i16) -> bool {
     matches!(code, 3 | 5 | 6)
+}
+
+/// REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, NOT_ENOUGH_REPLICAS_AFTER_APPEND: the batch may or
+/// may not be in the log; only an idempotent producer may send it again.
+fn idempotent_retriable(code: i16) -> bool {
+    matches!(code, 7 | 19 | 20)
+}
+
+/// The producer id and epoch, and the next sequence number of each partition.
+struct Idempotence {
+    producer_id: i64,
+    epoch: i16,
+    sequences: BTreeMap<i32, i32>,
+}
+
+impl Idempotence {
+    /// InitProducerId without a transactional id, as Kafka's producer starts; None when the
+    /// broker does not serve it.
+    async fn init(cluster: &mut Cluster) -> Result<Option<Idempotence>> {
+        use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+        let client = cluster.bootstrap();
+        if client.peer_versions(<InitProducerIdRequest as kafka_protocol::protocol::Request>::KEY).is_none() {
+            eprintln!("the broker serves no InitProducerId: producing without idempotence");
+            return Ok(None);
+        }
+        let request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // v4 at most: every field this producer sets exists since v3.
+            let response = send_capped(cluster.bootstrap(), &request, 4).await?;
+            match response.error_code {
+                0 => return Ok(Some(Idempotence { producer_id: response.producer_id.0, epoch: response.producer_epoch, sequences: BTreeMap::new() })),
+                // COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR
+                14..=16 if tries < LEADER_TRIES => tokio::time::sleep(std::time::Duration::from_millis(LEADER_RETRY_MS)).await,
+                code => bail!("InitProducerId: {}", error_name(code)),
+            }
+        }
+    }
+
+    /// Stamps the batch's records with the producer id, epoch and their sequence numbers.
+    fn stamp(&self, partition: i32, records: &mut [Record]) {
+        let base = self.sequences.get(&partition).copied().unwrap_or(0);
+        for (i, r) in records.iter_mut().enumerate() {
+            r.producer_id = self.producer_id;
+            r.producer_epoch = self.epoch;
+            // Sequences wrap at i32::MAX, as Kafka's do.
+            r.sequence = base.wrapping_add(i as i32) & i32::MAX;
+        }
+    }
+
+    fn advance(&mut self, partition: i32, count: usize) {
+        let next = self.sequences.get(&partition).copied().unwrap_or(0).wrapping_add(count as i32) & i32::MAX;
+        self.sequences.insert(partition, next);
+    }
 }
 
 #[derive(Args, Debug)]
@@ -117,6 +176,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
     let mut leaders: BTreeMap<i32, i32> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
     let headers = args.headers.iter().map(|h| parse_key_value(h)).collect::<Result<Vec<_>>>()?;
     let codec = compression(&args.compression);
+    let mut idempotence = Idempotence::init(cluster).await?;
     let separator = args.key_separator.as_deref().map(str::as_bytes);
 
     let mut input: Box<dyn AsyncBufRead + Unpin> = match &args.file {
@@ -162,7 +222,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         batch.records.push(record);
         if batch.records.len() >= BATCH_RECORDS_MAX || batch.bytes >= BATCH_BYTES_MAX {
             let full = pending.remove(&partition).unwrap_or_default();
-            total += send_batch(cluster, &args.topic, &mut leaders, partition, full, codec, &mut written).await?;
+            total += send_batch(cluster, &args.topic, &mut leaders, partition, full, codec, idempotence.as_mut(), &mut written).await?;
             if args.partition.is_none() && partition == next_unkeyed {
                 next_unkeyed = (next_unkeyed + 1) % partitions;
             }
@@ -170,7 +230,7 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
         }
     }
     for (partition, batch) in std::mem::take(&mut pending) {
-        total += send_batch(cluster, &args.topic, &mut leaders, partition, batch, codec, &mut written).await?;
+        total += send_batch(cluster, &args.topic, &mut leaders, partition, batch, codec, idempotence.as_mut(), &mut written).await?;
         progress.update(total);
     }
     progress.finish(total, false);
@@ -183,20 +243,26 @@ pub async fn run(cluster: &mut Cluster, common: &Common, args: ProduceArgs) -> R
     Ok(ExitCode::SUCCESS)
 }
 
-/// Encodes one batch and sends it to the partition's leader with acks=all.
+/// Encodes one batch and sends it to the partition's leader with acks=all; an idempotent
+/// producer sends it again, unchanged, until it is acknowledged or an error is final.
+#[allow(clippy::too_many_arguments)]
 async fn send_batch(
     cluster: &mut Cluster,
     topic: &str,
     leaders: &mut BTreeMap<i32, i32>,
     partition: i32,
-    batch: Pending,
+    mut batch: Pending,
     codec: Compression,
+    mut idempotence: Option<&mut Idempotence>,
     written: &mut BTreeMap<i32, Written>,
 ) -> Result<u64> {
     if batch.records.is_empty() {
         return Ok(0);
     }
     let count = batch.records.len() as u64;
+    if let Some(i) = idempotence.as_deref() {
+        i.stamp(partition, &mut batch.records);
+    }
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &batch.records, &RecordEncodeOptions { version: 2, compression: codec }).map_err(|e| anyhow!("encoding a record batch: {e}"))?;
     let records = buf.freeze();
@@ -210,9 +276,22 @@ async fn send_batch(
         let code = if leader < 0 {
             5
         } else {
-            let client = cluster.broker(leader).await?;
             // v12 at most: topic names (v13 names topics by id).
-            let response = send_capped(&client, &request, 12).await?;
+            let sent = match cluster.broker(leader).await {
+                Ok(client) => send_capped(&client, &request, 12).await,
+                Err(e) => Err(e),
+            };
+            let response = match sent {
+                Ok(r) => r,
+                // The answer is lost, not the batch's fate known: only the sequence numbers
+                // make sending it again safe.
+                Err(e) if idempotence.is_some() && tries < LEADER_TRIES => {
+                    eprintln!("producing to {topic}-{partition}: {e:#}; sending the batch again");
+                    tokio::time::sleep(std::time::Duration::from_millis(LEADER_RETRY_MS)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let r = response
                 .responses
                 .iter()
@@ -222,7 +301,8 @@ async fn send_batch(
             if r.error_code == 0 {
                 break r.base_offset;
             }
-            if !leader_retriable(r.error_code) || tries >= LEADER_TRIES {
+            let retriable = leader_retriable(r.error_code) || (idempotence.is_some() && idempotent_retriable(r.error_code));
+            if !retriable || tries >= LEADER_TRIES {
                 bail!("producing to {topic}-{partition}: {}{}", error_name(r.error_code), r.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default());
             }
             r.error_code
@@ -234,6 +314,9 @@ async fn send_batch(
         let info = cluster.topic(topic).await?;
         leaders.extend(info.partitions.iter().map(|p| (p.partition, p.leader)));
     };
+    if let Some(i) = idempotence.as_deref_mut() {
+        i.advance(partition, batch.records.len());
+    }
     let r = ProducedAt { base_offset };
     let w = written.entry(partition).or_default();
     w.records += count;

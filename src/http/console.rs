@@ -257,18 +257,35 @@ async fn group(broker: &Arc<Broker>, id: &str) -> Answer {
     let b = broker.clone();
     let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
     let (b, gid) = (broker.clone(), id.to_string());
-    // The coordinator's DescribeGroups read (a consumer-protocol group has none: members empty).
-    let described = broker.io_pool.run(move || b.groups.describe(&*b, &gid)).await.ok().flatten();
-    let (protocol_type, protocol, members) = match described {
-        Some(g) => {
-            let members: Vec<Value> = g
-                .members
-                .into_iter()
-                .map(|m| json!({"member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id, "client_host": m.client_host, "assignment": assignment(&g.protocol_type, m.assignment)}))
-                .collect();
-            (g.protocol_type, g.protocol, members)
+    let (protocol_type, protocol, members) = if listed.group_type == "consumer" {
+        // A KIP-848 group: its members and what each owns, as ConsumerGroupDescribe shows them.
+        match broker.io_pool.run(move || b.groups.consumer_describe(&*b, &gid)).await {
+            Ok(g) => {
+                let members: Vec<Value> = g
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        json!({"member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id, "client_host": m.client_host,
+                            "member_epoch": m.member_epoch, "subscribed": m.subscribed_topic_names, "assignment": topic_partitions(&m.assignment), "target_assignment": topic_partitions(&m.target_assignment)})
+                    })
+                    .collect();
+                ("consumer".to_string(), g.assignor, members)
+            }
+            Err(_) => (String::new(), String::new(), Vec::new()),
         }
-        None => (String::new(), String::new(), Vec::new()),
+    } else {
+        // The coordinator's DescribeGroups read of a classic group.
+        match broker.io_pool.run(move || b.groups.describe(&*b, &gid)).await.ok().flatten() {
+            Some(g) => {
+                let members: Vec<Value> = g
+                    .members
+                    .into_iter()
+                    .map(|m| json!({"member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id, "client_host": m.client_host, "assignment": assignment(&g.protocol_type, m.assignment)}))
+                    .collect();
+                (g.protocol_type, g.protocol, members)
+            }
+            None => (String::new(), String::new(), Vec::new()),
+        }
     };
     let mut offsets: Vec<Value> = Vec::new();
     let mut total = 0i64;
@@ -281,6 +298,11 @@ async fn group(broker: &Arc<Broker>, id: &str) -> Answer {
         offsets.push(json!({"topic": t, "partition": p, "committed": c, "high_watermark": local.map(|v| v.high_watermark), "lag": lag}));
     }
     ok(json!({"group_id": id, "state": listed.state, "type": listed.group_type, "protocol_type": protocol_type, "protocol": protocol, "members": members, "offsets": offsets, "lag": total}))
+}
+
+/// A KIP-848 member's partitions, as the page lists a classic member's.
+fn topic_partitions(a: &crate::group::assignor::Assignment) -> Value {
+    Value::Array(a.iter().map(|(topic, ps)| json!({"topic": topic, "partitions": ps})).collect())
 }
 
 /// A classic consumer member's assignment (the consumer protocol's encoding), as topic ->

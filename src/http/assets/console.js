@@ -239,8 +239,9 @@ async function group(app, id) {
     el("div.cards", {}, card("state", g.state, "group-state"), card("protocol", (g.protocol_type || "–") + (g.protocol ? " / " + g.protocol : "")),
       card("members", g.members.length), card("total lag", num(g.lag), "group-lag")),
     el("h2", {}, "Members"),
-    g.members.length ? table(["Member", "Client", "Host", "Assignment"], g.members.map((m) => el("tr", {},
-      td(m.member_id), td(m.client_id), td(m.client_host), td(m.assignment.map((a) => a.topic + ": " + a.partitions.join(",")).join("; ") || "–")))) : el("p.muted", {}, "No members."),
+    g.members.length ? table(["Member", "Client", "Host", "#Epoch", "Assignment"], g.members.map((m) => el("tr", {},
+      td(m.member_id), td(m.client_id), td(m.client_host), tdn(m.member_epoch === undefined ? "–" : m.member_epoch),
+      td(m.assignment.map((a) => a.topic + ": " + a.partitions.join(",")).join("; ") || "–"))), "members-table") : el("p.muted", {}, "No members."),
     el("h2", {}, "Offsets and lag"),
     table(["Topic", "#Partition", "#Committed", "#High watermark", "#Lag"], [
       ...g.offsets.map((o) => el("tr", {}, td(o.topic), tdn(o.partition), tdn(num(o.committed)), tdn(num(o.high_watermark)), tdn(num(o.lag)))),
