@@ -171,6 +171,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
     def("quota.window.num", Some("11"), T::Int, "Samples client quota rates are measured over."),
     def("quota.window.size.seconds", Some("1"), T::Int, "Length of one client quota rate sample, in seconds."),
+    def("controller.quota.window.num", Some("11"), T::Int, "Samples of controller_mutation_rate: a client's token bucket holds this many windows of its quota."),
+    def("controller.quota.window.size.seconds", Some("1"), T::Int, "Length of one controller_mutation_rate sample, in seconds."),
+    def("max.connection.creation.rate", Some("2147483647"), T::Int, "Most new connections per second over all client listeners (per listener as listener.name.<listener>.max.connection.creation.rate); over it, accepting waits until the rate is back to it."),
     def("max.connections.per.ip.overrides", Some(""), T::String, "Per IP or host name exceptions to max.connections.per.ip, HOST:COUNT separated by commas."),
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
@@ -1310,6 +1313,15 @@ pub struct Config {
     /// that many samples of that many seconds.
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
+    /// `controller.quota.window.num` and `controller.quota.window.size.seconds`: the
+    /// controller_mutation_rate token buckets hold that many windows.
+    pub controller_quota_window_num: usize,
+    pub controller_quota_window_size_seconds: u64,
+    /// `max.connection.creation.rate` (new connections per second, all listeners together) and
+    /// each listener's own (`listener.name.<listener>.max.connection.creation.rate`, else the
+    /// broker-wide value); `i32::MAX` means no limit.
+    pub max_connection_creation_rate: u32,
+    pub listener_max_connection_creation_rates: BTreeMap<String, u32>,
     pub connections_max_idle_ms: u64,
     /// `fjord.ssl.reload.check.interval.ms`: how often SSL listeners look for new store files; 0 = never.
     pub ssl_reload_check_interval_ms: u64,
@@ -1429,6 +1441,10 @@ impl Config {
             max_connections_per_ip_overrides: BTreeMap::new(),
             quota_window_num: 11,
             quota_window_size_seconds: 1,
+            controller_quota_window_num: 11,
+            controller_quota_window_size_seconds: 1,
+            max_connection_creation_rate: i32::MAX as u32,
+            listener_max_connection_creation_rates: BTreeMap::new(),
             connections_max_idle_ms: 0,
             ssl_reload_check_interval_ms: 0,
             sasl_server_max_receive_size: 524288,
@@ -1525,6 +1541,20 @@ impl Config {
             Ok(v)
         };
         let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
+        // max.connection.creation.rate: an INT at least 0, as Kafka defines it.
+        let creation_rate = |name: String, v: Option<String>| -> Result<u32, ConfigError> {
+            let v = v.unwrap_or_default();
+            match v.trim().parse::<i32>() {
+                Ok(n) if n >= 0 => Ok(n as u32),
+                _ => Err(ConfigError::Invalid { name, value: v, reason: "expected an INT at least 0".into() }),
+            }
+        };
+        let max_connection_creation_rate = creation_rate("max.connection.creation.rate".into(), c.value("max.connection.creation.rate"))?;
+        let mut listener_max_connection_creation_rates = BTreeMap::new();
+        for l in topology.client_listeners() {
+            let name = format!("listener.name.{}.max.connection.creation.rate", l.name.to_ascii_lowercase());
+            listener_max_connection_creation_rates.insert(l.name.clone(), creation_rate(name, c.listener_value(&l.name, "max.connection.creation.rate"))?);
+        }
         let config = Config {
             node_id,
             listener,
@@ -1545,6 +1575,10 @@ impl Config {
             max_connections_per_ip_overrides: per_ip_overrides,
             quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
+            controller_quota_window_num: positive("controller.quota.window.num", c.long("controller.quota.window.num")?)?.min(i32::MAX as i64) as usize,
+            controller_quota_window_size_seconds: positive("controller.quota.window.size.seconds", c.long("controller.quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
+            max_connection_creation_rate,
+            listener_max_connection_creation_rates,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
             ssl_reload_check_interval_ms: match c.long("fjord.ssl.reload.check.interval.ms")? {
                 v if v < 0 => return Err(ConfigError::Invalid { name: "fjord.ssl.reload.check.interval.ms".into(), value: v.to_string(), reason: "must be >= 0 (0 = never)".into() }),

@@ -463,13 +463,10 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
-<<<<<<< HEAD
         self.apply_move_io_rate();
-=======
         for (tls, reload) in tls_reloads {
             tls.install(reload);
         }
->>>>>>> c-tlsops
         self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
@@ -483,12 +480,12 @@ impl Broker {
         Ok(())
     }
 
-<<<<<<< HEAD
     /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
     pub fn apply_move_io_rate(&self) {
         let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
         self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
-=======
+    }
+
     /// Makes an SSL listener's TLS reloadable by dynamic config changes.
     pub fn register_listener_tls(&self, tls: Arc<crate::server::tls::ListenerTls>) {
         self.listener_tls.write().unwrap_or_else(|e| e.into_inner()).push(tls);
@@ -515,7 +512,6 @@ impl Broker {
             }
         }
         Ok(reloads)
->>>>>>> c-tlsops
     }
 
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
@@ -964,7 +960,9 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
         None => None,
     };
-    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000))
+        .map_err(|e| StartError::LogDir(first_dir.clone(), e))?
+        .with_controller_window(config.controller_quota_window_num, config.controller_quota_window_size_seconds.saturating_mul(1000));
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
