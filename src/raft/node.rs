@@ -404,6 +404,27 @@ impl RaftNode {
         self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "applied").await.is_ok()
     }
 
+    /// What an observer following the log is sent after the index `after` (None: from the
+    /// start): the payloads of the entries committed and applied here, about `bytes_max` at most
+    /// (see [`LogStore::payloads_after`]), and the last index they cover. `None` when the entry
+    /// after `after` is behind this node's snapshot: the observer needs a snapshot first.
+    pub fn committed_payloads_after(&self, after: Option<u64>, bytes_max: usize) -> Option<(Vec<(u64, Vec<u8>)>, Option<u64>)> {
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+        let up_to = match (self.log.committed_index(), applied) {
+            (Some(c), Some(a)) => c.min(a),
+            _ => return Some((Vec::new(), after)),
+        };
+        if after.is_some_and(|a| a >= up_to) {
+            return Some((Vec::new(), after));
+        }
+        self.log.payloads_after(after, up_to, bytes_max)
+    }
+
+    /// The index of the last entry purged behind a snapshot here, if any.
+    pub fn last_purged_index(&self) -> Option<u64> {
+        self.log.last_purged_index()
+    }
+
     /// What DescribeQuorum shows, as this node sees it.
     pub fn status(&self) -> QuorumStatus {
         let m = self.raft.metrics().borrow().clone();
