@@ -88,8 +88,11 @@ pub struct ObserverState {
 /// [`OBSERVER_SESSION_TIMEOUT`] without a fetch.
 #[derive(Debug, Default)]
 pub struct Observers {
-    inner: Mutex<(u64, HashMap<i32, (ObserverState, Instant)>)>,
+    /// The leadership's term, and each observer with when it was seen.
+    inner: Mutex<(u64, ObserverMap)>,
 }
+
+type ObserverMap = HashMap<i32, (ObserverState, Instant)>;
 
 impl Observers {
     fn record(&self, term: u64, state: ObserverState) {
@@ -139,7 +142,7 @@ async fn fetch(service: &ControllerService, request: MetadataFetchRequest) -> Me
     }
     let max_bytes = request.max_bytes.clamp(1, FETCH_MAX_BYTES) as usize;
     let response = match service.raft.committed_payloads_after(request.after, max_bytes) {
-        Some((entries, covered)) => MetadataFetchResponse::Entries { entries, covered },
+        Some(p) => MetadataFetchResponse::Entries { entries: p.entries, covered: p.covered },
         None => {
             // The purge point is read before the image: the image then holds every entry up to
             // it, and the entries between its last payload and the purge point carry none.

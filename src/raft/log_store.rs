@@ -148,6 +148,15 @@ struct PersistedState {
     last_purged: Option<LogId<NodeId>>,
 }
 
+/// Payloads an observer is sent ([`LogStore::payloads_after`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payloads {
+    /// `(index, payload)` of each entry that carries one, in log order.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The last index covered (entries without a payload included); None when nothing is.
+    pub covered: Option<u64>,
+}
+
 /// The entries in memory: index -> (file position of its frame, entry).
 #[derive(Debug, Default)]
 struct Entries {
@@ -287,13 +296,13 @@ impl LogStore {
     /// carries one (blank and membership entries carry none), at most `bytes_max` of payload but
     /// always at least one entry, and the last index covered. `None` when the entry after `after`
     /// is purged (behind a snapshot): the observer needs the snapshot first.
-    pub fn payloads_after(&self, after: Option<u64>, up_to: u64, bytes_max: usize) -> Option<(Vec<(u64, Vec<u8>)>, Option<u64>)> {
+    pub fn payloads_after(&self, after: Option<u64>, up_to: u64, bytes_max: usize) -> Option<Payloads> {
         let start = after.map_or(0, |a| a + 1);
         if self.last_purged_index().is_some_and(|p| start <= p) {
             return None;
         }
         if start > up_to {
-            return Some((Vec::new(), after));
+            return Some(Payloads { entries: Vec::new(), covered: after });
         }
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
@@ -320,7 +329,7 @@ impl LogStore {
         if covered == after {
             return None;
         }
-        Some((out, covered))
+        Some(Payloads { entries: out, covered })
     }
 
     fn read_entries(&self, start: u64, end_exclusive: Option<u64>) -> Vec<Entry<TypeConfig>> {
@@ -645,17 +654,17 @@ mod tests {
         let (mut store, _) = open(tmp.path());
         let blank = Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 3), payload: EntryPayload::Blank };
         append(&mut store, vec![entry(1, 1, b"a"), entry(1, 2, b"bb"), blank, entry(1, 4, b"dddd"), entry(1, 5, b"e")]).await;
-        let (got, covered) = store.payloads_after(None, 4, 1 << 20).expect("from the start");
-        assert_eq!((got, covered), (vec![(1, b"a".to_vec()), (2, b"bb".to_vec()), (4, b"dddd".to_vec())], Some(4)));
+        let p = |entries: Vec<(u64, &[u8])>, covered: Option<u64>| Some(Payloads { entries: entries.into_iter().map(|(i, b)| (i, b.to_vec())).collect(), covered });
+        assert_eq!(store.payloads_after(None, 4, 1 << 20), p(vec![(1, b"a"), (2, b"bb"), (4, b"dddd")], Some(4)));
         // The blank entry is covered though it carries nothing.
-        assert_eq!(store.payloads_after(Some(2), 3, 1 << 20), Some((vec![], Some(3))));
+        assert_eq!(store.payloads_after(Some(2), 3, 1 << 20), p(vec![], Some(3)));
         // A byte bound still sends one entry, then stops before the next payload that would pass
         // it (the blank entry between them is covered).
-        assert_eq!(store.payloads_after(Some(1), 5, 1), Some((vec![(2, b"bb".to_vec())], Some(3))));
-        assert_eq!(store.payloads_after(Some(5), 5, 1 << 20), Some((vec![], Some(5))));
+        assert_eq!(store.payloads_after(Some(1), 5, 1), p(vec![(2, b"bb")], Some(3)));
+        assert_eq!(store.payloads_after(Some(5), 5, 1 << 20), p(vec![], Some(5)));
         store.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.expect("purge");
         assert_eq!(store.payloads_after(Some(1), 5, 1 << 20), None);
-        assert_eq!(store.payloads_after(Some(2), 5, 1 << 20).map(|(g, c)| (g.len(), c)), Some((2, Some(5))));
+        assert_eq!(store.payloads_after(Some(2), 5, 1 << 20).map(|p| (p.entries.len(), p.covered)), Some((2, Some(5))));
     }
 
     #[tokio::test]

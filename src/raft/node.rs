@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::log_store::{DEFAULT_ENTRY_BYTES_MAX, LogStore, LogStoreError, RecoveryReport};
+use super::log_store::{DEFAULT_ENTRY_BYTES_MAX, LogStore, LogStoreError, Payloads, RecoveryReport};
 use super::state_machine::{SnapshotPolicy, SnapshotStoreError, StateMachineStore};
 use super::transport::{self, NetworkFactory, PeerContacts, TransportConfig};
 use super::{NodeId, StateMachine, TypeConfig};
@@ -408,15 +408,12 @@ impl RaftNode {
     /// start): the payloads of the entries committed and applied here, about `bytes_max` at most
     /// (see [`LogStore::payloads_after`]), and the last index they cover. `None` when the entry
     /// after `after` is behind this node's snapshot: the observer needs a snapshot first.
-    pub fn committed_payloads_after(&self, after: Option<u64>, bytes_max: usize) -> Option<(Vec<(u64, Vec<u8>)>, Option<u64>)> {
+    pub fn committed_payloads_after(&self, after: Option<u64>, bytes_max: usize) -> Option<Payloads> {
         let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
         let up_to = match (self.log.committed_index(), applied) {
             (Some(c), Some(a)) => c.min(a),
-            _ => return Some((Vec::new(), after)),
+            _ => return Some(Payloads { entries: Vec::new(), covered: after }),
         };
-        if after.is_some_and(|a| a >= up_to) {
-            return Some((Vec::new(), after));
-        }
         self.log.payloads_after(after, up_to, bytes_max)
     }
 
