@@ -4,6 +4,7 @@
 //! work; the active controller stops and another voter takes over; a broker restarted from an
 //! empty metadata image catches up from the leader's snapshot plus the log after it and rejoins
 //! the ISR; Metadata lists the brokers only and DescribeQuorum three voters and two observers.
+//! And a mixed quorum: a broker-only node beside three combined nodes.
 
 mod common;
 
@@ -219,5 +220,42 @@ async fn controller_only_and_broker_only_nodes_form_a_cluster() {
         if let Some(r) = c.take() {
             r.shutdown().await;
         }
+    }
+}
+
+/// A mixed quorum: three combined broker+controller nodes and one broker-only node. The
+/// broker-only node registers with the combined nodes' active controller, holds a replica of a
+/// topic spread over all four brokers, and is the only observer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_joins_a_quorum_of_combined_nodes() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut configs: Vec<Config> = (0..3).map(|i| config(i as i32 + 1, "broker,controller", &format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}", ports[i]), &voters, dirs[i].path())).collect();
+    configs.push(config(4, "broker", "PLAINTEXT://127.0.0.1:0", &voters, dirs[3].path()));
+    let starts: Vec<_> = configs.into_iter().map(|c| tokio::spawn(fjord::node::start(c))).collect();
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    let broker_only = nodes[3].local_addr;
+    eventually("four brokers registered", async || (metadata(broker_only, "none").await.brokers.len() == 4).then_some(())).await;
+    assert!(nodes[3].controller_addr().is_none(), "a broker-only node has no controller listener");
+    assert_eq!(create_topic(broker_only, "mixed", 4).await, 0);
+    let m = metadata(broker_only, "mixed").await;
+    assert_eq!(m.topics[0].partitions[0].replica_nodes.len(), 4);
+    let addrs: Vec<(i32, SocketAddr)> = nodes.iter().map(|n| (n.broker.config.node_id, n.local_addr)).collect();
+    assert_eq!(produce_to_leader(&addrs, "mixed", 3).await, 0);
+    let observers = eventually("the broker-only node observing", async || {
+        let q = describe_quorum(nodes[0].local_addr).await;
+        let p = &q.topics[0].partitions[0];
+        let ids: Vec<i32> = p.observers.iter().map(|o| o.replica_id.0).collect();
+        (p.current_voters.len() == 3 && ids == [4]).then_some(ids)
+    })
+    .await;
+    assert_eq!(observers, vec![4]);
+    for n in nodes {
+        n.shutdown().await;
     }
 }
