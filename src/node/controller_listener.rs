@@ -753,7 +753,7 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
         .map(|o| {
             ReplicaState::default()
                 .with_replica_id(BrokerId(o.node_id))
-                .with_log_end_offset(o.covered.map_or(0, |c| c as i64 + 1))
+                .with_log_end_offset(o.covered.map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX - 1) + 1))
                 .with_last_fetch_timestamp(ms(Some(o.last_fetch)))
                 .with_last_caught_up_timestamp(ms(o.last_caught_up))
         })

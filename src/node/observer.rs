@@ -19,7 +19,8 @@
 //!   that index is behind its snapshot (the entries were purged), its whole current image as
 //!   snapshot records with the index they stand for, after which the observer fetches the tail.
 //!
-//! The leader remembers each observer's position and last fetch for DescribeQuorum's observers.
+//! The leader remembers each registered broker's position and last fetch for DescribeQuorum's
+//! observers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -157,6 +158,10 @@ async fn fetch(service: &ControllerService, request: MetadataFetchRequest) -> Me
         MetadataFetchResponse::Snapshot { last_index, .. } => Some(*last_index),
         _ => request.after,
     };
+    // Only registered brokers are remembered: the set stays as small as the cluster.
+    if service.image().broker(request.node_id).is_none() {
+        return response;
+    }
     let now = SystemTime::now();
     let committed = service.raft.status().committed_index;
     let caught_up = committed.is_none_or(|c| covered.is_some_and(|v| v >= c));

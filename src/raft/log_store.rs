@@ -297,7 +297,7 @@ impl LogStore {
     /// always at least one entry, and the last index covered. `None` when the entry after `after`
     /// is purged (behind a snapshot): the observer needs the snapshot first.
     pub fn payloads_after(&self, after: Option<u64>, up_to: u64, bytes_max: usize) -> Option<Payloads> {
-        let start = after.map_or(0, |a| a + 1);
+        let start = after.map_or(0, |a| a.saturating_add(1));
         if self.last_purged_index().is_some_and(|p| start <= p) {
             return None;
         }
@@ -309,7 +309,7 @@ impl LogStore {
         let mut bytes = 0usize;
         let mut covered = after;
         // From the start (nothing purged), the log begins at its first entry, whatever its index.
-        let mut expected = after.map(|a| a + 1);
+        let mut expected = after.map(|a| a.saturating_add(1));
         for (index, (_, entry)) in entries.by_index.range(start..=up_to) {
             // A purge ran between the check above and this read: the start is gone.
             if expected.is_some_and(|e| *index != e) {
@@ -662,6 +662,8 @@ mod tests {
         // it (the blank entry between them is covered).
         assert_eq!(store.payloads_after(Some(1), 5, 1), p(vec![(2, b"bb")], Some(3)));
         assert_eq!(store.payloads_after(Some(5), 5, 1 << 20), p(vec![], Some(5)));
+        // Any index from the wire is answered, never a panic.
+        assert_eq!(store.payloads_after(Some(u64::MAX), 5, 1 << 20), p(vec![], Some(u64::MAX)));
         store.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.expect("purge");
         assert_eq!(store.payloads_after(Some(1), 5, 1 << 20), None);
         assert_eq!(store.payloads_after(Some(2), 5, 1 << 20).map(|p| (p.entries.len(), p.covered)), Some((2, Some(5))));
