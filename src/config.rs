@@ -119,6 +119,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
     def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
+    def("metadata.log.max.record.bytes.between.snapshots", Some("20971520"), T::Long, "A voter snapshots the metadata image once this many bytes of metadata records were applied since its last snapshot."),
+    def("metadata.log.max.snapshot.interval.ms", Some("3600000"), T::Long, "A voter snapshots the metadata image when this long has passed since its last snapshot and anything was applied since; 0 turns the time rule off."),
+    def("fjord.metadata.log.entries.kept.after.snapshot", Some("1000"), T::Long, "Fjord: metadata log entries a voter keeps behind its snapshot, so a voter or broker slightly behind catches up from the log rather than a whole snapshot."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
@@ -1035,6 +1038,10 @@ impl Topology {
             return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised")));
         }
         let client_listeners: Vec<&Listener> = listeners.iter().filter(|l| !is_controller_listener(&l.name)).collect();
+        if !roles.broker && let Some(l) = client_listeners.first() {
+            // Kafka: a controller-only node's listeners are its controller listeners only.
+            return Err(invalid("listeners", format!("{} is not a controller listener: a controller-only node serves no clients", l.name)));
+        }
         if roles.broker && client_listeners.is_empty() {
             return Err(invalid("listeners", "a broker needs at least one listener that is not a controller listener".into()));
         }
@@ -1086,6 +1093,9 @@ impl Topology {
                     }
                 } else if let Some(l) = controller_listener {
                     return Err(invalid("listeners", format!("controller listener {} may not be a listener of a broker-only node", l.name)));
+                } else if q.voters.contains_key(&node_id) {
+                    // Kafka: a broker-only node's id must not be among the voters.
+                    return Err(invalid("controller.quorum.voters", format!("this broker-only node's node.id {node_id} is a voter; a voter must have the controller role")));
                 }
             }
         }
@@ -2189,6 +2199,10 @@ mod tests {
 
         let broker_only = [("process.roles", "broker"), ("node.id", "4"), ("listeners", "PLAINTEXT://127.0.0.1:9094"), ("controller.listener.names", "CONTROLLER"), voters];
         assert!(Config::from_properties(props(&broker_only)).is_ok(), "a broker-only node need not be a voter");
+        let controller_with_clients = [("process.roles", "controller"), ("node.id", "2"), ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9193"), ("controller.listener.names", "CONTROLLER"), voters];
+        assert!(Config::from_properties(props(&controller_with_clients)).is_err(), "a controller-only node has no client listener");
+        let broker_voter = [("process.roles", "broker"), ("node.id", "2"), ("listeners", "PLAINTEXT://127.0.0.1:9094"), ("controller.listener.names", "CONTROLLER"), voters];
+        assert!(Config::from_properties(props(&broker_voter)).is_err(), "a broker-only node may not be a voter");
         let controller_only = [("process.roles", "controller"), ("node.id", "2"), ("listeners", "CONTROLLER://127.0.0.1:9193"), ("controller.listener.names", "CONTROLLER"), voters];
         let c = Config::from_properties(props(&controller_only)).unwrap();
         assert_eq!((c.topology.client_listener(), c.bind_addr()), (None, "127.0.0.1:9193".to_string()));

@@ -267,6 +267,17 @@ impl ControllerChannel {
         result
     }
 
+    /// As [`ControllerChannel::send`], a request of one of Fjord's private api keys
+    /// ([`BrokerClient::send_private`]): its response body.
+    pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<bytes::Bytes, ClientError> {
+        let client = self.client().await?;
+        let result = client.send_private(api_key, version, body).await;
+        if result.is_err() {
+            self.current.lock().await.take();
+        }
+        result
+    }
+
     /// The voter asked last is not the active controller: the next request looks again.
     pub async fn not_controller(&self) {
         self.current.lock().await.take();

@@ -182,6 +182,34 @@ impl BrokerClient {
         }
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let frame = self.encode(request, version, correlation_id)?;
+        let mut body = self.round_trip(correlation_id, frame).await?;
+        let decode_error = |e: anyhow::Error| ClientError::Decode { addr: self.addr, reason: e.to_string() };
+        // The ApiVersions response header is v0 at every version, so an old peer's answer to a
+        // newer request parses.
+        let header_version = if R::KEY == 18 { 0 } else { R::Response::header_version(version) };
+        ResponseHeader::decode(&mut body, header_version).map_err(decode_error)?;
+        R::Response::decode(&mut body, version).map_err(decode_error)
+    }
+
+    /// Sends a request of Fjord's private `api_key` (outside Kafka's range; the peer must be a
+    /// Fjord node) with `body` under a v1 request header, and returns the response body after
+    /// its v0 header. Waits at most the request timeout.
+    pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<Bytes, ClientError> {
+        if self.is_closed() {
+            return Err(ClientError::Disconnected(self.addr));
+        }
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let frame = crate::raft::transport::encode_private_request_frame(api_key, version, correlation_id, &self.config.client_id, body);
+        let mut response = self.round_trip(correlation_id, Bytes::from(frame)).await?;
+        if response.len() < 4 {
+            return Err(ClientError::Decode { addr: self.addr, reason: "response shorter than its header".into() });
+        }
+        Ok(response.split_off(4))
+    }
+
+    /// Queues `frame` and waits, at most the request timeout, for the response under
+    /// `correlation_id` (its body, response header included).
+    async fn round_trip(&self, correlation_id: i32, frame: Bytes) -> Result<Bytes, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(correlation_id, reply);
         let forget = || drop(self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&correlation_id));
@@ -190,24 +218,18 @@ impl BrokerClient {
             answer.await.map_err(|_| ClientError::Disconnected(self.addr))
         })
         .await;
-        let mut body = match waited {
-            Ok(Ok(body)) => body,
+        match waited {
+            Ok(Ok(body)) => Ok(body),
             Ok(Err(e)) => {
                 forget();
-                return Err(e);
+                Err(e)
             }
             Err(_) => {
                 // A late answer finds no waiter and is dropped.
                 forget();
-                return Err(ClientError::Timeout(self.addr));
+                Err(ClientError::Timeout(self.addr))
             }
-        };
-        let decode_error = |e: anyhow::Error| ClientError::Decode { addr: self.addr, reason: e.to_string() };
-        // The ApiVersions response header is v0 at every version, so an old peer's answer to a
-        // newer request parses.
-        let header_version = if R::KEY == 18 { 0 } else { R::Response::header_version(version) };
-        ResponseHeader::decode(&mut body, header_version).map_err(decode_error)?;
-        R::Response::decode(&mut body, version).map_err(decode_error)
+        }
     }
 
     fn encode<R: Request>(&self, request: &R, version: i16, correlation_id: i32) -> Result<Bytes, ClientError> {
