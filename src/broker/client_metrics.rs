@@ -1,9 +1,10 @@
 //! KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource): their configs
 //! (`metrics`, `interval.ms`, `match`), validated as Kafka 4.0 validates them, kept durably in
-//! the first log dir and listed by name. It does not serve telemetry pushes.
+//! the first log dir and listed by name. Telemetry requests are checked against them in `client_telemetry`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use super::metadata::{MetadataError, load_scoped_configs, store_scoped_configs};
@@ -115,6 +116,8 @@ pub struct ClientMetricsSubscriptions {
     by_name: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
     /// Serializes changes: each writes the whole file.
     write: Mutex<()>,
+    /// Counts changes, so client instances matched before one are matched again.
+    version: AtomicU64,
 }
 
 impl ClientMetricsSubscriptions {
@@ -125,7 +128,7 @@ impl ClientMetricsSubscriptions {
         for (name, k, v) in load_scoped_configs(&path)?.unwrap_or_default() {
             by_name.entry(name).or_default().insert(k, v);
         }
-        Ok(ClientMetricsSubscriptions { path, by_name: RwLock::new(by_name), write: Mutex::new(()) })
+        Ok(ClientMetricsSubscriptions { path, by_name: RwLock::new(by_name), write: Mutex::new(()), version: AtomicU64::new(0) })
     }
 
     /// The names of the subscriptions, sorted.
@@ -136,6 +139,16 @@ impl ClientMetricsSubscriptions {
     /// The configs set on one subscription (empty for an unknown name, as Kafka describes it).
     pub fn configs(&self, name: &str) -> BTreeMap<String, String> {
         self.by_name.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every subscription with its configs.
+    pub fn all(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.by_name.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many changes were made since loading.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Makes `configs` the whole set of one subscription's configs after validating them; an empty
@@ -155,6 +168,7 @@ impl ClientMetricsSubscriptions {
         store_scoped_configs(&self.path, next.iter().flat_map(|(n, map)| map.iter().map(move |(k, v)| (n.as_str(), k, v))))
             .map_err(|e| ClientMetricsError::Store(e.to_string()))?;
         *self.by_name.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }

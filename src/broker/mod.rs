@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod adopt;
 pub mod client_metrics;
+pub mod client_telemetry;
 pub mod cluster;
 pub mod durable_sync;
 pub mod features;
@@ -100,6 +101,8 @@ pub struct Broker {
     group_configs_write: std::sync::Mutex<()>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
+    /// KIP-714 client instances: their subscriptions and push times.
+    pub client_telemetry: client_telemetry::ClientTelemetry,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -998,6 +1001,7 @@ impl Broker {
             remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
         };
         let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
+        let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1019,6 +1023,7 @@ impl Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
+            client_telemetry,
             shutdown,
         });
         for (group, configs) in group_configs {
