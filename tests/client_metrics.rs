@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use common::*;
 use kafka_protocol::error::ResponseError as E;
@@ -224,5 +225,51 @@ async fn subscriptions_decide_the_metrics_and_interval_by_whole_value_match() {
     assert_eq!((g3.error_code, g3.push_interval_ms), (0, 500));
     assert_ne!(g3.subscription_id, g.subscription_id);
     assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 0, b"m").await, E::UnknownSubscriptionId.code());
+    b.stop().await;
+}
+
+fn otlp_payload(value: f64) -> Vec<u8> {
+    use fjord::metrics::client_telemetry::otlp;
+    use prost::Message;
+    let point = otlp::NumberDataPoint {
+        attributes: vec![otlp::KeyValue { key: "node.id".into(), value: Some(otlp::AnyValue { value: Some(otlp::Any::StringValue("1".into())) }) }],
+        time_unix_nano: 1,
+        value: Some(otlp::Value::AsDouble(value)),
+    };
+    let metric = otlp::Metric { name: "org.apache.kafka.producer.node.request.latency.avg".into(), data: Some(otlp::Data::Gauge(otlp::Gauge { data_points: vec![point] })) };
+    otlp::MetricsData { resource_metrics: vec![otlp::ResourceMetrics { scope_metrics: vec![otlp::ScopeMetrics { metrics: vec![metric] }] }] }.encode_to_vec()
+}
+
+#[tokio::test]
+async fn the_receiver_shows_pushed_values_on_metrics() {
+    let b = TestBroker::start(&["fjord.client.telemetry.enabled=true", "fjord.client.telemetry.decompressed.max.bytes=100000"]).await;
+    let http = b.running.as_ref().and_then(|r| r.http_addr).expect("an HTTP listener");
+    let mut c = b.client().await;
+    assert_eq!(alter(&mut c, "all", &[(OP_SET, "metrics", Some("*")), (OP_SET, "interval.ms", Some("100"))], false).await, (0, None));
+    let g = get(&mut c, Uuid::nil()).await;
+    assert_eq!((g.error_code, g.push_interval_ms), (0, 100));
+    assert!(!g.delta_temporality, "the receiver asks for cumulative sums");
+    let zstd = zstd::encode_all(otlp_payload(7.5).as_slice(), 3).unwrap();
+    assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 4, &zstd).await, 0);
+    let (status, body) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let id = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(g.client_instance_id.as_bytes())
+    };
+    let series = format!(r#"org_apache_kafka_producer_node_request_latency_avg{{client_instance_id="{id}",client_id="wire-test",node_id="1"}} 7.5"#);
+    assert!(body.contains(&series), "{series} not in:\n{body}");
+
+    // Unreadable payloads get INVALID_RECORD, as Kafka answers a failing receiver; the last
+    // good values stay.
+    tokio::time::sleep(std::time::Duration::from_millis(110)).await;
+    assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 0, &[0xff, 0xff, 0xff]).await, E::InvalidRecord.code());
+    tokio::time::sleep(std::time::Duration::from_millis(110)).await;
+    let bomb = zstd::encode_all(std::io::repeat(0).take(1 << 20), 19).unwrap();
+    assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 4, &bomb).await, E::InvalidRecord.code());
+    tokio::time::sleep(std::time::Duration::from_millis(110)).await;
+    assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 0, &otlp_payload(9.0)).await, 0);
+    let body = http_get(http, "/metrics").await.1;
+    assert!(body.contains(&series.replace("7.5", "9.0")), "{body}");
     b.stop().await;
 }

@@ -31,6 +31,12 @@ pub fn telemetry(e: &crate::broker::client_telemetry::TelemetryError) -> i16 {
     }
 }
 
+/// A telemetry payload the receiver could not read: INVALID_RECORD, Kafka's answer to a failing
+/// receiver.
+pub fn telemetry_receiver(_e: &crate::metrics::client_telemetry::ReceiveError) -> i16 {
+    E::InvalidRecord.code()
+}
+
 pub fn records(e: &RecordsError) -> i16 {
     match e {
         RecordsError::CorruptMessage { .. } => E::CorruptMessage.code(),

@@ -28,7 +28,9 @@ pub fn handle(broker: &Broker, session: &Session, req: GetTelemetrySubscriptions
             .with_accepted_compression_types(ACCEPTED_COMPRESSION_TYPES.to_vec())
             .with_push_interval_ms(s.push_interval_ms)
             .with_telemetry_max_bytes(broker.client_telemetry.max_bytes)
-            .with_delta_temporality(true)
+            // Kafka asks for deltas; Fjord's receiver shows the latest values on /metrics, where
+            // a counter is cumulative, so with it on the client is asked for cumulative sums.
+            .with_delta_temporality(broker.telemetry_receiver.is_none())
             .with_requested_metrics(s.metrics.into_iter().map(str_bytes).collect()),
         Err(e) => {
             tracing::debug!(peer = %session.peer, error = %e, "GetTelemetrySubscriptions refused");

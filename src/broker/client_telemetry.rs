@@ -193,6 +193,8 @@ pub struct ClientTelemetry {
 pub struct AcceptedPush {
     pub client: ClientAttributes,
     pub compression_type: i8,
+    /// How long the instance stays known without a request: its pushed values as long.
+    pub keep_ms: u64,
 }
 
 impl ClientTelemetry {
@@ -245,7 +247,7 @@ impl ClientTelemetry {
         let inst = self.instance(&mut instances, subscriptions, id, client, now_ms);
         let outcome = check_push(inst, push, self.max_bytes, now_ms);
         inst.terminating = push.terminating;
-        outcome.map(|()| AcceptedPush { client: inst.client.clone(), compression_type: push.compression_type })
+        outcome.map(|()| AcceptedPush { client: inst.client.clone(), compression_type: push.compression_type, keep_ms: inst.expiry_ms() })
     }
 
     /// The instance `id`, made (or re-made after a subscription change) from the current

@@ -103,6 +103,8 @@ pub struct Broker {
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// KIP-714 client instances: their subscriptions and push times.
     pub client_telemetry: client_telemetry::ClientTelemetry,
+    /// The built-in telemetry receiver (`fjord.client.telemetry.enabled`); None: pushes dropped.
+    pub telemetry_receiver: Option<crate::metrics::client_telemetry::TelemetryReceiver>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -1002,6 +1004,7 @@ impl Broker {
         };
         let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
         let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
+        let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1024,6 +1027,7 @@ impl Broker {
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
             client_telemetry,
+            telemetry_receiver,
             shutdown,
         });
         for (group, configs) in group_configs {

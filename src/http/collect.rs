@@ -34,5 +34,6 @@ pub fn snapshot(broker: &Broker) -> Snapshot {
         let c = s.snapshot();
         [c.rounds, c.ops, c.fsync_requests, c.fsyncs_issued, c.fsyncs_coalesced]
     });
-    Snapshot { partitions, groups: broker.groups.groups_for_metrics(), uring, process: crate::metrics::process::read() }
+    let client_telemetry = broker.telemetry_receiver.as_ref().map(|r| r.series()).unwrap_or_default();
+    Snapshot { partitions, groups: broker.groups.groups_for_metrics(), uring, process: crate::metrics::process::read(), client_telemetry }
 }
