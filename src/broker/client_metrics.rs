@@ -151,6 +151,17 @@ impl ClientMetricsSubscriptions {
         self.version.load(Ordering::Acquire)
     }
 
+    /// On a node of a metadata quorum: the subscriptions become those of the metadata log's
+    /// CLIENT_METRICS config records (the log is their store, the file is not written).
+    pub fn follow(&self, all: BTreeMap<String, BTreeMap<String, String>>) {
+        let _serial = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        if *current != all {
+            *current = all;
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// Makes `configs` the whole set of one subscription's configs after validating them; an empty
     /// set removes the subscription. Written to disk before it is visible.
     pub fn set(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), ClientMetricsError> {
@@ -247,6 +258,22 @@ mod tests {
         assert_eq!(name, "client_software_version");
         assert!(re.is_match("3.9.1"));
         assert!(!re.is_match("4.0.0"));
+    }
+
+    #[test]
+    fn following_the_metadata_log_replaces_the_set_and_counts_only_changes() {
+        let dir = std::env::temp_dir().join(format!("fjord-cm-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = ClientMetricsSubscriptions::load(&dir).unwrap();
+        let log = BTreeMap::from([("prod".to_string(), configs(&[(METRICS, "org.apache.kafka.producer.")]))]);
+        store.follow(log.clone());
+        assert_eq!((store.names(), store.version()), (vec!["prod".to_string()], 1));
+        store.follow(log);
+        assert_eq!(store.version(), 1, "the same set is no change");
+        store.follow(BTreeMap::new());
+        assert_eq!((store.names().len(), store.version()), (0, 2));
+        assert!(ClientMetricsSubscriptions::load(&dir).unwrap().names().is_empty(), "the log is the store, not the file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

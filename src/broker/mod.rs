@@ -253,17 +253,45 @@ impl Broker {
     /// The topic's whole config override set becomes `configs`, through the active controller
     /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
     fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.replace_configs_in_cluster(cluster, 2, name, &old.configs, &configs)?;
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// A client metrics subscription's whole config set becomes `configs` (already validated),
+    /// through the active controller, as Kafka keeps subscriptions in the metadata log; returns
+    /// once this broker follows it. Every broker's subscriptions follow the log
+    /// (`publisher::publish`).
+    pub fn set_client_metrics_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
+        let old = self.client_metrics.configs(name);
+        self.replace_configs_in_cluster(cluster, 16, name, &old, &configs)?;
+        self.wait_until(|| self.client_metrics.configs(name) == configs);
+        tracing::info!(subscription = %name, configs = ?configs, "client metrics subscription changed");
+        Ok(())
+    }
+
+    /// Sends the controller the IncrementalAlterConfigs that turns `old` into `new` for one
+    /// resource (SET each key of `new`, DELETE those only in `old`) and reads its outcome.
+    fn replace_configs_in_cluster(
+        &self,
+        cluster: &Arc<cluster::ClusterState>,
+        resource_type: i8,
+        name: &str,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
         use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
         use kafka_protocol::protocol::StrBytes;
-        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        let mut ops: Vec<AlterableConfig> = configs
+        let mut ops: Vec<AlterableConfig> = new
             .iter()
             .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
             .collect();
-        ops.extend(old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
-        let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
+        ops.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        let resource = AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let c = cluster.clone();
         let response = cluster.wait_on(async move {
@@ -272,13 +300,10 @@ impl Broker {
         .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
         .map_err(MetadataError::ControllerUnreachable)?;
         match response.responses.first() {
-            Some(r) if r.error_code == 0 => {}
-            Some(r) => return Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
-            None => return Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
+            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) => Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
+            None => Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
         }
-        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
-        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
-        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
     }
 
     /// Waits (on a handler thread) until `done`, up to the cluster request timeout.
