@@ -200,8 +200,8 @@ pub struct TelemetryReceiver {
     latest: Mutex<HashMap<Uuid, Pushed>>,
 }
 
-/// One series on `/metrics`: its family name, labels and value.
-pub type Series = (String, Vec<(String, String)>, f64);
+/// The series of `/metrics` by family name: each its labels and value.
+pub type Families = BTreeMap<String, Vec<(Vec<(String, String)>, f64)>>;
 
 impl TelemetryReceiver {
     pub fn new(instances_max: usize) -> TelemetryReceiver {
@@ -225,11 +225,11 @@ impl TelemetryReceiver {
 
     /// Every kept point of the instances still pushing, as Prometheus series labelled with
     /// the client instance id and client id, sorted by family.
-    pub fn series(&self) -> BTreeMap<String, Vec<(Vec<(String, String)>, f64)>> {
+    pub fn series(&self) -> Families {
         let now = Instant::now();
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         latest.retain(|_, p| now.duration_since(p.last_push) < p.keep_for);
-        let mut families: BTreeMap<String, Vec<(Vec<(String, String)>, f64)>> = BTreeMap::new();
+        let mut families = Families::new();
         for (id, pushed) in latest.iter() {
             for p in &pushed.points {
                 let mut labels = vec![("client_instance_id".to_string(), crate::broker::client_telemetry::java_uuid(*id)), ("client_id".to_string(), pushed.client_id.clone())];

@@ -54,7 +54,7 @@ pub struct Snapshot {
     pub uring: Option<[u64; 5]>,
     pub process: ProcessStats,
     /// The latest values clients pushed (KIP-714), by family, with the receiver on.
-    pub client_telemetry: BTreeMap<String, Vec<(Vec<(String, String)>, f64)>>,
+    pub client_telemetry: super::client_telemetry::Families,
 }
 
 /// Kafka's classic group states, each with its own GroupMetadataManager gauge.
