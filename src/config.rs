@@ -275,6 +275,30 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         T::String,
         "Fjord: host:port of the HTTP listener serving /metrics (Prometheus text), /health and /ready; none = no HTTP listener. Startup fails when it cannot be bound, as for the Kafka listeners.",
     ),
+    def(
+        "telemetry.max.bytes",
+        Some("1048576"),
+        T::Int,
+        "Largest client telemetry push (KIP-714 PushTelemetry metrics, compressed size) accepted, in bytes; a larger one gets TELEMETRY_TOO_LARGE.",
+    ),
+    def(
+        "fjord.client.telemetry.enabled",
+        Some("false"),
+        T::Boolean,
+        "Fjord: the built-in client telemetry receiver. When true, ApiVersions advertises GetTelemetrySubscriptions and PushTelemetry, so clients push the metrics their subscriptions ask for, and the latest pushed values are on /metrics. When false, as Kafka without a metric reporter that receives telemetry, the two APIs are answered but not advertised, and pushes are accepted and dropped.",
+    ),
+    def(
+        "fjord.client.telemetry.instances.max",
+        Some("16384"),
+        T::Int,
+        "Fjord: most client instances whose telemetry state (subscription, last push, pushed values) is kept, as Kafka's fixed cache of 16384; past it the least recently seen is forgotten. An instance is also forgotten after max(60 s, 3 push intervals) without a request.",
+    ),
+    def(
+        "fjord.client.telemetry.decompressed.max.bytes",
+        Some("16777216"),
+        T::Int,
+        "Fjord: largest telemetry payload the receiver decompresses, in bytes; a push that inflates past it is refused with INVALID_RECORD (telemetry.max.bytes bounds the compressed size).",
+    ),
     def("fjord.http.connections.max", Some("16"), T::Int, "Fjord: most open HTTP connections; more are closed at accept."),
     def("fjord.http.request.timeout.ms", Some("10000"), T::Long, "Fjord: how long an HTTP client has to send a request's headers, in ms; a slower one is disconnected."),
     def("fjord.http.connection.max.ms", Some("60000"), T::Long, "Fjord: longest life of an HTTP connection, in ms (a keep-alive scraper reconnects after it)."),
@@ -857,6 +881,19 @@ pub struct QuorumConfig {
     pub voters: BTreeMap<i32, Endpoint>,
 }
 
+/// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `telemetry.max.bytes`: the largest push accepted, checked before anything is decompressed.
+    pub max_bytes: i32,
+    /// `fjord.client.telemetry.enabled`: the built-in receiver; the APIs are advertised only with it.
+    pub enabled: bool,
+    /// `fjord.client.telemetry.instances.max`: client instances kept.
+    pub instances_max: usize,
+    /// `fjord.client.telemetry.decompressed.max.bytes`: the receiver's bound on a decompressed push.
+    pub decompressed_max_bytes: usize,
+}
+
 /// The HTTP listener of `/metrics`, `/health` and `/ready` (`fjord.http.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -1362,6 +1399,8 @@ pub struct Config {
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
     pub log_flush_on_acks_all: bool,
+    /// Client telemetry (KIP-714): `telemetry.max.bytes` and `fjord.client.telemetry.*`.
+    pub telemetry: TelemetryConfig,
     /// The HTTP listener (`fjord.http.*`).
     pub http: HttpConfig,
     pub group_initial_rebalance_delay_ms: u64,
@@ -1472,6 +1511,7 @@ impl Config {
             queued_max_requests: 500,
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
+            telemetry: TelemetryConfig { max_bytes: 1_048_576, enabled: false, instances_max: 16_384, decompressed_max_bytes: 16 << 20 },
             http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1, console_readonly: false },
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
@@ -1620,6 +1660,12 @@ impl Config {
                 lag_time_max_ms: positive("replica.lag.time.max.ms", c.long("replica.lag.time.max.ms")?)?,
             },
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
+            telemetry: TelemetryConfig {
+                max_bytes: positive("telemetry.max.bytes", c.long("telemetry.max.bytes")?)?.min(i32::MAX as i64) as i32,
+                enabled: c.boolean("fjord.client.telemetry.enabled")?,
+                instances_max: positive("fjord.client.telemetry.instances.max", c.long("fjord.client.telemetry.instances.max")?)? as usize,
+                decompressed_max_bytes: positive("fjord.client.telemetry.decompressed.max.bytes", c.long("fjord.client.telemetry.decompressed.max.bytes")?)? as usize,
+            },
             http: HttpConfig {
                 listener: parse_http_listener(&c.string("fjord.http.listener"))?,
                 connections_max: positive("fjord.http.connections.max", c.long("fjord.http.connections.max")?)? as usize,

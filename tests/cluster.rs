@@ -1113,3 +1113,75 @@ async fn brokers_replicate_over_an_ssl_inter_broker_listener_with_mutual_tls() {
         }
     }
 }
+
+/// KIP-714 client metrics subscriptions in a quorum are the metadata log's, as in Kafka: altered
+/// through node 1, they are described and listed on node 3, and a client of node 2 gets their
+/// metrics and interval from GetTelemetrySubscriptions; a node stopped meanwhile comes back
+/// with the log's set (a deletion made while it was down included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_metrics_subscriptions_are_the_metadata_logs_on_every_node() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let configs = node_configs(3, &[]);
+    let start = |i: usize| {
+        let config = configs[i].0.clone();
+        async move { fjord::node::start(config).await.expect("node starts") }
+    };
+    let mut running: Vec<Option<RunningNode>> = futures_join_running(vec![start(0), start(1), start(2)]).await;
+    let a = |running: &[Option<RunningNode>], id: usize| running[id - 1].as_ref().unwrap().local_addr;
+    eventually("three brokers listed", async || (metadata(a(&running, 1), "none").await.brokers.len() == 3).then_some(())).await;
+
+    let alter = |name: &str, ops: &[(i8, &str, Option<&str>)]| {
+        let configs = ops
+            .iter()
+            .map(|(op, k, v)| incremental_alter_configs_request::AlterableConfig::default().with_name(s(k)).with_config_operation(*op).with_value(v.map(s)))
+            .collect();
+        IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(16)
+            .with_resource_name(s(name))
+            .with_configs(configs)])
+    };
+    let list = async |c: &mut Client| -> Vec<String> { c.send(&ListConfigResourcesRequest::default(), 0).await.config_resources.iter().map(|r| r.resource_name.to_string()).collect() };
+    let describe = async |c: &mut Client, name: &str| -> Vec<(String, String)> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(16)
+            .with_resource_name(s(name))
+            .with_configuration_keys(None)]);
+        let r = c.send(&req, 4).await;
+        r.results[0].configs.iter().map(|d| (d.name.to_string(), d.value.as_ref().map(|v| v.to_string()).unwrap_or_default())).collect()
+    };
+
+    let mut admin1 = Client::connect(a(&running, 1)).await;
+    let set = [(0, "metrics", Some("org.apache.kafka.producer.")), (0, "interval.ms", Some("1000"))];
+    let r = admin1.send(&alter("prod", &set), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    let r = admin1.send(&alter("other", &[(0, "interval.ms", Some("2000")), (0, "match", Some("client_id=nobody"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    // Refused as on a single node, before the controller.
+    let r = admin1.send(&alter("bad", &[(0, "interval.ms", Some("10"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 42, "{:?}", r.responses[0].error_message);
+
+    let mut admin3 = Client::connect(a(&running, 3)).await;
+    eventually("both subscriptions listed on node 3", async || (list(&mut admin3).await == ["other", "prod"]).then_some(())).await;
+    assert_eq!(describe(&mut admin3, "prod").await, vec![("interval.ms".to_string(), "1000".to_string()), ("metrics".to_string(), "org.apache.kafka.producer.".to_string())]);
+    let mut client2 = Client::connect(a(&running, 2)).await;
+    let g = eventually("node 2 matches the subscription", async || {
+        let g = client2.send(&GetTelemetrySubscriptionsRequest::default(), 0).await;
+        (g.error_code == 0 && g.push_interval_ms == 1000).then_some(g)
+    })
+    .await;
+    assert_eq!(g.requested_metrics.iter().map(|m| m.to_string()).collect::<Vec<_>>(), vec!["org.apache.kafka.producer."]);
+
+    // Node 2 stops; "other" is deleted through node 3 meanwhile.
+    running[1].take().unwrap().shutdown().await;
+    let r = admin3.send(&alter("other", &[(1, "interval.ms", None), (1, "match", None)]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    eventually("only prod on node 1", async || (list(&mut admin1).await == ["prod"]).then_some(())).await;
+    running[1] = Some(start(1).await);
+    let mut admin2 = Client::connect(a(&running, 2)).await;
+    assert_eq!(list(&mut admin2).await, vec!["prod"], "the restarted node has the metadata log's subscriptions");
+    assert_eq!(describe(&mut admin2, "prod").await.len(), 2);
+
+    for r in running.into_iter().flatten() {
+        r.shutdown().await;
+    }
+}

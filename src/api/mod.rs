@@ -36,6 +36,7 @@ mod end_txn;
 pub mod error_code;
 mod fetch;
 mod find_coordinator;
+mod get_telemetry_subscriptions;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -51,6 +52,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod push_telemetry;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
@@ -85,6 +87,9 @@ pub struct Session {
     /// Who the client is: `User:<name>` once a SASL listener authenticated it, else Kafka's
     /// `User:ANONYMOUS` (for ACLs, later).
     pub principal: Arc<str>,
+    /// The client's software name and version from its ApiVersions (v3+), for KIP-714
+    /// subscription matching.
+    pub client_software: Option<(String, String)>,
     /// Until when the connection reads no request: a client over its quota is muted for its
     /// throttle time after the response that told it (KIP-219).
     pub muted_until: Option<tokio::time::Instant>,
@@ -92,7 +97,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
-        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), muted_until: None }
+        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), client_software: None, muted_until: None }
     }
 
     /// The user a quota is looked up for: the principal's name (`ANONYMOUS` before or without
@@ -306,7 +311,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
+            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some(), broker.config.telemetry.enabled)).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -425,7 +430,22 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         };
     }
     match key {
-        ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
+        ApiKey::ApiVersions => {
+            let req = ApiVersionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            if version >= 3 {
+                session.client_software = Some((req.client_software_name.to_string(), req.client_software_version.to_string()));
+            }
+            let resp = api_versions::handle(broker, req, version).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::GetTelemetrySubscriptions => {
+            let req = GetTelemetrySubscriptionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            encode(key, version, corr, &get_telemetry_subscriptions::handle(broker, session, req)).map(Reply::now)
+        }
+        ApiKey::PushTelemetry => {
+            let req = PushTelemetryRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            encode(key, version, corr, &push_telemetry::handle(broker, session, req)).map(Reply::now)
+        }
         ApiKey::Metadata => {
             let mut req = MetadataRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let all_topics = req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));

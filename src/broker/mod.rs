@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod adopt;
 pub mod client_metrics;
+pub mod client_telemetry;
 pub mod cluster;
 pub mod durable_sync;
 pub mod features;
@@ -102,6 +103,10 @@ pub struct Broker {
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
     listener_tls: std::sync::RwLock<Vec<Arc<crate::server::tls::ListenerTls>>>,
+    /// KIP-714 client instances: their subscriptions and push times.
+    pub client_telemetry: client_telemetry::ClientTelemetry,
+    /// The built-in telemetry receiver (`fjord.client.telemetry.enabled`); None: pushes dropped.
+    pub telemetry_receiver: Option<crate::metrics::client_telemetry::TelemetryReceiver>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -250,17 +255,45 @@ impl Broker {
     /// The topic's whole config override set becomes `configs`, through the active controller
     /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
     fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.replace_configs_in_cluster(cluster, 2, name, &old.configs, &configs)?;
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// A client metrics subscription's whole config set becomes `configs` (already validated),
+    /// through the active controller, as Kafka keeps subscriptions in the metadata log; returns
+    /// once this broker follows it. Every broker's subscriptions follow the log
+    /// (`publisher::publish`).
+    pub fn set_client_metrics_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
+        let old = self.client_metrics.configs(name);
+        self.replace_configs_in_cluster(cluster, 16, name, &old, &configs)?;
+        self.wait_until(|| self.client_metrics.configs(name) == configs);
+        tracing::info!(subscription = %name, configs = ?configs, "client metrics subscription changed");
+        Ok(())
+    }
+
+    /// Sends the controller the IncrementalAlterConfigs that turns `old` into `new` for one
+    /// resource (SET each key of `new`, DELETE those only in `old`) and reads its outcome.
+    fn replace_configs_in_cluster(
+        &self,
+        cluster: &Arc<cluster::ClusterState>,
+        resource_type: i8,
+        name: &str,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
         use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
         use kafka_protocol::protocol::StrBytes;
-        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        let mut ops: Vec<AlterableConfig> = configs
+        let mut ops: Vec<AlterableConfig> = new
             .iter()
             .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
             .collect();
-        ops.extend(old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
-        let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
+        ops.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        let resource = AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let c = cluster.clone();
         let response = cluster.wait_on(async move {
@@ -269,13 +302,10 @@ impl Broker {
         .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
         .map_err(MetadataError::ControllerUnreachable)?;
         match response.responses.first() {
-            Some(r) if r.error_code == 0 => {}
-            Some(r) => return Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
-            None => return Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
+            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) => Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
+            None => Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
         }
-        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
-        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
-        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
     }
 
     /// Waits (on a handler thread) until `done`, up to the cluster request timeout.
@@ -1048,6 +1078,8 @@ impl Broker {
             remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
         };
         let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
+        let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
+        let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1070,6 +1102,8 @@ impl Broker {
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
             listener_tls: std::sync::RwLock::new(Vec::new()),
+            client_telemetry,
+            telemetry_receiver,
             shutdown,
         });
         for (group, configs) in group_configs {

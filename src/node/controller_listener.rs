@@ -663,6 +663,7 @@ async fn create_partitions(service: &ControllerService, req: CreatePartitionsReq
 async fn incremental_alter_configs(service: &ControllerService, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use crate::controller::{AlterConfigOp, AlterConfigOpType};
     use crate::metadata::ConfigResource;
+    use crate::metadata::records::ConfigResourceType;
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let resources: Vec<(ConfigResource, Vec<AlterConfigOp>)> = req
         .resources
@@ -682,11 +683,23 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
                     value: c.value.as_ref().map(|v| v.to_string()),
                 })
                 .collect();
-            (ConfigResource::topic(r.resource_name.to_string()), ops)
+            // Brokers forward topics' configs and KIP-714 client metrics subscriptions.
+            let resource = match ConfigResourceType::from_code(r.resource_type) {
+                Some(ConfigResourceType::ClientMetrics) => ConfigResource { resource_type: ConfigResourceType::ClientMetrics, name: r.resource_name.to_string() },
+                _ => ConfigResource::topic(r.resource_name.to_string()),
+            };
+            (resource, ops)
         })
         .collect();
     let validate_only = req.validate_only;
-    let validate = |_: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+    let validate = |resource: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+        if resource.resource_type == ConfigResourceType::ClientMetrics {
+            use crate::broker::client_metrics::{ClientMetricsError as C, validate};
+            return validate(&resource.name, configs).map_err(|e| match e {
+                C::InvalidConfig(m) => ControllerError::InvalidConfig(m),
+                C::InvalidRequest(m) | C::Store(m) => ControllerError::InvalidRequest(m),
+            });
+        }
         match configs.keys().find(|k| crate::config::topic_def(k).is_none()) {
             Some(k) => Err(ControllerError::InvalidConfig(format!("Unknown topic config name: {k}"))),
             None => Ok(()),
