@@ -90,6 +90,10 @@ pub struct LogManager {
     pub(super) moves: Mutex<HashMap<TopicPartition, Arc<super::log_move::MoveState>>>,
     /// `replica.alter.log.dirs.io.max.bytes.per.second`: the pace of a move's unlocked copy.
     pub(super) move_io_rate: std::sync::atomic::AtomicU64,
+    /// Where a replica not hosted yet is to be created (an AlterReplicaLogDirs that came first, as
+    /// Kafka's LogManager.preferredLogDirs); taken by [`LogManager::create_log`]. The api layer
+    /// asks only for partitions the metadata has, which bounds it.
+    pub(super) preferred_dirs: Mutex<HashMap<TopicPartition, PathBuf>>,
 }
 
 /// Kafka's default of `num.recovery.threads.per.data.dir`.
@@ -252,6 +256,7 @@ impl LogManager {
             threads_per_dir,
             moves: Mutex::new(HashMap::new()),
             move_io_rate: std::sync::atomic::AtomicU64::new(u64::MAX),
+            preferred_dirs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -319,7 +324,9 @@ impl LogManager {
         // Counting every partition per dir costs a walk of the map; with one dir there is no
         // choice. An offline dir is never chosen.
         let online: Vec<&PathBuf> = self.log_dirs.iter().filter(|d| !self.failures.is_offline(d)).collect();
+        let preferred = self.preferred_dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(tp).filter(|d| online.contains(&d));
         let log_dir = match online.as_slice() {
+            _ if preferred.is_some() => preferred.as_ref().expect("checked"),
             [] => return Err(StorageError::LogDirOffline(self.log_dirs.first().cloned().unwrap_or_default())),
             [only] => *only,
             dirs => *dirs

@@ -148,7 +148,12 @@ impl LogManager {
         if self.failures.is_offline(&dest) {
             return Err(StorageError::LogDirOffline(dest).into());
         }
-        let current = self.log_dir_of(tp).ok_or_else(|| MoveError::NoReplica(tp.clone()))?;
+        let Some(current) = self.log_dir_of(tp) else {
+            // Remembered for when the replica is created here (a reassignment that adds this
+            // node names its dir before the replica exists), then REPLICA_NOT_AVAILABLE as Kafka.
+            self.preferred_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(tp.clone(), dest);
+            return Err(MoveError::NoReplica(tp.clone()));
+        };
         if let Some(e) = self.offline_error(tp) {
             return Err(e.into());
         }
@@ -504,6 +509,24 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_replica_asked_for_before_it_exists_is_created_in_the_wanted_dir() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+        // Three partitions placed by balance: a, b, a. A new one would go to b.
+        for p in 0..3 {
+            m.create_log(&TopicPartition::new("busy", p), cfg()).expect("create");
+        }
+        assert_eq!(m.log_dir_of(&TopicPartition::new("busy", 2)).as_deref(), Some(a.path()));
+        let tp = TopicPartition::new("later", 0);
+        assert!(matches!(m.request_move(&tp, a.path().to_str().expect("utf8")), Err(MoveError::NoReplica(_))), "REPLICA_NOT_AVAILABLE, as Kafka answers");
+        m.create_log(&tp, cfg()).expect("create");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(a.path()), "created where it was wanted, against the balance");
+        // Taken once: the next partition is placed by balance again.
+        m.create_log(&TopicPartition::new("later", 1), cfg()).expect("create");
+        assert_eq!(m.log_dir_of(&TopicPartition::new("later", 1)).as_deref(), Some(b.path()));
     }
 
     #[test]
