@@ -19,17 +19,15 @@ struct Run {
 }
 
 /// Runs `fjord ARGS -b ADDR`, feeding `stdin`.
+/// `fjord ARGS -b ADDR` with its stdout piped, killed if the test drops it.
+fn command(addr: SocketAddr, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"));
+    c.args(args).arg("-b").arg(addr.to_string()).stdout(Stdio::piped()).kill_on_drop(true);
+    c
+}
+
 async fn fjord(addr: SocketAddr, args: &[&str], stdin: &str) -> Run {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
-        .args(args)
-        .arg("-b")
-        .arg(addr.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the fjord binary runs");
+    let mut child = command(addr, args).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the fjord binary runs");
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.as_bytes()).await.unwrap();
     drop(input);
@@ -306,16 +304,7 @@ struct Background {
 impl Background {
     fn start(addr: SocketAddr, args: &[&str]) -> Background {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fjord"))
-            .args(args)
-            .arg("-b")
-            .arg(addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the fjord binary runs");
+        let mut child = command(addr, args).stdin(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("the fjord binary runs");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (out, sink) = (child.stdout.take().unwrap(), lines.clone());
         tokio::spawn(async move {
