@@ -832,14 +832,21 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
 /// Kafka's loading coordinator does: clients retry here instead of looking the coordinator up
 /// again (librdkafka returns NOT_COORDINATOR from a committed-offsets query to the caller).
 pub(crate) fn offline_group(broker: &Broker, group: &str) -> Option<crate::group::GroupError> {
+    let partitions = broker.metadata.topic(crate::group::OFFSETS_TOPIC)?.partitions;
+    offline_group_partition(broker, crate::records::internal::partition_for(group, partitions))
+}
+
+/// [`offline_group`] of the groups of one `__consumer_offsets` partition.
+pub(crate) fn offline_group_partition(broker: &Broker, partition: i32) -> Option<crate::group::GroupError> {
     use crate::group::OFFSETS_TOPIC;
-    if !broker.coordinator_partition_offline(OFFSETS_TOPIC, group) {
+    broker.metadata.topic(OFFSETS_TOPIC)?;
+    if !broker.coordinator_partition_offline_at(OFFSETS_TOPIC, partition) {
         return None;
     }
-    if broker.coordinator_partition_loading(OFFSETS_TOPIC, group) {
+    if broker.coordinator_partition_loading_at(OFFSETS_TOPIC, partition) {
         return Some(crate::group::GroupError::CoordinatorLoadInProgress);
     }
-    Some(crate::group::GroupError::Log(crate::coordinator::LogError::PartitionOffline(format!("the {OFFSETS_TOPIC} partition of group {group} is offline"))))
+    Some(crate::group::GroupError::Log(crate::coordinator::LogError::PartitionOffline(format!("{OFFSETS_TOPIC}-{partition} is not coordinated here"))))
 }
 
 /// "Not requested" marker for authorized-operations fields (Kafka's Integer.MIN_VALUE).

@@ -92,7 +92,10 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
                     return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(super::error_code::group(&e));
                 }
                 let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-                let fetched = broker.groups.fetch_offsets(&g.group_id.0, topics);
+                let fetched = match broker.groups.fetch_offsets_coordinated(&**broker, &g.group_id.0, topics) {
+                    Ok(f) => f,
+                    Err(e) => return OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_error_code(super::error_code::group(&e)),
+                };
                 let topics = v8_topics(fetched, version, stability(broker, &g.group_id.0, req.require_stable));
                 OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(topics)
             })
@@ -107,6 +110,13 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16)
     }
     // v1 has no null topics; an empty list there is just empty.
     let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-    let fetched = broker.groups.fetch_offsets(&req.group_id.0, topics);
+    let fetched = if version >= 2 {
+        match broker.groups.fetch_offsets_coordinated(&**broker, &req.group_id.0, topics) {
+            Ok(f) => f,
+            Err(e) => return OffsetFetchResponse::default().with_error_code(super::error_code::group(&e)),
+        }
+    } else {
+        broker.groups.fetch_offsets(&req.group_id.0, topics)
+    };
     OffsetFetchResponse::default().with_topics(v1_topics(fetched, version, stability(broker, &req.group_id.0, req.require_stable)))
 }

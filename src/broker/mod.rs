@@ -635,7 +635,12 @@ impl Broker {
     /// without a leader, and requests for its ids answer NOT_COORDINATOR.
     pub fn coordinator_partition_offline(&self, topic: &str, key: &str) -> bool {
         let Some(meta) = self.metadata.topic(topic) else { return false };
-        let tp = TopicPartition::new(topic.to_string(), crate::records::internal::partition_for(key, meta.partitions));
+        self.coordinator_partition_offline_at(topic, crate::records::internal::partition_for(key, meta.partitions))
+    }
+
+    /// [`Self::coordinator_partition_offline`] of one partition of the internal topic.
+    pub fn coordinator_partition_offline_at(&self, topic: &str, partition: i32) -> bool {
+        let tp = TopicPartition::new(topic.to_string(), partition);
         let led_elsewhere = match self.replicas.partition(&tp) {
             Some(p) => !p.lock().is_leader(),
             // In a cluster, a partition without a replica here is led by another broker.
@@ -649,7 +654,11 @@ impl Broker {
     /// log dir is online.
     pub fn coordinator_partition_loading(&self, topic: &str, key: &str) -> bool {
         let Some(meta) = self.metadata.topic(topic) else { return false };
-        let partition = crate::records::internal::partition_for(key, meta.partitions);
+        self.coordinator_partition_loading_at(topic, crate::records::internal::partition_for(key, meta.partitions))
+    }
+
+    /// [`Self::coordinator_partition_loading`] of one partition of the internal topic.
+    pub fn coordinator_partition_loading_at(&self, topic: &str, partition: i32) -> bool {
         let tp = TopicPartition::new(topic.to_string(), partition);
         self.cluster_partition(topic, partition).is_some_and(|p| p.leader == self.config.node_id)
             && !self.replicas.partition(&tp).is_some_and(|p| p.lock().is_leader())
@@ -797,6 +806,10 @@ impl GroupLog for Broker {
 
     fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
         self.read_internal(OFFSETS_TOPIC, partition, offset)
+    }
+
+    fn not_coordinating(&self, partition: i32) -> Option<crate::group::GroupError> {
+        crate::api::offline_group_partition(self, partition)
     }
 }
 

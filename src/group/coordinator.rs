@@ -935,23 +935,20 @@ impl GroupCoordinator {
     pub fn fetch_offsets(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
         let shards = self.groups.view_current();
         let groups = shards.lock_id(group_id);
-        let store = groups.get(group_id).map(|e| &e.offsets);
-        match topics {
-            Some(list) => list
-                .into_iter()
-                .map(|(t, parts)| {
-                    let ps = parts.into_iter().map(|p| (p, store.and_then(|s| s.get(&(t.clone(), p)).cloned()))).collect();
-                    (t, ps)
-                })
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
-                for ((t, p), c) in store.into_iter().flatten() {
-                    by_topic.entry(t.clone()).or_default().push((*p, Some(c.clone())));
-                }
-                by_topic.into_iter().collect()
-            }
+        committed_in(&groups, group_id, topics)
+    }
+
+    /// [`Self::fetch_offsets`] where this broker coordinates the group, decided under the
+    /// shard's lock: the publisher unloads a shard (and loads one) under that lock, so a fetch
+    /// that passed an earlier leadership check cannot read a shard emptied since, and answer
+    /// "nothing committed" for a group whose offsets another broker now serves.
+    pub fn fetch_offsets_coordinated(&self, log: &dyn GroupLog, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, GroupError> {
+        let shards = self.groups.view_current();
+        let groups = shards.lock_id(group_id);
+        if let Some(e) = log.not_coordinating(shards.partition_of(group_id)) {
+            return Err(e);
         }
+        Ok(committed_in(&groups, group_id, topics))
     }
 
     /// DescribeGroups of one group: None when unknown; NotClassicGroup for a consumer group.
@@ -1438,6 +1435,27 @@ fn stage_consumer_record(consumer: &mut HashMap<String, StoredConsumerGroup>, ra
     }
 }
 
+/// The committed offsets of `group_id` in its locked shard (see `fetch_offsets`).
+fn committed_in(groups: &HashMap<String, Entry>, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Vec<(String, Vec<(i32, Option<CommittedOffset>)>)> {
+    let store = groups.get(group_id).map(|e| &e.offsets);
+    match topics {
+        Some(list) => list
+            .into_iter()
+            .map(|(t, parts)| {
+                let ps = parts.into_iter().map(|p| (p, store.and_then(|s| s.get(&(t.clone(), p)).cloned()))).collect();
+                (t, ps)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+            for ((t, p), c) in store.into_iter().flatten() {
+                by_topic.entry(t.clone()).or_default().push((*p, Some(c.clone())));
+            }
+            by_topic.into_iter().collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1644,6 +1662,53 @@ mod tests {
 
     fn commit_one(offset: i64) -> Vec<OffsetCommit> {
         vec![OffsetCommit { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }]
+    }
+
+    /// A log that leads its partition while `led` is set, and records whether each leadership
+    /// question came while the asking shard's lock was held.
+    struct LeaderLog {
+        mem: MemLog,
+        led: std::sync::atomic::AtomicBool,
+        coordinator: std::sync::OnceLock<std::sync::Arc<GroupCoordinator>>,
+        asked_under_lock: Mutex<Vec<bool>>,
+    }
+
+    impl GroupLog for LeaderLog {
+        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
+            self.mem.append_group_batch(partition, batch)
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            self.mem.group_partitions()
+        }
+        fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
+            self.mem.read_group_batches(partition, offset)
+        }
+        fn not_coordinating(&self, partition: i32) -> Option<GroupError> {
+            let c = self.coordinator.get().expect("coordinator set");
+            self.asked_under_lock.lock().unwrap().push(c.groups.view_current().try_lock(partition).is_none());
+            (!self.led.load(std::sync::atomic::Ordering::SeqCst)).then(|| GroupError::Log(LogError::PartitionOffline("led elsewhere".into())))
+        }
+    }
+
+    #[test]
+    fn a_coordinated_offset_fetch_asks_for_leadership_under_the_shard_lock_and_never_answers_from_a_shard_it_does_not_lead() {
+        // The publisher makes a broker a follower, then clears the shard under its lock: asking
+        // under that lock means a fetch that sees "led" reads the shard before it is cleared,
+        // and one that comes after sees "not led". "Nothing committed" from a shard being
+        // unloaded made a group's offsets go back to none in the fault checker.
+        let log = LeaderLog { mem: MemLog::default(), led: true.into(), coordinator: Default::default(), asked_under_lock: Default::default() };
+        let c = std::sync::Arc::new(GroupCoordinator::new(config()));
+        log.coordinator.set(c.clone()).ok().expect("set once");
+        assert_eq!(c.commit(&log, "g", -1, "", None, commit_one(5)), Ok(vec![Ok(())]));
+        let got = c.fetch_offsets_coordinated(&log, "g", Some(vec![("t".into(), vec![0])])).expect("led here");
+        assert_eq!(got[0].1[0].1.as_ref().map(|o| o.offset), Some(5));
+        log.led.store(false, std::sync::atomic::Ordering::SeqCst);
+        let want = GroupError::Log(LogError::PartitionOffline("led elsewhere".into()));
+        assert_eq!(c.fetch_offsets_coordinated(&log, "g", None), Err(want.clone()), "led elsewhere, still loaded");
+        c.unload_partition(1, 0);
+        assert_eq!(c.fetch_offsets_coordinated(&log, "g", None), Err(want), "led elsewhere and unloaded: never 'nothing committed'");
+        let asked = log.asked_under_lock.lock().unwrap().clone();
+        assert_eq!(asked, vec![true; 3], "every question asked while the shard was locked");
     }
 
     #[test]

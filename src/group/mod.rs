@@ -30,6 +30,12 @@ pub trait GroupLog: Sync {
     /// Whole batches of one partition from `offset` (or the log start, if later) up to the high
     /// watermark, at most about a megabyte; empty at the end.
     fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError>;
+    /// Why the groups of `partition` are not coordinated here (another broker leads it, it is
+    /// still loading, its log dir is offline), or None when they are. Asked under the shard's
+    /// lock by reads that must not answer from a shard being unloaded or not yet loaded.
+    fn not_coordinating(&self, _partition: i32) -> Option<GroupError> {
+        None
+    }
 }
 
 /// Limits and timings of the coordinator, from the broker configuration.
