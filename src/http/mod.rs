@@ -1,11 +1,13 @@
-//! The HTTP listener (`fjord.http.listener`): `GET /metrics` (Prometheus text), `GET /health`
-//! (the process is up), `GET /ready` (logs loaded, listeners bound, and in a metadata quorum
-//! caught up) and the web console at `/` with its JSON API under `/api/` ([`console`]). Bounded: a connection limit, a deadline on reading a request's headers and on a
-//! connection's life. Never on the Kafka request path; a scrape reads the broker on a blocking
-//! thread.
+//! The HTTP listener (`fjord.http.listener`, HTTPS with `https://` and `fjord.http.ssl.*`):
+//! `GET /metrics` (Prometheus text), `GET /health` (the process is up), `GET /ready` (logs loaded,
+//! listeners bound, and in a metadata quorum caught up) and the web console at `/` with its JSON
+//! API under `/api/` ([`console`], its login in [`login`]). Bounded: a connection limit, a
+//! deadline on reading a request's headers (and on the TLS handshake) and on a connection's life.
+//! Never on the Kafka request path; a scrape reads the broker on a blocking thread.
 
 pub mod collect;
 pub mod console;
+pub mod login;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::config::HttpConfig;
+use crate::config::{self, HttpConfig};
 
 /// hyper's smallest read buffer, which bounds a request's headers (hyper refuses less).
 const HTTP_REQUEST_HEAD_MAX_BYTES: usize = 8192;
@@ -59,14 +61,32 @@ impl HttpState {
 pub struct BoundHttp {
     socket: TcpListener,
     pub local_addr: SocketAddr,
+    /// `https://`: the TLS acceptor built from `fjord.http.ssl.*`.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Binds `fjord.http.listener`; an error stops startup, as a Kafka listener's would.
+impl BoundHttp {
+    /// Whether the listener serves HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// Binds `fjord.http.listener` (with its certificate, for `https://`); an error stops startup, as
+/// a Kafka listener's would.
 pub async fn bind(config: &HttpConfig) -> std::io::Result<Option<BoundHttp>> {
     let Some(endpoint) = &config.listener else { return Ok(None) };
+    let tls = match &config.tls {
+        Some(settings) => {
+            let server = crate::server::tls::server_config(config::HTTP_SSL_PREFIX.trim_end_matches('.'), settings)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}{}: {}", config::HTTP_SSL_PREFIX, e.property, e.reason)))?;
+            Some(tokio_rustls::TlsAcceptor::from(server))
+        }
+        None => None,
+    };
     let socket = TcpListener::bind((endpoint.host.as_str(), endpoint.port)).await?;
     let local_addr = socket.local_addr()?;
-    Ok(Some(BoundHttp { socket, local_addr }))
+    Ok(Some(BoundHttp { socket, local_addr, tls }))
 }
 
 /// Serves until `stop` turns true; then drops every open HTTP connection.
@@ -74,6 +94,7 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
     let slots = Arc::new(Semaphore::new(config.connections_max));
     let mut connections = JoinSet::new();
     let sampler = tokio::spawn(console::sample_throughput(state.clone()));
+    let sessions = Arc::new(login::Sessions::new(config.console_sessions_max, Duration::from_millis(config.console_session_lifetime_ms)));
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
@@ -83,9 +104,20 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let (state, config) = (state.clone(), config.clone());
+                    let (state, config, tls) = (state.clone(), config.clone(), bound.tls.clone());
+                    let console = console::Context { readonly: config.console_readonly, https: tls.is_some(), peer, sessions: sessions.clone() };
                     connections.spawn(async move {
-                        serve_connection(stream, state, &config).await;
+                        match tls {
+                            None => serve_connection(stream, state, console, &config).await,
+                            Some(acceptor) => {
+                                // The handshake is bounded as a request's headers are.
+                                match tokio::time::timeout(Duration::from_millis(config.request_timeout_ms), acceptor.accept(stream)).await {
+                                    Ok(Ok(tls)) => serve_connection(tls, state, console, &config).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -103,13 +135,16 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<HttpState>, config: &HttpConfig) {
-    let readonly = config.console_readonly;
+async fn serve_connection<S>(stream: S, state: Arc<HttpState>, console: console::Context, config: &HttpConfig)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let console = Arc::new(console);
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let state = state.clone();
+        let (state, console) = (state.clone(), console.clone());
         async move {
             if console::is_console_path(req.uri().path()) {
-                return Ok::<_, Infallible>(console::handle(&state, readonly, req).await);
+                return Ok::<_, Infallible>(console::handle(&state, &console, req).await);
             }
             Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await)
         }

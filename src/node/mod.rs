@@ -82,7 +82,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     })?;
     let http_addr = http.as_ref().map(|h| h.local_addr);
     let http_task = http.map(|bound| {
-        tracing::info!(addr = %bound.local_addr, "HTTP listener serving /metrics, /health and /ready");
+        tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving /metrics, /health, /ready and the console");
         tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
     });
     // Recovery reads and fsyncs the logs: off the async workers.
