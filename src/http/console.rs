@@ -160,11 +160,11 @@ pub async fn handle(state: &Arc<HttpState>, ctx: &Context, req: Request<hyper::b
         ("/console.js", &Method::GET) => asset(CONSOLE_JS, "text/javascript; charset=utf-8"),
         ("/api/session", &Method::GET) => {
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
-            let user = caller(&broker, ctx, &parts.headers).ok().and_then(|c| c.user);
+            let user = caller(&broker, ctx, &parts.headers).and_then(|c| c.user);
             ok(json!({"login_required": broker.authorizer.is_some(), "user": user, "readonly": ctx.readonly}))
         }
         ("/api/login" | "/api/logout", &Method::POST) => {
-            if let Err(refused) = same_origin(&parts.headers) {
+            if let Some(refused) = cross_site(&parts.headers) {
                 return refused;
             }
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
@@ -179,10 +179,7 @@ pub async fn handle(state: &Arc<HttpState>, ctx: &Context, req: Request<hyper::b
         }
         (p, &Method::GET) if p.starts_with("/api/") => {
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
-            let caller = match caller(&broker, ctx, &parts.headers) {
-                Ok(c) => c,
-                Err(refused) => return refused,
-            };
+            let Some(caller) = caller(&broker, ctx, &parts.headers) else { return unauthorized() };
             get(state, ctx.readonly, &broker, &caller, p, &query).await
         }
         (p, &Method::POST) if p.starts_with("/api/") => {
@@ -190,10 +187,7 @@ pub async fn handle(state: &Arc<HttpState>, ctx: &Context, req: Request<hyper::b
                 return refused;
             }
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
-            let caller = match caller(&broker, ctx, &parts.headers) {
-                Ok(c) => c,
-                Err(refused) => return refused,
-            };
+            let Some(caller) = caller(&broker, ctx, &parts.headers) else { return unauthorized() };
             let body = match json_body(body).await {
                 Ok(b) => b,
                 Err(refused) => return refused,
@@ -215,19 +209,21 @@ async fn json_body(body: hyper::body::Incoming) -> Result<Value, Answer> {
 }
 
 /// The caller of an API call. Without an authorizer the console is open (Kafka's ANONYMOUS, never
-/// checked); with one, the request must carry a live session's cookie (401 otherwise), and its
-/// user is the principal.
-fn caller(broker: &Broker, ctx: &Context, headers: &HeaderMap) -> Result<Caller, Answer> {
+/// checked); with one, the request must carry a live session's cookie (None otherwise: 401), and
+/// its user is the principal.
+fn caller(broker: &Broker, ctx: &Context, headers: &HeaderMap) -> Option<Caller> {
     let mut session = Session::new(ctx.peer, Arc::from(CONSOLE_LISTENER));
     if broker.authorizer.is_none() {
-        return Ok(Caller { session, user: None });
+        return Some(Caller { session, user: None });
     }
     let token = login::session_token(headers.get_all(hyper::header::COOKIE).iter().filter_map(|v| v.to_str().ok()));
-    let Some(who) = token.and_then(|t| ctx.sessions.get(t, Instant::now())) else {
-        return Err(error(StatusCode::UNAUTHORIZED, "log in first: with an authorizer (authorizer.class.name) the console acts as the logged-in user"));
-    };
+    let who = ctx.sessions.get(token?, Instant::now())?;
     session.principal = who.principal;
-    Ok(Caller { session, user: Some(who.user) })
+    Some(Caller { session, user: Some(who.user) })
+}
+
+fn unauthorized() -> Answer {
+    error(StatusCode::UNAUTHORIZED, "log in first: with an authorizer (authorizer.class.name) the console acts as the logged-in user")
 }
 
 /// `POST /api/login` `{"user": ..., "password": ...}`: checked against the broker's SCRAM
@@ -280,23 +276,23 @@ fn may_mutate(readonly: bool, headers: &HeaderMap) -> Result<(), Answer> {
     if readonly {
         return Err(error(StatusCode::FORBIDDEN, "the console is read-only (fjord.http.console.readonly=true)"));
     }
-    same_origin(headers)
+    cross_site(headers).map_or(Ok(()), Err)
 }
 
 /// A POST must carry the console's header and, when the browser names an origin, come from this
-/// server's own origin.
-fn same_origin(headers: &HeaderMap) -> Result<(), Answer> {
+/// server's own origin: the refusal otherwise.
+fn cross_site(headers: &HeaderMap) -> Option<Answer> {
     if !headers.contains_key(CSRF_HEADER) {
-        return Err(error(StatusCode::FORBIDDEN, "missing the X-Fjord-Console header"));
+        return Some(error(StatusCode::FORBIDDEN, "missing the X-Fjord-Console header"));
     }
     if let Some(origin) = headers.get(hyper::header::ORIGIN) {
         let host = headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let origin_host = origin.to_str().unwrap_or("").split_once("://").map(|(_, h)| h).unwrap_or("");
         if host.is_empty() || origin_host != host {
-            return Err(error(StatusCode::FORBIDDEN, "cross-origin request refused"));
+            return Some(error(StatusCode::FORBIDDEN, "cross-origin request refused"));
         }
     }
-    Ok(())
+    None
 }
 
 /// The topics the caller may DESCRIBE, as Metadata of every topic lists them.
