@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::storage::LogConfig;
 
 pub mod jaas;
+pub mod principal_mapping;
 
 /// How followers copy leaders' logs, under Kafka's property names (see docs/configuration.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum it must be a PLAINTEXT listener for now."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum a PLAINTEXT or SSL listener (the listener's trust store checks the other brokers' certificates, its key store is the client certificate); SASL between brokers is not served yet."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
     def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
     def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
@@ -89,6 +90,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), T::List, "TLS versions the listener accepts: TLSv1.2 and/or TLSv1.3 (older ones are not offered by rustls)."),
     def("ssl.protocol", Some("TLSv1.3"), T::String, "Kafka: the JSSE SSLContext protocol; Fjord's versions come from ssl.enabled.protocols."),
     def("ssl.cipher.suites", Some(""), T::List, "Cipher suites the listener accepts, by their IANA names (TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, ...); empty = every suite rustls offers."),
+    def("ssl.principal.mapping.rules", Some("DEFAULT"), T::String, "How an mTLS client's certificate subject (RFC 2253) becomes its User: principal: rules RULE:pattern/replacement/[LU] and DEFAULT (the subject itself), comma-separated, the first whose pattern matches the whole subject applies; no match fails the authentication."),
+    def("ssl.allow.dn.changes", Some("false"), T::Boolean, "Whether a reloaded key store (AlterConfigs, or a changed file) may hold a certificate with another subject; false refuses the reload."),
+    def("ssl.allow.san.changes", Some("false"), T::Boolean, "Whether a reloaded key store may drop subject alternative names of the current certificate; false refuses the reload."),
+    def("fjord.ssl.reload.check.interval.ms", Some("60000"), T::Long, "Fjord: how often each SSL listener checks its key store and trust store files for new content, in ms, and reloads them (validated as an AlterConfigs reload is); 0 = never."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
     def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup."),
@@ -114,12 +119,15 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
     def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
+    def("metadata.log.max.record.bytes.between.snapshots", Some("20971520"), T::Long, "A voter snapshots the metadata image once this many bytes of metadata records were applied since its last snapshot."),
+    def("metadata.log.max.snapshot.interval.ms", Some("3600000"), T::Long, "A voter snapshots the metadata image when this long has passed since its last snapshot and anything was applied since; 0 turns the time rule off."),
+    def("fjord.metadata.log.entries.kept.after.snapshot", Some("1000"), T::Long, "Fjord: metadata log entries a voter keeps behind its snapshot, so a voter or broker slightly behind catches up from the log rather than a whole snapshot."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
-    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal, User:ANONYMOUS (nodes reach each other over PLAINTEXT)."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal: User:ANONYMOUS (nodes reach the controllers over PLAINTEXT), and the brokers' certificate principal when they reach each other over SSL with client certificates."),
     def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
@@ -166,6 +174,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
     def("quota.window.num", Some("11"), T::Int, "Samples client quota rates are measured over."),
     def("quota.window.size.seconds", Some("1"), T::Int, "Length of one client quota rate sample, in seconds."),
+    def("controller.quota.window.num", Some("11"), T::Int, "Samples of controller_mutation_rate: a client's token bucket holds this many windows of its quota."),
+    def("controller.quota.window.size.seconds", Some("1"), T::Int, "Length of one controller_mutation_rate sample, in seconds."),
+    def("max.connection.creation.rate", Some("2147483647"), T::Int, "Most new connections per second over all client listeners (per listener as listener.name.<listener>.max.connection.creation.rate); over it, accepting waits until the rate is back to it."),
     def("max.connections.per.ip.overrides", Some(""), T::String, "Per IP or host name exceptions to max.connections.per.ip, HOST:COUNT separated by commas."),
     def("connections.max.idle.ms", Some("600000"), T::Long, "Idle connections are closed after this many ms."),
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
@@ -179,6 +190,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.fetch.backoff.ms", Some("1000"), T::Int, "How long a follower waits after a failed fetch before trying again, in ms."),
     def("replica.socket.timeout.ms", Some("30000"), T::Int, "How long a follower waits for a fetch response, in ms."),
     def("replica.lag.time.max.ms", Some("30000"), T::Long, "A follower not caught up for this long leaves the ISR, in ms."),
+    def("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), T::Long, "Most bytes a second a partition move between log dirs (AlterReplicaLogDirs) copies while the partition is served; dynamic (kafka-reassign-partitions.sh --replica-alter-log-dirs-throttle)."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
@@ -262,6 +274,30 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         Some("127.0.0.1:9644"),
         T::String,
         "Fjord: host:port of the HTTP listener serving /metrics (Prometheus text), /health and /ready; none = no HTTP listener. Startup fails when it cannot be bound, as for the Kafka listeners.",
+    ),
+    def(
+        "telemetry.max.bytes",
+        Some("1048576"),
+        T::Int,
+        "Largest client telemetry push (KIP-714 PushTelemetry metrics, compressed size) accepted, in bytes; a larger one gets TELEMETRY_TOO_LARGE.",
+    ),
+    def(
+        "fjord.client.telemetry.enabled",
+        Some("false"),
+        T::Boolean,
+        "Fjord: the built-in client telemetry receiver. When true, ApiVersions advertises GetTelemetrySubscriptions and PushTelemetry, so clients push the metrics their subscriptions ask for, and the latest pushed values are on /metrics. When false, as Kafka without a metric reporter that receives telemetry, the two APIs are answered but not advertised, and pushes are accepted and dropped.",
+    ),
+    def(
+        "fjord.client.telemetry.instances.max",
+        Some("16384"),
+        T::Int,
+        "Fjord: most client instances whose telemetry state (subscription, last push, pushed values) is kept, as Kafka's fixed cache of 16384; past it the least recently seen is forgotten. An instance is also forgotten after max(60 s, 3 push intervals) without a request.",
+    ),
+    def(
+        "fjord.client.telemetry.decompressed.max.bytes",
+        Some("16777216"),
+        T::Int,
+        "Fjord: largest telemetry payload the receiver decompresses, in bytes; a push that inflates past it is refused with INVALID_RECORD (telemetry.max.bytes bounds the compressed size).",
     ),
     def("fjord.http.connections.max", Some("16"), T::Int, "Fjord: most open HTTP connections; more are closed at accept."),
     def("fjord.http.request.timeout.ms", Some("10000"), T::Long, "Fjord: how long an HTTP client has to send a request's headers, in ms; a slower one is disconnected."),
@@ -799,6 +835,12 @@ pub struct SslSettings {
     pub enabled_protocols: Vec<TlsVersion>,
     /// `ssl.cipher.suites` (IANA names); empty = every suite of the provider.
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`: an mTLS client's principal from its certificate subject.
+    pub principal_mapping: principal_mapping::PrincipalMapper,
+    /// `ssl.allow.dn.changes` and `ssl.allow.san.changes`: whether a reloaded key store may
+    /// change the certificate's subject, or drop subject alternative names.
+    pub allow_dn_changes: bool,
+    pub allow_san_changes: bool,
 }
 
 /// The listener's certificate chain and private key.
@@ -839,6 +881,19 @@ pub struct ProcessRoles {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumConfig {
     pub voters: BTreeMap<i32, Endpoint>,
+}
+
+/// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `telemetry.max.bytes`: the largest push accepted, checked before anything is decompressed.
+    pub max_bytes: i32,
+    /// `fjord.client.telemetry.enabled`: the built-in receiver; the APIs are advertised only with it.
+    pub enabled: bool,
+    /// `fjord.client.telemetry.instances.max`: client instances kept.
+    pub instances_max: usize,
+    /// `fjord.client.telemetry.decompressed.max.bytes`: the receiver's bound on a decompressed push.
+    pub decompressed_max_bytes: usize,
 }
 
 /// The HTTP listener of `/metrics`, `/health` and `/ready` (`fjord.http.*`).
@@ -1038,6 +1093,10 @@ impl Topology {
             return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised")));
         }
         let client_listeners: Vec<&Listener> = listeners.iter().filter(|l| !is_controller_listener(&l.name)).collect();
+        if !roles.broker && let Some(l) = client_listeners.first() {
+            // Kafka: a controller-only node's listeners are its controller listeners only.
+            return Err(invalid("listeners", format!("{} is not a controller listener: a controller-only node serves no clients", l.name)));
+        }
         if roles.broker && client_listeners.is_empty() {
             return Err(invalid("listeners", "a broker needs at least one listener that is not a controller listener".into()));
         }
@@ -1069,12 +1128,12 @@ impl Topology {
             }
             None => {}
             Some(q) => {
-                // Brokers replicate and forward over plain connections for now (outbound TLS is a
-                // later slice of issue 17).
+                // Brokers replicate and forward over PLAINTEXT or SSL; SASL between brokers is not
+                // served yet.
                 if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
-                    && l.protocol != SecurityProtocol::Plaintext
+                    && !matches!(l.protocol, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
                 {
-                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT listener for now", l.name, l.protocol)));
+                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT or SSL listener for now", l.name, l.protocol)));
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -1089,6 +1148,9 @@ impl Topology {
                     }
                 } else if let Some(l) = controller_listener {
                     return Err(invalid("listeners", format!("controller listener {} may not be a listener of a broker-only node", l.name)));
+                } else if q.voters.contains_key(&node_id) {
+                    // Kafka: a broker-only node's id must not be among the voters.
+                    return Err(invalid("controller.quorum.voters", format!("this broker-only node's node.id {node_id} is a voter; a voter must have the controller role")));
                 }
             }
         }
@@ -1114,7 +1176,7 @@ impl Topology {
 impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
-    fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+    pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
         Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"))
     }
 
@@ -1210,7 +1272,27 @@ impl SslSettings {
             return Err(invalid("ssl.enabled.protocols", protocols, "at least one of TLSv1.2, TLSv1.3".into()));
         }
         let cipher_suites = get("ssl.cipher.suites").unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        Ok(SslSettings { keystore, key_password, truststore, client_auth, enabled_protocols, cipher_suites })
+        let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
+        let principal_mapping = principal_mapping::PrincipalMapper::parse(&rules).map_err(|reason| invalid("ssl.principal.mapping.rules", rules.clone(), reason))?;
+        let flag = |name: &str| -> Result<bool, ConfigError> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" => Ok(false),
+                Some(v) => Err(invalid(name, v, "Expected value to be either true or false".into())),
+            }
+        };
+        Ok(SslSettings {
+            keystore,
+            key_password,
+            truststore,
+            client_auth,
+            enabled_protocols,
+            cipher_suites,
+            principal_mapping,
+            allow_dn_changes: flag("ssl.allow.dn.changes")?,
+            allow_san_changes: flag("ssl.allow.san.changes")?,
+        })
     }
 }
 
@@ -1236,9 +1318,30 @@ pub struct DynamicBrokerConfigs {
 }
 
 /// Prefixes of security settings Kafka lets operators change at run time. Fjord stores and
-/// reports them; an SSL listener reads its settings at startup only (reloading a key store
-/// without a restart is a later slice of issue 17).
+/// reports them; a listener's key store and trust store (`listener.name.<l>.ssl.*` of
+/// [`SSL_RECONFIGURABLE_CONFIGS`]) take effect for new connections once the new stores are
+/// checked (`server::tls::ListenerTls`).
 const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
+
+/// Kafka's throttle of moves between log dirs (QuotaConfig), in bytes a second.
+pub const MOVE_IO_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
+
+/// The `ssl.*` properties Kafka reconfigures at run time (SslConfigs.RECONFIGURABLE_CONFIGS): the
+/// key store and the trust store. Dynamically they are set per listener only
+/// (`listener.name.<l>.ssl.keystore.location`); the other `ssl.*` properties of a listener take
+/// effect at the next start, as in Kafka.
+pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+];
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
@@ -1248,6 +1351,7 @@ pub fn is_dynamic_broker_config(name: &str) -> bool {
         || matches!(
             name,
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
+                | MOVE_IO_RATE
         )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -1285,7 +1389,18 @@ pub struct Config {
     /// that many samples of that many seconds.
     pub quota_window_num: usize,
     pub quota_window_size_seconds: u64,
+    /// `controller.quota.window.num` and `controller.quota.window.size.seconds`: the
+    /// controller_mutation_rate token buckets hold that many windows.
+    pub controller_quota_window_num: usize,
+    pub controller_quota_window_size_seconds: u64,
+    /// `max.connection.creation.rate` (new connections per second, all listeners together) and
+    /// each listener's own (`listener.name.<listener>.max.connection.creation.rate`, else the
+    /// broker-wide value); `i32::MAX` means no limit.
+    pub max_connection_creation_rate: u32,
+    pub listener_max_connection_creation_rates: BTreeMap<String, u32>,
     pub connections_max_idle_ms: u64,
+    /// `fjord.ssl.reload.check.interval.ms`: how often SSL listeners look for new store files; 0 = never.
+    pub ssl_reload_check_interval_ms: u64,
     /// `sasl.server.max.receive.size`: largest frame read before a SASL client is authenticated.
     pub sasl_server_max_receive_size: usize,
     /// `connection.failed.authentication.delay.ms`.
@@ -1313,6 +1428,8 @@ pub struct Config {
     /// its records are fdatasynced, so an acknowledged record survives power loss. acks=0/1 and
     /// the flush.messages / flush.ms policy are unchanged.
     pub log_flush_on_acks_all: bool,
+    /// Client telemetry (KIP-714): `telemetry.max.bytes` and `fjord.client.telemetry.*`.
+    pub telemetry: TelemetryConfig,
     /// The HTTP listener (`fjord.http.*`).
     pub http: HttpConfig,
     pub group_initial_rebalance_delay_ms: u64,
@@ -1402,7 +1519,12 @@ impl Config {
             max_connections_per_ip_overrides: BTreeMap::new(),
             quota_window_num: 11,
             quota_window_size_seconds: 1,
+            controller_quota_window_num: 11,
+            controller_quota_window_size_seconds: 1,
+            max_connection_creation_rate: i32::MAX as u32,
+            listener_max_connection_creation_rates: BTreeMap::new(),
             connections_max_idle_ms: 0,
+            ssl_reload_check_interval_ms: 0,
             sasl_server_max_receive_size: 524288,
             connection_failed_authentication_delay_ms: 100,
             fetch_max_bytes: 0,
@@ -1418,6 +1540,7 @@ impl Config {
             queued_max_requests: 500,
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
+            telemetry: TelemetryConfig { max_bytes: 1_048_576, enabled: false, instances_max: 16_384, decompressed_max_bytes: 16 << 20 },
             http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1, console_readonly: false, tls: None, console_sessions_max: 1, console_session_lifetime_ms: 1 },
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
@@ -1498,6 +1621,20 @@ impl Config {
             Ok(v)
         };
         let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
+        // max.connection.creation.rate: an INT at least 0, as Kafka defines it.
+        let creation_rate = |name: String, v: Option<String>| -> Result<u32, ConfigError> {
+            let v = v.unwrap_or_default();
+            match v.trim().parse::<i32>() {
+                Ok(n) if n >= 0 => Ok(n as u32),
+                _ => Err(ConfigError::Invalid { name, value: v, reason: "expected an INT at least 0".into() }),
+            }
+        };
+        let max_connection_creation_rate = creation_rate("max.connection.creation.rate".into(), c.value("max.connection.creation.rate"))?;
+        let mut listener_max_connection_creation_rates = BTreeMap::new();
+        for l in topology.client_listeners() {
+            let name = format!("listener.name.{}.max.connection.creation.rate", l.name.to_ascii_lowercase());
+            listener_max_connection_creation_rates.insert(l.name.clone(), creation_rate(name, c.listener_value(&l.name, "max.connection.creation.rate"))?);
+        }
         let config = Config {
             node_id,
             listener,
@@ -1518,7 +1655,15 @@ impl Config {
             max_connections_per_ip_overrides: per_ip_overrides,
             quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
+            controller_quota_window_num: positive("controller.quota.window.num", c.long("controller.quota.window.num")?)?.min(i32::MAX as i64) as usize,
+            controller_quota_window_size_seconds: positive("controller.quota.window.size.seconds", c.long("controller.quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
+            max_connection_creation_rate,
+            listener_max_connection_creation_rates,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
+            ssl_reload_check_interval_ms: match c.long("fjord.ssl.reload.check.interval.ms")? {
+                v if v < 0 => return Err(ConfigError::Invalid { name: "fjord.ssl.reload.check.interval.ms".into(), value: v.to_string(), reason: "must be >= 0 (0 = never)".into() }),
+                v => v as u64,
+            },
             sasl_server_max_receive_size: positive("sasl.server.max.receive.size", c.long("sasl.server.max.receive.size")?)? as usize,
             connection_failed_authentication_delay_ms: c.long("connection.failed.authentication.delay.ms")?.max(0) as u64,
             fetch_max_bytes: positive("fetch.max.bytes", c.long("fetch.max.bytes")?)? as i32,
@@ -1545,6 +1690,12 @@ impl Config {
                 lag_time_max_ms: positive("replica.lag.time.max.ms", c.long("replica.lag.time.max.ms")?)?,
             },
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
+            telemetry: TelemetryConfig {
+                max_bytes: positive("telemetry.max.bytes", c.long("telemetry.max.bytes")?)?.min(i32::MAX as i64) as i32,
+                enabled: c.boolean("fjord.client.telemetry.enabled")?,
+                instances_max: positive("fjord.client.telemetry.instances.max", c.long("fjord.client.telemetry.instances.max")?)? as usize,
+                decompressed_max_bytes: positive("fjord.client.telemetry.decompressed.max.bytes", c.long("fjord.client.telemetry.decompressed.max.bytes")?)? as usize,
+            },
             http: HttpConfig {
                 listener: http_listener.as_ref().map(|(e, _)| e.clone()),
                 tls: match http_listener {
@@ -2155,6 +2306,10 @@ mod tests {
 
         let broker_only = [("process.roles", "broker"), ("node.id", "4"), ("listeners", "PLAINTEXT://127.0.0.1:9094"), ("controller.listener.names", "CONTROLLER"), voters];
         assert!(Config::from_properties(props(&broker_only)).is_ok(), "a broker-only node need not be a voter");
+        let controller_with_clients = [("process.roles", "controller"), ("node.id", "2"), ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9193"), ("controller.listener.names", "CONTROLLER"), voters];
+        assert!(Config::from_properties(props(&controller_with_clients)).is_err(), "a controller-only node has no client listener");
+        let broker_voter = [("process.roles", "broker"), ("node.id", "2"), ("listeners", "PLAINTEXT://127.0.0.1:9094"), ("controller.listener.names", "CONTROLLER"), voters];
+        assert!(Config::from_properties(props(&broker_voter)).is_err(), "a broker-only node may not be a voter");
         let controller_only = [("process.roles", "controller"), ("node.id", "2"), ("listeners", "CONTROLLER://127.0.0.1:9193"), ("controller.listener.names", "CONTROLLER"), voters];
         let c = Config::from_properties(props(&controller_only)).unwrap();
         assert_eq!((c.topology.client_listener(), c.bind_addr()), (None, "127.0.0.1:9193".to_string()));
@@ -2171,7 +2326,13 @@ mod tests {
         refused(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")], "CONTROLLER has no protocol in an explicit map");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT")], "Kafka's default mechanism, GSSAPI, is not served");
         refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT")], "an SSL listener without a key store");
-        refused(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")], "in a quorum brokers reach each other over PLAINTEXT");
+        let mut ssl_between_brokers: BTreeMap<String, String> = props(&combined);
+        ssl_between_brokers.extend(props(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
+        assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
+        refused(
+            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
+            "SASL between brokers is not served yet",
+        );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
         refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");
@@ -2235,6 +2396,28 @@ mod tests {
         p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
         let c = Config::from_properties(p).expect("un-prefixed jaas config");
         assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
+    }
+
+    #[test]
+    fn principal_mapping_rules_are_read_per_listener_and_an_invalid_rule_stops_startup() {
+        let base = [("listeners", "SSL://127.0.0.1:0,INTERNAL://127.0.0.1:0"), ("listener.security.protocol.map", "SSL:SSL,INTERNAL:SSL"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")];
+        let mut all = props(&base);
+        all.insert("listener.name.internal.ssl.principal.mapping.rules".into(), "RULE:^CN=(.*?),.*$/$1/L".into());
+        all.insert("listener.name.internal.ssl.allow.san.changes".into(), "true".into());
+        let c = Config::from_properties(all.clone()).expect("valid rules");
+        let ssl = |i: usize| c.topology.listeners[i].ssl.clone().expect("SSL");
+        assert_eq!(ssl(0).principal_mapping.name("CN=A,O=x").as_deref(), Ok("CN=A,O=x"), "DEFAULT without the property");
+        assert_eq!(ssl(1).principal_mapping.name("CN=A,O=x").as_deref(), Ok("a"));
+        assert!(!ssl(0).allow_san_changes && ssl(1).allow_san_changes && !ssl(1).allow_dn_changes);
+        all.insert("ssl.principal.mapping.rules".into(), "RULE:^CN=(.*)$/$1/Lx".into());
+        let e = Config::from_properties(all.clone()).expect_err("invalid rule").to_string();
+        assert!(e.contains("ssl.principal.mapping.rules") && e.contains("unmatched substring: `x`"), "{e}");
+        all.remove("ssl.principal.mapping.rules");
+        all.insert("ssl.allow.dn.changes".into(), "yes".into());
+        assert!(Config::from_properties(all.clone()).is_err());
+        all.remove("ssl.allow.dn.changes");
+        all.insert("fjord.ssl.reload.check.interval.ms".into(), "-1".into());
+        assert!(Config::from_properties(all).is_err());
     }
 
     #[test]

@@ -108,6 +108,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
+        if !config.topology.roles.broker {
+            // process.roles=controller: a voter of the metadata quorum, no broker.
+            let running = match fjord::node::start_controller(config).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start");
+                    return ExitCode::FAILURE;
+                }
+            };
+            wait_for_signal().await;
+            running.shutdown().await;
+            return ExitCode::SUCCESS;
+        }
         let running = match fjord::node::start(config).await {
             Ok(r) => r,
             Err(e) => {

@@ -1056,3 +1056,132 @@ async fn the_controller_listener_refuses_a_principal_that_is_not_a_super_user() 
     assert_eq!(cluster.broker_epoch(), -1, "the node's own broker could not register");
     node.shutdown().await;
 }
+
+/// `inter.broker.listener.name` an SSL listener with `ssl.client.auth=required`: followers fetch
+/// and brokers talk to each other over mutual TLS (the listener's trust store checks the peer's
+/// certificate for its address, its key store is the client certificate), so an acks=all
+/// produce is answered once both followers fetched the records over TLS. Clients use PLAINTEXT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn brokers_replicate_over_an_ssl_inter_broker_listener_with_mutual_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "fjord cluster test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = KeyPair::generate().expect("broker key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("broker cert");
+    let pki = tempfile::tempdir().unwrap();
+    let keystore = pki.path().join("broker.pem");
+    std::fs::write(&keystore, format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem())).expect("key store");
+    let truststore = pki.path().join("ca.pem");
+    std::fs::write(&truststore, ca.pem()).expect("trust store");
+    let extra = [
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".to_string(),
+        "inter.broker.listener.name=SSL".to_string(),
+        "ssl.keystore.type=PEM".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+        "ssl.truststore.type=PEM".to_string(),
+        format!("ssl.truststore.location={}", truststore.display()),
+        "listener.name.ssl.ssl.client.auth=required".to_string(),
+    ];
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let configs = node_configs_on(3, "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", &extra, |_| vec![]);
+    let nodes = futures_join(configs.into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } })).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("tls")).with_num_partitions(1).with_replication_factor(3);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let m = metadata(first, "tls").await;
+    let p = &m.topics[0].partitions[0];
+    assert_eq!((p.replica_nodes.len(), p.isr_nodes.len()), (3, 3));
+    let mut lc = Client::connect(addr(&nodes[(p.leader_id.0 - 1) as usize])).await;
+    let r = eventually("produce to the new leader", async || {
+        let r = lc.send(&produce("tls", 0, 5), 9).await;
+        (![3, 6].contains(&r.responses[0].partition_responses[0].error_code)).then_some(r)
+    })
+    .await;
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "acks=all answered: both followers fetched over TLS");
+    assert_eq!(lc.send(&fetch("tls", 0), 12).await.responses[0].partitions[0].high_watermark, 5);
+    let m = metadata(first, "tls").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "every follower stays in the ISR");
+    for mut n in nodes {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// KIP-714 client metrics subscriptions in a quorum are the metadata log's, as in Kafka: altered
+/// through node 1, they are described and listed on node 3, and a client of node 2 gets their
+/// metrics and interval from GetTelemetrySubscriptions; a node stopped meanwhile comes back
+/// with the log's set (a deletion made while it was down included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn client_metrics_subscriptions_are_the_metadata_logs_on_every_node() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let configs = node_configs(3, &[]);
+    let start = |i: usize| {
+        let config = configs[i].0.clone();
+        async move { fjord::node::start(config).await.expect("node starts") }
+    };
+    let mut running: Vec<Option<RunningNode>> = futures_join_running(vec![start(0), start(1), start(2)]).await;
+    let a = |running: &[Option<RunningNode>], id: usize| running[id - 1].as_ref().unwrap().local_addr;
+    eventually("three brokers listed", async || (metadata(a(&running, 1), "none").await.brokers.len() == 3).then_some(())).await;
+
+    let alter = |name: &str, ops: &[(i8, &str, Option<&str>)]| {
+        let configs = ops
+            .iter()
+            .map(|(op, k, v)| incremental_alter_configs_request::AlterableConfig::default().with_name(s(k)).with_config_operation(*op).with_value(v.map(s)))
+            .collect();
+        IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(16)
+            .with_resource_name(s(name))
+            .with_configs(configs)])
+    };
+    let list = async |c: &mut Client| -> Vec<String> { c.send(&ListConfigResourcesRequest::default(), 0).await.config_resources.iter().map(|r| r.resource_name.to_string()).collect() };
+    let describe = async |c: &mut Client, name: &str| -> Vec<(String, String)> {
+        let req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(16)
+            .with_resource_name(s(name))
+            .with_configuration_keys(None)]);
+        let r = c.send(&req, 4).await;
+        r.results[0].configs.iter().map(|d| (d.name.to_string(), d.value.as_ref().map(|v| v.to_string()).unwrap_or_default())).collect()
+    };
+
+    let mut admin1 = Client::connect(a(&running, 1)).await;
+    let set = [(0, "metrics", Some("org.apache.kafka.producer.")), (0, "interval.ms", Some("1000"))];
+    let r = admin1.send(&alter("prod", &set), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    let r = admin1.send(&alter("other", &[(0, "interval.ms", Some("2000")), (0, "match", Some("client_id=nobody"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    // Refused as on a single node, before the controller.
+    let r = admin1.send(&alter("bad", &[(0, "interval.ms", Some("10"))]), 1).await;
+    assert_eq!(r.responses[0].error_code, 42, "{:?}", r.responses[0].error_message);
+
+    let mut admin3 = Client::connect(a(&running, 3)).await;
+    eventually("both subscriptions listed on node 3", async || (list(&mut admin3).await == ["other", "prod"]).then_some(())).await;
+    assert_eq!(describe(&mut admin3, "prod").await, vec![("interval.ms".to_string(), "1000".to_string()), ("metrics".to_string(), "org.apache.kafka.producer.".to_string())]);
+    let mut client2 = Client::connect(a(&running, 2)).await;
+    let g = eventually("node 2 matches the subscription", async || {
+        let g = client2.send(&GetTelemetrySubscriptionsRequest::default(), 0).await;
+        (g.error_code == 0 && g.push_interval_ms == 1000).then_some(g)
+    })
+    .await;
+    assert_eq!(g.requested_metrics.iter().map(|m| m.to_string()).collect::<Vec<_>>(), vec!["org.apache.kafka.producer."]);
+
+    // Node 2 stops; "other" is deleted through node 3 meanwhile.
+    running[1].take().unwrap().shutdown().await;
+    let r = admin3.send(&alter("other", &[(1, "interval.ms", None), (1, "match", None)]), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    eventually("only prod on node 1", async || (list(&mut admin1).await == ["prod"]).then_some(())).await;
+    running[1] = Some(start(1).await);
+    let mut admin2 = Client::connect(a(&running, 2)).await;
+    assert_eq!(list(&mut admin2).await, vec!["prod"], "the restarted node has the metadata log's subscriptions");
+    assert_eq!(describe(&mut admin2, "prod").await.len(), 2);
+
+    for r in running.into_iter().flatten() {
+        r.shutdown().await;
+    }
+}

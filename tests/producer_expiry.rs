@@ -188,19 +188,9 @@ async fn the_reference_broker_answers_the_same() {
     eprintln!("reference broker forgot the producers after {took:?}");
 }
 
-/// IncrementalAlterConfigs SET of `producer.id.expiration.ms` on this broker (resource "1"):
-/// (error code, message).
+/// IncrementalAlterConfigs SET of `producer.id.expiration.ms` on this broker: (error code, message).
 async fn set_expiration(c: &mut Client, value: &str) -> (i16, Option<String>) {
-    let op = incremental_alter_configs_request::AlterableConfig::default()
-        .with_name(StrBytes::from_static_str("producer.id.expiration.ms"))
-        .with_config_operation(0)
-        .with_value(Some(StrBytes::from_string(value.to_string())));
-    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
-        .with_resource_type(4)
-        .with_resource_name(StrBytes::from_static_str("1"))
-        .with_configs(vec![op])]);
-    let r = c.send(&req, 1).await;
-    (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
+    alter_broker_config(c, "producer.id.expiration.ms", value, false).await
 }
 
 #[tokio::test]

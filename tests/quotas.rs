@@ -1,7 +1,9 @@
 //! Wire tests of client quotas: AlterClientQuotas / DescribeClientQuotas with Kafka's answers,
 //! kept across a restart, and producer_byte_rate / consumer_byte_rate enforced as Kafka does
 //! (KIP-219): the response carries the throttle time and the connection reads nothing more for
-//! that long; a throttled fetch carries no records.
+//! that long; a throttled fetch carries no records. request_percentage (KIP-124),
+//! controller_mutation_rate (KIP-599, THROTTLING_QUOTA_EXCEEDED per topic) and the connection
+//! creation rates of KIP-612 (an address's connection_creation_rate, max.connection.creation.rate).
 
 mod common;
 
@@ -196,5 +198,119 @@ async fn a_consumer_over_its_byte_rate_gets_an_empty_throttled_fetch_and_is_mute
     assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(throttle as u64 * 9 / 10), "muted for the throttle time: waited {waited:?} for {throttle} ms");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_request_percentage_is_told_its_throttle_time_and_muted_for_it() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    // 0.01 % of a thread measured over at least 10 s: 1 ms of handling time in all.
+    assert_eq!(alter(&mut c, vec![set(&[("client-id", Some("wire-test"))], &[("request_percentage", Some(0.01))])]).await[0].0, 0);
+    let mut throttle = 0;
+    for _ in 0..5000 {
+        let resp = c.send(&MetadataRequest::default().with_topics(None), 12).await;
+        if resp.throttle_time_ms > 0 {
+            throttle = resp.throttle_time_ms;
+            break;
+        }
+    }
+    assert!(throttle > 0 && throttle <= 1000, "throttled, at most one quota window: {throttle} ms");
+    let started = Instant::now();
+    let resp = c.send(&ApiVersionsRequest::default(), 3).await;
+    let waited = started.elapsed();
+    assert_eq!(resp.error_code, 0);
+    assert!(waited >= Duration::from_millis(throttle as u64 * 9 / 10), "muted for the throttle time: waited {waited:?} for {throttle} ms");
+    assert!(resp.throttle_time_ms > 0, "ApiVersions is not exempt, as in Kafka: {}", resp.throttle_time_ms);
+    b.stop().await;
+}
+
+fn creatable(name: &str, partitions: i32) -> create_topics_request::CreatableTopic {
+    create_topics_request::CreatableTopic::default().with_name(TopicName(s(name))).with_num_partitions(partitions).with_replication_factor(1)
+}
+
+#[tokio::test]
+async fn create_topics_over_controller_mutation_rate_gets_throttling_quota_exceeded_from_v6_and_is_throttled_before() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    // 1 partition/s: a full bucket holds 11 windows of 1 s, 11 partitions.
+    assert_eq!(alter(&mut c, vec![set(&[("client-id", Some("wire-test"))], &[("controller_mutation_rate", Some(1.0))])]).await[0].0, 0);
+    let create = |topics: Vec<create_topics_request::CreatableTopic>| CreateTopicsRequest::default().with_topics(topics).with_timeout_ms(5000);
+    let first = c.send(&create(vec![creatable("m1", 10)]), 7).await;
+    assert_eq!((first.topics[0].error_code, first.throttle_time_ms), (0, 0));
+    // 1 left: 2 taken although it goes below zero, and not throttled yet (Kafka's strict quota).
+    let second = c.send(&create(vec![creatable("m2", 2)]), 7).await;
+    assert_eq!((second.topics[0].error_code, second.throttle_time_ms), (0, 0));
+    let third = c.send(&create(vec![creatable("m3", 1), creatable("m4", 1)]), 7).await;
+    for t in &third.topics {
+        assert_eq!(t.error_code, 89, "THROTTLING_QUOTA_EXCEEDED for {}", t.name.0.as_str());
+        assert_eq!(t.error_message.as_deref(), Some("The throttling quota has been exceeded."));
+    }
+    assert!(third.throttle_time_ms > 500 && third.throttle_time_ms <= 1000, "1 partition below zero at 1/s: {} ms", third.throttle_time_ms);
+    // v5 and older are never refused: created, then throttled (another connection: this one is muted).
+    let mut old = b.client().await;
+    let v5 = old.send(&create(vec![creatable("m5", 3)]), 5).await;
+    assert_eq!(v5.topics[0].error_code, 0, "created");
+    assert!(v5.throttle_time_ms > 0, "and throttled after: {} ms", v5.throttle_time_ms);
+    // DeleteTopics v5+ is strict too.
+    let mut other = b.client().await;
+    let del = other.send(&DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("m1"))]).with_timeout_ms(5000), 5).await;
+    assert_eq!(del.responses[0].error_code, 89, "deleting is charged to the same bucket");
+    assert!(del.throttle_time_ms > 0);
+    b.stop().await;
+}
+
+/// Opens a connection and asks ApiVersions: Some(time to the answer), None when the broker closed
+/// the connection instead (with the time it took).
+async fn connect_and_ask(addr: std::net::SocketAddr) -> (Option<Duration>, Duration) {
+    let started = Instant::now();
+    let mut c = Client::connect(addr).await;
+    let frame = c.encode_request(&ApiVersionsRequest::default(), 3);
+    c.send_raw(&frame).await;
+    let answered = c.read_frame().await.is_some();
+    (answered.then(|| started.elapsed()), started.elapsed())
+}
+
+#[tokio::test]
+async fn connections_over_an_address_connection_creation_rate_are_closed_after_the_throttle_time() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let results = alter(
+        &mut c,
+        vec![
+            set(&[("ip", Some("127.0.0.1"))], &[("connection_creation_rate", Some(1.0))]),
+            set(&[("ip", None)], &[("connection_creation_rate", Some(100.0))]),
+            set(&[("ip", Some("127.0.0.2"))], &[("producer_byte_rate", Some(1.0))]),
+        ],
+    )
+    .await;
+    assert_eq!((results[0].0, results[1].0), (0, 0));
+    assert_eq!(results[2], (42, Some("Invalid configuration key producer_byte_rate".into())));
+    let ips = describe(&mut c, vec![component("ip", 2, None)], false).await.entries.unwrap();
+    assert_eq!(ips.len(), 2, "the address and the <default> address");
+    // 1 per second over at least 10 s: 10 connections, then the 11th is over.
+    for i in 0..10 {
+        let (answered, _) = connect_and_ask(b.addr).await;
+        assert!(answered.is_some(), "connection {i} is within the quota");
+    }
+    let (answered, took) = connect_and_ask(b.addr).await;
+    assert!(answered.is_none(), "the 11th connection is closed unanswered");
+    assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(5), "closed after the throttle time (about 1 s, at most one window): {took:?}");
+    // The connection opened before the quota is not affected.
+    assert_eq!(c.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn over_max_connection_creation_rate_accepting_waits() {
+    let b = TestBroker::start(&["max.connection.creation.rate=2"]).await;
+    // 2 per second over at least 10 s: 20 connections at once, then accepting waits.
+    for i in 0..20 {
+        let (answered, _) = connect_and_ask(b.addr).await;
+        assert!(answered.is_some_and(|t| t < Duration::from_millis(300)), "connection {i} is accepted at once: {answered:?}");
+    }
+    let (answered, _) = connect_and_ask(b.addr).await;
+    let waited = answered.expect("a delayed connection is still served");
+    assert!(waited >= Duration::from_millis(400), "(2.1/s - 2/s) / 2/s * 10 s = 500 ms of wait: {waited:?}");
     b.stop().await;
 }

@@ -19,6 +19,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 /// A test CA, the broker's certificate for localhost signed by it, and a client certificate.
 struct Pki {
     ca_pem: String,
+    /// The CA's key: the reload tests sign renewed broker certificates with it.
+    ca_key_pem: String,
     server_chain_pem: String,
     server_key_pem: String,
     client_chain_pem: String,
@@ -26,25 +28,56 @@ struct Pki {
 }
 
 fn make_pki() -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "fjord test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let server_key = KeyPair::generate().expect("server key");
-    let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params").signed_by(&server_key, &ca, &ca_key).expect("server cert");
+    make_pki_for_client(&[(rcgen::DnType::CommonName, "wire-test-client")])
+}
+
+/// The test CA, a broker certificate (serial 1) and a client certificate with subject `client_dn`
+/// (its attributes from the first RDN to the last, as RFC 2253 prints them in reverse).
+fn make_pki_for_client(client_dn: &[(rcgen::DnType, &str)]) -> Pki {
+    use rcgen::{CertificateParams, KeyPair};
+    let ca_key_pem = rcgen::KeyPair::generate().expect("CA key").serialize_pem();
+    let (ca, ca_key) = test_ca(&ca_key_pem);
+    let (server_chain_pem, server_key_pem) = broker_certificate(&ca, &ca_key, "rcgen self signed cert", 1);
     let client_key = KeyPair::generate().expect("client key");
     let mut client_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    client_params.distinguished_name.push(DnType::CommonName, "wire-test-client");
+    client_params.distinguished_name = rcgen::DistinguishedName::new();
+    for (kind, value) in client_dn {
+        client_params.distinguished_name.push(kind.clone(), *value);
+    }
     let client = client_params.signed_by(&client_key, &ca, &ca_key).expect("client cert");
     Pki {
         ca_pem: ca.pem(),
-        server_chain_pem: format!("{}{}", server.pem(), ca.pem()),
-        server_key_pem: server_key.serialize_pem(),
+        ca_key_pem,
+        server_chain_pem,
+        server_key_pem,
         client_chain_pem: client.pem(),
         client_key_pem: client_key.serialize_pem(),
     }
+}
+
+/// The test CA of key `key_pem`: made again from the same key, name and serial, it signs
+/// certificates that chain to the CA certificate made before.
+fn test_ca(key_pem: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::from_pem(key_pem).expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "fjord test CA");
+    ca_params.serial_number = Some(rcgen::SerialNumber::from(vec![0x7f]));
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    (ca, ca_key)
+}
+
+/// A broker certificate for localhost and 127.0.0.1 signed by the CA, subject CN=`cn`, with
+/// serial number `serial`: (chain PEM with the CA, key PEM).
+fn broker_certificate(ca: &rcgen::Certificate, ca_key: &rcgen::KeyPair, cn: &str, serial: u8) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("broker key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.serial_number = Some(rcgen::SerialNumber::from(vec![serial]));
+    let cert = params.signed_by(&key, ca, ca_key).expect("broker cert");
+    (format!("{}{}", cert.pem(), ca.pem()), key.serialize_pem())
 }
 
 /// A broker with PLAINTEXT and SSL listeners; the key store is one PEM file (key and chain).
@@ -290,5 +323,145 @@ async fn an_mtls_clients_principal_is_its_certificate_subject_for_the_acls() {
     let made = admin.send(&CreateAclsRequest::default().with_creations(vec![acl]), 3).await;
     assert_eq!(made.results[0].error_code, 0);
     assert_eq!(produce(&mut c, "mtls", batch(2, 1_700_000_000_000, Compression::None)).await, 0, "WRITE granted to User:CN=wire-test-client");
+    b.stop().await;
+}
+
+/// `ssl.principal.mapping.rules` (KIP-371): the listener's rules turn the certificate subject
+/// `CN=Alice,OU=eng` into `User:alice`, whom the ACLs then name; a subject no rule applies to
+/// fails the client's authentication (the connection is closed).
+#[tokio::test]
+async fn a_mapping_rule_makes_an_mtls_client_the_user_its_acls_name() {
+    let pki = make_pki_for_client(&[(rcgen::DnType::OrganizationalUnitName, "eng"), (rcgen::DnType::CommonName, "Alice")]);
+    let dir = tempfile::tempdir().unwrap();
+    let mtls = [
+        "listener.name.ssl.ssl.client.auth=required".to_string(),
+        "listener.name.ssl.ssl.truststore.type=PEM".to_string(),
+        format!("listener.name.ssl.ssl.truststore.certificates={}", pki.ca_pem),
+    ];
+    let mut extra = mtls.to_vec();
+    extra.extend([
+        "listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]+),OU=ops$/ops-$1/, RULE:^CN=([^,]+),OU=eng$/$1/L, DEFAULT".to_string(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        "super.users=User:ANONYMOUS".to_string(),
+    ]);
+    let b = start(&pki, &dir, &extra).await;
+    let mut admin = b.client().await;
+    let t = create_topics_request::CreatableTopic::default().with_name(name("mapped")).with_num_partitions(1).with_replication_factor(1);
+    assert_eq!(admin.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5000), 7).await.topics[0].error_code, 0);
+    let mut c = tls_connect(&pki, ssl_addr(&b), true).await.expect("mTLS connect");
+    assert_eq!(produce(&mut c, "mapped", batch(2, 1_700_000_000_000, Compression::None)).await, 29, "no ACL for User:alice yet");
+    let acl = create_acls_request::AclCreation::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("mapped"))
+        .with_resource_pattern_type(3)
+        .with_principal(StrBytes::from_static_str("User:alice"))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(4)
+        .with_permission_type(3);
+    assert_eq!(admin.send(&CreateAclsRequest::default().with_creations(vec![acl]), 3).await.results[0].error_code, 0);
+    assert_eq!(produce(&mut c, "mapped", batch(2, 1_700_000_000_000, Compression::None)).await, 0, "WRITE granted to User:alice, the mapped name");
+    b.stop().await;
+
+    // Rules without DEFAULT that do not apply: the client is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let mut extra = mtls.to_vec();
+    extra.push("listener.name.ssl.ssl.principal.mapping.rules=RULE:^CN=([^,]+),OU=ops$/$1/".to_string());
+    let b = start(&pki, &dir, &extra).await;
+    let mut c = tls_connect(&pki, ssl_addr(&b), true).await.expect("the handshake itself succeeds");
+    let frame = c.encode_request(&ApiVersionsRequest::default(), 3);
+    c.send_raw(&frame).await;
+    assert!(closed_after_alert(&mut c).await, "no rule applies to CN=Alice,OU=eng: the connection is closed unanswered");
+    b.stop().await;
+}
+
+/// Connects over TLS (no client certificate): the client, and the serial number of the
+/// certificate the broker presented.
+async fn tls_connect_serial(pki: &Pki, addr: SocketAddr) -> (Client, Vec<u8>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let connector = tokio_rustls::TlsConnector::from(client_config(pki, false));
+    let tls = connector.connect(ServerName::try_from("localhost").expect("name"), tcp).await.expect("handshake");
+    let der = tls.get_ref().1.peer_certificates().expect("server certificate")[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("X.509");
+    (Client::over(tls), cert.raw_serial().to_vec())
+}
+
+/// Writes the broker's key store (key then chain) to `path`.
+fn write_key_store(path: &std::path::Path, (chain, key): &(String, String)) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{key}{chain}")).expect("key store");
+    std::fs::rename(&tmp, path).expect("key store in place");
+}
+
+/// New connections until one is served certificate `serial`, within 10 s.
+async fn wait_for_serial(pki: &Pki, addr: SocketAddr, serial: u8) -> Client {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (c, got) = tls_connect_serial(pki, addr).await;
+        if got == [serial] {
+            return c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still served serial {got:?}, expected [{serial}]");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A certificate manager renews the key store file in place: the listener's check
+/// (`fjord.ssl.reload.check.interval.ms`) reloads it, new connections get the new certificate and
+/// the connection opened before keeps being served on its session. A renewed file with another
+/// subject is refused and the listener keeps serving the certificate it has.
+#[tokio::test]
+async fn a_renewed_key_store_file_is_served_to_new_connections_and_open_ones_are_untouched() {
+    let pki = make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(&pki, &dir, &["fjord.ssl.reload.check.interval.ms=100".to_string()]).await;
+    let (mut before, serial) = tls_connect_serial(&pki, ssl_addr(&b)).await;
+    assert_eq!(serial, [1]);
+    let (ca, ca_key) = test_ca(&pki.ca_key_pem);
+    write_key_store(&dir.path().join("broker.pem"), &broker_certificate(&ca, &ca_key, "rcgen self signed cert", 2));
+    let started = std::time::Instant::now();
+    let mut after = wait_for_serial(&pki, ssl_addr(&b), 2).await;
+    eprintln!("renewed certificate served after {} ms", started.elapsed().as_millis());
+    assert_eq!(before.send(&ApiVersionsRequest::default(), 3).await.error_code, 0, "the connection opened before the renewal is served");
+    assert_eq!(after.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    // Another subject (ssl.allow.dn.changes=false): refused, serial 2 stays.
+    write_key_store(&dir.path().join("broker.pem"), &broker_certificate(&ca, &ca_key, "someone else", 3));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(tls_connect_serial(&pki, ssl_addr(&b)).await.1, [2], "a certificate with another subject is not taken");
+    b.stop().await;
+}
+
+/// Kafka's way to rotate a listener's certificate: IncrementalAlterConfigs of
+/// `listener.name.ssl.ssl.keystore.location` for the broker. The new store is checked first (a
+/// different subject is INVALID_REQUEST with SslFactory's reason, validate_only changes nothing),
+/// then served to new connections while open ones keep theirs.
+#[tokio::test]
+async fn altering_the_key_store_location_reloads_the_certificate_after_kafkas_checks() {
+    let pki = make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let b = start(&pki, &dir, &["fjord.ssl.reload.check.interval.ms=0".to_string()]).await;
+    let mut admin = b.client().await;
+    let (mut before, serial) = tls_connect_serial(&pki, ssl_addr(&b)).await;
+    assert_eq!(serial, [1]);
+    let (ca, ca_key) = test_ca(&pki.ca_key_pem);
+    let (other, renewed) = (dir.path().join("other.pem"), dir.path().join("renewed.pem"));
+    write_key_store(&other, &broker_certificate(&ca, &ca_key, "someone else", 3));
+    write_key_store(&renewed, &broker_certificate(&ca, &ca_key, "rcgen self signed cert", 2));
+    let (code, message) = alter_broker_config(&mut admin, "ssl.keystore.location", &renewed.display().to_string(), false).await;
+    assert_eq!(code, 42, "{message:?}");
+    assert!(message.as_deref().unwrap_or("").contains("only per-listener using the listener prefix"), "{message:?}");
+    let (code, message) = alter_broker_config(&mut admin, "listener.name.ssl.ssl.keystore.location", &other.display().to_string(), false).await;
+    assert_eq!(code, 42, "{message:?}");
+    assert!(message.as_deref().unwrap_or("").contains("Keystore DistinguishedName does not match"), "{message:?}");
+    assert_eq!(alter_broker_config(&mut admin, "listener.name.ssl.ssl.keystore.location", &renewed.display().to_string(), true).await.0, 0, "validate_only accepts");
+    assert_eq!(tls_connect_serial(&pki, ssl_addr(&b)).await.1, [1], "validate_only changes nothing");
+    assert_eq!(alter_broker_config(&mut admin, "listener.name.ssl.ssl.keystore.location", &renewed.display().to_string(), false).await.0, 0);
+    let (mut after, serial) = tls_connect_serial(&pki, ssl_addr(&b)).await;
+    assert_eq!(serial, [2], "new connections get the new certificate at once");
+    assert_eq!(before.send(&ApiVersionsRequest::default(), 3).await.error_code, 0, "the connection opened before is untouched");
+    assert_eq!(after.send(&ApiVersionsRequest::default(), 3).await.error_code, 0);
+    // The same location again, the file renewed meanwhile: reloaded, as Kafka reloads it.
+    write_key_store(&renewed, &broker_certificate(&ca, &ca_key, "rcgen self signed cert", 4));
+    assert_eq!(alter_broker_config(&mut admin, "listener.name.ssl.ssl.keystore.location", &renewed.display().to_string(), false).await.0, 0);
+    assert_eq!(tls_connect_serial(&pki, ssl_addr(&b)).await.1, [4]);
     b.stop().await;
 }

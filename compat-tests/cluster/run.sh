@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault-injection checker on a 3-node cluster (scripts/cluster.sh): idempotent acks=all producers
 # and a consumer group under a seeded schedule of kill -9 (partition leader, Raft leader), SIGSTOP and
-# wiped-disk restarts; see checker.py. Every anomaly count must be 0.
+# wiped-disk restarts; see checker.py. Every anomaly count must be 0. Then roles.sh: controller-only
+# and broker-only nodes against the stock Kafka tools (about 30 s).
 #
 #   compat-tests/cluster/run.sh                  # CI: about 2 minutes of faults
 #   compat-tests/cluster/run.sh --minutes 30     # the long run
@@ -67,4 +68,10 @@ EOF
 log "seed $(head -n 1 "$WORK/checker.out" | cut -d' ' -f2) (--seed repeats the schedule); availability: $("$VENV_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["availability"])' "$WORK/result.json")"
 "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
 [ "$known_count" -eq 0 ] || log "$known_count known failure(s), listed above as KNOWN-FAIL"
+# Nodes with one role against the stock tools (roles.sh; its output in $WORK/roles/).
+if "$COMPAT_ROOT/cluster/roles.sh" >"$WORK/roles.out" 2>&1; then
+  pass "controller-only and broker-only nodes with the stock tools ($(tail -n 1 "$WORK/roles.out"))"
+else
+  fail "controller-only and broker-only nodes with the stock tools" "$(grep '^FAIL' "$WORK/roles.out" | head -n 3)"
+fi
 suite_finish

@@ -5,6 +5,9 @@
 #      adds and deletes topic configs (describe: the dynamic configs left).
 #  1c. kafka-client-metrics (KIP-714) alters, describes (list and configs) and deletes a client
 #      metrics subscription, with Kafka 4.0's outputs; an interval below 100 ms is refused in its words.
+#  1d. KIP-714 client telemetry with Fjord's receiver on: a subscription for org.apache.kafka.producer.
+#      every second, a console producer (enable.metrics.push, default true) sending for 10 s: its
+#      record-send-total, as pushed, is on Fjord's /metrics under its client id while it runs.
 #   2. console producer -> console consumers in two groups (classic and KIP-848) read every record;
 #      kafka-consumer-groups --describe: current offset == log end, lag 0; --reset-offsets
 #      --to-earliest --execute, then describe: current offsets 0, lag == the record count.
@@ -135,7 +138,11 @@ KAFKA_HEAP_OPTS="-Xmx384m -Xms384m" timeout 120 "$KAFKA_HOME/reference-kafka.sh"
   >"$WORK/ref-start.out" 2>&1 &
 REF_START_PID=$!
 
-fjord_start "$WORK/data" --override group.initial.rebalance.delay.ms=0 \
+# The telemetry receiver is on for the whole suite: every Java client here pushes what step 1d's
+# subscription asks for, beside its work.
+HTTP_PORT="$(free_port)"
+FJORD_HTTP_LISTENER="127.0.0.1:$HTTP_PORT" fjord_start "$WORK/data" --override group.initial.rebalance.delay.ms=0 \
+  --override fjord.client.telemetry.enabled=true \
   || { fail "broker starts"; suite_finish; exit 1; }
 B="$FJORD_BOOTSTRAP"
 
@@ -271,6 +278,29 @@ wait $!
 check "kafka-client-metrics --delete completes" grep -qx 'Deleted client metrics config for cm1.' "$WORK/cm-delete.out"
 check "kafka-client-metrics --alter --interval 10 is refused in Kafka's words" \
   grep -qx 'Error while executing client metrics command : Invalid value 10 for interval.ms, interval must be between 100 and 3600000 (1 hour)' "$WORK/cm-bad.out"
+
+# ---- 1d. client telemetry (KIP-714) --------------------------------------------------------------
+# The producer (about 2 s to start) sends a record every 0.5 s for 10 s and pushes its metrics about
+# every second after its first GetTelemetrySubscriptions (a push that comes too early is throttled,
+# as Kafka throttles it); /metrics is read every 0.5 s while it runs, so what is checked is a
+# periodic push, not only its last (terminating) one.
+tool kafka-client-metrics.sh --bootstrap-server "$B" --alter --name all --metrics org.apache.kafka.producer. \
+  --interval 1000 >"$WORK/tm-alter.out" 2>&1
+check "kafka-client-metrics --alter all (interval 1000) completes" grep -qx 'Altered client metrics config for all.' "$WORK/tm-alter.out"
+( for i in $(seq 1 20); do echo "t$i"; sleep 0.5; done ) \
+  | tool kafka-console-producer.sh --bootstrap-server "$B" --topic telemetry --producer-property client.id=tm-producer \
+  >"$WORK/tm-produce.out" 2>&1 &
+P_TM=$!
+pushed=""
+while kill -0 "$P_TM" 2>/dev/null && [ -z "$pushed" ]; do
+  sleep 0.5
+  pushed="$(curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
+    | grep -E '^org_apache_kafka_producer_record_send_total\{client_instance_id="[^"]+",client_id="tm-producer"\} [1-9]')"
+done
+wait "$P_TM"
+check "telemetry: the running producer's pushed record-send-total (> 0) is on /metrics under client_id tm-producer" \
+  test -n "$pushed"
+log "telemetry: $pushed"
 
 # ---- 2. consumer groups ------------------------------------------------------------------------
 consume "$WORK/g-classic.txt" --bootstrap-server "$B" --topic cg --group g-classic --from-beginning \

@@ -14,6 +14,13 @@
 #   5. The stock Java console producer and consumer (Kafka 4.0: --producer.config / --consumer.config,
 #      the 4.0 tools have no --command-config; security.protocol=SSL, ssl.truststore.type=PEM,
 #      ssl.truststore.location) round-trip 200 records over SSL, the consumer in a group.
+#   6. ssl.principal.mapping.rules: the broker runs Kafka's StandardAuthorizer with no ACL, so only
+#      super users (User:ANONYMOUS for the other listeners, User:COMPAT-CLIENT) are served; the MTLS
+#      listener's rule maps the client certificate CN=compat-client to User:COMPAT-CLIENT (step 3
+#      passes through it too), and the Java console producer with a PKCS12 client key store in
+#      --producer.config produces through it.
+#   7. Certificate reload: kafka-configs.sh alters listener.name.ssl.ssl.keystore.location to a
+#      renewed certificate (same subject and names); the next TLS connection is served its serial.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -37,6 +44,10 @@ test_pki "$PKI" || die "making the test certificates failed"
   openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=compat-client" 2>/dev/null
   printf 'extendedKeyUsage=clientAuth\n' > client.ext
   openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext 2>/dev/null
+  openssl pkcs12 -export -in client.pem -inkey client.key -name client -out client.p12 -passout pass:client-pw
+  # The broker's renewed certificate (step 7): the same key, subject and names, a new serial.
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server2.pem -days 2 -extfile server.ext 2>/dev/null
+  cat server.enc.key server2.pem ca.pem > keystore2.pem
   # The MTLS listener's stores are PKCS12: the key store as openssl exports it, the trust store as
   # Java's keytool writes it (openssl when there is no keytool).
   openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name broker -out keystore.p12 -passout "pass:$KEY_PASSWORD"
@@ -64,6 +75,9 @@ fjord_start "$WORK/data" \
   --override listener.name.mtls.ssl.truststore.type=PKCS12 \
   --override "listener.name.mtls.ssl.truststore.location=$PKI/truststore.p12" \
   --override listener.name.mtls.ssl.truststore.password=trust-pw \
+  --override 'listener.name.mtls.ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/U,DEFAULT' \
+  --override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+  --override 'super.users=User:ANONYMOUS;User:COMPAT-CLIENT' \
   --override num.partitions=1 || { fail "broker starts with PLAINTEXT, SSL and MTLS listeners"; suite_finish; exit 1; }
 PLAIN="127.0.0.1:$FJORD_PORT"
 SSL="127.0.0.1:$SSL_PORT"
@@ -146,6 +160,22 @@ if [ -x "$KAFKA_HOME/bin/kafka-console-producer.sh" ] && command -v java >/dev/n
     --consumer.config "$WORK/client-ssl.properties" --from-beginning --max-messages 200 --timeout-ms 30000 \
     >"$WORK/java-consumed.txt" 2>"$WORK/java-consumer.err"
   check "Java console consumer (a group) over SSL reads the 200 records" cmp "$WORK/java-records.txt" "$WORK/java-consumed.txt"
+  # 6. A client certificate mapped by the MTLS listener's rule.
+  printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\nssl.keystore.type=PKCS12\nssl.keystore.location=%s\nssl.keystore.password=client-pw\n' \
+    "$PKI/ca.pem" "$PKI/client.p12" >"$WORK/client-mtls.properties"
+  seq 1 50 | sed 's/^/mapped-/' >"$WORK/mapped-records.txt"
+  timeout 60 "$KAFKA_HOME/bin/kafka-console-producer.sh" --bootstrap-server "$MTLS" --topic java-mapped \
+    --producer.config "$WORK/client-mtls.properties" <"$WORK/mapped-records.txt" >"$WORK/java-mapped.out" 2>&1
+  check "Java console producer with a client certificate mapped to the super user User:COMPAT-CLIENT" test $? -eq 0
+  timeout 60 "${KC_MTLS_CERT[@]}" -C -t java-mapped -o beginning -e -q -f '%s\n' >"$WORK/consumed-mapped.txt" 2>&1
+  check "its 50 records read back" cmp "$WORK/mapped-records.txt" "$WORK/consumed-mapped.txt"
+  # 7. Reload through kafka-configs.sh.
+  timeout 60 "$KAFKA_HOME/bin/kafka-configs.sh" --bootstrap-server "$PLAIN" --entity-type brokers --entity-name 1 --alter \
+    --add-config "listener.name.ssl.ssl.keystore.location=$PKI/keystore2.pem" >"$WORK/kafka-configs.out" 2>&1
+  check "kafka-configs.sh alters listener.name.ssl.ssl.keystore.location" test $? -eq 0
+  want="$(openssl x509 -in "$PKI/server2.pem" -noout -serial)"
+  got="$(openssl s_client -connect "$SSL" -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -serial)"
+  check "a new connection is served the renewed certificate ($want)" test "$got" = "$want"
 else
   fail "Java console tools over SSL" "no Kafka tools under $KAFKA_HOME or no java"
 fi

@@ -67,19 +67,24 @@ pub(super) fn set_group_configs(broker: &Broker, group: &str, configs: BTreeMap<
 }
 
 /// Checks a client metrics subscription's proposed configs (the whole set) and, unless
-/// `validate_only`, makes them its configs; an empty set removes the subscription. Kafka keeps
-/// them in the metadata log; Fjord keeps them on a single node only for now, so a node in a
-/// metadata quorum refuses rather than let its brokers diverge.
+/// `validate_only`, makes them its configs; an empty set removes the subscription. On a node of a
+/// metadata quorum they go through the controller into the metadata log, as Kafka keeps them,
+/// and every broker follows them from there; a single node keeps them in its own file.
 pub(super) fn set_client_metrics_configs(broker: &Broker, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
     use crate::broker::client_metrics::ClientMetricsError as C;
-    if broker.cluster.is_some() {
-        return Err((E::InvalidRequest.code(), "Client metrics subscriptions are served on a single node only for now (not yet through the metadata quorum)".into()));
-    }
-    broker.client_metrics.set(name, configs, validate_only).map_err(|e| match e {
+    let refusal = |e: C| match e {
         C::InvalidRequest(m) => (E::InvalidRequest.code(), m),
         C::InvalidConfig(m) => (E::InvalidConfig.code(), m),
         C::Store(m) => (E::KafkaStorageError.code(), m),
-    })
+    };
+    if let Some(cluster) = &broker.cluster {
+        crate::broker::client_metrics::validate(name, &configs).map_err(refusal)?;
+        if validate_only {
+            return Ok(());
+        }
+        return broker.set_client_metrics_in_cluster(cluster, name, configs).map_err(|e| (error_code::metadata(&e), e.to_string()));
+    }
+    broker.client_metrics.set(name, configs, validate_only).map_err(refusal)
 }
 
 /// (error code, error message) of one resource's outcome, as both alter APIs answer it.

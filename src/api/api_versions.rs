@@ -13,18 +13,18 @@ use crate::broker::Broker;
 use crate::broker::features::SUPPORTED as SUPPORTED_FEATURES;
 use crate::protocol::versions::served_table;
 
-fn api_keys(clustered: bool) -> Vec<ApiVersion> {
-    served_table(clustered)
+fn api_keys(clustered: bool, telemetry: bool) -> Vec<ApiVersion> {
+    served_table(clustered, telemetry)
         .map(|(key, min, max)| ApiVersion::default().with_api_key(*key as i16).with_min_version(*min).with_max_version(*max))
         .collect()
 }
 
-pub fn unsupported_version(clustered: bool) -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code()).with_api_keys(api_keys(clustered))
+pub fn unsupported_version(clustered: bool, telemetry: bool) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_error_code(ResponseError::UnsupportedVersion.code()).with_api_keys(api_keys(clustered, telemetry))
 }
 
 pub async fn handle(broker: &Arc<Broker>, _req: ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
-    let resp = ApiVersionsResponse::default().with_api_keys(api_keys(broker.cluster.is_some()));
+    let resp = ApiVersionsResponse::default().with_api_keys(api_keys(broker.cluster.is_some(), broker.config.telemetry.enabled));
     if version < 3 {
         return resp;
     }

@@ -1,7 +1,8 @@
 //! CreatePartitions: grows topics, validated as Kafka's controller does (the count must grow,
 //! assignments name this broker and cover exactly the new partitions); validate_only checks
 //! without changing anything. A request adding more than [`MAX_PARTITIONS_PER_REQUEST`] partitions
-//! in all is refused up front, topic by topic (see `handle`).
+//! in all is refused up front, topic by topic (see `handle`). The partitions added are charged to
+//! the client's controller_mutation_rate (THROTTLING_QUOTA_EXCEEDED per topic from v3).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,16 +14,22 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
+use crate::broker::quotas::MutationQuota;
 use crate::config::MAX_PARTITIONS_PER_REQUEST;
 
-fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Result<(), (i16, String)> {
+fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool, quota: &mut MutationQuota) -> Result<(), (i16, String)> {
     let name = t.name.0.to_string();
+    let mut charge = |current: i32| quota.charge(&broker.quotas, (t.count - current).max(0) as u32).map_err(|_| super::create_topics::throttled());
     if let Some(cluster) = &broker.cluster {
         // The controller checks the topic, the count and the assignments against the cluster's
         // metadata (this broker may not have applied the topic yet); internal topics are
         // refused here as below.
         if name == crate::group::OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC {
             return Err((E::InvalidRequest.code(), format!("Cannot add partitions to internal topic {name}.")));
+        }
+        // Charged here, before the controller: the partitions this broker knows the topic has.
+        if let Some(meta) = broker.metadata.topic(&name) {
+            charge(meta.partitions)?;
         }
         let assignments = t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
         return broker
@@ -61,6 +68,7 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool) -> Resu
             }
         }
     }
+    charge(meta.partitions)?;
     if validate_only {
         return Ok(());
     }
@@ -86,7 +94,7 @@ fn over_limit(broker: &Broker, t: &CreatePartitionsTopic, added_so_far: &mut i64
     false
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version: i16, mut quota: MutationQuota) -> CreatePartitionsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -103,7 +111,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version
                 tracing::warn!(topic = %t.name.0, count = t.count, "CreatePartitions refused: too many partitions in one request");
                 Err((E::PolicyViolation.code(), "Excessively large number of partitions per request.".to_string()))
             } else {
-                grow(broker, t, req.validate_only)
+                grow(broker, t, req.validate_only, &mut quota)
             };
             match outcome {
                 Ok(()) => base,
@@ -111,5 +119,5 @@ pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest, _version
             }
         })
         .collect();
-    CreatePartitionsResponse::default().with_results(results)
+    CreatePartitionsResponse::default().with_results(results).with_throttle_time_ms(quota.throttle_ms(&broker.quotas))
 }

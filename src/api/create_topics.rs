@@ -13,6 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use super::describe_configs::topic_configs;
 use super::{error_code, str_bytes};
 use crate::broker::Broker;
+use crate::broker::quotas::MutationQuota;
 use crate::config::{MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP, topic_def};
 
 /// A per-topic refusal: Kafka error code and message.
@@ -110,7 +111,13 @@ fn refuse_whole_request(broker: &Broker, req: &CreateTopicsRequest, checked: &[R
     None
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+/// THROTTLING_QUOTA_EXCEEDED with Kafka's message, for a topic refused by
+/// controller_mutation_rate.
+pub(crate) fn throttled() -> Refusal {
+    (E::ThrottlingQuotaExceeded.code(), "The throttling quota has been exceeded.".into())
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16, mut quota: MutationQuota) -> CreateTopicsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -128,6 +135,14 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
         })
         .collect();
     let whole = refuse_whole_request(broker, &req, &checked);
+    // Each valid topic's partitions are charged to controller_mutation_rate in request order, as
+    // Kafka's controller does before creating it (also when only validating); this broker
+    // charges them before any reaches the controller.
+    let checked = if whole.is_some() {
+        checked
+    } else {
+        checked.into_iter().map(|c| c.and_then(|v| quota.charge(&broker.quotas, v.0.max(0) as u32).map(|()| v).map_err(|_| throttled()))).collect()
+    };
     let forwarded = match (&broker.cluster, &whole) {
         (Some(cluster), None) => Some(forward(broker, cluster, &req, &checked).await),
         _ => None,
@@ -190,7 +205,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
                 .with_configs(Some(described))
         })
         .collect();
-    CreateTopicsResponse::default().with_topics(results)
+    CreateTopicsResponse::default().with_topics(results).with_throttle_time_ms(quota.throttle_ms(&broker.quotas))
 }
 
 /// What the controller answered for each topic: (id, partitions, replication factor) or a

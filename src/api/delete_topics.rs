@@ -1,4 +1,5 @@
-//! DeleteTopics: by name (all versions) or by topic id (v6+). Internal topics are refused.
+//! DeleteTopics: by name (all versions) or by topic id (v6+). Internal topics are refused; each
+//! deleted topic's partitions are charged to the client's controller_mutation_rate.
 
 use std::sync::Arc;
 
@@ -8,8 +9,9 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::broker::quotas::MutationQuota;
 
-fn delete(broker: &Broker, name: Option<String>, id: uuid::Uuid) -> DeletableTopicResult {
+fn delete(broker: &Broker, name: Option<String>, id: uuid::Uuid, quota: &mut MutationQuota) -> DeletableTopicResult {
     let meta = broker.topic_or_wait(name.as_deref(), id);
     let result = DeletableTopicResult::default().with_name(name.clone().map(topic_name)).with_topic_id(id);
     let Some(meta) = meta else {
@@ -25,19 +27,23 @@ fn delete(broker: &Broker, name: Option<String>, id: uuid::Uuid) -> DeletableTop
             .with_error_code(E::InvalidTopicException.code())
             .with_error_message(Some(str_bytes(format!("Topic {} is an internal topic", meta.name))));
     }
+    if quota.charge(&broker.quotas, meta.partitions.max(0) as u32).is_err() {
+        let (code, message) = super::create_topics::throttled();
+        return result.with_error_code(code).with_error_message(Some(str_bytes(message)));
+    }
     match broker.delete_topic(&meta.name) {
         Ok(_) => result,
         Err(e) => result.with_error_code(error_code::metadata(&e)).with_error_message(Some(str_bytes(e.to_string()))),
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16, mut quota: MutationQuota) -> DeleteTopicsResponse {
     let responses = if version >= 6 {
-        req.topics.into_iter().map(|t| delete(broker, t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+        req.topics.into_iter().map(|t| delete(broker, t.name.map(|n| n.0.to_string()), t.topic_id, &mut quota)).collect()
     } else {
         req.topic_names
             .into_iter()
-            .map(|n| delete(broker, Some(n.0.to_string()), uuid::Uuid::nil()))
+            .map(|n| delete(broker, Some(n.0.to_string()), uuid::Uuid::nil(), &mut quota))
             .map(|mut r| {
                 // Topic ids exist from v6, error messages from v5.
                 r.topic_id = uuid::Uuid::nil();
@@ -48,5 +54,5 @@ pub async fn handle(broker: &Arc<Broker>, req: DeleteTopicsRequest, version: i16
             })
             .collect()
     };
-    DeleteTopicsResponse::default().with_responses(responses)
+    DeleteTopicsResponse::default().with_responses(responses).with_throttle_time_ms(quota.throttle_ms(&broker.quotas))
 }

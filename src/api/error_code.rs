@@ -19,6 +19,24 @@ pub fn acl(e: &crate::broker::acl::AclError) -> i16 {
     }
 }
 
+/// A refused GetTelemetrySubscriptions or PushTelemetry, as Kafka's ClientMetricsManager answers.
+pub fn telemetry(e: &crate::broker::client_telemetry::TelemetryError) -> i16 {
+    use crate::broker::client_telemetry::TelemetryError as T;
+    match e {
+        T::InvalidRequest(_) => E::InvalidRequest.code(),
+        T::Throttled(_) => E::ThrottlingQuotaExceeded.code(),
+        T::UnknownSubscriptionId(_) => E::UnknownSubscriptionId.code(),
+        T::UnsupportedCompressionType(_) => E::UnsupportedCompressionType.code(),
+        T::TooLarge(_) => E::TelemetryTooLarge.code(),
+    }
+}
+
+/// A telemetry payload the receiver could not read: INVALID_RECORD, Kafka's answer to a failing
+/// receiver.
+pub fn telemetry_receiver(_e: &crate::metrics::client_telemetry::ReceiveError) -> i16 {
+    E::InvalidRecord.code()
+}
+
 pub fn records(e: &RecordsError) -> i16 {
     match e {
         RecordsError::CorruptMessage { .. } => E::CorruptMessage.code(),

@@ -27,6 +27,8 @@ pub struct Fetched {
     pub files: Vec<FileRange>,
     /// A follower replica fetched (Kafka's FetchFollower request metrics), not a consumer.
     pub follower: bool,
+    /// How long the fetch waited in the purgatory: not handling time (request_percentage).
+    pub parked: Duration,
 }
 
 /// A partition of the request after its topic was resolved.
@@ -58,7 +60,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     if req.session_id != 0 {
         // We never hand out session ids, so any incremental fetch names an unknown session.
         let response = FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
-        return Fetched { response, files: Vec::new(), follower: false };
+        return Fetched { response, files: Vec::new(), follower: false, parked: Duration::ZERO };
     }
     let by_id = version >= 13;
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
@@ -102,6 +104,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     // Watch before the first read, so an append between a read and the wait is not missed.
     let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
     let wanted = Arc::new(wanted);
+    let mut parked = Duration::ZERO;
     loop {
         // A fetch that could only wait (a caught-up consumer) parks at once, without a pass on a
         // handler thread: two thread hops per record saved for a consumer at the log end.
@@ -133,13 +136,15 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                     topics[w.topic].partitions.push(p);
                 }
                 let response = with_leader_hints(broker, FetchResponse::default().with_session_id(0).with_responses(topics), version);
-                return Fetched { response, files: read.files, follower: matches!(reader, Reader::Follower { .. }) };
+                return Fetched { response, files: read.files, follower: matches!(reader, Reader::Follower { .. }), parked };
             }
         }
+        let waited = std::time::Instant::now();
         tokio::select! {
             _ = watch.changed() => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }
+        parked += waited.elapsed();
     }
 }
 

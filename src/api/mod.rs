@@ -36,6 +36,7 @@ mod end_txn;
 pub mod error_code;
 mod fetch;
 mod find_coordinator;
+mod get_telemetry_subscriptions;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -51,6 +52,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod push_telemetry;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
@@ -85,6 +87,9 @@ pub struct Session {
     /// Who the client is: `User:<name>` once a SASL listener authenticated it, else Kafka's
     /// `User:ANONYMOUS` (for ACLs, later).
     pub principal: Arc<str>,
+    /// The client's software name and version from its ApiVersions (v3+), for KIP-714
+    /// subscription matching.
+    pub client_software: Option<(String, String)>,
     /// Until when the connection reads no request: a client over its quota is muted for its
     /// throttle time after the response that told it (KIP-219).
     pub muted_until: Option<tokio::time::Instant>,
@@ -92,7 +97,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
-        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), muted_until: None }
+        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), client_software: None, muted_until: None }
     }
 
     /// The user a quota is looked up for: the principal's name (`ANONYMOUS` before or without
@@ -109,6 +114,15 @@ impl Session {
         ms.min(i32::MAX as u64) as i32
     }
 
+    /// Records `handled` (the time from the decoded request to its encoded answer, less any
+    /// wait in the purgatory) against the client's request_percentage; the throttle time in ms,
+    /// for which the connection is then muted (0: within quota).
+    fn request_throttle(&mut self, broker: &Broker, handled: std::time::Duration) -> i32 {
+        let ms = broker.quotas.record_request_time(self.quota_user(), self.client_id.as_deref().unwrap_or(""), handled.as_nanos().min(u64::MAX as u128) as u64);
+        self.mute(ms);
+        ms.min(i32::MAX as u64) as i32
+    }
+
     fn mute(&mut self, ms: u64) {
         if ms > 0 {
             let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
@@ -116,6 +130,84 @@ impl Session {
         }
     }
 }
+
+/// A response's throttle_time_ms, raised to a quota's throttle time (the field is written only
+/// at the versions that have it). Responses without the field (SASL, DescribeQuorum,
+/// WriteTxnMarkers) have nothing to raise: the connection is still muted.
+trait ThrottleTime {
+    fn raise_throttle(&mut self, ms: i32);
+}
+
+macro_rules! throttle_time {
+    ($($t:ty),* $(,)?) => {$(
+        impl ThrottleTime for $t {
+            fn raise_throttle(&mut self, ms: i32) {
+                self.throttle_time_ms = self.throttle_time_ms.max(ms);
+            }
+        }
+    )*};
+}
+
+macro_rules! no_throttle_time {
+    ($($t:ty),* $(,)?) => {$(
+        impl ThrottleTime for $t {
+            fn raise_throttle(&mut self, _ms: i32) {}
+        }
+    )*};
+}
+
+throttle_time!(
+    ApiVersionsResponse,
+    ProduceResponse,
+    MetadataResponse,
+    ListOffsetsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    InitProducerIdResponse,
+    DescribeClusterResponse,
+    DescribeTopicPartitionsResponse,
+    DescribeConfigsResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    DescribeGroupsResponse,
+    ListGroupsResponse,
+    DeleteGroupsResponse,
+    OffsetDeleteResponse,
+    CreatePartitionsResponse,
+    DeleteRecordsResponse,
+    AlterReplicaLogDirsResponse,
+    DescribeLogDirsResponse,
+    OffsetForLeaderEpochResponse,
+    AlterConfigsResponse,
+    IncrementalAlterConfigsResponse,
+    DescribeAclsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    TxnOffsetCommitResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
+    DescribeProducersResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
+    UpdateFeaturesResponse,
+    ListConfigResourcesResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
+);
+no_throttle_time!(WriteTxnMarkersResponse, SaslHandshakeResponse, SaslAuthenticateResponse, DescribeQuorumResponse);
 
 /// Kafka's principal of a connection that did not authenticate.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
@@ -219,7 +311,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         if key == ApiKey::ApiVersions {
             // The client does not know our versions yet: tell it, in the v0 format all know.
             tracing::debug!(version, "ApiVersions at an unknown version; answering with our ranges");
-            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some())).map(Reply::now);
+            return answer(broker, key, 0, corr, &api_versions::unsupported_version(broker.cluster.is_some(), broker.config.telemetry.enabled)).map(Reply::now);
         }
         return Err(FrameError::Malformed(anyhow!("{key:?} v{version} is not supported")));
     }
@@ -232,6 +324,20 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
     // With an authorizer, a request one resource decides (a group, a transactional id, the
     // cluster) is refused here before its handler; the others are checked per part below.
     let guard = authorize::guard(broker, session);
+    // request_percentage (KIP-124) counts the time from here to the encoded answer. Exempt as in
+    // Kafka: cluster actions (WriteTxnMarkers) and, below, follower fetches and acks=0 produces.
+    let started = std::time::Instant::now();
+    let exempt = key == ApiKey::WriteTxnMarkers;
+    macro_rules! answer {
+        ($resp:expr) => {{
+            let mut resp = $resp;
+            if !exempt {
+                let ms = session.request_throttle(broker, started.elapsed());
+                ThrottleTime::raise_throttle(&mut resp, ms);
+            }
+            answer(broker, key, version, corr, &resp).map(Reply::now)
+        }};
+    }
     if let Some(g) = &guard
         && let Some(refused) = authorize::refuse_whole(g, key, version, &body).map_err(FrameError::Malformed)?
     {
@@ -242,7 +348,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ($req:ty, $handler:expr) => {{
             let req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let resp = $handler(broker, req, version).await;
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }};
     }
     // Handlers that may touch a disk (append, read, checkpoint, create or delete a log, write a
@@ -254,7 +360,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
             let resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }};
     }
     // Handlers on the request handler threads whose answer loses what the principal may not
@@ -268,7 +374,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             if let Some(g) = &guard {
                 $filter(g, &mut resp);
             }
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }};
     }
     // Handlers on the request handler threads whose request loses its refused parts first
@@ -284,7 +390,27 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let b = broker.clone();
             let mut resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version))).await;
             resp.$field.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
+        }};
+    }
+    // CreateTopics, CreatePartitions and DeleteTopics: the partitions they create or delete are
+    // charged to the client's controller_mutation_rate (KIP-599), strictly (per-topic
+    // THROTTLING_QUOTA_EXCEEDED) from version `$strict` on; the connection is then muted for the
+    // throttle time the answer carries.
+    macro_rules! serve_mutation {
+        ($req:ty, $handler:expr, $check:expr, $field:ident, $strict:expr) => {{
+            let mut req = <$req>::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            let refused = match &guard {
+                Some(g) => $check(g, &mut req),
+                None => Vec::new(),
+            };
+            let quota = broker.quotas.mutation_quota(session.quota_user(), session.client_id.as_deref().unwrap_or(""), version >= $strict);
+            let rt = tokio::runtime::Handle::current();
+            let b = broker.clone();
+            let mut resp = broker.io_pool.run(move || rt.block_on($handler(&b, req, version, quota))).await;
+            resp.$field.extend(refused);
+            session.mute(resp.throttle_time_ms.max(0) as u64);
+            answer!(resp)
         }};
     }
     // KIP-951 leader endpoints (Produce, Fetch) are made on the first client listener: moved to
@@ -304,7 +430,22 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         };
     }
     match key {
-        ApiKey::ApiVersions => serve!(ApiVersionsRequest, api_versions::handle),
+        ApiKey::ApiVersions => {
+            let req = ApiVersionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            if version >= 3 {
+                session.client_software = Some((req.client_software_name.to_string(), req.client_software_version.to_string()));
+            }
+            let resp = api_versions::handle(broker, req, version).await;
+            encode(key, version, corr, &resp).map(Reply::now)
+        }
+        ApiKey::GetTelemetrySubscriptions => {
+            let req = GetTelemetrySubscriptionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            encode(key, version, corr, &get_telemetry_subscriptions::handle(broker, session, req)).map(Reply::now)
+        }
+        ApiKey::PushTelemetry => {
+            let req = PushTelemetryRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
+            encode(key, version, corr, &push_telemetry::handle(broker, session, req)).map(Reply::now)
+        }
         ApiKey::Metadata => {
             let mut req = MetadataRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let all_topics = req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));
@@ -316,7 +457,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 authorize::metadata_response(g, all_topics, &mut resp);
                 resp.topics.extend(refused);
             }
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::Produce => {
             let mut req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -331,9 +472,11 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                     // KIP-951 leaders' endpoints: those of the connection's listener.
                     on_listener!(resp.node_endpoints);
                     resp.throttle_time_ms = resp.throttle_time_ms.max(throttle_ms);
-                    answer(broker, key, version, corr, &resp).map(Reply::now)
+                    answer!(resp)
                 }
                 produce::Outcome::AfterSync(durable) => {
+                    // Handled up to the handoff: only the answer waits for the disk now.
+                    let throttle_ms = throttle_ms.max(session.request_throttle(broker, started.elapsed()));
                     let broker = broker.clone();
                     Ok(Reply::Later(tokio::spawn(async move {
                         let mut resp = durable.answer(broker.clone()).await;
@@ -373,13 +516,15 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let Some((user, client_id)) = quota_id else {
                 return Ok(Reply::now(frame));
             };
+            // A consumer's handling time, less its wait in the purgatory, against request_percentage.
+            let request_ms = session.request_throttle(broker, started.elapsed().saturating_sub(fetched.parked));
             let bytes: usize = frame.iter().map(Chunk::len).sum();
-            let throttle_ms = session.throttle(broker, QuotaKind::Fetch, bytes);
+            let throttle_ms = session.throttle(broker, QuotaKind::Fetch, bytes).max(request_ms);
             if throttle_ms == 0 {
                 return Ok(Reply::now(frame));
             }
-            // Over consumer_byte_rate: as Kafka, the records are not sent (and not counted), only
-            // the throttle time; the consumer fetches them again after it.
+            // Over consumer_byte_rate or request_percentage: as Kafka, the records are not sent
+            // (and not counted), only the throttle time; the consumer fetches them again after it.
             broker.quotas.unrecord(QuotaKind::Fetch, &user, &client_id, bytes as u64);
             let mut throttled = fetched.response;
             throttled.responses.clear();
@@ -387,8 +532,8 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             answer(broker, key, version, corr, &throttled).map(Reply::now)
         }
         ApiKey::ListOffsets => serve_on_pool_checked!(ListOffsetsRequest, list_offsets::handle, authorize::list_offsets, topics),
-        ApiKey::CreateTopics => serve_on_pool_checked!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics),
-        ApiKey::DeleteTopics => serve_on_pool_checked!(DeleteTopicsRequest, delete_topics::handle, |g, r| authorize::delete_topics(g, broker, r), responses),
+        ApiKey::CreateTopics => serve_mutation!(CreateTopicsRequest, create_topics::handle, authorize::create_topics, topics, 6),
+        ApiKey::DeleteTopics => serve_mutation!(DeleteTopicsRequest, delete_topics::handle, |g, r| authorize::delete_topics(g, broker, r), responses, 5),
         ApiKey::InitProducerId => serve_on_pool!(InitProducerIdRequest, init_producer_id::handle),
         ApiKey::DescribeCluster => {
             let req = DescribeClusterRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -396,7 +541,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             if let Some(g) = &guard {
                 authorize::describe_cluster(g, &mut resp);
             }
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::DescribeTopicPartitions => {
             let req = DescribeTopicPartitionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
@@ -408,19 +553,19 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 }
                 None => describe_topic_partitions::describe(broker, req, &|_: &str| true),
             };
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::DescribeConfigs => {
             let mut req = DescribeConfigsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::describe_configs(g, &mut req)).unwrap_or_default();
             let mut resp = describe_configs::handle(broker, req, version).await;
             resp.results.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::FindCoordinator => {
             let mut req = FindCoordinatorRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = match guard.as_ref().map(|g| authorize::find_coordinator(g, &mut req, version)) {
-                Some(Err(resp)) => return answer(broker, key, version, corr, &resp).map(Reply::now),
+                Some(Err(resp)) => return answer!(resp),
                 Some(Ok(refused)) => refused,
                 None => Vec::new(),
             };
@@ -428,7 +573,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let (b, listener) = (broker.clone(), session.listener.clone());
             let mut resp = broker.io_pool.run(move || rt.block_on(find_coordinator::handle(&b, req, version, &listener))).await;
             resp.coordinators.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::JoinGroup => {
             // JoinGroup alone needs the connection: member ids and DescribeGroups show the client.
@@ -436,7 +581,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let client_id = session.client_id.clone().unwrap_or_default();
             let client_host = format!("/{}", session.peer.ip());
             let resp = join_group::handle(broker, req, version, client_id, client_host).await;
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::ConsumerGroupHeartbeat => {
             // Like JoinGroup, the member's client id and host come from the connection.
@@ -446,7 +591,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let rt = tokio::runtime::Handle::current();
             let b = broker.clone();
             let resp = broker.io_pool.run(move || rt.block_on(consumer_group_heartbeat::handle(&b, req, version, client_id, client_host))).await;
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::ConsumerGroupDescribe => serve_on_pool_filtered!(ConsumerGroupDescribeRequest, consumer_group_describe::handle, authorize::consumer_group_describe),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, sync_group::handle),
@@ -459,14 +604,14 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let b = broker.clone();
             let mut resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
             resp.topics.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::OffsetFetch => {
             let mut req = OffsetFetchRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let (group_refused, refused) = guard.as_ref().map(|g| authorize::offset_fetch_request(g, &mut req, version)).unwrap_or_default();
             if group_refused {
                 let resp = OffsetFetchResponse::default().with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code());
-                return answer(broker, key, version, corr, &resp).map(Reply::now);
+                return answer!(resp);
             }
             // Which groups asked for all their offsets ("" stands for the v0-7 request's one group).
             let all_single = req.topics.is_none();
@@ -478,13 +623,13 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
                 authorize::offset_fetch_response(g, |group| if group.is_empty() { all_single } else { all_groups.contains(group) }, &mut resp);
                 resp.groups.extend(refused);
             }
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::DescribeGroups => serve_on_pool_filtered!(DescribeGroupsRequest, describe_groups::handle, authorize::describe_groups),
         ApiKey::ListGroups => serve_on_pool_filtered!(ListGroupsRequest, list_groups::handle, authorize::list_groups),
         ApiKey::DeleteGroups => serve_on_pool_checked!(DeleteGroupsRequest, delete_groups::handle, authorize::delete_groups, results),
         ApiKey::OffsetDelete => serve_on_pool_checked!(OffsetDeleteRequest, offset_delete::handle, authorize::offset_delete, topics),
-        ApiKey::CreatePartitions => serve_on_pool_checked!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results),
+        ApiKey::CreatePartitions => serve_mutation!(CreatePartitionsRequest, create_partitions::handle, authorize::create_partitions, results, 3),
         ApiKey::DeleteRecords => serve_on_pool_checked!(DeleteRecordsRequest, delete_records::handle, authorize::delete_records, topics),
         ApiKey::AlterReplicaLogDirs => serve_on_pool!(AlterReplicaLogDirsRequest, alter_replica_log_dirs::handle),
         ApiKey::DescribeLogDirs => serve_on_pool!(DescribeLogDirsRequest, describe_log_dirs::handle),
@@ -493,7 +638,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let refused = guard.as_ref().map(|g| authorize::offset_for_leader_epoch(g, &mut req)).unwrap_or_default();
             let mut resp = offset_for_leader_epoch::handle(broker, req, version).await;
             resp.topics.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::AlterConfigs => serve_on_pool_checked!(AlterConfigsRequest, alter_configs::handle, authorize::alter_configs, responses),
         ApiKey::IncrementalAlterConfigs => serve_on_pool_checked!(IncrementalAlterConfigsRequest, incremental_alter_configs::handle, authorize::incremental_alter_configs, responses),
@@ -517,7 +662,7 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             let refused = guard.as_ref().map(|g| authorize::describe_producers(g, &mut req)).unwrap_or_default();
             let mut resp = describe_producers::handle(broker, req, version).await;
             resp.topics.extend(refused);
-            answer(broker, key, version, corr, &resp).map(Reply::now)
+            answer!(resp)
         }
         ApiKey::DescribeUserScramCredentials => serve!(DescribeUserScramCredentialsRequest, describe_user_scram_credentials::handle),
         ApiKey::AlterUserScramCredentials => serve_on_pool!(AlterUserScramCredentialsRequest, alter_user_scram_credentials::handle),
@@ -774,6 +919,8 @@ pub mod inprocess {
     use super::{Session, authorize, create_topics, delete_topics, offset_commit, produce};
     pub(crate) use super::authorize::Guard;
     use crate::broker::Broker;
+    // The console's operator is no client: no controller_mutation_rate applies.
+    use crate::broker::quotas::MutationQuota;
     use crate::protocol::versions;
 
     /// The ACL guard of an in-process caller's principal, or `None` without an authorizer.
@@ -789,7 +936,7 @@ pub mod inprocess {
     pub async fn create_topics(broker: &Arc<Broker>, session: &Session, mut req: CreateTopicsRequest) -> CreateTopicsResponse {
         let refused = guard(broker, session).map(|g| authorize::create_topics(&g, &mut req)).unwrap_or_default();
         let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::CreateTopics));
-        let mut resp = broker.io_pool.run(move || rt.block_on(create_topics::handle(&b, req, version))).await;
+        let mut resp = broker.io_pool.run(move || rt.block_on(create_topics::handle(&b, req, version, MutationQuota::unbounded()))).await;
         resp.topics.extend(refused);
         resp
     }
@@ -798,7 +945,7 @@ pub mod inprocess {
     pub async fn delete_topics(broker: &Arc<Broker>, session: &Session, mut req: DeleteTopicsRequest) -> DeleteTopicsResponse {
         let refused = guard(broker, session).map(|g| authorize::delete_topics(&g, broker, &mut req)).unwrap_or_default();
         let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::DeleteTopics));
-        let mut resp = broker.io_pool.run(move || rt.block_on(delete_topics::handle(&b, req, version))).await;
+        let mut resp = broker.io_pool.run(move || rt.block_on(delete_topics::handle(&b, req, version, MutationQuota::unbounded()))).await;
         resp.responses.extend(refused);
         resp
     }

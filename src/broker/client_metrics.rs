@@ -1,9 +1,10 @@
 //! KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource): their configs
 //! (`metrics`, `interval.ms`, `match`), validated as Kafka 4.0 validates them, kept durably in
-//! the first log dir and listed by name. It does not serve telemetry pushes.
+//! the first log dir and listed by name. Telemetry requests are checked against them in `client_telemetry`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use super::metadata::{MetadataError, load_scoped_configs, store_scoped_configs};
@@ -115,6 +116,8 @@ pub struct ClientMetricsSubscriptions {
     by_name: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
     /// Serializes changes: each writes the whole file.
     write: Mutex<()>,
+    /// Counts changes, so client instances matched before one are matched again.
+    version: AtomicU64,
 }
 
 impl ClientMetricsSubscriptions {
@@ -125,7 +128,7 @@ impl ClientMetricsSubscriptions {
         for (name, k, v) in load_scoped_configs(&path)?.unwrap_or_default() {
             by_name.entry(name).or_default().insert(k, v);
         }
-        Ok(ClientMetricsSubscriptions { path, by_name: RwLock::new(by_name), write: Mutex::new(()) })
+        Ok(ClientMetricsSubscriptions { path, by_name: RwLock::new(by_name), write: Mutex::new(()), version: AtomicU64::new(0) })
     }
 
     /// The names of the subscriptions, sorted.
@@ -136,6 +139,27 @@ impl ClientMetricsSubscriptions {
     /// The configs set on one subscription (empty for an unknown name, as Kafka describes it).
     pub fn configs(&self, name: &str) -> BTreeMap<String, String> {
         self.by_name.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned().unwrap_or_default()
+    }
+
+    /// Every subscription with its configs.
+    pub fn all(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        self.by_name.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many changes were made since loading.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// On a node of a metadata quorum: the subscriptions become those of the metadata log's
+    /// CLIENT_METRICS config records (the log is their store, the file is not written).
+    pub fn follow(&self, all: BTreeMap<String, BTreeMap<String, String>>) {
+        let _serial = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        if *current != all {
+            *current = all;
+            self.version.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Makes `configs` the whole set of one subscription's configs after validating them; an empty
@@ -155,6 +179,7 @@ impl ClientMetricsSubscriptions {
         store_scoped_configs(&self.path, next.iter().flat_map(|(n, map)| map.iter().map(move |(k, v)| (n.as_str(), k, v))))
             .map_err(|e| ClientMetricsError::Store(e.to_string()))?;
         *self.by_name.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.version.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -233,6 +258,22 @@ mod tests {
         assert_eq!(name, "client_software_version");
         assert!(re.is_match("3.9.1"));
         assert!(!re.is_match("4.0.0"));
+    }
+
+    #[test]
+    fn following_the_metadata_log_replaces_the_set_and_counts_only_changes() {
+        let dir = std::env::temp_dir().join(format!("fjord-cm-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = ClientMetricsSubscriptions::load(&dir).unwrap();
+        let log = BTreeMap::from([("prod".to_string(), configs(&[(METRICS, "org.apache.kafka.producer.")]))]);
+        store.follow(log.clone());
+        assert_eq!((store.names(), store.version()), (vec!["prod".to_string()], 1));
+        store.follow(log);
+        assert_eq!(store.version(), 1, "the same set is no change");
+        store.follow(BTreeMap::new());
+        assert_eq!((store.names().len(), store.version()), (0, 2));
+        assert!(ClientMetricsSubscriptions::load(&dir).unwrap().names().is_empty(), "the log is the store, not the file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct ClusterState {
     pub runtime: tokio::runtime::Handle,
     /// Connections to other brokers (transaction markers), by address.
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
+    /// TLS to the other brokers when the inter-broker listener is SSL (set once at startup).
+    inter_broker_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl ClusterState {
@@ -53,7 +55,18 @@ impl ClusterState {
             published: watch::channel(false).0,
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
+            inter_broker_tls: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Brokers reach each other over TLS with `tls` (an SSL inter-broker listener).
+    pub fn set_inter_broker_tls(&self, tls: Arc<rustls::ClientConfig>) {
+        let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// The TLS of connections to other brokers; None: plaintext.
+    pub fn inter_broker_tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.inter_broker_tls.get().cloned()
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -119,7 +132,7 @@ impl ClusterState {
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(BrokerClient::connect(addr, ClientConfig::new(client_id)).await?);
+        let client = Arc::new(BrokerClient::connect(addr, ClientConfig { tls: self.inter_broker_tls(), ..ClientConfig::new(client_id) }).await?);
         peers.insert(addr, client.clone());
         Ok(client)
     }
@@ -248,6 +261,17 @@ impl ControllerChannel {
     pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response, ClientError> {
         let client = self.client().await?;
         let result = client.send(request).await;
+        if result.is_err() {
+            self.current.lock().await.take();
+        }
+        result
+    }
+
+    /// As [`ControllerChannel::send`], a request of one of Fjord's private api keys
+    /// ([`BrokerClient::send_private`]): its response body.
+    pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<bytes::Bytes, ClientError> {
+        let client = self.client().await?;
+        let result = client.send_private(api_key, version, body).await;
         if result.is_err() {
             self.current.lock().await.take();
         }

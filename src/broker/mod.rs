@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod adopt;
 pub mod client_metrics;
+pub mod client_telemetry;
 pub mod cluster;
 pub mod durable_sync;
 pub mod features;
@@ -100,6 +101,12 @@ pub struct Broker {
     group_configs_write: std::sync::Mutex<()>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
+    /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
+    listener_tls: std::sync::RwLock<Vec<Arc<crate::server::tls::ListenerTls>>>,
+    /// KIP-714 client instances: their subscriptions and push times.
+    pub client_telemetry: client_telemetry::ClientTelemetry,
+    /// The built-in telemetry receiver (`fjord.client.telemetry.enabled`); None: pushes dropped.
+    pub telemetry_receiver: Option<crate::metrics::client_telemetry::TelemetryReceiver>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -248,17 +255,45 @@ impl Broker {
     /// The topic's whole config override set becomes `configs`, through the active controller
     /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
     fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
+        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
+        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        self.replace_configs_in_cluster(cluster, 2, name, &old.configs, &configs)?;
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
+        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+
+    /// A client metrics subscription's whole config set becomes `configs` (already validated),
+    /// through the active controller, as Kafka keeps subscriptions in the metadata log; returns
+    /// once this broker follows it. Every broker's subscriptions follow the log
+    /// (`publisher::publish`).
+    pub fn set_client_metrics_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
+        let old = self.client_metrics.configs(name);
+        self.replace_configs_in_cluster(cluster, 16, name, &old, &configs)?;
+        self.wait_until(|| self.client_metrics.configs(name) == configs);
+        tracing::info!(subscription = %name, configs = ?configs, "client metrics subscription changed");
+        Ok(())
+    }
+
+    /// Sends the controller the IncrementalAlterConfigs that turns `old` into `new` for one
+    /// resource (SET each key of `new`, DELETE those only in `old`) and reads its outcome.
+    fn replace_configs_in_cluster(
+        &self,
+        cluster: &Arc<cluster::ClusterState>,
+        resource_type: i8,
+        name: &str,
+        old: &BTreeMap<String, String>,
+        new: &BTreeMap<String, String>,
+    ) -> Result<(), MetadataError> {
         use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
         use kafka_protocol::protocol::StrBytes;
-        self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
-        let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        let mut ops: Vec<AlterableConfig> = configs
+        let mut ops: Vec<AlterableConfig> = new
             .iter()
             .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
             .collect();
-        ops.extend(old.configs.keys().filter(|k| !configs.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
-        let resource = AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
+        ops.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        let resource = AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let c = cluster.clone();
         let response = cluster.wait_on(async move {
@@ -267,13 +302,10 @@ impl Broker {
         .ok_or_else(|| MetadataError::ControllerUnreachable("no runtime to reach the controller".into()))?
         .map_err(MetadataError::ControllerUnreachable)?;
         match response.responses.first() {
-            Some(r) if r.error_code == 0 => {}
-            Some(r) => return Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
-            None => return Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
+            Some(r) if r.error_code == 0 => Ok(()),
+            Some(r) => Err(MetadataError::Controller { code: r.error_code, message: r.error_message.as_deref().unwrap_or("").to_string() }),
+            None => Err(MetadataError::ControllerUnreachable("empty IncrementalAlterConfigs answer".into())),
         }
-        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
-        tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
-        self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
     }
 
     /// Waits (on a handler thread) until `done`, up to the cluster request timeout.
@@ -425,17 +457,25 @@ impl Broker {
         if !fixed.is_empty() {
             return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
         }
+        let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
+        if !unprefixed.is_empty() {
+            return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        }
         let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
         *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
-        for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size"] {
+        for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", crate::config::MOVE_IO_RATE] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
             }
         }
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let previous = if per_broker { &current.per_broker } else { &current.cluster_default };
+        let altered = if per_broker { &next.per_broker } else { &next.cluster_default };
+        let tls_reloads = self.prepare_tls_reloads(&trial, previous.keys().chain(altered.keys()))?;
         let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
             .metadata
             .topics()
@@ -453,6 +493,10 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        self.apply_move_io_rate();
+        for (tls, reload) in tls_reloads {
+            tls.install(reload);
+        }
         self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
@@ -464,6 +508,40 @@ impl Broker {
         }
         tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
         Ok(())
+    }
+
+    /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
+    pub fn apply_move_io_rate(&self) {
+        let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
+        self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
+    }
+
+    /// Makes an SSL listener's TLS reloadable by dynamic config changes.
+    pub fn register_listener_tls(&self, tls: Arc<crate::server::tls::ListenerTls>) {
+        self.listener_tls.write().unwrap_or_else(|e| e.into_inner()).push(tls);
+    }
+
+    /// The new TLS of each SSL listener whose `listener.name.<l>.ssl.*` settings a dynamic change
+    /// touches (`names`: the keys before and after), built from `trial` and checked as Kafka
+    /// checks a key store update; listeners whose stores are unchanged are left alone. As in
+    /// Kafka only the stores are reconfigured (`SSL_RECONFIGURABLE_CONFIGS`: locations, texts,
+    /// passwords); the rest (client auth, versions, suites, mapping rules) stays as at startup.
+    /// Altering `listener.name.<l>.ssl.keystore.location` to the same path reloads the file.
+    fn prepare_tls_reloads<'a>(&self, trial: &Config, names: impl Iterator<Item = &'a String> + Clone) -> Result<Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>, String> {
+        let listeners = self.listener_tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut reloads = Vec::new();
+        for tls in listeners {
+            let prefix = format!("listener.name.{}.ssl.", tls.listener.to_ascii_lowercase());
+            if !names.clone().any(|n| n.starts_with(&prefix)) {
+                continue;
+            }
+            let parsed = crate::config::SslSettings::parse(trial, &tls.listener).map_err(|e| e.to_string())?;
+            let next = crate::config::SslSettings { keystore: parsed.keystore, key_password: parsed.key_password, truststore: parsed.truststore, ..tls.settings() };
+            if let Some(reload) = tls.prepare(&next)? {
+                reloads.push((tls, reload));
+            }
+        }
+        Ok(reloads)
     }
 
     /// Deletes a topic: the deletion is recorded in the metadata, then its partitions' logs go.
@@ -912,7 +990,9 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         Some(settings) => Some(acl::Authorizer::load(&first_dir, settings.clone()).map_err(|e| StartError::LogDir(first_dir.clone(), e))?),
         None => None,
     };
-    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
+    let quotas = quotas::ClientQuotas::load(&first_dir, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000))
+        .map_err(|e| StartError::LogDir(first_dir.clone(), e))?
+        .with_controller_window(config.controller_quota_window_num, config.controller_quota_window_size_seconds.saturating_mul(1000));
     let features = features::FeatureStore::open(&first_dir)?;
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
@@ -998,6 +1078,8 @@ impl Broker {
             remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
         };
         let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
+        let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
+        let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1019,11 +1101,15 @@ impl Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
+            listener_tls: std::sync::RwLock::new(Vec::new()),
+            client_telemetry,
+            telemetry_receiver,
             shutdown,
         });
         for (group, configs) in group_configs {
             broker.groups.set_group_configs(&group, configs);
         }
+        broker.apply_move_io_rate();
         if broker.cluster.is_some() {
             // In a cluster each coordinator partition is loaded when this broker comes to lead it.
             return Ok(broker);

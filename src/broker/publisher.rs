@@ -13,6 +13,7 @@ use super::Broker;
 use super::cluster::ClusterState;
 use super::metadata::TopicMeta;
 use super::partition::{LeaderAndIsr, NO_LEADER};
+use crate::metadata::records::ConfigResourceType;
 use crate::metadata::{ConfigResource, CoordinatorKind, MetadataImage, local_changes};
 use crate::types::TopicPartition;
 
@@ -64,6 +65,15 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
     }
     // Client quotas too are the metadata log's (a no-op when unchanged).
     broker.quotas.follow(next.client_quotas());
+    // And the KIP-714 client metrics subscriptions: every broker answers telemetry requests from
+    // the same set.
+    broker.client_metrics.follow(
+        next.all_configs()
+            .iter()
+            .filter(|(r, configs)| r.resource_type == ConfigResourceType::ClientMetrics && !configs.is_empty())
+            .map(|(r, configs)| (r.name.clone(), configs.clone()))
+            .collect(),
+    );
     if let Some(authorizer) = &broker.authorizer
         && (prev.acls() != next.acls() || prev.offset == 0)
     {

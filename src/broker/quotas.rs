@@ -12,9 +12,17 @@
 //! `quota.window.size.seconds`; the elapsed time is at least that many windows less one, so a
 //! client's first burst is not judged over a few milliseconds. A client over its quota is
 //! throttled for the time that brings the rate back to the quota, `(rate - quota) / quota *
-//! window`. Knows nothing of requests.
+//! window`.
+//!
+//! `controller_mutation_rate` (KIP-599) is measured as Kafka's `TokenBucket`: a bucket of
+//! `controller.quota.window.num` × `controller.quota.window.size.seconds` × quota partitions,
+//! refilled at the quota, taken from by every partition created or deleted; a client whose bucket
+//! is below zero waits `-tokens / quota` seconds. `connection_creation_rate` (KIP-612) is set on
+//! `ip` entities (one address, or the `<default>` address) and measured with the same `Rate` as
+//! the byte rates. Knows nothing of requests or sockets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -32,9 +40,28 @@ pub const IP: &str = "ip";
 
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
-/// Quota keys Kafka accepts that Fjord does not enforce yet: refused rather than stored and
-/// ignored.
-const NOT_ENFORCED: [&str; 3] = ["request_percentage", "controller_mutation_rate", "connection_creation_rate"];
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+pub const CONTROLLER_MUTATION_RATE: &str = "controller_mutation_rate";
+pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
+
+/// The type Kafka's QuotaConfig gives a quota key, which decides how its value is checked.
+#[derive(Clone, Copy, PartialEq)]
+enum KeyType {
+    Long,
+    Int,
+    Double,
+}
+
+/// The keys a user and/or client-id entity may set, and those of an ip entity (Kafka's
+/// `userAndClientQuotaConfigs` and `ipConfigs`).
+const CLIENT_KEYS: [(&str, KeyType); 4] = [(PRODUCER_BYTE_RATE, KeyType::Long), (CONSUMER_BYTE_RATE, KeyType::Long), (REQUEST_PERCENTAGE, KeyType::Double), (CONTROLLER_MUTATION_RATE, KeyType::Double)];
+const IP_KEYS: [(&str, KeyType); 1] = [(CONNECTION_CREATION_RATE, KeyType::Int)];
+
+/// Kafka's `NanosToPercentagePerSecond`: one second of handling is 100 percent-seconds.
+const NANOS_TO_PERCENT_SECONDS: f64 = 100.0 / 1e9;
+
+/// The connection_creation_rate that means "no quota" (Kafka's IP_CONNECTION_RATE_DEFAULT).
+const UNLIMITED_CONNECTION_RATE: f64 = i32::MAX as f64;
 
 /// Rate sensors kept before idle ones are dropped (each client id, or user, has one per quota
 /// kind while it is active).
@@ -65,6 +92,9 @@ pub enum QuotaError {
 pub enum QuotaKind {
     Produce,
     Fetch,
+    ControllerMutation,
+    /// request_percentage: handler time, in percent of one second per second.
+    Request,
 }
 
 impl QuotaKind {
@@ -72,6 +102,8 @@ impl QuotaKind {
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+            QuotaKind::ControllerMutation => CONTROLLER_MUTATION_RATE,
+            QuotaKind::Request => REQUEST_PERCENTAGE,
         }
     }
 }
@@ -97,8 +129,16 @@ pub struct ClientQuotas {
     /// the lookup, the sensors and their keys altogether.
     enabled: AtomicBool,
     sensors: Mutex<HashMap<(QuotaKind, String, String), Rate>>,
+    /// controller_mutation_rate token buckets by (user, client id) key.
+    buckets: Mutex<HashMap<(String, String), TokenBucket>>,
+    /// connection_creation_rate sensors by client address.
+    ip_sensors: Mutex<HashMap<IpAddr, Rate>>,
     window_ms: u64,
     samples: usize,
+    /// `controller.quota.window.size.seconds` (in ms) and `controller.quota.window.num`: the
+    /// token buckets hold this many windows of their quota.
+    controller_window_ms: u64,
+    controller_samples: usize,
     epoch: Instant,
 }
 
@@ -117,10 +157,29 @@ impl ClientQuotas {
             enabled: AtomicBool::new(!quotas.is_empty()),
             quotas: RwLock::new(quotas),
             sensors: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            ip_sensors: Mutex::new(HashMap::new()),
             window_ms: window_ms.max(1),
             samples: samples.max(2),
+            controller_window_ms: window_ms.max(1),
+            controller_samples: samples.max(1),
             epoch: Instant::now(),
         })
+    }
+
+    /// The token buckets of controller_mutation_rate hold `samples` windows of `window_ms`
+    /// (`controller.quota.window.num`, `controller.quota.window.size.seconds`).
+    pub fn with_controller_window(mut self, samples: usize, window_ms: u64) -> ClientQuotas {
+        self.controller_samples = samples.max(1);
+        self.controller_window_ms = window_ms.max(1);
+        self
+    }
+
+    /// Drops every sensor and bucket: the quotas they were measured against changed.
+    fn reset_sensors(&self) {
+        self.sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.ip_sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Applies one AlterClientQuotas request (see [`decide`]): every valid change is stored
@@ -139,7 +198,7 @@ impl ClientQuotas {
                 *quotas = next;
                 drop(quotas);
                 // Sensors keyed by a level that no longer applies start over.
-                self.sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.reset_sensors();
             }
             Err(e) => {
                 let failed = QuotaError::Storage(e.to_string());
@@ -159,7 +218,7 @@ impl ClientQuotas {
             self.enabled.store(!quotas.is_empty(), Ordering::Relaxed);
             *current = quotas;
             drop(current);
-            self.sensors.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.reset_sensors();
         }
     }
 
@@ -257,6 +316,21 @@ impl ClientQuotas {
         self.record_at(kind, user, client_id, bytes as f64, self.now_ms())
     }
 
+    /// Records `nanos` of request handling for (user, client id) against request_percentage
+    /// (KIP-124): the time is counted in percent-seconds, so the measured rate is the percentage
+    /// of one thread's time the client used. The throttle time is at most one quota window, as
+    /// Kafka bounds it.
+    pub fn record_request_time(&self, user: &str, client_id: &str, nanos: u64) -> u64 {
+        if !self.enabled() {
+            return 0;
+        }
+        self.record_request_time_at(user, client_id, nanos, self.now_ms())
+    }
+
+    fn record_request_time_at(&self, user: &str, client_id: &str, nanos: u64, now: u64) -> u64 {
+        self.record_at(QuotaKind::Request, user, client_id, nanos as f64 * NANOS_TO_PERCENT_SECONDS, now).min(self.window_ms)
+    }
+
     /// Takes back bytes recorded for a request that was answered without them (a throttled fetch
     /// returns no records, as Kafka's does).
     pub fn unrecord(&self, kind: QuotaKind, user: &str, client_id: &str, bytes: u64) {
@@ -291,10 +365,206 @@ impl ClientQuotas {
         let rate = sensors.entry((kind, ku, kc)).or_default();
         rate.record(bytes, now, self.window_ms, self.samples);
         let (value, window) = rate.measure(now, self.window_ms, self.samples);
-        if value <= quota {
+        throttle_ms(value, quota, window)
+    }
+
+    /// A request's charge against controller_mutation_rate: `strict` for the versions that
+    /// answer THROTTLING_QUOTA_EXCEEDED per topic (CreateTopics v6+, CreatePartitions v3+,
+    /// DeleteTopics v5+), permissive before them.
+    pub fn mutation_quota(&self, user: &str, client_id: &str, strict: bool) -> MutationQuota {
+        MutationQuota { user: user.to_string(), client_id: client_id.to_string(), strict, exempt: false, throttle_ms: 0, recorded_ms: 0 }
+    }
+
+    fn bucket_at<T>(&self, user: &str, client_id: &str, now: u64, f: impl FnOnce(&mut TokenBucket, f64, f64) -> T) -> Option<T> {
+        let (quota, ku, kc) = self.quota(QuotaKind::ControllerMutation, user, client_id)?;
+        let burst = quota * self.controller_samples as f64 * self.controller_window_ms as f64 / 1000.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= SENSORS_MAX {
+            // A bucket left alone for its whole span is (about) full again, as a new one is.
+            let span = self.controller_window_ms * self.controller_samples as u64;
+            buckets.retain(|_, b| now.saturating_sub(b.last_ms) < span);
+        }
+        let bucket = buckets.entry((ku, kc)).or_insert(TokenBucket { tokens: burst, last_ms: now });
+        Some(f(bucket, quota, burst))
+    }
+
+    /// connection_creation_rate for connections from `ip`: its own entity's, else the default
+    /// ip entity's; None when neither is set (or set to Kafka's unlimited value).
+    pub fn connection_rate_for_ip(&self, ip: IpAddr) -> Option<f64> {
+        let quotas = self.quotas.read().unwrap_or_else(|e| e.into_inner());
+        let mut default = None;
+        for (entity, values) in quotas.iter().filter(|(e, _)| e.len() == 1) {
+            let (Some(name), Some(v)) = (entity.get(IP), values.get(CONNECTION_CREATION_RATE)) else {
+                continue;
+            };
+            match name.as_deref().map(str::parse::<IpAddr>) {
+                None => default = Some(*v),
+                Some(Ok(a)) if a == ip => return Some(*v).filter(|v| *v < UNLIMITED_CONNECTION_RATE),
+                Some(_) => {}
+            }
+        }
+        default.filter(|v| *v < UNLIMITED_CONNECTION_RATE)
+    }
+
+    /// Counts a new connection from `ip` against its connection_creation_rate. Over the quota
+    /// the connection is not counted (as Kafka un-records it) and the answer is how long to hold
+    /// it before closing it, at most one quota window; 0: accepted.
+    pub fn record_connection(&self, ip: IpAddr) -> u64 {
+        if !self.enabled() {
             return 0;
         }
-        ((value - quota) / quota * window as f64).round() as u64
+        let Some(quota) = self.connection_rate_for_ip(ip) else {
+            return 0;
+        };
+        self.record_connection_at(ip, quota, self.now_ms())
+    }
+
+    fn record_connection_at(&self, ip: IpAddr, quota: f64, now: u64) -> u64 {
+        let mut sensors = self.ip_sensors.lock().unwrap_or_else(|e| e.into_inner());
+        if sensors.len() >= SENSORS_MAX {
+            let span = self.window_ms * self.samples as u64;
+            sensors.retain(|_, r| now.saturating_sub(r.last_ms) < span);
+        }
+        let rate = sensors.entry(ip).or_default();
+        rate.record(1.0, now, self.window_ms, self.samples);
+        let (value, window) = rate.measure(now, self.window_ms, self.samples);
+        let throttle = throttle_ms(value, quota, window).min(self.window_ms);
+        if throttle > 0 {
+            rate.record(-1.0, now, self.window_ms, self.samples);
+        }
+        throttle
+    }
+}
+
+/// Kafka's throttle time for a rate `value` over `quota` measured over `window_ms`: the time
+/// that brings the rate back to the quota; 0 within it.
+fn throttle_ms(value: f64, quota: f64, window_ms: u64) -> u64 {
+    if value <= quota {
+        return 0;
+    }
+    ((value - quota) / quota * window_ms as f64).round() as u64
+}
+
+/// One request's charge against controller_mutation_rate (Kafka's Strict- and
+/// PermissiveControllerMutationQuota).
+pub struct MutationQuota {
+    user: String,
+    client_id: String,
+    strict: bool,
+    /// Charged to no quota (an operator's action in the process, not a client's request).
+    exempt: bool,
+    /// The throttle time found at `recorded_ms`.
+    throttle_ms: u64,
+    recorded_ms: u64,
+}
+
+impl MutationQuota {
+    /// A charge no quota limits.
+    pub fn unbounded() -> MutationQuota {
+        MutationQuota { user: String::new(), client_id: String::new(), strict: false, exempt: true, throttle_ms: 0, recorded_ms: 0 }
+    }
+
+    /// Charges `partitions` created or deleted. A strict quota refuses (Err: the throttle time)
+    /// when the bucket is already below zero, and takes the partitions otherwise, even past
+    /// zero; a permissive one always takes them and notes the throttle time they cause.
+    pub fn charge(&mut self, quotas: &ClientQuotas, partitions: u32) -> Result<(), u64> {
+        if self.exempt || !quotas.enabled() {
+            return Ok(());
+        }
+        self.charge_at(quotas, partitions, quotas.now_ms())
+    }
+
+    fn charge_at(&mut self, quotas: &ClientQuotas, partitions: u32, now: u64) -> Result<(), u64> {
+        let strict = self.strict;
+        let outcome = quotas.bucket_at(&self.user, &self.client_id, now, |bucket, quota, burst| {
+            if strict {
+                let tokens = bucket.tokens(quota, burst, now);
+                if tokens < 0.0 {
+                    return Err((-tokens / quota * 1000.0).round() as u64);
+                }
+                bucket.take(quota, burst, f64::from(partitions), now);
+                return Ok(());
+            }
+            bucket.take(quota, burst, f64::from(partitions), now);
+            let tokens = bucket.tokens(quota, burst, now);
+            if tokens < 0.0 { Err((-tokens / quota * 1000.0).round() as u64) } else { Ok(()) }
+        });
+        match outcome {
+            Some(Err(ms)) => {
+                (self.throttle_ms, self.recorded_ms) = (ms, now);
+                if strict { Err(ms) } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The throttle time the response carries: the one last found, less the time since.
+    pub fn throttle_ms(&self, quotas: &ClientQuotas) -> i32 {
+        self.throttle_ms_at(quotas.now_ms())
+    }
+
+    fn throttle_ms_at(&self, now: u64) -> i32 {
+        self.throttle_ms.saturating_sub(now.saturating_sub(self.recorded_ms)).min(i32::MAX as u64) as i32
+    }
+}
+
+/// Kafka's `TokenBucket`: refilled at the quota per second up to `burst`; a take may leave it
+/// below zero, which is what throttles.
+struct TokenBucket {
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl TokenBucket {
+    fn refill(&mut self, quota: f64, burst: f64, now: u64) {
+        let elapsed = now.saturating_sub(self.last_ms);
+        self.tokens = (self.tokens + quota * elapsed as f64 / 1000.0).min(burst);
+        self.last_ms = self.last_ms.max(now);
+    }
+
+    fn tokens(&mut self, quota: f64, burst: f64, now: u64) -> f64 {
+        self.refill(quota, burst, now);
+        self.tokens
+    }
+
+    fn take(&mut self, quota: f64, burst: f64, value: f64, now: u64) {
+        self.refill(quota, burst, now);
+        self.tokens = (self.tokens - value).min(burst);
+    }
+}
+
+/// A broker-wide or listener-wide rate with a fixed quota (`max.connection.creation.rate`):
+/// Kafka's `Rate` sensor with the client quota windows.
+pub struct RateLimit {
+    quota: f64,
+    rate: Mutex<Rate>,
+    window_ms: u64,
+    samples: usize,
+    epoch: Instant,
+}
+
+impl RateLimit {
+    pub fn new(quota: f64, samples: usize, window_ms: u64) -> RateLimit {
+        RateLimit { quota, rate: Mutex::new(Rate::default()), window_ms: window_ms.max(1), samples: samples.max(2), epoch: Instant::now() }
+    }
+
+    /// Counts one event; the time in ms that brings the rate back to the quota, at most one
+    /// window (0: within the quota).
+    pub fn record(&self) -> u64 {
+        self.record_at(1.0, self.epoch.elapsed().as_millis() as u64)
+    }
+
+    /// Takes back one counted event (a connection that was throttled by its address instead).
+    pub fn unrecord(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.rate.lock().unwrap_or_else(|e| e.into_inner()).record(-1.0, now, self.window_ms, self.samples);
+    }
+
+    fn record_at(&self, value: f64, now: u64) -> u64 {
+        let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
+        rate.record(value, now, self.window_ms, self.samples);
+        let (measured, window) = rate.measure(now, self.window_ms, self.samples);
+        throttle_ms(measured, self.quota, window).min(self.window_ms)
     }
 }
 
@@ -428,31 +698,34 @@ fn check_alteration(a: &Alteration) -> Result<(Entity, Vec<(String, Option<f64>)
         }
         keys.push(k);
     }
-    if entity.contains_key(IP) {
-        if entity.len() > 1 {
-            return Err(invalid("Invalid quota entity combination, IP entity should not be combined with User or ClientId".into()));
+    let allowed: &[(&str, KeyType)] = match entity.get(IP) {
+        Some(_) if entity.len() > 1 => {
+            // Kafka's message, its missing space included.
+            return Err(invalid("Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId".into()));
         }
-        return Err(invalid("Fjord does not enforce IP connection rate quotas (connection_creation_rate) yet; max.connections.per.ip limits connections per address".into()));
-    }
+        // Kafka also resolves host names here; Fjord takes addresses only (the quota is looked
+        // up by the connection's address).
+        Some(Some(ip)) if ip.parse::<IpAddr>().is_err() => return Err(invalid(format!("{ip} is not a valid IP or resolvable host."))),
+        Some(_) => &IP_KEYS,
+        None => &CLIENT_KEYS,
+    };
     let mut ops = Vec::with_capacity(a.ops.len());
     for (k, v) in &a.ops {
         match v {
             None => ops.push((k.clone(), None)),
             Some(v) => {
-                if NOT_ENFORCED.contains(&k.as_str()) {
-                    return Err(invalid(format!("Fjord does not enforce {k} quotas yet; only {PRODUCER_BYTE_RATE} and {CONSUMER_BYTE_RATE}")));
-                }
-                if k != PRODUCER_BYTE_RATE && k != CONSUMER_BYTE_RATE {
+                let Some((_, kind)) = allowed.iter().find(|(name, _)| name == k) else {
                     return Err(invalid(format!("Invalid configuration key {k}")));
-                }
+                };
                 if *v <= 0.0 {
                     return Err(invalid(format!("Quota {k} must be greater than 0")));
                 }
-                if *v > i64::MAX as f64 {
-                    return Err(invalid(format!("Proposed value for {k} is too large for a LONG.")));
-                }
-                if (v % 1.0).abs() > 1e-6 {
-                    return Err(invalid(format!("{k} cannot be a fractional value.")));
+                match kind {
+                    KeyType::Double => {}
+                    KeyType::Long if *v > i64::MAX as f64 => return Err(invalid(format!("Proposed value for {k} is too large for a LONG."))),
+                    KeyType::Int if *v > i32::MAX as f64 => return Err(invalid(format!("Proposed value for {k} is too large for an INT."))),
+                    KeyType::Long | KeyType::Int if (v % 1.0).abs() > 1e-6 => return Err(invalid(format!("{k} cannot be a fractional value."))),
+                    KeyType::Long | KeyType::Int => {}
                 }
                 ops.push((k.clone(), Some(*v)));
             }
@@ -550,7 +823,7 @@ mod tests {
                 alteration(&[("group", Some("g"))], &[("producer_byte_rate", Some(1.0))]),
                 alteration(&[("user", Some("carol"))], &[("producer_byte_rate", Some(0.0))]),
                 alteration(&[("user", Some("carol"))], &[("bogus", Some(1.0))]),
-                alteration(&[("user", Some("dave"))], &[("request_percentage", Some(50.0))]),
+                alteration(&[("user", Some("dave"))], &[("request_percentage", Some(-5.0))]),
                 alteration(&[("user", Some("alice"))], &[("producer_byte_rate", Some(7.0))]),
             ],
             false,
@@ -563,7 +836,7 @@ mod tests {
         assert_eq!(errors[4].as_deref(), Some("Unhandled client quota entity type: group"));
         assert_eq!(errors[5].as_deref(), Some("Quota producer_byte_rate must be greater than 0"));
         assert_eq!(errors[6].as_deref(), Some("Invalid configuration key bogus"));
-        assert!(errors[7].as_deref().unwrap().contains("does not enforce request_percentage"));
+        assert_eq!(errors[7].as_deref(), Some("Quota request_percentage must be greater than 0"));
         assert!(errors[8].as_deref().unwrap().starts_with("Ignoring duplicate entity"));
         drop(q);
         let q = ClientQuotas::load(dir.path(), 11, 1000).unwrap();
@@ -621,6 +894,103 @@ mod tests {
         // Eleven windows later the old samples have expired.
         assert_eq!(q.record_at(QuotaKind::Produce, "ANONYMOUS", "c", 100.0, 11_500), 0);
         assert_eq!(q.max_bytes_in_window(QuotaKind::Produce, "ANONYMOUS", "c"), Some(10_000));
+    }
+
+    #[test]
+    fn each_entity_type_takes_kafkas_keys_with_their_types() {
+        let (_dir, q) = store();
+        let results = q.alter(
+            &[
+                alteration(&[("ip", Some("10.0.0.1"))], &[("producer_byte_rate", Some(10.0))]),
+                alteration(&[("user", Some("u"))], &[("connection_creation_rate", Some(10.0))]),
+                alteration(&[("ip", Some("10.0.0.2"))], &[("connection_creation_rate", Some(2.5))]),
+                alteration(&[("ip", Some("10.0.0.3"))], &[("connection_creation_rate", Some(3e9))]),
+                alteration(&[("ip", Some("not an address"))], &[("connection_creation_rate", Some(1.0))]),
+                alteration(&[("ip", Some("10.0.0.4")), ("client-id", Some("c"))], &[("connection_creation_rate", Some(1.0))]),
+                alteration(&[("user", Some("u"))], &[("controller_mutation_rate", Some(0.5))]),
+                alteration(&[("ip", None)], &[("connection_creation_rate", Some(5.0))]),
+                alteration(&[("ip", Some("::1"))], &[("connection_creation_rate", Some(7.0))]),
+            ],
+            false,
+        );
+        let errors: Vec<Option<String>> = results.iter().map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
+        assert_eq!(errors[0].as_deref(), Some("Invalid configuration key producer_byte_rate"));
+        assert_eq!(errors[1].as_deref(), Some("Invalid configuration key connection_creation_rate"));
+        assert_eq!(errors[2].as_deref(), Some("connection_creation_rate cannot be a fractional value."));
+        assert_eq!(errors[3].as_deref(), Some("Proposed value for connection_creation_rate is too large for an INT."));
+        assert_eq!(errors[4].as_deref(), Some("not an address is not a valid IP or resolvable host."));
+        assert_eq!(errors[5].as_deref(), Some("Invalid quota entity combination, IP entity shouldnot be combined with User or ClientId"));
+        assert_eq!(&errors[6..], &[None, None, None], "a fractional mutation rate is a DOUBLE, as in Kafka");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(q.connection_rate_for_ip(ip("0:0::1")), Some(7.0), "an address's own quota, however it is written");
+        assert_eq!(q.connection_rate_for_ip(ip("10.9.9.9")), Some(5.0), "the <default> ip entity for the others");
+        q.alter(&[alteration(&[("ip", Some("10.9.9.9"))], &[("connection_creation_rate", Some(2147483647.0))])], false);
+        assert_eq!(q.connection_rate_for_ip(ip("10.9.9.9")), None, "Kafka's INT maximum is no quota");
+    }
+
+    #[test]
+    fn a_strict_mutation_quota_refuses_once_the_bucket_is_below_zero_and_says_for_how_long() {
+        let (_dir, q) = store();
+        q.alter(&[alteration(&[("user", None)], &[("controller_mutation_rate", Some(1.0))])], false);
+        // 11 windows of 1 s at 1 partition/s: a full bucket holds 11 partitions.
+        let mut first = q.mutation_quota("alice", "admin", true);
+        assert_eq!(first.charge_at(&q, 10, 0), Ok(()));
+        assert_eq!(first.charge_at(&q, 10, 0), Ok(()), "taken while the bucket is not below zero, even past it");
+        assert_eq!(first.throttle_ms_at(0), 0, "the request that emptied the bucket is not throttled");
+        let mut second = q.mutation_quota("alice", "admin", true);
+        assert_eq!(second.charge_at(&q, 1, 0), Err(9000), "9 partitions below zero at 1/s");
+        assert_eq!(second.charge_at(&q, 1, 1000), Err(8000), "refilled at the quota");
+        assert_eq!(second.throttle_ms_at(1500), 7500, "the answer's throttle time counts the time since");
+        assert_eq!(q.mutation_quota("bob", "admin", true).charge_at(&q, 11, 0), Ok(()), "the default user's quota is each user's own");
+        let mut third = q.mutation_quota("alice", "admin", true);
+        assert_eq!(third.charge_at(&q, 5, 9000), Ok(()), "back to zero after 9 s");
+    }
+
+    #[test]
+    fn request_time_is_measured_in_percent_of_a_thread_and_throttled_at_most_one_window() {
+        let (_dir, q) = store();
+        q.alter(&[alteration(&[("client-id", Some("busy"))], &[("request_percentage", Some(10.0))])], false);
+        // 10 % of a thread over at least 10 s is 1 s of handling: within the quota.
+        assert_eq!(q.record_request_time_at("ANONYMOUS", "busy", 1_000_000_000, 0), 0);
+        // 1.05 s over 10 s is 10.5 %: (10.5 - 10) / 10 * 10 s = 500 ms.
+        assert_eq!(q.record_request_time_at("ANONYMOUS", "busy", 50_000_000, 0), 500);
+        // 3.05 s is 30.5 %: 20.5 s by the formula, bounded by the 1 s window as Kafka bounds it.
+        assert_eq!(q.record_request_time_at("ANONYMOUS", "busy", 2_000_000_000, 0), 1000);
+        assert_eq!(q.record_request_time_at("ANONYMOUS", "idle", 5_000_000_000, 0), 0, "no quota for this client id");
+    }
+
+    #[test]
+    fn a_permissive_mutation_quota_takes_everything_and_throttles_after() {
+        let (_dir, q) = store();
+        q.alter(&[alteration(&[("client-id", Some("old"))], &[("controller_mutation_rate", Some(2.0))])], false);
+        let mut m = q.mutation_quota("ANONYMOUS", "old", false);
+        assert_eq!(m.charge_at(&q, 20, 0), Ok(()));
+        assert_eq!(m.throttle_ms_at(0), 0, "22 tokens: 2 left");
+        assert_eq!(m.charge_at(&q, 10, 0), Ok(()), "never refused");
+        assert_eq!(m.throttle_ms_at(0), 4000, "8 below zero at 2/s");
+        let mut none = q.mutation_quota("ANONYMOUS", "other", true);
+        assert_eq!(none.charge_at(&q, 1_000_000, 0), Ok(()), "no quota, no limit");
+    }
+
+    #[test]
+    fn connections_over_an_address_rate_are_not_counted_and_wait_at_most_one_window() {
+        let (_dir, q) = store();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // 2 per second over at least 10 s: 20 connections at once are within the quota.
+        for _ in 0..20 {
+            assert_eq!(q.record_connection_at(ip, 2.0, 0), 0);
+        }
+        assert_eq!(q.record_connection_at(ip, 2.0, 0), 500, "21 over 10 s is 2.1/s: (2.1 - 2) / 2 * 10 s");
+        assert_eq!(q.record_connection_at(ip, 2.0, 0), 500, "the refused connection was not counted");
+        assert_eq!(q.record_connection_at(ip, 0.5, 0), 1000, "never more than one window");
+        let limit = RateLimit::new(5.0, 11, 1000);
+        for _ in 0..50 {
+            assert_eq!(limit.record_at(1.0, 0), 0);
+        }
+        assert_eq!(limit.record_at(1.0, 0), 200, "51 over 10 s at 5/s");
+        limit.rate.lock().unwrap().record(-1.0, 0, 1000, 11);
+        assert_eq!(limit.record_at(1.0, 0), 200, "an unrecorded connection is not counted");
+        assert_eq!(limit.record_at(1.0, 11_000), 0, "eleven windows later the samples have expired");
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn run(broker: Arc<Broker>, leader: i32, addr: SocketAddr, partitions: Arc
         // The leader may hold the fetch for replica.fetch.wait.max.ms before answering.
         request_timeout: Duration::from_millis(cfg.socket_timeout_ms + cfg.fetch_wait_max_ms as u64),
         max_response_bytes: (cfg.fetch_response_max_bytes as usize).saturating_add(cfg.fetch_max_bytes as usize).saturating_add(1 << 20),
+        tls: broker.cluster.as_ref().and_then(|c| c.inter_broker_tls()),
     };
     let mut client: Option<BrokerClient> = None;
     let mut shutdown = broker.shutdown_signal();

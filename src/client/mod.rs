@@ -15,9 +15,8 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::frame::{FrameError, check_response_len};
@@ -39,6 +38,9 @@ pub struct ClientConfig {
     /// The largest response accepted (for followers: `replica.fetch.response.max.bytes` plus
     /// the response's framing). A longer length prefix closes the connection.
     pub max_response_bytes: usize,
+    /// TLS to the peer (an SSL inter-broker listener): its certificate is checked against the
+    /// listener's trust store and for the peer's IP address. None: plaintext.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ClientConfig {
@@ -48,6 +50,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 100 << 20,
+            tls: None,
         }
     }
 }
@@ -99,7 +102,23 @@ impl BrokerClient {
             Err(_) => return Err(ClientError::Timeout(addr)),
         };
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        let (read, write): (Box<dyn AsyncRead + Send + Unpin>, Box<dyn AsyncWrite + Send + Unpin>) = match &config.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                (Box::new(read), Box::new(write))
+            }
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                let stream = match tokio::time::timeout(config.connect_timeout, connector.connect(name, stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(source)) => return Err(ClientError::Connect { addr, source }),
+                    Err(_) => return Err(ClientError::Timeout(addr)),
+                };
+                let (read, write) = tokio::io::split(stream);
+                (Box::new(read), Box::new(write))
+            }
+        };
         let (outgoing, queued) = mpsc::channel(SEND_QUEUE_DEPTH);
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
@@ -163,6 +182,34 @@ impl BrokerClient {
         }
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let frame = self.encode(request, version, correlation_id)?;
+        let mut body = self.round_trip(correlation_id, frame).await?;
+        let decode_error = |e: anyhow::Error| ClientError::Decode { addr: self.addr, reason: e.to_string() };
+        // The ApiVersions response header is v0 at every version, so an old peer's answer to a
+        // newer request parses.
+        let header_version = if R::KEY == 18 { 0 } else { R::Response::header_version(version) };
+        ResponseHeader::decode(&mut body, header_version).map_err(decode_error)?;
+        R::Response::decode(&mut body, version).map_err(decode_error)
+    }
+
+    /// Sends a request of Fjord's private `api_key` (outside Kafka's range; the peer must be a
+    /// Fjord node) with `body` under a v1 request header, and returns the response body after
+    /// its v0 header. Waits at most the request timeout.
+    pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<Bytes, ClientError> {
+        if self.is_closed() {
+            return Err(ClientError::Disconnected(self.addr));
+        }
+        let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let frame = crate::raft::transport::encode_private_request_frame(api_key, version, correlation_id, &self.config.client_id, body);
+        let mut response = self.round_trip(correlation_id, Bytes::from(frame)).await?;
+        if response.len() < 4 {
+            return Err(ClientError::Decode { addr: self.addr, reason: "response shorter than its header".into() });
+        }
+        Ok(response.split_off(4))
+    }
+
+    /// Queues `frame` and waits, at most the request timeout, for the response under
+    /// `correlation_id` (its body, response header included).
+    async fn round_trip(&self, correlation_id: i32, frame: Bytes) -> Result<Bytes, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(correlation_id, reply);
         let forget = || drop(self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&correlation_id));
@@ -171,24 +218,18 @@ impl BrokerClient {
             answer.await.map_err(|_| ClientError::Disconnected(self.addr))
         })
         .await;
-        let mut body = match waited {
-            Ok(Ok(body)) => body,
+        match waited {
+            Ok(Ok(body)) => Ok(body),
             Ok(Err(e)) => {
                 forget();
-                return Err(e);
+                Err(e)
             }
             Err(_) => {
                 // A late answer finds no waiter and is dropped.
                 forget();
-                return Err(ClientError::Timeout(self.addr));
+                Err(ClientError::Timeout(self.addr))
             }
-        };
-        let decode_error = |e: anyhow::Error| ClientError::Decode { addr: self.addr, reason: e.to_string() };
-        // The ApiVersions response header is v0 at every version, so an old peer's answer to a
-        // newer request parses.
-        let header_version = if R::KEY == 18 { 0 } else { R::Response::header_version(version) };
-        ResponseHeader::decode(&mut body, header_version).map_err(decode_error)?;
-        R::Response::decode(&mut body, version).map_err(decode_error)
+        }
     }
 
     fn encode<R: Request>(&self, request: &R, version: i16, correlation_id: i32) -> Result<Bytes, ClientError> {
@@ -216,7 +257,7 @@ impl Drop for BrokerClient {
     }
 }
 
-async fn write_frames(mut write: OwnedWriteHalf, mut queued: mpsc::Receiver<Bytes>, closed: Arc<AtomicBool>) {
+async fn write_frames(mut write: Box<dyn AsyncWrite + Send + Unpin>, mut queued: mpsc::Receiver<Bytes>, closed: Arc<AtomicBool>) {
     while let Some(frame) = queued.recv().await {
         if write.write_all(&frame).await.is_err() {
             break;
@@ -228,7 +269,7 @@ async fn write_frames(mut write: OwnedWriteHalf, mut queued: mpsc::Receiver<Byte
 
 /// Reads response frames until the connection ends or a frame is bad, handing each to its
 /// waiter; then fails every waiter (dropping them) and marks the client closed.
-async fn read_frames(mut read: OwnedReadHalf, pending: Pending, closed: Arc<AtomicBool>, addr: SocketAddr, max_bytes: usize) {
+async fn read_frames(mut read: Box<dyn AsyncRead + Send + Unpin>, pending: Pending, closed: Arc<AtomicBool>, addr: SocketAddr, max_bytes: usize) {
     loop {
         let mut prefix = [0u8; 4];
         if read.read_exact(&mut prefix).await.is_err() {

@@ -3,6 +3,7 @@
 //! renders from them plus a [`Snapshot`] of state read at scrape time. Names follow Kafka's JMX
 //! metrics as the Prometheus JMX exporter maps them. Knows nothing of the broker, sockets or disk.
 
+pub mod client_telemetry;
 pub mod process;
 mod render;
 

@@ -52,6 +52,8 @@ pub struct Snapshot {
     /// io_uring counters when that backend runs.
     pub uring: Option<crate::storage::io::uring::UringCounts>,
     pub process: ProcessStats,
+    /// The latest values clients pushed (KIP-714), by family, with the receiver on.
+    pub client_telemetry: super::client_telemetry::Families,
 }
 
 /// Kafka's classic group states, each with its own GroupMetadataManager gauge.
@@ -254,6 +256,14 @@ impl Collector for Scrape {
             h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
 
+        // What clients pushed (KIP-714), under their own metric names: the latest value of each.
+        for (name, samples) in &s.client_telemetry {
+            let mut f = e.encode_descriptor(name, "The latest value client instances pushed (KIP-714 client telemetry).", None, MetricType::Gauge)?;
+            for (labels, v) in samples {
+                ConstGauge::new(*v).encode(f.encode_family(labels)?)?;
+            }
+        }
+
         // The process, under the Prometheus client libraries' standard names.
         let p = &s.process;
         family(e, "process_cpu_seconds", "User and system CPU time spent, in seconds.", MetricType::Counter, &[(Vec::new(), p.cpu_seconds)], Sample::CounterF)?;
@@ -291,8 +301,13 @@ mod tests {
             ],
             uring: None,
             process: ProcessStats::default(),
+            client_telemetry: BTreeMap::from([(
+                "org_apache_kafka_producer_record_send_rate".to_string(),
+                vec![(vec![("client_instance_id".to_string(), "AAAAAAAAAAAAAAAAAAAAAA".to_string()), ("client_id".to_string(), "p-1".to_string())], 2.5)],
+            )]),
         };
         let text = render(m, snapshot);
+        assert_eq!(value(&text, r#"org_apache_kafka_producer_record_send_rate{client_instance_id="AAAAAAAAAAAAAAAAAAAAAA",client_id="p-1"}"#), Some(2.5));
         assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total"), Some(110.0), "{text}");
         assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total{topic=\"orders\"}"), Some(100.0));
         assert_eq!(value(&text, "kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"}"), Some(4.0));

@@ -68,12 +68,14 @@ pub struct ControllerService {
     /// The controller's own state (heartbeats) and the Raft term it belongs to: a new term
     /// starts it anew, as a new active controller starts every session anew.
     inner: tokio::sync::Mutex<(u64, Controller)>,
+    /// The broker-only nodes following the log from this voter while it leads.
+    pub observers: super::observer::Observers,
 }
 
 impl ControllerService {
     pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, listener_name, state, config, inner }
+        ControllerService { raft, listener_name, state, config, inner, observers: Default::default() }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

@@ -1,5 +1,5 @@
 //! The controller listener (`controller.listener.names`): the quorum's Raft RPCs between voters
-//! (`FJORD_RAFT_API_KEY`), and the Kafka APIs brokers send the active controller —
+//! (`FJORD_RAFT_API_KEY`), broker-only nodes' metadata fetches (`observer`), and the Kafka APIs brokers send the active controller —
 //! BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds, and the topic, config,
 //! SCRAM, quota and ACL changes brokers forward —
 //! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
@@ -84,6 +84,10 @@ async fn connection(mut stream: TcpStream, peer: IpAddr, service: Arc<Controller
         let response = if prefix.api_key == FJORD_RAFT_API_KEY {
             let (header, body) = transport::parse_request(&frame)?;
             let body = service.raft.handle_rpc(Bytes::copy_from_slice(body)).await;
+            transport::encode_response_frame(header.correlation_id, &body)
+        } else if prefix.api_key == super::observer::FJORD_METADATA_FETCH_API_KEY {
+            let (header, body) = transport::parse_private_request(&frame, super::observer::FJORD_METADATA_FETCH_API_KEY, super::observer::FJORD_METADATA_FETCH_API_VERSION)?;
+            let body = super::observer::answer(&service, body).await;
             transport::encode_response_frame(header.correlation_id, &body)
         } else {
             handle_kafka(&service, Bytes::from(frame)).await?
@@ -659,6 +663,7 @@ async fn create_partitions(service: &ControllerService, req: CreatePartitionsReq
 async fn incremental_alter_configs(service: &ControllerService, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use crate::controller::{AlterConfigOp, AlterConfigOpType};
     use crate::metadata::ConfigResource;
+    use crate::metadata::records::ConfigResourceType;
     use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
     let resources: Vec<(ConfigResource, Vec<AlterConfigOp>)> = req
         .resources
@@ -678,11 +683,23 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
                     value: c.value.as_ref().map(|v| v.to_string()),
                 })
                 .collect();
-            (ConfigResource::topic(r.resource_name.to_string()), ops)
+            // Brokers forward topics' configs and KIP-714 client metrics subscriptions.
+            let resource = match ConfigResourceType::from_code(r.resource_type) {
+                Some(ConfigResourceType::ClientMetrics) => ConfigResource { resource_type: ConfigResourceType::ClientMetrics, name: r.resource_name.to_string() },
+                _ => ConfigResource::topic(r.resource_name.to_string()),
+            };
+            (resource, ops)
         })
         .collect();
     let validate_only = req.validate_only;
-    let validate = |_: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+    let validate = |resource: &ConfigResource, configs: &std::collections::BTreeMap<String, String>| {
+        if resource.resource_type == ConfigResourceType::ClientMetrics {
+            use crate::broker::client_metrics::{ClientMetricsError as C, validate};
+            return validate(&resource.name, configs).map_err(|e| match e {
+                C::InvalidConfig(m) => ControllerError::InvalidConfig(m),
+                C::InvalidRequest(m) | C::Store(m) => ControllerError::InvalidRequest(m),
+            });
+        }
         match configs.keys().find(|k| crate::config::topic_def(k).is_none()) {
             Some(k) => Err(ControllerError::InvalidConfig(format!("Unknown topic config name: {k}"))),
             None => Ok(()),
@@ -741,12 +758,26 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
                 .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
         })
         .collect();
+    // Broker-only nodes fetching the log from this leader (see `observer`).
+    let observers = service
+        .observers
+        .active(status.leader_epoch)
+        .iter()
+        .map(|o| {
+            ReplicaState::default()
+                .with_replica_id(BrokerId(o.node_id))
+                .with_log_end_offset(o.covered.map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX - 1) + 1))
+                .with_last_fetch_timestamp(ms(Some(o.last_fetch)))
+                .with_last_caught_up_timestamp(ms(o.last_caught_up))
+        })
+        .collect();
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(status.node_id as i32))
         .with_leader_epoch(status.leader_epoch as i32)
         .with_high_watermark(hw)
-        .with_current_voters(voters);
+        .with_current_voters(voters)
+        .with_observers(observers);
     let mut resp = DescribeQuorumResponse::default().with_topics(vec![topic.with_partitions(vec![partition])]);
     if version >= 2 {
         resp.nodes = status

@@ -14,6 +14,7 @@ use crate::config::Config;
 
 pub mod cluster;
 pub mod controller_listener;
+pub mod observer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -36,6 +37,15 @@ pub enum StartError {
 /// What a node in a metadata quorum runs besides the broker.
 struct QuorumParts {
     state: Arc<broker::cluster::ClusterState>,
+    /// The voter's part (`process.roles` names controller); None on a broker-only node.
+    voter: Option<VoterParts>,
+    /// A broker-only node's fetch of the metadata log from the active controller
+    /// ([`observer::follow`]).
+    observer: Option<JoinHandle<()>>,
+}
+
+/// A voter's Raft node, active-controller service and controller listener.
+struct VoterParts {
     raft: Arc<crate::raft::RaftNode>,
     service: Arc<cluster::ControllerService>,
     controller_addr: SocketAddr,
@@ -68,10 +78,8 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 
 /// As [`start`], on a storage backend chosen by the caller (fault-injection tests).
 pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningNode, StartError> {
-    if config.topology.quorum.is_some() && !(config.topology.roles.broker && config.topology.roles.controller) {
-        // Refused rather than started half-working: a broker-only node would need the metadata
-        // fetched from the quorum, a controller-only node nothing to lead.
-        return Err(StartError::Unsupported("process.roles: a node in a metadata quorum must be both broker and controller for now"));
+    if !config.topology.roles.broker {
+        return Err(StartError::Unsupported("process.roles=controller: a controller-only node runs no broker (start it with node::start_controller)"));
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The HTTP listener first: /health and /ready (503) answer while the logs load.
@@ -90,7 +98,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         Ok(loaded) => loaded?,
         Err(_) => return Err(StartError::LoadPanicked),
     };
-    let quorum = match loaded.config().topology.quorum.clone() {
+    let mut quorum = match loaded.config().topology.quorum.clone() {
         Some(q) => {
             let parts = start_quorum(loaded.config(), &q, shutdown_rx.clone()).await?;
             loaded.join_cluster(parts.state.clone());
@@ -110,10 +118,13 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     http_state.set_broker(broker.clone());
     let mut tasks = broker::spawn_background_tasks(&broker);
     tasks.extend(http_task);
-    if let Some(q) = &quorum {
+    if let Some(q) = &mut quorum {
         tasks.push(tokio::spawn(broker::publisher::run(broker.clone(), q.state.clone())));
         tasks.push(tokio::spawn(broker::lifecycle::run(broker.clone(), q.state.clone())));
-        tasks.push(tokio::spawn(q.service.clone().run_fencing(shutdown_rx.clone())));
+        if let Some(v) = &q.voter {
+            tasks.push(tokio::spawn(v.service.clone().run_fencing(shutdown_rx.clone())));
+        }
+        tasks.extend(q.observer.take());
         tasks.push(tokio::spawn(broker::isr::run_shrinker(broker.clone())));
     }
     let server = match &quorum {
@@ -156,30 +167,46 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
     );
 }
 
-/// Starts this node's Raft voter with the metadata image as its state machine, and serves the
-/// controller listener (voter RPCs, brokers' registrations and heartbeats).
+/// Joins the metadata quorum: on a voter, starts its Raft node with the metadata image as its
+/// state machine and serves the controller listener (voter RPCs, brokers' registrations,
+/// heartbeats and metadata fetches); on a broker-only node, follows the log from the active
+/// controller as an observer ([`observer`]).
 async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
     let voters: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, format!("{}:{}", e.host, e.port))).collect();
     let raft_cell: Arc<std::sync::OnceLock<Arc<crate::raft::RaftNode>>> = Arc::default();
     let hint = raft_cell.clone();
     let leader_hint = Box::new(move || hint.get().and_then(|r| r.leader()).map(|(id, _)| id as i32));
-    let client = crate::client::ClientConfig {
-        request_timeout: Duration::from_millis(config.long("controller.quorum.request.timeout.ms").unwrap_or(2000).max(100) as u64),
-        ..crate::client::ClientConfig::new(format!("broker-{}-to-controller", config.node_id))
-    };
-    let channel = broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client);
-    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel));
+    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, controller_channel(config, &voters, leader_hint)));
+    // An SSL inter-broker listener: the other brokers are reached over TLS (a bad store stops startup).
+    if let Some(l) = config.topology.inter_broker_listener_name.as_deref().and_then(|n| config.topology.listeners.iter().find(|l| l.name == n))
+        && let Some(ssl) = &l.ssl
+    {
+        let tls = crate::server::tls::client_config(&l.name, ssl).map_err(crate::server::listener::BindError::from)?;
+        state.set_inter_broker_tls(tls);
+    }
+    let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
+    if !config.topology.roles.controller {
+        // Its own connection: a fetch held by the leader must not delay heartbeats.
+        let channel = controller_channel(config, &voters, Box::new(|| None));
+        let observer = tokio::spawn(observer::follow(config.node_id, machine, channel, stop));
+        tracing::info!(voters = ?voters, "following the metadata log from the active controller (broker-only node)");
+        return Ok(QuorumParts { state, voter: None, observer: Some(observer) });
+    }
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
     // Kafka's metadata.log.dir: the first log dir unless set.
     let metadata_log_dir = config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone());
     let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&metadata_log_dir));
     raft_config.election_timeout_ms = config.long("controller.quorum.election.timeout.ms").unwrap_or(1000).max(1) as u64;
     raft_config.fetch_timeout_ms = config.long("controller.quorum.fetch.timeout.ms").unwrap_or(2000).max(2) as u64;
+    raft_config.snapshot = crate::raft::SnapshotPolicy {
+        max_record_bytes_between_snapshots: config.long("metadata.log.max.record.bytes.between.snapshots").unwrap_or(crate::raft::state_machine::DEFAULT_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS as i64).max(1) as u64,
+        max_snapshot_interval_ms: config.long("metadata.log.max.snapshot.interval.ms").unwrap_or(crate::raft::state_machine::DEFAULT_MAX_SNAPSHOT_INTERVAL_MS as i64).max(0) as u64,
+    };
+    raft_config.entries_kept_after_snapshot = config.long("fjord.metadata.log.entries.kept.after.snapshot").unwrap_or(crate::raft::node::DEFAULT_ENTRIES_KEPT_AFTER_SNAPSHOT as i64).max(0) as u64;
     let controller_listener = config.topology.controller_listener().ok_or(StartError::Unsupported("controller.listener.names: no controller listener"))?;
     let bind = format!("{}:{}", controller_listener.endpoint.host, controller_listener.endpoint.port);
     let listener = tokio::net::TcpListener::bind(&bind).await.map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
     let controller_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
-    let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
     let raft = Arc::new(crate::raft::RaftNode::start(raft_config, machine).await?);
     let _ = raft_cell.set(raft.clone());
     let controller_config = crate::controller::ControllerConfig {
@@ -191,7 +218,71 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config));
     tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, config.authorizer.clone(), stop));
     tracing::info!(addr = %controller_addr, voters = ?voters, "controller listener serving the metadata quorum");
-    Ok(QuorumParts { state, raft, service, controller_addr })
+    Ok(QuorumParts { state, voter: Some(VoterParts { raft, service, controller_addr }), observer: None })
+}
+
+/// A connection to whichever voter is the active controller (`controller.quorum.voters`).
+fn controller_channel(config: &Config, voters: &std::collections::BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>) -> broker::cluster::ControllerChannel {
+    let client = crate::client::ClientConfig {
+        request_timeout: Duration::from_millis(config.long("controller.quorum.request.timeout.ms").unwrap_or(2000).max(100) as u64),
+        ..crate::client::ClientConfig::new(format!("broker-{}-to-controller", config.node_id))
+    };
+    broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client)
+}
+
+/// A started controller-only node (`process.roles=controller`): a voter of the metadata quorum
+/// running the Raft node, the active controller when it leads, and the controller listener. It
+/// holds no partitions and serves no client listener: no broker registers for it, so it is never
+/// a replica, a coordinator, or in a Metadata response. Its only directory is the metadata log's
+/// (`metadata.log.dir`, else the first of `log.dirs`).
+pub struct RunningController {
+    controller_addr: SocketAddr,
+    raft: Arc<crate::raft::RaftNode>,
+    service: Arc<cluster::ControllerService>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a controller-only node (see [`RunningController`]).
+pub async fn start_controller(config: Config) -> Result<RunningController, StartError> {
+    let roles = config.topology.roles;
+    let quorum = match &config.topology.quorum {
+        Some(q) if roles.controller && !roles.broker => q.clone(),
+        _ => return Err(StartError::Unsupported("start_controller: process.roles must be controller alone, with controller.quorum.voters")),
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let parts = start_quorum(&config, &quorum, shutdown_rx.clone()).await?;
+    let VoterParts { raft, service, controller_addr } = parts.voter.ok_or(StartError::Unsupported("a controller-only node is a voter"))?;
+    let tasks = vec![tokio::spawn(service.clone().run_fencing(shutdown_rx))];
+    tracing::info!(addr = %controller_addr, node_id = config.node_id, "Fjord controller is serving (controller-only node)");
+    Ok(RunningController { controller_addr, raft, service, shutdown_tx, tasks })
+}
+
+impl RunningController {
+    /// Where its controller listener is bound.
+    pub fn controller_addr(&self) -> SocketAddr {
+        self.controller_addr
+    }
+
+    /// Whether it leads the metadata quorum now (is the active controller).
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// The metadata image it applied last.
+    pub fn image(&self) -> Arc<crate::metadata::MetadataImage> {
+        self.service.image()
+    }
+
+    /// Stops the controller listener, the fencing task and the Raft node.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down the controller");
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.raft.shutdown().await;
+    }
 }
 
 impl RunningNode {
@@ -202,7 +293,7 @@ impl RunningNode {
 
     /// Where the controller listener of a node in a quorum is bound.
     pub fn controller_addr(&self) -> Option<SocketAddr> {
-        self.quorum.as_ref().map(|q| q.controller_addr)
+        self.quorum.as_ref().and_then(|q| q.voter.as_ref()).map(|v| v.controller_addr)
     }
 
     /// Stops accepting, lets in-flight requests finish within shutdown.timeout.ms, then flushes
@@ -221,8 +312,8 @@ impl RunningNode {
         for t in self.tasks {
             let _ = t.await;
         }
-        if let Some(q) = &self.quorum {
-            q.raft.shutdown().await;
+        if let Some(v) = self.quorum.as_ref().and_then(|q| q.voter.as_ref()) {
+            v.raft.shutdown().await;
         }
         let broker = self.broker.clone();
         match tokio::task::spawn_blocking(move || broker.replicas.logs().close()).await {

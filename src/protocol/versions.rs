@@ -73,14 +73,27 @@ pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
 ];
 
-/// The APIs a node serves: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum.
-pub fn served_table(clustered: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
-    SUPPORTED.iter().chain(CLUSTER_ONLY.iter().filter(move |_| clustered))
+/// KIP-714 client telemetry: always answered, but advertised only with a telemetry receiver
+/// (`fjord.client.telemetry.enabled`), as Kafka advertises them only with a metric reporter that
+/// receives telemetry, so that clients do not collect and push metrics nobody reads.
+pub const TELEMETRY: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::GetTelemetrySubscriptions, 0, 0),
+    (ApiKey::PushTelemetry, 0, 0),
+];
+
+/// The APIs a node advertises: [`SUPPORTED`], plus [`CLUSTER_ONLY`] in a quorum, plus
+/// [`TELEMETRY`] with a telemetry receiver.
+pub fn served_table(clustered: bool, telemetry: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
+    SUPPORTED.iter().chain(CLUSTER_ONLY.iter().filter(move |_| clustered)).chain(TELEMETRY.iter().filter(move |_| telemetry))
 }
 
-/// [`is_served`] on a node in a quorum or not.
+fn in_table(table: &[(ApiKey, i16, i16)], key: ApiKey, version: i16) -> bool {
+    table.iter().any(|(k, min, max)| *k == key && (*min..=*max).contains(&version))
+}
+
+/// [`is_served`] on a node in a quorum or not; the [`TELEMETRY`] APIs are answered on every node.
 pub fn is_served_on(key: ApiKey, version: i16, clustered: bool) -> bool {
-    is_served(key, version) || (clustered && CLUSTER_ONLY.iter().any(|(k, min, max)| *k == key && (*min..=*max).contains(&version)))
+    is_served(key, version) || (clustered && in_table(CLUSTER_ONLY, key, version)) || in_table(TELEMETRY, key, version)
 }
 
 /// The lowest version actually served (what kafka-protocol can decode).
@@ -111,7 +124,7 @@ mod tests {
 
     #[test]
     fn every_advertised_range_is_decodable_by_the_codec() {
-        for (key, min, max) in SUPPORTED {
+        for (key, min, max) in SUPPORTED.iter().chain(CLUSTER_ONLY).chain(TELEMETRY) {
             let codec = key.valid_versions();
             assert!(served_min(*key) >= codec.min, "{key:?} min {min}");
             assert!(*max <= codec.max, "{key:?} max {max}");

@@ -148,6 +148,15 @@ struct PersistedState {
     last_purged: Option<LogId<NodeId>>,
 }
 
+/// Payloads an observer is sent ([`LogStore::payloads_after`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payloads {
+    /// `(index, payload)` of each entry that carries one, in log order.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The last index covered (entries without a payload included); None when nothing is.
+    pub covered: Option<u64>,
+}
+
 /// The entries in memory: index -> (file position of its frame, entry).
 #[derive(Debug, Default)]
 struct Entries {
@@ -275,6 +284,52 @@ impl LogStore {
             0 => None,
             n => Some(n - 1),
         }
+    }
+
+    /// The index of the last entry purged behind a snapshot, if any.
+    pub fn last_purged_index(&self) -> Option<u64> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).last_purged.map(|l| l.index)
+    }
+
+    /// The payloads of the entries after `after` up to `up_to` (both log indexes; `after` None
+    /// from the start), for an observer following the log: `(index, payload)` of each entry that
+    /// carries one (blank and membership entries carry none), at most `bytes_max` of payload but
+    /// always at least one entry, and the last index covered. `None` when the entry after `after`
+    /// is purged (behind a snapshot): the observer needs the snapshot first.
+    pub fn payloads_after(&self, after: Option<u64>, up_to: u64, bytes_max: usize) -> Option<Payloads> {
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        if self.last_purged_index().is_some_and(|p| start <= p) {
+            return None;
+        }
+        if start > up_to {
+            return Some(Payloads { entries: Vec::new(), covered: after });
+        }
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut covered = after;
+        // From the start (nothing purged), the log begins at its first entry, whatever its index.
+        let mut expected = after.map(|a| a.saturating_add(1));
+        for (index, (_, entry)) in entries.by_index.range(start..=up_to) {
+            // A purge ran between the check above and this read: the start is gone.
+            if expected.is_some_and(|e| *index != e) {
+                return None;
+            }
+            if let openraft::EntryPayload::Normal(payload) = &entry.payload {
+                if !out.is_empty() && bytes + payload.len() > bytes_max {
+                    break;
+                }
+                bytes += payload.len();
+                out.push((*index, payload.clone()));
+            }
+            covered = Some(*index);
+            expected = Some(index + 1);
+        }
+        // Nothing found where committed entries must be: purged meanwhile.
+        if covered == after {
+            return None;
+        }
+        Some(Payloads { entries: out, covered })
     }
 
     fn read_entries(&self, start: u64, end_exclusive: Option<u64>) -> Vec<Entry<TypeConfig>> {
@@ -589,6 +644,29 @@ mod tests {
         assert_eq!(store.committed_index(), Some(8));
         let state = store.get_log_state().await.expect("state");
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
+    }
+
+    /// What an observer is sent: payload entries only, bounded by bytes (one at least), up to
+    /// the committed index given; None once its next entry is behind the purge point.
+    #[tokio::test]
+    async fn payloads_after_skips_entries_without_payload_and_says_when_purged() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = open(tmp.path());
+        let blank = Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), 3), payload: EntryPayload::Blank };
+        append(&mut store, vec![entry(1, 1, b"a"), entry(1, 2, b"bb"), blank, entry(1, 4, b"dddd"), entry(1, 5, b"e")]).await;
+        let p = |entries: Vec<(u64, &[u8])>, covered: Option<u64>| Some(Payloads { entries: entries.into_iter().map(|(i, b)| (i, b.to_vec())).collect(), covered });
+        assert_eq!(store.payloads_after(None, 4, 1 << 20), p(vec![(1, b"a"), (2, b"bb"), (4, b"dddd")], Some(4)));
+        // The blank entry is covered though it carries nothing.
+        assert_eq!(store.payloads_after(Some(2), 3, 1 << 20), p(vec![], Some(3)));
+        // A byte bound still sends one entry, then stops before the next payload that would pass
+        // it (the blank entry between them is covered).
+        assert_eq!(store.payloads_after(Some(1), 5, 1), p(vec![(2, b"bb")], Some(3)));
+        assert_eq!(store.payloads_after(Some(5), 5, 1 << 20), p(vec![], Some(5)));
+        // Any index from the wire is answered, never a panic.
+        assert_eq!(store.payloads_after(Some(u64::MAX), 5, 1 << 20), p(vec![], Some(u64::MAX)));
+        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 2)).await.expect("purge");
+        assert_eq!(store.payloads_after(Some(1), 5, 1 << 20), None);
+        assert_eq!(store.payloads_after(Some(2), 5, 1 << 20).map(|p| (p.entries.len(), p.covered)), Some((2, Some(5))));
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::log_store::{DEFAULT_ENTRY_BYTES_MAX, LogStore, LogStoreError, RecoveryReport};
+use super::log_store::{DEFAULT_ENTRY_BYTES_MAX, LogStore, LogStoreError, Payloads, RecoveryReport};
 use super::state_machine::{SnapshotPolicy, SnapshotStoreError, StateMachineStore};
 use super::transport::{self, NetworkFactory, PeerContacts, TransportConfig};
 use super::{NodeId, StateMachine, TypeConfig};
@@ -402,6 +402,24 @@ impl RaftNode {
     /// Waits until this node has applied `index`, up to `timeout`.
     pub async fn wait_for_applied(&self, index: u64, timeout: Duration) -> bool {
         self.raft.wait(Some(timeout)).applied_index_at_least(Some(index), "applied").await.is_ok()
+    }
+
+    /// What an observer following the log is sent after the index `after` (None: from the
+    /// start): the payloads of the entries committed and applied here, about `bytes_max` at most
+    /// (see [`LogStore::payloads_after`]), and the last index they cover. `None` when the entry
+    /// after `after` is behind this node's snapshot: the observer needs a snapshot first.
+    pub fn committed_payloads_after(&self, after: Option<u64>, bytes_max: usize) -> Option<Payloads> {
+        let applied = self.raft.metrics().borrow().last_applied.map(|l| l.index);
+        let up_to = match (self.log.committed_index(), applied) {
+            (Some(c), Some(a)) => c.min(a),
+            _ => return Some(Payloads { entries: Vec::new(), covered: after }),
+        };
+        self.log.payloads_after(after, up_to, bytes_max)
+    }
+
+    /// The index of the last entry purged behind a snapshot here, if any.
+    pub fn last_purged_index(&self) -> Option<u64> {
+        self.log.last_purged_index()
     }
 
     /// What DescribeQuorum shows, as this node sees it.

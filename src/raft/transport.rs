@@ -135,15 +135,21 @@ pub struct RequestHeader {
     pub client_id: Option<String>,
 }
 
-/// A whole request frame, length prefix included.
+/// A whole Raft request frame, length prefix included.
 pub fn encode_request_frame(correlation_id: i32, client_id: &str, body: &[u8]) -> Vec<u8> {
+    encode_private_request_frame(FJORD_RAFT_API_KEY, FJORD_RAFT_API_VERSION, correlation_id, client_id, body)
+}
+
+/// A whole request frame of one of Fjord's private api keys (the Raft RPCs, an observer's
+/// metadata fetch), length prefix included.
+pub fn encode_private_request_frame(api_key: i16, api_version: i16, correlation_id: i32, client_id: &str, body: &[u8]) -> Vec<u8> {
     let client = client_id.as_bytes();
     let client_len = client.len().min(i16::MAX as usize);
     let length = REQUEST_HEADER_FIXED_BYTES + client_len + body.len();
     let mut out = Vec::with_capacity(4 + length);
     out.extend_from_slice(&(length as i32).to_be_bytes());
-    out.extend_from_slice(&FJORD_RAFT_API_KEY.to_be_bytes());
-    out.extend_from_slice(&FJORD_RAFT_API_VERSION.to_be_bytes());
+    out.extend_from_slice(&api_key.to_be_bytes());
+    out.extend_from_slice(&api_version.to_be_bytes());
     out.extend_from_slice(&correlation_id.to_be_bytes());
     out.extend_from_slice(&(client_len as i16).to_be_bytes());
     out.extend_from_slice(&client[..client_len]);
@@ -151,14 +157,20 @@ pub fn encode_request_frame(correlation_id: i32, client_id: &str, body: &[u8]) -
     out
 }
 
-/// Splits a request frame (without its length prefix) into header and body. Never panics.
+/// Splits a Raft request frame (without its length prefix) into header and body. Never panics.
 pub fn parse_request(frame: &[u8]) -> Result<(RequestHeader, &[u8]), TransportError> {
+    parse_private_request(frame, FJORD_RAFT_API_KEY, FJORD_RAFT_API_VERSION)
+}
+
+/// Splits a request frame of the private `expected_key` at `expected_version` (without its
+/// length prefix) into header and body; any other key or version is refused. Never panics.
+pub fn parse_private_request(frame: &[u8], expected_key: i16, expected_version: i16) -> Result<(RequestHeader, &[u8]), TransportError> {
     if frame.len() < REQUEST_HEADER_FIXED_BYTES {
         return Err(TransportError::BadHeader("shorter than the fixed header fields"));
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
-    if api_key != FJORD_RAFT_API_KEY || api_version != FJORD_RAFT_API_VERSION {
+    if api_key != expected_key || api_version != expected_version {
         return Err(TransportError::WrongApi { api_key, api_version });
     }
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);

@@ -40,6 +40,20 @@ pub enum CompressionCodec {
     Unknown(u8),
 }
 
+impl CompressionCodec {
+    /// Kafka's compression type id (batch attributes, PushTelemetry's compression_type).
+    pub fn from_id(id: u8) -> CompressionCodec {
+        match id {
+            0 => CompressionCodec::None,
+            1 => CompressionCodec::Gzip,
+            2 => CompressionCodec::Snappy,
+            3 => CompressionCodec::Lz4,
+            4 => CompressionCodec::Zstd,
+            n => CompressionCodec::Unknown(n),
+        }
+    }
+}
+
 /// What the batch timestamps mean (attribute bit 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampType {
@@ -100,14 +114,7 @@ impl<'a> BatchHeader<'a> {
         be_i16(self.bytes, ATTRIBUTES_OFFSET)
     }
     pub fn compression(&self) -> CompressionCodec {
-        match self.attributes() & COMPRESSION_MASK {
-            0 => CompressionCodec::None,
-            1 => CompressionCodec::Gzip,
-            2 => CompressionCodec::Snappy,
-            3 => CompressionCodec::Lz4,
-            4 => CompressionCodec::Zstd,
-            n => CompressionCodec::Unknown(n as u8),
-        }
+        CompressionCodec::from_id((self.attributes() & COMPRESSION_MASK) as u8)
     }
     pub fn timestamp_type(&self) -> TimestampType {
         if self.attributes() & TIMESTAMP_TYPE_BIT != 0 {

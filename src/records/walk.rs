@@ -144,7 +144,13 @@ fn walk(batch: &[u8], limits: &WalkLimits, visit: Option<&mut dyn FnMut(RecordAt
 pub(crate) fn with_records_stream<T>(batch: &[u8], read: impl FnOnce(&mut dyn BufRead) -> T) -> Result<T, WalkError> {
     let header = BatchHeader::parse(batch).ok_or(WalkError::Invalid("batch shorter than header"))?;
     let payload = batch.get(HEADER_SIZE..header.total_size().min(batch.len())).unwrap_or(&[]);
-    Ok(match header.compression() {
+    with_decompressed(header.compression(), payload, read)
+}
+
+/// Hands `read` `payload` decompressed by `codec` as one stream, through the readers the walk
+/// uses (also for other compressed payloads than batches: KIP-714 telemetry pushes).
+pub(crate) fn with_decompressed<T>(codec: CompressionCodec, payload: &[u8], read: impl FnOnce(&mut dyn BufRead) -> T) -> Result<T, WalkError> {
+    Ok(match codec {
         CompressionCodec::None => read(&mut { payload }),
         CompressionCodec::Gzip => read(&mut BufReader::with_capacity(SCRATCH_BYTES, flate2::bufread::MultiGzDecoder::new(payload))),
         CompressionCodec::Snappy => read(&mut BufReader::with_capacity(SCRATCH_BYTES, SnappyReader::new(payload))),

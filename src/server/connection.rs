@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use crate::api::{self, Chunk, ResponseFrame};
 use crate::broker::Broker;
 use crate::config::SaslSettings;
+use crate::config::principal_mapping::PrincipalMapper;
 use crate::protocol::frame::check_request_len;
 use crate::server::sasl::{self, Authenticator, Step};
 use crate::storage::FileRange;
@@ -39,18 +40,22 @@ pub enum Stream {
 
 /// A server-side TLS session, shared by the connection's reads and writes. They take turns
 /// within one task; the lock is taken inside each poll only, never held across an await.
-pub struct TlsStream(std::sync::Mutex<tokio_rustls::server::TlsStream<TcpStream>>);
+pub struct TlsStream(std::sync::Mutex<tokio_rustls::server::TlsStream<TcpStream>>, PrincipalMapper);
 
 impl TlsStream {
-    pub fn new(stream: tokio_rustls::server::TlsStream<TcpStream>) -> TlsStream {
-        TlsStream(std::sync::Mutex::new(stream))
+    /// A session of a listener whose `ssl.principal.mapping.rules` are `mapping`.
+    pub fn new(stream: tokio_rustls::server::TlsStream<TcpStream>, mapping: PrincipalMapper) -> TlsStream {
+        TlsStream(std::sync::Mutex::new(stream), mapping)
     }
 
-    /// Kafka's principal of the client's certificate (mTLS), when it sent one.
-    fn certificate_principal(&self) -> Option<String> {
+    /// Kafka's principal of the client's certificate (mTLS), when it sent one: `User:` and the
+    /// name the mapping rules give its subject. Err: no rule applies (Kafka fails the
+    /// authentication).
+    fn certificate_principal(&self) -> Option<Result<String, String>> {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let cert = s.get_ref().1.peer_certificates()?.first()?;
-        super::tls::certificate_principal(cert)
+        let subject = super::tls::certificate_subject(cert)?;
+        Some(self.1.name(&subject).map(|name| format!("User:{name}")))
     }
 
     fn poll<T>(&self, f: impl FnOnce(std::pin::Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>) -> T) -> T {
@@ -90,12 +95,19 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
     let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer, listener);
-    // A client certificate names the principal, as Kafka's DEFAULT mapping rule does (SASL on a
-    // SASL_SSL listener names it again once the client authenticates).
+    // On an SSL listener a client certificate names the principal through the listener's
+    // ssl.principal.mapping.rules; on SASL_SSL the SASL authentication names it.
     if let Stream::Tls(tls) = stream
-        && let Some(principal) = tls.certificate_principal()
+        && auth.is_none()
     {
-        session.principal = Arc::from(principal.as_str());
+        match tls.certificate_principal() {
+            None => {}
+            Some(Ok(principal)) => session.principal = Arc::from(principal.as_str()),
+            Some(Err(reason)) => {
+                tracing::warn!(%peer, listener = %session.listener, %reason, "closing connection: authentication failed (ssl.principal.mapping.rules)");
+                return;
+            }
+        }
     }
     let mut answered_at = tokio::time::Instant::now();
     // The frame read while the one before it was being handled (see below).
@@ -788,6 +800,9 @@ mod tests {
             client_auth: crate::config::ClientAuth::None,
             enabled_protocols: vec![crate::config::TlsVersion::Tls13],
             cipher_suites: vec![],
+            principal_mapping: PrincipalMapper::default(),
+            allow_dn_changes: false,
+            allow_san_changes: false,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();
@@ -801,7 +816,7 @@ mod tests {
         let (server, client) = pair().await;
         let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
         let (server, client) = tokio::join!(acceptor.accept(server), connector.connect(name, client));
-        (TlsStream::new(server.expect("server handshake")), client.expect("client handshake"))
+        (TlsStream::new(server.expect("server handshake"), PrincipalMapper::default()), client.expect("client handshake"))
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The accept loops: binds every client listener (PLAINTEXT, SASL_PLAINTEXT, and SSL and SASL_SSL
 //! with their TLS configuration),
 //! applies socket options, enforces max.connections across all of them and
-//! max.connections.per.ip for each client address, runs each SSL
+//! max.connections.per.ip for each client address, the connection creation rates of KIP-612
+//! (max.connection.creation.rate broker-wide and per listener: accepting waits; an address over
+//! its connection_creation_rate quota: its connection is held, then closed), runs each SSL
 //! connection's TLS handshake within a deadline, and stops accepting at shutdown while
 //! connections drain.
 
@@ -15,9 +17,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
+use crate::broker::quotas::RateLimit;
 use crate::config::{Config, Listener};
 use crate::server::connection::{self, Stream, TlsStream};
-use crate::server::tls::TlsError;
+use crate::server::tls::{ListenerTls, TlsError};
 
 /// How long a client on an SSL listener has to finish its TLS handshake (Kafka has no property
 /// for it; a silent or plaintext client must not hold a connection slot for long).
@@ -36,8 +39,8 @@ pub struct BoundListener {
     pub listener: Listener,
     pub socket: TcpListener,
     pub local_addr: SocketAddr,
-    /// The TLS acceptor of an SSL or SASL_SSL listener.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The TLS of an SSL or SASL_SSL listener (reloadable).
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 /// Binds every client listener of the node (on a controller-only node, none), building each SSL
@@ -51,7 +54,7 @@ pub async fn bind(config: &Config) -> Result<Vec<BoundListener>, BindError> {
     };
     for l in served {
         let tls = match &l.ssl {
-            Some(ssl) => Some(tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config(&l.name, ssl)?)),
+            Some(ssl) => Some(Arc::new(ListenerTls::new(&l.name, ssl)?)),
             None => None,
         };
         let addr = format!("{}:{}", l.endpoint.host, l.endpoint.port);
@@ -79,14 +82,71 @@ fn apply_socket_options(stream: &tokio::net::TcpStream, config: &Config) {
 pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip, broker.config.max_connections_per_ip_overrides.clone()));
+    let config = &broker.config;
+    let limit = |rate: u32| (rate < i32::MAX as u32).then(|| Arc::new(RateLimit::new(f64::from(rate), config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000))));
+    let broker_rate = limit(config.max_connection_creation_rate);
+    let count = listeners.len();
     let mut loops = JoinSet::new();
     for l in listeners {
-        loops.spawn(serve_one(l, broker.clone(), slots.clone(), per_ip.clone()));
+        if let Some(tls) = &l.tls {
+            broker.register_listener_tls(tls.clone());
+            if broker.config.ssl_reload_check_interval_ms > 0 {
+                loops.spawn(check_store_files(tls.clone(), broker.clone()));
+            }
+        }
+        let rates = CreationRates {
+            broker: broker_rate.clone(),
+            listener: config.listener_max_connection_creation_rates.get(&l.listener.name).copied().and_then(limit),
+            // Kafka leaves the inter-broker listener out of the broker-wide rate when there are
+            // others, so that brokers can always reach each other.
+            protected: count > 1 && config.topology.inter_broker_listener_name.as_deref() == Some(l.listener.name.as_str()),
+        };
+        loops.spawn(serve_one(l, broker.clone(), slots.clone(), per_ip.clone(), rates));
     }
     while loops.join_next().await.is_some() {}
 }
 
-async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>, per_ip: Arc<ConnectionsPerIp>) {
+/// Every `fjord.ssl.reload.check.interval.ms`, reloads the listener's stores when their files'
+/// content changed (what a certificate manager renewing the files expects), until shutdown.
+async fn check_store_files(tls: Arc<ListenerTls>, broker: Arc<Broker>) {
+    let mut stop = broker.shutdown_signal();
+    let interval = Duration::from_millis(broker.config.ssl_reload_check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {
+                let tls = tls.clone();
+                // Reads and parses files: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || tls.reload_changed_files()).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The connection creation rates one listener's accepts count against.
+struct CreationRates {
+    broker: Option<Arc<RateLimit>>,
+    listener: Option<Arc<RateLimit>>,
+    protected: bool,
+}
+
+impl CreationRates {
+    fn counted(&self) -> impl Iterator<Item = &RateLimit> {
+        self.broker.as_deref().filter(|_| !self.protected).into_iter().chain(self.listener.as_deref())
+    }
+
+    /// Counts one new connection; how long accepting must wait to keep to the rates (ms).
+    fn record(&self) -> u64 {
+        self.counted().map(RateLimit::record).max().unwrap_or(0)
+    }
+
+    /// Takes back a connection refused by its address's own quota (as Kafka does).
+    fn unrecord(&self) {
+        self.counted().for_each(RateLimit::unrecord);
+    }
+}
+
+async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>, per_ip: Arc<ConnectionsPerIp>, rates: CreationRates) {
     let BoundListener { listener, socket, tls, .. } = bound;
     let name: Arc<str> = Arc::from(listener.name.as_str());
     let mut stop = broker.shutdown_signal();
@@ -96,6 +156,35 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over max.connection.creation.rate this listener accepts nothing more
+                    // until the rate is back to it (Kafka's acceptor waits the same way).
+                    let wait = rates.record();
+                    if wait > 0 {
+                        tracing::debug!(%peer, listener = %name, wait_ms = wait, "max.connection.creation.rate reached; accepting waits");
+                        let stopped = tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(wait)) => false,
+                            _ = stop.changed() => true,
+                        };
+                        if stopped {
+                            break;
+                        }
+                    }
+                    // Over its address's connection_creation_rate: not served, and closed
+                    // only after the throttle time, as Kafka delays the close.
+                    let throttle = broker.quotas.record_connection(peer.ip());
+                    if throttle > 0 {
+                        rates.unrecord();
+                        tracing::debug!(%peer, listener = %name, throttle_ms = throttle, "connection_creation_rate reached for the address; closing the connection after the throttle time");
+                        let mut stop = broker.shutdown_signal();
+                        connections.spawn(async move {
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_millis(throttle)) => {}
+                                _ = stop.changed() => {}
+                            }
+                            drop(stream);
+                        });
+                        continue;
+                    }
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
                         continue;
@@ -114,10 +203,14 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         let (_open, _ip_slot) = (open, ip_slot);
                         let stream = match tls {
                             None => Stream::Plain(stream),
-                            Some(acceptor) => match handshake(&acceptor, stream, peer, &name, &broker).await {
-                                Some(s) => Stream::Tls(Box::new(TlsStream::new(s))),
-                                None => return,
-                            },
+                            // The TLS as it is at accept: a reload later leaves this connection alone.
+                            Some(tls) => {
+                                let (acceptor, mapping) = tls.for_connection();
+                                match handshake(&acceptor, stream, peer, &name, &broker).await {
+                                    Some(s) => Stream::Tls(Box::new(TlsStream::new(s, mapping))),
+                                    None => return,
+                                }
+                            }
                         };
                         connection::run(stream, peer, broker, name, sasl).await;
                         drop(permit);

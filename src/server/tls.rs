@@ -1,9 +1,10 @@
 //! TLS of SSL listeners: builds each listener's rustls server configuration from its `ssl.*`
 //! settings (PEM key stores and trust stores, client authentication, versions, cipher suites)
-//! at startup. Reads the store files; never sees a request. The handshake itself is rustls's
-//! (tokio-rustls), run by the accept loop.
+//! at startup, and swaps it at run time when the stores change (AlterConfigs, or new file
+//! content), after Kafka's checks of the new certificate. Reads the store files; never sees a
+//! request. The handshake itself is rustls's (tokio-rustls), run by the accept loop.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -24,59 +25,247 @@ pub struct TlsError {
 
 /// The rustls server configuration of SSL listener `listener`.
 pub fn server_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_and_leaf(listener, s).map(|(config, _)| config)
+}
+
+/// The server configuration and the certificate it presents (the first of the key store's chain).
+fn server_config_and_leaf(listener: &str, s: &SslSettings) -> Result<(Arc<rustls::ServerConfig>, CertificateDer<'static>), TlsError> {
     let err = |property: &'static str, reason: String| TlsError { listener: listener.to_string(), property, reason };
     let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
     let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = s
-        .enabled_protocols
-        .iter()
-        .map(|v| match v {
-            TlsVersion::Tls12 => &rustls::version::TLS12,
-            TlsVersion::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let leaf = chain[0].clone();
+    let versions = protocol_versions(s);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| err("ssl.enabled.protocols", format!("{e} (do ssl.cipher.suites include one of each enabled version?)")))?;
     let builder = match s.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let Some(store) = &s.truststore else {
-                return Err(err("ssl.truststore.location", "client certificates need a trust store".into()));
-            };
-            let property = match store {
-                TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
-                TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
-            };
-            let certs: Vec<CertificateDer<'static>> = match store {
-                TrustStore::Pem(source) => {
-                    let pem = read_pem(source).map_err(|r| err(property, r))?;
-                    CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| err(property, format!("bad PEM: {e}")))?
-                }
-                TrustStore::Pkcs12 { path, password } => {
-                    let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| err(property, r))?;
-                    p12.entries()
-                        .filter_map(|(_, e)| match e {
-                            p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
-                            _ => None,
-                        })
-                        .collect()
-                }
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in certs {
-                roots.add(cert).map_err(|e| err(property, format!("not a CA certificate rustls accepts: {e}")))?;
-            }
-            if roots.is_empty() {
-                return Err(err(property, "no CERTIFICATE in the trust store".into()));
-            }
+            let (property, roots) = trust_roots(s, "client certificates need a trust store").map_err(|(p, r)| err(p, r))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
             builder.with_client_cert_verifier(verifier.build().map_err(|e| err(property, e.to_string()))?)
         }
     };
     let config = builder.with_single_cert(chain, key).map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
+    Ok((Arc::new(config), leaf))
+}
+
+/// The CA certificates of the trust store (`why_needed` says what needs one when there is none).
+/// Ok: (the property that named the store, the roots); Err: (property, reason).
+fn trust_roots(s: &SslSettings, why_needed: &str) -> Result<(&'static str, rustls::RootCertStore), (&'static str, String)> {
+    let Some(store) = &s.truststore else {
+        return Err(("ssl.truststore.location", why_needed.to_string()));
+    };
+    let property = match store {
+        TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
+        TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
+    };
+    let certs: Vec<CertificateDer<'static>> = match store {
+        TrustStore::Pem(source) => {
+            let pem = read_pem(source).map_err(|r| (property, r))?;
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| (property, format!("bad PEM: {e}")))?
+        }
+        TrustStore::Pkcs12 { path, password } => {
+            let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| (property, r))?;
+            p12.entries()
+                .filter_map(|(_, e)| match e {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
+                    _ => None,
+                })
+                .collect()
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert).map_err(|e| (property, format!("not a CA certificate rustls accepts: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err((property, "no CERTIFICATE in the trust store".into()));
+    }
+    Ok((property, roots))
+}
+
+/// The TLS a broker connects to the other brokers with on SSL listener `listener` (its
+/// `inter.broker.listener.name`), from that listener's settings as Kafka's inter-broker client
+/// takes them: the trust store checks the peer's certificate (for the peer's IP address: the
+/// endpoints are addresses), the key store is the client certificate a peer asking for one gets,
+/// the versions and cipher suites are the listener's.
+pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let err = |property: &'static str, reason: String| TlsError { listener: listener.to_string(), property, reason };
+    let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
+    let (_, roots) = trust_roots(s, "the inter-broker listener needs a trust store to check the other brokers' certificates").map_err(|(p, r)| err(p, r))?;
+    let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
+    let versions = protocol_versions(s);
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| err("ssl.enabled.protocols", e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
     Ok(Arc::new(config))
+}
+
+/// An SSL listener's TLS as it is now: new connections take the current acceptor; a reload
+/// installs another one (connections already open keep the session they negotiated).
+pub struct ListenerTls {
+    pub listener: String,
+    current: RwLock<Arc<Installed>>,
+    /// The store files' digest of the last reload that failed: the check does not retry (and
+    /// log) the same broken content again.
+    failed: Mutex<Option<[u8; 32]>>,
+}
+
+/// One built TLS configuration with what it was built from.
+struct Installed {
+    settings: SslSettings,
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// The certificate the listener presents.
+    leaf: CertificateDer<'static>,
+    /// Digest of the store files' content when they were read.
+    files: [u8; 32],
+}
+
+/// A new TLS configuration, built and checked, not yet serving ([`ListenerTls::install`]).
+pub struct Reload(Arc<Installed>);
+
+impl ListenerTls {
+    /// Builds the listener's TLS at startup: a bad store is an error.
+    pub fn new(listener: &str, settings: &SslSettings) -> Result<ListenerTls, TlsError> {
+        let installed = build(listener, settings)?;
+        Ok(ListenerTls { listener: listener.to_string(), current: RwLock::new(Arc::new(installed)), failed: Mutex::new(None) })
+    }
+
+    fn current(&self) -> Arc<Installed> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The acceptor for a new connection.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        self.current().acceptor.clone()
+    }
+
+    /// The settings the listener serves with now.
+    pub fn settings(&self) -> SslSettings {
+        self.current().settings.clone()
+    }
+
+    /// What a new connection is served with: the acceptor and the principal mapping rules, of
+    /// the same configuration.
+    pub fn for_connection(&self) -> (tokio_rustls::TlsAcceptor, crate::config::principal_mapping::PrincipalMapper) {
+        let current = self.current();
+        (current.acceptor.clone(), current.settings.principal_mapping.clone())
+    }
+
+    /// Builds and checks the listener's TLS from `next`, as Kafka's SslFactory validates a
+    /// reconfiguration: the stores must open, a trust store cannot appear where there was none,
+    /// and the new certificate keeps the subject (unless `ssl.allow.dn.changes`) and every
+    /// subject alternative name (unless `ssl.allow.san.changes`) of the current one. `None` when
+    /// neither the settings nor the store files' content changed. Err: Kafka's reason.
+    pub fn prepare(&self, next: &SslSettings) -> Result<Option<Reload>, String> {
+        let current = self.current();
+        if *next == current.settings && store_digest(next) == current.files {
+            return Ok(None);
+        }
+        let failed = |reason: String| format!("Validation of dynamic config update of SSLFactory failed: {reason}");
+        if current.settings.truststore.is_none() && next.truststore.is_some() {
+            return Err(failed("Cannot add SSL truststore to an existing listener for which no truststore was configured.".into()));
+        }
+        let built = build(&self.listener, next).map_err(|e| failed(e.to_string()))?;
+        compatible(&current.leaf, &built.leaf, next.allow_dn_changes, next.allow_san_changes).map_err(failed)?;
+        Ok(Some(Reload(Arc::new(built))))
+    }
+
+    /// Serves new connections with `reload`.
+    pub fn install(&self, reload: Reload) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = reload.0;
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::info!(listener = %self.listener, "SSL key store and trust store reloaded");
+    }
+
+    /// The periodic check (`fjord.ssl.reload.check.interval.ms`): when the store files' content
+    /// changed, reloads them through [`Self::prepare`]'s checks. A refused reload is logged once
+    /// per content and the listener keeps its current certificate.
+    pub fn reload_changed_files(&self) {
+        let current = self.current();
+        let digest = store_digest(&current.settings);
+        if digest == current.files || *self.failed.lock().unwrap_or_else(|e| e.into_inner()) == Some(digest) {
+            return;
+        }
+        match self.prepare(&current.settings) {
+            Ok(Some(reload)) => self.install(reload),
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(listener = %self.listener, %reason, "the SSL store files changed but cannot be loaded; the listener keeps its certificate");
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+            }
+        }
+    }
+}
+
+fn build(listener: &str, settings: &SslSettings) -> Result<Installed, TlsError> {
+    // The digest first: a file that changes while it is read is seen as changed at the next check.
+    let files = store_digest(settings);
+    let (config, leaf) = server_config_and_leaf(listener, settings)?;
+    Ok(Installed { settings: settings.clone(), acceptor: tokio_rustls::TlsAcceptor::from(config), leaf, files })
+}
+
+/// SHA-256 over the content of the key store and trust store files (an unreadable file counts
+/// as empty); stores given as property text are part of the settings instead.
+fn store_digest(s: &SslSettings) -> [u8; 32] {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    let keystore = match &s.keystore {
+        KeyStore::File(path) | KeyStore::Pkcs12 { path, .. } => Some(path),
+        KeyStore::Text { .. } => None,
+    };
+    let truststore = match &s.truststore {
+        Some(TrustStore::Pem(PemSource::File(path)) | TrustStore::Pkcs12 { path, .. }) => Some(path),
+        _ => None,
+    };
+    for path in [keystore, truststore] {
+        let content = path.and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+        digest.update((content.len() as u64).to_be_bytes());
+        digest.update(&content);
+    }
+    digest.finalize().into()
+}
+
+/// Kafka's checks of a new key store's certificate against the current one: the same subject
+/// (compared as RFC 2253 text, ignoring case) unless `allow_dn_changes`, every current subject
+/// alternative name still present unless `allow_san_changes`.
+fn compatible(old: &[u8], new: &[u8], allow_dn_changes: bool, allow_san_changes: bool) -> Result<(), String> {
+    if !allow_dn_changes {
+        let (old_dn, new_dn) = (certificate_subject(old).unwrap_or_default(), certificate_subject(new).unwrap_or_default());
+        if !old_dn.eq_ignore_ascii_case(&new_dn) {
+            return Err(format!("Keystore DistinguishedName does not match: existing={{DN={old_dn}}}, new={{DN={new_dn}}}"));
+        }
+    }
+    if !allow_san_changes {
+        let (old_sans, new_sans) = (subject_alt_names(old), subject_alt_names(new));
+        if !old_sans.iter().all(|s| new_sans.contains(s)) {
+            return Err(format!("Keystore SubjectAltNames do not match: existing={{SAN=[{}]}}, new={{SAN=[{}]}}", old_sans.join(", "), new_sans.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+/// A certificate's subject alternative names, each as `<kind>:<value>`.
+fn subject_alt_names(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return Vec::new() };
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
+    san.value.general_names.iter().map(|n| n.to_string()).collect()
+}
+
+/// rustls's versions of `ssl.enabled.protocols`.
+fn protocol_versions(s: &SslSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    s.enabled_protocols
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect()
 }
 
 /// rustls's provider on *ring*. rustls 0.23.48 deprecates it because *ring* offers no
@@ -160,12 +349,11 @@ fn read_pem(source: &PemSource) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Kafka's principal of a client that sent a certificate on an SSL listener (the DEFAULT rule of
-/// `ssl.principal.mapping.rules`): `User:` and the certificate's subject as Java's
-/// X500Principal.getName() prints it (RFC 2253: the last RDN first, `,` between RDNs, `+` inside
-/// one, CN/C/L/ST/STREET/O/OU/DC/UID by name, other attributes as `oid=#<hex of the DER value>`,
-/// special characters escaped). `None` when the certificate cannot be parsed.
-pub fn certificate_principal(der: &[u8]) -> Option<String> {
+/// A certificate's subject as Java's X500Principal.getName() prints it, what Kafka's
+/// `ssl.principal.mapping.rules` apply to (RFC 2253: the last RDN first, `,` between RDNs, `+`
+/// inside one, CN/C/L/ST/STREET/O/OU/DC/UID by name, other attributes as `oid=#<hex of the DER
+/// value>`, special characters escaped). `None` when the certificate cannot be parsed.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let mut rdns: Vec<String> = cert
         .subject()
@@ -211,7 +399,7 @@ pub fn certificate_principal(der: &[u8]) -> Option<String> {
         })
         .collect();
     rdns.reverse();
-    Some(format!("User:{}", rdns.join(",")))
+    Some(rdns.join(","))
 }
 
 /// RFC 2253's escaping of an attribute value: `,+"\<>;` anywhere, `#` or a space first, a space last.
@@ -241,8 +429,8 @@ mod tests {
         dn.push(rcgen::DnType::CommonName, "alice");
         params.distinguished_name = dn;
         let cert = params.self_signed(&key).expect("cert");
-        assert_eq!(certificate_principal(cert.der()).as_deref(), Some("User:CN=alice,OU=eng,O=Acme\\, Inc.,C=US"));
-        assert_eq!(certificate_principal(b"not a certificate"), None);
+        assert_eq!(certificate_subject(cert.der()).as_deref(), Some("CN=alice,OU=eng,O=Acme\\, Inc.,C=US"));
+        assert_eq!(certificate_subject(b"not a certificate"), None);
         assert_eq!(rfc2253_escape("#a+b "), "\\#a\\+b\\ ");
     }
 
@@ -257,6 +445,9 @@ mod tests {
             client_auth: ClientAuth::None,
             enabled_protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
             cipher_suites: vec![],
+            principal_mapping: Default::default(),
+            allow_dn_changes: false,
+            allow_san_changes: false,
         }
     }
 
@@ -264,6 +455,69 @@ mod tests {
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
         (cert.pem(), key.serialize_pem(), key)
+    }
+
+    /// A PEM key store (key and certificate) for `names`, subject CN=`cn`.
+    fn key_store_pem(cn: &str, names: &[&str]) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).expect("cert");
+        format!("{}{}", key.serialize_pem(), cert.pem())
+    }
+
+    #[test]
+    fn a_reload_takes_new_store_content_and_refuses_another_subject_or_fewer_names() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("broker.pem");
+        std::fs::write(&path, key_store_pem("broker", &["localhost", "broker.example"])).expect("write");
+        let mut s = settings(String::new(), String::new());
+        s.keystore = KeyStore::File(path.clone());
+        let tls = ListenerTls::new("SSL", &s).expect("startup");
+        assert!(tls.prepare(&s).expect("unchanged").is_none(), "same settings, same files: nothing to do");
+        let first = tls.current().leaf.clone();
+        // New content, same subject and names: reloaded.
+        std::fs::write(&path, key_store_pem("broker", &["broker.example", "localhost", "extra"])).expect("write");
+        let reload = tls.prepare(&s).expect("compatible").expect("changed");
+        tls.install(reload);
+        assert_ne!(tls.current().leaf, first);
+        tls.reload_changed_files();
+        assert!(tls.prepare(&s).expect("unchanged").is_none(), "installed content is current");
+        // Another subject: refused, unless ssl.allow.dn.changes.
+        std::fs::write(&path, key_store_pem("intruder", &["broker.example", "localhost", "extra"])).expect("write");
+        let e = tls.prepare(&s).err().expect("subject changed");
+        assert!(e.contains("Keystore DistinguishedName does not match") && e.contains("CN=intruder"), "{e}");
+        tls.reload_changed_files();
+        assert!(tls.current().settings == s && certificate_subject(&tls.current().leaf).as_deref() == Some("CN=broker"), "a refused file keeps the certificate");
+        let mut lenient = s.clone();
+        lenient.allow_dn_changes = true;
+        assert!(tls.prepare(&lenient).expect("DN changes allowed").is_some());
+        // A name dropped: refused, unless ssl.allow.san.changes.
+        std::fs::write(&path, key_store_pem("broker", &["localhost"])).expect("write");
+        let e = tls.prepare(&s).err().expect("names dropped");
+        assert!(e.contains("SubjectAltNames do not match"), "{e}");
+        lenient.allow_dn_changes = false;
+        lenient.allow_san_changes = true;
+        assert!(tls.prepare(&lenient).expect("SAN changes allowed").is_some());
+        // A broken store is refused with its reason; a trust store cannot be added.
+        std::fs::write(&path, "junk").expect("write");
+        assert!(tls.prepare(&s).err().expect("broken").contains("ssl.keystore.location"));
+        let mut trusting = s.clone();
+        trusting.truststore = Some(TrustStore::Pem(PemSource::Text(Secret("x".into()))));
+        assert!(tls.prepare(&trusting).err().expect("trust store added").contains("Cannot add SSL truststore"));
+    }
+
+    #[test]
+    fn the_inter_broker_client_needs_the_listeners_trust_store() {
+        let (chain, key, _) = self_signed();
+        let mut s = settings(chain.clone(), key);
+        let e = client_config("INTERNAL", &s).expect_err("no trust store");
+        assert_eq!(e.property, "ssl.truststore.location", "{e}");
+        s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret("junk".into()))));
+        assert_eq!(client_config("INTERNAL", &s).expect_err("no CA in it").property, "ssl.truststore.certificates");
+        s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret(chain))));
+        client_config("INTERNAL", &s).expect("trust store and key store");
     }
 
     #[test]

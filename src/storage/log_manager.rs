@@ -88,6 +88,8 @@ pub struct LogManager {
     pub(super) failures: Arc<LogDirFailures>,
     /// Partitions being moved to another log dir (`log_move`), with where to and how far.
     pub(super) moves: Mutex<HashMap<TopicPartition, Arc<super::log_move::MoveState>>>,
+    /// `replica.alter.log.dirs.io.max.bytes.per.second`: the pace of a move's unlocked copy.
+    pub(super) move_io_rate: std::sync::atomic::AtomicU64,
 }
 
 /// Kafka's default of `num.recovery.threads.per.data.dir`.
@@ -249,6 +251,7 @@ impl LogManager {
             checkpoint_lock: Mutex::new(()),
             threads_per_dir,
             moves: Mutex::new(HashMap::new()),
+            move_io_rate: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 

@@ -40,6 +40,33 @@ use crate::types::TopicPartition;
 /// Bytes read and written per step of a file copy.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
+/// A copy's pace: at most `rate` bytes a second (read again after every chunk, so a change
+/// applies to a copy under way), Kafka's `replica.alter.log.dirs.io.max.bytes.per.second`.
+struct Pace<'a> {
+    rate: &'a AtomicU64,
+}
+
+impl Pace<'_> {
+    /// After `bytes` were copied in `took`: sleeps what the rate asks for beyond it.
+    fn after(&self, bytes: usize, took: std::time::Duration) {
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == u64::MAX || rate == 0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(bytes as f64 / rate as f64);
+        if let Some(rest) = due.checked_sub(took) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
+impl LogManager {
+    /// Sets `replica.alter.log.dirs.io.max.bytes.per.second` (`u64::MAX`: unthrottled).
+    pub fn set_move_io_rate(&self, bytes_per_second: u64) {
+        self.move_io_rate.store(bytes_per_second.max(1), Ordering::Relaxed);
+    }
+}
+
 /// Files of a partition directory a move never copies: leftovers that an open removes anyway,
 /// and an old move's marker (the copy gets its own).
 fn not_copied(name: &str) -> bool {
@@ -179,6 +206,8 @@ impl LogManager {
         let src_dir = source.join(tp.dir_name());
         let future = dest.join(format!("{}.{}{}", tp.dir_name(), uuid::Uuid::new_v4().simple(), FUTURE_DIR_SUFFIX));
         io.create_dir_all(&future)?;
+        // Only this unlocked copy is paced: the locked step holds appends up, so it runs at full speed.
+        let pace = Pace { rate: &self.move_io_rate };
         let copied = (|| -> Result<u64> {
             io.sync_dir(dest)?;
             // 1. Sealed segments, without the lock.
@@ -190,7 +219,7 @@ impl LogManager {
                 for ext in ["log", "index", "timeindex", "txnindex"] {
                     let name = file_name(*base, ext);
                     // Retention or DeleteRecords may delete it meanwhile: step 2 settles that.
-                    if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, None)? {
+                    if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, None, Some(&pace))? {
                         state.copied_bytes.fetch_add(len, Ordering::Relaxed);
                     }
                 }
@@ -200,7 +229,7 @@ impl LogManager {
             // The active segment as far as it was written: step 2 then copies only what was
             // appended since, so appends wait for that and not for a whole large segment.
             let name = file_name(active_base, "log");
-            if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, Some(active_bytes))? {
+            if let Some(len) = copy_file(io, &src_dir.join(&name), &future.join(&name), 0, Some(active_bytes), Some(&pace))? {
                 state.copied_bytes.fetch_add(len, Ordering::Relaxed);
             }
             Ok(rewrites)
@@ -277,11 +306,11 @@ impl LogManager {
                 match had {
                     Some(c) if sealed.contains(&e.name) && c == len => {}
                     Some(c) if e.name.ends_with(".log") => {
-                        copy_file(io, &e.path, &future.join(&e.name), c, None)?;
+                        copy_file(io, &e.path, &future.join(&e.name), c, None, None)?;
                         state.copied_bytes.fetch_add(len - c, Ordering::Relaxed);
                     }
                     _ => {
-                        copy_file(io, &e.path, &future.join(&e.name), 0, None)?;
+                        copy_file(io, &e.path, &future.join(&e.name), 0, None, None)?;
                         state.copied_bytes.fetch_add(len, Ordering::Relaxed);
                     }
                 }
@@ -355,9 +384,9 @@ impl LogManager {
 }
 
 /// Copies `from`'s bytes from `start` to `end` (default: its length) into `to` at the same
-/// positions, `to` being created or cut to `start` first, and fsyncs the copy. Returns the bytes
-/// copied, `None` when `from` does not exist.
-fn copy_file(io: &dyn FileIo, from: &Path, to: &Path, start: u64, end: Option<u64>) -> Result<Option<u64>> {
+/// positions, `to` being created or cut to `start` first, and fsyncs the copy, at `pace` if
+/// given. Returns the bytes copied, `None` when `from` does not exist.
+fn copy_file(io: &dyn FileIo, from: &Path, to: &Path, start: u64, end: Option<u64>, pace: Option<&Pace>) -> Result<Option<u64>> {
     let src = match io.open(from, OpenMode::ReadWrite) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -370,12 +399,16 @@ fn copy_file(io: &dyn FileIo, from: &Path, to: &Path, start: u64, end: Option<u6
     let mut pos = start;
     while pos < len {
         let want = buf.len().min((len - pos) as usize);
+        let started = std::time::Instant::now();
         let n = src.read_full_at(&mut buf[..want], pos)?;
         if n == 0 {
             break;
         }
         dst.write_all_at(&buf[..n], pos)?;
         pos += n as u64;
+        if let Some(p) = pace {
+            p.after(n, started.elapsed());
+        }
     }
     dst.sync_data()?;
     Ok(Some(pos - start))
@@ -471,6 +504,33 @@ mod tests {
         let mut v: Vec<String> = std::fs::read_dir(dir).expect("ls").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_throttled_move_copies_at_the_configured_rate() {
+        let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let m = LogManager::open(dirs(&a, &b), cfg(), io()).expect("open");
+        let tp = TopicPartition::new("slow", 0);
+        let log = m.create_log(&tp, cfg()).expect("create");
+        for _ in 0..40 {
+            append(&log, 3);
+        }
+        let bytes: u64 = names(&a.path().join("slow-0")).iter().map(|n| std::fs::metadata(a.path().join("slow-0").join(n)).map_or(0, |f| f.len())).sum();
+        // About half a second of copying at this rate.
+        let rate = (bytes * 2).max(1);
+        m.set_move_io_rate(rate);
+        let started = std::time::Instant::now();
+        assert_eq!(m.request_move(&tp, b.path().to_str().expect("utf8")).expect("start"), MoveStarted::Started);
+        m.run_move(&tp).expect("move");
+        let took = started.elapsed();
+        assert!(took >= std::time::Duration::from_millis(300), "{bytes} bytes at {rate} B/s took only {took:?}");
+        assert_eq!(m.log_dir_of(&tp).as_deref(), Some(b.path()));
+        // Unthrottled again: the move back is not paced.
+        m.set_move_io_rate(u64::MAX);
+        let started = std::time::Instant::now();
+        assert_eq!(m.request_move(&tp, a.path().to_str().expect("utf8")).expect("start"), MoveStarted::Started);
+        m.run_move(&tp).expect("move back");
+        assert!(started.elapsed() < took, "unthrottled {:?} vs throttled {took:?}", started.elapsed());
     }
 
     #[test]

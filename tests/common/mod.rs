@@ -215,3 +215,19 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, S
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http_request(addr, "GET", path).await
 }
+
+/// IncrementalAlterConfigs SET of `key` to `value` on broker resource "1" (this broker):
+/// (error code, message).
+pub async fn alter_broker_config(c: &mut Client, key: &str, value: &str, validate_only: bool) -> (i16, Option<String>) {
+    use kafka_protocol::messages::{IncrementalAlterConfigsRequest, incremental_alter_configs_request};
+    let op = incremental_alter_configs_request::AlterableConfig::default()
+        .with_name(StrBytes::from_string(key.to_string()))
+        .with_config_operation(0)
+        .with_value(Some(StrBytes::from_string(value.to_string())));
+    let req = IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("1"))
+        .with_configs(vec![op])]);
+    let r = c.send(&req, 1).await;
+    (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
+}
