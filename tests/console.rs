@@ -27,16 +27,12 @@ async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
 
 /// POST a JSON body with the given extra header lines: (status, body as JSON).
 async fn post_with(addr: SocketAddr, path: &str, body: &Value, extra_headers: &str) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let body = body.to_string();
     let req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra_headers}\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(30), s.read_to_end(&mut raw)).await.expect("an answer in time").expect("read");
-    let text = String::from_utf8(raw).expect("utf-8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}")))
+    let (status, _, body) = exchange(s, req).await;
+    assert!(!body.is_string(), "{path}: not JSON: {body}");
+    (status, body)
 }
 
 /// POST as the console's own page does.
