@@ -240,13 +240,13 @@ async fn login(broker: &Arc<Broker>, ctx: &Context, body: &Value) -> Answer {
     // PBKDF2 over the credential's iterations: off the async workers.
     let valid = tokio::task::spawn_blocking(move || login::check_password(&b.config, &b.scram, &u, &password)).await.unwrap_or(false);
     if !valid {
-        tracing::info!(user = %user, peer = %ctx.peer, "web console login failed: invalid username or password");
+        tracing::info!(user = ?user, peer = %ctx.peer, "web console login failed: invalid username or password");
         tokio::time::sleep(Duration::from_millis(broker.config.connection_failed_authentication_delay_ms)).await;
         return error(StatusCode::UNAUTHORIZED, "Authentication failed: Invalid username or password");
     }
     match ctx.sessions.open(&user, Instant::now()) {
         Ok(token) => {
-            tracing::info!(user = %user, peer = %ctx.peer, "web console login");
+            tracing::info!(user = ?user, peer = %ctx.peer, "web console login");
             let mut r = ok(json!({"user": user}));
             if let Ok(v) = HeaderValue::from_str(&login::set_cookie(&token, ctx.sessions.lifetime(), ctx.https)) {
                 r.headers_mut().insert(hyper::header::SET_COOKIE, v);
