@@ -426,27 +426,40 @@ async fn group_page_shows_a_consumer_protocol_groups_members_and_what_each_owns(
     b.stop().await;
 }
 
-#[tokio::test]
-async fn an_https_listener_serves_the_console_and_metrics_over_tls_and_refuses_plain_http() {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+/// A self-signed certificate for localhost written as a PEM key store (key and certificate):
+/// the certificate's PEM.
+fn write_http_keystore(path: &std::path::Path) -> String {
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").self_signed(&key).expect("certificate");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keystore = dir.path().join("http.pem");
-    std::fs::write(&keystore, format!("{}{}", key.serialize_pem(), cert.pem())).expect("key store");
-    let location = format!("fjord.http.ssl.keystore.location={}", keystore.display());
-    let b = secured(&["fjord.http.listener=https://127.0.0.1:0", "fjord.http.ssl.keystore.type=PEM", &location]).await;
-    let addr = http_addr(&b);
+    std::fs::write(path, format!("{}{}", key.serialize_pem(), cert.pem())).expect("key store");
+    cert.pem()
+}
+
+/// A TLS client that trusts only `cert_pem`.
+fn trusting(cert_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("certificate")).expect("root");
-    let client = std::sync::Arc::new(
+    roots.add(CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate")).expect("root");
+    std::sync::Arc::new(
         rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(fjord::server::tls::ring_provider()))
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_root_certificates(roots)
             .with_no_client_auth(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn an_https_listener_serves_the_console_and_metrics_over_tls_and_refuses_plain_http() {
+    use rustls::pki_types::ServerName;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keystore = dir.path().join("http.pem");
+    let cert = write_http_keystore(&keystore);
+    let location = format!("fjord.http.ssl.keystore.location={}", keystore.display());
+    let b = secured(&["fjord.http.listener=https://127.0.0.1:0", "fjord.http.ssl.keystore.type=PEM", &location, "fjord.ssl.reload.check.interval.ms=100"]).await;
+    let addr = http_addr(&b);
+    let client = trusting(&cert);
     let https = |req: String| {
         let client = client.clone();
         async move {
@@ -477,5 +490,18 @@ async fn an_https_listener_serves_the_console_and_metrics_over_tls_and_refuses_p
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut raw)).await.expect("closed in time");
     assert!(!raw.starts_with(b"HTTP/"), "no HTTP answer: {:?}", String::from_utf8_lossy(&raw));
     assert_eq!(https(get("/health")).await.0, 200, "TLS clients are still served");
+
+    // A renewed certificate in the key store file is served to new connections.
+    let renewed = trusting(&write_http_keystore(&keystore));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if let Ok(tls) = tokio_rustls::TlsConnector::from(renewed.clone()).connect(ServerName::try_from("localhost").expect("name"), tcp).await {
+            assert_eq!(exchange(tls, get("/health")).await.0, 200);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewed certificate is served within fjord.ssl.reload.check.interval.ms");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     b.stop().await;
 }

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::{self, HttpConfig};
+use crate::server::tls::ListenerTls;
 
 /// hyper's smallest read buffer, which bounds a request's headers (hyper refuses less).
 const HTTP_REQUEST_HEAD_MAX_BYTES: usize = 8192;
@@ -61,8 +62,11 @@ impl HttpState {
 pub struct BoundHttp {
     socket: TcpListener,
     pub local_addr: SocketAddr,
-    /// `https://`: the TLS acceptor built from `fjord.http.ssl.*`.
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `https://`: the TLS built from `fjord.http.ssl.*` (reloaded when its store files change,
+    /// as an SSL listener's are).
+    tls: Option<Arc<ListenerTls>>,
+    /// `fjord.ssl.reload.check.interval.ms`: how often the store files are looked at; 0 = never.
+    reload_check_interval_ms: u64,
 }
 
 impl BoundHttp {
@@ -73,20 +77,31 @@ impl BoundHttp {
 }
 
 /// Binds `fjord.http.listener` (with its certificate, for `https://`); an error stops startup, as
-/// a Kafka listener's would.
-pub async fn bind(config: &HttpConfig) -> std::io::Result<Option<BoundHttp>> {
+/// a Kafka listener's would. `reload_check_interval_ms`: `fjord.ssl.reload.check.interval.ms`.
+pub async fn bind(config: &HttpConfig, reload_check_interval_ms: u64) -> std::io::Result<Option<BoundHttp>> {
     let Some(endpoint) = &config.listener else { return Ok(None) };
     let tls = match &config.tls {
         Some(settings) => {
-            let server = crate::server::tls::server_config(config::HTTP_SSL_PREFIX.trim_end_matches('.'), settings)
+            let tls = ListenerTls::new(config::HTTP_SSL_PREFIX.trim_end_matches('.'), settings)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}{}: {}", config::HTTP_SSL_PREFIX, e.property, e.reason)))?;
-            Some(tokio_rustls::TlsAcceptor::from(server))
+            Some(Arc::new(tls))
         }
         None => None,
     };
     let socket = TcpListener::bind((endpoint.host.as_str(), endpoint.port)).await?;
     let local_addr = socket.local_addr()?;
-    Ok(Some(BoundHttp { socket, local_addr, tls }))
+    Ok(Some(BoundHttp { socket, local_addr, tls, reload_check_interval_ms }))
+}
+
+/// Reloads the HTTPS listener's stores when their files' content changed, every `interval_ms`
+/// (a renewed certificate is served to new connections; a refused one is logged once).
+async fn check_store_files(tls: Arc<ListenerTls>, interval_ms: u64) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        let tls = tls.clone();
+        // Reads and parses files: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || tls.reload_changed_files()).await;
+    }
 }
 
 /// Serves until `stop` turns true; then drops every open HTTP connection.
@@ -95,6 +110,7 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
     let mut connections = JoinSet::new();
     let sampler = tokio::spawn(console::sample_throughput(state.clone()));
     let sessions = Arc::new(login::Sessions::new(config.console_sessions_max, Duration::from_millis(config.console_session_lifetime_ms)));
+    let reloader = bound.tls.clone().filter(|_| bound.reload_check_interval_ms > 0).map(|tls| tokio::spawn(check_store_files(tls, bound.reload_check_interval_ms)));
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
@@ -104,7 +120,7 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let (state, config, tls) = (state.clone(), config.clone(), bound.tls.clone());
+                    let (state, config, tls) = (state.clone(), config.clone(), bound.tls.as_ref().map(|t| t.acceptor()));
                     let console = console::Context { readonly: config.console_readonly, https: tls.is_some(), peer, sessions: sessions.clone() };
                     connections.spawn(async move {
                         match tls {
@@ -131,6 +147,9 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
         }
     }
     sampler.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
 }

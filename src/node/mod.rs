@@ -84,7 +84,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The HTTP listener first: /health and /ready (503) answer while the logs load.
     let http_state = Arc::new(crate::http::HttpState::default());
-    let http = crate::http::bind(&config.http).await.map_err(|source| {
+    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
         let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
         StartError::HttpBind { addr, source }
     })?;
