@@ -18,12 +18,7 @@ fn name(s: &str) -> TopicName {
 }
 
 fn config(a: &std::path::Path, b: &std::path::Path, port: u16) -> Config {
-    let o = [
-        format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-        format!("log.dirs={},{}", a.display(), b.display()),
-        "fjord.http.listener=none".to_string(),
-    ];
-    Config::load(None, &o).expect("test config")
+    two_dirs_config(a, b, port, &[])
 }
 
 async fn produce(c: &mut Client, records: Bytes) -> i16 {

@@ -22,13 +22,7 @@ fn name(s: &str) -> TopicName {
 }
 
 fn config(a: &std::path::Path, b: &std::path::Path, port: u16) -> Config {
-    let o = [
-        format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
-        format!("log.dirs={},{}", a.display(), b.display()),
-        "fjord.log.flush.on.acks.all=true".to_string(),
-        "fjord.http.listener=none".to_string(),
-    ];
-    Config::load(None, &o).expect("test config")
+    two_dirs_config(a, b, port, &["fjord.log.flush.on.acks.all=true"])
 }
 
 async fn produce(c: &mut Client, partition: i32, records: Bytes) -> i16 {

@@ -254,15 +254,19 @@ static READAHEAD_TASKS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 /// hint: a failure is logged at debug level and the fetch that needs the bytes reads them itself.
 fn read_ahead(mut ranges: Vec<FileRange>) {
     use std::sync::atomic::Ordering;
+    let asked = ranges.len();
     ranges.retain(|r| r.len > 0 && !r.file.is_cached(r.position + r.len as u64 - 1));
+    crate::metrics::READAHEAD_CACHED.fetch_add((asked - ranges.len()) as u64, Ordering::Relaxed);
     if ranges.is_empty() {
         return;
     }
     if READAHEAD_TASKS.fetch_add(1, Ordering::AcqRel) >= READAHEAD_TASKS_MAX {
         READAHEAD_TASKS.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::READAHEAD_DROPPED.fetch_add(ranges.len() as u64, Ordering::Relaxed);
         tracing::debug!(ranges = ranges.len(), "read-ahead hints dropped: enough in flight");
         return;
     }
+    crate::metrics::READAHEAD_HINTED.fetch_add(ranges.len() as u64, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || {
         for r in ranges {
             if let Err(e) = r.file.will_need(r.position, r.len as u64) {

@@ -158,6 +158,8 @@ macro_rules! no_throttle_time {
 
 throttle_time!(
     ApiVersionsResponse,
+    GetTelemetrySubscriptionsResponse,
+    PushTelemetryResponse,
     ProduceResponse,
     MetadataResponse,
     ListOffsetsResponse,
@@ -435,16 +437,15 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
             if version >= 3 {
                 session.client_software = Some((req.client_software_name.to_string(), req.client_software_version.to_string()));
             }
-            let resp = api_versions::handle(broker, req, version).await;
-            encode(key, version, corr, &resp).map(Reply::now)
+            answer!(api_versions::handle(broker, req, version).await)
         }
         ApiKey::GetTelemetrySubscriptions => {
             let req = GetTelemetrySubscriptionsRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            encode(key, version, corr, &get_telemetry_subscriptions::handle(broker, session, req)).map(Reply::now)
+            answer!(get_telemetry_subscriptions::handle(broker, session, req))
         }
         ApiKey::PushTelemetry => {
             let req = PushTelemetryRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
-            encode(key, version, corr, &push_telemetry::handle(broker, session, req)).map(Reply::now)
+            answer!(push_telemetry::handle(broker, session, req))
         }
         ApiKey::Metadata => {
             let mut req = MetadataRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;

@@ -42,6 +42,13 @@ pub const IO_TIME_BUCKETS_MS: [f64; TIME_BOUNDS] = [0.01, 0.025, 0.05, 0.1, 0.25
 /// (the kernel's time, not the wait in the backend's queue). Process-wide, as [`FSYNC_TIME`].
 pub static URING_COMPLETION_TIME: AtomicHistogram = AtomicHistogram::new(&IO_TIME_BUCKETS_MS);
 
+/// The fetch path's read-ahead (`fjord.fetch.readahead.bytes`): windows found already in the
+/// page cache (hits), windows asked of the kernel (POSIX_FADV_WILLNEED), and hints dropped
+/// because enough were in flight. Process-wide, as [`FSYNC_TIME`].
+pub static READAHEAD_CACHED: AtomicU64 = AtomicU64::new(0);
+pub static READAHEAD_HINTED: AtomicU64 = AtomicU64::new(0);
+pub static READAHEAD_DROPPED: AtomicU64 = AtomicU64::new(0);
+
 /// Which request a measurement belongs to, as Kafka's RequestMetrics names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestKind {

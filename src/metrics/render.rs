@@ -242,6 +242,13 @@ impl Collector for Scrape {
             let none: Labels = Vec::new();
             h.encode_family(&none)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let (cached, hinted, dropped) = (super::READAHEAD_CACHED.load(Relaxed), super::READAHEAD_HINTED.load(Relaxed), super::READAHEAD_DROPPED.load(Relaxed));
+            counter(e, "fjord_fetch_readahead_cached", "Fetch read-ahead windows already in the page cache (hits): no hint needed.", &[(Vec::new(), cached)])?;
+            counter(e, "fjord_fetch_readahead_hinted", "Fetch read-ahead windows not in the page cache, asked of the kernel (POSIX_FADV_WILLNEED).", &[(Vec::new(), hinted)])?;
+            counter(e, "fjord_fetch_readahead_dropped", "Fetch read-ahead windows not asked for because enough hints were in flight.", &[(Vec::new(), dropped)])?;
+        }
         if let Some(u) = s.uring {
             counter(e, "fjord_uring_submission_rounds", "io_uring submission rounds (one submit-and-wait each).", &[(Vec::new(), u.rounds)])?;
             counter(e, "fjord_uring_completions", "io_uring requests completed.", &[(Vec::new(), u.ops)])?;
@@ -324,6 +331,7 @@ mod tests {
         assert!(text.contains("# TYPE kafka_network_requestmetrics_totaltimems histogram"));
         assert!(text.contains("# TYPE fjord_fsync_time_ms histogram"));
         assert!(!text.contains("fjord_uring_"), "no io_uring series without that backend");
+        assert!(value(&text, "fjord_fetch_readahead_cached_total").is_some(), "a process-wide counter, always rendered: {text}");
     }
 
     #[test]

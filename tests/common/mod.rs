@@ -16,6 +16,14 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A broker's config on 127.0.0.1:`port` (0: any) with two log dirs, `a` and `b`, no HTTP
+/// listener, plus `extra` properties.
+pub fn two_dirs_config(a: &std::path::Path, b: &std::path::Path, port: u16, extra: &[&str]) -> Config {
+    let mut o = vec![format!("listeners=PLAINTEXT://127.0.0.1:{port}"), format!("log.dirs={},{}", a.display(), b.display()), "fjord.http.listener=none".to_string()];
+    o.extend(extra.iter().map(|e| e.to_string()));
+    Config::load(None, &o).expect("test config")
+}
+
 pub struct TestBroker {
     pub running: Option<RunningNode>,
     pub addr: SocketAddr,
