@@ -303,6 +303,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("fjord.http.request.timeout.ms", Some("10000"), T::Long, "Fjord: how long an HTTP client has to send a request's headers, in ms; a slower one is disconnected."),
     def("fjord.http.connection.max.ms", Some("60000"), T::Long, "Fjord: longest life of an HTTP connection, in ms (a keep-alive scraper reconnects after it)."),
     def("fjord.http.console.readonly", Some("false"), T::Boolean, "Fjord: the web console at / only shows: its create, delete, produce and reset actions are hidden and the server refuses them (403)."),
+    def("fjord.http.console.sessions.max", Some("100"), T::Int, "Fjord: most web console logins open at once (with an authorizer); a login past it is refused (429) until one ends or expires."),
+    def("fjord.http.console.session.lifetime.ms", Some("28800000"), T::Long, "Fjord: how long a web console login lasts, in ms; then the console asks for the password again."),
     def(
         "fjord.fetch.readahead.bytes",
         Some("16777216"),
@@ -904,15 +906,31 @@ pub struct HttpConfig {
     pub connection_max_ms: u64,
     /// `fjord.http.console.readonly`: the console refuses every mutating action.
     pub console_readonly: bool,
+    /// `fjord.http.listener=https://...`: the listener's TLS settings (`fjord.http.ssl.*`).
+    pub tls: Option<SslSettings>,
+    /// `fjord.http.console.sessions.max`: console logins open at once.
+    pub console_sessions_max: usize,
+    /// `fjord.http.console.session.lifetime.ms`: how long a console login lasts.
+    pub console_session_lifetime_ms: u64,
 }
 
-/// `fjord.http.listener`: `host:port`, or `none`.
-fn parse_http_listener(value: &str) -> Result<Option<Endpoint>, ConfigError> {
+/// The prefix of the HTTP listener's TLS settings: `fjord.http.ssl.keystore.location`, ...
+pub const HTTP_SSL_PREFIX: &str = "fjord.http.";
+
+/// `fjord.http.listener`: `host:port` or `http://host:port`, `https://host:port` (true: TLS), or
+/// `none`.
+fn parse_http_listener(value: &str) -> Result<Option<(Endpoint, bool)>, ConfigError> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
-    parse_host_port("fjord.http.listener", value, value).map(Some)
+    let scheme = |s: &str| value.get(..s.len()).filter(|p| p.eq_ignore_ascii_case(s)).map(|_| &value[s.len()..]);
+    let (hostport, https) = match (scheme("https://"), scheme("http://")) {
+        (Some(rest), _) => (rest, true),
+        (None, Some(rest)) => (rest, false),
+        (None, None) => (value, false),
+    };
+    parse_host_port("fjord.http.listener", value, hostport).map(|e| Some((e, https)))
 }
 
 /// `host:port` (an IPv6 host in brackets).
@@ -1159,8 +1177,19 @@ impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
     pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
-        let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
-        let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
+        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"))
+    }
+
+    /// The TLS settings under another prefix (the HTTP listener's `fjord.http.ssl.*`): each
+    /// `ssl.*` property read as `<prefix>ssl.*` first, else the broker-wide value, as a Kafka
+    /// listener's prefix is read.
+    pub fn parse_prefixed(c: &Config, prefix: &str) -> Result<SslSettings, ConfigError> {
+        Self::parse_with(&|name| c.set_value(&format!("{prefix}{name}")).or_else(|| c.value(name)), &format!("{prefix}ssl.*"))
+    }
+
+    fn parse_with(value: &dyn Fn(&str) -> Option<String>, listener: &str) -> Result<SslSettings, ConfigError> {
+        let get = |name: &str| value(name).filter(|v| !v.trim().is_empty());
+        let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("{listener}: {reason}") };
         // true: PKCS12, false: PEM.
         let store_type = |name: &str| -> Result<bool, ConfigError> {
             let t = get(name).unwrap_or_default();
@@ -1512,7 +1541,7 @@ impl Config {
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
             telemetry: TelemetryConfig { max_bytes: 1_048_576, enabled: false, instances_max: 16_384, decompressed_max_bytes: 16 << 20 },
-            http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1, console_readonly: false },
+            http: HttpConfig { listener: None, connections_max: 1, request_timeout_ms: 1, connection_max_ms: 1, console_readonly: false, tls: None, console_sessions_max: 1, console_session_lifetime_ms: 1 },
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 0,
             group_max_session_timeout_ms: 0,
@@ -1541,6 +1570,7 @@ impl Config {
             log_cleaner_io_buffer_size: 0,
         };
         let c = &probe;
+        let http_listener = parse_http_listener(&c.string("fjord.http.listener"))?;
         let node_id = match c.explicit.get("node.id") {
             Some(_) => c.int("node.id")?,
             None if c.int("broker.id")? >= 0 => c.int("broker.id")?,
@@ -1667,7 +1697,13 @@ impl Config {
                 decompressed_max_bytes: positive("fjord.client.telemetry.decompressed.max.bytes", c.long("fjord.client.telemetry.decompressed.max.bytes")?)? as usize,
             },
             http: HttpConfig {
-                listener: parse_http_listener(&c.string("fjord.http.listener"))?,
+                listener: http_listener.as_ref().map(|(e, _)| e.clone()),
+                tls: match http_listener {
+                    Some((_, true)) => Some(SslSettings::parse_prefixed(c, HTTP_SSL_PREFIX)?),
+                    _ => None,
+                },
+                console_sessions_max: positive("fjord.http.console.sessions.max", c.long("fjord.http.console.sessions.max")?)? as usize,
+                console_session_lifetime_ms: positive("fjord.http.console.session.lifetime.ms", c.long("fjord.http.console.session.lifetime.ms")?)? as u64,
                 connections_max: positive("fjord.http.connections.max", c.long("fjord.http.connections.max")?)? as usize,
                 request_timeout_ms: positive("fjord.http.request.timeout.ms", c.long("fjord.http.request.timeout.ms")?)? as u64,
                 connection_max_ms: positive("fjord.http.connection.max.ms", c.long("fjord.http.connection.max.ms")?)? as u64,
@@ -2210,6 +2246,31 @@ mod tests {
         assert!(Config::from_properties(props(&[("fjord.http.connections.max", "0")])).is_err());
         assert!(Config::from_properties(props(&[("fjord.http.request.timeout.ms", "-1")])).is_err());
         assert!(broker_def("fjord.http.listener").is_some_and(|d| !d.doc.is_empty()));
+    }
+
+    #[test]
+    fn an_https_http_listener_reads_its_tls_settings_under_fjord_http_ssl_as_a_listener_reads_ssl() {
+        let c = Config::from_properties(props(&[("fjord.http.listener", "http://127.0.0.1:0")])).unwrap();
+        assert_eq!((c.http.listener.clone(), c.http.tls.clone()), (Some(Endpoint { host: "127.0.0.1".into(), port: 0 }), None));
+        assert!(Config::from_properties(props(&[("fjord.http.listener", "https://127.0.0.1:0")])).is_err(), "https needs a key store");
+        let c = Config::from_properties(props(&[
+            ("fjord.http.listener", "HTTPS://[::1]:8443"),
+            ("fjord.http.ssl.keystore.type", "PKCS12"),
+            ("fjord.http.ssl.keystore.location", "/etc/fjord/http.p12"),
+            ("fjord.http.ssl.keystore.password", "pw"),
+            ("ssl.enabled.protocols", "TLSv1.3"),
+            ("ssl.keystore.location", "/etc/fjord/kafka.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http.listener, Some(Endpoint { host: "::1".into(), port: 8443 }));
+        let tls = c.http.tls.expect("TLS");
+        assert_eq!(tls.keystore, KeyStore::Pkcs12 { path: PathBuf::from("/etc/fjord/http.p12"), password: Secret("pw".into()) }, "the fjord.http. value first");
+        assert_eq!(tls.enabled_protocols, vec![TlsVersion::Tls13], "else the broker-wide ssl.* value");
+        let e = Config::from_properties(props(&[("fjord.http.listener", "https://127.0.0.1:0"), ("fjord.http.ssl.keystore.location", "k.pem"), ("fjord.http.ssl.keystore.type", "JKS")])).unwrap_err();
+        assert!(e.to_string().contains("fjord.http.ssl.*"), "{e}");
+        let c = Config::from_properties(props(&[])).unwrap();
+        assert_eq!((c.http.console_sessions_max, c.http.console_session_lifetime_ms), (100, 28_800_000));
+        assert!(Config::from_properties(props(&[("fjord.http.console.sessions.max", "0")])).is_err());
     }
 
     #[test]

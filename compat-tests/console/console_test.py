@@ -1,7 +1,8 @@
 """The web console in headless Chromium, driven by Selenium. `write` mode: every page loads, a topic
 is created, a record produced and browsed (text, JSON, hex, search), and a group's lag goes from 1 to
 0 once a confluent-kafka consumer commits; `readonly` mode: the actions are hidden and the server
-refuses them. Prints one PASS/FAIL line per check; screenshots go to $WORK.
+refuses them; `login` mode (with an authorizer): a login form, a wrong password refused, the super
+user sees the topic, logout, a user without ACLs sees nothing. Prints one PASS/FAIL line per check; screenshots go to $WORK.
 
 Environment: CONSOLE_URL (the console's base URL), FJORD_BOOTSTRAP, WORK."""
 
@@ -213,12 +214,60 @@ def readonly_mode(d):
     step("read-only console still browses the record", browse)
 
 
+def login_as(d, user, password):
+    go(d, "topics")
+    wait(d, lambda: d.find_elements(By.ID, "login-form"), "login form")
+    d.find_element(By.ID, "login-user").send_keys(user)
+    d.find_element(By.ID, "login-password").send_keys(password)
+    d.find_element(By.ID, "login-submit").click()
+
+
+def logout(d):
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda: d.find_elements(By.ID, "login-form"), "login form after logout")
+
+
+def login_mode(d):
+    """With an authorizer: the page asks for a login; admin (a super user) sees the topic, alice
+    (no ACLs) sees none and is refused its messages."""
+    def refused():
+        go(d, "overview")
+        wait(d, lambda: d.find_elements(By.ID, "login-form"), "login form instead of the overview")
+        login_as(d, "admin", "wrong")
+        wait(d, lambda: "err" in (d.find_element(By.ID, "toast").get_attribute("class") or ""), "an error toast")
+        assert d.find_elements(By.ID, "login-form"), "still the login form"
+        shot(d, "login")
+    step("with an authorizer the console asks for a login and refuses a wrong password", refused)
+
+    def super_user():
+        login_as(d, "admin", "admin-secret")
+        wait(d, lambda: d.find_elements(By.LINK_TEXT, TOPIC), "the topic listed for the super user")
+        assert text_of(d, "#user-name") == "admin", "the header shows the user"
+        shot(d, "logged-in")
+        logout(d)
+        assert post_status(d, "topics/create", {"name": "after-logout", "partitions": 1}) == 401, "the API is closed after logout"
+    step("the super user sees the topic; logout closes the API", super_user)
+
+    def no_acls():
+        login_as(d, "alice", "alice-secret")
+        wait(d, lambda: d.find_elements(By.ID, "topics-table"), "topics table")
+        assert not d.find_elements(By.CSS_SELECTOR, "#topics-table tbody tr"), "alice sees no topic"
+        go(d, "messages")
+        wait(d, lambda: d.find_elements(By.ID, "browse-form"), "message browser")
+        status = d.execute_async_script(
+            "const cb = arguments[arguments.length - 1];"
+            "fetch('api/messages?topic=' + arguments[0]).then(r => r.json().then(b => cb(r.status + ' ' + b.error_name)), e => cb(String(e)));", TOPIC)
+        assert status == "403 TOPIC_AUTHORIZATION_FAILED", status
+        logout(d)
+    step("a user without ACLs sees no topic and is refused its messages (403)", no_acls)
+
+
 def main():
     mode = sys.argv[1]
     d, service = browser()
     try:
         d.set_script_timeout(WAIT_S)
-        (write_mode if mode == "write" else readonly_mode)(d)
+        {"write": write_mode, "readonly": readonly_mode, "login": login_mode}[mode](d)
     finally:
         pid = service.process.pid if service.process else None
         d.quit()

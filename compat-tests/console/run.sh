@@ -2,7 +2,8 @@
 # The web console in a real browser: headless Chromium (Debian's chromium + chromium-driver) driven by
 # Selenium loads every page, creates a topic, produces a record, browses it back, and watches a
 # consumer group's lag fall to 0 once a confluent-kafka consumer commits; read-only mode hides the
-# actions. Screenshots land in compat-tests/console/out/ (gitignored). About 10 s.
+# actions; with an authorizer it asks for a login and shows each user what its ACLs allow.
+# Screenshots land in compat-tests/console/out/ (gitignored). About 15 s.
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -48,4 +49,19 @@ FJORD_HTTP_LISTENER="127.0.0.1:$HTTP_PORT" fjord_start "$WORK/data" --override f
   || { fail "read-only broker starts"; suite_finish; exit 1; }
 export CONSOLE_URL="http://127.0.0.1:$HTTP_PORT/"
 run_browser readonly
+fjord_stop || fail "read-only broker exits cleanly on SIGTERM"
+
+# With an authorizer: PLAIN users on a SASL listener log in to the console.
+HTTP_PORT="$(free_port)"
+SASL_PORT="$(free_port)"
+FJORD_HTTP_LISTENER="127.0.0.1:$HTTP_PORT" fjord_start "$WORK/data" \
+  --override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT" \
+  --override listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT \
+  --override sasl.enabled.mechanisms=PLAIN \
+  --override 'listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";' \
+  --override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer \
+  --override super.users=User:admin \
+  || { fail "broker with an authorizer starts"; suite_finish; exit 1; }
+export CONSOLE_URL="http://127.0.0.1:$HTTP_PORT/"
+run_browser login
 suite_finish

@@ -917,40 +917,62 @@ mod tests {
 
 /// The handlers for callers inside the process (the web console): an action taken there is the
 /// Kafka request of that API, handled by the same code, at the newest version Fjord serves, on a
-/// request handler thread as the connection would run it. Nothing here is a second implementation.
+/// request handler thread as the connection would run it, after the same ACL checks as the
+/// caller's principal (`session`; with an authorizer). Nothing here is a second implementation.
 pub mod inprocess {
     use std::sync::Arc;
 
     use kafka_protocol::messages::*;
 
-    use super::{create_topics, delete_topics, offset_commit, produce};
+    use super::{Session, authorize, create_topics, delete_topics, offset_commit, produce};
+    pub(crate) use super::authorize::Guard;
     use crate::broker::Broker;
     // The console's operator is no client: no controller_mutation_rate applies.
     use crate::broker::quotas::MutationQuota;
     use crate::protocol::versions;
 
+    /// The ACL guard of an in-process caller's principal, or `None` without an authorizer.
+    pub(crate) fn guard<'a>(broker: &'a Broker, session: &Session) -> Option<Guard<'a>> {
+        authorize::guard(broker, session)
+    }
+
     fn newest(key: ApiKey) -> i16 {
         versions::SUPPORTED.iter().find(|(k, _, _)| *k == key).map(|(_, _, max)| *max).expect("the api is in the version table")
     }
 
-    pub async fn create_topics(broker: &Arc<Broker>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    /// CreateTopics: CREATE on the cluster or on each topic.
+    pub async fn create_topics(broker: &Arc<Broker>, session: &Session, mut req: CreateTopicsRequest) -> CreateTopicsResponse {
+        let refused = guard(broker, session).map(|g| authorize::create_topics(&g, &mut req)).unwrap_or_default();
         let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::CreateTopics));
-        broker.io_pool.run(move || rt.block_on(create_topics::handle(&b, req, version, MutationQuota::unbounded()))).await
+        let mut resp = broker.io_pool.run(move || rt.block_on(create_topics::handle(&b, req, version, MutationQuota::unbounded()))).await;
+        resp.topics.extend(refused);
+        resp
     }
 
-    pub async fn delete_topics(broker: &Arc<Broker>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    /// DeleteTopics: DELETE on each topic.
+    pub async fn delete_topics(broker: &Arc<Broker>, session: &Session, mut req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        let refused = guard(broker, session).map(|g| authorize::delete_topics(&g, broker, &mut req)).unwrap_or_default();
         let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::DeleteTopics));
-        broker.io_pool.run(move || rt.block_on(delete_topics::handle(&b, req, version, MutationQuota::unbounded()))).await
+        let mut resp = broker.io_pool.run(move || rt.block_on(delete_topics::handle(&b, req, version, MutationQuota::unbounded()))).await;
+        resp.responses.extend(refused);
+        resp
     }
 
-    /// acks must be 1 or -1: an in-process caller always wants the answer.
-    pub async fn produce(broker: &Arc<Broker>, req: ProduceRequest) -> ProduceResponse {
+    /// Produce: WRITE on each topic. acks must be 1 or -1: an in-process caller always wants the
+    /// answer.
+    pub async fn produce(broker: &Arc<Broker>, session: &Session, mut req: ProduceRequest) -> ProduceResponse {
+        let refused = guard(broker, session).map(|g| authorize::produce(&g, broker, &mut req)).unwrap_or_default();
+        if req.topic_data.is_empty() {
+            return ProduceResponse::default().with_responses(refused);
+        }
         let (b, version) = (broker.clone(), newest(ApiKey::Produce));
-        match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
+        let mut resp = match broker.io_pool.run(move || produce::handle(&b, req, version)).await {
             produce::Outcome::Respond(resp) => resp,
             produce::Outcome::AfterSync(durable) => durable.answer(broker.clone()).await,
             produce::Outcome::Silent | produce::Outcome::Close => ProduceResponse::default(),
-        }
+        };
+        resp.responses.extend(refused);
+        resp
     }
 
     /// A topic's configs as DescribeConfigs answers them: (name, value, Kafka's source name).
@@ -971,8 +993,15 @@ pub mod inprocess {
             .collect()
     }
 
-    pub async fn offset_commit(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    /// OffsetCommit: READ on the group, then READ on each topic.
+    pub async fn offset_commit(broker: &Arc<Broker>, session: &Session, mut req: OffsetCommitRequest) -> OffsetCommitResponse {
+        let refused = guard(broker, session).map(|g| authorize::offset_commit(&g, broker, &mut req)).unwrap_or_default();
+        if req.topics.is_empty() {
+            return OffsetCommitResponse::default().with_topics(refused);
+        }
         let (rt, b, version) = (tokio::runtime::Handle::current(), broker.clone(), newest(ApiKey::OffsetCommit));
-        broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await
+        let mut resp = broker.io_pool.run(move || rt.block_on(offset_commit::handle(&b, req, version))).await;
+        resp.topics.extend(refused);
+        resp
     }
 }

@@ -77,6 +77,26 @@ pub struct Credential {
     pub iterations: i32,
 }
 
+impl Credential {
+    /// Whether `password` is this credential's: RFC 5802's SaltedPassword = Hi(password, salt,
+    /// iterations) (PBKDF2 with the mechanism's HMAC), its StoredKey compared in constant time with
+    /// the stored one. For a login outside SASL (the web console); the password is taken as its
+    /// UTF-8 bytes, as Kafka's ScramFormatter takes it. A credential with an iteration count
+    /// outside Kafka's bounds never matches (it cannot have been stored by this broker).
+    pub fn matches_password(&self, mechanism: Mechanism, password: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let Some(iterations) = std::num::NonZeroU32::new(self.iterations as u32).filter(|_| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(&self.iterations)) else { return false };
+        let (algorithm, len) = match mechanism {
+            Mechanism::Sha256 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
+            Mechanism::Sha512 => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
+        };
+        let mut salted = vec![0u8; len];
+        ring::pbkdf2::derive(algorithm, iterations, &self.salt, password.as_bytes(), &mut salted);
+        let (stored_key, _) = mechanism.derive_keys(&salted);
+        stored_key.ct_eq(&self.stored_key).into()
+    }
+}
+
 /// An upsertion as the request carries it.
 #[derive(Clone, Debug)]
 pub struct Upsertion {
@@ -355,6 +375,25 @@ mod tests {
         assert_eq!(B64.encode(&c.server_key), "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=");
         let file = std::fs::read(dir.path().join(FILE)).expect("file");
         assert!(!file.windows(salted.len()).any(|w| w == salted), "the salted password is not stored");
+    }
+
+    #[test]
+    fn a_password_matches_its_credential_of_either_mechanism_and_nothing_else() {
+        // RFC 7677's example: "pencil" with this salt and 4096 iterations has this StoredKey.
+        let salt = B64.decode("W22ZaJ0SNY7soEsUEjb6gQ==").expect("b64");
+        let c = Credential { salt: salt.clone(), stored_key: B64.decode("WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=").expect("b64"), server_key: vec![], iterations: 4096 };
+        assert!(c.matches_password(Mechanism::Sha256, "pencil"));
+        assert!(!c.matches_password(Mechanism::Sha256, "pencil "));
+        assert!(!c.matches_password(Mechanism::Sha256, ""));
+        assert!(!c.matches_password(Mechanism::Sha512, "pencil"), "the other mechanism derives other keys");
+        assert!(!Credential { iterations: 0, ..c.clone() }.matches_password(Mechanism::Sha256, "pencil"), "iterations out of bounds");
+        // A SHA-512 credential as AlterUserScramCredentials stores it from the client's salted password.
+        let mut salted = vec![0u8; 64];
+        pbkdf2::pbkdf2_hmac::<Sha512>(b"s3cret", b"salt512", 5000, &mut salted);
+        let (stored_key, server_key) = Mechanism::Sha512.derive_keys(&salted);
+        let c = Credential { salt: b"salt512".to_vec(), stored_key, server_key, iterations: 5000 };
+        assert!(c.matches_password(Mechanism::Sha512, "s3cret"));
+        assert!(!c.matches_password(Mechanism::Sha512, "s3creT"));
     }
 
     fn hex(s: &str) -> Vec<u8> {

@@ -2,12 +2,15 @@
 //! and the small JSON API under `/api/` they call. Reads the broker in-process (through
 //! [`super::collect`] and the coordinators' own read functions); every action that changes
 //! something is the Kafka request of that API handed to its handler ([`crate::api::inprocess`]),
-//! never a second implementation. Must not act on a cross-site request, in read-only mode, or on
-//! an unbounded size from a query string or body.
+//! never a second implementation. With an authorizer, every API call is made as the logged-in
+//! user's principal ([`super::login`]) and checked as Kafka checks the equivalent request; without
+//! one the console is open. Must not act on a cross-site request, in read-only mode, or on an
+//! unbounded size from a query string or body.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,9 +21,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use serde_json::{json, Value};
 
-use super::HttpState;
-use crate::api::{inprocess, str_bytes, topic_name};
+use super::{HttpState, login};
+use crate::api::inprocess::Guard;
+use crate::api::{Session, inprocess, str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::broker::acl::Operation;
 use crate::types::TopicPartition;
 
 /// Records one browse page returns at most (also the default page size is below it).
@@ -30,6 +35,10 @@ const BROWSE_RECORDS_DEFAULT: usize = 50;
 const BROWSE_READ_MAX_BYTES: usize = 8 << 20;
 /// A key, value or header value longer than this is cut in the answer (marked truncated).
 const BROWSE_FIELD_SHOWN_MAX_BYTES: usize = 64 << 10;
+/// Longest user name or password a login may send (bytes).
+const LOGIN_FIELD_MAX_BYTES: usize = 1024;
+/// The listener name of the console's in-process requests (their `Session`).
+const CONSOLE_LISTENER: &str = "HTTP";
 /// Largest JSON body a mutating request may send.
 pub const CONSOLE_BODY_MAX_BYTES: usize = 1 << 20;
 /// Headers one produced record may carry at most.
@@ -106,8 +115,42 @@ pub fn is_console_path(path: &str) -> bool {
 
 type Answer = Response<Full<Bytes>>;
 
+/// What the console knows of the HTTP connection a request came on.
+pub struct Context {
+    /// `fjord.http.console.readonly`.
+    pub readonly: bool,
+    /// Served over TLS: the session cookie is `Secure`.
+    pub https: bool,
+    pub peer: SocketAddr,
+    pub sessions: Arc<login::Sessions>,
+}
+
+/// Who makes an API call: its session as a Kafka connection's (the principal the ACLs are
+/// checked for, the peer's address for host-based ACLs), and the logged-in user's name.
+struct Caller {
+    session: Session,
+    user: Option<String>,
+}
+
+impl Caller {
+    /// The ACL guard of the caller's principal; `None` without an authorizer (all allowed).
+    fn guard<'a>(&self, broker: &'a Broker) -> Option<Guard<'a>> {
+        inprocess::guard(broker, &self.session)
+    }
+
+    /// Whether the principal may perform `op` on topic `name`.
+    fn topic(&self, broker: &Broker, op: Operation, name: &str) -> bool {
+        self.guard(broker).is_none_or(|g| g.topic(op, name))
+    }
+
+    /// Whether the principal may perform `op` on group `id`.
+    fn group(&self, broker: &Broker, op: Operation, id: &str) -> bool {
+        self.guard(broker).is_none_or(|g| g.group(op, id))
+    }
+}
+
 /// Serves one console request.
-pub async fn handle(state: &Arc<HttpState>, readonly: bool, req: Request<hyper::body::Incoming>) -> Answer {
+pub async fn handle(state: &Arc<HttpState>, ctx: &Context, req: Request<hyper::body::Incoming>) -> Answer {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parse_query(parts.uri.query().unwrap_or(""));
@@ -115,65 +158,172 @@ pub async fn handle(state: &Arc<HttpState>, readonly: bool, req: Request<hyper::
         ("/" | "/index.html", &Method::GET) => asset(INDEX_HTML, "text/html; charset=utf-8"),
         ("/console.css", &Method::GET) => asset(CONSOLE_CSS, "text/css; charset=utf-8"),
         ("/console.js", &Method::GET) => asset(CONSOLE_JS, "text/javascript; charset=utf-8"),
+        ("/api/session", &Method::GET) => {
+            let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
+            let user = caller(&broker, ctx, &parts.headers).and_then(|c| c.user);
+            ok(json!({"login_required": broker.authorizer.is_some(), "user": user, "readonly": ctx.readonly}))
+        }
+        ("/api/login" | "/api/logout", &Method::POST) => {
+            if let Some(refused) = cross_site(&parts.headers) {
+                return refused;
+            }
+            let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
+            if path == "/api/logout" {
+                return logout(ctx, &parts.headers);
+            }
+            let body = match json_body(body).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            login(&broker, ctx, &body).await
+        }
         (p, &Method::GET) if p.starts_with("/api/") => {
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
-            if let Some(refused) = without_login(&broker) {
-                return refused;
-            }
-            get(state, readonly, &broker, p, &query).await
+            let Some(caller) = caller(&broker, ctx, &parts.headers) else { return unauthorized() };
+            get(state, ctx.readonly, &broker, &caller, p, &query).await
         }
         (p, &Method::POST) if p.starts_with("/api/") => {
-            if let Err(refused) = may_mutate(readonly, &parts.headers) {
+            if let Err(refused) = may_mutate(ctx.readonly, &parts.headers) {
                 return refused;
             }
             let Some(broker) = state.broker.get().cloned() else { return error(StatusCode::SERVICE_UNAVAILABLE, "starting") };
-            if let Some(refused) = without_login(&broker) {
-                return refused;
-            }
-            let body = match Limited::new(body, CONSOLE_BODY_MAX_BYTES).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "body too large or unreadable"),
+            let Some(caller) = caller(&broker, ctx, &parts.headers) else { return unauthorized() };
+            let body = match json_body(body).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
             };
-            let Ok(body) = serde_json::from_slice::<Value>(&body) else { return error(StatusCode::BAD_REQUEST, "the body must be JSON") };
-            post(&broker, p, &body).await
+            post(&broker, &caller, p, &body).await
         }
         (p, _) if p.starts_with("/api/") => error(StatusCode::METHOD_NOT_ALLOWED, "GET reads, POST acts"),
         _ => error(StatusCode::METHOD_NOT_ALLOWED, "only GET"),
     }
 }
 
-/// The console reads and acts in-process, past the ACLs, and has no login yet: with an authorizer
-/// configured its API is refused, so it cannot become a way around them.
-fn without_login(broker: &Broker) -> Option<Answer> {
-    broker.authorizer.is_some().then(|| error(StatusCode::FORBIDDEN, "the web console has no login yet: with an authorizer (authorizer.class.name) its API is off, so it cannot bypass the ACLs"))
+/// A request's JSON body, at most [`CONSOLE_BODY_MAX_BYTES`].
+async fn json_body(body: hyper::body::Incoming) -> Result<Value, Answer> {
+    let body = match Limited::new(body, CONSOLE_BODY_MAX_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body too large or unreadable")),
+    };
+    serde_json::from_slice::<Value>(&body).map_err(|_| error(StatusCode::BAD_REQUEST, "the body must be JSON"))
 }
 
-/// A mutating request: refused in read-only mode, and unless it carries the console's header
-/// and, when the browser names an origin, comes from this server's own origin.
+/// The caller of an API call. Without an authorizer the console is open (Kafka's ANONYMOUS, never
+/// checked); with one, the request must carry a live session's cookie (None otherwise: 401), and
+/// its user is the principal.
+fn caller(broker: &Broker, ctx: &Context, headers: &HeaderMap) -> Option<Caller> {
+    let mut session = Session::new(ctx.peer, Arc::from(CONSOLE_LISTENER));
+    if broker.authorizer.is_none() {
+        return Some(Caller { session, user: None });
+    }
+    let token = login::session_token(headers.get_all(hyper::header::COOKIE).iter().filter_map(|v| v.to_str().ok()));
+    let who = ctx.sessions.get(token?, Instant::now())?;
+    session.principal = who.principal;
+    Some(Caller { session, user: Some(who.user) })
+}
+
+fn unauthorized() -> Answer {
+    error(StatusCode::UNAUTHORIZED, "log in first: with an authorizer (authorizer.class.name) the console acts as the logged-in user")
+}
+
+/// `POST /api/login` `{"user": ..., "password": ...}`: checked against the broker's SCRAM
+/// credentials and the SASL listeners' PLAIN users; on success a session cookie. A failure is
+/// answered after `connection.failed.authentication.delay.ms`, as a failed SASL authentication
+/// is, and logged with the user and the peer (never the password).
+async fn login(broker: &Arc<Broker>, ctx: &Context, body: &Value) -> Answer {
+    if broker.authorizer.is_none() {
+        return error(StatusCode::BAD_REQUEST, "no login without an authorizer (authorizer.class.name): the console is open");
+    }
+    let field = |k: &str| body.get(k).and_then(Value::as_str).filter(|v| v.len() <= LOGIN_FIELD_MAX_BYTES).unwrap_or("").to_string();
+    let (user, password) = (field("user"), field("password"));
+    let (b, u) = (broker.clone(), user.clone());
+    // PBKDF2 over the credential's iterations: off the async workers.
+    let valid = tokio::task::spawn_blocking(move || login::check_password(&b.config, &b.scram, &u, &password)).await.unwrap_or(false);
+    if !valid {
+        tracing::info!(user = ?user, peer = %ctx.peer, "web console login failed: invalid username or password");
+        tokio::time::sleep(Duration::from_millis(broker.config.connection_failed_authentication_delay_ms)).await;
+        return error(StatusCode::UNAUTHORIZED, "Authentication failed: Invalid username or password");
+    }
+    match ctx.sessions.open(&user, Instant::now()) {
+        Ok(token) => {
+            tracing::info!(user = ?user, peer = %ctx.peer, "web console login");
+            let mut r = ok(json!({"user": user}));
+            if let Ok(v) = HeaderValue::from_str(&login::set_cookie(&token, ctx.sessions.lifetime(), ctx.https)) {
+                r.headers_mut().insert(hyper::header::SET_COOKIE, v);
+            }
+            r
+        }
+        Err(login::OpenError::Full) => error(StatusCode::TOO_MANY_REQUESTS, "too many console sessions (fjord.http.console.sessions.max): try again when one ends"),
+        Err(login::OpenError::Random) => error(StatusCode::INTERNAL_SERVER_ERROR, "no random source"),
+    }
+}
+
+/// `POST /api/logout`: ends the request's session, and tells the browser to forget the cookie.
+fn logout(ctx: &Context, headers: &HeaderMap) -> Answer {
+    if let Some(token) = login::session_token(headers.get_all(hyper::header::COOKIE).iter().filter_map(|v| v.to_str().ok())) {
+        ctx.sessions.close(token);
+    }
+    let mut r = ok(json!({}));
+    if let Ok(v) = HeaderValue::from_str(&login::clear_cookie(ctx.https)) {
+        r.headers_mut().insert(hyper::header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// A mutating request: refused in read-only mode, and unless it comes from the console's page
+/// ([`same_origin`]).
 fn may_mutate(readonly: bool, headers: &HeaderMap) -> Result<(), Answer> {
     if readonly {
         return Err(error(StatusCode::FORBIDDEN, "the console is read-only (fjord.http.console.readonly=true)"));
     }
+    cross_site(headers).map_or(Ok(()), Err)
+}
+
+/// A POST must carry the console's header and, when the browser names an origin, come from this
+/// server's own origin: the refusal otherwise.
+fn cross_site(headers: &HeaderMap) -> Option<Answer> {
     if !headers.contains_key(CSRF_HEADER) {
-        return Err(error(StatusCode::FORBIDDEN, "missing the X-Fjord-Console header"));
+        return Some(error(StatusCode::FORBIDDEN, "missing the X-Fjord-Console header"));
     }
     if let Some(origin) = headers.get(hyper::header::ORIGIN) {
         let host = headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let origin_host = origin.to_str().unwrap_or("").split_once("://").map(|(_, h)| h).unwrap_or("");
         if host.is_empty() || origin_host != host {
-            return Err(error(StatusCode::FORBIDDEN, "cross-origin request refused"));
+            return Some(error(StatusCode::FORBIDDEN, "cross-origin request refused"));
         }
     }
-    Ok(())
+    None
 }
 
-async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path: &str, q: &BTreeMap<String, String>) -> Answer {
+/// The topics the caller may DESCRIBE, as Metadata of every topic lists them.
+fn visible_topics(broker: &Broker, caller: &Caller) -> Vec<Arc<crate::broker::metadata::TopicMeta>> {
+    let g = caller.guard(broker);
+    broker.metadata.topics().into_iter().filter(|t| g.as_ref().is_none_or(|g| g.topic(Operation::Describe, &t.name))).collect()
+}
+
+/// The groups the caller may DESCRIBE (as ListGroups shows them), each with the committed
+/// offsets of the topics it may DESCRIBE only (as OffsetFetch of all offsets answers).
+fn visible_groups(broker: &Broker, caller: &Caller, groups: Vec<crate::metrics::GroupView>) -> Vec<crate::metrics::GroupView> {
+    let Some(g) = caller.guard(broker) else { return groups };
+    groups
+        .into_iter()
+        .filter(|v| g.group(Operation::Describe, &v.group_id))
+        .map(|mut v| {
+            v.committed.retain(|(t, _, _)| g.topic(Operation::Describe, t));
+            v
+        })
+        .collect()
+}
+
+async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, caller: &Caller, path: &str, q: &BTreeMap<String, String>) -> Answer {
     match path {
         "/api/overview" => {
             let b = broker.clone();
-            let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
+            let Ok(mut snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
             let brokers: Vec<Value> = broker.live_brokers().into_iter().map(|b| json!({"id": b.id, "host": b.host, "port": b.port, "rack": b.rack})).collect();
-            let topics = broker.metadata.topics();
+            let topics = visible_topics(broker, caller);
+            snap.partitions.retain(|p| topics.iter().any(|t| t.name == p.topic));
+            let groups = visible_groups(broker, caller, std::mem::take(&mut snap.groups));
             ok(json!({
                 "node_id": broker.config.node_id,
                 "cluster": broker.cluster.is_some(),
@@ -184,7 +334,7 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
                 "size_bytes": snap.partitions.iter().map(|p| p.size_bytes).sum::<u64>(),
                 // Records of the clients' topics (not the coordinators' internal ones).
                 "messages": snap.partitions.iter().filter(|p| topics.iter().any(|t| t.name == p.topic && !t.is_internal())).map(|p| (p.high_watermark - p.log_start_offset).max(0)).sum::<i64>(),
-                "groups": snap.groups.len(),
+                "groups": groups.len(),
                 "under_replicated": snap.partitions.iter().filter(|p| p.under_replicated).count(),
                 "offline": snap.partitions.iter().filter(|p| p.offline).count(),
                 "sample_interval_ms": THROUGHPUT_SAMPLE_INTERVAL_MS,
@@ -195,7 +345,7 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
             let b = broker.clone();
             let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
             let mut out = Vec::new();
-            for t in broker.metadata.topics() {
+            for t in visible_topics(broker, caller) {
                 let parts = snap.partitions.iter().filter(|p| p.topic == t.name);
                 let (size, messages) = parts.fold((0u64, 0i64), |(s, m), p| (s + p.size_bytes, m + (p.high_watermark - p.log_start_offset).max(0)));
                 out.push(json!({"name": t.name, "internal": t.is_internal(), "partitions": t.partitions, "size_bytes": size, "messages": messages}));
@@ -204,7 +354,12 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
             ok(Value::Array(out))
         }
         "/api/topic" => {
-            let Some(meta) = q.get("name").and_then(|n| broker.metadata.topic(n)) else { return error(StatusCode::NOT_FOUND, "no such topic") };
+            let name = q.get("name").map_or("", String::as_str);
+            // As Metadata: a topic the principal may not describe is refused whether or not it exists.
+            if !caller.topic(broker, Operation::Describe, name) {
+                return refused(TOPIC_DENIED);
+            }
+            let Some(meta) = broker.metadata.topic(name) else { return error(StatusCode::NOT_FOUND, "no such topic") };
             let b = broker.clone();
             let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
             let partitions: Vec<Value> = (0..meta.partitions)
@@ -218,15 +373,21 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
                     })
                 })
                 .collect();
-            let configs: Vec<Value> = inprocess::topic_configs(broker, &meta.configs)
-                .into_iter()
-                .map(|(name, value, source)| json!({"name": name, "value": value, "source": source}))
-                .collect();
-            ok(json!({"name": meta.name, "id": meta.id.to_string(), "internal": meta.is_internal(), "partitions": partitions, "configs": configs}))
+            // As DescribeConfigs: the configs need DESCRIBE_CONFIGS on the topic.
+            let (configs, configs_error) = if caller.topic(broker, Operation::DescribeConfigs, &meta.name) {
+                let configs: Vec<Value> = inprocess::topic_configs(broker, &meta.configs)
+                    .into_iter()
+                    .map(|(name, value, source)| json!({"name": name, "value": value, "source": source}))
+                    .collect();
+                (configs, None)
+            } else {
+                (Vec::new(), Some(kafka_error_name(TOPIC_DENIED)))
+            };
+            ok(json!({"name": meta.name, "id": meta.id.to_string(), "internal": meta.is_internal(), "partitions": partitions, "configs": configs, "configs_error": configs_error}))
         }
-        "/api/messages" => browse(broker, q).await,
+        "/api/messages" => browse(broker, caller, q).await,
         "/api/groups" => {
-            let groups = broker.groups.groups_for_metrics();
+            let groups = visible_groups(broker, caller, broker.groups.groups_for_metrics());
             let b = broker.clone();
             let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
             let out: Vec<Value> = groups
@@ -240,7 +401,11 @@ async fn get(state: &Arc<HttpState>, readonly: bool, broker: &Arc<Broker>, path:
         }
         "/api/group" => {
             let Some(id) = q.get("id").cloned() else { return error(StatusCode::BAD_REQUEST, "id is required") };
-            group(broker, &id).await
+            // As DescribeGroups: refused whether or not the group exists.
+            if !caller.group(broker, Operation::Describe, &id) {
+                return refused(GROUP_DENIED);
+            }
+            group(broker, caller, &id).await
         }
         _ => error(StatusCode::NOT_FOUND, "no such API"),
     }
@@ -252,8 +417,8 @@ fn lag_of(partitions: &[crate::metrics::PartitionView], topic: &str, partition: 
     partitions.iter().find(|v| v.topic == topic && v.partition == partition).map(|v| (v.high_watermark - committed.max(v.log_start_offset)).max(0))
 }
 
-async fn group(broker: &Arc<Broker>, id: &str) -> Answer {
-    let Some(listed) = broker.groups.groups_for_metrics().into_iter().find(|g| g.group_id == id) else { return error(StatusCode::NOT_FOUND, "no such group") };
+async fn group(broker: &Arc<Broker>, caller: &Caller, id: &str) -> Answer {
+    let Some(listed) = visible_groups(broker, caller, broker.groups.groups_for_metrics()).into_iter().find(|g| g.group_id == id) else { return error(StatusCode::NOT_FOUND, "no such group") };
     let b = broker.clone();
     let Ok(snap) = tokio::task::spawn_blocking(move || super::collect::snapshot(&b)).await else { return error(StatusCode::INTERNAL_SERVER_ERROR, "collect failed") };
     let (b, gid) = (broker.clone(), id.to_string());
@@ -325,8 +490,13 @@ fn assignment(protocol_type: &str, bytes: Bytes) -> Value {
 /// One page of records of a partition (or of every partition: `partition=-1`), newest first:
 /// the last `limit` below the high watermark, or the first `limit` from `offset` or from the
 /// first offset at or after `timestamp`.
-async fn browse(broker: &Arc<Broker>, q: &BTreeMap<String, String>) -> Answer {
-    let Some(meta) = q.get("topic").and_then(|n| broker.metadata.topic(n)) else { return error(StatusCode::NOT_FOUND, "no such topic") };
+async fn browse(broker: &Arc<Broker>, caller: &Caller, q: &BTreeMap<String, String>) -> Answer {
+    // As Fetch: READ on the topic, checked before whether it exists.
+    let name = q.get("topic").map_or("", String::as_str);
+    if !caller.topic(broker, Operation::Read, name) {
+        return refused(TOPIC_DENIED);
+    }
+    let Some(meta) = broker.metadata.topic(name) else { return error(StatusCode::NOT_FOUND, "no such topic") };
     let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(BROWSE_RECORDS_DEFAULT).clamp(1, BROWSE_RECORDS_MAX);
     let partition: i32 = q.get("partition").and_then(|v| v.parse().ok()).unwrap_or(-1);
     let offset: Option<i64> = q.get("offset").and_then(|v| v.parse().ok());
@@ -413,7 +583,7 @@ fn record_json(partition: i32, r: &Record) -> Value {
     json!({"partition": partition, "offset": r.offset, "timestamp": r.timestamp, "key": field(&r.key), "value": field(&r.value), "headers": headers})
 }
 
-async fn post(broker: &Arc<Broker>, path: &str, body: &Value) -> Answer {
+async fn post(broker: &Arc<Broker>, caller: &Caller, path: &str, body: &Value) -> Answer {
     let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     match path {
         "/api/topics/create" => {
@@ -429,25 +599,29 @@ async fn post(broker: &Arc<Broker>, path: &str, body: &Value) -> Answer {
                 .map(|m| m.iter().take(64).map(|(k, v)| create_topics_request::CreatableTopicConfig::default().with_name(str_bytes(k.clone())).with_value(v.as_str().map(|v| str_bytes(v.to_string())))).collect())
                 .unwrap_or_default();
             let topic = create_topics_request::CreatableTopic::default().with_name(topic_name(name)).with_num_partitions(partitions as i32).with_replication_factor(rf as i16).with_configs(configs);
-            let resp = inprocess::create_topics(broker, CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000)).await;
+            let resp = inprocess::create_topics(broker, &caller.session, CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000)).await;
             let t = resp.topics.first();
             kafka_result(t.map_or(-1, |t| t.error_code), t.and_then(|t| t.error_message.as_ref().map(|m| m.to_string())), json!({}))
         }
         "/api/topics/delete" => {
             let req = DeleteTopicsRequest::default().with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(topic_name(s("name"))))]).with_timeout_ms(30_000);
-            let resp = inprocess::delete_topics(broker, req).await;
+            let resp = inprocess::delete_topics(broker, &caller.session, req).await;
             let r = resp.responses.first();
             kafka_result(r.map_or(-1, |r| r.error_code), r.and_then(|r| r.error_message.as_ref().map(|m| m.to_string())), json!({}))
         }
-        "/api/produce" => produce(broker, body).await,
-        "/api/groups/reset" => reset(broker, body).await,
+        "/api/produce" => produce(broker, caller, body).await,
+        "/api/groups/reset" => reset(broker, caller, body).await,
         _ => error(StatusCode::NOT_FOUND, "no such API"),
     }
 }
 
 /// One record produced with acks=all.
-async fn produce(broker: &Arc<Broker>, body: &Value) -> Answer {
+async fn produce(broker: &Arc<Broker>, caller: &Caller, body: &Value) -> Answer {
     let topic = body.get("topic").and_then(Value::as_str).unwrap_or("").to_string();
+    // As Produce: WRITE on the topic, before whether it exists (the request checks it again).
+    if !caller.topic(broker, Operation::Write, &topic) {
+        return refused(TOPIC_DENIED);
+    }
     let Some(meta) = broker.metadata.topic(&topic) else { return error(StatusCode::NOT_FOUND, "no such topic") };
     let key = body.get("key").and_then(Value::as_str).filter(|k| !k.is_empty()).map(|k| Bytes::from(k.to_string()));
     let value = body.get("value").and_then(Value::as_str).map(|v| Bytes::from(v.to_string()));
@@ -477,7 +651,7 @@ async fn produce(broker: &Arc<Broker>, body: &Value) -> Answer {
     let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![produce_request::TopicProduceData::default()
         .with_name(topic_name(topic))
         .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition as i32).with_records(Some(buf.freeze()))])]);
-    let resp = inprocess::produce(broker, req).await;
+    let resp = inprocess::produce(broker, &caller.session, req).await;
     match resp.responses.first().and_then(|t| t.partition_responses.first()) {
         Some(p) => kafka_result(p.error_code, p.error_message.as_ref().map(|m| m.to_string()), json!({"partition": p.index, "offset": p.base_offset})),
         None => error(StatusCode::INTERNAL_SERVER_ERROR, "no answer"),
@@ -487,10 +661,18 @@ async fn produce(broker: &Arc<Broker>, body: &Value) -> Answer {
 /// Resets a group's committed offsets of a topic to earliest, latest or a timestamp: only an
 /// empty group (no members), as Kafka's tools require; the commit is an OffsetCommit with no
 /// member and generation -1, which the coordinator refuses for a group with members.
-async fn reset(broker: &Arc<Broker>, body: &Value) -> Answer {
+async fn reset(broker: &Arc<Broker>, caller: &Caller, body: &Value) -> Answer {
     let group = body.get("group").and_then(Value::as_str).unwrap_or("").to_string();
     let topic = body.get("topic").and_then(Value::as_str).unwrap_or("").to_string();
     let to = body.get("to").and_then(Value::as_str).unwrap_or("");
+    // As OffsetCommit: READ on the group, then on the topic, before anything is read (the
+    // request checks them again).
+    if !caller.group(broker, Operation::Read, &group) {
+        return refused(GROUP_DENIED);
+    }
+    if !caller.topic(broker, Operation::Read, &topic) {
+        return refused(TOPIC_DENIED);
+    }
     let Some(meta) = broker.metadata.topic(&topic) else { return error(StatusCode::NOT_FOUND, "no such topic") };
     if let Some(g) = broker.groups.groups_for_metrics().into_iter().find(|g| g.group_id == group)
         && g.state != "Empty"
@@ -525,13 +707,36 @@ async fn reset(broker: &Arc<Broker>, body: &Value) -> Answer {
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(str_bytes(String::new()))
         .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(topic_name(meta.name.clone())).with_partitions(parts)]);
-    let resp = inprocess::offset_commit(broker, req).await;
+    let resp = inprocess::offset_commit(broker, &caller.session, req).await;
     let code = resp.topics.iter().flat_map(|t| t.partitions.iter()).map(|p| p.error_code).find(|c| *c != 0).unwrap_or(0);
     kafka_result(code, None, json!({"offsets": targets.iter().map(|(p, o)| json!({"partition": p, "offset": o})).collect::<Vec<_>>()}))
 }
 
-/// A Kafka error code as the API's answer: 200 with `extra` on NONE, else 400 with the error's name.
+const TOPIC_DENIED: i16 = kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code();
+const GROUP_DENIED: i16 = kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code();
+
+/// Kafka's name of an error code, as its `Errors` enum spells it (`TOPIC_AUTHORIZATION_FAILED`).
+fn kafka_error_name(code: i16) -> String {
+    let Some(e) = kafka_protocol::error::ResponseError::try_from_code(code) else { return format!("UNKNOWN_ERROR_CODE_{code}") };
+    let mut name = String::new();
+    for (i, c) in format!("{e:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// An ACL refusal: 403 with Kafka's error.
+fn refused(code: i16) -> Answer {
+    kafka_result(code, None, json!({}))
+}
+
+/// A Kafka error code as the API's answer: 200 with `extra` on NONE, else 403 for an
+/// authorization error and 400 for the others, with the error's name and code.
 fn kafka_result(code: i16, message: Option<String>, extra: Value) -> Answer {
+    use kafka_protocol::error::ResponseError as E;
     if code == 0 {
         return ok(extra);
     }
@@ -540,7 +745,9 @@ fn kafka_result(code: i16, message: Option<String>, extra: Value) -> Answer {
         Some(m) if !m.is_empty() => format!("{name}: {m}"),
         _ => name,
     };
-    let mut r = json_response(StatusCode::BAD_REQUEST, json!({"error": text, "error_code": code}));
+    let denied = [E::TopicAuthorizationFailed, E::GroupAuthorizationFailed, E::ClusterAuthorizationFailed, E::TransactionalIdAuthorizationFailed].iter().any(|e| e.code() == code);
+    let status = if denied { StatusCode::FORBIDDEN } else { StatusCode::BAD_REQUEST };
+    let mut r = json_response(status, json!({"error": text, "error_code": code, "error_name": kafka_error_name(code)}));
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -608,6 +815,17 @@ mod tests {
         assert_eq!(q["id"], "my group!");
         assert_eq!(q["bad"], "%zz");
         assert_eq!(q["end"], "%4");
+    }
+
+    #[test]
+    fn refusals_are_403_with_kafkas_error_name_and_other_errors_400() {
+        assert_eq!(kafka_error_name(TOPIC_DENIED), "TOPIC_AUTHORIZATION_FAILED");
+        assert_eq!(kafka_error_name(36), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(kafka_error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(refused(GROUP_DENIED).status(), StatusCode::FORBIDDEN);
+        assert_eq!(kafka_result(31, None, json!({})).status(), StatusCode::FORBIDDEN, "CLUSTER_AUTHORIZATION_FAILED");
+        assert_eq!(kafka_result(36, Some("exists".into()), json!({})).status(), StatusCode::BAD_REQUEST);
+        assert_eq!(kafka_result(0, None, json!({"a": 1})).status(), StatusCode::OK);
     }
 
     #[test]

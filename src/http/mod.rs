@@ -1,11 +1,13 @@
-//! The HTTP listener (`fjord.http.listener`): `GET /metrics` (Prometheus text), `GET /health`
-//! (the process is up), `GET /ready` (logs loaded, listeners bound, and in a metadata quorum
-//! caught up) and the web console at `/` with its JSON API under `/api/` ([`console`]). Bounded: a connection limit, a deadline on reading a request's headers and on a
-//! connection's life. Never on the Kafka request path; a scrape reads the broker on a blocking
-//! thread.
+//! The HTTP listener (`fjord.http.listener`, HTTPS with `https://` and `fjord.http.ssl.*`):
+//! `GET /metrics` (Prometheus text), `GET /health` (the process is up), `GET /ready` (logs loaded,
+//! listeners bound, and in a metadata quorum caught up) and the web console at `/` with its JSON
+//! API under `/api/` ([`console`], its login in [`login`]). Bounded: a connection limit, a
+//! deadline on reading a request's headers (and on the TLS handshake) and on a connection's life.
+//! Never on the Kafka request path; a scrape reads the broker on a blocking thread.
 
 pub mod collect;
 pub mod console;
+pub mod login;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +24,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::config::HttpConfig;
+use crate::config::{self, HttpConfig};
+use crate::server::tls::ListenerTls;
 
 /// hyper's smallest read buffer, which bounds a request's headers (hyper refuses less).
 const HTTP_REQUEST_HEAD_MAX_BYTES: usize = 8192;
@@ -59,14 +62,46 @@ impl HttpState {
 pub struct BoundHttp {
     socket: TcpListener,
     pub local_addr: SocketAddr,
+    /// `https://`: the TLS built from `fjord.http.ssl.*` (reloaded when its store files change,
+    /// as an SSL listener's are).
+    tls: Option<Arc<ListenerTls>>,
+    /// `fjord.ssl.reload.check.interval.ms`: how often the store files are looked at; 0 = never.
+    reload_check_interval_ms: u64,
 }
 
-/// Binds `fjord.http.listener`; an error stops startup, as a Kafka listener's would.
-pub async fn bind(config: &HttpConfig) -> std::io::Result<Option<BoundHttp>> {
+impl BoundHttp {
+    /// Whether the listener serves HTTPS.
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// Binds `fjord.http.listener` (with its certificate, for `https://`); an error stops startup, as
+/// a Kafka listener's would. `reload_check_interval_ms`: `fjord.ssl.reload.check.interval.ms`.
+pub async fn bind(config: &HttpConfig, reload_check_interval_ms: u64) -> std::io::Result<Option<BoundHttp>> {
     let Some(endpoint) = &config.listener else { return Ok(None) };
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = ListenerTls::new(config::HTTP_SSL_PREFIX.trim_end_matches('.'), settings)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}{}: {}", config::HTTP_SSL_PREFIX, e.property, e.reason)))?;
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let socket = TcpListener::bind((endpoint.host.as_str(), endpoint.port)).await?;
     let local_addr = socket.local_addr()?;
-    Ok(Some(BoundHttp { socket, local_addr }))
+    Ok(Some(BoundHttp { socket, local_addr, tls, reload_check_interval_ms }))
+}
+
+/// Reloads the HTTPS listener's stores when their files' content changed, every `interval_ms`
+/// (a renewed certificate is served to new connections; a refused one is logged once).
+async fn check_store_files(tls: Arc<ListenerTls>, interval_ms: u64) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        let tls = tls.clone();
+        // Reads and parses files: off the async workers.
+        let _ = tokio::task::spawn_blocking(move || tls.reload_changed_files()).await;
+    }
 }
 
 /// Serves until `stop` turns true; then drops every open HTTP connection.
@@ -74,6 +109,8 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
     let slots = Arc::new(Semaphore::new(config.connections_max));
     let mut connections = JoinSet::new();
     let sampler = tokio::spawn(console::sample_throughput(state.clone()));
+    let sessions = Arc::new(login::Sessions::new(config.console_sessions_max, Duration::from_millis(config.console_session_lifetime_ms)));
+    let reloader = bound.tls.clone().filter(|_| bound.reload_check_interval_ms > 0).map(|tls| tokio::spawn(check_store_files(tls, bound.reload_check_interval_ms)));
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
@@ -83,9 +120,20 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let (state, config) = (state.clone(), config.clone());
+                    let (state, config, tls) = (state.clone(), config.clone(), bound.tls.as_ref().map(|t| t.acceptor()));
+                    let console = console::Context { readonly: config.console_readonly, https: tls.is_some(), peer, sessions: sessions.clone() };
                     connections.spawn(async move {
-                        serve_connection(stream, state, &config).await;
+                        match tls {
+                            None => serve_connection(stream, state, console, &config).await,
+                            Some(acceptor) => {
+                                // The handshake is bounded as a request's headers are.
+                                match tokio::time::timeout(Duration::from_millis(config.request_timeout_ms), acceptor.accept(stream)).await {
+                                    Ok(Ok(tls)) => serve_connection(tls, state, console, &config).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -99,17 +147,23 @@ pub async fn serve(bound: BoundHttp, state: Arc<HttpState>, config: HttpConfig, 
         }
     }
     sampler.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, state: Arc<HttpState>, config: &HttpConfig) {
-    let readonly = config.console_readonly;
+async fn serve_connection<S>(stream: S, state: Arc<HttpState>, console: console::Context, config: &HttpConfig)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let console = Arc::new(console);
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let state = state.clone();
+        let (state, console) = (state.clone(), console.clone());
         async move {
             if console::is_console_path(req.uri().path()) {
-                return Ok::<_, Infallible>(console::handle(&state, readonly, req).await);
+                return Ok::<_, Infallible>(console::handle(&state, &console, req).await);
             }
             Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await)
         }

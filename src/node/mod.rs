@@ -84,13 +84,13 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The HTTP listener first: /health and /ready (503) answer while the logs load.
     let http_state = Arc::new(crate::http::HttpState::default());
-    let http = crate::http::bind(&config.http).await.map_err(|source| {
+    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
         let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
         StartError::HttpBind { addr, source }
     })?;
     let http_addr = http.as_ref().map(|h| h.local_addr);
     let http_task = http.map(|bound| {
-        tracing::info!(addr = %bound.local_addr, "HTTP listener serving /metrics, /health and /ready");
+        tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving /metrics, /health, /ready and the console");
         tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
     });
     // Recovery reads and fsyncs the logs: off the async workers.

@@ -5,6 +5,8 @@
 let readonly = false;
 let timer = null;
 let loaded = [];
+// With an authorizer the API answers 401 until a login; the server checks every call as the user.
+class Unauthorized extends Error {}
 
 // el("tag.class", {attr}, children...) -> element; strings become text nodes.
 function el(spec, attrs, ...kids) {
@@ -22,7 +24,8 @@ function el(spec, attrs, ...kids) {
 async function api(path) {
   const r = await fetch("api/" + path, { headers: { Accept: "application/json" } });
   const body = await r.json();
-  if (!r.ok) throw new Error(body.error || r.statusText);
+  if (r.status === 401) throw new Unauthorized(body.error);
+  if (!r.ok) throw new Error(body.error_name || body.error || r.statusText);
   return body;
 }
 
@@ -33,6 +36,7 @@ async function act(path, body) {
     body: JSON.stringify(body),
   });
   const out = await r.json();
+  if (r.status === 401 && path !== "login") throw new Unauthorized(out.error);
   if (!r.ok) throw new Error(out.error || r.statusText);
   return out;
 }
@@ -147,6 +151,7 @@ async function topic(app, name) {
       tdn(p.partition), tdn(p.leader), td(p.replicas.join(",")), td(p.isr.join(",")), tdn(num(p.log_start_offset)), tdn(num(p.log_end_offset)),
       tdn(num(p.high_watermark)), tdn(bytes(p.size_bytes)))), "partitions-table"),
     el("h2", {}, "Configs"),
+    t.configs_error ? el("p.muted", { id: "configs-error" }, t.configs_error + " (DESCRIBE_CONFIGS on the topic is needed)") :
     table(["Name", "Value", "Source"], t.configs.map((c) => el("tr", {}, td(c.name), td(c.value ?? "–"),
       td(el("span" + (c.source === "DYNAMIC_TOPIC_CONFIG" ? ".okc" : ".muted"), {}, c.source))))),
     t.internal ? null : el("p", {}, del));
@@ -269,6 +274,35 @@ async function produce(app, name) {
   app.replaceChildren(el("h1", {}, "Produce a record"), readonly ? el("p.bad", {}, "The console is read-only.") : form, el("p", { id: "produce-result" }));
 }
 
+async function loginPage(app) {
+  clearTimeout(timer);
+  const form = el("form.row", { id: "login-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    try {
+      const r = await act("login", { user: f.user.value, password: f.password.value });
+      showUser(r.user);
+      route();
+    } catch (err) { toast(err.message, true); f.password.value = ""; }
+  } },
+    el("label", {}, "User", el("input", { name: "user", id: "login-user", autocomplete: "username", required: true })),
+    el("label", {}, "Password", el("input", { name: "password", id: "login-password", type: "password", autocomplete: "current-password", required: true })),
+    el("button", { type: "submit", id: "login-submit" }, "Log in"));
+  app.replaceChildren(el("h1", {}, "Log in"),
+    el("p.muted", {}, "A SCRAM or PLAIN user of this broker; the console acts as that user, with its ACLs."), form);
+}
+
+function showUser(user) {
+  const who = document.getElementById("user");
+  if (!user) { who.replaceChildren(); return; }
+  who.replaceChildren(el("span", { id: "user-name" }, user), " ",
+    el("button", { id: "logout", onclick: async () => {
+      try { await act("logout", {}); } catch (_) { /* the session is gone either way */ }
+      showUser(null);
+      loginPage(document.getElementById("app"));
+    } }, "Log out"));
+}
+
 // ---- routing ----
 
 async function route() {
@@ -288,6 +322,7 @@ async function route() {
       default: return await overview(app);
     }
   } catch (err) {
+    if (err instanceof Unauthorized) { showUser(null); return loginPage(app); }
     app.replaceChildren(el("p.bad", {}, "Error: " + err.message));
   }
 }
@@ -295,7 +330,9 @@ async function route() {
 window.addEventListener("hashchange", route);
 window.addEventListener("DOMContentLoaded", async () => {
   try {
-    readonly = (await api("overview")).readonly;
+    const s = await api("session");
+    readonly = s.readonly;
+    showUser(s.user);
   } catch (_) { /* the page shows the error */ }
   document.body.classList.toggle("readonly", readonly);
   document.getElementById("mode").textContent = readonly ? "read-only" : "";
