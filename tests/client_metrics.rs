@@ -271,5 +271,18 @@ async fn the_receiver_shows_pushed_values_on_metrics() {
     assert_eq!(push(&mut c, g.client_instance_id, g.subscription_id, false, 0, &otlp_payload(9.0)).await, 0);
     let body = http_get(http, "/metrics").await.1;
     assert!(body.contains(&series.replace("7.5", "9.0")), "{body}");
+
+    // The connection that made the instance closes: Kafka forgets the instance, and its
+    // pushed values leave /metrics (a client reconnecting gets a new instance).
+    drop(c);
+    let gone = async {
+        loop {
+            if !http_get(http, "/metrics").await.1.contains(&id) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gone).await.expect("the closed connection's instance leaves /metrics");
     b.stop().await;
 }

@@ -16,6 +16,7 @@ pub(super) fn client_attributes(session: &Session) -> ClientAttributes {
         software_version: session.client_software.as_ref().map(|(_, version)| version.clone()),
         source_address: session.peer.ip().to_string(),
         source_port: session.peer.port(),
+        connection_id: session.id,
     }
 }
 

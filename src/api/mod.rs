@@ -79,6 +79,8 @@ use crate::storage::FileRange;
 
 /// Per-connection state the handlers may need.
 pub struct Session {
+    /// This connection's number, unique in the process (Kafka's connection id).
+    pub id: u64,
     pub peer: SocketAddr,
     pub client_id: Option<String>,
     /// The listener the connection arrived on: Metadata, FindCoordinator and DescribeCluster
@@ -97,7 +99,9 @@ pub struct Session {
 
 impl Session {
     pub fn new(peer: SocketAddr, listener: Arc<str>) -> Session {
-        Session { peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), client_software: None, muted_until: None }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Session { id, peer, client_id: None, listener, principal: Arc::from(ANONYMOUS), client_software: None, muted_until: None }
     }
 
     /// The user a quota is looked up for: the principal's name (`ANONYMOUS` before or without

@@ -32,6 +32,9 @@ pub struct ClientAttributes {
     pub software_version: Option<String>,
     pub source_address: String,
     pub source_port: u16,
+    /// The connection the request came on (the broker's number for it, not a selector): an
+    /// instance is forgotten when the connection that made it closes, as Kafka's is.
+    pub connection_id: u64,
 }
 
 impl ClientAttributes {
@@ -185,7 +188,15 @@ pub struct ClientTelemetry {
     pub max_bytes: i32,
     instances_max: usize,
     origin: Instant,
-    instances: Mutex<HashMap<Uuid, Instance>>,
+    table: Mutex<Table>,
+}
+
+/// The instances, and which connection made each one.
+#[derive(Default)]
+struct Table {
+    instances: HashMap<Uuid, Instance>,
+    /// Only connections that made an instance: at most one entry per open connection.
+    made_on: HashMap<u64, Uuid>,
 }
 
 /// A push that passed the checks: the metrics to hand to the receiver.
@@ -199,7 +210,7 @@ pub struct AcceptedPush {
 
 impl ClientTelemetry {
     pub fn new(max_bytes: i32, instances_max: usize) -> ClientTelemetry {
-        ClientTelemetry { max_bytes, instances_max: instances_max.max(1), origin: Instant::now(), instances: Mutex::new(HashMap::new()) }
+        ClientTelemetry { max_bytes, instances_max: instances_max.max(1), origin: Instant::now(), table: Mutex::new(Table::default()) }
     }
 
     fn now_ms(&self) -> u64 {
@@ -225,9 +236,9 @@ impl ClientTelemetry {
     /// is found or made (re-evaluated when the subscriptions changed); a Get within the push
     /// interval is throttled.
     pub fn get_at(&self, subscriptions: &ClientMetricsSubscriptions, instance_id: Uuid, client: &ClientAttributes, now_ms: u64) -> Result<Subscription, TelemetryError> {
-        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-        let id = if instance_id.is_nil() { new_instance_id(&instances) } else { instance_id };
-        let inst = self.instance(&mut instances, subscriptions, id, client, now_ms);
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let id = if instance_id.is_nil() { new_instance_id(&table.instances) } else { instance_id };
+        let inst = self.instance(&mut table, subscriptions, id, client, now_ms);
         if !inst.try_get(now_ms) {
             return Err(TelemetryError::Throttled(format!("Request from the client [{}] arrived before the next push interval time", java_uuid(instance_id))));
         }
@@ -243,30 +254,33 @@ impl ClientTelemetry {
         if is_reserved(id) {
             return Err(TelemetryError::InvalidRequest(format!("Invalid request from the client [{}], invalid client instance id", java_uuid(id))));
         }
-        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
-        let inst = self.instance(&mut instances, subscriptions, id, client, now_ms);
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let inst = self.instance(&mut table, subscriptions, id, client, now_ms);
         let outcome = check_push(inst, push, self.max_bytes, now_ms);
         inst.terminating = push.terminating;
         outcome.map(|()| AcceptedPush { client: inst.client.clone(), compression_type: push.compression_type, keep_ms: inst.expiry_ms() })
     }
 
     /// The instance `id`, made (or re-made after a subscription change) from the current
-    /// subscriptions; its expiry restarts.
+    /// subscriptions; its expiry restarts. A new instance belongs to the client's connection.
     fn instance<'a>(
         &self,
-        instances: &'a mut HashMap<Uuid, Instance>,
+        table: &'a mut Table,
         subscriptions: &ClientMetricsSubscriptions,
         id: Uuid,
         client: &ClientAttributes,
         now_ms: u64,
     ) -> &'a mut Instance {
         let version = subscriptions.version();
+        let instances = &mut table.instances;
         let fresh = instances.get(&id).is_none_or(|i| i.subscription_version < version);
         if fresh {
             // A re-made instance keeps what Kafka keeps: the client it was first seen as.
             let known = instances.remove(&id).map(|i| i.client);
             if known.is_none() {
                 self.make_room(instances, now_ms);
+                // Kafka keeps the last instance a connection made (an earlier one just expires).
+                table.made_on.insert(client.connection_id, id);
             }
             let client = known.unwrap_or_else(|| client.clone());
             let matchers: Vec<Matcher> = subscriptions.all().values().map(Matcher::new).collect();
@@ -302,17 +316,26 @@ impl ClientTelemetry {
         }
     }
 
+    /// Connection `connection_id` closed: the instance it made is forgotten (Kafka's
+    /// ClientConnectionDisconnectListener), returned so its pushed metrics go too.
+    pub fn disconnected(&self, connection_id: u64) -> Option<Uuid> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let id = table.made_on.remove(&connection_id)?;
+        table.instances.remove(&id).map(|_| id)
+    }
+
     /// Instances seen within their expiry, for the receiver: id and client.
     pub fn live(&self) -> Vec<(Uuid, ClientAttributes)> {
         let now_ms = self.now_ms();
-        let mut instances = self.instances.lock().unwrap_or_else(|e| e.into_inner());
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let instances = &mut table.instances;
         instances.retain(|_, i| now_ms.saturating_sub(i.last_seen_ms) < i.expiry_ms());
         instances.iter().map(|(id, i)| (*id, i.client.clone())).collect()
     }
 
     /// How many instances are kept.
     pub fn len(&self) -> usize {
-        self.instances.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.table.lock().unwrap_or_else(|e| e.into_inner()).instances.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -392,6 +415,7 @@ mod tests {
             software_version: Some("4.0.0".into()),
             source_address: "127.0.0.1".into(),
             source_port: 50000,
+            connection_id: 1,
         }
     }
 
@@ -516,6 +540,31 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_is_forgotten_when_the_connection_that_made_it_closes() {
+        let (s, dir) = store();
+        let t = ClientTelemetry::new(1 << 20, 16);
+        let (on_1, on_2) = (client("c"), ClientAttributes { connection_id: 2, ..client("d") });
+        let mine = t.get_at(&s, Uuid::nil(), &on_1, 0).unwrap().client_instance_id;
+        let other = t.get_at(&s, Uuid::nil(), &on_2, 0).unwrap().client_instance_id;
+        // A push of `mine` on connection 2 does not move it there.
+        let sub = t.get_at(&s, mine, &on_1, 400_000).unwrap().subscription_id;
+        assert!(t.push_at(&s, &push(mine, sub), &on_2, 400_001).is_ok());
+        assert_eq!(t.disconnected(3), None, "connection 3 made nothing");
+        assert_eq!(t.disconnected(1), Some(mine));
+        assert_eq!(t.disconnected(1), None, "once");
+        let left: Vec<Uuid> = t.live().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(left, vec![other]);
+        assert_eq!(t.disconnected(2), Some(other));
+        assert!(t.is_empty());
+        // The client comes back with its id on a new connection: a new instance there, as Kafka
+        // makes one for an id it does not know.
+        let on_3 = ClientAttributes { connection_id: 3, ..client("c") };
+        assert_eq!(t.get_at(&s, mine, &on_3, 500_000).unwrap().client_instance_id, mine);
+        assert_eq!(t.disconnected(3), Some(mine));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn instances_are_bounded_and_expire() {
         let (s, dir) = store();
         let t = ClientTelemetry::new(1 << 20, 3);
@@ -525,7 +574,7 @@ mod tests {
         // Full: the least recently seen (ids[0]) goes.
         let fourth = t.get_at(&s, Uuid::nil(), &c, 10).unwrap().client_instance_id;
         assert_eq!(t.len(), 3);
-        let kept: BTreeSet<Uuid> = t.instances.lock().unwrap().keys().copied().collect();
+        let kept: BTreeSet<Uuid> = t.table.lock().unwrap().instances.keys().copied().collect();
         assert_eq!(kept, BTreeSet::from([ids[1], ids[2], fourth]));
         // Past the expiry (max(60 s, 3 x 5 min) here) all of them go at the next new instance.
         let late = 10 + 3 * DEFAULT_INTERVAL_MS as u64;

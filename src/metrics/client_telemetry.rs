@@ -223,6 +223,11 @@ impl TelemetryReceiver {
         latest.insert(instance, Pushed { client_id: client_id.to_string(), points, last_push: now, keep_for });
     }
 
+    /// Drops what `instance` pushed (its connection closed).
+    pub fn forget(&self, instance: Uuid) {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).remove(&instance);
+    }
+
     /// Every kept point of the instances still pushing, as Prometheus series labelled with
     /// the client instance id and client id, sorted by family.
     pub fn series(&self) -> Families {

@@ -95,6 +95,8 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
     let mut stop = broker.shutdown_signal();
     let mut owed = Owed(std::collections::VecDeque::new());
     let mut session = api::Session::new(peer, listener);
+    // However the connection ends, the telemetry instance it made is forgotten.
+    let _telemetry = ForgetTelemetry(&broker, session.id);
     // On an SSL listener a client certificate names the principal through the listener's
     // ssl.principal.mapping.rules; on SASL_SSL the SASL authentication names it.
     if let Stream::Tls(tls) = stream
@@ -167,6 +169,20 @@ pub async fn run(stream: Stream, peer: SocketAddr, broker: Arc<Broker>, listener
         // close_notify, so the client sees a clean end of the TLS session.
         let mut w: &TlsStream = t;
         let _ = tokio::time::timeout(Duration::from_secs(1), tokio::io::AsyncWriteExt::shutdown(&mut w)).await;
+    }
+}
+
+/// On drop, forgets the KIP-714 client instance the connection made and what it pushed, as
+/// Kafka's broker does when a connection closes.
+struct ForgetTelemetry<'a>(&'a Broker, u64);
+
+impl Drop for ForgetTelemetry<'_> {
+    fn drop(&mut self) {
+        if let Some(instance) = self.0.client_telemetry.disconnected(self.1)
+            && let Some(receiver) = &self.0.telemetry_receiver
+        {
+            receiver.forget(instance);
+        }
     }
 }
 
