@@ -37,6 +37,10 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeGroupsRequest, version: i
                 return base.with_group_id(id).with_error_code(super::error_code::group(&e)).with_group_state(str_bytes("Dead"));
             }
             match broker.groups.describe(&**broker, &id.0) {
+                // Not coordinated here after all (leadership moved while the request waited).
+                Err(e @ (GroupError::Log(_) | GroupError::CoordinatorLoadInProgress)) => {
+                    base.with_group_id(id).with_error_code(super::error_code::group(&e)).with_group_state(str_bytes("Dead"))
+                }
                 // A consumer-protocol group, as Kafka 4.0 answers it: GROUP_ID_NOT_FOUND ("not a
                 // classic group") from v6, which carries the message; before, just Dead.
                 Err(e) if version >= 6 => base

@@ -956,6 +956,10 @@ impl GroupCoordinator {
         let now = self.now();
         let shards = self.shards(log);
         let mut groups = shards.lock_id(group_id);
+        // As for a fetch of offsets: never "no such group" from a shard being unloaded.
+        if let Some(e) = log.not_coordinating(shards.partition_of(group_id)) {
+            return Err(e);
+        }
         let Some(e) = self.current(log, &mut groups, group_id, now) else { return Ok(None) };
         if e.consumer.is_some() {
             return Err(GroupError::NotClassicGroup(group_id.to_string()));
@@ -1691,7 +1695,7 @@ mod tests {
     }
 
     #[test]
-    fn a_coordinated_offset_fetch_asks_for_leadership_under_the_shard_lock_and_never_answers_from_a_shard_it_does_not_lead() {
+    fn offset_fetch_and_describe_ask_for_leadership_under_the_shard_lock_and_never_answer_from_a_shard_not_led() {
         // The publisher makes a broker a follower, then clears the shard under its lock: asking
         // under that lock means a fetch that sees "led" reads the shard before it is cleared,
         // and one that comes after sees "not led". "Nothing committed" from a shard being
@@ -1706,9 +1710,11 @@ mod tests {
         let want = GroupError::Log(LogError::PartitionOffline("led elsewhere".into()));
         assert_eq!(c.fetch_offsets_coordinated(&log, "g", None), Err(want.clone()), "led elsewhere, still loaded");
         c.unload_partition(1, 0);
-        assert_eq!(c.fetch_offsets_coordinated(&log, "g", None), Err(want), "led elsewhere and unloaded: never 'nothing committed'");
+        assert_eq!(c.fetch_offsets_coordinated(&log, "g", None), Err(want.clone()), "led elsewhere and unloaded: never 'nothing committed'");
+        // DescribeGroups too: never "no such group" from a shard it does not lead.
+        assert_eq!(c.describe(&log, "g").err(), Some(want));
         let asked = log.asked_under_lock.lock().unwrap().clone();
-        assert_eq!(asked, vec![true; 3], "every question asked while the shard was locked");
+        assert_eq!(asked, vec![true; 4], "every question asked while the shard was locked");
     }
 
     #[test]
