@@ -135,7 +135,20 @@ pub fn check_password(config: &Config, scram: &crate::broker::scram::ScramStore,
     if user.is_empty() || password.is_empty() {
         return false;
     }
-    let scram_ok = [Mechanism::Sha256, Mechanism::Sha512].into_iter().any(|m| scram.credential(user, m).is_some_and(|c| c.matches_password(m, password)));
+    // Both mechanisms are always derived, a user without a credential against a throwaway one
+    // of the fewest iterations a stored credential has: how long the refusal takes does not
+    // tell whether the user exists.
+    let mut scram_ok = false;
+    for m in [Mechanism::Sha256, Mechanism::Sha512] {
+        scram_ok |= match scram.credential(user, m) {
+            Some(c) => c.matches_password(m, password),
+            None => {
+                let decoy = crate::broker::scram::Credential { salt: vec![0; 32], stored_key: vec![0; 64], server_key: vec![], iterations: crate::broker::scram::MIN_ITERATIONS };
+                let _ = std::hint::black_box(decoy.matches_password(m, password));
+                false
+            }
+        };
+    }
     scram_ok || plain_matches(config.topology.listeners.iter().filter_map(|l| l.sasl.as_deref()).map(|s| &s.plain_users), user, password)
 }
 
