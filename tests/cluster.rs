@@ -1185,3 +1185,113 @@ async fn client_metrics_subscriptions_are_the_metadata_logs_on_every_node() {
         r.shutdown().await;
     }
 }
+
+/// AlterReplicaLogDirs in a cluster: on every node of an RF-3 partition (its leader and both
+/// followers) the replica moves to the node's other log dir while acks=all produce goes on; the
+/// ISR stays whole, each node lists the partition in its new dir, and every replica holds every
+/// record (a follower's fetcher keeps appending to the replica being moved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_move_between_log_dirs_on_leader_and_followers_while_produced_to() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let configs = node_configs_with(3, &[], |d| vec![format!("log.dirs={},{}", d.join("a").display(), d.join("b").display())]);
+    let dirs: Vec<(String, String)> = configs.iter().map(|(_, d)| (d.path().join("a").display().to_string(), d.path().join("b").display().to_string())).collect();
+    let starts = configs.into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } });
+    let mut nodes = futures_join(starts).await;
+    let a: Vec<SocketAddr> = nodes.iter().map(addr).collect();
+    eventually("three brokers listed", async || (metadata(a[0], "none").await.brokers.len() == 3).then_some(())).await;
+
+    let mut c = Client::connect(a[0]).await;
+    let small = create_topics_request::CreatableTopicConfig::default().with_name(StrBytes::from_static_str("segment.bytes")).with_value(Some(StrBytes::from_static_str("2000")));
+    let t = CreatableTopic::default().with_name(name("ld")).with_num_partitions(1).with_replication_factor(3).with_configs(vec![small]);
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let m = eventually("a leader and a full ISR", async || {
+        let m = metadata(a[0], "ld").await;
+        let p = &m.topics[0].partitions[0];
+        (p.leader_id.0 > 0 && p.isr_nodes.len() == 3).then_some(m)
+    })
+    .await;
+    let leader = m.topics[0].partitions[0].leader_id.0 as usize;
+    let mut lc = Client::connect(a[leader - 1]).await;
+    let mut produced = 0i64;
+    let mut send = async |lc: &mut Client, n: usize| {
+        let r = lc.send(&produce("ld", 0, n), 9).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    };
+    for _ in 0..30 {
+        send(&mut lc, 5).await;
+        produced += 5;
+    }
+    let tp = fjord::types::TopicPartition::new("ld", 0);
+    let in_dir = |node: &Node| node.running.as_ref().unwrap().broker.replicas.logs().log_dir_of(&tp).map(|p| p.display().to_string());
+    // Each node moves its replica to the dir it is not in, asked on that node (as Kafka, the
+    // request names this broker's dirs), the leader's last.
+    let mut order: Vec<usize> = (1..=3).filter(|n| *n != leader).collect();
+    order.push(leader);
+    for n in order {
+        let now = in_dir(&nodes[n - 1]).expect("a replica on every node");
+        let to = if now == dirs[n - 1].0 { dirs[n - 1].1.clone() } else { dirs[n - 1].0.clone() };
+        let mut nc = Client::connect(a[n - 1]).await;
+        let req = AlterReplicaLogDirsRequest::default().with_dirs(vec![alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+            .with_path(StrBytes::from_string(to.clone()))
+            .with_topics(vec![alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default().with_name(name("ld")).with_partitions(vec![0])])]);
+        let r = nc.send(&req, 2).await;
+        assert_eq!(r.results[0].partitions[0].error_code, 0, "node {n}");
+        let mut rounds = 0;
+        while in_dir(&nodes[n - 1]).as_deref() != Some(to.as_str()) || nodes[n - 1].running.as_ref().unwrap().broker.replicas.logs().is_moving(&tp) {
+            send(&mut lc, 2).await;
+            produced += 2;
+            rounds += 1;
+            assert!(rounds < 2000, "node {n}: the move to {to} did not finish");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let dirs_listed = nc.send(&DescribeLogDirsRequest::default().with_topics(None), 4).await.results;
+        let listed: Vec<(String, bool)> = dirs_listed
+            .iter()
+            .flat_map(|d| d.topics.iter().filter(|t| t.name.0.as_str() == "ld").flat_map(move |t| t.partitions.iter().map(move |p| (d.log_dir.to_string(), p.is_future_key))))
+            .collect();
+        assert_eq!(listed, vec![(to.clone(), false)], "node {n} lists the replica in its new dir only");
+    }
+    for _ in 0..5 {
+        send(&mut lc, 3).await;
+        produced += 3;
+    }
+    let m = metadata(a[0], "ld").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "the ISR stayed whole");
+    for (i, node) in nodes.iter().enumerate() {
+        let b = &node.running.as_ref().unwrap().broker;
+        eventually(&format!("node {} holds every record", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
+    }
+    let f = lc.send(&fetch("ld", 0), 12).await;
+    assert_eq!((f.responses[0].partitions[0].error_code, f.responses[0].partitions[0].high_watermark), (0, produced));
+    // And the same bytes: each replica's whole log read back from its new dir.
+    let whole = |node: &Node| {
+        let b = &node.running.as_ref().unwrap().broker;
+        let (mut out, mut at) = (Vec::new(), 0i64);
+        loop {
+            let data = b.replicas.read_to_log_end(&tp, at, 1 << 20).expect("read the replica");
+            if data.is_empty() {
+                return out;
+            }
+            // Batch by batch: base offset (8), length (4), ..., last offset delta at 23..27.
+            let mut rest = &data[..];
+            while rest.len() >= 27 {
+                let len = i32::from_be_bytes(rest[8..12].try_into().unwrap()) as usize + 12;
+                let base = i64::from_be_bytes(rest[..8].try_into().unwrap());
+                at = base + i64::from(i32::from_be_bytes(rest[23..27].try_into().unwrap())) + 1;
+                out.extend_from_slice(&rest[..len]);
+                rest = &rest[len..];
+            }
+        }
+    };
+    let leader_log = whole(&nodes[leader - 1]);
+    assert!(!leader_log.is_empty());
+    for (i, node) in nodes.iter().enumerate() {
+        assert!(whole(node) == leader_log, "node {}'s replica differs from the leader's", i + 1);
+    }
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
