@@ -96,7 +96,10 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("fjord.ssl.reload.check.interval.ms", Some("60000"), T::Long, "Fjord: how often each SSL listener checks its key store and trust store files for new content, in ms, and reloads them (validated as an AlterConfigs reload is); 0 = never."),
     def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
-    def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup."),
+    def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup or an https: URL fetched at startup and refreshed (its trust store: the ssl.truststore.* options of the OAUTHBEARER JAAS configuration, else the system's CAs)."),
+    def("sasl.oauthbearer.jwks.endpoint.refresh.ms", Some("3600000"), T::Long, "How often an https JWKS endpoint is fetched again."),
+    def("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", Some("100"), T::Long, "First wait before fetching an https JWKS endpoint again after a failure (doubling after each)."),
+    def("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", Some("10000"), T::Long, "Longest wait between fetches of a failing https JWKS endpoint."),
     def("sasl.oauthbearer.expected.audience", None, T::List, "OAUTHBEARER with signed JWTs: audiences a token's aud must name one of (not checked when unset)."),
     def("sasl.oauthbearer.expected.issuer", None, T::String, "OAUTHBEARER with signed JWTs: the issuer a token's iss must be (not checked when unset)."),
     def("sasl.oauthbearer.sub.claim.name", Some("sub"), T::String, "OAUTHBEARER with signed JWTs: the claim naming the principal."),
@@ -648,20 +651,93 @@ impl Default for OAuthBearerSettings {
 }
 
 /// OAUTHBEARER with signed JWTs, as Kafka's OAuthBearerValidatorCallbackHandler reads its
-/// settings: the keys of `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL, read at startup),
+/// settings: the keys of `sasl.oauthbearer.jwks.endpoint.url` (a `file:` URL read at startup, or
+/// an `https:` / `http:` endpoint fetched and refreshed by the listener, see [`JwksKeys`]),
 /// `sasl.oauthbearer.expected.audience` / `.expected.issuer` (checked when set),
 /// `sasl.oauthbearer.sub.claim.name`, `sasl.oauthbearer.scope.claim.name` and
 /// `sasl.oauthbearer.clock.skew.seconds`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtSettings {
-    /// The signers' public keys (the JWKS document, checked at startup).
-    pub jwks: jsonwebtoken::jwk::JwkSet,
+    /// The signers' public keys.
+    pub jwks: JwksSource,
     pub expected_audience: Vec<String>,
     pub expected_issuer: Option<String>,
     pub sub_claim: String,
     pub scope_claim: String,
     pub clock_skew_seconds: u64,
 }
+
+/// Where the JWT signers' keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A `file:` URL's JWKS, read and checked at startup.
+    File(jsonwebtoken::jwk::JwkSet),
+    /// An `https:` (or `http:`) endpoint: the keys as last fetched by the listener's refresher.
+    Endpoint(std::sync::Arc<JwksKeys>),
+}
+
+impl JwksSource {
+    /// The key with id `kid`. From an endpoint, a key it does not hold asks the refresher for a
+    /// fetch (a signer's new key is found without waiting for the refresh interval).
+    pub fn find(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        match self {
+            JwksSource::File(set) => set.find(kid).cloned(),
+            JwksSource::Endpoint(keys) => keys.find(kid),
+        }
+    }
+}
+
+/// An OAUTHBEARER JWKS endpoint, as Kafka's RefreshingHttpsJwks takes it: refreshed every
+/// `sasl.oauthbearer.jwks.endpoint.refresh.ms` (default 1 hour), after a failure retried from
+/// `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms` (100) doubling up to `….retry.backoff.max.ms`
+/// (10 s), and fetched early when a token names a key it does not hold. An https endpoint's
+/// certificate is checked against the `ssl.truststore.*` options of the listener's OAUTHBEARER
+/// JAAS configuration (Kafka builds its socket factory from those options), else the system's
+/// CA certificates. The keys live here; the fetching is the listener's (server::sasl::jwks).
+#[derive(Debug)]
+pub struct JwksKeys {
+    pub url: String,
+    pub refresh_ms: u64,
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    pub truststore: Option<TrustStore>,
+    keys: std::sync::RwLock<Option<jsonwebtoken::jwk::JwkSet>>,
+    /// A token named a key that is not held: the refresher fetches early.
+    pub missing_key: tokio::sync::Notify,
+}
+
+impl JwksKeys {
+    pub fn new(url: String, refresh_ms: u64, retry_backoff_ms: u64, retry_backoff_max_ms: u64, truststore: Option<TrustStore>) -> JwksKeys {
+        JwksKeys { url, refresh_ms, retry_backoff_ms, retry_backoff_max_ms, truststore, keys: std::sync::RwLock::new(None), missing_key: tokio::sync::Notify::new() }
+    }
+
+    pub fn find(&self, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
+        let found = self.keys.read().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|set| set.find(kid).cloned());
+        if found.is_none() {
+            self.missing_key.notify_one();
+        }
+        found
+    }
+
+    /// Installs a fetched JWKS.
+    pub fn set(&self, set: jsonwebtoken::jwk::JwkSet) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Some(set);
+    }
+
+    /// Whether a JWKS was fetched.
+    pub fn loaded(&self) -> bool {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}
+
+/// Two settings are the same when they name the same endpoint the same way.
+impl PartialEq for JwksKeys {
+    fn eq(&self, o: &JwksKeys) -> bool {
+        (&self.url, self.refresh_ms, self.retry_backoff_ms, self.retry_backoff_max_ms, &self.truststore) == (&o.url, o.refresh_ms, o.retry_backoff_ms, o.retry_backoff_max_ms, &o.truststore)
+    }
+}
+
+impl Eq for JwksKeys {}
 
 /// Kafka's OAUTHBEARER server callback handler for signed JWTs.
 const OAUTHBEARER_JWT_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
@@ -671,13 +747,45 @@ impl JwtSettings {
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("listener {listener}: {reason}") };
         let get = |name: &str| c.listener_value(listener, name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         const URL: &str = "sasl.oauthbearer.jwks.endpoint.url";
-        let url = get(URL).ok_or_else(|| invalid(URL, String::new(), "OAuthBearerValidatorCallbackHandler needs the JWKS: set it to a file: URL".into()))?;
-        let path = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")).ok_or_else(|| invalid(URL, url.clone(), "only file: URLs are served for now (an https JWKS endpoint is not)".into()))?;
-        let text = std::fs::read_to_string(path).map_err(|e| invalid(URL, url.clone(), format!("cannot read the JWKS: {e}")))?;
-        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| invalid(URL, url.clone(), format!("not a JWKS document: {e}")))?;
-        if jwks.keys.is_empty() {
-            return Err(invalid(URL, url.clone(), "the JWKS holds no key".into()));
-        }
+        let url = get(URL).ok_or_else(|| invalid(URL, String::new(), "OAuthBearerValidatorCallbackHandler needs the JWKS: set it to a file: or https: URL".into()))?;
+        let jwks = if let Some(path) = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")) {
+            let text = std::fs::read_to_string(path).map_err(|e| invalid(URL, url.clone(), format!("cannot read the JWKS: {e}")))?;
+            let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text).map_err(|e| invalid(URL, url.clone(), format!("not a JWKS document: {e}")))?;
+            if jwks.keys.is_empty() {
+                return Err(invalid(URL, url.clone(), "the JWKS holds no key".into()));
+            }
+            JwksSource::File(jwks)
+        } else {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) || url.parse::<hyper::Uri>().map_or(true, |u| u.host().is_none()) {
+                return Err(invalid(URL, url.clone(), "expected a file:, https: or http: URL".into()));
+            }
+            let ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
+                match get(name) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<u64>().map_err(|_| invalid(name, v.clone(), "expected milliseconds, 0 or more".into())),
+                }
+            };
+            let refresh_ms = ms("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000)?;
+            let backoff = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100)?;
+            let backoff_max = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 10_000)?;
+            // The https endpoint's trust store: the OAUTHBEARER JAAS configuration's ssl.truststore.* options.
+            let options = c
+                .listener_value(listener, "oauthbearer.sasl.jaas.config")
+                .or_else(|| c.listener_value(listener, "sasl.jaas.config"))
+                .and_then(|text| jaas::parse(&text).ok())
+                .map(|m| m.options)
+                .unwrap_or_default();
+            let opt = |name: &str| options.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+            let truststore = match (opt("ssl.truststore.location"), opt("ssl.truststore.certificates")) {
+                (None, None) => None,
+                (Some(path), None) if opt("ssl.truststore.type").is_some_and(|t| t.eq_ignore_ascii_case("PKCS12")) => Some(TrustStore::Pkcs12 { path: PathBuf::from(path), password: opt("ssl.truststore.password").map(Secret) }),
+                (Some(path), None) => Some(TrustStore::Pem(PemSource::File(PathBuf::from(path)))),
+                (None, Some(text)) => Some(TrustStore::Pem(PemSource::Text(Secret(text)))),
+                (Some(path), Some(_)) => return Err(invalid("sasl.jaas.config", path, "the OAUTHBEARER JAAS options set both ssl.truststore.location and ssl.truststore.certificates".into())),
+            };
+            JwksSource::Endpoint(std::sync::Arc::new(JwksKeys::new(url.clone(), refresh_ms, backoff, backoff_max, truststore)))
+        };
         let skew = get("sasl.oauthbearer.clock.skew.seconds").unwrap_or_else(|| "30".into());
         let clock_skew_seconds = skew.parse::<u64>().map_err(|_| invalid("sasl.oauthbearer.clock.skew.seconds", skew.clone(), "expected seconds, 0 or more".into()))?;
         Ok(JwtSettings {
@@ -2382,7 +2490,22 @@ mod tests {
         assert!(refused(&[("sasl.enabled.mechanisms", "GSSAPI")], "Kerberos").contains("GSSAPI (Kerberos) is not served"));
         let jwt = ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler");
         assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt], "no JWKS").contains("needs the JWKS"));
-        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt, ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/jwks")], "https").contains("only file: URLs"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt, ("sasl.oauthbearer.jwks.endpoint.url", "ftp://idp/jwks")], "ftp").contains("expected a file:, https: or http: URL"));
+        assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), jwt, ("sasl.oauthbearer.jwks.endpoint.url", "https://idp/jwks"), ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "soon")], "refresh").contains("expected milliseconds"));
+        // An https endpoint: its timings, and the trust store from the OAUTHBEARER JAAS options.
+        let mut p = props(&base);
+        p.extend(props(&[
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            jwt,
+            ("sasl.oauthbearer.jwks.endpoint.url", "https://idp:8443/jwks"),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "60000"),
+            ("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config", r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.location="/etc/idp-ca.pem";"#),
+        ]));
+        let c = Config::from_properties(p).expect("an https JWKS endpoint");
+        let l = c.topology.listeners.iter().find(|l| l.name == "SASL_PLAINTEXT").expect("listener");
+        let Some(JwksSource::Endpoint(keys)) = l.sasl.as_ref().and_then(|s| s.oauthbearer.jwt.as_ref()).map(|j| j.jwks.clone()) else { panic!("an endpoint") };
+        assert_eq!((keys.url.as_str(), keys.refresh_ms, keys.retry_backoff_ms, keys.retry_backoff_max_ms), ("https://idp:8443/jwks", 60_000, 100, 10_000));
+        assert_eq!(keys.truststore, Some(TrustStore::Pem(PemSource::File("/etc/idp-ca.pem".into()))));
         assert!(refused(&[("sasl.enabled.mechanisms", "OAUTHBEARER"), ("listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class", "com.example.Mine")], "another class").contains("OAUTHBEARER validates with"));
         assert!(refused(&[("sasl.enabled.mechanisms", "DIGEST-MD5")], "unknown").contains("unknown mechanism DIGEST-MD5"));
         assert!(refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "")], "PLAIN without users").contains("PLAIN needs its users"));

@@ -418,3 +418,107 @@ async fn oauthbearer_takes_a_valid_unsecured_token_and_answers_a_bad_one_with_th
     assert!(c.is_closed().await);
     b.stop().await;
 }
+
+/// A loopback https server (its certificate for `localhost` from a CA made here) answering every
+/// GET with the current body. Returns its port, the CA's PEM and the body to change.
+async fn jwks_server() -> (u16, String, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("cert");
+    let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")];
+    let der_key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key der");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(fjord::server::tls::ring_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, der_key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    let body = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = body.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = socket.accept().await {
+            let (acceptor, shared) = (acceptor.clone(), shared.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(move |_req| {
+                    let body = shared.lock().unwrap().clone();
+                    async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(Bytes::from(body)))) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    (port, ca.pem(), body)
+}
+
+/// A P-256 signer and its public key as a JWK named `kid`.
+fn es256_signer(kid: &str) -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let raw = key.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&raw[1..33]), "y": b64(&raw[33..65]), "kid": kid, "use": "sig", "alg": "ES256"});
+    (jsonwebtoken::EncodingKey::from_ec_der(&key.serialize_der()), jwk)
+}
+
+fn signed_first_message(key: &jsonwebtoken::EncodingKey, kid: &str, sub: &str) -> Vec<u8> {
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let header = jsonwebtoken::Header { kid: Some(kid.to_string()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256) };
+    let claims = serde_json::json!({"sub": sub, "aud": "fjord", "iat": now_s, "exp": now_s + 300});
+    let jwt = jsonwebtoken::encode(&header, &claims, key).expect("sign");
+    format!("n,,\u{1}auth=Bearer {jwt}\u{1}\u{1}").into_bytes()
+}
+
+/// Signed JWTs checked against an https JWKS endpoint (Kafka's OAuthBearerValidatorCallbackHandler
+/// with an https sasl.oauthbearer.jwks.endpoint.url): the endpoint's certificate is checked
+/// against the JAAS options' trust store; a token of the served key authenticates; after the
+/// identity provider rotates its key, the next refresh lets the new key's tokens in and the
+/// old key's out.
+#[tokio::test]
+async fn oauthbearer_validates_signed_jwts_against_an_https_jwks_endpoint_and_follows_a_key_rotation() {
+    let (port, ca_pem, body) = jwks_server().await;
+    let (old_key, old_jwk) = es256_signer("k-old");
+    let (new_key, new_jwk) = es256_signer("k-new");
+    *body.lock().unwrap() = serde_json::to_vec(&serde_json::json!({ "keys": [old_jwk] })).unwrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca_file = dir.path().join("idp-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).expect("write CA");
+    let jaas = format!(
+        r#"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ssl.truststore.type="PEM" ssl.truststore.location="{}";"#,
+        ca_file.display()
+    );
+    let url = format!("sasl.oauthbearer.jwks.endpoint.url=https://localhost:{port}/jwks");
+    let (b, _ca) = start(&[
+        "sasl.enabled.mechanisms=PLAIN,OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        &url,
+        "sasl.oauthbearer.jwks.endpoint.refresh.ms=200",
+        "sasl.oauthbearer.expected.audience=fjord",
+        &jaas,
+    ])
+    .await;
+    let try_token = async |message: Vec<u8>| {
+        let mut c = Client::connect(addr(&b, "SASL_PLAINTEXT")).await;
+        assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
+        let r = authenticate(&mut c, &message).await;
+        (r.error_code == 0 && r.auth_bytes.is_empty()).then_some(c)
+    };
+    let mut c = try_token(signed_first_message(&old_key, "k-old", "grace")).await.expect("the served key's token authenticates");
+    produce_and_fetch(&mut c, "jwt-topic").await;
+    assert!(try_token(signed_first_message(&new_key, "k-new", "grace")).await.is_none(), "a key the endpoint does not serve yet");
+
+    // The identity provider rotates its key.
+    *body.lock().unwrap() = serde_json::to_vec(&serde_json::json!({ "keys": [new_jwk] })).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while try_token(signed_first_message(&new_key, "k-new", "grace")).await.is_none() {
+        assert!(Instant::now() < deadline, "the rotated key was not fetched");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(try_token(signed_first_message(&old_key, "k-old", "grace")).await.is_none(), "the retired key's tokens are refused");
+    b.stop().await;
+}

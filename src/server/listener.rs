@@ -149,6 +149,10 @@ impl CreationRates {
 async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semaphore>, per_ip: Arc<ConnectionsPerIp>, rates: CreationRates) {
     let BoundListener { listener, socket, tls, .. } = bound;
     let name: Arc<str> = Arc::from(listener.name.as_str());
+    // OAUTHBEARER's https JWKS: fetched once before the first connection, then kept fresh.
+    if let Some(crate::config::JwksSource::Endpoint(keys)) = listener.sasl.as_ref().and_then(|s| s.oauthbearer.jwt.as_ref()).map(|j| &j.jwks) {
+        crate::server::sasl::jwks::start(keys.clone(), broker.shutdown_signal()).await;
+    }
     let mut stop = broker.shutdown_signal();
     let mut connections = JoinSet::new();
     let open = broker.metrics.connections(&name);

@@ -61,13 +61,18 @@ fn trust_roots(s: &SslSettings, why_needed: &str) -> Result<(&'static str, rustl
         TrustStore::Pem(PemSource::Text(_)) => "ssl.truststore.certificates",
         TrustStore::Pem(PemSource::File(_)) | TrustStore::Pkcs12 { .. } => "ssl.truststore.location",
     };
+    roots_of(store).map(|roots| (property, roots)).map_err(|reason| (property, reason))
+}
+
+/// The CA certificates of a trust store, for rustls.
+pub fn roots_of(store: &TrustStore) -> Result<rustls::RootCertStore, String> {
     let certs: Vec<CertificateDer<'static>> = match store {
         TrustStore::Pem(source) => {
-            let pem = read_pem(source).map_err(|r| (property, r))?;
-            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| (property, format!("bad PEM: {e}")))?
+            let pem = read_pem(source)?;
+            CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| format!("bad PEM: {e}"))?
         }
         TrustStore::Pkcs12 { path, password } => {
-            let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str())).map_err(|r| (property, r))?;
+            let p12 = open_pkcs12(path, password.as_ref().map_or("", |p| p.0.as_str()))?;
             p12.entries()
                 .filter_map(|(_, e)| match e {
                     p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
@@ -78,12 +83,12 @@ fn trust_roots(s: &SslSettings, why_needed: &str) -> Result<(&'static str, rustl
     };
     let mut roots = rustls::RootCertStore::empty();
     for cert in certs {
-        roots.add(cert).map_err(|e| (property, format!("not a CA certificate rustls accepts: {e}")))?;
+        roots.add(cert).map_err(|e| format!("not a CA certificate rustls accepts: {e}"))?;
     }
     if roots.is_empty() {
-        return Err((property, "no CERTIFICATE in the trust store".into()));
+        return Err("no CERTIFICATE in the trust store".into());
     }
-    Ok((property, roots))
+    Ok(roots)
 }
 
 /// The TLS a broker connects to the other brokers with on SSL listener `listener` (its

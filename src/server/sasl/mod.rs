@@ -8,6 +8,7 @@
 //! failed-authentication delay, closing). No tokio, no sockets. Mechanisms: [`plain`], [`scram`],
 //! [`oauthbearer`].
 
+pub mod jwks;
 pub mod oauthbearer;
 pub mod plain;
 pub mod scram;

@@ -177,7 +177,7 @@ pub fn validate_jwt(token: &str, s: &crate::config::JwtSettings) -> Result<Token
     }
     let kid = header.kid.as_deref().ok_or_else(|| Invalid::new("the JWT names no key (kid)"))?;
     let jwk = s.jwks.find(kid).ok_or_else(|| Invalid::new(format!("no key {kid} in the JWKS")))?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| Invalid::new(format!("key {kid} of the JWKS is unusable: {e}")))?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| Invalid::new(format!("key {kid} of the JWKS is unusable: {e}")))?;
     let mut v = Validation::new(header.alg);
     v.leeway = s.clock_skew_seconds;
     v.validate_nbf = true;
@@ -303,7 +303,7 @@ mod tests {
 
     fn jwt_settings(jwks: Vec<serde_json::Value>) -> crate::config::JwtSettings {
         crate::config::JwtSettings {
-            jwks: serde_json::from_value(serde_json::json!({ "keys": jwks })).unwrap(),
+            jwks: crate::config::JwksSource::File(serde_json::from_value(serde_json::json!({ "keys": jwks })).unwrap()),
             expected_audience: vec!["fjord".into()],
             expected_issuer: Some("https://issuer.test".into()),
             sub_claim: "sub".into(),
