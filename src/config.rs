@@ -1453,13 +1453,14 @@ pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
-/// producer id expiration (read by each expiration pass).
+/// producer id expiration (read by each expiration pass), the move throttle and the connection
+/// creation rates (broker-wide, and per listener through the `listener.name.` prefix).
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     TOPIC_CONFIGS.iter().any(|(_, synonym, _, _)| *synonym == name)
         || matches!(
             name,
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
-                | MOVE_IO_RATE
+                | MOVE_IO_RATE | "max.connection.creation.rate"
         )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -1729,19 +1730,10 @@ impl Config {
             Ok(v)
         };
         let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
-        // max.connection.creation.rate: an INT at least 0, as Kafka defines it.
-        let creation_rate = |name: String, v: Option<String>| -> Result<u32, ConfigError> {
-            let v = v.unwrap_or_default();
-            match v.trim().parse::<i32>() {
-                Ok(n) if n >= 0 => Ok(n as u32),
-                _ => Err(ConfigError::Invalid { name, value: v, reason: "expected an INT at least 0".into() }),
-            }
-        };
-        let max_connection_creation_rate = creation_rate("max.connection.creation.rate".into(), c.value("max.connection.creation.rate"))?;
+        let max_connection_creation_rate = c.connection_creation_rate(None)?;
         let mut listener_max_connection_creation_rates = BTreeMap::new();
         for l in topology.client_listeners() {
-            let name = format!("listener.name.{}.max.connection.creation.rate", l.name.to_ascii_lowercase());
-            listener_max_connection_creation_rates.insert(l.name.clone(), creation_rate(name, c.listener_value(&l.name, "max.connection.creation.rate"))?);
+            listener_max_connection_creation_rates.insert(l.name.clone(), c.connection_creation_rate(Some(&l.name))?);
         }
         let config = Config {
             node_id,
@@ -2265,6 +2257,22 @@ impl Config {
     /// per-listener override), else the broker-wide value.
     pub fn listener_value(&self, listener: &str, name: &str) -> Option<String> {
         self.set_value(&format!("listener.name.{}.{name}", listener.to_ascii_lowercase())).or_else(|| self.value(name))
+    }
+
+    /// `max.connection.creation.rate` as now configured (dynamic changes included): broker-wide
+    /// (None), or a listener's (`listener.name.<l>.max.connection.creation.rate`, else the
+    /// broker-wide value). An INT at least 0, as Kafka defines it; i32::MAX is no limit.
+    pub fn connection_creation_rate(&self, listener: Option<&str>) -> Result<u32, ConfigError> {
+        const NAME: &str = "max.connection.creation.rate";
+        let (name, v) = match listener {
+            None => (NAME.to_string(), self.value(NAME)),
+            Some(l) => (format!("listener.name.{}.{NAME}", l.to_ascii_lowercase()), self.listener_value(l, NAME)),
+        };
+        let v = v.unwrap_or_default();
+        match v.trim().parse::<i32>() {
+            Ok(n) if n >= 0 => Ok(n as u32),
+            _ => Err(ConfigError::Invalid { name, value: v, reason: "expected an INT at least 0".into() }),
+        }
     }
 }
 

@@ -314,3 +314,41 @@ async fn over_max_connection_creation_rate_accepting_waits() {
     assert!(waited >= Duration::from_millis(400), "(2.1/s - 2/s) / 2/s * 10 s = 500 ms of wait: {waited:?}");
     b.stop().await;
 }
+
+/// max.connection.creation.rate is a dynamic broker config, as in Kafka: set by AlterConfigs on
+/// the broker (cluster default, resource ""), it holds new connections back at once; a bad value
+/// is refused; deleting it lifts the limit.
+#[tokio::test]
+async fn max_connection_creation_rate_changes_at_run_time() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let set = |value: Option<&str>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s(""))
+            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(s("max.connection.creation.rate"))
+                .with_config_operation(if value.is_some() { 0 } else { 1 })
+                .with_value(value.map(s))])])
+    };
+    let r = c.send(&set(Some("-1")), 1).await;
+    assert_eq!(r.responses[0].error_code, 42, "INVALID_REQUEST for a negative rate: {:?}", r.responses[0].error_message);
+    // Unlimited so far: 30 connections at once are all answered at once.
+    for i in 0..30 {
+        let (answered, _) = connect_and_ask(b.addr).await;
+        assert!(answered.is_some_and(|t| t < Duration::from_millis(300)), "connection {i} before the limit: {answered:?}");
+    }
+    let r = c.send(&set(Some("2")), 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    // The 30 connections made before still count in the 10 s window: the next one waits.
+    let (answered, _) = connect_and_ask(b.addr).await;
+    let waited = answered.expect("a held-back connection is still served");
+    assert!(waited >= Duration::from_millis(400), "held back under the new limit: {waited:?}");
+    let r = c.send(&set(None), 1).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    for i in 0..5 {
+        let (answered, _) = connect_and_ask(b.addr).await;
+        assert!(answered.is_some_and(|t| t < Duration::from_millis(300)), "connection {i} after the limit was deleted: {answered:?}");
+    }
+    b.stop().await;
+}

@@ -103,6 +103,9 @@ pub struct Broker {
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
     listener_tls: std::sync::RwLock<Vec<Arc<crate::server::tls::ListenerTls>>>,
+    /// The `max.connection.creation.rate` limits the listeners count against: broker-wide (None)
+    /// or a listener's; their quotas follow dynamic config changes.
+    creation_rates: std::sync::Mutex<Vec<(Option<String>, Arc<quotas::RateLimit>)>>,
     /// KIP-714 client instances: their subscriptions and push times.
     pub client_telemetry: client_telemetry::ClientTelemetry,
     /// The built-in telemetry receiver (`fjord.client.telemetry.enabled`); None: pushes dropped.
@@ -466,6 +469,10 @@ impl Broker {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
+        trial.connection_creation_rate(None).map_err(|e| e.to_string())?;
+        for l in trial.topology.client_listeners() {
+            trial.connection_creation_rate(Some(&l.name)).map_err(|e| e.to_string())?;
+        }
         for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", crate::config::MOVE_IO_RATE] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
@@ -494,6 +501,7 @@ impl Broker {
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
         self.apply_move_io_rate();
+        self.apply_connection_creation_rates();
         for (tls, reload) in tls_reloads {
             tls.install(reload);
         }
@@ -514,6 +522,24 @@ impl Broker {
     pub fn apply_move_io_rate(&self) {
         let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
         self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
+    }
+
+    /// A `max.connection.creation.rate` limit (broker-wide when `listener` is None) whose quota
+    /// follows the configuration from now on.
+    pub fn register_creation_rate(&self, listener: Option<String>, rate: Arc<quotas::RateLimit>) {
+        self.creation_rates.lock().unwrap_or_else(|e| e.into_inner()).push((listener, rate));
+        self.apply_connection_creation_rates();
+    }
+
+    /// Hands `max.connection.creation.rate` (as now configured, per listener too) to the
+    /// listeners' limits; i32::MAX is no limit.
+    pub fn apply_connection_creation_rates(&self) {
+        for (listener, rate) in self.creation_rates.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            // Validated when set: an unreadable value cannot be here; keep the old quota if so.
+            if let Ok(q) = self.config.connection_creation_rate(listener.as_deref()) {
+                rate.set_quota(if q >= i32::MAX as u32 { f64::INFINITY } else { f64::from(q) });
+            }
+        }
     }
 
     /// Makes an SSL listener's TLS reloadable by dynamic config changes.
@@ -1115,6 +1141,7 @@ impl Broker {
             group_configs_write: std::sync::Mutex::new(()),
             client_metrics,
             listener_tls: std::sync::RwLock::new(Vec::new()),
+            creation_rates: std::sync::Mutex::new(Vec::new()),
             client_telemetry,
             telemetry_receiver,
             shutdown,

@@ -533,10 +533,11 @@ impl TokenBucket {
     }
 }
 
-/// A broker-wide or listener-wide rate with a fixed quota (`max.connection.creation.rate`):
-/// Kafka's `Rate` sensor with the client quota windows.
+/// A broker-wide or listener-wide rate (`max.connection.creation.rate`): Kafka's `Rate` sensor
+/// with the client quota windows. The quota may change at run time (a dynamic broker config).
 pub struct RateLimit {
-    quota: f64,
+    /// The quota's f64 bits.
+    quota: std::sync::atomic::AtomicU64,
     rate: Mutex<Rate>,
     window_ms: u64,
     samples: usize,
@@ -545,7 +546,16 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(quota: f64, samples: usize, window_ms: u64) -> RateLimit {
-        RateLimit { quota, rate: Mutex::new(Rate::default()), window_ms: window_ms.max(1), samples: samples.max(2), epoch: Instant::now() }
+        RateLimit { quota: std::sync::atomic::AtomicU64::new(quota.to_bits()), rate: Mutex::new(Rate::default()), window_ms: window_ms.max(1), samples: samples.max(2), epoch: Instant::now() }
+    }
+
+    /// A new quota for the events from now on (what was counted stays counted).
+    pub fn set_quota(&self, quota: f64) {
+        self.quota.store(quota.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn quota(&self) -> f64 {
+        f64::from_bits(self.quota.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Counts one event; the time in ms that brings the rate back to the quota, at most one
@@ -564,7 +574,7 @@ impl RateLimit {
         let mut rate = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         rate.record(value, now, self.window_ms, self.samples);
         let (measured, window) = rate.measure(now, self.window_ms, self.samples);
-        throttle_ms(measured, self.quota, window).min(self.window_ms)
+        throttle_ms(measured, self.quota(), window).min(self.window_ms)
     }
 }
 

@@ -83,8 +83,13 @@ pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     let per_ip = Arc::new(ConnectionsPerIp::new(broker.config.max_connections_per_ip, broker.config.max_connections_per_ip_overrides.clone()));
     let config = &broker.config;
-    let limit = |rate: u32| (rate < i32::MAX as u32).then(|| Arc::new(RateLimit::new(f64::from(rate), config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000))));
-    let broker_rate = limit(config.max_connection_creation_rate);
+    // Every limit exists even when unlimited (an infinite quota): a dynamic change may set one.
+    let limit = |listener: Option<String>| {
+        let rate = Arc::new(RateLimit::new(f64::INFINITY, config.quota_window_num, config.quota_window_size_seconds.saturating_mul(1000)));
+        broker.register_creation_rate(listener, rate.clone());
+        Some(rate)
+    };
+    let broker_rate = limit(None);
     let count = listeners.len();
     let mut loops = JoinSet::new();
     for l in listeners {
@@ -96,7 +101,7 @@ pub async fn serve(listeners: Vec<BoundListener>, broker: Arc<Broker>) {
         }
         let rates = CreationRates {
             broker: broker_rate.clone(),
-            listener: config.listener_max_connection_creation_rates.get(&l.listener.name).copied().and_then(limit),
+            listener: limit(Some(l.listener.name.clone())),
             // Kafka leaves the inter-broker listener out of the broker-wide rate when there are
             // others, so that brokers can always reach each other.
             protected: count > 1 && config.topology.inter_broker_listener_name.as_deref() == Some(l.listener.name.as_str()),
