@@ -94,7 +94,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("ssl.allow.dn.changes", Some("false"), T::Boolean, "Whether a reloaded key store (AlterConfigs, or a changed file) may hold a certificate with another subject; false refuses the reload."),
     def("ssl.allow.san.changes", Some("false"), T::Boolean, "Whether a reloaded key store may drop subject alternative names of the current certificate; false refuses the reload."),
     def("fjord.ssl.reload.check.interval.ms", Some("60000"), T::Long, "Fjord: how often each SSL listener checks its key store and trust store files for new content, in ms, and reloads them (validated as an AlterConfigs reload is); 0 = never."),
-    def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of the peer's certificate by a connecting client; a listener does not use it."),
+    def("ssl.endpoint.identification.algorithm", Some("https"), T::String, "Host name check of a peer broker's certificate by the inter-broker client (the inter-broker listener's value): https checks it is valid for the host the peer advertises, empty only that it chains to the trust store. Clients of a listener are not checked by it."),
     def("sasl.enabled.mechanisms", Some("GSSAPI"), T::List, "SASL mechanisms a SASL_PLAINTEXT or SASL_SSL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured tokens; GSSAPI is refused at startup)."),
     def("sasl.oauthbearer.jwks.endpoint.url", None, T::String, "OAUTHBEARER with OAuthBearerValidatorCallbackHandler: the JWKS holding the token signers' public keys, a file: URL read at startup or an https: URL fetched at startup and refreshed (its trust store: the ssl.truststore.* options of the OAUTHBEARER JAAS configuration, else the system's CAs)."),
     def("sasl.oauthbearer.jwks.endpoint.refresh.ms", Some("3600000"), T::Long, "How often an https JWKS endpoint is fetched again."),
@@ -949,6 +949,11 @@ pub struct SslSettings {
     /// change the certificate's subject, or drop subject alternative names.
     pub allow_dn_changes: bool,
     pub allow_san_changes: bool,
+    /// `ssl.endpoint.identification.algorithm` of this listener as a client's (the inter-broker
+    /// listener's): `https` (Kafka's default) checks that a peer broker's certificate is valid
+    /// for the host it advertises; empty checks only that the certificate chains to the trust
+    /// store.
+    pub endpoint_identification: bool,
 }
 
 /// The listener's certificate chain and private key.
@@ -1308,6 +1313,13 @@ impl SslSettings {
                 _ => Err(invalid(name, t.clone(), "expected PEM or PKCS12 (JKS is not served yet)".into())),
             }
         };
+        // Empty is a value here (no host name check), unlike for the other properties.
+        let algorithm = value("ssl.endpoint.identification.algorithm").unwrap_or_else(|| "https".into());
+        let endpoint_identification = match algorithm.trim() {
+            "" => false,
+            a if a.eq_ignore_ascii_case("https") => true,
+            _ => return Err(invalid("ssl.endpoint.identification.algorithm", algorithm.clone(), "expected https, or empty for no host name check".into())),
+        };
         let (location, chain, key) = (get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"), get("ssl.keystore.key"));
         if location.is_none() && chain.is_none() && key.is_none() {
             return Err(invalid("ssl.keystore.location", String::new(), "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
@@ -1324,7 +1336,7 @@ impl SslSettings {
                 return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key are PEM settings (ssl.keystore.type=PEM)".into()));
             }
             let keystore = KeyStore::Pkcs12 { path: PathBuf::from(path.trim()), password: Secret(password) };
-            return Self::parse_rest(keystore, None, &get, &invalid, &store_type);
+            return Self::parse_rest(keystore, None, &get, &invalid, &store_type, endpoint_identification);
         }
         if keystore_password.is_some() {
             // Kafka's words for the same mistake.
@@ -1336,13 +1348,13 @@ impl SslSettings {
             (None, _, _) => return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key go together".into())),
             (Some(path), _, _) => return Err(invalid("ssl.keystore.location", path, "set either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into())),
         };
-        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type)
+        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type, endpoint_identification)
     }
 
     /// The settings after the key store: trust store, client authentication, versions, suites.
     fn parse_rest(
         keystore: KeyStore, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
-        store_type: &dyn Fn(&str) -> Result<bool, ConfigError>,
+        store_type: &dyn Fn(&str) -> Result<bool, ConfigError>, endpoint_identification: bool,
     ) -> Result<SslSettings, ConfigError> {
         let truststore = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
             (None, None) => None,
@@ -1400,6 +1412,7 @@ impl SslSettings {
             principal_mapping,
             allow_dn_changes: flag("ssl.allow.dn.changes")?,
             allow_san_changes: flag("ssl.allow.san.changes")?,
+            endpoint_identification,
         })
     }
 }
@@ -2540,6 +2553,14 @@ mod tests {
         assert_eq!(ssl(0).principal_mapping.name("CN=A,O=x").as_deref(), Ok("CN=A,O=x"), "DEFAULT without the property");
         assert_eq!(ssl(1).principal_mapping.name("CN=A,O=x").as_deref(), Ok("a"));
         assert!(!ssl(0).allow_san_changes && ssl(1).allow_san_changes && !ssl(1).allow_dn_changes);
+        // ssl.endpoint.identification.algorithm: https by default, empty turns the check off.
+        assert!(ssl(0).endpoint_identification && ssl(1).endpoint_identification);
+        let mut off = all.clone();
+        off.insert("listener.name.internal.ssl.endpoint.identification.algorithm".into(), String::new());
+        let c_off = Config::from_properties(off.clone()).expect("empty algorithm");
+        assert!(c_off.topology.listeners[0].ssl.as_ref().unwrap().endpoint_identification && !c_off.topology.listeners[1].ssl.as_ref().unwrap().endpoint_identification);
+        off.insert("listener.name.internal.ssl.endpoint.identification.algorithm".into(), "ldaps".into());
+        assert!(Config::from_properties(off).expect_err("unknown algorithm").to_string().contains("expected https, or empty"));
         all.insert("ssl.principal.mapping.rules".into(), "RULE:^CN=(.*)$/$1/Lx".into());
         let e = Config::from_properties(all.clone()).expect_err("invalid rule").to_string();
         assert!(e.contains("ssl.principal.mapping.rules") && e.contains("unmatched substring: `x`"), "{e}");

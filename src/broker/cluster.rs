@@ -124,15 +124,17 @@ impl ClusterState {
         self.broker_epoch.store(epoch, Ordering::Release);
     }
 
-    /// A connection to the broker at `addr`, made when there is none or the last one broke.
-    pub async fn peer(&self, addr: std::net::SocketAddr, client_id: &str) -> Result<Arc<BrokerClient>, ClientError> {
+    /// A connection to the broker at `peer`, made when there is none or the last one broke.
+    pub async fn peer(&self, peer: &crate::client::PeerAddr, client_id: &str) -> Result<Arc<BrokerClient>, ClientError> {
+        let addr = peer.addr;
         let mut peers = self.peers.lock().await;
         if let Some(c) = peers.get(&addr)
             && !c.is_closed()
         {
             return Ok(c.clone());
         }
-        let client = Arc::new(BrokerClient::connect(addr, ClientConfig { tls: self.inter_broker_tls(), ..ClientConfig::new(client_id) }).await?);
+        let config = ClientConfig { tls: self.inter_broker_tls(), tls_server_name: Some(peer.host.clone()), ..ClientConfig::new(client_id) };
+        let client = Arc::new(BrokerClient::connect(addr, config).await?);
         peers.insert(addr, client.clone());
         Ok(client)
     }
@@ -147,14 +149,14 @@ impl ClusterState {
         rx.recv().ok()
     }
 
-    /// `request` to the broker at `addr`, waited for on this (request handler) thread.
-    pub fn send_to_broker<R: Request + Send + Sync + 'static>(self: &Arc<Self>, addr: std::net::SocketAddr, client_id: String, request: R) -> Option<Result<R::Response, String>>
+    /// `request` to the broker at `peer`, waited for on this (request handler) thread.
+    pub fn send_to_broker<R: Request + Send + Sync + 'static>(self: &Arc<Self>, peer: crate::client::PeerAddr, client_id: String, request: R) -> Option<Result<R::Response, String>>
     where
         R::Response: Send,
     {
         let c = self.clone();
         self.wait_on(async move {
-            match c.peer(addr, &client_id).await {
+            match c.peer(&peer, &client_id).await {
                 Ok(client) => client.send(&request).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             }
@@ -163,12 +165,13 @@ impl ClusterState {
 
     /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker
     /// listener), else its first.
-    pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<std::net::SocketAddr> {
+    pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<crate::client::PeerAddr> {
         use std::net::ToSocketAddrs;
         let image = self.image();
         let registration = image.broker(id)?;
         let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
-        (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()
+        let addr = (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()?;
+        Some(crate::client::PeerAddr { host: endpoint.host.clone(), addr })
     }
 
     /// `request` at the active controller, found again while a voter answers NOT_CONTROLLER

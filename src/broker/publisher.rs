@@ -6,7 +6,6 @@
 //! creates and deletes logs.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Broker;
@@ -225,6 +224,6 @@ fn ensure_log(broker: &Broker, tp: &TopicPartition) -> bool {
 }
 
 /// Where followers reach `leader`: its endpoint on the inter-broker listener.
-fn leader_addr(broker: &Broker, leader: i32) -> Option<SocketAddr> {
+fn leader_addr(broker: &Broker, leader: i32) -> Option<crate::client::PeerAddr> {
     broker.cluster.as_ref()?.broker_addr(leader, broker.config.topology.inter_broker_listener_name.as_deref())
 }

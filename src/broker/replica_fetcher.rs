@@ -6,7 +6,7 @@
 //! handler threads; waiting happens on the leader (replica.fetch.wait.max.ms), never here.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use crate::client::PeerAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ pub struct Followed {
 
 /// One leader's fetcher: the partitions it copies and the task copying them.
 struct Fetcher {
-    addr: SocketAddr,
+    addr: PeerAddr,
     partitions: Arc<Mutex<BTreeMap<TopicPartition, Followed>>>,
     changed: Arc<Notify>,
     task: JoinHandle<()>,
@@ -53,7 +53,7 @@ pub struct ReplicaFetchers {
 impl ReplicaFetchers {
     /// Starts (or moves) copying `tp` from `leader` at `addr`, in `leader_epoch`. The log may
     /// hold a divergent tail: it is checked against the leader before the first fetch.
-    pub fn follow(&self, broker: &Arc<Broker>, tp: TopicPartition, topic_id: Uuid, leader: i32, addr: SocketAddr, leader_epoch: i32) {
+    pub fn follow(&self, broker: &Arc<Broker>, tp: TopicPartition, topic_id: Uuid, leader: i32, addr: PeerAddr, leader_epoch: i32) {
         let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
         for (id, f) in fetchers.iter() {
             if *id != leader && f.partitions.lock().unwrap_or_else(|e| e.into_inner()).remove(&tp).is_some() {
@@ -68,7 +68,7 @@ impl ReplicaFetchers {
         let f = fetchers.entry(leader).or_insert_with(|| {
             let partitions = Arc::new(Mutex::new(BTreeMap::new()));
             let changed = Arc::new(Notify::new());
-            let task = tokio::spawn(run(broker.clone(), leader, addr, partitions.clone(), changed.clone()));
+            let task = tokio::spawn(run(broker.clone(), leader, addr.clone(), partitions.clone(), changed.clone()));
             Fetcher { addr, partitions, changed, task }
         });
         f.partitions.lock().unwrap_or_else(|e| e.into_inner()).insert(tp, Followed { topic_id, leader_epoch, needs_truncation: true });
@@ -104,7 +104,7 @@ impl ReplicaFetchers {
 }
 
 /// One leader's fetch loop: connect, settle truncation, fetch, append; back off on errors.
-async fn run(broker: Arc<Broker>, leader: i32, addr: SocketAddr, partitions: Arc<Mutex<BTreeMap<TopicPartition, Followed>>>, changed: Arc<Notify>) {
+async fn run(broker: Arc<Broker>, leader: i32, peer: PeerAddr, partitions: Arc<Mutex<BTreeMap<TopicPartition, Followed>>>, changed: Arc<Notify>) {
     let cfg = broker.config.replication.clone();
     let backoff = Duration::from_millis(cfg.fetch_backoff_ms.max(10));
     let local = broker.config.node_id;
@@ -115,7 +115,9 @@ async fn run(broker: Arc<Broker>, leader: i32, addr: SocketAddr, partitions: Arc
         request_timeout: Duration::from_millis(cfg.socket_timeout_ms + cfg.fetch_wait_max_ms as u64),
         max_response_bytes: (cfg.fetch_response_max_bytes as usize).saturating_add(cfg.fetch_max_bytes as usize).saturating_add(1 << 20),
         tls: broker.cluster.as_ref().and_then(|c| c.inter_broker_tls()),
+        tls_server_name: Some(peer.host.clone()),
     };
+    let addr = peer.addr;
     let mut client: Option<BrokerClient> = None;
     let mut shutdown = broker.shutdown_signal();
     loop {

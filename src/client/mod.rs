@@ -39,8 +39,26 @@ pub struct ClientConfig {
     /// the response's framing). A longer length prefix closes the connection.
     pub max_response_bytes: usize,
     /// TLS to the peer (an SSL inter-broker listener): its certificate is checked against the
-    /// listener's trust store and for the peer's IP address. None: plaintext.
+    /// listener's trust store and, with `ssl.endpoint.identification.algorithm=https`, for
+    /// `tls_server_name`. None: plaintext.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The name the peer's certificate must be valid for: its advertised host (a DNS name or an
+    /// IP address), as Kafka checks it; None: the address connected to.
+    pub tls_server_name: Option<String>,
+}
+
+/// Where a broker reaches another: the host it advertises (what its certificate names) and the
+/// address that resolved to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} ({})", self.host, self.addr.port(), self.addr.ip())
+    }
 }
 
 impl ClientConfig {
@@ -51,6 +69,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 100 << 20,
             tls: None,
+            tls_server_name: None,
         }
     }
 }
@@ -108,7 +127,11 @@ impl BrokerClient {
                 (Box::new(read), Box::new(write))
             }
             Some(tls) => {
-                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let name = match config.tls_server_name.as_deref().map(|h| rustls::pki_types::ServerName::try_from(h.to_string())) {
+                    Some(Ok(name)) => name,
+                    Some(Err(e)) => return Err(ClientError::Connect { addr, source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("not a server name: {e}")) }),
+                    None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+                };
                 let connector = tokio_rustls::TlsConnector::from(tls.clone());
                 let stream = match tokio::time::timeout(config.connect_timeout, connector.connect(name, stream)).await {
                     Ok(Ok(stream)) => stream,

@@ -819,6 +819,7 @@ mod tests {
             principal_mapping: PrincipalMapper::default(),
             allow_dn_changes: false,
             allow_san_changes: false,
+            endpoint_identification: true,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();

@@ -102,13 +102,49 @@ pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::Clie
     let (_, roots) = trust_roots(s, "the inter-broker listener needs a trust store to check the other brokers' certificates").map_err(|(p, r)| err(p, r))?;
     let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
     let versions = protocol_versions(s);
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| err("ssl.enabled.protocols", e.to_string()))?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| err("ssl.enabled.protocols", e.to_string()))?;
+    let builder = if s.endpoint_identification {
+        builder.with_root_certificates(roots)
+    } else {
+        let roots = Arc::new(roots);
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build().map_err(|e| err("ssl.truststore.location", e.to_string()))?;
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly { roots, webpki, algorithms: provider.signature_verification_algorithms }))
+    };
+    let config = builder.with_client_auth_cert(chain, key).map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
     Ok(Arc::new(config))
+}
+
+/// `ssl.endpoint.identification.algorithm` empty: a peer's certificate must chain to the trust
+/// store (and its handshake signatures verify), whatever host it is for, as Kafka's client
+/// checks it without endpoint identification.
+#[derive(Debug)]
+struct ChainOnly {
+    roots: Arc<rustls::RootCertStore>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self, end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>], _server_name: &rustls::pki_types::ServerName<'_>, _ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(&cert, &self.roots, intermediates, now, self.algorithms.all)?;
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &rustls::DigitallySignedStruct) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// An SSL listener's TLS as it is now: new connections take the current acceptor; a reload
@@ -453,6 +489,7 @@ mod tests {
             principal_mapping: Default::default(),
             allow_dn_changes: false,
             allow_san_changes: false,
+            endpoint_identification: true,
         }
     }
 
@@ -523,6 +560,35 @@ mod tests {
         assert_eq!(client_config("INTERNAL", &s).expect_err("no CA in it").property, "ssl.truststore.certificates");
         s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret(chain))));
         client_config("INTERNAL", &s).expect("trust store and key store");
+    }
+
+    /// Whether the inter-broker client config `client` completes a handshake with a server
+    /// holding `server` (chain, key), naming the peer `name`.
+    async fn handshakes(client: Arc<rustls::ClientConfig>, server: &SslSettings, name: &str) -> bool {
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config("SSL", server).expect("server config"));
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).expect("name");
+        let (server, client) = tokio::join!(acceptor.accept(a), tokio_rustls::TlsConnector::from(client).connect(name, b));
+        server.is_ok() && client.is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_inter_broker_client_checks_the_advertised_host_unless_endpoint_identification_is_empty() {
+        // The peer's certificate names localhost only (no IP address).
+        let (chain, key, _) = self_signed();
+        let peer = settings(chain.clone(), key.clone());
+        let mut s = settings(chain.clone(), key);
+        s.truststore = Some(TrustStore::Pem(PemSource::Text(Secret(chain))));
+        assert!(s.endpoint_identification, "https is Kafka's default");
+        let checking = client_config("INTERNAL", &s).expect("client");
+        assert!(handshakes(checking.clone(), &peer, "localhost").await, "the advertised host the certificate names");
+        assert!(!handshakes(checking, &peer, "127.0.0.1").await, "an address the certificate does not name");
+        s.endpoint_identification = false;
+        let chain_only = client_config("INTERNAL", &s).expect("client");
+        assert!(handshakes(chain_only.clone(), &peer, "127.0.0.1").await, "no host name check");
+        // Still only certificates of the trust store.
+        let (other_chain, other_key, _) = self_signed();
+        assert!(!handshakes(chain_only, &settings(other_chain, other_key), "localhost").await, "a certificate the trust store does not hold");
     }
 
     #[test]

@@ -200,6 +200,7 @@ mod tests {
             principal_mapping: Default::default(),
             allow_dn_changes: false,
             allow_san_changes: false,
+            endpoint_identification: true,
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("https", &settings).unwrap());
         let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
