@@ -40,6 +40,9 @@ pub struct ClusterState {
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
     /// TLS to the other brokers when the inter-broker listener is SSL (set once at startup).
     inter_broker_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// `fjord.peer.address.overrides` (set once at startup): where connections to another
+    /// broker's endpoint go instead.
+    peer_address_overrides: std::sync::OnceLock<crate::config::PeerAddressOverrides>,
 }
 
 impl ClusterState {
@@ -56,12 +59,18 @@ impl ClusterState {
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
             inter_broker_tls: std::sync::OnceLock::new(),
+            peer_address_overrides: std::sync::OnceLock::new(),
         }
     }
 
     /// Brokers reach each other over TLS with `tls` (an SSL inter-broker listener).
     pub fn set_inter_broker_tls(&self, tls: Arc<rustls::ClientConfig>) {
         let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// Connections to other brokers' endpoints go where `overrides` says (a fault test's proxies).
+    pub fn set_peer_address_overrides(&self, overrides: crate::config::PeerAddressOverrides) {
+        let _ = self.peer_address_overrides.set(overrides);
     }
 
     /// The TLS of connections to other brokers; None: plaintext.
@@ -162,12 +171,16 @@ impl ClusterState {
     }
 
     /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker
-    /// listener), else its first.
+    /// listener), else its first; or that endpoint's `fjord.peer.address.overrides` entry.
     pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<std::net::SocketAddr> {
         use std::net::ToSocketAddrs;
         let image = self.image();
         let registration = image.broker(id)?;
         let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
+        if let Some(overrides) = self.peer_address_overrides.get().filter(|o| !o.is_empty()) {
+            let hostport = format!("{}:{}", endpoint.host, endpoint.port);
+            return overrides.apply(&hostport).to_socket_addrs().ok()?.next();
+        }
         (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()
     }
 
@@ -307,5 +320,30 @@ impl ControllerChannel {
         let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
         *current = Some((target, client.clone()));
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::tests::register;
+
+    fn state_with_broker_2() -> ClusterState {
+        let channel = ControllerChannel::new(BTreeMap::new(), Box::new(|| None), ClientConfig::new("test"));
+        let state = ClusterState::new(1, channel);
+        let mut image = MetadataImage::new();
+        image.apply(&register(2, 1, None, false)).expect("register");
+        state.publish(Arc::new(image), 1);
+        state
+    }
+
+    #[tokio::test]
+    async fn broker_addr_is_the_registered_endpoint_unless_an_override_names_it() {
+        let plain = state_with_broker_2();
+        assert_eq!(plain.broker_addr(2, Some("PLAINTEXT")), Some("127.0.0.1:9092".parse().unwrap()));
+        let proxied = state_with_broker_2();
+        proxied.set_peer_address_overrides(crate::config::PeerAddressOverrides::parse("127.0.0.1:9092=127.0.0.1:30002,127.0.0.1:9093=127.0.0.1:30003").unwrap());
+        assert_eq!(proxied.broker_addr(2, Some("PLAINTEXT")), Some("127.0.0.1:30002".parse().unwrap()), "the link's proxy");
+        assert_eq!(proxied.broker_addr(3, Some("PLAINTEXT")), None, "an unregistered broker has no address");
     }
 }
