@@ -79,12 +79,20 @@ PY
 # leaves the ISR. Stopped on any exit with the script's own status kept for _suite_exit (after
 # the stop, $? would be cluster.sh's). Records the start as a check; ends the suite if it fails.
 # Arguments are more fjord args for every node (--override key=value ...).
+# With CLUSTER_NETPROXY=1, every node reaches the others through compat-tests/cluster/netproxy.py
+# (a proxy per directed link, cut and healed over $CLUSTER_DIR/netproxy.sock; its log is
+# $CLUSTER_DIR/netproxy.log), started first and stopped with the cluster.
 fault_cluster_start() {
   CLUSTER_DIR="$WORK/cluster"
   export FJORD_BIN
   trap _cluster_exit EXIT
   local base
-  base="$(free_port_block 6)"
+  if [ "${CLUSTER_NETPROXY:-0}" = 1 ]; then
+    base="$(free_port_block 18)"   # the cluster's 6, then the proxies' 12
+    _netproxy_start "$base" "$((base + 6))" || { fail "per-link network proxy starts"; suite_finish; exit 1; }
+  else
+    base="$(free_port_block 6)"
+  fi
   if ! "$REPO_ROOT/scripts/cluster.sh" start "$CLUSTER_DIR" 3 "$base" -- \
       --override broker.session.timeout.ms=3000 \
       --override broker.heartbeat.interval.ms=500 \
@@ -95,9 +103,36 @@ fault_cluster_start() {
   fi
   pass "3-node cluster starts (bootstrap $(tail -n 1 "$WORK/cluster-start.out"))"
 }
+# _netproxy_start BASE PROXY: netproxy.py for a 3-node cluster on ports BASE.. listening on
+# PROXY..PROXY+11, each node's fjord.peer.address.overrides in its node.args; waits for the
+# control socket.
+_netproxy_start() {
+  local base="$1" proxy="$2" i
+  mkdir -p "$CLUSTER_DIR"
+  for i in 1 2 3; do
+    mkdir -p "$CLUSTER_DIR/node-$i"
+    printf -- '--override\nfjord.peer.address.overrides=%s\n' \
+      "$(python3 "$COMPAT_ROOT/cluster/netproxy.py" plan --nodes 3 --cluster-port "$base" --proxy-port "$proxy" --node "$i")" \
+      >"$CLUSTER_DIR/node-$i/node.args"
+  done
+  rm -f "$CLUSTER_DIR/netproxy.sock"
+  python3 "$COMPAT_ROOT/cluster/netproxy.py" serve --nodes 3 --cluster-port "$base" --proxy-port "$proxy" \
+    --control "$CLUSTER_DIR/netproxy.sock" >>"$CLUSTER_DIR/netproxy.log" 2>&1 </dev/null &
+  echo $! >"$CLUSTER_DIR/netproxy.pid"
+  for i in $(seq 50); do [ -S "$CLUSTER_DIR/netproxy.sock" ] && return 0; sleep 0.1; done
+  tail -n 5 "$CLUSTER_DIR/netproxy.log" >&2
+  return 1
+}
+_netproxy_stop() {
+  local pid
+  pid="$(cat "$CLUSTER_DIR/netproxy.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  rm -f "$CLUSTER_DIR/netproxy.pid"
+}
 _cluster_exit() {
   local rc=$?
   [ -f "$CLUSTER_DIR/cluster.env" ] && "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1
+  [ -f "$CLUSTER_DIR/netproxy.pid" ] && _netproxy_stop
   (exit "$rc"); _suite_exit
 }
 

@@ -7,7 +7,8 @@
 #        after -- (e.g. --override broker.session.timeout.ms=3000) go to every node and are kept
 #        for start-node. Waits until every node's Metadata lists all N brokers (the quorum has a
 #        leader and every broker registered and is unfenced), then prints the bootstrap list on
-#        its last line.
+#        its last line. A node's own extra args (one a line) may be put in DIR/node-<id>/node.args
+#        before it starts (the fault checker's per-link proxy addresses: compat-tests/cluster/).
 #   scripts/cluster.sh stop DIR              SIGTERM every node (SIGKILL after 20 s), by the pids written
 #   scripts/cluster.sh start-node DIR ID     (re)start one node with its saved arguments, same data dir
 #   scripts/cluster.sh stop-node DIR ID      SIGTERM one node (a clean stop: controlled shutdown)
@@ -28,7 +29,7 @@ WAIT_S="${CLUSTER_WAIT_S:-60}"
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # The saved layout: DIR/cluster.env holds N and PORT, DIR/cluster.args the extra fjord args (one a line).
 load_env() {
@@ -70,6 +71,7 @@ start_node() {
          --override "log.dirs=$ndir/data"
          --override "fjord.http.listener=${FJORD_HTTP_LISTENER:-127.0.0.1:0}"
          "${EXTRA[@]}")
+  if [ -s "$ndir/node.args" ]; then local own; mapfile -t own <"$ndir/node.args"; args+=("${own[@]}"); fi
   printf '== start %s\n' "$(date -u +%FT%TZ)" >>"$ndir/fjord.log"
   # setsid: the node is not in the caller's process group, so a Ctrl-C there does not reach it.
   setsid "$FJORD_BIN" "${args[@]}" >>"$ndir/fjord.log" 2>&1 </dev/null &

@@ -124,6 +124,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
     def("metadata.log.max.record.bytes.between.snapshots", Some("20971520"), T::Long, "A voter snapshots the metadata image once this many bytes of metadata records were applied since its last snapshot."),
     def("metadata.log.max.snapshot.interval.ms", Some("3600000"), T::Long, "A voter snapshots the metadata image when this long has passed since its last snapshot and anything was applied since; 0 turns the time rule off."),
+    def("fjord.peer.address.overrides", Some(""), T::List, "Fjord test hook: FROM=TO pairs of host:port, comma-separated; this node's outbound connections to another node (Raft RPCs, requests to the controller, replica fetches, transaction markers) that would go to FROM go to TO instead, so a fault test can put a proxy it can cut on each directed link. Clients are not affected."),
     def("fjord.metadata.log.entries.kept.after.snapshot", Some("1000"), T::Long, "Fjord: metadata log entries a voter keeps behind its snapshot, so a voter or broker slightly behind catches up from the log rather than a whole snapshot."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
@@ -1056,6 +1057,37 @@ fn parse_host_port(name: &str, value: &str, hostport: &str) -> Result<Endpoint, 
     Ok(Endpoint { host, port })
 }
 
+/// `fjord.peer.address.overrides`: `FROM=TO,...`, both `host:port`. A fault test's hook: each node
+/// is given its own view of where its peers are (a proxy per directed link that the test can
+/// cut), while `controller.quorum.voters` and the advertised listeners stay the same on every
+/// node (the voters name the cluster and seed the Raft membership; a broker's registration holds
+/// one endpoint for all its peers). Kafka has no such setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerAddressOverrides(BTreeMap<String, String>);
+
+impl PeerAddressOverrides {
+    pub fn parse(value: &str) -> Result<PeerAddressOverrides, ConfigError> {
+        const NAME: &str = "fjord.peer.address.overrides";
+        let mut map = BTreeMap::new();
+        for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (from, to) = item.split_once('=').ok_or_else(|| ConfigError::Invalid { name: NAME.into(), value: value.into(), reason: format!("expected FROM=TO, got {item}") })?;
+            let from = parse_host_port(NAME, value, from.trim())?;
+            let to = parse_host_port(NAME, value, to.trim())?;
+            map.insert(format!("{}:{}", from.host, from.port), format!("{}:{}", to.host, to.port));
+        }
+        Ok(PeerAddressOverrides(map))
+    }
+
+    /// Where a connection to `hostport` goes: its override, else itself.
+    pub fn apply<'a>(&'a self, hostport: &'a str) -> &'a str {
+        self.0.get(hostport).map(String::as_str).unwrap_or(hostport)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// `max.connections.per.ip` and `max.connections.per.ip.overrides` (`HOST:COUNT,...`; a host name
 /// counts for every address it resolves to at startup), checked as Kafka checks them: counts are
 /// not negative, every host is an address or resolves, and the default may be 0 only when some
@@ -1507,6 +1539,8 @@ pub struct Config {
     /// `max.connections.per.ip`, and its `.overrides` by address (host names resolved at startup).
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// `fjord.peer.address.overrides`: where this node's connections to other nodes go instead.
+    pub peer_address_overrides: PeerAddressOverrides,
     /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured over
     /// that many samples of that many seconds.
     pub quota_window_num: usize,
@@ -1639,6 +1673,7 @@ impl Config {
             max_connections: 0,
             max_connections_per_ip: 0,
             max_connections_per_ip_overrides: BTreeMap::new(),
+            peer_address_overrides: PeerAddressOverrides::default(),
             quota_window_num: 11,
             quota_window_size_seconds: 1,
             controller_quota_window_num: 11,
@@ -1766,6 +1801,7 @@ impl Config {
             max_connections: positive("max.connections", c.long("max.connections")?)? as usize,
             max_connections_per_ip: per_ip,
             max_connections_per_ip_overrides: per_ip_overrides,
+            peer_address_overrides: PeerAddressOverrides::parse(&c.string("fjord.peer.address.overrides"))?,
             quota_window_num: positive("quota.window.num", c.long("quota.window.num")?)?.min(i32::MAX as i64) as usize,
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             controller_quota_window_num: positive("controller.quota.window.num", c.long("controller.quota.window.num")?)?.min(i32::MAX as i64) as usize,
@@ -2295,6 +2331,20 @@ mod tests {
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn peer_address_overrides_map_one_address_to_another_and_refuse_malformed_pairs() {
+        assert!(Config::from_properties(BTreeMap::new()).unwrap().peer_address_overrides.is_empty(), "none by default");
+        let c = Config::from_properties(props(&[("fjord.peer.address.overrides", "127.0.0.1:9093=127.0.0.1:20001, 127.0.0.1:9096=127.0.0.1:20002")])).unwrap();
+        let o = &c.peer_address_overrides;
+        assert_eq!(o.apply("127.0.0.1:9093"), "127.0.0.1:20001");
+        assert_eq!(o.apply("127.0.0.1:9096"), "127.0.0.1:20002");
+        assert_eq!(o.apply("127.0.0.1:9094"), "127.0.0.1:9094", "an address without an override is left alone");
+        for bad in ["127.0.0.1:9093", "127.0.0.1:9093=", "=127.0.0.1:1", "127.0.0.1:x=127.0.0.1:1", "127.0.0.1:1=127.0.0.1"] {
+            let err = Config::from_properties(props(&[("fjord.peer.address.overrides", bad)])).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("fjord.peer.address.overrides"), "{bad:?} refused by name: {err:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,12 @@ Workload: idempotent acks=all producers (confluent-kafka) send unique values to 
 replication factor 3 and min.insync.replicas 2, while consumers of one group read and commit.
 Faults, from a seeded schedule, one at a time on a healthy cluster: kill -9 of a partition's leader
 or of the Raft leader (the active controller) and a restart after a while, SIGSTOP/SIGCONT of a
-node, kill -9 and a restart with a wiped data dir. At the end the cluster is healed, everything is
+node, kill -9 and a restart with a wiped data dir; and, when the cluster runs behind netproxy.py
+(a proxy per directed link between nodes, DIR/netproxy.sock), network partitions between the
+nodes, healed after a while: one node isolated from both peers (both directions; packets held,
+so peers see timeouts, or, the weaker fault, connections reset), a bridge (two nodes cut from
+each other, the third reaching both) and one directed link cut (A cannot reach B, B still
+reaches A). Clients reach every node throughout. At the end the cluster is healed, everything is
 read back through the clients and, after a clean stop, from every replica's segment files, and one
 JSON object is written: anomalies (each must be 0) and availability.
 
@@ -24,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -59,6 +64,22 @@ class Cluster:
         self.bootstrap = ",".join("127.0.0.1:%d" % (self.port + i) for i in range(self.n))
         self.down = set()
         self.paused = set()
+        self.proxy_sock = self.dir / "netproxy.sock"
+        self.netproxy = self.proxy_sock.exists()
+        self.cut = set()   # directed links (a, b) cut now
+
+    def proxy(self, req):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from netproxy import control_request
+        return control_request(str(self.proxy_sock), req)
+
+    def cut_links(self, links, mode):
+        self.proxy({"cmd": "cut", "links": [list(l) for l in links], "mode": mode})
+        self.cut.update(links)
+
+    def heal_links(self, links):
+        self.proxy({"cmd": "heal", "links": [list(l) for l in links]})
+        self.cut.difference_update(links)
 
     def sh(self, *args, check=True):
         r = subprocess.run([str(CLUSTER_SH), args[0], str(self.dir)] + [str(a) for a in args[1:]],
@@ -90,6 +111,9 @@ class Cluster:
         return self.sh("wait", secs, check=False).returncode == 0
 
     def heal(self):
+        if self.netproxy:
+            self.proxy({"cmd": "heal-all"})
+            self.cut.clear()
         for n in sorted(self.paused):
             self.resume(n)
         for n in sorted(self.down):
@@ -343,9 +367,14 @@ def wait_full_isr(admin, topics, n, secs):
 class Nemesis:
     FAULTS = ["kill-partition-leader", "kill-raft-leader", "pause", "wipe"]
     WEIGHTS = [4, 3, 3, 1]
+    # Behind netproxy.py the partitions take a share of the same time budget.
+    NET_FAULTS = FAULTS + ["isolate", "bridge", "one-way"]
+    NET_WEIGHTS = [3, 2, 2, 1, 3, 1, 1]
 
     def __init__(self, cluster, admin, topics, rnd):
         self.c, self.admin, self.topics, self.rnd = cluster, admin, topics, rnd
+        if cluster.netproxy:
+            self.FAULTS, self.WEIGHTS = self.NET_FAULTS, self.NET_WEIGHTS
         self.events = []
         self.windows = []   # (start, end) of each fault, in checker time
 
@@ -393,6 +422,8 @@ class Nemesis:
                 self.event(kind=kind, node=node, hold_s=round(hold, 1))
                 time.sleep(hold)
                 self.c.resume(node)
+            elif kind in ("isolate", "bridge", "one-way"):
+                node = self.partition(kind, hold)
             else:
                 node = self.rnd.choice(self.c.ids)
                 self.c.kill(node)
@@ -402,6 +433,37 @@ class Nemesis:
                 self.c.start(node)
             self.windows.append((start, now()))
             self.event(kind="healed", node=node)
+
+
+    def partition(self, kind, hold):
+        """Cuts links for `hold` seconds, then heals them; the node(s) named in the event."""
+        ids = self.c.ids
+        leader = self.c.raft_leader()
+        if kind == "isolate":
+            # Half the time the Raft leader (the active controller), else any node.
+            node = leader if leader is not None and self.rnd.random() < 0.5 else self.rnd.choice(ids)
+            links = [(node, o) for o in ids if o != node] + [(o, node) for o in ids if o != node]
+            mode = self.rnd.choices(["blackhole", "reset"], [2, 1])[0]
+            detail = dict(node=node, raft_leader=leader)
+        elif kind == "bridge":
+            # The bridge reaches both others; they cannot reach each other.
+            node = self.rnd.choice(ids)
+            a, b = [o for o in ids if o != node][:2]
+            links = [(a, b), (b, a)]
+            mode = "blackhole"
+            detail = dict(node=node, cut_between=[a, b], raft_leader=leader)
+        else:
+            a = self.rnd.choice(ids)
+            b = self.rnd.choice([o for o in ids if o != a])
+            links = [(a, b)]
+            mode = "blackhole"
+            node = a
+            detail = dict(node=a, unreachable=b, raft_leader=leader)
+        self.c.cut_links(links, mode)
+        self.event(kind=kind, mode=mode, links=["%d->%d" % l for l in links], hold_s=round(hold, 1), **detail)
+        time.sleep(hold)
+        self.c.heal_links(links)
+        return node
 
 
 # -- reading replicas from disk ------------------------------------------------------------------
@@ -583,6 +645,8 @@ def main():
         "topics": topics,
         "partitions": a.partitions,
         "faults": [e for e in nemesis.events if e["kind"] != "healed"],
+        "fault_counts": dict(sorted(Counter(e["kind"] for e in nemesis.events if e["kind"] != "healed").items())),
+        "network_partitions": cluster.netproxy,
         "healed": healed,
         "full_isr_after_heal": full_isr,
         "sent": len(wl.sent),

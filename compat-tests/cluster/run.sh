@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault-injection checker on a 3-node cluster (scripts/cluster.sh): idempotent acks=all producers
-# and a consumer group under a seeded schedule of kill -9 (partition leader, Raft leader), SIGSTOP and
-# wiped-disk restarts; see checker.py. Every anomaly count must be 0. Then roles.sh: controller-only
+# and a consumer group under a seeded schedule of kill -9 (partition leader, Raft leader), SIGSTOP,
+# wiped-disk restarts and network partitions between the nodes (every node reaches the others
+# through netproxy.py, a proxy per directed link the checker cuts and heals); see checker.py. Every anomaly count must be 0. Then roles.sh: controller-only
 # and broker-only nodes against the stock Kafka tools (about 30 s).
 #
 #   compat-tests/cluster/run.sh                  # CI: about 2 minutes of faults
@@ -24,7 +25,7 @@ done
 
 suite_init cluster
 [ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
-fault_cluster_start
+CLUSTER_NETPROXY=1 fault_cluster_start
 
 log "faults for ${SECONDS_OF_FAULTS}s; checker output in $WORK/checker.out"
 "$VENV_PY" "$COMPAT_ROOT/cluster/checker.py" --cluster-dir "$CLUSTER_DIR" --out "$WORK/result.json" \

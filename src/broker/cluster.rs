@@ -40,6 +40,9 @@ pub struct ClusterState {
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
     /// TLS to the other brokers when the inter-broker listener is SSL (set once at startup).
     inter_broker_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// `fjord.peer.address.overrides` (set once at startup): where connections to another
+    /// broker's endpoint go instead.
+    peer_address_overrides: std::sync::OnceLock<crate::config::PeerAddressOverrides>,
 }
 
 impl ClusterState {
@@ -56,12 +59,18 @@ impl ClusterState {
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
             inter_broker_tls: std::sync::OnceLock::new(),
+            peer_address_overrides: std::sync::OnceLock::new(),
         }
     }
 
     /// Brokers reach each other over TLS with `tls` (an SSL inter-broker listener).
     pub fn set_inter_broker_tls(&self, tls: Arc<rustls::ClientConfig>) {
         let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// Connections to other brokers' endpoints go where `overrides` says (a fault test's proxies).
+    pub fn set_peer_address_overrides(&self, overrides: crate::config::PeerAddressOverrides) {
+        let _ = self.peer_address_overrides.set(overrides);
     }
 
     /// The TLS of connections to other brokers; None: plaintext.
@@ -164,13 +173,17 @@ impl ClusterState {
     }
 
     /// Where other brokers reach broker `id`: its endpoint on `listener` (the inter-broker
-    /// listener), else its first.
+    /// listener), else its first; connected to at that endpoint's `fjord.peer.address.overrides`
+    /// entry when it has one (the certificate is still checked for the advertised host).
     pub fn broker_addr(&self, id: i32, listener: Option<&str>) -> Option<crate::client::PeerAddr> {
         use std::net::ToSocketAddrs;
         let image = self.image();
         let registration = image.broker(id)?;
         let endpoint = registration.end_points.iter().find(|e| Some(e.name.as_str()) == listener).or(registration.end_points.first())?;
-        let addr = (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()?;
+        let addr = match self.peer_address_overrides.get().filter(|o| !o.is_empty()) {
+            Some(overrides) => overrides.apply(&format!("{}:{}", endpoint.host, endpoint.port)).to_socket_addrs().ok()?.next()?,
+            None => (endpoint.host.as_str(), endpoint.port).to_socket_addrs().ok()?.next()?,
+        };
         Some(crate::client::PeerAddr { host: endpoint.host.clone(), addr })
     }
 
@@ -310,5 +323,31 @@ impl ControllerChannel {
         let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
         *current = Some((target, client.clone()));
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::image::tests::register;
+
+    fn state_with_broker_2() -> ClusterState {
+        let channel = ControllerChannel::new(BTreeMap::new(), Box::new(|| None), ClientConfig::new("test"));
+        let state = ClusterState::new(1, channel);
+        let mut image = MetadataImage::new();
+        image.apply(&register(2, 1, None, false)).expect("register");
+        state.publish(Arc::new(image), 1);
+        state
+    }
+
+    #[tokio::test]
+    async fn broker_addr_is_the_registered_endpoint_unless_an_override_names_it() {
+        let plain = state_with_broker_2();
+        assert_eq!(plain.broker_addr(2, Some("PLAINTEXT")).map(|p| p.addr), Some("127.0.0.1:9092".parse().unwrap()));
+        let proxied = state_with_broker_2();
+        proxied.set_peer_address_overrides(crate::config::PeerAddressOverrides::parse("127.0.0.1:9092=127.0.0.1:30002,127.0.0.1:9093=127.0.0.1:30003").unwrap());
+        let via = proxied.broker_addr(2, Some("PLAINTEXT")).expect("an address");
+        assert_eq!((via.addr, via.host.as_str()), ("127.0.0.1:30002".parse().unwrap(), "127.0.0.1"), "the link's proxy, the advertised host kept");
+        assert_eq!(proxied.broker_addr(3, Some("PLAINTEXT")), None, "an unregistered broker has no address");
     }
 }

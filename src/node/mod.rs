@@ -173,10 +173,18 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
 /// controller as an observer ([`observer`]).
 async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
     let voters: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, format!("{}:{}", e.host, e.port))).collect();
+    // Where this node connects to each voter's controller listener: the voter's address, or its
+    // `fjord.peer.address.overrides` entry (a fault test's proxy for this directed link).
+    let overrides = &config.peer_address_overrides;
+    let voters_to_connect: std::collections::BTreeMap<i32, String> = voters.iter().map(|(id, a)| (*id, overrides.apply(a).to_string())).collect();
+    if !overrides.is_empty() {
+        tracing::info!(overrides = ?overrides, "fjord.peer.address.overrides: connections to other nodes go through these addresses");
+    }
     let raft_cell: Arc<std::sync::OnceLock<Arc<crate::raft::RaftNode>>> = Arc::default();
     let hint = raft_cell.clone();
     let leader_hint = Box::new(move || hint.get().and_then(|r| r.leader()).map(|(id, _)| id as i32));
-    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, controller_channel(config, &voters, leader_hint)));
+    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, controller_channel(config, &voters_to_connect, leader_hint)));
+    state.set_peer_address_overrides(overrides.clone());
     // An SSL inter-broker listener: the other brokers are reached over TLS (a bad store stops startup).
     if let Some(l) = config.topology.inter_broker_listener_name.as_deref().and_then(|n| config.topology.listeners.iter().find(|l| l.name == n))
         && let Some(ssl) = &l.ssl
@@ -187,7 +195,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
     if !config.topology.roles.controller {
         // Its own connection: a fetch held by the leader must not delay heartbeats.
-        let channel = controller_channel(config, &voters, Box::new(|| None));
+        let channel = controller_channel(config, &voters_to_connect, Box::new(|| None));
         let observer = tokio::spawn(observer::follow(config.node_id, machine, channel, stop));
         tracing::info!(voters = ?voters, "following the metadata log from the active controller (broker-only node)");
         return Ok(QuorumParts { state, voter: None, observer: Some(observer) });
@@ -202,6 +210,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         max_record_bytes_between_snapshots: config.long("metadata.log.max.record.bytes.between.snapshots").unwrap_or(crate::raft::state_machine::DEFAULT_MAX_RECORD_BYTES_BETWEEN_SNAPSHOTS as i64).max(1) as u64,
         max_snapshot_interval_ms: config.long("metadata.log.max.snapshot.interval.ms").unwrap_or(crate::raft::state_machine::DEFAULT_MAX_SNAPSHOT_INTERVAL_MS as i64).max(0) as u64,
     };
+    raft_config.peer_address_overrides = voters.values().filter(|a| overrides.apply(a) != a.as_str()).map(|a| (a.clone(), overrides.apply(a).to_string())).collect();
     raft_config.entries_kept_after_snapshot = config.long("fjord.metadata.log.entries.kept.after.snapshot").unwrap_or(crate::raft::node::DEFAULT_ENTRIES_KEPT_AFTER_SNAPSHOT as i64).max(0) as u64;
     let controller_listener = config.topology.controller_listener().ok_or(StartError::Unsupported("controller.listener.names: no controller listener"))?;
     let bind = format!("{}:{}", controller_listener.endpoint.host, controller_listener.endpoint.port);

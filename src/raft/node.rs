@@ -86,6 +86,9 @@ pub struct RaftConfig {
     pub entries_kept_after_snapshot: u64,
     /// `fjord.metadata.log.entry.bytes.max`: the largest encoded entry (payload plus a few bytes).
     pub entry_bytes_max: usize,
+    /// `fjord.peer.address.overrides`: where RPCs to a voter's `host:port` (as the membership
+    /// names it) go instead; empty: where the membership says.
+    pub peer_address_overrides: BTreeMap<String, String>,
 }
 
 impl RaftConfig {
@@ -103,6 +106,7 @@ impl RaftConfig {
             snapshot: SnapshotPolicy::default(),
             entries_kept_after_snapshot: DEFAULT_ENTRIES_KEPT_AFTER_SNAPSHOT,
             entry_bytes_max: DEFAULT_ENTRY_BYTES_MAX,
+            peer_address_overrides: BTreeMap::new(),
         }
     }
 
@@ -259,7 +263,7 @@ impl RaftNode {
         .await
         .map_err(|e| StartError::Raft(format!("open task failed: {e}")))??;
         let contacts = Arc::new(PeerContacts::default());
-        let network = NetworkFactory::new(config.transport, contacts.clone());
+        let network = NetworkFactory::new(config.transport, contacts.clone(), Arc::new(config.peer_address_overrides.clone()));
         let raft = Raft::new(config.node_id, openraft_config, network, log.clone(), state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;

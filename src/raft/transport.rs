@@ -414,11 +414,14 @@ pub struct NetworkFactory {
     config: TransportConfig,
     peers: Arc<Mutex<PeerQueues>>,
     contacts: Arc<PeerContacts>,
+    /// `fjord.peer.address.overrides`: a peer's address as the membership names it -> where to
+    /// connect instead (a fault test's per-link proxy).
+    address_overrides: Arc<BTreeMap<String, String>>,
 }
 
 impl NetworkFactory {
-    pub fn new(config: TransportConfig, contacts: Arc<PeerContacts>) -> NetworkFactory {
-        NetworkFactory { config, peers: Arc::new(Mutex::new(BTreeMap::new())), contacts }
+    pub fn new(config: TransportConfig, contacts: Arc<PeerContacts>, address_overrides: Arc<BTreeMap<String, String>>) -> NetworkFactory {
+        NetworkFactory { config, peers: Arc::new(Mutex::new(BTreeMap::new())), contacts, address_overrides }
     }
 
     fn peer(&self, target: NodeId, addr: &str) -> mpsc::Sender<Call> {
@@ -449,7 +452,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { target, calls: self.peer(target, &node.addr), config: self.config, contacts: self.contacts.clone() }
+        let addr = self.address_overrides.get(&node.addr).unwrap_or(&node.addr).clone();
+        PeerClient { target, calls: self.peer(target, &addr), config: self.config, contacts: self.contacts.clone() }
     }
 }
 
@@ -612,7 +616,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let mut factory = NetworkFactory::new(TransportConfig::default(), Arc::new(PeerContacts::default()));
+        let mut factory = NetworkFactory::new(TransportConfig::default(), Arc::new(PeerContacts::default()), Arc::default());
         let mut client = factory.new_client(2, &BasicNode::new(addr)).await;
         let vote = VoteRequest::new(Vote::new(1, 1), None);
         let first = client.vote(vote.clone(), RPCOption::new(Duration::from_secs(1))).await;
@@ -633,13 +637,35 @@ mod tests {
             drop(stream);
         });
         let config = TransportConfig { request_timeout_ms: 100, ..TransportConfig::default() };
-        let mut factory = NetworkFactory::new(config, Arc::new(PeerContacts::default()));
+        let mut factory = NetworkFactory::new(config, Arc::new(PeerContacts::default()), Arc::default());
         let mut client = factory.new_client(2, &BasicNode::new(addr)).await;
         let started = Instant::now();
         let answer = client.vote(VoteRequest::new(Vote::new(1, 1), None), RPCOption::new(Duration::from_secs(5))).await;
         assert!(matches!(answer, Err(RPCError::Network(_))), "{answer:?}");
         assert!(started.elapsed() < Duration::from_secs(1), "request timeout applies: {:?}", started.elapsed());
         holder.abort();
+    }
+
+    #[tokio::test]
+    async fn a_peer_address_override_sends_rpcs_to_the_overriding_address() {
+        // The membership names a dead port; the override points at a listener (a fault test's
+        // proxy), which is where the vote must arrive.
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy = listener.local_addr().expect("addr");
+        let overrides = Arc::new(BTreeMap::from([(dead.to_string(), proxy.to_string())]));
+        let config = TransportConfig { request_timeout_ms: 200, ..TransportConfig::default() };
+        let mut factory = NetworkFactory::new(config, Arc::new(PeerContacts::default()), overrides);
+        let mut client = factory.new_client(2, &BasicNode::new(dead)).await;
+        // The accepted stream is held, silent, until the end of the test.
+        let accepted = tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.ok().and_then(Result::ok) });
+        let answer = client.vote(VoteRequest::new(Vote::new(1, 1), None), RPCOption::new(Duration::from_secs(1))).await;
+        let held = accepted.await.expect("join");
+        assert!(held.is_some(), "the override's listener got the connection");
+        assert!(matches!(answer, Err(RPCError::Network(_))), "the silent proxy times out rather than being unreachable: {answer:?}");
     }
 
     proptest! {
