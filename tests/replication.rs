@@ -19,6 +19,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
+/// A leader as the fetcher is given it: its address, advertised as that IP.
+fn peer(addr: std::net::SocketAddr) -> fjord::client::PeerAddr {
+    fjord::client::PeerAddr { host: addr.ip().to_string(), addr }
+}
+
 fn name(s: &'static str) -> TopicName {
     TopicName(StrBytes::from_static_str(s))
 }
@@ -63,7 +68,7 @@ async fn a_follower_copies_its_leader_and_acks_all_waits_for_it() {
     lb.replicas.become_leader(&tp, state.clone(), now_ms()).expect("lead");
     fb.replicas.become_follower(&tp, state).expect("follow");
     let topic_id = lb.metadata.topic("r").expect("topic").id;
-    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, leader.addr, 1);
+    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, peer(leader.addr), 1);
 
     // acks=all is answered once the follower has the records: the high watermark waits for it.
     let mut c = leader.client().await;
@@ -98,7 +103,7 @@ async fn a_follower_copies_its_leader_and_acks_all_waits_for_it() {
     assert_eq!(consumed.responses[0].partitions[0].high_watermark, 5, "consumers see only what the ISR has");
 
     // The follower resumes and catches up: the high watermark moves to the leader's end.
-    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, leader.addr, 1);
+    fb.fetchers.follow(&fb, tp.clone(), topic_id, 1, peer(leader.addr), 1);
     let lb2 = lb.clone();
     let tp2 = tp.clone();
     wait_for(move || lb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 9).await;
@@ -131,7 +136,7 @@ async fn a_follower_cuts_a_tail_its_new_leader_never_had() {
     bb.replicas.become_follower(&tp, moved).expect("follow");
     let mut ac = a.client().await;
     assert_eq!(ac.send(&produce("d", 2, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
-    bb.fetchers.follow(&bb, tp.clone(), ab.metadata.topic("d").expect("topic").id, 1, a.addr, 2);
+    bb.fetchers.follow(&bb, tp.clone(), ab.metadata.topic("d").expect("topic").id, 1, peer(a.addr), 2);
     let bb2 = bb.clone();
     let tp2 = tp.clone();
     wait_for(move || bb2.replicas.follower_position(&tp2).map(|p| (p.0, p.2)).ok() == Some((2, Some(2)))).await;
@@ -159,7 +164,7 @@ async fn a_tail_from_an_epoch_the_leader_never_had_is_cut_even_when_the_leaders_
     // Epoch 1: a leads, b copies 0..5.
     ab.replicas.become_leader(&tp, state(1, 1, &[1, 2]), now_ms()).expect("lead");
     bb.replicas.become_follower(&tp, state(1, 1, &[1, 2])).expect("follow");
-    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 1);
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, peer(a.addr), 1);
     assert_eq!(ac.send(&produce("e", 5, -1, 10_000), 9).await.responses[0].partition_responses[0].error_code, 0);
     bb.fetchers.unfollow(&tp);
     // Epoch 2: a goes on alone and writes 5..10, which b never copies.
@@ -176,7 +181,7 @@ async fn a_tail_from_an_epoch_the_leader_never_had_is_cut_even_when_the_leaders_
     ab.replicas.become_leader(&tp, state(1, 4, &[1]), now_ms()).expect("lead");
     bb.replicas.become_follower(&tp, state(1, 4, &[1])).expect("follow");
     assert_eq!(ac.send(&produce("e", 1, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
-    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 4);
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, peer(a.addr), 4);
     let bb2 = bb.clone();
     let tp2 = tp.clone();
     wait_for(move || bb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 11).await;
@@ -204,7 +209,7 @@ async fn a_follower_whose_latest_epoch_had_no_records_settles_and_fetches() {
     // Epoch 1: a leads and writes 0..5, b copies them.
     ab.replicas.become_leader(&tp, state(1, 1, &[1, 2]), now_ms()).expect("lead");
     bb.replicas.become_follower(&tp, state(1, 1, &[1, 2])).expect("follow");
-    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, a.addr, 1);
+    bb.fetchers.follow(&bb, tp.clone(), topic_id, 1, peer(a.addr), 1);
     let mut ac = a.client().await;
     assert_eq!(ac.send(&produce("z", 5, -1, 10_000), 9).await.responses[0].partition_responses[0].error_code, 0);
     bb.fetchers.unfollow(&tp);
@@ -220,7 +225,7 @@ async fn a_follower_whose_latest_epoch_had_no_records_settles_and_fetches() {
     ab.replicas.become_follower(&tp, state(2, 4, &[2])).expect("follow");
     let mut bc = b.client().await;
     assert_eq!(bc.send(&produce("z", 1, 1, 1_000), 9).await.responses[0].partition_responses[0].error_code, 0);
-    ab.fetchers.follow(&ab, tp.clone(), bb.metadata.topic("z").expect("topic").id, 2, b.addr, 4);
+    ab.fetchers.follow(&ab, tp.clone(), bb.metadata.topic("z").expect("topic").id, 2, peer(b.addr), 4);
     let ab2 = ab.clone();
     let tp2 = tp.clone();
     wait_for(move || ab2.replicas.follower_position(&tp2).map(|p| (p.0, p.2)).ok() == Some((6, Some(4)))).await;
