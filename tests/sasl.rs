@@ -28,14 +28,20 @@ const JAAS: &str = r#"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.ap
 
 /// A broker with PLAINTEXT, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) and SASL_SSL
 /// (the same mechanisms) listeners; returns it with the CA certificate of its TLS listener.
-async fn start(extra: &[&str]) -> (TestBroker, String) {
+/// A CA made here and a certificate it signed for `localhost`: (CA PEM, certificate PEM, key).
+fn localhost_certificate() -> (String, String, rcgen::KeyPair) {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).expect("CA");
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("cert");
-    let chain = format!("{}{}", cert.pem(), ca.pem());
+    (ca.pem(), cert.pem(), key)
+}
+
+async fn start(extra: &[&str]) -> (TestBroker, String) {
+    let (ca_pem, cert_pem, key) = localhost_certificate();
+    let chain = format!("{cert_pem}{ca_pem}");
     let mut o = vec![
         "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0".to_string(),
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL".to_string(),
@@ -50,7 +56,7 @@ async fn start(extra: &[&str]) -> (TestBroker, String) {
     ];
     o.extend(extra.iter().map(|s| s.to_string()));
     let o: Vec<&str> = o.iter().map(String::as_str).collect();
-    (TestBroker::start(&o).await, ca.pem())
+    (TestBroker::start(&o).await, ca_pem)
 }
 
 fn addr(b: &TestBroker, listener: &str) -> SocketAddr {
@@ -422,13 +428,8 @@ async fn oauthbearer_takes_a_valid_unsecured_token_and_answers_a_bad_one_with_th
 /// A loopback https server (its certificate for `localhost` from a CA made here) answering every
 /// GET with the current body. Returns its port, the CA's PEM and the body to change.
 async fn jwks_server() -> (u16, String, Arc<std::sync::Mutex<Vec<u8>>>) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("cert");
-    let chain = vec![CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")];
+    let (ca_pem, cert_pem, key) = localhost_certificate();
+    let chain = vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("der")];
     let der_key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key der");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(fjord::server::tls::ring_provider()))
         .with_safe_default_protocol_versions()
@@ -454,7 +455,7 @@ async fn jwks_server() -> (u16, String, Arc<std::sync::Mutex<Vec<u8>>>) {
             });
         }
     });
-    (port, ca.pem(), body)
+    (port, ca_pem, body)
 }
 
 /// A P-256 signer and its public key as a JWK named `kid`.

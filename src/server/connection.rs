@@ -809,18 +809,7 @@ mod tests {
         use rustls::pki_types::pem::PemObject;
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params").self_signed(&key).expect("cert");
-        let settings = crate::config::SslSettings {
-            keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(cert.pem()), key: crate::config::Secret(key.serialize_pem()) },
-            key_password: None,
-            truststore: None,
-            client_auth: crate::config::ClientAuth::None,
-            enabled_protocols: vec![crate::config::TlsVersion::Tls13],
-            cipher_suites: vec![],
-            principal_mapping: PrincipalMapper::default(),
-            allow_dn_changes: false,
-            allow_san_changes: false,
-            endpoint_identification: true,
-        };
+        let settings = crate::server::tls::test_settings(cert.pem(), key.serialize_pem());
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("SSL", &settings).expect("server config"));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from_pem_slice(cert.pem().as_bytes()).expect("der")).expect("root");

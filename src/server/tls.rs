@@ -456,6 +456,23 @@ fn rfc2253_escape(value: &str) -> String {
     out
 }
 
+/// Tests' listener settings: this PEM certificate chain and key, the defaults otherwise.
+#[cfg(test)]
+pub(crate) fn test_settings(chain: String, key: String) -> SslSettings {
+    SslSettings {
+        keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(chain), key: crate::config::Secret(key) },
+        key_password: None,
+        truststore: None,
+        client_auth: ClientAuth::None,
+        enabled_protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        cipher_suites: vec![],
+        principal_mapping: Default::default(),
+        allow_dn_changes: false,
+        allow_san_changes: false,
+        endpoint_identification: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -479,18 +496,7 @@ mod tests {
     use crate::config::Secret;
 
     fn settings(chain: String, key: String) -> SslSettings {
-        SslSettings {
-            keystore: KeyStore::Text { chain: Secret(chain), key: Secret(key) },
-            key_password: None,
-            truststore: None,
-            client_auth: ClientAuth::None,
-            enabled_protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
-            cipher_suites: vec![],
-            principal_mapping: Default::default(),
-            allow_dn_changes: false,
-            allow_san_changes: false,
-            endpoint_identification: true,
-        }
+        test_settings(chain, key)
     }
 
     fn self_signed() -> (String, String, rcgen::KeyPair) {

@@ -190,18 +190,7 @@ mod tests {
         let ca = ca.self_signed(&ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
-        let settings = crate::config::SslSettings {
-            keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(cert.pem()), key: crate::config::Secret(key.serialize_pem()) },
-            key_password: None,
-            truststore: None,
-            client_auth: crate::config::ClientAuth::None,
-            enabled_protocols: vec![crate::config::TlsVersion::Tls13],
-            cipher_suites: vec![],
-            principal_mapping: Default::default(),
-            allow_dn_changes: false,
-            allow_san_changes: false,
-            endpoint_identification: true,
-        };
+        let settings = crate::server::tls::test_settings(cert.pem(), key.serialize_pem());
         let acceptor = tokio_rustls::TlsAcceptor::from(crate::server::tls::server_config("https", &settings).unwrap());
         let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = socket.local_addr().unwrap().port();
