@@ -5,8 +5,10 @@
 # (compat-tests/rdkafka/Cargo.toml; `cargo metadata` fetches it into ~/.cargo/registry if needed and
 # names the exact version). The registry copy is read-only, so it is copied to
 # compat-tests/librdkafka/out/build/librdkafka (gitignored; run.sh keeps out/build) and built there:
-#   ./configure --disable-ssl --disable-gssapi --disable-curl --disable-lz4-ext   (plain TCP only;
-#       lz4 and snappy are bundled, zlib and zstd come from Debian's -dev packages)
+#   ./configure --enable-ssl --disable-gssapi --disable-curl --disable-lz4-ext   (OpenSSL from
+#       Debian's libssl-dev: SSL and SASL SCRAM, which librdkafka builds only WITH_SSL, for
+#       run.sh --sasl-ssl; PLAIN and SCRAM are librdkafka's own, no cyrus-sasl; lz4 and snappy are
+#       bundled, zlib and zstd come from Debian's -dev packages)
 #   make -C src; make -C src-cpp; make -C tests build      (all with -j$JOBS, default 2)
 # Output: compat-tests/librdkafka/out/build/librdkafka/tests/test-runner, linked with an rpath to
 # the librdkafka.so / librdkafka++.so built here (never a system librdkafka, e.g. kcat's 2.0.x).
@@ -35,8 +37,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 # gcc/g++/make: the libraries and the (C and C++) test runner; perl + python3: mklove/configure and
 # the Makefiles; pkg-config, zlib1g-dev, libzstd-dev: gzip and zstd codecs (0017 compression);
-# rapidjson-dev: the runner's JSON stats checks (0110 batch_size skips itself without it).
-PKGS=(gcc g++ make perl python3 pkg-config zlib1g-dev libzstd-dev rapidjson-dev ca-certificates)
+# rapidjson-dev: the runner's JSON stats checks (0110 batch_size skips itself without it);
+# libssl-dev: SSL and SCRAM (run.sh --sasl-ssl).
+PKGS=(gcc g++ make perl python3 pkg-config zlib1g-dev libzstd-dev rapidjson-dev libssl-dev ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -89,8 +92,10 @@ grep -qE 'test_create_topic_wait_exists\([^,]+, [^,]+, [^,]+, 3, 5000\)' "$BUILD
 
 cd "$BUILD"
 log "configure"
-./configure --disable-ssl --disable-gssapi --disable-curl --disable-lz4-ext \
+./configure --enable-ssl --disable-gssapi --disable-curl --disable-lz4-ext \
   >"$WORKDIR/configure.log" 2>&1 || { tail -n 40 "$WORKDIR/configure.log" >&2; log "configure failed"; exit 1; }
+# --enable-ssl fails configure without OpenSSL; check anyway that SCRAM came with it.
+grep -q '^#define WITH_SASL_SCRAM 1' config.h || { log "configure left SASL SCRAM out (config.h)"; exit 1; }
 
 for step in "src" "src-cpp"; do
   log "make -C $step -j$JOBS"

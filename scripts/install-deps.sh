@@ -7,6 +7,7 @@
 #     from compat-tests/kafkajs/package.json (pinned kafkajs, no lock file) for compat-tests/kafkajs
 #     and compat-tests/cluster-clients (its group.js requires kafkajs from there)
 #   - the openssl CLI, which compat-tests/tls uses to make its CA and certificates at run time
+#   - libssl-dev, for the librdkafka test runner built with SSL and SASL SCRAM (compat-tests/librdkafka)
 #   - Chromium and chromedriver (Debian's chromium, chromium-driver) and Selenium in the venv
 #     (compat-tests/console/requirements.txt) for compat-tests/console, the web console's browser test
 #   - shellcheck (optional lint, best effort)
@@ -53,6 +54,10 @@ fi
 
 # 1b. openssl CLI: compat-tests/tls makes its test certificates with it (no key is committed).
 command -v openssl >/dev/null 2>&1 || apt_install openssl
+# 1b'. OpenSSL's headers: scripts/build-librdkafka-tests.sh builds librdkafka with SSL and SCRAM
+# (compat-tests/librdkafka --sasl-ssl, compat-tests/librdkafka-sec); that script installs the rest
+# of its build packages itself.
+apt_install libssl-dev
 
 # 1c. Chromium and its WebDriver for compat-tests/console (headless; Selenium drives them).
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then

@@ -506,3 +506,27 @@ async fn authorized_operations_are_the_principals_own() {
     assert_eq!(plain.cluster_authorized_operations, i32::MIN);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_consumer_group_heartbeat_naming_a_topic_the_member_may_not_describe_is_refused_whole() {
+    const DESCRIBE: i8 = 8;
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    assert_eq!(create_topic(&mut admin, "orders").await, 0);
+    assert_eq!(create_topic(&mut admin, "secret").await, 0);
+    let grants = vec![creation(GROUP, "g", LITERAL, "User:alice", READ, ALLOW), creation(TOPIC, "orders", LITERAL, "User:alice", DESCRIBE, ALLOW)];
+    assert!(create_acls(&mut admin, grants).await.iter().all(|r| r.0 == 0));
+    let mut alice = login(&b, "alice").await;
+    // Kafka 4.0 answers the whole heartbeat TOPIC_AUTHORIZATION_FAILED, with no member id, no
+    // message and epoch 0 (asked of the reference broker), before the group sees the member.
+    let refused = alice.send(&groups::consumer_join_req("g", "m1", &["orders", "secret"]), 1).await;
+    assert_eq!((refused.error_code, refused.error_message.as_deref(), refused.member_id.as_deref(), refused.member_epoch), (TOPIC_AUTHORIZATION_FAILED, None, None, 0));
+    let joined = alice.send(&groups::consumer_join_req("g", "m1", &["orders"]), 1).await;
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "every subscribed topic described: the member joins");
+    let again = alice.send(&groups::consumer_beat_req("g", "m1", 1, None).with_subscribed_topic_names(Some(vec![name("orders"), name("secret")])), 1).await;
+    assert_eq!(again.error_code, TOPIC_AUTHORIZATION_FAILED, "a member changing its subscription is checked too");
+    let mut bob = login(&b, "bob").await;
+    let other = bob.send(&groups::consumer_join_req("g", "m2", &["orders"]), 1).await;
+    assert_eq!(other.error_code, GROUP_AUTHORIZATION_FAILED, "READ on the group is asked first");
+    b.stop().await;
+}

@@ -9,6 +9,16 @@
 #   compat-tests/librdkafka/run.sh --cluster    (with any of the above; or LIBRDKAFKA_CLUSTER=1) each
 #                                               entry against a fresh 3-node cluster instead
 #                                               (scripts/cluster.sh), not run in CI: see below
+#   compat-tests/librdkafka/run.sh --sasl-ssl   (with any of the above but --cluster) every client of
+#                                               the tests over SASL_SSL with SCRAM-SHA-512, against a
+#                                               broker with an authorizer: see below (~25 min for the
+#                                               whole allow-list; CI runs sasl-ssl-ci.txt)
+#   compat-tests/librdkafka/run.sh --acl        the entries of acl-list.txt (ACL admin and authorization
+#                                               failure tests) against a PLAINTEXT broker with an
+#                                               authorizer; with numbers, only those
+#   compat-tests/librdkafka/run.sh --list FILE  entries of FILE instead of allow-list.txt
+# CI runs the plain allow-list here and compat-tests/librdkafka-sec (--acl, and --sasl-ssl over
+# sasl-ssl-ci.txt). LIBRDKAFKA_WORK sets the output directory (default out/).
 #
 # Entries are `NUMBER NAME` lines, as in the goal file:
 #   0001 multiobj                 the runner's test 0001_multiobj
@@ -35,12 +45,31 @@
 # Every allow-list entry passes against a single node, so a FAIL here is a test that fails on the
 # cluster only. Logs: out/data/<entry>/node-<id>/fjord.log.
 #
+# The authorizer (--sasl-ssl, --acl): authorizer.class.name=...StandardAuthorizer with
+# allow.everyone.if.no.acl.found=true and no super user, the broker the tests assume: every client
+# may do what no ACL covers, and the ACLs a test makes bind it (0115 denies User:* a topic and
+# expects TOPIC_AUTHORIZATION_FAILED; 0081's DescribeTopics/DescribeCluster/DescribeConsumerGroups
+# under SASL SCRAM allow their own principal READ and expect exactly READ+DESCRIBE back).
+#
+# --sasl-ssl: the broker has a PLAINTEXT and a SASL_SSL listener (SCRAM-SHA-256 and -512; the
+# certificate made at run time with the openssl CLI by lib.sh's test_pki, no key committed). Before
+# each entry the SCRAM-SHA-512 user is created through the PLAINTEXT listener (AlterUserScram-
+# Credentials with confluent-kafka from compat-tests/.venv); the runner's test.conf then names only
+# the SASL_SSL listener with security.protocol=SASL_SSL, sasl.mechanisms=SCRAM-SHA-512, the user and
+# the CA (ssl.ca.location; hostname verification on), so every client a test makes goes over
+# SASL_SSL. Only the Kafka-tool stand-ins in kafka-path/ (BROKERS) use the PLAINTEXT listener, as
+# Kafka's own tools would need their own security config. Entries in sasl-ssl-skip.txt are skipped
+# (printed with their reason): tests that cannot pass over SASL_SSL for a reason outside the broker.
+#
 # Tests that shell out to Kafka's bin/kafka-topics.sh (0052 msg_timestamps creates its topics with
 # message.timestamp.type that way) get KAFKA_PATH=kafka-path/, whose kafka-topics.sh stand-in does the
-# same through the Admin API (confluent-kafka from compat-tests/.venv, scripts/install-deps.sh).
+# same through the Admin API (confluent-kafka from compat-tests/.venv, scripts/install-deps.sh);
+# those that run bin/kafka-acls.sh (0109, 0115, 0119) get Kafka's own (kafka-path/bin/kafka-acls.sh
+# runs ../shared/kafka-4.0.0's, or $KAFKA_HOME's).
 #
 # Logs per entry in compat-tests/librdkafka/out/: NNNN_name.log (runner output), fjord.N.log
-# (broker). The test-runner build lives in out/build and is kept between runs.
+# (broker). The test-runner build lives in out/build and is kept between runs
+# (scripts/build-librdkafka-tests.sh, with OpenSSL: plaintext runs use the same runner).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -48,27 +77,38 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 
 GOAL_FILE="${LIBRDKAFKA_GOAL_FILE:-$HERE/goal.txt}"
 ALLOW_LIST="$HERE/allow-list.txt"
+ACL_LIST="$HERE/acl-list.txt"
+SASL_SSL_SKIP="$HERE/sasl-ssl-skip.txt"
 TEST_TIMEOUT_S="${LIBRDKAFKA_TEST_TIMEOUT_S:-300}"
 # Tests whose sub-tests are all SUB_TEST() (not SUB_TEST_QUICK): -Q would skip every one of them.
 FULL_MODE_TESTS="0018 0019 0026 0045 0050 0061 0089 0102 0122 0132 0137"
+# Tests that shell out to kafka-acls.sh (kafka-path/bin/kafka-acls.sh: Kafka's own, a JVM).
+ACL_CLI_TESTS="0109 0115 0119"
 
 MODE=allow
 SELECT=()
 CLUSTER="${LIBRDKAFKA_CLUSTER:-}"
-for a in "$@"; do
+SEC=""          # "": PLAINTEXT, no authorizer; acl: PLAINTEXT + authorizer; sasl-ssl: SASL_SSL + authorizer
+LIST_FILE=""
+while [ $# -gt 0 ]; do
+  a="$1"; shift
   case "$a" in
     --all) MODE=all ;;
     --cluster) CLUSTER=1 ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    --acl) SEC=acl ;;
+    --sasl-ssl) SEC=sasl-ssl ;;
+    --list) [ $# -gt 0 ] || { echo "--list needs a file" >&2; exit 2; }; LIST_FILE="$1"; shift ;;
+    -h|--help) sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d'; exit 0 ;;
     [0-9][0-9][0-9][0-9]) SELECT+=("$a") ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
+[ -z "$CLUSTER" ] || [ -z "$SEC" ] || { echo "--cluster runs PLAINTEXT without an authorizer only" >&2; exit 2; }
 
 # suite_init would wipe out/ including the (slow to build) test runner in out/build: same setup,
 # but keep out/build.
-SUITE=librdkafka
-WORK="$HERE/out"
+SUITE="librdkafka${SEC:+-$SEC}"
+WORK="${LIBRDKAFKA_WORK:-$HERE/out}"
 mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
 export SUITE WORK
@@ -94,7 +134,10 @@ RUNNER_DIR="$(dirname "$RUNNER")"
 # The runner writes stats_*.json and *.offset files into its working directory: start clean.
 rm -f "$RUNNER_DIR"/stats_*.json "$RUNNER_DIR"/*.offset
 
-if [ "$MODE" = all ]; then LIST="$GOAL_FILE"; else LIST="$ALLOW_LIST"; fi
+if [ -n "$LIST_FILE" ]; then LIST="$LIST_FILE"
+elif [ "$MODE" = all ]; then LIST="$GOAL_FILE"
+elif [ "$SEC" = acl ]; then LIST="$ACL_LIST"
+else LIST="$ALLOW_LIST"; fi
 [ -f "$LIST" ] || die "no entry list: $LIST"
 mapfile -t ENTRIES < <(grep -E '^[0-9]{4} ' "$LIST" | sed 's/[[:space:]]*$//')
 if [ "${#SELECT[@]}" -gt 0 ]; then
@@ -105,7 +148,43 @@ if [ "${#SELECT[@]}" -gt 0 ]; then
   ENTRIES=("${filtered[@]}")
 fi
 [ "${#ENTRIES[@]}" -gt 0 ] || die "no entries selected from $LIST"
-log "${#ENTRIES[@]} entries from $LIST, runner $RUNNER"
+log "${#ENTRIES[@]} entries from $LIST, runner $RUNNER${SEC:+, $SEC}"
+
+# The broker settings the authorizer-enabled modes share (see the header).
+AUTHZ_ARGS=(--override authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+            --override allow.everyone.if.no.acl.found=true)
+SCRAM_USER=rdkafka-test
+SCRAM_PASSWORD=rdkafka-test-scram-pw
+# sasl_ssl_skip_reason "NUMBER NAME": prints the reason sasl-ssl-skip.txt gives for skipping the
+# entry (lines "NUMBER NAME  # reason"); non-zero when it is not listed.
+sasl_ssl_skip_reason() {
+  [ -f "$SASL_SSL_SKIP" ] || return 1
+  awk -v e="$1" '/^#/ || !/[^ ]/ { next }
+    { i = index($0, "  # "); k = (i ? substr($0, 1, i - 1) : $0); sub(/[ \t]+$/, "", k) }
+    k == e { print (i ? substr($0, i + 4) : "no reason given"); found = 1; exit }
+    END { exit !found }' "$SASL_SSL_SKIP"
+}
+if [ "$SEC" = sasl-ssl ]; then
+  command -v openssl >/dev/null || die "openssl not installed (scripts/install-deps.sh)"
+  [ -x "$VENV_PY" ] || die "no $VENV_PY (scripts/install-deps.sh): it creates the SCRAM user"
+  grep -q '^#define WITH_SASL_SCRAM 1' "$RUNNER_DIR/../config.h" ||
+    die "the test-runner's librdkafka has no SCRAM (rebuild: LIBRDKAFKA_TESTS_REBUILD=1 scripts/build-librdkafka-tests.sh)"
+  test_pki "$WORK/pki" || die "making the test certificates failed"
+  cat "$WORK/pki/server.key" "$WORK/pki/server.pem" "$WORK/pki/ca.pem" >"$WORK/pki/keystore.pem"
+fi
+
+# create_scram_user BOOTSTRAP: the SCRAM-SHA-512 credential of $SCRAM_USER, through a PLAINTEXT listener.
+create_scram_user() {
+  "$VENV_PY" - "$1" "$SCRAM_USER" "$SCRAM_PASSWORD" <<'PY'
+import sys
+from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+bootstrap, user, password = sys.argv[1:4]
+a = AdminClient({"bootstrap.servers": bootstrap})
+up = UserScramCredentialUpsertion(user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode())
+for f in a.alter_user_scram_credentials([up]).values():
+    f.result(30)
+PY
+}
 
 strip_ansi() { sed -e 's/\x1b\[[0-9;]*m//g'; }
 
@@ -126,7 +205,10 @@ run_entry() {
   case " $FULL_MODE_TESTS " in *" $num "*) ;; *) flags+=(-Q) ;; esac
   [ -n "$sub" ] && envs+=("SUBTESTS=do_test_$sub:")
 
-  local safe="${entry//[^A-Za-z0-9_.-]/_}"
+  local safe="${entry//[^A-Za-z0-9_.-]/_}" skip_reason
+  if [ "$SEC" = sasl-ssl ] && skip_reason="$(sasl_ssl_skip_reason "$entry")"; then
+    DETAIL="$skip_reason"; return 2
+  fi
   # Entries that differ only in the test name (0045 subscribe_update / resubscribe_with_regex / ...)
   # are one runner process (TESTS selects by number): run it once, judge each name from its summary.
   local key="$num|$tag|$sub" stop_rc=0
@@ -140,18 +222,49 @@ run_entry() {
     cluster_start "$WORK/data/$safe" || { DETAIL="cluster did not start (see $WORK/broker-starts.log)"; return 1; }
     brokerlog="$CLUSTER_DIR/node-*/fjord.log"
   else
+  local sec_args=() ssl_port=""
+  case "$SEC" in
+    acl) sec_args=("${AUTHZ_ARGS[@]}") ;;
+    sasl-ssl)
+      FJORD_PORT="$(free_port)"; ssl_port="$(free_port)"
+      while [ "$ssl_port" = "$FJORD_PORT" ]; do ssl_port="$(free_port)"; done
+      sec_args=("${AUTHZ_ARGS[@]}"
+        --override "listeners=PLAINTEXT://127.0.0.1:$FJORD_PORT,SASL_SSL://127.0.0.1:$ssl_port"
+        --override "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+        --override "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512"
+        --override ssl.keystore.type=PEM --override "ssl.keystore.location=$WORK/pki/keystore.pem") ;;
+  esac
   fjord_start "$WORK/data/$safe" --override num.partitions=4 \
-    --override auto.create.topics.enable=true 2>>"$WORK/broker-starts.log" ||
+    --override auto.create.topics.enable=true "${sec_args[@]}" 2>>"$WORK/broker-starts.log" ||
     { DETAIL="broker did not start (see $WORK/broker-starts.log)"; return 1; }
   brokerlog="$FJORD_LOG_FILE"
   fi
-  cat >"$WORK/test.conf" <<EOF
+  local tools_bootstrap="$FJORD_BOOTSTRAP"
+  if [ "$SEC" = sasl-ssl ]; then
+    if ! create_scram_user "$FJORD_BOOTSTRAP" >"$WORK/$safe.scram-user.log" 2>&1; then
+      fjord_stop >/dev/null 2>&1
+      DETAIL="creating the SCRAM user failed (see $WORK/$safe.scram-user.log)"; return 1
+    fi
+    cat >"$WORK/test.conf" <<EOF
+bootstrap.servers=127.0.0.1:$ssl_port
+security.protocol=SASL_SSL
+sasl.mechanisms=SCRAM-SHA-512
+sasl.username=$SCRAM_USER
+sasl.password=$SCRAM_PASSWORD
+ssl.ca.location=$WORK/pki/ca.pem
+EOF
+  else
+    cat >"$WORK/test.conf" <<EOF
 bootstrap.servers=$FJORD_BOOTSTRAP
 EOF
+  fi
+  # Tests that run Kafka's kafka-acls.sh (a JVM, ~2.5 s a call) get upstream CI's timeout
+  # multiplier (its runner adds 2 on CI): 0119 calls it four times within its 20 s.
+  case " $ACL_CLI_TESTS " in *" $num "*) echo "test.timeout.multiplier=3" >>"$WORK/test.conf" ;; esac
   (
     cd "$RUNNER_DIR" || exit 1
     exec env RDKAFKA_TEST_CONF="$WORK/test.conf" TEST_KAFKA_VERSION=4.0.0 TESTS="$num" \
-      KAFKA_PATH="$HERE/kafka-path" BROKERS="$FJORD_BOOTSTRAP" "${envs[@]}" \
+      KAFKA_PATH="$HERE/kafka-path" BROKERS="$tools_bootstrap" "${envs[@]}" \
       timeout -k 10 "$TEST_TIMEOUT_S" ./test-runner -p1 -L -E "${flags[@]}"
   ) >"$logf" 2>&1 || rc=$?
   if [ -n "$CLUSTER" ]; then cluster_stop || stop_rc=$?; else fjord_stop >/dev/null 2>&1 || stop_rc=$?; fi
@@ -203,17 +316,23 @@ cluster_stop() {
 }
 
 PASSED=()
+SKIPPED=0
 mkdir -p "$WORK/data"
 for entry in "${ENTRIES[@]}"; do
   DETAIL=""
   t0=$(date +%s)
-  if run_entry "$entry"; then
+  rc=0
+  run_entry "$entry" || rc=$?
+  if [ "$rc" -eq 0 ]; then
     pass "$entry ($(( $(date +%s) - t0 ))s)"
     PASSED+=("$entry")
+  elif [ "$rc" -eq 2 ]; then
+    printf 'SKIP %s: %s (sasl-ssl-skip.txt)\n' "$entry" "$DETAIL"; SKIPPED=$((SKIPPED + 1))
   else
     fail "$entry" "$DETAIL"
   fi
 done
+[ "$SKIPPED" -eq 0 ] || log "$SKIPPED entries skipped over SASL_SSL (sasl-ssl-skip.txt)"
 
 [ -z "$CLUSTER" ] || log "--cluster: every entry ran against a 3-node cluster (default.replication.factor=3, bootstrap node 1); each FAIL above passes against a single node in CI"
 if [ "$MODE" = all ]; then

@@ -436,6 +436,18 @@ pub(crate) fn transaction(g: &Guard, id: &str) -> Option<i16> {
     (!g.transactional_id(Operation::Write, id)).then_some(TXN_DENIED)
 }
 
+/// ConsumerGroupHeartbeat: READ on the group; then, when the request names its subscribed
+/// topics, DESCRIBE on every one of them, or the whole heartbeat is TOPIC_AUTHORIZATION_FAILED
+/// (no member id, no message), as Kafka 4.0's KafkaApis answers: a member may not learn of topics
+/// it cannot describe through its assignment (librdkafka 0109 [kip848] expects it).
+pub(crate) fn consumer_group_heartbeat(g: &Guard, req: &ConsumerGroupHeartbeatRequest) -> Option<i16> {
+    if !g.group(Operation::Read, &req.group_id) {
+        return Some(GROUP_DENIED);
+    }
+    let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
+    names.iter().any(|t| !g.topic(Operation::Describe, t)).then_some(TOPIC_DENIED)
+}
+
 /// An API only brokers and controllers send (WriteTxnMarkers, ...): CLUSTER_ACTION on the cluster.
 pub(crate) fn cluster_action(g: &Guard) -> Option<i16> {
     (!g.cluster(Operation::ClusterAction)).then_some(CLUSTER_DENIED)
@@ -514,7 +526,7 @@ pub(crate) fn refuse_whole(g: &Guard, key: ApiKey, version: i16, body: &bytes::B
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let r = decode!(ConsumerGroupHeartbeatRequest);
-            (!g.group(Operation::Read, &r.group_id)).then(|| Box::new(ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED).with_error_message(None).with_member_id(None)) as Box<dyn Encodable>)
+            consumer_group_heartbeat(g, &r).map(|code| Box::new(ConsumerGroupHeartbeatResponse::default().with_error_code(code).with_error_message(None).with_member_id(None)) as Box<dyn Encodable>)
         }
         ApiKey::ElectLeaders => cluster(g, Operation::Alter).map(|code| Box::new(ElectLeadersResponse::default().with_error_code(code)) as Box<dyn Encodable>),
         ApiKey::AlterPartitionReassignments => {
