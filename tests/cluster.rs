@@ -19,6 +19,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
+/// NOT_LEADER_OR_FOLLOWER.
+const E_NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
 struct Node {
     running: Option<RunningNode>,
     _dir: tempfile::TempDir,
@@ -1214,11 +1217,20 @@ async fn replicas_move_between_log_dirs_on_leader_and_followers_while_produced_t
     let leader = m.topics[0].partitions[0].leader_id.0 as usize;
     let mut lc = Client::connect(a[leader - 1]).await;
     let mut produced = 0i64;
-    let mut send = async |lc: &mut Client, n: usize| {
+    // The metadata may name the leader before the leader has taken the partition over.
+    let first = eventually("the leader takes produce", async || {
+        let r = lc.send(&produce("ld", 0, 5), 9).await;
+        let code = r.responses[0].partition_responses[0].error_code;
+        (code != E_NOT_LEADER_OR_FOLLOWER).then_some(code)
+    })
+    .await;
+    assert_eq!(first, 0);
+    produced += 5;
+    let send = async |lc: &mut Client, n: usize| {
         let r = lc.send(&produce("ld", 0, n), 9).await;
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     };
-    for _ in 0..30 {
+    for _ in 1..30 {
         send(&mut lc, 5).await;
         produced += 5;
     }
