@@ -79,7 +79,12 @@ async fn refresher(keys: Arc<JwksKeys>, tls: Option<Arc<rustls::ClientConfig>>, 
         if *stop.borrow() {
             return;
         }
-        ok = refresh(&keys, tls.clone()).await;
+        // A fetch under way when the broker stops is dropped, its answer never installed.
+        ok = tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            ok = refresh(&keys, tls.clone()) => ok,
+        };
     }
 }
 
