@@ -1549,11 +1549,6 @@ pub struct Config {
     /// controller_mutation_rate token buckets hold that many windows.
     pub controller_quota_window_num: usize,
     pub controller_quota_window_size_seconds: u64,
-    /// `max.connection.creation.rate` (new connections per second, all listeners together) and
-    /// each listener's own (`listener.name.<listener>.max.connection.creation.rate`, else the
-    /// broker-wide value); `i32::MAX` means no limit.
-    pub max_connection_creation_rate: u32,
-    pub listener_max_connection_creation_rates: BTreeMap<String, u32>,
     pub connections_max_idle_ms: u64,
     /// `fjord.ssl.reload.check.interval.ms`: how often SSL listeners look for new store files; 0 = never.
     pub ssl_reload_check_interval_ms: u64,
@@ -1678,8 +1673,6 @@ impl Config {
             quota_window_size_seconds: 1,
             controller_quota_window_num: 11,
             controller_quota_window_size_seconds: 1,
-            max_connection_creation_rate: i32::MAX as u32,
-            listener_max_connection_creation_rates: BTreeMap::new(),
             connections_max_idle_ms: 0,
             ssl_reload_check_interval_ms: 0,
             sasl_server_max_receive_size: 524288,
@@ -1778,10 +1771,11 @@ impl Config {
             Ok(v)
         };
         let (per_ip, per_ip_overrides) = connections_per_ip(&c)?;
-        let max_connection_creation_rate = c.connection_creation_rate(None)?;
-        let mut listener_max_connection_creation_rates = BTreeMap::new();
+        // max.connection.creation.rate is read where it is applied (it may change at run time):
+        // here only checked, broker-wide and per listener.
+        c.connection_creation_rate(None)?;
         for l in topology.client_listeners() {
-            listener_max_connection_creation_rates.insert(l.name.clone(), c.connection_creation_rate(Some(&l.name))?);
+            c.connection_creation_rate(Some(&l.name))?;
         }
         let config = Config {
             node_id,
@@ -1806,8 +1800,6 @@ impl Config {
             quota_window_size_seconds: positive("quota.window.size.seconds", c.long("quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             controller_quota_window_num: positive("controller.quota.window.num", c.long("controller.quota.window.num")?)?.min(i32::MAX as i64) as usize,
             controller_quota_window_size_seconds: positive("controller.quota.window.size.seconds", c.long("controller.quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
-            max_connection_creation_rate,
-            listener_max_connection_creation_rates,
             connections_max_idle_ms: positive("connections.max.idle.ms", c.long("connections.max.idle.ms")?)? as u64,
             ssl_reload_check_interval_ms: match c.long("fjord.ssl.reload.check.interval.ms")? {
                 v if v < 0 => return Err(ConfigError::Invalid { name: "fjord.ssl.reload.check.interval.ms".into(), value: v.to_string(), reason: "must be >= 0 (0 = never)".into() }),
