@@ -12,7 +12,9 @@ so peers see timeouts, or, the weaker fault, connections reset), a bridge (two n
 each other, the third reaching both) and one directed link cut (A cannot reach B, B still
 reaches A). Clients reach every node throughout. At the end the cluster is healed, everything is
 read back through the clients and, after a clean stop, from every replica's segment files, and one
-JSON object is written: anomalies (each must be 0) and availability.
+JSON object is written: anomalies (each must be 0) and availability. Among them: a commit that
+succeeded from a consumer after another member of the group had been given that partition (two
+members acting as its owner at once; the generation must fence the older one).
 
 Usage: checker.py --cluster-dir DIR --out RESULT.json [--seconds S] [--seed N]
 Prints the seed first; --seed N repeats the schedule (the faults, not the exact interleaving).
@@ -158,6 +160,10 @@ class Workload:
         self.consumer_errors = defaultdict(int)
         self.commit_errors = defaultdict(int)
         self.commits_ok = 0
+        # Group ownership, as each consumer saw it: (topic, partition) -> [[cid, assigned at, revoked
+        # at or None]]; and each partition's successful commits: (cid, tp, time the commit was sent).
+        self.owned = defaultdict(list)
+        self.commits = []
         self.client_errors = defaultdict(int)
         self.fatal_errors = []
         self.threads = []
@@ -234,16 +240,23 @@ class Workload:
         first = set()     # partitions assigned and not consumed from yet
 
         def on_assign(c, parts):
+            t = now()
+            with self.lock:
+                for tp in parts:
+                    self.owned[(tp.topic, tp.partition)].append([cid, t, None])
             for tp in parts:
                 last.pop((tp.topic, tp.partition), None)
                 first.add((tp.topic, tp.partition))
 
         def on_revoke(c, parts):
-            try:
-                c.commit(asynchronous=False)
-            except Exception as e:  # noqa: BLE001 - counted, the check is on what was stored
-                if "_NO_OFFSET" not in str(e):
-                    self.commit_errors[str(e)[:80]] += 1
+            # A lost assignment (the member was fenced) must not commit: its generation is over.
+            self.commit(c, cid)
+            t = now()
+            with self.lock:
+                for tp in parts:
+                    for own in self.owned[(tp.topic, tp.partition)]:
+                        if own[0] == cid and own[2] is None:
+                            own[2] = t
             for tp in parts:
                 last.pop((tp.topic, tp.partition), None)
                 first.discard((tp.topic, tp.partition))
@@ -281,11 +294,12 @@ class Workload:
                     last[tp] = off
             if time.monotonic() >= next_commit:
                 next_commit = time.monotonic() + 1
-                self.commit(c)
-        self.commit(c)
+                self.commit(c, cid)
+        self.commit(c, cid)
         c.close()
 
-    def commit(self, c):
+    def commit(self, c, cid):
+        sent_at = now()
         try:
             res = c.commit(asynchronous=False)
         except Exception as e:  # noqa: BLE001
@@ -299,6 +313,24 @@ class Workload:
                 if tp.error is None and tp.offset >= 0:
                     k = (tp.topic, tp.partition)
                     self.committed_max[k] = max(self.committed_max.get(k, -1), tp.offset)
+                    self.commits.append((cid, k, sent_at))
+
+    def stale_owner_commits(self):
+        """Commits that succeeded although another consumer had been given the partition: a member
+        that took a partition before the committing member let it go (the eager protocol revokes
+        everything before a new generation is assigned) means the committer was fenced, and
+        the coordinator must refuse its commits (ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID). Two
+        members committing one partition at once is what the generation exists to prevent."""
+        stale = []
+        for cid, k, sent_at in self.commits:
+            mine = [o for o in self.owned[k] if o[0] == cid and o[1] <= sent_at and (o[2] is None or sent_at <= o[2])]
+            if not mine:
+                continue  # not an owner in its own view (a commit of a position kept after a revoke)
+            since = max(o[1] for o in mine)
+            taken = [o for o in self.owned[k] if o[0] != cid and since < o[1] < sent_at]
+            if taken:
+                stale.append((cid, k, round(sent_at, 3), taken[0][0], round(taken[0][1], 3)))
+        return stale
 
     def committed_monitor(self):
         """Reads the group's committed offsets (OffsetFetch) every second; one that goes down is an
@@ -637,6 +669,7 @@ def main():
     avail_faults = (sum(1 for v in sent_in_faults if v in wl.acked) / len(sent_in_faults)) if sent_in_faults else None
     avail_all = (sum(1 for v in sent_all if v in wl.acked) / len(sent_all)) if sent_all else None
     consumed_total = len(wl.consumed)
+    stale_commits = wl.stale_owner_commits()
 
     result = {
         "seed": seed,
@@ -666,6 +699,7 @@ def main():
             "consumer_started_below_committed": len(wl.start_below_committed),
             "client_fatal_errors": len(wl.fatal_errors),
             "committed_offsets_backwards": len(wl.committed_backwards),
+            "commit_by_fenced_owner": len(stale_commits),
         },
         "availability": {
             "acked_share_during_faults": None if avail_faults is None else round(avail_faults, 4),
@@ -676,6 +710,8 @@ def main():
             "records_consumed": consumed_total,
             "acked_records_never_consumed": sum(1 for v, (t, p, o, _) in wl.acked.items() if (t, p, o) not in wl.consumed),
             "commits_ok": wl.commits_ok,
+            "assignments": sum(len(v) for v in wl.owned.values()),
+            "partitions_that_changed_owner": sum(1 for v in wl.owned.values() if len({o[0] for o in v}) > 1),
             "commit_errors": dict(wl.commit_errors),
             "errors": dict(wl.consumer_errors),
         },
@@ -690,6 +726,7 @@ def main():
             "consumer_offsets_backwards": wl.consumer_backwards[:5],
             "consumer_started_below_committed": wl.start_below_committed[:5],
             "committed_offsets_backwards": wl.committed_backwards[:5],
+            "commit_by_fenced_owner": stale_commits[:5],
             "client_fatal_errors": wl.fatal_errors[:5],
         },
         "client_errors": dict(wl.client_errors),

@@ -2,8 +2,10 @@
 # Fault-injection checker on a 3-node cluster (scripts/cluster.sh): idempotent acks=all producers
 # and a consumer group under a seeded schedule of kill -9 (partition leader, Raft leader), SIGSTOP,
 # wiped-disk restarts and network partitions between the nodes (every node reaches the others
-# through netproxy.py, a proxy per directed link the checker cuts and heals); see checker.py. Every anomaly count must be 0. Then roles.sh: controller-only
-# and broker-only nodes against the stock Kafka tools (about 30 s).
+# through netproxy.py, a proxy per directed link the checker cuts and heals); see checker.py. Every anomaly count must be 0. First
+# test_harness.py proves the harness itself (netproxy's cuts, the fenced-owner check; a few
+# seconds); after the checker, roles.sh: controller-only and broker-only nodes against the stock
+# Kafka tools (about 30 s).
 #
 #   compat-tests/cluster/run.sh                  # CI: about 2 minutes of faults
 #   compat-tests/cluster/run.sh --minutes 30     # the long run
@@ -25,6 +27,11 @@ done
 
 suite_init cluster
 [ -x "$VENV_PY" ] || die "missing $VENV_PY: run scripts/install-deps.sh"
+if PYTHONDONTWRITEBYTECODE=1 "$VENV_PY" -m pytest -q -p no:cacheprovider "$COMPAT_ROOT/cluster/test_harness.py" >"$WORK/harness.out" 2>&1; then
+  pass "the harness: $(tail -n 1 "$WORK/harness.out")"
+else
+  fail "the harness (netproxy.py, the checker's checks)" "$(tail -n 1 "$WORK/harness.out")"; tail -n 30 "$WORK/harness.out" | sed 's/^/    /'
+fi
 CLUSTER_NETPROXY=1 fault_cluster_start
 
 log "faults for ${SECONDS_OF_FAULTS}s; checker output in $WORK/checker.out"
