@@ -234,6 +234,31 @@ async fn acls_are_created_described_by_filter_deleted_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn one_acl_change_is_bounded_at_ten_thousand_bindings_as_in_kafka() {
+    let b = start(&[]).await;
+    let mut admin = login(&b, "admin").await;
+    let many = |n: usize| (0..n).map(|i| creation(TOPIC, &format!("t-{i}"), LITERAL, "User:alice", READ, ALLOW)).collect::<Vec<_>>();
+    let refused = create_acls(&mut admin, many(10_001)).await;
+    assert_eq!(refused.len(), 10_001);
+    assert!(refused.iter().all(|r| *r == (44, Some("Unable to perform excessively large batch operation.".into()))), "POLICY_VIOLATION for every binding: {:?}", refused[0]);
+    assert!(described(&admin.send(&filter_all(), 3).await).is_empty(), "nothing was added");
+    let made = create_acls(&mut admin, many(10_000)).await;
+    assert!(made.iter().all(|r| r.0 == 0), "10,000 bindings are one change");
+    // 10,001 stored: a filter matching them all fails, and so does a later one matching anything
+    // (as Kafka 4.0 answers these two filters); none removes anything. Alone, the topics' filter
+    // removes its 10,000.
+    assert_eq!(create_acls(&mut admin, vec![creation(GROUP, "g", LITERAL, "User:alice", READ, ALLOW)]).await, vec![(0, None)]);
+    let delete = DeleteAclsRequest::default().with_filters(vec![delete_filter(ANY), delete_filter(TOPIC)]);
+    let deleted = admin.send(&delete, 3).await;
+    assert_eq!(deleted.filter_results.iter().map(|r| r.error_code).collect::<Vec<_>>(), vec![-1, -1], "UNKNOWN_SERVER_ERROR");
+    assert_eq!(described(&admin.send(&filter_all(), 3).await).len(), 10_001);
+    let deleted = admin.send(&DeleteAclsRequest::default().with_filters(vec![delete_filter(TOPIC)]), 3).await;
+    assert_eq!((deleted.filter_results[0].error_code, deleted.filter_results[0].matching_acls.len()), (0, 10_000));
+    assert_eq!(described(&admin.send(&filter_all(), 3).await), vec![(GROUP, "g".into(), LITERAL, "User:alice".into(), READ, ALLOW)]);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn a_user_without_permission_is_refused_until_granted_and_sees_only_what_it_may_describe() {
     let b = start(&[]).await;
     let mut admin = login(&b, "admin").await;

@@ -16,6 +16,10 @@ pub fn acl(e: &crate::broker::acl::AclError) -> i16 {
     match e {
         AclError::InvalidRequest(_) => E::InvalidRequest.code(),
         AclError::Storage(_) => E::KafkaStorageError.code(),
+        // Kafka's controller: a CreateAcls over the bound is a PolicyViolationException; a
+        // DeleteAcls filter over it fails with a non-API exception, i.e. UNKNOWN_SERVER_ERROR.
+        AclError::TooManyToAdd(_) => E::PolicyViolation.code(),
+        AclError::TooManyToRemove(_) => E::UnknownServerError.code(),
     }
 }
 

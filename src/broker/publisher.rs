@@ -74,7 +74,7 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
             .collect(),
     );
     if let Some(authorizer) = &broker.authorizer
-        && (prev.acls() != next.acls() || prev.offset == 0)
+        && (!prev.acls_unchanged(next) || prev.offset == 0)
     {
         // And the ACLs: every broker authorizes with the same set. This first pass runs before
         // the client listeners serve, so no request is decided on an empty set (Kafka's

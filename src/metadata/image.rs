@@ -190,10 +190,12 @@ pub struct MetadataImage {
     scram_credentials: BTreeMap<(String, i8), ScramCredential>,
     /// Client quotas: entity (type -> name, None for `<default>`) -> key -> the double's bits.
     client_quotas: BTreeMap<BTreeMap<String, Option<String>>, BTreeMap<String, u64>>,
-    /// ACL bindings by id (Kafka's `AclsImage`); every binding appears once.
-    acls: BTreeMap<Uuid, AccessControlEntryRecord>,
+    /// ACL bindings by id (Kafka's `AclsImage`); every binding appears once. Shared between
+    /// images (copied on the first ACL change), so the image's copy per applied batch does not
+    /// copy thousands of ACLs, and an unchanged set is seen by pointer ([`Self::acls_unchanged`]).
+    acls: Arc<BTreeMap<Uuid, AccessControlEntryRecord>>,
     /// The same bindings with the nil id, to refuse a second id for one binding without a scan.
-    acl_bindings: std::collections::BTreeSet<AccessControlEntryRecord>,
+    acl_bindings: Arc<std::collections::BTreeSet<AccessControlEntryRecord>>,
 }
 
 impl MetadataImage {
@@ -257,6 +259,10 @@ impl MetadataImage {
     /// Every ACL binding, by id.
     pub fn acls(&self) -> &BTreeMap<Uuid, AccessControlEntryRecord> {
         &self.acls
+    }
+    /// Whether `other` holds the same ACLs: by pointer when no ACL record came between them.
+    pub fn acls_unchanged(&self, other: &MetadataImage) -> bool {
+        Arc::ptr_eq(&self.acls, &other.acls) || self.acls == other.acls
     }
 
     // ---- writers ----
@@ -439,12 +445,15 @@ impl MetadataImage {
                 if self.acl_bindings.contains(&binding) {
                     return Err(ImageError::DuplicateAcl(r.id));
                 }
-                self.acl_bindings.insert(binding);
-                self.acls.insert(r.id, r.clone());
+                Arc::make_mut(&mut self.acl_bindings).insert(binding);
+                Arc::make_mut(&mut self.acls).insert(r.id, r.clone());
             }
             MetadataRecord::RemoveAccessControlEntry(r) => {
-                let removed = self.acls.remove(&r.id).ok_or(ImageError::UnknownAclId(r.id))?;
-                self.acl_bindings.remove(&AccessControlEntryRecord { id: Uuid::nil(), ..removed });
+                if !self.acls.contains_key(&r.id) {
+                    return Err(ImageError::UnknownAclId(r.id));
+                }
+                let removed = Arc::make_mut(&mut self.acls).remove(&r.id).ok_or(ImageError::UnknownAclId(r.id))?;
+                Arc::make_mut(&mut self.acl_bindings).remove(&AccessControlEntryRecord { id: Uuid::nil(), ..removed });
             }
             MetadataRecord::NoOp => {}
         }

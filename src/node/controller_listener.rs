@@ -127,8 +127,9 @@ pub(crate) fn permits(authorizer: Option<&AuthorizerConfig>, image: &MetadataIma
     if image.offset == 0 {
         return false;
     }
-    let acls = acl::bindings_by_id(image.acls()).into_keys().collect();
-    acl::authorized(&acls, config, principal, peer, operation, ResourceType::Cluster, acl::CLUSTER_NAME)
+    // Only CLUSTER bindings can decide: the others are not turned into bindings per request.
+    let cluster = image.acls().values().filter(|r| r.resource_type == ResourceType::Cluster.code()).filter_map(acl::AclBinding::from_record).collect();
+    acl::authorized(&acl::AclSet::new(cluster), config, principal, peer, operation, ResourceType::Cluster, acl::CLUSTER_NAME)
 }
 
 /// The Kafka APIs served here, with the versions offered (ApiVersions on this listener).
