@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# A local Fjord cluster on loopback: N combined broker+controller nodes in one metadata quorum.
+# A local Fjord cluster on loopback: N combined broker+controller nodes in one metadata quorum,
+# or N broker-only nodes and K controller-only nodes (CLUSTER_CONTROLLERS=K), as Kafka's KRaft
+# clusters are laid out in production.
 #
 #   scripts/cluster.sh start DIR [N] [PORT] [-- fjord args...]
 #        N nodes (default 3), client ports PORT..PORT+N-1 (default 9092), controller ports
-#        PORT+N..PORT+2N-1; everything under DIR: DIR/node-<id>/{data/,fjord.log,pid}. Extra args
+#        PORT+N..PORT+2N-1. With CLUSTER_CONTROLLERS=K (K >= 1): nodes 1..N are brokers only
+#        (process.roles=broker) on PORT..PORT+N-1, and nodes N+1..N+K the quorum's voters
+#        (process.roles=controller) on controller ports PORT+N..PORT+N+K-1: node <id> always
+#        listens on PORT+<id>-1. Everything under DIR: DIR/node-<id>/{data/,fjord.log,pid}. Extra args
 #        after -- (e.g. --override broker.session.timeout.ms=3000) go to every node and are kept
 #        for start-node. Waits until every node's Metadata lists all N brokers (the quorum has a
 #        leader and every broker registered and is unfenced), then prints the bootstrap list on
@@ -15,11 +20,12 @@
 #   scripts/cluster.sh kill DIR ID           kill -9 one node
 #   scripts/cluster.sh pause|resume DIR ID   SIGSTOP / SIGCONT one node
 #   scripts/cluster.sh wait DIR [SECONDS]    wait until every running node lists all running brokers
-#   scripts/cluster.sh status DIR            one line per node: id, pid, state, client port
+#   scripts/cluster.sh status DIR            one line per node: id, pid, state, port, role
 #   scripts/cluster.sh bootstrap DIR         the bootstrap list
 #
 # Environment: FJORD_BIN (default target/release/fjord, built with cargo build --release if
-# missing), FJORD_CONFIG (default config/server.properties), CLUSTER_WAIT_S (default 60).
+# missing), FJORD_CONFIG (default config/server.properties), CLUSTER_WAIT_S (default 60),
+# CLUSTER_CONTROLLERS (default 0: combined nodes; read by start, kept for the other commands).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FJORD_BIN="${FJORD_BIN:-$ROOT/target/release/fjord}"
@@ -29,12 +35,13 @@ WAIT_S="${CLUSTER_WAIT_S:-60}"
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-# The saved layout: DIR/cluster.env holds N and PORT, DIR/cluster.args the extra fjord args (one a line).
+# The saved layout: DIR/cluster.env holds N, PORT and K, DIR/cluster.args the extra fjord args (one a line).
 load_env() {
   local dir="$1"
   [ -f "$dir/cluster.env" ] || die "no cluster in $dir (cluster.env missing)"
+  K=0
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   EXTRA=()
@@ -56,18 +63,30 @@ bootstrap_list() {
 
 start_node() {
   local dir="$1" id="$2"
-  if [ "$id" -lt 1 ] || [ "$id" -gt "$N" ]; then die "node id $id not in 1..$N"; fi
+  if [ "$id" -lt 1 ] || [ "$id" -gt "$((N + K))" ]; then die "node id $id not in 1..$((N + K))"; fi
   if node_running "$dir" "$id"; then die "node $id already running (pid $(node_pid "$dir" "$id"))"; fi
-  local i voters="" ndir="$dir/node-$id"
-  for ((i = 1; i <= N; i++)); do voters+="${voters:+,}$i@127.0.0.1:$((PORT + N + i - 1))"; done
+  local i voters="" ndir="$dir/node-$id" roles listeners where
+  if [ "$K" -eq 0 ]; then
+    for ((i = 1; i <= N; i++)); do voters+="${voters:+,}$i@127.0.0.1:$((PORT + N + i - 1))"; done
+    roles=broker,controller
+    listeners="PLAINTEXT://127.0.0.1:$((PORT + id - 1)),CONTROLLER://127.0.0.1:$((PORT + N + id - 1))"
+    where="client 127.0.0.1:$((PORT + id - 1)) controller 127.0.0.1:$((PORT + N + id - 1))"
+  else
+    for ((i = N + 1; i <= N + K; i++)); do voters+="${voters:+,}$i@127.0.0.1:$((PORT + i - 1))"; done
+    if [ "$id" -le "$N" ]; then
+      roles=broker; listeners="PLAINTEXT://127.0.0.1:$((PORT + id - 1))"; where="broker, client 127.0.0.1:$((PORT + id - 1))"
+    else
+      roles=controller; listeners="CONTROLLER://127.0.0.1:$((PORT + id - 1))"; where="controller 127.0.0.1:$((PORT + id - 1))"
+    fi
+  fi
   mkdir -p "$ndir/data"
   local args=()
   if [ -f "$FJORD_CONFIG" ]; then args+=(--config "$FJORD_CONFIG"); fi
   args+=(--override "node.id=$id"
-         --override "listeners=PLAINTEXT://127.0.0.1:$((PORT + id - 1)),CONTROLLER://127.0.0.1:$((PORT + N + id - 1))"
+         --override "listeners=$listeners"
          --override "controller.listener.names=CONTROLLER"
          --override "controller.quorum.voters=$voters"
-         --override "process.roles=broker,controller"
+         --override "process.roles=$roles"
          --override "log.dirs=$ndir/data"
          --override "fjord.http.listener=${FJORD_HTTP_LISTENER:-127.0.0.1:0}"
          "${EXTRA[@]}")
@@ -76,7 +95,7 @@ start_node() {
   # setsid: the node is not in the caller's process group, so a Ctrl-C there does not reach it.
   setsid "$FJORD_BIN" "${args[@]}" >>"$ndir/fjord.log" 2>&1 </dev/null &
   echo $! >"$ndir/pid"
-  log "node $id pid $! client 127.0.0.1:$((PORT + id - 1)) controller 127.0.0.1:$((PORT + N + id - 1))"
+  log "node $id pid $! $where"
 }
 
 signal_node() {
@@ -171,27 +190,31 @@ case "$cmd" in
     fi
     mkdir -p "$DIR"
     DIR="$(cd "$DIR" && pwd)"
-    for ((i = 1; i <= N; i++)); do
+    for ((i = 1; i <= N + ${CLUSTER_CONTROLLERS:-0}; i++)); do
       if node_running "$DIR" "$i"; then die "node $i of $DIR is running (pid $(node_pid "$DIR" "$i")): stop it first"; fi
     done
-    printf 'N=%s\nPORT=%s\n' "$N" "$PORT" >"$DIR/cluster.env"
+    K="${CLUSTER_CONTROLLERS:-0}"
+    [[ "$K" =~ ^[0-9]+$ ]] || die "CLUSTER_CONTROLLERS must be a number of controller-only nodes"
+    printf 'N=%s\nPORT=%s\nK=%s\n' "$N" "$PORT" "$K" >"$DIR/cluster.env"
     : >"$DIR/cluster.args"
     if [ "${#EXTRA[@]}" -gt 0 ]; then printf '%s\n' "${EXTRA[@]}" >"$DIR/cluster.args"; fi
-    for ((i = 1; i <= N; i++)); do start_node "$DIR" "$i"; done
+    for ((i = N + K; i >= 1; i--)); do start_node "$DIR" "$i"; done
     if ! wait_ready "$DIR" "$WAIT_S"; then
-      for ((i = 1; i <= N; i++)); do log "node $i log tail:"; tail -n 5 "$DIR/node-$i/fjord.log" >&2; done
+      for ((i = 1; i <= N + K; i++)); do log "node $i log tail:"; tail -n 5 "$DIR/node-$i/fjord.log" >&2; done
       exit 1
     fi
-    log "$N nodes up, every broker registered"
+    if [ "$K" -eq 0 ]; then log "$N nodes up, every broker registered"; else log "$K controllers and $N brokers up, every broker registered"; fi
     bootstrap_list
     ;;
   stop)
     load_env "$DIR"
+    # Brokers first, then the controllers: a broker's controlled shutdown needs an active controller.
     for ((i = 1; i <= N; i++)); do
       pid="$(node_pid "$DIR" "$i")"
       if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -CONT "$pid" 2>/dev/null || true; kill -TERM "$pid" 2>/dev/null || true; fi
     done
     for ((i = 1; i <= N; i++)); do stop_node "$DIR" "$i"; done
+    for ((i = N + 1; i <= N + K; i++)); do stop_node "$DIR" "$i"; done
     ;;
   start-node) load_env "$DIR"; start_node "$DIR" "${1:?node id}" ;;
   stop-node) load_env "$DIR"; stop_node "$DIR" "${1:?node id}" ;;
@@ -201,13 +224,15 @@ case "$cmd" in
   wait) load_env "$DIR"; wait_ready "$DIR" "${1:-$WAIT_S}" ;;
   status)
     load_env "$DIR"
-    for ((i = 1; i <= N; i++)); do
+    for ((i = 1; i <= N + K; i++)); do
       pid="$(node_pid "$DIR" "$i")"; state=down
       if node_running "$DIR" "$i"; then
         state=running
         if [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = "T" ]; then state=paused; fi
       fi
-      printf 'node %s pid %s %s 127.0.0.1:%s\n' "$i" "${pid:--}" "$state" "$((PORT + i - 1))"
+      role=broker,controller
+      if [ "$K" -gt 0 ]; then if [ "$i" -le "$N" ]; then role=broker; else role=controller; fi; fi
+      printf 'node %s pid %s %s 127.0.0.1:%s %s\n' "$i" "${pid:--}" "$state" "$((PORT + i - 1))" "$role"
     done
     ;;
   bootstrap) load_env "$DIR"; bootstrap_list ;;
