@@ -226,6 +226,75 @@ async fn controller_only_and_broker_only_nodes_form_a_cluster() {
 /// A mixed quorum: three combined broker+controller nodes and one broker-only node. The
 /// broker-only node registers with the combined nodes' active controller, holds a replica of a
 /// topic spread over all four brokers, and is the only observer.
+/// The value of a gauge without labels in a Prometheus text.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_voter_shows_the_quorum_on_metrics_and_a_controller_only_node_serves_http() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let with_http = |mut c: Config| {
+        let mut o: Vec<String> = COMMON.iter().filter(|s| !s.starts_with("fjord.http.listener")).map(|s| s.to_string()).collect();
+        o.push("fjord.http.listener=127.0.0.1:0".into());
+        let full = Config::load(None, &o).expect("config");
+        c.http = full.http;
+        c
+    };
+    // Nodes 1 and 2 are controllers only, node 3 a combined broker and controller.
+    let starts: Vec<_> = (0..2).map(|i| tokio::spawn(fjord::node::start_controller(with_http(config(i as i32 + 1, "controller", &format!("CONTROLLER://127.0.0.1:{}", ports[i]), &voters, dirs[i].path()))))).collect();
+    let node = fjord::node::start(with_http(config(3, "broker,controller", &format!("PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{}", ports[2]), &voters, dirs[2].path()))).await.expect("combined node starts");
+    let mut controllers: Vec<RunningController> = Vec::new();
+    for s in starts {
+        controllers.push(s.await.unwrap().expect("controller starts"));
+    }
+    let http: Vec<SocketAddr> = controllers.iter().map(|c| c.http_addr().expect("a controller-only node's HTTP listener")).chain([node.http_addr.expect("HTTP")]).collect();
+    eventually("the broker registered", async || (metadata(node.local_addr, "none").await.brokers.len() == 1).then_some(())).await;
+    assert_eq!(create_topic(node.local_addr, "watched", 1).await, 0);
+
+    for (i, addr) in http.iter().enumerate() {
+        assert_eq!(common::http_get(*addr, "/health").await.0, 200);
+        eventually("ready: a leader is known", async || (common::http_get(*addr, "/ready").await.0 == 200).then_some(())).await;
+        if i < 2 {
+            assert_eq!(common::http_get(*addr, "/").await.0, 404, "no console on a controller-only node");
+        }
+    }
+    let scrapes = eventually("every voter applied the topic", async || {
+        let mut texts = Vec::new();
+        for addr in &http {
+            let (status, text) = common::http_get(*addr, "/metrics").await;
+            if status != 200 || gauge(&text, "kafka_controller_kafkacontroller_globaltopiccount") != Some(1.0) {
+                return None;
+            }
+            texts.push(text);
+        }
+        Some(texts)
+    })
+    .await;
+    let active: f64 = scrapes.iter().map(|t| gauge(t, "kafka_controller_kafkacontroller_activecontrollercount").expect("activecontrollercount")).sum();
+    assert_eq!(active, 1.0, "one active controller among the voters");
+    let leaders: Vec<f64> = scrapes.iter().map(|t| gauge(t, "kafka_server_raftmetrics_current_leader").expect("current_leader")).collect();
+    assert!(leaders.iter().all(|l| *l == leaders[0] && (1.0..=3.0).contains(l)), "every voter names the same leader: {leaders:?}");
+    for t in &scrapes {
+        assert_eq!(gauge(t, "kafka_controller_kafkacontroller_activebrokercount"), Some(1.0));
+        assert_eq!(gauge(t, "kafka_controller_kafkacontroller_fencedbrokercount"), Some(0.0));
+        assert_eq!(gauge(t, "kafka_controller_kafkacontroller_globalpartitioncount"), Some(1.0));
+        assert!(gauge(t, "kafka_server_raftmetrics_high_watermark").is_some_and(|h| h >= 1.0));
+        assert!(gauge(t, "kafka_controller_kafkacontroller_lastappliedrecordoffset").is_some_and(|o| o >= 0.0));
+        assert!(gauge(t, "process_resident_memory_bytes").is_some_and(|r| r > 0.0));
+    }
+    assert!(gauge(&scrapes[2], "kafka_server_replicamanager_partitioncount").is_some(), "the combined node shows its broker's families too");
+    assert!(gauge(&scrapes[0], "kafka_server_replicamanager_partitioncount").is_none(), "a controller-only node has no broker families");
+
+    node.shutdown().await;
+    for c in controllers {
+        c.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_only_node_joins_a_quorum_of_combined_nodes() {
     let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();

@@ -33,11 +33,17 @@ const HTTP_REQUEST_HEAD_MAX_BYTES: usize = 8192;
 /// The Prometheus text format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What the endpoints answer from: the broker once it is assembled, and whether the node is
-/// ready. Made before the logs load, so `/health` and `/ready` answer during startup.
+/// Reads the metadata quorum for a scrape (a voter's Raft state and applied image).
+pub type QuorumSource = Arc<dyn Fn() -> crate::metrics::QuorumView + Send + Sync>;
+
+/// What the endpoints answer from: the broker once it is assembled, the quorum on a voter, and
+/// whether the node is ready. Made before the logs load, so `/health` and `/ready` answer during
+/// startup. A controller-only node has a quorum and no broker: its `/metrics` shows the quorum
+/// and the process, and it serves no console.
 #[derive(Default)]
 pub struct HttpState {
     broker: OnceLock<Arc<Broker>>,
+    quorum: OnceLock<QuorumSource>,
     ready: AtomicBool,
     /// The console's throughput chart: the last minutes of samples.
     throughput: console::Throughput,
@@ -46,6 +52,11 @@ pub struct HttpState {
 impl HttpState {
     pub fn set_broker(&self, broker: Arc<Broker>) {
         let _ = self.broker.set(broker);
+    }
+
+    /// A voter of the metadata quorum: `/metrics` shows the quorum too.
+    pub fn set_quorum(&self, source: QuorumSource) {
+        let _ = self.quorum.set(source);
     }
 
     /// The node serves clients: `/ready` answers 200 from now on.
@@ -162,7 +173,7 @@ where
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let (state, console) = (state.clone(), console.clone());
         async move {
-            if console::is_console_path(req.uri().path()) {
+            if console::is_console_path(req.uri().path()) && (state.broker.get().is_some() || state.quorum.get().is_none()) {
                 return Ok::<_, Infallible>(console::handle(&state, &console, req).await);
             }
             Ok::<_, Infallible>(route(&state, req.method(), req.uri().path()).await)
@@ -197,12 +208,19 @@ async fn route(state: &Arc<HttpState>, method: &Method, path: &str) -> Response<
 }
 
 async fn metrics(state: &Arc<HttpState>) -> Response<Full<Bytes>> {
-    let Some(broker) = state.broker.get().cloned() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
+    let quorum = state.quorum.get().cloned();
+    let render: Box<dyn FnOnce() -> String + Send> = match (state.broker.get().cloned(), quorum) {
+        (Some(broker), quorum) => Box::new(move || {
+            let mut snapshot = collect::snapshot(&broker);
+            snapshot.quorum = quorum.map(|q| q());
+            crate::metrics::render(broker.metrics.clone(), snapshot)
+        }),
+        (None, Some(quorum)) if state.is_ready() => Box::new(move || crate::metrics::render_controller(quorum(), crate::metrics::process::read())),
+        _ => return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
     };
     // The walk takes each log's lock, which an append may hold while it writes: off the async
     // workers.
-    match tokio::task::spawn_blocking(move || crate::metrics::render(broker.metrics.clone(), collect::snapshot(&broker))).await {
+    match tokio::task::spawn_blocking(render).await {
         Ok(body) => {
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(METRICS_CONTENT_TYPE));

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use render::{render, GroupView, PartitionView, Snapshot};
+pub use render::{render, render_controller, GroupView, PartitionView, QuorumView, Snapshot};
 
 /// Kafka's api keys fit below this (the highest in the version table is far lower).
 const API_KEYS_MAX: usize = 128;

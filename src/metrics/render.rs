@@ -44,6 +44,29 @@ pub struct GroupView {
     pub committed: Vec<(String, i32, i64)>,
 }
 
+/// The metadata quorum as a voter sees it at scrape time (a combined or a controller-only node
+/// in a quorum): its Raft state, and counts from the metadata image it applied.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QuorumView {
+    /// This node leads the quorum: it is the active controller.
+    pub active: bool,
+    pub leader_id: Option<u64>,
+    /// The Raft term (Kafka's leader epoch of the metadata log).
+    pub epoch: u64,
+    /// The highest log index known committed, the last applied, the last in the log.
+    pub committed_offset: Option<u64>,
+    pub last_applied_offset: Option<u64>,
+    pub log_end_offset: Option<u64>,
+    /// Kafka's high watermark of the metadata log: the index after the last committed one.
+    pub high_watermark: u64,
+    pub brokers_active: usize,
+    pub brokers_fenced: usize,
+    pub topics: usize,
+    pub partitions: usize,
+    /// Partitions of the image without a leader.
+    pub offline_partitions: usize,
+}
+
 /// State read at scrape time (a walk of the logs and groups), rather than kept twice.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -52,6 +75,8 @@ pub struct Snapshot {
     /// io_uring counters when that backend runs.
     pub uring: Option<crate::storage::io::uring::UringCounts>,
     pub process: ProcessStats,
+    /// The metadata quorum, on a voter.
+    pub quorum: Option<QuorumView>,
     /// The latest values clients pushed (KIP-714), by family, with the receiver on.
     pub client_telemetry: super::client_telemetry::Families,
 }
@@ -69,6 +94,62 @@ pub fn render(metrics: Arc<BrokerMetrics>, snapshot: Snapshot) -> String {
         tracing::error!(error = %e, "encoding metrics failed");
     }
     out
+}
+
+/// The text of one scrape of a controller-only node: the quorum and the process.
+pub fn render_controller(quorum: QuorumView, process: ProcessStats) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ControllerScrape { quorum, process }));
+    let mut out = String::with_capacity(2048);
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "encoding metrics failed");
+    }
+    out
+}
+
+#[derive(Debug)]
+struct ControllerScrape {
+    quorum: QuorumView,
+    process: ProcessStats,
+}
+
+impl Collector for ControllerScrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_quorum(&mut encoder, &self.quorum)?;
+        encode_process(&mut encoder, &self.process)
+    }
+}
+
+/// The quorum under Kafka's names: the controller's (`kafka.controller:type=KafkaController`)
+/// and the Raft client's (`kafka.server:type=raft-metrics`), as the JMX exporter maps them.
+/// `OfflinePartitionsCount` is not among them: on a broker that name already counts the
+/// partitions with a replica here (see the broker's families).
+fn encode_quorum(e: &mut DescriptorEncoder, q: &QuorumView) -> Result<(), std::fmt::Error> {
+    let one = |v: i64| [(Vec::new(), v)];
+    let offset = |o: Option<u64>| o.map_or(-1, |o| o as i64);
+    gauge(e, "kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (the quorum's leader), else 0.", &one(q.active as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_activebrokercount", "Registered brokers that are not fenced, in the applied metadata.", &one(q.brokers_active as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_fencedbrokercount", "Registered brokers that are fenced, in the applied metadata.", &one(q.brokers_fenced as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_globaltopiccount", "Topics in the applied metadata.", &one(q.topics as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the applied metadata.", &one(q.partitions as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_globalofflinepartitioncount", "Partitions without a leader in the applied metadata.", &one(q.offline_partitions as i64))?;
+    gauge(e, "kafka_controller_kafkacontroller_lastappliedrecordoffset", "Index of the last metadata log entry applied here (-1: none).", &one(offset(q.last_applied_offset)))?;
+    gauge(e, "kafka_controller_kafkacontroller_lastcommittedrecordoffset", "Index of the last metadata log entry known committed (-1: none).", &one(offset(q.committed_offset)))?;
+    gauge(e, "kafka_server_raftmetrics_current_leader", "The quorum's leader as this voter knows it (-1: none known).", &one(q.leader_id.map_or(-1, |l| l as i64)))?;
+    gauge(e, "kafka_server_raftmetrics_current_epoch", "The quorum's current epoch (Raft term).", &one(q.epoch as i64))?;
+    gauge(e, "kafka_server_raftmetrics_high_watermark", "The metadata log's high watermark: the index after its last committed entry.", &one(q.high_watermark as i64))?;
+    gauge(e, "kafka_server_raftmetrics_log_end_offset", "Index of the last entry in this voter's metadata log (-1: empty).", &one(offset(q.log_end_offset)))?;
+    Ok(())
+}
+
+/// The process, under the Prometheus client libraries' standard names.
+fn encode_process(e: &mut DescriptorEncoder, p: &ProcessStats) -> Result<(), std::fmt::Error> {
+    family(e, "process_cpu_seconds", "User and system CPU time spent, in seconds.", MetricType::Counter, &[(Vec::new(), p.cpu_seconds)], Sample::CounterF)?;
+    gauge(e, "process_resident_memory_bytes", "Resident memory size in bytes.", &[(Vec::new(), p.resident_memory_bytes as i64)])?;
+    gauge(e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", &[(Vec::new(), p.virtual_memory_bytes as i64)])?;
+    gauge(e, "process_open_fds", "Open file descriptors.", &[(Vec::new(), p.open_fds as i64)])?;
+    family(e, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", MetricType::Gauge, &[(Vec::new(), p.start_time_seconds)], Sample::GaugeF)?;
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -271,14 +352,10 @@ impl Collector for Scrape {
             }
         }
 
-        // The process, under the Prometheus client libraries' standard names.
-        let p = &s.process;
-        family(e, "process_cpu_seconds", "User and system CPU time spent, in seconds.", MetricType::Counter, &[(Vec::new(), p.cpu_seconds)], Sample::CounterF)?;
-        gauge(e, "process_resident_memory_bytes", "Resident memory size in bytes.", &[(Vec::new(), p.resident_memory_bytes as i64)])?;
-        gauge(e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", &[(Vec::new(), p.virtual_memory_bytes as i64)])?;
-        gauge(e, "process_open_fds", "Open file descriptors.", &[(Vec::new(), p.open_fds as i64)])?;
-        family(e, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", MetricType::Gauge, &[(Vec::new(), p.start_time_seconds)], Sample::GaugeF)?;
-        Ok(())
+        if let Some(q) = &s.quorum {
+            encode_quorum(e, q)?;
+        }
+        encode_process(e, &s.process)
     }
 }
 
@@ -308,6 +385,7 @@ mod tests {
             ],
             uring: None,
             process: ProcessStats::default(),
+            quorum: None,
             client_telemetry: BTreeMap::from([(
                 "org_apache_kafka_producer_record_send_rate".to_string(),
                 vec![(vec![("client_instance_id".to_string(), "AAAAAAAAAAAAAAAAAAAAAA".to_string()), ("client_id".to_string(), "p-1".to_string())], 2.5)],

@@ -116,6 +116,9 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
         .collect();
     let broker = Broker::assemble(loaded, endpoints, shutdown_rx.clone()).await?;
     http_state.set_broker(broker.clone());
+    if let Some(v) = quorum.as_ref().and_then(|q| q.voter.as_ref()) {
+        http_state.set_quorum(quorum_source(v.raft.clone(), v.service.clone()));
+    }
     let mut tasks = broker::spawn_background_tasks(&broker);
     tasks.extend(http_task);
     if let Some(q) = &mut quorum {
@@ -240,12 +243,16 @@ fn controller_channel(config: &Config, voters: &std::collections::BTreeMap<i32, 
 }
 
 /// A started controller-only node (`process.roles=controller`): a voter of the metadata quorum
-/// running the Raft node, the active controller when it leads, and the controller listener. It
+/// running the Raft node, the active controller when it leads, the controller listener, and the
+/// HTTP listener's `/metrics` (the quorum), `/health` and `/ready` (a leader is known). It
 /// holds no partitions and serves no client listener: no broker registers for it, so it is never
 /// a replica, a coordinator, or in a Metadata response. Its only directory is the metadata log's
 /// (`metadata.log.dir`, else the first of `log.dirs`).
 pub struct RunningController {
     controller_addr: SocketAddr,
+    /// Where its HTTP listener is bound (`/metrics`, `/health`, `/ready`); None when
+    /// `fjord.http.listener=none`.
+    http_addr: Option<SocketAddr>,
     raft: Arc<crate::raft::RaftNode>,
     service: Arc<cluster::ControllerService>,
     shutdown_tx: watch::Sender<bool>,
@@ -260,17 +267,70 @@ pub async fn start_controller(config: Config) -> Result<RunningController, Start
         _ => return Err(StartError::Unsupported("start_controller: process.roles must be controller alone, with controller.quorum.voters")),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // `/health` from the start; `/ready` and `/metrics` once the quorum has a leader.
+    let http_state = Arc::new(crate::http::HttpState::default());
+    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
+        let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
+        StartError::HttpBind { addr, source }
+    })?;
+    let http_addr = http.as_ref().map(|h| h.local_addr);
+    let mut tasks: Vec<JoinHandle<()>> = http
+        .map(|bound| {
+            tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving /metrics, /health and /ready (no console on a controller-only node)");
+            tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
+        })
+        .into_iter()
+        .collect();
     let parts = start_quorum(&config, &quorum, shutdown_rx.clone()).await?;
     let VoterParts { raft, service, controller_addr } = parts.voter.ok_or(StartError::Unsupported("a controller-only node is a voter"))?;
-    let tasks = vec![tokio::spawn(service.clone().run_fencing(shutdown_rx))];
+    http_state.set_quorum(quorum_source(raft.clone(), service.clone()));
+    tasks.push(tokio::spawn(service.clone().run_fencing(shutdown_rx.clone())));
+    let (leader, mut stop) = (raft.clone(), shutdown_rx);
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                known = leader.wait_for_leader(Duration::from_secs(1)) => if known.is_some() { http_state.set_ready(); return },
+                _ = crate::raft::transport::stopped(&mut stop) => return,
+            }
+        }
+    }));
     tracing::info!(addr = %controller_addr, node_id = config.node_id, "Fjord controller is serving (controller-only node)");
-    Ok(RunningController { controller_addr, raft, service, shutdown_tx, tasks })
+    Ok(RunningController { controller_addr, http_addr, raft, service, shutdown_tx, tasks })
+}
+
+/// What `/metrics` shows of the quorum on a voter: its Raft state and its applied image's counts.
+fn quorum_source(raft: Arc<crate::raft::RaftNode>, service: Arc<cluster::ControllerService>) -> crate::http::QuorumSource {
+    Arc::new(move || {
+        let status = raft.status();
+        let image = service.image();
+        let (fenced, unfenced): (Vec<_>, Vec<_>) = image.brokers().values().partition(|b| b.fenced);
+        let partitions = || image.topics().flat_map(|t| t.partitions.values());
+        crate::metrics::QuorumView {
+            active: status.is_leader,
+            leader_id: status.leader_id,
+            epoch: status.leader_epoch,
+            committed_offset: status.committed_index,
+            last_applied_offset: status.last_applied_index,
+            log_end_offset: status.last_log_index,
+            high_watermark: status.high_watermark(),
+            brokers_active: unfenced.len(),
+            brokers_fenced: fenced.len(),
+            topics: image.topics().count(),
+            partitions: partitions().count(),
+            offline_partitions: partitions().filter(|p| p.leader < 0).count(),
+        }
+    })
 }
 
 impl RunningController {
     /// Where its controller listener is bound.
     pub fn controller_addr(&self) -> SocketAddr {
         self.controller_addr
+    }
+
+    /// Where its HTTP listener is bound, if it has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Whether it leads the metadata quorum now (is the active controller).
