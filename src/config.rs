@@ -128,6 +128,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("fjord.metadata.log.entries.kept.after.snapshot", Some("1000"), T::Long, "Fjord: metadata log entries a voter keeps behind its snapshot, so a voter or broker slightly behind catches up from the log rather than a whole snapshot."),
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
+    def("broker.rack", None, T::String, "The rack (or availability zone) of this broker, registered with the controller: replica placement alternates racks so a partition's replicas land on different ones, and with replica.selector.class a consumer naming its rack (client.rack) fetches from a replica there (KIP-392)."),
+    def("replica.selector.class", Some(""), T::String, "Which replica a consumer fetches from (KIP-392): empty = the leader; org.apache.kafka.common.replica.RackAwareReplicaSelector = a caught-up replica in the consumer's rack (client.rack) when there is one, the leader tells the consumer which; any other class is refused at startup. Every broker serves consumer fetches (Fetch v11+) from its replicas, followers up to their high watermark, as Kafka does."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
@@ -893,6 +895,9 @@ pub struct AuthorizerConfig {
     pub allow_everyone_if_no_acl_found: bool,
 }
 
+/// The one `replica.selector.class` Fjord accepts (KIP-392's rack-aware selection).
+pub const RACK_AWARE_REPLICA_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
 /// The one `authorizer.class.name` Fjord accepts (its rules are those of `broker::acl`).
 pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
@@ -1531,6 +1536,8 @@ pub struct Config {
     /// `authorizer.class.name` with `super.users` and `allow.everyone.if.no.acl.found`: `None`
     /// without an authorizer (Kafka's default: every request allowed).
     pub authorizer: Option<AuthorizerConfig>,
+    /// `replica.selector.class` is Kafka's RackAwareReplicaSelector (KIP-392).
+    pub rack_aware_replica_selector: bool,
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: usize,
     pub socket_send_buffer_bytes: i32,
@@ -1661,6 +1668,7 @@ impl Config {
             auto_create_topics: true,
             delete_topic_enable: true,
             authorizer: None,
+            rack_aware_replica_selector: false,
             message_max_bytes: 0,
             socket_request_max_bytes: 0,
             socket_send_buffer_bytes: 0,
@@ -1788,6 +1796,7 @@ impl Config {
             auto_create_topics: c.boolean("auto.create.topics.enable")?,
             delete_topic_enable: c.boolean("delete.topic.enable")?,
             authorizer: c.authorizer()?,
+            rack_aware_replica_selector: c.rack_aware_replica_selector()?,
             message_max_bytes: positive("message.max.bytes", c.long("message.max.bytes")?)? as i32,
             socket_request_max_bytes: positive("socket.request.max.bytes", c.long("socket.request.max.bytes")?)? as usize,
             socket_send_buffer_bytes: c.int("socket.send.buffer.bytes")?,
@@ -2056,6 +2065,19 @@ impl Config {
             return Err(ConfigError::Invalid { name: "group.consumer.assignors".into(), value: v, reason: "at least one assignor".into() });
         }
         Ok(out)
+    }
+
+    /// `replica.selector.class`: whether the leader points consumers at a replica in their rack.
+    fn rack_aware_replica_selector(&self) -> Result<bool, ConfigError> {
+        match self.string("replica.selector.class").trim() {
+            "" => Ok(false),
+            RACK_AWARE_REPLICA_SELECTOR => Ok(true),
+            other => Err(ConfigError::Invalid {
+                name: "replica.selector.class".into(),
+                value: other.into(),
+                reason: format!("Fjord selects replicas as Kafka's {RACK_AWARE_REPLICA_SELECTOR}: set it, or leave the property empty for leader-only fetching"),
+            }),
+        }
     }
 
     /// `authorizer.class.name`, `super.users` and `allow.everyone.if.no.acl.found`; an unknown
@@ -2677,6 +2699,15 @@ mod tests {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         assert!(c.log_config(&props(&[("cleanup.policy", "shred")])).is_err());
         assert!(c.log_config(&props(&[("retention.ms", "soon")])).is_err());
+    }
+
+    #[test]
+    fn the_replica_selector_is_kafkas_rack_aware_one_or_none_and_unknown_classes_stop_startup() {
+        assert!(!Config::from_properties(BTreeMap::new()).unwrap().rack_aware_replica_selector, "leader-only by default");
+        assert!(Config::from_properties(props(&[("replica.selector.class", RACK_AWARE_REPLICA_SELECTOR)])).unwrap().rack_aware_replica_selector);
+        let e = Config::from_properties(props(&[("replica.selector.class", "com.example.Nearest")])).unwrap_err();
+        assert!(e.to_string().contains("RackAwareReplicaSelector"), "{e}");
+        assert!(broker_def("broker.rack").is_some(), "broker.rack is a known property");
     }
 
     #[test]

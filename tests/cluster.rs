@@ -174,8 +174,9 @@ async fn three_nodes_replicate_and_fail_over() {
     let f = lc.send(&fetch("c", 0), 12).await;
     assert_eq!(f.responses[0].partitions[0].high_watermark, 5);
 
-    // A broker that does not lead partition 0 refuses it, naming the leader (KIP-951): Produce
-    // v10+ with the leader's endpoint, Fetch v12+ with the leader and epoch.
+    // A broker that does not lead partition 0 refuses a produce to it, naming the leader
+    // (KIP-951, Produce v10+ with the leader's endpoint). A consumer's fetch it serves from v11 up
+    // to its high watermark (KIP-392), as Kafka 4.0's followers do; before v11 it refuses it.
     let other = if leader == 1 { 2 } else { 1 };
     let mut oc = Client::connect(addr(&nodes[(other - 1) as usize])).await;
     let leader_epoch = metadata(first, "c").await.topics[0].partitions.iter().find(|p| p.partition_index == 0).unwrap().leader_epoch;
@@ -185,10 +186,12 @@ async fn three_nodes_replicate_and_fail_over() {
     assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, leader_epoch));
     let endpoints: Vec<(i32, i32)> = refused.node_endpoints.iter().map(|n| (n.node_id.0, n.port)).collect();
     assert_eq!(endpoints, vec![(leader, leader_addr.port() as i32)]);
-    let refused = oc.send(&fetch("c", 0), 12).await;
-    let p = &refused.responses[0].partitions[0];
-    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
-    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, leader_epoch));
+    eventually("the follower serves the records up to its high watermark", async || {
+        let p = oc.send(&fetch("c", 0), 12).await.responses[0].partitions[0].clone();
+        (p.error_code == 0 && p.high_watermark == 5 && p.records.is_some_and(|r| !r.is_empty())).then_some(())
+    })
+    .await;
+    assert_eq!(oc.send(&fetch("c", 0), 10).await.responses[0].partitions[0].error_code, 6, "NOT_LEADER_OR_FOLLOWER before v11");
 
     // acks=all answered: every ISR member holds the five records.
     let tp = fjord::types::TopicPartition::new("c", 0);
@@ -1306,4 +1309,77 @@ async fn replicas_move_between_log_dirs_on_leader_and_followers_while_produced_t
             r.shutdown().await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_consumer_fetches_from_a_replica_in_its_rack() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let next_id = std::sync::atomic::AtomicI32::new(1);
+    let configs = node_configs_with(3, &["replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"], |_| {
+        vec![format!("broker.rack=rack-{}", next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed))]
+    });
+    let mut nodes = futures_join(configs.into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } })).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let mut c = Client::connect(first).await;
+    let t = CreatableTopic::default().with_name(name("racks")).with_num_partitions(1).with_replication_factor(3);
+    assert_eq!(c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+    let (leader, epoch) = eventually("a leader with the whole ISR", async || {
+        let p = metadata(first, "racks").await.topics[0].partitions.first()?.clone();
+        (p.leader_id.0 > 0 && p.isr_nodes.len() == 3).then_some((p.leader_id.0, p.leader_epoch))
+    })
+    .await;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let at = |id: i32| addr(&nodes[(id - 1) as usize]);
+    let mut lc = Client::connect(at(leader)).await;
+    eventually("acks=all produce", async || (lc.send(&produce("racks", 0, 5), 9).await.responses[0].partition_responses[0].error_code == 0).then_some(())).await;
+    let from = |rack: &str, epoch: i32| {
+        let mut f = fetch("racks", 0).with_rack_id(StrBytes::from_string(rack.to_string()));
+        f.topics[0].partitions[0].current_leader_epoch = epoch;
+        f
+    };
+
+    // The leader points a consumer in the follower's rack at the follower, with no records, once
+    // the follower holds the offset; a consumer in its own rack, or naming none, reads here.
+    let redirected = eventually("the leader names the follower", async || {
+        let r = lc.send(&from(&format!("rack-{follower}"), epoch), 12).await;
+        let p = r.responses[0].partitions[0].clone();
+        (p.preferred_read_replica.0 == follower).then_some(p)
+    })
+    .await;
+    assert_eq!(redirected.error_code, 0);
+    assert!(redirected.records.as_ref().is_none_or(|r| r.is_empty()), "no records with a preferred replica");
+    assert_eq!(redirected.high_watermark, 5);
+    for rack in [format!("rack-{leader}"), String::new(), "elsewhere".to_string()] {
+        let p = lc.send(&from(&rack, epoch), 12).await.responses[0].partitions[0].clone();
+        assert_eq!((p.error_code, p.preferred_read_replica.0), (0, -1), "rack {rack:?}");
+        assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "rack {rack:?}: records from the leader");
+    }
+
+    // The follower serves the consumer up to its high watermark (Fetch v11+), in the current epoch.
+    let mut fc = Client::connect(at(follower)).await;
+    let served = eventually("the follower serves the records", async || {
+        let p = fc.send(&from(&format!("rack-{follower}"), epoch), 12).await.responses[0].partitions[0].clone();
+        (p.error_code == 0 && p.high_watermark == 5 && p.records.as_ref().is_some_and(|r| !r.is_empty())).then_some(p)
+    })
+    .await;
+    assert_eq!(served.preferred_read_replica.0, -1, "a follower never redirects");
+    assert_eq!(served.records.as_ref().map(|r| r.len()), leader_records_len(&mut lc, epoch).await, "the same batch as the leader's");
+    let p = fc.send(&from("", epoch + 1), 12).await.responses[0].partitions[0].clone();
+    assert_eq!(p.error_code, 75, "UNKNOWN_LEADER_EPOCH for an epoch the follower has not seen");
+    let p = fc.send(&fetch("racks", 0), 10).await.responses[0].partitions[0].clone();
+    assert_eq!(p.error_code, 6, "before v11 a consumer fetches from the leader only: NOT_LEADER_OR_FOLLOWER");
+
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// The size of what the leader answers a consumer naming no rack (the whole log here).
+async fn leader_records_len(leader: &mut Client, epoch: i32) -> Option<usize> {
+    let mut f = fetch("racks", 0);
+    f.topics[0].partitions[0].current_leader_epoch = epoch;
+    leader.send(&f, 12).await.responses[0].partitions[0].records.as_ref().map(|r| r.len())
 }

@@ -85,11 +85,14 @@ async fn a_follower_copies_its_leader_and_acks_all_waits_for_it() {
     let tp2 = tp.clone();
     wait_for(move || fb2.replicas.offsets(&tp2).map(|o| o.high_watermark).unwrap_or(0) == 5).await;
 
-    // A follower serves no clients: produce and consumer fetch are refused.
+    // A follower takes no produce; a consumer's fetch it serves from v11 up to its high watermark
+    // (KIP-392, as Kafka's followers do), and refuses before v11.
     let mut fc = follower.client().await;
     let refused = fc.send(&produce("r", 1, 1, 1_000), 9).await;
     assert_eq!(refused.responses[0].partition_responses[0].error_code, E::NotLeaderOrFollower.code());
-    let refused = fc.send(&consumer_fetch("r"), 12).await;
+    let served = fc.send(&consumer_fetch("r"), 12).await;
+    assert_eq!((served.responses[0].partitions[0].error_code, served.responses[0].partitions[0].high_watermark), (0, 5));
+    let refused = fc.send(&consumer_fetch("r"), 10).await;
     assert_eq!(refused.responses[0].partitions[0].error_code, E::NotLeaderOrFollower.code());
 
     // With the follower stopped (and the ISR unchanged: no controller shrinks it here), acks=all

@@ -2,7 +2,10 @@
 //! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms in the purgatory, woken
 //! by appends to the fetched partitions only. read_committed reads stop at the last stable offset and list the aborted
 //! transactions of the range, so clients drop their records. Topics by name before v13, by id from v13. Fetch sessions are not created: every
-//! response carries session id 0, which tells clients to keep sending full fetches.
+//! response carries session id 0, which tells clients to keep sending full fetches. From v11 a
+//! consumer may fetch from any replica (KIP-392): a follower serves up to its high watermark, and
+//! with `replica.selector.class` the leader names a replica in the consumer's rack instead of
+//! answering records.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 
-use super::{error_code, leader_epoch_error};
+use super::{error_code, leader_epoch_error, replica_epoch_error};
 use crate::broker::replica_manager::ReplicaError;
 use crate::broker::Broker;
 use crate::protocol::chain::placeholder;
@@ -63,6 +66,12 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         return Fetched { response, files: Vec::new(), follower: false, parked: Duration::ZERO };
     }
     let by_id = version >= 13;
+    // A follower names itself (replica_state from v15, replica_id before): it reads up to the log
+    // end, and its fetch offsets tell the leader how far it has copied.
+    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    // A consumer's fetch from v11 may be served by any replica, followers up to their high
+    // watermark (KIP-392: Kafka reads from any replica once the request carries client metadata).
+    let any_replica = replica < 0 && version >= 11;
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for t in &req.topics {
@@ -76,7 +85,8 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 Some(m) if p.partition < 0 || p.partition >= m.partitions => (None, E::UnknownTopicOrPartition.code()),
                 Some(m) => {
                     let tp = TopicPartition::new(m.name.clone(), p.partition);
-                    match leader_epoch_error(broker, &tp, p.current_leader_epoch) {
+                    let refused = if any_replica { replica_epoch_error(broker, &tp, p.current_leader_epoch) } else { leader_epoch_error(broker, &tp, p.current_leader_epoch) };
+                    match refused {
                         Some(code) => (None, code),
                         None => (Some(tp), 0),
                     }
@@ -96,10 +106,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let max_bytes = req.max_bytes.min(broker.config.fetch_max_bytes).max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
-    // A follower names itself (replica_state from v15, replica_id before): it reads up to the log
-    // end, and its fetch offsets tell the leader how far it has copied.
-    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     let reader = if replica >= 0 { Reader::Follower { replica } } else { Reader::Consumer { read_committed } };
+    // With `replica.selector.class`, a leader points a consumer that names its rack at a replica
+    // in it (the racks of the live brokers, read once per fetch).
+    let selector: Option<Arc<Selector>> = (any_replica && broker.config.rack_aware_replica_selector && !req.rack_id.is_empty()).then(|| {
+        let racks = broker.live_brokers().into_iter().map(|b| (b.id, b.rack)).collect();
+        Arc::new(Selector { client_rack: req.rack_id.to_string(), racks })
+    });
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Watch before the first read, so an append between a read and the wait is not missed.
     let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
@@ -112,18 +125,19 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             && !broker.is_shutting_down()
             && tokio::time::Instant::now() < deadline
             && matches!(reader, Reader::Consumer { .. })
+            && selector.is_none()
             && nothing_to_read(broker, &wanted, read_committed);
         if !must_wait {
             // Locating batches reads index and segment pages. Here only if none of it waits (pages
             // in the page cache, locks free), else on a handler thread: a consumer reading what
             // is cached saves two thread hops per fetch.
-            let mut read = match nowait::run(|| read_partitions(broker, &wanted, max_bytes, reader, version)) {
+            let mut read = match nowait::run(|| read_partitions(broker, &wanted, max_bytes, reader, version, selector.as_deref())) {
                 Some(read) => read,
                 None => {
-                    let (b, w) = (broker.clone(), wanted.clone());
+                    let (b, w, s) = (broker.clone(), wanted.clone(), selector.clone());
                     broker
                         .io_pool
-                        .run(move || read_partitions(&b, &w, max_bytes, reader, version).expect("only a pass that must not wait gives up"))
+                        .run(move || read_partitions(&b, &w, max_bytes, reader, version, s.as_deref()).expect("only a pass that must not wait gives up"))
                         .await
                 }
             };
@@ -223,6 +237,13 @@ fn nothing_to_read(broker: &Broker, wanted: &[Wanted], read_committed: bool) -> 
         })
 }
 
+/// A consumer's rack and the live brokers' racks, for a leader's choice of the replica the
+/// consumer should fetch from (KIP-392).
+struct Selector {
+    client_rack: String,
+    racks: std::collections::HashMap<i32, Option<String>>,
+}
+
 /// Who reads: a consumer (up to the high watermark, or the last stable offset) or a follower
 /// replica (up to the log end, recording its progress on the leader).
 #[derive(Clone, Copy, Debug)]
@@ -239,6 +260,7 @@ struct Read {
     /// Ranges the disk should read ahead for the partitions read ([`read_ahead`]).
     readahead: Vec<FileRange>,
     bytes: usize,
+    /// A partition failed, or was pointed at another replica: the fetch is answered at once.
     any_error: bool,
 }
 
@@ -295,7 +317,7 @@ fn records_field(range: Option<FileRange>, files: &mut Vec<FileRange>) -> std::i
 /// Locates every wanted partition's batches once, reading none of them. Inside [`nowait::run`]
 /// it gives up (`None`) at the first error, a wait it was refused or any other: the pass on a
 /// handler thread then answers, logs and reports it.
-fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader: Reader, version: i16) -> Option<Read> {
+fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader: Reader, version: i16, selector: Option<&Selector>) -> Option<Read> {
     let wait_free = nowait::active();
     if wait_free && matches!(reader, Reader::Follower { .. }) {
         // A follower's fetch changes the leader's state (its progress, the high watermark):
@@ -310,6 +332,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
     let mut readahead = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
+    let mut redirected = false;
     let mut min_one = true;
     for w in wanted {
         let Some(tp) = &w.tp else {
@@ -317,6 +340,25 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
             out.push(partition_error(w.partition, w.error));
             continue;
         };
+        // Another replica serves this consumer better: no read here, only where to go (Kafka's
+        // leader answers the offsets and the preferred read replica, with no records).
+        if let Some(s) = selector
+            && let Some(preferred) = broker.replicas.preferred_read_replica(tp, &s.client_rack, w.fetch_offset, |id| s.racks.get(&id).cloned())
+            && let Ok(o) = broker.replicas.offsets(tp)
+        {
+            out.push(
+                PartitionData::default()
+                    .with_partition_index(w.partition)
+                    .with_high_watermark(o.high_watermark)
+                    .with_last_stable_offset(o.last_stable_offset)
+                    .with_log_start_offset(start(o.log_start_offset))
+                    .with_preferred_read_replica(BrokerId(preferred))
+                    .with_records(Some(Bytes::new())),
+            );
+            // Answered at once (Kafka does not park a fetch that names a preferred replica).
+            redirected = true;
+            continue;
+        }
         let limit = (w.max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
         let mut diverging = None;
         let read = match reader {
@@ -385,5 +427,5 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
             }
         }
     }
-    Some(Read { parts: out, files, readahead, bytes: total, any_error })
+    Some(Read { parts: out, files, readahead, bytes: total, any_error: any_error || redirected })
 }

@@ -754,6 +754,14 @@ pub(crate) fn leader_epoch_error(broker: &Broker, tp: &crate::types::TopicPartit
     state.check_leader(current_leader_epoch).err().map(|e| error_code::partition(&e))
 }
 
+/// As [`leader_epoch_error`] for a consumer's fetch that any replica may serve (KIP-392, Fetch
+/// v11+): this broker must hold a replica of a led partition, leader or follower.
+pub(crate) fn replica_epoch_error(broker: &Broker, tp: &crate::types::TopicPartition, current_leader_epoch: i32) -> Option<i16> {
+    let partition = broker.replicas.partition(tp)?;
+    let state = partition.lock();
+    state.check_replica(current_leader_epoch).err().map(|e| error_code::partition(&e))
+}
+
 /// KIP-951: where a client refused with NOT_LEADER_OR_FOLLOWER (or FENCED_LEADER_EPOCH) should
 /// go, from this broker's metadata, so it can retry before its next Metadata request: the
 /// leader and its epoch (-1 and -1 when none is known, as Kafka answers), and the leader's

@@ -96,6 +96,35 @@ impl ReplicationState {
         }
     }
 
+    /// What a consumer's fetch from any replica needs (KIP-392, Fetch v11+): this broker holds a
+    /// replica of a partition with a leader (it leads or follows), in the epoch the client names.
+    pub fn check_replica(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
+        self.check_epoch(current_leader_epoch)?;
+        if self.state.leader >= 0 && (self.is_leader() || self.state.replicas.contains(&self.local)) { Ok(()) } else { Err(PartitionError::NotLeaderOrFollower) }
+    }
+
+    /// The replica a consumer in `client_rack` should fetch `fetch_offset` from instead of this
+    /// leader, as Kafka's leader asks its RackAwareReplicaSelector (KIP-392): the candidates are
+    /// the leader and the in-sync followers that hold the offset (their last fetch reached past
+    /// it) and are live (`rack_of` knows them: `Some(rack)`); of those in the client's rack, the
+    /// leader if it is one, else the follower with the largest log end, then the most recently
+    /// caught up. None (fetch here) when this broker does not lead, the client names no rack, or
+    /// no other replica in its rack qualifies.
+    pub fn preferred_read_replica(&self, client_rack: &str, fetch_offset: i64, now_ms: i64, rack_of: impl Fn(i32) -> Option<Option<String>>) -> Option<i32> {
+        if !self.is_leader() || client_rack.is_empty() {
+            return None;
+        }
+        let in_rack = |id: i32| rack_of(id).flatten().is_some_and(|r| r == client_rack);
+        if in_rack(self.local) {
+            return None;
+        }
+        self.followers
+            .iter()
+            .filter(|(id, f)| self.state.isr.contains(id) && f.log_end >= fetch_offset && in_rack(**id))
+            .max_by_key(|(id, f)| (f.log_end, f.last_caught_up_ms.min(now_ms), std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    }
+
     /// What a produce, or a consumer's fetch, needs: this broker leads, in the epoch the client
     /// names (if it names one).
     pub fn check_leader(&self, current_leader_epoch: i32) -> Result<(), PartitionError> {
@@ -274,6 +303,33 @@ mod tests {
         assert_eq!(s.high_watermark(42, 0), 42, "alone, the high watermark is the log end");
         assert_eq!(s.check_min_isr(1), Ok(()));
         assert_eq!(s.check_min_isr(2), Err(PartitionError::NotEnoughReplicas));
+    }
+
+    #[test]
+    fn the_preferred_read_replica_is_a_caught_up_in_sync_follower_in_the_consumers_rack() {
+        let racks = |down: i32| move |id: i32| (id != down).then(|| Some(["", "a", "b", "b"][id as usize].to_string()));
+        let mut s = led(&[1, 2, 3]);
+        s.record_follower_fetch(2, 100, 100, 1_000).unwrap();
+        s.record_follower_fetch(3, 90, 100, 1_000).unwrap();
+        assert_eq!(s.preferred_read_replica("", 50, 2_000, racks(0)), None, "no client rack: the leader");
+        assert_eq!(s.preferred_read_replica("a", 50, 2_000, racks(0)), None, "the leader is in the client's rack");
+        assert_eq!(s.preferred_read_replica("b", 50, 2_000, racks(0)), Some(2), "the in-rack follower with the larger log end");
+        assert_eq!(s.preferred_read_replica("b", 95, 2_000, racks(0)), Some(2), "only a follower holding the offset");
+        assert_eq!(s.preferred_read_replica("b", 101, 2_000, racks(0)), None, "no follower holds it yet");
+        assert_eq!(s.preferred_read_replica("b", 50, 2_000, racks(2)), Some(3), "a broker that is not live is skipped");
+        assert_eq!(s.preferred_read_replica("c", 50, 2_000, racks(0)), None, "nobody in the rack: the leader");
+        let mut s = led(&[1, 3]);
+        s.record_follower_fetch(2, 100, 100, 1_000).unwrap();
+        s.record_follower_fetch(3, 100, 100, 1_000).unwrap();
+        assert_eq!(s.preferred_read_replica("b", 50, 2_000, racks(0)), Some(3), "a follower outside the ISR is not chosen");
+        // A follower replica never redirects: only the leader chooses.
+        let mut f = ReplicationState::awaiting_metadata(2);
+        f.make_follower(LeaderAndIsr { leader: 1, leader_epoch: 1, partition_epoch: 1, replicas: vec![1, 2, 3], isr: vec![1, 2, 3] }).unwrap();
+        assert_eq!(f.preferred_read_replica("b", 0, 2_000, racks(0)), None);
+        assert_eq!(f.check_replica(1), Ok(()), "a follower serves consumers (KIP-392)");
+        assert_eq!(f.check_replica(0), Err(PartitionError::FencedLeaderEpoch));
+        assert_eq!(f.check_leader(1), Err(PartitionError::NotLeaderOrFollower));
+        assert_eq!(ReplicationState::awaiting_metadata(2).check_replica(-1), Err(PartitionError::NotLeaderOrFollower), "no leader known yet");
     }
 
     #[test]

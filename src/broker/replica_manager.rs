@@ -353,6 +353,15 @@ impl ReplicaManager {
         self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(tp).cloned()
     }
 
+    /// The replica a consumer in `client_rack` should fetch from instead of this leader (KIP-392;
+    /// see [`super::partition::ReplicationState::preferred_read_replica`]); `rack_of` knows the
+    /// live brokers' racks.
+    pub fn preferred_read_replica(&self, tp: &TopicPartition, client_rack: &str, fetch_offset: i64, rack_of: impl Fn(i32) -> Option<Option<String>>) -> Option<i32> {
+        let partition = self.partition(tp)?;
+        let state = partition.lock();
+        state.preferred_read_replica(client_rack, fetch_offset, now_ms(), rack_of)
+    }
+
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
