@@ -142,11 +142,12 @@ pub fn group_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
         .collect()
 }
 
-/// Every known broker property, then the custom ones set dynamically; with whether each may
-/// change at run time (read_only otherwise).
+/// Every known broker property (those Kafka defines only dynamically where set), then the custom
+/// ones set dynamically; with whether each may change at run time (read_only otherwise).
 fn broker_configs(broker: &Broker) -> Vec<(Described, bool)> {
     let mut out: Vec<(Described, bool)> = BROKER_CONFIGS
         .iter()
+        .filter(|d| !crate::config::LISTED_ONLY_WHEN_SET.contains(&d.name) || broker_source(broker, d.name) != SOURCE_DEFAULT)
         .map(|d| {
             let value = broker.config.value(d.name);
             let source = broker_source(broker, d.name);

@@ -2,7 +2,10 @@
 //! first batch even when larger: KIP-74), long-polled until min_bytes or max_wait_ms in the purgatory, woken
 //! by appends to the fetched partitions only. read_committed reads stop at the last stable offset and list the aborted
 //! transactions of the range, so clients drop their records. Topics by name before v13, by id from v13. Fetch sessions are not created: every
-//! response carries session id 0, which tells clients to keep sending full fetches.
+//! response carries session id 0, which tells clients to keep sending full fetches. A follower's
+//! fetch of a partition its topic lists in `leader.replication.throttled.replicas` for this broker
+//! gets no records while `leader.replication.throttled.rate` is exceeded, unless the follower is in
+//! the ISR (Kafka's `shouldLeaderThrottle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +46,9 @@ struct Wanted {
     max_bytes: i32,
     /// Set when the topic could not be resolved.
     error: i16,
+    /// A follower fetches and the topic's `leader.replication.throttled.replicas` names this
+    /// partition on this broker: its bytes count against the leader throttle.
+    leader_throttled: bool,
 }
 
 fn partition_error(partition: i32, code: i16) -> PartitionData {
@@ -63,6 +69,9 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
         return Fetched { response, files: Vec::new(), follower: false, parked: Duration::ZERO };
     }
     let by_id = version >= 13;
+    // A follower names itself (replica_state from v15, replica_id before): it reads up to the log
+    // end, and its fetch offsets tell the leader how far it has copied.
+    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for t in &req.topics {
@@ -82,6 +91,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                     }
                 }
             };
+            let leader_throttled = replica >= 0 && tp.is_some() && meta.as_ref().is_some_and(|m| m.settings.leader_throttled.contains(p.partition));
             wanted.push(Wanted {
                 topic: index,
                 tp,
@@ -90,15 +100,13 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
                 max_bytes: p.partition_max_bytes,
                 error,
+                leader_throttled,
             });
         }
     }
     let max_bytes = req.max_bytes.min(broker.config.fetch_max_bytes).max(0) as usize;
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
-    // A follower names itself (replica_state from v15, replica_id before): it reads up to the log
-    // end, and its fetch offsets tell the leader how far it has copied.
-    let replica = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     let reader = if replica >= 0 { Reader::Follower { replica } } else { Reader::Consumer { read_committed } };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Watch before the first read, so an append between a read and the wait is not missed.
@@ -132,6 +140,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
                 let mut topics = topics;
                 count_bytes_out(broker, &wanted, &read.parts, reader);
+                record_throttled_bytes(broker, &wanted, &read.parts);
                 for (w, p) in wanted.iter().zip(read.parts) {
                     topics[w.topic].partitions.push(p);
                 }
@@ -176,6 +185,14 @@ fn count_bytes_out(broker: &Broker, wanted: &[Wanted], parts: &[PartitionData], 
             }
         }
     }
+}
+
+/// The bytes a follower's fetch carries for leader-throttled partitions count against
+/// `leader.replication.throttled.rate`, in-sync followers' too (Kafka records them as the response
+/// is sent, after the quota was asked per partition).
+fn record_throttled_bytes(broker: &Broker, wanted: &[Wanted], parts: &[PartitionData]) {
+    let bytes: usize = wanted.iter().zip(parts).filter(|(w, _)| w.leader_throttled).map(|(_, p)| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    broker.leader_quota.record(bytes as u64);
 }
 
 /// KIP-951 (v12+ per partition, v16+ endpoints): each NOT_LEADER_OR_FOLLOWER or
@@ -324,9 +341,16 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
                 diverging = d;
                 read
             }),
-            Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(read, expand)| {
+            Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(mut read, expand)| {
                 if let Some(isr) = expand {
                     crate::broker::isr::propose(broker, tp, isr);
+                }
+                // Held back after the follower's progress was recorded, as Kafka's readFromLog
+                // empties a throttled partition's records after the read: the follower still
+                // gets the high watermark, and its fetch offset still counts.
+                if w.leader_throttled && broker.leader_quota.is_exceeded() && !broker.replicas.is_in_sync(tp, replica) {
+                    read.records = None;
+                    read.readahead = None;
                 }
                 read
             }),
