@@ -2872,6 +2872,34 @@ mod tests {
     }
 
     #[test]
+    fn replication_throttles_are_parsed_for_this_broker_and_their_rates_checked_as_kafka_checks_them() {
+        let c = Config::from_properties(props(&[("node.id", "2")])).unwrap();
+        let t = c.topic_settings(&props(&[("leader.replication.throttled.replicas", "0:1,1:2,3:2"), ("follower.replication.throttled.replicas", "*")])).unwrap();
+        assert_eq!(t.leader_throttled, ThrottledReplicas::Partitions(vec![1, 3].into()), "only the entries naming broker 2");
+        assert_eq!(t.follower_throttled, ThrottledReplicas::All);
+        assert_eq!(c.topic_settings(&BTreeMap::new()).unwrap().leader_throttled, ThrottledReplicas::None);
+        assert!(c.topic_settings(&props(&[("follower.replication.throttled.replicas", "0-1")])).is_err());
+        // Unset: Kafka's Long.MAX_VALUE, unthrottled; 0 is allowed as by Kafka.
+        assert_eq!(c.replication_throttled_rate(LEADER_REPLICATION_THROTTLED_RATE).unwrap(), u64::MAX);
+        c.dynamic.write().unwrap().per_broker.insert(FOLLOWER_REPLICATION_THROTTLED_RATE.into(), "0".into());
+        assert_eq!(c.replication_throttled_rate(FOLLOWER_REPLICATION_THROTTLED_RATE).unwrap(), 0);
+        // Kafka 4.0's answers to kafka-configs --alter with these values (INVALID_REQUEST).
+        for (v, msg) in [
+            ("-1", "Invalid value -1 for configuration leader.replication.throttled.rate: Value must be at least 0"),
+            ("abc", "Invalid value abc for configuration leader.replication.throttled.rate: Not a number of type LONG"),
+        ] {
+            c.dynamic.write().unwrap().cluster_default.insert(LEADER_REPLICATION_THROTTLED_RATE.into(), v.into());
+            assert_eq!(c.replication_throttled_rate(LEADER_REPLICATION_THROTTLED_RATE).unwrap_err().to_string(), msg);
+        }
+        assert!(Config::from_properties(props(&[("follower.replication.throttled.rate", "-5")])).is_err(), "a bad static value stops the start");
+        assert!(is_dynamic_broker_config(LEADER_REPLICATION_THROTTLED_RATE) && is_dynamic_broker_config(FOLLOWER_REPLICATION_THROTTLED_RATE));
+        assert!(!is_dynamic_broker_config("replication.quota.window.num"));
+        let w = Config::from_properties(props(&[("replication.quota.window.num", "3"), ("replication.quota.window.size.seconds", "2")])).unwrap();
+        assert_eq!((w.replication.quota_window_num, w.replication.quota_window_size_seconds), (3, 2));
+        assert!(Config::from_properties(props(&[("replication.quota.window.num", "0")])).is_err());
+    }
+
+    #[test]
     fn topic_configs_without_a_broker_synonym_have_kafkas_defaults() {
         let c = Config::from_properties(BTreeMap::new()).unwrap();
         let none = BTreeMap::new();

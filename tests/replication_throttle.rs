@@ -128,10 +128,10 @@ fn big_batch(n: usize, value_bytes: usize) -> bytes::Bytes {
     buf.freeze()
 }
 
-/// Produces one batch to partition 0 of `topic` (acks=all, 10 s timeout): its error code.
+/// Produces one batch to partition 0 of `topic` (acks=all, 5 s timeout): its error code.
 async fn produce(c: &mut Client, topic: &str, records: bytes::Bytes) -> i16 {
     let data = PartitionProduceData::default().with_index(0).with_records(Some(records));
-    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data])]);
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data])]);
     c.send(&req, 9).await.responses[0].partition_responses[0].error_code
 }
 
@@ -286,4 +286,76 @@ async fn the_leader_throttle_bounds_a_new_replicas_catch_up_but_not_the_isr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_follower_throttle_bounds_a_new_replicas_catch_up_but_not_the_isr() {
     throttles_bound_catch_up_but_not_the_isr(Side::Follower).await;
+}
+
+/// (value, source, type) of each config DescribeConfigs lists for broker resource `resource`.
+async fn describe_broker(c: &mut Client, resource: &str) -> std::collections::BTreeMap<String, (Option<String>, i8, i8)> {
+    let req = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s(resource))
+        .with_configuration_keys(None)]);
+    let r = c.send(&req, 4).await;
+    assert_eq!(r.results[0].error_code, 0, "{:?}", r.results[0].error_message);
+    r.results[0].configs.iter().map(|e| (e.name.to_string(), (e.value.as_ref().map(|v| v.to_string()), e.config_source, e.config_type))).collect()
+}
+
+/// IncrementalAlterConfigs of one config: (error code, message).
+async fn try_alter(c: &mut Client, resource_type: i8, resource: &str, key: &str, value: Option<&str>) -> (i16, Option<String>) {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let op = AlterableConfig::default().with_name(s(key)).with_config_operation(if value.is_some() { 0 } else { 1 }).with_value(value.map(s));
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(s(resource)).with_configs(vec![op])]);
+    let r = c.send(&req, 1).await;
+    (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
+}
+
+/// The rates are dynamic broker configs as in Kafka 4.0 (checked with kafka-configs.sh against
+/// it): listed only where set (DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG, type LONG),
+/// refused below 0 or when not a number with Kafka's words, applied at once (this broker's value
+/// over the cluster default's), Long.MAX_VALUE again when deleted. Throttled replica lists that do
+/// not parse are refused on the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_rates_are_dynamic_broker_configs_listed_only_where_set() {
+    let b = common::TestBroker::start(&[]).await;
+    let broker = b.running.as_ref().unwrap().broker.clone();
+    let mut c = b.client().await;
+    const LEADER: &str = "leader.replication.throttled.rate";
+    const FOLLOWER: &str = "follower.replication.throttled.rate";
+    let listed = describe_broker(&mut c, "1").await;
+    assert!(!listed.contains_key(LEADER) && !listed.contains_key(FOLLOWER), "unset rates are not listed, as by Kafka");
+    assert_eq!(listed.get("replication.quota.window.num").map(|e| (e.0.as_deref(), e.1)), Some((Some("11"), 5)));
+    assert_eq!(listed.get("replication.quota.window.size.seconds").map(|e| (e.0.as_deref(), e.1)), Some((Some("1"), 5)));
+
+    assert_eq!(try_alter(&mut c, 4, "1", LEADER, Some("1000000")).await, (0, None));
+    assert_eq!(try_alter(&mut c, 4, "", FOLLOWER, Some("3000000")).await, (0, None));
+    let listed = describe_broker(&mut c, "1").await;
+    assert_eq!(listed.get(LEADER), Some(&(Some("1000000".to_string()), 2, 5)), "DYNAMIC_BROKER_CONFIG, LONG");
+    assert_eq!(listed.get(FOLLOWER), Some(&(Some("3000000".to_string()), 3, 5)), "DYNAMIC_DEFAULT_BROKER_CONFIG, LONG");
+    assert_eq!(describe_broker(&mut c, "").await.get(FOLLOWER).map(|e| e.1), Some(3));
+    assert_eq!((broker.leader_quota.quota(), broker.follower_quota.quota()), (1_000_000, 3_000_000));
+    assert_eq!(try_alter(&mut c, 4, "1", FOLLOWER, Some("2000000")).await, (0, None));
+    assert_eq!(broker.follower_quota.quota(), 2_000_000, "this broker's value over the default");
+
+    let (code, msg) = try_alter(&mut c, 4, "1", LEADER, Some("-1")).await;
+    assert_eq!((code, msg.as_deref()), (42, Some("Invalid value -1 for configuration leader.replication.throttled.rate: Value must be at least 0")));
+    let (code, msg) = try_alter(&mut c, 4, "1", LEADER, Some("abc")).await;
+    assert_eq!((code, msg.as_deref()), (42, Some("Invalid value abc for configuration leader.replication.throttled.rate: Not a number of type LONG")));
+    assert_eq!(broker.leader_quota.quota(), 1_000_000, "a refused value changes nothing");
+
+    for (resource, key) in [("1", LEADER), ("1", FOLLOWER), ("", FOLLOWER)] {
+        assert_eq!(try_alter(&mut c, 4, resource, key, None).await, (0, None));
+    }
+    let listed = describe_broker(&mut c, "1").await;
+    assert!(!listed.contains_key(LEADER) && !listed.contains_key(FOLLOWER));
+    assert_eq!((broker.leader_quota.quota(), broker.follower_quota.quota()), (u64::MAX, u64::MAX));
+
+    let mut t = CreatableTopic::default().with_name(name("t")).with_num_partitions(1).with_replication_factor(1);
+    t.configs.push(create_topics_request::CreatableTopicConfig::default().with_name(s("leader.replication.throttled.replicas")).with_value(Some(s("0:1"))));
+    let r = c.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    assert!(broker.metadata.topic("t").unwrap().settings.leader_throttled.contains(0));
+    let (code, msg) = try_alter(&mut c, 2, "t", "follower.replication.throttled.replicas", Some("0-1")).await;
+    assert_eq!(code, 40, "INVALID_CONFIG: {msg:?}");
+    assert_eq!(try_alter(&mut c, 2, "t", "leader.replication.throttled.replicas", None).await, (0, None));
+    assert!(!broker.metadata.topic("t").unwrap().settings.leader_throttled.contains(0));
+    b.stop().await;
 }
