@@ -299,6 +299,16 @@ async fn describe_broker(c: &mut Client, resource: &str) -> std::collections::BT
     r.results[0].configs.iter().map(|e| (e.name.to_string(), (e.value.as_ref().map(|v| v.to_string()), e.config_source, e.config_type))).collect()
 }
 
+/// The synonyms' sources DescribeConfigs (with synonyms) gives one config of broker resource "1".
+async fn synonym_sources(c: &mut Client, key: &str) -> Vec<i8> {
+    let req = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(s("1"))
+        .with_configuration_keys(Some(vec![s(key)]))]);
+    let r = c.send(&req, 4).await;
+    r.results[0].configs.iter().filter(|e| e.name.as_str() == key).flat_map(|e| e.synonyms.iter().map(|s| s.source)).collect()
+}
+
 /// IncrementalAlterConfigs of one config: (error code, message).
 async fn try_alter(c: &mut Client, resource_type: i8, resource: &str, key: &str, value: Option<&str>) -> (i16, Option<String>) {
     use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -331,6 +341,9 @@ async fn throttle_rates_are_dynamic_broker_configs_listed_only_where_set() {
     assert_eq!(listed.get(LEADER), Some(&(Some("1000000".to_string()), 2, 5)), "DYNAMIC_BROKER_CONFIG, LONG");
     assert_eq!(listed.get(FOLLOWER), Some(&(Some("3000000".to_string()), 3, 5)), "DYNAMIC_DEFAULT_BROKER_CONFIG, LONG");
     assert_eq!(describe_broker(&mut c, "").await.get(FOLLOWER).map(|e| e.1), Some(3));
+    // No DEFAULT_CONFIG synonym: Kafka has no static default for a dynamic-only config.
+    assert_eq!(synonym_sources(&mut c, LEADER).await, vec![2]);
+    assert_eq!(synonym_sources(&mut c, FOLLOWER).await, vec![3]);
     assert_eq!((broker.leader_quota.quota(), broker.follower_quota.quota()), (1_000_000, 3_000_000));
     assert_eq!(try_alter(&mut c, 4, "1", FOLLOWER, Some("2000000")).await, (0, None));
     assert_eq!(broker.follower_quota.quota(), 2_000_000, "this broker's value over the default");

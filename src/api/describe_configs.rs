@@ -63,7 +63,8 @@ fn broker_synonyms(broker: &Broker, name: &str) -> Vec<(String, Option<String>, 
     if let Some(v) = broker.config.explicit.get(name) {
         out.push((name.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
     }
-    if let Some(d) = crate::config::broker_def(name).and_then(|d| d.default) {
+    // Kafka's dynamic-only configs have no static default to name (checked against Kafka 4.0).
+    if let Some(d) = crate::config::broker_def(name).and_then(|d| d.default).filter(|_| !crate::config::LISTED_ONLY_WHEN_SET.contains(&name)) {
         out.push((name.to_string(), Some(d.to_string()), SOURCE_DEFAULT));
     }
     out
