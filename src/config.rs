@@ -21,6 +21,10 @@ pub struct ReplicationConfig {
     pub fetch_backoff_ms: u64,
     pub socket_timeout_ms: u64,
     pub lag_time_max_ms: i64,
+    /// `replication.quota.window.num` and `replication.quota.window.size.seconds`: the
+    /// replication throttles' rates are measured over that many samples of that many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -33,6 +37,8 @@ impl Default for ReplicationConfig {
             fetch_backoff_ms: 1000,
             socket_timeout_ms: 30_000,
             lag_time_max_ms: 30_000,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
         }
     }
 }
@@ -197,6 +203,20 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("replica.socket.timeout.ms", Some("30000"), T::Int, "How long a follower waits for a fetch response, in ms."),
     def("replica.lag.time.max.ms", Some("30000"), T::Long, "A follower not caught up for this long leaves the ISR, in ms."),
     def("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), T::Long, "Most bytes a second a partition move between log dirs (AlterReplicaLogDirs) copies while the partition is served; dynamic (kafka-reassign-partitions.sh --replica-alter-log-dirs-throttle)."),
+    def(
+        "leader.replication.throttled.rate",
+        Some("9223372036854775807"),
+        T::Long,
+        "Most bytes a second this broker sends, as leader, to followers of the replicas its topics list in leader.replication.throttled.replicas (in-sync followers are never held back, their bytes count); dynamic, listed only where set (kafka-reassign-partitions.sh --throttle).",
+    ),
+    def(
+        "follower.replication.throttled.rate",
+        Some("9223372036854775807"),
+        T::Long,
+        "Most bytes a second this broker fetches, as follower, for the replicas its topics list in follower.replication.throttled.replicas (in-sync replicas are never held back, their bytes count); dynamic, listed only where set (kafka-reassign-partitions.sh --throttle).",
+    ),
+    def("replication.quota.window.num", Some("11"), T::Int, "Samples the replication throttles' rates are measured over."),
+    def("replication.quota.window.size.seconds", Some("1"), T::Int, "Length of one replication throttle rate sample, in seconds."),
     def("group.initial.rebalance.delay.ms", Some("3000"), T::Int, "Delay of an empty group's first rebalance, in ms."),
     def("group.min.session.timeout.ms", Some("6000"), T::Int, "Shortest session timeout a group member may ask for, in ms."),
     def("group.max.session.timeout.ms", Some("1800000"), T::Int, "Longest session timeout a group member may ask for, in ms."),
@@ -360,9 +380,9 @@ pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
     ("file.delete.delay.ms", "log.segment.delete.delay.ms", T::Long, "Kafka: wait before deleting a segment's files, in ms. Fjord deletes at once (readers keep their open files); accepted for compatibility."),
     ("flush.messages", "log.flush.interval.messages", T::Long, "Messages appended before a forced fsync."),
     ("flush.ms", "log.flush.interval.ms", T::Long, "Ms before a forced fsync."),
-    ("follower.replication.throttled.replicas", "", T::List, "Replicas throttled on the follower side ('*' or partition:broker,...); a single node has no followers: accepted for compatibility."),
+    ("follower.replication.throttled.replicas", "", T::List, "Replicas whose fetching, on the broker named, follower.replication.throttled.rate bounds while they are out of sync ('*': every partition on every broker, or partition:broker,...)."),
     ("index.interval.bytes", "log.index.interval.bytes", T::Int, "Bytes between offset index entries."),
-    ("leader.replication.throttled.replicas", "", T::List, "Replicas throttled on the leader side ('*' or partition:broker,...); a single node has no followers: accepted for compatibility."),
+    ("leader.replication.throttled.replicas", "", T::List, "Replicas whose serving of out-of-sync followers, on the broker named as leader, leader.replication.throttled.rate bounds ('*': every partition on every broker, or partition:broker,...)."),
     ("local.retention.bytes", "log.local.retention.bytes", T::Long, "Local retention under tiered storage, in bytes (-2: retention.bytes); tiered storage is off: accepted for compatibility."),
     ("local.retention.ms", "log.local.retention.ms", T::Long, "Local retention under tiered storage, in ms (-2: retention.ms); tiered storage is off: accepted for compatibility."),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", T::Long, "Dirty records older than this are compacted whatever the ratio, in ms."),
@@ -496,15 +516,63 @@ pub fn check_topic_value(name: &str, value: &str) -> Result<(), String> {
 
 /// Topic settings that are not the log's (the log's are [`LogConfig`]): parsed once when a topic
 /// is created or its configs (or the broker defaults) change, read per request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicSettings {
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `leader.replication.throttled.replicas`: the partitions this broker's leader throttle
+    /// bounds (entries for this broker only).
+    pub leader_throttled: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`: the partitions this broker's follower throttle
+    /// bounds (entries for this broker only).
+    pub follower_throttled: ThrottledReplicas,
 }
 
 impl Default for TopicSettings {
     fn default() -> Self {
-        TopicSettings { min_insync_replicas: 1 }
+        TopicSettings { min_insync_replicas: 1, leader_throttled: ThrottledReplicas::None, follower_throttled: ThrottledReplicas::None }
+    }
+}
+
+/// The partitions of one topic a `leader.` / `follower.replication.throttled.replicas` list
+/// throttles on one broker, as Kafka's TopicConfigHandler hands them to its
+/// ReplicationQuotaManager: `*` is every partition; else each `partition:broker` entry naming this
+/// broker (the leader serving, or the follower fetching) throttles that partition here, and
+/// entries naming other brokers are theirs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    #[default]
+    None,
+    All,
+    /// Sorted, without duplicates, never empty.
+    Partitions(std::sync::Arc<[i32]>),
+}
+
+impl ThrottledReplicas {
+    /// Parses a list already checked by [`check_topic_value`]; an entry that does not parse is
+    /// left out.
+    pub fn parse(value: &str, broker_id: i32) -> ThrottledReplicas {
+        let value = value.trim();
+        if value == "*" {
+            return ThrottledReplicas::All;
+        }
+        let mut partitions: Vec<i32> = value
+            .split(',')
+            .filter_map(|entry| entry.split_once(':'))
+            .filter(|(_, b)| b.trim().parse::<i32>() == Ok(broker_id))
+            .filter_map(|(p, _)| p.trim().parse::<i32>().ok())
+            .collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        if partitions.is_empty() { ThrottledReplicas::None } else { ThrottledReplicas::Partitions(partitions.into()) }
+    }
+
+    pub fn contains(&self, partition: i32) -> bool {
+        match self {
+            ThrottledReplicas::None => false,
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Partitions(p) => p.binary_search(&partition).is_ok(),
+        }
     }
 }
 
@@ -1484,6 +1552,15 @@ const DYNAMIC_SECURITY_PREFIXES: &[&str] = &["ssl.", "sasl.", "listener.name."];
 /// Kafka's throttle of moves between log dirs (QuotaConfig), in bytes a second.
 pub const MOVE_IO_RATE: &str = "replica.alter.log.dirs.io.max.bytes.per.second";
 
+/// Kafka's replication throttles (QuotaConfig), in bytes a second: what a leader sends to, and a
+/// follower fetches for, the out-of-sync replicas topics list as throttled.
+pub const LEADER_REPLICATION_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
+pub const FOLLOWER_REPLICATION_THROTTLED_RATE: &str = "follower.replication.throttled.rate";
+
+/// Broker configs Kafka defines only as dynamic ones (DynamicConfig.Broker, not KafkaConfig):
+/// DescribeConfigs lists them only where they are set, as Kafka does.
+pub const LISTED_ONLY_WHEN_SET: &[&str] = &[LEADER_REPLICATION_THROTTLED_RATE, FOLLOWER_REPLICATION_THROTTLED_RATE];
+
 /// The `ssl.*` properties Kafka reconfigures at run time (SslConfigs.RECONFIGURABLE_CONFIGS): the
 /// key store and the trust store. Dynamically they are set per listener only
 /// (`listener.name.<l>.ssl.keystore.location`); the other `ssl.*` properties of a listener take
@@ -1503,14 +1580,15 @@ pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
 
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
-/// producer id expiration (read by each expiration pass), the move throttle and the connection
-/// creation rates (broker-wide, and per listener through the `listener.name.` prefix).
+/// producer id expiration (read by each expiration pass), the move and replication throttles and
+/// the connection creation rates (broker-wide, and per listener through the `listener.name.`
+/// prefix).
 pub fn is_dynamic_broker_config(name: &str) -> bool {
     TOPIC_CONFIGS.iter().any(|(_, synonym, _, _)| *synonym == name)
         || matches!(
             name,
             "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
-                | MOVE_IO_RATE | "max.connection.creation.rate"
+                | MOVE_IO_RATE | LEADER_REPLICATION_THROTTLED_RATE | FOLLOWER_REPLICATION_THROTTLED_RATE | "max.connection.creation.rate"
         )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -1785,6 +1863,9 @@ impl Config {
         for l in topology.client_listeners() {
             c.connection_creation_rate(Some(&l.name))?;
         }
+        // So are the replication throttles (dynamic in Kafka; a static value applies here too).
+        c.replication_throttled_rate(LEADER_REPLICATION_THROTTLED_RATE)?;
+        c.replication_throttled_rate(FOLLOWER_REPLICATION_THROTTLED_RATE)?;
         let config = Config {
             node_id,
             listener,
@@ -1838,6 +1919,8 @@ impl Config {
                 fetch_backoff_ms: c.long("replica.fetch.backoff.ms")?.max(0) as u64,
                 socket_timeout_ms: positive("replica.socket.timeout.ms", c.long("replica.socket.timeout.ms")?)? as u64,
                 lag_time_max_ms: positive("replica.lag.time.max.ms", c.long("replica.lag.time.max.ms")?)?,
+                quota_window_num: positive("replication.quota.window.num", c.long("replication.quota.window.num")?)?.min(i32::MAX as i64) as usize,
+                quota_window_size_seconds: positive("replication.quota.window.size.seconds", c.long("replication.quota.window.size.seconds")?)?.min(i32::MAX as i64) as u64,
             },
             log_flush_on_acks_all: c.boolean("fjord.log.flush.on.acks.all")?,
             telemetry: TelemetryConfig {
@@ -2136,7 +2219,32 @@ impl Config {
             check_topic_value("min.insync.replicas", &v).map_err(ConfigError::Refused)?;
             t.min_insync_replicas = v.trim().parse().unwrap_or(1);
         }
+        let throttled = |name: &str| -> Result<ThrottledReplicas, ConfigError> {
+            match overrides.get(name) {
+                Some(v) => {
+                    check_topic_value(name, v).map_err(ConfigError::Refused)?;
+                    Ok(ThrottledReplicas::parse(v, self.node_id))
+                }
+                None => Ok(ThrottledReplicas::None),
+            }
+        };
+        t.leader_throttled = throttled("leader.replication.throttled.replicas")?;
+        t.follower_throttled = throttled("follower.replication.throttled.replicas")?;
         Ok(t)
+    }
+
+    /// A replication throttle's rate (`name`: [`LEADER_REPLICATION_THROTTLED_RATE`] or
+    /// [`FOLLOWER_REPLICATION_THROTTLED_RATE`]) as now configured, in bytes a second, checked as
+    /// Kafka checks it (a LONG of at least 0, refused in Kafka's words). `u64::MAX` is Kafka's
+    /// default, Long.MAX_VALUE: unthrottled.
+    pub fn replication_throttled_rate(&self, name: &str) -> Result<u64, ConfigError> {
+        let v = self.value(name).unwrap_or_default();
+        match v.trim().parse::<i64>() {
+            Ok(i64::MAX) => Ok(u64::MAX),
+            Ok(n) if n >= 0 => Ok(n as u64),
+            Ok(_) => Err(ConfigError::Refused(format!("Invalid value {v} for configuration {name}: Value must be at least 0"))),
+            Err(_) => Err(ConfigError::Refused(format!("Invalid value {v} for configuration {name}: Not a number of type LONG"))),
+        }
     }
 
     /// Every topic config's effective value checked as Kafka checks it: a topic override under the
@@ -2792,6 +2900,34 @@ mod tests {
             assert_eq!(refused(k, v), None, "{k}={v} is accepted, as by Kafka");
         }
         assert!(refused("leader.replication.throttled.replicas", "x").is_some_and(|m| m.contains("must be the literal '*'")));
+    }
+
+    #[test]
+    fn replication_throttles_are_parsed_for_this_broker_and_their_rates_checked_as_kafka_checks_them() {
+        let c = Config::from_properties(props(&[("node.id", "2")])).unwrap();
+        let t = c.topic_settings(&props(&[("leader.replication.throttled.replicas", "0:1,1:2,3:2"), ("follower.replication.throttled.replicas", "*")])).unwrap();
+        assert_eq!(t.leader_throttled, ThrottledReplicas::Partitions(vec![1, 3].into()), "only the entries naming broker 2");
+        assert_eq!(t.follower_throttled, ThrottledReplicas::All);
+        assert_eq!(c.topic_settings(&BTreeMap::new()).unwrap().leader_throttled, ThrottledReplicas::None);
+        assert!(c.topic_settings(&props(&[("follower.replication.throttled.replicas", "0-1")])).is_err());
+        // Unset: Kafka's Long.MAX_VALUE, unthrottled; 0 is allowed as by Kafka.
+        assert_eq!(c.replication_throttled_rate(LEADER_REPLICATION_THROTTLED_RATE).unwrap(), u64::MAX);
+        c.dynamic.write().unwrap().per_broker.insert(FOLLOWER_REPLICATION_THROTTLED_RATE.into(), "0".into());
+        assert_eq!(c.replication_throttled_rate(FOLLOWER_REPLICATION_THROTTLED_RATE).unwrap(), 0);
+        // Kafka 4.0's answers to kafka-configs --alter with these values (INVALID_REQUEST).
+        for (v, msg) in [
+            ("-1", "Invalid value -1 for configuration leader.replication.throttled.rate: Value must be at least 0"),
+            ("abc", "Invalid value abc for configuration leader.replication.throttled.rate: Not a number of type LONG"),
+        ] {
+            c.dynamic.write().unwrap().cluster_default.insert(LEADER_REPLICATION_THROTTLED_RATE.into(), v.into());
+            assert_eq!(c.replication_throttled_rate(LEADER_REPLICATION_THROTTLED_RATE).unwrap_err().to_string(), msg);
+        }
+        assert!(Config::from_properties(props(&[("follower.replication.throttled.rate", "-5")])).is_err(), "a bad static value stops the start");
+        assert!(is_dynamic_broker_config(LEADER_REPLICATION_THROTTLED_RATE) && is_dynamic_broker_config(FOLLOWER_REPLICATION_THROTTLED_RATE));
+        assert!(!is_dynamic_broker_config("replication.quota.window.num"));
+        let w = Config::from_properties(props(&[("replication.quota.window.num", "3"), ("replication.quota.window.size.seconds", "2")])).unwrap();
+        assert_eq!((w.replication.quota_window_num, w.replication.quota_window_size_seconds), (3, 2));
+        assert!(Config::from_properties(props(&[("replication.quota.window.num", "0")])).is_err());
     }
 
     #[test]

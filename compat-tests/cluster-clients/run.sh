@@ -14,10 +14,13 @@
 #      kill -9ed (the coordinator found by describe_consumer_groups and kafka-consumer-groups.sh
 #      --describe --state): it gets the records produced after the kill, and its committed offsets
 #      reach the log end offsets.
+#   5. kafka-reassign-partitions.sh --execute --throttle moves 4 MB to another broker no faster than
+#      the throttle allows, with the rates and throttled replicas kafka-configs.sh shows as Kafka's;
+#      --verify removes them.
 # clients.py drives 3 and 4 and prints their PASS/FAIL lines; group.js is the kafkajs consumer.
 # Each killed node is restarted and every ISR is full again before the next check starts.
 # The cluster's dir (node logs: out/cluster/node-<id>/fjord.log), the clients' output and the Kafka
-# tools' logs stay in compat-tests/cluster-clients/out/. About 1.5-2 minutes on 2 cores.
+# tools' logs stay in compat-tests/cluster-clients/out/. About 2 minutes on 2 cores (check 5: ~22 s).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -159,6 +162,55 @@ run_counted produce-kafka-python PY produce-kill --client kafka-python --topic "
 # --- 4. kafkajs group consumer through its coordinator's kill -9 ----------------------------------
 run_counted group-kafkajs PY group-kill --topic "$T_GROUP" --group cc-kafkajs --partitions 3 \
   --before 300 --after 300 --kafka-bin "$KBIN" --work "$WORK"
+
+# --- 5. kafka-reassign-partitions.sh --throttle ----------------------------------------------------
+# 4 MB on one replica move to another under a 1 MB/s throttle: --execute --throttle sets the rates
+# on both brokers and the throttled replicas on the topic (as Kafka 4.0 shows them: kafka-configs.sh
+# --describe), the copy takes at least what the rate implies (60% of it: one fetch passes before the
+# rate is over it), and --verify removes every throttle once done.
+T_THR=cc-throttle
+"$KBIN/kafka-topics.sh" --bootstrap-server "$(live_bootstrap)" --create --topic "$T_THR" --replica-assignment 1 >"$WORK/throttle-create.out" 2>&1
+python3 -c 'import sys; [sys.stdout.write("%04d" % i + "x" * 9995 + "\n") for i in range(400)]' >"$WORK/throttle-values.txt"
+kcat -P -b "$(live_bootstrap)" -t "$T_THR" -p 0 -X acks=1 -l "$WORK/throttle-values.txt" 2>"$WORK/throttle-kcat.err"
+echo '{"version":1,"partitions":[{"topic":"cc-throttle","partition":0,"replicas":[2]}]}' >"$WORK/throttle-plan.json"
+reassign() { timeout 60 "$KBIN/kafka-reassign-partitions.sh" --bootstrap-server "$(live_bootstrap)" --reassignment-json-file "$WORK/throttle-plan.json" "$@" 2>&1; }
+describe_throttles() {
+  { timeout 60 "$KBIN/kafka-configs.sh" --bootstrap-server "$(live_bootstrap)" --describe --entity-type brokers
+    timeout 60 "$KBIN/kafka-configs.sh" --bootstrap-server "$(live_bootstrap)" --describe --entity-type topics --entity-name "$T_THR"; } 2>&1 \
+    | grep -E 'configs for|replication.throttled' | sed -E 's/ sensitive=.*//'
+}
+t_exec=$(date +%s.%N)
+reassign --execute --throttle 1000000 >"$WORK/throttle-execute.out"
+describe_throttles >"$WORK/throttle-during.out"
+done_in=""
+for _ in $(seq 60); do
+  if reassign --verify --preserve-throttles | grep -q "is completed"; then done_in="$(awk -v a="$t_exec" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"; break; fi
+  sleep 0.5
+done
+reassign --verify >"$WORK/throttle-verify.out"
+describe_throttles >"$WORK/throttle-after.out"
+want_during="$(printf '%s\n' 'Dynamic configs for broker 1 are:' \
+  '  follower.replication.throttled.rate=1000000' '  leader.replication.throttled.rate=1000000' \
+  'Dynamic configs for broker 2 are:' \
+  '  follower.replication.throttled.rate=1000000' '  leader.replication.throttled.rate=1000000' \
+  'Dynamic configs for broker 3 are:' 'Default configs for brokers in the cluster are:' \
+  'Dynamic configs for topic cc-throttle are:' \
+  '  follower.replication.throttled.replicas=0:2' '  leader.replication.throttled.replicas=0:1')"
+if [ "$(cat "$WORK/throttle-during.out")" = "$want_during" ]; then
+  pass "kafka-reassign-partitions.sh --execute --throttle 1000000: both brokers' rates and the topic's throttled replicas (0:1 leader, 0:2 follower) as Kafka 4.0 shows them"
+else
+  fail "kafka-reassign-partitions.sh --execute --throttle sets the rates and the throttled replicas" "$(tr '\n' '|' <"$WORK/throttle-during.out")"
+fi
+if [ -n "$done_in" ] && awk -v t="$done_in" 'BEGIN { exit !(t >= 1.8) }'; then
+  pass "4 MB moved under a 1 MB/s throttle in ${done_in}s (at least 1.8 s)"
+else
+  fail "4 MB moved under a 1 MB/s throttle, in at least 1.8 s" "done after '${done_in:-never}' s; $(tail -n 3 "$WORK/throttle-execute.out" | tr '\n' ' ')"
+fi
+if grep -q "Clearing broker-level throttles" "$WORK/throttle-verify.out" && ! grep -q "replication.throttled" "$WORK/throttle-after.out"; then
+  pass "kafka-reassign-partitions.sh --verify removes the broker and topic throttles once done"
+else
+  fail "kafka-reassign-partitions.sh --verify removes the throttles" "$(tr '\n' '|' <"$WORK/throttle-after.out")"
+fi
 
 # --- the cluster stops cleanly; no node panicked ---------------------------------------------------
 "$REPO_ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1

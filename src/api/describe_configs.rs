@@ -63,7 +63,8 @@ fn broker_synonyms(broker: &Broker, name: &str) -> Vec<(String, Option<String>, 
     if let Some(v) = broker.config.explicit.get(name) {
         out.push((name.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
     }
-    if let Some(d) = crate::config::broker_def(name).and_then(|d| d.default) {
+    // Kafka's dynamic-only configs have no static default to name (checked against Kafka 4.0).
+    if let Some(d) = crate::config::broker_def(name).and_then(|d| d.default).filter(|_| !crate::config::LISTED_ONLY_WHEN_SET.contains(&name)) {
         out.push((name.to_string(), Some(d.to_string()), SOURCE_DEFAULT));
     }
     out
@@ -142,11 +143,12 @@ pub fn group_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
         .collect()
 }
 
-/// Every known broker property, then the custom ones set dynamically; with whether each may
-/// change at run time (read_only otherwise).
+/// Every known broker property (those Kafka defines only dynamically where set), then the custom
+/// ones set dynamically; with whether each may change at run time (read_only otherwise).
 fn broker_configs(broker: &Broker) -> Vec<(Described, bool)> {
     let mut out: Vec<(Described, bool)> = BROKER_CONFIGS
         .iter()
+        .filter(|d| !crate::config::LISTED_ONLY_WHEN_SET.contains(&d.name) || broker_source(broker, d.name) != SOURCE_DEFAULT)
         .map(|d| {
             let value = broker.config.value(d.name);
             let source = broker_source(broker, d.name);

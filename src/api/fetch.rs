@@ -5,7 +5,10 @@
 //! response carries session id 0, which tells clients to keep sending full fetches. From v11 a
 //! consumer may fetch from any replica (KIP-392): a follower serves up to its high watermark, and
 //! with `replica.selector.class` the leader names a replica in the consumer's rack instead of
-//! answering records.
+//! answering records. A follower's fetch of a partition its topic lists in
+//! `leader.replication.throttled.replicas` for this broker gets no records while
+//! `leader.replication.throttled.rate` is exceeded, unless the follower is in the ISR (Kafka's
+//! `shouldLeaderThrottle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +49,9 @@ struct Wanted {
     max_bytes: i32,
     /// Set when the topic could not be resolved.
     error: i16,
+    /// A follower fetches and the topic's `leader.replication.throttled.replicas` names this
+    /// partition on this broker: its bytes count against the leader throttle.
+    leader_throttled: bool,
 }
 
 fn partition_error(partition: i32, code: i16) -> PartitionData {
@@ -92,6 +98,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                     }
                 }
             };
+            let leader_throttled = replica >= 0 && tp.is_some() && meta.as_ref().is_some_and(|m| m.settings.leader_throttled.contains(p.partition));
             wanted.push(Wanted {
                 topic: index,
                 tp,
@@ -100,6 +107,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
                 last_fetched_epoch: if version >= 12 { p.last_fetched_epoch } else { -1 },
                 max_bytes: p.partition_max_bytes,
                 error,
+                leader_throttled,
             });
         }
     }
@@ -146,6 +154,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
                 let mut topics = topics;
                 count_bytes_out(broker, &wanted, &read.parts, reader);
+                record_throttled_bytes(broker, &wanted, &read.parts);
                 for (w, p) in wanted.iter().zip(read.parts) {
                     topics[w.topic].partitions.push(p);
                 }
@@ -190,6 +199,14 @@ fn count_bytes_out(broker: &Broker, wanted: &[Wanted], parts: &[PartitionData], 
             }
         }
     }
+}
+
+/// The bytes a follower's fetch carries for leader-throttled partitions count against
+/// `leader.replication.throttled.rate`, in-sync followers' too (Kafka records them as the response
+/// is sent, after the quota was asked per partition).
+fn record_throttled_bytes(broker: &Broker, wanted: &[Wanted], parts: &[PartitionData]) {
+    let bytes: usize = wanted.iter().zip(parts).filter(|(w, _)| w.leader_throttled).map(|(_, p)| p.records.as_ref().map_or(0, |r| r.len())).sum();
+    broker.leader_quota.record(bytes as u64);
 }
 
 /// KIP-951 (v12+ per partition, v16+ endpoints): each NOT_LEADER_OR_FOLLOWER or
@@ -366,9 +383,16 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
                 diverging = d;
                 read
             }),
-            Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(read, expand)| {
+            Reader::Follower { replica } => broker.replicas.read_for_follower(tp, replica, w.fetch_offset, limit, crate::broker::replica_manager::now_ms()).map(|(mut read, expand)| {
                 if let Some(isr) = expand {
                     crate::broker::isr::propose(broker, tp, isr);
+                }
+                // Held back after the follower's progress was recorded, as Kafka's readFromLog
+                // empties a throttled partition's records after the read: the follower still
+                // gets the high watermark, and its fetch offset still counts.
+                if w.leader_throttled && broker.leader_quota.is_exceeded() && !broker.replicas.is_in_sync(tp, replica) {
+                    read.records = None;
+                    read.readahead = None;
                 }
                 read
             }),

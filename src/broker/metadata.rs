@@ -653,12 +653,12 @@ mod tests {
     fn the_id_index_follows_creation_change_and_deletion_and_settings_are_shared_not_copied() {
         let dir = tempfile::tempdir().unwrap();
         let store = MetadataStore::open(dir.path()).unwrap();
-        let t = store.create_topic("t", 1, BTreeMap::new(), TopicSettings { min_insync_replicas: 2 }, |_| Ok(())).unwrap();
+        let t = store.create_topic("t", 1, BTreeMap::new(), TopicSettings { min_insync_replicas: 2, ..TopicSettings::default() }, |_| Ok(())).unwrap();
         assert!(Arc::ptr_eq(&store.topic("t").unwrap(), &store.topic_by_id(t.id).unwrap()), "one shared entry");
         let grown = store.alter_topic("t", |old| Ok(TopicMeta { partitions: 4, ..old.clone() }), |_, _| Ok(())).unwrap();
         assert_eq!(store.topic_by_id(t.id).map(|m| m.partitions), Some(4));
         assert_eq!(grown.settings.min_insync_replicas, 2);
-        store.refresh_settings(|_| TopicSettings { min_insync_replicas: 3 });
+        store.refresh_settings(|_| TopicSettings { min_insync_replicas: 3, ..TopicSettings::default() });
         assert_eq!(store.topic_by_id(t.id).map(|m| m.settings.min_insync_replicas), Some(3));
         store.delete_topic("t").unwrap();
         assert!(store.topic_by_id(t.id).is_none());

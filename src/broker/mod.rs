@@ -18,6 +18,7 @@ pub mod publisher;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod replica_manager;
+pub mod replication_quota;
 pub mod quotas;
 pub mod scram;
 
@@ -93,6 +94,10 @@ pub struct Broker {
     pub features: features::FeatureStore,
     /// Followers' fetchers, one per leader broker.
     pub fetchers: replica_fetcher::ReplicaFetchers,
+    /// `leader.replication.throttled.rate`: bytes served to followers of throttled replicas.
+    pub leader_quota: replication_quota::ReplicationQuota,
+    /// `follower.replication.throttled.rate`: bytes fetched for throttled replicas.
+    pub follower_quota: replication_quota::ReplicationQuota,
     /// The cluster as this node knows it, in a metadata quorum; `None` on a single node.
     pub cluster: Option<Arc<cluster::ClusterState>>,
     /// What the request path counts for `/metrics`.
@@ -469,6 +474,8 @@ impl Broker {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
+        trial.replication_throttled_rate(crate::config::LEADER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
+        trial.replication_throttled_rate(crate::config::FOLLOWER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
         trial.connection_creation_rate(None).map_err(|e| e.to_string())?;
         for l in trial.topology.client_listeners() {
             trial.connection_creation_rate(Some(&l.name)).map_err(|e| e.to_string())?;
@@ -501,11 +508,12 @@ impl Broker {
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
         self.apply_move_io_rate();
+        self.apply_replication_throttled_rates();
         self.apply_connection_creation_rates();
         for (tls, reload) in tls_reloads {
             tls.install(reload);
         }
-        self.metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
+        self.metadata.refresh_settings(|t| settings.get(&t.name).cloned().unwrap_or_else(|| t.settings.clone()));
         for (t, log_config) in topics {
             for p in 0..t.partitions {
                 let tp = TopicPartition::new(t.name.clone(), p);
@@ -522,6 +530,24 @@ impl Broker {
     pub fn apply_move_io_rate(&self) {
         let rate = self.config.long(crate::config::MOVE_IO_RATE).unwrap_or(i64::MAX).max(1) as u64;
         self.replicas.logs().set_move_io_rate(if rate == i64::MAX as u64 { u64::MAX } else { rate });
+    }
+
+    /// Hands `leader.replication.throttled.rate` and `follower.replication.throttled.rate` (as now
+    /// configured: this broker's dynamic value, else the cluster default's, else the static one)
+    /// to the replication throttles, as Kafka's BrokerConfigHandler does on a change.
+    pub fn apply_replication_throttled_rates(&self) {
+        for (name, quota) in [(crate::config::LEADER_REPLICATION_THROTTLED_RATE, &self.leader_quota), (crate::config::FOLLOWER_REPLICATION_THROTTLED_RATE, &self.follower_quota)] {
+            // Validated when set: an unreadable value cannot be here; keep the old bound if so.
+            match self.config.replication_throttled_rate(name) {
+                Ok(rate) => {
+                    if quota.quota() != rate {
+                        tracing::info!(config = name, bytes_per_second = rate, "replication throttle changed");
+                    }
+                    quota.set_quota(rate);
+                }
+                Err(e) => tracing::warn!(config = name, error = %e, "replication throttle unreadable; the previous bound stays"),
+            }
+        }
     }
 
     /// A `max.connection.creation.rate` limit (broker-wide when `listener` is None) whose quota
@@ -1061,7 +1087,7 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
     for topic in metadata.topics() {
         settings.insert(topic.name.clone(), config.topic_settings(&topic.configs)?);
     }
-    metadata.refresh_settings(|t| settings.get(&t.name).copied().unwrap_or(t.settings));
+    metadata.refresh_settings(|t| settings.get(&t.name).cloned().unwrap_or_else(|| t.settings.clone()));
     // Reconcile: every partition of a known topic has a log with the topic's settings.
     for topic in metadata.topics() {
         let log_config = config.log_config(&topic.configs)?;
@@ -1117,6 +1143,8 @@ impl Broker {
             remove_expired_interval_ms: config.transaction_remove_expired_transaction_cleanup_interval_ms,
         };
         let io_pool = io_pool::IoPool::new(config.num_io_threads, config.queued_max_requests).map_err(StartError::Threads)?;
+        let replication_quota = |direction| replication_quota::ReplicationQuota::new(direction, config.replication.quota_window_num, config.replication.quota_window_size_seconds);
+        let (leader_quota, follower_quota) = (replication_quota(replication_quota::Direction::Leader), replication_quota(replication_quota::Direction::Follower));
         let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
         let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
         let broker = Arc::new(Broker {
@@ -1136,6 +1164,8 @@ impl Broker {
             quotas,
             features,
             fetchers: replica_fetcher::ReplicaFetchers::default(),
+            leader_quota,
+            follower_quota,
             cluster,
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
@@ -1150,6 +1180,7 @@ impl Broker {
             broker.groups.set_group_configs(&group, configs);
         }
         broker.apply_move_io_rate();
+        broker.apply_replication_throttled_rates();
         if broker.cluster.is_some() {
             // In a cluster each coordinator partition is loaded when this broker comes to lead it.
             return Ok(broker);

@@ -635,16 +635,16 @@ pub fn apply(quotas: &mut BTreeMap<Entity, Values>, changes: Vec<QuotaChange>) {
 }
 
 /// Kafka's `Rate` over a `SampledStat`: per-window sums, the oldest dropped once it is more than
-/// `samples` windows old.
+/// `samples` windows old. Also measured as Kafka's `SimpleRate` (the replication throttles').
 #[derive(Default)]
-struct Rate {
+pub(super) struct Rate {
     /// (window start ms, sum) oldest first.
     windows: std::collections::VecDeque<(u64, f64)>,
     last_ms: u64,
 }
 
 impl Rate {
-    fn record(&mut self, value: f64, now: u64, window_ms: u64, samples: usize) {
+    pub(super) fn record(&mut self, value: f64, now: u64, window_ms: u64, samples: usize) {
         self.purge(now, window_ms, samples);
         match self.windows.back_mut() {
             Some((start, sum)) if now < *start + window_ms => *sum += value,
@@ -678,6 +678,17 @@ impl Rate {
         }
         let elapsed = elapsed.max(1);
         (total / (elapsed as f64 / 1000.0), elapsed)
+    }
+
+    /// Per second, as Kafka's `SimpleRate` measures: over the time since the oldest sample began,
+    /// but at least one window (not `samples - 1` windows as `Rate`), so a throttle bites within
+    /// the first window instead of letting ten windows' worth through at the start.
+    pub(super) fn measure_simple(&mut self, now: u64, window_ms: u64, samples: usize) -> f64 {
+        self.purge(now, window_ms, samples);
+        let total: f64 = self.windows.iter().map(|(_, s)| s).sum();
+        let oldest = self.windows.front().map_or(now, |(s, _)| *s);
+        let elapsed = (now - oldest.min(now)).max(window_ms).max(1);
+        total / (elapsed as f64 / 1000.0)
     }
 }
 

@@ -4,6 +4,10 @@
 //! fetching a partition it first asks the leader, with OffsetForLeaderEpoch, where its own latest
 //! leader epoch ended, and cuts a divergent tail (KIP-101/279). Appends run on the request
 //! handler threads; waiting happens on the leader (replica.fetch.wait.max.ms), never here.
+//! A partition its topic lists in `follower.replication.throttled.replicas` for this broker is left
+//! out of the fetch while `follower.replication.throttled.rate` is exceeded, unless it is caught
+//! up with the leader's high watermark (Kafka's `shouldFollowerThrottle`): throttles bound
+//! catch-up traffic, never in-sync replication.
 
 use std::collections::{BTreeMap, HashMap};
 use crate::client::PeerAddr;
@@ -34,6 +38,16 @@ pub struct Followed {
     /// Whether the log may hold a tail the leader does not have (just became a follower, or the
     /// leader answered OFFSET_OUT_OF_RANGE): settled with OffsetForLeaderEpoch before fetching.
     pub needs_truncation: bool,
+    /// How far the log was behind the leader's high watermark after the last fetch that brought
+    /// records (Kafka's fetch state lag); None until then in this leader epoch. Caught up (0) is
+    /// in sync: the follower throttle never holds it back.
+    pub lag: Option<i64>,
+}
+
+impl Followed {
+    fn is_in_sync(&self) -> bool {
+        self.lag.is_some_and(|l| l <= 0)
+    }
 }
 
 /// One leader's fetcher: the partitions it copies and the task copying them.
@@ -71,7 +85,11 @@ impl ReplicaFetchers {
             let task = tokio::spawn(run(broker.clone(), leader, addr.clone(), partitions.clone(), changed.clone()));
             Fetcher { addr, partitions, changed, task }
         });
-        f.partitions.lock().unwrap_or_else(|e| e.into_inner()).insert(tp, Followed { topic_id, leader_epoch, needs_truncation: true });
+        let mut partitions = f.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        // The lag is known again only after a fetch in a new epoch, as Kafka's fetcher keeps it.
+        let lag = partitions.get(&tp).filter(|old| old.leader_epoch == leader_epoch).and_then(|old| old.lag);
+        partitions.insert(tp, Followed { topic_id, leader_epoch, needs_truncation: true, lag });
+        drop(partitions);
         f.changed.notify_one();
     }
 
@@ -170,6 +188,9 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
     }
     let mut positions = Vec::new();
     for (tp, f) in wanted.iter().filter(|(_, f)| !f.needs_truncation) {
+        if follower_throttled(broker, tp) && !f.is_in_sync() && broker.follower_quota.is_exceeded() {
+            continue;
+        }
         let b = broker.clone();
         let t = tp.clone();
         match broker.io_pool.run(move || b.replicas.follower_position(&t)).await {
@@ -224,11 +245,25 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
             match p.error_code {
                 0 => {
                     let records = p.records.unwrap_or_default();
+                    let bytes = records.len() as u64;
                     let b = broker.clone();
                     let t = tp.clone();
                     let hw = p.high_watermark;
                     match broker.io_pool.run(move || b.replicas.append_as_follower(&t, epoch, &records, hw)).await {
-                        Ok(_) => progressed = true,
+                        Ok(end) => {
+                            progressed = true;
+                            // Throttled partitions' bytes count, in-sync ones' too (Kafka's
+                            // processPartitionData records them all).
+                            if follower_throttled(broker, &tp) {
+                                broker.follower_quota.record(bytes);
+                            }
+                            if (bytes > 0 || f.lag.is_none())
+                                && let Some(state) = partitions.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&tp)
+                                && state.leader_epoch == epoch
+                            {
+                                state.lag = Some((hw - end).max(0));
+                            }
+                        }
                         // Followed in another epoch (or led) by now: the publisher's change wins.
                         Err(ReplicaError::Partition(PartitionError::FencedLeaderEpoch | PartitionError::NotLeaderOrFollower)) => progressed = true,
                         Err(e) => {
@@ -251,6 +286,11 @@ async fn fetch_once(broker: &Arc<Broker>, client: &BrokerClient, local: i32, wan
         }
     }
     Ok(progressed)
+}
+
+/// Whether the topic's `follower.replication.throttled.replicas` names `tp` on this broker.
+fn follower_throttled(broker: &Broker, tp: &TopicPartition) -> bool {
+    broker.metadata.topic(&tp.topic).is_some_and(|m| m.settings.follower_throttled.contains(tp.partition))
 }
 
 /// Asks the leader where this log's latest epoch ended and cuts what lies past it (a tail the

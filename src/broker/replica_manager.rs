@@ -220,6 +220,12 @@ impl ReplicaManager {
         Ok((PartitionRead { offsets, records: located.records, aborted: Vec::new(), readahead: located.readahead }, expand))
     }
 
+    /// Whether `replica` is in the partition's ISR as this broker knows it (a replication throttle
+    /// never holds an in-sync replica back). Memory only.
+    pub fn is_in_sync(&self, tp: &TopicPartition, replica: i32) -> bool {
+        self.partition(tp).is_some_and(|p| p.lock().state().isr.contains(&replica))
+    }
+
     /// The follower's side: appends what was fetched from the leader and takes the leader's high
     /// watermark (never past this log's end). Returns the new log end offset.
     pub fn append_as_follower(&self, tp: &TopicPartition, leader_epoch: i32, records: &[u8], leader_high_watermark: i64) -> Result<i64, ReplicaError> {

@@ -32,5 +32,6 @@ pub fn snapshot(broker: &Broker) -> Snapshot {
     partitions.sort_by(|a, b| (a.topic.as_str(), a.partition).cmp(&(b.topic.as_str(), b.partition)));
     let uring = broker.replicas.backend().uring_stats.as_ref().map(|s| s.snapshot());
     let client_telemetry = broker.telemetry_receiver.as_ref().map(|r| r.series()).unwrap_or_default();
-    Snapshot { partitions, groups: broker.groups.groups_for_metrics(), uring, process: crate::metrics::process::read(), quorum: None, client_telemetry }
+    let replication_byte_rates = [broker.leader_quota.byte_rate(), broker.follower_quota.byte_rate()];
+    Snapshot { partitions, groups: broker.groups.groups_for_metrics(), uring, process: crate::metrics::process::read(), quorum: None, client_telemetry, replication_byte_rates }
 }

@@ -79,6 +79,8 @@ pub struct Snapshot {
     pub quorum: Option<QuorumView>,
     /// The latest values clients pushed (KIP-714), by family, with the receiver on.
     pub client_telemetry: super::client_telemetry::Families,
+    /// The replication throttles' measured rates, bytes a second: leader side, follower side.
+    pub replication_byte_rates: [f64; 2],
 }
 
 /// Kafka's classic group states, each with its own GroupMetadataManager gauge.
@@ -224,6 +226,10 @@ impl Collector for Scrape {
             counter(e, name, help, &samples)?;
         }
         counter(e, "kafka_server_brokertopicmetrics_replicationbytesout", "Record bytes returned to follower fetches.", &[(Vec::new(), m.replication_bytes_out.load(Ordering::Relaxed))])?;
+        // Kafka's replication quota sensors (type=LeaderReplication / FollowerReplication, name=byte-rate).
+        let [leader_rate, follower_rate] = s.replication_byte_rates;
+        family(e, "kafka_server_leaderreplication_byte_rate", "Bytes a second sent to followers of leader-throttled replicas (leader.replication.throttled.replicas).", MetricType::Gauge, &[(Vec::new(), leader_rate)], Sample::GaugeF)?;
+        family(e, "kafka_server_followerreplication_byte_rate", "Bytes a second fetched for follower-throttled replicas (follower.replication.throttled.replicas).", MetricType::Gauge, &[(Vec::new(), follower_rate)], Sample::GaugeF)?;
 
         // RequestMetrics per request kind.
         let mut requests: Vec<(Labels, u64)> = Vec::new();
@@ -390,8 +396,11 @@ mod tests {
                 "org_apache_kafka_producer_record_send_rate".to_string(),
                 vec![(vec![("client_instance_id".to_string(), "AAAAAAAAAAAAAAAAAAAAAA".to_string()), ("client_id".to_string(), "p-1".to_string())], 2.5)],
             )]),
+            replication_byte_rates: [2_000_000.0, 0.0],
         };
         let text = render(m, snapshot);
+        assert_eq!(value(&text, "kafka_server_leaderreplication_byte_rate"), Some(2_000_000.0), "{text}");
+        assert_eq!(value(&text, "kafka_server_followerreplication_byte_rate"), Some(0.0));
         assert_eq!(value(&text, r#"org_apache_kafka_producer_record_send_rate{client_instance_id="AAAAAAAAAAAAAAAAAAAAAA",client_id="p-1"}"#), Some(2.5));
         assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total"), Some(110.0), "{text}");
         assert_eq!(value(&text, "kafka_server_brokertopicmetrics_bytesin_total{topic=\"orders\"}"), Some(100.0));
