@@ -84,15 +84,7 @@ pub async fn start_with_backend(config: Config, backend: crate::storage::io::Bac
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The HTTP listener first: /health and /ready (503) answer while the logs load.
     let http_state = Arc::new(crate::http::HttpState::default());
-    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
-        let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
-        StartError::HttpBind { addr, source }
-    })?;
-    let http_addr = http.as_ref().map(|h| h.local_addr);
-    let http_task = http.map(|bound| {
-        tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving /metrics, /health, /ready and the console");
-        tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
-    });
+    let (http_addr, http_task) = start_http(&config, &http_state, &shutdown_rx, "/metrics, /health, /ready and the console").await?;
     // Recovery reads and fsyncs the logs: off the async workers.
     let mut loaded = match tokio::task::spawn_blocking(move || broker::load(config, backend)).await {
         Ok(loaded) => loaded?,
@@ -269,18 +261,8 @@ pub async fn start_controller(config: Config) -> Result<RunningController, Start
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // `/health` from the start; `/ready` and `/metrics` once the quorum has a leader.
     let http_state = Arc::new(crate::http::HttpState::default());
-    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
-        let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
-        StartError::HttpBind { addr, source }
-    })?;
-    let http_addr = http.as_ref().map(|h| h.local_addr);
-    let mut tasks: Vec<JoinHandle<()>> = http
-        .map(|bound| {
-            tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving /metrics, /health and /ready (no console on a controller-only node)");
-            tokio::spawn(crate::http::serve(bound, http_state.clone(), config.http.clone(), shutdown_rx.clone()))
-        })
-        .into_iter()
-        .collect();
+    let (http_addr, http_task) = start_http(&config, &http_state, &shutdown_rx, "/metrics, /health and /ready (no console on a controller-only node)").await?;
+    let mut tasks: Vec<JoinHandle<()>> = http_task.into_iter().collect();
     let parts = start_quorum(&config, &quorum, shutdown_rx.clone()).await?;
     let VoterParts { raft, service, controller_addr } = parts.voter.ok_or(StartError::Unsupported("a controller-only node is a voter"))?;
     http_state.set_quorum(quorum_source(raft.clone(), service.clone()));
@@ -296,6 +278,21 @@ pub async fn start_controller(config: Config) -> Result<RunningController, Start
     }));
     tracing::info!(addr = %controller_addr, node_id = config.node_id, "Fjord controller is serving (controller-only node)");
     Ok(RunningController { controller_addr, http_addr, raft, service, shutdown_tx, tasks })
+}
+
+/// Binds `fjord.http.listener` (none: no listener) and serves `state` on it until `stop`; a port
+/// that cannot be bound stops startup. `serving` says what, for the log line.
+async fn start_http(config: &Config, state: &Arc<crate::http::HttpState>, stop: &watch::Receiver<bool>, serving: &str) -> Result<(Option<SocketAddr>, Option<JoinHandle<()>>), StartError> {
+    let http = crate::http::bind(&config.http, config.ssl_reload_check_interval_ms).await.map_err(|source| {
+        let addr = config.http.listener.as_ref().map(|e| format!("{}:{}", e.host, e.port)).unwrap_or_default();
+        StartError::HttpBind { addr, source }
+    })?;
+    let http_addr = http.as_ref().map(|h| h.local_addr);
+    let task = http.map(|bound| {
+        tracing::info!(addr = %bound.local_addr, https = bound.is_https(), "HTTP listener serving {serving}");
+        tokio::spawn(crate::http::serve(bound, state.clone(), config.http.clone(), stop.clone()))
+    });
+    Ok((http_addr, task))
 }
 
 /// What `/metrics` shows of the quorum on a voter: its Raft state and its applied image's counts.
