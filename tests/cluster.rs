@@ -27,9 +27,7 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::free_port;
 
 async fn start_cluster(n: i32, extra: &[&str]) -> Vec<Node> {
     let starts = node_configs(n, extra).into_iter().map(|(config, dir)| async move { Node { running: Some(fjord::node::start(config).await.expect("node starts")), _dir: dir } });

@@ -32,9 +32,7 @@ impl Node {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use common::free_port;
 
 async fn start_cluster(n: i32) -> Vec<Node> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();

@@ -16,6 +16,24 @@ use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEnc
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A free loopback port to name before a node binds it (a quorum's controller ports go into
+/// every node's config before any node starts). Picked at random below the kernel's ephemeral
+/// range (32768 and up here): a port the kernel hands out for `:0` can be taken, before the node
+/// binds it, by the local end of any outgoing connection of a test running beside it, which made
+/// cluster tests fail with AddrInUse under nextest's parallel load. Checked bindable now.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A broker's config on 127.0.0.1:`port` (0: any) with two log dirs, `a` and `b`, no HTTP
 /// listener, plus `extra` properties.
 pub fn two_dirs_config(a: &std::path::Path, b: &std::path::Path, port: u16, extra: &[&str]) -> Config {
