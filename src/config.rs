@@ -75,7 +75,9 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum a PLAINTEXT or SSL listener (the listener's trust store checks the other brokers' certificates, its key store is the client certificate); SASL between brokers is not served yet."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum any of the broker's listeners: SSL (the listener's trust store checks the other brokers' certificates, its key store is the client certificate) and SASL_PLAINTEXT / SASL_SSL (the broker logs in with sasl.mechanism.inter.broker.protocol and the username / password of that mechanism's JAAS configuration on the listener)."),
+    def("security.inter.broker.protocol", Some("PLAINTEXT"), T::String, "Kafka's older way to pick the inter-broker listener: the listener named after this protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Only one of it and inter.broker.listener.name may be set."),
+    def("sasl.mechanism.inter.broker.protocol", Some("GSSAPI"), T::String, "SASL mechanism a broker logs in with on a SASL inter-broker listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of the listener's sasl.enabled.mechanisms. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup when the inter-broker listener is SASL."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
     def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
     def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
@@ -835,31 +837,18 @@ impl SaslSettings {
             }
         }
         for m in &mechanisms {
-            // Kafka's broker reads listener.name.<listener>.<mechanism>.sasl.jaas.config; the
-            // un-prefixed <mechanism>.sasl.jaas.config and sasl.jaas.config are read after it.
-            let key = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
-            let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
-            let (name, text) = match get(&key) {
-                Some(t) => (format!("listener.name.{lower}.{key}"), t),
-                None => match get("sasl.jaas.config") {
-                    Some(t) => ("sasl.jaas.config".to_string(), t),
-                    None if *m == SaslMechanism::Plain => {
-                        return Err(invalid(&format!("listener.name.{lower}.{key}"), String::new(), "PLAIN needs its users: set it to org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";".into()));
-                    }
-                    // SCRAM's credentials are the broker's (AlterUserScramCredentials): the
-                    // login module adds nothing a listener needs.
-                    None => continue,
-                },
+            let module = match login_module(c, listener, *m)? {
+                Some(found) => found,
+                None if *m == SaslMechanism::Plain => {
+                    let key = format!("listener.name.{lower}.{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+                    return Err(invalid(&key, String::new(), "PLAIN needs its users: set it to org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";".into()));
+                }
+                // SCRAM's credentials are the broker's (AlterUserScramCredentials): the
+                // login module adds nothing a listener needs.
+                None => continue,
             };
-            let module = jaas::parse(&text).map_err(|e| invalid(&name, "[hidden]".into(), e.to_string()))?;
-            let expected = match m {
-                SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
-                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
-                SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
-            };
-            if module.class != expected {
-                return Err(invalid(&name, "[hidden]".into(), format!("{} needs {expected}, not {}", m.name(), module.class)));
-            }
+            let name = module.0;
+            let module = module.1;
             if *m == SaslMechanism::Plain {
                 plain_users = module.options.iter().filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), Secret(v.clone())))).collect();
             }
@@ -882,6 +871,80 @@ impl SaslSettings {
         let reauth = c.listener_value(listener, "connections.max.reauth.ms").unwrap_or_else(|| "0".into());
         let max_reauth_ms = reauth.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| invalid("connections.max.reauth.ms", reauth.clone(), "expected a number of ms, 0 or more".into()))? as u64;
         Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms, oauthbearer })
+    }
+}
+
+/// The JAAS login module of `mechanism` on `listener`, with the property it was read from: Kafka's
+/// broker reads `listener.name.<listener>.<mechanism>.sasl.jaas.config`, then the un-prefixed
+/// `<mechanism>.sasl.jaas.config`; Fjord then reads `sasl.jaas.config` (Kafka's broker ignores it
+/// with a warning and looks in its JAAS file, which Fjord does not read). Both sides of a listener
+/// read it here: the server its users, the broker's own client its `username` / `password`.
+fn login_module(c: &Config, listener: &str, mechanism: SaslMechanism) -> Result<Option<(String, jaas::LoginModule)>, ConfigError> {
+    let lower = listener.to_ascii_lowercase();
+    let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: "[hidden]".into(), reason: format!("listener {listener}: {reason}") };
+    let key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+    let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
+    let (name, text) = match get(&key) {
+        Some(t) => (format!("listener.name.{lower}.{key}"), t),
+        None => match get("sasl.jaas.config") {
+            Some(t) => ("sasl.jaas.config".to_string(), t),
+            None => return Ok(None),
+        },
+    };
+    let module = jaas::parse(&text).map_err(|e| invalid(&name, e.to_string()))?;
+    let expected = match mechanism {
+        SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
+        SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
+    };
+    if module.class != expected {
+        return Err(invalid(&name, format!("{} needs {expected}, not {}", mechanism.name(), module.class)));
+    }
+    Ok(Some((name, module)))
+}
+
+/// How this node logs in to another node's SASL listener (a broker to the inter-broker listener,
+/// `sasl.mechanism.inter.broker.protocol`; a node to the controller listener,
+/// `sasl.mechanism.controller.protocol`): the mechanism and the `username` / `password` options
+/// of that mechanism's JAAS login module on the listener, as Kafka's broker logs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaslClientSettings {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: Secret,
+}
+
+impl SaslClientSettings {
+    /// Reads the login for `listener` with the mechanism named by `mechanism_key`, checked as
+    /// Kafka checks it (the mechanism must be one the listener enables), and refusing at startup
+    /// what Fjord cannot do: GSSAPI (Kafka's default) and OAUTHBEARER.
+    fn parse(c: &Config, listener: &Listener, mechanism_key: &str) -> Result<SaslClientSettings, ConfigError> {
+        let value = c.value(mechanism_key).unwrap_or_else(|| "GSSAPI".into()).trim().to_string();
+        let invalid = |reason: String| ConfigError::Invalid { name: mechanism_key.into(), value: value.clone(), reason };
+        let mechanism = match value.as_str() {
+            "GSSAPI" => {
+                return Err(invalid(format!("GSSAPI (Kerberos) is not served, and it is Kafka's default: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {}", listener.name)));
+            }
+            "OAUTHBEARER" => return Err(invalid(format!("a node does not log in with OAUTHBEARER: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {}", listener.name))),
+            other => SaslMechanism::parse(other).ok_or_else(|| invalid(format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")))?,
+        };
+        let enabled = listener.sasl.as_ref().is_some_and(|s| s.mechanisms.contains(&mechanism));
+        if !enabled {
+            return Err(invalid(format!("{mechanism_key} must be included in sasl.enabled.mechanisms of listener {} when SASL is used there", listener.name)));
+        }
+        let key = format!("listener.name.{}.{}.sasl.jaas.config", listener.name.to_ascii_lowercase(), mechanism.name().to_ascii_lowercase());
+        let missing = |what: &str| ConfigError::Invalid {
+            name: key.clone(),
+            value: "[hidden]".into(),
+            reason: format!("this node logs in to listener {} with {}: its login module needs {what} (username=\"<user>\" password=\"<password>\")", listener.name, mechanism.name()),
+        };
+        let Some((_, module)) = login_module(c, &listener.name, mechanism)? else {
+            return Err(missing("the node's own credentials"));
+        };
+        let option = |k: &str| module.options.get(k).filter(|v| !v.is_empty()).cloned();
+        let username = option("username").ok_or_else(|| missing("a username"))?;
+        let password = option("password").ok_or_else(|| missing("a password"))?;
+        Ok(SaslClientSettings { mechanism, username, password: Secret(password) })
     }
 }
 
@@ -1173,6 +1236,9 @@ pub struct Topology {
     pub listeners: Vec<Listener>,
     pub controller_listener_names: Vec<String>,
     pub inter_broker_listener_name: Option<String>,
+    /// How this broker logs in to the other brokers when the inter-broker listener is SASL (in a
+    /// metadata quorum).
+    pub inter_broker_sasl: Option<SaslClientSettings>,
     /// `advertised.listeners` by listener name.
     pub advertised: BTreeMap<String, Endpoint>,
     pub quorum: Option<QuorumConfig>,
@@ -1248,16 +1314,28 @@ impl Topology {
         if let Some(l) = listeners.iter().find(|l| is_controller_listener(&l.name) && l.protocol != SecurityProtocol::Plaintext) {
             return Err(invalid("listener.security.protocol.map", format!("controller listener {} must be PLAINTEXT for now", l.name)));
         }
-        let inter_broker_listener_name = match c.explicit.get("inter.broker.listener.name") {
-            Some(n) => {
+        let inter_broker_listener_name = match (c.explicit.get("inter.broker.listener.name"), c.explicit.get("security.inter.broker.protocol")) {
+            (Some(_), Some(_)) => return Err(invalid("security.inter.broker.protocol", "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".into())),
+            (Some(n), None) => {
                 let n = n.trim().to_ascii_uppercase();
                 if !client_listeners.iter().any(|l| l.name == n) {
                     return Err(invalid("inter.broker.listener.name", format!("{n} is not one of the broker's listeners")));
                 }
                 Some(n)
             }
+            // Kafka takes the protocol's name as the listener's name.
+            (None, Some(p)) => {
+                let p = p.trim().to_ascii_uppercase();
+                if SecurityProtocol::parse(&p).is_none() {
+                    return Err(invalid("security.inter.broker.protocol", format!("unknown security protocol {p}")));
+                }
+                if !client_listeners.iter().any(|l| l.name == p) {
+                    return Err(invalid("security.inter.broker.protocol", format!("no broker listener is named {p}")));
+                }
+                Some(p)
+            }
             // Kafka's default is security.inter.broker.protocol (PLAINTEXT) taken as a listener name.
-            None => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
+            (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         if c.explicit.contains_key("controller.quorum.bootstrap.servers") && !c.explicit.contains_key("controller.quorum.voters") {
             return Err(invalid("controller.quorum.bootstrap.servers", "dynamic quorums (KIP-853) are not served yet: set controller.quorum.voters".into()));
@@ -1266,6 +1344,7 @@ impl Topology {
             None => None,
             Some(v) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
         };
+        let mut inter_broker_sasl = None;
         match &quorum {
             // A single node without a quorum is its own controller, as before: both roles.
             None if !(roles.broker && roles.controller) => {
@@ -1273,12 +1352,12 @@ impl Topology {
             }
             None => {}
             Some(q) => {
-                // Brokers replicate and forward over PLAINTEXT or SSL; SASL between brokers is not
-                // served yet.
-                if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
-                    && !matches!(l.protocol, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
+                // A broker of a quorum logs in to the others on a SASL inter-broker listener.
+                if roles.broker
+                    && let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
+                    && l.sasl.is_some()
                 {
-                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT or SSL listener for now", l.name, l.protocol)));
+                    inter_broker_sasl = Some(SaslClientSettings::parse(c, l, "sasl.mechanism.inter.broker.protocol")?);
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -1299,7 +1378,7 @@ impl Topology {
                 }
             }
         }
-        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, advertised, quorum })
+        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, inter_broker_sasl, advertised, quorum })
     }
 
     /// The first listener clients use (none on a controller-only node).
@@ -1652,6 +1731,7 @@ impl Config {
                 listeners: vec![],
                 controller_listener_names: vec![],
                 inter_broker_listener_name: None,
+                inter_broker_sasl: None,
                 advertised: BTreeMap::new(),
                 quorum: None,
             },
@@ -2502,7 +2582,7 @@ mod tests {
         assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
         refused(
             &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
-            "SASL between brokers is not served yet",
+            "SASL between brokers with Kafka's default mechanism, GSSAPI",
         );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
@@ -2512,6 +2592,73 @@ mod tests {
         let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
         bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
         assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
+    }
+
+    #[test]
+    fn brokers_of_a_quorum_log_in_to_a_sasl_inter_broker_listener_with_their_jaas_username_and_password() {
+        let base = [
+            ("listeners", "INTERNAL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:PLAINTEXT"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+            ("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#),
+            ("listener.name.internal.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw" user_admin="admin-pw";"#),
+        ];
+        let c = Config::from_properties(props(&base)).expect("a SASL_SSL inter-broker listener");
+        let login = c.topology.inter_broker_sasl.clone().expect("the broker's login");
+        assert_eq!((login.mechanism, login.username.as_str(), login.password.0.as_str()), (SaslMechanism::ScramSha512, "broker", "broker-secret"));
+        assert!(!format!("{login:?}").contains("broker-secret"), "the password never reaches Debug output");
+        let with = |extra: &[(&str, &str)]| {
+            let mut p = props(&base);
+            p.extend(props(extra));
+            Config::from_properties(p)
+        };
+        // PLAIN: the broker's username / password beside the user_<name> entries.
+        let plain = with(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("PLAIN between brokers").topology.inter_broker_sasl.unwrap();
+        assert_eq!((plain.mechanism, plain.username.as_str(), plain.password.0.as_str()), (SaslMechanism::Plain, "admin", "admin-pw"));
+        // SCRAM-SHA-256 from the un-prefixed <mechanism>.sasl.jaas.config, over SASL_PLAINTEXT.
+        let sha256 = with(&[
+            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+            ("scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
+        ])
+        .expect("SCRAM-SHA-256 between brokers");
+        assert_eq!(sha256.topology.inter_broker_sasl.map(|l| (l.mechanism, l.username)), Some((SaslMechanism::ScramSha256, "b2".into())));
+        // Kafka's older security.inter.broker.protocol names the listener by its protocol.
+        let mut old = props(&base);
+        old.remove("inter.broker.listener.name");
+        old.insert("listeners".into(), "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093".into());
+        old.insert("listener.security.protocol.map".into(), "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT".into());
+        old.insert("security.inter.broker.protocol".into(), "SASL_SSL".into());
+        old.insert("sasl.enabled.mechanisms".into(), "SCRAM-SHA-512".into());
+        old.insert("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config".into(), r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="pw";"#.into());
+        let c = Config::from_properties(old.clone()).expect("security.inter.broker.protocol=SASL_SSL");
+        assert_eq!((c.topology.inter_broker_listener_name.as_deref(), c.topology.inter_broker_sasl.map(|l| l.username)), (Some("SASL_SSL"), Some("broker".into())));
+        old.insert("inter.broker.listener.name".into(), "SASL_SSL".into());
+        assert!(Config::from_properties(old).unwrap_err().to_string().contains("Only one of inter.broker.listener.name and security.inter.broker.protocol"));
+
+        let refused = |extra: &[(&str, &str)]| with(extra).expect_err("refused").to_string();
+        let mut gssapi = props(&base);
+        gssapi.remove("sasl.mechanism.inter.broker.protocol");
+        let e = Config::from_properties(gssapi).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol") && e.contains("GSSAPI (Kerberos) is not served") && e.contains("Kafka's default"), "{e}");
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"), ("listener.name.internal.sasl.enabled.mechanisms", "OAUTHBEARER")]).contains("OAUTHBEARER"));
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256")]).contains("must be included in sasl.enabled.mechanisms"), "Kafka's rule");
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "MD5")]).contains("unknown mechanism"));
+        let missing = refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", "")]);
+        assert!(missing.contains("listener.name.internal.scram-sha-512.sasl.jaas.config") && missing.contains("credentials"), "{missing}");
+        let no_password = refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker";"#)]);
+        assert!(no_password.contains("a password"), "{no_password}");
+        assert!(refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required password="x";"#)]).contains("a username"));
+        // A single node (no quorum) has no inter-broker traffic: nothing to log in with.
+        let single = Config::from_properties(props(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"), ("sasl.enabled.mechanisms", "SCRAM-SHA-256")])).expect("a single SASL node");
+        assert!(single.topology.inter_broker_sasl.is_none());
     }
 
     #[test]

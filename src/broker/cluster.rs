@@ -40,6 +40,8 @@ pub struct ClusterState {
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
     /// TLS to the other brokers when the inter-broker listener is SSL (set once at startup).
     inter_broker_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// The SASL login to the other brokers when the inter-broker listener is SASL (set once).
+    inter_broker_sasl: std::sync::OnceLock<Arc<crate::config::SaslClientSettings>>,
     /// `fjord.peer.address.overrides` (set once at startup): where connections to another
     /// broker's endpoint go instead.
     peer_address_overrides: std::sync::OnceLock<crate::config::PeerAddressOverrides>,
@@ -59,6 +61,7 @@ impl ClusterState {
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
             inter_broker_tls: std::sync::OnceLock::new(),
+            inter_broker_sasl: std::sync::OnceLock::new(),
             peer_address_overrides: std::sync::OnceLock::new(),
         }
     }
@@ -66,6 +69,16 @@ impl ClusterState {
     /// Brokers reach each other over TLS with `tls` (an SSL inter-broker listener).
     pub fn set_inter_broker_tls(&self, tls: Arc<rustls::ClientConfig>) {
         let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// Brokers log in to each other with `sasl` (a SASL inter-broker listener).
+    pub fn set_inter_broker_sasl(&self, sasl: Arc<crate::config::SaslClientSettings>) {
+        let _ = self.inter_broker_sasl.set(sasl);
+    }
+
+    /// The SASL login of connections to other brokers; None: no SASL.
+    pub fn inter_broker_sasl(&self) -> Option<Arc<crate::config::SaslClientSettings>> {
+        self.inter_broker_sasl.get().cloned()
     }
 
     /// Connections to other brokers' endpoints go where `overrides` says (a fault test's proxies).
@@ -142,7 +155,7 @@ impl ClusterState {
         {
             return Ok(c.clone());
         }
-        let config = ClientConfig { tls: self.inter_broker_tls(), tls_server_name: Some(peer.host.clone()), ..ClientConfig::new(client_id) };
+        let config = ClientConfig { tls: self.inter_broker_tls(), tls_server_name: Some(peer.host.clone()), sasl: self.inter_broker_sasl(), ..ClientConfig::new(client_id) };
         let client = Arc::new(BrokerClient::connect(addr, config).await?);
         peers.insert(addr, client.clone());
         Ok(client)

@@ -192,6 +192,10 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         let tls = crate::server::tls::client_config(&l.name, ssl).map_err(crate::server::listener::BindError::from)?;
         state.set_inter_broker_tls(tls);
     }
+    // A SASL inter-broker listener: this broker logs in to the others (checked at startup).
+    if let Some(sasl) = &config.topology.inter_broker_sasl {
+        state.set_inter_broker_sasl(Arc::new(sasl.clone()));
+    }
     let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
     if !config.topology.roles.controller {
         // Its own connection: a fetch held by the leader must not delay heartbeats.
