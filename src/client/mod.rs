@@ -114,27 +114,28 @@ pub enum ClientError {
 /// so its owner connects and logs in again before the peer ends the session (Kafka's client
 /// re-authenticates between 85% and 95% of it).
 const SESSION_REFRESH_PERCENT: u64 = 85;
-/// Peers whose authentication failure was logged, kept until one succeeds: a broker retrying a
-/// wrong password every backoff logs it once, not once a second. Bounded by the peers a node has.
-static AUTH_FAILURES_LOGGED: std::sync::LazyLock<Mutex<std::collections::HashSet<SocketAddr>>> = std::sync::LazyLock::new(Mutex::default);
+/// Logins that failed and were logged, by peer and client id (a node's fetcher, its controller
+/// channel, ...), kept until one succeeds: a broker retrying a wrong password every backoff logs
+/// it once, not once a second. Bounded by the peers and roles a node has.
+static AUTH_FAILURES_LOGGED: std::sync::LazyLock<Mutex<std::collections::HashSet<(SocketAddr, String)>>> = std::sync::LazyLock::new(Mutex::default);
 const AUTH_FAILURES_LOGGED_MAX: usize = 4096;
 
-fn log_auth_failure(e: &ClientError) {
+fn log_auth_failure(client_id: &str, e: &ClientError) {
     let ClientError::Authentication { addr, .. } = e else { return };
     let mut logged = AUTH_FAILURES_LOGGED.lock().unwrap_or_else(|p| p.into_inner());
     if logged.len() >= AUTH_FAILURES_LOGGED_MAX {
         logged.clear();
     }
-    if logged.insert(*addr) {
-        tracing::error!(peer = %addr, error = %e, "cannot log in to another node; retrying quietly until it works (check the username and password of the JAAS configuration)");
+    if logged.insert((*addr, client_id.to_string())) {
+        tracing::error!(peer = %addr, client_id, error = %e, "cannot log in to another node; retrying quietly until it works (check the username and password of the JAAS configuration)");
     } else {
-        tracing::debug!(peer = %addr, error = %e, "SASL authentication failed again");
+        tracing::debug!(peer = %addr, client_id, error = %e, "SASL authentication failed again");
     }
 }
 
-fn log_auth_success(addr: SocketAddr) {
-    if AUTH_FAILURES_LOGGED.lock().unwrap_or_else(|p| p.into_inner()).remove(&addr) {
-        tracing::info!(peer = %addr, "SASL authentication to the peer succeeds again");
+fn log_auth_success(client_id: &str, addr: SocketAddr) {
+    if AUTH_FAILURES_LOGGED.lock().unwrap_or_else(|p| p.into_inner()).remove(&(addr, client_id.to_string())) {
+        tracing::info!(peer = %addr, client_id, "SASL authentication to the peer succeeds again");
     }
 }
 
@@ -196,14 +197,14 @@ impl BrokerClient {
         if let Some(sasl) = client.config.sasl.clone() {
             match client.authenticate(&sasl).await {
                 Ok(session_lifetime_ms) => {
-                    log_auth_success(addr);
+                    log_auth_success(&client.config.client_id, addr);
                     if session_lifetime_ms > 0 {
                         let refresh_ms = session_lifetime_ms as u64 * SESSION_REFRESH_PERCENT / 100;
                         client.refresh_at = Some(std::time::Instant::now() + Duration::from_millis(refresh_ms));
                     }
                 }
                 Err(e) => {
-                    log_auth_failure(&e);
+                    log_auth_failure(&client.config.client_id, &e);
                     return Err(e);
                 }
             }
