@@ -76,6 +76,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
     def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum any of the broker's listeners: SSL (the listener's trust store checks the other brokers' certificates, its key store is the client certificate) and SASL_PLAINTEXT / SASL_SSL (the broker logs in with sasl.mechanism.inter.broker.protocol and the username / password of that mechanism's JAAS configuration on the listener)."),
+    def("sasl.mechanism.controller.protocol", Some("GSSAPI"), T::String, "SASL mechanism a node logs in to the controller listener with when it is SASL_PLAINTEXT or SASL_SSL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the username / password of that mechanism's JAAS configuration on the controller listener. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup then."),
     def("security.inter.broker.protocol", Some("PLAINTEXT"), T::String, "Kafka's older way to pick the inter-broker listener: the listener named after this protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Only one of it and inter.broker.listener.name may be set."),
     def("sasl.mechanism.inter.broker.protocol", Some("GSSAPI"), T::String, "SASL mechanism a broker logs in with on a SASL inter-broker listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of the listener's sasl.enabled.mechanisms. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup when the inter-broker listener is SASL."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
@@ -918,27 +919,30 @@ impl SaslClientSettings {
     /// Reads the login for `listener` with the mechanism named by `mechanism_key`, checked as
     /// Kafka checks it (the mechanism must be one the listener enables), and refusing at startup
     /// what Fjord cannot do: GSSAPI (Kafka's default) and OAUTHBEARER.
-    fn parse(c: &Config, listener: &Listener, mechanism_key: &str) -> Result<SaslClientSettings, ConfigError> {
+    fn parse(c: &Config, listener: &str, enabled: Option<&[SaslMechanism]>, mechanism_key: &str) -> Result<SaslClientSettings, ConfigError> {
         let value = c.value(mechanism_key).unwrap_or_else(|| "GSSAPI".into()).trim().to_string();
         let invalid = |reason: String| ConfigError::Invalid { name: mechanism_key.into(), value: value.clone(), reason };
         let mechanism = match value.as_str() {
             "GSSAPI" => {
-                return Err(invalid(format!("GSSAPI (Kerberos) is not served, and it is Kafka's default: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {}", listener.name)));
+                return Err(invalid(format!("GSSAPI (Kerberos) is not served, and it is Kafka's default: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {listener}")));
             }
-            "OAUTHBEARER" => return Err(invalid(format!("a node does not log in with OAUTHBEARER: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {}", listener.name))),
+            "OAUTHBEARER" => return Err(invalid(format!("a node does not log in with OAUTHBEARER: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {listener}"))),
             other => SaslMechanism::parse(other).ok_or_else(|| invalid(format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")))?,
         };
-        let enabled = listener.sasl.as_ref().is_some_and(|s| s.mechanisms.contains(&mechanism));
-        if !enabled {
-            return Err(invalid(format!("{mechanism_key} must be included in sasl.enabled.mechanisms of listener {} when SASL is used there", listener.name)));
+        // A node serving the listener checks the mechanism is one it enables (Kafka's rule); a
+        // broker-only node reaching the controllers cannot know theirs.
+        if let Some(enabled) = enabled
+            && !enabled.contains(&mechanism)
+        {
+            return Err(invalid(format!("{mechanism_key} must be included in sasl.enabled.mechanisms of listener {listener} when SASL is used there")));
         }
-        let key = format!("listener.name.{}.{}.sasl.jaas.config", listener.name.to_ascii_lowercase(), mechanism.name().to_ascii_lowercase());
+        let key = format!("listener.name.{}.{}.sasl.jaas.config", listener.to_ascii_lowercase(), mechanism.name().to_ascii_lowercase());
         let missing = |what: &str| ConfigError::Invalid {
             name: key.clone(),
             value: "[hidden]".into(),
-            reason: format!("this node logs in to listener {} with {}: its login module needs {what} (username=\"<user>\" password=\"<password>\")", listener.name, mechanism.name()),
+            reason: format!("this node logs in to listener {listener} with {}: its login module needs {what} (username=\"<user>\" password=\"<password>\")", mechanism.name()),
         };
-        let Some((_, module)) = login_module(c, &listener.name, mechanism)? else {
+        let Some((_, module)) = login_module(c, listener, mechanism)? else {
             return Err(missing("the node's own credentials"));
         };
         let option = |k: &str| module.options.get(k).filter(|v| !v.is_empty()).cloned();
@@ -1239,6 +1243,12 @@ pub struct Topology {
     /// How this broker logs in to the other brokers when the inter-broker listener is SASL (in a
     /// metadata quorum).
     pub inter_broker_sasl: Option<SaslClientSettings>,
+    /// TLS to the controllers when the controller listener is SSL or SASL_SSL (in a quorum): its
+    /// trust store checks their certificates, its key store is this node's client certificate.
+    pub controller_ssl: Option<SslSettings>,
+    /// How this node logs in to the controllers when the controller listener is SASL
+    /// (`sasl.mechanism.controller.protocol`).
+    pub controller_sasl: Option<SaslClientSettings>,
     /// `advertised.listeners` by listener name.
     pub advertised: BTreeMap<String, Endpoint>,
     pub quorum: Option<QuorumConfig>,
@@ -1311,9 +1321,6 @@ impl Topology {
         if roles.broker && client_listeners.is_empty() {
             return Err(invalid("listeners", "a broker needs at least one listener that is not a controller listener".into()));
         }
-        if let Some(l) = listeners.iter().find(|l| is_controller_listener(&l.name) && l.protocol != SecurityProtocol::Plaintext) {
-            return Err(invalid("listener.security.protocol.map", format!("controller listener {} must be PLAINTEXT for now", l.name)));
-        }
         let inter_broker_listener_name = match (c.explicit.get("inter.broker.listener.name"), c.explicit.get("security.inter.broker.protocol")) {
             (Some(_), Some(_)) => return Err(invalid("security.inter.broker.protocol", "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".into())),
             (Some(n), None) => {
@@ -1344,7 +1351,7 @@ impl Topology {
             None => None,
             Some(v) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
         };
-        let mut inter_broker_sasl = None;
+        let (mut inter_broker_sasl, mut controller_ssl, mut controller_sasl) = (None, None, None);
         match &quorum {
             // A single node without a quorum is its own controller, as before: both roles.
             None if !(roles.broker && roles.controller) => {
@@ -1357,7 +1364,21 @@ impl Topology {
                     && let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
                     && l.sasl.is_some()
                 {
-                    inter_broker_sasl = Some(SaslClientSettings::parse(c, l, "sasl.mechanism.inter.broker.protocol")?);
+                    let enabled = l.sasl.as_ref().map(|s| s.mechanisms.as_slice());
+                    inter_broker_sasl = Some(SaslClientSettings::parse(c, &l.name, enabled, "sasl.mechanism.inter.broker.protocol")?);
+                }
+                // How this node reaches the controllers (Raft RPCs, registrations, heartbeats,
+                // metadata fetches): the first controller listener's protocol, with its
+                // listener.name.<l>.ssl.* and JAAS settings (a broker-only node reads them too).
+                if let Some(name) = controller_listener_names.first() {
+                    let protocol = *protocols.get(name).ok_or_else(|| invalid("listener.security.protocol.map", format!("controller listener {name} has no security protocol in the map")))?;
+                    if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+                        controller_ssl = Some(SslSettings::parse(c, name)?);
+                    }
+                    if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+                        let served = listeners.iter().find(|l| &l.name == name).and_then(|l| l.sasl.as_ref()).map(|s| s.mechanisms.clone());
+                        controller_sasl = Some(SaslClientSettings::parse(c, name, served.as_deref(), "sasl.mechanism.controller.protocol")?);
+                    }
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -1378,7 +1399,7 @@ impl Topology {
                 }
             }
         }
-        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, inter_broker_sasl, advertised, quorum })
+        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, inter_broker_sasl, controller_ssl, controller_sasl, advertised, quorum })
     }
 
     /// The first listener clients use (none on a controller-only node).
@@ -1732,6 +1753,8 @@ impl Config {
                 controller_listener_names: vec![],
                 inter_broker_listener_name: None,
                 inter_broker_sasl: None,
+                controller_ssl: None,
+                controller_sasl: None,
                 advertised: BTreeMap::new(),
                 quorum: None,
             },

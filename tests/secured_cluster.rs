@@ -1,7 +1,8 @@
 //! A secured three-node quorum configured as a Kafka operator configures one: brokers reach each
-//! other over a SASL_SSL listener logging in with SCRAM-SHA-512, the authorizer's `super.users`
-//! names only the brokers' and the admin's SASL principals (no User:ANONYMOUS), clients log in on
-//! their own SASL listener. Replication works only through the brokers' login; a principal without
+//! other over a SASL_SSL listener logging in with SCRAM-SHA-512, nodes reach the controllers over
+//! a SASL_SSL controller listener (PLAIN, client certificates required), the authorizer's
+//! `super.users` names only the nodes' and the admin's SASL principals (no User:ANONYMOUS),
+//! clients log in on their own SASL listener. Replication works only through the brokers' login; a principal without
 //! ACLs is refused; a broker with a wrong inter-broker password stays out of the ISR while the
 //! others go on. Certificates are made by the test.
 
@@ -63,7 +64,7 @@ fn configs(pki_dir: &std::path::Path, internal_password: impl Fn(usize) -> Strin
             let mut o = vec![
                 format!("node.id={}", i + 1),
                 format!("listeners=EXTERNAL://127.0.0.1:0,INTERNAL://127.0.0.1:0,CONTROLLER://127.0.0.1:{}", ports[i]),
-                "listener.security.protocol.map=EXTERNAL:SASL_PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:PLAINTEXT".to_string(),
+                "listener.security.protocol.map=EXTERNAL:SASL_PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL".to_string(),
                 "controller.listener.names=CONTROLLER".to_string(),
                 format!("controller.quorum.voters={voters}"),
                 "inter.broker.listener.name=INTERNAL".to_string(),
@@ -80,7 +81,14 @@ fn configs(pki_dir: &std::path::Path, internal_password: impl Fn(usize) -> Strin
                 "listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
                 "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512".to_string(),
                 format!(r#"listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="{}";"#, internal_password(i)),
+                // The quorum's own login: PLAIN, its users in the JAAS configuration (SCRAM's
+                // credentials live in the metadata log the quorum must first form to hold).
+                "listener.name.controller.sasl.enabled.mechanisms=PLAIN".to_string(),
+                "sasl.mechanism.controller.protocol=PLAIN".to_string(),
+                r#"listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="controller-secret" user_broker="controller-secret";"#.to_string(),
+                "listener.name.controller.ssl.client.auth=required".to_string(),
                 "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+                "super.users=User:broker;User:admin".to_string(),
             ];
             o.extend(extra.iter().map(|s| s.to_string()));
             (Config::load(None, &o).expect("config"), dir)
@@ -170,7 +178,7 @@ async fn shutdown(nodes: Vec<RunningNode>) {
 async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only_sasl_principals_super_users() {
     let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
     let pki_dir = tempfile::tempdir().unwrap();
-    let configs = configs(pki_dir.path(), |_| BROKER_PASSWORD.to_string(), &["super.users=User:broker;User:admin;User:ANONYMOUS"]);
+    let configs = configs(pki_dir.path(), |_| BROKER_PASSWORD.to_string(), &[]);
     let nodes = start_all(&configs).await;
     let mut admin = login(&nodes[0], "admin").await;
     eventually("three brokers registered", async || (metadata(&mut admin, "none").await.brokers.len() == 3).then_some(())).await;
@@ -200,6 +208,31 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     // A principal without ACLs is refused.
     let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
     assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+
+    // The controller listener is SASL_SSL: plain text is not served; over TLS with the nodes'
+    // login a DescribeQuorum is answered (User:broker is a super user), a wrong password fails.
+    let controller = nodes[0].controller_addr().expect("a controller listener");
+    let mut raw = Client::connect(controller).await;
+    let versions = raw.encode_request(&ApiVersionsRequest::default(), 3);
+    raw.send_raw(&versions).await;
+    // (At most a TLS alert comes back, then the close: never an ApiVersions answer.)
+    assert!(raw.read_frame().await.is_none(), "no TLS, no answer");
+    let topology = &configs[0].0.topology;
+    let ssl = topology.controller_ssl.as_ref().expect("TLS to the controllers");
+    let client = |sasl: fjord::config::SaslClientSettings| fjord::client::ClientConfig {
+        tls: Some(fjord::server::tls::client_config("CONTROLLER", ssl).expect("TLS client")),
+        tls_server_name: Some("127.0.0.1".into()),
+        sasl: Some(std::sync::Arc::new(sasl)),
+        ..fjord::client::ClientConfig::new("test")
+    };
+    let login = topology.controller_sasl.clone().expect("the nodes' controller login");
+    assert_eq!((login.mechanism, login.username.as_str()), (fjord::config::SaslMechanism::Plain, "broker"));
+    let quorum = fjord::client::BrokerClient::connect(controller, client(login.clone())).await.expect("the nodes' login");
+    let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum");
+    assert_eq!(described.error_code, 0);
+    let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..login };
+    let err = fjord::client::BrokerClient::connect(controller, client(wrong)).await.expect_err("a wrong password");
+    assert!(matches!(err, fjord::client::ClientError::Authentication { .. }), "{err}");
     shutdown(nodes).await;
 }
 
@@ -208,7 +241,7 @@ async fn a_broker_with_a_wrong_inter_broker_password_stays_out_of_the_isr_while_
     let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
     let pki_dir = tempfile::tempdir().unwrap();
     let password = |i: usize| if i == 2 { "not-the-broker-password".to_string() } else { BROKER_PASSWORD.to_string() };
-    let configs = configs(pki_dir.path(), password, &["super.users=User:broker;User:admin;User:ANONYMOUS", "replica.lag.time.max.ms=2000"]);
+    let configs = configs(pki_dir.path(), password, &["replica.lag.time.max.ms=2000"]);
     let nodes = start_all(&configs).await;
     let mut admin = login(&nodes[0], "admin").await;
     eventually("three brokers registered", async || (metadata(&mut admin, "none").await.brokers.len() == 3).then_some(())).await;

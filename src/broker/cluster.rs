@@ -275,6 +275,9 @@ pub struct ControllerChannel {
     /// Who the local Raft node believes leads the quorum, when this node is a voter.
     leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>,
     config: ClientConfig,
+    /// The host each voter's certificate must be valid for (its `controller.quorum.voters`
+    /// host), when the controller listener has TLS.
+    server_names: BTreeMap<i32, String>,
     current: Mutex<Option<(i32, Arc<BrokerClient>)>>,
     /// The voter tried last when no leader is known (round robin).
     next_guess: std::sync::atomic::AtomicUsize,
@@ -282,7 +285,14 @@ pub struct ControllerChannel {
 
 impl ControllerChannel {
     pub fn new(voters: BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, config: ClientConfig) -> ControllerChannel {
-        ControllerChannel { voters, leader_hint, config, current: Mutex::new(None), next_guess: Default::default() }
+        ControllerChannel { voters, leader_hint, config, server_names: BTreeMap::new(), current: Mutex::new(None), next_guess: Default::default() }
+    }
+
+    /// Each voter's certificate is checked for its host in `names` (by node id), not for the
+    /// address connected to (which a fault test's override may change).
+    pub fn with_server_names(mut self, names: BTreeMap<i32, String>) -> ControllerChannel {
+        self.server_names = names;
+        self
     }
 
     /// Sends `request` to the voter believed active and returns its answer (which may still say
@@ -333,7 +343,8 @@ impl ControllerChannel {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| ClientError::Resolve(hostport.clone()))?;
-        let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
+        let config = ClientConfig { tls_server_name: self.server_names.get(&target).cloned().or_else(|| self.config.tls_server_name.clone()), ..self.config.clone() };
+        let client = Arc::new(BrokerClient::connect(addr, config).await?);
         *current = Some((target, client.clone()));
         Ok(client)
     }
