@@ -73,7 +73,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("process.roles", Some("broker,controller"), T::List, "Roles of this node: broker, controller, or both."),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Named listeners, NAME://host:port, comma-separated."),
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
-    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
+    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, the controller listener's included); defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
     def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum any of the broker's listeners: SSL (the listener's trust store checks the other brokers' certificates, its key store is the client certificate) and SASL_PLAINTEXT / SASL_SSL (the broker logs in with sasl.mechanism.inter.broker.protocol and the username / password of that mechanism's JAAS configuration on the listener)."),
     def("sasl.mechanism.controller.protocol", Some("GSSAPI"), T::String, "SASL mechanism a node logs in to the controller listener with when it is SASL_PLAINTEXT or SASL_SSL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the username / password of that mechanism's JAAS configuration on the controller listener. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup then."),
@@ -134,7 +134,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
-    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal: User:ANONYMOUS (nodes reach the controllers over PLAINTEXT), and the brokers' certificate principal when they reach each other over SSL with client certificates."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the nodes' principal on the inter-broker and controller listeners: their SASL user (User:broker) on SASL listeners, their certificate's principal over SSL with client certificates, User:ANONYMOUS over PLAINTEXT."),
     def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
@@ -2679,6 +2679,35 @@ mod tests {
         let no_password = refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker";"#)]);
         assert!(no_password.contains("a password"), "{no_password}");
         assert!(refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required password="x";"#)]).contains("a username"));
+        // The controller listener: SASL_SSL with PLAIN, read by a controller and by a broker-only node.
+        let controller = [
+            ("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL"),
+            ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN"),
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.controller.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="node" password="node-pw" user_node="node-pw";"#),
+        ];
+        let c = with(&controller).expect("a SASL_SSL controller listener");
+        let t = &c.topology;
+        assert_eq!(t.controller_listener().map(|l| l.protocol), Some(SecurityProtocol::SaslSsl));
+        assert!(t.controller_ssl.is_some(), "TLS to the controllers");
+        assert_eq!(t.controller_sasl.as_ref().map(|l| (l.mechanism, l.username.as_str(), l.password.0.as_str())), Some((SaslMechanism::Plain, "node", "node-pw")));
+        let mut broker_only = props(&base);
+        broker_only.extend(props(&controller));
+        broker_only.extend(props(&[("process.roles", "broker"), ("node.id", "4"), ("listeners", "INTERNAL://127.0.0.1:9094")]));
+        let c = Config::from_properties(broker_only).expect("a broker-only node reaching a SASL_SSL controller listener");
+        assert_eq!(c.topology.controller_sasl.map(|l| l.username), Some("node".into()));
+        assert!(c.topology.controller_ssl.is_some());
+        let mut controller_gssapi = controller.to_vec();
+        controller_gssapi.retain(|(k, _)| *k != "sasl.mechanism.controller.protocol");
+        let e = refused(&controller_gssapi);
+        assert!(e.contains("sasl.mechanism.controller.protocol") && e.contains("GSSAPI (Kerberos) is not served"), "{e}");
+        let mut no_login = controller.to_vec();
+        no_login[3] = ("listener.name.controller.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_node="node-pw";"#);
+        assert!(refused(&no_login).contains("a username"), "the node's own login is required");
+        let ssl_controller = with(&[("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SSL")]).expect("an SSL controller listener");
+        assert!(ssl_controller.topology.controller_ssl.is_some() && ssl_controller.topology.controller_sasl.is_none());
+        assert!(with(&[]).unwrap().topology.controller_ssl.is_none(), "PLAINTEXT by default");
+
         // A single node (no quorum) has no inter-broker traffic: nothing to log in with.
         let single = Config::from_properties(props(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"), ("sasl.enabled.mechanisms", "SCRAM-SHA-256")])).expect("a single SASL node");
         assert!(single.topology.inter_broker_sasl.is_none());
