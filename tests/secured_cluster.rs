@@ -2,9 +2,10 @@
 //! other over a SASL_SSL listener logging in with SCRAM-SHA-512, nodes reach the controllers over
 //! a SASL_SSL controller listener (PLAIN, client certificates required), the authorizer's
 //! `super.users` names only the nodes' and the admin's SASL principals (no User:ANONYMOUS),
-//! clients log in on their own SASL listener. Replication works only through the brokers' login; a principal without
-//! ACLs is refused; a broker with a wrong inter-broker password stays out of the ISR while the
-//! others go on. Certificates are made by the test.
+//! clients log in on their own SASL listener. Replication works only through the brokers' login,
+//! also as their sessions expire (KIP-368); a principal without ACLs is refused; a broker with a
+//! wrong inter-broker password stays out of the ISR while the others go on. Certificates are made
+//! by the test.
 
 mod common;
 
@@ -178,7 +179,10 @@ async fn shutdown(nodes: Vec<RunningNode>) {
 async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only_sasl_principals_super_users() {
     let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
     let pki_dir = tempfile::tempdir().unwrap();
-    let configs = configs(pki_dir.path(), |_| BROKER_PASSWORD.to_string(), &[]);
+    // KIP-368 sessions of 2 s between nodes: their connections must be renewed as they go.
+    const SESSION_MS: u64 = 2000;
+    let lifetimes = [format!("listener.name.internal.connections.max.reauth.ms={SESSION_MS}"), format!("listener.name.controller.connections.max.reauth.ms={SESSION_MS}")];
+    let configs = configs(pki_dir.path(), |_| BROKER_PASSWORD.to_string(), &[lifetimes[0].as_str(), lifetimes[1].as_str()]);
     let nodes = start_all(&configs).await;
     let mut admin = login(&nodes[0], "admin").await;
     eventually("three brokers registered", async || (metadata(&mut admin, "none").await.brokers.len() == 3).then_some(())).await;
@@ -205,6 +209,23 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     .await;
     assert_eq!(isr.len(), 3);
 
+    // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
+    // followers' fetchers (and the nodes' controller connections) log in again as they expire.
+    let started = std::time::Instant::now();
+    let mut produced = 5;
+    while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
+        let code = to_leader.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code;
+        assert_eq!(code, 0, "acks=all after {:?}", started.elapsed());
+        produced += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = metadata(&mut admin, "secured").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
+    for (i, n) in nodes.iter().enumerate() {
+        let b = &n.broker;
+        eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
+    }
+
     // A principal without ACLs is refused.
     let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
     assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
@@ -230,6 +251,9 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     let quorum = fjord::client::BrokerClient::connect(controller, client(login.clone())).await.expect("the nodes' login");
     let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum");
     assert_eq!(described.error_code, 0);
+    // The client asks to be replaced before the server would close it (85% of the session).
+    assert!(!quorum.is_closed(), "a fresh session");
+    eventually("the session due for renewal", async || quorum.is_closed().then_some(())).await;
     let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..login };
     let err = fjord::client::BrokerClient::connect(controller, client(wrong)).await.expect_err("a wrong password");
     assert!(matches!(err, fjord::client::ClientError::Authentication { .. }), "{err}");
