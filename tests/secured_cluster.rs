@@ -44,7 +44,10 @@ fn pki(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     ca_params.distinguished_name.push(DnType::CommonName, "fjord secured cluster test CA");
     let ca = ca_params.self_signed(&ca_key).expect("CA");
     let key = KeyPair::generate().expect("node key");
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params").signed_by(&key, &ca, &ca_key).expect("node cert");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "fjord-node");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("node cert");
     let keystore = dir.join("node.pem");
     std::fs::write(&keystore, format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem())).expect("key store");
     let truststore = dir.join("ca.pem");
@@ -309,4 +312,54 @@ async fn a_broker_with_a_wrong_inter_broker_password_stays_out_of_the_isr_while_
     let m = ok.send(&MetadataRequest::default().with_topics(None)).await.expect("Metadata after the login");
     assert_eq!(m.brokers.len(), 3);
     shutdown(nodes).await;
+}
+
+/// A one-node quorum whose controller listener is SSL with client certificates required, the
+/// authorizer on and `super.users` as given.
+async fn ssl_controller_node(pki_dir: &std::path::Path, dir: &std::path::Path, super_users: &str) -> RunningNode {
+    let (keystore, truststore) = pki(pki_dir);
+    let port = free_port();
+    let o = [
+        "node.id=1".to_string(),
+        format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL".to_string(),
+        "controller.listener.names=CONTROLLER".to_string(),
+        format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+        format!("log.dirs={}", dir.display()),
+        "fjord.http.listener=127.0.0.1:0".to_string(),
+        "ssl.keystore.type=PEM".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+        "ssl.truststore.type=PEM".to_string(),
+        format!("ssl.truststore.location={}", truststore.display()),
+        "listener.name.controller.ssl.client.auth=required".to_string(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        format!("super.users={super_users}"),
+    ];
+    let config = Config::load(None, &o).expect("config");
+    assert!(config.topology.controller_ssl.is_some() && config.topology.controller_sasl.is_none());
+    fjord::node::start(config).await.expect("node starts")
+}
+
+/// On an SSL controller listener with client certificates required a node's principal is its
+/// certificate's (`User:CN=fjord-node`): named in `super.users`, its broker registers with the
+/// controller (no SASL, no User:ANONYMOUS); not named, it cannot. Plain text is not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_reaches_an_ssl_controller_listener_as_its_certificates_principal() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let (pki_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node = ssl_controller_node(pki_dir.path(), dir.path(), "User:CN=fjord-node").await;
+    let cluster = node.broker.cluster.clone().expect("in a quorum");
+    eventually("the broker registered over TLS", async || (cluster.broker_epoch() >= 0).then_some(())).await;
+    let mut raw = Client::connect(node.controller_addr().expect("a controller listener")).await;
+    let versions = raw.encode_request(&ApiVersionsRequest::default(), 3);
+    raw.send_raw(&versions).await;
+    assert!(raw.read_frame().await.is_none(), "no TLS, no answer");
+    node.shutdown().await;
+
+    let (pki_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node = ssl_controller_node(pki_dir.path(), dir.path(), "User:CN=someone-else").await;
+    // Time for a registration that would succeed (the first one took well under this).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(node.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "the certificate's principal is not a super user");
+    node.shutdown().await;
 }
