@@ -194,12 +194,14 @@ async fn write_chunks<S: AsyncWrite + Unpin>(stream: &mut S, frame: &crate::api:
 static DENIED_LOG: crate::fault_log::FaultLog = crate::fault_log::FaultLog::new();
 
 /// What a request of `api_key` on this listener needs on the cluster, as Kafka's ControllerApis
-/// asks: nothing for ApiVersions, DESCRIBE for DescribeQuorum, CLUSTER_ACTION for the rest (the
+/// asks: nothing for ApiVersions (and the SASL APIs), DESCRIBE for DescribeQuorum, CLUSTER_ACTION for the rest (the
 /// voters' Raft RPCs, brokers' registrations, heartbeats, AlterPartition and producer-id blocks,
 /// and the requests brokers forward, which Kafka wraps in an Envelope that needs CLUSTER_ACTION;
 /// the broker checked the client's own permission before forwarding).
 fn required(api_key: i16) -> Option<Operation> {
-    if api_key == ApiKey::ApiVersions as i16 {
+    // The SASL APIs get here only outside a login, to be answered ILLEGAL_SASL_STATE, which
+    // Kafka's controller does without authorizing them.
+    if [ApiKey::ApiVersions, ApiKey::SaslHandshake, ApiKey::SaslAuthenticate].iter().any(|k| *k as i16 == api_key) {
         None
     } else if api_key == ApiKey::DescribeQuorum as i16 {
         Some(Operation::Describe)
@@ -1082,6 +1084,7 @@ mod tests {
         assert!(permits(Some(&anonymous_super), &MetadataImage::new(), "User:ANONYMOUS", PEER, FJORD_RAFT_API_KEY), "a super user before any metadata");
         let strict = config(&["User:admin"], false);
         assert!(permits(Some(&strict), &MetadataImage::new(), "User:ANONYMOUS", PEER, versions), "ApiVersions needs nothing");
+        assert!(permits(Some(&strict), &MetadataImage::new(), "User:ANONYMOUS", PEER, ApiKey::SaslHandshake as i16), "nor does a SaslHandshake (answered ILLEGAL_SASL_STATE)");
         assert!(!permits(Some(&strict), &image(&[]), "User:ANONYMOUS", PEER, heartbeat), "no ACL, no allow.everyone.if.no.acl.found");
         // A SASL or certificate principal is authorized as itself: a super user before any metadata.
         assert!(permits(Some(&strict), &MetadataImage::new(), "User:admin", PEER, heartbeat), "the connection's own principal");
