@@ -79,9 +79,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("process.roles", Some("broker,controller"), T::List, "Roles of this node: broker, controller, or both."),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Named listeners, NAME://host:port, comma-separated."),
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
-    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL; defaults to Kafka's map, with controller listeners PLAINTEXT."),
+    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, the controller listener's included); defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
-    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum a PLAINTEXT or SSL listener (the listener's trust store checks the other brokers' certificates, its key store is the client certificate); SASL between brokers is not served yet."),
+    def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum any of the broker's listeners: SSL (the listener's trust store checks the other brokers' certificates, its key store is the client certificate) and SASL_PLAINTEXT / SASL_SSL (the broker logs in with sasl.mechanism.inter.broker.protocol and the username / password of that mechanism's JAAS configuration on the listener)."),
+    def("sasl.mechanism.controller.protocol", Some("GSSAPI"), T::String, "SASL mechanism a node logs in to the controller listener with when it is SASL_PLAINTEXT or SASL_SSL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the username / password of that mechanism's JAAS configuration on the controller listener. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup then."),
+    def("security.inter.broker.protocol", Some("PLAINTEXT"), T::String, "Kafka's older way to pick the inter-broker listener: the listener named after this protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). Only one of it and inter.broker.listener.name may be set."),
+    def("sasl.mechanism.inter.broker.protocol", Some("GSSAPI"), T::String, "SASL mechanism a broker logs in with on a SASL inter-broker listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, one of the listener's sasl.enabled.mechanisms. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup when the inter-broker listener is SASL."),
     def("ssl.keystore.type", Some("JKS"), T::String, "Format of the listener's key store: PEM or PKCS12; JKS is refused at startup for now."),
     def("ssl.keystore.location", None, T::String, "The listener's key store file: a PEM file holding the private key and the certificate chain, or a PKCS12 file."),
     def("ssl.keystore.password", None, T::Password, "Password of a PKCS12 key store; refused with PEM, as Kafka does (a PEM key's password is ssl.key.password)."),
@@ -139,7 +142,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
-    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the inter-broker principal: User:ANONYMOUS (nodes reach the controllers over PLAINTEXT), and the brokers' certificate principal when they reach each other over SSL with client certificates."),
+    def("super.users", Some(""), T::List, "Principals allowed everything whatever the ACLs say, semicolon-separated (User:admin;User:ANONYMOUS). In a metadata quorum it must name the nodes' principal on the inter-broker and controller listeners: their SASL user (User:broker) on SASL listeners, their certificate's principal over SSL with client certificates, User:ANONYMOUS over PLAINTEXT."),
     def("allow.everyone.if.no.acl.found", Some("false"), T::Boolean, "Allow a request on a resource no ACL covers (false: refused unless an ACL allows it)."),
     def("log.segment.bytes", Some("1073741824"), T::Int, "Segment size in bytes before a roll."),
     def("log.roll.ms", None, T::Long, "Segment age in ms before a roll (overrides log.roll.hours)."),
@@ -905,31 +908,18 @@ impl SaslSettings {
             }
         }
         for m in &mechanisms {
-            // Kafka's broker reads listener.name.<listener>.<mechanism>.sasl.jaas.config; the
-            // un-prefixed <mechanism>.sasl.jaas.config and sasl.jaas.config are read after it.
-            let key = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
-            let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
-            let (name, text) = match get(&key) {
-                Some(t) => (format!("listener.name.{lower}.{key}"), t),
-                None => match get("sasl.jaas.config") {
-                    Some(t) => ("sasl.jaas.config".to_string(), t),
-                    None if *m == SaslMechanism::Plain => {
-                        return Err(invalid(&format!("listener.name.{lower}.{key}"), String::new(), "PLAIN needs its users: set it to org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";".into()));
-                    }
-                    // SCRAM's credentials are the broker's (AlterUserScramCredentials): the
-                    // login module adds nothing a listener needs.
-                    None => continue,
-                },
+            let module = match login_module(c, listener, *m)? {
+                Some(found) => found,
+                None if *m == SaslMechanism::Plain => {
+                    let key = format!("listener.name.{lower}.{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+                    return Err(invalid(&key, String::new(), "PLAIN needs its users: set it to org.apache.kafka.common.security.plain.PlainLoginModule required user_<name>=\"<password>\";".into()));
+                }
+                // SCRAM's credentials are the broker's (AlterUserScramCredentials): the
+                // login module adds nothing a listener needs.
+                None => continue,
             };
-            let module = jaas::parse(&text).map_err(|e| invalid(&name, "[hidden]".into(), e.to_string()))?;
-            let expected = match m {
-                SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
-                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
-                SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
-            };
-            if module.class != expected {
-                return Err(invalid(&name, "[hidden]".into(), format!("{} needs {expected}, not {}", m.name(), module.class)));
-            }
+            let name = module.0;
+            let module = module.1;
             if *m == SaslMechanism::Plain {
                 plain_users = module.options.iter().filter_map(|(k, v)| Some((k.strip_prefix("user_")?.to_string(), Secret(v.clone())))).collect();
             }
@@ -952,6 +942,83 @@ impl SaslSettings {
         let reauth = c.listener_value(listener, "connections.max.reauth.ms").unwrap_or_else(|| "0".into());
         let max_reauth_ms = reauth.trim().parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| invalid("connections.max.reauth.ms", reauth.clone(), "expected a number of ms, 0 or more".into()))? as u64;
         Ok(SaslSettings { mechanisms, plain_users, max_reauth_ms, oauthbearer })
+    }
+}
+
+/// The JAAS login module of `mechanism` on `listener`, with the property it was read from: Kafka's
+/// broker reads `listener.name.<listener>.<mechanism>.sasl.jaas.config`, then the un-prefixed
+/// `<mechanism>.sasl.jaas.config`; Fjord then reads `sasl.jaas.config` (Kafka's broker ignores it
+/// with a warning and looks in its JAAS file, which Fjord does not read). Both sides of a listener
+/// read it here: the server its users, the broker's own client its `username` / `password`.
+fn login_module(c: &Config, listener: &str, mechanism: SaslMechanism) -> Result<Option<(String, jaas::LoginModule)>, ConfigError> {
+    let lower = listener.to_ascii_lowercase();
+    let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: "[hidden]".into(), reason: format!("listener {listener}: {reason}") };
+    let key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+    let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
+    let (name, text) = match get(&key) {
+        Some(t) => (format!("listener.name.{lower}.{key}"), t),
+        None => match get("sasl.jaas.config") {
+            Some(t) => ("sasl.jaas.config".to_string(), t),
+            None => return Ok(None),
+        },
+    };
+    let module = jaas::parse(&text).map_err(|e| invalid(&name, e.to_string()))?;
+    let expected = match mechanism {
+        SaslMechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+        SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => "org.apache.kafka.common.security.scram.ScramLoginModule",
+        SaslMechanism::OAuthBearer => "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule",
+    };
+    if module.class != expected {
+        return Err(invalid(&name, format!("{} needs {expected}, not {}", mechanism.name(), module.class)));
+    }
+    Ok(Some((name, module)))
+}
+
+/// How this node logs in to another node's SASL listener (a broker to the inter-broker listener,
+/// `sasl.mechanism.inter.broker.protocol`; a node to the controller listener,
+/// `sasl.mechanism.controller.protocol`): the mechanism and the `username` / `password` options
+/// of that mechanism's JAAS login module on the listener, as Kafka's broker logs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaslClientSettings {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: Secret,
+}
+
+impl SaslClientSettings {
+    /// Reads the login for `listener` with the mechanism named by `mechanism_key`, checked as
+    /// Kafka checks it (the mechanism must be one the listener enables), and refusing at startup
+    /// what Fjord cannot do: GSSAPI (Kafka's default) and OAUTHBEARER.
+    fn parse(c: &Config, listener: &str, enabled: Option<&[SaslMechanism]>, mechanism_key: &str) -> Result<SaslClientSettings, ConfigError> {
+        let value = c.value(mechanism_key).unwrap_or_else(|| "GSSAPI".into()).trim().to_string();
+        let invalid = |reason: String| ConfigError::Invalid { name: mechanism_key.into(), value: value.clone(), reason };
+        let mechanism = match value.as_str() {
+            "GSSAPI" => {
+                return Err(invalid(format!("GSSAPI (Kerberos) is not served, and it is Kafka's default: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {listener}")));
+            }
+            "OAUTHBEARER" => return Err(invalid(format!("a node does not log in with OAUTHBEARER: set {mechanism_key} to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 for listener {listener}"))),
+            other => SaslMechanism::parse(other).ok_or_else(|| invalid(format!("unknown mechanism {other}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")))?,
+        };
+        // A node serving the listener checks the mechanism is one it enables (Kafka's rule); a
+        // broker-only node reaching the controllers cannot know theirs.
+        if let Some(enabled) = enabled
+            && !enabled.contains(&mechanism)
+        {
+            return Err(invalid(format!("{mechanism_key} must be included in sasl.enabled.mechanisms of listener {listener} when SASL is used there")));
+        }
+        let key = format!("listener.name.{}.{}.sasl.jaas.config", listener.to_ascii_lowercase(), mechanism.name().to_ascii_lowercase());
+        let missing = |what: &str| ConfigError::Invalid {
+            name: key.clone(),
+            value: "[hidden]".into(),
+            reason: format!("this node logs in to listener {listener} with {}: its login module needs {what} (username=\"<user>\" password=\"<password>\")", mechanism.name()),
+        };
+        let Some((_, module)) = login_module(c, listener, mechanism)? else {
+            return Err(missing("the node's own credentials"));
+        };
+        let option = |k: &str| module.options.get(k).filter(|v| !v.is_empty()).cloned();
+        let username = option("username").ok_or_else(|| missing("a username"))?;
+        let password = option("password").ok_or_else(|| missing("a password"))?;
+        Ok(SaslClientSettings { mechanism, username, password: Secret(password) })
     }
 }
 
@@ -1246,6 +1313,15 @@ pub struct Topology {
     pub listeners: Vec<Listener>,
     pub controller_listener_names: Vec<String>,
     pub inter_broker_listener_name: Option<String>,
+    /// How this broker logs in to the other brokers when the inter-broker listener is SASL (in a
+    /// metadata quorum).
+    pub inter_broker_sasl: Option<SaslClientSettings>,
+    /// TLS to the controllers when the controller listener is SSL or SASL_SSL (in a quorum): its
+    /// trust store checks their certificates, its key store is this node's client certificate.
+    pub controller_ssl: Option<SslSettings>,
+    /// How this node logs in to the controllers when the controller listener is SASL
+    /// (`sasl.mechanism.controller.protocol`).
+    pub controller_sasl: Option<SaslClientSettings>,
     /// `advertised.listeners` by listener name.
     pub advertised: BTreeMap<String, Endpoint>,
     pub quorum: Option<QuorumConfig>,
@@ -1318,19 +1394,28 @@ impl Topology {
         if roles.broker && client_listeners.is_empty() {
             return Err(invalid("listeners", "a broker needs at least one listener that is not a controller listener".into()));
         }
-        if let Some(l) = listeners.iter().find(|l| is_controller_listener(&l.name) && l.protocol != SecurityProtocol::Plaintext) {
-            return Err(invalid("listener.security.protocol.map", format!("controller listener {} must be PLAINTEXT for now", l.name)));
-        }
-        let inter_broker_listener_name = match c.explicit.get("inter.broker.listener.name") {
-            Some(n) => {
+        let inter_broker_listener_name = match (c.explicit.get("inter.broker.listener.name"), c.explicit.get("security.inter.broker.protocol")) {
+            (Some(_), Some(_)) => return Err(invalid("security.inter.broker.protocol", "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set.".into())),
+            (Some(n), None) => {
                 let n = n.trim().to_ascii_uppercase();
                 if !client_listeners.iter().any(|l| l.name == n) {
                     return Err(invalid("inter.broker.listener.name", format!("{n} is not one of the broker's listeners")));
                 }
                 Some(n)
             }
+            // Kafka takes the protocol's name as the listener's name.
+            (None, Some(p)) => {
+                let p = p.trim().to_ascii_uppercase();
+                if SecurityProtocol::parse(&p).is_none() {
+                    return Err(invalid("security.inter.broker.protocol", format!("unknown security protocol {p}")));
+                }
+                if !client_listeners.iter().any(|l| l.name == p) {
+                    return Err(invalid("security.inter.broker.protocol", format!("no broker listener is named {p}")));
+                }
+                Some(p)
+            }
             // Kafka's default is security.inter.broker.protocol (PLAINTEXT) taken as a listener name.
-            None => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
+            (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         if c.explicit.contains_key("controller.quorum.bootstrap.servers") && !c.explicit.contains_key("controller.quorum.voters") {
             return Err(invalid("controller.quorum.bootstrap.servers", "dynamic quorums (KIP-853) are not served yet: set controller.quorum.voters".into()));
@@ -1339,6 +1424,7 @@ impl Topology {
             None => None,
             Some(v) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
         };
+        let (mut inter_broker_sasl, mut controller_ssl, mut controller_sasl) = (None, None, None);
         match &quorum {
             // A single node without a quorum is its own controller, as before: both roles.
             None if !(roles.broker && roles.controller) => {
@@ -1346,12 +1432,26 @@ impl Topology {
             }
             None => {}
             Some(q) => {
-                // Brokers replicate and forward over PLAINTEXT or SSL; SASL between brokers is not
-                // served yet.
-                if let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
-                    && !matches!(l.protocol, SecurityProtocol::Plaintext | SecurityProtocol::Ssl)
+                // A broker of a quorum logs in to the others on a SASL inter-broker listener.
+                if roles.broker
+                    && let Some(l) = inter_broker_listener_name.as_ref().and_then(|n| listeners.iter().find(|l| &l.name == n))
+                    && l.sasl.is_some()
                 {
-                    return Err(invalid("inter.broker.listener.name", format!("{} is {:?}: in a metadata quorum brokers reach each other over a PLAINTEXT or SSL listener for now", l.name, l.protocol)));
+                    let enabled = l.sasl.as_ref().map(|s| s.mechanisms.as_slice());
+                    inter_broker_sasl = Some(SaslClientSettings::parse(c, &l.name, enabled, "sasl.mechanism.inter.broker.protocol")?);
+                }
+                // How this node reaches the controllers (Raft RPCs, registrations, heartbeats,
+                // metadata fetches): the first controller listener's protocol, with its
+                // listener.name.<l>.ssl.* and JAAS settings (a broker-only node reads them too).
+                if let Some(name) = controller_listener_names.first() {
+                    let protocol = *protocols.get(name).ok_or_else(|| invalid("listener.security.protocol.map", format!("controller listener {name} has no security protocol in the map")))?;
+                    if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
+                        controller_ssl = Some(SslSettings::parse(c, name)?);
+                    }
+                    if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
+                        let served = listeners.iter().find(|l| &l.name == name).and_then(|l| l.sasl.as_ref()).map(|s| s.mechanisms.clone());
+                        controller_sasl = Some(SaslClientSettings::parse(c, name, served.as_deref(), "sasl.mechanism.controller.protocol")?);
+                    }
                 }
                 if controller_listener_names.is_empty() {
                     return Err(invalid("controller.listener.names", "must be set when controller.quorum.voters is".into()));
@@ -1372,7 +1472,7 @@ impl Topology {
                 }
             }
         }
-        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, advertised, quorum })
+        Ok(Topology { roles, listeners, controller_listener_names, inter_broker_listener_name, inter_broker_sasl, controller_ssl, controller_sasl, advertised, quorum })
     }
 
     /// The first listener clients use (none on a controller-only node).
@@ -1737,6 +1837,9 @@ impl Config {
                 listeners: vec![],
                 controller_listener_names: vec![],
                 inter_broker_listener_name: None,
+                inter_broker_sasl: None,
+                controller_ssl: None,
+                controller_sasl: None,
                 advertised: BTreeMap::new(),
                 quorum: None,
             },
@@ -2632,7 +2735,7 @@ mod tests {
         assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
         refused(
             &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
-            "SASL between brokers is not served yet",
+            "SASL between brokers with Kafka's default mechanism, GSSAPI",
         );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
         refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
@@ -2642,6 +2745,102 @@ mod tests {
         let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
         bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
         assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
+    }
+
+    #[test]
+    fn brokers_of_a_quorum_log_in_to_a_sasl_inter_broker_listener_with_their_jaas_username_and_password() {
+        let base = [
+            ("listeners", "INTERNAL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:PLAINTEXT"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", "/k.pem"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-512,PLAIN"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"),
+            ("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#),
+            ("listener.name.internal.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-pw" user_admin="admin-pw";"#),
+        ];
+        let c = Config::from_properties(props(&base)).expect("a SASL_SSL inter-broker listener");
+        let login = c.topology.inter_broker_sasl.clone().expect("the broker's login");
+        assert_eq!((login.mechanism, login.username.as_str(), login.password.0.as_str()), (SaslMechanism::ScramSha512, "broker", "broker-secret"));
+        assert!(!format!("{login:?}").contains("broker-secret"), "the password never reaches Debug output");
+        let with = |extra: &[(&str, &str)]| {
+            let mut p = props(&base);
+            p.extend(props(extra));
+            Config::from_properties(p)
+        };
+        // PLAIN: the broker's username / password beside the user_<name> entries.
+        let plain = with(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("PLAIN between brokers").topology.inter_broker_sasl.unwrap();
+        assert_eq!((plain.mechanism, plain.username.as_str(), plain.password.0.as_str()), (SaslMechanism::Plain, "admin", "admin-pw"));
+        // SCRAM-SHA-256 from the un-prefixed <mechanism>.sasl.jaas.config, over SASL_PLAINTEXT.
+        let sha256 = with(&[
+            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+            ("scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
+        ])
+        .expect("SCRAM-SHA-256 between brokers");
+        assert_eq!(sha256.topology.inter_broker_sasl.map(|l| (l.mechanism, l.username)), Some((SaslMechanism::ScramSha256, "b2".into())));
+        // Kafka's older security.inter.broker.protocol names the listener by its protocol.
+        let mut old = props(&base);
+        old.remove("inter.broker.listener.name");
+        old.insert("listeners".into(), "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093".into());
+        old.insert("listener.security.protocol.map".into(), "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT".into());
+        old.insert("security.inter.broker.protocol".into(), "SASL_SSL".into());
+        old.insert("sasl.enabled.mechanisms".into(), "SCRAM-SHA-512".into());
+        old.insert("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config".into(), r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="pw";"#.into());
+        let c = Config::from_properties(old.clone()).expect("security.inter.broker.protocol=SASL_SSL");
+        assert_eq!((c.topology.inter_broker_listener_name.as_deref(), c.topology.inter_broker_sasl.map(|l| l.username)), (Some("SASL_SSL"), Some("broker".into())));
+        old.insert("inter.broker.listener.name".into(), "SASL_SSL".into());
+        assert!(Config::from_properties(old).unwrap_err().to_string().contains("Only one of inter.broker.listener.name and security.inter.broker.protocol"));
+
+        let refused = |extra: &[(&str, &str)]| with(extra).expect_err("refused").to_string();
+        let mut gssapi = props(&base);
+        gssapi.remove("sasl.mechanism.inter.broker.protocol");
+        let e = Config::from_properties(gssapi).unwrap_err().to_string();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol") && e.contains("GSSAPI (Kerberos) is not served") && e.contains("Kafka's default"), "{e}");
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"), ("listener.name.internal.sasl.enabled.mechanisms", "OAUTHBEARER")]).contains("OAUTHBEARER"));
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256")]).contains("must be included in sasl.enabled.mechanisms"), "Kafka's rule");
+        assert!(refused(&[("sasl.mechanism.inter.broker.protocol", "MD5")]).contains("unknown mechanism"));
+        let missing = refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", "")]);
+        assert!(missing.contains("listener.name.internal.scram-sha-512.sasl.jaas.config") && missing.contains("credentials"), "{missing}");
+        let no_password = refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="broker";"#)]);
+        assert!(no_password.contains("a password"), "{no_password}");
+        assert!(refused(&[("listener.name.internal.scram-sha-512.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required password="x";"#)]).contains("a username"));
+        // The controller listener: SASL_SSL with PLAIN, read by a controller and by a broker-only node.
+        let controller = [
+            ("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL"),
+            ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN"),
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.controller.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="node" password="node-pw" user_node="node-pw";"#),
+        ];
+        let c = with(&controller).expect("a SASL_SSL controller listener");
+        let t = &c.topology;
+        assert_eq!(t.controller_listener().map(|l| l.protocol), Some(SecurityProtocol::SaslSsl));
+        assert!(t.controller_ssl.is_some(), "TLS to the controllers");
+        assert_eq!(t.controller_sasl.as_ref().map(|l| (l.mechanism, l.username.as_str(), l.password.0.as_str())), Some((SaslMechanism::Plain, "node", "node-pw")));
+        let mut broker_only = props(&base);
+        broker_only.extend(props(&controller));
+        broker_only.extend(props(&[("process.roles", "broker"), ("node.id", "4"), ("listeners", "INTERNAL://127.0.0.1:9094")]));
+        let c = Config::from_properties(broker_only).expect("a broker-only node reaching a SASL_SSL controller listener");
+        assert_eq!(c.topology.controller_sasl.map(|l| l.username), Some("node".into()));
+        assert!(c.topology.controller_ssl.is_some());
+        let mut controller_gssapi = controller.to_vec();
+        controller_gssapi.retain(|(k, _)| *k != "sasl.mechanism.controller.protocol");
+        let e = refused(&controller_gssapi);
+        assert!(e.contains("sasl.mechanism.controller.protocol") && e.contains("GSSAPI (Kerberos) is not served"), "{e}");
+        let mut no_login = controller.to_vec();
+        no_login[3] = ("listener.name.controller.plain.sasl.jaas.config", r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_node="node-pw";"#);
+        assert!(refused(&no_login).contains("a username"), "the node's own login is required");
+        let ssl_controller = with(&[("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SSL")]).expect("an SSL controller listener");
+        assert!(ssl_controller.topology.controller_ssl.is_some() && ssl_controller.topology.controller_sasl.is_none());
+        assert!(with(&[]).unwrap().topology.controller_ssl.is_none(), "PLAINTEXT by default");
+
+        // A single node (no quorum) has no inter-broker traffic: nothing to log in with.
+        let single = Config::from_properties(props(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"), ("sasl.enabled.mechanisms", "SCRAM-SHA-256")])).expect("a single SASL node");
+        assert!(single.topology.inter_broker_sasl.is_none());
     }
 
     #[test]

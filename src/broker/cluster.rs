@@ -40,6 +40,8 @@ pub struct ClusterState {
     peers: Mutex<std::collections::HashMap<std::net::SocketAddr, Arc<BrokerClient>>>,
     /// TLS to the other brokers when the inter-broker listener is SSL (set once at startup).
     inter_broker_tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
+    /// The SASL login to the other brokers when the inter-broker listener is SASL (set once).
+    inter_broker_sasl: std::sync::OnceLock<Arc<crate::config::SaslClientSettings>>,
     /// `fjord.peer.address.overrides` (set once at startup): where connections to another
     /// broker's endpoint go instead.
     peer_address_overrides: std::sync::OnceLock<crate::config::PeerAddressOverrides>,
@@ -59,6 +61,7 @@ impl ClusterState {
             runtime: tokio::runtime::Handle::current(),
             peers: Mutex::new(std::collections::HashMap::new()),
             inter_broker_tls: std::sync::OnceLock::new(),
+            inter_broker_sasl: std::sync::OnceLock::new(),
             peer_address_overrides: std::sync::OnceLock::new(),
         }
     }
@@ -66,6 +69,16 @@ impl ClusterState {
     /// Brokers reach each other over TLS with `tls` (an SSL inter-broker listener).
     pub fn set_inter_broker_tls(&self, tls: Arc<rustls::ClientConfig>) {
         let _ = self.inter_broker_tls.set(tls);
+    }
+
+    /// Brokers log in to each other with `sasl` (a SASL inter-broker listener).
+    pub fn set_inter_broker_sasl(&self, sasl: Arc<crate::config::SaslClientSettings>) {
+        let _ = self.inter_broker_sasl.set(sasl);
+    }
+
+    /// The SASL login of connections to other brokers; None: no SASL.
+    pub fn inter_broker_sasl(&self) -> Option<Arc<crate::config::SaslClientSettings>> {
+        self.inter_broker_sasl.get().cloned()
     }
 
     /// Connections to other brokers' endpoints go where `overrides` says (a fault test's proxies).
@@ -142,7 +155,7 @@ impl ClusterState {
         {
             return Ok(c.clone());
         }
-        let config = ClientConfig { tls: self.inter_broker_tls(), tls_server_name: Some(peer.host.clone()), ..ClientConfig::new(client_id) };
+        let config = ClientConfig { tls: self.inter_broker_tls(), tls_server_name: Some(peer.host.clone()), sasl: self.inter_broker_sasl(), ..ClientConfig::new(client_id) };
         let client = Arc::new(BrokerClient::connect(addr, config).await?);
         peers.insert(addr, client.clone());
         Ok(client)
@@ -262,6 +275,9 @@ pub struct ControllerChannel {
     /// Who the local Raft node believes leads the quorum, when this node is a voter.
     leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>,
     config: ClientConfig,
+    /// The host each voter's certificate must be valid for (its `controller.quorum.voters`
+    /// host), when the controller listener has TLS.
+    server_names: BTreeMap<i32, String>,
     current: Mutex<Option<(i32, Arc<BrokerClient>)>>,
     /// The voter tried last when no leader is known (round robin).
     next_guess: std::sync::atomic::AtomicUsize,
@@ -269,7 +285,14 @@ pub struct ControllerChannel {
 
 impl ControllerChannel {
     pub fn new(voters: BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, config: ClientConfig) -> ControllerChannel {
-        ControllerChannel { voters, leader_hint, config, current: Mutex::new(None), next_guess: Default::default() }
+        ControllerChannel { voters, leader_hint, config, server_names: BTreeMap::new(), current: Mutex::new(None), next_guess: Default::default() }
+    }
+
+    /// Each voter's certificate is checked for its host in `names` (by node id), not for the
+    /// address connected to (which a fault test's override may change).
+    pub fn with_server_names(mut self, names: BTreeMap<i32, String>) -> ControllerChannel {
+        self.server_names = names;
+        self
     }
 
     /// Sends `request` to the voter believed active and returns its answer (which may still say
@@ -320,7 +343,8 @@ impl ControllerChannel {
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| ClientError::Resolve(hostport.clone()))?;
-        let client = Arc::new(BrokerClient::connect(addr, self.config.clone()).await?);
+        let config = ClientConfig { tls_server_name: self.server_names.get(&target).cloned().or_else(|| self.config.tls_server_name.clone()), ..self.config.clone() };
+        let client = Arc::new(BrokerClient::connect(addr, config).await?);
         *current = Some((target, client.clone()));
         Ok(client)
     }

@@ -134,6 +134,7 @@ async fn run(broker: Arc<Broker>, leader: i32, peer: PeerAddr, partitions: Arc<M
         max_response_bytes: (cfg.fetch_response_max_bytes as usize).saturating_add(cfg.fetch_max_bytes as usize).saturating_add(1 << 20),
         tls: broker.cluster.as_ref().and_then(|c| c.inter_broker_tls()),
         tls_server_name: Some(peer.host.clone()),
+        sasl: broker.cluster.as_ref().and_then(|c| c.inter_broker_sasl()),
     };
     let addr = peer.addr;
     let mut client: Option<BrokerClient> = None;
@@ -154,7 +155,10 @@ async fn run(broker: Arc<Broker>, leader: i32, peer: PeerAddr, partitions: Arc<M
             _ => match BrokerClient::connect(addr, client_config.clone()).await {
                 Ok(c) => client.insert(c),
                 Err(e) => {
-                    tracing::warn!(leader, %addr, error = %e, "replica fetcher cannot reach the leader; retrying");
+                    // A failed login is logged once per peer by the client, not every backoff.
+                    if !matches!(e, crate::client::ClientError::Authentication { .. }) {
+                        tracing::warn!(leader, %addr, error = %e, "replica fetcher cannot reach the leader; retrying");
+                    }
                     tokio::time::sleep(backoff).await;
                     continue;
                 }

@@ -48,6 +48,19 @@ impl Mechanism {
         }
     }
 
+    /// RFC 5802's SaltedPassword = Hi(password, salt, iterations): PBKDF2 with the mechanism's
+    /// HMAC over the password's UTF-8 bytes, as Kafka's ScramFormatter computes it. Shared by the
+    /// console login and the inter-broker SCRAM client.
+    pub fn salted_password(self, password: &str, salt: &[u8], iterations: std::num::NonZeroU32) -> Vec<u8> {
+        let (algorithm, len) = match self {
+            Mechanism::Sha256 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
+            Mechanism::Sha512 => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
+        };
+        let mut salted = vec![0u8; len];
+        ring::pbkdf2::derive(algorithm, iterations, salt, password.as_bytes(), &mut salted);
+        salted
+    }
+
     /// (StoredKey, ServerKey) from a salted password: ClientKey = HMAC(salted, "Client Key"),
     /// StoredKey = H(ClientKey), ServerKey = HMAC(salted, "Server Key").
     fn derive_keys(self, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
@@ -86,12 +99,7 @@ impl Credential {
     pub fn matches_password(&self, mechanism: Mechanism, password: &str) -> bool {
         use subtle::ConstantTimeEq;
         let Some(iterations) = std::num::NonZeroU32::new(self.iterations as u32).filter(|_| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(&self.iterations)) else { return false };
-        let (algorithm, len) = match mechanism {
-            Mechanism::Sha256 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
-            Mechanism::Sha512 => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
-        };
-        let mut salted = vec![0u8; len];
-        ring::pbkdf2::derive(algorithm, iterations, &self.salt, password.as_bytes(), &mut salted);
+        let salted = mechanism.salted_password(password, &self.salt, iterations);
         let (stored_key, _) = mechanism.derive_keys(&salted);
         stored_key.ct_eq(&self.stored_key).into()
     }

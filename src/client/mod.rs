@@ -4,7 +4,13 @@
 //! correlation id, as Kafka's NetworkClient does. The peer's API versions are learnt once with
 //! ApiVersions, and each request goes at the highest version both sides speak. Every response
 //! length is checked before it sizes a buffer; a bad frame or a broken connection fails every
-//! request waiting on it, and the caller connects again. Knows nothing of partitions or logs.
+//! request waiting on it, and the caller connects again. On a SASL listener the connection logs
+//! in right after ApiVersions (SaslHandshake, then SaslAuthenticate: [`sasl`]) before any other
+//! request, and reports itself closed a little before its session ends (KIP-368), so callers
+//! connect again and log in afresh rather than have the peer close it under a request. Knows
+//! nothing of partitions or logs.
+
+pub mod sasl;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -45,6 +51,8 @@ pub struct ClientConfig {
     /// The name the peer's certificate must be valid for: its advertised host (a DNS name or an
     /// IP address), as Kafka checks it; None: the address connected to.
     pub tls_server_name: Option<String>,
+    /// The SASL login on a SASL_PLAINTEXT or SASL_SSL listener; None: no SASL.
+    pub sasl: Option<Arc<crate::config::SaslClientSettings>>,
 }
 
 /// Where a broker reaches another: the host it advertises (what its certificate names) and the
@@ -70,6 +78,7 @@ impl ClientConfig {
             max_response_bytes: 100 << 20,
             tls: None,
             tls_server_name: None,
+            sasl: None,
         }
     }
 }
@@ -94,6 +103,40 @@ pub enum ClientError {
     Resolve(String),
     #[error("ApiVersions to {addr} answered error {code}")]
     Handshake { addr: SocketAddr, code: i16 },
+    /// The SASL login failed: wrong credentials, a mechanism the peer does not enable, or a
+    /// peer that could not prove it holds the credential. Retrying with the same settings fails
+    /// the same way until an operator changes them.
+    #[error("SASL authentication to {addr} as {user} with {mechanism} failed: {reason}")]
+    Authentication { addr: SocketAddr, user: String, mechanism: &'static str, reason: String },
+}
+
+/// The fraction of a SASL session's lifetime after which a connection reports itself closed,
+/// so its owner connects and logs in again before the peer ends the session (Kafka's client
+/// re-authenticates between 85% and 95% of it).
+const SESSION_REFRESH_PERCENT: u64 = 85;
+/// Logins that failed and were logged, by peer and client id (a node's fetcher, its controller
+/// channel, ...), kept until one succeeds: a broker retrying a wrong password every backoff logs
+/// it once, not once a second. Bounded by the peers and roles a node has.
+static AUTH_FAILURES_LOGGED: std::sync::LazyLock<Mutex<std::collections::HashSet<(SocketAddr, String)>>> = std::sync::LazyLock::new(Mutex::default);
+const AUTH_FAILURES_LOGGED_MAX: usize = 4096;
+
+fn log_auth_failure(client_id: &str, e: &ClientError) {
+    let ClientError::Authentication { addr, .. } = e else { return };
+    let mut logged = AUTH_FAILURES_LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if logged.len() >= AUTH_FAILURES_LOGGED_MAX {
+        logged.clear();
+    }
+    if logged.insert((*addr, client_id.to_string())) {
+        tracing::error!(peer = %addr, client_id, error = %e, "cannot log in to another node; retrying quietly until it works (check the username and password of the JAAS configuration)");
+    } else {
+        tracing::debug!(peer = %addr, client_id, error = %e, "SASL authentication failed again");
+    }
+}
+
+fn log_auth_success(client_id: &str, addr: SocketAddr) {
+    if AUTH_FAILURES_LOGGED.lock().unwrap_or_else(|p| p.into_inner()).remove(&(addr, client_id.to_string())) {
+        tracing::info!(peer = %addr, client_id, "SASL authentication to the peer succeeds again");
+    }
 }
 
 /// Waiters for responses, by correlation id.
@@ -110,6 +153,8 @@ pub struct BrokerClient {
     closed: Arc<AtomicBool>,
     /// The peer's (min, max) version per api key.
     versions: HashMap<i16, (i16, i16)>,
+    /// When a SASL session is due for a fresh login (see [`SESSION_REFRESH_PERCENT`]).
+    refresh_at: Option<std::time::Instant>,
 }
 
 impl BrokerClient {
@@ -147,19 +192,82 @@ impl BrokerClient {
         let closed = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_frames(write, queued, closed.clone()));
         tokio::spawn(read_frames(read, pending.clone(), closed.clone(), addr, config.max_response_bytes));
-        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new() };
+        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new(), refresh_at: None };
         client.versions = client.handshake().await?;
+        if let Some(sasl) = client.config.sasl.clone() {
+            match client.authenticate(&sasl).await {
+                Ok(session_lifetime_ms) => {
+                    log_auth_success(&client.config.client_id, addr);
+                    if session_lifetime_ms > 0 {
+                        let refresh_ms = session_lifetime_ms as u64 * SESSION_REFRESH_PERCENT / 100;
+                        client.refresh_at = Some(std::time::Instant::now() + Duration::from_millis(refresh_ms));
+                    }
+                }
+                Err(e) => {
+                    log_auth_failure(&client.config.client_id, &e);
+                    return Err(e);
+                }
+            }
+        }
         Ok(client)
+    }
+
+    /// Logs in: SaslHandshake v1 (tokens inside SaslAuthenticate, as Kafka's client does since
+    /// KIP-152), then the mechanism's tokens. The session's lifetime in ms (0: none).
+    async fn authenticate(&self, sasl: &crate::config::SaslClientSettings) -> Result<i64, ClientError> {
+        use crate::config::SaslMechanism;
+        use crate::broker::scram::Mechanism as Scram;
+        let mechanism = sasl.mechanism.name();
+        let failed = |reason: String| ClientError::Authentication { addr: self.addr, user: sasl.username.clone(), mechanism, reason };
+        let handshake_version = match self.peer_versions(SaslHandshakeRequest::KEY) {
+            Some((min, max)) if min <= 1 && max >= 1 => 1,
+            theirs => return Err(ClientError::Unsupported { addr: self.addr, api_key: SaslHandshakeRequest::KEY, ours: (1, 1), theirs }),
+        };
+        let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let answer = self.send_version(&handshake, handshake_version).await?;
+        if answer.error_code != 0 {
+            let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(failed(format!("the listener does not enable {mechanism} (error {}; it offers {})", answer.error_code, offered.join(", "))));
+        }
+        let version = self.version_for::<SaslAuthenticateRequest>()?;
+        // One token out, the server's token back; a refusal ends the login with its message.
+        let exchange = |token: Vec<u8>| async move {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let answer = self.send_version(&request, version).await?;
+            if answer.error_code != 0 {
+                let message = answer.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                return Err(failed(format!("error {}: {message}", answer.error_code)));
+            }
+            Ok::<_, ClientError>((answer.auth_bytes, answer.session_lifetime_ms))
+        };
+        let scram = match sasl.mechanism {
+            SaslMechanism::Plain => {
+                let (_, lifetime) = exchange(sasl::plain_token(&sasl.username, &sasl.password.0)).await?;
+                return Ok(lifetime);
+            }
+            SaslMechanism::ScramSha256 => Scram::Sha256,
+            SaslMechanism::ScramSha512 => Scram::Sha512,
+            // Refused at startup (config::SaslClientSettings).
+            SaslMechanism::OAuthBearer => return Err(failed("a node does not log in with OAUTHBEARER".into())),
+        };
+        let nonce = crate::server::sasl::server_nonce();
+        let (client, first) = sasl::ScramClient::start(scram, &sasl.username, &sasl.password.0, &nonce).map_err(|e| failed(e.to_string()))?;
+        let (server_first, _) = exchange(first).await?;
+        let (fin, awaiting) = client.server_first(&server_first).map_err(|e| failed(e.to_string()))?;
+        let (server_final, lifetime) = exchange(fin).await?;
+        awaiting.server_final(&server_final).map_err(|e| failed(e.to_string()))?;
+        Ok(lifetime)
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Whether the connection broke (a bad frame, the peer closed it); a closed client fails
-    /// every request with [`ClientError::Disconnected`].
+    /// Whether the owner should connect again: the connection broke (a bad frame, the peer
+    /// closed it; a closed client fails every request with [`ClientError::Disconnected`]), or its
+    /// SASL session is near its end (requests still go out on it meanwhile).
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::Acquire) || self.refresh_at.is_some_and(|at| std::time::Instant::now() >= at)
     }
 
     /// The peer's (min, max) versions of `api_key`, if it serves it.
@@ -200,7 +308,7 @@ impl BrokerClient {
 
     /// Sends `request` at `version` and waits, at most the request timeout, for its response.
     pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ClientError> {
-        if self.is_closed() {
+        if self.closed.load(Ordering::Acquire) {
             return Err(ClientError::Disconnected(self.addr));
         }
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
@@ -218,7 +326,7 @@ impl BrokerClient {
     /// Fjord node) with `body` under a v1 request header, and returns the response body after
     /// its v0 header. Waits at most the request timeout.
     pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<Bytes, ClientError> {
-        if self.is_closed() {
+        if self.closed.load(Ordering::Acquire) {
             return Err(ClientError::Disconnected(self.addr));
         }
         let correlation_id = self.next_correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;

@@ -5,7 +5,10 @@
 //! each answered from the pure decisions of `controller` through [`ControllerService`]. One task
 //! per connection, requests answered in order; a malformed frame closes the connection. With an
 //! authorizer, every request but ApiVersions is authorized first as Kafka's controller does it
-//! ([`permits`]); the listener is served in plain text, so its principal is `User:ANONYMOUS`.
+//! ([`permits`]), for the connection's principal: `User:ANONYMOUS` in plain text, the client
+//! certificate's (mapped by `ssl.principal.mapping.rules`) on SSL with one, the SASL login's on
+//! SASL_PLAINTEXT / SASL_SSL ([`ListenerSecurity`]). SASL is the client listeners' own
+//! authenticator (`server::sasl`), SCRAM credentials are the applied image's.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -32,10 +35,29 @@ use crate::metadata::records::{BrokerEndpoint, BrokerFeature, LeaderRecoveryStat
 use crate::protocol::header::{decode_request_header, peek_prefix};
 use crate::raft::{FJORD_RAFT_API_KEY, transport};
 
+/// How the controller listener authenticates its connections; both None: plain text, every
+/// connection `User:ANONYMOUS`.
+#[derive(Clone, Default)]
+pub struct ListenerSecurity {
+    /// SSL / SASL_SSL: the TLS acceptor and the listener's `ssl.principal.mapping.rules`.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, crate::config::principal_mapping::PrincipalMapper)>,
+    /// SASL_PLAINTEXT / SASL_SSL: the listener's mechanisms and users.
+    pub sasl: Option<Arc<crate::config::SaslSettings>>,
+    /// `sasl.server.max.receive.size`: the largest frame before the login completes.
+    pub sasl_max_receive_bytes: usize,
+    /// `connection.failed.authentication.delay.ms`: how long a failed login waits before its
+    /// answer and the close.
+    pub failed_authentication_delay_ms: u64,
+}
+
+/// The longest a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts connections until `stop`; each is served by its own task. `authorizer`: the node's
 /// `authorizer.class.name` settings, `None` without one.
-pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: Option<AuthorizerConfig>, stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: Option<AuthorizerConfig>, security: ListenerSecurity, stop: watch::Receiver<bool>) {
     let authorizer = Arc::new(authorizer);
+    let security = Arc::new(security);
     let mut connections = tokio::task::JoinSet::new();
     let mut stopped = stop.clone();
     loop {
@@ -46,8 +68,9 @@ pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, reque
                     let service = service.clone();
                     let stop = stop.clone();
                     let authorizer = authorizer.clone();
+                    let security = security.clone();
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, peer.ip(), service, request_bytes_max, &authorizer, stop).await {
+                        if let Err(e) = connection(stream, peer.ip(), service, request_bytes_max, &authorizer, &security, stop).await {
                             tracing::debug!(%peer, error = %e, "controller connection closed");
                         }
                     });
@@ -63,20 +86,80 @@ pub async fn serve(listener: TcpListener, service: Arc<ControllerService>, reque
     connections.shutdown().await;
 }
 
-async fn connection(mut stream: TcpStream, peer: IpAddr, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: &Option<AuthorizerConfig>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// One connection: the TLS handshake when the listener has TLS (its client certificate names
+/// the principal unless SASL does), then its requests.
+async fn connection(stream: TcpStream, peer: IpAddr, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: &Option<AuthorizerConfig>, security: &ListenerSecurity, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
+    let Some((acceptor, mapping)) = &security.tls else {
+        return requests(stream, crate::api::ANONYMOUS.to_string(), peer, service, request_bytes_max, authorizer, security, stop).await;
+    };
+    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await.map_err(|_| anyhow::anyhow!("TLS handshake timed out"))??;
+    let principal = match crate::server::tls::certificate_principal(tls.get_ref().1, mapping) {
+        Some(Ok(principal)) if security.sasl.is_none() => principal,
+        Some(Err(reason)) if security.sasl.is_none() => {
+            tracing::warn!(%peer, %reason, "controller listener: closing connection, authentication failed (ssl.principal.mapping.rules)");
+            return Ok(());
+        }
+        _ => crate::api::ANONYMOUS.to_string(),
+    };
+    requests(tls, principal, peer, service, request_bytes_max, authorizer, security, stop).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn requests<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S, mut principal: String, peer: IpAddr, service: Arc<ControllerService>, request_bytes_max: usize, authorizer: &Option<AuthorizerConfig>, security: &ListenerSecurity, mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut auth = security.sasl.clone().map(crate::server::sasl::Authenticator::new);
     loop {
+        // Before the first login completes, frames are bounded by sasl.server.max.receive.size.
+        let max = if auth.as_ref().is_some_and(|a| a.authenticated().is_none()) { security.sasl_max_receive_bytes } else { request_bytes_max };
         let frame = tokio::select! {
             _ = transport::stopped(&mut stop) => return Ok(()),
-            frame = transport::read_frame(&mut stream, request_bytes_max) => frame?,
+            frame = transport::read_frame(&mut stream, max) => frame?,
         };
         let Some(frame) = frame else { return Ok(()) };
+        let frame = Bytes::from(frame);
+        if let Some(auth) = auth.as_mut() {
+            use crate::server::sasl::Step;
+            let now = std::time::Instant::now();
+            if auth.is_serving() && auth.expired(now) {
+                tracing::debug!(%peer, %principal, "controller listener: closing connection, SASL session expired without re-authentication (connections.max.reauth.ms)");
+                return Ok(());
+            }
+            let image = service.image();
+            let lookup = |user: &str, m: crate::broker::scram::Mechanism| {
+                image.scram_credential(user, m.wire_type()).map(|c| crate::broker::scram::Credential { salt: c.salt.clone(), stored_key: c.stored_key.clone(), server_key: c.server_key.clone(), iterations: c.iterations })
+            };
+            match auth.on_frame(&frame, now, &lookup, &crate::server::sasl::server_nonce) {
+                Step::Serve => {}
+                Step::Reply(answer) => {
+                    write_chunks(&mut stream, &answer).await?;
+                    if auth.is_serving()
+                        && let Some(who) = auth.authenticated()
+                    {
+                        principal = who.principal.clone();
+                    }
+                    continue;
+                }
+                Step::Fail { answer, mechanism, reason } => {
+                    tracing::info!(%peer, mechanism = mechanism.map_or("none", |m| m.name()), %reason, "controller listener: closing connection, failed authentication");
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(security.failed_authentication_delay_ms)) => {}
+                        _ = transport::stopped(&mut stop) => return Ok(()),
+                    }
+                    if let Some(answer) = answer {
+                        write_chunks(&mut stream, &answer).await?;
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
-        if authorizer.is_some() && !permits(authorizer.as_ref(), &service.image(), peer, prefix.api_key) {
+        if authorizer.is_some() && !permits(authorizer.as_ref(), &service.image(), &principal, peer, prefix.api_key) {
             // Kafka answers CLUSTER_AUTHORIZATION_FAILED; the senders here are voters and brokers,
             // which retry on a closed connection, so the operator's clue is this line.
             if let Some(left_out) = DENIED_LOG.allow(std::time::Instant::now(), crate::fault_log::FAULT_LOG_INTERVAL) {
-                tracing::warn!(%peer, api_key = prefix.api_key, principal = crate::api::ANONYMOUS, left_out,
+                tracing::warn!(%peer, api_key = prefix.api_key, %principal, left_out,
                     "controller listener: request refused by the authorizer, connection closed; brokers and voters reach the controller listener as this principal, which super.users must name (as in Kafka)");
             }
             return Ok(());
@@ -90,22 +173,35 @@ async fn connection(mut stream: TcpStream, peer: IpAddr, service: Arc<Controller
             let body = super::observer::answer(&service, body).await;
             transport::encode_response_frame(header.correlation_id, &body)
         } else {
-            handle_kafka(&service, Bytes::from(frame)).await?
+            handle_kafka(&service, frame).await?
         };
         stream.write_all(&response).await?;
     }
+}
+
+/// Writes a SASL answer (in-memory chunks only).
+async fn write_chunks<S: AsyncWrite + Unpin>(stream: &mut S, frame: &crate::api::ResponseFrame) -> anyhow::Result<()> {
+    for chunk in frame {
+        match chunk {
+            crate::api::Chunk::Memory(bytes) => stream.write_all(bytes).await?,
+            crate::api::Chunk::File(_) => anyhow::bail!("a SASL answer is never read from a file"),
+        }
+    }
+    Ok(())
 }
 
 /// Refusals on the controller listener, logged at most once per interval.
 static DENIED_LOG: crate::fault_log::FaultLog = crate::fault_log::FaultLog::new();
 
 /// What a request of `api_key` on this listener needs on the cluster, as Kafka's ControllerApis
-/// asks: nothing for ApiVersions, DESCRIBE for DescribeQuorum, CLUSTER_ACTION for the rest (the
+/// asks: nothing for ApiVersions (and the SASL APIs), DESCRIBE for DescribeQuorum, CLUSTER_ACTION for the rest (the
 /// voters' Raft RPCs, brokers' registrations, heartbeats, AlterPartition and producer-id blocks,
 /// and the requests brokers forward, which Kafka wraps in an Envelope that needs CLUSTER_ACTION;
 /// the broker checked the client's own permission before forwarding).
 fn required(api_key: i16) -> Option<Operation> {
-    if api_key == ApiKey::ApiVersions as i16 {
+    // The SASL APIs get here only outside a login, to be answered ILLEGAL_SASL_STATE, which
+    // Kafka's controller does without authorizing them.
+    if [ApiKey::ApiVersions, ApiKey::SaslHandshake, ApiKey::SaslAuthenticate].iter().any(|k| *k as i16 == api_key) {
         None
     } else if api_key == ApiKey::DescribeQuorum as i16 {
         Some(Operation::Describe)
@@ -114,13 +210,12 @@ fn required(api_key: i16) -> Option<Operation> {
     }
 }
 
-/// Whether a request of `api_key` from `peer` may be served: always without an authorizer; else
+/// Whether a request of `api_key` from `principal` at `peer` may be served: always without an authorizer; else
 /// a super user may, and anyone else only by the applied image's ACLs once the node applied
 /// metadata (Kafka's controller refuses all but super users until its ACLs are loaded, so a new
 /// quorum forms only if its voters' principal is a super user).
-pub(crate) fn permits(authorizer: Option<&AuthorizerConfig>, image: &MetadataImage, peer: IpAddr, api_key: i16) -> bool {
+pub(crate) fn permits(authorizer: Option<&AuthorizerConfig>, image: &MetadataImage, principal: &str, peer: IpAddr, api_key: i16) -> bool {
     let (Some(config), Some(operation)) = (authorizer, required(api_key)) else { return true };
-    let principal = crate::api::ANONYMOUS;
     if config.super_users.contains(principal) {
         return true;
     }
@@ -139,6 +234,10 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
     }
     vec![
         (ApiKey::ApiVersions, 0, 3),
+        // The login on a SASL controller listener (answered by the authenticator; a handshake
+        // reaching its handler gets ILLEGAL_SASL_STATE, as Kafka's does).
+        (ApiKey::SaslHandshake, 0, 1),
+        (ApiKey::SaslAuthenticate, 0, 2),
         range::<BrokerRegistrationRequest>(ApiKey::BrokerRegistration),
         range::<BrokerHeartbeatRequest>(ApiKey::BrokerHeartbeat),
         range::<AlterPartitionRequest>(ApiKey::AlterPartition),
@@ -180,6 +279,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
             ApiVersionsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &ApiVersionsResponse::default().with_api_keys(api_versions()))
         }
+        // Reached only outside a login (a plain-text listener, or an authenticated connection
+        // without connections.max.reauth.ms): Kafka's handlers answer ILLEGAL_SASL_STATE.
+        ApiKey::SaslHandshake => encode(key, version, corr, &kafka_protocol::messages::SaslHandshakeResponse::default().with_error_code(34)),
+        ApiKey::SaslAuthenticate => encode(key, version, corr, &kafka_protocol::messages::SaslAuthenticateResponse::default().with_error_code(34)),
         ApiKey::BrokerRegistration => {
             let req = BrokerRegistrationRequest::decode(&mut body, version)?;
             encode(key, version, corr, &broker_registration(service, req).await)
@@ -977,18 +1080,22 @@ mod tests {
         let heartbeat = ApiKey::BrokerHeartbeat as i16;
         let describe_quorum = ApiKey::DescribeQuorum as i16;
         let versions = ApiKey::ApiVersions as i16;
-        assert!(permits(None, &MetadataImage::new(), PEER, heartbeat), "no authorizer: everything");
+        assert!(permits(None, &MetadataImage::new(), "User:ANONYMOUS", PEER, heartbeat), "no authorizer: everything");
         let anonymous_super = config(&["User:ANONYMOUS"], false);
-        assert!(permits(Some(&anonymous_super), &MetadataImage::new(), PEER, FJORD_RAFT_API_KEY), "a super user before any metadata");
+        assert!(permits(Some(&anonymous_super), &MetadataImage::new(), "User:ANONYMOUS", PEER, FJORD_RAFT_API_KEY), "a super user before any metadata");
         let strict = config(&["User:admin"], false);
-        assert!(permits(Some(&strict), &MetadataImage::new(), PEER, versions), "ApiVersions needs nothing");
-        assert!(!permits(Some(&strict), &image(&[]), PEER, heartbeat), "no ACL, no allow.everyone.if.no.acl.found");
-        assert!(!permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), PEER, heartbeat));
-        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), PEER, describe_quorum));
-        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::ClusterAction)]), PEER, heartbeat));
+        assert!(permits(Some(&strict), &MetadataImage::new(), "User:ANONYMOUS", PEER, versions), "ApiVersions needs nothing");
+        assert!(permits(Some(&strict), &MetadataImage::new(), "User:ANONYMOUS", PEER, ApiKey::SaslHandshake as i16), "nor does a SaslHandshake (answered ILLEGAL_SASL_STATE)");
+        assert!(!permits(Some(&strict), &image(&[]), "User:ANONYMOUS", PEER, heartbeat), "no ACL, no allow.everyone.if.no.acl.found");
+        // A SASL or certificate principal is authorized as itself: a super user before any metadata.
+        assert!(permits(Some(&strict), &MetadataImage::new(), "User:admin", PEER, heartbeat), "the connection's own principal");
+        assert!(!permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::ClusterAction)]), "User:bob", PEER, heartbeat), "another principal's ACL grants nothing");
+        assert!(!permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), "User:ANONYMOUS", PEER, heartbeat));
+        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::Describe)]), "User:ANONYMOUS", PEER, describe_quorum));
+        assert!(permits(Some(&strict), &image(&[("User:ANONYMOUS", Operation::ClusterAction)]), "User:ANONYMOUS", PEER, heartbeat));
         let open = config(&[], true);
-        assert!(!permits(Some(&open), &MetadataImage::new(), PEER, FJORD_RAFT_API_KEY), "not ready: nothing applied yet");
-        assert!(permits(Some(&open), &image(&[]), PEER, FJORD_RAFT_API_KEY), "no ACL on the cluster: allow.everyone.if.no.acl.found");
-        assert!(!permits(Some(&open), &image(&[("User:admin", Operation::All)]), PEER, FJORD_RAFT_API_KEY), "an ACL on the cluster for someone else");
+        assert!(!permits(Some(&open), &MetadataImage::new(), "User:ANONYMOUS", PEER, FJORD_RAFT_API_KEY), "not ready: nothing applied yet");
+        assert!(permits(Some(&open), &image(&[]), "User:ANONYMOUS", PEER, FJORD_RAFT_API_KEY), "no ACL on the cluster: allow.everyone.if.no.acl.found");
+        assert!(!permits(Some(&open), &image(&[("User:admin", Operation::All)]), "User:ANONYMOUS", PEER, FJORD_RAFT_API_KEY), "an ACL on the cluster for someone else");
     }
 }

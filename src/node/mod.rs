@@ -178,7 +178,15 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     let raft_cell: Arc<std::sync::OnceLock<Arc<crate::raft::RaftNode>>> = Arc::default();
     let hint = raft_cell.clone();
     let leader_hint = Box::new(move || hint.get().and_then(|r| r.leader()).map(|(id, _)| id as i32));
-    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, controller_channel(config, &voters_to_connect, leader_hint)));
+    // TLS and the SASL login to the controller listener (a bad store stops startup).
+    let controller_tls = match (&config.topology.controller_ssl, config.topology.controller_listener_names.first()) {
+        (Some(ssl), Some(name)) => Some(crate::server::tls::client_config(name, ssl).map_err(crate::server::listener::BindError::from)?),
+        _ => None,
+    };
+    let controller_security = crate::raft::transport::PeerSecurity { tls: controller_tls, sasl: config.topology.controller_sasl.clone().map(Arc::new) };
+    let server_names: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, e.host.clone())).collect();
+    let channel_to_controllers = |hint| controller_channel(config, &voters_to_connect, hint, &controller_security).with_server_names(server_names.clone());
+    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel_to_controllers(leader_hint)));
     state.set_peer_address_overrides(overrides.clone());
     // An SSL inter-broker listener: the other brokers are reached over TLS (a bad store stops startup).
     if let Some(l) = config.topology.inter_broker_listener_name.as_deref().and_then(|n| config.topology.listeners.iter().find(|l| l.name == n))
@@ -187,10 +195,14 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         let tls = crate::server::tls::client_config(&l.name, ssl).map_err(crate::server::listener::BindError::from)?;
         state.set_inter_broker_tls(tls);
     }
+    // A SASL inter-broker listener: this broker logs in to the others (checked at startup).
+    if let Some(sasl) = &config.topology.inter_broker_sasl {
+        state.set_inter_broker_sasl(Arc::new(sasl.clone()));
+    }
     let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
     if !config.topology.roles.controller {
         // Its own connection: a fetch held by the leader must not delay heartbeats.
-        let channel = controller_channel(config, &voters_to_connect, Box::new(|| None));
+        let channel = channel_to_controllers(Box::new(|| None));
         let observer = tokio::spawn(observer::follow(config.node_id, machine, channel, stop));
         tracing::info!(voters = ?voters, "following the metadata log from the active controller (broker-only node)");
         return Ok(QuorumParts { state, voter: None, observer: Some(observer) });
@@ -206,6 +218,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         max_snapshot_interval_ms: config.long("metadata.log.max.snapshot.interval.ms").unwrap_or(crate::raft::state_machine::DEFAULT_MAX_SNAPSHOT_INTERVAL_MS as i64).max(0) as u64,
     };
     raft_config.peer_address_overrides = voters.values().filter(|a| overrides.apply(a) != a.as_str()).map(|a| (a.clone(), overrides.apply(a).to_string())).collect();
+    raft_config.peer_security = controller_security.clone();
     raft_config.entries_kept_after_snapshot = config.long("fjord.metadata.log.entries.kept.after.snapshot").unwrap_or(crate::raft::node::DEFAULT_ENTRIES_KEPT_AFTER_SNAPSHOT as i64).max(0) as u64;
     let controller_listener = config.topology.controller_listener().ok_or(StartError::Unsupported("controller.listener.names: no controller listener"))?;
     let bind = format!("{}:{}", controller_listener.endpoint.host, controller_listener.endpoint.port);
@@ -220,15 +233,29 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         default_replication_factor: config.default_replication_factor,
     };
     let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config));
-    tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, config.authorizer.clone(), stop));
+    let security = controller_listener::ListenerSecurity {
+        tls: match &controller_listener.ssl {
+            Some(ssl) => {
+                let server = crate::server::tls::server_config(&controller_listener.name, ssl).map_err(crate::server::listener::BindError::from)?;
+                Some((tokio_rustls::TlsAcceptor::from(server), ssl.principal_mapping.clone()))
+            }
+            None => None,
+        },
+        sasl: controller_listener.sasl.clone(),
+        sasl_max_receive_bytes: config.sasl_server_max_receive_size,
+        failed_authentication_delay_ms: config.connection_failed_authentication_delay_ms,
+    };
+    tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, config.authorizer.clone(), security, stop));
     tracing::info!(addr = %controller_addr, voters = ?voters, "controller listener serving the metadata quorum");
     Ok(QuorumParts { state, voter: Some(VoterParts { raft, service, controller_addr }), observer: None })
 }
 
 /// A connection to whichever voter is the active controller (`controller.quorum.voters`).
-fn controller_channel(config: &Config, voters: &std::collections::BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>) -> broker::cluster::ControllerChannel {
+fn controller_channel(config: &Config, voters: &std::collections::BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, security: &crate::raft::transport::PeerSecurity) -> broker::cluster::ControllerChannel {
     let client = crate::client::ClientConfig {
         request_timeout: Duration::from_millis(config.long("controller.quorum.request.timeout.ms").unwrap_or(2000).max(100) as u64),
+        tls: security.tls.clone(),
+        sasl: security.sasl.clone(),
         ..crate::client::ClientConfig::new(format!("broker-{}-to-controller", config.node_id))
     };
     broker::cluster::ControllerChannel::new(voters.clone(), leader_hint, client)

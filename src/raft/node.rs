@@ -89,6 +89,8 @@ pub struct RaftConfig {
     /// `fjord.peer.address.overrides`: where RPCs to a voter's `host:port` (as the membership
     /// names it) go instead; empty: where the membership says.
     pub peer_address_overrides: BTreeMap<String, String>,
+    /// TLS and the SASL login to the other voters' controller listener.
+    pub peer_security: super::transport::PeerSecurity,
 }
 
 impl RaftConfig {
@@ -107,6 +109,7 @@ impl RaftConfig {
             entries_kept_after_snapshot: DEFAULT_ENTRIES_KEPT_AFTER_SNAPSHOT,
             entry_bytes_max: DEFAULT_ENTRY_BYTES_MAX,
             peer_address_overrides: BTreeMap::new(),
+            peer_security: Default::default(),
         }
     }
 
@@ -263,7 +266,7 @@ impl RaftNode {
         .await
         .map_err(|e| StartError::Raft(format!("open task failed: {e}")))??;
         let contacts = Arc::new(PeerContacts::default());
-        let network = NetworkFactory::new(config.transport, contacts.clone(), Arc::new(config.peer_address_overrides.clone()));
+        let network = NetworkFactory::new(config.transport, config.peer_security.clone(), contacts.clone(), Arc::new(config.peer_address_overrides.clone()));
         let raft = Raft::new(config.node_id, openraft_config, network, log.clone(), state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -536,7 +539,8 @@ mod tests {
         }
 
         let mut wrong_api = encode_request_frame(42, "test", &body);
-        wrong_api[4..6].copy_from_slice(&18i16.to_be_bytes());
+        // Metadata (ApiVersions is answered: it is a peer client's first request).
+        wrong_api[4..6].copy_from_slice(&3i16.to_be_bytes());
         stream.write_all(&wrong_api).await.expect("write");
         assert!(read_frame(&mut stream, 1 << 20).await.expect("closed cleanly").is_none(), "connection closed");
 

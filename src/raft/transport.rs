@@ -9,7 +9,10 @@
 //! checked against `socket.request.max.bytes` before a buffer is sized from it.
 //!
 //! Client side: one connection per peer, owned by one task (requests queue in a bounded channel,
-//! one in flight at a time, no lock held across an await); a failed connect backs off
+//! one in flight at a time, no lock held across an await). The connection is a
+//! [`BrokerClient`](crate::client::BrokerClient), so a voter reaches an SSL / SASL controller
+//! listener as brokers reach it ([`PeerSecurity`]): TLS, ApiVersions, then the SASL login, before
+//! the first RPC; a login due for renewal (KIP-368) connects afresh. A failed connect backs off
 //! (`reconnect.backoff.ms` doubling up to `reconnect.backoff.max.ms`); every request has a
 //! deadline (`controller.quorum.request.timeout.ms`, or openraft's shorter TTL). A peer that
 //! cannot be reached is openraft's `Unreachable`; a connection that fails mid-request or times
@@ -32,6 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{NodeId, TypeConfig};
+use crate::client::{BrokerClient, ClientConfig, ClientError};
 
 /// The private API key of Raft RPCs, outside Kafka's range so a Kafka client never sends it.
 pub const FJORD_RAFT_API_KEY: i16 = 32000;
@@ -101,6 +105,15 @@ pub enum RaftResponse {
     FullSnapshot(Result<SnapshotResponse<NodeId>, Fatal<NodeId>>),
     /// The request body did not decode.
     Malformed(String),
+}
+
+/// How a voter secures its connections to the other voters' controller listener: TLS (the
+/// controller listener's trust and key stores) and the SASL login
+/// (`sasl.mechanism.controller.protocol`); both None: plaintext.
+#[derive(Clone, Debug, Default)]
+pub struct PeerSecurity {
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub sasl: Option<Arc<crate::config::SaslClientSettings>>,
 }
 
 /// Framing and connection failures.
@@ -288,10 +301,31 @@ async fn serve_connection(
             frame = read_frame(&mut stream, request_bytes_max) => frame?,
         };
         let Some(frame) = frame else { return Ok(()) };
+        // The client's first request, as on the controller listener.
+        if let Some(answer) = api_versions_answer(&frame) {
+            stream.write_all(&answer).await?;
+            continue;
+        }
         let (header, body) = parse_request(&frame)?;
         let response = dispatch(&raft, body).await;
         stream.write_all(&encode_response_frame(header.correlation_id, &response)).await?;
     }
+}
+
+/// The answer to an ApiVersions request (the peer client's first request) on the tests' Raft
+/// listener: no Kafka API, only the Raft RPC behind it. None: not an ApiVersions request.
+fn api_versions_answer(frame: &[u8]) -> Option<Vec<u8>> {
+    use kafka_protocol::protocol::Encodable;
+    let prefix = crate::protocol::header::peek_prefix(frame)?;
+    if prefix.api_key != 18 {
+        return None;
+    }
+    let version = prefix.api_version.clamp(0, 3);
+    let body = kafka_protocol::messages::ApiVersionsResponse::default();
+    let mut out = bytes::BytesMut::new();
+    body.encode(&mut out, version).ok()?;
+    // The ApiVersions response header is v0 (the correlation id alone) at every version.
+    Some(encode_response_frame(prefix.correlation_id, &out))
 }
 
 /// Last successful response from each peer (Kafka's DescribeQuorum last fetch / caught-up time
@@ -319,12 +353,15 @@ struct Call {
 /// The one connection to one peer, owned by its task.
 struct PeerTask {
     target: NodeId,
+    /// Where to connect (`host:port`; a fault test's override already applied).
     addr: String,
+    /// The host the peer's certificate must be valid for: the voter's host in the membership.
+    server_name: String,
     config: TransportConfig,
-    stream: Option<TcpStream>,
+    security: PeerSecurity,
+    client: Option<BrokerClient>,
     failures: u32,
     retry_at: Option<tokio::time::Instant>,
-    next_correlation_id: i32,
 }
 
 impl PeerTask {
@@ -339,25 +376,44 @@ impl PeerTask {
     }
 
     async fn connect(&mut self, deadline: tokio::time::Instant) -> Result<(), TransportError> {
-        if self.stream.is_some() {
+        // A broken connection, or a SASL session near its end, is replaced.
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(());
         }
+        self.client = None;
         if let Some(at) = self.retry_at
             && tokio::time::Instant::now() < at
         {
             return Err(self.unreachable("backing off after a failed connect"));
         }
-        let connected = tokio::time::timeout_at(deadline, TcpStream::connect(self.addr.as_str())).await;
-        match connected {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                self.stream = Some(stream);
+        let looked_up = tokio::time::timeout_at(deadline, tokio::net::lookup_host(self.addr.clone())).await;
+        let resolved = match looked_up {
+            Ok(Ok(mut addrs)) => addrs.next(),
+            Ok(Err(e)) => return Err(self.connect_failed(e.to_string())),
+            Err(_) => return Err(self.connect_failed("resolving timed out".to_string())),
+        };
+        let Some(addr) = resolved else { return Err(self.connect_failed("resolves to no address".to_string())) };
+        let request_timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let client_config = ClientConfig {
+            client_id: FJORD_RAFT_CLIENT_ID.to_string(),
+            connect_timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
+            request_timeout,
+            max_response_bytes: self.config.request_bytes_max,
+            tls: self.security.tls.clone(),
+            tls_server_name: Some(self.server_name.clone()),
+            sasl: self.security.sasl.clone(),
+        };
+        match tokio::time::timeout_at(deadline, BrokerClient::connect(addr, client_config)).await {
+            Ok(Ok(client)) => {
+                self.client = Some(client);
                 self.failures = 0;
                 self.retry_at = None;
                 Ok(())
             }
+            // Connected but no answer: the peer is there and slow (or a silent proxy), as a
+            // request that times out.
+            Ok(Err(ClientError::Timeout(_))) | Err(_) => Err(TransportError::Timeout { target: self.target, timeout_ms: request_timeout.as_millis() as u64 }),
             Ok(Err(e)) => Err(self.connect_failed(e.to_string())),
-            Err(_) => Err(self.connect_failed("connect timed out".to_string())),
         }
     }
 
@@ -373,33 +429,18 @@ impl PeerTask {
 
     async fn call(&mut self, body: &[u8], deadline: tokio::time::Instant) -> Result<Vec<u8>, TransportError> {
         self.connect(deadline).await?;
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let frame = encode_request_frame(correlation_id, FJORD_RAFT_CLIENT_ID, body);
-        let max = self.config.request_bytes_max;
-        let Some(stream) = self.stream.as_mut() else { return Err(self.unreachable("not connected")) };
-        let exchange = async {
-            stream.write_all(&frame).await?;
-            let response = read_frame(stream, max).await?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-            if response.len() < 4 {
-                return Err(TransportError::BadHeader("response shorter than its correlation id"));
-            }
-            let got = i32::from_be_bytes([response[0], response[1], response[2], response[3]]);
-            if got != correlation_id {
-                return Err(TransportError::CorrelationMismatch { got, expected: correlation_id });
-            }
-            Ok(response[4..].to_vec())
-        };
-        let result = match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(TransportError::Timeout {
+        let Some(client) = self.client.as_ref() else { return Err(self.unreachable("not connected")) };
+        let result = match tokio::time::timeout_at(deadline, client.send_private(FJORD_RAFT_API_KEY, FJORD_RAFT_API_VERSION, body)).await {
+            Ok(Ok(response)) => Ok(response.to_vec()),
+            Ok(Err(ClientError::Timeout(_))) | Err(_) => Err(TransportError::Timeout {
                 target: self.target,
                 timeout_ms: deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64,
             }),
+            Ok(Err(e)) => Err(TransportError::Io(io::Error::other(e.to_string()))),
         };
         if result.is_err() {
-            // The stream's state is unknown (a half-read response): start over on a new one.
-            self.stream = None;
+            // The connection's state is unknown (a response may still come): start over.
+            self.client = None;
         }
         result
     }
@@ -412,6 +453,7 @@ type PeerQueues = BTreeMap<NodeId, (String, mpsc::Sender<Call>)>;
 #[derive(Clone)]
 pub struct NetworkFactory {
     config: TransportConfig,
+    security: PeerSecurity,
     peers: Arc<Mutex<PeerQueues>>,
     contacts: Arc<PeerContacts>,
     /// `fjord.peer.address.overrides`: a peer's address as the membership names it -> where to
@@ -420,11 +462,13 @@ pub struct NetworkFactory {
 }
 
 impl NetworkFactory {
-    pub fn new(config: TransportConfig, contacts: Arc<PeerContacts>, address_overrides: Arc<BTreeMap<String, String>>) -> NetworkFactory {
-        NetworkFactory { config, peers: Arc::new(Mutex::new(BTreeMap::new())), contacts, address_overrides }
+    pub fn new(config: TransportConfig, security: PeerSecurity, contacts: Arc<PeerContacts>, address_overrides: Arc<BTreeMap<String, String>>) -> NetworkFactory {
+        NetworkFactory { config, security, peers: Arc::new(Mutex::new(BTreeMap::new())), contacts, address_overrides }
     }
 
-    fn peer(&self, target: NodeId, addr: &str) -> mpsc::Sender<Call> {
+    /// The connection task to `target` at `addr` (where to connect), whose certificate must be
+    /// valid for `server_name`.
+    fn peer(&self, target: NodeId, addr: &str, server_name: &str) -> mpsc::Sender<Call> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known, tx)) = peers.get(&target)
             && known == addr
@@ -436,11 +480,12 @@ impl NetworkFactory {
         let task = PeerTask {
             target,
             addr: addr.to_string(),
+            server_name: server_name.to_string(),
             config: self.config,
-            stream: None,
+            security: self.security.clone(),
+            client: None,
             failures: 0,
             retry_at: None,
-            next_correlation_id: 0,
         };
         tokio::spawn(task.run(rx));
         peers.insert(target, (addr.to_string(), tx.clone()));
@@ -453,7 +498,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         let addr = self.address_overrides.get(&node.addr).unwrap_or(&node.addr).clone();
-        PeerClient { target, calls: self.peer(target, &addr), config: self.config, contacts: self.contacts.clone() }
+        // The membership's host (not an override's): what the peer's certificate names.
+        let server_name = node.addr.rsplit_once(':').map_or(node.addr.as_str(), |(host, _)| host).trim_start_matches('[').trim_end_matches(']').to_string();
+        PeerClient { target, calls: self.peer(target, &addr, &server_name), config: self.config, contacts: self.contacts.clone() }
     }
 }
 
@@ -616,7 +663,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let mut factory = NetworkFactory::new(TransportConfig::default(), Arc::new(PeerContacts::default()), Arc::default());
+        let mut factory = NetworkFactory::new(TransportConfig::default(), PeerSecurity::default(), Arc::new(PeerContacts::default()), Arc::default());
         let mut client = factory.new_client(2, &BasicNode::new(addr)).await;
         let vote = VoteRequest::new(Vote::new(1, 1), None);
         let first = client.vote(vote.clone(), RPCOption::new(Duration::from_secs(1))).await;
@@ -637,7 +684,7 @@ mod tests {
             drop(stream);
         });
         let config = TransportConfig { request_timeout_ms: 100, ..TransportConfig::default() };
-        let mut factory = NetworkFactory::new(config, Arc::new(PeerContacts::default()), Arc::default());
+        let mut factory = NetworkFactory::new(config, PeerSecurity::default(), Arc::new(PeerContacts::default()), Arc::default());
         let mut client = factory.new_client(2, &BasicNode::new(addr)).await;
         let started = Instant::now();
         let answer = client.vote(VoteRequest::new(Vote::new(1, 1), None), RPCOption::new(Duration::from_secs(5))).await;
@@ -658,7 +705,7 @@ mod tests {
         let proxy = listener.local_addr().expect("addr");
         let overrides = Arc::new(BTreeMap::from([(dead.to_string(), proxy.to_string())]));
         let config = TransportConfig { request_timeout_ms: 200, ..TransportConfig::default() };
-        let mut factory = NetworkFactory::new(config, Arc::new(PeerContacts::default()), overrides);
+        let mut factory = NetworkFactory::new(config, PeerSecurity::default(), Arc::new(PeerContacts::default()), overrides);
         let mut client = factory.new_client(2, &BasicNode::new(dead)).await;
         // The accepted stream is held, silent, until the end of the test.
         let accepted = tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.ok().and_then(Result::ok) });

@@ -53,9 +53,7 @@ impl TlsStream {
     /// authentication).
     fn certificate_principal(&self) -> Option<Result<String, String>> {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let cert = s.get_ref().1.peer_certificates()?.first()?;
-        let subject = super::tls::certificate_subject(cert)?;
-        Some(self.1.name(&subject).map(|name| format!("User:{name}")))
+        super::tls::certificate_principal(s.get_ref().1, &self.1)
     }
 
     fn poll<T>(&self, f: impl FnOnce(std::pin::Pin<&mut tokio_rustls::server::TlsStream<TcpStream>>) -> T) -> T {

@@ -394,6 +394,15 @@ fn read_pem(source: &PemSource) -> Result<Vec<u8>, String> {
 /// `ssl.principal.mapping.rules` apply to (RFC 2253: the last RDN first, `,` between RDNs, `+`
 /// inside one, CN/C/L/ST/STREET/O/OU/DC/UID by name, other attributes as `oid=#<hex of the DER
 /// value>`, special characters escaped). `None` when the certificate cannot be parsed.
+/// Kafka's principal of a TLS client's certificate, when it sent one: `User:` and the name
+/// `mapping` (`ssl.principal.mapping.rules`) gives its subject. Err: no rule applies (Kafka fails
+/// the authentication).
+pub fn certificate_principal(session: &rustls::ServerConnection, mapping: &crate::config::principal_mapping::PrincipalMapper) -> Option<Result<String, String>> {
+    let cert = session.peer_certificates()?.first()?;
+    let subject = certificate_subject(cert)?;
+    Some(mapping.name(&subject).map(|name| format!("User:{name}")))
+}
+
 pub fn certificate_subject(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let mut rdns: Vec<String> = cert

@@ -122,6 +122,11 @@ impl Authenticator {
             return fail(None, None, "a frame shorter than a request header during SASL authentication".into());
         };
         let Ok(key) = ApiKey::try_from(prefix.api_key) else {
+            // Once authenticated, a key Kafka does not know is the connection's to judge (the
+            // controller listener's private Raft and metadata-fetch APIs).
+            if matches!(self.state, State::Done) {
+                return Step::Serve;
+            }
             return fail(None, None, format!("unknown api key {} during SASL authentication", prefix.api_key));
         };
         let (version, corr) = (prefix.api_version, prefix.correlation_id);
@@ -468,6 +473,15 @@ mod tests {
         assert_eq!(response::<SaslHandshakeResponse>(&r, 1, false).error_code, 34);
         assert!(reason.contains("during SASL authentication"), "{reason}");
         assert!(matches!(a.on_frame(&Bytes::from_static(b"\0\0"), Instant::now(), &no_scram, &nonce), Step::Fail { answer: None, .. }), "a runt frame");
+        // A private api key (the controller listener's Raft RPCs): refused before the login, the
+        // connection's own to serve after it.
+        let private = Bytes::from_static(&[0x7d, 0x00, 0, 0, 0, 0, 0, 9, 0, 0]);
+        let mut a = Authenticator::new(settings(&[SaslMechanism::Plain], 0));
+        assert!(matches!(a.on_frame(&private, Instant::now(), &no_scram, &nonce), Step::Fail { answer: None, .. }));
+        let mut a = Authenticator::new(settings(&[SaslMechanism::Plain], 0));
+        assert!(matches!(handshake(&mut a, "PLAIN", 1), Step::Reply(_)));
+        assert!(matches!(authenticate(&mut a, b"\0alice\0alice-secret", Instant::now(), &no_scram), Step::Reply(_)));
+        assert!(matches!(a.on_frame(&private, Instant::now(), &no_scram, &nonce), Step::Serve));
     }
 
     #[test]

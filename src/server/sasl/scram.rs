@@ -49,11 +49,12 @@ fn decode_saslname(s: &str) -> Result<String, AuthError> {
 }
 
 /// A nonce is printable ASCII without ','.
-fn valid_nonce(n: &str) -> bool {
+pub(crate) fn valid_nonce(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
 
-fn hmac(m: Mechanism, key: &[u8], msg: &[u8]) -> Vec<u8> {
+/// HMAC with the mechanism's hash (also the SCRAM client's, `client::sasl`).
+pub(crate) fn hmac(m: Mechanism, key: &[u8], msg: &[u8]) -> Vec<u8> {
     macro_rules! mac {
         ($hash:ty) => {{
             let mut mac = <Hmac<$hash> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
@@ -67,7 +68,8 @@ fn hmac(m: Mechanism, key: &[u8], msg: &[u8]) -> Vec<u8> {
     }
 }
 
-fn hash(m: Mechanism, data: &[u8]) -> Vec<u8> {
+/// The mechanism's hash (also the SCRAM client's).
+pub(crate) fn hash(m: Mechanism, data: &[u8]) -> Vec<u8> {
     match m {
         Mechanism::Sha256 => Sha256::digest(data).to_vec(),
         Mechanism::Sha512 => Sha512::digest(data).to_vec(),
@@ -124,7 +126,7 @@ pub fn client_first(mechanism: Mechanism, message: &[u8], server_nonce: &str, lo
     Ok((server_first.into_bytes(), state))
 }
 
-fn name(m: Mechanism) -> &'static str {
+pub(crate) fn name(m: Mechanism) -> &'static str {
     match m {
         Mechanism::Sha256 => "SCRAM-SHA-256",
         Mechanism::Sha512 => "SCRAM-SHA-512",
