@@ -155,6 +155,9 @@ pub struct BrokerClient {
     versions: HashMap<i16, (i16, i16)>,
     /// When a SASL session is due for a fresh login (see [`SESSION_REFRESH_PERCENT`]).
     refresh_at: Option<std::time::Instant>,
+    /// The task reading responses: aborted when the client goes, so the connection closes at once
+    /// even when the peer never closes its end (a silent peer, a cut link).
+    reader: tokio::task::AbortHandle,
 }
 
 impl BrokerClient {
@@ -191,8 +194,8 @@ impl BrokerClient {
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_frames(write, queued, closed.clone()));
-        tokio::spawn(read_frames(read, pending.clone(), closed.clone(), addr, config.max_response_bytes));
-        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new(), refresh_at: None };
+        let reader = tokio::spawn(read_frames(read, pending.clone(), closed.clone(), addr, config.max_response_bytes)).abort_handle();
+        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new(), refresh_at: None, reader };
         client.versions = client.handshake().await?;
         if let Some(sasl) = client.config.sasl.clone() {
             match client.authenticate(&sasl).await {
@@ -383,8 +386,11 @@ impl BrokerClient {
 
 impl Drop for BrokerClient {
     fn drop(&mut self) {
-        // The writer ends when the last sender goes; the reader when the peer sees the close.
+        // The writer ends when the last sender goes; the reader is stopped here, which drops the
+        // socket's read half: with the write half gone too, the connection closes. (Left to the
+        // peer, a reader on a silent or cut connection would live on with its socket.)
         self.closed.store(true, Ordering::Release);
+        self.reader.abort();
     }
 }
 
@@ -450,6 +456,39 @@ mod tests {
         let err = BrokerClient::connect(addr, quick()).await.unwrap_err();
         assert!(matches!(err, ClientError::Timeout(a) if a == addr), "{err}");
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_gave_up_closes_its_connection_though_the_peer_never_answers() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move { listener.accept().await.map(|(s, _)| s) });
+        assert!(BrokerClient::connect(addr, quick()).await.is_err());
+        let mut s = held.await.unwrap().unwrap();
+        // The peer reads the ApiVersions request, then the close: no task keeps the socket open.
+        let mut buf = [0u8; 256];
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the client's side was not shut down");
+        // And nothing reads there any more: bytes the peer sends now are refused (a reset), where
+        // a reader left running would take them and wait for the rest of the frame.
+        let refused = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if s.write_all(&[0, 0, 0, 100, 1, 2, 3]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(refused.is_ok(), "the client's socket is still open for reading");
     }
 
     #[tokio::test]
