@@ -116,11 +116,9 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
     let read_committed = req.isolation_level == 1;
     let reader = if replica >= 0 { Reader::Follower { replica } } else { Reader::Consumer { read_committed } };
     // With `replica.selector.class`, a leader points a consumer that names its rack at a replica
-    // in it (the racks of the live brokers, read once per fetch).
-    let selector: Option<Arc<Selector>> = (any_replica && broker.config.rack_aware_replica_selector && !req.rack_id.is_empty()).then(|| {
-        let racks = broker.live_brokers().into_iter().map(|b| (b.id, b.rack)).collect();
-        Arc::new(Selector { client_rack: req.rack_id.to_string(), racks })
-    });
+    // in it (the live brokers' racks, read at most once per fetch, and only by a leader).
+    let selector: Option<Arc<Selector>> = (any_replica && broker.config.rack_aware_replica_selector && !req.rack_id.is_empty())
+        .then(|| Arc::new(Selector { client_rack: req.rack_id.to_string(), racks: std::sync::OnceLock::new() }));
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     // Watch before the first read, so an append between a read and the wait is not missed.
     let watch = broker.replicas.purgatory.watch(wanted.iter().filter_map(|w| w.tp.as_ref()));
@@ -151,7 +149,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Fe
             };
             read_ahead(std::mem::take(&mut read.readahead));
             let expired = tokio::time::Instant::now() >= deadline;
-            if read.bytes >= min_bytes || read.any_error || expired || broker.is_shutting_down() {
+            if read.bytes >= min_bytes || read.answer_now || expired || broker.is_shutting_down() {
                 let mut topics = topics;
                 count_bytes_out(broker, &wanted, &read.parts, reader);
                 record_throttled_bytes(broker, &wanted, &read.parts);
@@ -258,7 +256,8 @@ fn nothing_to_read(broker: &Broker, wanted: &[Wanted], read_committed: bool) -> 
 /// consumer should fetch from (KIP-392).
 struct Selector {
     client_rack: String,
-    racks: std::collections::HashMap<i32, Option<String>>,
+    /// Read when a partition led here first asks (a follower never does).
+    racks: std::sync::OnceLock<std::collections::HashMap<i32, Option<String>>>,
 }
 
 /// Who reads: a consumer (up to the high watermark, or the last stable offset) or a follower
@@ -278,7 +277,7 @@ struct Read {
     readahead: Vec<FileRange>,
     bytes: usize,
     /// A partition failed, or was pointed at another replica: the fetch is answered at once.
-    any_error: bool,
+    answer_now: bool,
 }
 
 /// Read-ahead tasks on the blocking pool at once, broker-wide; a hint beyond them is dropped (the
@@ -360,7 +359,7 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
         // Another replica serves this consumer better: no read here, only where to go (Kafka's
         // leader answers the offsets and the preferred read replica, with no records).
         if let Some(s) = selector
-            && let Some(preferred) = broker.replicas.preferred_read_replica(tp, &s.client_rack, w.fetch_offset, |id| s.racks.get(&id).cloned())
+            && let Some(preferred) = broker.replicas.preferred_read_replica(tp, &s.client_rack, w.fetch_offset, |id| s.racks.get_or_init(|| broker.live_brokers().into_iter().map(|b| (b.id, b.rack)).collect()).get(&id).cloned())
             && let Ok(o) = broker.replicas.offsets(tp)
         {
             out.push(
@@ -451,5 +450,5 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
             }
         }
     }
-    Some(Read { parts: out, files, readahead, bytes: total, any_error: any_error || redirected })
+    Some(Read { parts: out, files, readahead, bytes: total, answer_now: any_error || redirected })
 }
