@@ -120,7 +120,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
     def("connection.failed.authentication.delay.ms", Some("100"), T::Int, "How long the answer to a failed authentication is held back before the connection closes, in ms."),
     def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
-    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853)."),
+    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853); served when it names only this controller, which then starts a quorum with itself as its one voter (as kafka-storage.sh format --standalone sets one up)."),
     def("controller.quorum.election.timeout.ms", Some("1000"), T::Long, "Raft: how long a voter waits without a leader before it stands for election."),
     def("controller.quorum.fetch.timeout.ms", Some("2000"), T::Long, "Raft: how long a follower waits without hearing from the leader before it stands for election."),
     def("controller.quorum.request.timeout.ms", Some("2000"), T::Long, "How long a request to another voter or to the active controller waits for its answer."),
@@ -128,6 +128,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("broker.heartbeat.interval.ms", Some("2000"), T::Long, "How often a broker in a quorum heartbeats to the active controller."),
     def("offsets.topic.replication.factor", Some("3"), T::Int, "Replication factor of __consumer_offsets in a cluster (capped at the brokers registered when it is made); a single node keeps 1."),
     def("transaction.state.log.replication.factor", Some("3"), T::Int, "Replication factor of __transaction_state in a cluster (capped as offsets.topic.replication.factor)."),
+    def("transaction.state.log.min.isr", Some("2"), T::Int, "min.insync.replicas of __transaction_state, set on the topic when it is made (at most its replication factor)."),
     def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
     def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
@@ -197,6 +198,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("fetch.max.bytes", Some("57671680"), T::Int, "Most bytes one fetch response carries."),
     def("max.request.partition.size.limit", Some("2000"), T::Int, "Most partitions one DescribeTopicPartitions response carries."),
     def("queued.max.requests", Some("500"), T::Int, "Most pieces of disk work queued for the request handler threads; past it handlers wait."),
+    def("num.network.threads", None, T::Int, "Threads serving the network: the async runtime's workers, which read and write every connection; one per core when not set (Kafka's default is 3)."),
     def("num.io.threads", Some("8"), T::Int, "Request handler threads: they run every append, read and coordinator write that may block on a disk."),
     def("replica.fetch.max.bytes", Some("1048576"), T::Int, "Bytes a follower asks for per partition in one fetch (at least one batch is returned)."),
     def("replica.fetch.response.max.bytes", Some("10485760"), T::Int, "Bytes a follower asks for in one fetch response."),
@@ -1290,6 +1292,42 @@ fn parse_named_endpoints(name: &str, value: &str) -> Result<Vec<(String, Endpoin
     Ok(out)
 }
 
+/// `controller.quorum.bootstrap.servers` without `controller.quorum.voters`: served when it names
+/// only this controller (`own`: its controller listener's bound and advertised endpoints), which
+/// then starts a quorum with itself as its one voter, as Kafka 4.0's stock server.properties runs
+/// after `kafka-storage.sh format --standalone`. Joining a quorum through other controllers
+/// (KIP-853's AddRaftVoter) is not served: such a node must list the voters.
+fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&Endpoint>)>) -> Result<QuorumConfig, ConfigError> {
+    const NAME: &str = "controller.quorum.bootstrap.servers";
+    let invalid = |reason: String| ConfigError::Invalid { name: NAME.into(), value: value.into(), reason };
+    let servers = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| parse_host_port(NAME, value, s)).collect::<Result<Vec<_>, _>>()?;
+    let refusal = "joining a dynamic quorum through other controllers (KIP-853) is not served: name only this controller's own listener (a quorum of one, as kafka-storage.sh format --standalone sets up) or list the voters in controller.quorum.voters";
+    let Some((bound, advertised)) = own else {
+        return Err(invalid(format!("this node is not a controller; {refusal}")));
+    };
+    let [server] = servers.as_slice() else {
+        return Err(invalid(refusal.to_string()));
+    };
+    let names_this_node = match advertised {
+        Some(a) => server.port == a.port && (server.host == a.host || is_local_host(&server.host)) || server == bound,
+        None => server.port == bound.port && (server.host == bound.host || is_local_host(&server.host)),
+    };
+    if !names_this_node {
+        return Err(invalid(format!("{}:{} is not this controller's listener; {refusal}", server.host, server.port)));
+    }
+    let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
+    Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]) })
+}
+
+/// Whether `host` names this machine: a loopback or wildcard address, or a name or address that
+/// resolves only to addresses a socket can bind here.
+fn is_local_host(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(addrs) = (host, 0u16).to_socket_addrs() else { return false };
+    let addrs: Vec<std::net::SocketAddr> = addrs.collect();
+    !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() || a.ip().is_unspecified() || std::net::UdpSocket::bind((a.ip(), 0)).is_ok())
+}
+
 /// `controller.quorum.voters`: `id@host:port` items.
 fn parse_voters(value: &str) -> Result<BTreeMap<i32, Endpoint>, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid { name: "controller.quorum.voters".into(), value: value.into(), reason };
@@ -1383,8 +1421,12 @@ impl Topology {
             return Err(invalid("advertised.listeners", format!("{name} is not a listener")));
         }
         let is_controller_listener = |n: &str| controller_listener_names.iter().any(|c| c == n);
-        if let Some(name) = advertised.keys().find(|n| is_controller_listener(n)) {
-            return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised")));
+        // A controller advertises its controller listener for the quorum (Kafka 4.0's own
+        // server.properties does); it is never one of the broker's endpoints.
+        if !roles.controller
+            && let Some(name) = advertised.keys().find(|n| is_controller_listener(n))
+        {
+            return Err(invalid("advertised.listeners", format!("controller listener {name} may not be advertised by a broker-only node")));
         }
         let client_listeners: Vec<&Listener> = listeners.iter().filter(|l| !is_controller_listener(&l.name)).collect();
         if !roles.broker && let Some(l) = client_listeners.first() {
@@ -1417,12 +1459,13 @@ impl Topology {
             // Kafka's default is security.inter.broker.protocol (PLAINTEXT) taken as a listener name.
             (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
-        if c.explicit.contains_key("controller.quorum.bootstrap.servers") && !c.explicit.contains_key("controller.quorum.voters") {
-            return Err(invalid("controller.quorum.bootstrap.servers", "dynamic quorums (KIP-853) are not served yet: set controller.quorum.voters".into()));
-        }
-        let quorum = match c.explicit.get("controller.quorum.voters") {
-            None => None,
-            Some(v) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
+        let quorum = match (c.explicit.get("controller.quorum.voters"), c.explicit.get("controller.quorum.bootstrap.servers")) {
+            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
+            (None, Some(b)) if !b.trim().is_empty() => {
+                let own = listeners.iter().find(|l| is_controller_listener(&l.name)).filter(|_| roles.controller).map(|l| (&l.endpoint, advertised.get(&l.name)));
+                Some(standalone_quorum(b, node_id, own)?)
+            }
+            _ => None,
         };
         let (mut inter_broker_sasl, mut controller_ssl, mut controller_sasl) = (None, None, None);
         match &quorum {
@@ -1678,6 +1721,9 @@ pub const SSL_RECONFIGURABLE_CONFIGS: &[&str] = &[
     "ssl.truststore.certificates",
 ];
 
+/// Most `num.network.threads` accepted: each is an OS thread of the async runtime.
+const NETWORK_THREADS_MAX: i64 = 1024;
+
 /// Broker properties that may change at run time, and do take effect at once: the log defaults
 /// topics inherit (every partition's settings are recomputed), the cleaner's buffers, the
 /// producer id expiration (read by each expiration pass), the move and replication throttles and
@@ -1755,6 +1801,8 @@ pub struct Config {
     pub num_recovery_threads_per_data_dir: usize,
     /// `num.io.threads`: the request handler pool ([`crate::broker::io_pool`]).
     pub num_io_threads: usize,
+    /// `num.network.threads`: the async runtime's worker threads (None: one per core).
+    pub num_network_threads: Option<usize>,
     /// `queued.max.requests`: jobs waiting for a handler thread.
     pub queued_max_requests: usize,
     /// How followers fetch from leaders (`replica.fetch.*`, `replica.socket.timeout.ms`,
@@ -1788,6 +1836,8 @@ pub struct Config {
     pub transaction_max_timeout_ms: i32,
     pub transaction_state_log_num_partitions: i32,
     pub transaction_state_log_segment_bytes: i32,
+    /// `transaction.state.log.min.isr`: `min.insync.replicas` of `__transaction_state` when made.
+    pub transaction_state_log_min_isr: i32,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// `producer.id.expiration.ms` at startup; the expiration pass reads the current value
@@ -1876,6 +1926,7 @@ impl Config {
             log_open_files_max: 0,
             num_recovery_threads_per_data_dir: 1,
             num_io_threads: 8,
+            num_network_threads: None,
             queued_max_requests: 500,
             replication: ReplicationConfig::default(),
             log_flush_on_acks_all: false,
@@ -1899,6 +1950,7 @@ impl Config {
             transaction_max_timeout_ms: 0,
             transaction_state_log_num_partitions: 0,
             transaction_state_log_segment_bytes: 0,
+            transaction_state_log_min_isr: 1,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 0,
             transaction_remove_expired_transaction_cleanup_interval_ms: 0,
             producer_id_expiration_ms: 0,
@@ -2013,6 +2065,13 @@ impl Config {
             log_open_files_max: c.long("fjord.log.open.files.max")?.max(0) as usize,
             num_recovery_threads_per_data_dir: positive("num.recovery.threads.per.data.dir", c.long("num.recovery.threads.per.data.dir")?)? as usize,
             num_io_threads: positive("num.io.threads", c.long("num.io.threads")?)? as usize,
+            num_network_threads: match c.explicit.get("num.network.threads") {
+                Some(_) => match positive("num.network.threads", c.long("num.network.threads")?)? {
+                    n if n > NETWORK_THREADS_MAX => return Err(ConfigError::Invalid { name: "num.network.threads".into(), value: n.to_string(), reason: format!("at most {NETWORK_THREADS_MAX}") }),
+                    n => Some(n as usize),
+                },
+                None => None,
+            },
             queued_max_requests: positive("queued.max.requests", c.long("queued.max.requests")?)? as usize,
             replication: ReplicationConfig {
                 fetch_max_bytes: positive("replica.fetch.max.bytes", c.long("replica.fetch.max.bytes")?)?.min(i32::MAX as i64) as i32,
@@ -2069,6 +2128,7 @@ impl Config {
             transaction_max_timeout_ms: positive("transaction.max.timeout.ms", c.long("transaction.max.timeout.ms")?)? as i32,
             transaction_state_log_num_partitions: positive("transaction.state.log.num.partitions", c.long("transaction.state.log.num.partitions")?)? as i32,
             transaction_state_log_segment_bytes: positive("transaction.state.log.segment.bytes", c.long("transaction.state.log.segment.bytes")?)? as i32,
+            transaction_state_log_min_isr: positive("transaction.state.log.min.isr", c.long("transaction.state.log.min.isr")?)?.min(i16::MAX as i64) as i32,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: positive(
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 c.long("transaction.abort.timed.out.transaction.cleanup.interval.ms")?,
@@ -2738,13 +2798,57 @@ mod tests {
             "SASL between brokers with Kafka's default mechanism, GSSAPI",
         );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
-        refused(&[("advertised.listeners", "CONTROLLER://127.0.0.1:9093")], "controller listeners are not advertised");
+        let mut advertised_controller: BTreeMap<String, String> = props(&combined);
+        advertised_controller.insert("advertised.listeners".into(), "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093".into());
+        assert!(Config::from_properties(advertised_controller).is_ok(), "a controller advertises its controller listener (Kafka 4.0's server.properties does)");
         refused(&[("process.roles", "broker")], "a broker-only node has no controller listener");
         refused(&[("inter.broker.listener.name", "CONTROLLER")], "brokers reach each other on a broker listener");
         refused(&[("controller.quorum.voters", "1@127.0.0.1:9093,1@127.0.0.1:9193")], "a voter listed twice");
         let mut bootstrap = props(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]);
         bootstrap.insert("listeners".into(), "PLAINTEXT://127.0.0.1:9092".into());
-        assert!(Config::from_properties(bootstrap).is_err(), "dynamic quorums are refused by name");
+        assert!(Config::from_properties(bootstrap).is_err(), "a node without a controller listener cannot start a quorum of its own");
+    }
+
+    #[test]
+    fn kafka_4_stock_server_properties_start_a_quorum_of_one_through_bootstrap_servers() {
+        // Kafka 4.0's config/server.properties, as shipped (but the log dir).
+        let stock = [
+            ("process.roles", "broker,controller"),
+            ("node.id", "1"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("advertised.listeners", "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+            ("num.network.threads", "3"),
+            ("num.io.threads", "8"),
+            ("transaction.state.log.replication.factor", "1"),
+            ("transaction.state.log.min.isr", "1"),
+        ];
+        let c = Config::from_properties(props(&stock)).expect("Kafka's stock config");
+        let quorum = c.topology.quorum.as_ref().expect("a quorum");
+        assert_eq!(quorum.voters, BTreeMap::from([(1, Endpoint { host: "localhost".into(), port: 9093 })]), "this node, at its advertised controller endpoint, is the one voter");
+        assert_eq!(c.num_network_threads, Some(3));
+        assert_eq!(c.transaction_state_log_min_isr, 1);
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = props(&stock);
+            all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            Config::from_properties(all)
+        };
+        let standalone = |r: Result<Config, ConfigError>| r.map(|c| c.topology.quorum.map(|q| q.voters.keys().copied().collect::<Vec<_>>()));
+        assert_eq!(standalone(with(&[("advertised.listeners", "PLAINTEXT://localhost:9092"), ("controller.quorum.bootstrap.servers", "127.0.0.1:9093")])).ok(), Some(Some(vec![1])), "the bound controller port on a local address names this node too");
+        assert!(with(&[("controller.quorum.bootstrap.servers", "localhost:9093,otherhost:9093")]).is_err(), "joining other controllers (AddRaftVoter) is not served");
+        assert!(with(&[("controller.quorum.bootstrap.servers", "localhost:9193")]).is_err(), "another controller's port");
+        assert!(with(&[("controller.quorum.bootstrap.servers", "192.0.2.1:9093")]).is_err(), "an address of another machine");
+        assert_eq!(standalone(with(&[("controller.quorum.voters", "1@localhost:9093,2@localhost:9193")])).ok(), Some(Some(vec![1, 2])), "controller.quorum.voters wins");
+        assert!(with(&[("num.network.threads", "0")]).is_err());
+        assert!(with(&[("num.network.threads", "100000")]).is_err(), "bounded: each is an OS thread");
+        assert!(with(&[("transaction.state.log.min.isr", "0")]).is_err());
+        let broker_only = with(&[("process.roles", "broker"), ("listeners", "PLAINTEXT://:9092"), ("advertised.listeners", "PLAINTEXT://localhost:9092")]);
+        assert!(broker_only.is_err(), "a broker-only node cannot discover voters through bootstrap servers yet");
+        let defaults = Config::from_properties(props(&[("listeners", "PLAINTEXT://127.0.0.1:9092")])).unwrap();
+        assert_eq!((defaults.num_network_threads, defaults.transaction_state_log_min_isr), (None, 2), "one worker per core; Kafka's min ISR default");
     }
 
     #[test]

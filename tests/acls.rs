@@ -16,7 +16,6 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
-const JAAS: &str = r#"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";"#;
 
 // Kafka's codes of the ACL enums.
 const TOPIC: i8 = 2;
@@ -37,17 +36,9 @@ const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 
 async fn start(extra: &[&str]) -> TestBroker {
-    let mut o = vec![
-        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
-        "sasl.enabled.mechanisms=PLAIN",
-        JAAS,
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users=User:admin",
-        "num.partitions=1",
-    ];
+    let mut o = vec!["num.partitions=1"];
     o.extend(extra);
-    TestBroker::start(&o).await
+    TestBroker::authorized("User:admin", &o).await
 }
 
 fn sasl_addr(b: &TestBroker) -> SocketAddr {

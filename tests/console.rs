@@ -158,22 +158,12 @@ async fn mutations_need_the_console_header_and_the_same_origin() {
     b.stop().await;
 }
 
-const JAAS: &str = r#"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";"#;
-
 /// A broker with an authorizer, PLAIN users admin (a super user) and alice on a SASL listener,
 /// and a PLAINTEXT listener whose ANONYMOUS principal is a super user too (for the test's setup).
 async fn secured(extra: &[&str]) -> TestBroker {
-    let mut o = vec![
-        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
-        "sasl.enabled.mechanisms=PLAIN",
-        JAAS,
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users=User:admin;User:ANONYMOUS",
-        "connection.failed.authentication.delay.ms=300",
-    ];
+    let mut o = vec!["connection.failed.authentication.delay.ms=300"];
     o.extend(extra);
-    TestBroker::start(&o).await
+    TestBroker::authorized("User:admin;User:ANONYMOUS", &o).await
 }
 
 /// One HTTP/1.1 exchange on any stream: (status, head, body as JSON or a string).

@@ -1,6 +1,7 @@
-//! DescribeCluster: this node as the only broker and the controller. v1 asks for an endpoint
-//! type: only brokers are served here, so a controller query gets MISMATCHED_ENDPOINT_TYPE and
-//! any other type UNSUPPORTED_ENDPOINT_TYPE, with Kafka 4.0's texts. v2 (KIP-1073) marks fenced
+//! DescribeCluster on a broker listener: the live brokers and the controller. v1 asks for an
+//! endpoint type: only brokers are served here, so a controller query gets MISMATCHED_ENDPOINT_TYPE
+//! and any other type UNSUPPORTED_ENDPOINT_TYPE, with Kafka 4.0's texts (the controller listener
+//! answers controller queries, `node::controller_listener`). v2 (KIP-1073) marks fenced
 //! brokers; this node answers, so it is never fenced, whatever include_fenced_brokers asks.
 
 use std::sync::Arc;
@@ -14,11 +15,26 @@ use crate::broker::acl::ResourceType;
 use crate::broker::Broker;
 
 /// Kafka's endpoint types (DescribeCluster v1+).
-const ENDPOINT_TYPE_BROKER: i8 = 1;
-const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+pub(crate) const ENDPOINT_TYPE_BROKER: i8 = 1;
+pub(crate) const ENDPOINT_TYPE_CONTROLLER: i8 = 2;
+
+/// Kafka's refusal of a DescribeCluster that asks for another endpoint type than the listener
+/// serves (`served`): MISMATCHED_ENDPOINT_TYPE for a known type, UNSUPPORTED_ENDPOINT_TYPE for an
+/// unknown one (INVALID_REQUEST both at v0), with Kafka 4.0's texts.
+pub(crate) fn endpoint_type_refusal(served: i8, requested: i8, version: i16) -> Option<(i16, String)> {
+    let name = |t: i8| if t == ENDPOINT_TYPE_BROKER { "BROKER" } else { "CONTROLLER" };
+    let v0 = |code: i16| if version == 0 { E::InvalidRequest.code() } else { code };
+    match requested {
+        t if t == served => None,
+        ENDPOINT_TYPE_BROKER | ENDPOINT_TYPE_CONTROLLER => {
+            Some((v0(E::MismatchedEndpointType.code()), format!("The request was sent to an endpoint of type {}, but we wanted an endpoint of type {}", name(served), name(requested))))
+        }
+        other => Some((v0(E::UnsupportedEndpointType.code()), format!("Unsupported endpoint type {other}"))),
+    }
+}
 
 /// Answers with the brokers' endpoints on `listener`, the listener the request arrived on.
-pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version: i16, listener: &str) -> DescribeClusterResponse {
+pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, version: i16, listener: &str) -> DescribeClusterResponse {
     let refused = |code: i16, message: String| {
         DescribeClusterResponse::default()
             .with_error_code(code)
@@ -27,15 +43,8 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest, _version:
             .with_controller_id(BrokerId(-1))
             .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     };
-    match req.endpoint_type {
-        ENDPOINT_TYPE_BROKER => {}
-        ENDPOINT_TYPE_CONTROLLER => {
-            return refused(
-                E::MismatchedEndpointType.code(),
-                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
-            );
-        }
-        other => return refused(E::UnsupportedEndpointType.code(), format!("Unsupported endpoint type {other}")),
+    if let Some((code, message)) = endpoint_type_refusal(ENDPOINT_TYPE_BROKER, req.endpoint_type, version) {
+        return refused(code, message);
     }
     let brokers = broker
         .live_brokers_on(listener)

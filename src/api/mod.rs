@@ -21,7 +21,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_acls;
 mod describe_client_quotas;
-mod describe_cluster;
+pub(crate) mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;

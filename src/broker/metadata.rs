@@ -489,6 +489,15 @@ pub fn load_or_create_meta_properties(dirs: &[PathBuf], node_id: i32, new_id: Op
 }
 
 /// One dir's `meta.properties`: its cluster id and directory id, or None when there is none.
+/// The cluster id a node of this quorum has: the one its first log dir's `meta.properties`
+/// holds, else the one derived from the voters (what a new node writes there).
+pub fn quorum_node_cluster_id(first_log_dir: &Path, node_id: i32, voters: &BTreeMap<i32, crate::config::Endpoint>) -> String {
+    match read_meta_properties(first_log_dir, node_id) {
+        Ok(Some((id, _))) => id,
+        _ => quorum_cluster_id(voters),
+    }
+}
+
 fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<(String, Option<Uuid>)>, MetadataError> {
     let path = dir.join("meta.properties");
     let text = match std::fs::read_to_string(&path) {

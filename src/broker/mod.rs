@@ -169,15 +169,7 @@ impl Broker {
     /// replicas, at most as many as brokers are registered; others the default.
     fn create_topic_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, partitions: i32, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
         use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-        let rf_name = match name {
-            OFFSETS_TOPIC => Some("offsets.topic.replication.factor"),
-            TRANSACTION_STATE_TOPIC => Some("transaction.state.log.replication.factor"),
-            _ => None,
-        };
-        let rf = rf_name.map_or(-1, |n| {
-            let wanted = self.config.long(n).unwrap_or(3).clamp(1, i16::MAX as i64) as usize;
-            wanted.min(cluster.image().brokers().len().max(1)) as i16
-        });
+        let rf = self.internal_replication_factor(Some(cluster), name).unwrap_or(-1);
         let topic = CreatableTopic::default()
             .with_name(kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_string(name.to_string())))
             .with_num_partitions(partitions)
@@ -201,6 +193,20 @@ impl Broker {
             code => return Err(MetadataError::Controller { code, message: result.error_message.as_deref().unwrap_or("").to_string() }),
         }
         self.wait_for_topic(result.topic_id).ok_or_else(|| MetadataError::ControllerUnreachable(format!("topic {name} created but not yet known here")))
+    }
+
+    /// The replication factor an internal topic is made with: `offsets.topic.replication.factor` /
+    /// `transaction.state.log.replication.factor`, at most as many as brokers are registered (1 on
+    /// a single node). None for other topics.
+    fn internal_replication_factor(&self, cluster: Option<&Arc<cluster::ClusterState>>, name: &str) -> Option<i16> {
+        let rf_name = match name {
+            OFFSETS_TOPIC => "offsets.topic.replication.factor",
+            TRANSACTION_STATE_TOPIC => "transaction.state.log.replication.factor",
+            _ => return None,
+        };
+        let Some(cluster) = cluster else { return Some(1) };
+        let wanted = self.config.long(rf_name).unwrap_or(3).clamp(1, i16::MAX as i64) as usize;
+        Some(wanted.min(cluster.image().brokers().len().max(1)) as i16)
     }
 
     /// DeleteTopics at the active controller; returns once the topic is gone here.
@@ -659,11 +665,21 @@ impl Broker {
             ("segment.bytes".to_string(), self.config.transaction_state_log_segment_bytes.to_string()),
             // As Kafka's transaction log: stored uncompressed whatever the broker default.
             ("compression.type".to_string(), "uncompressed".to_string()),
+            // As Kafka sets it on the topic, but at most the replicas it gets here (the factor is
+            // capped at the brokers registered), so a small cluster can still commit.
+            ("min.insync.replicas".to_string(), self.txn_topic_min_isr().to_string()),
         ]);
         match self.create_topic(TRANSACTION_STATE_TOPIC, self.config.transaction_state_log_num_partitions, configs) {
             Ok(_) | Err(MetadataError::TopicExists(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    /// `min.insync.replicas` of `__transaction_state`: `transaction.state.log.min.isr`, at most the
+    /// replication factor it is made with.
+    fn txn_topic_min_isr(&self) -> i32 {
+        let rf = self.internal_replication_factor(self.cluster.as_ref(), TRANSACTION_STATE_TOPIC).unwrap_or(1);
+        self.config.transaction_state_log_min_isr.min(rf as i32).max(1)
     }
 
     /// Whole batches of an internal topic's partition from `offset` up to the high watermark.

@@ -70,12 +70,14 @@ pub struct ControllerService {
     inner: tokio::sync::Mutex<(u64, Controller)>,
     /// The broker-only nodes following the log from this voter while it leads.
     pub observers: super::observer::Observers,
+    /// The cluster id the quorum's nodes share (DescribeCluster on the controller listener).
+    pub cluster_id: String,
 }
 
 impl ControllerService {
-    pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig) -> ControllerService {
+    pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig, cluster_id: String) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, listener_name, state, config, inner, observers: Default::default() }
+        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

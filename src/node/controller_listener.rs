@@ -173,7 +173,8 @@ async fn requests<S: AsyncRead + AsyncWrite + Unpin>(
             let body = super::observer::answer(&service, body).await;
             transport::encode_response_frame(header.correlation_id, &body)
         } else {
-            handle_kafka(&service, frame).await?
+            let operations = (prefix.api_key == ApiKey::DescribeCluster as i16).then(|| cluster_operations(authorizer.as_ref(), &service.image(), &principal, peer));
+            handle_kafka(&service, frame, operations).await?
         };
         stream.write_all(&response).await?;
     }
@@ -205,6 +206,9 @@ fn required(api_key: i16) -> Option<Operation> {
         None
     } else if api_key == ApiKey::DescribeQuorum as i16 {
         Some(Operation::Describe)
+    } else if api_key == ApiKey::DescribeCluster as i16 {
+        // Unlike a broker, Kafka's controller asks ALTER on the cluster for it (KIP-919).
+        Some(Operation::Alter)
     } else {
         Some(Operation::ClusterAction)
     }
@@ -227,6 +231,17 @@ pub(crate) fn permits(authorizer: Option<&AuthorizerConfig>, image: &MetadataIma
     acl::authorized(&acl::AclSet::new(cluster), config, principal, peer, operation, ResourceType::Cluster, acl::CLUSTER_NAME)
 }
 
+/// The CLUSTER operations `principal` may perform (DescribeCluster's authorized-operations field):
+/// all of them without an authorizer or for a super user, else what the image's CLUSTER bindings allow.
+fn cluster_operations(authorizer: Option<&AuthorizerConfig>, image: &MetadataImage, principal: &str, peer: IpAddr) -> i32 {
+    let Some(config) = authorizer.filter(|c| !c.super_users.contains(principal)) else {
+        return ResourceType::Cluster.all_operations();
+    };
+    let cluster = acl::AclSet::new(image.acls().values().filter(|r| r.resource_type == ResourceType::Cluster.code()).filter_map(acl::AclBinding::from_record).collect());
+    let allowed = ResourceType::Cluster.operations().iter().copied().filter(|op| acl::authorized(&cluster, config, principal, peer, *op, ResourceType::Cluster, acl::CLUSTER_NAME));
+    acl::operations_field(allowed)
+}
+
 /// The Kafka APIs served here, with the versions offered (ApiVersions on this listener).
 fn served() -> Vec<(ApiKey, i16, i16)> {
     fn range<R: Request>(key: ApiKey) -> (ApiKey, i16, i16) {
@@ -246,6 +261,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<CreatePartitionsRequest>(ApiKey::CreatePartitions),
         range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs),
         range::<DescribeQuorumRequest>(ApiKey::DescribeQuorum),
+        // KIP-919: admin clients given --bootstrap-controller find the controllers with it.
+        (ApiKey::DescribeCluster, 1, 2),
         range::<ElectLeadersRequest>(ApiKey::ElectLeaders),
         range::<AllocateProducerIdsRequest>(ApiKey::AllocateProducerIds),
         range::<AlterPartitionReassignmentsRequest>(ApiKey::AlterPartitionReassignments),
@@ -257,7 +274,8 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
     ]
 }
 
-async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Result<Vec<u8>> {
+/// `cluster_operations`: the principal's CLUSTER operations, computed for DescribeCluster only.
+async fn handle_kafka(service: &ControllerService, frame: Bytes, cluster_operations: Option<i32>) -> anyhow::Result<Vec<u8>> {
     let prefix = peek_prefix(&frame).ok_or_else(|| anyhow::anyhow!("request shorter than a header"))?;
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| anyhow::anyhow!("unknown api key {}", prefix.api_key))?;
     let version = prefix.api_version;
@@ -314,6 +332,10 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes) -> anyhow::Resu
         ApiKey::DescribeQuorum => {
             let req = DescribeQuorumRequest::decode(&mut body, version)?;
             encode(key, version, corr, &describe_quorum(service, req, version))
+        }
+        ApiKey::DescribeCluster => {
+            let req = kafka_protocol::messages::DescribeClusterRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &describe_cluster(service, req, version, cluster_operations))
         }
         ApiKey::ElectLeaders => {
             let req = ElectLeadersRequest::decode(&mut body, version)?;
@@ -895,6 +917,35 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
             .collect();
     }
     resp
+}
+
+/// DescribeCluster for a controller endpoint (KIP-919): the voters on this listener and the
+/// active controller (-1 while there is none), as Kafka's controller answers
+/// `kafka-metadata-quorum.sh --bootstrap-controller` and other admin clients pointed at it.
+fn describe_cluster(service: &ControllerService, req: kafka_protocol::messages::DescribeClusterRequest, version: i16, cluster_operations: Option<i32>) -> kafka_protocol::messages::DescribeClusterResponse {
+    use crate::api::describe_cluster::{ENDPOINT_TYPE_CONTROLLER, endpoint_type_refusal};
+    use kafka_protocol::messages::DescribeClusterResponse;
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    let response = DescribeClusterResponse::default().with_endpoint_type(ENDPOINT_TYPE_CONTROLLER).with_controller_id(BrokerId(-1)).with_cluster_authorized_operations(i32::MIN);
+    if let Some((code, message)) = endpoint_type_refusal(ENDPOINT_TYPE_CONTROLLER, req.endpoint_type, version) {
+        return response.with_error_code(code).with_error_message(Some(StrBytes::from_string(message)));
+    }
+    let status = service.raft.status();
+    let nodes: Vec<DescribeClusterBroker> = status
+        .voters
+        .iter()
+        .filter_map(|v| {
+            let (host, port) = v.addr.rsplit_once(':')?;
+            Some(DescribeClusterBroker::default().with_broker_id(BrokerId(v.node_id as i32)).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?))
+        })
+        .collect();
+    // As Kafka: a leader the node list does not hold is reported as none.
+    let leader = status.leader_id.map(|l| l as i32).filter(|l| nodes.iter().any(|n| n.broker_id.0 == *l)).unwrap_or(-1);
+    response
+        .with_cluster_id(StrBytes::from_string(service.cluster_id.clone()))
+        .with_controller_id(BrokerId(leader))
+        .with_brokers(nodes)
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations { cluster_operations.unwrap_or(0) } else { i32::MIN })
 }
 
 /// ElectLeaders: preferred (v0, or type 0) or unclean (type 1) elections of the listed

@@ -232,7 +232,8 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         num_partitions: config.num_partitions,
         default_replication_factor: config.default_replication_factor,
     };
-    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config));
+    let cluster_id = crate::broker::metadata::quorum_node_cluster_id(&config.log_dirs[0], config.node_id, &quorum.voters);
+    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id));
     let security = controller_listener::ListenerSecurity {
         tls: match &controller_listener.ssl {
             Some(ssl) => {

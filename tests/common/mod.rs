@@ -88,6 +88,27 @@ impl TestBroker {
     }
 }
 
+/// PLAIN users of [`TestBroker::authorized`]'s SASL listener: admin (a super user), alice and bob.
+pub const PLAIN_USERS_JAAS: &str = r#"listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";"#;
+
+impl TestBroker {
+    /// A broker with Kafka's StandardAuthorizer, a PLAINTEXT listener and a SASL_PLAINTEXT one
+    /// whose PLAIN users are [`PLAIN_USERS_JAAS`]'s; `super_users` as Kafka's `super.users` value.
+    pub async fn authorized(super_users: &str, extra: &[&str]) -> TestBroker {
+        let super_users = format!("super.users={super_users}");
+        let mut o = vec![
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            PLAIN_USERS_JAAS,
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            &super_users,
+        ];
+        o.extend(extra);
+        TestBroker::start(&o).await
+    }
+}
+
 /// A client's byte stream: a plain socket or a TLS session.
 pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
