@@ -125,6 +125,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("controller.quorum.fetch.timeout.ms", Some("2000"), T::Long, "Raft: how long a follower waits without hearing from the leader before it stands for election."),
     def("controller.quorum.request.timeout.ms", Some("2000"), T::Long, "How long a request to another voter or to the active controller waits for its answer."),
     def("broker.session.timeout.ms", Some("9000"), T::Long, "A broker the controller has not heard from for this long is fenced (its leaderships move to other ISR members)."),
+    def("initial.broker.registration.timeout.ms", Some("60000"), T::Long, "How long a broker of a quorum may take at startup to reach the controllers (a broker-only node given controller.quorum.bootstrap.servers learns the voters from them) before it gives up and exits."),
     def("broker.heartbeat.interval.ms", Some("2000"), T::Long, "How often a broker in a quorum heartbeats to the active controller."),
     def("offsets.topic.replication.factor", Some("3"), T::Int, "Replication factor of __consumer_offsets in a cluster (capped at the brokers registered when it is made); a single node keeps 1."),
     def("transaction.state.log.replication.factor", Some("3"), T::Int, "Replication factor of __transaction_state in a cluster (capped as offsets.topic.replication.factor)."),
@@ -1136,7 +1137,11 @@ pub struct ProcessRoles {
 /// Absent on a single node that is its own quorum of one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumConfig {
+    /// Empty on a broker-only node given `controller.quorum.bootstrap.servers` only, until
+    /// startup learns them from one of `bootstrap` (`node::discover_voters`).
     pub voters: BTreeMap<i32, Endpoint>,
+    /// `controller.quorum.bootstrap.servers` where the voters are not listed.
+    pub bootstrap: Vec<Endpoint>,
 }
 
 /// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
@@ -1300,10 +1305,10 @@ fn parse_named_endpoints(name: &str, value: &str) -> Result<Vec<(String, Endpoin
 fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&Endpoint>)>) -> Result<QuorumConfig, ConfigError> {
     const NAME: &str = "controller.quorum.bootstrap.servers";
     let invalid = |reason: String| ConfigError::Invalid { name: NAME.into(), value: value.into(), reason };
-    let servers = value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| parse_host_port(NAME, value, s)).collect::<Result<Vec<_>, _>>()?;
+    let servers = bootstrap_servers(value)?;
     let refusal = "joining a dynamic quorum through other controllers (KIP-853) is not served: name only this controller's own listener (a quorum of one, as kafka-storage.sh format --standalone sets up) or list the voters in controller.quorum.voters";
     let Some((bound, advertised)) = own else {
-        return Err(invalid(format!("this node is not a controller; {refusal}")));
+        return Err(invalid(format!("this controller has no controller listener; {refusal}")));
     };
     let [server] = servers.as_slice() else {
         return Err(invalid(refusal.to_string()));
@@ -1316,7 +1321,13 @@ fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&
         return Err(invalid(format!("{}:{} is not this controller's listener; {refusal}", server.host, server.port)));
     }
     let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
-    Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]) })
+    Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new() })
+}
+
+/// `controller.quorum.bootstrap.servers`: `host:port` items.
+fn bootstrap_servers(value: &str) -> Result<Vec<Endpoint>, ConfigError> {
+    const NAME: &str = "controller.quorum.bootstrap.servers";
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| parse_host_port(NAME, value, s)).collect()
 }
 
 /// Whether `host` names this machine: a loopback or wildcard address, or a name or address that
@@ -1460,9 +1471,14 @@ impl Topology {
             (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         let quorum = match (c.explicit.get("controller.quorum.voters"), c.explicit.get("controller.quorum.bootstrap.servers")) {
-            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)? }).filter(|q| !q.voters.is_empty()),
+            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new() }).filter(|q| !q.voters.is_empty()),
+            // A broker-only node asks the controllers who the voters are when it starts.
+            (None, Some(b)) if !b.trim().is_empty() && !roles.controller => {
+                let bootstrap = bootstrap_servers(b)?;
+                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap })
+            }
             (None, Some(b)) if !b.trim().is_empty() => {
-                let own = listeners.iter().find(|l| is_controller_listener(&l.name)).filter(|_| roles.controller).map(|l| (&l.endpoint, advertised.get(&l.name)));
+                let own = listeners.iter().find(|l| is_controller_listener(&l.name)).map(|l| (&l.endpoint, advertised.get(&l.name)));
                 Some(standalone_quorum(b, node_id, own)?)
             }
             _ => None,
@@ -2845,8 +2861,10 @@ mod tests {
         assert!(with(&[("num.network.threads", "0")]).is_err());
         assert!(with(&[("num.network.threads", "100000")]).is_err(), "bounded: each is an OS thread");
         assert!(with(&[("transaction.state.log.min.isr", "0")]).is_err());
-        let broker_only = with(&[("process.roles", "broker"), ("listeners", "PLAINTEXT://:9092"), ("advertised.listeners", "PLAINTEXT://localhost:9092")]);
-        assert!(broker_only.is_err(), "a broker-only node cannot discover voters through bootstrap servers yet");
+        let broker_only = with(&[("process.roles", "broker"), ("node.id", "2"), ("listeners", "PLAINTEXT://:9092"), ("advertised.listeners", "PLAINTEXT://localhost:9092")]).expect("a broker-only node");
+        let quorum = broker_only.topology.quorum.expect("in a quorum");
+        assert!(quorum.voters.is_empty(), "learned from the controllers at startup");
+        assert_eq!(quorum.bootstrap, vec![Endpoint { host: "localhost".into(), port: 9093 }]);
         let defaults = Config::from_properties(props(&[("listeners", "PLAINTEXT://127.0.0.1:9092")])).unwrap();
         assert_eq!((defaults.num_network_threads, defaults.transaction_state_log_min_isr), (None, 2), "one worker per core; Kafka's min ISR default");
     }

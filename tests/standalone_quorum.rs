@@ -4,7 +4,9 @@
 //! fetch; the controller listener answers DescribeCluster for a controller endpoint (KIP-919, what
 //! `--bootstrap-controller` tools send) and refuses a broker query; a transactional id's
 //! `__transaction_state` gets `transaction.state.log.min.isr` capped at its replicas; a restart
-//! keeps the same cluster id and the topic.
+//! keeps the same cluster id and the topic. And separate roles: a controller-only quorum of one
+//! started the same way, and a broker-only node that learns the voters from
+//! `controller.quorum.bootstrap.servers` (or gives up after `initial.broker.registration.timeout.ms`).
 
 mod common;
 
@@ -123,4 +125,56 @@ async fn kafka_4_stock_server_properties_run_a_quorum_of_one() {
     .await;
     assert!(fetched.is_some_and(|r| !r.is_empty()));
     node.shutdown().await;
+}
+
+fn node_config(dir: &std::path::Path, roles: &str, node_id: i32, listeners: &str, bootstrap: &str, extra: &[&str]) -> Config {
+    let mut o = vec![
+        format!("process.roles={roles}"),
+        format!("node.id={node_id}"),
+        format!("controller.quorum.bootstrap.servers={bootstrap}"),
+        format!("listeners={listeners}"),
+        "controller.listener.names=CONTROLLER".to_string(),
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".to_string(),
+        "broker.heartbeat.interval.ms=200".to_string(),
+        "fjord.http.listener=none".to_string(),
+        format!("log.dirs={}", dir.display()),
+    ];
+    o.extend(extra.iter().map(|s| s.to_string()));
+    Config::load(None, &o).expect("config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_only_node_learns_the_voters_from_bootstrap_servers() {
+    let (cdir, bdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let controller_port = free_port();
+    let bootstrap = format!("127.0.0.1:{controller_port}");
+    let controller = fjord::node::start_controller(node_config(cdir.path(), "controller", 1, &format!("CONTROLLER://127.0.0.1:{controller_port}"), &bootstrap, &[])).await.expect("a controller-only quorum of one");
+    let broker = fjord::node::start(node_config(bdir.path(), "broker", 2, "PLAINTEXT://127.0.0.1:0", &bootstrap, &[])).await.expect("the broker finds the voters");
+    let addr = broker.local_addr;
+    let controller_addr: SocketAddr = bootstrap.parse().unwrap();
+    // The broker registered with the controller it learned of, and serves a replicated topic.
+    eventually("the broker listed", async || {
+        let r = describe_cluster(addr, 1).await;
+        (r.brokers.iter().map(|b| b.broker_id.0).collect::<Vec<_>>() == vec![2]).then_some(())
+    })
+    .await;
+    assert_eq!(describe_cluster(addr, 1).await.cluster_id, describe_cluster(controller_addr, 2).await.cluster_id, "one cluster id on both roles");
+    let mut c = Client::connect(addr).await;
+    let created = c.send(&CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default().with_name(name("t")).with_num_partitions(1).with_replication_factor(1)]).with_timeout_ms(10_000), 5).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    eventually("the produce acknowledged", async || {
+        let data = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(common::batch(3, 1_000, Compression::None)));
+        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name("t")).with_partition_data(vec![data])]);
+        (Client::connect(addr).await.send(&req, 9).await.responses[0].partition_responses[0].error_code == 0).then_some(())
+    })
+    .await;
+    broker.shutdown().await;
+
+    // Nobody at the bootstrap address: the broker gives up within its registration timeout.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let refused = fjord::node::start(node_config(bdir.path(), "broker", 2, "PLAINTEXT://127.0.0.1:0", &nowhere, &["initial.broker.registration.timeout.ms=500"])).await;
+    assert!(refused.is_err(), "no controller answered");
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded by initial.broker.registration.timeout.ms");
+    controller.shutdown().await;
 }

@@ -77,10 +77,11 @@ pub async fn start(config: Config) -> Result<RunningNode, StartError> {
 }
 
 /// As [`start`], on a storage backend chosen by the caller (fault-injection tests).
-pub async fn start_with_backend(config: Config, backend: crate::storage::io::Backend) -> Result<RunningNode, StartError> {
+pub async fn start_with_backend(mut config: Config, backend: crate::storage::io::Backend) -> Result<RunningNode, StartError> {
     if !config.topology.roles.broker {
         return Err(StartError::Unsupported("process.roles=controller: a controller-only node runs no broker (start it with node::start_controller)"));
     }
+    discover_voters(&mut config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // The HTTP listener first: /health and /ready (503) answer while the logs load.
     let http_state = Arc::new(crate::http::HttpState::default());
@@ -178,12 +179,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     let raft_cell: Arc<std::sync::OnceLock<Arc<crate::raft::RaftNode>>> = Arc::default();
     let hint = raft_cell.clone();
     let leader_hint = Box::new(move || hint.get().and_then(|r| r.leader()).map(|(id, _)| id as i32));
-    // TLS and the SASL login to the controller listener (a bad store stops startup).
-    let controller_tls = match (&config.topology.controller_ssl, config.topology.controller_listener_names.first()) {
-        (Some(ssl), Some(name)) => Some(crate::server::tls::client_config(name, ssl).map_err(crate::server::listener::BindError::from)?),
-        _ => None,
-    };
-    let controller_security = crate::raft::transport::PeerSecurity { tls: controller_tls, sasl: config.topology.controller_sasl.clone().map(Arc::new) };
+    let controller_security = controller_security(config)?;
     let server_names: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, e.host.clone())).collect();
     let channel_to_controllers = |hint| controller_channel(config, &voters_to_connect, hint, &controller_security).with_server_names(server_names.clone());
     let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel_to_controllers(leader_hint)));
@@ -249,6 +245,73 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     tokio::spawn(controller_listener::serve(listener, service.clone(), config.socket_request_max_bytes, config.authorizer.clone(), security, stop));
     tracing::info!(addr = %controller_addr, voters = ?voters, "controller listener serving the metadata quorum");
     Ok(QuorumParts { state, voter: Some(VoterParts { raft, service, controller_addr }), observer: None })
+}
+
+/// TLS and the SASL login to the controller listener (a bad store stops startup).
+fn controller_security(config: &Config) -> Result<crate::raft::transport::PeerSecurity, StartError> {
+    let tls = match (&config.topology.controller_ssl, config.topology.controller_listener_names.first()) {
+        (Some(ssl), Some(name)) => Some(crate::server::tls::client_config(name, ssl).map_err(crate::server::listener::BindError::from)?),
+        _ => None,
+    };
+    Ok(crate::raft::transport::PeerSecurity { tls, sasl: config.topology.controller_sasl.clone().map(Arc::new) })
+}
+
+/// A broker-only node given `controller.quorum.bootstrap.servers` (no voters) asks them who the
+/// voters are, as Kafka's brokers discover a dynamic quorum: DescribeCluster for controller
+/// endpoints (KIP-919) to each in turn until one answers with the voters. Waits at most
+/// `initial.broker.registration.timeout.ms`, as Kafka's broker gives up on reaching the
+/// controllers at startup.
+async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
+    use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+    let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.voters.is_empty() && !q.bootstrap.is_empty()) else {
+        return Ok(());
+    };
+    let bootstrap = quorum.bootstrap.clone();
+    let security = controller_security(config)?;
+    let client = crate::client::ClientConfig {
+        request_timeout: Duration::from_millis(config.long("controller.quorum.request.timeout.ms").unwrap_or(2000).max(100) as u64),
+        tls: security.tls.clone(),
+        sasl: security.sasl.clone(),
+        ..crate::client::ClientConfig::new(format!("broker-{}-to-controller", config.node_id))
+    };
+    let timeout = Duration::from_millis(config.long("initial.broker.registration.timeout.ms").unwrap_or(60_000).max(1) as u64);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = String::new();
+    loop {
+        for server in &bootstrap {
+            let asked = async {
+                let addr = tokio::net::lookup_host((server.host.as_str(), server.port)).await.map_err(|e| e.to_string())?.next().ok_or("no address")?;
+                let client = crate::client::BrokerClient::connect(addr, crate::client::ClientConfig { tls_server_name: Some(server.host.clone()), ..client.clone() }).await.map_err(|e| e.to_string())?;
+                let answer: DescribeClusterResponse = client.send_version(&DescribeClusterRequest::default().with_endpoint_type(2), 1).await.map_err(|e| e.to_string())?;
+                if answer.error_code != 0 {
+                    return Err(format!("error {} {}", answer.error_code, answer.error_message.as_deref().unwrap_or("")));
+                }
+                Ok::<_, String>(answer)
+            };
+            match asked.await {
+                Ok(answer) if !answer.brokers.is_empty() => {
+                    let voters: std::collections::BTreeMap<i32, crate::config::Endpoint> =
+                        answer.brokers.iter().map(|b| (b.broker_id.0, crate::config::Endpoint { host: b.host.to_string(), port: b.port.clamp(0, u16::MAX as i32) as u16 })).collect();
+                    if voters.contains_key(&config.node_id) {
+                        return Err(StartError::Unsupported("controller.quorum.bootstrap.servers: this broker-only node's node.id is a voter of the quorum it names"));
+                    }
+                    tracing::info!(bootstrap = %format!("{}:{}", server.host, server.port), voters = ?voters, "learned the metadata quorum's voters (controller.quorum.bootstrap.servers)");
+                    if let Some(q) = config.topology.quorum.as_mut() {
+                        q.voters = voters;
+                    }
+                    return Ok(());
+                }
+                Ok(_) => last_error = format!("{}:{} named no voters", server.host, server.port),
+                Err(e) => last_error = format!("{}:{}: {e}", server.host, server.port),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(error = %last_error, timeout_ms = timeout.as_millis() as u64, "no controller in controller.quorum.bootstrap.servers answered");
+            return Err(StartError::Unsupported("controller.quorum.bootstrap.servers: no controller answered within initial.broker.registration.timeout.ms"));
+        }
+        tracing::debug!(error = %last_error, "no controller answered yet; trying again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A connection to whichever voter is the active controller (`controller.quorum.voters`).
