@@ -136,6 +136,43 @@ pub enum StartError {
     Threads(std::io::Error),
 }
 
+/// A refused dynamic broker config change.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamicConfigError {
+    /// A name that cannot change at run time or a value that does not check out (Kafka's
+    /// INVALID_REQUEST for a BROKER resource).
+    #[error("{0}")]
+    Invalid(String),
+    /// The controller refused it or could not be reached.
+    #[error(transparent)]
+    Metadata(MetadataError),
+}
+
+/// The config resource type of a broker (Kafka's ConfigResource.Type.BROKER).
+const RESOURCE_TYPE_BROKER: i8 = 4;
+
+/// Dynamic configs checked against this broker, ready to install.
+struct PreparedDynamicConfigs {
+    next: crate::config::DynamicBrokerConfigs,
+    tls_reloads: Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>,
+    topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig, crate::config::TopicSettings)>,
+}
+
+/// Refuses, as Kafka does, names of one dynamic scope that cannot change at run time: Fjord's
+/// static properties, and the `ssl.*` store settings without a listener prefix. Names Fjord does
+/// not know are kept as custom configs, as Kafka keeps them.
+pub fn check_dynamic_config_names(configs: &BTreeMap<String, String>) -> Result<(), String> {
+    let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
+    if !fixed.is_empty() {
+        return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
+    }
+    let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
+    if !unprefixed.is_empty() {
+        return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+    }
+    Ok(())
+}
+
 impl Broker {
     /// Creates a topic and its partition logs. Used by CreateTopics and auto-creation. A failure
     /// midway (EMFILE, ENOSPC, the metadata not persisted) removes the logs it made: no partition
@@ -456,21 +493,72 @@ impl Broker {
     }
 
     /// Replaces the dynamic broker configs of one scope (this broker, or the cluster default):
-    /// validated as startup validates the log defaults, stored durably, then applied to every
-    /// partition whose settings inherit them. `validate_only` stops after the checks.
-    pub fn set_dynamic_configs(&self, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), String> {
-        // Fjord's own static properties cannot change; names Fjord does not know are kept as
-        // custom configs, as Kafka keeps them.
-        let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
-        if !fixed.is_empty() {
-            return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
+    /// validated as startup validates the log defaults, then made durable and applied. A single
+    /// node keeps them in its own file and applies them at once; a node of a metadata quorum sends
+    /// them to the controller (ConfigRecords of resource BROKER, as Kafka keeps them), every
+    /// broker applies them from the metadata log (`publisher::publish`), and this call returns
+    /// once this broker has. `validate_only` stops after the checks.
+    pub fn set_dynamic_configs(&self, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), DynamicConfigError> {
+        check_dynamic_config_names(&configs).map_err(DynamicConfigError::Invalid)?;
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut next = current.clone();
+        *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs.clone();
+        // Every key named before or after: re-setting a listener's key store location reloads it.
+        let old_scope = if per_broker { &current.per_broker } else { &current.cluster_default };
+        let touched: Vec<String> = old_scope.keys().chain(configs.keys()).cloned().collect();
+        let prepared = self.prepare_dynamic_configs(next, &touched).map_err(DynamicConfigError::Invalid)?;
+        if validate_only {
+            return Ok(());
         }
-        let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
-        if !unprefixed.is_empty() {
-            return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        let scope = if per_broker { "broker" } else { "cluster default" };
+        if let Some(cluster) = &self.cluster {
+            let name = if per_broker { self.config.node_id.to_string() } else { String::new() };
+            let old = if per_broker { &current.per_broker } else { &current.cluster_default };
+            self.replace_configs_in_cluster(cluster, RESOURCE_TYPE_BROKER, &name, old, &configs).map_err(DynamicConfigError::Metadata)?;
+            let scope_now = || {
+                let d = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner());
+                (if per_broker { &d.per_broker } else { &d.cluster_default }) == &configs
+            };
+            if !self.wait_until(scope_now) {
+                tracing::warn!(scope, "dynamic broker configs accepted by the controller but not yet applied here");
+            }
+            return Ok(());
         }
-        let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
-        *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
+        metadata::store_dynamic_configs(&self.config.log_dirs[0], &prepared.next).map_err(|e| DynamicConfigError::Invalid(e.to_string()))?;
+        self.install_dynamic_configs(prepared);
+        tracing::info!(scope, "dynamic broker configs changed");
+        Ok(())
+    }
+
+    /// Makes `next` (read from the metadata log: the BROKER "" and BROKER "<node.id>" configs)
+    /// this broker's dynamic configs when they differ from the current ones, as Kafka's
+    /// DynamicConfigPublisher does. A set that does not check out here (a key store that cannot
+    /// be read on this host) is logged and the previous one stays, as Kafka's broker skips an
+    /// invalid dynamic update.
+    pub fn follow_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs) {
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current == next {
+            return;
+        }
+        let checked = check_dynamic_config_names(&next.per_broker).and_then(|()| check_dynamic_config_names(&next.cluster_default));
+        // Only the keys whose value changed in either scope touch a listener's TLS.
+        let touched: Vec<String> = [(&current.per_broker, &next.per_broker), (&current.cluster_default, &next.cluster_default)]
+            .into_iter()
+            .flat_map(|(old, new)| old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).cloned().collect::<Vec<_>>())
+            .collect();
+        match checked.and_then(|()| self.prepare_dynamic_configs(next, &touched)) {
+            Ok(prepared) => {
+                self.install_dynamic_configs(prepared);
+                tracing::info!("dynamic broker configs changed from the metadata log");
+            }
+            Err(e) => tracing::error!(error = %e, "dynamic broker configs from the metadata log refused here; the previous ones stay"),
+        }
+    }
+
+    /// Checks `next` as it would be applied (every value parsed by a trial Config, the key
+    /// stores of listeners whose settings are among `touched` loaded, every topic's settings
+    /// computed) without changing anything.
+    fn prepare_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs, touched: &[String]) -> Result<PreparedDynamicConfigs, String> {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
@@ -486,26 +574,25 @@ impl Broker {
                 _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
             }
         }
-        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let previous = if per_broker { &current.per_broker } else { &current.cluster_default };
-        let altered = if per_broker { &next.per_broker } else { &next.cluster_default };
-        let tls_reloads = self.prepare_tls_reloads(&trial, previous.keys().chain(altered.keys()))?;
-        let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
+        let tls_reloads = self.prepare_tls_reloads(&trial, touched.iter())?;
+        let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig, crate::config::TopicSettings)> = self
             .metadata
             .topics()
             .into_iter()
-            .map(|t| trial.log_config(&t.configs).map(|c| (t, c)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        if validate_only {
-            return Ok(());
-        }
-        let settings: BTreeMap<String, crate::config::TopicSettings> = topics
-            .iter()
-            .map(|(t, _)| trial.topic_settings(&t.configs).map(|s| (t.name.clone(), s)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
+            .map(|t| {
+                let log_config = trial.log_config(&t.configs).map_err(|e| e.to_string())?;
+                let settings = trial.topic_settings(&t.configs).map_err(|e| e.to_string())?;
+                Ok((t, log_config, settings))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(PreparedDynamicConfigs { next, tls_reloads, topics })
+    }
+
+    /// Makes checked dynamic configs current and applies them: the move, replication and
+    /// connection creation rates, the listeners' key stores, every topic's settings and every
+    /// local log's config.
+    fn install_dynamic_configs(&self, prepared: PreparedDynamicConfigs) {
+        let PreparedDynamicConfigs { next, tls_reloads, topics } = prepared;
         *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
         self.apply_move_io_rate();
         self.apply_replication_throttled_rates();
@@ -513,17 +600,20 @@ impl Broker {
         for (tls, reload) in tls_reloads {
             tls.install(reload);
         }
+        let settings: BTreeMap<String, crate::config::TopicSettings> = topics.iter().map(|(t, _, s)| (t.name.clone(), s.clone())).collect();
         self.metadata.refresh_settings(|t| settings.get(&t.name).cloned().unwrap_or_else(|| t.settings.clone()));
-        for (t, log_config) in topics {
+        for (t, log_config, _) in topics {
             for p in 0..t.partitions {
                 let tp = TopicPartition::new(t.name.clone(), p);
+                // In a cluster only the replicas placed here have a log.
+                if self.replicas.logs().get(&tp).is_none() {
+                    continue;
+                }
                 if let Err(e) = self.replicas.logs().update_config(&tp, log_config.clone()) {
                     tracing::warn!(partition = %tp, error = %e, "could not apply the new broker config to the log");
                 }
             }
         }
-        tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
-        Ok(())
     }
 
     /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
@@ -1045,7 +1135,14 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         adopt::adopt_kafka_log_dirs(&config)?;
     }
     let metadata = MetadataStore::open(&first_dir)?;
-    *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
+    // In a metadata quorum the dynamic broker configs are the metadata log's: the publisher
+    // installs them from the replayed image before the client listeners serve. A single node
+    // keeps them in its own file.
+    if config.topology.quorum.is_none() {
+        *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
+    } else if metadata::load_dynamic_configs(&first_dir).is_ok_and(|d| d != Default::default()) {
+        tracing::warn!("the dynamic broker configs file in the first log dir is ignored: in a cluster they come from the metadata log");
+    }
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let authorizer = match &config.authorizer {
