@@ -104,6 +104,9 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
+    /// The dynamic broker configs whose effects (rates, TLS, topic settings, logs) are all in
+    /// place: `config.dynamic` changes first, so an alteration waits for this one.
+    dynamic_applied: std::sync::RwLock<crate::config::DynamicBrokerConfigs>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
@@ -164,11 +167,12 @@ struct PreparedDynamicConfigs {
 pub fn check_dynamic_config_names(configs: &BTreeMap<String, String>) -> Result<(), String> {
     let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
     if !fixed.is_empty() {
-        return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
+        // Kafka's words, with its Scala set's printing (checked against Kafka 4.0).
+        return Err(format!("Cannot update these configs dynamically: Set({})", fixed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
     }
     let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
     if !unprefixed.is_empty() {
-        return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: HashSet({})", unprefixed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
     }
     Ok(())
 }
@@ -506,6 +510,11 @@ impl Broker {
         // Every key named before or after: re-setting a listener's key store location reloads it.
         let old_scope = if per_broker { &current.per_broker } else { &current.cluster_default };
         let touched: Vec<String> = old_scope.keys().chain(configs.keys()).cloned().collect();
+        if !per_broker {
+            // The default must hold on its own, as on a broker that overrides none of it (here a
+            // value of this broker's own would hide a bad one), as Kafka checks each resource.
+            self.check_dynamic_values(crate::config::DynamicBrokerConfigs { per_broker: BTreeMap::new(), cluster_default: configs.clone() }).map_err(DynamicConfigError::Invalid)?;
+        }
         let prepared = self.prepare_dynamic_configs(next, &touched).map_err(DynamicConfigError::Invalid)?;
         if validate_only {
             return Ok(());
@@ -516,7 +525,7 @@ impl Broker {
             let old = if per_broker { &current.per_broker } else { &current.cluster_default };
             self.replace_configs_in_cluster(cluster, RESOURCE_TYPE_BROKER, &name, old, &configs).map_err(DynamicConfigError::Metadata)?;
             let scope_now = || {
-                let d = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner());
+                let d = self.dynamic_applied.read().unwrap_or_else(|e| e.into_inner());
                 (if per_broker { &d.per_broker } else { &d.cluster_default }) == &configs
             };
             if !self.wait_until(scope_now) {
@@ -555,11 +564,9 @@ impl Broker {
         }
     }
 
-    /// Checks `next` as it would be applied (every value parsed by a trial Config, the key
-    /// stores of listeners whose settings are among `touched` loaded, every topic's settings
-    /// computed) without changing anything.
-    fn prepare_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs, touched: &[String]) -> Result<PreparedDynamicConfigs, String> {
-        let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
+    /// The config `dynamic` would make, once each value it makes effective parses and is in range.
+    fn check_dynamic_values(&self, dynamic: crate::config::DynamicBrokerConfigs) -> Result<Config, String> {
+        let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(dynamic)), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
         trial.replication_throttled_rate(crate::config::LEADER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
@@ -571,9 +578,17 @@ impl Broker {
         for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", crate::config::MOVE_IO_RATE] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
-                _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
+                _ => return Err(format!("Invalid value {} for configuration {name}: must be a positive number", trial.value(name).unwrap_or_default())),
             }
         }
+        Ok(trial)
+    }
+
+    /// Checks `next` as it would be applied (every value parsed by a trial Config, the key
+    /// stores of listeners whose settings are among `touched` loaded, every topic's settings
+    /// computed) without changing anything.
+    fn prepare_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs, touched: &[String]) -> Result<PreparedDynamicConfigs, String> {
+        let trial = self.check_dynamic_values(next.clone())?;
         let tls_reloads = self.prepare_tls_reloads(&trial, touched.iter())?;
         let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig, crate::config::TopicSettings)> = self
             .metadata
@@ -593,7 +608,7 @@ impl Broker {
     /// local log's config.
     fn install_dynamic_configs(&self, prepared: PreparedDynamicConfigs) {
         let PreparedDynamicConfigs { next, tls_reloads, topics } = prepared;
-        *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+        *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
         self.apply_move_io_rate();
         self.apply_replication_throttled_rates();
         self.apply_connection_creation_rates();
@@ -614,6 +629,7 @@ impl Broker {
                 }
             }
         }
+        *self.dynamic_applied.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
@@ -1244,6 +1260,7 @@ impl Broker {
         let (leader_quota, follower_quota) = (replication_quota(replication_quota::Direction::Leader), replication_quota(replication_quota::Direction::Follower));
         let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
         let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
+        let dynamic_applied = std::sync::RwLock::new(config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone());
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1266,6 +1283,7 @@ impl Broker {
             cluster,
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
+            dynamic_applied,
             client_metrics,
             listener_tls: std::sync::RwLock::new(Vec::new()),
             creation_rates: std::sync::Mutex::new(Vec::new()),
