@@ -531,6 +531,13 @@ impl Broker {
             if !self.wait_until(scope_now) {
                 tracing::warn!(scope, "dynamic broker configs accepted by the controller but not yet applied here");
             }
+            // The same values again change nothing in the metadata log; a listener's key store
+            // named again is still reloaded here, as on a single node (a renewed file, same path).
+            if old == &configs {
+                for (tls, reload) in prepared.tls_reloads {
+                    tls.install(reload);
+                }
+            }
             return Ok(());
         }
         metadata::store_dynamic_configs(&self.config.log_dirs[0], &prepared.next).map_err(|e| DynamicConfigError::Invalid(e.to_string()))?;
@@ -1394,4 +1401,27 @@ pub fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
         }),
     ]);
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_dynamic_config_names;
+    use std::collections::BTreeMap;
+
+    fn names(keys: &[&str]) -> BTreeMap<String, String> {
+        keys.iter().map(|k| (k.to_string(), "1".to_string())).collect()
+    }
+
+    #[test]
+    fn dynamic_names_are_checked_in_kafkas_words() {
+        assert_eq!(check_dynamic_config_names(&names(&["log.retention.ms", "follower.replication.throttled.rate", "my.custom.name"])), Ok(()));
+        assert_eq!(check_dynamic_config_names(&names(&["listener.name.ssl.ssl.keystore.location"])), Ok(()));
+        assert_eq!(check_dynamic_config_names(&names(&["log.dirs"])), Err("Cannot update these configs dynamically: Set(log.dirs)".to_string()));
+        assert_eq!(check_dynamic_config_names(&names(&["node.id", "log.dirs"])), Err("Cannot update these configs dynamically: Set(log.dirs, node.id)".to_string()));
+        assert_eq!(
+            check_dynamic_config_names(&names(&["ssl.keystore.location"])),
+            Err("These security configs can be dynamically updated only per-listener using the listener prefix: HashSet(ssl.keystore.location)".to_string())
+        );
+        assert_eq!(check_dynamic_config_names(&BTreeMap::new()), Ok(()));
+    }
 }

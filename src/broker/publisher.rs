@@ -200,9 +200,9 @@ fn sync_topics(broker: &Broker, next: &MetadataImage) {
             tracing::warn!(topic = %topic.name, error = %e, "could not record a topic from the metadata log");
             continue;
         }
-        if current.is_some()
-            && let Ok(log_config) = broker.config.log_config(&configs)
-        {
+        // Also for a topic new to the table: a restarted node may hold its replica's log already,
+        // opened with the static defaults before the dynamic ones were known.
+        if let Ok(log_config) = broker.config.log_config(&configs) {
             for p in 0..partitions {
                 let tp = TopicPartition::new(topic.name.clone(), p);
                 if broker.replicas.logs().get(&tp).is_some() {
