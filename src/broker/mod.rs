@@ -107,6 +107,9 @@ pub struct Broker {
     /// The dynamic broker configs whose effects (rates, TLS, topic settings, logs) are all in
     /// place: `config.dynamic` changes first, so an alteration waits for this one.
     dynamic_applied: std::sync::RwLock<crate::config::DynamicBrokerConfigs>,
+    /// The last dynamic configs of the metadata log refused here: not checked (nor logged) again
+    /// at every metadata change until the log holds others.
+    dynamic_refused: std::sync::Mutex<Option<crate::config::DynamicBrokerConfigs>>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
@@ -556,18 +559,26 @@ impl Broker {
         if current == next {
             return;
         }
+        let mut refused = self.dynamic_refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.as_ref() == Some(&next) {
+            return;
+        }
         let checked = check_dynamic_config_names(&next.per_broker).and_then(|()| check_dynamic_config_names(&next.cluster_default));
         // Only the keys whose value changed in either scope touch a listener's TLS.
         let touched: Vec<String> = [(&current.per_broker, &next.per_broker), (&current.cluster_default, &next.cluster_default)]
             .into_iter()
             .flat_map(|(old, new)| old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).cloned().collect::<Vec<_>>())
             .collect();
-        match checked.and_then(|()| self.prepare_dynamic_configs(next, &touched)) {
+        match checked.and_then(|()| self.prepare_dynamic_configs(next.clone(), &touched)) {
             Ok(prepared) => {
+                *refused = None;
                 self.install_dynamic_configs(prepared);
                 tracing::info!("dynamic broker configs changed from the metadata log");
             }
-            Err(e) => tracing::error!(error = %e, "dynamic broker configs from the metadata log refused here; the previous ones stay"),
+            Err(e) => {
+                tracing::error!(error = %e, "dynamic broker configs from the metadata log refused here; the previous ones stay");
+                *refused = Some(next);
+            }
         }
     }
 
@@ -1291,6 +1302,7 @@ impl Broker {
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
             dynamic_applied,
+            dynamic_refused: std::sync::Mutex::new(None),
             client_metrics,
             listener_tls: std::sync::RwLock::new(Vec::new()),
             creation_rates: std::sync::Mutex::new(Vec::new()),
