@@ -436,9 +436,32 @@ async fn a_renewed_key_store_file_is_served_to_new_connections_and_open_ones_are
 /// then served to new connections while open ones keep theirs.
 #[tokio::test]
 async fn altering_the_key_store_location_reloads_the_certificate_after_kafkas_checks() {
+    key_store_rotation(&[]).await;
+}
+
+/// The same on a node of a metadata quorum (of one voter): the change goes through the controller
+/// into the metadata log and the node's publisher reloads the store; the same location named
+/// again (nothing new for the log) still reloads the renewed file on the node that received it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_quorum_altering_the_key_store_location_reloads_through_the_metadata_log() {
+    let port = common::free_port();
+    let quorum = [
+        "node.id=1".to_string(),
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT".to_string(),
+        "controller.listener.names=CONTROLLER".to_string(),
+        format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+    ];
+    key_store_rotation(&quorum).await;
+}
+
+async fn key_store_rotation(extra: &[String]) {
     let pki = make_pki();
     let dir = tempfile::tempdir().unwrap();
-    let b = start(&pki, &dir, &["fjord.ssl.reload.check.interval.ms=0".to_string()]).await;
+    let mut o = vec!["fjord.ssl.reload.check.interval.ms=0".to_string()];
+    o.extend(extra.iter().cloned());
+    let b = start(&pki, &dir, &o).await;
+    assert_eq!(b.running.as_ref().unwrap().broker.cluster.is_some(), !extra.is_empty(), "a quorum node when asked for");
     let mut admin = b.client().await;
     let (mut before, serial) = tls_connect_serial(&pki, ssl_addr(&b)).await;
     assert_eq!(serial, [1]);

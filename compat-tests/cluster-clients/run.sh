@@ -17,10 +17,13 @@
 #   5. kafka-reassign-partitions.sh --execute --throttle moves 4 MB to another broker no faster than
 #      the throttle allows, with the rates and throttled replicas kafka-configs.sh shows as Kafka's;
 #      --verify removes them.
+#   6. A cluster default set with kafka-configs.sh --entity-default --alter through node 1 is shown
+#      by node 2 (--describe --entity-name 2 --all) with source DYNAMIC_DEFAULT_BROKER_CONFIG, as
+#      Kafka 4.0 shows it: it went through the controller into the metadata log (~6 s).
 # clients.py drives 3 and 4 and prints their PASS/FAIL lines; group.js is the kafkajs consumer.
 # Each killed node is restarted and every ISR is full again before the next check starts.
 # The cluster's dir (node logs: out/cluster/node-<id>/fjord.log), the clients' output and the Kafka
-# tools' logs stay in compat-tests/cluster-clients/out/. About 2 minutes on 2 cores (check 5: ~22 s).
+# tools' logs stay in compat-tests/cluster-clients/out/. About 2 minutes on 2 cores (check 5: ~22 s, check 6: ~6 s).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -210,6 +213,23 @@ if grep -q "Clearing broker-level throttles" "$WORK/throttle-verify.out" && ! gr
   pass "kafka-reassign-partitions.sh --verify removes the broker and topic throttles once done"
 else
   fail "kafka-reassign-partitions.sh --verify removes the throttles" "$(tr '\n' '|' <"$WORK/throttle-after.out")"
+fi
+
+# --- 6. a dynamic cluster default through one node, seen on another --------------------------------
+# The value is log.retention.ms' effective default (7 days): nothing else in the cluster changes.
+# Kafka 4.0 adds a DEFAULT_CONFIG:log.retention.hours=168 synonym after the one compared here.
+node_addr() { "$REPO_ROOT/scripts/cluster.sh" status "$CLUSTER_DIR" | awk -v id="$1" '$2 == id && $5 == "running" { print $6 }'; }
+timeout 60 "$KBIN/kafka-configs.sh" --bootstrap-server "$(node_addr 1)" --entity-type brokers --entity-default \
+  --alter --add-config log.retention.ms=604800000 >"$WORK/dyn-default-alter.out" 2>&1
+timeout 60 "$KBIN/kafka-configs.sh" --bootstrap-server "$(node_addr 2)" --entity-type brokers --entity-name 2 \
+  --describe --all >"$WORK/dyn-default-describe.out" 2>&1
+want_dyn='  log.retention.ms=604800000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=604800000'
+if grep -q "Completed updating default config for brokers in the cluster" "$WORK/dyn-default-alter.out" \
+   && grep -qF "$want_dyn" "$WORK/dyn-default-describe.out"; then
+  pass "kafka-configs.sh --entity-default --alter through node 1: node 2 describes log.retention.ms as DYNAMIC_DEFAULT_BROKER_CONFIG"
+else
+  fail "a dynamic cluster default set through node 1 is described by node 2" \
+    "$(tail -n 2 "$WORK/dyn-default-alter.out" | tr '\n' ' ')| $(grep 'log.retention.ms' "$WORK/dyn-default-describe.out" | tr '\n' ' ')"
 fi
 
 # --- the cluster stops cleanly; no node panicked ---------------------------------------------------

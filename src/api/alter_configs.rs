@@ -35,13 +35,18 @@ pub(super) fn set_topic_configs(broker: &Broker, topic: &str, configs: BTreeMap<
 }
 
 /// Which dynamic scope a BROKER resource names: this broker (true) or the cluster default
-/// (false, the empty name).
+/// (false, the empty name). As in Kafka 4.0, a broker alters only its own id's configs, also in a
+/// cluster (the admin client sends a broker's resource to that broker): another id, registered
+/// or not, is INVALID_REQUEST with Kafka's words (checked against a 3-broker Kafka 4.0).
 pub(super) fn broker_scope(broker: &Broker, name: &str) -> Result<bool, Refusal> {
     if name.is_empty() {
         return Ok(false);
     }
+    if name.parse::<i32>().is_err() {
+        return Err((E::InvalidRequest.code(), format!("Node id must be an integer, but it is: {name}")));
+    }
     if name != broker.config.node_id.to_string() {
-        return Err((E::InvalidRequest.code(), format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id)));
+        return Err((E::InvalidRequest.code(), format!("Unexpected broker id, expected {}, but received {name}", broker.config.node_id)));
     }
     Ok(true)
 }
@@ -53,9 +58,14 @@ pub(super) fn dynamic_scope(broker: &Broker, per_broker: bool) -> BTreeMap<Strin
 }
 
 /// A refused broker config is INVALID_REQUEST, as Kafka 4.0 answers it (checked: a static property,
-/// a value that is not a number, one below its minimum); topic configs get INVALID_CONFIG.
+/// a value that is not a number, one below its minimum); topic configs get INVALID_CONFIG. In a
+/// cluster the controller's refusal or absence is answered with its code.
 pub(super) fn set_broker_configs(broker: &Broker, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), Refusal> {
-    broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|msg| (E::InvalidRequest.code(), msg))
+    use crate::broker::DynamicConfigError as D;
+    broker.set_dynamic_configs(per_broker, configs, validate_only).map_err(|e| match e {
+        D::Invalid(msg) => (E::InvalidRequest.code(), msg),
+        D::Metadata(e) => (error_code::metadata(&e), e.to_string()),
+    })
 }
 
 /// Checks a group's proposed config overrides and, unless `validate_only`, makes them the group's.

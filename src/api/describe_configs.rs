@@ -221,7 +221,7 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
                     if !name.is_empty() && name != broker.config.node_id.to_string() {
                         return result
                             .with_error_code(E::InvalidRequest.code())
-                            .with_error_message(Some(str_bytes(format!("Unexpected broker id, expected {} but received {name}", broker.config.node_id))));
+                            .with_error_message(Some(str_bytes(format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id))));
                     }
                     if name.is_empty() {
                         // The cluster-default resource: only what was set dynamically there.

@@ -104,6 +104,12 @@ pub struct Broker {
     pub metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Serializes group config changes: each writes the whole overrides file.
     group_configs_write: std::sync::Mutex<()>,
+    /// The dynamic broker configs whose effects (rates, TLS, topic settings, logs) are all in
+    /// place: `config.dynamic` changes first, so an alteration waits for this one.
+    dynamic_applied: std::sync::RwLock<crate::config::DynamicBrokerConfigs>,
+    /// The last dynamic configs of the metadata log refused here: not checked (nor logged) again
+    /// at every metadata change until the log holds others.
+    dynamic_refused: std::sync::Mutex<Option<crate::config::DynamicBrokerConfigs>>,
     /// KIP-714 client metrics subscriptions (the CLIENT_METRICS config resource).
     pub client_metrics: client_metrics::ClientMetricsSubscriptions,
     /// The TLS of each SSL listener being served: dynamic `ssl.*` changes reload it.
@@ -134,6 +140,44 @@ pub enum StartError {
     IoBackend(std::io::Error),
     #[error("cannot start the request handler threads: {0}")]
     Threads(std::io::Error),
+}
+
+/// A refused dynamic broker config change.
+#[derive(Debug, thiserror::Error)]
+pub enum DynamicConfigError {
+    /// A name that cannot change at run time or a value that does not check out (Kafka's
+    /// INVALID_REQUEST for a BROKER resource).
+    #[error("{0}")]
+    Invalid(String),
+    /// The controller refused it or could not be reached.
+    #[error(transparent)]
+    Metadata(MetadataError),
+}
+
+/// The config resource type of a broker (Kafka's ConfigResource.Type.BROKER).
+const RESOURCE_TYPE_BROKER: i8 = 4;
+
+/// Dynamic configs checked against this broker, ready to install.
+struct PreparedDynamicConfigs {
+    next: crate::config::DynamicBrokerConfigs,
+    tls_reloads: Vec<(Arc<crate::server::tls::ListenerTls>, crate::server::tls::Reload)>,
+    topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig, crate::config::TopicSettings)>,
+}
+
+/// Refuses, as Kafka does, names of one dynamic scope that cannot change at run time: Fjord's
+/// static properties, and the `ssl.*` store settings without a listener prefix. Names Fjord does
+/// not know are kept as custom configs, as Kafka keeps them.
+pub fn check_dynamic_config_names(configs: &BTreeMap<String, String>) -> Result<(), String> {
+    let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
+    if !fixed.is_empty() {
+        // Kafka's words, with its Scala set's printing (checked against Kafka 4.0).
+        return Err(format!("Cannot update these configs dynamically: Set({})", fixed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
+    if !unprefixed.is_empty() {
+        return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: HashSet({})", unprefixed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")));
+    }
+    Ok(())
 }
 
 impl Broker {
@@ -462,22 +506,91 @@ impl Broker {
     }
 
     /// Replaces the dynamic broker configs of one scope (this broker, or the cluster default):
-    /// validated as startup validates the log defaults, stored durably, then applied to every
-    /// partition whose settings inherit them. `validate_only` stops after the checks.
-    pub fn set_dynamic_configs(&self, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), String> {
-        // Fjord's own static properties cannot change; names Fjord does not know are kept as
-        // custom configs, as Kafka keeps them.
-        let fixed: Vec<&String> = configs.keys().filter(|k| crate::config::broker_def(k).is_some() && !crate::config::is_dynamic_broker_config(k)).collect();
-        if !fixed.is_empty() {
-            return Err(format!("Cannot update these configs dynamically: {fixed:?}"));
+    /// validated as startup validates the log defaults, then made durable and applied. A single
+    /// node keeps them in its own file and applies them at once; a node of a metadata quorum sends
+    /// them to the controller (ConfigRecords of resource BROKER, as Kafka keeps them), every
+    /// broker applies them from the metadata log (`publisher::publish`), and this call returns
+    /// once this broker has. `validate_only` stops after the checks.
+    pub fn set_dynamic_configs(&self, per_broker: bool, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), DynamicConfigError> {
+        check_dynamic_config_names(&configs).map_err(DynamicConfigError::Invalid)?;
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut next = current.clone();
+        *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs.clone();
+        // Every key named before or after: re-setting a listener's key store location reloads it.
+        let old_scope = if per_broker { &current.per_broker } else { &current.cluster_default };
+        let touched: Vec<String> = old_scope.keys().chain(configs.keys()).cloned().collect();
+        if !per_broker {
+            // The default must hold on its own, as on a broker that overrides none of it (here a
+            // value of this broker's own would hide a bad one), as Kafka checks each resource.
+            self.check_dynamic_values(crate::config::DynamicBrokerConfigs { per_broker: BTreeMap::new(), cluster_default: configs.clone() }).map_err(DynamicConfigError::Invalid)?;
         }
-        let unprefixed: Vec<&String> = configs.keys().filter(|k| crate::config::SSL_RECONFIGURABLE_CONFIGS.contains(&k.as_str())).collect();
-        if !unprefixed.is_empty() {
-            return Err(format!("These security configs can be dynamically updated only per-listener using the listener prefix: {unprefixed:?}"));
+        let prepared = self.prepare_dynamic_configs(next, &touched).map_err(DynamicConfigError::Invalid)?;
+        if validate_only {
+            return Ok(());
         }
-        let mut next = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
-        *(if per_broker { &mut next.per_broker } else { &mut next.cluster_default }) = configs;
-        let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(next.clone())), ..self.config.clone() };
+        let scope = if per_broker { "broker" } else { "cluster default" };
+        if let Some(cluster) = &self.cluster {
+            let name = if per_broker { self.config.node_id.to_string() } else { String::new() };
+            let old = if per_broker { &current.per_broker } else { &current.cluster_default };
+            self.replace_configs_in_cluster(cluster, RESOURCE_TYPE_BROKER, &name, old, &configs).map_err(DynamicConfigError::Metadata)?;
+            let scope_now = || {
+                let d = self.dynamic_applied.read().unwrap_or_else(|e| e.into_inner());
+                (if per_broker { &d.per_broker } else { &d.cluster_default }) == &configs
+            };
+            if !self.wait_until(scope_now) {
+                tracing::warn!(scope, "dynamic broker configs accepted by the controller but not yet applied here");
+            }
+            // The same values again change nothing in the metadata log; a listener's key store
+            // named again is still reloaded here, as on a single node (a renewed file, same path).
+            if old == &configs {
+                for (tls, reload) in prepared.tls_reloads {
+                    tls.install(reload);
+                }
+            }
+            return Ok(());
+        }
+        metadata::store_dynamic_configs(&self.config.log_dirs[0], &prepared.next).map_err(|e| DynamicConfigError::Invalid(e.to_string()))?;
+        self.install_dynamic_configs(prepared);
+        tracing::info!(scope, "dynamic broker configs changed");
+        Ok(())
+    }
+
+    /// Makes `next` (read from the metadata log: the BROKER "" and BROKER "<node.id>" configs)
+    /// this broker's dynamic configs when they differ from the current ones, as Kafka's
+    /// DynamicConfigPublisher does. A set that does not check out here (a key store that cannot
+    /// be read on this host) is logged and the previous one stays, as Kafka's broker skips an
+    /// invalid dynamic update.
+    pub fn follow_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs) {
+        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if current == next {
+            return;
+        }
+        let mut refused = self.dynamic_refused.lock().unwrap_or_else(|e| e.into_inner());
+        if refused.as_ref() == Some(&next) {
+            return;
+        }
+        let checked = check_dynamic_config_names(&next.per_broker).and_then(|()| check_dynamic_config_names(&next.cluster_default));
+        // Only the keys whose value changed in either scope touch a listener's TLS.
+        let touched: Vec<String> = [(&current.per_broker, &next.per_broker), (&current.cluster_default, &next.cluster_default)]
+            .into_iter()
+            .flat_map(|(old, new)| old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).cloned().collect::<Vec<_>>())
+            .collect();
+        match checked.and_then(|()| self.prepare_dynamic_configs(next.clone(), &touched)) {
+            Ok(prepared) => {
+                *refused = None;
+                self.install_dynamic_configs(prepared);
+                tracing::info!("dynamic broker configs changed from the metadata log");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "dynamic broker configs from the metadata log refused here; the previous ones stay");
+                *refused = Some(next);
+            }
+        }
+    }
+
+    /// The config `dynamic` would make, once each value it makes effective parses and is in range.
+    fn check_dynamic_values(&self, dynamic: crate::config::DynamicBrokerConfigs) -> Result<Config, String> {
+        let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(dynamic)), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
         trial.replication_throttled_rate(crate::config::LEADER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
@@ -489,47 +602,58 @@ impl Broker {
         for name in ["log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size", crate::config::MOVE_IO_RATE] {
             match trial.long(name) {
                 Ok(v) if v > 0 => {}
-                _ => return Err(format!("Invalid value {:?} for configuration {name}: must be a positive number", trial.value(name))),
+                _ => return Err(format!("Invalid value {} for configuration {name}: must be a positive number", trial.value(name).unwrap_or_default())),
             }
         }
-        let current = self.config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let previous = if per_broker { &current.per_broker } else { &current.cluster_default };
-        let altered = if per_broker { &next.per_broker } else { &next.cluster_default };
-        let tls_reloads = self.prepare_tls_reloads(&trial, previous.keys().chain(altered.keys()))?;
-        let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig)> = self
+        Ok(trial)
+    }
+
+    /// Checks `next` as it would be applied (every value parsed by a trial Config, the key
+    /// stores of listeners whose settings are among `touched` loaded, every topic's settings
+    /// computed) without changing anything.
+    fn prepare_dynamic_configs(&self, next: crate::config::DynamicBrokerConfigs, touched: &[String]) -> Result<PreparedDynamicConfigs, String> {
+        let trial = self.check_dynamic_values(next.clone())?;
+        let tls_reloads = self.prepare_tls_reloads(&trial, touched.iter())?;
+        let topics: Vec<(Arc<TopicMeta>, crate::storage::LogConfig, crate::config::TopicSettings)> = self
             .metadata
             .topics()
             .into_iter()
-            .map(|t| trial.log_config(&t.configs).map(|c| (t, c)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        if validate_only {
-            return Ok(());
-        }
-        let settings: BTreeMap<String, crate::config::TopicSettings> = topics
-            .iter()
-            .map(|(t, _)| trial.topic_settings(&t.configs).map(|s| (t.name.clone(), s)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        metadata::store_dynamic_configs(&self.config.log_dirs[0], &next).map_err(|e| e.to_string())?;
-        *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next;
+            .map(|t| {
+                let log_config = trial.log_config(&t.configs).map_err(|e| e.to_string())?;
+                let settings = trial.topic_settings(&t.configs).map_err(|e| e.to_string())?;
+                Ok((t, log_config, settings))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(PreparedDynamicConfigs { next, tls_reloads, topics })
+    }
+
+    /// Makes checked dynamic configs current and applies them: the move, replication and
+    /// connection creation rates, the listeners' key stores, every topic's settings and every
+    /// local log's config.
+    fn install_dynamic_configs(&self, prepared: PreparedDynamicConfigs) {
+        let PreparedDynamicConfigs { next, tls_reloads, topics } = prepared;
+        *self.config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
         self.apply_move_io_rate();
         self.apply_replication_throttled_rates();
         self.apply_connection_creation_rates();
         for (tls, reload) in tls_reloads {
             tls.install(reload);
         }
+        let settings: BTreeMap<String, crate::config::TopicSettings> = topics.iter().map(|(t, _, s)| (t.name.clone(), s.clone())).collect();
         self.metadata.refresh_settings(|t| settings.get(&t.name).cloned().unwrap_or_else(|| t.settings.clone()));
-        for (t, log_config) in topics {
+        for (t, log_config, _) in topics {
             for p in 0..t.partitions {
                 let tp = TopicPartition::new(t.name.clone(), p);
+                // In a cluster only the replicas placed here have a log.
+                if self.replicas.logs().get(&tp).is_none() {
+                    continue;
+                }
                 if let Err(e) = self.replicas.logs().update_config(&tp, log_config.clone()) {
                     tracing::warn!(partition = %tp, error = %e, "could not apply the new broker config to the log");
                 }
             }
         }
-        tracing::info!(scope = if per_broker { "broker" } else { "cluster default" }, "dynamic broker configs changed");
-        Ok(())
+        *self.dynamic_applied.write().unwrap_or_else(|e| e.into_inner()) = next;
     }
 
     /// Hands `replica.alter.log.dirs.io.max.bytes.per.second` (as now configured) to the log dirs' moves.
@@ -1061,7 +1185,14 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         adopt::adopt_kafka_log_dirs(&config)?;
     }
     let metadata = MetadataStore::open(&first_dir)?;
-    *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
+    // In a metadata quorum the dynamic broker configs are the metadata log's: the publisher
+    // installs them from the replayed image before the client listeners serve. A single node
+    // keeps them in its own file.
+    if config.topology.quorum.is_none() {
+        *config.dynamic.write().unwrap_or_else(|e| e.into_inner()) = metadata::load_dynamic_configs(&first_dir)?;
+    } else if metadata::load_dynamic_configs(&first_dir).is_ok_and(|d| d != Default::default()) {
+        tracing::warn!("the dynamic broker configs file in the first log dir is ignored: in a cluster they come from the metadata log");
+    }
     let producer_ids = ProducerIdManager::open(&first_dir)?;
     let scram = scram::ScramStore::load(&first_dir).map_err(|e| StartError::LogDir(first_dir.clone(), e))?;
     let authorizer = match &config.authorizer {
@@ -1163,6 +1294,7 @@ impl Broker {
         let (leader_quota, follower_quota) = (replication_quota(replication_quota::Direction::Leader), replication_quota(replication_quota::Direction::Follower));
         let client_telemetry = client_telemetry::ClientTelemetry::new(config.telemetry.max_bytes, config.telemetry.instances_max);
         let telemetry_receiver = config.telemetry.enabled.then(|| crate::metrics::client_telemetry::TelemetryReceiver::new(config.telemetry.instances_max));
+        let dynamic_applied = std::sync::RwLock::new(config.dynamic.read().unwrap_or_else(|e| e.into_inner()).clone());
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -1185,6 +1317,8 @@ impl Broker {
             cluster,
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             group_configs_write: std::sync::Mutex::new(()),
+            dynamic_applied,
+            dynamic_refused: std::sync::Mutex::new(None),
             client_metrics,
             listener_tls: std::sync::RwLock::new(Vec::new()),
             creation_rates: std::sync::Mutex::new(Vec::new()),
@@ -1295,4 +1429,27 @@ pub fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
         }),
     ]);
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_dynamic_config_names;
+    use std::collections::BTreeMap;
+
+    fn names(keys: &[&str]) -> BTreeMap<String, String> {
+        keys.iter().map(|k| (k.to_string(), "1".to_string())).collect()
+    }
+
+    #[test]
+    fn dynamic_names_are_checked_in_kafkas_words() {
+        assert_eq!(check_dynamic_config_names(&names(&["log.retention.ms", "follower.replication.throttled.rate", "my.custom.name"])), Ok(()));
+        assert_eq!(check_dynamic_config_names(&names(&["listener.name.ssl.ssl.keystore.location"])), Ok(()));
+        assert_eq!(check_dynamic_config_names(&names(&["log.dirs"])), Err("Cannot update these configs dynamically: Set(log.dirs)".to_string()));
+        assert_eq!(check_dynamic_config_names(&names(&["node.id", "log.dirs"])), Err("Cannot update these configs dynamically: Set(log.dirs, node.id)".to_string()));
+        assert_eq!(
+            check_dynamic_config_names(&names(&["ssl.keystore.location"])),
+            Err("These security configs can be dynamically updated only per-listener using the listener prefix: HashSet(ssl.keystore.location)".to_string())
+        );
+        assert_eq!(check_dynamic_config_names(&BTreeMap::new()), Ok(()));
+    }
 }

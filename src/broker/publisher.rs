@@ -1,7 +1,8 @@
 //! The metadata publisher of a broker in a quorum: each time the node applies metadata, the
-//! broker catches up with it — topics (names, ids, partition counts, configs) into the local
-//! topic table, then what this node must lead, follow or delete (`metadata::local_changes`):
-//! logs created, leader and follower states set, fetchers started and stopped. Kafka's
+//! broker catches up with it — the dynamic broker configs (cluster default and its own), topics
+//! (names, ids, partition counts, configs) into the local topic table, then what this node must
+//! lead, follow or delete (`metadata::local_changes`): logs created, leader and follower states
+//! set, fetchers started and stopped. Kafka's
 //! BrokerMetadataPublisher / ReplicaManager.applyDelta. Runs on a request handler thread: it
 //! creates and deletes logs.
 
@@ -57,6 +58,8 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
 
 /// Brings the broker from `prev` to `next`.
 pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage) {
+    // The dynamic broker configs first: the topics made or reconfigured below inherit them.
+    broker.follow_dynamic_configs(dynamic_broker_configs(next, broker.config.node_id));
     sync_topics(broker, next);
     if prev.scram_credentials() != next.scram_credentials() || prev.offset == 0 {
         // SASL listeners authenticate with the metadata log's SCRAM credentials.
@@ -140,6 +143,14 @@ pub fn publish(broker: &Arc<Broker>, prev: &MetadataImage, next: &MetadataImage)
     }
 }
 
+/// This broker's dynamic configs as the metadata log holds them: the BROKER "" resource (the
+/// cluster default) and the BROKER "<node.id>" one (this broker's own), as Kafka's
+/// DynamicConfigPublisher reads them. Other brokers' resources are theirs alone.
+pub fn dynamic_broker_configs(image: &MetadataImage, node_id: i32) -> crate::config::DynamicBrokerConfigs {
+    let read = |name: String| image.configs(&ConfigResource::broker(name)).cloned().unwrap_or_default();
+    crate::config::DynamicBrokerConfigs { per_broker: read(node_id.to_string()), cluster_default: read(String::new()) }
+}
+
 fn kind_topic(kind: CoordinatorKind) -> &'static str {
     match kind {
         CoordinatorKind::Group => crate::group::OFFSETS_TOPIC,
@@ -189,9 +200,9 @@ fn sync_topics(broker: &Broker, next: &MetadataImage) {
             tracing::warn!(topic = %topic.name, error = %e, "could not record a topic from the metadata log");
             continue;
         }
-        if current.is_some()
-            && let Ok(log_config) = broker.config.log_config(&configs)
-        {
+        // Also for a topic new to the table: a restarted node may hold its replica's log already,
+        // opened with the static defaults before the dynamic ones were known.
+        if let Ok(log_config) = broker.config.log_config(&configs) {
             for p in 0..partitions {
                 let tp = TopicPartition::new(topic.name.clone(), p);
                 if broker.replicas.logs().get(&tp).is_some() {

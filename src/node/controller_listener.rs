@@ -785,7 +785,9 @@ async fn create_partitions(service: &ControllerService, req: CreatePartitionsReq
     )
 }
 
-/// IncrementalAlterConfigs of topics, forwarded by a broker (which validated the values).
+/// IncrementalAlterConfigs of topics, client metrics subscriptions and dynamic broker configs
+/// (BROKER "" for the cluster default, "<id>" for one broker), forwarded by a broker (which
+/// validated the values against its own config, as Kafka's brokers do).
 async fn incremental_alter_configs(service: &ControllerService, req: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
     use crate::controller::{AlterConfigOp, AlterConfigOpType};
     use crate::metadata::ConfigResource;
@@ -809,9 +811,11 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
                     value: c.value.as_ref().map(|v| v.to_string()),
                 })
                 .collect();
-            // Brokers forward topics' configs and KIP-714 client metrics subscriptions.
+            // Brokers forward topics' configs, KIP-714 client metrics subscriptions and dynamic
+            // broker configs.
             let resource = match ConfigResourceType::from_code(r.resource_type) {
                 Some(ConfigResourceType::ClientMetrics) => ConfigResource { resource_type: ConfigResourceType::ClientMetrics, name: r.resource_name.to_string() },
+                Some(ConfigResourceType::Broker) => ConfigResource::broker(r.resource_name.to_string()),
                 _ => ConfigResource::topic(r.resource_name.to_string()),
             };
             (resource, ops)
@@ -825,6 +829,11 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
                 C::InvalidConfig(m) => ControllerError::InvalidConfig(m),
                 C::InvalidRequest(m) | C::Store(m) => ControllerError::InvalidRequest(m),
             });
+        }
+        if resource.resource_type == ConfigResourceType::Broker {
+            // The names a broker accepts (dynamic ones, custom ones); the values were checked
+            // by the forwarding broker, as Kafka's controller leaves them to it.
+            return crate::broker::check_dynamic_config_names(configs).map_err(ControllerError::InvalidRequest);
         }
         match configs.keys().find(|k| crate::config::topic_def(k).is_none()) {
             Some(k) => Err(ControllerError::InvalidConfig(format!("Unknown topic config name: {k}"))),
