@@ -213,7 +213,11 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     assert_eq!(isr.len(), 3);
 
     // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
-    // followers' fetchers (and the nodes' controller connections) log in again as they expire.
+    // followers' fetchers (and the nodes' controller connections) log in again as they expire,
+    // on the connections they have (KIP-368): no node's inter-broker listener serves a new one.
+    let created = |n: &RunningNode| n.broker.metrics.connection_creation_total("INTERNAL");
+    let created_before: Vec<u64> = nodes.iter().map(created).collect();
+    assert!(created_before[(leader - 1) as usize] >= 2, "both followers fetch from the leader: {created_before:?}");
     let started = std::time::Instant::now();
     let mut produced = 5;
     while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
@@ -224,6 +228,7 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     }
     let m = metadata(&mut admin, "secured").await;
     assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
+    assert_eq!(nodes.iter().map(created).collect::<Vec<_>>(), created_before, "the fetchers re-authenticated on their connections");
     for (i, n) in nodes.iter().enumerate() {
         let b = &n.broker;
         eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
@@ -254,9 +259,21 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     let quorum = fjord::client::BrokerClient::connect(controller, client(login.clone())).await.expect("the nodes' login");
     let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum");
     assert_eq!(described.error_code, 0);
-    // The client asks to be replaced before the server would close it (85% of the session).
-    assert!(!quorum.is_closed(), "a fresh session");
-    eventually("the session due for renewal", async || quorum.is_closed().then_some(())).await;
+    // Over three session lifetimes the client logs in again on its connection as each nears its
+    // end, while DescribeQuorum is asked every 100 ms (the server would close the connection on a
+    // request after the session's end, failing it).
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
+        let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum across sessions");
+        assert_eq!(described.error_code, 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Idle past its session's end, the client still re-authenticates on the connection: the
+    // server takes a re-authentication's SaslHandshake after the end, as Kafka does.
+    tokio::time::sleep(Duration::from_millis(SESSION_MS + 500)).await;
+    let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum after an idle session end");
+    assert_eq!(described.error_code, 0);
+    assert!(!quorum.is_closed(), "one connection throughout (a BrokerClient never reconnects by itself)");
     let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..login };
     let err = fjord::client::BrokerClient::connect(controller, client(wrong)).await.expect_err("a wrong password");
     assert!(matches!(err, fjord::client::ClientError::Authentication { .. }), "{err}");
