@@ -1073,8 +1073,11 @@ pub enum TlsVersion {
 /// `server::tls` reads the stores and builds the TLS configuration at startup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SslSettings {
-    /// The certificate chain and key: one PEM file holding both, or the two texts.
-    pub keystore: KeyStore,
+    /// The certificate chain and key: one PEM file holding both, or the two texts. None only in
+    /// the settings of a listener this node reaches without serving it (a broker-only node's
+    /// controller listener): it then offers no client certificate, as Kafka's client without a
+    /// key store.
+    pub keystore: Option<KeyStore>,
     /// `ssl.key.password`: decrypts an encrypted PKCS#8 key.
     pub key_password: Option<Secret>,
     /// CA certificates client certificates are checked against.
@@ -1446,7 +1449,9 @@ impl Topology {
                 if let Some(name) = controller_listener_names.first() {
                     let protocol = *protocols.get(name).ok_or_else(|| invalid("listener.security.protocol.map", format!("controller listener {name} has no security protocol in the map")))?;
                     if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-                        controller_ssl = Some(SslSettings::parse(c, name)?);
+                        // As a client: the key store only when it has one (a controller, which
+                        // serves the listener, has its own from the listener's settings).
+                        controller_ssl = Some(SslSettings::parse_client(c, name)?);
                     }
                     if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
                         let served = listeners.iter().find(|l| &l.name == name).and_then(|l| l.sasl.as_ref()).map(|s| s.mechanisms.clone());
@@ -1495,17 +1500,26 @@ impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
     pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
-        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"))
+        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"), true)
+    }
+
+    /// The TLS settings this node connects to listener `listener` with, read as [`Self::parse`]
+    /// reads them but the key store optional: Kafka's client side needs only the trust store, and
+    /// offers the key store's certificate when it has one and the server asks for it
+    /// (`ssl.client.auth`).
+    pub fn parse_client(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"), false)
     }
 
     /// The TLS settings under another prefix (the HTTP listener's `fjord.http.ssl.*`): each
     /// `ssl.*` property read as `<prefix>ssl.*` first, else the broker-wide value, as a Kafka
     /// listener's prefix is read.
     pub fn parse_prefixed(c: &Config, prefix: &str) -> Result<SslSettings, ConfigError> {
-        Self::parse_with(&|name| c.set_value(&format!("{prefix}{name}")).or_else(|| c.value(name)), &format!("{prefix}ssl.*"))
+        Self::parse_with(&|name| c.set_value(&format!("{prefix}{name}")).or_else(|| c.value(name)), &format!("{prefix}ssl.*"), true)
     }
 
-    fn parse_with(value: &dyn Fn(&str) -> Option<String>, listener: &str) -> Result<SslSettings, ConfigError> {
+    /// `key_store_required`: a listener this node serves needs its certificate and key.
+    fn parse_with(value: &dyn Fn(&str) -> Option<String>, listener: &str, key_store_required: bool) -> Result<SslSettings, ConfigError> {
         let get = |name: &str| value(name).filter(|v| !v.trim().is_empty());
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("{listener}: {reason}") };
         // true: PKCS12, false: PEM.
@@ -1527,6 +1541,9 @@ impl SslSettings {
         };
         let (location, chain, key) = (get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"), get("ssl.keystore.key"));
         if location.is_none() && chain.is_none() && key.is_none() {
+            if !key_store_required {
+                return Self::parse_rest(None, None, &get, &invalid, &store_type, endpoint_identification);
+            }
             return Err(invalid("ssl.keystore.location", String::new(), "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
         }
         let pkcs12 = store_type("ssl.keystore.type")?;
@@ -1541,7 +1558,7 @@ impl SslSettings {
                 return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key are PEM settings (ssl.keystore.type=PEM)".into()));
             }
             let keystore = KeyStore::Pkcs12 { path: PathBuf::from(path.trim()), password: Secret(password) };
-            return Self::parse_rest(keystore, None, &get, &invalid, &store_type, endpoint_identification);
+            return Self::parse_rest(Some(keystore), None, &get, &invalid, &store_type, endpoint_identification);
         }
         if keystore_password.is_some() {
             // Kafka's words for the same mistake.
@@ -1553,12 +1570,12 @@ impl SslSettings {
             (None, _, _) => return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key go together".into())),
             (Some(path), _, _) => return Err(invalid("ssl.keystore.location", path, "set either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into())),
         };
-        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type, endpoint_identification)
+        Self::parse_rest(Some(keystore), get("ssl.key.password").map(Secret), &get, &invalid, &store_type, endpoint_identification)
     }
 
     /// The settings after the key store: trust store, client authentication, versions, suites.
     fn parse_rest(
-        keystore: KeyStore, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
+        keystore: Option<KeyStore>, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
         store_type: &dyn Fn(&str) -> Result<bool, ConfigError>, endpoint_identification: bool,
     ) -> Result<SslSettings, ConfigError> {
         let truststore = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
@@ -2668,7 +2685,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.listener, Some(Endpoint { host: "::1".into(), port: 8443 }));
         let tls = c.http.tls.expect("TLS");
-        assert_eq!(tls.keystore, KeyStore::Pkcs12 { path: PathBuf::from("/etc/fjord/http.p12"), password: Secret("pw".into()) }, "the fjord.http. value first");
+        assert_eq!(tls.keystore.unwrap(), KeyStore::Pkcs12 { path: PathBuf::from("/etc/fjord/http.p12"), password: Secret("pw".into()) }, "the fjord.http. value first");
         assert_eq!(tls.enabled_protocols, vec![TlsVersion::Tls13], "else the broker-wide ssl.* value");
         let e = Config::from_properties(props(&[("fjord.http.listener", "https://127.0.0.1:0"), ("fjord.http.ssl.keystore.location", "k.pem"), ("fjord.http.ssl.keystore.type", "JKS")])).unwrap_err();
         assert!(e.to_string().contains("fjord.http.ssl.*"), "{e}");
@@ -2837,6 +2854,29 @@ mod tests {
         let ssl_controller = with(&[("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SSL")]).expect("an SSL controller listener");
         assert!(ssl_controller.topology.controller_ssl.is_some() && ssl_controller.topology.controller_sasl.is_none());
         assert!(with(&[]).unwrap().topology.controller_ssl.is_none(), "PLAINTEXT by default");
+        // A broker-only node reaching an SSL controller listener needs only the trust store (the
+        // key store, when set, is offered to a controller asking for client certificates).
+        let trust_only = props(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ]);
+        let ssl = Config::from_properties(trust_only.clone()).expect("a trust store alone").topology.controller_ssl.expect("TLS to the controllers");
+        assert_eq!((ssl.keystore, ssl.truststore), (None, Some(TrustStore::Pem(PemSource::File("/ca.pem".into())))));
+        let mut with_keystore = trust_only.clone();
+        with_keystore.extend(props(&[("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
+        assert_eq!(Config::from_properties(with_keystore).unwrap().topology.controller_ssl.unwrap().keystore, Some(KeyStore::File("/k.pem".into())));
+        // A controller serves the listener: there the key store stays required.
+        let mut controller_without = trust_only;
+        controller_without.extend(props(&[("process.roles", "broker,controller"), ("node.id", "1"), ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")]));
+        let e = Config::from_properties(controller_without).unwrap_err().to_string();
+        assert!(e.contains("ssl.keystore.location") && e.contains("needs its certificate and key"), "{e}");
 
         // A single node (no quorum) has no inter-broker traffic: nothing to log in with.
         let single = Config::from_properties(props(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"), ("sasl.enabled.mechanisms", "SCRAM-SHA-256")])).expect("a single SASL node");
@@ -2961,11 +3001,11 @@ mod tests {
         assert_eq!(t.client_listeners().map(|l| (l.name.as_str(), l.protocol)).collect::<Vec<_>>(), vec![("PLAINTEXT", SecurityProtocol::Plaintext), ("SSL", SecurityProtocol::Ssl), ("INTERNAL", SecurityProtocol::Ssl)]);
         assert_eq!(t.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"), "Kafka's default: the listener named PLAINTEXT");
         let ssl = t.listeners[1].ssl.as_ref().expect("SSL settings");
-        assert_eq!(ssl.keystore, KeyStore::File("/etc/fjord/broker.pem".into()));
+        assert_eq!(ssl.keystore, Some(KeyStore::File("/etc/fjord/broker.pem".into())));
         assert_eq!((ssl.client_auth, ssl.truststore.is_none()), (ClientAuth::None, true));
         assert_eq!(ssl.enabled_protocols, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
         let internal = t.listeners[2].ssl.as_ref().expect("SSL settings");
-        assert_eq!(internal.keystore, KeyStore::File("/etc/fjord/internal.pem".into()));
+        assert_eq!(internal.keystore, Some(KeyStore::File("/etc/fjord/internal.pem".into())));
         assert_eq!(internal.client_auth, ClientAuth::Required);
         assert!(matches!(internal.truststore, Some(TrustStore::Pem(PemSource::Text(_)))));
         assert_eq!(internal.enabled_protocols, vec![TlsVersion::Tls13]);
@@ -2984,7 +3024,7 @@ mod tests {
         let mut p12 = props(&base);
         p12.extend(props(&[("listener.name.ssl.ssl.keystore.type", "PKCS12"), ("listener.name.ssl.ssl.keystore.location", "/k.p12"), ("listener.name.ssl.ssl.keystore.password", "pw")]));
         let c = Config::from_properties(p12).expect("a PKCS12 key store");
-        assert_eq!(c.topology.listeners[1].ssl.as_ref().map(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
+        assert_eq!(c.topology.listeners[1].ssl.as_ref().and_then(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
         assert!(refused(&[("ssl.keystore.password", "x")], "a keystore password with PEM").contains("only key password"));
         assert!(refused(&[("ssl.client.auth", "requested")], "client auth without a truststore").contains("truststore"));
         assert!(refused(&[("ssl.client.auth", "sometimes")], "unknown client auth").contains("requested"));

@@ -380,3 +380,70 @@ async fn a_node_reaches_an_ssl_controller_listener_as_its_certificates_principal
     assert_eq!(node.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "the certificate's principal is not a super user");
     node.shutdown().await;
 }
+
+/// A combined node (node 1, the one voter) whose controller listener CONTROLLER speaks
+/// `protocol`, and a broker-only node (node 2) reaching it; both serve PLAINTEXT to clients and
+/// to each other. `combined` and `broker` are each node's own extra properties.
+async fn combined_and_broker_only(dirs: &[tempfile::TempDir; 2], protocol: &str, combined: &[String], broker: &[String]) -> (RunningNode, RunningNode) {
+    let port = free_port();
+    let common = |node_id: i32, dir: &std::path::Path| {
+        vec![
+            format!("node.id={node_id}"),
+            format!("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:{protocol}"),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+            "inter.broker.listener.name=PLAINTEXT".to_string(),
+            format!("log.dirs={}", dir.display()),
+            "broker.session.timeout.ms=3000".to_string(),
+            "broker.heartbeat.interval.ms=200".to_string(),
+            "fjord.http.listener=none".to_string(),
+        ]
+    };
+    let mut first = common(1, dirs[0].path());
+    first.push(format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"));
+    first.extend(combined.iter().cloned());
+    let mut second = common(2, dirs[1].path());
+    second.extend(["process.roles=broker".to_string(), "listeners=PLAINTEXT://127.0.0.1:0".to_string()]);
+    second.extend(broker.iter().cloned());
+    let combined = fjord::node::start(Config::load(None, &first).expect("combined node's config")).await.expect("combined node starts");
+    let broker = fjord::node::start(Config::load(None, &second).expect("broker-only node's config")).await.expect("broker-only node starts");
+    (combined, broker)
+}
+
+/// Waits until both nodes are registered brokers, as the combined node's Metadata shows them.
+async fn both_registered(combined: &RunningNode, broker: &RunningNode) {
+    let cluster = broker.broker.cluster.clone().expect("in a quorum");
+    eventually("the broker-only node registered", async || (cluster.broker_epoch() >= 0).then_some(())).await;
+    let mut c = Client::connect(combined.local_addr).await;
+    eventually("two brokers in the metadata", async || (metadata(&mut c, "none").await.brokers.len() == 2).then_some(())).await;
+}
+
+/// An SSL controller listener that asks for no client certificate: a broker-only node with a
+/// trust store and no key store reaches it, registers and is served, as Kafka's client needs
+/// only the trust store then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_with_only_a_trust_store_joins_over_an_ssl_controller_listener() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let (pki_dir, dirs) = (tempfile::tempdir().unwrap(), [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()]);
+    let (keystore, truststore) = pki(pki_dir.path());
+    let trust = ["ssl.truststore.type=PEM".to_string(), format!("ssl.truststore.location={}", truststore.display())];
+    let mut combined = vec!["ssl.keystore.type=PEM".to_string(), format!("ssl.keystore.location={}", keystore.display())];
+    combined.extend(trust.iter().cloned());
+    let (first, second) = combined_and_broker_only(&dirs, "SSL", &combined, &trust).await;
+    assert!(second.broker.config.topology.controller_ssl.as_ref().is_some_and(|s| s.keystore.is_none()), "no key store on the broker-only node");
+    both_registered(&first, &second).await;
+    second.shutdown().await;
+    first.shutdown().await;
+
+    // The same node before a listener requiring client certificates offers none: not served.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    combined.push("listener.name.controller.ssl.client.auth=required".to_string());
+    let (first, second) = combined_and_broker_only(&dirs, "SSL", &combined, &trust).await;
+    let registered = first.broker.cluster.clone().expect("in a quorum");
+    eventually("the combined node registered", async || (registered.broker_epoch() >= 0).then_some(())).await;
+    // Time for a registration that would succeed (the one above took well under this).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(second.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "no client certificate, no registration");
+    second.shutdown().await;
+    first.shutdown().await;
+}
