@@ -845,8 +845,7 @@ impl JwtSettings {
             let backoff_max = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 10_000)?;
             // The https endpoint's trust store: the OAUTHBEARER JAAS configuration's ssl.truststore.* options.
             let options = c
-                .listener_value(listener, "oauthbearer.sasl.jaas.config")
-                .or_else(|| c.listener_value(listener, "sasl.jaas.config"))
+                .set_value(&format!("listener.name.{}.oauthbearer.sasl.jaas.config", listener.to_ascii_lowercase()))
                 .and_then(|text| jaas::parse(&text).ok())
                 .map(|m| m.options)
                 .unwrap_or_default();
@@ -945,22 +944,32 @@ impl SaslSettings {
     }
 }
 
-/// The JAAS login module of `mechanism` on `listener`, with the property it was read from: Kafka's
-/// broker reads `listener.name.<listener>.<mechanism>.sasl.jaas.config`, then the un-prefixed
-/// `<mechanism>.sasl.jaas.config`; Fjord then reads `sasl.jaas.config` (Kafka's broker ignores it
-/// with a warning and looks in its JAAS file, which Fjord does not read). Both sides of a listener
-/// read it here: the server its users, the broker's own client its `username` / `password`.
+/// The JAAS login module of `mechanism` on `listener`, with the property it was read from. Kafka's
+/// broker reads only `listener.name.<listener>.<mechanism>.sasl.jaas.config` (else its static JAAS
+/// file, which Fjord does not read). Kafka 4.0 checked: with a SASL listener's login module set
+/// only as `sasl.jaas.config` (it warns "should be prefixed with SASL mechanism name, ignoring
+/// config"), `<mechanism>.sasl.jaas.config` or `listener.name.<listener>.sasl.jaas.config`, its
+/// broker stops at startup for want of a JAAS entry; set beside the prefixed one, they are
+/// ignored. Fjord stops likewise, with Kafka's message and the property to set. Both sides of a
+/// listener read it here: the server its users, the node's own client its `username` / `password`.
 fn login_module(c: &Config, listener: &str, mechanism: SaslMechanism) -> Result<Option<(String, jaas::LoginModule)>, ConfigError> {
     let lower = listener.to_ascii_lowercase();
     let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: "[hidden]".into(), reason: format!("listener {listener}: {reason}") };
-    let key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
-    let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
-    let (name, text) = match get(&key) {
-        Some(t) => (format!("listener.name.{lower}.{key}"), t),
-        None => match get("sasl.jaas.config") {
-            Some(t) => ("sasl.jaas.config".to_string(), t),
-            None => return Ok(None),
-        },
+    let mechanism_key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+    let name = format!("listener.name.{lower}.{mechanism_key}");
+    let set = |name: &str| c.set_value(name).filter(|v| !v.trim().is_empty());
+    let Some(text) = set(&name) else {
+        let unread = [mechanism_key.clone(), format!("listener.name.{lower}.sasl.jaas.config"), "sasl.jaas.config".to_string()];
+        if let Some(other) = unread.iter().find(|k| set(k).is_some()) {
+            return Err(invalid(
+                &name,
+                format!(
+                    "Could not find a 'KafkaServer' or '{lower}.KafkaServer' entry in the JAAS configuration. System property 'java.security.auth.login.config' is not set (Kafka's words: its broker reads a listener's {} login module only from {name}, and ignores {other}; set {name})",
+                    mechanism.name()
+                ),
+            ));
+        }
+        return Ok(None);
     };
     let module = jaas::parse(&text).map_err(|e| invalid(&name, e.to_string()))?;
     let expected = match mechanism {
@@ -2751,7 +2760,7 @@ mod tests {
         ssl_between_brokers.extend(props(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
         assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
         refused(
-            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
+            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("listener.name.plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
             "SASL between brokers with Kafka's default mechanism, GSSAPI",
         );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
@@ -2791,15 +2800,24 @@ mod tests {
         // PLAIN: the broker's username / password beside the user_<name> entries.
         let plain = with(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("PLAIN between brokers").topology.inter_broker_sasl.unwrap();
         assert_eq!((plain.mechanism, plain.username.as_str(), plain.password.0.as_str()), (SaslMechanism::Plain, "admin", "admin-pw"));
-        // SCRAM-SHA-256 from the un-prefixed <mechanism>.sasl.jaas.config, over SASL_PLAINTEXT.
-        let sha256 = with(&[
-            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
-            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
-            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
-            ("scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
-        ])
-        .expect("SCRAM-SHA-256 between brokers");
+        // SCRAM-SHA-256 over SASL_PLAINTEXT.
+        let scram_256 = |jaas_key: &'static str| {
+            with(&[
+                ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+                ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+                (jaas_key, r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
+            ])
+        };
+        let sha256 = scram_256("listener.name.internal.scram-sha-256.sasl.jaas.config").expect("SCRAM-SHA-256 between brokers");
         assert_eq!(sha256.topology.inter_broker_sasl.map(|l| (l.mechanism, l.username)), Some((SaslMechanism::ScramSha256, "b2".into())));
+        // Kafka's broker reads the login module under the listener's and the mechanism's prefix
+        // only: set otherwise, it stops at startup for want of a JAAS entry (Kafka 4.0 checked).
+        for unread in ["scram-sha-256.sasl.jaas.config", "listener.name.internal.sasl.jaas.config", "sasl.jaas.config"] {
+            let e = scram_256(unread).expect_err(unread).to_string();
+            assert!(e.contains("Could not find a 'KafkaServer' or 'internal.KafkaServer' entry in the JAAS configuration"), "{e}");
+            assert!(e.contains("listener.name.internal.scram-sha-256.sasl.jaas.config") && e.contains(&format!("ignores {unread}")) && !e.contains("p2"), "{e}");
+        }
         // Kafka's older security.inter.broker.protocol names the listener by its protocol.
         let mut old = props(&base);
         old.remove("inter.broker.listener.name");
@@ -2945,12 +2963,26 @@ mod tests {
         let bad = refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"s3cret")], "unclosed");
         assert!(bad.contains("not closed") && !bad.contains("s3cret"), "{bad}");
         assert!(refused(&[("listener.name.secure.connections.max.reauth.ms", "-1")], "negative lifetime").contains("connections.max.reauth.ms"));
-        // The un-prefixed form is read too.
-        let mut p = props(&base);
-        p.remove("listener.name.sasl_plaintext.plain.sasl.jaas.config");
-        p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
-        let c = Config::from_properties(p).expect("un-prefixed jaas config");
-        assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
+        // Un-prefixed forms are not read, as in Kafka: alone they stop startup with Kafka's message;
+        // beside the prefixed one they are ignored.
+        for unread in ["plain.sasl.jaas.config", "sasl.jaas.config"] {
+            let mut p = props(&base);
+            let users = p.remove("listener.name.sasl_plaintext.plain.sasl.jaas.config").expect("the listener's users");
+            p.insert(unread.into(), users.clone());
+            let e = Config::from_properties(p.clone()).expect_err(unread).to_string();
+            assert!(e.contains("Could not find a 'KafkaServer' or 'sasl_plaintext.KafkaServer' entry") && e.contains("set listener.name.sasl_plaintext.plain.sasl.jaas.config"), "{e}");
+            // (With sasl.jaas.config set, any mechanism without its prefixed login module stops
+            // startup as above: here one listener enables PLAIN alone.)
+            let beside = props(&[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:9093"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+                ("listener.name.sasl_plaintext.plain.sasl.jaas.config", &users),
+                (unread, "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;"),
+            ]);
+            let c = Config::from_properties(beside).expect("the prefixed one read");
+            let users = &c.topology.listeners[0].sasl.as_ref().unwrap().plain_users;
+            assert!(users.contains_key("alice") && !users.contains_key("carol"), "{unread} ignored");
+        }
     }
 
     #[test]
