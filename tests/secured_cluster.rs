@@ -447,3 +447,68 @@ async fn a_broker_only_node_with_only_a_trust_store_joins_over_an_ssl_controller
     second.shutdown().await;
     first.shutdown().await;
 }
+
+/// A SASL_PLAINTEXT controller listener with PLAIN: the combined node's broker and a broker-only
+/// node log in to it with the listener's JAAS login (`User:broker`, the one super user), register
+/// and keep heartbeating across sessions of 1.5 s (KIP-368); a broker-only node with a wrong
+/// password is refused and never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_logs_in_to_a_sasl_plaintext_controller_listener() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let login = |password: &str| format!(r#"listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="{password}" user_broker="controller-secret";"#);
+    let authorizer = ["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(), "super.users=User:broker".to_string()];
+    let mut combined = vec![
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN".to_string(),
+        "listener.name.controller.connections.max.reauth.ms=1500".to_string(),
+        "sasl.mechanism.controller.protocol=PLAIN".to_string(),
+        login("controller-secret"),
+    ];
+    combined.extend(authorizer.iter().cloned());
+    let broker = |password: &str| {
+        let mut o = vec!["sasl.mechanism.controller.protocol=PLAIN".to_string(), login(password)];
+        o.extend(authorizer.iter().cloned());
+        o
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (first, second) = combined_and_broker_only(&dirs, "SASL_PLAINTEXT", &combined, &broker("controller-secret")).await;
+    assert_eq!(second.broker.config.topology.controller_sasl.as_ref().map(|l| l.username.as_str()), Some("broker"));
+    both_registered(&first, &second).await;
+    // Three sessions later both are still registered and unfenced: their heartbeats went on
+    // through each re-authentication.
+    let epoch = second.broker.cluster.as_ref().expect("in a quorum").broker_epoch();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let mut c = Client::connect(first.local_addr).await;
+    assert_eq!(metadata(&mut c, "none").await.brokers.len(), 2, "both brokers unfenced after three sessions");
+    assert_eq!(second.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), epoch, "no new registration");
+    // The controller listener asks for SASL: plain text without a login is not served.
+    let mut raw = Client::connect(first.controller_addr().expect("a controller listener")).await;
+    let describe = raw.encode_request(&DescribeQuorumRequest::default(), 1);
+    raw.send_raw(&describe).await;
+    assert!(raw.read_frame().await.is_none(), "a request before the login closes the connection");
+    second.shutdown().await;
+
+    // A wrong password: the broker-only node starts but cannot log in, so never registers.
+    let dir = tempfile::tempdir().unwrap();
+    let port = first.controller_addr().expect("a controller listener").port();
+    let mut o = vec![
+        "node.id=3".to_string(),
+        "process.roles=broker".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT".to_string(),
+        "controller.listener.names=CONTROLLER".to_string(),
+        format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+        "inter.broker.listener.name=PLAINTEXT".to_string(),
+        format!("log.dirs={}", dir.path().display()),
+        "broker.heartbeat.interval.ms=200".to_string(),
+        "fjord.http.listener=none".to_string(),
+    ];
+    o.extend(broker("not-the-password"));
+    let wrong = fjord::node::start(Config::load(None, &o).expect("config")).await.expect("starts");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(wrong.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "a wrong password never registers");
+    // Node 2 gone (fenced at the latest when its session times out), node 3 refused: one broker.
+    eventually("only the combined node's broker", async || (metadata(&mut c, "none").await.brokers.len() == 1).then_some(())).await;
+    assert_eq!(wrong.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "still refused");
+    wrong.shutdown().await;
+    first.shutdown().await;
+}
