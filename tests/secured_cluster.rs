@@ -4,8 +4,9 @@
 //! `super.users` names only the nodes' and the admin's SASL principals (no User:ANONYMOUS),
 //! clients log in on their own SASL listener. Replication works only through the brokers' login,
 //! also as their sessions expire (KIP-368); a principal without ACLs is refused; a broker with a
-//! wrong inter-broker password stays out of the ISR while the others go on. Certificates are made
-//! by the test.
+//! wrong inter-broker password stays out of the ISR while the others go on. A combined node and a
+//! broker-only node show the controller listener's other shapes: SSL reached with a trust store
+//! alone, SASL_PLAINTEXT with PLAIN. Certificates are made by the test.
 
 mod common;
 
@@ -212,32 +213,6 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     .await;
     assert_eq!(isr.len(), 3);
 
-    // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
-    // followers' fetchers (and the nodes' controller connections) log in again as they expire,
-    // on the connections they have (KIP-368): no node's inter-broker listener serves a new one.
-    let created = |n: &RunningNode| n.broker.metrics.connection_creation_total("INTERNAL");
-    let created_before: Vec<u64> = nodes.iter().map(created).collect();
-    assert!(created_before[(leader - 1) as usize] >= 2, "both followers fetch from the leader: {created_before:?}");
-    let started = std::time::Instant::now();
-    let mut produced = 5;
-    while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
-        let code = to_leader.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code;
-        assert_eq!(code, 0, "acks=all after {:?}", started.elapsed());
-        produced += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let m = metadata(&mut admin, "secured").await;
-    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
-    assert_eq!(nodes.iter().map(created).collect::<Vec<_>>(), created_before, "the fetchers re-authenticated on their connections");
-    for (i, n) in nodes.iter().enumerate() {
-        let b = &n.broker;
-        eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
-    }
-
-    // A principal without ACLs is refused.
-    let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
-    assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
-
     // The controller listener is SASL_SSL: plain text is not served; over TLS with the nodes'
     // login a DescribeQuorum is answered (User:broker is a super user), a wrong password fails.
     let controller = nodes[0].controller_addr().expect("a controller listener");
@@ -254,27 +229,49 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
         sasl: Some(std::sync::Arc::new(sasl)),
         ..fjord::client::ClientConfig::new("test")
     };
-    let login = topology.controller_sasl.clone().expect("the nodes' controller login");
-    assert_eq!((login.mechanism, login.username.as_str()), (fjord::config::SaslMechanism::Plain, "broker"));
-    let quorum = fjord::client::BrokerClient::connect(controller, client(login.clone())).await.expect("the nodes' login");
+    let node_login = topology.controller_sasl.clone().expect("the nodes' controller login");
+    assert_eq!((node_login.mechanism, node_login.username.as_str()), (fjord::config::SaslMechanism::Plain, "broker"));
+    let quorum = fjord::client::BrokerClient::connect(controller, client(node_login.clone())).await.expect("the nodes' login");
     let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum");
     assert_eq!(described.error_code, 0);
-    // Over three session lifetimes the client logs in again on its connection as each nears its
-    // end, while DescribeQuorum is asked every 100 ms (the server would close the connection on a
-    // request after the session's end, failing it).
+
+    // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
+    // followers' fetchers (and the nodes' controller connections) log in again as they expire,
+    // on the connections they have (KIP-368): no node's inter-broker listener serves a new one.
+    // Meanwhile this client's DescribeQuorum is answered on its one connection (the server would
+    // close the connection on a request after the session's end, failing it).
+    let created = |n: &RunningNode| n.broker.metrics.connection_creation_total("INTERNAL");
+    let created_before: Vec<u64> = nodes.iter().map(created).collect();
+    assert!(created_before[(leader - 1) as usize] >= 2, "both followers fetch from the leader: {created_before:?}");
     let started = std::time::Instant::now();
+    let mut produced = 5;
     while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
+        let code = to_leader.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code;
+        assert_eq!(code, 0, "acks=all after {:?}", started.elapsed());
+        produced += 1;
         let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum across sessions");
         assert_eq!(described.error_code, 0);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let m = metadata(&mut admin, "secured").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
+    assert_eq!(nodes.iter().map(created).collect::<Vec<_>>(), created_before, "the fetchers re-authenticated on their connections");
+    for (i, n) in nodes.iter().enumerate() {
+        let b = &n.broker;
+        eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
+    }
+
+    // A principal without ACLs is refused.
+    let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
+    assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+
     // Idle past its session's end, the client still re-authenticates on the connection: the
     // server takes a re-authentication's SaslHandshake after the end, as Kafka does.
     tokio::time::sleep(Duration::from_millis(SESSION_MS + 500)).await;
     let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum after an idle session end");
     assert_eq!(described.error_code, 0);
     assert!(!quorum.is_closed(), "one connection throughout (a BrokerClient never reconnects by itself)");
-    let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..login };
+    let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..node_login };
     let err = fjord::client::BrokerClient::connect(controller, client(wrong)).await.expect_err("a wrong password");
     assert!(matches!(err, fjord::client::ClientError::Authentication { .. }), "{err}");
     shutdown(nodes).await;
