@@ -848,8 +848,7 @@ impl JwtSettings {
             let backoff_max = ms("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", 10_000)?;
             // The https endpoint's trust store: the OAUTHBEARER JAAS configuration's ssl.truststore.* options.
             let options = c
-                .listener_value(listener, "oauthbearer.sasl.jaas.config")
-                .or_else(|| c.listener_value(listener, "sasl.jaas.config"))
+                .set_value(&format!("listener.name.{}.oauthbearer.sasl.jaas.config", listener.to_ascii_lowercase()))
                 .and_then(|text| jaas::parse(&text).ok())
                 .map(|m| m.options)
                 .unwrap_or_default();
@@ -948,22 +947,32 @@ impl SaslSettings {
     }
 }
 
-/// The JAAS login module of `mechanism` on `listener`, with the property it was read from: Kafka's
-/// broker reads `listener.name.<listener>.<mechanism>.sasl.jaas.config`, then the un-prefixed
-/// `<mechanism>.sasl.jaas.config`; Fjord then reads `sasl.jaas.config` (Kafka's broker ignores it
-/// with a warning and looks in its JAAS file, which Fjord does not read). Both sides of a listener
-/// read it here: the server its users, the broker's own client its `username` / `password`.
+/// The JAAS login module of `mechanism` on `listener`, with the property it was read from. Kafka's
+/// broker reads only `listener.name.<listener>.<mechanism>.sasl.jaas.config` (else its static JAAS
+/// file, which Fjord does not read). Kafka 4.0 checked: with a SASL listener's login module set
+/// only as `sasl.jaas.config` (it warns "should be prefixed with SASL mechanism name, ignoring
+/// config"), `<mechanism>.sasl.jaas.config` or `listener.name.<listener>.sasl.jaas.config`, its
+/// broker stops at startup for want of a JAAS entry; set beside the prefixed one, they are
+/// ignored. Fjord stops likewise, with Kafka's message and the property to set. Both sides of a
+/// listener read it here: the server its users, the node's own client its `username` / `password`.
 fn login_module(c: &Config, listener: &str, mechanism: SaslMechanism) -> Result<Option<(String, jaas::LoginModule)>, ConfigError> {
     let lower = listener.to_ascii_lowercase();
     let invalid = |name: &str, reason: String| ConfigError::Invalid { name: name.into(), value: "[hidden]".into(), reason: format!("listener {listener}: {reason}") };
-    let key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
-    let get = |name: &str| c.listener_value(listener, name).filter(|v| !v.trim().is_empty());
-    let (name, text) = match get(&key) {
-        Some(t) => (format!("listener.name.{lower}.{key}"), t),
-        None => match get("sasl.jaas.config") {
-            Some(t) => ("sasl.jaas.config".to_string(), t),
-            None => return Ok(None),
-        },
+    let mechanism_key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+    let name = format!("listener.name.{lower}.{mechanism_key}");
+    let set = |name: &str| c.set_value(name).filter(|v| !v.trim().is_empty());
+    let Some(text) = set(&name) else {
+        let unread = [mechanism_key.clone(), format!("listener.name.{lower}.sasl.jaas.config"), "sasl.jaas.config".to_string()];
+        if let Some(other) = unread.iter().find(|k| set(k).is_some()) {
+            return Err(invalid(
+                &name,
+                format!(
+                    "Could not find a 'KafkaServer' or '{lower}.KafkaServer' entry in the JAAS configuration. System property 'java.security.auth.login.config' is not set (Kafka's words: its broker reads a listener's {} login module only from {name}, and ignores {other}; set {name})",
+                    mechanism.name()
+                ),
+            ));
+        }
+        return Ok(None);
     };
     let module = jaas::parse(&text).map_err(|e| invalid(&name, e.to_string()))?;
     let expected = match mechanism {
@@ -1076,8 +1085,11 @@ pub enum TlsVersion {
 /// `server::tls` reads the stores and builds the TLS configuration at startup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SslSettings {
-    /// The certificate chain and key: one PEM file holding both, or the two texts.
-    pub keystore: KeyStore,
+    /// The certificate chain and key: one PEM file holding both, or the two texts. None only in
+    /// the settings of a listener this node reaches without serving it (a broker-only node's
+    /// controller listener): it then offers no client certificate, as Kafka's client without a
+    /// key store.
+    pub keystore: Option<KeyStore>,
     /// `ssl.key.password`: decrypts an encrypted PKCS#8 key.
     pub key_password: Option<Secret>,
     /// CA certificates client certificates are checked against.
@@ -1505,7 +1517,9 @@ impl Topology {
                 if let Some(name) = controller_listener_names.first() {
                     let protocol = *protocols.get(name).ok_or_else(|| invalid("listener.security.protocol.map", format!("controller listener {name} has no security protocol in the map")))?;
                     if matches!(protocol, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl) {
-                        controller_ssl = Some(SslSettings::parse(c, name)?);
+                        // As a client: the key store only when it has one (a controller, which
+                        // serves the listener, has its own from the listener's settings).
+                        controller_ssl = Some(SslSettings::parse_client(c, name)?);
                     }
                     if matches!(protocol, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl) {
                         let served = listeners.iter().find(|l| &l.name == name).and_then(|l| l.sasl.as_ref()).map(|s| s.mechanisms.clone());
@@ -1554,17 +1568,26 @@ impl SslSettings {
     /// The TLS settings of SSL listener `listener`, each `ssl.*` property read under the
     /// listener's prefix first (`listener.name.<lower-case name>.ssl.*`), as Kafka reads them.
     pub fn parse(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
-        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"))
+        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"), true)
+    }
+
+    /// The TLS settings this node connects to listener `listener` with, read as [`Self::parse`]
+    /// reads them but the key store optional: Kafka's client side needs only the trust store, and
+    /// offers the key store's certificate when it has one and the server asks for it
+    /// (`ssl.client.auth`).
+    pub fn parse_client(c: &Config, listener: &str) -> Result<SslSettings, ConfigError> {
+        Self::parse_with(&|name| c.listener_value(listener, name), &format!("listener {listener}"), false)
     }
 
     /// The TLS settings under another prefix (the HTTP listener's `fjord.http.ssl.*`): each
     /// `ssl.*` property read as `<prefix>ssl.*` first, else the broker-wide value, as a Kafka
     /// listener's prefix is read.
     pub fn parse_prefixed(c: &Config, prefix: &str) -> Result<SslSettings, ConfigError> {
-        Self::parse_with(&|name| c.set_value(&format!("{prefix}{name}")).or_else(|| c.value(name)), &format!("{prefix}ssl.*"))
+        Self::parse_with(&|name| c.set_value(&format!("{prefix}{name}")).or_else(|| c.value(name)), &format!("{prefix}ssl.*"), true)
     }
 
-    fn parse_with(value: &dyn Fn(&str) -> Option<String>, listener: &str) -> Result<SslSettings, ConfigError> {
+    /// `key_store_required`: a listener this node serves needs its certificate and key.
+    fn parse_with(value: &dyn Fn(&str) -> Option<String>, listener: &str, key_store_required: bool) -> Result<SslSettings, ConfigError> {
         let get = |name: &str| value(name).filter(|v| !v.trim().is_empty());
         let invalid = |name: &str, value: String, reason: String| ConfigError::Invalid { name: name.into(), value, reason: format!("{listener}: {reason}") };
         // true: PKCS12, false: PEM.
@@ -1586,6 +1609,9 @@ impl SslSettings {
         };
         let (location, chain, key) = (get("ssl.keystore.location"), get("ssl.keystore.certificate.chain"), get("ssl.keystore.key"));
         if location.is_none() && chain.is_none() && key.is_none() {
+            if !key_store_required {
+                return Self::parse_rest(None, None, &get, &invalid, &store_type, endpoint_identification);
+            }
             return Err(invalid("ssl.keystore.location", String::new(), "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
         }
         let pkcs12 = store_type("ssl.keystore.type")?;
@@ -1600,7 +1626,7 @@ impl SslSettings {
                 return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key are PEM settings (ssl.keystore.type=PEM)".into()));
             }
             let keystore = KeyStore::Pkcs12 { path: PathBuf::from(path.trim()), password: Secret(password) };
-            return Self::parse_rest(keystore, None, &get, &invalid, &store_type, endpoint_identification);
+            return Self::parse_rest(Some(keystore), None, &get, &invalid, &store_type, endpoint_identification);
         }
         if keystore_password.is_some() {
             // Kafka's words for the same mistake.
@@ -1612,12 +1638,12 @@ impl SslSettings {
             (None, _, _) => return Err(invalid("ssl.keystore.key", "[hidden]".into(), "ssl.keystore.certificate.chain and ssl.keystore.key go together".into())),
             (Some(path), _, _) => return Err(invalid("ssl.keystore.location", path, "set either ssl.keystore.location or ssl.keystore.certificate.chain with ssl.keystore.key, not both".into())),
         };
-        Self::parse_rest(keystore, get("ssl.key.password").map(Secret), &get, &invalid, &store_type, endpoint_identification)
+        Self::parse_rest(Some(keystore), get("ssl.key.password").map(Secret), &get, &invalid, &store_type, endpoint_identification)
     }
 
     /// The settings after the key store: trust store, client authentication, versions, suites.
     fn parse_rest(
-        keystore: KeyStore, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
+        keystore: Option<KeyStore>, key_password: Option<Secret>, get: &dyn Fn(&str) -> Option<String>, invalid: &dyn Fn(&str, String, String) -> ConfigError,
         store_type: &dyn Fn(&str) -> Result<bool, ConfigError>, endpoint_identification: bool,
     ) -> Result<SslSettings, ConfigError> {
         let truststore = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
@@ -2744,7 +2770,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.listener, Some(Endpoint { host: "::1".into(), port: 8443 }));
         let tls = c.http.tls.expect("TLS");
-        assert_eq!(tls.keystore, KeyStore::Pkcs12 { path: PathBuf::from("/etc/fjord/http.p12"), password: Secret("pw".into()) }, "the fjord.http. value first");
+        assert_eq!(tls.keystore.unwrap(), KeyStore::Pkcs12 { path: PathBuf::from("/etc/fjord/http.p12"), password: Secret("pw".into()) }, "the fjord.http. value first");
         assert_eq!(tls.enabled_protocols, vec![TlsVersion::Tls13], "else the broker-wide ssl.* value");
         let e = Config::from_properties(props(&[("fjord.http.listener", "https://127.0.0.1:0"), ("fjord.http.ssl.keystore.location", "k.pem"), ("fjord.http.ssl.keystore.type", "JKS")])).unwrap_err();
         assert!(e.to_string().contains("fjord.http.ssl.*"), "{e}");
@@ -2810,7 +2836,7 @@ mod tests {
         ssl_between_brokers.extend(props(&[("listener.security.protocol.map", "PLAINTEXT:SSL,CONTROLLER:PLAINTEXT"), ("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
         assert!(Config::from_properties(ssl_between_brokers).is_ok(), "in a quorum brokers may reach each other over SSL");
         refused(
-            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
+            &[("listener.security.protocol.map", "PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"), ("sasl.enabled.mechanisms", "PLAIN"), ("listener.name.plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";")],
             "SASL between brokers with Kafka's default mechanism, GSSAPI",
         );
         refused(&[("advertised.listeners", "EXTERNAL://example:9092")], "advertised names are listeners");
@@ -2896,15 +2922,24 @@ mod tests {
         // PLAIN: the broker's username / password beside the user_<name> entries.
         let plain = with(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")]).expect("PLAIN between brokers").topology.inter_broker_sasl.unwrap();
         assert_eq!((plain.mechanism, plain.username.as_str(), plain.password.0.as_str()), (SaslMechanism::Plain, "admin", "admin-pw"));
-        // SCRAM-SHA-256 from the un-prefixed <mechanism>.sasl.jaas.config, over SASL_PLAINTEXT.
-        let sha256 = with(&[
-            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
-            ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
-            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
-            ("scram-sha-256.sasl.jaas.config", r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
-        ])
-        .expect("SCRAM-SHA-256 between brokers");
+        // SCRAM-SHA-256 over SASL_PLAINTEXT.
+        let scram_256 = |jaas_key: &'static str| {
+            with(&[
+                ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+                ("listener.name.internal.sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+                ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+                (jaas_key, r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="b2" password="p2";"#),
+            ])
+        };
+        let sha256 = scram_256("listener.name.internal.scram-sha-256.sasl.jaas.config").expect("SCRAM-SHA-256 between brokers");
         assert_eq!(sha256.topology.inter_broker_sasl.map(|l| (l.mechanism, l.username)), Some((SaslMechanism::ScramSha256, "b2".into())));
+        // Kafka's broker reads the login module under the listener's and the mechanism's prefix
+        // only: set otherwise, it stops at startup for want of a JAAS entry (Kafka 4.0 checked).
+        for unread in ["scram-sha-256.sasl.jaas.config", "listener.name.internal.sasl.jaas.config", "sasl.jaas.config"] {
+            let e = scram_256(unread).expect_err(unread).to_string();
+            assert!(e.contains("Could not find a 'KafkaServer' or 'internal.KafkaServer' entry in the JAAS configuration"), "{e}");
+            assert!(e.contains("listener.name.internal.scram-sha-256.sasl.jaas.config") && e.contains(&format!("ignores {unread}")) && !e.contains("p2"), "{e}");
+        }
         // Kafka's older security.inter.broker.protocol names the listener by its protocol.
         let mut old = props(&base);
         old.remove("inter.broker.listener.name");
@@ -2959,6 +2994,29 @@ mod tests {
         let ssl_controller = with(&[("listener.security.protocol.map", "INTERNAL:SASL_SSL,CONTROLLER:SSL")]).expect("an SSL controller listener");
         assert!(ssl_controller.topology.controller_ssl.is_some() && ssl_controller.topology.controller_sasl.is_none());
         assert!(with(&[]).unwrap().topology.controller_ssl.is_none(), "PLAINTEXT by default");
+        // A broker-only node reaching an SSL controller listener needs only the trust store (the
+        // key store, when set, is offered to a controller asking for client certificates).
+        let trust_only = props(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+            ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+        ]);
+        let ssl = Config::from_properties(trust_only.clone()).expect("a trust store alone").topology.controller_ssl.expect("TLS to the controllers");
+        assert_eq!((ssl.keystore, ssl.truststore), (None, Some(TrustStore::Pem(PemSource::File("/ca.pem".into())))));
+        let mut with_keystore = trust_only.clone();
+        with_keystore.extend(props(&[("ssl.keystore.type", "PEM"), ("ssl.keystore.location", "/k.pem")]));
+        assert_eq!(Config::from_properties(with_keystore).unwrap().topology.controller_ssl.unwrap().keystore, Some(KeyStore::File("/k.pem".into())));
+        // A controller serves the listener: there the key store stays required.
+        let mut controller_without = trust_only;
+        controller_without.extend(props(&[("process.roles", "broker,controller"), ("node.id", "1"), ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")]));
+        let e = Config::from_properties(controller_without).unwrap_err().to_string();
+        assert!(e.contains("ssl.keystore.location") && e.contains("needs its certificate and key"), "{e}");
 
         // A single node (no quorum) has no inter-broker traffic: nothing to log in with.
         let single = Config::from_properties(props(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9092"), ("sasl.enabled.mechanisms", "SCRAM-SHA-256")])).expect("a single SASL node");
@@ -3027,12 +3085,26 @@ mod tests {
         let bad = refused(&[("listener.name.sasl_plaintext.plain.sasl.jaas.config", "org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"s3cret")], "unclosed");
         assert!(bad.contains("not closed") && !bad.contains("s3cret"), "{bad}");
         assert!(refused(&[("listener.name.secure.connections.max.reauth.ms", "-1")], "negative lifetime").contains("connections.max.reauth.ms"));
-        // The un-prefixed form is read too.
-        let mut p = props(&base);
-        p.remove("listener.name.sasl_plaintext.plain.sasl.jaas.config");
-        p.insert("plain.sasl.jaas.config".into(), "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;".into());
-        let c = Config::from_properties(p).expect("un-prefixed jaas config");
-        assert!(c.topology.listeners[1].sasl.as_ref().unwrap().plain_users.contains_key("carol"));
+        // Un-prefixed forms are not read, as in Kafka: alone they stop startup with Kafka's message;
+        // beside the prefixed one they are ignored.
+        for unread in ["plain.sasl.jaas.config", "sasl.jaas.config"] {
+            let mut p = props(&base);
+            let users = p.remove("listener.name.sasl_plaintext.plain.sasl.jaas.config").expect("the listener's users");
+            p.insert(unread.into(), users.clone());
+            let e = Config::from_properties(p.clone()).expect_err(unread).to_string();
+            assert!(e.contains("Could not find a 'KafkaServer' or 'sasl_plaintext.KafkaServer' entry") && e.contains("set listener.name.sasl_plaintext.plain.sasl.jaas.config"), "{e}");
+            // (With sasl.jaas.config set, any mechanism without its prefixed login module stops
+            // startup as above: here one listener enables PLAIN alone.)
+            let beside = props(&[
+                ("listeners", "SASL_PLAINTEXT://127.0.0.1:9093"),
+                ("sasl.enabled.mechanisms", "PLAIN"),
+                ("listener.name.sasl_plaintext.plain.sasl.jaas.config", &users),
+                (unread, "org.apache.kafka.common.security.plain.PlainLoginModule required user_carol=c;"),
+            ]);
+            let c = Config::from_properties(beside).expect("the prefixed one read");
+            let users = &c.topology.listeners[0].sasl.as_ref().unwrap().plain_users;
+            assert!(users.contains_key("alice") && !users.contains_key("carol"), "{unread} ignored");
+        }
     }
 
     #[test]
@@ -3083,11 +3155,11 @@ mod tests {
         assert_eq!(t.client_listeners().map(|l| (l.name.as_str(), l.protocol)).collect::<Vec<_>>(), vec![("PLAINTEXT", SecurityProtocol::Plaintext), ("SSL", SecurityProtocol::Ssl), ("INTERNAL", SecurityProtocol::Ssl)]);
         assert_eq!(t.inter_broker_listener_name.as_deref(), Some("PLAINTEXT"), "Kafka's default: the listener named PLAINTEXT");
         let ssl = t.listeners[1].ssl.as_ref().expect("SSL settings");
-        assert_eq!(ssl.keystore, KeyStore::File("/etc/fjord/broker.pem".into()));
+        assert_eq!(ssl.keystore, Some(KeyStore::File("/etc/fjord/broker.pem".into())));
         assert_eq!((ssl.client_auth, ssl.truststore.is_none()), (ClientAuth::None, true));
         assert_eq!(ssl.enabled_protocols, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
         let internal = t.listeners[2].ssl.as_ref().expect("SSL settings");
-        assert_eq!(internal.keystore, KeyStore::File("/etc/fjord/internal.pem".into()));
+        assert_eq!(internal.keystore, Some(KeyStore::File("/etc/fjord/internal.pem".into())));
         assert_eq!(internal.client_auth, ClientAuth::Required);
         assert!(matches!(internal.truststore, Some(TrustStore::Pem(PemSource::Text(_)))));
         assert_eq!(internal.enabled_protocols, vec![TlsVersion::Tls13]);
@@ -3106,7 +3178,7 @@ mod tests {
         let mut p12 = props(&base);
         p12.extend(props(&[("listener.name.ssl.ssl.keystore.type", "PKCS12"), ("listener.name.ssl.ssl.keystore.location", "/k.p12"), ("listener.name.ssl.ssl.keystore.password", "pw")]));
         let c = Config::from_properties(p12).expect("a PKCS12 key store");
-        assert_eq!(c.topology.listeners[1].ssl.as_ref().map(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
+        assert_eq!(c.topology.listeners[1].ssl.as_ref().and_then(|s| s.keystore.clone()), Some(KeyStore::Pkcs12 { path: "/k.p12".into(), password: Secret("pw".into()) }));
         assert!(refused(&[("ssl.keystore.password", "x")], "a keystore password with PEM").contains("only key password"));
         assert!(refused(&[("ssl.client.auth", "requested")], "client auth without a truststore").contains("truststore"));
         assert!(refused(&[("ssl.client.auth", "sometimes")], "unknown client auth").contains("requested"));

@@ -4,8 +4,9 @@
 //! `super.users` names only the nodes' and the admin's SASL principals (no User:ANONYMOUS),
 //! clients log in on their own SASL listener. Replication works only through the brokers' login,
 //! also as their sessions expire (KIP-368); a principal without ACLs is refused; a broker with a
-//! wrong inter-broker password stays out of the ISR while the others go on. Certificates are made
-//! by the test.
+//! wrong inter-broker password stays out of the ISR while the others go on. A combined node and a
+//! broker-only node show the controller listener's other shapes: SSL reached with a trust store
+//! alone, SASL_PLAINTEXT with PLAIN. Certificates are made by the test.
 
 mod common;
 
@@ -212,27 +213,6 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
     .await;
     assert_eq!(isr.len(), 3);
 
-    // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
-    // followers' fetchers (and the nodes' controller connections) log in again as they expire.
-    let started = std::time::Instant::now();
-    let mut produced = 5;
-    while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
-        let code = to_leader.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code;
-        assert_eq!(code, 0, "acks=all after {:?}", started.elapsed());
-        produced += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let m = metadata(&mut admin, "secured").await;
-    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
-    for (i, n) in nodes.iter().enumerate() {
-        let b = &n.broker;
-        eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
-    }
-
-    // A principal without ACLs is refused.
-    let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
-    assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
-
     // The controller listener is SASL_SSL: plain text is not served; over TLS with the nodes'
     // login a DescribeQuorum is answered (User:broker is a super user), a wrong password fails.
     let controller = nodes[0].controller_addr().expect("a controller listener");
@@ -249,15 +229,49 @@ async fn brokers_replicate_over_a_sasl_ssl_scram_inter_broker_listener_with_only
         sasl: Some(std::sync::Arc::new(sasl)),
         ..fjord::client::ClientConfig::new("test")
     };
-    let login = topology.controller_sasl.clone().expect("the nodes' controller login");
-    assert_eq!((login.mechanism, login.username.as_str()), (fjord::config::SaslMechanism::Plain, "broker"));
-    let quorum = fjord::client::BrokerClient::connect(controller, client(login.clone())).await.expect("the nodes' login");
+    let node_login = topology.controller_sasl.clone().expect("the nodes' controller login");
+    assert_eq!((node_login.mechanism, node_login.username.as_str()), (fjord::config::SaslMechanism::Plain, "broker"));
+    let quorum = fjord::client::BrokerClient::connect(controller, client(node_login.clone())).await.expect("the nodes' login");
     let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum");
     assert_eq!(described.error_code, 0);
-    // The client asks to be replaced before the server would close it (85% of the session).
-    assert!(!quorum.is_closed(), "a fresh session");
-    eventually("the session due for renewal", async || quorum.is_closed().then_some(())).await;
-    let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..login };
+
+    // Sessions end every 2 s; for three of them acks=all keeps being answered at once, so the
+    // followers' fetchers (and the nodes' controller connections) log in again as they expire,
+    // on the connections they have (KIP-368): no node's inter-broker listener serves a new one.
+    // Meanwhile this client's DescribeQuorum is answered on its one connection (the server would
+    // close the connection on a request after the session's end, failing it).
+    let created = |n: &RunningNode| n.broker.metrics.connection_creation_total("INTERNAL");
+    let created_before: Vec<u64> = nodes.iter().map(created).collect();
+    assert!(created_before[(leader - 1) as usize] >= 2, "both followers fetch from the leader: {created_before:?}");
+    let started = std::time::Instant::now();
+    let mut produced = 5;
+    while started.elapsed() < Duration::from_millis(3 * SESSION_MS) {
+        let code = to_leader.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code;
+        assert_eq!(code, 0, "acks=all after {:?}", started.elapsed());
+        produced += 1;
+        let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum across sessions");
+        assert_eq!(described.error_code, 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = metadata(&mut admin, "secured").await;
+    assert_eq!(m.topics[0].partitions[0].isr_nodes.len(), 3, "no follower fell out of the ISR");
+    assert_eq!(nodes.iter().map(created).collect::<Vec<_>>(), created_before, "the fetchers re-authenticated on their connections");
+    for (i, n) in nodes.iter().enumerate() {
+        let b = &n.broker;
+        eventually(&format!("node {} holds all {produced} records", i + 1), async || (b.replicas.follower_position(&tp).map(|(end, _, _)| end).ok() == Some(produced)).then_some(())).await;
+    }
+
+    // A principal without ACLs is refused.
+    let mut alice = login(&nodes[(leader - 1) as usize], "alice").await;
+    assert_eq!(alice.send(&produce("secured", 1), 9).await.responses[0].partition_responses[0].error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+
+    // Idle past its session's end, the client still re-authenticates on the connection: the
+    // server takes a re-authentication's SaslHandshake after the end, as Kafka does.
+    tokio::time::sleep(Duration::from_millis(SESSION_MS + 500)).await;
+    let described = quorum.send(&DescribeQuorumRequest::default()).await.expect("DescribeQuorum after an idle session end");
+    assert_eq!(described.error_code, 0);
+    assert!(!quorum.is_closed(), "one connection throughout (a BrokerClient never reconnects by itself)");
+    let wrong = fjord::config::SaslClientSettings { password: fjord::config::Secret("nope".into()), ..node_login };
     let err = fjord::client::BrokerClient::connect(controller, client(wrong)).await.expect_err("a wrong password");
     assert!(matches!(err, fjord::client::ClientError::Authentication { .. }), "{err}");
     shutdown(nodes).await;
@@ -362,4 +376,136 @@ async fn a_node_reaches_an_ssl_controller_listener_as_its_certificates_principal
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(node.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "the certificate's principal is not a super user");
     node.shutdown().await;
+}
+
+/// A combined node (node 1, the one voter) whose controller listener CONTROLLER speaks
+/// `protocol`, and a broker-only node (node 2) reaching it; both serve PLAINTEXT to clients and
+/// to each other. `combined` and `broker` are each node's own extra properties.
+async fn combined_and_broker_only(dirs: &[tempfile::TempDir; 2], protocol: &str, combined: &[String], broker: &[String]) -> (RunningNode, RunningNode) {
+    let port = free_port();
+    let common = |node_id: i32, dir: &std::path::Path| {
+        vec![
+            format!("node.id={node_id}"),
+            format!("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:{protocol}"),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+            "inter.broker.listener.name=PLAINTEXT".to_string(),
+            format!("log.dirs={}", dir.display()),
+            "broker.session.timeout.ms=3000".to_string(),
+            "broker.heartbeat.interval.ms=200".to_string(),
+            "fjord.http.listener=none".to_string(),
+        ]
+    };
+    let mut first = common(1, dirs[0].path());
+    first.push(format!("listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{port}"));
+    first.extend(combined.iter().cloned());
+    let mut second = common(2, dirs[1].path());
+    second.extend(["process.roles=broker".to_string(), "listeners=PLAINTEXT://127.0.0.1:0".to_string()]);
+    second.extend(broker.iter().cloned());
+    let combined = fjord::node::start(Config::load(None, &first).expect("combined node's config")).await.expect("combined node starts");
+    let broker = fjord::node::start(Config::load(None, &second).expect("broker-only node's config")).await.expect("broker-only node starts");
+    (combined, broker)
+}
+
+/// Waits until both nodes are registered brokers, as the combined node's Metadata shows them.
+async fn both_registered(combined: &RunningNode, broker: &RunningNode) {
+    let cluster = broker.broker.cluster.clone().expect("in a quorum");
+    eventually("the broker-only node registered", async || (cluster.broker_epoch() >= 0).then_some(())).await;
+    let mut c = Client::connect(combined.local_addr).await;
+    eventually("two brokers in the metadata", async || (metadata(&mut c, "none").await.brokers.len() == 2).then_some(())).await;
+}
+
+/// An SSL controller listener that asks for no client certificate: a broker-only node with a
+/// trust store and no key store reaches it, registers and is served, as Kafka's client needs
+/// only the trust store then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_with_only_a_trust_store_joins_over_an_ssl_controller_listener() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let (pki_dir, dirs) = (tempfile::tempdir().unwrap(), [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()]);
+    let (keystore, truststore) = pki(pki_dir.path());
+    let trust = ["ssl.truststore.type=PEM".to_string(), format!("ssl.truststore.location={}", truststore.display())];
+    let mut combined = vec!["ssl.keystore.type=PEM".to_string(), format!("ssl.keystore.location={}", keystore.display())];
+    combined.extend(trust.iter().cloned());
+    let (first, second) = combined_and_broker_only(&dirs, "SSL", &combined, &trust).await;
+    assert!(second.broker.config.topology.controller_ssl.as_ref().is_some_and(|s| s.keystore.is_none()), "no key store on the broker-only node");
+    both_registered(&first, &second).await;
+    second.shutdown().await;
+    first.shutdown().await;
+
+    // The same node before a listener requiring client certificates offers none: not served.
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    combined.push("listener.name.controller.ssl.client.auth=required".to_string());
+    let (first, second) = combined_and_broker_only(&dirs, "SSL", &combined, &trust).await;
+    let registered = first.broker.cluster.clone().expect("in a quorum");
+    eventually("the combined node registered", async || (registered.broker_epoch() >= 0).then_some(())).await;
+    // Time for a registration that would succeed (the one above took well under this).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(second.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "no client certificate, no registration");
+    second.shutdown().await;
+    first.shutdown().await;
+}
+
+/// A SASL_PLAINTEXT controller listener with PLAIN: the combined node's broker and a broker-only
+/// node log in to it with the listener's JAAS login (`User:broker`, the one super user), register
+/// and keep heartbeating across sessions of 1.5 s (KIP-368); a broker-only node with a wrong
+/// password is refused and never registers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_only_node_logs_in_to_a_sasl_plaintext_controller_listener() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let login = |password: &str| format!(r#"listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="{password}" user_broker="controller-secret";"#);
+    let authorizer = ["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(), "super.users=User:broker".to_string()];
+    let mut combined = vec![
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN".to_string(),
+        "listener.name.controller.connections.max.reauth.ms=1500".to_string(),
+        "sasl.mechanism.controller.protocol=PLAIN".to_string(),
+        login("controller-secret"),
+    ];
+    combined.extend(authorizer.iter().cloned());
+    let broker = |password: &str| {
+        let mut o = vec!["sasl.mechanism.controller.protocol=PLAIN".to_string(), login(password)];
+        o.extend(authorizer.iter().cloned());
+        o
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (first, second) = combined_and_broker_only(&dirs, "SASL_PLAINTEXT", &combined, &broker("controller-secret")).await;
+    assert_eq!(second.broker.config.topology.controller_sasl.as_ref().map(|l| l.username.as_str()), Some("broker"));
+    both_registered(&first, &second).await;
+    // Three sessions later both are still registered and unfenced: their heartbeats went on
+    // through each re-authentication.
+    let epoch = second.broker.cluster.as_ref().expect("in a quorum").broker_epoch();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let mut c = Client::connect(first.local_addr).await;
+    assert_eq!(metadata(&mut c, "none").await.brokers.len(), 2, "both brokers unfenced after three sessions");
+    assert_eq!(second.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), epoch, "no new registration");
+    // The controller listener asks for SASL: plain text without a login is not served.
+    let mut raw = Client::connect(first.controller_addr().expect("a controller listener")).await;
+    let describe = raw.encode_request(&DescribeQuorumRequest::default(), 1);
+    raw.send_raw(&describe).await;
+    assert!(raw.read_frame().await.is_none(), "a request before the login closes the connection");
+    second.shutdown().await;
+
+    // A wrong password: the broker-only node starts but cannot log in, so never registers.
+    let dir = tempfile::tempdir().unwrap();
+    let port = first.controller_addr().expect("a controller listener").port();
+    let mut o = vec![
+        "node.id=3".to_string(),
+        "process.roles=broker".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT".to_string(),
+        "controller.listener.names=CONTROLLER".to_string(),
+        format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+        "inter.broker.listener.name=PLAINTEXT".to_string(),
+        format!("log.dirs={}", dir.path().display()),
+        "broker.heartbeat.interval.ms=200".to_string(),
+        "fjord.http.listener=none".to_string(),
+    ];
+    o.extend(broker("not-the-password"));
+    let wrong = fjord::node::start(Config::load(None, &o).expect("config")).await.expect("starts");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(wrong.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "a wrong password never registers");
+    // Node 2 gone (fenced at the latest when its session times out), node 3 refused: one broker.
+    eventually("only the combined node's broker", async || (metadata(&mut c, "none").await.brokers.len() == 1).then_some(())).await;
+    assert_eq!(wrong.broker.cluster.as_ref().expect("in a quorum").broker_epoch(), -1, "still refused");
+    wrong.shutdown().await;
+    first.shutdown().await;
 }

@@ -6,9 +6,9 @@
 //! length is checked before it sizes a buffer; a bad frame or a broken connection fails every
 //! request waiting on it, and the caller connects again. On a SASL listener the connection logs
 //! in right after ApiVersions (SaslHandshake, then SaslAuthenticate: [`sasl`]) before any other
-//! request, and reports itself closed a little before its session ends (KIP-368), so callers
-//! connect again and log in afresh rather than have the peer close it under a request. Knows
-//! nothing of partitions or logs.
+//! request, and logs in again on the same connection a little before its session ends
+//! (KIP-368): the requests in flight are answered first, the requests issued meanwhile wait for
+//! the new login, and a failed one closes the client. Knows nothing of partitions or logs.
 
 pub mod sasl;
 
@@ -110,10 +110,12 @@ pub enum ClientError {
     Authentication { addr: SocketAddr, user: String, mechanism: &'static str, reason: String },
 }
 
-/// The fraction of a SASL session's lifetime after which a connection reports itself closed,
-/// so its owner connects and logs in again before the peer ends the session (Kafka's client
-/// re-authenticates between 85% and 95% of it).
+/// The fraction of a SASL session's lifetime after which a connection logs in again, before
+/// the peer ends the session (Kafka's client re-authenticates between 85% and 95% of it).
 const SESSION_REFRESH_PERCENT: u64 = 85;
+/// Permits of a connection's gate: each request in flight holds one, a re-authentication all of
+/// them. Far more than the requests a connection ever has in flight.
+const GATE_PERMITS: u32 = 1 << 20;
 /// Logins that failed and were logged, by peer and client id (a node's fetcher, its controller
 /// channel, ...), kept until one succeeds: a broker retrying a wrong password every backoff logs
 /// it once, not once a second. Bounded by the peers and roles a node has.
@@ -153,8 +155,14 @@ pub struct BrokerClient {
     closed: Arc<AtomicBool>,
     /// The peer's (min, max) version per api key.
     versions: HashMap<i16, (i16, i16)>,
-    /// When a SASL session is due for a fresh login (see [`SESSION_REFRESH_PERCENT`]).
-    refresh_at: Option<std::time::Instant>,
+    /// When the SASL session is due for re-authentication (see [`SESSION_REFRESH_PERCENT`]);
+    /// None: no session lifetime.
+    reauthenticate_at: Mutex<Option<std::time::Instant>>,
+    /// Requests hold a permit from sending until answered; a re-authentication takes every
+    /// permit, so it begins once the requests before it are answered (the peer handles a
+    /// connection's requests in order, and must see the new login alone) and the requests after
+    /// it wait until it ends. Fair: a waiting re-authentication is not overtaken.
+    gate: tokio::sync::Semaphore,
     /// The task reading responses: aborted when the client goes, so the connection closes at once
     /// even when the peer never closes its end (a silent peer, a cut link).
     reader: tokio::task::AbortHandle,
@@ -195,24 +203,89 @@ impl BrokerClient {
         let closed = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_frames(write, queued, closed.clone()));
         let reader = tokio::spawn(read_frames(read, pending.clone(), closed.clone(), addr, config.max_response_bytes)).abort_handle();
-        let mut client = BrokerClient { addr, config, outgoing, pending, next_correlation: AtomicI32::new(0), closed, versions: HashMap::new(), refresh_at: None, reader };
+        let mut client = BrokerClient {
+            addr,
+            config,
+            outgoing,
+            pending,
+            next_correlation: AtomicI32::new(0),
+            closed,
+            versions: HashMap::new(),
+            reauthenticate_at: Mutex::new(None),
+            gate: tokio::sync::Semaphore::new(GATE_PERMITS as usize),
+            reader,
+        };
         client.versions = client.handshake().await?;
-        if let Some(sasl) = client.config.sasl.clone() {
-            match client.authenticate(&sasl).await {
-                Ok(session_lifetime_ms) => {
-                    log_auth_success(&client.config.client_id, addr);
-                    if session_lifetime_ms > 0 {
-                        let refresh_ms = session_lifetime_ms as u64 * SESSION_REFRESH_PERCENT / 100;
-                        client.refresh_at = Some(std::time::Instant::now() + Duration::from_millis(refresh_ms));
-                    }
-                }
-                Err(e) => {
-                    log_auth_failure(&client.config.client_id, &e);
-                    return Err(e);
+        client.log_in().await?;
+        Ok(client)
+    }
+
+    /// Logs in when the connection has a SASL login, and sets when to log in again.
+    async fn log_in(&self) -> Result<(), ClientError> {
+        let Some(sasl) = self.config.sasl.clone() else { return Ok(()) };
+        match self.authenticate(&sasl).await {
+            Ok(session_lifetime_ms) => {
+                log_auth_success(&self.config.client_id, self.addr);
+                let due = (session_lifetime_ms > 0).then(|| {
+                    let refresh_ms = session_lifetime_ms as u64 * SESSION_REFRESH_PERCENT / 100;
+                    std::time::Instant::now() + Duration::from_millis(refresh_ms)
+                });
+                *self.reauthenticate_at.lock().unwrap_or_else(|p| p.into_inner()) = due;
+                Ok(())
+            }
+            Err(e) => {
+                log_auth_failure(&self.config.client_id, &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn reauthentication_due(&self) -> bool {
+        self.reauthenticate_at.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|at| std::time::Instant::now() >= at)
+    }
+
+    /// Lets a request go out: waits, at most the request timeout, for a permit of the gate, after
+    /// re-authenticating first when the session is due for it (KIP-368). The permit is held until
+    /// the request is answered.
+    async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout;
+        let timed_out = |_| ClientError::Timeout(self.addr);
+        let closed = |_| ClientError::Disconnected(self.addr);
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(ClientError::Disconnected(self.addr));
+            }
+            if !self.reauthentication_due() {
+                return tokio::time::timeout_at(deadline, self.gate.acquire()).await.map_err(timed_out)?.map_err(closed);
+            }
+            let all = tokio::time::timeout_at(deadline, self.gate.acquire_many(GATE_PERMITS)).await.map_err(timed_out)?.map_err(closed)?;
+            // Another request may have logged in again while this one waited.
+            if self.reauthentication_due() {
+                self.reauthenticate().await?;
+            }
+            drop(all);
+        }
+    }
+
+    /// Logs in again on this connection; the caller holds every permit of the gate. A failure,
+    /// or a caller giving up halfway (the peer then waits for the rest of the exchange), closes
+    /// the client: its requests fail with [`ClientError::Disconnected`] and its owner connects
+    /// again.
+    async fn reauthenticate(&self) -> Result<(), ClientError> {
+        struct CloseUnlessDone<'a>(&'a BrokerClient, bool);
+        impl Drop for CloseUnlessDone<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.closed.store(true, Ordering::Release);
+                    self.0.gate.close();
                 }
             }
         }
-        Ok(client)
+        let mut guard = CloseUnlessDone(self, false);
+        tracing::debug!(peer = %self.addr, client_id = %self.config.client_id, "SASL session due: re-authenticating on the same connection");
+        self.log_in().await?;
+        guard.1 = true;
+        Ok(())
     }
 
     /// Logs in: SaslHandshake v1 (tokens inside SaslAuthenticate, as Kafka's client does since
@@ -227,7 +300,7 @@ impl BrokerClient {
             theirs => return Err(ClientError::Unsupported { addr: self.addr, api_key: SaslHandshakeRequest::KEY, ours: (1, 1), theirs }),
         };
         let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
-        let answer = self.send_version(&handshake, handshake_version).await?;
+        let answer = self.exchange(&handshake, handshake_version).await?;
         if answer.error_code != 0 {
             let offered: Vec<String> = answer.mechanisms.iter().map(|m| m.to_string()).collect();
             return Err(failed(format!("the listener does not enable {mechanism} (error {}; it offers {})", answer.error_code, offered.join(", "))));
@@ -236,7 +309,7 @@ impl BrokerClient {
         // One token out, the server's token back; a refusal ends the login with its message.
         let exchange = |token: Vec<u8>| async move {
             let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-            let answer = self.send_version(&request, version).await?;
+            let answer = self.exchange(&request, version).await?;
             if answer.error_code != 0 {
                 let message = answer.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
                 return Err(failed(format!("error {}: {message}", answer.error_code)));
@@ -267,10 +340,10 @@ impl BrokerClient {
     }
 
     /// Whether the owner should connect again: the connection broke (a bad frame, the peer
-    /// closed it; a closed client fails every request with [`ClientError::Disconnected`]), or its
-    /// SASL session is near its end (requests still go out on it meanwhile).
+    /// closed it, a re-authentication failed); a closed client fails every request with
+    /// [`ClientError::Disconnected`]. A SASL session near its end is renewed on the connection.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.refresh_at.is_some_and(|at| std::time::Instant::now() >= at)
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The peer's (min, max) versions of `api_key`, if it serves it.
@@ -283,9 +356,9 @@ impl BrokerClient {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("fjord"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response: ApiVersionsResponse = self.send_version(&request, 3).await?;
+        let mut response: ApiVersionsResponse = self.exchange(&request, 3).await?;
         if response.error_code == UNSUPPORTED_VERSION {
-            response = self.send_version(&ApiVersionsRequest::default(), 0).await?;
+            response = self.exchange(&ApiVersionsRequest::default(), 0).await?;
         }
         if response.error_code != 0 {
             return Err(ClientError::Handshake { addr: self.addr, code: response.error_code });
@@ -309,8 +382,16 @@ impl BrokerClient {
         self.send_version(request, version).await
     }
 
-    /// Sends `request` at `version` and waits, at most the request timeout, for its response.
+    /// Sends `request` at `version` and waits, at most the request timeout, for its response
+    /// (and as long again at most while the connection logs in again).
     pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ClientError> {
+        let _permit = self.admit().await?;
+        self.exchange(request, version).await
+    }
+
+    /// Sends `request` at `version` past the gate (the login's own exchanges) and waits, at most
+    /// the request timeout, for its response.
+    async fn exchange<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ClientError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ClientError::Disconnected(self.addr));
         }
@@ -327,8 +408,10 @@ impl BrokerClient {
 
     /// Sends a request of Fjord's private `api_key` (outside Kafka's range; the peer must be a
     /// Fjord node) with `body` under a v1 request header, and returns the response body after
-    /// its v0 header. Waits at most the request timeout.
+    /// its v0 header. Waits at most the request timeout (and as long again at most while the
+    /// connection logs in again).
     pub async fn send_private(&self, api_key: i16, version: i16, body: &[u8]) -> Result<Bytes, ClientError> {
+        let _permit = self.admit().await?;
         if self.closed.load(Ordering::Acquire) {
             return Err(ClientError::Disconnected(self.addr));
         }
@@ -446,6 +529,176 @@ mod tests {
 
     fn quick() -> ClientConfig {
         ClientConfig { request_timeout: Duration::from_millis(300), connect_timeout: Duration::from_secs(2), ..ClientConfig::new("test") }
+    }
+
+    /// What a fake SASL peer saw on its one connection.
+    #[derive(Default)]
+    struct PeerLog {
+        /// Api keys in the order received.
+        keys: Vec<i16>,
+        /// A SaslHandshake arrived while a request was unanswered, or a request between a
+        /// SaslHandshake and its SaslAuthenticate.
+        violations: Vec<String>,
+    }
+
+    fn response_frame<R: Encodable>(correlation_id: i32, body: &R, version: i16, flexible: bool) -> Bytes {
+        let mut out = BytesMut::new();
+        let size = 4 + usize::from(flexible) + body.compute_size(version).unwrap();
+        out.put_i32(size as i32);
+        out.put_i32(correlation_id);
+        if flexible {
+            out.put_u8(0);
+        }
+        body.encode(&mut out, version).unwrap();
+        out.freeze()
+    }
+
+    /// A peer serving one SASL_PLAINTEXT connection (PLAIN, sessions of `session_ms`): every
+    /// SaslAuthenticate after the `logins_allowed`-th fails. Metadata is answered 50 ms late,
+    /// from a task of its own, so requests are in flight together.
+    async fn sasl_peer(session_ms: i64, logins_allowed: usize) -> (SocketAddr, Arc<Mutex<PeerLog>>, tokio::task::JoinHandle<()>) {
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::{MetadataResponse, SaslAuthenticateResponse, SaslHandshakeResponse};
+        use std::sync::atomic::AtomicUsize;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(PeerLog::default()));
+        let seen = log.clone();
+        let peer = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let (mut read, mut write) = s.into_split();
+            let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+            let unanswered = Arc::new(AtomicUsize::new(0));
+            let answered = unanswered.clone();
+            let writer = tokio::spawn(async move {
+                while let Some(f) = rx.recv().await {
+                    // Counted as answered before the client can see it: a violation is never
+                    // one of timing.
+                    answered.fetch_sub(1, Ordering::AcqRel);
+                    if write.write_all(&f).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let (mut logins, mut in_handshake) = (0, false);
+            loop {
+                let mut prefix = [0u8; 4];
+                if read.read_exact(&mut prefix).await.is_err() {
+                    break;
+                }
+                let mut frame = vec![0u8; i32::from_be_bytes(prefix) as usize];
+                read.read_exact(&mut frame).await.unwrap();
+                let mut frame = Bytes::from(frame);
+                let key = i16::from_be_bytes([frame[0], frame[1]]);
+                let version = i16::from_be_bytes([frame[2], frame[3]]);
+                let header_version = match key {
+                    18 => ApiVersionsRequest::header_version(version),
+                    17 => SaslHandshakeRequest::header_version(version),
+                    36 => SaslAuthenticateRequest::header_version(version),
+                    _ => MetadataRequest::header_version(version),
+                };
+                let corr = RequestHeader::decode(&mut frame, header_version).unwrap().correlation_id;
+                {
+                    let mut seen = seen.lock().unwrap();
+                    seen.keys.push(key);
+                    if key == 17 && unanswered.load(Ordering::Acquire) > 0 {
+                        let n = seen.keys.len();
+                        seen.violations.push(format!("SaslHandshake with requests unanswered (request {n})"));
+                    }
+                    if in_handshake && key != 36 {
+                        seen.violations.push(format!("api key {key} during a login"));
+                    }
+                }
+                in_handshake = key == 17;
+                unanswered.fetch_add(1, Ordering::AcqRel);
+                let answer = match key {
+                    18 => {
+                        let keys = [(18, 0, 3), (17, 0, 1), (36, 0, 2), (3, 0, 12)];
+                        let body = ApiVersionsResponse::default().with_api_keys(keys.iter().map(|&(k, min, max)| ApiVersion::default().with_api_key(k).with_min_version(min).with_max_version(max)).collect());
+                        response_frame(corr, &body, version, false)
+                    }
+                    17 => response_frame(corr, &SaslHandshakeResponse::default().with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]), version, false),
+                    36 => {
+                        logins += 1;
+                        let body = if logins <= logins_allowed {
+                            SaslAuthenticateResponse::default().with_session_lifetime_ms(session_ms)
+                        } else {
+                            SaslAuthenticateResponse::default().with_error_code(58).with_error_message(Some(StrBytes::from_static_str("Authentication failed")))
+                        };
+                        response_frame(corr, &body, version, version >= 2)
+                    }
+                    _ => {
+                        let (tx, f) = (tx.clone(), response_frame(corr, &MetadataResponse::default(), version, version >= 9));
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let _ = tx.send(f).await;
+                        });
+                        continue;
+                    }
+                };
+                if tx.send(answer).await.is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            let _ = writer.await;
+        });
+        (addr, log, peer)
+    }
+
+    fn plain_login() -> ClientConfig {
+        let sasl = crate::config::SaslClientSettings { mechanism: crate::config::SaslMechanism::Plain, username: "broker".into(), password: crate::config::Secret("secret".into()) };
+        ClientConfig { request_timeout: Duration::from_secs(5), sasl: Some(Arc::new(sasl)), ..ClientConfig::new("test") }
+    }
+
+    #[tokio::test]
+    async fn a_due_session_is_renewed_on_the_connection_after_the_requests_in_flight() {
+        // Sessions of 400 ms: a new login at 340 ms, several within the test.
+        let (addr, log, peer) = sasl_peer(400, usize::MAX).await;
+        let client = Arc::new(BrokerClient::connect(addr, plain_login()).await.expect("login"));
+        // Four senders, so requests are in flight when the session falls due; they go on until
+        // the peer saw three renewals (a loaded machine only makes that take longer).
+        let logins = |log: &Mutex<PeerLog>| log.lock().unwrap().keys.iter().filter(|&&k| k == 36).count();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, log) = (client.clone(), log.clone());
+                tokio::spawn(async move {
+                    let mut served = 0;
+                    while logins(&log) < 4 && std::time::Instant::now() < deadline {
+                        client.send(&MetadataRequest::default()).await.expect("served across sessions");
+                        served += 1;
+                    }
+                    served
+                })
+            })
+            .collect();
+        for s in senders {
+            assert!(s.await.unwrap() > 3);
+        }
+        assert!(!client.is_closed());
+        drop(client);
+        peer.await.unwrap();
+        assert!(logins(&log) >= 4, "the first login and three renewals on the one connection: {}", logins(&log));
+        let log = log.lock().unwrap();
+        assert!(log.violations.is_empty(), "{:?}", log.violations);
+    }
+
+    #[tokio::test]
+    async fn a_failed_reauthentication_closes_the_client() {
+        let (addr, log, peer) = sasl_peer(300, 1).await;
+        let client = BrokerClient::connect(addr, plain_login()).await.expect("login");
+        client.send(&MetadataRequest::default()).await.expect("served in the session");
+        // 85% of the session: the next request logs in again first, and is refused with it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let err = client.send(&MetadataRequest::default()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Authentication { .. }), "{err}");
+        assert!(client.is_closed(), "the owner connects again");
+        let err = client.send(&MetadataRequest::default()).await.unwrap_err();
+        assert!(matches!(err, ClientError::Disconnected(_)), "{err}");
+        drop(client);
+        peer.await.unwrap();
+        assert_eq!(log.lock().unwrap().keys, [18, 17, 36, 3, 17, 36], "no request after the refused login");
     }
 
     #[tokio::test]

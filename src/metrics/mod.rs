@@ -131,6 +131,9 @@ pub struct BrokerMetrics {
     pub replication_bytes_out: AtomicU64,
     /// Open client connections by listener name.
     connections: RwLock<Vec<(String, Arc<AtomicI64>)>>,
+    /// Connections served since startup by listener name (Kafka's connection-creation-total):
+    /// what shows a client reconnecting where it could have kept its connection.
+    connections_created: RwLock<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 impl Default for BrokerMetrics {
@@ -144,7 +147,7 @@ impl BrokerMetrics {
         let requests = (0..REQUEST_SLOTS)
             .map(|_| RequestSlot { requests: AtomicU64::new(0), errors: (0..ERROR_CODES_MAX).map(|_| AtomicU64::new(0)).collect(), total_time: AtomicHistogram::new(&REQUEST_TIME_BUCKETS_MS) })
             .collect();
-        BrokerMetrics { requests, topics: RwLock::new(HashMap::new()), replication_bytes_out: AtomicU64::new(0), connections: RwLock::new(Vec::new()) }
+        BrokerMetrics { requests, topics: RwLock::new(HashMap::new()), replication_bytes_out: AtomicU64::new(0), connections: RwLock::new(Vec::new()), connections_created: RwLock::new(Vec::new()) }
     }
 
     /// One request handled, from its frame read to its response ready, in `elapsed`.
@@ -184,6 +187,23 @@ impl BrokerMetrics {
         let c = Arc::new(AtomicI64::new(0));
         all.push((listener.to_string(), c.clone()));
         c
+    }
+
+    /// The connections-created counter of a listener (taken once per listener).
+    pub fn connections_created(&self, listener: &str) -> Arc<AtomicU64> {
+        let mut all = self.connections_created.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, c)) = all.iter().find(|(n, _)| n == listener) {
+            return c.clone();
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        all.push((listener.to_string(), c.clone()));
+        c
+    }
+
+    /// Connections served on `listener` since startup.
+    pub fn connection_creation_total(&self, listener: &str) -> u64 {
+        let all = self.connections_created.read().unwrap_or_else(|e| e.into_inner());
+        all.iter().find(|(n, _)| n == listener).map_or(0, |(_, c)| c.load(Ordering::Relaxed))
     }
 
     /// Requests handled of `kind` so far.

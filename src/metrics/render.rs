@@ -261,6 +261,8 @@ impl Collector for Scrape {
         // Connections.
         let conns: Vec<(Labels, i64)> = m.connections.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(l, c)| (vec![("listener", l.clone())], c.load(Ordering::Relaxed))).collect();
         gauge(e, "kafka_server_socketservermetrics_connection_count", "Open client connections, by listener.", &conns)?;
+        let created: Vec<(Labels, u64)> = m.connections_created.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(l, c)| (vec![("listener", l.clone())], c.load(Ordering::Relaxed))).collect();
+        counter(e, "kafka_server_socketservermetrics_connection_creation", "Connections served since startup, by listener.", &created)?;
 
         // Logs and partitions.
         let mut size = Vec::new();

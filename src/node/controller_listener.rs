@@ -122,7 +122,7 @@ async fn requests<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(auth) = auth.as_mut() {
             use crate::server::sasl::Step;
             let now = std::time::Instant::now();
-            if auth.is_serving() && auth.expired(now) {
+            if auth.closes_on(&frame, now) {
                 tracing::debug!(%peer, %principal, "controller listener: closing connection, SASL session expired without re-authentication (connections.max.reauth.ms)");
                 return Ok(());
             }

@@ -251,16 +251,16 @@ async fn handle_one(
 }
 
 /// Passes a frame of a SASL listener's connection through its authenticator. None: serve it as
-/// a request. An expired session (KIP-368) is closed on its next request, as Kafka does; a
-/// failed authentication is logged (peer, listener, mechanism, reason; never a secret), its
-/// answer held back `connection.failed.authentication.delay.ms`, and the connection closed.
+/// a request. An expired session (KIP-368) is closed on its next request, unless that is the
+/// SaslHandshake of a re-authentication, as Kafka does; a failed authentication is logged (peer,
+/// listener, mechanism, reason; never a secret), its answer held back
+/// `connection.failed.authentication.delay.ms`, and the connection closed.
 async fn sasl_step(
     broker: &Arc<Broker>, auth: &mut Authenticator, session: &mut api::Session, stream: &Stream, peer: SocketAddr, reader: &mut FrameReader, frame: &bytes::Bytes,
 ) -> Option<std::ops::ControlFlow<()>> {
     use std::ops::ControlFlow::{Break, Continue};
     let now = std::time::Instant::now();
-    let was_serving = auth.is_serving();
-    if was_serving && auth.expired(now) {
+    if auth.closes_on(frame, now) {
         tracing::debug!(%peer, listener = %session.listener, principal = %session.principal, "closing connection: SASL session expired without re-authentication (connections.max.reauth.ms)");
         return Some(Break(()));
     }

@@ -161,6 +161,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
     let mut stop = broker.shutdown_signal();
     let mut connections = JoinSet::new();
     let open = broker.metrics.connections(&name);
+    let created = broker.metrics.connections_created(&name);
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
@@ -206,6 +207,7 @@ async fn serve_one(bound: BoundListener, broker: Arc<Broker>, slots: Arc<Semapho
                         }
                     };
                     apply_socket_options(&stream, &broker.config);
+                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let (broker, tls, name, sasl) = (broker.clone(), tls.clone(), name.clone(), listener.sasl.clone());
                     let open = OpenConnection::counted(open.clone());
                     connections.spawn(async move {

@@ -91,16 +91,17 @@ pub fn roots_of(store: &TrustStore) -> Result<rustls::RootCertStore, String> {
     Ok(roots)
 }
 
-/// The TLS a broker connects to the other brokers with on SSL listener `listener` (its
-/// `inter.broker.listener.name`), from that listener's settings as Kafka's inter-broker client
-/// takes them: the trust store checks the peer's certificate (for the peer's IP address: the
-/// endpoints are addresses), the key store is the client certificate a peer asking for one gets,
-/// the versions and cipher suites are the listener's.
+/// The TLS a node connects to other nodes with on SSL listener `listener` (its
+/// `inter.broker.listener.name`, or the controller listener), from that listener's settings as
+/// Kafka's client takes them: the trust store checks the peer's certificate (for the host it
+/// advertises, or only its chain: `ssl.endpoint.identification.algorithm`), the key store, when
+/// there is one, is the client certificate a peer asking for one gets (without one the node
+/// offers none, and a listener with `ssl.client.auth=required` refuses it), the versions and
+/// cipher suites are the listener's.
 pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let err = |property: &'static str, reason: String| TlsError { listener: listener.to_string(), property, reason };
     let provider = Arc::new(provider(s).map_err(|r| err("ssl.cipher.suites", r))?);
-    let (_, roots) = trust_roots(s, "the inter-broker listener needs a trust store to check the other brokers' certificates").map_err(|(p, r)| err(p, r))?;
-    let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
+    let (_, roots) = trust_roots(s, "a node needs a trust store to check the certificates of the nodes it connects to").map_err(|(p, r)| err(p, r))?;
     let versions = protocol_versions(s);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| err("ssl.enabled.protocols", e.to_string()))?;
     let builder = if s.endpoint_identification {
@@ -110,7 +111,13 @@ pub fn client_config(listener: &str, s: &SslSettings) -> Result<Arc<rustls::Clie
         let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build().map_err(|e| err("ssl.truststore.location", e.to_string()))?;
         builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly { roots, webpki, algorithms: provider.signature_verification_algorithms }))
     };
-    let config = builder.with_client_auth_cert(chain, key).map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?;
+    let config = match &s.keystore {
+        None => builder.with_no_client_auth(),
+        Some(_) => {
+            let (chain, key) = key_store(s).map_err(|(p, r)| err(p, r))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| err("ssl.keystore.location", format!("the key does not fit the certificate: {e}")))?
+        }
+    };
     Ok(Arc::new(config))
 }
 
@@ -257,8 +264,8 @@ fn store_digest(s: &SslSettings) -> [u8; 32] {
     use sha2::Digest;
     let mut digest = sha2::Sha256::new();
     let keystore = match &s.keystore {
-        KeyStore::File(path) | KeyStore::Pkcs12 { path, .. } => Some(path),
-        KeyStore::Text { .. } => None,
+        Some(KeyStore::File(path) | KeyStore::Pkcs12 { path, .. }) => Some(path),
+        Some(KeyStore::Text { .. }) | None => None,
     };
     let truststore = match &s.truststore {
         Some(TrustStore::Pem(PemSource::File(path)) | TrustStore::Pkcs12 { path, .. }) => Some(path),
@@ -335,7 +342,11 @@ fn provider(s: &SslSettings) -> Result<CryptoProvider, String> {
 
 /// The certificate chain and private key of the key store. Err: (property, reason).
 fn key_store(s: &SslSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), (&'static str, String)> {
-    if let KeyStore::Pkcs12 { path, password } = &s.keystore {
+    let Some(keystore) = &s.keystore else {
+        // Settings read as a client's (config::SslSettings::parse_client) never reach a server.
+        return Err(("ssl.keystore.location", "an SSL listener needs its certificate and key: ssl.keystore.location, or ssl.keystore.certificate.chain with ssl.keystore.key".into()));
+    };
+    if let KeyStore::Pkcs12 { path, password } = keystore {
         let p12 = open_pkcs12(path, &password.0).map_err(|r| ("ssl.keystore.location", r))?;
         let (_, entry) = p12.private_key_chain().ok_or(("ssl.keystore.location", "no private key entry in the PKCS12 key store".to_string()))?;
         let chain: Vec<CertificateDer<'static>> = entry.chain().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
@@ -344,7 +355,7 @@ fn key_store(s: &SslSettings) -> Result<(Vec<CertificateDer<'static>>, PrivateKe
         }
         return Ok((chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key().to_vec()))));
     }
-    let (chain_pem, key_pem, chain_property, key_property) = match &s.keystore {
+    let (chain_pem, key_pem, chain_property, key_property) = match keystore {
         KeyStore::File(path) => {
             let pem = read_pem(&PemSource::File(path.clone())).map_err(|r| ("ssl.keystore.location", r))?;
             (pem.clone(), pem, "ssl.keystore.location", "ssl.keystore.location")
@@ -469,7 +480,7 @@ fn rfc2253_escape(value: &str) -> String {
 #[cfg(test)]
 pub(crate) fn test_settings(chain: String, key: String) -> SslSettings {
     SslSettings {
-        keystore: crate::config::KeyStore::Text { chain: crate::config::Secret(chain), key: crate::config::Secret(key) },
+        keystore: Some(crate::config::KeyStore::Text { chain: crate::config::Secret(chain), key: crate::config::Secret(key) }),
         key_password: None,
         truststore: None,
         client_auth: ClientAuth::None,
@@ -530,7 +541,7 @@ mod tests {
         let path = dir.path().join("broker.pem");
         std::fs::write(&path, key_store_pem("broker", &["localhost", "broker.example"])).expect("write");
         let mut s = settings(String::new(), String::new());
-        s.keystore = KeyStore::File(path.clone());
+        s.keystore = Some(KeyStore::File(path.clone()));
         let tls = ListenerTls::new("SSL", &s).expect("startup");
         assert!(tls.prepare(&s).expect("unchanged").is_none(), "same settings, same files: nothing to do");
         let first = tls.current().leaf.clone();
@@ -637,11 +648,11 @@ mod tests {
         std::fs::write(&ks, store.writer("store-pw").write().expect("p12")).expect("write");
         std::fs::write(&ts, trust.writer("trust-pw").write().expect("p12")).expect("write");
         let mut s = settings(String::new(), String::new());
-        s.keystore = KeyStore::Pkcs12 { path: ks.clone(), password: Secret("store-pw".into()) };
+        s.keystore = Some(KeyStore::Pkcs12 { path: ks.clone(), password: Secret("store-pw".into()) });
         s.client_auth = ClientAuth::Required;
         s.truststore = Some(TrustStore::Pkcs12 { path: ts.clone(), password: Some(Secret("trust-pw".into())) });
         server_config("SSL", &s).expect("PKCS12 stores");
-        s.keystore = KeyStore::Pkcs12 { path: ks, password: Secret("wrong".into()) };
+        s.keystore = Some(KeyStore::Pkcs12 { path: ks, password: Secret("wrong".into()) });
         let e = server_config("SSL", &s).expect_err("wrong store password");
         assert!(e.reason.contains("wrong password"), "{e}");
     }

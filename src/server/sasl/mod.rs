@@ -107,10 +107,18 @@ impl Authenticator {
         matches!(self.state, State::Done)
     }
 
-    /// Whether the session's lifetime ran out (KIP-368): Kafka closes such a connection when its
-    /// next request arrives, re-authentication included.
+    /// Whether the session's lifetime ran out (KIP-368).
     pub fn expired(&self, now: Instant) -> bool {
         self.authenticated.as_ref().and_then(|a| a.expires_at).is_some_and(|at| now >= at)
+    }
+
+    /// Whether the connection closes rather than handle `frame`: its session's lifetime ran out
+    /// (KIP-368). Kafka closes such a connection when its next request arrives, unless that
+    /// request is the SaslHandshake beginning a re-authentication, which it still accepts (a
+    /// client idle past its session's end logs in again on the same connection).
+    pub fn closes_on(&self, frame: &Bytes, now: Instant) -> bool {
+        let reauthenticates = self.settings.max_reauth_ms > 0 && peek_prefix(frame).is_some_and(|p| p.api_key == ApiKey::SaslHandshake as i16);
+        self.is_serving() && self.expired(now) && !reauthenticates
     }
 
     /// Handles one frame read from the connection. `nonce` makes a fresh SCRAM server nonce.
@@ -530,6 +538,26 @@ mod tests {
         assert!(matches!(authenticate(&mut b, b"\0bob\0bob-secret", Instant::now(), &lookup), Step::Reply(_)));
         assert!(matches!(handshake(&mut b, "PLAIN", 1), Step::Serve));
         assert!(!b.expired(Instant::now() + Duration::from_secs(1 << 30)));
+    }
+
+    #[test]
+    fn an_expired_session_closes_on_a_request_but_takes_a_reauthentication_handshake() {
+        let mut a = Authenticator::new(settings(&[SaslMechanism::Plain], 1000));
+        assert!(matches!(handshake(&mut a, "PLAIN", 1), Step::Reply(_)));
+        let start = Instant::now();
+        assert!(matches!(authenticate(&mut a, b"\0alice\0alice-secret", start, &no_scram), Step::Reply(_)));
+        let metadata = request(ApiKey::Metadata, 12, 3, &MetadataRequest::default());
+        let again = request(ApiKey::SaslHandshake, 1, 4, &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")));
+        assert!(!a.closes_on(&metadata, start + Duration::from_millis(999)), "within the session");
+        let late = start + Duration::from_millis(1500);
+        assert!(a.closes_on(&metadata, late), "a request after the session's end");
+        assert!(!a.closes_on(&again, late), "Kafka re-authenticates an expired session");
+        // The re-authentication after the end renews the session from its completion.
+        assert!(matches!(a.on_frame(&again, late, &no_scram, &nonce), Step::Reply(_)));
+        let Step::Reply(r) = authenticate(&mut a, b"\0alice\0alice-secret", late, &no_scram) else { panic!("re-authentication") };
+        let r: SaslAuthenticateResponse = response(&r, 2, true);
+        assert_eq!((r.error_code, r.session_lifetime_ms), (0, 1000));
+        assert!(!a.closes_on(&metadata, late + Duration::from_millis(999)));
     }
 
     #[test]
