@@ -222,6 +222,15 @@ async fn controller_only_and_broker_only_nodes_form_a_cluster() {
     let mut observers: Vec<i32> = p.observers.iter().map(|o| o.replica_id.0).collect();
     observers.sort();
     assert_eq!(observers, vec![4, 5]);
+    // Each observer's DirectoryId is its metadata log dir's directory.id (its only log dir
+    // here), as Kafka's observers send it with their fetches; voters named by a static
+    // controller.quorum.voters show none, as in Kafka.
+    for o in &p.observers {
+        let node = brokers.iter().flatten().find(|b| b.broker.config.node_id == o.replica_id.0).expect("a running broker");
+        assert_eq!(o.replica_directory_id, node.broker.directory_ids[0], "observer {}", o.replica_id.0);
+        assert!(!o.replica_directory_id.is_nil());
+    }
+    assert!(p.current_voters.iter().all(|v| v.replica_directory_id.is_nil()), "{:?}", p.current_voters);
 
     for b in brokers.iter_mut() {
         if let Some(r) = b.take() {
