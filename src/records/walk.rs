@@ -592,14 +592,7 @@ impl<'a, 'b> Lz4FrameReader<'a, 'b> {
 
 impl Read for Lz4FrameReader<'_, '_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = {
-            let decoded = self.fill_buf()?;
-            let n = out.len().min(decoded.len());
-            out[..n].copy_from_slice(&decoded[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_decoded(self, out)
     }
 }
 
@@ -618,20 +611,25 @@ impl BufRead for Lz4FrameReader<'_, '_> {
     }
 }
 
+/// `Read` of a block reader: copied out of its decoded block (the walk reads it in place).
+fn read_decoded(reader: &mut impl BufRead, out: &mut [u8]) -> std::io::Result<usize> {
+    let n = {
+        let decoded = reader.fill_buf()?;
+        let n = out.len().min(decoded.len());
+        out[..n].copy_from_slice(&decoded[..n]);
+        n
+    };
+    reader.consume(n);
+    Ok(n)
+}
+
 fn invalid(what: &'static str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
 impl Read for SnappyReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = {
-            let decoded = self.fill_buf()?;
-            let n = out.len().min(decoded.len());
-            out[..n].copy_from_slice(&decoded[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
+        read_decoded(self, out)
     }
 }
 
