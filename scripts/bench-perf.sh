@@ -50,6 +50,9 @@ PY
 wait_port() { for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.001; done; }
 # utime + stime of a process, in clock ticks (getconf CLK_TCK a second).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# Busy time of the whole machine, all cores (user, nice, system, irq, softirq from /proc/stat), in
+# clock ticks: the broker, the client and the kernel's work for both, wherever it was charged.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # Peak RSS since the process started.
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }

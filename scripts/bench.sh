@@ -191,7 +191,7 @@ run_one() {
   # warm: the whole partition read into the page cache, the same files on both brokers
   [ "$name" = consume_1p_warm ] && cat "${DATA[$b]}/$topic-0"/* > /dev/null
   load=$(cut -d' ' -f1 /proc/loadavg)
-  c0=$(cpu_ticks "$pid"); p0=0; [ -n "$peer" ] && p0=$(cpu_ticks "$peer")
+  c0=$(cpu_ticks "$pid"); p0=0; [ -n "$peer" ] && p0=$(cpu_ticks "$peer"); m0=$(machine_ticks)
   if [ "$name" = latency_e2e_20k ]; then
     # End to end: a consumer reading the topic from the start while a producer sends at 20k msg/s
     # with linger.ms=0; each record carries its send time (wall clock, one machine).
@@ -207,13 +207,14 @@ run_one() {
     # shellcheck disable=SC2086  # args is a word list by design
     timeout 600 "$PERF" $args -t "$topic" -b "$addr" > "$out" 2>&1 || true
   fi
-  c1=$(cpu_ticks "$pid"); p1=0; [ -n "$peer" ] && p1=$(cpu_ticks "$peer")
+  c1=$(cpu_ticks "$pid"); p1=0; [ -n "$peer" ] && p1=$(cpu_ticks "$peer"); m1=$(machine_ticks)
   r=$(parse_perf "$out")
   [ -n "$r" ] || { log "round $round $b $name FAILED (output kept in $WORK/failed-$b-$name-r$round.out)"; cp "$out" "$WORK/failed-$b-$name-r$round.out"; r="0 0 0 0"; }
   read -r mbs msgs nbytes _ <<<"$r"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$pos" "$b" "$name" "$mbs" "$msgs" "$nbytes" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$pos" "$b" "$name" "$mbs" "$msgs" "$nbytes" \
     "$(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" \
-    "$(awk -v a="$p0" -v z="$p1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" "$load" "$lat" >> "$results"
+    "$(awk -v a="$p0" -v z="$p1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" "$load" \
+    "$(awk -v a="$m0" -v z="$m1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" "$lat" >> "$results"
   log "round $round $b $name: $mbs MB/s, broker CPU $(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}') s, load $load${lat:+, latency $lat}"
 }
 
@@ -281,13 +282,14 @@ if [ "${BENCH_DROPBEHIND:-0}" = 1 ]; then
   PEER[fjord_dropbehind]=""
   for round in $(seq "$RUNS"); do
     run_one "$round" 1 fjord_dropbehind produce_1p_acks1
-    load=$(cut -d' ' -f1 /proc/loadavg); c0=$(cpu_ticks "$piddb")
+    load=$(cut -d' ' -f1 /proc/loadavg); c0=$(cpu_ticks "$piddb"); m0=$(machine_ticks)
     timeout 600 "$PERF" -C -p 0 -o beginning -c "$COUNT" -t "produce_1p_acks1-r$round" -b "127.0.0.1:$portdb" > "$WORK/run.out" 2>&1 || true
-    c1=$(cpu_ticks "$piddb")
+    c1=$(cpu_ticks "$piddb"); m1=$(machine_ticks)
     r=$(parse_perf "$WORK/run.out"); [ -n "$r" ] || r="0 0 0 0"
     read -r mbs msgs nbytes _ <<<"$r"
-    printf '%s\t1\tfjord_dropbehind\tconsume_1p_after_produce\t%s\t%s\t%s\t%s\t0\t%s\t-\n' "$round" "$mbs" "$msgs" "$nbytes" \
-      "$(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" "$load" >> "$results"
+    printf '%s\t1\tfjord_dropbehind\tconsume_1p_after_produce\t%s\t%s\t%s\t%s\t0\t%s\t%s\t-\n' "$round" "$mbs" "$msgs" "$nbytes" \
+      "$(awk -v a="$c0" -v z="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" "$load" \
+      "$(awk -v a="$m0" -v z="$m1" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (z - a) / t}')" >> "$results"
     log "round $round fjord_dropbehind consume_1p_after_produce: $mbs MB/s"
   done
   kill "$piddb"; wait "$piddb" 2>/dev/null || true
@@ -307,19 +309,20 @@ python3 - "$results" "$OUT_DIR/$stamp.json" <<'PY'
 import json, os, platform, statistics, sys
 E = os.environ
 path, out = sys.argv[1:]
-cols = ["round", "position", "broker", "scenario", "mb_s", "msg_s", "bytes", "broker_cpu_s", "peer_cpu_s", "load1", "latency"]
+cols = ["round", "position", "broker", "scenario", "mb_s", "msg_s", "bytes", "broker_cpu_s", "peer_cpu_s", "load1", "machine_cpu_s", "latency"]
 runs = []
 for line in open(path):
     row = dict(zip(cols, line.rstrip("\n").split("\t")))
     for k in ("round", "position", "bytes"):
         row[k] = int(row[k])
-    for k in ("mb_s", "msg_s", "broker_cpu_s", "peer_cpu_s", "load1"):
+    for k in ("mb_s", "msg_s", "broker_cpu_s", "peer_cpu_s", "load1", "machine_cpu_s"):
         row[k] = float(row[k])
     lat = row.pop("latency")
     if lat != "-":
         row.update(zip(["e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "ack_p50_ms", "ack_p99_ms"], map(float, lat.split())))
     if row["bytes"] and not row["scenario"].startswith("latency"):
         row["broker_cpu_s_per_gb"] = row["broker_cpu_s"] / (row["bytes"] / 1e9)
+        row["machine_cpu_s_per_gb"] = row["machine_cpu_s"] / (row["bytes"] / 1e9)
     runs.append(row)
 
 def spread(values):
@@ -331,7 +334,7 @@ def spread(values):
 metrics = {}  # (scenario, metric) -> broker -> spread
 for r in runs:
     s = r["scenario"]
-    keys = ["msg_s", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "ack_p50_ms", "ack_p99_ms"] if s.startswith("latency") else ["mb_s", "broker_cpu_s_per_gb"]
+    keys = ["msg_s", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "ack_p50_ms", "ack_p99_ms"] if s.startswith("latency") else ["mb_s", "broker_cpu_s_per_gb", "machine_cpu_s_per_gb"]
     for k in keys:
         if k in r and (r["mb_s"] > 0 or s.startswith("latency")):
             metrics.setdefault((s, k), {}).setdefault(r["broker"], []).append(r[k])
@@ -343,7 +346,7 @@ goals = {("produce_1p_acks1", "mb_s"): (lambda x: x >= 1.5, ">= 1.5"),
          ("latency_e2e_20k", "e2e_p99_ms"): (lambda x: x <= 0.2, "<= 0.2")}
 for s in ("produce_1p_acks1", "produce_1p_acksall", "produce_8p_acks1", "produce_1p_acks1_lz4", "consume_1p_cold", "consume_1p_warm"):
     goals[(s, "broker_cpu_s_per_gb")] = (lambda x: x <= 0.5, "<= 0.5")
-units = {"msg_s": "sent msg/s", "mb_s": "MB/s", "broker_cpu_s_per_gb": "CPU s/GB", "e2e_p50_ms": "e2e p50 ms", "e2e_p99_ms": "e2e p99 ms",
+units = {"msg_s": "sent msg/s", "mb_s": "MB/s", "broker_cpu_s_per_gb": "CPU s/GB", "machine_cpu_s_per_gb": "machine CPU s/GB", "e2e_p50_ms": "e2e p50 ms", "e2e_p99_ms": "e2e p99 ms",
          "e2e_p999_ms": "e2e p99.9 ms", "ack_p50_ms": "ack p50 ms", "ack_p99_ms": "ack p99 ms"}
 summary = []
 for (s, k), by in metrics.items():
@@ -358,7 +361,7 @@ for (s, k), by in metrics.items():
             entry["goal"] = text
             entry["goal_met"] = bool(test(entry["ratio_fjord_to_kafka"]))
     summary.append(entry)
-order = ["mb_s", "broker_cpu_s_per_gb", "msg_s", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "ack_p50_ms", "ack_p99_ms"]
+order = ["mb_s", "broker_cpu_s_per_gb", "machine_cpu_s_per_gb", "msg_s", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms", "ack_p50_ms", "ack_p99_ms"]
 summary.sort(key=lambda e: order.index(e["metric"]))
 def fmt(sp):
     if not sp:
@@ -383,7 +386,7 @@ conditions = {
     "scenarios": E.get("BENCH_SCENARIOS") or "all",
     "kafka": "Apache Kafka 4.0.0, reference-kafka.sh single KRaft node, default config, heap " + E["KAFKA_HEAP"],
     "both_brokers_running": "yes; peer_cpu_s is the other broker's CPU during each run",
-    "cpu": "utime+stime of the broker process from /proc/PID/stat before and after each run, per 1e9 bytes of record values moved",
+    "cpu": "utime+stime of the broker process from /proc/PID/stat before and after each run, per 1e9 bytes of record values moved; machine_cpu: busy time of all cores (user, nice, system, irq, softirq of /proc/stat) over the run, the client and the idle peer broker included, per 1e9 bytes",
     "load_average_start": E["load_start"], "load_average_end": E["load_end"],
     "kernel": platform.release(), "cores": os.cpu_count(),
 }
@@ -399,16 +402,16 @@ res = {"conditions": conditions, "summary": summary, "runs": runs,
 print(f"\nFjord {E['FJORD_COMMIT']} vs Apache Kafka 4.0.0, {E['RUNS']} alternating rounds, {E['COUNT']} x {E['SIZE']} B records per run, "
       f"{conditions['page_cache']}; load average {E['load_start']} at start, {E['load_end']} at end; "
       f"kernel {conditions['kernel']}, {conditions['cores']} cores")
-print(f"{'scenario':22} {'metric':13} {'Fjord median (min-max)':>24} {'Kafka median (min-max)':>24} {'Fjord/Kafka':>11} {'goal':>7} {'met':>4}")
+print(f"{'scenario':22} {'metric':16} {'Fjord median (min-max)':>24} {'Kafka median (min-max)':>24} {'Fjord/Kafka':>11} {'goal':>7} {'met':>4}")
 for e in summary:
     ratio = f"{e['ratio_fjord_to_kafka']:.2f}" if "ratio_fjord_to_kafka" in e else "-"
     met = ("yes" if e["goal_met"] else "NO") if "goal_met" in e else ""
     if not e["fjord"] and not e["kafka"]:  # a Fjord-only scenario
-        print(f"{e['scenario']:22} {units[e['metric']]:13} {fmt(e.get('fjord_dropbehind')):>24}   (drop-behind Fjord only)")
+        print(f"{e['scenario']:22} {units[e['metric']]:16} {fmt(e.get('fjord_dropbehind')):>24}   (drop-behind Fjord only)")
         continue
-    print(f"{e['scenario']:22} {units[e['metric']]:13} {fmt(e['fjord']):>24} {fmt(e['kafka']):>24} {ratio:>11} {e.get('goal', ''):>7} {met:>4}")
+    print(f"{e['scenario']:22} {units[e['metric']]:16} {fmt(e['fjord']):>24} {fmt(e['kafka']):>24} {ratio:>11} {e.get('goal', ''):>7} {met:>4}")
     if "fjord_dropbehind" in e:
-        print(f"{'  drop-behind Fjord':22} {units[e['metric']]:13} {fmt(e['fjord_dropbehind']):>24}")
+        print(f"{'  drop-behind Fjord':22} {units[e['metric']]:16} {fmt(e['fjord_dropbehind']):>24}")
 rss = res["rss_kib"]
 print(f"RSS after the runs: Fjord {rss['fjord_after_runs']/1024:.1f} MiB, Kafka {rss['kafka_after_runs']/1024:.1f} MiB "
       f"(idle before: {rss['fjord_idle']/1024:.1f} / {rss['kafka_idle']/1024:.1f} MiB)")
