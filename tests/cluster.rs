@@ -1197,7 +1197,8 @@ async fn client_metrics_subscriptions_are_the_metadata_logs_on_every_node() {
 /// broker 3's own value is set through node 3 (node 1 refuses another broker's id, as Kafka 4.0)
 /// and changes only broker 3; a static property or a value that is not a number is refused with
 /// Kafka's words and changes nothing anywhere; a legacy AlterConfigs replaces the whole default
-/// set (a key left out goes everywhere); a restarted node has the log's values back, and no node
+/// set (a key left out goes everywhere); two alterations of different keys at once through two
+/// nodes both stay; a restarted node has the log's values back, and no node
 /// writes the single-node file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamic_broker_configs_are_the_metadata_logs_on_every_node() {
@@ -1305,6 +1306,24 @@ async fn dynamic_broker_configs_are_the_metadata_logs_on_every_node() {
     eventually("node 1's replica follows the new default", async || (retention_here(&running, 1) == Some(1_800_000)).then_some(())).await;
     assert_eq!(retention_here(&running, 3), Some(7_200_000), "broker 3's own value over the default");
 
+    // Two alterations of the default at once through different nodes, each of a key the other
+    // leaves alone: both stay, whichever the controller takes first (a node sends only the keys
+    // it changes, not its possibly stale view of the others).
+    for round in 1..=3u64 {
+        let retention = (900_000 * round).to_string();
+        let rate = (6_000_000 + round).to_string();
+        let (r1, r2) = tokio::join!(admin1.send(&alter("", &[(0, RETENTION, Some(&retention))]), 1), admin2.send(&alter("", &[(0, FOLLOWER_RATE, Some(&rate))]), 1));
+        assert_eq!((outcome(&r1), outcome(&r2)), ((0, None), (0, None)));
+        let want = (Some(&(retention.clone(), 3)), Some(&(rate.clone(), 3)));
+        for c in [&mut admin1, &mut admin2, &mut admin3] {
+            eventually("both changes on every node", async || {
+                let default = describe(c, "").await;
+                ((default.get(RETENTION), default.get(FOLLOWER_RATE)) == want).then_some(())
+            })
+            .await;
+        }
+    }
+
     // Node 3 restarts: the default and its own value come back from the metadata log.
     running[2].take().unwrap().shutdown().await;
     running[2] = Some(start(2).await);
@@ -1315,7 +1334,7 @@ async fn dynamic_broker_configs_are_the_metadata_logs_on_every_node() {
     })
     .await;
     assert_eq!(own.get(RETENTION), Some(&("7200000".to_string(), 2)), "the restarted node has its own value");
-    assert_eq!(describe(&mut admin3, "").await.get(RETENTION), Some(&("1800000".to_string(), 3)), "and the cluster default");
+    assert_eq!(describe(&mut admin3, "").await.get(RETENTION), Some(&("2700000".to_string(), 3)), "and the cluster default");
     eventually("node 3's replica enforces its own value again", async || (retention_here(&running, 3) == Some(7_200_000)).then_some(())).await;
     for (_, dir) in &configs {
         assert!(!dir.path().join("fjord-broker-configs.checkpoint").exists(), "a cluster node keeps no dynamic configs file");

@@ -311,7 +311,7 @@ impl Broker {
     }
 
     /// The topic's whole config override set becomes `configs`, through the active controller
-    /// (IncrementalAlterConfigs: SET each key, DELETE the keys dropped); returns once applied here.
+    /// (IncrementalAlterConfigs: SET the keys changed, DELETE the keys dropped); returns once applied here.
     fn set_topic_configs_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<Arc<TopicMeta>, MetadataError> {
         self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -334,7 +334,10 @@ impl Broker {
     }
 
     /// Sends the controller the IncrementalAlterConfigs that turns `old` into `new` for one
-    /// resource (SET each key of `new`, DELETE those only in `old`) and reads its outcome.
+    /// resource and reads its outcome: SET only the keys whose value changes and DELETE those
+    /// only in `old`, so a change made meanwhile through another node to a key this one leaves
+    /// alone (which `old`, this node's view, may not show yet) is kept, as the controller applies
+    /// each operation to its own state. Nothing to change sends nothing.
     fn replace_configs_in_cluster(
         &self,
         cluster: &Arc<cluster::ClusterState>,
@@ -348,9 +351,13 @@ impl Broker {
         use kafka_protocol::protocol::StrBytes;
         let mut ops: Vec<AlterableConfig> = new
             .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
             .map(|(k, v)| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(0).with_value(Some(StrBytes::from_string(v.clone()))))
             .collect();
         ops.extend(old.keys().filter(|k| !new.contains_key(*k)).map(|k| AlterableConfig::default().with_name(StrBytes::from_string(k.clone())).with_config_operation(1)));
+        if ops.is_empty() {
+            return Ok(());
+        }
         let resource = AlterConfigsResource::default().with_resource_type(resource_type).with_resource_name(StrBytes::from_string(name.to_string())).with_configs(ops);
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
         let c = cluster.clone();
