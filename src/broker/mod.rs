@@ -1178,7 +1178,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
     let first_dir = config.log_dirs[0].clone();
-    let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
+    // Learned from the controllers (a dynamic quorum), else derived from the voters.
+    let derived = config.topology.quorum.as_ref().map(|q| q.cluster_id.clone().unwrap_or_else(|| metadata::quorum_cluster_id(&q.voters)));
     let metadata::MetaProperties { cluster_id, directory_ids } = metadata::load_or_create_meta_properties(&config.log_dirs, config.node_id, derived)?;
     // A single node adopts a log dir Kafka left; in a cluster the topics come from the quorum.
     if config.topology.quorum.is_none() {

@@ -72,12 +72,15 @@ pub struct ControllerService {
     pub observers: super::observer::Observers,
     /// The cluster id the quorum's nodes share (DescribeCluster on the controller listener).
     pub cluster_id: String,
+    /// Held by the AddRaftVoter / RemoveRaftVoter being served: voters change one at a time
+    /// (KIP-853); another one meanwhile is answered REQUEST_TIMED_OUT, as Kafka's leader does.
+    pub voter_change: tokio::sync::Mutex<()>,
 }
 
 impl ControllerService {
     pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig, cluster_id: String) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id }
+        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id, voter_change: tokio::sync::Mutex::new(()) }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

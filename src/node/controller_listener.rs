@@ -206,8 +206,9 @@ fn required(api_key: i16) -> Option<Operation> {
         None
     } else if api_key == ApiKey::DescribeQuorum as i16 {
         Some(Operation::Describe)
-    } else if api_key == ApiKey::DescribeCluster as i16 {
-        // Unlike a broker, Kafka's controller asks ALTER on the cluster for it (KIP-919).
+    } else if [ApiKey::DescribeCluster, ApiKey::AddRaftVoter, ApiKey::RemoveRaftVoter].iter().any(|k| *k as i16 == api_key) {
+        // Unlike a broker, Kafka's controller asks ALTER on the cluster for DescribeCluster
+        // (KIP-919); adding and removing voters (KIP-853) need it too.
         Some(Operation::Alter)
     } else {
         Some(Operation::ClusterAction)
@@ -271,6 +272,9 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
         range::<CreateAclsRequest>(ApiKey::CreateAcls),
         range::<DeleteAclsRequest>(ApiKey::DeleteAcls),
+        // KIP-853: `kafka-metadata-quorum.sh add-controller / remove-controller`.
+        range::<kafka_protocol::messages::AddRaftVoterRequest>(ApiKey::AddRaftVoter),
+        range::<kafka_protocol::messages::RemoveRaftVoterRequest>(ApiKey::RemoveRaftVoter),
     ]
 }
 
@@ -368,6 +372,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes, cluster_operati
         ApiKey::ListPartitionReassignments => {
             let req = ListPartitionReassignmentsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &list_partition_reassignments(service, req).await)
+        }
+        ApiKey::AddRaftVoter => {
+            let req = kafka_protocol::messages::AddRaftVoterRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &super::voters::add_raft_voter(service, req).await)
+        }
+        ApiKey::RemoveRaftVoter => {
+            let req = kafka_protocol::messages::RemoveRaftVoterRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &super::voters::remove_raft_voter(service, req).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -887,6 +899,7 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
             let contact = ms(v.last_contact);
             ReplicaState::default()
                 .with_replica_id(BrokerId(v.node_id as i32))
+                .with_replica_directory_id(v.directory_id.unwrap_or_default())
                 .with_log_end_offset(end)
                 .with_last_fetch_timestamp(contact)
                 // Caught up: it held everything committed when it last answered.
