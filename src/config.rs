@@ -1157,6 +1157,10 @@ pub struct QuorumConfig {
     pub bootstrap: Vec<Endpoint>,
     /// The cluster id the controllers answered when the voters were learned from `bootstrap`.
     pub cluster_id: Option<String>,
+    /// A dynamic quorum (KIP-853): set up through `controller.quorum.bootstrap.servers` (a
+    /// quorum of one, or joining other controllers), whose voters change with AddRaftVoter and
+    /// RemoveRaftVoter; false for `controller.quorum.voters` (a static quorum, kraft.version 0).
+    pub dynamic: bool,
 }
 
 /// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
@@ -1333,10 +1337,10 @@ fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&
     match servers.as_slice() {
         [server] if names_this_node(server) => {
             let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
-            Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new(), cluster_id: None })
+            Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new(), cluster_id: None, dynamic: true })
         }
         [] => Err(invalid("no controller".to_string())),
-        _ => Ok(QuorumConfig { voters: BTreeMap::new(), bootstrap: servers, cluster_id: None }),
+        _ => Ok(QuorumConfig { voters: BTreeMap::new(), bootstrap: servers, cluster_id: None, dynamic: true }),
     }
 }
 
@@ -1487,11 +1491,11 @@ impl Topology {
             (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         let quorum = match (c.explicit.get("controller.quorum.voters"), c.explicit.get("controller.quorum.bootstrap.servers")) {
-            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new(), cluster_id: None }).filter(|q| !q.voters.is_empty()),
+            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new(), cluster_id: None, dynamic: false }).filter(|q| !q.voters.is_empty()),
             // A broker-only node asks the controllers who the voters are when it starts.
             (None, Some(b)) if !b.trim().is_empty() && !roles.controller => {
                 let bootstrap = bootstrap_servers(b)?;
-                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap, cluster_id: None })
+                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap, cluster_id: None, dynamic: true })
             }
             (None, Some(b)) if !b.trim().is_empty() => {
                 let own = listeners.iter().find(|l| is_controller_listener(&l.name)).map(|l| (&l.endpoint, advertised.get(&l.name)));

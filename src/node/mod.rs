@@ -224,14 +224,19 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
     }
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
     let metadata_log_dir = metadata_log_dir(config);
-    // The metadata log dir's meta.properties, as Kafka's format writes it: the cluster id (the
-    // one the controllers answered when joining, else derived from the voters) and this
-    // controller's directory id (KIP-853's replica key, which `kafka-metadata-quorum.sh
-    // add-controller` reads from it).
-    std::fs::create_dir_all(&metadata_log_dir).map_err(|e| StartError::Broker(broker::StartError::LogDir(metadata_log_dir.clone(), e)))?;
     let derived_cluster_id = quorum.cluster_id.clone().unwrap_or_else(|| crate::broker::metadata::quorum_node_cluster_id(&config.log_dirs[0], config.node_id, &quorum.voters));
-    let meta = crate::broker::metadata::load_or_create_meta_properties(std::slice::from_ref(&metadata_log_dir), config.node_id, Some(derived_cluster_id))
-        .map_err(|e| StartError::Broker(broker::StartError::from(e)))?;
+    // In a dynamic quorum (KIP-853), the metadata log dir's meta.properties, as Kafka's format
+    // writes it: the cluster id (the one the controllers answered when joining, else derived
+    // from the voters) and this controller's directory id (its replica key with its node id,
+    // which `kafka-metadata-quorum.sh add-controller` reads from there). A static quorum's
+    // controller-only node keeps its metadata log dir to the Raft log alone, as before.
+    let meta = if quorum.dynamic {
+        std::fs::create_dir_all(&metadata_log_dir).map_err(|e| StartError::Broker(broker::StartError::LogDir(metadata_log_dir.clone(), e)))?;
+        crate::broker::metadata::load_or_create_meta_properties(std::slice::from_ref(&metadata_log_dir), config.node_id, Some(derived_cluster_id))
+            .map_err(|e| StartError::Broker(broker::StartError::from(e)))?
+    } else {
+        crate::broker::metadata::MetaProperties { cluster_id: derived_cluster_id, directory_ids: Vec::new() }
+    };
     let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&metadata_log_dir));
     // Not among the voters: it joins when the operator adds it (AddRaftVoter), or its log holds
     // the membership already.
