@@ -131,6 +131,10 @@ async fn controllers_join_and_leave_a_quorum_of_one_through_add_and_remove_raft_
     let cluster_id = cluster.cluster_id.to_string();
     let broker = fjord::node::start(node_config(dirs[3].path(), "broker", 4, "PLAINTEXT://127.0.0.1:0", &first)).await.expect("the broker learns the voters");
     create_and_produce(broker.local_addr, "before").await;
+    // kraft.version is finalized at 1 in a dynamic quorum.
+    let versions = Client::connect(broker.local_addr).await.send(&ApiVersionsRequest::default(), 3).await;
+    let kraft = versions.finalized_features.iter().find(|f| f.name.as_str() == "kraft.version").map(|f| (f.min_version_level, f.max_version_level));
+    assert_eq!(kraft, Some((1, 1)), "kraft.version 1: {:?}", versions.finalized_features);
 
     // Controllers 2 and 3 name controller 1: they wait as non-voters, each with a directory id
     // in its metadata log dir's meta.properties and the cluster's id.

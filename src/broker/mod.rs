@@ -1207,6 +1207,10 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         .map_err(|e| StartError::LogDir(first_dir.clone(), e))?
         .with_controller_window(config.controller_quota_window_num, config.controller_quota_window_size_seconds.saturating_mul(1000));
     let features = features::FeatureStore::open(&first_dir)?;
+    // kraft.version 1 in a dynamic quorum (KIP-853), 0 in a static one.
+    if let Some(q) = &config.topology.quorum {
+        features.set_kraft_version(i16::from(q.dynamic))?;
+    }
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);
