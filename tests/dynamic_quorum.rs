@@ -203,3 +203,88 @@ async fn controllers_join_and_leave_a_quorum_of_one_through_add_and_remove_raft_
     back.shutdown().await;
     leading.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_change_one_at_a_time_a_lagging_one_is_not_added_and_a_static_quorum_keeps_its_voters() {
+    let (sdir, ddir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A static quorum (controller.quorum.voters, kraft.version 0) refuses voter changes, as Kafka's.
+    let port = free_port();
+    let o = [
+        "process.roles=controller".to_string(),
+        "node.id=1".to_string(),
+        format!("controller.quorum.voters=1@127.0.0.1:{port}"),
+        format!("listeners=CONTROLLER://127.0.0.1:{port}"),
+        "controller.listener.names=CONTROLLER".to_string(),
+        "fjord.http.listener=none".to_string(),
+        format!("log.dirs={}", sdir.path().display()),
+    ];
+    let fixed = fjord::node::start_controller(Config::load(None, &o).expect("config")).await.expect("a static quorum of one");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    eventually("controller 1 leads", async || describe_cluster(addr).await.filter(|r| r.controller_id.0 == 1)).await;
+    let refused = send_add(addr, &add_voter(2, uuid::Uuid::new_v4(), free_port(), None)).await;
+    assert_eq!(refused, (35, Some("Cluster doesn't support adding voter because the kraft.version feature is 0".into())), "UNSUPPORTED_VERSION");
+    assert_eq!(send_remove(addr, &remove_voter(1, uuid::Uuid::new_v4())).await.0, 35);
+    fixed.shutdown().await;
+
+    // A dynamic quorum of one: a voter that never answers is not added (REQUEST_TIMED_OUT once
+    // the request's timeout passes), and while it is tried another change waits its turn.
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let c1 = fjord::node::start_controller(node_config(ddir.path(), "controller", 1, &format!("CONTROLLER://127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))).await.expect("a quorum of one");
+    eventually("controller 1 leads", async || describe_cluster(addr).await.filter(|r| r.controller_id.0 == 1)).await;
+    let mut nobody = add_voter(5, uuid::Uuid::new_v4(), free_port(), None);
+    nobody.timeout_ms = 5_000;
+    let pending = tokio::spawn(async move { send_add(addr, &nobody).await });
+    let busy = eventually("a second change refused while the first is pending", async || {
+        let r = send_add(addr, &add_voter(6, uuid::Uuid::new_v4(), free_port(), None)).await;
+        (r.0 == 7).then_some(r)
+    })
+    .await;
+    assert_eq!(busy.1.as_deref(), Some("Request timed out waiting for leader to handle previous voter change request"));
+    let (code, message) = pending.await.unwrap();
+    assert_eq!(code, 7, "REQUEST_TIMED_OUT: {message:?}");
+    assert_eq!(message.as_deref(), Some("Aborted add voter operation for 5 since it is lagging behind"));
+    let (_, leader, voters) = describe_quorum(addr).await;
+    assert_eq!((leader, voters.iter().map(|v| v.0).collect::<Vec<_>>()), (1, vec![1]), "the voter that never caught up was not added");
+    c1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_combined_node_joins_a_combined_quorum_of_one_and_replicates_its_partitions() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<(u16, u16)> = (0..2).map(|_| (free_port(), free_port())).collect();
+    let first = format!("127.0.0.1:{}", ports[0].1);
+    let combined = |i: usize| node_config(dirs[i].path(), "broker,controller", i as i32 + 1, &format!("PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}", ports[i].0, ports[i].1), &first);
+    let n1 = fjord::node::start(combined(0)).await.expect("a combined quorum of one");
+    let controller1: SocketAddr = first.parse().unwrap();
+    eventually("node 1 leads", async || describe_cluster(controller1).await.filter(|r| r.controller_id.0 == 1)).await;
+    let n2 = fjord::node::start(combined(1)).await.expect("node 2 starts to join");
+    let d2 = directory_id(dirs[1].path());
+    assert_eq!(send_add(controller1, &add_voter(2, d2, ports[1].1, None)).await, (0, None));
+    let (_, _, voters) = describe_quorum(controller1).await;
+    assert_eq!(voters.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
+    // Node 2's broker registers and serves: a topic of two replicas, produced to acks=all.
+    eventually("both brokers registered", async || {
+        let r = Client::connect(n1.local_addr).await.send(&DescribeClusterRequest::default(), 1).await;
+        (r.brokers.len() == 2).then_some(())
+    })
+    .await;
+    let t = CreatableTopic::default().with_name(name("both")).with_num_partitions(1).with_replication_factor(2);
+    let created = Client::connect(n2.local_addr).await.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 5).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    eventually("an acks=all produce on the leader", async || {
+        for addr in [n1.local_addr, n2.local_addr] {
+            let data = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(common::batch(2, 1_000, Compression::None)));
+            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name("both")).with_partition_data(vec![data])]);
+            if Client::connect(addr).await.send(&req, 9).await.responses[0].partition_responses[0].error_code == 0 {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(describe_cluster(controller1).await.map(|r| r.cluster_id), Client::connect(n2.local_addr).await.send(&DescribeClusterRequest::default(), 1).await.cluster_id.into(), "one cluster id");
+    n2.shutdown().await;
+    n1.shutdown().await;
+}

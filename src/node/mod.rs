@@ -264,7 +264,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         default_replication_factor: config.default_replication_factor,
     };
     let cluster_id = meta.cluster_id.clone();
-    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id));
+    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id).with_dynamic_voters(quorum.dynamic));
     let security = controller_listener::ListenerSecurity {
         tls: match &controller_listener.ssl {
             Some(ssl) => {

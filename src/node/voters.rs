@@ -15,6 +15,7 @@ use crate::raft::VoterChangeError;
 
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const REQUEST_TIMED_OUT: i16 = 7;
+const UNSUPPORTED_VERSION: i16 = 35;
 const INVALID_REQUEST: i16 = 42;
 const INCONSISTENT_CLUSTER_ID: i16 = 104;
 const DUPLICATE_VOTER: i16 = 126;
@@ -53,6 +54,11 @@ fn cluster_id_refusal(service: &ControllerService, cluster_id: Option<&StrBytes>
     (given.as_str() != service.cluster_id).then(|| (INCONSISTENT_CLUSTER_ID, Some(format!("The given id \"{}\" doesn't match the cluster id \"{}\"", given.as_str(), service.cluster_id))))
 }
 
+/// A static quorum (`controller.quorum.voters`, kraft.version 0) keeps its voters, as Kafka's.
+fn static_quorum_refusal(what: &str) -> (i16, Option<String>) {
+    (UNSUPPORTED_VERSION, Some(format!("Cluster doesn't support {what} voter because the kraft.version feature is 0")))
+}
+
 fn change_error(service: &ControllerService, e: VoterChangeError, key: &str) -> (i16, Option<String>) {
     match e {
         VoterChangeError::NotLeader { .. } => (NOT_LEADER_OR_FOLLOWER, None),
@@ -87,6 +93,9 @@ pub async fn add_raft_voter(service: &ControllerService, req: AddRaftVoterReques
     let Ok(_one_at_a_time) = service.voter_change.try_lock() else {
         return answer((REQUEST_TIMED_OUT, Some("Request timed out waiting for leader to handle previous voter change request".to_string())));
     };
+    if !service.dynamic {
+        return answer(static_quorum_refusal("adding"));
+    }
     let key = replica_key(req.voter_id, req.voter_directory_id);
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64).clamp(ADD_TIMEOUT_MIN, ADD_TIMEOUT_MAX);
     tracing::info!(voter = %key, %addr, "adding a voter to the metadata quorum (AddRaftVoter)");
@@ -118,6 +127,9 @@ pub async fn remove_raft_voter(service: &ControllerService, req: RemoveRaftVoter
     let Ok(_one_at_a_time) = service.voter_change.try_lock() else {
         return answer((REQUEST_TIMED_OUT, Some("Request timed out waiting for leader to handle previous voter change request".to_string())));
     };
+    if !service.dynamic {
+        return answer(static_quorum_refusal("removing"));
+    }
     let key = replica_key(req.voter_id, req.voter_directory_id);
     tracing::info!(voter = %key, "removing a voter from the metadata quorum (RemoveRaftVoter)");
     match service.raft.remove_voter(req.voter_id as u64, Some(req.voter_directory_id), REMOVE_TIMEOUT).await {

@@ -384,15 +384,31 @@ impl RaftNode {
         if self.voters().contains_key(&id) {
             return Err(VoterChangeError::DuplicateVoter(id));
         }
-        let caught_up = tokio::time::timeout(timeout, self.raft.add_learner(id, super::voter_node(addr, directory_id), true)).await;
-        match caught_up {
-            Ok(Ok(_)) => {}
+        let deadline = tokio::time::Instant::now() + timeout;
+        // openraft's blocking add_learner counts a learner within 5000 entries as caught up
+        // (even one that never answered); Kafka's leader wants it at the log end, so this waits
+        // until it holds the entry that made it a learner.
+        let added = match tokio::time::timeout_at(deadline, self.raft.add_learner(id, super::voter_node(addr, directory_id), false)).await {
+            Ok(Ok(response)) => response.log_id.index,
             Ok(Err(e)) => return Err(self.voter_change_error(e)),
+            Err(_) => return Err(VoterChangeError::Timeout("the learner was not added in time".to_string())),
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let caught_up = self
+            .raft
+            .wait(Some(remaining))
+            .metrics(|m| m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.as_ref()).is_some_and(|l| l.index >= added), "the new voter caught up")
+            .await;
+        match caught_up {
+            Ok(_) => {}
             Err(_) => {
                 // Not caught up: the leader stops replicating to it (a later AddRaftVoter starts over).
                 let forget = openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([id]));
-                if let Err(e) = tokio::time::timeout(timeout, self.raft.change_membership(forget, false)).await {
-                    tracing::warn!(node_id = id, error = %e, "a learner that did not catch up could not be removed");
+                let removed = tokio::time::timeout(Duration::from_millis(self.config.propose_timeout_ms), self.raft.change_membership(forget, false)).await;
+                match removed {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(node_id = id, error = %e, "a learner that did not catch up could not be removed"),
+                    Err(_) => tracing::warn!(node_id = id, "a learner that did not catch up was not removed in time"),
                 }
                 return Err(VoterChangeError::Timeout(format!("Aborted add voter operation for {id} since it is lagging behind")));
             }
