@@ -98,9 +98,13 @@ async fn send_remove(addr: SocketAddr, req: &RemoveRaftVoterRequest) -> (i16, Op
     (r.error_code, r.error_message.map(|m| m.to_string()))
 }
 
-/// Creates a topic through the broker and produces to it acks=all, retried while the
-/// controller moves.
+/// Creates a topic through the broker at `addr` and produces to it acks=all (at `addr` or one of
+/// `others`, whichever leads it), retried while the controller moves.
 async fn create_and_produce(addr: SocketAddr, topic: &str) {
+    create_and_produce_on(addr, &[], topic).await
+}
+
+async fn create_and_produce_on(addr: SocketAddr, others: &[SocketAddr], topic: &str) {
     eventually("the topic created", async || {
         let t = CreatableTopic::default().with_name(name(topic)).with_num_partitions(1).with_replication_factor(1);
         let r = Client::connect(addr).await.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(5_000), 5).await;
@@ -111,7 +115,12 @@ async fn create_and_produce(addr: SocketAddr, topic: &str) {
     eventually("the produce acknowledged", async || {
         let data = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(common::batch(3, 1_000, Compression::None)));
         let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![data])]);
-        (Client::connect(addr).await.send(&req, 9).await.responses[0].partition_responses[0].error_code == 0).then_some(())
+        for at in std::iter::once(&addr).chain(others) {
+            if Client::connect(*at).await.send(&req, 9).await.responses[0].partition_responses[0].error_code == 0 {
+                return Some(());
+            }
+        }
+        None
     })
     .await;
 }
@@ -144,6 +153,8 @@ async fn controllers_join_and_leave_a_quorum_of_one_through_add_and_remove_raft_
     assert!(std::fs::read_to_string(dirs[1].path().join("meta.properties")).unwrap().contains(&format!("cluster.id={cluster_id}")), "the joining controller took the cluster's id");
     let (code, leader, voters) = describe_quorum(addrs[0]).await;
     assert_eq!((code, leader, voters), (0, 1, vec![(1, d1)]), "one voter, with its directory id");
+    let waiting = describe_cluster(addrs[1]).await.expect("controller 2 answers");
+    assert_eq!(waiting.brokers.iter().map(|b| (b.broker_id.0, b.port)).collect::<Vec<_>>(), vec![(1, ports[0] as i32)], "a controller not yet added names the voters it learned");
 
     // Kafka's refusals: a non-leader, a wrong cluster id, no directory id, no endpoint on the
     // controller listener, a voter already in, removing one that is not.
@@ -235,8 +246,11 @@ async fn voters_change_one_at_a_time_a_lagging_one_is_not_added_and_a_static_quo
     let mut nobody = add_voter(5, uuid::Uuid::new_v4(), free_port(), None);
     nobody.timeout_ms = 5_000;
     let pending = tokio::spawn(async move { send_add(addr, &nobody).await });
+    // The probe: removing the last voter, refused at once (VOTER_NOT_FOUND) when it gets its turn.
+    let d1 = directory_id(ddir.path());
     let busy = eventually("a second change refused while the first is pending", async || {
-        let r = send_add(addr, &add_voter(6, uuid::Uuid::new_v4(), free_port(), None)).await;
+        let r = send_remove(addr, &remove_voter(1, d1)).await;
+        assert!(r.0 == 7 || r.0 == 127, "{r:?}");
         (r.0 == 7).then_some(r)
     })
     .await;
@@ -285,6 +299,16 @@ async fn a_combined_node_joins_a_combined_quorum_of_one_and_replicates_its_parti
     })
     .await;
     assert_eq!(describe_cluster(controller1).await.map(|r| r.cluster_id), Client::connect(n2.local_addr).await.send(&DescribeClusterRequest::default(), 1).await.cluster_id.into(), "one cluster id");
+
+    // The leader removes itself: it answers once the change is committed, then steps down and
+    // node 2 leads alone; node 1 stays a broker, and the cluster goes on deciding.
+    let d1 = directory_id(dirs[0].path());
+    assert_eq!(send_remove(controller1, &remove_voter(1, d1)).await, (0, None));
+    let controller2: SocketAddr = format!("127.0.0.1:{}", ports[1].1).parse().unwrap();
+    eventually("node 2 leads", async || describe_cluster(controller2).await.filter(|r| r.controller_id.0 == 2)).await;
+    let (_, leader, voters) = describe_quorum(controller2).await;
+    assert_eq!((leader, voters), (2, vec![(2, d2)]));
+    create_and_produce_on(n1.local_addr, &[n2.local_addr], "after-removal").await;
     n2.shutdown().await;
     n1.shutdown().await;
 }

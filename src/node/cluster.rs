@@ -92,6 +92,12 @@ impl ControllerService {
         self
     }
 
+    /// The voters this node's channel to the active controller knows (its membership's, else
+    /// those learned from `controller.quorum.bootstrap.servers`).
+    pub fn known_voters(&self) -> std::collections::BTreeMap<i32, String> {
+        self.state.controllers.voters()
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.state.image()
     }

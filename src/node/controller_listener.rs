@@ -953,12 +953,17 @@ fn describe_cluster(service: &ControllerService, req: kafka_protocol::messages::
         return response.with_error_code(code).with_error_message(Some(StrBytes::from_string(message)));
     }
     let status = service.raft.status();
+    // A controller not yet added to a dynamic quorum (KIP-853) holds no membership: it names the
+    // voters it learned from its bootstrap servers.
+    let learned: Vec<(u64, String)> = if status.voters.is_empty() { service.known_voters().into_iter().map(|(id, addr)| (id as u64, addr)).collect() } else { Vec::new() };
     let nodes: Vec<DescribeClusterBroker> = status
         .voters
         .iter()
-        .filter_map(|v| {
-            let (host, port) = v.addr.rsplit_once(':')?;
-            Some(DescribeClusterBroker::default().with_broker_id(BrokerId(v.node_id as i32)).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?))
+        .map(|v| (v.node_id, v.addr.clone()))
+        .chain(learned)
+        .filter_map(|(node_id, addr)| {
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(DescribeClusterBroker::default().with_broker_id(BrokerId(node_id as i32)).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?))
         })
         .collect();
     // As Kafka: a leader the node list does not hold is reported as none.

@@ -132,7 +132,11 @@ pub async fn remove_raft_voter(service: &ControllerService, req: RemoveRaftVoter
     }
     let key = replica_key(req.voter_id, req.voter_directory_id);
     tracing::info!(voter = %key, "removing a voter from the metadata quorum (RemoveRaftVoter)");
-    match service.raft.remove_voter(req.voter_id as u64, Some(req.voter_directory_id), REMOVE_TIMEOUT).await {
+    // A removed voter that is also a registered broker stays a learner, so that its broker goes
+    // on following the metadata log (Kafka's removed voter goes on as an observer); a
+    // controller-only one is left alone, to be stopped.
+    let keep_as_learner = service.image().broker(req.voter_id).is_some();
+    match service.raft.remove_voter(req.voter_id as u64, Some(req.voter_directory_id), keep_as_learner, REMOVE_TIMEOUT).await {
         Ok(()) => {
             tracing::info!(voter = %key, voters = %voter_keys(service), "voter removed from the metadata quorum");
             answer((0, None))

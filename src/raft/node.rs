@@ -415,13 +415,15 @@ impl RaftNode {
         }
         let mut voters: std::collections::BTreeSet<NodeId> = self.voters().into_keys().collect();
         voters.insert(id);
-        self.change_voters(voters, timeout).await
+        self.change_voters(voters, false, timeout).await
     }
 
     /// Removes voter `id` (KIP-853's RemoveRaftVoter, on the leader); `directory_id` must match
     /// the one the membership holds for it, when it holds one. A leader that removes itself
     /// leads until the change is committed, then steps down (openraft, as Kafka's leader resigns).
-    pub async fn remove_voter(&self, id: NodeId, directory_id: Option<uuid::Uuid>, timeout: Duration) -> Result<(), VoterChangeError> {
+    /// `keep_as_learner`: the node stays a learner the leader replicates to (a node that is also
+    /// a broker keeps following the log, as Kafka's removed voter goes on as an observer).
+    pub async fn remove_voter(&self, id: NodeId, directory_id: Option<uuid::Uuid>, keep_as_learner: bool, timeout: Duration) -> Result<(), VoterChangeError> {
         self.check_voter_change()?;
         let mut voters = self.voters();
         match voters.get(&id) {
@@ -433,7 +435,7 @@ impl RaftNode {
         if voters.is_empty() {
             return Err(VoterChangeError::LastVoter);
         }
-        self.change_voters(voters.into_keys().collect(), timeout).await
+        self.change_voters(voters.into_keys().collect(), keep_as_learner, timeout).await
     }
 
     fn check_voter_change(&self) -> Result<(), VoterChangeError> {
@@ -446,8 +448,9 @@ impl RaftNode {
         Ok(())
     }
 
-    async fn change_voters(&self, voters: std::collections::BTreeSet<NodeId>, timeout: Duration) -> Result<(), VoterChangeError> {
-        match tokio::time::timeout(timeout, self.raft.change_membership(voters, false)).await {
+    /// `retain`: nodes leaving the voters stay learners (openraft's `retain`).
+    async fn change_voters(&self, voters: std::collections::BTreeSet<NodeId>, retain: bool, timeout: Duration) -> Result<(), VoterChangeError> {
+        match tokio::time::timeout(timeout, self.raft.change_membership(voters, retain)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.voter_change_error(e)),
             Err(_) => Err(VoterChangeError::Timeout("the voter change did not commit in time (it may still commit)".to_string())),
