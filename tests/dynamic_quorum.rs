@@ -93,6 +93,12 @@ async fn send_add(addr: SocketAddr, req: &AddRaftVoterRequest) -> (i16, Option<S
     (r.error_code, r.error_message.map(|m| m.to_string()))
 }
 
+/// AddRaftVoter until it is not answered REQUEST_TIMED_OUT (which a leader answers until its
+/// first entries are committed, as Kafka's does).
+async fn add_when_ready(addr: SocketAddr, req: &AddRaftVoterRequest) -> (i16, Option<String>) {
+    eventually("AddRaftVoter answered other than REQUEST_TIMED_OUT", async || Some(send_add(addr, req).await).filter(|r| r.0 != 7)).await
+}
+
 async fn send_remove(addr: SocketAddr, req: &RemoveRaftVoterRequest) -> (i16, Option<String>) {
     let r = Client::connect(addr).await.send(req, 0).await;
     (r.error_code, r.error_message.map(|m| m.to_string()))
@@ -171,8 +177,8 @@ async fn controllers_join_and_leave_a_quorum_of_one_through_add_and_remove_raft_
     assert_eq!(send_remove(addrs[0], &remove_voter(1, d1)).await.0, 127, "VOTER_NOT_FOUND: the last voter stays");
 
     // AddRaftVoter makes them voters, one after the other.
-    assert_eq!(send_add(addrs[0], &add_voter(2, d2, ports[1], Some(&cluster_id))).await, (0, None));
-    assert_eq!(send_add(addrs[0], &add_voter(3, d3, ports[2], None)).await, (0, None));
+    assert_eq!(add_when_ready(addrs[0], &add_voter(2, d2, ports[1], Some(&cluster_id))).await, (0, None));
+    assert_eq!(add_when_ready(addrs[0], &add_voter(3, d3, ports[2], None)).await, (0, None));
     let (code, leader, voters) = describe_quorum(addrs[0]).await;
     assert_eq!((code, leader, voters), (0, 1, vec![(1, d1), (2, d2), (3, d3)]), "three voters, with their directory ids");
     let on_2 = eventually("controller 2 lists the voters", async || describe_cluster(addrs[1]).await.filter(|r| r.brokers.len() == 3)).await;
@@ -243,19 +249,28 @@ async fn voters_change_one_at_a_time_a_lagging_one_is_not_added_and_a_static_quo
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let c1 = fjord::node::start_controller(node_config(ddir.path(), "controller", 1, &format!("CONTROLLER://127.0.0.1:{port}"), &format!("127.0.0.1:{port}"))).await.expect("a quorum of one");
     eventually("controller 1 leads", async || describe_cluster(addr).await.filter(|r| r.controller_id.0 == 1)).await;
-    let mut nobody = add_voter(5, uuid::Uuid::new_v4(), free_port(), None);
-    nobody.timeout_ms = 5_000;
-    let pending = tokio::spawn(async move { send_add(addr, &nobody).await });
     // The probe: removing the last voter, refused at once (VOTER_NOT_FOUND) when it gets its turn.
     let d1 = directory_id(ddir.path());
-    let busy = eventually("a second change refused while the first is pending", async || {
-        let r = send_remove(addr, &remove_voter(1, d1)).await;
-        assert!(r.0 == 7 || r.0 == 127, "{r:?}");
-        (r.0 == 7).then_some(r)
+    let (busy, (code, message)) = eventually("a second change refused while the first is pending", async || {
+        let mut nobody = add_voter(5, uuid::Uuid::new_v4(), free_port(), None);
+        nobody.timeout_ms = 5_000;
+        let pending = tokio::spawn(async move { send_add(addr, &nobody).await });
+        loop {
+            let r = send_remove(addr, &remove_voter(1, d1)).await;
+            assert!(r.0 == 7 || r.0 == 127, "{r:?}");
+            if r.0 == 7 && !pending.is_finished() {
+                return Some((r, pending.await.unwrap()));
+            }
+            // The first change was answered before it started (a new leader answers
+            // REQUEST_TIMED_OUT until its first entries commit, as Kafka's): again.
+            if pending.is_finished() {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
     .await;
     assert_eq!(busy.1.as_deref(), Some("Request timed out waiting for leader to handle previous voter change request"));
-    let (code, message) = pending.await.unwrap();
     assert_eq!(code, 7, "REQUEST_TIMED_OUT: {message:?}");
     assert_eq!(message.as_deref(), Some("Aborted add voter operation for 5 since it is lagging behind"));
     let (_, leader, voters) = describe_quorum(addr).await;
@@ -275,7 +290,7 @@ async fn a_combined_node_joins_a_combined_quorum_of_one_and_replicates_its_parti
     eventually("node 1 leads", async || describe_cluster(controller1).await.filter(|r| r.controller_id.0 == 1)).await;
     let n2 = fjord::node::start(combined(1)).await.expect("node 2 starts to join");
     let d2 = directory_id(dirs[1].path());
-    assert_eq!(send_add(controller1, &add_voter(2, d2, ports[1].1, None)).await, (0, None));
+    assert_eq!(add_when_ready(controller1, &add_voter(2, d2, ports[1].1, None)).await, (0, None));
     let (_, _, voters) = describe_quorum(controller1).await;
     assert_eq!(voters.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 2]);
     // Node 2's broker registers and serves: a topic of two replicas, produced to acks=all.
