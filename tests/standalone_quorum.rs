@@ -80,7 +80,8 @@ async fn kafka_4_stock_server_properties_run_a_quorum_of_one() {
     assert_eq!(broker_query.error_message.as_deref(), Some("The request was sent to an endpoint of type CONTROLLER, but we wanted an endpoint of type BROKER"));
     assert_eq!(describe_cluster(controller, 7).await.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
     // The broker listener's view names the same cluster and the broker at its advertised endpoint.
-    let brokers = describe_cluster(addr, 1).await;
+    // Listed once unfenced: its first heartbeat may still be on the way.
+    let brokers = eventually("the broker listed", async || Some(describe_cluster(addr, 1).await).filter(|r| !r.brokers.is_empty())).await;
     assert_eq!(brokers.cluster_id, cluster.cluster_id);
     assert_eq!(brokers.brokers.iter().map(|b| (b.broker_id.0, b.port)).collect::<Vec<_>>(), vec![(1, port as i32)], "the controller endpoint is not a broker endpoint");
 

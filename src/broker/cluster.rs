@@ -355,19 +355,25 @@ impl ControllerChannel {
             *self.voters.write().unwrap_or_else(|e| e.into_inner()) = voters;
         }
         let voters = self.voters();
-        let target = match (self.leader_hint)() {
-            Some(id) if voters.contains_key(&id) => id,
-            _ => {
+        let hinted = (self.leader_hint)().filter(|id| voters.contains_key(id));
+        // The open connection serves until its voter says it does not lead (the caller's
+        // `not_controller`), it breaks, or the local Raft node names another leader. A node
+        // without a hint (broker-only) must not guess anew per request: its heartbeats, AlterPartition
+        // and forwarded requests would then reconnect each time and, taking turns over the voters
+        // at fixed intervals, could keep missing the leader for many seconds.
+        if let Some((id, client)) = current.as_ref()
+            && !client.is_closed()
+            && hinted.is_none_or(|h| h == *id)
+        {
+            return Ok(client.clone());
+        }
+        let target = match hinted {
+            Some(id) => id,
+            None => {
                 let ids: Vec<i32> = voters.keys().copied().collect();
                 *ids.get(self.next_guess.fetch_add(1, Ordering::Relaxed) % ids.len().max(1)).ok_or_else(|| ClientError::Resolve("no voter of the metadata quorum is known".into()))?
             }
         };
-        if let Some((id, client)) = current.as_ref()
-            && *id == target
-            && !client.is_closed()
-        {
-            return Ok(client.clone());
-        }
         let client = self.connect(target, &voters[&target]).await?;
         if !matches!(self.source, VoterSource::Ask) {
             *current = Some((target, client.clone()));
@@ -450,5 +456,93 @@ mod tests {
         let via = proxied.broker_addr(2, Some("PLAINTEXT")).expect("an address");
         assert_eq!((via.addr, via.host.as_str()), ("127.0.0.1:30002".parse().unwrap(), "127.0.0.1"), "the link's proxy, the advertised host kept");
         assert_eq!(proxied.broker_addr(3, Some("PLAINTEXT")), None, "an unregistered broker has no address");
+    }
+
+    /// A fake voter on 127.0.0.1: answers ApiVersions, and BrokerHeartbeat with success when
+    /// `leads`, else NOT_CONTROLLER; counts the connections it accepted.
+    async fn fake_voter(leads: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, BrokerHeartbeatRequest, BrokerHeartbeatResponse, RequestHeader};
+        use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    loop {
+                        let mut prefix = [0u8; 4];
+                        if s.read_exact(&mut prefix).await.is_err() {
+                            return;
+                        }
+                        let mut frame = vec![0u8; i32::from_be_bytes(prefix) as usize];
+                        if s.read_exact(&mut frame).await.is_err() {
+                            return;
+                        }
+                        let mut frame = bytes::Bytes::from(frame);
+                        let (key, version) = (i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]]));
+                        let mut body = BytesMut::new();
+                        let (header_version, flexible_response_header) = if key == 18 {
+                            (ApiVersionsRequest::header_version(version), false)
+                        } else {
+                            (BrokerHeartbeatRequest::header_version(version), true)
+                        };
+                        let correlation_id = RequestHeader::decode(&mut frame, header_version).expect("header").correlation_id;
+                        if key == 18 {
+                            let heartbeat = ApiVersion::default().with_api_key(63).with_min_version(0).with_max_version(1);
+                            ApiVersionsResponse::default().with_api_keys(vec![heartbeat]).encode(&mut body, version).expect("encode");
+                        } else {
+                            BrokerHeartbeatResponse::default().with_error_code(if leads { 0 } else { NOT_CONTROLLER }).encode(&mut body, version).expect("encode");
+                        }
+                        let mut out = BytesMut::new();
+                        out.put_i32((4 + usize::from(flexible_response_header) + body.len()) as i32);
+                        out.put_i32(correlation_id);
+                        if flexible_response_header {
+                            out.put_u8(0);
+                        }
+                        out.extend_from_slice(&body);
+                        if s.write_all(&out).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// A broker-only node has no local Raft node to name the leader: once it found the active
+    /// controller it keeps that connection, so every request reaches it on the first try. (It
+    /// used to guess the next voter for every request: most of them reached a voter that does
+    /// not lead, each over a new connection, and a forwarded request retried at fixed intervals
+    /// beside the heartbeats could miss the leader until it timed out.)
+    #[tokio::test]
+    async fn without_a_leader_hint_the_channel_keeps_the_voter_that_leads() {
+        use kafka_protocol::messages::BrokerHeartbeatRequest;
+        let mut voters = BTreeMap::new();
+        let mut accepted = Vec::new();
+        for (id, leads) in [(1, false), (2, true), (3, false)] {
+            let (addr, count) = fake_voter(leads).await;
+            voters.insert(id, addr);
+            accepted.push(count);
+        }
+        let channel = ControllerChannel::new(voters, Box::new(|| None), ClientConfig::new("test"));
+        let heartbeat = BrokerHeartbeatRequest::default().with_broker_id(BrokerId(4));
+        let mut misses = 0;
+        for _ in 0..30 {
+            let answer = channel.send(&heartbeat).await.expect("answered");
+            if answer.error_code == NOT_CONTROLLER {
+                misses += 1;
+                channel.not_controller().await;
+            }
+        }
+        assert!(misses <= 2, "only while looking for the leader: {misses} misses");
+        let connections: Vec<usize> = accepted.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+        assert_eq!(connections[1], 1, "one connection to the leader, kept: {connections:?}");
+        assert!(connections[0] <= 1 && connections[2] <= 1, "{connections:?}");
     }
 }

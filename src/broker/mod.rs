@@ -1163,6 +1163,11 @@ impl Loaded {
         &self.config
     }
 
+    /// Each log dir's `directory.id`, in `log.dirs` order.
+    pub fn directory_ids(&self) -> &[uuid::Uuid] {
+        &self.directory_ids
+    }
+
     /// This broker belongs to a metadata quorum: its partitions' leaders and replicas come from
     /// the cluster's metadata (until then none of them is led here).
     pub fn join_cluster(&mut self, state: Arc<cluster::ClusterState>) {

@@ -914,6 +914,7 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
         .map(|o| {
             ReplicaState::default()
                 .with_replica_id(BrokerId(o.node_id))
+                .with_replica_directory_id(o.directory_id.unwrap_or_default())
                 .with_log_end_offset(o.covered.map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX - 1) + 1))
                 .with_last_fetch_timestamp(ms(Some(o.last_fetch)))
                 .with_last_caught_up_timestamp(ms(o.last_caught_up))

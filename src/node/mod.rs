@@ -94,7 +94,7 @@ pub async fn start_with_backend(mut config: Config, backend: crate::storage::io:
     };
     let mut quorum = match loaded.config().topology.quorum.clone() {
         Some(q) => {
-            let parts = start_quorum(loaded.config(), &q, shutdown_rx.clone()).await?;
+            let parts = start_quorum(loaded.config(), &q, metadata_log_directory_id(loaded.config(), loaded.directory_ids()), shutdown_rx.clone()).await?;
             loaded.join_cluster(parts.state.clone());
             Some(parts)
         }
@@ -168,7 +168,21 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
 /// state machine and serves the controller listener (voter RPCs, brokers' registrations,
 /// heartbeats and metadata fetches); on a broker-only node, follows the log from the active
 /// controller as an observer ([`observer`]).
-async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
+/// Kafka's metadata.log.dir: the first log dir unless set.
+fn metadata_log_dir(config: &Config) -> std::path::PathBuf {
+    config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone())
+}
+
+/// The `directory.id` of the metadata log dir, when it is one of `log.dirs` (their
+/// meta.properties hold the ids): a broker-only node sends it with its metadata fetches, as
+/// Kafka's observers do, and DescribeQuorum shows it.
+fn metadata_log_directory_id(config: &Config, directory_ids: &[uuid::Uuid]) -> Option<uuid::Uuid> {
+    let dir = metadata_log_dir(config);
+    config.log_dirs.iter().position(|d| *d == dir).and_then(|i| directory_ids.get(i).copied())
+}
+
+/// `directory_id`: the metadata log dir's `directory.id` ([`metadata_log_directory_id`]).
+async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, directory_id: Option<uuid::Uuid>, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
     let voters: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, format!("{}:{}", e.host, e.port))).collect();
     // Where this node connects to each voter's controller listener: the voter's address, or its
     // `fjord.peer.address.overrides` entry (a fault test's proxy for this directed link).
@@ -218,7 +232,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, sto
         if !quorum.bootstrap.is_empty() {
             tokio::spawn(refresh_voters(vec![channel.clone(), state.clone()], stop.clone()));
         }
-        let observer = tokio::spawn(observer::follow(config.node_id, machine, channel, stop));
+        let observer = tokio::spawn(observer::follow(config.node_id, directory_id, machine, channel, stop));
         tracing::info!(voters = ?voters, "following the metadata log from the active controller (broker-only node)");
         return Ok(QuorumParts { state, voter: None, observer: Some(observer) });
     }
@@ -392,11 +406,6 @@ async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
     }
 }
 
-/// Kafka's `metadata.log.dir`: the first log dir unless set.
-fn metadata_log_dir(config: &Config) -> std::path::PathBuf {
-    config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone())
-}
-
 /// Whether this node's Raft log directory holds anything (it started in a quorum before).
 fn raft_log_exists(metadata_log_dir: &std::path::Path) -> bool {
     std::fs::read_dir(crate::raft::raft_dir(metadata_log_dir)).is_ok_and(|mut d| d.next().is_some())
@@ -443,7 +452,9 @@ pub async fn start_controller(mut config: Config) -> Result<RunningController, S
     let http_state = Arc::new(crate::http::HttpState::default());
     let (http_addr, http_task) = start_http(&config, &http_state, &shutdown_rx, "/metrics, /health and /ready (no console on a controller-only node)").await?;
     let mut tasks: Vec<JoinHandle<()>> = http_task.into_iter().collect();
-    let parts = start_quorum(&config, &quorum, shutdown_rx.clone()).await?;
+    // A voter's directory id goes nowhere: with static controller.quorum.voters Kafka's
+    // DescribeQuorum shows none for voters either.
+    let parts = start_quorum(&config, &quorum, None, shutdown_rx.clone()).await?;
     let VoterParts { raft, service, controller_addr } = parts.voter.ok_or(StartError::Unsupported("a controller-only node is a voter"))?;
     http_state.set_quorum(quorum_source(raft.clone(), service.clone()));
     tasks.push(tokio::spawn(service.clone().run_fencing(shutdown_rx.clone())));

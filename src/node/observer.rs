@@ -13,7 +13,9 @@
 //! The exchange, under the private api key [`FJORD_METADATA_FETCH_API_KEY`] in a Kafka request
 //! frame (as the voters' Raft RPCs), bodies in postcard:
 //! - the observer sends the last log index it holds (none after a start: it keeps no metadata log
-//!   of its own and catches up anew each start) and the most payload bytes it wants;
+//!   of its own and catches up anew each start), the most payload bytes it wants, and the
+//!   `directory.id` of its metadata log dir (Kafka's ReplicaDirectoryId; absent in bodies from
+//!   before it, which the leader still reads);
 //! - the leader answers the payloads of the committed entries after it (entries without a payload
 //!   only move the index), waiting up to [`FETCH_MAX_WAIT`] when there is nothing new; or, when
 //!   that index is behind its snapshot (the entries were purged), its whole current image as
@@ -57,6 +59,28 @@ pub struct MetadataFetchRequest {
     /// The last log index the observer holds; None when it holds nothing.
     pub after: Option<u64>,
     pub max_bytes: u32,
+    /// The `directory.id` of the observer's metadata log dir, for DescribeQuorum (Kafka's fetch
+    /// ReplicaDirectoryId). Last, so a leader from before it reads the rest and ignores it.
+    pub directory_id: Option<u128>,
+}
+
+/// The request body before directory ids, still read from an observer not yet upgraded.
+#[derive(Deserialize)]
+struct MetadataFetchRequestV0 {
+    node_id: i32,
+    after: Option<u64>,
+    max_bytes: u32,
+}
+
+/// A fetch body, with or without the directory id; either read to its last byte.
+fn decode_request(body: &[u8]) -> Result<MetadataFetchRequest, postcard::Error> {
+    if let Ok((request, [])) = postcard::take_from_bytes::<MetadataFetchRequest>(body) {
+        return Ok(request);
+    }
+    match postcard::take_from_bytes::<MetadataFetchRequestV0>(body)? {
+        (v0, []) => Ok(MetadataFetchRequest { node_id: v0.node_id, after: v0.after, max_bytes: v0.max_bytes, directory_id: None }),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +101,8 @@ pub enum MetadataFetchResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObserverState {
     pub node_id: i32,
+    /// Its metadata log dir's `directory.id`, when it sent one.
+    pub directory_id: Option<uuid::Uuid>,
     /// The last index it holds after the answer it was sent (Kafka's log end offset - 1).
     pub covered: Option<u64>,
     pub last_fetch: SystemTime,
@@ -124,7 +150,7 @@ impl Observers {
 
 /// The leader's answer to one fetch body.
 pub async fn answer(service: &ControllerService, body: &[u8]) -> Vec<u8> {
-    let response = match postcard::from_bytes::<MetadataFetchRequest>(body) {
+    let response = match decode_request(body) {
         Ok(request) => fetch(service, request).await,
         Err(e) => MetadataFetchResponse::Malformed(e.to_string()),
     };
@@ -165,16 +191,16 @@ async fn fetch(service: &ControllerService, request: MetadataFetchRequest) -> Me
     let now = SystemTime::now();
     let committed = service.raft.status().committed_index;
     let caught_up = committed.is_none_or(|c| covered.is_some_and(|v| v >= c));
-    service.observers.record(status.leader_epoch, ObserverState { node_id: request.node_id, covered, last_fetch: now, last_caught_up: caught_up.then_some(now) });
+    service.observers.record(status.leader_epoch, ObserverState { node_id: request.node_id, directory_id: request.directory_id.map(uuid::Uuid::from_u128), covered, last_fetch: now, last_caught_up: caught_up.then_some(now) });
     response
 }
 
 /// Follows the metadata log from the active controller into `machine` until `stop`: the loop of
 /// a broker-only node (see the module doc).
-pub async fn follow(node_id: i32, machine: Arc<ImageMachine>, channel: Arc<ControllerChannel>, mut stop: watch::Receiver<bool>) {
+pub async fn follow(node_id: i32, directory_id: Option<uuid::Uuid>, machine: Arc<ImageMachine>, channel: Arc<ControllerChannel>, mut stop: watch::Receiver<bool>) {
     let mut after: Option<u64> = None;
     loop {
-        let request = MetadataFetchRequest { node_id, after, max_bytes: FETCH_MAX_BYTES };
+        let request = MetadataFetchRequest { node_id, after, max_bytes: FETCH_MAX_BYTES, directory_id: directory_id.map(|d| d.as_u128()) };
         let body = postcard::to_allocvec(&request).unwrap_or_default();
         let sent = tokio::select! {
             r = channel.send_private(FJORD_METADATA_FETCH_API_KEY, FJORD_METADATA_FETCH_API_VERSION, &body) => r,
@@ -247,15 +273,35 @@ mod tests {
 
     #[test]
     fn fetch_bodies_round_trip_and_garbage_is_an_error() {
-        let request = MetadataFetchRequest { node_id: 4, after: Some(17), max_bytes: 1024 };
+        let request = MetadataFetchRequest { node_id: 4, after: Some(17), max_bytes: 1024, directory_id: Some(u128::MAX - 7) };
         let bytes = postcard::to_allocvec(&request).expect("encode");
-        assert_eq!(postcard::from_bytes::<MetadataFetchRequest>(&bytes).expect("decode"), request);
+        assert_eq!(decode_request(&bytes).expect("decode"), request);
+        assert!(decode_request(&bytes[..bytes.len() - 1]).is_err(), "a cut body is refused");
         let response = MetadataFetchResponse::Entries { entries: vec![(18, b"x".to_vec())], covered: Some(19) };
         let bytes = postcard::to_allocvec(&response).expect("encode");
         assert_eq!(postcard::from_bytes::<MetadataFetchResponse>(&bytes).expect("decode"), response);
         // A length far beyond the body never sizes an allocation: postcard refuses it.
         assert!(postcard::from_bytes::<MetadataFetchResponse>(&[0, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
-        assert!(postcard::from_bytes::<MetadataFetchRequest>(&[]).is_err());
+        assert!(decode_request(&[]).is_err());
+    }
+
+    /// A body from an observer without directory ids (before they were sent) is still read; a
+    /// leader from before them reads a new body and ignores the id after the fields it knows.
+    #[test]
+    fn fetch_bodies_with_and_without_a_directory_id_are_read_by_either_side() {
+        #[derive(Serialize)]
+        struct Old {
+            node_id: i32,
+            after: Option<u64>,
+            max_bytes: u32,
+        }
+        for after in [None, Some(0), Some(300)] {
+            let old = postcard::to_allocvec(&Old { node_id: 5, after, max_bytes: 8 << 20 }).expect("encode");
+            assert_eq!(decode_request(&old).expect("an old body"), MetadataFetchRequest { node_id: 5, after, max_bytes: 8 << 20, directory_id: None });
+            let new = postcard::to_allocvec(&MetadataFetchRequest { node_id: 5, after, max_bytes: 8 << 20, directory_id: Some(42) }).expect("encode");
+            let read_by_old: MetadataFetchRequestV0 = postcard::from_bytes(&new).expect("an old leader reads a new body");
+            assert_eq!((read_by_old.node_id, read_by_old.after, read_by_old.max_bytes), (5, after, 8 << 20));
+        }
     }
 
     #[test]
@@ -263,14 +309,14 @@ mod tests {
         let observers = Observers::default();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
         let t1 = t0 + Duration::from_secs(1);
-        observers.record(3, ObserverState { node_id: 5, covered: Some(9), last_fetch: t0, last_caught_up: Some(t0) });
-        observers.record(3, ObserverState { node_id: 4, covered: None, last_fetch: t0, last_caught_up: None });
-        observers.record(3, ObserverState { node_id: 5, covered: Some(10), last_fetch: t1, last_caught_up: None });
+        observers.record(3, ObserverState { node_id: 5, directory_id: None, covered: Some(9), last_fetch: t0, last_caught_up: Some(t0) });
+        observers.record(3, ObserverState { node_id: 4, directory_id: None, covered: None, last_fetch: t0, last_caught_up: None });
+        observers.record(3, ObserverState { node_id: 5, directory_id: None, covered: Some(10), last_fetch: t1, last_caught_up: None });
         let active = observers.active(3);
         assert_eq!(active.iter().map(|o| o.node_id).collect::<Vec<_>>(), vec![4, 5]);
         assert_eq!((active[1].covered, active[1].last_fetch, active[1].last_caught_up), (Some(10), t1, Some(t0)));
         assert!(observers.active(4).is_empty(), "another leadership knows none of them");
-        observers.record(4, ObserverState { node_id: 4, covered: Some(1), last_fetch: t1, last_caught_up: None });
+        observers.record(4, ObserverState { node_id: 4, directory_id: None, covered: Some(1), last_fetch: t1, last_caught_up: None });
         assert_eq!(observers.active(4).len(), 1);
         assert!(observers.active(3).is_empty(), "the old leadership's observers are forgotten");
     }
