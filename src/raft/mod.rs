@@ -89,3 +89,18 @@ pub trait StateMachine: Send + Sync + 'static {
     /// Replaces the whole state with a snapshot taken at `last_index`.
     fn install_snapshot(&self, last_index: u64, bytes: &[u8]) -> Result<(), ApplyError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voter_node_carries_its_directory_id_after_its_address_and_old_nodes_still_read() {
+        let d = uuid::Uuid::from_u128(7);
+        let node = voter_node("host:9093", Some(d));
+        assert_eq!((node_addr(&node), node_directory_id(&node)), ("host:9093", Some(d)));
+        let old = openraft::BasicNode::new("[::1]:9093");
+        assert_eq!((node_addr(&old), node_directory_id(&old)), ("[::1]:9093", None), "a membership written before directory ids");
+        assert_eq!(voter_node("host:9093", None), openraft::BasicNode::new("host:9093"), "no directory id: the address alone, as before");
+    }
+}
