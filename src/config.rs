@@ -120,7 +120,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
     def("connection.failed.authentication.delay.ms", Some("100"), T::Int, "How long the answer to a failed authentication is held back before the connection closes, in ms."),
     def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
-    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853); served when it names only this controller, which then starts a quorum with itself as its one voter (as kafka-storage.sh format --standalone sets one up)."),
+    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853). On a controller naming only itself: it starts a quorum with itself as its one voter (as after kafka-storage.sh format --standalone). On a controller naming others: it learns the voters from them and waits to be added (kafka-metadata-quorum.sh add-controller, AddRaftVoter); once added, the membership in its metadata log is what counts. On a broker-only node: it learns the voters from them."),
     def("controller.quorum.election.timeout.ms", Some("1000"), T::Long, "Raft: how long a voter waits without a leader before it stands for election."),
     def("controller.quorum.fetch.timeout.ms", Some("2000"), T::Long, "Raft: how long a follower waits without hearing from the leader before it stands for election."),
     def("controller.quorum.request.timeout.ms", Some("2000"), T::Long, "How long a request to another voter or to the active controller waits for its answer."),
@@ -1149,11 +1149,18 @@ pub struct ProcessRoles {
 /// Absent on a single node that is its own quorum of one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuorumConfig {
-    /// Empty on a broker-only node given `controller.quorum.bootstrap.servers` only, until
-    /// startup learns them from one of `bootstrap` (`node::discover_voters`).
+    /// Empty on a node given `controller.quorum.bootstrap.servers` that name other controllers,
+    /// until startup learns them from one of `bootstrap` (`node::discover_voters`); a controller
+    /// then joins the quorum when the operator adds it (AddRaftVoter, KIP-853).
     pub voters: BTreeMap<i32, Endpoint>,
     /// `controller.quorum.bootstrap.servers` where the voters are not listed.
     pub bootstrap: Vec<Endpoint>,
+    /// The cluster id the controllers answered when the voters were learned from `bootstrap`.
+    pub cluster_id: Option<String>,
+    /// A dynamic quorum (KIP-853): set up through `controller.quorum.bootstrap.servers` (a
+    /// quorum of one, or joining other controllers), whose voters change with AddRaftVoter and
+    /// RemoveRaftVoter; false for `controller.quorum.voters` (a static quorum, kraft.version 0).
+    pub dynamic: bool,
 }
 
 /// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
@@ -1309,31 +1316,32 @@ fn parse_named_endpoints(name: &str, value: &str) -> Result<Vec<(String, Endpoin
     Ok(out)
 }
 
-/// `controller.quorum.bootstrap.servers` without `controller.quorum.voters`: served when it names
-/// only this controller (`own`: its controller listener's bound and advertised endpoints), which
-/// then starts a quorum with itself as its one voter, as Kafka 4.0's stock server.properties runs
-/// after `kafka-storage.sh format --standalone`. Joining a quorum through other controllers
-/// (KIP-853's AddRaftVoter) is not served: such a node must list the voters.
+/// `controller.quorum.bootstrap.servers` without `controller.quorum.voters` on a controller
+/// (`own`: its controller listener's bound and advertised endpoints). Naming only this
+/// controller, it starts a quorum with itself as its one voter, as Kafka 4.0's stock
+/// server.properties runs after `kafka-storage.sh format --standalone`. Naming other
+/// controllers, it joins their quorum (as after `format --no-initial-controllers`): it learns the
+/// voters from them at startup and waits, replicating nothing of its own, until the operator adds
+/// it (`kafka-metadata-quorum.sh add-controller`, AddRaftVoter, KIP-853).
 fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&Endpoint>)>) -> Result<QuorumConfig, ConfigError> {
     const NAME: &str = "controller.quorum.bootstrap.servers";
     let invalid = |reason: String| ConfigError::Invalid { name: NAME.into(), value: value.into(), reason };
     let servers = bootstrap_servers(value)?;
-    let refusal = "joining a dynamic quorum through other controllers (KIP-853) is not served: name only this controller's own listener (a quorum of one, as kafka-storage.sh format --standalone sets up) or list the voters in controller.quorum.voters";
     let Some((bound, advertised)) = own else {
-        return Err(invalid(format!("this controller has no controller listener; {refusal}")));
+        return Err(invalid("this controller has no controller listener (controller.listener.names)".to_string()));
     };
-    let [server] = servers.as_slice() else {
-        return Err(invalid(refusal.to_string()));
-    };
-    let names_this_node = match advertised {
+    let names_this_node = |server: &Endpoint| match advertised {
         Some(a) => server.port == a.port && (server.host == a.host || is_local_host(&server.host)) || server == bound,
         None => server.port == bound.port && (server.host == bound.host || is_local_host(&server.host)),
     };
-    if !names_this_node {
-        return Err(invalid(format!("{}:{} is not this controller's listener; {refusal}", server.host, server.port)));
+    match servers.as_slice() {
+        [server] if names_this_node(server) => {
+            let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
+            Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new(), cluster_id: None, dynamic: true })
+        }
+        [] => Err(invalid("no controller".to_string())),
+        _ => Ok(QuorumConfig { voters: BTreeMap::new(), bootstrap: servers, cluster_id: None, dynamic: true }),
     }
-    let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
-    Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new() })
 }
 
 /// `controller.quorum.bootstrap.servers`: `host:port` items.
@@ -1483,11 +1491,11 @@ impl Topology {
             (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         let quorum = match (c.explicit.get("controller.quorum.voters"), c.explicit.get("controller.quorum.bootstrap.servers")) {
-            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new() }).filter(|q| !q.voters.is_empty()),
+            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new(), cluster_id: None, dynamic: false }).filter(|q| !q.voters.is_empty()),
             // A broker-only node asks the controllers who the voters are when it starts.
             (None, Some(b)) if !b.trim().is_empty() && !roles.controller => {
                 let bootstrap = bootstrap_servers(b)?;
-                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap })
+                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap, cluster_id: None, dynamic: true })
             }
             (None, Some(b)) if !b.trim().is_empty() => {
                 let own = listeners.iter().find(|l| is_controller_listener(&l.name)).map(|l| (&l.endpoint, advertised.get(&l.name)));
@@ -1534,7 +1542,8 @@ impl Topology {
                     if controller_listener.is_none() {
                         return Err(invalid("listeners", format!("a controller needs a listener named in controller.listener.names ({})", controller_listener_names.join(","))));
                     }
-                    if !q.voters.contains_key(&node_id) {
+                    // A controller joining through bootstrap servers (KIP-853) is no voter yet.
+                    if !q.voters.contains_key(&node_id) && q.bootstrap.is_empty() {
                         return Err(invalid("controller.quorum.voters", format!("this controller's node.id {node_id} is not a voter")));
                     }
                 } else if let Some(l) = controller_listener {
@@ -2880,9 +2889,10 @@ mod tests {
         };
         let standalone = |r: Result<Config, ConfigError>| r.map(|c| c.topology.quorum.map(|q| q.voters.keys().copied().collect::<Vec<_>>()));
         assert_eq!(standalone(with(&[("advertised.listeners", "PLAINTEXT://localhost:9092"), ("controller.quorum.bootstrap.servers", "127.0.0.1:9093")])).ok(), Some(Some(vec![1])), "the bound controller port on a local address names this node too");
-        assert!(with(&[("controller.quorum.bootstrap.servers", "localhost:9093,otherhost:9093")]).is_err(), "joining other controllers (AddRaftVoter) is not served");
-        assert!(with(&[("controller.quorum.bootstrap.servers", "localhost:9193")]).is_err(), "another controller's port");
-        assert!(with(&[("controller.quorum.bootstrap.servers", "192.0.2.1:9093")]).is_err(), "an address of another machine");
+        let joining = |r: Result<Config, ConfigError>| r.ok().and_then(|c| c.topology.quorum).map(|q| (q.voters.len(), q.bootstrap.len()));
+        assert_eq!(joining(with(&[("controller.quorum.bootstrap.servers", "localhost:9093,otherhost:9093")])), Some((0, 2)), "other controllers too: joins their quorum (AddRaftVoter)");
+        assert_eq!(joining(with(&[("controller.quorum.bootstrap.servers", "localhost:9193")])), Some((0, 1)), "another controller's port");
+        assert_eq!(joining(with(&[("controller.quorum.bootstrap.servers", "192.0.2.1:9093")])), Some((0, 1)), "an address of another machine");
         assert_eq!(standalone(with(&[("controller.quorum.voters", "1@localhost:9093,2@localhost:9193")])).ok(), Some(Some(vec![1, 2])), "controller.quorum.voters wins");
         assert!(with(&[("num.network.threads", "0")]).is_err());
         assert!(with(&[("num.network.threads", "100000")]).is_err(), "bounded: each is an OS thread");

@@ -151,7 +151,7 @@ async fn api_versions_v3_carries_what_fjord_implements_and_v2_no_features() {
     let mut c = b.client().await;
     let (supported, finalized, epoch) = features(&mut c).await;
     let supported: Vec<(&str, i16, i16)> = supported.iter().map(|(n, a, z)| (n.as_str(), *a, *z)).collect();
-    assert_eq!(supported, vec![("group.version", 0, 1), ("kraft.version", 0, 0), ("metadata.version", 25, 25), ("transaction.version", 0, 0)]);
+    assert_eq!(supported, vec![("group.version", 0, 1), ("kraft.version", 0, 1), ("metadata.version", 25, 25), ("transaction.version", 0, 0)]);
     // Level 0 is left out, as Kafka leaves it out.
     assert_eq!(finalized, owned(&[("group.version", 1), ("metadata.version", 25)]));
     assert_eq!(epoch, 0);

@@ -267,11 +267,25 @@ pub const NOT_CONTROLLER: i16 = 41;
 /// How long a request waits before trying the controller again.
 const CONTROLLER_RETRY: Duration = Duration::from_millis(100);
 
+/// Where a node learns the voters of a dynamic quorum (KIP-853) as they change.
+pub enum VoterSource {
+    /// A static quorum: `controller.quorum.voters` alone.
+    Fixed,
+    /// A voter: its Raft membership (`host:port` by node id; None while it holds none).
+    Membership(Box<dyn Fn() -> Option<BTreeMap<i32, String>> + Send + Sync>),
+    /// A broker-only node that learned the voters from `controller.quorum.bootstrap.servers`:
+    /// each new connection asks the voter it reached (DescribeCluster for controller endpoints,
+    /// KIP-919) who the voters are and who leads, as Kafka's brokers follow the leader they
+    /// are told of.
+    Ask,
+}
+
 /// Requests from this broker to the active controller (registration, heartbeats, AlterPartition,
 /// forwarded CreateTopics): one connection to the voter believed active, replaced when it breaks
 /// or answers NOT_CONTROLLER (the caller then calls [`ControllerChannel::not_controller`]).
 pub struct ControllerChannel {
-    voters: BTreeMap<i32, String>,
+    voters: std::sync::RwLock<BTreeMap<i32, String>>,
+    source: VoterSource,
     /// Who the local Raft node believes leads the quorum, when this node is a voter.
     leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>,
     config: ClientConfig,
@@ -285,7 +299,18 @@ pub struct ControllerChannel {
 
 impl ControllerChannel {
     pub fn new(voters: BTreeMap<i32, String>, leader_hint: Box<dyn Fn() -> Option<i32> + Send + Sync>, config: ClientConfig) -> ControllerChannel {
-        ControllerChannel { voters, leader_hint, config, server_names: BTreeMap::new(), current: Mutex::new(None), next_guess: Default::default() }
+        ControllerChannel { voters: std::sync::RwLock::new(voters), source: VoterSource::Fixed, leader_hint, config, server_names: BTreeMap::new(), current: Mutex::new(None), next_guess: Default::default() }
+    }
+
+    /// The voters change with the quorum's membership, learned from `source`.
+    pub fn with_voter_source(mut self, source: VoterSource) -> ControllerChannel {
+        self.source = source;
+        self
+    }
+
+    /// The voters this channel knows now (node id, `host:port`).
+    pub fn voters(&self) -> BTreeMap<i32, String> {
+        self.voters.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Each voter's certificate is checked for its host in `names` (by node id), not for the
@@ -324,7 +349,13 @@ impl ControllerChannel {
 
     async fn client(&self) -> Result<Arc<BrokerClient>, ClientError> {
         let mut current = self.current.lock().await;
-        let hinted = (self.leader_hint)().filter(|id| self.voters.contains_key(id));
+        if let VoterSource::Membership(membership) = &self.source
+            && let Some(voters) = membership().filter(|v| !v.is_empty())
+        {
+            *self.voters.write().unwrap_or_else(|e| e.into_inner()) = voters;
+        }
+        let voters = self.voters();
+        let hinted = (self.leader_hint)().filter(|id| voters.contains_key(id));
         // The open connection serves until its voter says it does not lead (the caller's
         // `not_controller`), it breaks, or the local Raft node names another leader. A node
         // without a hint (broker-only) must not guess anew per request: its heartbeats, AlterPartition
@@ -339,20 +370,66 @@ impl ControllerChannel {
         let target = match hinted {
             Some(id) => id,
             None => {
-                let ids: Vec<i32> = self.voters.keys().copied().collect();
-                ids[self.next_guess.fetch_add(1, Ordering::Relaxed) % ids.len().max(1)]
+                let ids: Vec<i32> = voters.keys().copied().collect();
+                *ids.get(self.next_guess.fetch_add(1, Ordering::Relaxed) % ids.len().max(1)).ok_or_else(|| ClientError::Resolve("no voter of the metadata quorum is known".into()))?
             }
         };
-        let hostport = &self.voters[&target];
-        let addr = tokio::net::lookup_host(hostport.as_str())
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| ClientError::Resolve(hostport.clone()))?;
-        let config = ClientConfig { tls_server_name: self.server_names.get(&target).cloned().or_else(|| self.config.tls_server_name.clone()), ..self.config.clone() };
-        let client = Arc::new(BrokerClient::connect(addr, config).await?);
+        let client = self.connect(target, &voters[&target]).await?;
+        if !matches!(self.source, VoterSource::Ask) {
+            *current = Some((target, client.clone()));
+            return Ok(client);
+        }
+        // Ask the voter reached who the voters are and who leads; go to the leader it names.
+        let (target, client) = match self.ask_voters(&client).await {
+            Some((learned, Some(leader))) if leader != target => {
+                let hostport = learned[&leader].clone();
+                *self.voters.write().unwrap_or_else(|e| e.into_inner()) = learned;
+                (leader, self.connect(leader, &hostport).await?)
+            }
+            Some((learned, _)) => {
+                *self.voters.write().unwrap_or_else(|e| e.into_inner()) = learned;
+                (target, client)
+            }
+            None => (target, client),
+        };
         *current = Some((target, client.clone()));
         Ok(client)
+    }
+
+    /// On a broker-only node of a dynamic quorum ([`VoterSource::Ask`]): asks the voter this
+    /// channel reaches who the voters and the leader are now, so that voters added later are
+    /// known when the ones known before are gone; a leader elsewhere drops the connection.
+    pub async fn refresh_voters(&self) {
+        if !matches!(self.source, VoterSource::Ask) {
+            return;
+        }
+        let Ok(client) = self.client().await else { return };
+        if let Some((learned, leader)) = self.ask_voters(&client).await {
+            *self.voters.write().unwrap_or_else(|e| e.into_inner()) = learned;
+            let mut current = self.current.lock().await;
+            if leader.is_some() && current.as_ref().is_some_and(|(id, _)| Some(*id) != leader) {
+                current.take();
+            }
+        }
+    }
+
+    async fn connect(&self, target: i32, hostport: &str) -> Result<Arc<BrokerClient>, ClientError> {
+        let addr = tokio::net::lookup_host(hostport).await.ok().and_then(|mut a| a.next()).ok_or_else(|| ClientError::Resolve(hostport.to_string()))?;
+        let config = ClientConfig { tls_server_name: self.server_names.get(&target).cloned().or_else(|| self.config.tls_server_name.clone()), ..self.config.clone() };
+        Ok(Arc::new(BrokerClient::connect(addr, config).await?))
+    }
+
+    /// DescribeCluster for controller endpoints at a voter: the voters (never empty) and the
+    /// leader when it is one of them; None when it does not answer so.
+    async fn ask_voters(&self, client: &BrokerClient) -> Option<(BTreeMap<i32, String>, Option<i32>)> {
+        use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+        let answer: DescribeClusterResponse = client.send_version(&DescribeClusterRequest::default().with_endpoint_type(2), 1).await.ok()?;
+        if answer.error_code != 0 || answer.brokers.is_empty() {
+            return None;
+        }
+        let voters: BTreeMap<i32, String> = answer.brokers.iter().map(|b| (b.broker_id.0, format!("{}:{}", b.host, b.port))).collect();
+        let leader = Some(answer.controller_id.0).filter(|l| voters.contains_key(l));
+        Some((voters, leader))
     }
 }
 

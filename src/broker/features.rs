@@ -30,7 +30,11 @@ pub struct SupportedFeature {
 
 /// What Fjord implements, and nothing more:
 /// - metadata.version: only 4.0-IV3 (see [`METADATA_VERSION_4_0_IV3`]).
-/// - kraft.version 0: a static quorum (Fjord runs no Raft voters that could change, KIP-853).
+/// - kraft.version 0-1: 1 is a dynamic quorum (KIP-853: controllers added and removed with
+///   AddRaftVoter / RemoveRaftVoter), set up through `controller.quorum.bootstrap.servers`; 0 a
+///   static one (`controller.quorum.voters`) or a single node. The quorum's kind decides it
+///   ([`FeatureStore::set_kraft_version`]); UpdateFeatures is answered without changing it, as
+///   Kafka 4.0 answers it.
 /// - group.version 0-1: 1 is the KIP-848 consumer group protocol (ConsumerGroupHeartbeat /
 ///   ConsumerGroupDescribe), which Fjord serves; at 0 both answer UNSUPPORTED_VERSION.
 /// - transaction.version 0: the classic transaction protocol. 1 (flexible `__transaction_state`
@@ -38,7 +42,7 @@ pub struct SupportedFeature {
 ///   part 2) are not implemented, so clients must not be told they are.
 pub const SUPPORTED: &[SupportedFeature] = &[
     SupportedFeature { name: GROUP_VERSION, min_level: 0, max_level: 1, default_level: 1 },
-    SupportedFeature { name: KRAFT_VERSION, min_level: 0, max_level: 0, default_level: 0 },
+    SupportedFeature { name: KRAFT_VERSION, min_level: 0, max_level: 1, default_level: 0 },
     SupportedFeature { name: METADATA_VERSION, min_level: METADATA_VERSION_4_0_IV3, max_level: METADATA_VERSION_4_0_IV3, default_level: METADATA_VERSION_4_0_IV3 },
     SupportedFeature { name: TRANSACTION_VERSION, min_level: 0, max_level: 0, default_level: 0 },
 ];
@@ -146,6 +150,22 @@ impl FeatureStore {
         self.level(GROUP_VERSION) >= 1
     }
 
+    /// Finalizes kraft.version at `level` (1 in a dynamic quorum, else 0), durably, with an
+    /// epoch bump when it changes.
+    pub fn set_kraft_version(&self, level: i16) -> Result<(), FeatureError> {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.finalized();
+        if current.level(KRAFT_VERSION) == level {
+            return Ok(());
+        }
+        let mut next = current.clone();
+        next.levels.insert(KRAFT_VERSION, level);
+        next.epoch = current.epoch + 1;
+        write_atomic(&StdIo, &self.path, render(&next).as_bytes())?;
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = next;
+        Ok(())
+    }
+
     /// Checks every update, then (unless `validate_only`) applies all of them durably with one
     /// epoch bump; the first refused update refuses the whole request. `node_id` names the
     /// broker in Kafka's refusal texts.
@@ -155,7 +175,11 @@ impl FeatureStore {
         let mut next = current.clone();
         for u in updates {
             let feature = check(u, next.level(&u.name), node_id)?;
-            next.levels.insert(feature.name, u.level);
+            // kraft.version follows the quorum's kind: Kafka 4.0's controller answers its
+            // upgrade or downgrade with success and leaves it as it was.
+            if feature.name != KRAFT_VERSION {
+                next.levels.insert(feature.name, u.level);
+            }
         }
         if validate_only || next.levels == current.levels {
             return Ok(current);
@@ -238,6 +262,20 @@ mod tests {
             Err(FeatureError::InvalidUpdateVersion { .. }) => r.err().map(|e| e.to_string()).unwrap_or_default(),
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn kraft_version_follows_the_quorum_and_updates_leave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FeatureStore::open(dir.path()).unwrap();
+        assert_eq!(store.level(KRAFT_VERSION), 0);
+        store.set_kraft_version(1).unwrap();
+        assert_eq!((store.level(KRAFT_VERSION), store.finalized().epoch), (1, 1));
+        assert_eq!(FeatureStore::open(dir.path()).unwrap().level(KRAFT_VERSION), 1, "durable");
+        // Kafka 4.0 answers a kraft.version update with success and changes nothing.
+        let f = store.update(&[up(KRAFT_VERSION, 0, 2)], false, 1).unwrap();
+        assert_eq!((f.level(KRAFT_VERSION), f.epoch), (1, 1));
+        assert!(store.update(&[up(KRAFT_VERSION, 2, 1)], false, 1).is_err(), "outside 0-1");
     }
 
     #[test]

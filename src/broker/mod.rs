@@ -1190,7 +1190,8 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         std::fs::create_dir_all(dir).map_err(|e| StartError::LogDir(dir.clone(), e))?;
     }
     let first_dir = config.log_dirs[0].clone();
-    let derived = config.topology.quorum.as_ref().map(|q| metadata::quorum_cluster_id(&q.voters));
+    // Learned from the controllers (a dynamic quorum), else derived from the voters.
+    let derived = config.topology.quorum.as_ref().map(|q| q.cluster_id.clone().unwrap_or_else(|| metadata::quorum_cluster_id(&q.voters)));
     let metadata::MetaProperties { cluster_id, directory_ids } = metadata::load_or_create_meta_properties(&config.log_dirs, config.node_id, derived)?;
     // A single node adopts a log dir Kafka left; in a cluster the topics come from the quorum.
     if config.topology.quorum.is_none() {
@@ -1218,6 +1219,10 @@ pub fn load(config: Config, backend: crate::storage::io::Backend) -> Result<Load
         .map_err(|e| StartError::LogDir(first_dir.clone(), e))?
         .with_controller_window(config.controller_quota_window_num, config.controller_quota_window_size_seconds.saturating_mul(1000));
     let features = features::FeatureStore::open(&first_dir)?;
+    // kraft.version 1 in a dynamic quorum (KIP-853), 0 in a static one.
+    if let Some(q) = &config.topology.quorum {
+        features.set_kraft_version(i16::from(q.dynamic))?;
+    }
     let group_configs = metadata::load_group_configs(&first_dir)?;
     let client_metrics = client_metrics::ClientMetricsSubscriptions::load(&first_dir)?;
     let open_files_max = backend.budget.as_ref().map_or(0, |b| b.stats().max_open);

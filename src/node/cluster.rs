@@ -72,12 +72,30 @@ pub struct ControllerService {
     pub observers: super::observer::Observers,
     /// The cluster id the quorum's nodes share (DescribeCluster on the controller listener).
     pub cluster_id: String,
+    /// Held by the AddRaftVoter / RemoveRaftVoter being served: voters change one at a time
+    /// (KIP-853); another one meanwhile is answered REQUEST_TIMED_OUT, as Kafka's leader does.
+    pub voter_change: tokio::sync::Mutex<()>,
+    /// A dynamic quorum (kraft.version 1): its voters may change. A static one's may not, as
+    /// Kafka's quorum at kraft.version 0 refuses AddRaftVoter and RemoveRaftVoter.
+    pub dynamic: bool,
 }
 
 impl ControllerService {
     pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig, cluster_id: String) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id }
+        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id, voter_change: tokio::sync::Mutex::new(()), dynamic: false }
+    }
+
+    /// Its voters may change (a dynamic quorum, KIP-853).
+    pub fn with_dynamic_voters(mut self, dynamic: bool) -> ControllerService {
+        self.dynamic = dynamic;
+        self
+    }
+
+    /// The voters this node's channel to the active controller knows (its membership's, else
+    /// those learned from `controller.quorum.bootstrap.servers`).
+    pub fn known_voters(&self) -> std::collections::BTreeMap<i32, String> {
+        self.state.controllers.voters()
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

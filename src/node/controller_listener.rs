@@ -206,8 +206,9 @@ fn required(api_key: i16) -> Option<Operation> {
         None
     } else if api_key == ApiKey::DescribeQuorum as i16 {
         Some(Operation::Describe)
-    } else if api_key == ApiKey::DescribeCluster as i16 {
-        // Unlike a broker, Kafka's controller asks ALTER on the cluster for it (KIP-919).
+    } else if [ApiKey::DescribeCluster, ApiKey::AddRaftVoter, ApiKey::RemoveRaftVoter].iter().any(|k| *k as i16 == api_key) {
+        // Unlike a broker, Kafka's controller asks ALTER on the cluster for DescribeCluster
+        // (KIP-919); adding and removing voters (KIP-853) need it too.
         Some(Operation::Alter)
     } else {
         Some(Operation::ClusterAction)
@@ -271,6 +272,9 @@ fn served() -> Vec<(ApiKey, i16, i16)> {
         range::<AlterClientQuotasRequest>(ApiKey::AlterClientQuotas),
         range::<CreateAclsRequest>(ApiKey::CreateAcls),
         range::<DeleteAclsRequest>(ApiKey::DeleteAcls),
+        // KIP-853: `kafka-metadata-quorum.sh add-controller / remove-controller`.
+        range::<kafka_protocol::messages::AddRaftVoterRequest>(ApiKey::AddRaftVoter),
+        range::<kafka_protocol::messages::RemoveRaftVoterRequest>(ApiKey::RemoveRaftVoter),
     ]
 }
 
@@ -368,6 +372,14 @@ async fn handle_kafka(service: &ControllerService, frame: Bytes, cluster_operati
         ApiKey::ListPartitionReassignments => {
             let req = ListPartitionReassignmentsRequest::decode(&mut body, version)?;
             encode(key, version, corr, &list_partition_reassignments(service, req).await)
+        }
+        ApiKey::AddRaftVoter => {
+            let req = kafka_protocol::messages::AddRaftVoterRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &super::voters::add_raft_voter(service, req).await)
+        }
+        ApiKey::RemoveRaftVoter => {
+            let req = kafka_protocol::messages::RemoveRaftVoterRequest::decode(&mut body, version)?;
+            encode(key, version, corr, &super::voters::remove_raft_voter(service, req).await)
         }
         other => anyhow::bail!("{other:?} has no handler on the controller listener"),
     }
@@ -887,6 +899,7 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
             let contact = ms(v.last_contact);
             ReplicaState::default()
                 .with_replica_id(BrokerId(v.node_id as i32))
+                .with_replica_directory_id(v.directory_id.unwrap_or_default())
                 .with_log_end_offset(end)
                 .with_last_fetch_timestamp(contact)
                 // Caught up: it held everything committed when it last answered.
@@ -941,12 +954,17 @@ fn describe_cluster(service: &ControllerService, req: kafka_protocol::messages::
         return response.with_error_code(code).with_error_message(Some(StrBytes::from_string(message)));
     }
     let status = service.raft.status();
+    // A controller not yet added to a dynamic quorum (KIP-853) holds no membership: it names the
+    // voters it learned from its bootstrap servers.
+    let learned: Vec<(u64, String)> = if status.voters.is_empty() { service.known_voters().into_iter().map(|(id, addr)| (id as u64, addr)).collect() } else { Vec::new() };
     let nodes: Vec<DescribeClusterBroker> = status
         .voters
         .iter()
-        .filter_map(|v| {
-            let (host, port) = v.addr.rsplit_once(':')?;
-            Some(DescribeClusterBroker::default().with_broker_id(BrokerId(v.node_id as i32)).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?))
+        .map(|v| (v.node_id, v.addr.clone()))
+        .chain(learned)
+        .filter_map(|(node_id, addr)| {
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(DescribeClusterBroker::default().with_broker_id(BrokerId(node_id as i32)).with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string())).with_port(port.parse().ok()?))
         })
         .collect();
     // As Kafka: a leader the node list does not hold is reported as none.

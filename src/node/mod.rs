@@ -15,6 +15,7 @@ use crate::config::Config;
 pub mod cluster;
 pub mod controller_listener;
 pub mod observer;
+pub mod voters;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -196,7 +197,22 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
     let controller_security = controller_security(config)?;
     let server_names: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, e.host.clone())).collect();
     let channel_to_controllers = |hint| controller_channel(config, &voters_to_connect, hint, &controller_security).with_server_names(server_names.clone());
-    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel_to_controllers(leader_hint)));
+    // Where the voters of a dynamic quorum (KIP-853) come from as they change: a voter's own
+    // membership; a broker-only node that learned them from the bootstrap servers asks them.
+    let voter_source = || {
+        if config.topology.roles.controller {
+            let (cell, overrides) = (raft_cell.clone(), overrides.clone());
+            broker::cluster::VoterSource::Membership(Box::new(move || {
+                let raft = cell.get()?;
+                Some(raft.voters().into_iter().map(|(id, (addr, _))| (id as i32, overrides.apply(&addr).to_string())).collect())
+            }))
+        } else if !quorum.bootstrap.is_empty() {
+            broker::cluster::VoterSource::Ask
+        } else {
+            broker::cluster::VoterSource::Fixed
+        }
+    };
+    let state = Arc::new(broker::cluster::ClusterState::new(config.node_id, channel_to_controllers(leader_hint).with_voter_source(voter_source())));
     state.set_peer_address_overrides(overrides.clone());
     // An SSL inter-broker listener: the other brokers are reached over TLS (a bad store stops startup).
     if let Some(l) = config.topology.inter_broker_listener_name.as_deref().and_then(|n| config.topology.listeners.iter().find(|l| l.name == n))
@@ -212,14 +228,34 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
     let machine = Arc::new(cluster::ImageMachine::new(state.clone()));
     if !config.topology.roles.controller {
         // Its own connection: a fetch held by the leader must not delay heartbeats.
-        let channel = channel_to_controllers(Box::new(|| None));
+        let channel = Arc::new(channel_to_controllers(Box::new(|| None)).with_voter_source(voter_source()));
+        if !quorum.bootstrap.is_empty() {
+            tokio::spawn(refresh_voters(vec![channel.clone(), state.clone()], stop.clone()));
+        }
         let observer = tokio::spawn(observer::follow(config.node_id, directory_id, machine, channel, stop));
         tracing::info!(voters = ?voters, "following the metadata log from the active controller (broker-only node)");
         return Ok(QuorumParts { state, voter: None, observer: Some(observer) });
     }
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
     let metadata_log_dir = metadata_log_dir(config);
+    let derived_cluster_id = quorum.cluster_id.clone().unwrap_or_else(|| crate::broker::metadata::quorum_node_cluster_id(&config.log_dirs[0], config.node_id, &quorum.voters));
+    // In a dynamic quorum (KIP-853), the metadata log dir's meta.properties, as Kafka's format
+    // writes it: the cluster id (the one the controllers answered when joining, else derived
+    // from the voters) and this controller's directory id (its replica key with its node id,
+    // which `kafka-metadata-quorum.sh add-controller` reads from there). A static quorum's
+    // controller-only node keeps its metadata log dir to the Raft log alone, as before.
+    let meta = if quorum.dynamic {
+        std::fs::create_dir_all(&metadata_log_dir).map_err(|e| StartError::Broker(broker::StartError::LogDir(metadata_log_dir.clone(), e)))?;
+        crate::broker::metadata::load_or_create_meta_properties(std::slice::from_ref(&metadata_log_dir), config.node_id, Some(derived_cluster_id))
+            .map_err(|e| StartError::Broker(broker::StartError::from(e)))?
+    } else {
+        crate::broker::metadata::MetaProperties { cluster_id: derived_cluster_id, directory_ids: Vec::new() }
+    };
     let mut raft_config = crate::raft::RaftConfig::new(config.node_id as u64, raft_voters, crate::raft::raft_dir(&metadata_log_dir));
+    // Not among the voters: it joins when the operator adds it (AddRaftVoter), or its log holds
+    // the membership already.
+    raft_config.joining = !quorum.voters.contains_key(&config.node_id);
+    raft_config.directory_id = meta.directory_ids.first().copied();
     raft_config.election_timeout_ms = config.long("controller.quorum.election.timeout.ms").unwrap_or(1000).max(1) as u64;
     raft_config.fetch_timeout_ms = config.long("controller.quorum.fetch.timeout.ms").unwrap_or(2000).max(2) as u64;
     raft_config.snapshot = crate::raft::SnapshotPolicy {
@@ -241,8 +277,8 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
         num_partitions: config.num_partitions,
         default_replication_factor: config.default_replication_factor,
     };
-    let cluster_id = crate::broker::metadata::quorum_node_cluster_id(&config.log_dirs[0], config.node_id, &quorum.voters);
-    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id));
+    let cluster_id = meta.cluster_id.clone();
+    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id).with_dynamic_voters(quorum.dynamic));
     let security = controller_listener::ListenerSecurity {
         tls: match &controller_listener.ssl {
             Some(ssl) => {
@@ -260,6 +296,44 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
     Ok(QuorumParts { state, voter: Some(VoterParts { raft, service, controller_addr }), observer: None })
 }
 
+/// How often a broker-only node of a dynamic quorum asks the controllers who the voters are.
+const VOTERS_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Something that holds a channel to the controllers.
+trait HasControllerChannel: Send + Sync {
+    fn channel(&self) -> &broker::cluster::ControllerChannel;
+}
+
+impl HasControllerChannel for broker::cluster::ControllerChannel {
+    fn channel(&self) -> &broker::cluster::ControllerChannel {
+        self
+    }
+}
+
+impl HasControllerChannel for broker::cluster::ClusterState {
+    fn channel(&self) -> &broker::cluster::ControllerChannel {
+        &self.controllers
+    }
+}
+
+/// A broker-only node of a dynamic quorum (KIP-853): its channels to the controllers learn the
+/// voters anew every [`VOTERS_REFRESH_INTERVAL`], until `stop` (Kafka's brokers read the voter
+/// set from the metadata log; Fjord's observers are sent the metadata records only).
+async fn refresh_voters(channels: Vec<Arc<dyn HasControllerChannel>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(VOTERS_REFRESH_INTERVAL) => {}
+            _ = crate::raft::transport::stopped(&mut stop) => return,
+        }
+        for c in &channels {
+            tokio::select! {
+                _ = c.channel().refresh_voters() => {}
+                _ = crate::raft::transport::stopped(&mut stop) => return,
+            }
+        }
+    }
+}
+
 /// TLS and the SASL login to the controller listener (a bad store stops startup).
 fn controller_security(config: &Config) -> Result<crate::raft::transport::PeerSecurity, StartError> {
     let tls = match (&config.topology.controller_ssl, config.topology.controller_listener_names.first()) {
@@ -269,13 +343,17 @@ fn controller_security(config: &Config) -> Result<crate::raft::transport::PeerSe
     Ok(crate::raft::transport::PeerSecurity { tls, sasl: config.topology.controller_sasl.clone().map(Arc::new) })
 }
 
-/// A broker-only node given `controller.quorum.bootstrap.servers` (no voters) asks them who the
-/// voters are, as Kafka's brokers discover a dynamic quorum: DescribeCluster for controller
-/// endpoints (KIP-919) to each in turn until one answers with the voters. Waits at most
-/// `initial.broker.registration.timeout.ms`, as Kafka's broker gives up on reaching the
-/// controllers at startup.
+/// A node given `controller.quorum.bootstrap.servers` that name other controllers (no voters)
+/// asks them who the voters are and the cluster id, as Kafka's nodes discover a dynamic quorum:
+/// DescribeCluster for controller endpoints (KIP-919) to each in turn until one answers with the
+/// voters. Waits at most `initial.broker.registration.timeout.ms`, as Kafka's broker gives up on
+/// reaching the controllers at startup. A controller whose metadata log already exists asks
+/// nobody: its log holds the membership (it joined before, or is joining still).
 async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
     use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+    if config.topology.roles.controller && raft_log_exists(&metadata_log_dir(config)) {
+        return Ok(());
+    }
     let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.voters.is_empty() && !q.bootstrap.is_empty()) else {
         return Ok(());
     };
@@ -305,12 +383,13 @@ async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
                 Ok(answer) if !answer.brokers.is_empty() => {
                     let voters: std::collections::BTreeMap<i32, crate::config::Endpoint> =
                         answer.brokers.iter().map(|b| (b.broker_id.0, crate::config::Endpoint { host: b.host.to_string(), port: b.port.clamp(0, u16::MAX as i32) as u16 })).collect();
-                    if voters.contains_key(&config.node_id) {
+                    if voters.contains_key(&config.node_id) && !config.topology.roles.controller {
                         return Err(StartError::Unsupported("controller.quorum.bootstrap.servers: this broker-only node's node.id is a voter of the quorum it names"));
                     }
-                    tracing::info!(bootstrap = %format!("{}:{}", server.host, server.port), voters = ?voters, "learned the metadata quorum's voters (controller.quorum.bootstrap.servers)");
+                    tracing::info!(bootstrap = %format!("{}:{}", server.host, server.port), voters = ?voters, cluster_id = %answer.cluster_id, "learned the metadata quorum's voters (controller.quorum.bootstrap.servers)");
                     if let Some(q) = config.topology.quorum.as_mut() {
                         q.voters = voters;
+                        q.cluster_id = Some(answer.cluster_id.to_string()).filter(|c| !c.is_empty());
                     }
                     return Ok(());
                 }
@@ -325,6 +404,11 @@ async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
         tracing::debug!(error = %last_error, "no controller answered yet; trying again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether this node's Raft log directory holds anything (it started in a quorum before).
+fn raft_log_exists(metadata_log_dir: &std::path::Path) -> bool {
+    std::fs::read_dir(crate::raft::raft_dir(metadata_log_dir)).is_ok_and(|mut d| d.next().is_some())
 }
 
 /// A connection to whichever voter is the active controller (`controller.quorum.voters`).
@@ -356,7 +440,8 @@ pub struct RunningController {
 }
 
 /// Starts a controller-only node (see [`RunningController`]).
-pub async fn start_controller(config: Config) -> Result<RunningController, StartError> {
+pub async fn start_controller(mut config: Config) -> Result<RunningController, StartError> {
+    discover_voters(&mut config).await?;
     let roles = config.topology.roles;
     let quorum = match &config.topology.quorum {
         Some(q) if roles.controller && !roles.broker => q.clone(),
@@ -461,6 +546,13 @@ impl RunningNode {
     /// Where client listener `name` (upper case, as in `listeners`) is bound.
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         self.listener_addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// The voters this node's channel to the active controller knows now (node id, `host:port`);
+    /// empty outside a quorum. A broker-only node of a dynamic quorum learns them anew every
+    /// few seconds.
+    pub fn controller_voters(&self) -> std::collections::BTreeMap<i32, String> {
+        self.quorum.as_ref().map(|q| q.state.controllers.voters()).unwrap_or_default()
     }
 
     /// Where the controller listener of a node in a quorum is bound.

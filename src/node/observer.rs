@@ -197,7 +197,7 @@ async fn fetch(service: &ControllerService, request: MetadataFetchRequest) -> Me
 
 /// Follows the metadata log from the active controller into `machine` until `stop`: the loop of
 /// a broker-only node (see the module doc).
-pub async fn follow(node_id: i32, directory_id: Option<uuid::Uuid>, machine: Arc<ImageMachine>, channel: ControllerChannel, mut stop: watch::Receiver<bool>) {
+pub async fn follow(node_id: i32, directory_id: Option<uuid::Uuid>, machine: Arc<ImageMachine>, channel: Arc<ControllerChannel>, mut stop: watch::Receiver<bool>) {
     let mut after: Option<u64> = None;
     loop {
         let request = MetadataFetchRequest { node_id, after, max_bytes: FETCH_MAX_BYTES, directory_id: directory_id.map(|d| d.as_u128()) };

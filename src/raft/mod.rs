@@ -15,6 +15,28 @@ pub mod transport;
 /// A voter's id: Kafka's `node.id`.
 pub type NodeId = u64;
 
+/// The membership's node for a voter: its controller listener's `host:port`, then, for a voter
+/// added through AddRaftVoter (KIP-853), `/` and its metadata log dir's `directory.id` (Kafka's
+/// replica key is id and directory id; RemoveRaftVoter names both). Kept inside openraft's
+/// `BasicNode` address so that it is replicated and persisted with the membership and logs written
+/// before it still read (a `host:port` never holds a `/`).
+pub fn voter_node(addr: &str, directory_id: Option<uuid::Uuid>) -> openraft::BasicNode {
+    match directory_id {
+        Some(d) => openraft::BasicNode::new(format!("{addr}/{d}")),
+        None => openraft::BasicNode::new(addr),
+    }
+}
+
+/// A membership node's `host:port` (see [`voter_node`]).
+pub fn node_addr(node: &openraft::BasicNode) -> &str {
+    node.addr.split_once('/').map_or(node.addr.as_str(), |(a, _)| a)
+}
+
+/// A membership node's directory id, when it joined with one (see [`voter_node`]).
+pub fn node_directory_id(node: &openraft::BasicNode) -> Option<uuid::Uuid> {
+    node.addr.split_once('/').and_then(|(_, d)| d.parse().ok())
+}
+
 /// What one applied entry answers to the proposer: `Err` when the state machine rejected it (the
 /// same on every replica, so the entry is skipped everywhere).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,7 +44,7 @@ pub struct ApplyOutcome {
     pub rejected: Option<String>,
 }
 
-pub use node::{ProposeError, QuorumStatus, RAFT_DIR_NAME, RaftConfig, RaftNode, StartError, VoterStatus, raft_dir};
+pub use node::{ProposeError, QuorumStatus, RAFT_DIR_NAME, RaftConfig, RaftNode, StartError, VoterChangeError, VoterStatus, raft_dir};
 pub use state_machine::SnapshotPolicy;
 pub use transport::{FJORD_RAFT_API_KEY, TransportConfig};
 
@@ -66,4 +88,19 @@ pub trait StateMachine: Send + Sync + 'static {
     fn snapshot(&self) -> (u64, Vec<u8>);
     /// Replaces the whole state with a snapshot taken at `last_index`.
     fn install_snapshot(&self, last_index: u64, bytes: &[u8]) -> Result<(), ApplyError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voter_node_carries_its_directory_id_after_its_address_and_old_nodes_still_read() {
+        let d = uuid::Uuid::from_u128(7);
+        let node = voter_node("host:9093", Some(d));
+        assert_eq!((node_addr(&node), node_directory_id(&node)), ("host:9093", Some(d)));
+        let old = openraft::BasicNode::new("[::1]:9093");
+        assert_eq!((node_addr(&old), node_directory_id(&old)), ("[::1]:9093", None), "a membership written before directory ids");
+        assert_eq!(voter_node("host:9093", None), openraft::BasicNode::new("host:9093"), "no directory id: the address alone, as before");
+    }
 }

@@ -91,6 +91,13 @@ pub struct RaftConfig {
     pub peer_address_overrides: BTreeMap<String, String>,
     /// TLS and the SASL login to the other voters' controller listener.
     pub peer_security: super::transport::PeerSecurity,
+    /// `controller.quorum.bootstrap.servers` naming other controllers (KIP-853): this node does
+    /// not make a membership of its own when its log is empty; it waits for the leader to add it
+    /// (AddRaftVoter), and `voters` may not name it.
+    pub joining: bool,
+    /// This node's metadata log dir `directory.id` (KIP-853's replica key), recorded with it in
+    /// the membership when it starts a quorum of one; None: not known.
+    pub directory_id: Option<uuid::Uuid>,
 }
 
 impl RaftConfig {
@@ -110,6 +117,8 @@ impl RaftConfig {
             entry_bytes_max: DEFAULT_ENTRY_BYTES_MAX,
             peer_address_overrides: BTreeMap::new(),
             peer_security: Default::default(),
+            joining: false,
+            directory_id: None,
         }
     }
 
@@ -184,11 +193,36 @@ pub enum ProposeError {
     Stopped(String),
 }
 
+/// Why a voter was not added or removed (AddRaftVoter / RemoveRaftVoter, KIP-853).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoterChangeError {
+    /// Only the leader changes the voters; `leader` is who leads now, when known.
+    #[error("not the quorum leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(NodeId, String)> },
+    #[error("node {0} is already a voter")]
+    DuplicateVoter(NodeId),
+    #[error("node {0} is not a voter (with that directory id)")]
+    VoterNotFound(NodeId),
+    /// Another voter change is not committed yet: one at a time.
+    #[error("another voter change is in progress")]
+    InProgress,
+    /// The change would leave no voter.
+    #[error("the quorum cannot be left without voters")]
+    LastVoter,
+    /// The new voter did not catch up, or the change did not commit, within the timeout.
+    #[error("{0}")]
+    Timeout(String),
+    #[error("raft node stopped: {0}")]
+    Stopped(String),
+}
+
 /// One voter as DescribeQuorum shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoterStatus {
     pub node_id: NodeId,
     pub addr: String,
+    /// Its metadata log dir's `directory.id`, when the membership holds it (see [`super::voter_node`]).
+    pub directory_id: Option<uuid::Uuid>,
     /// The last log index known replicated to this voter (Kafka's log end offset is this + 1).
     /// Known on the leader only (None elsewhere, and for a voter not yet matched).
     pub matched_index: Option<u64>,
@@ -248,7 +282,7 @@ impl RaftNode {
 
     /// [`RaftNode::start`] with a chosen file backend (tests use the fault-injecting one).
     pub async fn start_with_io(config: RaftConfig, machine: Arc<dyn StateMachine>, io: Arc<dyn FileIo>) -> Result<RaftNode, StartError> {
-        if !config.voters.contains_key(&config.node_id) {
+        if !config.joining && !config.voters.contains_key(&config.node_id) {
             return Err(StartError::InvalidConfig(format!(
                 "node.id {} is not among controller.quorum.voters {:?}",
                 config.node_id,
@@ -288,20 +322,151 @@ impl RaftNode {
 
     async fn initialize_if_empty(&self) -> Result<(), StartError> {
         let initialized = self.raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
-        if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> =
-                self.config.voters.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+        if !initialized && self.config.joining {
+            // The leader adds this node (as a learner catching up, then a voter): its
+            // membership comes in the log.
+            tracing::info!(node_id = self.config.node_id, "waiting to be added to the metadata quorum (AddRaftVoter)");
+        } else if !initialized {
+            // A quorum of one records its voter's directory id (removing a voter names it).
+            let lone = self.config.voters.len() == 1;
+            let members: BTreeMap<NodeId, BasicNode> = self
+                .config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, super::voter_node(addr, self.config.directory_id.filter(|_| lone && *id == self.config.node_id))))
+                .collect();
             match self.raft.initialize(members).await {
                 Ok(()) => {}
                 // Another voter's membership arrived first: fine.
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(StartError::Raft(e.to_string())),
             }
-        } else if self.config.voters.len() == 1 && self.raft.metrics().borrow().state != ServerState::Leader {
+        } else if self.is_lone_voter() && self.raft.metrics().borrow().state != ServerState::Leader {
             // A lone voter has nobody to wait for: stand for election now, not after a timeout.
             self.raft.trigger().elect().await.map_err(|e| StartError::Raft(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Whether the membership in the log names this node as its only voter (the voters in the
+    /// config may be older: the membership changes with AddRaftVoter / RemoveRaftVoter).
+    fn is_lone_voter(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        voters == [self.config.node_id]
+    }
+
+    /// The voters of the membership this node holds, with their `host:port` and directory id.
+    pub fn voters(&self) -> BTreeMap<NodeId, (String, Option<uuid::Uuid>)> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .voter_ids()
+            .filter_map(|id| m.membership().get_node(&id).map(|n| (id, (super::node_addr(n).to_string(), super::node_directory_id(n)))))
+            .collect()
+    }
+
+    /// Whether the membership holds a change that is not committed yet (openraft's joint
+    /// config, or a uniform one above the commit point).
+    fn membership_change_pending(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let config = &m.membership_config;
+        config.membership().get_joint_config().len() > 1 || config.log_id().as_ref().map(|l| l.index) > self.log.committed_index()
+    }
+
+    /// Adds voter `id` at `addr` (KIP-853's AddRaftVoter, on the leader): as a learner first, which
+    /// the leader replicates to until it caught up, then to the voters (openraft's joint
+    /// consensus, committed by the new set's majority). One change at a time; within `timeout`
+    /// (a learner that did not catch up by then is removed again).
+    pub async fn add_voter(&self, id: NodeId, addr: &str, directory_id: Option<uuid::Uuid>, timeout: Duration) -> Result<(), VoterChangeError> {
+        self.check_voter_change()?;
+        if self.voters().contains_key(&id) {
+            return Err(VoterChangeError::DuplicateVoter(id));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        // openraft's blocking add_learner counts a learner within 5000 entries as caught up
+        // (even one that never answered); Kafka's leader wants it at the log end, so this waits
+        // until it holds the entry that made it a learner.
+        let added = match tokio::time::timeout_at(deadline, self.raft.add_learner(id, super::voter_node(addr, directory_id), false)).await {
+            Ok(Ok(response)) => response.log_id.index,
+            Ok(Err(e)) => return Err(self.voter_change_error(e)),
+            Err(_) => return Err(VoterChangeError::Timeout("the learner was not added in time".to_string())),
+        };
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let caught_up = self
+            .raft
+            .wait(Some(remaining))
+            .metrics(|m| m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.as_ref()).is_some_and(|l| l.index >= added), "the new voter caught up")
+            .await;
+        match caught_up {
+            Ok(_) => {}
+            Err(_) => {
+                // Not caught up: the leader stops replicating to it (a later AddRaftVoter starts over).
+                let forget = openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from([id]));
+                let removed = tokio::time::timeout(Duration::from_millis(self.config.propose_timeout_ms), self.raft.change_membership(forget, false)).await;
+                match removed {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(node_id = id, error = %e, "a learner that did not catch up could not be removed"),
+                    Err(_) => tracing::warn!(node_id = id, "a learner that did not catch up was not removed in time"),
+                }
+                return Err(VoterChangeError::Timeout(format!("Aborted add voter operation for {id} since it is lagging behind")));
+            }
+        }
+        let mut voters: std::collections::BTreeSet<NodeId> = self.voters().into_keys().collect();
+        voters.insert(id);
+        self.change_voters(voters, false, timeout).await
+    }
+
+    /// Removes voter `id` (KIP-853's RemoveRaftVoter, on the leader); `directory_id` must match
+    /// the one the membership holds for it, when it holds one. A leader that removes itself
+    /// leads until the change is committed, then steps down (openraft, as Kafka's leader resigns).
+    /// `keep_as_learner`: the node stays a learner the leader replicates to (a node that is also
+    /// a broker keeps following the log, as Kafka's removed voter goes on as an observer).
+    pub async fn remove_voter(&self, id: NodeId, directory_id: Option<uuid::Uuid>, keep_as_learner: bool, timeout: Duration) -> Result<(), VoterChangeError> {
+        self.check_voter_change()?;
+        let mut voters = self.voters();
+        match voters.get(&id) {
+            Some((_, Some(held))) if directory_id.is_some_and(|d| d != *held) => return Err(VoterChangeError::VoterNotFound(id)),
+            Some(_) => {}
+            None => return Err(VoterChangeError::VoterNotFound(id)),
+        }
+        voters.remove(&id);
+        if voters.is_empty() {
+            return Err(VoterChangeError::LastVoter);
+        }
+        self.change_voters(voters.into_keys().collect(), keep_as_learner, timeout).await
+    }
+
+    fn check_voter_change(&self) -> Result<(), VoterChangeError> {
+        if !self.is_leader() {
+            return Err(VoterChangeError::NotLeader { leader: self.leader() });
+        }
+        if self.membership_change_pending() {
+            return Err(VoterChangeError::InProgress);
+        }
+        Ok(())
+    }
+
+    /// `retain`: nodes leaving the voters stay learners (openraft's `retain`).
+    async fn change_voters(&self, voters: std::collections::BTreeSet<NodeId>, retain: bool, timeout: Duration) -> Result<(), VoterChangeError> {
+        match tokio::time::timeout(timeout, self.raft.change_membership(voters, retain)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.voter_change_error(e)),
+            Err(_) => Err(VoterChangeError::Timeout("the voter change did not commit in time (it may still commit)".to_string())),
+        }
+    }
+
+    fn voter_change_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> VoterChangeError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => VoterChangeError::NotLeader {
+                leader: forward.leader_id.map(|id| (id, forward.leader_node.as_ref().map(|n| super::node_addr(n).to_string()).unwrap_or_default())),
+            },
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(openraft::error::ChangeMembershipError::InProgress(_))) => VoterChangeError::InProgress,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(openraft::error::ChangeMembershipError::EmptyMembership(_))) => VoterChangeError::LastVoter,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => VoterChangeError::Stopped(e.to_string()),
+            RaftError::Fatal(e) => VoterChangeError::Stopped(e.to_string()),
+        }
     }
 
     fn spawn_snapshot_monitor(&self) {
@@ -374,7 +539,7 @@ impl RaftNode {
                 Some(reason) => Err(ProposeError::Rejected { index: response.log_id.index, reason }),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => Err(ProposeError::NotLeader {
-                leader: forward.leader_id.map(|id| (id, forward.leader_node.map(|n| n.addr).unwrap_or_default())),
+                leader: forward.leader_id.map(|id| (id, forward.leader_node.as_ref().map(|n| super::node_addr(n).to_string()).unwrap_or_default())),
             }),
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => Err(ProposeError::Stopped(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(ProposeError::Stopped(e.to_string())),
@@ -385,7 +550,7 @@ impl RaftNode {
     pub fn leader(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics().borrow().clone();
         let id = metrics.current_leader?;
-        let addr = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+        let addr = metrics.membership_config.membership().get_node(&id).map(|n| super::node_addr(n).to_string()).unwrap_or_default();
         Some((id, addr))
     }
 
@@ -440,7 +605,9 @@ impl RaftNode {
             .membership()
             .voter_ids()
             .map(|id| {
-                let addr = m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()).unwrap_or_default();
+                let node = m.membership_config.membership().get_node(&id);
+                let addr = node.map(|n| super::node_addr(n).to_string()).unwrap_or_default();
+                let directory_id = node.and_then(super::node_directory_id);
                 let (matched_index, last_contact) = if id == self.config.node_id {
                     (if is_leader { m.last_log_index } else { None }, Some(now_wall))
                 } else {
@@ -452,7 +619,7 @@ impl RaftNode {
                     let contact = self.contacts.last_contact(id).map(|t| now_wall - now.saturating_duration_since(t));
                     (matched, contact)
                 };
-                VoterStatus { node_id: id, addr, matched_index, last_contact }
+                VoterStatus { node_id: id, addr, directory_id, matched_index, last_contact }
             })
             .collect();
         QuorumStatus {

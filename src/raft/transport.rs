@@ -497,9 +497,10 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        let addr = self.address_overrides.get(&node.addr).unwrap_or(&node.addr).clone();
+        let node_addr = super::node_addr(node);
+        let addr = self.address_overrides.get(node_addr).map_or(node_addr, String::as_str).to_string();
         // The membership's host (not an override's): what the peer's certificate names.
-        let server_name = node.addr.rsplit_once(':').map_or(node.addr.as_str(), |(host, _)| host).trim_start_matches('[').trim_end_matches(']').to_string();
+        let server_name = node_addr.rsplit_once(':').map_or(node_addr, |(host, _)| host).trim_start_matches('[').trim_end_matches(']').to_string();
         PeerClient { target, calls: self.peer(target, &addr, &server_name), config: self.config, contacts: self.contacts.clone() }
     }
 }
