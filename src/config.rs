@@ -166,7 +166,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.cleanup.policy", Some("delete"), T::List, "delete and/or compact."),
     def("log.cleaner.delete.retention.ms", Some("86400000"), T::Long, "How long tombstones are kept, in ms."),
     def("log.cleaner.enable", Some("true"), T::Boolean, "Run the log cleaner (compaction of cleanup.policy=compact topics)."),
-    def("log.cleaner.threads", Some("1"), T::Int, "Cleaner threads (Fjord runs one cleaner task)."),
+    def("log.cleaner.threads", Some("1"), T::Int, "Cleaners compacting logs at once, each with its share of the dedupe and I/O buffers (totals); 0 compacts nothing. Dynamic."),
     def("log.cleaner.backoff.ms", Some("15000"), T::Long, "Pause of the cleaner when no log needs cleaning, in ms."),
     def("log.cleaner.dedupe.buffer.size", Some("134217728"), T::Long, "Memory for the key map of one cleaning pass, in bytes."),
     def("log.cleaner.io.buffer.size", Some("524288"), T::Int, "Read size of the cleaner, in bytes."),
@@ -182,7 +182,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.preallocate", Some("false"), T::Boolean, "Kafka: preallocate whole segment files; Fjord uses fjord.log.preallocate.step.bytes whatever this says."),
     def("log.local.retention.ms", Some("-2"), T::Long, "Local retention under tiered storage, in ms (tiered storage is off)."),
     def("log.local.retention.bytes", Some("-2"), T::Long, "Local retention under tiered storage, in bytes (tiered storage is off)."),
-    def("unclean.leader.election.enable", Some("false"), T::Boolean, "Cluster setting; a single node never elects another leader."),
+    def("unclean.leader.election.enable", Some("false"), T::Boolean, "In a cluster, a partition whose ISR has no live replica may get a live replica outside it as leader (data may be lost); a single node never elects another leader."),
     def("min.insync.replicas", Some("1"), T::Int, "Replicas that must acknowledge acks=all."),
     def("socket.request.max.bytes", Some("104857600"), T::Int, "Largest request frame accepted, in bytes."),
     def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
@@ -409,7 +409,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str, ConfigType, &str)] = &[
     ("segment.index.bytes", "log.index.size.max.bytes", T::Int, "Largest offset (and time) index of a segment, in bytes; a segment whose index is full rolls."),
     ("segment.jitter.ms", "", T::Long, "Most ms taken off segment.ms for a segment's roll, chosen per segment, so partitions do not roll together."),
     ("segment.ms", "log.roll.ms", T::Long, "Segment age in ms before a roll."),
-    ("unclean.leader.election.enable", "unclean.leader.election.enable", T::Boolean, "Cluster setting; a single node is always its partitions' only replica, so no election happens: accepted for compatibility."),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable", T::Boolean, "In a cluster, the controller may elect a live replica outside the ISR when no ISR replica is live (as Kafka's); a single node is its partitions' only replica, so no election happens there."),
 ];
 
 /// Defaults of topic configs without a broker synonym (Kafka's).
@@ -1161,6 +1161,9 @@ pub struct QuorumConfig {
     /// quorum of one, or joining other controllers), whose voters change with AddRaftVoter and
     /// RemoveRaftVoter; false for `controller.quorum.voters` (a static quorum, kraft.version 0).
     pub dynamic: bool,
+    /// The voters' metadata log dir ids, when a dynamic quorum starts from initial voters given
+    /// with them (`fjord format --initial-controllers`); empty otherwise.
+    pub directory_ids: BTreeMap<i32, uuid::Uuid>,
 }
 
 /// Client telemetry (KIP-714 GetTelemetrySubscriptions and PushTelemetry).
@@ -1337,10 +1340,10 @@ fn standalone_quorum(value: &str, node_id: i32, own: Option<(&Endpoint, Option<&
     match servers.as_slice() {
         [server] if names_this_node(server) => {
             let endpoint = advertised.cloned().unwrap_or_else(|| server.clone());
-            Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new(), cluster_id: None, dynamic: true })
+            Ok(QuorumConfig { voters: BTreeMap::from([(node_id, endpoint)]), bootstrap: Vec::new(), cluster_id: None, dynamic: true, directory_ids: BTreeMap::new() })
         }
         [] => Err(invalid("no controller".to_string())),
-        _ => Ok(QuorumConfig { voters: BTreeMap::new(), bootstrap: servers, cluster_id: None, dynamic: true }),
+        _ => Ok(QuorumConfig { voters: BTreeMap::new(), bootstrap: servers, cluster_id: None, dynamic: true, directory_ids: BTreeMap::new() }),
     }
 }
 
@@ -1491,11 +1494,11 @@ impl Topology {
             (None, None) => client_listeners.iter().find(|l| l.name == "PLAINTEXT").or(client_listeners.first()).map(|l| l.name.clone()),
         };
         let quorum = match (c.explicit.get("controller.quorum.voters"), c.explicit.get("controller.quorum.bootstrap.servers")) {
-            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new(), cluster_id: None, dynamic: false }).filter(|q| !q.voters.is_empty()),
+            (Some(v), _) => Some(QuorumConfig { voters: parse_voters(v)?, bootstrap: Vec::new(), cluster_id: None, dynamic: false, directory_ids: BTreeMap::new() }).filter(|q| !q.voters.is_empty()),
             // A broker-only node asks the controllers who the voters are when it starts.
             (None, Some(b)) if !b.trim().is_empty() && !roles.controller => {
                 let bootstrap = bootstrap_servers(b)?;
-                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap, cluster_id: None, dynamic: true })
+                Some(QuorumConfig { voters: BTreeMap::new(), bootstrap, cluster_id: None, dynamic: true, directory_ids: BTreeMap::new() })
             }
             (None, Some(b)) if !b.trim().is_empty() => {
                 let own = listeners.iter().find(|l| is_controller_listener(&l.name)).map(|l| (&l.endpoint, advertised.get(&l.name)));
@@ -1720,8 +1723,6 @@ impl SslSettings {
 /// them, and why: set explicitly, each is logged once at startup, never silently ignored
 /// (docs/configuration.md has the whole table).
 pub const ACCEPTED_NOT_APPLIED: &[(&str, &str)] = &[
-    ("log.cleaner.threads", "Fjord runs one cleaner task"),
-    ("unclean.leader.election.enable", "a single node is the only replica of its partitions: no election happens"),
     ("log.preallocate", "Fjord reserves the active segment's space step by step (fjord.log.preallocate.step.bytes)"),
     ("log.segment.delete.delay.ms", "Fjord deletes segment files at once; readers keep the files they opened"),
     ("log.local.retention.ms", "tiered storage is off"),
@@ -1784,7 +1785,7 @@ pub fn is_dynamic_broker_config(name: &str) -> bool {
     TOPIC_CONFIGS.iter().any(|(_, synonym, _, _)| *synonym == name)
         || matches!(
             name,
-            "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "producer.id.expiration.ms"
+            "log.retention.minutes" | "log.retention.hours" | "log.roll.hours" | "log.cleaner.dedupe.buffer.size" | "log.cleaner.io.buffer.size" | "log.cleaner.threads" | "producer.id.expiration.ms"
                 | MOVE_IO_RATE | LEADER_REPLICATION_THROTTLED_RATE | FOLLOWER_REPLICATION_THROTTLED_RATE | "max.connection.creation.rate"
         )
         || DYNAMIC_SECURITY_PREFIXES.iter().any(|p| name.starts_with(p))
@@ -1899,6 +1900,8 @@ pub struct Config {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `log.cleaner.threads` at startup (each pass reads the current value: it is dynamic).
+    pub log_cleaner_threads: usize,
     pub log_cleaner_io_buffer_size: usize,
 }
 
@@ -2009,6 +2012,7 @@ impl Config {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 0,
             log_cleaner_dedupe_buffer_size: 0,
+            log_cleaner_threads: 0,
             log_cleaner_io_buffer_size: 0,
         };
         let c = &probe;
@@ -2189,6 +2193,7 @@ impl Config {
                 c.long("transaction.remove.expired.transaction.cleanup.interval.ms")?,
             )? as u64,
             producer_id_expiration_ms: c.producer_id_expiration_ms()?,
+            log_cleaner_threads: c.log_cleaner_threads()?,
             producer_id_expiration_check_interval_ms: positive(
                 "producer.id.expiration.check.interval.ms",
                 c.int("producer.id.expiration.check.interval.ms")? as i64,
@@ -2266,6 +2271,18 @@ impl Config {
             return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {NAME}: Value must be at least 1")));
         }
         Ok(n as i64)
+    }
+
+    /// `log.cleaner.threads`, as it is now (a dynamic broker config, as in Kafka): how many
+    /// cleaners compact logs at once; 0 compacts nothing. At least 0 (Kafka's words when not).
+    pub fn log_cleaner_threads(&self) -> Result<usize, ConfigError> {
+        const NAME: &str = "log.cleaner.threads";
+        let v = self.string(NAME);
+        let n: i32 = v.trim().parse().map_err(|_| ConfigError::Refused(format!("Invalid value {v} for configuration {NAME}: Not a number of type INT")))?;
+        if n < 0 {
+            return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {NAME}: Value must be at least 0")));
+        }
+        Ok(n as usize)
     }
 
     fn string(&self, name: &str) -> String {

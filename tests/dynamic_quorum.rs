@@ -327,3 +327,61 @@ async fn a_combined_node_joins_a_combined_quorum_of_one_and_replicates_its_parti
     n2.shutdown().await;
     n1.shutdown().await;
 }
+
+/// `fjord format --initial-controllers` (as `kafka-storage.sh format --initial-controllers`):
+/// three controllers formatted with the same list and cluster id start one dynamic quorum with
+/// those three voters and their listed directory ids, asking nobody; a broker-only node joins
+/// it; the quorum is dynamic (kraft.version 1): RemoveRaftVoter takes a follower out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn controllers_formatted_with_initial_controllers_start_one_dynamic_quorum() {
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let addrs: Vec<SocketAddr> = ports.iter().map(|p| format!("127.0.0.1:{p}").parse().unwrap()).collect();
+    let bootstrap = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+    let directory_ids: Vec<uuid::Uuid> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
+    let list = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}:{}", i + 1, ports[i], fjord::broker::metadata::uuid_to_kafka_string(directory_ids[i])))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cluster_id = fjord::broker::metadata::uuid_to_kafka_string(uuid::Uuid::new_v4());
+    let controller_config = |i: usize| node_config(dirs[i].path(), "controller", i as i32 + 1, &format!("CONTROLLER://127.0.0.1:{}", ports[i]), &bootstrap);
+    let request = fjord::node::format::FormatRequest {
+        cluster_id: Some(cluster_id.clone()),
+        initial_controllers: fjord::node::format::parse_initial_controllers(&list).expect("the list"),
+        ignore_formatted: false,
+    };
+    for i in 0..3 {
+        fjord::node::format::format(&controller_config(i), &request).expect("formats");
+        assert_eq!(directory_id(dirs[i].path()), directory_ids[i], "the listed directory id in meta.properties");
+    }
+    let (c1, c2, c3) = tokio::join!(
+        fjord::node::start_controller(controller_config(0)),
+        fjord::node::start_controller(controller_config(1)),
+        fjord::node::start_controller(controller_config(2))
+    );
+    let controllers = [c1.expect("controller 1"), c2.expect("controller 2"), c3.expect("controller 3")];
+    let leader = eventually("a leader", async || describe_cluster(addrs[0]).await.map(|r| r.controller_id.0).filter(|l| *l > 0)).await;
+    let leader_addr = addrs[leader as usize - 1];
+    let (code, _, voters) = describe_quorum(leader_addr).await;
+    assert_eq!((code, voters), (0, (1..=3).zip(directory_ids.iter().copied()).collect::<Vec<_>>()), "the three listed voters, with their directory ids");
+    let answer = describe_cluster(addrs[2]).await.expect("controller 3 answers");
+    assert_eq!(answer.cluster_id.to_string(), cluster_id, "the formatted cluster id");
+
+    let broker = fjord::node::start(node_config(dirs[3].path(), "broker", 4, "PLAINTEXT://127.0.0.1:0", &bootstrap)).await.expect("a broker joins");
+    create_and_produce(broker.local_addr, "formatted").await;
+    let versions = Client::connect(broker.local_addr).await.send(&ApiVersionsRequest::default(), 3).await;
+    let kraft = versions.finalized_features.iter().find(|f| f.name.as_str() == "kraft.version").map(|f| f.max_version_level);
+    assert_eq!(kraft, Some(1), "a dynamic quorum");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let removed = eventually("RemoveRaftVoter answered", async || Some(send_remove(leader_addr, &remove_voter(follower, directory_ids[follower as usize - 1])).await).filter(|r| r.0 != 7)).await;
+    assert_eq!(removed, (0, None));
+    let (_, _, voters) = describe_quorum(leader_addr).await;
+    assert_eq!(voters.len(), 2, "{voters:?}");
+    create_and_produce(broker.local_addr, "after-removal").await;
+
+    broker.shutdown().await;
+    for c in controllers {
+        c.shutdown().await;
+    }
+}

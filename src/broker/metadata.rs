@@ -475,11 +475,7 @@ pub fn load_or_create_meta_properties(dirs: &[PathBuf], node_id: i32, new_id: Op
             Some((_, Some(id))) => id,
             _ => {
                 let id = Uuid::new_v4();
-                let text = format!(
-                    "#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={}\n",
-                    uuid_to_kafka_string(id)
-                );
-                write_atomically(&dir.join("meta.properties"), text.as_bytes())?;
+                write_meta_properties(dir, node_id, &cluster_id, id)?;
                 id
             }
         };
@@ -488,7 +484,13 @@ pub fn load_or_create_meta_properties(dirs: &[PathBuf], node_id: i32, new_id: Op
     Ok(MetaProperties { cluster_id, directory_ids })
 }
 
-/// One dir's `meta.properties`: its cluster id and directory id, or None when there is none.
+/// Writes a log dir's `meta.properties` (version 1, as Kafka's: node, cluster and directory id),
+/// replacing any other atomically.
+pub fn write_meta_properties(dir: &Path, node_id: i32, cluster_id: &str, directory_id: Uuid) -> std::io::Result<()> {
+    let text = format!("#\n#Written by Fjord\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\ndirectory.id={}\n", uuid_to_kafka_string(directory_id));
+    write_atomically(&dir.join("meta.properties"), text.as_bytes())
+}
+
 /// The cluster id a node of this quorum has: the one its first log dir's `meta.properties`
 /// holds, else the one derived from the voters (what a new node writes there).
 pub fn quorum_node_cluster_id(first_log_dir: &Path, node_id: i32, voters: &BTreeMap<i32, crate::config::Endpoint>) -> String {
@@ -498,7 +500,8 @@ pub fn quorum_node_cluster_id(first_log_dir: &Path, node_id: i32, voters: &BTree
     }
 }
 
-fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<(String, Option<Uuid>)>, MetadataError> {
+/// One dir's `meta.properties`: its cluster id and directory id, or None when there is none.
+pub fn read_meta_properties(dir: &Path, node_id: i32) -> Result<Option<(String, Option<Uuid>)>, MetadataError> {
     let path = dir.join("meta.properties");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -1,7 +1,7 @@
 //! The `fjord` admin CLI: `fjord topic|produce|consume|group|cluster ...`, subcommands of the
 //! broker's own binary for people without a JVM. It speaks only the Kafka protocol (through
 //! [`crate::client`]), never Fjord's internals, so it works against any Kafka-compatible broker,
-//! Apache Kafka included. Tables for people by default, `--json` for scripts; progress goes to
+//! Apache Kafka included. `fjord format` is the exception: it prepares this node's own log dirs. Tables for people by default, `--json` for scripts; progress goes to
 //! stderr. This file holds the command line and the dispatch; each family has its own file.
 
 pub mod conn;
@@ -71,6 +71,31 @@ pub enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Prepare this node's log dirs before its first start, as kafka-storage.sh format does.
+    /// Fjord needs it only to start a dynamic quorum with several voters at once.
+    Format(FormatArgs),
+}
+
+/// `fjord format`, with kafka-storage.sh format's options.
+#[derive(Args, Debug, Clone)]
+pub struct FormatArgs {
+    /// The node's server.properties (the one it will start with).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Set a property, overriding the file; repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// The voters the dynamic quorum starts with: id@host:port:directoryId,... (the same list on
+    /// every controller; this node's directory id is taken from it).
+    #[arg(short = 'I', long = "initial-controllers", value_name = "LIST")]
+    pub initial_controllers: String,
+    /// The cluster id (a Kafka uuid, as kafka-storage.sh random-uuid prints); default: one derived
+    /// from the initial controllers, the same on every node.
+    #[arg(short = 't', long = "cluster-id", value_name = "ID")]
+    pub cluster_id: Option<String>,
+    /// Leave dirs already formatted as they are instead of refusing.
+    #[arg(short = 'g', long = "ignore-formatted")]
+    pub ignore_formatted: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,7 +141,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Consume { common, args } => consume::run(&mut connect(&common).await?, &common, args).await,
         Command::Group { common, command } => group::run(&mut connect(&common).await?, &common, command).await,
         Command::Cluster { common, command: ClusterCommand::Info } => cluster_info(&mut connect(&common).await?, &common).await,
+        Command::Format(args) => format(&args),
     }
+}
+
+/// `fjord format`: this node's own log dirs (see [`crate::node::format`]); the one subcommand
+/// that is not a Kafka client.
+fn format(args: &FormatArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(Some(&args.config), &args.overrides)?;
+    let request = crate::node::format::FormatRequest {
+        cluster_id: args.cluster_id.clone(),
+        initial_controllers: crate::node::format::parse_initial_controllers(&args.initial_controllers).map_err(anyhow::Error::msg)?,
+        ignore_formatted: args.ignore_formatted,
+    };
+    for line in crate::node::format::format(&config, &request).map_err(anyhow::Error::msg)? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `fjord cluster info`: Metadata's cluster id, controller and brokers. (Against a KRaft

@@ -14,6 +14,7 @@ use crate::config::Config;
 
 pub mod cluster;
 pub mod controller_listener;
+pub mod format;
 pub mod observer;
 pub mod voters;
 
@@ -33,6 +34,8 @@ pub enum StartError {
     Unsupported(&'static str),
     #[error("metadata quorum: {0}")]
     Raft(#[from] crate::raft::StartError),
+    #[error("initial controllers: {0}")]
+    InitialControllers(String),
 }
 
 /// What a node in a metadata quorum runs besides the broker.
@@ -169,9 +172,7 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
 /// heartbeats and metadata fetches); on a broker-only node, follows the log from the active
 /// controller as an observer ([`observer`]).
 /// Kafka's metadata.log.dir: the first log dir unless set.
-fn metadata_log_dir(config: &Config) -> std::path::PathBuf {
-    config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone())
-}
+use format::metadata_log_dir;
 
 /// The `directory.id` of the metadata log dir, when it is one of `log.dirs` (their
 /// meta.properties hold the ids): a broker-only node sends it with its metadata fetches, as
@@ -256,6 +257,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
     // the membership already.
     raft_config.joining = !quorum.voters.contains_key(&config.node_id);
     raft_config.directory_id = meta.directory_ids.first().copied();
+    raft_config.voter_directory_ids = quorum.directory_ids.iter().map(|(id, d)| (*id as u64, *d)).collect();
     raft_config.election_timeout_ms = config.long("controller.quorum.election.timeout.ms").unwrap_or(1000).max(1) as u64;
     raft_config.fetch_timeout_ms = config.long("controller.quorum.fetch.timeout.ms").unwrap_or(2000).max(2) as u64;
     raft_config.snapshot = crate::raft::SnapshotPolicy {
@@ -352,6 +354,18 @@ fn controller_security(config: &Config) -> Result<crate::raft::transport::PeerSe
 async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
     use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
     if config.topology.roles.controller && raft_log_exists(&metadata_log_dir(config)) {
+        return Ok(());
+    }
+    // Formatted with initial voters (`fjord format --initial-controllers`): the quorum starts
+    // with them, asking nobody.
+    let metadata_dir = metadata_log_dir(config);
+    if config.topology.roles.controller
+        && let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.dynamic)
+        && let Some(initial) = format::read_initial_controllers(&metadata_dir).map_err(StartError::InitialControllers)?
+    {
+        quorum.voters = initial.iter().map(|c| (c.id, c.endpoint.clone())).collect();
+        quorum.directory_ids = initial.iter().map(|c| (c.id, c.directory_id)).collect();
+        tracing::info!(voters = ?quorum.voters, "starting the metadata quorum with its initial controllers (fjord format --initial-controllers)");
         return Ok(());
     }
     let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.voters.is_empty() && !q.bootstrap.is_empty()) else {

@@ -98,6 +98,10 @@ pub struct RaftConfig {
     /// This node's metadata log dir `directory.id` (KIP-853's replica key), recorded with it in
     /// the membership when it starts a quorum of one; None: not known.
     pub directory_id: Option<uuid::Uuid>,
+    /// Every voter's directory id, when the initial voters were given with them (`fjord format
+    /// --initial-controllers`, as `kafka-storage.sh format --initial-controllers`): recorded in
+    /// the membership the log starts with.
+    pub voter_directory_ids: BTreeMap<NodeId, uuid::Uuid>,
 }
 
 impl RaftConfig {
@@ -119,6 +123,7 @@ impl RaftConfig {
             peer_security: Default::default(),
             joining: false,
             directory_id: None,
+            voter_directory_ids: BTreeMap::new(),
         }
     }
 
@@ -327,14 +332,14 @@ impl RaftNode {
             // membership comes in the log.
             tracing::info!(node_id = self.config.node_id, "waiting to be added to the metadata quorum (AddRaftVoter)");
         } else if !initialized {
-            // A quorum of one records its voter's directory id (removing a voter names it).
+            // A quorum of one records its voter's directory id (removing a voter names it), as
+            // do initial voters given with theirs.
             let lone = self.config.voters.len() == 1;
-            let members: BTreeMap<NodeId, BasicNode> = self
-                .config
-                .voters
-                .iter()
-                .map(|(id, addr)| (*id, super::voter_node(addr, self.config.directory_id.filter(|_| lone && *id == self.config.node_id))))
-                .collect();
+            let directory_id = |id: NodeId| match self.config.voter_directory_ids.get(&id) {
+                Some(d) => Some(*d),
+                None => self.config.directory_id.filter(|_| lone && id == self.config.node_id),
+            };
+            let members: BTreeMap<NodeId, BasicNode> = self.config.voters.iter().map(|(id, addr)| (*id, super::voter_node(addr, directory_id(*id)))).collect();
             match self.raft.initialize(members).await {
                 Ok(()) => {}
                 // Another voter's membership arrived first: fine.

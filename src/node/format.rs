@@ -1,0 +1,246 @@
+//! `fjord format`: a node's log dirs made ready before its first start, as `kafka-storage.sh
+//! format` does. Fjord needs no format step (a node writes its `meta.properties` when it first
+//! starts, and a controller naming only itself in `controller.quorum.bootstrap.servers` starts a
+//! quorum of one); this one is for a dynamic quorum (KIP-853) that starts with several voters at
+//! once, `--initial-controllers`: every controller must know all of them, with their directory
+//! ids, before the first election.
+//!
+//! What it writes: in the metadata log dir, `meta.properties` with the directory id the list gives
+//! this node, and [`INITIAL_CONTROLLERS_FILE`] (the list); in every other log dir,
+//! `meta.properties` with the same cluster id and a directory id of its own. At startup a
+//! controller whose Raft log is empty and whose metadata log dir holds the list starts the
+//! quorum with those voters ([`read_initial_controllers`], `node::discover_voters`); once the log
+//! exists, the membership in it is what counts and the file is not read again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::broker::metadata::{quorum_cluster_id, read_meta_properties, uuid_to_kafka_string, write_meta_properties};
+use crate::config::{Config, Endpoint};
+
+/// The initial voters in the metadata log dir, one `id@host:port:directoryId` per line.
+pub const INITIAL_CONTROLLERS_FILE: &str = "fjord-initial-controllers";
+
+/// One initial voter: its node id, controller listener endpoint and metadata log dir id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialController {
+    pub id: i32,
+    pub endpoint: Endpoint,
+    pub directory_id: Uuid,
+}
+
+impl std::fmt::Display for InitialController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.endpoint.host.contains(':') { format!("[{}]", self.endpoint.host) } else { self.endpoint.host.clone() };
+        write!(f, "{}@{host}:{}:{}", self.id, self.endpoint.port, uuid_to_kafka_string(self.directory_id))
+    }
+}
+
+/// Parses Kafka's `--initial-controllers` value: `id@host:port:directoryId` separated by commas
+/// (an IPv6 host in brackets), each id once, at least one.
+pub fn parse_initial_controllers(text: &str) -> Result<Vec<InitialController>, String> {
+    let mut out: Vec<InitialController> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = |why: &str| format!("initial controller {item:?}: {why} (expected id@host:port:directoryId)");
+        let (id, rest) = item.split_once('@').ok_or_else(|| bad("no '@'"))?;
+        let id: i32 = id.trim().parse().ok().filter(|i| *i >= 0).ok_or_else(|| bad("the id is not a node id"))?;
+        let (host_port, directory) = rest.rsplit_once(':').ok_or_else(|| bad("no directory id"))?;
+        let (host, port) = host_port.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port is not a port number"))?;
+        let directory_id = crate::storage::kafka_dir::parse_kafka_uuid(directory).map_err(|_| bad("the directory id is not a Kafka uuid (22 characters of base64)"))?;
+        if out.iter().any(|c| c.id == id) {
+            return Err(format!("Node id {id} was specified more than once in the initial controllers"));
+        }
+        out.push(InitialController { id, endpoint: Endpoint { host: host.to_string(), port }, directory_id });
+    }
+    if out.is_empty() {
+        return Err("no initial controllers given".into());
+    }
+    Ok(out)
+}
+
+/// The initial voters written by `fjord format` in this metadata log dir, if any.
+pub fn read_initial_controllers(metadata_log_dir: &Path) -> Result<Option<Vec<InitialController>>, String> {
+    let path = metadata_log_dir.join(INITIAL_CONTROLLERS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let list: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    parse_initial_controllers(&list.join(",")).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What `fjord format` was asked for.
+#[derive(Debug, Clone)]
+pub struct FormatRequest {
+    /// `--cluster-id`; None: the id derived from the initial voters, the same on every node.
+    pub cluster_id: Option<String>,
+    pub initial_controllers: Vec<InitialController>,
+    /// `--ignore-formatted`: dirs that hold a `meta.properties` are left as they are.
+    pub ignore_formatted: bool,
+}
+
+/// The metadata log dir: `metadata.log.dir`, else the first of `log.dirs` (as Kafka's).
+pub fn metadata_log_dir(config: &Config) -> PathBuf {
+    config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone())
+}
+
+/// Formats this node's log dirs for a dynamic quorum starting with `request`'s voters; returns
+/// one line per dir saying what was done. Refused: a node that is not a controller, a static
+/// quorum (`controller.quorum.voters`), a list without this node's id, a cluster id that is not
+/// a Kafka uuid, and dirs already formatted unless `ignore_formatted`.
+pub fn format(config: &Config, request: &FormatRequest) -> Result<Vec<String>, String> {
+    if !config.topology.roles.controller {
+        return Err("--initial-controllers formats a controller: process.roles has no controller role".into());
+    }
+    match &config.topology.quorum {
+        Some(q) if !q.dynamic => return Err("--initial-controllers starts a dynamic quorum: remove controller.quorum.voters and set controller.quorum.bootstrap.servers".into()),
+        None => return Err("--initial-controllers: controller.quorum.bootstrap.servers is not set".into()),
+        Some(_) => {}
+    }
+    let own = request
+        .initial_controllers
+        .iter()
+        .find(|c| c.id == config.node_id)
+        .ok_or_else(|| format!("the initial controllers do not include this node (node.id {})", config.node_id))?;
+    let cluster_id = match &request.cluster_id {
+        Some(id) => {
+            crate::storage::kafka_dir::parse_kafka_uuid(id).map_err(|_| format!("cluster id {id:?} is not a Kafka uuid (22 characters of base64)"))?;
+            id.clone()
+        }
+        None => quorum_cluster_id(&request.initial_controllers.iter().map(|c| (c.id, c.endpoint.clone())).collect::<BTreeMap<_, _>>()),
+    };
+    let metadata_dir = metadata_log_dir(config);
+    let mut dirs: Vec<PathBuf> = vec![metadata_dir.clone()];
+    dirs.extend(config.log_dirs.iter().filter(|d| **d != metadata_dir).cloned());
+    // Check every dir before writing to any.
+    let mut formatted = Vec::new();
+    for dir in &dirs {
+        if read_meta_properties(dir, config.node_id).map_err(|e| e.to_string())?.is_some() {
+            if !request.ignore_formatted {
+                return Err(format!("Log directory {} is already formatted. Use --ignore-formatted to ignore this directory and format the others.", dir.display()));
+            }
+            formatted.push(dir.clone());
+        }
+    }
+    let mut done = Vec::new();
+    for dir in &dirs {
+        if formatted.contains(dir) {
+            done.push(format!("{} is already formatted: left as it is", dir.display()));
+            continue;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if *dir == metadata_dir {
+            let list: String = request.initial_controllers.iter().map(|c| format!("{c}\n")).collect();
+            let text = format!("# The voters this controller's metadata quorum starts with (fjord format --initial-controllers).\n{list}");
+            crate::storage::checkpoint::write_atomic(&crate::storage::io::std::StdIo, &dir.join(INITIAL_CONTROLLERS_FILE), text.as_bytes()).map_err(|e| format!("{}: {e}", dir.display()))?;
+            write_meta_properties(dir, config.node_id, &cluster_id, own.directory_id).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let ids: Vec<String> = request.initial_controllers.iter().map(|c| c.id.to_string()).collect();
+            done.push(format!("Formatting metadata directory {} with cluster id {cluster_id} and initial controllers {}.", dir.display(), ids.join(",")));
+        } else {
+            write_meta_properties(dir, config.node_id, &cluster_id, Uuid::new_v4()).map_err(|e| format!("{}: {e}", dir.display()))?;
+            done.push(format!("Formatting data directory {} with cluster id {cluster_id}.", dir.display()));
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uuid_text(n: u8) -> String {
+        uuid_to_kafka_string(Uuid::from_bytes([n; 16]))
+    }
+
+    #[test]
+    fn initial_controllers_parse_as_kafka_writes_them() {
+        let text = format!("1@localhost:9093:{},2@[::1]:9094:{}, 3@10.0.0.3:9095:{}", uuid_text(1), uuid_text(2), uuid_text(3));
+        let list = parse_initial_controllers(&text).expect("parses");
+        assert_eq!(list.len(), 3);
+        assert_eq!((list[0].id, list[0].endpoint.host.as_str(), list[0].endpoint.port), (1, "localhost", 9093));
+        assert_eq!((list[1].endpoint.host.as_str(), list[1].endpoint.port), ("::1", 9094), "an IPv6 host in brackets");
+        assert_eq!(list[2].directory_id, Uuid::from_bytes([3; 16]));
+        // What is written reads back the same.
+        let again: Vec<String> = list.iter().map(|c| c.to_string()).collect();
+        assert_eq!(parse_initial_controllers(&again.join(",")).expect("reparses"), list);
+    }
+
+    #[test]
+    fn bad_initial_controllers_are_refused_with_the_item() {
+        let d = uuid_text(1);
+        for (text, says) in [
+            (String::new(), "no initial controllers"),
+            ("1@host:9093".to_string(), "no port"),
+            (format!("x@host:9093:{d}"), "not a node id"),
+            (format!("1@host:0:{d}"), "not a port number"),
+            ("1@host:9093:short".to_string(), "not a Kafka uuid"),
+            (format!("1@:9093:{d}"), "no host"),
+            (format!("1host:9093:{d}"), "no '@'"),
+            (format!("1@a:1:{d},1@b:2:{d}"), "more than once"),
+        ] {
+            let e = parse_initial_controllers(&text).expect_err(&text);
+            assert!(e.contains(says), "{text:?}: {e}");
+        }
+    }
+
+    fn controller_config(dir: &Path, extra: &[&str]) -> Config {
+        let mut o = vec![
+            "process.roles=controller".to_string(),
+            "node.id=2".to_string(),
+            "controller.listener.names=CONTROLLER".to_string(),
+            "listeners=CONTROLLER://127.0.0.1:9094".to_string(),
+            "controller.quorum.bootstrap.servers=127.0.0.1:9093,127.0.0.1:9094".to_string(),
+            format!("log.dirs={}", dir.join("a").display()),
+        ];
+        o.extend(extra.iter().map(|s| s.to_string()));
+        Config::load(None, &o).expect("config")
+    }
+
+    #[test]
+    fn format_writes_the_voters_and_each_dirs_meta_properties_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let list = parse_initial_controllers(&format!("1@127.0.0.1:9093:{},2@127.0.0.1:9094:{}", uuid_text(1), uuid_text(2))).expect("list");
+        let request = FormatRequest { cluster_id: None, initial_controllers: list.clone(), ignore_formatted: false };
+        let config = controller_config(tmp.path(), &[&format!("metadata.log.dir={}", tmp.path().join("meta").display())]);
+        let said = format(&config, &request).expect("formats");
+        assert_eq!(said.len(), 2, "{said:?}");
+        let meta = tmp.path().join("meta");
+        assert_eq!(read_initial_controllers(&meta).expect("reads"), Some(list.clone()));
+        let (cluster, dir_id) = read_meta_properties(&meta, 2).expect("read").expect("written");
+        assert_eq!(dir_id, Some(Uuid::from_bytes([2; 16])), "the metadata dir gets this node's listed directory id");
+        let (data_cluster, data_id) = read_meta_properties(&tmp.path().join("a"), 2).expect("read").expect("written");
+        assert_eq!(data_cluster, cluster, "one cluster id in every dir");
+        assert_ne!(data_id, dir_id, "a data dir has its own directory id");
+        let derived = quorum_cluster_id(&list.iter().map(|c| (c.id, c.endpoint.clone())).collect());
+        assert_eq!(cluster, derived, "without --cluster-id every node derives the same id from the voters");
+        // Twice: refused, unless told to leave formatted dirs alone.
+        let e = format(&config, &request).expect_err("already formatted");
+        assert!(e.contains("is already formatted"), "{e}");
+        assert!(format(&config, &FormatRequest { ignore_formatted: true, ..request.clone() }).is_ok());
+        assert_eq!(read_meta_properties(&meta, 2).expect("read").expect("kept").0, cluster);
+    }
+
+    #[test]
+    fn format_refuses_what_kafka_refuses() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let list = parse_initial_controllers(&format!("1@127.0.0.1:9093:{}", uuid_text(1))).expect("list");
+        let request = FormatRequest { cluster_id: None, initial_controllers: list, ignore_formatted: false };
+        let e = format(&controller_config(tmp.path(), &[]), &request).expect_err("not listed");
+        assert!(e.contains("do not include this node"), "{e}");
+        let listed = parse_initial_controllers(&format!("2@127.0.0.1:9094:{}", uuid_text(2))).expect("list");
+        let e = format(&controller_config(tmp.path(), &[]), &FormatRequest { cluster_id: Some("nope".into()), initial_controllers: listed.clone(), ignore_formatted: false }).expect_err("bad id");
+        assert!(e.contains("not a Kafka uuid"), "{e}");
+        let static_quorum = controller_config(tmp.path(), &["controller.quorum.voters=2@127.0.0.1:9094", "controller.quorum.bootstrap.servers="]);
+        let e = format(&static_quorum, &FormatRequest { cluster_id: None, initial_controllers: listed, ignore_formatted: false }).expect_err("static");
+        assert!(e.contains("controller.quorum.voters"), "{e}");
+        assert!(!tmp.path().join("a").join("meta.properties").exists(), "nothing written when refused");
+    }
+}
