@@ -1312,7 +1312,8 @@ async fn dynamic_broker_configs_are_the_metadata_logs_on_every_node() {
     for round in 1..=3u64 {
         let retention = (900_000 * round).to_string();
         let rate = (6_000_000 + round).to_string();
-        let (r1, r2) = tokio::join!(admin1.send(&alter("", &[(0, RETENTION, Some(&retention))]), 1), admin2.send(&alter("", &[(0, FOLLOWER_RATE, Some(&rate))]), 1));
+        let (set_retention, set_rate) = (alter("", &[(0, RETENTION, Some(&retention))]), alter("", &[(0, FOLLOWER_RATE, Some(&rate))]));
+        let (r1, r2) = tokio::join!(admin1.send(&set_retention, 1), admin2.send(&set_rate, 1));
         assert_eq!((outcome(&r1), outcome(&r2)), ((0, None), (0, None)));
         let want = (Some(&(retention.clone(), 3)), Some(&(rate.clone(), 3)));
         for c in [&mut admin1, &mut admin2, &mut admin3] {

@@ -161,3 +161,25 @@ async fn an_invalid_topic_config_is_refused_with_invalid_config_in_kafkas_words(
     assert_eq!(r.error_message.as_deref(), Some("Invalid value 3 for configuration segment.index.bytes: Value must be at least 4"));
     b.stop().await;
 }
+
+/// `log.cleaner.threads` is a dynamic broker config, as in Kafka: a change within half to double
+/// the current count is taken (DescribeConfigs shows it), others are refused in Kafka's words.
+#[tokio::test]
+async fn log_cleaner_threads_change_at_run_time_within_kafkas_bounds() {
+    let b = TestBroker::start(&["log.cleaner.threads=2"]).await;
+    let mut c = b.client().await;
+    for (value, refusal) in [
+        ("0", "Log cleaner threads should be at least 1"),
+        ("5", "Log cleaner threads cannot be increased to more than double the current value 2"),
+        ("x", "Invalid value x for configuration log.cleaner.threads: Not a number of type INT"),
+    ] {
+        let (code, msg) = alter_broker_config(&mut c, "log.cleaner.threads", value, false).await;
+        assert_ne!(code, 0, "{value}");
+        assert_eq!(msg.as_deref(), Some(refusal), "{value}");
+    }
+    assert_eq!(alter_broker_config(&mut c, "log.cleaner.threads", "4", false).await, (0, None));
+    assert_eq!(b.running.as_ref().expect("running").broker.config.log_cleaner_threads().expect("valid"), 4, "applied");
+    let (code, msg) = alter_broker_config(&mut c, "log.cleaner.threads", "1", false).await;
+    assert_eq!((code != 0, msg.as_deref()), (true, Some("Log cleaner threads cannot be reduced to less than half the current value 4")));
+    b.stop().await;
+}

@@ -154,6 +154,32 @@ pub enum DynamicConfigError {
     Metadata(MetadataError),
 }
 
+/// Whether `applied` holds the changes that turn `old` into `new` (see
+/// `replace_configs_in_cluster`): each key changed has its new value and each key dropped is
+/// gone, whatever other keys changed meanwhile through other nodes.
+fn holds_changes(applied: &BTreeMap<String, String>, old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> bool {
+    new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).all(|(k, v)| applied.get(k) == Some(v)) && old.keys().filter(|k| !new.contains_key(*k)).all(|k| !applied.contains_key(k))
+}
+
+/// Kafka's checks of a change of `log.cleaner.threads` at run time (LogCleaner's
+/// validateReconfiguration), in its words: at least 1, at most double and at least half the
+/// current count.
+fn check_cleaner_threads(current: usize, next: usize) -> Result<(), String> {
+    if next == current {
+        return Ok(());
+    }
+    if next < 1 {
+        return Err("Log cleaner threads should be at least 1".into());
+    }
+    if next < current / 2 {
+        return Err(format!("Log cleaner threads cannot be reduced to less than half the current value {current}"));
+    }
+    if next > current * 2 {
+        return Err(format!("Log cleaner threads cannot be increased to more than double the current value {current}"));
+    }
+    Ok(())
+}
+
 /// The config resource type of a broker (Kafka's ConfigResource.Type.BROKER).
 const RESOURCE_TYPE_BROKER: i8 = 4;
 
@@ -316,7 +342,7 @@ impl Broker {
         self.config.log_config(&configs).map_err(|e| MetadataError::InvalidTopic(e.to_string()))?;
         let old = self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         self.replace_configs_in_cluster(cluster, 2, name, &old.configs, &configs)?;
-        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| t.configs == configs));
+        self.wait_until(|| self.metadata.topic(name).is_some_and(|t| holds_changes(&t.configs, &old.configs, &configs)));
         tracing::info!(topic = %name, configs = ?configs, "topic configs changed");
         self.metadata.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
     }
@@ -328,7 +354,7 @@ impl Broker {
     pub fn set_client_metrics_in_cluster(&self, cluster: &Arc<cluster::ClusterState>, name: &str, configs: BTreeMap<String, String>) -> Result<(), MetadataError> {
         let old = self.client_metrics.configs(name);
         self.replace_configs_in_cluster(cluster, 16, name, &old, &configs)?;
-        self.wait_until(|| self.client_metrics.configs(name) == configs);
+        self.wait_until(|| holds_changes(&self.client_metrics.configs(name), &old, &configs));
         tracing::info!(subscription = %name, configs = ?configs, "client metrics subscription changed");
         Ok(())
     }
@@ -542,7 +568,7 @@ impl Broker {
             self.replace_configs_in_cluster(cluster, RESOURCE_TYPE_BROKER, &name, old, &configs).map_err(DynamicConfigError::Metadata)?;
             let scope_now = || {
                 let d = self.dynamic_applied.read().unwrap_or_else(|e| e.into_inner());
-                (if per_broker { &d.per_broker } else { &d.cluster_default }) == &configs
+                holds_changes(if per_broker { &d.per_broker } else { &d.cluster_default }, old, &configs)
             };
             if !self.wait_until(scope_now) {
                 tracing::warn!(scope, "dynamic broker configs accepted by the controller but not yet applied here");
@@ -600,6 +626,7 @@ impl Broker {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(dynamic)), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
+        check_cleaner_threads(self.config.log_cleaner_threads().unwrap_or(self.config.log_cleaner_threads), trial.log_cleaner_threads().map_err(|e| e.to_string())?)?;
         trial.replication_throttled_rate(crate::config::LEADER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
         trial.replication_throttled_rate(crate::config::FOLLOWER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
         trial.connection_creation_rate(None).map_err(|e| e.to_string())?;
@@ -1408,7 +1435,8 @@ pub fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
                 dedupe_buffer_bytes: size("log.cleaner.dedupe.buffer.size", b.config.log_cleaner_dedupe_buffer_size),
                 io_buffer_bytes: size("log.cleaner.io.buffer.size", b.config.log_cleaner_io_buffer_size),
             };
-            if let Err(e) = b.replicas.logs().run_cleaner(&cfg, replica_manager::now_ms()) {
+            let threads = b.config.log_cleaner_threads().unwrap_or(b.config.log_cleaner_threads);
+            if let Err(e) = b.replicas.logs().run_cleaner(&cfg, threads, replica_manager::now_ms()) {
                 tracing::warn!(error = %e, "log cleaner failed");
             }
         }));

@@ -60,6 +60,15 @@ impl Default for CleanerConfig {
     }
 }
 
+impl CleanerConfig {
+    /// One of `threads` cleaners' share: Kafka's two buffer sizes are totals across all
+    /// cleaner threads (`log.cleaner.threads`), so each thread gets its part of them.
+    pub fn per_thread(&self, threads: usize) -> CleanerConfig {
+        let threads = threads.max(1);
+        CleanerConfig { dedupe_buffer_bytes: (self.dedupe_buffer_bytes / threads).max(1), io_buffer_bytes: (self.io_buffer_bytes / threads).max(1) }
+    }
+}
+
 /// A sealed segment as the cleaner reads it, without the log lock: sealed segments never change
 /// until the cleaner or retention replaces them, and `commit_clean` checks they are still there.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! partitions go to the other dirs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -630,57 +630,74 @@ impl LogManager {
 
     /// One compaction pass over every log that is due (see `PartitionLog::plan_clean`): planned
     /// and swapped in under the log's lock, the reading and writing done without it, so produce
-    /// and fetch go on meanwhile. A log whose pass fails is logged and skipped. Returns how many
-    /// logs were cleaned.
-    pub fn run_cleaner(&self, cfg: &CleanerConfig, now_ms: i64) -> Result<usize> {
+    /// and fetch go on meanwhile. `threads` cleaners (`log.cleaner.threads`) take the logs one at
+    /// a time, each with its share of the buffers ([`CleanerConfig::per_thread`]); 0 cleans
+    /// nothing, as Kafka's cleaner with no threads. A log whose pass fails is logged and
+    /// skipped. Returns how many logs were cleaned.
+    pub fn run_cleaner(&self, cfg: &CleanerConfig, threads: usize, now_ms: i64) -> Result<usize> {
+        if threads == 0 {
+            return Ok(0);
+        }
         let entries: Vec<(TopicPartition, PathBuf, SharedLog, Arc<AtomicI64>)> = self
             .read_map()
             .iter()
             .filter(|(_, e)| !self.failures.is_offline(&e.log_dir))
             .map(|(tp, e)| (tp.clone(), e.log_dir.clone(), e.log.clone(), e.first_dirty.clone()))
             .collect();
+        let share = cfg.per_thread(threads.min(entries.len()));
+        let outcomes = on_threads(threads, entries, |(tp, dir, log, first_dirty)| self.clean_one(&tp, &dir, &log, &first_dirty, &share, now_ms));
         let mut cleaned = 0;
-        for (tp, dir, log, first_dirty) in entries {
-            if self.failures.is_offline(&dir) {
-                continue;
-            }
-            if self.is_moving(&tp) {
-                // Its sealed segments are being copied: a swap now would make the copy start over.
-                continue;
-            }
-            let Some(plan) = lock_log(&log)?.plan_clean(first_dirty.load(Ordering::Relaxed), now_ms) else { continue };
-            let started = std::time::Instant::now();
-            let output = match cleaner::clean(&plan, cfg, now_ms) {
-                Ok(Some(o)) => o,
-                Ok(None) => continue,
-                Err(e) => {
-                    if !self.failures.report(&dir, "cleaning", &e) {
-                        tracing::warn!(partition = %tp, error = %e, "cleaning failed; will retry");
-                    }
-                    continue;
-                }
-            };
-            match lock_log(&log)?.commit_clean(&output, now_ms) {
-                Ok(true) => {
-                    first_dirty.store(output.next_dirty, Ordering::Relaxed);
-                    cleaned += 1;
-                    let s = output.stats;
-                    tracing::info!(partition = %tp, segments = output.segments.len(), bytes_read = s.bytes_read, bytes_written = s.bytes_written,
-                        records_read = s.records_read, records_kept = s.records_kept, tombstones_dropped = s.tombstones_dropped,
-                        cleaned_up_to = output.next_dirty, ms = started.elapsed().as_millis() as u64, "log cleaned");
-                }
-                Ok(false) => tracing::debug!(partition = %tp, "log changed during cleaning; pass dropped"),
-                Err(e) => {
-                    if !self.failures.report(&dir, "swapping in cleaned segments", &e) {
-                        tracing::warn!(partition = %tp, error = %e, "swapping in cleaned segments failed; recovery finishes it at the next start");
-                    }
-                }
-            }
+        for outcome in outcomes {
+            cleaned += usize::from(outcome?);
         }
         if cleaned > 0 {
             self.checkpoint()?;
         }
         Ok(cleaned)
+    }
+
+    /// One log's compaction pass (see [`LogManager::run_cleaner`]): whether it was cleaned. Only
+    /// a poisoned log lock is an error; a failed pass is logged (and may take its dir offline).
+    fn clean_one(&self, tp: &TopicPartition, dir: &Path, log: &SharedLog, first_dirty: &AtomicI64, cfg: &CleanerConfig, now_ms: i64) -> Result<bool> {
+        if self.failures.is_offline(dir) {
+            return Ok(false);
+        }
+        if self.is_moving(tp) {
+            // Its sealed segments are being copied: a swap now would make the copy start over.
+            return Ok(false);
+        }
+        let Some(plan) = lock_log(log)?.plan_clean(first_dirty.load(Ordering::Relaxed), now_ms) else { return Ok(false) };
+        let started = std::time::Instant::now();
+        let output = match cleaner::clean(&plan, cfg, now_ms) {
+            Ok(Some(o)) => o,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                if !self.failures.report(dir, "cleaning", &e) {
+                    tracing::warn!(partition = %tp, error = %e, "cleaning failed; will retry");
+                }
+                return Ok(false);
+            }
+        };
+        match lock_log(log)?.commit_clean(&output, now_ms) {
+            Ok(true) => {
+                first_dirty.store(output.next_dirty, Ordering::Relaxed);
+                let s = output.stats;
+                tracing::info!(partition = %tp, segments = output.segments.len(), bytes_read = s.bytes_read, bytes_written = s.bytes_written,
+                    records_read = s.records_read, records_kept = s.records_kept, tombstones_dropped = s.tombstones_dropped,
+                    cleaned_up_to = output.next_dirty, ms = started.elapsed().as_millis() as u64, "log cleaned");
+                Ok(true)
+            }
+            Ok(false) => {
+                tracing::debug!(partition = %tp, "log changed during cleaning; pass dropped");
+                Ok(false)
+            }
+            Err(e) => {
+                if !self.failures.report(dir, "swapping in cleaned segments", &e) {
+                    tracing::warn!(partition = %tp, error = %e, "swapping in cleaned segments failed; recovery finishes it at the next start");
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Clean close: every log is sealed, flushed and snapshotted (on `num.recovery.threads.per.data.dir`
@@ -739,6 +756,34 @@ mod tests {
             .append(&mut bytes, &v, now_ms())
             .expect("append")
             .last_offset
+    }
+
+    #[test]
+    fn cleaners_compact_every_due_log_on_their_threads_and_none_with_zero_threads() {
+        use crate::records::batch::test_support::keyed_batch;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = LogConfig { cleanup_policy: "compact".into(), segment_bytes: 1024, ..LogConfig::default() };
+        let m = LogManager::open(vec![dir.path().to_path_buf()], cfg.clone(), io()).expect("open");
+        let logs: Vec<SharedLog> = (0..3).map(|p| m.create_log(&TopicPartition::new("keys", p), cfg.clone()).expect("create")).collect();
+        for log in &logs {
+            // The same two keys again and again: most records are superseded.
+            for i in 0..40 {
+                let v = format!("value-{i}");
+                append(log, keyed_batch(&[(Some("a"), Some(&v)), (Some("b"), Some(&v))], now_ms(), Compression::None, None));
+            }
+            lock_log(log).expect("lock").set_high_watermark(i64::MAX);
+        }
+        let sizes = || logs.iter().map(|l| lock_log(l).expect("lock").size_bytes()).collect::<Vec<_>>();
+        let before = sizes();
+        assert_eq!(m.run_cleaner(&CleanerConfig::default(), 0, now_ms()).expect("no cleaners"), 0);
+        assert_eq!(sizes(), before, "no cleaner, nothing compacted");
+        assert_eq!(m.run_cleaner(&CleanerConfig::default(), 2, now_ms()).expect("two cleaners"), 3, "every due log, on two threads");
+        for (after, before) in sizes().into_iter().zip(before) {
+            assert!(after < before / 2, "compacted: {after} of {before} bytes");
+        }
+        // Each cleaner gets its share of the buffers, as Kafka's totals.
+        let share = CleanerConfig::default().per_thread(4);
+        assert_eq!((share.dedupe_buffer_bytes, share.io_buffer_bytes), (134_217_728 / 4, 524_288 / 4));
     }
 
     #[test]
