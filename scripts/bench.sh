@@ -13,6 +13,9 @@
 #   BENCH_DROPBEHIND=1                    also a Fjord-only broker with drop-behind on
 #   BENCH_SCENARIOS="produce_1p_acks1 ..." only these scenarios (default: all of them)
 #   BENCH_FJORD_OVERRIDES="k=v k=v"       extra settings for the measured Fjord broker (A/B runs)
+#   BENCH_PRODUCER_PROPS="k=v k=v"        librdkafka properties for the produce runs, both brokers
+#                                         (e.g. queue.buffering.max.messages=2000000: the default
+#                                         queue, 100k records, caps one producer near 550 MB/s here)
 # Kafka comes from $KAFKA_HOME, else ../shared/kafka-4.0.0 beside the repository.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -183,6 +186,9 @@ run_one() {
     consume_1p_cold|consume_1p_warm) args="-C -p 0 -o beginning -c $COUNT" ;;
     latency_e2e_20k) ;;
   esac
+  # BENCH_PRODUCER_PROPS: librdkafka properties for every throughput producer, on both brokers.
+  local prop
+  case "$name" in produce_*) for prop in ${BENCH_PRODUCER_PROPS:-}; do args="$args -X $prop"; done ;; esac
   case "$name" in
     consume_*) topic="produce_1p_acks1-r$round" ;;   # what this round produced
     *) topic="$name-r$round"; python3 "$ADMIN" create "$addr" "$topic" "$parts" ;;
@@ -304,7 +310,7 @@ export WARMUP SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK 
 FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
 KAFKA_HEAP="${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}"
-export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP BENCH_FJORD_OVERRIDES BENCH_SCENARIOS
+export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP BENCH_FJORD_OVERRIDES BENCH_SCENARIOS BENCH_PRODUCER_PROPS
 python3 - "$results" "$OUT_DIR/$stamp.json" <<'PY'
 import json, os, platform, statistics, sys
 E = os.environ
@@ -381,7 +387,7 @@ conditions = {
     "consume_1p_warm": "page cache dropped, then the partition's files read (cat) on both brokers",
     "warmup": f"not measured: {E['WARMUP']} records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
     "order": "alternating per round: odd rounds Fjord first, even rounds Kafka first, scenario by scenario",
-    "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise (its linger.ms=1000)",
+    "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise (its linger.ms=1000)" + ("; producer properties: " + E["BENCH_PRODUCER_PROPS"] if E.get("BENCH_PRODUCER_PROPS") else ""),
     "fjord": "release build " + E["FJORD_COMMIT"] + (", overrides: " + E["BENCH_FJORD_OVERRIDES"] if E.get("BENCH_FJORD_OVERRIDES") else ", default config"),
     "scenarios": E.get("BENCH_SCENARIOS") or "all",
     "kafka": "Apache Kafka 4.0.0, reference-kafka.sh single KRaft node, default config, heap " + E["KAFKA_HEAP"],
