@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::Client;
+use common::{Client, eventually};
 use fjord::config::Config;
 use fjord::node::RunningNode;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -92,15 +92,6 @@ async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
     c.send(&req, 12).await
 }
 
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 15 s");
-}
 
 fn produce(topic: &str, partition: i32, n: usize) -> ProduceRequest {
     let data = PartitionProduceData::default().with_index(partition).with_records(Some(common::batch(n, 1_000, Compression::None)));

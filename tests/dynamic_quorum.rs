@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, free_port};
+use common::{Client, free_port, eventually};
 use fjord::config::Config;
 use kafka_protocol::messages::add_raft_voter_request::Listener;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -39,15 +39,6 @@ fn node_config(dir: &std::path::Path, roles: &str, node_id: i32, listeners: &str
     Config::load(None, &o).expect("config")
 }
 
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 30 s");
-}
 
 async fn describe_cluster(addr: SocketAddr) -> Option<DescribeClusterResponse> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;

@@ -9,9 +9,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use common::Client;
+use common::{Client, eventually};
 use fjord::config::Config;
 use fjord::node::{RunningController, RunningNode};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -57,18 +56,6 @@ async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
     c.send(&req, 12).await
 }
 
-/// Waits for `f` to hold, up to a deadline on the clock rather than a count of tries: on a
-/// loaded machine each try may itself take long.
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn produce(topic: &str, n: usize) -> ProduceRequest {
     let data = PartitionProduceData::default().with_index(0).with_records(Some(common::batch(n, 1_000, Compression::None)));

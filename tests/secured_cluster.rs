@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Client;
+use common::{Client, eventually};
 use fjord::config::Config;
 use fjord::node::RunningNode;
 use fjord::types::TopicPartition;
@@ -110,16 +110,6 @@ async fn start_all(configs: &[(Config, tempfile::TempDir)]) -> Vec<RunningNode> 
     out
 }
 
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    // Generous: a loaded machine runs many cluster tests at once.
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 30 s");
-}
 
 /// A client logged in with PLAIN on the EXTERNAL listener of `node`.
 async fn login(node: &RunningNode, user: &str) -> Client {

@@ -13,7 +13,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{free_port, Client};
+use common::{free_port, Client, eventually};
 use fjord::config::Config;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -45,15 +45,6 @@ fn stock_config(dir: &std::path::Path, port: u16, controller_port: u16) -> Confi
     Config::load(None, &o).expect("Kafka's stock config")
 }
 
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..400 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 20 s");
-}
 
 async fn describe_cluster(addr: SocketAddr, endpoint_type: i8) -> DescribeClusterResponse {
     let mut c = Client::connect(addr).await;

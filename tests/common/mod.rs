@@ -278,3 +278,16 @@ pub async fn alter_broker_config(c: &mut Client, key: &str, value: &str, validat
     let r = c.send(&req, 1).await;
     (r.responses[0].error_code, r.responses[0].error_message.as_ref().map(|m| m.to_string()))
 }
+
+/// Polls `f` every 50 ms until it gives a value, for at most 30 s (generous: a loaded machine runs
+/// many cluster tests at once); panics naming `what` after that.
+pub async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
