@@ -57,6 +57,16 @@ async fn describe_quorum(addr: SocketAddr) -> (i16, i32, Vec<(i32, uuid::Uuid)>)
     (p.error_code, p.leader_id.0, p.current_voters.iter().map(|v| (v.replica_id.0, v.replica_directory_id)).collect())
 }
 
+/// The observers DescribeQuorum at `addr` lists: (replica id, directory id).
+async fn describe_observers(addr: SocketAddr) -> Vec<(i32, uuid::Uuid)> {
+    let mut c = Client::connect(addr).await;
+    let req = DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+        .with_topic_name(name("__cluster_metadata"))
+        .with_partitions(vec![describe_quorum_request::PartitionData::default().with_partition_index(0)])]);
+    let r = c.send(&req, 2).await;
+    r.topics[0].partitions[0].observers.iter().map(|o| (o.replica_id.0, o.replica_directory_id)).collect()
+}
+
 /// The `directory.id` a controller wrote in its metadata log dir's meta.properties (what the
 /// stock tool reads for add-controller).
 fn directory_id(dir: &std::path::Path) -> uuid::Uuid {
@@ -314,6 +324,8 @@ async fn a_combined_node_joins_a_combined_quorum_of_one_and_replicates_its_parti
     eventually("node 2 leads", async || describe_cluster(controller2).await.filter(|r| r.controller_id.0 == 2)).await;
     let (_, leader, voters) = describe_quorum(controller2).await;
     assert_eq!((leader, voters), (2, vec![(2, d2)]));
+    // Node 1 goes on following the log without a vote: an observer, as Kafka lists it.
+    eventually("node 1 listed as an observer", async || describe_observers(controller2).await.contains(&(1, d1)).then_some(())).await;
     create_and_produce_on(n1.local_addr, &[n2.local_addr], "after-removal").await;
     n2.shutdown().await;
     n1.shutdown().await;

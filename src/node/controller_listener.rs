@@ -906,8 +906,10 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
                 .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
         })
         .collect();
-    // Broker-only nodes fetching the log from this leader (see `observer`).
-    let observers = service
+    // Broker-only nodes fetching the log from this leader (see `observer`), and the Raft
+    // learners (a controller being added, a removed voter whose broker goes on), as Kafka lists
+    // every replica of the log that has no vote.
+    let mut observers: Vec<ReplicaState> = service
         .observers
         .active(status.leader_epoch)
         .iter()
@@ -920,6 +922,21 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
                 .with_last_caught_up_timestamp(ms(o.last_caught_up))
         })
         .collect();
+    for l in &status.learners {
+        if observers.iter().any(|o| o.replica_id.0 == l.node_id as i32) {
+            continue;
+        }
+        let end = l.matched_index.map_or(-1, |i| i as i64 + 1);
+        let contact = ms(l.last_contact);
+        observers.push(
+            ReplicaState::default()
+                .with_replica_id(BrokerId(l.node_id as i32))
+                .with_replica_directory_id(l.directory_id.unwrap_or_default())
+                .with_log_end_offset(end)
+                .with_last_fetch_timestamp(contact)
+                .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 }),
+        );
+    }
     let partition = PartitionData::default()
         .with_partition_index(0)
         .with_leader_id(BrokerId(status.node_id as i32))

@@ -249,6 +249,9 @@ pub struct QuorumStatus {
     pub last_log_index: Option<u64>,
     pub is_leader: bool,
     pub voters: Vec<VoterStatus>,
+    /// Replicas that follow the log without a vote: a controller being added (AddRaftVoter),
+    /// or a removed voter whose broker goes on (RemoveRaftVoter of a combined node).
+    pub learners: Vec<VoterStatus>,
 }
 
 impl QuorumStatus {
@@ -605,28 +608,25 @@ impl RaftNode {
         let is_leader = m.state == ServerState::Leader && m.current_leader == Some(self.config.node_id);
         let now_wall = SystemTime::now();
         let now = Instant::now();
-        let voters = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .map(|id| {
-                let node = m.membership_config.membership().get_node(&id);
-                let addr = node.map(|n| super::node_addr(n).to_string()).unwrap_or_default();
-                let directory_id = node.and_then(super::node_directory_id);
-                let (matched_index, last_contact) = if id == self.config.node_id {
-                    (if is_leader { m.last_log_index } else { None }, Some(now_wall))
+        let replica = |id: NodeId| {
+            let node = m.membership_config.membership().get_node(&id);
+            let addr = node.map(|n| super::node_addr(n).to_string()).unwrap_or_default();
+            let directory_id = node.and_then(super::node_directory_id);
+            let (matched_index, last_contact) = if id == self.config.node_id {
+                (if is_leader { m.last_log_index } else { None }, Some(now_wall))
+            } else {
+                let matched = if is_leader {
+                    m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|l| l.index)
                 } else {
-                    let matched = if is_leader {
-                        m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten()).map(|l| l.index)
-                    } else {
-                        None
-                    };
-                    let contact = self.contacts.last_contact(id).map(|t| now_wall - now.saturating_duration_since(t));
-                    (matched, contact)
+                    None
                 };
-                VoterStatus { node_id: id, addr, directory_id, matched_index, last_contact }
-            })
-            .collect();
+                let contact = self.contacts.last_contact(id).map(|t| now_wall - now.saturating_duration_since(t));
+                (matched, contact)
+            };
+            VoterStatus { node_id: id, addr, directory_id, matched_index, last_contact }
+        };
+        let voters = m.membership_config.membership().voter_ids().map(replica).collect();
+        let learners = m.membership_config.membership().learner_ids().map(replica).collect();
         QuorumStatus {
             node_id: self.config.node_id,
             leader_id: m.current_leader,
@@ -636,6 +636,7 @@ impl RaftNode {
             last_log_index: m.last_log_index,
             is_leader,
             voters,
+            learners,
         }
     }
 
