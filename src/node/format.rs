@@ -110,26 +110,30 @@ pub fn format(config: &Config, request: &FormatRequest) -> Result<Vec<String>, S
         .iter()
         .find(|c| c.id == config.node_id)
         .ok_or_else(|| format!("the initial controllers do not include this node (node.id {})", config.node_id))?;
-    let cluster_id = match &request.cluster_id {
-        Some(id) => {
-            crate::storage::kafka_dir::parse_kafka_uuid(id).map_err(|_| format!("cluster id {id:?} is not a Kafka uuid (22 characters of base64)"))?;
-            id.clone()
-        }
-        None => quorum_cluster_id(&request.initial_controllers.iter().map(|c| (c.id, c.endpoint.clone())).collect::<BTreeMap<_, _>>()),
-    };
+    if let Some(id) = &request.cluster_id {
+        crate::storage::kafka_dir::parse_kafka_uuid(id).map_err(|_| format!("cluster id {id:?} is not a Kafka uuid (22 characters of base64)"))?;
+    }
     let metadata_dir = metadata_log_dir(config);
     let mut dirs: Vec<PathBuf> = vec![metadata_dir.clone()];
     dirs.extend(config.log_dirs.iter().filter(|d| **d != metadata_dir).cloned());
     // Check every dir before writing to any.
-    let mut formatted = Vec::new();
+    let mut formatted: Vec<(PathBuf, String)> = Vec::new();
     for dir in &dirs {
-        if read_meta_properties(dir, config.node_id).map_err(|e| e.to_string())?.is_some() {
+        if let Some((held, _)) = read_meta_properties(dir, config.node_id).map_err(|e| e.to_string())? {
             if !request.ignore_formatted {
                 return Err(format!("Log directory {} is already formatted. Use --ignore-formatted to ignore this directory and format the others.", dir.display()));
             }
-            formatted.push(dir.clone());
+            formatted.push((dir.clone(), held));
         }
     }
+    // The dirs formatted before name the cluster: the others join it, never another one.
+    let cluster_id = match (formatted.first(), &request.cluster_id) {
+        (Some((dir, held)), Some(given)) if held != given => return Err(format!("cluster id {given} differs from {held}, which {} already holds", dir.display())),
+        (Some((_, held)), _) => held.clone(),
+        (None, Some(given)) => given.clone(),
+        (None, None) => quorum_cluster_id(&request.initial_controllers.iter().map(|c| (c.id, c.endpoint.clone())).collect::<BTreeMap<_, _>>()),
+    };
+    let formatted: Vec<PathBuf> = formatted.into_iter().map(|(d, _)| d).collect();
     let mut done = Vec::new();
     for dir in &dirs {
         if formatted.contains(dir) {
@@ -226,6 +230,13 @@ mod tests {
         assert!(e.contains("is already formatted"), "{e}");
         assert!(format(&config, &FormatRequest { ignore_formatted: true, ..request.clone() }).is_ok());
         assert_eq!(read_meta_properties(&meta, 2).expect("read").expect("kept").0, cluster);
+        // A dir added later joins the cluster the formatted ones name; another id is refused.
+        let grown = controller_config(tmp.path(), &[&format!("metadata.log.dir={}", meta.display()), &format!("log.dirs={},{}", tmp.path().join("a").display(), tmp.path().join("b").display())]);
+        let other = uuid_text(9);
+        let e = format(&grown, &FormatRequest { cluster_id: Some(other), ignore_formatted: true, ..request.clone() }).expect_err("another cluster");
+        assert!(e.contains("differs from"), "{e}");
+        format(&grown, &FormatRequest { ignore_formatted: true, ..request.clone() }).expect("the new dir");
+        assert_eq!(read_meta_properties(&tmp.path().join("b"), 2).expect("read").expect("written").0, cluster, "the new dir joins the cluster");
     }
 
     #[test]
