@@ -2264,25 +2264,23 @@ impl Config {
     /// The current `producer.id.expiration.ms` (dynamic value first), checked as Kafka checks it:
     /// an INT of at least 1, refused in Kafka's words.
     pub fn producer_id_expiration_ms(&self) -> Result<i64, ConfigError> {
-        const NAME: &str = "producer.id.expiration.ms";
-        let v = self.string(NAME);
-        let n: i32 = v.trim().parse().map_err(|_| ConfigError::Refused(format!("Invalid value {v} for configuration {NAME}: Not a number of type INT")))?;
-        if n < 1 {
-            return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {NAME}: Value must be at least 1")));
+        self.int_at_least("producer.id.expiration.ms", 1).map(i64::from)
+    }
+
+    /// An INT property as it is now, at least `min`; refused in Kafka's words otherwise.
+    fn int_at_least(&self, name: &str, min: i32) -> Result<i32, ConfigError> {
+        let v = self.string(name);
+        let n: i32 = v.trim().parse().map_err(|_| ConfigError::Refused(format!("Invalid value {v} for configuration {name}: Not a number of type INT")))?;
+        if n < min {
+            return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {name}: Value must be at least {min}")));
         }
-        Ok(n as i64)
+        Ok(n)
     }
 
     /// `log.cleaner.threads`, as it is now (a dynamic broker config, as in Kafka): how many
     /// cleaners compact logs at once; 0 compacts nothing. At least 0 (Kafka's words when not).
     pub fn log_cleaner_threads(&self) -> Result<usize, ConfigError> {
-        const NAME: &str = "log.cleaner.threads";
-        let v = self.string(NAME);
-        let n: i32 = v.trim().parse().map_err(|_| ConfigError::Refused(format!("Invalid value {v} for configuration {NAME}: Not a number of type INT")))?;
-        if n < 0 {
-            return Err(ConfigError::Refused(format!("Invalid value {n} for configuration {NAME}: Value must be at least 0")));
-        }
-        Ok(n as usize)
+        self.int_at_least("log.cleaner.threads", 0).map(|n| n as usize)
     }
 
     fn string(&self, name: &str) -> String {
