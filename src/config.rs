@@ -1900,8 +1900,6 @@ pub struct Config {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: u64,
     pub log_cleaner_dedupe_buffer_size: usize,
-    /// `log.cleaner.threads` at startup (each pass reads the current value: it is dynamic).
-    pub log_cleaner_threads: usize,
     pub log_cleaner_io_buffer_size: usize,
 }
 
@@ -2012,7 +2010,6 @@ impl Config {
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 0,
             log_cleaner_dedupe_buffer_size: 0,
-            log_cleaner_threads: 0,
             log_cleaner_io_buffer_size: 0,
         };
         let c = &probe;
@@ -2193,7 +2190,6 @@ impl Config {
                 c.long("transaction.remove.expired.transaction.cleanup.interval.ms")?,
             )? as u64,
             producer_id_expiration_ms: c.producer_id_expiration_ms()?,
-            log_cleaner_threads: c.log_cleaner_threads()?,
             producer_id_expiration_check_interval_ms: positive(
                 "producer.id.expiration.check.interval.ms",
                 c.int("producer.id.expiration.check.interval.ms")? as i64,
@@ -2205,6 +2201,8 @@ impl Config {
             explicit: probe.explicit.clone(),
             dynamic: Default::default(),
         };
+        // log.cleaner.threads is read at each cleaner pass (it is dynamic): a bad one stops startup.
+        config.log_cleaner_threads()?;
         // Validate the log defaults once so a bad value stops startup, not the first CreateTopics.
         config.log_config(&BTreeMap::new())?;
         Ok(config)

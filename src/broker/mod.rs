@@ -162,20 +162,22 @@ fn holds_changes(applied: &BTreeMap<String, String>, old: &BTreeMap<String, Stri
 }
 
 /// Kafka's checks of a change of `log.cleaner.threads` at run time (LogCleaner's
-/// validateReconfiguration), in its words: at least 1, at most double and at least half the
-/// current count.
+/// validateReconfiguration): at least 1, at most double and at least half the current count,
+/// in the words Kafka 4.0 answers them (its ConfigException wrapped as checked with
+/// kafka-configs.sh; for 0 Kafka 4.0 answers "/ by zero", Fjord its check's words).
 fn check_cleaner_threads(current: usize, next: usize) -> Result<(), String> {
+    let refused = |why: String| Err(format!("Invalid value org.apache.kafka.common.config.ConfigException: {why} for configuration Invalid dynamic configuration"));
     if next == current {
         return Ok(());
     }
     if next < 1 {
-        return Err("Log cleaner threads should be at least 1".into());
+        return refused("Log cleaner threads should be at least 1".into());
     }
     if next < current / 2 {
-        return Err(format!("Log cleaner threads cannot be reduced to less than half the current value {current}"));
+        return refused(format!("Log cleaner threads cannot be reduced to less than half the current value {current}"));
     }
     if next > current * 2 {
-        return Err(format!("Log cleaner threads cannot be increased to more than double the current value {current}"));
+        return refused(format!("Log cleaner threads cannot be increased to more than double the current value {current}"));
     }
     Ok(())
 }
@@ -626,7 +628,7 @@ impl Broker {
         let trial = Config { dynamic: Arc::new(std::sync::RwLock::new(dynamic)), ..self.config.clone() };
         trial.log_config(&BTreeMap::new()).map_err(|e| e.to_string())?;
         trial.producer_id_expiration_ms().map_err(|e| e.to_string())?;
-        check_cleaner_threads(self.config.log_cleaner_threads().unwrap_or(self.config.log_cleaner_threads), trial.log_cleaner_threads().map_err(|e| e.to_string())?)?;
+        check_cleaner_threads(self.config.log_cleaner_threads().unwrap_or(1), trial.log_cleaner_threads().map_err(|e| e.to_string())?)?;
         trial.replication_throttled_rate(crate::config::LEADER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
         trial.replication_throttled_rate(crate::config::FOLLOWER_REPLICATION_THROTTLED_RATE).map_err(|e| e.to_string())?;
         trial.connection_creation_rate(None).map_err(|e| e.to_string())?;
@@ -1435,7 +1437,8 @@ pub fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<JoinHandle<()>> {
                 dedupe_buffer_bytes: size("log.cleaner.dedupe.buffer.size", b.config.log_cleaner_dedupe_buffer_size),
                 io_buffer_bytes: size("log.cleaner.io.buffer.size", b.config.log_cleaner_io_buffer_size),
             };
-            let threads = b.config.log_cleaner_threads().unwrap_or(b.config.log_cleaner_threads);
+            // Checked at startup and before each dynamic change: the default is never used.
+            let threads = b.config.log_cleaner_threads().unwrap_or(1);
             if let Err(e) = b.replicas.logs().run_cleaner(&cfg, threads, replica_manager::now_ms()) {
                 tracing::warn!(error = %e, "log cleaner failed");
             }

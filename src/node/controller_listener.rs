@@ -891,24 +891,22 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
     }
     let ms = |t: Option<std::time::SystemTime>| t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(-1, |d| d.as_millis() as i64);
     let hw = status.high_watermark() as i64;
-    let voters = status
-        .voters
-        .iter()
-        .map(|v| {
-            let end = v.matched_index.map_or(-1, |i| i as i64 + 1);
-            let contact = ms(v.last_contact);
-            ReplicaState::default()
-                .with_replica_id(BrokerId(v.node_id as i32))
-                .with_replica_directory_id(v.directory_id.unwrap_or_default())
-                .with_log_end_offset(end)
-                .with_last_fetch_timestamp(contact)
-                // Caught up: it held everything committed when it last answered.
-                .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
-        })
-        .collect();
+    // A member of the Raft membership, voter or learner, as Kafka reports a replica.
+    let member = |v: &crate::raft::VoterStatus| {
+        let end = v.matched_index.map_or(-1, |i| i as i64 + 1);
+        let contact = ms(v.last_contact);
+        ReplicaState::default()
+            .with_replica_id(BrokerId(v.node_id as i32))
+            .with_replica_directory_id(v.directory_id.unwrap_or_default())
+            .with_log_end_offset(end)
+            .with_last_fetch_timestamp(contact)
+            // Caught up: it held everything committed when it last answered.
+            .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 })
+    };
+    let voters = status.voters.iter().map(member).collect();
     // Broker-only nodes fetching the log from this leader (see `observer`), and the Raft
-    // learners (a controller being added, a removed voter whose broker goes on), as Kafka lists
-    // every replica of the log that has no vote.
+    // learners (a controller being added, a removed voter whose broker goes on): the replicas
+    // of the log without a vote.
     let mut observers: Vec<ReplicaState> = service
         .observers
         .active(status.leader_epoch)
@@ -923,19 +921,9 @@ fn describe_quorum(service: &ControllerService, req: DescribeQuorumRequest, vers
         })
         .collect();
     for l in &status.learners {
-        if observers.iter().any(|o| o.replica_id.0 == l.node_id as i32) {
-            continue;
+        if !observers.iter().any(|o| o.replica_id.0 == l.node_id as i32) {
+            observers.push(member(l));
         }
-        let end = l.matched_index.map_or(-1, |i| i as i64 + 1);
-        let contact = ms(l.last_contact);
-        observers.push(
-            ReplicaState::default()
-                .with_replica_id(BrokerId(l.node_id as i32))
-                .with_replica_directory_id(l.directory_id.unwrap_or_default())
-                .with_log_end_offset(end)
-                .with_last_fetch_timestamp(contact)
-                .with_last_caught_up_timestamp(if end >= hw { contact } else { -1 }),
-        );
     }
     let partition = PartitionData::default()
         .with_partition_index(0)

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::{self, Broker};
 use crate::config::Config;
+use format::metadata_log_dir;
 
 pub mod cluster;
 pub mod controller_listener;
@@ -167,13 +168,6 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
     );
 }
 
-/// Joins the metadata quorum: on a voter, starts its Raft node with the metadata image as its
-/// state machine and serves the controller listener (voter RPCs, brokers' registrations,
-/// heartbeats and metadata fetches); on a broker-only node, follows the log from the active
-/// controller as an observer ([`observer`]).
-/// Kafka's metadata.log.dir: the first log dir unless set.
-use format::metadata_log_dir;
-
 /// The `directory.id` of the metadata log dir, when it is one of `log.dirs` (their
 /// meta.properties hold the ids): a broker-only node sends it with its metadata fetches, as
 /// Kafka's observers do, and DescribeQuorum shows it.
@@ -182,7 +176,11 @@ fn metadata_log_directory_id(config: &Config, directory_ids: &[uuid::Uuid]) -> O
     config.log_dirs.iter().position(|d| *d == dir).and_then(|i| directory_ids.get(i).copied())
 }
 
-/// `directory_id`: the metadata log dir's `directory.id` ([`metadata_log_directory_id`]).
+/// Joins the metadata quorum: on a voter, starts its Raft node with the metadata image as its
+/// state machine and serves the controller listener (voter RPCs, brokers' registrations,
+/// heartbeats and metadata fetches); on a broker-only node, follows the log from the active
+/// controller as an observer ([`observer`]). `directory_id`: the metadata log dir's
+/// `directory.id` ([`metadata_log_directory_id`]).
 async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, directory_id: Option<uuid::Uuid>, stop: watch::Receiver<bool>) -> Result<QuorumParts, StartError> {
     let voters: std::collections::BTreeMap<i32, String> = quorum.voters.iter().map(|(id, e)| (*id, format!("{}:{}", e.host, e.port))).collect();
     // Where this node connects to each voter's controller listener: the voter's address, or its
@@ -353,12 +351,12 @@ fn controller_security(config: &Config) -> Result<crate::raft::transport::PeerSe
 /// nobody: its log holds the membership (it joined before, or is joining still).
 async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
     use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
-    if config.topology.roles.controller && raft_log_exists(&metadata_log_dir(config)) {
+    let metadata_dir = metadata_log_dir(config);
+    if config.topology.roles.controller && raft_log_exists(&metadata_dir) {
         return Ok(());
     }
     // Formatted with initial voters (`fjord format --initial-controllers`): the quorum starts
     // with them, asking nobody.
-    let metadata_dir = metadata_log_dir(config);
     if config.topology.roles.controller
         && let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.dynamic)
         && let Some(initial) = format::read_initial_controllers(&metadata_dir).map_err(StartError::InitialControllers)?
