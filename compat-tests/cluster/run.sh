@@ -82,4 +82,10 @@ if "$COMPAT_ROOT/cluster/roles.sh" >"$WORK/roles.out" 2>&1; then
 else
   fail "controller-only and broker-only nodes with the stock tools" "$(grep '^FAIL' "$WORK/roles.out" | head -n 3)"
 fi
+# Log dirs formatted by Kafka's kafka-storage.sh (kafka-format.sh; its output in $WORK/kafka-format/).
+if "$COMPAT_ROOT/cluster/kafka-format.sh" >"$WORK/kafka-format.out" 2>&1; then
+  pass "a dynamic quorum formatted by kafka-storage.sh --initial-controllers ($(tail -n 1 "$WORK/kafka-format.out"))"
+else
+  fail "a dynamic quorum formatted by kafka-storage.sh --initial-controllers" "$(grep '^FAIL' "$WORK/kafka-format.out" | head -n 3)"
+fi
 suite_finish

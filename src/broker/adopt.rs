@@ -50,6 +50,11 @@ pub fn adopt_kafka_log_dirs(config: &Config) -> Result<usize, MetadataError> {
         }
         None => vec![],
     };
+    // A log dir Kafka only formatted (its metadata log holds the bootstrap snapshot alone) has
+    // nothing to adopt.
+    if recorded.is_empty() && dirs.is_empty() {
+        return Ok(0);
+    }
     let topics = plan(&recorded, &dirs)?;
     for (name, want) in [(super::OFFSETS_TOPIC, config.offsets_topic_num_partitions), ("__transaction_state", config.transaction_state_log_num_partitions)] {
         if let Some(t) = topics.iter().find(|t| t.name == name)

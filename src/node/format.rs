@@ -10,7 +10,9 @@
 //! `meta.properties` with the same cluster id and a directory id of its own. At startup a
 //! controller whose Raft log is empty and whose metadata log dir holds the list starts the
 //! quorum with those voters ([`read_initial_controllers`], `node::discover_voters`); once the log
-//! exists, the membership in it is what counts and the file is not read again.
+//! exists, the membership in it is what counts and the file is not read again. Dirs formatted by
+//! Kafka's own `kafka-storage.sh format` start the same way: without Fjord's list, the voters
+//! come from the bootstrap snapshot Kafka writes ([`read_kafka_initial_controllers`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +77,35 @@ pub fn read_initial_controllers(metadata_log_dir: &Path) -> Result<Option<Vec<In
     };
     let list: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     parse_initial_controllers(&list.join(",")).map(Some).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The initial voters Kafka's own format left in this metadata log dir (`kafka-storage.sh format
+/// --initial-controllers` or `--standalone`): the `VotersRecord` of the bootstrap snapshot in
+/// `__cluster_metadata-0`, each voter reached on its endpoint of the `listener` name (the first of
+/// `controller.listener.names`), else on its first endpoint.
+pub fn read_kafka_initial_controllers(metadata_log_dir: &Path, listener: Option<&str>) -> Result<Option<Vec<InitialController>>, String> {
+    use crate::storage::kafka_dir::{CLUSTER_METADATA_DIR, read_bootstrap_quorum};
+    let Some(voters) = read_bootstrap_quorum(&metadata_log_dir.join(CLUSTER_METADATA_DIR))?.and_then(|q| q.voters) else {
+        return Ok(None);
+    };
+    let mut out = Vec::with_capacity(voters.len());
+    for voter in voters {
+        let endpoint = voter.endpoints.iter().find(|(name, _, _)| listener.is_some_and(|l| name.eq_ignore_ascii_case(l))).or(voter.endpoints.first());
+        let Some((_, host, port)) = endpoint else {
+            return Err(format!("Kafka's bootstrap snapshot in {} gives voter {} no endpoint", metadata_log_dir.display(), voter.id));
+        };
+        out.push(InitialController { id: voter.id, endpoint: Endpoint { host: host.clone(), port: *port }, directory_id: voter.directory_id });
+    }
+    Ok(Some(out).filter(|o| !o.is_empty()))
+}
+
+/// The initial voters this metadata log dir was formatted with: `fjord format`'s list, else
+/// Kafka's format's ([`read_kafka_initial_controllers`]); with the format that wrote them.
+pub fn initial_controllers(metadata_log_dir: &Path, listener: Option<&str>) -> Result<Option<(Vec<InitialController>, &'static str)>, String> {
+    if let Some(list) = read_initial_controllers(metadata_log_dir)? {
+        return Ok(Some((list, "fjord format --initial-controllers")));
+    }
+    Ok(read_kafka_initial_controllers(metadata_log_dir, listener)?.map(|list| (list, "kafka-storage.sh format")))
 }
 
 /// What `fjord format` was asked for.
@@ -193,6 +224,34 @@ mod tests {
             let e = parse_initial_controllers(&text).expect_err(&text);
             assert!(e.contains(says), "{text:?}: {e}");
         }
+    }
+
+    /// Kafka's format writes the voters into a bootstrap snapshot; each is reached on its
+    /// endpoint of the controller listener's name. `fjord format`'s own list wins when both exist.
+    #[test]
+    fn kafkas_formatted_voters_are_read_on_the_controller_listener() {
+        use crate::storage::kafka_dir::test_records::control_batch;
+        use crate::storage::kafka_dir::{BOOTSTRAP_SNAPSHOT_FILE, CLUSTER_METADATA_DIR};
+        use kafka_protocol::messages::voters_record::{Endpoint as KafkaEndpoint, Voter};
+        use kafka_protocol::messages::{BrokerId, VotersRecord};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let endpoint = |name: &'static str, port: u16| KafkaEndpoint::default().with_name(StrBytes::from_static_str(name)).with_host(StrBytes::from_static_str("127.0.0.1")).with_port(port);
+        let voters = VotersRecord::default().with_voters(vec![
+            Voter::default().with_voter_id(BrokerId(1)).with_voter_directory_id(Uuid::from_bytes([1; 16])).with_endpoints(vec![endpoint("SECURE", 9193), endpoint("CONTROLLER", 9093)]),
+            Voter::default().with_voter_id(BrokerId(2)).with_voter_directory_id(Uuid::from_bytes([2; 16])).with_endpoints(vec![endpoint("OTHER", 9094)]),
+        ]);
+        let mut value = bytes::BytesMut::new();
+        voters.encode(&mut value, 0).expect("encode");
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(initial_controllers(tmp.path(), Some("CONTROLLER")).expect("nothing formatted"), None);
+        std::fs::create_dir(tmp.path().join(CLUSTER_METADATA_DIR)).expect("mkdir");
+        std::fs::write(tmp.path().join(CLUSTER_METADATA_DIR).join(BOOTSTRAP_SNAPSHOT_FILE), control_batch(0, &[(6, value.to_vec())])).expect("write");
+        let (list, by) = initial_controllers(tmp.path(), Some("CONTROLLER")).expect("reads").expect("voters");
+        assert_eq!(by, "kafka-storage.sh format");
+        assert_eq!(list.iter().map(|c| (c.id, c.endpoint.port, c.directory_id)).collect::<Vec<_>>(), vec![(1, 9093, Uuid::from_bytes([1; 16])), (2, 9094, Uuid::from_bytes([2; 16]))]);
+        std::fs::write(tmp.path().join(INITIAL_CONTROLLERS_FILE), format!("3@127.0.0.1:9095:{}\n", uuid_text(3))).expect("write");
+        let (list, by) = initial_controllers(tmp.path(), Some("CONTROLLER")).expect("reads").expect("voters");
+        assert_eq!((list.len(), list[0].id, by), (1, 3, "fjord format --initial-controllers"));
     }
 
     fn controller_config(dir: &Path, extra: &[&str]) -> Config {

@@ -355,15 +355,16 @@ async fn discover_voters(config: &mut Config) -> Result<(), StartError> {
     if config.topology.roles.controller && raft_log_exists(&metadata_dir) {
         return Ok(());
     }
-    // Formatted with initial voters (`fjord format --initial-controllers`): the quorum starts
-    // with them, asking nobody.
+    // Formatted with initial voters (`fjord format --initial-controllers`, or Kafka's own format
+    // of a dynamic quorum): the quorum starts with them, asking nobody.
+    let listener = config.topology.controller_listener_names.first().cloned();
     if config.topology.roles.controller
         && let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.dynamic)
-        && let Some(initial) = format::read_initial_controllers(&metadata_dir).map_err(StartError::InitialControllers)?
+        && let Some((initial, formatted_by)) = format::initial_controllers(&metadata_dir, listener.as_deref()).map_err(StartError::InitialControllers)?
     {
         quorum.voters = initial.iter().map(|c| (c.id, c.endpoint.clone())).collect();
         quorum.directory_ids = initial.iter().map(|c| (c.id, c.directory_id)).collect();
-        tracing::info!(voters = ?quorum.voters, "starting the metadata quorum with its initial controllers (fjord format --initial-controllers)");
+        tracing::info!(voters = ?quorum.voters, formatted_by, "starting the metadata quorum with its initial controllers");
         return Ok(());
     }
     let Some(quorum) = config.topology.quorum.as_mut().filter(|q| q.voters.is_empty() && !q.bootstrap.is_empty()) else {

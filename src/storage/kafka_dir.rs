@@ -367,6 +367,107 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// The snapshot `kafka-storage.sh format` writes in `__cluster_metadata-0` (KRaft's bootstrap
+/// snapshot: end offset 0, epoch 0) when it formats a dynamic quorum's controller
+/// (`--initial-controllers` or `--standalone`).
+pub const BOOTSTRAP_SNAPSHOT_FILE: &str = "00000000000000000000-0000000000.checkpoint";
+/// The bootstrap snapshot holds a few control records; a larger file is not one.
+const BOOTSTRAP_SNAPSHOT_BYTES_MAX: u64 = 1 << 20;
+/// Control record types of the KRaft membership (`ControlRecordType`).
+const KRAFT_VERSION_CONTROL: i16 = 5;
+const KRAFT_VOTERS_CONTROL: i16 = 6;
+
+/// One voter of a KRaft `VotersRecord`: its id, metadata log dir id and endpoints by listener
+/// name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaVoter {
+    pub id: i32,
+    pub directory_id: Uuid,
+    /// `(listener name, host, port)`.
+    pub endpoints: Vec<(String, String, u16)>,
+}
+
+/// The quorum membership of a KRaft bootstrap snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootstrapQuorum {
+    /// The `KRaftVersionRecord`'s kraft.version, if the snapshot has one.
+    pub kraft_version: Option<i16>,
+    /// The last `VotersRecord`'s voters, if the snapshot has one.
+    pub voters: Option<Vec<KafkaVoter>>,
+}
+
+/// Reads the membership from the bootstrap snapshot Kafka's format left in `cluster_metadata_dir`
+/// (`<metadata log dir>/__cluster_metadata-0`); None when there is no such file. Every batch's
+/// CRC is checked; a malformed file is an error.
+pub fn read_bootstrap_quorum(cluster_metadata_dir: &Path) -> Result<Option<BootstrapQuorum>, String> {
+    let path = cluster_metadata_dir.join(BOOTSTRAP_SNAPSHOT_FILE);
+    let err = |e: String| format!("{}: {e}", path.display());
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let mut bytes = Vec::new();
+    file.take(BOOTSTRAP_SNAPSHOT_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+    if bytes.len() as u64 > BOOTSTRAP_SNAPSHOT_BYTES_MAX {
+        return Err(err(format!("larger than {BOOTSTRAP_SNAPSHOT_BYTES_MAX} bytes: not a bootstrap snapshot")));
+    }
+    decode_bootstrap_quorum(&bytes).map(Some).map_err(err)
+}
+
+/// The membership in a bootstrap snapshot's bytes (record batches).
+pub fn decode_bootstrap_quorum(mut rest: &[u8]) -> Result<BootstrapQuorum, String> {
+    use kafka_protocol::messages::VotersRecord;
+    use kafka_protocol::protocol::Decodable;
+    let mut quorum = BootstrapQuorum::default();
+    while !rest.is_empty() {
+        let header = BatchHeader::parse(rest).ok_or("a batch shorter than its header")?;
+        let size = header.total_size();
+        if header.batch_length() < 0 || size > rest.len() {
+            return Err(format!("batch claims {size} bytes, {} left", rest.len()));
+        }
+        if header.magic() != 2 || header.computed_crc() != Some(header.crc()) {
+            return Err(format!("batch at offset {}: not a valid v2 batch (magic {}, CRC)", header.base_offset(), header.magic()));
+        }
+        let batch = &rest[..size];
+        rest = &rest[size..];
+        if !header.is_control() {
+            continue;
+        }
+        let mut buf = Bytes::copy_from_slice(batch);
+        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?;
+        for record in set.records {
+            let key = record.key.as_deref().unwrap_or_default();
+            let Some(kind) = key.get(2..4).map(|k| i16::from_be_bytes([k[0], k[1]])) else {
+                return Err(format!("control record at offset {} has a key of {} bytes", record.offset, key.len()));
+            };
+            let mut value = record.value.unwrap_or_default();
+            match kind {
+                KRAFT_VERSION_CONTROL => {
+                    let mut r = Cursor(&value);
+                    let _record_version = r.i16()?;
+                    quorum.kraft_version = Some(r.i16()?);
+                }
+                KRAFT_VOTERS_CONTROL => {
+                    let voters = VotersRecord::decode(&mut value, 0).map_err(|e| format!("VotersRecord at offset {}: {e}", record.offset))?;
+                    let voters = voters
+                        .voters
+                        .into_iter()
+                        .map(|v| KafkaVoter {
+                            id: v.voter_id.0,
+                            directory_id: v.voter_directory_id,
+                            endpoints: v.endpoints.into_iter().map(|e| (e.name.to_string(), e.host.to_string(), e.port)).collect(),
+                        })
+                        .collect();
+                    quorum.voters = Some(voters);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(quorum)
+}
+
 /// A Kafka partition directory found in a log dir, with what its `partition.metadata` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaPartitionDir {
@@ -536,6 +637,33 @@ pub(crate) mod test_records {
         buf.to_vec()
     }
 
+    /// A control batch of `(control type, value)` records, as KRaft writes its snapshot header,
+    /// membership and footer.
+    pub(crate) fn control_batch(base_offset: i64, records: &[(i16, Vec<u8>)]) -> Vec<u8> {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, value))| Record {
+                transactional: false,
+                control: true,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: base_offset + i as i64,
+                sequence: -1,
+                timestamp: 0,
+                key: Some(Bytes::from([0i16.to_be_bytes(), kind.to_be_bytes()].concat())),
+                value: Some(Bytes::from(value.clone())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+        buf.to_vec()
+    }
+
     pub(crate) fn producer_ids_record(next: i64) -> Vec<u8> {
         [vec![1, PRODUCER_IDS_RECORD as u8, 0], 1i32.to_be_bytes().to_vec(), 8i64.to_be_bytes().to_vec(), next.to_be_bytes().to_vec(), vec![0]].concat()
     }
@@ -603,6 +731,56 @@ mod tests {
         let mut v2 = good;
         v2[1] = 2;
         assert!(decode_producer_snapshot(&v2).unwrap_err().contains("version"));
+    }
+
+    /// The membership `kafka-storage.sh format --initial-controllers` writes: a snapshot header,
+    /// the kraft.version and the voters with their endpoints, a footer.
+    #[test]
+    fn a_bootstrap_snapshot_gives_the_kraft_version_and_the_voters() {
+        use kafka_protocol::messages::voters_record::{Endpoint, KRaftVersionFeature, Voter};
+        use kafka_protocol::messages::{BrokerId, VotersRecord};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let voter = |id: i32, port: u16| {
+            Voter::default()
+                .with_voter_id(BrokerId(id))
+                .with_voter_directory_id(Uuid::from_u128(id as u128))
+                .with_endpoints(vec![
+                    Endpoint::default().with_name(StrBytes::from_static_str("CONTROLLER")).with_host(StrBytes::from_static_str("127.0.0.1")).with_port(port),
+                    Endpoint::default().with_name(StrBytes::from_static_str("OTHER")).with_host(StrBytes::from_static_str("::1")).with_port(1),
+                ])
+                .with_k_raft_version_feature(KRaftVersionFeature::default().with_max_supported_version(1))
+        };
+        let mut voters = bytes::BytesMut::new();
+        VotersRecord::default().with_voters(vec![voter(1, 19093), voter(2, 19094)]).encode(&mut voters, 0).expect("encode");
+        let kraft_version = vec![0, 0, 0, 1, 0];
+        let header = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let file = [control_batch(0, &[(3, header.clone()), (5, kraft_version), (6, voters.to_vec())]), control_batch(3, &[(4, vec![0, 0, 0])])].concat();
+        let quorum = decode_bootstrap_quorum(&file).expect("reads");
+        assert_eq!(quorum.kraft_version, Some(1));
+        let voters = quorum.voters.expect("voters");
+        assert_eq!(voters.iter().map(|v| (v.id, v.directory_id)).collect::<Vec<_>>(), vec![(1, Uuid::from_u128(1)), (2, Uuid::from_u128(2))]);
+        assert_eq!(voters[1].endpoints[0], ("CONTROLLER".to_string(), "127.0.0.1".to_string(), 19094));
+        // A snapshot without a membership (Kafka's format of a static quorum's node) names none.
+        assert_eq!(decode_bootstrap_quorum(&control_batch(0, &[(3, header)])).expect("reads"), BootstrapQuorum::default());
+        // Damage is an error, never a panic: every cut inside a batch, and a flipped byte under
+        // the CRC. (The encoder may give records batches of their own: a cut between batches is
+        // a shorter file, not damage.)
+        let mut boundaries = vec![];
+        let mut at = 0;
+        while at < file.len() {
+            at += BatchHeader::parse(&file[at..]).expect("header").total_size();
+            boundaries.push(at);
+        }
+        for cut in (1..file.len()).filter(|c| !boundaries.contains(c)) {
+            assert!(decode_bootstrap_quorum(&file[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = file.clone();
+        flipped[80] ^= 0x40;
+        assert!(decode_bootstrap_quorum(&flipped).is_err());
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(read_bootstrap_quorum(dir.path()).expect("no file"), None);
+        std::fs::write(dir.path().join(BOOTSTRAP_SNAPSHOT_FILE), &file).expect("write");
+        assert_eq!(read_bootstrap_quorum(dir.path()).expect("reads").and_then(|q| q.voters).map(|v| v.len()), Some(2));
     }
 
     #[test]
