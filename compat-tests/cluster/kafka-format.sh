@@ -77,10 +77,12 @@ for id in 1 2 3; do
 done
 log "3 nodes formatted by Kafka; bootstrap $BOOTSTRAP"
 
-# The topic, retried while the quorum elects and the brokers register.
-created=""
-for _ in $(seq 1 30); do
-  if tool kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --create --topic formatted --partitions 3 --replication-factor 3 >"$WORK/create.out" 2>&1; then
+# The topic, retried while the quorum elects and the brokers register: 90 s at most in all (a
+# quorum that never forms leaves the client listeners silent, and each attempt waits out its own
+# timeout).
+created="" deadline=$((SECONDS + 90))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  if timeout --kill-after=5 20 "$BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --topic formatted --partitions 3 --replication-factor 3 >"$WORK/create.out" 2>&1; then
     created=1; break
   fi
   sleep 1

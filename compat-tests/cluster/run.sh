@@ -5,7 +5,8 @@
 # through netproxy.py, a proxy per directed link the checker cuts and heals); see checker.py. Every anomaly count must be 0. First
 # test_harness.py proves the harness itself (netproxy's cuts, the fenced-owner check; a few
 # seconds); after the checker, roles.sh: controller-only and broker-only nodes against the stock
-# Kafka tools (about 30 s).
+# Kafka tools (about 30 s), and kafka-format.sh: a quorum formatted by Kafka's kafka-storage.sh
+# (about a minute).
 #
 #   compat-tests/cluster/run.sh                  # CI: about 2 minutes of faults
 #   compat-tests/cluster/run.sh --minutes 30     # the long run
