@@ -250,6 +250,26 @@ fjord_kill9() {
 }
 
 # pass NAME / fail NAME [DETAIL]: record and print one result line.
+# Nodes a suite starts itself, by id in the associative array PIDS (declared by nodes_init).
+# nodes_init: PIDS empty, and every node stopped on any exit of the script (SIGTERM, then SIGKILL
+# after 20 s each).
+nodes_init() {
+  declare -gA PIDS=()
+  trap 'rc=$?; nodes_stop_all; exit $rc' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+nodes_stop_all() {
+  local id
+  for id in "${!PIDS[@]}"; do kill -TERM "${PIDS[$id]}" 2>/dev/null || true; done
+  for id in "${!PIDS[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "${PIDS[$id]}" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "${PIDS[$id]}" 2>/dev/null || true
+    wait "${PIDS[$id]}" 2>/dev/null
+    unset "PIDS[$id]"
+  done
+}
+
 pass() { PASS_COUNT=$((PASS_COUNT + 1)); printf 'PASS %s\n' "$1"; }
 fail() {
   FAIL_COUNT=$((FAIL_COUNT + 1)); FAILED_NAMES+=("$1")

@@ -21,20 +21,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 [ -x "$FJORD_BIN" ] || die "broker binary not found or not executable: $FJORD_BIN (run cargo build --release)"
 
-declare -A PIDS=()
-stop_all() {
-  local id
-  for id in "${!PIDS[@]}"; do kill -TERM "${PIDS[$id]}" 2>/dev/null || true; done
-  for id in "${!PIDS[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "${PIDS[$id]}" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "${PIDS[$id]}" 2>/dev/null || true
-    wait "${PIDS[$id]}" 2>/dev/null
-    unset "PIDS[$id]"
-  done
-}
-trap 'rc=$?; stop_all; exit $rc' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+nodes_init
 
 tool() { local t="$1"; shift; timeout --kill-after=5 60 "$BIN/$t" "$@"; }
 
@@ -102,7 +89,7 @@ for id in 1 2 3; do
 done
 assert_eq "describe --replication: the three voters with their formatted directory ids" "$expected" "$seen"
 
-stop_all
+nodes_stop_all
 for id in 1 2 3; do
   if grep -q "panicked" "$WORK/node-$id/fjord.log"; then fail "node $id log without a panic"; fi
 done

@@ -21,20 +21,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 [ -x "$FJORD_BIN" ] || die "broker binary not found or not executable: $FJORD_BIN (run cargo build --release)"
 
-declare -A PIDS=()
-stop_all() {
-  local id
-  for id in "${!PIDS[@]}"; do kill -TERM "${PIDS[$id]}" 2>/dev/null || true; done
-  for id in "${!PIDS[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "${PIDS[$id]}" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "${PIDS[$id]}" 2>/dev/null || true
-    wait "${PIDS[$id]}" 2>/dev/null
-    unset "PIDS[$id]"
-  done
-}
-trap 'rc=$?; stop_all; exit $rc' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+nodes_init
 
 base="$(free_port_block 5)"
 voters="1@127.0.0.1:$base,2@127.0.0.1:$((base + 1)),3@127.0.0.1:$((base + 2))"
@@ -82,7 +69,7 @@ tool kafka-metadata-quorum.sh --bootstrap-server "$BOOTSTRAP" describe --replica
 assert_eq "describe --replication: one Leader, two Followers, two Observers" "1 2 2" \
   "$(grep -cw Leader "$WORK/replication.out") $(grep -cw Follower "$WORK/replication.out") $(grep -cw Observer "$WORK/replication.out")"
 
-stop_all
+nodes_stop_all
 for id in 1 2 3 4 5; do
   if grep -q "panicked" "$WORK/node-$id/fjord.log"; then fail "node $id log without a panic"; fi
 done

@@ -613,54 +613,40 @@ pub(crate) mod test_records {
     }
 
     pub(crate) fn batch(base_offset: i64, values: &[Vec<u8>], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base_offset + i as i64,
-                sequence: -1,
-                timestamp: 0,
-                key: None,
-                value: Some(Bytes::from(v.clone())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
-        buf.to_vec()
+        let records: Vec<(Option<Bytes>, Vec<u8>)> = values.iter().map(|v| (None, v.clone())).collect();
+        encode(base_offset, &records, false, compression)
     }
 
     /// A control batch of `(control type, value)` records, as KRaft writes its snapshot header,
     /// membership and footer.
     pub(crate) fn control_batch(base_offset: i64, records: &[(i16, Vec<u8>)]) -> Vec<u8> {
+        let records: Vec<(Option<Bytes>, Vec<u8>)> =
+            records.iter().map(|(kind, v)| (Some(Bytes::from([0i16.to_be_bytes(), kind.to_be_bytes()].concat())), v.clone())).collect();
+        encode(base_offset, &records, true, Compression::None)
+    }
+
+    fn encode(base_offset: i64, records: &[(Option<Bytes>, Vec<u8>)], control: bool, compression: Compression) -> Vec<u8> {
         let records: Vec<Record> = records
             .iter()
             .enumerate()
-            .map(|(i, (kind, value))| Record {
+            .map(|(i, (key, value))| Record {
                 transactional: false,
-                control: true,
+                control,
                 delete_horizon: false,
-                partition_leader_epoch: 0,
+                partition_leader_epoch: if control { 0 } else { 1 },
                 producer_id: -1,
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: base_offset + i as i64,
                 sequence: -1,
                 timestamp: 0,
-                key: Some(Bytes::from([0i16.to_be_bytes(), kind.to_be_bytes()].concat())),
+                key: key.clone(),
                 value: Some(Bytes::from(value.clone())),
                 headers: Default::default(),
             })
             .collect();
         let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
         buf.to_vec()
     }
 
