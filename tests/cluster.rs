@@ -403,6 +403,50 @@ async fn committed_offsets_move_with_the_coordinator() {
     }
 }
 
+/// KIP-848 groups in a cluster: a group's records go to its `__consumer_offsets` partition and
+/// the heartbeats that changed it are answered once the partition's replicas have them. Writes
+/// of many groups lingering at once used to wait for the followers on the runtime's own workers,
+/// which then could not serve the follower fetches they waited for: every join failed after the
+/// write timeout (librdkafka's KIP-848 tests against a 3-node cluster timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumer_groups_joining_at_once_in_a_cluster_get_their_assignments() {
+    use common::groups::consumer_join_req;
+    let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();
+    let mut nodes = start_cluster(3, &["offsets.topic.num.partitions=3"]).await;
+    let first = addr(&nodes[0]);
+    eventually("three brokers listed", async || (metadata(first, "none").await.brokers.len() == 3).then_some(())).await;
+    let t = CreatableTopic::default().with_name(name("k")).with_num_partitions(3).with_replication_factor(3);
+    assert_eq!(Client::connect(first).await.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
+    let groups: Vec<String> = (0..16).map(|i| format!("g{i}")).collect();
+    let mut coordinators = Vec::new();
+    for g in &groups {
+        let node = eventually("a coordinator", async || {
+            let (code, node) = find_group_coordinator(first, g).await;
+            (code == 0).then_some(node)
+        })
+        .await;
+        coordinators.push(addr(&nodes[(node - 1) as usize]));
+    }
+    let joins: Vec<_> = groups
+        .iter()
+        .zip(&coordinators)
+        .map(|(g, at)| {
+            let (g, at) = (g.clone(), *at);
+            tokio::spawn(async move { Client::connect(at).await.send(&consumer_join_req(&g, "m", &["k"]), 1).await })
+        })
+        .collect();
+    for (g, join) in groups.iter().zip(joins) {
+        let r = join.await.expect("join task");
+        assert_eq!((r.error_code, r.error_message.as_deref().map(|m| m.to_string())), (0, None), "group {g}");
+        assert!(r.member_epoch > 0 && r.assignment.is_some(), "group {g}: {r:?}");
+    }
+    for n in nodes.iter_mut() {
+        if let Some(r) = n.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitions_configs_and_deletion_are_cluster_wide() {
     let _ = tracing_subscriber::fmt().with_env_filter("fjord=info").with_test_writer().try_init();

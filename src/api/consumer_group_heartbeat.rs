@@ -124,9 +124,13 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupHeartbeatRequest, ve
             if let Some(write) = out.write {
                 if let Some(ms) = write.write_after_ms {
                     let (broker, group_id) = (broker.clone(), req.group_id.0.to_string());
+                    // The write blocks until `__consumer_offsets`' replicas have it (in a
+                    // cluster): on a blocking thread, never on a runtime worker, whose
+                    // follower fetches it waits for. Not on the handler pool either: the
+                    // heartbeats waiting for this write may hold every handler thread.
                     tokio::spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                        broker.groups.write_lingering(&*broker, &group_id);
+                        let _ = tokio::task::spawn_blocking(move || broker.groups.write_lingering(&*broker, &group_id)).await;
                     });
                 }
                 match write.written.await {
