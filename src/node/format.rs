@@ -84,8 +84,8 @@ pub fn read_initial_controllers(metadata_log_dir: &Path) -> Result<Option<Vec<In
 /// `__cluster_metadata-0`, each voter reached on its endpoint of the `listener` name (the first of
 /// `controller.listener.names`), else on its first endpoint.
 pub fn read_kafka_initial_controllers(metadata_log_dir: &Path, listener: Option<&str>) -> Result<Option<Vec<InitialController>>, String> {
-    use crate::storage::kafka_dir::{CLUSTER_METADATA_DIR, read_bootstrap_quorum};
-    let Some(voters) = read_bootstrap_quorum(&metadata_log_dir.join(CLUSTER_METADATA_DIR))?.and_then(|q| q.voters) else {
+    use crate::storage::kafka_dir::{CLUSTER_METADATA_DIR, read_bootstrap_voters};
+    let Some(voters) = read_bootstrap_voters(&metadata_log_dir.join(CLUSTER_METADATA_DIR))? else {
         return Ok(None);
     };
     let mut out = Vec::with_capacity(voters.len());

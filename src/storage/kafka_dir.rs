@@ -232,29 +232,14 @@ impl MetadataImage {
         let mut next = from;
         let mut rest = data;
         while !rest.is_empty() {
-            let header = BatchHeader::parse(rest).ok_or("a batch shorter than its header")?;
-            let size = header.total_size();
-            if header.base_offset() < 0 || header.last_offset_delta() < 0 {
-                return Err(format!("batch with base offset {} and last offset delta {}", header.base_offset(), header.last_offset_delta()));
-            }
-            if header.batch_length() < 0 || size > rest.len() {
-                return Err(format!("batch at offset {} claims {size} bytes, {} left", header.base_offset(), rest.len()));
-            }
-            self.apply_batch(&rest[..size], from)?;
+            let (header, batch) = next_batch(&mut rest)?;
+            self.apply_batch(header, batch, from)?;
             next = next.max(header.last_offset() + 1);
-            rest = &rest[size..];
         }
         Ok(next)
     }
 
-    fn apply_batch(&mut self, batch: &[u8], from: i64) -> Result<(), String> {
-        let header = BatchHeader::parse(batch).ok_or("a batch shorter than its header")?;
-        if header.magic() != 2 {
-            return Err(format!("batch at offset {} has magic {}", header.base_offset(), header.magic()));
-        }
-        if header.computed_crc() != Some(header.crc()) {
-            return Err(format!("batch at offset {}: CRC mismatch", header.base_offset()));
-        }
+    fn apply_batch(&mut self, header: BatchHeader<'_>, batch: &[u8], from: i64) -> Result<(), String> {
         if header.is_control() || header.last_offset() < from {
             return Ok(());
         }
@@ -270,6 +255,28 @@ impl MetadataImage {
         }
         Ok(())
     }
+}
+
+/// The next batch of `rest` (KRaft's metadata log or snapshot), moved past: its offsets, length,
+/// magic (2) and CRC checked before anything reads its records.
+fn next_batch<'a>(rest: &mut &'a [u8]) -> Result<(BatchHeader<'a>, &'a [u8]), String> {
+    let header = BatchHeader::parse(rest).ok_or("a batch shorter than its header")?;
+    let size = header.total_size();
+    if header.base_offset() < 0 || header.last_offset_delta() < 0 {
+        return Err(format!("batch with base offset {} and last offset delta {}", header.base_offset(), header.last_offset_delta()));
+    }
+    if header.batch_length() < 0 || size > rest.len() {
+        return Err(format!("batch at offset {} claims {size} bytes, {} left", header.base_offset(), rest.len()));
+    }
+    if header.magic() != 2 {
+        return Err(format!("batch at offset {} has magic {}", header.base_offset(), header.magic()));
+    }
+    if header.computed_crc() != Some(header.crc()) {
+        return Err(format!("batch at offset {}: CRC mismatch", header.base_offset()));
+    }
+    let (batch, after) = rest.split_at(size);
+    *rest = after;
+    Ok((header, batch))
 }
 
 /// Reads the topics Kafka's metadata log in `dir` (`<log dir>/__cluster_metadata-0`) records: the
@@ -373,8 +380,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub const BOOTSTRAP_SNAPSHOT_FILE: &str = "00000000000000000000-0000000000.checkpoint";
 /// The bootstrap snapshot holds a few control records; a larger file is not one.
 const BOOTSTRAP_SNAPSHOT_BYTES_MAX: u64 = 1 << 20;
-/// Control record types of the KRaft membership (`ControlRecordType`).
-const KRAFT_VERSION_CONTROL: i16 = 5;
+/// The control record type of KRaft's voters (`ControlRecordType.KRAFT_VOTERS`).
 const KRAFT_VOTERS_CONTROL: i16 = 6;
 
 /// One voter of a KRaft `VotersRecord`: its id, metadata log dir id and endpoints by listener
@@ -387,19 +393,10 @@ pub struct KafkaVoter {
     pub endpoints: Vec<(String, String, u16)>,
 }
 
-/// The quorum membership of a KRaft bootstrap snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootstrapQuorum {
-    /// The `KRaftVersionRecord`'s kraft.version, if the snapshot has one.
-    pub kraft_version: Option<i16>,
-    /// The last `VotersRecord`'s voters, if the snapshot has one.
-    pub voters: Option<Vec<KafkaVoter>>,
-}
-
-/// Reads the membership from the bootstrap snapshot Kafka's format left in `cluster_metadata_dir`
-/// (`<metadata log dir>/__cluster_metadata-0`); None when there is no such file. Every batch's
+/// Reads the voters (the last `VotersRecord`) from the bootstrap snapshot Kafka's format left in `cluster_metadata_dir`
+/// (`<metadata log dir>/__cluster_metadata-0`); None when there is no such file or it names none. Every batch's
 /// CRC is checked; a malformed file is an error.
-pub fn read_bootstrap_quorum(cluster_metadata_dir: &Path) -> Result<Option<BootstrapQuorum>, String> {
+pub fn read_bootstrap_voters(cluster_metadata_dir: &Path) -> Result<Option<Vec<KafkaVoter>>, String> {
     let path = cluster_metadata_dir.join(BOOTSTRAP_SNAPSHOT_FILE);
     let err = |e: String| format!("{}: {e}", path.display());
     let file = match std::fs::File::open(&path) {
@@ -412,25 +409,16 @@ pub fn read_bootstrap_quorum(cluster_metadata_dir: &Path) -> Result<Option<Boots
     if bytes.len() as u64 > BOOTSTRAP_SNAPSHOT_BYTES_MAX {
         return Err(err(format!("larger than {BOOTSTRAP_SNAPSHOT_BYTES_MAX} bytes: not a bootstrap snapshot")));
     }
-    decode_bootstrap_quorum(&bytes).map(Some).map_err(err)
+    decode_bootstrap_voters(&bytes).map_err(err)
 }
 
-/// The membership in a bootstrap snapshot's bytes (record batches).
-pub fn decode_bootstrap_quorum(mut rest: &[u8]) -> Result<BootstrapQuorum, String> {
+/// The voters of the last `VotersRecord` in a bootstrap snapshot's bytes (record batches).
+pub fn decode_bootstrap_voters(mut rest: &[u8]) -> Result<Option<Vec<KafkaVoter>>, String> {
     use kafka_protocol::messages::VotersRecord;
     use kafka_protocol::protocol::Decodable;
-    let mut quorum = BootstrapQuorum::default();
+    let mut found = None;
     while !rest.is_empty() {
-        let header = BatchHeader::parse(rest).ok_or("a batch shorter than its header")?;
-        let size = header.total_size();
-        if header.batch_length() < 0 || size > rest.len() {
-            return Err(format!("batch claims {size} bytes, {} left", rest.len()));
-        }
-        if header.magic() != 2 || header.computed_crc() != Some(header.crc()) {
-            return Err(format!("batch at offset {}: not a valid v2 batch (magic {}, CRC)", header.base_offset(), header.magic()));
-        }
-        let batch = &rest[..size];
-        rest = &rest[size..];
+        let (header, batch) = next_batch(&mut rest)?;
         if !header.is_control() {
             continue;
         }
@@ -443,11 +431,6 @@ pub fn decode_bootstrap_quorum(mut rest: &[u8]) -> Result<BootstrapQuorum, Strin
             };
             let mut value = record.value.unwrap_or_default();
             match kind {
-                KRAFT_VERSION_CONTROL => {
-                    let mut r = Cursor(&value);
-                    let _record_version = r.i16()?;
-                    quorum.kraft_version = Some(r.i16()?);
-                }
                 KRAFT_VOTERS_CONTROL => {
                     let voters = VotersRecord::decode(&mut value, 0).map_err(|e| format!("VotersRecord at offset {}: {e}", record.offset))?;
                     let voters = voters
@@ -459,13 +442,13 @@ pub fn decode_bootstrap_quorum(mut rest: &[u8]) -> Result<BootstrapQuorum, Strin
                             endpoints: v.endpoints.into_iter().map(|e| (e.name.to_string(), e.host.to_string(), e.port)).collect(),
                         })
                         .collect();
-                    quorum.voters = Some(voters);
+                    found = Some(voters);
                 }
                 _ => {}
             }
         }
     }
-    Ok(quorum)
+    Ok(found)
 }
 
 /// A Kafka partition directory found in a log dir, with what its `partition.metadata` says.
@@ -722,7 +705,7 @@ mod tests {
     /// The membership `kafka-storage.sh format --initial-controllers` writes: a snapshot header,
     /// the kraft.version and the voters with their endpoints, a footer.
     #[test]
-    fn a_bootstrap_snapshot_gives_the_kraft_version_and_the_voters() {
+    fn a_bootstrap_snapshot_gives_the_voters() {
         use kafka_protocol::messages::voters_record::{Endpoint, KRaftVersionFeature, Voter};
         use kafka_protocol::messages::{BrokerId, VotersRecord};
         use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -741,13 +724,11 @@ mod tests {
         let kraft_version = vec![0, 0, 0, 1, 0];
         let header = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let file = [control_batch(0, &[(3, header.clone()), (5, kraft_version), (6, voters.to_vec())]), control_batch(3, &[(4, vec![0, 0, 0])])].concat();
-        let quorum = decode_bootstrap_quorum(&file).expect("reads");
-        assert_eq!(quorum.kraft_version, Some(1));
-        let voters = quorum.voters.expect("voters");
+                let voters = decode_bootstrap_voters(&file).expect("reads").expect("voters");
         assert_eq!(voters.iter().map(|v| (v.id, v.directory_id)).collect::<Vec<_>>(), vec![(1, Uuid::from_u128(1)), (2, Uuid::from_u128(2))]);
         assert_eq!(voters[1].endpoints[0], ("CONTROLLER".to_string(), "127.0.0.1".to_string(), 19094));
         // A snapshot without a membership (Kafka's format of a static quorum's node) names none.
-        assert_eq!(decode_bootstrap_quorum(&control_batch(0, &[(3, header)])).expect("reads"), BootstrapQuorum::default());
+        assert_eq!(decode_bootstrap_voters(&control_batch(0, &[(3, header)])).expect("reads"), None);
         // Damage is an error, never a panic: every cut inside a batch, and a flipped byte under
         // the CRC. (The encoder may give records batches of their own: a cut between batches is
         // a shorter file, not damage.)
@@ -758,15 +739,15 @@ mod tests {
             boundaries.push(at);
         }
         for cut in (1..file.len()).filter(|c| !boundaries.contains(c)) {
-            assert!(decode_bootstrap_quorum(&file[..cut]).is_err(), "cut at {cut}");
+            assert!(decode_bootstrap_voters(&file[..cut]).is_err(), "cut at {cut}");
         }
         let mut flipped = file.clone();
         flipped[80] ^= 0x40;
-        assert!(decode_bootstrap_quorum(&flipped).is_err());
+        assert!(decode_bootstrap_voters(&flipped).is_err());
         let dir = tempfile::tempdir().expect("tmp");
-        assert_eq!(read_bootstrap_quorum(dir.path()).expect("no file"), None);
+        assert_eq!(read_bootstrap_voters(dir.path()).expect("no file"), None);
         std::fs::write(dir.path().join(BOOTSTRAP_SNAPSHOT_FILE), &file).expect("write");
-        assert_eq!(read_bootstrap_quorum(dir.path()).expect("reads").and_then(|q| q.voters).map(|v| v.len()), Some(2));
+        assert_eq!(read_bootstrap_voters(dir.path()).expect("reads").map(|v| v.len()), Some(2));
     }
 
     #[test]
