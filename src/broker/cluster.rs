@@ -161,14 +161,21 @@ impl ClusterState {
         Ok(client)
     }
 
-    /// Runs `f` on the node's runtime and waits for it on this (request handler) thread, which
-    /// must not be a runtime worker.
+    /// Runs `f` on the node's runtime and waits for it on this (request handler) thread. Callers
+    /// are handler threads or `spawn_blocking`; should one be a runtime worker after all (a task
+    /// that calls a blocking coordinator write), the wait first hands the worker's other tasks to
+    /// another thread (`block_in_place`): blocked workers would otherwise wait for futures no
+    /// worker is left to run, and the runtime's timers with them, for good.
     pub fn wait_on<T: Send + 'static>(&self, f: impl std::future::Future<Output = T> + Send + 'static) -> Option<T> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.runtime.spawn(async move {
             let _ = tx.send(f.await);
         });
-        rx.recv().ok()
+        match tokio::runtime::Handle::try_current() {
+            // Off a worker (a handler or blocking thread) it only blocks this thread.
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| rx.recv().ok()),
+            _ => rx.recv().ok(),
+        }
     }
 
     /// `request` to the broker at `peer`, waited for on this (request handler) thread.
@@ -456,6 +463,27 @@ mod tests {
         let via = proxied.broker_addr(2, Some("PLAINTEXT")).expect("an address");
         assert_eq!((via.addr, via.host.as_str()), ("127.0.0.1:30002".parse().unwrap(), "127.0.0.1"), "the link's proxy, the advertised host kept");
         assert_eq!(proxied.broker_addr(3, Some("PLAINTEXT")), None, "an unregistered broker has no address");
+    }
+
+    /// A wait from a runtime worker (a `tokio::spawn` task) on a runtime of one worker: the
+    /// future waited for needs a worker, and gets one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_wait_on_a_runtime_worker_does_not_stall_the_runtime() {
+        let state = Arc::new(state_with_broker_2());
+        let task = tokio::spawn(async move {
+            state.wait_on(async {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                7
+            })
+        });
+        // Watched from this (block_on) thread without the runtime's timers: a stalled worker
+        // would stop them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !task.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(task.is_finished(), "the runtime stalled");
+        assert_eq!(task.await.expect("task"), Some(7));
     }
 
     /// A fake voter on 127.0.0.1: answers ApiVersions, and BrokerHeartbeat with success when
