@@ -352,6 +352,7 @@ async fn controllers_formatted_with_initial_controllers_start_one_dynamic_quorum
     let request = fjord::node::format::FormatRequest {
         cluster_id: Some(cluster_id.clone()),
         initial_controllers: fjord::node::format::parse_initial_controllers(&list).expect("the list"),
+        scram: vec![],
         ignore_formatted: false,
     };
     for i in 0..3 {

@@ -119,6 +119,58 @@ async fn kafka_4_stock_server_properties_run_a_quorum_of_one() {
     node.shutdown().await;
 }
 
+/// The `bootstrap.checkpoint` Kafka 4.0's `kafka-storage.sh format` wrote with `--add-scram
+/// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' --add-scram
+/// 'SCRAM-SHA-512=[name=bob,iterations=8192,password=bob-secret]'`.
+const KAFKA_BOOTSTRAP: &[u8] = include_bytes!("../src/storage/testdata/kafka-4.0-bootstrap.checkpoint");
+
+async fn scram_users(addr: SocketAddr) -> Vec<(String, Vec<(i8, i32)>)> {
+    let r = Client::connect(addr).await.send(&DescribeUserScramCredentialsRequest::default().with_users(None), 0).await;
+    assert_eq!(r.error_code, 0);
+    r.results.iter().map(|u| (u.user.to_string(), u.credential_infos.iter().map(|c| (c.mechanism, c.iterations)).collect())).collect()
+}
+
+/// A log dir formatted by Kafka's own `kafka-storage.sh format --add-scram`, or by `fjord format
+/// --add-scram` with the same users: the new cluster's first active controller writes the
+/// credentials into the metadata log, once. A credential deleted afterwards stays deleted across
+/// a restart (the file is not read into the log again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_scram_credentials_are_written_into_a_new_clusters_log_once() {
+    let kafkas = tempfile::tempdir().unwrap();
+    std::fs::write(kafkas.path().join("bootstrap.checkpoint"), KAFKA_BOOTSTRAP).unwrap();
+    users_bootstrapped_once(kafkas.path(), free_port(), free_port()).await;
+    let fjords = tempfile::tempdir().unwrap();
+    let (port, controller_port) = (free_port(), free_port());
+    let scram = ["SCRAM-SHA-256=[name=alice,password=alice-secret]", "SCRAM-SHA-512=[name=bob,iterations=8192,password=bob-secret]"];
+    let request = fjord::node::format::FormatRequest {
+        cluster_id: None,
+        initial_controllers: vec![],
+        scram: scram.iter().map(|a| fjord::node::format::parse_add_scram(a).expect("parses")).collect(),
+        ignore_formatted: false,
+    };
+    fjord::node::format::format(&stock_config(fjords.path(), port, controller_port), &request).expect("formats");
+    users_bootstrapped_once(fjords.path(), port, controller_port).await;
+}
+
+async fn users_bootstrapped_once(dir: &std::path::Path, port: u16, controller_port: u16) {
+    let node = fjord::node::start(stock_config(dir, port, controller_port)).await.expect("starts");
+    let users = eventually("the bootstrap credentials", async || Some(scram_users(node.local_addr).await).filter(|u| !u.is_empty())).await;
+    assert_eq!(users, vec![("alice".to_string(), vec![(1, 4096)]), ("bob".to_string(), vec![(2, 8192)])]);
+    let deletion = alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(StrBytes::from_static_str("alice")).with_mechanism(1);
+    let r = Client::connect(node.local_addr).await.send(&AlterUserScramCredentialsRequest::default().with_deletions(vec![deletion]), 0).await;
+    assert_eq!(r.results.iter().map(|u| u.error_code).collect::<Vec<_>>(), vec![0]);
+    node.shutdown().await;
+    let node = fjord::node::start(stock_config(dir, port, controller_port)).await.expect("restarts");
+    let controller: SocketAddr = format!("127.0.0.1:{controller_port}").parse().unwrap();
+    eventually("a controller after the restart", async || Some(describe_cluster(controller, 2).await).filter(|r| r.controller_id.0 == 1)).await;
+    // An alteration through the new active controller: its answer waits until this broker has
+    // applied the log up to it, so the list after it is the log's.
+    let r = Client::connect(node.local_addr).await.send(&AlterUserScramCredentialsRequest::default().with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default().with_name(StrBytes::from_static_str("nobody")).with_mechanism(1)]), 0).await;
+    assert_eq!(r.results.iter().map(|u| u.error_code).collect::<Vec<_>>(), vec![91], "RESOURCE_NOT_FOUND");
+    assert_eq!(scram_users(node.local_addr).await, vec![("bob".to_string(), vec![(2, 8192)])]);
+    node.shutdown().await;
+}
+
 fn node_config(dir: &std::path::Path, roles: &str, node_id: i32, listeners: &str, bootstrap: &str, extra: &[&str]) -> Config {
     let mut o = vec![
         format!("process.roles={roles}"),

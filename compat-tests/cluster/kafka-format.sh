@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Log dirs formatted by Kafka's own tool: three combined nodes (broker and controller), each
 # formatted with the stock `kafka-storage.sh format --initial-controllers` (a dynamic quorum,
-# KIP-853), started as Fjord with the same properties files. kafka-metadata-quorum.sh shows the
-# three voters with the directory ids the list gave them and the cluster id of the format;
-# kafka-topics.sh creates a topic of replication factor 3, and the console producer (acks=all)
-# and consumer move 50 records through it. Under a minute.
+# KIP-853) and a SCRAM user (`--add-scram`), started as Fjord with the same properties files.
+# kafka-metadata-quorum.sh shows the three voters with the directory ids the list gave them and
+# the cluster id of the format; kafka-topics.sh creates a topic of replication factor 3, and the
+# console producer (acks=all) and consumer move 50 records through it; the SCRAM user of the
+# format authenticates on each node's SASL_PLAINTEXT listener, a wrong password does not.
+# Under a minute.
 #
 #   compat-tests/cluster/kafka-format.sh      # output in compat-tests/cluster/out/kafka-format/
 set -uo pipefail
@@ -25,10 +27,12 @@ nodes_init
 
 tool() { local t="$1"; shift; timeout --kill-after=5 60 "$BIN/$t" "$@"; }
 
-# Ports: node i has its client listener at base+2(i-1) and its controller listener one above.
-base="$(free_port_block 6)"
-client() { echo $((base + 2 * ($1 - 1))); }
-controller() { echo $((base + 2 * ($1 - 1) + 1)); }
+# Ports: node i has its client listener at base+3(i-1), its controller listener one above and
+# its SASL_PLAINTEXT listener two above.
+base="$(free_port_block 9)"
+client() { echo $((base + 3 * ($1 - 1))); }
+controller() { echo $((base + 3 * ($1 - 1) + 1)); }
+sasl() { echo $((base + 3 * ($1 - 1) + 2)); }
 cluster_id="$(tool kafka-storage.sh random-uuid 2>/dev/null | tail -n 1)"
 list="" bootstrap_servers="" BOOTSTRAP=""
 for id in 1 2 3; do
@@ -44,17 +48,19 @@ for id in 1 2 3; do
 process.roles=broker,controller
 node.id=$id
 controller.quorum.bootstrap.servers=$bootstrap_servers
-listeners=PLAINTEXT://127.0.0.1:$(client "$id"),CONTROLLER://127.0.0.1:$(controller "$id")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(client "$id"),CONTROLLER://127.0.0.1:$(controller "$id")
+listeners=PLAINTEXT://127.0.0.1:$(client "$id"),CONTROLLER://127.0.0.1:$(controller "$id"),SASL_PLAINTEXT://127.0.0.1:$(sasl "$id")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(client "$id"),CONTROLLER://127.0.0.1:$(controller "$id"),SASL_PLAINTEXT://127.0.0.1:$(sasl "$id")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-256
 log.dirs=$WORK/node-$id/meta,$WORK/node-$id/data
 EOF
-  if tool kafka-storage.sh format -t "$cluster_id" -c "$WORK/node-$id/server.properties" --initial-controllers "$list" >"$WORK/node-$id/format.out" 2>&1; then
-    pass "kafka-storage.sh format --initial-controllers, node $id"
+  if tool kafka-storage.sh format -t "$cluster_id" -c "$WORK/node-$id/server.properties" --initial-controllers "$list" \
+    --add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]' >"$WORK/node-$id/format.out" 2>&1; then
+    pass "kafka-storage.sh format --initial-controllers --add-scram, node $id"
   else
-    fail "kafka-storage.sh format --initial-controllers, node $id" "$(tail -n 3 "$WORK/node-$id/format.out")"
+    fail "kafka-storage.sh format --initial-controllers --add-scram, node $id" "$(tail -n 3 "$WORK/node-$id/format.out")"
   fi
 done
 for id in 1 2 3; do
@@ -88,6 +94,20 @@ for id in 1 2 3; do
   seen="$seen$(awk -v id="$id" '$1 == id && ($NF == "Leader" || $NF == "Follower") {printf "%s %s ", $1, $2}' "$WORK/replication.out")"
 done
 assert_eq "describe --replication: the three voters with their formatted directory ids" "$expected" "$seen"
+
+# The SCRAM user of the format, on every node's SASL listener; a wrong password is refused.
+for password in alice-secret wrong; do
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=SCRAM-SHA-256" \
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"alice\" password=\"$password\";" >"$WORK/sasl-$password.properties"
+done
+listed=""
+for id in 1 2 3; do
+  tool kafka-topics.sh --bootstrap-server "127.0.0.1:$(sasl "$id")" --command-config "$WORK/sasl-alice-secret.properties" --list >"$WORK/sasl-list-$id.out" 2>&1
+  listed="$listed$(grep -c '^formatted$' "$WORK/sasl-list-$id.out") "
+done
+assert_eq "the format's SCRAM user authenticates on each node's SASL_PLAINTEXT listener" "1 1 1 " "$listed"
+tool kafka-topics.sh --bootstrap-server "127.0.0.1:$(sasl 2)" --command-config "$WORK/sasl-wrong.properties" --list >"$WORK/sasl-wrong.out" 2>&1
+if grep -q "Authentication failed" "$WORK/sasl-wrong.out"; then pass "a wrong SCRAM password is refused"; else fail "a wrong SCRAM password is refused" "$(tail -n 3 "$WORK/sasl-wrong.out")"; fi
 
 nodes_stop_all
 for id in 1 2 3; do

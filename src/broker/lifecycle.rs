@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::broker_registration_request::Listener;
+use kafka_protocol::messages::broker_registration_request::{Feature, Listener};
 use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId, BrokerRegistrationRequest};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -44,6 +44,15 @@ pub async fn run(broker: Arc<Broker>, cluster: Arc<ClusterState>) {
     }
 }
 
+/// The feature levels this broker supports, as a Kafka broker registers them: the controller
+/// refuses a broker that cannot run at a finalized level (metadata.version among them).
+fn supported_features() -> Vec<Feature> {
+    crate::broker::features::SUPPORTED
+        .iter()
+        .map(|f| Feature::default().with_name(StrBytes::from_static_str(f.name)).with_min_supported_version(f.min_level).with_max_supported_version(f.max_level))
+        .collect()
+}
+
 async fn register(broker: &Broker, cluster: &ClusterState, incarnation: Uuid) {
     // Every client listener, so clients of each are told the brokers' endpoints on theirs.
     let listeners = broker
@@ -64,6 +73,7 @@ async fn register(broker: &Broker, cluster: &ClusterState, incarnation: Uuid) {
         .with_listeners(listeners)
         .with_rack(broker.config.value("broker.rack").filter(|r| !r.is_empty()).map(StrBytes::from_string))
         .with_log_dirs(broker.directory_ids.clone())
+        .with_features(supported_features())
         .with_previous_broker_epoch(-1);
     match cluster.controllers.send(&request).await {
         Ok(r) if r.error_code == 0 => {

@@ -41,6 +41,18 @@ impl Mechanism {
         }
     }
 
+    /// Its SASL mechanism name, as clients and `sasl.enabled.mechanisms` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Sha256 => "SCRAM-SHA-256",
+            Mechanism::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        [Mechanism::Sha256, Mechanism::Sha512].into_iter().find(|m| m.name() == name)
+    }
+
     pub fn wire_type(self) -> i8 {
         match self {
             Mechanism::Sha256 => 1,
@@ -63,7 +75,7 @@ impl Mechanism {
 
     /// (StoredKey, ServerKey) from a salted password: ClientKey = HMAC(salted, "Client Key"),
     /// StoredKey = H(ClientKey), ServerKey = HMAC(salted, "Server Key").
-    fn derive_keys(self, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    pub fn derive_keys(self, salted_password: &[u8]) -> (Vec<u8>, Vec<u8>) {
         macro_rules! keys {
             ($hash:ty) => {{
                 let mac = |msg: &[u8]| {

@@ -88,7 +88,12 @@ pub struct FormatArgs {
     /// The voters the dynamic quorum starts with: id@host:port:directoryId,... (the same list on
     /// every controller; this node's directory id is taken from it).
     #[arg(short = 'I', long = "initial-controllers", value_name = "LIST")]
-    pub initial_controllers: String,
+    pub initial_controllers: Option<String>,
+    /// A SCRAM user the new cluster starts with, as Kafka's format takes it:
+    /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (also iterations=, salt=, or
+    /// saltedpassword= with salt=); repeatable.
+    #[arg(short = 'S', long = "add-scram", value_name = "MECHANISM=[...]")]
+    pub add_scram: Vec<String>,
     /// The cluster id (a Kafka uuid, as kafka-storage.sh random-uuid prints); default: one derived
     /// from the initial controllers, the same on every node.
     #[arg(short = 't', long = "cluster-id", value_name = "ID")]
@@ -151,7 +156,11 @@ fn format(args: &FormatArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load(Some(&args.config), &args.overrides)?;
     let request = crate::node::format::FormatRequest {
         cluster_id: args.cluster_id.clone(),
-        initial_controllers: crate::node::format::parse_initial_controllers(&args.initial_controllers).map_err(anyhow::Error::msg)?,
+        initial_controllers: match &args.initial_controllers {
+            Some(list) => crate::node::format::parse_initial_controllers(list).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        },
+        scram: args.add_scram.iter().map(|a| crate::node::format::parse_add_scram(a)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?,
         ignore_formatted: args.ignore_formatted,
     };
     for line in crate::node::format::format(&config, &request).map_err(anyhow::Error::msg)? {

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use subtle::ConstantTimeEq;
 
 use crate::broker::scram::{MAX_ITERATIONS, MIN_ITERATIONS, Mechanism};
-use crate::server::sasl::scram::{hash, hmac, name, valid_nonce};
+use crate::server::sasl::scram::{hash, hmac, valid_nonce};
 
 /// Why the client side of an exchange gave up: the server's answer was malformed, weak, or
 /// did not prove it knows the credential. Never holds a secret.
@@ -84,7 +84,7 @@ impl ScramClient {
         let salt = B64.decode(salt).map_err(|_| refused("the server's SCRAM salt is not base64"))?;
         let iterations = attrs.next().and_then(|a| a.strip_prefix("i=")).and_then(|i| i.parse::<i32>().ok()).ok_or_else(|| refused("the server's first SCRAM message has no iteration count"))?;
         if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
-            return Err(refused(format!("the server asks for {iterations} iterations of {}: outside {MIN_ITERATIONS}..={MAX_ITERATIONS}", name(m))));
+            return Err(refused(format!("the server asks for {iterations} iterations of {}: outside {MIN_ITERATIONS}..={MAX_ITERATIONS}", m.name())));
         }
         let Some(iterations) = NonZeroU32::new(iterations as u32) else { return Err(refused("zero SCRAM iterations")) };
         let salted = m.salted_password(&self.password, &salt, iterations);
@@ -113,7 +113,7 @@ impl AwaitingServerFinal {
         let signature = text.split(',').next().and_then(|a| a.strip_prefix("v=")).ok_or_else(|| refused("the server's final SCRAM message has no signature"))?;
         let signature = B64.decode(signature).map_err(|_| refused("the server's SCRAM signature is not base64"))?;
         if !bool::from(signature.ct_eq(&self.server_signature)) {
-            return Err(refused(format!("the server's {} signature is wrong: it does not hold this user's credential", name(self.mechanism))));
+            return Err(refused(format!("the server's {} signature is wrong: it does not hold this user's credential", self.mechanism.name())));
         }
         Ok(())
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::broker::cluster::ClusterState;
 use crate::controller::{Controller, ControllerConfig, ControllerError, ControllerResult};
+use crate::controller::cluster::METADATA_VERSION_FEATURE;
+use crate::metadata::records::{FeatureLevelRecord, MetadataRecord, UserScramCredentialRecord};
 use crate::metadata::{MetadataImage, decode_records, encode_records};
 use crate::raft::{ApplyError, ProposeError, RaftNode, StateMachine};
 
@@ -78,12 +80,55 @@ pub struct ControllerService {
     /// A dynamic quorum (kraft.version 1): its voters may change. A static one's may not, as
     /// Kafka's quorum at kraft.version 0 refuses AddRaftVoter and RemoveRaftVoter.
     pub dynamic: bool,
+    /// What the first active controller of a new cluster writes into its log ([`Bootstrap`]).
+    bootstrap: Bootstrap,
+}
+
+/// The metadata a new cluster's log starts with, as Kafka's first active controller writes its
+/// bootstrap metadata: metadata.version, and the SCRAM credentials `kafka-storage.sh format
+/// --add-scram` left in the metadata log dir's `bootstrap.checkpoint`. A log with metadata.version
+/// finalized has been bootstrapped (the same mark as Kafka's), so it is written once per
+/// cluster, by whichever controller is active first.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    pub scram: Vec<UserScramCredentialRecord>,
+}
+
+impl Bootstrap {
+    /// The records to write into `image`'s log; None when it is bootstrapped already. A
+    /// credential the log holds already is left as it is.
+    fn records(&self, image: &MetadataImage) -> Option<Vec<MetadataRecord>> {
+        if image.feature_level(METADATA_VERSION_FEATURE).is_some() {
+            return None;
+        }
+        let level = crate::broker::features::METADATA_VERSION_4_0_IV3;
+        let mut records = vec![MetadataRecord::FeatureLevel(FeatureLevelRecord { name: METADATA_VERSION_FEATURE.into(), feature_level: level })];
+        records.extend(self.scram.iter().filter(|c| image.scram_credential(&c.name, c.mechanism).is_none()).cloned().map(MetadataRecord::UserScramCredential));
+        Some(records)
+    }
 }
 
 impl ControllerService {
     pub fn new(raft: Arc<RaftNode>, listener_name: String, state: Arc<ClusterState>, config: ControllerConfig, cluster_id: String) -> ControllerService {
         let inner = tokio::sync::Mutex::new((u64::MAX, Controller::new(config.clone())));
-        ControllerService { raft, listener_name, state, config, inner, observers: Default::default(), cluster_id, voter_change: tokio::sync::Mutex::new(()), dynamic: false }
+        ControllerService {
+            raft,
+            listener_name,
+            state,
+            config,
+            inner,
+            observers: Default::default(),
+            cluster_id,
+            voter_change: tokio::sync::Mutex::new(()),
+            dynamic: false,
+            bootstrap: Bootstrap::default(),
+        }
+    }
+
+    /// What it writes into a new cluster's log when it is the first active controller.
+    pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> ControllerService {
+        self.bootstrap = bootstrap;
+        self
     }
 
     /// Its voters may change (a dynamic quorum, KIP-853).
@@ -119,23 +164,36 @@ impl ControllerService {
             inner.1 = Controller::new(self.config.clone());
             tracing::info!(term = status.leader_epoch, "this node is the active controller");
         }
-        let last = status.last_log_index.unwrap_or(0);
+        let mut last = status.last_log_index.unwrap_or(0);
         if !self.raft.wait_for_applied(last, CATCH_UP_TIMEOUT).await {
             return Err(ControllerError::NotController);
         }
-        let image = self.state.image();
+        let mut image = self.state.image();
+        if let Some(records) = self.bootstrap.records(&image) {
+            last = self.propose(&records).await?;
+            if !self.raft.wait_for_applied(last, CATCH_UP_TIMEOUT).await {
+                return Err(ControllerError::NotController);
+            }
+            image = self.state.image();
+            tracing::info!(metadata_version = ?image.feature_level(METADATA_VERSION_FEATURE), scram_credentials = records.len() - 1, "wrote the new cluster's bootstrap metadata");
+        }
         // The offset the records will most likely get (a broker epoch is the offset of its
         // registration record): the next index, decisions being made one at a time.
         let next_offset = (last + 1) as i64;
         let result = f(&mut inner.1, &image, next_offset)?;
         if !result.records.is_empty() {
-            match self.raft.propose(encode_records(&result.records)).await {
-                Ok(_) => {}
-                Err(ProposeError::NotLeader { .. }) => return Err(ControllerError::NotController),
-                Err(e) => return Err(ControllerError::UnknownServerError(e.to_string())),
-            }
+            self.propose(&result.records).await?;
         }
         Ok(result.response)
+    }
+
+    /// Proposes one batch of records; its log index.
+    async fn propose(&self, records: &[MetadataRecord]) -> Result<u64, ControllerError> {
+        match self.raft.propose(encode_records(records)).await {
+            Ok(index) => Ok(index),
+            Err(ProposeError::NotLeader { .. }) => Err(ControllerError::NotController),
+            Err(e) => Err(ControllerError::UnknownServerError(e.to_string())),
+        }
     }
 
     /// Fences the brokers that stopped heartbeating, while this voter is active; until `stop`.

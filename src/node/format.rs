@@ -3,7 +3,9 @@
 //! starts, and a controller naming only itself in `controller.quorum.bootstrap.servers` starts a
 //! quorum of one); this one is for a dynamic quorum (KIP-853) that starts with several voters at
 //! once, `--initial-controllers`: every controller must know all of them, with their directory
-//! ids, before the first election.
+//! ids, before the first election; and `--add-scram`, the SCRAM users a new cluster starts with
+//! (written as Kafka's `bootstrap.checkpoint`, which the first active controller puts into the
+//! metadata log: `node::cluster::Bootstrap`).
 //!
 //! What it writes: in the metadata log dir, `meta.properties` with the directory id the list gives
 //! this node, and [`INITIAL_CONTROLLERS_FILE`] (the list); in every other log dir,
@@ -21,6 +23,7 @@ use uuid::Uuid;
 
 use crate::broker::metadata::{quorum_cluster_id, read_meta_properties, uuid_to_kafka_string, write_meta_properties};
 use crate::config::{Config, Endpoint};
+use crate::metadata::records::UserScramCredentialRecord;
 
 /// The initial voters in the metadata log dir, one `id@host:port:directoryId` per line.
 pub const INITIAL_CONTROLLERS_FILE: &str = "fjord-initial-controllers";
@@ -65,6 +68,67 @@ pub fn parse_initial_controllers(text: &str) -> Result<Vec<InitialController>, S
         return Err("no initial controllers given".into());
     }
     Ok(out)
+}
+
+/// Parses one `--add-scram` value as Kafka's format does: `MECHANISM=[name=N,password=P]`, with
+/// optional `iterations` (default 4096, within Kafka's bounds) and `salt` (base64; default 32
+/// random bytes), or `saltedpassword` (base64) with `salt` instead of `password`. Values may be
+/// quoted. The credential is derived here: only its keys are kept.
+pub fn parse_add_scram(text: &str) -> Result<UserScramCredentialRecord, String> {
+    use base64::Engine;
+    use crate::broker::scram::{MAX_ITERATIONS, MIN_ITERATIONS, Mechanism};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = text.trim();
+    let (mechanism, config) = text.split_once('=').ok_or_else(|| format!("Failed to find equals sign in SCRAM argument '{text}'"))?;
+    let m = Mechanism::from_name(mechanism).ok_or_else(|| format!("The add-scram mechanism {mechanism} is not supported."))?;
+    let config = config.strip_prefix('[').ok_or("Expected configuration string to start with [")?;
+    let config = config.strip_suffix(']').ok_or("Expected configuration string to end with ]")?;
+    let mut parts: BTreeMap<&str, &str> = BTreeMap::new();
+    for part in config.split(',') {
+        let (key, value) = part.split_once('=').ok_or_else(|| format!("No equals sign found in SCRAM component: {part}"))?;
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        parts.insert(key, value);
+    }
+    let name = parts.remove("name").ok_or("You must supply 'name' to add-scram")?.to_string();
+    let salt = match parts.remove("salt") {
+        Some(s) => Some(b64.decode(s).map_err(|_| format!("Failed to decode given salt: {s}"))?),
+        None => None,
+    };
+    let iterations = match parts.remove("iterations") {
+        Some(i) => i.parse::<i32>().map_err(|_| format!("Failed to parse iterations count: {i}"))?,
+        None => MIN_ITERATIONS,
+    };
+    // Err: the password, to be salted once the salt is known.
+    let salted: Result<Vec<u8>, &str> = match (parts.remove("password"), parts.remove("saltedpassword")) {
+        (Some(p), _) => Err(p),
+        (None, None) => return Err("You must supply one of 'password' or 'saltedpassword' to add-scram".into()),
+        (None, Some(_)) if salt.is_none() => return Err("You must supply 'salt' with 'saltedpassword' to add-scram".into()),
+        (None, Some(s)) => Ok(b64.decode(s).map_err(|_| format!("Failed to decode given saltedPassword: {s}"))?),
+    };
+    if !parts.is_empty() {
+        return Err(format!("Unknown SCRAM configurations: {}", parts.keys().copied().collect::<Vec<_>>().join(", ")));
+    }
+    // Kafka's tool names the mechanism by its Java enum here (SCRAM_SHA_256).
+    if iterations < MIN_ITERATIONS {
+        return Err(format!("The 'iterations' value must be >= {MIN_ITERATIONS} for add-scram using {}", m.name().replace('-', "_")));
+    }
+    if iterations > MAX_ITERATIONS {
+        return Err(format!("The 'iterations' value must be <= {MAX_ITERATIONS} for add-scram using {}", m.name().replace('-', "_")));
+    }
+    let salt = match salt {
+        Some(s) => s,
+        None => {
+            let mut s = vec![0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s).map_err(|_| "no random salt: the system's random source failed".to_string())?;
+            s
+        }
+    };
+    let salted = match salted {
+        Ok(s) => s,
+        Err(password) => m.salted_password(password, &salt, std::num::NonZeroU32::new(iterations as u32).ok_or("iterations must be positive")?),
+    };
+    let (stored_key, server_key) = m.derive_keys(&salted);
+    Ok(UserScramCredentialRecord { name, mechanism: m.wire_type(), salt, stored_key, server_key, iterations })
 }
 
 /// The initial voters written by `fjord format` in this metadata log dir, if any.
@@ -113,7 +177,10 @@ pub fn initial_controllers(metadata_log_dir: &Path, listener: Option<&str>) -> R
 pub struct FormatRequest {
     /// `--cluster-id`; None: the id derived from the initial voters, the same on every node.
     pub cluster_id: Option<String>,
+    /// `--initial-controllers`; empty: none (a static quorum's controller, or one that joins).
     pub initial_controllers: Vec<InitialController>,
+    /// `--add-scram`: the users a new cluster starts with.
+    pub scram: Vec<UserScramCredentialRecord>,
     /// `--ignore-formatted`: dirs that hold a `meta.properties` are left as they are.
     pub ignore_formatted: bool,
 }
@@ -123,14 +190,52 @@ pub fn metadata_log_dir(config: &Config) -> PathBuf {
     config.value("metadata.log.dir").filter(|d| !d.trim().is_empty()).map(PathBuf::from).unwrap_or_else(|| config.log_dirs[0].clone())
 }
 
-/// Formats this node's log dirs for a dynamic quorum starting with `request`'s voters; returns
-/// one line per dir saying what was done. Refused: a node that is not a controller, a static
-/// quorum (`controller.quorum.voters`), a list without this node's id, a cluster id that is not
-/// a Kafka uuid, and dirs already formatted unless `ignore_formatted`.
+/// Formats this node's log dirs: for a dynamic quorum starting with `request`'s voters, and
+/// with the SCRAM users a new cluster starts with; returns one line per thing done. Refused:
+/// nothing to do, a node that is not a controller, and what [`format_initial_controllers`] and
+/// [`write_bootstrap`] refuse. Every check is made before anything is written.
 pub fn format(config: &Config, request: &FormatRequest) -> Result<Vec<String>, String> {
-    if !config.topology.roles.controller {
-        return Err("--initial-controllers formats a controller: process.roles has no controller role".into());
+    if request.initial_controllers.is_empty() && request.scram.is_empty() {
+        return Err("nothing to format: a node needs no format step; give --initial-controllers (a dynamic quorum starting with several voters) or --add-scram (users a new cluster starts with)".into());
     }
+    if !config.topology.roles.controller {
+        return Err("fjord format formats a controller: process.roles has no controller role".into());
+    }
+    let metadata_dir = metadata_log_dir(config);
+    let bootstrap = metadata_dir.join(crate::storage::kafka_dir::BOOTSTRAP_CHECKPOINT_FILE);
+    // A bootstrap file written before, or a metadata log begun: the users of a new cluster
+    // have been given already.
+    let bootstrapped = bootstrap.exists() || super::raft_log_exists(&metadata_dir);
+    if !request.scram.is_empty() && bootstrapped && !request.ignore_formatted {
+        return Err(format!("Metadata directory {} is already formatted (its bootstrap metadata or its log exists). Use --ignore-formatted to leave it as it is.", metadata_dir.display()));
+    }
+    let mut done = if request.initial_controllers.is_empty() { Vec::new() } else { format_initial_controllers(config, request)? };
+    match (request.scram.is_empty(), bootstrapped) {
+        (true, _) => {}
+        (false, true) => done.push(format!("{} is already formatted: its users left as they are", metadata_dir.display())),
+        (false, false) => done.push(write_bootstrap(&bootstrap, &request.scram)?),
+    }
+    Ok(done)
+}
+
+/// Writes the bootstrap metadata a new cluster's first active controller puts into its log
+/// (`node::cluster::Bootstrap`): Kafka's `bootstrap.checkpoint` with metadata.version and the users.
+fn write_bootstrap(path: &Path, scram: &[UserScramCredentialRecord]) -> Result<String, String> {
+    use crate::broker::features::{METADATA_VERSION, METADATA_VERSION_4_0_IV3};
+    let boot = crate::storage::kafka_dir::BootstrapMetadata { features: vec![(METADATA_VERSION.to_string(), METADATA_VERSION_4_0_IV3)], scram: scram.to_vec() };
+    let bytes = crate::storage::kafka_dir::encode_bootstrap_metadata(&boot)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    crate::storage::checkpoint::write_atomic(&crate::storage::io::std::StdIo, path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let users: Vec<String> = scram.iter().map(|c| c.name.clone()).collect();
+    Ok(format!("Wrote the SCRAM users {} in {}: the new cluster's first active controller writes them into its metadata log.", users.join(","), path.display()))
+}
+
+/// The dirs of a controller of a dynamic quorum starting with `request`'s voters. Refused: a
+/// static quorum (`controller.quorum.voters`), a list without this node's id, a cluster id that
+/// is not a Kafka uuid, and dirs already formatted unless `ignore_formatted`.
+fn format_initial_controllers(config: &Config, request: &FormatRequest) -> Result<Vec<String>, String> {
     match &config.topology.quorum {
         Some(q) if !q.dynamic => return Err("--initial-controllers starts a dynamic quorum: remove controller.quorum.voters and set controller.quorum.bootstrap.servers".into()),
         None => return Err("--initial-controllers: controller.quorum.bootstrap.servers is not set".into()),
@@ -271,7 +376,7 @@ mod tests {
     fn format_writes_the_voters_and_each_dirs_meta_properties_once() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let list = parse_initial_controllers(&format!("1@127.0.0.1:9093:{},2@127.0.0.1:9094:{}", uuid_text(1), uuid_text(2))).expect("list");
-        let request = FormatRequest { cluster_id: None, initial_controllers: list.clone(), ignore_formatted: false };
+        let request = FormatRequest { cluster_id: None, initial_controllers: list.clone(), scram: vec![], ignore_formatted: false };
         let config = controller_config(tmp.path(), &[&format!("metadata.log.dir={}", tmp.path().join("meta").display())]);
         let said = format(&config, &request).expect("formats");
         assert_eq!(said.len(), 2, "{said:?}");
@@ -302,15 +407,82 @@ mod tests {
     fn format_refuses_what_kafka_refuses() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let list = parse_initial_controllers(&format!("1@127.0.0.1:9093:{}", uuid_text(1))).expect("list");
-        let request = FormatRequest { cluster_id: None, initial_controllers: list, ignore_formatted: false };
+        let request = FormatRequest { cluster_id: None, initial_controllers: list, scram: vec![], ignore_formatted: false };
         let e = format(&controller_config(tmp.path(), &[]), &request).expect_err("not listed");
         assert!(e.contains("do not include this node"), "{e}");
         let listed = parse_initial_controllers(&format!("2@127.0.0.1:9094:{}", uuid_text(2))).expect("list");
-        let e = format(&controller_config(tmp.path(), &[]), &FormatRequest { cluster_id: Some("nope".into()), initial_controllers: listed.clone(), ignore_formatted: false }).expect_err("bad id");
+        let e = format(&controller_config(tmp.path(), &[]), &FormatRequest { cluster_id: Some("nope".into()), initial_controllers: listed.clone(), scram: vec![], ignore_formatted: false }).expect_err("bad id");
         assert!(e.contains("not a Kafka uuid"), "{e}");
         let static_quorum = controller_config(tmp.path(), &["controller.quorum.voters=2@127.0.0.1:9094", "controller.quorum.bootstrap.servers="]);
-        let e = format(&static_quorum, &FormatRequest { cluster_id: None, initial_controllers: listed, ignore_formatted: false }).expect_err("static");
+        let e = format(&static_quorum, &FormatRequest { cluster_id: None, initial_controllers: listed, scram: vec![], ignore_formatted: false }).expect_err("static");
         assert!(e.contains("controller.quorum.voters"), "{e}");
         assert!(!tmp.path().join("a").join("meta.properties").exists(), "nothing written when refused");
+    }
+
+    #[test]
+    fn add_scram_parses_as_kafkas_format_and_derives_the_credential() {
+        use crate::broker::scram::{Credential, Mechanism};
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let c = parse_add_scram("SCRAM-SHA-256=[name=alice,password=alice-secret]").expect("parses");
+        assert_eq!((c.name.as_str(), c.mechanism, c.iterations, c.salt.len()), ("alice", 1, 4096, 32));
+        let credential = |c: &UserScramCredentialRecord| Credential { salt: c.salt.clone(), stored_key: c.stored_key.clone(), server_key: c.server_key.clone(), iterations: c.iterations };
+        assert!(credential(&c).matches_password(Mechanism::Sha256, "alice-secret"));
+        assert!(!credential(&c).matches_password(Mechanism::Sha256, "alice"));
+        let other = parse_add_scram("SCRAM-SHA-256=[name=alice,password=alice-secret]").expect("parses");
+        assert_ne!(c.salt, other.salt, "a random salt each time");
+        // A given salt and iterations, quoted values; then the same credential from its salted password.
+        let salt = b64.encode(b"0123456789abcdef");
+        let c = parse_add_scram(&format!(r#" SCRAM-SHA-512=[name="bob",salt="{salt}",iterations=8192,password="bob secret"] "#)).expect("parses");
+        assert_eq!((c.name.as_str(), c.mechanism, c.iterations, c.salt.as_slice()), ("bob", 2, 8192, &b"0123456789abcdef"[..]));
+        assert!(credential(&c).matches_password(Mechanism::Sha512, "bob secret"));
+        let salted = Mechanism::Sha512.salted_password("bob secret", b"0123456789abcdef", std::num::NonZeroU32::new(8192).unwrap());
+        let same = parse_add_scram(&format!("SCRAM-SHA-512=[name=bob,salt={salt},iterations=8192,saltedpassword={}]", b64.encode(&salted))).expect("parses");
+        assert_eq!(same, c);
+        // Refused as Kafka's format refuses them.
+        for (arg, why) in [
+            ("SCRAM-SHA-256", "Failed to find equals sign"),
+            ("SCRAM-SHA-1=[name=a,password=b]", "mechanism SCRAM-SHA-1 is not supported"),
+            ("SCRAM-SHA-256=name=a,password=b]", "start with ["),
+            ("SCRAM-SHA-256=[name=a,password=b", "end with ]"),
+            ("SCRAM-SHA-256=[password=b]", "You must supply 'name'"),
+            ("SCRAM-SHA-256=[name=a]", "one of 'password' or 'saltedpassword'"),
+            ("SCRAM-SHA-256=[name=a,saltedpassword=AAAA]", "'salt' with 'saltedpassword'"),
+            ("SCRAM-SHA-256=[name=a,password=b,colour=red]", "Unknown SCRAM configurations: colour"),
+            ("SCRAM-SHA-256=[name=a,password=b,iterations=4095]", "must be >= 4096 for add-scram using SCRAM_SHA_256"),
+            ("SCRAM-SHA-256=[name=a,password=b,iterations=16385]", "must be <= 16384"),
+            ("SCRAM-SHA-256=[name=a,password=b,iterations=many]", "Failed to parse iterations count"),
+            ("SCRAM-SHA-256=[name=a,password=b,salt=!!]", "Failed to decode given salt"),
+            ("SCRAM-SHA-256=[name=a,password]", "No equals sign found in SCRAM component"),
+        ] {
+            let e = parse_add_scram(arg).expect_err(arg);
+            assert!(e.contains(why), "{arg}: {e}");
+        }
+    }
+
+    #[test]
+    fn format_add_scram_writes_the_bootstrap_metadata_once() {
+        use crate::storage::kafka_dir::{BOOTSTRAP_CHECKPOINT_FILE, read_bootstrap_metadata};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // A static quorum's controller: --add-scram needs no --initial-controllers.
+        let config = controller_config(tmp.path(), &["controller.quorum.voters=2@127.0.0.1:9094", "controller.quorum.bootstrap.servers="]);
+        let alice = parse_add_scram("SCRAM-SHA-256=[name=alice,password=alice-secret]").expect("parses");
+        let request = FormatRequest { cluster_id: None, initial_controllers: vec![], scram: vec![alice.clone()], ignore_formatted: false };
+        let done = format(&config, &request).expect("formats");
+        assert_eq!(done.len(), 1, "{done:?}");
+        let boot = read_bootstrap_metadata(&tmp.path().join("a")).expect("reads").expect("written");
+        assert_eq!(boot.features, vec![("metadata.version".to_string(), 25)]);
+        assert_eq!(boot.scram, vec![alice]);
+        let e = format(&config, &request).expect_err("twice");
+        assert!(e.contains("already formatted"), "{e}");
+        let written = std::fs::read(tmp.path().join("a").join(BOOTSTRAP_CHECKPOINT_FILE)).expect("file");
+        let bob = parse_add_scram("SCRAM-SHA-512=[name=bob,password=b]").expect("parses");
+        format(&config, &FormatRequest { scram: vec![bob], ignore_formatted: true, ..request.clone() }).expect("left as it is");
+        assert_eq!(std::fs::read(tmp.path().join("a").join(BOOTSTRAP_CHECKPOINT_FILE)).expect("file"), written, "--ignore-formatted leaves it");
+        let e = format(&config, &FormatRequest { scram: vec![], ..request.clone() }).expect_err("nothing asked");
+        assert!(e.contains("nothing to format"), "{e}");
+        let broker = controller_config(tmp.path(), &["process.roles=broker", "controller.quorum.voters=1@127.0.0.1:9093", "controller.quorum.bootstrap.servers=", "listeners=PLAINTEXT://127.0.0.1:9092"]);
+        let e = format(&broker, &request).expect_err("a broker");
+        assert!(e.contains("no controller role"), "{e}");
     }
 }

@@ -37,6 +37,8 @@ pub enum StartError {
     Raft(#[from] crate::raft::StartError),
     #[error("initial controllers: {0}")]
     InitialControllers(String),
+    #[error("bootstrap metadata: {0}")]
+    Bootstrap(String),
 }
 
 /// What a node in a metadata quorum runs besides the broker.
@@ -168,6 +170,23 @@ fn log_serving(broker: &Broker, local_addr: SocketAddr, listener_addrs: &[(Strin
     );
 }
 
+/// What this controller writes into a new cluster's log if it is the first active one: the
+/// SCRAM credentials of the `bootstrap.checkpoint` Kafka's `kafka-storage.sh format --add-scram`
+/// left in the metadata log dir. A malformed file stops the start, as it stops Kafka's.
+fn read_bootstrap(metadata_log_dir: &std::path::Path) -> Result<cluster::Bootstrap, StartError> {
+    use crate::storage::kafka_dir::{BOOTSTRAP_CHECKPOINT_FILE, read_bootstrap_metadata};
+    let Some(boot) = read_bootstrap_metadata(metadata_log_dir).map_err(StartError::Bootstrap)? else {
+        return Ok(cluster::Bootstrap::default());
+    };
+    let fjords = crate::broker::features::METADATA_VERSION_4_0_IV3;
+    if let Some((_, level)) = boot.features.iter().find(|(name, _)| name == crate::broker::features::METADATA_VERSION)
+        && *level != fjords
+    {
+        tracing::warn!(file = BOOTSTRAP_CHECKPOINT_FILE, level, running = fjords, "the bootstrap metadata.version is not the one Fjord runs (4.0-IV3): a new cluster starts at 4.0-IV3");
+    }
+    Ok(cluster::Bootstrap { scram: boot.scram })
+}
+
 /// The `directory.id` of the metadata log dir, when it is one of `log.dirs` (their
 /// meta.properties hold the ids): a broker-only node sends it with its metadata fetches, as
 /// Kafka's observers do, and DescribeQuorum shows it.
@@ -237,6 +256,7 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
     }
     let raft_voters = voters.iter().map(|(id, addr)| (*id as u64, addr.clone())).collect();
     let metadata_log_dir = metadata_log_dir(config);
+    let bootstrap = read_bootstrap(&metadata_log_dir)?;
     let derived_cluster_id = quorum.cluster_id.clone().unwrap_or_else(|| crate::broker::metadata::quorum_node_cluster_id(&config.log_dirs[0], config.node_id, &quorum.voters));
     // In a dynamic quorum (KIP-853), the metadata log dir's meta.properties, as Kafka's format
     // writes it: the cluster id (the one the controllers answered when joining, else derived
@@ -278,7 +298,11 @@ async fn start_quorum(config: &Config, quorum: &crate::config::QuorumConfig, dir
         default_replication_factor: config.default_replication_factor,
     };
     let cluster_id = meta.cluster_id.clone();
-    let service = Arc::new(cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id).with_dynamic_voters(quorum.dynamic));
+    let service = Arc::new(
+        cluster::ControllerService::new(raft.clone(), controller_listener.name.clone(), state.clone(), controller_config, cluster_id)
+            .with_dynamic_voters(quorum.dynamic)
+            .with_bootstrap(bootstrap),
+    );
     let security = controller_listener::ListenerSecurity {
         tls: match &controller_listener.ssl {
             Some(ssl) => {

@@ -1,7 +1,9 @@
 //! Readers for the files Apache Kafka leaves in a log dir that Fjord's own layout does not share:
 //! `partition.metadata` (a partition's topic id), Kafka's producer-state `.snapshot` files, and
 //! the topics, partitions and topic configs recorded in `__cluster_metadata-0` (KRaft metadata
-//! records in record batches, snapshots included). Read-only and pure apart from reading files;
+//! records in record batches, snapshots included), and what Kafka's format leaves for a new
+//! cluster (the voters of a dynamic quorum, `bootstrap.checkpoint`'s metadata.version and SCRAM
+//! credentials). Read-only and pure apart from reading files;
 //! every length and count is checked against the bytes there before anything is allocated, and
 //! a malformed input is an error, never a panic. What Fjord does with the answers lives above
 //! (`broker::adopt`, `producer_state`).
@@ -15,6 +17,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
 
 use super::producer_state::{BatchMetadata, ProducerEntry};
+use crate::metadata::records::UserScramCredentialRecord;
 use crate::records::batch::{BatchHeader, HEADER_SIZE};
 
 /// The directory of the KRaft metadata log in a Kafka log dir.
@@ -141,6 +144,8 @@ const TOPIC_RECORD: u32 = 2;
 const PARTITION_RECORD: u32 = 3;
 const CONFIG_RECORD: u32 = 4;
 const REMOVE_TOPIC_RECORD: u32 = 9;
+const USER_SCRAM_CREDENTIAL_RECORD: u32 = 11;
+const FEATURE_LEVEL_RECORD: u32 = 12;
 const PRODUCER_IDS_RECORD: u32 = 15;
 /// ConfigResource.Type.TOPIC.
 const TOPIC_RESOURCE: i8 = 2;
@@ -162,12 +167,7 @@ impl MetadataImage {
     /// Applies one metadata record (a record value: frame version, api key, version, body).
     pub fn apply(&mut self, value: &[u8]) -> Result<(), String> {
         let mut r = Cursor(value);
-        let frame = r.uvarint()?;
-        if frame != FRAME_VERSION {
-            return Err(format!("unknown metadata record frame version {frame}"));
-        }
-        let api_key = r.uvarint()?;
-        let _version = r.uvarint()?;
+        let api_key = r.record_frame()?;
         self.records += 1;
         // Every field read here is first in its record and unchanged in all versions so far;
         // later fields (replicas, ISR, tagged fields) are not needed.
@@ -240,21 +240,27 @@ impl MetadataImage {
     }
 
     fn apply_batch(&mut self, header: BatchHeader<'_>, batch: &[u8], from: i64) -> Result<(), String> {
-        if header.is_control() || header.last_offset() < from {
-            return Ok(());
-        }
-        let mut buf = Bytes::copy_from_slice(batch);
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?;
-        for record in set.records {
-            if record.offset < from {
-                continue;
-            }
-            if let Some(value) = record.value {
-                self.apply(&value).map_err(|e| format!("record at offset {}: {e}", record.offset))?;
-            }
-        }
-        Ok(())
+        for_each_record_value(header, batch, from, |offset, value| self.apply(value).map_err(|e| format!("record at offset {offset}: {e}")))
     }
+}
+
+/// Calls `f` with (offset, value) of every record at `from` or later of a batch of metadata
+/// records. Control batches (leader changes, snapshot headers and footers) carry none.
+fn for_each_record_value(header: BatchHeader<'_>, batch: &[u8], from: i64, mut f: impl FnMut(i64, &[u8]) -> Result<(), String>) -> Result<(), String> {
+    if header.is_control() || header.last_offset() < from {
+        return Ok(());
+    }
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| format!("batch at offset {}: {e}", header.base_offset()))?;
+    for record in set.records {
+        if record.offset < from {
+            continue;
+        }
+        if let Some(value) = record.value {
+            f(record.offset, &value)?;
+        }
+    }
+    Ok(())
 }
 
 /// The next batch of `rest` (KRaft's metadata log or snapshot), moved past: its offsets, length,
@@ -398,8 +404,17 @@ pub struct KafkaVoter {
 /// CRC is checked; a malformed file is an error.
 pub fn read_bootstrap_voters(cluster_metadata_dir: &Path) -> Result<Option<Vec<KafkaVoter>>, String> {
     let path = cluster_metadata_dir.join(BOOTSTRAP_SNAPSHOT_FILE);
+    match read_small_file(&path)? {
+        Some(bytes) => decode_bootstrap_voters(&bytes).map_err(|e| format!("{}: {e}", path.display())),
+        None => Ok(None),
+    }
+}
+
+/// The bytes of a bootstrap file Kafka's format wrote (None when there is none); such a file
+/// holds a few records, so one larger than [`BOOTSTRAP_SNAPSHOT_BYTES_MAX`] is refused unread.
+fn read_small_file(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let err = |e: String| format!("{}: {e}", path.display());
-    let file = match std::fs::File::open(&path) {
+    let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(err(e.to_string())),
@@ -407,9 +422,65 @@ pub fn read_bootstrap_voters(cluster_metadata_dir: &Path) -> Result<Option<Vec<K
     let mut bytes = Vec::new();
     file.take(BOOTSTRAP_SNAPSHOT_BYTES_MAX + 1).read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
     if bytes.len() as u64 > BOOTSTRAP_SNAPSHOT_BYTES_MAX {
-        return Err(err(format!("larger than {BOOTSTRAP_SNAPSHOT_BYTES_MAX} bytes: not a bootstrap snapshot")));
+        return Err(err(format!("larger than {BOOTSTRAP_SNAPSHOT_BYTES_MAX} bytes: not a bootstrap file")));
     }
-    decode_bootstrap_voters(&bytes).map_err(err)
+    Ok(Some(bytes))
+}
+
+/// The file `kafka-storage.sh format` writes at the top of the metadata log dir: the metadata a
+/// new cluster's first active controller writes into its log (metadata.version, the other
+/// features' levels, and the SCRAM credentials given with `--add-scram`).
+pub const BOOTSTRAP_CHECKPOINT_FILE: &str = "bootstrap.checkpoint";
+
+/// What a `bootstrap.checkpoint` holds that Fjord reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootstrapMetadata {
+    /// `FeatureLevelRecord`s: (feature, level), metadata.version among them.
+    pub features: Vec<(String, i16)>,
+    /// `UserScramCredentialRecord`s, which Fjord's metadata log holds as they are.
+    pub scram: Vec<UserScramCredentialRecord>,
+}
+
+/// Reads `<metadata log dir>/bootstrap.checkpoint`; None when there is none. Every batch's CRC
+/// is checked; a malformed file is an error.
+pub fn read_bootstrap_metadata(metadata_log_dir: &Path) -> Result<Option<BootstrapMetadata>, String> {
+    let path = metadata_log_dir.join(BOOTSTRAP_CHECKPOINT_FILE);
+    match read_small_file(&path)? {
+        Some(bytes) => decode_bootstrap_metadata(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+        None => Ok(None),
+    }
+}
+
+/// The feature levels and SCRAM credentials of a bootstrap checkpoint's bytes (record batches;
+/// the snapshot header and footer are control batches, skipped).
+pub fn decode_bootstrap_metadata(mut rest: &[u8]) -> Result<BootstrapMetadata, String> {
+    let mut out = BootstrapMetadata::default();
+    while !rest.is_empty() {
+        let (header, batch) = next_batch(&mut rest)?;
+        for_each_record_value(header, batch, 0, |offset, value| {
+            let at = |e: String| format!("record at offset {offset}: {e}");
+            let mut r = Cursor(value);
+            let api_key = r.record_frame().map_err(at)?;
+            match api_key {
+                FEATURE_LEVEL_RECORD => {
+                    let name = r.compact_str().map_err(at)?.ok_or_else(|| at("FeatureLevelRecord without a name".into()))?;
+                    out.features.push((name, r.i16().map_err(at)?));
+                }
+                USER_SCRAM_CREDENTIAL_RECORD => {
+                    let name = r.compact_str().map_err(at)?.ok_or_else(|| at("UserScramCredentialRecord without a name".into()))?;
+                    let mechanism = r.i8().map_err(at)?;
+                    let salt = r.compact_bytes().map_err(at)?;
+                    let stored_key = r.compact_bytes().map_err(at)?;
+                    let server_key = r.compact_bytes().map_err(at)?;
+                    let iterations = r.i32().map_err(at)?;
+                    out.scram.push(UserScramCredentialRecord { name, mechanism, salt, stored_key, server_key, iterations });
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
 }
 
 /// The voters of the last `VotersRecord` in a bootstrap snapshot's bytes (record batches).
@@ -429,26 +500,88 @@ pub fn decode_bootstrap_voters(mut rest: &[u8]) -> Result<Option<Vec<KafkaVoter>
             let Some(kind) = key.get(2..4).map(|k| i16::from_be_bytes([k[0], k[1]])) else {
                 return Err(format!("control record at offset {} has a key of {} bytes", record.offset, key.len()));
             };
-            let mut value = record.value.unwrap_or_default();
-            match kind {
-                KRAFT_VOTERS_CONTROL => {
-                    let voters = VotersRecord::decode(&mut value, 0).map_err(|e| format!("VotersRecord at offset {}: {e}", record.offset))?;
-                    let voters = voters
-                        .voters
-                        .into_iter()
-                        .map(|v| KafkaVoter {
-                            id: v.voter_id.0,
-                            directory_id: v.voter_directory_id,
-                            endpoints: v.endpoints.into_iter().map(|e| (e.name.to_string(), e.host.to_string(), e.port)).collect(),
-                        })
-                        .collect();
-                    found = Some(voters);
-                }
-                _ => {}
+            if kind != KRAFT_VOTERS_CONTROL {
+                continue;
             }
+            let mut value = record.value.unwrap_or_default();
+            let voters = VotersRecord::decode(&mut value, 0).map_err(|e| format!("VotersRecord at offset {}: {e}", record.offset))?;
+            let voters = voters
+                .voters
+                .into_iter()
+                .map(|v| KafkaVoter {
+                    id: v.voter_id.0,
+                    directory_id: v.voter_directory_id,
+                    endpoints: v.endpoints.into_iter().map(|e| (e.name.to_string(), e.host.to_string(), e.port)).collect(),
+                })
+                .collect();
+            found = Some(voters);
         }
     }
     Ok(found)
+}
+
+/// The bytes of a `bootstrap.checkpoint` holding `boot`'s records, as `fjord format` writes it:
+/// Kafka's record format, in one batch, which [`decode_bootstrap_metadata`] reads.
+pub fn encode_bootstrap_metadata(boot: &BootstrapMetadata) -> Result<Vec<u8>, String> {
+    let mut values: Vec<(Option<Bytes>, Vec<u8>)> = Vec::new();
+    for (name, level) in &boot.features {
+        let mut v = vec![FRAME_VERSION as u8, FEATURE_LEVEL_RECORD as u8, 0];
+        put_compact(&mut v, name.as_bytes());
+        v.extend_from_slice(&level.to_be_bytes());
+        v.push(0);
+        values.push((None, v));
+    }
+    for c in &boot.scram {
+        let mut v = vec![FRAME_VERSION as u8, USER_SCRAM_CREDENTIAL_RECORD as u8, 0];
+        put_compact(&mut v, c.name.as_bytes());
+        v.push(c.mechanism as u8);
+        for bytes in [&c.salt, &c.stored_key, &c.server_key] {
+            put_compact(&mut v, bytes);
+        }
+        v.extend_from_slice(&c.iterations.to_be_bytes());
+        v.push(0);
+        values.push((None, v));
+    }
+    encode_batch(0, &values, false, kafka_protocol::records::Compression::None)
+}
+
+/// A compact (flexible-version) string or bytes: length + 1 as an unsigned varint, then the bytes.
+fn put_compact(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut n = bytes.len() as u64 + 1;
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out.extend_from_slice(bytes);
+}
+
+/// One record batch (magic 2, leader epoch 0) of `(key, value)` records from `base_offset`,
+/// as KRaft writes them: control records for a control batch.
+pub(crate) fn encode_batch(base_offset: i64, records: &[(Option<Bytes>, Vec<u8>)], control: bool, compression: kafka_protocol::records::Compression) -> Result<Vec<u8>, String> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: base_offset + i as i64,
+            sequence: -1,
+            timestamp: 0,
+            key: key.clone(),
+            value: Some(Bytes::from(value.clone())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).map_err(|e| e.to_string())?;
+    Ok(buf.to_vec())
 }
 
 /// A Kafka partition directory found in a log dir, with what its `partition.metadata` says.
@@ -539,6 +672,21 @@ impl<'a> Cursor<'a> {
         }
         Err("unsigned varint longer than 5 bytes".into())
     }
+    /// A metadata record's frame (frame version, api key, record version): its api key.
+    fn record_frame(&mut self) -> Result<u32, String> {
+        let frame = self.uvarint()?;
+        if frame != FRAME_VERSION {
+            return Err(format!("unknown metadata record frame version {frame}"));
+        }
+        let api_key = self.uvarint()?;
+        let _version = self.uvarint()?;
+        Ok(api_key)
+    }
+    /// Compact (flexible-version) bytes: length + 1 as an unsigned varint; null reads as empty.
+    fn compact_bytes(&mut self) -> Result<Vec<u8>, String> {
+        let n = self.uvarint()?;
+        Ok(self.take(n.saturating_sub(1) as usize)?.to_vec())
+    }
     /// A compact (flexible-version) nullable string: length + 1 as an unsigned varint.
     fn compact_str(&mut self) -> Result<Option<String>, String> {
         let n = self.uvarint()?;
@@ -555,7 +703,6 @@ impl<'a> Cursor<'a> {
 pub(crate) mod test_records {
     use super::*;
     pub(crate) use kafka_protocol::records::Compression;
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     pub(crate) fn compact(s: Option<&str>) -> Vec<u8> {
         match s {
@@ -597,7 +744,7 @@ pub(crate) mod test_records {
 
     pub(crate) fn batch(base_offset: i64, values: &[Vec<u8>], compression: Compression) -> Vec<u8> {
         let records: Vec<(Option<Bytes>, Vec<u8>)> = values.iter().map(|v| (None, v.clone())).collect();
-        encode(base_offset, &records, false, compression)
+        encode_batch(base_offset, &records, false, compression).expect("encode")
     }
 
     /// A control batch of `(control type, value)` records, as KRaft writes its snapshot header,
@@ -605,32 +752,7 @@ pub(crate) mod test_records {
     pub(crate) fn control_batch(base_offset: i64, records: &[(i16, Vec<u8>)]) -> Vec<u8> {
         let records: Vec<(Option<Bytes>, Vec<u8>)> =
             records.iter().map(|(kind, v)| (Some(Bytes::from([0i16.to_be_bytes(), kind.to_be_bytes()].concat())), v.clone())).collect();
-        encode(base_offset, &records, true, Compression::None)
-    }
-
-    fn encode(base_offset: i64, records: &[(Option<Bytes>, Vec<u8>)], control: bool, compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control,
-                delete_horizon: false,
-                partition_leader_epoch: if control { 0 } else { 1 },
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base_offset + i as i64,
-                sequence: -1,
-                timestamp: 0,
-                key: key.clone(),
-                value: Some(Bytes::from(value.clone())),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = bytes::BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
-        buf.to_vec()
+        encode_batch(base_offset, &records, true, Compression::None).expect("encode")
     }
 
     pub(crate) fn producer_ids_record(next: i64) -> Vec<u8> {
@@ -702,6 +824,20 @@ mod tests {
         assert!(decode_producer_snapshot(&v2).unwrap_err().contains("version"));
     }
 
+    /// `decode` fails on every cut of `file` inside a batch. (A cut between batches is a shorter
+    /// file, not damage.)
+    fn every_cut_inside_a_batch_fails(file: &[u8], decode: impl Fn(&[u8]) -> Option<String>) {
+        let mut boundaries = vec![];
+        let mut at = 0;
+        while at < file.len() {
+            at += BatchHeader::parse(&file[at..]).expect("header").total_size();
+            boundaries.push(at);
+        }
+        for cut in (1..file.len()).filter(|c| !boundaries.contains(c)) {
+            assert!(decode(&file[..cut]).is_some(), "cut at {cut}");
+        }
+    }
+
     /// The membership `kafka-storage.sh format --initial-controllers` writes: a snapshot header,
     /// the kraft.version and the voters with their endpoints, a footer.
     #[test]
@@ -730,17 +866,8 @@ mod tests {
         // A snapshot without a membership (Kafka's format of a static quorum's node) names none.
         assert_eq!(decode_bootstrap_voters(&control_batch(0, &[(3, header)])).expect("reads"), None);
         // Damage is an error, never a panic: every cut inside a batch, and a flipped byte under
-        // the CRC. (The encoder may give records batches of their own: a cut between batches is
-        // a shorter file, not damage.)
-        let mut boundaries = vec![];
-        let mut at = 0;
-        while at < file.len() {
-            at += BatchHeader::parse(&file[at..]).expect("header").total_size();
-            boundaries.push(at);
-        }
-        for cut in (1..file.len()).filter(|c| !boundaries.contains(c)) {
-            assert!(decode_bootstrap_voters(&file[..cut]).is_err(), "cut at {cut}");
-        }
+        // the CRC.
+        every_cut_inside_a_batch_fails(&file, |b| decode_bootstrap_voters(b).err());
         let mut flipped = file.clone();
         flipped[80] ^= 0x40;
         assert!(decode_bootstrap_voters(&flipped).is_err());
@@ -748,6 +875,37 @@ mod tests {
         assert_eq!(read_bootstrap_voters(dir.path()).expect("no file"), None);
         std::fs::write(dir.path().join(BOOTSTRAP_SNAPSHOT_FILE), &file).expect("write");
         assert_eq!(read_bootstrap_voters(dir.path()).expect("reads").map(|v| v.len()), Some(2));
+    }
+
+    /// The bootstrap checkpoint Kafka 4.0's `kafka-storage.sh format --add-scram
+    /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' --add-scram
+    /// 'SCRAM-SHA-512=[name=bob,iterations=8192,password=bob-secret]'` wrote (static voters).
+    const KAFKA_BOOTSTRAP: &[u8] = include_bytes!("testdata/kafka-4.0-bootstrap.checkpoint");
+
+    #[test]
+    fn kafkas_bootstrap_checkpoint_gives_the_features_and_the_scram_credentials() {
+        use crate::broker::scram::{Credential, Mechanism};
+        let boot = decode_bootstrap_metadata(KAFKA_BOOTSTRAP).expect("reads");
+        assert!(boot.features.contains(&("metadata.version".to_string(), 25)), "{:?}", boot.features);
+        let users: Vec<_> = boot.scram.iter().map(|c| (c.name.as_str(), c.mechanism, c.iterations)).collect();
+        assert_eq!(users, vec![("alice", 1, 4096), ("bob", 2, 8192)]);
+        // The keys are those of the passwords given: salt, keys and iterations decoded right.
+        for (c, m, password) in [(&boot.scram[0], Mechanism::Sha256, "alice-secret"), (&boot.scram[1], Mechanism::Sha512, "bob-secret")] {
+            let credential = Credential { salt: c.salt.clone(), stored_key: c.stored_key.clone(), server_key: c.server_key.clone(), iterations: c.iterations };
+            assert!(credential.matches_password(m, password), "{}", c.name);
+            assert!(!credential.matches_password(m, "wrong"), "{}", c.name);
+        }
+        // Damage inside a batch is an error, never a panic.
+        every_cut_inside_a_batch_fails(KAFKA_BOOTSTRAP, |b| decode_bootstrap_metadata(b).err());
+        // A record claiming more bytes than it holds, in a batch with a valid CRC.
+        let mut lying = vec![1, USER_SCRAM_CREDENTIAL_RECORD as u8, 0];
+        lying.extend(compact(Some("eve")));
+        lying.extend([1, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(decode_bootstrap_metadata(&batch(0, &[lying], Compression::None)).is_err());
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(read_bootstrap_metadata(dir.path()).expect("no file"), None);
+        std::fs::write(dir.path().join(BOOTSTRAP_CHECKPOINT_FILE), KAFKA_BOOTSTRAP).expect("write");
+        assert_eq!(read_bootstrap_metadata(dir.path()).expect("reads"), Some(boot));
     }
 
     #[test]

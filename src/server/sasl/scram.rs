@@ -113,9 +113,9 @@ pub fn client_first(mechanism: Mechanism, message: &[u8], server_nonce: &str, lo
     {
         return Err(AuthError::Refused("Authentication failed: Client requested an authorization id that is different from username".into()));
     }
-    let credential = lookup(&user).ok_or_else(|| invalid(format!("Authentication failed: Invalid user credentials (no {} credential for the user)", name(mechanism))))?;
+    let credential = lookup(&user).ok_or_else(|| invalid(format!("Authentication failed: Invalid user credentials (no {} credential for the user)", mechanism.name())))?;
     if credential.iterations < MIN_ITERATIONS {
-        return Err(invalid(format!("Iterations {} is less than the minimum {MIN_ITERATIONS} for {}", credential.iterations, name(mechanism))));
+        return Err(invalid(format!("Iterations {} is less than the minimum {MIN_ITERATIONS} for {}", credential.iterations, mechanism.name())));
     }
     if !valid_nonce(server_nonce) {
         return Err(invalid("the server nonce is not printable"));
@@ -124,13 +124,6 @@ pub fn client_first(mechanism: Mechanism, message: &[u8], server_nonce: &str, lo
     let server_first = format!("r={nonce},s={},i={}", B64.encode(&credential.salt), credential.iterations);
     let state = AwaitingFinal { mechanism, user, gs2_header, client_first_bare: bare.to_string(), server_first: server_first.clone(), nonce, credential };
     Ok((server_first.into_bytes(), state))
-}
-
-pub(crate) fn name(m: Mechanism) -> &'static str {
-    match m {
-        Mechanism::Sha256 => "SCRAM-SHA-256",
-        Mechanism::Sha512 => "SCRAM-SHA-512",
-    }
 }
 
 impl AwaitingFinal {
