@@ -99,7 +99,9 @@ pub(crate) fn produce(g: &Guard, broker: &Broker, req: &mut ProduceRequest) -> V
             .iter()
             .map(|p| PartitionProduceResponse::default().with_index(p.index).with_error_code(code).with_base_offset(-1).with_log_append_time_ms(-1).with_log_start_offset(-1))
             .collect();
-        refused.push(TopicProduceResponse::default().with_name(t.name.clone()).with_topic_id(t.topic_id).with_partition_responses(partitions));
+        // A copy of the name: a slice of the request would keep its whole frame (its records)
+        // alive until the answer goes out.
+        refused.push(TopicProduceResponse::default().with_name(super::topic_name(t.name.0.as_str())).with_topic_id(t.topic_id).with_partition_responses(partitions));
         false
     });
     refused

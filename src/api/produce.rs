@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, Lead
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{error_code, str_bytes};
+use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::broker::replica_manager::{AckError, PendingSync, ReplicaError};
 use crate::records::RecordsError;
@@ -289,7 +289,9 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
                 p
             })
             .collect();
-        responses.push(TopicProduceResponse::default().with_name(topic.name).with_topic_id(topic.topic_id).with_partition_responses(partitions));
+        // The name is a copy: the request's is a slice of its frame, which an acks=all answer
+        // would keep alive (records and all) until it goes out.
+        responses.push(TopicProduceResponse::default().with_name(topic_name(name)).with_topic_id(topic.topic_id).with_partition_responses(partitions));
     }
     if !syncs.is_empty() || !waits.is_empty() {
         // Only acks=-1 owes syncs and waits, so a response is always due.
@@ -300,4 +302,71 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
         return if failed { Outcome::Close } else { Outcome::Silent };
     }
     Outcome::Respond(with_leader_hints(broker, ProduceResponse::default().with_responses(responses), version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    /// An acks=all answer owed until its partitions are synced (durable mode) holds nothing of
+    /// its request: the request's strings are slices of its frame, and one kept in the answer
+    /// kept the whole frame, records and all, for as long as the answer was owed (a producer's
+    /// pipelined 1 MB requests held up to 9 MB per connection).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_owed_acks_all_answer_keeps_no_slice_of_its_request_frame() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let overrides = [
+            "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+            format!("log.dirs={}", dir.path().display()),
+            "fjord.http.listener=none".to_string(),
+            "fjord.log.flush.on.acks.all=true".to_string(),
+        ];
+        let node = crate::node::start(crate::config::Config::load(None, &overrides).expect("config")).await.expect("node starts");
+        let broker = node.broker.clone();
+        broker.create_topic("owed", 1, Default::default()).expect("topic");
+
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 0,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut records = BytesMut::new();
+        RecordBatchEncoder::encode(&mut records, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("batch");
+        let version = 9;
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(crate::api::topic_name("owed"))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records.freeze()))]),
+        ]);
+        let mut frame = BytesMut::new();
+        request.encode(&mut frame, version).expect("encode");
+        let frame = frame.freeze();
+        let inside = |p: *const u8| frame.as_ptr_range().contains(&p);
+        let decoded = ProduceRequest::decode(&mut frame.clone(), version).expect("decode");
+        assert!(inside(decoded.topic_data[0].name.0.as_ptr()), "the decoded name is a slice of the frame");
+
+        let b = broker.clone();
+        let outcome = tokio::task::spawn_blocking(move || handle(&b, decoded, version)).await.expect("handled");
+        let Outcome::AfterSync(durable) = outcome else { panic!("durable mode owes acks=all answers") };
+        assert_eq!(durable.responses.len(), 1);
+        assert_eq!(durable.responses[0].name.0.as_str(), "owed");
+        assert!(!inside(durable.responses[0].name.0.as_ptr()), "the owed answer names its topic with a slice of the request frame");
+        let resp = durable.answer(broker).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        node.shutdown().await;
+    }
 }
