@@ -310,7 +310,7 @@ mod tests {
     use bytes::BytesMut;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::protocol::{Decodable, Encodable};
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::Compression;
 
     /// An acks=all answer owed until its partitions are synced (durable mode) holds nothing of
     /// its request: the request's strings are slices of its frame, and one kept in the answer
@@ -329,28 +329,12 @@ mod tests {
         let broker = node.broker.clone();
         broker.create_topic("owed", 1, Default::default()).expect("topic");
 
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 0,
-            key: None,
-            value: Some(bytes::Bytes::from_static(b"v")),
-            headers: Default::default(),
-        };
-        let mut records = BytesMut::new();
-        RecordBatchEncoder::encode(&mut records, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("batch");
+        let records = crate::storage::kafka_dir::encode_batch(0, &[(None, b"v".to_vec())], false, Compression::None).expect("batch");
         let version = 9;
         let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
             TopicProduceData::default()
                 .with_name(crate::api::topic_name("owed"))
-                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records.freeze()))]),
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records.into()))]),
         ]);
         let mut frame = BytesMut::new();
         request.encode(&mut frame, version).expect("encode");

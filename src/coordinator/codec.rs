@@ -193,12 +193,22 @@ impl FlexWriter {
         }
     }
 
+    /// Compact bytes: length + 1, then the bytes.
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.0.put_slice(b);
+    }
+
     pub fn array_len(&mut self, n: usize) {
         self.len(n);
     }
 
     pub fn i8(&mut self, v: i8) {
         self.0.put_i8(v);
+    }
+
+    pub fn i16(&mut self, v: i16) {
+        self.0.put_i16(v);
     }
 
     pub fn i32(&mut self, v: i32) {

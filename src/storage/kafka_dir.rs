@@ -523,37 +523,35 @@ pub fn decode_bootstrap_voters(mut rest: &[u8]) -> Result<Option<Vec<KafkaVoter>
 /// The bytes of a `bootstrap.checkpoint` holding `boot`'s records, as `fjord format` writes it:
 /// Kafka's record format, in one batch, which [`decode_bootstrap_metadata`] reads.
 pub fn encode_bootstrap_metadata(boot: &BootstrapMetadata) -> Result<Vec<u8>, String> {
+    use crate::coordinator::codec::FlexWriter;
+    // A metadata record's frame: frame version, api key, record version 0 (unsigned varints).
+    let record = |api_key: u32| {
+        let mut w = FlexWriter(bytes::BytesMut::new());
+        for v in [FRAME_VERSION, api_key, 0] {
+            w.uvarint(v);
+        }
+        w
+    };
     let mut values: Vec<(Option<Bytes>, Vec<u8>)> = Vec::new();
     for (name, level) in &boot.features {
-        let mut v = vec![FRAME_VERSION as u8, FEATURE_LEVEL_RECORD as u8, 0];
-        put_compact(&mut v, name.as_bytes());
-        v.extend_from_slice(&level.to_be_bytes());
-        v.push(0);
-        values.push((None, v));
+        let mut w = record(FEATURE_LEVEL_RECORD);
+        w.str(name);
+        w.i16(*level);
+        w.no_tags();
+        values.push((None, w.finish().to_vec()));
     }
     for c in &boot.scram {
-        let mut v = vec![FRAME_VERSION as u8, USER_SCRAM_CREDENTIAL_RECORD as u8, 0];
-        put_compact(&mut v, c.name.as_bytes());
-        v.push(c.mechanism as u8);
+        let mut w = record(USER_SCRAM_CREDENTIAL_RECORD);
+        w.str(&c.name);
+        w.i8(c.mechanism);
         for bytes in [&c.salt, &c.stored_key, &c.server_key] {
-            put_compact(&mut v, bytes);
+            w.bytes(bytes);
         }
-        v.extend_from_slice(&c.iterations.to_be_bytes());
-        v.push(0);
-        values.push((None, v));
+        w.i32(c.iterations);
+        w.no_tags();
+        values.push((None, w.finish().to_vec()));
     }
     encode_batch(0, &values, false, kafka_protocol::records::Compression::None)
-}
-
-/// A compact (flexible-version) string or bytes: length + 1 as an unsigned varint, then the bytes.
-fn put_compact(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut n = bytes.len() as u64 + 1;
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out.extend_from_slice(bytes);
 }
 
 /// One record batch (magic 2, leader epoch 0) of `(key, value)` records from `base_offset`,
