@@ -30,6 +30,8 @@
 #   BENCH_WARMUP_COUNT=300000  records produced to each cluster before the rounds (not measured)
 #   BENCH_FAILOVER=0           skip the failover rounds
 #   BENCH_SCENARIOS="..."      only these of the produce/latency scenarios
+#   BENCH_PRODUCER_LINGER_MS=5 linger.ms of the produce runs (librdkafka's default; the generator's
+#                              source sets 1000, whose tail ended every run: see scripts/bench.sh)
 # Needs: Kafka at $KAFKA_HOME (else ../shared/kafka-4.0.0), compat-tests/.venv with confluent-kafka
 # (scripts/install-deps.sh) for the failover rounds; builds the broker and rdkafka_performance.
 # Every node it starts is stopped at the end, by the pids the cluster scripts wrote, also on error.
@@ -38,6 +40,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUNS="${BENCH_ROUNDS:-3}"
 COUNT="${BENCH_COUNT:-500000}"
+PRODUCER_LINGER_MS="${BENCH_PRODUCER_LINGER_MS:-5}"
 LAT_COUNT="${BENCH_LATENCY_COUNT:-100000}"
 WARMUP="${BENCH_WARMUP_COUNT:-300000}"
 FAILOVER="${BENCH_FAILOVER:-1}"
@@ -155,8 +158,8 @@ results="$WORK/results.tsv"
 run_one() {
   local round=$1 pos=$2 b=$3 name=$4 boot=${BOOT[$3]} out="$WORK/run.out" lat="-" parts=1 args="" topic c0 p0 c1 p1 load r cpu pcpu
   case "$name" in
-    produce_3p_acksall) args="-P -s $SIZE -c $COUNT -a -1"; parts=3 ;;
-    produce_1p_acksall) args="-P -p 0 -s $SIZE -c $COUNT -a -1" ;;
+    produce_3p_acksall) args="-P -s $SIZE -c $COUNT -a -1 -X linger.ms=$PRODUCER_LINGER_MS"; parts=3 ;;
+    produce_1p_acksall) args="-P -p 0 -s $SIZE -c $COUNT -a -1 -X linger.ms=$PRODUCER_LINGER_MS" ;;
     "$LAT_NAME") ;;
     *) log "unknown scenario $name"; exit 1 ;;
   esac
@@ -287,7 +290,7 @@ FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git dif
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
 CONFLUENT="$("$VENV_PY" -c 'import confluent_kafka as c; print("confluent-kafka", c.version()[0], "librdkafka", c.libversion()[0])' 2>/dev/null || echo none)"
 KAFKA_HEAP="${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}"
-export RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP WARMUP SIZE RF MIN_ISR FO_RATE FO_SIZE FO_STEADY_S FO_TIMEOUT_S SETTLE_S DROP \
+export RUNS COUNT PRODUCER_LINGER_MS LAT_COUNT LAT_RATE LAT_WARMUP WARMUP SIZE RF MIN_ISR FO_RATE FO_SIZE FO_STEADY_S FO_TIMEOUT_S SETTLE_S DROP \
   load_start load_end idle_rss_fjord idle_rss_kafka steady_rss_fjord steady_rss_kafka peak_rss_fjord peak_rss_kafka \
   FJORD_COMMIT LIBRDKAFKA CONFLUENT KAFKA_HEAP FAILOVER
 python3 - "$results" "$fo_results" "$OUT_DIR/cluster-$stamp.json" <<'PY'
@@ -373,7 +376,7 @@ conditions = {
     "replication_factor": int(E["RF"]), "min_insync_replicas": int(E["MIN_ISR"]), "acks": "all",
     "partitions": {"produce_3p_acksall": 3, "produce_1p_acksall": 1, "latency": 1, "failover": 3},
     "topics": "a fresh topic per run, CreateTopics v2 with the same partitions, replication factor and min.insync.replicas on both (bench-admin.py), created when every partition has a leader and all replicas in sync; deleted after each round",
-    "produce": "rdkafka_performance -P [-p 0] -s 1024 -a -1, its defaults otherwise (linger.ms=1000; 3 partitions: librdkafka's sticky partitioner)",
+    "produce": "rdkafka_performance -P [-p 0] -s 1024 -a -1, -X linger.ms=" + E["PRODUCER_LINGER_MS"] + " (librdkafka's default; the generator's own is 1000), its defaults otherwise (3 partitions: librdkafka's sticky partitioner)",
     "latency": {"records": int(E["LAT_COUNT"]), "rate_msg_s": int(E["LAT_RATE"]), "warmup_records_dropped": int(E["LAT_WARMUP"]),
                 "producer": f"rdkafka_performance -P -p 0 -a -1 -r {E['LAT_RATE']} -X linger.ms=0 -l", "consumer": "rdkafka_performance -C -l from the start of the partition"},
     "failover": {"client": E["CONFLUENT"] + " (scripts/bench-failover.py), acks=all, enable.idempotence=true, linger.ms=5",

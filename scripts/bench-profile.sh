@@ -46,7 +46,7 @@ for s in "produce_1p_acks1|-p 0|1" "produce_8p_acks1||8"; do
   rpid=$!
   sleep 0.5
   # shellcheck disable=SC2086  # part is empty or "-p 0"
-  "$PERF" -P -t "$topic" $part -s 1024 -c "$COUNT" -a 1 -b "$addr" > "$WORK/profile-client.out" 2>&1 &
+  "$PERF" -P -t "$topic" $part -s 1024 -c "$COUNT" -a 1 -X linger.ms=5 -b "$addr" > "$WORK/profile-client.out" 2>&1 &
   cpid=$!
   wait "$cpid" || true
   kill -INT "$rpid"; wait "$rpid" 2>/dev/null || true

@@ -14,8 +14,9 @@
 #   BENCH_SCENARIOS="produce_1p_acks1 ..." only these scenarios (default: all of them)
 #   BENCH_FJORD_OVERRIDES="k=v k=v"       extra settings for the measured Fjord broker (A/B runs)
 #   BENCH_PRODUCER_PROPS="k=v k=v"        librdkafka properties for the produce runs, both brokers
-#                                         (e.g. queue.buffering.max.messages=2000000: the default
-#                                         queue, 100k records, caps one producer near 550 MB/s here)
+#                                         (e.g. queue.buffering.max.messages=2000000)
+#   BENCH_PRODUCER_LINGER_MS=5            linger.ms of the produce runs (default: librdkafka's own
+#                                         default, 5; the generator's source sets 1000, see below)
 # Kafka comes from $KAFKA_HOME, else ../shared/kafka-4.0.0 beside the repository.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +39,14 @@ LAT_WARMUP=20000       # latency samples dropped at the start of each run (its f
 # which favours whichever broker writes faster; with it, both start from the state a broker that
 # has been running for a while is in.
 SETTLE_S="${BENCH_SETTLE_S:-5}"
+# linger.ms of the throughput producers. rdkafka_performance's source sets linger.ms=1000 for
+# itself; librdkafka's default is 5 (the Java client's too). With 1000, the last partial batch of
+# a run (1M x 1 KiB: 122 records after 1034 full 1 MB batches) waits out the linger before it is
+# sent, so every run ended with up to a second in which nothing moved, and that fixed tail, not
+# the broker, decided much of the rate: measured here on one Fjord, 3 runs each, 450-480 MB/s with
+# 1000 against 680-720 MB/s with 5, and the client's stats showed the 122 records queued for the
+# last half second. The produce runs therefore use the client's default.
+PRODUCER_LINGER_MS="${BENCH_PRODUCER_LINGER_MS:-5}"
 WORK="$ROOT/bench/out"
 OUT_DIR="$ROOT/bench/results"
 KAFKA_HOME="${KAFKA_HOME:-$ROOT/../shared/kafka-4.0.0}"
@@ -188,7 +197,7 @@ run_one() {
   esac
   # BENCH_PRODUCER_PROPS: librdkafka properties for every throughput producer, on both brokers.
   local prop
-  case "$name" in produce_*) for prop in ${BENCH_PRODUCER_PROPS:-}; do args="$args -X $prop"; done ;; esac
+  case "$name" in produce_*) args="$args -X linger.ms=$PRODUCER_LINGER_MS"; for prop in ${BENCH_PRODUCER_PROPS:-}; do args="$args -X $prop"; done ;; esac
   case "$name" in
     consume_*) topic="produce_1p_acks1-r$round" ;;   # what this round produced
     *) topic="$name-r$round"; python3 "$ADMIN" create "$addr" "$topic" "$parts" ;;
@@ -310,7 +319,7 @@ export WARMUP SETTLE_S RUNS COUNT LAT_COUNT LAT_RATE LAT_WARMUP SIZE DROP QUICK 
 FJORD_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
 LIBRDKAFKA="$("$PERF" -h 2>&1 | grep -m1 -o 'librdkafka version [0-9.]*' || true)"
 KAFKA_HEAP="${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}"
-export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP BENCH_FJORD_OVERRIDES BENCH_SCENARIOS BENCH_PRODUCER_PROPS
+export FJORD_COMMIT LIBRDKAFKA KAFKA_HEAP BENCH_FJORD_OVERRIDES BENCH_SCENARIOS BENCH_PRODUCER_PROPS PRODUCER_LINGER_MS
 python3 - "$results" "$OUT_DIR/$stamp.json" <<'PY'
 import json, os, platform, statistics, sys
 E = os.environ
@@ -387,7 +396,7 @@ conditions = {
     "consume_1p_warm": "page cache dropped, then the partition's files read (cat) on both brokers",
     "warmup": f"not measured: {E['WARMUP']} records produced and consumed, then 40k at the latency rate with linger.ms=0, on each broker",
     "order": "alternating per round: odd rounds Fjord first, even rounds Kafka first, scenario by scenario",
-    "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise (its linger.ms=1000)" + ("; producer properties: " + E["BENCH_PRODUCER_PROPS"] if E.get("BENCH_PRODUCER_PROPS") else ""),
+    "load_generator": "librdkafka examples/rdkafka_performance (" + E["LIBRDKAFKA"] + "), default settings otherwise; produce runs with linger.ms=" + E["PRODUCER_LINGER_MS"] + " (librdkafka's default; the generator's own is 1000)" + ("; producer properties: " + E["BENCH_PRODUCER_PROPS"] if E.get("BENCH_PRODUCER_PROPS") else ""),
     "fjord": "release build " + E["FJORD_COMMIT"] + (", overrides: " + E["BENCH_FJORD_OVERRIDES"] if E.get("BENCH_FJORD_OVERRIDES") else ", default config"),
     "scenarios": E.get("BENCH_SCENARIOS") or "all",
     "kafka": "Apache Kafka 4.0.0, reference-kafka.sh single KRaft node, default config, heap " + E["KAFKA_HEAP"],
