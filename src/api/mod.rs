@@ -467,8 +467,16 @@ async fn dispatch(broker: &Arc<Broker>, session: &mut Session, frame: Bytes, kin
         ApiKey::Produce => {
             let mut req = ProduceRequest::decode(&mut body, version).map_err(FrameError::Malformed)?;
             let refused = guard.as_ref().map(|g| authorize::produce(g, broker, &mut req)).unwrap_or_default();
-            let b = broker.clone();
-            let outcome = broker.io_pool.run(move || produce::handle(&b, req, version)).await;
+            // A small one-partition append that cannot wait is made right here; anything else
+            // (or one that would wait after all) on a handler thread.
+            let now = if request_bytes < produce::TRY_NOW_MAX_BYTES { produce::try_now(broker, &req, version) } else { None };
+            let outcome = match now {
+                Some(outcome) => outcome,
+                None => {
+                    let b = broker.clone();
+                    broker.io_pool.run(move || produce::handle(&b, req, version)).await
+                }
+            };
             // The request's size against producer_byte_rate (acks=0 too: its connection is muted).
             let throttle_ms = session.throttle(broker, QuotaKind::Produce, request_bytes);
             match outcome {

@@ -86,6 +86,19 @@ pub enum ReplicaError {
     Storage(#[from] StorageError),
 }
 
+/// A log's lock: taken, or only tried when `wait_free` (a no-wait scope), where a lock held
+/// elsewhere answers [`nowait::would_block`].
+fn lock_log(log: &std::sync::Mutex<PartitionLog>, wait_free: bool) -> Result<std::sync::MutexGuard<'_, PartitionLog>, ReplicaError> {
+    if !wait_free {
+        return Ok(log.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    match log.try_lock() {
+        Ok(log) => Ok(log),
+        Err(std::sync::TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(StorageError::Io(nowait::would_block()).into()),
+    }
+}
+
 /// The partition logs of this broker plus the purgatory of parked fetches.
 pub struct ReplicaManager {
     logs: LogManager,
@@ -450,11 +463,26 @@ impl ReplicaManager {
     /// The append, and what a durable-mode sync of it would cover (taken under the same lock).
     /// `produce_syncs`: in durable mode the caller syncs it (acks=all); otherwise a background
     /// sync is queued, which moves the high watermark.
+    ///
+    /// Inside [`nowait::run`] (a produce tried on an async worker) it appends only when that
+    /// cannot wait: the partition map and the log's lock are tried, and the log must say under
+    /// that lock that the append is one small page-cache write (`PartitionLog::append_would_wait`).
+    /// Otherwise it answers [`nowait::would_block`] (as a storage error) having changed nothing,
+    /// and the caller makes the append on a handler thread.
     fn append_with_control(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
-        let log = self.log(tp)?;
+        let wait_free = nowait::active();
+        let log = if wait_free {
+            if let Some(offline) = self.logs.offline_error(tp) {
+                return Err(offline.into());
+            }
+            self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)?
+        } else {
+            self.log(tp)?
+        };
+        let lock = |log| lock_log(log, wait_free);
         let now = now_ms();
         let (mut limits, compression) = {
-            let log = log.lock().unwrap_or_else(|e| e.into_inner());
+            let log = lock(&log)?;
             (log.config().validate_config(now), log.config().compression)
         };
         limits.allow_control_batches = control_batches;
@@ -468,9 +496,14 @@ impl ReplicaManager {
             return Err(StorageError::from(RecordsError::InvalidRecord { position: 0, reason: "expected exactly one record batch" }).into());
         }
         let (result, rolled) = {
-            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            // The records are not copied to set their base offset (see append_shared).
-            let appended = log.append_shared(records, &validated, now);
+            let mut log = lock(&log)?;
+            if wait_free && log.append_would_wait(&validated, now) {
+                return Err(StorageError::Io(nowait::would_block()).into());
+            }
+            // The records are not copied to set their base offset (see append_shared). Checked
+            // above not to wait, the append itself runs as anywhere else: a budget slot that a
+            // reader holds for a moment is waited for, not mistaken for a failed write.
+            let appended = nowait::allowing_waits(|| log.append_shared(records, &validated, now));
             let rolled = log.take_roll_flush();
             let appended = match appended {
                 Ok(info) => {
@@ -622,15 +655,7 @@ impl ReplicaManager {
         } else {
             self.log(tp)?
         };
-        let log = if wait_free {
-            match log.try_lock() {
-                Ok(log) => log,
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return Err(StorageError::Io(nowait::would_block()).into()),
-            }
-        } else {
-            log.lock().unwrap_or_else(|e| e.into_inner())
-        };
+        let log = lock_log(&log, wait_free)?;
         let offsets = Self::offsets_of(&log);
         if last_fetched_epoch >= 0 && fetch_offset >= offsets.log_start_offset {
             let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
@@ -729,6 +754,71 @@ mod tests {
 
     fn would_block(r: &Result<PartitionRead, ReplicaError>) -> bool {
         matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
+    }
+
+    fn declined(r: &Result<Appended, ReplicaError>) -> bool {
+        matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
+    }
+
+    /// A produce tried on an async worker (a no-wait scope) is appended there only when the
+    /// append is one small page-cache write: a held lock, a preallocation step, a roll, an index
+    /// entry due or a bulk write are declined with nothing changed, and the same append is then
+    /// made where waiting is allowed.
+    #[test]
+    fn inside_a_no_wait_scope_an_append_is_made_only_when_it_cannot_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rm = replicas(dir.path());
+        let tp = TopicPartition::new("w", 0);
+        let config = LogConfig { segment_bytes: 64 * 1024, index_interval_bytes: 1 << 30, ..LogConfig::default() };
+        rm.create_partition(&tp, config).expect("create");
+        let log = rm.logs.get(&tp).expect("log");
+        let leo = || log.lock().expect("lock").log_end_offset();
+        let small = Bytes::from(simple_batch(3));
+        let now = |b: &Bytes| nowait::run(|| rm.append(&tp, b));
+        // The new segment's first blocks are not reserved yet (preallocation step).
+        assert!(declined(&now(&small)), "a preallocation step waits");
+        assert_eq!(leo(), 0, "nothing appended");
+        rm.append(&tp, &small).expect("append off the worker");
+        assert_eq!(now(&small).expect("one small write").base_offset, 3);
+        assert_eq!(leo(), 6);
+        // The log's lock held elsewhere.
+        {
+            let _held = log.lock().expect("lock");
+            assert!(declined(&now(&small)), "a held lock is not waited for");
+        }
+        assert_eq!(leo(), 6);
+        // A bulk write goes through the storage thread.
+        let value = "v".repeat(crate::storage::io::NO_WAIT_WRITE_MAX_BYTES);
+        let bulk = Bytes::from(crate::records::batch::test_support::keyed_batch(&[(None, Some(value.as_str()))], now_ms(), kafka_protocol::records::Compression::None, None));
+        assert!(declined(&now(&bulk)), "a bulk write waits for the ring");
+        assert_eq!(leo(), 6);
+        // An append that would pass segment.bytes rolls first.
+        let segments = || std::fs::read_dir(dir.path().join("w-0")).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))).count();
+        let mut appended = 6;
+        while !declined(&now(&small)) {
+            appended += 3;
+            assert_eq!(leo(), appended);
+        }
+        assert_eq!((leo(), segments()), (appended, 1), "a roll is declined before anything is written");
+        rm.append(&tp, &small).expect("roll off the worker");
+        assert_eq!((leo(), segments()), (appended + 3, 2));
+    }
+
+    /// An index entry due is written off the worker: the append after `index.interval.bytes`.
+    #[test]
+    fn inside_a_no_wait_scope_an_append_owing_an_index_entry_is_declined() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rm = replicas(dir.path());
+        let tp = TopicPartition::new("i", 0);
+        let small = Bytes::from(simple_batch(3));
+        // An entry is owed once more than 1.5 batches were appended since the last one.
+        let interval = small.len() as u64 * 3 / 2;
+        rm.create_partition(&tp, LogConfig { index_interval_bytes: interval, preallocate_step_bytes: 0, ..LogConfig::default() }).expect("create");
+        let now = || nowait::run(|| rm.append(&tp, &small));
+        assert!(now().is_ok() && now().is_ok(), "the first two appends owe no entry");
+        assert!(declined(&now()), "then two batches were appended since the last entry");
+        rm.append(&tp, &small).expect("append off the worker");
+        assert!(now().is_ok(), "the entry was written, one batch since");
     }
 
     #[test]

@@ -825,25 +825,56 @@ impl PartitionLog {
     /// `incoming_timestamp` is the append's max timestamp), finds an index full (segment.index.bytes),
     /// or would push a relative offset or a file position past i32::MAX (Kafka's limits for index entries).
     fn maybe_roll(&mut self, append_bytes: u64, offset_count: i64, incoming_timestamp: i64, now_ms: i64) -> Result<()> {
-        let cfg_bytes = self.config.segment_bytes;
-        let cfg_ms = self.config.segment_ms;
-        let index_bytes_max = self.config.segment_index_bytes;
-        let jitter_ms = self.segments.values().next_back().map_or(0, |a| self.config.roll_jitter_ms(a.base_offset()));
-        let leo = self.log_end_offset;
-        let active = self.active();
-        if active.is_empty() {
+        if self.active().is_empty() {
             return Ok(());
         }
-        let too_big = active.size() + append_bytes > cfg_bytes;
-        let too_old = active.time_waited_for_roll_ms(now_ms, incoming_timestamp)? > cfg_ms.saturating_sub(jitter_ms);
-        let index_full = active.indexes_full(index_bytes_max);
-        let offsets_overflow = leo + offset_count - 1 - active.base_offset() > i32::MAX as i64;
-        // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
-        let positions_overflow = active.size() + append_bytes > i32::MAX as u64;
-        if too_big || too_old || index_full || offsets_overflow || positions_overflow {
+        let waited_ms = self.active().time_waited_for_roll_ms(now_ms, incoming_timestamp)?;
+        if self.roll_due(append_bytes, offset_count, waited_ms) {
             self.roll(now_ms)?;
         }
         Ok(())
+    }
+
+    /// `maybe_roll`'s test, given how long the active (non-empty) segment has waited for a roll.
+    fn roll_due(&self, append_bytes: u64, offset_count: i64, waited_ms: i64) -> bool {
+        let Some(active) = self.segments.values().next_back() else { return false };
+        let too_big = active.size() + append_bytes > self.config.segment_bytes;
+        let too_old = waited_ms > self.config.segment_ms.saturating_sub(self.config.roll_jitter_ms(active.base_offset()));
+        let index_full = active.indexes_full(self.config.segment_index_bytes);
+        let offsets_overflow = self.log_end_offset + offset_count - 1 - active.base_offset() > i32::MAX as i64;
+        // Index entries hold u32 positions; Kafka caps segment.bytes at 2 GiB for the same reason.
+        let positions_overflow = active.size() + append_bytes > i32::MAX as u64;
+        too_big || too_old || index_full || offsets_overflow || positions_overflow
+    }
+
+    /// Whether `append_shared` of these batches could wait for the disk: a roll (files created,
+    /// the old segment sealed), or anything the active segment's `append_would_wait` names. When
+    /// not, the append is one page-cache write of fewer than `io::NO_WAIT_WRITE_MAX_BYTES` and
+    /// bookkeeping in memory, which an async worker may make itself (`api::produce::try_now`).
+    /// Call it under the same lock as the append.
+    pub fn append_would_wait(&mut self, validated: &ValidatedBatches, now_ms: i64) -> bool {
+        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
+        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
+        let incoming_timestamp = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => validated.max_timestamp,
+        };
+        let active = self.active();
+        // The settings an append would hand over first (see append_parts).
+        active.set_preallocation(step_bytes, segment_bytes);
+        active.set_writeback(writeback_step, drop_behind);
+        let bytes = validated.total_bytes as u64;
+        if active.append_would_wait(bytes) {
+            return true;
+        }
+        if active.is_empty() {
+            return false;
+        }
+        // Without the segment's first timestamp in memory, finding it reads the segment.
+        match active.time_waited_for_roll_cached(now_ms, incoming_timestamp) {
+            Some(waited_ms) => self.roll_due(bytes, validated.offset_count, waited_ms),
+            None => true,
+        }
     }
 
     /// Seals the active segment, snapshots producer state at the log end and starts a new segment there.

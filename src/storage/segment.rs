@@ -379,10 +379,17 @@ impl Segment {
             })?;
             self.rolling_timestamp = first;
         }
-        Ok(match self.rolling_timestamp {
-            Some(ts) if ts >= 0 => incoming_timestamp.saturating_sub(ts),
-            _ => now_ms.saturating_sub(self.created_ms),
-        })
+        Ok(self.time_waited_for_roll_cached(now_ms, incoming_timestamp).unwrap_or_else(|| now_ms.saturating_sub(self.created_ms)))
+    }
+
+    /// As `time_waited_for_roll_ms` without reading: None when the first batch's timestamp of a
+    /// non-empty segment is not in memory yet.
+    pub fn time_waited_for_roll_cached(&self, now_ms: i64, incoming_timestamp: i64) -> Option<i64> {
+        match self.rolling_timestamp {
+            Some(ts) if ts >= 0 => Some(incoming_timestamp.saturating_sub(ts)),
+            None if self.size > 0 => None,
+            _ => Some(now_ms.saturating_sub(self.created_ms)),
+        }
     }
     /// What retention.ms compares with: the largest record timestamp, like Kafka, or the segment's
     /// creation/open time when no batch carried a timestamp.
@@ -529,6 +536,19 @@ impl Segment {
         }
         self.write_behind();
         Ok(())
+    }
+
+    /// Whether an append of `len` bytes would do more than one plain page-cache write and its
+    /// bookkeeping in memory: reserve blocks (`reserve_ahead`), write index pages, queue writeback
+    /// or drop pages (`write_behind`), go through the io_uring thread (a bulk write), or reopen a
+    /// file the open-files budget closed. Checked before a produce is appended on an async
+    /// worker (`PartitionLog::append_would_wait`); any of these sends it to a handler thread.
+    pub(crate) fn append_would_wait(&self, len: u64) -> bool {
+        let end = self.size + len;
+        let reserves = self.preallocate_step_bytes != 0 && end > self.preallocated_end;
+        let indexes = self.bytes_since_last_index_entry > self.index_interval_bytes;
+        let writes_back = self.writeback_step_bytes != 0 && end / PAGE_BYTES * PAGE_BYTES >= self.writeback_from.saturating_add(self.writeback_step_bytes);
+        reserves || indexes || writes_back || len >= super::io::NO_WAIT_WRITE_MAX_BYTES as u64 || !self.log.is_open()
     }
 
     /// What an append changes, taken before it so a failed one can be undone.

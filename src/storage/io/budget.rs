@@ -309,6 +309,14 @@ impl Drop for BudgetFile {
 }
 
 impl IoFile for BudgetFile {
+    /// Open, and its slot not being reopened by another thread right now.
+    fn is_open(&self) -> bool {
+        match self.slot.try_lock() {
+            Ok(slot) => slot.is_some(),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner().is_some(),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         self.file()?.read_at(buf, pos)
     }

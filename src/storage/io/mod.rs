@@ -27,6 +27,10 @@ pub use self::uring::UringIo;
 /// Most parts one vectored write takes; an append has two (its rewritten header, its records).
 const VECTORED_PARTS_MAX: usize = 4;
 
+/// Writes smaller than this are plain pwrites on the caller's thread in every backend (io_uring
+/// takes larger ones to its thread): the largest append an async worker makes itself.
+pub const NO_WAIT_WRITE_MAX_BYTES: usize = uring::RING_MIN_BYTES;
+
 /// Writes what a vectored write of `parts` at `pos` left after its first `done` bytes, part by
 /// part with `write` (a short write is rare: a signal, a disk filling midway).
 fn write_rest(parts: &[&[u8]], pos: u64, mut done: usize, mut write: impl FnMut(&[u8], u64) -> io::Result<()>) -> io::Result<()> {
@@ -80,6 +84,11 @@ pub trait IoFile: Send + Sync + ::std::fmt::Debug {
     }
     /// fdatasync: the data (and the size) are durable when this returns.
     fn sync_data(&self) -> io::Result<()>;
+    /// Whether the file is open now, so a write needs no open(2) first. Default: always (only
+    /// the open-files budget closes files).
+    fn is_open(&self) -> bool {
+        true
+    }
     /// Truncates or extends the file. Also gives back blocks reserved beyond the end by
     /// [`IoFile::preallocate`] (ftruncate frees them even when the length does not change).
     fn set_len(&self, len: u64) -> io::Result<()>;

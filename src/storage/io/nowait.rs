@@ -14,13 +14,25 @@ thread_local! {
 /// [`io::ErrorKind::WouldBlock`] instead of waiting for the disk, and callers that check
 /// [`active`] try their locks. The previous state comes back afterwards, also on a panic.
 pub fn run<T>(f: impl FnOnce() -> T) -> T {
+    with_scope(true, f)
+}
+
+/// Runs `f` with waiting allowed again on this thread: for work inside [`run`] that was checked
+/// beforehand not to wait, and must not fail for a moment's wait it meets after all (a lock
+/// another thread holds briefly). The previous state comes back afterwards, also on a panic.
+pub fn allowing_waits<T>(f: impl FnOnce() -> T) -> T {
+    with_scope(false, f)
+}
+
+/// Runs `f` with the scope `active`, then puts back the one before (also on a panic).
+fn with_scope<T>(active: bool, f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             ACTIVE.with(|a| a.set(self.0));
         }
     }
-    let _restore = Restore(ACTIVE.with(|a| a.replace(true)));
+    let _restore = Restore(ACTIVE.with(|a| a.replace(active)));
     f()
 }
 
@@ -74,6 +86,8 @@ mod tests {
             run(|| assert!(active()));
             assert!(active(), "an inner scope restores the outer one");
             std::thread::spawn(|| assert!(!active(), "another thread may wait")).join().unwrap();
+            allowing_waits(|| assert!(!active(), "waits allowed again inside"));
+            assert!(active(), "and forbidden again after");
         });
         assert!(!active());
         let _ = std::panic::catch_unwind(|| run(|| panic!("inside")));

@@ -371,7 +371,7 @@ fn result(res: i32) -> io::Result<usize> {
 
 /// Reads and writes at least this large go through the ring; smaller ones are plain preads and
 /// pwrites on the caller's thread (see `read_at` and `write_all_at`).
-const RING_MIN_BYTES: usize = 64 * 1024;
+pub(super) const RING_MIN_BYTES: usize = 64 * 1024;
 
 impl UringFile {
     /// A read through the ring (one submission, completed on the storage thread).
