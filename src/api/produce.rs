@@ -345,18 +345,20 @@ mod tests {
     use kafka_protocol::protocol::{Decodable, Encodable};
     use kafka_protocol::records::Compression;
 
+    /// A node on loopback with its log dir in `dir`, no HTTP listener, and `extra` settings.
+    async fn start_node(dir: &tempfile::TempDir, extra: &[&str]) -> crate::node::RunningNode {
+        let mut overrides = vec!["listeners=PLAINTEXT://127.0.0.1:0".to_string(), format!("log.dirs={}", dir.path().display()), "fjord.http.listener=none".to_string()];
+        overrides.extend(extra.iter().map(|s| s.to_string()));
+        crate::node::start(crate::config::Config::load(None, &overrides).expect("config")).await.expect("node starts")
+    }
+
     /// A small one-partition produce is handled on the caller's async worker when its append
     /// cannot wait, and declined untouched when it could (here the new segment's first
     /// preallocation step), or when it names several partitions or a transaction.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_produce_is_handled_now_only_when_its_append_cannot_wait() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let overrides = [
-            "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
-            format!("log.dirs={}", dir.path().display()),
-            "fjord.http.listener=none".to_string(),
-        ];
-        let node = crate::node::start(crate::config::Config::load(None, &overrides).expect("config")).await.expect("node starts");
+        let node = start_node(&dir, &[]).await;
         let broker = node.broker.clone();
         broker.create_topic("now", 2, Default::default()).expect("topic");
         let records = || Some(crate::storage::kafka_dir::encode_batch(0, &[(None, b"v".to_vec())], false, Compression::None).expect("batch").into());
@@ -395,13 +397,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_owed_acks_all_answer_keeps_no_slice_of_its_request_frame() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let overrides = [
-            "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
-            format!("log.dirs={}", dir.path().display()),
-            "fjord.http.listener=none".to_string(),
-            "fjord.log.flush.on.acks.all=true".to_string(),
-        ];
-        let node = crate::node::start(crate::config::Config::load(None, &overrides).expect("config")).await.expect("node starts");
+        let node = start_node(&dir, &["fjord.log.flush.on.acks.all=true"]).await;
         let broker = node.broker.clone();
         broker.create_topic("owed", 1, Default::default()).expect("topic");
 

@@ -401,6 +401,16 @@ impl ReplicaManager {
         self.logs.get(tp).ok_or(ReplicaError::UnknownTopicOrPartition)
     }
 
+    /// [`ReplicaManager::log`], or when `wait_free` (a no-wait scope) the partition map only
+    /// tried: a map being changed or an offline log dir answers [`nowait::would_block`], and the
+    /// caller asks again where it may wait.
+    fn log_for(&self, tp: &TopicPartition, wait_free: bool) -> Result<Arc<std::sync::Mutex<PartitionLog>>, ReplicaError> {
+        if !wait_free {
+            return self.log(tp);
+        }
+        self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)
+    }
+
     /// An error `what` got on `tp`'s log: reported to the log dir failure policy, passed on.
     fn reported(&self, tp: &TopicPartition, what: &str, e: StorageError) -> ReplicaError {
         self.logs.report(tp, what, &e);
@@ -471,14 +481,7 @@ impl ReplicaManager {
     /// and the caller makes the append on a handler thread.
     fn append_with_control(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
         let wait_free = nowait::active();
-        let log = if wait_free {
-            if let Some(offline) = self.logs.offline_error(tp) {
-                return Err(offline.into());
-            }
-            self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)?
-        } else {
-            self.log(tp)?
-        };
+        let log = self.log_for(tp, wait_free)?;
         let lock = |log| lock_log(log, wait_free);
         let now = now_ms();
         let (mut limits, compression) = {
@@ -650,11 +653,7 @@ impl ReplicaManager {
     /// cannot place (no epochs recorded, one newer than its latest) is not checked.
     pub fn read_range_after(&self, tp: &TopicPartition, fetch_offset: i64, last_fetched_epoch: i32, max_bytes: usize, min_one: bool, read_committed: bool) -> Result<(PartitionRead, Option<(i32, i64)>), ReplicaError> {
         let wait_free = nowait::active();
-        let log = if wait_free {
-            self.logs.try_get(tp).ok_or_else(|| StorageError::Io(nowait::would_block()))?.ok_or(ReplicaError::UnknownTopicOrPartition)?
-        } else {
-            self.log(tp)?
-        };
+        let log = self.log_for(tp, wait_free)?;
         let log = lock_log(&log, wait_free)?;
         let offsets = Self::offsets_of(&log);
         if last_fetched_epoch >= 0 && fetch_offset >= offsets.log_start_offset {
@@ -752,11 +751,7 @@ mod tests {
         ReplicaManager::new(logs, Backend { io, name: "std", uring_stats: None, budget: None }, false, 1)
     }
 
-    fn would_block(r: &Result<PartitionRead, ReplicaError>) -> bool {
-        matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
-    }
-
-    fn declined(r: &Result<Appended, ReplicaError>) -> bool {
+    fn would_block<T>(r: &Result<T, ReplicaError>) -> bool {
         matches!(r, Err(ReplicaError::Storage(StorageError::Io(e))) if nowait::is_would_block(e))
     }
 
@@ -776,7 +771,7 @@ mod tests {
         let small = Bytes::from(simple_batch(3));
         let now = |b: &Bytes| nowait::run(|| rm.append(&tp, b));
         // The new segment's first blocks are not reserved yet (preallocation step).
-        assert!(declined(&now(&small)), "a preallocation step waits");
+        assert!(would_block(&now(&small)), "a preallocation step waits");
         assert_eq!(leo(), 0, "nothing appended");
         rm.append(&tp, &small).expect("append off the worker");
         assert_eq!(now(&small).expect("one small write").base_offset, 3);
@@ -784,18 +779,18 @@ mod tests {
         // The log's lock held elsewhere.
         {
             let _held = log.lock().expect("lock");
-            assert!(declined(&now(&small)), "a held lock is not waited for");
+            assert!(would_block(&now(&small)), "a held lock is not waited for");
         }
         assert_eq!(leo(), 6);
         // A bulk write goes through the storage thread.
         let value = "v".repeat(crate::storage::io::NO_WAIT_WRITE_MAX_BYTES);
         let bulk = Bytes::from(crate::records::batch::test_support::keyed_batch(&[(None, Some(value.as_str()))], now_ms(), kafka_protocol::records::Compression::None, None));
-        assert!(declined(&now(&bulk)), "a bulk write waits for the ring");
+        assert!(would_block(&now(&bulk)), "a bulk write waits for the ring");
         assert_eq!(leo(), 6);
         // An append that would pass segment.bytes rolls first.
         let segments = || std::fs::read_dir(dir.path().join("w-0")).expect("dir").filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))).count();
         let mut appended = 6;
-        while !declined(&now(&small)) {
+        while !would_block(&now(&small)) {
             appended += 3;
             assert_eq!(leo(), appended);
         }
@@ -816,7 +811,7 @@ mod tests {
         rm.create_partition(&tp, LogConfig { index_interval_bytes: interval, preallocate_step_bytes: 0, ..LogConfig::default() }).expect("create");
         let now = || nowait::run(|| rm.append(&tp, &small));
         assert!(now().is_ok() && now().is_ok(), "the first two appends owe no entry");
-        assert!(declined(&now()), "then two batches were appended since the last entry");
+        assert!(would_block(&now()), "then two batches were appended since the last entry");
         rm.append(&tp, &small).expect("append off the worker");
         assert!(now().is_ok(), "the entry was written, one batch since");
     }

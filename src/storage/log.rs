@@ -605,6 +605,26 @@ impl PartitionLog {
             .expect("a partition log always has an active segment")
     }
 
+    /// The active segment, handed the settings an append uses first: handed over with each
+    /// append, so a config change and every way a segment becomes active (roll, open,
+    /// truncation) get the current values.
+    fn active_for_append(&mut self) -> &mut Segment {
+        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
+        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
+        let active = self.active();
+        active.set_preallocation(step_bytes, segment_bytes);
+        active.set_writeback(writeback_step, drop_behind);
+        active
+    }
+
+    /// The timestamp a roll by segment.ms compares: the append's, or now under LogAppendTime.
+    fn incoming_timestamp(&self, validated: &ValidatedBatches, now_ms: i64) -> i64 {
+        match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => validated.max_timestamp,
+        }
+    }
+
     /// Appends validated batches (from records::validate::validate on the same bytes). Offsets, and the
     /// timestamp under LogAppendTime, are written into `batches` in place; the bytes then go to disk with
     /// one write. A duplicate of a recent idempotent batch returns `DuplicateSequence` with the original
@@ -659,10 +679,7 @@ impl PartitionLog {
                 last_offset,
             });
         }
-        let incoming_timestamp = match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime => now_ms,
-            TimestampType::CreateTime => validated.max_timestamp,
-        };
+        let incoming_timestamp = self.incoming_timestamp(validated, now_ms);
         self.maybe_roll(validated.total_bytes as u64, validated.offset_count, incoming_timestamp, now_ms)?;
 
         let base_offset = self.log_end_offset;
@@ -686,14 +703,7 @@ impl PartitionLog {
         // The time index names the last offset of the batch holding the max timestamp, as Kafka's.
         let log_append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let time_index_offset = shallow_offset_of_max_timestamp(validated, log_append_time, base_offset, last_offset);
-        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
-        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
-        let active = self.active();
-        // Handed over with each append, so a config change and every way a segment becomes
-        // active (roll, open, truncation) get the current values.
-        active.set_preallocation(step_bytes, segment_bytes);
-        active.set_writeback(writeback_step, drop_behind);
-        active.append_parts(
+        self.active_for_append().append_parts(
             batches,
             tail,
             base_offset,
@@ -778,18 +788,13 @@ impl PartitionLog {
             return Ok(());
         };
         self.maybe_roll(replicated.bytes as u64, last.last_offset + 1 - first.base_offset, max_timestamp, now_ms)?;
-        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
-        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
         self.snapshot_at_end = false;
         for b in &replicated.batches {
             if b.leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < b.leader_epoch) {
                 self.epochs.assign(self.io.as_ref(), &self.dir, b.leader_epoch, b.base_offset)?;
             }
             let bytes = &records[b.position..b.position + b.summary.size_bytes];
-            let active = self.active();
-            active.set_preallocation(step_bytes, segment_bytes);
-            active.set_writeback(writeback_step, drop_behind);
-            active.append_parts(bytes, &[], b.base_offset, b.last_offset, b.summary.max_timestamp, b.last_offset)?;
+            self.active_for_append().append_parts(bytes, &[], b.base_offset, b.last_offset, b.summary.max_timestamp, b.last_offset)?;
             self.log_end_offset = b.last_offset + 1;
             let marker = if b.summary.is_control { bytes.get(HEADER_SIZE..).and_then(control::decode_marker) } else { None };
             let completed = self.producers.update(&AppendedBatch {
@@ -853,16 +858,8 @@ impl PartitionLog {
     /// bookkeeping in memory, which an async worker may make itself (`api::produce::try_now`).
     /// Call it under the same lock as the append.
     pub fn append_would_wait(&mut self, validated: &ValidatedBatches, now_ms: i64) -> bool {
-        let (step_bytes, segment_bytes) = (self.config.preallocate_step_bytes, self.config.segment_bytes);
-        let (writeback_step, drop_behind) = (self.config.writeback_step_bytes, self.config.drop_behind_bytes);
-        let incoming_timestamp = match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime => now_ms,
-            TimestampType::CreateTime => validated.max_timestamp,
-        };
-        let active = self.active();
-        // The settings an append would hand over first (see append_parts).
-        active.set_preallocation(step_bytes, segment_bytes);
-        active.set_writeback(writeback_step, drop_behind);
+        let incoming_timestamp = self.incoming_timestamp(validated, now_ms);
+        let active = self.active_for_append();
         let bytes = validated.total_bytes as u64;
         if active.append_would_wait(bytes) {
             return true;
