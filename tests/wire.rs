@@ -372,6 +372,59 @@ async fn pipelined_requests_are_answered_in_order_and_a_bad_frame_after_them_clo
     b.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_produces_of_any_size_append_in_request_order() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "order", 2, &[]).await;
+    let pid = c.send(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(ProducerId(-1)).with_producer_epoch(-1), 4).await;
+    let (id, epoch) = (pid.producer_id.0, pid.producer_epoch);
+    // 40 idempotent produces in one write, small (tried on the connection's async worker) and
+    // large (on a handler thread, while the next frame is read) in turn, some to both
+    // partitions: an append made ahead of the one before it would be refused as out of order.
+    // Each answer comes in order, with the offsets of the request order.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let value = vec![7u8; 1024];
+    let mut seqs = [0i32; 2];
+    let mut expected = Vec::new();
+    let mut bytes = Vec::new();
+    for i in 0..40 {
+        let n = if i % 2 == 0 { 100 } else { 2 };
+        let partitions: &[i32] = if i % 3 == 0 { &[0, 1] } else { &[(i % 2) as i32] };
+        let data = partitions
+            .iter()
+            .map(|&p| {
+                let recs = (0..n).map(|r| record(r as i64, now_ms, "k", &value)).collect();
+                let records = producer_batch(recs, (id, epoch, seqs[p as usize]), false);
+                expected.push((i, p, seqs[p as usize] as i64));
+                seqs[p as usize] += n as i32;
+                produce_request::PartitionProduceData::default().with_index(p).with_records(Some(records))
+            })
+            .collect();
+        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default().with_name(name("order")).with_partition_data(data)]);
+        bytes.extend_from_slice(&c.encode_request(&req, 9));
+    }
+    c.send_raw(&bytes).await;
+    let first_corr = c.correlation_id() - 39;
+    let mut answered = Vec::new();
+    for i in 0..40 {
+        let mut frame = c.read_frame().await.expect("an answer for every request");
+        let header = ResponseHeader::decode(&mut frame, ApiKey::Produce.response_header_version(9)).expect("header");
+        assert_eq!(header.correlation_id, first_corr + i, "in request order");
+        let r = ProduceResponse::decode(&mut frame, 9).expect("produce response");
+        for p in &r.responses[0].partition_responses {
+            assert_eq!(p.error_code, 0, "request {i} partition {}: {:?}", p.index, p.error_message);
+            answered.push((i, p.index, p.base_offset));
+        }
+    }
+    answered.sort();
+    expected.sort();
+    assert_eq!(answered, expected, "offsets in request order: each partition's offsets follow its sequences");
+    assert_eq!(fetch(&mut c, "order", 0, 0, 12).await.high_watermark, seqs[0] as i64);
+    assert_eq!(fetch(&mut c, "order", 1, 0, 12).await.high_watermark, seqs[1] as i64);
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn idle_connections_close_after_max_idle_ms_but_never_during_a_request() {
     let b = TestBroker::start(&["connections.max.idle.ms=300"]).await;
