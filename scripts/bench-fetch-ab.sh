@@ -24,26 +24,18 @@ log() { printf '[fetch-ab] %s\n' "$*" >&2; }
 . "$ROOT/scripts/bench-perf.sh"
 FJORD_BIN="$B_BIN" bench_build "$ROOT/bench/out"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 data="$WORK/data"
-pid=""
-trap '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }' EXIT
-start() {
-  "$1" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" \
-    --override num.partitions=1 >> "$WORK/fjord.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return; sleep 0.001; done
-  log "broker $1 did not start"; exit 2
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+FJORD_PID=""
+trap '[ -z "$FJORD_PID" ] || fjord_stop' EXIT
+start() { fjord_start "$1" "$port" "$data" "$WORK/fjord.log" --override num.partitions=1; }
 
 rm -rf "$data"
 : > "$WORK/fjord.log"
 start "$B_BIN"
 log "producing $COUNT records of $RECORD_BYTES bytes (one partition)"
 "$PERF" -P -t ab -p 0 -s "$RECORD_BYTES" -c "$COUNT" -a 1 -b "127.0.0.1:$port" > "$WORK/produce.txt" 2>&1
-stop
+fjord_stop
 log_bytes=$(find "$data/ab-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {print s + 0}')
 # Warm the page cache so neither side pays for the disk.
 cat "$data"/ab-0/*.log > /dev/null
@@ -55,11 +47,11 @@ for run in $(seq "$RUNS"); do
   for side in $order; do
     bin="$A_BIN"; [ "$side" = B ] && bin="$B_BIN"
     start "$bin"
-    c0=$(cpu_ticks)
+    c0=$(cpu_ticks "$FJORD_PID")
     line=$(timeout 300 "$PERF" -C -t ab -p 0 -o beginning -c "$COUNT" -b "127.0.0.1:$port" 2>&1 \
       | grep -E 'messages .*consumed in' | tail -1 || true)
-    c1=$(cpu_ticks)
-    stop
+    c1=$(cpu_ticks "$FJORD_PID")
+    fjord_stop
     mbs=$(sed -nE 's/.*[( ]([0-9.]+) MB\/s.*/\1/p' <<<"$line" | head -1)
     msgs=$(sed -nE 's/^% ([0-9]+) messages.*/\1/p' <<<"$line" | head -1)
     printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "${mbs:-0}" "$((c1 - c0))" "${msgs:-0}" >> "$results"

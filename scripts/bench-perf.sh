@@ -48,6 +48,18 @@ while True:
 PY
 }
 wait_port() { for _ in $(seq 5000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.001; done; }
+# fjord_start BIN PORT DATA LOG [--override K=V ...]: a Fjord broker on 127.0.0.1:PORT with its log
+# dir DATA and no HTTP listener, its output appended to LOG. Sets FJORD_PID once the port accepts;
+# exits 2 when it never does. fjord_stop ends it.
+fjord_start() {
+  local bin="$1" port="$2" data="$3" out="$4"
+  shift 4
+  "$bin" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$data" "$@" >> "$out" 2>&1 &
+  FJORD_PID=$!
+  wait_port "$port"
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { printf 'broker %s did not start (see %s)\n' "$bin" "$out" >&2; exit 2; }
+}
+fjord_stop() { kill "$FJORD_PID"; wait "$FJORD_PID" 2>/dev/null || true; FJORD_PID=""; }
 # utime + stime of a process, in clock ticks (getconf CLK_TCK a second).
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # Busy time of the whole machine, all cores (user, nice, system, irq, softirq from /proc/stat), in

@@ -31,16 +31,10 @@ FJORD_BIN="$B_BIN" bench_build "$ROOT/bench/out"
 port=$(free_port)
 addr="127.0.0.1:$port"
 data="$WORK/data"
-pid=""
-trap '[ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }; rm -rf "$data"' EXIT
-start() {
-  rm -rf "$data"
-  "$1" --override fjord.http.listener=none --override "listeners=PLAINTEXT://$addr" --override "log.dirs=$data" >> "$WORK/fjord.log" 2>&1 &
-  pid=$!
-  wait_port "$port"
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { log "broker $1 did not start"; exit 2; }
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+FJORD_PID=""
+trap '[ -z "$FJORD_PID" ] || fjord_stop; rm -rf "$data"' EXIT
+# As root the page cache is dropped before every run (drop_cache).
+DROP=0; [ -w /proc/sys/vm/drop_caches ] && DROP=1
 
 results="$WORK/results.tsv"
 : > "$results"
@@ -49,24 +43,24 @@ for run in $(seq "$RUNS"); do
   if [ $((run % 2)) -eq 1 ]; then order="A B"; else order="B A"; fi
   for side in $order; do
     bin="$A_BIN"; [ "$side" = B ] && bin="$B_BIN"
-    start "$bin"
+    rm -rf "$data"
+    fjord_start "$bin" "$port" "$data" "$WORK/fjord.log"
     for s in $SCENARIOS; do
       parts="${s%%:*}"; acks="${s##*:}"
       topic="ab-${parts}p-acks${acks/-1/all}"
       python3 "$ROOT/scripts/bench-admin.py" create "$addr" "$topic" "$parts"
-      sync
-      if [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches; sleep "$SETTLE_S"; fi
+      drop_cache
       partition=(); [ "$parts" = 1 ] && partition=(-p 0)
-      c0=$(cpu_ticks "$pid")
+      c0=$(cpu_ticks "$FJORD_PID")
       line=$(timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -X linger.ms=5 -b "$addr" 2>&1 \
         | grep -E 'messages produced' | tail -1 || true)
-      c1=$(cpu_ticks "$pid")
+      c1=$(cpu_ticks "$FJORD_PID")
       mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p' <<<"$line" | head -1)
       delivered=$(sed -nE 's/.* ([0-9]+) delivered.*/\1/p' <<<"$line" | head -1)
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "$s" "${mbs:-0}" "$((c1 - c0))" "${delivered:-0}" >> "$results"
       log "run $run $side ${parts}p acks=$acks: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, ${delivered:-?} delivered"
     done
-    stop
+    fjord_stop
   done
 done
 
