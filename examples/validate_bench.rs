@@ -1,6 +1,6 @@
-//! Produce-path cost of `records::validate::validate` per codec and batch size (1 KiB records), printed as one JSON line per case so two builds can be compared as ratios; a measurement, not a test.
+//! Produce-path cost of `records::validate::validate` per codec and batch size (16, 64 and 1000 records of 1 KiB, or RECORD_BYTES), printed as one JSON line per case so two builds can be compared as ratios; a measurement, not a test.
 //!
-//! cargo run --release --example validate_bench [-- SECONDS_PER_CASE [CODEC]]
+//! cargo run --release --example validate_bench [-- SECONDS_PER_CASE [CODEC [RECORD_BYTES]]]   (RECORD_BYTES: value size, default 1024)
 
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,12 @@ fn value(i: usize) -> Vec<u8> {
     const WORDS: [&str; 12] = ["order", "user", "status", "shipped", "amount", "eur", "region", "west", "id", "ts", "ok", "retry"];
     let mut v = Vec::with_capacity(1024);
     let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    while v.len() < 1024 {
+    while v.len() < record_bytes() {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         v.extend_from_slice(WORDS[(x >> 33) as usize % WORDS.len()].as_bytes());
         v.extend_from_slice(format!("={} ", (x >> 40) % 10_000).as_bytes());
     }
-    v.truncate(1024);
+    v.truncate(record_bytes());
     v
 }
 
@@ -50,7 +50,7 @@ fn main() {
     let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let only = std::env::args().nth(2);
     let codecs = [("none", Compression::None), ("gzip", Compression::Gzip), ("snappy", Compression::Snappy), ("lz4", Compression::Lz4), ("zstd", Compression::Zstd)];
-    for records in [16usize, 64] {
+    for records in [16usize, 64, 1000] {
         for (name, codec) in codecs {
             if only.as_deref().is_some_and(|o| o != name) {
                 continue;
@@ -69,9 +69,10 @@ fn main() {
                     n += 16;
                 }
                 let secs = start.elapsed().as_secs_f64();
-                let uncompressed = records * 1024;
+                let uncompressed = records * record_bytes();
                 println!(
-                    "{{\"codec\":\"{name}\",\"records\":{records},\"record_bytes\":1024,\"compacted\":{compacted},\"batch_bytes\":{},\"batches_per_s\":{:.0},\"us_per_batch\":{:.2},\"record_mib_per_s\":{:.1}}}",
+                    "{{\"codec\":\"{name}\",\"records\":{records},\"record_bytes\":{},\"compacted\":{compacted},\"batch_bytes\":{},\"batches_per_s\":{:.0},\"us_per_batch\":{:.2},\"record_mib_per_s\":{:.1}}}",
+                    record_bytes(),
                     b.len(),
                     n as f64 / secs,
                     secs * 1e6 / n as f64,
@@ -80,4 +81,8 @@ fn main() {
             }
         }
     }
+}
+
+fn record_bytes() -> usize {
+    std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(1024)
 }

@@ -341,6 +341,7 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
     }
 
     /// A varint field of the current record, which ends at `end`.
+    #[inline]
     fn field(&mut self, max_bytes: u32, end: usize) -> Result<i64, Stop> {
         let v = self.varint(max_bytes)?.ok_or(Stop::End)?;
         if self.consumed > end {
@@ -350,14 +351,11 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
     }
 
     /// A zigzag varint of at most `max_bytes` bytes (5 for int, 10 for long); `None` when the input
-    /// ends before its first byte.
+    /// ends before its first byte. Inlined into the record walk: mostly the whole varint is in the
+    /// buffered bytes and decodes with one read of the buffer.
+    #[inline]
     fn varint(&mut self, max_bytes: u32) -> Result<Option<i64>, Stop> {
-        // Mostly the whole varint is in the buffered bytes: decoded from them with one read of the
-        // buffer, not two (dynamic) calls per byte.
         let buf = self.input.fill_buf().map_err(|_| WalkError::Invalid("compressed records do not decompress"))?;
-        if buf.is_empty() {
-            return Ok(None);
-        }
         let mut rest = buf;
         if let Some(v) = varint::take(&mut rest, max_bytes) {
             let n = buf.len() - rest.len();
@@ -365,7 +363,13 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
             self.consumed += n;
             return Ok(Some(v));
         }
-        // Split across buffers, or too long: byte by byte, which tells the two apart.
+        self.varint_bytewise(max_bytes)
+    }
+
+    /// A varint split across buffers, too long, or missing: byte by byte, which tells them apart.
+    #[cold]
+    #[inline(never)]
+    fn varint_bytewise(&mut self, max_bytes: u32) -> Result<Option<i64>, Stop> {
         let mut d = varint::Decoder::default();
         loop {
             let Some(b) = self.byte()? else {
@@ -390,6 +394,7 @@ impl<'l, 'v, R: BufRead> Walk<'l, 'v, R> {
     }
 
     /// Skips `n` bytes of the current record, which ends at `end`.
+    #[inline]
     fn skip(&mut self, n: usize, end: usize) -> Result<(), Stop> {
         if n > end - self.consumed.min(end) {
             return Err(WalkError::Invalid("record fields run past its length").into());
