@@ -3,8 +3,8 @@
 # -P, linger.ms=5 as the client's default, loopback) and broker CPU time (utime + stime from
 # /proc/<pid>/stat over the run) per GB produced. Each run starts a fresh broker on an empty log
 # dir, creates the topic and, when run as root, syncs and drops the page cache first (then waits
-# AB_SETTLE_S, default 2 s). Scenarios are AB_SCENARIOS, "partitions:acks" pairs (default
-# "1:1 8:1 1:-1"), AB_RECORDS records of AB_RECORD_BYTES each (default 1M x 1 KiB). Runs alternate
+# AB_SETTLE_S, default 2 s). Scenarios are AB_SCENARIOS, "partitions:acks[:codec]" (default
+# "1:1 8:1 1:-1"; e.g. "1:1:lz4" has the producer compress with lz4), AB_RECORDS records of AB_RECORD_BYTES each (default 1M x 1 KiB). Runs alternate
 # A and B, the order swapped every round (ABBA...), AB_RUNS rounds (default 6: on this kind of
 # machine one binary's rate spreads by a third within minutes, so a 10% difference needs several
 # rounds). Medians and ratios B/A per scenario; writes bench/results/produce-ab-<timestamp>.json.
@@ -46,19 +46,20 @@ for run in $(seq "$RUNS"); do
     rm -rf "$data"
     fjord_start "$bin" "$port" "$data" "$WORK/fjord.log"
     for s in $SCENARIOS; do
-      parts="${s%%:*}"; acks="${s##*:}"
-      topic="ab-${parts}p-acks${acks/-1/all}"
+      IFS=: read -r parts acks codec <<<"$s"
+      codec="${codec:-none}"
+      topic="ab-${parts}p-acks${acks/-1/all}-$codec"
       python3 "$ROOT/scripts/bench-admin.py" create "$addr" "$topic" "$parts"
       drop_cache
       partition=(); [ "$parts" = 1 ] && partition=(-p 0)
       c0=$(cpu_ticks "$FJORD_PID")
-      line=$(timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -X linger.ms=5 -b "$addr" 2>&1 \
+      line=$(timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -z "$codec" -X linger.ms=5 -b "$addr" 2>&1 \
         | grep -E 'messages produced' | tail -1 || true)
       c1=$(cpu_ticks "$FJORD_PID")
       mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p' <<<"$line" | head -1)
       delivered=$(sed -nE 's/.* ([0-9]+) delivered.*/\1/p' <<<"$line" | head -1)
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "$s" "${mbs:-0}" "$((c1 - c0))" "${delivered:-0}" >> "$results"
-      log "run $run $side ${parts}p acks=$acks: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, ${delivered:-?} delivered"
+      log "run $run $side ${parts}p acks=$acks $codec: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, ${delivered:-?} delivered"
     done
     fjord_stop
   done
@@ -84,12 +85,12 @@ summary = {}
 print(f"A = {label(a_bin)}\nB = {label(b_bin)}")
 print(f"conditions: {count} x {record} B records per run, linger.ms=5, loopback, fresh broker and topic per run")
 for scenario, sides in by.items():
-    parts, acks = scenario.split(':')
+    parts, acks, codec = (scenario.split(':') + ['none'])[:3]
     med = {s: {k: statistics.median(v) for k, v in d.items()} for s, d in sides.items()}
     ratio = {k: med['B'][k] / med['A'][k] if med['A'][k] else None for k in med['A']}
-    summary[scenario] = {'partitions': int(parts), 'acks': int(acks), 'runs': sides, 'medians': med, 'ratio_b_over_a': ratio}
+    summary[scenario] = {'partitions': int(parts), 'acks': int(acks), 'compression': codec, 'runs': sides, 'medians': med, 'ratio_b_over_a': ratio}
     for k, unit in (('mb_s', 'MB/s'), ('cpu_s_per_gb', 'broker CPU s/GB')):
-        print(f"  {parts}p acks={acks:>2} {unit:16} A {med['A'][k]:8.2f}  B {med['B'][k]:8.2f}  B/A {ratio[k] or 0:.3f}"
+        print(f"  {parts}p acks={acks:>2} {codec:6} {unit:16} A {med['A'][k]:8.2f}  B {med['B'][k]:8.2f}  B/A {ratio[k] or 0:.3f}"
               f"   A {[round(x, 2) for x in sides['A'][k]]}  B {[round(x, 2) for x in sides['B'][k]]}")
 res = {'conditions': {'records': count, 'record_bytes': record, 'linger_ms': 5, 'network': 'loopback', 'order': 'ABBA alternating',
                       'producer': 'librdkafka examples/rdkafka_performance -P', 'page_cache': 'synced and dropped before every run when root',
