@@ -27,9 +27,10 @@ pub use self::uring::UringIo;
 /// Most parts one vectored write takes; an append has two (its rewritten header, its records).
 const VECTORED_PARTS_MAX: usize = 4;
 
-/// Writes smaller than this are plain pwrites on the caller's thread in every backend (io_uring
-/// takes larger ones to its thread): the largest append an async worker makes itself.
-pub const NO_WAIT_WRITE_MAX_BYTES: usize = uring::RING_MIN_BYTES;
+/// The largest append an async worker makes itself (inside `nowait`, a page-cache write of a few
+/// KiB); larger ones run on a request handler thread. Every backend writes with pwrite on the
+/// caller's thread.
+pub const NO_WAIT_WRITE_MAX_BYTES: usize = 64 * 1024;
 
 /// Writes what a vectored write of `parts` at `pos` left after its first `done` bytes, part by
 /// part with `write` (a short write is rare: a signal, a disk filling midway).

@@ -369,7 +369,7 @@ fn result(res: i32) -> io::Result<usize> {
 }
 
 /// Reads at least this large go through the ring; smaller ones are plain preads on the caller's
-/// thread (see `read_at`). Writes below it may be made on an async worker (`io::nowait`).
+/// thread (see `read_at`).
 pub(super) const RING_MIN_BYTES: usize = 64 * 1024;
 
 impl UringFile {
