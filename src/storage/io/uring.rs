@@ -1,21 +1,24 @@
 //! io_uring FileIo backend: one storage thread owns the ring and runs the segment file operations (bulk preads, fdatasync, fallocate, and file creation, rename, unlink, directory fsync) in batched submissions, with group commit for fdatasync; it never interprets file contents.
 //!
-//! What stays on std, on the caller's thread: every write (see `write_all_at`: a buffered write on
-//! ext4 goes from the ring to an io-wq worker and back, two more thread hops than a pwrite on the
-//! handler thread that makes the append), reads under 64 KiB (a round trip through the storage
-//! thread costs more than a page-cache copy of a few KiB: see `read_at`), `set_len` (ftruncate has an opcode only since 6.9) and `len` (fstat), and the
-//! directory-tree calls `remove_dir_all`, `create_dir_all`, `list_dir`, `exists` and
-//! `disk_space`: recursive walks or calls io_uring has no opcode for (getdents, statvfs), run
-//! when a partition is created, loaded or deleted, not per segment; opening a file that exists
-//! (no journal wait: loading thousands of partitions is thousands of opens). Creating a file,
-//! rename and unlink go
-//! through the ring when the kernel has IORING_OP_OPENAT / RENAMEAT / UNLINKAT (5.6 / 5.11 /
-//! 5.11), fallocate when it has IORING_OP_FALLOCATE; an opcode the probe does not find makes that
-//! operation use the std call ([`RingOps`], one log line at construction), so an older kernel
-//! still gets the ring for the data path.
+//! What stays on std, on the caller's thread:
+//! - every write (see `write_all_at`: a buffered write on ext4 goes from the ring to an io-wq
+//!   worker and back, two more thread hops than a pwrite on the handler thread making the append);
+//! - reads under 64 KiB (a round trip through the storage thread costs more than a page-cache
+//!   copy of a few KiB: see `read_at`);
+//! - `set_len` (ftruncate has an opcode only since 6.9) and `len` (fstat);
+//! - the directory-tree calls `remove_dir_all`, `create_dir_all`, `list_dir`, `exists` and
+//!   `disk_space`: recursive walks or calls io_uring has no opcode for (getdents, statvfs), run
+//!   when a partition is created, loaded or deleted, not per segment;
+//! - opening a file that exists (no journal wait: loading thousands of partitions is thousands of
+//!   opens).
+//!
+//! Creating a file, rename and unlink go through the ring when the kernel has IORING_OP_OPENAT /
+//! RENAMEAT / UNLINKAT (5.6 / 5.11 / 5.11), fallocate when it has IORING_OP_FALLOCATE; an opcode
+//! the probe does not find makes that operation use the std call ([`RingOps`], one log line at
+//! construction), so an older kernel still gets the ring for reads and fsyncs.
 //!
 //! How an operation travels:
-//! - The caller (a tokio worker or a spawn_blocking thread; the trait is synchronous) puts a
+//! - The caller (a request handler or a spawn_blocking thread; the trait is synchronous) puts a
 //!   request on a bounded channel ([`QUEUE_DEPTH`]; a full queue blocks the caller, which is the
 //!   backpressure) and sleeps on its thread's completion slot (a mutex + condvar reused by every
 //!   operation of that thread, so there is no allocation per operation and no busy poll).
@@ -23,8 +26,8 @@
 //!   everything queued (up to the free ring entries), pushes one SQE per request, submits once
 //!   with `submit_and_wait(1)`, reaps every completion that is ready and wakes those callers.
 //!   While it waits for the kernel, a poll on an eventfd is in the ring and senders write the
-//!   eventfd (only when the thread said it is waiting), so a write is never stuck behind a slow
-//!   fsync of another file.
+//!   eventfd (only when the thread said it is waiting), so a read or another file's fsync is
+//!   never stuck behind a slow fsync.
 //! - Group commit: fdatasync requests for the same descriptor that are drained in the same round
 //!   become one IORING_OP_FSYNC (DATASYNC) whose result completes all of them. That is sound
 //!   because a caller asks for a sync only after its writes have completed, so one fsync issued
