@@ -10,20 +10,20 @@ use indexmap::IndexMap;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// A 1 KiB value that compresses like log lines do (words from a small vocabulary, varying numbers).
-fn value(i: usize) -> Vec<u8> {
+fn value(i: usize, bytes: usize) -> Vec<u8> {
     const WORDS: [&str; 12] = ["order", "user", "status", "shipped", "amount", "eur", "region", "west", "id", "ts", "ok", "retry"];
-    let mut v = Vec::with_capacity(1024);
+    let mut v = Vec::with_capacity(bytes);
     let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    while v.len() < record_bytes() {
+    while v.len() < bytes {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         v.extend_from_slice(WORDS[(x >> 33) as usize % WORDS.len()].as_bytes());
         v.extend_from_slice(format!("={} ", (x >> 40) % 10_000).as_bytes());
     }
-    v.truncate(record_bytes());
+    v.truncate(bytes);
     v
 }
 
-fn batch(records: usize, compression: Compression) -> Bytes {
+fn batch(records: usize, record_bytes: usize, compression: Compression) -> Bytes {
     let recs: Vec<Record> = (0..records)
         .map(|i| Record {
             transactional: false,
@@ -37,7 +37,7 @@ fn batch(records: usize, compression: Compression) -> Bytes {
             sequence: i as i32 - 1,
             timestamp: 1_700_000_000_000 + i as i64,
             key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(value(i))),
+            value: Some(Bytes::from(value(i, record_bytes))),
             headers: IndexMap::new(),
         })
         .collect();
@@ -49,6 +49,7 @@ fn batch(records: usize, compression: Compression) -> Bytes {
 fn main() {
     let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let only = std::env::args().nth(2);
+    let record_bytes: usize = std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(1024);
     let codecs = [("none", Compression::None), ("gzip", Compression::Gzip), ("snappy", Compression::Snappy), ("lz4", Compression::Lz4), ("zstd", Compression::Zstd)];
     for records in [16usize, 64, 1000] {
         for (name, codec) in codecs {
@@ -56,7 +57,7 @@ fn main() {
                 continue;
             }
             for compacted in [false, true] {
-                let b = batch(records, codec);
+                let b = batch(records, record_bytes, codec);
                 let cfg = ValidateConfig { require_keys: compacted, ..ValidateConfig::default() };
                 validate(&b, &cfg).expect("valid batch");
                 let deadline = Duration::from_secs_f64(seconds);
@@ -69,10 +70,10 @@ fn main() {
                     n += 16;
                 }
                 let secs = start.elapsed().as_secs_f64();
-                let uncompressed = records * record_bytes();
+                let uncompressed = records * record_bytes;
                 println!(
                     "{{\"codec\":\"{name}\",\"records\":{records},\"record_bytes\":{},\"compacted\":{compacted},\"batch_bytes\":{},\"batches_per_s\":{:.0},\"us_per_batch\":{:.2},\"record_mib_per_s\":{:.1}}}",
-                    record_bytes(),
+                    record_bytes,
                     b.len(),
                     n as f64 / secs,
                     secs * 1e6 / n as f64,
@@ -81,8 +82,4 @@ fn main() {
             }
         }
     }
-}
-
-fn record_bytes() -> usize {
-    std::env::args().nth(3).and_then(|s| s.parse().ok()).unwrap_or(1024)
 }

@@ -4,8 +4,8 @@
 # /proc/<pid>/stat over the run) per GB produced. Each run starts a fresh broker on an empty log
 # dir, creates the topic and, when run as root, syncs and drops the page cache first (then waits
 # AB_SETTLE_S, default 2 s). Scenarios are AB_SCENARIOS, "partitions:acks[:codec]" (default
-# "1:1 8:1 1:-1"; e.g. "1:1:lz4" has the producer compress with lz4), AB_RECORDS records of AB_RECORD_BYTES each (default 1M x 1 KiB). Runs alternate
-# A and B, the order swapped every round (ABBA...), AB_RUNS rounds (default 6: on this kind of
+# "1:1 8:1 1:-1"; e.g. "1:1:lz4" has the producer compress with lz4), AB_RECORDS records of
+# AB_RECORD_BYTES each (default 1M x 1 KiB). Runs alternate A and B, the order swapped every round (ABBA...), AB_RUNS rounds (default 6: on this kind of
 # machine one binary's rate spreads by a third within minutes, so a 10% difference needs several
 # rounds). Medians and ratios B/A per scenario; writes bench/results/produce-ab-<timestamp>.json.
 #   scripts/bench-produce-ab.sh OLD_FJORD NEW_FJORD
@@ -53,11 +53,11 @@ for run in $(seq "$RUNS"); do
       drop_cache
       partition=(); [ "$parts" = 1 ] && partition=(-p 0)
       c0=$(cpu_ticks "$FJORD_PID")
-      line=$(timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -z "$codec" -X linger.ms=5 -b "$addr" 2>&1 \
-        | grep -E 'messages produced' | tail -1 || true)
+      timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -z "$codec" -X linger.ms=5 -b "$addr" \
+        > "$WORK/run.out" 2>&1 || true
       c1=$(cpu_ticks "$FJORD_PID")
-      mbs=$(sed -nE 's/.* ([0-9.]+) MB\/s.*/\1/p' <<<"$line" | head -1)
-      delivered=$(sed -nE 's/.* ([0-9]+) delivered.*/\1/p' <<<"$line" | head -1)
+      # "MB/s msg/s bytes delivered", nothing when a record failed.
+      read -r mbs _ _ delivered <<<"$(parse_perf "$WORK/run.out")" || true
       printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "$s" "${mbs:-0}" "$((c1 - c0))" "${delivered:-0}" >> "$results"
       log "run $run $side ${parts}p acks=$acks $codec: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, ${delivered:-?} delivered"
     done

@@ -63,7 +63,7 @@ use super::{DirEntry, FileIo, IoFile, OpenMode};
 pub const RING_ENTRIES: u32 = 256;
 /// Requests that may wait for the storage thread before callers block.
 pub const QUEUE_DEPTH: usize = 1024;
-/// Largest single read or write handed to the kernel; longer ones are split (the SQE length is u32).
+/// Largest single read handed to the kernel; longer ones are split (the SQE length is u32).
 const MAX_OP_BYTES: usize = 1 << 30;
 
 /// Counters for tests and benchmarks. Monotonic; read them with [`UringIo::stats`].
