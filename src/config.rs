@@ -293,7 +293,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "fjord.log.drop.behind.bytes",
         Some("268435456"),
         T::Long,
-        "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk (with fjord.fetch.readahead.bytes ahead of them). Needs fjord.log.writeback.step.bytes > 0 and at least that large (off when the step is 0 and this is not set); 0 = keep pages until the kernel reclaims them, as Kafka does.",
+        "Fjord: pages of the active segment this many bytes behind its end, already queued for writeback, are dropped from the page cache (fadvise DONTNEED; pages not yet written stay), and so are a sealed segment's last ones once the next segment is this long, so appends reuse the memory just freed instead of growing the page cache. Consumers further behind read from disk (with fjord.fetch.readahead.bytes ahead of them). Needs fjord.log.writeback.step.bytes > 0 and at least that large (off when the step is 0 and this is not set); 0 = keep pages until the kernel reclaims them, as Kafka does.",
     ),
     def(
         "fjord.log.open.files.max",

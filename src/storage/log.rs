@@ -185,6 +185,9 @@ pub struct PartitionLog {
     epochs: LeaderEpochCache,
     /// A roll sealed a segment whose data still needs an fsync (`take_roll_flush`).
     roll_flush_due: bool,
+    /// The base offset of the segment the last roll sealed, while its last drop-behind window
+    /// is still cached ([`PartitionLog::drop_sealed_tail`]).
+    sealed_tail: Option<i64>,
     /// Producer snapshots rolls wrote and nobody fsynced yet.
     unsynced_snapshots: Vec<Arc<dyn IoFile>>,
     /// Files created in the directory so far (by rolls), and how many of them a directory
@@ -340,6 +343,7 @@ impl PartitionLog {
             leader_epoch: -1,
             epochs,
             roll_flush_due: false,
+            sealed_tail: None,
             unsynced_snapshots: Vec::new(),
             dir_changes: 0,
             dir_synced: 0,
@@ -715,6 +719,7 @@ impl PartitionLog {
         // (its offsets are taken, and an error would have the producer resend them).
         self.log_end_offset = last_offset + 1;
         self.snapshot_at_end = false;
+        self.drop_sealed_tail();
 
         let (mut first, mut position) = (base_offset, 0usize);
         let mut completed = Vec::new();
@@ -796,6 +801,7 @@ impl PartitionLog {
             let bytes = &records[b.position..b.position + b.summary.size_bytes];
             self.active_for_append().append_parts(bytes, &[], b.base_offset, b.last_offset, b.summary.max_timestamp, b.last_offset)?;
             self.log_end_offset = b.last_offset + 1;
+            self.drop_sealed_tail();
             let marker = if b.summary.is_control { bytes.get(HEADER_SIZE..).and_then(control::decode_marker) } else { None };
             let completed = self.producers.update(&AppendedBatch {
                 producer_id: b.summary.producer_id,
@@ -853,7 +859,8 @@ impl PartitionLog {
     }
 
     /// Whether `append_shared` of these batches could wait for the disk: a roll (files created,
-    /// the old segment sealed), or anything the active segment's `append_would_wait` names. When
+    /// the old segment sealed), anything the active segment's `append_would_wait` names, or the
+    /// drop of a sealed segment's last window (`drop_sealed_tail`). When
     /// not, the append is one page-cache write of fewer than `io::NO_WAIT_WRITE_MAX_BYTES` and
     /// bookkeeping in memory, which an async worker may make itself (`api::produce::try_now`).
     /// Call it under the same lock as the append.
@@ -864,6 +871,11 @@ impl PartitionLog {
         if active.append_would_wait(bytes) {
             return true;
         }
+        let active_end = active.size() + bytes;
+        if self.sealed_tail_due(active_end) {
+            return true;
+        }
+        let active = self.active_for_append();
         if active.is_empty() {
             return false;
         }
@@ -898,10 +910,39 @@ impl PartitionLog {
             return Err(e);
         }
         self.dir_changes += 1;
+        self.sealed_tail = self.segments.keys().next_back().copied();
         self.segments.insert(leo, seg);
         self.roll_flush_due = true;
         tracing::debug!(partition = %self.tp, base_offset = leo, elapsed_us = started.elapsed().as_micros() as u64, "rolled segment");
         Ok(())
+    }
+
+    /// Whether the segment the last roll sealed still holds a drop-behind window's worth of cached
+    /// pages that an active segment of `active_end` bytes has left that far behind.
+    fn sealed_tail_due(&self, active_end: u64) -> bool {
+        let behind = self.config.drop_behind_bytes;
+        self.sealed_tail.is_some() && self.config.writeback_step_bytes != 0 && behind != 0 && active_end >= behind
+    }
+
+    /// Drop-behind across a roll. The active segment drops its pages `drop.behind` bytes behind
+    /// its end, so at a roll the sealed segment's last window is still cached; once the new
+    /// active segment is a window long, those pages are as far behind the end of the log as any
+    /// other dropped page, and they go too. Without this every roll left a window of the page
+    /// cache behind (256 MiB per 1 GiB segment by default), so the page cache still grew with
+    /// the log, by a quarter of what it was written. The roll's flush has written them by then;
+    /// a page still dirty stays. A hint, as every drop.
+    fn drop_sealed_tail(&mut self) {
+        let active_end = self.active().size();
+        if !self.sealed_tail_due(active_end) {
+            return;
+        }
+        let active_base = self.segments.keys().next_back().copied();
+        if let Some(base) = self.sealed_tail.take()
+            && Some(base) != active_base
+            && let Some(sealed) = self.segments.get_mut(&base)
+        {
+            sealed.drop_cached_tail();
+        }
     }
 
     /// The old active segment's part of a roll to `leo`: its final index entries and the producer
@@ -2230,7 +2271,9 @@ mod tests {
         let drops = faulty.drops();
         assert!(drops.len() as u64 >= 2 * ((1 << 20) - behind) / step - 2, "{} drops for two segments", drops.len());
         // Per segment the drops follow each other from 0 in whole pages, never reaching past
-        // what had been queued for writeback when they were made.
+        // what had been queued for writeback when they were made, except a sealed segment's
+        // last window (its roll's flush writes it; the next test).
+        let sealed_ends: Vec<u64> = log.segments.values().rev().skip(1).map(|s| s.size().div_ceil(4096) * 4096).collect();
         let (writebacks, mut next) = (faulty.writebacks(), 0);
         for (from, len) in drops {
             if from == 0 {
@@ -2238,7 +2281,8 @@ mod tests {
             }
             assert_eq!(from, next, "contiguous");
             assert!(len > 0 && (from + len) % 4096 == 0, "({from}, {len})");
-            assert!(writebacks.iter().any(|&(w, l)| w + l >= from + len + behind), "({from}, {len}) is {behind} behind a writeback");
+            let tail = sealed_ends.contains(&(from + len));
+            assert!(tail || writebacks.iter().any(|&(w, l)| w + l >= from + len + behind), "({from}, {len}) is {behind} behind a writeback");
             next = from + len;
         }
         let active = log.segments.values().next_back().expect("active");
@@ -2252,6 +2296,42 @@ mod tests {
             append(&mut log, simple_batch(50));
         }
         assert!(!faulty.writebacks().is_empty() && faulty.drops().is_empty());
+    }
+
+    #[test]
+    fn a_sealed_segments_last_window_leaves_the_cache_once_the_next_segment_is_a_window_long() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (step, behind): (u64, u64) = (64 * 1024, 256 * 1024);
+        let cfg = LogConfig { writeback_step_bytes: step, drop_behind_bytes: behind, segment_bytes: 1 << 20, ..LogConfig::default() };
+        let (faulty, mut log) = counted_log(dir.path(), cfg);
+        roll_until(&mut log, 2);
+        let sealed = log.segments.values().next().expect("sealed");
+        let (sealed_end, sealed_dropped) = (sealed.size().div_ceil(4096) * 4096, sealed.dropped_to);
+        assert!(sealed_end - sealed_dropped >= behind, "at the roll its last {behind} bytes are cached");
+        // Until the new segment is a window long, the sealed segment's pages stay.
+        let mut batch = simple_batch(50);
+        let mut validated = validate(&batch, &ValidateConfig::default()).expect("valid");
+        while log.active().size() + (validated.total_bytes as u64) < behind {
+            let end = log.active().size() + validated.total_bytes as u64;
+            assert!(!log.sealed_tail_due(end));
+            log.append(&mut batch, &validated, NOW).expect("append");
+            batch = simple_batch(50);
+            validated = validate(&batch, &ValidateConfig::default()).expect("valid");
+        }
+        assert!(faulty.drops().iter().all(|&(f, l)| f + l <= sealed_dropped || f >= sealed_end), "nothing of the window dropped yet");
+        // The append that makes it a window long is one that may wait, and drops the rest at once.
+        assert!(log.append_would_wait(&validated, NOW), "the drop is work an async worker must not do");
+        log.append(&mut batch, &validated, NOW).expect("append");
+        let tail: Vec<_> = faulty.drops().into_iter().filter(|&(f, l)| f + l == sealed_end).collect();
+        assert_eq!(tail, vec![(sealed_dropped, sealed_end - sealed_dropped)], "the rest of the sealed segment, once");
+        assert_eq!(log.segments.values().next().expect("sealed").dropped_to, sealed_end);
+        // Only once.
+        for _ in 0..20 {
+            append(&mut log, simple_batch(50));
+        }
+        assert_eq!(faulty.drops().iter().filter(|&&(f, l)| f + l == sealed_end).count(), 1);
+        // The data is all still there.
+        assert_eq!(read_all(&log, 0).len(), log.segments.values().map(|s| s.size() as usize).sum::<usize>());
     }
 
     #[test]

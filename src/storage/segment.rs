@@ -479,6 +479,20 @@ impl Segment {
         self.dropped_to = to;
     }
 
+    /// Drops every cached page of this sealed segment that `drop_behind` left (its last window),
+    /// for `PartitionLog::drop_sealed_tail`. Skipped when the open-files budget has closed the
+    /// file: reopening it only to drop pages would cost more than it saves.
+    pub(crate) fn drop_cached_tail(&mut self) {
+        let to = self.size.div_ceil(PAGE_BYTES) * PAGE_BYTES;
+        if to <= self.dropped_to || !self.log.is_open() {
+            return;
+        }
+        if let Err(e) = self.log.drop_cached(self.dropped_to, to - self.dropped_to) {
+            tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot drop cached pages");
+        }
+        self.dropped_to = to;
+    }
+
     /// Gives back the blocks reserved past the end (ftruncate to the current size frees them),
     /// so a segment that is no longer appended to holds only its data. Housekeeping like the
     /// reservation: a failure is a warning (the blocks stay until recovery or deletion), not
