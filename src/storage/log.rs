@@ -2270,20 +2270,23 @@ mod tests {
         }
         let drops = faulty.drops();
         assert!(drops.len() as u64 >= 2 * ((1 << 20) - behind) / step - 2, "{} drops for two segments", drops.len());
-        // Per segment the drops follow each other from 0 in whole pages, never reaching past
-        // what had been queued for writeback when they were made, except a sealed segment's
-        // last window (its roll's flush writes it; the next test).
+        // Per segment each drop starts a folio before the last one's end (a large folio across
+        // it was skipped then) and ends further on in whole pages, never reaching past what had
+        // been queued for writeback when it was made, except a sealed segment's last window
+        // (its roll's flush writes it; the next test), which reaches a folio past the end.
+        let folio = 2 << 20;
         let sealed_ends: Vec<u64> = log.segments.values().rev().skip(1).map(|s| s.size().div_ceil(4096) * 4096).collect();
         let (writebacks, mut next) = (faulty.writebacks(), 0);
         for (from, len) in drops {
-            if from == 0 {
-                next = 0;
+            let tail = sealed_ends.iter().any(|&e| from + len == e + folio);
+            let end = if tail { from + len - folio } else { from + len };
+            if end <= next {
+                next = 0; // the next segment's first drop
             }
-            assert_eq!(from, next, "contiguous");
-            assert!(len > 0 && (from + len) % 4096 == 0, "({from}, {len})");
-            let tail = sealed_ends.contains(&(from + len));
-            assert!(tail || writebacks.iter().any(|&(w, l)| w + l >= from + len + behind), "({from}, {len}) is {behind} behind a writeback");
-            next = from + len;
+            assert_eq!(from, next.saturating_sub(folio), "({from}, {len}) starts a folio before {next}");
+            assert!(end > next && end % 4096 == 0, "({from}, {len})");
+            assert!(tail || writebacks.iter().any(|&(w, l)| w + l >= end + behind), "({from}, {len}) is {behind} behind a writeback");
+            next = end;
         }
         let active = log.segments.values().next_back().expect("active");
         assert!(active.dropped_to <= active.writeback_from.saturating_sub(behind), "the last {behind} bytes stay cached");
@@ -2318,18 +2321,20 @@ mod tests {
             batch = simple_batch(50);
             validated = validate(&batch, &ValidateConfig::default()).expect("valid");
         }
-        assert!(faulty.drops().iter().all(|&(f, l)| f + l <= sealed_dropped || f >= sealed_end), "nothing of the window dropped yet");
+        assert!(faulty.drops().iter().all(|&(f, l)| f + l <= sealed_dropped), "nothing of the window dropped yet");
         // The append that makes it a window long is one that may wait, and drops the rest at once.
         assert!(log.append_would_wait(&validated, NOW), "the drop is work an async worker must not do");
         log.append(&mut batch, &validated, NOW).expect("append");
-        let tail: Vec<_> = faulty.drops().into_iter().filter(|&(f, l)| f + l == sealed_end).collect();
-        assert_eq!(tail, vec![(sealed_dropped, sealed_end - sealed_dropped)], "the rest of the sealed segment, once");
+        // From a folio before the last drop's end to a folio past the data (large folios).
+        let (folio, from) = (2 << 20, sealed_dropped.saturating_sub(2 << 20));
+        let tail: Vec<_> = faulty.drops().into_iter().filter(|&(f, l)| f + l == sealed_end + folio).collect();
+        assert_eq!(tail, vec![(from, sealed_end + folio - from)], "the rest of the sealed segment, once");
         assert_eq!(log.segments.values().next().expect("sealed").dropped_to, sealed_end);
         // Only once.
         for _ in 0..20 {
             append(&mut log, simple_batch(50));
         }
-        assert_eq!(faulty.drops().iter().filter(|&&(f, l)| f + l == sealed_end).count(), 1);
+        assert_eq!(faulty.drops().iter().filter(|&&(f, l)| f + l == sealed_end + folio).count(), 1);
         // The data is all still there.
         assert_eq!(read_all(&log, 0).len(), log.segments.values().map(|s| s.size() as usize).sum::<usize>());
     }
