@@ -2263,12 +2263,15 @@ mod tests {
     fn written_pages_leave_the_cache_only_far_enough_behind_the_end_and_after_their_writeback() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (step, behind): (u64, u64) = (64 * 1024, 256 * 1024);
-        let cfg = LogConfig { writeback_step_bytes: step, drop_behind_bytes: behind, segment_bytes: 1 << 20, ..LogConfig::default() };
+        // Segments of 4 MiB, so that drops start a 2 MiB folio before the last one's end
+        // inside a file, not at its start.
+        let cfg = LogConfig { writeback_step_bytes: step, drop_behind_bytes: behind, segment_bytes: 4 << 20, ..LogConfig::default() };
         let (faulty, mut log) = counted_log(dir.path(), cfg);
         while log.segments.len() < 3 {
             append(&mut log, simple_batch(50));
         }
         let drops = faulty.drops();
+        assert!(drops.iter().any(|&(from, _)| from > 0), "some drop starts inside its file");
         assert!(drops.len() as u64 >= 2 * ((1 << 20) - behind) / step - 2, "{} drops for two segments", drops.len());
         // Per segment each drop starts a folio before the last one's end (a large folio across
         // it was skipped then) and ends further on in whole pages, never reaching past what had
