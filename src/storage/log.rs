@@ -875,7 +875,7 @@ impl PartitionLog {
         if self.sealed_tail_due(active_end) {
             return true;
         }
-        let active = self.active_for_append();
+        let active = self.active();
         if active.is_empty() {
             return false;
         }

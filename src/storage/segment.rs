@@ -478,11 +478,7 @@ impl Segment {
         if self.drop_behind_bytes == 0 || to <= self.dropped_to {
             return;
         }
-        let from = self.dropped_to.saturating_sub(LARGEST_FOLIO_BYTES);
-        if let Err(e) = self.log.drop_cached(from, to - from) {
-            tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot drop cached pages");
-        }
-        self.dropped_to = to;
+        self.drop_cached_to(to, 0);
     }
 
     /// Drops every cached page of this sealed segment that `drop_behind` left (its last window),
@@ -493,13 +489,19 @@ impl Segment {
         if end <= self.dropped_to || !self.log.is_open() {
             return;
         }
-        // From a folio before the last drop's end to a folio past the file's: the last folio
-        // may reach beyond the end of the data.
+        // The last folio may reach beyond the end of the data.
+        self.drop_cached_to(end, LARGEST_FOLIO_BYTES);
+    }
+
+    /// Drops the cached pages from a folio before `dropped_to` (a large folio across it was
+    /// skipped by the last drop) up to `to`, and `past` bytes beyond, then moves `dropped_to`
+    /// there. A hint: a failure is logged at debug.
+    fn drop_cached_to(&mut self, to: u64, past: u64) {
         let from = self.dropped_to.saturating_sub(LARGEST_FOLIO_BYTES);
-        if let Err(e) = self.log.drop_cached(from, end + LARGEST_FOLIO_BYTES - from) {
+        if let Err(e) = self.log.drop_cached(from, to + past - from) {
             tracing::debug!(segment = %self.log_path_buf().display(), error = %e, "cannot drop cached pages");
         }
-        self.dropped_to = end;
+        self.dropped_to = to;
     }
 
     /// Gives back the blocks reserved past the end (ftruncate to the current size frees them),
