@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B of the produce path between two broker binaries: produce throughput (rdkafka_performance
 # -P, linger.ms=5 as the client's default, loopback) and broker CPU time (utime + stime from
-# /proc/<pid>/stat over the run) per GB produced. Each run starts a fresh broker on an empty log
+# /proc/<pid>/stat over the run) per GB produced, and the whole machine's busy time per GB (client
+# and kernel included: what loopback charges to one side or the other). Each run starts a fresh broker on an empty log
 # dir, creates the topic and, when run as root, syncs and drops the page cache first (then waits
 # AB_SETTLE_S, default 5 s as bench.sh: after 2 s some of the pages just freed were still the
 # guest's, and appends into them are cheap; write-behind and drop-behind off measured 1.05-1.12x
@@ -54,14 +55,14 @@ for run in $(seq "$RUNS"); do
       python3 "$ROOT/scripts/bench-admin.py" create "$addr" "$topic" "$parts"
       drop_cache
       partition=(); [ "$parts" = 1 ] && partition=(-p 0)
-      c0=$(cpu_ticks "$FJORD_PID")
+      c0=$(cpu_ticks "$FJORD_PID"); m0=$(machine_ticks)
       timeout 300 "$PERF" -P -t "$topic" "${partition[@]}" -s "$RECORD_BYTES" -c "$COUNT" -a "$acks" -z "$codec" -X linger.ms=5 -b "$addr" \
         > "$WORK/run.out" 2>&1 || true
-      c1=$(cpu_ticks "$FJORD_PID")
+      c1=$(cpu_ticks "$FJORD_PID"); m1=$(machine_ticks)
       # "MB/s msg/s bytes delivered", nothing when a record failed.
       read -r mbs _ _ delivered <<<"$(parse_perf "$WORK/run.out")" || true
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "$s" "${mbs:-0}" "$((c1 - c0))" "${delivered:-0}" >> "$results"
-      log "run $run $side ${parts}p acks=$acks $codec: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, ${delivered:-?} delivered"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$side" "$s" "${mbs:-0}" "$((c1 - c0))" "${delivered:-0}" "$((m1 - m0))" >> "$results"
+      log "run $run $side ${parts}p acks=$acks $codec: ${mbs:-?} MB/s, broker CPU $((c1 - c0)) ticks, machine $((m1 - m0)) ticks, ${delivered:-?} delivered"
     done
     fjord_stop
   done
@@ -77,11 +78,12 @@ def label(b):
     return os.path.relpath(b, root) if inside else os.path.basename(b)
 count, record, hz = int(count), int(record), int(hz)
 gb = count * record / 1e9
-by = collections.defaultdict(lambda: {'A': {'mb_s': [], 'cpu_s_per_gb': []}, 'B': {'mb_s': [], 'cpu_s_per_gb': []}})
+by = collections.defaultdict(lambda: {s: {'mb_s': [], 'cpu_s_per_gb': [], 'machine_cpu_s_per_gb': []} for s in 'AB'})
 complete = True
-for run, side, scenario, mbs, ticks, delivered in (l.rstrip('\n').split('\t') for l in open(path)):
+for run, side, scenario, mbs, ticks, delivered, machine in (l.rstrip('\n').split('\t') for l in open(path)):
     by[scenario][side]['mb_s'].append(float(mbs))
     by[scenario][side]['cpu_s_per_gb'].append(int(ticks) / hz / gb)
+    by[scenario][side]['machine_cpu_s_per_gb'].append(int(machine) / hz / gb)
     complete &= int(delivered) == count
 summary = {}
 print(f"A = {label(a_bin)}\nB = {label(b_bin)}")
@@ -91,12 +93,12 @@ for scenario, sides in by.items():
     med = {s: {k: statistics.median(v) for k, v in d.items()} for s, d in sides.items()}
     ratio = {k: med['B'][k] / med['A'][k] if med['A'][k] else None for k in med['A']}
     summary[scenario] = {'partitions': int(parts), 'acks': int(acks), 'compression': codec, 'runs': sides, 'medians': med, 'ratio_b_over_a': ratio}
-    for k, unit in (('mb_s', 'MB/s'), ('cpu_s_per_gb', 'broker CPU s/GB')):
+    for k, unit in (('mb_s', 'MB/s'), ('cpu_s_per_gb', 'broker CPU s/GB'), ('machine_cpu_s_per_gb', 'machine CPU s/GB')):
         print(f"  {parts}p acks={acks:>2} {codec:6} {unit:16} A {med['A'][k]:8.2f}  B {med['B'][k]:8.2f}  B/A {ratio[k] or 0:.3f}"
               f"   A {[round(x, 2) for x in sides['A'][k]]}  B {[round(x, 2) for x in sides['B'][k]]}")
 res = {'conditions': {'records': count, 'record_bytes': record, 'linger_ms': 5, 'network': 'loopback', 'order': 'ABBA alternating',
                       'producer': 'librdkafka examples/rdkafka_performance -P', 'page_cache': 'synced and dropped before every run when root',
-                      'cpu': 'broker utime+stime during the produce (/proc/<pid>/stat)',
+                      'cpu': 'broker utime+stime during the produce (/proc/<pid>/stat); machine: busy time of all cores (/proc/stat: user, nice, system, irq, softirq), the client and the kernel included',
                       'cores': os.cpu_count(), 'kernel': platform.release(), 'load_avg_at_end': os.getloadavg()},
        'A': label(a_bin), 'B': label(b_bin), 'scenarios': summary, 'every_run_delivered_all': complete}
 json.dump(res, open(out, 'w'), indent=2)

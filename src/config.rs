@@ -186,7 +186,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("min.insync.replicas", Some("1"), T::Int, "Replicas that must acknowledge acks=all."),
     def("socket.request.max.bytes", Some("104857600"), T::Int, "Largest request frame accepted, in bytes."),
     def("socket.send.buffer.bytes", Some("102400"), T::Int, "SO_SNDBUF of client sockets, in bytes; -1 = OS default."),
-    def("socket.receive.buffer.bytes", Some("102400"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default."),
+    def("socket.receive.buffer.bytes", Some("-1"), T::Int, "SO_RCVBUF of client sockets, in bytes; -1 = OS default (the kernel autotunes it). Kafka's default is 102400; Fjord's is -1: a fixed 100 KB window caps a producer at 100 KB per round trip."),
     def("max.connections", Some("2147483647"), T::Int, "Most client connections at once."),
     def("max.connections.per.ip", Some("2147483647"), T::Int, "Most connections from one IP address at once; further connections from it are closed as they arrive. 0 only with overrides."),
     def("quota.window.num", Some("11"), T::Int, "Samples client quota rates are measured over."),
