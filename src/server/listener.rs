@@ -365,4 +365,28 @@ mod tests {
         assert!(q.open.lock().unwrap().is_empty(), "a refused address leaves no entry behind");
         assert!(q.take(ip("127.0.0.1")).is_ok());
     }
+
+    /// SO_RCVBUF of one accepted loopback connection after `apply_socket_options` with `props`,
+    /// and of a connection left as the kernel made it.
+    async fn receive_buffers(props: &[(&str, &str)]) -> (usize, usize) {
+        let config = Config::from_properties(props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_client, _untouched_client) = (tokio::net::TcpStream::connect(addr).await.unwrap(), tokio::net::TcpStream::connect(addr).await.unwrap());
+        let (configured, _) = listener.accept().await.unwrap();
+        let (untouched, _) = listener.accept().await.unwrap();
+        apply_socket_options(&configured, &config);
+        let size = |s: &tokio::net::TcpStream| socket2::SockRef::from(s).recv_buffer_size().unwrap();
+        (size(&configured), size(&untouched))
+    }
+
+    #[tokio::test]
+    async fn the_receive_buffer_is_the_kernels_by_default_and_fixed_when_configured() {
+        let (configured, untouched) = receive_buffers(&[]).await;
+        assert_eq!(configured, untouched, "by default (-1) SO_RCVBUF is left to the kernel, which autotunes it");
+        let (configured, untouched) = receive_buffers(&[("socket.receive.buffer.bytes", "102400")]).await;
+        // Linux doubles the value asked for (bookkeeping overhead).
+        assert_eq!(configured, 2 * 102400, "Kafka's 102400 is applied when set");
+        assert_ne!(configured, untouched);
+    }
 }
