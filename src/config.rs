@@ -79,7 +79,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("process.roles", Some("broker,controller"), T::List, "Roles of this node: broker, controller, or both."),
     def("listeners", Some("PLAINTEXT://127.0.0.1:9092"), T::List, "Named listeners, NAME://host:port, comma-separated."),
     def("advertised.listeners", None, T::String, "Addresses given to clients and other brokers; defaults to listeners (with the bound port)."),
-    def("listener.security.protocol.map", None, T::String, "Security protocol of each listener name, NAME:PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, the controller listener's included); defaults to Kafka's map, with controller listeners PLAINTEXT."),
+    def("listener.security.protocol.map", Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), T::String, "Security protocol of each listener name, NAME:PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, the controller listener's included); defaults to Kafka's map, with controller listeners PLAINTEXT."),
     def("controller.listener.names", None, T::List, "Listeners the controllers of the metadata quorum are reached on."),
     def("inter.broker.listener.name", None, T::String, "Listener brokers reach each other on; defaults to the listener named PLAINTEXT, else the first broker listener. In a metadata quorum any of the broker's listeners: SSL (the listener's trust store checks the other brokers' certificates, its key store is the client certificate) and SASL_PLAINTEXT / SASL_SSL (the broker logs in with sasl.mechanism.inter.broker.protocol and the username / password of that mechanism's JAAS configuration on the listener)."),
     def("sasl.mechanism.controller.protocol", Some("GSSAPI"), T::String, "SASL mechanism a node logs in to the controller listener with when it is SASL_PLAINTEXT or SASL_SSL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with the username / password of that mechanism's JAAS configuration on the controller listener. Kafka's default, GSSAPI, and OAUTHBEARER are refused at startup then."),
@@ -119,8 +119,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("sasl.server.max.receive.size", Some("524288"), T::Int, "Largest frame a SASL listener reads before the client is authenticated, in bytes."),
     def("connections.max.reauth.ms", Some("0"), T::Long, "KIP-368: a SASL session lasts this many ms and must re-authenticate; 0 = sessions never expire."),
     def("connection.failed.authentication.delay.ms", Some("100"), T::Int, "How long the answer to a failed authentication is held back before the connection closes, in ms."),
-    def("controller.quorum.voters", None, T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
-    def("controller.quorum.bootstrap.servers", None, T::List, "Controllers to contact to discover a dynamic quorum (KIP-853). On a controller naming only itself: it starts a quorum with itself as its one voter (as after kafka-storage.sh format --standalone). On a controller naming others: it learns the voters from them and waits to be added (kafka-metadata-quorum.sh add-controller, AddRaftVoter); once added, the membership in its metadata log is what counts. On a broker-only node: it learns the voters from them."),
+    def("controller.quorum.voters", Some(""), T::List, "The metadata quorum's voters, id@host:port, comma-separated (static quorum)."),
+    def("controller.quorum.bootstrap.servers", Some(""), T::List, "Controllers to contact to discover a dynamic quorum (KIP-853). On a controller naming only itself: it starts a quorum with itself as its one voter (as after kafka-storage.sh format --standalone). On a controller naming others: it learns the voters from them and waits to be added (kafka-metadata-quorum.sh add-controller, AddRaftVoter); once added, the membership in its metadata log is what counts. On a broker-only node: it learns the voters from them."),
     def("controller.quorum.election.timeout.ms", Some("1000"), T::Long, "Raft: how long a voter waits without a leader before it stands for election."),
     def("controller.quorum.fetch.timeout.ms", Some("2000"), T::Long, "Raft: how long a follower waits without hearing from the leader before it stands for election."),
     def("controller.quorum.request.timeout.ms", Some("2000"), T::Long, "How long a request to another voter or to the active controller waits for its answer."),
@@ -130,7 +130,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("offsets.topic.replication.factor", Some("3"), T::Int, "Replication factor of __consumer_offsets in a cluster (capped at the brokers registered when it is made); a single node keeps 1."),
     def("transaction.state.log.replication.factor", Some("3"), T::Int, "Replication factor of __transaction_state in a cluster (capped as offsets.topic.replication.factor)."),
     def("transaction.state.log.min.isr", Some("2"), T::Int, "min.insync.replicas of __transaction_state, set on the topic when it is made (at most its replication factor)."),
-    def("log.dirs", Some("./data"), T::List, "Directories holding the partition logs."),
+    def("log.dirs", None, T::List, "Directories holding the partition logs; log.dir when not set."),
     def("log.dir", Some("./data"), T::String, "Used when log.dirs is not set."),
     def("metadata.log.dir", None, T::String, "Directory of the Raft metadata log in a quorum; the first of log.dirs when not set."),
     def("metadata.log.max.record.bytes.between.snapshots", Some("20971520"), T::Long, "A voter snapshots the metadata image once this many bytes of metadata records were applied since its last snapshot."),
@@ -140,7 +140,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("num.partitions", Some("1"), T::Int, "Default partition count of auto-created topics."),
     def("default.replication.factor", Some("1"), T::Int, "Default replication factor of auto-created topics."),
     def("broker.rack", None, T::String, "The rack (or availability zone) of this broker, registered with the controller: replica placement alternates racks so a partition's replicas land on different ones, and with replica.selector.class a consumer naming its rack (client.rack) fetches from a replica there (KIP-392)."),
-    def("replica.selector.class", Some(""), T::String, "Which replica a consumer fetches from (KIP-392): empty = the leader; org.apache.kafka.common.replica.RackAwareReplicaSelector = a caught-up replica in the consumer's rack (client.rack) when there is one, the leader tells the consumer which; any other class is refused at startup. Every broker serves consumer fetches (Fetch v11+) from its replicas, followers up to their high watermark, as Kafka does."),
+    def("replica.selector.class", None, T::String, "Which replica a consumer fetches from (KIP-392): not set (or empty) = the leader; org.apache.kafka.common.replica.RackAwareReplicaSelector = a caught-up replica in the consumer's rack (client.rack) when there is one, the leader tells the consumer which; any other class is refused at startup. Every broker serves consumer fetches (Fetch v11+) from its replicas, followers up to their high watermark, as Kafka does."),
     def("auto.create.topics.enable", Some("true"), T::Boolean, "Create topics when metadata asks for an unknown one."),
     def("delete.topic.enable", Some("true"), T::Boolean, "Allow DeleteTopics."),
     def("authorizer.class.name", Some(""), T::String, "The ACL authorizer: empty = none (every request allowed; the ACL APIs answer SECURITY_DISABLED), or org.apache.kafka.metadata.authorizer.StandardAuthorizer (Kafka's rules, ACLs kept by the broker, in a metadata quorum in the metadata log); any other class is refused at startup."),
@@ -237,7 +237,7 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.coordinator.append.linger.ms", Some("5"), T::Int, "How long the group coordinator lets a consumer-protocol group's changes accumulate before it writes them as one batch, in ms; the heartbeats that made them are answered once it is written (0: each heartbeat writes before it is answered)."),
     def(
         "group.consumer.assignors",
-        Some("org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
+        Some("uniform,range"),
         T::List,
         "Server-side assignors of consumer-protocol groups (uniform, range; class or short names); the first is the default.",
     ),
@@ -1922,11 +1922,18 @@ pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigEr
 
 impl Config {
     /// Builds the configuration from explicitly set properties; everything else takes Kafka's default.
-    pub fn from_properties(explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn from_properties(mut explicit: BTreeMap<String, String>) -> Result<Config, ConfigError> {
         for key in explicit.keys() {
             if !is_known_key(key) && !key.starts_with("fjord.") {
                 tracing::warn!(key = %key, "the configuration was supplied but isn't a known config");
             }
+        }
+        // node.id and broker.id name one thing: the one set stands for the other too, so both
+        // describe as set (Kafka's KafkaConfig does the same before it reads either). A negative
+        // broker.id (Kafka's "not set") leaves node.id at Fjord's default.
+        for (set, other) in [("node.id", "broker.id"), ("broker.id", "node.id")] {
+            let Some(v) = explicit.get(set).filter(|v| !v.trim().starts_with('-')).cloned() else { continue };
+            explicit.entry(other.to_string()).or_insert(v);
         }
         let probe = Config {
             explicit,
@@ -2014,11 +2021,7 @@ impl Config {
         };
         let c = &probe;
         let http_listener = parse_http_listener(&c.string("fjord.http.listener"))?;
-        let node_id = match c.explicit.get("node.id") {
-            Some(_) => c.int("node.id")?,
-            None if c.int("broker.id")? >= 0 => c.int("broker.id")?,
-            None => 1,
-        };
+        let node_id = c.int("node.id")?;
         let log_dirs_value = c
             .explicit
             .get("log.dirs")
@@ -2233,6 +2236,13 @@ impl Config {
     /// The value set explicitly, dynamically or statically (no default).
     fn set_value(&self, name: &str) -> Option<String> {
         self.dynamic_value(name).map(|(v, _)| v).or_else(|| self.explicit.get(name).cloned())
+    }
+
+    /// A broker property as DescribeConfigs shows it: set (dynamically or statically), else its
+    /// default. Unlike `value`, a default that Kafka derives from another property stays null
+    /// (log.retention.ms when only log.retention.hours decides), as Kafka 4.0 describes it.
+    pub fn described_value(&self, name: &str) -> Option<String> {
+        self.set_value(name).or_else(|| broker_def(name).and_then(|d| d.default.map(str::to_string)))
     }
 
     /// The effective value of a broker property: dynamic, else explicit, else Kafka's default;
@@ -2721,6 +2731,20 @@ mod tests {
         assert_eq!(c.socket_request_max_bytes, 104857600);
         assert_eq!(c.value("log.retention.ms").as_deref(), Some("604800000"));
         assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+    }
+
+    #[test]
+    fn node_id_and_broker_id_stand_for_each_other_as_in_kafka() {
+        let c = |pairs: &[(&str, &str)]| Config::from_properties(props(pairs)).unwrap();
+        let b = c(&[("broker.id", "3")]);
+        assert_eq!((b.node_id, b.explicit.get("node.id").map(String::as_str)), (3, Some("3")));
+        let n = c(&[("node.id", "2")]);
+        assert_eq!((n.node_id, n.explicit.get("broker.id").map(String::as_str)), (2, Some("2")));
+        // Kafka's "not set" broker.id leaves Fjord's default node id; neither set: node 1.
+        let unset = c(&[("broker.id", "-1")]);
+        assert_eq!((unset.node_id, unset.explicit.contains_key("node.id")), (1, false));
+        assert_eq!(c(&[]).node_id, 1);
+        assert_eq!(c(&[("node.id", "4"), ("broker.id", "4")]).node_id, 4);
     }
 
     #[test]

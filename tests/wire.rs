@@ -578,6 +578,52 @@ async fn describe_configs_reports_overrides_and_defaults_with_sources() {
     b.stop().await;
 }
 
+/// Values, sources and synonyms as the reference Kafka 4.0 describes them (kafka-configs.sh
+/// --describe --all on both, a broker started with the same three settings): a property Kafka
+/// derives from another one is null, a null default has no synonym, node.id stands for broker.id,
+/// and a group config names its default under its own name.
+#[tokio::test]
+async fn described_values_and_synonyms_are_kafkas() {
+    let b = TestBroker::start(&["node.id=1", "log.retention.hours=24", "group.consumer.heartbeat.interval.ms=6000"]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(32)
+        .with_resource_name(StrBytes::from_static_str("g"))
+        .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("consumer.session.timeout.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("50000")))])]);
+    assert_eq!(c.send(&alter, 1).await.responses[0].error_code, 0);
+    let resource = |kind: i8, name: &'static str| describe_configs_request::DescribeConfigsResource::default().with_resource_type(kind).with_resource_name(StrBytes::from_static_str(name)).with_configuration_keys(None);
+    let req = DescribeConfigsRequest::default().with_include_synonyms(true).with_resources(vec![resource(4, "1"), resource(2, "t"), resource(32, "g")]);
+    let resp = c.send(&req, 4).await;
+    type Entry = (Option<String>, i8, Vec<(String, Option<String>, i8)>);
+    let get = |r: usize, n: &str| -> Entry {
+        let e = resp.results[r].configs.iter().find(|e| e.name.as_str() == n).unwrap_or_else(|| panic!("{n} described"));
+        let synonyms = e.synonyms.iter().map(|s| (s.name.to_string(), s.value.as_ref().map(|v| v.to_string()), s.source)).collect();
+        (e.value.as_ref().map(|v| v.to_string()), e.config_source, synonyms)
+    };
+    let syn = |n: &str, v: &str, source: i8| (n.to_string(), Some(v.to_string()), source);
+    let (broker, topic, group) = (0, 1, 2);
+    // Broker: log.retention.ms is null while the hours decide it; a null default lists nothing.
+    assert_eq!(get(broker, "log.retention.ms"), (None, 5, vec![]));
+    assert_eq!(get(broker, "log.roll.ms"), (None, 5, vec![]));
+    assert_eq!(get(broker, "log.retention.hours"), (Some("24".into()), 4, vec![syn("log.retention.hours", "24", 4), syn("log.retention.hours", "168", 5)]));
+    assert_eq!(get(broker, "broker.rack"), (None, 5, vec![]));
+    assert_eq!(get(broker, "replica.selector.class"), (None, 5, vec![]));
+    assert_eq!(get(broker, "group.consumer.assignors").0.as_deref(), Some("uniform,range"));
+    assert_eq!(get(broker, "broker.id"), (Some("1".into()), 4, vec![syn("broker.id", "1", 4), syn("broker.id", "-1", 5)]));
+    // Topic: the effective retention, from the hours, with no synonym (none sets log.retention.ms).
+    assert_eq!(get(topic, "retention.ms"), (Some("86400000".into()), 5, vec![]));
+    assert_eq!(get(topic, "segment.ms"), (Some("604800000".into()), 5, vec![]));
+    // Group: the broker's value under the group config's own name, or the group's override alone.
+    assert_eq!(get(group, "consumer.heartbeat.interval.ms"), (Some("6000".into()), 5, vec![syn("consumer.heartbeat.interval.ms", "6000", 5)]));
+    assert_eq!(get(group, "consumer.session.timeout.ms"), (Some("50000".into()), 8, vec![syn("consumer.session.timeout.ms", "50000", 8)]));
+    assert_eq!(get(group, "share.auto.offset.reset"), (Some("latest".into()), 5, vec![syn("share.auto.offset.reset", "latest", 5)]));
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn describe_topic_partitions_paginates_with_a_cursor() {
     let b = TestBroker::start(&[]).await;

@@ -96,13 +96,10 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
                 };
                 return Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms };
             }
+            // The layers that set the broker property itself; one derived from another property
+            // (retention.ms from log.retention.hours) has none, as in Kafka 4.0.
             let broker_value = broker.config.value(synonym);
-            let below = broker_synonyms(broker, synonym);
-            // Kafka lists no synonym without a value.
-            if below.is_empty() && broker_value.is_some() {
-                synonyms.push((synonym.to_string(), broker_value.clone(), broker_source(broker, synonym)));
-            }
-            synonyms.extend(below);
+            synonyms.extend(broker_synonyms(broker, synonym));
             let (value, source) = match overrides.get(*name) {
                 Some(v) => (Some(v.clone()), SOURCE_DYNAMIC_TOPIC),
                 None => (broker_value.or_else(|| topic_default_without_broker_value(name)), broker_source(broker, synonym)),
@@ -113,31 +110,16 @@ pub fn topic_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
 }
 
 /// Every group config of one group (Kafka 4.0 answers for any group id, known or not): its
-/// override (GROUP_CONFIG) or the broker's default for it.
+/// override (GROUP_CONFIG), else the broker's value for it (the broker's `group.*` property, or
+/// Kafka's default), named as the group config at DEFAULT_CONFIG. One synonym either way, as
+/// Kafka 4.0 describes it.
 pub fn group_configs(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<Described> {
     crate::config::GROUP_CONFIGS
         .iter()
-        .map(|(name, synonym, kind, doc)| {
-            let mut synonyms = Vec::new();
-            if let Some(v) = overrides.get(*name) {
-                synonyms.push((name.to_string(), Some(v.clone()), SOURCE_GROUP));
-            }
-            let (default, default_source) = match synonym {
-                Some(s) => {
-                    let below = broker_synonyms(broker, s);
-                    let (v, src) = (broker.config.value(s), broker_source(broker, s));
-                    if below.is_empty() {
-                        synonyms.push((s.to_string(), v.clone(), src));
-                    }
-                    synonyms.extend(below);
-                    (v, src)
-                }
-                None => (broker.config.group_config_value(&BTreeMap::new(), name), SOURCE_DEFAULT),
-            };
-            let (value, source) = match overrides.get(*name) {
-                Some(v) => (Some(v.clone()), SOURCE_GROUP),
-                None => (default, default_source),
-            };
+        .map(|(name, _, kind, doc)| {
+            let source = if overrides.contains_key(*name) { SOURCE_GROUP } else { SOURCE_DEFAULT };
+            let value = broker.config.group_config_value(overrides, name);
+            let synonyms = value.iter().map(|v| (name.to_string(), Some(v.clone()), source)).collect();
             Described { name: name.to_string(), value, source, kind: *kind as i8, doc, synonyms }
         })
         .collect()
@@ -150,12 +132,8 @@ fn broker_configs(broker: &Broker) -> Vec<(Described, bool)> {
         .iter()
         .filter(|d| !crate::config::LISTED_ONLY_WHEN_SET.contains(&d.name) || broker_source(broker, d.name) != SOURCE_DEFAULT)
         .map(|d| {
-            let value = broker.config.value(d.name);
-            let source = broker_source(broker, d.name);
-            let mut synonyms = broker_synonyms(broker, d.name);
-            if synonyms.is_empty() {
-                synonyms.push((d.name.to_string(), value.clone(), source));
-            }
+            // Kafka lists no synonym for a null default.
+            let (value, source, synonyms) = (broker.config.described_value(d.name), broker_source(broker, d.name), broker_synonyms(broker, d.name));
             let described = Described { name: d.name.to_string(), value, source, kind: d.kind as i8, doc: d.doc, synonyms };
             (described, !is_dynamic_broker_config(d.name))
         })
