@@ -17,9 +17,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic(&StdIo, path, bytes)
 }
 
-/// Kafka's limit on topic name length.
-pub const TOPIC_NAME_MAX_CHARS: usize = 249;
-
 /// One topic as clients see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMeta {
@@ -41,7 +38,7 @@ impl TopicMeta {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("topic {0} already exists")]
+    #[error("Topic '{0}' already exists.")]
     TopicExists(String),
     #[error("{0}")]
     InvalidTopic(String),
@@ -61,23 +58,9 @@ pub enum MetadataError {
     ControllerUnreachable(String),
 }
 
-/// Checks a topic name as Kafka's `Topic.validate` does: non-empty, not "." or "..", at most 249
-/// characters of [a-zA-Z0-9._-].
+/// Checks a topic name as Kafka's controller does ([`crate::metadata::topic_name_refusal`]).
 pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let bad = |why: &str| Err(MetadataError::InvalidTopic(format!("Topic name \"{name}\" is illegal, {why}")));
-    if name.is_empty() {
-        return bad("it can't be empty");
-    }
-    if name == "." || name == ".." {
-        return bad("it can't be '.' or '..'");
-    }
-    if name.len() > TOPIC_NAME_MAX_CHARS {
-        return bad("it can't be longer than 249 characters");
-    }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
-        return bad("it contains a character other than ASCII alphanumerics, '.', '_' and '-'");
-    }
-    Ok(())
+    crate::metadata::topic_name_refusal(name).map_or(Ok(()), |why| Err(MetadataError::InvalidTopic(why)))
 }
 
 /// Topics whose names differ only by '.' versus '_' collide in metric names; Kafka refuses them.

@@ -16,8 +16,6 @@ use crate::metadata::records::*;
 
 /// "No broker" for the broker-to-remove / broker-to-add arguments of the leader/ISR updates.
 pub(crate) const NO_BROKER: i32 = -1;
-/// Kafka's longest topic name.
-pub const TOPIC_NAME_LENGTH_MAX: usize = 249;
 /// The topic config that allows electing a leader outside the ISR.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 /// How many times CreateTopics draws a topic id before giving up on a generator that keeps
@@ -129,22 +127,9 @@ pub struct OngoingReassignment {
     pub removing_replicas: Vec<i32>,
 }
 
-/// Kafka's topic name rules (`Topic.validate`).
+/// Kafka's topic name rules, in its controller's words ([`crate::metadata::topic_name_refusal`]).
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
-    let bad = |why: String| Err(ControllerError::InvalidTopicException(why));
-    if name.is_empty() {
-        return bad("Topic name is illegal, it can't be empty".into());
-    }
-    if name == "." || name == ".." {
-        return bad("Topic name cannot be \".\" or \"..\"".into());
-    }
-    if name.len() > TOPIC_NAME_LENGTH_MAX {
-        return bad(format!("Topic name is illegal, it can't be longer than {TOPIC_NAME_LENGTH_MAX} characters, topic name: {name}"));
-    }
-    if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-') {
-        return bad(format!("Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
-    }
-    Ok(())
+    crate::metadata::topic_name_refusal(name).map_or(Ok(()), |why| Err(ControllerError::InvalidTopicException(why)))
 }
 
 /// Brokers placement may use: registered and not in controlled shutdown.
