@@ -480,3 +480,47 @@ async fn acl_apis_answer_security_disabled_as_kafka_without_an_authorizer() {
     }
     b.stop().await;
 }
+
+/// kafka-leader-election.sh against a single node: its one replica of each partition leads, so
+/// every election answers ELECTION_NOT_NEEDED (the tool prints "Valid replica already elected"),
+/// an unknown topic or partition UNKNOWN_TOPIC_OR_PARTITION in Kafka's words, and "all partitions"
+/// lists nothing, as the reference Kafka 4.0 answered the same requests.
+#[tokio::test]
+async fn leader_election_on_a_single_node_is_never_needed() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let versions = c.send(&ApiVersionsRequest::default(), 3).await;
+    assert!(versions.api_keys.iter().any(|k| k.api_key == ApiKey::ElectLeaders as i16 && k.max_version == 2), "advertised");
+    create_topic(&mut c, "el", 2).await;
+    let asked = |election_type: i8, partitions: Option<Vec<(&str, i32)>>| {
+        ElectLeadersRequest::default().with_election_type(election_type).with_timeout_ms(5000).with_topic_partitions(partitions.map(|ps| {
+            ps.into_iter().map(|(t, p)| elect_leaders_request::TopicPartitions::default().with_topic(name(t)).with_partitions(vec![p])).collect()
+        }))
+    };
+    let outcome = |r: &ElectLeadersResponse| -> Vec<(String, i32, i16, Option<String>)> {
+        r.replica_election_results
+            .iter()
+            .flat_map(|t| t.partition_result.iter().map(move |p| (t.topic.0.to_string(), p.partition_id, p.error_code, p.error_message.as_ref().map(|m| m.to_string()))))
+            .collect()
+    };
+    for election_type in [0, 1] {
+        let r = c.send(&asked(election_type, Some(vec![("el", 0), ("el", 1)])), 2).await;
+        assert_eq!(r.error_code, 0);
+        let codes: Vec<(i32, i16)> = outcome(&r).into_iter().map(|(_, p, code, _)| (p, code)).collect();
+        assert_eq!(codes, vec![(0, E::ElectionNotNeeded.code()), (1, E::ElectionNotNeeded.code())], "election type {election_type}");
+    }
+    let r = c.send(&asked(0, Some(vec![("nosuch", 0), ("el", 5)])), 2).await;
+    assert_eq!(
+        outcome(&r),
+        vec![
+            ("el".into(), 5, E::UnknownTopicOrPartition.code(), Some("No such partition as el-5".into())),
+            ("nosuch".into(), 0, E::UnknownTopicOrPartition.code(), Some("No such topic as nosuch".into())),
+        ]
+    );
+    let r = c.send(&asked(1, None), 2).await;
+    assert_eq!((r.error_code, r.replica_election_results.len()), (0, 0), "every partition: no election held, none listed");
+    // v0 has no top-level error: the answers stay per partition.
+    let r = c.send(&asked(0, Some(vec![("el", 1)])), 0).await;
+    assert_eq!(outcome(&r)[0].2, E::ElectionNotNeeded.code());
+    b.stop().await;
+}

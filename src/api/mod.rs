@@ -31,7 +31,7 @@ mod describe_topic_partitions;
 mod describe_transactions;
 mod describe_user_scram_credentials;
 mod alter_partition_reassignments;
-mod elect_leaders;
+pub(crate) mod elect_leaders;
 mod end_txn;
 pub mod error_code;
 mod fetch;

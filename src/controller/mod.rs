@@ -120,6 +120,15 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
+    /// The error's message as Kafka's controller words it, without the error name.
+    pub fn message(&self) -> String {
+        let text = self.to_string();
+        match text.split_once(": ") {
+            Some((_, message)) => message.to_string(),
+            None => text,
+        }
+    }
+
     /// Kafka's error code for this error.
     pub fn error_code(&self) -> i16 {
         match self {

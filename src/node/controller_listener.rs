@@ -985,7 +985,6 @@ fn describe_cluster(service: &ControllerService, req: kafka_protocol::messages::
 /// partitions, or of every partition when the list is null (then only the partitions where an
 /// election was needed are reported, as Kafka's controller does).
 async fn elect_leaders(service: &ControllerService, req: ElectLeadersRequest, version: i16) -> ElectLeadersResponse {
-    use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
     let election = if version >= 1 && req.election_type == 1 { controller::ElectionType::Unclean } else { controller::ElectionType::Preferred };
     let all = req.topic_partitions.is_none();
     let decided = service
@@ -998,26 +997,10 @@ async fn elect_leaders(service: &ControllerService, req: ElectLeadersRequest, ve
             Ok(ControllerResult::new(result.records, (partitions, result.response)))
         })
         .await;
-    let (partitions, results) = match decided {
-        Ok(r) => r,
-        Err(e) => return ElectLeadersResponse::default().with_error_code(e.error_code()),
-    };
-    let mut by_topic: std::collections::BTreeMap<String, Vec<PartitionResult>> = std::collections::BTreeMap::new();
-    for ((topic, p), result) in partitions.into_iter().zip(results) {
-        let r = PartitionResult::default().with_partition_id(p);
-        let r = match result {
-            Ok(()) => r,
-            Err(ControllerError::ElectionNotNeeded) if all => continue,
-            Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
-        };
-        by_topic.entry(topic).or_default().push(r);
+    match decided {
+        Ok((partitions, results)) => crate::api::elect_leaders::results(partitions, results, all),
+        Err(e) => ElectLeadersResponse::default().with_error_code(e.error_code()),
     }
-    ElectLeadersResponse::default().with_replica_election_results(
-        by_topic
-            .into_iter()
-            .map(|(t, rs)| ReplicaElectionResult::default().with_topic(kafka_protocol::messages::TopicName(StrBytes::from_string(t))).with_partition_result(rs))
-            .collect(),
-    )
 }
 
 /// AlterPartitionReassignments (`kafka-reassign-partitions.sh --execute / --cancel`): one result
@@ -1118,11 +1101,7 @@ async fn list_partition_reassignments(service: &ControllerService, req: ListPart
 
 /// The message Kafka sends with a controller error: the text after the error's name.
 fn error_message(e: &ControllerError) -> String {
-    let text = e.to_string();
-    match text.split_once(": ") {
-        Some((_, message)) => message.to_string(),
-        None => text,
-    }
+    e.message()
 }
 
 #[cfg(test)]

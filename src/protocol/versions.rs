@@ -58,6 +58,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::UpdateFeatures, 0, 2),
+    // A single node answers it itself (no election is ever needed there); in a quorum the active
+    // controller decides.
+    (ApiKey::ElectLeaders, 0, 2),
     // Kafka 4.0's ListClientMetricsResources (KIP-714); kafka-protocol names API 74 by its later
     // name, ListConfigResources, whose v0 is the same message.
     (ApiKey::ListConfigResources, 0, 0),
@@ -68,10 +71,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// APIs served only by a node in a metadata quorum (a single node has no quorum to describe).
-pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::DescribeQuorum, 0, 2),
-    (ApiKey::ElectLeaders, 0, 2),
-];
+pub const CLUSTER_ONLY: &[(ApiKey, i16, i16)] = &[(ApiKey::DescribeQuorum, 0, 2)];
 
 /// KIP-714 client telemetry: always answered, but advertised only with a telemetry receiver
 /// (`fjord.client.telemetry.enabled`), as Kafka advertises them only with a metric reporter that
