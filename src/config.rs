@@ -1932,7 +1932,7 @@ impl Config {
         // describe as set (Kafka's KafkaConfig does the same before it reads either). A negative
         // broker.id (Kafka's "not set") leaves node.id at Fjord's default.
         for (set, other) in [("node.id", "broker.id"), ("broker.id", "node.id")] {
-            let Some(v) = explicit.get(set).filter(|v| !v.trim().starts_with('-')).cloned() else { continue };
+            let Some(v) = explicit.get(set).filter(|v| v.trim().parse::<i32>().map_or(true, |n| n >= 0)).cloned() else { continue };
             explicit.entry(other.to_string()).or_insert(v);
         }
         let probe = Config {
@@ -2745,6 +2745,7 @@ mod tests {
         assert_eq!((unset.node_id, unset.explicit.contains_key("node.id")), (1, false));
         assert_eq!(c(&[]).node_id, 1);
         assert_eq!(c(&[("node.id", "4"), ("broker.id", "4")]).node_id, 4);
+        assert!(Config::from_properties(props(&[("broker.id", "-x")])).is_err(), "a broker.id that is no number is refused");
     }
 
     #[test]

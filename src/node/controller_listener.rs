@@ -489,7 +489,7 @@ async fn alter_client_quotas(service: &ControllerService, req: AlterClientQuotas
             .collect(),
         Err(e) => alterations
             .iter()
-            .map(|a| EntryData::default().with_entity(entity_data(&a.entity)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+            .map(|a| EntryData::default().with_entity(entity_data(&a.entity)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))))
             .collect(),
     };
     AlterClientQuotasResponse::default().with_entries(entries)
@@ -515,7 +515,7 @@ async fn create_acls(service: &ControllerService, req: CreateAclsRequest) -> Cre
             let results = req
                 .creations
                 .iter()
-                .map(|_| kafka_protocol::messages::create_acls_response::AclCreationResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .map(|_| kafka_protocol::messages::create_acls_response::AclCreationResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))))
                 .collect();
             CreateAclsResponse::default().with_results(results)
         }
@@ -544,7 +544,7 @@ async fn delete_acls(service: &ControllerService, req: DeleteAclsRequest) -> Del
             let results = req
                 .filters
                 .iter()
-                .map(|_| kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .map(|_| kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))))
                 .collect();
             DeleteAclsResponse::default().with_filter_results(results)
         }
@@ -594,7 +594,7 @@ async fn alter_user_scram_credentials(service: &ControllerService, req: AlterUse
             let users: std::collections::BTreeSet<String> = deletions.iter().map(|d| d.0.clone()).chain(upsertions.iter().map(|u| u.user.clone())).collect();
             users
                 .into_iter()
-                .map(|u| AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(u)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))))
+                .map(|u| AlterUserScramCredentialsResult::default().with_user(StrBytes::from_string(u)).with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))))
                 .collect()
         }
     };
@@ -710,7 +710,7 @@ async fn create_topics(service: &ControllerService, req: CreateTopicsRequest) ->
                         .with_replication_factor(created.replication_factor),
                     Err(e) => base
                         .with_error_code(e.error_code())
-                        .with_error_message(Some(StrBytes::from_string(error_message(&e))))
+                        .with_error_message(Some(StrBytes::from_string(e.message())))
                         .with_num_partitions(-1)
                         .with_replication_factor(-1),
                 }
@@ -748,7 +748,7 @@ async fn delete_topics(service: &ControllerService, req: DeleteTopicsRequest, ve
                 };
                 match result {
                     Ok(id) => base.with_topic_id(if version >= 6 { id } else { uuid::Uuid::nil() }),
-                    Err(e) => base.with_error_code(e.error_code()).with_error_message((version >= 5).then(|| StrBytes::from_string(error_message(&e)))),
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message((version >= 5).then(|| StrBytes::from_string(e.message()))),
                 }
             })
             .collect(),
@@ -790,7 +790,7 @@ async fn create_partitions(service: &ControllerService, req: CreatePartitionsReq
                 let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
                 match r {
                     Ok(()) => base,
-                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))),
                 }
             })
             .collect(),
@@ -865,7 +865,7 @@ async fn incremental_alter_configs(service: &ControllerService, req: Incremental
                 let base = AlterConfigsResourceResponse::default().with_resource_type(r.resource_type).with_resource_name(r.resource_name.clone());
                 match result {
                     Ok(()) => base,
-                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                    Err(e) => base.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))),
                 }
             })
             .collect(),
@@ -1046,7 +1046,7 @@ async fn alter_partition_reassignments(service: &ControllerService, req: AlterPa
     let response = AlterPartitionReassignmentsResponse::default().with_allow_replication_factor_change(req.allow_replication_factor_change).with_error_message(None);
     let results = match decided {
         Ok(r) => r,
-        Err(e) => return response.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+        Err(e) => return response.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))),
     };
     let mut results = results.into_iter();
     let topics = req
@@ -1060,7 +1060,7 @@ async fn alter_partition_reassignments(service: &ControllerService, req: AlterPa
                     let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index).with_error_message(None);
                     match results.next().unwrap_or(Ok(())) {
                         Ok(()) => r,
-                        Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+                        Err(e) => r.with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))),
                     }
                 })
                 .collect();
@@ -1077,7 +1077,7 @@ async fn list_partition_reassignments(service: &ControllerService, req: ListPart
     use kafka_protocol::messages::BrokerId;
     let ongoing = match service.decide(|_, image, _| Ok(ControllerResult::new(Vec::new(), controller::list_partition_reassignments(image)))).await {
         Ok(o) => o,
-        Err(e) => return ListPartitionReassignmentsResponse::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(error_message(&e)))),
+        Err(e) => return ListPartitionReassignmentsResponse::default().with_error_code(e.error_code()).with_error_message(Some(StrBytes::from_string(e.message()))),
     };
     let wanted = |topic: &str, partition: i32| match &req.topics {
         None => true,
@@ -1097,11 +1097,6 @@ async fn list_partition_reassignments(service: &ControllerService, req: ListPart
         }
     }
     ListPartitionReassignmentsResponse::default().with_error_message(None).with_topics(topics)
-}
-
-/// The message Kafka sends with a controller error: the text after the error's name.
-fn error_message(e: &ControllerError) -> String {
-    e.message()
 }
 
 #[cfg(test)]
