@@ -158,6 +158,36 @@ ensure_kafkajs() {
   fi
 }
 
+# count_results OUT ERR RC WHAT: adds a test program's "PASS name" and "FAIL name: why" lines
+# (in OUT) to the suite's counts; a non-zero exit RC without a FAIL line fails "WHAT exits 0",
+# with the end of its stderr (ERR).
+count_results() {
+  local out="$1" err="$2" rc="$3" what="$4" line name
+  while IFS= read -r line; do
+    case "$line" in
+      "PASS "*) PASS_COUNT=$((PASS_COUNT + 1)) ;;
+      "FAIL "*) FAIL_COUNT=$((FAIL_COUNT + 1)); name="${line#FAIL }"; FAILED_NAMES+=("${name%%:*}") ;;
+    esac
+  done <"$out"
+  if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$out"; then
+    fail "$what exits 0" "rc=$rc; stderr: $(tail -n 5 "$err")"
+  fi
+}
+
+# ensure_sarama: Debian's Go and sarama sources (golang-go, golang-github-shopify-sarama-dev and the
+# Go packages it depends on), installed when missing, for compat-tests/sarama.
+ensure_sarama() {
+  local sudo=""
+  if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/github.com/Shopify/sarama ]; then
+    return 0
+  fi
+  log "go or sarama missing: installing Debian's golang-go and golang-github-shopify-sarama-dev"
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-shopify-sarama-dev >/dev/null; } ||
+    die "could not install golang-go/golang-github-shopify-sarama-dev (scripts/install-deps.sh)"
+}
+
 # test_pki DIR: a throwaway CA (ca.pem, ca.key) and a server certificate for localhost and
 # 127.0.0.1 signed by it (server.key, server.pem), made with the openssl CLI in DIR. Nothing is
 # committed; each suite makes its own at run time.

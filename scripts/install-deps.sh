@@ -10,6 +10,7 @@
 #   - libssl-dev, for the librdkafka test runner built with SSL and SASL SCRAM (compat-tests/librdkafka)
 #   - Chromium and chromedriver (Debian's chromium, chromium-driver) and Selenium in the venv
 #     (compat-tests/console/requirements.txt) for compat-tests/console, the web console's browser test
+#   - Debian's Go and sarama sources (golang-go, golang-github-shopify-sarama-dev) for compat-tests/sarama
 #   - shellcheck (optional lint, best effort)
 # Each step checks first and skips when already satisfied. Uses sudo only when not root.
 set -euo pipefail
@@ -65,6 +66,9 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
 else
   apt_install chromium chromium-driver
 fi
+
+# 1d. Go and sarama 1.22 (Debian's sources, built in GOPATH mode) for compat-tests/sarama.
+apt_install golang-go golang-github-shopify-sarama-dev
 
 # 2. shellcheck: lint only, not required by any suite.
 command -v shellcheck >/dev/null 2>&1 || apt_install shellcheck || log "shellcheck unavailable (lint skipped)"

@@ -107,6 +107,35 @@ async fn lz4_produced_to_a_zstd_topic_is_stored_and_fetched_as_zstd_with_the_sam
 }
 
 #[tokio::test]
+async fn a_zstd_batch_needs_produce_v7_as_in_kafka() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(create_topic(&mut c, "z7", &[]).await.error_code, 0);
+    assert_eq!(create_topic(&mut c, "zt", &[("compression.type", "zstd")]).await.error_code, 0);
+    let produce_at = |topic: &str, records: Bytes| {
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(s(topic)))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records))])])
+    };
+    let zstd = producer_batch_in(3, Compression::Zstd, 0);
+    for version in [3, 6] {
+        for topic in ["z7", "zt"] {
+            let r = c.send(&produce_at(topic, zstd.clone()), version).await.responses[0].partition_responses[0].clone();
+            assert_eq!(r.error_code, E::UnsupportedCompressionType.code(), "v{version} to {topic}: whatever the topic's codec");
+        }
+    }
+    // Nothing was appended: the same batch is the first one at v7.
+    let r = c.send(&produce_at("z7", zstd), 7).await.responses[0].partition_responses[0].clone();
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    // Other codecs go in any served version; a zstd topic rewrites them into zstd.
+    let lz4 = producer_batch_in(2, Compression::Lz4, 0);
+    let r = c.send(&produce_at("zt", lz4), 3).await.responses[0].partition_responses[0].clone();
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    assert_eq!(attributes(&fetch(&mut c, "zt", 0).await) & 7, 4);
+    b.stop().await;
+}
+
+#[tokio::test]
 async fn the_broker_default_compression_type_applies_and_a_rebuilt_batch_over_max_message_bytes_is_too_large() {
     let b = TestBroker::start(&["compression.type=gzip"]).await;
     let mut c = b.client().await;

@@ -85,7 +85,7 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (0, 12));
     let join = resp.api_keys.iter().find(|k| k.api_key == ApiKey::JoinGroup as i16).expect("groups are advertised");
-    assert_eq!((join.min_version, join.max_version), (0, 9));
+    assert_eq!((join.min_version, join.max_version), (2, 9), "Kafka 4.0 serves JoinGroup from v2 (KIP-896)");
     let add = resp.api_keys.iter().find(|k| k.api_key == ApiKey::AddPartitionsToTxn as i16).expect("transactions are advertised");
     assert_eq!((add.min_version, add.max_version), (0, 5));
     // The classic protocol only: transaction.version supported up to 0 and not finalized, so no

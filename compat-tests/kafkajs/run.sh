@@ -19,15 +19,7 @@ fjord_start "$WORK/data" --override group.initial.rebalance.delay.ms=0 || { fail
 rc=0
 (cd "$HERE" && FJORD_BOOTSTRAP="$FJORD_BOOTSTRAP" timeout --kill-after=5 150 node test.js) >"$WORK/test.out" 2>"$WORK/test.err" || rc=$?
 cat "$WORK/test.out"
-while IFS= read -r line; do
-  case "$line" in
-    "PASS "*) PASS_COUNT=$((PASS_COUNT + 1)) ;;
-    "FAIL "*) FAIL_COUNT=$((FAIL_COUNT + 1)); name="${line#FAIL }"; FAILED_NAMES+=("${name%%:*}") ;;
-  esac
-done <"$WORK/test.out"
-if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/test.out"; then
-  fail "node test.js exits 0" "rc=$rc; stderr: $(tail -n 5 "$WORK/test.err")"
-fi
+count_results "$WORK/test.out" "$WORK/test.err" "$rc" "node test.js"
 [ -s "$WORK/test.err" ] && { log "node stderr (kafkajs log lines):"; tail -n 20 "$WORK/test.err" >&2; }
 
 suite_finish

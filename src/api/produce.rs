@@ -13,6 +13,7 @@ use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::broker::replica_manager::{AckError, PendingSync, ReplicaError};
 use crate::records::RecordsError;
+use crate::records::batch::{BatchHeader, CompressionCodec};
 use crate::storage::StorageError;
 use crate::types::TopicPartition;
 
@@ -181,6 +182,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
 }
 
 /// `handle`; None when an append declined to wait inside a no-wait scope ([`try_now`]).
+/// Produce carries zstd batches from v7 on (KIP-110); an older request with one is refused with
+/// UNSUPPORTED_COMPRESSION_TYPE, whatever the topic's compression.type.
+const ZSTD_PRODUCE_MIN_VERSION: i16 = 7;
+
+/// Whether `records` starts with a v2 batch whose attributes name zstd. A batch of another magic
+/// or too short to hold a header is left to validation, which refuses it as Kafka does.
+fn is_zstd_batch(records: &[u8]) -> bool {
+    BatchHeader::parse(records).is_some_and(|h| h.magic() == 2 && h.compression() == CompressionCodec::Zstd)
+}
+
 fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<Outcome> {
     let acks = req.acks;
     let mut declined = false;
@@ -208,6 +219,10 @@ fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Op
                 };
                 if pd.index < 0 || pd.index >= meta.partitions {
                     return failed(pd.index, E::UnknownTopicOrPartition.code(), None);
+                }
+                if version < ZSTD_PRODUCE_MIN_VERSION && pd.records.as_deref().is_some_and(is_zstd_batch) {
+                    // KIP-110, checked before the partition's own state as Kafka does.
+                    return failed(pd.index, E::UnsupportedCompressionType.code(), None);
                 }
                 if meta.is_internal() {
                     return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));

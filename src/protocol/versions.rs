@@ -18,7 +18,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
+    // v0-v1 went with Kafka 4.0 (KIP-896), as OffsetCommit v0-v1 and CreateTopics v0-v1 did.
+    (ApiKey::JoinGroup, 2, 9),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::Heartbeat, 0, 4),
     (ApiKey::LeaveGroup, 0, 5),
@@ -138,6 +139,7 @@ mod tests {
         assert!(!is_served(ApiKey::Produce, 2));
         assert!(is_served(ApiKey::Produce, 3));
         assert!(!is_served(ApiKey::JoinGroup, 10));
+        assert_eq!(advertised(ApiKey::JoinGroup), Some((2, 9)), "Kafka 4.0's range");
         assert!(!is_served(ApiKey::OffsetCommit, 1));
     }
 }
