@@ -420,7 +420,10 @@ func main() {
 	_, listedGroup := groups[group]
 	check("ListGroups lists the group", err == nil && listedGroup, "err %v groups %v", err, groups)
 	var groupDescribed []*sarama.GroupDescription
-	err = admin(func(a sarama.ClusterAdmin) (err error) { groupDescribed, err = a.DescribeConsumerGroups([]string{group}); return })
+	err = admin(func(a sarama.ClusterAdmin) (err error) {
+		groupDescribed, err = a.DescribeConsumerGroups([]string{group})
+		return
+	})
 	check("DescribeGroups: the group is Empty", err == nil && len(groupDescribed) == 1 && groupDescribed[0].State == "Empty", "err %v %+v", err, groupDescribed)
 
 	// Refused by Kafka 4.0 as well: OffsetCommit v1 (no retention time) and JoinGroup v1 (the
@@ -460,6 +463,22 @@ func main() {
 		cg.Close()
 	}
 	check("a consumer group's JoinGroup v1 is refused", err == nil && joinErr != nil, "new %v consume %v", err, joinErr)
+
+	// Configured for Kafka 0.10.2 (a common setting of sarama applications), sarama sends Produce
+	// v2 with a v1 message set, which Kafka 4.0 advertises but does not serve: it closes the
+	// connection, and nothing is appended.
+	old := config()
+	old.Version = sarama.V0_10_2_0
+	old.Producer.Return.Successes = true
+	old.Producer.Retry.Max = 0
+	old.Producer.Partitioner = sarama.NewManualPartitioner
+	op, err := sarama.NewSyncProducer(addrs, old)
+	if err == nil {
+		_, _, err = op.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: 0, Value: sarama.StringEncoder("v1 message set")})
+		op.Close()
+	}
+	end0, err2 := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	check("Produce v2 (sarama at 0.10.2) is refused and appends nothing", err != nil && err2 == nil && end0 == next[0], "send %v; log end %d (%v), want %d", err, end0, err2, next[0])
 
 	// DeleteRecords and DeleteTopics.
 	err = admin(func(a sarama.ClusterAdmin) error { return a.DeleteRecords(topic, map[int32]int64{0: 1}) })
