@@ -457,12 +457,11 @@ pub fn check_topic_value(name: &str, value: &str) -> Result<(), String> {
     };
     use crate::records::recompress as rc;
     match topic {
-        "cleanup.policy" => {
-            if value.split(',').map(str::trim).any(|p| p != "delete" && p != "compact") {
-                return bad("String must be one of: compact, delete");
-            }
-            Ok(())
-        }
+        "cleanup.policy" => match value.split(',').map(str::trim).find(|p| *p != "delete" && *p != "compact") {
+            // A list is checked item by item, and the message names the item (Kafka's ValidList).
+            Some(item) => Err(format!("Invalid value {item} for configuration {name}: String must be one of: compact, delete")),
+            None => Ok(()),
+        },
         "compression.type" => match value {
             "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
             _ => bad("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),

@@ -131,7 +131,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest, _version: i1
                         return Err((E::InvalidRequest.code(), format!("Null value not supported for : {}", c.name)));
                     };
                     if configs.insert(c.name.to_string(), v.to_string()).is_some() {
-                        return Err((E::InvalidRequest.code(), format!("Error due to duplicate config keys: {}", c.name)));
+                        return Err((E::InvalidRequest.code(), "Error due to duplicate config keys".into()));
                     }
                 }
                 match r.resource_type {

@@ -60,12 +60,8 @@ fn grow(broker: &Broker, t: &CreatePartitionsTopic, validate_only: bool, quota: 
         }
         let node = broker.config.node_id;
         for a in assignments {
-            if a.broker_ids.iter().any(|b| b.0 != node) {
-                return Err((E::InvalidReplicaAssignment.code(), format!("The manual partition assignment includes broker(s) that are not registered: {:?}.", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>())));
-            }
-            if a.broker_ids.len() != 1 {
-                return Err((E::InvalidReplicaAssignment.code(), format!("The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have 1 replica(s).", a.broker_ids.len())));
-            }
+            let replicas: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+            crate::controller::placement::validate_manual_assignment(&replicas, |id| id == node, Some(1)).map_err(|e| (e.error_code(), e.to_string()))?;
         }
     }
     charge(meta.partitions)?;

@@ -29,21 +29,24 @@ fn check(broker: &Broker, t: &CreatableTopic) -> Result<(i32, i16, BTreeMap<Stri
     }
     let node = broker.config.node_id;
     let (partitions, rf) = if !t.assignments.is_empty() {
-        if t.num_partitions != -1 || t.replication_factor != -1 {
-            return Err((E::InvalidRequest.code(), "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into()));
+        if t.replication_factor != -1 {
+            return Err((E::InvalidRequest.code(), "A manual partition assignment was specified, but replication factor was not set to -1.".into()));
+        }
+        if t.num_partitions != -1 {
+            return Err((E::InvalidRequest.code(), "A manual partition assignment was specified, but numPartitions was not set to -1.".into()));
         }
         let mut seen = HashSet::new();
         for a in &t.assignments {
-            if a.broker_ids.is_empty() || a.broker_ids.iter().any(|b| b.0 != node) || !seen.insert(a.partition_index) {
-                return Err((E::InvalidReplicaAssignment.code(), format!("Invalid replica assignment for partition {}", a.partition_index)));
+            // In the order and words of Kafka's controller.
+            if !seen.insert(a.partition_index) {
+                return Err((E::InvalidReplicaAssignment.code(), format!("Found multiple manual partition assignments for partition {}", a.partition_index)));
             }
-            if a.broker_ids.len() > 1 {
-                return Err((E::InvalidReplicaAssignment.code(), "Duplicate brokers not allowed in replica assignment".into()));
-            }
+            let replicas: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+            crate::controller::placement::validate_manual_assignment(&replicas, |id| id == node, None).map_err(|e| (e.error_code(), e.to_string()))?;
         }
         let n = t.assignments.len() as i32;
         if (0..n).any(|p| !seen.contains(&p)) {
-            return Err((E::InvalidReplicaAssignment.code(), "Partitions should be a consecutive 0-based integer sequence".into()));
+            return Err((E::InvalidReplicaAssignment.code(), "partitions should be a consecutive 0-based integer sequence".into()));
         }
         (n, 1)
     } else {
@@ -129,7 +132,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
         .map(|t| {
             let name = t.name.0.to_string();
             if counts[&name] > 1 {
-                return Err((E::InvalidRequest.code(), format!("Create topics request contains multiple entries for the topic {name}")));
+                return Err((E::InvalidRequest.code(), "Duplicate topic name.".into()));
             }
             check(broker, t)
         })
@@ -204,7 +207,10 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
                 .with_replication_factor(rf)
                 .with_configs(Some(described))
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // A name given twice is answered once, as Kafka's controller answers it.
+    let mut answered = HashSet::new();
+    let results = results.into_iter().filter(|r| counts[r.name.0.as_str()] == 1 || answered.insert(r.name.0.to_string())).collect();
     CreateTopicsResponse::default().with_topics(results).with_throttle_time_ms(quota.throttle_ms(&broker.quotas))
 }
 

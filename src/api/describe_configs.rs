@@ -189,6 +189,11 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version:
             let configs: Vec<(Described, bool)> = match r.resource_type {
                 RESOURCE_TOPIC => match broker.metadata.topic(&name) {
                     Some(t) => topic_configs(broker, &t.configs).into_iter().map(|d| (d, false)).collect(),
+                    // A name no topic can have is refused as such before it is looked up (Kafka's
+                    // Topic.validate).
+                    None if let Some(why) = crate::metadata::topic_name_refusal(&name) => {
+                        return result.with_error_code(E::InvalidTopicException.code()).with_error_message(Some(str_bytes(why)));
+                    }
                     None => {
                         return result
                             .with_error_code(E::UnknownTopicOrPartition.code())

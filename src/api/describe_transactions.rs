@@ -18,7 +18,8 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeTransactionsRequest, _ver
         .map(|id| {
             let resp = TransactionState::default().with_transactional_id(id.clone());
             let Some(m) = broker.txns.describe(&id.0) else {
-                return resp.with_error_code(E::TransactionalIdNotFound.code()).with_transaction_state(str_bytes("")).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+                // The other fields at the protocol's defaults, as Kafka leaves them.
+                return resp.with_error_code(E::TransactionalIdNotFound.code()).with_transaction_state(str_bytes(""));
             };
             let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for tp in &m.partitions {

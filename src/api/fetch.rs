@@ -440,13 +440,9 @@ fn read_partitions(broker: &Broker, wanted: &[Wanted], max_bytes: usize, reader:
                 {
                     tracing::error!(partition = %tp, error = %e, similar_left_out = left_out, "fetch failed");
                 }
-                let mut p = partition_error(w.partition, code);
-                if let Ok(o) = broker.replicas.offsets(tp) {
-                    p.high_watermark = o.high_watermark;
-                    p.last_stable_offset = o.last_stable_offset;
-                    p.log_start_offset = start(o.log_start_offset);
-                }
-                out.push(p);
+                // As Kafka answers a partition its log refused (OFFSET_OUT_OF_RANGE included):
+                // the error alone, every offset -1, no aborted transactions list.
+                out.push(partition_error(w.partition, code).with_aborted_transactions(None));
             }
         }
     }

@@ -33,7 +33,7 @@ fn apply_ops(
     for c in &r.configs {
         let key = c.name.to_string();
         if !seen.insert(key.clone()) {
-            return Err((E::InvalidRequest.code(), format!("Error due to duplicate config keys: {key}")));
+            return Err((E::InvalidRequest.code(), "Error due to duplicate config keys".into()));
         }
         let kind = kind(&key)?;
         let value = c.value.as_ref().map(|v| v.to_string());
@@ -47,8 +47,8 @@ fn apply_ops(
             }
             OP_APPEND | OP_SUBTRACT => {
                 if kind != ConfigType::List {
-                    let verb = if c.config_operation == OP_APPEND { "append" } else { "subtract" };
-                    return Err((E::InvalidConfig.code(), format!("Config value {verb} is not allowed for config key: {key}")));
+                    let verb = if c.config_operation == OP_APPEND { "APPEND" } else { "SUBTRACT" };
+                    return Err((E::InvalidConfig.code(), format!("Can't {verb} to key {key} because its type is not LIST.")));
                 }
                 let current = configs.get(&key).cloned().or_else(|| inherited(&key)).unwrap_or_default();
                 let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();

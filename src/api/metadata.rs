@@ -64,7 +64,9 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16, li
         None => broker.metadata.topics().iter().map(|t| topic_response(broker, t, ops, version)).collect(),
         Some(list) => list
             .into_iter()
-            .map(|rt| match rt.name {
+            // A topic named by id (v12+) is looked up by it, whatever its name field holds, as
+            // Kafka does once any id in the request is set.
+            .map(|rt| match rt.name.filter(|_| rt.topic_id.is_nil()) {
                 Some(name) => {
                     let name = name.0.to_string();
                     if let Some(t) = broker.metadata.topic(&name) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::produce_request::TopicProduceData;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{error_code, str_bytes, topic_name};
@@ -43,21 +44,108 @@ pub enum Outcome {
 
 /// Transactional records may only go to a partition of the producer's open transaction (as
 /// Kafka's partition verification checks): otherwise a late or stray write would open a
-/// transaction no coordinator will end, and hold the last stable offset back for good.
-fn transaction_error(broker: &Broker, transactional_id: Option<&str>, tp: &TopicPartition, records: &bytes::Bytes) -> Option<i16> {
+/// transaction no coordinator will end, and hold the last stable offset back for good. A request
+/// with transactional records names its transactional id ([`names_no_transactional_id`]).
+fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes) -> Option<(i16, Option<String>)> {
     let h = crate::records::batch::BatchHeader::parse(records)?;
     if !h.is_transactional() || h.is_control() {
         return None;
     }
-    let Some(id) = transactional_id else { return Some(E::InvalidTxnState.code()) };
-    match broker.verify_txn_produce(id, h.producer_id(), h.producer_epoch(), tp) {
+    match broker.verify_txn_produce(transactional_id, h.producer_id(), h.producer_epoch(), tp) {
         Ok(()) => None,
-        Err(crate::txn::TxnError::ProducerFenced) => Some(E::InvalidProducerEpoch.code()),
+        Err(crate::txn::TxnError::ProducerFenced) => Some((E::InvalidProducerEpoch.code(), None)),
         Err(e) => {
-            tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transactional produce refused");
-            Some(E::InvalidTxnState.code())
+            tracing::info!(partition = %tp, %transactional_id, error = %e, "transactional produce refused");
+            Some((E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into())))
         }
     }
+}
+
+/// A request carrying transactional records without a transactional id: Kafka refuses all of it,
+/// every partition with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, before looking at any.
+fn names_no_transactional_id(req: &ProduceRequest) -> bool {
+    req.transactional_id.is_none()
+        && req.topic_data.iter().flat_map(|t| &t.partition_data).any(|p| p.records.as_deref().and_then(BatchHeader::parse).is_some_and(|h| h.magic() == 2 && h.is_transactional()))
+}
+
+/// Kafka reads a request's partitions into a map: a partition named twice (in one topic entry or
+/// in two entries of its topic) is appended once, with its last entry's records, and answered
+/// once, under its topic's first entry.
+fn last_entry_per_partition(topic_data: Vec<TopicProduceData>) -> Vec<TopicProduceData> {
+    let named = topic_data.iter().map(|t| t.partition_data.len()).sum::<usize>();
+    let distinct: std::collections::HashSet<(&str, i32)> = topic_data.iter().flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.as_str(), p.index))).collect();
+    if distinct.len() == named {
+        return topic_data;
+    }
+    let mut merged: Vec<TopicProduceData> = Vec::new();
+    for topic in topic_data {
+        let at = match merged.iter().position(|m| m.name == topic.name) {
+            Some(at) => at,
+            None => {
+                merged.push(TopicProduceData::default().with_name(topic.name.clone()).with_topic_id(topic.topic_id));
+                merged.len() - 1
+            }
+        };
+        for p in topic.partition_data {
+            let entries = &mut merged[at].partition_data;
+            match entries.iter_mut().find(|e| e.index == p.index) {
+                Some(e) => *e = p,
+                None => entries.push(p),
+            }
+        }
+    }
+    merged
+}
+
+/// The smallest batchLength any batch has (Kafka's LegacyRecord.RECORD_OVERHEAD_V0).
+const BATCH_LENGTH_MIN: i32 = 14;
+
+/// Bytes of a batch up to and including its magic byte.
+const BATCH_BYTES_TO_MAGIC: usize = 17;
+
+/// The size of the whole batch at the start of `rest`, as Kafka's batch iterator frames it: None
+/// when `rest` does not hold a whole one; an error when its length or magic cannot be a batch's.
+fn whole_batch_at(rest: &[u8]) -> Result<Option<usize>, (i16, String)> {
+    let Some(length) = rest.get(8..12).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+        return Ok(None);
+    };
+    if length < BATCH_LENGTH_MIN {
+        return Err((E::CorruptMessage.code(), format!("Record size {length} is less than the minimum record overhead ({BATCH_LENGTH_MIN})")));
+    }
+    if rest.len() < BATCH_BYTES_TO_MAGIC {
+        return Ok(None);
+    }
+    let magic = rest[16] as i8;
+    if !(0..=2).contains(&magic) {
+        return Err((E::CorruptMessage.code(), format!("Invalid magic found in record: {magic}")));
+    }
+    let size = 12 + length as usize;
+    Ok((rest.len() >= size).then_some(size))
+}
+
+/// Kafka's checks of a partition's records before any partition state (v3+): one whole v2 batch,
+/// zstd only from v7 (KIP-110). Bytes after the batch that are not a whole batch are dropped, as
+/// Kafka trims them before its append; a second whole batch is refused. Returns the batch.
+fn one_batch(records: &bytes::Bytes, version: i16) -> Result<bytes::Bytes, (i16, String)> {
+    let Some(size) = whole_batch_at(records)? else {
+        return Err((E::InvalidRecord.code(), format!("Produce requests with version {version} must have at least one record batch per partition")));
+    };
+    if records[16] != 2 {
+        return Err((E::InvalidRecord.code(), format!("Produce requests with version {version} are only allowed to contain record batches with magic version 2")));
+    }
+    if version < ZSTD_PRODUCE_MIN_VERSION && BatchHeader::parse(records).is_some_and(|h| h.compression() == CompressionCodec::Zstd) {
+        return Err((E::UnsupportedCompressionType.code(), format!("Produce requests with version {version} are not allowed to use ZStandard compression")));
+    }
+    if whole_batch_at(&records[size..])?.is_some() {
+        return Err((E::InvalidRecord.code(), format!("Produce requests with version {version} are only allowed to contain exactly one record batch per partition")));
+    }
+    Ok(if size == records.len() { records.clone() } else { records.slice(..size) })
+}
+
+/// Whether a refused append's answer names the partition's log start offset, as Kafka's does for
+/// what its log refuses; not for a corrupt or oversized batch or a partition not served here.
+fn names_log_start(code: i16) -> bool {
+    ![E::CorruptMessage, E::MessageTooLarge, E::RecordListTooLarge, E::UnknownTopicOrPartition, E::NotLeaderOrFollower, E::KafkaStorageError].iter().any(|e| e.code() == code)
 }
 
 /// The answer of a durable-mode produce, owed once its partitions are fdatasynced.
@@ -181,19 +269,23 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Outcom
     handle_checked(broker, req, version).unwrap_or_else(|| unreachable!("only a no-wait scope declines an append"))
 }
 
-/// `handle`; None when an append declined to wait inside a no-wait scope ([`try_now`]).
 /// Produce carries zstd batches from v7 on (KIP-110); an older request with one is refused with
 /// UNSUPPORTED_COMPRESSION_TYPE, whatever the topic's compression.type.
 const ZSTD_PRODUCE_MIN_VERSION: i16 = 7;
 
-/// Whether `records` starts with a v2 batch whose attributes name zstd. A batch of another magic
-/// or too short to hold a header is left to validation, which refuses it as Kafka does.
-fn is_zstd_batch(records: &[u8]) -> bool {
-    BatchHeader::parse(records).is_some_and(|h| h.magic() == 2 && h.compression() == CompressionCodec::Zstd)
-}
-
-fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Option<Outcome> {
+/// `handle`; None when an append declined to wait inside a no-wait scope ([`try_now`]).
+fn handle_checked(broker: &Arc<Broker>, mut req: ProduceRequest, version: i16) -> Option<Outcome> {
     let acks = req.acks;
+    if names_no_transactional_id(&req) {
+        let code = E::TransactionalIdAuthorizationFailed.code();
+        let responses = req
+            .topic_data
+            .iter()
+            .map(|t| TopicProduceResponse::default().with_name(topic_name(t.name.0.to_string())).with_topic_id(t.topic_id).with_partition_responses(t.partition_data.iter().map(|p| failed(p.index, code, None)).collect()))
+            .collect();
+        return Some(if acks == 0 { Outcome::Close } else { Outcome::Respond(ProduceResponse::default().with_responses(responses)) });
+    }
+    req.topic_data = last_entry_per_partition(std::mem::take(&mut req.topic_data));
     let mut declined = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Durable mode: (topic index, partition index in its response, the sync owed before answering).
@@ -211,18 +303,23 @@ fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Op
             .into_iter()
             .enumerate()
             .map(|(partition_index, pd)| {
-                if !matches!(acks, -1 | 0 | 1) {
-                    return failed(pd.index, E::InvalidRequiredAcks.code(), None);
-                }
+                // In Kafka's order: the partition exists, its records are one batch, the acks
+                // are valid, then the partition's own state.
                 let Some(meta) = &meta else {
                     return failed(pd.index, E::UnknownTopicOrPartition.code(), None);
                 };
                 if pd.index < 0 || pd.index >= meta.partitions {
                     return failed(pd.index, E::UnknownTopicOrPartition.code(), None);
                 }
-                if version < ZSTD_PRODUCE_MIN_VERSION && pd.records.as_deref().is_some_and(is_zstd_batch) {
-                    // KIP-110, checked before the partition's own state as Kafka does.
-                    return failed(pd.index, E::UnsupportedCompressionType.code(), None);
+                let Some(records) = pd.records else {
+                    return failed(pd.index, E::InvalidRecord.code(), Some("no records".into()));
+                };
+                let records = match one_batch(&records, version) {
+                    Ok(batch) => batch,
+                    Err((code, why)) => return failed(pd.index, code, Some(why)),
+                };
+                if !matches!(acks, -1 | 0 | 1) {
+                    return failed(pd.index, E::InvalidRequiredAcks.code(), None);
                 }
                 if meta.is_internal() {
                     return failed(pd.index, E::InvalidTopicException.code(), Some(format!("Cannot append to internal topic {name}")));
@@ -234,16 +331,21 @@ fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Op
                 }
                 if let Some(partition) = broker.replicas.partition(&tp) {
                     let state = partition.lock();
-                    let refused = state.check_leader(-1).and_then(|()| if acks == -1 { state.check_min_isr(meta.settings.min_insync_replicas) } else { Ok(()) });
-                    if let Err(e) = refused {
+                    if let Err(e) = state.check_leader(-1) {
                         return failed(pd.index, error_code::partition(&e), None);
                     }
+                    if acks == -1
+                        && let Err(e) = state.check_min_isr(meta.settings.min_insync_replicas)
+                    {
+                        let mut resp = failed(pd.index, error_code::partition(&e), None);
+                        resp.log_start_offset = broker.replicas.published(&tp).map_or(-1, |p| p.log_start_offset());
+                        return resp;
+                    }
                 }
-                let Some(records) = pd.records else {
-                    return failed(pd.index, E::InvalidRecord.code(), Some("no records".into()));
-                };
-                if let Some(code) = transaction_error(broker, req.transactional_id.as_ref().map(|t| t.0.as_str()), &tp, &records) {
-                    return failed(pd.index, code, None);
+                if let Some(id) = &req.transactional_id
+                    && let Some((code, why)) = transaction_error(broker, id.0.as_str(), &tp, &records)
+                {
+                    return failed(pd.index, code, why);
                 }
                 match broker.replicas.append_for_produce(&tp, &records, acks) {
                     Ok((a, sync)) => {
@@ -279,6 +381,9 @@ fn handle_checked(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Op
                             tracing::info!(partition = %tp, error = %e, "produce rejected");
                         }
                         let mut resp = failed(pd.index, code, Some(e.to_string()));
+                        if names_log_start(code) {
+                            resp.log_start_offset = broker.replicas.published(&tp).map_or(-1, |p| p.log_start_offset());
+                        }
                         if let ReplicaError::Storage(StorageError::Records(RecordsError::InvalidTimestamp { base_offset, records, window })) = &e {
                             // As Kafka words it, one record error per record out of the window.
                             resp.error_message = Some(str_bytes("One or more records have been rejected due to invalid timestamp"));

@@ -20,7 +20,13 @@ pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: 
     let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), crate::group::offsets::partition_for(&req.group_id.0, partitions));
     if let Err(e) = broker.verify_txn_produce(&req.transactional_id.0, req.producer_id.0, req.producer_epoch, &tp) {
         tracing::info!(transactional_id = %req.transactional_id.0, group = %req.group_id.0, error = %e, "TxnOffsetCommit refused");
-        return respond(&req, |_| error_code::txn(&e, version >= 3));
+        // A fenced epoch found by the verification is INVALID_PRODUCER_EPOCH to the client, as
+        // Kafka's verification answers it, at every version.
+        let code = match e {
+            crate::txn::TxnError::ProducerFenced => kafka_protocol::error::ResponseError::InvalidProducerEpoch.code(),
+            other => error_code::txn(&other, version >= 3),
+        };
+        return respond(&req, |_| code);
     }
     let commits: Vec<OffsetCommit> = req
         .topics

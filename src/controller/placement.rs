@@ -22,13 +22,13 @@ pub enum PlacementError {
     TooFewBrokers { replication_factor: i32, brokers: usize },
     #[error("all brokers are currently fenced")]
     AllBrokersFenced,
-    #[error("the manual partition assignment includes an empty replica list")]
+    #[error("The manual partition assignment includes an empty replica list.")]
     EmptyAssignment,
-    #[error("the manual partition assignment includes broker {0}, but no such broker is registered")]
+    #[error("The manual partition assignment includes broker {0}, but no such broker is registered.")]
     UnknownBroker(i32),
-    #[error("the manual partition assignment includes the broker {0} more than once")]
+    #[error("The manual partition assignment includes the broker {0} more than once.")]
     DuplicateBroker(i32),
-    #[error("the manual partition assignment includes a partition with {got} replica(s), but previous partitions have {expected}")]
+    #[error("The manual partition assignment includes a partition with {got} replica(s), but this is not consistent with previous partitions, which have {expected} replica(s).")]
     InconsistentReplicationFactor { got: usize, expected: usize },
 }
 

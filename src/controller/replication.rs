@@ -250,17 +250,21 @@ impl Controller {
             }
         }
         let assignments: Vec<Vec<i32>> = if !topic.assignments.is_empty() {
-            if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                return Err(ControllerError::InvalidRequest(
-                    "A manual partition assignment was specified, but numPartitions was not set to -1, or replicationFactor was not set to -1.".into(),
-                ));
+            if topic.replication_factor != -1 {
+                return Err(ControllerError::InvalidRequest("A manual partition assignment was specified, but replication factor was not set to -1.".into()));
+            }
+            if topic.num_partitions != -1 {
+                return Err(ControllerError::InvalidRequest("A manual partition assignment was specified, but numPartitions was not set to -1.".into()));
             }
             let mut sorted = topic.assignments.clone();
             sorted.sort_by_key(|(idx, _)| *idx);
+            if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(ControllerError::InvalidReplicaAssignment(format!("Found multiple manual partition assignments for partition {}", w[0].0)));
+            }
             let mut out = Vec::with_capacity(sorted.len());
             for (expected, (idx, replicas)) in sorted.into_iter().enumerate() {
                 if idx != expected as i32 {
-                    return Err(ControllerError::InvalidReplicaAssignment("Partitions should be a consecutive 0-based integer sequence".into()));
+                    return Err(ControllerError::InvalidReplicaAssignment("partitions should be a consecutive 0-based integer sequence".into()));
                 }
                 let rf = out.first().map(|f: &Vec<i32>| f.len());
                 validate_manual_assignment(&replicas, |id| image.broker(id).is_some(), rf)?;

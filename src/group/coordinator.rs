@@ -746,7 +746,11 @@ impl GroupCoordinator {
         let now = self.now();
         let shards = self.shards(log);
         let mut groups = shards.lock_id(group_id);
-        let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
+        // A group that does not exist has none of the members (each answered UNKNOWN_MEMBER_ID,
+        // with no error for the request itself, as Kafka answers).
+        let Some(e) = self.current(log, &mut groups, group_id, now) else {
+            return Ok(members.iter().map(|_| Err(GroupError::UnknownMemberId)).collect());
+        };
         let mut results = vec![];
         for (member_id, instance_id) in members {
             let id = match instance_id {

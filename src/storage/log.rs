@@ -141,14 +141,16 @@ pub struct OpenStats {
 }
 
 /// A partition's read bounds published for readers that must not take its lock (a fetch deciding
-/// on an async worker whether it has anything to read before it parks): the high watermark and
-/// the last stable offset, stored whenever either may have moved, before any waiter is woken.
+/// on an async worker whether it has anything to read before it parks, a refused produce naming
+/// the log start): the high watermark, the last stable offset and the log start offset, stored
+/// whenever one may have moved, before any waiter is woken.
 /// A reader may see them late, never early: a fetch that sees nothing new parks and is woken by
 /// the move it missed, and a fetch that sees something reads it under the lock.
 #[derive(Debug)]
 pub struct PublishedOffsets {
     high_watermark: AtomicI64,
     last_stable_offset: AtomicI64,
+    log_start_offset: AtomicI64,
 }
 
 impl PublishedOffsets {
@@ -157,6 +159,9 @@ impl PublishedOffsets {
     }
     pub fn last_stable_offset(&self) -> i64 {
         self.last_stable_offset.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
     }
 }
 
@@ -336,7 +341,7 @@ impl PartitionLog {
             // A single-replica leader acknowledges everything it holds; a replica manager with followers
             // lowers this right after open.
             high_watermark: log_end_offset,
-            published: Arc::new(PublishedOffsets { high_watermark: AtomicI64::new(-1), last_stable_offset: AtomicI64::new(-1) }),
+            published: Arc::new(PublishedOffsets { high_watermark: AtomicI64::new(-1), last_stable_offset: AtomicI64::new(-1), log_start_offset: AtomicI64::new(-1) }),
             producers: ProducerStateManager::new(),
             last_flush_ms: now_ms,
             unflushed_messages: 0,
@@ -544,9 +549,10 @@ impl PartitionLog {
     pub fn published(&self) -> Arc<PublishedOffsets> {
         self.published.clone()
     }
-    /// Stores the high watermark and last stable offset for [`PublishedOffsets`] readers; called
-    /// wherever either may have moved.
+    /// Stores the high watermark, last stable offset and log start offset for
+    /// [`PublishedOffsets`] readers; called wherever one may have moved.
     fn publish(&self) {
+        self.published.log_start_offset.store(self.log_start_offset, Ordering::Release);
         self.published.high_watermark.store(self.high_watermark, Ordering::Release);
         self.published.last_stable_offset.store(self.last_stable_offset(), Ordering::Release);
     }
@@ -1308,6 +1314,7 @@ impl PartitionLog {
             return Err(StorageError::OffsetOutOfRange { requested: offset, log_start: self.log_start_offset, log_end: self.high_watermark });
         }
         self.log_start_offset = self.log_start_offset.max(offset);
+        self.publish();
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         for pair in bases.windows(2) {
             // A segment goes when the next one starts at or below the log start.
@@ -2673,13 +2680,14 @@ mod tests {
     }
 
     #[test]
-    fn published_offsets_follow_the_high_watermark_and_last_stable_offset_everywhere_they_move() {
+    fn published_offsets_follow_the_high_watermark_last_stable_and_log_start_offsets_everywhere_they_move() {
         use control::ControlType::Commit;
         let dir = tempfile::tempdir().unwrap();
         let mut log = new_log(dir.path(), LogConfig::default());
         let published = log.published();
         let seen = |log: &PartitionLog| {
             assert_eq!((published.high_watermark(), published.last_stable_offset()), (log.high_watermark(), log.last_stable_offset()));
+            assert_eq!(published.log_start_offset(), log.log_start_offset());
             (published.high_watermark(), published.last_stable_offset())
         };
         assert_eq!(seen(&log), (0, 0), "an empty log publishes at creation");
@@ -2692,6 +2700,8 @@ mod tests {
         append_marker(&mut log, 1, 0, Commit); // 5
         assert_eq!(seen(&log), (6, 6));
         append_acked(&mut log, simple_batch(2)); // 6..=7
+        assert_eq!(log.delete_records_before(2).expect("delete records"), 2);
+        assert_eq!((seen(&log), published.log_start_offset()), ((8, 8), 2), "DeleteRecords publishes the log start");
         log.truncate_to(6, NOW).expect("truncate");
         assert_eq!(seen(&log), (6, 6), "truncation lowers the published high watermark");
         drop(log);

@@ -194,7 +194,8 @@ impl TransactionCoordinator {
         if m.producer_id != producer_id {
             return Err(TxnError::InvalidProducerIdMapping);
         }
-        if epoch < m.producer_epoch {
+        // Any other epoch than the transaction's, older or newer, is fenced (Kafka's verification).
+        if epoch != m.producer_epoch {
             return Err(TxnError::ProducerFenced);
         }
         if m.state == TxnState::Ongoing && m.partitions.contains(tp) { Ok(()) } else { Err(TxnError::InvalidTxnState) }
