@@ -158,6 +158,33 @@ ensure_kafkajs() {
   fi
 }
 
+# ref_kafka_start: starts the reference Apache Kafka 4.0 broker (KAFKA_HOME/reference-kafka.sh,
+# default ../shared/kafka-4.0.0; one KRaft node, heap 512 MiB) in $WORK/refk on two consecutive free
+# loopback ports (the broker's and its controller's), and sets KB to its bootstrap address. The
+# suite's exit trap stops it (ref_kafka_stop), keeping the suite's status.
+ref_kafka_start() {
+  KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/../shared/kafka-4.0.0}"
+  [ -x "$KAFKA_HOME/reference-kafka.sh" ] || die "reference-kafka.sh not found under KAFKA_HOME=$KAFKA_HOME"
+  command -v java >/dev/null || die "java not installed"
+  REF="$WORK/refk"
+  local port
+  for _ in $(seq 1 20); do
+    port="$(free_port)"
+    python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', $port + 1)); s.close()" 2>/dev/null && break
+  done
+  trap '_rc=$?; ref_kafka_stop; (exit "$_rc"); _suite_exit' EXIT
+  log "starting the reference Kafka broker on 127.0.0.1:$port"
+  REF_KAFKA_STARTED=1
+  KB="$(KAFKA_HEAP_OPTS=-Xmx512m "$KAFKA_HOME/reference-kafka.sh" start "$REF" "$port" 1)"
+}
+
+# ref_kafka_stop: stops the reference broker ref_kafka_start started, if it runs.
+ref_kafka_stop() {
+  [ -n "${REF_KAFKA_STARTED:-}" ] || return 0
+  KAFKA_HEAP_OPTS= "$KAFKA_HOME/reference-kafka.sh" stop "$REF"
+  REF_KAFKA_STARTED=""
+}
+
 # count_results OUT ERR RC WHAT: adds a test program's "PASS name" and "FAIL name: why" lines
 # (in OUT) to the suite's counts; a non-zero exit RC without a FAIL line fails "WHAT exits 0",
 # with the end of its stderr (ERR).

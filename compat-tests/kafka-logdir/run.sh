@@ -18,31 +18,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../lib.sh"
 suite_init kafka-logdir
 
-KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/../shared/kafka-4.0.0}"
-BIN="$KAFKA_HOME/bin"
-[ -x "$KAFKA_HOME/reference-kafka.sh" ] || die "reference-kafka.sh not found under KAFKA_HOME=$KAFKA_HOME"
-command -v java >/dev/null || die "java not installed"
+BIN="${KAFKA_HOME:-$REPO_ROOT/../shared/kafka-4.0.0}/bin"
 export LOG_DIR="$WORK/tool-logs" KAFKA_HEAP_OPTS="-Xmx256m"
 mkdir -p "$LOG_DIR"
 
-REF="$WORK/refk"
-KAFKA_STARTED=""
-stop_kafka() {
-  [ -n "$KAFKA_STARTED" ] || return 0
-  KAFKA_HEAP_OPTS= "$KAFKA_HOME/reference-kafka.sh" stop "$REF"
-  KAFKA_STARTED=""
-}
-# The suite's status survives stopping Kafka: _suite_exit reads $? first.
-trap '_rc=$?; stop_kafka; (exit "$_rc"); _suite_exit' EXIT
-
-# Two consecutive free ports: the broker's and its controller's.
-for _ in $(seq 1 20); do
-  KPORT="$(free_port)"
-  python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', $KPORT + 1)); s.close()" 2>/dev/null && break
-done
-log "starting the reference Kafka broker on 127.0.0.1:$KPORT"
-KAFKA_STARTED=1
-KB="$(KAFKA_HEAP_OPTS=-Xmx512m "$KAFKA_HOME/reference-kafka.sh" start "$REF" "$KPORT" 1)" || { fail "reference Kafka starts"; suite_finish; exit 1; }
+ref_kafka_start || { fail "reference Kafka starts"; suite_finish; exit 1; }
 KDATA="$REF/node-1/data"
 
 RECORDS=300
@@ -129,7 +109,7 @@ aborted="$(( $(awk -F: '$1 == "txn" { print $3 }' "$WORK/kafka.end-offsets") - $
 check "Kafka: read_committed hides the aborted records ($aborted offsets hidden, $(wc -l <"$WORK/kafka.txn-committed") records seen)" test "$(wc -l <"$WORK/kafka.txn-committed")" -eq 500 -a "$aborted" -gt 100
 log "Kafka: $(tr '\n' ' ' <"$WORK/kafka.end-offsets")"
 
-stop_kafka
+ref_kafka_stop
 check "Kafka stopped cleanly (.kafka_cleanshutdown written)" test -f "$KDATA/.kafka_cleanshutdown"
 cp -a "$KDATA" "$WORK/data"
 (cd "$KDATA" && find . -type f -exec md5sum {} + | sort -k2) >"$WORK/kafka-dir.md5"
