@@ -73,6 +73,9 @@ fn names_no_transactional_id(req: &ProduceRequest) -> bool {
 /// once, under its topic's first entry.
 fn last_entry_per_partition(topic_data: Vec<TopicProduceData>) -> Vec<TopicProduceData> {
     let named = topic_data.iter().map(|t| t.partition_data.len()).sum::<usize>();
+    if named <= 1 {
+        return topic_data;
+    }
     let distinct: std::collections::HashSet<(&str, i32)> = topic_data.iter().flat_map(|t| t.partition_data.iter().map(move |p| (t.name.0.as_str(), p.index))).collect();
     if distinct.len() == named {
         return topic_data;
