@@ -14,7 +14,7 @@ use super::{error_code, str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::broker::replica_manager::{AckError, PendingSync, ReplicaError};
 use crate::records::RecordsError;
-use crate::records::batch::{BatchHeader, CompressionCodec};
+use crate::records::batch::{self, BatchHeader, CompressionCodec};
 use crate::storage::StorageError;
 use crate::types::TopicPartition;
 
@@ -47,7 +47,7 @@ pub enum Outcome {
 /// transaction no coordinator will end, and hold the last stable offset back for good. A request
 /// with transactional records names its transactional id ([`names_no_transactional_id`]).
 fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes) -> Option<(i16, Option<String>)> {
-    let h = crate::records::batch::BatchHeader::parse(records)?;
+    let h = BatchHeader::parse(records)?;
     if !h.is_transactional() || h.is_control() {
         return None;
     }
@@ -100,29 +100,27 @@ fn last_entry_per_partition(topic_data: Vec<TopicProduceData>) -> Vec<TopicProdu
     merged
 }
 
-/// The smallest batchLength any batch has (Kafka's LegacyRecord.RECORD_OVERHEAD_V0).
+/// The smallest batchLength any batch has (Kafka's LegacyRecord.RECORD_OVERHEAD_V0: the iterator
+/// frames legacy messages too, so this is below a v2 header's).
 const BATCH_LENGTH_MIN: i32 = 14;
-
-/// Bytes of a batch up to and including its magic byte.
-const BATCH_BYTES_TO_MAGIC: usize = 17;
 
 /// The size of the whole batch at the start of `rest`, as Kafka's batch iterator frames it: None
 /// when `rest` does not hold a whole one; an error when its length or magic cannot be a batch's.
 fn whole_batch_at(rest: &[u8]) -> Result<Option<usize>, (i16, String)> {
-    let Some(length) = rest.get(8..12).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
+    let Some(length) = rest.get(batch::BATCH_LENGTH_OFFSET..batch::LOG_OVERHEAD).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])) else {
         return Ok(None);
     };
     if length < BATCH_LENGTH_MIN {
         return Err((E::CorruptMessage.code(), format!("Record size {length} is less than the minimum record overhead ({BATCH_LENGTH_MIN})")));
     }
-    if rest.len() < BATCH_BYTES_TO_MAGIC {
+    let Some(&magic) = rest.get(batch::MAGIC_OFFSET) else {
         return Ok(None);
-    }
-    let magic = rest[16] as i8;
+    };
+    let magic = magic as i8;
     if !(0..=2).contains(&magic) {
         return Err((E::CorruptMessage.code(), format!("Invalid magic found in record: {magic}")));
     }
-    let size = 12 + length as usize;
+    let size = batch::LOG_OVERHEAD + length as usize;
     Ok((rest.len() >= size).then_some(size))
 }
 
@@ -133,7 +131,7 @@ fn one_batch(records: &bytes::Bytes, version: i16) -> Result<bytes::Bytes, (i16,
     let Some(size) = whole_batch_at(records)? else {
         return Err((E::InvalidRecord.code(), format!("Produce requests with version {version} must have at least one record batch per partition")));
     };
-    if records[16] != 2 {
+    if records[batch::MAGIC_OFFSET] != 2 {
         return Err((E::InvalidRecord.code(), format!("Produce requests with version {version} are only allowed to contain record batches with magic version 2")));
     }
     if version < ZSTD_PRODUCE_MIN_VERSION && BatchHeader::parse(records).is_some_and(|h| h.compression() == CompressionCodec::Zstd) {
