@@ -234,6 +234,12 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
     def("group.consumer.min.heartbeat.interval.ms", Some("5000"), T::Int, "Smallest consumer.heartbeat.interval.ms a group may set, in ms."),
     def("group.consumer.max.heartbeat.interval.ms", Some("15000"), T::Int, "Largest consumer.heartbeat.interval.ms a group may set, in ms."),
     def("group.consumer.max.size", Some("2147483647"), T::Int, "Most members one consumer-protocol group may have."),
+    def(
+        "group.consumer.migration.policy",
+        Some("bidirectional"),
+        T::String,
+        "Online migration between the group protocols (KIP-848): upgrade (a classic group with members becomes a consumer group when a consumer-protocol member joins), downgrade (back when its last consumer-protocol member leaves), bidirectional, or disabled.",
+    ),
     def("group.coordinator.append.linger.ms", Some("5"), T::Int, "How long the group coordinator lets a consumer-protocol group's changes accumulate before it writes them as one batch, in ms; the heartbeats that made them are answered once it is written (0: each heartbeat writes before it is answered)."),
     def(
         "group.consumer.assignors",
@@ -1876,6 +1882,8 @@ pub struct Config {
     pub group_consumer_max_size: i32,
     /// group.coordinator.append.linger.ms.
     pub group_coordinator_append_linger_ms: u64,
+    /// group.consumer.migration.policy.
+    pub group_consumer_migration_policy: crate::group::MigrationPolicy,
     /// group.consumer.assignors as short names ("uniform", "range"), in the configured order.
     pub group_consumer_assignors: Vec<String>,
     pub offset_metadata_max_bytes: i32,
@@ -1998,6 +2006,7 @@ impl Config {
             group_consumer_heartbeat_interval_ms: 0,
             group_consumer_max_size: 0,
             group_coordinator_append_linger_ms: 0,
+            group_consumer_migration_policy: crate::group::MigrationPolicy::Bidirectional,
             group_consumer_assignors: vec![],
             offset_metadata_max_bytes: 0,
             offsets_topic_num_partitions: 0,
@@ -2170,6 +2179,10 @@ impl Config {
                 v => v as u64,
             },
             group_consumer_assignors: c.consumer_group_assignors()?,
+            group_consumer_migration_policy: {
+                let v = c.string("group.consumer.migration.policy");
+                crate::group::MigrationPolicy::parse(&v).ok_or_else(|| ConfigError::Invalid { name: "group.consumer.migration.policy".into(), value: v.clone(), reason: "one of disabled, upgrade, downgrade, bidirectional".into() })?
+            },
             offset_metadata_max_bytes: c.int("offset.metadata.max.bytes")?.max(0),
             offsets_topic_num_partitions: positive("offsets.topic.num.partitions", c.long("offsets.topic.num.partitions")?)? as i32,
             offsets_retention_ms: positive("offsets.retention.minutes", c.long("offsets.retention.minutes")?)? * 60_000,

@@ -25,6 +25,7 @@ pub async fn handle(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, c
         client_host,
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
+        topics: super::consumer_group_heartbeat::topics_view(broker),
     };
     // The group changes and its record is written on a request handler thread; only the wait
     // for the rebalance's outcome stays on the async worker.

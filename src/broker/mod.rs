@@ -1327,6 +1327,7 @@ impl Broker {
             consumer_max_size: config.group_consumer_max_size.max(0) as usize,
             consumer_assignors: config.group_consumer_assignors.clone(),
             append_linger_ms: config.group_coordinator_append_linger_ms,
+            migration_policy: config.group_consumer_migration_policy,
         };
         let txn_config = TxnConfig {
             max_timeout_ms: config.transaction_max_timeout_ms,

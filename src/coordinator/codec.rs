@@ -149,6 +149,25 @@ impl Reader {
         Ok(())
     }
 
+    /// A tagged-field section's fields as (tag, value bytes), for values that read some of them.
+    pub fn tags(&mut self) -> Result<Vec<(u32, Bytes)>, CodecError> {
+        if !self.flexible {
+            return Ok(Vec::new());
+        }
+        let count = self.uvarint()? as usize;
+        // Each field takes two bytes at least (its tag and its size).
+        if count.saturating_mul(2) > self.remaining() {
+            return Err(CodecError::BadLength(count as i64));
+        }
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            out.push((tag, self.raw(size)?));
+        }
+        Ok(out)
+    }
+
     /// The value must end here (a longer one is another schema, or corrupt).
     pub fn finish(self) -> Result<(), CodecError> {
         match self.b.remaining() {

@@ -11,8 +11,10 @@ use uuid::Uuid;
 use bytes::Bytes;
 
 use super::assignor::{self, Assignment, AssignorMember};
-use super::consumer_codec::{self as codec, StoredConsumerMember, StoredMemberAssignment, StoredTopic, TopicPartitions};
+use super::consumer_codec::{self as codec, StoredClassicMember, StoredConsumerMember, StoredMemberAssignment, StoredTopic, TopicPartitions};
 use super::offsets::GroupKey;
+use super::state::{Group, Member};
+use crate::protocol::consumer::{self as embedded, PROTOCOL_TYPE};
 
 /// Existing topics as the coordinator sees them: name -> (topic id, partition count).
 pub type TopicsView = BTreeMap<String, (Uuid, i32)>;
@@ -60,6 +62,56 @@ pub enum HeartbeatError {
     UnreleasedInstanceId,
     GroupMaxSizeReached,
     InvalidRegularExpression(String),
+    /// The classic calls of a classic member inside the group (JoinGroup, SyncGroup, Heartbeat,
+    /// LeaveGroup), in Kafka's terms.
+    FencedInstanceId,
+    IllegalGeneration,
+    RebalanceInProgress,
+    InconsistentGroupProtocol(String),
+}
+
+/// A member that speaks the classic protocol inside a consumer group (KIP-848's online
+/// migration): it joins, syncs and heartbeats with the classic calls, and the coordinator computes
+/// its assignment as for every other member. Revocation works by rejoining: a heartbeat answers
+/// REBALANCE_IN_PROGRESS, the member gives its partitions up as its protocol does, and its next
+/// JoinGroup reports what it still owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassicMember {
+    pub session_timeout_ms: i32,
+    /// (protocol name, metadata) from its last JoinGroup, in its order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// It was told to rejoin and is fenced unless it does by then (its rebalance timeout).
+    pub join_deadline_ms: Option<u64>,
+    /// It joined and is fenced unless it syncs by then (its rebalance timeout).
+    pub sync_deadline_ms: Option<u64>,
+}
+
+impl ClassicMember {
+    /// The protocol its JoinGroup answer named: its first.
+    pub fn protocol_name(&self) -> &str {
+        self.protocols.first().map(|(n, _)| n.as_str()).unwrap_or("")
+    }
+
+    /// The subscription version its assignment is answered at.
+    pub fn subscription_version(&self) -> i16 {
+        self.protocols.first().filter(|(_, m)| m.len() >= 2).map(|(_, m)| i16::from_be_bytes([m[0], m[1]])).unwrap_or(0)
+    }
+}
+
+/// A classic JoinGroup to a consumer group, its subscription already decoded.
+#[derive(Clone, Debug, Default)]
+pub struct ClassicJoinInput {
+    /// Never empty: the coordinator made one for a member that came without.
+    pub member_id: String,
+    /// The request came without a member id (a static member may then replace its old self).
+    pub new_member: bool,
+    pub instance_id: Option<String>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    pub subscription: embedded::Subscription,
+    pub client_id: String,
+    pub client_host: String,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +142,8 @@ pub struct ConsumerMember {
     pub revoking_since_ms: Option<u64>,
     /// A static member that left with epoch -2: it keeps its place until its session ends.
     pub left_temporarily: bool,
+    /// Set for a member that speaks the classic protocol.
+    pub classic: Option<ClassicMember>,
 }
 
 impl ConsumerMember {
@@ -114,6 +168,7 @@ impl ConsumerMember {
             last_seen_ms: now_ms,
             revoking_since_ms: None,
             left_temporarily: false,
+            classic: None,
         }
     }
 
@@ -300,7 +355,8 @@ impl ConsumerGroup {
             m.assigned = keep;
             m.pending_revocation = revoke;
             m.state = MemberState::UnrevokedPartitions;
-            m.revoking_since_ms = Some(now_ms);
+            // A classic member revokes by rejoining; its join deadline bounds that instead.
+            m.revoking_since_ms = m.classic.is_none().then_some(now_ms);
             return;
         }
         let mut unreleased = false;
@@ -481,13 +537,22 @@ impl ConsumerGroup {
         self.refresh_target(default_assignor);
     }
 
-    /// Members whose session ended, or that kept revoked partitions past their rebalance timeout.
+    /// Members whose session ended, that kept revoked partitions past their rebalance timeout, or
+    /// (classic members) that did not rejoin or sync in time. A classic member's session is its
+    /// own (JoinGroup's), the others' `session_timeout_ms`.
     pub fn expired_members(&self, now_ms: u64, session_timeout_ms: u64) -> Vec<String> {
         self.members
             .values()
-            .filter(|m| {
-                now_ms >= m.last_seen_ms + session_timeout_ms
-                    || m.revoking_since_ms.is_some_and(|since| now_ms >= since + m.rebalance_timeout_ms.max(0) as u64)
+            .filter(|m| match &m.classic {
+                Some(c) => {
+                    now_ms >= m.last_seen_ms + c.session_timeout_ms.max(0) as u64
+                        || c.join_deadline_ms.is_some_and(|d| now_ms >= d)
+                        || c.sync_deadline_ms.is_some_and(|d| now_ms >= d)
+                }
+                None => {
+                    now_ms >= m.last_seen_ms + session_timeout_ms
+                        || m.revoking_since_ms.is_some_and(|since| now_ms >= since + m.rebalance_timeout_ms.max(0) as u64)
+                }
             })
             .map(|m| m.id.clone())
             .collect()
@@ -501,9 +566,266 @@ impl ConsumerGroup {
         }
         let m = self.members.get(member_id).ok_or(CommitCheck::UnknownMemberId)?;
         if epoch != m.member_epoch {
-            return Err(CommitCheck::StaleMemberEpoch);
+            // A classic member sends its generation, which is its member epoch.
+            return Err(if m.classic.is_some() { CommitCheck::IllegalGeneration } else { CommitCheck::StaleMemberEpoch });
         }
         Ok(())
+    }
+
+    /// Whether a classic member of this protocol type and protocols may join (Kafka's
+    /// supportsClassicProtocols): the consumer protocol type, and, once the group has members,
+    /// a protocol every classic member in it supports.
+    pub fn supports_classic(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type != PROTOCOL_TYPE {
+            return false;
+        }
+        if self.members.is_empty() {
+            return !protocols.is_empty();
+        }
+        protocols.iter().any(|(name, _)| self.members.values().filter_map(|m| m.classic.as_ref()).all(|c| c.protocols.iter().any(|(n, _)| n == name)))
+    }
+
+    /// Whether `leaving` speaks the consumer protocol and every other member the classic one
+    /// (Kafka's allMembersUseClassicProtocolExcept).
+    pub fn all_classic_except(&self, leaving: &str) -> bool {
+        self.members.get(leaving).is_some_and(|m| m.classic.is_none()) && self.members.values().filter(|m| m.id != leaving).all(|m| m.classic.is_some())
+    }
+
+    /// A classic JoinGroup (Kafka's classicGroupJoinToConsumerGroup): the member is created or
+    /// updated from its subscription, the target assignment follows the group epoch, and the
+    /// member is reconciled toward it with the partitions it reports owning. Its answer's
+    /// generation is its member epoch; it must sync within its rebalance timeout.
+    pub fn classic_join(&mut self, req: ClassicJoinInput, topics: &TopicsView, default_assignor: &str, max_size: usize, now_ms: u64) -> Result<HeartbeatOutput, HeartbeatError> {
+        self.topics = topics.clone();
+        for m in self.members.values_mut() {
+            m.regex_pending = false;
+        }
+        let id = req.member_id.clone();
+        let mut replaced = false;
+        if let Some(iid) = &req.instance_id {
+            match self.member_by_instance(iid).cloned() {
+                Some(old) if old.id != id => {
+                    if !req.new_member {
+                        return Err(HeartbeatError::FencedInstanceId);
+                    }
+                    // A static member back under a new id takes its old self's place.
+                    self.members.remove(&old.id);
+                    if let Some(t) = self.target.remove(&old.id) {
+                        self.target.insert(id.clone(), t);
+                    }
+                    let mut m = old;
+                    m.id = id.clone();
+                    m.left_temporarily = false;
+                    self.members.insert(id.clone(), m);
+                    replaced = true;
+                }
+                Some(_) => {}
+                None if !req.new_member && !self.members.contains_key(&id) => return Err(HeartbeatError::UnknownMemberId),
+                None => {}
+            }
+        }
+        if !self.members.contains_key(&id) {
+            if self.members.len() >= max_size {
+                return Err(HeartbeatError::GroupMaxSizeReached);
+            }
+            self.members.insert(id.clone(), ConsumerMember::new(id.clone(), now_ms));
+        }
+        let mut topics_named = req.subscription.topics.clone();
+        topics_named.sort();
+        topics_named.dedup();
+        let m = self.members.get_mut(&id).expect("member exists");
+        let subscription_changed = m.subscribed_topic_names != topics_named || m.subscribed_topic_regex.is_some() || m.classic.is_none() && !replaced;
+        m.subscribed_topic_names = topics_named;
+        m.subscribed_topic_regex = None;
+        m.regex = None;
+        m.server_assignor = None;
+        m.instance_id = req.instance_id;
+        if req.subscription.rack_id.is_some() {
+            m.rack_id = req.subscription.rack_id.clone();
+        }
+        if req.rebalance_timeout_ms > 0 {
+            m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        m.client_id = req.client_id;
+        m.client_host = req.client_host;
+        m.last_seen_ms = now_ms;
+        m.left_temporarily = false;
+        m.classic = Some(ClassicMember {
+            session_timeout_ms: req.session_timeout_ms,
+            protocols: req.protocols,
+            join_deadline_ms: None,
+            sync_deadline_ms: Some(now_ms + m.rebalance_timeout_ms.max(0) as u64),
+        });
+        if subscription_changed {
+            self.group_epoch += 1;
+        }
+        self.refresh_target(default_assignor);
+        self.reconcile(&id, Some(&req.subscription.owned), now_ms);
+        let m = &self.members[&id];
+        Ok(HeartbeatOutput { member_id: id, member_epoch: m.member_epoch, assignment: Some(m.assigned.clone()) })
+    }
+
+    /// The member a classic call names: by instance id for a static member (another member id is
+    /// fenced), else by member id; it must speak the classic protocol.
+    fn classic_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<&ConsumerMember, HeartbeatError> {
+        let m = match instance_id {
+            Some(iid) => {
+                let m = self.member_by_instance(iid).ok_or(HeartbeatError::UnknownMemberId)?;
+                if !member_id.is_empty() && m.id != member_id {
+                    return Err(HeartbeatError::FencedInstanceId);
+                }
+                m
+            }
+            None => self.members.get(member_id).ok_or(HeartbeatError::UnknownMemberId)?,
+        };
+        if m.classic.is_none() {
+            return Err(HeartbeatError::UnknownMemberId);
+        }
+        Ok(m)
+    }
+
+    /// Whether a member waits for partitions of its target that others still hold.
+    fn waiting_on_unreleased(&self, id: &str) -> bool {
+        let Some(m) = self.members.get(id) else { return false };
+        m.state == MemberState::UnreleasedPartitions
+            && self.target.get(id).is_some_and(|t| t.iter().any(|(topic, ps)| ps.iter().any(|&p| !m.assigned.get(topic).is_some_and(|s| s.contains(&p)) && self.held_by_other(id, topic, p))))
+    }
+
+    /// Whether a classic member must rejoin: the group moved to a newer epoch, it has partitions
+    /// to give up, or partitions it waited for are free now. Its join deadline starts then.
+    fn classic_must_rejoin(&mut self, id: &str, now_ms: u64) -> bool {
+        let m = &self.members[id];
+        let rejoin = m.member_epoch < self.group_epoch || m.state == MemberState::UnrevokedPartitions || (m.state == MemberState::UnreleasedPartitions && !self.waiting_on_unreleased(id));
+        if rejoin {
+            let m = self.members.get_mut(id).expect("member exists");
+            let timeout = m.rebalance_timeout_ms.max(0) as u64;
+            if let Some(c) = m.classic.as_mut() {
+                c.join_deadline_ms.get_or_insert(now_ms + timeout);
+            }
+        }
+        rejoin
+    }
+
+    /// A classic SyncGroup (Kafka's classicGroupSyncToConsumerGroup): the member gets its current
+    /// assignment, at its subscription's version, unless a newer epoch asks it to rejoin first.
+    /// Returns the assignment and the protocol name.
+    pub fn classic_sync(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, protocol_type: Option<&str>, protocol: Option<&str>, now_ms: u64) -> Result<(Bytes, String), HeartbeatError> {
+        let m = self.classic_member(member_id, instance_id)?;
+        let id = m.id.clone();
+        let c = m.classic.as_ref().expect("classic member");
+        if generation != m.member_epoch {
+            return Err(HeartbeatError::IllegalGeneration);
+        }
+        let name = c.protocol_name().to_string();
+        if protocol_type.is_some_and(|t| t != PROTOCOL_TYPE) {
+            return Err(HeartbeatError::InconsistentGroupProtocol(format!("The protocol type {} from member {id} request is not equal to the group protocol type {PROTOCOL_TYPE}.", protocol_type.unwrap_or(""))));
+        }
+        if protocol.is_some_and(|p| p != name) {
+            return Err(HeartbeatError::InconsistentGroupProtocol(format!(
+                "The protocol name {} from member {id} request is not equal to the protocol name {name} returned in the join response.",
+                protocol.unwrap_or("")
+            )));
+        }
+        if self.group_epoch > m.member_epoch && m.state != MemberState::UnrevokedPartitions {
+            self.classic_must_rejoin(&id, now_ms);
+            return Err(HeartbeatError::RebalanceInProgress);
+        }
+        let m = self.members.get_mut(&id).expect("member exists");
+        m.last_seen_ms = now_ms;
+        let c = m.classic.as_mut().expect("classic member");
+        c.sync_deadline_ms = None;
+        Ok((embedded::encode_assignment(c.subscription_version(), &m.assigned), name))
+    }
+
+    /// A classic Heartbeat (Kafka's classicGroupHeartbeatToConsumerGroup): keeps the session, and
+    /// answers REBALANCE_IN_PROGRESS when the member must rejoin.
+    pub fn classic_heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now_ms: u64) -> Result<(), HeartbeatError> {
+        let m = self.classic_member(member_id, instance_id)?;
+        let id = m.id.clone();
+        if generation != m.member_epoch {
+            return Err(HeartbeatError::IllegalGeneration);
+        }
+        self.members.get_mut(&id).expect("member exists").last_seen_ms = now_ms;
+        if self.classic_must_rejoin(&id, now_ms) {
+            return Err(HeartbeatError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    /// A classic LeaveGroup of one member (Kafka's classicGroupLeaveToConsumerGroup; a static
+    /// member may be named by instance id alone). Returns the member id that left.
+    pub fn classic_leave(&mut self, member_id: &str, instance_id: Option<&str>, default_assignor: &str) -> Result<String, HeartbeatError> {
+        let id = self.classic_member(member_id, instance_id)?.id.clone();
+        self.remove_member(&id, default_assignor);
+        Ok(id)
+    }
+
+    /// The consumer group a classic group becomes when a consumer-protocol member joins it (Kafka's
+    /// ConsumerGroup.fromClassicGroup): every member stays, as a classic member at the classic
+    /// generation with the partitions its last assignment gave it, which is also its target.
+    /// Err when a member's subscription is not the consumer protocol's.
+    pub fn from_classic(g: &Group, topics: &TopicsView, default_assignor: &str, now_ms: u64) -> Result<ConsumerGroup, String> {
+        let mut out = ConsumerGroup::new(g.id.clone());
+        out.group_epoch = g.generation;
+        out.assignment_epoch = g.generation;
+        out.topics = topics.clone();
+        out.assignor = default_assignor.to_string();
+        for m in g.members.values() {
+            let metadata = match g.protocol.as_deref() {
+                Some(p) => m.metadata(p),
+                None => m.protocols.first().map(|(_, b)| b.clone()).unwrap_or_default(),
+            };
+            let subscription = embedded::decode_subscription(metadata).ok_or_else(|| format!("member {} does not subscribe with the consumer protocol", m.id))?;
+            let mut assigned = Assignment::new();
+            for (t, p) in embedded::assigned_partitions(m.assignment.clone()) {
+                if topics.contains_key(&t) {
+                    assigned.entry(t).or_default().insert(p);
+                }
+            }
+            let mut c = ConsumerMember::new(m.id.clone(), now_ms);
+            c.instance_id = m.instance_id.clone();
+            c.rack_id = subscription.rack_id;
+            c.client_id = m.client_id.clone();
+            c.client_host = m.client_host.clone();
+            c.rebalance_timeout_ms = m.rebalance_timeout_ms;
+            let mut names = subscription.topics;
+            names.sort();
+            names.dedup();
+            c.subscribed_topic_names = names;
+            c.member_epoch = g.generation;
+            c.previous_member_epoch = g.generation;
+            c.assigned = assigned.clone();
+            c.classic = Some(ClassicMember { session_timeout_ms: m.session_timeout_ms, protocols: m.protocols.clone(), join_deadline_ms: None, sync_deadline_ms: None });
+            out.target.insert(m.id.clone(), assigned);
+            out.members.insert(m.id.clone(), c);
+        }
+        out.subscribed_metadata = out.compute_subscribed_metadata();
+        Ok(out)
+    }
+
+    /// The classic group this one becomes when its last consumer-protocol member, `leaving`,
+    /// goes and every member left speaks the classic protocol (Kafka's
+    /// ClassicGroup.fromConsumerGroup): at the group epoch as its generation (the members'
+    /// epochs, so their commits stay valid), each member with its target assignment; the
+    /// coordinator then starts a rebalance, so every member rejoins.
+    pub fn to_classic(&self, leaving: &str, now_ms: u64) -> Group {
+        let members = self
+            .members
+            .values()
+            .filter(|m| m.id != leaving)
+            .filter_map(|m| {
+                let c = m.classic.as_ref()?;
+                let mut member = Member::new(m.id.clone(), c.protocols.clone(), c.session_timeout_ms, m.rebalance_timeout_ms, now_ms);
+                member.instance_id = m.instance_id.clone();
+                member.client_id = m.client_id.clone();
+                member.client_host = m.client_host.clone();
+                member.assignment = embedded::encode_assignment(c.subscription_version(), &self.target.get(&m.id).cloned().unwrap_or_default());
+                Some(member)
+            })
+            .collect();
+        let mut g = Group::restore(self.id.clone(), Some(PROTOCOL_TYPE.to_string()), self.group_epoch, None, None, members, now_ms);
+        g.protocol = g.select_protocol();
+        g
     }
 }
 
@@ -555,6 +877,7 @@ impl ConsumerGroup {
                 subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 rebalance_timeout_ms: m.rebalance_timeout_ms,
                 server_assignor: m.server_assignor.clone(),
+                classic: m.classic.as_ref().map(|c| StoredClassicMember { session_timeout_ms: c.session_timeout_ms, protocols: c.protocols.clone() }),
             };
             out.insert(GroupKey::ConsumerMember { group: group.clone(), member: id.clone() }, codec::encode_member(&stored));
             let target = self.target.get(id).map(|a| self.by_id(a)).unwrap_or_default();
@@ -614,6 +937,8 @@ impl ConsumerGroup {
                 *votes.entry(a.clone()).or_default() += 1;
             }
             m.server_assignor = meta.server_assignor;
+            // Deadlines are runtime state: a classic member's session restarts at load.
+            m.classic = meta.classic.map(|c| ClassicMember { session_timeout_ms: c.session_timeout_ms, protocols: c.protocols, join_deadline_ms: None, sync_deadline_ms: None });
             if let Some(c) = stored.current.get(&member_id) {
                 m.left_temporarily = c.member_epoch == STATIC_LEAVE_EPOCH;
                 m.member_epoch = if m.left_temporarily { c.previous_member_epoch.max(0) } else { c.member_epoch };
@@ -625,7 +950,7 @@ impl ConsumerGroup {
                 };
                 m.assigned = by_name(&c.assigned);
                 m.pending_revocation = by_name(&c.pending_revocation);
-                if m.state == MemberState::UnrevokedPartitions {
+                if m.state == MemberState::UnrevokedPartitions && m.classic.is_none() {
                     m.revoking_since_ms = Some(now_ms);
                 }
             }
@@ -646,6 +971,8 @@ impl ConsumerGroup {
 pub enum CommitCheck {
     UnknownMemberId,
     StaleMemberEpoch,
+    /// A classic member's generation is not its member epoch.
+    IllegalGeneration,
 }
 
 #[cfg(test)]
@@ -871,5 +1198,170 @@ mod tests {
         let mut g = ConsumerGroup::new("g");
         g.heartbeat(join("a", &["t"]), &t, "uniform", 1, 0).unwrap();
         assert_eq!(g.heartbeat(join("b", &["t"]), &t, "uniform", 1, 0), Err(HeartbeatError::GroupMaxSizeReached));
+    }
+
+    // --- classic members inside a consumer group (KIP-848's migration) ---
+
+    fn subscription(topics: &[&str], owned: &Assignment) -> Bytes {
+        use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as Owned;
+        use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let s = ConsumerProtocolSubscription::default()
+            .with_topics(topics.iter().map(|t| StrBytes::from_string(t.to_string())).collect())
+            .with_owned_partitions(owned.iter().map(|(t, ps)| Owned::default().with_topic(TopicName(StrBytes::from_string(t.clone()))).with_partitions(ps.iter().copied().collect())).collect());
+        let mut b = bytes::BytesMut::new();
+        bytes::BufMut::put_i16(&mut b, 1);
+        s.encode(&mut b, 1).unwrap();
+        b.freeze()
+    }
+
+    fn classic_join(id: &str, topics: &[&str], owned: &Assignment) -> ClassicJoinInput {
+        let metadata = subscription(topics, owned);
+        ClassicJoinInput {
+            member_id: id.into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocols: vec![("range".into(), metadata.clone())],
+            subscription: embedded::decode_subscription(metadata).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    fn parts(list: &[i32]) -> Assignment {
+        let mut a = Assignment::new();
+        a.insert("t".into(), list.iter().copied().collect());
+        a
+    }
+
+    fn decoded(b: Bytes) -> Vec<i32> {
+        embedded::assigned_partitions(b).into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// A stable classic group: member c1 at generation 3 owning every partition of t.
+    fn classic_group(t: &TopicsView) -> Group {
+        let mut m = Member::new("c1".into(), vec![("range".into(), subscription(&["t"], &Assignment::new()))], 10_000, 30_000, 0);
+        m.assignment = embedded::encode_assignment(1, &parts(&[0, 1, 2, 3]));
+        let _ = t;
+        Group::restore("g", Some("consumer".into()), 3, Some("range".into()), Some("c1".into()), vec![m], 0)
+    }
+
+    #[test]
+    fn a_classic_group_upgrades_its_members_rejoin_to_give_partitions_up_and_it_downgrades_back() {
+        let t = topics(&[("t", 4)]);
+        let mut g = ConsumerGroup::from_classic(&classic_group(&t), &t, "uniform", 0).unwrap();
+        assert_eq!((g.group_epoch, g.assignment_epoch), (3, 3));
+        let c1 = &g.members["c1"];
+        assert_eq!((c1.member_epoch, c1.state, n(&c1.assigned)), (3, MemberState::Stable, 4));
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+        // Its generation is still good for commits and heartbeats.
+        assert_eq!(g.validate_commit("c1", 3), Ok(()));
+        assert_eq!(g.classic_heartbeat("c1", None, 3, 1), Ok(()));
+
+        // A consumer-protocol member joins: epoch 4, nothing free for it yet.
+        let b = g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 2).unwrap();
+        assert_eq!((b.member_epoch, n(b.assignment.as_ref().unwrap())), (4, 0));
+        // The classic member is told to rejoin, and rejoins as an eager consumer does (owning
+        // nothing): two partitions kept, two to give up, its generation still 3.
+        assert_eq!(g.classic_heartbeat("c1", None, 3, 3), Err(HeartbeatError::RebalanceInProgress));
+        assert!(g.members["c1"].classic.as_ref().unwrap().join_deadline_ms.is_some());
+        let j = g.classic_join(classic_join("c1", &["t"], &Assignment::new()), &t, "uniform", 10, 4).unwrap();
+        assert_eq!(j.member_epoch, 3);
+        assert_eq!(g.members["c1"].state, MemberState::UnrevokedPartitions);
+        let (a, protocol) = g.classic_sync("c1", None, 3, Some("consumer"), Some("range"), 5).unwrap();
+        assert_eq!((decoded(a).len(), protocol.as_str()), (2, "range"));
+        // Revoking: rejoin again, then it is at epoch 4 and the other member gets the rest.
+        assert_eq!(g.classic_heartbeat("c1", None, 3, 6), Err(HeartbeatError::RebalanceInProgress));
+        let j = g.classic_join(classic_join("c1", &["t"], &Assignment::new()), &t, "uniform", 10, 7).unwrap();
+        assert_eq!(j.member_epoch, 4);
+        let (a, _) = g.classic_sync("c1", None, 4, None, None, 8).unwrap();
+        let kept = decoded(a);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(g.classic_heartbeat("c1", None, 4, 9), Ok(()));
+        let b = g.heartbeat(beat("b", 4, Some(&Assignment::new())), &t, "uniform", 10, 10).unwrap();
+        let theirs: Vec<i32> = b.assignment.unwrap()["t"].iter().copied().collect();
+        assert_eq!(theirs.len(), 2);
+        assert!(theirs.iter().all(|p| !kept.contains(p)), "disjoint: {kept:?} {theirs:?}");
+        assert_eq!(g.state(), ConsumerGroupState::Stable);
+
+        // The consumer-protocol member leaves: the classic group of c1 at the group epoch, with
+        // c1's target as its assignment.
+        assert!(g.all_classic_except("b"));
+        let classic = g.to_classic("b", 11);
+        assert_eq!((classic.generation, classic.protocol.as_deref(), classic.protocol_type.as_deref()), (4, Some("range"), Some("consumer")));
+        assert_eq!(classic.members.keys().collect::<Vec<_>>(), vec!["c1"]);
+        assert_eq!(decoded(classic.members["c1"].assignment.clone()), kept);
+    }
+
+    #[test]
+    fn classic_calls_are_checked_as_kafka_checks_them() {
+        let t = topics(&[("t", 4)]);
+        let mut g = ConsumerGroup::new("g");
+        g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 0).unwrap();
+        assert!(g.supports_classic("consumer", &[("range".into(), Bytes::new())]));
+        assert!(!g.supports_classic("connect", &[("range".into(), Bytes::new())]));
+        g.classic_join(ClassicJoinInput { instance_id: Some("i1".into()), new_member: true, ..classic_join("c1", &["t"], &Assignment::new()) }, &t, "uniform", 10, 1).unwrap();
+        // Once a classic member is in, a newcomer must share one of its protocols.
+        assert!(!g.supports_classic("consumer", &[("roundrobin".into(), Bytes::new())]));
+        assert!(g.supports_classic("consumer", &[("roundrobin".into(), Bytes::new()), ("range".into(), Bytes::new())]));
+        let epoch = g.members["c1"].member_epoch;
+        assert_eq!(g.classic_sync("c1", None, epoch + 1, None, None, 2), Err(HeartbeatError::IllegalGeneration));
+        assert!(matches!(g.classic_sync("c1", None, epoch, None, Some("roundrobin"), 2), Err(HeartbeatError::InconsistentGroupProtocol(_))));
+        assert!(matches!(g.classic_sync("c1", None, epoch, Some("connect"), None, 2), Err(HeartbeatError::InconsistentGroupProtocol(_))));
+        assert_eq!(g.classic_heartbeat("c1", None, epoch - 1, 2), Err(HeartbeatError::IllegalGeneration));
+        assert_eq!(g.validate_commit("c1", epoch - 1), Err(CommitCheck::IllegalGeneration));
+        // A consumer-protocol member is unknown to the classic calls; a static member is found by
+        // its instance id, and another member id for it is fenced.
+        assert_eq!(g.classic_heartbeat("b", None, 1, 2), Err(HeartbeatError::UnknownMemberId));
+        assert_eq!(g.classic_heartbeat("x", Some("i1"), epoch, 2), Err(HeartbeatError::FencedInstanceId));
+        assert_eq!(
+            g.classic_join(ClassicJoinInput { instance_id: Some("i1".into()), ..classic_join("x", &["t"], &Assignment::new()) }, &t, "uniform", 10, 2),
+            Err(HeartbeatError::FencedInstanceId)
+        );
+        // Back under a new id without one: it takes its old self's place.
+        let back = g.classic_join(ClassicJoinInput { instance_id: Some("i1".into()), new_member: true, ..classic_join("c1b", &["t"], &Assignment::new()) }, &t, "uniform", 10, 3).unwrap();
+        assert_eq!(back.member_id, "c1b");
+        assert!(!g.members.contains_key("c1") && g.members["c1b"].classic.is_some());
+        assert_eq!(g.classic_leave("", Some("i1"), "uniform"), Ok("c1b".to_string()));
+        assert_eq!(g.classic_leave("c1b", None, "uniform"), Err(HeartbeatError::UnknownMemberId));
+        assert_eq!(g.classic_join(classic_join("c2", &["t"], &Assignment::new()), &t, "uniform", 1, 4), Err(HeartbeatError::GroupMaxSizeReached));
+    }
+
+    #[test]
+    fn a_classic_member_is_fenced_by_its_own_session_and_by_its_sync_and_join_deadlines() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 0).unwrap();
+        // Joined at 1000 with a 30 s rebalance timeout (and a 60 s session): it must sync by 31000.
+        g.classic_join(ClassicJoinInput { session_timeout_ms: 60_000, ..classic_join("c1", &["t"], &Assignment::new()) }, &t, "uniform", 10, 1_000).unwrap();
+        assert!(g.expired_members(30_999, 45_000).iter().all(|m| m != "c1"));
+        assert!(g.expired_members(31_000, 45_000).contains(&"c1".to_string()));
+        let epoch = g.members["c1"].member_epoch;
+        g.classic_sync("c1", None, epoch, None, None, 2_000).unwrap();
+        // Synced: its own session counts (here 10 s, not the group's 45 s), from its last call.
+        g.members.get_mut("c1").unwrap().classic.as_mut().unwrap().session_timeout_ms = 10_000;
+        g.members.get_mut("b").unwrap().last_seen_ms = 100_000;
+        assert!(g.expired_members(11_999, 45_000).is_empty());
+        assert_eq!(g.expired_members(12_000, 45_000), vec!["c1".to_string()]);
+        // Told to rejoin at 5000: fenced at 35000 unless it rejoins.
+        g.group_epoch += 1;
+        assert_eq!(g.classic_heartbeat("c1", None, epoch, 5_000), Err(HeartbeatError::RebalanceInProgress));
+        g.members.get_mut("c1").unwrap().last_seen_ms = 34_000;
+        assert!(g.expired_members(34_999, 1_000_000).is_empty());
+        assert_eq!(g.expired_members(35_000, 1_000_000), vec!["c1".to_string()]);
+    }
+
+    #[test]
+    fn classic_members_survive_a_restart_with_their_protocols() {
+        let t = topics(&[("t", 2)]);
+        let mut g = ConsumerGroup::new("g");
+        g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 0).unwrap();
+        g.classic_join(classic_join("c1", &["t"], &Assignment::new()), &t, "uniform", 10, 1).unwrap();
+        let (r, dropped) = ConsumerGroup::restore("g", stored_from(&g.records()), 5);
+        assert_eq!(dropped, 0);
+        let (before, after) = (g.members["c1"].classic.as_ref().unwrap(), r.members["c1"].classic.as_ref().unwrap());
+        assert_eq!((after.session_timeout_ms, &after.protocols), (before.session_timeout_ms, &before.protocols));
+        assert_eq!((after.join_deadline_ms, after.sync_deadline_ms), (None, None));
+        assert!(r.members["b"].classic.is_none());
+        assert_eq!(r.records(), g.records());
     }
 }

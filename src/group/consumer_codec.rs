@@ -31,6 +31,18 @@ pub struct StoredConsumerMember {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tag 0, ClassicMemberMetadata: set for a member that speaks the classic protocol inside a
+    /// consumer group (KIP-848's online migration).
+    pub classic: Option<StoredClassicMember>,
+}
+
+/// ClassicMemberMetadata: what a classic member's JoinGroup said, kept so that its SyncGroup can
+/// be answered in its own protocol and the group can become classic again.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StoredClassicMember {
+    pub session_timeout_ms: i32,
+    /// (protocol name, metadata), in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// ConsumerGroupCurrentMemberAssignmentValue. `state` is Kafka's MemberState byte: 0 stable,
@@ -159,10 +171,50 @@ pub fn encode_member(m: &StoredConsumerMember) -> Bytes {
     w.nullable_str(Some(m.subscribed_topic_regex.as_deref().unwrap_or("")));
     w.i32(m.rebalance_timeout_ms);
     w.nullable_str(m.server_assignor.as_deref());
-    // Kafka 4.0 writes tag 0 (the classic member metadata) as one zero byte for a member of the
-    // consumer protocol; the same bytes keep the records identical.
-    w.raw(&[1, 0, 1, 0]);
+    // Tag 0 is a nullable struct: its size, then a presence byte (0: null, 1: the struct
+    // follows). Kafka 4.0 writes it for every member, null for one of the consumer protocol.
+    match &m.classic {
+        None => w.raw(&[1, 0, 1, 0]),
+        Some(c) => {
+            let mut inner = FlexWriter::new(0);
+            inner.i32(c.session_timeout_ms);
+            inner.array_len(c.protocols.len());
+            for (name, metadata) in &c.protocols {
+                inner.str(name);
+                inner.bytes(metadata);
+                inner.no_tags();
+            }
+            inner.no_tags();
+            // Without the 2-byte version FlexWriter starts with.
+            let body = inner.finish().slice(2..);
+            w.raw(&[1, 0]);
+            w.uvarint(u32::try_from(body.len() + 1).unwrap_or(u32::MAX));
+            w.raw(&[1]);
+            w.raw(&body);
+        }
+    }
     w.finish()
+}
+
+/// Tag 0 of a member's metadata: None when it is null.
+fn get_classic_member(mut r: Reader) -> Result<Option<StoredClassicMember>, CodecError> {
+    if r.uvarint()? == 0 {
+        r.finish()?;
+        return Ok(None);
+    }
+    let session_timeout_ms = r.i32()?;
+    // A protocol: a name, its metadata, its tags (a byte each at least).
+    let n = r.array_len(3)?;
+    let mut protocols = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str()?;
+        let metadata = r.bytes()?;
+        r.skip_tags()?;
+        protocols.push((name, metadata));
+    }
+    r.skip_tags()?;
+    r.finish()?;
+    Ok(Some(StoredClassicMember { session_timeout_ms, protocols }))
 }
 
 pub fn decode_member(b: Bytes) -> Result<StoredConsumerMember, CodecError> {
@@ -180,9 +232,14 @@ pub fn decode_member(b: Bytes) -> Result<StoredConsumerMember, CodecError> {
     let subscribed_topic_regex = r.nullable_str()?.filter(|s| !s.is_empty());
     let rebalance_timeout_ms = r.i32()?;
     let server_assignor = r.nullable_str()?;
-    r.skip_tags()?;
+    let mut classic = None;
+    for (tag, value) in r.tags()? {
+        if tag == 0 {
+            classic = get_classic_member(Reader::new(value, true))?;
+        }
+    }
     r.finish()?;
-    Ok(StoredConsumerMember { instance_id, rack_id, client_id, client_host, subscribed_topic_names, subscribed_topic_regex, rebalance_timeout_ms, server_assignor })
+    Ok(StoredConsumerMember { instance_id, rack_id, client_id, client_host, subscribed_topic_names, subscribed_topic_regex, rebalance_timeout_ms, server_assignor, classic })
 }
 
 /// ConsumerGroupTargetAssignmentMemberValue.
@@ -273,6 +330,33 @@ mod tests {
             ..m
         };
         assert_eq!(decode_member(encode_member(&full)).unwrap(), full);
+    }
+
+    #[test]
+    fn a_classic_members_metadata_matches_kafka() {
+        // Written by Kafka 4.0's ConsumerGroupMemberMetadataValue for this member.
+        let m = StoredConsumerMember {
+            instance_id: Some(String::new()),
+            rack_id: Some(String::new()),
+            client_id: "c".into(),
+            client_host: "h".into(),
+            subscribed_topic_names: vec!["t".into()],
+            rebalance_timeout_ms: 5,
+            server_assignor: Some(String::new()),
+            classic: Some(StoredClassicMember { session_timeout_ms: 10_000, protocols: vec![("range".into(), Bytes::from_static(&[1, 2, 3]))] }),
+            ..Default::default()
+        };
+        let kafka = hex("00000101026302680202740100000005010100120100002710020672616e6765040102030000");
+        assert_eq!(encode_member(&m), kafka);
+        assert_eq!(decode_member(kafka.clone()).unwrap(), m);
+        for n in 0..kafka.len() {
+            assert!(decode_member(kafka.slice(..n)).is_err(), "cut at {n}");
+        }
+        // Kafka's null for a consumer-protocol member, and a value without the tag at all.
+        assert_eq!(decode_member(hex("000001010263026802027401000000050101000100")).unwrap().classic, None);
+        assert_eq!(decode_member(hex("000001010263026802027401000000050100")).unwrap().classic, None);
+        // A protocol count past the bytes.
+        assert!(decode_member(hex("0000010102630268020274010000000501010007010000271000ff0f0000")).is_err());
     }
 
     #[test]

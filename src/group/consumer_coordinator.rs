@@ -81,15 +81,34 @@ impl Unwritten {
             let _ = w.send(Ok(()));
         }
     }
+
+    /// The changes could not be written: the heartbeats that made them fail with `err`.
+    pub(super) fn fail(self, err: &GroupError) {
+        for w in self.waiters {
+            let _ = w.send(Err(err.clone()));
+        }
+    }
+
+    /// The group as last written, before these changes.
+    pub(super) fn written(&self) -> (Option<ConsumerGroup>, Option<i64>) {
+        self.written.clone()
+    }
 }
 
-fn map_error(e: HeartbeatError) -> GroupError {
+pub(super) fn map_error(e: HeartbeatError) -> GroupError {
     match e {
         HeartbeatError::UnknownMemberId => GroupError::UnknownMemberId,
         HeartbeatError::FencedMemberEpoch => GroupError::FencedMemberEpoch,
         HeartbeatError::UnreleasedInstanceId => GroupError::UnreleasedInstanceId,
         HeartbeatError::GroupMaxSizeReached => GroupError::GroupMaxSizeReached,
         HeartbeatError::InvalidRegularExpression(m) => GroupError::InvalidRegularExpression(m),
+        HeartbeatError::FencedInstanceId => GroupError::FencedInstanceId,
+        HeartbeatError::IllegalGeneration => GroupError::IllegalGeneration,
+        HeartbeatError::RebalanceInProgress => GroupError::RebalanceInProgress,
+        HeartbeatError::InconsistentGroupProtocol(m) => {
+            tracing::info!("{m}");
+            GroupError::InconsistentGroupProtocol
+        }
     }
 }
 
@@ -128,7 +147,7 @@ impl GroupCoordinator {
         self.group_configs.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    fn default_assignor(&self) -> String {
+    pub(super) fn default_assignor(&self) -> String {
         self.config.consumer_assignors.first().cloned().unwrap_or_else(|| assignor::UNIFORM.to_string())
     }
 
@@ -158,25 +177,46 @@ impl GroupCoordinator {
             groups.insert(group_id.to_string(), Entry::new(group_id));
         }
         let Some(e) = groups.get_mut(group_id) else { return Err(GroupError::CoordinatorNotAvailable) };
+        // A classic group with members becomes a consumer group when a member of the consumer
+        // protocol joins it, as the migration policy allows (`migration.rs`); the conversion is
+        // written with the joining member's change, or undone with it.
+        let mut upgraded = None;
+        if e.consumer.is_none() && (e.group.state != GroupState::Empty || !e.group.members.is_empty()) {
+            if input.member_epoch != 0 || e.group.members.is_empty() || !self.may_upgrade(e) {
+                return Err(GroupError::NotConsumerGroup(group_id.to_string()));
+            }
+            upgraded = Some(self.upgrade(e, topics, now)?);
+        }
         // What the heartbeat changes is undone if its records cannot be written (Kafka's runtime
         // reverts its in-memory state when the append fails, and fails the request): back to the
         // group as last written, which is older than now while earlier changes linger.
-        let undo = match &e.unwritten {
-            Some(u) => u.written.clone(),
-            None => (e.consumer.clone(), e.empty_since_ms),
-        };
+        let undo = Self::undo_point(e);
         let created = created || e.unwritten.as_ref().is_some_and(|u| u.created);
         if e.consumer.is_none() {
-            // A classic group with members stays classic; an empty one becomes a consumer group.
-            if e.group.state != GroupState::Empty || !e.group.members.is_empty() {
-                return Err(GroupError::NotConsumerGroup(group_id.to_string()));
-            }
+            // An empty classic group becomes a consumer group.
             if input.member_epoch != 0 {
                 return Err(GroupError::UnknownMemberId);
             }
             e.consumer = Some(ConsumerGroup::new(group_id));
         }
+        // The last consumer-protocol member leaves for good and only classic members stay: the
+        // group becomes classic instead (`migration.rs`).
+        if input.member_epoch == LEAVE_EPOCH && e.consumer.as_ref().is_some_and(|g| self.downgrade_due(g, &input.member_id)) {
+            if !self.downgrade(log, e, &input.member_id, now) {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            let output = HeartbeatOutput { member_id: input.member_id, member_epoch: LEAVE_EPOCH, assignment: None };
+            return Ok(ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval, write: None });
+        }
         let result = self.consumer_heartbeat_locked(group_id, e, input, topics, leaving, &default_assignor, now);
+        if let Some(u) = upgraded {
+            if let Err(err) = result {
+                Self::undo_upgrade(e, u);
+                return Err(err);
+            }
+            self.finish_upgrade(log, e, u)?;
+            return result.map(|output| ConsumerHeartbeatOutcome { output, heartbeat_interval_ms: interval, write: None });
+        }
         // What the heartbeat changed is written before the member hears of it. With a linger,
         // an accepted heartbeat's changes (or an earlier one's, still unwritten) wait for the
         // batch; its answer waits for the write.
@@ -191,14 +231,7 @@ impl GroupCoordinator {
         // Written now. When it cannot be, the member is not told of a change that is not
         // durable: the change is undone and the heartbeat fails with a retriable error
         // (COORDINATOR_NOT_AVAILABLE), as do the lingering ones it carried.
-        if let Err(err) = self.write_consumer_records(log, e) {
-            tracing::warn!(group = %group_id, error = %err, "consumer group heartbeat failed: its records could not be written; change undone");
-            (e.consumer, e.empty_since_ms) = undo;
-            if let Some(u) = e.unwritten.take() {
-                for w in u.waiters {
-                    let _ = w.send(Err(err.clone()));
-                }
-            }
+        if let Err(err) = self.write_or_undo(log, e, undo) {
             if created {
                 groups.remove(group_id);
             }
@@ -221,12 +254,11 @@ impl GroupCoordinator {
         if let Err(err) = self.write_consumer_records(log, e) {
             tracing::warn!(group = %group_id, error = %err, "consumer group heartbeats failed: their records could not be written; changes undone");
             let Some(u) = e.unwritten.take() else { return };
-            (e.consumer, e.empty_since_ms) = u.written;
-            for w in u.waiters {
-                let _ = w.send(Err(err.clone()));
-            }
+            (e.consumer, e.empty_since_ms) = u.written();
+            let created = u.created;
+            u.fail(&err);
             // A group the batch created goes again, unless offsets were committed to it meanwhile.
-            if u.created && e.offsets.is_empty() && e.pending_txn_is_empty() {
+            if created && e.offsets.is_empty() && e.pending_txn_is_empty() {
                 groups.remove(group_id);
             }
         }
@@ -274,7 +306,7 @@ impl GroupCoordinator {
     /// The write of `persist_consumer`, with its error; the records last written are updated
     /// only when it succeeds.
     /// Lingering changes are written by it too, and their heartbeats answered.
-    fn write_consumer_records(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
+    pub(super) fn write_consumer_records(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
         if let Some((records, now)) = Self::consumer_changes(e) {
             self.write(log, &e.group.id, records)?;
             e.consumer_records = now;
@@ -324,7 +356,12 @@ impl GroupCoordinator {
         let expired = g.expired_members(now, session_ms);
         let default_assignor = self.default_assignor();
         for id in &expired {
-            tracing::info!(group = %g.id, member = %id, "consumer group member session expired or revocation timed out; removed");
+            tracing::info!(group = %g.id, member = %id, "consumer group member session expired, or it did not revoke, rejoin or sync in time; removed");
+            if self.downgrade_due(g, id) {
+                // The group becomes classic without it at the next settle.
+                e.downgrade_leaving = Some(id.clone());
+                continue;
+            }
             g.remove_member(id, &default_assignor);
         }
         !expired.is_empty()
@@ -369,15 +406,17 @@ impl GroupCoordinator {
         Some(g.validate_commit(member_id, epoch).map_err(|c| match c {
             CommitCheck::UnknownMemberId => GroupError::UnknownMemberId,
             CommitCheck::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+            CommitCheck::IllegalGeneration => GroupError::IllegalGeneration,
         }))
     }
 
-    /// Whether `member_id` is a member of the consumer-protocol group `group_id` (such members
-    /// must commit with OffsetCommit v9+, which carries the member epoch).
+    /// Whether `member_id` is a member of the consumer-protocol group `group_id` that speaks the
+    /// consumer protocol (such members must commit with OffsetCommit v9+, which carries the
+    /// member epoch; classic members commit with their generation, at any version).
     pub fn is_consumer_member(&self, group_id: &str, member_id: &str) -> bool {
         let shards = self.groups.view_current();
         let groups = shards.lock_id(group_id);
-        groups.get(group_id).and_then(|e| e.consumer.as_ref()).is_some_and(|g| g.members.contains_key(member_id))
+        groups.get(group_id).and_then(|e| e.consumer.as_ref()).and_then(|g| g.members.get(member_id)).is_some_and(|m| m.classic.is_none())
     }
 
     /// OffsetFetch v9 with a member id and epoch: the member must be current.
@@ -393,7 +432,11 @@ impl GroupCoordinator {
             Some(e) if e.consumer.is_some() => {
                 let g = e.consumer.as_ref().expect("checked");
                 let m = g.members.get(member_id).ok_or(GroupError::UnknownMemberId)?;
-                if epoch != m.member_epoch { Err(GroupError::StaleMemberEpoch) } else { Ok(()) }
+                match (epoch == m.member_epoch, m.classic.is_some()) {
+                    (true, _) => Ok(()),
+                    (false, true) => Err(GroupError::IllegalGeneration),
+                    (false, false) => Err(GroupError::StaleMemberEpoch),
+                }
             }
             Some(_) => Ok(()),
             None => Err(GroupError::UnknownMemberId),

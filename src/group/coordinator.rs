@@ -17,12 +17,14 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::consumer::{ConsumerGroup, StoredConsumerGroup};
+use super::consumer_coordinator::map_error;
 use super::consumer_codec;
 use super::offsets::{self, CodecError, CommittedOffset, GroupKey, OffsetStore, StoredMember};
 use super::state::{Group, GroupState, Member};
 use super::{GroupConfig, GroupError, GroupLog};
 use crate::coordinator::LogError;
 use crate::coordinator::shards::{Shards, ShardsView};
+use crate::protocol::consumer::PROTOCOL_TYPE;
 
 /// Slack on top of the rebalance timeout before a parked request gives up on its own: the tick
 /// normally answers it at the deadline; this only bounds the wait if something went wrong.
@@ -48,6 +50,8 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
     /// JoinGroup v9+: a returning static leader can be told to skip the assignment (KIP-814).
     pub supports_skip_assignment: bool,
+    /// Every topic: a classic member joining a consumer group is assigned by the coordinator.
+    pub topics: super::consumer::TopicsView,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -158,10 +162,10 @@ pub(super) struct Entry {
     /// Wall-clock ms when the group was last seen without members (None while it has members);
     /// the start of its offsets' retention, as Kafka's current-state timestamp.
     pub(super) empty_since_ms: Option<i64>,
-    join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
-    sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
+    pub(super) join_waiters: HashMap<String, oneshot::Sender<JoinOutcome>>,
+    pub(super) sync_waiters: HashMap<String, oneshot::Sender<SyncOutcome>>,
     /// Generation last written as group metadata, so an emptied group is written once.
-    stored_generation: i32,
+    pub(super) stored_generation: i32,
     /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
     /// replace the committed ones when the transaction commits.
     pending_txn: HashMap<i64, OffsetStore>,
@@ -170,11 +174,14 @@ pub(super) struct Entry {
     pub(super) consumer_records: BTreeMap<GroupKey, Bytes>,
     /// The consumer group's changes waiting for `group.coordinator.append.linger.ms`.
     pub(super) unwritten: Option<super::consumer_coordinator::Unwritten>,
+    /// The last consumer-protocol member, whose session ended: the group becomes classic without
+    /// it at the next settle (`migration.rs`).
+    pub(super) downgrade_leaving: Option<String>,
 }
 
 impl Entry {
     pub(super) fn new(id: &str) -> Entry {
-        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new(), consumer_records: BTreeMap::new(), unwritten: None }
+        Entry { group: Group::new(id), consumer: None, offsets: OffsetStore::new(), empty_since_ms: None, join_waiters: HashMap::new(), sync_waiters: HashMap::new(), stored_generation: 0, pending_txn: HashMap::new(), consumer_records: BTreeMap::new(), unwritten: None, downgrade_leaving: None }
     }
 
     /// Whether no transaction has offsets pending for the group.
@@ -267,7 +274,14 @@ impl GroupCoordinator {
     /// Writes the group's metadata record (members and assignments as they are now). A failure
     /// is logged and returned; the stored generation stays the one last written.
     fn store_group(&self, log: &dyn GroupLog, e: &mut Entry) -> Result<(), GroupError> {
-        let g = &e.group;
+        let id = e.group.id.clone();
+        self.write(log, &id, vec![Self::group_record(&e.group)])
+            .inspect(|()| e.stored_generation = e.group.generation)
+            .inspect_err(|err| tracing::warn!(group = %id, error = %err, "could not store group metadata"))
+    }
+
+    /// The group's metadata record: members and assignments as they are now.
+    pub(super) fn group_record(g: &Group) -> (Bytes, Option<Bytes>) {
         let protocol = g.protocol.clone().unwrap_or_default();
         let members: Vec<StoredMember> = g
             .members
@@ -291,10 +305,7 @@ impl GroupCoordinator {
             wall_ms(),
             &members,
         );
-        let id = g.id.clone();
-        self.write(log, &id, vec![(offsets::encode_group_key(&id), Some(value))])
-            .inspect(|()| e.stored_generation = e.group.generation)
-            .inspect_err(|err| tracing::warn!(group = %id, error = %err, "could not store group metadata"))
+        (offsets::encode_group_key(&g.id), Some(value))
     }
 
     /// After any change: fail parked syncs once a rebalance started, finish the join phase when
@@ -323,11 +334,16 @@ impl GroupCoordinator {
             // Retried at the next change or tick while the generation stays unstored.
             let _ = self.store_group(log, e);
         }
-        // A consumer-protocol member expired: the others' new targets are written.
+        // A consumer-protocol member expired: the others' new targets are written, or the group
+        // becomes classic when only classic members are left.
+        if let Some(leaving) = e.downgrade_leaving.take() {
+            // A failed write leaves the member in place; its expiry finds it again.
+            self.downgrade(log, e, &leaving, now);
+        }
         self.persist_consumer(log, e);
     }
 
-    fn start_rebalance(&self, e: &mut Entry, now: u64) {
+    pub(super) fn start_rebalance(&self, e: &mut Entry, now: u64) {
         let delay = if e.group.state == GroupState::Empty { self.config.initial_rebalance_delay_ms } else { 0 };
         e.group.prepare_rebalance(now, delay);
         tracing::info!(group = %e.group.id, generation = e.group.generation, "preparing to rebalance");
@@ -394,10 +410,10 @@ impl GroupCoordinator {
             return err(GroupError::CoordinatorNotAvailable);
         }
         if let Some(g) = &e.consumer {
-            // A consumer-protocol group with members refuses classic members; an empty one
-            // becomes classic again.
+            // A consumer-protocol group with members takes classic members in (KIP-848's
+            // migration); an empty one becomes classic again.
             if !g.members.is_empty() {
-                return err(GroupError::InconsistentGroupProtocol);
+                return Ok(self.classic_join_to_consumer(log, e, req, now));
             }
             let tombstones = Self::consumer_tombstones(e);
             if let Err(e) = self.write(log, &req.group_id, tombstones) {
@@ -602,6 +618,12 @@ impl GroupCoordinator {
         let shards = self.shards(log);
         let mut groups = shards.lock_id(group_id);
         let Some(e) = self.current(log, &mut groups, group_id, now) else { return Ok(SyncOutcome::error(GroupError::UnknownMemberId)) };
+        if let Some(g) = e.consumer.as_mut() {
+            return Ok(match g.classic_sync(member_id, instance_id, generation, protocol_type, protocol, now) {
+                Ok((assignment, protocol)) => SyncOutcome { error: None, protocol_type: Some(PROTOCOL_TYPE.to_string()), protocol: Some(protocol), assignment },
+                Err(e) => SyncOutcome::error(map_error(e)),
+            });
+        }
         if let Err(err) = Self::check_member(e, member_id, instance_id, generation) {
             return Ok(SyncOutcome::error(err));
         }
@@ -717,6 +739,9 @@ impl GroupCoordinator {
         let shards = self.shards(log);
         let mut groups = shards.lock_id(group_id);
         let e = self.current(log, &mut groups, group_id, now).ok_or(GroupError::UnknownMemberId)?;
+        if let Some(g) = e.consumer.as_mut() {
+            return g.classic_heartbeat(member_id, instance_id, generation, now).map_err(map_error);
+        }
         if matches!(e.group.state, GroupState::Empty | GroupState::Dead) {
             return Err(GroupError::UnknownMemberId);
         }
@@ -751,6 +776,9 @@ impl GroupCoordinator {
         let Some(e) = self.current(log, &mut groups, group_id, now) else {
             return Ok(members.iter().map(|_| Err(GroupError::UnknownMemberId)).collect());
         };
+        if e.consumer.is_some() {
+            return self.classic_leave_consumer_group(log, e, members);
+        }
         let mut results = vec![];
         for (member_id, instance_id) in members {
             let id = match instance_id {
@@ -1935,6 +1963,7 @@ mod tests {
             client_host: "/127.0.0.1".into(),
             require_known_member_id: true,
             supports_skip_assignment: true,
+            topics: Default::default(),
         }
     }
 
@@ -2150,5 +2179,133 @@ mod tests {
         assert_eq!(topics(&reloaded, "g"), vec![("kept".to_string(), 1)]);
         assert_eq!(topics(&reloaded, "h"), vec![]);
         assert_eq!(topics(&reloaded, "live"), vec![]);
+    }
+
+    /// A one-partition in-memory `__consumer_offsets` whose appends fail while `fail` is set.
+    #[derive(Default)]
+    struct FlakyLog {
+        mem: MemLog,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl GroupLog for FlakyLog {
+        fn append_group_batch(&self, partition: i32, batch: Bytes) -> Result<(), LogError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(LogError::Storage("disk failed".into()));
+            }
+            self.mem.append_group_batch(partition, batch)
+        }
+        fn group_partitions(&self) -> Option<i32> {
+            Some(1)
+        }
+        fn read_group_batches(&self, partition: i32, offset: i64) -> Result<Bytes, LogError> {
+            self.mem.read_group_batches(partition, offset)
+        }
+    }
+
+    /// A classic consumer's JoinGroup for topic t, with a real subscription.
+    fn consumer_join_req(group: &str, member: &str, topics: &super::super::consumer::TopicsView) -> JoinRequest {
+        let mut b = bytes::BytesMut::new();
+        {
+            use kafka_protocol::messages::ConsumerProtocolSubscription;
+            use kafka_protocol::protocol::{Encodable, StrBytes};
+            bytes::BufMut::put_i16(&mut b, 1);
+            ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_static_str("t")]).encode(&mut b, 1).unwrap();
+        }
+        JoinRequest { protocols: vec![("range".into(), b.freeze())], topics: topics.clone(), ..join_req(group, member) }
+    }
+
+    #[tokio::test]
+    async fn a_classic_group_upgrades_when_a_consumer_member_joins_and_downgrades_when_it_leaves() {
+        use super::super::consumer::{HeartbeatInput, LEAVE_EPOCH, TopicsView};
+        use crate::protocol::consumer as embedded;
+        use std::sync::atomic::Ordering::SeqCst;
+        let log = FlakyLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        // A stable classic group: c1 at generation 1 owning all of t.
+        let first = c.join(&log, consumer_join_req("g", "", &topics), rx.clone()).await;
+        let c1 = first.member_id.clone();
+        let joined = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
+        assert_eq!(joined.generation, 1);
+        let all = embedded::encode_assignment(1, &BTreeMap::from([("t".to_string(), (0..4).collect())]));
+        let s = c.sync(&log, "g", 1, &c1, None, None, None, BTreeMap::from([(c1.clone(), all)]), rx.clone()).await;
+        assert_eq!(s.error, None);
+        let join = |id: &str| HeartbeatInput {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..Default::default()
+        };
+
+        // The upgrade cannot be written: refused, and the classic group is as it was.
+        log.fail.store(true, SeqCst);
+        assert!(matches!(c.consumer_heartbeat(&log, "g", join("m2"), &topics), Err(GroupError::Log(_))));
+        let d = c.describe(&log, "g").unwrap().unwrap();
+        assert_eq!((d.state, d.members.len()), (GroupState::Stable, 1));
+        assert_eq!(c.heartbeat(&log, "g", 1, &c1, None), Ok(()));
+        log.fail.store(false, SeqCst);
+
+        // A consumer-protocol member joins: one consumer group of both, at epoch 2.
+        let m2 = c.consumer_heartbeat(&log, "g", join("m2"), &topics).unwrap();
+        assert_eq!(m2.output.member_epoch, 2);
+        let d = c.consumer_describe(&log, "g").unwrap();
+        assert_eq!((d.group_epoch, d.members.len()), (2, 2));
+        assert_eq!(c.describe(&log, "g").err(), Some(GroupError::NotClassicGroup("g".into())));
+        // c1 is told to rejoin, and rejoins and syncs with the classic calls: half of t is its.
+        assert_eq!(c.heartbeat(&log, "g", 1, &c1, None), Err(GroupError::RebalanceInProgress));
+        let rejoined = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
+        assert_eq!((rejoined.error.clone(), rejoined.leader.as_str(), rejoined.protocol.as_deref()), (None, "", Some("range")));
+        let s = c.sync(&log, "g", rejoined.generation, &c1, None, Some("consumer"), Some("range"), BTreeMap::new(), rx.clone()).await;
+        assert_eq!((s.error, embedded::assigned_partitions(s.assignment).len()), (None, 2));
+
+        // A fresh coordinator reading the log sees the same consumer group, c1 a classic member.
+        let reloaded = GroupCoordinator::new(config());
+        reloaded.load(&log).unwrap();
+        let d = reloaded.consumer_describe(&log, "g").unwrap();
+        assert_eq!((d.group_epoch, d.members.len()), (2, 2));
+        assert!(matches!(reloaded.heartbeat(&log, "g", rejoined.generation, &c1, None), Ok(()) | Err(GroupError::RebalanceInProgress)));
+
+        // The consumer-protocol member leaves: a classic group of c1 again, rebalancing.
+        let left = c.consumer_heartbeat(&log, "g", HeartbeatInput { member_epoch: LEAVE_EPOCH, ..join("m2") }, &topics).unwrap();
+        assert_eq!(left.output.member_epoch, LEAVE_EPOCH);
+        assert_eq!(c.consumer_describe(&log, "g").err(), Some(GroupError::NotConsumerGroup("g".into())));
+        let d = c.describe(&log, "g").unwrap().unwrap();
+        assert_eq!((d.state, d.members.len()), (GroupState::PreparingRebalance, 1));
+        assert_eq!(c.heartbeat(&log, "g", rejoined.generation, &c1, None), Err(GroupError::RebalanceInProgress));
+        let back = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
+        assert_eq!((back.error, back.leader.as_str()), (None, c1.as_str()));
+        let reloaded = GroupCoordinator::new(config());
+        reloaded.load(&log).unwrap();
+        assert_eq!(reloaded.consumer_describe(&log, "g").err(), Some(GroupError::NotConsumerGroup("g".into())));
+        assert_eq!(reloaded.describe(&log, "g").unwrap().unwrap().members.len(), 1);
+    }
+
+    #[test]
+    fn a_classic_join_to_a_consumer_group_follows_kafkas_checks() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(GroupConfig { migration_policy: super::super::MigrationPolicy::Disabled, ..config() });
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        let hb = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        c.consumer_heartbeat(&log, "g", hb, &topics).unwrap();
+        // Classic members join a consumer group whatever the policy (it governs conversions).
+        let first = c.join_start(&log, consumer_join_req("g", "", &topics)).unwrap();
+        assert_eq!(first.error, Some(GroupError::MemberIdRequired));
+        let joined = c.join_start(&log, consumer_join_req("g", &first.member_id, &topics)).unwrap();
+        assert_eq!((joined.error, joined.generation, joined.members.len()), (None, 2, 0));
+        // Another protocol type, or a subscription that is not the consumer protocol's.
+        let other = JoinRequest { protocol_type: "connect".into(), ..consumer_join_req("g", "", &topics) };
+        assert_eq!(c.join_start(&log, other).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+        let garbage = JoinRequest { protocols: vec![("range".into(), Bytes::from_static(b"\x00"))], ..consumer_join_req("g", "x", &topics) };
+        assert_eq!(c.join_start(&log, garbage).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+        // With upgrades disabled, a consumer-protocol member cannot join a classic group.
+        let cl = c.join_start(&log, consumer_join_req("h", "", &topics)).unwrap();
+        let _ = c.join_start(&log, consumer_join_req("h", &cl.member_id, &topics));
+        let hb = HeartbeatInput { member_id: "m9".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        assert_eq!(c.consumer_heartbeat(&log, "h", hb, &topics).err(), Some(GroupError::NotConsumerGroup("h".into())));
     }
 }

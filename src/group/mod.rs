@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod consumer_codec;
 mod consumer_coordinator;
 pub mod coordinator;
+mod migration;
 pub mod offsets;
 pub mod state;
 
@@ -65,6 +66,39 @@ pub struct GroupConfig {
     /// group.coordinator.append.linger.ms: how long a consumer group's changes wait to be
     /// written together (0: written by the heartbeat that made them).
     pub append_linger_ms: u64,
+    /// group.consumer.migration.policy: whether classic groups become consumer groups when a
+    /// consumer-protocol member joins, and back when the last one leaves.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// group.consumer.migration.policy (KIP-848's online migration between the two protocols).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// Kafka's names, in any case.
+    pub fn parse(s: &str) -> Option<MigrationPolicy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Some(MigrationPolicy::Disabled),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn upgrades(self) -> bool {
+        matches!(self, MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional)
+    }
+
+    pub fn downgrades(self) -> bool {
+        matches!(self, MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional)
+    }
 }
 
 impl Default for GroupConfig {
@@ -83,6 +117,7 @@ impl Default for GroupConfig {
             consumer_max_size: i32::MAX as usize,
             consumer_assignors: vec![assignor::UNIFORM.to_string(), assignor::RANGE.to_string()],
             append_linger_ms: 0,
+            migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }
