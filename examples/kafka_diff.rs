@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{Client, batch, producer_batch, record};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 fn s(v: &str) -> StrBytes {
@@ -730,8 +730,7 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             out.line(format!("wrong epoch: error {}", r.error_code));
             let r = sd.c.send(&beat("kd-member-b", 3), 0).await;
             out.line(format!("unknown member: error {}", r.error_code));
-            // (In a group of its own: a member joined here stays, and a group with members takes
-            // no classic member in Fjord, where Kafka 4.0 lets one join: KIP-848's mixed groups.)
+            // (In a group of its own: a member joined here stays.)
             let r = sd.c.send(&beat_in("kd-cgh-other", "", 0), 0).await;
             out.line(format!("empty member id: error {} member id given {}", r.error_code, r.member_id.as_ref().is_some_and(|m| !m.is_empty())));
             let r = sd.c.send(&beat("kd-member-a", -1), 0).await;
@@ -781,6 +780,98 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             let r = sd.c.send(&DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default().with_name(tn("kd-bump")).with_partition_indexes(vec![0])]), 0).await;
             let p = &r.topics[0].partitions[0];
             out.line(format!("producers: {:?}", p.active_producers.iter().map(|a| (a.producer_epoch - first.producer_epoch as i32, a.last_sequence)).collect::<Vec<_>>()));
+        }),
+        case!("classic-and-consumer-protocol-members-in-one-group", |sd, out| {
+            create(&mut sd.c, "kd-mix", 2, &[]).await;
+            let topic = named("kd-mix");
+            let beat = |group: &str, member: &str, epoch: i32| {
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(nm(group)))
+                    .with_member_id(s(member))
+                    .with_member_epoch(epoch)
+                    .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+                    .with_subscribed_topic_names(if epoch == 0 { Some(vec![tn("kd-mix")]) } else { None })
+                    .with_topic_partitions(if epoch == 0 { Some(vec![]) } else { None })
+            };
+            let mut sub = BytesMut::new();
+            sub.put_i16(1);
+            ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_string(topic.clone())]).encode(&mut sub, 1).expect("encodes");
+            let join = |group: &str, member: &str, protocol_type: &str| {
+                JoinGroupRequest::default()
+                    .with_group_id(GroupId(nm(group)))
+                    .with_member_id(s(member))
+                    .with_session_timeout_ms(30_000)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_protocol_type(s(protocol_type))
+                    .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(sub.clone().freeze())])
+            };
+            let sync = |group: &str, member: &str, generation: i32, name: &str| {
+                SyncGroupRequest::default().with_group_id(GroupId(nm(group))).with_generation_id(generation).with_member_id(s(member)).with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s(name)))
+            };
+            // A consumer group with a consumer-protocol member; a classic member joins it.
+            let r = sd.c.send(&beat("kd-mix-g", "kd-mix-a", 0), 0).await;
+            out.line(format!("consumer-protocol join: error {} epoch {}", r.error_code, r.member_epoch));
+            let first = sd.c.send(&join("kd-mix-g", "", "consumer"), 9).await;
+            out.line(format!("classic join: error {} member id given {}", first.error_code, !first.member_id.is_empty()));
+            let c = first.member_id.to_string();
+            let joined = sd.c.send(&join("kd-mix-g", &c, "consumer"), 9).await;
+            out.line(format!(
+                "classic join with its id: error {} generation {} leader {:?} protocol {:?} members {}",
+                joined.error_code,
+                joined.generation_id,
+                joined.leader.to_string(),
+                joined.protocol_name.as_ref().map(|p| p.to_string()),
+                joined.members.len()
+            ));
+            let g = joined.generation_id;
+            let r = sd.c.send(&sync("kd-mix-g", &c, g, "range"), 5).await;
+            out.line(format!("sync: error {} protocol {:?}", r.error_code, r.protocol_name.as_ref().map(|p| p.to_string())));
+            let r = sd.c.send(&sync("kd-mix-g", &c, g + 3, "range"), 5).await;
+            out.line(format!("sync, wrong generation: error {}", r.error_code));
+            let r = sd.c.send(&sync("kd-mix-g", &c, g, "roundrobin"), 5).await;
+            out.line(format!("sync, another protocol name: error {}", r.error_code));
+            let r = sd.c.send(&HeartbeatRequest::default().with_group_id(GroupId(nm("kd-mix-g"))).with_generation_id(g + 1).with_member_id(s(&c)), 4).await;
+            out.line(format!("heartbeat, wrong generation: error {}", r.error_code));
+            let commit = |generation: i32| {
+                OffsetCommitRequest::default().with_group_id(GroupId(nm("kd-mix-g"))).with_generation_id_or_member_epoch(generation).with_member_id(s(&c)).with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(tn("kd-mix"))
+                    .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(0)])])
+            };
+            let r = sd.c.send(&commit(g), 8).await;
+            out.line(format!("classic commit, v8: error {}", r.topics[0].partitions[0].error_code));
+            let r = sd.c.send(&commit(g + 1), 8).await;
+            out.line(format!("classic commit, wrong generation: error {}", r.topics[0].partitions[0].error_code));
+            let r = sd.c.send(&join("kd-mix-g", "", "connect"), 9).await;
+            out.line(format!("another protocol type: error {}", r.error_code));
+            let r = sd.c.send(&LeaveGroupRequest::default().with_group_id(GroupId(nm("kd-mix-g"))).with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(s(&c))]), 5).await;
+            out.line(format!("classic leave: error {} member errors {:?}", r.error_code, r.members.iter().map(|m| m.error_code).collect::<Vec<_>>()));
+            let r = sd.c.send(&beat("kd-mix-g", "kd-mix-a", -1), 0).await;
+            out.line(format!("consumer-protocol leave: error {}", r.error_code));
+
+            // A stable classic group that a consumer-protocol member joins (upgrade), then leaves
+            // (downgrade).
+            let first = sd.c.send(&join("kd-mix-up", "", "consumer"), 9).await;
+            let c = first.member_id.to_string();
+            let joined = sd.c.send(&join("kd-mix-up", &c, "consumer"), 9).await;
+            let g = joined.generation_id;
+            let mut assignment = BytesMut::new();
+            assignment.put_i16(1);
+            ConsumerProtocolAssignment::default().with_assigned_partitions(vec![consumer_protocol_assignment::TopicPartition::default().with_topic(TopicName(StrBytes::from_string(topic.clone()))).with_partitions(vec![0, 1])]).encode(&mut assignment, 1).expect("encodes");
+            let r = sd.c.send(&sync("kd-mix-up", &c, g, "range").with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(&c)).with_assignment(assignment.freeze())]), 5).await;
+            out.line(format!("classic group: join error {} leader {} sync error {}", joined.error_code, joined.leader == joined.member_id, r.error_code));
+            let r = sd.c.send(&beat("kd-mix-up", "kd-mix-b", 0), 0).await;
+            out.line(format!("consumer-protocol join of a classic group: error {} epoch is generation + 1 {}", r.error_code, r.member_epoch == g + 1));
+            let r = sd.c.send(&HeartbeatRequest::default().with_group_id(GroupId(nm("kd-mix-up"))).with_generation_id(g).with_member_id(s(&c)), 4).await;
+            out.line(format!("classic heartbeat after it: error {}", r.error_code));
+            let r = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm("kd-mix-up"))]), 0).await;
+            out.line(format!("described: error {} members {}", r.groups[0].error_code, r.groups[0].members.len()));
+            let r = sd.c.send(&beat("kd-mix-up", "kd-mix-b", -1), 0).await;
+            out.line(format!("consumer-protocol leave: error {}", r.error_code));
+            let r = sd.c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(nm("kd-mix-up"))]), 5).await;
+            let d = &r.groups[0];
+            out.line(format!("classic again: error {} state {} protocol type {} members {}", d.error_code, d.group_state, d.protocol_type, d.members.len()));
+            let r = sd.c.send(&HeartbeatRequest::default().with_group_id(GroupId(nm("kd-mix-up"))).with_generation_id(g).with_member_id(s(&c)), 4).await;
+            out.line(format!("classic heartbeat after the downgrade: error {}", r.error_code));
         }),
         case!("group-admin-edges", |sd, out| {
             create(&mut sd.c, "kd-ga", 1, &[]).await;

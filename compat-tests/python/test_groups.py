@@ -593,3 +593,59 @@ def test_consumer_protocol_members_split_partitions_commit_and_are_described(gbr
     finally:
         for c in cs:
             c.close()
+
+
+# KIP-848's online migration: classic and consumer-protocol members in one group, as in a rolling
+# upgrade of consumers from group.protocol=classic to consumer (and back when the last one leaves).
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+def test_a_rolling_upgrade_shares_the_group_between_classic_and_consumer_protocol_members(gbroker, topic, strategy):
+    from confluent_kafka import ConsumerGroupType
+    b = gbroker.bootstrap
+    parts = 4
+    create_topic(b, topic, parts)
+    produce(b, topic, 0, 200)
+    group = gid("migrate")
+    classic = group_consumer(b, group, **{"group.protocol": "classic", "partition.assignment.strategy": strategy})
+    modern = kip848_consumer(b, group)
+    cs = [classic]
+    got = [[], []]
+    try:
+        classic.subscribe([topic])
+        _poll_both(cs, got, lambda: assigned(classic) == set(range(parts)), 20, "the classic member to own every partition")
+        assert describe(b, group).type == ConsumerGroupType.CLASSIC
+
+        # A consumer-protocol member joins: the group becomes a consumer group of both, the classic
+        # member is told to rejoin, gives half up, and the newcomer gets that half.
+        modern.subscribe([topic])
+        cs = [classic, modern]
+
+        def split():
+            a1, a2 = assigned(classic), assigned(modern)
+            return a1 and a2 and not (a1 & a2) and (a1 | a2) == set(range(parts))
+        _poll_both(cs, got, split, 40, "a disjoint split between the classic and the consumer-protocol member")
+        d = describe(b, group)
+        assert d.type == ConsumerGroupType.CONSUMER
+        owned = sorted(tp.partition for m in d.members for tp in m.assignment.topic_partitions)
+        assert (len(d.members), owned) == (2, list(range(parts)))
+
+        # Each commits its own partitions: the classic member with its generation, the other with
+        # its member epoch.
+        ends = high_watermarks(classic, topic, parts)
+        for c in cs:
+            done = c.commit(offsets=[TopicPartition(topic, p, ends[p]) for p in assigned(c)], asynchronous=False)
+            assert all(tp.error is None for tp in done), done
+        assert sum(group_offsets(b, group, topic, parts).values()) == 200
+
+        # The consumer-protocol member leaves: a classic group again, whose member gets everything
+        # in a classic rebalance and keeps committing.
+        modern.close()
+        cs = [classic]
+        _poll_both(cs, got, lambda: assigned(classic) == set(range(parts)), 30, "the classic member to get every partition back")
+        d = describe(b, group)
+        assert (d.type, len(d.members)) == (ConsumerGroupType.CLASSIC, 1)
+        done = classic.commit(offsets=[TopicPartition(topic, p, ends[p]) for p in range(parts)], asynchronous=False)
+        assert all(tp.error is None for tp in done), done
+        assert sum(group_offsets(b, group, topic, parts).values()) == 200
+    finally:
+        for c in cs:
+            c.close()

@@ -745,20 +745,20 @@ impl GroupCoordinator {
         if matches!(e.group.state, GroupState::Empty | GroupState::Dead) {
             return Err(GroupError::UnknownMemberId);
         }
-        // A member of the previous generation heartbeating during a rebalance keeps its session
-        // and is told to rejoin (Kafka checks membership before the generation here).
+        // Membership, then the generation, then the state, as Kafka 4.0's coordinator checks
+        // them: a member of another generation is not told of a rebalance and keeps no session.
         if let Some(iid) = instance_id {
             if e.group.member_by_instance(iid).is_some_and(|m| m.id != member_id) {
                 return Err(GroupError::FencedInstanceId);
             }
         }
         let m = e.group.members.get_mut(member_id).ok_or(GroupError::UnknownMemberId)?;
+        if generation != e.group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
         m.last_seen_ms = now;
         if e.group.state == GroupState::PreparingRebalance {
             return Err(GroupError::RebalanceInProgress);
-        }
-        if generation != e.group.generation {
-            return Err(GroupError::IllegalGeneration);
         }
         Ok(())
     }
@@ -2261,6 +2261,13 @@ mod tests {
         assert_eq!((rejoined.error.clone(), rejoined.leader.as_str(), rejoined.protocol.as_deref()), (None, "", Some("range")));
         let s = c.sync(&log, "g", rejoined.generation, &c1, None, Some("consumer"), Some("range"), BTreeMap::new(), rx.clone()).await;
         assert_eq!((s.error, embedded::assigned_partitions(s.assignment).len()), (None, 2));
+        // It gave the other half up (an eager consumer owns nothing when it rejoins): epoch 2.
+        assert_eq!(c.heartbeat(&log, "g", rejoined.generation, &c1, None), Err(GroupError::RebalanceInProgress));
+        let rejoined = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
+        assert_eq!((rejoined.error.clone(), rejoined.generation), (None, 2));
+        let s = c.sync(&log, "g", 2, &c1, None, None, None, BTreeMap::new(), rx.clone()).await;
+        assert_eq!((s.error, embedded::assigned_partitions(s.assignment).len()), (None, 2));
+        assert_eq!(c.heartbeat(&log, "g", 2, &c1, None), Ok(()));
 
         // A fresh coordinator reading the log sees the same consumer group, c1 a classic member.
         let reloaded = GroupCoordinator::new(config());
