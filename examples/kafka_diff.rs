@@ -674,6 +674,34 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             let r = sd.c.send(&EndTxnRequest::default().with_transactional_id(TransactionalId(nm("kd-txoc-id"))).with_producer_id(pid.producer_id).with_producer_epoch(pid.producer_epoch).with_committed(true), 4).await;
             out.line(format!("commit: error {}", r.error_code));
         }),
+        case!("transactional-offsets-of-a-consumer-protocol-member", |sd, out| {
+            create(&mut sd.c, "kd-txcg", 1, &[]).await;
+            let r = sd.c.send(&ConsumerGroupHeartbeatRequest::default().with_group_id(GroupId(nm("kd-txcg-g"))).with_member_id(s("kd-txcg-m")).with_member_epoch(0).with_rebalance_timeout_ms(30_000).with_subscribed_topic_names(Some(vec![tn("kd-txcg")])).with_topic_partitions(Some(vec![])), 0).await;
+            out.line(format!("join: error {} epoch {}", r.error_code, r.member_epoch));
+            let epoch = r.member_epoch;
+            let pid = init_producer(&mut sd.c, Some("kd-txcg-id"), 60_000).await;
+            let r = sd.c.send(&AddOffsetsToTxnRequest::default().with_transactional_id(TransactionalId(nm("kd-txcg-id"))).with_producer_id(pid.producer_id).with_producer_epoch(pid.producer_epoch).with_group_id(GroupId(nm("kd-txcg-g"))), 3).await;
+            out.line(format!("add offsets: error {}", r.error_code));
+            // The group metadata a consumer hands its producer: member id and member epoch.
+            let commit = |member: &str, epoch: i32| {
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(nm("kd-txcg-id")))
+                    .with_group_id(GroupId(nm("kd-txcg-g")))
+                    .with_producer_id(pid.producer_id)
+                    .with_producer_epoch(pid.producer_epoch)
+                    .with_member_id(s(member))
+                    .with_generation_id(epoch)
+                    .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(tn("kd-txcg"))
+                        .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1)])])
+            };
+            for (what, member, e) in [("its epoch", "kd-txcg-m", epoch), ("a newer epoch", "kd-txcg-m", epoch + 3), ("an unknown member", "kd-txcg-x", epoch)] {
+                let r = sd.c.send(&commit(member, e), 3).await;
+                out.line(format!("txn offset commit, {what}: errors {:?}", r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect::<Vec<_>>()));
+            }
+            let r = sd.c.send(&EndTxnRequest::default().with_transactional_id(TransactionalId(nm("kd-txcg-id"))).with_producer_id(pid.producer_id).with_producer_epoch(pid.producer_epoch).with_committed(true), 4).await;
+            out.line(format!("commit: error {}", r.error_code));
+        }),
         case!("read-committed-around-a-transaction", |sd, out| {
             create(&mut sd.c, "kd-rc", 1, &[]).await;
             produce(&mut sd.c, out, 9, "kd-rc", 0, batch(2, now_ms(), Compression::None)).await;

@@ -921,7 +921,12 @@ impl GroupCoordinator {
         if e.group.state == GroupState::Dead {
             return Err(GroupError::CoordinatorNotAvailable);
         }
-        if !member_id.is_empty() || generation >= 0 {
+        // A consumer group checks the member epoch (or a classic member's generation), as for an
+        // OffsetCommit, but answers a wrong one ILLEGAL_GENERATION as Kafka 4.0 does here (the
+        // producer relays the consumer's group metadata); a classic group checks the generation.
+        if let Some(check) = Self::check_consumer_member(e, member_id, generation) {
+            check.map_err(|err| if err == GroupError::StaleMemberEpoch { GroupError::IllegalGeneration } else { err })?;
+        } else if !member_id.is_empty() || generation >= 0 {
             Self::check_member(e, member_id, instance_id, generation)?;
         }
         let ts = wall_ms();
@@ -2314,5 +2319,23 @@ mod tests {
         let _ = c.join_start(&log, consumer_join_req("h", &cl.member_id, &topics));
         let hb = HeartbeatInput { member_id: "m9".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
         assert_eq!(c.consumer_heartbeat(&log, "h", hb, &topics).err(), Some(GroupError::NotConsumerGroup("h".into())));
+    }
+
+    #[test]
+    fn transactional_commits_to_a_consumer_group_check_the_member_epoch_or_the_classic_generation() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        let log = MemLog::default();
+        let c = GroupCoordinator::new(config());
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        let hb = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        let epoch = c.consumer_heartbeat(&log, "g", hb, &topics).unwrap().output.member_epoch;
+        let first = c.join_start(&log, consumer_join_req("g", "", &topics)).unwrap();
+        let classic = c.join_start(&log, consumer_join_req("g", &first.member_id, &topics)).unwrap();
+        let commit = |member: &str, generation: i32| c.txn_commit(&log, "g", (7, 0), generation, member, None, commit_one(5));
+        assert_eq!(commit("m1", epoch).map(|r| r.len()), Ok(1));
+        assert_eq!(commit("m1", epoch + 5).err(), Some(GroupError::IllegalGeneration));
+        assert_eq!(commit(&classic.member_id, classic.generation).map(|r| r.len()), Ok(1));
+        assert_eq!(commit(&classic.member_id, classic.generation + 1).err(), Some(GroupError::IllegalGeneration));
+        assert_eq!(commit("nobody", 1).err(), Some(GroupError::UnknownMemberId));
     }
 }
