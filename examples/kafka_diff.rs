@@ -891,8 +891,10 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             out.line(format!("consumer-protocol join of a classic group: error {} epoch is generation + 1 {}", r.error_code, r.member_epoch == g + 1));
             let r = sd.c.send(&HeartbeatRequest::default().with_group_id(GroupId(nm("kd-mix-up"))).with_generation_id(g).with_member_id(s(&c)), 4).await;
             out.line(format!("classic heartbeat after it: error {}", r.error_code));
-            let r = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm("kd-mix-up"))]), 0).await;
-            out.line(format!("described: error {} members {}", r.groups[0].error_code, r.groups[0].members.len()));
+            let r = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm("kd-mix-up"))]), 1).await;
+            let mut types: Vec<i8> = r.groups[0].members.iter().map(|m| m.member_type).collect();
+            types.sort();
+            out.line(format!("described: error {} member types {types:?}", r.groups[0].error_code));
             let r = sd.c.send(&beat("kd-mix-up", "kd-mix-b", -1), 0).await;
             out.line(format!("consumer-protocol leave: error {}", r.error_code));
             let r = sd.c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(nm("kd-mix-up"))]), 5).await;

@@ -64,8 +64,8 @@ pub async fn handle(broker: &Arc<Broker>, req: ConsumerGroupDescribeRequest, _ve
                                     .with_subscribed_topic_regex(m.subscribed_topic_regex.map(str_bytes))
                                     .with_assignment(to_wire(&m.assignment, &topics))
                                     .with_target_assignment(to_wire(&m.target_assignment, &topics))
-                                    // 1: a member of the consumer protocol (0 would be classic).
-                                    .with_member_type(1)
+                                    // 1: a member of the consumer protocol, 0: a classic one.
+                                    .with_member_type(if m.classic { 0 } else { 1 })
                             })
                             .collect(),
                     ),

@@ -43,6 +43,8 @@ pub struct ConsumerMemberSummary {
     pub subscribed_topic_regex: Option<String>,
     pub assignment: assignor::Assignment,
     pub target_assignment: assignor::Assignment,
+    /// It speaks the classic protocol (a group in migration).
+    pub classic: bool,
 }
 
 /// A heartbeat's answer: the member's view plus the interval the client should keep, and the
@@ -394,6 +396,7 @@ impl GroupCoordinator {
                 subscribed_topic_regex: m.subscribed_topic_regex.clone(),
                 assignment: m.assigned.clone(),
                 target_assignment: g.target.get(&m.id).cloned().unwrap_or_default(),
+                classic: m.classic.is_some(),
             })
             .collect();
         Ok(ConsumerGroupSummary { state: g.state(), group_epoch: g.group_epoch, assignment_epoch: g.assignment_epoch, assignor: g.assignor.clone(), members })
