@@ -307,6 +307,19 @@ impl ConsumerGroup {
         self.assignment_epoch = self.group_epoch;
     }
 
+    /// A static member back under a new member id: it takes its old self's place, with its
+    /// epoch, assignment and target.
+    fn replace_static(&mut self, old: ConsumerMember, new_id: &str) {
+        self.members.remove(&old.id);
+        if let Some(t) = self.target.remove(&old.id) {
+            self.target.insert(new_id.to_string(), t);
+        }
+        let mut m = old;
+        m.id = new_id.to_string();
+        m.left_temporarily = false;
+        self.members.insert(new_id.to_string(), m);
+    }
+
     /// Whether a member other than `except` holds (or is still revoking) the partition.
     fn held_by_other(&self, except: &str, topic: &str, p: i32) -> bool {
         self.members.iter().any(|(id, m)| {
@@ -412,14 +425,7 @@ impl ConsumerGroup {
                         return Err(HeartbeatError::UnreleasedInstanceId);
                     }
                     // The static member comes back under a new id and takes its place as it was.
-                    self.members.remove(&old.id);
-                    if let Some(t) = self.target.remove(&old.id) {
-                        self.target.insert(id.clone(), t);
-                    }
-                    let mut m = old;
-                    m.id = id.clone();
-                    m.left_temporarily = false;
-                    self.members.insert(id.clone(), m);
+                    self.replace_static(old, &id);
                     assignment_changed = true;
                 }
             }
@@ -609,14 +615,7 @@ impl ConsumerGroup {
                         return Err(HeartbeatError::FencedInstanceId);
                     }
                     // A static member back under a new id takes its old self's place.
-                    self.members.remove(&old.id);
-                    if let Some(t) = self.target.remove(&old.id) {
-                        self.target.insert(id.clone(), t);
-                    }
-                    let mut m = old;
-                    m.id = id.clone();
-                    m.left_temporarily = false;
-                    self.members.insert(id.clone(), m);
+                    self.replace_static(old, &id);
                     replaced = true;
                 }
                 Some(_) => {}
@@ -1238,17 +1237,16 @@ mod tests {
     }
 
     /// A stable classic group: member c1 at generation 3 owning every partition of t.
-    fn classic_group(t: &TopicsView) -> Group {
+    fn classic_group() -> Group {
         let mut m = Member::new("c1".into(), vec![("range".into(), subscription(&["t"], &Assignment::new()))], 10_000, 30_000, 0);
         m.assignment = embedded::encode_assignment(1, &parts(&[0, 1, 2, 3]));
-        let _ = t;
         Group::restore("g", Some("consumer".into()), 3, Some("range".into()), Some("c1".into()), vec![m], 0)
     }
 
     #[test]
     fn a_classic_group_upgrades_its_members_rejoin_to_give_partitions_up_and_it_downgrades_back() {
         let t = topics(&[("t", 4)]);
-        let mut g = ConsumerGroup::from_classic(&classic_group(&t), &t, "uniform", 0).unwrap();
+        let mut g = ConsumerGroup::from_classic(&classic_group(), &t, "uniform", 0).unwrap();
         assert_eq!((g.group_epoch, g.assignment_epoch), (3, 3));
         let c1 = &g.members["c1"];
         assert_eq!((c1.member_epoch, c1.state, n(&c1.assigned)), (3, MemberState::Stable, 4));

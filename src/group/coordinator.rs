@@ -1572,7 +1572,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_write_failure_reaches_the_committer_unchanged_and_commits_nothing() {
-        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use super::super::consumer::TopicsView;
         for kind in every_log_error() {
             let log = FailingLog::default();
             let c = GroupCoordinator::new(config());
@@ -1585,7 +1585,7 @@ mod tests {
             // TxnOffsetCommit: the whole request.
             assert_eq!(c.txn_commit(&log, "simple", (7, 0), -1, "", None, commit_one(5)), Err(want.clone()), "{kind:?}");
             // ConsumerGroupHeartbeat: a join that cannot be written.
-            let join = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+            let join = consumer_join_hb("m1");
             let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
             assert_eq!(c.consumer_heartbeat(&log, "cg", join, &topics).err(), Some(want.clone()), "{kind:?}");
             // Once the log takes writes again, the same commit works.
@@ -1785,19 +1785,12 @@ mod tests {
 
     #[test]
     fn a_consumer_heartbeat_whose_records_cannot_be_written_fails_and_changes_nothing() {
-        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use super::super::consumer::TopicsView;
         use std::sync::atomic::Ordering::SeqCst;
         let log = GatedLog::new();
         let c = GroupCoordinator::new(config());
         let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
-        let join = |id: &str| HeartbeatInput {
-            member_id: id.into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..Default::default()
-        };
+        let join = consumer_join_hb;
         // A first member whose join cannot be written: refused, and no group comes of it.
         log.fail.store(true, SeqCst);
         assert!(matches!(c.consumer_heartbeat(&log, "cg", join("m1"), &topics), Err(GroupError::Log(_))));
@@ -1829,14 +1822,7 @@ mod tests {
         let log = GatedLog::new();
         let c = GroupCoordinator::new(GroupConfig { append_linger_ms: 10, ..config() });
         let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
-        let join = |id: &str| HeartbeatInput {
-            member_id: id.into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..Default::default()
-        };
+        let join = consumer_join_hb;
         let answered = |w: &mut super::super::consumer_coordinator::LingeringWrite| w.written.try_recv().ok();
         // Two joins: both wait for one write; the first began the batch and writes it.
         let mut first = c.consumer_heartbeat(&log, "cg", join("m1"), &topics).unwrap();
@@ -2208,6 +2194,18 @@ mod tests {
         }
     }
 
+    /// A consumer-protocol member's first heartbeat, subscribed to topic t.
+    fn consumer_join_hb(id: &str) -> super::super::consumer::HeartbeatInput {
+        super::super::consumer::HeartbeatInput {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            owned: Some(Default::default()),
+            ..Default::default()
+        }
+    }
+
     /// A classic consumer's JoinGroup for topic t, with a real subscription.
     fn consumer_join_req(group: &str, member: &str, topics: &super::super::consumer::TopicsView) -> JoinRequest {
         let mut b = bytes::BytesMut::new();
@@ -2237,14 +2235,7 @@ mod tests {
         let all = embedded::encode_assignment(1, &BTreeMap::from([("t".to_string(), (0..4).collect())]));
         let s = c.sync(&log, "g", 1, &c1, None, None, None, BTreeMap::from([(c1.clone(), all)]), rx.clone()).await;
         assert_eq!(s.error, None);
-        let join = |id: &str| HeartbeatInput {
-            member_id: id.into(),
-            member_epoch: 0,
-            rebalance_timeout_ms: 30_000,
-            subscribed_topic_names: Some(vec!["t".into()]),
-            owned: Some(Default::default()),
-            ..Default::default()
-        };
+        let join = consumer_join_hb;
 
         // The upgrade cannot be written: refused, and the classic group is as it was.
         log.fail.store(true, SeqCst);
@@ -2279,7 +2270,7 @@ mod tests {
         reloaded.load(&log).unwrap();
         let d = reloaded.consumer_describe(&log, "g").unwrap();
         assert_eq!((d.group_epoch, d.members.len()), (2, 2));
-        assert!(matches!(reloaded.heartbeat(&log, "g", rejoined.generation, &c1, None), Ok(()) | Err(GroupError::RebalanceInProgress)));
+        assert_eq!(reloaded.heartbeat(&log, "g", 2, &c1, None), Ok(()));
 
         // The consumer-protocol member leaves: a classic group of c1 again, rebalancing.
         let left = c.consumer_heartbeat(&log, "g", HeartbeatInput { member_epoch: LEAVE_EPOCH, ..join("m2") }, &topics).unwrap();
@@ -2298,11 +2289,11 @@ mod tests {
 
     #[test]
     fn a_classic_join_to_a_consumer_group_follows_kafkas_checks() {
-        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use super::super::consumer::TopicsView;
         let log = MemLog::default();
         let c = GroupCoordinator::new(GroupConfig { migration_policy: super::super::MigrationPolicy::Disabled, ..config() });
         let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
-        let hb = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        let hb = consumer_join_hb("m1");
         c.consumer_heartbeat(&log, "g", hb, &topics).unwrap();
         // Classic members join a consumer group whatever the policy (it governs conversions).
         let first = c.join_start(&log, consumer_join_req("g", "", &topics)).unwrap();
@@ -2317,17 +2308,17 @@ mod tests {
         // With upgrades disabled, a consumer-protocol member cannot join a classic group.
         let cl = c.join_start(&log, consumer_join_req("h", "", &topics)).unwrap();
         let _ = c.join_start(&log, consumer_join_req("h", &cl.member_id, &topics));
-        let hb = HeartbeatInput { member_id: "m9".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        let hb = consumer_join_hb("m9");
         assert_eq!(c.consumer_heartbeat(&log, "h", hb, &topics).err(), Some(GroupError::NotConsumerGroup("h".into())));
     }
 
     #[test]
     fn transactional_commits_to_a_consumer_group_check_the_member_epoch_or_the_classic_generation() {
-        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use super::super::consumer::TopicsView;
         let log = MemLog::default();
         let c = GroupCoordinator::new(config());
         let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
-        let hb = HeartbeatInput { member_id: "m1".into(), member_epoch: 0, rebalance_timeout_ms: 30_000, subscribed_topic_names: Some(vec!["t".into()]), owned: Some(Default::default()), ..Default::default() };
+        let hb = consumer_join_hb("m1");
         let epoch = c.consumer_heartbeat(&log, "g", hb, &topics).unwrap().output.member_epoch;
         let first = c.join_start(&log, consumer_join_req("g", "", &topics)).unwrap();
         let classic = c.join_start(&log, consumer_join_req("g", &first.member_id, &topics)).unwrap();
