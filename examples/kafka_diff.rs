@@ -739,6 +739,114 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             out.line("after the abort, read_committed");
             fetch_lines(out, &f);
         }),
+        case!("kip890-produce-adds-partitions-and-end-txn-bumps-the-epoch", |sd, out| {
+            // KIP-890 part 2 (transaction.version 2, both brokers' default): Produce v12 adds its
+            // partition to the transaction, and every EndTxn v5 moves the producer one epoch up.
+            create(&mut sd.c, "kd-890", 2, &[]).await;
+            let id = "kd-890-id";
+            let pid = init_producer(&mut sd.c, Some(id), 60_000).await;
+            let (p, e) = (pid.producer_id, pid.producer_epoch);
+            out.line(format!("init: error {} epoch {e}", pid.error_code));
+            let txn_produce = |partition: i32, epoch: i16, seq: i32| {
+                let mut req = produce_req("kd-890", partition, -1, producer_batch((0..2).map(|i| record(i, now_ms(), "k", b"v")).collect(), (p.0, epoch, seq), true));
+                req.transactional_id = Some(TransactionalId(nm(id)));
+                req
+            };
+            // Not added by the producer: verified (and refused) up to v11, added from v12.
+            for v in [10, 11, 12] {
+                out.line(format!("produce v{v}, partition not added"));
+                produce_lines(out, &sd.c.send(&txn_produce(0, e, 0), v).await);
+            }
+            out.line("produce v12, another partition, a newer epoch, then the current one");
+            produce_lines(out, &sd.c.send(&txn_produce(1, e + 1, 0), 12).await);
+            produce_lines(out, &sd.c.send(&txn_produce(1, e, 0), 12).await);
+            let end = |epoch: i16, commit: bool| EndTxnRequest::default().with_transactional_id(TransactionalId(nm(id))).with_producer_id(p).with_producer_epoch(epoch).with_committed(commit);
+            // Kafka answers before its markers are written: retried while it says CONCURRENT_TRANSACTIONS.
+            let end_txn = async |c: &mut Client, out: &mut Out, what: &str, epoch: i16, commit: bool, v: i16| {
+                let mut r = c.send(&end(epoch, commit), v).await;
+                for _ in 0..50 {
+                    if r.error_code != 51 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    r = c.send(&end(epoch, commit), v).await;
+                }
+                out.line(format!("{what}: error {} same id {} epoch {}", r.error_code, r.producer_id == p, r.producer_epoch - e));
+            };
+            end_txn(&mut sd.c, out, "commit v5", e, true, 5).await;
+            end_txn(&mut sd.c, out, "commit v5 again at the old epoch", e, true, 5).await;
+            end_txn(&mut sd.c, out, "abort v5 at the old epoch", e, false, 5).await;
+            end_txn(&mut sd.c, out, "commit v5 two epochs up", e + 2, true, 5).await;
+            end_txn(&mut sd.c, out, "commit v5 with nothing open", e + 1, true, 5).await;
+            out.line("the next transaction at the new epoch, then a write at the old one");
+            let mut r = sd.c.send(&txn_produce(0, e + 1, 0), 12).await;
+            for _ in 0..50 {
+                if r.responses[0].partition_responses[0].error_code != 51 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                r = sd.c.send(&txn_produce(0, e + 1, 0), 12).await;
+            }
+            produce_lines(out, &r);
+            produce_lines(out, &sd.c.send(&txn_produce(0, e, 2), 12).await);
+            end_txn(&mut sd.c, out, "abort v5", e + 1, false, 5).await;
+            end_txn(&mut sd.c, out, "abort v5 with nothing open", e + 2, false, 5).await;
+            end_txn(&mut sd.c, out, "its retry", e + 2, false, 5).await;
+            end_txn(&mut sd.c, out, "abort v4 at the current epoch", e + 3, false, 4).await;
+            end_txn(&mut sd.c, out, "commit v4 at the current epoch", e + 3, true, 4).await;
+            // Each batch of partition 0: data or marker, and its epoch above the first.
+            for _ in 0..50 {
+                if sd.c.send(&list_offsets_req("kd-890", 0, -1, 1), 9).await.topics[0].partitions[0].offset == 6 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let f = sd.c.send(&fetch_req(vec![fetch_topic("kd-890", 0, 0, 1 << 20)]), 12).await;
+            let mut records = f.responses[0].partitions[0].records.clone().unwrap_or_default();
+            let batches: Vec<String> = RecordBatchDecoder::decode_all(&mut records)
+                .map(|sets| sets.iter().flat_map(|s| s.records.first()).map(|r| format!("{}{}", if r.control { "marker@" } else { "data@" }, r.producer_epoch - e)).collect())
+                .unwrap_or_default();
+            out.line(format!("partition 0: {batches:?}"));
+        }),
+        case!("kip890-txn-offset-commit-adds-the-offsets-partition", |sd, out| {
+            create(&mut sd.c, "kd-890o", 1, &[]).await;
+            let id = "kd-890o-id";
+            let pid = init_producer(&mut sd.c, Some(id), 60_000).await;
+            let commit = |epoch: i16| {
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(nm(id)))
+                    .with_group_id(GroupId(nm("kd-890o-g")))
+                    .with_producer_id(pid.producer_id)
+                    .with_producer_epoch(epoch)
+                    .with_generation_id(-1)
+                    .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(tn("kd-890o"))
+                        .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(5)])])
+            };
+            let codes = |r: &TxnOffsetCommitResponse| r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)).collect::<Vec<_>>();
+            // Without AddOffsetsToTxn: refused up to v4, the offsets partition added from v5.
+            for v in [3, 4, 5] {
+                out.line(format!("txn offset commit v{v}: errors {:?}", codes(&sd.c.send(&commit(pid.producer_epoch), v).await)));
+            }
+            out.line(format!("txn offset commit v5, a newer epoch: errors {:?}", codes(&sd.c.send(&commit(pid.producer_epoch + 1), 5).await)));
+            let d = sd.c.send(&DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(nm(id))]), 0).await;
+            let st = &d.transaction_states[0];
+            out.line(format!("describe: error {} state {} topics {:?}", st.error_code, st.transaction_state.as_str(), st.topics.iter().map(|t| t.topic.0.as_str().to_string()).collect::<Vec<_>>()));
+            let r = sd.c.send(&EndTxnRequest::default().with_transactional_id(TransactionalId(nm(id))).with_producer_id(pid.producer_id).with_producer_epoch(pid.producer_epoch).with_committed(true), 5).await;
+            out.line(format!("commit v5: error {} epoch {}", r.error_code, r.producer_epoch - pid.producer_epoch));
+            // The committed offset, once the marker is in (read_committed OffsetFetch waits for it).
+            let mut committed = -2;
+            for _ in 0..50 {
+                let g = sd.c.send(&OffsetFetchRequest::default().with_require_stable(true).with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(nm("kd-890o-g"))).with_topics(None)]), 8).await;
+                let found = g.groups[0].topics.iter().flat_map(|t| t.partitions.iter()).map(|p| (p.error_code, p.committed_offset)).next();
+                if let Some((0, o)) = found {
+                    committed = o;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            out.line(format!("committed offset: {committed}"));
+        }),
         case!("consumer-group-heartbeat-edges", |sd, out| {
             create(&mut sd.c, "kd-cgh", 2, &[]).await;
             let beat_in = |group: &str, member: &str, epoch: i32| {
@@ -998,6 +1106,10 @@ async fn main() {
         if f.lines == k.lines {
             passed += 1;
             println!("PASS {name}");
+            // KAFKA_DIFF_SHOW=1 prints what both answered.
+            if std::env::var_os("KAFKA_DIFF_SHOW").is_some() {
+                f.lines.iter().for_each(|l| println!("  {l}"));
+            }
         } else {
             failed += 1;
             println!("FAIL {name}");

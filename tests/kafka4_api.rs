@@ -45,7 +45,7 @@ fn update_req(updates: Vec<FeatureUpdateKey>, validate_only: bool) -> UpdateFeat
 
 /// (name, min, max) of the supported features and (name, level) of the finalized ones, with the epoch.
 async fn features(c: &mut Client) -> (Vec<(String, i16, i16)>, Vec<(String, i16)>, i64) {
-    let r = c.send(&ApiVersionsRequest::default(), 3).await;
+    let r = c.send(&ApiVersionsRequest::default(), 4).await;
     assert_eq!(r.error_code, 0);
     let supported = r.supported_features.iter().map(|f| (f.name.to_string(), f.min_version, f.max_version)).collect();
     let finalized = r
@@ -146,15 +146,20 @@ async fn describe_cluster_v2_marks_no_broker_fenced_and_refuses_other_endpoint_t
 }
 
 #[tokio::test]
-async fn api_versions_v3_carries_what_fjord_implements_and_v2_no_features() {
+async fn api_versions_v4_carries_what_fjord_implements_v3_less_and_v2_no_features() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;
     let (supported, finalized, epoch) = features(&mut c).await;
     let supported: Vec<(&str, i16, i16)> = supported.iter().map(|(n, a, z)| (n.as_str(), *a, *z)).collect();
-    assert_eq!(supported, vec![("group.version", 0, 1), ("kraft.version", 0, 1), ("metadata.version", 25, 25), ("transaction.version", 0, 0)]);
-    // Level 0 is left out, as Kafka leaves it out.
-    assert_eq!(finalized, owned(&[("group.version", 1), ("metadata.version", 25)]));
+    assert_eq!(supported, vec![("group.version", 0, 1), ("kraft.version", 0, 1), ("metadata.version", 25, 25), ("transaction.version", 0, 2)]);
+    // Level 0 (kraft.version, a static quorum) is left out, as Kafka leaves it out.
+    assert_eq!(finalized, owned(&[("group.version", 1), ("metadata.version", 25), ("transaction.version", 2)]));
     assert_eq!(epoch, 0);
+    // v3 leaves out the features whose lowest level is 0, as Kafka 4.0 does.
+    let v3 = c.send(&ApiVersionsRequest::default(), 3).await;
+    let names: Vec<&str> = v3.supported_features.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["metadata.version"]);
+    assert_eq!(v3.finalized_features.len(), 3);
     let v2 = c.send(&ApiVersionsRequest::default(), 2).await;
     assert!(v2.supported_features.is_empty() && v2.finalized_features.is_empty());
     b.stop().await;
@@ -176,7 +181,7 @@ async fn update_features_refuses_with_kafkas_errors_and_changes_nothing() {
         (vec![update("group.version", 1, 7)], "Invalid update version 1 for feature group.version. The controller does not support the given upgrade type."),
         (vec![update("metadata.version", -1, UNSAFE_DOWNGRADE)], "Invalid update version -1 for feature metadata.version. A feature version cannot be less than 0."),
         (vec![update("metadata.version", 24, SAFE_DOWNGRADE)], "Invalid update version 24 for feature metadata.version. Local controller 1 only supports versions 25-25"),
-        (vec![update("transaction.version", 2, UPGRADE)], "Invalid update version 2 for feature transaction.version. Local controller 1 only supports versions 0-0"),
+        (vec![update("transaction.version", 3, UPGRADE)], "Invalid update version 3 for feature transaction.version. Local controller 1 only supports versions 0-2"),
         // One bad update refuses the good one beside it.
         (vec![update("group.version", 0, SAFE_DOWNGRADE), update("foo", 1, UPGRADE)], "Invalid update version 1 for feature foo. Local controller 1 does not support this feature."),
     ];
@@ -207,7 +212,7 @@ async fn group_version_0_turns_consumer_groups_off_durably_until_upgraded() {
     let r = c.send(&update_req(vec![update("group.version", 0, SAFE_DOWNGRADE)], false), 2).await;
     assert_eq!((r.error_code, r.results.len()), (0, 0));
     let (_, finalized, epoch) = features(&mut c).await;
-    assert_eq!((finalized, epoch), (owned(&[("metadata.version", 25)]), 1));
+    assert_eq!((finalized, epoch), (owned(&[("metadata.version", 25), ("transaction.version", 2)]), 1));
 
     // As Kafka with group.version 0: the consumer protocol answers UNSUPPORTED_VERSION, no message.
     let beat = c.send(&consumer_join_req("cg", "m1", &["t"]), 1).await;
@@ -219,14 +224,14 @@ async fn group_version_0_turns_consumer_groups_off_durably_until_upgraded() {
     b.restart().await;
     let mut c = b.client().await;
     let (_, finalized, epoch) = features(&mut c).await;
-    assert_eq!((finalized, epoch), (owned(&[("metadata.version", 25)]), 1));
+    assert_eq!((finalized, epoch), (owned(&[("metadata.version", 25), ("transaction.version", 2)]), 1));
     assert_eq!(c.send(&consumer_join_req("cg", "m1", &["t"]), 1).await.error_code, E::UnsupportedVersion.code());
 
     // v0 speaks allow_downgrade instead of an upgrade type; an upgrade turns the protocol back on.
     let v0 = UpdateFeaturesRequest::default().with_timeout_ms(5000).with_feature_updates(vec![update("group.version", 1, UPGRADE)]);
     assert_eq!(c.send(&v0, 0).await.error_code, 0);
     let (_, finalized, epoch) = features(&mut c).await;
-    assert_eq!((finalized, epoch), (owned(&[("group.version", 1), ("metadata.version", 25)]), 2));
+    assert_eq!((finalized, epoch), (owned(&[("group.version", 1), ("metadata.version", 25), ("transaction.version", 2)]), 2));
     let beat = c.send(&consumer_join_req("cg", "m1", &["t"]), 1).await;
     assert_eq!((beat.error_code, beat.member_epoch), (0, 1));
     // The same level again is no change: the epoch stays.

@@ -55,7 +55,7 @@ async fn kafka_features_describe_upgrade_and_downgrade_work_against_fjord() {
             "Feature: group.version SupportedMinVersion: 0 SupportedMaxVersion: 1 FinalizedVersionLevel: 1 Epoch: 0",
             "Feature: kraft.version SupportedMinVersion: 0 SupportedMaxVersion: 1 FinalizedVersionLevel: 0 Epoch: 0",
             "Feature: metadata.version SupportedMinVersion: 4.0-IV3 SupportedMaxVersion: 4.0-IV3 FinalizedVersionLevel: 4.0-IV3 Epoch: 0",
-            "Feature: transaction.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+            "Feature: transaction.version SupportedMinVersion: 0 SupportedMaxVersion: 2 FinalizedVersionLevel: 2 Epoch: 0",
         ],
         "{text}"
     );
@@ -68,8 +68,8 @@ async fn kafka_features_describe_upgrade_and_downgrade_work_against_fjord() {
         "{text}"
     );
 
-    let (ok, text) = run(&["upgrade", "--feature", "transaction.version=2"]).await;
-    assert!(!ok && text.contains("Invalid update version 2 for feature transaction.version. Local controller 1 only supports versions 0-0"), "{text}");
+    let (ok, text) = run(&["upgrade", "--feature", "transaction.version=3"]).await;
+    assert!(!ok && text.contains("Invalid update version 3 for feature transaction.version. Local controller 1 only supports versions 0-2"), "{text}");
     let (ok, text) = run(&["upgrade", "--feature", "group.version=1"]).await;
     assert!(ok && text.contains("group.version was upgraded to 1."), "{text}");
     let (_, text) = run(&["describe"]).await;

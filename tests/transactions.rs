@@ -577,7 +577,8 @@ async fn a_transaction_past_its_timeout_is_aborted_with_a_fence_and_releases_the
         assert_eq!(d.transaction_state.as_str(), "Ongoing");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    assert_eq!((d.producer_id.0, d.producer_epoch), (pid, epoch + 1), "the abort bumped the epoch");
+    // Two epochs up at transaction.version 2 (a new cluster's level), as Kafka 4.0's coordinator.
+    assert_eq!((d.producer_id.0, d.producer_epoch), (pid, epoch + 2), "the abort bumped the epoch");
     assert_eq!(end_txn(&mut c, "t8", pid, epoch, true, 3).await, E::ProducerFenced.code());
     assert_eq!(end_txn(&mut c, "t8", pid, epoch, false, 3).await, E::ProducerFenced.code());
     assert_eq!(produce(&mut c, Some("t8"), "to", 0, txn_batch(1, pid, epoch, 2)).await.0, E::InvalidProducerEpoch.code());
@@ -585,7 +586,7 @@ async fn a_transaction_past_its_timeout_is_aborted_with_a_fence_and_releases_the
     assert_eq!((f.high_watermark, f.last_stable_offset), (3, 3), "the abort marker released the LSO");
     assert_eq!(f.aborted, Some(vec![(pid, 0)]));
     assert_eq!(f.markers(), vec![0]);
-    assert_eq!(f.batches.last().unwrap().producer_epoch, epoch + 1, "the marker carries the bumped epoch");
+    assert_eq!(f.batches.last().unwrap().producer_epoch, epoch + 2, "the marker carries the bumped epoch");
     b.stop().await;
 }
 
@@ -609,5 +610,65 @@ async fn add_partitions_to_txn_verify_only_answers_each_partition_by_its_members
     // coordinator answers it; Kafka 4.x says TRANSACTION_ABORTABLE).
     assert_eq!(codes[0], (0, 0), "partition 0 is in the transaction");
     assert_eq!(codes[1], (1, E::InvalidTxnState.code()), "partition 1 is not");
+    b.stop().await;
+}
+
+/// Produce of one batch with the request's transactional id at `version`: (error, base offset).
+async fn produce_at(c: &mut Client, id: &str, topic: &str, partition: i32, records: Bytes, version: i16) -> (i16, i64) {
+    let req = ProduceRequest::default().with_transactional_id(Some(tid(id))).with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(records))]),
+    ]);
+    let p = &c.send(&req, version).await.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// EndTxn v5: (error, producer id, epoch) of the answer.
+async fn end_txn_v5(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool) -> (i16, i64, i16) {
+    let req = EndTxnRequest::default().with_transactional_id(tid(id)).with_producer_id(ProducerId(pid)).with_producer_epoch(epoch).with_committed(commit);
+    let r = c.send(&req, 5).await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
+}
+
+/// KIP-890 part 2, as a Java 4.0 producer speaks it once transaction.version is 2 (a new
+/// cluster's level): no AddPartitionsToTxn or AddOffsetsToTxn, a new epoch from every EndTxn v5.
+#[tokio::test]
+async fn kip890_partitions_join_by_producing_and_every_end_moves_the_epoch_up() {
+    let mut b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    create_topic(&mut c, "k", 1).await;
+    let (pid, e) = init_ok(&mut c, "t890", 60_000).await;
+    // Verified up to v11 (v11 can abort on TRANSACTION_ABORTABLE), added from v12.
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(2, pid, e, 0), 10).await.0, E::InvalidTxnState.code());
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(2, pid, e, 0), 11).await.0, E::TransactionAbortable.code());
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(2, pid, e, 0), 12).await, (0, 0));
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(1, pid, e + 1, 0), 12).await.0, E::InvalidProducerEpoch.code(), "an epoch the coordinator does not know");
+    let r = c.send(&TxnOffsetCommitRequest::default().with_transactional_id(tid("t890")).with_group_id(GroupId(s("g890"))).with_producer_id(ProducerId(pid)).with_producer_epoch(e).with_generation_id(-1).with_topics(vec![
+        txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(name("k")).with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(2)]),
+    ]), 5).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v5 adds the offsets partition");
+    let mut parts = txn_partitions(&describe_txn(&mut c, "t890").await);
+    parts.sort();
+    assert_eq!(parts.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["__consumer_offsets", "k"]);
+
+    assert_eq!(end_txn_v5(&mut c, "t890", pid, e, true).await, (0, pid, e + 1));
+    assert_eq!(offset_fetch(&mut c, "g890", "k", 0, true).await, (0, 2), "the offset committed with the transaction");
+    let f = fetch(&mut c, "k", 0, 0, READ_COMMITTED).await;
+    assert_eq!((f.data_records().len(), f.markers(), f.last_stable_offset), (2, vec![1], 3));
+    assert_eq!(f.batches.last().map(|b| b.producer_epoch), Some(e + 1), "the marker carries the new epoch");
+    // The next transaction at the new epoch starts its sequences at 0; the old epoch is fenced.
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(1, pid, e + 1, 0), 12).await, (0, 3));
+    assert_eq!(produce_at(&mut c, "t890", "k", 0, txn_batch(1, pid, e, 2), 12).await.0, E::InvalidProducerEpoch.code());
+    assert_eq!(end_txn_v5(&mut c, "t890", pid, e + 1, false).await, (0, pid, e + 2));
+    // A retry at the old epoch is answered with the new one, also after a restart; the other
+    // outcome is INVALID_TXN_STATE, and a v4 end keeps the epoch (the classic protocol).
+    b.restart().await;
+    let mut c = b.client().await;
+    assert_eq!(end_txn_v5(&mut c, "t890", pid, e + 1, false).await, (0, pid, e + 2));
+    assert_eq!(end_txn_v5(&mut c, "t890", pid, e + 1, true).await.0, E::InvalidTxnState.code());
+    assert_eq!(end_txn_v5(&mut c, "t890", pid, e + 3, false).await.0, E::ProducerFenced.code());
+    assert_eq!(end_txn(&mut c, "t890", pid, e + 2, false, 4).await, 0);
+    assert_eq!(describe_txn(&mut c, "t890").await.producer_epoch, e + 2);
     b.stop().await;
 }

@@ -92,11 +92,10 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_ranges
     assert_eq!((join.min_version, join.max_version), (2, 9), "Kafka 4.0 serves JoinGroup from v2 (KIP-896)");
     let add = resp.api_keys.iter().find(|k| k.api_key == ApiKey::AddPartitionsToTxn as i16).expect("transactions are advertised");
     assert_eq!((add.min_version, add.max_version), (0, 5));
-    // The classic protocol only: transaction.version supported up to 0 and not finalized, so no
-    // client switches to KIP-890's transaction protocol.
-    let tv = resp.supported_features.iter().find(|f| f.name.as_str() == "transaction.version").expect("transaction.version");
-    assert_eq!((tv.min_version, tv.max_version), (0, 0));
-    assert!(resp.finalized_features.iter().all(|f| f.name.as_str() != "transaction.version"));
+    // KIP-890 part 2 on a new cluster, as Kafka 4.0 formats one: finalized at 2 (v3 leaves the
+    // supported range out, its lowest level being 0).
+    let tv = resp.finalized_features.iter().find(|f| f.name.as_str() == "transaction.version").expect("transaction.version");
+    assert_eq!((tv.min_version_level, tv.max_version_level), (2, 2));
 
     // An ApiVersions version from the future: UNSUPPORTED_VERSION plus our ranges, in v0 format.
     let mut frame = BytesMut::new();

@@ -341,6 +341,13 @@ check "kafka-producer-perf-test --transactional-id: $N_TXN records sent" grep -q
 consume "$WORK/txn-read.txt" --bootstrap-server "$B" --topic txn --from-beginning --isolation-level read_committed \
   --max-messages "$((N_TXN + 1))" --timeout-ms 4000
 assert_eq "read_committed console consumer reads exactly the $N_TXN committed records" "$N_TXN" "$(wc -l <"$WORK/txn-read.txt")"
+# transaction.version 2 (KIP-890, as on a new Kafka 4.0 cluster): every EndTxn moves the producer one
+# epoch up and its commit marker carries the new one, so the n-th marker of the new producer id is at
+# epoch n. (The client sends no AddPartitionsToTxn: Produce v12 adds the partition.)
+tool kafka-dump-log.sh --files "$(ls "$WORK"/data/txn-0/*.log | head -1)" >"$WORK/txn-dump.out" 2>&1
+assert_eq "KIP-890: the transactional perf test's markers carry epochs 1, 2, ..., one per transaction" \
+  "rising" "$(awk '/isControl: true/ { for (i = 1; i <= NF; i++) if ($i == "producerEpoch:") e = $(i + 1); n++; if (e != n) bad = 1 }
+    END { print (n > 1 && !bad) ? "rising" : "not rising (" n " markers, last epoch " e ")" }' "$WORK/txn-dump.out")"
 
 # ---- 4. Streams WordCount -----------------------------------------------------------------------
 # Without the state store cache every input word gives one output record: WORDS_TOTAL of them.

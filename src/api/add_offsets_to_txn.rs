@@ -19,7 +19,7 @@ pub async fn handle(broker: &Arc<Broker>, req: AddOffsetsToTxnRequest, version: 
         tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
         return AddOffsetsToTxnResponse::default().with_error_code(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code());
     }
-    let result = broker.txns.add_partitions(&**broker, &req.transactional_id.0, req.producer_id.0, req.producer_epoch, &[tp]);
+    let result = broker.txns.add_partitions(&**broker, &req.transactional_id.0, req.producer_id.0, req.producer_epoch, &[tp], crate::txn::ClientTv::Classic);
     if let Err(e) = &result {
         tracing::info!(transactional_id = %req.transactional_id.0, error = %e, "AddOffsetsToTxn refused");
     }

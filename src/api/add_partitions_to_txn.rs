@@ -13,6 +13,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 
 use super::error_code;
 use crate::broker::Broker;
+use crate::txn::ClientTv;
 use crate::types::TopicPartition;
 
 /// Every partition of the request answered with one code each.
@@ -49,7 +50,10 @@ fn add(broker: &Broker, id: &str, producer_id: i64, epoch: i16, topics: &[AddPar
             }
         };
     }
-    let result = broker.txns.add_partitions(broker, id, producer_id, epoch, &partitions);
+    // Only partition leaders send v4+ to add (for a KIP-890 producer's Produce v12 or
+    // TxnOffsetCommit v5); Kafka reads the client's transaction version from that.
+    let tv = if version >= 4 { ClientTv::V2 } else { ClientTv::Classic };
+    let result = broker.txns.add_partitions(broker, id, producer_id, epoch, &partitions, tv);
     if let Err(e) = &result {
         tracing::info!(transactional_id = %id, error = %e, "AddPartitionsToTxn refused");
     }

@@ -28,8 +28,11 @@ pub async fn handle(broker: &Arc<Broker>, _req: ApiVersionsRequest, version: i16
     if version < 3 {
         return resp;
     }
+    // Kafka leaves features whose lowest level is 0 out of v3's answer (clients before v4 read a
+    // 0 minimum as invalid).
     let supported = SUPPORTED_FEATURES
         .iter()
+        .filter(|f| version >= 4 || f.min_level != 0)
         .map(|f| SupportedFeatureKey::default().with_name(str_bytes(f.name)).with_min_version(f.min_level).with_max_version(f.max_level))
         .collect();
     let finalized = broker.features.finalized();

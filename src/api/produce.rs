@@ -44,22 +44,41 @@ pub enum Outcome {
 
 /// Transactional records may only go to a partition of the producer's open transaction (as
 /// Kafka's partition verification checks): otherwise a late or stray write would open a
-/// transaction no coordinator will end, and hold the last stable offset back for good. A request
-/// with transactional records names its transactional id ([`names_no_transactional_id`]).
-fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes) -> Option<(i16, Option<String>)> {
+/// transaction no coordinator will end, and hold the last stable offset back for good. From v12
+/// (a KIP-890 producer, which sends no AddPartitionsToTxn) the partition joins the transaction
+/// here instead. A request with transactional records names its transactional id
+/// ([`names_no_transactional_id`]).
+fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes, version: i16) -> Option<(i16, Option<String>)> {
+    use crate::txn::TxnError;
     let h = BatchHeader::parse(records)?;
     if !h.is_transactional() || h.is_control() {
         return None;
     }
-    match broker.verify_txn_produce(transactional_id, h.producer_id(), h.producer_epoch(), tp) {
-        Ok(()) => None,
-        Err(crate::txn::TxnError::ProducerFenced) => Some((E::InvalidProducerEpoch.code(), None)),
-        Err(e) => {
-            tracing::info!(partition = %tp, %transactional_id, error = %e, "transactional produce refused");
-            Some((E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into())))
-        }
+    let add = version >= ADD_PARTITION_PRODUCE_MIN_VERSION;
+    let e = broker.check_txn_partition(transactional_id, h.producer_id(), h.producer_epoch(), tp, add).err()?;
+    tracing::info!(partition = %tp, %transactional_id, error = %e, add, "transactional produce refused");
+    let not_added = || Some((E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into())));
+    match e {
+        TxnError::ProducerFenced => Some((E::InvalidProducerEpoch.code(), None)),
+        // v11 clients can abort on TRANSACTION_ABORTABLE (KIP-890 part 1), older ones only know
+        // INVALID_TXN_STATE.
+        TxnError::InvalidTxnState if version == ABORTABLE_PRODUCE_VERSION => Some((E::TransactionAbortable.code(), None)),
+        _ if !add => not_added(),
+        // Kafka's answers to a failed add: the coordinator's code where the producer can act on
+        // it, NOT_ENOUGH_REPLICAS (retriable) where the coordinator could not write.
+        TxnError::InvalidProducerIdMapping => Some((E::InvalidProducerIdMapping.code(), None)),
+        TxnError::ConcurrentTransactions => Some((E::ConcurrentTransactions.code(), None)),
+        TxnError::Log(_) => Some((E::NotEnoughReplicas.code(), None)),
+        _ => not_added(),
     }
 }
+
+/// From this Produce version a transactional batch adds its partition to the transaction
+/// (KIP-890 part 2), instead of being verified against it.
+const ADD_PARTITION_PRODUCE_MIN_VERSION: i16 = 12;
+
+/// The Produce version whose failed verification is TRANSACTION_ABORTABLE, as Kafka answers it.
+const ABORTABLE_PRODUCE_VERSION: i16 = 11;
 
 /// A request carrying transactional records without a transactional id: Kafka refuses all of it,
 /// every partition with TRANSACTIONAL_ID_AUTHORIZATION_FAILED, before looking at any.
@@ -344,7 +363,7 @@ fn handle_checked(broker: &Arc<Broker>, mut req: ProduceRequest, version: i16) -
                     }
                 }
                 if let Some(id) = &req.transactional_id
-                    && let Some((code, why)) = transaction_error(broker, id.0.as_str(), &tp, &records)
+                    && let Some((code, why)) = transaction_error(broker, id.0.as_str(), &tp, &records, version)
                 {
                     return failed(pd.index, code, why);
                 }

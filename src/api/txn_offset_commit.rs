@@ -15,15 +15,18 @@ use crate::group::coordinator::OffsetCommit;
 
 pub async fn handle(broker: &Arc<Broker>, req: TxnOffsetCommitRequest, version: i16) -> TxnOffsetCommitResponse {
     // The offsets' partition must be in the producer's open transaction (AddOffsetsToTxn), or
-    // no marker would ever resolve them.
+    // no marker would ever resolve them. From v5 (a KIP-890 producer, which sends no
+    // AddOffsetsToTxn) it joins the transaction here.
     let partitions = broker.group_partitions().unwrap_or(broker.config.offsets_topic_num_partitions);
     let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), crate::group::offsets::partition_for(&req.group_id.0, partitions));
-    if let Err(e) = broker.verify_txn_produce(&req.transactional_id.0, req.producer_id.0, req.producer_epoch, &tp) {
+    if let Err(e) = broker.check_txn_partition(&req.transactional_id.0, req.producer_id.0, req.producer_epoch, &tp, version >= 5) {
         tracing::info!(transactional_id = %req.transactional_id.0, group = %req.group_id.0, error = %e, "TxnOffsetCommit refused");
         // A fenced epoch found by the verification is INVALID_PRODUCER_EPOCH to the client, as
         // Kafka's verification answers it, at every version.
+        // v4 (KIP-890 part 1) gets TRANSACTION_ABORTABLE for offsets outside the transaction.
         let code = match e {
             crate::txn::TxnError::ProducerFenced => kafka_protocol::error::ResponseError::InvalidProducerEpoch.code(),
+            crate::txn::TxnError::InvalidTxnState if version == 4 => kafka_protocol::error::ResponseError::TransactionAbortable.code(),
             other => error_code::txn(&other, version >= 3),
         };
         return respond(&req, |_| code);

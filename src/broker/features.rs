@@ -37,14 +37,17 @@ pub struct SupportedFeature {
 ///   Kafka 4.0 answers it.
 /// - group.version 0-1: 1 is the KIP-848 consumer group protocol (ConsumerGroupHeartbeat /
 ///   ConsumerGroupDescribe), which Fjord serves; at 0 both answer UNSUPPORTED_VERSION.
-/// - transaction.version 0: the classic transaction protocol. 1 (flexible `__transaction_state`
-///   records) and 2 (an epoch bump per transaction and partitions added by Produce v12, KIP-890
-///   part 2) are not implemented, so clients must not be told they are.
+/// - transaction.version 0-2: 0 the classic transaction protocol; 1 writes `__transaction_state`
+///   values in their flexible v1 layout; 2 tells producers to speak KIP-890 part 2 (a new epoch
+///   from every EndTxn v5, partitions added by their leaders for Produce v12 and TxnOffsetCommit
+///   v5), and makes the coordinator's own aborts bump the epoch twice. A new cluster is
+///   finalized at 2, as Kafka 4.0 formats one; the coordinator serves both protocols at any
+///   level, by the request's version, as Kafka's does.
 pub const SUPPORTED: &[SupportedFeature] = &[
     SupportedFeature { name: GROUP_VERSION, min_level: 0, max_level: 1, default_level: 1 },
     SupportedFeature { name: KRAFT_VERSION, min_level: 0, max_level: 1, default_level: 0 },
     SupportedFeature { name: METADATA_VERSION, min_level: METADATA_VERSION_4_0_IV3, max_level: METADATA_VERSION_4_0_IV3, default_level: METADATA_VERSION_4_0_IV3 },
-    SupportedFeature { name: TRANSACTION_VERSION, min_level: 0, max_level: 0, default_level: 0 },
+    SupportedFeature { name: TRANSACTION_VERSION, min_level: 0, max_level: 2, default_level: 2 },
 ];
 
 pub fn supported(name: &str) -> Option<&'static SupportedFeature> {
@@ -283,7 +286,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FeatureStore::open(dir.path()).unwrap();
         let f = store.finalized();
-        assert_eq!((f.epoch, f.level(GROUP_VERSION), f.level(METADATA_VERSION), f.level(TRANSACTION_VERSION)), (0, 1, 25, 0));
+        assert_eq!((f.epoch, f.level(GROUP_VERSION), f.level(METADATA_VERSION), f.level(TRANSACTION_VERSION)), (0, 1, 25, 2));
         assert!(dir.path().join(FEATURES_FILE).exists());
     }
 
@@ -326,7 +329,7 @@ mod tests {
         );
         assert_eq!(reason(store.update(&[up(GROUP_VERSION, 1, 7)], false, 1)), "Invalid update version 1 for feature group.version. The controller does not support the given upgrade type.");
         assert!(reason(store.update(&[up(METADATA_VERSION, 24, 2)], false, 1)).ends_with("only supports versions 25-25"));
-        assert!(reason(store.update(&[up(TRANSACTION_VERSION, 2, 1)], false, 1)).ends_with("only supports versions 0-0"));
+        assert!(reason(store.update(&[up(TRANSACTION_VERSION, 3, 1)], false, 1)).ends_with("only supports versions 0-2"));
         // A good update beside a bad one is not applied either.
         reason(store.update(&[up(GROUP_VERSION, 0, 2), up("foo", 1, 1)], false, 1));
         assert_eq!(store.finalized(), Finalized { epoch: 0, ..Finalized::defaults() });
@@ -343,6 +346,6 @@ mod tests {
         // A feature missing from the file starts at its lowest level.
         std::fs::write(&path, "0\nepoch 3\nmetadata.version 25\n").unwrap();
         let f = FeatureStore::open(dir.path()).unwrap().finalized();
-        assert_eq!((f.epoch, f.level(GROUP_VERSION)), (3, 0));
+        assert_eq!((f.epoch, f.level(GROUP_VERSION), f.level(TRANSACTION_VERSION)), (3, 0, 0));
     }
 }

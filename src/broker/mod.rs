@@ -1072,6 +1072,10 @@ impl TxnLog for Broker {
         }
         self.append_local_marker(tp, producer_id, epoch, commit)
     }
+
+    fn transaction_version(&self) -> i16 {
+        self.features.level(features::TRANSACTION_VERSION)
+    }
 }
 
 impl Broker {
@@ -1091,19 +1095,28 @@ impl Broker {
         Ok(())
     }
 
-    /// Whether `tp` is in the producer's open transaction, as the partition leader checks before a
-    /// transactional append (Kafka's partition verification). In a cluster whose transaction
-    /// coordinator for `id` is another broker, it is asked with AddPartitionsToTxn (verify_only).
-    pub fn verify_txn_produce(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), crate::txn::TxnError> {
+    /// Whether a transactional append to `tp` may go ahead, as its leader checks before it.
+    /// `add` false is Kafka's partition verification: `tp` must be in the producer's open
+    /// transaction. `add` true is KIP-890's implicit add (Produce v12, TxnOffsetCommit v5): `tp`
+    /// joins the transaction, which opens if none is. In a cluster whose transaction coordinator
+    /// for `id` is another broker, it is asked with AddPartitionsToTxn (verify_only unless adding).
+    pub fn check_txn_partition(&self, id: &str, producer_id: i64, epoch: i16, tp: &TopicPartition, add: bool) -> Result<(), crate::txn::TxnError> {
         use crate::txn::TxnError;
-        let Some(cluster) = &self.cluster else { return self.txns.verify_produce(id, producer_id, epoch, tp) };
+        let local = || {
+            if add {
+                self.txns.add_partitions(self, id, producer_id, epoch, std::slice::from_ref(tp), crate::txn::ClientTv::V2)
+            } else {
+                self.txns.verify_produce(id, producer_id, epoch, tp)
+            }
+        };
+        let Some(cluster) = &self.cluster else { return local() };
         if !self.coordinator_partition_offline(TRANSACTION_STATE_TOPIC, id) {
-            return self.txns.verify_produce(id, producer_id, epoch, tp);
+            return local();
         }
-        // The transaction is open on this partition already: its first batch here was verified.
-        // As in Kafka, only the first batch of a transaction on a partition is checked with the
-        // coordinator; a transaction ended meanwhile by a timeout was ended at a bumped epoch,
-        // which the log's epoch check refuses this batch for.
+        // The transaction is open on this partition already: its first batch here was verified
+        // (or added). As in Kafka, only the first batch of a transaction on a partition is
+        // checked with the coordinator; a transaction ended meanwhile by a timeout was ended at a
+        // bumped epoch, which the log's epoch check refuses this batch for.
         if self.replicas.has_ongoing_txn(tp, producer_id, epoch) {
             return Ok(());
         }
@@ -1118,14 +1131,14 @@ impl Broker {
             .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(epoch)
-            .with_verify_only(true)
+            .with_verify_only(!add)
             .with_topics(vec![AddPartitionsToTxnTopic::default().with_name(topic_name(&tp.topic)).with_partitions(vec![tp.partition])]);
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![txn]);
         let client_id = format!("broker-{}-txn-verifier", self.config.node_id);
         let response = match cluster.send_to_broker(addr, client_id, request) {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
-                tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transaction coordinator not reached to verify a produce");
+                tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transaction coordinator not reached to check a transactional write");
                 return Err(TxnError::InvalidTxnState);
             }
             None => return Err(TxnError::InvalidTxnState),
@@ -1139,6 +1152,8 @@ impl Broker {
         match code {
             0 => Ok(()),
             47 | 90 => Err(TxnError::ProducerFenced),
+            49 => Err(TxnError::InvalidProducerIdMapping),
+            51 => Err(TxnError::ConcurrentTransactions),
             _ => Err(TxnError::InvalidTxnState),
         }
     }

@@ -234,6 +234,10 @@ impl FlexWriter {
         self.0.put_i32(v);
     }
 
+    pub fn i64(&mut self, v: i64) {
+        self.0.put_i64(v);
+    }
+
     pub fn uuid(&mut self, id: &Uuid) {
         self.0.put_slice(id.as_bytes());
     }

@@ -1,8 +1,10 @@
 //! The transaction coordinator, Kafka's classic protocol: transactional ids map to a producer id
 //! and epoch (InitProducerId bumps the epoch and fences the previous producer), AddPartitionsToTxn
 //! opens a transaction, EndTxn writes PrepareCommit/PrepareAbort, the markers, then
-//! CompleteCommit/CompleteAbort. Every state change is a record in `__transaction_state` before it
-//! is answered. The timer aborts transactions past their timeout (fencing the producer), retries
+//! CompleteCommit/CompleteAbort. A KIP-890 producer (EndTxn v5+, transaction.version 2) gets a new
+//! epoch from every EndTxn, its markers are written at it, and its partitions join through their
+//! leaders' AddPartitionsToTxn instead of its own. Every state change is a record in
+//! `__transaction_state` before it is answered. The timer aborts transactions past their timeout (fencing the producer), retries
 //! markers that could not be written and forgets ids unused for transactional.id.expiration.ms.
 //! It never answers requests itself (the api layer does) and never touches partition logs except
 //! through `TxnLog`. Ids live in the shard of their `__transaction_state` partition, one lock
@@ -10,11 +12,11 @@
 //! a partition's records are written under its shard's lock in the order the changes are applied.
 //! Methods that write are synchronous and must run where blocking on a disk is allowed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::log::{self, TxnMetadata, TxnState};
-use super::{TxnConfig, TxnError, TxnLog};
+use super::{ClientTv, TxnConfig, TxnError, TxnLog};
 use crate::coordinator::LogError;
 use crate::coordinator::shards::{Shards, ShardsView};
 use crate::records::internal;
@@ -58,9 +60,11 @@ impl TransactionCoordinator {
         internal::partition_for(transactional_id, log.txn_partitions().unwrap_or(self.config.state_log_partitions))
     }
 
-    /// Writes the id's state (None: forget it) to `__transaction_state`.
+    /// Writes the id's state (None: forget it) to `__transaction_state`, in the value version of
+    /// the finalized transaction.version.
     fn persist(&self, log: &dyn TxnLog, id: &str, meta: Option<&TxnMetadata>) -> Result<(), TxnError> {
-        let records = [(log::encode_key(id), meta.map(log::encode_value))];
+        let version = log::value_version(log.transaction_version());
+        let records = [(log::encode_key(id), meta.map(|m| log::encode_value(m, version)))];
         let batch = internal::encode_batch(&records, wall_ms()).map_err(LogError::Other)?;
         log.append_txn_batch(self.partition_for(log, id), batch).map_err(|e| {
             tracing::warn!(transactional_id = %id, error = %e, "transaction state not persisted");
@@ -88,8 +92,7 @@ impl TransactionCoordinator {
         let mut txns = shards.lock_id(id);
         let Some(current) = txns.get(id).cloned() else {
             let producer_id = log.next_producer_id()?;
-            let meta = TxnMetadata { producer_id, producer_epoch: 0, timeout_ms, state: TxnState::Empty, partitions: BTreeSet::new(), last_update_ms: now, start_ms: -1 };
-            self.transition(log, &mut txns, id, meta)?;
+            self.transition(log, &mut txns, id, TxnMetadata::new(producer_id, timeout_ms, now))?;
             tracing::info!(transactional_id = %id, producer_id, "new transactional id");
             return Ok((producer_id, 0));
         };
@@ -103,7 +106,7 @@ impl TransactionCoordinator {
             TxnState::Ongoing => {
                 // The new producer takes over: the open transaction is aborted at a bumped
                 // epoch, so the old producer's further writes are refused.
-                let fenced = TxnMetadata { producer_epoch: current.producer_epoch.saturating_add(1), ..current };
+                let fenced = Self::fenced(log, current);
                 self.complete(log, &mut txns, id, fenced, false)?;
                 let m = txns.get(id).cloned().ok_or(TxnError::ConcurrentTransactions)?;
                 if m.state != TxnState::CompleteAbort {
@@ -116,6 +119,15 @@ impl TransactionCoordinator {
         };
         meta.partitions.clear();
         self.start_epoch(log, &mut txns, id, meta, timeout_ms, now, true)
+    }
+
+    /// `meta` with its open transaction's producer fenced: the epoch the coordinator aborts it at.
+    /// One above the producer's, or two from transaction.version 2 (Kafka's double bump): a
+    /// KIP-890 producer's EndTxn at its old epoch must not pass for a retry of this abort.
+    fn fenced(log: &dyn TxnLog, meta: TxnMetadata) -> TxnMetadata {
+        let server_tv = log.transaction_version();
+        let steps = if server_tv >= 2 { 2 } else { 1 };
+        TxnMetadata { producer_epoch: meta.producer_epoch.saturating_add(steps), client_tv: server_tv, ..meta }
     }
 
     /// Makes `meta` Empty with `timeout_ms`, at the next epoch when `bump` (a new producer id
@@ -163,7 +175,9 @@ impl TransactionCoordinator {
 
     /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
     /// partition): the partitions join the producer's transaction, which opens if it was not.
-    pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition]) -> Result<(), TxnError> {
+    /// `tv` is the protocol of the request: V2 when a partition leader adds them for a KIP-890
+    /// producer's Produce v12 or TxnOffsetCommit v5.
+    pub fn add_partitions(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, partitions: &[TopicPartition], tv: ClientTv) -> Result<(), TxnError> {
         let shards = self.shards(log);
         let mut txns = shards.lock_id(id);
         let mut m = Self::owned(&txns, id, producer_id, epoch)?;
@@ -180,6 +194,7 @@ impl TransactionCoordinator {
         }
         m.state = TxnState::Ongoing;
         m.last_update_ms = now;
+        m.client_tv = tv.level();
         m.partitions.extend(partitions.iter().cloned());
         self.transition(log, &mut txns, id, m)
     }
@@ -201,19 +216,75 @@ impl TransactionCoordinator {
         if m.state == TxnState::Ongoing && m.partitions.contains(tp) { Ok(()) } else { Err(TxnError::InvalidTxnState) }
     }
 
-    /// EndTxn: commits or aborts the producer's transaction. A retry of a finished end with
-    /// the same outcome succeeds again.
-    pub fn end_txn(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(), TxnError> {
+    /// EndTxn: commits or aborts the producer's transaction, and returns the producer id and
+    /// epoch it goes on with. Classic: the same epoch, and a retry of a finished end with the same
+    /// outcome succeeds again. V2 (KIP-890): see [`Self::end_txn_v2`].
+    pub fn end_txn(&self, log: &dyn TxnLog, id: &str, producer_id: i64, epoch: i16, commit: bool, tv: ClientTv) -> Result<(i64, i16), TxnError> {
         let shards = self.shards(log);
         let mut txns = shards.lock_id(id);
+        if tv == ClientTv::V2 {
+            return self.end_txn_v2(log, &mut txns, id, producer_id, epoch, commit);
+        }
         let m = Self::owned(&txns, id, producer_id, epoch)?;
+        let answer = (m.producer_id, m.producer_epoch);
         match (m.state, commit) {
-            (TxnState::Ongoing, _) => self.complete(log, &mut txns, id, m, commit),
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::Ongoing, _) => self.complete(log, &mut txns, id, TxnMetadata { client_tv: 0, ..m }, commit).map(|_| answer),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(answer),
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => Err(TxnError::ConcurrentTransactions),
             (TxnState::PrepareEpochFence, _) => Err(TxnError::ConcurrentTransactions),
             _ => Err(TxnError::InvalidTxnState),
         }
+    }
+
+    /// EndTxn v5+ (Kafka 4.0's rules for a KIP-890 producer). Every end bumps the epoch; the
+    /// markers carry the new one, which the producer continues with (a new producer id at epoch
+    /// 0 once the epoch is exhausted). A retry comes at the epoch before the bump: it gets the
+    /// current id and epoch when the end it repeats is complete, CONCURRENT_TRANSACTIONS while
+    /// its markers are still being written. An abort with no open transaction (Empty, or after
+    /// a complete end) bumps the epoch with no markers; a commit there is INVALID_TXN_STATE.
+    fn end_txn_v2(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, producer_id: i64, epoch: i16, commit: bool) -> Result<(i64, i16), TxnError> {
+        let m = txns.get(id).cloned().ok_or(TxnError::InvalidProducerIdMapping)?;
+        let stored = m.producer_epoch;
+        let retry_on_bump = i32::from(stored) == i32::from(epoch) + 1;
+        let retry_on_rotation = m.previous_producer_id == producer_id && epoch >= i16::MAX - 1 && stored == 0;
+        if m.producer_id != producer_id && !retry_on_rotation {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        let current = epoch == stored && m.producer_id == producer_id;
+        let valid = match m.state {
+            TxnState::Ongoing | TxnState::Empty | TxnState::Dead | TxnState::PrepareEpochFence => current,
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => retry_on_bump || retry_on_rotation || current,
+        };
+        if !valid {
+            return Err(TxnError::ProducerFenced);
+        }
+        let retry = retry_on_bump || retry_on_rotation;
+        match (m.state, commit, retry) {
+            (TxnState::Ongoing, _, _) => self.end_with_bump(log, txns, id, m, commit),
+            (TxnState::Empty, false, _) | (TxnState::CompleteCommit | TxnState::CompleteAbort, false, false) => self.end_with_bump(log, txns, id, m, false),
+            (TxnState::CompleteAbort, false, true) | (TxnState::CompleteCommit, true, true) => Ok((m.producer_id, m.producer_epoch)),
+            (TxnState::PrepareCommit, true, _) | (TxnState::PrepareAbort, false, _) | (TxnState::PrepareEpochFence, _, _) => Err(TxnError::ConcurrentTransactions),
+            _ => Err(TxnError::InvalidTxnState),
+        }
+    }
+
+    /// Ends `meta`'s transaction (none open: an abort with no partitions) one epoch up, as
+    /// [`Self::end_txn_v2`] does, and returns the id and epoch the producer goes on with.
+    fn end_with_bump(&self, log: &dyn TxnLog, txns: &mut HashMap<String, TxnMetadata>, id: &str, meta: TxnMetadata, commit: bool) -> Result<(i64, i16), TxnError> {
+        let mut next = meta;
+        // The markers take the last epoch there is; the producer then moves to a new id.
+        next.next_producer_id = if next.producer_epoch >= i16::MAX - 1 { log.next_producer_id()? } else { -1 };
+        next.producer_epoch = next.producer_epoch.saturating_add(1);
+        next.client_tv = ClientTv::V2.level();
+        if next.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.start_ms = wall_ms();
+        }
+        self.complete(log, txns, id, next, commit)?;
+        let m = txns.get(id).ok_or(TxnError::ConcurrentTransactions)?;
+        // Markers not all written yet: the producer is told what the end completes to.
+        Ok(if m.next_producer_id >= 0 { (m.next_producer_id, 0) } else { (m.producer_id, m.producer_epoch) })
     }
 
     /// Two-phase end of `meta`'s transaction: Prepare persisted, the markers written to every
@@ -245,6 +316,11 @@ impl TransactionCoordinator {
         meta.state = if commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
         meta.partitions.clear();
         meta.last_update_ms = wall_ms();
+        if meta.next_producer_id >= 0 {
+            meta.previous_producer_id = meta.producer_id;
+            meta.producer_id = std::mem::replace(&mut meta.next_producer_id, -1);
+            meta.producer_epoch = 0;
+        }
         if let Err(e) = self.transition(log, txns, id, meta) {
             // The markers are written; a retry writes them again, which changes nothing.
             tracing::warn!(transactional_id = %id, error = %e, "transaction completion not persisted; will retry");
@@ -302,7 +378,7 @@ impl TransactionCoordinator {
             for (id, m) in due {
                 if m.state == TxnState::Ongoing {
                     tracing::info!(transactional_id = %id, producer_id = m.producer_id, timeout_ms = m.timeout_ms, "aborting a transaction past its timeout");
-                    let fenced = TxnMetadata { producer_epoch: m.producer_epoch.saturating_add(1), ..m };
+                    let fenced = Self::fenced(log, m);
                     if let Err(e) = self.complete(log, &mut txns, &id, fenced, false) {
                         tracing::warn!(transactional_id = %id, error = %e, "could not abort a timed-out transaction; will retry");
                     }
@@ -436,6 +512,8 @@ mod tests {
         markers: Mutex<Vec<(TopicPartition, i64, i16, bool)>>,
         next_id: Mutex<i64>,
         fail_markers: Mutex<bool>,
+        /// The finalized transaction.version (0 unless a test sets it).
+        tv: Mutex<i16>,
         /// While set, every state write fails with it.
         fail_writes: Mutex<Option<LogError>>,
         /// While set, reserving a producer id fails with it.
@@ -472,6 +550,9 @@ mod tests {
             *n += 1;
             Ok(*n)
         }
+        fn transaction_version(&self) -> i16 {
+            *self.tv.lock().unwrap()
+        }
         fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
             if *self.fail_markers.lock().unwrap() {
                 return Err(MarkerError::Failed("disk".into()));
@@ -494,15 +575,15 @@ mod tests {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, epoch) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
         assert_eq!(epoch, 0);
-        c.add_partitions(&log, "tx", pid, epoch, &[tp(0), tp(1)]).unwrap();
+        c.add_partitions(&log, "tx", pid, epoch, &[tp(0), tp(1)], ClientTv::Classic).unwrap();
         assert_eq!(c.describe("tx").unwrap().state, TxnState::Ongoing);
         c.verify_produce("tx", pid, epoch, &tp(1)).unwrap();
         assert_eq!(c.verify_produce("tx", pid, epoch, &tp(2)), Err(TxnError::InvalidTxnState));
-        c.end_txn(&log, "tx", pid, epoch, true).unwrap();
+        c.end_txn(&log, "tx", pid, epoch, true, ClientTv::Classic).unwrap();
         assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, 0, true), (tp(1), pid, 0, true)]);
         // A retried commit succeeds; an abort of the committed transaction does not.
-        c.end_txn(&log, "tx", pid, epoch, true).unwrap();
-        assert_eq!(c.end_txn(&log, "tx", pid, epoch, false), Err(TxnError::InvalidTxnState));
+        c.end_txn(&log, "tx", pid, epoch, true, ClientTv::Classic).unwrap();
+        assert_eq!(c.end_txn(&log, "tx", pid, epoch, false, ClientTv::Classic), Err(TxnError::InvalidTxnState));
         let reloaded = coordinator();
         assert_eq!(reloaded.load(&log).unwrap(), 1);
         let m = reloaded.describe("tx").unwrap();
@@ -513,16 +594,16 @@ mod tests {
     fn a_second_init_fences_the_first_producer_and_aborts_its_transaction() {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, e0) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e0, &[tp(0)]).unwrap();
+        c.add_partitions(&log, "tx", pid, e0, &[tp(0)], ClientTv::Classic).unwrap();
         let (pid2, e1) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
         assert_eq!(pid2, pid);
         assert!(e1 > e0);
         // The abort marker went out at the bumped epoch, so the partition refuses the old one.
         assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e1, false)]);
-        assert_eq!(c.add_partitions(&log, "tx", pid, e0, &[tp(0)]), Err(TxnError::ProducerFenced));
-        assert_eq!(c.end_txn(&log, "tx", pid, e0, true), Err(TxnError::ProducerFenced));
+        assert_eq!(c.add_partitions(&log, "tx", pid, e0, &[tp(0)], ClientTv::Classic), Err(TxnError::ProducerFenced));
+        assert_eq!(c.end_txn(&log, "tx", pid, e0, true, ClientTv::Classic), Err(TxnError::ProducerFenced));
         assert_eq!(c.verify_produce("tx", pid, e0, &tp(0)), Err(TxnError::ProducerFenced));
-        assert_eq!(c.end_txn(&log, "tx", 999, e1, true), Err(TxnError::InvalidProducerIdMapping));
+        assert_eq!(c.end_txn(&log, "tx", 999, e1, true, ClientTv::Classic), Err(TxnError::InvalidProducerIdMapping));
         // KIP-360: only the current (id, epoch) may ask for a bump.
         assert_eq!(c.init_producer_id(&log, "tx", 60_000, Some((pid, e0))), Err(TxnError::ProducerFenced));
         assert_eq!(c.init_producer_id(&log, "tx", 60_000, Some((pid, e1))).unwrap(), (pid, e1 + 1));
@@ -534,24 +615,24 @@ mod tests {
         assert_eq!(c.init_producer_id(&log, "tx", 0, None), Err(TxnError::InvalidTransactionTimeout));
         assert_eq!(c.init_producer_id(&log, "tx", 900_001, None), Err(TxnError::InvalidTransactionTimeout));
         let (pid, e) = c.init_producer_id(&log, "tx", 1, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e, &[tp(3)]).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(3)], ClientTv::Classic).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         c.tick(&log);
         let m = c.describe("tx").unwrap();
         assert_eq!((m.state, m.producer_epoch), (TxnState::CompleteAbort, e + 1));
         assert_eq!(*log.markers.lock().unwrap(), vec![(tp(3), pid, e + 1, false)]);
-        assert_eq!(c.end_txn(&log, "tx", pid, e, false), Err(TxnError::ProducerFenced));
+        assert_eq!(c.end_txn(&log, "tx", pid, e, false, ClientTv::Classic), Err(TxnError::ProducerFenced));
     }
 
     #[test]
     fn markers_that_fail_are_retried_by_the_timer_and_after_a_restart() {
         let (c, log) = (coordinator(), MemLog::default());
         let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
-        c.add_partitions(&log, "tx", pid, e, &[tp(0)]).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(0)], ClientTv::Classic).unwrap();
         *log.fail_markers.lock().unwrap() = true;
-        c.end_txn(&log, "tx", pid, e, false).unwrap();
+        c.end_txn(&log, "tx", pid, e, false, ClientTv::Classic).unwrap();
         assert_eq!(c.describe("tx").unwrap().state, TxnState::PrepareAbort);
-        assert_eq!(c.add_partitions(&log, "tx", pid, e, &[tp(0)]), Err(TxnError::ConcurrentTransactions));
+        assert_eq!(c.add_partitions(&log, "tx", pid, e, &[tp(0)], ClientTv::Classic), Err(TxnError::ConcurrentTransactions));
         // A restart while in Prepare finishes the transaction.
         *log.fail_markers.lock().unwrap() = false;
         let reloaded = coordinator();
@@ -561,6 +642,116 @@ mod tests {
         // And the timer does it without a restart.
         c.tick(&log);
         assert_eq!(c.describe("tx").unwrap().state, TxnState::CompleteAbort);
+    }
+
+    /// A KIP-890 producer: every EndTxn v5 moves it one epoch up, its markers carry the new
+    /// epoch, and a retry at the old one is answered as Kafka 4.0 answers it.
+    #[test]
+    fn a_kip890_end_bumps_the_epoch_and_retries_are_recognised() {
+        let (c, log) = (coordinator(), MemLog::default());
+        *log.tv.lock().unwrap() = 2;
+        let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        c.add_partitions(&log, "tx", pid, e, &[tp(0)], ClientTv::V2).unwrap();
+        assert_eq!(c.end_txn(&log, "tx", pid, e, true, ClientTv::V2), Ok((pid, e + 1)));
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e + 1, true)]);
+        let m = c.describe("tx").unwrap();
+        assert_eq!((m.state, m.producer_epoch, m.client_tv), (TxnState::CompleteCommit, e + 1, 2));
+        // The same commit again, at the epoch it was sent with: done, with the new epoch.
+        assert_eq!(c.end_txn(&log, "tx", pid, e, true, ClientTv::V2), Ok((pid, e + 1)));
+        assert_eq!(c.end_txn(&log, "tx", pid, e, false, ClientTv::V2), Err(TxnError::InvalidTxnState), "abort as a retry of a commit");
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 1, true, ClientTv::V2), Err(TxnError::InvalidTxnState), "commit with nothing open");
+        for stale in [e + 2, e.wrapping_sub(1)] {
+            assert_eq!(c.end_txn(&log, "tx", pid, stale, true, ClientTv::V2), Err(TxnError::ProducerFenced), "epoch {stale}");
+        }
+        assert_eq!(c.end_txn(&log, "tx", pid + 7, e + 1, false, ClientTv::V2), Err(TxnError::InvalidProducerIdMapping));
+        // An abort with nothing open bumps the epoch and writes no marker.
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 1, false, ClientTv::V2), Ok((pid, e + 2)));
+        assert_eq!(log.markers.lock().unwrap().len(), 1);
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 1, false, ClientTv::V2), Ok((pid, e + 2)), "its retry");
+        // Partitions join at the new epoch only; the state survives a reload.
+        assert_eq!(c.add_partitions(&log, "tx", pid, e + 1, &[tp(1)], ClientTv::V2), Err(TxnError::ProducerFenced));
+        c.add_partitions(&log, "tx", pid, e + 2, &[tp(1)], ClientTv::V2).unwrap();
+        let reloaded = coordinator();
+        reloaded.load(&log).unwrap();
+        assert_eq!(reloaded.describe("tx"), c.describe("tx"));
+        // Markers that cannot be written yet: the producer is told its new epoch, and a retry
+        // waits (CONCURRENT_TRANSACTIONS) until the timer has written them.
+        *log.fail_markers.lock().unwrap() = true;
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 2, false, ClientTv::V2), Ok((pid, e + 3)));
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 2, false, ClientTv::V2), Err(TxnError::ConcurrentTransactions));
+        *log.fail_markers.lock().unwrap() = false;
+        c.tick(&log);
+        assert_eq!(c.end_txn(&log, "tx", pid, e + 2, false, ClientTv::V2), Ok((pid, e + 3)));
+        assert_eq!(log.markers.lock().unwrap().last(), Some(&(tp(1), pid, e + 3, false)));
+    }
+
+    #[test]
+    fn an_exhausted_epoch_moves_a_kip890_producer_to_a_new_id_after_its_markers() {
+        let (c, log) = (coordinator(), MemLog::default());
+        *log.tv.lock().unwrap() = 2;
+        let (pid, _) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+        let last = i16::MAX - 1;
+        {
+            let shards = c.txns.view(1);
+            let mut txns = shards.lock_id("tx");
+            let m = txns.get_mut("tx").unwrap();
+            m.producer_epoch = last;
+        }
+        c.add_partitions(&log, "tx", pid, last, &[tp(0)], ClientTv::V2).unwrap();
+        let (next, epoch) = c.end_txn(&log, "tx", pid, last, true, ClientTv::V2).unwrap();
+        assert!(next != pid && epoch == 0, "{next} {epoch}");
+        assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, i16::MAX, true)]);
+        let m = c.describe("tx").unwrap();
+        assert_eq!((m.producer_id, m.producer_epoch, m.previous_producer_id, m.next_producer_id), (next, 0, pid, -1));
+        // A retry with the old id and epoch is recognised, also after a reload.
+        assert_eq!(c.end_txn(&log, "tx", pid, last, true, ClientTv::V2), Ok((next, 0)));
+        let reloaded = coordinator();
+        reloaded.load(&log).unwrap();
+        assert_eq!(reloaded.end_txn(&log, "tx", pid, last, true, ClientTv::V2), Ok((next, 0)));
+        c.add_partitions(&log, "tx", next, 0, &[tp(0)], ClientTv::V2).unwrap();
+    }
+
+    /// From transaction.version 2 the coordinator's own aborts (a new producer taking over, a
+    /// timeout) go two epochs up, so the fenced producer's EndTxn at its epoch is no retry.
+    #[test]
+    fn at_transaction_version_2_the_coordinators_aborts_fence_two_epochs_up() {
+        for (tv, steps) in [(0, 1), (1, 1), (2, 2)] {
+            let (c, log) = (coordinator(), MemLog::default());
+            *log.tv.lock().unwrap() = tv;
+            let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+            c.add_partitions(&log, "tx", pid, e, &[tp(0)], ClientTv::V2).unwrap();
+            let (_, e1) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+            assert_eq!(e1, e + steps, "tv {tv}");
+            assert_eq!(*log.markers.lock().unwrap(), vec![(tp(0), pid, e + steps, false)]);
+            assert_eq!(c.end_txn(&log, "tx", pid, e, false, ClientTv::V2), Err(TxnError::ProducerFenced), "tv {tv}");
+
+            let (pid, e) = c.init_producer_id(&log, "ty", 1, None).unwrap();
+            c.add_partitions(&log, "ty", pid, e, &[tp(3)], ClientTv::V2).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            c.tick(&log);
+            let m = c.describe("ty").unwrap();
+            assert_eq!((m.state, m.producer_epoch), (TxnState::CompleteAbort, e + steps), "tv {tv}");
+            let fenced = if tv >= 2 { Err(TxnError::ProducerFenced) } else { Ok((pid, e + 1)) };
+            assert_eq!(c.end_txn(&log, "ty", pid, e, false, ClientTv::V2), fenced, "tv {tv}: a retry only below 2");
+        }
+    }
+
+    /// The value version follows the finalized level: v0 at 0, v1 with the client's version from 1.
+    #[test]
+    fn state_records_take_the_value_version_of_the_finalized_level() {
+        for tv in [0, 1, 2] {
+            let (c, log) = (coordinator(), MemLog::default());
+            *log.tv.lock().unwrap() = tv;
+            let (pid, e) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
+            c.add_partitions(&log, "tx", pid, e, &[tp(0)], ClientTv::V2).unwrap();
+            let batches = log.batches.lock().unwrap().clone();
+            let (records, _) = internal::decode_batches_with_next(batches.last().unwrap().clone(), &mut internal::PendingTxnRecords::new()).unwrap();
+            let value = records[0].1.clone().unwrap();
+            assert_eq!(i16::from_be_bytes([value[0], value[1]]), log::value_version(tv));
+            let reloaded = coordinator();
+            reloaded.load(&log).unwrap();
+            assert_eq!(reloaded.describe("tx").unwrap().client_tv, if tv >= 1 { 2 } else { 0 }, "tv {tv}");
+        }
     }
 
     fn every_log_error() -> Vec<LogError> {
@@ -589,20 +780,20 @@ mod tests {
             let (pid, epoch) = c.init_producer_id(&log, "tx", 60_000, None).unwrap();
             // AddPartitionsToTxn (and AddOffsetsToTxn, which adds the group's partition).
             *log.fail_writes.lock().unwrap() = Some(kind.clone());
-            assert_eq!(c.add_partitions(&log, "tx", pid, epoch, &[tp(0)]), want.clone(), "{kind:?}");
+            assert_eq!(c.add_partitions(&log, "tx", pid, epoch, &[tp(0)], ClientTv::Classic), want.clone(), "{kind:?}");
             assert_eq!(c.describe("tx").unwrap().state, TxnState::Empty, "{kind:?}");
             *log.fail_writes.lock().unwrap() = None;
-            c.add_partitions(&log, "tx", pid, epoch, &[tp(0)]).unwrap();
+            c.add_partitions(&log, "tx", pid, epoch, &[tp(0)], ClientTv::Classic).unwrap();
             // EndTxn: the PrepareCommit is not written, so no marker goes out.
             *log.fail_writes.lock().unwrap() = Some(kind.clone());
-            assert_eq!(c.end_txn(&log, "tx", pid, epoch, true), want.clone(), "{kind:?}");
+            assert_eq!(c.end_txn(&log, "tx", pid, epoch, true, ClientTv::Classic).map(|_| ()), want.clone(), "{kind:?}");
             assert_eq!(c.describe("tx").unwrap().state, TxnState::Ongoing, "{kind:?}");
             assert!(log.markers.lock().unwrap().is_empty(), "{kind:?}");
             // InitProducerId of a known id (an epoch bump).
             assert_eq!(c.init_producer_id(&log, "tx", 60_000, None), want.clone().map(|()| (0, 0)), "{kind:?}");
             assert_eq!(c.describe("tx").unwrap().producer_epoch, epoch, "{kind:?}");
             *log.fail_writes.lock().unwrap() = None;
-            c.end_txn(&log, "tx", pid, epoch, true).unwrap();
+            c.end_txn(&log, "tx", pid, epoch, true, ClientTv::Classic).unwrap();
         }
     }
 
@@ -634,6 +825,9 @@ mod tests {
         fn next_producer_id(&self) -> Result<i64, LogError> {
             self.inner.next_producer_id()
         }
+        fn transaction_version(&self) -> i16 {
+            self.inner.transaction_version()
+        }
         fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError> {
             self.inner.write_marker(tp, producer_id, epoch, commit)
         }
@@ -655,7 +849,7 @@ mod tests {
             let (done_tx, done_rx) = std::sync::mpsc::channel();
             let (c, log, other) = (&c, &log, &other);
             s.spawn(move || {
-                let r = c.init_producer_id(log, other, 60_000, None).and_then(|(pid, e)| c.add_partitions(log, other, pid, e, &[tp(0)]).map(|()| (pid, e)));
+                let r = c.init_producer_id(log, other, 60_000, None).and_then(|(pid, e)| c.add_partitions(log, other, pid, e, &[tp(0)], ClientTv::Classic).map(|()| (pid, e)));
                 done_tx.send(r).unwrap();
             });
             let (pid, e) = done_rx.recv_timeout(std::time::Duration::from_secs(30)).expect("partition 2 is not held up by partition 1's write").unwrap();
@@ -673,7 +867,7 @@ mod tests {
         let (c, log) = (coordinator(), MemLog::default());
         let (p1, e1) = c.init_producer_id(&log, "a", 60_000, None).unwrap();
         let (p2, _) = c.init_producer_id(&log, "b", 60_000, None).unwrap();
-        c.add_partitions(&log, "a", p1, e1, &[tp(0)]).unwrap();
+        c.add_partitions(&log, "a", p1, e1, &[tp(0)], ClientTv::Classic).unwrap();
         let ids = |v: Vec<TxnSummary>| v.into_iter().map(|s| s.transactional_id).collect::<Vec<_>>();
         assert_eq!(ids(c.list(&[], &[], -1)), vec!["a", "b"]);
         assert_eq!(ids(c.list(&["Ongoing".into()], &[], -1)), vec!["a"]);

@@ -42,6 +42,30 @@ pub trait TxnLog: Sync {
     /// Writes a commit or abort marker for the producer to a partition; on `__consumer_offsets`
     /// the group coordinator then applies or drops the transaction's offsets.
     fn write_marker(&self, tp: &TopicPartition, producer_id: i64, epoch: i16, commit: bool) -> Result<(), MarkerError>;
+    /// The finalized `transaction.version`: the `__transaction_state` value version, and how far
+    /// the coordinator's own aborts bump the epoch.
+    fn transaction_version(&self) -> i16;
+}
+
+/// The transaction protocol a request speaks (Kafka's TransactionVersion as the coordinator
+/// reads it from the request's version, whatever the finalized feature level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTv {
+    /// The classic protocol: the producer adds partitions, and EndTxn keeps its epoch.
+    Classic,
+    /// KIP-890 part 2 (EndTxn v5+, AddPartitionsToTxn v4+ from a partition leader): every
+    /// EndTxn bumps the epoch, and partitions join through their leaders.
+    V2,
+}
+
+impl ClientTv {
+    /// The ClientTransactionVersion stored with the transaction.
+    pub fn level(self) -> i16 {
+        match self {
+            ClientTv::Classic => 0,
+            ClientTv::V2 => 2,
+        }
+    }
 }
 
 /// Limits and timings, from the broker configuration (Kafka's property names).
