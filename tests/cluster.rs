@@ -676,6 +676,36 @@ async fn a_transaction_commits_on_partitions_other_brokers_lead() {
     let mut lc = Client::connect(a[(leader - 1) as usize]).await;
     assert_eq!(lc.send(&txn_produce(p, 2), 9).await.responses[0].partition_responses[0].error_code, 48, "INVALID_TXN_STATE");
 
+    // A KIP-890 transaction of the same producer: Produce v12 at each partition's leader adds the
+    // partition (AddPartitionsToTxn v5 to the coordinator when that is another node), TxnOffsetCommit
+    // v5 adds the group's offsets partition, and EndTxn v5 moves the epoch up.
+    let kip890_produce = |p: i32, epoch: i16, seq: i32| {
+        let mut req = txn_produce(p, 0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let batch = common::producer_batch(vec![common::record(0, now, "k", b"v")], (pid, epoch, seq), true);
+        req.topic_data[0].partition_data[0].records = Some(batch);
+        req
+    };
+    for (p, leader) in leaders.iter().enumerate() {
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        for seq in 2..4 {
+            assert_eq!(lc.send(&kip890_produce(p as i32, epoch, seq), 12).await.responses[0].partition_responses[0].error_code, 0, "x-{p} led by {leader}, coordinator {coordinator}");
+        }
+    }
+    assert_eq!(gc.send(&commit, 5).await.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v5 without AddOffsetsToTxn");
+    let r = cc.send(&end, 5).await;
+    assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (0, pid, epoch + 1));
+    for (p, leader) in leaders.iter().enumerate() {
+        let mut lc = Client::connect(a[(*leader - 1) as usize]).await;
+        eventually("the KIP-890 commit marker", async || {
+            let r = lc.send(&fetch("x", p as i32).with_isolation_level(1), 12).await;
+            (r.responses[0].partitions[0].last_stable_offset == 6).then_some(())
+        })
+        .await;
+        // The old epoch is fenced by the coordinator (or by the marker, where it leads).
+        assert_eq!(lc.send(&kip890_produce(p as i32, epoch, 4), 12).await.responses[0].partition_responses[0].error_code, 47, "INVALID_PRODUCER_EPOCH on x-{p}");
+    }
+
     for n in nodes.iter_mut() {
         if let Some(r) = n.running.take() {
             r.shutdown().await;
