@@ -60,15 +60,15 @@ fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartitio
     let not_added = || Some((E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into())));
     match e {
         TxnError::ProducerFenced => Some((E::InvalidProducerEpoch.code(), None)),
+        // The coordinator could not be reached or could not write: Kafka's retriable answer.
+        TxnError::Log(_) => Some((E::NotEnoughReplicas.code(), None)),
         // v11 clients can abort on TRANSACTION_ABORTABLE (KIP-890 part 1), older ones only know
         // INVALID_TXN_STATE.
         TxnError::InvalidTxnState if version == ABORTABLE_PRODUCE_VERSION => Some((E::TransactionAbortable.code(), None)),
         _ if !add => not_added(),
-        // Kafka's answers to a failed add: the coordinator's code where the producer can act on
-        // it, NOT_ENOUGH_REPLICAS (retriable) where the coordinator could not write.
+        // A refused add: the coordinator's code, which the producer acts on.
         TxnError::InvalidProducerIdMapping => Some((E::InvalidProducerIdMapping.code(), None)),
         TxnError::ConcurrentTransactions => Some((E::ConcurrentTransactions.code(), None)),
-        TxnError::Log(_) => Some((E::NotEnoughReplicas.code(), None)),
         _ => not_added(),
     }
 }

@@ -1123,10 +1123,17 @@ impl Broker {
         use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
         use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TransactionalId};
         use kafka_protocol::protocol::StrBytes;
-        let meta = self.metadata.topic(TRANSACTION_STATE_TOPIC).ok_or(TxnError::InvalidTxnState)?;
+        // A coordinator that cannot be reached or is not ready yet is a retriable refusal
+        // (Kafka answers the producer NOT_ENOUGH_REPLICAS, a TxnOffsetCommit
+        // COORDINATOR_NOT_AVAILABLE), never one that ends the producer.
+        let unavailable = |why: String| TxnError::Log(LogError::TopicUnavailable(why));
+        let meta = self.metadata.topic(TRANSACTION_STATE_TOPIC).ok_or_else(|| unavailable(format!("no {TRANSACTION_STATE_TOPIC} topic")))?;
         let partition = crate::records::internal::partition_for(id, meta.partitions);
         let leader = self.cluster_partition(TRANSACTION_STATE_TOPIC, partition).map_or(partition::NO_LEADER, |s| s.leader);
-        let addr = (leader >= 0).then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref())).flatten().ok_or(TxnError::InvalidTxnState)?;
+        let addr = (leader >= 0)
+            .then(|| cluster.broker_addr(leader, self.config.topology.inter_broker_listener_name.as_deref()))
+            .flatten()
+            .ok_or_else(|| unavailable(format!("no leader of {TRANSACTION_STATE_TOPIC}-{partition}")))?;
         let txn = AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
             .with_producer_id(ProducerId(producer_id))
@@ -1139,9 +1146,9 @@ impl Broker {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
                 tracing::info!(partition = %tp, transactional_id = %id, error = %e, "transaction coordinator not reached to check a transactional write");
-                return Err(TxnError::InvalidTxnState);
+                return Err(unavailable(e));
             }
-            None => return Err(TxnError::InvalidTxnState),
+            None => return Err(unavailable("shutting down".into())),
         };
         let code = response
             .results_by_transaction
@@ -1154,6 +1161,7 @@ impl Broker {
             47 | 90 => Err(TxnError::ProducerFenced),
             49 => Err(TxnError::InvalidProducerIdMapping),
             51 => Err(TxnError::ConcurrentTransactions),
+            13..=16 => Err(unavailable(format!("the coordinator answered error {code}"))),
             _ => Err(TxnError::InvalidTxnState),
         }
     }
