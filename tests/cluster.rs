@@ -418,21 +418,32 @@ async fn consumer_groups_joining_at_once_in_a_cluster_get_their_assignments() {
     let t = CreatableTopic::default().with_name(name("k")).with_num_partitions(3).with_replication_factor(3);
     assert_eq!(Client::connect(first).await.send(&CreateTopicsRequest::default().with_topics(vec![t]).with_timeout_ms(10_000), 7).await.topics[0].error_code, 0);
     let groups: Vec<String> = (0..16).map(|i| format!("g{i}")).collect();
-    let mut coordinators = Vec::new();
+    let all: Vec<SocketAddr> = nodes.iter().map(addr).collect();
     for g in &groups {
-        let node = eventually("a coordinator", async || {
-            let (code, node) = find_group_coordinator(first, g).await;
-            (code == 0).then_some(node)
-        })
-        .await;
-        coordinators.push(addr(&nodes[(node - 1) as usize]));
+        eventually("a coordinator", async || (find_group_coordinator(first, g).await.0 == 0).then_some(())).await;
     }
     let joins: Vec<_> = groups
         .iter()
-        .zip(&coordinators)
-        .map(|(g, at)| {
-            let (g, at) = (g.clone(), *at);
-            tokio::spawn(async move { Client::connect(at).await.send(&consumer_join_req(&g, "m", &["k"]), 1).await })
+        .map(|g| {
+            let (g, all) = (g.clone(), all.clone());
+            tokio::spawn(async move {
+                // As a client: the coordinator found again while it answers that it is loading
+                // the group's partition or is not (yet, or any more) its leader, which a loaded
+                // machine can make last a moment after FindCoordinator named it.
+                let mut last = None;
+                for _ in 0..100 {
+                    let (code, node) = find_group_coordinator(all[0], &g).await;
+                    if code == 0 {
+                        let r = Client::connect(all[(node - 1) as usize]).await.send(&consumer_join_req(&g, "m", &["k"]), 1).await;
+                        if ![14, 15, 16].contains(&r.error_code) {
+                            return r;
+                        }
+                        last = Some(r);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                last.expect("a coordinator answered")
+            })
         })
         .collect();
     for (g, join) in groups.iter().zip(joins) {
