@@ -252,13 +252,14 @@ pub fn decode_value(b: Bytes) -> Result<TxnMetadata, CodecError> {
     let start_ms = r.i64()?;
     let mut m = TxnMetadata { producer_id, producer_epoch, timeout_ms, state, partitions, last_update_ms, start_ms, client_tv: 0, previous_producer_id: -1, next_producer_id: -1 };
     for (tag, value) in r.tags()? {
-        match (tag, value.len()) {
-            (0, 8) => m.previous_producer_id = i64::from_be_bytes(value[..].try_into().unwrap_or([0xff; 8])),
-            (1, 8) => m.next_producer_id = i64::from_be_bytes(value[..].try_into().unwrap_or([0xff; 8])),
-            (2, 2) => m.client_tv = i16::from_be_bytes([value[0], value[1]]),
-            (0..=2, n) => return Err(codec::CodecError::BadLength(n as i64).into()),
-            _ => {}
+        let mut r = Reader::new(value, false);
+        match tag {
+            0 => m.previous_producer_id = r.i64()?,
+            1 => m.next_producer_id = r.i64()?,
+            2 => m.client_tv = r.i16()?,
+            _ => continue,
         }
+        r.finish()?;
     }
     Ok(m)
 }
