@@ -1011,6 +1011,84 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             let r = sd.c.send(&HeartbeatRequest::default().with_group_id(GroupId(nm("kd-mix-up"))).with_generation_id(g).with_member_id(s(&c)), 4).await;
             out.line(format!("classic heartbeat after the downgrade: error {}", r.error_code));
         }),
+        case!("a-classic-static-member-replaces-the-last-consumer-protocol-member", |sd, out| {
+            create(&mut sd.c, "kd-rep", 2, &[]).await;
+            let topic = named("kd-rep");
+            let beat = |group: &str, member: &str, instance: &str, epoch: i32| {
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(nm(group)))
+                    .with_member_id(s(member))
+                    .with_instance_id(Some(s(instance)))
+                    .with_member_epoch(epoch)
+                    .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+                    .with_subscribed_topic_names(if epoch == 0 { Some(vec![tn("kd-rep")]) } else { None })
+                    .with_topic_partitions(if epoch == 0 { Some(vec![]) } else { None })
+            };
+            let mut sub = BytesMut::new();
+            sub.put_i16(1);
+            ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_string(topic.clone())]).encode(&mut sub, 1).expect("encodes");
+            let join = |group: &str, instance: &str| {
+                JoinGroupRequest::default()
+                    .with_group_id(GroupId(nm(group)))
+                    .with_group_instance_id(Some(s(instance)))
+                    .with_session_timeout_ms(30_000)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(sub.clone().freeze())])
+            };
+            for (group, others) in [("kd-rep-g", 0), ("kd-rep-h", 1)] {
+                // A static consumer-protocol member holding both partitions (and in the second
+                // group another consumer-protocol member, which keeps the group a consumer group).
+                let r = sd.c.send(&beat(group, "kd-rep-a", "kd-rep-i", 0), 0).await;
+                // (The group epoch may move once more as the new topic reaches the coordinator:
+                // epochs are shown relative to the last one seen.)
+                let r = sd.c.send(&beat(group, "kd-rep-a", "kd-rep-i", r.member_epoch), 0).await;
+                out.line(format!("{group}: static consumer-protocol member: error {}", r.error_code));
+                let mut epoch = r.member_epoch;
+                for i in 0..others {
+                    let r = sd.c.send(&beat(group, &format!("kd-rep-o{i}"), &format!("kd-rep-o{i}"), 0), 0).await;
+                    out.line(format!("{group}: another consumer-protocol member: error {} epoch +{}", r.error_code, r.member_epoch - epoch));
+                    epoch = r.member_epoch;
+                }
+                // The same instance comes back as a classic consumer.
+                let joined = sd.c.send(&join(group, "kd-rep-i"), 9).await;
+                out.line(format!(
+                    "{group}: classic static join: error {} new member id {} generation +{} leader {:?} protocol {:?} members {}",
+                    joined.error_code,
+                    joined.member_id.as_str() != "kd-rep-a",
+                    joined.generation_id - epoch,
+                    joined.leader.to_string(),
+                    joined.protocol_name.as_ref().map(|p| p.to_string()),
+                    joined.members.len()
+                ));
+                let r = sd.c.send(&DescribeGroupsRequest::default().with_groups(vec![GroupId(nm(group))]), 5).await;
+                let d = &r.groups[0];
+                out.line(format!("{group}: described: error {} state {:?} protocol type {:?} protocol {:?} members {}", d.error_code, d.group_state.to_string(), d.protocol_type.to_string(), d.protocol_data.to_string(), d.members.len()));
+                let r = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm(group))]), 1).await;
+                out.line(format!("{group}: consumer group describe: error {} members {}", r.groups[0].error_code, r.groups[0].members.len()));
+                let sync = SyncGroupRequest::default()
+                    .with_group_id(GroupId(nm(group)))
+                    .with_generation_id(joined.generation_id)
+                    .with_member_id(joined.member_id.clone())
+                    .with_group_instance_id(Some(s("kd-rep-i")))
+                    .with_protocol_type(Some(s("consumer")))
+                    .with_protocol_name(joined.protocol_name.clone());
+                let r = sd.c.send(&sync, 5).await;
+                let partitions = <ConsumerProtocolAssignment as kafka_protocol::protocol::Decodable>::decode(&mut r.assignment.slice(r.assignment.len().min(2)..), 1).map(|a| a.assigned_partitions.iter().map(|t| t.partitions.len()).sum::<usize>()).unwrap_or(0);
+                out.line(format!("{group}: sync: error {} partitions {partitions}", r.error_code));
+                let hb = HeartbeatRequest::default().with_group_id(GroupId(nm(group))).with_generation_id(joined.generation_id).with_member_id(joined.member_id.clone()).with_group_instance_id(Some(s("kd-rep-i")));
+                let r = sd.c.send(&hb, 4).await;
+                out.line(format!("{group}: classic heartbeat: error {}", r.error_code));
+                let r = sd.c.send(&beat(group, "kd-rep-a", "kd-rep-i", 1), 0).await;
+                out.line(format!("{group}: the replaced member's heartbeat: error {}", r.error_code));
+                for epoch in [-2, -1] {
+                    let r = sd.c.send(&beat(group, "kd-rep-a", "kd-rep-i", epoch), 0).await;
+                    out.line(format!("{group}: the replaced member leaves with epoch {epoch}: error {}", r.error_code));
+                }
+                let r = sd.c.send(&beat(group, "kd-rep-x", "kd-rep-nobody", 1), 0).await;
+                out.line(format!("{group}: an unknown instance's heartbeat: error {}", r.error_code));
+            }
+        }),
         case!("group-admin-edges", |sd, out| {
             create(&mut sd.c, "kd-ga", 1, &[]).await;
             // A classic member joins and syncs; the group then has a member.

@@ -328,29 +328,30 @@ impl ConsumerGroup {
         })
     }
 
-    /// Moves one member toward its target (Kafka's CurrentAssignmentBuilder, in short).
+    /// Moves one member toward its target (Kafka's CurrentAssignmentBuilder, in short). `owned`:
+    /// the partitions the member reports owning; one that reports nothing may own everything.
     fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now_ms: u64) {
         let target_epoch = self.assignment_epoch;
         let target = self.target.get(id).cloned().unwrap_or_default();
+        let owns_any = |ps: &Assignment| owned.is_none_or(|o| ps.iter().any(|(t, ps)| o.get(t).is_some_and(|s| !s.is_disjoint(ps))));
         let Some(m) = self.members.get(id) else { return };
+        // The epoch it stays at if it must revoke partitions first.
+        let mut epoch = m.member_epoch;
         if m.state == MemberState::UnrevokedPartitions {
-            // It advances only once it reports owning none of the revoked partitions.
-            let still_owns = match owned {
-                None => true,
-                Some(o) => m.pending_revocation.iter().any(|(t, ps)| o.get(t).is_some_and(|s| !s.is_disjoint(ps))),
-            };
-            if still_owns {
+            // It advances only once it reports owning none of the revoked partitions, and then
+            // one epoch at a time while it has more to give up.
+            if owns_any(&m.pending_revocation) {
                 return;
             }
+            epoch = m.member_epoch + 1;
             let m = self.members.get_mut(id).expect("member exists");
             m.pending_revocation.clear();
             m.revoking_since_ms = None;
             m.state = MemberState::Stable;
-        }
-        let m = &self.members[id];
-        if m.member_epoch == target_epoch && m.state == MemberState::Stable {
+        } else if m.member_epoch == target_epoch && m.state == MemberState::Stable {
             return;
         }
+        let m = &self.members[id];
         let current = m.assigned.clone();
         let mut keep = Assignment::new();
         let mut revoke = Assignment::new();
@@ -363,8 +364,13 @@ impl ConsumerGroup {
                 }
             }
         }
-        let m = self.members.get_mut(id).expect("member exists");
-        if !revoke.is_empty() {
+        // Partitions it reports no longer owning need no revocation round.
+        if !revoke.is_empty() && owns_any(&revoke) {
+            let m = self.members.get_mut(id).expect("member exists");
+            if m.member_epoch != epoch {
+                m.previous_member_epoch = m.member_epoch;
+                m.member_epoch = epoch;
+            }
             m.assigned = keep;
             m.pending_revocation = revoke;
             m.state = MemberState::UnrevokedPartitions;
@@ -421,7 +427,8 @@ impl ConsumerGroup {
         if joining {
             if let Some(iid) = &req.instance_id {
                 if let Some(old) = self.member_by_instance(iid).cloned() {
-                    if !old.left_temporarily && old.id != id {
+                    // A classic member's instance is taken over without a leave first.
+                    if !old.left_temporarily && old.id != id && old.classic.is_none() {
                         return Err(HeartbeatError::UnreleasedInstanceId);
                     }
                     // The static member comes back under a new id and takes its place as it was.
@@ -447,6 +454,13 @@ impl ConsumerGroup {
                 }
             }
         } else {
+            // A static member is known by its instance id; another member holding it fences it.
+            if let Some(iid) = &req.instance_id {
+                let holder = self.member_by_instance(iid).ok_or(HeartbeatError::UnknownMemberId)?;
+                if holder.id != id {
+                    return Err(HeartbeatError::FencedInstanceId);
+                }
+            }
             let m = self.members.get(&id).ok_or(HeartbeatError::UnknownMemberId)?;
             if m.left_temporarily {
                 return Err(HeartbeatError::UnknownMemberId);
@@ -513,16 +527,18 @@ impl ConsumerGroup {
     /// A member leaves: for good (epoch -1), or a static member for a while (epoch -2, it keeps
     /// its partitions until its session ends or it comes back).
     pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, epoch: i32, default_assignor: &str) -> Result<HeartbeatOutput, HeartbeatError> {
-        let id = match (self.members.contains_key(member_id), instance_id) {
-            (true, _) => member_id.to_string(),
-            (false, Some(iid)) => self.member_by_instance(iid).map(|m| m.id.clone()).ok_or(HeartbeatError::UnknownMemberId)?,
-            (false, None) => return Err(HeartbeatError::UnknownMemberId),
+        // A static member is known by its instance id; another member holding it fences it.
+        let id = match instance_id {
+            Some(iid) => {
+                let holder = self.member_by_instance(iid).ok_or(HeartbeatError::UnknownMemberId)?;
+                if holder.id != member_id {
+                    return Err(HeartbeatError::FencedInstanceId);
+                }
+                holder.id.clone()
+            }
+            None if self.members.contains_key(member_id) => member_id.to_string(),
+            None => return Err(HeartbeatError::UnknownMemberId),
         };
-        if let Some(iid) = instance_id
-            && self.members[&id].instance_id.as_deref() != Some(iid)
-        {
-            return Err(HeartbeatError::UnknownMemberId);
-        }
         if epoch == STATIC_LEAVE_EPOCH && self.members[&id].instance_id.is_some() {
             if let Some(m) = self.members.get_mut(&id) {
                 m.left_temporarily = true;
@@ -805,20 +821,23 @@ impl ConsumerGroup {
     /// The classic group this one becomes when its last consumer-protocol member, `leaving`,
     /// goes and every member left speaks the classic protocol (Kafka's
     /// ClassicGroup.fromConsumerGroup): at the group epoch as its generation (the members'
-    /// epochs, so their commits stay valid), each member with its target assignment; the
-    /// coordinator then starts a rebalance, so every member rejoins.
-    pub fn to_classic(&self, leaving: &str, now_ms: u64) -> Group {
+    /// epochs, so their commits stay valid), each member with its target assignment. When a
+    /// classic static member replaced `leaving`, `joining` takes its place and its target; else
+    /// the coordinator then starts a rebalance, so every member rejoins.
+    pub fn to_classic(&self, leaving: &str, joining: Option<&ConsumerMember>, now_ms: u64) -> Group {
         let members = self
             .members
             .values()
             .filter(|m| m.id != leaving)
-            .filter_map(|m| {
+            .map(|m| (m, m.id.as_str()))
+            .chain(joining.map(|m| (m, leaving)))
+            .filter_map(|(m, target_of)| {
                 let c = m.classic.as_ref()?;
                 let mut member = Member::new(m.id.clone(), c.protocols.clone(), c.session_timeout_ms, m.rebalance_timeout_ms, now_ms);
                 member.instance_id = m.instance_id.clone();
                 member.client_id = m.client_id.clone();
                 member.client_host = m.client_host.clone();
-                member.assignment = embedded::encode_assignment(c.subscription_version(), &self.target.get(&m.id).cloned().unwrap_or_default());
+                member.assignment = embedded::encode_assignment(c.subscription_version(), &self.target.get(target_of).cloned().unwrap_or_default());
                 Some(member)
             })
             .collect();
@@ -1258,11 +1277,11 @@ mod tests {
         // A consumer-protocol member joins: epoch 4, nothing free for it yet.
         let b = g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 2).unwrap();
         assert_eq!((b.member_epoch, n(b.assignment.as_ref().unwrap())), (4, 0));
-        // The classic member is told to rejoin, and rejoins as an eager consumer does (owning
-        // nothing): two partitions kept, two to give up, its generation still 3.
+        // The classic member is told to rejoin, and rejoins as a cooperative consumer does
+        // (owning all four): two partitions kept, two to give up, its generation still 3.
         assert_eq!(g.classic_heartbeat("c1", None, 3, 3), Err(HeartbeatError::RebalanceInProgress));
         assert!(g.members["c1"].classic.as_ref().unwrap().join_deadline_ms.is_some());
-        let j = g.classic_join(classic_join("c1", &["t"], &Assignment::new()), &t, "uniform", 10, 4).unwrap();
+        let j = g.classic_join(classic_join("c1", &["t"], &parts(&[0, 1, 2, 3])), &t, "uniform", 10, 4).unwrap();
         assert_eq!(j.member_epoch, 3);
         assert_eq!(g.members["c1"].state, MemberState::UnrevokedPartitions);
         let (a, protocol) = g.classic_sync("c1", None, 3, Some("consumer"), Some("range"), 5).unwrap();
@@ -1284,7 +1303,7 @@ mod tests {
         // The consumer-protocol member leaves: the classic group of c1 at the group epoch, with
         // c1's target as its assignment.
         assert!(g.all_classic_except("b"));
-        let classic = g.to_classic("b", 11);
+        let classic = g.to_classic("b", None, 11);
         assert_eq!((classic.generation, classic.protocol.as_deref(), classic.protocol_type.as_deref()), (4, Some("range"), Some("consumer")));
         assert_eq!(classic.members.keys().collect::<Vec<_>>(), vec!["c1"]);
         assert_eq!(decoded(classic.members["c1"].assignment.clone()), kept);

@@ -2252,16 +2252,12 @@ mod tests {
         assert_eq!((d.group_epoch, d.members.len()), (2, 2));
         assert_eq!(c.describe(&log, "g").err(), Some(GroupError::NotClassicGroup("g".into())));
         // c1 is told to rejoin, and rejoins and syncs with the classic calls: half of t is its.
+        // It reports owning nothing (an eager consumer gives everything up before it rejoins),
+        // so nothing is left to revoke and it is at epoch 2 at once.
         assert_eq!(c.heartbeat(&log, "g", 1, &c1, None), Err(GroupError::RebalanceInProgress));
         let rejoined = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
-        assert_eq!((rejoined.error.clone(), rejoined.leader.as_str(), rejoined.protocol.as_deref()), (None, "", Some("range")));
-        let s = c.sync(&log, "g", rejoined.generation, &c1, None, Some("consumer"), Some("range"), BTreeMap::new(), rx.clone()).await;
-        assert_eq!((s.error, embedded::assigned_partitions(s.assignment).len()), (None, 2));
-        // It gave the other half up (an eager consumer owns nothing when it rejoins): epoch 2.
-        assert_eq!(c.heartbeat(&log, "g", rejoined.generation, &c1, None), Err(GroupError::RebalanceInProgress));
-        let rejoined = c.join(&log, consumer_join_req("g", &c1, &topics), rx.clone()).await;
-        assert_eq!((rejoined.error.clone(), rejoined.generation), (None, 2));
-        let s = c.sync(&log, "g", 2, &c1, None, None, None, BTreeMap::new(), rx.clone()).await;
+        assert_eq!((rejoined.error.clone(), rejoined.leader.as_str(), rejoined.protocol.as_deref(), rejoined.generation), (None, "", Some("range"), 2));
+        let s = c.sync(&log, "g", 2, &c1, None, Some("consumer"), Some("range"), BTreeMap::new(), rx.clone()).await;
         assert_eq!((s.error, embedded::assigned_partitions(s.assignment).len()), (None, 2));
         assert_eq!(c.heartbeat(&log, "g", 2, &c1, None), Ok(()));
 
@@ -2285,6 +2281,56 @@ mod tests {
         reloaded.load(&log).unwrap();
         assert_eq!(reloaded.consumer_describe(&log, "g").err(), Some(GroupError::NotConsumerGroup("g".into())));
         assert_eq!(reloaded.describe(&log, "g").unwrap().unwrap().members.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_classic_static_member_replacing_the_last_consumer_member_makes_the_group_classic_without_a_rebalance() {
+        use super::super::consumer::{HeartbeatInput, TopicsView};
+        use crate::protocol::consumer as embedded;
+        use std::sync::atomic::Ordering::SeqCst;
+        let log = FlakyLog::default();
+        let c = GroupCoordinator::new(config());
+        let (_tx, rx) = watch::channel(false);
+        let topics: TopicsView = BTreeMap::from([("t".to_string(), (uuid::Uuid::new_v4(), 4))]);
+        // A consumer group: m1 static ("i1") with the consumer protocol, c1 a classic member.
+        let static_hb = |member_epoch| HeartbeatInput { member_epoch, instance_id: Some("i1".into()), ..consumer_join_hb("m1") };
+        c.consumer_heartbeat(&log, "g", static_hb(0), &topics).unwrap();
+        let first = c.join_start(&log, consumer_join_req("g", "", &topics)).unwrap();
+        let c1 = c.join_start(&log, consumer_join_req("g", &first.member_id, &topics)).unwrap();
+        let epoch = c.consumer_describe(&log, "g").unwrap().group_epoch;
+        assert_eq!((c1.error, c1.generation, epoch), (None, 2, 2));
+        c.consumer_heartbeat(&log, "g", static_hb(1), &topics).unwrap();
+        let m1_target = c.consumer_describe(&log, "g").unwrap().members.iter().find(|m| m.member_id == "m1").map(|m| m.target_assignment.clone()).unwrap();
+        // The same instance comes back as a classic consumer under a new member id.
+        let replacing = || JoinRequest { instance_id: Some("i1".into()), ..consumer_join_req("g", "", &topics) };
+
+        // The conversion cannot be written: the join is refused and the consumer group stays.
+        log.fail.store(true, SeqCst);
+        assert!(matches!(c.join_start(&log, replacing()).unwrap().error, Some(GroupError::Log(_))));
+        log.fail.store(false, SeqCst);
+        let d = c.consumer_describe(&log, "g").unwrap();
+        assert!(d.members.iter().any(|m| m.member_id == "m1"));
+
+        // It is written: a stable classic group at the consumer group's epoch, no rebalance.
+        let joined = c.join_start(&log, replacing()).unwrap();
+        assert_eq!((joined.error.clone(), joined.generation, joined.leader.as_str(), joined.members.len()), (None, 2, "", 0));
+        assert_eq!(c.consumer_describe(&log, "g").err(), Some(GroupError::NotConsumerGroup("g".into())));
+        let d = c.describe(&log, "g").unwrap().unwrap();
+        assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
+        // Its SyncGroup hands it m1's partitions; both members heartbeat at the generation.
+        let s = c.sync(&log, "g", 2, &joined.member_id, Some("i1"), Some("consumer"), Some("range"), BTreeMap::new(), rx.clone()).await;
+        assert_eq!(s.error, None);
+        assert_eq!(embedded::assigned_partitions(s.assignment).len(), m1_target.values().map(|p| p.len()).sum::<usize>());
+        assert_eq!(c.heartbeat(&log, "g", 2, &joined.member_id, Some("i1")), Ok(()));
+        assert_eq!(c.heartbeat(&log, "g", 2, &c1.member_id, None), Ok(()));
+        // The replaced member id is gone; a fresh coordinator reads the same classic group.
+        assert_eq!(c.heartbeat(&log, "g", 2, "m1", Some("i1")), Err(GroupError::FencedInstanceId));
+        let reloaded = GroupCoordinator::new(config());
+        reloaded.load(&log).unwrap();
+        assert_eq!(reloaded.consumer_describe(&log, "g").err(), Some(GroupError::NotConsumerGroup("g".into())));
+        let d = reloaded.describe(&log, "g").unwrap().unwrap();
+        assert_eq!((d.state, d.members.len()), (GroupState::Stable, 2));
+        assert_eq!(reloaded.heartbeat(&log, "g", 2, &joined.member_id, Some("i1")), Ok(()));
     }
 
     #[test]

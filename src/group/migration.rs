@@ -58,13 +58,27 @@ impl GroupCoordinator {
         let undo = Self::undo_point(e);
         let default_assignor = self.default_assignor();
         let g = e.consumer.as_mut().expect("a consumer group");
+        // The group as it was, when this join replaces its last consumer-protocol member.
+        let replacing = input.instance_id.as_deref().and_then(|iid| g.member_by_instance(iid)).map(|m| m.id.clone()).filter(|old| self.downgrade_on_replace_due(g, old)).map(|old| (old, g.clone()));
         let out = match g.classic_join(input, &req.topics, &default_assignor, max, now) {
             Ok(out) => out,
             Err(err) => return JoinOutcome::error(map_error(err), &member_id),
         };
         let protocol = g.members.get(&out.member_id).and_then(|m| m.classic.as_ref()).map(|c| c.protocol_name().to_string());
         e.empty_since_ms = None;
-        if let Err(err) = self.write_or_undo(log, e, undo) {
+        if let Some((old, before)) = replacing {
+            let joining = e.consumer.as_ref().and_then(|g| g.members.get(&out.member_id)).cloned();
+            let classic = before.to_classic(&old, joining.as_ref(), now);
+            if let Err(err) = self.convert_to_classic(log, e, classic, None) {
+                tracing::warn!(group = %req.group_id, error = %err, "consumer group not downgraded: its records could not be written; the join is undone");
+                (e.consumer, e.empty_since_ms) = undo;
+                if let Some(u) = e.unwritten.take() {
+                    u.fail(&err);
+                }
+                return JoinOutcome::error(err, &member_id);
+            }
+            tracing::info!(group = %req.group_id, member = %out.member_id, replaced = %old, "Downgrade group {} from consumer to classic: its last consumer-protocol member was replaced by a classic static member.", req.group_id);
+        } else if let Err(err) = self.write_or_undo(log, e, undo) {
             return JoinOutcome::error(err, &member_id);
         }
         tracing::info!(group = %req.group_id, member = %out.member_id, epoch = out.member_epoch, "classic member joined the consumer group");
@@ -211,20 +225,47 @@ impl GroupCoordinator {
         true
     }
 
+    /// Whether a classic static member replacing `replaced`, the group's last member of the
+    /// consumer protocol, turns the group classic (Kafka's
+    /// validateOnlineDowngradeWithReplacedMemberId): unlike a leave, one member is enough.
+    fn downgrade_on_replace_due(&self, g: &ConsumerGroup, replaced: &str) -> bool {
+        if !g.all_classic_except(replaced) {
+            return false;
+        }
+        if !self.config.migration_policy.downgrades() {
+            tracing::info!(group = %g.id, "Cannot downgrade consumer group {} to classic group because the online downgrade is disabled.", g.id);
+            return false;
+        }
+        if g.members.len() > self.config.max_size {
+            tracing::info!(group = %g.id, "Cannot downgrade consumer group {} to classic group because its group size is greater than classic group max size.", g.id);
+            return false;
+        }
+        true
+    }
+
     /// Turns a consumer group into the classic group of its members but `leaving` (all classic),
     /// as one batch: the consumer records' tombstones, then the classic group's record. The
     /// classic group rebalances at once, so every member rejoins. Returns whether it did; a
     /// failed write is logged and changes nothing.
     pub(super) fn downgrade(&self, log: &dyn GroupLog, e: &mut Entry, leaving: &str, now: u64) -> bool {
         let Some(g) = e.consumer.as_ref() else { return false };
-        let classic = g.to_classic(leaving, now);
+        let classic = g.to_classic(leaving, None, now);
         let id = classic.id.clone();
-        let mut records = Self::consumer_tombstones(e);
-        records.push(Self::group_record(&classic));
-        if let Err(err) = self.write(log, &id, records) {
+        if let Err(err) = self.convert_to_classic(log, e, classic, Some(now)) {
             tracing::warn!(group = %id, error = %err, "consumer group not downgraded: its records could not be written");
             return false;
         }
+        tracing::info!(group = %id, member = %leaving, generation = e.group.generation, "Downgrade group {id} from consumer to classic.");
+        true
+    }
+
+    /// Writes the conversion to `classic` as one batch (the consumer records' tombstones, then
+    /// the classic group's record) and puts it in the consumer group's place, rebalancing it
+    /// from `rebalance_at` when given. A failed write changes nothing.
+    fn convert_to_classic(&self, log: &dyn GroupLog, e: &mut Entry, classic: Group, rebalance_at: Option<u64>) -> Result<(), GroupError> {
+        let mut records = Self::consumer_tombstones(e);
+        records.push(Self::group_record(&classic));
+        self.write(log, &classic.id, records)?;
         if let Some(u) = e.unwritten.take() {
             u.settle();
         }
@@ -232,8 +273,9 @@ impl GroupCoordinator {
         e.group = classic;
         e.consumer = None;
         e.consumer_records.clear();
-        self.start_rebalance(e, now);
-        tracing::info!(group = %id, member = %leaving, generation = e.group.generation, "Downgrade group {id} from consumer to classic.");
-        true
+        if let Some(now) = rebalance_at {
+            self.start_rebalance(e, now);
+        }
+        Ok(())
     }
 }
