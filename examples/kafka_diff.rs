@@ -875,6 +875,76 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
             let r = sd.c.send(&JoinGroupRequest::default().with_group_id(GroupId(nm("kd-cgh-g"))).with_session_timeout_ms(10_000).with_rebalance_timeout_ms(10_000).with_protocol_type(s("consumer")).with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(s("range")).with_metadata(Bytes::from_static(b"x"))]), 9).await;
             out.line(format!("classic join after: error {}", r.error_code));
         }),
+        case!("consumer-protocol-static-members", |sd, out| {
+            create(&mut sd.c, "kd-cps", 4, &[]).await;
+            let topic_id = {
+                let md = sd.c.send(&MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(tn("kd-cps")))])), 12).await;
+                md.topics[0].topic_id
+            };
+            let owning = |ps: &[i32]| Some(vec![consumer_group_heartbeat_request::TopicPartitions::default().with_topic_id(topic_id).with_partitions(ps.to_vec())]);
+            let beat = |member: &str, instance: Option<&str>, epoch: i32| {
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(nm("kd-cps-g")))
+                    .with_member_id(s(member))
+                    .with_instance_id(instance.map(s))
+                    .with_member_epoch(epoch)
+                    .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+                    .with_subscribed_topic_names(if epoch == 0 { Some(vec![tn("kd-cps")]) } else { None })
+                    .with_topic_partitions(if epoch == 0 { Some(vec![]) } else { None })
+            };
+            let count = |r: &ConsumerGroupHeartbeatResponse| r.assignment.as_ref().map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum::<usize>());
+            // A static member alone, until it holds every partition at a settled epoch (the
+            // new topic may reach the coordinator a heartbeat late).
+            let mut r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), 0), 0).await;
+            let mut held: Vec<i32> = Vec::new();
+            for _ in 0..20 {
+                if let Some(a) = &r.assignment {
+                    held = a.topic_partitions.iter().flat_map(|t| t.partitions.clone()).collect();
+                }
+                if held.len() == 4 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), r.member_epoch).with_topic_partitions(owning(&held)), 0).await;
+            }
+            let epoch = r.member_epoch;
+            out.line(format!("static member: error {} holds {}", r.error_code, held.len()));
+            // A dynamic member joins: the static one must give two up; it reports owning all four
+            // (stays at its epoch), then none (moves on at once).
+            let b = sd.c.send(&beat("kd-cps-b", None, 0), 0).await;
+            out.line(format!("dynamic member: error {} epoch +{} assigned {:?}", b.error_code, b.member_epoch - epoch, count(&b)));
+            let r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), epoch).with_topic_partitions(owning(&held)), 0).await;
+            out.line(format!("static member owning all: error {} epoch +{} assigned {:?}", r.error_code, r.member_epoch - epoch, count(&r)));
+            let r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), r.member_epoch).with_topic_partitions(owning(&[])), 0).await;
+            out.line(format!("static member owning none: error {} epoch +{} assigned {:?}", r.error_code, r.member_epoch - epoch, count(&r)));
+            let a_epoch = r.member_epoch;
+            // Another member id with the instance while it is held; the holder's temporary leave.
+            let r = sd.c.send(&beat("kd-cps-c", Some("kd-cps-i"), 0), 0).await;
+            out.line(format!("the instance taken while held: error {}", r.error_code));
+            let r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), -2), 0).await;
+            out.line(format!("temporary leave: error {} epoch {}", r.error_code, r.member_epoch));
+            let r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), a_epoch), 0).await;
+            out.line(format!("heartbeat after the temporary leave: error {}", r.error_code));
+            let d = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm("kd-cps-g"))]), 1).await;
+            let mut members: Vec<(String, i32, usize)> = d.groups[0].members.iter().map(|m| (m.member_id.to_string(), if m.member_epoch < 0 { m.member_epoch } else { m.member_epoch - a_epoch }, m.assignment.topic_partitions.iter().map(|t| t.partitions.len()).sum())).collect();
+            members.sort();
+            out.line(format!("described while it is away: error {} members {members:?}", d.groups[0].error_code));
+            // It comes back under a new member id: the same epoch and partitions, no rebalance.
+            let r = sd.c.send(&beat("kd-cps-c", Some("kd-cps-i"), 0), 0).await;
+            out.line(format!("back under a new id: error {} epoch +{} assigned {:?}", r.error_code, r.member_epoch - a_epoch, count(&r)));
+            let r = sd.c.send(&beat("kd-cps-a", Some("kd-cps-i"), a_epoch), 0).await;
+            out.line(format!("the old id's heartbeat: error {}", r.error_code));
+            let d = sd.c.send(&ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(nm("kd-cps-g"))]), 1).await;
+            let g = &d.groups[0];
+            let mut members: Vec<(String, i32)> = g.members.iter().map(|m| (m.member_id.to_string(), m.member_epoch - a_epoch)).collect();
+            members.sort();
+            out.line(format!("described: error {} epoch +{} members {members:?}", g.error_code, g.group_epoch - a_epoch));
+            // It leaves for good: the group epoch moves and the other member is given more.
+            let r = sd.c.send(&beat("kd-cps-c", Some("kd-cps-i"), -1), 0).await;
+            out.line(format!("leave: error {} epoch {}", r.error_code, r.member_epoch));
+            let r = sd.c.send(&beat("kd-cps-b", None, b.member_epoch).with_topic_partitions(owning(&[])), 0).await;
+            out.line(format!("dynamic member after: error {} epoch +{}", r.error_code, r.member_epoch - a_epoch));
+        }),
         case!("produce-codecs-and-log-append-time", |sd, out| {
             create(&mut sd.c, "kd-codec", 1, &[]).await;
             create(&mut sd.c, "kd-lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
@@ -1198,6 +1268,9 @@ async fn main() {
             }
             if f.lines.len() != k.lines.len() {
                 println!("  fjord gave {} lines, kafka {}", f.lines.len(), k.lines.len());
+            }
+            if std::env::var_os("KAFKA_DIFF_SHOW").is_some() {
+                k.lines.iter().for_each(|l| println!("  kafka: {l}"));
             }
         }
         for (a, b) in f.messages.iter().zip(&k.messages) {

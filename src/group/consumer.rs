@@ -462,8 +462,9 @@ impl ConsumerGroup {
                 }
             }
             let m = self.members.get(&id).ok_or(HeartbeatError::UnknownMemberId)?;
+            // A static member that left for a while is at epoch -2 until it rejoins with 0.
             if m.left_temporarily {
-                return Err(HeartbeatError::UnknownMemberId);
+                return Err(HeartbeatError::FencedMemberEpoch);
             }
             if req.member_epoch > m.member_epoch {
                 return Err(HeartbeatError::FencedMemberEpoch);
@@ -516,10 +517,11 @@ impl ConsumerGroup {
             self.group_epoch += 1;
         }
         self.refresh_target(default_assignor);
-        let before = (self.members[&id].member_epoch, self.members[&id].assigned.clone());
+        let before = self.members[&id].assigned.clone();
         self.reconcile(&id, req.owned.as_ref(), now_ms);
         let m = &self.members[&id];
-        assignment_changed |= before != (m.member_epoch, m.assigned.clone());
+        // A new epoch alone is told by the epoch; the partitions are sent when they change.
+        assignment_changed |= before != m.assigned;
         let send = joining || full_request || assignment_changed;
         Ok(HeartbeatOutput { member_id: id, member_epoch: m.member_epoch, assignment: send.then(|| m.assigned.clone()) })
     }
@@ -1189,6 +1191,30 @@ mod tests {
         assert_eq!(n(b2.assignment.as_ref().unwrap()), 1);
         assert_eq!(r.state(), ConsumerGroupState::Stable);
         assert_eq!(r.expired_members(1_002 + 44_000, 45_000), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_static_member_is_known_by_its_instance_and_reports_of_owning_nothing_skip_the_revocation() {
+        let t = topics(&[("t", 4)]);
+        let mut g = ConsumerGroup::new("g");
+        let a = |id: &str, epoch: i32| HeartbeatInput { instance_id: Some("i".into()), ..beat(id, epoch, None) };
+        g.heartbeat(HeartbeatInput { instance_id: Some("i".into()), ..join("a", &["t"]) }, &t, "uniform", 10, 0).unwrap();
+        g.heartbeat(join("b", &["t"]), &t, "uniform", 10, 1).unwrap();
+        // It must give two partitions up. Reporting that it owns none of them, it is at the new
+        // epoch at once; the partitions it keeps are not sent again.
+        let kept = g.heartbeat(HeartbeatInput { owned: Some(parts(&[])), ..a("a", 1) }, &t, "uniform", 10, 2).unwrap();
+        assert_eq!((kept.member_epoch, kept.assignment.as_ref().map(n)), (2, Some(2)));
+        assert_eq!(g.members["a"].state, MemberState::Stable);
+        let again = g.heartbeat(HeartbeatInput { owned: Some(parts(&[])), ..a("a", 2) }, &t, "uniform", 10, 3).unwrap();
+        assert_eq!((again.member_epoch, again.assignment), (2, None));
+        // Another member id naming the instance is fenced, in a heartbeat and in a leave.
+        assert_eq!(g.heartbeat(a("x", 2), &t, "uniform", 10, 4), Err(HeartbeatError::FencedInstanceId));
+        assert_eq!(g.leave("x", Some("i"), LEAVE_EPOCH, "uniform"), Err(HeartbeatError::FencedInstanceId));
+        assert_eq!(g.leave("x", Some("nobody"), LEAVE_EPOCH, "uniform"), Err(HeartbeatError::UnknownMemberId));
+        assert!(g.members.contains_key("a"));
+        // Away for a while, it is at epoch -2 until it rejoins with epoch 0.
+        g.leave("a", Some("i"), STATIC_LEAVE_EPOCH, "uniform").unwrap();
+        assert_eq!(g.heartbeat(a("a", 2), &t, "uniform", 10, 5), Err(HeartbeatError::FencedMemberEpoch));
     }
 
     #[test]
