@@ -476,7 +476,7 @@ impl ReplicaManager {
     ///
     /// Inside [`nowait::run`] (a produce tried on an async worker) it appends only when that
     /// cannot wait: the partition map and the log's lock are tried, and the log must say under
-    /// that lock that the append is one small page-cache write (`PartitionLog::append_would_wait`).
+    /// that lock that the append is small page-cache writes (`PartitionLog::append_would_wait`).
     /// Otherwise it answers [`nowait::would_block`] (as a storage error) having changed nothing,
     /// and the caller makes the append on a handler thread.
     fn append_with_control(&self, tp: &TopicPartition, records: &Bytes, control_batches: bool, produce_syncs: bool) -> Result<(Appended, SyncTarget), ReplicaError> {
@@ -756,9 +756,9 @@ mod tests {
     }
 
     /// A produce tried on an async worker (a no-wait scope) is appended there only when the
-    /// append is one small page-cache write: a held lock, a preallocation step, a roll, an index
-    /// entry due or a bulk write are declined with nothing changed, and the same append is then
-    /// made where waiting is allowed.
+    /// append is small page-cache writes: a held lock, a preallocation step, a roll or a bulk
+    /// write are declined with nothing changed, and the same append is then made where waiting
+    /// is allowed.
     #[test]
     fn inside_a_no_wait_scope_an_append_is_made_only_when_it_cannot_wait() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -799,9 +799,10 @@ mod tests {
         assert_eq!((leo(), segments()), (appended + 3, 2));
     }
 
-    /// An index entry due is written off the worker: the append after `index.interval.bytes`.
+    /// An index entry due is written on the worker too: two small writes into the index files'
+    /// tail pages, which the entry before wrote. The entries reach the files at once.
     #[test]
-    fn inside_a_no_wait_scope_an_append_owing_an_index_entry_is_declined() {
+    fn inside_a_no_wait_scope_an_append_owing_an_index_entry_writes_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let rm = replicas(dir.path());
         let tp = TopicPartition::new("i", 0);
@@ -810,10 +811,13 @@ mod tests {
         let interval = small.len() as u64 * 3 / 2;
         rm.create_partition(&tp, LogConfig { index_interval_bytes: interval, preallocate_step_bytes: 0, ..LogConfig::default() }).expect("create");
         let now = || nowait::run(|| rm.append(&tp, &small));
+        let index_len = |ext: &str| std::fs::metadata(dir.path().join("i-0").join(format!("00000000000000000000.{ext}"))).expect("index file").len();
         assert!(now().is_ok() && now().is_ok(), "the first two appends owe no entry");
-        assert!(would_block(&now()), "then two batches were appended since the last entry");
-        rm.append(&tp, &small).expect("append off the worker");
-        assert!(now().is_ok(), "the entry was written, one batch since");
+        assert_eq!((index_len("index"), index_len("timeindex")), (0, 0));
+        assert_eq!(now().expect("an append owing an entry").base_offset, 6);
+        assert_eq!((index_len("index"), index_len("timeindex")), (8, 12), "one entry in each index, in the files");
+        assert!(now().is_ok() && now().is_ok());
+        assert_eq!(index_len("index"), 16);
     }
 
     #[test]

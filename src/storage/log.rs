@@ -867,7 +867,8 @@ impl PartitionLog {
     /// Whether `append_shared` of these batches could wait for the disk: a roll (files created,
     /// the old segment sealed), anything the active segment's `append_would_wait` names, or the
     /// drop of a sealed segment's last window (`drop_sealed_tail`). When
-    /// not, the append is one page-cache write of fewer than `io::NO_WAIT_WRITE_MAX_BYTES` and
+    /// not, the append is one page-cache write of fewer than `io::NO_WAIT_WRITE_MAX_BYTES` (and,
+    /// when an index entry is due, one small write into each index's tail page) and
     /// bookkeeping in memory, which an async worker may make itself (`api::produce::try_now`).
     /// Call it under the same lock as the append.
     pub fn append_would_wait(&mut self, validated: &ValidatedBatches, now_ms: i64) -> bool {

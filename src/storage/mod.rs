@@ -3,8 +3,8 @@
 //! Execution model (README, "Architecture"): every call here may block on a disk, so it runs on a
 //! request handler thread (`broker::io_pool`, `num.io.threads`) or the blocking pool, never on an
 //! async worker, except inside an `io::nowait` scope: there reads never wait (RWF_NOWAIT), locks
-//! are tried, and an append is made only when `PartitionLog::append_would_wait` says it is one
-//! small page-cache write. A `PartitionLog` lives behind a `std::sync::Mutex` (see `LogManager::get`) that
+//! are tried, and an append is made only when `PartitionLog::append_would_wait` says it is
+//! small page-cache writes (the log's, and the indexes' tail pages when an entry is due). A `PartitionLog` lives behind a `std::sync::Mutex` (see `LogManager::get`) that
 //! serializes its appends: lock for one call, never across `.await`. Waiting is not done here:
 //! parked fetches sit in `broker::purgatory`, woken by their partition's high watermark.
 //!

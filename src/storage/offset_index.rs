@@ -136,13 +136,22 @@ impl EntryFile {
     }
     /// Writes the entries not yet in the file. A failed write (a full disk) may have landed a
     /// prefix: the file is cut back to the entries it held before, so it never holds a torn or
-    /// unconfirmed entry, and the pending ones stay in memory for the next try.
+    /// unconfirmed entry, and the pending ones stay in memory for the next try. On an async worker
+    /// (`io::nowait`), a file the open-files budget is reopening at that moment is not waited
+    /// for: the entries stay pending, as after a crash before the write, and the next write of
+    /// this index (its next entry, a roll, a flush) takes them.
     pub(crate) fn write_pending(&mut self) -> io::Result<()> {
         if let Some(d) = &self.data
             && self.written < d.len()
         {
+            if crate::storage::io::nowait::active() && !self.file.is_open() {
+                return Ok(());
+            }
             self.unsynced = true;
             if let Err(e) = self.file.write_all_at(&d[self.written..], self.written as u64) {
+                if e.kind() == io::ErrorKind::WouldBlock && crate::storage::io::nowait::active() {
+                    return Ok(());
+                }
                 let _ = self.file.set_len(self.written as u64);
                 return Err(e);
             }

@@ -563,17 +563,18 @@ impl Segment {
         Ok(())
     }
 
-    /// Whether an append of `len` bytes would do more than one plain page-cache write and its
-    /// bookkeeping in memory: reserve blocks (`reserve_ahead`), write index pages, queue writeback
-    /// or drop pages (`write_behind`), go through the io_uring thread (a bulk write), or reopen a
-    /// file the open-files budget closed. Checked before a produce is appended on an async
-    /// worker (`PartitionLog::append_would_wait`); any of these sends it to a handler thread.
+    /// Whether an append of `len` bytes would do more than plain page-cache writes (the log's and,
+    /// when an entry is due, the two indexes' tail pages, which the last entry wrote) and its
+    /// bookkeeping in memory: reserve blocks (`reserve_ahead`), queue writeback or drop pages
+    /// (`write_behind`), go through the io_uring thread (a bulk write), or reopen a file the
+    /// open-files budget closed. Checked before a produce is appended on an async worker
+    /// (`PartitionLog::append_would_wait`); any of these sends it to a handler thread.
     pub(crate) fn append_would_wait(&self, len: u64) -> bool {
         let end = self.size + len;
         let reserves = self.preallocate_step_bytes != 0 && end > self.preallocated_end;
-        let indexes = self.bytes_since_last_index_entry > self.index_interval_bytes;
+        let indexes_closed = self.bytes_since_last_index_entry > self.index_interval_bytes && !(self.offset_index.file().is_open() && self.time_index.file().is_open());
         let writes_back = self.writeback_step_bytes != 0 && end / PAGE_BYTES * PAGE_BYTES >= self.writeback_from.saturating_add(self.writeback_step_bytes);
-        reserves || indexes || writes_back || len >= super::io::NO_WAIT_WRITE_MAX_BYTES as u64 || !self.log.is_open()
+        reserves || indexes_closed || writes_back || len >= super::io::NO_WAIT_WRITE_MAX_BYTES as u64 || !self.log.is_open()
     }
 
     /// What an append changes, taken before it so a failed one can be undone.
