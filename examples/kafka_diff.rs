@@ -1157,6 +1157,14 @@ fn cases() -> Vec<(&'static str, CaseFn)> {
                 }
                 let r = sd.c.send(&beat(group, "kd-rep-x", "kd-rep-nobody", 1), 0).await;
                 out.line(format!("{group}: an unknown instance's heartbeat: error {}", r.error_code));
+                if others > 0 {
+                    // A consumer-protocol member takes the classic static member's instance: no
+                    // leave is needed first (only between two consumer-protocol members).
+                    let r = sd.c.send(&beat(group, "kd-rep-z", "kd-rep-i", 0), 0).await;
+                    out.line(format!("{group}: a consumer-protocol member takes the classic member's instance: error {}", r.error_code));
+                    let r = sd.c.send(&hb, 4).await;
+                    out.line(format!("{group}: the classic member's heartbeat after it: error {}", r.error_code));
+                }
             }
         }),
         case!("group-admin-edges", |sd, out| {

@@ -147,6 +147,12 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
+    /// The epoch it is stored and described at: -2 while a static member is away after a leave
+    /// with that epoch (its own epoch is kept for its return).
+    pub fn shown_epoch(&self) -> i32 {
+        if self.left_temporarily { STATIC_LEAVE_EPOCH } else { self.member_epoch }
+    }
+
     fn new(id: String, now_ms: u64) -> ConsumerMember {
         ConsumerMember {
             id,
@@ -256,6 +262,16 @@ impl ConsumerGroup {
 
     pub fn member_by_instance(&self, instance_id: &str) -> Option<&ConsumerMember> {
         self.members.values().find(|m| m.instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// The static member holding `instance_id`, which a heartbeat or leave from `member_id`
+    /// names: unknown, or held by another member id (which fences this one).
+    fn static_member(&self, instance_id: &str, member_id: &str) -> Result<&ConsumerMember, HeartbeatError> {
+        let holder = self.member_by_instance(instance_id).ok_or(HeartbeatError::UnknownMemberId)?;
+        if holder.id != member_id {
+            return Err(HeartbeatError::FencedInstanceId);
+        }
+        Ok(holder)
     }
 
     /// Every subscribed topic that exists, with its id and partition count.
@@ -454,12 +470,8 @@ impl ConsumerGroup {
                 }
             }
         } else {
-            // A static member is known by its instance id; another member holding it fences it.
             if let Some(iid) = &req.instance_id {
-                let holder = self.member_by_instance(iid).ok_or(HeartbeatError::UnknownMemberId)?;
-                if holder.id != id {
-                    return Err(HeartbeatError::FencedInstanceId);
-                }
+                self.static_member(iid, &id)?;
             }
             let m = self.members.get(&id).ok_or(HeartbeatError::UnknownMemberId)?;
             // A static member that left for a while is at epoch -2 until it rejoins with 0.
@@ -529,15 +541,8 @@ impl ConsumerGroup {
     /// A member leaves: for good (epoch -1), or a static member for a while (epoch -2, it keeps
     /// its partitions until its session ends or it comes back).
     pub fn leave(&mut self, member_id: &str, instance_id: Option<&str>, epoch: i32, default_assignor: &str) -> Result<HeartbeatOutput, HeartbeatError> {
-        // A static member is known by its instance id; another member holding it fences it.
         let id = match instance_id {
-            Some(iid) => {
-                let holder = self.member_by_instance(iid).ok_or(HeartbeatError::UnknownMemberId)?;
-                if holder.id != member_id {
-                    return Err(HeartbeatError::FencedInstanceId);
-                }
-                holder.id.clone()
-            }
+            Some(iid) => self.static_member(iid, member_id)?.id.clone(),
             None if self.members.contains_key(member_id) => member_id.to_string(),
             None => return Err(HeartbeatError::UnknownMemberId),
         };
@@ -903,7 +908,7 @@ impl ConsumerGroup {
             let target = self.target.get(id).map(|a| self.by_id(a)).unwrap_or_default();
             out.insert(GroupKey::ConsumerTargetMember { group: group.clone(), member: id.clone() }, codec::encode_target_member(&target));
             let current = StoredMemberAssignment {
-                member_epoch: if m.left_temporarily { STATIC_LEAVE_EPOCH } else { m.member_epoch },
+                member_epoch: m.shown_epoch(),
                 previous_member_epoch: m.previous_member_epoch,
                 state: match m.state {
                     MemberState::Stable => codec::MEMBER_STATE_STABLE,

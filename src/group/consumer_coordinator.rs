@@ -389,8 +389,7 @@ impl GroupCoordinator {
                 member_id: m.id.clone(),
                 instance_id: m.instance_id.clone(),
                 rack_id: m.rack_id.clone(),
-                // A static member away for a while shows the epoch its leave set, as Kafka's.
-                member_epoch: if m.left_temporarily { super::consumer::STATIC_LEAVE_EPOCH } else { m.member_epoch },
+                member_epoch: m.shown_epoch(),
                 client_id: m.client_id.clone(),
                 client_host: m.client_host.clone(),
                 subscribed_topic_names: m.subscribed_topic_names.clone(),

@@ -137,16 +137,14 @@ impl EntryFile {
     /// Writes the entries not yet in the file. A failed write (a full disk) may have landed a
     /// prefix: the file is cut back to the entries it held before, so it never holds a torn or
     /// unconfirmed entry, and the pending ones stay in memory for the next try. On an async worker
-    /// (`io::nowait`), a file the open-files budget is reopening at that moment is not waited
-    /// for: the entries stay pending, as after a crash before the write, and the next write of
-    /// this index (its next entry, a roll, a flush) takes them.
+    /// (`io::nowait`), a file the open-files budget closed or is reopening at that moment is not
+    /// waited for (the write answers would-block, having written nothing): the entries stay
+    /// pending, as after a crash before the write, and the next write of this index (its next
+    /// entry, a roll, a flush) takes them.
     pub(crate) fn write_pending(&mut self) -> io::Result<()> {
         if let Some(d) = &self.data
             && self.written < d.len()
         {
-            if crate::storage::io::nowait::active() && !self.file.is_open() {
-                return Ok(());
-            }
             self.unsynced = true;
             if let Err(e) = self.file.write_all_at(&d[self.written..], self.written as u64) {
                 if e.kind() == io::ErrorKind::WouldBlock && crate::storage::io::nowait::active() {
@@ -362,6 +360,27 @@ mod tests {
         assert_eq!(idx.last_entry().expect("last"), Some((110, 4096)));
         idx.truncate_to_position(4096).expect("truncate");
         assert!(idx.is_empty());
+    }
+
+    /// On an async worker a write that would wait (a file the open-files budget closed) leaves
+    /// the entries pending, untouched in the file; the next write takes them. Elsewhere the
+    /// same error is an error.
+    #[test]
+    fn a_write_that_would_wait_on_an_async_worker_leaves_the_entries_pending() {
+        use crate::storage::io::{FaultConfig, FaultOp, FaultyIo, nowait};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = FaultyIo::new(Arc::new(StdIo), FaultConfig::default());
+        let p = dir.path().join("00000000000000000000.index");
+        let mut idx = OffsetIndex::open(&io, &p, 0, true).expect("open");
+        idx.append(1, 100).expect("append");
+        io.inject(dir.path(), FaultOp::Write, libc::EAGAIN);
+        assert!(idx.write_pending().is_err(), "off the worker it is an error");
+        nowait::run(|| idx.write_pending()).expect("on the worker it waits for the next write");
+        assert_eq!(std::fs::metadata(&p).expect("meta").len(), 0);
+        io.heal();
+        idx.append(2, 200).expect("append");
+        idx.write_pending().expect("write");
+        assert_eq!(std::fs::metadata(&p).expect("meta").len(), 16, "both entries");
     }
 
     #[test]
