@@ -42,35 +42,51 @@ pub enum Outcome {
     Close,
 }
 
+/// What [`transaction_check`] found.
+enum TxnCheck {
+    Pass,
+    /// Refused with this code and message.
+    Refused(i16, Option<String>),
+    /// Only the coordinator can tell, which a no-wait scope does not wait for.
+    WouldWait,
+}
+
 /// Transactional records may only go to a partition of the producer's open transaction (as
 /// Kafka's partition verification checks): otherwise a late or stray write would open a
 /// transaction no coordinator will end, and hold the last stable offset back for good. From v12
 /// (a KIP-890 producer, which sends no AddPartitionsToTxn) the partition joins the transaction
 /// here instead. A request with transactional records names its transactional id
 /// ([`names_no_transactional_id`]).
-fn transaction_error(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes, version: i16) -> Option<(i16, Option<String>)> {
+///
+/// Inside a no-wait scope ([`try_now`]) only a batch of a transaction already open on the
+/// partition passes (the check needs no coordinator then); any other is [`TxnCheck::WouldWait`].
+fn transaction_check(broker: &Broker, transactional_id: &str, tp: &TopicPartition, records: &bytes::Bytes, version: i16) -> TxnCheck {
     use crate::txn::TxnError;
-    let h = BatchHeader::parse(records)?;
+    let Some(h) = BatchHeader::parse(records) else { return TxnCheck::Pass };
     if !h.is_transactional() || h.is_control() {
-        return None;
+        return TxnCheck::Pass;
+    }
+    if crate::storage::io::nowait::active() {
+        return if broker.replicas.has_ongoing_txn(tp, h.producer_id(), h.producer_epoch()) { TxnCheck::Pass } else { TxnCheck::WouldWait };
     }
     let add = version >= ADD_PARTITION_PRODUCE_MIN_VERSION;
-    let e = broker.check_txn_partition(transactional_id, h.producer_id(), h.producer_epoch(), tp, add).err()?;
+    let Err(e) = broker.check_txn_partition(transactional_id, h.producer_id(), h.producer_epoch(), tp, add) else { return TxnCheck::Pass };
     tracing::info!(partition = %tp, %transactional_id, error = %e, add, "transactional produce refused");
-    let not_added = || Some((E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into())));
-    match e {
-        TxnError::ProducerFenced => Some((E::InvalidProducerEpoch.code(), None)),
+    let not_added = || (E::InvalidTxnState.code(), Some("Partition was not added to the transaction".into()));
+    let (code, why) = match e {
+        TxnError::ProducerFenced => (E::InvalidProducerEpoch.code(), None),
         // The coordinator could not be reached or could not write: Kafka's retriable answer.
-        TxnError::Log(_) => Some((E::NotEnoughReplicas.code(), None)),
+        TxnError::Log(_) => (E::NotEnoughReplicas.code(), None),
         // v11 clients can abort on TRANSACTION_ABORTABLE (KIP-890 part 1), older ones only know
         // INVALID_TXN_STATE.
-        TxnError::InvalidTxnState if version == ABORTABLE_PRODUCE_VERSION => Some((E::TransactionAbortable.code(), None)),
+        TxnError::InvalidTxnState if version == ABORTABLE_PRODUCE_VERSION => (E::TransactionAbortable.code(), None),
         _ if !add => not_added(),
         // A refused add: the coordinator's code, which the producer acts on.
-        TxnError::InvalidProducerIdMapping => Some((E::InvalidProducerIdMapping.code(), None)),
-        TxnError::ConcurrentTransactions => Some((E::ConcurrentTransactions.code(), None)),
+        TxnError::InvalidProducerIdMapping => (E::InvalidProducerIdMapping.code(), None),
+        TxnError::ConcurrentTransactions => (E::ConcurrentTransactions.code(), None),
         _ => not_added(),
-    }
+    };
+    TxnCheck::Refused(code, why)
 }
 
 /// From this Produce version a transactional batch adds its partition to the transaction
@@ -264,20 +280,22 @@ fn with_leader_hints(broker: &Broker, mut response: ProduceResponse, version: i1
     response
 }
 
-/// Produce requests smaller than this, to one partition and outside a transaction, are tried on
-/// the connection's async worker first ([`try_now`]).
+/// Produce requests smaller than this, to one partition, are tried on the connection's async
+/// worker first ([`try_now`]).
 pub const TRY_NOW_MAX_BYTES: usize = crate::storage::io::NO_WAIT_WRITE_MAX_BYTES;
 
 /// A small produce to one partition, handled on the calling async worker when its append cannot
 /// wait for the disk or a lock (see `ReplicaManager::append_with_control`): a produce request of a
 /// few records then costs no trip to a handler thread and back, which at 20k single-record
 /// requests a second was two thread switches a record (a third of the broker's CPU samples were
-/// the scheduler's switch) and most of its p99. None: it
+/// the scheduler's switch) and most of its p99. A transactional batch is handled here when its
+/// transaction is open on the partition already, so a transaction's first batch on each of its
+/// partitions goes to a handler thread (the coordinator may write) and the rest do not. None: it
 /// must be handled on a handler thread, and nothing of it was appended (one partition, so the
 /// only append is the one that declined).
 pub fn try_now(broker: &Arc<Broker>, req: &ProduceRequest, version: i16) -> Option<Outcome> {
     let one_partition = matches!(req.topic_data.as_slice(), [t] if t.partition_data.len() == 1);
-    if !one_partition || req.transactional_id.is_some() {
+    if !one_partition {
         return None;
     }
     crate::storage::io::nowait::run(|| handle_checked(broker, req.clone(), version))
@@ -362,10 +380,15 @@ fn handle_checked(broker: &Arc<Broker>, mut req: ProduceRequest, version: i16) -
                         return resp;
                     }
                 }
-                if let Some(id) = &req.transactional_id
-                    && let Some((code, why)) = transaction_error(broker, id.0.as_str(), &tp, &records, version)
-                {
-                    return failed(pd.index, code, why);
+                if let Some(id) = &req.transactional_id {
+                    match transaction_check(broker, id.0.as_str(), &tp, &records, version) {
+                        TxnCheck::Pass => {}
+                        TxnCheck::Refused(code, why) => return failed(pd.index, code, why),
+                        TxnCheck::WouldWait => {
+                            declined = true;
+                            return failed(pd.index, E::KafkaStorageError.code(), None);
+                        }
+                    }
                 }
                 match broker.replicas.append_for_produce(&tp, &records, acks) {
                     Ok((a, sync)) => {
@@ -523,10 +546,27 @@ mod tests {
         assert_eq!(offset(try_now(&broker, &request(&[0]), 9).expect("a plain page-cache write")), (0, 1));
         assert_eq!(leo(&broker), 2);
         assert!(try_now(&broker, &request(&[0, 1]), 9).is_none(), "two partitions go to a handler thread");
-        let mut transactional = request(&[0]);
-        transactional.transactional_id = Some(kafka_protocol::messages::TransactionalId(str_bytes("t")));
-        assert!(try_now(&broker, &transactional, 9).is_none(), "so does a transaction's produce");
+        // A transaction's first batch on the partition needs its coordinator (at v12 it adds
+        // the partition, a write), so it goes to a handler thread; its next batches need only
+        // the log's word that the transaction is open there.
+        let b = broker.clone();
+        let (pid, epoch) = tokio::task::spawn_blocking(move || b.txns.init_producer_id(&*b, "t", 60_000, None)).await.expect("ran").expect("producer id");
+        let transactional = |seq: i32| {
+            let mut req = request(&[0]);
+            req.transactional_id = Some(kafka_protocol::messages::TransactionalId(str_bytes("t")));
+            let batch = crate::records::batch::test_support::transactional_batch(&[(None, Some("v"))], crate::broker::replica_manager::now_ms(), (pid, epoch, seq));
+            req.topic_data[0].partition_data[0].records = Some(batch.into());
+            req
+        };
+        assert!(try_now(&broker, &transactional(0), 12).is_none(), "the transaction's first batch here");
         assert_eq!(leo(&broker), 2);
+        let (b, req) = (broker.clone(), transactional(0));
+        let first = tokio::task::spawn_blocking(move || handle(&b, req, 12)).await.expect("handled");
+        assert_eq!(offset(first), (0, 2));
+        assert_eq!(offset(try_now(&broker, &transactional(1), 12).expect("the transaction is open here")), (0, 3));
+        let mut plain = request(&[0]);
+        plain.transactional_id = Some(kafka_protocol::messages::TransactionalId(str_bytes("t")));
+        assert_eq!(offset(try_now(&broker, &plain, 12).expect("a batch outside transactions needs no check")), (0, 4));
         node.shutdown().await;
     }
 

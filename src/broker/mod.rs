@@ -1109,16 +1109,17 @@ impl Broker {
                 self.txns.verify_produce(id, producer_id, epoch, tp)
             }
         };
+        // The transaction is open on this partition already: its first batch here was verified
+        // (or added). As in Kafka (UnifiedLog.maybeStartTransactionVerification), only the first
+        // batch of a transaction on a partition is checked with the coordinator; a transaction
+        // ended meanwhile by a timeout was ended at a bumped epoch, which the log's epoch check
+        // refuses this batch for.
+        if self.replicas.has_ongoing_txn(tp, producer_id, epoch) {
+            return Ok(());
+        }
         let Some(cluster) = &self.cluster else { return local() };
         if !self.coordinator_partition_offline(TRANSACTION_STATE_TOPIC, id) {
             return local();
-        }
-        // The transaction is open on this partition already: its first batch here was verified
-        // (or added). As in Kafka, only the first batch of a transaction on a partition is
-        // checked with the coordinator; a transaction ended meanwhile by a timeout was ended at a
-        // bumped epoch, which the log's epoch check refuses this batch for.
-        if self.replicas.has_ongoing_txn(tp, producer_id, epoch) {
-            return Ok(());
         }
         use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
         use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TransactionalId};

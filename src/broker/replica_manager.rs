@@ -674,10 +674,12 @@ impl ReplicaManager {
     /// The producers with state on a partition (DescribeProducers), with the partition's open
     /// transactions' first offsets.
     /// Whether `producer_id` at `epoch` has a transaction open on this partition (its first
-    /// transactional batch here was appended and no marker has ended it yet).
+    /// transactional batch here was appended and no marker has ended it yet). In a no-wait scope
+    /// a log locked elsewhere answers false.
     pub fn has_ongoing_txn(&self, tp: &TopicPartition, producer_id: i64, epoch: i16) -> bool {
-        let Ok(log) = self.log(tp) else { return false };
-        let log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let wait_free = nowait::active();
+        let Ok(log) = self.log_for(tp, wait_free) else { return false };
+        let Ok(log) = lock_log(&log, wait_free) else { return false };
         log.producer_state().entry(producer_id).is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset >= 0)
     }
 
