@@ -36,26 +36,25 @@ log() { printf '[bench-java] %s\n' "$*" >&2; }
 ADMIN="$ROOT/scripts/bench-admin.py"
 CLK_TCK=$(getconf CLK_TCK)
 DROP=0; [ -w /proc/sys/vm/drop_caches ] && DROP=1
+SETTLE_S="${BENCH_SETTLE_S:-5}"
 rm -rf "$WORK"; mkdir -p "$WORK" bench/results
 
-fpid=""; kstarted=0
+FJORD_PID=""; kstarted=0
 cleanup() {
-  [ -n "$fpid" ] && { kill "$fpid" 2>/dev/null; wait "$fpid" 2>/dev/null || true; }
+  [ -n "$FJORD_PID" ] && { kill "$FJORD_PID" 2>/dev/null; wait "$FJORD_PID" 2>/dev/null || true; }
   [ "$kstarted" = 1 ] && "$KAFKA_HOME/reference-kafka.sh" stop "$WORK/kafka" >/dev/null 2>&1
   rm -rf "$WORK/fjord-data" "$WORK/kafka"
 }
 trap cleanup EXIT
 port=$(free_port)
-"$FJORD_BIN" --override fjord.http.listener=none --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$WORK/fjord-data" > "$WORK/fjord.log" 2>&1 &
-fpid=$!
-wait_port "$port"
+fjord_start "$FJORD_BIN" "$port" "$WORK/fjord-data" "$WORK/fjord.log"
 kport=$(free_port_pair)
 log "starting Kafka 4.0 (10-30 s)"
 kstarted=1
 "$KAFKA_HOME/reference-kafka.sh" start "$WORK/kafka" "$kport" 1 >/dev/null
 kpid=$(cat "$WORK/kafka/node-1/pid")
 declare -A ADDR=([fjord]="127.0.0.1:$port" [kafka]="127.0.0.1:$kport")
-declare -A PID=([fjord]="$fpid" [kafka]="$kpid")
+declare -A PID=([fjord]="$FJORD_PID" [kafka]="$kpid")
 export LOG_DIR="$WORK/tool-logs" KAFKA_HEAP_OPTS="${KAFKA_CLIENT_HEAP:--Xmx512m}"
 
 # perf B TOPIC TXN_ID DURATION_MS COUNT: the perf test's summary line on stdout (no transactions
@@ -91,10 +90,10 @@ fi
 
 results="$WORK/results.tsv"; : > "$results"
 for round in $(seq 1 "$RUNS"); do
+  order="fjord kafka"; [ $((round % 2)) = 0 ] && order="kafka fjord"
   if [ "$CONSUME" = 1 ]; then
-    order="fjord kafka"; [ $((round % 2)) = 0 ] && order="kafka fjord"
     for b in $order; do
-      sync; [ "$DROP" = 1 ] && { echo 3 > /proc/sys/vm/drop_caches; sleep "${BENCH_SETTLE_S:-5}"; }
+      drop_cache
       for cache in cold warm; do
         c0=$(cpu_ticks "${PID[$b]}")
         line=$(consume "$b" consume "$cache-$round" "$CONSUME_COUNT")
@@ -110,11 +109,10 @@ for round in $(seq 1 "$RUNS"); do
     done
   fi
   for ms in $DURATIONS; do
-    order="fjord kafka"; [ $((round % 2)) = 0 ] && order="kafka fjord"
     for b in $order; do
       topic="txn-$round-$ms"
       "$ADMIN" create "${ADDR[$b]}" "$topic" 1 >/dev/null
-      sync; [ "$DROP" = 1 ] && { echo 3 > /proc/sys/vm/drop_caches; sleep "${BENCH_SETTLE_S:-5}"; }
+      drop_cache
       c0=$(cpu_ticks "${PID[$b]}")
       line=$(perf "$b" "$topic" "txn-$round-$ms" "$ms" "$COUNT")
       c1=$(cpu_ticks "${PID[$b]}")
